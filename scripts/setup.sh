@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Everything kiln and its tests need on a fresh Debian 12 machine: system packages, npm packages,
+# and the TypeScript build. Idempotent; run as root (or with sudo available).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages:
+#   runc, crun        OCI runtimes for RUN steps and `kiln run` (kiln probes which one works)
+#   util-linux        unshare/mount for the chroot sandbox backend
+#   zstd, pigz        zstd layer compression; pigz as a benchmark reference
+#   skopeo, umoci     interop tests: other tools must read what kiln writes
+#   docker-registry   the real distribution registry, for registry tests
+#   docker.io         a real Docker engine with BuildKit, for interop and differential tests
+#   mmdebstrap        makes the Debian base images the tests import (no public registry here)
+#   openssl           test CAs and token-signing keys
+#   chromium          headless browser tests of the HTML report
+pkgs=(runc crun util-linux zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl ca-certificates git python3)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+npm ci --no-audit --no-fund
+npm run build
+echo "kiln is set up: try 'npx kiln --help'"

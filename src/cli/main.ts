@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/**
+ * kiln's command line: builds the commander program from one module per command, runs it, and
+ * maps errors to exit codes (0 ok, 1 user or build error, 2 usage error). No stack traces unless
+ * --debug.
+ */
+import { Command, CommanderError } from 'commander';
+import { commands } from './commands/index.js';
+import { KilnError, formatError, isKilnError } from '../util/errors.js';
+import { readPackageVersion } from './version.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('kiln')
+    .description('Daemonless builder of small, reproducible OCI images from multi-stage Dockerfiles')
+    .version(readPackageVersion(), '-V, --version', 'print the version')
+    .option('--root <dir>', 'store directory (default: $KILN_ROOT, /var/lib/kiln for root, else $XDG_DATA_HOME/kiln)')
+    .option('--debug', 'print stack traces and debug details on errors')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: true })
+    .exitOverride();
+  for (const register of commands) {
+    const cmd = register(program);
+    cmd.exitOverride();
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (e) {
+    return reportError(e, debug);
+  }
+}
+
+function reportError(e: unknown, debug: boolean): number {
+  if (e instanceof CommanderError) {
+    // help and version "errors" are successful exits; commander already printed the message.
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+    return 2;
+  }
+  if (isKilnError(e)) {
+    process.stderr.write(`error: ${formatError(e)}\n`);
+    if (debug && e.stack) process.stderr.write(`${e.stack}\n`);
+    if (debug && e.cause) process.stderr.write(`caused by: ${String((e.cause as Error)?.stack ?? e.cause)}\n`);
+    return e.exitCode;
+  }
+  const err = e as NodeJS.ErrnoException;
+  const msg = err?.message ?? String(e);
+  process.stderr.write(`error: ${msg}\n`);
+  if (debug && err?.stack) process.stderr.write(`${err.stack}\n`);
+  else if (!(err && typeof err.code === 'string')) {
+    // Not an error of the user's making: say how to see more.
+    process.stderr.write('  (internal error; run with --debug for the stack trace)\n');
+  }
+  return 1;
+}
+
+// Run when executed directly (bin), not when imported by tests.
+const invokedAs = process.argv[1] ?? '';
+if (/[\\/]cli[\\/]main\.js$/.test(invokedAs) || invokedAs.endsWith('/kiln')) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`fatal: ${String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+export { KilnError };

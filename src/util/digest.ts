@@ -1,0 +1,50 @@
+/**
+ * Hashing helpers. Digests are "sha256:<hex>" strings everywhere (OCI's form).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { KilnError } from './errors.js';
+
+export type Digest = `sha256:${string}`;
+
+const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+
+export function isDigest(s: unknown): s is Digest {
+  return typeof s === 'string' && DIGEST_RE.test(s);
+}
+
+/** Validate a digest read from outside; throws INVALID naming what carried it. */
+export function assertDigest(s: unknown, what = 'digest'): Digest {
+  if (!isDigest(s)) throw new KilnError('INVALID', `invalid ${what} ${JSON.stringify(s)}: expected sha256:<64 hex digits>`);
+  return s;
+}
+
+export function sha256(data: Buffer | string): Digest {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+/** The hex part of a digest (for file names). */
+export function digestHex(d: Digest | string): string {
+  return d.startsWith('sha256:') ? d.slice(7) : d;
+}
+
+/**
+ * A pass-through stream that hashes and counts what flows through it. Read `.digest()` and
+ * `.bytes` after the stream has finished.
+ */
+export class HashingStream extends Transform {
+  private readonly hash: Hash = createHash('sha256');
+  bytes = 0;
+  private final_: Digest | undefined;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+
+  digest(): Digest {
+    this.final_ ??= `sha256:${this.hash.digest('hex')}`;
+    return this.final_;
+  }
+}

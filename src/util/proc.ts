@@ -1,0 +1,48 @@
+/**
+ * Running helper programs (runc, unshare, zstd, skopeo in tests...) with captured output.
+ */
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { KilnError } from './errors.js';
+
+export interface RunResult {
+  code: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a program to completion, capturing stdout/stderr as text. Never throws on a non-zero exit. */
+export function runCapture(cmd: string, args: string[], opts: SpawnOptions & { input?: string | Buffer } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => err.push(b));
+    child.on('error', reject);
+    child.on('close', (code, signal) =>
+      resolve({ code: code ?? -1, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
+    );
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    else child.stdin!.end();
+  });
+}
+
+/** Run a program; throw a KilnError with its stderr when it fails. */
+export async function runChecked(cmd: string, args: string[], opts: SpawnOptions & { input?: string | Buffer } = {}): Promise<RunResult> {
+  const r = await runCapture(cmd, args, opts).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') throw new KilnError('NOT_FOUND', `${cmd} is not installed`, { path: cmd });
+    throw e;
+  });
+  if (r.code !== 0) {
+    throw new KilnError('INTERNAL', `${cmd} ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  }
+  return r;
+}
+
+/** Is `cmd` on PATH? */
+export async function which(cmd: string): Promise<string | undefined> {
+  const r = await runCapture('sh', ['-c', `command -v "$1"`, 'sh', cmd]).catch(() => undefined);
+  const p = r?.stdout.trim();
+  return r && r.code === 0 && p ? p : undefined;
+}

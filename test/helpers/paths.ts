@@ -1,0 +1,22 @@
+/** Where things are, for tests: the repository, ../shared, the built CLI, fixtures. */
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRepoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'kiln') return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('cannot find the kiln repository root');
+    dir = up;
+  }
+}
+
+export const repoRoot = findRepoRoot();
+/** ../shared beside the repository (seeds, fixtures, bench workloads). KILN_SHARED overrides. */
+export const sharedDir = process.env.KILN_SHARED ?? path.resolve(repoRoot, '..', 'shared');
+export const cliPath = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+/** Hand-made test inputs (source tree, not dist). */
+export const fixturesDir = path.join(repoRoot, 'test', 'fixtures');
