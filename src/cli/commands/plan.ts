@@ -1,0 +1,40 @@
+/** `kiln plan`: print the resolved build (stages, order, expanded instructions) without building. */
+import type { Command } from 'commander';
+import * as path from 'node:path';
+import { existsSync } from 'node:fs';
+import { parseDockerfile } from '../../dockerfile/parser.js';
+import { createPlan, formatPlanText } from '../../plan/index.js';
+import { KilnError } from '../../util/errors.js';
+import { readDockerfileInput } from '../dockerfile-input.js';
+import { collect, parseKeyValues } from '../options.js';
+
+interface PlanFlags {
+  file?: string;
+  buildArg?: string[];
+  target?: string;
+  format: string;
+  platform?: string;
+}
+
+export function register(program: Command): Command {
+  return program
+    .command('plan')
+    .description('show the resolved build: stages in execution order, bases, dependencies, skipped stages and expanded instructions')
+    .argument('[context]', 'build context directory (where the Dockerfile is looked up)', '.')
+    .option('-f, --file <file>', 'Dockerfile to read ("-" reads stdin; default CONTEXT/Dockerfile)')
+    .option('--build-arg <key=value>', 'set a build-time variable (repeatable; KEY alone takes it from the environment)', collect)
+    .option('--target <stage>', 'plan only the stages this stage needs')
+    .option('--platform <os/arch>', 'target platform for TARGETPLATFORM and friends', 'linux/amd64')
+    .option('--format <format>', 'output format: text or json (the schema is docs/plan-schema.md)', 'text')
+    .action((context: string, flags: PlanFlags) => {
+      if (flags.format !== 'text' && flags.format !== 'json') throw new KilnError('USAGE', `unknown --format "${flags.format}": use text or json`);
+      if (flags.file !== '-' && !existsSync(context)) throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
+      const input = readDockerfileInput(flags.file, path.resolve(context));
+      const df = parseDockerfile(input.text, { file: input.display });
+      const buildArgs = parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]);
+      const plan = createPlan(df, { buildArgs, target: flags.target, platform: flags.platform });
+      if (flags.format === 'json') process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+      else process.stdout.write(formatPlanText(plan));
+      for (const w of plan.warnings) if (flags.format === 'json') process.stderr.write(`warning: ${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}\n`);
+    });
+}

@@ -1,0 +1,64 @@
+/**
+ * The resolved build: what `kiln plan` prints and the build engine executes. Stable schema
+ * (docs/plan-schema.md); bump PLAN_SCHEMA_VERSION on any incompatible change.
+ */
+import type { Instruction, Position, Warning } from '../dockerfile/ast.js';
+
+export const PLAN_SCHEMA_VERSION = 1;
+
+export type StageBase =
+  | { kind: 'image'; ref: string } // an external image (name after expansion, as written)
+  | { kind: 'stage'; index: number } // FROM <earlier stage>
+  | { kind: 'scratch' };
+
+/** Where a `COPY --from` / `RUN --mount from=` points after resolution. */
+export type SourceRef = { kind: 'stage'; index: number } | { kind: 'image'; ref: string };
+
+export interface PlannedInstruction {
+  /** The instruction as parsed (words unexpanded). */
+  instruction: Instruction;
+  /** The instruction with every word BuildKit expands, expanded with what is known at plan time. */
+  expanded: string;
+  /** For COPY/ADD --from and RUN --mount from=: the resolved sources. */
+  sources?: SourceRef[];
+}
+
+export interface PlannedStage {
+  index: number;
+  /** Stage name as written in `AS name` (matching is case-insensitive). */
+  name?: string;
+  position: Position;
+  base: StageBase;
+  /** FROM --platform after expansion. */
+  platform?: string;
+  /** Stages this one needs (base stage, COPY --from, mounts), sorted. */
+  dependsOn: number[];
+  /** External images used by COPY --from / RUN --mount from= (not the base). */
+  images: string[];
+  /** Needed for the target (transitively); skipped stages are never built. */
+  needed: boolean;
+  instructions: PlannedInstruction[];
+}
+
+export interface BuildPlan {
+  schemaVersion: typeof PLAN_SCHEMA_VERSION;
+  file: string;
+  /** Index of the target stage (--target, or the last stage). */
+  target: number;
+  stages: PlannedStage[];
+  /** Needed stages in an order where each comes after what it depends on. */
+  order: number[];
+  /**
+   * Needed stages grouped in waves: every stage of a wave depends only on earlier waves, so the
+   * stages of one wave can run in parallel.
+   */
+  waves: number[][];
+  /** ARGs declared before the first FROM, with their values after --build-arg. */
+  globalArgs: { name: string; value?: string }[];
+  /** The effective --build-arg values. */
+  buildArgs: Record<string, string>;
+  /** --build-arg names no ARG declares (a warning, as docker gives). */
+  unusedBuildArgs: string[];
+  warnings: Warning[];
+  platform: { target: string; build: string };
+}
