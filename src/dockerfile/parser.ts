@@ -93,6 +93,7 @@ class Parser {
       }
       const logical = this.readLogicalLine(i, esc);
       i = logical.endLine; // next physical index (endLine is 1-based last line)
+      if (logical.text.trim() === '') continue; // only continuation characters
       const { instruction, next } = this.parseInstruction(logical, i);
       i = next;
       instructions.push(instruction);
@@ -155,7 +156,7 @@ class Parser {
       i++;
       break;
     }
-    return { text: text.trimEnd(), line: start + 1, endLine: i, column };
+    return { text: text.trim(), line: start + 1, endLine: i, column };
   }
 
   private parseInstruction(l: LogicalLine, nextIndex: number): { instruction: Instruction; next: number } {
