@@ -129,6 +129,7 @@ class Planner {
         };
         stages.push(stage);
         scopes.push(scope);
+        this.stagesSoFar = stages;
         cur = { stage, scope };
         continue;
       }
@@ -200,7 +201,10 @@ class Planner {
 
   private planInstruction(ins: Instruction, stage: PlannedStage, scope: StageScope, byName: Map<string, number>): PlannedInstruction {
     // Stage scope first; the global ARGs as a fallback, for --from (kiln goes beyond BuildKit here).
-    const x = (w: string) => this.expand(w, scope.lookup, ins);
+    // A name the Dockerfile does not define may come from the base image's ENV, known only at
+    // build time: the plan shows it as written ($NAME) rather than guessing it empty.
+    const baseEnvUnknown = !this.chainIsScratch(stage);
+    const x = (w: string) => this.expand(w, (n) => scope.lookup(n) ?? (baseEnvUnknown && !scope.has(n) ? `$${n}` : undefined), ins);
     const planned: PlannedInstruction = { instruction: ins, expanded: ins.original };
     switch (ins.kind) {
       case 'ARG': {
@@ -283,6 +287,14 @@ class Planner {
         break;
     }
     return planned;
+  }
+
+  private stagesSoFar: PlannedStage[] = [];
+  /** Does the stage's chain of bases end in scratch (so every ENV is known)? */
+  private chainIsScratch(stage: PlannedStage): boolean {
+    let s: PlannedStage | undefined = stage;
+    while (s && s.base.kind === 'stage') s = this.stagesSoFar[s.base.index];
+    return s?.base.kind === 'scratch';
   }
 
   private expandFrom(word: string, scope: StageScope, ins: Instruction): string {

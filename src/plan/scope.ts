@@ -66,6 +66,11 @@ export class StageScope {
     return undefined;
   };
 
+  /** Is the name an ENV or a declared ARG of this scope (even without a value)? */
+  has(name: string): boolean {
+    return this.env.has(name) || this.args.has(name);
+  }
+
   expand(word: string, escape = '\\'): string {
     return expandWord(word, this.lookup, { escape });
   }
