@@ -4,7 +4,16 @@
  */
 import type { Command } from 'commander';
 import { register as plan } from './plan.js';
+import { register as images } from './images.js';
+import { register as tag } from './tag.js';
+import { register as rmi } from './rmi.js';
+import { register as importCmd } from './import.js';
+import { register as save } from './save.js';
+import { register as load } from './load.js';
+import { register as exportCmd } from './export.js';
+import { register as prune } from './prune.js';
+import { register as inspect } from './inspect.js';
 
 export type RegisterCommand = (program: Command) => Command;
 
-export const commands: RegisterCommand[] = [plan];
+export const commands: RegisterCommand[] = [plan, images, tag, rmi, importCmd, save, load, exportCmd, prune, inspect];

@@ -1,0 +1,43 @@
+/** `kiln import`: a root filesystem tar (plain or compressed) becomes a one-layer image, as `docker import`. */
+import type { Readable } from 'node:stream';
+import { encodeLayer } from '../layer/compress.js';
+import { openLayer } from '../layer/decompress.js';
+import { hostPlatform } from '../image/platform.js';
+import type { ContainerConfig, ImageConfig } from '../image/types.js';
+import type { LoadedImage, Store } from '../store/store.js';
+
+export interface ImportOptions {
+  name?: string;
+  /** Config fields set by --change. */
+  config?: ContainerConfig;
+  /** Shown in history ("Imported from …"). */
+  source?: string;
+  message?: string;
+  created?: Date;
+}
+
+export async function importRootfs(store: Store, tar: Readable, opts: ImportOptions = {}): Promise<LoadedImage> {
+  const w = await store.createBlobWriter();
+  let info;
+  try {
+    info = await encodeLayer(openLayer(tar), w.stream, { compression: 'gzip' });
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+  const blob = await w.commit({ digest: info.digest, size: info.size });
+  await store.recordLayer(blob.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize });
+  const created = (opts.created ?? new Date()).toISOString();
+  const p = hostPlatform();
+  const config: ImageConfig = {
+    created,
+    architecture: p.architecture,
+    os: p.os,
+    config: opts.config ?? {},
+    rootfs: { type: 'layers', diff_ids: [info.diffId] },
+    history: [{ created, created_by: '', comment: opts.message ?? `Imported from ${opts.source ?? '-'}` }],
+  };
+  const img = await store.writeImage(config, [{ mediaType: info.mediaType, digest: blob.digest, size: blob.size }]);
+  if (opts.name) await store.setTag(opts.name, img.descriptor);
+  return { name: opts.name, descriptor: img.descriptor, manifest: img.manifest, config, id: img.id };
+}

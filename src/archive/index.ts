@@ -1,0 +1,5 @@
+/** Image archives in and out: import (rootfs tar), save/load (docker-archive, OCI layout), export. */
+export { importRootfs, type ImportOptions } from './import.js';
+export { saveImages, saveImagesToFile, type ArchiveFormat } from './save.js';
+export { loadArchive, type LoadResult } from './load.js';
+export { exportImage } from './export.js';

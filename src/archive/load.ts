@@ -1,0 +1,161 @@
+/**
+ * `kiln load`: a docker-archive (what `docker save` writes: manifest.json with config and layer
+ * tars, legacy or Docker 25+ OCI-shaped) or an OCI layout archive → images in the store. Blobs are
+ * streamed into the store and verified; legacy uncompressed `layer.tar`s are gzip-compressed on
+ * the way in. Nothing is tagged unless the whole archive was read and checked.
+ */
+import { promises as fsp } from 'node:fs';
+import { Readable } from 'node:stream';
+import type { Digest } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
+import { canonicalJSON } from '../image/canonical.js';
+import { normalizeImageName } from '../image/reference.js';
+import { Annotation, MediaType, type Descriptor, type Manifest } from '../image/types.js';
+import { parseImageConfig, parseIndex, parseJSONText } from '../image/validate.js';
+import { encodeLayer } from '../layer/compress.js';
+import { readTar } from '../layer/tarstream.js';
+import { cleanEntryName } from '../layer/apply.js';
+import type { Store } from '../store/store.js';
+
+const MAX_META_FILE = 64 << 20;
+
+interface StoredFile {
+  digest: Digest;
+  size: number;
+  mediaType?: string;
+  diffId?: Digest;
+}
+
+export interface LoadResult {
+  images: { name?: string; id: Digest; digest: Digest }[];
+}
+
+export async function loadArchive(store: Store, archive: Readable, where = 'archive'): Promise<LoadResult> {
+  const files = new Map<string, StoredFile>();
+  const small = new Map<string, Buffer>();
+  for await (const { header, body } of readTar(archive)) {
+    if (header.type !== 'file') continue;
+    const name = cleanEntryName(header.name);
+    const m = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(name);
+    if (m) {
+      const digest = `sha256:${m[1]}` as Digest;
+      if (!(await store.hasBlob(digest))) {
+        const w = await store.createBlobWriter();
+        try {
+          for await (const c of body) if (!w.stream.write(c)) await new Promise((r) => w.stream.once('drain', r));
+        } catch (e) {
+          await w.abort();
+          throw e;
+        }
+        await w.commit({ digest, size: header.size });
+      } else {
+        for await (const _ of body) void _;
+      }
+      files.set(name, { digest, size: header.size });
+      continue;
+    }
+    if (name.endsWith('layer.tar')) {
+      const w = await store.createBlobWriter();
+      let info;
+      try {
+        info = await encodeLayer(Readable.from(body, { objectMode: false }), w.stream, { compression: 'gzip' });
+      } catch (e) {
+        await w.abort();
+        throw e;
+      }
+      const b = await w.commit({ digest: info.digest, size: info.size });
+      await store.recordLayer(b.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize });
+      files.set(name, { digest: b.digest, size: b.size, mediaType: MediaType.DockerLayerGzip, diffId: info.diffId });
+      continue;
+    }
+    if (header.size > MAX_META_FILE) {
+      for await (const _ of body) void _;
+      continue;
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(c);
+    small.set(name, Buffer.concat(chunks));
+  }
+
+  const result: LoadResult = { images: [] };
+  const indexBuf = small.get('index.json');
+  const manifestJson = small.get('manifest.json');
+  // Prefer the OCI index when its manifests are all here: digests stay exactly as saved.
+  if (indexBuf) {
+    const index = parseIndex(parseJSONText(indexBuf, 'index.json', where), where);
+    const usable = await Promise.all(index.manifests.map((d) => store.hasBlob(d.digest)));
+    if (usable.every(Boolean) && index.manifests.length) {
+      for (const d of index.manifests) {
+        const img = await store.loadImage(d);
+        await verifyLayers(store, img.manifest);
+        const name = nameFromAnnotations(d);
+        if (name) await store.setTag(name, stripAnnotations(d));
+        result.images.push({ name, id: img.id, digest: d.digest });
+      }
+      return result;
+    }
+  }
+  if (!manifestJson) throw new KilnError('INVALID', 'not an image archive: no manifest.json or index.json', { path: where }, { hint: 'kiln load reads what docker save or kiln save write' });
+  const entries = parseJSONText(manifestJson, 'manifest.json', where);
+  if (!Array.isArray(entries)) throw new KilnError('INVALID', 'malformed manifest.json: expected a list', { path: where });
+  for (const [i, e] of entries.entries()) {
+    const entry = e as { Config?: unknown; RepoTags?: unknown; Layers?: unknown };
+    if (typeof entry.Config !== 'string' || !Array.isArray(entry.Layers)) throw new KilnError('INVALID', `malformed manifest.json: entry ${i} needs Config and Layers`, { path: where });
+    const cfgName = cleanEntryName(entry.Config);
+    let cfgBytes = small.get(cfgName);
+    if (!cfgBytes && files.has(cfgName)) cfgBytes = await store.readBlob(files.get(cfgName)!.digest);
+    if (!cfgBytes) throw new KilnError('INVALID', `archive lacks the config ${entry.Config}`, { path: where });
+    const config = parseImageConfig(parseJSONText(cfgBytes, 'image config', where), where);
+    const cfg = await store.putBlob(cfgBytes);
+    const layers: Descriptor[] = [];
+    for (const [j, l] of (entry.Layers as unknown[]).entries()) {
+      if (typeof l !== 'string') throw new KilnError('INVALID', `malformed manifest.json: entry ${i} layer ${j}`, { path: where });
+      const f = files.get(cleanEntryName(l));
+      if (!f) throw new KilnError('INVALID', `archive lacks the layer ${l}`, { path: where });
+      layers.push({ mediaType: f.mediaType ?? (await detectLayerMediaType(store, f.digest)), digest: f.digest, size: f.size });
+      if (f.diffId && config.rootfs.diff_ids[j] !== f.diffId) throw new KilnError('DIGEST', `layer ${l} does not match the config's diff_id ${config.rootfs.diff_ids[j]}`, { path: where });
+    }
+    if (layers.length !== config.rootfs.diff_ids.length) throw new KilnError('INVALID', `entry ${i}: ${layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids`, { path: where });
+    const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.DockerManifest, config: { mediaType: MediaType.DockerConfig, digest: cfg.digest, size: cfg.size }, layers };
+    const mb = await store.putBlob(canonicalJSON(manifest));
+    const desc: Descriptor = { mediaType: MediaType.DockerManifest, digest: mb.digest, size: mb.size };
+    const tags = Array.isArray(entry.RepoTags) ? (entry.RepoTags as unknown[]).filter((t): t is string => typeof t === 'string') : [];
+    for (const t of tags) await store.setTag(t, desc);
+    result.images.push({ name: tags[0] ? normalizeImageName(tags[0]) : undefined, id: cfg.digest, digest: mb.digest });
+  }
+  return result;
+}
+
+function nameFromAnnotations(d: Descriptor): string | undefined {
+  const full = d.annotations?.['io.containerd.image.name'];
+  const ref = d.annotations?.[Annotation.RefName];
+  for (const candidate of [full, ref]) {
+    if (!candidate) continue;
+    // A bare tag ("latest") names nothing on its own.
+    if (!candidate.includes('/') && !candidate.includes(':') && candidate === ref && !full) continue;
+    try {
+      return normalizeImageName(candidate);
+    } catch {
+      // not a reference: try the next
+    }
+  }
+  return undefined;
+}
+
+function stripAnnotations(d: Descriptor): Descriptor {
+  return { mediaType: d.mediaType, digest: d.digest, size: d.size };
+}
+
+async function verifyLayers(store: Store, m: Manifest): Promise<void> {
+  for (const l of m.layers) if (!(await store.hasBlob(l.digest))) throw new KilnError('INVALID', `archive lacks layer ${l.digest}`);
+}
+
+async function detectLayerMediaType(store: Store, d: Digest): Promise<string> {
+  const fh = await fsp.open(store.blobPath(d), 'r');
+  const b = Buffer.alloc(4);
+  await fh.read(b, 0, 4, 0);
+  await fh.close();
+  if (b[0] === 0x1f && b[1] === 0x8b) return MediaType.DockerLayerGzip;
+  if (b[0] === 0x28 && b[1] === 0xb5) return MediaType.OciLayerZstd;
+  return MediaType.OciLayer;
+}

@@ -1,0 +1,22 @@
+/** `kiln load -i FILE`: images from a docker-archive or OCI layout tar into the store. */
+import type { Command } from 'commander';
+import { createReadStream, existsSync } from 'node:fs';
+import { loadArchive } from '../../archive/load.js';
+import { familiarName } from '../../image/reference.js';
+import { KilnError } from '../../util/errors.js';
+import { openStoreFromCli } from '../store.js';
+
+export function register(program: Command): Command {
+  return program
+    .command('load')
+    .description('load images from a tar archive (docker save / kiln save output)')
+    .option('-i, --input <file>', 'read from this file (default: stdin)')
+    .option('-q, --quiet', 'print nothing')
+    .action(async (flags: { input?: string; quiet?: boolean }, cmd: Command) => {
+      if (flags.input && !existsSync(flags.input)) throw new KilnError('NOT_FOUND', 'no such file', { path: flags.input });
+      const store = await openStoreFromCli(cmd);
+      const src = flags.input ? createReadStream(flags.input, { highWaterMark: 1 << 20 }) : process.stdin;
+      const r = await loadArchive(store, src, flags.input ?? 'stdin');
+      if (!flags.quiet) for (const i of r.images) process.stdout.write(i.name ? `Loaded image: ${familiarName(i.name)}\n` : `Loaded image ID: ${i.id}\n`);
+    });
+}

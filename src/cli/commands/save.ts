@@ -1,0 +1,23 @@
+/** `kiln save -o FILE IMAGE…`: images to a docker-archive (docker load reads it) or an OCI layout tar. */
+import type { Command } from 'commander';
+import { saveImages, saveImagesToFile } from '../../archive/save.js';
+import { KilnError } from '../../util/errors.js';
+import { openStoreFromCli } from '../store.js';
+
+export function register(program: Command): Command {
+  return program
+    .command('save')
+    .description('save images to a tar archive (docker-archive by default, or an OCI layout)')
+    .argument('<images...>', 'image names or IDs')
+    .option('-o, --output <file>', 'write to this file (default: stdout, which must not be a terminal)')
+    .option('--format <format>', 'docker (docker load reads it) or oci (an OCI image layout)', 'docker')
+    .action(async (images: string[], flags: { output?: string; format: string }, cmd: Command) => {
+      if (flags.format !== 'docker' && flags.format !== 'oci') throw new KilnError('USAGE', `unknown --format "${flags.format}": use docker or oci`);
+      if (!flags.output && process.stdout.isTTY) throw new KilnError('USAGE', 'refusing to write an archive to a terminal', {}, { hint: 'use -o FILE or redirect stdout' });
+      const store = await openStoreFromCli(cmd);
+      const loaded = [];
+      for (const i of images) loaded.push(await store.resolveImage(i));
+      if (flags.output) await saveImagesToFile(store, loaded, flags.format, flags.output);
+      else await saveImages(store, loaded, flags.format, process.stdout);
+    });
+}

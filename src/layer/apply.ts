@@ -1,0 +1,189 @@
+/**
+ * Applying a layer to a directory: for unpacked snapshots (overlay-marker form) and flattened
+ * filesystems (`kiln export`, the native snapshotter). Safe against hostile tars: an entry may
+ * never create or change anything outside `root` — absolute names, `..`, writing through a
+ * symlink (planted earlier in the same tar or already there), hard links to outside — such a tar
+ * is refused with KilnError('UNSAFE') naming the entry.
+ */
+import { promises as fsp, createWriteStream } from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createRequire } from 'node:module';
+import { HashingStream, type Digest } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
+import { runChecked } from '../util/proc.js';
+import { openLayer } from './decompress.js';
+import { readTar } from './tarstream.js';
+import type { TarHeader } from './tarformat.js';
+
+const require = createRequire(import.meta.url);
+const xattr = require('fs-xattr') as { setAttributeSync(p: string, n: string, v: Buffer | string): void };
+
+export interface ApplyOptions {
+  /** 'apply': whiteouts delete (flatten); 'overlay': write overlayfs markers for a lower dir. */
+  whiteouts: 'apply' | 'overlay';
+  expectedDiffId?: Digest;
+  /** The blob is already a plain tar (skip compression detection). */
+  uncompressed?: boolean;
+}
+
+const WH = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+
+function unsafe(name: string, why: string): KilnError {
+  return new KilnError('UNSAFE', `refusing layer entry "${name}": ${why}`, { path: name }, { hint: 'the layer tar is malformed or hostile; nothing outside the target was written' });
+}
+
+/** Clean an entry name to a relative path inside the root, or refuse it. */
+export function cleanEntryName(name: string): string {
+  if (name.includes('\0')) throw unsafe(name, 'NUL byte in name');
+  if (name.startsWith('/')) throw unsafe(name, 'absolute path');
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw unsafe(name, 'path contains ".."');
+  return parts.join('/');
+}
+
+export async function applyLayer(blob: Readable, root: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
+  const absRoot = path.resolve(root);
+  await fsp.mkdir(absRoot, { recursive: true });
+  const tar = opts.uncompressed ? blob : openLayer(blob);
+  const hasher = new HashingStream();
+  tar.on('error', (e) => hasher.destroy(e));
+  tar.pipe(hasher);
+  const created = new Set<string>(); // paths this layer wrote (opaque whiteouts keep them)
+  const dirTimes: [string, number][] = [];
+
+  /** Make sure every parent of rel exists as a real directory (never a symlink). */
+  const ensureParents = async (rel: string, name: string) => {
+    const parts = rel.split('/');
+    let cur = absRoot;
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = path.join(cur, parts[i]!);
+      let st;
+      try {
+        st = await fsp.lstat(cur);
+      } catch {
+        await fsp.mkdir(cur, { mode: 0o755 });
+        continue;
+      }
+      if (st.isSymbolicLink()) throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is a symbolic link`);
+      if (!st.isDirectory()) throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is not a directory`);
+    }
+  };
+
+  const removeExisting = async (abs: string, keepDir: boolean) => {
+    let st;
+    try {
+      st = await fsp.lstat(abs);
+    } catch {
+      return;
+    }
+    if (st.isDirectory() && keepDir) return;
+    await fsp.rm(abs, { recursive: true, force: true });
+  };
+
+  for await (const { header, body } of readTar(hasher)) {
+    const rel = cleanEntryName(header.name);
+    if (rel === '') {
+      // the root itself ("./"): only its metadata
+      if (header.type === 'directory') dirTimes.push([absRoot, header.mtime]);
+      continue;
+    }
+    const base = path.posix.basename(rel);
+    const dirRel = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
+    if (base.startsWith(WH)) {
+      await ensureParents(rel, header.name);
+      const dirAbs = path.join(absRoot, dirRel);
+      if (base === OPAQUE) {
+        if (opts.whiteouts === 'overlay') {
+          await fsp.mkdir(dirAbs, { recursive: true });
+          xattr.setAttributeSync(dirAbs, 'trusted.overlay.opaque', 'y');
+        } else {
+          for (const child of await fsp.readdir(dirAbs).catch(() => [] as string[])) {
+            const childRel = dirRel ? `${dirRel}/${child}` : child;
+            if (!created.has(childRel)) await fsp.rm(path.join(dirAbs, child), { recursive: true, force: true });
+          }
+        }
+        continue;
+      }
+      const target = base.slice(WH.length);
+      if (target === '' || target === '.' || target === '..' || target.includes('/')) throw unsafe(header.name, 'malformed whiteout');
+      const abs = path.join(dirAbs, target);
+      await removeExisting(abs, false);
+      if (opts.whiteouts === 'overlay') await runChecked('mknod', ['-m', '000', abs, 'c', '0', '0']);
+      continue;
+    }
+    await ensureParents(rel, header.name);
+    const abs = path.join(absRoot, rel);
+    created.add(rel);
+    await writeEntry(abs, rel, header, body, absRoot, removeExisting);
+    if (header.type === 'directory') dirTimes.push([abs, header.mtime]);
+    else if (header.type !== 'hardlink') await fsp.lutimes(abs, header.mtime, header.mtime);
+  }
+  // Directory times last: writing children changed them.
+  for (const [d, t] of dirTimes.reverse()) await fsp.utimes(d, t, t).catch(() => undefined);
+  const diffId = hasher.digest();
+  if (opts.expectedDiffId && diffId !== opts.expectedDiffId) {
+    throw new KilnError('DIGEST', `layer content does not match its diff_id: expected ${opts.expectedDiffId}, got ${diffId}`);
+  }
+  return { diffId };
+}
+
+async function writeEntry(
+  abs: string,
+  rel: string,
+  h: TarHeader,
+  body: AsyncIterable<Buffer>,
+  absRoot: string,
+  removeExisting: (abs: string, keepDir: boolean) => Promise<void>,
+): Promise<void> {
+  await removeExisting(abs, h.type === 'directory');
+  switch (h.type) {
+    case 'directory': {
+      await fsp.mkdir(abs, { recursive: true });
+      break;
+    }
+    case 'file': {
+      // 'wx': never follow anything that appeared at this path.
+      await pipeline(body, createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
+      break;
+    }
+    case 'symlink': {
+      await fsp.symlink(h.linkname ?? '', abs);
+      break;
+    }
+    case 'hardlink': {
+      const target = cleanEntryName(h.linkname ?? '');
+      if (target === '') throw unsafe(h.name, 'hard link without a target');
+      const tAbs = path.join(absRoot, target);
+      // The target must be inside the root and reached without symlinks.
+      const parts = target.split('/');
+      let cur = absRoot;
+      for (let i = 0; i < parts.length; i++) {
+        cur = path.join(cur, parts[i]!);
+        const st = await fsp.lstat(cur).catch(() => undefined);
+        if (!st) throw unsafe(h.name, `hard link target "${target}" does not exist in the layer or below`);
+        if (i < parts.length - 1 && st.isSymbolicLink()) throw unsafe(h.name, `hard link target "${target}" goes through a symbolic link`);
+        if (i === parts.length - 1 && st.isDirectory()) throw unsafe(h.name, 'hard link to a directory');
+      }
+      await fsp.link(tAbs, abs);
+      return; // a hard link shares the target's metadata
+    }
+    case 'chardev':
+    case 'blockdev': {
+      await runChecked('mknod', [abs, h.type === 'chardev' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)]);
+      break;
+    }
+    case 'fifo': {
+      await runChecked('mkfifo', [abs]);
+      break;
+    }
+  }
+  await fsp.lchown(abs, h.uid, h.gid);
+  if (h.type !== 'symlink') {
+    await fsp.chmod(abs, h.mode & 0o7777);
+    if (h.xattrs) for (const [k, v] of Object.entries(h.xattrs)) xattr.setAttributeSync(abs, k, v);
+  }
+  void rel;
+}

@@ -1,0 +1,201 @@
+/**
+ * The tar format itself (POSIX ustar + PAX extended headers), both ways. Our own small codec
+ * rather than a library's: layers need binary-safe xattrs (SCHILY.xattr.*, e.g.
+ * security.capability), exact control of what is written (determinism), and strict, bounded
+ * parsing of hostile input.
+ */
+import { KilnError } from '../util/errors.js';
+
+export type EntryType = 'file' | 'hardlink' | 'symlink' | 'chardev' | 'blockdev' | 'directory' | 'fifo';
+
+export interface TarHeader {
+  /** Path inside the layer, no leading "/" or "./"; directories without trailing "/". */
+  name: string;
+  type: EntryType;
+  mode: number; // permission + setuid/setgid/sticky bits (no type bits)
+  uid: number;
+  gid: number;
+  size: number;
+  /** Seconds since the epoch (fractional allowed, written with PAX when not whole). */
+  mtime: number;
+  linkname?: string;
+  uname?: string;
+  gname?: string;
+  devmajor?: number;
+  devminor?: number;
+  xattrs?: Record<string, Buffer>;
+}
+
+const TYPEFLAG: Record<EntryType, string> = { file: '0', hardlink: '1', symlink: '2', chardev: '3', blockdev: '4', directory: '5', fifo: '6' };
+const FROM_TYPEFLAG: Record<string, EntryType> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'chardev', '4': 'blockdev', '5': 'directory', '6': 'fifo' };
+
+export const BLOCK = 512;
+
+function octal(n: number, width: number): string | undefined {
+  const s = Math.floor(n).toString(8);
+  return s.length <= width - 1 ? `${s.padStart(width - 1, '0')}\0` : undefined;
+}
+
+function paxRecord(key: string, value: Buffer): Buffer {
+  // "%d %s=%s\n" where %d counts the whole record, itself included.
+  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+
+function rawHeader(name: Buffer, h: Omit<TarHeader, 'name'>, typeflag: string, size: number, linkname: Buffer | undefined): Buffer {
+  const b = Buffer.alloc(BLOCK);
+  name.copy(b, 0, 0, Math.min(100, name.length));
+  b.write(octal(h.mode & 0o7777, 8) ?? '0000000\0', 100, 'latin1');
+  b.write(octal(h.uid, 8) ?? '0000000\0', 108, 'latin1');
+  b.write(octal(h.gid, 8) ?? '0000000\0', 116, 'latin1');
+  b.write(octal(size, 12) ?? '00000000000\0', 124, 'latin1');
+  b.write(octal(Math.floor(h.mtime), 12) ?? '00000000000\0', 136, 'latin1');
+  b.write('        ', 148, 'latin1');
+  b.write(typeflag, 156, 'latin1');
+  if (linkname) linkname.copy(b, 157, 0, Math.min(100, linkname.length));
+  b.write('ustar\0' + '00', 257, 'latin1');
+  if (h.uname) b.write(h.uname.slice(0, 31), 265, 'utf8');
+  if (h.gname) b.write(h.gname.slice(0, 31), 297, 'utf8');
+  b.write(octal(h.devmajor ?? 0, 8)!, 329, 'latin1');
+  b.write(octal(h.devminor ?? 0, 8)!, 337, 'latin1');
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
+  b.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return b;
+}
+
+/** Header block(s) for one entry: a PAX extended header first when a field does not fit ustar. */
+export function encodeHeader(h: TarHeader): Buffer {
+  const name = Buffer.from(h.type === 'directory' ? `${h.name}/` : h.name, 'utf8');
+  const link = h.linkname !== undefined ? Buffer.from(h.linkname, 'utf8') : undefined;
+  const size = h.type === 'file' ? h.size : 0;
+  const pax: Buffer[] = [];
+  if (name.length > 100 || !isAscii(name)) pax.push(paxRecord('path', name));
+  if (link && (link.length > 100 || !isAscii(link))) pax.push(paxRecord('linkpath', link));
+  if (octal(size, 12) === undefined) pax.push(paxRecord('size', Buffer.from(String(size))));
+  if (octal(h.uid, 8) === undefined) pax.push(paxRecord('uid', Buffer.from(String(h.uid))));
+  if (octal(h.gid, 8) === undefined) pax.push(paxRecord('gid', Buffer.from(String(h.gid))));
+  if (!Number.isInteger(h.mtime) || octal(h.mtime, 12) === undefined) pax.push(paxRecord('mtime', Buffer.from(h.mtime.toFixed(9).replace(/\.?0+$/, ''))));
+  if (h.xattrs) for (const k of Object.keys(h.xattrs).sort()) pax.push(paxRecord(`SCHILY.xattr.${k}`, h.xattrs[k]!));
+  const main = rawHeader(name, h, TYPEFLAG[h.type], size, link);
+  if (pax.length === 0) return main;
+  const body = Buffer.concat(pax);
+  const paxName = Buffer.from(`PaxHeaders/${h.name}`.slice(0, 99), 'utf8');
+  const ph = rawHeader(paxName, { ...h, mode: 0o644, uid: 0, gid: 0, uname: '', gname: '' }, 'x', body.length, undefined);
+  return Buffer.concat([ph, body, padding(body.length), main]);
+}
+
+export function padding(size: number): Buffer {
+  const r = size % BLOCK;
+  return r === 0 ? Buffer.alloc(0) : Buffer.alloc(BLOCK - r);
+}
+
+export const END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
+
+function isAscii(b: Buffer): boolean {
+  for (const c of b) if (c > 0x7e || c < 0x20) return false;
+  return true;
+}
+
+// ---- reading ----
+
+function cstr(b: Buffer, off: number, len: number): Buffer {
+  const s = b.subarray(off, off + len);
+  const z = s.indexOf(0);
+  return z < 0 ? s : s.subarray(0, z);
+}
+
+function parseNumber(b: Buffer, off: number, len: number, field: string): number {
+  const f = b.subarray(off, off + len);
+  if (f[0]! & 0x80) {
+    // GNU base-256 for large values.
+    let n = 0;
+    for (let i = 1; i < f.length; i++) n = n * 256 + f[i]!;
+    if (!Number.isSafeInteger(n)) throw new KilnError('UNSAFE', `tar header field ${field} is too large`);
+    return n;
+  }
+  const s = cstr(b, off, len).toString('latin1').trim();
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) throw new KilnError('INVALID', `malformed tar header: field ${field} is not an octal number`);
+  return parseInt(s, 8);
+}
+
+export interface RawEntry {
+  header: TarHeader;
+  /** Whiteout entries are reported with their name; the caller interprets .wh. prefixes. */
+}
+
+/** Parse the PAX records of an extended header (binary-safe values). */
+export function parsePax(buf: Buffer, out: Map<string, Buffer>): void {
+  let pos = 0;
+  while (pos < buf.length) {
+    const sp = buf.indexOf(0x20, pos);
+    if (sp < 0 || sp - pos > 20) throw new KilnError('INVALID', 'malformed PAX header');
+    const len = Number(buf.subarray(pos, sp).toString('latin1'));
+    if (!Number.isInteger(len) || len <= 0 || pos + len > buf.length) throw new KilnError('INVALID', 'malformed PAX header record length');
+    const rec = buf.subarray(sp + 1, pos + len - 1); // drop trailing \n
+    const eq = rec.indexOf(0x3d);
+    if (eq < 0) throw new KilnError('INVALID', 'malformed PAX header record');
+    out.set(rec.subarray(0, eq).toString('utf8'), Buffer.from(rec.subarray(eq + 1)));
+    pos += len;
+  }
+}
+
+/** Decode a main header block given the pending PAX/GNU overrides. Returns undefined for an all-zero block. */
+export function decodeHeader(b: Buffer, pax: Map<string, Buffer>, gnuLongName?: Buffer, gnuLongLink?: Buffer): { typeflag: string; header: TarHeader } | undefined {
+  if (b.every((x) => x === 0)) return undefined;
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : b[i]!;
+  const want = parseNumber(b, 148, 8, 'chksum');
+  if (sum !== want) throw new KilnError('INVALID', 'malformed tar header: checksum mismatch (not a tar stream, or corrupt)');
+  const typeflag = String.fromCharCode(b[156]!);
+  let name = cstr(b, 0, 100);
+  const magic = b.subarray(257, 263).toString('latin1');
+  if (magic.startsWith('ustar')) {
+    const prefix = cstr(b, 345, 155);
+    if (prefix.length) name = Buffer.concat([prefix, Buffer.from('/'), name]);
+  }
+  if (gnuLongName) name = cstr(gnuLongName, 0, gnuLongName.length);
+  let linkname = cstr(b, 157, 100);
+  if (gnuLongLink) linkname = cstr(gnuLongLink, 0, gnuLongLink.length);
+  const get = (k: string) => pax.get(k)?.toString('utf8');
+  const num = (k: string, dflt: number) => {
+    const v = get(k);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new KilnError('INVALID', `malformed PAX ${k} "${v.slice(0, 40)}"`);
+    return n;
+  };
+  const type = FROM_TYPEFLAG[typeflag];
+  const xattrs: Record<string, Buffer> = {};
+  let hasX = false;
+  for (const [k, v] of pax) {
+    if (k.startsWith('SCHILY.xattr.')) {
+      xattrs[k.slice(13)] = v;
+      hasX = true;
+    }
+  }
+  let nm = get('path') ?? name.toString('utf8');
+  if (nm.length > 4096) throw new KilnError('UNSAFE', 'tar entry name longer than 4096 bytes');
+  const isDir = type === 'directory' || (type === 'file' && nm.endsWith('/'));
+  nm = nm.replace(/\/+$/, '');
+  const header: TarHeader = {
+    name: nm,
+    type: isDir ? 'directory' : (type ?? 'file'),
+    mode: parseNumber(b, 100, 8, 'mode') & 0o7777,
+    uid: num('uid', parseNumber(b, 108, 8, 'uid')),
+    gid: num('gid', parseNumber(b, 116, 8, 'gid')),
+    size: num('size', parseNumber(b, 124, 12, 'size')),
+    mtime: num('mtime', parseNumber(b, 136, 12, 'mtime')),
+    uname: get('uname') ?? cstr(b, 265, 32).toString('utf8'),
+    gname: get('gname') ?? cstr(b, 297, 32).toString('utf8'),
+    devmajor: parseNumber(b, 329, 8, 'devmajor'),
+    devminor: parseNumber(b, 337, 8, 'devminor'),
+  };
+  const ln = get('linkpath') ?? linkname.toString('utf8');
+  if (ln) header.linkname = ln;
+  if (hasX) header.xattrs = xattrs;
+  return { typeflag, header };
+}

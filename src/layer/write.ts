@@ -1,0 +1,219 @@
+/**
+ * Writing layer tars: from a whole directory, from a list of changes under a root (what a RUN
+ * step changed), or from explicit entries (COPY/ADD without a container). Deterministic: sorted
+ * paths, parents before children, hard links written once then as links, optional
+ * SOURCE_DATE_EPOCH clamping of every timestamp.
+ */
+import { createReadStream, promises as fsp, type Stats } from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { createRequire } from 'node:module';
+import { KilnError } from '../util/errors.js';
+import { END_OF_ARCHIVE, encodeHeader, padding, type EntryType, type TarHeader } from './tarformat.js';
+
+const require = createRequire(import.meta.url);
+const xattr = require('fs-xattr') as { listAttributesSync(p: string): string[]; getAttributeSync(p: string, n: string): Buffer };
+
+export interface TarOptions {
+  /** Clamp every mtime above this (seconds) down to it: reproducible layers. */
+  sourceDateEpoch?: number;
+}
+
+export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string };
+
+export interface EntrySpec {
+  path: string;
+  type: 'file' | 'directory' | 'symlink' | 'hardlink';
+  source?: string;
+  content?: Buffer;
+  size?: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  linkname?: string;
+  xattrs?: Record<string, Buffer>;
+}
+
+/** xattrs images carry; others (e.g. overlay's own trusted.* markers, selinux labels) stay out. */
+const KEPT_XATTR = /^(security\.capability|user\.|trusted\.(?!overlay\.)|security\.(?!selinux))/;
+
+function readXattrs(p: string): Record<string, Buffer> | undefined {
+  let names: string[];
+  try {
+    names = xattr.listAttributesSync(p);
+  } catch {
+    return undefined; // links on some file systems, or no xattr support
+  }
+  const out: Record<string, Buffer> = {};
+  let any = false;
+  for (const n of names.sort()) {
+    if (!KEPT_XATTR.test(n)) continue;
+    try {
+      out[n] = xattr.getAttributeSync(p, n);
+      any = true;
+    } catch {
+      // vanished or unreadable: skip it
+    }
+  }
+  return any ? out : undefined;
+}
+
+interface PendingEntry {
+  header: TarHeader;
+  source?: string;
+  content?: Buffer;
+}
+
+function typeOf(st: Stats): EntryType | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isCharacterDevice()) return 'chardev';
+  if (st.isBlockDevice()) return 'blockdev';
+  if (st.isFIFO()) return 'fifo';
+  return undefined; // sockets are not carried in layers
+}
+
+function clamp(mtime: number, opts: TarOptions): number {
+  return opts.sourceDateEpoch !== undefined && mtime > opts.sourceDateEpoch ? opts.sourceDateEpoch : mtime;
+}
+
+/** Tar entries → tar byte stream. */
+async function* encodeEntries(entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>): AsyncGenerator<Buffer> {
+  for await (const e of entries) {
+    yield encodeHeader(e.header);
+    if (e.header.type !== 'file' || e.header.size === 0) continue;
+    let written = 0;
+    if (e.content !== undefined) {
+      yield e.content;
+      written = e.content.length;
+    } else if (e.source !== undefined) {
+      for await (const chunk of createReadStream(e.source, { highWaterMark: 1 << 20 })) {
+        const b = chunk as Buffer;
+        const room = e.header.size - written;
+        if (room <= 0) break;
+        const part = b.length > room ? b.subarray(0, room) : b;
+        written += part.length;
+        yield part;
+      }
+    }
+    if (written !== e.header.size) {
+      throw new KilnError('INTERNAL', `${e.source ?? e.header.name} changed size while being archived (${written} of ${e.header.size} bytes)`, { path: e.source ?? e.header.name });
+    }
+    yield padding(e.header.size);
+  }
+  yield END_OF_ARCHIVE;
+}
+
+class HardlinkTracker {
+  private readonly seen = new Map<string, string>();
+  /** The first path of this inode, when it was already written. */
+  check(st: Stats, name: string): string | undefined {
+    if (st.isDirectory() || st.nlink < 2) return undefined;
+    const key = `${st.dev}:${st.ino}`;
+    const first = this.seen.get(key);
+    if (first === undefined) this.seen.set(key, name);
+    return first;
+  }
+}
+
+async function entryFor(abs: string, name: string, st: Stats, links: HardlinkTracker, opts: TarOptions): Promise<PendingEntry | undefined> {
+  const type = typeOf(st);
+  if (type === undefined) return undefined;
+  const header: TarHeader = {
+    name,
+    type,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: 0,
+    mtime: clamp(Math.floor(st.mtimeMs / 1000), opts),
+  };
+  const first = links.check(st, name);
+  if (first !== undefined) {
+    header.type = 'hardlink';
+    header.linkname = first;
+    return { header };
+  }
+  if (type === 'file') header.size = st.size;
+  if (type === 'symlink') header.linkname = await fsp.readlink(abs);
+  if (type === 'chardev' || type === 'blockdev') {
+    header.devmajor = Math.floor(st.rdev / 256) & 0xfff;
+    header.devminor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
+  }
+  if (type !== 'symlink') {
+    const x = readXattrs(abs);
+    if (x) header.xattrs = x;
+  }
+  return { header, source: type === 'file' ? abs : undefined };
+}
+
+/** Byte-wise path order with parents before children (a/b before a.b before a/…). */
+export function comparePaths(a: string, b: string): number {
+  const as = a.split('/');
+  const bs = b.split('/');
+  for (let i = 0; i < Math.min(as.length, bs.length); i++) {
+    if (as[i] !== bs[i]) return Buffer.compare(Buffer.from(as[i]!), Buffer.from(bs[i]!));
+  }
+  return as.length - bs.length;
+}
+
+async function* walk(root: string, rel: string, links: HardlinkTracker, opts: TarOptions): AsyncGenerator<PendingEntry> {
+  const names = (await fsp.readdir(path.join(root, rel))).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  for (const n of names) {
+    const r = rel ? `${rel}/${n}` : n;
+    const abs = path.join(root, r);
+    const st = await fsp.lstat(abs);
+    const e = await entryFor(abs, r, st, links, opts);
+    if (e) yield e;
+    if (st.isDirectory()) yield* walk(root, r, links, opts);
+  }
+}
+
+/** The whole tree under `root` as a layer tar. */
+export function tarDirectory(root: string, opts: TarOptions = {}): Readable {
+  return Readable.from(encodeEntries(walk(root, '', new HardlinkTracker(), opts)), { objectMode: false });
+}
+
+/** The given changes under `root` as a layer tar (adds with their metadata, deletes as whiteouts). */
+export function tarChanges(root: string, changes: Change[], opts: TarOptions = {}): Readable {
+  const sorted = [...changes].sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
+  async function* gen(): AsyncGenerator<PendingEntry> {
+    const links = new HardlinkTracker();
+    for (const c of sorted) {
+      const dir = path.posix.dirname(c.path);
+      const base = path.posix.basename(c.path);
+      const epoch = opts.sourceDateEpoch ?? 0;
+      if (c.kind === 'delete') {
+        yield { header: { name: dir === '.' ? `.wh.${base}` : `${dir}/.wh.${base}`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: epoch } };
+      } else if (c.kind === 'opaque') {
+        yield { header: { name: `${c.path}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: epoch } };
+      } else {
+        const abs = path.join(root, c.path);
+        const st = await fsp.lstat(abs);
+        const e = await entryFor(abs, c.path, st, links, opts);
+        if (e) yield e;
+      }
+    }
+  }
+  return Readable.from(encodeEntries(gen()), { objectMode: false });
+}
+// A directory's own entry comes before its opaque marker; a whiteout sorts as its own name.
+function rank(c: Change): number {
+  return c.kind === 'add' ? 0 : c.kind === 'opaque' ? 1 : 2;
+}
+
+/** Explicit entries (the build engine gives each one's final metadata) as a layer tar. */
+export function tarEntries(entries: Iterable<EntrySpec> | AsyncIterable<EntrySpec>, opts: TarOptions = {}): Readable {
+  async function* gen(): AsyncGenerator<PendingEntry> {
+    for await (const s of entries) {
+      const header: TarHeader = { name: s.path.replace(/^\/+/, '').replace(/\/+$/, ''), type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, size: 0, mtime: clamp(s.mtime, opts) };
+      if (s.type === 'file') header.size = s.content?.length ?? s.size ?? (s.source ? (await fsp.stat(s.source)).size : 0);
+      if (s.linkname !== undefined) header.linkname = s.linkname;
+      if (s.xattrs) header.xattrs = s.xattrs;
+      yield { header, source: s.source, content: s.content };
+    }
+  }
+  return Readable.from(encodeEntries(gen()), { objectMode: false });
+}

@@ -1,0 +1,417 @@
+/**
+ * kiln's store: content-addressed blobs, the tagged images, unpacked layer snapshots. It is an
+ * OCI image layout (oci-layout, index.json, blobs/sha256/…) so skopeo (`oci:ROOT:NAME`) and umoci
+ * read it directly; the ref.name annotation holds the full normalised image name.
+ *
+ * Every write is atomic (temp file + fsync + rename, after the digest checks); index.json changes
+ * happen under a cross-process lock; snapshots are made in a temp dir and renamed into place.
+ */
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
+import { HashingStream, digestHex, isDigest, sha256, type Digest } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { canonicalJSON } from '../image/canonical.js';
+import { familiarName, normalizeImageName, parseReference } from '../image/reference.js';
+import { matchPlatform, hostPlatform } from '../image/platform.js';
+import { Annotation, INDEX_MEDIA_TYPES, MediaType, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../image/types.js';
+import { parseImageConfig, parseIndex, parseJSONText, parseManifest, parseManifestOrIndex } from '../image/validate.js';
+import { applyLayer } from '../layer/apply.js';
+import { openLayer } from '../layer/decompress.js';
+import { withFileLock } from './lock.js';
+
+export interface BlobWriter {
+  stream: Writable;
+  commit(expected?: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }>;
+  abort(): Promise<void>;
+}
+
+export interface ImageRecord {
+  name: string;
+  descriptor: Descriptor;
+}
+
+export interface LoadedImage {
+  name?: string;
+  descriptor: Descriptor;
+  manifest: Manifest;
+  config: ImageConfig;
+  id: Digest;
+}
+
+export function defaultStoreRoot(): string {
+  if (process.env.KILN_ROOT) return process.env.KILN_ROOT;
+  if (process.getuid?.() === 0) return '/var/lib/kiln';
+  const data = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(data, 'kiln');
+}
+
+const STALE_TMP_MS = 24 * 3600 * 1000;
+
+export class Store {
+  private constructor(readonly root: string) {}
+
+  static async open(opts: { root?: string } = {}): Promise<Store> {
+    const root = path.resolve(opts.root ?? defaultStoreRoot());
+    const s = new Store(root);
+    await fsp.mkdir(path.join(root, 'blobs', 'sha256'), { recursive: true });
+    await fsp.mkdir(s.tmpDir, { recursive: true });
+    await fsp.mkdir(path.join(root, 'snapshots'), { recursive: true });
+    const layout = path.join(root, 'oci-layout');
+    if (!(await fsp.stat(layout).catch(() => undefined))) await writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    if (!(await fsp.stat(s.indexPath).catch(() => undefined))) await writeFileAtomic(s.indexPath, canonicalJSON({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
+    return s;
+  }
+
+  get tmpDir(): string {
+    return path.join(this.root, 'tmp');
+  }
+  private get indexPath(): string {
+    return path.join(this.root, 'index.json');
+  }
+  private get lockPath(): string {
+    return path.join(this.root, 'store.lock');
+  }
+
+  // ---- blobs ----
+
+  blobPath(d: Digest): string {
+    if (!isDigest(d)) throw new KilnError('INVALID', `invalid digest ${JSON.stringify(d)}`);
+    return path.join(this.root, 'blobs', 'sha256', digestHex(d));
+  }
+
+  async hasBlob(d: Digest): Promise<boolean> {
+    return (await fsp.stat(this.blobPath(d)).catch(() => undefined)) !== undefined;
+  }
+
+  openBlob(d: Digest, opts: { start?: number } = {}): Readable {
+    const s = createReadStream(this.blobPath(d), { start: opts.start, highWaterMark: 1 << 20 });
+    return s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') s.emit('error', new KilnError('NOT_FOUND', `blob ${d} is not in the store`, { path: this.root }));
+    });
+  }
+
+  async readBlob(d: Digest): Promise<Buffer> {
+    try {
+      return await fsp.readFile(this.blobPath(d));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new KilnError('NOT_FOUND', `blob ${d} is not in the store`, { path: this.root });
+      throw e;
+    }
+  }
+
+  async readJSON(d: Digest): Promise<unknown> {
+    return parseJSONText(await this.readBlob(d), `blob ${d}`);
+  }
+
+  async createBlobWriter(): Promise<BlobWriter> {
+    const tmp = path.join(this.tmpDir, `blob-${process.pid}-${randomBytes(8).toString('hex')}`);
+    const file = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
+    const hasher = new HashingStream();
+    hasher.pipe(file);
+    const finished = new Promise<void>((resolve, reject) => {
+      file.on('close', resolve);
+      file.on('error', reject);
+      hasher.on('error', reject);
+    });
+    finished.catch(() => undefined);
+    let done = false;
+    const abort = async () => {
+      done = true;
+      hasher.destroy();
+      file.destroy();
+      await fsp.rm(tmp, { force: true });
+    };
+    return {
+      stream: hasher,
+      abort,
+      commit: async (expected = {}) => {
+        if (done) throw new KilnError('INTERNAL', 'blob writer already finished');
+        try {
+          if (!hasher.writableEnded) hasher.end();
+          await finished;
+          const digest = hasher.digest();
+          const size = hasher.bytes;
+          if (expected.size !== undefined && size !== expected.size) throw new KilnError('DIGEST', `blob size mismatch: expected ${expected.size} bytes, got ${size}`, {}, { hint: 'the source sent different content than it announced' });
+          if (expected.digest !== undefined && digest !== expected.digest) throw new KilnError('DIGEST', `blob digest mismatch: expected ${expected.digest}, got ${digest}`);
+          const fh = await fsp.open(tmp, 'r');
+          await fh.sync();
+          await fh.close();
+          await fsp.rename(tmp, this.blobPath(digest));
+          done = true;
+          return { digest, size };
+        } catch (e) {
+          await abort();
+          throw e;
+        }
+      },
+    };
+  }
+
+  async putBlob(data: Buffer | string, expected?: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }> {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    const digest = sha256(buf);
+    if (expected?.digest && expected.digest !== digest) throw new KilnError('DIGEST', `blob digest mismatch: expected ${expected.digest}, got ${digest}`);
+    if (await this.hasBlob(digest)) return { digest, size: buf.length };
+    const w = await this.createBlobWriter();
+    w.stream.end(buf);
+    return w.commit({ digest, size: buf.length });
+  }
+
+  // ---- images ----
+
+  private async readIndex(): Promise<Index> {
+    return parseIndex(parseJSONText(await fsp.readFile(this.indexPath), 'store index.json', this.indexPath), this.indexPath);
+  }
+
+  async listImages(): Promise<ImageRecord[]> {
+    const idx = await this.readIndex();
+    return idx.manifests
+      .filter((d) => d.annotations?.[Annotation.RefName])
+      .map((d) => ({ name: d.annotations![Annotation.RefName]!, descriptor: d }));
+  }
+
+  /** Point NAME at a manifest (or index) descriptor; replaces an existing tag. */
+  async setTag(name: string, manifest: Descriptor): Promise<void> {
+    const full = normalizeImageName(name);
+    if (parseReference(full).digest !== undefined && parseReference(full).tag === undefined) throw new KilnError('USAGE', `cannot tag by digest: ${name}`);
+    await withFileLock(this.lockPath, async () => {
+      const idx = await this.readIndex();
+      const { annotations: _a, ...rest } = manifest;
+      void _a;
+      idx.manifests = idx.manifests.filter((d) => d.annotations?.[Annotation.RefName] !== full);
+      idx.manifests.push({ ...rest, annotations: { ...(manifest.annotations ?? {}), [Annotation.RefName]: full } });
+      idx.manifests.sort((a, b) => (a.annotations?.[Annotation.RefName] ?? '').localeCompare(b.annotations?.[Annotation.RefName] ?? ''));
+      await writeFileAtomic(this.indexPath, canonicalJSON(idx));
+    });
+  }
+
+  async removeTag(name: string): Promise<boolean> {
+    const full = normalizeImageName(name);
+    return withFileLock(this.lockPath, async () => {
+      const idx = await this.readIndex();
+      const before = idx.manifests.length;
+      idx.manifests = idx.manifests.filter((d) => d.annotations?.[Annotation.RefName] !== full);
+      if (idx.manifests.length === before) return false;
+      await writeFileAtomic(this.indexPath, canonicalJSON(idx));
+      return true;
+    });
+  }
+
+  /** A manifest descriptor → the image (an index is resolved to the platform's manifest). */
+  async loadImage(desc: Descriptor, opts: { platform?: Platform; name?: string } = {}): Promise<LoadedImage> {
+    let d = desc;
+    const where = opts.name ?? desc.digest;
+    for (let depth = 0; depth < 4; depth++) {
+      const doc = parseManifestOrIndex(await this.readJSON(d.digest), d.mediaType, where);
+      if (doc.kind === 'manifest') {
+        const config = parseImageConfig(await this.readJSON(doc.manifest.config.digest), where);
+        return { name: opts.name, descriptor: d, manifest: doc.manifest, config, id: doc.manifest.config.digest };
+      }
+      const want = opts.platform ?? hostPlatform();
+      const m = matchPlatform(doc.index.manifests, want) ?? (doc.index.manifests.length === 1 ? doc.index.manifests[0] : undefined);
+      if (!m) throw new KilnError('NOT_FOUND', `no image for platform ${want.os}/${want.architecture} in ${where}`, { image: where });
+      d = m;
+    }
+    throw new KilnError('INVALID', 'image indexes nested too deeply', { image: where });
+  }
+
+  /** By name (any docker spelling), image id (config digest, full or ≥12-hex prefix) or manifest digest. */
+  async resolveImage(nameOrId: string, opts: { platform?: Platform } = {}): Promise<LoadedImage> {
+    const images = await this.listImages();
+    let full: string | undefined;
+    try {
+      full = normalizeImageName(nameOrId);
+    } catch {
+      full = undefined;
+    }
+    const byName = full !== undefined ? images.find((i) => i.name === full) : undefined;
+    if (byName) return this.loadImage(byName.descriptor, { ...opts, name: byName.name });
+    const hex = nameOrId.replace(/^sha256:/, '');
+    if (/^[a-f0-9]{12,64}$/.test(hex)) {
+      for (const i of images) {
+        if (digestHex(i.descriptor.digest).startsWith(hex)) return this.loadImage(i.descriptor, { ...opts, name: i.name });
+        const img = await this.loadImage(i.descriptor, opts).catch(() => undefined);
+        if (img && digestHex(img.id).startsWith(hex)) return { ...img, name: i.name };
+      }
+      // An untagged image still in the store (e.g. a build's intermediate): by manifest digest.
+      if (hex.length === 64 && (await this.hasBlob(`sha256:${hex}`))) {
+        const blob = await this.readJSON(`sha256:${hex}`).catch(() => undefined);
+        const mt = (blob as { mediaType?: string } | undefined)?.mediaType;
+        if (mt && (mt === MediaType.OciManifest || mt === MediaType.DockerManifest || INDEX_MEDIA_TYPES.includes(mt))) {
+          const buf = await this.readBlob(`sha256:${hex}`);
+          return this.loadImage({ mediaType: mt, digest: `sha256:${hex}`, size: buf.length }, opts);
+        }
+      }
+    }
+    throw new KilnError('NOT_FOUND', `no such image: ${nameOrId}`, { image: nameOrId }, { hint: "see 'kiln images'; 'kiln pull' or 'kiln import' brings one in" });
+  }
+
+  /** Write config + manifest blobs for an image; returns the manifest descriptor. */
+  async writeImage(config: ImageConfig, layers: Descriptor[], opts: { annotations?: Record<string, string>; mediaTypes?: 'oci' | 'docker' } = {}): Promise<{ descriptor: Descriptor; manifest: Manifest; id: Digest }> {
+    const docker = opts.mediaTypes === 'docker';
+    const cfgBytes = canonicalJSON(config);
+    const cfg = await this.putBlob(cfgBytes);
+    const manifest: Manifest = {
+      schemaVersion: 2,
+      mediaType: docker ? MediaType.DockerManifest : MediaType.OciManifest,
+      config: { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: cfg.digest, size: cfg.size },
+      layers,
+    };
+    if (opts.annotations && Object.keys(opts.annotations).length) manifest.annotations = opts.annotations;
+    const m = await this.putBlob(canonicalJSON(manifest));
+    return { descriptor: { mediaType: manifest.mediaType!, digest: m.digest, size: m.size }, manifest, id: cfg.digest };
+  }
+
+  // ---- layer facts and snapshots ----
+
+  /** Remember a layer's diff_id and uncompressed size (docker's image SIZE is uncompressed). */
+  async recordLayer(digest: Digest, info: { diffId: Digest; uncompressedSize: number }): Promise<void> {
+    const p = path.join(this.root, 'layers', `${digestHex(digest)}.json`);
+    if (await fsp.stat(p).catch(() => undefined)) return;
+    await writeFileAtomic(p, JSON.stringify(info));
+  }
+
+  async layerFacts(digest: Digest): Promise<{ diffId: Digest; uncompressedSize: number } | undefined> {
+    const p = path.join(this.root, 'layers', `${digestHex(digest)}.json`);
+    const t = await fsp.readFile(p, 'utf8').catch(() => undefined);
+    return t ? (JSON.parse(t) as { diffId: Digest; uncompressedSize: number }) : undefined;
+  }
+
+  /** Uncompressed size of an image (sum of its layers), as `docker images` shows. */
+  async imageSize(img: LoadedImage): Promise<number> {
+    let total = 0;
+    for (const [i, l] of img.manifest.layers.entries()) {
+      let facts = await this.layerFacts(l.digest);
+      if (!facts) {
+        // Pulled or loaded as-is: measure once by decompressing, then remember.
+        let n = 0;
+        for await (const c of openLayer(this.openBlob(l.digest))) n += (c as Buffer).length;
+        facts = { diffId: img.config.rootfs.diff_ids[i]!, uncompressedSize: n };
+        await this.recordLayer(l.digest, facts);
+      }
+      total += facts.uncompressedSize;
+    }
+    return total;
+  }
+
+  /** One unpacked directory per layer (overlay-marker form), bottom → top; made once, reused. */
+  async snapshots(layers: Descriptor[], diffIds: Digest[]): Promise<string[]> {
+    if (layers.length !== diffIds.length) throw new KilnError('INVALID', `image has ${layers.length} layers but ${diffIds.length} diff_ids`);
+    const dirs: string[] = [];
+    let chain: Digest | undefined;
+    for (let i = 0; i < layers.length; i++) {
+      chain = chain === undefined ? diffIds[i]! : sha256(`${chain} ${diffIds[i]}`);
+      const dir = path.join(this.root, 'snapshots', digestHex(chain));
+      if (!(await fsp.stat(dir).catch(() => undefined))) {
+        const tmp = path.join(this.root, 'snapshots', `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+        try {
+          const r = await applyLayer(this.openBlob(layers[i]!.digest), tmp, { whiteouts: 'overlay', expectedDiffId: diffIds[i] });
+          void r;
+          await fsp.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
+            // Another process made it meanwhile: theirs is as good as ours.
+            if (e.code === 'ENOTEMPTY' || e.code === 'EEXIST') await fsp.rm(tmp, { recursive: true, force: true });
+            else throw e;
+          });
+        } catch (e) {
+          await fsp.rm(tmp, { recursive: true, force: true });
+          throw e;
+        }
+      }
+      dirs.push(dir);
+    }
+    return dirs;
+  }
+
+  // ---- locking and garbage collection ----
+
+  withLock<T>(_mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
+    return withFileLock(this.lockPath, fn);
+  }
+
+  /** Remove blobs, layer facts and snapshots no tagged image references, and stale temp files. */
+  async gc(opts: { minAgeMs?: number } = {}): Promise<{ blobs: number; snapshots: number; bytes: number }> {
+    const minAge = opts.minAgeMs ?? 10 * 60 * 1000; // spare what a running build just wrote
+    return withFileLock(this.lockPath, async () => {
+      const keep = new Set<string>();
+      const keepChains = new Set<string>();
+      const visit = async (d: Descriptor) => {
+        keep.add(digestHex(d.digest));
+        const doc = parseManifestOrIndex(await this.readJSON(d.digest), d.mediaType);
+        if (doc.kind === 'index') for (const m of doc.index.manifests) if (await this.hasBlob(m.digest)) await visit(m);
+        if (doc.kind === 'manifest') {
+          keep.add(digestHex(doc.manifest.config.digest));
+          for (const l of doc.manifest.layers) keep.add(digestHex(l.digest));
+          const cfg = parseImageConfig(await this.readJSON(doc.manifest.config.digest));
+          let chain: Digest | undefined;
+          for (const id of cfg.rootfs.diff_ids) {
+            chain = chain === undefined ? id : sha256(`${chain} ${id}`);
+            keepChains.add(digestHex(chain));
+          }
+        }
+      };
+      for (const i of (await this.readIndex()).manifests) await visit(i);
+      for (const extra of await this.gcRoots()) keep.add(extra);
+      const now = Date.now();
+      let blobs = 0;
+      let bytes = 0;
+      const blobDir = path.join(this.root, 'blobs', 'sha256');
+      for (const f of await fsp.readdir(blobDir)) {
+        if (keep.has(f)) continue;
+        const st = await fsp.stat(path.join(blobDir, f)).catch(() => undefined);
+        if (!st || now - st.mtimeMs < minAge) continue;
+        await fsp.rm(path.join(blobDir, f), { force: true });
+        await fsp.rm(path.join(this.root, 'layers', `${f}.json`), { force: true });
+        blobs++;
+        bytes += st.size;
+      }
+      let snapshots = 0;
+      const snapDir = path.join(this.root, 'snapshots');
+      for (const f of await fsp.readdir(snapDir)) {
+        const st = await fsp.stat(path.join(snapDir, f)).catch(() => undefined);
+        if (!st) continue;
+        const stale = f.startsWith('tmp-') ? now - st.mtimeMs > STALE_TMP_MS || !pidAlive(f) : !keepChains.has(f) && now - st.mtimeMs >= minAge;
+        if (!stale) continue;
+        await fsp.rm(path.join(snapDir, f), { recursive: true, force: true });
+        snapshots++;
+      }
+      for (const f of await fsp.readdir(this.tmpDir)) {
+        const st = await fsp.stat(path.join(this.tmpDir, f)).catch(() => undefined);
+        if (!st) continue;
+        if (now - st.mtimeMs > STALE_TMP_MS || !pidAlive(f)) {
+          await fsp.rm(path.join(this.tmpDir, f), { recursive: true, force: true });
+          bytes += st.isFile() ? st.size : 0;
+        }
+      }
+      return { blobs, snapshots, bytes };
+    });
+  }
+
+  /** Extra blobs to keep (e.g. a build cache's layers): files listing digests under gc-roots/. */
+  private async gcRoots(): Promise<string[]> {
+    const dir = path.join(this.root, 'gc-roots');
+    const out: string[] = [];
+    for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
+      const t = await fsp.readFile(path.join(dir, f), 'utf8').catch(() => '');
+      for (const line of t.split('\n')) if (isDigest(line.trim())) out.push(digestHex(line.trim()));
+    }
+    return out;
+  }
+}
+
+/** Temp names carry the writer's pid ("blob-PID-…", "tmp-PID-…"): dead writer, stale file. */
+function pidAlive(name: string): boolean {
+  const m = /^(?:blob|tmp)-(\d+)-/.exec(name);
+  if (!m) return false;
+  try {
+    process.kill(Number(m[1]), 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export { familiarName, parseManifest };
