@@ -1,140 +1,68 @@
 /**
- * Alpine (apk-tools) version ordering: {digit}{.digit}...{letter}{_suffix{N}}...{-rN}. Pre-release
- * suffixes (_alpha, _beta, _pre, _rc) sort before the release, post suffixes (_cvs, _svn, _git,
- * _hg, _p) after; leading zeros in a component after a '.' make it a fraction (1.01 < 1.1).
- * The token machine follows apk-tools' version.c.
+ * Alpine package version ordering. apk versions follow Gentoo's scheme,
+ * {number}{.number}...{letter}{_suffix{N}}...{-rN}, compared part by part:
+ * numbers (the first numerically; later ones as decimal fractions when either has a leading zero,
+ * so 1.01 < 1.1), then the optional letter, then suffixes, where _alpha < _beta < _pre < _rc sort
+ * before the release and _cvs < _svn < _git < _hg < _p after it, then the -rN revision.
+ * Strings that do not follow the scheme compare as plain strings after every valid version.
  */
 
-const enum T {
-  Invalid = -1,
-  DigitOrZero = 0,
-  Digit = 1,
-  Letter = 2,
-  Suffix = 3,
-  SuffixNo = 4,
-  RevisionNo = 5,
-  End = 6,
+const SUFFIX_RANK: Record<string, number> = { alpha: -4, beta: -3, pre: -2, rc: -1, cvs: 1, svn: 2, git: 3, hg: 4, p: 5 };
+
+interface ApkVersion {
+  numbers: string[];
+  letter?: string;
+  suffixes: { rank: number; n: number }[];
+  revision: number;
 }
 
-const PRE = ['alpha', 'beta', 'pre', 'rc'];
-const POST = ['cvs', 'svn', 'git', 'hg', 'p'];
+const RE = /^(\d+(?:\.\d+)*)([a-z])?((?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)\d*)*)(?:-r(\d+))?$/;
 
-class Cursor {
-  pos = 0;
-  type: T = T.Digit;
-  constructor(readonly s: string) {}
-  get left(): number {
-    return this.s.length - this.pos;
-  }
+export function parseApkVersion(s: string): ApkVersion | undefined {
+  const m = RE.exec(s.trim());
+  if (!m) return undefined;
+  const suffixes = [...m[3]!.matchAll(/_(alpha|beta|pre|rc|cvs|svn|git|hg|p)(\d*)/g)].map((x) => ({ rank: SUFFIX_RANK[x[1]!]!, n: x[2] ? Number(x[2]) : 0 }));
+  return { numbers: m[1]!.split('.'), letter: m[2], suffixes, revision: m[4] ? Number(m[4]) : 0 };
 }
 
-const isDigit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '9';
-const isLower = (c: string | undefined) => c !== undefined && c >= 'a' && c <= 'z';
-
-function nextToken(c: Cursor): void {
-  let n: T = T.Invalid;
-  const ch = c.s[c.pos];
-  if (c.left === 0 || ch === '\0') n = T.End;
-  else if ((c.type === T.Digit || c.type === T.DigitOrZero) && isLower(ch)) n = T.Letter;
-  else if (c.type === T.Letter && isDigit(ch)) n = T.Digit;
-  else if (c.type === T.Suffix && isDigit(ch)) n = T.SuffixNo;
-  else {
-    if (ch === '.') n = T.DigitOrZero;
-    else if (ch === '_') n = T.Suffix;
-    else if (ch === '-') {
-      if (c.left > 1 && c.s[c.pos + 1] === 'r') {
-        n = T.RevisionNo;
-        c.pos++;
-      } else n = T.Invalid;
-    }
-    c.pos++;
-  }
-  if (n < c.type) {
-    const allowed = (n === T.DigitOrZero && c.type === T.Digit) || (n === T.Suffix && c.type === T.SuffixNo) || (n === T.Digit && c.type === T.Letter);
-    if (!allowed) n = T.Invalid;
-  }
-  c.type = n;
+function cmp(a: number | string, b: number | string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function getToken(c: Cursor): number {
-  if (c.left <= 0) {
-    c.type = T.End;
-    return 0;
+function cmpComponent(a: string, b: string, first: boolean): number {
+  if (!first && (a.startsWith('0') || b.startsWith('0'))) {
+    // Fractional comparison: "01" vs "1" → ".01" vs ".1".
+    return cmp(a.replace(/0+$/, ''), b.replace(/0+$/, ''));
   }
-  let v = 0;
-  let i = 0;
-  let nt: T = T.Invalid;
-  const at = (k: number) => c.s[c.pos + k];
-  switch (c.type) {
-    case T.DigitOrZero:
-      if (at(0) === '0') {
-        while (i < c.left && at(i) === '0') i++;
-        nt = T.Digit;
-        v = -i;
-        break;
-      }
-    // falls through: a component after '.' without leading zeros is a plain number
-    case T.Digit:
-    case T.SuffixNo:
-    case T.RevisionNo:
-      while (i < c.left && isDigit(at(i))) v = v * 10 + (at(i++)!.charCodeAt(0) - 48);
-      break;
-    case T.Letter:
-      v = at(i++)!.charCodeAt(0);
-      break;
-    case T.Suffix: {
-      const rest = c.s.slice(c.pos);
-      const pre = PRE.findIndex((p) => rest.startsWith(p));
-      if (pre >= 0) {
-        i = PRE[pre]!.length;
-        v = pre - PRE.length;
-        break;
-      }
-      const post = POST.findIndex((p) => rest.startsWith(p));
-      if (post >= 0) {
-        i = POST[post]!.length;
-        v = post;
-        break;
-      }
-      c.type = T.Invalid;
-      return -1;
-    }
-    default:
-      c.type = T.Invalid;
-      return -1;
-  }
-  c.pos += i;
-  if (c.left === 0) c.type = T.End;
-  else if (nt !== T.Invalid) c.type = nt;
-  else nextToken(c);
-  return v;
+  return cmp(BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0, 0);
 }
 
-/** <0, 0, >0 as `apk version -t a b` orders them. */
 export function compareApkVersions(a: string, b: string): number {
-  const x = new Cursor(a);
-  const y = new Cursor(b);
-  let av = 0;
-  let bv = 0;
-  while (x.type === y.type && x.type !== T.End && x.type !== T.Invalid && av === bv) {
-    av = getToken(x);
-    bv = getToken(y);
+  const x = parseApkVersion(a);
+  const y = parseApkVersion(b);
+  if (!x || !y) {
+    if (x) return -1;
+    if (y) return 1;
+    return cmp(a, b);
   }
-  if (av < bv) return -1;
-  if (av > bv) return 1;
-  if (x.type === y.type) return 0;
-  if (x.type === T.Suffix && getToken(new CursorAt(x)) < 0) return -1;
-  if (y.type === T.Suffix && getToken(new CursorAt(y)) < 0) return 1;
-  if (x.type > y.type) return -1;
-  if (y.type > x.type) return 1;
-  return 0;
-}
-
-/** A copy of a cursor, so peeking at a suffix does not move the original. */
-class CursorAt extends Cursor {
-  constructor(from: Cursor) {
-    super(from.s);
-    this.pos = from.pos;
-    this.type = from.type;
+  const n = Math.min(x.numbers.length, y.numbers.length);
+  for (let i = 0; i < n; i++) {
+    const c = cmpComponent(x.numbers[i]!, y.numbers[i]!, i === 0);
+    if (c) return c;
   }
+  if (x.numbers.length !== y.numbers.length) return x.numbers.length > y.numbers.length ? 1 : -1;
+  if (x.letter !== y.letter) {
+    if (x.letter === undefined) return -1;
+    if (y.letter === undefined) return 1;
+    return cmp(x.letter, y.letter);
+  }
+  const m = Math.max(x.suffixes.length, y.suffixes.length);
+  for (let i = 0; i < m; i++) {
+    const s = x.suffixes[i];
+    const t = y.suffixes[i];
+    // A missing suffix is the release itself: rank 0.
+    const c = cmp(s?.rank ?? 0, t?.rank ?? 0) || cmp(s?.n ?? 0, t?.n ?? 0);
+    if (c) return c;
+  }
+  return cmp(x.revision, y.revision);
 }

@@ -74,7 +74,7 @@ describe('SemVer precedence', () => {
 
 describe('apk version order', () => {
   test('suffixes and revisions', () => {
-    assertAscending(compareApkVersions, ['1.0_alpha1', '1.0_beta', '1.0_rc1', '1.0', '1.0-r1', '1.0-r2', '1.0_p1', '1.0a', '1.0.1']);
+    assertAscending(compareApkVersions, ['1.0_alpha1', '1.0_beta', '1.0_rc1', '1.0', '1.0-r1', '1.0-r2', '1.0_p1', '1.0a', '1.0.1', '1.1']);
   });
   test('leading zeros make fractions', () => {
     assert.ok(compareApkVersions('1.01', '1.1') < 0);
