@@ -4,7 +4,7 @@
  * paths, parents before children, hard links written once then as links, optional
  * SOURCE_DATE_EPOCH clamping of every timestamp.
  */
-import { createReadStream, promises as fsp, type Stats } from 'node:fs';
+import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync, promises as fsp, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
@@ -79,8 +79,33 @@ function clamp(mtime: number, opts: TarOptions): number {
   return opts.sourceDateEpoch !== undefined && mtime > opts.sourceDateEpoch ? opts.sourceDateEpoch : mtime;
 }
 
-/** Tar entries → tar byte stream. */
+const SMALL_FILE = 256 << 10;
+const OUT_CHUNK = 512 << 10;
+
+/** Tar entries → tar byte stream, in chunks of about OUT_CHUNK (small pieces are batched). */
 async function* encodeEntries(entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>): AsyncGenerator<Buffer> {
+  let batch: Buffer[] = [];
+  let batchLen = 0;
+  for await (const b of encodeEntryPieces(entries)) {
+    if (b.length >= OUT_CHUNK) {
+      if (batchLen) yield Buffer.concat(batch, batchLen);
+      batch = [];
+      batchLen = 0;
+      yield b;
+      continue;
+    }
+    batch.push(b);
+    batchLen += b.length;
+    if (batchLen >= OUT_CHUNK) {
+      yield Buffer.concat(batch, batchLen);
+      batch = [];
+      batchLen = 0;
+    }
+  }
+  if (batchLen) yield Buffer.concat(batch, batchLen);
+}
+
+async function* encodeEntryPieces(entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>): AsyncGenerator<Buffer> {
   for await (const e of entries) {
     yield encodeHeader(e.header);
     if (e.header.type !== 'file' || e.header.size === 0) continue;
@@ -88,6 +113,13 @@ async function* encodeEntries(entries: AsyncIterable<PendingEntry> | Iterable<Pe
     if (e.content !== undefined) {
       yield e.content;
       written = e.content.length;
+    } else if (e.source !== undefined && e.header.size <= SMALL_FILE) {
+      // One read for a small file: a stream per file costs more than the file.
+      // Synchronous on purpose: for many small files the thread-pool round trips dominate.
+      const b = readFileSync(e.source);
+      const part = b.length > e.header.size ? b.subarray(0, e.header.size) : b;
+      written = part.length;
+      yield part;
     } else if (e.source !== undefined) {
       for await (const chunk of createReadStream(e.source, { highWaterMark: 1 << 20 })) {
         const b = chunk as Buffer;
@@ -137,7 +169,7 @@ async function entryFor(abs: string, name: string, st: Stats, links: HardlinkTra
     return { header };
   }
   if (type === 'file') header.size = st.size;
-  if (type === 'symlink') header.linkname = await fsp.readlink(abs);
+  if (type === 'symlink') header.linkname = readlinkSync(abs);
   if (type === 'chardev' || type === 'blockdev') {
     header.devmajor = Math.floor(st.rdev / 256) & 0xfff;
     header.devminor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
@@ -160,11 +192,12 @@ export function comparePaths(a: string, b: string): number {
 }
 
 async function* walk(root: string, rel: string, links: HardlinkTracker, opts: TarOptions): AsyncGenerator<PendingEntry> {
-  const names = (await fsp.readdir(path.join(root, rel))).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  // Synchronous metadata reads: a tree walk is thousands of tiny calls, each a thread-pool hop when async.
+  const names = readdirSync(path.join(root, rel)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   for (const n of names) {
     const r = rel ? `${rel}/${n}` : n;
     const abs = path.join(root, r);
-    const st = await fsp.lstat(abs);
+    const st = lstatSync(abs);
     const e = await entryFor(abs, r, st, links, opts);
     if (e) yield e;
     if (st.isDirectory()) yield* walk(root, r, links, opts);
@@ -191,7 +224,7 @@ export function tarChanges(root: string, changes: Change[], opts: TarOptions = {
         yield { header: { name: `${c.path}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: epoch } };
       } else {
         const abs = path.join(root, c.path);
-        const st = await fsp.lstat(abs);
+        const st = lstatSync(abs);
         const e = await entryFor(abs, c.path, st, links, opts);
         if (e) yield e;
       }

@@ -1,0 +1,69 @@
+/**
+ * Benchmark: layer export (tar + gzip + diff_id + digest) on ~300 MB of incompressible data and
+ * on 30,000 small files, against `tar -c | pigz -p 2 | sha256sum` and single-threaded `tar -cz`.
+ * Target: ≥ 0.8× the pigz pipeline's throughput, peak RSS < 256 MB.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { encodeLayer, tarDirectory } from '../src/layer/index.js';
+
+const work = mkdtempSync(path.join(process.env.KILN_BENCH_DIR ?? os.tmpdir(), 'kiln-bench-layer-'));
+function makeBig(dir: string): number {
+  const fd = openSync(path.join(dir, 'blob.bin'), 'w');
+  const chunk = 8 << 20;
+  for (let i = 0; i < 300_000_000 / chunk; i++) writeSync(fd, randomBytes(chunk));
+  closeSync(fd);
+  return 300_000_000;
+}
+function makeSmall(dir: string): number {
+  let bytes = 0;
+  for (let d = 0; d < 300; d++) {
+    mkdirSync(path.join(dir, `pkg${d}`, 'lib'), { recursive: true });
+    for (let f = 0; f < 100; f++) {
+      const body = `module.exports = ${JSON.stringify(randomBytes(200 + (f % 7) * 100).toString('base64'))};\n`;
+      writeFileSync(path.join(dir, `pkg${d}`, 'lib', `f${f}.js`), body);
+      bytes += body.length;
+    }
+  }
+  return bytes;
+}
+function timeShell(cmd: string): number {
+  spawnSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true']);
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0) throw new Error(`${cmd} failed`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+async function timeKiln(dir: string): Promise<{ s: number; rss: number }> {
+  spawnSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true']);
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const t0 = process.hrtime.bigint();
+  const sink = new Writable({ write: (_c, _e, cb) => cb() });
+  await encodeLayer(tarDirectory(dir), sink, { compression: 'gzip' });
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  clearInterval(timer);
+  return { s, rss: Math.max(peak, process.memoryUsage().rss) };
+}
+
+try {
+  for (const [name, make] of [['300MB-incompressible', makeBig], ['30000-small-files', makeSmall]] as const) {
+    const dir = path.join(work, name);
+    mkdirSync(dir, { recursive: true });
+    const bytes = make(dir);
+    const kiln = await timeKiln(dir);
+    const pigz = timeShell(`tar -C ${dir} -c . | pigz -p 2 | sha256sum >/dev/null`);
+    const single = timeShell(`tar -C ${dir} -cz . | sha256sum >/dev/null`);
+    const mb = bytes / 1e6;
+    console.log(
+      `${name}: kiln ${kiln.s.toFixed(2)} s (${(mb / kiln.s).toFixed(0)} MB/s, peak RSS ${(kiln.rss / 1e6).toFixed(0)} MB) | ` +
+        `tar|pigz -p2|sha256sum ${pigz.toFixed(2)} s | tar -cz ${single.toFixed(2)} s | kiln/pigz throughput ${(pigz / kiln.s).toFixed(2)}x (target >= 0.8x)`,
+    );
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
