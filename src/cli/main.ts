@@ -19,6 +19,8 @@ export function buildProgram(): Command {
     .option('--debug', 'print stack traces and debug details on errors')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true })
+    // Options after `kiln run IMAGE` belong to the command run in the container.
+    .enablePositionalOptions()
     .exitOverride();
   for (const register of commands) {
     const cmd = register(program);
