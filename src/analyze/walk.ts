@@ -1,0 +1,123 @@
+/**
+ * One streaming pass over an image's layers: each layer blob is decompressed and its tar entries
+ * read in order, never unpacked. What the pass collects is chosen by the caller: the per-layer
+ * entry lists (for efficiency and per-layer changes), content digests of regular files (to tell a
+ * modified file from a rewritten identical one), and the package catalogers.
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { KilnError, isKilnError } from '../util/errors.js';
+import { cleanEntryName } from '../layer/apply.js';
+import { openLayer } from '../layer/decompress.js';
+import { readTar } from '../layer/tarstream.js';
+import type { LayerEntry } from './efficiency.js';
+import { FsTree, applyLayerEntries, splitWhiteout, type LayerChanges } from './filetree.js';
+import { Cataloger } from './sbom/catalog.js';
+import type { OsRelease, Package } from './sbom/types.js';
+import type { ImageSource } from './source.js';
+
+export interface WalkOptions {
+  /** Keep every layer's entries and stack them into the final filesystem. */
+  entries?: boolean;
+  /** Run the package catalogers. */
+  catalog?: boolean;
+  /**
+   * Which regular files to hash: 'auto' (files a later layer may rewrite — every layer but the
+   * last — and files that replace one below), 'all', or 'none'. A layer index in `skipHash` is
+   * never hashed (e.g. a layer two images share, for diff).
+   */
+  hash?: 'auto' | 'all' | 'none';
+  skipHash?: Set<number>;
+  /** Called as each layer starts (progress). */
+  onLayer?: (index: number, count: number) => void;
+}
+
+export interface WalkedLayer {
+  index: number;
+  diffId: string;
+  entries?: LayerEntry[];
+  changes?: LayerChanges;
+  /** Entries with names that could escape the root (".."/absolute): skipped, counted. */
+  unsafeEntries: number;
+}
+
+export interface WalkResult {
+  layers: WalkedLayer[];
+  /** The stacked filesystem (when entries were kept). */
+  tree?: FsTree;
+  packages: Package[];
+  os: OsRelease;
+}
+
+async function readAll(body: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash> | undefined, keep: boolean): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) {
+    hash?.update(c);
+    if (keep) chunks.push(c);
+  }
+  return keep ? Buffer.concat(chunks) : undefined;
+}
+
+export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promise<WalkResult> {
+  const cat = opts.catalog ? new Cataloger() : undefined;
+  const tree = opts.entries ? new FsTree() : undefined;
+  const hashMode = opts.hash ?? (opts.entries ? 'auto' : 'none');
+  const layers: WalkedLayer[] = [];
+  const n = src.layers.length;
+  for (const layer of src.layers) {
+    opts.onLayer?.(layer.index, n);
+    const entries: LayerEntry[] | undefined = opts.entries ? [] : undefined;
+    let unsafeEntries = 0;
+    let blob: Readable | undefined;
+    try {
+      blob = layer.open();
+      for await (const { header, body } of readTar(openLayer(blob))) {
+        let p: string;
+        try {
+          p = cleanEntryName(header.name);
+        } catch (e) {
+          if (isKilnError(e) && e.code === 'UNSAFE') {
+            unsafeEntries++;
+            continue;
+          }
+          throw e;
+        }
+        if (p === '') continue;
+        const isFile = header.type === 'file';
+        let hashIt = false;
+        if (isFile && hashMode !== 'none' && !opts.skipHash?.has(layer.index) && !splitWhiteout(p)) {
+          if (hashMode === 'all' || layer.index < n - 1) hashIt = true;
+          else if (tree?.get(p)?.info?.type === 'file') hashIt = true;
+        }
+        const catWants = cat?.wants(p, header) ?? false;
+        let content: Buffer | undefined;
+        let hash: string | undefined;
+        if (hashIt || catWants) {
+          const h = hashIt ? createHash('sha256') : undefined;
+          content = await readAll(body, h, catWants);
+          if (h) hash = `sha256:${h.digest('hex')}`;
+        }
+        cat?.entry(layer.index, p, header, content);
+        if (entries) {
+          const e: LayerEntry = { path: p, type: header.type, size: header.size, mode: header.mode, uid: header.uid, gid: header.gid };
+          if (header.linkname !== undefined) e.linkname = header.linkname;
+          if (hash) e.hash = hash;
+          entries.push(e);
+        }
+      }
+    } catch (e) {
+      blob?.destroy();
+      if (isKilnError(e)) throw new KilnError(e.code, `layer ${layer.index + 1} (${layer.diffId.slice(0, 19)}): ${e.message}`, { image: src.display }, { hint: e.hint, cause: e });
+      throw e;
+    }
+    cat?.endLayer();
+    const wl: WalkedLayer = { index: layer.index, diffId: layer.diffId, unsafeEntries };
+    if (entries && tree) {
+      wl.entries = entries;
+      wl.changes = applyLayerEntries(tree, entries, layer.index);
+    }
+    layers.push(wl);
+  }
+  const diffIds = src.layers.map((l) => l.diffId);
+  return { layers, tree, packages: cat ? cat.packages(diffIds) : [], os: cat ? cat.osRelease() : {} };
+}
