@@ -28,7 +28,9 @@ export async function mountOverlay(lowers: string[], runDir: string, upper: stri
   // overlayfs needs at least one lower dir: an empty one stands for scratch.
   const opt = lowers.length ? lowerOpt : 'l/empty';
   if (!lowers.length) mkdirSync(path.join(links, 'empty'));
-  const r = await runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${opt},upperdir=${path.relative(runDir, upper)},workdir=${path.relative(runDir, work)},index=off,metacopy=off,redirect_dir=off`, target], { cwd: runDir });
+  // No upper dir: a read-only view.
+  const rw = upper ? `,upperdir=${path.relative(runDir, upper)},workdir=${path.relative(runDir, work)}` : '';
+  const r = await runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${opt}${rw},index=off,metacopy=off,redirect_dir=off`, target], { cwd: runDir });
   if (r.code !== 0) throw new KilnError('SANDBOX', `cannot mount overlayfs: ${r.stderr.trim()}`, { path: target }, { hint: 'use --snapshotter native where overlayfs is not available (e.g. inside an unprivileged container)' });
 }
 

@@ -14,7 +14,8 @@ import { register as exportCmd } from './export.js';
 import { register as prune } from './prune.js';
 import { register as inspect } from './inspect.js';
 import { register as run } from './run.js';
+import { register as buildCmd } from './build.js';
 
 export type RegisterCommand = (program: Command) => Command;
 
-export const commands: RegisterCommand[] = [plan, images, tag, rmi, importCmd, save, load, exportCmd, prune, inspect, run];
+export const commands: RegisterCommand[] = [plan, images, tag, rmi, importCmd, save, load, exportCmd, prune, inspect, run, buildCmd];

@@ -1,0 +1,79 @@
+/**
+ * A read-only view of an image's filesystem (for COPY --from, USER/--chown name resolution, and
+ * checking what exists before COPY/WORKDIR): a lower-dirs-only overlay of its snapshots, or a
+ * flattened copy where overlayfs cannot be mounted.
+ */
+import { mkdirSync, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Descriptor } from '../image/types.js';
+import type { Digest } from '../util/digest.js';
+import { applyLayer } from '../layer/apply.js';
+import type { Store } from '../store/store.js';
+import { canMountOverlay, mountOverlay, unmount } from './rootfs.js';
+
+export interface View {
+  root: string;
+  close(): Promise<void>;
+}
+
+export async function openView(store: Store, layers: Descriptor[], diffIds: Digest[]): Promise<View> {
+  const dir = path.join(store.root, 'run', `${process.pid}-view-${randomBytes(6).toString('hex')}`);
+  const root = path.join(dir, 'rootfs');
+  mkdirSync(root, { recursive: true });
+  const close = async () => {
+    await unmount(root).catch(() => undefined);
+    await fsp.rm(dir, { recursive: true, force: true });
+  };
+  try {
+    if (layers.length === 0) return { root, close: async () => fsp.rm(dir, { recursive: true, force: true }) };
+    if (await canMountOverlay(dir)) {
+      const lowers = await store.snapshots(layers, diffIds);
+      // Without an upper dir overlayfs is read-only but wants two lower dirs at least.
+      const empty = path.join(dir, 'empty');
+      mkdirSync(empty);
+      await mountOverlay([empty, ...lowers], dir, '', '', root);
+      return { root, close };
+    }
+    for (const [i, l] of layers.entries()) await applyLayer(store.openBlob(l.digest), root, { whiteouts: 'apply', expectedDiffId: diffIds[i] });
+    return { root, close: async () => fsp.rm(dir, { recursive: true, force: true }) };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/**
+ * Resolve `p` (absolute, inside the image) following symlinks the way the container would, but
+ * never leaving `root`: the real path inside the image, as a path relative to root.
+ */
+export async function resolveInRoot(root: string, p: string): Promise<string> {
+  const parts = p.split('/').filter((x) => x && x !== '.');
+  const out: string[] = [];
+  let hops = 0;
+  while (parts.length) {
+    const part = parts.shift()!;
+    if (part === '..') {
+      out.pop();
+      continue;
+    }
+    const cand = path.join(root, ...out, part);
+    let st;
+    try {
+      st = await fsp.lstat(cand);
+    } catch {
+      out.push(part, ...parts);
+      break;
+    }
+    if (st.isSymbolicLink()) {
+      if (++hops > 40) throw new Error(`too many levels of symbolic links in ${p}`);
+      const target = await fsp.readlink(cand);
+      const tparts = target.split('/').filter((x) => x && x !== '.');
+      if (target.startsWith('/')) out.length = 0;
+      parts.unshift(...tparts);
+      continue;
+    }
+    out.push(part);
+  }
+  return out.join('/');
+}
