@@ -243,7 +243,9 @@ export class Cataloger {
         }
       }
     }
-    return out;
+    const rank = { deb: 0, apk: 1, python: 2, npm: 3 };
+    const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    return out.sort((a, b) => rank[a.type] - rank[b.type] || cmp(a.name, b.name) || cmp(a.version, b.version) || cmp(a.location, b.location));
   }
 }
 
