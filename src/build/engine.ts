@@ -3,6 +3,7 @@
  * once), runs every instruction — RUN in the sandbox, COPY/ADD straight into layer tars, the rest
  * as config changes — and writes the target stage as an image in the store.
  */
+import { lstatSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { CopyInstruction, Dockerfile, Instruction, RunInstruction } from '../dockerfile/ast.js';
@@ -17,7 +18,7 @@ import { tarEntries, type EntrySpec } from '../layer/write.js';
 import { hostPlatform } from '../image/platform.js';
 import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfig } from '../image/types.js';
 import type { Store } from '../store/store.js';
-import { runStep, type BackendKind, type SnapshotterKind } from '../sandbox/index.js';
+import { DEFAULT_PATH, runStep, type BackendKind, type SnapshotterKind } from '../sandbox/index.js';
 import { openView, resolveInRoot } from '../sandbox/view.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
@@ -146,6 +147,9 @@ class Engine {
       config.history ??= [];
       state = { config, layers: [...img.manifest.layers], cmdSet: false, shell: config.config?.Shell ?? ['/bin/sh', '-c'] };
     }
+    // A base without PATH (e.g. an imported rootfs) gets the default one, as BuildKit does: in the
+    // stage's ENV (so `ENV PATH=/x:$PATH` works) and in the image.
+    if (!(state.config.config?.Env ?? []).some((e) => e.startsWith('PATH='))) this.setEnv(state, 'PATH', DEFAULT_PATH);
     const scope = new StageScope(this.globals, this.o.buildArgs ?? new Map(), this.automatic, (state.config.config?.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
     // ONBUILD triggers of an external base run first, then are cleared.
     const triggers = stage.base.kind === 'image' ? (state.config.config?.OnBuild ?? []) : [];
@@ -452,14 +456,9 @@ class Engine {
 
 function pathExists(root: string, rel: string): boolean {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return lstat(path.join(root, rel));
+    lstatSync(path.join(root, rel));
+    return true;
   } catch {
     return false;
   }
-}
-import { lstatSync } from 'node:fs';
-function lstat(p: string): boolean {
-  lstatSync(p);
-  return true;
 }

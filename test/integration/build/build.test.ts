@@ -1,0 +1,145 @@
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { runKiln } from '../../helpers/kiln.js';
+import { basesUnavailable, ensureBaseTar } from '../../helpers/bases.js';
+
+const noBases = basesUnavailable();
+const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-build-'));
+const root = path.join(work, 'store');
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function context(name: string, files: Record<string, string>): string {
+  const dir = path.join(work, name);
+  for (const [p, content] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, p)), { recursive: true });
+    writeFileSync(path.join(dir, p), content);
+  }
+  return dir;
+}
+
+async function inspect(name: string) {
+  const r = await runKiln(['inspect', name], { root });
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout)[0] as { Config: Record<string, unknown>; RootFS: { Layers: string[] }; History: { created_by: string; empty_layer?: boolean }[] };
+}
+
+async function inImage(name: string, script: string): Promise<string> {
+  const r = await runKiln(['run', '--entrypoint', '', name, 'sh', '-c', script], { root });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
+}
+
+describe('kiln build on the Debian base', { skip: noBases }, () => {
+  before(async () => {
+    const r = await runKiln(['import', await ensureBaseTar('debian-slim'), 'debian-slim:bookworm', '--change', 'CMD ["bash"]'], { root });
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('multi-stage: only what the final stage copies ships; config and history like docker', async () => {
+    const ctx = context('multi', {
+      Dockerfile: [
+        'ARG GREETING=hello',
+        'FROM debian-slim:bookworm AS builder',
+        'ARG GREETING',
+        'WORKDIR /src',
+        'COPY . .',
+        'RUN echo "$GREETING from $(cat msg.txt)" > out.txt && echo secret > build-only.txt',
+        'FROM debian-slim:bookworm AS unused',
+        'RUN exit 1',
+        'FROM debian-slim:bookworm',
+        'RUN useradd -u 1234 app',
+        'COPY --from=builder --chown=app:app /src/out.txt /app/',
+        'COPY --chmod=0750 msg.txt /app/msg.txt',
+        'ENV A=1 B="two words"',
+        'LABEL org.example=yes',
+        'EXPOSE 8000 53/udp',
+        'USER app',
+        'WORKDIR /app',
+        'ENTRYPOINT ["cat"]',
+        'CMD ["/app/out.txt"]',
+      ].join('\n'),
+      'msg.txt': 'the context',
+      '.dockerignore': 'ignored.txt\n',
+      'ignored.txt': 'no',
+    });
+    const r = await runKiln(['build', '-t', 'multi:1', '--build-arg', 'GREETING=hi', ctx], { root });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.trim(), /^sha256:[a-f0-9]{64}$/);
+    assert.doesNotMatch(r.stderr, /\[unused/, 'a stage nothing needs never runs');
+    const run = await runKiln(['run', 'multi:1'], { root });
+    assert.equal(run.stdout, 'hi from the context\n');
+    const i = await inspect('multi:1');
+    assert.deepEqual(i.Config.Entrypoint, ['cat']);
+    assert.deepEqual(i.Config.Cmd, ['/app/out.txt']);
+    assert.equal(i.Config.User, 'app');
+    assert.equal(i.Config.WorkingDir, '/app');
+    assert.deepEqual(i.Config.ExposedPorts, { '8000/tcp': {}, '53/udp': {} });
+    assert.deepEqual(i.Config.Labels, { 'org.example': 'yes' });
+    assert.ok((i.Config.Env as string[]).includes('A=1') && (i.Config.Env as string[]).includes('B=two words'));
+    assert.ok(!(i.Config.Env as string[]).some((e) => e.startsWith('GREETING=')), 'ARG values are not in the config');
+    assert.equal(i.RootFS.Layers.length, 4, 'base + useradd + two COPYs (WORKDIR /app exists already)');
+    assert.ok(i.History.some((h) => h.created_by === 'USER app' && h.empty_layer));
+    const files = await inImage('multi:1', 'ls -ln /app; ls /src 2>&1 || true; id -u');
+    assert.match(files, /-rw-r--r-- +1 1234 +1234 .* out\.txt/);
+    assert.match(files, /-rwxr-x--- +1 +0 +0 .* msg\.txt/);
+    assert.match(files, /No such file/, 'the builder stage does not ship');
+  });
+
+  test('ENTRYPOINT in a stage clears the inherited CMD; shell form runs through /bin/sh -c', async () => {
+    const ctx = context('ep', { Dockerfile: 'FROM debian-slim:bookworm\nENTRYPOINT echo from-entrypoint\n' });
+    assert.equal((await runKiln(['build', '-t', 'ep:1', ctx], { root })).code, 0);
+    const i = await inspect('ep:1');
+    assert.equal(i.Config.Cmd ?? null, null);
+    assert.deepEqual(i.Config.Entrypoint, ['/bin/sh', '-c', 'echo from-entrypoint']);
+  });
+
+  test('COPY rules: directory contents, trailing slash, wildcards, symlinks kept', async () => {
+    const ctx = context('copy', { Dockerfile: ['FROM debian-slim:bookworm', 'COPY dir /d1', 'COPY dir /d2/', 'COPY *.txt /t/', 'COPY a.txt /renamed', 'COPY link /links/'].join('\n'), 'dir/x/y.txt': 'y', 'a.txt': 'a', 'b.txt': 'b' });
+    symlinkSync('a.txt', path.join(ctx, 'link'));
+    const r = await runKiln(['build', '-t', 'copy:1', ctx], { root });
+    assert.equal(r.code, 0, r.stderr);
+    const out = await inImage('copy:1', 'cat /d1/x/y.txt /d2/x/y.txt /t/a.txt /t/b.txt /renamed; echo; readlink /links/link');
+    assert.equal(out, 'yyaba\na.txt\n');
+  });
+
+  test('errors: a failing RUN names the stage, line, command, exit code and output', async () => {
+    const ctx = context('fail', { Dockerfile: 'FROM debian-slim:bookworm AS b\nRUN echo about to fail && exit 3\n' });
+    const r = await runKiln(['build', ctx], { root });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Dockerfile:2:1: stage b: RUN failed with exit code 3: echo about to fail && exit 3/);
+    assert.match(r.stderr, /about to fail/);
+    assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/);
+  });
+
+  test('errors: missing source, unknown base image, unknown instruction, bad build arg, missing context', async () => {
+    const missing = await runKiln(['build', context('miss', { Dockerfile: 'FROM debian-slim:bookworm\nCOPY nope.txt /\n' })], { root });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /Dockerfile:2:1: .*"nope\.txt" not found in the build context/);
+    const nobase = await runKiln(['build', context('nobase', { Dockerfile: 'FROM no-such-image:1\n' })], { root });
+    assert.equal(nobase.code, 1);
+    assert.match(nobase.stderr, /base image no-such-image:1 is not in the store/);
+    const unknown = await runKiln(['build', context('unk', { Dockerfile: 'FROM debian-slim:bookworm\nCOPPY a b\n' })], { root });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /Dockerfile:2:1: unknown instruction: COPPY/);
+    const badArg = await runKiln(['build', '--build-arg', '=x', context('arg', { Dockerfile: 'FROM debian-slim:bookworm\n' })], { root });
+    assert.equal(badArg.code, 2);
+    const noCtx = await runKiln(['build', path.join(work, 'does-not-exist')], { root });
+    assert.equal(noCtx.code, 1);
+    assert.match(noCtx.stderr, /build context does not exist/);
+  });
+
+  test('--target, -f -, --iidfile, --output type=docker', async () => {
+    const ctx = context('target', { 'a.txt': 'a' });
+    const iid = path.join(work, 'iid');
+    const out = path.join(work, 'out.tar');
+    const r = await runKiln(['build', '-f', '-', '--target', 'first', '--iidfile', iid, '--output', `type=docker,dest=${out}`, '-t', 'target:1', ctx], { root, input: 'FROM debian-slim:bookworm AS first\nCOPY a.txt /\nFROM first\nRUN exit 9\n' });
+    assert.equal(r.code, 0, r.stderr);
+    const other = path.join(work, 'store-load');
+    const l = await runKiln(['load', '-i', out], { root: other });
+    assert.equal(l.code, 0, l.stderr);
+    assert.match(l.stdout, /target:1/);
+  });
+});

@@ -1,0 +1,79 @@
+/**
+ * The seeds' patterns end to end (../shared/bench/workloads, adapted to work offline): each builds
+ * with kiln and its image does what the app should, as the user the Dockerfile sets.
+ */
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { runKiln } from '../../helpers/kiln.js';
+import { basesUnavailable, ensureBaseTar, type BaseName } from '../../helpers/bases.js';
+import { sharedDir } from '../../helpers/paths.js';
+
+const workloads = path.join(sharedDir, 'bench', 'workloads');
+const skip = basesUnavailable() ?? (existsSync(workloads) ? false : `no ${workloads}`);
+const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-seeds-'));
+const root = path.join(work, 'store');
+after(() => rmSync(work, { recursive: true, force: true }));
+
+async function build(w: string, tag: string, args: string[] = []): Promise<void> {
+  const r = await runKiln(['build', '-q', '-t', tag, ...args, path.join(workloads, w)], { root });
+  assert.equal(r.code, 0, `${w}: ${r.stderr}`);
+}
+async function run(tag: string, args: string[] = []): Promise<string> {
+  const r = await runKiln(['run', tag, ...args], { root });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
+}
+async function sh(tag: string, script: string): Promise<string> {
+  const r = await runKiln(['run', '--entrypoint', '', tag, 'sh', '-c', script], { root });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
+}
+
+describe('the seeds, end to end', { skip }, () => {
+  before(async () => {
+    // The workloads name their bases REGISTRY/NAME:bookworm with REGISTRY=localhost:5000.
+    for (const b of ['python-full', 'python-slim', 'node-full', 'node-slim'] as BaseName[]) {
+      const r = await runKiln(['import', await ensureBaseTar(b), `localhost:5000/${b}:bookworm`], { root });
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+
+  test('seed 002: wheels built with gcc in a builder, installed in the slim image with no compiler', async () => {
+    await build('py-wheels', 'wheels:1');
+    assert.match(await run('wheels:1'), /^hello, multi-stage \| total: 500500 \| app 1\.0\.0/);
+    assert.match(await sh('wheels:1', 'command -v gcc || echo no-gcc'), /no-gcc/);
+  });
+
+  test('seed 000: SRC_FORMAT=clear ships the .py sources; obfuscated ships compiled modules only', async () => {
+    await build('py-obfuscate', 'obf-clear:1', ['--build-arg', 'SRC_FORMAT=clear']);
+    assert.match(await run('obf-clear:1'), /hello, multi-stage/);
+    assert.match(await sh('obf-clear:1', 'ls /usr/src/app/app'), /main\.py/);
+    await build('py-obfuscate', 'obf:1');
+    assert.match(await run('obf:1'), /hello, multi-stage/);
+    const files = await sh('obf:1', 'find /usr/src/app/app -name "*.py" | wc -l; ls /usr/src/app');
+    assert.match(files, /^0\n/, 'no .py source of the app in the obfuscated image');
+    assert.doesNotMatch(files, /code_obfuscation\.py/);
+  });
+
+  test('seed 001: venv from a builder and assets from a node stage in a slim image', async () => {
+    await build('py-venv', 'venv:1');
+    assert.match(await run('venv:1'), /hello, multi-stage/);
+    const check = await sh('venv:1', 'ls /app/static_final | head -3; command -v node || echo no-node; command -v gcc || echo no-gcc');
+    assert.match(check, /no-node/);
+    assert.match(check, /no-gcc/);
+  });
+
+  test('seed 003: /usr/local copied into slim, a non-root user, COPY --chown', async () => {
+    await build('py-usrlocal-user', 'microblog:1');
+    assert.match(await run('microblog:1'), /hello, multi-stage/);
+    assert.match(await sh('microblog:1', 'id -un; stat -c %U /microblog/entrypoint.sh'), /^microblog\nmicroblog\n$/);
+  });
+
+  test('seed 003 (TP): a node app on a minimal runtime as nonroot', async () => {
+    await build('node-distroless', 'distroless:1');
+    assert.match(await run('distroless:1', ['index.js', '--once']), /^hello from 65532 — 1,234,567 requests served/);
+  });
+});
