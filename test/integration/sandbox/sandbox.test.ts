@@ -149,3 +149,25 @@ describe('sandbox on an imported Debian base', { skip: noBases }, () => {
     assert.equal(existsSync(path.join(root, 'run')) ? (await fsp.readdir(path.join(root, 'run'))).length : 0, 0);
   });
 });
+
+describe('deep images', { skip: noBases }, () => {
+  test('127 layers mount as one overlay (lowerdir fits the mount option limit) and the top layer wins', async () => {
+    const { tarEntries } = await import('../../../src/layer/write.js');
+    const { encodeLayer } = await import('../../../src/layer/compress.js');
+    const layers = [...base.manifest.layers];
+    const diffIds = [...base.config.rootfs.diff_ids];
+    for (let i = 1; i < 127; i++) {
+      const w = await store.createBlobWriter();
+      const info = await encodeLayer(tarEntries([{ path: `deep/f${i}`, type: 'file', content: Buffer.from(`${i}\n`), mode: 0o644, uid: 0, gid: 0, mtime: 0 }, { path: 'deep/top', type: 'file', content: Buffer.from(`${i}\n`), mode: 0o644, uid: 0, gid: 0, mtime: 0 }]), w.stream, { compression: 'gzip' });
+      await w.commit({ digest: info.digest, size: info.size });
+      layers.push({ mediaType: info.mediaType, digest: info.digest, size: info.size });
+      diffIds.push(info.diffId);
+    }
+    assert.equal(layers.length, 127);
+    const out: Buffer[] = [];
+    const r = await runStep({ store, layers, diffIds, args: ['/bin/sh', '-c', 'ls /deep | wc -l; cat /deep/top'], env: [], snapshotter: 'overlay', capture: false, onStdout: (b) => out.push(b) });
+    assert.equal(r.exitCode, 0);
+    assert.equal(Buffer.concat(out).toString(), '127\n126\n');
+    assert.equal(mounts(), 0);
+  });
+});
