@@ -31,6 +31,10 @@ export interface LayerRef {
   size?: number;
   /** The history entry that made this layer ("(missing)" sources have none). */
   history?: HistoryEntry;
+  /** Size of the uncompressed tar (what docker shows as a layer's size), when known without reading it. */
+  uncompressedSize?: number;
+  /** Where the blob lies in a file (byte range, end inclusive), when it does: read in place. */
+  file?: { path: string; start: number; end: number };
   /** The layer blob as stored (gzip, zstd or plain tar: openLayer detects which). */
   open(): Readable;
 }
@@ -81,6 +85,7 @@ export async function openImageSource(ref: string, opts: OpenOptions = {}): Prom
 async function fromStore(store: Store, ref: string, opts: OpenOptions): Promise<ImageSource> {
   const img = await store.resolveImage(ref, { platform: opts.platform });
   const hist = layerHistory(img.config);
+  const facts = await Promise.all(img.manifest.layers.map((l) => store.layerFacts(l.digest)));
   if (img.manifest.layers.length !== img.config.rootfs.diff_ids.length) throw new KilnError('INVALID', `image has ${img.manifest.layers.length} layers but ${img.config.rootfs.diff_ids.length} diff_ids`, { image: ref });
   return {
     display: ref,
@@ -97,6 +102,8 @@ async function fromStore(store: Store, ref: string, opts: OpenOptions): Promise<
       mediaType: d.mediaType,
       size: d.size,
       history: hist[i],
+      uncompressedSize: facts[i]?.uncompressedSize,
+      file: { path: store.blobPath(d.digest), start: 0, end: d.size - 1 },
       open: () => store.openBlob(d.digest),
     })),
     close: async () => undefined,
@@ -215,6 +222,10 @@ async function openArchive(file: string, display: string, opts: OpenOptions): Pr
         await h.close();
       }
     };
+    const fileRange = (name: string) => {
+      const e = resolve(name);
+      return { path: tarFile, start: e.offset, end: e.offset + e.size - 1 };
+    };
     const stream = (name: string) => () => {
       const e = resolve(name);
       return e.size === 0 ? Readable.from([]) : createReadStream(tarFile, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
@@ -255,7 +266,7 @@ async function openArchive(file: string, display: string, opts: OpenOptions): Pr
           config,
           manifest,
           kind: 'archive',
-          layers: manifest.layers.map((l, i) => ({ index: i, diffId: config.rootfs.diff_ids[i]!, digest: l.digest, mediaType: l.mediaType, size: l.size, history: hist[i], open: stream(blob(l.digest)) })),
+          layers: manifest.layers.map((l, i) => ({ index: i, diffId: config.rootfs.diff_ids[i]!, digest: l.digest, mediaType: l.mediaType, size: l.size, history: hist[i], file: fileRange(blob(l.digest)), open: stream(blob(l.digest)) })),
           close: cleanup,
         };
       }
@@ -290,7 +301,8 @@ async function openArchive(file: string, display: string, opts: OpenOptions): Pr
           const e = resolve(p.split('/').filter((x) => x && x !== '.').join('/'));
           const m = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(p);
           const digest = m && isDigest(`sha256:${m[1]}`) ? (`sha256:${m[1]}` as Digest) : undefined;
-          return { index: i, diffId: config.rootfs.diff_ids[i]!, digest, size: e.size, history: hist[i], open: stream(p.split('/').filter((x) => x && x !== '.').join('/')) };
+          const name = p.split('/').filter((x) => x && x !== '.').join('/');
+          return { index: i, diffId: config.rootfs.diff_ids[i]!, digest, size: e.size, history: hist[i], file: fileRange(name), open: stream(name) };
         }),
         close: cleanup,
       };

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { KilnError, isKilnError } from '../util/errors.js';
 import { cleanEntryName } from '../layer/apply.js';
-import { openLayer } from '../layer/decompress.js';
+import { LayerReader } from './inflate.js';
 import { readTar } from '../layer/tarstream.js';
 import type { LayerEntry } from './efficiency.js';
 import { FsTree, applyLayerEntries, splitWhiteout, type LayerChanges } from './filetree.js';
@@ -64,59 +64,64 @@ export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promi
   const hashMode = opts.hash ?? (opts.entries ? 'auto' : 'none');
   const layers: WalkedLayer[] = [];
   const n = src.layers.length;
-  for (const layer of src.layers) {
-    opts.onLayer?.(layer.index, n);
-    const entries: LayerEntry[] | undefined = opts.entries ? [] : undefined;
-    let unsafeEntries = 0;
-    let blob: Readable | undefined;
-    try {
-      blob = layer.open();
-      for await (const { header, body } of readTar(openLayer(blob))) {
-        let p: string;
-        try {
-          p = cleanEntryName(header.name);
-        } catch (e) {
-          if (isKilnError(e) && e.code === 'UNSAFE') {
-            unsafeEntries++;
-            continue;
+  const reader = new LayerReader();
+  try {
+    for (const layer of src.layers) {
+      opts.onLayer?.(layer.index, n);
+      const entries: LayerEntry[] | undefined = opts.entries ? [] : undefined;
+      let unsafeEntries = 0;
+      let blob: Readable | undefined;
+      try {
+        blob = reader.open(layer);
+        for await (const { header, body } of readTar(blob)) {
+          let p: string;
+          try {
+            p = cleanEntryName(header.name);
+          } catch (e) {
+            if (isKilnError(e) && e.code === 'UNSAFE') {
+              unsafeEntries++;
+              continue;
+            }
+            throw e;
           }
-          throw e;
+          if (p === '') continue;
+          const isFile = header.type === 'file';
+          let hashIt = false;
+          if (isFile && hashMode !== 'none' && !opts.skipHash?.has(layer.index) && !splitWhiteout(p)) {
+            if (hashMode === 'all' || layer.index < n - 1) hashIt = true;
+            else if (tree?.get(p)?.info?.type === 'file') hashIt = true;
+          }
+          const catWants = cat?.wants(p, header) ?? false;
+          let content: Buffer | undefined;
+          let hash: string | undefined;
+          if (hashIt || catWants) {
+            const h = hashIt ? createHash('sha256') : undefined;
+            content = await readAll(body, h, catWants);
+            if (h) hash = `sha256:${h.digest('hex')}`;
+          }
+          cat?.entry(layer.index, p, header, content);
+          if (entries) {
+            const e: LayerEntry = { path: p, type: header.type, size: header.size, mode: header.mode, uid: header.uid, gid: header.gid };
+            if (header.linkname !== undefined) e.linkname = header.linkname;
+            if (hash) e.hash = hash;
+            entries.push(e);
+          }
         }
-        if (p === '') continue;
-        const isFile = header.type === 'file';
-        let hashIt = false;
-        if (isFile && hashMode !== 'none' && !opts.skipHash?.has(layer.index) && !splitWhiteout(p)) {
-          if (hashMode === 'all' || layer.index < n - 1) hashIt = true;
-          else if (tree?.get(p)?.info?.type === 'file') hashIt = true;
-        }
-        const catWants = cat?.wants(p, header) ?? false;
-        let content: Buffer | undefined;
-        let hash: string | undefined;
-        if (hashIt || catWants) {
-          const h = hashIt ? createHash('sha256') : undefined;
-          content = await readAll(body, h, catWants);
-          if (h) hash = `sha256:${h.digest('hex')}`;
-        }
-        cat?.entry(layer.index, p, header, content);
-        if (entries) {
-          const e: LayerEntry = { path: p, type: header.type, size: header.size, mode: header.mode, uid: header.uid, gid: header.gid };
-          if (header.linkname !== undefined) e.linkname = header.linkname;
-          if (hash) e.hash = hash;
-          entries.push(e);
-        }
+      } catch (e) {
+        blob?.destroy();
+        if (isKilnError(e)) throw new KilnError(e.code, `layer ${layer.index + 1} (${layer.diffId.slice(0, 19)}): ${e.message}`, { image: src.display }, { hint: e.hint, cause: e });
+        throw e;
       }
-    } catch (e) {
-      blob?.destroy();
-      if (isKilnError(e)) throw new KilnError(e.code, `layer ${layer.index + 1} (${layer.diffId.slice(0, 19)}): ${e.message}`, { image: src.display }, { hint: e.hint, cause: e });
-      throw e;
+      cat?.endLayer();
+      const wl: WalkedLayer = { index: layer.index, diffId: layer.diffId, unsafeEntries };
+      if (entries && tree) {
+        wl.entries = entries;
+        wl.changes = applyLayerEntries(tree, entries, layer.index);
+      }
+      layers.push(wl);
     }
-    cat?.endLayer();
-    const wl: WalkedLayer = { index: layer.index, diffId: layer.diffId, unsafeEntries };
-    if (entries && tree) {
-      wl.entries = entries;
-      wl.changes = applyLayerEntries(tree, entries, layer.index);
-    }
-    layers.push(wl);
+  } finally {
+    await reader.close();
   }
   const diffIds = src.layers.map((l) => l.diffId);
   return { layers, tree, packages: cat ? cat.packages(diffIds) : [], os: cat ? cat.osRelease() : {} };

@@ -157,6 +157,10 @@ export function toSpdx(s: SbomSubject): unknown {
 /** NAME VERSION TYPE LAYER LICENSE rows (header first). */
 export function sbomTableRows(packages: Package[]): string[][] {
   const rows = [['NAME', 'VERSION', 'TYPE', 'LAYER', 'LICENSE', 'LOCATION']];
-  for (const p of packages) rows.push([p.name, p.version, p.type, String(p.layer), p.licenses.join(', ') || '-', `/${p.location}`]);
+  for (const p of packages) {
+    let lic = p.licenses.slice(0, 3).join(', ') + (p.licenses.length > 3 ? `, +${p.licenses.length - 3}` : '');
+    if (lic.length > 40) lic = `${lic.slice(0, 39)}…`;
+    rows.push([p.name, p.version, p.type, String(p.layer), lic || '-', `/${p.location}`]);
+  }
   return rows;
 }

@@ -64,7 +64,10 @@ export function parseDpkgStatus(text: string): DpkgEntry[] {
   return out;
 }
 
-/** Licences named in a Debian copyright file (DEP-5 "License:" fields), in order, deduplicated. */
+/**
+ * Licences named in a Debian copyright file: DEP-5 "License:" fields, and for free-form files the
+ * licences they point to in /usr/share/common-licenses (as syft reads them). In order, deduplicated.
+ */
 export function parseDebianCopyright(text: string): string[] {
   const seen = new Set<string>();
   for (const line of text.split('\n')) {
@@ -72,6 +75,9 @@ export function parseDebianCopyright(text: string): string[] {
     if (!m) continue;
     const lic = m[1]!.trim();
     if (lic) seen.add(lic);
+  }
+  if (seen.size === 0) {
+    for (const m of text.matchAll(/\/usr\/share\/common-licenses\/([0-9A-Za-z_.+-]+?)(?=[.,;:)'"`]*(?:\s|$))/g)) seen.add(m[1]!);
   }
   return [...seen];
 }

@@ -15,7 +15,14 @@ import { register as prune } from './prune.js';
 import { register as inspect } from './inspect.js';
 import { register as run } from './run.js';
 import { register as buildCmd } from './build.js';
+import { register as history } from './history.js';
+import { register as analyze } from './analyze.js';
+import { register as diff } from './diff.js';
+import { register as sbom } from './sbom.js';
+import { register as scan } from './scan.js';
+import { register as lint } from './lint.js';
+import { register as report } from './report.js';
 
 export type RegisterCommand = (program: Command) => Command;
 
-export const commands: RegisterCommand[] = [plan, images, tag, rmi, importCmd, save, load, exportCmd, prune, inspect, run, buildCmd];
+export const commands: RegisterCommand[] = [plan, images, tag, rmi, importCmd, save, load, exportCmd, prune, inspect, run, buildCmd, history, analyze, diff, sbom, scan, lint, report];

@@ -161,3 +161,7 @@ describe('cataloger over layers', () => {
     assert.deepEqual(packages.map((p) => [p.name, p.purl, p.licenses]), [['busybox', 'pkg:apk/alpine/busybox@1.36.1-r15?arch=x86_64&distro=alpine-3.19.1', ['GPL-2.0-only']]]);
   });
 });
+
+test('free-form Debian copyright files: licences from their common-licenses references', () => {
+  assert.deepEqual(parseDebianCopyright('This is the GNU C Library.\nfound in `/usr/share/common-licenses/LGPL-2.1\'.\nand /usr/share/common-licenses/GPL-2 for the rest'), ['LGPL-2.1', 'GPL-2']);
+});

@@ -1,0 +1,40 @@
+/** `kiln sbom IMAGE`: the packages in an image (Debian, Alpine, Python, Node) as CycloneDX, SPDX or a table. */
+import type { Command } from 'commander';
+import { catalogImage } from '../../analyze/analyze.js';
+import { sbomTableRows, toCycloneDx, toSpdx } from '../../analyze/sbom/format.js';
+import { KilnError } from '../../util/errors.js';
+import { readPackageVersion } from '../version.js';
+import { emit, openImageFromCli, progress } from './analyze.js';
+
+const FORMATS = ['table', 'cyclonedx-json', 'spdx-json', 'json'];
+
+export function register(program: Command): Command {
+  return program
+    .command('sbom')
+    .description('list the packages in an image — dpkg (incl. distroless status.d), apk, Python dist-info/egg-info, node_modules and package-lock — with versions, purls, licences and the layer that brought each')
+    .argument('<image>', 'image name or ID in the store, an image archive, or a registry reference')
+    .option('--format <format>', `output format: ${FORMATS.join(', ')}`, 'table')
+    .option('-o, --output <file>', 'write the SBOM to FILE instead of stdout')
+    .option('--platform <os/arch>', 'platform to pick from a multi-platform image')
+    .action(async (image: string, flags: { format: string; output?: string; platform?: string }, cmd: Command) => {
+      if (!FORMATS.includes(flags.format)) throw new KilnError('USAGE', `unknown --format "${flags.format}": use ${FORMATS.join(', ')}`);
+      const src = await openImageFromCli(cmd, image, flags.platform);
+      const p = progress('sbom');
+      let r;
+      try {
+        r = await catalogImage(src, { onLayer: p.onLayer });
+      } finally {
+        p.done();
+        await src.close();
+      }
+      const subject = { name: r.image.name ?? r.image.display, id: r.image.id, digest: r.image.digest, created: r.image.created, os: r.os, packages: r.packages, tool: { name: 'kiln', version: readPackageVersion() } };
+      if (flags.format === 'cyclonedx-json') return emit(`${JSON.stringify(toCycloneDx(subject), null, 2)}\n`, flags.output);
+      if (flags.format === 'spdx-json') return emit(`${JSON.stringify(toSpdx(subject), null, 2)}\n`, flags.output);
+      if (flags.format === 'json') return emit(`${JSON.stringify({ image: r.image, os: r.os, packages: r.packages }, null, 2)}\n`, flags.output);
+      const rows = sbomTableRows(r.packages);
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
+      let text = rows.map((x) => x.map((c, i) => (i === x.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('')).join('\n');
+      text += `\n${r.packages.length} packages${r.os.prettyName ? ` on ${r.os.prettyName}` : ''}\n`;
+      return emit(text, flags.output);
+    });
+}
