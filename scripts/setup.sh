@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 #   mmdebstrap        makes the Debian base images the tests import (no public registry here)
 #   openssl           test CAs and token-signing keys
 #   chromium          headless browser tests of the HTML report
-pkgs=(runc crun util-linux zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl ca-certificates git python3)
+pkgs=(runc crun util-linux zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl ca-certificates git python3 chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
