@@ -41,18 +41,23 @@ export function human(n: number): string {
 const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
 
 /** "RUN /bin/sh -c apt-get ..." → the instruction as written, shortened. */
-export function shortCommand(createdBy: string): string {
+export function shortCommand(createdBy: string, comment?: string): string {
   let s = createdBy.trim();
-  s = s.replace(/^\/bin\/sh -c #\(nop\)\s*/, '').replace(/^\/bin\/sh -c /, 'RUN ').replace(/\s*# buildkit$/, '');
-  return s || '(no command recorded)';
+  s = s.replace(/^\/bin\/sh -c #\(nop\)\s*/, '').replace(/^(?:RUN )?\/bin\/sh -c /, 'RUN ').replace(/^RUN \|\d+ [^ ]+ \/bin\/sh -c /, 'RUN ').replace(/\s*# buildkit$/, '');
+  return s || (comment ? `(${comment})` : '(no command recorded)');
 }
 
 function layerBar(a: ImageAnalysis): string {
+  // Proportional widths, but every layer keeps at least 1.5 % of the bar so small ones stay visible.
   const total = a.layers.reduce((s, l) => s + l.size, 0) || 1;
+  const minW = 15;
+  const small = a.layers.filter((l) => (l.size / total) * 1000 < minW).length;
+  const rest = Math.max(0, 1000 - small * minW);
+  const bigTotal = a.layers.filter((l) => (l.size / total) * 1000 >= minW).reduce((s, l) => s + l.size, 0) || 1;
   let x = 0;
   const segs = a.layers.map((l) => {
-    const w = (l.size / total) * 1000;
-    const seg = `<rect class="layer-seg" data-layer="${l.index}" x="${x.toFixed(2)}" y="0" width="${Math.max(w, 0.5).toFixed(2)}" height="40" fill="${PALETTE[l.index % PALETTE.length]}"><title>layer ${l.index + 1}: ${esc(human(l.size))}\n${esc(shortCommand(l.createdBy))}</title></rect>`;
+    const w = (l.size / total) * 1000 < minW ? minW : (l.size / bigTotal) * rest;
+    const seg = `<rect class="layer-seg" data-layer="${l.index}" x="${x.toFixed(2)}" y="0" width="${Math.max(w, 0.5).toFixed(2)}" height="40" fill="${PALETTE[l.index % PALETTE.length]}"><title>layer ${l.index + 1}: ${esc(human(l.size))}\n${esc(shortCommand(l.createdBy, l.comment))}</title></rect>`;
     x += w;
     return seg;
   });
@@ -68,7 +73,7 @@ function layerTable(a: ImageAnalysis): string {
 <td class="num">${l.changes.added.count} <small>(${esc(human(l.changes.added.bytes))})</small></td>
 <td class="num">${l.changes.modified.count} <small>(${esc(human(l.changes.modified.bytes))})</small></td>
 <td class="num">${l.changes.removed.count} <small>(${esc(human(l.changes.removed.bytes))})</small></td>
-<td><code class="cmd">${esc(shortCommand(l.createdBy))}</code><div class="id">${esc(l.diffId)}</div></td>
+<td><code class="cmd">${esc(shortCommand(l.createdBy, l.comment))}</code><div class="id">${esc(l.diffId)}</div></td>
 </tr>`,
     )
     .join('\n');
@@ -93,7 +98,11 @@ function treemap(root: DirSize): string {
       const r = lay[i]!;
       if (r.w < 1 || r.h < 1) return;
       const color = PALETTE[(depth * 3 + i) % PALETTE.length];
-      const label = r.w > 40 && r.h > 12 ? `<text x="${(r.x + 3).toFixed(1)}" y="${(r.y + 11).toFixed(1)}">${esc(k.path.split('/').pop() || '/')} ${esc(human(k.bytes))}</text>` : '';
+      // Labels only where they fit (about 6 px per character at this size).
+      const name = k.path.split('/').pop() || '/';
+      const full = `${name} ${human(k.bytes)}`;
+      const text = r.h > 12 ? (full.length * 6 + 6 <= r.w ? full : name.length * 6 + 6 <= r.w ? name : '') : '';
+      const label = text ? `<text x="${(r.x + 3).toFixed(1)}" y="${(r.y + 11).toFixed(1)}">${esc(text)}</text>` : '';
       rects.push(`<g class="dir" data-path="${esc(k.path)}"><rect x="${r.x.toFixed(1)}" y="${r.y.toFixed(1)}" width="${r.w.toFixed(1)}" height="${r.h.toFixed(1)}" fill="${color}" fill-opacity="${(0.35 + 0.15 * depth).toFixed(2)}" stroke="#fff"><title>${esc(k.path)}: ${esc(human(k.bytes))}</title></rect>${label}</g>`);
       if (depth < 2 && r.w > 30 && r.h > 30) draw(k, r, depth + 1);
     });
@@ -166,13 +175,13 @@ function stageGraph(a: ImageAnalysis, plan: BuildPlan | undefined): string {
   const boxH = 64;
   const gap = 60;
   const W = Math.max(400, plan.stages.length * (boxW + gap));
-  const H = 200;
+  const H = 150;
   const xOf = (i: number) => 20 + i * (boxW + gap);
   const edges: string[] = [];
   const boxes: string[] = [];
   for (const s of plan.stages) {
     const x = xOf(s.index);
-    const y = 60;
+    const y = 50;
     const base = s.base.kind === 'image' ? s.base.ref : s.base.kind === 'scratch' ? 'scratch' : `stage ${plan.stages[s.base.index]?.name ?? s.base.index}`;
     const bytes = contrib.get(s.index);
     boxes.push(`<g class="stage${s.needed ? '' : ' unused'}${s.index === plan.target ? ' target' : ''}"><rect x="${x}" y="${y}" width="${boxW}" height="${boxH}" rx="6"/><text x="${x + 8}" y="${y + 18}" class="stage-name">${esc(s.name ?? `stage ${s.index}`)}</text><text x="${x + 8}" y="${y + 36}">FROM ${esc(base.length > 26 ? `${base.slice(0, 25)}…` : base)}</text><text x="${x + 8}" y="${y + 54}">${s.needed ? (bytes !== undefined ? `→ final: ${esc(human(bytes))}` : '→ final: 0 B') : 'not built'}</text></g>`);
@@ -182,7 +191,7 @@ function stageGraph(a: ImageAnalysis, plan: BuildPlan | undefined): string {
       edges.push(`<path d="M${x1},${y + boxH / 2} C${x1 + gap / 2},${y - 30} ${x2 - gap / 2},${y - 30} ${x2},${y + boxH / 2}" class="edge" marker-end="url(#arrow)"/>`);
     }
   }
-  return `<section id="stages"><h2>Stages</h2><svg class="stagegraph" viewBox="0 0 ${W} ${H}" role="img" aria-label="stage graph"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>${edges.join('')}${boxes.join('')}</svg>
+  return `<section id="stages"><h2>Stages</h2><svg class="stagegraph" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="stage graph"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>${edges.join('')}${boxes.join('')}</svg>
 <p>Bytes in the final image by the stage they came from (COPY --from a stage, or the target's FROM chain).</p></section>`;
 }
 
@@ -204,7 +213,7 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}.cmd
 .sev-critical{background:#8b0000}.sev-high{background:#d9480f}.sev-medium{background:#e8a200}.sev-low{background:#5c940d}.sev-unknown{background:#868e96}
 .ok{color:#2b8a3e}input[type=search]{padding:4px 8px;width:280px;margin:4px 0}
 .stagegraph rect{fill:#eef3fb;stroke:#4e79a7}.stage.target rect{fill:#e6f4ea;stroke:#2b8a3e;stroke-width:2}.stage.unused rect{fill:#f1f3f5;stroke:#adb5bd;stroke-dasharray:4}
-.stagegraph text{font-size:12px}.stage-name{font-weight:600}.edge{fill:none;stroke:#888;stroke-width:1.5}
+.stagegraph{width:auto;max-width:100%}.stagegraph text{font-size:12px}.stage-name{font-weight:600}.edge{fill:none;stroke:#888;stroke-width:1.5}
 footer{margin-top:32px;color:var(--muted);font-size:12px}
 `;
 
@@ -230,7 +239,7 @@ export function renderReport(input: ReportInput): string {
   const scanCard = input.scan
     ? `<div class="card"><b>${input.scan.total}</b><span>vulnerabilities (${input.scan.summary.CRITICAL} critical, ${input.scan.summary.HIGH} high)</span></div>`
     : '';
-  const data = { image: img, layers: a.layers.map((l) => ({ index: l.index, size: l.size, diffId: l.diffId, command: shortCommand(l.createdBy) })), efficiency: { score: eff.efficiency, wastedBytes: eff.wastedBytes, userWastedPercent: Number.isFinite(eff.wastedUserPercent) ? eff.wastedUserPercent : null } };
+  const data = { image: img, layers: a.layers.map((l) => ({ index: l.index, size: l.size, diffId: l.diffId, command: shortCommand(l.createdBy, l.comment) })), efficiency: { score: eff.efficiency, wastedBytes: eff.wastedBytes, userWastedPercent: Number.isFinite(eff.wastedUserPercent) ? eff.wastedUserPercent : null } };
   const json = JSON.stringify(data).replace(/</g, '\\u003c');
   return `<!DOCTYPE html>
 <html lang="en">
