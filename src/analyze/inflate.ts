@@ -1,10 +1,9 @@
 /**
- * Opening layers for reading: gzip blobs that live in files are decompressed in a worker thread
- * (decompression and tar parsing then overlap: the walk takes about as long as the slower of the
- * two instead of their sum); everything else goes through layer/'s openLayer.
+ * Reading layers: gzip blobs that live in files are decompressed in a worker thread, so
+ * decompression and tar parsing overlap (a walk takes about as long as the slower of the two, not
+ * their sum); everything else goes through layer/'s openLayer on this thread.
  */
 import { existsSync, openSync, readSync, closeSync } from 'node:fs';
-import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { KilnError } from '../util/errors.js';
@@ -31,59 +30,57 @@ export class LayerReader {
   private worker: Worker | undefined;
   private busy = false;
 
-  /** The decompressed tar stream of a layer. Layers are read one after another. */
-  open(layer: LayerRef): Readable {
+  /**
+   * Push a layer's decompressed tar, chunk by chunk, to `onChunk` (called synchronously; the next
+   * chunk is not requested before it returns). Resolves when the layer has been read.
+   */
+  async pump(layer: LayerRef, onChunk: (b: Buffer) => void): Promise<void> {
     const f = layer.file;
     const url = workerUrl();
-    if (!f || !url || this.busy || f.end < f.start || !isGzipFile(f.path, f.start)) return openLayer(layer.open());
+    if (!f || !url || this.busy || f.end < f.start || !isGzipFile(f.path, f.start)) {
+      for await (const c of openLayer(layer.open())) onChunk(c as Buffer);
+      return;
+    }
     this.worker ??= new Worker(url);
     const w = this.worker;
     this.busy = true;
-    let unacked = 0;
-    let done = false;
-    const out = new Readable({
-      highWaterMark: 4 << 20,
-      read: () => {
-        if (unacked) {
-          w.postMessage({ t: 'ack', n: unacked });
-          unacked = 0;
-        }
-      },
-      destroy: (err, cb) => {
-        if (!done) w.postMessage({ t: 'abort' });
-        finish();
-        cb(err);
-      },
-    });
-    const onMessage = (m: { t: string; ab?: ArrayBuffer; message?: string }) => {
-      if (m.t === 'data') {
-        const b = Buffer.from(m.ab!);
-        unacked += b.length;
-        out.push(b);
-      } else if (m.t === 'end') {
-        done = true;
-        finish();
-        out.push(null);
-      } else if (m.t === 'error') {
-        done = true;
-        finish();
-        out.destroy(new KilnError('INVALID', `corrupt gzip layer: ${m.message}`));
-      }
-    };
-    const onError = (e: Error) => {
-      done = true;
-      finish();
-      out.destroy(e);
-    };
-    const finish = () => {
-      w.off('message', onMessage);
-      w.off('error', onError);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onMessage = (m: { t: string; ab?: ArrayBuffer; message?: string }) => {
+          if (m.t === 'data') {
+            const b = Buffer.from(m.ab!);
+            try {
+              onChunk(b);
+            } catch (e) {
+              w.postMessage({ t: 'abort' });
+              done();
+              reject(e as Error);
+              return;
+            }
+            w.postMessage({ t: 'ack', n: b.length });
+          } else if (m.t === 'end') {
+            done();
+            resolve();
+          } else if (m.t === 'error') {
+            done();
+            reject(new KilnError('INVALID', `corrupt gzip layer: ${m.message}`));
+          }
+        };
+        const onError = (e: Error) => {
+          done();
+          reject(e);
+        };
+        const done = () => {
+          w.off('message', onMessage);
+          w.off('error', onError);
+        };
+        w.on('message', onMessage);
+        w.on('error', onError);
+        w.postMessage({ t: 'open', path: f.path, start: f.start, end: f.end });
+      });
+    } finally {
       this.busy = false;
-    };
-    w.on('message', onMessage);
-    w.on('error', onError);
-    w.postMessage({ t: 'open', path: f.path, start: f.start, end: f.end });
-    return out;
+    }
   }
 
   async close(): Promise<void> {

@@ -5,11 +5,11 @@
  * modified file from a rewritten identical one), and the package catalogers.
  */
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { KilnError, isKilnError } from '../util/errors.js';
 import { cleanEntryName } from '../layer/apply.js';
 import { LayerReader } from './inflate.js';
-import { readTar } from '../layer/tarstream.js';
+import type { TarHeader } from '../layer/tarformat.js';
+import { TarScanner, type BodySink } from './tarscan.js';
 import type { LayerEntry } from './efficiency.js';
 import { FsTree, applyLayerEntries, splitWhiteout, type LayerChanges } from './filetree.js';
 import { Cataloger } from './sbom/catalog.js';
@@ -49,15 +49,6 @@ export interface WalkResult {
   os: OsRelease;
 }
 
-async function readAll(body: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash> | undefined, keep: boolean): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  for await (const c of body) {
-    hash?.update(c);
-    if (keep) chunks.push(c);
-  }
-  return keep ? Buffer.concat(chunks) : undefined;
-}
-
 export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promise<WalkResult> {
   const cat = opts.catalog ? new Cataloger() : undefined;
   const tree = opts.entries ? new FsTree() : undefined;
@@ -70,45 +61,51 @@ export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promi
       opts.onLayer?.(layer.index, n);
       const entries: LayerEntry[] | undefined = opts.entries ? [] : undefined;
       let unsafeEntries = 0;
-      let blob: Readable | undefined;
-      try {
-        blob = reader.open(layer);
-        for await (const { header, body } of readTar(blob)) {
-          let p: string;
-          try {
-            p = cleanEntryName(header.name);
-          } catch (e) {
-            if (isKilnError(e) && e.code === 'UNSAFE') {
-              unsafeEntries++;
-              continue;
-            }
-            throw e;
-          }
-          if (p === '') continue;
-          const isFile = header.type === 'file';
-          let hashIt = false;
-          if (isFile && hashMode !== 'none' && !opts.skipHash?.has(layer.index) && !splitWhiteout(p)) {
-            if (hashMode === 'all' || layer.index < n - 1) hashIt = true;
-            else if (tree?.get(p)?.info?.type === 'file') hashIt = true;
-          }
-          const catWants = cat?.wants(p, header) ?? false;
-          let content: Buffer | undefined;
-          let hash: string | undefined;
-          if (hashIt || catWants) {
-            const h = hashIt ? createHash('sha256') : undefined;
-            content = await readAll(body, h, catWants);
-            if (h) hash = `sha256:${h.digest('hex')}`;
-          }
-          cat?.entry(layer.index, p, header, content);
-          if (entries) {
-            const e: LayerEntry = { path: p, type: header.type, size: header.size, mode: header.mode, uid: header.uid, gid: header.gid };
-            if (header.linkname !== undefined) e.linkname = header.linkname;
-            if (hash) e.hash = hash;
-            entries.push(e);
-          }
+      const finish = (p: string, header: TarHeader, content: Buffer | undefined, hash: string | undefined) => {
+        cat?.entry(layer.index, p, header, content);
+        if (entries) {
+          const e: LayerEntry = { path: p, type: header.type, size: header.size, mode: header.mode, uid: header.uid, gid: header.gid };
+          if (header.linkname !== undefined) e.linkname = header.linkname;
+          if (hash) e.hash = hash;
+          entries.push(e);
         }
+      };
+      const scanner = new TarScanner((header): BodySink | undefined => {
+        let p: string;
+        try {
+          p = cleanEntryName(header.name);
+        } catch (e) {
+          if (isKilnError(e) && e.code === 'UNSAFE') {
+            unsafeEntries++;
+            return undefined;
+          }
+          throw e;
+        }
+        if (p === '') return undefined;
+        let hashIt = false;
+        if (header.type === 'file' && hashMode !== 'none' && !opts.skipHash?.has(layer.index) && !splitWhiteout(p)) {
+          if (hashMode === 'all' || layer.index < n - 1) hashIt = true;
+          else if (tree?.get(p)?.info?.type === 'file') hashIt = true;
+        }
+        const keep = cat?.wants(p, header) ?? false;
+        if (!hashIt && !keep) {
+          finish(p, header, undefined, undefined);
+          return undefined;
+        }
+        const h = hashIt ? createHash('sha256') : undefined;
+        const chunks: Buffer[] = [];
+        return {
+          data: (c) => {
+            h?.update(c);
+            if (keep) chunks.push(c);
+          },
+          end: () => finish(p, header, keep ? Buffer.concat(chunks) : undefined, h ? `sha256:${h.digest('hex')}` : undefined),
+        };
+      });
+      try {
+        await reader.pump(layer, (c) => scanner.write(c));
+        scanner.end();
       } catch (e) {
-        blob?.destroy();
         if (isKilnError(e)) throw new KilnError(e.code, `layer ${layer.index + 1} (${layer.diffId.slice(0, 19)}): ${e.message}`, { image: src.display }, { hint: e.hint, cause: e });
         throw e;
       }
