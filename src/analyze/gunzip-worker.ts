@@ -30,7 +30,7 @@ parentPort!.on('message', (m: { t: string; path?: string; start?: number; end?: 
   if (m.t === 'open') {
     stop();
     const s = createReadStream(m.path!, { start: m.start, end: m.end, highWaterMark: 1 << 20 });
-    const g = createGunzip({ chunkSize: 1 << 20 });
+    const g = createGunzip({ chunkSize: 4 << 20 });
     src = s;
     gz = g;
     const fail = (e: Error) => {
@@ -41,9 +41,14 @@ parentPort!.on('message', (m: { t: string; path?: string; start?: number; end?: 
     s.on('error', fail);
     g.on('error', fail);
     g.on('data', (c: Buffer) => {
-      // Copy into a buffer of its own: zlib's output chunks may share memory.
-      const ab = new ArrayBuffer(c.length);
-      new Uint8Array(ab).set(c);
+      // A chunk that owns its whole buffer is handed over as it is; zlib's partial chunks may
+      // share memory with what comes next, so those are copied.
+      let ab: ArrayBuffer;
+      if (c.byteOffset === 0 && c.byteLength === c.buffer.byteLength && c.buffer instanceof ArrayBuffer) ab = c.buffer;
+      else {
+        ab = new ArrayBuffer(c.length);
+        new Uint8Array(ab).set(c);
+      }
       parentPort!.postMessage({ t: 'data', ab }, [ab]);
       outstanding += c.length;
       if (outstanding > HIGH && !paused) {

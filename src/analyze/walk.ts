@@ -49,6 +49,14 @@ export interface WalkResult {
   os: OsRelease;
 }
 
+/** Names that are already clean (relative, no "." or ".." parts, no empty parts, no NUL) pass as they are. */
+const NEEDS_CLEANING = /^\.?\/|\/\/|(?:^|\/)\.\.?(?:\/|$)|\0/;
+function cleanName(name: string): string {
+  // Rootfs tars (tar -C dir .) name everything "./…": the common prefix is dropped first.
+  const n = name.startsWith('./') ? name.slice(2) : name;
+  return NEEDS_CLEANING.test(n) ? cleanEntryName(name) : n;
+}
+
 export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promise<WalkResult> {
   const cat = opts.catalog ? new Cataloger() : undefined;
   const tree = opts.entries ? new FsTree() : undefined;
@@ -73,7 +81,7 @@ export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promi
       const scanner = new TarScanner((header): BodySink | undefined => {
         let p: string;
         try {
-          p = cleanEntryName(header.name);
+          p = cleanName(header.name);
         } catch (e) {
           if (isKilnError(e) && e.code === 'UNSAFE') {
             unsafeEntries++;

@@ -67,3 +67,40 @@ test('bodies nobody asks for are skipped; a truncated entry is an error', () => 
   cut.write(tar.subarray(0, 512 * 3 + 100));
   assert.throws(() => cut.end(), /unexpected end of tar stream/);
 });
+
+test('the fast header path decodes exactly what decodeHeader does (property test)', async () => {
+  const fc = await import('fast-check');
+  const { decodeHeader } = await import('../../../src/layer/tarformat.js');
+  const { fastHeader } = await import('../../../src/analyze/tarscan.js');
+  const seg = fc.stringMatching(/^[a-zA-Z0-9._-]{1,40}$/);
+  fc.assert(
+    fc.property(
+      fc.array(seg, { minLength: 1, maxLength: 6 }),
+      fc.constantFrom('file', 'directory', 'symlink', 'hardlink', 'fifo', 'chardev'),
+      fc.nat({ max: 0o7777 }),
+      fc.nat({ max: 65535 }),
+      fc.nat({ max: 2 ** 33 }),
+      fc.nat({ max: 2 ** 33 }),
+      (parts, type, mode, uid, size, mtime) => {
+        const name = parts.join('/');
+        const t = type as TarHeader['type'];
+        const h: TarHeader = { name, type: t, mode, uid, gid: uid, size: t === 'file' ? size : 0, mtime, uname: 'u', gname: 'g' };
+        if (t === 'symlink' || t === 'hardlink') h.linkname = `../${parts[0]}`;
+        const enc = encodeHeader(h);
+        const main = enc.subarray(enc.length - 512);
+        const slow = decodeHeader(main, new Map());
+        const fast = fastHeader(main);
+        if (enc.length > 512) return fast === undefined || slow === undefined || fast !== 'end'; // PAX-prefixed: slow path decides
+        assert.ok(slow && fast && fast !== 'end');
+        const { uname: _u, gname: _g, ...want } = slow.header;
+        assert.deepEqual(fast, want);
+        return true;
+      },
+    ),
+    { numRuns: 300 },
+  );
+  const bad = Buffer.from(encodeHeader({ name: 'x', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 }));
+  bad[0] = 0x79; // checksum no longer matches: the slow path must see it (and throw)
+  assert.equal(fastHeader(bad), undefined);
+  assert.equal(fastHeader(Buffer.alloc(512)), 'end');
+});
