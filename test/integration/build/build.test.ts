@@ -4,6 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync } from 'node
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { cliPath } from '../../helpers/paths.js';
 import { basesUnavailable, ensureBaseTar } from '../../helpers/bases.js';
 
 const noBases = basesUnavailable();
@@ -141,5 +144,28 @@ describe('kiln build on the Debian base', { skip: noBases }, () => {
     const l = await runKiln(['load', '-i', out], { root: other });
     assert.equal(l.code, 0, l.stderr);
     assert.match(l.stdout, /target:1/);
+  });
+
+  test('two builds on one store at once both succeed', async () => {
+    const a = context('conc-a', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo a > /a && sleep 1\nCOPY x /x\n', x: 'a' });
+    const b = context('conc-b', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo b > /b && sleep 1\nCOPY x /x\n', x: 'b' });
+    const [ra, rb] = await Promise.all([runKiln(['build', '-q', '-t', 'conc:a', a], { root }), runKiln(['build', '-q', '-t', 'conc:b', b], { root })]);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.equal(await inImage('conc:a', 'cat /a /x'), 'a\na');
+    assert.equal(await inImage('conc:b', 'cat /b /x'), 'b\nb');
+  });
+
+  test('Ctrl-C during a RUN step: exit 130, nothing mounted or left running, the store still works', async () => {
+    const ctx = context('intr', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo started && sleep 120\n' });
+    const child = spawn(process.execPath, [cliPath, 'build', ctx], { env: { ...process.env, KILN_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve) => child.stderr.on('data', (b: Buffer) => b.toString().includes('started') && resolve()));
+    child.kill('SIGINT');
+    const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
+    assert.equal(code, 130);
+    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root)).length, 0, 'no mount left');
+    assert.deepEqual(readdirSync(path.join(root, 'run')), [], 'no run state left');
+    const again = await runKiln(['build', '-q', context('after', { Dockerfile: 'FROM debian-slim:bookworm\nRUN true\n' })], { root });
+    assert.equal(again.code, 0, again.stderr);
   });
 });
