@@ -1,7 +1,7 @@
 /**
  * The Dockerfile AST: what the parser produces. Positions are 1-based. Arguments are kept as
- * written (unexpanded words); expansion happens in plan/ and again at build time with the base
- * image's ENV (BuildKit's semantics).
+ * written (unexpanded words, quotes included); expansion happens in plan/ and again at build time
+ * with the base image's ENV (BuildKit's semantics): see `expandInstruction` in expand-instruction.ts.
  */
 
 export interface Position {
@@ -21,7 +21,10 @@ export interface Directives {
   check?: string;
 }
 
-/** A flag as written: `--name=value`, or `--name` (value undefined). */
+/**
+ * A flag: `--name=value`, or `--name` (value undefined). As in BuildKit, the value has its quotes
+ * removed and backslash escapes processed, but `$VAR`s are not expanded yet.
+ */
 export interface Flag {
   name: string;
   value: string | undefined;
@@ -35,11 +38,18 @@ export interface Heredoc {
   content: string;
   /** `<<-`: leading tabs were stripped from the body. */
   chomp: boolean;
-  /** Quoted delimiter (`<<"EOF"` / `<<'EOF'`): no expansion inside the body. */
+  /** False when the delimiter is (partly) quoted (`<<"EOF"` / `<<'EOF'`): no expansion in the body. */
   expand: boolean;
+  /** `3<<EOF`: the file descriptor written before `<<` (0 when none). */
+  fileDescriptor?: number;
 }
 
-/** Shell form (a string for the shell) or exec form (a JSON array). */
+/**
+ * Shell form (a string for the shell) or exec form (a JSON array). In shell form, `heredocs` are
+ * the bodies of the `<<NAME` markers of the line, in order (RUN only; empty otherwise). BuildKit
+ * runs `RUN <<EOF` (the marker alone) as the body given to the shell (`#!` first line: as a
+ * script file), and anything else as `command + "\n" + body + NAME` per heredoc.
+ */
 export type CommandForm =
   | { form: 'shell'; command: string; heredocs: Heredoc[] }
   | { form: 'exec'; args: string[] };
@@ -49,6 +59,12 @@ export interface KeyValue {
   value: string;
 }
 
+/**
+ * A `RUN --mount`, BuildKit's keys and defaults: bind is read-only unless rw; cache is shared and
+ * writable, its id defaults to the target; a secret's id defaults to basename(target) and its
+ * target to /run/secrets/ID; ssh's id defaults to "default". Unexpanded at parse time (fields
+ * holding a `$` keep their defaults there): the planner and the engine re-parse `mountFlags`.
+ */
 export type MountSpec =
   | { type: 'bind'; target: string; source?: string; from?: string; readwrite: boolean }
   | {
@@ -122,7 +138,10 @@ export interface ExposeInstruction extends Base {
 
 export interface CopyInstruction extends Base {
   kind: 'COPY' | 'ADD';
-  /** Sources as written (unexpanded); heredoc names appear as `<<NAME`. */
+  /**
+   * Sources as written (unexpanded). A heredoc source appears as its marker (`<<NAME`,
+   * `<<-"NAME"`): `parseHeredocMarker(src)` gives its name, its body is in `heredocs`.
+   */
   sources: string[];
   dest: string;
   heredocs: Heredoc[];
@@ -164,7 +183,7 @@ export interface MaintainerInstruction extends Base {
 }
 export interface OnbuildInstruction extends Base {
   kind: 'ONBUILD';
-  /** The trigger as written (stored in the image config; parsed again when it fires). */
+  /** The trigger as written, heredoc bodies appended (stored in the image config; parsed again when it fires). */
   expression: string;
   trigger: Instruction;
 }

@@ -1,117 +1,191 @@
 /**
- * `RUN --mount=…` option strings → typed mounts (BuildKit's keys and defaults).
- * At parse time values may still hold `$VAR`s (expanded at build time): with `lenient`, numeric
- * fields that are not numbers yet are left undefined instead of failing.
+ * `RUN --mount=…` option strings → typed mounts, with BuildKit's keys, aliases, defaults and
+ * checks (instructions/commands_runmount.go). Each value is expanded on its own (after the CSV
+ * split), with the stage's variables, as BuildKit does.
+ *
+ * Errors are plain `MountError`s naming the option; the parser and the planner add the position.
  */
 import type { MountSpec } from './ast.js';
-import { splitCsv } from './words.js';
+import { parseRAMInBytes, splitCsv } from './words.js';
 
-const KEYS: Record<string, string[]> = {
-  bind: ['type', 'target', 'source', 'from', 'readonly', 'readwrite'],
-  cache: ['type', 'target', 'id', 'source', 'from', 'readonly', 'sharing', 'mode', 'uid', 'gid'],
-  tmpfs: ['type', 'target', 'size'],
-  secret: ['type', 'id', 'target', 'env', 'required', 'mode', 'uid', 'gid'],
-  ssh: ['type', 'id', 'target', 'required', 'mode', 'uid', 'gid'],
-};
-const ALIASES: Record<string, string> = {
-  dst: 'target',
-  destination: 'target',
-  src: 'source',
-  ro: 'readonly',
-  rw: 'readwrite',
-};
+export class MountError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MountError';
+  }
+}
 
-export function parseMount(spec: string, opts: { lenient?: boolean } = {}): MountSpec {
-  const fields = new Map<string, string | undefined>();
-  for (const raw of splitCsv(spec)) {
-    if (raw === '') continue;
-    const eq = raw.indexOf('=');
-    let key = (eq < 0 ? raw : raw.slice(0, eq)).trim().toLowerCase();
-    key = ALIASES[key] ?? key;
-    const value = eq < 0 ? undefined : raw.slice(eq + 1);
-    fields.set(key, value);
+export interface ParseMountOptions {
+  /**
+   * At parse time values may still hold `$VAR`s (expanded later): fields whose value contains a
+   * `$` are then skipped instead of checked.
+   */
+  lenient?: boolean;
+  /** Expand one option value (the planner and the build engine pass the stage's expansion). */
+  expand?: (value: string, key: string) => string;
+}
+
+const TYPES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'] as const;
+type MountType = (typeof TYPES)[number];
+const SHARING = ['shared', 'private', 'locked'] as const;
+const KEYS = ['type', 'from', 'source', 'src', 'target', 'dst', 'destination', 'readonly', 'ro', 'readwrite', 'rw', 'id', 'sharing', 'required', 'mode', 'uid', 'gid', 'size', 'env'];
+
+/** Go's strconv.ParseBool. */
+function parseBool(v: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  return undefined;
+}
+
+function parseUint32(v: string, base: 8 | 10): number | undefined {
+  if (!(base === 8 ? /^[0-7]+$/ : /^[0-9]+$/).test(v)) return undefined;
+  const n = parseInt(v, base);
+  return n <= 0xffffffff ? n : undefined;
+}
+
+export function parseMount(spec: string, opts: ParseMountOptions = {}): MountSpec {
+  if (spec === '') throw new MountError('--mount needs options (e.g. --mount=type=cache,target=/root/.cache)');
+  let fields: string[];
+  try {
+    fields = splitCsv(spec);
+  } catch (e) {
+    throw new MountError(`failed to parse --mount=${spec}: ${(e as Error).message}`);
   }
-  const type = fields.get('type') ?? 'bind';
-  const allowed = KEYS[type];
-  if (!allowed) throw new Error(`unsupported mount type "${type}" in --mount (expected bind, cache, tmpfs, secret or ssh)`);
-  for (const k of fields.keys()) {
-    if (!allowed.includes(k)) throw new Error(`unexpected key "${k}" in --mount=type=${type} (allowed: ${allowed.filter((a) => a !== 'type').join(', ')})`);
-  }
-  const str = (k: string): string | undefined => {
-    const v = fields.get(k);
-    return v === undefined ? undefined : v;
-  };
-  const bool = (k: string, dflt: boolean): boolean => {
-    if (!fields.has(k)) return dflt;
-    const v = fields.get(k);
-    if (v === undefined) return true; // bare key: `ro`, `rw`, `required`
-    if (/^(true|1)$/i.test(v)) return true;
-    if (/^(false|0)$/i.test(v)) return false;
-    if (opts.lenient && v.includes('$')) return dflt;
-    throw new Error(`invalid value "${v}" for "${k}" in --mount: expected true or false`);
-  };
-  const int = (k: string, base: 8 | 10): number | undefined => {
-    const v = fields.get(k);
-    if (v === undefined) return undefined;
-    const ok = base === 8 ? /^0?[0-7]+$/.test(v) : /^\d+$/.test(v);
-    if (!ok) {
-      if (opts.lenient && v.includes('$')) return undefined;
-      throw new Error(`invalid value "${v}" for "${k}" in --mount: expected ${base === 8 ? 'an octal mode' : 'a number'}`);
+  let type: MountType = 'bind';
+  let from: string | undefined;
+  let source: string | undefined;
+  let target: string | undefined;
+  let id: string | undefined;
+  let sharing: string | undefined;
+  let env: string | undefined;
+  let readonly: boolean | undefined; // undefined: the type's default
+  let required = false;
+  let mode: number | undefined;
+  let uid: number | undefined;
+  let gid: number | undefined;
+  let size: number | undefined;
+
+  const secretOrSsh = () => type === 'secret' || type === 'ssh';
+  for (const field of fields) {
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    if (eq < 0) {
+      if (key === 'readonly' || key === 'ro') readonly = true;
+      else if (key === 'readwrite' || key === 'rw') readonly = false;
+      else if (key === 'required' && secretOrSsh()) required = true;
+      else if (key === 'required') throw new MountError(`unexpected key 'required' for mount type '${type}'`);
+      else throw new MountError(`invalid field '${field}' must be a key=value pair`);
+      continue;
     }
-    return parseInt(v, base);
-  };
-  const target = str('target');
-  const needTarget = () => {
-    if (!target) throw new Error(`--mount=type=${type} requires a target (target=/path)`);
+    let value = field.slice(eq + 1);
+    if (!KEYS.includes(key)) {
+      throw new MountError(`unexpected key '${key}' in '${field}' (--mount keys: type, from, source, target, readonly, readwrite, id, sharing, required, mode, uid, gid, size, env)`);
+    }
+    if (opts.expand) value = opts.expand(value, key);
+    else if (opts.lenient && value.includes('$')) continue; // checked once expanded
+    const invalid = () => new MountError(`invalid value "${value}" for '${key}' in --mount`);
+    switch (key) {
+      case 'type': {
+        const t = value.toLowerCase();
+        if (!(TYPES as readonly string[]).includes(t)) throw new MountError(`unsupported mount type "${value}" (expected bind, cache, tmpfs, secret or ssh)`);
+        type = t as MountType;
+        break;
+      }
+      case 'from':
+        from = value;
+        break;
+      case 'source':
+      case 'src':
+        source = value;
+        break;
+      case 'target':
+      case 'dst':
+      case 'destination':
+        target = value;
+        break;
+      case 'readonly':
+      case 'ro': {
+        const b = parseBool(value);
+        if (b === undefined) throw invalid();
+        readonly = b;
+        break;
+      }
+      case 'readwrite':
+      case 'rw': {
+        const b = parseBool(value);
+        if (b === undefined) throw invalid();
+        readonly = !b;
+        break;
+      }
+      case 'required': {
+        if (!secretOrSsh()) throw new MountError(`unexpected key 'required' for mount type '${type}'`);
+        const b = parseBool(value);
+        if (b === undefined) throw invalid();
+        required = b;
+        break;
+      }
+      case 'size':
+        if (type !== 'tmpfs') throw new MountError(`unexpected key 'size' for mount type '${type}'`);
+        size = parseRAMInBytes(value);
+        if (size === undefined) throw invalid();
+        break;
+      case 'env':
+        if (type !== 'secret') throw new MountError(`unexpected key 'env' for mount type '${type}'`);
+        env = value;
+        break;
+      case 'id':
+        id = value;
+        break;
+      case 'sharing':
+        sharing = value.toLowerCase();
+        if (!(SHARING as readonly string[]).includes(sharing)) throw new MountError(`unsupported sharing value "${value}" (expected shared, private or locked)`);
+        break;
+      case 'mode':
+        mode = parseUint32(value, 8);
+        if (mode === undefined) throw new MountError(`invalid value ${value} for mode (an octal number like 0755)`);
+        break;
+      case 'uid':
+        uid = parseUint32(value, 10);
+        if (uid === undefined) throw new MountError(`invalid value ${value} for uid`);
+        break;
+      case 'gid':
+        gid = parseUint32(value, 10);
+        if (gid === undefined) throw new MountError(`invalid value ${value} for gid`);
+        break;
+    }
+  }
+
+  // BuildKit's validateMount.
+  if (type !== 'secret' && type !== 'ssh' && type !== 'cache') {
+    if (mode !== undefined) throw new MountError(`mode not allowed for "${type}" type mounts`);
+    if (uid !== undefined) throw new MountError(`uid not allowed for "${type}" type mounts`);
+    if (gid !== undefined) throw new MountError(`gid not allowed for "${type}" type mounts`);
+  }
+  if (sharing !== undefined && type !== 'cache') throw new MountError(`invalid cache sharing set for ${type} mount`);
+  const needTarget = (): string => {
+    if (target === undefined || target === '') {
+      if (opts.lenient && !opts.expand && spec.includes('$')) return '';
+      throw new MountError(`--mount=type=${type} requires a target (target=/path)`);
+    }
     return target;
   };
   switch (type) {
-    case 'bind': {
-      const rw = bool('readwrite', false);
-      const ro = bool('readonly', !rw);
-      return { type: 'bind', target: needTarget(), source: str('source'), from: str('from'), readwrite: !ro };
-    }
-    case 'cache': {
-      const sharing = str('sharing') ?? 'shared';
-      if (!['shared', 'private', 'locked'].includes(sharing)) throw new Error(`invalid sharing "${sharing}" in --mount=type=cache: expected shared, private or locked`);
-      return {
-        type: 'cache',
-        target: needTarget(),
-        id: str('id'),
-        source: str('source'),
-        from: str('from'),
-        sharing: sharing as 'shared' | 'private' | 'locked',
-        readonly: bool('readonly', false),
-        mode: int('mode', 8),
-        uid: int('uid', 10),
-        gid: int('gid', 10),
-      };
-    }
-    case 'tmpfs': {
-      const size = str('size');
-      let bytes: number | undefined;
-      if (size !== undefined) {
-        const m = /^(\d+)([kmg]?)b?$/i.exec(size);
-        if (!m) {
-          if (!(opts.lenient && size.includes('$'))) throw new Error(`invalid size "${size}" in --mount=type=tmpfs`);
-        } else bytes = Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!;
+    case 'bind':
+      return { type, target: needTarget(), source, from, readwrite: readonly === undefined ? false : !readonly };
+    case 'cache':
+      return { type, target: needTarget(), id, source, from, sharing: (sharing ?? 'shared') as 'shared' | 'private' | 'locked', readonly: readonly ?? false, mode, uid, gid };
+    case 'tmpfs':
+      return { type, target: needTarget(), size };
+    case 'secret': {
+      if (from !== undefined) throw new MountError('secret mount should not have a from');
+      if (source !== undefined && source !== '' && id !== undefined && id !== '') throw new MountError("both source and id can't be set");
+      const sid = source || id || undefined;
+      if (sid === undefined && !target && env === undefined && !(opts.lenient && spec.includes('$'))) {
+        throw new MountError('invalid secret mount: one of id, source, target or env is required');
       }
-      return { type: 'tmpfs', target: needTarget(), size: bytes };
+      return { type, id: sid, target: target || undefined, env, required, mode, uid, gid };
     }
-    case 'secret':
-    case 'ssh': {
-      const m = {
-        type,
-        id: str('id'),
-        target: target,
-        required: bool('required', false),
-        mode: int('mode', 8),
-        uid: int('uid', 10),
-        gid: int('gid', 10),
-      };
-      if (type === 'secret') return { ...m, type: 'secret', env: str('env') };
-      return { ...m, type: 'ssh' };
-    }
+    case 'ssh':
+      return { type, id: id || undefined, target: target || undefined, required, mode, uid, gid };
   }
-  throw new Error(`unsupported mount type "${type}"`);
 }

@@ -1,5 +1,11 @@
-/** AST + build args + target → resolved stage graph. Pure. */
+/**
+ * AST + build args + target → resolved stage graph. Pure.
+ *
+ *   createPlan(df, { buildArgs, target, platform, buildPlatform })   BuildPlan or KilnError('PLAN')
+ *   StageScope          BuildKit's ARG/ENV scoping (the engine runs one per stage at build time)
+ *   formatPlanText(plan) / formatInstruction(ins)                    text renderings
+ */
 export * from './types.js';
 export { createPlan, type PlanOptions } from './planner.js';
-export { StageScope, platformArgs, PROXY_ARGS, PLATFORM_ARGS } from './scope.js';
-export { formatPlanText } from './format.js';
+export { StageScope, platformArgs, isPredefinedArg, PROXY_ARGS, PLATFORM_ARGS } from './scope.js';
+export { formatPlanText, formatInstruction } from './format.js';

@@ -2,12 +2,22 @@
  * Dockerfile AST + build args + target → BuildPlan: stages with their bases and dependencies,
  * which are needed for the target, in what order (and which may run in parallel), every
  * instruction expanded with what is known before building. Pure.
+ *
+ * Stage references follow BuildKit: names are case-insensitive; `FROM name` refers to an EARLIER
+ * stage (a stage's own name is an image: `FROM nginx AS nginx`); `COPY --from` / `--mount from=`
+ * take a stage name, a stage index or an image, and a stage can only use stages defined before it
+ * (BuildKit refuses a later one when it dispatches). Going beyond BuildKit, `--from` may use an
+ * ARG declared in the stage (BuildKit only allows global ARGs through an extra FROM stage).
  */
 import type { Dockerfile, FromInstruction, Instruction } from '../dockerfile/ast.js';
-import { ExpansionError, expandWord } from '../dockerfile/expand.js';
-import { parseMount } from '../dockerfile/mounts.js';
+import { ExpansionError, expandWord, type Lookup } from '../dockerfile/expand.js';
+import { expandInstruction, expandMount } from '../dockerfile/expand-instruction.js';
+import { MountError } from '../dockerfile/mounts.js';
+import { parsePortSpecs, parseSignal } from '../dockerfile/values.js';
+import { parseReference } from '../image/reference.js';
 import { KilnError } from '../util/errors.js';
-import { PLATFORM_ARGS, PROXY_ARGS, StageScope, platformArgs } from './scope.js';
+import { formatInstruction } from './format.js';
+import { StageScope, isPredefinedArg, platformArgs } from './scope.js';
 import { PLAN_SCHEMA_VERSION, type BuildPlan, type PlannedInstruction, type PlannedStage, type SourceRef, type StageBase } from './types.js';
 
 export interface PlanOptions {
@@ -16,6 +26,7 @@ export interface PlanOptions {
   target?: string;
   /** "os/arch[/variant]"; default linux/amd64. */
   platform?: string;
+  /** "os/arch[/variant]" of the machine building; default linux/amd64. */
   buildPlatform?: string;
 }
 
@@ -23,11 +34,23 @@ export function createPlan(df: Dockerfile, opts: PlanOptions = {}): BuildPlan {
   return new Planner(df, opts).plan();
 }
 
+type Located = { range: { start: { line: number; column: number } } };
+
 class Planner {
   private readonly buildArgs: Map<string, string>;
   private readonly automatic: Record<string, string>;
   private readonly esc: string;
+  /** Every ARG name declared anywhere (for the unused --build-arg warning). */
   private readonly declared = new Set<string>();
+  private readonly globals = new Map<string, string | undefined>();
+  private readonly stages: PlannedStage[] = [];
+  private readonly scopes: StageScope[] = [];
+  /** Lower-cased stage name → index, for every stage of the file. */
+  private readonly byName = new Map<string, number>();
+  /** Number of stages in the file. */
+  private stageCount = 0;
+  /** Per stage: does its chain of bases end in scratch (so every ENV is known)? */
+  private readonly fromScratch: boolean[] = [];
 
   constructor(
     private readonly df: Dockerfile,
@@ -38,21 +61,17 @@ class Planner {
     this.esc = df.directives.escape;
   }
 
-  private err(message: string, instr: { range: { start: { line: number; column: number } } } | undefined, hint?: string): KilnError {
-    const line = instr?.range.start.line ?? 1;
-    return new KilnError(
-      'PLAN',
-      message,
-      { file: this.df.file, line, column: instr?.range.start.column ?? 1, source: this.df.lines[line - 1] ?? '' },
-      { hint },
-    );
+  private err(message: string, at: Located | undefined, hint?: string): KilnError {
+    const line = at?.range.start.line ?? 1;
+    return new KilnError('PLAN', message, { file: this.df.file, line, column: at?.range.start.column ?? 1, source: this.df.lines[line - 1] ?? '' }, { hint });
   }
 
-  private expand(word: string, lookup: (n: string) => string | undefined, instr: Instruction): string {
+  /** Run an expansion; its errors become plan errors at the instruction. */
+  private guard<T>(at: Located, fn: () => T): T {
     try {
-      return expandWord(word, lookup, { escape: this.esc });
+      return fn();
     } catch (e) {
-      if (e instanceof ExpansionError) throw this.err(e.message, instr);
+      if (e instanceof ExpansionError || e instanceof MountError) throw this.err(e.message, at);
       throw e;
     }
   }
@@ -62,110 +81,74 @@ class Planner {
     if (instrs.length === 0) throw new KilnError('PLAN', 'the Dockerfile is empty', { file: this.df.file, line: 1, column: 1 }, { hint: 'a Dockerfile starts with FROM IMAGE' });
 
     // Global ARGs: before the first FROM.
-    const globals = new Map<string, string | undefined>();
     const globalArgs: { name: string; value?: string }[] = [];
     let i = 0;
+    const fromLookup = StageScope.forFrom(this.globals, this.automatic);
     for (; i < instrs.length && instrs[i]!.kind !== 'FROM'; i++) {
       const ins = instrs[i]!;
-      if (ins.kind !== 'ARG') {
-        throw this.err(`${ins.kind} before the first FROM: only ARG may come before FROM`, ins, 'start the Dockerfile with FROM IMAGE (ARGs may precede it)');
-      }
+      if (ins.kind !== 'ARG') throw this.err(`${ins.kind} before the first FROM: only ARG may come before FROM`, ins, 'start the Dockerfile with FROM IMAGE (ARGs may precede it)');
       for (const a of ins.args) {
         this.declared.add(a.name);
-        const lookup = StageScope.forFrom(globals, this.automatic);
-        const v = this.buildArgs.has(a.name) ? this.buildArgs.get(a.name) : a.default !== undefined ? this.expand(a.default, lookup, ins) : undefined;
-        globals.set(a.name, v);
+        let v: string | undefined;
+        if (this.buildArgs.has(a.name)) v = this.buildArgs.get(a.name);
+        else if (a.default !== undefined) v = this.guard(ins, () => expandWord(a.default!, fromLookup, { escape: this.esc }));
+        // Declared without a value: keeps an automatic value (ARG TARGETARCH), else stays unset.
+        if (v !== undefined || !this.globals.has(a.name)) this.globals.set(a.name, v);
         globalArgs.push(v === undefined ? { name: a.name } : { name: a.name, value: v });
       }
     }
     if (i === instrs.length) throw this.err('no FROM instruction: a Dockerfile needs at least one build stage', instrs[instrs.length - 1], 'add FROM IMAGE');
 
-    // Stages.
-    const stages: PlannedStage[] = [];
-    const scopes: StageScope[] = [];
-    const byName = new Map<string, number>();
-    const fromLookup = StageScope.forFrom(globals, this.automatic);
-    // Names are known before the stage bodies are resolved, so that --from can point forward (BuildKit allows it).
-    const fromInstrs: FromInstruction[] = instrs.filter((x): x is FromInstruction => x.kind === 'FROM');
-    fromInstrs.forEach((f, idx) => {
+    // Stage names, all known up front (to tell "a later stage" from "an image").
+    const froms = instrs.filter((x): x is FromInstruction => x.kind === 'FROM');
+    this.stageCount = froms.length;
+    froms.forEach((f, idx) => {
       if (f.stageName === undefined) return;
       const key = f.stageName.toLowerCase();
-      if (byName.has(key)) throw this.err(`duplicate stage name "${f.stageName}"`, f, `stage ${byName.get(key)} already has this name`);
-      byName.set(key, idx);
+      const prev = this.byName.get(key);
+      if (prev !== undefined) throw this.err(`duplicate stage name "${f.stageName}"`, f, `stage ${prev} (line ${this.stageFrom(prev).range.start.line}) already has this name`);
+      this.byName.set(key, idx);
     });
 
     let cur: { stage: PlannedStage; scope: StageScope } | undefined;
     for (; i < instrs.length; i++) {
       const ins = instrs[i]!;
       if (ins.kind === 'FROM') {
-        const index = stages.length;
-        const image = this.expand(ins.image, fromLookup, ins);
-        if (image === '') throw this.err(`FROM "${ins.image}" expands to an empty image name`, ins, 'give the ARG a default or pass --build-arg');
-        const platform = ins.platform !== undefined ? this.expand(ins.platform, fromLookup, ins) : undefined;
-        let base: StageBase;
-        let scope: StageScope;
-        const ref = byName.get(image.toLowerCase());
-        if (image.toLowerCase() === 'scratch') {
-          base = { kind: 'scratch' };
-        } else if (ref !== undefined) {
-          if (ref === index) throw this.err(`circular dependency: stage "${ins.stageName}" is based on itself`, ins);
-          if (ref > index) throw this.err(`FROM ${image}: stage "${image}" is defined later in the Dockerfile`, ins, 'a stage can only be based on an earlier stage');
-          base = { kind: 'stage', index: ref };
-        } else {
-          base = { kind: 'image', ref: image };
-        }
-        if (base.kind === 'stage') scope = scopes[base.index]!.child();
-        else scope = new StageScope(globals, this.buildArgs, this.automatic);
-        const stage: PlannedStage = {
-          index,
-          name: ins.stageName,
-          position: ins.range.start,
-          base,
-          platform,
-          dependsOn: base.kind === 'stage' ? [base.index] : [],
-          images: [],
-          needed: false,
-          instructions: [],
-        };
-        stages.push(stage);
-        scopes.push(scope);
-        this.stagesSoFar = stages;
-        cur = { stage, scope };
+        cur = this.startStage(ins, fromLookup);
         continue;
       }
-      const { stage, scope } = cur!;
-      stage.instructions.push(this.planInstruction(ins, stage, scope, byName));
+      cur!.stage.instructions.push(this.planInstruction(ins, cur!.stage, cur!.scope));
     }
 
     // Target and what it needs.
-    let target = stages.length - 1;
+    let target = this.stages.length - 1;
     if (this.opts.target !== undefined) {
-      const t = byName.get(this.opts.target.toLowerCase());
+      const t = this.byName.get(this.opts.target.toLowerCase());
       if (t === undefined) {
-        const names = stages.filter((s) => s.name).map((s) => s.name!);
+        const names = this.stages.filter((s) => s.name).map((s) => s.name!);
         throw new KilnError('PLAN', `target stage "${this.opts.target}" could not be found`, { file: this.df.file }, { hint: names.length ? `stages: ${names.join(', ')}` : 'no stage has a name (FROM IMAGE AS NAME)' });
       }
       target = t;
     }
-    this.checkCycles(stages);
+    this.checkCycles();
     const mark = (n: number) => {
-      const s = stages[n]!;
+      const s = this.stages[n]!;
       if (s.needed) return;
       s.needed = true;
       s.dependsOn.forEach(mark);
     };
     mark(target);
-    const order = topoOrder(stages);
-    const waves = computeWaves(stages, order);
+    const order = topoOrder(this.stages);
+    const waves = computeWaves(this.stages, order);
 
-    const unusedBuildArgs = [...this.buildArgs.keys()].filter((k) => !this.declared.has(k) && !PROXY_ARGS.includes(k) && !PLATFORM_ARGS.includes(k));
+    const unusedBuildArgs = [...this.buildArgs.keys()].filter((k) => !this.declared.has(k) && !isPredefinedArg(k));
     const warnings = [...this.df.warnings];
-    if (unusedBuildArgs.length) warnings.push({ message: `one or more build args were not consumed: ${unusedBuildArgs.join(', ')}` });
+    if (unusedBuildArgs.length) warnings.push({ message: `one or more build args were not consumed: ${unusedBuildArgs.join(', ')}`, rule: 'UnusedBuildArg' });
     return {
       schemaVersion: PLAN_SCHEMA_VERSION,
       file: this.df.file,
       target,
-      stages,
+      stages: this.stages,
       order,
       waves,
       globalArgs,
@@ -176,20 +159,81 @@ class Planner {
     };
   }
 
+  private stageFrom(index: number): FromInstruction {
+    return this.df.instructions.filter((x): x is FromInstruction => x.kind === 'FROM')[index]!;
+  }
+
+  private startStage(ins: FromInstruction, fromLookup: Lookup): { stage: PlannedStage; scope: StageScope } {
+    const index = this.stages.length;
+    const image = this.guard(ins, () => expandWord(ins.image, fromLookup, { escape: this.esc }));
+    if (image === '') throw this.err(`base name (${ins.image}) should not be blank`, ins, 'give the ARG a default or pass --build-arg');
+    let platform: string | undefined;
+    if (ins.platform !== undefined) {
+      platform = this.guard(ins, () => expandWord(ins.platform!, fromLookup, { escape: this.esc }));
+      if (platform === '') throw this.err(`empty platform value from expression ${ins.platform}`, ins);
+      if (!/^[a-z0-9_.()-]+(\/[a-z0-9_.-]+){0,2}$/i.test(platform)) throw this.err(`invalid platform "${platform}"`, ins, 'use os/arch[/variant], e.g. linux/arm64');
+    }
+    let base: StageBase;
+    const ref = this.byName.get(image.toLowerCase());
+    if (ref !== undefined && ref < index) base = { kind: 'stage', index: ref };
+    else if (ref !== undefined && ref > index) {
+      throw this.err(`FROM ${image}: stage "${image}" is defined later in the Dockerfile`, ins, `a stage can only be based on an earlier stage (for the image, write docker.io/library/${image})`);
+    } else if (image.toLowerCase() === 'scratch') base = { kind: 'scratch' };
+    else {
+      // Its own name (FROM nginx AS nginx) or no stage: an image, as BuildKit.
+      try {
+        parseReference(image);
+      } catch (e) {
+        if (e instanceof KilnError) throw this.err(`invalid base image reference "${image}": ${e.message}`, ins);
+        throw e;
+      }
+      base = { kind: 'image', ref: image };
+    }
+    const scope = base.kind === 'stage' ? this.scopes[base.index]!.child() : new StageScope(this.globals, this.buildArgs, this.automatic);
+    const stage: PlannedStage = {
+      index,
+      name: ins.stageName,
+      position: ins.range.start,
+      base,
+      platform,
+      dependsOn: base.kind === 'stage' ? [base.index] : [],
+      images: [],
+      needed: false,
+      instructions: [],
+    };
+    this.stages.push(stage);
+    this.scopes.push(scope);
+    this.fromScratch.push(base.kind === 'scratch' || (base.kind === 'stage' && this.fromScratch[base.index]!));
+    // ONBUILD triggers of a base stage run first in this one (BuildKit); they may add sources.
+    if (base.kind === 'stage') {
+      const triggers = this.stages[base.index]!.instructions.filter((p) => p.instruction.kind === 'ONBUILD');
+      if (triggers.length) {
+        stage.onbuild = triggers.map((p) => this.planInstruction((p.instruction as Instruction & { kind: 'ONBUILD' }).trigger, stage, scope));
+      }
+    }
+    return { stage, scope };
+  }
+
   /** Resolve a --from / from= value: a stage name, a stage index, or an image. */
-  private resolveSource(value: string, stage: PlannedStage, byName: Map<string, number>, ins: Instruction): SourceRef {
-    const named = byName.get(value.toLowerCase());
-    if (named !== undefined) {
-      if (named === stage.index) throw this.err(`circular dependency: "--from=${value}" refers to its own stage`, ins);
-      return { kind: 'stage', index: named };
+  private resolveSource(value: string, stage: PlannedStage, ins: Instruction, what: string): SourceRef {
+    if (value === '') throw this.err(`${what} expands to an empty value`, ins);
+    const named = this.byName.get(value.toLowerCase());
+    const index = named ?? (/^\d+$/.test(value) ? Number(value) : undefined);
+    if (index === undefined) {
+      try {
+        parseReference(value);
+      } catch (e) {
+        if (e instanceof KilnError) throw this.err(`${what}: "${value}" is neither a stage nor a valid image reference (${e.message})`, ins);
+        throw e;
+      }
+      return { kind: 'image', ref: value };
     }
-    if (/^\d+$/.test(value)) {
-      const n = Number(value);
-      if (n >= stage.index) throw this.err(`invalid --from=${value}: it refers to ${n === stage.index ? 'the current' : 'a later'} build stage`, ins, 'a numeric --from is the index of an earlier stage (0 is the first)');
-      return { kind: 'stage', index: n };
-    }
-    if (value === '') throw this.err('--from expands to an empty value', ins);
-    return { kind: 'image', ref: value };
+    const label = named !== undefined ? `stage "${value}"` : `stage ${index}`;
+    const count = this.stageCount;
+    if (index >= count) throw this.err(`${what}: invalid stage index ${index}: the Dockerfile has ${count} stage(s)`, ins, 'a numeric --from is the index of an earlier stage (0 is the first)');
+    if (index === stage.index) throw this.err(`circular dependency: ${what} refers to its own ${label}`, ins);
+    if (index > stage.index) throw this.err(`${what}: ${label} is defined later in the Dockerfile; a stage can only use stages defined before it`, ins, 'move that stage above this one');
+    return { kind: 'stage', index };
   }
 
   private addSource(stage: PlannedStage, src: SourceRef): void {
@@ -199,148 +243,100 @@ class Planner {
     } else if (!stage.images.includes(src.ref)) stage.images.push(src.ref);
   }
 
-  private planInstruction(ins: Instruction, stage: PlannedStage, scope: StageScope, byName: Map<string, number>): PlannedInstruction {
-    // Stage scope first; the global ARGs as a fallback, for --from (kiln goes beyond BuildKit here).
+  private planInstruction(ins: Instruction, stage: PlannedStage, scope: StageScope): PlannedInstruction {
     // A name the Dockerfile does not define may come from the base image's ENV, known only at
-    // build time: the plan shows it as written ($NAME) rather than guessing it empty.
-    const baseEnvUnknown = !this.chainIsScratch(stage);
-    const x = (w: string) => this.expand(w, (n) => scope.lookup(n) ?? (baseEnvUnknown && !scope.has(n) ? `$${n}` : undefined), ins);
+    // build time: the plan shows it as written ($NAME, ${NAME:-x}) rather than guessing it empty.
+    // (An `ARG X` without a value does not hide the base image's X either, as in BuildKit.)
+    const keepUnset = !this.fromScratch[stage.index];
+    const opts = { escape: this.esc, keepUnset };
+    // --from / from=: the stage's variables first, then the global ARGs (kiln goes beyond BuildKit).
+    const fromLookup: Lookup = (n) => scope.lookup(n) ?? this.globals.get(n) ?? (Object.hasOwn(this.automatic, n) ? this.automatic[n] : undefined);
+    const fromOpts = { escape: this.esc };
     const planned: PlannedInstruction = { instruction: ins, expanded: ins.original };
     switch (ins.kind) {
       case 'ARG': {
+        const parts: string[] = [];
         for (const a of ins.args) {
           this.declared.add(a.name);
-          scope.declareArg(a.name, a.default !== undefined ? x(a.default) : undefined);
+          scope.declareArg(a.name, a.default === undefined ? undefined : () => this.guard(ins, () => expandWord(a.default!, scope.lookup, opts)));
+          const v = scope.lookup(a.name);
+          parts.push(v === undefined ? a.name : `${a.name}=${v}`);
         }
-        planned.expanded = `ARG ${ins.args.map((a) => (a.default !== undefined ? `${a.name}=${x(a.default)}` : a.name)).join(' ')}`;
-        break;
+        planned.expanded = `ARG ${parts.join(' ')}`;
+        return planned;
       }
       case 'ENV': {
-        const parts: string[] = [];
-        // All values of one ENV line are expanded before any is set (BuildKit does the same).
-        const values = ins.pairs.map((p) => ({ key: x(p.key), value: x(p.value) }));
-        for (const p of values) {
-          scope.setEnv(p.key, p.value);
-          parts.push(`${p.key}=${p.value}`);
-        }
-        planned.expanded = `ENV ${parts.join(' ')}`;
-        break;
+        // All values of one ENV line are expanded before any is set (as BuildKit).
+        const e = this.guard(ins, () => expandInstruction(ins, scope.lookup, opts));
+        for (const p of e.pairs) scope.setEnv(p.key, p.value);
+        planned.expanded = formatInstruction(e);
+        return planned;
       }
-      case 'LABEL':
-        planned.expanded = `LABEL ${ins.pairs.map((p) => `${x(p.key)}=${JSON.stringify(x(p.value))}`).join(' ')}`;
-        break;
       case 'COPY':
       case 'ADD': {
-        const flags: string[] = [];
         if (ins.from !== undefined) {
-          const from = this.expandFrom(ins.from, scope, ins);
-          const src = this.resolveSource(from, stage, byName, ins);
+          const from = this.guard(ins, () => expandWord(ins.from!, fromLookup, fromOpts));
+          const src = this.resolveSource(from, stage, ins, `--from=${ins.from}`);
           planned.sources = [src];
           this.addSource(stage, src);
-          flags.push(`--from=${from}`);
         }
-        if (ins.chown !== undefined) flags.push(`--chown=${x(ins.chown)}`);
-        if (ins.chmod !== undefined) flags.push(`--chmod=${x(ins.chmod)}`);
-        if (ins.link) flags.push('--link');
-        if (ins.parents) flags.push('--parents');
-        for (const e of ins.exclude) flags.push(`--exclude=${x(e)}`);
-        if (ins.checksum !== undefined) flags.push(`--checksum=${x(ins.checksum)}`);
-        const srcs = ins.sources.map((s) => (s.startsWith('<<') ? s : x(s)));
-        planned.expanded = [ins.kind, ...flags, ...srcs, x(ins.dest)].join(' ');
-        break;
+        const e = this.guard(ins, () => expandInstruction(ins, scope.lookup, { ...opts, fromLookup }));
+        planned.expanded = formatInstruction(e);
+        return planned;
       }
       case 'RUN': {
         const srcs: SourceRef[] = [];
         for (const m of ins.mountFlags) {
-          let spec;
-          try {
-            spec = parseMount(x(m));
-          } catch (e) {
-            if (e instanceof KilnError) throw e;
-            throw this.err((e as Error).message, ins);
-          }
+          const spec = this.guard(ins, () => expandMount(m, scope.lookup, { escape: this.esc, keepUnset, fromLookup }));
           if ((spec.type === 'bind' || spec.type === 'cache') && spec.from !== undefined) {
-            const src = this.resolveSource(this.expandFrom(spec.from, scope, ins), stage, byName, ins);
+            const src = this.resolveSource(spec.from, stage, ins, `--mount from=${spec.from}`);
             srcs.push(src);
             this.addSource(stage, src);
           }
         }
         if (srcs.length) planned.sources = srcs;
-        break;
+        planned.expanded = formatInstruction(this.guard(ins, () => expandInstruction(ins, scope.lookup, { ...opts, fromLookup })));
+        return planned;
       }
-      case 'WORKDIR':
-        planned.expanded = `WORKDIR ${x(ins.path)}`;
-        break;
-      case 'USER':
-        planned.expanded = `USER ${x(ins.user)}`;
-        break;
-      case 'EXPOSE':
-        planned.expanded = `EXPOSE ${ins.ports.map(x).join(' ')}`;
-        break;
-      case 'VOLUME':
-        planned.expanded = `VOLUME ${JSON.stringify(ins.paths.map(x))}`;
-        break;
-      case 'STOPSIGNAL':
-        planned.expanded = `STOPSIGNAL ${x(ins.signal)}`;
-        break;
-      default:
-        break;
-    }
-    return planned;
-  }
-
-  private stagesSoFar: PlannedStage[] = [];
-  /** Does the stage's chain of bases end in scratch (so every ENV is known)? */
-  private chainIsScratch(stage: PlannedStage): boolean {
-    let s: PlannedStage | undefined = stage;
-    while (s && s.base.kind === 'stage') s = this.stagesSoFar[s.base.index];
-    return s?.base.kind === 'scratch';
-  }
-
-  private expandFrom(word: string, scope: StageScope, ins: Instruction): string {
-    const globals = new Map<string, string | undefined>();
-    // Stage-scoped first (ARG redeclared or ENV), then global ARG values: the dependency is
-    // resolved here, at plan time.
-    return this.expand(
-      word,
-      (n) => {
-        const v = scope.lookup(n);
-        if (v !== undefined) return v;
-        return globals.get(n) ?? this.globalValue(n);
-      },
-      ins,
-    );
-  }
-
-  private globalCache: Map<string, string | undefined> | undefined;
-  private globalValue(name: string): string | undefined {
-    if (!this.globalCache) {
-      this.globalCache = new Map();
-      for (const ins of this.df.instructions) {
-        if (ins.kind === 'FROM') break;
-        if (ins.kind === 'ARG')
-          for (const a of ins.args) {
-            const v = this.buildArgs.get(a.name) ?? (a.default !== undefined ? expandWord(a.default, (n) => this.globalCache!.get(n) ?? this.automatic[n], { escape: this.esc }) : undefined);
-            this.globalCache.set(a.name, v);
+      case 'EXPOSE': {
+        const e = this.guard(ins, () => expandInstruction(ins, scope.lookup, opts));
+        if (!e.ports.some((p) => p.includes('$'))) {
+          try {
+            parsePortSpecs(e.ports);
+          } catch (err) {
+            throw this.err(`EXPOSE: ${(err as Error).message}`, ins, 'EXPOSE PORT[/tcp|udp|sctp] or a range 8000-8010');
           }
+        }
+        planned.expanded = formatInstruction(e);
+        return planned;
       }
+      case 'STOPSIGNAL': {
+        const e = this.guard(ins, () => expandInstruction(ins, scope.lookup, opts));
+        if (!e.signal.includes('$') && parseSignal(e.signal) === undefined) throw this.err(`invalid signal: ${e.signal}`, ins, 'a signal name (SIGTERM, TERM) or number');
+        planned.expanded = formatInstruction(e);
+        return planned;
+      }
+      case 'VOLUME': {
+        const e = this.guard(ins, () => expandInstruction(ins, scope.lookup, opts));
+        if (e.paths.some((p) => p === '')) throw this.err('VOLUME specified can not be an empty string', ins);
+        planned.expanded = formatInstruction(e);
+        return planned;
+      }
+      default:
+        planned.expanded = formatInstruction(this.guard(ins, () => expandInstruction(ins, scope.lookup, opts)));
+        return planned;
     }
-    return this.globalCache.get(name) ?? this.automatic[name];
   }
 
-  private checkCycles(stages: PlannedStage[]): void {
+  private checkCycles(): void {
+    const stages = this.stages;
     const state = new Map<number, 'visiting' | 'done'>();
     const visit = (n: number, path: number[]) => {
       if (state.get(n) === 'done') return;
       if (state.get(n) === 'visiting') {
         const cycle = [...path.slice(path.indexOf(n)), n].map((k) => stages[k]!.name ?? String(k));
         const s = stages[n]!;
-        throw new KilnError('PLAN', `circular dependency between stages: ${cycle.join(' -> ')}`, {
-          file: this.df.file,
-          line: s.position.line,
-          column: s.position.column,
-          source: this.df.lines[s.position.line - 1] ?? '',
-        });
+        throw new KilnError('PLAN', `circular dependency between stages: ${cycle.join(' -> ')}`, { file: this.df.file, line: s.position.line, column: s.position.column, source: this.df.lines[s.position.line - 1] ?? '' });
       }
       state.set(n, 'visiting');
       for (const d of stages[n]!.dependsOn) visit(d, [...path, n]);

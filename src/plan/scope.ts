@@ -1,17 +1,28 @@
 /**
  * ARG and ENV scoping, BuildKit's rules, as one small state machine used by the planner and again
  * by the build engine (which starts it with the base image's ENV):
- * - global ARGs (before the first FROM) are visible in FROM lines only;
- * - inside a stage an ARG is visible after it is declared; `ARG NAME` takes the --build-arg
- *   value, else its own default, else the global ARG's value;
- * - ENV wins over an ARG of the same name;
- * - predefined ARGs (the proxy family, TARGETPLATFORM and kin, BUILDPLATFORM and kin) need no
- *   declaration to be given, and are visible in stages once declared, with automatic values.
+ * - ARGs before the first FROM are global: visible in FROM lines only (with the automatic platform
+ *   ARGs); inside a stage a global is visible once redeclared (`ARG NAME`);
+ * - `ARG NAME[=default]` in a stage takes the --build-arg value, else its default (expanded; not
+ *   expanded at all when a --build-arg overrides it), else the global ARG's value, else the
+ *   automatic value (TARGETARCH…); without any value it is declared but unset;
+ * - ENV and ARG share one list of variables (BuildKit keeps both in the stage's environment), so
+ *   the one set last wins: `ARG X` then `ENV X=…` → the ENV; `ENV X=…` then `ARG X=…` → the ARG for
+ *   the rest of the stage (RUN sees it too), while the image config keeps the ENV. This is what
+ *   the reference's "an ENV instruction always overrides an ARG of the same name" means in BuildKit;
+ *   the base image's ENV likewise gives way to a later ARG with a value;
+ * - a stage based on another stage (`FROM build`) inherits its ENV and its ARGs;
+ * - proxy build args (HTTP_PROXY family) reach RUN without being declared.
  */
 import { expandWord, type Lookup } from '../dockerfile/expand.js';
 
 export const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 export const PLATFORM_ARGS = ['TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT', 'BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT'];
+
+/** Build args BuildKit itself understands: never reported as unused. */
+export function isPredefinedArg(name: string): boolean {
+  return PROXY_ARGS.some((p) => p.toLowerCase() === name.toLowerCase()) || PLATFORM_ARGS.includes(name) || name.startsWith('BUILDKIT_') || name === 'SOURCE_DATE_EPOCH';
+}
 
 /** Automatic platform ARG values for "os/arch[/variant]" target and build platforms. */
 export function platformArgs(target: string, build: string): Record<string, string> {
@@ -30,78 +41,102 @@ export function platformArgs(target: string, build: string): Record<string, stri
 }
 
 export class StageScope {
-  /** Declared ARGs in this stage with their current value (undefined = declared, no value). */
-  private readonly args = new Map<string, string | undefined>();
+  /** The stage's variables in BuildKit's order: base ENV, then ENV and valued ARGs as they come. */
+  private readonly vars = new Map<string, string>();
+  /** ENV for the image config (base image's ENV and the stage's ENV instructions). */
   private readonly env = new Map<string, string>();
+  /** Declared ARGs with their value (undefined = declared, no value). */
+  private readonly args = new Map<string, string | undefined>();
   /** Names the expansion looked up (to tell which build args were used). */
   readonly used = new Set<string>();
 
   constructor(
-    /** Global ARG values (after --build-arg). */
+    /** Global ARG values (after --build-arg); an undefined value means declared without one. */
     private readonly globals: ReadonlyMap<string, string | undefined>,
     private readonly buildArgs: ReadonlyMap<string, string>,
     private readonly automatic: Readonly<Record<string, string>>,
     baseEnv: Iterable<[string, string]> = [],
   ) {
-    for (const [k, v] of baseEnv) this.env.set(k, v);
+    for (const [k, v] of baseEnv) {
+      this.env.set(k, v);
+      this.vars.set(k, v);
+    }
   }
 
-  /** A scope for FROM lines: only global ARGs (and automatic platform ARGs). */
+  /** A lookup for FROM lines: the global ARGs, then the automatic platform ARGs. */
   static forFrom(globals: ReadonlyMap<string, string | undefined>, automatic: Readonly<Record<string, string>>): Lookup {
-    return (name) => {
-      if (globals.has(name)) return globals.get(name);
-      return automatic[name];
-    };
+    return (name) => globals.get(name) ?? (Object.hasOwn(automatic, name) ? automatic[name] : undefined);
   }
 
-  /** Copy for a child stage (FROM <stage>): ENV is inherited, ARGs are not. */
+  /** The scope of a stage based on this one (`FROM <this stage>`): ENV and ARGs are inherited. */
   child(): StageScope {
-    return new StageScope(this.globals, this.buildArgs, this.automatic, this.env.entries());
+    const c = new StageScope(this.globals, this.buildArgs, this.automatic);
+    for (const [k, v] of this.vars) c.vars.set(k, v);
+    for (const [k, v] of this.env) c.env.set(k, v);
+    for (const [k, v] of this.args) c.args.set(k, v);
+    return c;
   }
 
+  /** The value of a variable now (what `$NAME` expands to in ENV, WORKDIR, COPY…). */
   readonly lookup: Lookup = (name) => {
     this.used.add(name);
-    if (this.env.has(name)) return this.env.get(name);
-    if (this.args.has(name)) return this.args.get(name);
-    return undefined;
+    return this.vars.get(name);
   };
 
   /** Is the name an ENV or a declared ARG of this scope (even without a value)? */
   has(name: string): boolean {
-    return this.env.has(name) || this.args.has(name);
+    return this.vars.has(name) || this.args.has(name);
   }
 
   expand(word: string, escape = '\\'): string {
     return expandWord(word, this.lookup, { escape });
   }
 
-  /** `ARG name[=default]` — `def` is the default word, already expanded by the caller. */
-  declareArg(name: string, def: string | undefined): void {
+  /**
+   * `ARG name[=default]`. `def` is the default already expanded, or a function expanding it (only
+   * called when no --build-arg overrides it, as BuildKit does).
+   */
+  declareArg(name: string, def: string | undefined | (() => string | undefined)): void {
     let v: string | undefined;
     if (this.buildArgs.has(name)) v = this.buildArgs.get(name);
-    else if (def !== undefined) v = def;
-    else if (this.globals.has(name)) v = this.globals.get(name);
-    else if (name in this.automatic) v = this.automatic[name];
+    else if (def !== undefined) v = typeof def === 'function' ? def() : def;
+    else if (this.globals.get(name) !== undefined) v = this.globals.get(name);
+    else if (Object.hasOwn(this.automatic, name)) v = this.automatic[name];
     this.args.set(name, v);
+    if (v !== undefined) this.vars.set(name, v);
   }
 
+  /** `ENV key=value`. */
   setEnv(key: string, value: string): void {
     this.env.set(key, value);
+    this.vars.set(key, value);
   }
 
+  /** The ENV of the image config. */
   envEntries(): [string, string][] {
     return [...this.env.entries()];
   }
 
-  /** Declared ARGs that have a value: they are in RUN's environment (not in the image config). */
+  /**
+   * Declared ARGs whose value is the one in effect and not already the config ENV's: what RUN
+   * sees on top of the image config's Env.
+   */
   argEntries(): [string, string][] {
     const out: [string, string][] = [];
-    for (const [k, v] of this.args) if (v !== undefined && !this.env.has(k)) out.push([k, v]);
+    for (const [k, v] of this.args) if (v !== undefined && this.vars.get(k) === v && this.env.get(k) !== v) out.push([k, v]);
     return out;
   }
 
   /** Proxy build args given on the command line: in RUN's env even when undeclared. */
   proxyEntries(): [string, string][] {
-    return PROXY_ARGS.filter((k) => this.buildArgs.has(k) && !this.args.has(k)).map((k) => [k, this.buildArgs.get(k)!]);
+    return PROXY_ARGS.filter((k) => this.buildArgs.has(k) && !this.has(k)).map((k) => [k, this.buildArgs.get(k)!]);
+  }
+
+  /**
+   * RUN's whole environment, in order: the stage's variables (base ENV, ENV, valued ARGs; the last
+   * set wins) then the undeclared proxy build args. Use this rather than config Env + argEntries().
+   */
+  runEnv(): [string, string][] {
+    return [...this.vars.entries(), ...this.proxyEntries()];
   }
 }

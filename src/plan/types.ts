@@ -6,20 +6,27 @@ import type { Instruction, Position, Warning } from '../dockerfile/ast.js';
 
 export const PLAN_SCHEMA_VERSION = 1;
 
+/** What FROM names, after expanding the global ARGs. */
 export type StageBase =
   | { kind: 'image'; ref: string } // an external image (name after expansion, as written)
-  | { kind: 'stage'; index: number } // FROM <earlier stage>
+  | { kind: 'stage'; index: number } // FROM <earlier stage> (its ENV and ARGs are inherited)
   | { kind: 'scratch' };
 
 /** Where a `COPY --from` / `RUN --mount from=` points after resolution. */
 export type SourceRef = { kind: 'stage'; index: number } | { kind: 'image'; ref: string };
 
 export interface PlannedInstruction {
-  /** The instruction as parsed (words unexpanded). */
+  /** The instruction as parsed (words unexpanded): what the engine executes, re-expanding it. */
   instruction: Instruction;
-  /** The instruction with every word BuildKit expands, expanded with what is known at plan time. */
+  /**
+   * The instruction as text, with every word BuildKit expands expanded with what is known at plan
+   * time (`expandInstruction`); a name that may come from the base image's ENV stays as written.
+   */
   expanded: string;
-  /** For COPY/ADD --from and RUN --mount from=: the resolved sources. */
+  /**
+   * For COPY/ADD --from and RUN --mount from=: what they resolved to, in the order of the flags
+   * (for RUN: the mounts that have a from=). Resolved with the stage's ARGs (beyond BuildKit).
+   */
   sources?: SourceRef[];
 }
 
@@ -37,6 +44,12 @@ export interface PlannedStage {
   images: string[];
   /** Needed for the target (transitively); skipped stages are never built. */
   needed: boolean;
+  /**
+   * For a stage based on another stage: that stage's ONBUILD triggers, which BuildKit runs first
+   * in this stage (their --from sources are in dependsOn). Absent when there are none.
+   */
+  onbuild?: PlannedInstruction[];
+  /** The stage's instructions after FROM, in order. */
   instructions: PlannedInstruction[];
 }
 
