@@ -77,8 +77,7 @@ export async function analyzeImage(src: ImageSource, opts: AnalyzeOptions = {}):
   const layersEntries = walked.layers.map((l) => l.entries!);
   const efficiency = computeEfficiency(layersEntries);
   const tree = walked.tree!;
-  let fileCount = 0;
-  for (const n of tree.walk()) if (n.info?.type !== 'directory') fileCount++;
+  const fileCount = tree.countFiles();
   const directories = largestDirectories(tree);
   const result: ImageAnalysis = {
     image: imageSummary(src),

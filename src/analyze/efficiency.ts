@@ -77,7 +77,7 @@ class DiveTree {
   root = new DiveNode('', ZERO);
 
   addPath(p: string, info: DiveInfo): void {
-    const names = p.split('/').filter((n) => n !== '' && n !== '.');
+    const names = p.indexOf('//') < 0 && !p.startsWith('/') && !p.endsWith('/') && !p.startsWith('./') && !p.includes('/./') ? p.split('/') : p.split('/').filter((n) => n !== '' && n !== '.');
     let node = this.root;
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
@@ -138,9 +138,8 @@ class DiveTree {
 function buildLayerTree(entries: LayerEntry[]): DiveTree {
   const t = new DiveTree();
   for (const e of entries) {
-    const p = e.path.split('/').filter((n) => n !== '' && n !== '.').join('/');
-    if (p === '') continue;
-    t.addPath(p, { size: e.size, isDir: e.type === 'directory' });
+    if (e.path === '' || e.path === '.') continue;
+    t.addPath(e.path, { size: e.size, isDir: e.type === 'directory' });
   }
   return t;
 }

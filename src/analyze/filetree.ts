@@ -83,6 +83,13 @@ export class FsTree {
     return n;
   }
 
+  /** Number of non-directory entries (files, links, devices). */
+  countFiles(node: FsNode = this.root): number {
+    let n = node !== this.root && node.info && node.info.type !== 'directory' ? 1 : 0;
+    if (node.children) for (const c of node.children.values()) n += this.countFiles(c);
+    return n;
+  }
+
   /** Every node with info, depth-first, parents before children, names sorted. */
   *walk(node: FsNode = this.root): Generator<FsNode> {
     if (node !== this.root && node.info) yield node;

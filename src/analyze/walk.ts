@@ -93,7 +93,7 @@ export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promi
         let hashIt = false;
         if (header.type === 'file' && hashMode !== 'none' && !opts.skipHash?.has(layer.index) && !splitWhiteout(p)) {
           if (hashMode === 'all' || layer.index < n - 1) hashIt = true;
-          else if (tree?.get(p)?.info?.type === 'file') hashIt = true;
+          else if (layer.index > 0 && tree?.get(p)?.info?.type === 'file') hashIt = true;
         }
         const keep = cat?.wants(p, header) ?? false;
         if (!hashIt && !keep) {
