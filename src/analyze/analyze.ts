@@ -3,6 +3,7 @@
  * pass over an image's layers, then dive's efficiency, per-layer changes, the largest
  * directories and the packages.
  */
+import { familiarName } from '../image/reference.js';
 import { computeEfficiency, type EfficiencyResult } from './efficiency.js';
 import { largestDirectories, type DirSize, type LayerChanges } from './filetree.js';
 import type { OsRelease, Package } from './sbom/types.js';
@@ -48,6 +49,16 @@ export interface ImageAnalysis {
   fileCount: number;
   packages?: Package[];
   os?: OsRelease;
+}
+
+/** How to call an image in text: its short docker name (debian:12), else what the user typed. */
+export function displayName(s: Pick<ImageSummary, 'name' | 'display'>): string {
+  if (!s.name) return s.display;
+  try {
+    return familiarName(s.name);
+  } catch {
+    return s.name;
+  }
 }
 
 export function imageSummary(src: ImageSource): ImageSummary {

@@ -5,7 +5,7 @@
  * Dockerfile) the stage graph with what each stage contributed to the final image. Drawing is
  * done here (SVG and tables); the page's script only filters tables and highlights layers.
  */
-import type { ImageAnalysis } from '../analyze/analyze.js';
+import { displayName, type ImageAnalysis } from '../analyze/analyze.js';
 import type { DirSize } from '../analyze/filetree.js';
 import type { ScanResult } from '../analyze/scan.js';
 import type { BuildPlan } from '../plan/types.js';
@@ -233,7 +233,7 @@ const SCRIPT = `
 export function renderReport(input: ReportInput): string {
   const a = input.analysis;
   const img = a.image;
-  const title = img.name ?? img.display;
+  const title = displayName(img);
   const eff = a.efficiency;
   const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : 'n/a');
   const scanCard = input.scan

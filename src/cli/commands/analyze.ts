@@ -5,7 +5,7 @@
  * Also the helpers the other image-reading commands share (opening IMAGE, progress, output).
  */
 import type { Command } from 'commander';
-import { analyzeImage, type ImageAnalysis } from '../../analyze/analyze.js';
+import { analyzeImage, displayName, type ImageAnalysis } from '../../analyze/analyze.js';
 import { DIVE_CI_DEFAULTS, evaluateCi, type CiThresholds } from '../../analyze/efficiency.js';
 import { openImageSource, type ImageSource } from '../../analyze/source.js';
 import { parsePlatform } from '../../image/platform.js';
@@ -73,7 +73,7 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(4).replace
 
 export function formatAnalysisText(a: ImageAnalysis, top: number): string {
   const lines: string[] = [];
-  lines.push(`Image: ${a.image.name ?? a.image.display} (${a.image.id})`);
+  lines.push(`Image: ${displayName(a.image)} (${a.image.id})`);
   lines.push('');
   lines.push('Layers:');
   const rows = [['#', 'SIZE', 'ADDED', 'MODIFIED', 'REMOVED', 'COMMAND']];

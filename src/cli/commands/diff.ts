@@ -1,12 +1,13 @@
 /** `kiln diff IMAGE_A IMAGE_B`: files and packages added, removed and changed between two images, with sizes. */
 import type { Command } from 'commander';
+import { displayName } from '../../analyze/analyze.js';
 import { diffImages, type ImageDiff } from '../../analyze/diff.js';
 import { KilnError } from '../../util/errors.js';
 import { emit, human, openImageFromCli, progress } from './analyze.js';
 
 export function formatDiffText(d: ImageDiff, limit: number): string {
   const out: string[] = [];
-  const name = (x: ImageDiff['a']) => x.name ?? x.display;
+  const name = (x: ImageDiff['a']) => displayName(x);
   out.push(`A: ${name(d.a)}  ${human(d.a.size)} in ${d.a.files} files, ${d.a.packages} packages`);
   out.push(`B: ${name(d.b)}  ${human(d.b.size)} in ${d.b.files} files, ${d.b.packages} packages`);
   out.push(`B - A: ${human(d.b.size - d.a.size)} (${d.sharedLayers} shared layer${d.sharedLayers === 1 ? '' : 's'})`);

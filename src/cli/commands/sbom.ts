@@ -1,6 +1,6 @@
 /** `kiln sbom IMAGE`: the packages in an image (Debian, Alpine, Python, Node) as CycloneDX, SPDX or a table. */
 import type { Command } from 'commander';
-import { catalogImage } from '../../analyze/analyze.js';
+import { catalogImage, displayName } from '../../analyze/analyze.js';
 import { sbomTableRows, toCycloneDx, toSpdx } from '../../analyze/sbom/format.js';
 import { KilnError } from '../../util/errors.js';
 import { readPackageVersion } from '../version.js';
@@ -27,7 +27,7 @@ export function register(program: Command): Command {
         p.done();
         await src.close();
       }
-      const subject = { name: r.image.name ?? r.image.display, id: r.image.id, digest: r.image.digest, created: r.image.created, os: r.os, packages: r.packages, tool: { name: 'kiln', version: readPackageVersion() } };
+      const subject = { name: displayName(r.image), id: r.image.id, digest: r.image.digest, created: r.image.created, os: r.os, packages: r.packages, tool: { name: 'kiln', version: readPackageVersion() } };
       if (flags.format === 'cyclonedx-json') return emit(`${JSON.stringify(toCycloneDx(subject), null, 2)}\n`, flags.output);
       if (flags.format === 'spdx-json') return emit(`${JSON.stringify(toSpdx(subject), null, 2)}\n`, flags.output);
       if (flags.format === 'json') return emit(`${JSON.stringify({ image: r.image, os: r.os, packages: r.packages }, null, 2)}\n`, flags.output);

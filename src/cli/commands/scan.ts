@@ -4,7 +4,7 @@
  * trivy prints them; table, JSON or SARIF.
  */
 import type { Command } from 'commander';
-import { catalogImage } from '../../analyze/analyze.js';
+import { catalogImage, displayName } from '../../analyze/analyze.js';
 import { SEVERITIES, filterSeverities, scanWithDatabase, type Finding, type ScanResult } from '../../analyze/scan.js';
 import { severityRank, type Severity } from '../../analyze/osv/severity.js';
 import type { OsRelease } from '../../analyze/sbom/types.js';
@@ -120,7 +120,7 @@ export function register(program: Command): Command {
       }
       let r = await scanWithDatabase(cat.packages, cat.os, flags.db!);
       if (keep) r = filterSeverities(r, keep);
-      const name = cat.image.name ?? cat.image.display;
+      const name = displayName(cat.image);
       if (flags.format === 'json') await emit(`${JSON.stringify({ image: cat.image, os: cat.os, ...r }, null, 2)}\n`, flags.output);
       else if (flags.format === 'sarif') await emit(formatScanSarif(r, name), flags.output);
       else await emit(formatScanTable(r, cat.os, `${name} (${cat.os.prettyName ?? 'unknown OS'})`), flags.output);
