@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { existsSync } from 'node:fs';
 import { parseDockerfile } from '../../dockerfile/parser.js';
 import { createPlan, formatPlanText } from '../../plan/index.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../../image/platform.js';
 import { KilnError } from '../../util/errors.js';
 import { readDockerfileInput } from '../dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
@@ -24,7 +25,7 @@ export function register(program: Command): Command {
     .option('-f, --file <file>', 'Dockerfile to read ("-" reads stdin; default CONTEXT/Dockerfile)')
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable; KEY alone takes it from the environment)', collect)
     .option('--target <stage>', 'plan only the stages this stage needs')
-    .option('--platform <os/arch>', 'target platform for TARGETPLATFORM and friends', 'linux/amd64')
+    .option('--platform <os/arch[/variant]>', 'target platform (TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT); default: this machine\'s')
     .option('--format <format>', 'output format: text or json (the schema is docs/plan-schema.md)', 'text')
     .action((context: string, flags: PlanFlags) => {
       if (flags.format !== 'text' && flags.format !== 'json') throw new KilnError('USAGE', `unknown --format "${flags.format}": use text or json`);
@@ -32,7 +33,9 @@ export function register(program: Command): Command {
       const input = readDockerfileInput(flags.file, path.resolve(context));
       const df = parseDockerfile(input.text, { file: input.display });
       const buildArgs = parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]);
-      const plan = createPlan(df, { buildArgs, target: flags.target, platform: flags.platform });
+      const build = formatPlatform(hostPlatform());
+      const platform = flags.platform === undefined ? build : formatPlatform(parsePlatform(flags.platform));
+      const plan = createPlan(df, { buildArgs, target: flags.target, platform, buildPlatform: build });
       if (flags.format === 'json') process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
       else process.stdout.write(formatPlanText(plan));
       for (const w of plan.warnings) if (flags.format === 'json') process.stderr.write(`warning: ${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}\n`);
