@@ -281,6 +281,11 @@ class Planner {
           this.addSource(stage, src);
         }
         const e = this.guard(ins, () => expandInstruction(ins, scope.lookup, { ...opts, fromLookup }));
+        if (e.kind === 'ADD' && e.checksum !== undefined) {
+          // BuildKit: "checksum can't be specified for non-HTTP(S) sources" (git sources take a commit).
+          const local = e.sources.find((src) => !/^\d*<</.test(src) && !src.includes('$') && !/^(https?:\/\/|git@|git:\/\/|ssh:\/\/)/.test(src) && !/\.git(#|$)/.test(src));
+          if (local !== undefined) throw this.err(`ADD --checksum can't be used with the local source "${local}": only HTTP(S) and git sources have a checksum`, ins);
+        }
         planned.expanded = formatInstruction(e);
         return planned;
       }

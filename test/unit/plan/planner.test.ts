@@ -122,6 +122,8 @@ describe('expanded instructions', () => {
     planError('ARG P=linux//x\nFROM --platform=$P a', /invalid platform/, {}, 2);
     planError('ARG P\nFROM --platform=$P a', /empty platform value/, {}, 2);
     planError('FROM UPPER/Case:tag', /invalid base image reference/, {}, 1);
+    planError('FROM scratch\nADD --checksum=sha256:abc local.tgz /x', /--checksum can't be used with the local source "local.tgz"/, {}, 2);
+    plan('FROM scratch\nADD --checksum=sha256:abc https://example.com/a.tgz /x');
   });
 });
 
