@@ -6,3 +6,8 @@ export type { ErrorCode, ErrorPlace } from './util/errors.js';
 // Reading images (analyze/) and the HTML report (report/).
 export * as analyze from './analyze/index.js';
 export { renderReport, type ReportInput } from './report/index.js';
+// The Dockerfile frontend (dockerfile/) and the resolved build (plan/).
+export * as dockerfile from './dockerfile/index.js';
+export * as plan from './plan/index.js';
+export { parseDockerfile } from './dockerfile/parser.js';
+export { createPlan } from './plan/planner.js';
