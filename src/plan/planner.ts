@@ -9,7 +9,7 @@
  * (BuildKit refuses a later one when it dispatches). Going beyond BuildKit, `--from` may use an
  * ARG declared in the stage (BuildKit only allows global ARGs through an extra FROM stage).
  */
-import type { Dockerfile, FromInstruction, Instruction } from '../dockerfile/ast.js';
+import type { Dockerfile, FromInstruction, Instruction, Warning } from '../dockerfile/ast.js';
 import { ExpansionError, expandWord, type Lookup } from '../dockerfile/expand.js';
 import { expandInstruction, expandMount } from '../dockerfile/expand-instruction.js';
 import { MountError } from '../dockerfile/mounts.js';
@@ -49,6 +49,7 @@ class Planner {
   private readonly byName = new Map<string, number>();
   /** Number of stages in the file. */
   private stageCount = 0;
+  private readonly warnings: Warning[] = [];
   /** Per stage: does its chain of bases end in scratch (so every ENV is known)? */
   private readonly fromScratch: boolean[] = [];
 
@@ -142,7 +143,7 @@ class Planner {
     const waves = computeWaves(this.stages, order);
 
     const unusedBuildArgs = [...this.buildArgs.keys()].filter((k) => !this.declared.has(k) && !isPredefinedArg(k));
-    const warnings = [...this.df.warnings];
+    const warnings = [...this.df.warnings, ...this.warnings];
     if (unusedBuildArgs.length) warnings.push({ message: `one or more build args were not consumed: ${unusedBuildArgs.join(', ')}`, rule: 'UnusedBuildArg' });
     return {
       schemaVersion: PLAN_SCHEMA_VERSION,
@@ -188,6 +189,7 @@ class Planner {
         throw e;
       }
       base = { kind: 'image', ref: image };
+      this.warnIfTypo(image, ins);
     }
     const scope = base.kind === 'stage' ? this.scopes[base.index]!.child() : new StageScope(this.globals, this.buildArgs, this.automatic);
     const stage: PlannedStage = {
@@ -226,6 +228,7 @@ class Planner {
         if (e instanceof KilnError) throw this.err(`${what}: "${value}" is neither a stage nor a valid image reference (${e.message})`, ins);
         throw e;
       }
+      this.warnIfTypo(value, ins);
       return { kind: 'image', ref: value };
     }
     const label = named !== undefined ? `stage "${value}"` : `stage ${index}`;
@@ -234,6 +237,18 @@ class Planner {
     if (index === stage.index) throw this.err(`circular dependency: ${what} refers to its own ${label}`, ins);
     if (index > stage.index) throw this.err(`${what}: ${label} is defined later in the Dockerfile; a stage can only use stages defined before it`, ins, 'move that stage above this one');
     return { kind: 'stage', index };
+  }
+
+  /** A bare image name close to a stage name is probably a misspelt stage (an image is tried). */
+  private warnIfTypo(name: string, ins: Instruction): void {
+    if (/[/:@.]/.test(name)) return;
+    const n = name.toLowerCase();
+    for (const stage of this.byName.keys()) {
+      if (stage !== n && editDistance(stage, n) <= 2 && Math.min(stage.length, n.length) > 2) {
+        this.warnings.push({ message: `"${name}" is no stage of this Dockerfile, so it is used as an image: did you mean stage "${stage}"?`, line: ins.range.start.line, column: ins.range.start.column, rule: 'StageNameTypo' });
+        return;
+      }
+    }
   }
 
   private addSource(stage: PlannedStage, src: SourceRef): void {
@@ -349,6 +364,17 @@ class Planner {
     };
     for (const s of stages) visit(s.index, []);
   }
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2 || a.length > 64 || b.length > 64) return 99;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 function topoOrder(stages: PlannedStage[]): number[] {

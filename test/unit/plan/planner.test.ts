@@ -138,6 +138,12 @@ describe('stage graph', () => {
     assert.deepEqual(p.order, [0, 1, 2]);
     assert.deepEqual(p.waves, [[0, 1], [2]]);
   });
+  test('a bare image name close to a stage name gets a warning (a misspelt stage?)', () => {
+    const p = plan('FROM golang AS builder\nFROM alpine\nCOPY --from=biulder /app /app\nCOPY --from=nginx /x /x');
+    assert.deepEqual(p.stages[1]!.images, ['biulder', 'nginx']);
+    assert.deepEqual(p.warnings.map((w) => [w.rule, w.line]), [['StageNameTypo', 3]]);
+    assert.match(p.warnings[0]!.message, /did you mean stage "builder"/);
+  });
   test('FROM a stage\'s own name is an image (FROM nginx AS nginx), as BuildKit', () => {
     const p = plan('FROM nginx AS nginx\nFROM nginx AS two');
     assert.deepEqual(p.stages[0]!.base, { kind: 'image', ref: 'nginx' });
