@@ -184,7 +184,7 @@ class Parser {
     if (!INSTRUCTIONS.includes(keyword)) throw this.err(`unknown instruction: ${word}`, l.line, l.column, suggest(keyword));
     const argsText = m ? trimmed.slice(m.index + m[0].length) : '';
     const argsCol = l.column + (m ? m.index + m[0].length : trimmed.length);
-    const ex = this.extractFlags(argsText, l.line, argsCol);
+    const ex = this.extractFlags(argsText, argsCol);
     const rest = trimSpace(ex.rest);
     const restCol = argsCol + ex.restOffset + (ex.rest.length - trimLeft(ex.rest).length);
 
@@ -194,7 +194,7 @@ class Parser {
     if (keyword === 'ONBUILD') {
       const t = WS.exec(rest);
       trigger = (t ? rest.slice(0, t.index) : rest).toUpperCase();
-      triggerRest = this.extractFlags(t ? rest.slice(t.index + t[0].length) : '', l.line, restCol).rest;
+      triggerRest = this.extractFlags(t ? rest.slice(t.index + t[0].length) : '', restCol).rest;
     }
     let heredocs: Heredoc[] = [];
     let rawBodies: string[] = [];
@@ -214,7 +214,7 @@ class Parser {
    * BuildKit's extractBuilderFlags: leading words starting with `--` are flags (quotes removed,
    * backslash escapes processed); a bare `--` ends them.
    */
-  private extractFlags(s: string, line: number, col: number): { flags: { word: string; column: number }[]; rest: string; restOffset: number } {
+  private extractFlags(s: string, col: number): { flags: { word: string; column: number }[]; rest: string; restOffset: number } {
     const flags: { word: string; column: number }[] = [];
     let i = 0;
     for (;;) {
@@ -528,7 +528,7 @@ class Parser {
     if (!INSTRUCTIONS.includes(keyword)) throw this.err(`unknown instruction: ${word}`, l.line, l.column, suggest(keyword));
     const argsText = m ? trimmed.slice(m.index + m[0].length) : '';
     const argsCol = l.column + (m ? m.index + m[0].length : trimmed.length);
-    const ex = this.extractFlags(argsText, l.line, argsCol);
+    const ex = this.extractFlags(argsText, argsCol);
     const rest = trimSpace(ex.rest);
     const restCol = argsCol + ex.restOffset + (ex.rest.length - trimLeft(ex.rest).length);
     const flags = this.checkFlags(keyword, ex.flags, l.line);
