@@ -15,7 +15,8 @@ import { KilnError, type ErrorPlace } from '../util/errors.js';
 import { resolveInRoot } from '../sandbox/view.js';
 
 export interface CopyRequest {
-  sources: { ctx: BuildContext; pattern: string }[];
+  /** keepOwner: keep the source's ownership (a stage, an image, an unpacked archive) unless --chown. */
+  sources: { ctx: BuildContext; pattern: string; keepOwner?: boolean }[];
   /** Destination as written after expansion; relative to workdir. */
   dest: string;
   workdir: string;
@@ -41,16 +42,17 @@ function isDirIn(root: string, rel: string): boolean {
 export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   const destAbs = path.posix.resolve('/', req.workdir || '/', req.dest);
   const destIsDir = req.dest.endsWith('/') || req.dest === '.' || req.dest.endsWith('/.');
-  const selected: { ctx: BuildContext; e: ContextEntry }[] = [];
-  for (const s of req.sources) for (const e of s.ctx.select(s.pattern, req.place)) selected.push({ ctx: s.ctx, e });
+  const selected: { ctx: BuildContext; e: ContextEntry; keepOwner: boolean }[] = [];
+  for (const s of req.sources) for (const e of s.ctx.select(s.pattern, req.place)) selected.push({ ctx: s.ctx, e, keepOwner: s.keepOwner ?? req.keepOwner });
   const excluded = (rel: string) => (req.exclude ?? []).some((p) => globMatch(p, rel));
   const many = selected.length > 1 || req.sources.some((s) => /[*?[]/.test(s.pattern));
   // The real destination directory inside the image (symlinked parents followed, as the container would).
   const destRel = await resolveInRoot(req.destRoot, destAbs);
   const existingDir = isDirIn(req.destRoot, destRel);
   const entries = new Map<string, EntrySpec>();
+  let keepOwner = req.keepOwner;
   const meta = (st: Stats, isDir: boolean) => {
-    const own = req.owner ?? (req.keepOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
+    const own = req.owner ?? (keepOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
     const mode = req.chmod !== undefined ? req.chmod : st.mode & 0o7777;
     return { ...own, mode: isDir && req.chmod === undefined ? st.mode & 0o7777 : mode, mtime: Math.floor(st.mtimeMs / 1000) };
   };
@@ -62,7 +64,8 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
     else if (st.isFile()) entries.set(target, { path: target, type: 'file', source: e.abs, size: st.size, ...m });
     // sockets, devices and fifos in a context are not copied (BuildKit skips them too)
   };
-  for (const { ctx, e } of selected) {
+  for (const { ctx, e, keepOwner: keep } of selected) {
+    keepOwner = keep;
     if (excluded(e.rel)) continue;
     if (e.stat.isDirectory()) {
       const base = req.parents ? path.posix.join(destRel, e.rel) : destRel;

@@ -3,7 +3,10 @@
  * once), runs every instruction — RUN in the sandbox, COPY/ADD straight into layer tars, the rest
  * as config changes — and writes the target stage as an image in the store.
  */
-import { lstatSync } from 'node:fs';
+import { lstatSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { runCapture } from '../util/proc.js';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { CopyInstruction, Dockerfile, Instruction, RunInstruction } from '../dockerfile/ast.js';
@@ -370,6 +373,7 @@ class Engine {
       keepOwner = true;
     }
     const destView = await openView(store, state.layers, state.config.rootfs.diff_ids);
+    const cleanups: string[] = [];
     try {
       const owner = ins.chown !== undefined ? resolveChown(destView.root, x(ins.chown)) : undefined;
       let chmod: number | undefined;
@@ -378,8 +382,30 @@ class Engine {
         if (!/^[0-7]{3,4}$/.test(m)) throw new KilnError('BUILD', `invalid --chmod "${m}": expected an octal mode like 0755`, place);
         chmod = parseInt(m, 8);
       }
+      // ADD of a local tar archive (plain, gzip, bzip2, xz) unpacks it, keeping its ownership.
+      const sources: { ctx: BuildContext; pattern: string; keepOwner?: boolean }[] = [];
+      for (const s of ins.sources.map(x)) {
+        if (ins.kind === 'ADD' && ins.from === undefined && ins.unpack !== false) {
+          const archives = srcCtx.select(s, place).filter((e) => e.stat.isFile() && isArchive(e.abs));
+          if (archives.length) {
+            for (const a of archives) {
+              const dir = path.join(store.tmpDir, `tmp-${process.pid}-add-${randomBytes(6).toString('hex')}`);
+              mkdirSync(dir, { recursive: true });
+              cleanups.push(dir);
+              const r = await runCapture('tar', ['-x', '-f', a.abs, '-C', dir]);
+              // Not a tar after all (e.g. a lone .gz file): docker copies it as it is.
+              if (r.code !== 0) sources.push({ ctx: srcCtx, pattern: a.rel });
+              else sources.push({ ctx: BuildContext.plain(dir), pattern: '.', keepOwner: true });
+            }
+            const rest = srcCtx.select(s, place).filter((e) => !archives.some((a) => a.rel === e.rel));
+            for (const e of rest) sources.push({ ctx: srcCtx, pattern: e.rel });
+            continue;
+          }
+        }
+        sources.push({ ctx: srcCtx, pattern: s });
+      }
       const entries = await planCopy({
-        sources: ins.sources.map((s) => ({ ctx: srcCtx, pattern: x(s) })),
+        sources,
         dest: x(ins.dest),
         workdir: this.cfg(state).WorkingDir || '/',
         destRoot: destView.root,
@@ -397,6 +423,7 @@ class Engine {
     } finally {
       await destView.close();
       await srcView?.close();
+      for (const d of cleanups) await rm(d, { recursive: true, force: true });
     }
   }
 
@@ -461,4 +488,16 @@ function pathExists(root: string, rel: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A tar archive, plain or gzip/bzip2/xz-compressed, by its magic bytes (docker's ADD rule). */
+function isArchive(file: string): boolean {
+  const fd = openSync(file, 'r');
+  const b = Buffer.alloc(512);
+  const n = readSync(fd, b, 0, 512, 0);
+  closeSync(fd);
+  if (n >= 2 && b[0] === 0x1f && b[1] === 0x8b) return true;
+  if (n >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return true;
+  if (n >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
+  return n >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
 }

@@ -121,13 +121,20 @@ export class OciRunner implements Runner {
     const child = spawn(this.program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const tail = { text: '' };
     pipeOutput(child, spec, tail);
+    // On abort: kill every process of the container, then runc. Do not wait for the output pipes
+    // to close ('close'): a process that escaped the kill would keep them open.
+    let aborted: (() => void) | undefined;
+    const abortedP = new Promise<number>((resolve) => (aborted = () => child.once('exit', () => resolve(130))));
     const onAbort = () => {
-      void spawn(this.program, ['--root', path.join(bundleDir, 'state'), 'kill', id, 'KILL'], { stdio: 'ignore' });
-      child.kill('SIGKILL');
+      aborted?.();
+      const k = spawn(this.program, ['--root', path.join(bundleDir, 'state'), 'kill', '--all', id, 'KILL'], { stdio: 'ignore' });
+      k.on('close', () => child.kill('SIGKILL'));
+      k.on('error', () => child.kill('SIGKILL'));
     };
+    if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const code = await waitExit(child);
+      const code = await Promise.race([waitExit(child), abortedP]);
       if (code !== 0 && RUNTIME_FAILURE.test(tail.text)) {
         throw new KilnError('SANDBOX', `${path.basename(this.program)} could not start the process: ${tail.text.trim().split('\n').slice(-2).join(' ')}`);
       }

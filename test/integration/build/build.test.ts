@@ -157,15 +157,30 @@ describe('kiln build on the Debian base', { skip: noBases }, () => {
   });
 
   test('Ctrl-C during a RUN step: exit 130, nothing mounted or left running, the store still works', async () => {
-    const ctx = context('intr', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo started && sleep 120\n' });
+    const ctx = context('intr', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo started && sleep 30\n' });
     const child = spawn(process.execPath, [cliPath, 'build', ctx], { env: { ...process.env, KILN_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve) => child.stderr.on('data', (b: Buffer) => b.toString().includes('started') && resolve()));
+    const t0 = Date.now();
     child.kill('SIGINT');
     const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
     assert.equal(code, 130);
+    assert.ok(Date.now() - t0 < 15000, `the step is stopped at once, not waited for (${Date.now() - t0} ms)`);
     assert.equal(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root)).length, 0, 'no mount left');
     assert.deepEqual(readdirSync(path.join(root, 'run')), [], 'no run state left');
+    const t1 = Date.now();
     const again = await runKiln(['build', '-q', context('after', { Dockerfile: 'FROM debian-slim:bookworm\nRUN true\n' })], { root });
+    assert.ok(Date.now() - t1 < 15000, `the next build does not wait for the interrupted one (${Date.now() - t1} ms)`);
     assert.equal(again.code, 0, again.stderr);
+  });
+
+  test('ADD unpacks a local tar archive (gzip) keeping its ownership; other files are copied', async () => {
+    const ctx = context('add', { Dockerfile: 'FROM debian-slim:bookworm\nADD bundle.tar.gz /opt/\nADD plain.txt /opt/\n', 'plain.txt': 'p', 'src/pkg/file.txt': 'inside' });
+    const { spawnSync } = await import('node:child_process');
+    const t = spawnSync('tar', ['-czf', path.join(ctx, 'bundle.tar.gz'), '--owner=1000', '--group=1000', '-C', path.join(ctx, 'src'), 'pkg']);
+    assert.equal(t.status, 0);
+    const r = await runKiln(['build', '-q', '-t', 'add:1', ctx], { root });
+    assert.equal(r.code, 0, r.stderr);
+    const out = await inImage('add:1', 'cat /opt/pkg/file.txt /opt/plain.txt; stat -c %u:%g /opt/pkg/file.txt; ls /opt');
+    assert.equal(out, 'insidep1000:1000\npkg\nplain.txt\n');
   });
 });
