@@ -1,11 +1,31 @@
 /**
  * The sandbox: root filesystems (overlay or native snapshotter) and running a process in them
- * (oci runtime or chroot backend). The build engine calls runStep for RUN; `kiln run` too.
+ * (oci runtime or chroot backend), capturing what it changed as a layer. The build engine calls
+ * runStep for RUN; `kiln run` too.
  *
- *   runStep({ store, layers, diffIds, args, env, cwd, user, network, mounts, capture,
- *             snapshotter?, backend?, runtime?, onStdout, onStderr, signal })
- *     → { exitCode, layer?: LayerInfo (blob committed), changes, backend, snapshotter }
+ *   runStep({ store, layers, diffIds | lowerDirs, args, env, cwd?, user?, network?, mounts?,
+ *             hostname?, capture? (default true), compression?, sourceDateEpoch?,
+ *             snapshotter?, backend?, runtime?, onStdout?, onStderr?, signal? })
+ *     → { exitCode, layer?: LayerInfo (blob committed to the store and recorded; undefined when
+ *         nothing changed or capture is false), changes: Change[], backend, snapshotter }
+ *   A non-zero exit code is a result, not an error; setup failures throw KilnError('SANDBOX'…),
+ *   an unknown USER throws KilnError('NOT_FOUND'), an abort rejects with KilnError('SANDBOX', 'interrupted').
+ *
+ *   mounts: { type: 'bind', source, target, readonly? }            host file/dir (kiln run -v)
+ *           { type: 'bind', source, target, discardWrites: true }  rw, writes thrown away (RUN --mount=type=bind,rw)
+ *           { type: 'tmpfs', target, size? }                       RUN --mount=type=tmpfs
+ *           { type: 'cache', source, target, uid?, gid?, mode? }   persistent host dir (RUN --mount=type=cache)
+ *   Mount points the image lacks never reach the layer; nor do /etc/hosts, /etc/resolv.conf,
+ *   /etc/hostname (read-only binds from the host).
+ *
+ *   openView(store, layers, diffIds) → { root, close() }: a read-only view of an image's
+ *   filesystem (COPY --from, USER/--chown lookups, WORKDIR checks); resolveInRoot(root, path).
+ *   cleanupStaleRuns(storeRoot): tear down what killed kiln processes left (runStep and openView
+ *   call it; a CLI start may too).
  */
-export { runStep, cleanupStaleRuns, DEFAULT_PATH, type RunStepOptions, type RunOutcome } from './run.js';
-export { selectRunner, DEFAULT_CAPS, type Mount, type ProcessSpec, type BackendKind } from './runtime.js';
-export { canMountOverlay, diffUpper, diffTrees, snapshotTree, type SnapshotterKind } from './rootfs.js';
+export { runStep, DEFAULT_PATH, type RunStepOptions, type RunOutcome } from './run.js';
+export type { Mount } from './mounts.js';
+export { selectRunner, probeRuntime, ociSpec, chrootScript, DEFAULT_CAPS, HOST_FILES, type ProcessSpec, type RuntimeMount, type BackendKind, type Runner } from './runtime.js';
+export { canMountOverlay, diffUpper, diffTrees, snapshotTree, flattenLowerDirs, type SnapshotterKind } from './rootfs.js';
+export { cleanupStaleRuns } from './rundir.js';
+export { openView, resolveInRoot, type View } from './view.js';

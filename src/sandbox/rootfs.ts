@@ -1,87 +1,118 @@
 /**
- * Root filesystems for a process: overlayfs over the image's unpacked layer snapshots (a fresh
- * upper dir holds the changes), or a native fallback (a flattened copy, diffed afterwards) where
- * overlayfs cannot be mounted. Either way the result is a list of changes for layer/tarChanges.
+ * Root filesystems for a process and what the process changed in them.
+ *
+ * overlay: the image's unpacked layer snapshots are read-only lower dirs, a fresh upper dir takes
+ * the changes; the new layer is read from the upper dir alone (no walk of the image): a 0/0
+ * character device is a deleted path, trusted.overlay.opaque=y a directory whose lower contents
+ * are gone. Copy-up is whole (metacopy=off) so a metadata-only change carries the file, and
+ * redirect_dir=off so a renamed lower directory is a copy plus a whiteout, as OCI layers say it.
+ *
+ * native (where overlayfs cannot be mounted, e.g. in an unprivileged container): a flattened copy
+ * of the image, whose state (type, mode, owner, size, times, inode, birth time) is remembered before
+ * the run and compared after it. Same change list as overlay for the same process: a replaced
+ * directory (new inode) is opaque, metadata-only changes count, parents of changes are included.
+ *
+ * Mount points the runtime needs (/proc, /etc/hosts, RUN --mount targets…) that the image lacks
+ * come from an extra top lower dir of stubs, so they never reach the upper dir or the layer.
  */
-import { lstatSync, mkdirSync, readdirSync, symlinkSync, promises as fsp, type Stats } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync, chownSync, lutimesSync, chmodSync, promises as fsp, type BigIntStats, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Change } from '../layer/write.js';
 import { runCapture } from '../util/proc.js';
 import { KilnError } from '../util/errors.js';
+import { resolveInImage } from '../util/users.js';
 
 const require = createRequire(import.meta.url);
-const xattr = require('fs-xattr') as { getAttributeSync(p: string, n: string): Buffer };
+const xattr = require('fs-xattr') as { getAttributeSync(p: string, n: string): Buffer; removeAttributeSync(p: string, n: string): void };
+const xattrRemove = (p: string, n: string) => xattr.removeAttributeSync(p, n);
 
 export type SnapshotterKind = 'overlay' | 'native';
 
+const OVERLAY_OPTS = ',index=off,metacopy=off,redirect_dir=off';
+
 /**
- * Mount an overlay at `target`. Lower dirs are given bottom → top. The lowerdir option is made of
- * short names of symlinks in `runDir` (mount resolves them relative to its cwd), so 127 layers fit
+ * Mount an overlay at `target`: lower dirs bottom → top; no upper dir (`upper` '') gives a
+ * read-only view (it needs two lower dirs at least). The lowerdir option is made of short names of
+ * symlinks in `runDir` (mount resolves them relative to its working directory), so 127 layers fit
  * in the one page the kernel allows for mount options.
  */
 export async function mountOverlay(lowers: string[], runDir: string, upper: string, work: string, target: string): Promise<void> {
+  if (!lowers.length) throw new KilnError('INTERNAL', 'overlay needs a lower dir');
   const links = path.join(runDir, 'l');
   mkdirSync(links, { recursive: true });
   lowers.forEach((dir, i) => symlinkSync(dir, path.join(links, String(i))));
+  // overlayfs lists lower dirs top first.
   const lowerOpt = lowers.map((_, i) => `l/${i}`).reverse().join(':');
-  // overlayfs needs at least one lower dir: an empty one stands for scratch.
-  const opt = lowers.length ? lowerOpt : 'l/empty';
-  if (!lowers.length) mkdirSync(path.join(links, 'empty'));
-  // No upper dir: a read-only view.
   const rw = upper ? `,upperdir=${path.relative(runDir, upper)},workdir=${path.relative(runDir, work)}` : '';
-  const r = await runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${opt}${rw},index=off,metacopy=off,redirect_dir=off`, target], { cwd: runDir });
-  if (r.code !== 0) throw new KilnError('SANDBOX', `cannot mount overlayfs: ${r.stderr.trim()}`, { path: target }, { hint: 'use --snapshotter native where overlayfs is not available (e.g. inside an unprivileged container)' });
+  const mount = (extra: string) => runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerOpt}${rw}${extra}`, target], { cwd: runDir });
+  let r = await mount(OVERLAY_OPTS);
+  // Kernels without these options (before 4.19) behave so by default.
+  if (r.code !== 0 && /invalid argument|bad option|wrong fs type/i.test(r.stderr)) r = await mount('');
+  if (r.code !== 0) {
+    throw new KilnError('SANDBOX', `cannot mount overlayfs: ${r.stderr.trim()}`, { path: target }, { hint: 'use --snapshotter native where overlayfs is not available (e.g. inside an unprivileged container)' });
+  }
 }
 
 export async function unmount(target: string): Promise<void> {
   const r = await runCapture('umount', [target]);
-  if (r.code !== 0) {
-    const lazy = await runCapture('umount', ['-l', target]);
-    if (lazy.code !== 0 && !/not mounted|no mount point/.test(lazy.stderr)) throw new KilnError('SANDBOX', `cannot unmount ${target}: ${lazy.stderr.trim()}`);
-  }
+  if (r.code === 0 || /not mounted|no mount point/.test(r.stderr)) return;
+  const lazy = await runCapture('umount', ['-l', target]);
+  if (lazy.code !== 0 && !/not mounted|no mount point/.test(lazy.stderr)) throw new KilnError('SANDBOX', `cannot unmount ${target}: ${lazy.stderr.trim()}`);
 }
 
-let overlayUsable: boolean | undefined;
-/** Can this process mount overlayfs? (probed once) */
-export async function canMountOverlay(scratch: string): Promise<boolean> {
-  if (overlayUsable !== undefined) return overlayUsable;
-  const d = path.join(scratch, `probe-${process.pid}`);
+const overlayUsable = new Map<string, Promise<boolean>>();
+/** Can this process mount overlayfs with its upper dir in `scratch`? (probed once per directory) */
+export function canMountOverlay(scratch: string): Promise<boolean> {
+  let p = overlayUsable.get(scratch);
+  if (!p) {
+    p = probeOverlay(scratch);
+    overlayUsable.set(scratch, p);
+  }
+  return p;
+}
+
+async function probeOverlay(scratch: string): Promise<boolean> {
+  // Named <pid>-… so that another kiln's stale-run cleanup sees its owner alive (sandbox/rundir.ts).
+  const d = path.join(scratch, `${process.pid}-overlay-probe`);
   try {
     for (const s of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(d, s), { recursive: true });
     const r = await runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${d}/lower,upperdir=${d}/upper,workdir=${d}/work`, `${d}/merged`]);
-    overlayUsable = r.code === 0;
-    if (overlayUsable) await unmount(`${d}/merged`);
+    if (r.code !== 0) return false;
+    await unmount(`${d}/merged`);
+    return true;
   } catch {
-    overlayUsable = false;
+    return false;
   } finally {
     await fsp.rm(d, { recursive: true, force: true });
   }
-  return overlayUsable;
 }
 
-/** Changes recorded in an overlay upper dir: no walk of the lower filesystem. */
-export function diffUpper(upper: string, exclude: Set<string>): Change[] {
+function attr(p: string, name: string): string | undefined {
+  try {
+    return xattr.getAttributeSync(p, name).toString();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Changes recorded in an overlay upper dir (read after unmounting): no walk of the lower filesystem. */
+export function diffUpper(upper: string): Change[] {
   const out: Change[] = [];
   const walk = (rel: string) => {
     for (const name of readdirSync(path.join(upper, rel))) {
       const r = rel ? `${rel}/${name}` : name;
-      if (exclude.has(r)) continue;
       const abs = path.join(upper, r);
       const st = lstatSync(abs);
-      if (st.isCharacterDevice() && st.rdev === 0) {
+      // A whiteout: a 0/0 character device, or (kernels ≥ 6.7 in nested setups) an empty file
+      // marked with trusted.overlay.whiteout.
+      if ((st.isCharacterDevice() && st.rdev === 0) || (st.isFile() && st.size === 0 && attr(abs, 'trusted.overlay.whiteout') !== undefined)) {
         out.push({ kind: 'delete', path: r });
         continue;
       }
       out.push({ kind: 'add', path: r });
       if (st.isDirectory()) {
-        let opaque = false;
-        try {
-          opaque = xattr.getAttributeSync(abs, 'trusted.overlay.opaque').toString() === 'y';
-        } catch {
-          opaque = false;
-        }
-        if (opaque) out.push({ kind: 'opaque', path: r });
+        if (attr(abs, 'trusted.overlay.opaque') === 'y') out.push({ kind: 'opaque', path: r });
         walk(r);
       }
     }
@@ -93,20 +124,25 @@ export function diffUpper(upper: string, exclude: Set<string>): Change[] {
 /** What the native snapshotter remembers of each path before the process runs. */
 export type TreeState = Map<string, string>;
 
-function fingerprint(st: Stats): string {
+function fingerprint(st: BigIntStats): string {
   const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
-  // Directory sizes and mtimes change with their entries; their own metadata is mode and owner.
-  if (type === 'd') return `d ${st.mode} ${st.uid} ${st.gid}`;
-  return `${type} ${st.mode} ${st.uid} ${st.gid} ${st.size} ${st.mtimeMs} ${st.ctimeMs} ${st.ino} ${st.rdev}`;
+  // A directory's ctime moves when an entry is added or removed (then a descendant changed and the
+  // directory is included anyway, as overlay copies it up) or when its own metadata changes.
+  return `${type} ${st.mode} ${st.uid} ${st.gid} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino} ${st.birthtimeNs} ${st.rdev}`;
 }
 
-export function snapshotTree(root: string, exclude: Set<string>): TreeState {
+/** Identity of a directory: a replaced one (removed and made again) has another. */
+function identity(fp: string): string {
+  const f = fp.split(' ');
+  return `${f[0]} ${f[7]} ${f[8]}`;
+}
+
+export function snapshotTree(root: string): TreeState {
   const state: TreeState = new Map();
   const walk = (rel: string) => {
     for (const name of readdirSync(path.join(root, rel))) {
       const r = rel ? `${rel}/${name}` : name;
-      if (exclude.has(r)) continue;
-      const st = lstatSync(path.join(root, r));
+      const st = lstatSync(path.join(root, r), { bigint: true });
       state.set(r, fingerprint(st));
       if (st.isDirectory()) walk(r);
     }
@@ -115,25 +151,131 @@ export function snapshotTree(root: string, exclude: Set<string>): TreeState {
   return state;
 }
 
-/** Native snapshotter: compare the tree after the run with its state before (same changes as overlay would record). */
-export function diffTrees(root: string, before: TreeState, exclude: Set<string>): Change[] {
-  const after = snapshotTree(root, exclude);
-  const changed = new Set<string>();
+/**
+ * Native snapshotter: the changes between the tree's state before the run and now, as overlay
+ * would record them.
+ */
+export function diffTrees(root: string, before: TreeState): Change[] {
+  const after = snapshotTree(root);
+  const added = new Set<string>();
   const addWithParents = (p: string) => {
     for (let cur = p; cur !== '.' && cur !== ''; cur = path.posix.dirname(cur)) {
-      if (changed.has(cur)) break;
-      changed.add(cur);
+      if (added.has(cur)) break;
+      added.add(cur);
     }
   };
-  for (const [p, fp] of after) if (before.get(p) !== fp) addWithParents(p);
+  // Directories that replaced what was there (a directory removed and made again, or a file made a
+  // directory): overlay marks them opaque, and nothing below them needs a whiteout.
+  const opaque = new Set<string>();
+  for (const [p, fp] of after) {
+    const old = before.get(p);
+    if (old === fp) continue;
+    addWithParents(p);
+    if (fp.startsWith('d ') && old !== undefined && identity(old) !== identity(fp)) opaque.add(p);
+  }
+  const underOpaque = (p: string) => {
+    for (let cur = path.posix.dirname(p); cur !== '.'; cur = path.posix.dirname(cur)) if (opaque.has(cur)) return true;
+    return false;
+  };
   const out: Change[] = [];
   for (const p of before.keys()) {
     if (after.has(p)) continue;
     const parent = path.posix.dirname(p);
-    if (parent !== '.' && !after.has(parent)) continue; // the whole parent went: one whiteout for it
+    if (parent !== '.' && !after.has(parent)) continue; // the whole parent went: its whiteout covers this
+    if (underOpaque(p)) continue;
     out.push({ kind: 'delete', path: p });
     if (parent !== '.') addWithParents(parent);
   }
-  for (const p of changed) out.push({ kind: 'add', path: p });
+  for (const p of added) out.push({ kind: 'add', path: p });
+  for (const p of opaque) out.push({ kind: 'opaque', path: p });
   return out;
+}
+
+export interface Stub {
+  /** Absolute path inside the container. */
+  path: string;
+  kind: 'dir' | 'file';
+}
+
+/**
+ * Make the mount points `stubs` exist in `dir`, symlinks of the image resolved inside it:
+ * - overlay: `dir` is an extra top lower dir and `image` the layer dirs (bottom → top); copies of
+ *   the image's directories on the way keep their mode, owner and times, so the merged view shows
+ *   the image's, and nothing reaches the upper dir (or the layer);
+ * - native: `dir` is the rootfs itself (`image` the same dir), remembered before the run.
+ * Returns the real paths of the mount points (relative to the root), for the runtime.
+ */
+export function makeStubs(dir: string, image: string | string[], stubs: Stub[]): Map<string, string> {
+  const real = new Map<string, string>();
+  const times: { host: string; atime: Date; mtime: Date }[] = [];
+  for (const s of stubs) {
+    const where = resolveInImage(image, s.path);
+    real.set(s.path, where.rel);
+    if (where.stat || !where.rel) continue; // the image has it
+    const parts = where.rel.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const rel = parts.slice(0, i).join('/');
+      const here = path.join(dir, rel);
+      if (lstatOrUndefined(here)) continue;
+      const img = resolveInImage(image, `/${rel}`, { followLast: false }).stat;
+      if (img && !img.isDirectory()) break; // a non-directory of the image is in the way: the runtime will say so
+      if (img) {
+        mkdirSync(here);
+        chmodSync(here, img.mode & 0o7777);
+        chownSync(here, img.uid, img.gid);
+        times.push({ host: here, atime: img.atime, mtime: img.mtime });
+      } else if (i === parts.length && s.kind === 'file') {
+        writeFileSync(here, '', { mode: 0o644 });
+      } else {
+        mkdirSync(here, { mode: 0o755 });
+      }
+    }
+  }
+  // Times last, deepest first: making a child changed its parent's.
+  for (const t of times.reverse()) lutimesSync(t.host, t.atime, t.mtime);
+  return real;
+}
+
+function lstatOrUndefined(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Flatten unpacked layer dirs (overlay-marker form, bottom → top) into `dest`: each layer copied
+ * over the previous ones by tar (modes, owners, times, xattrs, links, devices kept), its whiteouts
+ * deleting what they hide and its opaque directories emptied first.
+ */
+export async function flattenLowerDirs(lowers: string[], dest: string): Promise<void> {
+  mkdirSync(dest, { recursive: true });
+  for (const layer of lowers) {
+    const whiteouts: string[] = [];
+    const opaques: string[] = [];
+    const walk = (rel: string) => {
+      for (const name of readdirSync(path.join(layer, rel))) {
+        const r = rel ? `${rel}/${name}` : name;
+        const st = lstatSync(path.join(layer, r));
+        if (st.isCharacterDevice() && st.rdev === 0) whiteouts.push(r);
+        else if (st.isDirectory()) {
+          if (attr(path.join(layer, r), 'trusted.overlay.opaque') === 'y') opaques.push(r);
+          walk(r);
+        }
+      }
+    };
+    walk('');
+    for (const r of [...whiteouts, ...opaques]) await fsp.rm(path.join(dest, r), { recursive: true, force: true });
+    const r = await runCapture('sh', ['-c', 'tar -C "$1" --xattrs "--xattrs-include=*" -cf - . | tar -C "$2" --xattrs "--xattrs-include=*" --same-owner -xpf -', 'sh', layer, dest]);
+    if (r.code !== 0) throw new KilnError('SANDBOX', `cannot copy layer ${layer}: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`, { path: layer });
+    for (const w of whiteouts) await fsp.rm(path.join(dest, w), { force: true });
+    for (const d of opaques) {
+      try {
+        xattrRemove(path.join(dest, d), 'trusted.overlay.opaque');
+      } catch {
+        // not copied: fine
+      }
+    }
+  }
 }

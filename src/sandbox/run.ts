@@ -1,206 +1,177 @@
 /**
- * Run a process on an image's filesystem and capture what it changed as a layer: the machinery
- * of a RUN step and of `kiln run`. Knows nothing about Dockerfiles.
+ * runStep: run a process on an image's filesystem and capture what it changed as a layer — the
+ * machinery of a RUN step and of `kiln run`. Knows nothing about Dockerfiles.
  *
- * Run state lives in STORE/run/<pid>-<id>/ (rootfs mount, upper dir, bundle); a kiln killed
- * mid-run leaves it behind, and the next kiln cleans it (cleanupStaleRuns).
+ *  1. rootfs: overlay of the image's snapshots (+ a stub dir for mount points) with a fresh upper
+ *     dir, or (native) a flattened copy whose state is remembered;
+ *  2. the user resolved in the image's own /etc/passwd and /etc/group, the working directory made
+ *     when missing (part of the layer, as BuildKit), PATH and HOME defaulted as docker does;
+ *  3. the process run by the oci or chroot backend, output streamed, exit code kept;
+ *  4. the changes (upper dir, or the tree compared with its state before) written as a layer blob
+ *     into the store;
+ *  5. everything unmounted and removed, also on abort (signal) or SIGINT/SIGTERM/SIGHUP.
  */
-import { mkdirSync, existsSync, promises as fsp, lstatSync } from 'node:fs';
+import { mkdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import type { Descriptor } from '../image/types.js';
+import type { Compression, Descriptor } from '../image/types.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
-import { runCapture } from '../util/proc.js';
-import { resolveUser } from '../util/users.js';
+import { resolveInImage, resolveUser } from '../util/users.js';
 import { applyLayer } from '../layer/apply.js';
 import { encodeLayer, type LayerInfo } from '../layer/compress.js';
-import { tarChanges, type Change } from '../layer/write.js';
+import { comparePaths, tarChanges, type Change } from '../layer/write.js';
 import type { Store } from '../store/store.js';
-import { canMountOverlay, diffTrees, diffUpper, mountOverlay, snapshotTree, unmount, type SnapshotterKind } from './rootfs.js';
-import { HOST_FILES, markRuntimeBroken, selectRunner, type BackendKind, type Mount, type Runner } from './runtime.js';
+import { canMountOverlay, diffTrees, diffUpper, flattenLowerDirs, makeStubs, mountOverlay, snapshotTree, unmount, type SnapshotterKind, type Stub } from './rootfs.js';
+import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.js';
+import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind } from './runtime.js';
+import { cleanupStaleRuns, createRunDir, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
 
+/** docker's PATH when the image sets none. */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface RunStepOptions {
   store: Store;
-  /** The image's layers (bottom → top) and their diff_ids. */
-  layers: Descriptor[];
-  diffIds: Digest[];
+  /** The image's layers (bottom → top) and their diff_ids: their store snapshots are the rootfs. */
+  layers?: Descriptor[];
+  diffIds?: Digest[];
+  /** Or: unpacked layer dirs in overlay-marker form, bottom → top (instead of layers/diffIds). */
+  lowerDirs?: string[];
   args: string[];
-  /** KEY=VALUE; PATH defaults to docker's when absent. */
+  /** KEY=VALUE, the whole environment; PATH and HOME are added as docker does when absent. */
   env: string[];
+  /** Working directory (default /), made when missing. */
   cwd?: string;
-  /** USER spec ("name", "uid[:gid]", …), resolved in the image's own /etc/passwd and /etc/group. */
+  /** USER spec ("name", "uid", "name:group", "uid:gid"…), resolved in the image's own files. */
   user?: string;
   network?: 'host' | 'none';
   mounts?: Mount[];
-  /** Capture the changes as a layer blob in the store (RUN); false for `kiln run --rm`. */
+  hostname?: string;
+  /** Capture the changes as a layer blob in the store (RUN: default); false for `kiln run`. */
   capture?: boolean;
+  /** Compression of the captured layer (default gzip). */
+  compression?: Compression;
+  /** Clamp timestamps in the layer (SOURCE_DATE_EPOCH). */
+  sourceDateEpoch?: number;
+  /** Default: overlay when it can be mounted here, else native. */
   snapshotter?: SnapshotterKind;
+  /** Default: oci when runc or crun works here, else chroot. */
   backend?: BackendKind;
+  /** OCI runtime binary (name or path); it must work here. */
   runtime?: string;
   onStdout?: (b: Buffer) => void;
   onStderr?: (b: Buffer) => void;
+  /** Abort: the process is killed, everything torn down, runStep rejects (KilnError SANDBOX "interrupted"). */
   signal?: AbortSignal;
-  sourceDateEpoch?: number;
 }
 
 export interface RunOutcome {
+  /** The process's exit code (128+N when killed by signal N). */
   exitCode: number;
-  /** The new layer (blob committed to the store), undefined when nothing changed or not captured. */
+  /** The new layer, its blob committed to the store (and recorded): undefined when nothing changed or not captured. */
   layer?: LayerInfo;
+  /** What changed, in layer order ([] when not captured). */
   changes: Change[];
   backend: BackendKind;
   snapshotter: SnapshotterKind;
 }
 
-function runRoot(store: Store): string {
-  return path.join(store.root, 'run');
-}
-
-/** Unmount and remove what a killed kiln left in STORE/run. */
-export async function cleanupStaleRuns(store: Store): Promise<number> {
-  const dir = runRoot(store);
-  let n = 0;
-  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-    const pid = Number(name.split('-')[0]);
-    if (pid > 0 && pid !== process.pid) {
-      try {
-        process.kill(pid, 0);
-        continue; // still running
-      } catch {
-        // dead owner: clean up
-      }
-    } else if (pid === process.pid) continue;
-    await teardown(path.join(dir, name));
-    n++;
-  }
-  return n;
-}
-
-async function teardown(runDir: string): Promise<void> {
-  // Unmount everything under the run dir, deepest first.
-  const info = await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  const points = info
-    .split('\n')
-    .map((l) => l.split(' ')[4])
-    .filter((p): p is string => !!p && (p === runDir || p.startsWith(`${runDir}/`)))
-    .sort((a, b) => b.length - a.length);
-  for (const p of points) await unmount(p).catch(() => undefined);
-  await fsp.rm(runDir, { recursive: true, force: true });
-}
-
-/** Paths the runtime may create as mount points: not part of the layer unless the image had them. */
-function runtimeArtifacts(lowerHas: (rel: string) => boolean, mounts: Mount[]): Set<string> {
-  const out = new Set<string>();
-  for (const f of [...HOST_FILES, 'proc', 'sys', 'dev', 'dev/pts', 'dev/shm', 'dev/mqueue', ...mounts.map((m) => m.target.replace(/^\/+/, ''))]) {
-    if (!lowerHas(f)) out.add(f);
-  }
-  // the parents that only exist for them (e.g. etc/ in an empty image)
-  for (const f of [...out]) {
-    const parent = path.posix.dirname(f);
-    if (parent !== '.' && !lowerHas(parent)) out.add(parent);
-  }
-  return out;
-}
-
 export async function runStep(o: RunStepOptions): Promise<RunOutcome> {
+  const mounts = o.mounts ?? [];
+  validateMounts(mounts);
+  if (!o.args.length) throw new KilnError('USAGE', 'no command to run');
+  if (!o.lowerDirs && (o.layers?.length ?? 0) !== (o.diffIds?.length ?? 0)) throw new KilnError('INVALID', `image has ${o.layers?.length ?? 0} layers but ${o.diffIds?.length ?? 0} diff_ids`);
   const store = o.store;
-  await cleanupStaleRuns(store);
-  const runDir = path.join(runRoot(store), `${process.pid}-${randomBytes(6).toString('hex')}`);
+  return runWithCleanup(o.signal, async (signal) => {
+    await cleanupStaleRuns(store.root);
+    const runDir = createRunDir(store.root, 'run');
+    try {
+      return await runIn(runDir, o, mounts, signal);
+    } finally {
+      await teardownRunDir(runDir);
+    }
+  });
+}
+
+async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal: AbortSignal): Promise<RunOutcome> {
+  const { store } = o;
   const rootfs = path.join(runDir, 'rootfs');
   const upper = path.join(runDir, 'upper');
-  const work = path.join(runDir, 'work');
   const bundle = path.join(runDir, 'bundle');
-  for (const d of [rootfs, upper, work, bundle]) mkdirSync(d, { recursive: true });
-  const onSignal = () => undefined; // the caller's handlers decide; teardown below always runs
-  let snapshotter: SnapshotterKind = o.snapshotter ?? ((await canMountOverlay(runDir)) ? 'overlay' : 'native');
-  const mounts = o.mounts ?? [];
-  let mounted = false;
-  try {
-    let lowers: string[] = [];
-    let before: Map<string, string> | undefined;
+  for (const d of [rootfs, bundle]) mkdirSync(d, { recursive: true });
+  const overlayOk = await canMountOverlay(runRoot(store.root));
+  const snapshotter: SnapshotterKind = o.snapshotter ?? (overlayOk ? 'overlay' : 'native');
+  const interrupted = () => new KilnError('SANDBOX', 'interrupted');
+
+  const stubs: Stub[] = [...RUNTIME_MOUNT_POINTS.map((m) => ({ path: `/${m.path}`, kind: m.kind })), ...mounts.map((m) => ({ path: m.target, kind: mountsFile(m) ? ('file' as const) : ('dir' as const) }))];
+  let image: string | string[];
+  let real: Map<string, string>;
+  let before: Map<string, string> | undefined;
+  if (snapshotter === 'overlay') {
+    const lowers = o.lowerDirs ?? (await store.snapshots(o.layers ?? [], o.diffIds ?? []));
+    image = lowers;
+    const stubDir = path.join(runDir, 'stubs');
+    mkdirSync(stubDir);
+    real = makeStubs(stubDir, lowers, stubs);
+    for (const d of [upper, path.join(runDir, 'work')]) mkdirSync(d);
+    await mountOverlay([...lowers, stubDir], runDir, upper, path.join(runDir, 'work'), rootfs);
+  } else {
+    if (o.lowerDirs) await flattenLowerDirs(o.lowerDirs, rootfs);
+    else for (const [i, l] of (o.layers ?? []).entries()) await applyLayer(store.openBlob(l.digest), rootfs, { whiteouts: 'apply', expectedDiffId: o.diffIds![i] });
+    image = rootfs;
+    real = makeStubs(rootfs, rootfs, stubs);
+    before = snapshotTree(rootfs);
+  }
+  if (signal.aborted) throw interrupted();
+
+  const user = resolveUser(image, o.user ?? '');
+  const env = o.env.filter((e) => e.indexOf('=') > 0);
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
+  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+  const cwd = path.posix.resolve('/', o.cwd || '/');
+  // A missing working directory is made (root-owned 0755, part of the layer), inside the root.
+  const cwdReal = resolveInImage(rootfs, cwd).rel;
+  if (!existsSync(path.join(rootfs, cwdReal))) mkdirSync(path.join(rootfs, cwdReal), { recursive: true, mode: 0o755 });
+
+  const runtimeMounts = await prepareMounts(mounts, runDir, overlayOk, (t) => `/${real.get(t) ?? t.replace(/^\/+/, '')}`);
+  const runner = await selectRunner({ runtime: o.runtime, backend: o.backend, scratch: runDir });
+  if (signal.aborted) throw interrupted();
+  const exitCode = await runner.run(
+    rootfs,
+    bundle,
+    path.basename(runDir),
+    { args: o.args, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, network: o.network ?? 'host', hostname: o.hostname, mounts: runtimeMounts, onStdout: o.onStdout, onStderr: o.onStderr },
+    signal,
+  );
+  if (signal.aborted) throw interrupted();
+
+  let changes: Change[] = [];
+  let layer: LayerInfo | undefined;
+  if (o.capture !== false) {
+    let src: string;
     if (snapshotter === 'overlay') {
-      lowers = await store.snapshots(o.layers, o.diffIds);
-      await mountOverlay(lowers, runDir, upper, work, rootfs);
-      mounted = true;
+      await unmount(rootfs);
+      changes = diffUpper(upper);
+      src = upper;
     } else {
-      for (const [i, l] of o.layers.entries()) await applyLayer(store.openBlob(l.digest), rootfs, { whiteouts: 'apply', expectedDiffId: o.diffIds[i] });
+      changes = diffTrees(rootfs, before!);
+      src = rootfs;
     }
-    const lowerHas = (rel: string) => {
-      if (snapshotter === 'native') return existsSync(path.join(rootfs, rel)) || isLink(path.join(rootfs, rel));
-      return lowers.some((d) => existsSync(path.join(d, rel)) || isLink(path.join(d, rel)));
-    };
-    const exclude = runtimeArtifacts(lowerHas, mounts);
-    if (snapshotter === 'native') before = snapshotTree(rootfs, exclude);
-
-    const user = resolveUser(snapshotter === 'overlay' ? [rootfs] : [rootfs], o.user ?? '');
-    const env = o.env.some((e) => e.startsWith('PATH=')) ? o.env : [`PATH=${DEFAULT_PATH}`, ...o.env];
-    if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home || '/root'}`);
-    const cwd = o.cwd || '/';
-    // The working directory is created if missing (docker does), owned by root as docker does.
-    const cwdAbs = path.join(rootfs, cwd);
-    if (!existsSync(cwdAbs)) mkdirSync(cwdAbs, { recursive: true, mode: 0o755 });
-    for (const m of mounts) mkdirSync(path.join(rootfs, m.target), { recursive: true });
-
-    let runner: Runner = await selectRunner({ runtime: o.runtime, backend: o.backend });
-    const spec = { args: o.args, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, network: o.network ?? 'host', mounts, onStdout: o.onStdout, onStderr: o.onStderr };
-    let exitCode: number;
-    for (;;) {
+    changes.sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
+    if (changes.length) {
+      const w = await store.createBlobWriter();
       try {
-        exitCode = await runner.run(rootfs, bundle, path.basename(runDir), spec, o.signal);
-        break;
+        layer = await encodeLayer(tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch }), w.stream, { compression: o.compression ?? 'gzip' });
       } catch (e) {
-        // A runtime that cannot start containers here (crun on cgroup v1): try the next backend.
-        if (e instanceof KilnError && e.code === 'SANDBOX' && runner.kind === 'oci' && !o.runtime && o.backend !== 'oci') {
-          markRuntimeBroken(runner.program);
-          runner = await selectRunner({});
-          continue;
-        }
+        await w.abort();
         throw e;
       }
+      await w.commit({ digest: layer.digest, size: layer.size });
+      await store.recordLayer(layer.digest, { diffId: layer.diffId, uncompressedSize: layer.uncompressedSize });
     }
-    if (o.signal?.aborted) throw new KilnError('SANDBOX', 'interrupted');
-
-    let changes: Change[] = [];
-    let layer: LayerInfo | undefined;
-    if (o.capture !== false) {
-      if (snapshotter === 'overlay') {
-        await unmount(rootfs);
-        mounted = false;
-        changes = diffUpper(upper, exclude);
-      } else {
-        changes = diffTrees(rootfs, before!, exclude);
-      }
-      if (changes.length) {
-        const src = snapshotter === 'overlay' ? upper : rootfs;
-        const w = await store.createBlobWriter();
-        try {
-          layer = await encodeLayer(tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch }), w.stream, { compression: 'gzip' });
-        } catch (e) {
-          await w.abort();
-          throw e;
-        }
-        await w.commit({ digest: layer.digest, size: layer.size });
-        await store.recordLayer(layer.digest, { diffId: layer.diffId, uncompressedSize: layer.uncompressedSize });
-      }
-    }
-    return { exitCode, layer, changes, backend: runner.kind, snapshotter };
-  } finally {
-    void onSignal;
-    if (mounted) await unmount(rootfs).catch(() => undefined);
-    await teardown(runDir);
-    snapshotter = snapshotter as SnapshotterKind;
   }
+  return { exitCode, layer, changes, backend: runner.kind, snapshotter };
 }
 
-function isLink(p: string): boolean {
-  try {
-    return lstatSync(p).isSymbolicLink();
-  } catch {
-    return false;
-  }
+function rank(c: Change): number {
+  return c.kind === 'add' ? 0 : c.kind === 'opaque' ? 1 : 2;
 }
-
-export { runCapture };

@@ -1,22 +1,36 @@
 /**
  * Running a process in a prepared root filesystem, behind one interface with two backends:
  * - `oci`: an OCI runtime spec (config.json) run by runc or crun — whichever is installed and
- *   works on this host (Debian's crun 1.8 refuses cgroup v1/hybrid hosts; runc works there).
- * - `chroot`: util-linux `unshare` (mount, pid, uts, ipc and optionally net namespaces) + chroot,
- *   for hosts with no working OCI runtime.
+ *   works on this host, found by probing (Debian's crun 1.8 refuses cgroup v1/hybrid hosts with
+ *   "cgroups in hybrid mode not supported"; runc works there).
+ * - `chroot`: util-linux alone — `unshare` (mount, pid, uts, ipc and optionally net namespaces),
+ *   `setpriv` (groups, capability bounding set) and `unshare --root --wd --setuid` to enter the
+ *   root as the user. Nothing from the image is needed to start the process.
  * Both give what a docker RUN step sees: /proc, a minimal /dev, read-only /sys, the host's
- * /etc/hosts, /etc/resolv.conf and an /etc/hostname, Docker's default capabilities.
+ * /etc/hosts and /etc/resolv.conf and an /etc/hostname (read-only, never part of the rootfs),
+ * Docker's default capabilities (none effective for a non-root user, as docker run), the given
+ * environment, working directory, user and groups, network host or none, stdin closed, stdout and
+ * stderr streamed, the exit code (128+N for a signal). The process is PID 1 of its own PID
+ * namespace: when it exits, whatever it left running is killed.
+ *
+ * Nothing outlives kiln: the runtime runs inside an `unshare --pid --kill-child` wrapper which
+ * `setpriv --pdeathsig KILL` ties to kiln's own process, so even a SIGKILLed kiln takes the whole
+ * process tree with it; what remains on disk (runtime state, cgroups) is removed by the next kiln
+ * (see rundir.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { existsSync, mkdirSync, promises as fsp, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { KilnError } from '../util/errors.js';
-import { which } from '../util/proc.js';
+import { runCapture, which } from '../util/proc.js';
 
-export interface Mount {
-  /** 'bind': host path → target; 'tmpfs': a fresh tmpfs. */
+/** A mount as the backends see it: host paths ready to bind (see mounts.ts for what callers give). */
+export interface RuntimeMount {
   type: 'bind' | 'tmpfs';
   source?: string;
+  /** Absolute path inside the container. */
   target: string;
   readonly?: boolean;
   /** tmpfs size in bytes */
@@ -25,6 +39,7 @@ export interface Mount {
 
 export interface ProcessSpec {
   args: string[];
+  /** KEY=VALUE, exactly the environment the process gets. */
   env: string[];
   cwd: string;
   uid: number;
@@ -32,44 +47,80 @@ export interface ProcessSpec {
   additionalGids: number[];
   network: 'host' | 'none';
   hostname?: string;
-  mounts?: Mount[];
+  mounts?: RuntimeMount[];
   onStdout?: (b: Buffer) => void;
   onStderr?: (b: Buffer) => void;
 }
 
 export type BackendKind = 'oci' | 'chroot';
 
+/** Docker's default capability set (moby oci/caps/defaults.go). */
 export const DEFAULT_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
 
-/** Files bind-mounted from the host into every run, never captured into a layer. */
+/** Files bind-mounted from the host into every run (relative to the root), never captured into a layer. */
 export const HOST_FILES = ['etc/hosts', 'etc/resolv.conf', 'etc/hostname'];
+
+/** Mount points every run needs in the rootfs (created as stubs outside the layer when missing). */
+export const RUNTIME_MOUNT_POINTS: { path: string; kind: 'dir' | 'file' }[] = [
+  { path: 'proc', kind: 'dir' },
+  { path: 'sys', kind: 'dir' },
+  { path: 'dev', kind: 'dir' },
+  ...HOST_FILES.map((p) => ({ path: p, kind: 'file' as const })),
+];
 
 export interface Runner {
   kind: BackendKind;
   /** The runtime binary (oci) or 'unshare' (chroot). */
   program: string;
+  /** Run to completion; the exit code of the process (128+N when killed by signal N). */
   run(rootfs: string, bundleDir: string, id: string, spec: ProcessSpec, signal?: AbortSignal): Promise<number>;
 }
 
-function ociConfig(rootfs: string, spec: ProcessSpec, hostnameFile: string): unknown {
+/** Host files the process sees at /etc/hosts, /etc/resolv.conf, /etc/hostname. */
+export interface HostFiles {
+  hosts: string;
+  resolvConf: string;
+  hostname: string;
+}
+
+function hostFiles(bundleDir: string, spec: ProcessSpec): HostFiles {
+  const hostname = path.join(bundleDir, 'hostname');
+  writeFileSync(hostname, `${spec.hostname ?? 'kiln'}\n`);
+  const orEmpty = (p: string, name: string) => {
+    if (existsSync(p)) return p;
+    const f = path.join(bundleDir, name);
+    writeFileSync(f, '');
+    return f;
+  };
+  return { hosts: orEmpty('/etc/hosts', 'hosts'), resolvConf: orEmpty('/etc/resolv.conf', 'resolv.conf'), hostname };
+}
+
+/** The OCI runtime spec (config.json) for a process: what docker would give a container. */
+export function ociSpec(rootfs: string, spec: ProcessSpec, files: HostFiles): Record<string, unknown> {
   const mounts: unknown[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    // With the host network /sys cannot be mounted afresh: bind it, read-only, in both cases.
-    { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
-    { destination: '/etc/resolv.conf', type: 'bind', source: existsSync('/etc/resolv.conf') ? '/etc/resolv.conf' : '/dev/null', options: ['rbind', 'ro'] },
-    { destination: '/etc/hosts', type: 'bind', source: existsSync('/etc/hosts') ? '/etc/hosts' : '/dev/null', options: ['rbind', 'ro'] },
-    { destination: '/etc/hostname', type: 'bind', source: hostnameFile, options: ['rbind', 'ro'] },
+    // A fresh sysfs shows the network namespace's devices; with the host's network it cannot be
+    // mounted afresh and a read-only bind of the host's stands in (as docker for --network host).
+    spec.network === 'none'
+      ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }
+      : { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
+    { destination: '/etc/resolv.conf', type: 'bind', source: files.resolvConf, options: ['rbind', 'ro'] },
+    { destination: '/etc/hosts', type: 'bind', source: files.hosts, options: ['rbind', 'ro'] },
+    { destination: '/etc/hostname', type: 'bind', source: files.hostname, options: ['rbind', 'ro'] },
   ];
   for (const m of spec.mounts ?? []) {
-    if (m.type === 'tmpfs') mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
+    if (m.type === 'tmpfs') mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])] });
     else mounts.push({ destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
   }
-  const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  const namespaces: { type: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  // A new network namespace: runc brings its loopback up.
   if (spec.network === 'none') namespaces.push({ type: 'network' });
+  // docker run drops the permitted and effective sets for a non-root user (moby#36587).
+  const effective = spec.uid === 0 ? DEFAULT_CAPS : [];
   return {
     ociVersion: '1.0.2',
     process: {
@@ -78,7 +129,7 @@ function ociConfig(rootfs: string, spec: ProcessSpec, hostnameFile: string): unk
       args: spec.args,
       env: spec.env,
       cwd: spec.cwd,
-      capabilities: { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS },
+      capabilities: { bounding: DEFAULT_CAPS, effective, permitted: effective, inheritable: [], ambient: [] },
       noNewPrivileges: false,
     },
     root: { path: rootfs, readonly: false },
@@ -86,10 +137,85 @@ function ociConfig(rootfs: string, spec: ProcessSpec, hostnameFile: string): unk
     mounts,
     linux: {
       namespaces,
-      maskedPaths: ['/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'],
-      readonlyPaths: ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      maskedPaths: ['/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
   };
+}
+
+/** Tools of the host the chroot backend runs (absolute paths). */
+export interface ChrootTools {
+  env: string;
+  setpriv: string;
+  unshare: string;
+  ip?: string;
+}
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The shell script the chroot backend runs as PID 1 of fresh mount/pid/uts/ipc(/net) namespaces:
+ * mounts the API file systems and binds into the root, then execs the process in it through
+ * `env -i` (exact environment), `setpriv` (gid, groups, docker's bounding set) and
+ * `unshare --root --wd --setuid` (chroot, working directory, uid): the process replaces the
+ * script as PID 1.
+ */
+export function chrootScript(rootfs: string, spec: ProcessSpec, files: HostFiles, tools: ChrootTools): string {
+  const R = (p: string) => q(path.posix.join(rootfs, p));
+  const lines = [
+    'set -e',
+    'mount --make-rprivate /',
+    `mount -t proc -o nosuid,noexec,nodev proc ${R('/proc')}`,
+    `mount -t tmpfs -o nosuid,strictatime,mode=755,size=65536k tmpfs ${R('/dev')}`,
+    ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((d) => `touch ${R(`/dev/${d}`)} && mount --bind /dev/${d} ${R(`/dev/${d}`)}`),
+    `mkdir -p ${R('/dev/pts')} ${R('/dev/shm')} ${R('/dev/mqueue')}`,
+    `mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5 devpts ${R('/dev/pts')}`,
+    `mount -t tmpfs -o nosuid,noexec,nodev,mode=1777,size=65536k shm ${R('/dev/shm')}`,
+    `mount -t mqueue -o nosuid,noexec,nodev mqueue ${R('/dev/mqueue')} 2>/dev/null || true`,
+    `ln -s /proc/self/fd ${R('/dev/fd')} && ln -s /proc/self/fd/0 ${R('/dev/stdin')} && ln -s /proc/self/fd/1 ${R('/dev/stdout')} && ln -s /proc/self/fd/2 ${R('/dev/stderr')} && ln -s pts/ptmx ${R('/dev/ptmx')}`,
+    spec.network === 'none' ? `mount -t sysfs -o ro,nosuid,noexec,nodev sysfs ${R('/sys')}` : `mount --rbind /sys ${R('/sys')} && mount -o remount,bind,ro,nosuid,noexec,nodev ${R('/sys')}`,
+    ...([
+      ['/etc/hosts', files.hosts],
+      ['/etc/resolv.conf', files.resolvConf],
+      ['/etc/hostname', files.hostname],
+    ] as const).map(([dst, src]) => `mount --bind ${q(src)} ${R(dst)} && mount -o remount,bind,ro ${R(dst)}`),
+    // Mount points exist in the rootfs already (stubs outside the layer); these only matter for a
+    // mount inside an earlier one (e.g. a bind under a tmpfs), as runc creates them there too.
+    ...(spec.mounts ?? []).map((m) =>
+      m.type === 'tmpfs'
+        ? `mkdir -p ${R(m.target)} && mount -t tmpfs -o nosuid,nodev,mode=1777${m.size ? `,size=${m.size}` : ''} tmpfs ${R(m.target)}`
+        : `if [ -d ${q(m.source!)} ]; then mkdir -p ${R(m.target)}; elif [ ! -e ${R(m.target)} ]; then mkdir -p ${R(path.posix.dirname(m.target))} && touch ${R(m.target)}; fi && ` +
+          `mount --rbind ${q(m.source!)} ${R(m.target)}${m.readonly ? ` && mount -o remount,bind,ro ${R(m.target)}` : ''}`,
+    ),
+    `hostname ${q(spec.hostname ?? 'kiln')}`,
+    ...(spec.network === 'none' && tools.ip ? [`${q(tools.ip)} link set lo up`] : []),
+    'umask 022',
+  ];
+  const caps = DEFAULT_CAPS.map((c) => `+${c.slice(4).toLowerCase()}`).join(',');
+  const groups = spec.additionalGids.length ? `--groups=${spec.additionalGids.join(',')}` : '--clear-groups';
+  const env = spec.env.filter((e) => e.indexOf('=') > 0);
+  lines.push(
+    [
+      'exec',
+      q(tools.env),
+      '-i',
+      '--',
+      ...env.map(q),
+      q(tools.setpriv),
+      `--regid=${spec.gid}`,
+      groups,
+      `--bounding-set=-all,${caps}`,
+      '--inh-caps=-all',
+      '--',
+      q(tools.unshare),
+      `--root=${q(rootfs)}`,
+      `--wd=${q(spec.cwd)}`,
+      ...(spec.uid !== 0 ? [`--setuid=${spec.uid}`] : []),
+      '--',
+      ...spec.args.map(q),
+    ].join(' '),
+  );
+  return lines.join('\n');
 }
 
 function pipeOutput(child: ChildProcess, spec: ProcessSpec, errTail: { text: string }): void {
@@ -100,120 +226,181 @@ function pipeOutput(child: ChildProcess, spec: ProcessSpec, errTail: { text: str
   });
 }
 
-function waitExit(child: ChildProcess): Promise<number> {
+/**
+ * Wait for the wrapper to end: its exit code as a shell reports it (128+N for signal N). Normally
+ * after its output pipes closed too (all output delivered); on abort the wrapper is SIGKILLed (its
+ * PID namespace, and every process in it, goes with it) and only its exit is waited for.
+ */
+function waitExit(child: ChildProcess, signal?: AbortSignal): Promise<number> {
+  const status = (code: number | null, sig: NodeJS.Signals | null) => code ?? 128 + (sig ? (osConstants.signals[sig] ?? 9) : 9);
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, sig) => resolve(code ?? (sig ? 128 + 9 : 1)));
+    child.on('close', (code, sig) => resolve(status(code, sig)));
+    const onAbort = () => {
+      child.once('exit', (code, sig) => resolve(status(code, sig)));
+      child.kill('SIGKILL');
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    child.once('close', () => signal?.removeEventListener('abort', onAbort));
   });
 }
 
-/** A runtime failure before the process ran (as opposed to the process's own exit code). */
-const RUNTIME_FAILURE = /cgroups in hybrid mode not supported|^crun: |level=error msg=|container_linux\.go|OCI runtime|unable to start container process/m;
+let pdeathsig: string[] | undefined;
+/** `setpriv --pdeathsig KILL`: the wrapper dies with kiln, whatever kills kiln. */
+async function deathWrapper(): Promise<string[]> {
+  if (pdeathsig) return pdeathsig;
+  const setpriv = await which('setpriv');
+  const ok = setpriv && (await runCapture(setpriv, ['--pdeathsig', 'KILL', 'true']).catch(() => undefined))?.code === 0;
+  pdeathsig = ok ? [setpriv!, '--pdeathsig', 'KILL'] : [];
+  return pdeathsig;
+}
+
+/** What a runtime failure looks like (as opposed to the process's own exit code). */
+const RUNTIME_FAILURE = /cgroups in hybrid mode not supported|^crun: |level=error msg=|runc run failed|OCI runtime|unable to start container process/m;
 
 export class OciRunner implements Runner {
   readonly kind = 'oci' as const;
   constructor(readonly program: string) {}
+
   async run(rootfs: string, bundleDir: string, id: string, spec: ProcessSpec, signal?: AbortSignal): Promise<number> {
-    const hostnameFile = path.join(bundleDir, 'hostname');
-    writeFileSync(hostnameFile, `${spec.hostname ?? 'kiln'}\n`);
-    writeFileSync(path.join(bundleDir, 'config.json'), JSON.stringify(ociConfig(rootfs, spec, hostnameFile)));
-    const args = ['--root', path.join(bundleDir, 'state'), 'run', '--bundle', bundleDir, id];
-    const child = spawn(this.program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const files = hostFiles(bundleDir, spec);
+    const state = path.join(bundleDir, 'state');
+    writeFileSync(path.join(bundleDir, 'config.json'), JSON.stringify(ociSpec(rootfs, spec, files)));
+    // For the next kiln, should this one die: which runtime state to delete (rundir.ts).
+    writeFileSync(path.join(bundleDir, 'runtime.json'), JSON.stringify({ program: this.program, root: state, id }));
+    const wrapper = await deathWrapper();
+    // The runtime runs as PID 1 of a PID namespace of its own: killing it (abort, or kiln's death
+    // through pdeathsig) kills the container's processes too.
+    const argv = [...wrapper, 'unshare', '--mount', '--pid', '--fork', '--kill-child', '--mount-proc', this.program, '--root', state, 'run', '--bundle', bundleDir, id];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const tail = { text: '' };
     pipeOutput(child, spec, tail);
-    // On abort: kill every process of the container, then runc. Do not wait for the output pipes
-    // to close ('close'): a process that escaped the kill would keep them open.
-    let aborted: (() => void) | undefined;
-    const abortedP = new Promise<number>((resolve) => (aborted = () => child.once('exit', () => resolve(130))));
-    const onAbort = () => {
-      aborted?.();
-      const k = spawn(this.program, ['--root', path.join(bundleDir, 'state'), 'kill', '--all', id, 'KILL'], { stdio: 'ignore' });
-      k.on('close', () => child.kill('SIGKILL'));
-      k.on('error', () => child.kill('SIGKILL'));
-    };
-    if (signal?.aborted) onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const code = await Promise.race([waitExit(child), abortedP]);
+      const code = await waitExit(child, signal);
+      if (signal?.aborted) return code;
+      // The command itself could not be run: a shell's 127 / 126, as docker run reports them
+      // (the runtime's message went to stderr already).
+      // (runc logs in logfmt, its quotes escaped: exec: \"/x\": stat /x: no such file or directory)
+      if (code !== 0 && /exec: \\?"[^"]*": (executable file not found|stat [^\n]*: no such file or directory)|executable file `[^`]*` not found/.test(tail.text)) return 127;
+      if (code !== 0 && /exec: \\?"[^"]*": permission denied|exec `[^`]*`: Permission denied/i.test(tail.text)) return 126;
       if (code !== 0 && RUNTIME_FAILURE.test(tail.text)) {
-        throw new KilnError('SANDBOX', `${path.basename(this.program)} could not start the process: ${tail.text.trim().split('\n').slice(-2).join(' ')}`);
+        throw new KilnError('SANDBOX', `${path.basename(this.program)} could not start the process: ${tail.text.trim().split('\n').slice(-2).join(' ')}`, {}, { hint: 'try --backend chroot, or another --runtime' });
       }
       return code;
     } finally {
-      signal?.removeEventListener('abort', onAbort);
-      await new Promise<void>((resolve) => spawn(this.program, ['--root', path.join(bundleDir, 'state'), 'delete', '-f', id], { stdio: 'ignore' }).on('close', () => resolve()).on('error', () => resolve()));
+      await deleteContainer(this.program, state, id);
     }
   }
 }
 
-/** unshare + chroot: what util-linux alone can do. */
+/** Remove a container's runtime state and cgroups (a no-op after a normal run). */
+export async function deleteContainer(program: string, stateRoot: string, id: string): Promise<void> {
+  if (!existsSync(path.join(stateRoot, id))) return;
+  await runCapture(program, ['--root', stateRoot, 'delete', '--force', id]).catch(() => undefined);
+}
+
+/** util-linux alone: unshare + setpriv. */
 export class ChrootRunner implements Runner {
   readonly kind = 'chroot' as const;
   readonly program = 'unshare';
+
   async run(rootfs: string, bundleDir: string, _id: string, spec: ProcessSpec, signal?: AbortSignal): Promise<number> {
-    const hostnameFile = path.join(bundleDir, 'hostname');
-    writeFileSync(hostnameFile, `${spec.hostname ?? 'kiln'}\n`);
-    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    const R = q(rootfs);
-    const lines = [
-      'set -e',
-      'mount --make-rprivate /',
-      `mount -t proc proc ${R}/proc`,
-      `mount -t tmpfs -o nosuid,mode=755,size=65536k tmpfs ${R}/dev`,
-      ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((d) => `touch ${R}/dev/${d} && mount --bind /dev/${d} ${R}/dev/${d}`),
-      `mkdir -p ${R}/dev/pts ${R}/dev/shm && mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts ${R}/dev/pts && mount -t tmpfs -o mode=1777 shm ${R}/dev/shm`,
-      `ln -sf /proc/self/fd ${R}/dev/fd && ln -sf pts/ptmx ${R}/dev/ptmx`,
-      `mkdir -p ${R}/sys && mount --rbind -o ro /sys ${R}/sys && mount -o remount,bind,ro ${R}/sys`,
-      ...HOST_FILES.map((f) => {
-        const src = f === 'etc/hostname' ? hostnameFile : `/${f}`;
-        return `if [ -e ${q(src)} ]; then mkdir -p ${R}/etc; [ -e ${R}/${f} ] || touch ${R}/${f}; mount --bind -o ro ${q(src)} ${R}/${f}; fi`;
-      }),
-      ...(spec.mounts ?? []).map((m) =>
-        m.type === 'tmpfs'
-          ? `mkdir -p ${R}${q(m.target)} && mount -t tmpfs ${m.size ? `-o size=${m.size} ` : ''}tmpfs ${R}${q(m.target)}`
-          : `mkdir -p ${R}${q(m.target)} && mount --rbind ${q(m.source!)} ${R}${q(m.target)}${m.readonly ? ` && mount -o remount,bind,ro ${R}${q(m.target)}` : ''}`,
-      ),
-      `hostname ${q(spec.hostname ?? 'kiln')}`,
-      `cd ${R}`,
-      // setpriv drops to the user with its groups; chroot enters the root; env -i sets exactly the env given.
-      // The host's chroot enters the root and drops to the user and groups; env -i sets exactly the
-      // env given; the image's sh changes to the working directory (an image without /bin/sh and
-      // /usr/bin/env needs the oci backend).
-      `exec chroot --userspec=${spec.uid}:${spec.gid} --groups=${[spec.gid, ...spec.additionalGids].join(',')} ${R} /usr/bin/env -i ${spec.env.map(q).join(' ')} /bin/sh -c 'cd "$0" && exec "$@"' ${q(spec.cwd)} ${spec.args.map(q).join(' ')}`,
-    ];
+    const files = hostFiles(bundleDir, spec);
+    const tools = await chrootTools();
+    const script = chrootScript(rootfs, spec, files, tools);
+    writeFileSync(path.join(bundleDir, 'run.sh'), script);
+    const wrapper = await deathWrapper();
     const nsArgs = ['--mount', '--pid', '--fork', '--uts', '--ipc', '--kill-child', ...(spec.network === 'none' ? ['--net'] : [])];
-    const child = spawn('unshare', [...nsArgs, 'sh', '-c', lines.join('\n')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...wrapper, tools.unshare, ...nsArgs, 'sh', path.join(bundleDir, 'run.sh')];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const tail = { text: '' };
     pipeOutput(child, spec, tail);
-    const onAbort = () => child.kill('SIGKILL');
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await waitExit(child);
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+    return waitExit(child, signal);
   }
 }
 
-/** Pick the backend: an explicit runtime path, else runc, then crun, else chroot. */
-export async function selectRunner(opts: { runtime?: string; backend?: BackendKind } = {}): Promise<Runner> {
-  if (opts.backend === 'chroot') return new ChrootRunner();
+let tools: ChrootTools | undefined;
+async function chrootTools(): Promise<ChrootTools> {
+  if (tools) return tools;
+  const [env, setpriv, unshare, ip] = await Promise.all(['env', 'setpriv', 'unshare', 'ip'].map((t) => which(t)));
+  if (!env || !setpriv || !unshare) {
+    throw new KilnError('SANDBOX', `the chroot backend needs util-linux's unshare and setpriv and coreutils' env (missing: ${[!env && 'env', !setpriv && 'setpriv', !unshare && 'unshare'].filter(Boolean).join(', ')})`, {}, { hint: 'apt-get install util-linux, or install runc for the oci backend' });
+  }
+  tools = { env, setpriv, unshare, ip };
+  return tools;
+}
+
+const probes = new Map<string, Promise<string | undefined>>();
+
+/**
+ * Can `program` (runc, crun, …) start a container on this host? It runs a container whose rootfs
+ * is empty: a runtime that works gets as far as looking for the executable and says it is missing;
+ * one that does not fails earlier (crun 1.8 on a cgroup v1/hybrid host: "cgroups in hybrid mode
+ * not supported"). Undefined when it works, else the reason. Probed once per process.
+ */
+export function probeRuntime(program: string, scratch: string): Promise<string | undefined> {
+  let p = probes.get(program);
+  if (!p) {
+    p = probeOnce(program, scratch);
+    probes.set(program, p);
+  }
+  return p;
+}
+
+async function probeOnce(program: string, scratch: string): Promise<string | undefined> {
+  const dir = path.join(scratch, `probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const id = path.basename(dir);
+  const state = path.join(dir, 'state');
+  try {
+    mkdirSync(path.join(dir, 'rootfs'), { recursive: true });
+    const config = {
+      ociVersion: '1.0.2',
+      process: { terminal: false, user: { uid: 0, gid: 0 }, args: ['/kiln-probe'], env: ['PATH=/'], cwd: '/' },
+      root: { path: path.join(dir, 'rootfs'), readonly: false },
+      mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+      linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }] },
+    };
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+    const r = await runCapture(program, ['--root', state, 'run', '--bundle', dir, id]).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    const text = `${r.stdout}\n${r.stderr}`;
+    if (/kiln-probe/.test(text) && /no such file|not found/i.test(text)) return undefined;
+    return text.trim().split('\n').filter(Boolean).slice(-1)[0] ?? `exit code ${r.code}`;
+  } finally {
+    await deleteContainer(program, state, id);
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+const RUNTIME_CANDIDATES = ['runc', 'crun'];
+
+/**
+ * Pick the backend: the runtime at `runtime` (must work), else the first of runc and crun that
+ * works here, else chroot (unless `backend: 'oci'` insists). `scratch`: a directory for probes.
+ */
+export async function selectRunner(opts: { runtime?: string; backend?: BackendKind; scratch: string }): Promise<Runner> {
+  if (opts.backend === 'chroot' && !opts.runtime) {
+    await chrootTools();
+    return new ChrootRunner();
+  }
   if (opts.runtime) {
-    if (!existsSync(opts.runtime) && !(await which(opts.runtime))) throw new KilnError('NOT_FOUND', `OCI runtime not found: ${opts.runtime}`, { path: opts.runtime });
-    return new OciRunner(opts.runtime);
+    const p = existsSync(opts.runtime) ? path.resolve(opts.runtime) : await which(opts.runtime);
+    if (!p) throw new KilnError('NOT_FOUND', `OCI runtime not found: ${opts.runtime}`, { path: opts.runtime });
+    const why = await probeRuntime(p, opts.scratch);
+    if (why) throw new KilnError('SANDBOX', `OCI runtime ${opts.runtime} cannot start containers on this host: ${why}`, { path: p }, { hint: 'use another --runtime, or --backend chroot' });
+    return new OciRunner(p);
   }
-  for (const rt of runtimeCandidates) {
-    if (broken.has(rt)) continue;
-    const p = await which(rt);
-    if (p) return new OciRunner(p);
+  const refused: string[] = [];
+  for (const name of RUNTIME_CANDIDATES) {
+    const p = await which(name);
+    if (!p) continue;
+    const why = await probeRuntime(p, opts.scratch);
+    if (!why) return new OciRunner(p);
+    refused.push(`${name}: ${why}`);
   }
-  if (opts.backend === 'oci') throw new KilnError('NOT_FOUND', 'no working OCI runtime (runc or crun) found', {}, { hint: 'apt-get install runc, or use the chroot backend' });
+  if (opts.backend === 'oci') {
+    throw new KilnError('SANDBOX', `no working OCI runtime${refused.length ? ` (${refused.join('; ')})` : ' (neither runc nor crun is installed)'}`, {}, { hint: 'apt-get install runc, or use --backend chroot' });
+  }
+  await chrootTools();
   return new ChrootRunner();
-}
-
-const runtimeCandidates = ['runc', 'crun'];
-const broken = new Set<string>();
-/** Remember that a runtime cannot start containers on this host (e.g. crun on cgroup v1). */
-export function markRuntimeBroken(program: string): void {
-  broken.add(path.basename(program));
 }

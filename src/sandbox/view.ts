@@ -5,29 +5,28 @@
  */
 import { mkdirSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Descriptor } from '../image/types.js';
 import type { Digest } from '../util/digest.js';
 import { applyLayer } from '../layer/apply.js';
 import type { Store } from '../store/store.js';
-import { canMountOverlay, mountOverlay, unmount } from './rootfs.js';
+import { canMountOverlay, mountOverlay } from './rootfs.js';
+import { cleanupStaleRuns, createRunDir, runRoot, teardownRunDir } from './rundir.js';
 
 export interface View {
   root: string;
   close(): Promise<void>;
 }
 
+/** A read-only view of the image made of `layers` (empty for scratch). Close it when done. */
 export async function openView(store: Store, layers: Descriptor[], diffIds: Digest[]): Promise<View> {
-  const dir = path.join(store.root, 'run', `${process.pid}-view-${randomBytes(6).toString('hex')}`);
+  await cleanupStaleRuns(store.root);
+  const dir = createRunDir(store.root, 'view');
   const root = path.join(dir, 'rootfs');
   mkdirSync(root, { recursive: true });
-  const close = async () => {
-    await unmount(root).catch(() => undefined);
-    await fsp.rm(dir, { recursive: true, force: true });
-  };
+  const close = () => teardownRunDir(dir);
   try {
-    if (layers.length === 0) return { root, close: async () => fsp.rm(dir, { recursive: true, force: true }) };
-    if (await canMountOverlay(dir)) {
+    if (layers.length === 0) return { root, close };
+    if (await canMountOverlay(runRoot(store.root))) {
       const lowers = await store.snapshots(layers, diffIds);
       // Without an upper dir overlayfs is read-only but wants two lower dirs at least.
       const empty = path.join(dir, 'empty');
@@ -36,7 +35,7 @@ export async function openView(store: Store, layers: Descriptor[], diffIds: Dige
       return { root, close };
     }
     for (const [i, l] of layers.entries()) await applyLayer(store.openBlob(l.digest), root, { whiteouts: 'apply', expectedDiffId: diffIds[i] });
-    return { root, close: async () => fsp.rm(dir, { recursive: true, force: true }) };
+    return { root, close };
   } catch (e) {
     await close();
     throw e;

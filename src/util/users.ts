@@ -18,7 +18,7 @@
  * trusted.overlay.opaque hides a directory's lower contents). Symlinks are followed inside the
  * root, never out of it.
  */
-import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { KilnError } from './errors.js';
@@ -107,16 +107,26 @@ function isOpaque(p: string): boolean {
   }
 }
 
+/** Where a path of the image is: its real path in the root and, when it exists, its host path and lstat. */
+export interface ImagePath {
+  /** Relative to the root, every symlink on the way resolved inside the root; missing components kept as given. */
+  rel: string;
+  host?: string;
+  stat?: Stats;
+}
+
 /**
- * The host path of `abs` (an absolute path inside the image) in `root`, following symlinks as the
- * container would but never leaving the root; undefined when it does not exist.
+ * Resolve `abs` (an absolute path inside the image) in `root`, following symlinks as the
+ * container would (the last one too unless `followLast` is false) but never leaving the root.
  */
-export function findInRoot(root: UserFilesRoot, abs: string): string | undefined {
+export function resolveInImage(root: UserFilesRoot, abs: string, opts: { followLast?: boolean } = {}): ImagePath {
+  const followLast = opts.followLast ?? true;
   const layers = Array.isArray(root) ? [...root].reverse() : [root]; // top first
   const stack = Array.isArray(root);
   const todo = abs.split('/').filter((x) => x && x !== '.');
   const done: string[] = [];
   let hops = 0;
+  let last: { host: string; stat: Stats } | undefined = stack ? undefined : { host: root as string, stat: lstatSync(root as string) };
   while (todo.length) {
     const part = todo.shift()!;
     if (part === '..') {
@@ -124,9 +134,9 @@ export function findInRoot(root: UserFilesRoot, abs: string): string | undefined
       continue;
     }
     const rel = [...done, part].join('/');
-    // The topmost layer that has the path decides what it is; a whiteout or an opaque directory
-    // above hides the layers below.
-    let found: { host: string; kind: 'dir' | 'link' | 'other' } | undefined;
+    // The topmost layer that has the path decides what it is; a whiteout, a non-directory or an
+    // opaque directory above hides the layers below.
+    let found: { host: string; stat: Stats } | undefined;
     for (const layer of layers) {
       const host = path.join(layer, rel);
       let st;
@@ -137,22 +147,37 @@ export function findInRoot(root: UserFilesRoot, abs: string): string | undefined
         continue;
       }
       if (stack && st.isCharacterDevice() && st.rdev === 0) break;
-      found = { host, kind: st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'other' };
+      found = { host, stat: st };
       break;
     }
-    if (!found) return undefined;
-    if (found.kind === 'link') {
-      if (++hops > 40) return undefined; // ELOOP
+    if (!found) return { rel: joinParts([...done, part, ...todo]) };
+    if (found.stat.isSymbolicLink() && (todo.length || followLast)) {
+      if (++hops > 40) return { rel: joinParts([...done, part, ...todo]) }; // ELOOP: as missing
       const target = readlinkSync(found.host);
       if (target.startsWith('/')) done.length = 0;
       todo.unshift(...target.split('/').filter((x) => x && x !== '.'));
       continue;
     }
     done.push(part);
-    if (!todo.length) return found.host;
-    if (found.kind !== 'dir') return undefined; // ENOTDIR
+    last = found;
+    if (todo.length && !found.stat.isDirectory()) return { rel: joinParts([...done, ...todo]) }; // ENOTDIR: as missing
   }
-  return Array.isArray(root) ? undefined : root; // the root itself
+  return { rel: done.join('/'), host: last?.host, stat: last?.stat };
+}
+
+/** Path parts joined, ".." taken as a step up that stops at the root. */
+function joinParts(parts: string[]): string {
+  const out: string[] = [];
+  for (const p of parts) {
+    if (p === '..') out.pop();
+    else if (p && p !== '.') out.push(p);
+  }
+  return out.join('/');
+}
+
+/** The host path of `abs` (inside the image) in `root`, symlinks followed inside it; undefined when missing. */
+export function findInRoot(root: UserFilesRoot, abs: string): string | undefined {
+  return resolveInImage(root, abs).host;
 }
 
 /**

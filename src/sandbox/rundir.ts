@@ -1,0 +1,146 @@
+/**
+ * Run-state directories: everything a run or a view mounts or writes (rootfs mount point, upper
+ * and work dirs, stubs, bundle, runtime state) lives in STORE/run/<pid>-<kind>-<random>/, with an
+ * owner.json naming the kiln process (pid and start time, so a reused pid is not mistaken for it).
+ *
+ * Teardown kills a container the runtime still knows, unmounts everything under the directory
+ * (deepest first) and removes it. A kiln that is interrupted tears its runs down before it exits
+ * (the callers' AbortSignal, or the signal handlers runWithCleanup installs); one that is killed
+ * leaves the directory behind and the next kiln's cleanupStaleRuns tears it down.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, promises as fsp } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { deleteContainer } from './runtime.js';
+import { unmount } from './rootfs.js';
+
+interface Owner {
+  pid: number;
+  start: string;
+}
+
+/** Start time of a process (clock ticks after boot, /proc/PID/stat field 22), undefined when it is gone. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+const me: Owner = { pid: process.pid, start: startTime(process.pid) ?? '' };
+
+/** Run dirs of this process not torn down yet: unmounted synchronously if the process exits anyway. */
+const live = new Set<string>();
+let exitHook = false;
+
+export function runRoot(storeRoot: string): string {
+  return path.join(storeRoot, 'run');
+}
+
+/** A fresh run-state directory owned by this process. */
+export function createRunDir(storeRoot: string, kind: string): string {
+  const dir = path.join(runRoot(storeRoot), `${process.pid}-${kind}-${randomBytes(6).toString('hex')}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'owner.json'), JSON.stringify(me));
+  live.add(dir);
+  if (!exitHook) {
+    exitHook = true;
+    // Last resort for a process.exit() in the middle of a run: lazy unmounts, synchronously.
+    process.on('exit', () => {
+      for (const d of live) {
+        for (const p of mountsUnder(d)) spawnSync('umount', ['-l', p], { stdio: 'ignore' });
+        rmSync(d, { recursive: true, force: true });
+      }
+    });
+  }
+  return dir;
+}
+
+/** Mount points under `dir` in this mount namespace, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  let info = '';
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  return info
+    .split('\n')
+    .map((l) => l.split(' ')[4]?.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p): p is string => !!p && (p === dir || p.startsWith(`${dir}/`)))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Kill what still runs, unmount everything under `dir`, remove it. */
+export async function teardownRunDir(dir: string): Promise<void> {
+  const rt = path.join(dir, 'bundle', 'runtime.json');
+  if (existsSync(rt)) {
+    try {
+      const { program, root, id } = JSON.parse(readFileSync(rt, 'utf8')) as { program: string; root: string; id: string };
+      await deleteContainer(program, root, id);
+    } catch {
+      // unreadable: nothing to delete
+    }
+  }
+  for (const p of mountsUnder(dir)) await unmount(p).catch(() => undefined);
+  await fsp.rm(dir, { recursive: true, force: true });
+  live.delete(dir);
+}
+
+function ownerAlive(dir: string): boolean {
+  let owner: Owner;
+  try {
+    owner = JSON.parse(readFileSync(path.join(dir, 'owner.json'), 'utf8')) as Owner;
+  } catch {
+    // No owner file: made by an older kiln or torn mid-creation; alive only if its pid prefix is.
+    const pid = Number(path.basename(dir).split('-')[0]);
+    return pid > 0 && pid !== process.pid && startTime(pid) !== undefined;
+  }
+  if (owner.pid === me.pid && owner.start === me.start) return live.has(dir);
+  return startTime(owner.pid) === owner.start;
+}
+
+/** Tear down the run dirs of kiln processes that are gone. How many there were. */
+export async function cleanupStaleRuns(store: string | { root: string }): Promise<number> {
+  const root = runRoot(typeof store === 'string' ? store : store.root);
+  let n = 0;
+  for (const name of await fsp.readdir(root).catch(() => [] as string[])) {
+    const dir = path.join(root, name);
+    if (ownerAlive(dir)) continue;
+    try {
+      await teardownRunDir(dir);
+      n++;
+    } catch {
+      // Busy or vanished (another kiln tearing it down at the same time): not this build's concern;
+      // a later cleanup retries.
+    }
+  }
+  return n;
+}
+
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Run `fn` with an AbortSignal that fires on `signal` or, when the caller gives none, on
+ * SIGINT/SIGTERM/SIGHUP to this process; in that case, once `fn` has cleaned up, the signal is
+ * raised again with nothing of ours listening (the process ends as it would have).
+ */
+export async function runWithCleanup<T>(signal: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  if (signal) return fn(signal);
+  const ac = new AbortController();
+  let caught: NodeJS.Signals | undefined;
+  const handler = (sig: NodeJS.Signals) => {
+    caught ??= sig;
+    ac.abort();
+  };
+  for (const s of SIGNALS) process.on(s, handler);
+  try {
+    return await fn(ac.signal);
+  } finally {
+    for (const s of SIGNALS) process.off(s, handler);
+    if (caught && process.listenerCount(caught) === 0) process.kill(process.pid, caught);
+  }
+}
