@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 #   docker.io         a real Docker engine with BuildKit, for interop and differential tests
 #   mmdebstrap        makes the Debian base images the tests import (no public registry here)
 #   openssl           test CAs and token-signing keys
+#   apache2-utils     htpasswd (bcrypt) for the registry's Basic-auth tests
 #   chromium          headless browser tests of the HTML report
-pkgs=(runc crun util-linux zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl ca-certificates git python3 chromium)
+pkgs=(runc crun util-linux zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl apache2-utils ca-certificates git python3 chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

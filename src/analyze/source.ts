@@ -20,6 +20,7 @@ import type { Descriptor, HistoryEntry, ImageConfig, Manifest, Platform } from '
 import { parseImageConfig, parseJSONText, parseManifestOrIndex } from '../image/validate.js';
 import { BLOCK, decodeHeader, parsePax, type TarHeader } from '../layer/tarformat.js';
 import type { Store } from '../store/store.js';
+import { pull } from '../registry/pull.js';
 
 export interface LayerRef {
   index: number;
@@ -110,10 +111,7 @@ async function fromStore(store: Store, ref: string, opts: OpenOptions): Promise<
   };
 }
 
-/**
- * kiln's registry client pulls into the store; it lives in src/registry/ (another module). It is
- * looked up at run time so that analysis works, with a clear message, before it exists.
- */
+/** An image that is not in the store, pulled through kiln's registry client (as docker would). */
 async function tryPull(store: Store, ref: string, opts: OpenOptions): Promise<ImageSource | undefined> {
   let name: string;
   try {
@@ -121,10 +119,12 @@ async function tryPull(store: Store, ref: string, opts: OpenOptions): Promise<Im
   } catch {
     return undefined;
   }
-  const modPath = '../registry/index.js';
-  const mod = (await import(modPath).catch(() => undefined)) as { pull?: (store: Store, ref: string, o?: { platform?: Platform }) => Promise<unknown> } | undefined;
-  if (!mod?.pull) return undefined;
-  await mod.pull(store, name, { platform: opts.platform });
+  try {
+    await pull(store, name, { platform: opts.platform });
+  } catch (e) {
+    if (isKilnError(e)) throw new KilnError(e.code, `${ref} is not in the store, and pulling it failed: ${e.message}`, { image: ref }, { hint: e.hint ?? "see 'kiln images', or give an archive (docker save / OCI layout)" });
+    throw e;
+  }
   const src = await fromStore(store, name, opts);
   return { ...src, kind: 'registry' };
 }

@@ -175,9 +175,10 @@ export class Store {
   }
 
   /** Point NAME at a manifest (or index) descriptor; replaces an existing tag. */
-  async setTag(name: string, manifest: Descriptor): Promise<void> {
+  async setTag(name: string, manifest: Descriptor, opts: { allowDigest?: boolean } = {}): Promise<void> {
     const full = normalizeImageName(name);
-    if (parseReference(full).digest !== undefined && parseReference(full).tag === undefined) throw new KilnError('USAGE', `cannot tag by digest: ${name}`);
+    // A pull by digest records NAME@DIGEST (docker's repo digest); a user cannot tag by digest.
+    if (!opts.allowDigest && parseReference(full).digest !== undefined && parseReference(full).tag === undefined) throw new KilnError('USAGE', `cannot tag by digest: ${name}`);
     await withFileLock(this.lockPath, async () => {
       const idx = await this.readIndex();
       const { annotations: _a, ...rest } = manifest;
@@ -281,6 +282,30 @@ export class Store {
     return t ? (JSON.parse(t) as { diffId: Digest; uncompressedSize: number }) : undefined;
   }
 
+  /**
+   * Remember that a registry repository (registry/repository) holds a blob, so a later push to
+   * another repository of the same registry can mount it instead of uploading it.
+   */
+  async noteBlobSource(digest: Digest, repository: string): Promise<void> {
+    const p = path.join(this.root, 'sources', `${digestHex(digest)}.json`);
+    const known = await this.blobSources(digest);
+    if (known.includes(repository)) return;
+    await fsp.mkdir(path.dirname(p), { recursive: true });
+    await writeFileAtomic(p, JSON.stringify([repository, ...known].slice(0, 16)));
+  }
+
+  async blobSources(digest: Digest): Promise<string[]> {
+    const p = path.join(this.root, 'sources', `${digestHex(digest)}.json`);
+    const t = await fsp.readFile(p, 'utf8').catch(() => undefined);
+    if (!t) return [];
+    try {
+      const v = JSON.parse(t) as unknown;
+      return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
   /** Uncompressed size of an image (sum of its layers), as `docker images` shows. */
   async imageSize(img: LoadedImage): Promise<number> {
     let total = 0;
@@ -365,6 +390,7 @@ export class Store {
         if (!st || now - st.mtimeMs < minAge) continue;
         await fsp.rm(path.join(blobDir, f), { force: true });
         await fsp.rm(path.join(this.root, 'layers', `${f}.json`), { force: true });
+        await fsp.rm(path.join(this.root, 'sources', `${f}.json`), { force: true });
         blobs++;
         bytes += st.size;
       }

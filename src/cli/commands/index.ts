@@ -22,7 +22,11 @@ import { register as sbom } from './sbom.js';
 import { register as scan } from './scan.js';
 import { register as lint } from './lint.js';
 import { register as report } from './report.js';
+import { register as pull } from './pull.js';
+import { register as push } from './push.js';
+import { register as login } from './login.js';
+import { register as manifest } from './manifest.js';
 
 export type RegisterCommand = (program: Command) => Command;
 
-export const commands: RegisterCommand[] = [plan, images, tag, rmi, importCmd, save, load, exportCmd, prune, inspect, run, buildCmd, history, analyze, diff, sbom, scan, lint, report];
+export const commands: RegisterCommand[] = [plan, images, tag, rmi, importCmd, save, load, exportCmd, prune, inspect, run, buildCmd, history, analyze, diff, sbom, scan, lint, report, pull, push, login, manifest];

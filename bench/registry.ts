@@ -1,0 +1,91 @@
+/**
+ * Benchmark: push and pull of the python-full base (~500 MB rootfs, one gzip layer) to and from a
+ * local distribution registry (Debian's docker-registry on loopback), kiln against `skopeo copy`
+ * doing the same transfer. Every run gets a fresh, empty registry (and, for pulls, an empty
+ * destination), so nothing is skipped as already present. skopeo reads the very same blobs: kiln's
+ * store is an OCI image layout. Target: kiln at least 1.0× skopeo's speed (ratio = skopeo / kiln).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ensureBaseTar, basesUnavailable } from '../test/helpers/bases.js';
+import { cliPath } from '../test/helpers/paths.js';
+import { registryUnavailable, startRegistry, type Registry } from '../test/helpers/registry.js';
+
+const RUNS = 3;
+const TARGET_RATIO = 1.0;
+
+const why = basesUnavailable() ?? registryUnavailable() ?? (spawnOk('skopeo', ['--version']) ? undefined : 'skopeo is not installed (apt-get install skopeo)');
+if (why) {
+  console.log(`skipped: ${why}`);
+  process.exit(0);
+}
+
+function spawnOk(cmd: string, args: string[]): boolean {
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+}
+
+const work = mkdtempSync(path.join(process.env.KILN_BENCH_DIR ?? '/var/tmp', 'kiln-bench-registry-'));
+const srcRoot = path.join(work, 'src-store');
+
+/** Run a command (async: the registry is a child process, but keep the event loop free anyway). */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
+    c.on('error', reject);
+    c.on('exit', (code) => (code === 0 ? resolve((performance.now() - t0) / 1000) : reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err}`))));
+  });
+}
+const kiln = (args: string[], root: string) => run(process.execPath, [cliPath, ...args], { KILN_ROOT: root, KILN_NO_PROGRESS: '1' });
+
+async function withRegistry<T>(f: (reg: Registry) => Promise<T>): Promise<T> {
+  const reg = await startRegistry();
+  try {
+    return await f(reg);
+  } finally {
+    await reg.stop();
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+let failed = false;
+try {
+  const tar = await ensureBaseTar('python-full');
+  await kiln(['import', tar, 'python-full:bench'], srcRoot);
+  const layerBytes = statSync(tar).size;
+  const times = { kilnPush: [] as number[], skopeoPush: [] as number[], kilnPull: [] as number[], skopeoPull: [] as number[] };
+  for (let i = 0; i < RUNS; i++) {
+    await withRegistry(async (reg) => {
+      times.kilnPush.push(await kiln(['push', 'python-full:bench', `${reg.host}/bench/py:kiln`], srcRoot));
+      const pullRoot = path.join(work, `pull-${i}`);
+      times.kilnPull.push(await kiln(['pull', `${reg.host}/bench/py:kiln`], pullRoot));
+      rmSync(pullRoot, { recursive: true, force: true });
+    });
+    await withRegistry(async (reg) => {
+      times.skopeoPush.push(await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${srcRoot}:python-full:bench`, `docker://${reg.host}/bench/py:skopeo`]));
+      const dest = path.join(work, `skopeo-${i}`);
+      times.skopeoPull.push(await run('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/py:skopeo`, `oci:${dest}:py`]));
+      rmSync(dest, { recursive: true, force: true });
+    });
+  }
+  for (const op of ['push', 'pull'] as const) {
+    const k = median(op === 'push' ? times.kilnPush : times.kilnPull);
+    const s = median(op === 'push' ? times.skopeoPush : times.skopeoPull);
+    const ratio = s / k;
+    const ok = ratio >= TARGET_RATIO;
+    if (!ok) failed = true;
+    console.log(
+      `python-full ${op.padEnd(4)} kiln median ${k.toFixed(2)} s, skopeo copy ${s.toFixed(2)} s: ${ratio.toFixed(2)}× skopeo ` +
+        `[${(layerBytes / 1e6).toFixed(0)} MB rootfs, ${RUNS} runs, fresh registry each]  ${ok ? 'OK' : `MISSED target ≥ ${TARGET_RATIO}×`}`,
+    );
+  }
+  console.log(`load average during the runs: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

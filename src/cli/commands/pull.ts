@@ -1,0 +1,37 @@
+/** `kiln pull REF`: an image from a registry into the store, as `docker pull`. */
+import type { Command } from 'commander';
+import { familiarName } from '../../image/reference.js';
+import { closeIdleConnections } from '../../registry/http.js';
+import { pull } from '../../registry/pull.js';
+import { transferView } from '../../ui/transfer.js';
+import { addRegistryOptions, clientOptionsFrom, platformFrom, type RegistryFlags } from '../registry-options.js';
+import { openStoreFromCli } from '../store.js';
+
+export function register(program: Command): Command {
+  const cmd = program
+    .command('pull')
+    .description('pull an image from a registry into the store')
+    .argument('<reference>', 'image reference: [registry[:port]/]name[:tag|@digest]')
+    .option('-q, --quiet', 'print only the image reference');
+  addRegistryOptions(cmd, { platform: true });
+  return cmd.action(async (reference: string, flags: RegistryFlags & { quiet?: boolean }, c: Command) => {
+    const store = await openStoreFromCli(c);
+    const view = transferView('pull', process.stderr, { quiet: flags.quiet });
+    try {
+      let fetched = 0;
+      const img = await pull(store, reference, {
+        ...clientOptionsFrom(flags),
+        platform: platformFrom(flags),
+        onProgress: (e) => {
+          if (e.type === 'blob' && e.state === 'done') fetched++;
+          view.onEvent(e);
+        },
+      });
+      view.finish();
+      if (!flags.quiet) process.stderr.write(`Digest: ${img.descriptor.digest}\nStatus: ${fetched ? 'Downloaded newer image for' : 'Image is up to date for'} ${familiarName(img.name ?? reference)}\n`);
+      process.stdout.write(`${img.name ?? reference}\n`);
+    } finally {
+      closeIdleConnections();
+    }
+  });
+}

@@ -1,0 +1,41 @@
+/** `kiln push IMAGE [DEST]`: an image of the store to a registry, as `docker push` (+ skopeo's DEST). */
+import type { Command } from 'commander';
+import { closeIdleConnections } from '../../registry/http.js';
+import { push } from '../../registry/push.js';
+import { transferView } from '../../ui/transfer.js';
+import { KilnError } from '../../util/errors.js';
+import { addRegistryOptions, clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
+import { openStoreFromCli } from '../store.js';
+
+export function register(program: Command): Command {
+  const cmd = program
+    .command('push')
+    .description('push an image of the store to a registry')
+    .argument('<image>', 'image name or id in the store')
+    .argument('[destination]', 'where to push (default: the image name): [registry[:port]/]name[:tag]')
+    .option('-q, --quiet', 'print only the pushed digest')
+    .option('--chunk-size <bytes>', 'upload blobs in chunks of this size (PATCH) instead of one request each')
+    .option('--digestfile <file>', 'write the pushed manifest digest to this file');
+  addRegistryOptions(cmd);
+  return cmd.action(async (image: string, destination: string | undefined, flags: RegistryFlags & { quiet?: boolean; chunkSize?: string; digestfile?: string }, c: Command) => {
+    let chunkSize: number | undefined;
+    if (flags.chunkSize !== undefined) {
+      chunkSize = Number(flags.chunkSize);
+      if (!Number.isInteger(chunkSize) || chunkSize < 1024) throw new KilnError('USAGE', `invalid --chunk-size "${flags.chunkSize}": a byte count of at least 1024`);
+    }
+    const store = await openStoreFromCli(c);
+    const view = transferView('push', process.stderr, { quiet: flags.quiet });
+    try {
+      const r = await push(store, image, destination, { ...clientOptionsFrom(flags), chunkSize, onProgress: (e) => view.onEvent(e) });
+      view.finish();
+      if (flags.digestfile) {
+        const { writeFileAtomic } = await import('../../util/fs.js');
+        await writeFileAtomic(flags.digestfile, r.digest);
+      }
+      if (!flags.quiet) process.stderr.write(`${r.ref}: digest: ${r.digest} size: ${r.size}\n`);
+      process.stdout.write(`${r.digest}\n`);
+    } finally {
+      closeIdleConnections();
+    }
+  });
+}

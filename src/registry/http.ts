@@ -1,0 +1,131 @@
+/**
+ * A small HTTP(S) client for registries, on node:http/https: streaming bodies both ways, keep-alive
+ * agents per TLS setting (per-registry CAs, client certificates, verification off), redirects
+ * (blob downloads are often redirected to object storage; credentials never follow to another
+ * origin), an idle timeout and abort.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as tls from 'node:tls';
+import type { Readable } from 'node:stream';
+
+export interface TlsSettings {
+  /** Extra trusted CAs (PEM), added to the system's. */
+  ca?: Buffer[];
+  /** Client certificate and key (PEM), docker's certs.d client.cert / client.key. */
+  cert?: Buffer;
+  key?: Buffer;
+  verify: boolean;
+}
+
+export interface HttpRequest {
+  method: string;
+  url: URL;
+  headers?: Record<string, string>;
+  /** A Buffer, or a factory for a stream (called once per attempt, so redirects can replay it). */
+  body?: Buffer | (() => Readable);
+  tls?: TlsSettings;
+  /** Idle time without a byte either way before the request fails. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Follow redirects (GET/HEAD only). */
+  followRedirects?: boolean;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: http.IncomingMessage;
+  /** The URL that answered (after redirects). */
+  url: URL;
+}
+
+const DEFAULT_TIMEOUT_MS = Number(process.env.KILN_REGISTRY_TIMEOUT_MS) || 60_000;
+const agents = new Map<string, http.Agent>();
+
+function agentFor(url: URL, settings?: TlsSettings): http.Agent {
+  const secure = url.protocol === 'https:';
+  const key = secure ? `https|${settings?.verify ?? true}|${(settings?.ca ?? []).map((c) => c.length + c.subarray(0, 64).toString('base64')).join(',')}|${settings?.cert?.length ?? 0}` : 'http';
+  let a = agents.get(key);
+  if (!a) {
+    const common = { keepAlive: true, maxSockets: 16, scheduling: 'lifo' as const };
+    if (secure) {
+      // Node's default CAs plus the registry's own: `ca` replaces the defaults, so add them back.
+      const ca = settings?.ca?.length ? [...tls.rootCertificates, ...settings.ca.map((c) => c.toString())] : undefined;
+      a = new https.Agent({ ...common, ca, cert: settings?.cert, key: settings?.key, rejectUnauthorized: settings?.verify ?? true });
+    } else a = new http.Agent(common);
+    agents.set(key, a);
+  }
+  return a;
+}
+
+/** Close idle keep-alive sockets (so a CLI process can exit promptly). */
+export function closeIdleConnections(): void {
+  for (const a of agents.values()) a.destroy();
+  agents.clear();
+}
+
+export async function httpRequest(r: HttpRequest): Promise<HttpResponse> {
+  let url = r.url;
+  let headers = { ...(r.headers ?? {}) };
+  for (let hop = 0; hop < 10; hop++) {
+    const res = await once(r, url, headers);
+    const loc = res.headers.location;
+    if (r.followRedirects && [301, 302, 303, 307, 308].includes(res.status) && loc) {
+      res.body.resume();
+      const next = new URL(loc, url);
+      // Authorization is for the registry, not for the storage it redirects to.
+      if (next.origin !== url.origin) {
+        headers = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization'));
+      }
+      url = next;
+      continue;
+    }
+    return res;
+  }
+  throw Object.assign(new Error(`too many redirects from ${r.url.href}`), { code: 'EREDIRECTS' });
+}
+
+function once(r: HttpRequest, url: URL, headers: Record<string, string>): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const body = typeof r.body === 'function' ? r.body() : r.body;
+    const h: Record<string, string> = { 'user-agent': 'kiln/0.1', ...headers };
+    if (Buffer.isBuffer(body)) h['content-length'] = String(body.length);
+    const mod = url.protocol === 'https:' ? https : http;
+    const req = mod.request(url, { method: r.method, headers: h, agent: agentFor(url, r.tls), signal: r.signal });
+    const timeout = r.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    req.setTimeout(timeout, () => req.destroy(Object.assign(new Error(`no answer from ${url.host} for ${Math.round(timeout / 1000)} s`), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      // The idle timeout keeps guarding the body while it streams.
+      res.setTimeout?.(timeout, () => res.destroy(Object.assign(new Error(`${url.host} stopped sending for ${Math.round(timeout / 1000)} s`), { code: 'ETIMEDOUT' })));
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+    });
+    if (body === undefined) req.end();
+    else if (Buffer.isBuffer(body)) req.end(body);
+    else {
+      body.on('error', (e) => req.destroy(e));
+      body.pipe(req);
+    }
+  });
+}
+
+/** The whole body of a small response (manifests, errors, tokens), capped. */
+export async function readBody(res: HttpResponse, limit = 8 << 20): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body) {
+    n += (c as Buffer).length;
+    if (n > limit) {
+      res.body.destroy();
+      throw Object.assign(new Error(`response from ${res.url.host} is larger than ${limit} bytes`), { code: 'ETOOBIG' });
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Discard a body we do not need, keeping the connection reusable. */
+export function drain(res: HttpResponse): void {
+  res.body.resume();
+}

@@ -1,0 +1,108 @@
+/**
+ * Pull: a reference → its manifest (the platform's, from an index) → config and layers streamed
+ * into the store in parallel, each verified; then the image is tagged under its full name.
+ */
+import { parseReference, type ImageReference } from '../image/reference.js';
+import { formatPlatform, hostPlatform, matchPlatform } from '../image/platform.js';
+import type { Descriptor, Platform } from '../image/types.js';
+import { parseManifestOrIndex, parseJSONText } from '../image/validate.js';
+import type { LoadedImage, Store } from '../store/store.js';
+import { KilnError } from '../util/errors.js';
+import { RegistryClient, type ClientOptions } from './client.js';
+
+export type TransferEvent =
+  | { type: 'resolved'; ref: string; digest: string; layers: { digest: string; size: number }[] }
+  | { type: 'blob'; digest: string; state: 'present' | 'exists' | 'mounted' | 'downloading' | 'uploading' | 'done'; current: number; total: number }
+  | { type: 'retry'; what: string; attempt: number; reason: string };
+
+export interface PullOptions extends ClientOptions {
+  platform?: Platform;
+  client?: RegistryClient;
+  /** Parallel blob downloads (default 4). */
+  concurrency?: number;
+  onProgress?: (e: TransferEvent) => void;
+  /** Tag the result in the store (default true). */
+  tag?: boolean;
+}
+
+/** Run `fn` over items with at most `limit` at once; the first failure stops new starts. */
+export async function eachLimited<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < items.length) {
+      const t = items[next++]!;
+      try {
+        await fn(t);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
+export function clientFor(opts: PullOptions & { client?: RegistryClient }): RegistryClient {
+  if (opts.client) return opts.client;
+  return new RegistryClient({ ...opts, onRetry: opts.onRetry ?? ((r) => opts.onProgress?.({ type: 'retry', what: r.what, attempt: r.attempt, reason: r.reason })) });
+}
+
+/** Resolve a reference to one platform's manifest (descriptor + bytes), following an index. */
+export async function resolveManifest(client: RegistryClient, ref: ImageReference, platform: Platform): Promise<{ descriptor: Descriptor; body: Buffer; index?: Descriptor }> {
+  let got = await client.getManifest(ref);
+  let doc = parseManifestOrIndex(parseJSONText(got.body, 'manifest', ref.toString()), got.mediaType, ref.toString());
+  let index: Descriptor | undefined;
+  if (doc.kind === 'index') {
+    index = { mediaType: got.mediaType, digest: got.digest, size: got.body.length };
+    const m = matchPlatform(doc.index.manifests, platform);
+    if (!m) {
+      const have = doc.index.manifests.map((d) => (d.platform ? formatPlatform(d.platform) : '?')).join(', ');
+      throw new KilnError('NOT_FOUND', `${ref.familiar()} has no image for ${formatPlatform(platform)} (it has: ${have})`, { image: ref.toString() }, { hint: 'pick one with --platform' });
+    }
+    got = await client.getManifest(ref, m.digest);
+    if (got.digest !== m.digest) throw new KilnError('DIGEST', `manifest ${m.digest} of ${ref.familiar()} does not match its digest`, { image: ref.toString() });
+    doc = parseManifestOrIndex(parseJSONText(got.body, 'manifest', ref.toString()), got.mediaType, ref.toString());
+    if (doc.kind !== 'manifest') throw new KilnError('INVALID', `${ref.familiar()}: an index inside an index is not supported`, { image: ref.toString() });
+  }
+  return { descriptor: { mediaType: got.mediaType, digest: got.digest, size: got.body.length }, body: got.body, index };
+}
+
+export async function pull(store: Store, refText: string, opts: PullOptions = {}): Promise<LoadedImage> {
+  const parsed = parseReference(refText);
+  const ref = parsed.tag === undefined && parsed.digest === undefined ? parseReference(`${parsed.name()}:latest`) : parsed;
+  const client = clientFor(opts);
+  const platform = opts.platform ?? hostPlatform();
+  const { descriptor, body, index } = await resolveManifest(client, ref, platform);
+  const doc = parseManifestOrIndex(parseJSONText(body, 'manifest', ref.toString()), descriptor.mediaType, ref.toString());
+  if (doc.kind !== 'manifest') throw new KilnError('INTERNAL', 'expected a manifest');
+  const manifest = doc.manifest;
+  opts.onProgress?.({ type: 'resolved', ref: ref.toString(), digest: descriptor.digest, layers: manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) });
+  const blobs = [manifest.config, ...manifest.layers];
+  for (const b of blobs) {
+    if (b.urls?.length && /foreign|nondistributable/.test(b.mediaType)) {
+      throw new KilnError('UNSUPPORTED', `${ref.familiar()} has a non-distributable layer ${b.digest} (served from ${b.urls[0]})`, { image: ref.toString() });
+    }
+  }
+  await eachLimited(blobs, opts.concurrency ?? 4, async (b) => {
+    let current = 0;
+    const state = await client.pullBlobToStore(store, ref, b, (n) => {
+      current += n;
+      opts.onProgress?.({ type: 'blob', digest: b.digest, state: 'downloading', current, total: b.size });
+    });
+    opts.onProgress?.({ type: 'blob', digest: b.digest, state: state === 'present' ? 'present' : 'done', current: b.size, total: b.size });
+    await store.noteBlobSource(b.digest, ref.name());
+  });
+  await store.putBlob(body, { digest: descriptor.digest, size: descriptor.size });
+  const name = ref.toString();
+  const img = await store.loadImage(descriptor, { name });
+  // A single-platform image asked for another platform explicitly: refuse, as docker does.
+  if (!index && opts.platform && (img.config.os !== platform.os || img.config.architecture !== platform.architecture)) {
+    throw new KilnError('NOT_FOUND', `${ref.familiar()} is for ${img.config.os}/${img.config.architecture}, not the requested ${formatPlatform(platform)}`, { image: name }, { hint: 'drop --platform, or pull a multi-platform image' });
+  }
+  if (opts.tag !== false) await store.setTag(name, descriptor, { allowDigest: true });
+  if (img.config.rootfs.diff_ids.length !== manifest.layers.length) {
+    throw new KilnError('INVALID', `${ref.familiar()}: the config lists ${img.config.rootfs.diff_ids.length} layers, the manifest ${manifest.layers.length}`, { image: name });
+  }
+  return img;
+}
