@@ -3,20 +3,30 @@
  * docker's destination rules, and give the layer's entries with their final metadata.
  *   - a directory source copies its contents; a file goes to DEST/ when DEST ends in "/", when
  *     there are several sources, or when DEST is an existing directory; else it becomes DEST;
+ *   - a source that is a symlink (named, or matched by a wildcard) is followed inside its root, as
+ *     BuildKit's FollowSymlinks: `COPY link /d/` copies what it points to under the link's name;
+ *     symlinked directories on the way to a source are followed too; symlinks inside a copied
+ *     directory stay links;
  *   - ownership 0:0 from the context (--chown to change), kept from a stage or image;
- *   - --chmod on what is copied; mtimes kept; symlinks copied as links;
- *   - destination parents that do not exist are created (0755).
+ *   - --chmod on what is copied; mtimes kept;
+ *   - destination parents that do not exist are created (0755, owned by --chown or 0:0); so is
+ *     the destination of a directory's contents (fsutil's MkdirAll: it does not take the source
+ *     directory's mode, owner or mtime).
  */
-import { existsSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import type { EntrySpec } from '../layer/write.js';
-import type { BuildContext, ContextEntry } from '../context/index.js';
+import { hasWildcard, type BuildContext, type ContextEntry } from '../context/index.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
 import { resolveInRoot } from '../sandbox/view.js';
 
 export interface CopyRequest {
-  /** keepOwner: keep the source's ownership (a stage, an image, an unpacked archive) unless --chown. */
-  sources: { ctx: BuildContext; pattern: string; keepOwner?: boolean }[];
+  /**
+   * keepOwner: keep the source's ownership (a stage, an image, an unpacked archive) unless --chown.
+   * unpacked: an archive ADD unpacked; its members keep their modes (--chmod is not applied to
+   * them, as BuildKit; --chown is, as BuildKit 0.23 and later).
+   */
+  sources: { ctx: BuildContext; pattern: string; keepOwner?: boolean; unpacked?: boolean }[];
   /** Destination as written after expansion; relative to workdir. */
   dest: string;
   workdir: string;
@@ -42,43 +52,50 @@ function isDirIn(root: string, rel: string): boolean {
 export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   const destAbs = path.posix.resolve('/', req.workdir || '/', req.dest);
   const destIsDir = req.dest.endsWith('/') || req.dest === '.' || req.dest.endsWith('/.');
-  const selected: { ctx: BuildContext; e: ContextEntry; keepOwner: boolean }[] = [];
-  for (const s of req.sources) for (const e of s.ctx.select(s.pattern, req.place)) selected.push({ ctx: s.ctx, e, keepOwner: s.keepOwner ?? req.keepOwner });
+  /** e: the source with symlinks followed; name: its path as selected (the target's name comes from it). */
+  const selected: { ctx: BuildContext; e: ContextEntry; name: string; keepOwner: boolean; unpacked: boolean }[] = [];
+  for (const s of req.sources) for (const { e, name } of await selectFollowed(s.ctx, s.pattern, req.place)) selected.push({ ctx: s.ctx, e, name, keepOwner: s.keepOwner ?? req.keepOwner, unpacked: s.unpacked ?? false });
   const excluded = (rel: string) => (req.exclude ?? []).some((p) => globMatch(p, rel));
-  const many = selected.length > 1 || req.sources.some((s) => /[*?[]/.test(s.pattern));
+  // A wildcard that matches one file is that file (BuildKit: `COPY *.md /x` makes the file /x).
+  const many = selected.length > 1;
   // The real destination directory inside the image (symlinked parents followed, as the container would).
   const destRel = await resolveInRoot(req.destRoot, destAbs);
   const existingDir = isDirIn(req.destRoot, destRel);
   const entries = new Map<string, EntrySpec>();
   let keepOwner = req.keepOwner;
-  const meta = (st: Stats, isDir: boolean) => {
+  let chmod = req.chmod;
+  const meta = (st: Stats) => {
     const own = req.owner ?? (keepOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
-    const mode = req.chmod !== undefined ? req.chmod : st.mode & 0o7777;
-    return { ...own, mode: isDir && req.chmod === undefined ? st.mode & 0o7777 : mode, mtime: Math.floor(st.mtimeMs / 1000) };
+    return { ...own, mode: chmod ?? st.mode & 0o7777, mtime: Math.floor(st.mtimeMs / 1000) };
   };
   const add = (target: string, e: ContextEntry) => {
     const st = e.stat;
-    const m = meta(st, st.isDirectory());
+    const m = meta(st);
     if (st.isDirectory()) entries.set(target, { path: target, type: 'directory', ...m });
     else if (st.isSymbolicLink()) entries.set(target, { path: target, type: 'symlink', linkname: readlinkSafe(e.abs), ...m, mode: 0o777 });
     else if (st.isFile()) entries.set(target, { path: target, type: 'file', source: e.abs, size: st.size, ...m });
     // sockets, devices and fifos in a context are not copied (BuildKit skips them too)
   };
-  for (const { ctx, e, keepOwner: keep } of selected) {
+  for (const { ctx, e, name, keepOwner: keep, unpacked } of selected) {
     keepOwner = keep;
-    if (excluded(e.rel)) continue;
+    chmod = unpacked ? undefined : req.chmod;
+    if (excluded(name)) continue;
     if (e.stat.isDirectory()) {
-      const base = req.parents ? path.posix.join(destRel, e.rel) : destRel;
-      // The destination directory takes the source directory's metadata when it is created.
-      if (!isDirIn(req.destRoot, base) && base !== '') add(base, e);
+      const base = req.parents ? path.posix.join(destRel, name) : destRel;
+      if (!isDirIn(req.destRoot, base) && base !== '') {
+        // --parents copies the directory itself (its metadata); a directory's contents go into a
+        // destination made as `mkdir -p` does: 0755, owned by --chown or root (BuildKit).
+        if (req.parents) add(base, e);
+        else entries.set(base, { path: base, type: 'directory', mode: 0o755, ...(req.owner ?? { uid: 0, gid: 0 }), mtime: Math.floor(Date.now() / 1000) });
+      }
       for (const c of ctx.walk(e.rel)) {
         const sub = c.rel.slice(e.rel === '' ? 0 : e.rel.length + 1);
         if (excluded(c.rel) || excluded(sub)) continue;
         add(path.posix.join(base, sub), c);
       }
     } else {
-      const target = req.parents ? path.posix.join(destRel, e.rel) : destIsDir || many || existingDir ? path.posix.join(destRel, path.posix.basename(e.rel)) : destRel;
-      if (target === '') throw new KilnError('BUILD', `cannot copy file ${e.rel} to the root directory itself`, req.place);
+      const target = req.parents ? path.posix.join(destRel, name) : destIsDir || many || existingDir ? path.posix.join(destRel, path.posix.basename(name)) : destRel;
+      if (target === '') throw new KilnError('BUILD', `cannot copy file ${name} to the root directory itself`, req.place);
       add(target, e);
     }
   }
@@ -87,17 +104,83 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   } else if (many && !destIsDir && !existingDir && selected.filter((s) => !s.e.stat.isDirectory()).length > 1) {
     throw new KilnError('BUILD', `when using COPY with more than one source file, the destination must be a directory and end with a /`, req.place);
   }
-  // Parents of everything that do not exist in the image: created 0755, owned like the copy.
-  const parents = new Map<string, EntrySpec>();
-  const own = req.owner ?? { uid: 0, gid: 0 };
-  for (const target of entries.keys()) {
-    for (let d = path.posix.dirname(target); d !== '.' && d !== '/' && d !== ''; d = path.posix.dirname(d)) {
-      if (entries.has(d) || parents.has(d)) continue;
-      if (existsSync(path.join(req.destRoot, d))) break;
-      parents.set(d, { path: d, type: 'directory', mode: 0o755, ...own, mtime: Math.floor(Date.now() / 1000) });
+  const parents = parentEntries(req.destRoot, entries.keys(), req.owner ?? { uid: 0, gid: 0 }, Math.floor(Date.now() / 1000), entries);
+  return [...parents, ...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * The parent directories a layer holding `paths` needs, as BuildKit's layers have them: one that
+ * does not exist in the image is created (0755, `owner`, `mtime`); one that exists is repeated
+ * with its metadata as it is. Leaving an existing parent out is not neutral: an unpacker (kiln's
+ * snapshots, docker, containerd) makes a missing parent root-owned 0755, and that directory then
+ * hides the real one below it.
+ */
+export function parentEntries(root: string, paths: Iterable<string>, owner: { uid: number; gid: number }, mtime: number, have: Map<string, EntrySpec> = new Map()): EntrySpec[] {
+  const out = new Map<string, EntrySpec>();
+  for (const p of paths) {
+    for (let d = path.posix.dirname(p.replace(/^\/+/, '')); d !== '.' && d !== '/' && d !== ''; d = path.posix.dirname(d)) {
+      if (have.has(d) || out.has(d)) continue;
+      let st: Stats | undefined;
+      try {
+        st = lstatSync(path.join(root, d));
+      } catch {
+        st = undefined;
+      }
+      if (!st) out.set(d, { path: d, type: 'directory', mode: 0o755, ...owner, mtime });
+      else if (st.isDirectory()) out.set(d, { path: d, type: 'directory', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000) });
     }
   }
-  return [...parents.values(), ...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return [...out.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * A source's entries as BuildKit's copy finds them (fsutil rootPath with FollowLinks): the
+ * directories before the last component or the first wildcard are resolved through symlinks, and
+ * each selected entry that is a symlink is replaced by what it points to; all of it inside the
+ * root (an absolute link target is taken from the root, `..` stops there). A link to nothing (or
+ * to an ignored path) is a missing source.
+ */
+async function selectFollowed(ctx: BuildContext, pattern: string, place: ErrorPlace): Promise<{ e: ContextEntry; name: string }[]> {
+  const clean = path.posix.normalize(`/${pattern}`).slice(1).replace(/\/+$/, '');
+  const parts = clean === '' ? [] : clean.split('/');
+  const wild = parts.findIndex((p) => hasWildcard(p));
+  const prefixLen = wild < 0 ? parts.length - 1 : wild;
+  let selected: ContextEntry[];
+  if (prefixLen > 0) {
+    const literal = parts.slice(0, prefixLen).join('/');
+    const real = await resolveInRoot(ctx.root, literal);
+    if (real === literal) selected = ctx.select(pattern, place);
+    else {
+      try {
+        selected = ctx.select([real, ...parts.slice(prefixLen)].filter((p) => p !== '').join('/'), place);
+      } catch (err) {
+        if (err instanceof KilnError) throw new KilnError('NOT_FOUND', `failed to compute cache key: "${pattern}" not found in the build context`, place, { hint: `"${literal}" leads to "${real || '.'}"` });
+        throw err;
+      }
+    }
+  } else selected = ctx.select(pattern, place);
+  const out: { e: ContextEntry; name: string }[] = [];
+  for (const e of selected) {
+    if (!e.stat.isSymbolicLink()) {
+      out.push({ e, name: e.rel });
+      continue;
+    }
+    const real = await resolveInRoot(ctx.root, e.rel);
+    const abs = path.join(ctx.root, real);
+    let stat: Stats | undefined;
+    try {
+      stat = lstatSync(abs);
+    } catch {
+      stat = undefined;
+    }
+    if (!stat || ctx.ignores(real)) {
+      throw new KilnError('NOT_FOUND', `failed to compute cache key: "${e.rel}" is a symbolic link to "/${real}", which is not found in the build context`, place, {
+        hint: 'a COPY source that is a link is followed (inside the context or the stage), as BuildKit does',
+      });
+    }
+    out.push({ e: { rel: real, abs, stat }, name: e.rel });
+  }
+  return out;
 }
 
 function readlinkSafe(p: string): string {

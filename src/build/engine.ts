@@ -3,31 +3,42 @@
  * once), runs every instruction — RUN in the sandbox, COPY/ADD straight into layer tars, the rest
  * as config changes — and writes the target stage as an image in the store.
  */
-import { lstatSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
+import { BuildImages } from './base-image.js';
+import type { ClientOptions } from '../registry/client.js';
+import type { TransferEvent } from '../registry/pull.js';
+import { lstatSync, mkdirSync, openSync, readSync, readdirSync, closeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { runCapture } from '../util/proc.js';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { CopyInstruction, Dockerfile, Instruction, RunInstruction } from '../dockerfile/ast.js';
-import { expandWord, ExpansionError } from '../dockerfile/expand.js';
+import { expandHeredoc, expandWord, expandWords, ExpansionError } from '../dockerfile/expand.js';
+import { parsePortSpecs } from '../dockerfile/values.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
 import { createPlan } from '../plan/planner.js';
-import { StageScope, platformArgs, PROXY_ARGS } from '../plan/scope.js';
-import type { BuildPlan, PlannedStage } from '../plan/types.js';
+import { StageScope, platformArgs } from '../plan/scope.js';
+import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
 import { BuildContext } from '../context/index.js';
 import { encodeLayer, type LayerInfo } from '../layer/compress.js';
 import { tarEntries, type EntrySpec } from '../layer/write.js';
 import { hostPlatform } from '../image/platform.js';
 import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfig } from '../image/types.js';
 import type { Store } from '../store/store.js';
-import { DEFAULT_PATH, runStep, type BackendKind, type SnapshotterKind } from '../sandbox/index.js';
+import { DEFAULT_PATH, runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
 import { openView, resolveInRoot } from '../sandbox/view.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
-import { resolveChown, resolveUser } from '../util/users.js';
-import { planCopy } from './copy.js';
-import type { EventSink } from './events.js';
+import { resolveChown } from '../util/users.js';
+import { parentEntries, planCopy, type CopyRequest } from './copy.js';
+import { materializeHeredocs, heredocMarker, runArgs } from './heredoc.js';
+import { goDuration, goList, goQuoteList, runHistoryText } from './history.js';
+import { planStageInfo, pullProgress, stepExit, type EventSink } from './events.js';
+import { StepCache, type CacheSink, type CacheSource, type CacheStats } from './cache-step.js';
+import { prepareRunMounts, type FromSource, type RunMounts, type SecretSource, type SshSource } from './run-mounts.js';
+import { downloadUrl, isHttpUrl } from './add-url.js';
+import { expandMount } from '../dockerfile/expand-instruction.js';
+import { MountError } from '../dockerfile/mounts.js';
 
 export interface BuildOptions {
   store: Store;
@@ -46,6 +57,20 @@ export interface BuildOptions {
   backend?: BackendKind;
   signal?: AbortSignal;
   sourceDateEpoch?: number;
+  /** Build cache: --no-cache, --no-cache-filter STAGE…, --cache-from, --cache-to (see build/cache-step.ts). */
+  noCache?: boolean;
+  noCacheFilter?: string[];
+  cacheFrom?: CacheSource[];
+  cacheTo?: CacheSink[];
+  /** Re-resolve external images on their registries (--pull); registry client settings. */
+  pull?: boolean;
+  registry?: ClientOptions;
+  /** Pull progress of external images. */
+  onPull?: (ref: string, e: TransferEvent) => void;
+  /** Secrets for RUN --mount=type=secret (--secret id=ID,src=FILE|env=VAR; see build/run-mounts.ts). */
+  secrets?: SecretSource[];
+  /** SSH agent sockets for RUN --mount=type=ssh (--ssh ID[=SOCKET]). */
+  ssh?: SshSource[];
 }
 
 export interface BuildResult {
@@ -53,6 +78,7 @@ export interface BuildResult {
   descriptor: Descriptor;
   plan: BuildPlan;
   size: number;
+  cache?: CacheStats;
 }
 
 interface StageState {
@@ -61,6 +87,8 @@ interface StageState {
   /** Set when CMD was given in this stage: ENTRYPOINT then keeps it. */
   cmdSet: boolean;
   shell: string[];
+  /** ARGs declared in this stage (and the stages it is based on), in order: RUN's history shows them. */
+  argNames: string[];
 }
 
 const MAX_LAYERS = 127;
@@ -70,6 +98,7 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   const df = parseDockerfile(o.dockerfileText, { file: o.dockerfileName });
   const platform = o.platform ?? 'linux/amd64';
   const plan = createPlan(df, { buildArgs: o.buildArgs, target: o.target, platform });
+  emit({ type: 'plan', target: plan.target, stages: plan.order.map((n) => planStageInfo(plan.stages[n]!)) });
   for (const w of plan.warnings) emit({ type: 'warning', message: `${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}` });
   const ctx = BuildContext.open(o.contextDir, { dockerfile: o.dockerfilePath });
   const engine = new Engine(o, df, plan, ctx, emit);
@@ -88,6 +117,7 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     for (let i = 0; i < wave.length; i += limit) await Promise.all(wave.slice(i, i + limit).map(stageResult));
   }
   const final = await stageResult(plan.target);
+  await engine.cache.finish();
   const config = structuredClone(final.config);
   if (o.labels && Object.keys(o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
   const img = await o.store.writeImage(config, final.layers);
@@ -95,12 +125,19 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   const loaded = { descriptor: img.descriptor, manifest: img.manifest, config, id: img.id };
   const size = await o.store.imageSize(loaded);
   emit({ type: 'done', imageId: img.id, manifestDigest: img.descriptor.digest, ms: Date.now() - t0, layers: final.layers.length, size });
-  return { imageId: img.id, descriptor: img.descriptor, plan, size };
+  return { imageId: img.id, descriptor: img.descriptor, plan, size, cache: engine.cache.stats };
 }
 
 class Engine {
   private readonly automatic: Record<string, string>;
   private readonly globals: Map<string, string | undefined>;
+  /** Each built stage's variables at its end: what a stage based on it starts with. */
+  private readonly scopes = new Map<number, StageScope>();
+  readonly cache: StepCache;
+  /** External images (FROM, COPY --from): from the store, or pulled. */
+  readonly images: BuildImages;
+  /** Pulls in progress, by reference: their `pull` events. */
+  private readonly pulls = new Map<string, ReturnType<typeof pullProgress>>();
 
   constructor(
     private readonly o: BuildOptions,
@@ -111,6 +148,23 @@ class Engine {
   ) {
     this.automatic = platformArgs(plan.platform.target, plan.platform.build);
     this.globals = new Map(plan.globalArgs.map((a) => [a.name, a.value]));
+    // Pulls show in the build's progress as `pull` events (and go to onPull as they come).
+    this.images = new BuildImages({
+      store: o.store,
+      pull: o.pull,
+      registry: o.registry,
+      onProgress: (ref, e) => {
+        o.onPull?.(ref, e);
+        let p = this.pulls.get(ref);
+        if (!p) this.pulls.set(ref, (p = pullProgress(ref, emit)));
+        p.onProgress(e);
+      },
+      onPulled: (ref) => {
+        this.pulls.get(ref)?.finish();
+        this.pulls.delete(ref);
+      },
+    });
+    this.cache = new StepCache({ store: o.store, ctx, plan, escape: df.directives.escape, platform: plan.platform.target, sourceDateEpoch: o.sourceDateEpoch, network: o.network, noCache: o.noCache, noCacheFilter: o.noCacheFilter, from: o.cacheFrom, to: o.cacheTo });
   }
 
   private place(ins: Instruction): ErrorPlace {
@@ -127,6 +181,24 @@ class Engine {
     }
   }
 
+  private expandBody(body: string, scope: StageScope, ins: Instruction): string {
+    try {
+      return expandHeredoc(body, scope.lookup);
+    } catch (e) {
+      if (e instanceof ExpansionError) throw new KilnError('BUILD', e.message, this.place(ins));
+      throw e;
+    }
+  }
+
+  private expandFields(word: string, scope: StageScope, ins: Instruction): string[] {
+    try {
+      return expandWords(word, scope.lookup, { escape: this.df.directives.escape });
+    } catch (e) {
+      if (e instanceof ExpansionError) throw new KilnError('BUILD', e.message, this.place(ins));
+      throw e;
+    }
+  }
+
   async buildStage(stage: PlannedStage, stageResult: (n: number) => Promise<StageState>): Promise<StageState> {
     const t0 = Date.now();
     const store = this.o.store;
@@ -135,38 +207,86 @@ class Engine {
     this.emit({ type: 'stage-start', stage: stage.index, name: stage.name, base: baseLabel });
     if (stage.base.kind === 'stage') {
       state = structuredClone(await stageResult(stage.base.index));
+      state.cmdSet = false;
     } else if (stage.base.kind === 'scratch') {
       const p = hostPlatform();
-      state = { config: { architecture: p.architecture, os: p.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] }, layers: [], cmdSet: false, shell: ['/bin/sh', '-c'] };
+      // BuildKit's empty image: WorkingDir "/" (and the default PATH, added below).
+      state = { config: { architecture: p.architecture, os: p.os, config: { WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] }, layers: [], cmdSet: false, shell: ['/bin/sh', '-c'], argNames: [] };
     } else {
       const ref = stage.base.ref;
-      const img = await store.resolveImage(ref).catch((e: unknown) => {
-        if (e instanceof KilnError && e.code === 'NOT_FOUND') {
-          throw new KilnError('NOT_FOUND', `base image ${ref} is not in the store`, { ...this.placeOfStage(stage), image: ref }, { hint: `bring it in with 'kiln import ROOTFS.tar ${ref}' or 'kiln load' (registry pulls come with the registry client)` });
-        }
-        throw e;
-      });
+      const img = await this.images.get(ref, this.placeOfStage(stage));
       const config = structuredClone(img.config);
       config.history ??= [];
-      state = { config, layers: [...img.manifest.layers], cmdSet: false, shell: config.config?.Shell ?? ['/bin/sh', '-c'] };
+      state = { config, layers: [...img.manifest.layers], cmdSet: false, shell: config.config?.Shell ?? ['/bin/sh', '-c'], argNames: [] };
     }
     // A base without PATH (e.g. an imported rootfs) gets the default one, as BuildKit does: in the
     // stage's ENV (so `ENV PATH=/x:$PATH` works) and in the image.
     if (!(state.config.config?.Env ?? []).some((e) => e.startsWith('PATH='))) this.setEnv(state, 'PATH', DEFAULT_PATH);
-    const scope = new StageScope(this.globals, this.o.buildArgs ?? new Map(), this.automatic, (state.config.config?.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
-    // ONBUILD triggers of an external base run first, then are cleared.
-    const triggers = stage.base.kind === 'image' ? (state.config.config?.OnBuild ?? []) : [];
+    // A stage based on another stage carries on with its variables (ENV and ARGs), as BuildKit.
+    const parentScope = stage.base.kind === 'stage' ? this.scopes.get(stage.base.index) : undefined;
+    const scope = parentScope
+      ? parentScope.child()
+      : new StageScope(this.globals, this.o.buildArgs ?? new Map(), this.automatic, (state.config.config?.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
+    // ONBUILD triggers of the base run first, then are cleared: a base stage's as the planner
+    // resolved them (their --from sources are known), an image's parsed from its config.
+    const triggers: Instruction[] =
+      stage.base.kind === 'stage'
+        ? (stage.onbuild ?? []).map((p) => p.instruction)
+        : (state.config.config?.OnBuild ?? []).map((t) => this.parseTrigger(t, stage));
     if (state.config.config) state.config.config.OnBuild = null;
-    const instructions: Instruction[] = [...triggers.map((t) => parseDockerfile(t, { file: `${this.df.file} (ONBUILD)` }).instructions[0]!).filter(Boolean), ...stage.instructions.map((p) => p.instruction)];
+    const instructions: Instruction[] = [...triggers, ...stage.instructions.map((p) => p.instruction)];
     for (const [i, ins] of instructions.entries()) {
       if (this.o.signal?.aborted) throw new KilnError('BUILD', 'build interrupted');
       const st = Date.now();
       this.emit({ type: 'step-start', stage: stage.index, step: i + 1, total: instructions.length, text: ins.original, line: ins.range.start.line });
-      const layer = await this.step(ins, state, scope, stage, stageResult, i + 1);
+      let layer: LayerInfo | undefined;
+      try {
+        const cached = await this.cache.lookup(ins, state, scope, stage, stageResult);
+        if (cached.record) {
+          if (cached.replayScope) await this.step(ins, state, scope, stage, stageResult, i + 1);
+          this.cache.restore(cached, state);
+          this.emit({ type: 'step-cached', stage: stage.index, step: i + 1 });
+          layer = cached.record.layer;
+        } else {
+          layer = await this.step(ins, state, scope, stage, stageResult, i + 1);
+          await this.cache.record(cached, state, layer);
+        }
+      } catch (e) {
+        this.emit({ type: 'step-error', stage: stage.index, step: i + 1, ms: Date.now() - st, message: e instanceof Error ? e.message : String(e), ...stepExit(e) });
+        throw e;
+      }
       this.emit({ type: 'step-done', stage: stage.index, step: i + 1, ms: Date.now() - st, layer: layer ? { digest: layer.digest, size: layer.size } : undefined });
     }
     this.emit({ type: 'stage-done', stage: stage.index, ms: Date.now() - t0 });
+    this.scopes.set(stage.index, scope);
     return state;
+  }
+
+  /** An ONBUILD trigger of a base image, parsed as one instruction (errors name the FROM line). */
+  private parseTrigger(text: string, stage: PlannedStage): Instruction {
+    const place = this.placeOfStage(stage);
+    let ins: Instruction | undefined;
+    try {
+      ins = parseDockerfile(text, { file: `${this.df.file} (ONBUILD of the base image)` }).instructions[0];
+    } catch (e) {
+      throw new KilnError('BUILD', `invalid ONBUILD trigger of the base image "${text}": ${(e as Error).message}`, place);
+    }
+    if (!ins) throw new KilnError('BUILD', `empty ONBUILD trigger in the base image`, place);
+    if (['FROM', 'ONBUILD', 'MAINTAINER'].includes(ins.kind)) throw new KilnError('BUILD', `${ins.kind} isn't allowed as an ONBUILD trigger`, place);
+    // Report it at the FROM line: the trigger has no line of its own in this Dockerfile.
+    return { ...ins, range: { start: stage.position, endLine: stage.position.line } } as Instruction;
+  }
+
+  /**
+   * A --from / from= the planner did not see (an ONBUILD trigger of a base image): a stage built
+   * before this one, by name or index, else an image.
+   */
+  private resolveFrom(value: string, stage: PlannedStage, place: ErrorPlace): SourceRef {
+    const named = this.plan.stages.find((s) => s.name !== undefined && s.name.toLowerCase() === value.toLowerCase());
+    const index = named?.index ?? (/^\d+$/.test(value) ? Number(value) : undefined);
+    if (index === undefined) return { kind: 'image', ref: value };
+    if (index >= stage.index) throw new KilnError('BUILD', `--from=${value}: a stage can only use stages defined before it`, place);
+    return { kind: 'stage', index };
   }
 
   private placeOfStage(stage: PlannedStage): ErrorPlace {
@@ -224,8 +344,18 @@ class Engine {
     const cmdForm = (f: { form: 'exec'; args: string[] } | { form: 'shell'; command: string }) => (f.form === 'exec' ? f.args : [...state.shell, f.command]);
     switch (ins.kind) {
       case 'ARG': {
-        for (const a of ins.args) scope.declareArg(a.name, a.default !== undefined ? x(a.default) : undefined);
-        this.history(state, `ARG ${ins.args.map((a) => (a.default !== undefined ? `${a.name}=${x(a.default)}` : a.name)).join(' ')}`, true);
+        // History shows each ARG with the value it took (a --build-arg, the expanded default, the
+        // global or automatic value), as BuildKit.
+        const parts: string[] = [];
+        for (const a of ins.args) {
+          let shown: string | undefined;
+          scope.declareArg(a.name, a.default !== undefined ? () => (shown = x(a.default!)) : undefined);
+          if (this.o.buildArgs?.has(a.name)) shown = this.o.buildArgs.get(a.name);
+          else if (a.default === undefined) shown = this.globals.get(a.name) ?? (Object.hasOwn(this.automatic, a.name) ? this.automatic[a.name] : undefined);
+          if (!state.argNames.includes(a.name)) state.argNames.push(a.name);
+          parts.push(shown === undefined ? a.name : `${a.name}=${shown}`);
+        }
+        this.history(state, `ARG ${parts.join(' ')}`, true);
         return undefined;
       }
       case 'ENV': {
@@ -249,19 +379,20 @@ class Engine {
         return undefined;
       case 'EXPOSE': {
         const ports = (c().ExposedPorts ??= {});
-        for (const raw of ins.ports.map(x)) {
-          const [range, proto = 'tcp'] = raw.split('/');
-          const [lo, hi] = range!.split('-').map(Number);
-          if (!Number.isInteger(lo) || (hi !== undefined && !Number.isInteger(hi))) throw new KilnError('BUILD', `invalid port "${raw}"`, this.place(ins));
-          for (let p = lo!; p <= (hi ?? lo!); p++) ports[`${p}/${proto.toLowerCase()}`] = {};
+        let specs: string[];
+        try {
+          specs = parsePortSpecs(ins.ports.flatMap((p) => this.expandFields(p, scope, ins)));
+        } catch (e) {
+          throw new KilnError('BUILD', `EXPOSE: ${(e as Error).message}`, this.place(ins), { hint: 'EXPOSE PORT[/tcp|udp|sctp] or a range 8000-8010' });
         }
-        this.history(state, `EXPOSE map[${Object.keys(ports).join(' ')}]`, true);
+        for (const p of specs) ports[p] = {};
+        this.history(state, `EXPOSE ${goList(specs)}`, true);
         return undefined;
       }
       case 'VOLUME': {
         const vols = (c().Volumes ??= {});
         for (const v of ins.paths.map(x)) vols[v] = {};
-        this.history(state, `VOLUME ${JSON.stringify(ins.paths.map(x))}`, true);
+        this.history(state, `VOLUME ${goList(ins.paths.map(x))}`, true);
         return undefined;
       }
       case 'USER':
@@ -275,18 +406,18 @@ class Engine {
       case 'SHELL':
         state.shell = ins.shell;
         c().Shell = ins.shell;
-        this.history(state, `SHELL ${JSON.stringify(ins.shell)}`, true);
+        this.history(state, `SHELL ${goList(ins.shell)}`, true);
         return undefined;
       case 'CMD':
         c().Cmd = cmdForm(ins.command);
         state.cmdSet = true;
-        this.history(state, `CMD ${JSON.stringify(c().Cmd)}`, true);
+        this.history(state, `CMD ${goQuoteList(c().Cmd ?? [])}`, true);
         return undefined;
       case 'ENTRYPOINT':
         c().Entrypoint = cmdForm(ins.command);
         // An ENTRYPOINT set in a stage clears the CMD inherited from the base (docker's rule).
         if (!state.cmdSet) c().Cmd = null;
-        this.history(state, `ENTRYPOINT ${JSON.stringify(c().Entrypoint)}`, true);
+        this.history(state, `ENTRYPOINT ${goQuoteList(c().Entrypoint ?? [])}`, true);
         return undefined;
       case 'HEALTHCHECK': {
         if (ins.none) c().Healthcheck = { Test: ['NONE'] };
@@ -301,12 +432,14 @@ class Engine {
             ...(ins.retries !== undefined ? { Retries: ins.retries } : {}),
           };
         }
-        this.history(state, `HEALTHCHECK ${ins.none ? 'NONE' : JSON.stringify(c().Healthcheck!.Test)}`, true);
+        const h = c().Healthcheck!;
+        const d = (n: number | undefined) => goDuration(n ?? 0);
+        this.history(state, `HEALTHCHECK {Test:${goList(h.Test ?? [])} Interval:${d(h.Interval)} Timeout:${d(h.Timeout)} StartPeriod:${d(h.StartPeriod)} StartInterval:${d(h.StartInterval)} Retries:${h.Retries ?? 0}}`, true);
         return undefined;
       }
       case 'ONBUILD':
+        // Stored for the images built on this one; BuildKit writes no history entry for it.
         (c().OnBuild ??= []).push(ins.expression);
-        this.history(state, `ONBUILD ${ins.expression}`, true);
         return undefined;
       case 'WORKDIR': {
         const wd = path.posix.resolve(c().WorkingDir || '/', x(ins.path));
@@ -316,12 +449,15 @@ class Engine {
         let entries: EntrySpec[] = [];
         try {
           const real = await resolveInRoot(view.root, wd);
-          const owner = c().User ? resolveUser(view.root, c().User!) : { uid: 0, gid: 0 };
+          // BuildKit's mkdir takes USER as a file operation's owner (--chown rules: "1000" is 1000:1000).
+          const owner = c().User ? resolveChown(view.root, c().User!) : { uid: 0, gid: 0 };
           const mtime = this.o.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
           for (let d = real; d !== '' && d !== '.'; d = path.posix.dirname(d) === '.' ? '' : path.posix.dirname(d)) {
             if (pathExists(view.root, d)) break;
             entries.unshift({ path: d, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, mtime });
           }
+          // Its existing parents go in the layer as they are (else an unpacker makes them root's).
+          if (entries.length) entries.unshift(...parentEntries(view.root, [entries[0]!.path], owner, mtime));
         } finally {
           await view.close();
         }
@@ -338,7 +474,7 @@ class Engine {
       case 'ADD':
         return this.copy(ins, state, scope, stage, stageResult);
       case 'RUN':
-        return this.run(ins, state, scope, stage, stepNo);
+        return this.run(ins, state, scope, stage, stepNo, stageResult);
       case 'FROM':
         throw new KilnError('INTERNAL', 'FROM inside a stage');
     }
@@ -349,24 +485,23 @@ class Engine {
     const x = (w: string) => this.expand(w, scope, ins);
     const store = this.o.store;
     const place = this.place(ins);
-    if (ins.kind === 'ADD' && ins.sources.some((s) => /^(https?|git):\/\//.test(x(s)))) {
-      throw new KilnError('UNSUPPORTED', 'ADD of a URL is not supported yet', place, { hint: 'download it in a RUN step, or COPY a local file' });
+    // Heredoc sources (`<<EOF`) are not words to expand; their bodies are, unless quoted.
+    const heredocSources = ins.sources.filter((s) => heredocMarker(s) !== undefined);
+    const pathSources = ins.sources.filter((s) => heredocMarker(s) === undefined).map(x);
+    if (ins.kind === 'ADD' && pathSources.some((s) => /^git:\/\//.test(s))) {
+      throw new KilnError('UNSUPPORTED', 'ADD of a git URL is not supported yet', place, { hint: 'clone it in a RUN step, or COPY a local checkout' });
     }
-    if (ins.heredocs.length) throw new KilnError('UNSUPPORTED', 'COPY/ADD heredocs are not supported yet', place);
-    const planned = stage.instructions.find((p) => p.instruction === ins);
+    const planned = [...(stage.onbuild ?? []), ...stage.instructions].find((p) => p.instruction === ins);
     let srcView: { root: string; close(): Promise<void> } | undefined;
     let srcCtx = this.ctx;
     let keepOwner = false;
     if (ins.from !== undefined) {
-      const src = planned?.sources?.[0];
-      if (!src) throw new KilnError('INTERNAL', 'unresolved --from', place);
+      const src = planned?.sources?.[0] ?? this.resolveFrom(x(ins.from), stage, place);
       if (src.kind === 'stage') {
         const s = await stageResult(src.index);
         srcView = await openView(store, s.layers, s.config.rootfs.diff_ids);
       } else {
-        const img = await store.resolveImage(src.ref).catch(() => {
-          throw new KilnError('NOT_FOUND', `COPY --from image ${src.ref} is not in the store`, { ...place, image: src.ref }, { hint: `bring it in with 'kiln import' or 'kiln load'` });
-        });
+        const img = await this.images.get(src.ref, place);
         srcView = await openView(store, img.manifest.layers, img.config.rootfs.diff_ids);
       }
       srcCtx = BuildContext.plain(srcView.root);
@@ -383,8 +518,15 @@ class Engine {
         chmod = parseInt(m, 8);
       }
       // ADD of a local tar archive (plain, gzip, bzip2, xz) unpacks it, keeping its ownership.
-      const sources: { ctx: BuildContext; pattern: string; keepOwner?: boolean }[] = [];
-      for (const s of ins.sources.map(x)) {
+      const sources: CopyRequest['sources'] = [];
+      for (const s of pathSources) {
+        // ADD of an http(s) URL: downloaded (never unpacked), then copied like a file (build/add-url.ts).
+        if (ins.kind === 'ADD' && ins.from === undefined && isHttpUrl(s)) {
+          const d = await downloadUrl({ url: s, tmpDir: store.tmpDir, checksum: ins.checksum !== undefined ? x(ins.checksum) : undefined, place, signal: this.o.signal });
+          cleanups.push(d.dir);
+          sources.push({ ctx: BuildContext.plain(d.dir), pattern: d.name });
+          continue;
+        }
         if (ins.kind === 'ADD' && ins.from === undefined && ins.unpack !== false) {
           const archives = srcCtx.select(s, place).filter((e) => e.stat.isFile() && isArchive(e.abs));
           if (archives.length) {
@@ -393,9 +535,10 @@ class Engine {
               mkdirSync(dir, { recursive: true });
               cleanups.push(dir);
               const r = await runCapture('tar', ['-x', '-f', a.abs, '-C', dir]);
-              // Not a tar after all (e.g. a lone .gz file): docker copies it as it is.
-              if (r.code !== 0) sources.push({ ctx: srcCtx, pattern: a.rel });
-              else sources.push({ ctx: BuildContext.plain(dir), pattern: '.', keepOwner: true });
+              // Not a tar after all (e.g. a lone .gz file; GNU tar may "extract" nothing from it and
+              // succeed): docker copies it as it is (BuildKit needs a first tar header).
+              if (r.code !== 0 || readdirSync(dir).length === 0) sources.push({ ctx: srcCtx, pattern: a.rel });
+              else sources.push({ ctx: BuildContext.plain(dir), pattern: '.', keepOwner: true, unpacked: true });
             }
             const rest = srcCtx.select(s, place).filter((e) => !archives.some((a) => a.rel === e.rel));
             for (const e of rest) sources.push({ ctx: srcCtx, pattern: e.rel });
@@ -403,6 +546,13 @@ class Engine {
           }
         }
         sources.push({ ctx: srcCtx, pattern: s });
+      }
+      if (heredocSources.length) {
+        const bodies = ins.heredocs.map((h) => (h.expand ? { ...h, content: this.expandBody(h.content, scope, ins) } : h));
+        const docs = materializeHeredocs(bodies, heredocSources, store.tmpDir, this.o.sourceDateEpoch ?? Math.floor(Date.now() / 1000), place);
+        cleanups.push(docs.dir);
+        const docCtx = BuildContext.plain(docs.dir);
+        for (const src of heredocSources) sources.push({ ctx: docCtx, pattern: docs.names.get(src)! });
       }
       const entries = await planCopy({
         sources,
@@ -416,7 +566,16 @@ class Engine {
         parents: ins.parents,
         place,
       });
-      const text = `${ins.kind} ${ins.from !== undefined ? `--from=${x(ins.from)} ` : ''}${ins.chown !== undefined ? `--chown=${x(ins.chown)} ` : ''}${ins.sources.map(x).join(' ')} ${x(ins.dest)} # buildkit`;
+      // BuildKit's commit message: flags it shows (not --from), path sources, heredocs, dest.
+      const text = [
+        ins.kind,
+        ...(ins.parents ? ['--parents'] : []),
+        ...(ins.chown !== undefined ? [`--chown=${x(ins.chown)}`] : []),
+        ...(ins.chmod !== undefined ? [`--chmod=${x(ins.chmod)}`] : []),
+        ...pathSources,
+        ...heredocSources.map((h) => `<<${heredocMarker(h)}`),
+        x(ins.dest),
+      ].join(' ') + ' # buildkit';
       const l = await this.addLayer(state, tarEntries(entries, { sourceDateEpoch: this.o.sourceDateEpoch }), ins);
       this.history(state, text, false);
       return l;
@@ -427,20 +586,18 @@ class Engine {
     }
   }
 
-  private async run(ins: RunInstruction, state: StageState, scope: StageScope, stage: PlannedStage, stepNo: number): Promise<LayerInfo | undefined> {
+  private async run(ins: RunInstruction, state: StageState, scope: StageScope, stage: PlannedStage, stepNo: number, stageResult: (n: number) => Promise<StageState>): Promise<LayerInfo | undefined> {
     const place = this.place(ins);
-    if (ins.mountFlags.length) throw new KilnError('UNSUPPORTED', 'RUN --mount is not supported yet', place, { hint: 'it comes with the build cache issue' });
-    let args: string[];
     const cmd = ins.command;
-    if (cmd.form === 'exec') args = cmd.args;
-    else if (cmd.heredocs.length && /^<<-?["']?[A-Za-z0-9_.-]+["']?$/.test(cmd.command.trim())) {
-      args = [...state.shell, cmd.heredocs[0]!.content];
-    } else if (cmd.heredocs.length) {
-      args = [...state.shell, `${cmd.command}\n${cmd.heredocs.map((h) => `${h.content}${h.name}\n`).join('')}`];
-    } else args = [...state.shell, cmd.command];
     const cfg = this.cfg(state);
-    const env = [...(cfg.Env ?? [])];
-    for (const [k, v] of [...scope.argEntries(), ...scope.proxyEntries()]) if (!env.some((e) => e.startsWith(`${k}=`))) env.push(`${k}=${v}`);
+    // The stage's variables as BuildKit gives them to RUN: base ENV, ENV and ARG values (the last
+    // set wins), proxy build args; ARG values never reach the image config.
+    const env = scope.runEnv().map(([k, v]) => `${k}=${v}`);
+    const scratch: string[] = [];
+    const prepared = runArgs(cmd, state.shell, this.o.store.tmpDir);
+    scratch.push(...prepared.scratch);
+    const args = prepared.args;
+    const mounts: Mount[] = [...prepared.mounts];
     const tail: string[] = [];
     const keep = (b: Buffer, stream: 'stdout' | 'stderr') => {
       this.emit({ type: 'step-output', stage: stage.index, step: stepNo, stream, data: b });
@@ -448,12 +605,20 @@ class Engine {
       if (tail.length > 40) tail.splice(0, tail.length - 40);
     };
     const network = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : (this.o.network ?? 'host');
-    const out = await runStep({
+    let out: Awaited<ReturnType<typeof runStep>>;
+    let runMounts: RunMounts | undefined;
+    try {
+     if (ins.mountFlags.length) {
+       runMounts = await this.runMounts(ins, scope, stage, stageResult, env, cfg.WorkingDir || '/');
+       mounts.push(...runMounts.mounts);
+     }
+     out = await runStep({
       store: this.o.store,
       layers: state.layers,
       diffIds: state.config.rootfs.diff_ids,
       args,
-      env,
+      env: runMounts?.env ?? env,
+      mounts,
       cwd: cfg.WorkingDir || '/',
       user: cfg.User ?? '',
       network,
@@ -464,11 +629,16 @@ class Engine {
       sourceDateEpoch: this.o.sourceDateEpoch,
       onStdout: (b) => keep(b, 'stdout'),
       onStderr: (b) => keep(b, 'stderr'),
-    });
-    const createdBy = cmd.form === 'exec' ? `RUN ${JSON.stringify(cmd.args)} # buildkit` : `RUN ${state.shell.join(' ')} ${cmd.command} # buildkit`;
+     });
+    } finally {
+      for (const d of scratch) await rm(d, { recursive: true, force: true });
+      await runMounts?.release();
+    }
+    const createdBy = `RUN ${runHistoryText(args, state.argNames.map((n) => [n, scope.lookup(n) ?? '']))} # buildkit`;
     if (out.exitCode !== 0) {
       const last = tail.filter((l) => l.trim() !== '').slice(-10).join('\n      ');
-      throw new KilnError('BUILD', `stage ${stage.name ?? stage.index}: RUN failed with exit code ${out.exitCode}: ${cmd.form === 'exec' ? JSON.stringify(cmd.args) : cmd.command}${last ? `\n    last output:\n      ${last}` : ''}`, place);
+      const err = new KilnError('BUILD', `stage ${stage.name ?? stage.index}: RUN failed with exit code ${out.exitCode}: ${cmd.form === 'exec' ? JSON.stringify(cmd.args) : cmd.command}${last ? `\n    last output:\n      ${last}` : ''}`, place);
+      throw Object.assign(err, { stepExitCode: out.exitCode });
     }
     if (!out.layer) {
       this.history(state, createdBy, true);
@@ -476,8 +646,34 @@ class Engine {
     }
     this.pushLayer(state, out.layer, ins);
     this.history(state, createdBy, false);
-    void PROXY_ARGS;
     return out.layer;
+  }
+
+  /**
+   * RUN --mount: the flags expanded with the stage's variables (as BuildKit), from= resolved as
+   * the planner did (or now, for an ONBUILD trigger), then made ready (build/run-mounts.ts).
+   */
+  private async runMounts(ins: RunInstruction, scope: StageScope, stage: PlannedStage, stageResult: (n: number) => Promise<StageState>, env: string[], workdir: string): Promise<RunMounts> {
+    const place = this.place(ins);
+    const specs = ins.mountFlags.map((m) => {
+      try {
+        return expandMount(m, scope.lookup, { escape: this.df.directives.escape });
+      } catch (e) {
+        if (e instanceof ExpansionError || e instanceof MountError) throw new KilnError('BUILD', e.message, place);
+        throw e;
+      }
+    });
+    const planned = [...(stage.onbuild ?? []), ...stage.instructions].find((p) => p.instruction === ins);
+    const from = async (value: string, i: number): Promise<FromSource> => {
+      const src = planned?.sources?.[i] ?? this.resolveFrom(value, stage, place);
+      if (src.kind === 'stage') {
+        const s = await stageResult(src.index);
+        return { layers: s.layers, diffIds: s.config.rootfs.diff_ids };
+      }
+      const img = await this.images.get(src.ref, place);
+      return { layers: img.manifest.layers, diffIds: img.config.rootfs.diff_ids };
+    };
+    return prepareRunMounts({ specs, place, store: this.o.store, ctx: this.ctx, workdir, env, from, secrets: this.o.secrets, ssh: this.o.ssh, signal: this.o.signal });
   }
 }
 

@@ -1,8 +1,9 @@
 /**
  * The build context: .dockerignore (docker's pattern rules via @balena/dockerignore, which follows
  * moby's matcher: `**`, `!` exceptions, leading `/`), and selecting COPY/ADD sources with
- * docker's wildcard rules (Go's filepath.Match per path segment). Symlinks are kept as links and
- * never followed out of the context.
+ * docker's wildcard rules (Go's filepath.Match per path segment). Symlinks found inside a copied
+ * directory stay links; a source that is itself a link is followed by build/copy.ts (as BuildKit),
+ * never out of the context.
  */
 import { existsSync, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
 import * as path from 'node:path';

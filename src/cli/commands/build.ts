@@ -1,60 +1,57 @@
 /** `kiln build`: a Dockerfile and a context → an image, with docker build's flags. */
+import { push } from '../../registry/push.js';
+import { closeIdleConnections } from '../../registry/http.js';
+import { transferView } from '../../ui/transfer.js';
+import { clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
+import { RegistryClient, type ClientOptions } from '../../registry/client.js';
+import { parseCacheSpec, RegistryCacheSink, RegistryCacheSource, type CacheSpec } from '../../cache/registry.js';
+import type { CacheSink, CacheSource } from '../../build/cache-step.js';
 import type { Command } from 'commander';
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { build } from '../../build/engine.js';
-import type { BuildEvent } from '../../build/events.js';
+import { parseSecretFlag, parseSshFlag } from '../../build/run-mounts.js';
+import { isProgressMode, progressDisplay, progressError, resolveProgressMode, PROGRESS_MODES } from '../../ui/progress/index.js';
 import { saveImagesToFile } from '../../archive/save.js';
 import { normalizeImageName } from '../../image/reference.js';
 import { KilnError } from '../../util/errors.js';
 import { readDockerfileInput } from '../dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
-import { humanSize, openStoreFromCli } from '../store.js';
+import { openStoreFromCli } from '../store.js';
 
-interface BuildFlags {
+interface BuildFlags extends RegistryFlags {
   file?: string;
   tag?: string[];
   buildArg?: string[];
   target?: string;
-  noCache?: boolean;
+  /** commander's --no-cache sets cache=false */
+  cache?: boolean;
+  /** --no-cache-filter: commander names a `--no-…` option after what follows `no-` (true when not given). */
+  cacheFilter?: string[] | boolean;
+  cacheFrom?: string[];
+  cacheTo?: string[];
   pull?: boolean;
   network: string;
   label?: string[];
   platform: string;
   iidfile?: string;
   quiet?: boolean;
+  progress: string;
   output?: string;
   snapshotter?: string;
   backend?: string;
   sourceDateEpoch?: string;
+  secret?: string[];
+  ssh?: string[];
 }
 
-function plainPrinter(names: Map<number, string>): (e: BuildEvent) => void {
-  return (e) => {
-    const label = (s: number) => names.get(s) ?? `stage-${s}`;
-    switch (e.type) {
-      case 'stage-start':
-        names.set(e.stage, e.name ?? `stage-${e.stage}`);
-        process.stderr.write(`#${e.stage} [${label(e.stage)}] FROM ${e.base}\n`);
-        break;
-      case 'step-start':
-        process.stderr.write(`#${e.stage} [${label(e.stage)} ${e.step}/${e.total}] ${e.text.split('\n')[0]}\n`);
-        break;
-      case 'step-output':
-        for (const line of e.data.toString().split('\n')) if (line !== '') process.stderr.write(`#${e.stage} ${line}\n`);
-        break;
-      case 'step-done':
-        if (e.ms > 200 || e.layer) process.stderr.write(`#${e.stage} DONE ${(e.ms / 1000).toFixed(1)}s${e.layer ? ` (layer ${humanSize(e.layer.size)})` : ''}\n`);
-        break;
-      case 'warning':
-        process.stderr.write(`warning: ${e.message}\n`);
-        break;
-      case 'done':
-        process.stderr.write(`built ${e.imageId} in ${(e.ms / 1000).toFixed(1)}s: ${e.layers} layers, ${humanSize(e.size)}\n`);
-        break;
-      default:
-        break;
-    }
+/** --cache-from / --cache-to: registry cache sources and sinks sharing one registry client. */
+function registryCache(specs: { from: CacheSpec[]; to: CacheSpec[] }, opts: ClientOptions, warn: (message: string) => void): { cacheFrom?: CacheSource[]; cacheTo?: CacheSink[] } {
+  if (!specs.from.length && !specs.to.length) return {};
+  const client = new RegistryClient(opts);
+  return {
+    cacheFrom: specs.from.map((s) => new RegistryCacheSource(s.ref, client, warn)),
+    cacheTo: specs.to.map((s) => new RegistryCacheSink(s.ref, s.mode, client, { ignoreError: s.ignoreError, warn })),
   };
 }
 
@@ -67,38 +64,66 @@ export function register(program: Command): Command {
     .option('-t, --tag <name:tag>', 'name the image (repeatable)', collect)
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect)
     .option('--target <stage>', 'build this stage (and what it needs) only')
-    .option('--no-cache', 'do not use the build cache (kiln has none yet: every build runs every step)')
-    .option('--pull', 'always look for newer base images (needs the registry client)')
+    .option('--no-cache', 'do not use the build cache: run every step (results are still recorded for later builds)')
+    .option('--no-cache-filter <stages>', 'do not use the build cache for these stages (names or indexes, comma-separated; repeatable)', (v: string, prev: unknown) => [...(Array.isArray(prev) ? (prev as string[]) : []), v])
+    .option('--cache-from <spec>', 'also take build-cache records from a registry: type=registry,ref=REF (or just REF); repeatable', collect)
+    .option('--cache-to <spec>', 'export the build cache to a registry: type=registry,ref=REF[,mode=min|max][,ignore-error=true] (min: the final stage line, max: every stage)', collect)
+    .option('--pull', 'always look for newer versions of the images the build reads (FROM, COPY --from) on their registries')
     .option('--network <mode>', 'network for RUN steps: host or none', 'host')
     .option('--label <key=value>', 'set a label on the image (repeatable)', collect)
     .option('--platform <os/arch>', 'target platform', 'linux/amd64')
     .option('--iidfile <file>', 'write the image ID to this file')
-    .option('-q, --quiet', 'print only the image ID')
-    .option('-o, --output <spec>', 'type=store (default), type=docker,dest=FILE or type=oci,dest=FILE')
+    .option('-q, --quiet', 'print only the image ID (no progress)')
+    .option('--progress <mode>', `progress display: ${PROGRESS_MODES.join(', ')} (auto: tty on a terminal, else plain; json: JSON lines on stdout, see docs/progress-json.md)`, 'auto')
+    .option('-o, --output <spec>', 'type=store (default), type=docker,dest=FILE, type=oci,dest=FILE or type=registry[,name=REF] (push)')
     .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
     .option('--backend <kind>', 'oci or chroot (default: oci when a runtime works)')
+    .option('--insecure-registry <host>', 'allow plain HTTP and unverified TLS for this registry (repeatable)', collect)
+    .option('--tls-verify [bool]', 'verify registry TLS certificates (default true)')
+    .option('--cert-dir <dir>', 'per-registry CA certificates (default /etc/docker/certs.d)')
     .option('--source-date-epoch <seconds>', 'pin timestamps for reproducible images (default: $SOURCE_DATE_EPOCH)')
+    .option('--secret <spec>', 'a secret for RUN --mount=type=secret: id=ID[,src=FILE|,env=VAR] (only id: the variable ID if set, else the file ID); repeatable', collect)
+    .option('--ssh <spec>', 'an SSH agent for RUN --mount=type=ssh: ID[=SOCKET] ("default": $SSH_AUTH_SOCK); repeatable', collect)
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
       if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default') throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
       if (f.platform !== 'linux/amd64' && f.platform !== 'linux/x86_64') throw new KilnError('USAGE', `--platform ${f.platform}: kiln builds for linux/amd64 only so far`);
-      if (f.pull) throw new KilnError('UNSUPPORTED', '--pull needs the registry client, which kiln does not have yet');
       for (const t of f.tag ?? []) normalizeImageName(t);
-      let output: { type: string; dest?: string } = { type: 'store' };
+      if (!isProgressMode(f.progress)) throw new KilnError('USAGE', `unknown --progress "${f.progress}"`, {}, { hint: `use one of ${PROGRESS_MODES.join(', ')}` });
+      let output: { type: string; dest?: string; name?: string } = { type: 'store' };
       if (f.output) {
         const kv = Object.fromEntries(f.output.split(',').map((p) => p.split('=', 2) as [string, string]));
-        if (!['store', 'docker', 'oci'].includes(kv.type ?? '')) throw new KilnError('USAGE', `unsupported --output "${f.output}": use type=store, type=docker,dest=FILE or type=oci,dest=FILE`);
-        if (kv.type !== 'store' && !kv.dest) throw new KilnError('USAGE', `--output type=${kv.type} needs dest=FILE`);
-        output = { type: kv.type!, dest: kv.dest };
+        if (!['store', 'docker', 'oci', 'registry', 'image'].includes(kv.type ?? '')) throw new KilnError('USAGE', `unsupported --output "${f.output}": use type=store, type=docker,dest=FILE, type=oci,dest=FILE or type=registry[,name=REF]`);
+        if (kv.type === 'image' && kv.push !== 'true') kv.type = 'store';
+        if (kv.type === 'image') kv.type = 'registry';
+        if (kv.type !== 'store' && kv.type !== 'registry' && !kv.dest) throw new KilnError('USAGE', `--output type=${kv.type} needs dest=FILE`);
+        if (kv.type === 'registry' && !kv.name && !f.tag?.length) throw new KilnError('USAGE', '--output type=registry needs a name: -t REF or name=REF');
+        output = { type: kv.type!, dest: kv.dest, name: kv.name };
       }
       if (!existsSync(context)) throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
       const input = readDockerfileInput(f.file, path.resolve(context));
       const buildArgs = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
       const labels = Object.fromEntries(parseKeyValues(f.label, '--label'));
-      const sde = f.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
+      const secrets = (f.secret ?? []).map(parseSecretFlag);
+      const ssh = (f.ssh ?? []).map(parseSshFlag);
+      // SOURCE_DATE_EPOCH as BuildKit takes it: the flag, a --build-arg, the environment (empty:
+      // unset); it is also a build arg then, so a stage with `ARG SOURCE_DATE_EPOCH` shows it to RUN.
+      const sde = [f.sourceDateEpoch, buildArgs.get('SOURCE_DATE_EPOCH'), process.env.SOURCE_DATE_EPOCH].find((v) => v !== undefined && v !== '');
+      if (sde !== undefined && !buildArgs.has('SOURCE_DATE_EPOCH')) buildArgs.set('SOURCE_DATE_EPOCH', sde);
+      const cacheSpecs = { from: (f.cacheFrom ?? []).map((s) => parseCacheSpec(s, '--cache-from')), to: (f.cacheTo ?? []).map((s) => parseCacheSpec(s, '--cache-to')) };
       if (sde !== undefined && !/^\d+$/.test(sde)) throw new KilnError('USAGE', `invalid SOURCE_DATE_EPOCH "${sde}": expected seconds since 1970`);
       const store = await openStoreFromCli(cmd);
+      // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
+      // in the `done` event); -q shows nothing but the id.
+      const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);
+      const quiet = mode === 'quiet';
+      const display = progressDisplay(mode, mode === 'json' ? process.stdout : process.stderr);
+      const pushView = transferView('push', process.stderr, { tty: false });
       const ac = new AbortController();
-      const onSig = () => ac.abort();
+      const onSig = () => {
+        ac.abort();
+        // The live view stops (and shows the cursor again) at once, not when the steps have ended.
+        display.finish({ message: 'build interrupted', code: 'INTERRUPTED' });
+      };
       process.once('SIGINT', onSig);
       process.once('SIGTERM', onSig);
       try {
@@ -119,16 +144,32 @@ export function register(program: Command): Command {
             backend: f.backend as 'oci' | 'chroot' | undefined,
             signal: ac.signal,
             sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
+            noCache: f.cache === false,
+            noCacheFilter: (Array.isArray(f.cacheFilter) ? f.cacheFilter : []).flatMap((s) => s.split(',')).filter(Boolean),
+            pull: f.pull,
+            registry: clientOptionsFrom(f),
+            secrets,
+            ssh,
+            ...registryCache(cacheSpecs, clientOptionsFrom(f), (message) => display.onEvent({ type: 'warning', message })),
           },
-          f.quiet ? () => undefined : plainPrinter(new Map()),
+          (e) => display.onEvent(e),
         );
-        if (output.type !== 'store') {
+        display.finish();
+        if (output.type === 'registry') {
+          const names = output.name ? output.name.split(/[,;]/).filter(Boolean) : (f.tag ?? []);
+          for (const n of names) {
+            const pushed = await push(store, r.descriptor.digest, n, { ...clientOptionsFrom(f), onProgress: quiet ? undefined : (e) => pushView.onEvent(e) });
+            pushView.finish();
+            if (!quiet) process.stderr.write(`pushed ${pushed.ref}@${pushed.digest}\n`);
+          }
+        } else if (output.type !== 'store') {
           const img = await store.resolveImage(r.descriptor.digest);
           await saveImagesToFile(store, [{ ...img, name: f.tag?.[0] ? normalizeImageName(f.tag[0]) : undefined }], output.type as 'docker' | 'oci', output.dest!);
         }
         if (f.iidfile) writeFileSync(f.iidfile, r.imageId);
-        process.stdout.write(`${r.imageId}\n`);
+        if (mode !== 'json') process.stdout.write(`${r.imageId}\n`);
       } catch (e) {
+        display.finish(progressError(e));
         if (ac.signal.aborted) {
           process.stderr.write('build interrupted\n');
           process.exitCode = 130;
@@ -136,6 +177,8 @@ export function register(program: Command): Command {
         }
         throw e;
       } finally {
+        display.finish();
+        closeIdleConnections();
         process.off('SIGINT', onSig);
         process.off('SIGTERM', onSig);
       }

@@ -1,0 +1,62 @@
+/**
+ * Images a build reads (FROM, COPY --from, RUN --mount from=): from the store when it has them,
+ * else pulled through the registry client; with --pull always re-resolved on the registry (once
+ * per build and reference, however many stages use it).
+ */
+import type { ClientOptions } from '../registry/client.js';
+import { pull, type TransferEvent } from '../registry/pull.js';
+import { RegistryClient } from '../registry/client.js';
+import type { Platform } from '../image/types.js';
+import type { LoadedImage, Store } from '../store/store.js';
+import { KilnError, type ErrorPlace } from '../util/errors.js';
+
+export interface ImageSourceOptions {
+  store: Store;
+  /** Re-resolve every external image on its registry (docker build --pull). */
+  pull?: boolean;
+  registry?: ClientOptions;
+  platform?: Platform;
+  onProgress?: (ref: string, e: TransferEvent) => void;
+  /** A pull finished: the image is in the store. */
+  onPulled?: (ref: string) => void;
+}
+
+export class BuildImages {
+  private readonly pending = new Map<string, Promise<LoadedImage>>();
+  private client?: RegistryClient;
+
+  constructor(private readonly o: ImageSourceOptions) {}
+
+  get(ref: string, place: ErrorPlace): Promise<LoadedImage> {
+    let p = this.pending.get(ref);
+    if (!p) {
+      p = this.load(ref, place);
+      this.pending.set(ref, p);
+    }
+    return p;
+  }
+
+  private async load(ref: string, place: ErrorPlace): Promise<LoadedImage> {
+    const store = this.o.store;
+    if (!this.o.pull) {
+      try {
+        return await store.resolveImage(ref, { platform: this.o.platform });
+      } catch (e) {
+        if (!(e instanceof KilnError && e.code === 'NOT_FOUND')) throw e;
+      }
+    }
+    this.client ??= new RegistryClient(this.o.registry);
+    try {
+      const img = await pull(store, ref, { client: this.client, platform: this.o.platform, onProgress: (e) => this.o.onProgress?.(ref, e) });
+      this.o.onPulled?.(ref);
+      return img;
+    } catch (e) {
+      if (e instanceof KilnError) {
+        const what = this.o.pull ? `base image ${ref}: pulling it failed: ${e.message}` : `base image ${ref} is not in the store, and pulling it failed: ${e.message}`;
+        const bringIn = `bring it in with 'kiln pull ${ref}', 'kiln import ROOTFS.tar ${ref}' or 'kiln load'`;
+        throw new KilnError(e.code, what, { ...place, image: ref }, { hint: e.hint ? `${e.hint}; or ${bringIn}` : bringIn });
+      }
+      throw e;
+    }
+  }
+}

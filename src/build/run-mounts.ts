@@ -1,0 +1,621 @@
+/**
+ * RUN --mount (BuildKit's run mounts) → the sandbox's mounts plus additions to RUN's environment:
+ *
+ * - cache: a directory kept in the store between builds, STORE/cache-mounts/<sha256 of the key>/,
+ *   the key being the id (default: the target) plus, as BuildKit, what the cache starts from
+ *   (from=/source= and uid/gid/mode). Never part of a layer. Sharing: `shared` users share one
+ *   directory; `locked` waits until nobody else uses it; `private` takes a directory nobody uses,
+ *   a new one when all are busy. Holders are files naming the process (pid and start time), so a
+ *   killed kiln never blocks a cache. `pruneCacheMounts` removes the ones nobody holds.
+ * - bind: the build context (default), a stage or an image (`from=`), `source` (default the root)
+ *   resolved inside it without following symlinks out of it; read-only unless `rw`, whose writes
+ *   are thrown away. From the context, .dockerignore'd files are not there (as BuildKit).
+ * - tmpfs: a fresh tmpfs (`size`).
+ * - secret: `--secret id=ID[,src=FILE|,env=VAR]` of `kiln build`; a file (default
+ *   /run/secrets/<id>, mode 0400, uid/gid 0) from a private tmpfs directory (/dev/shm), and/or an
+ *   environment variable (`env=`). The bytes never reach a layer (mount points stay out of it),
+ *   the config, the history (BuildKit's `RUN …` text has no mount flags) or a cache key (keys see
+ *   the mount options, not the content). A missing secret is an error when `required`, else the
+ *   mount is skipped.
+ * - ssh: `--ssh ID[=SOCKET]` (default $SSH_AUTH_SOCK): a socket (default
+ *   /run/buildkit/ssh_agent.N, mode 0600) that forwards each connection to the caller's agent;
+ *   SSH_AUTH_SOCK points at the first one unless the stage sets it.
+ *
+ * Relative targets are relative to the working directory (BuildKit).
+ */
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeSync, promises as fsp } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { MountSpec } from '../dockerfile/ast.js';
+import type { Descriptor } from '../image/types.js';
+import type { BuildContext } from '../context/index.js';
+import type { Mount } from '../sandbox/index.js';
+import { openView, resolveInRoot, type View } from '../sandbox/view.js';
+import type { Store } from '../store/store.js';
+import { withFileLock } from '../store/lock.js';
+import { sha256, digestHex, type Digest } from '../util/digest.js';
+import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { runCapture } from '../util/proc.js';
+
+/** A secret given to the build: `--secret id=ID[,src=FILE][,env=VAR]`. */
+export interface SecretSource {
+  id: string;
+  /** Read from this file… */
+  src?: string;
+  /** …or from this variable of kiln's environment. */
+  env?: string;
+}
+
+/** An SSH agent given to the build: `--ssh ID[=SOCKET]`. */
+export interface SshSource {
+  id: string;
+  /** The agent's socket. */
+  socket: string;
+}
+
+/** BuildKit's limit on one secret. */
+export const MAX_SECRET_SIZE = 500 * 1024;
+
+/**
+ * `--secret` as docker buildx reads it: `id=ID[,type=file|env][,src|source=PATH][,env=VAR]`.
+ * With only an id, the variable of that name when it is set, else the file of that name (BuildKit's
+ * secretsprovider). Files must exist and be at most 500 KiB (checked here, before the build).
+ */
+export function parseSecretFlag(spec: string): SecretSource {
+  const out: SecretSource = { id: '' };
+  let type: string | undefined;
+  for (const field of spec.split(',')) {
+    const eq = field.indexOf('=');
+    if (eq < 0) throw new KilnError('USAGE', `invalid --secret "${spec}": "${field}" must be a key=value pair`, {}, { hint: '--secret id=ID,src=FILE or --secret id=ID,env=VAR' });
+    const key = field.slice(0, eq).trim().toLowerCase();
+    const value = field.slice(eq + 1);
+    if (key === 'id') out.id = value;
+    else if (key === 'src' || key === 'source') out.src = value;
+    else if (key === 'env') out.env = value;
+    else if (key === 'type') {
+      if (value !== 'file' && value !== 'env') throw new KilnError('USAGE', `invalid --secret "${spec}": type must be file or env`);
+      type = value;
+    } else throw new KilnError('USAGE', `invalid --secret "${spec}": unexpected key "${key}"`, {}, { hint: 'keys: id, src (or source), env, type' });
+  }
+  if (type === 'env' && out.env === undefined) {
+    out.env = out.src;
+    out.src = undefined;
+  }
+  if (out.id === '') {
+    // buildx: the id defaults to the file's base name or the variable's name.
+    if (out.src) out.id = path.basename(out.src);
+    else if (out.env) out.id = out.env;
+    else throw new KilnError('USAGE', `invalid --secret "${spec}": an id is needed`, {}, { hint: '--secret id=ID,src=FILE or --secret id=ID,env=VAR' });
+  }
+  if (out.src === undefined && out.env === undefined) {
+    if (process.env[out.id] !== undefined) out.env = out.id;
+    else out.src = out.id;
+  }
+  if (out.src !== undefined) {
+    let st;
+    try {
+      st = statSync(out.src);
+    } catch {
+      throw new KilnError('NOT_FOUND', `secret "${out.id}": cannot read ${out.src}`, { path: out.src }, { hint: 'give an existing file with src=, or a variable with env=' });
+    }
+    if (!st.isFile()) throw new KilnError('USAGE', `secret "${out.id}": ${out.src} is not a file`, { path: out.src });
+    if (st.size > MAX_SECRET_SIZE) throw new KilnError('USAGE', `secret "${out.id}" is too big: at most 500 KiB`, { path: out.src });
+    out.src = path.resolve(out.src);
+  }
+  return out;
+}
+
+/** `--ssh ID[=SOCKET]` (docker buildx); without a socket, $SSH_AUTH_SOCK. */
+export function parseSshFlag(spec: string): SshSource {
+  const eq = spec.indexOf('=');
+  const id = (eq < 0 ? spec : spec.slice(0, eq)).trim() || 'default';
+  const paths = eq < 0 ? [] : spec.slice(eq + 1).split(',').filter(Boolean);
+  if (paths.length > 1) throw new KilnError('UNSUPPORTED', `--ssh ${spec}: kiln forwards one agent socket per id`, {}, { hint: 'load the keys into an ssh-agent and give its socket' });
+  const socket = paths[0] ?? process.env.SSH_AUTH_SOCK;
+  if (!socket) throw new KilnError('USAGE', `--ssh ${id}: no socket given and SSH_AUTH_SOCK is not set`, {}, { hint: 'start an ssh-agent, or give --ssh ID=/path/to/agent.sock' });
+  let st;
+  try {
+    st = statSync(socket);
+  } catch {
+    throw new KilnError('NOT_FOUND', `--ssh ${id}: ${socket} does not exist`, { path: socket });
+  }
+  if (!st.isSocket()) throw new KilnError('UNSUPPORTED', `--ssh ${id}: ${socket} is not a socket (kiln forwards agent sockets, not key files)`, { path: socket }, { hint: 'ssh-add the key to an ssh-agent and give the agent socket' });
+  return { id, socket: path.resolve(socket) };
+}
+
+/** An image's filesystem a from= names. */
+export interface FromSource {
+  layers: Descriptor[];
+  diffIds: Digest[];
+}
+
+export interface RunMountsRequest {
+  /** The RUN's mounts, expanded. */
+  specs: MountSpec[];
+  place: ErrorPlace;
+  store: Store;
+  ctx: BuildContext;
+  /** The RUN's working directory (relative targets). */
+  workdir: string;
+  /** RUN's environment so far (KEY=VALUE): SSH_AUTH_SOCK is not overridden. */
+  env: string[];
+  /** The filesystem of the stage or image the i-th mount with a from= names. */
+  from(value: string, index: number): Promise<FromSource>;
+  secrets?: SecretSource[];
+  ssh?: SshSource[];
+  signal?: AbortSignal;
+}
+
+export interface RunMounts {
+  mounts: Mount[];
+  /** RUN's environment with the secrets' variables and SSH_AUTH_SOCK. */
+  env: string[];
+  /** Unmount views, close agent proxies, remove secret files, release cache holds. Idempotent. */
+  release(): Promise<void>;
+}
+
+export function cacheMountsDir(storeRoot: string): string {
+  return path.join(storeRoot, 'cache-mounts');
+}
+
+/** Turn a RUN's mount specs into sandbox mounts; release() once the RUN is over, also on error. */
+export async function prepareRunMounts(req: RunMountsRequest): Promise<RunMounts> {
+  const releases: (() => Promise<void> | void)[] = [];
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    for (const r of releases.reverse()) {
+      try {
+        await r();
+      } catch {
+        // best effort: the rest still goes
+      }
+    }
+  };
+  const mounts: Mount[] = [];
+  let env = [...req.env];
+  const setEnv = (k: string, v: string) => {
+    env = env.filter((e) => !e.startsWith(`${k}=`));
+    env.push(`${k}=${v}`);
+  };
+  const err = (msg: string, hint?: string) => new KilnError('BUILD', msg, req.place, hint ? { hint } : {});
+  const targetOf = (t: string) => {
+    const abs = path.posix.resolve('/', req.workdir || '/', t);
+    if (abs === '/') throw err(`invalid mount target "${t}": cannot mount over /`);
+    return abs;
+  };
+  let privDir: string | undefined;
+  const priv = () => {
+    if (!privDir) {
+      privDir = makePrivateDir();
+      const d = privDir;
+      releases.push(() => rmSync(d, { recursive: true, force: true }));
+    }
+    return privDir;
+  };
+  try {
+    let fromIndex = 0;
+    let sshIndex = 0;
+    const lockedKeys = new Set<string>();
+    let firstSsh: string | undefined;
+    for (const m of req.specs) {
+      const fromNo = (m.type === 'bind' || m.type === 'cache') && m.from !== undefined ? fromIndex++ : -1;
+      switch (m.type) {
+        case 'tmpfs':
+          mounts.push({ type: 'tmpfs', target: targetOf(m.target), size: m.size });
+          break;
+        case 'bind': {
+          const target = targetOf(m.target);
+          let source: string;
+          if (m.from !== undefined) {
+            const fs = await req.from(m.from, fromNo);
+            const view = await openView(req.store, fs.layers, fs.diffIds);
+            releases.push(() => view.close());
+            source = await sourceIn(view.root, m.source, `${m.from}`, req.place);
+          } else {
+            source = await contextSource(req.ctx, m.source, req.store.tmpDir, req.place, releases);
+          }
+          mounts.push({ type: 'bind', source, target, readonly: !m.readwrite, discardWrites: m.readwrite });
+          break;
+        }
+        case 'cache': {
+          const target = targetOf(m.target);
+          const id = m.id || m.target;
+          let seed: FromSource | undefined;
+          let keyParts = [`id=${id}`];
+          if (m.from !== undefined) {
+            seed = await req.from(m.from, fromNo);
+            keyParts.push(`from=${sha256(seed.diffIds.join(','))}`, `source=${normalSource(m.source)}`);
+          } else if (m.source !== undefined) keyParts.push(`source=${normalSource(m.source)}`);
+          if (m.uid !== undefined || m.gid !== undefined || m.mode !== undefined) keyParts.push(`owner=${m.uid ?? 0}:${m.gid ?? 0}:${(m.mode ?? 0o755).toString(8)}`);
+          keyParts = keyParts.sort();
+          if (m.sharing === 'locked') {
+            if (lockedKeys.has(keyParts.join('\n'))) throw err(`cache "${id}" is mounted twice with sharing=locked in one RUN: it would wait for itself`);
+            lockedKeys.add(keyParts.join('\n'));
+          }
+          const hold = await holdCache(req.store.root, keyParts.join('\n'), id, m.sharing, req.signal);
+          releases.push(() => hold.release());
+          const data = path.join(hold.dir, 'data');
+          if (!existsSync(data)) {
+            const tmp = path.join(hold.dir, `data-${randomBytes(4).toString('hex')}`);
+            if (seed) {
+              const view = await openView(req.store, seed.layers, seed.diffIds);
+              try {
+                const src = await sourceIn(view.root, m.source, m.from!, req.place);
+                if (statSync(src).isDirectory()) {
+                  const r = await runCapture('cp', ['-a', '--reflink=auto', '--', src, tmp]);
+                  if (r.code !== 0) throw err(`cannot fill the cache mount ${id} from ${m.from}: ${r.stderr.trim()}`);
+                } else throw err(`cache mount ${id}: source "${m.source}" in ${m.from} is not a directory`);
+              } finally {
+                await view.close();
+              }
+            } else mkdirSync(tmp);
+            if (!seed || m.uid !== undefined || m.gid !== undefined || m.mode !== undefined) {
+              chmodSync(tmp, m.mode ?? 0o755);
+              chownSync(tmp, m.uid ?? 0, m.gid ?? 0);
+            }
+            // Two shared users may fill it at once: the first rename wins.
+            await fsp.rename(tmp, data).catch(async (e: NodeJS.ErrnoException) => {
+              await fsp.rm(tmp, { recursive: true, force: true });
+              if (!existsSync(data)) throw e;
+            });
+          }
+          // Without from=, source= is a sub-directory of the cache (BuildKit's SourcePath).
+          const sub = !seed && m.source !== undefined ? normalSource(m.source) : '';
+          const dir = sub ? path.join(data, sub) : data;
+          if (sub) mkdirSync(dir, { recursive: true });
+          mounts.push({ type: 'cache', source: dir, target, readonly: m.readonly });
+          break;
+        }
+        case 'secret': {
+          const id = m.id || (m.target ? path.posix.basename(m.target) : undefined);
+          if (!id) throw err('secret mount needs an id or a target');
+          const target = m.target ? targetOf(m.target) : m.env === undefined ? `/run/secrets/${path.posix.basename(id)}` : undefined;
+          const src = req.secrets?.find((s) => s.id === id);
+          const bytes = src ? readSecret(src) : undefined;
+          if (bytes === undefined) {
+            if (m.required) throw err(`secret "${id}" is required but was not given to the build`, `pass it with --secret id=${id},src=FILE or --secret id=${id},env=VAR`);
+            break; // optional and missing: no mount, no variable (BuildKit)
+          }
+          if (target) {
+            const file = path.join(priv(), `secret-${randomBytes(6).toString('hex')}`);
+            const fd = openSync(file, 'wx', 0o600);
+            try {
+              writeSync(fd, bytes);
+            } finally {
+              closeSync(fd);
+            }
+            chownSync(file, m.uid ?? 0, m.gid ?? 0);
+            chmodSync(file, m.mode ?? 0o400);
+            mounts.push({ type: 'bind', source: file, target, readonly: true });
+          }
+          if (m.env !== undefined) setEnv(m.env, bytes.toString('utf8'));
+          break;
+        }
+        case 'ssh': {
+          const id = m.id || 'default';
+          const target = m.target ? targetOf(m.target) : `/run/buildkit/ssh_agent.${sshIndex}`;
+          sshIndex++;
+          firstSsh ??= target;
+          const src = req.ssh?.find((s) => s.id === id);
+          if (!src) {
+            if (m.required) throw err(`ssh agent "${id}" is required but was not given to the build`, `pass it with --ssh ${id}[=SOCKET] (default: $SSH_AUTH_SOCK)`);
+            break;
+          }
+          const sock = path.join(priv(), `ssh-${sshIndex}.sock`);
+          const proxy = await agentProxy(src.socket, sock);
+          releases.push(() => proxy.close());
+          chownSync(sock, m.uid ?? 0, m.gid ?? 0);
+          chmodSync(sock, m.mode ?? 0o600);
+          mounts.push({ type: 'bind', source: sock, target });
+          break;
+        }
+      }
+    }
+    if (firstSsh !== undefined && !env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) setEnv('SSH_AUTH_SOCK', firstSsh);
+    const seen = new Set<string>();
+    for (const mt of mounts) {
+      if (seen.has(mt.target)) throw err(`two mounts at ${mt.target}`);
+      seen.add(mt.target);
+    }
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  return { mounts, env, release };
+}
+
+function normalSource(s: string | undefined): string {
+  return path.posix.normalize(`/${s ?? ''}`).slice(1).replace(/\/+$/, '');
+}
+
+/** A path inside a stage's or image's filesystem, its symlinks resolved inside it. */
+async function sourceIn(root: string, source: string | undefined, what: string, place: ErrorPlace): Promise<string> {
+  let real: string;
+  try {
+    real = await resolveInRoot(root, `/${normalSource(source)}`);
+  } catch (e) {
+    throw new KilnError('BUILD', `mount source "${source}" in ${what}: ${(e as Error).message}`, place);
+  }
+  const abs = path.join(root, real);
+  if (!existsSync(abs)) throw new KilnError('NOT_FOUND', `mount source "${source ?? '/'}" not found in ${what}`, place);
+  return abs;
+}
+
+/**
+ * A bind source in the build context: symlinks resolved inside the context (never out of it),
+ * .dockerignore'd paths absent. A directory with ignored files inside is given as a filtered copy
+ * (hard links where possible), as BuildKit only ever sees the files the context sends.
+ */
+async function contextSource(ctx: BuildContext, source: string | undefined, tmpDir: string, place: ErrorPlace, releases: (() => Promise<void> | void)[]): Promise<string> {
+  let real: string;
+  try {
+    real = await resolveInRoot(ctx.root, `/${normalSource(source)}`);
+  } catch (e) {
+    throw new KilnError('BUILD', `bind source "${source}": ${(e as Error).message}`, place);
+  }
+  const abs = path.join(ctx.root, real);
+  let st;
+  try {
+    st = lstatSync(abs);
+  } catch {
+    st = undefined;
+  }
+  if (!st || (real !== '' && ctx.ignores(real))) {
+    throw new KilnError('NOT_FOUND', `bind source "${source ?? '/'}" not found in the build context`, place, { hint: 'check the path (relative to the context) and .dockerignore' });
+  }
+  if (!st.isDirectory() || !anyIgnored(ctx, abs, real)) return abs;
+  const copy = path.join(tmpDir, `tmp-${process.pid}-bind-${randomBytes(6).toString('hex')}`);
+  releases.push(() => fsp.rm(copy, { recursive: true, force: true }));
+  mkdirSync(copy, { recursive: true });
+  chmodSync(copy, st.mode & 0o7777);
+  for (const e of ctx.walk(real)) {
+    const rel = real === '' ? e.rel : e.rel.slice(real.length + 1);
+    const to = path.join(copy, rel);
+    if (e.stat.isDirectory()) {
+      mkdirSync(to, { recursive: true });
+      chmodSync(to, e.stat.mode & 0o7777);
+    } else {
+      mkdirSync(path.dirname(to), { recursive: true });
+      if (e.stat.isSymbolicLink()) symlinkSync(readlinkSync(e.abs), to);
+      else if (e.stat.isFile()) {
+        try {
+          linkSync(e.abs, to);
+        } catch {
+          copyFileSync(e.abs, to);
+          chmodSync(to, e.stat.mode & 0o7777);
+        }
+      }
+    }
+  }
+  return copy;
+}
+
+function anyIgnored(ctx: BuildContext, abs: string, rel: string): boolean {
+  for (const d of readdirSync(abs, { withFileTypes: true })) {
+    const r = rel ? `${rel}/${d.name}` : d.name;
+    if (ctx.ignores(r)) return true;
+    if (d.isDirectory() && anyIgnored(ctx, path.join(abs, d.name), r)) return true;
+  }
+  return false;
+}
+
+function readSecret(s: SecretSource): Buffer | undefined {
+  if (s.env !== undefined) {
+    const v = process.env[s.env];
+    return v === undefined ? undefined : Buffer.from(v, 'utf8');
+  }
+  if (s.src === undefined) return undefined;
+  let b: Buffer;
+  try {
+    b = readFileSync(s.src);
+  } catch {
+    return undefined;
+  }
+  if (b.length > MAX_SECRET_SIZE) throw new KilnError('USAGE', `secret "${s.id}" is too big: at most 500 KiB`, { path: s.src });
+  return b;
+}
+
+/**
+ * A directory only root can enter, on a tmpfs when there is one (/dev/shm), for secret files and
+ * agent sockets. Those of kiln processes that are gone are removed first.
+ */
+function makePrivateDir(): string {
+  const base = tmpfsBase();
+  for (const name of readdirSafe(base)) {
+    const m = /^kiln-run-(\d+)-/.exec(name);
+    if (m && !alive(Number(m[1]))) rmSync(path.join(base, name), { recursive: true, force: true });
+  }
+  const d = mkdtempSync(path.join(base, `kiln-run-${process.pid}-`));
+  chmodSync(d, 0o700);
+  return d;
+}
+
+function tmpfsBase(): string {
+  try {
+    if (statSync('/dev/shm').isDirectory()) {
+      const probe = mkdtempSync('/dev/shm/kiln-probe-');
+      rmSync(probe, { recursive: true, force: true });
+      return '/dev/shm';
+    }
+  } catch {
+    // no usable /dev/shm
+  }
+  return os.tmpdir();
+}
+
+function readdirSafe(d: string): string[] {
+  try {
+    return readdirSync(d);
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A unix socket at `at` whose connections are forwarded to the agent at `agent`. */
+function agentProxy(agent: string, at: string): Promise<{ close(): Promise<void> }> {
+  const conns = new Set<net.Socket>();
+  const server = net.createServer((c) => {
+    conns.add(c);
+    const up = net.connect(agent);
+    conns.add(up);
+    const end = () => {
+      c.destroy();
+      up.destroy();
+      conns.delete(c);
+      conns.delete(up);
+    };
+    c.on('error', end).on('close', end);
+    up.on('error', end).on('close', end);
+    c.pipe(up);
+    up.pipe(c);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at, () => {
+      server.off('error', reject);
+      resolve({
+        close: () =>
+          new Promise<void>((res) => {
+            for (const c of conns) c.destroy();
+            server.close(() => res());
+          }),
+      });
+    });
+  });
+}
+
+// ---- cache mounts: holders and sharing ----
+
+/** /proc/PID/stat start time: with the pid, a process identity a reused pid does not match. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+const myStart = startTime(process.pid) ?? '0';
+
+interface Holder {
+  file: string;
+  exclusive: boolean;
+}
+
+/** The live holders of an instance directory (those of dead processes are removed). */
+function holders(instance: string): Holder[] {
+  const dir = path.join(instance, 'holders');
+  const out: Holder[] = [];
+  for (const name of readdirSafe(dir)) {
+    const m = /^(\d+)-(\d+)-[0-9a-f]+\.(shared|excl)$/.exec(name);
+    const file = path.join(dir, name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    const liveProc = pid === process.pid ? m[2] === myStart : startTime(pid) === m[2];
+    if (!liveProc) {
+      rmSync(file, { force: true });
+      continue;
+    }
+    out.push({ file, exclusive: m[3] === 'excl' });
+  }
+  return out;
+}
+
+async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) throw new KilnError('BUILD', 'build interrupted');
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+  if (signal?.aborted) throw new KilnError('BUILD', 'build interrupted');
+}
+
+/**
+ * Take a cache directory for one RUN: STORE/cache-mounts/<hex>/<n>/ (its content in data/).
+ * shared: instance 0 unless someone holds it exclusively (then the first that nobody holds
+ * exclusively); private: the first instance nobody holds, a new one when all are busy; locked:
+ * instance 0, waiting until nobody holds it.
+ */
+async function holdCache(storeRoot: string, key: string, id: string, sharing: 'shared' | 'private' | 'locked', signal?: AbortSignal): Promise<{ dir: string; release(): void }> {
+  const base = path.join(cacheMountsDir(storeRoot), digestHex(sha256(key)));
+  mkdirSync(base, { recursive: true });
+  const lock = path.join(base, '.lock');
+  let delay = 20;
+  for (;;) {
+    const got = await withFileLock(lock, async () => {
+      if (!existsSync(path.join(base, 'id'))) await fsp.writeFile(path.join(base, 'id'), `${id}\n`);
+      for (let n = 0; ; n++) {
+        const instance = path.join(base, String(n));
+        const hs = existsSync(instance) ? holders(instance) : [];
+        const ok = sharing === 'shared' ? !hs.some((h) => h.exclusive) : hs.length === 0;
+        if (!ok) {
+          if (sharing === 'locked') return undefined; // wait for instance 0
+          continue;
+        }
+        mkdirSync(path.join(instance, 'holders'), { recursive: true });
+        const file = path.join(instance, 'holders', `${process.pid}-${myStart}-${randomBytes(4).toString('hex')}.${sharing === 'shared' ? 'shared' : 'excl'}`);
+        closeSync(openSync(file, 'wx'));
+        return { dir: instance, release: () => rmSync(file, { force: true }) };
+      }
+    });
+    if (got) return got;
+    await sleep(delay, signal);
+    delay = Math.min(delay * 2, 500);
+  }
+}
+
+/**
+ * `kiln prune` of cache mounts: remove every cache directory nobody holds (all of them when no
+ * build runs). What was freed.
+ */
+export async function pruneCacheMounts(storeRoot: string): Promise<{ dirs: number; bytes: number }> {
+  const root = cacheMountsDir(storeRoot);
+  let dirs = 0;
+  let bytes = 0;
+  for (const name of readdirSafe(root)) {
+    const base = path.join(root, name);
+    await withFileLock(path.join(base, '.lock'), async () => {
+      for (const n of readdirSafe(base)) {
+        if (!/^\d+$/.test(n)) continue;
+        const instance = path.join(base, n);
+        if (holders(instance).length) continue;
+        bytes += du(instance);
+        await fsp.rm(instance, { recursive: true, force: true });
+        dirs++;
+      }
+    });
+  }
+  return { dirs, bytes };
+}
+
+function du(p: string): number {
+  let st;
+  try {
+    st = lstatSync(p);
+  } catch {
+    return 0;
+  }
+  if (!st.isDirectory()) return st.size;
+  let n = 0;
+  for (const c of readdirSafe(p)) n += du(path.join(p, c));
+  return n;
+}

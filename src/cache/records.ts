@@ -1,0 +1,270 @@
+/**
+ * The cache index, in the store under cache/:
+ *   cache/records/<key hex>.json   one record per step key: the state after the step (layer
+ *                                  descriptors, image config with history, shell) and the layer
+ *                                  the step added. Written atomically (temp + rename); its mtime
+ *                                  is the last use (touched on every hit), for LRU pruning.
+ *   cache/content/<memo hex>       the content digest of paths copied out of a file system
+ *                                  (keyed by chain id + paths), so a rebuild need not unpack a
+ *                                  source stage again just to hash what COPY --from takes.
+ *   cache/files/<ctx id>.json      file digests of a build context (context/hash.ts FileHashCache).
+ *   gc-roots/cache-<key hex>       the layer digests of a record's state, one a line: the store's
+ *                                  gc keeps them (written before the record, removed after it).
+ * Concurrent builds share everything: a record is complete or absent.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { Descriptor } from '../image/types.js';
+import { parseDescriptor, parseImageConfig } from '../image/validate.js';
+import type { Store } from '../store/store.js';
+import { digestHex, isDigest, type Digest } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
+import { tempPathFor, writeFileAtomic } from '../util/fs.js';
+import type { StepState } from './keys.js';
+
+export interface CacheRecord {
+  v: 1;
+  key: Digest;
+  /** When the step ran (ISO time). */
+  created: string;
+  /** The layer this step added, with its diff id and uncompressed size; absent for config-only steps. */
+  layer?: Descriptor & { diffId: Digest; uncompressedSize: number };
+  state: StepState;
+}
+
+export interface RecordInfo {
+  key: Digest;
+  lastUsed: number;
+  /** Size of the layer blob the step added (0 for config-only steps). */
+  size: number;
+  layer?: Digest;
+  /** Every layer of the state after the step (what the record's gc root keeps). */
+  layers: { digest: Digest; size: number }[];
+}
+
+export class CacheIndex {
+  readonly dir: string;
+
+  /** `storeRoot`: the store's root directory. */
+  constructor(readonly storeRoot: string) {
+    this.dir = path.join(storeRoot, 'cache');
+  }
+
+  static forStore(store: Store): CacheIndex {
+    return new CacheIndex(store.root);
+  }
+
+  get recordsDir(): string {
+    return path.join(this.dir, 'records');
+  }
+  get filesDir(): string {
+    return path.join(this.dir, 'files');
+  }
+  private recordPath(key: Digest): string {
+    return path.join(this.recordsDir, `${digestHex(key)}.json`);
+  }
+  private rootPath(key: Digest): string {
+    return path.join(this.storeRoot, 'gc-roots', `cache-${digestHex(key)}`);
+  }
+  private memoPath(key: Digest): string {
+    return path.join(this.dir, 'content', digestHex(key));
+  }
+
+  async get(key: Digest): Promise<CacheRecord | undefined> {
+    const text = await fsp.readFile(this.recordPath(key), 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    try {
+      return parseRecord(JSON.parse(text), key);
+    } catch {
+      return undefined; // damaged record: a miss (the next run rewrites it)
+    }
+  }
+
+  /**
+   * Store a record; returns the record in effect for its key. Without `replace` (a step that ran
+   * because the cache had nothing for it) the first record of a key wins: when a concurrent build
+   * recorded the same key meanwhile, that record is kept and returned, and the caller carries on
+   * from it, so concurrent builds converge on one result per key and their later steps' records
+   * chain up. With `replace` (--no-cache, a deliberate re-run) this record replaces any other.
+   * The gc root goes in place first (under a temp name, which gc honours too), the record last.
+   */
+  async put(rec: CacheRecord, opts: { replace?: boolean } = {}): Promise<CacheRecord> {
+    const root = this.rootPath(rec.key);
+    const target = this.recordPath(rec.key);
+    const tmpRoot = await writeTemp(root, rec.state.layers.map((l) => `${l.digest}\n`).join(''));
+    let tmpRec: string | undefined;
+    try {
+      tmpRec = await writeTemp(target, JSON.stringify(rec));
+      if (opts.replace) await fsp.rename(tmpRec, target);
+      else {
+        try {
+          await fsp.link(tmpRec, target); // atomic "create unless it exists"
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+          const existing = await this.get(rec.key);
+          if (existing && (await this.blobsPresent(existing))) return existing;
+          await fsp.rename(tmpRec, target); // damaged, or its blobs are gone: ours replaces it
+        }
+      }
+      await fsp.rename(tmpRoot, root);
+      return rec;
+    } finally {
+      await fsp.rm(tmpRoot, { force: true });
+      if (tmpRec) await fsp.rm(tmpRec, { force: true });
+    }
+  }
+
+  private async blobsPresent(rec: CacheRecord): Promise<boolean> {
+    const have = await Promise.all(rec.state.layers.map((l) => fsp.stat(path.join(this.storeRoot, 'blobs', 'sha256', digestHex(l.digest))).then(() => true, () => false)));
+    return have.every(Boolean);
+  }
+
+  /** Mark a record used now (LRU order for `prune --keep-storage`). */
+  async touch(key: Digest): Promise<void> {
+    const now = new Date();
+    await fsp.utimes(this.recordPath(key), now, now).catch(() => undefined);
+  }
+
+  async remove(key: Digest): Promise<void> {
+    await fsp.rm(this.recordPath(key), { force: true });
+    await fsp.rm(this.rootPath(key), { force: true });
+  }
+
+  /** gc roots whose record is gone, temp files of killed writers (a build killed between writes). */
+  private async removeOrphanRoots(): Promise<void> {
+    const dir = path.join(this.storeRoot, 'gc-roots');
+    // Younger than a minute: it may belong to a record being written right now.
+    const old = async (p: string) => {
+      const st = await fsp.stat(p).catch(() => undefined);
+      return st !== undefined && Date.now() - st.mtimeMs > 60_000;
+    };
+    for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
+      if (f.startsWith('.tmp-cache-')) {
+        if (await old(path.join(dir, f))) await fsp.rm(path.join(dir, f), { force: true });
+        continue;
+      }
+      const m = /^cache-([a-f0-9]{64})$/.exec(f);
+      if (!m) continue;
+      const rec = await fsp.stat(path.join(this.recordsDir, `${m[1]}.json`)).catch(() => undefined);
+      if (!rec && (await old(path.join(dir, f)))) await fsp.rm(path.join(dir, f), { force: true });
+    }
+    for (const f of await fsp.readdir(this.recordsDir).catch(() => [] as string[])) {
+      if (f.startsWith('.tmp-') && (await old(path.join(this.recordsDir, f)))) await fsp.rm(path.join(this.recordsDir, f), { force: true });
+    }
+  }
+
+  async list(): Promise<RecordInfo[]> {
+    const out: RecordInfo[] = [];
+    for (const f of await fsp.readdir(this.recordsDir).catch(() => [] as string[])) {
+      if (!/^[a-f0-9]{64}\.json$/.test(f)) continue;
+      const p = path.join(this.recordsDir, f);
+      const [st, text] = await Promise.all([fsp.stat(p).catch(() => undefined), fsp.readFile(p, 'utf8').catch(() => undefined)]);
+      if (!st || text === undefined) continue;
+      const key = `sha256:${f.slice(0, 64)}` as Digest;
+      let rec: CacheRecord | undefined;
+      try {
+        rec = parseRecord(JSON.parse(text), key);
+      } catch {
+        rec = undefined;
+      }
+      out.push({ key, lastUsed: st.mtimeMs, size: rec?.layer?.size ?? 0, layer: rec?.layer?.digest, layers: (rec?.state.layers ?? []).map((l) => ({ digest: l.digest, size: l.size })) });
+    }
+    return out;
+  }
+
+  async getMemo(key: Digest): Promise<Digest | undefined> {
+    const t = (await fsp.readFile(this.memoPath(key), 'utf8').catch(() => '')).trim();
+    return isDigest(t) ? t : undefined;
+  }
+
+  async putMemo(key: Digest, value: Digest): Promise<void> {
+    await writeFileAtomic(this.memoPath(key), value);
+  }
+
+  /**
+   * Drop records, least recently used first, until the layers the cache made (the layers some
+   * record added: base image layers do not count, the images using them keep them) that the
+   * remaining records pin take at most `keepBytes` — all records without a limit; content memos
+   * and file digests go too then. A record pins every layer of its state, not only its own, so a
+   * kept record is charged for each cache-made layer of its state not already charged: a
+   * config-only step after a big RUN cannot keep the RUN's layer alive for free.
+   * Blobs are freed by the store's gc afterwards.
+   */
+  async prune(opts: { keepBytes?: number } = {}): Promise<{ records: number; bytes: number; keptBytes: number }> {
+    const all = (await this.list()).sort((a, b) => b.lastUsed - a.lastUsed || (a.key < b.key ? -1 : 1));
+    let records = 0;
+    await this.removeOrphanRoots();
+    const made = new Map<string, number>();
+    for (const r of all) if (r.layer) made.set(r.layer, r.size);
+    const total = [...made.values()].reduce((a, b) => a + b, 0);
+    if (opts.keepBytes === undefined) {
+      for (const r of all) {
+        await this.remove(r.key);
+        records++;
+      }
+      await fsp.rm(path.join(this.dir, 'content'), { recursive: true, force: true });
+      await fsp.rm(this.filesDir, { recursive: true, force: true });
+      return { records, bytes: total, keptBytes: 0 };
+    }
+    // Most recent first: keep a record while the cache-made layers kept so far, with its own, fit.
+    const kept = new Set<string>();
+    let keptBytes = 0;
+    for (const r of all) {
+      const extra = [...new Set(r.layers.map((l) => l.digest))].filter((d) => made.has(d) && !kept.has(d));
+      const cost = extra.reduce((n, d) => n + made.get(d)!, 0);
+      if (keptBytes + cost <= opts.keepBytes) {
+        keptBytes += cost;
+        for (const d of extra) kept.add(d);
+        continue;
+      }
+      await this.remove(r.key);
+      records++;
+    }
+    return { records, bytes: total - keptBytes, keptBytes };
+  }
+}
+
+/** Write `data` to a fresh, fsynced temp file beside `target`; its path. */
+async function writeTemp(target: string, data: string): Promise<string> {
+  await fsp.mkdir(path.dirname(target), { recursive: true });
+  const tmp = tempPathFor(target);
+  const fh = await fsp.open(tmp, 'wx', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return tmp;
+}
+
+/** Validate a record read from disk or from a registry (untrusted JSON). */
+export function parseRecord(json: unknown, key?: Digest): CacheRecord {
+  const bad = (why: string) => new KilnError('INVALID', `invalid cache record${key ? ` ${key}` : ''}: ${why}`);
+  if (typeof json !== 'object' || json === null) throw bad('not an object');
+  const r = json as Record<string, unknown>;
+  if (r.v !== 1) throw bad('unknown version');
+  if (!isDigest(r.key) || (key !== undefined && r.key !== key)) throw bad('key mismatch');
+  const s = r.state as Record<string, unknown> | undefined;
+  if (typeof s !== 'object' || s === null) throw bad('no state');
+  if (!Array.isArray(s.layers) || !Array.isArray(s.shell) || !s.shell.every((x) => typeof x === 'string') || typeof s.cmdSet !== 'boolean') throw bad('bad state');
+  const layers = s.layers.map((l) => parseDescriptor(l, 'cache record'));
+  const config = parseImageConfig(s.config, 'cache record');
+  if (config.rootfs.diff_ids.length !== layers.length) throw bad('layers and diff_ids differ in number');
+  let layer: CacheRecord['layer'];
+  if (r.layer !== undefined) {
+    const l = r.layer as Record<string, unknown>;
+    const d = parseDescriptor(l, 'cache record');
+    if (!isDigest(l.diffId)) throw bad('bad diffId');
+    if (typeof l.uncompressedSize !== 'number' || !Number.isSafeInteger(l.uncompressedSize) || l.uncompressedSize < 0) throw bad('bad uncompressedSize');
+    if (!layers.some((x) => x.digest === d.digest)) throw bad('its layer is not in its state');
+    layer = { mediaType: d.mediaType, digest: d.digest, size: d.size, diffId: l.diffId, uncompressedSize: l.uncompressedSize };
+  }
+  return {
+    v: 1,
+    key: r.key,
+    created: typeof r.created === 'string' ? r.created : '',
+    ...(layer ? { layer } : {}),
+    state: { layers, config, cmdSet: s.cmdSet, shell: s.shell as string[] },
+  };
+}

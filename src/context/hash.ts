@@ -1,0 +1,155 @@
+/**
+ * Content hashing of what a COPY/ADD (or a bind mount) selects: the build cache's view of the
+ * sources. A selection hashes to one digest over, for every entry in a stable order, its type,
+ * its path, its permission bits, its ownership (only when it reaches the layer as it is), the
+ * content digest of a file, the target of a symlink — never timestamps, so touching a file
+ * without changing it keeps the cache.
+ *
+ * Re-reading every file of a large context on every build is what makes rebuilds slow, so file
+ * digests are remembered in a FileHashCache keyed by (path, size, mtime, ctime, inode): a file
+ * whose stat is unchanged is not read again. Entries whose mtime/ctime are too recent to be
+ * trusted (a write in the same clock tick would not change them) are not remembered.
+ */
+import { promises as fsp, readFileSync, readlinkSync, type Stats } from 'node:fs';
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import type { BuildContext, ContextEntry } from './index.js';
+import type { ErrorPlace } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+import type { Digest } from '../util/digest.js';
+
+/** A stat younger than this is not remembered (racy: a same-tick rewrite keeps mtime). */
+const RACY_MS = 2000;
+const CHUNK = 1 << 20;
+
+type Remembered = [size: number, mtimeMs: number, ctimeMs: number, ino: number, digest: string];
+
+/**
+ * File digests remembered between builds, one JSON file per context root (the caller chooses
+ * where, e.g. under the store). Safe to share: a lost or stale file only costs re-reading.
+ */
+export class FileHashCache {
+  private map = new Map<string, Remembered>();
+  private dirty = false;
+  private loaded = false;
+  /** Counters for benchmarks and tests. */
+  readonly stats = { hits: 0, misses: 0, bytesRead: 0 };
+
+  /** `racyMs`: stats younger than this are not remembered (file systems with coarse clocks). */
+  constructor(
+    readonly file?: string,
+    private readonly racyMs = RACY_MS,
+  ) {}
+
+  private load(): void {
+    if (this.loaded) return;
+    this.loaded = true;
+    if (!this.file) return;
+    try {
+      const doc = JSON.parse(readFileSync(this.file, 'utf8')) as { v?: number; files?: Record<string, Remembered> };
+      if (doc.v !== 1 || typeof doc.files !== 'object' || doc.files === null) return;
+      for (const [k, r] of Object.entries(doc.files)) if (Array.isArray(r) && r.length === 5 && typeof r[4] === 'string') this.map.set(k, r);
+    } catch {
+      // missing or damaged: start empty
+    }
+  }
+
+  /** The digest of a regular file, from memory when its stat is unchanged. */
+  async digest(abs: string, st: Stats): Promise<string> {
+    this.load();
+    const r = this.map.get(abs);
+    if (r && r[0] === st.size && r[1] === st.mtimeMs && r[2] === st.ctimeMs && r[3] === st.ino) {
+      this.stats.hits++;
+      return r[4];
+    }
+    this.stats.misses++;
+    const d = await hashFile(abs, st.size);
+    this.stats.bytesRead += st.size;
+    const now = Date.now();
+    if (now - st.mtimeMs > this.racyMs && now - st.ctimeMs > this.racyMs) {
+      this.map.set(abs, [st.size, st.mtimeMs, st.ctimeMs, st.ino, d]);
+      this.dirty = true;
+    } else if (r) {
+      this.map.delete(abs);
+      this.dirty = true;
+    }
+    return d;
+  }
+
+  /** Write what was learned (atomic; the last concurrent writer wins, which is fine for a cache). */
+  async save(): Promise<void> {
+    if (!this.dirty || !this.file) return;
+    const files: Record<string, Remembered> = {};
+    for (const [k, r] of this.map) files[k] = r;
+    await writeFileAtomic(this.file, JSON.stringify({ v: 1, files }));
+    this.dirty = false;
+  }
+}
+
+/** sha256 of a file's bytes (small files in one read, large ones in 1 MiB chunks). */
+export async function hashFile(abs: string, size: number): Promise<string> {
+  const h = createHash('sha256');
+  if (size <= CHUNK) {
+    h.update(readFileSync(abs));
+    return h.digest('hex');
+  }
+  const fh = await fsp.open(abs, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+  return h.digest('hex');
+}
+
+export interface SelectionOptions {
+  /** Error place for "not found" (the caller usually treats any error as "cannot key this step"). */
+  place?: ErrorPlace;
+  /** Include uid/gid (sources whose ownership reaches the layer: another stage, an image). */
+  keepOwner?: boolean;
+  /** Remember file digests between builds (context sources). */
+  files?: FileHashCache;
+}
+
+/**
+ * One digest for the entries `sources` select in `ctx` (after .dockerignore; directories with
+ * everything under them), in the order COPY reads them. A source that selects nothing throws
+ * (as COPY would).
+ */
+export async function hashSelection(ctx: BuildContext, sources: string[], opts: SelectionOptions = {}): Promise<Digest> {
+  const h = createHash('sha256');
+  h.update('kiln-selection-v1\n');
+  for (const s of sources) {
+    h.update(`source ${JSON.stringify(s)}\n`);
+    for (const e of ctx.select(s, opts.place ?? {})) {
+      await hashEntry(h, e, opts);
+      if (e.stat.isDirectory()) for (const c of ctx.walk(e.rel)) await hashEntry(h, c, opts);
+    }
+  }
+  return `sha256:${h.digest('hex')}`;
+}
+
+async function hashEntry(h: ReturnType<typeof createHash>, e: ContextEntry, opts: SelectionOptions): Promise<void> {
+  const st = e.stat;
+  const owner = opts.keepOwner ? ` ${st.uid}:${st.gid}` : '';
+  const perm = (st.mode & 0o7777).toString(8);
+  const name = JSON.stringify(e.rel);
+  if (st.isDirectory()) h.update(`d ${name} ${perm}${owner}\n`);
+  else if (st.isSymbolicLink()) h.update(`l ${name}${owner} ${JSON.stringify(readlinkSync(e.abs))}\n`);
+  else if (st.isFile()) {
+    const d = opts.files ? await opts.files.digest(e.abs, st) : await hashFile(e.abs, st.size);
+    h.update(`f ${name} ${perm}${owner} ${st.size} ${d}\n`);
+  }
+  // sockets, fifos, devices are not copied: not hashed either
+}
+
+/** Where a context's file digests are remembered under `dir` (one file per context root). */
+export function fileHashCachePath(dir: string, contextRoot: string): string {
+  const id = createHash('sha256').update(path.resolve(contextRoot)).digest('hex').slice(0, 32);
+  return path.join(dir, `${id}.json`);
+}

@@ -1,0 +1,321 @@
+/**
+ * What the progress views show, folded from build events: stages and steps with their state and
+ * times, the last lines of each step's output, pulls, warnings, the result. Pure: the time of an
+ * event is given by the caller, so renderers over this model are testable with a fake clock.
+ */
+import type { BuildEvent } from '../../build/events.js';
+import { LineSplitter, sanitizeLine } from '../text.js';
+
+export type StepState = 'waiting' | 'running' | 'cached' | 'done' | 'error';
+export type StageState = 'waiting' | 'running' | 'done' | 'error';
+
+/** Lines of output kept per step (the tty view shows the last few of the running step). */
+export const TAIL_LINES = 6;
+
+export interface StepView {
+  stage: number;
+  step: number;
+  text: string;
+  line?: number;
+  state: StepState;
+  /** Progress id (`#N` in plain mode), given when the step starts. */
+  id?: number;
+  start?: number;
+  /** Duration once finished. */
+  ms?: number;
+  layer?: { digest: string; size: number };
+  error?: string;
+  exitCode?: number;
+  /** Last complete output lines (sanitized), at most TAIL_LINES. */
+  tail: string[];
+  splitters: Partial<Record<'stdout' | 'stderr', LineSplitter>>;
+}
+
+export interface PullView {
+  ref: string;
+  stage?: number;
+  layers: Map<string, { current: number; total: number; done: boolean }>;
+  done: boolean;
+  start: number;
+  ms?: number;
+  /** Totals from the final event (without a layer). */
+  current: number;
+  total: number;
+}
+
+export interface StageView {
+  stage: number;
+  name?: string;
+  base: string;
+  state: StageState;
+  /** 1-based position among the stages being built. */
+  position: number;
+  id?: number;
+  start?: number;
+  ms?: number;
+  steps: StepView[];
+}
+
+export interface BuildSummary {
+  imageId: string;
+  manifestDigest: string;
+  ms: number;
+  layers: number;
+  size: number;
+}
+
+/** What one event changed, for renderers that print as they go (plain, json). */
+export interface Applied {
+  /** New complete output lines of a step (for step-output, and the unfinished one at its end). */
+  lines?: string[];
+  step?: StepView;
+  stage?: StageView;
+  pull?: PullView;
+  /** A stage's FROM finished with this event (its first step started, or the stage ended). */
+  fromDone?: StageView;
+}
+
+export class ProgressModel {
+  readonly stages = new Map<number, StageView>();
+  readonly pulls = new Map<string, PullView>();
+  readonly warnings: string[] = [];
+  summary?: BuildSummary;
+  failed?: string;
+  end?: number;
+  private nextId = 1;
+  private planned = 0;
+
+  constructor(readonly start: number) {}
+
+  /** A new progress id (`#N`) for something that is not a stage or a step (a pull, the export). */
+  newId(): number {
+    return this.nextId++;
+  }
+
+  /** Number of stages being built (from the plan, or as seen so far). */
+  get stageCount(): number {
+    return Math.max(this.planned, this.stages.size);
+  }
+
+  stageLabel(s: StageView): string {
+    return s.name ?? `stage-${s.stage}`;
+  }
+
+  /** What the stage's FROM names, with a base stage by its name (`FROM builder`, not `stage 0`). */
+  baseLabel(s: StageView): string {
+    const m = /^stage (\d+)$/.exec(s.base);
+    const b = m ? this.stages.get(Number(m[1])) : undefined;
+    return b ? this.stageLabel(b) : s.base;
+  }
+
+  /** Steps finished (done or cached) and known in all. */
+  counts(): { finished: number; total: number } {
+    let finished = 0;
+    let total = 0;
+    for (const s of this.stages.values()) {
+      total += s.steps.length;
+      for (const st of s.steps) if (st.state === 'done' || st.state === 'cached') finished++;
+    }
+    return { finished, total };
+  }
+
+  private stageOf(n: number): StageView {
+    let s = this.stages.get(n);
+    if (!s) {
+      s = { stage: n, base: '', state: 'waiting', position: this.stages.size + 1, steps: [] };
+      this.stages.set(n, s);
+    }
+    return s;
+  }
+
+  private stepOf(stage: StageView, n: number, text = ''): StepView {
+    while (stage.steps.length < n) stage.steps.push({ stage: stage.stage, step: stage.steps.length + 1, text, state: 'waiting', tail: [], splitters: {} });
+    return stage.steps[n - 1]!;
+  }
+
+  /** The stage's FROM counts as done once its first step starts or it ends. */
+  private finishFrom(stage: StageView): StageView | undefined {
+    return stage.steps.every((s) => s.state === 'waiting') ? stage : undefined;
+  }
+
+  apply(e: BuildEvent, now: number): Applied {
+    switch (e.type) {
+      case 'plan': {
+        this.planned = e.stages.length;
+        for (const p of e.stages) {
+          const s = this.stageOf(p.stage);
+          s.name = p.name;
+          s.base = p.base;
+          p.steps.forEach((t, i) => {
+            const st = this.stepOf(s, i + 1);
+            st.text = t.text;
+            st.line = t.line;
+          });
+        }
+        return {};
+      }
+      case 'stage-start': {
+        const s = this.stageOf(e.stage);
+        s.name = e.name;
+        s.base = e.base;
+        s.state = 'running';
+        s.start = now;
+        s.id = this.nextId++;
+        return { stage: s };
+      }
+      case 'step-start': {
+        const s = this.stageOf(e.stage);
+        const fromDone = this.finishFrom(s);
+        // ONBUILD triggers of an external base are only known now: the total grows, and the
+        // texts the plan gave move down.
+        if (e.total > s.steps.length && s.steps.every((st) => st.state === 'waiting')) {
+          const extra = e.total - s.steps.length;
+          const known = s.steps.map((st) => ({ text: st.text, line: st.line }));
+          s.steps = [];
+          for (let i = 0; i < e.total; i++) {
+            const st = this.stepOf(s, i + 1);
+            const k = known[i - extra];
+            if (k) Object.assign(st, k);
+          }
+        }
+        const st = this.stepOf(s, e.step);
+        st.text = e.text;
+        st.line = e.line;
+        st.state = 'running';
+        st.start = now;
+        st.id = this.nextId++;
+        return { step: st, stage: s, fromDone };
+      }
+      case 'step-output': {
+        const s = this.stageOf(e.stage);
+        const st = this.stepOf(s, e.step);
+        const sp = (st.splitters[e.stream] ??= new LineSplitter());
+        const lines = sp.push(e.data).map(sanitizeLine);
+        this.keep(st, lines);
+        return { step: st, stage: s, lines };
+      }
+      case 'step-cached': {
+        const s = this.stageOf(e.stage);
+        const st = this.stepOf(s, e.step);
+        st.state = 'cached';
+        st.start ??= now;
+        return { step: st, stage: s };
+      }
+      case 'step-done':
+      case 'step-error': {
+        const s = this.stageOf(e.stage);
+        const st = this.stepOf(s, e.step);
+        const lines = this.flush(st);
+        st.ms = e.ms;
+        if (e.type === 'step-done') {
+          if (st.state !== 'cached') st.state = 'done';
+          st.layer = e.layer;
+        } else {
+          st.state = 'error';
+          st.error = e.message;
+          st.exitCode = e.exitCode;
+          s.state = 'error';
+          this.failed ??= e.message;
+        }
+        return { step: st, stage: s, lines };
+      }
+      case 'stage-done': {
+        const s = this.stageOf(e.stage);
+        const fromDone = this.finishFrom(s);
+        s.state = 'done';
+        s.ms = e.ms;
+        return { stage: s, fromDone };
+      }
+      case 'warning':
+        this.warnings.push(e.message);
+        return {};
+      case 'pull': {
+        let p = this.pulls.get(e.ref);
+        if (!p) {
+          p = { ref: e.ref, stage: e.stage, layers: new Map(), done: false, start: now, current: 0, total: 0 };
+          this.pulls.set(e.ref, p);
+        }
+        if (e.layer !== undefined) {
+          p.layers.set(e.layer, { current: e.current, total: e.total, done: e.done });
+        } else {
+          p.current = e.current;
+          p.total = e.total;
+          if (e.done) {
+            p.done = true;
+            p.ms = now - p.start;
+          }
+        }
+        return { pull: p };
+      }
+      case 'done':
+        this.summary = { imageId: e.imageId, manifestDigest: e.manifestDigest, ms: e.ms, layers: e.layers, size: e.size };
+        this.end = now;
+        return {};
+    }
+  }
+
+  /** The build failed (with an error that may not come from a step). */
+  fail(message: string, now: number): void {
+    this.failed ??= message;
+    this.end = now;
+    for (const s of this.stages.values()) {
+      if (s.state === 'running') s.state = 'error';
+      for (const st of s.steps) {
+        if (st.state !== 'running') continue;
+        st.state = 'error';
+        st.ms = now - (st.start ?? now);
+      }
+    }
+  }
+
+  /** Totals of a pull so far. */
+  pullTotals(p: PullView): { current: number; total: number; layers: number; layersDone: number } {
+    if (p.done && p.layers.size === 0) return { current: p.current, total: p.total, layers: 0, layersDone: 0 };
+    let current = 0;
+    let total = 0;
+    let layersDone = 0;
+    for (const l of p.layers.values()) {
+      current += l.current;
+      total += l.total;
+      if (l.done) layersDone++;
+    }
+    return { current, total, layers: p.layers.size, layersDone };
+  }
+
+  /** The stage a pull belongs to: the one it names, or the one whose FROM is that image. */
+  pullStage(p: PullView): StageView | undefined {
+    if (p.stage !== undefined) return this.stages.get(p.stage);
+    for (const s of this.stages.values()) if (s.base === p.ref) return s;
+    return undefined;
+  }
+
+  private keep(st: StepView, lines: string[]): void {
+    if (!lines.length) return;
+    st.tail.push(...lines);
+    if (st.tail.length > TAIL_LINES) st.tail.splice(0, st.tail.length - TAIL_LINES);
+  }
+
+  /** The unfinished last lines of a step's streams, at its end. */
+  private flush(st: StepView): string[] {
+    const lines: string[] = [];
+    for (const k of ['stdout', 'stderr'] as const) {
+      const sp = st.splitters[k];
+      if (!sp) continue;
+      const last = sp.end();
+      if (last !== '') lines.push(sanitizeLine(last));
+    }
+    st.splitters = {};
+    this.keep(st, lines);
+    return lines;
+  }
+
+  /** Last output lines of a running step, with the unfinished line (a progress bar) last. */
+  liveTail(st: StepView, n: number): string[] {
+    const partials: string[] = [];
+    for (const k of ['stdout', 'stderr'] as const) {
+      const p = st.splitters[k]?.partial();
+      if (p) partials.push(sanitizeLine(p));
+    }
+    return [...st.tail, ...partials].slice(-n);
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The build cache through the CLI: which steps come from the cache (the `step-cached` events of
+ * `--progress json`) and, independently of what the build says about itself, what the image holds:
+ * RUN steps that write `date +%s%N` give a new layer whenever they really run, so equal layer
+ * digests prove a step did not run and different ones that it did.
+ */
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { basesUnavailable } from '../../helpers/bases.js';
+import { Workspace } from './util.js';
+import { parseJsonProgress, type Built } from './cache-helpers.js';
+
+const skip = basesUnavailable();
+const ws = new Workspace('kiln-cache-');
+after(() => rmSync(ws.dir, { recursive: true, force: true }));
+
+let builds = 0;
+async function build(ctx: string, extra: string[] = [], env?: NodeJS.ProcessEnv, w: Workspace = ws): Promise<Built> {
+  const tag = `cache-test:${++builds}`;
+  const r = await w.kiln(['build', '--progress', 'json', '-t', tag, ...extra, ctx], { env });
+  assert.equal(r.code, 0, `build failed: ${r.stderr}\n${r.stdout.split('\n').slice(-5).join('\n')}`);
+  return parseJsonProgress(r.stdout, r.stderr, tag);
+}
+
+/** Texts of the steps that ran (were not CACHED). */
+const ran = (b: Built) => b.steps.filter((s) => !s.cached).map((s) => s.text);
+const cached = (b: Built) => b.steps.filter((s) => s.cached).map((s) => s.text);
+
+async function layers(w: Workspace, b: Built): Promise<string[]> {
+  return (await w.inspect(b.tag)).RootFS.Layers;
+}
+
+describe('build cache', { skip }, () => {
+  before(() => ws.importDebian());
+
+  test('a second build takes every step from the cache (a new process: the cache is in the store) and gives the same image', async () => {
+    const ctx = ws.context('same', {
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS builder',
+        'ARG VERSION=1',
+        'RUN mkdir /out && echo "same $VERSION $(date +%s%N)" > /out/stamp',
+        'WORKDIR /src',
+        'COPY src/ ./',
+        'RUN cat *.txt > /out/all.txt',
+        'FROM debian-slim:bookworm',
+        'ENV APP=/app',
+        'COPY --from=builder /out /app',
+        'COPY app.txt /app/',
+        'LABEL purpose=cache-test',
+        'USER nobody',
+        'CMD ["cat", "/app/all.txt"]',
+      ].join('\n'),
+      'src/one.txt': 'one\n',
+      'src/two.txt': 'two\n',
+      'app.txt': 'app\n',
+    });
+    const first = await build(ctx);
+    assert.equal(first.steps.length, 11);
+    assert.deepEqual(cached(first), [], 'nothing to reuse the first time');
+    const second = await build(ctx);
+    assert.equal(second.steps.length, 11);
+    assert.deepEqual(ran(second), [], 'every step CACHED');
+    assert.equal(second.id, first.id);
+    assert.equal(await ws.sh(second.tag, 'cat /app/all.txt /app/app.txt'), 'one\ntwo\napp\n');
+  });
+
+  test('a changed source file re-runs the steps from the COPY that takes it; mtime-only and .dockerignore\'d changes keep the cache', async () => {
+    const ctx = ws.context('edit', {
+      Dockerfile: [
+        'FROM debian-slim:bookworm',
+        'RUN echo "edit before $(date +%s%N)" > /before',
+        'COPY a.txt /app/',
+        'RUN echo "after $(date +%s%N)" > /after',
+        'COPY b.txt /app/',
+        'COPY . /ctx/',
+      ].join('\n'),
+      'a.txt': 'a1\n',
+      'b.txt': 'b1\n',
+      '.dockerignore': '*.log\n',
+      'debug.log': 'x\n',
+    });
+    const [RUN1, COPYA, RUN2, COPYB, COPYALL] = ['RUN echo "edit before', 'COPY a.txt', 'RUN echo "after', 'COPY b.txt', 'COPY . /ctx/'];
+    const starts = (b: Built) => ran(b).map((t) => [RUN1, COPYA, RUN2, COPYB, COPYALL].find((p) => t.startsWith(p)));
+    const first = await build(ctx);
+    const L1 = await layers(ws, first);
+    const base = L1.length - 5;
+
+    // Only the mtime changes (a checkout, `touch`): the content is what counts.
+    const later = new Date(Date.now() + 3600_000);
+    for (const f of ['a.txt', 'b.txt', 'Dockerfile']) utimesSync(path.join(ctx, f), later, later);
+    const touched = await build(ctx);
+    assert.deepEqual(ran(touched), [], 'touch keeps every step cached');
+    assert.equal(touched.id, first.id);
+
+    // Files the .dockerignore leaves out: changed, added, removed — nothing reaches a step.
+    writeFileSync(path.join(ctx, 'debug.log'), 'a different log\n');
+    writeFileSync(path.join(ctx, 'new.log'), 'new\n');
+    const ignored = await build(ctx);
+    assert.deepEqual(ran(ignored), [], '.dockerignore\'d changes keep every step cached');
+    assert.equal(ignored.id, first.id);
+    unlinkSync(path.join(ctx, 'new.log'));
+
+    // a.txt's content: its COPY and everything after it run again, the RUN before it does not.
+    writeFileSync(path.join(ctx, 'a.txt'), 'a2\n');
+    const editA = await build(ctx);
+    assert.deepEqual(starts(editA), [COPYA, RUN2, COPYB, COPYALL]);
+    const L2 = await layers(ws, editA);
+    assert.equal(L2[base], L1[base], 'the RUN before the COPY did not run again (same layer)');
+    assert.notEqual(L2[base + 1], L1[base + 1], 'the COPY layer holds the new a.txt');
+    assert.notEqual(L2[base + 2], L1[base + 2], 'the RUN after the COPY ran again (new date in its layer)');
+    assert.equal(await ws.sh(editA.tag, 'cat /app/a.txt /ctx/a.txt; test ! -e /ctx/debug.log && echo no-log'), 'a2\na2\nno-log\n');
+
+    // b.txt: only the last two COPY steps.
+    writeFileSync(path.join(ctx, 'b.txt'), 'b2\n');
+    const editB = await build(ctx);
+    assert.deepEqual(starts(editB), [COPYB, COPYALL]);
+    assert.equal((await layers(ws, editB))[base + 2], L2[base + 2], 'the RUN before COPY b.txt kept its layer');
+
+    // Back to the first contents: the first build's records still answer, whole image reused.
+    writeFileSync(path.join(ctx, 'a.txt'), 'a1\n');
+    writeFileSync(path.join(ctx, 'b.txt'), 'b1\n');
+    const back = await build(ctx);
+    assert.deepEqual(ran(back), []);
+    assert.equal(back.id, first.id);
+  });
+
+  test('a changed --build-arg busts the steps that see it; an unused one changes nothing', async () => {
+    const ctx = ws.context('args', {
+      Dockerfile: ['FROM debian-slim:bookworm', 'RUN echo "args first $(date +%s%N)" > /first', 'ARG USED=default', 'RUN echo "$USED $(date +%s%N)" > /used', 'CMD ["cat", "/used"]'].join('\n'),
+    });
+    const b1 = await build(ctx, ['--build-arg', 'USED=1']);
+    const b2 = await build(ctx, ['--build-arg', 'USED=1', '--build-arg', 'UNUSED=zzz']);
+    assert.deepEqual(ran(b2), [], 'an undeclared build arg is in no key');
+    assert.equal(b2.id, b1.id);
+    assert.ok(b2.warnings.some((w) => /UNUSED/.test(w)), `the unused arg is reported: ${b2.warnings.join('; ')}`);
+    const b3 = await build(ctx, ['--build-arg', 'USED=2']);
+    // CMD too: it is a step whose parent state changed.
+    assert.deepEqual(ran(b3), ['ARG USED=default', 'RUN echo "$USED $(date +%s%N)" > /used', 'CMD ["cat", "/used"]']);
+    assert.ok(cached(b3).some((t) => t.startsWith('RUN echo "args first')), 'the RUN before the ARG stays cached');
+    assert.equal((await ws.sh(b3.tag, 'cat /used')).split(' ')[0], '2');
+    const hist = (await ws.inspect(b3.tag)).History.map((h) => h.created_by);
+    assert.ok(hist.includes('ARG USED=2'), `the history shows the value the ARG took: ${hist.join(' | ')}`);
+    // The default (no --build-arg) is a value of its own.
+    const b4 = await build(ctx);
+    assert.deepEqual(ran(b4), ['ARG USED=default', 'RUN echo "$USED $(date +%s%N)" > /used', 'CMD ["cat", "/used"]']);
+    const b5 = await build(ctx, ['--build-arg', 'USED=1']);
+    assert.equal(b5.id, b1.id, 'USED=1 again: the first records answer');
+  });
+
+  test('--no-cache runs every step; --no-cache-filter STAGE runs that stage only, and a COPY --from whose content did not change stays cached', async () => {
+    const ctx = ws.context('nocache', {
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS builder',
+        'RUN mkdir /out && echo "nocache constant" > /out/f && date +%s%N > /stamp',
+        'FROM debian-slim:bookworm AS other',
+        'RUN date +%s%N > /other',
+        'FROM debian-slim:bookworm',
+        'RUN echo "nocache final $(date +%s%N)" > /final',
+        'COPY --from=builder /out/f /f',
+        'COPY --from=other /other /other',
+        'RUN echo "after copies $(date +%s%N)" > /after',
+      ].join('\n'),
+    });
+    const first = await build(ctx);
+    const all = await build(ctx, ['--no-cache']);
+    assert.equal(all.steps.length, 6);
+    assert.deepEqual(cached(all), [], '--no-cache: every step runs');
+    assert.notEqual(all.id, first.id);
+    const again = await build(ctx);
+    assert.deepEqual(ran(again), [], '--no-cache recorded its results for the next build');
+    assert.equal(again.id, all.id);
+
+    // builder runs again; its /out/f is the same, so the COPY --from of it (and what follows) stays cached.
+    const L0 = await layers(ws, again);
+    const filtered = await build(ctx, ['--no-cache-filter', 'builder']);
+    const stageOf = (b: Built, text: string) => b.steps.find((s) => s.text.startsWith(text));
+    assert.equal(stageOf(filtered, 'RUN mkdir /out')!.cached, false, 'the filtered stage runs');
+    assert.deepEqual(ran(filtered), ['RUN mkdir /out && echo "nocache constant" > /out/f && date +%s%N > /stamp']);
+    assert.equal(filtered.id, again.id, 'same content copied: same image');
+    assert.deepEqual(await layers(ws, filtered), L0);
+
+    // The final stage (by index) only: its RUNs run, builder and other stay cached.
+    const finalOnly = await build(ctx, ['--no-cache-filter', '2']);
+    assert.deepEqual(ran(finalOnly).map((t) => t.split(' ').slice(0, 2).join(' ')), ['RUN echo', 'COPY --from=builder', 'COPY --from=other', 'RUN echo']);
+    assert.ok(stageOf(finalOnly, 'RUN date +%s%N > /other')!.cached);
+
+    const bad = await ws.kiln(['build', '--no-cache-filter', 'nosuch', ctx]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /no stage named "nosuch"/);
+  });
+
+  test('two builds at once on one store both succeed and leave a complete cache', async () => {
+    const df = (n: string) => ['FROM debian-slim:bookworm', 'RUN echo "concurrent shared $(date +%s%N)" > /shared', `RUN echo "${n} $(date +%s%N)" > /own`, 'COPY f.txt /f.txt'].join('\n');
+    const a = ws.context('conc-a', { Dockerfile: df('a'), 'f.txt': 'a\n' });
+    const b = ws.context('conc-b', { Dockerfile: df('b'), 'f.txt': 'b\n' });
+    const [ra, rb, ra2] = await Promise.all([build(a), build(b), build(a)]);
+    for (const r of [ra, rb, ra2]) assert.equal(r.steps.length, 3);
+    const [sa, sb] = await Promise.all([build(a), build(b)]);
+    assert.deepEqual(ran(sa), []);
+    assert.deepEqual(ran(sb), []);
+    assert.ok([ra.id, ra2.id].includes(sa.id), 'the cache holds one of the concurrent results');
+    assert.equal(await ws.sh(sa.tag, 'cat /f.txt'), 'a\n');
+    assert.equal(await ws.sh(sb.tag, 'cat /f.txt'), 'b\n');
+  });
+
+  test('kiln prune --cache drops the records (then every step runs); --keep-storage keeps the most recently used', async () => {
+    const w = new Workspace('kiln-cache-prune-');
+    try {
+      await w.importDebian();
+      // Two images, each with an incompressible 300 kB layer.
+      const x = w.context('x', { Dockerfile: 'FROM debian-slim:bookworm\nRUN head -c 300000 /dev/urandom > /x.bin\nCMD ["true"]\n' });
+      const y = w.context('y', { Dockerfile: 'FROM debian-slim:bookworm\nRUN head -c 300000 /dev/urandom > /y.bin\nCMD ["true"]\n' });
+      const x1 = await build(x, [], undefined, w);
+      await new Promise((r) => setTimeout(r, 50));
+      const y1 = await build(y, [], undefined, w);
+      const xLayer = x1.steps[0]!.layer!;
+      const yLayer = y1.steps[0]!.layer!;
+      const blob = (d: string) => existsSync(path.join(w.root, 'blobs', 'sha256', d.slice('sha256:'.length)));
+      assert.ok(blob(xLayer) && blob(yLayer));
+      // Untagged, the layers are kept by the cache records alone.
+      assert.equal((await w.kiln(['rmi', x1.tag, y1.tag])).code, 0);
+      const plain = await w.kiln(['prune', '--all-ages']);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.ok(blob(xLayer) && blob(yLayer), 'a plain prune keeps what the cache needs');
+      // Only y fits in 400 kB: x's records go, and x's layer with them (gc); y's stay.
+      const p = await w.kiln(['prune', '--cache', '--keep-storage', '400kb', '--all-ages']);
+      assert.equal(p.code, 0, p.stderr);
+      assert.match(p.stdout, /Deleted 2 build-cache record\(s\)/);
+      assert.ok(!blob(xLayer), "x's layer went with its records");
+      assert.ok(blob(yLayer), "y's layer stays: its records are the most recently used");
+      const y2 = await build(y, [], undefined, w);
+      assert.deepEqual(ran(y2), []);
+      assert.equal(y2.id, y1.id);
+      const x2 = await build(x, [], undefined, w);
+      assert.equal(x2.steps.length, 2);
+      assert.deepEqual(cached(x2), [], 'x lost its records');
+      assert.notEqual(x2.id, x1.id);
+      // Everything: the next build runs all steps.
+      const all = await w.kiln(['prune', '--cache', '--all-ages']);
+      assert.equal(all.code, 0, all.stderr);
+      const y3 = await build(y, [], undefined, w);
+      assert.deepEqual(cached(y3), []);
+      const usage = await w.kiln(['prune', '--keep-storage', '1GB']);
+      assert.notEqual(usage.code, 0);
+      assert.match(usage.stderr, /--keep-storage goes with --cache/);
+    } finally {
+      rmSync(w.dir, { recursive: true, force: true });
+    }
+  });
+});
