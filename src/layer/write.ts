@@ -4,12 +4,12 @@
  * paths, parents before children, hard links written once then as links, optional
  * SOURCE_DATE_EPOCH clamping of every timestamp.
  */
-import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync, promises as fsp, type Stats } from 'node:fs';
+import { closeSync, createReadStream, lstatSync, openSync, readSync, readdirSync, readlinkSync, promises as fsp, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import { KilnError } from '../util/errors.js';
-import { END_OF_ARCHIVE, encodeHeader, padding, type EntryType, type TarHeader } from './tarformat.js';
+import { BLOCK, END_OF_ARCHIVE, encodeHeader, type EntryType, type TarHeader } from './tarformat.js';
 
 const require = createRequire(import.meta.url);
 const xattr = require('fs-xattr') as { listAttributesSync(p: string): string[]; getAttributeSync(p: string, n: string): Buffer };
@@ -80,62 +80,114 @@ function clamp(mtime: number, opts: TarOptions): number {
 }
 
 const SMALL_FILE = 256 << 10;
-const OUT_CHUNK = 512 << 10;
+const OUT_CHUNK = 1 << 20;
 
-/** Tar entries → tar byte stream, in chunks of about OUT_CHUNK (small pieces are batched). */
+/**
+ * Tar entries → tar byte stream in chunks of about OUT_CHUNK. Headers and small files are packed
+ * straight into the chunk being filled (one open/read/close per file, no per-file buffers): for
+ * trees of many small files the per-file overhead, not the bytes, is the cost. Large files stream.
+ */
 async function* encodeEntries(entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>): AsyncGenerator<Buffer> {
-  let batch: Buffer[] = [];
-  let batchLen = 0;
-  for await (const b of encodeEntryPieces(entries)) {
-    if (b.length >= OUT_CHUNK) {
-      if (batchLen) yield Buffer.concat(batch, batchLen);
-      batch = [];
-      batchLen = 0;
-      yield b;
-      continue;
-    }
-    batch.push(b);
-    batchLen += b.length;
-    if (batchLen >= OUT_CHUNK) {
-      yield Buffer.concat(batch, batchLen);
-      batch = [];
-      batchLen = 0;
-    }
-  }
-  if (batchLen) yield Buffer.concat(batch, batchLen);
-}
-
-async function* encodeEntryPieces(entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>): AsyncGenerator<Buffer> {
-  for await (const e of entries) {
-    yield encodeHeader(e.header);
-    if (e.header.type !== 'file' || e.header.size === 0) continue;
-    let written = 0;
-    if (e.content !== undefined) {
-      yield e.content;
-      written = e.content.length;
-    } else if (e.source !== undefined && e.header.size <= SMALL_FILE) {
-      // One read for a small file: a stream per file costs more than the file.
-      // Synchronous on purpose: for many small files the thread-pool round trips dominate.
-      const b = readFileSync(e.source);
-      const part = b.length > e.header.size ? b.subarray(0, e.header.size) : b;
-      written = part.length;
-      yield part;
-    } else if (e.source !== undefined) {
+  let out = Buffer.allocUnsafe(OUT_CHUNK);
+  let pos = 0;
+  const flush = (): Buffer | undefined => {
+    if (pos === 0) return undefined;
+    const full = out.subarray(0, pos);
+    out = Buffer.allocUnsafe(OUT_CHUNK);
+    pos = 0;
+    return full;
+  };
+  const put = (b: Buffer): Buffer | undefined => {
+    let flushed: Buffer | undefined;
+    if (pos + b.length > out.length) flushed = flush();
+    if (b.length > out.length) return flushed ? Buffer.concat([flushed, b]) : b;
+    b.copy(out, pos);
+    pos += b.length;
+    return flushed;
+  };
+  const pad = (size: number): void => {
+    const n = (BLOCK - (size % BLOCK)) % BLOCK;
+    out.fill(0, pos, pos + n);
+    pos += n;
+  };
+  const iter = Symbol.asyncIterator in entries ? (entries as AsyncIterable<PendingEntry>) : syncToAsyncBatched(entries as Iterable<PendingEntry>);
+  for await (const batch of iter as AsyncIterable<PendingEntry | PendingEntry[]>) {
+    for (const e of Array.isArray(batch) ? batch : [batch]) {
+      const head = put(encodeHeader(e.header));
+      if (head) yield head;
+      const size = e.header.type === 'file' ? e.header.size : 0;
+      if (size === 0) continue;
+      const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
+      if (e.content !== undefined) {
+        const c = put(e.content.length > size ? e.content.subarray(0, size) : e.content);
+        if (c) yield c;
+        if (e.content.length < size) throw new KilnError('INTERNAL', `${e.header.name}: content shorter than its size`);
+        if (pos + padded - size > out.length) {
+          const f = flush();
+          if (f) yield f;
+        }
+        pad(size);
+        continue;
+      }
+      if (e.source === undefined) throw new KilnError('INTERNAL', `${e.header.name}: a file entry without content`);
+      if (size <= SMALL_FILE) {
+        // Synchronous on purpose: for many small files the thread-pool round trips dominate.
+        if (pos + padded > out.length) {
+          const f = flush();
+          if (f) yield f;
+        }
+        const fd = openSync(e.source, 'r');
+        let got = 0;
+        try {
+          while (got < size) {
+            const n = readSync(fd, out, pos + got, size - got, got);
+            if (n === 0) break;
+            got += n;
+          }
+        } finally {
+          closeSync(fd);
+        }
+        if (got !== size) throw changedSize(e, got);
+        pos += size;
+        pad(size);
+        continue;
+      }
+      const f = flush();
+      if (f) yield f;
+      let written = 0;
       for await (const chunk of createReadStream(e.source, { highWaterMark: 1 << 20 })) {
         const b = chunk as Buffer;
-        const room = e.header.size - written;
+        const room = size - written;
         if (room <= 0) break;
         const part = b.length > room ? b.subarray(0, room) : b;
         written += part.length;
         yield part;
       }
+      if (written !== size) throw changedSize(e, written);
+      pad(size);
     }
-    if (written !== e.header.size) {
-      throw new KilnError('INTERNAL', `${e.source ?? e.header.name} changed size while being archived (${written} of ${e.header.size} bytes)`, { path: e.source ?? e.header.name });
-    }
-    yield padding(e.header.size);
   }
-  yield END_OF_ARCHIVE;
+  const end = put(END_OF_ARCHIVE);
+  if (end) yield end;
+  const last = flush();
+  if (last) yield last;
+}
+
+function changedSize(e: PendingEntry, got: number): KilnError {
+  return new KilnError('INTERNAL', `${e.source ?? e.header.name} changed size while being archived (${got} of ${e.header.size} bytes)`, { path: e.source ?? e.header.name });
+}
+
+/** A synchronous entry source read in batches: one await per batch, not per entry. */
+async function* syncToAsyncBatched(entries: Iterable<PendingEntry>): AsyncGenerator<PendingEntry[]> {
+  let batch: PendingEntry[] = [];
+  for (const e of entries) {
+    batch.push(e);
+    if (batch.length >= 256) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length) yield batch;
 }
 
 class HardlinkTracker {
@@ -150,7 +202,7 @@ class HardlinkTracker {
   }
 }
 
-async function entryFor(abs: string, name: string, st: Stats, links: HardlinkTracker, opts: TarOptions): Promise<PendingEntry | undefined> {
+function entryFor(abs: string, name: string, st: Stats, links: HardlinkTracker, opts: TarOptions): PendingEntry | undefined {
   const type = typeOf(st);
   if (type === undefined) return undefined;
   const header: TarHeader = {
@@ -191,14 +243,14 @@ export function comparePaths(a: string, b: string): number {
   return as.length - bs.length;
 }
 
-async function* walk(root: string, rel: string, links: HardlinkTracker, opts: TarOptions): AsyncGenerator<PendingEntry> {
+function* walk(root: string, rel: string, links: HardlinkTracker, opts: TarOptions): Generator<PendingEntry> {
   // Synchronous metadata reads: a tree walk is thousands of tiny calls, each a thread-pool hop when async.
   const names = readdirSync(path.join(root, rel)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   for (const n of names) {
     const r = rel ? `${rel}/${n}` : n;
     const abs = path.join(root, r);
     const st = lstatSync(abs);
-    const e = await entryFor(abs, r, st, links, opts);
+    const e = entryFor(abs, r, st, links, opts);
     if (e) yield e;
     if (st.isDirectory()) yield* walk(root, r, links, opts);
   }
@@ -212,7 +264,7 @@ export function tarDirectory(root: string, opts: TarOptions = {}): Readable {
 /** The given changes under `root` as a layer tar (adds with their metadata, deletes as whiteouts). */
 export function tarChanges(root: string, changes: Change[], opts: TarOptions = {}): Readable {
   const sorted = [...changes].sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
-  async function* gen(): AsyncGenerator<PendingEntry> {
+  function* gen(): Generator<PendingEntry> {
     const links = new HardlinkTracker();
     for (const c of sorted) {
       const dir = path.posix.dirname(c.path);
@@ -225,7 +277,7 @@ export function tarChanges(root: string, changes: Change[], opts: TarOptions = {
       } else {
         const abs = path.join(root, c.path);
         const st = lstatSync(abs);
-        const e = await entryFor(abs, c.path, st, links, opts);
+        const e = entryFor(abs, c.path, st, links, opts);
         if (e) yield e;
       }
     }
