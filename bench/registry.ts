@@ -3,7 +3,7 @@
  * local distribution registry (Debian's docker-registry on loopback), kiln against `skopeo copy`
  * doing the same transfer. Every run gets a fresh, empty registry (and, for pulls, an empty
  * destination), so nothing is skipped as already present. skopeo reads the very same blobs: kiln's
- * store is an OCI image layout. Target: kiln at least 1.0× skopeo's speed (ratio = skopeo / kiln).
+ * store is an OCI image layout (its ref names are normalized: docker.io/library/…). Target: kiln at least 1.0× skopeo's speed (ratio = skopeo / kiln).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -67,7 +67,7 @@ try {
       rmSync(pullRoot, { recursive: true, force: true });
     });
     await withRegistry(async (reg) => {
-      times.skopeoPush.push(await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${srcRoot}:python-full:bench`, `docker://${reg.host}/bench/py:skopeo`]));
+      times.skopeoPush.push(await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${srcRoot}:docker.io/library/python-full:bench`, `docker://${reg.host}/bench/py:skopeo`]));
       const dest = path.join(work, `skopeo-${i}`);
       times.skopeoPull.push(await run('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/py:skopeo`, `oci:${dest}:py`]));
       rmSync(dest, { recursive: true, force: true });

@@ -1,22 +1,208 @@
 #!/usr/bin/env node
-// Runs every compiled benchmark (dist/bench/*.js) in its own process and prints their result lines.
-//   node scripts/bench.mjs [name-substring...]
-import { readdirSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+// `npm run bench`: kiln's micro-benchmarks (dist/bench/*.js: parse, layer export, RUN → layer,
+// pull/push, sbom/analyze), each in its own process, then — when docker or buildah is installed —
+// the builders side by side on ../shared/bench/workloads (../shared/bench/run-peers.sh after
+// ../shared/bench/peers-up.sh, with KILN set to this checkout's CLI), and one table of ratios.
+//
+//   node scripts/bench.mjs [options] [name-substring…]
+//     name-substring…      only the micro-benchmarks whose file name contains all of these
+//     --no-micro           skip the micro-benchmarks
+//     --peers | --no-peers run the peer comparison (default: when dockerd or buildah is installed)
+//     --workloads a,b      peer workloads (default: all of ../shared/bench/workloads)
+//     --builders a,b       buildkit,classic,buildah,kiln (default: those available, and kiln)
+//     --reps N             repetitions per measurement in run-peers.sh (default 3; the median is kept)
+//     --out FILE           run-peers.sh's TSV (default /var/tmp/kiln-bench/run-peers.tsv)
+// The peer run builds each workload cold, no-op and incremental with every builder: with all
+// workloads and 3 repetitions it takes long on 2 cores; pick workloads and --reps 1 for a quick look.
+import { readdirSync, readFileSync, existsSync, mkdirSync, linkSync, copyFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const dir = path.join(root, 'dist', 'bench');
-const filters = process.argv.slice(2);
-let files = [];
-try { files = readdirSync(dir).filter((f) => f.endsWith('.js')).sort(); } catch { /* none built */ }
-files = files.filter((f) => filters.every((s) => f.includes(s)));
-if (files.length === 0) { console.error('no benchmarks found (run npm run build)'); process.exit(1); }
+const shared = process.env.KILN_SHARED ?? path.resolve(root, '..', 'shared');
+const cli = path.join(root, 'dist', 'src', 'cli', 'main.js');
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name);
+  if (i < 0) return dflt;
+  const v = argv[i + 1];
+  if (v === undefined) die(`${name} needs a value`);
+  argv.splice(i, 2);
+  return v;
+};
+const flag = (name) => {
+  const i = argv.indexOf(name);
+  if (i >= 0) argv.splice(i, 1);
+  return i >= 0;
+};
+function die(msg) {
+  console.error(`bench: ${msg}`);
+  process.exit(2);
+}
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+
+const noMicro = flag('--no-micro');
+const wantPeers = flag('--peers');
+const noPeers = flag('--no-peers');
+const workloads = opt('--workloads', '');
+const builders = opt('--builders', '');
+const reps = opt('--reps', '3');
+const benchDir = process.env.KILN_BENCH_DIR ?? '/var/tmp/kiln-bench';
+const out = path.resolve(opt('--out', path.join(benchDir, 'run-peers.tsv')));
+const unknown = argv.find((a) => a.startsWith('--'));
+if (unknown) die(`unknown option ${unknown}`);
+const filters = argv;
+
+/** Rows of the final table: [measure, kiln, reference, ratio]. ratio > 1: kiln is faster / smaller. */
+const table = [];
 let failed = 0;
-for (const f of files) {
-  console.log(`== ${f.replace(/\.js$/, '')}`);
-  const r = spawnSync(process.execPath, ['--expose-gc', path.join(dir, f)], { stdio: 'inherit' });
-  if (r.status !== 0) { failed++; console.log(`   (failed: exit ${r.status})`); }
+
+// ---- micro-benchmarks
+function ratioRows(name, text) {
+  // Each benchmark prints its own result lines; the ones with a reference are turned into rows.
+  let m;
+  for (const line of text.split('\n')) {
+    if ((m = /^(\S+): kiln ([\d.]+) s .*\| tar\|pigz -p2\|sha256sum ([\d.]+) s .*kiln\/pigz throughput ([\d.]+)x/.exec(line))) {
+      table.push([`layer export, ${m[1]}`, `${m[2]} s`, `tar|pigz -p2|sha256sum ${m[3]} s`, Number(m[4])]);
+    } else if ((m = /^(\S+) (push|pull)\s+kiln median ([\d.]+) s, skopeo copy ([\d.]+) s/.exec(line))) {
+      table.push([`${m[2]} ${m[1]} (local registry)`, `${m[3]} s`, `skopeo copy ${m[4]} s`, Number(m[4]) / Number(m[3])]);
+    } else if ((m = /^run-layer (overlay|native): .*process exit → layer ready ([\d.]+) s/.exec(line))) {
+      table.push([`RUN +30,000 files: exit → layer (${m[1]})`, `${m[2]} s`, '', undefined]);
+    } else if ((m = /^run-layer buildah .*commit \(exit → layer ready\) ([\d.]+) s/.exec(line))) {
+      for (const r of table.filter((r) => r[0].startsWith('RUN +30,000 files') && r[2] === '')) {
+        r[2] = `buildah commit ${m[1]} s`;
+        r[3] = Number(m[1]) / parseFloat(r[1]);
+      }
+    } else if ((m = /^parse\+plan (\d+)-line Dockerfile .*median ([\d.]+) ms/.exec(line))) {
+      table.push([`parse+plan ${m[1]}-line Dockerfile`, `${m[2]} ms`, '(no peer measured)', undefined]);
+    } else if ((m = /^(\S+)\s+kiln (sbom|analyze)\s+median ([\d.]+) s .*peak RSS (\d+) MB/.exec(line))) {
+      table.push([`${m[2]} ${m[1]}`, `${m[3]} s, ${m[4]} MB RSS`, '(no peer measured)', undefined]);
+    }
+  }
+  void name;
+}
+
+if (!noMicro) {
+  const dir = path.join(root, 'dist', 'bench');
+  let files = [];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.js')).sort();
+  } catch {
+    /* none built */
+  }
+  files = files.filter((f) => filters.every((s) => f.includes(s)));
+  if (files.length === 0 && filters.length === 0) die('no benchmarks found (run npm run build)');
+  for (const f of files) {
+    console.log(`== ${f.replace(/\.js$/, '')}`);
+    const text = await runTee(process.execPath, ['--expose-gc', path.join(dir, f)]);
+    if (text.code !== 0) {
+      failed++;
+      console.log(`   (failed: exit ${text.code})`);
+    }
+    ratioRows(f, text.out);
+  }
+}
+
+// ---- peers
+const peersAvailable = has('dockerd') || has('buildah');
+const doPeers = !noPeers && (wantPeers || (peersAvailable && filters.length === 0));
+if (doPeers) {
+  if (process.getuid?.() !== 0) die('the peer comparison starts dockerd and a registry: run as root (or pass --no-peers)');
+  // peers-up.sh makes the base tarballs in /tmp/bases with make-base-rootfs.sh; the same script's
+  // tarballs cached for the tests and the demo are reused (hard links) instead of made again.
+  mkdirSync('/tmp/bases', { recursive: true });
+  for (const n of ['debian-slim', 'python-slim', 'python-full', 'node-slim', 'node-full']) {
+    const dst = `/tmp/bases/${n}.tar`;
+    if (existsSync(dst)) continue;
+    for (const d of [process.env.KILN_BASES ?? '/var/cache/kiln-bases', process.env.KILN_TEST_BASES ?? '/var/cache/kiln-test-bases']) {
+      const src = path.join(d, `${n}.tar`);
+      if (!existsSync(src)) continue;
+      try {
+        linkSync(src, dst);
+      } catch {
+        copyFileSync(src, dst);
+      }
+      break;
+    }
+  }
+  console.log('\n== peers: ../shared/bench/peers-up.sh');
+  const up = spawnSync('bash', [path.join(shared, 'bench', 'peers-up.sh')], { stdio: 'inherit' });
+  if (up.status !== 0) {
+    failed++;
+    console.log(`   peers-up.sh failed (exit ${up.status}): no peer comparison`);
+  } else {
+    mkdirSync(path.dirname(out), { recursive: true });
+    const args = ['-r', reps, '-o', out];
+    if (workloads) args.push('-w', workloads);
+    // kiln is always in the comparison; the others as run-peers.sh finds them (or as asked).
+    const avail = [];
+    if (spawnSync('docker', ['version'], { env: { ...process.env, DOCKER_HOST: 'unix:///tmp/dockerd.sock' }, stdio: 'ignore' }).status === 0) avail.push('buildkit', 'classic');
+    if (has('buildah')) avail.push('buildah');
+    args.push('-b', builders || [...avail, 'kiln'].join(','));
+    const env = { ...process.env, KILN: `${process.execPath} ${cli}`, KILN_ROOT: path.join(benchDir, 'store') };
+    console.log(`== peers: run-peers.sh ${args.join(' ')}   (KILN_ROOT=${env.KILN_ROOT})`);
+    const t0 = Date.now();
+    const r = await runTee('bash', [path.join(shared, 'bench', 'run-peers.sh'), ...args], env);
+    console.log(`   run-peers.sh took ${((Date.now() - t0) / 60000).toFixed(1)} min`);
+    if (r.code !== 0) failed++;
+    if (existsSync(out)) peerRows(readFileSync(out, 'utf8'));
+  }
+} else if (!noPeers && !peersAvailable) {
+  console.log('\n(peer comparison skipped: neither dockerd nor buildah is installed; ../shared/bench/peers-up.sh installs them)');
+}
+
+/** Bytes from run-peers' size column: bytes, or buildah's human form ("202MB", "1.2GB"). */
+function bytes(s) {
+  const m = /^([\d.]+)\s*([kKMGT]?B)?$/.exec(String(s).trim());
+  if (!m) return undefined;
+  const unit = { B: 1, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 }[m[2] ?? 'B'] ?? 1;
+  return Number(m[1]) * unit;
+}
+function peerRows(tsv) {
+  const rows = tsv.trim().split('\n').slice(1).map((l) => {
+    const [workload, builder, cold, noop, incr, size, layers] = l.split('\t');
+    return { workload, builder, cold, noop, incr, size, layers };
+  });
+  for (const w of [...new Set(rows.map((r) => r.workload))]) {
+    const k = rows.find((r) => r.workload === w && r.builder === 'kiln');
+    for (const p of rows.filter((r) => r.workload === w && r.builder !== 'kiln')) {
+      for (const phase of ['cold', 'noop', 'incr']) {
+        const kv = Number(k?.[phase]);
+        const pv = Number(p[phase]);
+        table.push([`${w} build ${phase}`, k ? `${k[phase]} s` : 'n/a', `${p.builder} ${p[phase]} s`, kv > 0 && pv > 0 ? pv / kv : undefined]);
+      }
+      const ks = bytes(k?.size);
+      const ps = bytes(p.size);
+      table.push([`${w} image size`, ks ? `${(ks / 1e6).toFixed(0)} MB, ${k.layers} layers` : 'n/a', `${p.builder} ${ps ? `${(ps / 1e6).toFixed(0)} MB` : p.size}, ${p.layers} layers`, ks && ps ? ps / ks : undefined]);
+    }
+  }
+}
+
+// ---- the table
+console.log(`\n== kiln against the references (ratio = reference / kiln: above 1, kiln is faster or smaller)`);
+console.log(`   machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, node ${process.version}; load average now ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+if (table.length === 0) console.log('   (no comparable results)');
+else {
+  const rows = [['measure', 'kiln', 'reference', 'ratio'], ...table.map(([a, b, c, r]) => [a, b, c, r === undefined ? '' : `${r.toFixed(2)}×`])];
+  const w = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => r[c].length)));
+  for (const [i, r] of rows.entries()) {
+    console.log(`   ${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2].padEnd(w[2])}  ${r[3].padStart(w[3])}`);
+    if (i === 0) console.log(`   ${w.map((n) => '-'.repeat(n)).join('  ')}`);
+  }
 }
 process.exit(failed ? 1 : 0);
+
+/** Run a command with its output shown and kept. */
+function runTee(cmd, args, env = process.env) {
+  return new Promise((resolve) => {
+    let text = '';
+    const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    p.stdout.on('data', (b) => {
+      text += b;
+      process.stdout.write(b);
+    });
+    p.on('close', (code) => resolve({ code: code ?? 1, out: text }));
+  });
+}
