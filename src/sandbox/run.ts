@@ -11,7 +11,8 @@
  *     into the store;
  *  5. everything unmounted and removed, also on abort (signal) or SIGINT/SIGTERM/SIGHUP.
  */
-import { mkdirSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync, lstatSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import type { Compression, Descriptor } from '../image/types.js';
 import type { Digest } from '../util/digest.js';
@@ -25,6 +26,8 @@ import { canMountOverlay, diffTrees, diffUpper, flattenLowerDirs, makeStubs, mou
 import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.js';
 import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind } from './runtime.js';
 import { cleanupStaleRuns, createRunDir, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
+
+const xattr = createRequire(import.meta.url)('fs-xattr') as { listAttributesSync(p: string): string[]; removeAttributeSync(p: string, n: string): void };
 
 /** docker's PATH when the image sets none. */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -167,6 +170,13 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
       }
       await w.commit({ digest: layer.digest, size: layer.size });
       await store.recordLayer(layer.digest, { diffId: layer.diffId, uncompressedSize: layer.uncompressedSize });
+      // The upper dir is the new layer in the snapshots' own form (whiteout devices, opaque
+      // markers): keep it as the snapshot, as BuildKit keeps a RUN's snapshot. Not with
+      // SOURCE_DATE_EPOCH: the layer's mtimes are clamped, the upper's are not.
+      if (snapshotter === 'overlay' && !o.lowerDirs && o.sourceDateEpoch === undefined) {
+        stripOverlayInternals(upper, changes);
+        await store.adoptSnapshot([...(o.diffIds ?? []), layer.diffId], upper);
+      }
     }
   }
   return { exitCode, layer, changes, backend: runner.kind, snapshotter };
@@ -174,4 +184,34 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
 
 function rank(c: Change): number {
   return c.kind === 'add' ? 0 : c.kind === 'opaque' ? 1 : 2;
+}
+
+/**
+ * overlayfs bookkeeping xattrs on a copied-up upper (origin, impure, nlink, …) mean nothing once
+ * the dir is a lower layer, and some would be read there: drop them. The opaque marker stays: it is
+ * how a snapshot says "this directory replaces the one below".
+ */
+function stripOverlayInternals(upper: string, changes: Change[]): void {
+  // The upper's root too: the kernel marks it (uuid, impure).
+  for (const c of [{ kind: 'add', path: '' } as Change, ...changes]) {
+    if (c.kind !== 'add') continue;
+    const p = path.join(upper, c.path);
+    let names: string[];
+    try {
+      // Never through a symlink: its target may name anything, the host's files included.
+      if (lstatSync(p).isSymbolicLink()) continue;
+      names = xattr.listAttributesSync(p);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (n.startsWith('trusted.overlay.') && n !== 'trusted.overlay.opaque' && n !== 'trusted.overlay.whiteout') {
+        try {
+          xattr.removeAttributeSync(p, n);
+        } catch {
+          // vanished or not removable: the snapshot keeps it, overlayfs ignores it on a lower
+        }
+      }
+    }
+  }
 }

@@ -323,6 +323,31 @@ export class Store {
     return total;
   }
 
+  /** Where the snapshot of the top layer of a chain (bottom → top diff_ids) lives. */
+  snapshotPath(diffIds: Digest[]): string {
+    let chain: Digest | undefined;
+    for (const d of diffIds) chain = chain === undefined ? d : sha256(`${chain} ${d}`);
+    if (chain === undefined) throw new KilnError('INTERNAL', 'a snapshot needs at least one layer');
+    return path.join(this.root, 'snapshots', digestHex(chain));
+  }
+
+  /**
+   * Take `dir` — the top layer of `diffIds` already unpacked in overlay-marker form (a RUN's overlay
+   * upper dir) — as that chain's snapshot, so the next step does not unpack the layer it just wrote.
+   * Moved, not copied; false (dir left alone) when the snapshot exists already.
+   */
+  async adoptSnapshot(diffIds: Digest[], dir: string): Promise<boolean> {
+    const dest = this.snapshotPath(diffIds);
+    if (await fsp.stat(dest).catch(() => undefined)) return false;
+    try {
+      await fsp.rename(dir, dest);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+  }
+
   /** One unpacked directory per layer (overlay-marker form), bottom → top; made once, reused. */
   async snapshots(layers: Descriptor[], diffIds: Digest[]): Promise<string[]> {
     if (layers.length !== diffIds.length) throw new KilnError('INVALID', `image has ${layers.length} layers but ${diffIds.length} diff_ids`);
