@@ -94,7 +94,7 @@ if (isMain) {
     process.exit(2);
   }
   const { buildProgram } = await import(pathToFileURL(mainJs).href);
-  const text = renderCliDocs(buildProgram());
+  const text = renderCliDocs(await buildProgram());
   const mode = process.argv[2];
   if (mode === '--stdout') process.stdout.write(text);
   else if (mode === '--check') {

@@ -5,11 +5,16 @@
  * --debug.
  */
 import { Command, CommanderError } from 'commander';
-import { commands } from './commands/index.js';
+import { loadCommands, type RegisterCommand } from './commands/index.js';
 import { KilnError, formatError, isKilnError } from '../util/errors.js';
 import { readPackageVersion } from './version.js';
 
-export function buildProgram(): Command {
+/** The program with every command (for help and the generated docs). */
+export async function buildProgram(): Promise<Command> {
+  return programWith(await loadCommands());
+}
+
+function programWith(commands: RegisterCommand[]): Command {
   const program = new Command();
   program
     .name('kiln')
@@ -29,10 +34,21 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The command an argv names: its first word that is not a global option (or its value). */
+function commandName(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--root') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
   const debug = argv.includes('--debug');
   try {
+    // Only the module of the command being run is loaded (all of them for help or a typo).
+    const program = programWith(await loadCommands(commandName(argv)));
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (e) {
