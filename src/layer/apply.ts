@@ -5,7 +5,7 @@
  * symlink (planted earlier in the same tar or already there), hard links to outside — such a tar
  * is refused with KilnError('UNSAFE') naming the entry.
  */
-import { promises as fsp, createWriteStream } from 'node:fs';
+import { promises as fsp, createWriteStream, chmodSync, closeSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -29,6 +29,8 @@ export interface ApplyOptions {
 }
 
 const WH = '.wh.';
+/** Files up to this size are written with synchronous calls (no stream per file). */
+const SMALL_FILE = 1 << 20;
 const OPAQUE = '.wh..wh..opq';
 
 function unsafe(name: string, why: string): KilnError {
@@ -54,32 +56,33 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
   const created = new Set<string>(); // paths this layer wrote (opaque whiteouts keep them)
   const dirTimes: [string, number][] = [];
 
+  // Directories (relative) known to be real directories made or checked by this apply. Synchronous
+  // metadata calls on purpose: a layer is thousands of tiny operations, each a thread-pool round
+  // trip when async. Any removal forgets what was known (it may have removed a checked directory).
+  const realDirs = new Set<string>(['']);
+
   /** Make sure every parent of rel exists as a real directory (never a symlink). */
-  const ensureParents = async (rel: string, name: string) => {
+  const ensureParents = (rel: string, name: string) => {
     const parts = rel.split('/');
-    let cur = absRoot;
+    let curRel = '';
     for (let i = 0; i < parts.length - 1; i++) {
-      cur = path.join(cur, parts[i]!);
-      let st;
-      try {
-        st = await fsp.lstat(cur);
-      } catch {
-        await fsp.mkdir(cur, { mode: 0o755 });
-        continue;
-      }
-      if (st.isSymbolicLink()) throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is a symbolic link`);
-      if (!st.isDirectory()) throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is not a directory`);
+      curRel = curRel ? `${curRel}/${parts[i]}` : parts[i]!;
+      if (realDirs.has(curRel)) continue;
+      const cur = path.join(absRoot, curRel);
+      const st = lstatSync(cur, { throwIfNoEntry: false });
+      if (!st) mkdirSync(cur, { mode: 0o755 });
+      else if (st.isSymbolicLink()) throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is a symbolic link`);
+      else if (!st.isDirectory()) throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is not a directory`);
+      realDirs.add(curRel);
     }
   };
 
   const removeExisting = async (abs: string, keepDir: boolean) => {
-    let st;
-    try {
-      st = await fsp.lstat(abs);
-    } catch {
-      return;
-    }
+    const st = lstatSync(abs, { throwIfNoEntry: false });
+    if (!st) return;
     if (st.isDirectory() && keepDir) return;
+    realDirs.clear();
+    realDirs.add('');
     await fsp.rm(abs, { recursive: true, force: true });
   };
 
@@ -93,7 +96,7 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     const base = path.posix.basename(rel);
     const dirRel = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
     if (base.startsWith(WH)) {
-      await ensureParents(rel, header.name);
+      ensureParents(rel, header.name);
       const dirAbs = path.join(absRoot, dirRel);
       if (base === OPAQUE) {
         if (opts.whiteouts === 'overlay') {
@@ -102,7 +105,11 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
         } else {
           for (const child of await fsp.readdir(dirAbs).catch(() => [] as string[])) {
             const childRel = dirRel ? `${dirRel}/${child}` : child;
-            if (!created.has(childRel)) await fsp.rm(path.join(dirAbs, child), { recursive: true, force: true });
+            if (!created.has(childRel)) {
+              realDirs.clear();
+              realDirs.add('');
+              await fsp.rm(path.join(dirAbs, child), { recursive: true, force: true });
+            }
           }
         }
         continue;
@@ -114,12 +121,14 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
       if (opts.whiteouts === 'overlay') await runChecked('mknod', ['-m', '000', abs, 'c', '0', '0']);
       continue;
     }
-    await ensureParents(rel, header.name);
+    ensureParents(rel, header.name);
     const abs = path.join(absRoot, rel);
     created.add(rel);
     await writeEntry(abs, rel, header, body, absRoot, removeExisting);
-    if (header.type === 'directory') dirTimes.push([abs, header.mtime]);
-    else if (header.type !== 'hardlink') await fsp.lutimes(abs, header.mtime, header.mtime);
+    if (header.type === 'directory') {
+      realDirs.add(rel);
+      dirTimes.push([abs, header.mtime]);
+    } else if (header.type !== 'hardlink') lutimesSync(abs, header.mtime, header.mtime);
   }
   // Directory times last: writing children changed them.
   for (const [d, t] of dirTimes.reverse()) await fsp.utimes(d, t, t).catch(() => undefined);
@@ -141,12 +150,21 @@ async function writeEntry(
   await removeExisting(abs, h.type === 'directory');
   switch (h.type) {
     case 'directory': {
-      await fsp.mkdir(abs, { recursive: true });
+      if (!lstatSync(abs, { throwIfNoEntry: false })?.isDirectory()) mkdirSync(abs);
       break;
     }
     case 'file': {
       // 'wx': never follow anything that appeared at this path.
-      await pipeline(body, createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
+      if (h.size <= SMALL_FILE) {
+        const fd = openSync(abs, 'wx', 0o600);
+        try {
+          for await (const chunk of body) {
+            for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+          }
+        } finally {
+          closeSync(fd);
+        }
+      } else await pipeline(body, createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
       break;
     }
     case 'symlink': {
@@ -180,9 +198,9 @@ async function writeEntry(
       break;
     }
   }
-  await fsp.lchown(abs, h.uid, h.gid);
+  lchownSync(abs, h.uid, h.gid);
   if (h.type !== 'symlink') {
-    await fsp.chmod(abs, h.mode & 0o7777);
+    chmodSync(abs, h.mode & 0o7777);
     if (h.xattrs) for (const [k, v] of Object.entries(h.xattrs)) xattr.setAttributeSync(abs, k, v);
   }
   void rel;
