@@ -37,7 +37,7 @@ import type { Store } from '../store/store.js';
 import { withFileLock } from '../store/lock.js';
 import { sha256, digestHex, type Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
-import { runCapture } from '../util/proc.js';
+import { runCapture, processAlive, processStartTime } from '../util/proc.js';
 
 /** A secret given to the build: `--secret id=ID[,src=FILE][,env=VAR]`. */
 export interface SecretSource {
@@ -427,7 +427,7 @@ function makePrivateDir(): string {
   const base = tmpfsBase();
   for (const name of readdirSafe(base)) {
     const m = /^kiln-run-(\d+)-/.exec(name);
-    if (m && !alive(Number(m[1]))) rmSync(path.join(base, name), { recursive: true, force: true });
+    if (m && !processAlive(Number(m[1]))) rmSync(path.join(base, name), { recursive: true, force: true });
   }
   const d = mkdtempSync(path.join(base, `kiln-run-${process.pid}-`));
   chmodSync(d, 0o700);
@@ -452,15 +452,6 @@ function readdirSafe(d: string): string[] {
     return readdirSync(d);
   } catch {
     return [];
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -499,17 +490,7 @@ function agentProxy(agent: string, at: string): Promise<{ close(): Promise<void>
 
 // ---- cache mounts: holders and sharing ----
 
-/** /proc/PID/stat start time: with the pid, a process identity a reused pid does not match. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-const myStart = startTime(process.pid) ?? '0';
+const myStart = processStartTime(process.pid) ?? '0';
 
 interface Holder {
   file: string;
@@ -525,7 +506,7 @@ function holders(instance: string): Holder[] {
     const file = path.join(dir, name);
     if (!m) continue;
     const pid = Number(m[1]);
-    const liveProc = pid === process.pid ? m[2] === myStart : startTime(pid) === m[2];
+    const liveProc = pid === process.pid ? m[2] === myStart : processStartTime(pid) === m[2];
     if (!liveProc) {
       rmSync(file, { force: true });
       continue;

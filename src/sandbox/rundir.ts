@@ -14,23 +14,14 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { deleteContainer } from './runtime.js';
 import { unmount } from './rootfs.js';
+import { processStartTime } from '../util/proc.js';
 
 interface Owner {
   pid: number;
   start: string;
 }
 
-/** Start time of a process (clock ticks after boot, /proc/PID/stat field 22), undefined when it is gone. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-const me: Owner = { pid: process.pid, start: startTime(process.pid) ?? '' };
+const me: Owner = { pid: process.pid, start: processStartTime(process.pid) ?? '' };
 
 /** Run dirs of this process not torn down yet: unmounted synchronously if the process exits anyway. */
 const live = new Set<string>();
@@ -97,10 +88,10 @@ function ownerAlive(dir: string): boolean {
   } catch {
     // No owner file: made by an older kiln or torn mid-creation; alive only if its pid prefix is.
     const pid = Number(path.basename(dir).split('-')[0]);
-    return pid > 0 && pid !== process.pid && startTime(pid) !== undefined;
+    return pid > 0 && pid !== process.pid && processStartTime(pid) !== undefined;
   }
   if (owner.pid === me.pid && owner.start === me.start) return live.has(dir);
-  return startTime(owner.pid) === owner.start;
+  return processStartTime(owner.pid) === owner.start;
 }
 
 /** Tear down the run dirs of kiln processes that are gone. How many there were. */

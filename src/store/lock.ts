@@ -5,15 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { KilnError } from '../util/errors.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { processAlive } from '../util/proc.js';
 
 export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
@@ -28,7 +20,7 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeou
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number((await fsp.readFile(file, 'utf8').catch(() => '')).trim());
-      if (pid > 0 && pid !== process.pid && !alive(pid)) {
+      if (pid > 0 && pid !== process.pid && !processAlive(pid)) {
         // The owner died holding it: take it over (rename is atomic; a racing taker fails the rm).
         await fsp.rm(file, { force: true });
         continue;

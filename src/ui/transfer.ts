@@ -4,18 +4,7 @@
  * blob starts, is skipped and is done.
  */
 import type { TransferEvent } from '../registry/pull.js';
-
-export function formatBytes(n: number): string {
-  if (n < 1000) return `${n}B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let u = -1;
-  do {
-    v /= 1000;
-    u++;
-  } while (v >= 1000 && u < units.length - 1);
-  return `${v.toFixed(v < 10 ? 2 : 1)}${units[u]}`;
-}
+import { formatSize } from './text.js';
 
 const WORDS: Record<string, { pull: string; push: string }> = {
   present: { pull: 'Already exists', push: 'Already exists' },
@@ -65,7 +54,7 @@ export function transferView(kind: 'pull' | 'push', out: NodeJS.WriteStream, opt
         return;
       }
       const word = WORDS[e.state]![kind];
-      const text = e.state === 'downloading' || e.state === 'uploading' ? `${short(e.digest)}: ${word} ${formatBytes(e.current).padStart(8)}/${formatBytes(e.total)}` : `${short(e.digest)}: ${word}`;
+      const text = e.state === 'downloading' || e.state === 'uploading' ? `${short(e.digest)}: ${word} ${formatSize(e.current).padStart(8)}/${formatSize(e.total)}` : `${short(e.digest)}: ${word}`;
       if (!tty) {
         if (e.state !== 'downloading' && e.state !== 'uploading') out.write(`${text}\n`);
         return;

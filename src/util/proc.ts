@@ -1,6 +1,7 @@
 /**
  * Running helper programs (runc, unshare, zstd, skopeo in tests...) with captured output.
  */
+import { readFileSync } from 'node:fs';
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { KilnError } from './errors.js';
 
@@ -45,4 +46,27 @@ export async function which(cmd: string): Promise<string | undefined> {
   const r = await runCapture('sh', ['-c', `command -v "$1"`, 'sh', cmd]).catch(() => undefined);
   const p = r?.stdout.trim();
   return r && r.code === 0 && p ? p : undefined;
+}
+
+/** Is a process with this pid alive (EPERM: alive, not ours)? */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A process's start time (clock ticks after boot, /proc/PID/stat field 22), undefined when it is
+ * gone: with the pid, an identity that a reused pid does not match.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
 }
