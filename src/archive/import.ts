@@ -17,7 +17,7 @@ export interface ImportOptions {
 }
 
 export async function importRootfs(store: Store, tar: Readable, opts: ImportOptions = {}): Promise<LoadedImage> {
-  const w = await store.createBlobWriter();
+  const w = await store.createBlobWriter({ hashedBy: 'producer' });
   let info;
   try {
     info = await encodeLayer(openLayer(tar), w.stream, { compression: 'gzip' });

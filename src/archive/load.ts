@@ -55,7 +55,7 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
       continue;
     }
     if (name.endsWith('layer.tar')) {
-      const w = await store.createBlobWriter();
+      const w = await store.createBlobWriter({ hashedBy: 'producer' });
       let info;
       try {
         info = await encodeLayer(Readable.from(body, { objectMode: false }), w.stream, { compression: 'gzip' });

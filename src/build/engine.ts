@@ -308,7 +308,7 @@ class Engine {
 
   private async addLayer(state: StageState, tar: NodeJS.ReadableStream, ins: Instruction): Promise<LayerInfo> {
     if (state.layers.length >= MAX_LAYERS) throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, this.place(ins), { hint: 'merge RUN steps or use a multi-stage build' });
-    const w = await this.o.store.createBlobWriter();
+    const w = await this.o.store.createBlobWriter({ hashedBy: 'producer' });
     let info: LayerInfo;
     try {
       info = await encodeLayer(tar as never, w.stream, { compression: 'gzip' });

@@ -161,7 +161,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     }
     changes.sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
     if (changes.length) {
-      const w = await store.createBlobWriter();
+      const w = await store.createBlobWriter({ hashedBy: 'producer' });
       try {
         layer = await encodeLayer(tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch }), w.stream, { compression: o.compression ?? 'gzip' });
       } catch (e) {

@@ -107,34 +107,41 @@ export class Store {
     return parseJSONText(await this.readBlob(d), `blob ${d}`);
   }
 
-  async createBlobWriter(): Promise<BlobWriter> {
+  /**
+   * A temp file that becomes a blob on commit. It hashes what it is given, unless `hashedBy:
+   * 'producer'`: then the producer (the layer encoder, which hashes every byte it emits) names the
+   * digest, and commit checks the size only, sparing a second sha256 pass over every layer.
+   */
+  async createBlobWriter(opts: { hashedBy?: 'store' | 'producer' } = {}): Promise<BlobWriter> {
     const tmp = path.join(this.tmpDir, `blob-${process.pid}-${randomBytes(8).toString('hex')}`);
     const file = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
-    const hasher = new HashingStream();
-    hasher.pipe(file);
+    const hasher = opts.hashedBy === 'producer' ? undefined : new HashingStream();
+    hasher?.pipe(file);
+    const input: Writable = hasher ?? file;
     const finished = new Promise<void>((resolve, reject) => {
       file.on('close', resolve);
       file.on('error', reject);
-      hasher.on('error', reject);
+      hasher?.on('error', reject);
     });
     finished.catch(() => undefined);
     let done = false;
     const abort = async () => {
       done = true;
-      hasher.destroy();
+      hasher?.destroy();
       file.destroy();
       await fsp.rm(tmp, { force: true });
     };
     return {
-      stream: hasher,
+      stream: input,
       abort,
       commit: async (expected = {}) => {
         if (done) throw new KilnError('INTERNAL', 'blob writer already finished');
         try {
-          if (!hasher.writableEnded) hasher.end();
+          if (!input.writableEnded) input.end();
           await finished;
-          const digest = hasher.digest();
-          const size = hasher.bytes;
+          if (!hasher && expected.digest === undefined) throw new KilnError('INTERNAL', 'a producer-hashed blob needs its digest at commit');
+          const digest = hasher ? hasher.digest() : expected.digest!;
+          const size = hasher ? hasher.bytes : file.bytesWritten;
           if (expected.size !== undefined && size !== expected.size) throw new KilnError('DIGEST', `blob size mismatch: expected ${expected.size} bytes, got ${size}`, {}, { hint: 'the source sent different content than it announced' });
           if (expected.digest !== undefined && digest !== expected.digest) throw new KilnError('DIGEST', `blob digest mismatch: expected ${expected.digest}, got ${digest}`);
           const fh = await fsp.open(tmp, 'r');
