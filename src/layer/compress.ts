@@ -2,10 +2,11 @@
  * Layer encoding on the critical path of every build: compress (gzip or zstd) and compute the
  * uncompressed digest (diff_id), the compressed digest and size in one streaming pass.
  *
- * gzip runs in parallel on all cores: the tar is cut into 1 MiB blocks, each compressed by a
- * worker thread into an independent gzip member; members are written in order. Concatenated gzip
- * members are one valid gzip stream that every client decompresses (RFC 1952). Memory stays
- * bounded: at most two blocks per worker are in flight.
+ * gzip runs in parallel on all cores: the tar is cut into 1 MiB blocks, each compressed on libuv's
+ * thread pool (zlib's async calls) into an independent gzip member; members are written in order.
+ * Concatenated gzip members are one valid gzip stream that every client decompresses (RFC 1952).
+ * Memory stays bounded: at most two blocks per core are in flight. No worker threads: starting
+ * them cost ~40 ms per layer, more than a small layer's whole encoding.
  *
  * A block that does not compress (random data, media, archives already compressed) is stored, not
  * deflated: a quick probe deflates a few slices of it at level 1 first. Deflating incompressible data
@@ -16,7 +17,8 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import { promisify } from 'node:util';
+import { deflateRaw, gzip, type ZlibOptions } from 'node:zlib';
 import { KilnError } from '../util/errors.js';
 import type { Digest } from '../util/digest.js';
 import { MediaType, type Compression } from '../image/types.js';
@@ -37,59 +39,22 @@ export interface EncodeOptions {
 }
 
 const BLOCK = 1 << 20;
-
-const WORKER_SRC = `
-const { parentPort, workerData } = require('node:worker_threads');
-const zlib = require('node:zlib');
 const SLICE = 16384;
-// Incompressible: every probed slice stays above 97% of its size at level 1.
-function incompressible(buf) {
-  if (buf.length < 8 * SLICE) return false;
-  const step = Math.floor((buf.length - SLICE) / 3);
-  for (let i = 0; i < 4; i++) {
-    const at = i * step;
-    if (zlib.deflateRawSync(buf.subarray(at, at + SLICE), { level: 1 }).length < SLICE * 0.97) return false;
-  }
-  return true;
-}
-parentPort.on('message', (m) => {
-  const buf = Buffer.from(m.buf);
-  const out = zlib.gzipSync(buf, { level: incompressible(buf) ? 0 : workerData.level });
-  parentPort.postMessage({ id: m.id, buf: out }, [out.buffer]);
-});
-`;
+const gzipAsync = promisify(gzip) as (b: Buffer, o: ZlibOptions) => Promise<Buffer>;
+const deflateRawAsync = promisify(deflateRaw) as (b: Buffer, o: ZlibOptions) => Promise<Buffer>;
 
-class GzipPool {
-  private readonly workers: Worker[];
-  private next = 0;
-  private readonly waiting = new Map<number, (b: Buffer) => void>();
-  private failed: Error | undefined;
-  constructor(n: number, level: number) {
-    this.workers = Array.from({ length: n }, () => {
-      const w = new Worker(WORKER_SRC, { eval: true, workerData: { level } });
-      w.on('message', (m: { id: number; buf: Uint8Array }) => {
-        const cb = this.waiting.get(m.id);
-        this.waiting.delete(m.id);
-        cb?.(Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength));
-      });
-      w.on('error', (e) => (this.failed = e));
-      return w;
-    });
-  }
-  compress(id: number, block: Buffer): Promise<Buffer> {
-    if (this.failed) return Promise.reject(this.failed);
-    const w = this.workers[this.next++ % this.workers.length]!;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      // Copy into a transferable buffer of its own (the source may be a slice of a pooled one).
-      const copy = new Uint8Array(block.length);
-      copy.set(block);
-      w.postMessage({ id, buf: copy }, [copy.buffer]);
-    });
-  }
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-  }
+/** Incompressible: each of four slices spread over the block stays above 97% of its size at level 1. */
+async function incompressible(block: Buffer): Promise<boolean> {
+  if (block.length < 8 * SLICE) return false;
+  const step = Math.floor((block.length - SLICE) / 3);
+  const sizes = await Promise.all([0, 1, 2, 3].map((i) => deflateRawAsync(block.subarray(i * step, i * step + SLICE), { level: 1 }).then((b) => b.length)));
+  return sizes.every((n) => n >= SLICE * 0.97);
+}
+
+async function gzipBlock(block: Buffer, level: number): Promise<Buffer> {
+  // One output chunk bigger than the worst case: the pool thread returns once, not every 16 KiB.
+  const chunkSize = block.length + (block.length >> 8) + 1024;
+  return gzipAsync(block, { level: (await incompressible(block)) ? 0 : level, chunkSize });
 }
 
 function write(dest: Writable, b: Buffer): Promise<void> {
@@ -169,14 +134,17 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
   }
   // gzip, parallel
   const threads = Math.max(1, opts.threads ?? availableParallelism());
-  const pool = new GzipPool(threads, opts.level ?? 6);
+  const level = opts.level ?? 6;
   const inflight: Promise<Buffer>[] = [];
-  let id = 0;
+  let blocks = 0;
   let pending: Buffer[] = [];
   let pendingLen = 0;
   try {
     const submit = async (block: Buffer) => {
-      inflight.push(pool.compress(id++, block));
+      blocks++;
+      const done = gzipBlock(block, level);
+      done.catch(() => undefined); // awaited in order below; a failure is not unhandled meanwhile
+      inflight.push(done);
       if (inflight.length >= threads * 2) await emit(await inflight.shift()!);
     };
     for await (const chunk of tar) {
@@ -196,10 +164,11 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
         }
       }
     }
-    if (pendingLen > 0 || id === 0) await submit(Buffer.concat(pending, pendingLen));
+    if (pendingLen > 0 || blocks === 0) await submit(Buffer.concat(pending, pendingLen));
     while (inflight.length) await emit(await inflight.shift()!);
   } finally {
-    await pool.close();
+    // On failure, let blocks still compressing finish before the caller drops their buffers.
+    await Promise.allSettled(inflight);
   }
   await end(dest);
   return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, mediaType: MediaType.OciLayerGzip };
