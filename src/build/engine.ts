@@ -11,6 +11,7 @@ import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { runCapture } from '../util/proc.js';
 import { availableParallelism } from 'node:os';
+import { Slots } from '../util/slots.js';
 import * as path from 'node:path';
 import type { CopyInstruction, Dockerfile, Instruction, RunInstruction } from '../dockerfile/ast.js';
 import { expandHeredoc, expandWord, expandWords, ExpansionError } from '../dockerfile/expand.js';
@@ -111,11 +112,10 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     }
     return p;
   };
-  // Waves of independent stages run in parallel (bounded by the CPU count).
-  const limit = Math.max(1, availableParallelism());
-  for (const wave of plan.waves) {
-    for (let i = 0; i < wave.length; i += limit) await Promise.all(wave.slice(i, i + limit).map(stageResult));
-  }
+  // Every needed stage starts at once, as BuildKit's solver does: a stage waits for another only
+  // at the step that uses it (FROM, COPY --from, RUN --mount from=), so a final stage's own early
+  // steps overlap its builders. RUN steps, the CPU-heavy part, are bounded by the CPU count.
+  await Promise.all(plan.order.map(stageResult));
   const final = await stageResult(plan.target);
   await engine.cache.finish();
   const config = structuredClone(final.config);
@@ -138,6 +138,8 @@ class Engine {
   readonly images: BuildImages;
   /** Pulls in progress, by reference: their `pull` events. */
   private readonly pulls = new Map<string, ReturnType<typeof pullProgress>>();
+  /** RUN steps at once, across stages: one per CPU. */
+  private readonly runSlots = new Slots(availableParallelism());
 
   constructor(
     private readonly o: BuildOptions,
@@ -612,7 +614,7 @@ class Engine {
        runMounts = await this.runMounts(ins, scope, stage, stageResult, env, cfg.WorkingDir || '/');
        mounts.push(...runMounts.mounts);
      }
-     out = await runStep({
+     out = await this.runSlots.with(() => runStep({
       store: this.o.store,
       layers: state.layers,
       diffIds: state.config.rootfs.diff_ids,
@@ -629,7 +631,7 @@ class Engine {
       sourceDateEpoch: this.o.sourceDateEpoch,
       onStdout: (b) => keep(b, 'stdout'),
       onStderr: (b) => keep(b, 'stderr'),
-     });
+     }));
     } finally {
       for (const d of scratch) await rm(d, { recursive: true, force: true });
       await runMounts?.release();

@@ -118,6 +118,27 @@ describe('build progress', { skip }, () => {
     assert.equal((await ws.inspect('progress:json')).Id, done.imageId);
   });
 
+  test('json: a final stage runs its own steps while its builder stage still runs; it waits only at COPY --from', async () => {
+    const df = [
+      'FROM debian-slim:bookworm AS builder',
+      'RUN sleep 1.5 && echo built > /out',
+      'FROM debian-slim:bookworm',
+      'RUN echo own-step > /own',
+      'WORKDIR /app',
+      'COPY --from=builder /out /app/out',
+      '',
+    ].join('\n');
+    const c = ws.context('overlap', { Dockerfile: df });
+    const r = await ws.kiln(['build', '--progress=json', '--no-cache', '-t', 'progress:overlap', c]);
+    assert.equal(r.code, 0, r.stderr);
+    const ev = jsonLines(r.stdout);
+    const at = (type: string, stage: number, step: number) => Number(ev.find((e) => e.type === type && e.stage === stage && e.step === step)!.time);
+    const builderRunDone = at('step-done', 0, 1);
+    assert.ok(at('step-done', 1, 2) < builderRunDone, 'the final stage\'s RUN and WORKDIR finished while the builder slept');
+    assert.ok(at('step-done', 1, 3) >= builderRunDone, 'COPY --from finished after the builder');
+    assert.equal(await ws.sh('progress:overlap', 'cat /own /app/out'), 'own-step\nbuilt\n');
+  });
+
   test('json: a failing RUN gives step-error with its exit code, then an error line; exit code 1', async () => {
     const bad = ws.context('bad', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo before-fail && exit 3\n' });
     const r = await ws.kiln(['build', '--progress=json', bad]);
