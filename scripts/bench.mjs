@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = process.env.KILN_SHARED ?? path.resolve(root, '..', 'shared');
-const cli = path.join(root, 'dist', 'src', 'cli', 'main.js');
+const cli = path.join(root, 'dist', 'bin', 'kiln.js');
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = argv.indexOf(name);

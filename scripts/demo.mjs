@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+const cli = path.join(repo, 'dist', 'bin', 'kiln.js');
 const shared = process.env.KILN_SHARED ?? path.resolve(repo, '..', 'shared');
 const started = Date.now();
 

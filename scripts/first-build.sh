@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${KILN_SHARED:-$(cd .. && pwd)/shared}
 bases=${KILN_TEST_BASES:-/var/cache/kiln-test-bases}
-kiln() { node dist/src/cli/main.js "$@"; }
+kiln() { node dist/bin/kiln.js "$@"; }
 
 "$shared/fixtures/make-base-rootfs.sh" "$bases" python-full python-slim
 for b in python-full python-slim; do

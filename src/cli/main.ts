@@ -4,6 +4,8 @@
  * maps errors to exit codes (0 ok, 1 user or build error, 2 usage error). No stack traces unless
  * --debug.
  */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { loadCommands, type RegisterCommand } from './commands/index.js';
 import { KilnError, formatError, isKilnError } from '../util/errors.js';
@@ -46,6 +48,8 @@ function commandName(argv: string[]): string | undefined {
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
+  // The CLI runs bundled (dist/bin): map stack traces back to the modules for whoever debugs.
+  if (debug) process.setSourceMapsEnabled(true);
   try {
     // Only the module of the command being run is loaded (all of them for help or a typo).
     const program = programWith(await loadCommands(commandName(argv)));
@@ -79,9 +83,18 @@ function reportError(e: unknown, debug: boolean): number {
   return 1;
 }
 
-// Run when executed directly (bin), not when imported by tests.
-const invokedAs = process.argv[1] ?? '';
-if (/[\\/]cli[\\/]main\.js$/.test(invokedAs) || invokedAs.endsWith('/kiln')) {
+/** Executed as the program (node dist/src/cli/main.js, the dist/bin/kiln.js bundle, npm's bin link), not imported by tests. */
+function runAsProgram(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return pathToFileURL(realpathSync(script)).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+
+if (runAsProgram()) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -44,7 +44,13 @@ function isWide(cp: number): boolean {
   return false;
 }
 
-const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+// Made on first use: creating it loads ICU's break rules (~20 ms), and most runs print only ASCII.
+let segmenter: Intl.Segmenter | undefined;
+
+function graphemes(s: string): Intl.Segments {
+  segmenter ??= new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+  return segmenter.segment(s);
+}
 
 /** Columns one grapheme cluster takes on a terminal. */
 function graphemeWidth(g: string): number {
@@ -60,7 +66,7 @@ function graphemeWidth(g: string): number {
 export function displayWidth(s: string): number {
   if (ASCII_PRINTABLE.test(s)) return s.length;
   let w = 0;
-  for (const { segment } of segmenter.segment(s)) w += graphemeWidth(segment);
+  for (const { segment } of graphemes(s)) w += graphemeWidth(segment);
   return w;
 }
 
@@ -71,7 +77,7 @@ export function truncate(s: string, width: number): string {
   if (displayWidth(s) <= width) return s;
   let out = '';
   let w = 0;
-  for (const { segment } of segmenter.segment(s)) {
+  for (const { segment } of graphemes(s)) {
     const gw = graphemeWidth(segment);
     if (w + gw > width - 1) break;
     out += segment;

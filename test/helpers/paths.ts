@@ -17,6 +17,7 @@ function findRepoRoot(): string {
 export const repoRoot = findRepoRoot();
 /** ../shared beside the repository (seeds, fixtures, bench workloads). KILN_SHARED overrides. */
 export const sharedDir = process.env.KILN_SHARED ?? path.resolve(repoRoot, '..', 'shared');
-export const cliPath = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+/** The `kiln` executable as users run it: the bundle (scripts/bundle.mjs). */
+export const cliPath = path.join(repoRoot, 'dist', 'bin', 'kiln.js');
 /** Hand-made test inputs (source tree, not dist). */
 export const fixturesDir = path.join(repoRoot, 'test', 'fixtures');

@@ -115,7 +115,7 @@ test('errors: one line with file:line:column and the offending line, exit 1; usa
   const debug = await runKiln(['--debug', 'plan', '-f', '-'], { input: 'FORM a\n' });
   assert.equal(debug.code, 1);
   assert.match(debug.stderr, /unknown instruction: FORM/);
-  assert.match(debug.stderr, /at .*parser\.js:\d+/, '--debug shows the stack');
+  assert.match(debug.stderr, /at .*parser\.(js|ts):\d+/, '--debug shows the stack (mapped back from the bundle)');
 });
 
 test('json mode keeps stdout pure JSON and sends warnings to stderr', async () => {
