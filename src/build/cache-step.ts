@@ -16,6 +16,8 @@ import { expandInstruction } from '../dockerfile/expand-instruction.js';
 import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
 import { PROXY_ARGS, type StageScope } from '../plan/scope.js';
 import { BuildContext } from '../context/index.js';
+import { isHttpUrl } from './add-url.js';
+import { parseGitSource } from './add-git.js';
 import { FileHashCache, fileHashCachePath, hashSelection } from '../context/hash.js';
 import { CacheIndex, chainId, contentMemoKey, stateId, stepKey, type CacheRecord, type StepState } from '../cache/index.js';
 import type { LayerInfo } from '../layer/compress.js';
@@ -211,7 +213,7 @@ export class StepCache {
       const local: string[] = [];
       for (const s of x.sources) {
         if (/^\d*<</.test(s)) continue; // a heredoc: its body is in the instruction
-        if (x.kind === 'ADD' && /^(https?|git):\/\/|^git@/.test(s)) {
+        if (x.kind === 'ADD' && (isHttpUrl(s) || parseGitSource(s) !== undefined)) {
           if (x.checksum === undefined) return undefined; // remote content unknown until fetched
           inputs.push(`url ${s} ${x.checksum}`);
           continue;

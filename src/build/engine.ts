@@ -4,6 +4,7 @@
  * as config changes — and writes the target stage as an image in the store.
  */
 import { BuildImages } from './base-image.js';
+import { checkoutGit, parseGitSource } from './add-git.js';
 import type { ClientOptions } from '../registry/client.js';
 import type { TransferEvent } from '../registry/pull.js';
 import { lstatSync, mkdirSync, openSync, readSync, readdirSync, closeSync } from 'node:fs';
@@ -490,9 +491,6 @@ class Engine {
     // Heredoc sources (`<<EOF`) are not words to expand; their bodies are, unless quoted.
     const heredocSources = ins.sources.filter((s) => heredocMarker(s) !== undefined);
     const pathSources = ins.sources.filter((s) => heredocMarker(s) === undefined).map(x);
-    if (ins.kind === 'ADD' && pathSources.some((s) => /^git:\/\//.test(s))) {
-      throw new KilnError('UNSUPPORTED', 'ADD of a git URL is not supported yet', place, { hint: 'clone it in a RUN step, or COPY a local checkout' });
-    }
     const planned = [...(stage.onbuild ?? []), ...stage.instructions].find((p) => p.instruction === ins);
     let srcView: { root: string; close(): Promise<void> } | undefined;
     let srcCtx = this.ctx;
@@ -522,6 +520,17 @@ class Engine {
       // ADD of a local tar archive (plain, gzip, bzip2, xz) unpacks it, keeping its ownership.
       const sources: CopyRequest['sources'] = [];
       for (const s of pathSources) {
+        // ADD of a git repository: a shallow checkout of the ref, copied like a directory (build/add-git.ts).
+        const git = ins.kind === 'ADD' && ins.from === undefined ? parseGitSource(s) : undefined;
+        if (git) {
+          const c = await checkoutGit({ source: git, keepGitDir: ins.keepGitDir ?? false, tmpDir: store.tmpDir, place });
+          cleanups.push(c.dir);
+          // --checksum of a git source is the commit (BuildKit): the step's cache key then stands for its content.
+          const want = ins.checksum !== undefined ? x(ins.checksum) : undefined;
+          if (want !== undefined && !(want.length >= 7 && c.commit.startsWith(want.toLowerCase()))) throw new KilnError('DIGEST', `ADD ${s}: the checkout is commit ${c.commit}, not --checksum ${want}`, place, { hint: '--checksum of a git source is the commit id it must resolve to' });
+          sources.push({ ctx: BuildContext.plain(c.root), pattern: '.' });
+          continue;
+        }
         // ADD of an http(s) URL: downloaded (never unpacked), then copied like a file (build/add-url.ts).
         if (ins.kind === 'ADD' && ins.from === undefined && isHttpUrl(s)) {
           const d = await downloadUrl({ url: s, tmpDir: store.tmpDir, checksum: ins.checksum !== undefined ? x(ins.checksum) : undefined, place, signal: this.o.signal });
