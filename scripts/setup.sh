@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 #   openssl           test CAs and token-signing keys
 #   apache2-utils     htpasswd (bcrypt) for the registry's Basic-auth tests
 #   chromium          headless browser tests of the HTML report
+#   git               ADD of git repositories (its tests serve one with git daemon)
 pkgs=(runc crun util-linux zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl apache2-utils ca-certificates git python3 chromium)
 missing=()
 for p in "${pkgs[@]}"; do
