@@ -56,7 +56,8 @@ export interface GitCheckout {
   commit: string;
 }
 
-export async function checkoutGit(o: { source: GitSource; keepGitDir: boolean; tmpDir: string; place: ErrorPlace }): Promise<GitCheckout> {
+/** `checksum`: the commit the ref must resolve to (BuildKit's --checksum for git); it lets the step be cached. */
+export async function checkoutGit(o: { source: GitSource; keepGitDir: boolean; checksum?: string; tmpDir: string; place: ErrorPlace }): Promise<GitCheckout> {
   const { remote, ref, subdir } = o.source;
   const what = `ADD ${shown(remote)}${ref ? `#${ref}` : ''}`;
   const dir = path.join(o.tmpDir, `tmp-${process.pid}-addgit-${randomBytes(6).toString('hex')}`);
@@ -92,6 +93,8 @@ export async function checkoutGit(o: { source: GitSource; keepGitDir: boolean; t
     } else throw new KilnError('BUILD', `${what}: git fetch failed: ${lastLine(shallow.stderr)}`, o.place, { hint: ref ? `is "${ref}" a branch, tag or commit of that repository?` : undefined });
     if ((await git(['ls-files', '--stage', '--', '.gitmodules'])).stdout.trim()) await must(['submodule', 'update', '-q', '--init', '--recursive', '--depth', '1'], 'git submodule update');
     const commit = (await must(['rev-parse', 'HEAD'], 'git rev-parse')).trim();
+    const pinned = o.checksum?.toLowerCase();
+    if (pinned !== undefined && !(pinned.length >= 7 && commit.startsWith(pinned))) throw new KilnError('DIGEST', `${what}: the checkout is commit ${commit}, not --checksum ${o.checksum}`, o.place, { hint: '--checksum of a git source is the commit id it must resolve to' });
     const time = Number((await must(['log', '-1', '--format=%ct', 'HEAD'], 'git log')).trim());
     if (!o.keepGitDir) dropGitDirs(work);
     let root = work;
