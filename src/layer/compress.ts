@@ -16,9 +16,9 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import type { Readable, Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { deflateRaw, gzip, type ZlibOptions } from 'node:zlib';
+import { crc32, deflateRaw, gzip, type ZlibOptions } from 'node:zlib';
 import { KilnError } from '../util/errors.js';
 import type { Digest } from '../util/digest.js';
 import { MediaType, type Compression } from '../image/types.js';
@@ -52,9 +52,36 @@ async function incompressible(block: Buffer): Promise<boolean> {
 }
 
 async function gzipBlock(block: Buffer, level: number): Promise<Buffer> {
+  if (await incompressible(block)) return storedMember(block);
   // One output chunk bigger than the worst case: the pool thread returns once, not every 16 KiB.
   const chunkSize = block.length + (block.length >> 8) + 1024;
-  return gzipAsync(block, { level: (await incompressible(block)) ? 0 : level, chunkSize });
+  return gzipAsync(block, { level, chunkSize });
+}
+
+const STORED_MAX = 65535;
+/** gzip header: deflate, no name or mtime, "fastest" (as zlib writes for levels 0 and 1), Unix. */
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 3]);
+
+/**
+ * A gzip member holding `block` in deflate stored blocks (RFC 1951 §3.2.4), written here rather
+ * than by zlib at level 0: the same format without a trip through the thread pool; the crc is
+ * zlib's own (zlib.crc32, Node ≥ 20.15).
+ */
+function storedMember(block: Buffer): Buffer {
+  const parts = Math.max(1, Math.ceil(block.length / STORED_MAX));
+  const out = Buffer.allocUnsafe(GZIP_HEADER.length + parts * 5 + block.length + 8);
+  let pos = GZIP_HEADER.copy(out, 0);
+  for (let off = 0, i = 0; i < parts; i++, off += STORED_MAX) {
+    const len = Math.min(STORED_MAX, block.length - off);
+    out[pos] = i === parts - 1 ? 1 : 0; // BFINAL on the last; BTYPE 00 (stored)
+    out.writeUInt16LE(len, pos + 1);
+    out.writeUInt16LE(~len & 0xffff, pos + 3);
+    pos += 5;
+    pos += block.copy(out, pos, off, off + len);
+  }
+  out.writeUInt32LE(crc32(block) >>> 0, pos);
+  out.writeUInt32LE(block.length >>> 0, pos + 4);
+  return out;
 }
 
 function write(dest: Writable, b: Buffer): Promise<void> {
@@ -172,4 +199,13 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
   }
   await end(dest);
   return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, mediaType: MediaType.OciLayerGzip };
+}
+
+/**
+ * The identity of a layer tar without keeping it: its diff_id and size (the uncompressed tar's
+ * descriptor). For a layer kept only as a snapshot.
+ */
+export function measureLayer(tar: Readable): Promise<LayerInfo> {
+  const discard = new Writable({ write: (_chunk, _enc, cb) => cb() });
+  return encodeLayer(tar, discard, { compression: 'none' });
 }
