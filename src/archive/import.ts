@@ -1,6 +1,5 @@
 /** `kiln import`: a root filesystem tar (plain or compressed) becomes a one-layer image, as `docker import`. */
 import type { Readable } from 'node:stream';
-import { encodeLayer } from '../layer/compress.js';
 import { openLayer } from '../layer/decompress.js';
 import { hostPlatform } from '../image/platform.js';
 import type { ContainerConfig, ImageConfig } from '../image/types.js';
@@ -17,16 +16,8 @@ export interface ImportOptions {
 }
 
 export async function importRootfs(store: Store, tar: Readable, opts: ImportOptions = {}): Promise<LoadedImage> {
-  const w = await store.createBlobWriter({ hashedBy: 'producer' });
-  let info;
-  try {
-    info = await encodeLayer(openLayer(tar), w.stream, { compression: 'gzip' });
-  } catch (e) {
-    await w.abort();
-    throw e;
-  }
-  const blob = await w.commit({ digest: info.digest, size: info.size });
-  await store.recordLayer(blob.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize });
+  const info = await store.putLayer(openLayer(tar));
+  const blob = { digest: info.digest, size: info.size };
   const created = (opts.created ?? new Date()).toISOString();
   const p = hostPlatform();
   const config: ImageConfig = {

@@ -12,7 +12,6 @@ import { canonicalJSON } from '../image/canonical.js';
 import { normalizeImageName } from '../image/reference.js';
 import { Annotation, MediaType, type Descriptor, type Manifest } from '../image/types.js';
 import { parseImageConfig, parseIndex, parseJSONText } from '../image/validate.js';
-import { encodeLayer } from '../layer/compress.js';
 import { readTar } from '../layer/tarstream.js';
 import { cleanEntryName } from '../layer/apply.js';
 import type { Store } from '../store/store.js';
@@ -55,17 +54,8 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
       continue;
     }
     if (name.endsWith('layer.tar')) {
-      const w = await store.createBlobWriter({ hashedBy: 'producer' });
-      let info;
-      try {
-        info = await encodeLayer(Readable.from(body, { objectMode: false }), w.stream, { compression: 'gzip' });
-      } catch (e) {
-        await w.abort();
-        throw e;
-      }
-      const b = await w.commit({ digest: info.digest, size: info.size });
-      await store.recordLayer(b.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize });
-      files.set(name, { digest: b.digest, size: b.size, mediaType: MediaType.DockerLayerGzip, diffId: info.diffId });
+      const info = await store.putLayer(Readable.from(body, { objectMode: false }));
+      files.set(name, { digest: info.digest, size: info.size, mediaType: MediaType.DockerLayerGzip, diffId: info.diffId });
       continue;
     }
     if (header.size > MAX_META_FILE) {

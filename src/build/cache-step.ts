@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { Instruction, MountSpec } from '../dockerfile/ast.js';
 import { expandInstruction } from '../dockerfile/expand-instruction.js';
 import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
+import { shippedStages } from '../plan/planner.js';
 import { PROXY_ARGS, type StageScope } from '../plan/scope.js';
 import { BuildContext } from '../context/index.js';
 import { isHttpUrl } from './add-url.js';
@@ -157,7 +158,8 @@ export class StepCache {
     };
     // A concurrent build that recorded the same key first wins: carry on from its result, so the
     // records of the steps after this one chain up with it (not with a result nobody can find).
-    const replace = this.o.noCache === true || this.skipStages.has(l.stage);
+    // Under --cache-to, a step that ran replaces a record whose layers are snapshot-only.
+    const replace = this.o.noCache === true || this.skipStages.has(l.stage) || this.needsBlobs;
     const inEffect = await this.index.put(rec, { replace });
     if (inEffect !== rec) this.restore({ ...l, record: inEffect }, state);
   }
@@ -166,7 +168,7 @@ export class StepCache {
   async finish(): Promise<void> {
     await this.files.save().catch(() => undefined);
     for (const sink of this.o.to ?? []) {
-      const stages = sink.mode === 'max' ? [...this.used.keys()] : this.targetLine();
+      const stages = sink.mode === 'max' ? [...this.used.keys()] : shippedStages(this.o.plan);
       const records: CacheRecord[] = [];
       const seen = new Set<string>();
       for (const s of stages) {
@@ -186,22 +188,25 @@ export class StepCache {
     await this.files.save().catch(() => undefined);
   }
 
-  /** The target stage and the stages it is based on (FROM <stage>). */
-  private targetLine(): number[] {
-    const out: number[] = [];
-    for (let s: PlannedStage | undefined = this.o.plan.stages[this.o.plan.target]; s; s = s.base.kind === 'stage' ? this.o.plan.stages[s.base.index] : undefined) out.push(s.index);
-    return out;
-  }
-
   private note(stage: number, key: Digest): void {
     const list = this.used.get(stage) ?? [];
     list.push(key);
     this.used.set(stage, list);
   }
 
+  /**
+   * A record is usable while its layers are: blobs, or snapshots for snapshot-only layers — but
+   * only blobs when the records go to a cache export, which carries blobs.
+   */
   private async blobsPresent(rec: CacheRecord): Promise<boolean> {
+    if (!this.needsBlobs) return this.o.store.layersPresent(rec.state.layers, rec.state.config.rootfs.diff_ids);
     const have = await Promise.all(rec.state.layers.map((l) => this.o.store.hasBlob(l.digest)));
     return have.every(Boolean);
+  }
+
+  /** Every layer must be a blob (not snapshot-only): the build exports its cache (--cache-to). */
+  get needsBlobs(): boolean {
+    return (this.o.to?.length ?? 0) > 0;
   }
 
   private async key(ins: Instruction, state: StepState, scope: StageScope, stage: PlannedStage, stageResult: StageResult): Promise<Digest | undefined> {

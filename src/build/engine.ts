@@ -18,15 +18,17 @@ import type { CopyInstruction, Dockerfile, Instruction, RunInstruction } from '.
 import { expandHeredoc, expandWord, expandWords, ExpansionError } from '../dockerfile/expand.js';
 import { parsePortSpecs } from '../dockerfile/values.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
-import { createPlan } from '../plan/planner.js';
+import { createPlan, shippedStages } from '../plan/planner.js';
 import { StageScope, platformArgs } from '../plan/scope.js';
 import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
 import { BuildContext } from '../context/index.js';
-import { encodeLayer, type LayerInfo } from '../layer/compress.js';
+import type { LayerInfo } from '../layer/compress.js';
 import { tarEntries, type EntrySpec } from '../layer/write.js';
 import { hostPlatform } from '../image/platform.js';
 import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfig } from '../image/types.js';
-import type { Store } from '../store/store.js';
+import { isSnapshotOnly, type Store } from '../store/store.js';
+import { blobFromSnapshot } from '../sandbox/snapshot-blob.js';
+import type { Readable } from 'node:stream';
 import { DEFAULT_PATH, runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
 import { openView, resolveInRoot } from '../sandbox/view.js';
 import type { Digest } from '../util/digest.js';
@@ -121,7 +123,7 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   await engine.cache.finish();
   const config = structuredClone(final.config);
   if (o.labels && Object.keys(o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
-  const img = await o.store.writeImage(config, final.layers);
+  const img = await o.store.writeImage(config, await engine.shippedLayers(final));
   for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
   const loaded = { descriptor: img.descriptor, manifest: img.manifest, config, id: img.id };
   const size = await o.store.imageSize(loaded);
@@ -141,6 +143,12 @@ class Engine {
   private readonly pulls = new Map<string, ReturnType<typeof pullProgress>>();
   /** RUN steps at once, across stages: one per CPU. */
   private readonly runSlots = new Slots(availableParallelism());
+  /**
+   * Stages whose layers the image is made of: the target and the stages it is based on. The other
+   * stages' RUN layers are kept as snapshots only: no image ships them, so compressing them into
+   * blobs would be wasted (BuildKit does not either). A cache export needs blobs of every stage.
+   */
+  private readonly shipped: Set<number>;
 
   constructor(
     private readonly o: BuildOptions,
@@ -167,6 +175,7 @@ class Engine {
         this.pulls.delete(ref);
       },
     });
+    this.shipped = new Set(shippedStages(plan));
     this.cache = new StepCache({ store: o.store, ctx, plan, escape: df.directives.escape, platform: plan.platform.target, sourceDateEpoch: o.sourceDateEpoch, network: o.network, noCache: o.noCache, noCacheFilter: o.noCacheFilter, from: o.cacheFrom, to: o.cacheTo });
   }
 
@@ -309,19 +318,21 @@ class Engine {
     state.config.created = created;
   }
 
-  private async addLayer(state: StageState, tar: NodeJS.ReadableStream, ins: Instruction): Promise<LayerInfo> {
+  private async addLayer(state: StageState, tar: Readable, ins: Instruction): Promise<LayerInfo> {
     if (state.layers.length >= MAX_LAYERS) throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, this.place(ins), { hint: 'merge RUN steps or use a multi-stage build' });
-    const w = await this.o.store.createBlobWriter({ hashedBy: 'producer' });
-    let info: LayerInfo;
-    try {
-      info = await encodeLayer(tar as never, w.stream, { compression: 'gzip' });
-    } catch (e) {
-      await w.abort();
-      throw e;
-    }
-    await w.commit({ digest: info.digest, size: info.size });
-    await this.o.store.recordLayer(info.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize });
-    return this.pushLayer(state, info, ins);
+    return this.pushLayer(state, await this.o.store.putLayer(tar), ins);
+  }
+
+  /** The final state's layers as blobs: a snapshot-only layer (from a cache hit) is encoded now. */
+  async shippedLayers(state: StageState): Promise<Descriptor[]> {
+    const ids = state.config.rootfs.diff_ids;
+    return Promise.all(
+      state.layers.map(async (l, i) => {
+        if (!isSnapshotOnly(l, ids[i]) || (await this.o.store.hasBlob(l.digest))) return l;
+        const info = await blobFromSnapshot(this.o.store, ids.slice(0, i + 1));
+        return { mediaType: info.mediaType, digest: info.digest, size: info.size };
+      }),
+    );
   }
 
   private pushLayer(state: StageState, info: LayerInfo, ins: Instruction): LayerInfo {
@@ -632,6 +643,7 @@ class Engine {
       network,
       capture: true,
       snapshotter: this.o.snapshotter,
+      snapshotOnly: !this.shipped.has(stage.index) && !this.cache.needsBlobs,
       backend: this.o.backend,
       signal: this.o.signal,
       sourceDateEpoch: this.o.sourceDateEpoch,

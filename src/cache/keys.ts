@@ -45,13 +45,6 @@ export function stateId(s: StepState): Digest {
   );
 }
 
-/** OCI chain id of a layer stack (the identity of its file system); '' for no layers. */
-export function chainId(diffIds: readonly Digest[]): string {
-  let chain: Digest | undefined;
-  for (const d of diffIds) chain = chain === undefined ? d : sha256(`${chain} ${d}`);
-  return chain ?? '';
-}
-
 const DROPPED = new Set(['range', 'original', 'position']);
 
 /** An instruction as it enters a key: expanded words, without positions or source text. */

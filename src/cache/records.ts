@@ -8,16 +8,17 @@
  *                                  (keyed by chain id + paths), so a rebuild need not unpack a
  *                                  source stage again just to hash what COPY --from takes.
  *   cache/files/<ctx id>.json      file digests of a build context (context/hash.ts FileHashCache).
- *   gc-roots/cache-<key hex>       the layer digests of a record's state, one a line: the store's
- *                                  gc keeps them (written before the record, removed after it).
+ *   gc-roots/cache-<key hex>       the layer digests of a record's state, one a line, and the chain
+ *                                  ids of its snapshot-only layers: the store's gc keeps them
+ *                                  (written before the record, removed after it).
  * Concurrent builds share everything: a record is complete or absent.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Descriptor } from '../image/types.js';
 import { parseDescriptor, parseImageConfig } from '../image/validate.js';
-import type { Store } from '../store/store.js';
-import { digestHex, isDigest, type Digest } from '../util/digest.js';
+import { SNAPSHOT_ROOT, isSnapshotOnly, layersPresentIn, type Store } from '../store/store.js';
+import { chainId, digestHex, isDigest, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { tempPathFor, writeFileAtomic } from '../util/fs.js';
 import type { StepState } from './keys.js';
@@ -91,7 +92,7 @@ export class CacheIndex {
   async put(rec: CacheRecord, opts: { replace?: boolean } = {}): Promise<CacheRecord> {
     const root = this.rootPath(rec.key);
     const target = this.recordPath(rec.key);
-    const tmpRoot = await writeTemp(root, rec.state.layers.map((l) => `${l.digest}\n`).join(''));
+    const tmpRoot = await writeTemp(root, gcRootText(rec.state));
     let tmpRec: string | undefined;
     try {
       tmpRec = await writeTemp(target, JSON.stringify(rec));
@@ -114,9 +115,8 @@ export class CacheIndex {
     }
   }
 
-  private async blobsPresent(rec: CacheRecord): Promise<boolean> {
-    const have = await Promise.all(rec.state.layers.map((l) => fsp.stat(path.join(this.storeRoot, 'blobs', 'sha256', digestHex(l.digest))).then(() => true, () => false)));
-    return have.every(Boolean);
+  private blobsPresent(rec: CacheRecord): Promise<boolean> {
+    return layersPresentIn(this.storeRoot, rec.state.layers, rec.state.config.rootfs.diff_ids);
   }
 
   /** Mark a record used now (LRU order for `prune --keep-storage`). */
@@ -267,4 +267,10 @@ export function parseRecord(json: unknown, key?: Digest): CacheRecord {
     ...(layer ? { layer } : {}),
     state: { layers, config, cmdSet: s.cmdSet, shell: s.shell as string[] },
   };
+}
+
+/** What a record's gc root keeps: each layer's blob, and the snapshot of each snapshot-only layer. */
+function gcRootText(state: StepState): string {
+  const ids = state.config.rootfs.diff_ids;
+  return state.layers.map((l, i) => `${l.digest}\n${isSnapshotOnly(l, ids[i]) ? `${SNAPSHOT_ROOT}${chainId(ids.slice(0, i + 1))}\n` : ''}`).join('');
 }

@@ -400,3 +400,10 @@ function computeWaves(stages: PlannedStage[], order: number[]): number[][] {
   for (const n of order) (waves[level.get(n)!] ??= []).push(n);
   return waves.map((w) => w.sort((a, b) => a - b));
 }
+
+/** The target stage and the stages it is based on (FROM <stage>), target first: the image's layers come from these. */
+export function shippedStages(plan: BuildPlan): number[] {
+  const out: number[] = [];
+  for (let s: PlannedStage | undefined = plan.stages[plan.target]; s; s = s.base.kind === 'stage' ? plan.stages[s.base.index] : undefined) out.push(s.index);
+  return out;
+}

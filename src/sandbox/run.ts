@@ -19,7 +19,7 @@ import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { resolveInImage, resolveUser } from '../util/users.js';
 import { applyLayer } from '../layer/apply.js';
-import { encodeLayer, type LayerInfo } from '../layer/compress.js';
+import { measureLayer, type LayerInfo } from '../layer/compress.js';
 import { comparePaths, tarChanges, type Change } from '../layer/write.js';
 import type { Store } from '../store/store.js';
 import { canMountOverlay, diffTrees, diffUpper, flattenLowerDirs, makeStubs, mountOverlay, snapshotTree, unmount, type SnapshotterKind, type Stub } from './rootfs.js';
@@ -53,6 +53,12 @@ export interface RunStepOptions {
   capture?: boolean;
   /** Compression of the captured layer (default gzip). */
   compression?: Compression;
+  /**
+   * Keep the captured layer as its snapshot only, with no blob, when the snapshot can be kept (the
+   * overlay snapshotter): for a builder stage's layer that no image ships (see store's
+   * isSnapshotOnly). The layer is then the uncompressed tar's descriptor.
+   */
+  snapshotOnly?: boolean;
   /** Clamp timestamps in the layer (SOURCE_DATE_EPOCH). */
   sourceDateEpoch?: number;
   /** Default: overlay when it can be mounted here, else native. */
@@ -161,19 +167,13 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     }
     changes.sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
     if (changes.length) {
-      const w = await store.createBlobWriter({ hashedBy: 'producer' });
-      try {
-        layer = await encodeLayer(tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch }), w.stream, { compression: o.compression ?? 'gzip' });
-      } catch (e) {
-        await w.abort();
-        throw e;
-      }
-      await w.commit({ digest: layer.digest, size: layer.size });
-      await store.recordLayer(layer.digest, { diffId: layer.diffId, uncompressedSize: layer.uncompressedSize });
       // The upper dir is the new layer in the snapshots' own form (whiteout devices, opaque
       // markers): keep it as the snapshot, as BuildKit keeps a RUN's snapshot. Not with
       // SOURCE_DATE_EPOCH: the layer's mtimes are clamped, the upper's are not.
-      if (snapshotter === 'overlay' && !o.lowerDirs && o.sourceDateEpoch === undefined) {
+      const keepUpper = snapshotter === 'overlay' && !o.lowerDirs && o.sourceDateEpoch === undefined;
+      const tar = tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch });
+      layer = keepUpper && o.snapshotOnly ? await measureLayer(tar) : await store.putLayer(tar, { compression: o.compression });
+      if (keepUpper) {
         stripOverlayInternals(upper, changes);
         await store.adoptSnapshot([...(o.diffIds ?? []), layer.diffId], upper);
       }

@@ -11,15 +11,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { HashingStream, digestHex, isDigest, sha256, type Digest } from '../util/digest.js';
+import { HashingStream, chainId, digestHex, isDigest, sha256, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { canonicalJSON } from '../image/canonical.js';
 import { familiarName, normalizeImageName, parseReference } from '../image/reference.js';
 import { matchPlatform, hostPlatform } from '../image/platform.js';
-import { Annotation, INDEX_MEDIA_TYPES, MediaType, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../image/types.js';
+import { Annotation, INDEX_MEDIA_TYPES, MediaType, type Compression, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../image/types.js';
 import { parseImageConfig, parseIndex, parseJSONText, parseManifest, parseManifestOrIndex } from '../image/validate.js';
 import { applyLayer } from '../layer/apply.js';
+import { encodeLayer, type LayerInfo } from '../layer/compress.js';
 import { openLayer } from '../layer/decompress.js';
 import { withFileLock } from './lock.js';
 
@@ -156,6 +157,25 @@ export class Store {
         }
       },
     };
+  }
+
+  /**
+   * Encode a layer tar (gzip by default) into a blob, and remember its diff_id and size. With
+   * `expectedDiffId`, a tar of other content is refused (nothing is stored).
+   */
+  async putLayer(tar: Readable, opts: { compression?: Compression; expectedDiffId?: Digest } = {}): Promise<LayerInfo> {
+    const w = await this.createBlobWriter({ hashedBy: 'producer' });
+    let info: LayerInfo;
+    try {
+      info = await encodeLayer(tar, w.stream, { compression: opts.compression ?? 'gzip' });
+      if (opts.expectedDiffId !== undefined && info.diffId !== opts.expectedDiffId) throw new KilnError('DIGEST', `layer diff_id mismatch: expected ${opts.expectedDiffId}, got ${info.diffId}`);
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+    await w.commit({ digest: info.digest, size: info.size });
+    await this.recordLayer(info.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize });
+    return info;
   }
 
   async putBlob(data: Buffer | string, expected?: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }> {
@@ -332,10 +352,16 @@ export class Store {
 
   /** Where the snapshot of the top layer of a chain (bottom → top diff_ids) lives. */
   snapshotPath(diffIds: Digest[]): string {
-    let chain: Digest | undefined;
-    for (const d of diffIds) chain = chain === undefined ? d : sha256(`${chain} ${d}`);
-    if (chain === undefined) throw new KilnError('INTERNAL', 'a snapshot needs at least one layer');
-    return path.join(this.root, 'snapshots', digestHex(chain));
+    return snapshotPathIn(this.root, diffIds);
+  }
+
+  async hasSnapshot(diffIds: Digest[]): Promise<boolean> {
+    return (await fsp.stat(this.snapshotPath(diffIds)).catch(() => undefined)) !== undefined;
+  }
+
+  /** Whether every layer of a stack can be had, as a blob or as a snapshot-only layer (see layersPresentIn). */
+  layersPresent(layers: Descriptor[], diffIds: Digest[]): Promise<boolean> {
+    return layersPresentIn(this.root, layers, diffIds);
   }
 
   /**
@@ -411,7 +437,9 @@ export class Store {
         }
       };
       for (const i of (await this.readIndex()).manifests) await visit(i);
-      for (const extra of await this.gcRoots()) keep.add(extra);
+      const roots = await this.gcRoots();
+      for (const extra of roots.blobs) keep.add(extra);
+      for (const chain of roots.snapshots) keepChains.add(chain);
       const now = Date.now();
       let blobs = 0;
       let bytes = 0;
@@ -448,16 +476,54 @@ export class Store {
     });
   }
 
-  /** Extra blobs to keep (e.g. a build cache's layers): files listing digests under gc-roots/. */
-  private async gcRoots(): Promise<string[]> {
+  /**
+   * Extra blobs and snapshots to keep (e.g. a build cache's layers): files under gc-roots/, one
+   * blob digest a line, or `snapshot CHAIN-ID` for a snapshot-only layer.
+   */
+  private async gcRoots(): Promise<{ blobs: string[]; snapshots: string[] }> {
     const dir = path.join(this.root, 'gc-roots');
-    const out: string[] = [];
+    const out = { blobs: [] as string[], snapshots: [] as string[] };
     for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
       const t = await fsp.readFile(path.join(dir, f), 'utf8').catch(() => '');
-      for (const line of t.split('\n')) if (isDigest(line.trim())) out.push(digestHex(line.trim()));
+      for (const raw of t.split('\n')) {
+        const line = raw.trim();
+        if (isDigest(line)) out.blobs.push(digestHex(line));
+        else if (line.startsWith(SNAPSHOT_ROOT) && isDigest(line.slice(SNAPSHOT_ROOT.length))) out.snapshots.push(digestHex(line.slice(SNAPSHOT_ROOT.length)));
+      }
     }
     return out;
   }
+}
+
+/** A gc-roots line that keeps a snapshot: `snapshot CHAIN-ID`. */
+export const SNAPSHOT_ROOT = 'snapshot ';
+
+/** A stack's top snapshot is named by the stack's chain id. */
+export function snapshotPathIn(root: string, diffIds: Digest[]): string {
+  const chain = chainId(diffIds);
+  if (chain === '') throw new KilnError('INTERNAL', 'a snapshot needs at least one layer');
+  return path.join(root, 'snapshots', digestHex(chain as Digest));
+}
+
+/**
+ * A snapshot-only layer: a builder stage's layer that no image ships is kept unpacked only (its
+ * snapshot), never compressed into a blob. Its descriptor is the uncompressed tar's (digest =
+ * diff_id), so a blob can still be made from the snapshot, and checked, if an image ever needs it.
+ */
+export function isSnapshotOnly(layer: Descriptor, diffId: Digest | undefined): boolean {
+  return layer.mediaType === MediaType.OciLayer && layer.digest === diffId;
+}
+
+/** Every layer of a stack is present: its blob, or for a snapshot-only layer its snapshot. */
+export async function layersPresentIn(root: string, layers: Descriptor[], diffIds: Digest[]): Promise<boolean> {
+  const each = await Promise.all(
+    layers.map(async (l, i) => {
+      const blob = await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(l.digest))).then(() => true, () => false);
+      if (blob || !isSnapshotOnly(l, diffIds[i])) return blob;
+      return fsp.stat(snapshotPathIn(root, diffIds.slice(0, i + 1))).then(() => true, () => false);
+    }),
+  );
+  return layers.length === diffIds.length && each.every(Boolean);
 }
 
 /** Temp names carry the writer's pid ("blob-PID-…", "tmp-PID-…"): dead writer, stale file. */

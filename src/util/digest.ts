@@ -23,6 +23,13 @@ export function sha256(data: Buffer | string): Digest {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/** OCI chain id of a layer stack, bottom → top diff_ids (the identity of its file system); '' for no layers. */
+export function chainId(diffIds: readonly Digest[]): string {
+  let chain: Digest | undefined;
+  for (const d of diffIds) chain = chain === undefined ? d : sha256(`${chain} ${d}`);
+  return chain ?? '';
+}
+
 /** The hex part of a digest (for file names). */
 export function digestHex(d: Digest | string): string {
   return d.startsWith('sha256:') ? d.slice(7) : d;

@@ -107,6 +107,18 @@ describe('build cache in a registry', { skip }, () => {
     assert.notEqual(second.id, first.id);
   });
 
+  test('a store whose builder layers are snapshots only (a plain build) exports a whole cache: --cache-to re-runs what has no blob', async () => {
+    const cacheRef = `${reg.host}/cache/app:after-plain`;
+    const a = newStore();
+    await build(a, ctx, []);
+    const exported = await build(a, ctx, ['--cache-to', `type=registry,ref=${cacheRef},mode=max`]);
+    const builderRuns = exported.steps.filter((s) => s.stage === 0 && s.text.startsWith('RUN'));
+    assert.ok(builderRuns.every((s) => !s.cached), 'the builder RUNs (snapshot-only layers) ran again, as blobs');
+    const c = await build(newStore(), ctx, ['--cache-from', `type=registry,ref=${cacheRef}`]);
+    assert.deepEqual(ran(c), [], 'every step from the exported cache');
+    assert.equal(c.id, exported.id);
+  });
+
   test('--cache-from a ref that holds no cache: a warning, and the build goes on', async () => {
     const small = path.join(work, 'small');
     const { mkdirSync, writeFileSync } = await import('node:fs');

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chainId, instructionForKey, stateId, stepKey, timelessConfig, type StepKeyInput, type StepState } from '../../../src/cache/keys.js';
+import { instructionForKey, stateId, stepKey, timelessConfig, type StepKeyInput, type StepState } from '../../../src/cache/keys.js';
 import { parseDockerfile } from '../../../src/dockerfile/parser.js';
-import { sha256, type Digest } from '../../../src/util/digest.js';
+import { chainId, sha256, type Digest } from '../../../src/util/digest.js';
 
 const d = (s: string): Digest => sha256(s);
 

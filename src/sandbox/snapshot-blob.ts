@@ -1,0 +1,18 @@
+/**
+ * The blob of a snapshot-only layer (store's isSnapshotOnly: a builder stage's RUN layer kept as
+ * its snapshot), made when an image comes to need it: the snapshot is an overlay upper dir, so
+ * its tar is the one the RUN step's upper gave, byte for byte; the diff_id proves it.
+ */
+import type { LayerInfo } from '../layer/compress.js';
+import { tarChanges } from '../layer/write.js';
+import type { Store } from '../store/store.js';
+import type { Digest } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
+import { diffUpper } from './rootfs.js';
+
+/** Encode the top layer of `diffIds` from its snapshot into a (gzip) blob. */
+export async function blobFromSnapshot(store: Store, diffIds: Digest[]): Promise<LayerInfo> {
+  if (!(await store.hasSnapshot(diffIds))) throw new KilnError('NOT_FOUND', `layer ${diffIds.at(-1)} has neither a blob nor a snapshot in the store`, { path: store.root }, { hint: 'build again with --no-cache' });
+  const dir = store.snapshotPath(diffIds);
+  return store.putLayer(tarChanges(dir, diffUpper(dir)), { expectedDiffId: diffIds.at(-1) });
+}

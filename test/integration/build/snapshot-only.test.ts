@@ -1,0 +1,117 @@
+/**
+ * Builder-stage layers kept as snapshots only: a RUN layer of a stage the image is not made of
+ * gets no blob (no gzip, no second write), only its snapshot and its diff_id. When an image comes
+ * to need it (a later `--target` of that stage, from the cache), it is encoded from the snapshot
+ * then, and proved by its diff_id. The cache keeps such snapshots through `kiln prune`.
+ */
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { basesUnavailable } from '../../helpers/bases.js';
+import { chainId, type Digest } from '../../../src/util/digest.js';
+import { savedImage, Workspace } from './util.js';
+import { parseJsonProgress, type Built } from './cache-helpers.js';
+
+const skip = basesUnavailable();
+const ws = new Workspace('kiln-snaponly-');
+after(() => rmSync(ws.dir, { recursive: true, force: true }));
+
+async function build(ctx: string, tag: string, extra: string[] = []): Promise<Built> {
+  const r = await ws.kiln(['build', '--progress', 'json', '-t', tag, ...extra, ctx]);
+  assert.equal(r.code, 0, `build failed: ${r.stderr}\n${r.stdout.split('\n').slice(-5).join('\n')}`);
+  return parseJsonProgress(r.stdout, r.stderr, tag);
+}
+
+const hex = (d: string) => d.slice('sha256:'.length);
+const blob = (d: string) => existsSync(path.join(ws.root, 'blobs', 'sha256', hex(d)));
+const snapshot = (diffIds: string[]) => existsSync(path.join(ws.root, 'snapshots', hex(chainId(diffIds as Digest[]))));
+const ran = (b: Built) => b.steps.filter((s) => !s.cached).map((s) => s.text);
+
+/** The manifest of a tagged image, read from the store's OCI layout. */
+function manifestOf(tag: string): { layers: { mediaType: string; digest: string }[] } {
+  const index = JSON.parse(readFileSync(path.join(ws.root, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+  const d = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name']?.endsWith(tag));
+  assert.ok(d, `${tag} not in index.json`);
+  return JSON.parse(readFileSync(path.join(ws.root, 'blobs', 'sha256', hex(d.digest)), 'utf8')) as { layers: { mediaType: string; digest: string }[] };
+}
+
+describe('builder-stage layers as snapshots only', { skip }, () => {
+  let ctx: string;
+  before(async () => {
+    await ws.importDebian();
+    ctx = ws.context('app', {
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS builder',
+        // A file, a deletion (a whiteout in the layer) and a replaced directory (opaque).
+        'RUN mkdir -p /out /opt/tree/old && head -c 300000 /dev/urandom > /out/r.bin && echo "$(date +%s%N)" > /out/stamp && rm /etc/issue',
+        'RUN rm -rf /opt/tree && mkdir -p /opt/tree/new && cd /out && sha256sum r.bin stamp > SUMS && ln -s r.bin /out/link',
+        'FROM debian-slim:bookworm',
+        'COPY --from=builder /out /app',
+        'RUN echo shipped > /shipped',
+        'CMD ["cat", "/app/SUMS"]',
+      ].join('\n'),
+    });
+  });
+
+  test('a builder RUN layer has a snapshot and no blob; the final image is whole', async () => {
+    const b = await build(ctx, 'app:1');
+    const [run1, run2] = b.steps.filter((s) => s.stage === 0 && s.text.startsWith('RUN'));
+    assert.ok(run1?.layer && run2?.layer, 'both builder RUNs made layers');
+    const base = (await ws.inspect('debian-slim:bookworm')).RootFS.Layers;
+    for (const [i, l] of [run1.layer, run2.layer].entries()) {
+      assert.ok(!blob(l), `builder layer ${l}: no blob`);
+      assert.ok(snapshot([...base, ...[run1.layer, run2.layer].slice(0, i + 1)]), `builder layer ${l}: its snapshot (named by its diff_id chain)`);
+    }
+    // The final stage's own RUN layer ships: a gzip blob.
+    const shipped = b.steps.find((s) => s.text === 'RUN echo shipped > /shipped')!.layer!;
+    assert.ok(blob(shipped));
+    for (const l of manifestOf('app:1').layers) {
+      assert.equal(l.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip');
+      assert.ok(blob(l.digest), `manifest layer ${l.digest} in the store`);
+    }
+    assert.equal(await ws.sh('app:1', 'cd /app && sha256sum -c SUMS >/dev/null && readlink link && cat /shipped'), 'r.bin\nshipped\n');
+  });
+
+  test('--target of the builder stage later: its cached snapshot-only layers are encoded then, and match their diff_ids', async () => {
+    await build(ctx, 'app:1');
+    const b = await build(ctx, 'builder:1', ['--target', 'builder']);
+    assert.deepEqual(ran(b), [], 'every builder step from the cache');
+    const cachedLayers = b.steps.filter((s) => s.text.startsWith('RUN')).map((s) => s.layer!);
+    const diffIds = (await ws.inspect('builder:1')).RootFS.Layers;
+    assert.deepEqual(diffIds.slice(-2), cachedLayers, 'the image has the snapshot-only layers (by diff_id)');
+    const m = manifestOf('builder:1');
+    for (const [i, l] of m.layers.entries()) {
+      assert.equal(l.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip');
+      // Each blob is a gzip of exactly the tar its diff_id names.
+      const tar = gunzipSync(readFileSync(path.join(ws.root, 'blobs', 'sha256', hex(l.digest))));
+      assert.equal(`sha256:${createHash('sha256').update(tar).digest('hex')}`, diffIds[i]);
+    }
+    // The file system, read from `kiln save`: the whiteout and the opaque directory applied.
+    const fs = (await savedImage(ws, 'builder:1')).fs;
+    assert.ok(fs.has('/out/r.bin') && fs.has('/out/SUMS'));
+    assert.ok(!fs.has('/etc/issue'), 'the whiteout of /etc/issue');
+    assert.ok(fs.has('/opt/tree/new') && !fs.has('/opt/tree/old'), 'the opaque /opt/tree');
+    assert.equal(await ws.sh('builder:1', 'cd /out && sha256sum -c SUMS >/dev/null && echo ok'), 'ok\n');
+  });
+
+  test('kiln prune keeps the snapshots the cache records need; prune --cache lets them go', async () => {
+    const first = await build(ctx, 'app:2');
+    assert.equal((await ws.kiln(['rmi', 'app:1', 'app:2', 'builder:1'])).code, 0);
+    const p = await ws.kiln(['prune', '--all-ages']);
+    assert.equal(p.code, 0, p.stderr);
+    const again = await build(ctx, 'app:3');
+    assert.deepEqual(ran(again), [], 'every step from the cache after a plain prune');
+    assert.equal(again.id, first.id);
+    assert.equal(await ws.sh('app:3', 'cat /shipped'), 'shipped\n');
+    const before = readdirSync(path.join(ws.root, 'snapshots')).length;
+    assert.equal((await ws.kiln(['rmi', 'app:3'])).code, 0);
+    const all = await ws.kiln(['prune', '--cache', '--all-ages']);
+    assert.equal(all.code, 0, all.stderr);
+    assert.ok(readdirSync(path.join(ws.root, 'snapshots')).length < before, 'the builder snapshots went with the records');
+    const fresh = await build(ctx, 'app:4');
+    assert.ok(fresh.steps.filter((s) => s.text.startsWith('RUN')).every((s) => !s.cached));
+  });
+});
