@@ -54,6 +54,8 @@ export interface GitCheckout {
   /** The directory to copy: the checkout or its subdir. */
   root: string;
   commit: string;
+  /** The commit's time (seconds): every mtime of the checkout. */
+  time: number;
 }
 
 /** `checksum`: the commit the ref must resolve to (BuildKit's --checksum for git); it lets the step be cached. */
@@ -106,7 +108,7 @@ export async function checkoutGit(o: { source: GitSource; keepGitDir: boolean; c
       if (!st?.isDirectory()) throw new KilnError('BUILD', `${what}: no directory "${subdir}" in the repository at ${commit.slice(0, 12)}`, o.place);
     }
     setMtimes(work, time);
-    return { dir, root, commit };
+    return { dir, root, commit, time };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;

@@ -38,6 +38,8 @@ export interface CopyRequest {
   chmod?: number;
   exclude?: string[];
   parents?: boolean;
+  /** mtime (seconds) of the directories the copy makes (default: now); a git commit's time for ADD of a repository. */
+  createdTime?: number;
   place: ErrorPlace;
 }
 
@@ -51,6 +53,7 @@ function isDirIn(root: string, rel: string): boolean {
 
 export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   const destAbs = path.posix.resolve('/', req.workdir || '/', req.dest);
+  const created = req.createdTime ?? Math.floor(Date.now() / 1000);
   const destIsDir = req.dest.endsWith('/') || req.dest === '.' || req.dest.endsWith('/.');
   /** e: the source with symlinks followed; name: its path as selected (the target's name comes from it). */
   const selected: { ctx: BuildContext; e: ContextEntry; name: string; keepOwner: boolean; unpacked: boolean }[] = [];
@@ -86,7 +89,7 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
         // --parents copies the directory itself (its metadata); a directory's contents go into a
         // destination made as `mkdir -p` does: 0755, owned by --chown or root (BuildKit).
         if (req.parents) add(base, e);
-        else entries.set(base, { path: base, type: 'directory', mode: 0o755, ...(req.owner ?? { uid: 0, gid: 0 }), mtime: Math.floor(Date.now() / 1000) });
+        else entries.set(base, { path: base, type: 'directory', mode: 0o755, ...(req.owner ?? { uid: 0, gid: 0 }), mtime: created });
       }
       for (const c of ctx.walk(e.rel)) {
         const sub = c.rel.slice(e.rel === '' ? 0 : e.rel.length + 1);
@@ -104,7 +107,7 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   } else if (many && !destIsDir && !existingDir && selected.filter((s) => !s.e.stat.isDirectory()).length > 1) {
     throw new KilnError('BUILD', `when using COPY with more than one source file, the destination must be a directory and end with a /`, req.place);
   }
-  const parents = parentEntries(req.destRoot, entries.keys(), req.owner ?? { uid: 0, gid: 0 }, Math.floor(Date.now() / 1000), entries);
+  const parents = parentEntries(req.destRoot, entries.keys(), req.owner ?? { uid: 0, gid: 0 }, created, entries);
   return [...parents, ...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 

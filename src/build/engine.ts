@@ -30,7 +30,7 @@ import { isSnapshotOnly, type Store } from '../store/store.js';
 import { blobFromSnapshot } from '../sandbox/snapshot-blob.js';
 import type { Readable } from 'node:stream';
 import { DEFAULT_PATH, runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
-import { openView, resolveInRoot } from '../sandbox/view.js';
+import { openView, pathsAreLinkFree, resolveInRoot, type View } from '../sandbox/view.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
 import { resolveChown } from '../util/users.js';
@@ -323,6 +323,24 @@ class Engine {
     return this.pushLayer(state, await this.o.store.putLayer(tar), ins);
   }
 
+  /**
+   * A view of the stage's file system for questions about `paths` (a COPY or WORKDIR destination:
+   * what is there, its parents, the owner names): partial when it can be (sandbox/view.ts), whole
+   * when a symbolic link on those paths could lead elsewhere.
+   */
+  private async destinationView(state: StageState, paths: string[], stage: PlannedStage, ins: Instruction): Promise<View> {
+    const ids = state.config.rootfs.diff_ids;
+    // Where a RUN will need whole snapshots anyway (a later RUN of this stage, or another stage
+    // built on it), unpack them now, once, rather than partly for each step before it.
+    const at = stage.instructions.findIndex((p) => p.instruction === ins);
+    const snapshotsAhead = stage.index !== this.plan.target || at < 0 || stage.instructions.slice(at + 1).some((p) => p.instruction.kind === 'RUN');
+    if (snapshotsAhead) return openView(this.o.store, state.layers, ids);
+    const partial = await openView(this.o.store, state.layers, ids, { paths });
+    if (await pathsAreLinkFree(partial.root, paths)) return partial;
+    await partial.close();
+    return openView(this.o.store, state.layers, ids);
+  }
+
   /** The final state's layers as blobs: a snapshot-only layer (from a cache hit) is encoded now. */
   async shippedLayers(state: StageState): Promise<Descriptor[]> {
     const ids = state.config.rootfs.diff_ids;
@@ -459,7 +477,7 @@ class Engine {
         const wd = path.posix.resolve(c().WorkingDir || '/', x(ins.path));
         c().WorkingDir = wd;
         // Created if missing, owned by the current USER (as BuildKit does).
-        const view = await openView(this.o.store, state.layers, state.config.rootfs.diff_ids);
+        const view = await this.destinationView(state, [wd], stage, ins);
         let entries: EntrySpec[] = [];
         try {
           const real = await resolveInRoot(view.root, wd);
@@ -518,7 +536,9 @@ class Engine {
       srcCtx = BuildContext.plain(srcView.root);
       keepOwner = true;
     }
-    const destView = await openView(store, state.layers, state.config.rootfs.diff_ids);
+    // --parents reads the destination below its root too: a whole view then.
+    const destAbs = path.posix.resolve(this.cfg(state).WorkingDir || '/', x(ins.dest));
+    const destView = ins.parents ? await openView(store, state.layers, state.config.rootfs.diff_ids) : await this.destinationView(state, [destAbs], stage, ins);
     const cleanups: string[] = [];
     try {
       const owner = ins.chown !== undefined ? resolveChown(destView.root, x(ins.chown)) : undefined;
@@ -530,12 +550,15 @@ class Engine {
       }
       // ADD of a local tar archive (plain, gzip, bzip2, xz) unpacks it, keeping its ownership.
       const sources: CopyRequest['sources'] = [];
+      // Directories a git checkout's copy makes take the commit's time: same commit, same layer.
+      let createdTime: number | undefined;
       for (const s of pathSources) {
         // ADD of a git repository: a shallow checkout of the ref, copied like a directory (build/add-git.ts).
         const git = ins.kind === 'ADD' && ins.from === undefined ? parseGitSource(s) : undefined;
         if (git) {
           const c = await checkoutGit({ source: git, keepGitDir: ins.keepGitDir ?? false, checksum: ins.checksum !== undefined ? x(ins.checksum) : undefined, tmpDir: store.tmpDir, place });
           cleanups.push(c.dir);
+          createdTime = c.time;
           sources.push({ ctx: BuildContext.plain(c.root), pattern: '.' });
           continue;
         }
@@ -583,6 +606,7 @@ class Engine {
         chmod,
         exclude: ins.exclude.map(x),
         parents: ins.parents,
+        createdTime,
         place,
       });
       // BuildKit's commit message: flags it shows (not --from), path sources, heredocs, dest.

@@ -26,6 +26,13 @@ export interface ApplyOptions {
   expectedDiffId?: Digest;
   /** The blob is already a plain tar (skip compression detection). */
   uncompressed?: boolean;
+  /**
+   * Unpack only the entries whose path (relative, no leading slash) passes: a partial unpack for
+   * a view that answers questions about a few paths (build/engine's COPY destination). Whiteouts
+   * of paths that pass are applied; a hard link whose target was left out becomes an empty file.
+   * The whole layer is still read, and checked against expectedDiffId.
+   */
+  only?: (rel: string) => boolean;
 }
 
 const WH = '.wh.';
@@ -55,6 +62,9 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
   tar.pipe(hasher);
   const created = new Set<string>(); // paths this layer wrote (opaque whiteouts keep them)
   const dirTimes: [string, number][] = [];
+  // Unpacking into an empty directory (a new snapshot): a path this layer has not written yet
+  // cannot exist, so there is nothing to look up or remove first.
+  let fresh = (await fsp.readdir(absRoot)).length === 0;
 
   // Directories (relative) known to be real directories made or checked by this apply. Synchronous
   // metadata calls on purpose: a layer is thousands of tiny operations, each a thread-pool round
@@ -78,11 +88,16 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
   };
 
   const removeExisting = async (abs: string, keepDir: boolean) => {
+    if (fresh) {
+      const rel = path.relative(absRoot, abs);
+      if (!created.has(rel) && !realDirs.has(rel)) return;
+    }
     const st = lstatSync(abs, { throwIfNoEntry: false });
     if (!st) return;
     if (st.isDirectory() && keepDir) return;
     realDirs.clear();
     realDirs.add('');
+    fresh = false; // what was known of the tree goes with what is removed
     await fsp.rm(abs, { recursive: true, force: true });
   };
 
@@ -95,6 +110,10 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     }
     const base = path.posix.basename(rel);
     const dirRel = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
+    if (opts.only && !opts.only(base === OPAQUE ? dirRel : base.startsWith(WH) ? (dirRel ? `${dirRel}/${base.slice(WH.length)}` : base.slice(WH.length)) : rel)) {
+      for await (const _ of body) void _;
+      continue;
+    }
     if (base.startsWith(WH)) {
       ensureParents(rel, header.name);
       const dirAbs = path.join(absRoot, dirRel);
@@ -108,6 +127,7 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
             if (!created.has(childRel)) {
               realDirs.clear();
               realDirs.add('');
+              fresh = false;
               await fsp.rm(path.join(dirAbs, child), { recursive: true, force: true });
             }
           }
@@ -124,7 +144,9 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     ensureParents(rel, header.name);
     const abs = path.join(absRoot, rel);
     created.add(rel);
-    await writeEntry(abs, rel, header, body, absRoot, removeExisting);
+    // A partial unpack may have left a hard link's target out: the path is a file all the same.
+    const h = opts.only && header.type === 'hardlink' && !created.has(cleanEntryName(header.linkname ?? '')) ? { ...header, type: 'file' as const, size: 0 } : header;
+    await writeEntry(abs, rel, h, body, absRoot, removeExisting);
     if (header.type === 'directory') {
       realDirs.add(rel);
       dirTimes.push([abs, header.mtime]);

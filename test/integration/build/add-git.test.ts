@@ -117,6 +117,8 @@ describe('ADD <git repository>', { skip }, () => {
   test('the same commit gives the same layer; an unknown ref, a wrong --checksum and a missing subdir are errors naming the line', async () => {
     const df = `FROM debian-slim:bookworm\nADD ${url}#v1 /src\n`;
     await ws.build(ws.context('git-same-a', { Dockerfile: df }), 'addgit:a', ['--no-cache']);
+    // A second later: the directory the copy makes (/src) takes the commit's time, not the clock's.
+    await new Promise((r) => setTimeout(r, 1100));
     await ws.build(ws.context('git-same-b', { Dockerfile: df }), 'addgit:b', ['--no-cache']);
     const layer = async (t: string) => (await ws.inspect(t)).RootFS.Layers.at(-1);
     assert.equal(await layer('addgit:a'), await layer('addgit:b'), 'same layer from two checkouts of one commit');

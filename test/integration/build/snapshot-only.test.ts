@@ -115,3 +115,33 @@ describe('builder-stage layers as snapshots only', { skip }, () => {
     assert.ok(fresh.steps.filter((s) => s.text.startsWith('RUN')).every((s) => !s.cached));
   });
 });
+
+/**
+ * A COPY or WORKDIR of the final stage after a big COPY: its destination view unpacks the layers
+ * with no snapshot only for the destination's paths (sandbox/view.ts). The same Dockerfile with a
+ * trailing RUN (which makes every view whole) must give the same layers.
+ */
+describe('partial destination views', { skip }, () => {
+  test('symlinked destinations, existing parents, owners from a copied /etc/passwd: the same layers as with whole views', async () => {
+    const steps = [
+      'FROM debian-slim:bookworm AS src',
+      'RUN mkdir -p /tree/opt/real /tree/srv/app /tree/etc && ln -s /opt/real /tree/app && chown 1234:1234 /tree/srv/app && chmod 0750 /tree/srv/app && for i in $(seq 1 2000); do echo $i > /tree/opt/real/f$i; done && cp /etc/passwd /etc/group /tree/etc/ && echo "appuser:x:1234:1234::/home/appuser:/bin/sh" >> /tree/etc/passwd && echo "appuser:x:1234:" >> /tree/etc/group',
+      'FROM debian-slim:bookworm',
+      'COPY --from=src /tree /',
+      'COPY note.txt /app/',
+      'COPY --chown=appuser note.txt /srv/app/',
+      'WORKDIR /srv/app/work',
+      'COPY note.txt sub/',
+    ];
+    const partialCtx = ws.context('partial', { Dockerfile: steps.join('\n'), 'note.txt': 'note\n' });
+    const wholeCtx = ws.context('whole', { Dockerfile: [...steps, 'RUN true'].join('\n'), 'note.txt': 'note\n' });
+    const epoch = ['--source-date-epoch', '1700000000'];
+    await build(partialCtx, 'partial:1', epoch);
+    await build(wholeCtx, 'whole:1', epoch);
+    const partial = (await ws.inspect('partial:1')).RootFS.Layers;
+    const whole = (await ws.inspect('whole:1')).RootFS.Layers;
+    assert.deepEqual(partial, whole.slice(0, partial.length), 'every layer the same');
+    const out = await ws.sh('partial:1', 'cat /opt/real/note.txt && stat -c "%U %a" /srv/app /srv/app/note.txt /srv/app/work && cat /srv/app/work/sub/note.txt', ['--user', '0']);
+    assert.equal(out, 'note\nappuser 750\nappuser 644\nroot 755\nnote\n');
+  });
+});

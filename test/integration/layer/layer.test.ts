@@ -134,6 +134,69 @@ test('whiteouts: applied as deletions (flatten) or as overlay markers', { skip }
   assert.equal(xattr.getAttributeSync(path.join(ov, 'opaque'), 'trusted.overlay.opaque').toString(), 'y');
 });
 
+test('a partial unpack (only): the wanted paths and their parents, whiteouts of them, the diff_id still checked', { skip }, async () => {
+  const upper = path.join(work, 'partial-src');
+  mkdirSync(path.join(upper, 'app/node_modules/a'), { recursive: true });
+  mkdirSync(path.join(upper, 'etc'), { recursive: true });
+  writeFileSync(path.join(upper, 'app/node_modules/a/index.js'), 'x');
+  writeFileSync(path.join(upper, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\n');
+  writeFileSync(path.join(upper, 'a-big'), Buffer.alloc(100000, 1));
+  linkSync(path.join(upper, 'a-big'), path.join(upper, 'app/big-link'));
+  const layer = path.join(work, 'partial.tgz');
+  const info = await encodeToFile(
+    tarChanges(upper, [
+      { kind: 'add', path: 'a-big' },
+      { kind: 'add', path: 'app' },
+      { kind: 'add', path: 'app/big-link' },
+      { kind: 'add', path: 'app/node_modules' },
+      { kind: 'add', path: 'app/node_modules/a' },
+      { kind: 'add', path: 'app/node_modules/a/index.js' },
+      { kind: 'add', path: 'etc' },
+      { kind: 'add', path: 'etc/passwd' },
+      { kind: 'delete', path: 'opt' },
+      { kind: 'delete', path: 'srv' },
+    ]),
+    layer,
+  );
+  const out = path.join(work, 'partial-out');
+  const wanted = ['app/node_modules', 'app/big-link', 'etc/passwd', 'opt/x'];
+  await applyLayer(createReadStream(layer), out, { whiteouts: 'overlay', expectedDiffId: info.diffId, only: (rel) => wanted.some((w) => w === rel || w.startsWith(`${rel}/`)) });
+  assert.ok((await fsp.lstat(path.join(out, 'app/node_modules'))).isDirectory());
+  assert.equal(existsSync(path.join(out, 'app/node_modules/a')), false, 'below a wanted path: left out');
+  assert.equal(existsSync(path.join(out, 'a-big')), false);
+  const link = await fsp.lstat(path.join(out, 'app/big-link'));
+  assert.ok(link.isFile() && link.size === 0, 'a hard link whose target was left out: an empty file');
+  assert.equal((await fsp.readFile(path.join(out, 'etc/passwd'), 'utf8')).slice(0, 4), 'root');
+  assert.ok((await fsp.lstat(path.join(out, 'opt'))).isCharacterDevice(), "a wanted path's whiteout");
+  assert.equal(existsSync(path.join(out, 'srv')), false, 'other whiteouts: left out');
+  await assert.rejects(
+    applyLayer(createReadStream(layer), path.join(work, 'partial-bad'), { whiteouts: 'overlay', expectedDiffId: `sha256:${'0'.repeat(64)}`, only: () => false }),
+    /does not match its diff_id/,
+  );
+});
+
+test('into an empty directory: a path the tar names twice ends as its last entry', { skip }, async () => {
+  const out = path.join(work, 'twice');
+  await applyLayer(
+    hostileTar([
+      { ...H, name: 'd/', type: 'directory', mode: 0o755 },
+      { ...H, name: 'd/f', type: 'file', data: 'first' },
+      { ...H, name: 'd/f', type: 'file', data: 'second' },
+      { ...H, name: 'd/sub/file', type: 'file', data: 'deep' },
+      { ...H, name: 'd/sub/', type: 'directory', mode: 0o700 },
+      { ...H, name: 'l', type: 'symlink', linkname: 'd' },
+      { ...H, name: 'l', type: 'file', data: 'not a link' },
+    ]),
+    out,
+    { whiteouts: 'overlay', uncompressed: true },
+  );
+  assert.equal(await fsp.readFile(path.join(out, 'd/f'), 'utf8'), 'second');
+  assert.equal(await fsp.readFile(path.join(out, 'd/sub/file'), 'utf8'), 'deep');
+  assert.equal((await fsp.stat(path.join(out, 'd/sub'))).mode & 0o777, 0o700, 'a directory made as a parent takes its own entry later');
+  assert.equal(await fsp.readFile(path.join(out, 'l'), 'utf8'), 'not a link', 'the file replaced the symlink (not written through it)');
+  assert.ok(!existsSync(path.join(out, 'd/not a link')));
+});
+
 function hostileTar(entries: (TarHeader & { data?: string })[]): Readable {
   const parts: Buffer[] = [];
   for (const e of entries) {
