@@ -2,12 +2,15 @@
  * A small HTTP(S) client for registries, on node:http/https: streaming bodies both ways, keep-alive
  * agents per TLS setting (per-registry CAs, client certificates, verification off), redirects
  * (blob downloads are often redirected to object storage; credentials never follow to another
- * origin), an idle timeout and abort.
+ * origin), an idle timeout and abort, and the environment's HTTP(S)_PROXY / NO_PROXY.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import type { Readable } from 'node:stream';
+import { HttpProxyAgent } from 'http-proxy-agent';
+import { HttpsProxyAgent } from 'https-proxy-agent';
+import { proxyFor } from './proxy.js';
 
 export interface TlsSettings {
   /** Extra trusted CAs (PEM), added to the system's. */
@@ -43,17 +46,19 @@ export interface HttpResponse {
 const DEFAULT_TIMEOUT_MS = Number(process.env.KILN_REGISTRY_TIMEOUT_MS) || 60_000;
 const agents = new Map<string, http.Agent>();
 
-function agentFor(url: URL, settings?: TlsSettings): http.Agent {
+function agentFor(url: URL, settings: TlsSettings | undefined, proxy: URL | undefined): http.Agent {
   const secure = url.protocol === 'https:';
-  const key = secure ? `https|${settings?.verify ?? true}|${(settings?.ca ?? []).map((c) => c.length + c.subarray(0, 64).toString('base64')).join(',')}|${settings?.cert?.length ?? 0}` : 'http';
+  const key = `${secure ? `https|${settings?.verify ?? true}|${(settings?.ca ?? []).map((c) => c.length + c.subarray(0, 64).toString('base64')).join(',')}|${settings?.cert?.length ?? 0}` : 'http'}|${proxy?.href ?? ''}`;
   let a = agents.get(key);
   if (!a) {
     const common = { keepAlive: true, maxSockets: 16, scheduling: 'lifo' as const };
     if (secure) {
       // Node's default CAs plus the registry's own: `ca` replaces the defaults, so add them back.
       const ca = settings?.ca?.length ? [...tls.rootCertificates, ...settings.ca.map((c) => c.toString())] : undefined;
-      a = new https.Agent({ ...common, ca, cert: settings?.cert, key: settings?.key, rejectUnauthorized: settings?.verify ?? true });
-    } else a = new http.Agent(common);
+      const target = { ca, cert: settings?.cert, key: settings?.key, rejectUnauthorized: settings?.verify ?? true };
+      // Through a proxy: a CONNECT tunnel, TLS with the target inside it.
+      a = proxy ? new HttpsProxyAgent(proxy, { ...common, ...target }) : new https.Agent({ ...common, ...target });
+    } else a = proxy ? new HttpProxyAgent(proxy, common) : new http.Agent(common);
     agents.set(key, a);
   }
   return a;
@@ -92,10 +97,16 @@ function once(r: HttpRequest, url: URL, headers: Record<string, string>): Promis
     const h: Record<string, string> = { 'user-agent': 'kiln/0.1', ...headers };
     if (Buffer.isBuffer(body)) h['content-length'] = String(body.length);
     const mod = url.protocol === 'https:' ? https : http;
-    const req = mod.request(url, { method: r.method, headers: h, agent: agentFor(url, r.tls), signal: r.signal });
+    // HTTP(S)_PROXY / NO_PROXY, as docker's daemon reads them (registry/proxy.ts).
+    const proxy = proxyFor(url);
+    const req = mod.request(url, { method: r.method, headers: h, agent: agentFor(url, r.tls, proxy), signal: r.signal });
     const timeout = r.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     req.setTimeout(timeout, () => req.destroy(Object.assign(new Error(`no answer from ${url.host} for ${Math.round(timeout / 1000)} s`), { code: 'ETIMEDOUT' })));
-    req.on('error', reject);
+    req.on('error', (e: Error) => {
+      // Say so when a proxy was in the way: its failures otherwise read as the server's.
+      if (proxy) e.message = `${e.message} (through the proxy ${proxy.host} from ${url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY'})`;
+      reject(e);
+    });
     req.on('response', (res) => {
       // The idle timeout keeps guarding the body while it streams.
       res.setTimeout?.(timeout, () => res.destroy(Object.assign(new Error(`${url.host} stopped sending for ${Math.round(timeout / 1000)} s`), { code: 'ETIMEDOUT' })));
