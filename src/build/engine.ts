@@ -28,9 +28,8 @@ import { hostPlatform } from '../image/platform.js';
 import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfig } from '../image/types.js';
 import { isSnapshotOnly, type Store } from '../store/store.js';
 import { blobFromSnapshot } from '../sandbox/snapshot-blob.js';
-import type { Readable } from 'node:stream';
 import { DEFAULT_PATH, runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
-import { openView, pathsAreLinkFree, resolveInRoot, type View } from '../sandbox/view.js';
+import { openView, pathsAreLinkFree, resolveInRoot, topOf, type View } from '../sandbox/view.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
 import { resolveChown } from '../util/users.js';
@@ -318,9 +317,11 @@ class Engine {
     state.config.created = created;
   }
 
-  private async addLayer(state: StageState, tar: Readable, ins: Instruction): Promise<LayerInfo> {
+  /** A layer of known entries (COPY, ADD, WORKDIR): where it writes is remembered with it. */
+  private async addLayer(state: StageState, entries: EntrySpec[], ins: Instruction): Promise<LayerInfo> {
     if (state.layers.length >= MAX_LAYERS) throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, this.place(ins), { hint: 'merge RUN steps or use a multi-stage build' });
-    return this.pushLayer(state, await this.o.store.putLayer(tar), ins);
+    const tops = [...new Set(entries.map((e) => topOf(e.path)))].sort();
+    return this.pushLayer(state, await this.o.store.putLayer(tarEntries(entries, { sourceDateEpoch: this.o.sourceDateEpoch }), { tops }), ins);
   }
 
   /**
@@ -497,7 +498,7 @@ class Engine {
           this.history(state, `WORKDIR ${wd}`, true);
           return undefined;
         }
-        const l = await this.addLayer(state, tarEntries(entries), ins);
+        const l = await this.addLayer(state, entries, ins);
         this.history(state, `WORKDIR ${wd}`, false);
         entries = [];
         return l;
@@ -619,7 +620,7 @@ class Engine {
         ...heredocSources.map((h) => `<<${heredocMarker(h)}`),
         x(ins.dest),
       ].join(' ') + ' # buildkit';
-      const l = await this.addLayer(state, tarEntries(entries, { sourceDateEpoch: this.o.sourceDateEpoch }), ins);
+      const l = await this.addLayer(state, entries, ins);
       this.history(state, text, false);
       return l;
     } finally {

@@ -43,10 +43,13 @@ export async function openView(store: Store, layers: Descriptor[], diffIds: Dige
       const lowers: string[] = [];
       if (!only) lowers.push(...(await store.snapshots(layers, diffIds)));
       else {
+        const wantedTops = new Set(opts.paths!.map((p) => topOf(p)).concat('etc'));
         for (const [i, l] of layers.entries()) {
           const chain = diffIds.slice(0, i + 1);
           if (await store.hasSnapshot(chain)) lowers.push(store.snapshotPath(chain));
-          else {
+          else if ((await store.layerFacts(l.digest))?.tops?.every((t) => !wantedTops.has(t))) {
+            // Nothing of this layer lies on the wanted paths (its facts say where it writes): not read.
+          } else {
             const part = path.join(dir, `part-${i}`);
             await applyLayer(store.openBlob(l.digest), part, { whiteouts: 'overlay', expectedDiffId: diffIds[i], only });
             lowers.push(part);
@@ -65,6 +68,11 @@ export async function openView(store: Store, layers: Descriptor[], diffIds: Dige
     await close();
     throw e;
   }
+}
+
+/** The first component of a path ("" for the root). */
+export function topOf(p: string): string {
+  return p.replace(/^\/+/, '').split('/')[0] ?? '';
 }
 
 /** The entries a partial view keeps: the paths, their ancestors, the user and group files. */

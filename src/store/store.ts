@@ -24,6 +24,18 @@ import { encodeLayer, type LayerInfo } from '../layer/compress.js';
 import { openLayer } from '../layer/decompress.js';
 import { withFileLock } from './lock.js';
 
+/** What the store remembers of a layer, so nothing has to read it again. */
+export interface LayerFacts {
+  diffId: Digest;
+  uncompressedSize: number;
+  /**
+   * The first components of every path in the layer (e.g. ["app", "etc"]), when the layer was
+   * made by kiln from known entries (COPY, WORKDIR): a partial view (sandbox/view.ts) skips a
+   * layer with nothing on the paths it wants without reading it.
+   */
+  tops?: string[];
+}
+
 export interface BlobWriter {
   stream: Writable;
   commit(expected?: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }>;
@@ -163,7 +175,7 @@ export class Store {
    * Encode a layer tar (gzip by default) into a blob, and remember its diff_id and size. With
    * `expectedDiffId`, a tar of other content is refused (nothing is stored).
    */
-  async putLayer(tar: Readable, opts: { compression?: Compression; expectedDiffId?: Digest } = {}): Promise<LayerInfo> {
+  async putLayer(tar: Readable, opts: { compression?: Compression; expectedDiffId?: Digest; tops?: string[] } = {}): Promise<LayerInfo> {
     const w = await this.createBlobWriter({ hashedBy: 'producer' });
     let info: LayerInfo;
     try {
@@ -174,7 +186,7 @@ export class Store {
       throw e;
     }
     await w.commit({ digest: info.digest, size: info.size });
-    await this.recordLayer(info.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize });
+    await this.recordLayer(info.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize, ...(opts.tops ? { tops: opts.tops } : {}) });
     return info;
   }
 
@@ -297,16 +309,24 @@ export class Store {
   // ---- layer facts and snapshots ----
 
   /** Remember a layer's diff_id and uncompressed size (docker's image SIZE is uncompressed). */
-  async recordLayer(digest: Digest, info: { diffId: Digest; uncompressedSize: number }): Promise<void> {
+  async recordLayer(digest: Digest, info: LayerFacts): Promise<void> {
     const p = path.join(this.root, 'layers', `${digestHex(digest)}.json`);
     if (await fsp.stat(p).catch(() => undefined)) return;
     await writeFileAtomic(p, JSON.stringify(info));
   }
 
-  async layerFacts(digest: Digest): Promise<{ diffId: Digest; uncompressedSize: number } | undefined> {
+  async layerFacts(digest: Digest): Promise<LayerFacts | undefined> {
     const p = path.join(this.root, 'layers', `${digestHex(digest)}.json`);
     const t = await fsp.readFile(p, 'utf8').catch(() => undefined);
-    return t ? (JSON.parse(t) as { diffId: Digest; uncompressedSize: number }) : undefined;
+    if (!t) return undefined;
+    try {
+      const v = JSON.parse(t) as LayerFacts;
+      if (!isDigest(v.diffId) || typeof v.uncompressedSize !== 'number') return undefined;
+      if (v.tops !== undefined && !(Array.isArray(v.tops) && v.tops.every((x) => typeof x === 'string'))) delete v.tops;
+      return v;
+    } catch {
+      return undefined; // damaged: as if unknown
+    }
   }
 
   /**

@@ -128,6 +128,8 @@ describe('partial destination views', { skip }, () => {
       'RUN mkdir -p /tree/opt/real /tree/srv/app /tree/etc && ln -s /opt/real /tree/app && chown 1234:1234 /tree/srv/app && chmod 0750 /tree/srv/app && for i in $(seq 1 2000); do echo $i > /tree/opt/real/f$i; done && cp /etc/passwd /etc/group /tree/etc/ && echo "appuser:x:1234:1234::/home/appuser:/bin/sh" >> /tree/etc/passwd && echo "appuser:x:1234:" >> /tree/etc/group',
       'FROM debian-slim:bookworm',
       'COPY --from=src /tree /',
+      // A layer the later views need not read (the store's facts say it only writes /unrelated).
+      'COPY note.txt /unrelated/deep/',
       'COPY note.txt /app/',
       'COPY --chown=appuser note.txt /srv/app/',
       'WORKDIR /srv/app/work',
@@ -141,6 +143,8 @@ describe('partial destination views', { skip }, () => {
     const partial = (await ws.inspect('partial:1')).RootFS.Layers;
     const whole = (await ws.inspect('whole:1')).RootFS.Layers;
     assert.deepEqual(partial, whole.slice(0, partial.length), 'every layer the same');
+    const facts = readdirSync(path.join(ws.root, 'layers')).map((f) => JSON.parse(readFileSync(path.join(ws.root, 'layers', f), 'utf8')) as { diffId: string; tops?: string[] });
+    assert.deepEqual(facts.find((f) => f.diffId === partial[partial.length - 5])?.tops, ['unrelated'], 'where the COPY layer writes, remembered');
     const out = await ws.sh('partial:1', 'cat /opt/real/note.txt && stat -c "%U %a" /srv/app /srv/app/note.txt /srv/app/work && cat /srv/app/work/sub/note.txt', ['--user', '0']);
     assert.equal(out, 'note\nappuser 750\nappuser 644\nroot 755\nnote\n');
   });
