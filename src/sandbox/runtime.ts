@@ -20,9 +20,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { existsSync, mkdirSync, promises as fsp, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { KilnError } from '../util/errors.js';
 import { runCapture, which } from '../util/proc.js';
 
@@ -372,6 +372,35 @@ async function probeOnce(program: string, scratch: string): Promise<string | und
   }
 }
 
+/**
+ * probeRuntime, remembered across kiln processes until the next boot: a marker per runtime binary
+ * (path, inode, size, mtime) and boot in $XDG_RUNTIME_DIR/kiln, or /run/kiln for root — tmpfs,
+ * gone at reboot. Only success is remembered (a refusal is probed again). Spares each build ~50 ms.
+ */
+async function probeRemembered(program: string, scratch: string): Promise<string | undefined> {
+  const base = process.env.XDG_RUNTIME_DIR || (process.getuid?.() === 0 ? '/run' : undefined);
+  let marker: string | undefined;
+  try {
+    const st = statSync(program);
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const key = createHash('sha256').update(`${program} ${st.ino} ${st.size} ${st.mtimeMs} ${boot}`).digest('hex').slice(0, 32);
+    if (base) marker = path.join(base, 'kiln', `runtime-works-${key}`);
+  } catch {
+    marker = undefined;
+  }
+  if (marker && existsSync(marker)) return undefined;
+  const why = await probeRuntime(program, scratch);
+  if (!why && marker) {
+    try {
+      mkdirSync(path.dirname(marker), { recursive: true, mode: 0o700 });
+      writeFileSync(marker, '');
+    } catch {
+      // No place to remember it: probed again next time.
+    }
+  }
+  return why;
+}
+
 const RUNTIME_CANDIDATES = ['runc', 'crun'];
 
 /**
@@ -394,7 +423,7 @@ export async function selectRunner(opts: { runtime?: string; backend?: BackendKi
   for (const name of RUNTIME_CANDIDATES) {
     const p = await which(name);
     if (!p) continue;
-    const why = await probeRuntime(p, opts.scratch);
+    const why = await probeRemembered(p, opts.scratch);
     if (!why) return new OciRunner(p);
     refused.push(`${name}: ${why}`);
   }

@@ -1,7 +1,8 @@
 /**
  * Running helper programs (runc, unshare, zstd, skopeo in tests...) with captured output.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { KilnError } from './errors.js';
 
@@ -41,11 +42,23 @@ export async function runChecked(cmd: string, args: string[], opts: SpawnOptions
   return r;
 }
 
-/** Is `cmd` on PATH? */
+/** Where `cmd` is on PATH (an executable file), as `command -v` says, without starting a shell. */
 export async function which(cmd: string): Promise<string | undefined> {
-  const r = await runCapture('sh', ['-c', `command -v "$1"`, 'sh', cmd]).catch(() => undefined);
-  const p = r?.stdout.trim();
-  return r && r.code === 0 && p ? p : undefined;
+  if (cmd.includes('/')) return isExecutable(cmd) ? cmd : undefined;
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const p = path.join(dir || '.', cmd);
+    if (isExecutable(p)) return p;
+  }
+  return undefined;
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, fsConstants.X_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** Is a process with this pid alive (EPERM: alive, not ours)? */
