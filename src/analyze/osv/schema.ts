@@ -1,54 +1,49 @@
 /**
- * OSV records (https://ossf.github.io/osv-schema/), validated with zod. Only what matching and
+ * OSV records (https://ossf.github.io/osv-schema/), validated with zod (zod/mini). Only what matching and
  * reporting need is typed; unknown fields pass through. A malformed record is an INVALID error
  * naming the file and the field.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { KilnError } from '../../util/errors.js';
 
-const severity = z.looseObject({ type: z.string(), score: z.string() });
-const event = z.looseObject({
-  introduced: z.string().optional(),
-  fixed: z.string().optional(),
-  last_affected: z.string().optional(),
-  limit: z.string().optional(),
-});
-const range = z.looseObject({
-  type: z.string(),
-  repo: z.string().optional(),
-  events: z.array(event),
-});
-const jsonObject = z.record(z.string(), z.unknown());
-const affected = z.looseObject({
-  package: z
-    .looseObject({
-      ecosystem: z.string(),
-      name: z.string(),
-      purl: z.string().optional(),
-    })
-    .optional(),
-  severity: z.array(severity).optional(),
-  ranges: z.array(range).optional(),
-  versions: z.array(z.string()).optional(),
-  ecosystem_specific: jsonObject.optional(),
-  database_specific: jsonObject.optional(),
-});
-const record = z.looseObject({
-  schema_version: z.string().optional(),
-  id: z.string().min(1),
-  modified: z.string().optional(),
-  published: z.string().optional(),
-  withdrawn: z.string().optional(),
-  aliases: z.array(z.string()).optional(),
-  upstream: z.array(z.string()).optional(),
-  related: z.array(z.string()).optional(),
-  summary: z.string().optional(),
-  details: z.string().optional(),
-  severity: z.array(severity).optional(),
-  affected: z.array(affected).optional(),
-  references: z.array(z.looseObject({ type: z.string(), url: z.string() })).optional(),
-  database_specific: jsonObject.optional(),
-});
+// zod/mini, as image/validate.ts: messages are written here (mini carries no locale).
+const str = () => z.string('expected a string');
+const opt = <T extends z.ZodMiniType>(t: T) => z.optional(t);
+const strings = () => z.array(str(), 'expected an array of strings');
+const severity = z.looseObject({ type: str(), score: str() }, 'expected an object');
+const event = z.looseObject({ introduced: opt(str()), fixed: opt(str()), last_affected: opt(str()), limit: opt(str()) }, 'expected an object');
+const range = z.looseObject({ type: str(), repo: opt(str()), events: z.array(event, 'expected an array') }, 'expected an object');
+const jsonObject = z.record(str(), z.unknown(), 'expected an object');
+const affected = z.looseObject(
+  {
+    package: opt(z.looseObject({ ecosystem: str(), name: str(), purl: opt(str()) }, 'expected an object')),
+    severity: opt(z.array(severity, 'expected an array')),
+    ranges: opt(z.array(range, 'expected an array')),
+    versions: opt(strings()),
+    ecosystem_specific: opt(jsonObject),
+    database_specific: opt(jsonObject),
+  },
+  'expected an object',
+);
+const record = z.looseObject(
+  {
+    schema_version: opt(str()),
+    id: str().check(z.minLength(1, 'expected a non-empty string')),
+    modified: opt(str()),
+    published: opt(str()),
+    withdrawn: opt(str()),
+    aliases: opt(strings()),
+    upstream: opt(strings()),
+    related: opt(strings()),
+    summary: opt(str()),
+    details: opt(str()),
+    severity: opt(z.array(severity, 'expected an array')),
+    affected: opt(z.array(affected, 'expected an array')),
+    references: opt(z.array(z.looseObject({ type: str(), url: str() }, 'expected an object'), 'expected an array')),
+    database_specific: opt(jsonObject),
+  },
+  'expected an object',
+);
 
 export type OsvSeverity = z.infer<typeof severity>;
 export type OsvEvent = z.infer<typeof event>;
