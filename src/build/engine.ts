@@ -337,7 +337,8 @@ class Engine {
     const snapshotsAhead = stage.index !== this.plan.target || at < 0 || stage.instructions.slice(at + 1).some((p) => p.instruction.kind === 'RUN');
     if (snapshotsAhead) return openView(this.o.store, state.layers, ids);
     const partial = await openView(this.o.store, state.layers, ids, { paths });
-    if (await pathsAreLinkFree(partial.root, paths)) return partial;
+    // The user and group files too: --chown and USER names are read from them.
+    if (await pathsAreLinkFree(partial.root, [...paths, '/etc/passwd', '/etc/group'])) return partial;
     await partial.close();
     return openView(this.o.store, state.layers, ids);
   }
