@@ -147,6 +147,11 @@ if (doPeers) {
     const r = await runTee('bash', [path.join(shared, 'bench', 'run-peers.sh'), ...args], env);
     console.log(`   run-peers.sh took ${((Date.now() - t0) / 60000).toFixed(1)} min`);
     if (r.code !== 0) failed++;
+    // Every cold build leaves layers behind (big-layer: 300 MB a build): left alone, a few runs
+    // fill the disk (23 GB each for kiln's store and docker's was seen). The tagged results stay.
+    const pruned = spawnSync(process.execPath, [cli, 'prune', '--cache', '--all-ages'], { env, encoding: 'utf8' });
+    console.log(`   kiln prune of the bench store: ${(pruned.stdout || pruned.stderr).trim().split('\n').join('; ')}`);
+    if (avail.includes('buildkit')) spawnSync('docker', ['builder', 'prune', '-af'], { env: { ...process.env, DOCKER_HOST: 'unix:///tmp/dockerd.sock' }, stdio: 'ignore' });
     if (existsSync(out)) peerRows(readFileSync(out, 'utf8'));
   }
 } else if (!noPeers && !peersAvailable) {
