@@ -143,10 +143,11 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     }
     ensureParents(rel, header.name);
     const abs = path.join(absRoot, rel);
-    created.add(rel);
     // A partial unpack may have left a hard link's target out: the path is a file all the same.
     const h = opts.only && header.type === 'hardlink' && !created.has(cleanEntryName(header.linkname ?? '')) ? { ...header, type: 'file' as const, size: 0 } : header;
     await writeEntry(abs, rel, h, body, absRoot, removeExisting);
+    // After writing: removeExisting must see whether an earlier entry of this layer made the path.
+    created.add(rel);
     if (header.type === 'directory') {
       realDirs.add(rel);
       dirTimes.push([abs, header.mtime]);
