@@ -20,12 +20,12 @@ export interface View {
 export interface ViewOptions {
   /**
    * The view only answers questions about these absolute paths (what they are, their parent
-   * directories) and /etc/passwd, /etc/group: a layer with no snapshot yet is unpacked for them
-   * alone, in the view's own directory, instead of as a whole new snapshot (a layer kiln made from
-   * known entries, whose facts say where it writes; a base image's layer gets its snapshot). For a COPY's or a
-   * WORKDIR's destination, after a COPY of 30,000 files: a second's unpacking saved. What lies
-   * elsewhere may be missing from the view, so a symbolic link met on these paths calls for a
-   * whole view (see pathsAreLinkFree).
+   * directories) and /etc/passwd, /etc/group. A layer kiln made from known entries (its facts say
+   * where it writes) with no snapshot yet is unpacked for them alone, in the view's own directory,
+   * or not read at all when it writes elsewhere; a base image's layer gets its snapshot. For a
+   * COPY's or a WORKDIR's destination after a COPY of 30,000 files: a second's unpacking saved.
+   * What lies elsewhere may be missing from the view, so a symbolic link met on these paths calls
+   * for a whole view (see pathsAreLinkFree).
    */
   paths?: string[];
 }
