@@ -23,7 +23,7 @@ import { StageScope, platformArgs } from '../plan/scope.js';
 import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
 import { BuildContext } from '../context/index.js';
 import type { LayerInfo } from '../layer/compress.js';
-import { tarEntries, type EntrySpec } from '../layer/write.js';
+import { layerSkeleton, tarEntries, type EntrySpec } from '../layer/write.js';
 import { hostPlatform } from '../image/platform.js';
 import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfig } from '../image/types.js';
 import { isSnapshotOnly, type Store } from '../store/store.js';
@@ -321,7 +321,8 @@ class Engine {
   private async addLayer(state: StageState, entries: EntrySpec[], ins: Instruction): Promise<LayerInfo> {
     if (state.layers.length >= MAX_LAYERS) throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, this.place(ins), { hint: 'merge RUN steps or use a multi-stage build' });
     const tops = [...new Set(entries.map((e) => topOf(e.path)))].sort();
-    return this.pushLayer(state, await this.o.store.putLayer(tarEntries(entries, { sourceDateEpoch: this.o.sourceDateEpoch }), { tops }), ins);
+    const opts = { sourceDateEpoch: this.o.sourceDateEpoch };
+    return this.pushLayer(state, await this.o.store.putLayer(tarEntries(entries, opts), { tops, skeleton: layerSkeleton(entries, opts) }), ins);
   }
 
   /**

@@ -302,3 +302,50 @@ export function tarEntries(entries: Iterable<EntrySpec> | AsyncIterable<EntrySpe
   }
   return Readable.from(encodeEntries(gen()), { objectMode: false });
 }
+
+/** One entry of a layer's skeleton: what an unpacker makes of it (times clamped as in the tar). */
+export interface SkeletonEntry {
+  path: string;
+  type: EntrySpec['type'];
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  linkname?: string;
+}
+
+/**
+ * A layer of known entries, summed up for partial views (sandbox/view.ts): every entry is either
+ * strictly inside `root` or one of `entries` (root itself and its parents). A COPY of a tree to
+ * /app/node_modules has root "app/node_modules" and the entries app, app/node_modules: whether
+ * /app exists and whose it is can be answered without reading the layer. Undefined when the
+ * entries have no such shape (no common root, or more than a few outside it).
+ */
+export function layerSkeleton(specs: EntrySpec[], opts: TarOptions = {}): { root: string; entries: SkeletonEntry[] } | undefined {
+  const clean = (p: string) => p.replace(/^\/+/, '').replace(/\/+$/, '');
+  const paths = specs.map((s) => clean(s.path));
+  const ancestors = new Set<string>();
+  for (const p of paths) for (let i = p.indexOf('/'); i > 0; i = p.indexOf('/', i + 1)) ancestors.add(p.slice(0, i));
+  let root: string[] | undefined;
+  for (const p of paths) {
+    if (ancestors.has(p)) continue; // not a leaf
+    const parts = p.split('/');
+    if (!root) root = parts;
+    else {
+      let n = 0;
+      while (n < root.length && n < parts.length && root[n] === parts[n]) n++;
+      root = root.slice(0, n);
+    }
+  }
+  const r = (root ?? []).join('/');
+  if (r === '') return undefined;
+  const entries: SkeletonEntry[] = [];
+  for (const [i, s] of specs.entries()) {
+    const p = paths[i]!;
+    if (p.startsWith(`${r}/`)) continue;
+    if (!(p === r || r.startsWith(`${p}/`))) return undefined;
+    if (entries.length >= 64) return undefined;
+    entries.push({ path: p, type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, mtime: clamp(s.mtime, opts), ...(s.linkname !== undefined ? { linkname: s.linkname } : {}) });
+  }
+  return { root: r, entries };
+}

@@ -3,11 +3,12 @@
  * checking what exists before COPY/WORKDIR): a lower-dirs-only overlay of its snapshots, or a
  * flattened copy where overlayfs cannot be mounted.
  */
-import { mkdirSync, promises as fsp } from 'node:fs';
+import { chmodSync, lchownSync, lutimesSync, mkdirSync, symlinkSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Descriptor } from '../image/types.js';
 import type { Digest } from '../util/digest.js';
 import { applyLayer } from '../layer/apply.js';
+import type { SkeletonEntry } from '../layer/write.js';
 import type { Store } from '../store/store.js';
 import { canMountOverlay, mountOverlay } from './rootfs.js';
 import { cleanupStaleRuns, createRunDir, runRoot, teardownRunDir } from './rundir.js';
@@ -45,11 +46,17 @@ export async function openView(store: Store, layers: Descriptor[], diffIds: Dige
       if (!only) lowers.push(...(await store.snapshots(layers, diffIds)));
       else {
         const wantedTops = new Set(opts.paths!.map((p) => topOf(p)).concat('etc'));
+        const wanted = wantedPaths(opts.paths!);
         for (const [i, l] of layers.entries()) {
           const chain = diffIds.slice(0, i + 1);
-          const tops = (await store.layerFacts(l.digest))?.tops;
+          const facts = await store.layerFacts(l.digest);
+          const tops = facts?.tops;
+          const skeleton = facts?.skeleton && skeletonAnswers(facts.skeleton, wanted, only);
           if (await store.hasSnapshot(chain)) lowers.push(store.snapshotPath(chain));
-          else if (!tops) {
+          else if (skeleton) {
+            // What the layer holds on the wanted paths is in its skeleton: made from it, not read.
+            if (skeleton.length) lowers.push(makeSkeleton(path.join(dir, `part-${i}`), skeleton));
+          } else if (!tops) {
             // A layer kiln did not write (a base image's): its snapshot is worth making, once, for
             // this build and the next ones.
             lowers.push((await store.snapshots(layers.slice(0, i + 1), chain)).at(-1)!);
@@ -81,10 +88,43 @@ export function topOf(p: string): string {
   return p.replace(/^\/+/, '').split('/')[0] ?? '';
 }
 
-/** The entries a partial view keeps: the paths, their ancestors, the user and group files. */
+/** The paths a partial view answers for (relative): the given ones, the user and group files. */
+function wantedPaths(paths: string[]): string[] {
+  return [...paths.map((p) => path.posix.normalize(`/${p}`).slice(1).replace(/\/+$/, '')), 'etc/passwd', 'etc/group'];
+}
+
+/** The entries a partial view keeps: the wanted paths and their ancestors. */
 function onlyFor(paths: string[]): (rel: string) => boolean {
-  const wanted = [...paths.map((p) => path.posix.normalize(`/${p}`).slice(1).replace(/\/+$/, '')), 'etc/passwd', 'etc/group'];
+  const wanted = wantedPaths(paths);
   return (rel) => wanted.some((w) => w === rel || w.startsWith(`${rel}/`));
+}
+
+/**
+ * The skeleton entries a partial view needs from a layer, or undefined when the skeleton cannot
+ * tell (a wanted path lies inside its root, or a file on the way would need its content).
+ */
+function skeletonAnswers(k: { root: string; entries: SkeletonEntry[] }, wanted: string[], only: (rel: string) => boolean): SkeletonEntry[] | undefined {
+  if (wanted.some((w) => w.startsWith(`${k.root}/`))) return undefined;
+  const needed = k.entries.filter((e) => only(e.path));
+  return needed.every((e) => e.type === 'directory' || e.type === 'symlink') ? needed : undefined;
+}
+
+/** Directories and links as an unpacker makes them (owner, mode, times; parents as mkdir -p). */
+function makeSkeleton(dir: string, entries: SkeletonEntry[]): string {
+  const sorted = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  for (const e of sorted) {
+    const p = path.join(dir, e.path);
+    mkdirSync(path.dirname(p), { recursive: true });
+    if (e.type === 'symlink') symlinkSync(e.linkname ?? '', p);
+    else {
+      mkdirSync(p, { recursive: true });
+      chmodSync(p, e.mode & 0o7777);
+    }
+    lchownSync(p, e.uid, e.gid);
+  }
+  // Times last, deepest first: making a child moves its parent's mtime.
+  for (const e of sorted.reverse()) lutimesSync(path.join(dir, e.path), e.mtime, e.mtime);
+  return dir;
 }
 
 /** In a partial view: `p` resolves to itself (no symbolic link on the way, which could lead out of what the view holds). */

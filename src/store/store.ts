@@ -21,6 +21,7 @@ import { Annotation, INDEX_MEDIA_TYPES, MediaType, type Compression, type Descri
 import { parseImageConfig, parseIndex, parseJSONText, parseManifest, parseManifestOrIndex } from '../image/validate.js';
 import { applyLayer } from '../layer/apply.js';
 import { encodeLayer, type LayerInfo } from '../layer/compress.js';
+import type { SkeletonEntry } from '../layer/write.js';
 import { openLayer } from '../layer/decompress.js';
 import { withFileLock } from './lock.js';
 
@@ -34,6 +35,8 @@ export interface LayerFacts {
    * layer with nothing on the paths it wants without reading it.
    */
   tops?: string[];
+  /** Its skeleton (layer/write.ts layerSkeleton): a partial view may need not read it at all. */
+  skeleton?: { root: string; entries: SkeletonEntry[] };
 }
 
 export interface BlobWriter {
@@ -175,7 +178,7 @@ export class Store {
    * Encode a layer tar (gzip by default) into a blob, and remember its diff_id and size. With
    * `expectedDiffId`, a tar of other content is refused (nothing is stored).
    */
-  async putLayer(tar: Readable, opts: { compression?: Compression; expectedDiffId?: Digest; tops?: string[] } = {}): Promise<LayerInfo> {
+  async putLayer(tar: Readable, opts: { compression?: Compression; expectedDiffId?: Digest; tops?: string[]; skeleton?: LayerFacts['skeleton'] } = {}): Promise<LayerInfo> {
     const w = await this.createBlobWriter({ hashedBy: 'producer' });
     let info: LayerInfo;
     try {
@@ -186,7 +189,7 @@ export class Store {
       throw e;
     }
     await w.commit({ digest: info.digest, size: info.size });
-    await this.recordLayer(info.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize, ...(opts.tops ? { tops: opts.tops } : {}) });
+    await this.recordLayer(info.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize, ...(opts.tops ? { tops: opts.tops } : {}), ...(opts.skeleton ? { skeleton: opts.skeleton } : {}) });
     return info;
   }
 
@@ -323,6 +326,7 @@ export class Store {
       const v = JSON.parse(t) as LayerFacts;
       if (!isDigest(v.diffId) || typeof v.uncompressedSize !== 'number') return undefined;
       if (v.tops !== undefined && !(Array.isArray(v.tops) && v.tops.every((x) => typeof x === 'string'))) delete v.tops;
+      if (v.skeleton !== undefined && !validSkeleton(v.skeleton)) delete v.skeleton;
       return v;
     } catch {
       return undefined; // damaged: as if unknown
@@ -513,6 +517,16 @@ export class Store {
     }
     return out;
   }
+}
+
+function validSkeleton(k: unknown): boolean {
+  const x = k as { root?: unknown; entries?: unknown };
+  const num = (n: unknown) => typeof n === 'number' && Number.isFinite(n);
+  return (
+    typeof x?.root === 'string' &&
+    Array.isArray(x.entries) &&
+    x.entries.every((e: Partial<SkeletonEntry>) => typeof e?.path === 'string' && typeof e.type === 'string' && num(e.mode) && num(e.uid) && num(e.gid) && num(e.mtime) && (e.linkname === undefined || typeof e.linkname === 'string'))
+  );
 }
 
 /** A gc-roots line that keeps a snapshot: `snapshot CHAIN-ID`. */

@@ -134,6 +134,10 @@ describe('partial destination views', { skip }, () => {
       'COPY --chown=appuser note.txt /srv/app/',
       'WORKDIR /srv/app/work',
       'COPY note.txt sub/',
+      // A big COPY into a new /data (made owned by appuser), then one beside it: the second's view
+      // of /data comes from the first layer's skeleton, not from reading it.
+      'COPY --chown=appuser --from=src /tree/opt/real /data/big',
+      'COPY note.txt /data/',
     ];
     const partialCtx = ws.context('partial', { Dockerfile: steps.join('\n'), 'note.txt': 'note\n' });
     const wholeCtx = ws.context('whole', { Dockerfile: [...steps, 'RUN true'].join('\n'), 'note.txt': 'note\n' });
@@ -144,8 +148,11 @@ describe('partial destination views', { skip }, () => {
     const whole = (await ws.inspect('whole:1')).RootFS.Layers;
     assert.deepEqual(partial, whole.slice(0, partial.length), 'every layer the same');
     const facts = readdirSync(path.join(ws.root, 'layers')).map((f) => JSON.parse(readFileSync(path.join(ws.root, 'layers', f), 'utf8')) as { diffId: string; tops?: string[] });
-    assert.deepEqual(facts.find((f) => f.diffId === partial[partial.length - 5])?.tops, ['unrelated'], 'where the COPY layer writes, remembered');
-    const out = await ws.sh('partial:1', 'cat /opt/real/note.txt && stat -c "%U %a" /srv/app /srv/app/note.txt /srv/app/work && cat /srv/app/work/sub/note.txt', ['--user', '0']);
-    assert.equal(out, 'note\nappuser 750\nappuser 644\nroot 755\nnote\n');
+    assert.deepEqual(facts.find((f) => f.diffId === partial[partial.length - 7])?.tops, ['unrelated'], 'where the COPY layer writes, remembered');
+    const skeleton = (facts.find((f) => f.diffId === partial[partial.length - 2]) as { skeleton?: { root: string; entries: { path: string; uid: number }[] } } | undefined)?.skeleton;
+    assert.equal(skeleton?.root, 'data/big');
+    assert.deepEqual(skeleton?.entries.map((e) => `${e.path} ${e.uid}`), ['data 1234', 'data/big 1234']);
+    const out = await ws.sh('partial:1', 'cat /opt/real/note.txt && stat -c "%U %a" /srv/app /srv/app/note.txt /srv/app/work /data && cat /srv/app/work/sub/note.txt /data/note.txt', ['--user', '0']);
+    assert.equal(out, 'note\nappuser 750\nappuser 644\nroot 755\nappuser 755\nnote\nnote\n');
   });
 });
