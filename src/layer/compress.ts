@@ -122,11 +122,12 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     await write(dest, b);
   };
   if (opts.compression === 'none') {
+    // The blob is the tar: one hash is both digests.
     for await (const chunk of tar) {
       const b = chunk as Buffer;
       diff.update(b);
       usize += b.length;
-      await emit(b);
+      await write(dest, b);
     }
     await end(dest);
     const d = `sha256:${diff.digest('hex')}` as Digest;
