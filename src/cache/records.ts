@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import type { Descriptor } from '../image/types.js';
 import { parseDescriptor, parseImageConfig } from '../image/validate.js';
 import { SNAPSHOT_ROOT, isSnapshotOnly, layersPresentIn, type Store } from '../store/store.js';
-import { chainId, digestHex, isDigest, type Digest } from '../util/digest.js';
+import { chainIds, digestHex, isDigest, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { tempPathFor, writeFileAtomic } from '../util/fs.js';
 import type { StepState } from './keys.js';
@@ -272,5 +272,6 @@ export function parseRecord(json: unknown, key?: Digest): CacheRecord {
 /** What a record's gc root keeps: each layer's blob, and the snapshot of each snapshot-only layer. */
 function gcRootText(state: StepState): string {
   const ids = state.config.rootfs.diff_ids;
-  return state.layers.map((l, i) => `${l.digest}\n${isSnapshotOnly(l, ids[i]) ? `${SNAPSHOT_ROOT}${chainId(ids.slice(0, i + 1))}\n` : ''}`).join('');
+  const chains = chainIds(ids);
+  return state.layers.map((l, i) => `${l.digest}\n${isSnapshotOnly(l, ids[i]) ? `${SNAPSHOT_ROOT}${chains[i]}\n` : ''}`).join('');
 }

@@ -8,11 +8,12 @@ import { tarChanges } from '../layer/write.js';
 import type { Store } from '../store/store.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
+import { exists } from '../util/fs.js';
 import { diffUpper } from './rootfs.js';
 
 /** Encode the top layer of `diffIds` from its snapshot into a (gzip) blob. */
 export async function blobFromSnapshot(store: Store, diffIds: Digest[]): Promise<LayerInfo> {
-  if (!(await store.hasSnapshot(diffIds))) throw new KilnError('NOT_FOUND', `layer ${diffIds.at(-1)} has neither a blob nor a snapshot in the store`, { path: store.root }, { hint: 'build again with --no-cache' });
   const dir = store.snapshotPath(diffIds);
+  if (!(await exists(dir))) throw new KilnError('NOT_FOUND', `layer ${diffIds.at(-1)} has neither a blob nor a snapshot in the store`, { path: store.root }, { hint: 'build again with --no-cache' });
   return store.putLayer(tarChanges(dir, diffUpper(dir)), { expectedDiffId: diffIds.at(-1) });
 }

@@ -6,10 +6,11 @@
 import { chmodSync, lchownSync, lutimesSync, mkdirSync, symlinkSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Descriptor } from '../image/types.js';
-import type { Digest } from '../util/digest.js';
+import { chainIds, type Digest } from '../util/digest.js';
+import { exists } from '../util/fs.js';
 import { applyLayer } from '../layer/apply.js';
 import type { SkeletonEntry } from '../layer/write.js';
-import type { Store } from '../store/store.js';
+import { snapshotDir, type Store } from '../store/store.js';
 import { canMountOverlay, mountOverlay } from './rootfs.js';
 import { cleanupStaleRuns, createRunDir, runRoot, teardownRunDir } from './rundir.js';
 
@@ -45,21 +46,25 @@ export async function openView(store: Store, layers: Descriptor[], diffIds: Dige
       const lowers: string[] = [];
       if (!only) lowers.push(...(await store.snapshots(layers, diffIds)));
       else {
-        const wantedTops = new Set(opts.paths!.map((p) => topOf(p)).concat('etc'));
         const wanted = wantedPaths(opts.paths!);
+        const wantedTops = new Set(wanted.map(topOf));
+        const chains = chainIds(diffIds);
         for (const [i, l] of layers.entries()) {
-          const chain = diffIds.slice(0, i + 1);
+          const snapshot = snapshotDir(store.root, chains[i]!);
+          if (await exists(snapshot)) {
+            lowers.push(snapshot);
+            continue;
+          }
           const facts = await store.layerFacts(l.digest);
           const tops = facts?.tops;
           const skeleton = facts?.skeleton && skeletonAnswers(facts.skeleton, wanted, only);
-          if (await store.hasSnapshot(chain)) lowers.push(store.snapshotPath(chain));
-          else if (skeleton) {
+          if (skeleton) {
             // What the layer holds on the wanted paths is in its skeleton: made from it, not read.
             if (skeleton.length) lowers.push(makeSkeleton(path.join(dir, `part-${i}`), skeleton));
           } else if (!tops) {
             // A layer kiln did not write (a base image's): its snapshot is worth making, once, for
             // this build and the next ones.
-            lowers.push((await store.snapshots(layers.slice(0, i + 1), chain)).at(-1)!);
+            lowers.push((await store.snapshots(layers.slice(0, i + 1), diffIds.slice(0, i + 1))).at(-1)!);
           } else if (tops.every((t) => !wantedTops.has(t))) {
             // Nothing of this layer lies on the wanted paths (its facts say where it writes): not read.
           } else {

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { HashingStream, chainId, digestHex, isDigest, sha256, type Digest } from '../util/digest.js';
+import { HashingStream, chainId, chainIds, digestHex, isDigest, sha256, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { canonicalJSON } from '../image/canonical.js';
@@ -24,6 +24,7 @@ import { encodeLayer, type LayerInfo } from '../layer/compress.js';
 import type { SkeletonEntry } from '../layer/write.js';
 import { openLayer } from '../layer/decompress.js';
 import { withFileLock } from './lock.js';
+import { processAlive } from '../util/proc.js';
 
 /** What the store remembers of a layer, so nothing has to read it again. */
 export interface LayerFacts {
@@ -379,10 +380,6 @@ export class Store {
     return snapshotPathIn(this.root, diffIds);
   }
 
-  async hasSnapshot(diffIds: Digest[]): Promise<boolean> {
-    return (await fsp.stat(this.snapshotPath(diffIds)).catch(() => undefined)) !== undefined;
-  }
-
   /** Whether every layer of a stack can be had, as a blob or as a snapshot-only layer (see layersPresentIn). */
   layersPresent(layers: Descriptor[], diffIds: Digest[]): Promise<boolean> {
     return layersPresentIn(this.root, layers, diffIds);
@@ -409,10 +406,8 @@ export class Store {
   async snapshots(layers: Descriptor[], diffIds: Digest[]): Promise<string[]> {
     if (layers.length !== diffIds.length) throw new KilnError('INVALID', `image has ${layers.length} layers but ${diffIds.length} diff_ids`);
     const dirs: string[] = [];
-    let chain: Digest | undefined;
-    for (let i = 0; i < layers.length; i++) {
-      chain = chain === undefined ? diffIds[i]! : sha256(`${chain} ${diffIds[i]}`);
-      const dir = path.join(this.root, 'snapshots', digestHex(chain));
+    for (const [i, chain] of chainIds(diffIds).entries()) {
+      const dir = snapshotDir(this.root, chain);
       if (!(await fsp.stat(dir).catch(() => undefined))) {
         const tmp = path.join(this.root, 'snapshots', `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
         try {
@@ -453,11 +448,7 @@ export class Store {
           keep.add(digestHex(doc.manifest.config.digest));
           for (const l of doc.manifest.layers) keep.add(digestHex(l.digest));
           const cfg = parseImageConfig(await this.readJSON(doc.manifest.config.digest));
-          let chain: Digest | undefined;
-          for (const id of cfg.rootfs.diff_ids) {
-            chain = chain === undefined ? id : sha256(`${chain} ${id}`);
-            keepChains.add(digestHex(chain));
-          }
+          for (const chain of chainIds(cfg.rootfs.diff_ids)) keepChains.add(digestHex(chain));
         }
       };
       for (const i of (await this.readIndex()).manifests) await visit(i);
@@ -536,7 +527,12 @@ export const SNAPSHOT_ROOT = 'snapshot ';
 export function snapshotPathIn(root: string, diffIds: Digest[]): string {
   const chain = chainId(diffIds);
   if (chain === '') throw new KilnError('INTERNAL', 'a snapshot needs at least one layer');
-  return path.join(root, 'snapshots', digestHex(chain as Digest));
+  return snapshotDir(root, chain as Digest);
+}
+
+/** The snapshot directory of a chain id. */
+export function snapshotDir(root: string, chain: Digest): string {
+  return path.join(root, 'snapshots', digestHex(chain));
 }
 
 /**
@@ -550,11 +546,12 @@ export function isSnapshotOnly(layer: Descriptor, diffId: Digest | undefined): b
 
 /** Every layer of a stack is present: its blob, or for a snapshot-only layer its snapshot. */
 export async function layersPresentIn(root: string, layers: Descriptor[], diffIds: Digest[]): Promise<boolean> {
+  const chains = chainIds(diffIds);
   const each = await Promise.all(
     layers.map(async (l, i) => {
       const blob = await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(l.digest))).then(() => true, () => false);
-      if (blob || !isSnapshotOnly(l, diffIds[i])) return blob;
-      return fsp.stat(snapshotPathIn(root, diffIds.slice(0, i + 1))).then(() => true, () => false);
+      if (blob || !isSnapshotOnly(l, diffIds[i]) || !chains[i]) return blob;
+      return fsp.stat(snapshotDir(root, chains[i])).then(() => true, () => false);
     }),
   );
   return layers.length === diffIds.length && each.every(Boolean);
@@ -563,13 +560,7 @@ export async function layersPresentIn(root: string, layers: Descriptor[], diffId
 /** Temp names carry the writer's pid ("blob-PID-…", "tmp-PID-…"): dead writer, stale file. */
 function pidAlive(name: string): boolean {
   const m = /^(?:blob|tmp)-(\d+)-/.exec(name);
-  if (!m) return false;
-  try {
-    process.kill(Number(m[1]), 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return m !== null && processAlive(Number(m[1]));
 }
 
 export { familiarName, parseManifest };

@@ -23,11 +23,16 @@ export function sha256(data: Buffer | string): Digest {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
-/** OCI chain id of a layer stack, bottom → top diff_ids (the identity of its file system); '' for no layers. */
+/** OCI chain ids of every prefix of a layer stack (bottom → top diff_ids): [0] is the bottom layer's. */
+export function chainIds(diffIds: readonly Digest[]): Digest[] {
+  const out: Digest[] = [];
+  for (const d of diffIds) out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]} ${d}`));
+  return out;
+}
+
+/** OCI chain id of a layer stack (the identity of its file system); '' for no layers. */
 export function chainId(diffIds: readonly Digest[]): string {
-  let chain: Digest | undefined;
-  for (const d of diffIds) chain = chain === undefined ? d : sha256(`${chain} ${d}`);
-  return chain ?? '';
+  return chainIds(diffIds).at(-1) ?? '';
 }
 
 /** The hex part of a digest (for file names). */
