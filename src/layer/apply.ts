@@ -62,9 +62,6 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
   tar.pipe(hasher);
   const created = new Set<string>(); // paths this layer wrote (opaque whiteouts keep them)
   const dirTimes: [string, number][] = [];
-  // Unpacking into an empty directory (a new snapshot): a path this layer has not written yet
-  // cannot exist, so there is nothing to look up or remove first.
-  let fresh = (await fsp.readdir(absRoot)).length === 0;
 
   // Directories (relative) known to be real directories made or checked by this apply. Synchronous
   // metadata calls on purpose: a layer is thousands of tiny operations, each a thread-pool round
@@ -88,16 +85,11 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
   };
 
   const removeExisting = async (abs: string, keepDir: boolean) => {
-    if (fresh) {
-      const rel = path.relative(absRoot, abs);
-      if (!created.has(rel) && !realDirs.has(rel)) return;
-    }
     const st = lstatSync(abs, { throwIfNoEntry: false });
     if (!st) return;
     if (st.isDirectory() && keepDir) return;
     realDirs.clear();
     realDirs.add('');
-    fresh = false; // what was known of the tree goes with what is removed
     await fsp.rm(abs, { recursive: true, force: true });
   };
 
@@ -127,7 +119,6 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
             if (!created.has(childRel)) {
               realDirs.clear();
               realDirs.add('');
-              fresh = false;
               await fsp.rm(path.join(dirAbs, child), { recursive: true, force: true });
             }
           }
@@ -145,9 +136,8 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     const abs = path.join(absRoot, rel);
     // A partial unpack may have left a hard link's target out: the path is a file all the same.
     const h = opts.only && header.type === 'hardlink' && !created.has(cleanEntryName(header.linkname ?? '')) ? { ...header, type: 'file' as const, size: 0 } : header;
-    await writeEntry(abs, rel, h, body, absRoot, removeExisting);
-    // After writing: removeExisting must see whether an earlier entry of this layer made the path.
     created.add(rel);
+    await writeEntry(abs, rel, h, body, absRoot, removeExisting);
     if (header.type === 'directory') {
       realDirs.add(rel);
       dirTimes.push([abs, header.mtime]);
