@@ -40,4 +40,7 @@ test("NO_PROXY: docker's (Go's) rules for *, domains, .domains, *.domains, IPs, 
 test('a proxy that is not http(s) or not an address is an error naming the variable', () => {
   assert.throws(() => via('https://x.example/', { HTTPS_PROXY: 'socks5://p:1080' }), /unsupported proxy scheme socks5:/);
   assert.throws(() => via('https://x.example/', { HTTPS_PROXY: 'http://[bad' }), /invalid proxy address .* in HTTPS_PROXY/);
+  // A password in the variable never reaches a message.
+  assert.throws(() => via('https://x.example/', { HTTPS_PROXY: 'socks5://me:secret@p:1080' }), (e: Error) => /socks5:\/\/\*\*\*@p:1080/.test(e.message) && !e.message.includes('secret'));
+  assert.throws(() => via('https://x.example/', { HTTPS_PROXY: 'http://me:secret@[bad' }), (e: Error) => !e.message.includes('secret'));
 });
