@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Node.js 20.15 or newer (zlib.crc32): say so now rather than fail at the first build.
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 15) ? 0 : 1)' \
+  || { echo "kiln needs Node.js 20.15 or newer (this is $(node --version))" >&2; exit 1; }
+
 # System packages:
 #   runc, crun        OCI runtimes for RUN steps and `kiln run` (kiln probes which one works)
 #   util-linux        unshare/mount for the chroot sandbox backend
