@@ -25,9 +25,10 @@ import { BuildContext } from '../context/index.js';
 import type { LayerInfo } from '../layer/compress.js';
 import { layerSkeleton, tarEntries, type EntrySpec } from '../layer/write.js';
 import { hostPlatform } from '../image/platform.js';
-import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfig } from '../image/types.js';
+import type { Compression, ContainerConfig, Descriptor, HistoryEntry, ImageConfig } from '../image/types.js';
 import { isSnapshotOnly, type Store } from '../store/store.js';
 import { blobFromSnapshot } from '../sandbox/snapshot-blob.js';
+import { compressedImage } from '../store/compressed.js';
 import { DEFAULT_PATH, runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
 import { openView, pathsAreLinkFree, resolveInRoot, topOf, type View } from '../sandbox/view.js';
 import type { Digest } from '../util/digest.js';
@@ -58,6 +59,13 @@ export interface BuildOptions {
   platform?: string;
   snapshotter?: SnapshotterKind;
   backend?: BackendKind;
+  /**
+   * How the layers the build writes are stored (default none: plain tars, as docker's image store
+   * keeps them; a push or an export compresses them then, see store/compressed.ts).
+   */
+  layerCompression?: Compression;
+  /** Re-encode the image's layers compressed otherwise (base image, cache) too (BuildKit's force-compression). */
+  forceCompression?: boolean;
   signal?: AbortSignal;
   sourceDateEpoch?: number;
   /** Build cache: --no-cache, --no-cache-filter STAGE…, --cache-from, --cache-to (see build/cache-step.ts). */
@@ -122,10 +130,11 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   await engine.cache.finish();
   const config = structuredClone(final.config);
   if (o.labels && Object.keys(o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
-  const img = await o.store.writeImage(config, await engine.shippedLayers(final));
+  const written = await o.store.writeImage(config, await engine.shippedLayers(final));
+  // Layers from the cache or a base image compressed otherwise are re-encoded where asked.
+  const img = await compressedImage(o.store, { descriptor: written.descriptor, manifest: written.manifest, config, id: written.id }, { compression: o.layerCompression ?? 'none', force: o.forceCompression });
   for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
-  const loaded = { descriptor: img.descriptor, manifest: img.manifest, config, id: img.id };
-  const size = await o.store.imageSize(loaded);
+  const size = await o.store.imageSize(img);
   emit({ type: 'done', imageId: img.id, manifestDigest: img.descriptor.digest, ms: Date.now() - t0, layers: final.layers.length, size });
   return { imageId: img.id, descriptor: img.descriptor, plan, size, cache: engine.cache.stats };
 }
@@ -322,7 +331,7 @@ class Engine {
     if (state.layers.length >= MAX_LAYERS) throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, this.place(ins), { hint: 'merge RUN steps or use a multi-stage build' });
     const tops = [...new Set(entries.map((e) => topOf(e.path)))].sort();
     const opts = { sourceDateEpoch: this.o.sourceDateEpoch };
-    return this.pushLayer(state, await this.o.store.putLayer(tarEntries(entries, opts), { tops, skeleton: layerSkeleton(entries, opts) }), ins);
+    return this.pushLayer(state, await this.o.store.putLayer(tarEntries(entries, opts), { compression: this.compression, tops, skeleton: layerSkeleton(entries, opts) }), ins);
   }
 
   /**
@@ -350,10 +359,14 @@ class Engine {
     return Promise.all(
       state.layers.map(async (l, i) => {
         if (!isSnapshotOnly(l, ids[i]) || (await this.o.store.hasBlob(l.digest))) return l;
-        const info = await blobFromSnapshot(this.o.store, ids.slice(0, i + 1));
+        const info = await blobFromSnapshot(this.o.store, ids.slice(0, i + 1), this.compression);
         return { mediaType: info.mediaType, digest: info.digest, size: info.size };
       }),
     );
+  }
+
+  private get compression(): Compression {
+    return this.o.layerCompression ?? 'none';
   }
 
   private pushLayer(state: StageState, info: LayerInfo, ins: Instruction): LayerInfo {
@@ -671,6 +684,7 @@ class Engine {
       capture: true,
       snapshotter: this.o.snapshotter,
       snapshotOnly: !this.shipped.has(stage.index) && !this.cache.needsBlobs,
+      compression: this.compression,
       backend: this.o.backend,
       signal: this.o.signal,
       sourceDateEpoch: this.o.sourceDateEpoch,

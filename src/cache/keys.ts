@@ -2,9 +2,11 @@
  * Build-cache keys. Pure: no I/O.
  *
  * A step's key is the digest of
- *   - the identity of the state it starts from (`stateId`: the layers and the image config with
- *     its timestamps removed) — content-based, so a step re-run with the same result (e.g. a
- *     --no-cache-filter stage whose output did not change) keeps the steps after it cached;
+ *   - the identity of the state it starts from (`stateId`: the image config with its timestamps
+ *     removed; its diff_ids name the layers' contents) — content-based, so a step re-run with the
+ *     same result (e.g. a --no-cache-filter stage whose output did not change) keeps the steps
+ *     after it cached, and a layer stored as a plain tar here and exported gzipped to a registry
+ *     cache is the same state on both machines;
  *   - the instruction after expansion (positions and the text as written left out);
  *   - the variables it can see (ENV and ARG values; proxy args excluded, as BuildKit does);
  *   - the platform, SOURCE_DATE_EPOCH, RUN's network;
@@ -15,7 +17,7 @@ import { canonicalJSON } from '../image/canonical.js';
 import type { Descriptor, ImageConfig } from '../image/types.js';
 import { sha256, type Digest } from '../util/digest.js';
 
-export const CACHE_KEY_VERSION = 'kiln-cache-v1';
+export const CACHE_KEY_VERSION = 'kiln-cache-v2';
 
 /** What the engine carries from step to step (the engine's StageState has this shape). */
 export interface StepState {
@@ -32,12 +34,14 @@ export function timelessConfig(config: ImageConfig): ImageConfig {
   return { ...rest, history: (config.history ?? []).map(({ created: _h, ...h }) => (void _h, h)) };
 }
 
-/** Content identity of a build state: two states with equal ids build identical images. */
+/**
+ * Content identity of a build state: two states with equal ids build identical images, whichever
+ * way their layers are compressed (the layers are named by the config's diff_ids).
+ */
 export function stateId(s: StepState): Digest {
   return sha256(
     canonicalJSON({
       v: CACHE_KEY_VERSION,
-      layers: s.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
       config: timelessConfig(s.config),
       cmdSet: s.cmdSet,
       shell: s.shell,

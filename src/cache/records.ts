@@ -20,7 +20,7 @@ import { parseDescriptor, parseImageConfig } from '../image/validate.js';
 import { SNAPSHOT_ROOT, isSnapshotOnly, layersPresentIn, type Store } from '../store/store.js';
 import { chainIds, digestHex, isDigest, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
-import { tempPathFor, writeFileAtomic } from '../util/fs.js';
+import { exists, tempPathFor, writeFileAtomic } from '../util/fs.js';
 import type { StepState } from './keys.js';
 
 export interface CacheRecord {
@@ -92,7 +92,7 @@ export class CacheIndex {
   async put(rec: CacheRecord, opts: { replace?: boolean } = {}): Promise<CacheRecord> {
     const root = this.rootPath(rec.key);
     const target = this.recordPath(rec.key);
-    const tmpRoot = await writeTemp(root, gcRootText(rec.state));
+    const tmpRoot = await writeTemp(root, await gcRootText(this.storeRoot, rec.state));
     let tmpRec: string | undefined;
     try {
       tmpRec = await writeTemp(target, JSON.stringify(rec));
@@ -269,9 +269,18 @@ export function parseRecord(json: unknown, key?: Digest): CacheRecord {
   };
 }
 
-/** What a record's gc root keeps: each layer's blob, and the snapshot of each snapshot-only layer. */
-function gcRootText(state: StepState): string {
+/**
+ * What a record's gc root keeps: each layer's blob, and the snapshot of each snapshot-only layer
+ * that has no blob (a plain-tar layer with its blob needs no snapshot kept: it can be unpacked again).
+ */
+async function gcRootText(storeRoot: string, state: StepState): Promise<string> {
   const ids = state.config.rootfs.diff_ids;
   const chains = chainIds(ids);
-  return state.layers.map((l, i) => `${l.digest}\n${isSnapshotOnly(l, ids[i]) ? `${SNAPSHOT_ROOT}${chains[i]}\n` : ''}`).join('');
+  const lines = await Promise.all(
+    state.layers.map(async (l, i) => {
+      const pin = isSnapshotOnly(l, ids[i]) && !(await exists(path.join(storeRoot, 'blobs', 'sha256', digestHex(l.digest))));
+      return `${l.digest}\n${pin ? `${SNAPSHOT_ROOT}${chains[i]}\n` : ''}`;
+    }),
+  );
+  return lines.join('');
 }

@@ -35,6 +35,7 @@ import { parseDescriptor } from '../image/validate.js';
 import type { RegistryClient } from '../registry/client.js';
 import { readBody } from '../registry/http.js';
 import { eachLimited } from '../registry/pull.js';
+import { compressedLayer } from '../store/compressed.js';
 import type { Store } from '../store/store.js';
 import { isDigest, sha256, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
@@ -223,11 +224,22 @@ export class RegistryCacheSink implements CacheSink {
   private async write(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<void> {
     const layers = new Map<Digest, Descriptor>();
     const kept: CacheRecord[] = [];
+    // Layers the store keeps as plain tars go compressed (gzip), each made once for all records.
+    const gz = new Map<Digest, Promise<Descriptor>>();
+    const compressed = (l: Descriptor, diffId: Digest) => {
+      let p = gz.get(l.digest);
+      if (!p) gz.set(l.digest, (p = compressedLayer(store, l, diffId, { compression: 'gzip' })));
+      return p;
+    };
     for (const r of records) {
       const have = await Promise.all(r.state.layers.map((l) => store.hasBlob(l.digest)));
       if (!have.every(Boolean)) continue; // a blob gone since (pruned): the record is of no use elsewhere
-      for (const l of r.state.layers) if (!layers.has(l.digest)) layers.set(l.digest, { mediaType: l.mediaType, digest: l.digest, size: l.size });
-      kept.push(r);
+      const ids = r.state.config.rootfs.diff_ids;
+      const sent: Descriptor[] = [];
+      for (const [i, l] of r.state.layers.entries()) sent.push(await compressed(l, ids[i]!));
+      for (const l of sent) if (!layers.has(l.digest)) layers.set(l.digest, { mediaType: l.mediaType, digest: l.digest, size: l.size });
+      const own = r.layer ? r.state.layers.findIndex((l) => l.digest === r.layer!.digest) : -1;
+      kept.push({ ...r, state: { ...r.state, layers: sent }, ...(r.layer && own >= 0 ? { layer: { ...r.layer, mediaType: sent[own]!.mediaType, digest: sent[own]!.digest, size: sent[own]!.size } } : {}) });
     }
     const memoObj: Record<string, Digest> = {};
     for (const k of [...memos.keys()].sort()) memoObj[k] = memos.get(k)!;

@@ -1,26 +1,41 @@
 /**
  * Push: an image of the store → its blobs (skipped when the registry has them, mounted from
  * another repository of the same registry when kiln knows one holds them), then the manifest under
- * the tag. The manifest's bytes are the store's, so the digest on the registry is the store's.
+ * the tag. Layers the store keeps as plain tars (those kiln builds) are compressed first (gzip by
+ * default), as `docker push` does, so the pushed manifest is not the local one: its digest is the
+ * one returned. An image whose layers are compressed already (a pulled one) goes as it is: the
+ * digest on the registry is the store's.
  */
 import { parseReference, type ImageReference } from '../image/reference.js';
 import type { Store } from '../store/store.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
+import { compressedImage } from '../store/compressed.js';
+import type { Compression } from '../image/types.js';
 import { clientFor, eachLimited, type PullOptions } from './pull.js';
 
 export interface PushOptions extends Omit<PullOptions, 'platform' | 'tag'> {
   /** Upload blobs in chunks of this many bytes (PATCH) instead of one PUT. */
   chunkSize?: number;
+  /** Layer compression on the registry (default gzip): plain-tar layers are compressed so. */
+  compression?: Compression;
+  /** Re-encode layers compressed otherwise too (podman's --force-compression). */
+  forceCompression?: boolean;
 }
 
 export async function push(store: Store, image: string, dest?: string, opts: PushOptions = {}): Promise<{ digest: Digest; size: number; ref: string }> {
-  const img = await store.resolveImage(image);
-  const target = dest ?? img.name;
+  const local = await store.resolveImage(image);
+  const target = dest ?? local.name;
   if (!target) throw new KilnError('USAGE', `image ${image} has no name to push to`, { image }, { hint: `give a destination: kiln push ${image} REGISTRY/NAME:TAG` });
   let ref: ImageReference = parseReference(target);
   if (ref.tag === undefined && ref.digest === undefined) ref = parseReference(`${ref.name()}:latest`);
   const client = clientFor(opts);
+  const img = await compressedImage(store, local, {
+    compression: opts.compression ?? 'gzip',
+    force: opts.forceCompression,
+    onLayer: (l) => opts.onProgress?.({ type: 'blob', digest: l.digest, state: 'compressing', current: 0, total: l.size }),
+    onDone: (l) => opts.onProgress?.({ type: 'blob', digest: l.digest, state: 'compressed', current: l.size, total: l.size }),
+  });
   const body = await store.readBlob(img.descriptor.digest);
   const blobs = [img.manifest.config, ...img.manifest.layers];
   opts.onProgress?.({ type: 'resolved', ref: ref.toString(), digest: img.descriptor.digest, layers: img.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) });

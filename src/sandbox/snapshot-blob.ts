@@ -3,6 +3,7 @@
  * its snapshot), made when an image comes to need it: the snapshot is an overlay upper dir, so
  * its tar is the one the RUN step's upper gave, byte for byte; the diff_id proves it.
  */
+import type { Compression } from '../image/types.js';
 import type { LayerInfo } from '../layer/compress.js';
 import { tarChanges } from '../layer/write.js';
 import type { Store } from '../store/store.js';
@@ -11,9 +12,9 @@ import { KilnError } from '../util/errors.js';
 import { exists } from '../util/fs.js';
 import { diffUpper } from './rootfs.js';
 
-/** Encode the top layer of `diffIds` from its snapshot into a (gzip) blob. */
-export async function blobFromSnapshot(store: Store, diffIds: Digest[]): Promise<LayerInfo> {
+/** Encode the top layer of `diffIds` from its snapshot into a blob. */
+export async function blobFromSnapshot(store: Store, diffIds: Digest[], compression: Compression = 'none'): Promise<LayerInfo> {
   const dir = store.snapshotPath(diffIds);
   if (!(await exists(dir))) throw new KilnError('NOT_FOUND', `layer ${diffIds.at(-1)} has neither a blob nor a snapshot in the store`, { path: store.root }, { hint: 'build again with --no-cache' });
-  return store.putLayer(tarChanges(dir, diffUpper(dir)), { expectedDiffId: diffIds.at(-1) });
+  return store.putLayer(tarChanges(dir, diffUpper(dir)), { compression, expectedDiffId: diffIds.at(-1) });
 }

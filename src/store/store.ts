@@ -25,6 +25,7 @@ import type { SkeletonEntry } from '../layer/write.js';
 import { openLayer } from '../layer/decompress.js';
 import { withFileLock } from './lock.js';
 import { processAlive } from '../util/proc.js';
+import { sweepVariants } from './compressed.js';
 
 /** What the store remembers of a layer, so nothing has to read it again. */
 export interface LayerFacts {
@@ -469,6 +470,7 @@ export class Store {
         blobs++;
         bytes += st.size;
       }
+      await sweepVariants(this.root);
       let snapshots = 0;
       const snapDir = path.join(this.root, 'snapshots');
       for (const f of await fsp.readdir(snapDir)) {

@@ -13,6 +13,8 @@ const WORDS: Record<string, { pull: string; push: string }> = {
   downloading: { pull: 'Downloading', push: 'Pushing' },
   uploading: { pull: 'Downloading', push: 'Pushing' },
   done: { pull: 'Pull complete', push: 'Pushed' },
+  compressing: { pull: 'Compressing', push: 'Compressing' },
+  compressed: { pull: 'Compressed', push: 'Compressed' },
 };
 
 export interface TransferView {

@@ -8,12 +8,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
 import { cliPath } from '../../helpers/paths.js';
 import { certDirFor, htpasswdUnavailable, registryUnavailable, startFaultProxy, startRegistry, type Registry } from '../../helpers/registry.js';
 import { Store } from '../../../src/store/store.js';
+import { compressedImage } from '../../../src/store/compressed.js';
 import { canonicalJSON } from '../../../src/image/canonical.js';
 import { sha256 } from '../../../src/util/digest.js';
 
@@ -22,6 +24,7 @@ const noSkopeo = spawnSync('sh', ['-c', 'command -v skopeo']).status === 0 ? und
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-registry-'));
 /** The store holding the test image (made once). */
 const srcRoot = path.join(work, 'src-store');
+/** The test image's manifest digest on a registry (its layer gzipped), and its layer's there. */
 let manifestDigest = '';
 let imageId = '';
 let layerDigest = '';
@@ -64,7 +67,16 @@ async function makeTestImage(): Promise<void> {
   const insp = JSON.parse((await runKiln(['inspect', 'test/small:1'], { root: srcRoot })).stdout) as { Manifest: { Digest: string } }[];
   manifestDigest = insp[0]!.Manifest.Digest;
   const store = await Store.open({ root: srcRoot });
-  layerDigest = (await store.resolveImage('test/small:1')).manifest.layers[0]!.digest;
+  const local = await store.resolveImage('test/small:1');
+  // The store keeps the imported layer as a plain tar; a push sends it gzipped, so the manifest on
+  // the registry is another one (same image id), as with docker import + docker push.
+  assert.equal(local.manifest.layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar');
+  assert.equal(local.manifest.layers[0]!.digest, local.config.rootfs.diff_ids[0]);
+  const sent = await compressedImage(store, local, { compression: 'gzip' });
+  assert.notEqual(sent.descriptor.digest, manifestDigest);
+  assert.equal(sent.id, imageId);
+  manifestDigest = sent.descriptor.digest;
+  layerDigest = sent.manifest.layers[0]!.digest;
   const saved = await runKiln(['save', '-o', path.join(work, 'small.tar'), 'test/small:1'], { root: srcRoot });
   assert.equal(saved.code, 0, saved.stderr);
 }
@@ -90,6 +102,13 @@ describe('plain HTTP registry', { skip: noRegistry }, () => {
     const i = JSON.parse((await runKiln(['inspect', ref], { root })).stdout)[0];
     assert.equal(i.Id, imageId);
     assert.equal(i.Manifest.Digest, manifestDigest);
+    // The layer on the registry is a gzip of exactly the imported tar.
+    const pulledLayer = gunzipSync(readFileSync(path.join(root, 'blobs', 'sha256', layerDigest.slice(7))));
+    assert.equal(sha256(pulledLayer), i.RootFS.Layers[0]);
+    // A second push gives the same digest.
+    const p2 = await runKiln(['push', 'test/small:1', `${reg.host}/kiln/small:again`], { root: srcRoot });
+    assert.equal(p2.code, 0, p2.stderr);
+    assert.equal(p2.stdout.trim(), manifestDigest);
     const again = await runKiln(['pull', ref], { root });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /Image is up to date/);
@@ -159,14 +178,20 @@ describe('plain HTTP registry', { skip: noRegistry }, () => {
     const arm = await store.writeImage(armConfig, img.manifest.layers);
     await store.setTag('test/small:arm64', arm.descriptor);
     const repo = `${reg.host}/kiln/multi`;
-    assert.equal((await runKiln(['push', 'test/small:1', `${repo}:amd64`], { root: srcRoot })).code, 0);
-    assert.equal((await runKiln(['push', 'test/small:arm64', `${repo}:arm64`], { root: srcRoot })).code, 0);
+    const pushedAmd = await runKiln(['push', 'test/small:1', `${repo}:amd64`], { root: srcRoot });
+    const pushedArm = await runKiln(['push', 'test/small:arm64', `${repo}:arm64`], { root: srcRoot });
+    assert.equal(pushedAmd.code, 0, pushedAmd.stderr);
+    assert.equal(pushedArm.code, 0, pushedArm.stderr);
+    // The manifests as pushed (layers gzipped): what the index names.
+    const sentAmd = (await compressedImage(store, img, { compression: 'gzip' })).descriptor;
+    const sentArm = (await compressedImage(store, await store.resolveImage('test/small:arm64'), { compression: 'gzip' })).descriptor;
+    assert.deepEqual([sentAmd.digest, sentArm.digest], [pushedAmd.stdout.trim(), pushedArm.stdout.trim()]);
     const index = {
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.index.v1+json',
       manifests: [
-        { ...img.descriptor, platform: { os: 'linux', architecture: 'amd64' } },
-        { ...arm.descriptor, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+        { ...sentAmd, platform: { os: 'linux', architecture: 'amd64' } },
+        { ...sentArm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
       ],
     };
     const { RegistryClient } = await import('../../../src/registry/client.js');

@@ -1,0 +1,129 @@
+/**
+ * Layers compressed for distribution. The store keeps the layers a build makes as plain tars, as
+ * docker's own image store does: no build step waits for gzip, and reading a layer back (partial
+ * views, analysis, `kiln run`) skips decompression. A push, an OCI or docker archive of a build and
+ * a cache export carry compressed layers: they are made here, when they are needed, once per layer
+ * and compression. The store remembers the compressed blob of a diff_id (variants/), so a second
+ * push compresses nothing and gives the same digests; the encoder is deterministic, so a layer
+ * compressed here is the very blob a build that compressed it at once would have made.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { canonicalJSON } from '../image/canonical.js';
+import { MediaType, type Compression, type Descriptor, type Manifest } from '../image/types.js';
+import { openLayer } from '../layer/decompress.js';
+import { digestHex, isDigest, type Digest } from '../util/digest.js';
+import { writeFileAtomic } from '../util/fs.js';
+import type { LoadedImage, Store } from './store.js';
+
+export interface CompressOptions {
+  compression: Compression;
+  /** Re-encode layers compressed otherwise too (BuildKit's force-compression); else only plain tars. */
+  force?: boolean;
+  /** A layer is being compressed (progress: it can take a while). */
+  onLayer?: (layer: Descriptor) => void;
+  /** … and is compressed. */
+  onDone?: (layer: Descriptor) => void;
+}
+
+/** What a layer's media type says of its compression; undefined for layers never re-encoded (foreign, non-distributable). */
+export function compressionOf(mediaType: string): Compression | undefined {
+  switch (mediaType) {
+    case MediaType.OciLayer:
+      return 'none';
+    case MediaType.OciLayerGzip:
+    case MediaType.DockerLayerGzip:
+      return 'gzip';
+    case MediaType.OciLayerZstd:
+      return 'zstd';
+    default:
+      return undefined;
+  }
+}
+
+/** The name a compression has in docker's and BuildKit's flags (`compression=uncompressed`). */
+export function parseCompression(name: string): Compression | undefined {
+  return ({ uncompressed: 'none', none: 'none', gzip: 'gzip', zstd: 'zstd' } as Record<string, Compression>)[name];
+}
+
+function variantPath(store: Store, diffId: Digest, compression: Compression): string {
+  return path.join(store.root, 'variants', `${digestHex(diffId)}.${compression}.json`);
+}
+
+/** The blob of `diffId` compressed with `compression`, if the store made it before and still has it. */
+async function knownVariant(store: Store, diffId: Digest, compression: Compression): Promise<Descriptor | undefined> {
+  const t = await fsp.readFile(variantPath(store, diffId, compression), 'utf8').catch(() => undefined);
+  if (!t) return undefined;
+  try {
+    const d = JSON.parse(t) as Descriptor;
+    if (typeof d.mediaType !== 'string' || !isDigest(d.digest) || !Number.isSafeInteger(d.size)) return undefined;
+    return (await store.hasBlob(d.digest)) ? { mediaType: d.mediaType, digest: d.digest, size: d.size } : undefined;
+  } catch {
+    return undefined; // damaged: made again
+  }
+}
+
+/** A layer as `opts.compression` wants it: the same descriptor when it already is, else a blob made (or found) in the store. */
+export async function compressedLayer(store: Store, layer: Descriptor, diffId: Digest, opts: CompressOptions): Promise<Descriptor> {
+  const have = compressionOf(layer.mediaType);
+  if (have === undefined || have === opts.compression || (have !== 'none' && !opts.force)) return layer;
+  const known = await knownVariant(store, diffId, opts.compression);
+  if (known) return known;
+  opts.onLayer?.(layer);
+  const facts = await store.layerFacts(layer.digest);
+  const info = await store.putLayer(openLayer(store.openBlob(layer.digest)), { compression: opts.compression, expectedDiffId: diffId, tops: facts?.tops, skeleton: facts?.skeleton });
+  const d: Descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
+  const file = variantPath(store, diffId, opts.compression);
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await writeFileAtomic(file, JSON.stringify(d));
+  opts.onDone?.(layer);
+  return d;
+}
+
+/**
+ * The image with its layers as `opts.compression` wants them: the same image when they are, else a
+ * new manifest (same config, so the same image id) written to the store. A docker manifest stays one
+ * for gzip; for zstd or plain tars it becomes an OCI manifest, as BuildKit's exporter does (docker's
+ * schema has no media type for them).
+ */
+export async function compressedImage(store: Store, img: LoadedImage, opts: CompressOptions): Promise<LoadedImage> {
+  const ids = img.config.rootfs.diff_ids;
+  const layers: Descriptor[] = [];
+  // One layer at a time: the encoder already uses every core.
+  for (const [i, l] of img.manifest.layers.entries()) layers.push(await compressedLayer(store, l, ids[i]!, opts));
+  if (layers.every((l, i) => l === img.manifest.layers[i])) return img;
+  const docker = img.manifest.mediaType === MediaType.DockerManifest;
+  const keepDocker = docker && opts.compression === 'gzip';
+  const manifest: Manifest = {
+    ...img.manifest,
+    mediaType: keepDocker || !docker ? img.manifest.mediaType : MediaType.OciManifest,
+    config: docker && !keepDocker ? { ...img.manifest.config, mediaType: MediaType.OciConfig } : img.manifest.config,
+    layers: layers.map((l) => ({ ...l, mediaType: layerMediaType(l.mediaType, keepDocker) })),
+  };
+  const m = await store.putBlob(canonicalJSON(manifest));
+  return { ...img, descriptor: { mediaType: manifest.mediaType ?? MediaType.OciManifest, digest: m.digest, size: m.size }, manifest };
+}
+
+/** A layer's media type in a docker (gzip) or an OCI manifest. */
+function layerMediaType(mediaType: string, docker: boolean): string {
+  if (docker) return mediaType === MediaType.OciLayerGzip ? MediaType.DockerLayerGzip : mediaType;
+  if (mediaType === MediaType.DockerLayerGzip) return MediaType.OciLayerGzip;
+  if (mediaType === MediaType.DockerLayerForeignGzip) return MediaType.OciLayerNondistributableGzip;
+  return mediaType;
+}
+
+/** Forget compressed variants whose blob is gone (gc calls this after removing blobs). */
+export async function sweepVariants(root: string): Promise<void> {
+  const dir = path.join(root, 'variants');
+  for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const t = await fsp.readFile(path.join(dir, f), 'utf8').catch(() => '');
+    let digest: unknown;
+    try {
+      digest = (JSON.parse(t) as { digest?: unknown }).digest;
+    } catch {
+      digest = undefined;
+    }
+    const gone = typeof digest !== 'string' || !isDigest(digest) || !(await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(digest))).catch(() => undefined));
+    if (gone) await fsp.rm(path.join(dir, f), { force: true });
+  }
+}
