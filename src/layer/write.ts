@@ -17,9 +17,12 @@ const xattr = require('fs-xattr') as { listAttributesSync(p: string): string[]; 
 export interface TarOptions {
   /** Clamp every mtime above this (seconds) down to it: reproducible layers. */
   sourceDateEpoch?: number;
+  /** Every xattr name an entry has (kept in the tar or not), as it is read: one listing serves the caller too. */
+  onXattrNames?: (name: string, xattrs: string[]) => void;
 }
 
-export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string };
+/** A path the layer adds, deletes (whiteout) or makes opaque; `stats`: its lstat when the differ had it. */
+export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string; stats?: Stats };
 
 export interface EntrySpec {
   path: string;
@@ -38,13 +41,14 @@ export interface EntrySpec {
 /** xattrs images carry; others (e.g. overlay's own trusted.* markers, selinux labels) stay out. */
 const KEPT_XATTR = /^(security\.capability|user\.|trusted\.(?!overlay\.)|security\.(?!selinux))/;
 
-function readXattrs(p: string): Record<string, Buffer> | undefined {
+function readXattrs(p: string, onNames?: (names: string[]) => void): Record<string, Buffer> | undefined {
   let names: string[];
   try {
     names = xattr.listAttributesSync(p);
   } catch {
     return undefined; // links on some file systems, or no xattr support
   }
+  if (names.length) onNames?.(names);
   const out: Record<string, Buffer> = {};
   let any = false;
   for (const n of names.sort()) {
@@ -227,7 +231,7 @@ function entryFor(abs: string, name: string, st: Stats, links: HardlinkTracker, 
     header.devminor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
   }
   if (type !== 'symlink') {
-    const x = readXattrs(abs);
+    const x = readXattrs(abs, opts.onXattrNames && ((names) => opts.onXattrNames!(name, names)));
     if (x) header.xattrs = x;
   }
   return { header, source: type === 'file' ? abs : undefined };
@@ -276,8 +280,7 @@ export function tarChanges(root: string, changes: Change[], opts: TarOptions = {
         yield { header: { name: `${c.path}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: epoch } };
       } else {
         const abs = path.join(root, c.path);
-        const st = lstatSync(abs);
-        const e = entryFor(abs, c.path, st, links, opts);
+        const e = entryFor(abs, c.path, c.stats ?? lstatSync(abs), links, opts);
         if (e) yield e;
       }
     }

@@ -110,7 +110,7 @@ export function diffUpper(upper: string): Change[] {
         out.push({ kind: 'delete', path: r });
         continue;
       }
-      out.push({ kind: 'add', path: r });
+      out.push({ kind: 'add', path: r, stats: st });
       if (st.isDirectory()) {
         if (attr(abs, 'trusted.overlay.opaque') === 'y') out.push({ kind: 'opaque', path: r });
         walk(r);

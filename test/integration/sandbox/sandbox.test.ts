@@ -174,6 +174,21 @@ describe('sandbox on an imported Debian base', { skip: noBases }, () => {
     assert.equal(layers.native!.layer!.digest, layers.overlay!.layer!.digest);
   });
 
+  test('overlay: the upper kept as the snapshot has none of overlayfs\'s bookkeeping xattrs (origin, impure, uuid); opaque markers stay', async () => {
+    // Copy-ups (an edited file, a moved one, a directory gaining entries) are what the kernel marks.
+    const out = await run({ args: ['/bin/sh', '-c', 'echo x >> /etc/debian_version && mkdir /etc/new && mv /etc/host.conf /etc/new/ && rm -rf /etc/apt/apt.conf.d && mkdir /etc/apt/apt.conf.d'], snapshotter: 'overlay' });
+    assert.equal(out.exitCode, 0, out.stderr);
+    const snap = store.snapshotPath([...base.config.rootfs.diff_ids, out.layer!.diffId]);
+    assert.ok(existsSync(snap), 'the upper became the snapshot');
+    const { createRequire } = await import('node:module');
+    const xattr = createRequire(import.meta.url)('fs-xattr') as { listAttributesSync(p: string): string[] };
+    const found: string[] = [];
+    for (const rel of ['', 'etc', 'etc/debian_version', 'etc/new', 'etc/new/host.conf', 'etc/apt', 'etc/apt/apt.conf.d']) {
+      for (const n of xattr.listAttributesSync(path.join(snap, rel))) found.push(`${rel || '/'} ${n}`);
+    }
+    assert.deepEqual(found, ['etc/apt/apt.conf.d trusted.overlay.opaque']);
+  });
+
   let withUser: { layers: Descriptor[]; diffIds: Digest[] };
   test('a captured layer is the next step\'s base: a user with supplementary groups', async () => {
     const out = await run({ args: ['/bin/sh', '-c', 'groupadd -g 2000 extra && useradd -m -u 1500 -U -G extra,tty app'] });
