@@ -221,7 +221,6 @@ class Engine {
 
   async buildStage(stage: PlannedStage, stageResult: (n: number) => Promise<StageState>): Promise<StageState> {
     const t0 = Date.now();
-    const store = this.o.store;
     let state: StageState;
     const baseLabel = stage.base.kind === 'image' ? stage.base.ref : stage.base.kind === 'stage' ? `stage ${stage.base.index}` : 'scratch';
     this.emit({ type: 'stage-start', stage: stage.index, name: stage.name, base: baseLabel });

@@ -32,7 +32,7 @@ import type { MountSpec } from '../dockerfile/ast.js';
 import type { Descriptor } from '../image/types.js';
 import type { BuildContext } from '../context/index.js';
 import type { Mount } from '../sandbox/index.js';
-import { openView, resolveInRoot, type View } from '../sandbox/view.js';
+import { openView, resolveInRoot } from '../sandbox/view.js';
 import type { Store } from '../store/store.js';
 import { withFileLock } from '../store/lock.js';
 import { sha256, digestHex, type Digest } from '../util/digest.js';

@@ -8,7 +8,7 @@
  * work is linear in the size of the text.
  */
 import { KilnError } from '../util/errors.js';
-import type { CommandForm, Directives, Dockerfile, Flag, Heredoc, Instruction, KeyValue, Position, Warning } from './ast.js';
+import type { CommandForm, Directives, Dockerfile, Flag, Heredoc, Instruction, KeyValue, Warning } from './ast.js';
 import { ExpansionError, isGoSpace, parseHeredocMarker, rawWords } from './expand.js';
 import { MountError, parseMount } from './mounts.js';
 import { classifyJSON, parseDuration, splitWhitespace, splitWords, type RawWord } from './words.js';
