@@ -66,7 +66,7 @@ function ratioRows(name, text) {
   for (const line of text.split('\n')) {
     if ((m = /^(\S+): kiln ([\d.]+) s .*\| tar\|pigz -p2\|sha256sum ([\d.]+) s .*kiln\/pigz throughput ([\d.]+)x/.exec(line))) {
       table.push([`layer export, ${m[1]}`, `${m[2]} s`, `tar|pigz -p2|sha256sum ${m[3]} s`, Number(m[4])]);
-    } else if ((m = /^(\S+) (push|pull)\s+kiln median ([\d.]+) s, skopeo copy ([\d.]+) s/.exec(line))) {
+    } else if ((m = /^(\S+) (push-plain|push|pull)\s+kiln median ([\d.]+) s, skopeo copy ([\d.]+) s/.exec(line))) {
       table.push([`${m[2]} ${m[1]} (local registry)`, `${m[3]} s`, `skopeo copy ${m[4]} s`, Number(m[4]) / Number(m[3])]);
     } else if ((m = /^run-layer (overlay|native): .*process exit → layer ready ([\d.]+) s/.exec(line))) {
       table.push([`RUN +30,000 files: exit → layer (${m[1]})`, `${m[2]} s`, '', undefined]);
