@@ -66,6 +66,8 @@ export interface BuildOptions {
   layerCompression?: Compression;
   /** Re-encode the image's layers compressed otherwise (base image, cache) too (BuildKit's force-compression). */
   forceCompression?: boolean;
+  /** gzip or zstd level of the layers the build compresses (BuildKit's compression-level). */
+  compressionLevel?: number;
   signal?: AbortSignal;
   sourceDateEpoch?: number;
   /** Build cache: --no-cache, --no-cache-filter STAGE…, --cache-from, --cache-to (see build/cache-step.ts). */
@@ -132,7 +134,7 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   if (o.labels && Object.keys(o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
   const written = await o.store.writeImage(config, await engine.shippedLayers(final));
   // Layers from the cache or a base image compressed otherwise are re-encoded where asked.
-  const img = await compressedImage(o.store, { descriptor: written.descriptor, manifest: written.manifest, config, id: written.id }, { compression: o.layerCompression ?? 'none', force: o.forceCompression });
+  const img = await compressedImage(o.store, { descriptor: written.descriptor, manifest: written.manifest, config, id: written.id }, { compression: o.layerCompression ?? 'none', force: o.forceCompression, level: o.compressionLevel });
   for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
   const size = await o.store.imageSize(img);
   emit({ type: 'done', imageId: img.id, manifestDigest: img.descriptor.digest, ms: Date.now() - t0, layers: final.layers.length, size });
@@ -330,7 +332,7 @@ class Engine {
     if (state.layers.length >= MAX_LAYERS) throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, this.place(ins), { hint: 'merge RUN steps or use a multi-stage build' });
     const tops = [...new Set(entries.map((e) => topOf(e.path)))].sort();
     const opts = { sourceDateEpoch: this.o.sourceDateEpoch };
-    return this.pushLayer(state, await this.o.store.putLayer(tarEntries(entries, opts), { compression: this.compression, tops, skeleton: layerSkeleton(entries, opts) }), ins);
+    return this.pushLayer(state, await this.o.store.putLayer(tarEntries(entries, opts), { compression: this.compression, level: this.o.compressionLevel, tops, skeleton: layerSkeleton(entries, opts) }), ins);
   }
 
   /**
@@ -358,7 +360,7 @@ class Engine {
     return Promise.all(
       state.layers.map(async (l, i) => {
         if (!isSnapshotOnly(l, ids[i]) || (await this.o.store.hasBlob(l.digest))) return l;
-        const info = await blobFromSnapshot(this.o.store, ids.slice(0, i + 1), this.compression);
+        const info = await blobFromSnapshot(this.o.store, ids.slice(0, i + 1), this.compression, this.o.compressionLevel);
         return { mediaType: info.mediaType, digest: info.digest, size: info.size };
       }),
     );
@@ -684,6 +686,7 @@ class Engine {
       snapshotter: this.o.snapshotter,
       snapshotOnly: !this.shipped.has(stage.index) && !this.cache.needsBlobs,
       compression: this.compression,
+      compressionLevel: this.o.compressionLevel,
       backend: this.o.backend,
       signal: this.o.signal,
       sourceDateEpoch: this.o.sourceDateEpoch,

@@ -34,7 +34,7 @@ export interface LayerInfo {
 export interface EncodeOptions {
   compression: Compression;
   threads?: number;
-  /** gzip level (default 6, as docker and pigz) */
+  /** gzip level 1-9 (default 6, as docker and pigz); zstd level 1-19 (default 3) */
   level?: number;
 }
 
@@ -134,7 +134,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     return { diffId: d, digest: d, size: usize, uncompressedSize: usize, mediaType: MediaType.OciLayer };
   }
   if (opts.compression === 'zstd') {
-    const child = spawn('zstd', ['-q', '-c', '-T0', '-3', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('zstd', ['-q', '-c', '-T0', `-${opts.level ?? 3}`, '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const errText: Buffer[] = [];
     child.stderr.on('data', (b: Buffer) => errText.push(b));
     const spawned = new Promise<void>((resolve, reject) => {

@@ -6,6 +6,7 @@
  * manifest and blob operations pull and push are made of.
  */
 import { createReadStream, promises as fsp } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_REGISTRY, type ImageReference } from '../image/reference.js';
@@ -483,6 +484,84 @@ export class RegistryClient {
         throw e;
       }
     }
+  }
+
+  /**
+   * Upload a blob while it is being made (a layer compressed for this push): one streamed PATCH
+   * fed by `make`'s `tee` as the bytes come, then the PUT with the digest `make` gives at the
+   * end, as docker pushes. Compression and upload overlap. `make` must also keep the blob in the
+   * store: if the streamed upload fails, the blob goes up again from there, with the usual
+   * retries. Its digest is unknown until the end, so the registry is not asked first whether it
+   * has it.
+   */
+  async pushBlobWhileMaking(store: Store, ref: ImageReference, make: (tee: (chunk: Buffer) => Promise<void>) => Promise<Descriptor>, o: { onBytes?: (n: number) => void } = {}): Promise<Descriptor> {
+    const wire = new PassThrough({ highWaterMark: 1 << 20 });
+    let wireOk = true;
+    let opened = false;
+    const stopWire = () => {
+      wireOk = false;
+      wire.destroy();
+    };
+    const tee = async (chunk: Buffer) => {
+      if (!wireOk) return;
+      o.onBytes?.(chunk.length);
+      if (wire.write(chunk)) return;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          wire.off('drain', done);
+          wire.off('close', done);
+          resolve();
+        };
+        wire.on('drain', done);
+        wire.on('close', done);
+      });
+    };
+    const upload = (async (): Promise<URL | undefined> => {
+      const start = await this.request(ref, { method: 'POST', path: 'blobs/uploads/', headers: { 'content-length': '0' }, actions: ['pull', 'push'], what: 'upload of a new blob' });
+      if (start.status !== 202) throw await this.fail(ref, start, 'cannot start the upload of a blob');
+      drain(start);
+      const location = await this.uploadLocation(ref, start);
+      const res = await this.request(ref, {
+        method: 'PATCH',
+        path: location.href,
+        headers: { 'content-type': 'application/octet-stream' },
+        // Not replayable: the bytes are gone once sent (a failure falls back to the store's copy).
+        body: () => {
+          if (opened) throw new KilnError('REGISTRY', 'a streamed upload cannot be replayed');
+          opened = true;
+          return wire;
+        },
+        actions: ['pull', 'push'],
+        what: 'streamed upload of a new blob',
+      });
+      if (res.status !== 202) throw await this.fail(ref, res, 'cannot upload a blob');
+      drain(res);
+      return this.uploadLocation(ref, res);
+    })().catch(() => {
+      stopWire();
+      return undefined;
+    });
+    let desc: Descriptor;
+    try {
+      desc = await make(tee);
+    } catch (e) {
+      stopWire();
+      await upload;
+      throw e;
+    }
+    wire.end();
+    const location = await upload;
+    if (location && wireOk) {
+      location.searchParams.set('digest', desc.digest);
+      const fin = await this.request(ref, { method: 'PUT', path: location.href, headers: { 'content-length': '0' }, actions: ['pull', 'push'], what: `end of the upload of blob ${desc.digest}` }).catch(() => undefined);
+      if (fin?.status === 201) {
+        drain(fin);
+        return desc;
+      }
+      if (fin) drain(fin);
+    }
+    await this.pushBlobFromStore(store, ref, desc);
+    return desc;
   }
 
   private async uploadLocation(ref: ImageReference, res: HttpResponse): Promise<URL> {

@@ -12,7 +12,7 @@ import { RegistryClient, type ClientOptions } from './client.js';
 
 export type TransferEvent =
   | { type: 'resolved'; ref: string; digest: string; layers: { digest: string; size: number }[] }
-  | { type: 'blob'; digest: string; state: 'present' | 'exists' | 'mounted' | 'downloading' | 'uploading' | 'done' | 'compressing' | 'compressed'; current: number; total: number }
+  | { type: 'blob'; digest: string; state: 'present' | 'exists' | 'mounted' | 'downloading' | 'uploading' | 'done' | 'compressing'; current: number; total: number }
   | { type: 'retry'; what: string; attempt: number; reason: string };
 
 export interface PullOptions extends ClientOptions {

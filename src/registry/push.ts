@@ -10,8 +10,8 @@ import { parseReference, type ImageReference } from '../image/reference.js';
 import type { Store } from '../store/store.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
-import { compressedImage } from '../store/compressed.js';
-import type { Compression } from '../image/types.js';
+import { encodeVariant, readyLayer, withLayers } from '../store/compressed.js';
+import type { Compression, Descriptor } from '../image/types.js';
 import { clientFor, eachLimited, type PullOptions } from './pull.js';
 
 export interface PushOptions extends Omit<PullOptions, 'platform' | 'tag'> {
@@ -21,6 +21,8 @@ export interface PushOptions extends Omit<PullOptions, 'platform' | 'tag'> {
   compression?: Compression;
   /** Re-encode layers compressed otherwise too (podman's --force-compression). */
   forceCompression?: boolean;
+  /** gzip or zstd level (podman's --compression-level). */
+  compressionLevel?: number;
 }
 
 export async function push(store: Store, image: string, dest?: string, opts: PushOptions = {}): Promise<{ digest: Digest; size: number; ref: string }> {
@@ -30,16 +32,12 @@ export async function push(store: Store, image: string, dest?: string, opts: Pus
   let ref: ImageReference = parseReference(target);
   if (ref.tag === undefined && ref.digest === undefined) ref = parseReference(`${ref.name()}:latest`);
   const client = clientFor(opts);
-  const img = await compressedImage(store, local, {
-    compression: opts.compression ?? 'gzip',
-    force: opts.forceCompression,
-    onLayer: (l) => opts.onProgress?.({ type: 'blob', digest: l.digest, state: 'compressing', current: 0, total: l.size }),
-    onDone: (l) => opts.onProgress?.({ type: 'blob', digest: l.digest, state: 'compressed', current: l.size, total: l.size }),
-  });
-  const body = await store.readBlob(img.descriptor.digest);
-  const blobs = [img.manifest.config, ...img.manifest.layers];
-  opts.onProgress?.({ type: 'resolved', ref: ref.toString(), digest: img.descriptor.digest, layers: img.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) });
-  await eachLimited(blobs, opts.concurrency ?? 4, async (b) => {
+  const copts = { compression: opts.compression ?? 'gzip', force: opts.forceCompression, level: opts.compressionLevel };
+  const progress = opts.onProgress ?? (() => undefined);
+  // The manifest's digest is known once every layer is compressed: the first line names the ref only.
+  progress({ type: 'resolved', ref: ref.toString(), digest: '', layers: local.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) });
+  /** A blob the store holds: skipped when the registry has it, mounted when another repository of it does, else uploaded. */
+  const pushStored = async (b: Descriptor) => {
     if (!(await store.hasBlob(b.digest))) throw new KilnError('NOT_FOUND', `blob ${b.digest} of ${image} is missing from the store`, { image }, { hint: 'the store lost it: pull or build the image again' });
     // Repositories of the same registry known to hold the blob (from earlier pulls and pushes).
     const mountFrom = (await store.blobSources(b.digest)).filter((s) => s.startsWith(`${ref.registry}/`) && s !== ref.name()).map((s) => s.slice(ref.registry.length + 1));
@@ -49,14 +47,38 @@ export async function push(store: Store, image: string, dest?: string, opts: Pus
       chunkSize: opts.chunkSize,
       onBytes: (n) => {
         current += n;
-        opts.onProgress?.({ type: 'blob', digest: b.digest, state: 'uploading', current, total: b.size });
+        progress({ type: 'blob', digest: b.digest, state: 'uploading', current, total: b.size });
       },
     });
-    opts.onProgress?.({ type: 'blob', digest: b.digest, state: state === 'uploaded' ? 'done' : state, current: b.size, total: b.size });
+    progress({ type: 'blob', digest: b.digest, state: state === 'uploaded' ? 'done' : state, current: b.size, total: b.size });
     await store.noteBlobSource(b.digest, ref.name());
+  };
+  const ids = local.config.rootfs.diff_ids;
+  const layers: Descriptor[] = [];
+  await eachLimited([...local.manifest.layers.keys()], opts.concurrency ?? 4, async (i) => {
+    const l = local.manifest.layers[i]!;
+    const ready = await readyLayer(store, l, ids[i]!, copts);
+    if (ready) {
+      layers[i] = ready;
+      return pushStored(ready);
+    }
+    // A plain layer (as a build leaves it): compressed for this push, and uploaded as it is
+    // compressed (with --chunk-size: compressed first, then sent in chunks).
+    progress({ type: 'blob', digest: l.digest, state: 'compressing', current: 0, total: l.size });
+    if (opts.chunkSize) {
+      layers[i] = await encodeVariant(store, l, ids[i]!, copts);
+      return pushStored(layers[i]!);
+    }
+    const d = await client.pushBlobWhileMaking(store, ref, (tee) => encodeVariant(store, l, ids[i]!, { ...copts, tee }));
+    layers[i] = d;
+    progress({ type: 'blob', digest: l.digest, state: 'done', current: d.size, total: d.size });
+    await store.noteBlobSource(d.digest, ref.name());
   });
+  await pushStored(local.manifest.config);
+  const img = await withLayers(store, local, layers, copts.compression);
+  const body = await store.readBlob(img.descriptor.digest);
   const reference = ref.tag ?? ref.digest!;
   if (ref.digest && ref.digest !== img.descriptor.digest) throw new KilnError('USAGE', `cannot push ${image} as ${ref.digest}: its manifest digest is ${img.descriptor.digest}`, { image });
   await client.putManifest(ref, reference, body, img.descriptor.mediaType);
-  return { digest: img.descriptor.digest, size: blobs.reduce((n, b) => n + b.size, 0) + body.length, ref: ref.toString() };
+  return { digest: img.descriptor.digest, size: [img.manifest.config, ...img.manifest.layers].reduce((n, b) => n + b.size, 0) + body.length, ref: ref.toString() };
 }

@@ -53,6 +53,8 @@ export interface RunStepOptions {
   capture?: boolean;
   /** Compression of the captured layer (default gzip). */
   compression?: Compression;
+  /** Its level (gzip 1-9, zstd 1-19). */
+  compressionLevel?: number;
   /**
    * Keep the captured layer as its snapshot only, with no blob, when the snapshot can be kept (the
    * overlay snapshotter): for a builder stage's layer that no image ships (see store's
@@ -180,7 +182,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
         const internals: [string, string[]][] = [];
         const onXattrNames = keepUpper ? (rel: string, names: string[]) => void (names.some(isOverlayInternal) && internals.push([rel, names])) : undefined;
         const tar = tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch, onXattrNames });
-        layer = keepUpper && o.snapshotOnly ? await measureLayer(tar) : await store.putLayer(tar, { compression: o.compression });
+        layer = keepUpper && o.snapshotOnly ? await measureLayer(tar) : await store.putLayer(tar, { compression: o.compression, level: o.compressionLevel });
         await unmounted;
         if (keepUpper) {
           stripOverlayInternals(upper, internals);

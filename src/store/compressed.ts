@@ -18,12 +18,12 @@ import type { LoadedImage, Store } from './store.js';
 
 export interface CompressOptions {
   compression: Compression;
+  /** Compression level (gzip 1-9, zstd 1-19); default: the encoder's (gzip 6, zstd 3). */
+  level?: number;
   /** Re-encode layers compressed otherwise too (BuildKit's force-compression); else only plain tars. */
   force?: boolean;
   /** A layer is being compressed (progress: it can take a while). */
   onLayer?: (layer: Descriptor) => void;
-  /** … and is compressed. */
-  onDone?: (layer: Descriptor) => void;
 }
 
 /** What a layer's media type says of its compression; undefined for layers never re-encoded (foreign, non-distributable). */
@@ -46,13 +46,18 @@ export function parseCompression(name: string): Compression | undefined {
   return ({ uncompressed: 'none', none: 'none', gzip: 'gzip', zstd: 'zstd' } as Record<string, Compression>)[name];
 }
 
-function variantPath(store: Store, diffId: Digest, compression: Compression): string {
-  return path.join(store.root, 'variants', `${digestHex(diffId)}.${compression}.json`);
+function variantPath(store: Store, diffId: Digest, compression: Compression, level: number | undefined): string {
+  return path.join(store.root, 'variants', `${digestHex(diffId)}.${compression}${level !== undefined ? `-${level}` : ''}.json`);
+}
+
+/** The levels each compression takes (`compression-level`). */
+export function validLevel(compression: Compression, level: number): boolean {
+  return Number.isInteger(level) && (compression === 'gzip' ? level >= 1 && level <= 9 : compression === 'zstd' ? level >= 1 && level <= 19 : false);
 }
 
 /** The blob of `diffId` compressed with `compression`, if the store made it before and still has it. */
-async function knownVariant(store: Store, diffId: Digest, compression: Compression): Promise<Descriptor | undefined> {
-  const t = await fsp.readFile(variantPath(store, diffId, compression), 'utf8').catch(() => undefined);
+async function knownVariant(store: Store, diffId: Digest, compression: Compression, level: number | undefined): Promise<Descriptor | undefined> {
+  const t = await fsp.readFile(variantPath(store, diffId, compression, level), 'utf8').catch(() => undefined);
   if (!t) return undefined;
   try {
     const d = JSON.parse(t) as Descriptor;
@@ -65,18 +70,25 @@ async function knownVariant(store: Store, diffId: Digest, compression: Compressi
 
 /** A layer as `opts.compression` wants it: the same descriptor when it already is, else a blob made (or found) in the store. */
 export async function compressedLayer(store: Store, layer: Descriptor, diffId: Digest, opts: CompressOptions): Promise<Descriptor> {
+  return (await readyLayer(store, layer, diffId, opts)) ?? encodeVariant(store, layer, diffId, opts);
+}
+
+/** The layer as `opts.compression` wants it without encoding anything (itself, or a variant made before); undefined: it needs encoding. */
+export async function readyLayer(store: Store, layer: Descriptor, diffId: Digest, opts: CompressOptions): Promise<Descriptor | undefined> {
   const have = compressionOf(layer.mediaType);
   if (have === undefined || have === opts.compression || (have !== 'none' && !opts.force)) return layer;
-  const known = await knownVariant(store, diffId, opts.compression);
-  if (known) return known;
+  return knownVariant(store, diffId, opts.compression, opts.level);
+}
+
+/** Encode the layer as `opts.compression` into the store and remember it; `tee` sees the bytes as they are written. */
+export async function encodeVariant(store: Store, layer: Descriptor, diffId: Digest, opts: CompressOptions & { tee?: (chunk: Buffer) => Promise<void> }): Promise<Descriptor> {
   opts.onLayer?.(layer);
   const facts = await store.layerFacts(layer.digest);
-  const info = await store.putLayer(openLayer(store.openBlob(layer.digest)), { compression: opts.compression, expectedDiffId: diffId, tops: facts?.tops, skeleton: facts?.skeleton });
+  const info = await store.putLayer(openLayer(store.openBlob(layer.digest)), { compression: opts.compression, level: opts.level, expectedDiffId: diffId, tops: facts?.tops, skeleton: facts?.skeleton, tee: opts.tee });
   const d: Descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
-  const file = variantPath(store, diffId, opts.compression);
+  const file = variantPath(store, diffId, opts.compression, opts.level);
   await fsp.mkdir(path.dirname(file), { recursive: true });
   await writeFileAtomic(file, JSON.stringify(d));
-  opts.onDone?.(layer);
   return d;
 }
 
@@ -91,9 +103,14 @@ export async function compressedImage(store: Store, img: LoadedImage, opts: Comp
   const layers: Descriptor[] = [];
   // One layer at a time: the encoder already uses every core.
   for (const [i, l] of img.manifest.layers.entries()) layers.push(await compressedLayer(store, l, ids[i]!, opts));
+  return withLayers(store, img, layers, opts.compression);
+}
+
+/** The image with its layers replaced by these (the same contents, compressed as `compression`). */
+export async function withLayers(store: Store, img: LoadedImage, layers: Descriptor[], compression: Compression): Promise<LoadedImage> {
   if (layers.every((l, i) => l === img.manifest.layers[i])) return img;
   const docker = img.manifest.mediaType === MediaType.DockerManifest;
-  const keepDocker = docker && opts.compression === 'gzip';
+  const keepDocker = docker && compression === 'gzip';
   const manifest: Manifest = {
     ...img.manifest,
     mediaType: keepDocker || !docker ? img.manifest.mediaType : MediaType.OciManifest,

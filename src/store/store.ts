@@ -10,7 +10,7 @@ import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { HashingStream, chainId, chainIds, digestHex, isDigest, sha256, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -180,11 +180,13 @@ export class Store {
    * Encode a layer tar (gzip by default) into a blob, and remember its diff_id and size. With
    * `expectedDiffId`, a tar of other content is refused (nothing is stored).
    */
-  async putLayer(tar: Readable, opts: { compression?: Compression; expectedDiffId?: Digest; tops?: string[]; skeleton?: LayerFacts['skeleton'] } = {}): Promise<LayerInfo> {
+  async putLayer(tar: Readable, opts: { compression?: Compression; expectedDiffId?: Digest; tops?: string[]; skeleton?: LayerFacts['skeleton']; tee?: (chunk: Buffer) => Promise<void>; level?: number } = {}): Promise<LayerInfo> {
     const w = await this.createBlobWriter({ hashedBy: 'producer' });
     let info: LayerInfo;
     try {
-      info = await encodeLayer(tar, w.stream, { compression: opts.compression ?? 'gzip' });
+      // `tee`: every encoded chunk goes there too, as it is written (a push uploads it meanwhile).
+      const dest = opts.tee ? teeTo(w.stream, opts.tee) : w.stream;
+      info = await encodeLayer(tar, dest, { compression: opts.compression ?? 'gzip', level: opts.level });
       if (opts.expectedDiffId !== undefined && info.diffId !== opts.expectedDiffId) throw new KilnError('DIGEST', `layer diff_id mismatch: expected ${opts.expectedDiffId}, got ${info.diffId}`);
     } catch (e) {
       await w.abort();
@@ -557,6 +559,26 @@ export async function layersPresentIn(root: string, layers: Descriptor[], diffId
     }),
   );
   return layers.length === diffIds.length && each.every(Boolean);
+}
+
+/** A writable that writes to `dest` and hands each chunk to `tee` (both awaited before the next). */
+function teeTo(dest: Writable, tee: (chunk: Buffer) => Promise<void>): Writable {
+  return new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _enc, cb) {
+      const toDest = new Promise<void>((resolve, reject) => {
+        dest.write(chunk, (e) => (e ? reject(e) : resolve()));
+      });
+      Promise.all([toDest, tee(chunk)]).then(() => cb(), cb);
+    },
+    final(cb) {
+      dest.end(cb);
+    },
+    destroy(e, cb) {
+      if (e) dest.destroy(e);
+      cb(e);
+    },
+  });
 }
 
 /** Temp names carry the writer's pid ("blob-PID-…", "tmp-PID-…"): dead writer, stale file. */

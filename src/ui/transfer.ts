@@ -14,7 +14,6 @@ const WORDS: Record<string, { pull: string; push: string }> = {
   uploading: { pull: 'Downloading', push: 'Pushing' },
   done: { pull: 'Pull complete', push: 'Pushed' },
   compressing: { pull: 'Compressing', push: 'Compressing' },
-  compressed: { pull: 'Compressed', push: 'Compressed' },
 };
 
 export interface TransferView {
@@ -48,7 +47,7 @@ export function transferView(kind: 'pull' | 'push', out: NodeJS.WriteStream, opt
     onEvent(e) {
       if (opts.quiet) return;
       if (e.type === 'resolved') {
-        if (!tty) out.write(`${kind === 'pull' ? 'Pulling' : 'Pushing'} ${e.ref} (${e.digest})\n`);
+        if (!tty) out.write(`${kind === 'pull' ? 'Pulling' : 'Pushing'} ${e.ref}${e.digest ? ` (${e.digest})` : ''}\n`);
         return;
       }
       if (e.type === 'retry') {

@@ -62,6 +62,8 @@ export interface TokenServer {
   requests: { scopes: string[]; user?: string }[];
   /** Token lifetime in seconds written into the JWT (expires_in claims 300 regardless). */
   lifetime: number;
+  /** This many next tokens are issued expired an hour ago (past any leeway the registry allows). */
+  expiredNext: number;
   stop(): Promise<void>;
 }
 
@@ -79,7 +81,7 @@ export async function startTokenServer(dir: string, opts: { users: Record<string
   const certPem = readFileSync(path.join(dir, 'token.crt'), 'utf8');
   const certDer = Buffer.from(certPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
   const requests: TokenServer['requests'] = [];
-  const ts: TokenServer = { url: '', certFile: path.join(dir, 'token.crt'), requests, lifetime: 300, stop: async () => undefined };
+  const ts: TokenServer = { url: '', certFile: path.join(dir, 'token.crt'), requests, lifetime: 300, expiredNext: 0, stop: async () => undefined };
   const server = http.createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     if (u.pathname !== '/token') {
@@ -106,7 +108,10 @@ export async function startTokenServer(dir: string, opts: { users: Record<string
     });
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: 'JWT', alg: 'RS256', x5c: [certDer.toString('base64')] };
-    const claims = { iss: opts.issuer, sub: user ?? '', aud: u.searchParams.get('service') ?? opts.service, exp: now + ts.lifetime, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access };
+    const expired = ts.expiredNext > 0;
+    if (expired) ts.expiredNext--;
+    const exp = expired ? now - 3600 : now + ts.lifetime;
+    const claims = { iss: opts.issuer, sub: user ?? '', aud: u.searchParams.get('service') ?? opts.service, exp, nbf: Math.min(now, exp) - 10, iat: Math.min(now, exp), jti: randomBytes(8).toString('hex'), access };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const sig = createSign('RSA-SHA256').update(input).sign(key);
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${input}.${b64url(sig)}`, expires_in: 300, issued_at: new Date().toISOString() }));

@@ -15,7 +15,7 @@ import { isProgressMode, progressDisplay, progressError, resolveProgressMode, PR
 import { saveImagesToFile } from '../../archive/save.js';
 import { normalizeImageName } from '../../image/reference.js';
 import type { Compression } from '../../image/types.js';
-import { parseCompression } from '../../store/compressed.js';
+import { parseCompression, validLevel } from '../../store/compressed.js';
 import { KilnError } from '../../util/errors.js';
 import { readDockerfileInput } from '../dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
@@ -77,7 +77,7 @@ export function register(program: Command): Command {
     .option('--iidfile <file>', 'write the image ID to this file')
     .option('-q, --quiet', 'print only the image ID (no progress)')
     .option('--progress <mode>', `progress display: ${PROGRESS_MODES.join(', ')} (auto: tty on a terminal, else plain; json: JSON lines on stdout, see docs/progress-json.md)`, 'auto')
-    .option('-o, --output <spec>', 'type=store (default), type=docker,dest=FILE, type=oci,dest=FILE or type=registry[,name=REF] (push); compression=uncompressed|gzip|zstd[,force-compression=true]')
+    .option('-o, --output <spec>', 'type=store (default), type=docker,dest=FILE, type=oci,dest=FILE or type=registry[,name=REF] (push); compression=uncompressed|gzip|zstd[,compression-level=N][,force-compression=true]')
     .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
     .option('--backend <kind>', 'oci or chroot (default: oci when a runtime works)')
     .option('--insecure-registry <host>', 'allow plain HTTP and unverified TLS for this registry (repeatable)', collect)
@@ -91,7 +91,7 @@ export function register(program: Command): Command {
       if (f.platform !== 'linux/amd64' && f.platform !== 'linux/x86_64') throw new KilnError('USAGE', `--platform ${f.platform}: kiln builds for linux/amd64 only so far`);
       for (const t of f.tag ?? []) normalizeImageName(t);
       if (!isProgressMode(f.progress)) throw new KilnError('USAGE', `unknown --progress "${f.progress}"`, {}, { hint: `use one of ${PROGRESS_MODES.join(', ')}` });
-      let output: { type: string; dest?: string; name?: string; compression?: Compression; forceCompression?: boolean } = { type: 'store' };
+      let output: { type: string; dest?: string; name?: string; compression?: Compression; forceCompression?: boolean; compressionLevel?: number } = { type: 'store' };
       if (f.output) {
         const kv = Object.fromEntries(f.output.split(',').map((p) => p.split('=', 2) as [string, string]));
         if (!['store', 'docker', 'oci', 'registry', 'image'].includes(kv.type ?? '')) throw new KilnError('USAGE', `unsupported --output "${f.output}": use type=store, type=docker,dest=FILE, type=oci,dest=FILE or type=registry[,name=REF]`);
@@ -106,10 +106,12 @@ export function register(program: Command): Command {
         }
         if (kv['force-compression'] !== undefined && !['true', 'false'].includes(kv['force-compression'])) throw new KilnError('USAGE', `invalid force-compression "${kv['force-compression']}" in --output: true or false`);
         output.forceCompression = kv['force-compression'] === 'true';
+        if (kv['compression-level'] !== undefined) output.compressionLevel = Number(kv['compression-level']);
       }
       // The store keeps layers as plain tars (a push compresses them); a registry or an archive
       // gets gzip unless told otherwise, as with BuildKit.
       const layerCompression: Compression = output.compression ?? (output.type === 'store' ? 'none' : 'gzip');
+      if (output.compressionLevel !== undefined && !validLevel(layerCompression, output.compressionLevel)) throw new KilnError('USAGE', `invalid compression-level in --output for ${layerCompression === 'none' ? 'uncompressed layers' : layerCompression}`, {}, { hint: 'gzip takes 1-9, zstd 1-19' });
       if (!existsSync(context)) throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
       const input = readDockerfileInput(f.file, path.resolve(context));
       const buildArgs = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
@@ -154,6 +156,7 @@ export function register(program: Command): Command {
             snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
             layerCompression,
             forceCompression: output.forceCompression,
+            compressionLevel: output.compressionLevel,
             backend: f.backend as 'oci' | 'chroot' | undefined,
             signal: ac.signal,
             sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
@@ -171,7 +174,7 @@ export function register(program: Command): Command {
         if (output.type === 'registry') {
           const names = output.name ? output.name.split(/[,;]/).filter(Boolean) : (f.tag ?? []);
           for (const n of names) {
-            const pushed = await push(store, r.descriptor.digest, n, { ...clientOptionsFrom(f), compression: layerCompression, onProgress: quiet ? undefined : (e) => pushView.onEvent(e) });
+            const pushed = await push(store, r.descriptor.digest, n, { ...clientOptionsFrom(f), compression: layerCompression, compressionLevel: output.compressionLevel, onProgress: quiet ? undefined : (e) => pushView.onEvent(e) });
             pushView.finish();
             if (!quiet) process.stderr.write(`pushed ${pushed.ref}@${pushed.digest}\n`);
           }

@@ -132,6 +132,21 @@ describe('layer compression: plain in the store, compressed on the way out', { s
     assert.equal(await runPulled(`${reg.host}/c/app:zstd`, 'zstd-store'), 'ran\nhello\n');
   });
 
+  test('--compression-level: gzip level 1 gives other (bigger) blobs of the same image', async () => {
+    const fast = await ws.kiln(['push', '--compression-level', '1', 'app:1', `${reg.host}/c/app:fast`]);
+    assert.equal(fast.code, 0, fast.stderr);
+    const dflt = skopeoRaw(`${reg.host}/c/app:1`);
+    const quick = skopeoRaw(`${reg.host}/c/app:fast`);
+    assert.equal(quick.config.digest, dflt.config.digest, 'same image id');
+    assert.notEqual(quick.digest, dflt.digest);
+    const sizes = (m: RawManifest) => (m.layers as unknown as { size: number }[]).reduce((n, l) => n + l.size, 0);
+    assert.ok(sizes(quick) > sizes(dflt), `level 1 (${sizes(quick)} B) compresses less than level 6 (${sizes(dflt)} B)`);
+    const oci = path.join(ws.dir, 'level.tar');
+    const o = await ws.kiln(['build', '-q', '--output', `type=oci,dest=${oci},compression=zstd,compression-level=19`, ctx]);
+    assert.equal(o.code, 0, o.stderr);
+    assert.deepEqual(ociArchiveManifest(oci).layers.map((l) => l.mediaType), [ZSTD, ZSTD, ZSTD]);
+  });
+
   test('type=store,compression=gzip keeps gzip blobs locally', async () => {
     const r = await ws.kiln(['build', '-q', '-t', 'app:gz', '--output', 'type=store,compression=gzip', ctx]);
     assert.equal(r.code, 0, r.stderr);
@@ -145,6 +160,12 @@ describe('layer compression: plain in the store, compressed on the way out', { s
     const f = await ws.kiln(['build', '--output', 'type=oci,dest=x.tar,force-compression=yes', ctx]);
     assert.equal(f.code, 2);
     assert.match(f.stderr, /invalid force-compression "yes"/);
+    const lv = await ws.kiln(['build', '--output', 'type=oci,dest=x.tar,compression-level=12', ctx]);
+    assert.equal(lv.code, 2);
+    assert.match(lv.stderr, /invalid compression-level in --output for gzip/);
+    const pl = await ws.kiln(['push', '--compression-level', '0', 'app:1', `${reg.host}/c/app:l0`]);
+    assert.equal(pl.code, 2);
+    assert.match(pl.stderr, /invalid --compression-level "0" for gzip/);
     const p = await ws.kiln(['push', '--compression-format', 'lz4', 'app:1', `${reg.host}/c/app:lz4`]);
     assert.equal(p.code, 2);
     assert.match(p.stderr, /unknown --compression-format "lz4"/);
