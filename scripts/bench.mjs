@@ -151,7 +151,13 @@ if (doPeers) {
     // fill the disk (23 GB each for kiln's store and docker's was seen). The tagged results stay.
     const pruned = spawnSync(process.execPath, [cli, 'prune', '--cache', '--all-ages'], { env, encoding: 'utf8' });
     console.log(`   kiln prune of the bench store: ${(pruned.stdout || pruned.stderr).trim().split('\n').join('; ')}`);
-    if (avail.includes('buildkit')) spawnSync('docker', ['builder', 'prune', '-af'], { env: { ...process.env, DOCKER_HOST: 'unix:///tmp/dockerd.sock' }, stdio: 'ignore' });
+    if (avail.includes('buildkit')) {
+      const denv = { ...process.env, DOCKER_HOST: 'unix:///tmp/dockerd.sock' };
+      spawnSync('docker', ['builder', 'prune', '-af'], { env: denv, stdio: 'ignore' });
+      // Each cold build leaves the previous image of its tag dangling; hundreds of them made
+      // BuildKit's many-files twice as slow (11.6 s instead of 5.5 s) on a later run.
+      spawnSync('docker', ['image', 'prune', '-f'], { env: denv, stdio: 'ignore' });
+    }
     if (existsSync(out)) peerRows(readFileSync(out, 'utf8'));
   }
 } else if (!noPeers && !peersAvailable) {
