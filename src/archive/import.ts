@@ -17,7 +17,7 @@ export interface ImportOptions {
 
 export async function importRootfs(store: Store, tar: Readable, opts: ImportOptions = {}): Promise<LoadedImage> {
   // Kept as a plain tar, as every layer made locally (a push compresses it: store/compressed.ts).
-  const info = await store.putLayer(openLayer(tar), { compression: 'none' });
+  const info = await store.putLayer(openLayer(tar));
   const blob = { digest: info.digest, size: info.size };
   const created = (opts.created ?? new Date()).toISOString();
   const p = hostPlatform();

@@ -55,7 +55,7 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
     }
     if (name.endsWith('layer.tar')) {
       const info = await store.putLayer(Readable.from(body, { objectMode: false }));
-      files.set(name, { digest: info.digest, size: info.size, mediaType: MediaType.DockerLayerGzip, diffId: info.diffId });
+      files.set(name, { digest: info.digest, size: info.size, mediaType: info.mediaType, diffId: info.diffId });
       continue;
     }
     if (header.size > MAX_META_FILE) {

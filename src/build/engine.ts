@@ -26,7 +26,7 @@ import type { LayerInfo } from '../layer/compress.js';
 import { layerSkeleton, tarEntries, type EntrySpec } from '../layer/write.js';
 import { hostPlatform } from '../image/platform.js';
 import type { Compression, ContainerConfig, Descriptor, HistoryEntry, ImageConfig } from '../image/types.js';
-import { isSnapshotOnly, type Store } from '../store/store.js';
+import { isPlainLayer, type Store } from '../store/store.js';
 import { blobFromSnapshot } from '../sandbox/snapshot-blob.js';
 import { compressedImage } from '../store/compressed.js';
 import { DEFAULT_PATH, runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
@@ -359,7 +359,7 @@ class Engine {
     const ids = state.config.rootfs.diff_ids;
     return Promise.all(
       state.layers.map(async (l, i) => {
-        if (!isSnapshotOnly(l, ids[i]) || (await this.o.store.hasBlob(l.digest))) return l;
+        if (!isPlainLayer(l, ids[i]) || (await this.o.store.hasBlob(l.digest))) return l;
         const info = await blobFromSnapshot(this.o.store, ids.slice(0, i + 1), this.compression, this.o.compressionLevel);
         return { mediaType: info.mediaType, digest: info.digest, size: info.size };
       }),

@@ -17,7 +17,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Descriptor } from '../image/types.js';
 import { parseDescriptor, parseImageConfig } from '../image/validate.js';
-import { SNAPSHOT_ROOT, isSnapshotOnly, layersPresentIn, type Store } from '../store/store.js';
+import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store } from '../store/store.js';
 import { chainIds, digestHex, isDigest, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { exists, tempPathFor, writeFileAtomic } from '../util/fs.js';
@@ -278,7 +278,7 @@ async function gcRootText(storeRoot: string, state: StepState): Promise<string> 
   const chains = chainIds(ids);
   const lines = await Promise.all(
     state.layers.map(async (l, i) => {
-      const pin = isSnapshotOnly(l, ids[i]) && !(await exists(path.join(storeRoot, 'blobs', 'sha256', digestHex(l.digest))));
+      const pin = isPlainLayer(l, ids[i]) && !(await exists(path.join(storeRoot, 'blobs', 'sha256', digestHex(l.digest))));
       return `${l.digest}\n${pin ? `${SNAPSHOT_ROOT}${chains[i]}\n` : ''}`;
     }),
   );

@@ -58,7 +58,7 @@ export interface RunStepOptions {
   /**
    * Keep the captured layer as its snapshot only, with no blob, when the snapshot can be kept (the
    * overlay snapshotter): for a builder stage's layer that no image ships (see store's
-   * isSnapshotOnly). The layer is then the uncompressed tar's descriptor.
+   * isPlainLayer). The layer is then the uncompressed tar's descriptor.
    */
   snapshotOnly?: boolean;
   /** Clamp timestamps in the layer (SOURCE_DATE_EPOCH). */

@@ -1,5 +1,5 @@
 /**
- * The blob of a snapshot-only layer (store's isSnapshotOnly: a builder stage's RUN layer kept as
+ * The blob of a snapshot-only layer (store's isPlainLayer without a blob: a builder stage's RUN layer kept as
  * its snapshot), made when an image comes to need it: the snapshot is an overlay upper dir, so
  * its tar is the one the RUN step's upper gave, byte for byte; the diff_id proves it.
  */

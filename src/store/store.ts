@@ -177,7 +177,8 @@ export class Store {
   }
 
   /**
-   * Encode a layer tar (gzip by default) into a blob, and remember its diff_id and size. With
+   * Encode a layer tar into a blob (a plain tar unless `compression` says otherwise: the store keeps
+   * the layers it makes so, see compressed.ts), and remember its diff_id and size. With
    * `expectedDiffId`, a tar of other content is refused (nothing is stored).
    */
   async putLayer(tar: Readable, opts: { compression?: Compression; expectedDiffId?: Digest; tops?: string[]; skeleton?: LayerFacts['skeleton']; tee?: (chunk: Buffer) => Promise<void>; level?: number } = {}): Promise<LayerInfo> {
@@ -186,7 +187,7 @@ export class Store {
     try {
       // `tee`: every encoded chunk goes there too, as it is written (a push uploads it meanwhile).
       const dest = opts.tee ? teeTo(w.stream, opts.tee) : w.stream;
-      info = await encodeLayer(tar, dest, { compression: opts.compression ?? 'gzip', level: opts.level });
+      info = await encodeLayer(tar, dest, { compression: opts.compression ?? 'none', level: opts.level });
       if (opts.expectedDiffId !== undefined && info.diffId !== opts.expectedDiffId) throw new KilnError('DIGEST', `layer diff_id mismatch: expected ${opts.expectedDiffId}, got ${info.diffId}`);
     } catch (e) {
       await w.abort();
@@ -540,21 +541,21 @@ export function snapshotDir(root: string, chain: Digest): string {
 }
 
 /**
- * A snapshot-only layer: a builder stage's layer that no image ships is kept unpacked only (its
- * snapshot), never compressed into a blob. Its descriptor is the uncompressed tar's (digest =
- * diff_id), so a blob can still be made from the snapshot, and checked, if an image ever needs it.
+ * A plain-tar layer (digest = diff_id), as the store keeps the layers kiln makes. Its blob can be
+ * made again from its snapshot, and checked by its diff_id; so a builder stage's RUN layer, which
+ * no image ships, is kept as its snapshot only, with no blob.
  */
-export function isSnapshotOnly(layer: Descriptor, diffId: Digest | undefined): boolean {
+export function isPlainLayer(layer: Descriptor, diffId: Digest | undefined): boolean {
   return layer.mediaType === MediaType.OciLayer && layer.digest === diffId;
 }
 
-/** Every layer of a stack is present: its blob, or for a snapshot-only layer its snapshot. */
+/** Every layer of a stack is present: its blob, or for a plain layer without one its snapshot. */
 export async function layersPresentIn(root: string, layers: Descriptor[], diffIds: Digest[]): Promise<boolean> {
   const chains = chainIds(diffIds);
   const each = await Promise.all(
     layers.map(async (l, i) => {
       const blob = await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(l.digest))).then(() => true, () => false);
-      if (blob || !isSnapshotOnly(l, diffIds[i]) || !chains[i]) return blob;
+      if (blob || !isPlainLayer(l, diffIds[i]) || !chains[i]) return blob;
       return fsp.stat(snapshotDir(root, chains[i])).then(() => true, () => false);
     }),
   );
