@@ -224,19 +224,13 @@ export class RegistryCacheSink implements CacheSink {
   private async write(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<void> {
     const layers = new Map<Digest, Descriptor>();
     const kept: CacheRecord[] = [];
-    // Layers the store keeps as plain tars go compressed (gzip), each made once for all records.
-    const gz = new Map<Digest, Promise<Descriptor>>();
-    const compressed = (l: Descriptor, diffId: Digest) => {
-      let p = gz.get(l.digest);
-      if (!p) gz.set(l.digest, (p = compressedLayer(store, l, diffId, { compression: 'gzip' })));
-      return p;
-    };
     for (const r of records) {
       const have = await Promise.all(r.state.layers.map((l) => store.hasBlob(l.digest)));
       if (!have.every(Boolean)) continue; // a blob gone since (pruned): the record is of no use elsewhere
       const ids = r.state.config.rootfs.diff_ids;
+      // Layers the store keeps as plain tars go gzipped (each is compressed once: the store remembers it).
       const sent: Descriptor[] = [];
-      for (const [i, l] of r.state.layers.entries()) sent.push(await compressed(l, ids[i]!));
+      for (const [i, l] of r.state.layers.entries()) sent.push(await compressedLayer(store, l, ids[i]!, { compression: 'gzip' }));
       for (const l of sent) if (!layers.has(l.digest)) layers.set(l.digest, { mediaType: l.mediaType, digest: l.digest, size: l.size });
       const own = r.layer ? r.state.layers.findIndex((l) => l.digest === r.layer!.digest) : -1;
       kept.push({ ...r, state: { ...r.state, layers: sent }, ...(r.layer && own >= 0 ? { layer: { ...r.layer, mediaType: sent[own]!.mediaType, digest: sent[own]!.digest, size: sent[own]!.size } } : {}) });
