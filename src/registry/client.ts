@@ -494,17 +494,18 @@ export class RegistryClient {
    * retries. Its digest is unknown until the end, so the registry is not asked first whether it
    * has it.
    */
-  async pushBlobWhileMaking(store: Store, ref: ImageReference, make: (tee: (chunk: Buffer) => Promise<void>) => Promise<Descriptor>, o: { onBytes?: (n: number) => void } = {}): Promise<Descriptor> {
+  async pushBlobWhileMaking(store: Store, ref: ImageReference, make: (tee: (chunk: Buffer) => Promise<void>) => Promise<Descriptor>): Promise<Descriptor> {
     const wire = new PassThrough({ highWaterMark: 1 << 20 });
+    wire.on('error', () => undefined); // a stopped upload: the request sees it through its own listener
     let wireOk = true;
     let opened = false;
     const stopWire = () => {
       wireOk = false;
-      wire.destroy();
+      // With an error, so that a request already sending it is torn down, not left waiting for its end.
+      wire.destroy(new KilnError('REGISTRY', 'streamed upload stopped'));
     };
     const tee = async (chunk: Buffer) => {
       if (!wireOk) return;
-      o.onBytes?.(chunk.length);
       if (wire.write(chunk)) return;
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -527,7 +528,7 @@ export class RegistryClient {
         headers: { 'content-type': 'application/octet-stream' },
         // Not replayable: the bytes are gone once sent (a failure falls back to the store's copy).
         body: () => {
-          if (opened) throw new KilnError('REGISTRY', 'a streamed upload cannot be replayed');
+          if (opened || !wireOk) throw new KilnError('REGISTRY', 'a streamed upload cannot be replayed');
           opened = true;
           return wire;
         },

@@ -13,6 +13,7 @@ import { canonicalJSON } from '../image/canonical.js';
 import { MediaType, type Compression, type Descriptor, type Manifest } from '../image/types.js';
 import { openLayer } from '../layer/decompress.js';
 import { digestHex, isDigest, type Digest } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { LoadedImage, Store } from './store.js';
 
@@ -84,7 +85,10 @@ export async function readyLayer(store: Store, layer: Descriptor, diffId: Digest
 export async function encodeVariant(store: Store, layer: Descriptor, diffId: Digest, opts: CompressOptions & { tee?: (chunk: Buffer) => Promise<void> }): Promise<Descriptor> {
   opts.onLayer?.(layer);
   const facts = await store.layerFacts(layer.digest);
-  const info = await store.putLayer(openLayer(store.openBlob(layer.digest)), { compression: opts.compression, level: opts.level, expectedDiffId: diffId, tops: facts?.tops, skeleton: facts?.skeleton, tee: opts.tee });
+  const info = await store.putLayer(openLayer(store.openBlob(layer.digest)), { compression: opts.compression, level: opts.level, expectedDiffId: diffId, tops: facts?.tops, skeleton: facts?.skeleton, tee: opts.tee }).catch((e: unknown) => {
+    if (e instanceof KilnError && e.code === 'DIGEST') throw new KilnError('DIGEST', `layer ${layer.digest} in the store is damaged: ${e.message}`, { path: store.blobPath(layer.digest) }, { hint: 'remove the image (kiln rmi), then pull or build it again' });
+    throw e;
+  });
   const d: Descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
   const file = variantPath(store, diffId, opts.compression, opts.level);
   await fsp.mkdir(path.dirname(file), { recursive: true });

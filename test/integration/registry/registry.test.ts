@@ -285,6 +285,29 @@ describe('faults between kiln and the registry', { skip: noRegistry }, () => {
     }
   });
 
+  test('a damaged plain layer in the store: the push stops at once with the diff_id mismatch, nothing of it kept or pushed', async () => {
+    const root = newRootWithImage();
+    const store = await Store.open({ root });
+    const plain = (await store.resolveImage('test/small:1')).manifest.layers[0]!;
+    const blob = store.blobPath(plain.digest);
+    const bytes = readFileSync(blob);
+    const at = bytes.indexOf('hello from kiln');
+    assert.ok(at > 0);
+    bytes[at] = 'j'.charCodeAt(0); // the tar still reads; its content no longer is the diff_id's
+    writeFileSync(blob, bytes);
+    const blobsBefore = storeFiles(root).blobs.length;
+    const t0 = Date.now();
+    const p = await runKiln(['push', 'test/small:1', `${reg.host}/kiln/damaged:1`], { root });
+    assert.equal(p.code, 1, p.stderr);
+    assert.match(p.stderr, /diff_id mismatch/);
+    assert.doesNotMatch(p.stderr, /\n\s+at /, 'no stack trace');
+    assert.ok(Date.now() - t0 < 20_000, `it stops at once (${Date.now() - t0} ms), the upload it started torn down`);
+    assert.deepEqual(storeFiles(root).tmp, [], 'no half-written blob');
+    assert.equal(storeFiles(root).blobs.length, blobsBefore, 'no compressed blob kept');
+    const m = await runKiln(['manifest', 'inspect', `${reg.host}/kiln/damaged:1`]);
+    assert.notEqual(m.code, 0, 'no manifest pushed');
+  });
+
   test('a connection cut in the middle of a blob is resumed with a Range request', async () => {
     const proxy = await startFaultProxy(reg.host, [{ method: 'GET', path: new RegExp(`/blobs/${layerDigest}`), action: 'cut' }]);
     try {
