@@ -112,6 +112,7 @@ export async function compressedImage(store: Store, img: LoadedImage, opts: Comp
 
 /** The image with its layers replaced by these (the same contents, compressed as `compression`). */
 export async function withLayers(store: Store, img: LoadedImage, layers: Descriptor[], compression: Compression): Promise<LoadedImage> {
+  // A layer that needed nothing is the very descriptor of the image (readyLayer returns it as is).
   if (layers.every((l, i) => l === img.manifest.layers[i])) return img;
   const docker = img.manifest.mediaType === MediaType.DockerManifest;
   const keepDocker = docker && compression === 'gzip';
