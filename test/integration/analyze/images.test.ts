@@ -16,8 +16,9 @@ import * as path from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
 import { basesUnavailable, ensureBaseTar } from '../../helpers/bases.js';
 import { fixturesDir } from '../../helpers/paths.js';
+import { needs } from '../../helpers/prereq.js';
 
-const noBases = basesUnavailable();
+const noBases = needs(basesUnavailable());
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-analyze-'));
 const root = path.join(work, 'store');
 after(() => rmSync(work, { recursive: true, force: true }));

@@ -10,6 +10,7 @@ import { basesUnavailable, ensureBaseTar } from '../../helpers/bases.js';
 import { dockerdUnavailable, startDockerd, type Dockerd } from '../../helpers/dockerd.js';
 import { Store } from '../../../src/store/store.js';
 import { repoRoot } from '../../helpers/paths.js';
+import { needs } from '../../helpers/prereq.js';
 
 const which = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-store-'));
@@ -17,7 +18,7 @@ const root = path.join(work, 'store');
 let baseTar = '';
 let imageId = '';
 let manifestDigest = '';
-const noBases = basesUnavailable();
+const noBases = needs(basesUnavailable());
 
 before(async () => {
   if (noBases) return;
@@ -91,7 +92,7 @@ describe('store commands on an imported Debian base', { skip: noBases }, () => {
     assert.ok(names.includes('usr/bin/bash') || names.includes('bin/bash'));
   });
 
-  test('skopeo and umoci read the store and the OCI archive directly', { skip: which('skopeo') && which('umoci') ? false : 'needs skopeo and umoci (apt-get install skopeo umoci)' }, async () => {
+  test('skopeo and umoci read the store and the OCI archive directly', { skip: needs(which('skopeo') && which('umoci') ? false : 'skopeo and umoci are not installed (apt-get install skopeo umoci)') }, async () => {
     const s = spawnSync('skopeo', ['inspect', `oci:${root}:docker.io/library/debian-slim:bookworm`]);
     assert.equal(s.status, 0, s.stderr.toString());
     const j = JSON.parse(s.stdout.toString()) as { Digest: string; Env: string[] };
@@ -108,7 +109,7 @@ describe('store commands on an imported Debian base', { skip: noBases }, () => {
     assert.match(readFileSync(path.join(work, 'bundle', 'rootfs', 'etc', 'debian_version'), 'utf8'), /^12\./);
   });
 
-  describe('a real Docker engine', { skip: dockerdUnavailable() ?? false }, () => {
+  describe('a real Docker engine', { skip: needs(dockerdUnavailable()) }, () => {
     let d: Dockerd;
     before(async () => {
       d = await startDockerd();
