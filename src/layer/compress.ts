@@ -22,12 +22,15 @@ import { crc32, deflateRaw, gzip, type ZlibOptions } from 'node:zlib';
 import { KilnError } from '../util/errors.js';
 import type { Digest } from '../util/digest.js';
 import { MediaType, type Compression } from '../image/types.js';
+import { TarContentSize } from './content-size.js';
 
 export interface LayerInfo {
   diffId: Digest;
   digest: Digest;
   size: number;
   uncompressedSize: number;
+  /** The bytes of its files, as `docker images` counts them (content-size.ts); absent when the stream was no tar. */
+  contentSize?: number;
   mediaType: string;
 }
 
@@ -110,10 +113,13 @@ function end(dest: Writable): Promise<void> {
   });
 }
 
+const sized = (c: TarContentSize): { contentSize?: number } => (c.size === undefined ? {} : { contentSize: c.size });
+
 /** Compress `tar` into `dest`, returning both digests and sizes. `dest` is ended. */
 export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOptions): Promise<LayerInfo> {
   const diff = createHash('sha256');
   const comp = createHash('sha256');
+  const content = new TarContentSize();
   let usize = 0;
   let csize = 0;
   const emit = async (b: Buffer) => {
@@ -126,12 +132,13 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     for await (const chunk of tar) {
       const b = chunk as Buffer;
       diff.update(b);
+      content.update(b);
       usize += b.length;
       await write(dest, b);
     }
     await end(dest);
     const d = `sha256:${diff.digest('hex')}` as Digest;
-    return { diffId: d, digest: d, size: usize, uncompressedSize: usize, mediaType: MediaType.OciLayer };
+    return { diffId: d, digest: d, size: usize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayer };
   }
   if (opts.compression === 'zstd') {
     const child = spawn('zstd', ['-q', '-c', '-T0', `-${opts.level ?? 3}`, '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -147,6 +154,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
       for await (const chunk of tar) {
         const b = chunk as Buffer;
         diff.update(b);
+        content.update(b);
         usize += b.length;
         await write(child.stdin, b);
       }
@@ -158,7 +166,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     await Promise.all([feeding, draining]);
     if ((await exited) !== 0) throw new KilnError('INTERNAL', `zstd failed: ${Buffer.concat(errText).toString().trim()}`);
     await end(dest);
-    return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, mediaType: MediaType.OciLayerZstd };
+    return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayerZstd };
   }
   // gzip, parallel
   const threads = Math.max(1, opts.threads ?? availableParallelism());
@@ -178,6 +186,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     for await (const chunk of tar) {
       let b = chunk as Buffer;
       diff.update(b);
+      content.update(b);
       usize += b.length;
       while (b.length > 0) {
         const take = Math.min(BLOCK - pendingLen, b.length);
@@ -199,7 +208,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     await Promise.allSettled(inflight);
   }
   await end(dest);
-  return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, mediaType: MediaType.OciLayerGzip };
+  return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayerGzip };
 }
 
 /**
