@@ -23,6 +23,7 @@ import { KilnError } from '../util/errors.js';
 import type { Digest } from '../util/digest.js';
 import { MediaType, type Compression } from '../image/types.js';
 import { TarContentSize } from './content-size.js';
+import { nodeZstd } from './decompress.js';
 
 export interface LayerInfo {
   diffId: Digest;
@@ -141,30 +142,22 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     return { diffId: d, digest: d, size: usize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayer };
   }
   if (opts.compression === 'zstd') {
-    const child = spawn('zstd', ['-q', '-c', '-T0', `-${opts.level ?? 3}`, '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const errText: Buffer[] = [];
-    child.stderr.on('data', (b: Buffer) => errText.push(b));
-    const spawned = new Promise<void>((resolve, reject) => {
-      child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new KilnError('NOT_FOUND', 'zstd compression needs the zstd program (apt-get install zstd)') : e));
-      child.on('spawn', () => resolve());
-    });
-    await spawned;
-    const exited = new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+    const z = await zstdEncoder(opts.level ?? 3);
     const feeding = (async () => {
       for await (const chunk of tar) {
         const b = chunk as Buffer;
         diff.update(b);
         content.update(b);
         usize += b.length;
-        await write(child.stdin, b);
+        await write(z.input, b);
       }
-      await end(child.stdin);
+      await end(z.input);
     })();
     const draining = (async () => {
-      for await (const chunk of child.stdout) await emit(chunk as Buffer);
+      for await (const chunk of z.output) await emit(chunk as Buffer);
     })();
     await Promise.all([feeding, draining]);
-    if ((await exited) !== 0) throw new KilnError('INTERNAL', `zstd failed: ${Buffer.concat(errText).toString().trim()}`);
+    await z.finished();
     await end(dest);
     return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayerZstd };
   }
@@ -209,6 +202,34 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
   }
   await end(dest);
   return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayerGzip };
+}
+
+/**
+ * A zstd encoder: the zstd program (-T0: every core) when installed, else node:zlib's zstd
+ * (Node 22.15+, one thread), so zstd output needs neither on a machine with the other.
+ */
+async function zstdEncoder(level: number): Promise<{ input: Writable; output: Readable; finished(): Promise<void> }> {
+  const child = spawn('zstd', ['-q', '-c', '-T0', `-${level}`, '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const errText: Buffer[] = [];
+  child.stderr.on('data', (b: Buffer) => errText.push(b));
+  const started = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    child.on('error', (e: NodeJS.ErrnoException) => resolve(e));
+    child.on('spawn', () => resolve(undefined));
+  });
+  if (started === undefined) {
+    const exited = new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+    return {
+      input: child.stdin,
+      output: child.stdout,
+      finished: async () => {
+        if ((await exited) !== 0) throw new KilnError('INTERNAL', `zstd failed: ${Buffer.concat(errText).toString().trim()}`);
+      },
+    };
+  }
+  if (started.code !== 'ENOENT') throw started;
+  if (!nodeZstd.createZstdCompress) throw new KilnError('NOT_FOUND', 'zstd compression needs the zstd program (apt-get install zstd) or Node.js 22.15 or newer');
+  const z = nodeZstd.createZstdCompress({ chunkSize: 1 << 20, params: { [nodeZstd.constants.ZSTD_c_compressionLevel!]: level } });
+  return { input: z, output: z, finished: async () => undefined };
 }
 
 /**
