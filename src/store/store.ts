@@ -369,7 +369,6 @@ export class Store {
     }
   }
 
-  /** Uncompressed size of an image (sum of its layers), as `docker images` shows. */
   /**
    * An image's size as `docker images` and `docker inspect` report it: the bytes of the files of
    * all its layers (LayerFacts.contentSize), not the length of the layer tars.
