@@ -11,11 +11,19 @@ import { Store } from '../src/store/store.js';
 import { importRootfs } from '../src/archive/import.js';
 import { runStep } from '../src/sandbox/index.js';
 import { createReadStream } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-const baseTar = path.join(process.env.KILN_TEST_BASES ?? '/var/cache/kiln-test-bases', 'python-full.tar');
+const basesDir = process.env.KILN_TEST_BASES ?? '/var/cache/kiln-test-bases';
+const baseTar = path.join(basesDir, 'python-full.tar');
 if (!existsSync(baseTar)) {
-  console.log(`run-layer: skipped (no ${baseTar}; make it with ../shared/fixtures/make-base-rootfs.sh)`);
-  process.exit(0);
+  // scripts/make-base.sh, from bench/ (tsx) or dist/bench/ (compiled): the first one up the tree.
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'scripts', 'make-base.sh')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  const made = spawnSync('bash', [path.join(dir, 'scripts', 'make-base.sh'), basesDir, 'python-full'], { stdio: 'inherit' });
+  if (made.status !== 0) {
+    console.error(`run-layer: cannot make ${baseTar} (scripts/make-base.sh failed, exit ${made.status})`);
+    process.exit(1);
+  }
 }
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-run-'));
 const script = 'mkdir -p /gen && cd /gen && i=0; while [ $i -lt 300 ]; do mkdir d$i; j=0; while [ $j -lt 100 ]; do echo "file $i $j" > d$i/f$j; j=$((j+1)); done; i=$((i+1)); done';

@@ -1,27 +1,27 @@
 #!/usr/bin/env node
 // `npm run bench`: kiln's micro-benchmarks (dist/bench/*.js: parse, layer export, RUN → layer,
 // pull/push, sbom/analyze), each in its own process, then — when docker or buildah is installed —
-// the builders side by side on ../shared/bench/workloads (../shared/bench/run-peers.sh after
-// ../shared/bench/peers-up.sh, with KILN set to this checkout's CLI), and one table of ratios.
+// the builders side by side on bench/workloads (bench/peers/run-peers.sh after
+// bench/peers/peers-up.sh, with KILN set to this checkout's CLI), and one table of ratios.
 //
 //   node scripts/bench.mjs [options] [name-substring…]
 //     name-substring…      only the micro-benchmarks whose file name contains all of these
 //     --no-micro           skip the micro-benchmarks
 //     --peers | --no-peers run the peer comparison (default: when dockerd or buildah is installed)
-//     --workloads a,b      peer workloads (default: all of ../shared/bench/workloads)
+//     --workloads a,b      peer workloads (default: all of bench/workloads)
 //     --builders a,b       buildkit,classic,buildah,kiln (default: those available, and kiln)
 //     --reps N             repetitions per measurement in run-peers.sh (default 3; the median is kept)
 //     --out FILE           run-peers.sh's TSV (default /var/tmp/kiln-bench/run-peers.tsv)
 // The peer run builds each workload cold, no-op and incremental with every builder: with all
 // workloads and 3 repetitions it takes long on 2 cores; pick workloads and --reps 1 for a quick look.
-import { readdirSync, readFileSync, existsSync, mkdirSync, linkSync, copyFileSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const shared = process.env.KILN_SHARED ?? path.resolve(root, '..', 'shared');
+const peersDir = path.join(root, 'bench', 'peers');
 const cli = path.join(root, 'dist', 'bin', 'kiln.js');
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -110,25 +110,10 @@ const peersAvailable = has('dockerd') || has('buildah');
 const doPeers = !noPeers && (wantPeers || (peersAvailable && filters.length === 0));
 if (doPeers) {
   if (process.getuid?.() !== 0) die('the peer comparison starts dockerd and a registry: run as root (or pass --no-peers)');
-  // peers-up.sh makes the base tarballs in /tmp/bases with make-base-rootfs.sh; the same script's
-  // tarballs cached for the tests and the demo are reused (hard links) instead of made again.
-  mkdirSync('/tmp/bases', { recursive: true });
-  for (const n of ['debian-slim', 'python-slim', 'python-full', 'node-slim', 'node-full']) {
-    const dst = `/tmp/bases/${n}.tar`;
-    if (existsSync(dst)) continue;
-    for (const d of [process.env.KILN_BASES ?? '/var/cache/kiln-bases', process.env.KILN_TEST_BASES ?? '/var/cache/kiln-test-bases']) {
-      const src = path.join(d, `${n}.tar`);
-      if (!existsSync(src)) continue;
-      try {
-        linkSync(src, dst);
-      } catch {
-        copyFileSync(src, dst);
-      }
-      break;
-    }
-  }
-  console.log('\n== peers: ../shared/bench/peers-up.sh');
-  const up = spawnSync('bash', [path.join(shared, 'bench', 'peers-up.sh')], { stdio: 'inherit' });
+  // peers-up.sh makes the base tarballs with scripts/make-base.sh in the tests' cache
+  // ($KILN_TEST_BASES, default /var/cache/kiln-test-bases): made once for tests, demo and bench.
+  console.log('\n== peers: bench/peers/peers-up.sh');
+  const up = spawnSync('bash', [path.join(peersDir, 'peers-up.sh')], { stdio: 'inherit' });
   if (up.status !== 0) {
     failed++;
     console.log(`   peers-up.sh failed (exit ${up.status}): no peer comparison`);
@@ -144,7 +129,7 @@ if (doPeers) {
     const env = { ...process.env, KILN: `${process.execPath} ${cli}`, KILN_ROOT: path.join(benchDir, 'store') };
     console.log(`== peers: run-peers.sh ${args.join(' ')}   (KILN_ROOT=${env.KILN_ROOT})`);
     const t0 = Date.now();
-    const r = await runTee('bash', [path.join(shared, 'bench', 'run-peers.sh'), ...args], env);
+    const r = await runTee('bash', [path.join(peersDir, 'run-peers.sh'), ...args], env);
     console.log(`   run-peers.sh took ${((Date.now() - t0) / 60000).toFixed(1)} min`);
     if (r.code !== 0) failed++;
     // Every cold build leaves layers behind (big-layer: 300 MB a build): left alone, a few runs
@@ -161,7 +146,7 @@ if (doPeers) {
     if (existsSync(out)) peerRows(readFileSync(out, 'utf8'));
   }
 } else if (!noPeers && !peersAvailable) {
-  console.log('\n(peer comparison skipped: neither dockerd nor buildah is installed; ../shared/bench/peers-up.sh installs them)');
+  console.log('\n(peer comparison skipped: neither dockerd nor buildah is installed; bench/peers/peers-up.sh installs them)');
 }
 
 /** Bytes from run-peers' size column: bytes, or buildah's human form ("202MB", "1.2GB"). */

@@ -3,10 +3,10 @@
 //
 //   node scripts/demo.mjs [--root DIR] [--bases DIR] [--no-cache] [--only NAME[,NAME…]] [--jobs N] [--report FILE]
 //
-//  1. makes the base images from Debian packages (../shared/fixtures/make-base-rootfs.sh: python-full,
+//  1. makes the base images from Debian packages (scripts/make-base.sh: python-full,
 //     python-slim, node-full, node-slim), once: the tarballs are cached in --bases (default
-//     $KILN_BASES or /var/cache/kiln-bases; tarballs the tests made in /var/cache/kiln-test-bases
-//     are reused), and imported into the demo's own store (--root, default $KILN_DEMO_ROOT or
+//     $KILN_BASES, else the tests' cache $KILN_TEST_BASES or /var/cache/kiln-test-bases, so tests,
+//     demo and benchmark make each base once), and imported into the demo's own store (--root, default $KILN_DEMO_ROOT or
 //     /var/tmp/kiln-demo/store — never your default kiln store);
 //  2. builds every example with its multi-stage Dockerfile and its single-stage twin
 //     (Dockerfile.single), passing the local bases as build args;
@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(repo, 'dist', 'bin', 'kiln.js');
-const shared = process.env.KILN_SHARED ?? path.resolve(repo, '..', 'shared');
+const makeBase = path.join(repo, 'scripts', 'make-base.sh');
 const started = Date.now();
 
 // ---- options
@@ -53,7 +53,7 @@ if (flag('--help') || flag('-h')) {
   process.exit(0);
 }
 const storeDir = path.resolve(opt('--root', process.env.KILN_DEMO_ROOT ?? '/var/tmp/kiln-demo/store'));
-const basesDir = path.resolve(opt('--bases', process.env.KILN_BASES ?? '/var/cache/kiln-bases'));
+const basesDir = path.resolve(opt('--bases', process.env.KILN_BASES ?? process.env.KILN_TEST_BASES ?? '/var/cache/kiln-test-bases'));
 const noCache = flag('--no-cache');
 const jobs = Math.max(1, Number(opt('--jobs', '2')) || 2);
 const only = (opt('--only', '') || '').split(',').filter(Boolean);
@@ -155,9 +155,9 @@ step(`base images (tarballs in ${basesDir}, store ${storeDir})`, 'bases');
     // --jobs makers at a time, each given every jobs-th name (mostly downloading and unpacking).
     const groups = Array.from({ length: Math.min(jobs, missing.length) }, (_, i) => missing.filter((_, k) => k % jobs === i));
     const codes = await Promise.all(groups.map((g) => new Promise((resolve) => {
-      spawn('bash', [path.join(shared, 'fixtures', 'make-base-rootfs.sh'), basesDir, ...g], { stdio: ['ignore', 'inherit', 'inherit'] }).on('close', resolve);
+      spawn('bash', [makeBase, basesDir, ...g], { stdio: ['ignore', 'inherit', 'inherit'] }).on('close', resolve);
     })));
-    if (codes.some((c) => c !== 0)) die(`make-base-rootfs.sh failed (exit ${codes.join(', ')})`);
+    if (codes.some((c) => c !== 0)) die(`scripts/make-base.sh failed (exit ${codes.join(', ')})`);
     console.log(`   made in ${secs(Date.now() - t0)}`);
   }
   await pool(bases, jobs, async (b) => {

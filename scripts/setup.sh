@@ -4,9 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Node.js 20.15 or newer (zlib.crc32): say so now rather than fail at the first build.
+# Node.js: the LTS lines 24 and 22 (tested), or 20.15+ (the floor: zlib.crc32). Node 20 reached its
+# end of life in April 2026; kiln still runs on it, without what newer lines add (zstd in node:zlib,
+# the module compile cache). Say so now rather than fail at the first build.
 node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 15) ? 0 : 1)' \
-  || { echo "kiln needs Node.js 20.15 or newer (this is $(node --version))" >&2; exit 1; }
+  || { echo "kiln needs Node.js 20.15 or newer; 22 or 24 (LTS) recommended (this is $(node --version))" >&2; exit 1; }
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)' \
+  || echo "note: Node.js $(node --version) is past its end of life (April 2026); kiln supports it, but 22 or 24 (LTS) are recommended" >&2
 
 # System packages:
 #   runc, crun        OCI runtimes for RUN steps and `kiln run` (kiln probes which one works)

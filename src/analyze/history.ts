@@ -2,6 +2,7 @@
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openLayer } from '../layer/decompress.js';
+import { TarContentSize } from '../layer/content-size.js';
 import type { ImageSource, LayerRef } from './source.js';
 
 export interface HistoryRow {
@@ -11,7 +12,7 @@ export interface HistoryRow {
   created?: string;
   createdBy: string;
   comment?: string;
-  /** Uncompressed layer size in bytes (0 for entries without a layer). */
+  /** The layer's size as docker history counts it: its files' bytes (0 for entries without a layer). */
   size: number;
   emptyLayer: boolean;
 }
@@ -33,6 +34,22 @@ export async function layerUncompressedSize(layer: LayerRef): Promise<number> {
   return n;
 }
 
+/**
+ * A layer's size as `docker history` and `docker images` count it: the bytes of its files
+ * (layer/content-size.ts), recorded by the store or measured by reading the layer (streamed);
+ * the tar's length when it is not a readable tar.
+ */
+export async function layerFilesSize(layer: LayerRef): Promise<number> {
+  if (layer.contentSize !== undefined) return layer.contentSize;
+  const c = new TarContentSize();
+  let n = 0;
+  for await (const chunk of openLayer(layer.open())) {
+    c.update(chunk as Buffer);
+    n += (chunk as Buffer).length;
+  }
+  return c.size ?? n;
+}
+
 export async function imageHistory(src: ImageSource): Promise<HistoryRow[]> {
   const rows: HistoryRow[] = [];
   const entries = src.config.history ?? [];
@@ -49,7 +66,7 @@ export async function imageHistory(src: ImageSource): Promise<HistoryRow[]> {
       created: h.created,
       createdBy: h.created_by ?? '',
       comment: h.comment,
-      size: layer ? await layerUncompressedSize(layer) : 0,
+      size: layer ? await layerFilesSize(layer) : 0,
       emptyLayer: false,
     });
     li++;
@@ -57,7 +74,7 @@ export async function imageHistory(src: ImageSource): Promise<HistoryRow[]> {
   // Layers without history entries (history is optional in images).
   for (; li < src.layers.length; li++) {
     const layer = src.layers[li]!;
-    rows.push({ diffId: layer.diffId, layerIndex: li, createdBy: '', size: await layerUncompressedSize(layer), emptyLayer: false });
+    rows.push({ diffId: layer.diffId, layerIndex: li, createdBy: '', size: await layerFilesSize(layer), emptyLayer: false });
   }
   return rows.reverse();
 }

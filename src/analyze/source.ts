@@ -32,8 +32,10 @@ export interface LayerRef {
   size?: number;
   /** The history entry that made this layer ("(missing)" sources have none). */
   history?: HistoryEntry;
-  /** Size of the uncompressed tar (what docker shows as a layer's size), when known without reading it. */
+  /** Size of the uncompressed tar, when known without reading it. */
   uncompressedSize?: number;
+  /** Its files' bytes (what docker shows as a layer's size: layer/content-size.ts), when known without reading it. */
+  contentSize?: number;
   /** Where the blob lies in a file (byte range, end inclusive), when it does: read in place. */
   file?: { path: string; start: number; end: number };
   /** The layer blob as stored (gzip, zstd or plain tar: openLayer detects which). */
@@ -104,6 +106,7 @@ async function fromStore(store: Store, ref: string, opts: OpenOptions): Promise<
       size: d.size,
       history: hist[i],
       uncompressedSize: facts[i]?.uncompressedSize,
+      contentSize: facts[i]?.contentSize,
       file: { path: store.blobPath(d.digest), start: 0, end: d.size - 1 },
       open: () => store.openBlob(d.digest),
     })),

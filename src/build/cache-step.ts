@@ -126,7 +126,7 @@ export class StepCache {
       if (rec) break;
       rec = await src.record(out.key, this.o.store).catch(() => undefined);
       if (rec) {
-        if (rec.layer) await this.o.store.recordLayer(rec.layer.digest, { diffId: rec.layer.diffId, uncompressedSize: rec.layer.uncompressedSize });
+        if (rec.layer) await this.o.store.recordLayer(rec.layer.digest, { diffId: rec.layer.diffId, uncompressedSize: rec.layer.uncompressedSize, ...(rec.layer.contentSize !== undefined ? { contentSize: rec.layer.contentSize } : {}) });
         rec = await this.index.put(rec);
       }
     }
@@ -153,7 +153,7 @@ export class StepCache {
       v: 1,
       key: l.key,
       created: new Date().toISOString(),
-      ...(layer ? { layer: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffId: layer.diffId, uncompressedSize: layer.uncompressedSize } } : {}),
+      ...(layer ? { layer: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffId: layer.diffId, uncompressedSize: layer.uncompressedSize, ...(layer.contentSize !== undefined ? { contentSize: layer.contentSize } : {}) } } : {}),
       state: { config: state.config, layers: state.layers, cmdSet: state.cmdSet, shell: state.shell },
     };
     // A concurrent build that recorded the same key first wins: carry on from its result, so the

@@ -28,7 +28,7 @@ import { hostPlatform } from '../image/platform.js';
 import type { Compression, ContainerConfig, Descriptor, HistoryEntry, ImageConfig } from '../image/types.js';
 import { isPlainLayer, type Store } from '../store/store.js';
 import { blobFromSnapshot } from '../sandbox/snapshot-blob.js';
-import { compressedImage } from '../store/compressed.js';
+import { compressedImage, compressionOf } from '../store/compressed.js';
 import { DEFAULT_PATH, runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
 import { openView, pathsAreLinkFree, resolveInRoot, topOf, type View } from '../sandbox/view.js';
 import type { Digest } from '../util/digest.js';
@@ -136,8 +136,10 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   // Layers from the cache or a base image compressed otherwise are re-encoded where asked.
   const img = await compressedImage(o.store, { descriptor: written.descriptor, manifest: written.manifest, config, id: written.id }, { compression: o.layerCompression ?? 'none', force: o.forceCompression, level: o.compressionLevel });
   for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
-  const size = await o.store.imageSize(img);
-  emit({ type: 'done', imageId: img.id, manifestDigest: img.descriptor.digest, ms: Date.now() - t0, layers: final.layers.length, size });
+  const sizes = await o.store.imageSizes(img);
+  const size = sizes.content;
+  const compressed = img.manifest.layers.length > 0 && img.manifest.layers.every((l) => { const c = compressionOf(l.mediaType); return c !== undefined && c !== 'none'; });
+  emit({ type: 'done', imageId: img.id, manifestDigest: img.descriptor.digest, ms: Date.now() - t0, layers: final.layers.length, size, ...(compressed ? { compressedSize: sizes.blobs } : {}) });
   return { imageId: img.id, descriptor: img.descriptor, plan, size, cache: engine.cache.stats };
 }
 

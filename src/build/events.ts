@@ -39,7 +39,11 @@ export type BuildEvent =
    * the whole image is in the store.
    */
   | { type: 'pull'; ref: string; layer?: string; current: number; total: number; done: boolean; stage?: number }
-  | { type: 'done'; imageId: string; manifestDigest: string; ms: number; layers: number; size: number };
+  /**
+   * size: the bytes of the image's files, as `docker images` counts them. compressedSize: its
+   * layers' compressed bytes (what a pull downloads), when every layer is compressed.
+   */
+  | { type: 'done'; imageId: string; manifestDigest: string; ms: number; layers: number; size: number; compressedSize?: number };
 
 export type EventSink = (e: BuildEvent) => void;
 

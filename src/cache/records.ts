@@ -29,7 +29,7 @@ export interface CacheRecord {
   /** When the step ran (ISO time). */
   created: string;
   /** The layer this step added, with its diff id and uncompressed size; absent for config-only steps. */
-  layer?: Descriptor & { diffId: Digest; uncompressedSize: number };
+  layer?: Descriptor & { diffId: Digest; uncompressedSize: number; contentSize?: number };
   state: StepState;
 }
 
@@ -258,7 +258,8 @@ export function parseRecord(json: unknown, key?: Digest): CacheRecord {
     if (!isDigest(l.diffId)) throw bad('bad diffId');
     if (typeof l.uncompressedSize !== 'number' || !Number.isSafeInteger(l.uncompressedSize) || l.uncompressedSize < 0) throw bad('bad uncompressedSize');
     if (!layers.some((x) => x.digest === d.digest)) throw bad('its layer is not in its state');
-    layer = { mediaType: d.mediaType, digest: d.digest, size: d.size, diffId: l.diffId, uncompressedSize: l.uncompressedSize };
+    if (l.contentSize !== undefined && (typeof l.contentSize !== 'number' || !Number.isSafeInteger(l.contentSize) || l.contentSize < 0)) throw bad('bad contentSize');
+    layer = { mediaType: d.mediaType, digest: d.digest, size: d.size, diffId: l.diffId, uncompressedSize: l.uncompressedSize, ...(l.contentSize !== undefined ? { contentSize: l.contentSize } : {}) };
   }
   return {
     v: 1,

@@ -83,7 +83,7 @@ function reportError(e: unknown, debug: boolean): number {
   return 1;
 }
 
-/** Executed as the program (node dist/src/cli/main.js, the dist/bin/kiln.js bundle, npm's bin link), not imported by tests. */
+/** Executed as the program (node dist/src/cli/main.js); the dist/bin/kiln.js launcher and npm's bin link call main() themselves. */
 function runAsProgram(): boolean {
   const script = process.argv[1];
   if (!script) return false;

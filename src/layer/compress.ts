@@ -22,12 +22,16 @@ import { crc32, deflateRaw, gzip, type ZlibOptions } from 'node:zlib';
 import { KilnError } from '../util/errors.js';
 import type { Digest } from '../util/digest.js';
 import { MediaType, type Compression } from '../image/types.js';
+import { TarContentSize } from './content-size.js';
+import { nodeZstd } from './decompress.js';
 
 export interface LayerInfo {
   diffId: Digest;
   digest: Digest;
   size: number;
   uncompressedSize: number;
+  /** The bytes of its files, as `docker images` counts them (content-size.ts); absent when the stream was no tar. */
+  contentSize?: number;
   mediaType: string;
 }
 
@@ -110,10 +114,13 @@ function end(dest: Writable): Promise<void> {
   });
 }
 
+const sized = (c: TarContentSize): { contentSize?: number } => (c.size === undefined ? {} : { contentSize: c.size });
+
 /** Compress `tar` into `dest`, returning both digests and sizes. `dest` is ended. */
 export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOptions): Promise<LayerInfo> {
   const diff = createHash('sha256');
   const comp = createHash('sha256');
+  const content = new TarContentSize();
   let usize = 0;
   let csize = 0;
   const emit = async (b: Buffer) => {
@@ -126,39 +133,33 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     for await (const chunk of tar) {
       const b = chunk as Buffer;
       diff.update(b);
+      content.update(b);
       usize += b.length;
       await write(dest, b);
     }
     await end(dest);
     const d = `sha256:${diff.digest('hex')}` as Digest;
-    return { diffId: d, digest: d, size: usize, uncompressedSize: usize, mediaType: MediaType.OciLayer };
+    return { diffId: d, digest: d, size: usize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayer };
   }
   if (opts.compression === 'zstd') {
-    const child = spawn('zstd', ['-q', '-c', '-T0', `-${opts.level ?? 3}`, '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const errText: Buffer[] = [];
-    child.stderr.on('data', (b: Buffer) => errText.push(b));
-    const spawned = new Promise<void>((resolve, reject) => {
-      child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new KilnError('NOT_FOUND', 'zstd compression needs the zstd program (apt-get install zstd)') : e));
-      child.on('spawn', () => resolve());
-    });
-    await spawned;
-    const exited = new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+    const z = await zstdEncoder(opts.level ?? 3);
     const feeding = (async () => {
       for await (const chunk of tar) {
         const b = chunk as Buffer;
         diff.update(b);
+        content.update(b);
         usize += b.length;
-        await write(child.stdin, b);
+        await write(z.input, b);
       }
-      await end(child.stdin);
+      await end(z.input);
     })();
     const draining = (async () => {
-      for await (const chunk of child.stdout) await emit(chunk as Buffer);
+      for await (const chunk of z.output) await emit(chunk as Buffer);
     })();
     await Promise.all([feeding, draining]);
-    if ((await exited) !== 0) throw new KilnError('INTERNAL', `zstd failed: ${Buffer.concat(errText).toString().trim()}`);
+    await z.finished();
     await end(dest);
-    return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, mediaType: MediaType.OciLayerZstd };
+    return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayerZstd };
   }
   // gzip, parallel
   const threads = Math.max(1, opts.threads ?? availableParallelism());
@@ -178,6 +179,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     for await (const chunk of tar) {
       let b = chunk as Buffer;
       diff.update(b);
+      content.update(b);
       usize += b.length;
       while (b.length > 0) {
         const take = Math.min(BLOCK - pendingLen, b.length);
@@ -199,7 +201,35 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     await Promise.allSettled(inflight);
   }
   await end(dest);
-  return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, mediaType: MediaType.OciLayerGzip };
+  return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayerGzip };
+}
+
+/**
+ * A zstd encoder: the zstd program (-T0: every core) when installed, else node:zlib's zstd
+ * (Node 22.15+, one thread), so zstd output needs neither on a machine with the other.
+ */
+async function zstdEncoder(level: number): Promise<{ input: Writable; output: Readable; finished(): Promise<void> }> {
+  const child = spawn('zstd', ['-q', '-c', '-T0', `-${level}`, '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const errText: Buffer[] = [];
+  child.stderr.on('data', (b: Buffer) => errText.push(b));
+  const started = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    child.on('error', (e: NodeJS.ErrnoException) => resolve(e));
+    child.on('spawn', () => resolve(undefined));
+  });
+  if (started === undefined) {
+    const exited = new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+    return {
+      input: child.stdin,
+      output: child.stdout,
+      finished: async () => {
+        if ((await exited) !== 0) throw new KilnError('INTERNAL', `zstd failed: ${Buffer.concat(errText).toString().trim()}`);
+      },
+    };
+  }
+  if (started.code !== 'ENOENT') throw started;
+  if (!nodeZstd.createZstdCompress) throw new KilnError('NOT_FOUND', 'zstd compression needs the zstd program (apt-get install zstd) or Node.js 22.15 or newer');
+  const z = nodeZstd.createZstdCompress({ chunkSize: 1 << 20, params: { [nodeZstd.constants.ZSTD_c_compressionLevel!]: level } });
+  return { input: z, output: z, finished: async () => undefined };
 }
 
 /**

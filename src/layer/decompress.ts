@@ -1,8 +1,16 @@
 /** A layer blob (gzip, zstd or plain tar, detected by its magic bytes) → the tar stream. */
 import { spawn } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
+import * as zlib from 'node:zlib';
 import { createGunzip } from 'node:zlib';
 import { KilnError } from '../util/errors.js';
+
+/** node:zlib's zstd (Node 22.15+, 23.8+); undefined on older lines, where the zstd program does it. */
+export const nodeZstd = zlib as unknown as {
+  createZstdDecompress?: (o?: { chunkSize?: number }) => import('node:stream').Transform;
+  createZstdCompress?: (o?: { chunkSize?: number; params?: Record<number, number> }) => import('node:stream').Transform;
+  constants: Record<string, number>;
+};
 
 export function openLayer(blob: Readable): Readable {
   const out = new PassThrough({ highWaterMark: 1 << 20 });
@@ -16,6 +24,13 @@ export function openLayer(blob: Readable): Readable {
       rest.pipe(g);
       dec = g;
       rest.on('error', (e) => g.destroy(e));
+    } else if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd && nodeZstd.createZstdDecompress) {
+      // In process where node has zstd: no child process per layer, no need of the zstd program.
+      const z = nodeZstd.createZstdDecompress({ chunkSize: 1 << 20 });
+      rest.pipe(z);
+      rest.on('error', (e) => z.destroy(e));
+      z.on('error', (e) => out.destroy(new KilnError('INVALID', `corrupt zstd layer: ${e.message}`)));
+      dec = z;
     } else if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) {
       const z = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
       z.on('error', (e) => out.destroy(new KilnError('NOT_FOUND', `cannot decompress a zstd layer: ${e.message} (apt-get install zstd)`)));

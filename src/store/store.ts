@@ -23,6 +23,7 @@ import { applyLayer } from '../layer/apply.js';
 import { encodeLayer, type LayerInfo } from '../layer/compress.js';
 import type { SkeletonEntry } from '../layer/write.js';
 import { openLayer } from '../layer/decompress.js';
+import { TarContentSize } from '../layer/content-size.js';
 import { withFileLock } from './lock.js';
 import { processAlive } from '../util/proc.js';
 import { sweepVariants } from './compressed.js';
@@ -31,6 +32,12 @@ import { sweepVariants } from './compressed.js';
 export interface LayerFacts {
   diffId: Digest;
   uncompressedSize: number;
+  /**
+   * The bytes of its files as `docker images` counts them (layer/content-size.ts): what kiln
+   * reports as the layer's size. Absent in facts written before it was kept, or when the layer
+   * could not be read as a tar; imageSize measures it then.
+   */
+  contentSize?: number;
   /**
    * The first components of every path in the layer (e.g. ["app", "etc"]), when the layer was
    * made by kiln from known entries (COPY, WORKDIR): a partial view (sandbox/view.ts) skips a
@@ -194,7 +201,7 @@ export class Store {
       throw e;
     }
     await w.commit({ digest: info.digest, size: info.size });
-    await this.recordLayer(info.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize, ...(opts.tops ? { tops: opts.tops } : {}), ...(opts.skeleton ? { skeleton: opts.skeleton } : {}) });
+    await this.recordLayer(info.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize, ...(info.contentSize !== undefined ? { contentSize: info.contentSize } : {}), ...(opts.tops ? { tops: opts.tops } : {}), ...(opts.skeleton ? { skeleton: opts.skeleton } : {}) });
     return info;
   }
 
@@ -362,21 +369,50 @@ export class Store {
     }
   }
 
-  /** Uncompressed size of an image (sum of its layers), as `docker images` shows. */
+  /**
+   * An image's size as `docker images` and `docker inspect` report it: the bytes of the files of
+   * all its layers (LayerFacts.contentSize), not the length of the layer tars.
+   */
   async imageSize(img: LoadedImage): Promise<number> {
-    let total = 0;
+    return (await this.imageSizes(img)).content;
+  }
+
+  /**
+   * An image's sizes: `content`, the bytes of its files (what docker calls the image's size);
+   * `tar`, its layers' uncompressed tar bytes; `blobs`, its layers as stored (the download size
+   * when the store keeps them compressed).
+   */
+  async imageSizes(img: LoadedImage): Promise<{ content: number; tar: number; blobs: number }> {
+    const sizes = { content: 0, tar: 0, blobs: 0 };
     for (const [i, l] of img.manifest.layers.entries()) {
       let facts = await this.layerFacts(l.digest);
-      if (!facts) {
-        // Pulled or loaded as-is: measure once by decompressing, then remember.
-        let n = 0;
-        for await (const c of openLayer(this.openBlob(l.digest))) n += (c as Buffer).length;
-        facts = { diffId: img.config.rootfs.diff_ids[i]!, uncompressedSize: n };
-        await this.recordLayer(l.digest, facts);
+      if (!facts || facts.contentSize === undefined) {
+        // Pulled, loaded, or recorded before contentSize was kept: measure once by decompressing
+        // (a layer kept only as a snapshot has no blob: its tar length stands in), then remember.
+        const measured = (await this.hasBlob(l.digest)) ? await this.measureLayerBlob(l.digest) : undefined;
+        facts = { ...(facts ?? {}), diffId: facts?.diffId ?? img.config.rootfs.diff_ids[i]!, uncompressedSize: measured?.uncompressedSize ?? facts?.uncompressedSize ?? l.size, ...(measured?.contentSize !== undefined ? { contentSize: measured.contentSize } : {}) };
+        if (measured) await this.rewriteLayerFacts(l.digest, facts);
       }
-      total += facts.uncompressedSize;
+      sizes.content += facts.contentSize ?? facts.uncompressedSize;
+      sizes.tar += facts.uncompressedSize;
+      sizes.blobs += l.size;
     }
-    return total;
+    return sizes;
+  }
+
+  private async measureLayerBlob(digest: Digest): Promise<{ uncompressedSize: number; contentSize?: number }> {
+    const content = new TarContentSize();
+    let n = 0;
+    for await (const c of openLayer(this.openBlob(digest))) {
+      n += (c as Buffer).length;
+      content.update(c as Buffer);
+    }
+    return { uncompressedSize: n, ...(content.size !== undefined ? { contentSize: content.size } : {}) };
+  }
+
+  /** Replace what is remembered of a layer (recordLayer keeps the first record). */
+  private async rewriteLayerFacts(digest: Digest, info: LayerFacts): Promise<void> {
+    await writeFileAtomic(path.join(this.root, 'layers', `${digestHex(digest)}.json`), JSON.stringify(info));
   }
 
   /** Where the snapshot of the top layer of a chain (bottom → top diff_ids) lives. */

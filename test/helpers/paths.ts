@@ -1,4 +1,4 @@
-/** Where things are, for tests: the repository, ../shared, the built CLI, fixtures. */
+/** Where things are, for tests: the repository, the built CLI, fixtures, bench workloads. */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,9 +15,9 @@ function findRepoRoot(): string {
 }
 
 export const repoRoot = findRepoRoot();
-/** ../shared beside the repository (seeds, fixtures, bench workloads). KILN_SHARED overrides. */
-export const sharedDir = process.env.KILN_SHARED ?? path.resolve(repoRoot, '..', 'shared');
 /** The `kiln` executable as users run it: the bundle (scripts/bundle.mjs). */
 export const cliPath = path.join(repoRoot, 'dist', 'bin', 'kiln.js');
 /** Hand-made test inputs (source tree, not dist). */
 export const fixturesDir = path.join(repoRoot, 'test', 'fixtures');
+/** The benchmark workloads (the seeds' patterns, offline, and the stress cases): bench/workloads. */
+export const workloadsDir = path.join(repoRoot, 'bench', 'workloads');

@@ -61,7 +61,9 @@ export interface BuildSummary {
   manifestDigest: string;
   ms: number;
   layers: number;
+  /** The bytes of its files (docker's image size); compressedSize: its compressed layers, when all are. */
   size: number;
+  compressedSize?: number;
 }
 
 /** What one event changed, for renderers that print as they go (plain, json). */
@@ -248,7 +250,7 @@ export class ProgressModel {
         return { pull: p };
       }
       case 'done':
-        this.summary = { imageId: e.imageId, manifestDigest: e.manifestDigest, ms: e.ms, layers: e.layers, size: e.size };
+        this.summary = { imageId: e.imageId, manifestDigest: e.manifestDigest, ms: e.ms, layers: e.layers, size: e.size, ...(e.compressedSize !== undefined ? { compressedSize: e.compressedSize } : {}) };
         this.end = now;
         return {};
     }

@@ -65,7 +65,7 @@ export class PlainRenderer {
       case 'done': {
         const id = m.newId();
         out.push(`#${id} writing image ${e.imageId} done`);
-        out.push(`Built ${e.imageId} in ${formatDuration(e.ms)}: ${e.layers} layer${e.layers === 1 ? '' : 's'}, ${formatSize(e.size)} (manifest ${e.manifestDigest})`);
+        out.push(`Built ${e.imageId} in ${formatDuration(e.ms)}: ${e.layers} layer${e.layers === 1 ? '' : 's'}, ${formatSize(e.size)}${e.compressedSize !== undefined ? ` (${formatSize(e.compressedSize)} compressed)` : ''} (manifest ${e.manifestDigest})`);
         break;
       }
       default:

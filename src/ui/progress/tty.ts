@@ -140,7 +140,7 @@ function build(model: ProgressModel, o: FrameOptions, d: Detail): Line[] {
   const sum = model.summary;
   if (sum) {
     lines.push({ text: row(` => writing image ${sum.imageId}`, 'done', '', o.width), color: 'blue' });
-    lines.push({ text: `Built ${sum.imageId} in ${formatDuration(sum.ms)}: ${sum.layers} layer${sum.layers === 1 ? '' : 's'}, ${formatSize(sum.size)}`, whole: true });
+    lines.push({ text: `Built ${sum.imageId} in ${formatDuration(sum.ms)}: ${sum.layers} layer${sum.layers === 1 ? '' : 's'}, ${formatSize(sum.size)}${sum.compressedSize !== undefined ? ` (${formatSize(sum.compressedSize)} compressed)` : ''}`, whole: true });
     lines.push({ text: `  manifest ${sum.manifestDigest}`, whole: true, color: 'dim' });
   }
   return lines;

@@ -12,9 +12,10 @@ import { pathToFileURL } from 'node:url';
 import { runKiln } from '../../helpers/kiln.js';
 import { basesUnavailable, ensureBaseTar } from '../../helpers/bases.js';
 import { fixturesDir } from '../../helpers/paths.js';
+import { needs } from '../../helpers/prereq.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const skip = basesUnavailable() ?? (existsSync(CHROMIUM) ? undefined : `no ${CHROMIUM} (apt-get install chromium)`);
+const skip = needs(basesUnavailable(), existsSync(CHROMIUM) ? undefined : `no ${CHROMIUM} (apt-get install chromium)`);
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-report-'));
 const root = path.join(work, 'store');
 after(() => rmSync(work, { recursive: true, force: true }));

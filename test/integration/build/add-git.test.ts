@@ -11,14 +11,15 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { savedImage, Workspace } from './util.js';
+import { needs } from '../../helpers/prereq.js';
 
 function gitUnavailable(): string | undefined {
-  if (spawnSync('git', ['--version']).status !== 0) return 'git is not installed';
+  if (spawnSync('git', ['--version']).status !== 0) return 'git is not installed (apt-get install git)';
   if (spawnSync('git', ['daemon', '-h']).status === null) return 'git daemon is not available';
   return undefined;
 }
 
-const skip = basesUnavailable() ?? gitUnavailable();
+const skip = needs(basesUnavailable(), gitUnavailable());
 const ws = new Workspace('kiln-addgit-');
 let daemon: ChildProcess | undefined;
 let url = '';

@@ -12,8 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { savedImage, Workspace } from './util.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable();
+const skip = needs(basesUnavailable());
 const ws = new Workspace('kiln-addurl-');
 
 const LAST_MODIFIED = 'Wed, 21 Oct 2015 07:28:00 GMT';

@@ -8,8 +8,9 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { cliPath } from '../../helpers/paths.js';
 import { basesUnavailable, ensureBaseTar } from '../../helpers/bases.js';
+import { needs } from '../../helpers/prereq.js';
 
-const noBases = basesUnavailable();
+const noBases = needs(basesUnavailable());
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-build-'));
 const root = path.join(work, 'store');
 after(() => rmSync(work, { recursive: true, force: true }));

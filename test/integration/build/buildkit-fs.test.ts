@@ -22,8 +22,9 @@ import { basesUnavailable } from '../../helpers/bases.js';
 import { dockerdUnavailable, startDockerd, type Dockerd } from '../../helpers/dockerd.js';
 import { readSavedImage, type SavedImage } from '../../helpers/image-fs.js';
 import { savedImage, Workspace } from './util.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = dockerdUnavailable() ?? basesUnavailable();
+const skip = needs(dockerdUnavailable(), basesUnavailable());
 const ws = new Workspace('kiln-bkfs-');
 let d: Dockerd | undefined;
 
@@ -404,7 +405,7 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
   });
 });
 
-describe('documented differences (docs/dockerfile-differences.md)', { skip: basesUnavailable() }, () => {
+describe('documented differences (docs/dockerfile-differences.md)', { skip: needs(basesUnavailable()) }, () => {
   before(async () => {
     if (skip) await ws.importDebian();
   });

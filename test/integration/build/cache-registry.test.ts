@@ -13,8 +13,9 @@ import { basesUnavailable, ensureBaseTar } from '../../helpers/bases.js';
 import { runKiln } from '../../helpers/kiln.js';
 import { registryUnavailable, startRegistry, type Registry } from '../../helpers/registry.js';
 import { parseJsonProgress, type Built } from './cache-helpers.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable() ?? registryUnavailable();
+const skip = needs(basesUnavailable(), registryUnavailable());
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-cache-reg-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 

@@ -13,8 +13,9 @@ import * as path from 'node:path';
 import { basesUnavailable, ensureBaseTar } from '../../helpers/bases.js';
 import { runKiln } from '../../helpers/kiln.js';
 import { parseJsonProgress } from './cache-helpers.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable();
+const skip = needs(basesUnavailable());
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-repro-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 

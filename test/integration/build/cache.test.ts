@@ -11,8 +11,9 @@ import * as path from 'node:path';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { Workspace } from './util.js';
 import { parseJsonProgress, type Built } from './cache-helpers.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable();
+const skip = needs(basesUnavailable());
 const ws = new Workspace('kiln-cache-');
 after(() => rmSync(ws.dir, { recursive: true, force: true }));
 

@@ -15,12 +15,13 @@ import { basesUnavailable } from '../../helpers/bases.js';
 import { registryUnavailable, startRegistry, type Registry } from '../../helpers/registry.js';
 import { Store } from '../../../src/store/store.js';
 import { Workspace } from './util.js';
+import { needs } from '../../helpers/prereq.js';
 
 const PLAIN = 'application/vnd.oci.image.layer.v1.tar';
 const GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
 
-const skip = basesUnavailable() ?? registryUnavailable() ?? (spawnSync('sh', ['-c', 'command -v skopeo && command -v zstd']).status === 0 ? undefined : 'skopeo or zstd is not installed');
+const skip = needs(basesUnavailable(), registryUnavailable(), spawnSync('sh', ['-c', 'command -v skopeo && command -v zstd']).status === 0 ? undefined : 'skopeo or zstd is not installed (apt-get install skopeo zstd)');
 const ws = new Workspace('kiln-compress-');
 after(() => rmSync(ws.dir, { recursive: true, force: true }));
 

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { savedImage, Workspace } from './util.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable();
+const skip = needs(basesUnavailable());
 const ws = new Workspace('kiln-features-');
 after(() => rmSync(ws.dir, { recursive: true, force: true }));
 

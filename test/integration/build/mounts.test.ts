@@ -13,8 +13,9 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { savedImage, Workspace } from './util.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable();
+const skip = needs(basesUnavailable());
 const ws = new Workspace('kiln-mounts-');
 after(() => rmSync(ws.dir, { recursive: true, force: true }));
 

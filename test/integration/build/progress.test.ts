@@ -15,8 +15,9 @@ import { cliPath } from '../../helpers/paths.js';
 import { registryUnavailable, startRegistry, type Registry } from '../../helpers/registry.js';
 import { emulate } from '../../unit/ui/script.js';
 import { Workspace } from './util.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable();
+const skip = needs(basesUnavailable());
 const ws = new Workspace('kiln-progress-');
 after(() => rmSync(ws.dir, { recursive: true, force: true }));
 
@@ -51,7 +52,7 @@ function onPty(args: string[], cols: number, rows: number): Promise<{ code: numb
 }
 
 function scriptUnavailable(): string | undefined {
-  if (spawnSync('sh', ['-c', 'command -v script']).status !== 0) return 'util-linux script is not installed (no pseudo-terminal for the tty view)';
+  if (spawnSync('sh', ['-c', 'command -v script']).status !== 0) return 'util-linux script is not installed (apt-get install bsdutils: a pseudo-terminal for the tty view)';
   const probe = spawnSync('script', ['-qefc', 'test -t 2', '/dev/null'], { stdio: 'ignore' });
   return probe.status === 0 ? undefined : 'script gives no terminal here';
 }
@@ -193,7 +194,7 @@ describe('build progress', { skip }, () => {
     assert.match(r.stderr, /auto, tty, plain, json, quiet/);
   });
 
-  test('tty (on a pseudo-terminal): the live view while running, then the final frame with the summary; cursor shown', { skip: scriptUnavailable() }, async () => {
+  test('tty (on a pseudo-terminal): the live view while running, then the final frame with the summary; cursor shown', { skip: needs(scriptUnavailable()) }, async () => {
     const c = ws.context('tty', { Dockerfile: 'FROM debian-slim:bookworm AS one\nRUN echo tty-one && sleep 0.5\nFROM debian-slim:bookworm\nRUN echo tty-two && sleep 0.5\nCOPY --from=one /etc/hostname /h\n' });
     const r = await onPty(['build', '--no-cache', '-t', 'progress:tty', c], 100, 40);
     assert.equal(r.code, 0, r.out);
@@ -219,7 +220,7 @@ describe('build progress', { skip }, () => {
     assert.equal(screen.slice(0, fin).filter((l) => l !== '').length, 0, screen.slice(0, fin).join('\n'));
   });
 
-  test('tty on a narrow terminal: no line of the live view wraps', { skip: scriptUnavailable() }, async () => {
+  test('tty on a narrow terminal: no line of the live view wraps', { skip: needs(scriptUnavailable()) }, async () => {
     const r = await onPty(['build', '--progress=tty', '--no-cache', ctx], 36, 12);
     assert.equal(r.code, 0, r.out);
     const live = r.out.slice(0, r.out.indexOf('FINISHED'));
@@ -231,7 +232,7 @@ describe('build progress', { skip }, () => {
   });
 });
 
-describe('build progress: a base image pulled from a registry', { skip: skip ?? registryUnavailable() }, () => {
+describe('build progress: a base image pulled from a registry', { skip: skip || needs(registryUnavailable()) }, () => {
   let reg: Registry;
   const pullWs = new Workspace('kiln-progress-pull-');
   after(async () => {

@@ -12,8 +12,9 @@ import * as path from 'node:path';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { cliPath } from '../../helpers/paths.js';
 import { Workspace } from './util.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable();
+const skip = needs(basesUnavailable());
 const ws = new Workspace('kiln-robust-');
 after(() => rmSync(ws.dir, { recursive: true, force: true }));
 

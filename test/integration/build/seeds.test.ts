@@ -1,5 +1,5 @@
 /**
- * The seeds' patterns end to end (../shared/bench/workloads, adapted to work offline): each builds
+ * The seeds' patterns end to end (bench/workloads, adapted to work offline): each builds
  * with kiln and its image does what the app should, as the user the Dockerfile sets.
  *
  * The two stress workloads (many-files: 30,000 files; big-layer: a 300 MB layer) take minutes at
@@ -8,15 +8,15 @@
  */
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
 import { basesUnavailable, ensureBaseTar, type BaseName } from '../../helpers/bases.js';
-import { sharedDir } from '../../helpers/paths.js';
+import { workloadsDir as workloads } from '../../helpers/paths.js';
+import { needs } from '../../helpers/prereq.js';
 
-const workloads = path.join(sharedDir, 'bench', 'workloads');
-const skip = basesUnavailable() ?? (existsSync(workloads) ? false : `no ${workloads}`);
+const skip = needs(basesUnavailable());
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-seeds-'));
 const root = path.join(work, 'store');
 after(() => rmSync(work, { recursive: true, force: true }));

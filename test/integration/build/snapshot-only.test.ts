@@ -13,8 +13,9 @@ import { basesUnavailable } from '../../helpers/bases.js';
 import { chainId, type Digest } from '../../../src/util/digest.js';
 import { savedImage, Workspace } from './util.js';
 import { parseJsonProgress, type Built } from './cache-helpers.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable();
+const skip = needs(basesUnavailable());
 const ws = new Workspace('kiln-snaponly-');
 after(() => rmSync(ws.dir, { recursive: true, force: true }));
 

@@ -13,8 +13,9 @@ import { runKiln } from '../../helpers/kiln.js';
 import { basesUnavailable, ensureBaseTar, type BaseName } from '../../helpers/bases.js';
 import { readSavedImage } from '../../helpers/image-fs.js';
 import { repoRoot } from '../../helpers/paths.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable() ?? false;
+const skip = needs(basesUnavailable());
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-examples-'));
 const root = path.join(work, 'store');
 after(() => rmSync(work, { recursive: true, force: true }));

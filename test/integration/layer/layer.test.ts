@@ -9,11 +9,12 @@ import { Readable, PassThrough } from 'node:stream';
 import { applyLayer, encodeLayer, tarChanges, tarDirectory } from '../../../src/layer/index.js';
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from '../../../src/layer/tarformat.js';
 import { KilnError } from '../../../src/util/errors.js';
+import { needs } from '../../helpers/prereq.js';
 
 const require = createRequire(import.meta.url);
 const xattr = require('fs-xattr') as { setAttributeSync(p: string, n: string, v: Buffer | string): void; getAttributeSync(p: string, n: string): Buffer };
 const root = process.getuid?.() === 0;
-const skip = root ? false : 'needs root (ownership, device nodes, trusted xattrs)';
+const skip = needs(root ? false : 'layer round trips need root (ownership, device nodes, trusted xattrs): run the tests as root');
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-layer-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 

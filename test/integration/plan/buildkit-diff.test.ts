@@ -14,8 +14,9 @@ import { expandInstruction } from '../../../src/dockerfile/expand-instruction.js
 import { parsePortSpecs } from '../../../src/dockerfile/values.js';
 import { createPlan, StageScope, platformArgs } from '../../../src/plan/index.js';
 import { dockerdUnavailable, startDockerd, type Dockerd } from '../../helpers/dockerd.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = dockerdUnavailable();
+const skip = needs(dockerdUnavailable());
 let d: Dockerd | undefined;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-bkdiff-'));
 before(async () => {

@@ -17,8 +17,9 @@ import { basesUnavailable, ensureBaseTar } from '../../helpers/bases.js';
 import { runKiln } from '../../helpers/kiln.js';
 import { startForwardProxy, type ForwardProxy } from '../../helpers/proxy.js';
 import { registryUnavailable, startRegistry, type Registry } from '../../helpers/registry.js';
+import { needs } from '../../helpers/prereq.js';
 
-const skip = basesUnavailable() ?? registryUnavailable() ?? (spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl is not installed');
+const skip = needs(basesUnavailable(), registryUnavailable(), spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl is not installed (apt-get install openssl)');
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-proxy-'));
 const root = path.join(work, 'store');
 const kiln = (args: string[], env: NodeJS.ProcessEnv) => runKiln(args, { root, env: { HTTP_PROXY: '', HTTPS_PROXY: '', NO_PROXY: '', http_proxy: '', https_proxy: '', no_proxy: '', ...env } });

@@ -18,9 +18,10 @@ import { Store } from '../../../src/store/store.js';
 import { compressedImage } from '../../../src/store/compressed.js';
 import { canonicalJSON } from '../../../src/image/canonical.js';
 import { sha256 } from '../../../src/util/digest.js';
+import { needs } from '../../helpers/prereq.js';
 
-const noRegistry = registryUnavailable();
-const noSkopeo = spawnSync('sh', ['-c', 'command -v skopeo']).status === 0 ? undefined : 'skopeo is not installed';
+const noRegistry = needs(registryUnavailable());
+const noSkopeo = needs(spawnSync('sh', ['-c', 'command -v skopeo']).status === 0 ? undefined : 'skopeo is not installed (apt-get install skopeo)');
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-registry-'));
 /** The store holding the test image (made once). */
 const srcRoot = path.join(work, 'src-store');
@@ -355,7 +356,7 @@ describe('faults between kiln and the registry', { skip: noRegistry }, () => {
   });
 });
 
-describe('TLS registry with htpasswd Basic auth', { skip: noRegistry ?? htpasswdUnavailable() }, () => {
+describe('TLS registry with htpasswd Basic auth', { skip: noRegistry || needs(htpasswdUnavailable()) }, () => {
   let reg: Registry;
   let dockerConfig: string;
   const env = () => ({ DOCKER_CONFIG: dockerConfig });

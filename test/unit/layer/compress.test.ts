@@ -47,3 +47,36 @@ test('gzip layer: the same bytes give the same blob (the store/skip choice depen
   assert.equal(a.info.digest, b.info.digest);
   assert.ok(a.out.equals(b.out));
 });
+
+test('zstd without the zstd program: node:zlib encodes it where node has zstd (22.15+), else a clear error; openLayer reads it back', async () => {
+  const { nodeZstd, openLayer } = { ...(await import('../../../src/layer/decompress.js')) };
+  const data = Buffer.concat([Buffer.from('kiln zstd '.repeat(50_000)), randomBytes(200_000)]);
+  const saved = process.env.PATH;
+  process.env.PATH = '/nonexistent'; // no zstd program to find
+  try {
+    const dest = new PassThrough();
+    const chunks: Buffer[] = [];
+    dest.on('data', (c: Buffer) => chunks.push(c));
+    const run = encodeLayer(Readable.from([data]), dest, { compression: 'zstd', level: 3 });
+    if (!nodeZstd.createZstdCompress) {
+      await assert.rejects(run, /zstd compression needs the zstd program \(apt-get install zstd\) or Node\.js 22\.15/);
+      return;
+    }
+    const info = await run;
+    const out = Buffer.concat(chunks);
+    assert.equal(info.digest, sha(out));
+    assert.equal(info.diffId, sha(data));
+    assert.ok(out.length < data.length, 'compressed');
+    process.env.PATH = saved;
+    const z = spawnSync('zstd', ['-dc'], { input: out, maxBuffer: 1 << 26 });
+    assert.equal(z.status, 0, 'the zstd program reads what node wrote');
+    assert.ok(z.stdout.equals(data));
+    // openLayer decodes it in process (node's zstd), with no zstd program on the PATH either.
+    process.env.PATH = '/nonexistent';
+    const back: Buffer[] = [];
+    for await (const c of openLayer(Readable.from([out]))) back.push(c as Buffer);
+    assert.ok(Buffer.concat(back).equals(data));
+  } finally {
+    process.env.PATH = saved;
+  }
+});

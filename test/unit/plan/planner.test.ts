@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { parseDockerfile } from '../../../src/dockerfile/parser.js';
 import { createPlan, type BuildPlan, type PlanOptions } from '../../../src/plan/index.js';
 import { KilnError } from '../../../src/util/errors.js';
-import { fixturesDir, sharedDir } from '../../helpers/paths.js';
+import { fixturesDir, workloadsDir } from '../../helpers/paths.js';
 
 const plan = (t: string, o: PlanOptions = {}) => createPlan(parseDockerfile(t, { file: 'Dockerfile' }), o);
 /** The expanded text of instruction i of stage s. */
@@ -259,8 +259,8 @@ describe('the seeds plan', () => {
     assert.equal(p.stages[1]!.instructions[1]!.expanded, 'COPY --from=builder /tmp/wheels /tmp/wheels');
     assert.equal(p.stages[1]!.instructions[2]!.expanded, 'WORKDIR /tmp/wheels');
   });
-  const workloads = path.join(sharedDir, 'bench', 'workloads');
-  test('the bench workloads plan (shared/bench)', { skip: readdirSafe(workloads).length === 0 ? `no ${workloads}` : false }, () => {
+  const workloads = workloadsDir;
+  test('the bench workloads plan (bench/workloads)', () => {
     for (const w of readdirSafe(workloads)) {
       const text = readFileSync(path.join(workloads, w, 'Dockerfile'), 'utf8');
       const p = plan(text, w === 'py-obfuscate' ? { buildArgs: { SRC_FORMAT: 'clear' } } : {});

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { validateMounts, prepareMounts, mountsFile } from '../../../src/sandbox/mounts.js';
 import { containerEnv, parseVolume } from '../../../src/cli/commands/run.js';
+import { needs } from '../../helpers/prereq.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-mounts-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -21,7 +22,7 @@ test('mounts are checked before anything is set up', () => {
   assert.throws(() => validateMounts([{ type: 'volume' as 'bind', target: '/x' }]), /unknown mount type/);
 });
 
-test('prepared mounts: cache dirs made with their owner and mode, writes-discarded binds copied without overlay, parents first', { skip: process.getuid?.() !== 0 ? 'chown needs root' : undefined }, async () => {
+test('prepared mounts: cache dirs made with their owner and mode, writes-discarded binds copied without overlay, parents first', { skip: needs(process.getuid?.() !== 0 ? 'prepared mounts need root (chown): run the tests as root' : undefined) }, async () => {
   const src = path.join(tmp, 'ctx');
   mkdirSync(src, { recursive: true });
   writeFileSync(path.join(src, 'f'), 'data');

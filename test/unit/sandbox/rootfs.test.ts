@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { snapshotTree, diffTrees, diffUpper, makeStubs, flattenLowerDirs } from '../../../src/sandbox/rootfs.js';
 import type { Change } from '../../../src/layer/write.js';
+import { needs } from '../../helpers/prereq.js';
 
 const require = createRequire(import.meta.url);
 const xattr = require('fs-xattr') as { setAttributeSync(p: string, n: string, v: string): void; getAttributeSync(p: string, n: string): Buffer };
@@ -81,7 +82,7 @@ test('native diff: a new hard link reports both names (the inode changed)', () =
   assert.deepEqual(fmt(diffTrees(root, before)), ['add bin', 'add bin/a', 'add bin/b']);
 });
 
-test('upper dir diff: overlay whiteouts and opaque directories', { skip: isRoot ? undefined : 'overlay markers need root' }, () => {
+test('upper dir diff: overlay whiteouts and opaque directories', { skip: needs(isRoot ? undefined : 'overlay markers need root (mknod, trusted xattrs): run the tests as root') }, () => {
   const upper = tree({ 'etc/new': 'n', 'opq/inside': 'i', 'plain/x': 'x' });
   execFileSync('mknod', [path.join(upper, 'etc/gone'), 'c', '0', '0']);
   execFileSync('mknod', [path.join(upper, 'gonedir'), 'c', '0', '0']);
@@ -93,7 +94,7 @@ test('upper dir diff: overlay whiteouts and opaque directories', { skip: isRoot 
   assert.deepEqual(fmt(diffUpper(upper)), ['add etc', 'add etc/new', 'add etc/null', 'add opq', 'add opq/inside', 'add plain', 'add plain/x', 'delete etc/gone', 'delete etc/xwh', 'delete gonedir', 'opaque opq']);
 });
 
-test('stubs: missing mount points made in a separate dir, parents copying the image\'s metadata, symlinks resolved', { skip: isRoot ? undefined : 'chown needs root' }, () => {
+test('stubs: missing mount points made in a separate dir, parents copying the image\'s metadata, symlinks resolved', { skip: needs(isRoot ? undefined : 'stubs need root (chown): run the tests as root') }, () => {
   const l1 = tree({ 'etc/passwd': 'x', 'var/run/.keep': '', proc: null });
   chmodSync(path.join(l1, 'etc'), 0o710);
   chownSync(path.join(l1, 'etc'), 7, 8);
@@ -120,7 +121,7 @@ test('stubs: missing mount points made in a separate dir, parents copying the im
   assert.deepEqual(readdirSync(stubs).sort(), ['etc', 'mnt', 'var']);
 });
 
-test('flattening layer dirs: later layers win, whiteouts delete, opaque directories drop what was below', { skip: isRoot ? undefined : 'overlay markers need root' }, () => {
+test('flattening layer dirs: later layers win, whiteouts delete, opaque directories drop what was below', { skip: needs(isRoot ? undefined : 'overlay markers need root (mknod, trusted xattrs): run the tests as root') }, () => {
   const l1 = tree({ 'a/1': 'one', 'a/2': 'two', 'b/old': 'old', 'c/deep/x': 'x', keep: 'k' });
   const l2 = tree({ 'a/1': 'ONE', 'b/new': 'new', 'd/n': 'n' });
   execFileSync('mknod', [path.join(l2, 'a/2'), 'c', '0', '0']);

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { resolveUser, resolveChown, parsePasswd, parseGroup, readImageFile, findInRoot } from '../../../src/util/users.js';
+import { needs } from '../../helpers/prereq.js';
 
 const require = createRequire(import.meta.url);
 const xattr = require('fs-xattr') as { setAttributeSync(p: string, n: string, v: Buffer | string): void };
@@ -117,7 +118,7 @@ test('symlinks are followed inside the root, never out of it', () => {
   assert.equal(readImageFile(loop, '/etc/passwd'), undefined);
 });
 
-test('a stack of layer directories: the topmost file wins, whiteouts and opaque directories hide lower ones', { skip: process.getuid?.() !== 0 ? 'overlay markers need root (mknod, trusted xattrs)' : undefined }, () => {
+test('a stack of layer directories: the topmost file wins, whiteouts and opaque directories hide lower ones', { skip: needs(process.getuid?.() !== 0 ? 'overlay markers need root (mknod, trusted xattrs): run the tests as root' : undefined) }, () => {
   const l1 = rootWith({ 'etc/passwd': 'base:x:1:1::/b:/bin/sh\n', 'etc/group': 'g1:x:10:base\n', 'opt/conf/passwd': 'x' });
   const l2 = rootWith({ 'etc/passwd': 'base:x:1:1::/b:/bin/sh\nadded:x:2:2::/a:/bin/sh\n' });
   assert.equal(resolveUser([l1, l2], 'added').uid, 2);

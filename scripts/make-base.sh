@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Make Debian-based root filesystem tarballs that stand in for public base images, offline from any
+# container registry (only Debian's package mirror is needed). Each tarball is a plain rootfs tar,
+# importable with `kiln import`, `docker import` or `buildah`.
+#
+#   scripts/make-base.sh OUTDIR [NAME...]
+#
+# NAMEs (default: all):
+#   debian-slim  Debian bookworm minbase                       (~ debian:bookworm-slim)
+#   python-slim  minbase + python3 + venv                      (~ python:3.11-slim)
+#   python-full  python-slim + pip, setuptools, wheel, gcc,    (~ python:3.11, the "full" image)
+#                python3-dev, build-essential, git
+#   node-slim    minbase + nodejs                              (~ node:18-slim / distroless runtime)
+#   node-full    node-slim + npm + build-essential             (~ node:18)
+#
+# Output: OUTDIR/NAME.tar. Existing tarballs are kept (delete one to make it again). Makers of the
+# same NAME in OUTDIR take turns (a mkdir lock OUTDIR/.NAME.lock, the one the test helpers use), so
+# tests, the demo and the benchmark can ask for the same base at once.
+# Needs: root, mmdebstrap (apt-get install mmdebstrap), access to Debian's package mirror.
+set -euo pipefail
+out=${1:?usage: make-base.sh OUTDIR [NAME...]}; shift
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(debian-slim python-slim python-full node-slim node-full)
+pkgs_for() {
+  case "$1" in
+    debian-slim) echo "" ;;
+    python-slim) echo "python3,python3-venv,ca-certificates" ;;
+    python-full) echo "python3,python3-venv,python3-pip,python3-setuptools,python3-wheel,python3-dev,build-essential,git,ca-certificates" ;;
+    node-slim)   echo "nodejs,ca-certificates" ;;
+    node-full)   echo "nodejs,npm,build-essential,python3,git,ca-certificates" ;;
+    *) echo "make-base.sh: unknown base \"$1\" (known: debian-slim python-slim python-full node-slim node-full)" >&2; return 1 ;;
+  esac
+}
+for n in "${names[@]}"; do pkgs_for "$n" >/dev/null || exit 2; done
+mkdir -p "$out"
+have() { [ -s "$out/$1.tar" ]; }
+todo=(); for n in "${names[@]}"; do have "$n" && echo "have $out/$n.tar" || todo+=("$n"); done
+[ ${#todo[@]} -gt 0 ] || exit 0
+[ "$(id -u)" = 0 ] || { echo "make-base.sh: making ${todo[*]} needs root (mmdebstrap unpacks packages as their owners)" >&2; exit 1; }
+command -v mmdebstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null; }
+
+locks=()
+cleanup() { for l in "${locks[@]}"; do rm -rf "$l"; done; rm -f "$out"/*.tar.tmp.$$; }
+trap cleanup EXIT
+for n in "${todo[@]}"; do
+  t="$out/$n.tar" lock="$out/.$n.lock"
+  # Another maker of the same base: wait for it (a lock older than 15 minutes is a dead maker's).
+  until mkdir "$lock" 2>/dev/null; do
+    have "$n" && break
+    [ -n "$(find "$lock" -maxdepth 0 -mmin +15 2>/dev/null)" ] && rm -rf "$lock"
+    sleep 1
+  done
+  if have "$n"; then echo "have $t"; rm -rf "$lock" 2>/dev/null || true; continue; fi
+  locks+=("$lock")
+  p=$(pkgs_for "$n")
+  inc=(); [ -n "$p" ] && inc=(--include="$p")
+  # Deterministic enough for fixtures: a fixed mirror snapshot is not reachable, so only the suite
+  # and the timestamps are pinned.
+  SOURCE_DATE_EPOCH=1700000000 mmdebstrap --quiet --variant=minbase --format=tar \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    "${inc[@]}" bookworm "$t.tmp.$$"
+  mv "$t.tmp.$$" "$t"
+  rm -rf "$lock"
+  echo "made $t ($(du -h "$t" | cut -f1))"
+done
