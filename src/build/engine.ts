@@ -381,9 +381,12 @@ class Engine {
     return state.config.config?.Env ?? [];
   }
 
+  /** A variable set again keeps its place in the list (BuildKit's addEnv); a new one goes last. */
   private setEnv(state: StageState, key: string, value: string): void {
-    const env = this.envList(state).filter((e) => !e.startsWith(`${key}=`));
-    env.push(`${key}=${value}`);
+    const env = [...this.envList(state)];
+    const at = env.findIndex((e) => e.startsWith(`${key}=`));
+    if (at >= 0) env[at] = `${key}=${value}`;
+    else env.push(`${key}=${value}`);
     this.cfg(state).Env = env;
   }
 
