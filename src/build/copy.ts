@@ -71,15 +71,23 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
     const own = req.owner ?? (keepOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
     return { ...own, mode: chmod ?? st.mode & 0o7777, mtime: Math.floor(st.mtimeMs / 1000) };
   };
+  /** target → the inode it was copied from, scoped to its source (see hardLinked). */
+  const inodes = new Map<string, string>();
+  let sourceNo = 0;
   const add = (target: string, e: ContextEntry) => {
     const st = e.stat;
     const m = meta(st);
+    inodes.delete(target);
     if (st.isDirectory()) entries.set(target, { path: target, type: 'directory', ...m });
     else if (st.isSymbolicLink()) entries.set(target, { path: target, type: 'symlink', linkname: readlinkSafe(e.abs), ...m, mode: 0o777 });
-    else if (st.isFile()) entries.set(target, { path: target, type: 'file', source: e.abs, size: st.size, ...m });
+    else if (st.isFile()) {
+      entries.set(target, { path: target, type: 'file', source: e.abs, size: st.size, ...m });
+      if (st.nlink > 1) inodes.set(target, `${sourceNo}:${st.dev}:${st.ino}`);
+    }
     // sockets, devices and fifos in a context are not copied (BuildKit skips them too)
   };
   for (const { ctx, e, name, keepOwner: keep, unpacked } of selected) {
+    sourceNo++;
     keepOwner = keep;
     chmod = unpacked ? undefined : req.chmod;
     if (excluded(name)) continue;
@@ -108,7 +116,29 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
     throw new KilnError('BUILD', `when using COPY with more than one source file, the destination must be a directory and end with a /`, req.place);
   }
   const parents = parentEntries(req.destRoot, entries.keys(), req.owner ?? { uid: 0, gid: 0 }, created, entries);
-  return [...parents, ...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return hardLinked([...parents, ...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), inodes);
+}
+
+/**
+ * Files that are one inode in a copied source stay one in the layer: the first (in path order) is
+ * written, the others as hard links to it. BuildKit's copier (fsutil) keeps links within each
+ * source it copies, from the context or a stage alike: `COPY --from=busybox-builder /rootfs /`
+ * keeps its 400 links to one binary, while `COPY a b /d/` with a and b linked gives two files.
+ */
+export function hardLinked(sorted: EntrySpec[], inodes: Map<string, string>): EntrySpec[] {
+  if (inodes.size < 2) return sorted;
+  const first = new Map<string, string>();
+  return sorted.map((e) => {
+    const key = e.type === 'file' ? inodes.get(e.path) : undefined;
+    if (key === undefined) return e;
+    const target = first.get(key);
+    if (target === undefined) {
+      first.set(key, e.path);
+      return e;
+    }
+    const { source: _source, size: _size, ...rest } = e;
+    return { ...rest, type: 'hardlink', linkname: target };
+  });
 }
 
 /**

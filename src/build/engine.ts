@@ -383,16 +383,21 @@ class Engine {
     return state.config.config?.Env ?? [];
   }
 
+  /** A variable set again keeps its place in the list (BuildKit's addEnv); a new one goes last. */
   private setEnv(state: StageState, key: string, value: string): void {
-    const env = this.envList(state).filter((e) => !e.startsWith(`${key}=`));
-    env.push(`${key}=${value}`);
+    const env = [...this.envList(state)];
+    const at = env.findIndex((e) => e.startsWith(`${key}=`));
+    if (at >= 0) env[at] = `${key}=${value}`;
+    else env.push(`${key}=${value}`);
     this.cfg(state).Env = env;
   }
 
   private async step(ins: Instruction, state: StageState, scope: StageScope, stage: PlannedStage, stageResult: (n: number) => Promise<StageState>, stepNo: number): Promise<LayerInfo | undefined> {
     const x = (w: string) => this.expand(w, scope, ins);
     const c = () => this.cfg(state);
-    const cmdForm = (f: { form: 'exec'; args: string[] } | { form: 'shell'; command: string }) => (f.form === 'exec' ? f.args : [...state.shell, f.command]);
+    // `CMD []` and `ENTRYPOINT []` unset the value (null), as BuildKit's nil slice: docker treats
+    // an empty list otherwise when a user passes arguments.
+    const cmdForm = (f: { form: 'exec'; args: string[] } | { form: 'shell'; command: string }) => (f.form === 'exec' ? (f.args.length ? f.args : null) : [...state.shell, f.command]);
     switch (ins.kind) {
       case 'ARG': {
         // History shows each ARG with the value it took (a --build-arg, the expanded default, the

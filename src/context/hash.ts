@@ -127,14 +127,17 @@ export async function hashSelection(ctx: BuildContext, sources: string[], opts: 
   for (const s of sources) {
     h.update(`source ${JSON.stringify(s)}\n`);
     for (const e of ctx.select(s, opts.place ?? {})) {
-      await hashEntry(h, e, opts);
-      if (e.stat.isDirectory()) for (const c of ctx.walk(e.rel)) await hashEntry(h, c, opts);
+      // Files linked to each other within a selected entry are one inode in the layer (COPY keeps
+      // hard links per source, build/copy.ts): the links are part of what the step makes.
+      const inodes = new Map<string, string>();
+      await hashEntry(h, e, opts, inodes);
+      if (e.stat.isDirectory()) for (const c of ctx.walk(e.rel)) await hashEntry(h, c, opts, inodes);
     }
   }
   return `sha256:${h.digest('hex')}`;
 }
 
-async function hashEntry(h: ReturnType<typeof createHash>, e: ContextEntry, opts: SelectionOptions): Promise<void> {
+async function hashEntry(h: ReturnType<typeof createHash>, e: ContextEntry, opts: SelectionOptions, inodes: Map<string, string>): Promise<void> {
   const st = e.stat;
   const owner = opts.keepOwner ? ` ${st.uid}:${st.gid}` : '';
   const perm = (st.mode & 0o7777).toString(8);
@@ -144,6 +147,12 @@ async function hashEntry(h: ReturnType<typeof createHash>, e: ContextEntry, opts
   else if (st.isFile()) {
     const d = opts.files ? await opts.files.digest(e.abs, st) : await hashFile(e.abs, st.size);
     h.update(`f ${name} ${perm}${owner} ${st.size} ${d}\n`);
+    if (st.nlink > 1) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = inodes.get(key);
+      if (first === undefined) inodes.set(key, e.rel);
+      else h.update(`h ${name} ${JSON.stringify(first)}\n`);
+    }
   }
   // sockets, fifos, devices are not copied: not hashed either
 }

@@ -88,9 +88,12 @@ export class BuildContext {
       found = next;
     }
     const out = found.filter((rel) => !this.ignores(rel)).map((rel) => ({ rel, abs: path.join(this.root, rel), stat: lstatSync(path.join(this.root, rel)) }));
+    // A wildcard that matches nothing selects nothing, as BuildKit (its copy allows empty
+    // wildcards): `COPY package.json yarn.lock* package-lock.json* ./` copies the lock file there is.
+    if (out.length === 0 && hasWildcard(clean)) return out;
     if (out.length === 0) {
       throw new KilnError('NOT_FOUND', `failed to compute cache key: "${source}" not found in the build context`, place, {
-        hint: hasWildcard(source) ? 'no file matches the pattern (or .dockerignore excludes them)' : 'check the path (relative to the context) and .dockerignore',
+        hint: 'check the path (relative to the context) and .dockerignore',
       });
     }
     return out;

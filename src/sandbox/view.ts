@@ -74,6 +74,9 @@ export async function openView(store: Store, layers: Descriptor[], diffIds: Dige
           }
         }
       }
+      // Every layer lies off the wanted paths (a scratch stage's COPY to /a, then one to /b): the
+      // view of those paths is empty, and overlayfs cannot mount nothing.
+      if (lowers.length === 0) return { root, close };
       // Without an upper dir overlayfs is read-only but wants two lower dirs at least.
       const empty = path.join(dir, 'empty');
       mkdirSync(empty);

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BuildContext } from '../../../src/context/index.js';
@@ -79,6 +79,16 @@ test('wildcards select like COPY; a missing source throws', async () => {
   assert.notEqual(await hash(dir, ['*.txt']), all);
   await assert.rejects(hash(dir, ['nope.txt']), /not found/);
   assert.notEqual(await hash(dir, ['a.txt', 'b.txt']), await hash(dir, ['b.txt', 'a.txt']), 'order of sources counts');
+  assert.match(await hash(dir, ['*.txt', 'none*']), /^sha256:/, 'a wildcard matching nothing selects nothing, as COPY (no error)');
+});
+
+test('hard links within a copied directory count (COPY keeps them); across sources they do not', async () => {
+  const linked = makeContext('hl1', { 'd/a': 'same', 'd/z': 'other' });
+  const copies = makeContext('hl2', { 'd/a': 'same', 'd/z': 'other', 'd/b': 'same' });
+  linkSync(path.join(linked, 'd', 'a'), path.join(linked, 'd', 'b'));
+  age(linked, ['d/a', 'd/b']);
+  assert.notEqual(await hash(linked, ['d']), await hash(copies, ['d']), 'the same bytes, linked or not: different layers');
+  assert.equal(await hash(linked, ['d/a', 'd/b']), await hash(copies, ['d/a', 'd/b']), 'two sources are two files either way');
 });
 
 test('ownership counts only when asked (sources whose owner reaches the layer)', async () => {
