@@ -75,9 +75,11 @@ export class Store {
   static async open(opts: { root?: string } = {}): Promise<Store> {
     const root = path.resolve(opts.root ?? defaultStoreRoot());
     const s = new Store(root);
+    await lockDown(root);
     await fsp.mkdir(path.join(root, 'blobs', 'sha256'), { recursive: true });
     await fsp.mkdir(s.tmpDir, { recursive: true });
-    await fsp.mkdir(path.join(root, 'snapshots'), { recursive: true });
+    await fsp.mkdir(path.join(root, 'snapshots'), { recursive: true, mode: 0o700 });
+    await lockDown(path.join(root, 'snapshots'));
     const layout = path.join(root, 'oci-layout');
     if (!(await fsp.stat(layout).catch(() => undefined))) await writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     if (!(await fsp.stat(s.indexPath).catch(() => undefined))) await writeFileAtomic(s.indexPath, canonicalJSON({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
@@ -580,6 +582,26 @@ function teeTo(dest: Writable, tee: (chunk: Buffer) => Promise<void>): Writable 
       cb(e);
     },
   });
+}
+
+/**
+ * The store holds images' files as they are, setuid programs included (an image's passwd, a copy
+ * of id made setuid by a RUN): a directory on the way to them that other users can search lets any
+ * local user run them with euid 0 (moby CVE-2021-41091). So the root is 0700, as docker's and
+ * containerd's roots are, and so is snapshots/ (a second lock, should the root be opened up by
+ * hand). An existing store made with wider modes is repaired when opened. A root kiln cannot make
+ * private (owned by another user) is refused rather than used.
+ */
+async function lockDown(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await fsp.stat(dir);
+  if (!st.isDirectory()) throw new KilnError('STORE', `the store root ${dir} is not a directory`, { path: dir }, { hint: 'give another --root' });
+  if ((st.mode & 0o077) === 0) return;
+  try {
+    await fsp.chmod(dir, st.mode & 0o7700);
+  } catch (e) {
+    throw new KilnError('STORE', `cannot make ${dir} private to its owner (mode ${(st.mode & 0o7777).toString(8)}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path: dir }, { hint: 'the store must be reachable by its owner only; use a --root you own' });
+  }
 }
 
 /** Temp names carry the writer's pid ("blob-PID-…", "tmp-PID-…"): dead writer, stale file. */
