@@ -53,6 +53,18 @@ export function cleanEntryName(name: string): string {
   return parts.join('/');
 }
 
+/** A hard link's target, cleaned like a name; a bad one is refused naming the link's entry. */
+export function checkHardLinkTarget(entry: string, linkname: string | undefined): string {
+  let target: string;
+  try {
+    target = cleanEntryName(linkname ?? '');
+  } catch (e) {
+    throw unsafe(entry, `hard link target "${linkname}": ${(e as KilnError).message.replace(/^refusing layer entry "[^"]*": /, '')}`);
+  }
+  if (target === '') throw unsafe(entry, 'hard link without a target');
+  return target;
+}
+
 export async function applyLayer(blob: Readable, root: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
   const absRoot = path.resolve(root);
   await fsp.mkdir(absRoot, { recursive: true });
@@ -135,7 +147,7 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     ensureParents(rel, header.name);
     const abs = path.join(absRoot, rel);
     // A partial unpack may have left a hard link's target out: the path is a file all the same.
-    const h = opts.only && header.type === 'hardlink' && !created.has(cleanEntryName(header.linkname ?? '')) ? { ...header, type: 'file' as const, size: 0 } : header;
+    const h = opts.only && header.type === 'hardlink' && !created.has(checkHardLinkTarget(header.name, header.linkname)) ? { ...header, type: 'file' as const, size: 0 } : header;
     created.add(rel);
     await writeEntry(abs, rel, h, body, absRoot, removeExisting);
     if (header.type === 'directory') {
@@ -185,8 +197,7 @@ async function writeEntry(
       break;
     }
     case 'hardlink': {
-      const target = cleanEntryName(h.linkname ?? '');
-      if (target === '') throw unsafe(h.name, 'hard link without a target');
+      const target = checkHardLinkTarget(h.name, h.linkname);
       const tAbs = path.join(absRoot, target);
       // The target must be inside the root and reached without symlinks.
       const parts = target.split('/');

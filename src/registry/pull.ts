@@ -1,6 +1,7 @@
 /**
  * Pull: a reference → its manifest (the platform's, from an index) → config and layers streamed
- * into the store in parallel, each verified; then the image is tagged under its full name.
+ * into the store in parallel, each verified; then the whole image is checked (every layer's
+ * diff_id against the config) and only then tagged under its full name.
  */
 import { parseReference, type ImageReference } from '../image/reference.js';
 import { formatPlatform, hostPlatform, matchPlatform } from '../image/platform.js';
@@ -95,14 +96,12 @@ export async function pull(store: Store, refText: string, opts: PullOptions = {}
   });
   await store.putBlob(body, { digest: descriptor.digest, size: descriptor.size });
   const name = ref.toString();
-  const img = await store.loadImage(descriptor, { name });
+  // The whole image is checked (config against manifest, every layer's diff_id) before the tag moves.
+  const img = await store.verifyImage(descriptor, { where: name });
   // A single-platform image asked for another platform explicitly: refuse, as docker does.
   if (!index && opts.platform && (img.config.os !== platform.os || img.config.architecture !== platform.architecture)) {
     throw new KilnError('NOT_FOUND', `${ref.familiar()} is for ${img.config.os}/${img.config.architecture}, not the requested ${formatPlatform(platform)}`, { image: name }, { hint: 'drop --platform, or pull a multi-platform image' });
   }
   if (opts.tag !== false) await store.setTag(name, descriptor, { allowDigest: true });
-  if (img.config.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw new KilnError('INVALID', `${ref.familiar()}: the config lists ${img.config.rootfs.diff_ids.length} layers, the manifest ${manifest.layers.length}`, { image: name });
-  }
   return img;
 }
