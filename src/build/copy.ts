@@ -71,16 +71,28 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
     const own = req.owner ?? (keepOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
     return { ...own, mode: chmod ?? st.mode & 0o7777, mtime: Math.floor(st.mtimeMs / 1000) };
   };
+  // An unpacked archive's hard links (files sharing an inode): target path → inode.
+  const linked = new Map<string, string>();
+  let unpackedNow = false;
   const add = (target: string, e: ContextEntry) => {
     const st = e.stat;
     const m = meta(st);
     if (st.isDirectory()) entries.set(target, { path: target, type: 'directory', ...m });
     else if (st.isSymbolicLink()) entries.set(target, { path: target, type: 'symlink', linkname: readlinkSafe(e.abs), ...m, mode: 0o777 });
-    else if (st.isFile()) entries.set(target, { path: target, type: 'file', source: e.abs, size: st.size, ...m });
+    else if (st.isFile()) {
+      entries.set(target, { path: target, type: 'file', source: e.abs, size: st.size, ...m });
+      if (unpackedNow && st.nlink > 1) linked.set(target, `${st.dev}:${st.ino}`);
+      else linked.delete(target);
+    } else if (unpackedNow && (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO())) {
+      // An archive's device nodes and fifos are kept, as docker's ADD keeps them.
+      const type = st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'chardev' : 'blockdev';
+      entries.set(target, { path: target, type, ...m, devmajor: Math.floor(st.rdev / 256) & 0xfff, devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) });
+    }
     // sockets, devices and fifos in a context are not copied (BuildKit skips them too)
   };
   for (const { ctx, e, name, keepOwner: keep, unpacked } of selected) {
     keepOwner = keep;
+    unpackedNow = unpacked;
     chmod = unpacked ? undefined : req.chmod;
     if (excluded(name)) continue;
     if (e.stat.isDirectory()) {
@@ -107,8 +119,26 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   } else if (many && !destIsDir && !existingDir && selected.filter((s) => !s.e.stat.isDirectory()).length > 1) {
     throw new KilnError('BUILD', `when using COPY with more than one source file, the destination must be a directory and end with a /`, req.place);
   }
+  relink(entries, linked);
   const parents = parentEntries(req.destRoot, entries.keys(), req.owner ?? { uid: 0, gid: 0 }, created, entries);
   return [...parents, ...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * An unpacked archive's hard links stay hard links: of the files sharing an inode, the first in
+ * the layer's order is the file, the others link to it (a tar's link must follow its target).
+ */
+function relink(entries: Map<string, EntrySpec>, linked: Map<string, string>): void {
+  const groups = new Map<string, string[]>();
+  for (const [target, inode] of linked) if (entries.get(target)?.type === 'file') (groups.get(inode) ?? groups.set(inode, []).get(inode)!).push(target);
+  for (const paths of groups.values()) {
+    if (paths.length < 2) continue;
+    paths.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const p of paths.slice(1)) {
+      const e = entries.get(p)!;
+      entries.set(p, { path: p, type: 'hardlink', linkname: paths[0]!, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime });
+    }
+  }
 }
 
 /**

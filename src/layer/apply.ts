@@ -21,8 +21,11 @@ const require = createRequire(import.meta.url);
 const xattr = require('fs-xattr') as { setAttributeSync(p: string, n: string, v: Buffer | string): void };
 
 export interface ApplyOptions {
-  /** 'apply': whiteouts delete (flatten); 'overlay': write overlayfs markers for a lower dir. */
-  whiteouts: 'apply' | 'overlay';
+  /**
+   * 'apply': whiteouts delete (flatten); 'overlay': write overlayfs markers for a lower dir;
+   * 'none': `.wh.` members are plain files (an archive ADD unpacks, as docker's ADD does).
+   */
+  whiteouts: 'apply' | 'overlay' | 'none';
   expectedDiffId?: Digest;
   /** The blob is already a plain tar (skip compression detection). */
   uncompressed?: boolean;
@@ -118,7 +121,7 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
       for await (const _ of body) void _;
       continue;
     }
-    if (base.startsWith(WH)) {
+    if (base.startsWith(WH) && opts.whiteouts !== 'none') {
       ensureParents(rel, header.name);
       const dirAbs = path.join(absRoot, dirRel);
       if (base === OPAQUE) {
