@@ -15,6 +15,7 @@ import { Annotation, MediaType, type Descriptor, type Manifest } from '../image/
 import { parseImageConfig, parseIndex, parseJSONText } from '../image/validate.js';
 import { readTar } from '../layer/tarstream.js';
 import { cleanEntryName } from '../layer/apply.js';
+import { measureLayer } from '../layer/measure.js';
 import type { Store } from '../store/store.js';
 
 const MAX_META_FILE = 64 << 20;
@@ -56,6 +57,11 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
     }
     if (name.endsWith('layer.tar')) {
       const info = await store.putLayer(Readable.from(body, { objectMode: false }));
+      // Its facts are recorded as it is stored, so verifyImage would trust it: read it through once
+      // now, as a layer (a tar, no entry the applier would refuse).
+      await measureLayer(store.openBlob(info.digest)).catch((e: unknown) => {
+        throw e instanceof KilnError ? new KilnError(e.code, `${where}: layer ${name}: ${e.message}`, { path: where }, { hint: 'nothing was tagged' }) : e;
+      });
       files.set(name, { digest: info.digest, size: info.size, mediaType: info.mediaType, diffId: info.diffId });
       continue;
     }

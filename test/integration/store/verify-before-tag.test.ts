@@ -4,7 +4,7 @@
  */
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -105,6 +105,24 @@ describe('load: all or nothing', () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /1 layers but 2 diff_ids/);
     assert.equal(await images(root), '');
+  });
+
+  test('a layer with an escaping entry, and an archive member named ../x: refused, nothing written outside', async () => {
+    const evil = craftTar([{ name: '../../evil-layer', content: 'x' }]);
+    for (const [name, archive, message] of [
+      ['evil-layer', dockerArchive([{ config: configFor([sha(evil)]), layers: [evil], tags: ['evil:1'] }]), /refusing layer entry "\.\.\/\.\.\/evil-layer": path contains "\.\."/],
+      ['evil-member', craftTar([{ name: '../evil-member', content: 'x' }, { name: 'manifest.json', content: '[]' }]), /refusing layer entry "\.\.\/evil-member"/],
+    ] as const) {
+      const root = newRoot();
+      const file = path.join(work, `${name}.tar`);
+      writeFileSync(file, archive);
+      const r = await runKiln(['load', '-i', file], { root, cwd: work });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, message);
+      noStack(r.stderr);
+      assert.equal(await images(root), '');
+      assert.ok(!existsSync(path.join(work, '..', name.replace('-', '-'))) && !existsSync(path.join(os.tmpdir(), 'evil-layer')) && !existsSync(path.join(os.tmpdir(), 'evil-member')), 'nothing written outside');
+    }
   });
 
   test('a sound archive with two images: both tagged', async () => {
