@@ -1,7 +1,8 @@
 /**
  * `ADD local.tar /dst/`: a tar archive of the context (plain, gzip, bzip2 or xz, by its magic
  * bytes, as docker's ADD) unpacked into a temp directory by kiln's own safe applier (the one layers
- * use): an entry that would leave the directory (`..`, an absolute name, a hard link out of it, a
+ * use): names are cleaned as docker's unpacker cleans them (a leading / dropped, inner `..`
+ * resolved); an entry that still leaves the directory (`..` past its top, a hard link out of it, a
  * write through a symlink) is refused with an error naming it; hard links stay hard links; device
  * nodes and fifos are kept; `.wh.` members are plain files (docker's ADD knows no whiteouts).
  *
@@ -96,7 +97,7 @@ async function startsAsTar(file: string): Promise<boolean> {
 export async function unpackArchive(file: string, rel: string, dir: string, place: ErrorPlace): Promise<'unpacked' | 'copy'> {
   if (!(await startsAsTar(file))) return 'copy';
   try {
-    await applyLayer(openArchive(file), dir, { whiteouts: 'none', uncompressed: true });
+    await applyLayer(openArchive(file), dir, { whiteouts: 'none', uncompressed: true, names: 'docker' });
   } catch (e) {
     if (e instanceof KilnError) {
       const msg = e.message.replace(/^refusing layer entry/, 'refusing archive entry');

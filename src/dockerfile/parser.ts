@@ -65,8 +65,10 @@ const WS = /[\t\v\f\r ]+/;
  */
 export const MAX_DOCKERFILE_BYTES = 4 << 20;
 
-export function tooBig(file: string, bytes: number): KilnError {
-  return new KilnError('PARSE', `the Dockerfile is ${(bytes / (1 << 20)).toFixed(1)} MiB; kiln reads Dockerfiles of at most ${MAX_DOCKERFILE_BYTES >> 20} MiB`, { file }, { hint: 'move data into the build context and COPY it' });
+/** `bytes`: its size, or undefined when it was not read to its end (stdin). */
+export function tooBig(file: string, bytes: number | undefined): KilnError {
+  const size = bytes === undefined ? `larger than ${MAX_DOCKERFILE_BYTES >> 20} MiB` : `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+  return new KilnError('PARSE', `the Dockerfile is ${size}; kiln reads Dockerfiles of at most ${MAX_DOCKERFILE_BYTES >> 20} MiB`, { file }, { hint: 'move data into the build context and COPY it' });
 }
 
 export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfile {

@@ -36,6 +36,12 @@ export interface ApplyOptions {
    * The whole layer is still read, and checked against expectedDiffId.
    */
   only?: (rel: string) => boolean;
+  /**
+   * 'strict' (layers): an absolute name or any `..` is refused. 'docker' (ADD archives): a name is
+   * cleaned as docker's unpacker cleans it (a leading / and inner `..` resolved) and refused only
+   * when it still leaves the root.
+   */
+  names?: 'strict' | 'docker';
 }
 
 const WH = '.wh.';
@@ -56,11 +62,25 @@ export function cleanEntryName(name: string): string {
   return parts.join('/');
 }
 
+/** docker's rule (filepath.Clean, then Join with the root): refused only when it leaves the root. */
+export function cleanEntryNameAsDocker(name: string): string {
+  if (name.includes('\0')) throw unsafe(name, 'NUL byte in name');
+  const absolute = name.startsWith('/');
+  const parts: string[] = [];
+  for (const p of name.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p !== '..') parts.push(p);
+    else if (parts.length) parts.pop();
+    else if (!absolute) throw unsafe(name, 'path contains ".." that leaves the root');
+  }
+  return parts.join('/');
+}
+
 /** A hard link's target, cleaned like a name; a bad one is refused naming the link's entry. */
-export function checkHardLinkTarget(entry: string, linkname: string | undefined): string {
+export function checkHardLinkTarget(entry: string, linkname: string | undefined, names: 'strict' | 'docker' = 'strict'): string {
   let target: string;
   try {
-    target = cleanEntryName(linkname ?? '');
+    target = (names === 'docker' ? cleanEntryNameAsDocker : cleanEntryName)(linkname ?? '');
   } catch (e) {
     throw unsafe(entry, `hard link target "${linkname}": ${(e as KilnError).message.replace(/^refusing layer entry "[^"]*": /, '')}`);
   }
@@ -109,7 +129,7 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
   };
 
   for await (const { header, body } of readTar(hasher)) {
-    const rel = cleanEntryName(header.name);
+    const rel = opts.names === 'docker' ? cleanEntryNameAsDocker(header.name) : cleanEntryName(header.name);
     if (rel === '') {
       // the root itself ("./"): only its metadata
       if (header.type === 'directory') dirTimes.push([absRoot, header.mtime]);
@@ -150,9 +170,9 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     ensureParents(rel, header.name);
     const abs = path.join(absRoot, rel);
     // A partial unpack may have left a hard link's target out: the path is a file all the same.
-    const h = opts.only && header.type === 'hardlink' && !created.has(checkHardLinkTarget(header.name, header.linkname)) ? { ...header, type: 'file' as const, size: 0 } : header;
+    const h = opts.only && header.type === 'hardlink' && !created.has(checkHardLinkTarget(header.name, header.linkname, opts.names)) ? { ...header, type: 'file' as const, size: 0 } : header;
     created.add(rel);
-    await writeEntry(abs, rel, h, body, absRoot, removeExisting);
+    await writeEntry(abs, rel, h, body, absRoot, removeExisting, opts.names ?? 'strict');
     if (header.type === 'directory') {
       realDirs.add(rel);
       dirTimes.push([abs, header.mtime]);
@@ -174,6 +194,7 @@ async function writeEntry(
   body: AsyncIterable<Buffer>,
   absRoot: string,
   removeExisting: (abs: string, keepDir: boolean) => Promise<void>,
+  names: 'strict' | 'docker',
 ): Promise<void> {
   await removeExisting(abs, h.type === 'directory');
   switch (h.type) {
@@ -200,7 +221,7 @@ async function writeEntry(
       break;
     }
     case 'hardlink': {
-      const target = checkHardLinkTarget(h.name, h.linkname);
+      const target = checkHardLinkTarget(h.name, h.linkname, names);
       const tAbs = path.join(absRoot, target);
       // The target must be inside the root and reached without symlinks.
       const parts = target.split('/');

@@ -76,6 +76,7 @@ export class Store {
   static async open(opts: { root?: string } = {}): Promise<Store> {
     const root = path.resolve(opts.root ?? defaultStoreRoot());
     const s = new Store(root);
+    await refuseForeignDir(root);
     await lockDown(root);
     await fsp.mkdir(path.join(root, 'blobs', 'sha256'), { recursive: true });
     await fsp.mkdir(s.tmpDir, { recursive: true });
@@ -302,7 +303,8 @@ export class Store {
     return img;
   }
 
-  private async verifyLayer(layer: Descriptor, diffId: Digest, chain: Digest, where: string): Promise<void> {
+  /** One layer of verifyImage: `chain` is its chain id in the image (a snapshot-only layer has only that). */
+  async verifyLayer(layer: Descriptor, diffId: Digest, chain: Digest, where: string): Promise<void> {
     const known = await this.layerFacts(layer.digest);
     if (known?.diffId === diffId) return;
     if (!(await this.hasBlob(layer.digest))) {
@@ -666,6 +668,16 @@ function teeTo(dest: Writable, tee: (chunk: Buffer) => Promise<void>): Writable 
       cb(e);
     },
   });
+}
+
+/**
+ * The root is made private (below): so it must be the store's own directory, never one it would
+ * take from others — a non-empty directory that is no OCI layout (`--root /tmp`, `--root ~`).
+ */
+async function refuseForeignDir(root: string): Promise<void> {
+  const names = await fsp.readdir(root).catch(() => undefined);
+  if (!names || names.length === 0 || names.includes('oci-layout') || names.includes('index.json')) return;
+  throw new KilnError('STORE', `${root} is not a kiln store (it holds other files): kiln would make it private to its owner`, { path: root }, { hint: 'give --root a new or empty directory, or an existing store' });
 }
 
 /**
