@@ -1,6 +1,8 @@
 /** `kiln import`: a root filesystem tar (plain or compressed) becomes a one-layer image, as `docker import`. */
 import type { Readable } from 'node:stream';
 import { openLayer } from '../layer/decompress.js';
+import { measureLayer } from '../layer/measure.js';
+import { KilnError } from '../util/errors.js';
 import { hostPlatform } from '../image/platform.js';
 import type { ContainerConfig, ImageConfig } from '../image/types.js';
 import type { LoadedImage, Store } from '../store/store.js';
@@ -19,6 +21,11 @@ export async function importRootfs(store: Store, tar: Readable, opts: ImportOpti
   // Kept as a plain tar, as every layer made locally (a push compresses it: store/compressed.ts).
   const info = await store.putLayer(openLayer(tar));
   const blob = { digest: info.digest, size: info.size };
+  // Not a tar (or cut short): refused now, rather than by every later use of the image.
+  const measured = await measureLayer(store.openBlob(info.digest)).catch((e: unknown) => {
+    throw new KilnError('INVALID', `${opts.source ?? 'the input'} is not a root filesystem tar: ${(e as Error).message}`, { path: opts.source }, { hint: 'kiln import reads a tar (plain, gzip or zstd), e.g. from docker export or tar -C rootfs -c .' });
+  });
+  if (measured.entries === 0) throw new KilnError('INVALID', `${opts.source ?? 'the input'} is not a root filesystem tar: it holds no entries`, { path: opts.source }, { hint: 'kiln import reads a tar (plain, gzip or zstd), e.g. from docker export or tar -C rootfs -c .' });
   const created = (opts.created ?? new Date()).toISOString();
   const p = hostPlatform();
   const config: ImageConfig = {
@@ -30,6 +37,7 @@ export async function importRootfs(store: Store, tar: Readable, opts: ImportOpti
     history: [{ created, created_by: '', comment: opts.message ?? `Imported from ${opts.source ?? '-'}` }],
   };
   const img = await store.writeImage(config, [{ mediaType: info.mediaType, digest: blob.digest, size: blob.size }]);
+  await store.verifyImage(img.descriptor, { where: opts.name ?? opts.source });
   if (opts.name) await store.setTag(opts.name, img.descriptor);
   return { name: opts.name, descriptor: img.descriptor, manifest: img.manifest, config, id: img.id };
 }

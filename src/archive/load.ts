@@ -2,7 +2,8 @@
  * `kiln load`: a docker-archive (what `docker save` writes: manifest.json with config and layer
  * tars, legacy or Docker 25+ OCI-shaped) or an OCI layout archive → images in the store. Blobs are
  * streamed into the store and verified; legacy uncompressed `layer.tar`s are gzip-compressed on
- * the way in. Nothing is tagged unless the whole archive was read and checked.
+ * the way in. Nothing is tagged unless the whole archive was read and every image in it verified (store.verifyImage);
+ * then all its names are tagged at once.
  */
 import { promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -14,6 +15,7 @@ import { Annotation, MediaType, type Descriptor, type Manifest } from '../image/
 import { parseImageConfig, parseIndex, parseJSONText } from '../image/validate.js';
 import { readTar } from '../layer/tarstream.js';
 import { cleanEntryName } from '../layer/apply.js';
+import { measureLayer } from '../layer/measure.js';
 import type { Store } from '../store/store.js';
 
 const MAX_META_FILE = 64 << 20;
@@ -55,6 +57,11 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
     }
     if (name.endsWith('layer.tar')) {
       const info = await store.putLayer(Readable.from(body, { objectMode: false }));
+      // Its facts are recorded as it is stored, so verifyImage would trust it: read it through once
+      // now, as a layer (a tar, no entry the applier would refuse).
+      await measureLayer(store.openBlob(info.digest)).catch((e: unknown) => {
+        throw e instanceof KilnError ? new KilnError(e.code, `${where}: layer ${name}: ${e.message}`, { path: where }, { hint: 'nothing was tagged' }) : e;
+      });
       files.set(name, { digest: info.digest, size: info.size, mediaType: info.mediaType, diffId: info.diffId });
       continue;
     }
@@ -75,19 +82,35 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
     const index = parseIndex(parseJSONText(indexBuf, 'index.json', where), where);
     const usable = await Promise.all(index.manifests.map((d) => store.hasBlob(d.digest)));
     if (usable.every(Boolean) && index.manifests.length) {
+      const tags: { name: string; descriptor: Descriptor }[] = [];
       for (const d of index.manifests) {
-        const img = await store.loadImage(d);
-        await verifyLayers(store, img.manifest);
         const name = nameFromAnnotations(d);
-        if (name) await store.setTag(name, stripAnnotations(d));
+        const img = await store.verifyImage(d, { where: name ? `${where} (${name})` : where });
+        if (name) tags.push({ name, descriptor: stripAnnotations(d) });
         result.images.push({ name, id: img.id, digest: d.digest });
       }
+      await store.setTags(tags);
       return result;
     }
   }
   if (!manifestJson) throw new KilnError('INVALID', 'not an image archive: no manifest.json or index.json', { path: where }, { hint: 'kiln load reads what docker save or kiln save write' });
   const entries = parseJSONText(manifestJson, 'manifest.json', where);
   if (!Array.isArray(entries)) throw new KilnError('INVALID', 'malformed manifest.json: expected a list', { path: where });
+  // Every name is checked, and every image verified, before the first tag is written: all or nothing.
+  const tags: { name: string; descriptor: Descriptor }[] = [];
+  for (const [i, e] of entries.entries()) {
+    const repoTags = (e as { RepoTags?: unknown }).RepoTags;
+    if (repoTags === undefined || repoTags === null) continue;
+    if (!Array.isArray(repoTags)) throw new KilnError('INVALID', `malformed manifest.json: entry ${i} RepoTags is not a list`, { path: where }, { hint: 'nothing was loaded' });
+    for (const t of repoTags as unknown[]) {
+      try {
+        if (typeof t !== 'string') throw new Error('not a string');
+        normalizeImageName(t);
+      } catch (err) {
+        throw new KilnError('INVALID', `manifest.json entry ${i}: invalid RepoTag ${JSON.stringify(t)}: ${(err as Error).message}`, { path: where }, { hint: 'nothing was tagged' });
+      }
+    }
+  }
   for (const [i, e] of entries.entries()) {
     const entry = e as { Config?: unknown; RepoTags?: unknown; Layers?: unknown };
     if (typeof entry.Config !== 'string' || !Array.isArray(entry.Layers)) throw new KilnError('INVALID', `malformed manifest.json: entry ${i} needs Config and Layers`, { path: where });
@@ -109,10 +132,12 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
     const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.DockerManifest, config: { mediaType: MediaType.DockerConfig, digest: cfg.digest, size: cfg.size }, layers };
     const mb = await store.putBlob(canonicalJSON(manifest));
     const desc: Descriptor = { mediaType: MediaType.DockerManifest, digest: mb.digest, size: mb.size };
-    const tags = Array.isArray(entry.RepoTags) ? (entry.RepoTags as unknown[]).filter((t): t is string => typeof t === 'string') : [];
-    for (const t of tags) await store.setTag(t, desc);
-    result.images.push({ name: tags[0] ? normalizeImageName(tags[0]) : undefined, id: cfg.digest, digest: mb.digest });
+    const names = Array.isArray(entry.RepoTags) ? (entry.RepoTags as string[]) : [];
+    await store.verifyImage(desc, { where: names[0] ? `${where} (${names[0]})` : where });
+    for (const name of names) tags.push({ name, descriptor: desc });
+    result.images.push({ name: names[0] ? normalizeImageName(names[0]) : undefined, id: cfg.digest, digest: mb.digest });
   }
+  await store.setTags(tags);
   return result;
 }
 
@@ -134,10 +159,6 @@ function nameFromAnnotations(d: Descriptor): string | undefined {
 
 function stripAnnotations(d: Descriptor): Descriptor {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
-}
-
-async function verifyLayers(store: Store, m: Manifest): Promise<void> {
-  for (const l of m.layers) if (!(await store.hasBlob(l.digest))) throw new KilnError('INVALID', `archive lacks layer ${l.digest}`);
 }
 
 async function detectLayerMediaType(store: Store, d: Digest): Promise<string> {

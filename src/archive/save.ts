@@ -4,7 +4,6 @@
  * Docker 25+ does; `oci` format is an OCI image layout alone. Blobs are streamed as stored
  * (compressed layers stay compressed: docker load and OCI readers both accept them).
  */
-import { createWriteStream, promises as fsp } from 'node:fs';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestHex, type Digest } from '../util/digest.js';
@@ -13,7 +12,7 @@ import { familiarName, parseReference } from '../image/reference.js';
 import { Annotation, MediaType, type Descriptor } from '../image/types.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../layer/tarformat.js';
 import type { LoadedImage, Store } from '../store/store.js';
-import { tempPathFor } from '../util/fs.js';
+import { openOutputFile } from '../util/fs.js';
 
 export type ArchiveFormat = 'docker' | 'oci';
 
@@ -77,12 +76,12 @@ export async function saveImages(store: Store, images: LoadedImage[], format: Ar
 
 /** Save to a file atomically (temp + rename), so a failed save leaves no half archive. */
 export async function saveImagesToFile(store: Store, images: LoadedImage[], format: ArchiveFormat, file: string): Promise<void> {
-  const tmp = tempPathFor(file);
+  const out = await openOutputFile(file);
   try {
-    await saveImages(store, images, format, createWriteStream(tmp, { flags: 'wx' }));
-    await fsp.rename(tmp, file);
+    await saveImages(store, images, format, out.stream);
+    await out.commit();
   } catch (e) {
-    await fsp.rm(tmp, { force: true });
+    await out.abort();
     throw e;
   }
 }

@@ -74,6 +74,7 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   /** target → the inode it was copied from, scoped to its source (see hardLinked). */
   const inodes = new Map<string, string>();
   let sourceNo = 0;
+  let unpackedNow = false;
   const add = (target: string, e: ContextEntry) => {
     const st = e.stat;
     const m = meta(st);
@@ -83,12 +84,17 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
     else if (st.isFile()) {
       entries.set(target, { path: target, type: 'file', source: e.abs, size: st.size, ...m });
       if (st.nlink > 1) inodes.set(target, `${sourceNo}:${st.dev}:${st.ino}`);
+    } else if (unpackedNow && (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO())) {
+      // An archive's device nodes and fifos are kept, as docker's ADD keeps them.
+      const type = st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'chardev' : 'blockdev';
+      entries.set(target, { path: target, type, ...m, devmajor: Math.floor(st.rdev / 256) & 0xfff, devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) });
     }
     // sockets, devices and fifos in a context are not copied (BuildKit skips them too)
   };
   for (const { ctx, e, name, keepOwner: keep, unpacked } of selected) {
     sourceNo++;
     keepOwner = keep;
+    unpackedNow = unpacked;
     chmod = unpacked ? undefined : req.chmod;
     if (excluded(name)) continue;
     if (e.stat.isDirectory()) {

@@ -7,10 +7,9 @@ import { BuildImages } from './base-image.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
 import type { ClientOptions } from '../registry/client.js';
 import type { TransferEvent } from '../registry/pull.js';
-import { lstatSync, mkdirSync, openSync, readSync, readdirSync, closeSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { runCapture } from '../util/proc.js';
 import { availableParallelism } from 'node:os';
 import { Slots } from '../util/slots.js';
 import * as path from 'node:path';
@@ -40,6 +39,7 @@ import { goDuration, goList, goQuoteList, runHistoryText } from './history.js';
 import { planStageInfo, pullProgress, stepExit, type EventSink } from './events.js';
 import { StepCache, type CacheSink, type CacheSource, type CacheStats } from './cache-step.js';
 import { prepareRunMounts, type FromSource, type RunMounts, type SecretSource, type SshSource } from './run-mounts.js';
+import { isArchive, unpackArchive } from './add-archive.js';
 import { downloadUrl, isHttpUrl } from './add-url.js';
 import { expandMount } from '../dockerfile/expand-instruction.js';
 import { MountError } from '../dockerfile/mounts.js';
@@ -600,10 +600,9 @@ class Engine {
               const dir = path.join(store.tmpDir, `tmp-${process.pid}-add-${randomBytes(6).toString('hex')}`);
               mkdirSync(dir, { recursive: true });
               cleanups.push(dir);
-              const r = await runCapture('tar', ['-x', '-f', a.abs, '-C', dir]);
-              // Not a tar after all (e.g. a lone .gz file; GNU tar may "extract" nothing from it and
-              // succeed): docker copies it as it is (BuildKit needs a first tar header).
-              if (r.code !== 0 || readdirSync(dir).length === 0) sources.push({ ctx: srcCtx, pattern: a.rel });
+              // kiln's safe applier, never GNU tar: a hostile entry fails the build, naming it. Not a
+              // tar after all (e.g. a lone .gz file): docker copies it as it is.
+              if ((await unpackArchive(a.abs, a.rel, dir, place)) === 'copy') sources.push({ ctx: srcCtx, pattern: a.rel });
               else sources.push({ ctx: BuildContext.plain(dir), pattern: '.', keepOwner: true, unpacked: true });
             }
             const rest = srcCtx.select(s, place).filter((e) => !archives.some((a) => a.rel === e.rel));
@@ -756,14 +755,3 @@ function pathExists(root: string, rel: string): boolean {
   }
 }
 
-/** A tar archive, plain or gzip/bzip2/xz-compressed, by its magic bytes (docker's ADD rule). */
-function isArchive(file: string): boolean {
-  const fd = openSync(file, 'r');
-  const b = Buffer.alloc(512);
-  const n = readSync(fd, b, 0, 512, 0);
-  closeSync(fd);
-  if (n >= 2 && b[0] === 0x1f && b[1] === 0x8b) return true;
-  if (n >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return true;
-  if (n >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
-  return n >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
-}

@@ -94,7 +94,24 @@ function runAsProgram(): boolean {
   }
 }
 
+/**
+ * A closed stdout or stderr (`kiln images | head -1`): stop quietly, as a command killed by SIGPIPE
+ * would, with no stack trace. Any other error on them is reported in one line.
+ */
+function quietOnClosedOutput(): void {
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') {
+        if (s !== process.stderr) process.stderr.write(`error: writing output: ${e.message}\n`);
+        process.exit(1);
+      }
+      process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode));
+    });
+  }
+}
+
 if (runAsProgram()) {
+  quietOnClosedOutput();
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -59,7 +59,20 @@ function trimSpace(s: string): string {
 /** BuildKit's reWhitespace (instruction keyword / legacy ENV split). */
 const WS = /[\t\v\f\r ]+/;
 
+/**
+ * The largest Dockerfile kiln reads. Real ones are kilobytes; a bound keeps a hostile one (64 MiB
+ * of continuations, say) from taking seconds and gigabytes before any error.
+ */
+export const MAX_DOCKERFILE_BYTES = 4 << 20;
+
+/** `bytes`: its size, or undefined when it was not read to its end (stdin). */
+export function tooBig(file: string, bytes: number | undefined): KilnError {
+  const size = bytes === undefined ? `larger than ${MAX_DOCKERFILE_BYTES >> 20} MiB` : `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+  return new KilnError('PARSE', `the Dockerfile is ${size}; kiln reads Dockerfiles of at most ${MAX_DOCKERFILE_BYTES >> 20} MiB`, { file }, { hint: 'move data into the build context and COPY it' });
+}
+
 export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfile {
+  if (text.length > MAX_DOCKERFILE_BYTES) throw tooBig(opts.file ?? 'Dockerfile', Buffer.byteLength(text));
   return new Parser(text, opts.file ?? 'Dockerfile').parse();
 }
 

@@ -91,6 +91,7 @@ export function parseReference(input: string): ImageReference {
     registry = parts.shift()!;
     const [host, port, extra] = registry.replace(/^\[(.*)\](?=:|$)/, 'ipv6').split(':');
     if (extra !== undefined || (port !== undefined && !/^\d+$/.test(port))) throw invalid(input, `invalid registry "${registry}"`);
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) throw invalid(input, `registry port ${port} is out of range (1-65535)`);
     if (host !== 'ipv6' && !host!.split('.').every((c) => DOMAIN_COMPONENT.test(c))) throw invalid(input, `invalid registry host "${host}"`);
     if (registry === LEGACY_REGISTRY) registry = DEFAULT_REGISTRY;
   }

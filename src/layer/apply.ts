@@ -21,8 +21,11 @@ const require = createRequire(import.meta.url);
 const xattr = require('fs-xattr') as { setAttributeSync(p: string, n: string, v: Buffer | string): void };
 
 export interface ApplyOptions {
-  /** 'apply': whiteouts delete (flatten); 'overlay': write overlayfs markers for a lower dir. */
-  whiteouts: 'apply' | 'overlay';
+  /**
+   * 'apply': whiteouts delete (flatten); 'overlay': write overlayfs markers for a lower dir;
+   * 'none': `.wh.` members are plain files (an archive ADD unpacks, as docker's ADD does).
+   */
+  whiteouts: 'apply' | 'overlay' | 'none';
   expectedDiffId?: Digest;
   /** The blob is already a plain tar (skip compression detection). */
   uncompressed?: boolean;
@@ -33,6 +36,12 @@ export interface ApplyOptions {
    * The whole layer is still read, and checked against expectedDiffId.
    */
   only?: (rel: string) => boolean;
+  /**
+   * 'strict' (layers): an absolute name or any `..` is refused. 'docker' (ADD archives): a name is
+   * cleaned as docker's unpacker cleans it (a leading / and inner `..` resolved) and refused only
+   * when it still leaves the root.
+   */
+  names?: 'strict' | 'docker';
 }
 
 const WH = '.wh.';
@@ -51,6 +60,32 @@ export function cleanEntryName(name: string): string {
   const parts = name.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw unsafe(name, 'path contains ".."');
   return parts.join('/');
+}
+
+/** docker's rule (filepath.Clean, then Join with the root): refused only when it leaves the root. */
+export function cleanEntryNameAsDocker(name: string): string {
+  if (name.includes('\0')) throw unsafe(name, 'NUL byte in name');
+  const absolute = name.startsWith('/');
+  const parts: string[] = [];
+  for (const p of name.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p !== '..') parts.push(p);
+    else if (parts.length) parts.pop();
+    else if (!absolute) throw unsafe(name, 'path contains ".." that leaves the root');
+  }
+  return parts.join('/');
+}
+
+/** A hard link's target, cleaned like a name; a bad one is refused naming the link's entry. */
+export function checkHardLinkTarget(entry: string, linkname: string | undefined, names: 'strict' | 'docker' = 'strict'): string {
+  let target: string;
+  try {
+    target = (names === 'docker' ? cleanEntryNameAsDocker : cleanEntryName)(linkname ?? '');
+  } catch (e) {
+    throw unsafe(entry, `hard link target "${linkname}": ${(e as KilnError).message.replace(/^refusing layer entry "[^"]*": /, '')}`);
+  }
+  if (target === '') throw unsafe(entry, 'hard link without a target');
+  return target;
 }
 
 export async function applyLayer(blob: Readable, root: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
@@ -94,7 +129,7 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
   };
 
   for await (const { header, body } of readTar(hasher)) {
-    const rel = cleanEntryName(header.name);
+    const rel = opts.names === 'docker' ? cleanEntryNameAsDocker(header.name) : cleanEntryName(header.name);
     if (rel === '') {
       // the root itself ("./"): only its metadata
       if (header.type === 'directory') dirTimes.push([absRoot, header.mtime]);
@@ -106,7 +141,7 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
       for await (const _ of body) void _;
       continue;
     }
-    if (base.startsWith(WH)) {
+    if (base.startsWith(WH) && opts.whiteouts !== 'none') {
       ensureParents(rel, header.name);
       const dirAbs = path.join(absRoot, dirRel);
       if (base === OPAQUE) {
@@ -135,9 +170,9 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     ensureParents(rel, header.name);
     const abs = path.join(absRoot, rel);
     // A partial unpack may have left a hard link's target out: the path is a file all the same.
-    const h = opts.only && header.type === 'hardlink' && !created.has(cleanEntryName(header.linkname ?? '')) ? { ...header, type: 'file' as const, size: 0 } : header;
+    const h = opts.only && header.type === 'hardlink' && !created.has(checkHardLinkTarget(header.name, header.linkname, opts.names)) ? { ...header, type: 'file' as const, size: 0 } : header;
     created.add(rel);
-    await writeEntry(abs, rel, h, body, absRoot, removeExisting);
+    await writeEntry(abs, rel, h, body, absRoot, removeExisting, opts.names ?? 'strict');
     if (header.type === 'directory') {
       realDirs.add(rel);
       dirTimes.push([abs, header.mtime]);
@@ -159,6 +194,7 @@ async function writeEntry(
   body: AsyncIterable<Buffer>,
   absRoot: string,
   removeExisting: (abs: string, keepDir: boolean) => Promise<void>,
+  names: 'strict' | 'docker',
 ): Promise<void> {
   await removeExisting(abs, h.type === 'directory');
   switch (h.type) {
@@ -185,8 +221,7 @@ async function writeEntry(
       break;
     }
     case 'hardlink': {
-      const target = cleanEntryName(h.linkname ?? '');
-      if (target === '') throw unsafe(h.name, 'hard link without a target');
+      const target = checkHardLinkTarget(h.name, h.linkname, names);
       const tAbs = path.join(absRoot, target);
       // The target must be inside the root and reached without symlinks.
       const parts = target.split('/');

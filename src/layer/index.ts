@@ -4,4 +4,5 @@ export { encodeLayer, type LayerInfo, type EncodeOptions } from './compress.js';
 export { openLayer } from './decompress.js';
 export { applyLayer, cleanEntryName, type ApplyOptions } from './apply.js';
 export { readTar, type TarEntry } from './tarstream.js';
+export { measureLayer } from './measure.js';
 export type { TarHeader, EntryType } from './tarformat.js';

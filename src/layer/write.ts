@@ -26,7 +26,7 @@ export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string; stats?: 
 
 export interface EntrySpec {
   path: string;
-  type: 'file' | 'directory' | 'symlink' | 'hardlink';
+  type: 'file' | 'directory' | 'symlink' | 'hardlink' | 'chardev' | 'blockdev' | 'fifo';
   source?: string;
   content?: Buffer;
   size?: number;
@@ -36,6 +36,9 @@ export interface EntrySpec {
   mtime: number;
   linkname?: string;
   xattrs?: Record<string, Buffer>;
+  /** chardev and blockdev: the device numbers. */
+  devmajor?: number;
+  devminor?: number;
 }
 
 /** xattrs images carry; others (e.g. overlay's own trusted.* markers, selinux labels) stay out. */
@@ -300,6 +303,10 @@ export function tarEntries(entries: Iterable<EntrySpec> | AsyncIterable<EntrySpe
       if (s.type === 'file') header.size = s.content?.length ?? s.size ?? (s.source ? (await fsp.stat(s.source)).size : 0);
       if (s.linkname !== undefined) header.linkname = s.linkname;
       if (s.xattrs) header.xattrs = s.xattrs;
+      if (s.type === 'chardev' || s.type === 'blockdev') {
+        header.devmajor = s.devmajor ?? 0;
+        header.devminor = s.devminor ?? 0;
+      }
       yield { header, source: s.source, content: s.content };
     }
   }

@@ -132,13 +132,13 @@ class Planner {
       target = t;
     }
     this.checkCycles();
-    const mark = (n: number) => {
-      const s = this.stages[n]!;
-      if (s.needed) return;
+    // Iterative walks (here and below): a chain of thousands of stages must not overflow the stack.
+    for (const stack = [target]; stack.length; ) {
+      const s = this.stages[stack.pop()!]!;
+      if (s.needed) continue;
       s.needed = true;
-      s.dependsOn.forEach(mark);
-    };
-    mark(target);
+      stack.push(...s.dependsOn);
+    }
     const order = topoOrder(this.stages);
     const waves = computeWaves(this.stages, order);
 
@@ -351,18 +351,35 @@ class Planner {
   private checkCycles(): void {
     const stages = this.stages;
     const state = new Map<number, 'visiting' | 'done'>();
-    const visit = (n: number, path: number[]) => {
-      if (state.get(n) === 'done') return;
-      if (state.get(n) === 'visiting') {
-        const cycle = [...path.slice(path.indexOf(n)), n].map((k) => stages[k]!.name ?? String(k));
-        const s = stages[n]!;
-        throw new KilnError('PLAN', `circular dependency between stages: ${cycle.join(' -> ')}`, { file: this.df.file, line: s.position.line, column: s.position.column, source: this.df.lines[s.position.line - 1] ?? '' });
+    // Depth-first with an explicit stack: `path` is the chain being visited, `next` each one's next dependency.
+    for (const start of stages) {
+      if (state.get(start.index) === 'done') continue;
+      const path: number[] = [start.index];
+      const next: number[] = [0];
+      state.set(start.index, 'visiting');
+      while (path.length) {
+        const n = path[path.length - 1]!;
+        const deps = stages[n]!.dependsOn;
+        const i = next[next.length - 1]!;
+        if (i >= deps.length) {
+          state.set(n, 'done');
+          path.pop();
+          next.pop();
+          continue;
+        }
+        next[next.length - 1] = i + 1;
+        const d = deps[i]!;
+        if (state.get(d) === 'done') continue;
+        if (state.get(d) === 'visiting') {
+          const cycle = [...path.slice(path.indexOf(d)), d].map((k) => stages[k]!.name ?? String(k));
+          const s = stages[d]!;
+          throw new KilnError('PLAN', `circular dependency between stages: ${cycle.join(' -> ')}`, { file: this.df.file, line: s.position.line, column: s.position.column, source: this.df.lines[s.position.line - 1] ?? '' });
+        }
+        state.set(d, 'visiting');
+        path.push(d);
+        next.push(0);
       }
-      state.set(n, 'visiting');
-      for (const d of stages[n]!.dependsOn) visit(d, [...path, n]);
-      state.set(n, 'done');
-    };
-    for (const s of stages) visit(s.index, []);
+    }
   }
 }
 
@@ -380,13 +397,30 @@ function editDistance(a: string, b: string): number {
 function topoOrder(stages: PlannedStage[]): number[] {
   const out: number[] = [];
   const done = new Set<number>();
-  const visit = (n: number) => {
-    if (done.has(n)) return;
-    done.add(n);
-    for (const d of stages[n]!.dependsOn) visit(d);
-    out.push(n);
-  };
-  for (const s of stages) if (s.needed) visit(s.index);
+  // Post-order without recursion: a stage goes out after all its dependencies, in their order.
+  for (const s of stages) {
+    if (!s.needed || done.has(s.index)) continue;
+    const path = [s.index];
+    const next = [0];
+    done.add(s.index);
+    while (path.length) {
+      const n = path[path.length - 1]!;
+      const deps = stages[n]!.dependsOn;
+      const i = next[next.length - 1]!;
+      if (i >= deps.length) {
+        out.push(n);
+        path.pop();
+        next.pop();
+        continue;
+      }
+      next[next.length - 1] = i + 1;
+      const d = deps[i]!;
+      if (done.has(d)) continue;
+      done.add(d);
+      path.push(d);
+      next.push(0);
+    }
+  }
   return out;
 }
 

@@ -362,7 +362,7 @@ export class RegistryClient {
    */
   async pullBlobToStore(store: Store, ref: ImageReference, desc: Descriptor, onBytes?: (n: number) => void): Promise<'present' | 'downloaded'> {
     if (await store.hasBlob(desc.digest)) return 'present';
-    const w = await store.createBlobWriter();
+    let w = await store.createBlobWriter();
     let got = 0;
     const retries = this.opts.retries ?? 4;
     try {
@@ -371,9 +371,11 @@ export class RegistryClient {
         try {
           res = await this.fetchBlob(ref, desc.digest, got);
           if (got > 0 && res.status === 200) {
-            // The server ignored the Range: start over.
-            res.body.destroy();
-            throw Object.assign(new Error('the registry ignored the Range request'), { code: 'ERANGE_IGNORED' });
+            // The server ignored the Range and sends the whole blob: take it from its first byte.
+            await w.abort();
+            w = await store.createBlobWriter();
+            onBytes?.(-got);
+            got = 0;
           }
           for await (const chunk of res.body) {
             const b = chunk as Buffer;
@@ -386,9 +388,6 @@ export class RegistryClient {
           break;
         } catch (e) {
           res?.body.destroy();
-          if ((e as NodeJS.ErrnoException).code === 'ERANGE_IGNORED') {
-            throw new KilnError('REGISTRY', `blob ${desc.digest} from ${ref.name()}: the connection broke and the registry cannot resume (it ignores Range requests)`, { image: ref.toString() });
-          }
           if (n < retries && isRetriableError(e) && !this.opts.signal?.aborted) {
             this.opts.onRetry?.({ registry: ref.registry, what: `blob ${desc.digest} (resuming at byte ${got})`, attempt: ++n, reason: (e as Error).message });
             await this.backoff(n - 1);

@@ -1,11 +1,13 @@
 /**
  * Pull: a reference → its manifest (the platform's, from an index) → config and layers streamed
- * into the store in parallel, each verified; then the image is tagged under its full name.
+ * into the store in parallel, each verified; then the whole image is checked (every layer's
+ * diff_id against the config) and only then tagged under its full name.
  */
 import { parseReference, type ImageReference } from '../image/reference.js';
 import { formatPlatform, hostPlatform, matchPlatform } from '../image/platform.js';
 import type { Descriptor, Platform } from '../image/types.js';
-import { parseManifestOrIndex, parseJSONText } from '../image/validate.js';
+import { parseImageConfig, parseManifestOrIndex, parseJSONText } from '../image/validate.js';
+import { chainIds } from '../util/digest.js';
 import type { LoadedImage, Store } from '../store/store.js';
 import { KilnError } from '../util/errors.js';
 import { RegistryClient, type ClientOptions } from './client.js';
@@ -84,25 +86,44 @@ export async function pull(store: Store, refText: string, opts: PullOptions = {}
       throw new KilnError('UNSUPPORTED', `${ref.familiar()} has a non-distributable layer ${b.digest} (served from ${b.urls[0]})`, { image: ref.toString() });
     }
   }
+  const name = ref.toString();
+  // Each layer is checked against the config's diff_id as soon as it is here, while the others
+  // download (verifyImage below then finds it checked). The config comes first.
+  let configHere!: () => void;
+  let configFailed!: (e: unknown) => void;
+  const config = new Promise<void>((resolve, reject) => {
+    configHere = resolve;
+    configFailed = reject;
+  });
+  config.catch(() => undefined);
   await eachLimited(blobs, opts.concurrency ?? 4, async (b) => {
     let current = 0;
-    const state = await client.pullBlobToStore(store, ref, b, (n) => {
-      current += n;
-      opts.onProgress?.({ type: 'blob', digest: b.digest, state: 'downloading', current, total: b.size });
-    });
+    let state: Awaited<ReturnType<RegistryClient['pullBlobToStore']>>;
+    try {
+      state = await client.pullBlobToStore(store, ref, b, (n) => {
+        current += n;
+        opts.onProgress?.({ type: 'blob', digest: b.digest, state: 'downloading', current, total: b.size });
+      });
+    } catch (e) {
+      if (b === manifest.config) configFailed(e);
+      throw e;
+    }
     opts.onProgress?.({ type: 'blob', digest: b.digest, state: state === 'present' ? 'present' : 'done', current: b.size, total: b.size });
     await store.noteBlobSource(b.digest, ref.name());
+    if (b === manifest.config) return configHere();
+    await config;
+    const diffIds = parseImageConfig(await store.readJSON(manifest.config.digest), name).rootfs.diff_ids;
+    const i = manifest.layers.indexOf(b);
+    // A config that does not match the manifest is reported by verifyImage, with the whole picture.
+    if (diffIds.length === manifest.layers.length) await store.verifyLayer(b, diffIds[i]!, chainIds(diffIds)[i]!, name);
   });
   await store.putBlob(body, { digest: descriptor.digest, size: descriptor.size });
-  const name = ref.toString();
-  const img = await store.loadImage(descriptor, { name });
+  // The whole image is checked (config against manifest, every layer's diff_id) before the tag moves.
+  const img = await store.verifyImage(descriptor, { where: name });
   // A single-platform image asked for another platform explicitly: refuse, as docker does.
   if (!index && opts.platform && (img.config.os !== platform.os || img.config.architecture !== platform.architecture)) {
     throw new KilnError('NOT_FOUND', `${ref.familiar()} is for ${img.config.os}/${img.config.architecture}, not the requested ${formatPlatform(platform)}`, { image: name }, { hint: 'drop --platform, or pull a multi-platform image' });
   }
   if (opts.tag !== false) await store.setTag(name, descriptor, { allowDigest: true });
-  if (img.config.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw new KilnError('INVALID', `${ref.familiar()}: the config lists ${img.config.rootfs.diff_ids.length} layers, the manifest ${manifest.layers.length}`, { image: name });
-  }
   return img;
 }

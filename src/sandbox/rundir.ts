@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { deleteContainer } from './runtime.js';
 import { unmount } from './rootfs.js';
 import { processStartTime } from '../util/proc.js';
+import { tmpfsBase } from './private-files.js';
 
 interface Owner {
   pid: number;
@@ -70,8 +71,9 @@ export async function teardownRunDir(dir: string): Promise<void> {
   const rt = path.join(dir, 'bundle', 'runtime.json');
   if (existsSync(rt)) {
     try {
-      const { program, root, id } = JSON.parse(readFileSync(rt, 'utf8')) as { program: string; root: string; id: string };
-      await deleteContainer(program, root, id);
+      const { program, root, id, private: priv } = JSON.parse(readFileSync(rt, 'utf8')) as { program?: string; root?: string; id?: string; private?: string };
+      if (program && root && id) await deleteContainer(program, root, id);
+      removePrivateDir(priv);
     } catch {
       // unreadable: nothing to delete
     }
@@ -79,6 +81,12 @@ export async function teardownRunDir(dir: string): Promise<void> {
   for (const p of mountsUnder(dir)) await unmount(p).catch(() => undefined);
   await fsp.rm(dir, { recursive: true, force: true });
   live.delete(dir);
+}
+
+/** A run's private tmpfs dir (private-files.ts), only if it is one: runtime.json is not trusted further. */
+function removePrivateDir(priv: string | undefined): void {
+  if (typeof priv !== 'string' || !/^kiln-rt-\d+-[A-Za-z0-9]+$/.test(path.basename(priv)) || path.dirname(priv) !== tmpfsBase()) return;
+  rmSync(priv, { recursive: true, force: true });
 }
 
 function ownerAlive(dir: string): boolean {

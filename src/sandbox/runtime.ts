@@ -20,11 +20,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { existsSync, mkdirSync, promises as fsp, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { KilnError } from '../util/errors.js';
 import { runCapture, which } from '../util/proc.js';
+import { makePrivateDir, writePrivateFile } from './private-files.js';
 
 /** A mount as the backends see it: host paths ready to bind (see mounts.ts for what callers give). */
 export interface RuntimeMount {
@@ -265,15 +266,19 @@ export class OciRunner implements Runner {
 
   async run(rootfs: string, bundleDir: string, id: string, spec: ProcessSpec, signal?: AbortSignal): Promise<number> {
     const files = hostFiles(bundleDir, spec);
-    const state = path.join(bundleDir, 'state');
-    writeFileSync(path.join(bundleDir, 'config.json'), JSON.stringify(ociSpec(rootfs, spec, files)));
+    // The spec holds the environment (secrets too) and the runtime's state a copy of it: both on a
+    // private tmpfs, never on disk (private-files.ts).
+    const priv = makePrivateDir();
+    const state = path.join(priv, 'state');
+    const specFile = writePrivateFile(priv, bundleDir, 'config.json', JSON.stringify(ociSpec(rootfs, spec, files)));
     // For the next kiln, should this one die: which runtime state to delete (rundir.ts).
-    writeFileSync(path.join(bundleDir, 'runtime.json'), JSON.stringify({ program: this.program, root: state, id }));
+    writeFileSync(path.join(bundleDir, 'runtime.json'), JSON.stringify({ program: this.program, root: state, id, private: priv }));
     const wrapper = await deathWrapper();
     // The runtime runs as PID 1 of a PID namespace of its own: killing it (abort, or kiln's death
     // through pdeathsig) kills the container's processes too.
     const argv = [...wrapper, 'unshare', '--mount', '--pid', '--fork', '--kill-child', '--mount-proc', this.program, '--root', state, 'run', '--bundle', bundleDir, id];
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const unwatch = removeOnceStarted(specFile, path.join(state, id));
     const tail = { text: '' };
     pipeOutput(child, spec, tail);
     try {
@@ -289,9 +294,24 @@ export class OciRunner implements Runner {
       }
       return code;
     } finally {
+      unwatch();
       await deleteContainer(this.program, state, id);
+      rmSync(priv, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * The runtime reads the spec before it makes the container's state: once that state exists, the
+ * spec (and the secrets in it) is removed. Returns a function that stops watching.
+ */
+function removeOnceStarted(specFile: string, stateDir: string): () => void {
+  const timer = setInterval(() => {
+    if (!existsSync(stateDir)) return;
+    rmSync(specFile, { force: true });
+    clearInterval(timer);
+  }, 20);
+  return () => clearInterval(timer);
 }
 
 /** Remove a container's runtime state and cgroups (a no-op after a normal run). */
@@ -309,14 +329,21 @@ export class ChrootRunner implements Runner {
     const files = hostFiles(bundleDir, spec);
     const tools = await chrootTools();
     const script = chrootScript(rootfs, spec, files, tools);
-    writeFileSync(path.join(bundleDir, 'run.sh'), script);
+    // The script holds the environment (secrets too): on a private tmpfs, never on disk.
+    const priv = makePrivateDir();
+    writeFileSync(path.join(bundleDir, 'runtime.json'), JSON.stringify({ private: priv }));
+    const scriptFile = writePrivateFile(priv, bundleDir, 'run.sh', script);
     const wrapper = await deathWrapper();
     const nsArgs = ['--mount', '--pid', '--fork', '--uts', '--ipc', '--kill-child', ...(spec.network === 'none' ? ['--net'] : [])];
-    const argv = [...wrapper, tools.unshare, ...nsArgs, 'sh', path.join(bundleDir, 'run.sh')];
+    const argv = [...wrapper, tools.unshare, ...nsArgs, 'sh', scriptFile];
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const tail = { text: '' };
     pipeOutput(child, spec, tail);
-    return waitExit(child, signal);
+    try {
+      return await waitExit(child, signal);
+    } finally {
+      rmSync(priv, { recursive: true, force: true });
+    }
   }
 }
 

@@ -24,6 +24,7 @@ import { encodeLayer, type LayerInfo } from '../layer/compress.js';
 import type { SkeletonEntry } from '../layer/write.js';
 import { openLayer } from '../layer/decompress.js';
 import { TarContentSize } from '../layer/content-size.js';
+import { measureLayer } from '../layer/measure.js';
 import { withFileLock } from './lock.js';
 import { processAlive } from '../util/proc.js';
 import { sweepVariants } from './compressed.js';
@@ -82,9 +83,12 @@ export class Store {
   static async open(opts: { root?: string } = {}): Promise<Store> {
     const root = path.resolve(opts.root ?? defaultStoreRoot());
     const s = new Store(root);
+    await refuseForeignDir(root);
+    await lockDown(root);
     await fsp.mkdir(path.join(root, 'blobs', 'sha256'), { recursive: true });
     await fsp.mkdir(s.tmpDir, { recursive: true });
-    await fsp.mkdir(path.join(root, 'snapshots'), { recursive: true });
+    await fsp.mkdir(path.join(root, 'snapshots'), { recursive: true, mode: 0o700 });
+    await lockDown(path.join(root, 'snapshots'));
     const layout = path.join(root, 'oci-layout');
     if (!(await fsp.stat(layout).catch(() => undefined))) await writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     if (!(await fsp.stat(s.indexPath).catch(() => undefined))) await writeFileAtomic(s.indexPath, canonicalJSON({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
@@ -242,6 +246,90 @@ export class Store {
       idx.manifests.sort((a, b) => (a.annotations?.[Annotation.RefName] ?? '').localeCompare(b.annotations?.[Annotation.RefName] ?? ''));
       await writeFileAtomic(this.indexPath, canonicalJSON(idx));
     });
+  }
+
+  /**
+   * Point several names at images in one change of index.json: all of them or none. Every name is
+   * checked before anything is written.
+   */
+  async setTags(tags: { name: string; descriptor: Descriptor }[], opts: { allowDigest?: boolean } = {}): Promise<void> {
+    const entries = tags.map((t) => {
+      let full: string;
+      try {
+        full = normalizeImageName(t.name);
+      } catch (e) {
+        throw new KilnError('INVALID', `invalid image name ${JSON.stringify(t.name)}: ${(e as Error).message}`, { image: t.name }, { hint: 'nothing was tagged' });
+      }
+      if (!opts.allowDigest && parseReference(full).digest !== undefined && parseReference(full).tag === undefined) throw new KilnError('USAGE', `cannot tag by digest: ${t.name}`);
+      const { annotations: _a, ...rest } = t.descriptor;
+      void _a;
+      return { ...rest, annotations: { ...(t.descriptor.annotations ?? {}), [Annotation.RefName]: full } } as Descriptor;
+    });
+    if (!entries.length) return;
+    await withFileLock(this.lockPath, async () => {
+      const idx = await this.readIndex();
+      const names = new Set(entries.map((d) => d.annotations![Annotation.RefName]));
+      idx.manifests = idx.manifests.filter((d) => !names.has(d.annotations?.[Annotation.RefName] ?? ''));
+      // A name given twice: the last one wins, as a sequence of tags would have it.
+      const last = new Map(entries.map((d) => [d.annotations![Annotation.RefName]!, d]));
+      idx.manifests.push(...last.values());
+      idx.manifests.sort((a, b) => (a.annotations?.[Annotation.RefName] ?? '').localeCompare(b.annotations?.[Annotation.RefName] ?? ''));
+      await writeFileAtomic(this.indexPath, canonicalJSON(idx));
+    });
+  }
+
+  /**
+   * Check a whole image before a tag moves to it (pull, load, import): its manifest and config
+   * parse, the config names as many diff_ids as the manifest has layers, every blob is here (each
+   * was checked against its digest on the way in) and every layer is a tar whose diff_id is the
+   * config's. A layer is read once: what it measured is remembered in its facts.
+   */
+  async verifyImage(desc: Descriptor, opts: { where?: string; platform?: Platform; concurrency?: number } = {}): Promise<LoadedImage> {
+    const where = opts.where ?? desc.digest;
+    const img = await this.loadImage(desc, { name: opts.where, platform: opts.platform });
+    const { layers } = img.manifest;
+    const diffIds = img.config.rootfs.diff_ids;
+    if (diffIds.length !== layers.length) {
+      throw new KilnError('INVALID', `${where}: the config lists ${diffIds.length} layers (diff_ids), the manifest ${layers.length}`, { image: where }, { hint: 'the image is malformed; nothing was tagged' });
+    }
+    const chains = chainIds(diffIds);
+    let next = 0;
+    let failed: unknown;
+    const worker = async () => {
+      while (failed === undefined && next < layers.length) {
+        const i = next++;
+        try {
+          await this.verifyLayer(layers[i]!, diffIds[i]!, chains[i]!, where);
+        } catch (e) {
+          failed ??= e;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 4, layers.length) }, worker));
+    if (failed !== undefined) throw failed;
+    return img;
+  }
+
+  /** One layer of verifyImage: `chain` is its chain id in the image (a snapshot-only layer has only that). */
+  async verifyLayer(layer: Descriptor, diffId: Digest, chain: Digest, where: string): Promise<void> {
+    const known = await this.layerFacts(layer.digest);
+    if (known?.diffId === diffId) return;
+    if (!(await this.hasBlob(layer.digest))) {
+      // A snapshot-only layer (a builder's RUN layer kiln made): its snapshot stands for it.
+      if (isPlainLayer(layer, diffId) && (await fsp.stat(snapshotDir(this.root, chain)).catch(() => undefined))) return;
+      throw new KilnError('NOT_FOUND', `${where}: layer ${layer.digest} is missing`, { image: where }, { hint: 'nothing was tagged' });
+    }
+    let m: Awaited<ReturnType<typeof measureLayer>>;
+    try {
+      m = await measureLayer(this.openBlob(layer.digest));
+    } catch (e) {
+      if (e instanceof KilnError) throw new KilnError(e.code === 'UNSAFE' ? 'UNSAFE' : 'INVALID', `${where}: layer ${layer.digest} is not a valid layer: ${e.message}`, { image: where }, { hint: 'nothing was tagged' });
+      throw e;
+    }
+    if (m.diffId !== diffId) {
+      throw new KilnError('DIGEST', `${where}: layer ${layer.digest} unpacks to ${m.diffId}, but the config says its diff_id is ${diffId}`, { image: where }, { hint: 'the image config does not describe its layers; nothing was tagged' });
+    }
+    if (!known) await this.recordLayer(layer.digest, { diffId: m.diffId, uncompressedSize: m.uncompressedSize });
   }
 
   async removeTag(name: string): Promise<boolean> {
@@ -616,6 +704,36 @@ function teeTo(dest: Writable, tee: (chunk: Buffer) => Promise<void>): Writable 
       cb(e);
     },
   });
+}
+
+/**
+ * The root is made private (below): so it must be the store's own directory, never one it would
+ * take from others — a non-empty directory that is no OCI layout (`--root /tmp`, `--root ~`).
+ */
+async function refuseForeignDir(root: string): Promise<void> {
+  const names = await fsp.readdir(root).catch(() => undefined);
+  if (!names || names.length === 0 || names.includes('oci-layout') || names.includes('index.json')) return;
+  throw new KilnError('STORE', `${root} is not a kiln store (it holds other files): kiln would make it private to its owner`, { path: root }, { hint: 'give --root a new or empty directory, or an existing store' });
+}
+
+/**
+ * The store holds images' files as they are, setuid programs included (an image's passwd, a copy
+ * of id made setuid by a RUN): a directory on the way to them that other users can search lets any
+ * local user run them with euid 0 (moby CVE-2021-41091). So the root is 0700, as docker's and
+ * containerd's roots are, and so is snapshots/ (a second lock, should the root be opened up by
+ * hand). An existing store made with wider modes is repaired when opened. A root kiln cannot make
+ * private (owned by another user) is refused rather than used.
+ */
+async function lockDown(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await fsp.stat(dir);
+  if (!st.isDirectory()) throw new KilnError('STORE', `the store root ${dir} is not a directory`, { path: dir }, { hint: 'give another --root' });
+  if ((st.mode & 0o077) === 0) return;
+  try {
+    await fsp.chmod(dir, st.mode & 0o7700);
+  } catch (e) {
+    throw new KilnError('STORE', `cannot make ${dir} private to its owner (mode ${(st.mode & 0o7777).toString(8)}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path: dir }, { hint: 'the store must be reachable by its owner only; use a --root you own' });
+  }
 }
 
 /** Temp names carry the writer's pid ("blob-PID-…", "tmp-PID-…"): dead writer, stale file. */

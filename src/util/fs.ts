@@ -44,3 +44,32 @@ export async function makeTempDir(prefix = 'kiln-', parent = os.tmpdir()): Promi
   await fsp.mkdir(parent, { recursive: true });
   return fsp.mkdtemp(path.join(parent, prefix));
 }
+
+/**
+ * A writable temp file beside `target`, opened before any work (so a missing directory or a
+ * read-only one is one clear error naming `target`, never a raw ENOENT on a temp name).
+ */
+export async function openOutputFile(target: string): Promise<{ stream: import('node:stream').Writable; commit(): Promise<void>; abort(): Promise<void> }> {
+  const tmp = tempPathFor(target);
+  let fh: import('node:fs/promises').FileHandle;
+  try {
+    fh = await fsp.open(tmp, 'wx', 0o644);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const { KilnError } = await import('./errors.js');
+    const why = code === 'ENOENT' ? `the directory ${path.dirname(target)} does not exist` : code === 'EACCES' || code === 'EPERM' ? `no permission to write in ${path.dirname(target)}` : code === 'ENOTDIR' ? `${path.dirname(target)} is not a directory` : (e as Error).message;
+    throw new KilnError(code === 'ENOENT' ? 'NOT_FOUND' : 'USAGE', `cannot write ${target}: ${why}`, { path: target }, { hint: 'give -o a path in an existing, writable directory' });
+  }
+  const stream = fh.createWriteStream();
+  return {
+    stream,
+    commit: async () => {
+      await fsp.rename(tmp, target);
+    },
+    abort: async () => {
+      stream.destroy();
+      await fh.close().catch(() => undefined);
+      await fsp.rm(tmp, { force: true });
+    },
+  };
+}

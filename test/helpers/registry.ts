@@ -211,8 +211,9 @@ export interface FaultRule {
   method?: string;
   path: RegExp;
   /** cut: send headers and about half the body, then drop the connection; status: answer with it;
-   *  corrupt: flip bytes of the body; delay: wait before forwarding. */
-  action: 'cut' | 'status' | 'corrupt' | 'delay';
+   *  corrupt: flip bytes of the body; delay: wait before forwarding; no-range: forward without
+   *  the Range header (a registry that ignores Range: the whole blob, 200). */
+  action: 'cut' | 'status' | 'corrupt' | 'delay' | 'no-range';
   status?: number;
   delayMs?: number;
   /** How many matching requests it applies to (default 1). */
@@ -249,7 +250,9 @@ export async function startFaultProxy(target: string, rules: FaultRule[] = []): 
       return;
     }
     const forward = () => {
-      const up = http.request({ host: thost, port: Number(tport), method: req.method, path: p, headers: req.headers }, (ur) => {
+      const headers = { ...req.headers };
+      if (rule?.action === 'no-range') delete headers.range;
+      const up = http.request({ host: thost, port: Number(tport), method: req.method, path: p, headers }, (ur) => {
         entry.status = ur.statusCode;
         if (rule?.action === 'cut' && ur.statusCode && ur.statusCode < 300) {
           const total = Number(ur.headers['content-length'] ?? 0);
@@ -300,4 +303,31 @@ export async function startFaultProxy(target: string, rules: FaultRule[] = []): 
       server.close(() => r());
     });
   return proxy;
+}
+
+/** Upload an image's blobs and manifest as given, unchecked (a hostile or broken image). */
+export async function pushRawImage(host: string, repo: string, tag: string, img: { config: Buffer; layers: Buffer[]; manifest?: (cfg: { digest: string; size: number }, layers: { digest: string; size: number }[]) => unknown }): Promise<void> {
+  const { createHash } = await import('node:crypto');
+  const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const put = async (b: Buffer) => {
+    const start = await fetch(`http://${host}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+    if (start.status !== 202) throw new Error(`upload start: ${start.status}`);
+    const loc = new URL(start.headers.get('location')!, `http://${host}`);
+    loc.searchParams.set('digest', digestOf(b));
+    const done = await fetch(loc, { method: 'PUT', body: b, headers: { 'content-type': 'application/octet-stream' } });
+    if (done.status !== 201) throw new Error(`upload: ${done.status} ${await done.text()}`);
+    return { digest: digestOf(b), size: b.length };
+  };
+  const cfg = await put(img.config);
+  const layers = [];
+  for (const l of img.layers) layers.push(await put(l));
+  const manifest =
+    img.manifest?.(cfg, layers) ?? {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
+    };
+  const r = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: JSON.stringify(manifest), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+  if (r.status !== 201) throw new Error(`manifest: ${r.status} ${await r.text()}`);
 }

@@ -112,6 +112,8 @@ export function register(program: Command): Command {
       // gets gzip unless told otherwise, as with BuildKit.
       const layerCompression: Compression = output.compression ?? (output.type === 'store' ? 'none' : 'gzip');
       if (output.compressionLevel !== undefined && !validLevel(layerCompression, output.compressionLevel)) throw new KilnError('USAGE', `invalid compression-level in --output for ${layerCompression === 'none' ? 'uncompressed layers' : layerCompression}`, {}, { hint: 'gzip takes 1-9, zstd 1-19' });
+      if (f.snapshotter && f.snapshotter !== 'overlay' && f.snapshotter !== 'native') throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay or native`);
+      if (f.backend && f.backend !== 'oci' && f.backend !== 'chroot') throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci or chroot`);
       if (!existsSync(context)) throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
       const input = readDockerfileInput(f.file, path.resolve(context));
       const buildArgs = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);

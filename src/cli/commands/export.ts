@@ -1,9 +1,8 @@
 /** `kiln export IMAGE -o rootfs.tar`: the image's flattened filesystem. */
 import type { Command } from 'commander';
-import { createWriteStream, promises as fsp } from 'node:fs';
 import { exportImage } from '../../archive/export.js';
 import { KilnError } from '../../util/errors.js';
-import { tempPathFor } from '../../util/fs.js';
+import { openOutputFile } from '../../util/fs.js';
 import { openStoreFromCli } from '../store.js';
 
 export function register(program: Command): Command {
@@ -17,12 +16,12 @@ export function register(program: Command): Command {
       const store = await openStoreFromCli(cmd);
       const img = await store.resolveImage(image);
       if (!flags.output) return exportImage(store, img, process.stdout);
-      const tmp = tempPathFor(flags.output);
+      const out = await openOutputFile(flags.output);
       try {
-        await exportImage(store, img, createWriteStream(tmp, { flags: 'wx' }));
-        await fsp.rename(tmp, flags.output);
+        await exportImage(store, img, out.stream);
+        await out.commit();
       } catch (e) {
-        await fsp.rm(tmp, { force: true });
+        await out.abort();
         throw e;
       }
     });

@@ -4,11 +4,14 @@
  * records first — all of them, or with `--keep-storage SIZE` the least recently used until the
  * layers the cache made fit in SIZE — and, when dropping everything, RUN --mount=type=cache
  * directories (STORE/cache-mounts) too. Then the gc frees the blobs nothing references any more.
+ * First of all, what a killed kiln left behind is torn down: its runs' and views' mounts, runtime
+ * state and private tmpfs files.
  */
 import type { Command } from 'commander';
 import { pruneCacheMounts } from '../../build/run-mounts.js';
 import { CacheIndex } from '../../cache/records.js';
 import { KilnError } from '../../util/errors.js';
+import { cleanupStaleRuns, sweepPrivateDirs } from '../../sandbox/index.js';
 import { humanSize, openStoreFromCli } from '../store.js';
 
 /** Sizes as docker's --keep-storage takes them (go-units RAMInBytes: "512MB", "10g", "1.5GiB", bytes); units are 1024-based. */
@@ -36,6 +39,10 @@ export function register(program: Command): Command {
       if (flags.keepStorage !== undefined && !flags.cache) throw new KilnError('USAGE', '--keep-storage goes with --cache', {}, { hint: 'kiln prune --cache --keep-storage 5GB' });
       const keepBytes = flags.keepStorage !== undefined ? parseKeepStorage(flags.keepStorage) : undefined;
       const store = await openStoreFromCli(cmd);
+      // What killed kiln processes left: run and view dirs (mounts, runtime state), private tmpfs dirs.
+      const runs = await cleanupStaleRuns(store.root);
+      sweepPrivateDirs();
+      if (runs > 0) process.stdout.write(`Cleaned up ${runs} run(s) left by stopped kiln processes\n`);
       if (flags.cache) {
         const c = await CacheIndex.forStore(store).prune({ keepBytes });
         let mounts = '';

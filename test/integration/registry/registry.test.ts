@@ -324,6 +324,25 @@ describe('faults between kiln and the registry', { skip: noRegistry }, () => {
     }
   });
 
+  test('a registry that ignores Range after a cut connection: the blob is taken again from its start', async () => {
+    const proxy = await startFaultProxy(reg.host, [
+      { method: 'GET', path: new RegExp(`/blobs/${layerDigest}`), action: 'cut' },
+      { method: 'GET', path: new RegExp(`/blobs/${layerDigest}`), action: 'no-range' },
+    ]);
+    try {
+      const root = newRoot('norange');
+      const r = await runKiln(['pull', `${proxy.host}/kiln/small:1`], { root });
+      assert.equal(r.code, 0, r.stderr);
+      const gets = proxy.log.filter((l) => l.method === 'GET' && l.path.includes(layerDigest));
+      assert.equal(gets[1]?.fault, 'no-range');
+      assert.match(gets[1]?.range ?? '', /^bytes=[1-9]\d*-$/, 'kiln asked for the rest');
+      assert.equal(gets[1]?.status, 200, 'and got the whole blob');
+      assert.equal(JSON.parse((await runKiln(['inspect', `${proxy.host}/kiln/small:1`], { root })).stdout)[0].Id, imageId);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   test('a 500 then success: retried', async () => {
     const proxy = await startFaultProxy(reg.host, [
       { method: 'GET', path: /\/manifests\//, action: 'status', status: 500 },
