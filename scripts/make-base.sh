@@ -38,6 +38,26 @@ todo=(); for n in "${names[@]}"; do have "$n" && echo "have $out/$n.tar" || todo
 [ "$(id -u)" = 0 ] || { echo "make-base.sh: making ${todo[*]} needs root (mmdebstrap unpacks packages as their owners)" >&2; exit 1; }
 command -v mmdebstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null; }
 
+# make_one NAME OUT.tar: mmdebstrap with its temporary chroot in a directory of ours, so that what
+# it leaves behind when it fails (a /proc still mounted) can be unmounted and removed.
+make_one() {
+  local p inc=() work rc=0
+  p=$(pkgs_for "$1")
+  [ -n "$p" ] && inc=(--include="$p")
+  work="$out/.work.$1.$$"
+  mkdir -p "$work"
+  # Deterministic enough for fixtures: a fixed mirror snapshot is not reachable, so only the suite
+  # and the timestamps are pinned.
+  TMPDIR="$work" SOURCE_DATE_EPOCH=1700000000 mmdebstrap --quiet --variant=minbase --format=tar \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    "${inc[@]}" bookworm "$2" || rc=$?
+  awk -v w="$work/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+  rm -rf --one-file-system "$work" 2>/dev/null || true
+  [ "$rc" = 0 ] || rm -f "$2"
+  return "$rc"
+}
+
 locks=()
 cleanup() { for l in "${locks[@]}"; do rm -rf "$l"; done; rm -f "$out"/*.tar.tmp.$$; }
 trap cleanup EXIT
@@ -51,14 +71,13 @@ for n in "${todo[@]}"; do
   done
   if have "$n"; then echo "have $t"; rm -rf "$lock" 2>/dev/null || true; continue; fi
   locks+=("$lock")
-  p=$(pkgs_for "$n")
-  inc=(); [ -n "$p" ] && inc=(--include="$p")
-  # Deterministic enough for fixtures: a fixed mirror snapshot is not reachable, so only the suite
-  # and the timestamps are pinned.
-  SOURCE_DATE_EPOCH=1700000000 mmdebstrap --quiet --variant=minbase --format=tar \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-    "${inc[@]}" bookworm "$t.tmp.$$"
+  # One retry: mmdebstrap now and then fails to unmount its chroot's /proc ("target is busy") on a
+  # busy machine, and gives up; a second run goes through.
+  for attempt in 1 2; do
+    if make_one "$n" "$t.tmp.$$"; then break; fi
+    [ "$attempt" = 2 ] && { echo "make-base.sh: mmdebstrap failed twice for $n" >&2; exit 1; }
+    echo "make-base.sh: mmdebstrap failed for $n; trying again" >&2
+  done
   mv "$t.tmp.$$" "$t"
   rm -rf "$lock"
   echo "made $t ($(du -h "$t" | cut -f1))"
