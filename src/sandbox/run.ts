@@ -18,6 +18,7 @@ import type { Compression, Descriptor } from '../image/types.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { resolveInImage, resolveUser } from '../util/users.js';
+import { overlayXattrPrefix } from '../util/userns.js';
 import { applyLayer } from '../layer/apply.js';
 import { measureLayer, type LayerInfo } from '../layer/compress.js';
 import { comparePaths, tarChanges, type Change } from '../layer/write.js';
@@ -198,7 +199,8 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
 
 /** overlayfs's own xattrs but the two a lower layer needs (opaque directories, xattr whiteouts). */
 function isOverlayInternal(name: string): boolean {
-  return name.startsWith('trusted.overlay.') && name !== 'trusted.overlay.opaque' && name !== 'trusted.overlay.whiteout';
+  const p = overlayXattrPrefix();
+  return name.startsWith(p) && name !== `${p}opaque` && name !== `${p}whiteout`;
 }
 
 function rank(c: Change): number {
