@@ -77,7 +77,7 @@ export async function rootlessPlan(): Promise<RootlessPlan> {
   return {
     mode: 'single-id',
     unshareArgs: base,
-    notice: `kiln: rootless, single-id mode (${missing}): every file of the image is owned by root and RUN steps run as root. To keep owners (root, 65532, users the image adds), ${fix}.`,
+    notice: `kiln: rootless, single-id mode (${missing}): files of the base image and files RUN steps make are owned by root, RUN steps run as root and cannot chown to another user. To keep owners (root, 65532, users the image adds), ${fix}.`,
   };
 }
 

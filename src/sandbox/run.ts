@@ -18,7 +18,7 @@ import type { Compression, Descriptor } from '../image/types.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { resolveInImage, resolveUser } from '../util/users.js';
-import { overlayXattrPrefix } from '../util/userns.js';
+import { overlayXattrPrefix, singleIdMode } from '../util/userns.js';
 import { applyLayer } from '../layer/apply.js';
 import { measureLayer, type LayerInfo } from '../layer/compress.js';
 import { comparePaths, tarChanges, type Change } from '../layer/write.js';
@@ -135,7 +135,9 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   }
   if (signal.aborted) throw interrupted();
 
-  const user = resolveUser(image, o.user ?? '');
+  const resolved = resolveUser(image, o.user ?? '');
+  // The single-id mode maps root alone: a RUN as another user runs as root (as the mode says).
+  const user = singleIdMode() && resolved.uid !== 0 ? { ...resolved, uid: 0, gid: 0, additionalGids: [] } : resolved;
   const env = o.env.filter((e) => e.indexOf('=') > 0);
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);

@@ -25,6 +25,12 @@ import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { KilnError } from '../util/errors.js';
 import { runCapture, which } from '../util/proc.js';
+import { idMapped, singleIdMode, userNamespace } from '../util/userns.js';
+
+/** devpts's tty group (5), as docker mounts it, where this user namespace maps it. */
+function devptsGid(): string[] {
+  return idMapped(userNamespace().gids, 5) ? ['gid=5'] : [];
+}
 
 /** A mount as the backends see it: host paths ready to bind (see mounts.ts for what callers give). */
 export interface RuntimeMount {
@@ -100,7 +106,7 @@ export function ociSpec(rootfs: string, spec: ProcessSpec, files: HostFiles): Re
   const mounts: unknown[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...devptsGid()] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     // A fresh sysfs shows the network namespace's devices; with the host's network it cannot be
@@ -169,7 +175,7 @@ export function chrootScript(rootfs: string, spec: ProcessSpec, files: HostFiles
     `mount -t tmpfs -o nosuid,strictatime,mode=755,size=65536k tmpfs ${R('/dev')}`,
     ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((d) => `touch ${R(`/dev/${d}`)} && mount --bind /dev/${d} ${R(`/dev/${d}`)}`),
     `mkdir -p ${R('/dev/pts')} ${R('/dev/shm')} ${R('/dev/mqueue')}`,
-    `mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5 devpts ${R('/dev/pts')}`,
+    `mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620${devptsGid().map((g) => `,${g}`).join('')} devpts ${R('/dev/pts')}`,
     `mount -t tmpfs -o nosuid,noexec,nodev,mode=1777,size=65536k shm ${R('/dev/shm')}`,
     `mount -t mqueue -o nosuid,noexec,nodev mqueue ${R('/dev/mqueue')} 2>/dev/null || true`,
     `ln -s /proc/self/fd ${R('/dev/fd')} && ln -s /proc/self/fd/0 ${R('/dev/stdin')} && ln -s /proc/self/fd/1 ${R('/dev/stdout')} && ln -s /proc/self/fd/2 ${R('/dev/stderr')} && ln -s pts/ptmx ${R('/dev/ptmx')}`,
@@ -383,7 +389,7 @@ async function probeRemembered(program: string, scratch: string): Promise<string
   try {
     const st = statSync(program);
     const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const key = createHash('sha256').update(`${program} ${st.ino} ${st.size} ${st.mtimeMs} ${boot}`).digest('hex').slice(0, 32);
+    const key = createHash('sha256').update(`${program} ${st.ino} ${st.size} ${st.mtimeMs} ${boot}${userNamespace().nested ? ` userns ${singleIdMode() ? 'single' : 'subids'}` : ''}`).digest('hex').slice(0, 32);
     if (base) marker = path.join(base, 'kiln', `runtime-works-${key}`);
   } catch {
     marker = undefined;
