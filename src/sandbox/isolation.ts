@@ -6,7 +6,7 @@ import { singleIdMode, userNamespace } from '../util/userns.js';
 import type { BackendKind } from './runtime.js';
 import type { SnapshotterKind } from './rootfs.js';
 
-export type IsolationMode = 'root' | 'rootless' | 'rootless-single-id';
+export type IsolationMode = 'root' | 'rootless' | 'rootless-single-id' | 'chroot-only';
 
 export interface Isolation {
   mode: IsolationMode;
@@ -15,6 +15,12 @@ export interface Isolation {
 
 export function describeIsolation(backend: BackendKind | string, snapshotter: SnapshotterKind | string): Isolation {
   const ns = userNamespace();
+  if (backend === 'bare') {
+    return {
+      mode: 'chroot-only',
+      description: `chroot only: no namespace can be made here (an unprivileged container?); RUN shares this container's processes, network and hostname, has no /proc or /sys, and no mounts; ${snapshotter === 'overlay' ? 'overlay snapshots' : 'native snapshotter (copied root)'}`,
+    };
+  }
   const runner = backend === 'oci' ? 'OCI runtime (pid, mount, ipc, uts namespaces)' : 'chroot backend (pid, mount, ipc, uts namespaces)';
   const fs = snapshotter === 'overlay' ? 'overlay snapshots' : 'native snapshotter (copied root)';
   if (!ns.nested) return { mode: 'root', description: `root, ${runner}, ${fs}` };

@@ -26,6 +26,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { KilnError } from '../util/errors.js';
 import { runCapture, which } from '../util/proc.js';
 import { idMapped, singleIdMode, userNamespace } from '../util/userns.js';
+import { BareRunner, bareTools, namespacesRefused } from './bare.js';
 
 /** devpts's tty group (5), as docker mounts it, where this user namespace maps it. */
 function devptsGid(): string[] {
@@ -58,7 +59,8 @@ export interface ProcessSpec {
   onStderr?: (b: Buffer) => void;
 }
 
-export type BackendKind = 'oci' | 'chroot';
+/** oci: runc/crun; chroot: util-linux namespaces + chroot; bare: chroot alone (sandbox/bare.ts). */
+export type BackendKind = 'oci' | 'chroot' | 'bare';
 
 /** Docker's default capability set (moby oci/caps/defaults.go). */
 export const DEFAULT_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
@@ -414,6 +416,10 @@ const RUNTIME_CANDIDATES = ['runc', 'crun'];
  * works here, else chroot (unless `backend: 'oci'` insists). `scratch`: a directory for probes.
  */
 export async function selectRunner(opts: { runtime?: string; backend?: BackendKind; scratch: string }): Promise<Runner> {
+  if (opts.backend === 'bare' && !opts.runtime) {
+    await bareTools();
+    return new BareRunner();
+  }
   if (opts.backend === 'chroot' && !opts.runtime) {
     await chrootTools();
     return new ChrootRunner();
@@ -437,5 +443,16 @@ export async function selectRunner(opts: { runtime?: string; backend?: BackendKi
     throw new KilnError('SANDBOX', `no working OCI runtime${refused.length ? ` (${refused.join('; ')})` : ' (neither runc nor crun is installed)'}`, {}, { hint: 'apt-get install runc, or use --backend chroot' });
   }
   await chrootTools();
+  // No namespace can be made here (an unprivileged container): chroot alone.
+  if (await namespacesRefusedOnce()) {
+    await bareTools();
+    return new BareRunner();
+  }
   return new ChrootRunner();
+}
+
+let refusal: Promise<string | undefined> | undefined;
+function namespacesRefusedOnce(): Promise<string | undefined> {
+  refusal ??= namespacesRefused();
+  return refusal;
 }

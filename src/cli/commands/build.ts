@@ -79,7 +79,7 @@ export function register(program: Command): Command {
     .option('--progress <mode>', `progress display: ${PROGRESS_MODES.join(', ')} (auto: tty on a terminal, else plain; json: JSON lines on stdout, see docs/progress-json.md)`, 'auto')
     .option('-o, --output <spec>', 'type=store (default), type=docker,dest=FILE, type=oci,dest=FILE or type=registry[,name=REF] (push); compression=uncompressed|gzip|zstd[,compression-level=N][,force-compression=true]')
     .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
-    .option('--backend <kind>', 'oci or chroot (default: oci when a runtime works)')
+    .option('--backend <kind>', 'oci, chroot or bare (chroot alone, no namespaces: unprivileged containers) (default: oci when a runtime works, else chroot, else bare)')
     .option('--insecure-registry <host>', 'allow plain HTTP and unverified TLS for this registry (repeatable)', collect)
     .option('--tls-verify [bool]', 'verify registry TLS certificates (default true)')
     .option('--cert-dir <dir>', 'per-registry CA certificates (default /etc/docker/certs.d)')
@@ -157,7 +157,7 @@ export function register(program: Command): Command {
             layerCompression,
             forceCompression: output.forceCompression,
             compressionLevel: output.compressionLevel,
-            backend: f.backend as 'oci' | 'chroot' | undefined,
+            backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
             signal: ac.signal,
             sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
             noCache: f.cache === false,
