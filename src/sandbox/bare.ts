@@ -14,7 +14,7 @@
  * are killed when it exits (any process whose root is the stage's root).
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { KilnError } from '../util/errors.js';
 import { runCapture, which } from '../util/proc.js';
 import type { ProcessSpec, Runner } from './runtime.js';
@@ -60,14 +60,35 @@ export async function bareTools(): Promise<{ env: string; setpriv: string; perl:
   return { env, setpriv, perl };
 }
 
-/** Kill every process whose root directory is `rootfs` (what a RUN left running). */
-function killInRoot(rootfs: string): void {
+/**
+ * Kill what a RUN left running: every process of the session it was started in (its own: the
+ * runner starts it as a session leader), and every other process whose root directory is `rootfs`
+ * (one that left the session; its root is readable when it runs as root — another user's needs
+ * CAP_SYS_PTRACE, which containers lack).
+ */
+function killLeftovers(sid: number, rootfs: string): void {
   for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    let ours = false;
     try {
-      if (readlinkSync(`/proc/${pid}/root`) === rootfs) process.kill(Number(pid), 'SIGKILL');
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // pid (comm) state ppid pgrp session …: comm may hold spaces and parentheses.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ours = Number(fields[3]) === sid;
     } catch {
-      // gone, or not ours to see
+      continue; // gone
+    }
+    try {
+      ours ||= readlinkSync(`/proc/${pid}/root`) === rootfs;
+    } catch {
+      // not ours to see
+    }
+    if (ours) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone
+      }
     }
   }
 }
@@ -103,10 +124,12 @@ export class BareRunner implements Runner {
       spec.additionalGids.join(','),
       ...spec.args,
     ];
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A session of its own (setsid): what it leaves running is found by its session id.
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     // No PID namespace ends what the process left running: its exit does (their output pipes
-    // would hold the close back).
-    child.once('exit', () => killInRoot(rootfs));
+    // would hold the close back), and so does an abort.
+    const sid = child.pid!;
+    child.once('exit', () => killLeftovers(sid, rootfs));
     child.stdout.on('data', (b: Buffer) => spec.onStdout?.(b));
     child.stderr.on('data', (b: Buffer) => spec.onStderr?.(b));
     try {
@@ -123,7 +146,7 @@ export class BareRunner implements Runner {
         child.once('close', () => signal?.removeEventListener('abort', onAbort));
       });
     } finally {
-      killInRoot(rootfs);
+      killLeftovers(sid, rootfs);
     }
   }
 }

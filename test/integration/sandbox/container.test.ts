@@ -70,7 +70,7 @@ describe('kiln in an unprivileged container', () => {
     // kiln builds its own image and pushes it. The context: what image/Dockerfile copies from the
     // repository (node_modules may be a link out of the worktree here; a context copies no link's target).
     const ctx = path.join(work, 'kiln-context');
-    for (const p of ['package.json', 'dist/bin', 'node_modules/fs-xattr/package.json', 'node_modules/fs-xattr/index.js', 'node_modules/fs-xattr/build/Release/xattr.node']) {
+    for (const p of ['package.json', 'dist/bin', 'node_modules/fs-xattr/package.json', 'node_modules/fs-xattr/index.js', 'node_modules/fs-xattr/build/Release/xattr.node', 'node_modules/@balena/dockerignore']) {
       cpSync(path.join(repoRoot, p), path.join(ctx, p), { recursive: true, dereference: true });
     }
     kilnImage = `${reg}/kiln:test`;
