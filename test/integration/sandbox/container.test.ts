@@ -89,6 +89,37 @@ describe('kiln in an unprivileged container', () => {
     assert.match(r.stdout, /^\d+\.\d+\.\d+$/m);
   });
 
+  test('with SOURCE_DATE_EPOCH, the image built in the container is the image root builds on the host (owners root, 65532, a useradded user)', async () => {
+    const ctx = path.join(work, 'owners');
+    mkdirSync(ctx);
+    writeFileSync(path.join(ctx, 'f.txt'), 'copied\n');
+    writeFileSync(
+      path.join(ctx, 'Dockerfile'),
+      [
+        'ARG REGISTRY',
+        'FROM ${REGISTRY}/debian-slim:bookworm',
+        'RUN useradd -m -u 1234 app && mkdir /data && chown 65532:65532 /data && touch /home/app/f && chown app:app /home/app/f && echo hi > /x && rm -rf /var/log/apt',
+        'COPY --chown=65532:65532 f.txt /data/f.txt',
+        'USER app',
+        'RUN id -u > /home/app/who && touch /home/app/g',
+        '',
+      ].join('\n'),
+    );
+    const reg = registry!.host;
+    const host = await runKiln(['build', '-q', '--build-arg', `REGISTRY=${reg}`, '-t', `${reg}/owners-host:1`, '--push', ctx], { root, env: { SOURCE_DATE_EPOCH: '1700000000' } });
+    assert.equal(host.code, 0, host.stderr);
+    const box = dockerd!.docker(['run', '--rm', '--network', 'host', '-e', 'SOURCE_DATE_EPOCH=1700000000', '-v', `${ctx}:/workspace`, kilnImage, 'build', '-q', '--build-arg', `REGISTRY=${reg}`, '-t', `${reg}/owners-box:1`, '--push', '/workspace']);
+    assert.equal(box.code, 0, box.stderr);
+    const ids = ['owners-host', 'owners-box'].map((n) => {
+      const p = dockerd!.docker(['pull', '-q', `${reg}/${n}:1`]);
+      assert.equal(p.code, 0, p.stderr);
+      return dockerd!.docker(['image', 'inspect', '-f', '{{.Id}}', `${reg}/${n}:1`]).stdout.trim();
+    });
+    assert.equal(ids[1], ids[0], 'the same image id (config digest: the same layers, the same history)');
+    const run = dockerd!.docker(['run', '--rm', `${reg}/owners-box:1`, 'sh', '-c', 'stat -c "%u:%g %n" /data /data/f.txt /home/app/f /home/app/g /x']);
+    assert.equal(run.stdout, '65532:65532 /data\n65532:65532 /data/f.txt\n1234:1234 /home/app/f\n1234:1234 /home/app/g\n0:0 /x\n');
+  });
+
   const seeds: [string, [string, string][], string[], RegExp][] = [
     ['py-wheels', [], [], /^hello, multi-stage \| total: 500500 \| app 1\.0\.0/],
     ['py-obfuscate', [], [], /hello, multi-stage/],
