@@ -5,6 +5,7 @@
 # Not a test: figures for the README's table. Run as root after `npm run build`:
 #   bench/rootless.sh                      root and rootless
 #   KILN_IMAGE=REG/kiln:tag DOCKER_HOST=unix:///…/d.sock bench/rootless.sh   the container too
+#   MODES="box" REPS=1 …                   only some of root, user, box
 # Each cold build starts from a store holding only the bases (imported beforehand, not timed); the
 # no-op build follows it on the same store. REPS (default 3) runs of each; the median is printed.
 set -euo pipefail
@@ -50,6 +51,8 @@ box_build() { docker run --rm --network host -v "$work/box-store:/var/lib/kiln" 
 
 modes=(root user)
 [ -n "${KILN_IMAGE:-}" ] && modes+=(box)
+# MODES="box" (any of root, user, box) measures only those.
+[ -n "${MODES:-}" ] && read -r -a modes <<< "$MODES"
 printf 'workload\tmode\tcold_s\tnoop_s\n'
 for w in $workloads; do
   for m in "${modes[@]}"; do
