@@ -15,6 +15,8 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)
 # System packages:
 #   runc, crun        OCI runtimes for RUN steps and `kiln run` (kiln probes which one works)
 #   util-linux        unshare/mount for the chroot sandbox backend
+#   uidmap            newuidmap/newgidmap: rootless builds map the user's subordinate ids (/etc/subuid)
+#   fuse-overlayfs    rootless overlay where the kernel refuses overlayfs in a user namespace
 #   zstd, pigz        zstd layer compression; pigz as a benchmark reference
 #   skopeo, umoci     interop tests: other tools must read what kiln writes
 #   docker-registry   the real distribution registry, for registry tests
@@ -24,7 +26,7 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)
 #   apache2-utils     htpasswd (bcrypt) for the registry's Basic-auth tests
 #   chromium          headless browser tests of the HTML report
 #   git               ADD of git repositories (its tests serve one with git daemon)
-pkgs=(runc crun util-linux zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl apache2-utils ca-certificates git python3 chromium)
+pkgs=(runc crun util-linux uidmap fuse-overlayfs zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl apache2-utils ca-certificates git python3 chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -28,7 +28,7 @@ import type { Compression, ContainerConfig, Descriptor, HistoryEntry, ImageConfi
 import { isPlainLayer, type Store } from '../store/store.js';
 import { blobFromSnapshot } from '../sandbox/snapshot-blob.js';
 import { compressedImage, compressionOf } from '../store/compressed.js';
-import { DEFAULT_PATH, runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
+import { DEFAULT_PATH, describeIsolation, runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
 import { openView, pathsAreLinkFree, resolveInRoot, topOf, type View } from '../sandbox/view.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
@@ -161,6 +161,8 @@ class Engine {
    * blobs would be wasted (BuildKit does not either). A cache export needs blobs of every stage.
    */
   private readonly shipped: Set<number>;
+  /** The sandbox event was sent (once, after the first RUN). */
+  private sandboxShown = false;
 
   constructor(
     private readonly o: BuildOptions,
@@ -702,6 +704,11 @@ class Engine {
     } finally {
       for (const d of scratch) await rm(d, { recursive: true, force: true });
       await runMounts?.release();
+    }
+    if (!this.sandboxShown) {
+      this.sandboxShown = true;
+      const iso = describeIsolation(out.backend, out.snapshotter);
+      this.emit({ type: 'sandbox', mode: iso.mode, backend: out.backend, snapshotter: out.snapshotter, description: iso.description });
     }
     const createdBy = `RUN ${runHistoryText(args, state.argNames.map((n) => [n, scope.lookup(n) ?? '']))} # buildkit`;
     if (out.exitCode !== 0) {

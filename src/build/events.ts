@@ -33,6 +33,8 @@ export type BuildEvent =
   | { type: 'step-error'; stage: number; step: number; ms: number; message: string; exitCode?: number }
   | { type: 'stage-done'; stage: number; ms: number }
   | { type: 'warning'; message: string; stage?: number; step?: number }
+  /** How the first RUN step was isolated (once per build; sandbox/isolation.ts describes each mode). */
+  | { type: 'sandbox'; mode: string; backend: string; snapshotter: string; description: string }
   /**
    * Progress of pulling an image (a base or a `--from` image): one event per update of a layer
    * (`layer` is its digest; `current`/`total` in bytes), and one without `layer` with `done` when
@@ -48,7 +50,7 @@ export type BuildEvent =
 export type EventSink = (e: BuildEvent) => void;
 
 /** Every event type, in the order a build gives them (docs/progress-json.md documents each). */
-export const BUILD_EVENT_TYPES = ['plan', 'stage-start', 'step-start', 'step-output', 'step-cached', 'step-done', 'step-error', 'stage-done', 'warning', 'pull', 'done'] as const satisfies readonly BuildEvent['type'][];
+export const BUILD_EVENT_TYPES = ['plan', 'stage-start', 'step-start', 'step-output', 'step-cached', 'step-done', 'step-error', 'stage-done', 'warning', 'sandbox', 'pull', 'done'] as const satisfies readonly BuildEvent['type'][];
 // A type added to BuildEvent but not to the list above fails to compile here.
 const allListed: [Exclude<BuildEvent['type'], (typeof BUILD_EVENT_TYPES)[number]>] extends [never] ? true : false = true;
 void allListed;

@@ -23,7 +23,7 @@
  *
  * Relative targets are relative to the working directory (BuildKit).
  */
-import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeSync, promises as fsp } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeSync, promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -38,6 +38,7 @@ import { withFileLock } from '../store/lock.js';
 import { sha256, digestHex, type Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
 import { runCapture, processAlive, processStartTime } from '../util/proc.js';
+import { lchownInNamespace } from '../util/userns.js';
 
 /** A secret given to the build: `--secret id=ID[,src=FILE][,env=VAR]`. */
 export interface SecretSource {
@@ -255,7 +256,7 @@ export async function prepareRunMounts(req: RunMountsRequest): Promise<RunMounts
             } else mkdirSync(tmp);
             if (!seed || m.uid !== undefined || m.gid !== undefined || m.mode !== undefined) {
               chmodSync(tmp, m.mode ?? 0o755);
-              chownSync(tmp, m.uid ?? 0, m.gid ?? 0);
+              lchownInNamespace(tmp, m.uid ?? 0, m.gid ?? 0);
             }
             // Two shared users may fill it at once: the first rename wins.
             await fsp.rename(tmp, data).catch(async (e: NodeJS.ErrnoException) => {
@@ -288,7 +289,7 @@ export async function prepareRunMounts(req: RunMountsRequest): Promise<RunMounts
             } finally {
               closeSync(fd);
             }
-            chownSync(file, m.uid ?? 0, m.gid ?? 0);
+            lchownInNamespace(file, m.uid ?? 0, m.gid ?? 0);
             chmodSync(file, m.mode ?? 0o400);
             mounts.push({ type: 'bind', source: file, target, readonly: true });
           }
@@ -308,7 +309,7 @@ export async function prepareRunMounts(req: RunMountsRequest): Promise<RunMounts
           const sock = path.join(priv(), `ssh-${sshIndex}.sock`);
           const proxy = await agentProxy(src.socket, sock);
           releases.push(() => proxy.close());
-          chownSync(sock, m.uid ?? 0, m.gid ?? 0);
+          lchownInNamespace(sock, m.uid ?? 0, m.gid ?? 0);
           chmodSync(sock, m.mode ?? 0o600);
           mounts.push({ type: 'bind', source: sock, target });
           break;

@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { loadCommands, type RegisterCommand } from './commands/index.js';
 import { KilnError, formatError, isKilnError } from '../util/errors.js';
 import { readPackageVersion } from './version.js';
+import { runInUserNamespace } from './rootless.js';
 
 /** The program with every command (for help and the generated docs). */
 export async function buildProgram(): Promise<Command> {
@@ -51,6 +52,9 @@ export async function main(argv: string[]): Promise<number> {
   // The CLI runs bundled (dist/bin): map stack traces back to the modules for whoever debugs.
   if (debug) process.setSourceMapsEnabled(true);
   try {
+    // Not root: the command runs again in a user namespace (cli/rootless.ts).
+    const inNamespace = await runInUserNamespace(argv, commandName(argv));
+    if (inNamespace !== undefined) return inNamespace;
     // Only the module of the command being run is loaded (all of them for help or a typo).
     const program = programWith(await loadCommands(commandName(argv)));
     await program.parseAsync(argv, { from: 'user' });

@@ -5,7 +5,7 @@
  * symlink (planted earlier in the same tar or already there), hard links to outside — such a tar
  * is refused with KilnError('UNSAFE') naming the entry.
  */
-import { promises as fsp, createWriteStream, chmodSync, closeSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { promises as fsp, createWriteStream, chmodSync, closeSync, lstatSync, lutimesSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { HashingStream, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { runChecked } from '../util/proc.js';
+import { lchownInNamespace, overlayXattrPrefix, userNamespace } from '../util/userns.js';
 import { openLayer } from './decompress.js';
 import { readTar } from './tarstream.js';
 import type { TarHeader } from './tarformat.js';
@@ -147,7 +148,7 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
       if (base === OPAQUE) {
         if (opts.whiteouts === 'overlay') {
           await fsp.mkdir(dirAbs, { recursive: true });
-          xattr.setAttributeSync(dirAbs, 'trusted.overlay.opaque', 'y');
+          xattr.setAttributeSync(dirAbs, `${overlayXattrPrefix()}opaque`, 'y');
         } else {
           for (const child of await fsp.readdir(dirAbs).catch(() => [] as string[])) {
             const childRel = dirRel ? `${dirRel}/${child}` : child;
@@ -169,6 +170,12 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     }
     ensureParents(rel, header.name);
     const abs = path.join(absRoot, rel);
+    // A user namespace may make no device but overlay's 0/0 whiteout: skipped, as rootless docker
+    // and buildah do (a RUN sees /dev from the runtime; the layer's blob keeps the entry).
+    if ((header.type === 'chardev' || header.type === 'blockdev') && userNamespace().nested && (header.devmajor ?? 0) + (header.devminor ?? 0) !== 0) {
+      for await (const _ of body) void _;
+      continue;
+    }
     // A partial unpack may have left a hard link's target out: the path is a file all the same.
     const h = opts.only && header.type === 'hardlink' && !created.has(checkHardLinkTarget(header.name, header.linkname, opts.names)) ? { ...header, type: 'file' as const, size: 0 } : header;
     created.add(rel);
@@ -246,7 +253,7 @@ async function writeEntry(
       break;
     }
   }
-  lchownSync(abs, h.uid, h.gid);
+  lchownInNamespace(abs, h.uid, h.gid);
   if (h.type !== 'symlink') {
     chmodSync(abs, h.mode & 0o7777);
     if (h.xattrs) for (const [k, v] of Object.entries(h.xattrs)) xattr.setAttributeSync(abs, k, v);

@@ -41,8 +41,11 @@ export interface EntrySpec {
   devminor?: number;
 }
 
-/** xattrs images carry; others (e.g. overlay's own trusted.* markers, selinux labels) stay out. */
-const KEPT_XATTR = /^(security\.capability|user\.|trusted\.(?!overlay\.)|security\.(?!selinux))/;
+/**
+ * xattrs images carry; others (e.g. overlay's own markers: trusted.overlay.* on the host,
+ * user.overlay.* in a rootless user namespace; selinux labels) stay out.
+ */
+const KEPT_XATTR = /^(security\.capability|user\.(?!overlay\.)|trusted\.(?!overlay\.)|security\.(?!selinux))/;
 
 function readXattrs(p: string, onNames?: (names: string[]) => void): Record<string, Buffer> | undefined {
   let names: string[];

@@ -29,4 +29,5 @@ export { selectRunner, probeRuntime, ociSpec, chrootScript, DEFAULT_CAPS, HOST_F
 export { canMountOverlay, diffUpper, diffTrees, snapshotTree, flattenLowerDirs, type SnapshotterKind } from './rootfs.js';
 export { cleanupStaleRuns } from './rundir.js';
 export { sweepPrivateDirs } from './private-files.js';
+export { describeIsolation, type Isolation, type IsolationMode } from './isolation.js';
 export { openView, resolveInRoot, type View } from './view.js';

@@ -10,10 +10,11 @@
  *   `mode` when missing.
  * Nothing of a mount ever reaches the layer: their mount points come from stubs outside it.
  */
-import { existsSync, mkdirSync, chownSync, chmodSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, chmodSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { KilnError } from '../util/errors.js';
 import { runCapture } from '../util/proc.js';
+import { lchownInNamespace } from '../util/userns.js';
 import { mountOverlay } from './rootfs.js';
 import type { RuntimeMount } from './runtime.js';
 
@@ -76,7 +77,7 @@ export async function prepareMounts(mounts: Mount[], runDir: string, overlay: bo
       if (!existsSync(source)) {
         mkdirSync(source, { recursive: true });
         chmodSync(source, m.mode ?? 0o755);
-        chownSync(source, m.uid ?? 0, m.gid ?? 0);
+        lchownInNamespace(source, m.uid ?? 0, m.gid ?? 0);
       }
       out.push({ type: 'bind', source, target, readonly: m.readonly });
       continue;

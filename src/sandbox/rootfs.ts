@@ -15,13 +15,14 @@
  * Mount points the runtime needs (/proc, /etc/hosts, RUN --mount targets…) that the image lacks
  * come from an extra top lower dir of stubs, so they never reach the upper dir or the layer.
  */
-import { lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync, chownSync, lutimesSync, chmodSync, promises as fsp, type BigIntStats, type Stats } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync, lutimesSync, chmodSync, promises as fsp, type BigIntStats, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Change } from '../layer/write.js';
 import { runCapture } from '../util/proc.js';
 import { KilnError } from '../util/errors.js';
 import { resolveInImage } from '../util/users.js';
+import { lchownInNamespace, overlayXattrPrefix, userNamespace } from '../util/userns.js';
 
 const require = createRequire(import.meta.url);
 const xattr = require('fs-xattr') as { getAttributeSync(p: string, n: string): Buffer; removeAttributeSync(p: string, n: string): void };
@@ -30,6 +31,9 @@ const xattrRemove = (p: string, n: string) => xattr.removeAttributeSync(p, n);
 export type SnapshotterKind = 'overlay' | 'native';
 
 const OVERLAY_OPTS = ',index=off,metacopy=off,redirect_dir=off';
+
+/** In a user namespace overlayfs keeps its markers in user.overlay.* xattrs (see util/userns.ts). */
+const userxattr = () => (userNamespace().nested ? ',userxattr' : '');
 
 /**
  * Mount an overlay at `target`: lower dirs bottom → top; no upper dir (`upper` '') gives a
@@ -46,9 +50,9 @@ export async function mountOverlay(lowers: string[], runDir: string, upper: stri
   const lowerOpt = lowers.map((_, i) => `l/${i}`).reverse().join(':');
   const rw = upper ? `,upperdir=${path.relative(runDir, upper)},workdir=${path.relative(runDir, work)}` : '';
   const mount = (extra: string) => runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerOpt}${rw}${extra}`, target], { cwd: runDir });
-  let r = await mount(OVERLAY_OPTS);
+  let r = await mount(OVERLAY_OPTS + userxattr());
   // Kernels without these options (before 4.19) behave so by default.
-  if (r.code !== 0 && /invalid argument|bad option|wrong fs type/i.test(r.stderr)) r = await mount('');
+  if (r.code !== 0 && /invalid argument|bad option|wrong fs type/i.test(r.stderr)) r = await mount(userxattr());
   if (r.code !== 0) {
     throw new KilnError('SANDBOX', `cannot mount overlayfs: ${r.stderr.trim()}`, { path: target }, { hint: 'use --snapshotter native where overlayfs is not available (e.g. inside an unprivileged container)' });
   }
@@ -77,7 +81,7 @@ async function probeOverlay(scratch: string): Promise<boolean> {
   const d = path.join(scratch, `${process.pid}-overlay-probe`);
   try {
     for (const s of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(d, s), { recursive: true });
-    const r = await runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${d}/lower,upperdir=${d}/upper,workdir=${d}/work`, `${d}/merged`]);
+    const r = await runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${d}/lower,upperdir=${d}/upper,workdir=${d}/work${userxattr()}`, `${d}/merged`]);
     if (r.code !== 0) return false;
     await unmount(`${d}/merged`);
     return true;
@@ -106,13 +110,13 @@ export function diffUpper(upper: string): Change[] {
       const st = lstatSync(abs);
       // A whiteout: a 0/0 character device, or (kernels ≥ 6.7 in nested setups) an empty file
       // marked with trusted.overlay.whiteout.
-      if ((st.isCharacterDevice() && st.rdev === 0) || (st.isFile() && st.size === 0 && attr(abs, 'trusted.overlay.whiteout') !== undefined)) {
+      if ((st.isCharacterDevice() && st.rdev === 0) || (st.isFile() && st.size === 0 && attr(abs, `${overlayXattrPrefix()}whiteout`) !== undefined)) {
         out.push({ kind: 'delete', path: r });
         continue;
       }
       out.push({ kind: 'add', path: r, stats: st });
       if (st.isDirectory()) {
-        if (attr(abs, 'trusted.overlay.opaque') === 'y') out.push({ kind: 'opaque', path: r });
+        if (attr(abs, `${overlayXattrPrefix()}opaque`) === 'y') out.push({ kind: 'opaque', path: r });
         walk(r);
       }
     }
@@ -222,7 +226,7 @@ export function makeStubs(dir: string, image: string | string[], stubs: Stub[]):
       if (img) {
         mkdirSync(here);
         chmodSync(here, img.mode & 0o7777);
-        chownSync(here, img.uid, img.gid);
+        lchownInNamespace(here, img.uid, img.gid);
         times.push({ host: here, atime: img.atime, mtime: img.mtime });
       } else if (i === parts.length && s.kind === 'file') {
         writeFileSync(here, '', { mode: 0o644 });
@@ -260,7 +264,7 @@ export async function flattenLowerDirs(lowers: string[], dest: string): Promise<
         const st = lstatSync(path.join(layer, r));
         if (st.isCharacterDevice() && st.rdev === 0) whiteouts.push(r);
         else if (st.isDirectory()) {
-          if (attr(path.join(layer, r), 'trusted.overlay.opaque') === 'y') opaques.push(r);
+          if (attr(path.join(layer, r), `${overlayXattrPrefix()}opaque`) === 'y') opaques.push(r);
           walk(r);
         }
       }
@@ -272,7 +276,7 @@ export async function flattenLowerDirs(lowers: string[], dest: string): Promise<
     for (const w of whiteouts) await fsp.rm(path.join(dest, w), { force: true });
     for (const d of opaques) {
       try {
-        xattrRemove(path.join(dest, d), 'trusted.overlay.opaque');
+        xattrRemove(path.join(dest, d), `${overlayXattrPrefix()}opaque`);
       } catch {
         // not copied: fine
       }

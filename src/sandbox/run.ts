@@ -11,13 +11,15 @@
  *     into the store;
  *  5. everything unmounted and removed, also on abort (signal) or SIGINT/SIGTERM/SIGHUP.
  */
-import { mkdirSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdirSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import type { Compression, Descriptor } from '../image/types.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { resolveInImage, resolveUser } from '../util/users.js';
+import { overlayXattrPrefix, singleIdMode } from '../util/userns.js';
 import { applyLayer } from '../layer/apply.js';
 import { measureLayer, type LayerInfo } from '../layer/compress.js';
 import { comparePaths, tarChanges, type Change } from '../layer/write.js';
@@ -25,6 +27,7 @@ import type { Store } from '../store/store.js';
 import { canMountOverlay, diffTrees, diffUpper, flattenLowerDirs, makeStubs, mountOverlay, snapshotTree, unmount, type SnapshotterKind, type Stub } from './rootfs.js';
 import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.js';
 import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind } from './runtime.js';
+import { BARE_DEVICES } from './bare.js';
 import { cleanupStaleRuns, createRunDir, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
 
 const xattr = createRequire(import.meta.url)('fs-xattr') as { listAttributesSync(p: string): string[]; removeAttributeSync(p: string, n: string): void };
@@ -112,6 +115,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   const overlayOk = await canMountOverlay(runRoot(store.root));
   const snapshotter: SnapshotterKind = o.snapshotter ?? (overlayOk ? 'overlay' : 'native');
   const interrupted = () => new KilnError('SANDBOX', 'interrupted');
+  const runner = await selectRunner({ runtime: o.runtime, backend: o.backend, scratch: runDir });
 
   const stubs: Stub[] = [...RUNTIME_MOUNT_POINTS.map((m) => ({ path: `/${m.path}`, kind: m.kind })), ...mounts.map((m) => ({ path: m.target, kind: mountsFile(m) ? ('file' as const) : ('dir' as const) }))];
   let image: string | string[];
@@ -122,6 +126,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     image = lowers;
     const stubDir = path.join(runDir, 'stubs');
     mkdirSync(stubDir);
+    if (runner.kind === 'bare') prepareBareRoot(stubDir, lowers);
     real = makeStubs(stubDir, lowers, stubs);
     for (const d of [upper, path.join(runDir, 'work')]) mkdirSync(d);
     await mountOverlay([...lowers, stubDir], runDir, upper, path.join(runDir, 'work'), rootfs);
@@ -129,12 +134,15 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     if (o.lowerDirs) await flattenLowerDirs(o.lowerDirs, rootfs);
     else for (const [i, l] of (o.layers ?? []).entries()) await applyLayer(store.openBlob(l.digest), rootfs, { whiteouts: 'apply', expectedDiffId: o.diffIds![i] });
     image = rootfs;
+    if (runner.kind === 'bare') prepareBareRoot(rootfs, rootfs);
     real = makeStubs(rootfs, rootfs, stubs);
     before = snapshotTree(rootfs);
   }
   if (signal.aborted) throw interrupted();
 
-  const user = resolveUser(image, o.user ?? '');
+  const resolved = resolveUser(image, o.user ?? '');
+  // The single-id mode maps root alone: a RUN as another user runs as root (as the mode says).
+  const user = singleIdMode() && resolved.uid !== 0 ? { ...resolved, uid: 0, gid: 0, additionalGids: [] } : resolved;
   const env = o.env.filter((e) => e.indexOf('=') > 0);
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
@@ -144,7 +152,6 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   if (!existsSync(path.join(rootfs, cwdReal))) mkdirSync(path.join(rootfs, cwdReal), { recursive: true, mode: 0o755 });
 
   const runtimeMounts = await prepareMounts(mounts, runDir, overlayOk, (t) => `/${real.get(t) ?? t.replace(/^\/+/, '')}`);
-  const runner = await selectRunner({ runtime: o.runtime, backend: o.backend, scratch: runDir });
   if (signal.aborted) throw interrupted();
   const exitCode = await runner.run(
     rootfs,
@@ -196,9 +203,35 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   return { exitCode, layer, changes, backend: runner.kind, snapshotter };
 }
 
+/**
+ * The bare backend mounts nothing: what the runtimes mount is made in the root (`dir`: the rootfs,
+ * or overlay's stub dir) where the image lacks it, before the native snapshotter's state is taken,
+ * so never part of the layer: docker's device nodes in /dev and the host's /etc/hosts and
+ * /etc/resolv.conf. An /etc/hostname the image lacks stays empty.
+ */
+function prepareBareRoot(dir: string, image: string | string[]): void {
+  const missing = (p: string) => !resolveInImage(image, p).stat;
+  if (missing('/dev')) mkdirSync(path.join(dir, 'dev'), { recursive: true, mode: 0o755 });
+  const dev = path.join(dir, resolveInImage(image, '/dev').rel);
+  mkdirSync(dev, { recursive: true });
+  for (const [name, major, minor] of BARE_DEVICES) {
+    if (!missing(`/dev/${name}`)) continue;
+    const r = spawnSync('mknod', ['-m', '666', path.join(dev, name), 'c', String(major), String(minor)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new KilnError('SANDBOX', `cannot make /dev/${name} for the bare backend: ${r.stderr.trim()}`, { path: path.join(dev, name) });
+  }
+  for (const f of ['hosts', 'resolv.conf']) {
+    if (!missing(`/etc/${f}`) || !existsSync(`/etc/${f}`)) continue;
+    const etc = path.join(dir, 'etc');
+    if (missing('/etc')) mkdirSync(etc, { recursive: true, mode: 0o755 });
+    else mkdirSync(path.join(dir, resolveInImage(image, '/etc').rel), { recursive: true });
+    copyFileSync(`/etc/${f}`, path.join(dir, resolveInImage(image, '/etc').rel || 'etc', f));
+  }
+}
+
 /** overlayfs's own xattrs but the two a lower layer needs (opaque directories, xattr whiteouts). */
 function isOverlayInternal(name: string): boolean {
-  return name.startsWith('trusted.overlay.') && name !== 'trusted.overlay.opaque' && name !== 'trusted.overlay.whiteout';
+  const p = overlayXattrPrefix();
+  return name.startsWith(p) && name !== `${p}opaque` && name !== `${p}whiteout`;
 }
 
 function rank(c: Change): number {

@@ -26,6 +26,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { KilnError } from '../util/errors.js';
 import { runCapture, which } from '../util/proc.js';
 import { makePrivateDir, writePrivateFile } from './private-files.js';
+import { idMapped, singleIdMode, userNamespace } from '../util/userns.js';
+import { BareRunner, bareTools, namespacesRefused } from './bare.js';
+
+/** devpts's tty group (5), as docker mounts it, where this user namespace maps it. */
+function devptsGid(): string[] {
+  return idMapped(userNamespace().gids, 5) ? ['gid=5'] : [];
+}
 
 /** A mount as the backends see it: host paths ready to bind (see mounts.ts for what callers give). */
 export interface RuntimeMount {
@@ -53,7 +60,8 @@ export interface ProcessSpec {
   onStderr?: (b: Buffer) => void;
 }
 
-export type BackendKind = 'oci' | 'chroot';
+/** oci: runc/crun; chroot: util-linux namespaces + chroot; bare: chroot alone (sandbox/bare.ts). */
+export type BackendKind = 'oci' | 'chroot' | 'bare';
 
 /** Docker's default capability set (moby oci/caps/defaults.go). */
 export const DEFAULT_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
@@ -101,7 +109,7 @@ export function ociSpec(rootfs: string, spec: ProcessSpec, files: HostFiles): Re
   const mounts: unknown[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...devptsGid()] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     // A fresh sysfs shows the network namespace's devices; with the host's network it cannot be
@@ -170,7 +178,7 @@ export function chrootScript(rootfs: string, spec: ProcessSpec, files: HostFiles
     `mount -t tmpfs -o nosuid,strictatime,mode=755,size=65536k tmpfs ${R('/dev')}`,
     ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((d) => `touch ${R(`/dev/${d}`)} && mount --bind /dev/${d} ${R(`/dev/${d}`)}`),
     `mkdir -p ${R('/dev/pts')} ${R('/dev/shm')} ${R('/dev/mqueue')}`,
-    `mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5 devpts ${R('/dev/pts')}`,
+    `mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620${devptsGid().map((g) => `,${g}`).join('')} devpts ${R('/dev/pts')}`,
     `mount -t tmpfs -o nosuid,noexec,nodev,mode=1777,size=65536k shm ${R('/dev/shm')}`,
     `mount -t mqueue -o nosuid,noexec,nodev mqueue ${R('/dev/mqueue')} 2>/dev/null || true`,
     `ln -s /proc/self/fd ${R('/dev/fd')} && ln -s /proc/self/fd/0 ${R('/dev/stdin')} && ln -s /proc/self/fd/1 ${R('/dev/stdout')} && ln -s /proc/self/fd/2 ${R('/dev/stderr')} && ln -s pts/ptmx ${R('/dev/ptmx')}`,
@@ -410,7 +418,7 @@ async function probeRemembered(program: string, scratch: string): Promise<string
   try {
     const st = statSync(program);
     const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const key = createHash('sha256').update(`${program} ${st.ino} ${st.size} ${st.mtimeMs} ${boot}`).digest('hex').slice(0, 32);
+    const key = createHash('sha256').update(`${program} ${st.ino} ${st.size} ${st.mtimeMs} ${boot}${userNamespace().nested ? ` userns ${singleIdMode() ? 'single' : 'subids'}` : ''}`).digest('hex').slice(0, 32);
     if (base) marker = path.join(base, 'kiln', `runtime-works-${key}`);
   } catch {
     marker = undefined;
@@ -435,6 +443,10 @@ const RUNTIME_CANDIDATES = ['runc', 'crun'];
  * works here, else chroot (unless `backend: 'oci'` insists). `scratch`: a directory for probes.
  */
 export async function selectRunner(opts: { runtime?: string; backend?: BackendKind; scratch: string }): Promise<Runner> {
+  if (opts.backend === 'bare' && !opts.runtime) {
+    await bareTools();
+    return new BareRunner();
+  }
   if (opts.backend === 'chroot' && !opts.runtime) {
     await chrootTools();
     return new ChrootRunner();
@@ -458,5 +470,16 @@ export async function selectRunner(opts: { runtime?: string; backend?: BackendKi
     throw new KilnError('SANDBOX', `no working OCI runtime${refused.length ? ` (${refused.join('; ')})` : ' (neither runc nor crun is installed)'}`, {}, { hint: 'apt-get install runc, or use --backend chroot' });
   }
   await chrootTools();
+  // No namespace can be made here (an unprivileged container): chroot alone.
+  if (await namespacesRefusedOnce()) {
+    await bareTools();
+    return new BareRunner();
+  }
   return new ChrootRunner();
+}
+
+let refusal: Promise<string | undefined> | undefined;
+function namespacesRefusedOnce(): Promise<string | undefined> {
+  refusal ??= namespacesRefused();
+  return refusal;
 }

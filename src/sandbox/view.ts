@@ -3,11 +3,12 @@
  * checking what exists before COPY/WORKDIR): a lower-dirs-only overlay of its snapshots, or a
  * flattened copy where overlayfs cannot be mounted.
  */
-import { chmodSync, lchownSync, lutimesSync, mkdirSync, symlinkSync, promises as fsp } from 'node:fs';
+import { chmodSync, lutimesSync, mkdirSync, symlinkSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Descriptor } from '../image/types.js';
 import { chainIds, type Digest } from '../util/digest.js';
 import { exists } from '../util/fs.js';
+import { lchownInNamespace } from '../util/userns.js';
 import { applyLayer } from '../layer/apply.js';
 import type { SkeletonEntry } from '../layer/write.js';
 import { snapshotDir, type Store } from '../store/store.js';
@@ -128,7 +129,7 @@ function makeSkeleton(dir: string, entries: SkeletonEntry[]): string {
       mkdirSync(p, { recursive: true });
       chmodSync(p, e.mode & 0o7777);
     }
-    lchownSync(p, e.uid, e.gid);
+    lchownInNamespace(p, e.uid, e.gid);
   }
   // Times last, deepest first: making a child moves its parent's mtime.
   for (const e of sorted.reverse()) lutimesSync(path.join(dir, e.path), e.mtime, e.mtime);

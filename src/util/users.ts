@@ -22,6 +22,7 @@ import { lstatSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { KilnError } from './errors.js';
+import { overlayXattrPrefix } from './userns.js';
 
 const require = createRequire(import.meta.url);
 const xattr = require('fs-xattr') as { getAttributeSync(p: string, n: string): Buffer };
@@ -101,7 +102,7 @@ function checkRange(n: number, spec: string): number {
 
 function isOpaque(p: string): boolean {
   try {
-    return xattr.getAttributeSync(p, 'trusted.overlay.opaque').toString() === 'y';
+    return xattr.getAttributeSync(p, `${overlayXattrPrefix()}opaque`).toString() === 'y';
   } catch {
     return false;
   }

@@ -40,6 +40,7 @@ interface BuildFlags extends RegistryFlags {
   quiet?: boolean;
   progress: string;
   output?: string;
+  push?: boolean;
   snapshotter?: string;
   backend?: string;
   sourceDateEpoch?: string;
@@ -78,8 +79,9 @@ export function register(program: Command): Command {
     .option('-q, --quiet', 'print only the image ID (no progress)')
     .option('--progress <mode>', `progress display: ${PROGRESS_MODES.join(', ')} (auto: tty on a terminal, else plain; json: JSON lines on stdout, see docs/progress-json.md)`, 'auto')
     .option('-o, --output <spec>', 'type=store (default), type=docker,dest=FILE, type=oci,dest=FILE or type=registry[,name=REF] (push); compression=uncompressed|gzip|zstd[,compression-level=N][,force-compression=true]')
+    .option('--push', 'push the image to its registry (-t names it): --output type=registry, as docker buildx build --push')
     .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
-    .option('--backend <kind>', 'oci or chroot (default: oci when a runtime works)')
+    .option('--backend <kind>', 'oci, chroot or bare (chroot alone, no namespaces: unprivileged containers) (default: oci when a runtime works, else chroot, else bare)')
     .option('--insecure-registry <host>', 'allow plain HTTP and unverified TLS for this registry (repeatable)', collect)
     .option('--tls-verify [bool]', 'verify registry TLS certificates (default true)')
     .option('--cert-dir <dir>', 'per-registry CA certificates (default /etc/docker/certs.d)')
@@ -92,6 +94,10 @@ export function register(program: Command): Command {
       for (const t of f.tag ?? []) normalizeImageName(t);
       if (!isProgressMode(f.progress)) throw new KilnError('USAGE', `unknown --progress "${f.progress}"`, {}, { hint: `use one of ${PROGRESS_MODES.join(', ')}` });
       let output: { type: string; dest?: string; name?: string; compression?: Compression; forceCompression?: boolean; compressionLevel?: number } = { type: 'store' };
+      if (f.push) {
+        if (f.output && !/(^|,)type=(registry|image)(,|$)/.test(f.output)) throw new KilnError('USAGE', `--push and --output "${f.output}" name two outputs: use one`);
+        if (!f.output) f.output = 'type=registry';
+      }
       if (f.output) {
         const kv = Object.fromEntries(f.output.split(',').map((p) => p.split('=', 2) as [string, string]));
         if (!['store', 'docker', 'oci', 'registry', 'image'].includes(kv.type ?? '')) throw new KilnError('USAGE', `unsupported --output "${f.output}": use type=store, type=docker,dest=FILE, type=oci,dest=FILE or type=registry[,name=REF]`);
@@ -159,7 +165,7 @@ export function register(program: Command): Command {
             layerCompression,
             forceCompression: output.forceCompression,
             compressionLevel: output.compressionLevel,
-            backend: f.backend as 'oci' | 'chroot' | undefined,
+            backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
             signal: ac.signal,
             sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
             noCache: f.cache === false,

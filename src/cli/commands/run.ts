@@ -70,12 +70,12 @@ export function register(program: Command): Command {
     .option('--entrypoint <cmd>', "override the image's entrypoint (\"\" clears it)")
     .option('--runtime <path>', 'OCI runtime to use (default: runc or crun, whichever works here)')
     .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
-    .option('--backend <kind>', 'oci or chroot (default: oci when a runtime works here)')
+    .option('--backend <kind>', 'oci, chroot or bare (chroot alone, no namespaces: unprivileged containers) (default: oci when a runtime works here, else chroot, else bare)')
     .passThroughOptions()
     .action(async (image: string, command: string[], f: RunFlags, cmd: Command) => {
       if (f.network !== 'host' && f.network !== 'none') throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
       if (f.snapshotter && f.snapshotter !== 'overlay' && f.snapshotter !== 'native') throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay or native`);
-      if (f.backend && f.backend !== 'oci' && f.backend !== 'chroot') throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci or chroot`);
+      if (f.backend && f.backend !== 'oci' && f.backend !== 'chroot' && f.backend !== 'bare') throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot or bare`);
       if (f.workdir !== undefined && !f.workdir.startsWith('/')) throw new KilnError('USAGE', `the working directory "${f.workdir}" is invalid, it needs to be an absolute path`);
       const mounts = (f.volume ?? []).map(parseVolume);
       const store = await openStoreFromCli(cmd);
@@ -109,7 +109,7 @@ export function register(program: Command): Command {
           hostname,
           capture: false,
           snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
-          backend: f.backend as 'oci' | 'chroot' | undefined,
+          backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
           runtime: f.runtime,
           onStdout: (b) => process.stdout.write(b),
           onStderr: (b) => process.stderr.write(b),

@@ -81,6 +81,8 @@ export class ProgressModel {
   readonly stages = new Map<number, StageView>();
   readonly pulls = new Map<string, PullView>();
   readonly warnings: string[] = [];
+  /** How RUN steps are isolated (the sandbox event). */
+  sandbox?: string;
   summary?: BuildSummary;
   failed?: string;
   end?: number;
@@ -230,6 +232,9 @@ export class ProgressModel {
       }
       case 'warning':
         this.warnings.push(e.message);
+        return {};
+      case 'sandbox':
+        this.sandbox = e.description;
         return {};
       case 'pull': {
         let p = this.pulls.get(e.ref);

@@ -59,6 +59,9 @@ export class PlainRenderer {
       case 'warning':
         out.push(`WARNING: ${e.message}`);
         break;
+      case 'sandbox':
+        out.push(`#0 sandbox: ${e.description}`);
+        break;
       case 'pull':
         out.push(...this.pull(a.pull!, e, now));
         break;

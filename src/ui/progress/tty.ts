@@ -123,6 +123,7 @@ function build(model: ProgressModel, o: FrameOptions, d: Detail): Line[] {
   const lines: Line[] = [{ text: truncate(`[+] Building ${formatDuration(end - model.start)} (${finished}/${total})${status}`, o.width - 1), color: model.failed !== undefined && o.final ? 'red' : undefined, prio: 0 }];
   // Pulls that belong to no stage (e.g. a COPY --from image) come first.
   for (const p of model.pulls.values()) if ((!p.done || o.final) && !model.pullStage(p)) lines.push(pullLine(model, p, o));
+  if (model.sandbox) lines.push({ text: truncate(` => sandbox: ${model.sandbox}`, o.width - 1), color: 'dim', prio: 1 });
   let waitingStages = 0;
   for (const s of model.stages.values()) {
     if (s.state === 'waiting' && d.hideWaitingStages && !o.final) {

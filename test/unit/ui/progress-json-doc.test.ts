@@ -70,6 +70,7 @@ test('every field of every line the JSON display writes is documented for its ty
   // Optional fields the scripts leave out.
   lines.push(...r.lines({ type: 'warning', message: 'w', stage: 0, step: 1 }, T0));
   lines.push(...r.lines({ type: 'pull', ref: 'r', current: 1, total: 1, done: true, stage: 0 }, T0));
+  lines.push(...r.lines({ type: 'sandbox', mode: 'rootless', backend: 'oci', snapshotter: 'overlay', description: 'd' }, T0));
   lines.push(r.error(progressError(new KilnError('BUILD', 'm', { file: 'Dockerfile', line: 3 }, { hint: 'h' })), T0));
   const seenTypes = new Set<string>();
   for (const l of lines) {

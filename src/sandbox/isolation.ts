@@ -1,0 +1,32 @@
+/**
+ * What a RUN step's isolation is here, in one line for the progress output (and the mode's name
+ * for machines). docs/rootless.md says what each mode isolates and what it does not.
+ */
+import { singleIdMode, userNamespace } from '../util/userns.js';
+import type { BackendKind } from './runtime.js';
+import type { SnapshotterKind } from './rootfs.js';
+
+export type IsolationMode = 'root' | 'rootless' | 'rootless-single-id' | 'chroot-only';
+
+export interface Isolation {
+  mode: IsolationMode;
+  description: string;
+}
+
+export function describeIsolation(backend: BackendKind | string, snapshotter: SnapshotterKind | string): Isolation {
+  const ns = userNamespace();
+  if (backend === 'bare') {
+    return {
+      mode: 'chroot-only',
+      description: `chroot only: no namespace can be made here (an unprivileged container?); RUN shares this container's processes, network and hostname, has no /proc or /sys, and no mounts; ${snapshotter === 'overlay' ? 'overlay snapshots' : 'native snapshotter (copied root)'}`,
+    };
+  }
+  const runner = backend === 'oci' ? 'OCI runtime (pid, mount, ipc, uts namespaces)' : 'chroot backend (pid, mount, ipc, uts namespaces)';
+  const fs = snapshotter === 'overlay' ? 'overlay snapshots' : 'native snapshotter (copied root)';
+  if (!ns.nested) return { mode: 'root', description: `root, ${runner}, ${fs}` };
+  if (singleIdMode()) {
+    return { mode: 'rootless-single-id', description: `rootless, single-id mode: files unpacked and made by RUN owned by root, RUN as root (no subordinate ids), ${runner}, ${fs}` };
+  }
+  const mapped = ns.uids.reduce((n, r) => n + r.count, 0);
+  return { mode: 'rootless', description: `rootless (user namespace, ${mapped} ids mapped), ${runner}, ${fs}` };
+}
