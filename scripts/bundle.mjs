@@ -46,7 +46,7 @@ try {
 } catch {
   // no cache: slower start-up only
 }
-const { main } = await import('./kiln-main.js');
-process.exitCode = await main(process.argv.slice(2));
+const { runProgram } = await import('./kiln-main.js');
+process.exitCode = await runProgram(process.argv.slice(2));
 `);
 chmodSync(path.join(outdir, 'kiln.js'), 0o755);

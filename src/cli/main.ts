@@ -87,7 +87,7 @@ function reportError(e: unknown, debug: boolean): number {
   return 1;
 }
 
-/** Executed as the program (node dist/src/cli/main.js); the dist/bin/kiln.js launcher and npm's bin link call main() themselves. */
+/** Executed as the program (node dist/src/cli/main.js); the dist/bin/kiln.js launcher calls runProgram() itself. */
 function runAsProgram(): boolean {
   const script = process.argv[1];
   if (!script) return false;
@@ -114,9 +114,14 @@ function quietOnClosedOutput(): void {
   }
 }
 
-if (runAsProgram()) {
+/** kiln as a program: main() with the process's outputs handled as a command-line tool's. */
+export function runProgram(argv: string[]): Promise<number> {
   quietOnClosedOutput();
-  main(process.argv.slice(2)).then(
+  return main(argv);
+}
+
+if (runAsProgram()) {
+  runProgram(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
     },
