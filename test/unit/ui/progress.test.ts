@@ -198,6 +198,14 @@ describe('plain', () => {
     ]);
   });
 
+  test("the summary line: the image's size as docker counts it, and its compressed size when its layers are compressed", () => {
+    const r = new PlainRenderer(T0);
+    const plain = r.lines({ type: 'done', imageId: IMAGE_ID, manifestDigest: MANIFEST, ms: 1650, layers: 3, size: 194_534_963 }, T0);
+    assert.match(plain.at(-1)!, /: 3 layers, 194\.5MB \(manifest /);
+    const gz = r.lines({ type: 'done', imageId: IMAGE_ID, manifestDigest: MANIFEST, ms: 1650, layers: 3, size: 194_534_963, compressedSize: 67_900_000 }, T0);
+    assert.match(gz.at(-1)!, /: 3 layers, 194\.5MB \(67\.9MB compressed\) \(manifest /);
+  });
+
   test('no escape sequences or control characters reach the log', () => {
     const r = new PlainRenderer(T0);
     const lines = [
