@@ -381,9 +381,12 @@ class Engine {
     return state.config.config?.Env ?? [];
   }
 
+  /** A variable the image has is replaced where it is (BuildKit, docker); a new one goes last. */
   private setEnv(state: StageState, key: string, value: string): void {
-    const env = this.envList(state).filter((e) => !e.startsWith(`${key}=`));
-    env.push(`${key}=${value}`);
+    const env = [...this.envList(state)];
+    const at = env.findIndex((e) => e.startsWith(`${key}=`));
+    if (at >= 0) env[at] = `${key}=${value}`;
+    else env.push(`${key}=${value}`);
     this.cfg(state).Env = env;
   }
 
@@ -491,13 +494,18 @@ class Engine {
         (c().OnBuild ??= []).push(ins.expression);
         return undefined;
       case 'WORKDIR': {
-        const wd = path.posix.resolve(c().WorkingDir || '/', x(ins.path));
+        // BuildKit's NormalizeWorkdir: an absolute path is kept as written (`/w2/` keeps its
+        // slash in the config and the history), a relative one is joined to the current one
+        // (and so cleaned). The directory made is the clean path.
+        const given = x(ins.path);
+        const wd = given.startsWith('/') ? given : path.posix.resolve(c().WorkingDir || '/', given);
+        const dir = path.posix.resolve(wd);
         c().WorkingDir = wd;
         // Created if missing, owned by the current USER (as BuildKit does).
-        const view = await this.destinationView(state, [wd], stage, ins);
+        const view = await this.destinationView(state, [dir], stage, ins);
         let entries: EntrySpec[] = [];
         try {
-          const real = await resolveInRoot(view.root, wd);
+          const real = await resolveInRoot(view.root, dir);
           // BuildKit's mkdir takes USER as a file operation's owner (--chown rules: "1000" is 1000:1000).
           const owner = c().User ? resolveChown(view.root, c().User!) : { uid: 0, gid: 0 };
           const mtime = this.o.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
@@ -636,6 +644,12 @@ class Engine {
         ...heredocSources.map((h) => `<<${heredocMarker(h)}`),
         x(ins.dest),
       ].join(' ') + ' # buildkit';
+      // Only wildcards that matched nothing: BuildKit goes on (an empty layer there; none here,
+      // as for any step that changes nothing).
+      if (entries.length === 0) {
+        this.history(state, text, true);
+        return undefined;
+      }
       const l = await this.addLayer(state, entries, ins);
       this.history(state, text, false);
       return l;

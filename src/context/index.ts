@@ -60,7 +60,8 @@ export class BuildContext {
 
   /**
    * The context paths a COPY source names: a literal path or a wildcard pattern. Paths are clean
-   * and clamped to the context ("../x" is "x", as BuildKit does). Ignored paths do not exist.
+   * and clamped to the context ("../x" is "x", as BuildKit does). Ignored paths do not exist; a
+   * wildcard may match nothing.
    */
   select(source: string, place: ErrorPlace): ContextEntry[] {
     const clean = path.posix.normalize(`/${source}`).slice(1).replace(/\/+$/, '');
@@ -88,9 +89,12 @@ export class BuildContext {
       found = next;
     }
     const out = found.filter((rel) => !this.ignores(rel)).map((rel) => ({ rel, abs: path.join(this.root, rel), stat: lstatSync(path.join(this.root, rel)) }));
+    // A wildcard that matches nothing selects nothing (BuildKit's AllowEmptyWildcard: `COPY
+    // package*.json yarn.lock* ./` with optional files); a literal path must exist.
+    if (out.length === 0 && hasWildcard(source)) return [];
     if (out.length === 0) {
       throw new KilnError('NOT_FOUND', `failed to compute cache key: "${source}" not found in the build context`, place, {
-        hint: hasWildcard(source) ? 'no file matches the pattern (or .dockerignore excludes them)' : 'check the path (relative to the context) and .dockerignore',
+        hint: 'check the path (relative to the context) and .dockerignore',
       });
     }
     return out;

@@ -386,6 +386,72 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     });
   });
 
+  test('optional sources (a wildcard matching nothing), directories .dockerignore empties, WORKDIR as written, ENV replaced in place', async () => {
+    await same({
+      name: 'fidelity',
+      files: {
+        'a.txt': 'a\n',
+        'ign/f1': '1\n',
+        'ign/sub/f2': '2\n',
+        'ign2/x': 'x\n',
+        'ign3/deep/y': 'y\n',
+        'docs/only.md': 'm\n',
+        'docs/sub/also.md': 'm\n',
+        'mixed/keep.txt': 'k\n',
+        'mixed/drop.log': 'd\n',
+        'reinc/a': 'a\n',
+        'reinc/keep': 'k\n',
+        'whole/a': 'a\n',
+        'whole/keep': 'k\n',
+        'whole2/sub/keep': 'k\n',
+        'whole2/sub/no': 'n\n',
+        'whole2/other/no': 'n\n',
+        '.dockerignore': 'ign/*\nign2/**\nign3/deep/*\n**/*.md\nmixed/*.log\nreinc/*\n!reinc/keep\nwhole\n!whole/keep\nwhole2\n!whole2/sub/keep\n',
+      },
+      dockerfile: [
+        'FROM debian-slim:bookworm',
+        'ENV A=1 B=2',
+        'COPY nomatch* a.txt /g1/',
+        'COPY package*.json yarn.lock* /g2/',
+        'COPY package*.json ./',
+        'COPY . /all/',
+        'COPY ign /ign-itself',
+        'COPY docs /docs-itself/',
+        'WORKDIR /w2/',
+        'RUN pwd > /pwd1',
+        'WORKDIR rel/',
+        'RUN pwd > /pwd2',
+        'WORKDIR /x//y/.',
+        'ENV A=changed PATH=/x:$PATH HOME=/h C=3',
+        'ENV B=again',
+        '',
+      ].join('\n'),
+    });
+  });
+
+  test('RUN --mount=type=cache,mode=: the mode as given, whatever the umask (BuildKit; dockerd\'s own BuildKit applies its umask 022)', async () => {
+    // BuildKit's daemon clears its umask, so mode=0770 makes a 0770 directory; the BuildKit inside
+    // dockerd runs under dockerd's umask 022 and makes 0750 (moby/moby#48258, moby/buildkit#6801:
+    // "dockerd sets the umask of the process to 022 and buildkit clears the umask"). kiln follows
+    // BuildKit, under any umask of its own: this kiln runs under 027.
+    const ctx = ws.context('cache-mode', {
+      Dockerfile: 'FROM debian-slim:bookworm\nRUN --mount=type=cache,id=cm,target=/cache,mode=0770 --mount=type=cache,id=cm2,target=/c2,mode=0777,uid=5 stat -c %a /cache /c2 > /modes\n',
+    });
+    const old = process.umask(0o027);
+    let k: Awaited<ReturnType<typeof ws.kiln>>;
+    let r: { code: number; stderr: string };
+    try {
+      [k, r] = await Promise.all([ws.kiln(['build', '-q', '-t', 'cache-mode:1', ctx]), docker(['build', '-q', '--network', 'host', '-t', 'cache-mode:1', ctx])]);
+    } finally {
+      process.umask(old);
+    }
+    assert.equal(k.code, 0, k.stderr);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await ws.sh('cache-mode:1', 'cat /modes'), '770\n777\n');
+    const ref = d!.docker(['run', '--rm', '--network', 'host', 'cache-mode:1', 'cat', '/modes']);
+    assert.equal(ref.stdout, '750\n755\n', "dockerd's BuildKit applies its umask 022 (if this changes, the reference has caught up)");
+  });
+
   test('errors both builders give: a missing source, a link out of the context or to nothing', async () => {
     const bad: [string, Record<string, string>, (dir: string) => void, string, RegExp][] = [
       ['missing', {}, () => undefined, 'FROM debian-slim:bookworm\nCOPY nope.txt /\n', /"nope\.txt" not found/],
