@@ -601,7 +601,9 @@ class Engine {
               const dir = path.join(store.tmpDir, `tmp-${process.pid}-add-${randomBytes(6).toString('hex')}`);
               mkdirSync(dir, { recursive: true });
               cleanups.push(dir);
-              const r = await runCapture('tar', ['-x', '-f', a.abs, '-C', dir]);
+              // Members keep their modes (-p); directories the archive implies but lacks are made 0755,
+              // as BuildKit's unpacker makes them (umask 022, whatever kiln's own).
+              const r = await runCapture('tar', ['-x', '-p', '-f', a.abs, '-C', dir], { umask: 0o022 });
               // Not a tar after all (e.g. a lone .gz file; GNU tar may "extract" nothing from it and
               // succeed): docker copies it as it is (BuildKit needs a first tar header).
               if (r.code !== 0 || readdirSync(dir).length === 0) sources.push({ ctx: srcCtx, pattern: a.rel });

@@ -429,14 +429,17 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     });
   });
 
-  test('RUN --mount=type=cache,mode=: the mode as given, whatever the umask (BuildKit; dockerd\'s own BuildKit applies its umask 022)', async () => {
+  test('kiln\'s umask does not leak: cache mount mode= as given (BuildKit; dockerd\'s own BuildKit applies its umask 022), directories an archive implies are 0755', async () => {
     // BuildKit's daemon clears its umask, so mode=0770 makes a 0770 directory; the BuildKit inside
     // dockerd runs under dockerd's umask 022 and makes 0750 (moby/moby#48258, moby/buildkit#6801:
     // "dockerd sets the umask of the process to 022 and buildkit clears the umask"). kiln follows
     // BuildKit, under any umask of its own: this kiln runs under 027.
     const ctx = ws.context('cache-mode', {
-      Dockerfile: 'FROM debian-slim:bookworm\nRUN --mount=type=cache,id=cm,target=/cache,mode=0770 --mount=type=cache,id=cm2,target=/c2,mode=0777,uid=5 stat -c %a /cache /c2 > /modes\n',
+      'src/p/q/f': 'f\n',
+      Dockerfile: 'FROM debian-slim:bookworm\nRUN --mount=type=cache,id=cm,target=/cache,mode=0770 --mount=type=cache,id=cm2,target=/c2,mode=0777,uid=5 stat -c %a /cache /c2 > /modes\nADD nodirs.tar /u/\n',
     });
+    // An archive with a file and no entries for its directories: the unpacker makes them.
+    assert.equal(spawnSync('tar', ['--no-recursion', '-cf', path.join(ctx, 'nodirs.tar'), '-C', path.join(ctx, 'src'), 'p/q/f']).status, 0);
     const old = process.umask(0o027);
     let k: Awaited<ReturnType<typeof ws.kiln>>;
     let r: { code: number; stderr: string };
@@ -448,6 +451,10 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     assert.equal(k.code, 0, k.stderr);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await ws.sh('cache-mode:1', 'cat /modes'), '770\n777\n');
+    const modes = 'stat -c "%n %a %u:%g" /u /u/p /u/p/q /u/p/q/f';
+    const unpacked = d!.docker(['run', '--rm', '--network', 'host', 'cache-mode:1', 'sh', '-c', modes]);
+    assert.equal(unpacked.stdout, '/u 755 0:0\n/u/p 755 0:0\n/u/p/q 755 0:0\n/u/p/q/f 644 0:0\n', 'BuildKit');
+    assert.equal(await ws.sh('cache-mode:1', modes), unpacked.stdout, 'kiln as BuildKit');
     const ref = d!.docker(['run', '--rm', '--network', 'host', 'cache-mode:1', 'cat', '/modes']);
     assert.equal(ref.stdout, '750\n755\n', "dockerd's BuildKit applies its umask 022 (if this changes, the reference has caught up)");
   });
