@@ -74,6 +74,9 @@ export async function openView(store: Store, layers: Descriptor[], diffIds: Dige
           }
         }
       }
+      // No layer lies on the wanted paths (`FROM scratch`, `COPY --from=build /out /`, then
+      // `COPY a.txt /`): the view is the empty root.
+      if (lowers.length === 0) return { root, close };
       // Without an upper dir overlayfs is read-only but wants two lower dirs at least.
       const empty = path.join(dir, 'empty');
       mkdirSync(empty);

@@ -13,6 +13,7 @@ import { build } from '../../build/engine.js';
 import { parseSecretFlag, parseSshFlag } from '../../build/run-mounts.js';
 import { isProgressMode, progressDisplay, progressError, resolveProgressMode, PROGRESS_MODES } from '../../ui/progress/index.js';
 import { saveImagesToFile } from '../../archive/save.js';
+import { writeFilesystemOutput, type FilesystemOutput } from '../../archive/fs-output.js';
 import { normalizeImageName } from '../../image/reference.js';
 import type { Compression } from '../../image/types.js';
 import { parseCompression, validLevel } from '../../store/compressed.js';
@@ -77,7 +78,7 @@ export function register(program: Command): Command {
     .option('--iidfile <file>', 'write the image ID to this file')
     .option('-q, --quiet', 'print only the image ID (no progress)')
     .option('--progress <mode>', `progress display: ${PROGRESS_MODES.join(', ')} (auto: tty on a terminal, else plain; json: JSON lines on stdout, see docs/progress-json.md)`, 'auto')
-    .option('-o, --output <spec>', 'type=store (default), type=docker,dest=FILE, type=oci,dest=FILE or type=registry[,name=REF] (push); compression=uncompressed|gzip|zstd[,compression-level=N][,force-compression=true]')
+    .option('-o, --output <spec>', 'type=store (default), type=docker,dest=FILE, type=oci,dest=FILE, type=registry[,name=REF] (push); compression=uncompressed|gzip|zstd[,compression-level=N][,force-compression=true]; or the final stage\'s files, not an image: type=local,dest=DIR (or just DIR), type=tar,dest=FILE (dest=- or just -: stdout)')
     .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
     .option('--backend <kind>', 'oci or chroot (default: oci when a runtime works)')
     .option('--insecure-registry <host>', 'allow plain HTTP and unverified TLS for this registry (repeatable)', collect)
@@ -93,11 +94,14 @@ export function register(program: Command): Command {
       if (!isProgressMode(f.progress)) throw new KilnError('USAGE', `unknown --progress "${f.progress}"`, {}, { hint: `use one of ${PROGRESS_MODES.join(', ')}` });
       let output: { type: string; dest?: string; name?: string; compression?: Compression; forceCompression?: boolean; compressionLevel?: number } = { type: 'store' };
       if (f.output) {
-        const kv = Object.fromEntries(f.output.split(',').map((p) => p.split('=', 2) as [string, string]));
-        if (!['store', 'docker', 'oci', 'registry', 'image'].includes(kv.type ?? '')) throw new KilnError('USAGE', `unsupported --output "${f.output}": use type=store, type=docker,dest=FILE, type=oci,dest=FILE or type=registry[,name=REF]`);
+        // docker's shorthands: `-o DIR` is type=local,dest=DIR, `-o -` a tar on stdout.
+        const spec = f.output === '-' ? 'type=tar,dest=-' : !f.output.includes('=') ? `type=local,dest=${f.output}` : f.output;
+        const kv = Object.fromEntries(spec.split(',').map((p) => p.split('=', 2) as [string, string]));
+        if (!['store', 'docker', 'oci', 'registry', 'image', 'local', 'tar'].includes(kv.type ?? '')) throw new KilnError('USAGE', `unsupported --output "${f.output}": use type=store, type=docker,dest=FILE, type=oci,dest=FILE, type=registry[,name=REF], type=local,dest=DIR or type=tar,dest=FILE`);
+        if (kv.type === 'local' && kv.dest === '-') throw new KilnError('USAGE', '--output type=local needs a directory, not "-"', {}, { hint: 'type=tar,dest=- writes the files as a tar on stdout' });
         if (kv.type === 'image' && kv.push !== 'true') kv.type = 'store';
         if (kv.type === 'image') kv.type = 'registry';
-        if (kv.type !== 'store' && kv.type !== 'registry' && !kv.dest) throw new KilnError('USAGE', `--output type=${kv.type} needs dest=FILE`);
+        if (kv.type !== 'store' && kv.type !== 'registry' && !kv.dest) throw new KilnError('USAGE', `--output type=${kv.type} needs dest=${kv.type === 'local' ? 'DIR' : 'FILE'}`);
         if (kv.type === 'registry' && !kv.name && !f.tag?.length) throw new KilnError('USAGE', '--output type=registry needs a name: -t REF or name=REF');
         output = { type: kv.type!, dest: kv.dest, name: kv.name };
         if (kv.compression !== undefined) {
@@ -110,7 +114,7 @@ export function register(program: Command): Command {
       }
       // The store keeps layers as plain tars (a push compresses them); a registry or an archive
       // gets gzip unless told otherwise, as with BuildKit.
-      const layerCompression: Compression = output.compression ?? (output.type === 'store' ? 'none' : 'gzip');
+      const layerCompression: Compression = output.compression ?? (['store', 'local', 'tar'].includes(output.type) ? 'none' : 'gzip');
       if (output.compressionLevel !== undefined && !validLevel(layerCompression, output.compressionLevel)) throw new KilnError('USAGE', `invalid compression-level in --output for ${layerCompression === 'none' ? 'uncompressed layers' : layerCompression}`, {}, { hint: 'gzip takes 1-9, zstd 1-19' });
       if (!existsSync(context)) throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
       const input = readDockerfileInput(f.file, path.resolve(context));
@@ -128,6 +132,12 @@ export function register(program: Command): Command {
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
       const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);
+      const filesOut: FilesystemOutput | undefined =
+        output.type === 'local' ? { type: 'local', dest: output.dest! } : output.type === 'tar' ? (output.dest === '-' ? { type: 'tar', stream: process.stdout } : { type: 'tar', dest: output.dest! }) : undefined;
+      if (filesOut && 'stream' in filesOut) {
+        if (mode === 'json') throw new KilnError('USAGE', '--progress json writes to stdout, where --output dest=- writes the tar', {}, { hint: 'write the tar to a file (dest=FILE) or use --progress plain' });
+        if (process.stdout.isTTY) throw new KilnError('USAGE', 'refusing to write a tar to a terminal', {}, { hint: 'redirect stdout or use dest=FILE' });
+      }
       const quiet = mode === 'quiet';
       const display = progressDisplay(mode, mode === 'json' ? process.stdout : process.stderr);
       const pushView = transferView('push', process.stderr, { tty: false });
@@ -149,7 +159,8 @@ export function register(program: Command): Command {
             dockerfilePath: input.path,
             buildArgs,
             target: f.target,
-            tags: f.tag,
+            // The files are the product, not an image: nothing is tagged (as BuildKit).
+            tags: filesOut ? undefined : f.tag,
             labels,
             network: f.network === 'none' ? 'none' : 'host',
             platform: 'linux/amd64',
@@ -178,12 +189,15 @@ export function register(program: Command): Command {
             pushView.finish();
             if (!quiet) process.stderr.write(`pushed ${pushed.ref}@${pushed.digest}\n`);
           }
+        } else if (filesOut) {
+          await writeFilesystemOutput(store, await store.resolveImage(r.descriptor.digest), filesOut);
         } else if (output.type !== 'store') {
           const img = await store.resolveImage(r.descriptor.digest);
           await saveImagesToFile(store, [{ ...img, name: f.tag?.[0] ? normalizeImageName(f.tag[0]) : undefined }], output.type as 'docker' | 'oci', output.dest!);
         }
         if (f.iidfile) writeFileSync(f.iidfile, r.imageId);
-        if (mode !== 'json') process.stdout.write(`${r.imageId}\n`);
+        // With files as the output, docker prints no image ID (and stdout may be the tar).
+        if (mode !== 'json' && !filesOut) process.stdout.write(`${r.imageId}\n`);
       } catch (e) {
         display.finish(progressError(e));
         if (ac.signal.aborted) {

@@ -16,12 +16,13 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, lutimesSync, mkdirSync, readdirSync, lstatSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lutimesSync, mkdirSync, readdirSync, readFileSync, lstatSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { dockerdUnavailable, startDockerd, type Dockerd } from '../../helpers/dockerd.js';
-import { readSavedImage, type SavedImage } from '../../helpers/image-fs.js';
+import { readLayer, readSavedImage, type LayerEntry, type SavedImage } from '../../helpers/image-fs.js';
 import { savedImage, Workspace } from './util.js';
+import { cliPath } from '../../helpers/paths.js';
 
 const skip = dockerdUnavailable() ?? basesUnavailable();
 const ws = new Workspace('kiln-bkfs-');
@@ -457,6 +458,76 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     assert.equal(await ws.sh('cache-mode:1', modes), unpacked.stdout, 'kiln as BuildKit');
     const ref = d!.docker(['run', '--rm', '--network', 'host', 'cache-mode:1', 'cat', '/modes']);
     assert.equal(ref.stdout, '750\n755\n', "dockerd's BuildKit applies its umask 022 (if this changes, the reference has caught up)");
+  });
+
+  test('outputs of files, not an image: -o type=local,dest=DIR (and -o DIR), type=tar,dest=FILE, -o - (stdout), with --target artifacts', async () => {
+    const ctx = ws.context('outputs', {
+      'a.txt': 'a\n',
+      'old/keep.txt': 'k\n',
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS build',
+        'RUN mkdir -p /wheels/sub && echo w > /wheels/x.whl && chown 1000:1000 /wheels/x.whl && chmod 600 /wheels/x.whl && ln -s x.whl /wheels/link && echo y > /wheels/sub/y && chmod 750 /wheels/sub && echo gone > /wheels/gone',
+        'RUN rm /wheels/gone',
+        'FROM scratch AS artifacts',
+        'COPY --from=build /wheels /',
+        'COPY a.txt /',
+        'FROM debian-slim:bookworm',
+        'RUN echo not-the-target > /x',
+        '',
+      ].join('\n'),
+    });
+    stampTree(ctx);
+    const out = (name: string) => path.join(ws.dir, name);
+    // A directory that exists: what is in it stays unless the output has its path.
+    for (const dir of [out('k-merge'), out('d-merge')]) {
+      mkdirSync(path.join(dir, 'sub'), { recursive: true });
+      writeFileSync(path.join(dir, 'mine.txt'), 'mine\n');
+      writeFileSync(path.join(dir, 'a.txt'), 'replaced\n');
+      writeFileSync(path.join(dir, 'sub', 'also-mine'), 'm\n');
+    }
+    const runs = await Promise.all([
+      ws.kiln(['build', '-q', '--target', 'artifacts', '-o', `type=local,dest=${out('k-local')}`, ctx]),
+      docker(['build', '-q', '--network', 'host', '--target', 'artifacts', '-o', `type=local,dest=${out('d-local')}`, ctx]),
+      ws.kiln(['build', '-q', '--target', 'artifacts', '-o', `type=tar,dest=${out('k.tar')}`, ctx]),
+      docker(['build', '-q', '--network', 'host', '--target', 'artifacts', '-o', `type=tar,dest=${out('d.tar')}`, ctx]),
+      ws.kiln(['build', '-q', '--target', 'artifacts', '-o', out('k-merge'), ctx]),
+      docker(['build', '-q', '--network', 'host', '--target', 'artifacts', '-o', out('d-merge'), ctx]),
+    ]);
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    assert.equal((runs[0] as { stdout: string }).stdout, '', 'no image ID: the files are the output');
+    // Both directories' files as tar entries (tar of the directory, then read as a layer).
+    const entriesOf = async (file: string, fromDir?: string): Promise<string[]> => {
+      let tarFile = file;
+      if (fromDir) {
+        tarFile = `${fromDir}.as.tar`;
+        assert.equal(spawnSync('tar', ['-cf', tarFile, '-C', fromDir, '.']).status, 0);
+      }
+      const show = (e: LayerEntry) => `${e.path} ${e.type} ${e.mode.toString(8)} ${e.uid}:${e.gid} size=${e.size}${e.sha256 ? ` ${e.sha256.slice(0, 12)}` : ''}${e.linkname ? ` -> ${e.linkname}` : ''}${e.type === 'file' && e.mtime === T0 ? ' T0' : ''}`;
+      return (await readLayer(tarFile)).filter((e) => e.path !== '/').map(show).sort();
+    };
+    const kLocal = await entriesOf('', out('k-local'));
+    assert.deepEqual(kLocal, await entriesOf('', out('d-local')), 'type=local: the same files, modes, owners (the user building), link targets, context mtimes');
+    assert.ok(kLocal.some((l) => l.startsWith('/x.whl file 600 0:0')), kLocal.join('\n'));
+    assert.ok(!kLocal.some((l) => l.startsWith('/gone')), 'a file deleted in the stage is not there');
+    assert.equal(statSync(out('k-local')).mode & 0o777, statSync(out('d-local')).mode & 0o777, 'a directory made for the output has docker\'s mode (0700)');
+    assert.deepEqual(await entriesOf(out('k.tar')), await entriesOf(out('d.tar')), 'type=tar: the same entries, the image\'s owners');
+    assert.ok((await entriesOf(out('k.tar'))).some((l) => l.startsWith('/x.whl file 600 1000:1000')));
+    assert.deepEqual(await entriesOf('', out('k-merge')), await entriesOf('', out('d-merge')), 'an existing directory: merged as BuildKit merges');
+    assert.equal(readFileSync(path.join(out('k-merge'), 'mine.txt'), 'utf8'), 'mine\n');
+    assert.equal(readFileSync(path.join(out('k-merge'), 'a.txt'), 'utf8'), 'a\n');
+    assert.ok(existsSync(path.join(out('k-merge'), 'sub', 'also-mine')));
+    // -o - : the tar on stdout (stdout is the tar only: no image ID).
+    const piped = spawnSync(process.execPath, [cliPath, 'build', '-q', '--target', 'artifacts', '-o', '-', ctx], { env: { ...process.env, KILN_ROOT: ws.root }, maxBuffer: 1 << 26 });
+    assert.equal(piped.status, 0, piped.stderr?.toString());
+    writeFileSync(out('k-stdout.tar'), piped.stdout);
+    assert.deepEqual(await entriesOf(out('k-stdout.tar')), await entriesOf(out('d.tar')));
+    // Usage errors.
+    const bad = await ws.kiln(['build', '-o', 'type=local,dest=-', ctx]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /type=local needs a directory/);
+    const json = await ws.kiln(['build', '--progress', 'json', '-o', '-', ctx]);
+    assert.equal(json.code, 2);
+    assert.match(json.stderr, /--progress json writes to stdout/);
   });
 
   test('errors both builders give: a missing source, a link out of the context or to nothing', async () => {
