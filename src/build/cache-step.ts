@@ -22,7 +22,7 @@ import { parseGitSource } from './add-git.js';
 import { FileHashCache, fileHashCachePath, hashSelection } from '../context/hash.js';
 import { CacheIndex, chainId, contentMemoKey, stateId, stepKey, type CacheRecord, type StepState } from '../cache/index.js';
 import type { LayerInfo } from '../layer/compress.js';
-import type { Store } from '../store/store.js';
+import type { LoadedImage, Store } from '../store/store.js';
 import { openView } from '../sandbox/view.js';
 import { sha256, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
@@ -55,6 +55,8 @@ export interface StepCacheOptions {
   noCacheFilter?: string[];
   from?: CacheSource[];
   to?: CacheSink[];
+  /** How the build finds an image a step reads (`--from`, `from=`): named contexts, pulls (default: the store). */
+  image?: (ref: string) => Promise<LoadedImage>;
 }
 
 export interface StepLookup {
@@ -276,7 +278,7 @@ export class StepCache {
       layers = s.layers;
       diffIds = s.config.rootfs.diff_ids;
     } else {
-      const img = await this.o.store.resolveImage(src.ref);
+      const img = await (this.o.image ? this.o.image(src.ref) : this.o.store.resolveImage(src.ref));
       layers = img.manifest.layers;
       diffIds = img.config.rootfs.diff_ids;
     }

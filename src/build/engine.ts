@@ -43,6 +43,7 @@ import { prepareRunMounts, type FromSource, type RunMounts, type SecretSource, t
 import { downloadUrl, isHttpUrl } from './add-url.js';
 import { expandMount } from '../dockerfile/expand-instruction.js';
 import { MountError } from '../dockerfile/mounts.js';
+import type { NamedContext } from './named-contexts.js';
 
 export interface BuildOptions {
   store: Store;
@@ -68,6 +69,8 @@ export interface BuildOptions {
   forceCompression?: boolean;
   /** gzip or zstd level of the layers the build compresses (BuildKit's compression-level). */
   compressionLevel?: number;
+  /** --build-context NAME=VALUE: named contexts (build/named-contexts.ts). */
+  namedContexts?: NamedContext[];
   signal?: AbortSignal;
   sourceDateEpoch?: number;
   /** Build cache: --no-cache, --no-cache-filter STAGE…, --cache-from, --cache-to (see build/cache-step.ts). */
@@ -110,7 +113,7 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   const t0 = Date.now();
   const df = parseDockerfile(o.dockerfileText, { file: o.dockerfileName });
   const platform = o.platform ?? 'linux/amd64';
-  const plan = createPlan(df, { buildArgs: o.buildArgs, target: o.target, platform });
+  const plan = createPlan(df, { buildArgs: o.buildArgs, target: o.target, platform, namedContexts: o.namedContexts?.map((c) => c.name) });
   emit({ type: 'plan', target: plan.target, stages: plan.order.map((n) => planStageInfo(plan.stages[n]!)) });
   for (const w of plan.warnings) emit({ type: 'warning', message: `${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}` });
   const ctx = BuildContext.open(o.contextDir, { dockerfile: o.dockerfilePath });
@@ -172,6 +175,7 @@ class Engine {
     // Pulls show in the build's progress as `pull` events (and go to onPull as they come).
     this.images = new BuildImages({
       store: o.store,
+      namedContexts: o.namedContexts,
       pull: o.pull,
       registry: o.registry,
       onProgress: (ref, e) => {
@@ -186,7 +190,7 @@ class Engine {
       },
     });
     this.shipped = new Set(shippedStages(plan));
-    this.cache = new StepCache({ store: o.store, ctx, plan, escape: df.directives.escape, platform: plan.platform.target, sourceDateEpoch: o.sourceDateEpoch, network: o.network, noCache: o.noCache, noCacheFilter: o.noCacheFilter, from: o.cacheFrom, to: o.cacheTo });
+    this.cache = new StepCache({ store: o.store, ctx, plan, escape: df.directives.escape, platform: plan.platform.target, sourceDateEpoch: o.sourceDateEpoch, network: o.network, noCache: o.noCache, noCacheFilter: o.noCacheFilter, from: o.cacheFrom, to: o.cacheTo, image: (ref) => this.images.get(ref, {}) });
   }
 
   private place(ins: Instruction): ErrorPlace {

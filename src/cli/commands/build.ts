@@ -11,6 +11,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { build } from '../../build/engine.js';
 import { parseSecretFlag, parseSshFlag } from '../../build/run-mounts.js';
+import { parseBuildContextFlag } from '../../build/named-contexts.js';
 import { isProgressMode, progressDisplay, progressError, resolveProgressMode, PROGRESS_MODES } from '../../ui/progress/index.js';
 import { saveImagesToFile } from '../../archive/save.js';
 import { writeFilesystemOutput, type FilesystemOutput } from '../../archive/fs-output.js';
@@ -46,6 +47,7 @@ interface BuildFlags extends RegistryFlags {
   sourceDateEpoch?: string;
   secret?: string[];
   ssh?: string[];
+  buildContext?: string[];
 }
 
 /** --cache-from / --cache-to: registry cache sources and sinks sharing one registry client. */
@@ -86,6 +88,7 @@ export function register(program: Command): Command {
     .option('--cert-dir <dir>', 'per-registry CA certificates (default /etc/docker/certs.d)')
     .option('--source-date-epoch <seconds>', 'pin timestamps for reproducible images (default: $SOURCE_DATE_EPOCH)')
     .option('--secret <spec>', 'a secret for RUN --mount=type=secret: id=ID[,src=FILE|,env=VAR] (only id: the variable ID if set, else the file ID); repeatable', collect)
+    .option('--build-context <name=value>', 'a named context for FROM NAME, COPY --from=NAME, RUN --mount from=NAME (it also replaces an image or a stage of that name): NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG|@DIGEST]; repeatable', collect)
     .option('--ssh <spec>', 'an SSH agent for RUN --mount=type=ssh: ID[=SOCKET] ("default": $SSH_AUTH_SOCK); repeatable', collect)
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
       if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default') throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
@@ -122,6 +125,7 @@ export function register(program: Command): Command {
       const labels = Object.fromEntries(parseKeyValues(f.label, '--label'));
       const secrets = (f.secret ?? []).map(parseSecretFlag);
       const ssh = (f.ssh ?? []).map(parseSshFlag);
+      const namedContexts = (f.buildContext ?? []).map(parseBuildContextFlag);
       // SOURCE_DATE_EPOCH as BuildKit takes it: the flag, a --build-arg, the environment (empty:
       // unset); it is also a build arg then, so a stage with `ARG SOURCE_DATE_EPOCH` shows it to RUN.
       const sde = [f.sourceDateEpoch, buildArgs.get('SOURCE_DATE_EPOCH'), process.env.SOURCE_DATE_EPOCH].find((v) => v !== undefined && v !== '');
@@ -177,6 +181,7 @@ export function register(program: Command): Command {
             registry: clientOptionsFrom(f),
             secrets,
             ssh,
+            namedContexts,
             ...registryCache(cacheSpecs, clientOptionsFrom(f), (message) => display.onEvent({ type: 'warning', message })),
           },
           (e) => display.onEvent(e),
