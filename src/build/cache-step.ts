@@ -57,6 +57,8 @@ export interface StepCacheOptions {
   to?: CacheSink[];
   /** How the build finds an image a step reads (`--from`, `from=`): named contexts, pulls (default: the store). */
   image?: (ref: string) => Promise<LoadedImage>;
+  /** RUN's sandbox options (--add-host, --shm-size, --ulimit) as text: in every RUN key when not empty. */
+  runSandbox?: string;
 }
 
 export interface StepLookup {
@@ -245,6 +247,7 @@ export class StepCache {
       }
     } else if (x.kind === 'RUN') {
       network = x.network === 'none' ? 'none' : x.network === 'host' ? 'host' : (this.o.network ?? 'host');
+      if (this.o.runSandbox) inputs.push(`sandbox ${this.o.runSandbox}`);
       let fromIndex = 0;
       for (const m of x.mounts) {
         const from = 'from' in m && m.from !== undefined ? planned?.sources?.[fromIndex++] : undefined;

@@ -44,6 +44,7 @@ import { downloadUrl, isHttpUrl } from './add-url.js';
 import { expandMount } from '../dockerfile/expand-instruction.js';
 import { MountError } from '../dockerfile/mounts.js';
 import type { NamedContext } from './named-contexts.js';
+import type { Ulimit } from '../sandbox/index.js';
 
 export interface BuildOptions {
   store: Store;
@@ -71,6 +72,10 @@ export interface BuildOptions {
   compressionLevel?: number;
   /** --build-context NAME=VALUE: named contexts (build/named-contexts.ts). */
   namedContexts?: NamedContext[];
+  /** RUN's sandbox: `--add-host` [name, ip], `--shm-size` bytes, `--ulimit`s. Part of RUN's cache key, as BuildKit's. */
+  extraHosts?: [string, string][];
+  shmSize?: number;
+  ulimits?: Ulimit[];
   signal?: AbortSignal;
   sourceDateEpoch?: number;
   /** Build cache: --no-cache, --no-cache-filter STAGE…, --cache-from, --cache-to (see build/cache-step.ts). */
@@ -190,7 +195,7 @@ class Engine {
       },
     });
     this.shipped = new Set(shippedStages(plan));
-    this.cache = new StepCache({ store: o.store, ctx, plan, escape: df.directives.escape, platform: plan.platform.target, sourceDateEpoch: o.sourceDateEpoch, network: o.network, noCache: o.noCache, noCacheFilter: o.noCacheFilter, from: o.cacheFrom, to: o.cacheTo, image: (ref) => this.images.get(ref, {}) });
+    this.cache = new StepCache({ store: o.store, ctx, plan, escape: df.directives.escape, platform: plan.platform.target, sourceDateEpoch: o.sourceDateEpoch, network: o.network, noCache: o.noCache, noCacheFilter: o.noCacheFilter, from: o.cacheFrom, to: o.cacheTo, image: (ref) => this.images.get(ref, {}), runSandbox: runSandboxKey(o) });
   }
 
   private place(ins: Instruction): ErrorPlace {
@@ -702,6 +707,9 @@ class Engine {
       cwd: cfg.WorkingDir || '/',
       user: cfg.User ?? '',
       network,
+      extraHosts: this.o.extraHosts,
+      shmSize: this.o.shmSize,
+      ulimits: this.o.ulimits,
       capture: true,
       snapshotter: this.o.snapshotter,
       snapshotOnly: !this.shipped.has(stage.index) && !this.cache.needsBlobs,
@@ -779,4 +787,13 @@ function isArchive(file: string): boolean {
   if (n >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return true;
   if (n >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
   return n >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
+}
+
+/** What of RUN's sandbox the options change (BuildKit keys ExecOp's extra hosts, shm size and ulimits): '' when nothing. */
+function runSandboxKey(o: BuildOptions): string {
+  const parts: string[] = [];
+  if (o.extraHosts?.length) parts.push(`hosts=${o.extraHosts.map(([n, ip]) => `${n}:${ip}`).join(',')}`);
+  if (o.shmSize !== undefined) parts.push(`shm=${o.shmSize}`);
+  if (o.ulimits?.length) parts.push(`ulimits=${o.ulimits.map((u) => `${u.type}=${u.soft}:${u.hard}`).join(',')}`);
+  return parts.join(' ');
 }

@@ -20,7 +20,7 @@ import type { Compression } from '../../image/types.js';
 import { parseCompression, validLevel } from '../../store/compressed.js';
 import { KilnError } from '../../util/errors.js';
 import { readDockerfileInput } from '../dockerfile-input.js';
-import { collect, parseKeyValues } from '../options.js';
+import { collect, parseAddHost, parseByteSize, parseKeyValues, parseUlimit } from '../options.js';
 import { openStoreFromCli } from '../store.js';
 
 interface BuildFlags extends RegistryFlags {
@@ -48,6 +48,9 @@ interface BuildFlags extends RegistryFlags {
   secret?: string[];
   ssh?: string[];
   buildContext?: string[];
+  addHost?: string[];
+  shmSize?: string;
+  ulimit?: string[];
 }
 
 /** --cache-from / --cache-to: registry cache sources and sinks sharing one registry client. */
@@ -89,6 +92,9 @@ export function register(program: Command): Command {
     .option('--source-date-epoch <seconds>', 'pin timestamps for reproducible images (default: $SOURCE_DATE_EPOCH)')
     .option('--secret <spec>', 'a secret for RUN --mount=type=secret: id=ID[,src=FILE|,env=VAR] (only id: the variable ID if set, else the file ID); repeatable', collect)
     .option('--build-context <name=value>', 'a named context for FROM NAME, COPY --from=NAME, RUN --mount from=NAME (it also replaces an image or a stage of that name): NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG|@DIGEST]; repeatable', collect)
+    .option('--add-host <name:ip>', 'add a line to /etc/hosts of RUN steps (repeatable)', collect)
+    .option('--shm-size <size>', 'size of /dev/shm for RUN steps (e.g. 128m, 1g; default 64m)')
+    .option('--ulimit <name=soft[:hard]>', 'a resource limit for RUN steps, e.g. nofile=1024:2048 (repeatable)', collect)
     .option('--ssh <spec>', 'an SSH agent for RUN --mount=type=ssh: ID[=SOCKET] ("default": $SSH_AUTH_SOCK); repeatable', collect)
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
       if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default') throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
@@ -126,6 +132,9 @@ export function register(program: Command): Command {
       const secrets = (f.secret ?? []).map(parseSecretFlag);
       const ssh = (f.ssh ?? []).map(parseSshFlag);
       const namedContexts = (f.buildContext ?? []).map(parseBuildContextFlag);
+      const extraHosts = (f.addHost ?? []).map(parseAddHost);
+      const shmSize = f.shmSize !== undefined ? parseByteSize(f.shmSize, '--shm-size') : undefined;
+      const ulimits = (f.ulimit ?? []).map(parseUlimit);
       // SOURCE_DATE_EPOCH as BuildKit takes it: the flag, a --build-arg, the environment (empty:
       // unset); it is also a build arg then, so a stage with `ARG SOURCE_DATE_EPOCH` shows it to RUN.
       const sde = [f.sourceDateEpoch, buildArgs.get('SOURCE_DATE_EPOCH'), process.env.SOURCE_DATE_EPOCH].find((v) => v !== undefined && v !== '');
@@ -182,6 +191,9 @@ export function register(program: Command): Command {
             secrets,
             ssh,
             namedContexts,
+            extraHosts,
+            shmSize,
+            ulimits,
             ...registryCache(cacheSpecs, clientOptionsFrom(f), (message) => display.onEvent({ type: 'warning', message })),
           },
           (e) => display.onEvent(e),

@@ -530,6 +530,31 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     assert.match(json.stderr, /--progress json writes to stdout/);
   });
 
+  test('RUN sandbox flags: --add-host as BuildKit (its lines last in /etc/hosts); --shm-size and --ulimit as documented; all three in the cache key', async () => {
+    // Debian's BuildKit (0.8) takes --add-host; --shm-size and --ulimit reach BuildKit's RUN from
+    // docker 23 (BuildKit 0.11) on ("--shm-size: size of /dev/shm", "--ulimit: ulimit options",
+    // docs.docker.com/reference/cli/docker/buildx/build/); the old one ignores them.
+    const ctx = ws.context('sandbox-flags', { Dockerfile: 'FROM debian-slim:bookworm\nRUN tail -2 /etc/hosts > /hosts && df -k /dev/shm | tail -1 | awk \'{print $2}\' > /shm && (ulimit -Sn; ulimit -Hn) > /ul\n' });
+    const flags = ['--add-host', 'myhost:10.1.2.3', '--add-host', 'other:10.9.9.9', '--shm-size', '128m', '--ulimit', 'nofile=1024:2048'];
+    const [k, r] = await Promise.all([ws.kiln(['build', '-q', '-t', 'sandbox-flags:1', ...flags, ctx]), docker(['build', '-q', '--network', 'host', '-t', 'sandbox-flags:1', ...flags, ctx])]);
+    assert.equal(k.code, 0, k.stderr);
+    assert.equal(r.code, 0, r.stderr);
+    const ref = d!.docker(['run', '--rm', '--network', 'host', 'sandbox-flags:1', 'cat', '/hosts']);
+    assert.equal(ref.stdout, '10.1.2.3\tmyhost\n10.9.9.9\tother\n', 'BuildKit');
+    assert.equal(await ws.sh('sandbox-flags:1', 'cat /hosts'), ref.stdout, 'kiln as BuildKit');
+    assert.equal(await ws.sh('sandbox-flags:1', 'cat /shm /ul'), '131072\n1024\n2048\n');
+    // Another value of any of them runs RUN again; the same ones hit the cache.
+    const step = async (extra: string[]) => {
+      const b = await ws.kiln(['build', '--progress', 'plain', ...extra, ctx]);
+      assert.equal(b.code, 0, b.stderr);
+      return /#\d+ CACHED/.test(b.stderr) ? 'cached' : 'ran';
+    };
+    assert.equal(await step(flags), 'cached');
+    assert.equal(await step(['--add-host', 'myhost:10.1.2.4']), 'ran');
+    assert.equal(await step([...flags.slice(0, 4), '--shm-size', '256m', ...flags.slice(6)]), 'ran');
+    assert.equal(await step([...flags.slice(0, 6), '--ulimit', 'nofile=1000:2048']), 'ran');
+  });
+
   test('errors both builders give: a missing source, a link out of the context or to nothing', async () => {
     const bad: [string, Record<string, string>, (dir: string) => void, string, RegExp][] = [
       ['missing', {}, () => undefined, 'FROM debian-slim:bookworm\nCOPY nope.txt /\n', /"nope\.txt" not found/],
