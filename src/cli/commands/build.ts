@@ -20,6 +20,10 @@ import type { Compression } from '../../image/types.js';
 import { parseCompression, validLevel } from '../../store/compressed.js';
 import { KilnError } from '../../util/errors.js';
 import { readDockerfileInput } from '../dockerfile-input.js';
+import { lintDockerfile, RULES } from '../../analyze/lint/index.js';
+import { formatLintText } from '../../analyze/lint/format.js';
+import { parseDockerfile } from '../../dockerfile/index.js';
+import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
 import { collect, parseAddHost, parseByteSize, parseKeyValues, parseUlimit } from '../options.js';
 import { openStoreFromCli } from '../store.js';
 
@@ -51,6 +55,8 @@ interface BuildFlags extends RegistryFlags {
   addHost?: string[];
   shmSize?: string;
   ulimit?: string[];
+  call?: string;
+  check?: boolean;
 }
 
 /** --cache-from / --cache-to: registry cache sources and sinks sharing one registry client. */
@@ -92,6 +98,8 @@ export function register(program: Command): Command {
     .option('--source-date-epoch <seconds>', 'pin timestamps for reproducible images (default: $SOURCE_DATE_EPOCH)')
     .option('--secret <spec>', 'a secret for RUN --mount=type=secret: id=ID[,src=FILE|,env=VAR] (only id: the variable ID if set, else the file ID); repeatable', collect)
     .option('--build-context <name=value>', 'a named context for FROM NAME, COPY --from=NAME, RUN --mount from=NAME (it also replaces an image or a stage of that name): NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG|@DIGEST]; repeatable', collect)
+    .option('--call <request>', "answer without building, as BuildKit's subrequests: build (default), check (BuildKit's build checks: kiln lint's with BuildKit's names; exit 1 when any), outline (the target's build args, secrets, ssh), targets (the stages)")
+    .option('--check', 'shorthand for --call=check')
     .option('--add-host <name:ip>', 'add a line to /etc/hosts of RUN steps (repeatable)', collect)
     .option('--shm-size <size>', 'size of /dev/shm for RUN steps (e.g. 128m, 1g; default 64m)')
     .option('--ulimit <name=soft[:hard]>', 'a resource limit for RUN steps, e.g. nofile=1024:2048 (repeatable)', collect)
@@ -127,6 +135,23 @@ export function register(program: Command): Command {
       if (output.compressionLevel !== undefined && !validLevel(layerCompression, output.compressionLevel)) throw new KilnError('USAGE', `invalid compression-level in --output for ${layerCompression === 'none' ? 'uncompressed layers' : layerCompression}`, {}, { hint: 'gzip takes 1-9, zstd 1-19' });
       if (!existsSync(context)) throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
       const input = readDockerfileInput(f.file, path.resolve(context));
+      const call = f.check ? 'check' : (f.call ?? 'build');
+      if (!['build', 'check', 'outline', 'targets'].includes(call)) throw new KilnError('USAGE', `unknown --call "${f.call}": use build, check, outline or targets`);
+      if (call !== 'build') {
+        const args = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
+        if (call === 'check') {
+          // BuildKit's checks only (kiln lint adds its own multi-stage rules on top).
+          const r = lintDockerfile(input.text, { file: input.display, target: f.target, buildArgs: args });
+          const findings = r.findings.filter((x) => RULES[x.rule]?.origin !== 'kiln' || x.rule === 'InvalidDockerfile');
+          const shown = { ...r, findings, errors: findings.filter((x) => x.level === 'error').length, warnings: findings.filter((x) => x.level === 'warning').length };
+          process.stdout.write(formatLintText(shown));
+          if (findings.length) process.exitCode = 1;
+          return;
+        }
+        const plan = createPlan(parseDockerfile(input.text, { file: input.display }), { buildArgs: args, target: f.target, namedContexts: (f.buildContext ?? []).map((c) => parseBuildContextFlag(c).name) });
+        process.stdout.write(call === 'targets' ? formatTargets(listTargets(plan, input.text)) : formatOutline(outline(plan, input.text)));
+        return;
+      }
       const buildArgs = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
       const labels = Object.fromEntries(parseKeyValues(f.label, '--label'));
       const secrets = (f.secret ?? []).map(parseSecretFlag);
