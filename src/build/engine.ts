@@ -18,6 +18,7 @@ import type { CopyInstruction, Dockerfile, Instruction, RunInstruction } from '.
 import { expandHeredoc, expandWord, expandWords, ExpansionError } from '../dockerfile/expand.js';
 import { parsePortSpecs } from '../dockerfile/values.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
+import { checkDirective, checkSyntax } from '../dockerfile/syntax.js';
 import { createPlan, shippedStages } from '../plan/planner.js';
 import { StageScope, platformArgs } from '../plan/scope.js';
 import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
@@ -117,10 +118,16 @@ const MAX_LAYERS = 127;
 export async function build(o: BuildOptions, emit: EventSink = () => undefined): Promise<BuildResult> {
   const t0 = Date.now();
   const df = parseDockerfile(o.dockerfileText, { file: o.dockerfileName });
+  const syntax = checkSyntax(df.directives.syntax);
+  const syntaxLine = Math.max(1, df.lines.findIndex((l) => /^\s*#\s*syntax\s*=/i.test(l)) + 1);
+  if (syntax.kind === 'error') throw new KilnError('BUILD', syntax.message, { file: df.file, line: syntaxLine, source: df.lines[syntaxLine - 1] ?? '' }, { hint: syntax.hint });
   const platform = o.platform ?? 'linux/amd64';
   const plan = createPlan(df, { buildArgs: o.buildArgs, target: o.target, platform, namedContexts: o.namedContexts?.map((c) => c.name) });
   emit({ type: 'plan', target: plan.target, stages: plan.order.map((n) => planStageInfo(plan.stages[n]!)) });
-  for (const w of plan.warnings) emit({ type: 'warning', message: `${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}` });
+  if (syntax.kind === 'warning') emit({ type: 'warning', message: `${plan.file}:${syntaxLine}: ${syntax.message}` });
+  // A warning that is a build check `# check=skip=` names is not shown (BuildKit).
+  const skipped = checkDirective(df).skip;
+  for (const w of plan.warnings) if (!(w.rule && (skipped.has(w.rule) || skipped.has('all')))) emit({ type: 'warning', message: `${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}` });
   const ctx = BuildContext.open(o.contextDir, { dockerfile: o.dockerfilePath });
   const engine = new Engine(o, df, plan, ctx, emit);
   const results = new Map<number, Promise<StageState>>();

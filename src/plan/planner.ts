@@ -153,6 +153,7 @@ class Planner {
     return {
       schemaVersion: PLAN_SCHEMA_VERSION,
       file: this.df.file,
+      ...(this.df.directives.syntax !== undefined ? { syntax: this.df.directives.syntax } : {}),
       target,
       stages: this.stages,
       order,

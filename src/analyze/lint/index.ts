@@ -4,6 +4,7 @@
  * kiln's multi-stage rules: what reaches the final image (root user, build tools, caches, apt
  * lists), unpinned bases, cache-busting COPY order, unused stages.
  */
+import { checkDirective } from '../../dockerfile/syntax.js';
 import { parseDockerfile } from '../../dockerfile/parser.js';
 import { expandWord, referencedNames } from '../../dockerfile/expand.js';
 import type { CommandForm, Dockerfile, FromInstruction, Instruction, RunInstruction } from '../../dockerfile/ast.js';
@@ -100,17 +101,7 @@ function report(ctx: Ctx, rule: string, message: string, at: { line: number; col
 
 const pos = (i: Instruction) => ({ line: i.range.start.line, column: i.range.start.column, endLine: i.range.endLine });
 
-/** `# check=skip=A,B;error=true` (BuildKit's directive). */
-function checkDirective(df: Dockerfile): { skip: Set<string>; error: boolean } {
-  const skip = new Set<string>();
-  let error = false;
-  for (const part of (df.directives.check ?? '').split(';')) {
-    const [k, v] = part.split('=').map((s) => s?.trim());
-    if (k === 'skip' && v) for (const r of v.split(',')) skip.add(r.trim() === 'all' ? 'all' : r.trim());
-    if (k === 'error') error = v === 'true';
-  }
-  return { skip, error };
-}
+export { checkDirective };
 
 /** Instructions grouped by stage (index), with the global ARGs before the first FROM. */
 function stagesOf(df: Dockerfile): { globals: Instruction[]; stages: { from: FromInstruction; body: Instruction[] }[] } {

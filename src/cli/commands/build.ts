@@ -20,7 +20,7 @@ import type { Compression } from '../../image/types.js';
 import { parseCompression, validLevel } from '../../store/compressed.js';
 import { KilnError } from '../../util/errors.js';
 import { readDockerfileInput } from '../dockerfile-input.js';
-import { lintDockerfile, RULES } from '../../analyze/lint/index.js';
+import { checkDirective, lintDockerfile, RULES, type LintFinding } from '../../analyze/lint/index.js';
 import { formatLintText } from '../../analyze/lint/format.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
@@ -166,6 +166,9 @@ export function register(program: Command): Command {
       if (sde !== undefined && !buildArgs.has('SOURCE_DATE_EPOCH')) buildArgs.set('SOURCE_DATE_EPOCH', sde);
       const cacheSpecs = { from: (f.cacheFrom ?? []).map((s) => parseCacheSpec(s, '--cache-from')), to: (f.cacheTo ?? []).map((s) => parseCacheSpec(s, '--cache-to')) };
       if (sde !== undefined && !/^\d+$/.test(sde)) throw new KilnError('USAGE', `invalid SOURCE_DATE_EPOCH "${sde}": expected seconds since 1970`);
+      // BuildKit runs its build checks with every build: warnings, or a failed build when the
+      // Dockerfile says `# check=error=true` (skip= honoured in both).
+      const checks = buildChecks(input.text, input.display, f.target, buildArgs);
       const store = await openStoreFromCli(cmd);
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
@@ -187,6 +190,13 @@ export function register(program: Command): Command {
       };
       process.once('SIGINT', onSig);
       process.once('SIGTERM', onSig);
+      for (const c of checks.findings) display.onEvent({ type: 'warning', message: `${c.file}:${c.line}: ${c.message} [${c.rule}]` });
+      if (checks.fail && checks.all.length) {
+        const rules = [...new Set(checks.all.map((c) => c.rule))].join(', ');
+        const first = checks.all[0]!;
+        display.finish();
+        throw new KilnError('BUILD', `lint violation found for rules: ${rules}`, { file: first.file, line: first.line, column: first.column, source: first.source }, { hint: 'fix them, or skip rules with # check=skip=RULE (error=true makes every check an error)' });
+      }
       try {
         const r = await build(
           {
@@ -255,4 +265,27 @@ export function register(program: Command): Command {
         process.off('SIGTERM', onSig);
       }
     });
+}
+
+/** BuildKit's checks of a Dockerfile (not kiln lint's own rules) and whether `# check=error=true` makes them fatal. */
+function buildChecks(text: string, file: string, target: string | undefined, buildArgs: Map<string, string>): { findings: LintFinding[]; all: LintFinding[]; fail: boolean } {
+  const r = lintDockerfile(text, { file, target, buildArgs });
+  // A file that does not parse or plan fails the build with its own error.
+  // The parser's own warnings (NoEmptyContinuation, MaintainerDeprecated, LegacyKeyValueFormat)
+  // come with the build's events already.
+  const fromParser = new Set<string>();
+  try {
+    for (const w of parseDockerfile(text, { file }).warnings) if (w.rule) fromParser.add(w.rule);
+  } catch {
+    // reported by the build
+  }
+  const all = r.findings.filter((x) => RULES[x.rule]?.origin === 'buildkit');
+  const findings = all.filter((x) => !fromParser.has(x.rule));
+  let fail = false;
+  try {
+    fail = checkDirective(parseDockerfile(text, { file })).error;
+  } catch {
+    fail = false;
+  }
+  return { findings, all, fail };
 }

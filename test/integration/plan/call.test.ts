@@ -83,3 +83,42 @@ test('--check (= --call=check): BuildKit\'s checks only, exit 1 when one fires; 
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown --call "bogus"/);
 });
+
+// Directives (docs.docker.com/reference/dockerfile/#syntax and #check): BuildKit runs its checks
+// with every build (warnings; `error=true` fails the build, `skip=` leaves rules out), and reads
+// the file with the frontend `# syntax=` names, which kiln does not fetch: its own is
+// docker/dockerfile:1.
+test('# check=skip=…;error=true honoured by kiln build; # syntax= read, shown by kiln plan, another frontend refused', async () => {
+  const build = (text: string, extra: string[] = []) => {
+    writeFileSync(path.join(dir, 'Dockerfile'), text);
+    return runKiln(['build', '--progress', 'plain', ...extra, dir]);
+  };
+  const warned = await build('# check=skip=MaintainerDeprecated\nFROM scratch as x\nMAINTAINER me\nLABEL a=b\n');
+  assert.equal(warned.code, 0, warned.stderr);
+  assert.match(warned.stderr, /WARNING: .*Dockerfile:2: 'as' and 'FROM' keywords' casing do not match \[FromAsCasing\]/);
+  assert.doesNotMatch(warned.stderr, /MAINTAINER instruction is deprecated/, 'skipped');
+  const plain = await build('FROM scratch\nMAINTAINER me\n');
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(plain.stderr.match(/MAINTAINER instruction is deprecated/g)?.length, 1, 'reported once');
+  const failed = await build('# check=error=true\nFROM scratch as x\nMAINTAINER me\n');
+  assert.equal(failed.code, 1, failed.stderr);
+  assert.match(failed.stderr, /Dockerfile:2:1: lint violation found for rules: FromAsCasing, MaintainerDeprecated/);
+  assert.doesNotMatch(failed.stderr, /writing image/, 'nothing was built');
+  const skippedAll = await build('# check=error=true;skip=all\nFROM scratch as x\n');
+  assert.equal(skippedAll.code, 0, skippedAll.stderr);
+
+  for (const ok of ['docker/dockerfile:1', 'docker/dockerfile:1.7', 'docker.io/docker/dockerfile:1.4.3', `docker/dockerfile-upstream:master@sha256:${'a'.repeat(64)}`]) {
+    const r = await build(`# syntax=${ok}\nFROM scratch\nLABEL a=b\n`);
+    assert.equal(r.code, 0, `${ok}: ${r.stderr}`);
+  }
+  const labs = await build('# syntax=docker/dockerfile:1-labs\nFROM scratch\nLABEL a=b\n');
+  assert.equal(labs.code, 0, labs.stderr);
+  assert.match(labs.stderr, /WARNING: .*Dockerfile:1: # syntax=docker\/dockerfile:1-labs: kiln reads Dockerfiles as docker\/dockerfile:1; the labs channel's own features are not there/);
+  const other = await build('# syntax=ghcr.io/acme/frontend:2\nFROM scratch\n');
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /Dockerfile:1: # syntax=ghcr\.io\/acme\/frontend:2 names a frontend kiln does not have/);
+  assert.match(other.stderr, /hint: remove the line/);
+  const plan = await runKiln(['plan', '--format', 'json', dir]);
+  assert.equal(plan.code, 0, plan.stderr);
+  assert.equal((JSON.parse(plan.stdout) as { syntax?: string }).syntax, 'ghcr.io/acme/frontend:2', 'kiln plan reports the line (and builds nothing)');
+});
