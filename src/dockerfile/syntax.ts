@@ -27,14 +27,19 @@ export function checkSyntax(value: string | undefined): SyntaxVerdict {
   };
 }
 
-/** `# check=skip=A,B;error=true` (BuildKit's directive): the checks to skip ("all": every one), and whether they fail the build. */
-export function checkDirective(df: Dockerfile): { skip: Set<string>; error: boolean } {
+/**
+ * `# check=skip=A,B;error=true;experimental=C` (BuildKit's directive): the checks to skip ("all":
+ * every one), whether they fail the build, and the experimental checks turned on ("all": every one).
+ */
+export function checkDirective(df: Dockerfile): { skip: Set<string>; error: boolean; experimental: Set<string> } {
   const skip = new Set<string>();
+  const experimental = new Set<string>();
   let error = false;
   for (const part of (df.directives.check ?? '').split(';')) {
     const [k, v] = part.split('=').map((s) => s?.trim());
-    if (k === 'skip' && v) for (const r of v.split(',')) skip.add(r.trim() === 'all' ? 'all' : r.trim());
+    if (k === 'skip' && v) for (const r of v.split(',')) skip.add(r.trim());
+    if (k === 'experimental' && v) for (const r of v.split(',')) experimental.add(r.trim());
     if (k === 'error') error = v === 'true';
   }
-  return { skip, error };
+  return { skip, error, experimental };
 }
