@@ -7,7 +7,7 @@ import { BuildImages } from './base-image.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
 import type { ClientOptions } from '../registry/client.js';
 import type { TransferEvent } from '../registry/pull.js';
-import { lstatSync, mkdirSync, openSync, readSync, readdirSync, closeSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { runCapture } from '../util/proc.js';
@@ -45,6 +45,7 @@ import { downloadUrl, isHttpUrl } from './add-url.js';
 import { expandMount } from '../dockerfile/expand-instruction.js';
 import { MountError } from '../dockerfile/mounts.js';
 import type { NamedContext } from './named-contexts.js';
+import { isArchive } from './remote-context.js';
 import type { Ulimit } from '../sandbox/index.js';
 
 export interface BuildOptions {
@@ -785,16 +786,6 @@ function pathExists(root: string, rel: string): boolean {
 }
 
 /** A tar archive, plain or gzip/bzip2/xz-compressed, by its magic bytes (docker's ADD rule). */
-function isArchive(file: string): boolean {
-  const fd = openSync(file, 'r');
-  const b = Buffer.alloc(512);
-  const n = readSync(fd, b, 0, 512, 0);
-  closeSync(fd);
-  if (n >= 2 && b[0] === 0x1f && b[1] === 0x8b) return true;
-  if (n >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return true;
-  if (n >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
-  return n >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
-}
 
 /** What of RUN's sandbox the options change (BuildKit keys ExecOp's extra hosts, shm size and ulimits): '' when nothing. */
 function runSandboxKey(o: BuildOptions): string {

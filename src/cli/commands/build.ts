@@ -19,7 +19,8 @@ import { normalizeImageName } from '../../image/reference.js';
 import type { Compression } from '../../image/types.js';
 import { parseCompression, validLevel } from '../../store/compressed.js';
 import { KilnError } from '../../util/errors.js';
-import { readDockerfileInput } from '../dockerfile-input.js';
+import { readDockerfileInput, type DockerfileInput } from '../dockerfile-input.js';
+import { isRemoteContext, prepareRemoteContext, type PreparedContext } from '../../build/remote-context.js';
 import { checkDirective, lintDockerfile, RULES, type LintFinding } from '../../analyze/lint/index.js';
 import { formatLintText } from '../../analyze/lint/format.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
@@ -73,7 +74,7 @@ export function register(program: Command): Command {
   return program
     .command('build')
     .description('build an image from a Dockerfile and a context directory')
-    .argument('<context>', 'build context directory')
+    .argument('<context>', 'build context: a directory, a git repository (https://host/repo.git#ref:subdir, git@host:repo.git), an http(s) URL of a tarball or of a Dockerfile, or - (a tar of the context, or a Dockerfile, on stdin)')
     .option('-f, --file <file>', 'Dockerfile ("-" reads stdin; default CONTEXT/Dockerfile)')
     .option('-t, --tag <name:tag>', 'name the image (repeatable)', collect)
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect)
@@ -133,8 +134,25 @@ export function register(program: Command): Command {
       // gets gzip unless told otherwise, as with BuildKit.
       const layerCompression: Compression = output.compression ?? (['store', 'local', 'tar'].includes(output.type) ? 'none' : 'gzip');
       if (output.compressionLevel !== undefined && !validLevel(layerCompression, output.compressionLevel)) throw new KilnError('USAGE', `invalid compression-level in --output for ${layerCompression === 'none' ? 'uncompressed layers' : layerCompression}`, {}, { hint: 'gzip takes 1-9, zstd 1-19' });
-      if (!existsSync(context)) throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
-      const input = readDockerfileInput(f.file, path.resolve(context));
+      // A context to fetch (`-`, a git repository, a URL) lands in a directory under the store first.
+      let remote: PreparedContext | undefined;
+      let early: Awaited<ReturnType<typeof openStoreFromCli>> | undefined;
+      let contextDir = context;
+      let input: DockerfileInput;
+      if (isRemoteContext(context)) {
+        if (context === '-' && f.file === '-') throw new KilnError('USAGE', 'stdin cannot be both the build context and the Dockerfile', {}, { hint: 'give the context as a directory, or the Dockerfile with -f FILE' });
+        early = await openStoreFromCli(cmd);
+        remote = await prepareRemoteContext(context, { tmpDir: early.tmpDir, stdin: process.stdin });
+        const fetched = remote;
+        process.once('exit', () => fetched.cleanup());
+        contextDir = remote.dir;
+        // -f names a file inside a fetched context (docker's rule); stdin or a URL may be the Dockerfile itself.
+        if (remote.dockerfileText !== undefined && f.file === undefined) input = { display: 'Dockerfile', text: remote.dockerfileText };
+        else input = readDockerfileInput(f.file === undefined || f.file === '-' ? f.file : path.join(remote.dir, f.file), remote.dir);
+      } else {
+        if (!existsSync(context)) throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context }, { hint: 'give a directory, a git repository URL, an http(s) URL of a tarball or a Dockerfile, or - (a tar on stdin)' });
+        input = readDockerfileInput(f.file, path.resolve(context));
+      }
       const call = f.check ? 'check' : (f.call ?? 'build');
       if (!['build', 'check', 'outline', 'targets'].includes(call)) throw new KilnError('USAGE', `unknown --call "${f.call}": use build, check, outline or targets`);
       if (call !== 'build') {
@@ -169,7 +187,7 @@ export function register(program: Command): Command {
       // BuildKit runs its build checks with every build: warnings, or a failed build when the
       // Dockerfile says `# check=error=true` (skip= honoured in both).
       const checks = buildChecks(input.text, input.display, f.target, buildArgs);
-      const store = await openStoreFromCli(cmd);
+      const store = early ?? (await openStoreFromCli(cmd));
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
       const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);
@@ -201,7 +219,7 @@ export function register(program: Command): Command {
         const r = await build(
           {
             store,
-            contextDir: context,
+            contextDir,
             dockerfileText: input.text,
             dockerfileName: input.display,
             dockerfilePath: input.path,
@@ -260,6 +278,7 @@ export function register(program: Command): Command {
         throw e;
       } finally {
         display.finish();
+        remote?.cleanup();
         closeIdleConnections();
         process.off('SIGINT', onSig);
         process.off('SIGTERM', onSig);
