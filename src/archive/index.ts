@@ -3,3 +3,4 @@ export { importRootfs, type ImportOptions } from './import.js';
 export { saveImages, saveImagesToFile, type ArchiveFormat } from './save.js';
 export { loadArchive, type LoadResult } from './load.js';
 export { exportImage } from './export.js';
+export { writeFilesystemOutput, type FilesystemOutput } from './fs-output.js';

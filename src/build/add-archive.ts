@@ -94,14 +94,14 @@ async function startsAsTar(file: string): Promise<boolean> {
  * Unpack `file` (named `rel` in the context) into `dir`. 'copy' when it is no tar at all (the
  * caller copies it as it is). A hostile or broken archive: KilnError naming the archive and entry.
  */
-export async function unpackArchive(file: string, rel: string, dir: string, place: ErrorPlace): Promise<'unpacked' | 'copy'> {
+export async function unpackArchive(file: string, rel: string, dir: string, place: ErrorPlace, what = `ADD ${rel}`): Promise<'unpacked' | 'copy'> {
   if (!(await startsAsTar(file))) return 'copy';
   try {
     await applyLayer(openArchive(file), dir, { whiteouts: 'none', uncompressed: true, names: 'docker' });
   } catch (e) {
     if (e instanceof KilnError) {
       const msg = e.message.replace(/^refusing layer entry/, 'refusing archive entry');
-      throw new KilnError(e.code === 'UNSAFE' ? 'UNSAFE' : 'BUILD', `ADD ${rel}: ${msg}`, place, { hint: e.code === 'UNSAFE' ? 'the archive is malformed or hostile; nothing outside the build was written' : e.hint });
+      throw new KilnError(e.code === 'UNSAFE' ? 'UNSAFE' : 'BUILD', `${what}: ${msg}`, place, { hint: e.code === 'UNSAFE' ? 'the archive is malformed or hostile; nothing outside the build was written' : e.hint });
     }
     throw e;
   }

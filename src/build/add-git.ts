@@ -69,7 +69,8 @@ export async function checkoutGit(o: { source: GitSource; keepGitDir: boolean; c
   const git = async (args: string[]) => {
     let r;
     try {
-      r = await runCapture('git', ['-C', work, ...args], { env });
+      // git checks files out as 0666/0777 minus the umask: BuildKit's 022, not kiln's own.
+      r = await runCapture('git', ['-C', work, ...args], { env, umask: 0o022 });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new KilnError('NOT_FOUND', `${what}: ADD of a git repository needs the git program`, o.place, { hint: 'apt-get install git' });
       throw e;

@@ -9,6 +9,8 @@ import { RegistryClient } from '../registry/client.js';
 import type { Platform } from '../image/types.js';
 import type { LoadedImage, Store } from '../store/store.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { contextKey, namedContextImage, type NamedContext } from './named-contexts.js';
+import { hostPlatform } from '../image/platform.js';
 
 export interface ImageSourceOptions {
   store: Store;
@@ -19,6 +21,8 @@ export interface ImageSourceOptions {
   onProgress?: (ref: string, e: TransferEvent) => void;
   /** A pull finished: the image is in the store. */
   onPulled?: (ref: string) => void;
+  /** --build-context: a name that stands for another image, a directory or an OCI layout. */
+  namedContexts?: NamedContext[];
 }
 
 export class BuildImages {
@@ -28,10 +32,15 @@ export class BuildImages {
   constructor(private readonly o: ImageSourceOptions) {}
 
   get(ref: string, place: ErrorPlace): Promise<LoadedImage> {
-    let p = this.pending.get(ref);
+    const key = contextKey(ref);
+    const named = key === undefined ? undefined : this.o.namedContexts?.find((c) => c.name === key);
+    const pendingKey = named ? `context:${named.name}` : ref;
+    let p = this.pending.get(pendingKey);
     if (!p) {
-      p = this.load(ref, place);
-      this.pending.set(ref, p);
+      if (!named) p = this.load(ref, place);
+      else if (named.kind === 'image') p = this.load(named.ref, place);
+      else p = namedContextImage(this.o.store, named, this.o.platform ?? hostPlatform());
+      this.pending.set(pendingKey, p);
     }
     return p;
   }

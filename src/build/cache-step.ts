@@ -22,7 +22,7 @@ import { parseGitSource } from './add-git.js';
 import { FileHashCache, fileHashCachePath, hashSelection } from '../context/hash.js';
 import { CacheIndex, chainId, contentMemoKey, stateId, stepKey, type CacheRecord, type StepState } from '../cache/index.js';
 import type { LayerInfo } from '../layer/compress.js';
-import type { Store } from '../store/store.js';
+import type { LoadedImage, Store } from '../store/store.js';
 import { openView } from '../sandbox/view.js';
 import { sha256, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
@@ -55,6 +55,10 @@ export interface StepCacheOptions {
   noCacheFilter?: string[];
   from?: CacheSource[];
   to?: CacheSink[];
+  /** How the build finds an image a step reads (`--from`, `from=`): named contexts, pulls (default: the store). */
+  image?: (ref: string) => Promise<LoadedImage>;
+  /** RUN's sandbox options (--add-host, --shm-size, --ulimit) as text: in every RUN key when not empty. */
+  runSandbox?: string;
 }
 
 export interface StepLookup {
@@ -243,6 +247,7 @@ export class StepCache {
       }
     } else if (x.kind === 'RUN') {
       network = x.network === 'none' ? 'none' : x.network === 'host' ? 'host' : (this.o.network ?? 'host');
+      if (this.o.runSandbox) inputs.push(`sandbox ${this.o.runSandbox}`);
       let fromIndex = 0;
       for (const m of x.mounts) {
         const from = 'from' in m && m.from !== undefined ? planned?.sources?.[fromIndex++] : undefined;
@@ -276,7 +281,7 @@ export class StepCache {
       layers = s.layers;
       diffIds = s.config.rootfs.diff_ids;
     } else {
-      const img = await this.o.store.resolveImage(src.ref);
+      const img = await (this.o.image ? this.o.image(src.ref) : this.o.store.resolveImage(src.ref));
       layers = img.manifest.layers;
       diffIds = img.config.rootfs.diff_ids;
     }

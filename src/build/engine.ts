@@ -17,6 +17,7 @@ import type { CopyInstruction, Dockerfile, Instruction, RunInstruction } from '.
 import { expandHeredoc, expandWord, expandWords, ExpansionError } from '../dockerfile/expand.js';
 import { parsePortSpecs } from '../dockerfile/values.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
+import { checkDirective, checkSyntax } from '../dockerfile/syntax.js';
 import { createPlan, shippedStages } from '../plan/planner.js';
 import { StageScope, platformArgs } from '../plan/scope.js';
 import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
@@ -43,6 +44,8 @@ import { isArchive, unpackArchive } from './add-archive.js';
 import { downloadUrl, isHttpUrl } from './add-url.js';
 import { expandMount } from '../dockerfile/expand-instruction.js';
 import { MountError } from '../dockerfile/mounts.js';
+import type { NamedContext } from './named-contexts.js';
+import type { Ulimit } from '../sandbox/index.js';
 
 export interface BuildOptions {
   store: Store;
@@ -68,6 +71,12 @@ export interface BuildOptions {
   forceCompression?: boolean;
   /** gzip or zstd level of the layers the build compresses (BuildKit's compression-level). */
   compressionLevel?: number;
+  /** --build-context NAME=VALUE: named contexts (build/named-contexts.ts). */
+  namedContexts?: NamedContext[];
+  /** RUN's sandbox: `--add-host` [name, ip], `--shm-size` bytes, `--ulimit`s. Part of RUN's cache key, as BuildKit's. */
+  extraHosts?: [string, string][];
+  shmSize?: number;
+  ulimits?: Ulimit[];
   signal?: AbortSignal;
   sourceDateEpoch?: number;
   /** Build cache: --no-cache, --no-cache-filter STAGE…, --cache-from, --cache-to (see build/cache-step.ts). */
@@ -109,10 +118,16 @@ const MAX_LAYERS = 127;
 export async function build(o: BuildOptions, emit: EventSink = () => undefined): Promise<BuildResult> {
   const t0 = Date.now();
   const df = parseDockerfile(o.dockerfileText, { file: o.dockerfileName });
+  const syntax = checkSyntax(df.directives.syntax);
+  const syntaxLine = Math.max(1, df.lines.findIndex((l) => /^\s*#\s*syntax\s*=/i.test(l)) + 1);
+  if (syntax.kind === 'error') throw new KilnError('BUILD', syntax.message, { file: df.file, line: syntaxLine, source: df.lines[syntaxLine - 1] ?? '' }, { hint: syntax.hint });
   const platform = o.platform ?? 'linux/amd64';
-  const plan = createPlan(df, { buildArgs: o.buildArgs, target: o.target, platform });
+  const plan = createPlan(df, { buildArgs: o.buildArgs, target: o.target, platform, namedContexts: o.namedContexts?.map((c) => c.name) });
   emit({ type: 'plan', target: plan.target, stages: plan.order.map((n) => planStageInfo(plan.stages[n]!)) });
-  for (const w of plan.warnings) emit({ type: 'warning', message: `${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}` });
+  if (syntax.kind === 'warning') emit({ type: 'warning', message: `${plan.file}:${syntaxLine}: ${syntax.message}` });
+  // A warning that is a build check `# check=skip=` names is not shown (BuildKit).
+  const skipped = checkDirective(df).skip;
+  for (const w of plan.warnings) if (!(w.rule && (skipped.has(w.rule) || skipped.has('all')))) emit({ type: 'warning', message: `${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}` });
   const ctx = BuildContext.open(o.contextDir, { dockerfile: o.dockerfilePath });
   const engine = new Engine(o, df, plan, ctx, emit);
   const results = new Map<number, Promise<StageState>>();
@@ -176,6 +191,7 @@ class Engine {
     // Pulls show in the build's progress as `pull` events (and go to onPull as they come).
     this.images = new BuildImages({
       store: o.store,
+      namedContexts: o.namedContexts,
       pull: o.pull,
       registry: o.registry,
       onProgress: (ref, e) => {
@@ -190,7 +206,7 @@ class Engine {
       },
     });
     this.shipped = new Set(shippedStages(plan));
-    this.cache = new StepCache({ store: o.store, ctx, plan, escape: df.directives.escape, platform: plan.platform.target, sourceDateEpoch: o.sourceDateEpoch, network: o.network, noCache: o.noCache, noCacheFilter: o.noCacheFilter, from: o.cacheFrom, to: o.cacheTo });
+    this.cache = new StepCache({ store: o.store, ctx, plan, escape: df.directives.escape, platform: plan.platform.target, sourceDateEpoch: o.sourceDateEpoch, network: o.network, noCache: o.noCache, noCacheFilter: o.noCacheFilter, from: o.cacheFrom, to: o.cacheTo, image: (ref) => this.images.get(ref, {}), runSandbox: runSandboxKey(o) });
   }
 
   private place(ins: Instruction): ErrorPlace {
@@ -500,13 +516,18 @@ class Engine {
         (c().OnBuild ??= []).push(ins.expression);
         return undefined;
       case 'WORKDIR': {
-        const wd = path.posix.resolve(c().WorkingDir || '/', x(ins.path));
+        // BuildKit's NormalizeWorkdir: an absolute path is kept as written (`/w2/` keeps its
+        // slash in the config and the history), a relative one is joined to the current one
+        // (and so cleaned). The directory made is the clean path.
+        const given = x(ins.path);
+        const wd = given.startsWith('/') ? given : path.posix.resolve(c().WorkingDir || '/', given);
+        const dir = path.posix.resolve(wd);
         c().WorkingDir = wd;
         // Created if missing, owned by the current USER (as BuildKit does).
-        const view = await this.destinationView(state, [wd], stage, ins);
+        const view = await this.destinationView(state, [dir], stage, ins);
         let entries: EntrySpec[] = [];
         try {
-          const real = await resolveInRoot(view.root, wd);
+          const real = await resolveInRoot(view.root, dir);
           // BuildKit's mkdir takes USER as a file operation's owner (--chown rules: "1000" is 1000:1000).
           const owner = c().User ? resolveChown(view.root, c().User!) : { uid: 0, gid: 0 };
           const mtime = this.o.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
@@ -644,6 +665,12 @@ class Engine {
         ...heredocSources.map((h) => `<<${heredocMarker(h)}`),
         x(ins.dest),
       ].join(' ') + ' # buildkit';
+      // Only wildcards that matched nothing: BuildKit goes on (an empty layer there; none here,
+      // as for any step that changes nothing).
+      if (entries.length === 0) {
+        this.history(state, text, true);
+        return undefined;
+      }
       const l = await this.addLayer(state, entries, ins);
       this.history(state, text, false);
       return l;
@@ -690,6 +717,9 @@ class Engine {
       cwd: cfg.WorkingDir || '/',
       user: cfg.User ?? '',
       network,
+      extraHosts: this.o.extraHosts,
+      shmSize: this.o.shmSize,
+      ulimits: this.o.ulimits,
       capture: true,
       snapshotter: this.o.snapshotter,
       snapshotOnly: !this.shipped.has(stage.index) && !this.cache.needsBlobs,
@@ -762,3 +792,11 @@ function pathExists(root: string, rel: string): boolean {
   }
 }
 
+/** What of RUN's sandbox the options change (BuildKit keys ExecOp's extra hosts, shm size and ulimits): '' when nothing. */
+function runSandboxKey(o: BuildOptions): string {
+  const parts: string[] = [];
+  if (o.extraHosts?.length) parts.push(`hosts=${o.extraHosts.map(([n, ip]) => `${n}:${ip}`).join(',')}`);
+  if (o.shmSize !== undefined) parts.push(`shm=${o.shmSize}`);
+  if (o.ulimits?.length) parts.push(`ulimits=${o.ulimits.map((u) => `${u.type}=${u.soft}:${u.hard}`).join(',')}`);
+  return parts.join(' ');
+}

@@ -60,7 +60,8 @@ export class BuildContext {
 
   /**
    * The context paths a COPY source names: a literal path or a wildcard pattern. Paths are clean
-   * and clamped to the context ("../x" is "x", as BuildKit does). Ignored paths do not exist.
+   * and clamped to the context ("../x" is "x", as BuildKit does). Ignored paths do not exist; a
+   * wildcard may match nothing.
    */
   select(source: string, place: ErrorPlace): ContextEntry[] {
     const clean = path.posix.normalize(`/${source}`).slice(1).replace(/\/+$/, '');

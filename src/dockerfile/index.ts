@@ -28,3 +28,4 @@ export { expandInstruction, expandMount, type ExpandInstructionOptions } from '.
 export { parseMount, MountError, type ParseMountOptions } from './mounts.js';
 export { splitWords, splitWhitespace, classifyJSON, parseJSONArray, parseDuration, parseRAMInBytes } from './words.js';
 export { parsePortSpecs, parseSignal } from './values.js';
+export { checkSyntax, checkDirective, type SyntaxVerdict } from './syntax.js';

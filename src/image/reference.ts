@@ -121,6 +121,18 @@ export function familiarName(full: string): string {
   }
 }
 
+/**
+ * The key BuildKit looks a named build context up by: the familiar reference without ":latest"
+ * (`docker.io/library/alpine:latest` is `alpine`); undefined when it is no reference.
+ */
+export function contextKey(name: string): string | undefined {
+  try {
+    return parseReference(name).familiar().replace(/:latest$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
 export function withTag(ref: ImageReference, tag: string): ImageReference {
   return new Ref(ref.registry, ref.repository, tag, undefined);
 }

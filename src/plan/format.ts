@@ -108,6 +108,7 @@ export function formatPlanText(plan: BuildPlan): string {
   const out: string[] = [];
   const t = plan.stages[plan.target]!;
   out.push(`${plan.file}: ${plan.stages.length} stage(s), target ${stageLabel(plan, t.index)}, platform ${plan.platform.target}`);
+  if (plan.syntax !== undefined) out.push(`syntax: ${plan.syntax} (read as docker/dockerfile:1, kiln's built-in frontend)`);
   if (plan.globalArgs.length) out.push(`global args: ${plan.globalArgs.map((a) => (a.value === undefined ? a.name : `${a.name}=${a.value}`)).join(' ')}`);
   out.push(`build order: ${plan.waves.map((w) => w.map((n) => stageLabel(plan, n)).join(' + ')).join(' -> ')}`);
   out.push('');

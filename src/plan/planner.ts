@@ -14,7 +14,7 @@ import { ExpansionError, expandWord, type Lookup } from '../dockerfile/expand.js
 import { expandInstruction, expandMount } from '../dockerfile/expand-instruction.js';
 import { MountError } from '../dockerfile/mounts.js';
 import { parsePortSpecs, parseSignal } from '../dockerfile/values.js';
-import { parseReference } from '../image/reference.js';
+import { contextKey, parseReference } from '../image/reference.js';
 import { KilnError } from '../util/errors.js';
 import { formatInstruction } from './format.js';
 import { StageScope, isPredefinedArg, platformArgs } from './scope.js';
@@ -28,6 +28,11 @@ export interface PlanOptions {
   platform?: string;
   /** "os/arch[/variant]" of the machine building; default linux/amd64. */
   buildPlatform?: string;
+  /**
+   * --build-context names (as `contextKey` gives them): `FROM NAME`, `--from=NAME` and `from=NAME`
+   * are that context, an image to the plan, even where a stage has the name (BuildKit).
+   */
+  namedContexts?: string[];
 }
 
 export function createPlan(df: Dockerfile, opts: PlanOptions = {}): BuildPlan {
@@ -148,6 +153,7 @@ class Planner {
     return {
       schemaVersion: PLAN_SCHEMA_VERSION,
       file: this.df.file,
+      ...(this.df.directives.syntax !== undefined ? { syntax: this.df.directives.syntax } : {}),
       target,
       stages: this.stages,
       order,
@@ -175,8 +181,9 @@ class Planner {
       if (!/^[a-z0-9_.()-]+(\/[a-z0-9_.-]+){0,2}$/i.test(platform)) throw this.err(`invalid platform "${platform}"`, ins, 'use os/arch[/variant], e.g. linux/arm64');
     }
     let base: StageBase;
-    const ref = this.byName.get(image.toLowerCase());
-    if (ref !== undefined && ref < index) base = { kind: 'stage', index: ref };
+    const ref = this.isNamedContext(image) ? undefined : this.byName.get(image.toLowerCase());
+    if (this.isNamedContext(image)) base = { kind: 'image', ref: image };
+    else if (ref !== undefined && ref < index) base = { kind: 'stage', index: ref };
     else if (ref !== undefined && ref > index) {
       throw this.err(`FROM ${image}: stage "${image}" is defined later in the Dockerfile`, ins, `a stage can only be based on an earlier stage (for the image, write docker.io/library/${image})`);
     } else if (image.toLowerCase() === 'scratch') base = { kind: 'scratch' };
@@ -219,6 +226,7 @@ class Planner {
   /** Resolve a --from / from= value: a stage name, a stage index, or an image. */
   private resolveSource(value: string, stage: PlannedStage, ins: Instruction, what: string): SourceRef {
     if (value === '') throw this.err(`${what} expands to an empty value`, ins);
+    if (this.isNamedContext(value)) return { kind: 'image', ref: value };
     const named = this.byName.get(value.toLowerCase());
     const index = named ?? (/^\d+$/.test(value) ? Number(value) : undefined);
     if (index === undefined) {
@@ -237,6 +245,12 @@ class Planner {
     if (index === stage.index) throw this.err(`circular dependency: ${what} refers to its own ${label}`, ins);
     if (index > stage.index) throw this.err(`${what}: ${label} is defined later in the Dockerfile; a stage can only use stages defined before it`, ins, 'move that stage above this one');
     return { kind: 'stage', index };
+  }
+
+  private isNamedContext(name: string): boolean {
+    if (!this.opts.namedContexts?.length) return false;
+    const key = contextKey(name);
+    return key !== undefined && this.opts.namedContexts.includes(key);
   }
 
   /** A bare image name close to a stage name is probably a misspelt stage (an image is tried). */

@@ -56,6 +56,8 @@ export interface PlannedStage {
 export interface BuildPlan {
   schemaVersion: typeof PLAN_SCHEMA_VERSION;
   file: string;
+  /** The `# syntax=` directive as written (kiln reads every file as docker/dockerfile:1; see dockerfile/syntax.ts). */
+  syntax?: string;
   /** Index of the target stage (--target, or the last stage). */
   target: number;
   stages: PlannedStage[];

@@ -25,7 +25,7 @@
  */
 export { runStep, DEFAULT_PATH, type RunStepOptions, type RunOutcome } from './run.js';
 export type { Mount } from './mounts.js';
-export { selectRunner, probeRuntime, ociSpec, chrootScript, DEFAULT_CAPS, HOST_FILES, type ProcessSpec, type RuntimeMount, type BackendKind, type Runner } from './runtime.js';
+export { selectRunner, probeRuntime, ociSpec, chrootScript, DEFAULT_CAPS, HOST_FILES, type ProcessSpec, type Ulimit, type RuntimeMount, type BackendKind, type Runner } from './runtime.js';
 export { canMountOverlay, diffUpper, diffTrees, snapshotTree, flattenLowerDirs, type SnapshotterKind } from './rootfs.js';
 export { cleanupStaleRuns } from './rundir.js';
 export { sweepPrivateDirs } from './private-files.js';

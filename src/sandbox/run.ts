@@ -26,7 +26,7 @@ import { comparePaths, tarChanges, type Change } from '../layer/write.js';
 import type { Store } from '../store/store.js';
 import { canMountOverlay, diffTrees, diffUpper, flattenLowerDirs, makeStubs, mountOverlay, snapshotTree, unmount, type SnapshotterKind, type Stub } from './rootfs.js';
 import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.js';
-import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind } from './runtime.js';
+import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind, type Ulimit } from './runtime.js';
 import { BARE_DEVICES } from './bare.js';
 import { cleanupStaleRuns, createRunDir, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
 
@@ -52,6 +52,10 @@ export interface RunStepOptions {
   network?: 'host' | 'none';
   mounts?: Mount[];
   hostname?: string;
+  /** `--add-host` lines, `--shm-size` bytes, `--ulimit`s (sandbox/runtime.ts). */
+  extraHosts?: [string, string][];
+  shmSize?: number;
+  ulimits?: Ulimit[];
   /** Capture the changes as a layer blob in the store (RUN: default); false for `kiln run`. */
   capture?: boolean;
   /** Compression of the captured layer (default gzip). */
@@ -157,7 +161,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     rootfs,
     bundle,
     path.basename(runDir),
-    { args: o.args, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, network: o.network ?? 'host', hostname: o.hostname, mounts: runtimeMounts, onStdout: o.onStdout, onStderr: o.onStderr },
+    { args: o.args, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, network: o.network ?? 'host', hostname: o.hostname, mounts: runtimeMounts, extraHosts: o.extraHosts, shmSize: o.shmSize, ulimits: o.ulimits, onStdout: o.onStdout, onStderr: o.onStderr },
     signal,
   );
   if (signal.aborted) throw interrupted();

@@ -56,9 +56,23 @@ export interface ProcessSpec {
   network: 'host' | 'none';
   hostname?: string;
   mounts?: RuntimeMount[];
+  /** `--add-host`: [name, address] lines added to /etc/hosts. */
+  extraHosts?: [string, string][];
+  /** `--shm-size`: bytes of /dev/shm (default 64 MiB, as docker). */
+  shmSize?: number;
+  /** `--ulimit`: resource limits of the process (`RLIMIT_NOFILE`…, as the OCI spec names them). */
+  ulimits?: Ulimit[];
   onStdout?: (b: Buffer) => void;
   onStderr?: (b: Buffer) => void;
 }
+
+export interface Ulimit {
+  type: string;
+  soft: number;
+  hard: number;
+}
+
+const DEFAULT_SHM = 64 << 20;
 
 /** oci: runc/crun; chroot: util-linux namespaces + chroot; bare: chroot alone (sandbox/bare.ts). */
 export type BackendKind = 'oci' | 'chroot' | 'bare';
@@ -101,7 +115,15 @@ function hostFiles(bundleDir: string, spec: ProcessSpec): HostFiles {
     writeFileSync(f, '');
     return f;
   };
-  return { hosts: orEmpty('/etc/hosts', 'hosts'), resolvConf: orEmpty('/etc/resolv.conf', 'resolv.conf'), hostname };
+  let hosts = orEmpty('/etc/hosts', 'hosts');
+  if (spec.extraHosts?.length) {
+    // The host's lines, then one line per --add-host ("IP<TAB>NAME", as BuildKit writes them).
+    const own = path.join(bundleDir, 'hosts-extra');
+    const base = readFileSync(hosts, 'utf8');
+    writeFileSync(own, `${base}${base && !base.endsWith('\n') ? '\n' : ''}${spec.extraHosts.map(([name, ip]) => `${ip}\t${name}\n`).join('')}`);
+    hosts = own;
+  }
+  return { hosts, resolvConf: orEmpty('/etc/resolv.conf', 'resolv.conf'), hostname };
 }
 
 /** The OCI runtime spec (config.json) for a process: what docker would give a container. */
@@ -110,7 +132,7 @@ export function ociSpec(rootfs: string, spec: ProcessSpec, files: HostFiles): Re
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...devptsGid()] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${Math.floor((spec.shmSize ?? DEFAULT_SHM) / 1024)}k`] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     // A fresh sysfs shows the network namespace's devices; with the host's network it cannot be
     // mounted afresh and a read-only bind of the host's stands in (as docker for --network host).
@@ -139,6 +161,7 @@ export function ociSpec(rootfs: string, spec: ProcessSpec, files: HostFiles): Re
       env: spec.env,
       cwd: spec.cwd,
       capabilities: { bounding: DEFAULT_CAPS, effective, permitted: effective, inheritable: [], ambient: [] },
+      ...(spec.ulimits?.length ? { rlimits: spec.ulimits.map((u) => ({ type: u.type, soft: u.soft, hard: u.hard })) } : {}),
       noNewPrivileges: false,
     },
     root: { path: rootfs, readonly: false },
@@ -179,7 +202,7 @@ export function chrootScript(rootfs: string, spec: ProcessSpec, files: HostFiles
     ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((d) => `touch ${R(`/dev/${d}`)} && mount --bind /dev/${d} ${R(`/dev/${d}`)}`),
     `mkdir -p ${R('/dev/pts')} ${R('/dev/shm')} ${R('/dev/mqueue')}`,
     `mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620${devptsGid().map((g) => `,${g}`).join('')} devpts ${R('/dev/pts')}`,
-    `mount -t tmpfs -o nosuid,noexec,nodev,mode=1777,size=65536k shm ${R('/dev/shm')}`,
+    `mount -t tmpfs -o nosuid,noexec,nodev,mode=1777,size=${Math.floor((spec.shmSize ?? DEFAULT_SHM) / 1024)}k shm ${R('/dev/shm')}`,
     `mount -t mqueue -o nosuid,noexec,nodev mqueue ${R('/dev/mqueue')} 2>/dev/null || true`,
     `ln -s /proc/self/fd ${R('/dev/fd')} && ln -s /proc/self/fd/0 ${R('/dev/stdin')} && ln -s /proc/self/fd/1 ${R('/dev/stdout')} && ln -s /proc/self/fd/2 ${R('/dev/stderr')} && ln -s pts/ptmx ${R('/dev/ptmx')}`,
     spec.network === 'none' ? `mount -t sysfs -o ro,nosuid,noexec,nodev sysfs ${R('/sys')}` : `mount --rbind /sys ${R('/sys')} && mount -o remount,bind,ro,nosuid,noexec,nodev ${R('/sys')}`,
@@ -198,6 +221,8 @@ export function chrootScript(rootfs: string, spec: ProcessSpec, files: HostFiles
     ),
     `hostname ${q(spec.hostname ?? 'kiln')}`,
     ...(spec.network === 'none' && tools.ip ? [`${q(tools.ip)} link set lo up`] : []),
+    // --ulimit: set on this shell (PID 1 here), which the process replaces.
+    ...(spec.ulimits ?? []).map((u) => `prlimit --pid $$ --${u.type.slice('RLIMIT_'.length).toLowerCase()}=${u.soft}:${u.hard}`),
     'umask 022',
   ];
   const caps = DEFAULT_CAPS.map((c) => `+${c.slice(4).toLowerCase()}`).join(',');

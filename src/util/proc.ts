@@ -14,7 +14,20 @@ export interface RunResult {
 }
 
 /** Run a program to completion, capturing stdout/stderr as text. Never throws on a non-zero exit. */
-export function runCapture(cmd: string, args: string[], opts: SpawnOptions & { input?: string | Buffer } = {}): Promise<RunResult> {
+/**
+ * `umask`: the program runs under this umask rather than kiln's (a tar or git that creates files
+ * for an image must not take the mode of whoever runs kiln: BuildKit runs them under 022).
+ */
+export async function runCapture(cmd: string, args: string[], opts: SpawnOptions & { input?: string | Buffer; umask?: number } = {}): Promise<RunResult> {
+  const { umask, ...spawnOpts } = opts;
+  if (umask === undefined) return capture(cmd, args, spawnOpts);
+  // Node cannot set a child's umask: a shell sets it and execs the program (a missing program
+  // still rejects with ENOENT, as spawn does).
+  if ((await which(cmd)) === undefined) throw Object.assign(new Error(`spawn ${cmd} ENOENT`), { code: 'ENOENT' });
+  return capture('/bin/sh', ['-c', `umask ${umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, cmd, ...args], spawnOpts);
+}
+
+function capture(cmd: string, args: string[], opts: SpawnOptions & { input?: string | Buffer }): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];

@@ -4,10 +4,11 @@
  * kiln's multi-stage rules: what reaches the final image (root user, build tools, caches, apt
  * lists), unpinned bases, cache-busting COPY order, unused stages.
  */
+import { checkDirective } from '../../dockerfile/syntax.js';
 import { parseDockerfile } from '../../dockerfile/parser.js';
 import { expandWord, referencedNames } from '../../dockerfile/expand.js';
 import type { CommandForm, Dockerfile, FromInstruction, Instruction, RunInstruction } from '../../dockerfile/ast.js';
-import { createPlan } from '../../plan/index.js';
+import { commentsAbove, createPlan, describedBy } from '../../plan/index.js';
 import { PLATFORM_ARGS } from '../../plan/scope.js';
 import type { BuildPlan, PlannedStage } from '../../plan/types.js';
 import { parseReference } from '../../image/reference.js';
@@ -84,11 +85,13 @@ interface Ctx {
   findings: LintFinding[];
   skip: Set<string>;
   allErrors: boolean;
+  experimental: Set<string>;
 }
 
 function report(ctx: Ctx, rule: string, message: string, at: { line: number; column?: number; endLine?: number }, level?: LintLevel): void {
   if (ctx.skip.has(rule) || ctx.skip.has('all')) return;
   const info = RULES[rule]!;
+  if (info.experimental && !ctx.experimental.has(rule) && !ctx.experimental.has('all')) return;
   const f: LintFinding = { rule, level: ctx.allErrors ? 'error' : (level ?? info.level), message, file: ctx.df.file, line: at.line };
   if (at.column !== undefined) f.column = at.column;
   if (at.endLine !== undefined && at.endLine !== at.line) f.endLine = at.endLine;
@@ -100,17 +103,7 @@ function report(ctx: Ctx, rule: string, message: string, at: { line: number; col
 
 const pos = (i: Instruction) => ({ line: i.range.start.line, column: i.range.start.column, endLine: i.range.endLine });
 
-/** `# check=skip=A,B;error=true` (BuildKit's directive). */
-function checkDirective(df: Dockerfile): { skip: Set<string>; error: boolean } {
-  const skip = new Set<string>();
-  let error = false;
-  for (const part of (df.directives.check ?? '').split(';')) {
-    const [k, v] = part.split('=').map((s) => s?.trim());
-    if (k === 'skip' && v) for (const r of v.split(',')) skip.add(r.trim() === 'all' ? 'all' : r.trim());
-    if (k === 'error') error = v === 'true';
-  }
-  return { skip, error };
-}
+export { checkDirective };
 
 /** Instructions grouped by stage (index), with the global ARGs before the first FROM. */
 function stagesOf(df: Dockerfile): { globals: Instruction[]; stages: { from: FromInstruction; body: Instruction[] }[] } {
@@ -137,7 +130,7 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): LintResult
     return { file, findings: [f], errors: 1, warnings: 0 };
   }
   const dir = checkDirective(df);
-  const ctx: Ctx = { df, findings: [], skip: dir.skip, allErrors: dir.error };
+  const ctx: Ctx = { df, findings: [], skip: dir.skip, allErrors: dir.error, experimental: dir.experimental };
   const { globals, stages } = stagesOf(df);
 
   // Parser warnings that are BuildKit checks (NoEmptyContinuation, MaintainerDeprecated, LegacyKeyValueFormat).
@@ -148,6 +141,8 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): LintResult
   for (const g of globals) if (g.kind === 'ARG') for (const a of g.args) globalArgs.set(a.name, a.default);
   checkStages(ctx, stages, globalArgs);
   for (const ins of df.instructions) checkSecrets(ctx, ins);
+  for (const ins of df.instructions) if (ins.kind === 'EXPOSE') checkExpose(ctx, ins);
+  checkDescriptions(ctx);
 
   let plan: BuildPlan | undefined;
   try {
@@ -352,5 +347,35 @@ function checkPlan(ctx: Ctx, plan: BuildPlan, stages: { from: FromInstruction; b
       }
     }
     if (!chainIdx.has(s.index)) continue;
+  }
+}
+
+/**
+ * EXPOSE port[/proto]: BuildKit's ExposeInvalidFormat (an IP or a host port: `8080:80`,
+ * `127.0.0.1:80:80`) and ExposeProtoCasing (`80/TCP`). Words with variables are left alone (their
+ * value is known at build time only).
+ */
+function checkExpose(ctx: Ctx, ins: Instruction & { kind: 'EXPOSE' }): void {
+  for (const p of ins.ports) {
+    if (p.includes('$')) continue;
+    if (p.includes(':')) report(ctx, 'ExposeInvalidFormat', `EXPOSE instruction should not define an IP address or host-port mapping, found '${p}'`, pos(ins));
+    const proto = p.split('/')[1];
+    if (proto !== undefined && proto !== proto.toLowerCase()) report(ctx, 'ExposeProtoCasing', `Defined protocol '${p}' in EXPOSE instruction should be lowercase`, pos(ins));
+  }
+}
+
+/**
+ * InvalidDefinitionDescription (experimental in BuildKit): a comment block directly above a named
+ * stage's FROM or a one-name ARG is its description only when a line starts with the name.
+ */
+function checkDescriptions(ctx: Ctx): void {
+  for (const ins of ctx.df.instructions) {
+    let what: string | undefined;
+    let name: string | undefined;
+    if (ins.kind === 'FROM' && ins.stageName) [what, name] = ['build stage', ins.stageName];
+    else if (ins.kind === 'ARG' && ins.args.length === 1) [what, name] = ['build argument', ins.args[0]!.name];
+    if (!what || !name) continue;
+    const comments = commentsAbove(ctx.df.lines, ins.range.start.line).filter((c) => !/^(?:syntax|escape|check)\s*=/i.test(c)); // parser directives are no comments
+    if (comments.length && describedBy(comments, name) === undefined) report(ctx, 'InvalidDefinitionDescription', `Comment for ${what} should follow the format: \`# ${name} <description>\``, pos(ins));
   }
 }

@@ -13,9 +13,18 @@ export interface RuleInfo {
   url?: string;
   /** 'buildkit': a BuildKit build check of the same name; 'kiln': kiln's own. */
   origin: 'buildkit' | 'kiln';
+  /** BuildKit's experimental checks run only when `# check=experimental=NAME|all` asks. */
+  experimental?: boolean;
 }
 
-const bk = (name: string, slug: string, description: string, level: LintLevel = 'warning'): RuleInfo => ({ name, description, level, url: `https://docs.docker.com/go/dockerfile/rule/${slug}/`, origin: 'buildkit' });
+const bk = (name: string, slug: string, description: string, level: LintLevel = 'warning', experimental = false): RuleInfo => ({
+  name,
+  description,
+  level,
+  url: `https://docs.docker.com/go/dockerfile/rule/${slug}/`,
+  origin: 'buildkit',
+  ...(experimental ? { experimental } : {}),
+});
 const kiln = (name: string, description: string, level: LintLevel = 'warning'): RuleInfo => ({ name, description, level, origin: 'kiln' });
 
 export const RULES: Record<string, RuleInfo> = Object.fromEntries(
@@ -36,6 +45,15 @@ export const RULES: Record<string, RuleInfo> = Object.fromEntries(
     bk('SecretsUsedInArgOrEnv', 'secrets-used-in-arg-or-env', 'Sensitive data should not be used in the ARG or ENV commands'),
     bk('InvalidDefaultArgInFrom', 'invalid-default-arg-in-from', 'Default value for global ARG results in an empty or invalid base image name', 'error'),
     bk('FromPlatformFlagConstDisallowed', 'from-platform-flag-const-disallowed', 'FROM --platform flag should not use a constant value'),
+    bk('ExposeProtoCasing', 'expose-proto-casing', 'Protocol in EXPOSE instruction should be lowercase'),
+    bk('ExposeInvalidFormat', 'expose-invalid-format', 'IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release'),
+    bk(
+      'InvalidDefinitionDescription',
+      'invalid-definition-description',
+      'Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.',
+      'warning',
+      true,
+    ),
     kiln('RootUserInFinalStage', 'The final stage runs as root: add a USER with an unprivileged user'),
     kiln('BuildToolsInFinalStage', 'Compilers, -dev packages or toolchain images in the final stage: build in an earlier stage and copy the result'),
     kiln('PackageCacheInFinalStage', "pip or npm caches written into the final image's layers"),

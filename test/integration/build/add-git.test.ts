@@ -90,7 +90,13 @@ describe('ADD <git repository>', { skip }, () => {
         '',
       ].join('\n'),
     });
-    await ws.build(ctx, 'addgit:1');
+    // Under a umask of 077, git would check out 0600/0700: the checkout runs under BuildKit's 022.
+    const old = process.umask(0o077);
+    try {
+      await ws.build(ctx, 'addgit:1');
+    } finally {
+      process.umask(old);
+    }
     const img = await savedImage(ws, 'addgit:1');
     const e = (p: string) => {
       const x = img.fs.get(p);
@@ -103,6 +109,7 @@ describe('ADD <git repository>', { skip }, () => {
     assert.deepEqual([tool.uid, tool.gid], [0, 0]);
     assert.equal(tool.mtime, COMMIT_TIME, 'mtime is the commit time');
     assert.equal(e('/tagged/README').mode & 0o777, 0o644);
+    assert.equal(e('/tagged/sub').mode & 0o777, 0o755, 'directories 0755 whatever kiln\'s umask');
     const link = e('/tagged/link');
     assert.equal(link.type, 'symlink');
     assert.equal(link.linkname, 'sub/tool.sh');

@@ -16,13 +16,14 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, lutimesSync, mkdirSync, readdirSync, lstatSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lutimesSync, mkdirSync, readdirSync, readFileSync, lstatSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { dockerdUnavailable, startDockerd, type Dockerd } from '../../helpers/dockerd.js';
-import { readSavedImage, type SavedImage } from '../../helpers/image-fs.js';
+import { readLayer, readSavedImage, type LayerEntry, type SavedImage } from '../../helpers/image-fs.js';
 import { savedImage, Workspace } from './util.js';
 import { needs } from '../../helpers/prereq.js';
+import { cliPath } from '../../helpers/paths.js';
 
 const skip = needs(dockerdUnavailable(), basesUnavailable());
 const ws = new Workspace('kiln-bkfs-');
@@ -385,6 +386,174 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
         '',
       ].join('\n'),
     });
+  });
+
+  test('optional sources (a wildcard matching nothing), directories .dockerignore empties, WORKDIR as written, ENV replaced in place', async () => {
+    await same({
+      name: 'fidelity',
+      files: {
+        'a.txt': 'a\n',
+        'ign/f1': '1\n',
+        'ign/sub/f2': '2\n',
+        'ign2/x': 'x\n',
+        'ign3/deep/y': 'y\n',
+        'docs/only.md': 'm\n',
+        'docs/sub/also.md': 'm\n',
+        'mixed/keep.txt': 'k\n',
+        'mixed/drop.log': 'd\n',
+        'reinc/a': 'a\n',
+        'reinc/keep': 'k\n',
+        'whole/a': 'a\n',
+        'whole/keep': 'k\n',
+        'whole2/sub/keep': 'k\n',
+        'whole2/sub/no': 'n\n',
+        'whole2/other/no': 'n\n',
+        '.dockerignore': 'ign/*\nign2/**\nign3/deep/*\n**/*.md\nmixed/*.log\nreinc/*\n!reinc/keep\nwhole\n!whole/keep\nwhole2\n!whole2/sub/keep\n',
+      },
+      dockerfile: [
+        'FROM debian-slim:bookworm',
+        'ENV A=1 B=2',
+        'COPY nomatch* a.txt /g1/',
+        'COPY package*.json yarn.lock* /g2/',
+        'COPY package*.json ./',
+        'COPY . /all/',
+        'COPY ign /ign-itself',
+        'COPY docs /docs-itself/',
+        'WORKDIR /w2/',
+        'RUN pwd > /pwd1',
+        'WORKDIR rel/',
+        'RUN pwd > /pwd2',
+        'WORKDIR /x//y/.',
+        'ENV A=changed PATH=/x:$PATH HOME=/h C=3',
+        'ENV B=again',
+        '',
+      ].join('\n'),
+    });
+  });
+
+  test('kiln\'s umask does not leak: cache mount mode= as given (BuildKit; dockerd\'s own BuildKit applies its umask 022), directories an archive implies are 0755', async () => {
+    // BuildKit's daemon clears its umask, so mode=0770 makes a 0770 directory; the BuildKit inside
+    // dockerd runs under dockerd's umask 022 and makes 0750 (moby/moby#48258, moby/buildkit#6801:
+    // "dockerd sets the umask of the process to 022 and buildkit clears the umask"). kiln follows
+    // BuildKit, under any umask of its own: this kiln runs under 027.
+    const ctx = ws.context('cache-mode', {
+      'src/p/q/f': 'f\n',
+      Dockerfile: 'FROM debian-slim:bookworm\nRUN --mount=type=cache,id=cm,target=/cache,mode=0770 --mount=type=cache,id=cm2,target=/c2,mode=0777,uid=5 stat -c %a /cache /c2 > /modes\nADD nodirs.tar /u/\n',
+    });
+    // An archive with a file and no entries for its directories: the unpacker makes them.
+    assert.equal(spawnSync('tar', ['--no-recursion', '-cf', path.join(ctx, 'nodirs.tar'), '-C', path.join(ctx, 'src'), 'p/q/f']).status, 0);
+    const old = process.umask(0o027);
+    let k: Awaited<ReturnType<typeof ws.kiln>>;
+    let r: { code: number; stderr: string };
+    try {
+      [k, r] = await Promise.all([ws.kiln(['build', '-q', '-t', 'cache-mode:1', ctx]), docker(['build', '-q', '--network', 'host', '-t', 'cache-mode:1', ctx])]);
+    } finally {
+      process.umask(old);
+    }
+    assert.equal(k.code, 0, k.stderr);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await ws.sh('cache-mode:1', 'cat /modes'), '770\n777\n');
+    const modes = 'stat -c "%n %a %u:%g" /u /u/p /u/p/q /u/p/q/f';
+    const unpacked = d!.docker(['run', '--rm', '--network', 'host', 'cache-mode:1', 'sh', '-c', modes]);
+    assert.equal(unpacked.stdout, '/u 755 0:0\n/u/p 755 0:0\n/u/p/q 755 0:0\n/u/p/q/f 644 0:0\n', 'BuildKit');
+    assert.equal(await ws.sh('cache-mode:1', modes), unpacked.stdout, 'kiln as BuildKit');
+    const ref = d!.docker(['run', '--rm', '--network', 'host', 'cache-mode:1', 'cat', '/modes']);
+    assert.equal(ref.stdout, '750\n755\n', "dockerd's BuildKit applies its umask 022 (if this changes, the reference has caught up)");
+  });
+
+  test('outputs of files, not an image: -o type=local,dest=DIR (and -o DIR), type=tar,dest=FILE, -o - (stdout), with --target artifacts', async () => {
+    const ctx = ws.context('outputs', {
+      'a.txt': 'a\n',
+      'old/keep.txt': 'k\n',
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS build',
+        'RUN mkdir -p /wheels/sub && echo w > /wheels/x.whl && chown 1000:1000 /wheels/x.whl && chmod 600 /wheels/x.whl && ln -s x.whl /wheels/link && echo y > /wheels/sub/y && chmod 750 /wheels/sub && echo gone > /wheels/gone',
+        'RUN rm /wheels/gone',
+        'FROM scratch AS artifacts',
+        'COPY --from=build /wheels /',
+        'COPY a.txt /',
+        'FROM debian-slim:bookworm',
+        'RUN echo not-the-target > /x',
+        '',
+      ].join('\n'),
+    });
+    stampTree(ctx);
+    const out = (name: string) => path.join(ws.dir, name);
+    // A directory that exists: what is in it stays unless the output has its path.
+    for (const dir of [out('k-merge'), out('d-merge')]) {
+      mkdirSync(path.join(dir, 'sub'), { recursive: true });
+      writeFileSync(path.join(dir, 'mine.txt'), 'mine\n');
+      writeFileSync(path.join(dir, 'a.txt'), 'replaced\n');
+      writeFileSync(path.join(dir, 'sub', 'also-mine'), 'm\n');
+    }
+    const runs = await Promise.all([
+      ws.kiln(['build', '-q', '--target', 'artifacts', '-o', `type=local,dest=${out('k-local')}`, ctx]),
+      docker(['build', '-q', '--network', 'host', '--target', 'artifacts', '-o', `type=local,dest=${out('d-local')}`, ctx]),
+      ws.kiln(['build', '-q', '--target', 'artifacts', '-o', `type=tar,dest=${out('k.tar')}`, ctx]),
+      docker(['build', '-q', '--network', 'host', '--target', 'artifacts', '-o', `type=tar,dest=${out('d.tar')}`, ctx]),
+      ws.kiln(['build', '-q', '--target', 'artifacts', '-o', out('k-merge'), ctx]),
+      docker(['build', '-q', '--network', 'host', '--target', 'artifacts', '-o', out('d-merge'), ctx]),
+    ]);
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    assert.equal((runs[0] as { stdout: string }).stdout, '', 'no image ID: the files are the output');
+    // Both directories' files as tar entries (tar of the directory, then read as a layer).
+    const entriesOf = async (file: string, fromDir?: string): Promise<string[]> => {
+      let tarFile = file;
+      if (fromDir) {
+        tarFile = `${fromDir}.as.tar`;
+        assert.equal(spawnSync('tar', ['-cf', tarFile, '-C', fromDir, '.']).status, 0);
+      }
+      const show = (e: LayerEntry) => `${e.path} ${e.type} ${e.mode.toString(8)} ${e.uid}:${e.gid} size=${e.size}${e.sha256 ? ` ${e.sha256.slice(0, 12)}` : ''}${e.linkname ? ` -> ${e.linkname}` : ''}${e.type === 'file' && e.mtime === T0 ? ' T0' : ''}`;
+      return (await readLayer(tarFile)).filter((e) => e.path !== '/').map(show).sort();
+    };
+    const kLocal = await entriesOf('', out('k-local'));
+    assert.deepEqual(kLocal, await entriesOf('', out('d-local')), 'type=local: the same files, modes, owners (the user building), link targets, context mtimes');
+    assert.ok(kLocal.some((l) => l.startsWith('/x.whl file 600 0:0')), kLocal.join('\n'));
+    assert.ok(!kLocal.some((l) => l.startsWith('/gone')), 'a file deleted in the stage is not there');
+    assert.equal(statSync(out('k-local')).mode & 0o777, statSync(out('d-local')).mode & 0o777, 'a directory made for the output has docker\'s mode (0700)');
+    assert.deepEqual(await entriesOf(out('k.tar')), await entriesOf(out('d.tar')), 'type=tar: the same entries, the image\'s owners');
+    assert.ok((await entriesOf(out('k.tar'))).some((l) => l.startsWith('/x.whl file 600 1000:1000')));
+    assert.deepEqual(await entriesOf('', out('k-merge')), await entriesOf('', out('d-merge')), 'an existing directory: merged as BuildKit merges');
+    assert.equal(readFileSync(path.join(out('k-merge'), 'mine.txt'), 'utf8'), 'mine\n');
+    assert.equal(readFileSync(path.join(out('k-merge'), 'a.txt'), 'utf8'), 'a\n');
+    assert.ok(existsSync(path.join(out('k-merge'), 'sub', 'also-mine')));
+    // -o - : the tar on stdout (stdout is the tar only: no image ID).
+    const piped = spawnSync(process.execPath, [cliPath, 'build', '-q', '--target', 'artifacts', '-o', '-', ctx], { env: { ...process.env, KILN_ROOT: ws.root }, maxBuffer: 1 << 26 });
+    assert.equal(piped.status, 0, piped.stderr?.toString());
+    writeFileSync(out('k-stdout.tar'), piped.stdout);
+    assert.deepEqual(await entriesOf(out('k-stdout.tar')), await entriesOf(out('d.tar')));
+    // Usage errors.
+    const bad = await ws.kiln(['build', '-o', 'type=local,dest=-', ctx]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /type=local needs a directory/);
+    const json = await ws.kiln(['build', '--progress', 'json', '-o', '-', ctx]);
+    assert.equal(json.code, 2);
+    assert.match(json.stderr, /--progress json writes to stdout/);
+  });
+
+  test('RUN sandbox flags: --add-host as BuildKit (its lines last in /etc/hosts); --shm-size and --ulimit as documented; all three in the cache key', async () => {
+    // Debian's BuildKit (0.8) takes --add-host; --shm-size and --ulimit reach BuildKit's RUN from
+    // docker 23 (BuildKit 0.11) on ("--shm-size: size of /dev/shm", "--ulimit: ulimit options",
+    // docs.docker.com/reference/cli/docker/buildx/build/); the old one ignores them.
+    const ctx = ws.context('sandbox-flags', { Dockerfile: 'FROM debian-slim:bookworm\nRUN tail -2 /etc/hosts > /hosts && df -k /dev/shm | tail -1 | awk \'{print $2}\' > /shm && (ulimit -Sn; ulimit -Hn) > /ul\n' });
+    const flags = ['--add-host', 'myhost:10.1.2.3', '--add-host', 'other:10.9.9.9', '--shm-size', '128m', '--ulimit', 'nofile=1024:2048'];
+    const [k, r] = await Promise.all([ws.kiln(['build', '-q', '-t', 'sandbox-flags:1', ...flags, ctx]), docker(['build', '-q', '--network', 'host', '-t', 'sandbox-flags:1', ...flags, ctx])]);
+    assert.equal(k.code, 0, k.stderr);
+    assert.equal(r.code, 0, r.stderr);
+    const ref = d!.docker(['run', '--rm', '--network', 'host', 'sandbox-flags:1', 'cat', '/hosts']);
+    assert.equal(ref.stdout, '10.1.2.3\tmyhost\n10.9.9.9\tother\n', 'BuildKit');
+    assert.equal(await ws.sh('sandbox-flags:1', 'cat /hosts'), ref.stdout, 'kiln as BuildKit');
+    assert.equal(await ws.sh('sandbox-flags:1', 'cat /shm /ul'), '131072\n1024\n2048\n');
+    // Another value of any of them runs RUN again; the same ones hit the cache.
+    const step = async (extra: string[]) => {
+      const b = await ws.kiln(['build', '--progress', 'plain', ...extra, ctx]);
+      assert.equal(b.code, 0, b.stderr);
+      return /#\d+ CACHED/.test(b.stderr) ? 'cached' : 'ran';
+    };
+    assert.equal(await step(flags), 'cached');
+    assert.equal(await step(['--add-host', 'myhost:10.1.2.4']), 'ran');
+    assert.equal(await step([...flags.slice(0, 4), '--shm-size', '256m', ...flags.slice(6)]), 'ran');
+    assert.equal(await step([...flags.slice(0, 6), '--ulimit', 'nofile=1000:2048']), 'ran');
   });
 
   test('errors both builders give: a missing source, a link out of the context or to nothing', async () => {

@@ -143,3 +143,46 @@ USER 1
     assert.deepEqual(installedPackages('apt-get update && apt-get install -y --no-install-recommends gcc=4:12 libc6-dev && apk add --no-cache musl-dev'), ['gcc', 'libc6-dev', 'musl-dev']);
   });
 });
+
+// BuildKit's checks, with its names and messages (docs.docker.com/reference/build-checks/:
+// expose-proto-casing, expose-invalid-format, invalid-definition-description — the last one
+// experimental: only with `# check=experimental=…`).
+describe('lint: EXPOSE and definition descriptions, as BuildKit', () => {
+  test('ExposeProtoCasing and ExposeInvalidFormat, words with variables left to the build', () => {
+    const text = 'FROM alpine:3.19\nUSER 1\nEXPOSE 80/TCP 8080:80 127.0.0.1:53:53/udp $P/UDP 443/tcp 53/udp\n';
+    const found = lintDockerfile(text).findings.filter((f) => f.rule.startsWith('Expose')).map((f) => `${f.rule}: ${f.message}`);
+    assert.deepEqual(found, [
+      "ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '8080:80'",
+      "ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:53:53/udp'",
+      "ExposeProtoCasing: Defined protocol '80/TCP' in EXPOSE instruction should be lowercase",
+    ]);
+    assert.equal(has(text, 'ExposeProtoCasing')[0]!.url, 'https://docs.docker.com/go/dockerfile/rule/expose-proto-casing/');
+    assert.deepEqual(has('# check=skip=ExposeProtoCasing\nFROM alpine:3.19\nEXPOSE 80/TCP\n', 'ExposeProtoCasing'), []);
+  });
+
+  test('InvalidDefinitionDescription only when asked (experimental); "# NAME …" is a description, a blank line ends the block, directives are no comments', () => {
+    const body = [
+      '# GO_VERSION the Go version',
+      'ARG GO_VERSION=1.22',
+      '# just a note',
+      'ARG OTHER',
+      '',
+      '# unrelated, then a blank line',
+      '',
+      'FROM alpine:3.19 AS base',
+      '# builder compiles the app',
+      'FROM base AS builder',
+      '# a note about the release',
+      'FROM base AS release',
+      'USER 1',
+      '',
+    ].join('\n');
+    assert.deepEqual(has(body, 'InvalidDefinitionDescription'), [], 'experimental: off by default');
+    const on = lintDockerfile(`# check=experimental=InvalidDefinitionDescription\n${body}`).findings.filter((f) => f.rule === 'InvalidDefinitionDescription');
+    assert.deepEqual(
+      on.map((f) => `${f.line}: ${f.message}`),
+      ['5: Comment for build argument should follow the format: `# OTHER <description>`', '13: Comment for build stage should follow the format: `# release <description>`'],
+    );
+    assert.equal(lintDockerfile('# check=experimental=all\nARG A\nFROM alpine:3.19\nUSER 1\n').findings.filter((f) => f.rule === 'InvalidDefinitionDescription').length, 0, 'the directive above is no description');
+  });
+});

@@ -280,3 +280,25 @@ function readdirSafe(d: string): string[] {
     return [];
   }
 }
+
+describe('named build contexts (--build-context)', () => {
+  test('a name replaces a stage of that name and an image named so (familiar form, without :latest), in FROM, --from and from=', () => {
+    const text = [
+      'FROM debian AS deps',
+      'RUN exit 1',
+      'FROM docker.io/library/alpine:latest AS app',
+      'COPY --from=deps /a /a',
+      'RUN --mount=from=tools,target=/t true',
+      'FROM deps',
+      '',
+    ].join('\n');
+    const p = plan(text, { namedContexts: ['deps', 'alpine', 'tools'] });
+    assert.deepEqual(p.stages[1]!.base, { kind: 'image', ref: 'docker.io/library/alpine:latest' });
+    assert.deepEqual(p.stages[1]!.instructions[0]!.sources, [{ kind: 'image', ref: 'deps' }]);
+    assert.deepEqual(p.stages[1]!.instructions[1]!.sources, [{ kind: 'image', ref: 'tools' }]);
+    assert.deepEqual(p.stages[2]!.base, { kind: 'image', ref: 'deps' });
+    assert.equal(p.stages[0]!.needed, false, 'the replaced stage is not built');
+    const without = plan(text);
+    assert.deepEqual(without.stages[2]!.base, { kind: 'stage', index: 0 });
+  });
+});

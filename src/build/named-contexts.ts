@@ -1,0 +1,148 @@
+/**
+ * Named build contexts (`kiln build --build-context NAME=VALUE`, as BuildKit's): another source a
+ * Dockerfile reaches by name in `FROM NAME`, `COPY --from=NAME` and `RUN --mount from=NAME`. The
+ * name also replaces an image of that name (`--build-context alpine=docker-image://alpine:3.19`
+ * makes every `FROM alpine` use that one) and a stage of that name (the stage is not built).
+ *
+ * The VALUE:
+ *   - a directory: its files (its own .dockerignore applies), owned by root, as the main
+ *     context's. kiln makes it an image of one layer (made again each build: same files, same
+ *     layer, so the steps after it stay cached);
+ *   - `docker-image://REF`: that image (from the store, else pulled);
+ *   - `oci-layout://PATH[:TAG|@DIGEST]`: an image from an OCI image layout directory (the only
+ *     one it holds, or the one with that tag or digest; an index picks the build's platform).
+ * Git and https:// contexts are not supported yet (a clear error).
+ *
+ * BuildKit looks the name up as the reference is written in the Dockerfile in its familiar form
+ * without ":latest" (`FROM docker.io/library/alpine:latest` is `alpine`): `contextKey` does the
+ * same on both sides.
+ */
+import { createReadStream, existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import * as path from 'node:path';
+import { BuildContext } from '../context/index.js';
+import { contextKey, parseReference } from '../image/reference.js';
+import { matchPlatform } from '../image/platform.js';
+import type { Descriptor, ImageConfig, Platform } from '../image/types.js';
+import { parseIndex, parseJSONText } from '../image/validate.js';
+import { tarEntries, type EntrySpec } from '../layer/write.js';
+import type { LoadedImage, Store } from '../store/store.js';
+import type { Digest } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
+
+export type NamedContext = { name: string; kind: 'dir'; dir: string } | { name: string; kind: 'image'; ref: string } | { name: string; kind: 'oci-layout'; dir: string; select?: { tag?: string; digest?: string } };
+
+export { contextKey };
+
+/** `NAME=VALUE` of --build-context. */
+export function parseBuildContextFlag(spec: string): NamedContext {
+  const eq = spec.indexOf('=');
+  if (eq <= 0 || eq === spec.length - 1) throw new KilnError('USAGE', `invalid --build-context "${spec}": use NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG|@DIGEST]`);
+  const rawName = spec.slice(0, eq);
+  const value = spec.slice(eq + 1);
+  const name = contextKey(rawName);
+  if (name === undefined) throw new KilnError('USAGE', `invalid --build-context name "${rawName}": a name is written as an image name is (lowercase letters, digits, ".", "_", "-", "/")`);
+  if (value.startsWith('docker-image://')) {
+    const ref = value.slice('docker-image://'.length);
+    try {
+      parseReference(ref);
+    } catch (e) {
+      throw new KilnError('USAGE', `--build-context ${rawName}: invalid image reference "${ref}"${e instanceof KilnError ? `: ${e.message}` : ''}`);
+    }
+    return { name, kind: 'image', ref };
+  }
+  if (value.startsWith('oci-layout://')) {
+    const rest = value.slice('oci-layout://'.length);
+    const at = rest.lastIndexOf('@');
+    const colon = rest.lastIndexOf(':');
+    let dir = rest;
+    let select: { tag?: string; digest?: string } | undefined;
+    if (at > 0) {
+      dir = rest.slice(0, at);
+      select = { digest: rest.slice(at + 1) };
+    } else if (colon > rest.lastIndexOf('/')) {
+      dir = rest.slice(0, colon);
+      select = { tag: rest.slice(colon + 1) };
+    }
+    if (!existsSync(path.join(dir, 'index.json'))) throw new KilnError('NOT_FOUND', `--build-context ${rawName}: ${dir} is not an OCI image layout (no index.json)`, { path: dir });
+    return { name, kind: 'oci-layout', dir: path.resolve(dir), select };
+  }
+  if (/^(https?|git|ssh):\/\/|^git@|\.git(#|$)/.test(value)) {
+    throw new KilnError('USAGE', `--build-context ${rawName}=${value}: git and URL contexts are not supported yet`, {}, { hint: 'clone or download it and give the directory, or use docker-image:// or oci-layout://' });
+  }
+  if (!existsSync(value) || !lstatSync(value).isDirectory()) throw new KilnError('NOT_FOUND', `--build-context ${rawName}: ${value} is not a directory`, { path: value }, { hint: 'give a directory, docker-image://REF or oci-layout://PATH' });
+  return { name, kind: 'dir', dir: path.resolve(value) };
+}
+
+/** The image a directory or OCI-layout context stands for, in the store. */
+export async function namedContextImage(store: Store, nc: NamedContext & { kind: 'dir' | 'oci-layout' }, platform: Platform): Promise<LoadedImage> {
+  return nc.kind === 'dir' ? dirImage(store, nc.dir, platform) : ociLayoutImage(store, nc, platform);
+}
+
+async function dirImage(store: Store, dir: string, platform: Platform): Promise<LoadedImage> {
+  const ctx = BuildContext.open(dir);
+  function* entries(): Generator<EntrySpec> {
+    for (const e of ctx.walk('')) {
+      const st = e.stat;
+      const base = { path: e.rel, uid: 0, gid: 0, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs / 1000) };
+      if (st.isDirectory()) yield { ...base, type: 'directory' };
+      else if (st.isSymbolicLink()) yield { ...base, type: 'symlink', linkname: readlinkSync(e.abs), mode: 0o777 };
+      else if (st.isFile()) yield { ...base, type: 'file', source: e.abs, size: st.size };
+    }
+  }
+  const layer = await store.putLayer(tarEntries(entries()), { compression: 'none' });
+  const config: ImageConfig = {
+    architecture: platform.architecture,
+    os: platform.os,
+    config: {},
+    rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+    history: [{ created_by: `build context ${dir}`, comment: 'kiln --build-context' }],
+  };
+  const written = await store.writeImage(config, [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }]);
+  return store.loadImage(written.descriptor);
+}
+
+async function ociLayoutImage(store: Store, nc: NamedContext & { kind: 'oci-layout' }, platform: Platform): Promise<LoadedImage> {
+  const where = `${nc.dir}/index.json`;
+  const index = parseIndex(parseJSONText(readFileSync(path.join(nc.dir, 'index.json')), where), where);
+  const sel = nc.select;
+  const picked = index.manifests.filter((d) => (sel?.digest ? d.digest === sel.digest : sel?.tag ? refNameIs(d.annotations?.['org.opencontainers.image.ref.name'], sel.tag) : true));
+  if (picked.length !== 1) {
+    const what = sel?.digest ? `no manifest ${sel.digest}` : sel?.tag ? `no image tagged "${sel.tag}"` : `${index.manifests.length} images and no tag or digest to pick one`;
+    throw new KilnError('NOT_FOUND', `--build-context ${nc.name}: ${what} in the OCI layout ${nc.dir}`, { path: nc.dir }, { hint: 'oci-layout://PATH:TAG or oci-layout://PATH@sha256:…' });
+  }
+  // Every blob the image needs, copied into the store and verified (the layout's index and
+  // manifests are read through the store, once they are in it).
+  const copyBlob = async (d: Descriptor) => {
+    if (await store.hasBlob(d.digest)) return;
+    const m = /^sha256:([a-f0-9]{64})$/.exec(d.digest);
+    if (!m) throw new KilnError('INVALID', `--build-context ${nc.name}: unsupported digest ${d.digest}`, { path: nc.dir });
+    const file = path.join(nc.dir, 'blobs', 'sha256', m[1]!);
+    if (!existsSync(file)) throw new KilnError('NOT_FOUND', `--build-context ${nc.name}: blob ${d.digest} is missing from the OCI layout`, { path: nc.dir });
+    const w = await store.createBlobWriter();
+    try {
+      for await (const c of createReadStream(file)) if (!w.stream.write(c)) await new Promise((r) => w.stream.once('drain', r));
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+    await w.commit({ digest: d.digest as Digest, size: d.size });
+  };
+  let desc = picked[0]!;
+  await copyBlob(desc);
+  if (/index|manifest\.list/.test(desc.mediaType)) {
+    const inner = parseIndex(await store.readJSON(desc.digest), `${nc.dir} ${desc.digest}`);
+    const match = matchPlatform(inner.manifests, platform);
+    if (!match) throw new KilnError('NOT_FOUND', `--build-context ${nc.name}: no ${platform.os}/${platform.architecture} image in the OCI layout's index`, { path: nc.dir });
+    desc = match;
+    await copyBlob(desc);
+  }
+  const manifest = (await store.readJSON(desc.digest)) as { config: Descriptor; layers: Descriptor[] };
+  await copyBlob(manifest.config);
+  for (const l of manifest.layers) await copyBlob(l);
+  return store.loadImage(desc, { platform });
+}
+
+/** An index entry's ref.name is a tag (the spec's use) or, as some tools write it, a whole reference. */
+function refNameIs(refName: string | undefined, tag: string): boolean {
+  return refName !== undefined && (refName === tag || refName.endsWith(`:${tag}`));
+}
