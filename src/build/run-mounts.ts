@@ -23,21 +23,20 @@
  *
  * Relative targets are relative to the working directory (BuildKit).
  */
-import { chmodSync, closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeSync, promises as fsp } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeSync, promises as fsp } from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { MountSpec } from '../dockerfile/ast.js';
 import type { Descriptor } from '../image/types.js';
 import type { BuildContext } from '../context/index.js';
-import type { Mount } from '../sandbox/index.js';
+import { makePrivateDir as makePrivateDirIn, sweepPrivateDirs, type Mount } from '../sandbox/index.js';
 import { openView, resolveInRoot } from '../sandbox/view.js';
 import type { Store } from '../store/store.js';
 import { withFileLock } from '../store/lock.js';
 import { sha256, digestHex, type Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
-import { runCapture, processAlive, processStartTime } from '../util/proc.js';
+import { runCapture, processStartTime } from '../util/proc.js';
 import { lchownInNamespace } from '../util/userns.js';
 
 /** A secret given to the build: `--secret id=ID[,src=FILE][,env=VAR]`. */
@@ -425,27 +424,8 @@ function readSecret(s: SecretSource): Buffer | undefined {
  * agent sockets. Those of kiln processes that are gone are removed first.
  */
 function makePrivateDir(): string {
-  const base = tmpfsBase();
-  for (const name of readdirSafe(base)) {
-    const m = /^kiln-run-(\d+)-/.exec(name);
-    if (m && !processAlive(Number(m[1]))) rmSync(path.join(base, name), { recursive: true, force: true });
-  }
-  const d = mkdtempSync(path.join(base, `kiln-run-${process.pid}-`));
-  chmodSync(d, 0o700);
-  return d;
-}
-
-function tmpfsBase(): string {
-  try {
-    if (statSync('/dev/shm').isDirectory()) {
-      const probe = mkdtempSync('/dev/shm/kiln-probe-');
-      rmSync(probe, { recursive: true, force: true });
-      return '/dev/shm';
-    }
-  } catch {
-    // no usable /dev/shm
-  }
-  return os.tmpdir();
+  sweepPrivateDirs();
+  return makePrivateDirIn('run');
 }
 
 function readdirSafe(d: string): string[] {

@@ -28,6 +28,6 @@ export type { Mount } from './mounts.js';
 export { selectRunner, probeRuntime, ociSpec, chrootScript, DEFAULT_CAPS, HOST_FILES, type ProcessSpec, type Ulimit, type RuntimeMount, type BackendKind, type Runner } from './runtime.js';
 export { canMountOverlay, diffUpper, diffTrees, snapshotTree, flattenLowerDirs, type SnapshotterKind } from './rootfs.js';
 export { cleanupStaleRuns } from './rundir.js';
-export { sweepPrivateDirs } from './private-files.js';
+export { makePrivateDir, sweepPrivateDirs } from './private-files.js';
 export { describeIsolation, type Isolation, type IsolationMode } from './isolation.js';
 export { openView, resolveInRoot, type View } from './view.js';

@@ -12,8 +12,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { processAlive } from '../util/proc.js';
 
-const PREFIX = 'kiln-rt-';
-
 /** /dev/shm when it is a usable tmpfs, else the temp dir (then at least private). */
 export function tmpfsBase(): string {
   try {
@@ -28,9 +26,12 @@ export function tmpfsBase(): string {
   return os.tmpdir();
 }
 
-/** A fresh private directory for one run's secret-bearing files. */
-export function makePrivateDir(): string {
-  const d = mkdtempSync(path.join(tmpfsBase(), `${PREFIX}${process.pid}-`));
+/**
+ * A fresh private directory for one run's secret-bearing files: `rt` for the runtime's (spec,
+ * state, script), `run` for RUN mounts' secret files and agent sockets (build/run-mounts.ts).
+ */
+export function makePrivateDir(kind: 'rt' | 'run' = 'rt'): string {
+  const d = mkdtempSync(path.join(tmpfsBase(), `kiln-${kind}-${process.pid}-`));
   chmodSync(d, 0o700);
   return d;
 }
