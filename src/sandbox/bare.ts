@@ -18,6 +18,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { KilnError } from '../util/errors.js';
 import { runCapture, which } from '../util/proc.js';
 import type { ProcessSpec, Runner } from './runtime.js';
+import { waitExit } from './wait.js';
 
 /** Docker's default capability set, as setpriv names it (runtime.ts's DEFAULT_CAPS). */
 const CAPS = ['chown', 'dac_override', 'fsetid', 'fowner', 'mknod', 'net_raw', 'setgid', 'setuid', 'setfcap', 'setpcap', 'net_bind_service', 'sys_chroot', 'kill', 'audit_write'];
@@ -133,18 +134,7 @@ export class BareRunner implements Runner {
     child.stdout.on('data', (b: Buffer) => spec.onStdout?.(b));
     child.stderr.on('data', (b: Buffer) => spec.onStderr?.(b));
     try {
-      return await new Promise<number>((resolve, reject) => {
-        const status = (code: number | null, sig: NodeJS.Signals | null) => code ?? 128 + (sig === 'SIGKILL' ? 9 : sig === 'SIGTERM' ? 15 : sig === 'SIGINT' ? 2 : 9);
-        child.on('error', reject);
-        child.on('close', (code, sig) => resolve(status(code, sig)));
-        const onAbort = () => {
-          child.once('exit', (code, sig) => resolve(status(code, sig)));
-          child.kill('SIGKILL');
-        };
-        if (signal?.aborted) onAbort();
-        else signal?.addEventListener('abort', onAbort, { once: true });
-        child.once('close', () => signal?.removeEventListener('abort', onAbort));
-      });
+      return await waitExit(child, signal);
     } finally {
       killLeftovers(sid, rootfs);
     }

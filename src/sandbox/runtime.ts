@@ -19,7 +19,6 @@
  * (see rundir.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import { existsSync, mkdirSync, promises as fsp, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -28,6 +27,7 @@ import { runCapture, which } from '../util/proc.js';
 import { makePrivateDir, writePrivateFile } from './private-files.js';
 import { idMapped, singleIdMode, userNamespace } from '../util/userns.js';
 import { BareRunner, bareTools, namespacesRefused } from './bare.js';
+import { waitExit } from './wait.js';
 
 /** devpts's tty group (5), as docker mounts it, where this user namespace maps it. */
 function devptsGid(): string[] {
@@ -257,26 +257,6 @@ function pipeOutput(child: ChildProcess, spec: ProcessSpec, errTail: { text: str
   child.stderr?.on('data', (b: Buffer) => {
     errTail.text = (errTail.text + b.toString()).slice(-4000);
     spec.onStderr?.(b);
-  });
-}
-
-/**
- * Wait for the wrapper to end: its exit code as a shell reports it (128+N for signal N). Normally
- * after its output pipes closed too (all output delivered); on abort the wrapper is SIGKILLed (its
- * PID namespace, and every process in it, goes with it) and only its exit is waited for.
- */
-function waitExit(child: ChildProcess, signal?: AbortSignal): Promise<number> {
-  const status = (code: number | null, sig: NodeJS.Signals | null) => code ?? 128 + (sig ? (osConstants.signals[sig] ?? 9) : 9);
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, sig) => resolve(status(code, sig)));
-    const onAbort = () => {
-      child.once('exit', (code, sig) => resolve(status(code, sig)));
-      child.kill('SIGKILL');
-    };
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
-    child.once('close', () => signal?.removeEventListener('abort', onAbort));
   });
 }
 
