@@ -316,6 +316,8 @@ describe('sandbox on an imported Debian base', { skip: noBases }, () => {
     children.push(child);
     await new Promise<void>((resolve) => child.stdout.on('data', (b: Buffer) => b.toString().includes('started') && resolve()));
     assert.ok(mountsUnderWork().length > 0, 'mounted while running');
+    // "started" is printed just before the shell starts sleep: on a loaded machine give it a moment.
+    for (let i = 0; i < 50 && processesWith(`sleep ${marker}`).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(processesWith(`sleep ${marker}`).length, 1);
     child.kill('SIGINT');
     const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
