@@ -113,7 +113,11 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
       if (realDirs.has(curRel)) continue;
       const cur = path.join(absRoot, curRel);
       const st = lstatSync(cur, { throwIfNoEntry: false });
-      if (!st) mkdirSync(cur, { mode: 0o755 });
+      if (!st) {
+        // 0755 whatever kiln's umask (a directory an archive implies: BuildKit's, docker's mode).
+        mkdirSync(cur, { mode: 0o755 });
+        chmodSync(cur, 0o755);
+      }
       else if (st.isSymbolicLink()) throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is a symbolic link`);
       else if (!st.isDirectory()) throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is not a directory`);
       realDirs.add(curRel);
