@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cliPath } from './paths.js';
-import type { KilnResult } from './kiln.js';
+import { collectResult, type KilnResult } from './kiln.js';
 
 export interface TestUser {
   name: string;
@@ -59,18 +59,7 @@ export function removeTestUser(u: TestUser): void {
 
 /** Run the kiln CLI as `user`, as a login shell would set HOME and XDG_DATA_HOME. */
 export function runKilnAs(user: TestUser, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<KilnResult> {
-  return new Promise((resolve, reject) => {
-    const env = [`HOME=${user.home}`, `USER=${user.name}`, `LOGNAME=${user.name}`, `PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, `XDG_DATA_HOME=${user.home}/.local/share`, ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`)];
-    const child = spawn('runuser', ['-u', user.name, '--', 'env', '-i', ...env, process.execPath, cliPath, ...args], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (timer) clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
+  const env = [`HOME=${user.home}`, `USER=${user.name}`, `LOGNAME=${user.name}`, `PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, `XDG_DATA_HOME=${user.home}/.local/share`, ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`)];
+  const child = spawn('runuser', ['-u', user.name, '--', 'env', '-i', ...env, process.execPath, cliPath, ...args], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+  return collectResult(child, opts.timeoutMs);
 }
