@@ -36,7 +36,11 @@ function kiln(args: string[]): void {
 
 /** One timed CLI run: [seconds, peak RSS in MB]. */
 function timed(args: string[]): [number, number] {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', process.execPath, cliPath, ...args], { env, encoding: 'utf8', maxBuffer: 256 << 20 });
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', process.execPath, cliPath, ...args], {
+    env,
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+  });
   if (r.status !== 0) throw new Error(`kiln ${args.join(' ')} failed: ${r.stderr}`);
   const m = /(\d+(?:\.\d+)?) (\d+)\s*$/.exec(r.stderr.trim());
   if (!m) throw new Error(`cannot read GNU time output: ${r.stderr}`);
@@ -54,9 +58,13 @@ try {
     const tar = await ensureBaseTar(base);
     kiln(['import', tar, `${base}:bench`]);
     const before = storeState();
-    for (const [cmd, extra] of [['sbom', ['--format', 'json']], ['analyze', ['--format', 'json']]] as const) {
+    for (const [cmd, extra] of [
+      ['sbom', ['--format', 'json']],
+      ['analyze', ['--format', 'json']],
+    ] as const) {
       const runs: [number, number][] = [];
-      for (let i = 0; i < RUNS; i++) runs.push(timed([cmd, `${base}:bench`, ...extra, '-o', path.join(work, 'out.json')]));
+      for (let i = 0; i < RUNS; i++)
+        runs.push(timed([cmd, `${base}:bench`, ...extra, '-o', path.join(work, 'out.json')]));
       const times = runs.map((r) => r[0]).sort((a, b) => a - b);
       const rss = Math.max(...runs.map((r) => r[1]));
       const median = times[Math.floor(times.length / 2)]!;
@@ -69,9 +77,16 @@ try {
     }
     const after = storeState();
     const streamed = after.snapshots === before.snapshots && after.tmp === before.tmp;
-    console.log(`${base.padEnd(12)} streamed without unpacking: ${streamed ? 'yes' : `NO (snapshots ${before.snapshots}→${after.snapshots}, tmp ${before.tmp}→${after.tmp})`}`);
+    console.log(
+      `${base.padEnd(12)} streamed without unpacking: ${streamed ? 'yes' : `NO (snapshots ${before.snapshots}→${after.snapshots}, tmp ${before.tmp}→${after.tmp})`}`,
+    );
     if (!streamed) failed = true;
-    console.log(`${base.padEnd(12)} load average during the runs: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs`);
+    console.log(
+      `${base.padEnd(12)} load average during the runs: ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')} on ${os.cpus().length} CPUs`,
+    );
   }
 } finally {
   rmSync(work, { recursive: true, force: true });

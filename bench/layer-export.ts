@@ -51,7 +51,10 @@ async function timeKiln(dir: string): Promise<{ s: number; rss: number }> {
 }
 
 try {
-  for (const [name, make] of [['300MB-incompressible', makeBig], ['30000-small-files', makeSmall]] as const) {
+  for (const [name, make] of [
+    ['300MB-incompressible', makeBig],
+    ['30000-small-files', makeSmall],
+  ] as const) {
     const dir = path.join(work, name);
     mkdirSync(dir, { recursive: true });
     const bytes = make(dir);

@@ -11,9 +11,26 @@ function makeDockerfile(lines: number): string {
   let stage = 0;
   while (out.length < lines) {
     out.push(`FROM \${BASE} AS s${stage}`, 'ARG V=1', 'ENV PATH="/opt/bin:$PATH" LANG=C.UTF-8', 'WORKDIR /app/$V');
-    out.push('RUN apt-get update && \\', '    apt-get install -y --no-install-recommends gcc \\', '    # a comment inside', '    && rm -rf /var/lib/apt/lists/*');
-    out.push('COPY --chown=app:app --chmod=0644 src/ ./src/', stage > 0 ? `COPY --from=s${stage - 1} /app /prev` : 'COPY --from=busybox /bin /bin', 'RUN --mount=type=cache,target=/root/.cache pip install -r req.txt');
-    out.push('RUN <<EOF', 'echo one', 'echo two', 'EOF', 'LABEL a="1" b="2" c="three four"', 'EXPOSE 80/tcp 443', 'HEALTHCHECK --interval=30s CMD ["true"]');
+    out.push(
+      'RUN apt-get update && \\',
+      '    apt-get install -y --no-install-recommends gcc \\',
+      '    # a comment inside',
+      '    && rm -rf /var/lib/apt/lists/*',
+    );
+    out.push(
+      'COPY --chown=app:app --chmod=0644 src/ ./src/',
+      stage > 0 ? `COPY --from=s${stage - 1} /app /prev` : 'COPY --from=busybox /bin /bin',
+      'RUN --mount=type=cache,target=/root/.cache pip install -r req.txt',
+    );
+    out.push(
+      'RUN <<EOF',
+      'echo one',
+      'echo two',
+      'EOF',
+      'LABEL a="1" b="2" c="three four"',
+      'EXPOSE 80/tcp 443',
+      'HEALTHCHECK --interval=30s CMD ["true"]',
+    );
     stage++;
   }
   return `${out.join('\n')}\n`; // whole groups: a cut could split a heredoc
@@ -36,5 +53,9 @@ const lines = text.split('\n').length - 1;
 const parse = measure(() => parseDockerfile(text));
 const df = parseDockerfile(text);
 const both = measure(() => createPlan(parseDockerfile(text)));
-console.log(`parse ${lines}-line Dockerfile (${df.instructions.length} instructions): median ${parse.median.toFixed(1)} ms, best ${parse.best.toFixed(1)} ms (target < 100 ms)`);
-console.log(`parse+plan ${lines}-line Dockerfile (${df.instructions.filter((i) => i.kind === 'FROM').length} stages): median ${both.median.toFixed(1)} ms, best ${both.best.toFixed(1)} ms`);
+console.log(
+  `parse ${lines}-line Dockerfile (${df.instructions.length} instructions): median ${parse.median.toFixed(1)} ms, best ${parse.best.toFixed(1)} ms (target < 100 ms)`,
+);
+console.log(
+  `parse+plan ${lines}-line Dockerfile (${df.instructions.filter((i) => i.kind === 'FROM').length} stages): median ${both.median.toFixed(1)} ms, best ${both.best.toFixed(1)} ms`,
+);

@@ -20,7 +20,10 @@ import { compressedImage } from '../src/store/compressed.js';
 const RUNS = 3;
 const TARGET_RATIO = 1.0;
 
-const why = basesUnavailable() ?? registryUnavailable() ?? (spawnOk('skopeo', ['--version']) ? undefined : 'skopeo is not installed (apt-get install skopeo)');
+const why =
+  basesUnavailable() ??
+  registryUnavailable() ??
+  (spawnOk('skopeo', ['--version']) ? undefined : 'skopeo is not installed (apt-get install skopeo)');
 if (why) {
   console.log(`skipped: ${why}`);
   process.exit(0);
@@ -41,10 +44,15 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<
     let err = '';
     c.stderr.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
     c.on('error', reject);
-    c.on('exit', (code) => (code === 0 ? resolve((performance.now() - t0) / 1000) : reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err}`))));
+    c.on('exit', (code) =>
+      code === 0
+        ? resolve((performance.now() - t0) / 1000)
+        : reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err}`)),
+    );
   });
 }
-const kiln = (args: string[], root: string) => run(process.execPath, [cliPath, ...args], { KILN_ROOT: root, KILN_NO_PROGRESS: '1' });
+const kiln = (args: string[], root: string) =>
+  run(process.execPath, [cliPath, ...args], { KILN_ROOT: root, KILN_NO_PROGRESS: '1' });
 
 async function withRegistry<T>(f: (reg: Registry) => Promise<T>): Promise<T> {
   const reg = await startRegistry();
@@ -69,12 +77,27 @@ try {
     await store.setTag('python-full:bench', gz.descriptor);
   }
   const layerBytes = statSync(tar).size;
-  const times = { kilnPush: [] as number[], skopeoPush: [] as number[], kilnPull: [] as number[], skopeoPull: [] as number[], kilnPlain: [] as number[], skopeoPlain: [] as number[] };
+  const times = {
+    kilnPush: [] as number[],
+    skopeoPush: [] as number[],
+    kilnPull: [] as number[],
+    skopeoPull: [] as number[],
+    kilnPlain: [] as number[],
+    skopeoPlain: [] as number[],
+  };
   for (let i = 0; i < RUNS; i++) {
     await withRegistry(async (reg) => {
       rmSync(path.join(srcRoot, 'variants'), { recursive: true, force: true });
       times.kilnPlain.push(await kiln(['push', 'python-full:plain', `${reg.host}/bench/plain:kiln`], srcRoot));
-      times.skopeoPlain.push(await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${srcRoot}:docker.io/library/python-full:plain`, `docker://${reg.host}/bench/plain:skopeo`]));
+      times.skopeoPlain.push(
+        await run('skopeo', [
+          'copy',
+          '-q',
+          '--dest-tls-verify=false',
+          `oci:${srcRoot}:docker.io/library/python-full:plain`,
+          `docker://${reg.host}/bench/plain:skopeo`,
+        ]),
+      );
     });
     await withRegistry(async (reg) => {
       times.kilnPush.push(await kiln(['push', 'python-full:bench', `${reg.host}/bench/py:kiln`], srcRoot));
@@ -83,9 +106,25 @@ try {
       rmSync(pullRoot, { recursive: true, force: true });
     });
     await withRegistry(async (reg) => {
-      times.skopeoPush.push(await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${srcRoot}:docker.io/library/python-full:bench`, `docker://${reg.host}/bench/py:skopeo`]));
+      times.skopeoPush.push(
+        await run('skopeo', [
+          'copy',
+          '-q',
+          '--dest-tls-verify=false',
+          `oci:${srcRoot}:docker.io/library/python-full:bench`,
+          `docker://${reg.host}/bench/py:skopeo`,
+        ]),
+      );
       const dest = path.join(work, `skopeo-${i}`);
-      times.skopeoPull.push(await run('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/py:skopeo`, `oci:${dest}:py`]));
+      times.skopeoPull.push(
+        await run('skopeo', [
+          'copy',
+          '-q',
+          '--src-tls-verify=false',
+          `docker://${reg.host}/bench/py:skopeo`,
+          `oci:${dest}:py`,
+        ]),
+      );
       rmSync(dest, { recursive: true, force: true });
     });
   }
@@ -100,7 +139,12 @@ try {
         `[${(layerBytes / 1e6).toFixed(0)} MB rootfs, ${RUNS} runs, fresh registry each]  ${ok ? 'OK' : `MISSED target ≥ ${TARGET_RATIO}×`}`,
     );
   }
-  console.log(`load average during the runs: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs`);
+  console.log(
+    `load average during the runs: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')} on ${os.cpus().length} CPUs`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

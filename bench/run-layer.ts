@@ -19,14 +19,17 @@ if (!existsSync(baseTar)) {
   // scripts/make-base.sh, from bench/ (tsx) or dist/bench/ (compiled): the first one up the tree.
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(dir, 'scripts', 'make-base.sh')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  const made = spawnSync('bash', [path.join(dir, 'scripts', 'make-base.sh'), basesDir, 'python-full'], { stdio: 'inherit' });
+  const made = spawnSync('bash', [path.join(dir, 'scripts', 'make-base.sh'), basesDir, 'python-full'], {
+    stdio: 'inherit',
+  });
   if (made.status !== 0) {
     console.error(`run-layer: cannot make ${baseTar} (scripts/make-base.sh failed, exit ${made.status})`);
     process.exit(1);
   }
 }
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-bench-run-'));
-const script = 'mkdir -p /gen && cd /gen && i=0; while [ $i -lt 300 ]; do mkdir d$i; j=0; while [ $j -lt 100 ]; do echo "file $i $j" > d$i/f$j; j=$((j+1)); done; i=$((i+1)); done';
+const script =
+  'mkdir -p /gen && cd /gen && i=0; while [ $i -lt 300 ]; do mkdir d$i; j=0; while [ $j -lt 100 ]; do echo "file $i $j" > d$i/f$j; j=$((j+1)); done; i=$((i+1)); done';
 try {
   const store = await Store.open({ root: path.join(work, 'store') });
   const img = await importRootfs(store, createReadStream(baseTar), { name: 'python-full:bench' });
@@ -45,14 +48,24 @@ try {
     });
     const t1 = process.hrtime.bigint();
     if (r.exitCode !== 0 || !r.layer) throw new Error('run failed');
-    console.log(`run-layer ${snapshotter}: whole step ${(Number(t1 - t0) / 1e9).toFixed(2)} s, process exit → layer ready ${(Number(t1 - exited) / 1e9).toFixed(2)} s (${r.changes.length} changes, layer ${(r.layer.size / 1e6).toFixed(1)} MB)`);
+    console.log(
+      `run-layer ${snapshotter}: whole step ${(Number(t1 - t0) / 1e9).toFixed(2)} s, process exit → layer ready ${(Number(t1 - exited) / 1e9).toFixed(2)} s (${r.changes.length} changes, layer ${(r.layer.size / 1e6).toFixed(1)} MB)`,
+    );
   }
   if (spawnSync('sh', ['-c', 'command -v buildah']).status === 0) {
     const env = { ...process.env, STORAGE_DRIVER: 'overlay', BUILDAH_ISOLATION: 'chroot' };
     const opts = ['--root', path.join(work, 'buildah'), '--runroot', path.join(work, 'buildah-run')];
     const b = (args: string[]) => spawnSync('buildah', [...opts, ...args], { env, encoding: 'utf8' });
-    const imp = spawnSync('sh', ['-c', `buildah ${opts.join(' ')} from --name bench scratch >/dev/null && mnt=$(buildah ${opts.join(' ')} mount bench) && tar -xf ${baseTar} -C "$mnt" && buildah ${opts.join(' ')} commit -q bench pyfull >/dev/null && buildah ${opts.join(' ')} rm bench >/dev/null`], { env, encoding: 'utf8' });
-    if (imp.status !== 0) console.log(`run-layer buildah: could not import the base (${imp.stderr.trim().split('\n').pop()})`);
+    const imp = spawnSync(
+      'sh',
+      [
+        '-c',
+        `buildah ${opts.join(' ')} from --name bench scratch >/dev/null && mnt=$(buildah ${opts.join(' ')} mount bench) && tar -xf ${baseTar} -C "$mnt" && buildah ${opts.join(' ')} commit -q bench pyfull >/dev/null && buildah ${opts.join(' ')} rm bench >/dev/null`,
+      ],
+      { env, encoding: 'utf8' },
+    );
+    if (imp.status !== 0)
+      console.log(`run-layer buildah: could not import the base (${imp.stderr.trim().split('\n').pop()})`);
     else {
       b(['from', '--name', 'w', 'pyfull']);
       const t0 = process.hrtime.bigint();
@@ -60,8 +73,12 @@ try {
       const t1 = process.hrtime.bigint();
       const commit = b(['commit', '-q', 'w', 'out']);
       const t2 = process.hrtime.bigint();
-      if (run.status !== 0 || commit.status !== 0) console.log(`run-layer buildah: failed (${(run.stderr || commit.stderr).trim().split('\n').pop()})`);
-      else console.log(`run-layer buildah (chroot isolation): run ${(Number(t1 - t0) / 1e9).toFixed(2)} s, commit (exit → layer ready) ${(Number(t2 - t1) / 1e9).toFixed(2)} s`);
+      if (run.status !== 0 || commit.status !== 0)
+        console.log(`run-layer buildah: failed (${(run.stderr || commit.stderr).trim().split('\n').pop()})`);
+      else
+        console.log(
+          `run-layer buildah (chroot isolation): run ${(Number(t1 - t0) / 1e9).toFixed(2)} s, commit (exit → layer ready) ${(Number(t2 - t1) / 1e9).toFixed(2)} s`,
+        );
     }
   }
 } finally {

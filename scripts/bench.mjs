@@ -64,10 +64,19 @@ function ratioRows(name, text) {
   // Each benchmark prints its own result lines; the ones with a reference are turned into rows.
   let m;
   for (const line of text.split('\n')) {
-    if ((m = /^(\S+): kiln ([\d.]+) s .*\| tar\|pigz -p2\|sha256sum ([\d.]+) s .*kiln\/pigz throughput ([\d.]+)x/.exec(line))) {
+    if (
+      (m = /^(\S+): kiln ([\d.]+) s .*\| tar\|pigz -p2\|sha256sum ([\d.]+) s .*kiln\/pigz throughput ([\d.]+)x/.exec(
+        line,
+      ))
+    ) {
       table.push([`layer export, ${m[1]}`, `${m[2]} s`, `tar|pigz -p2|sha256sum ${m[3]} s`, Number(m[4])]);
     } else if ((m = /^(\S+) (push-plain|push|pull)\s+kiln median ([\d.]+) s, skopeo copy ([\d.]+) s/.exec(line))) {
-      table.push([`${m[2]} ${m[1]} (local registry)`, `${m[3]} s`, `skopeo copy ${m[4]} s`, Number(m[4]) / Number(m[3])]);
+      table.push([
+        `${m[2]} ${m[1]} (local registry)`,
+        `${m[3]} s`,
+        `skopeo copy ${m[4]} s`,
+        Number(m[4]) / Number(m[3]),
+      ]);
     } else if ((m = /^run-layer (overlay|native): .*process exit → layer ready ([\d.]+) s/.exec(line))) {
       table.push([`RUN +30,000 files: exit → layer (${m[1]})`, `${m[2]} s`, '', undefined]);
     } else if ((m = /^run-layer buildah .*commit \(exit → layer ready\) ([\d.]+) s/.exec(line))) {
@@ -88,7 +97,9 @@ if (!noMicro) {
   const dir = path.join(root, 'dist', 'bench');
   let files = [];
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.js')).sort();
+    files = readdirSync(dir)
+      .filter((f) => f.endsWith('.js'))
+      .sort();
   } catch {
     /* none built */
   }
@@ -109,7 +120,8 @@ if (!noMicro) {
 const peersAvailable = has('dockerd') || has('buildah');
 const doPeers = !noPeers && (wantPeers || (peersAvailable && filters.length === 0));
 if (doPeers) {
-  if (process.getuid?.() !== 0) die('the peer comparison starts dockerd and a registry: run as root (or pass --no-peers)');
+  if (process.getuid?.() !== 0)
+    die('the peer comparison starts dockerd and a registry: run as root (or pass --no-peers)');
   // peers-up.sh makes the base tarballs with scripts/make-base.sh in the tests' cache
   // ($KILN_TEST_BASES, default /var/cache/kiln-test-bases): made once for tests, demo and bench.
   console.log('\n== peers: bench/peers/peers-up.sh');
@@ -123,7 +135,13 @@ if (doPeers) {
     if (workloads) args.push('-w', workloads);
     // kiln is always in the comparison; the others as run-peers.sh finds them (or as asked).
     const avail = [];
-    if (spawnSync('docker', ['version'], { env: { ...process.env, DOCKER_HOST: 'unix:///tmp/dockerd.sock' }, stdio: 'ignore' }).status === 0) avail.push('buildkit', 'classic');
+    if (
+      spawnSync('docker', ['version'], {
+        env: { ...process.env, DOCKER_HOST: 'unix:///tmp/dockerd.sock' },
+        stdio: 'ignore',
+      }).status === 0
+    )
+      avail.push('buildkit', 'classic');
     if (has('buildah')) avail.push('buildah');
     args.push('-b', builders || [...avail, 'kiln'].join(','));
     const env = { ...process.env, KILN: `${process.execPath} ${cli}`, KILN_ROOT: path.join(benchDir, 'store') };
@@ -146,7 +164,9 @@ if (doPeers) {
     if (existsSync(out)) peerRows(readFileSync(out, 'utf8'));
   }
 } else if (!noPeers && !peersAvailable) {
-  console.log('\n(peer comparison skipped: neither dockerd nor buildah is installed; bench/peers/peers-up.sh installs them)');
+  console.log(
+    '\n(peer comparison skipped: neither dockerd nor buildah is installed; bench/peers/peers-up.sh installs them)',
+  );
 }
 
 /** Bytes from run-peers' size column: bytes, or buildah's human form ("202MB", "1.2GB"). */
@@ -157,31 +177,53 @@ function bytes(s) {
   return Number(m[1]) * unit;
 }
 function peerRows(tsv) {
-  const rows = tsv.trim().split('\n').slice(1).map((l) => {
-    const [workload, builder, cold, noop, incr, size, layers] = l.split('\t');
-    return { workload, builder, cold, noop, incr, size, layers };
-  });
+  const rows = tsv
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => {
+      const [workload, builder, cold, noop, incr, size, layers] = l.split('\t');
+      return { workload, builder, cold, noop, incr, size, layers };
+    });
   for (const w of [...new Set(rows.map((r) => r.workload))]) {
     const k = rows.find((r) => r.workload === w && r.builder === 'kiln');
     for (const p of rows.filter((r) => r.workload === w && r.builder !== 'kiln')) {
       for (const phase of ['cold', 'noop', 'incr']) {
         const kv = Number(k?.[phase]);
         const pv = Number(p[phase]);
-        table.push([`${w} build ${phase}`, k ? `${k[phase]} s` : 'n/a', `${p.builder} ${p[phase]} s`, kv > 0 && pv > 0 ? pv / kv : undefined]);
+        table.push([
+          `${w} build ${phase}`,
+          k ? `${k[phase]} s` : 'n/a',
+          `${p.builder} ${p[phase]} s`,
+          kv > 0 && pv > 0 ? pv / kv : undefined,
+        ]);
       }
       const ks = bytes(k?.size);
       const ps = bytes(p.size);
-      table.push([`${w} image size`, ks ? `${(ks / 1e6).toFixed(0)} MB, ${k.layers} layers` : 'n/a', `${p.builder} ${ps ? `${(ps / 1e6).toFixed(0)} MB` : p.size}, ${p.layers} layers`, ks && ps ? ps / ks : undefined]);
+      table.push([
+        `${w} image size`,
+        ks ? `${(ks / 1e6).toFixed(0)} MB, ${k.layers} layers` : 'n/a',
+        `${p.builder} ${ps ? `${(ps / 1e6).toFixed(0)} MB` : p.size}, ${p.layers} layers`,
+        ks && ps ? ps / ks : undefined,
+      ]);
     }
   }
 }
 
 // ---- the table
 console.log(`\n== kiln against the references (ratio = reference / kiln: above 1, kiln is faster or smaller)`);
-console.log(`   machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, node ${process.version}; load average now ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(
+  `   machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, node ${process.version}; load average now ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+);
 if (table.length === 0) console.log('   (no comparable results)');
 else {
-  const rows = [['measure', 'kiln', 'reference', 'ratio'], ...table.map(([a, b, c, r]) => [a, b, c, r === undefined ? '' : `${r.toFixed(2)}×`])];
+  const rows = [
+    ['measure', 'kiln', 'reference', 'ratio'],
+    ...table.map(([a, b, c, r]) => [a, b, c, r === undefined ? '' : `${r.toFixed(2)}×`]),
+  ];
   const w = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => r[c].length)));
   for (const [i, r] of rows.entries()) {
     console.log(`   ${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2].padEnd(w[2])}  ${r[3].padStart(w[3])}`);

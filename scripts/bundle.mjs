@@ -27,7 +27,9 @@ await build({
   // A native addon: loaded from node_modules at run time.
   external: ['fs-xattr'],
   // Bundled CommonJS dependencies (commander, tar-stream) call require() for node's modules.
-  banner: { js: "import { createRequire as __kilnRequire } from 'node:module'; const require = __kilnRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __kilnRequire } from 'node:module'; const require = __kilnRequire(import.meta.url);",
+  },
   // Read only under --debug (main.ts turns source maps on): stack traces then name dist/src files.
   sourcemap: true,
   minifyWhitespace: true,
@@ -38,7 +40,9 @@ await build({
 // dist/bin/kiln.js, the launcher: node's module compile cache (Node 22.1+; kept in the OS's temp
 // directory, keyed by file contents) has to be on before the CLI's modules are compiled, so the
 // launcher turns it on, then loads the CLI. On Node 20 it starts without the cache.
-writeFileSync(path.join(outdir, 'kiln.js'), `#!/usr/bin/env node
+writeFileSync(
+  path.join(outdir, 'kiln.js'),
+  `#!/usr/bin/env node
 // kiln's executable (scripts/bundle.mjs): turns on the module compile cache where node has one, then runs the CLI.
 import module from 'node:module';
 try {
@@ -48,5 +52,6 @@ try {
 }
 const { runProgram } = await import('./kiln-main.js');
 process.exitCode = await runProgram(process.argv.slice(2));
-`);
+`,
+);
 chmodSync(path.join(outdir, 'kiln.js'), 0o755);

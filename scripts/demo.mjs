@@ -19,7 +19,16 @@
 // Up to --jobs (default 2) base images, builds and measurements run at once. Needs root (mmdebstrap,
 // runc). Build logs go to DIR/../logs.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  createWriteStream,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,11 +58,20 @@ function die(msg) {
   process.exit(2);
 }
 if (flag('--help') || flag('-h')) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1).filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'));
+  console.log(
+    readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('\n')
+      .slice(1)
+      .filter((l) => l.startsWith('//'))
+      .map((l) => l.slice(3))
+      .join('\n'),
+  );
   process.exit(0);
 }
 const storeDir = path.resolve(opt('--root', process.env.KILN_DEMO_ROOT ?? '/var/tmp/kiln-demo/store'));
-const basesDir = path.resolve(opt('--bases', process.env.KILN_BASES ?? process.env.KILN_TEST_BASES ?? '/var/cache/kiln-test-bases'));
+const basesDir = path.resolve(
+  opt('--bases', process.env.KILN_BASES ?? process.env.KILN_TEST_BASES ?? '/var/cache/kiln-test-bases'),
+);
 const noCache = flag('--no-cache');
 const jobs = Math.max(1, Number(opt('--jobs', '2')) || 2);
 const only = (opt('--only', '') || '').split(',').filter(Boolean);
@@ -61,7 +79,8 @@ const workDir = path.dirname(storeDir);
 const reportFile = path.resolve(opt('--report', path.join(workDir, 'demo-report.html')));
 if (argv.length) die(`unknown argument ${argv[0]} (see --help)`);
 if (!existsSync(cli)) die(`${cli} is missing: run npm run build (npm run demo does)`);
-if (process.getuid?.() !== 0) die('the demo makes base images with mmdebstrap and runs builds with runc: run it as root');
+if (process.getuid?.() !== 0)
+  die('the demo makes base images with mmdebstrap and runs builds with runc: run it as root');
 const logDir = path.join(workDir, 'logs');
 mkdirSync(logDir, { recursive: true });
 const env = { ...process.env, KILN_ROOT: storeDir, KILN_NO_PROGRESS: '1' };
@@ -72,7 +91,8 @@ const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
 const mb = (bytes) => `${(bytes / 1e6).toFixed(0)} MB`;
 function kilnSync(args, { allowFail = false } = {}) {
   const r = spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8', maxBuffer: 512 << 20 });
-  if (r.status !== 0 && !allowFail) throw new Error(`kiln ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr.trim()}`);
+  if (r.status !== 0 && !allowFail)
+    throw new Error(`kiln ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr.trim()}`);
   return r;
 }
 /** kiln ARGS with output to LOG; resolves to the exit code. */
@@ -94,7 +114,9 @@ function kilnAsync(args, input) {
     const err = [];
     p.stdout.on('data', (b) => out.push(b));
     p.stderr.on('data', (b) => err.push(b));
-    p.on('close', (code) => resolve({ status: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    p.on('close', (code) =>
+      resolve({ status: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+    );
     p.stdin.end(input ?? '');
   });
 }
@@ -106,11 +128,19 @@ async function kilnOk(args, input) {
 /** fn over items, n at a time, taken in list order. */
 async function pool(items, n, fn) {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
 }
-const tail = (file, n = 8) => readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).map((l) => `      ${l}`).join('\n');
+const tail = (file, n = 8) =>
+  readFileSync(file, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .slice(-n)
+    .map((l) => `      ${l}`)
+    .join('\n');
 const phases = [];
 function step(title, short) {
   const now = Date.now();
@@ -128,7 +158,10 @@ const bases = [
   { name: 'node-slim', ref: `${L}/node-slim:bookworm` },
 ];
 // The stand-in for gcr.io/distroless/nodejs: Debian's node on a minimal root, node as entrypoint.
-const runtime = { ref: `${L}/nodejs-runtime:bookworm`, dockerfile: `FROM ${L}/node-slim:bookworm\nENTRYPOINT ["/usr/bin/node"]\n` };
+const runtime = {
+  ref: `${L}/nodejs-runtime:bookworm`,
+  dockerfile: `FROM ${L}/node-slim:bookworm\nENTRYPOINT ["/usr/bin/node"]\n`,
+};
 /** The build args that select the local bases instead of the public images. */
 const baseArgs = [
   ['PYTHON_BUILDER', `${L}/python-full:bookworm`],
@@ -153,10 +186,17 @@ step(`base images (tarballs in ${basesDir}, store ${storeDir})`, 'bases');
     console.log(`   making ${missing.join(', ')} from Debian packages (mmdebstrap, once; cached in ${basesDir})…`);
     mkdirSync(basesDir, { recursive: true });
     // --jobs makers at a time, each given every jobs-th name (mostly downloading and unpacking).
-    const groups = Array.from({ length: Math.min(jobs, missing.length) }, (_, i) => missing.filter((_, k) => k % jobs === i));
-    const codes = await Promise.all(groups.map((g) => new Promise((resolve) => {
-      spawn('bash', [makeBase, basesDir, ...g], { stdio: ['ignore', 'inherit', 'inherit'] }).on('close', resolve);
-    })));
+    const groups = Array.from({ length: Math.min(jobs, missing.length) }, (_, i) =>
+      missing.filter((_, k) => k % jobs === i),
+    );
+    const codes = await Promise.all(
+      groups.map(
+        (g) =>
+          new Promise((resolve) => {
+            spawn('bash', [makeBase, basesDir, ...g], { stdio: ['ignore', 'inherit', 'inherit'] }).on('close', resolve);
+          }),
+      ),
+    );
     if (codes.some((c) => c !== 0)) die(`scripts/make-base.sh failed (exit ${codes.join(', ')})`);
     console.log(`   made in ${secs(Date.now() - t0)}`);
   }
@@ -184,25 +224,90 @@ step(`base images (tarballs in ${basesDir}, store ${storeDir})`, 'bases');
  * its output must contain. `sources` counts the app's .py files in the layers (seed 000's point).
  */
 const images = [
-  { ex: 'python-obfuscated', kind: 'single', file: 'Dockerfile.single', run: [], expect: /licensed .*running from compiled/, sources: /^usr\/src\/app\/app\/.*\.py$/, slow: 1 },
-  { ex: 'python-obfuscated', kind: 'multi', variant: 'clear', file: 'Dockerfile', args: ['--build-arg', 'SRC_FORMAT=clear'], run: [], expect: /licensed .*running from source/, sources: /^usr\/src\/app\/app\/.*\.py$/ },
-  { ex: 'python-obfuscated', kind: 'multi', file: 'Dockerfile', run: [], expect: /licensed .*running from compiled/, sources: /^usr\/src\/app\/app\/.*\.py$/ },
-  { ex: 'python-venv', kind: 'single', file: 'Dockerfile.single', run: ['./bin/run.sh', '--check'], expect: /sum of 1\.\.1000 = 500500/, slow: 2 },
-  { ex: 'python-venv', kind: 'multi', file: 'Dockerfile', run: ['./bin/run.sh', '--check'], expect: /sum of 1\.\.1000 = 500500/, slow: 1 },
-  { ex: 'python-wheels', kind: 'single', file: 'Dockerfile.single', run: ['1', '2', '3'], expect: /sum: 6 /, report: false, slow: 3 },
+  {
+    ex: 'python-obfuscated',
+    kind: 'single',
+    file: 'Dockerfile.single',
+    run: [],
+    expect: /licensed .*running from compiled/,
+    sources: /^usr\/src\/app\/app\/.*\.py$/,
+    slow: 1,
+  },
+  {
+    ex: 'python-obfuscated',
+    kind: 'multi',
+    variant: 'clear',
+    file: 'Dockerfile',
+    args: ['--build-arg', 'SRC_FORMAT=clear'],
+    run: [],
+    expect: /licensed .*running from source/,
+    sources: /^usr\/src\/app\/app\/.*\.py$/,
+  },
+  {
+    ex: 'python-obfuscated',
+    kind: 'multi',
+    file: 'Dockerfile',
+    run: [],
+    expect: /licensed .*running from compiled/,
+    sources: /^usr\/src\/app\/app\/.*\.py$/,
+  },
+  {
+    ex: 'python-venv',
+    kind: 'single',
+    file: 'Dockerfile.single',
+    run: ['./bin/run.sh', '--check'],
+    expect: /sum of 1\.\.1000 = 500500/,
+    slow: 2,
+  },
+  {
+    ex: 'python-venv',
+    kind: 'multi',
+    file: 'Dockerfile',
+    run: ['./bin/run.sh', '--check'],
+    expect: /sum of 1\.\.1000 = 500500/,
+    slow: 1,
+  },
+  {
+    ex: 'python-wheels',
+    kind: 'single',
+    file: 'Dockerfile.single',
+    run: ['1', '2', '3'],
+    expect: /sum: 6 /,
+    report: false,
+    slow: 3,
+  },
   { ex: 'python-wheels', kind: 'multi', file: 'Dockerfile', run: ['1', '2', '3'], expect: /sum: 6 /, report: true },
   { ex: 'python-usrlocal-user', kind: 'single', file: 'Dockerfile.single', run: [], expect: /user microblog \(1000\)/ },
   { ex: 'python-usrlocal-user', kind: 'multi', file: 'Dockerfile', run: [], expect: /user microblog \(1000\)/ },
-  { ex: 'node-distroless', kind: 'single', file: 'Dockerfile.single', run: ['node', 'index.js', '--once'], expect: /hello from uid 65532/ },
-  { ex: 'node-distroless', kind: 'multi', file: 'Dockerfile', run: ['index.js', '--once'], expect: /hello from uid 65532/ },
+  {
+    ex: 'node-distroless',
+    kind: 'single',
+    file: 'Dockerfile.single',
+    run: ['node', 'index.js', '--once'],
+    expect: /hello from uid 65532/,
+  },
+  {
+    ex: 'node-distroless',
+    kind: 'multi',
+    file: 'Dockerfile',
+    run: ['index.js', '--once'],
+    expect: /hello from uid 65532/,
+  },
 ].filter((i) => only.length === 0 || only.includes(i.ex));
 if (images.length === 0) die(`--only ${only.join(',')}: no such example`);
 for (const im of images) {
   im.tag = `demo/${im.ex}:${im.variant ?? im.kind}`;
   im.ctx = path.join(repo, 'examples', im.ex);
   // Only the build args this Dockerfile declares (kiln, like docker, warns about the others).
-  const declared = new Set([...readFileSync(path.join(im.ctx, im.file), 'utf8').matchAll(/^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)/gim)].map((m) => m[1]));
-  im.args = [...baseArgs.filter(([k]) => declared.has(k)).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]), ...(im.args ?? [])];
+  const declared = new Set(
+    [...readFileSync(path.join(im.ctx, im.file), 'utf8').matchAll(/^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)/gim)].map(
+      (m) => m[1],
+    ),
+  );
+  im.args = [
+    ...baseArgs.filter(([k]) => declared.has(k)).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
+    ...(im.args ?? []),
+  ];
 }
 
 step(`building ${images.length} images${noCache ? ' (--no-cache)' : ''}`, 'builds');
@@ -212,10 +317,15 @@ const slowFirst = [...images].sort((a, b) => (b.slow ?? 0) - (a.slow ?? 0));
 await pool(slowFirst, jobs, async (im) => {
   const log = path.join(logDir, `${im.ex}-${im.variant ?? im.kind}.log`);
   const t0 = Date.now();
-  const code = await kilnLogged(['build', ...(noCache ? ['--no-cache'] : []), '-f', path.join(im.ctx, im.file), ...im.args, '-t', im.tag, im.ctx], log);
+  const code = await kilnLogged(
+    ['build', ...(noCache ? ['--no-cache'] : []), '-f', path.join(im.ctx, im.file), ...im.args, '-t', im.tag, im.ctx],
+    log,
+  );
   im.buildSecs = (Date.now() - t0) / 1000;
   im.built = code === 0;
-  console.log(`   ${im.built ? 'built ' : 'FAILED'} ${im.tag.padEnd(38)} ${secs(Date.now() - t0).padStart(8)}   (log: ${log})`);
+  console.log(
+    `   ${im.built ? 'built ' : 'FAILED'} ${im.tag.padEnd(38)} ${secs(Date.now() - t0).padStart(8)}   (log: ${log})`,
+  );
   if (!im.built) console.log(tail(log));
 });
 
@@ -227,7 +337,14 @@ for (const im of images.filter((i) => i.built)) {
   const first = out.split('\n').find((l) => im.expect.test(l)) ?? out.split('\n')[0] ?? '';
   console.log(`   ${im.ran ? 'ok    ' : 'FAILED'} kiln run ${[im.tag, ...im.run].join(' ')}`);
   console.log(`          ${first.length > 110 ? `${first.slice(0, 107)}…` : first}`);
-  if (!im.ran) console.log(out.split('\n').slice(-6).map((l) => `          ${l}`).join('\n'));
+  if (!im.ran)
+    console.log(
+      out
+        .split('\n')
+        .slice(-6)
+        .map((l) => `          ${l}`)
+        .join('\n'),
+    );
 }
 
 // ---- 4. figures
@@ -236,13 +353,20 @@ const sbomCache = new Map();
 /** The packages of an image (kiln sbom), once per image. */
 function packages(ref) {
   if (!sbomCache.has(ref)) {
-    sbomCache.set(ref, kilnOk(['sbom', ref, '--format', 'json']).then((r) => JSON.parse(r.stdout).packages.map((p) => ({ type: p.type, key: `${p.type}/${p.name}@${p.version}` }))));
+    sbomCache.set(
+      ref,
+      kilnOk(['sbom', ref, '--format', 'json']).then((r) =>
+        JSON.parse(r.stdout).packages.map((p) => ({ type: p.type, key: `${p.type}/${p.name}@${p.version}` })),
+      ),
+    );
   }
   return sbomCache.get(ref);
 }
 /** The final stage's base image, following FROM <stage> chains; and how many stages the build ran. */
 async function planFacts(im) {
-  const plan = JSON.parse((await kilnOk(['plan', '--format', 'json', '-f', path.join(im.ctx, im.file), ...im.args, im.ctx])).stdout);
+  const plan = JSON.parse(
+    (await kilnOk(['plan', '--format', 'json', '-f', path.join(im.ctx, im.file), ...im.args, im.ctx])).stdout,
+  );
   let s = plan.stages.find((st) => st.index === plan.target);
   while (s.base.kind === 'stage') s = plan.stages.find((st) => st.index === s.base.index);
   return { stages: plan.stages.filter((st) => st.needed).length, base: s.base.ref };
@@ -253,7 +377,9 @@ async function planFacts(im) {
  * Debian packages and cannot hold the app.
  */
 async function inLayers(ins, baseRef, re) {
-  const baseLayers = new Set(JSON.parse((await kilnOk(['inspect', baseRef])).stdout)[0].Manifest.Layers.map((l) => l.digest));
+  const baseLayers = new Set(
+    JSON.parse((await kilnOk(['inspect', baseRef])).stdout)[0].Manifest.Layers.map((l) => l.digest),
+  );
   let n = 0;
   for (const l of ins.Manifest.Layers) {
     if (baseLayers.has(l.digest)) continue;
@@ -261,7 +387,10 @@ async function inLayers(ins, baseRef, re) {
     const list = spawnSync('tar', ['-tf', blob], { encoding: 'utf8', maxBuffer: 512 << 20 });
     if (list.status !== 0) throw new Error(`tar -tf ${blob}: ${list.stderr}`);
     // whiteouts (.wh.NAME) record deletions: not a source
-    n += list.stdout.split('\n').map((e) => e.replace(/^\.\//, '')).filter((e) => re.test(e) && !path.posix.basename(e).startsWith('.wh.')).length;
+    n += list.stdout
+      .split('\n')
+      .map((e) => e.replace(/^\.\//, ''))
+      .filter((e) => re.test(e) && !path.posix.basename(e).startsWith('.wh.')).length;
   }
   return n;
 }
@@ -279,21 +408,49 @@ async function measure(im) {
   im.addedOtherTypes = [...new Set(added.filter((p) => p.type !== 'deb').map((p) => p.type))].join('+') || 'other';
   if (im.sources) im.sourceFiles = await inLayers(ins, im.base, im.sources);
 }
-await pool(images.filter((i) => i.built), jobs, async (im) => {
-  try {
-    await measure(im);
-  } catch (e) {
-    im.measureError = String(e.message ?? e);
-    console.log(`   could not measure ${im.tag}: ${im.measureError}`);
-  }
-});
+await pool(
+  images.filter((i) => i.built),
+  jobs,
+  async (im) => {
+    try {
+      await measure(im);
+    } catch (e) {
+      im.measureError = String(e.message ?? e);
+      console.log(`   could not measure ${im.tag}: ${im.measureError}`);
+    }
+  },
+);
 
 // ---- the table
 step('single-stage twin against multi-stage, per example', 'table');
-const rows = [['image', 'stages', 'size', 'vs single', 'layers', 'packages', 'added beyond base', 'app .py in layers', 'build', 'runs']];
+const rows = [
+  [
+    'image',
+    'stages',
+    'size',
+    'vs single',
+    'layers',
+    'packages',
+    'added beyond base',
+    'app .py in layers',
+    'build',
+    'runs',
+  ],
+];
 for (const im of images) {
   if (!im.built || im.measureError) {
-    rows.push([im.tag, '', '', '', '', '', '', '', im.built ? `${im.buildSecs.toFixed(0)} s` : 'FAILED', im.ran ? 'ok' : 'FAILED']);
+    rows.push([
+      im.tag,
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      im.built ? `${im.buildSecs.toFixed(0)} s` : 'FAILED',
+      im.ran ? 'ok' : 'FAILED',
+    ]);
     continue;
   }
   const single = images.find((i) => i.ex === im.ex && i.kind === 'single' && i.size !== undefined);
@@ -330,13 +487,29 @@ console.log(`
 const reported = images.find((i) => i.report && i.built) ?? images.find((i) => i.kind === 'multi' && i.built);
 if (reported) {
   step('HTML report', 'report');
-  const r = kilnSync(['report', reported.tag, '-f', path.join(reported.ctx, reported.file), ...reported.args, '-o', reportFile], { allowFail: true });
-  console.log(r.status === 0 ? `   kiln report ${reported.tag} -f ${path.relative(repo, path.join(reported.ctx, reported.file))} -o ${reportFile}` : `   kiln report failed: ${r.stderr.trim()}`);
+  const r = kilnSync(
+    ['report', reported.tag, '-f', path.join(reported.ctx, reported.file), ...reported.args, '-o', reportFile],
+    { allowFail: true },
+  );
+  console.log(
+    r.status === 0
+      ? `   kiln report ${reported.tag} -f ${path.relative(repo, path.join(reported.ctx, reported.file))} -o ${reportFile}`
+      : `   kiln report failed: ${r.stderr.trim()}`,
+  );
 }
 
 const failed = images.filter((i) => !i.built || !i.ran || i.measureError);
 phases.at(-1).ms = Date.now() - phases.at(-1).t0;
 console.log(`\n   time: ${phases.map((p) => `${p.title} ${secs(p.ms)}`).join(', ')}`);
-console.log(`\n== demo ${failed.length ? `finished with ${failed.length} failure(s)` : 'done'} in ${secs(Date.now() - started)} (store: ${storeDir}; remove it to start over)`);
-writeFileSync(path.join(workDir, 'demo-results.json'), JSON.stringify(images.map(({ expect, sources, ...rest }) => rest), null, 2));
+console.log(
+  `\n== demo ${failed.length ? `finished with ${failed.length} failure(s)` : 'done'} in ${secs(Date.now() - started)} (store: ${storeDir}; remove it to start over)`,
+);
+writeFileSync(
+  path.join(workDir, 'demo-results.json'),
+  JSON.stringify(
+    images.map(({ expect, sources, ...rest }) => rest),
+    null,
+    2,
+  ),
+);
 process.exit(failed.length ? 1 : 0);

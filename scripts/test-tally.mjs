@@ -5,13 +5,15 @@ export default async function* tally(source) {
   for await (const event of source) {
     if (event.type !== 'test:pass' && event.type !== 'test:fail') continue;
     const d = event.data;
-    yield JSON.stringify({
-      file: d.file ?? '',
-      name: d.name,
-      suite: d.details?.type === 'suite',
-      failed: event.type === 'test:fail',
-      skip: d.skip === undefined || d.skip === false ? false : d.skip === true ? 'skipped' : String(d.skip),
-      todo: d.todo !== undefined && d.todo !== false,
-    }) + '\n';
+    yield (
+      JSON.stringify({
+        file: d.file ?? '',
+        name: d.name,
+        suite: d.details?.type === 'suite',
+        failed: event.type === 'test:fail',
+        skip: d.skip === undefined || d.skip === false ? false : d.skip === true ? 'skipped' : String(d.skip),
+        todo: d.todo !== undefined && d.todo !== false,
+      }) + '\n'
+    );
   }
 }

@@ -28,7 +28,11 @@ if (onlyUnit) kinds = ['unit'];
 function walk(dir) {
   let out = [];
   let entries = [];
-  try { entries = readdirSync(dir); } catch { return out; }
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return out;
+  }
   for (const e of entries) {
     const p = path.join(dir, e);
     if (statSync(p).isDirectory()) out = out.concat(walk(p));
@@ -38,7 +42,10 @@ function walk(dir) {
 }
 
 const dirs = (kinds.length ? kinds : ['unit', 'integration']).map((k) => path.join(root, 'dist', 'test', k));
-const files = dirs.flatMap(walk).filter((f) => filters.every((s) => f.includes(s))).sort();
+const files = dirs
+  .flatMap(walk)
+  .filter((f) => filters.every((s) => f.includes(s)))
+  .sort();
 if (files.length === 0) {
   console.error('no test files found (did `npm run build` run?)');
   process.exit(1);
@@ -48,16 +55,26 @@ const concurrency = process.env.KILN_TEST_CONCURRENCY ?? '2';
 const reporter = process.env.KILN_TEST_REPORTER ?? (process.stdout.isTTY ? 'spec' : 'tap');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-test-tally-'));
 const tallyFile = path.join(tmp, 'tally.jsonl');
-const r = spawnSync(process.execPath, [
-  '--test', `--test-concurrency=${concurrency}`,
-  `--test-reporter=${reporter}`, '--test-reporter-destination=stdout',
-  `--test-reporter=${path.join(root, 'scripts', 'test-tally.mjs')}`, `--test-reporter-destination=${tallyFile}`,
-  ...files,
-], { stdio: 'inherit' });
+const r = spawnSync(
+  process.execPath,
+  [
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    `--test-reporter=${reporter}`,
+    '--test-reporter-destination=stdout',
+    `--test-reporter=${path.join(root, 'scripts', 'test-tally.mjs')}`,
+    `--test-reporter-destination=${tallyFile}`,
+    ...files,
+  ],
+  { stdio: 'inherit' },
+);
 
 let rows = [];
 try {
-  rows = readFileSync(tallyFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  rows = readFileSync(tallyFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 } catch {
   // no tally: node failed before running anything; its exit code says so
 }
@@ -77,15 +94,21 @@ for (const t of rows) {
   }
 }
 const line = (k) => `${k}: ${count[k].ran} ran, ${count[k].failed} failed, ${count[k].skipped} skipped`;
-console.log(`\nkiln tests — ${line('unit')}; ${line('integration')}${onlyUnit ? ' (KILN_TEST_ONLY=unit: no integration test was run)' : ''}`);
+console.log(
+  `\nkiln tests — ${line('unit')}; ${line('integration')}${onlyUnit ? ' (KILN_TEST_ONLY=unit: no integration test was run)' : ''}`,
+);
 let status = r.status ?? 1;
 if (skipped.length) {
-  const shown = skipped.slice(0, 20).map((t) => `  ${path.relative(path.join(root, 'dist'), t.file)}: ${t.name} — ${t.skip}`);
+  const shown = skipped
+    .slice(0, 20)
+    .map((t) => `  ${path.relative(path.join(root, 'dist'), t.file)}: ${t.name} — ${t.skip}`);
   if (skipped.length > shown.length) shown.push(`  … and ${skipped.length - shown.length} more`);
   if (allowSkips) {
     console.log(`skipped (allowed: KILN_TEST_ALLOW_MISSING=1 or KILN_TEST_ONLY=unit):\n${shown.join('\n')}`);
   } else {
-    console.log(`skipped, so this run does not pass (install what is missing: ./scripts/setup.sh; or opt out: KILN_TEST_ONLY=unit / KILN_TEST_ALLOW_MISSING=1):\n${shown.join('\n')}`);
+    console.log(
+      `skipped, so this run does not pass (install what is missing: ./scripts/setup.sh; or opt out: KILN_TEST_ONLY=unit / KILN_TEST_ALLOW_MISSING=1):\n${shown.join('\n')}`,
+    );
     if (status === 0) status = 1;
   }
 }

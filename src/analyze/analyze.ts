@@ -94,7 +94,14 @@ export async function analyzeImage(src: ImageSource, opts: AnalyzeOptions = {}):
     image: imageSummary(src),
     layers: walked.layers.map((l, i) => {
       const ref = src.layers[i]!;
-      const r: LayerReport = { index: i, diffId: l.diffId, size: efficiency.layerSizes[i]!, createdBy: ref.history?.created_by ?? '', entries: l.entries!.length, changes: l.changes! };
+      const r: LayerReport = {
+        index: i,
+        diffId: l.diffId,
+        size: efficiency.layerSizes[i]!,
+        createdBy: ref.history?.created_by ?? '',
+        entries: l.entries!.length,
+        changes: l.changes!,
+      };
       if (ref.digest) r.digest = ref.digest;
       if (ref.size !== undefined) r.blobSize = ref.size;
       if (ref.history?.created) r.created = ref.history.created;
@@ -120,7 +127,10 @@ export interface SbomResult {
 }
 
 /** Only the package catalogers: no entry lists kept, no hashing. */
-export async function catalogImage(src: ImageSource, opts: { onLayer?: (index: number, count: number) => void } = {}): Promise<SbomResult> {
+export async function catalogImage(
+  src: ImageSource,
+  opts: { onLayer?: (index: number, count: number) => void } = {},
+): Promise<SbomResult> {
   const walked = await walkImage(src, { catalog: true, hash: 'none', onLayer: opts.onLayer });
   return { image: imageSummary(src), os: walked.os, packages: walked.packages };
 }

@@ -43,7 +43,12 @@ function describeChange(x: FileInfo, y: FileInfo, sameLayerContent: boolean): st
   const what: string[] = [];
   if (x.type !== y.type) what.push('type');
   if (x.size !== y.size) what.push('size');
-  else if (x.type === 'file' && !sameLayerContent && (x.hash === undefined || y.hash === undefined || x.hash !== y.hash)) what.push('content');
+  else if (
+    x.type === 'file' &&
+    !sameLayerContent &&
+    (x.hash === undefined || y.hash === undefined || x.hash !== y.hash)
+  )
+    what.push('content');
   if (x.mode !== y.mode) what.push('mode');
   if (x.uid !== y.uid || x.gid !== y.gid) what.push('owner');
   if (x.linkname !== y.linkname) what.push('link');
@@ -60,14 +65,32 @@ function pkgKey(p: Package): string {
   return `${p.type}\0${p.name}\0${p.arch ?? ''}\0${p.type === 'deb' || p.type === 'apk' ? '' : p.location}`;
 }
 
-export async function diffImages(a: ImageSource, b: ImageSource, opts: { onLayer?: (image: 'a' | 'b', index: number, count: number) => void } = {}): Promise<ImageDiff> {
+export async function diffImages(
+  a: ImageSource,
+  b: ImageSource,
+  opts: { onLayer?: (image: 'a' | 'b', index: number, count: number) => void } = {},
+): Promise<ImageDiff> {
   const shared = new Set(a.layers.map((l) => l.diffId).filter((d) => b.layers.some((x) => x.diffId === d)));
-  const wa = await walkImage(a, { entries: true, catalog: true, hash: 'all', onLayer: (i, n) => opts.onLayer?.('a', i, n) });
-  const wb = await walkImage(b, { entries: true, catalog: true, hash: 'all', onLayer: (i, n) => opts.onLayer?.('b', i, n) });
+  const wa = await walkImage(a, {
+    entries: true,
+    catalog: true,
+    hash: 'all',
+    onLayer: (i, n) => opts.onLayer?.('a', i, n),
+  });
+  const wb = await walkImage(b, {
+    entries: true,
+    catalog: true,
+    hash: 'all',
+    onLayer: (i, n) => opts.onLayer?.('b', i, n),
+  });
   const fa = files(wa.tree!);
   const fb = files(wb.tree!);
   const out: FileChange[] = [];
-  const summary: ImageDiff['summary'] = { added: { count: 0, bytes: 0 }, removed: { count: 0, bytes: 0 }, changed: { count: 0, bytes: 0 } };
+  const summary: ImageDiff['summary'] = {
+    added: { count: 0, bytes: 0 },
+    removed: { count: 0, bytes: 0 },
+    changed: { count: 0, bytes: 0 },
+  };
   for (const [p, x] of fa) {
     const y = fb.get(p);
     if (!y) {
@@ -104,10 +127,22 @@ export async function diffImages(a: ImageSource, b: ImageSource, opts: { onLayer
   for (const [k, p] of pa) {
     const q = pb.get(k);
     if (!q) packages.push({ kind: 'removed', type: p.type, name: p.name, versionA: p.version, location: p.location });
-    else if (q.version !== p.version) packages.push({ kind: 'changed', type: p.type, name: p.name, versionA: p.version, versionB: q.version, location: q.location });
+    else if (q.version !== p.version)
+      packages.push({
+        kind: 'changed',
+        type: p.type,
+        name: p.name,
+        versionA: p.version,
+        versionB: q.version,
+        location: q.location,
+      });
   }
-  for (const [k, q] of pb) if (!pa.has(k)) packages.push({ kind: 'added', type: q.type, name: q.name, versionB: q.version, location: q.location });
-  packages.sort((x, y) => (x.type < y.type ? -1 : x.type > y.type ? 1 : x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  for (const [k, q] of pb)
+    if (!pa.has(k))
+      packages.push({ kind: 'added', type: q.type, name: q.name, versionB: q.version, location: q.location });
+  packages.sort((x, y) =>
+    x.type < y.type ? -1 : x.type > y.type ? 1 : x.name < y.name ? -1 : x.name > y.name ? 1 : 0,
+  );
   const stat = (w: typeof wa) => {
     let size = 0;
     let n = 0;
@@ -118,5 +153,12 @@ export async function diffImages(a: ImageSource, b: ImageSource, opts: { onLayer
     }
     return { size, files: n, packages: w.packages.length };
   };
-  return { a: { ...imageSummary(a), ...stat(wa) }, b: { ...imageSummary(b), ...stat(wb) }, sharedLayers: shared.size, files: out, summary, packages };
+  return {
+    a: { ...imageSummary(a), ...stat(wa) },
+    b: { ...imageSummary(b), ...stat(wb) },
+    sharedLayers: shared.size,
+    files: out,
+    summary,
+    packages,
+  };
 }

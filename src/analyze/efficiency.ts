@@ -56,7 +56,8 @@ class DiveNode {
   /** dive's Path(): "/a/b", the whiteout prefix trimmed from the node's own name. */
   path(): string {
     const names: string[] = [];
-    for (let n: DiveNode | undefined = this; n?.parent; n = n.parent) names.push(n === this && n.name.startsWith(WH) ? n.name.slice(WH.length) : n.name);
+    for (let n: DiveNode | undefined = this; n?.parent; n = n.parent)
+      names.push(n === this && n.name.startsWith(WH) ? n.name.slice(WH.length) : n.name);
     return `/${names.reverse().join('/')}`;
   }
   sortedChildren(): DiveNode[] {
@@ -77,7 +78,10 @@ class DiveTree {
   root = new DiveNode('', ZERO);
 
   addPath(p: string, info: DiveInfo): void {
-    const names = p.indexOf('//') < 0 && !p.startsWith('/') && !p.endsWith('/') && !p.startsWith('./') && !p.includes('/./') ? p.split('/') : p.split('/').filter((n) => n !== '' && n !== '.');
+    const names =
+      p.indexOf('//') < 0 && !p.startsWith('/') && !p.endsWith('/') && !p.startsWith('./') && !p.includes('/./')
+        ? p.split('/')
+        : p.split('/').filter((n) => n !== '' && n !== '.');
     let node = this.root;
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
@@ -244,7 +248,10 @@ export interface CiThresholds {
   highestUserWastedPercent?: number;
 }
 
-export const DIVE_CI_DEFAULTS: Required<Pick<CiThresholds, 'lowestEfficiency' | 'highestUserWastedPercent'>> = { lowestEfficiency: 0.9, highestUserWastedPercent: 0.1 };
+export const DIVE_CI_DEFAULTS: Required<Pick<CiThresholds, 'lowestEfficiency' | 'highestUserWastedPercent'>> = {
+  lowestEfficiency: 0.9,
+  highestUserWastedPercent: 0.1,
+};
 
 export interface CiRuleResult {
   rule: 'lowestEfficiency' | 'highestWastedBytes' | 'highestUserWastedPercent';
@@ -255,14 +262,32 @@ export interface CiRuleResult {
 /** dive's CI rules, same comparisons (a NaN user-wasted percent passes, as in Go). */
 export function evaluateCi(r: EfficiencyResult, t: CiThresholds): { pass: boolean; rules: CiRuleResult[] } {
   const rules: CiRuleResult[] = [];
-  if (t.lowestEfficiency === undefined) rules.push({ rule: 'lowestEfficiency', status: 'skip', message: 'rule disabled' });
-  else if (t.lowestEfficiency > r.efficiency) rules.push({ rule: 'lowestEfficiency', status: 'fail', message: `image efficiency is too low (efficiency=${r.efficiency} < threshold=${t.lowestEfficiency})` });
+  if (t.lowestEfficiency === undefined)
+    rules.push({ rule: 'lowestEfficiency', status: 'skip', message: 'rule disabled' });
+  else if (t.lowestEfficiency > r.efficiency)
+    rules.push({
+      rule: 'lowestEfficiency',
+      status: 'fail',
+      message: `image efficiency is too low (efficiency=${r.efficiency} < threshold=${t.lowestEfficiency})`,
+    });
   else rules.push({ rule: 'lowestEfficiency', status: 'pass', message: '' });
-  if (t.highestWastedBytes === undefined) rules.push({ rule: 'highestWastedBytes', status: 'skip', message: 'rule disabled' });
-  else if (r.wastedBytes > t.highestWastedBytes) rules.push({ rule: 'highestWastedBytes', status: 'fail', message: `too many bytes wasted (wasted-bytes=${r.wastedBytes} > threshold=${t.highestWastedBytes})` });
+  if (t.highestWastedBytes === undefined)
+    rules.push({ rule: 'highestWastedBytes', status: 'skip', message: 'rule disabled' });
+  else if (r.wastedBytes > t.highestWastedBytes)
+    rules.push({
+      rule: 'highestWastedBytes',
+      status: 'fail',
+      message: `too many bytes wasted (wasted-bytes=${r.wastedBytes} > threshold=${t.highestWastedBytes})`,
+    });
   else rules.push({ rule: 'highestWastedBytes', status: 'pass', message: '' });
-  if (t.highestUserWastedPercent === undefined) rules.push({ rule: 'highestUserWastedPercent', status: 'skip', message: 'rule disabled' });
-  else if (t.highestUserWastedPercent < r.wastedUserPercent) rules.push({ rule: 'highestUserWastedPercent', status: 'fail', message: `too many bytes wasted, relative to the user bytes added (%-user-wasted-bytes=${r.wastedUserPercent} > threshold=${t.highestUserWastedPercent})` });
+  if (t.highestUserWastedPercent === undefined)
+    rules.push({ rule: 'highestUserWastedPercent', status: 'skip', message: 'rule disabled' });
+  else if (t.highestUserWastedPercent < r.wastedUserPercent)
+    rules.push({
+      rule: 'highestUserWastedPercent',
+      status: 'fail',
+      message: `too many bytes wasted, relative to the user bytes added (%-user-wasted-bytes=${r.wastedUserPercent} > threshold=${t.highestUserWastedPercent})`,
+    });
   else rules.push({ rule: 'highestUserWastedPercent', status: 'pass', message: '' });
   return { pass: rules.every((x) => x.status !== 'fail'), rules };
 }

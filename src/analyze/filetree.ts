@@ -110,7 +110,9 @@ export interface LayerChanges {
   removedPaths: { path: string; bytes: number }[];
 }
 
-export function splitWhiteout(p: string): { kind: 'whiteout'; target: string } | { kind: 'opaque'; dir: string } | undefined {
+export function splitWhiteout(
+  p: string,
+): { kind: 'whiteout'; target: string } | { kind: 'opaque'; dir: string } | undefined {
   const slash = p.lastIndexOf('/');
   const base = p.slice(slash + 1);
   const dir = slash < 0 ? '' : p.slice(0, slash);
@@ -120,15 +122,33 @@ export function splitWhiteout(p: string): { kind: 'whiteout'; target: string } |
 }
 
 function differs(a: FileInfo, b: FileInfo): boolean {
-  if (a.type !== b.type || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || a.size !== b.size || a.linkname !== b.linkname) return true;
+  if (
+    a.type !== b.type ||
+    a.mode !== b.mode ||
+    a.uid !== b.uid ||
+    a.gid !== b.gid ||
+    a.size !== b.size ||
+    a.linkname !== b.linkname
+  )
+    return true;
   // Same size and metadata: the content decides when both were hashed; else count it as changed.
   if (a.type === 'file') return a.hash === undefined || b.hash === undefined || a.hash !== b.hash;
   return false;
 }
 
 /** Apply one layer's entries to `tree` (mutating it) and report what changed. */
-export function applyLayerEntries(tree: FsTree, entries: LayerEntry[], layer: number, maxRemovedPaths = 50): LayerChanges {
-  const ch: LayerChanges = { added: { count: 0, bytes: 0 }, modified: { count: 0, bytes: 0 }, removed: { count: 0, bytes: 0 }, removedPaths: [] };
+export function applyLayerEntries(
+  tree: FsTree,
+  entries: LayerEntry[],
+  layer: number,
+  maxRemovedPaths = 50,
+): LayerChanges {
+  const ch: LayerChanges = {
+    added: { count: 0, bytes: 0 },
+    modified: { count: 0, bytes: 0 },
+    removed: { count: 0, bytes: 0 },
+    removedPaths: [],
+  };
   const removedPaths: { path: string; bytes: number }[] = [];
   const adds: LayerEntry[] = [];
   const dropped = new Map<string, FileInfo>(); // what deletions took away, to tell "re-added" from "added"
@@ -179,7 +199,9 @@ export function applyLayerEntries(tree: FsTree, entries: LayerEntry[], layer: nu
     }
     tree.set(e.path, info);
   }
-  ch.removedPaths = removedPaths.sort((a, b) => b.bytes - a.bytes || (a.path < b.path ? -1 : 1)).slice(0, maxRemovedPaths);
+  ch.removedPaths = removedPaths
+    .sort((a, b) => b.bytes - a.bytes || (a.path < b.path ? -1 : 1))
+    .slice(0, maxRemovedPaths);
   return ch;
 }
 
@@ -218,7 +240,9 @@ export function largestDirectories(tree: FsTree, opts: { minFraction?: number; m
   const build = (n: FsNode, depth: number): DirSize => {
     const d: DirSize = { path: `/${n.path()}`, bytes: sizeOf(n) };
     if (depth < maxDepth && n.children) {
-      const kids = [...n.children.values()].filter((c) => c.children && sizeOf(c) >= total * minFraction && sizeOf(c) > 0);
+      const kids = [...n.children.values()].filter(
+        (c) => c.children && sizeOf(c) >= total * minFraction && sizeOf(c) > 0,
+      );
       if (kids.length) d.children = kids.sort((a, b) => sizeOf(b) - sizeOf(a)).map((c) => build(c, depth + 1));
     }
     return d;

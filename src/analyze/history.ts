@@ -74,7 +74,13 @@ export async function imageHistory(src: ImageSource): Promise<HistoryRow[]> {
   // Layers without history entries (history is optional in images).
   for (; li < src.layers.length; li++) {
     const layer = src.layers[li]!;
-    rows.push({ diffId: layer.diffId, layerIndex: li, createdBy: '', size: await layerFilesSize(layer), emptyLayer: false });
+    rows.push({
+      diffId: layer.diffId,
+      layerIndex: li,
+      createdBy: '',
+      size: await layerFilesSize(layer),
+      emptyLayer: false,
+    });
   }
   return rows.reverse();
 }

@@ -3,23 +3,76 @@
  * vulnerability scan against OSV records, and Dockerfile lint. Everything streams over the
  * layers; nothing is unpacked to disk.
  */
-export { openImageSource, layerHistory, indexTarFile, type ImageSource, type LayerRef, type OpenOptions } from './source.js';
-export { analyzeImage, catalogImage, imageSummary, displayName, type ImageAnalysis, type ImageSummary, type LayerReport, type SbomResult, type AnalyzeOptions } from './analyze.js';
+export {
+  openImageSource,
+  layerHistory,
+  indexTarFile,
+  type ImageSource,
+  type LayerRef,
+  type OpenOptions,
+} from './source.js';
+export {
+  analyzeImage,
+  catalogImage,
+  imageSummary,
+  displayName,
+  type ImageAnalysis,
+  type ImageSummary,
+  type LayerReport,
+  type SbomResult,
+  type AnalyzeOptions,
+} from './analyze.js';
 export { imageHistory, layerUncompressedSize, type HistoryRow } from './history.js';
 export { diffImages, type ImageDiff, type FileChange, type PackageChange } from './diff.js';
 export { walkImage, type WalkOptions, type WalkResult } from './walk.js';
-export { computeEfficiency, evaluateCi, DIVE_CI_DEFAULTS, type EfficiencyResult, type Inefficiency, type CiThresholds, type CiRuleResult, type LayerEntry } from './efficiency.js';
-export { FsTree, stackLayers, applyLayerEntries, largestDirectories, type LayerChanges, type DirSize } from './filetree.js';
+export {
+  computeEfficiency,
+  evaluateCi,
+  DIVE_CI_DEFAULTS,
+  type EfficiencyResult,
+  type Inefficiency,
+  type CiThresholds,
+  type CiRuleResult,
+  type LayerEntry,
+} from './efficiency.js';
+export {
+  FsTree,
+  stackLayers,
+  applyLayerEntries,
+  largestDirectories,
+  type LayerChanges,
+  type DirSize,
+} from './filetree.js';
 export { Cataloger } from './sbom/catalog.js';
 export { toCycloneDx, toSpdx, sbomTableRows, type SbomSubject } from './sbom/format.js';
 export { makePurl } from './sbom/purl.js';
 export type { Package, PackageType, OsRelease } from './sbom/types.js';
-export { scanPackages, scanWithDatabase, filterSeverities, osvQuery, type Finding, type ScanResult, type SeverityCounts } from './scan.js';
+export {
+  scanPackages,
+  scanWithDatabase,
+  filterSeverities,
+  osvQuery,
+  type Finding,
+  type ScanResult,
+  type SeverityCounts,
+} from './scan.js';
 export { OsvDatabase } from './osv/db.js';
 export { parseOsvRecord, type OsvRecord } from './osv/schema.js';
 export { matchRecord, evaluateRange, type PackageQuery } from './osv/match.js';
 export { severityOf, type Severity, SEVERITIES } from './osv/severity.js';
 export { cvss3BaseScore, cvss2BaseScore } from './osv/cvss.js';
-export { compareDpkgVersions, comparePep440, compareSemver, compareApkVersions, versionOrderFor } from './versions/index.js';
-export { lintDockerfile, RULES as LINT_RULES, type LintFinding, type LintResult, type LintOptions } from './lint/index.js';
+export {
+  compareDpkgVersions,
+  comparePep440,
+  compareSemver,
+  compareApkVersions,
+  versionOrderFor,
+} from './versions/index.js';
+export {
+  lintDockerfile,
+  RULES as LINT_RULES,
+  type LintFinding,
+  type LintResult,
+  type LintOptions,
+} from './lint/index.js';
 export { formatLintText, formatLintJson, formatLintSarif } from './lint/format.js';

@@ -105,7 +105,9 @@ export function scanPackages(packages: Package[], os: OsRelease, db: OsvDatabase
           const nf: Finding = {
             id: key,
             records: [rec.id],
-            aliases: [...new Set([rec.id, ...(rec.aliases ?? []), ...(rec.upstream ?? [])].filter((x) => x !== key))].sort(),
+            aliases: [
+              ...new Set([rec.id, ...(rec.aliases ?? []), ...(rec.upstream ?? [])].filter((x) => x !== key)),
+            ].sort(),
             package: p.name,
             type: p.type,
             installedVersion: p.version,
@@ -126,13 +128,17 @@ export function scanPackages(packages: Package[], os: OsRelease, db: OsvDatabase
         }
         // Another record about the same vulnerability: merge what it adds.
         f.records.push(rec.id);
-        f.aliases = [...new Set([...f.aliases, rec.id, ...(rec.aliases ?? []), ...(rec.upstream ?? [])].filter((x) => x !== key))].sort();
+        f.aliases = [
+          ...new Set([...f.aliases, rec.id, ...(rec.aliases ?? []), ...(rec.upstream ?? [])].filter((x) => x !== key)),
+        ].sort();
         // A record about this one CVE rates it better than an advisory bundling several; among
         // equals, the higher rating wins.
         const specific = vulnKeys(rec).length === 1;
         const better =
           sev.severity !== 'UNKNOWN' &&
-          (f.severity === 'UNKNOWN' || (specific && !f.specific) || (specific === f.specific && severityRank(sev.severity) > severityRank(f.severity)));
+          (f.severity === 'UNKNOWN' ||
+            (specific && !f.specific) ||
+            (specific === f.specific && severityRank(sev.severity) > severityRank(f.severity)));
         if (better) {
           f.specific = specific;
           f.severity = sev.severity;
@@ -149,7 +155,12 @@ export function scanPackages(packages: Package[], os: OsRelease, db: OsvDatabase
       findings.push(f);
     }
   }
-  findings.sort((a, b) => severityRank(b.severity) - severityRank(a.severity) || (a.package < b.package ? -1 : a.package > b.package ? 1 : 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  findings.sort(
+    (a, b) =>
+      severityRank(b.severity) - severityRank(a.severity) ||
+      (a.package < b.package ? -1 : a.package > b.package ? 1 : 0) ||
+      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
   const summary = emptyCounts();
   for (const f of findings) summary[f.severity]++;
   return {

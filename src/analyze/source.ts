@@ -89,7 +89,12 @@ async function fromStore(store: Store, ref: string, opts: OpenOptions): Promise<
   const img = await store.resolveImage(ref, { platform: opts.platform });
   const hist = layerHistory(img.config);
   const facts = await Promise.all(img.manifest.layers.map((l) => store.layerFacts(l.digest)));
-  if (img.manifest.layers.length !== img.config.rootfs.diff_ids.length) throw new KilnError('INVALID', `image has ${img.manifest.layers.length} layers but ${img.config.rootfs.diff_ids.length} diff_ids`, { image: ref });
+  if (img.manifest.layers.length !== img.config.rootfs.diff_ids.length)
+    throw new KilnError(
+      'INVALID',
+      `image has ${img.manifest.layers.length} layers but ${img.config.rootfs.diff_ids.length} diff_ids`,
+      { image: ref },
+    );
   return {
     display: ref,
     name: img.name,
@@ -125,7 +130,13 @@ async function tryPull(store: Store, ref: string, opts: OpenOptions): Promise<Im
   try {
     await pull(store, name, { platform: opts.platform });
   } catch (e) {
-    if (isKilnError(e)) throw new KilnError(e.code, `${ref} is not in the store, and pulling it failed: ${e.message}`, { image: ref }, { hint: e.hint ?? "see 'kiln images', or give an archive (docker save / OCI layout)" });
+    if (isKilnError(e))
+      throw new KilnError(
+        e.code,
+        `${ref} is not in the store, and pulling it failed: ${e.message}`,
+        { image: ref },
+        { hint: e.hint ?? "see 'kiln images', or give an archive (docker save / OCI layout)" },
+      );
     throw e;
   }
   const src = await fromStore(store, name, opts);
@@ -160,7 +171,8 @@ export async function indexTarFile(file: string): Promise<Map<string, TarIndexEn
       const dataAt = pos + BLOCK;
       const size = d.header.size;
       const next = dataAt + Math.ceil(size / BLOCK) * BLOCK;
-      if (dataAt + size > fileSize) throw new KilnError('INVALID', `truncated archive: entry ${d.header.name} runs past the end`, { path: file });
+      if (dataAt + size > fileSize)
+        throw new KilnError('INVALID', `truncated archive: entry ${d.header.name} runs past the end`, { path: file });
       if ('xgLK'.includes(d.typeflag)) {
         if (size > 1 << 20) throw new KilnError('UNSAFE', 'archive tar extended header too large', { path: file });
         const data = Buffer.alloc(size);
@@ -170,7 +182,10 @@ export async function indexTarFile(file: string): Promise<Map<string, TarIndexEn
         else if (d.typeflag === 'L') longName = data;
         else longLink = data;
       } else {
-        const name = d.header.name.split('/').filter((p) => p && p !== '.').join('/');
+        const name = d.header.name
+          .split('/')
+          .filter((p) => p && p !== '.')
+          .join('/');
         out.set(name, { offset: dataAt, size, type: d.header.type, linkname: d.header.linkname });
         pax = new Map();
         longName = undefined;
@@ -215,7 +230,8 @@ async function openArchive(file: string, display: string, opts: OpenOptions): Pr
     };
     const readSmall = async (name: string): Promise<Buffer> => {
       const e = resolve(name);
-      if (e.size > 64 << 20) throw new KilnError('INVALID', `${name} is too large for an image document`, { path: file });
+      if (e.size > 64 << 20)
+        throw new KilnError('INVALID', `${name} is too large for an image document`, { path: file });
       const h = await fsp.open(tarFile, 'r');
       try {
         const b = Buffer.alloc(e.size);
@@ -231,30 +247,56 @@ async function openArchive(file: string, display: string, opts: OpenOptions): Pr
     };
     const stream = (name: string) => () => {
       const e = resolve(name);
-      return e.size === 0 ? Readable.from([]) : createReadStream(tarFile, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
+      return e.size === 0
+        ? Readable.from([])
+        : createReadStream(tarFile, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
     };
     const platform = opts.platform ?? hostPlatform();
 
     if (index.has('index.json')) {
       // OCI layout (also what Docker 25+ `docker save` writes beside manifest.json).
-      const idx = parseManifestOrIndex(parseJSONText(await readSmall('index.json'), 'index.json', file), undefined, file);
+      const idx = parseManifestOrIndex(
+        parseJSONText(await readSmall('index.json'), 'index.json', file),
+        undefined,
+        file,
+      );
       if (idx.kind !== 'index') throw new KilnError('INVALID', 'index.json is not an image index', { path: file });
       let desc: Descriptor | undefined = idx.index.manifests.length === 1 ? idx.index.manifests[0] : undefined;
       if (!desc) desc = matchPlatform(idx.index.manifests, platform) ?? idx.index.manifests[0];
       if (!desc) throw new KilnError('INVALID', 'the archive holds no image', { path: file });
       const blob = (d: Digest) => `blobs/sha256/${d.slice(7)}`;
-      let name: string | undefined = desc.annotations?.['io.containerd.image.name'] ?? desc.annotations?.['org.opencontainers.image.ref.name'];
+      let name: string | undefined =
+        desc.annotations?.['io.containerd.image.name'] ?? desc.annotations?.['org.opencontainers.image.ref.name'];
       for (let depth = 0; depth < 4; depth++) {
-        const doc = parseManifestOrIndex(parseJSONText(await readSmall(blob(desc.digest)), 'manifest', file), desc.mediaType, file);
+        const doc = parseManifestOrIndex(
+          parseJSONText(await readSmall(blob(desc.digest)), 'manifest', file),
+          desc.mediaType,
+          file,
+        );
         if (doc.kind === 'index') {
-          const m = matchPlatform(doc.index.manifests, platform) ?? (doc.index.manifests.length === 1 ? doc.index.manifests[0] : undefined);
-          if (!m) throw new KilnError('NOT_FOUND', `no image for platform ${platform.os}/${platform.architecture} in the archive`, { path: file });
+          const m =
+            matchPlatform(doc.index.manifests, platform) ??
+            (doc.index.manifests.length === 1 ? doc.index.manifests[0] : undefined);
+          if (!m)
+            throw new KilnError(
+              'NOT_FOUND',
+              `no image for platform ${platform.os}/${platform.architecture} in the archive`,
+              { path: file },
+            );
           desc = m;
           continue;
         }
         const manifest = doc.manifest;
-        const config = parseImageConfig(parseJSONText(await readSmall(blob(manifest.config.digest)), 'image config', file), file);
-        if (manifest.layers.length !== config.rootfs.diff_ids.length) throw new KilnError('INVALID', `image has ${manifest.layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids`, { path: file });
+        const config = parseImageConfig(
+          parseJSONText(await readSmall(blob(manifest.config.digest)), 'image config', file),
+          file,
+        );
+        if (manifest.layers.length !== config.rootfs.diff_ids.length)
+          throw new KilnError(
+            'INVALID',
+            `image has ${manifest.layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids`,
+            { path: file },
+          );
         const hist = layerHistory(config);
         try {
           name = name && name.includes(':') ? normalizeImageName(name) : undefined;
@@ -269,7 +311,16 @@ async function openArchive(file: string, display: string, opts: OpenOptions): Pr
           config,
           manifest,
           kind: 'archive',
-          layers: manifest.layers.map((l, i) => ({ index: i, diffId: config.rootfs.diff_ids[i]!, digest: l.digest, mediaType: l.mediaType, size: l.size, history: hist[i], file: fileRange(blob(l.digest)), open: stream(blob(l.digest)) })),
+          layers: manifest.layers.map((l, i) => ({
+            index: i,
+            diffId: config.rootfs.diff_ids[i]!,
+            digest: l.digest,
+            mediaType: l.mediaType,
+            size: l.size,
+            history: hist[i],
+            file: fileRange(blob(l.digest)),
+            open: stream(blob(l.digest)),
+          })),
           close: cleanup,
         };
       }
@@ -278,15 +329,24 @@ async function openArchive(file: string, display: string, opts: OpenOptions): Pr
 
     if (index.has('manifest.json')) {
       const entries = parseJSONText(await readSmall('manifest.json'), 'manifest.json', file);
-      if (!Array.isArray(entries) || entries.length === 0) throw new KilnError('INVALID', 'manifest.json lists no image', { path: file });
+      if (!Array.isArray(entries) || entries.length === 0)
+        throw new KilnError('INVALID', 'manifest.json lists no image', { path: file });
       const entry = entries[0] as { Config?: unknown; RepoTags?: unknown; Layers?: unknown };
-      if (typeof entry.Config !== 'string' || !Array.isArray(entry.Layers)) throw new KilnError('INVALID', 'manifest.json entry needs Config and Layers', { path: file });
+      if (typeof entry.Config !== 'string' || !Array.isArray(entry.Layers))
+        throw new KilnError('INVALID', 'manifest.json entry needs Config and Layers', { path: file });
       const cfgBytes = await readSmall(entry.Config);
       const config = parseImageConfig(parseJSONText(cfgBytes, 'image config', file), file);
       const layerPaths = entry.Layers as unknown[];
-      if (layerPaths.length !== config.rootfs.diff_ids.length) throw new KilnError('INVALID', `image has ${layerPaths.length} layers but ${config.rootfs.diff_ids.length} diff_ids`, { path: file });
+      if (layerPaths.length !== config.rootfs.diff_ids.length)
+        throw new KilnError(
+          'INVALID',
+          `image has ${layerPaths.length} layers but ${config.rootfs.diff_ids.length} diff_ids`,
+          { path: file },
+        );
       const hist = layerHistory(config);
-      const tags = Array.isArray(entry.RepoTags) ? (entry.RepoTags as unknown[]).filter((t): t is string => typeof t === 'string') : [];
+      const tags = Array.isArray(entry.RepoTags)
+        ? (entry.RepoTags as unknown[]).filter((t): t is string => typeof t === 'string')
+        : [];
       let name: string | undefined;
       try {
         name = tags[0] ? normalizeImageName(tags[0]) : undefined;
@@ -300,17 +360,39 @@ async function openArchive(file: string, display: string, opts: OpenOptions): Pr
         config,
         kind: 'archive',
         layers: layerPaths.map((p, i) => {
-          if (typeof p !== 'string') throw new KilnError('INVALID', `manifest.json layer ${i} is not a path`, { path: file });
-          const e = resolve(p.split('/').filter((x) => x && x !== '.').join('/'));
+          if (typeof p !== 'string')
+            throw new KilnError('INVALID', `manifest.json layer ${i} is not a path`, { path: file });
+          const e = resolve(
+            p
+              .split('/')
+              .filter((x) => x && x !== '.')
+              .join('/'),
+          );
           const m = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(p);
           const digest = m && isDigest(`sha256:${m[1]}`) ? (`sha256:${m[1]}` as Digest) : undefined;
-          const name = p.split('/').filter((x) => x && x !== '.').join('/');
-          return { index: i, diffId: config.rootfs.diff_ids[i]!, digest, size: e.size, history: hist[i], file: fileRange(name), open: stream(name) };
+          const name = p
+            .split('/')
+            .filter((x) => x && x !== '.')
+            .join('/');
+          return {
+            index: i,
+            diffId: config.rootfs.diff_ids[i]!,
+            digest,
+            size: e.size,
+            history: hist[i],
+            file: fileRange(name),
+            open: stream(name),
+          };
         }),
         close: cleanup,
       };
     }
-    throw new KilnError('INVALID', 'not an image archive: no manifest.json or index.json', { path: file }, { hint: 'give a file written by docker save, kiln save or skopeo copy docker-archive:/oci-archive:' });
+    throw new KilnError(
+      'INVALID',
+      'not an image archive: no manifest.json or index.json',
+      { path: file },
+      { hint: 'give a file written by docker save, kiln save or skopeo copy docker-archive:/oci-archive:' },
+    );
   } catch (e) {
     await cleanup();
     throw e;

@@ -15,7 +15,17 @@ export interface BodySink {
 
 const MAX_META = 1 << 20;
 
-const TYPES: Record<number, TarHeader['type']> = { 0x30: 'file', 0x00: 'file', 0x37: 'file', 0x31: 'hardlink', 0x32: 'symlink', 0x33: 'chardev', 0x34: 'blockdev', 0x35: 'directory', 0x36: 'fifo' };
+const TYPES: Record<number, TarHeader['type']> = {
+  0x30: 'file',
+  0x00: 'file',
+  0x37: 'file',
+  0x31: 'hardlink',
+  0x32: 'symlink',
+  0x33: 'chardev',
+  0x34: 'blockdev',
+  0x35: 'directory',
+  0x36: 'fifo',
+};
 
 /** An octal field as parseNumber reads it (up to NUL, trimmed), or -1 when it needs the slow path. */
 function octal(b: Buffer, off: number, len: number): number {
@@ -75,7 +85,17 @@ export function fastHeader(b: Buffer): TarHeader | 'end' | undefined {
   if (prefixEnd > 345) name = `${b.toString('utf8', 345, prefixEnd)}/${name}`;
   const isDir = type === 'directory' || (type === 'file' && name.endsWith('/'));
   if (name.endsWith('/')) name = name.replace(/\/+$/, '');
-  const header: TarHeader = { name, type: isDir ? 'directory' : type, mode: mode & 0o7777, uid, gid, size, mtime, devmajor, devminor };
+  const header: TarHeader = {
+    name,
+    type: isDir ? 'directory' : type,
+    mode: mode & 0o7777,
+    uid,
+    gid,
+    size,
+    mtime,
+    devmajor,
+    devminor,
+  };
   const linkEnd = cstrEnd(b, 157, 100);
   if (linkEnd > 157) header.linkname = b.toString('utf8', 157, linkEnd);
   return header;
@@ -162,14 +182,23 @@ export class TarScanner {
         return;
       }
     }
-    const d = decodeHeader(this.head, this.pax.size || this.globalPax.size ? new Map([...this.globalPax, ...this.pax]) : this.pax, this.longName, this.longLink);
+    const d = decodeHeader(
+      this.head,
+      this.pax.size || this.globalPax.size ? new Map([...this.globalPax, ...this.pax]) : this.pax,
+      this.longName,
+      this.longLink,
+    );
     if (!d) {
       this.state = 'done';
       return;
     }
     const { typeflag, header } = d;
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
-      if (header.size > MAX_META) throw new KilnError('UNSAFE', `tar ${typeflag === 'x' || typeflag === 'g' ? 'PAX' : 'GNU long name'} header of ${header.size} bytes refused`);
+      if (header.size > MAX_META)
+        throw new KilnError(
+          'UNSAFE',
+          `tar ${typeflag === 'x' || typeflag === 'g' ? 'PAX' : 'GNU long name'} header of ${header.size} bytes refused`,
+        );
       this.metaType = typeflag;
       this.meta = [];
       this.remaining = header.size;

@@ -72,7 +72,14 @@ export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promi
       const finish = (p: string, header: TarHeader, content: Buffer | undefined, hash: string | undefined) => {
         cat?.entry(layer.index, p, header, content);
         if (entries) {
-          const e: LayerEntry = { path: p, type: header.type, size: header.size, mode: header.mode, uid: header.uid, gid: header.gid };
+          const e: LayerEntry = {
+            path: p,
+            type: header.type,
+            size: header.size,
+            mode: header.mode,
+            uid: header.uid,
+            gid: header.gid,
+          };
           if (header.linkname !== undefined) e.linkname = header.linkname;
           if (hash) e.hash = hash;
           entries.push(e);
@@ -107,14 +114,21 @@ export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promi
             h?.update(c);
             if (keep) chunks.push(c);
           },
-          end: () => finish(p, header, keep ? Buffer.concat(chunks) : undefined, h ? `sha256:${h.digest('hex')}` : undefined),
+          end: () =>
+            finish(p, header, keep ? Buffer.concat(chunks) : undefined, h ? `sha256:${h.digest('hex')}` : undefined),
         };
       });
       try {
         await reader.pump(layer, (c) => scanner.write(c));
         scanner.end();
       } catch (e) {
-        if (isKilnError(e)) throw new KilnError(e.code, `layer ${layer.index + 1} (${layer.diffId.slice(0, 19)}): ${e.message}`, { image: src.display }, { hint: e.hint, cause: e });
+        if (isKilnError(e))
+          throw new KilnError(
+            e.code,
+            `layer ${layer.index + 1} (${layer.diffId.slice(0, 19)}): ${e.message}`,
+            { image: src.display },
+            { hint: e.hint, cause: e },
+          );
         throw e;
       }
       cat?.endLayer();

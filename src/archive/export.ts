@@ -13,7 +13,10 @@ export async function exportImage(store: Store, img: LoadedImage, out: Writable)
   const dir = path.join(store.tmpDir, `tmp-${process.pid}-export-${randomBytes(6).toString('hex')}`);
   try {
     for (const [i, l] of img.manifest.layers.entries()) {
-      await applyLayer(store.openBlob(l.digest), dir, { whiteouts: 'apply', expectedDiffId: img.config.rootfs.diff_ids[i] });
+      await applyLayer(store.openBlob(l.digest), dir, {
+        whiteouts: 'apply',
+        expectedDiffId: img.config.rootfs.diff_ids[i],
+      });
     }
     await fsp.mkdir(dir, { recursive: true });
     await pipeline(tarDirectory(dir), out);

@@ -25,7 +25,8 @@ import { KilnError } from '../util/errors.js';
 import { tempPathFor } from '../util/fs.js';
 
 /** Where the files go: a directory, a tar file, or a tar on a stream (stdout for `dest=-`). */
-export type FilesystemOutput = { type: 'local'; dest: string } | { type: 'tar'; dest: string } | { type: 'tar'; stream: Writable };
+export type FilesystemOutput =
+  { type: 'local'; dest: string } | { type: 'tar'; dest: string } | { type: 'tar'; stream: Writable };
 
 export async function writeFilesystemOutput(store: Store, img: LoadedImage, out: FilesystemOutput): Promise<void> {
   if (out.type === 'local') return writeLocal(store, img, path.resolve(out.dest));
@@ -43,7 +44,10 @@ export async function writeFilesystemOutput(store: Store, img: LoadedImage, out:
 async function flatten(store: Store, img: LoadedImage, dir: string): Promise<void> {
   await fsp.mkdir(dir, { recursive: true });
   for (const [i, l] of img.manifest.layers.entries()) {
-    await applyLayer(store.openBlob(l.digest), dir, { whiteouts: 'apply', expectedDiffId: img.config.rootfs.diff_ids[i] });
+    await applyLayer(store.openBlob(l.digest), dir, {
+      whiteouts: 'apply',
+      expectedDiffId: img.config.rootfs.diff_ids[i],
+    });
   }
 }
 
@@ -59,9 +63,18 @@ async function writeTar(store: Store, img: LoadedImage, out: Writable): Promise<
 
 async function writeLocal(store: Store, img: LoadedImage, dest: string): Promise<void> {
   const st = await fsp.lstat(dest).catch(() => undefined);
-  if (st && !st.isDirectory()) throw new KilnError('USAGE', `--output type=local: ${dest} exists and is not a directory`, { path: dest }, { hint: 'give a directory (made when missing) or use type=tar,dest=FILE' });
+  if (st && !st.isDirectory())
+    throw new KilnError(
+      'USAGE',
+      `--output type=local: ${dest} exists and is not a directory`,
+      { path: dest },
+      { hint: 'give a directory (made when missing) or use type=tar,dest=FILE' },
+    );
   await fsp.mkdir(path.dirname(dest), { recursive: true });
-  const staging = path.join(path.dirname(dest), `.${path.basename(dest)}.kiln-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const staging = path.join(
+    path.dirname(dest),
+    `.${path.basename(dest)}.kiln-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
   try {
     await flatten(store, img, staging);
     await ownAll(staging, process.getuid?.() ?? 0, process.getgid?.() ?? 0);

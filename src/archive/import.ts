@@ -23,9 +23,20 @@ export async function importRootfs(store: Store, tar: Readable, opts: ImportOpti
   const blob = { digest: info.digest, size: info.size };
   // Not a tar (or cut short): refused now, rather than by every later use of the image.
   const measured = await measureLayer(store.openBlob(info.digest)).catch((e: unknown) => {
-    throw new KilnError('INVALID', `${opts.source ?? 'the input'} is not a root filesystem tar: ${(e as Error).message}`, { path: opts.source }, { hint: 'kiln import reads a tar (plain, gzip or zstd), e.g. from docker export or tar -C rootfs -c .' });
+    throw new KilnError(
+      'INVALID',
+      `${opts.source ?? 'the input'} is not a root filesystem tar: ${(e as Error).message}`,
+      { path: opts.source },
+      { hint: 'kiln import reads a tar (plain, gzip or zstd), e.g. from docker export or tar -C rootfs -c .' },
+    );
   });
-  if (measured.entries === 0) throw new KilnError('INVALID', `${opts.source ?? 'the input'} is not a root filesystem tar: it holds no entries`, { path: opts.source }, { hint: 'kiln import reads a tar (plain, gzip or zstd), e.g. from docker export or tar -C rootfs -c .' });
+  if (measured.entries === 0)
+    throw new KilnError(
+      'INVALID',
+      `${opts.source ?? 'the input'} is not a root filesystem tar: it holds no entries`,
+      { path: opts.source },
+      { hint: 'kiln import reads a tar (plain, gzip or zstd), e.g. from docker export or tar -C rootfs -c .' },
+    );
   const created = (opts.created ?? new Date()).toISOString();
   const p = hostPlatform();
   const config: ImageConfig = {

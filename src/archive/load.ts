@@ -60,7 +60,14 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
       // Its facts are recorded as it is stored, so verifyImage would trust it: read it through once
       // now, as a layer (a tar, no entry the applier would refuse).
       await measureLayer(store.openBlob(info.digest)).catch((e: unknown) => {
-        throw e instanceof KilnError ? new KilnError(e.code, `${where}: layer ${name}: ${e.message}`, { path: where }, { hint: 'nothing was tagged' }) : e;
+        throw e instanceof KilnError
+          ? new KilnError(
+              e.code,
+              `${where}: layer ${name}: ${e.message}`,
+              { path: where },
+              { hint: 'nothing was tagged' },
+            )
+          : e;
       });
       files.set(name, { digest: info.digest, size: info.size, mediaType: info.mediaType, diffId: info.diffId });
       continue;
@@ -93,27 +100,46 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
       return result;
     }
   }
-  if (!manifestJson) throw new KilnError('INVALID', 'not an image archive: no manifest.json or index.json', { path: where }, { hint: 'kiln load reads what docker save or kiln save write' });
+  if (!manifestJson)
+    throw new KilnError(
+      'INVALID',
+      'not an image archive: no manifest.json or index.json',
+      { path: where },
+      { hint: 'kiln load reads what docker save or kiln save write' },
+    );
   const entries = parseJSONText(manifestJson, 'manifest.json', where);
-  if (!Array.isArray(entries)) throw new KilnError('INVALID', 'malformed manifest.json: expected a list', { path: where });
+  if (!Array.isArray(entries))
+    throw new KilnError('INVALID', 'malformed manifest.json: expected a list', { path: where });
   // Every name is checked, and every image verified, before the first tag is written: all or nothing.
   const tags: { name: string; descriptor: Descriptor }[] = [];
   for (const [i, e] of entries.entries()) {
     const repoTags = (e as { RepoTags?: unknown }).RepoTags;
     if (repoTags === undefined || repoTags === null) continue;
-    if (!Array.isArray(repoTags)) throw new KilnError('INVALID', `malformed manifest.json: entry ${i} RepoTags is not a list`, { path: where }, { hint: 'nothing was loaded' });
+    if (!Array.isArray(repoTags))
+      throw new KilnError(
+        'INVALID',
+        `malformed manifest.json: entry ${i} RepoTags is not a list`,
+        { path: where },
+        { hint: 'nothing was loaded' },
+      );
     for (const t of repoTags as unknown[]) {
       try {
         if (typeof t !== 'string') throw new Error('not a string');
         normalizeImageName(t);
       } catch (err) {
-        throw new KilnError('INVALID', `manifest.json entry ${i}: invalid RepoTag ${JSON.stringify(t)}: ${(err as Error).message}`, { path: where }, { hint: 'nothing was tagged' });
+        throw new KilnError(
+          'INVALID',
+          `manifest.json entry ${i}: invalid RepoTag ${JSON.stringify(t)}: ${(err as Error).message}`,
+          { path: where },
+          { hint: 'nothing was tagged' },
+        );
       }
     }
   }
   for (const [i, e] of entries.entries()) {
     const entry = e as { Config?: unknown; RepoTags?: unknown; Layers?: unknown };
-    if (typeof entry.Config !== 'string' || !Array.isArray(entry.Layers)) throw new KilnError('INVALID', `malformed manifest.json: entry ${i} needs Config and Layers`, { path: where });
+    if (typeof entry.Config !== 'string' || !Array.isArray(entry.Layers))
+      throw new KilnError('INVALID', `malformed manifest.json: entry ${i} needs Config and Layers`, { path: where });
     const cfgName = cleanEntryName(entry.Config);
     let cfgBytes = small.get(cfgName);
     if (!cfgBytes && files.has(cfgName)) cfgBytes = await store.readBlob(files.get(cfgName)!.digest);
@@ -122,20 +148,42 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
     const cfg = await store.putBlob(cfgBytes);
     const layers: Descriptor[] = [];
     for (const [j, l] of (entry.Layers as unknown[]).entries()) {
-      if (typeof l !== 'string') throw new KilnError('INVALID', `malformed manifest.json: entry ${i} layer ${j}`, { path: where });
+      if (typeof l !== 'string')
+        throw new KilnError('INVALID', `malformed manifest.json: entry ${i} layer ${j}`, { path: where });
       const f = files.get(cleanEntryName(l));
       if (!f) throw new KilnError('INVALID', `archive lacks the layer ${l}`, { path: where });
-      layers.push({ mediaType: f.mediaType ?? (await detectLayerMediaType(store, f.digest)), digest: f.digest, size: f.size });
-      if (f.diffId && config.rootfs.diff_ids[j] !== f.diffId) throw new KilnError('DIGEST', `layer ${l} does not match the config's diff_id ${config.rootfs.diff_ids[j]}`, { path: where });
+      layers.push({
+        mediaType: f.mediaType ?? (await detectLayerMediaType(store, f.digest)),
+        digest: f.digest,
+        size: f.size,
+      });
+      if (f.diffId && config.rootfs.diff_ids[j] !== f.diffId)
+        throw new KilnError('DIGEST', `layer ${l} does not match the config's diff_id ${config.rootfs.diff_ids[j]}`, {
+          path: where,
+        });
     }
-    if (layers.length !== config.rootfs.diff_ids.length) throw new KilnError('INVALID', `entry ${i}: ${layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids`, { path: where });
-    const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.DockerManifest, config: { mediaType: MediaType.DockerConfig, digest: cfg.digest, size: cfg.size }, layers };
+    if (layers.length !== config.rootfs.diff_ids.length)
+      throw new KilnError(
+        'INVALID',
+        `entry ${i}: ${layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids`,
+        { path: where },
+      );
+    const manifest: Manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.DockerManifest,
+      config: { mediaType: MediaType.DockerConfig, digest: cfg.digest, size: cfg.size },
+      layers,
+    };
     const mb = await store.putBlob(canonicalJSON(manifest));
     const desc: Descriptor = { mediaType: MediaType.DockerManifest, digest: mb.digest, size: mb.size };
     const names = Array.isArray(entry.RepoTags) ? (entry.RepoTags as string[]) : [];
     await store.verifyImage(desc, { where: names[0] ? `${where} (${names[0]})` : where });
     for (const name of names) tags.push({ name, descriptor: desc });
-    result.images.push({ name: names[0] ? normalizeImageName(names[0]) : undefined, id: cfg.digest, digest: mb.digest });
+    result.images.push({
+      name: names[0] ? normalizeImageName(names[0]) : undefined,
+      id: cfg.digest,
+      digest: mb.digest,
+    });
   }
   await store.setTags(tags);
   return result;

@@ -23,7 +23,12 @@ interface Item {
   size: number;
 }
 
-export async function saveImages(store: Store, images: LoadedImage[], format: ArchiveFormat, out: Writable): Promise<void> {
+export async function saveImages(
+  store: Store,
+  images: LoadedImage[],
+  format: ArchiveFormat,
+  out: Writable,
+): Promise<void> {
   const items: Item[] = [];
   const seen = new Set<string>();
   const addBlob = (d: Descriptor) => {
@@ -50,11 +55,23 @@ export async function saveImages(store: Store, images: LoadedImage[], format: Ar
         (repositories[repo] ??= {})[ref.tag] = digestHex(img.id);
       }
     }
-    index.push({ mediaType: img.descriptor.mediaType, digest: img.descriptor.digest, size: img.descriptor.size, ...(Object.keys(annotations).length ? { annotations } : {}) });
-    dockerManifest.push({ Config: `blobs/sha256/${digestHex(img.id)}`, RepoTags: tags, Layers: img.manifest.layers.map((l) => `blobs/sha256/${digestHex(l.digest)}`) });
+    index.push({
+      mediaType: img.descriptor.mediaType,
+      digest: img.descriptor.digest,
+      size: img.descriptor.size,
+      ...(Object.keys(annotations).length ? { annotations } : {}),
+    });
+    dockerManifest.push({
+      Config: `blobs/sha256/${digestHex(img.id)}`,
+      RepoTags: tags,
+      Layers: img.manifest.layers.map((l) => `blobs/sha256/${digestHex(l.digest)}`),
+    });
   }
   const text = (name: string, s: string): Item => ({ name, content: Buffer.from(s), size: Buffer.byteLength(s) });
-  const meta: Item[] = [text('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' })), text('index.json', canonicalJSON({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: index }))];
+  const meta: Item[] = [
+    text('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' })),
+    text('index.json', canonicalJSON({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: index })),
+  ];
   if (format === 'docker') {
     meta.push(text('manifest.json', JSON.stringify(dockerManifest)));
     if (Object.keys(repositories).length) meta.push(text('repositories', JSON.stringify(repositories)));
@@ -75,7 +92,12 @@ export async function saveImages(store: Store, images: LoadedImage[], format: Ar
 }
 
 /** Save to a file atomically (temp + rename), so a failed save leaves no half archive. */
-export async function saveImagesToFile(store: Store, images: LoadedImage[], format: ArchiveFormat, file: string): Promise<void> {
+export async function saveImagesToFile(
+  store: Store,
+  images: LoadedImage[],
+  format: ArchiveFormat,
+  file: string,
+): Promise<void> {
   const out = await openOutputFile(file);
   try {
     await saveImages(store, images, format, out.stream);

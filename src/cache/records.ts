@@ -149,7 +149,8 @@ export class CacheIndex {
       if (!rec && (await old(path.join(dir, f)))) await fsp.rm(path.join(dir, f), { force: true });
     }
     for (const f of await fsp.readdir(this.recordsDir).catch(() => [] as string[])) {
-      if (f.startsWith('.tmp-') && (await old(path.join(this.recordsDir, f)))) await fsp.rm(path.join(this.recordsDir, f), { force: true });
+      if (f.startsWith('.tmp-') && (await old(path.join(this.recordsDir, f))))
+        await fsp.rm(path.join(this.recordsDir, f), { force: true });
     }
   }
 
@@ -158,7 +159,10 @@ export class CacheIndex {
     for (const f of await fsp.readdir(this.recordsDir).catch(() => [] as string[])) {
       if (!/^[a-f0-9]{64}\.json$/.test(f)) continue;
       const p = path.join(this.recordsDir, f);
-      const [st, text] = await Promise.all([fsp.stat(p).catch(() => undefined), fsp.readFile(p, 'utf8').catch(() => undefined)]);
+      const [st, text] = await Promise.all([
+        fsp.stat(p).catch(() => undefined),
+        fsp.readFile(p, 'utf8').catch(() => undefined),
+      ]);
       if (!st || text === undefined) continue;
       const key = `sha256:${f.slice(0, 64)}` as Digest;
       let rec: CacheRecord | undefined;
@@ -167,7 +171,13 @@ export class CacheIndex {
       } catch {
         rec = undefined;
       }
-      out.push({ key, lastUsed: st.mtimeMs, size: rec?.layer?.size ?? 0, layer: rec?.layer?.digest, layers: (rec?.state.layers ?? []).map((l) => ({ digest: l.digest, size: l.size })) });
+      out.push({
+        key,
+        lastUsed: st.mtimeMs,
+        size: rec?.layer?.size ?? 0,
+        layer: rec?.layer?.digest,
+        layers: (rec?.state.layers ?? []).map((l) => ({ digest: l.digest, size: l.size })),
+      });
     }
     return out;
   }
@@ -247,7 +257,13 @@ export function parseRecord(json: unknown, key?: Digest): CacheRecord {
   if (!isDigest(r.key) || (key !== undefined && r.key !== key)) throw bad('key mismatch');
   const s = r.state as Record<string, unknown> | undefined;
   if (typeof s !== 'object' || s === null) throw bad('no state');
-  if (!Array.isArray(s.layers) || !Array.isArray(s.shell) || !s.shell.every((x) => typeof x === 'string') || typeof s.cmdSet !== 'boolean') throw bad('bad state');
+  if (
+    !Array.isArray(s.layers) ||
+    !Array.isArray(s.shell) ||
+    !s.shell.every((x) => typeof x === 'string') ||
+    typeof s.cmdSet !== 'boolean'
+  )
+    throw bad('bad state');
   const layers = s.layers.map((l) => parseDescriptor(l, 'cache record'));
   const config = parseImageConfig(s.config, 'cache record');
   if (config.rootfs.diff_ids.length !== layers.length) throw bad('layers and diff_ids differ in number');
@@ -256,10 +272,22 @@ export function parseRecord(json: unknown, key?: Digest): CacheRecord {
     const l = r.layer as Record<string, unknown>;
     const d = parseDescriptor(l, 'cache record');
     if (!isDigest(l.diffId)) throw bad('bad diffId');
-    if (typeof l.uncompressedSize !== 'number' || !Number.isSafeInteger(l.uncompressedSize) || l.uncompressedSize < 0) throw bad('bad uncompressedSize');
+    if (typeof l.uncompressedSize !== 'number' || !Number.isSafeInteger(l.uncompressedSize) || l.uncompressedSize < 0)
+      throw bad('bad uncompressedSize');
     if (!layers.some((x) => x.digest === d.digest)) throw bad('its layer is not in its state');
-    if (l.contentSize !== undefined && (typeof l.contentSize !== 'number' || !Number.isSafeInteger(l.contentSize) || l.contentSize < 0)) throw bad('bad contentSize');
-    layer = { mediaType: d.mediaType, digest: d.digest, size: d.size, diffId: l.diffId, uncompressedSize: l.uncompressedSize, ...(l.contentSize !== undefined ? { contentSize: l.contentSize } : {}) };
+    if (
+      l.contentSize !== undefined &&
+      (typeof l.contentSize !== 'number' || !Number.isSafeInteger(l.contentSize) || l.contentSize < 0)
+    )
+      throw bad('bad contentSize');
+    layer = {
+      mediaType: d.mediaType,
+      digest: d.digest,
+      size: d.size,
+      diffId: l.diffId,
+      uncompressedSize: l.uncompressedSize,
+      ...(l.contentSize !== undefined ? { contentSize: l.contentSize } : {}),
+    };
   }
   return {
     v: 1,
@@ -279,7 +307,8 @@ async function gcRootText(storeRoot: string, state: StepState): Promise<string> 
   const chains = chainIds(ids);
   const lines = await Promise.all(
     state.layers.map(async (l, i) => {
-      const pin = isPlainLayer(l, ids[i]) && !(await exists(path.join(storeRoot, 'blobs', 'sha256', digestHex(l.digest))));
+      const pin =
+        isPlainLayer(l, ids[i]) && !(await exists(path.join(storeRoot, 'blobs', 'sha256', digestHex(l.digest))));
       return `${l.digest}\n${pin ? `${SNAPSHOT_ROOT}${chains[i]}\n` : ''}`;
     }),
   );

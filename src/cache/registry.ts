@@ -40,12 +40,11 @@ import type { Store } from '../store/store.js';
 import { isDigest, sha256, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { parseRecord, type CacheRecord } from './records.js';
-import type { CacheSink, CacheSource } from '../build/cache-step.js';
+import type { CacheSink, CacheSource } from '../engine/cache-step.js';
 
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.kiln.cacheconfig.v1+json';
 /** A cache config bigger than this is refused (a record is a few kB; 64 MiB is tens of thousands). */
 const MAX_CONFIG = 64 << 20;
-
 
 export interface CacheSpec {
   type: 'registry';
@@ -74,19 +73,38 @@ export function parseCacheSpec(spec: string, flag: '--cache-from' | '--cache-to'
   }
   const type = kv.get('type') ?? 'registry';
   if (type !== 'registry') {
-    throw new KilnError('USAGE', `${flag} type=${type} is not supported: kiln shares its build cache through a registry only`, {}, { hint: `${hint} (the local store is always used as the cache)` });
+    throw new KilnError(
+      'USAGE',
+      `${flag} type=${type} is not supported: kiln shares its build cache through a registry only`,
+      {},
+      { hint: `${hint} (the local store is always used as the cache)` },
+    );
   }
   const ref = kv.get('ref');
   if (!ref) throw new KilnError('USAGE', `${flag} "${spec}" needs ref=REF`, {}, { hint });
   parseRefOrUsage(ref, flag, hint);
   const mode = kv.get('mode') ?? 'min';
-  if (mode !== 'min' && mode !== 'max') throw new KilnError('USAGE', `invalid ${flag} mode "${mode}": use min or max`, {}, { hint });
-  if (flag === '--cache-from' && kv.has('mode')) throw new KilnError('USAGE', '--cache-from takes no mode (it is a --cache-to option)', {}, { hint });
+  if (mode !== 'min' && mode !== 'max')
+    throw new KilnError('USAGE', `invalid ${flag} mode "${mode}": use min or max`, {}, { hint });
+  if (flag === '--cache-from' && kv.has('mode'))
+    throw new KilnError('USAGE', '--cache-from takes no mode (it is a --cache-to option)', {}, { hint });
   const ie = kv.get('ignore-error') ?? 'false';
-  if (ie !== 'true' && ie !== 'false') throw new KilnError('USAGE', `invalid ${flag} ignore-error "${ie}": use true or false`, {}, { hint });
+  if (ie !== 'true' && ie !== 'false')
+    throw new KilnError('USAGE', `invalid ${flag} ignore-error "${ie}": use true or false`, {}, { hint });
   // Options of BuildKit's registry exporter that describe its own format: accepted, meaningless here.
-  const known = new Set(['type', 'ref', 'mode', 'ignore-error', 'oci-mediatypes', 'image-manifest', 'compression', 'compression-level', 'force-compression']);
-  for (const k of kv.keys()) if (!known.has(k)) throw new KilnError('USAGE', `unknown ${flag} option "${k}"`, {}, { hint });
+  const known = new Set([
+    'type',
+    'ref',
+    'mode',
+    'ignore-error',
+    'oci-mediatypes',
+    'image-manifest',
+    'compression',
+    'compression-level',
+    'force-compression',
+  ]);
+  for (const k of kv.keys())
+    if (!known.has(k)) throw new KilnError('USAGE', `unknown ${flag} option "${k}"`, {}, { hint });
   return { type: 'registry', ref, mode, ignoreError: ie === 'true' };
 }
 
@@ -141,11 +159,21 @@ export class RegistryCacheSource implements CacheSource {
     } catch {
       throw new KilnError('INVALID', `${where}: the manifest is not JSON`);
     }
-    const notCache = (what: string) => new KilnError('INVALID', `${where} is not a kiln cache (${what})`, {}, { hint: 'a BuildKit cache or an image cannot be imported as a kiln cache; point --cache-from at what --cache-to wrote' });
+    const notCache = (what: string) =>
+      new KilnError(
+        'INVALID',
+        `${where} is not a kiln cache (${what})`,
+        {},
+        {
+          hint: 'a BuildKit cache or an image cannot be imported as a kiln cache; point --cache-from at what --cache-to wrote',
+        },
+      );
     if (m.mediaType !== MediaType.OciManifest) throw notCache(`it is a ${m.mediaType || 'document of unknown type'}`);
     const config = parseDescriptor(doc.config, where);
-    if (config.mediaType !== CACHE_CONFIG_MEDIA_TYPE) throw notCache(`its config is a ${config.mediaType}, not ${CACHE_CONFIG_MEDIA_TYPE}`);
-    if (config.size > MAX_CONFIG) throw new KilnError('INVALID', `${where}: the cache config is too large (${config.size} bytes)`);
+    if (config.mediaType !== CACHE_CONFIG_MEDIA_TYPE)
+      throw notCache(`its config is a ${config.mediaType}, not ${CACHE_CONFIG_MEDIA_TYPE}`);
+    if (config.size > MAX_CONFIG)
+      throw new KilnError('INVALID', `${where}: the cache config is too large (${config.size} bytes)`);
     const layers = new Map<Digest, Descriptor>();
     for (const l of Array.isArray(doc.layers) ? doc.layers : []) {
       const d = parseDescriptor(l, where);
@@ -153,14 +181,16 @@ export class RegistryCacheSource implements CacheSource {
     }
     const res = await this.client.fetchBlob(this.ref, config.digest);
     const body = await readBody(res, MAX_CONFIG);
-    if (sha256(body) !== config.digest) throw new KilnError('DIGEST', `${where}: the cache config does not match its digest ${config.digest}`);
+    if (sha256(body) !== config.digest)
+      throw new KilnError('DIGEST', `${where}: the cache config does not match its digest ${config.digest}`);
     let cfg: { kilnCache?: unknown; records?: unknown; memos?: unknown };
     try {
       cfg = JSON.parse(body.toString('utf8')) as typeof cfg;
     } catch {
       throw new KilnError('INVALID', `${where}: the cache config is not JSON`);
     }
-    if (cfg.kilnCache !== 1) throw new KilnError('INVALID', `${where}: unknown cache config version ${JSON.stringify(cfg.kilnCache)}`);
+    if (cfg.kilnCache !== 1)
+      throw new KilnError('INVALID', `${where}: unknown cache config version ${JSON.stringify(cfg.kilnCache)}`);
     const records = new Map<Digest, CacheRecord>();
     let bad = 0;
     for (const r of Array.isArray(cfg.records) ? cfg.records : []) {
@@ -176,7 +206,8 @@ export class RegistryCacheSource implements CacheSource {
     if (bad) this.warn(`${where}: ${bad} invalid cache record(s) ignored`);
     const memos = new Map<Digest, Digest>();
     if (typeof cfg.memos === 'object' && cfg.memos !== null) {
-      for (const [k, v] of Object.entries(cfg.memos as Record<string, unknown>)) if (isDigest(k) && isDigest(v)) memos.set(k, v);
+      for (const [k, v] of Object.entries(cfg.memos as Record<string, unknown>))
+        if (isDigest(k) && isDigest(v)) memos.set(k, v);
     }
     return { records, memos, layers };
   }
@@ -206,10 +237,15 @@ export class RegistryCacheSink implements CacheSink {
     ref: string,
     readonly mode: 'min' | 'max',
     private readonly client: RegistryClient,
-    private readonly opts: { ignoreError?: boolean; warn?: (message: string) => void; info?: (message: string) => void } = {},
+    private readonly opts: {
+      ignoreError?: boolean;
+      warn?: (message: string) => void;
+      info?: (message: string) => void;
+    } = {},
   ) {
     this.ref = cacheRef(ref);
-    if (this.ref.digest !== undefined && this.ref.tag === undefined) throw new KilnError('USAGE', `--cache-to ref ${ref}: a cache is written under a tag, not a digest`);
+    if (this.ref.digest !== undefined && this.ref.tag === undefined)
+      throw new KilnError('USAGE', `--cache-to ref ${ref}: a cache is written under a tag, not a digest`);
   }
 
   async export(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<void> {
@@ -230,10 +266,18 @@ export class RegistryCacheSink implements CacheSink {
       const ids = r.state.config.rootfs.diff_ids;
       // Layers the store keeps as plain tars go gzipped (each is compressed once: the store remembers it).
       const sent: Descriptor[] = [];
-      for (const [i, l] of r.state.layers.entries()) sent.push(await compressedLayer(store, l, ids[i]!, { compression: 'gzip' }));
-      for (const l of sent) if (!layers.has(l.digest)) layers.set(l.digest, { mediaType: l.mediaType, digest: l.digest, size: l.size });
+      for (const [i, l] of r.state.layers.entries())
+        sent.push(await compressedLayer(store, l, ids[i]!, { compression: 'gzip' }));
+      for (const l of sent)
+        if (!layers.has(l.digest)) layers.set(l.digest, { mediaType: l.mediaType, digest: l.digest, size: l.size });
       const own = r.layer ? r.state.layers.findIndex((l) => l.digest === r.layer!.digest) : -1;
-      kept.push({ ...r, state: { ...r.state, layers: sent }, ...(r.layer && own >= 0 ? { layer: { ...r.layer, mediaType: sent[own]!.mediaType, digest: sent[own]!.digest, size: sent[own]!.size } } : {}) });
+      kept.push({
+        ...r,
+        state: { ...r.state, layers: sent },
+        ...(r.layer && own >= 0
+          ? { layer: { ...r.layer, mediaType: sent[own]!.mediaType, digest: sent[own]!.digest, size: sent[own]!.size } }
+          : {}),
+      });
     }
     const memoObj: Record<string, Digest> = {};
     for (const k of [...memos.keys()].sort()) memoObj[k] = memos.get(k)!;
@@ -242,7 +286,9 @@ export class RegistryCacheSink implements CacheSink {
     const config: Descriptor = { mediaType: CACHE_CONFIG_MEDIA_TYPE, digest: cfg.digest, size: cfg.size };
     const blobs = [config, ...layers.values()];
     await eachLimited(blobs, 4, async (b) => {
-      const mountFrom = (await store.blobSources(b.digest)).filter((s) => s.startsWith(`${this.ref.registry}/`) && s !== this.ref.name()).map((s) => s.slice(this.ref.registry.length + 1));
+      const mountFrom = (await store.blobSources(b.digest))
+        .filter((s) => s.startsWith(`${this.ref.registry}/`) && s !== this.ref.name())
+        .map((s) => s.slice(this.ref.registry.length + 1));
       await this.client.pushBlobFromStore(store, this.ref, b, { mountFrom });
       await store.noteBlobSource(b.digest, this.ref.name());
     });
@@ -253,7 +299,12 @@ export class RegistryCacheSink implements CacheSink {
       layers: [...layers.values()],
       annotations: { 'dev.kiln.cache.records': String(kept.length) },
     };
-    await this.client.putManifest(this.ref, this.ref.tag ?? 'latest', Buffer.from(canonicalJSON(manifest)), MediaType.OciManifest);
+    await this.client.putManifest(
+      this.ref,
+      this.ref.tag ?? 'latest',
+      Buffer.from(canonicalJSON(manifest)),
+      MediaType.OciManifest,
+    );
     this.opts.info?.(`exported ${kept.length} cache record(s) and ${layers.size} layer(s) to ${this.ref.toString()}`);
   }
 }

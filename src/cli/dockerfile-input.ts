@@ -37,10 +37,20 @@ function readBoundedStdin(): string {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export function readDockerfileInput(file: string | undefined, contextDir: string, stdin: () => string = readBoundedStdin): DockerfileInput {
+export function readDockerfileInput(
+  file: string | undefined,
+  contextDir: string,
+  stdin: () => string = readBoundedStdin,
+): DockerfileInput {
   if (file === '-') return { display: '-', text: stdin() };
   const ctx = statSync(contextDir, { throwIfNoEntry: false });
-  if (ctx && !ctx.isDirectory()) throw new KilnError('USAGE', 'the build context is not a directory', { path: contextDir }, { hint: 'give the directory holding the files to build from (a Dockerfile goes with -f FILE)' });
+  if (ctx && !ctx.isDirectory())
+    throw new KilnError(
+      'USAGE',
+      'the build context is not a directory',
+      { path: contextDir },
+      { hint: 'give the directory holding the files to build from (a Dockerfile goes with -f FILE)' },
+    );
   let p: string;
   let display: string;
   if (file !== undefined) {
@@ -54,9 +64,20 @@ export function readDockerfileInput(file: string | undefined, contextDir: string
     display = rel && !rel.startsWith('..') ? rel : p;
   }
   if (!existsSync(p)) {
-    throw new KilnError('NOT_FOUND', 'no Dockerfile found', { path: display }, { hint: file === undefined ? `put a Dockerfile in ${contextDir} or name one with -f FILE` : 'check the -f path' });
+    throw new KilnError(
+      'NOT_FOUND',
+      'no Dockerfile found',
+      { path: display },
+      { hint: file === undefined ? `put a Dockerfile in ${contextDir} or name one with -f FILE` : 'check the -f path' },
+    );
   }
-  if (statSync(p).isDirectory()) throw new KilnError('USAGE', 'the Dockerfile path is a directory', { path: display }, { hint: 'give -f the file itself' });
+  if (statSync(p).isDirectory())
+    throw new KilnError(
+      'USAGE',
+      'the Dockerfile path is a directory',
+      { path: display },
+      { hint: 'give -f the file itself' },
+    );
   const size = statSync(p).size;
   if (size > MAX_DOCKERFILE_BYTES) throw tooBig(display, size);
   return { display, path: p, text: readFileSync(p, 'utf8') };

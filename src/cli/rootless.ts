@@ -70,10 +70,19 @@ export async function rootlessPlan(): Promise<RootlessPlan> {
   const tools = (await which('newuidmap')) && (await which('newgidmap'));
   const base = ['--user', '--mount', '--map-root-user'];
   if (uids && gids && tools) {
-    return { mode: 'subids', unshareArgs: [...base, `--map-users=${uids.start},1,${uids.count}`, `--map-groups=${gids.start},1,${gids.count}`] };
+    return {
+      mode: 'subids',
+      unshareArgs: [...base, `--map-users=${uids.start},1,${uids.count}`, `--map-groups=${gids.start},1,${gids.count}`],
+    };
   }
-  const missing = !uids || !gids ? `no subordinate ids for ${name} in ${[!uids && '/etc/subuid', !gids && '/etc/subgid'].filter(Boolean).join(' and ')}` : 'newuidmap/newgidmap are not installed';
-  const fix = !uids || !gids ? `add "${name}:100000:65536" to /etc/subuid and /etc/subgid (as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name})` : 'apt-get install uidmap';
+  const missing =
+    !uids || !gids
+      ? `no subordinate ids for ${name} in ${[!uids && '/etc/subuid', !gids && '/etc/subgid'].filter(Boolean).join(' and ')}`
+      : 'newuidmap/newgidmap are not installed';
+  const fix =
+    !uids || !gids
+      ? `add "${name}:100000:65536" to /etc/subuid and /etc/subgid (as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name})`
+      : 'apt-get install uidmap';
   return {
     mode: 'single-id',
     unshareArgs: base,
@@ -83,7 +92,10 @@ export async function rootlessPlan(): Promise<RootlessPlan> {
 
 /** Can this process make a user namespace at all? (some hosts and containers refuse it) */
 async function userNamespacesAllowed(): Promise<string | undefined> {
-  const r = await runCapture('unshare', ['--user', '--map-root-user', 'true']).catch((e: Error) => ({ code: -1, stderr: e.message }));
+  const r = await runCapture('unshare', ['--user', '--map-root-user', 'true']).catch((e: Error) => ({
+    code: -1,
+    stderr: e.message,
+  }));
   return r.code === 0 ? undefined : r.stderr.trim() || `exit ${r.code}`;
 }
 
@@ -94,19 +106,34 @@ async function userNamespacesAllowed(): Promise<string | undefined> {
  */
 export async function runInUserNamespace(argv: string[], command: string | undefined): Promise<number | undefined> {
   if (process.getuid?.() !== 0 && process.env.KILN_USERNS !== undefined) return undefined; // inside already, as not-root: no nesting
-  if (process.getuid?.() === 0 || !command || WITHOUT_STORE.has(command) || argv.includes('--help') || argv.includes('-h')) return undefined;
+  if (
+    process.getuid?.() === 0 ||
+    !command ||
+    WITHOUT_STORE.has(command) ||
+    argv.includes('--help') ||
+    argv.includes('-h')
+  )
+    return undefined;
   const refused = await userNamespacesAllowed();
   if (refused) {
     if (!SANDBOXED.has(command)) return undefined;
-    throw new KilnError('SANDBOX', `kiln ${command} as a user who is not root needs a user namespace, and this host refuses one: ${refused}`, {}, {
-      hint: 'allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), or run kiln as root (e.g. in a container: see docs/rootless.md)',
-    });
+    throw new KilnError(
+      'SANDBOX',
+      `kiln ${command} as a user who is not root needs a user namespace, and this host refuses one: ${refused}`,
+      {},
+      {
+        hint: 'allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), or run kiln as root (e.g. in a container: see docs/rootless.md)',
+      },
+    );
   }
   const plan = await rootlessPlan();
   if (plan.notice && SANDBOXED.has(command)) process.stderr.write(`${plan.notice}\n`);
   const script = process.argv[1]!;
   const env = { ...process.env, KILN_USERNS: plan.mode, KILN_ROOT: process.env.KILN_ROOT || defaultStoreRoot() };
-  const child = spawn('unshare', [...plan.unshareArgs, '--', process.execPath, ...process.execArgv, script, ...argv], { stdio: 'inherit', env });
+  const child = spawn('unshare', [...plan.unshareArgs, '--', process.execPath, ...process.execArgv, script, ...argv], {
+    stdio: 'inherit',
+    env,
+  });
   // Ctrl-C reaches the child through the terminal's process group (this process waits for it to
   // end); a SIGTERM or SIGHUP sent to this process alone is passed on.
   const forward = (sig: NodeJS.Signals) => () => void (sig !== 'SIGINT' && child.kill(sig));
@@ -114,7 +141,16 @@ export async function runInUserNamespace(argv: string[], command: string | undef
   for (const [s, h] of handlers) process.on(s, h);
   try {
     return await new Promise<number>((resolve, reject) => {
-      child.on('error', (e) => reject(new KilnError('SANDBOX', `cannot start unshare for a rootless ${command}: ${e.message}`, {}, { hint: 'apt-get install util-linux uidmap' })));
+      child.on('error', (e) =>
+        reject(
+          new KilnError(
+            'SANDBOX',
+            `cannot start unshare for a rootless ${command}: ${e.message}`,
+            {},
+            { hint: 'apt-get install util-linux uidmap' },
+          ),
+        ),
+      );
       child.on('exit', (code, sig) => resolve(code ?? 128 + (sig ? (osConstants.signals[sig] ?? 9) : 9)));
     });
   } finally {

@@ -16,7 +16,14 @@ export function humanSize(n: number): string {
     v /= 1000;
     i++;
   }
-  return `${i === 0 ? v : v.toPrecision(3).replace(/\.0+$/, '').replace(/(\.\d*?)0+$/, '$1')}${units[i]}`;
+  return `${
+    i === 0
+      ? v
+      : v
+          .toPrecision(3)
+          .replace(/\.0+$/, '')
+          .replace(/(\.\d*?)0+$/, '$1')
+  }${units[i]}`;
 }
 
 /** "2 minutes ago" as docker prints times. */
@@ -35,5 +42,6 @@ export function humanAgo(iso: string | undefined): string {
 
 export function printTable(rows: string[][]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('')}\n`);
+  for (const r of rows)
+    process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('')}\n`);
 }

@@ -48,7 +48,8 @@ export class FileHashCache {
     try {
       const doc = JSON.parse(readFileSync(this.file, 'utf8')) as { v?: number; files?: Record<string, Remembered> };
       if (doc.v !== 1 || typeof doc.files !== 'object' || doc.files === null) return;
-      for (const [k, r] of Object.entries(doc.files)) if (Array.isArray(r) && r.length === 5 && typeof r[4] === 'string') this.map.set(k, r);
+      for (const [k, r] of Object.entries(doc.files))
+        if (Array.isArray(r) && r.length === 5 && typeof r[4] === 'string') this.map.set(k, r);
     } catch {
       // missing or damaged: start empty
     }
@@ -121,7 +122,11 @@ export interface SelectionOptions {
  * everything under them), in the order COPY reads them. A source that selects nothing throws
  * (as COPY would).
  */
-export async function hashSelection(ctx: BuildContext, sources: string[], opts: SelectionOptions = {}): Promise<Digest> {
+export async function hashSelection(
+  ctx: BuildContext,
+  sources: string[],
+  opts: SelectionOptions = {},
+): Promise<Digest> {
   const h = createHash('sha256');
   h.update('kiln-selection-v1\n');
   for (const s of sources) {
@@ -137,7 +142,12 @@ export async function hashSelection(ctx: BuildContext, sources: string[], opts: 
   return `sha256:${h.digest('hex')}`;
 }
 
-async function hashEntry(h: ReturnType<typeof createHash>, e: ContextEntry, opts: SelectionOptions, inodes: Map<string, string>): Promise<void> {
+async function hashEntry(
+  h: ReturnType<typeof createHash>,
+  e: ContextEntry,
+  opts: SelectionOptions,
+  inodes: Map<string, string>,
+): Promise<void> {
   const st = e.stat;
   const owner = opts.keepOwner ? ` ${st.uid}:${st.gid}` : '';
   const perm = (st.mode & 0o7777).toString(8);

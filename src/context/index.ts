@@ -11,7 +11,10 @@ import { createRequire } from 'node:module';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
 
 const require = createRequire(import.meta.url);
-const dockerignore = require('@balena/dockerignore') as (opts?: { ignorecase?: boolean }) => { add(p: string | string[]): unknown; ignores(p: string): boolean };
+const dockerignore = require('@balena/dockerignore') as (opts?: { ignorecase?: boolean }) => {
+  add(p: string | string[]): unknown;
+  ignores(p: string): boolean;
+};
 
 export interface ContextEntry {
   /** Path relative to the context root, '/'-separated ('' for the root itself). */
@@ -37,8 +40,17 @@ export class BuildContext {
   /** `FILE.dockerignore` beside a custom Dockerfile wins over CONTEXT/.dockerignore (BuildKit's rule). */
   static open(dir: string, opts: { dockerfile?: string } = {}): BuildContext {
     const root = path.resolve(dir);
-    if (!existsSync(root) || !lstatSync(root).isDirectory()) throw new KilnError('NOT_FOUND', 'build context is not a directory', { path: dir }, { hint: 'give the directory with the files the Dockerfile copies' });
-    const candidates = [opts.dockerfile ? `${opts.dockerfile}.dockerignore` : undefined, path.join(root, '.dockerignore')].filter((x): x is string => !!x);
+    if (!existsSync(root) || !lstatSync(root).isDirectory())
+      throw new KilnError(
+        'NOT_FOUND',
+        'build context is not a directory',
+        { path: dir },
+        { hint: 'give the directory with the files the Dockerfile copies' },
+      );
+    const candidates = [
+      opts.dockerfile ? `${opts.dockerfile}.dockerignore` : undefined,
+      path.join(root, '.dockerignore'),
+    ].filter((x): x is string => !!x);
     const file = candidates.find((c) => existsSync(c));
     const patterns = file
       ? readFileSync(file, 'utf8')
@@ -88,14 +100,21 @@ export class BuildContext {
       }
       found = next;
     }
-    const out = found.filter((rel) => !this.ignores(rel)).map((rel) => ({ rel, abs: path.join(this.root, rel), stat: lstatSync(path.join(this.root, rel)) }));
+    const out = found
+      .filter((rel) => !this.ignores(rel))
+      .map((rel) => ({ rel, abs: path.join(this.root, rel), stat: lstatSync(path.join(this.root, rel)) }));
     // A wildcard that matches nothing selects nothing, as BuildKit (its copy allows empty
     // wildcards): `COPY package.json yarn.lock* package-lock.json* ./` copies the lock file there is.
     if (out.length === 0 && hasWildcard(clean)) return out;
     if (out.length === 0) {
-      throw new KilnError('NOT_FOUND', `failed to compute cache key: "${source}" not found in the build context`, place, {
-        hint: 'check the path (relative to the context) and .dockerignore',
-      });
+      throw new KilnError(
+        'NOT_FOUND',
+        `failed to compute cache key: "${source}" not found in the build context`,
+        place,
+        {
+          hint: 'check the path (relative to the context) and .dockerignore',
+        },
+      );
     }
     return out;
   }

@@ -50,9 +50,7 @@ export interface Heredoc {
  * runs `RUN <<EOF` (the marker alone) as the body given to the shell (`#!` first line: as a
  * script file), and anything else as `command + "\n" + body + NAME` per heredoc.
  */
-export type CommandForm =
-  | { form: 'shell'; command: string; heredocs: Heredoc[] }
-  | { form: 'exec'; args: string[] };
+export type CommandForm = { form: 'shell'; command: string; heredocs: Heredoc[] } | { form: 'exec'; args: string[] };
 
 export interface KeyValue {
   key: string;
@@ -80,7 +78,16 @@ export type MountSpec =
       gid?: number;
     }
   | { type: 'tmpfs'; target: string; size?: number }
-  | { type: 'secret'; id?: string; target?: string; env?: string; required: boolean; mode?: number; uid?: number; gid?: number }
+  | {
+      type: 'secret';
+      id?: string;
+      target?: string;
+      env?: string;
+      required: boolean;
+      mode?: number;
+      uid?: number;
+      gid?: number;
+    }
   | { type: 'ssh'; id?: string; target?: string; required: boolean; mode?: number; uid?: number; gid?: number };
 
 interface Base {

@@ -30,7 +30,11 @@ export interface ExpandInstructionOptions extends ExpandOptions {
  * A copy of the instruction with its expandable words expanded. Throws ExpansionError (bad
  * substitution, `${X:?}`) or MountError (an invalid --mount option once expanded).
  */
-export function expandInstruction<T extends Instruction>(ins: T, lookup: Lookup, opts: ExpandInstructionOptions = {}): T {
+export function expandInstruction<T extends Instruction>(
+  ins: T,
+  lookup: Lookup,
+  opts: ExpandInstructionOptions = {},
+): T {
   const x = (w: string) => expandWord(w, lookup, opts);
   const xf = (w: string) => expandWord(w, opts.fromLookup ?? lookup, opts);
   // A shallow copy: the fields replaced below are new values, the rest is shared (read-only).
@@ -56,7 +60,9 @@ export function expandInstruction<T extends Instruction>(ins: T, lookup: Lookup,
       if (out.chmod !== undefined) out.chmod = x(out.chmod);
       if (out.checksum !== undefined) out.checksum = x(out.checksum);
       out.exclude = out.exclude.map(x);
-      out.heredocs = out.heredocs.map((h) => (h.expand ? { ...h, content: expandHeredoc(h.content, lookup, opts) } : h));
+      out.heredocs = out.heredocs.map((h) =>
+        h.expand ? { ...h, content: expandHeredoc(h.content, lookup, opts) } : h,
+      );
       break;
     case 'RUN':
       out.mounts = out.mountFlags.map((m) => expandMount(m, lookup, opts));
@@ -84,5 +90,7 @@ export function expandInstruction<T extends Instruction>(ins: T, lookup: Lookup,
 
 /** One `--mount` option string, each value expanded (from= with `fromLookup`). */
 export function expandMount(spec: string, lookup: Lookup, opts: ExpandInstructionOptions = {}): MountSpec {
-  return parseMount(spec, { expand: (v, key) => expandWord(v, key === 'from' ? (opts.fromLookup ?? lookup) : lookup, opts) });
+  return parseMount(spec, {
+    expand: (v, key) => expandWord(v, key === 'from' ? (opts.fromLookup ?? lookup) : lookup, opts),
+  });
 }

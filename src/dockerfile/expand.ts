@@ -170,7 +170,17 @@ export function isGoSpace(ch: string): boolean {
   const c = ch.charCodeAt(0);
   if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
   if (c < 0x85) return false;
-  return c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
+  return (
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
 }
 const isSpace = isGoSpace;
 const isDigit = (ch: string) => /^\p{Nd}$/u.test(ch);
@@ -255,7 +265,8 @@ class ShellWord {
           result += c;
         }
       }
-      if (stop !== undefined) throw new ExpansionError(`unexpected end of statement while looking for matching ${stop}`, this.pos);
+      if (stop !== undefined)
+        throw new ExpansionError(`unexpected end of statement while looking for matching ${stop}`, this.pos);
       return { result, words: words.get() };
     } finally {
       this.rawEscapes = saved;
@@ -268,7 +279,8 @@ class ShellWord {
     if (!this.modes.rawQuotes) out = '';
     for (;;) {
       const ch = this.next();
-      if (ch === undefined) throw new ExpansionError('unexpected end of statement while looking for matching single-quote', start);
+      if (ch === undefined)
+        throw new ExpansionError('unexpected end of statement while looking for matching single-quote', start);
       if (ch === "'") return this.modes.rawQuotes ? out + ch : out;
       out += ch;
     }
@@ -280,7 +292,8 @@ class ShellWord {
     if (!this.modes.rawQuotes) out = '';
     for (;;) {
       const p = this.peek();
-      if (p === undefined) throw new ExpansionError('unexpected end of statement while looking for matching double-quote', start);
+      if (p === undefined)
+        throw new ExpansionError('unexpected end of statement while looking for matching double-quote', start);
       if (p === '"') {
         this.pos++;
         return this.modes.rawQuotes ? out + p : out;
@@ -370,7 +383,8 @@ class ShellWord {
           return !set || (nullIsUnset && value === '') ? '' : word;
         case '?':
           if (!set) throw new ExpansionError(`${name}: ${word || 'is not allowed to be unset'}`, start);
-          if (nullIsUnset && value === '') throw new ExpansionError(`${name}: ${word || 'is not allowed to be empty'}`, start);
+          if (nullIsUnset && value === '')
+            throw new ExpansionError(`${name}: ${word || 'is not allowed to be empty'}`, start);
           return value;
         case '#':
         case '%': {
@@ -424,7 +438,8 @@ function compilePattern(pattern: string, offset: number): Token[] {
     else if (c === '\\') {
       const n = cs[i + 1];
       if (n === '}' || n === '/') continue;
-      if (n !== '*' && n !== '?' && n !== '\\') throw new ExpansionError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${n ?? ''}'`, offset);
+      if (n !== '*' && n !== '?' && n !== '\\')
+        throw new ExpansionError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${n ?? ''}'`, offset);
       out.push({ kind: 'lit', ch: n });
       i++;
     } else out.push({ kind: 'lit', ch: c });
@@ -576,5 +591,10 @@ export function parseHeredocMarker(word: string): HeredocMarker | undefined {
   if (words.length !== 1) return undefined;
   const raw = lex(rest, () => undefined, { escape: '\\', keepUnset: true }, { rawQuotes: true }).words;
   const quotes = (s: string) => (s.match(/["']/g) ?? []).length;
-  return { name: words[0]!, chomp: m[2] === '-', expand: quotes(words[0]!) === quotes(raw[0] ?? ''), fileDescriptor: m[1] ? Number(m[1]) : 0 };
+  return {
+    name: words[0]!,
+    chomp: m[2] === '-',
+    expand: quotes(words[0]!) === quotes(raw[0] ?? ''),
+    fileDescriptor: m[1] ? Number(m[1]) : 0,
+  };
 }

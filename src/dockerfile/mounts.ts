@@ -28,7 +28,27 @@ export interface ParseMountOptions {
 const TYPES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'] as const;
 type MountType = (typeof TYPES)[number];
 const SHARING = ['shared', 'private', 'locked'] as const;
-const KEYS = ['type', 'from', 'source', 'src', 'target', 'dst', 'destination', 'readonly', 'ro', 'readwrite', 'rw', 'id', 'sharing', 'required', 'mode', 'uid', 'gid', 'size', 'env'];
+const KEYS = [
+  'type',
+  'from',
+  'source',
+  'src',
+  'target',
+  'dst',
+  'destination',
+  'readonly',
+  'ro',
+  'readwrite',
+  'rw',
+  'id',
+  'sharing',
+  'required',
+  'mode',
+  'uid',
+  'gid',
+  'size',
+  'env',
+];
 
 /** Go's strconv.ParseBool. */
 function parseBool(v: string): boolean | undefined {
@@ -79,7 +99,9 @@ export function parseMount(spec: string, opts: ParseMountOptions = {}): MountSpe
     }
     let value = field.slice(eq + 1);
     if (!KEYS.includes(key)) {
-      throw new MountError(`unexpected key '${key}' in '${field}' (--mount keys: type, from, source, target, readonly, readwrite, id, sharing, required, mode, uid, gid, size, env)`);
+      throw new MountError(
+        `unexpected key '${key}' in '${field}' (--mount keys: type, from, source, target, readonly, readwrite, id, sharing, required, mode, uid, gid, size, env)`,
+      );
     }
     if (opts.expand) value = opts.expand(value, key);
     else if (opts.lenient && value.includes('$')) continue; // checked once expanded
@@ -87,7 +109,8 @@ export function parseMount(spec: string, opts: ParseMountOptions = {}): MountSpe
     switch (key) {
       case 'type': {
         const t = value.toLowerCase();
-        if (!(TYPES as readonly string[]).includes(t)) throw new MountError(`unsupported mount type "${value}" (expected bind, cache, tmpfs, secret or ssh)`);
+        if (!(TYPES as readonly string[]).includes(t))
+          throw new MountError(`unsupported mount type "${value}" (expected bind, cache, tmpfs, secret or ssh)`);
         type = t as MountType;
         break;
       }
@@ -138,7 +161,8 @@ export function parseMount(spec: string, opts: ParseMountOptions = {}): MountSpe
         break;
       case 'sharing':
         sharing = value.toLowerCase();
-        if (!(SHARING as readonly string[]).includes(sharing)) throw new MountError(`unsupported sharing value "${value}" (expected shared, private or locked)`);
+        if (!(SHARING as readonly string[]).includes(sharing))
+          throw new MountError(`unsupported sharing value "${value}" (expected shared, private or locked)`);
         break;
       case 'mode':
         mode = parseUint32(value, 8);
@@ -173,12 +197,24 @@ export function parseMount(spec: string, opts: ParseMountOptions = {}): MountSpe
     case 'bind':
       return { type, target: needTarget(), source, from, readwrite: readonly === undefined ? false : !readonly };
     case 'cache':
-      return { type, target: needTarget(), id, source, from, sharing: (sharing ?? 'shared') as 'shared' | 'private' | 'locked', readonly: readonly ?? false, mode, uid, gid };
+      return {
+        type,
+        target: needTarget(),
+        id,
+        source,
+        from,
+        sharing: (sharing ?? 'shared') as 'shared' | 'private' | 'locked',
+        readonly: readonly ?? false,
+        mode,
+        uid,
+        gid,
+      };
     case 'tmpfs':
       return { type, target: needTarget(), size };
     case 'secret': {
       if (from !== undefined) throw new MountError('secret mount should not have a from');
-      if (source !== undefined && source !== '' && id !== undefined && id !== '') throw new MountError("both source and id can't be set");
+      if (source !== undefined && source !== '' && id !== undefined && id !== '')
+        throw new MountError("both source and id can't be set");
       const sid = source || id || undefined;
       if (sid === undefined && !target && env === undefined && !(opts.lenient && spec.includes('$'))) {
         throw new MountError('invalid secret mount: one of id, source, target or env is required');

@@ -34,11 +34,38 @@ const FLAGS: Record<string, Record<string, FlagSpec>> = {
   FROM: { platform: {} },
   RUN: { mount: { repeat: true }, network: {}, security: {} },
   COPY: { from: {}, chown: {}, chmod: {}, link: { bool: true }, parents: { bool: true }, exclude: { repeat: true } },
-  ADD: { chown: {}, chmod: {}, link: { bool: true }, 'keep-git-dir': { bool: true }, checksum: {}, exclude: { repeat: true }, unpack: { bool: true } },
+  ADD: {
+    chown: {},
+    chmod: {},
+    link: { bool: true },
+    'keep-git-dir': { bool: true },
+    checksum: {},
+    exclude: { repeat: true },
+    unpack: { bool: true },
+  },
   HEALTHCHECK: { interval: {}, timeout: {}, 'start-period': {}, 'start-interval': {}, retries: {} },
 };
 
-const INSTRUCTIONS = ['FROM', 'RUN', 'CMD', 'LABEL', 'MAINTAINER', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL'];
+const INSTRUCTIONS = [
+  'FROM',
+  'RUN',
+  'CMD',
+  'LABEL',
+  'MAINTAINER',
+  'EXPOSE',
+  'ENV',
+  'ADD',
+  'COPY',
+  'ENTRYPOINT',
+  'VOLUME',
+  'USER',
+  'WORKDIR',
+  'ARG',
+  'ONBUILD',
+  'STOPSIGNAL',
+  'HEALTHCHECK',
+  'SHELL',
+];
 const HEREDOC_INSTRUCTIONS = new Set(['RUN', 'COPY', 'ADD']);
 
 const NOT_STRINGS = 'when using JSON array syntax, arrays must be comprised of strings only';
@@ -67,8 +94,14 @@ export const MAX_DOCKERFILE_BYTES = 4 << 20;
 
 /** `bytes`: its size, or undefined when it was not read to its end (stdin). */
 export function tooBig(file: string, bytes: number | undefined): KilnError {
-  const size = bytes === undefined ? `larger than ${MAX_DOCKERFILE_BYTES >> 20} MiB` : `${(bytes / (1 << 20)).toFixed(1)} MiB`;
-  return new KilnError('PARSE', `the Dockerfile is ${size}; kiln reads Dockerfiles of at most ${MAX_DOCKERFILE_BYTES >> 20} MiB`, { file }, { hint: 'move data into the build context and COPY it' });
+  const size =
+    bytes === undefined ? `larger than ${MAX_DOCKERFILE_BYTES >> 20} MiB` : `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+  return new KilnError(
+    'PARSE',
+    `the Dockerfile is ${size}; kiln reads Dockerfiles of at most ${MAX_DOCKERFILE_BYTES >> 20} MiB`,
+    { file },
+    { hint: 'move data into the build context and COPY it' },
+  );
 }
 
 export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfile {
@@ -108,7 +141,12 @@ class Parser {
   }
 
   private err(message: string, line: number, column = 1, hint?: string): KilnError {
-    return new KilnError('PARSE', message, { file: this.file, line, column, source: this.shown[line - 1] ?? '' }, { hint });
+    return new KilnError(
+      'PARSE',
+      message,
+      { file: this.file, line, column, source: this.shown[line - 1] ?? '' },
+      { hint },
+    );
   }
 
   parse(): Dockerfile {
@@ -144,7 +182,8 @@ class Parser {
       seen.add(name);
       const value = m[2]!;
       if (name === 'escape') {
-        if (value !== '\\' && value !== '`') throw this.err(`invalid escape token '${value}' does not match \` or \\`, i + 1);
+        if (value !== '\\' && value !== '`')
+          throw this.err(`invalid escape token '${value}' does not match \` or \\`, i + 1);
         this.directives.escape = value;
       } else if (name === 'syntax') this.directives.syntax = value;
       else this.directives.check = value;
@@ -183,7 +222,8 @@ class Parser {
       text += c;
       eol = e;
     }
-    if (emptyLine) this.warnings.push({ message: 'Empty continuation line', line: emptyLine, rule: 'NoEmptyContinuation' });
+    if (emptyLine)
+      this.warnings.push({ message: 'Empty continuation line', line: emptyLine, rule: 'NoEmptyContinuation' });
     if (trimSpace(text) === '') return { next: i }; // only continuation characters
     return { line: { text, line: start + 1, endLine: i, column: first.length - left.length + 1 }, next: i };
   }
@@ -194,7 +234,8 @@ class Parser {
     const m = WS.exec(trimmed);
     const word = m ? trimmed.slice(0, m.index) : trimmed;
     const keyword = word.toUpperCase();
-    if (!INSTRUCTIONS.includes(keyword)) throw this.err(`unknown instruction: ${word}`, l.line, l.column, suggest(keyword));
+    if (!INSTRUCTIONS.includes(keyword))
+      throw this.err(`unknown instruction: ${word}`, l.line, l.column, suggest(keyword));
     const argsText = m ? trimmed.slice(m.index + m[0].length) : '';
     const argsCol = l.column + (m ? m.index + m[0].length : trimmed.length);
     const ex = this.extractFlags(argsText, argsCol);
@@ -227,7 +268,10 @@ class Parser {
    * BuildKit's extractBuilderFlags: leading words starting with `--` are flags (quotes removed,
    * backslash escapes processed); a bare `--` ends them.
    */
-  private extractFlags(s: string, col: number): { flags: { word: string; column: number }[]; rest: string; restOffset: number } {
+  private extractFlags(
+    s: string,
+    col: number,
+  ): { flags: { word: string; column: number }[]; rest: string; restOffset: number } {
     const flags: { word: string; column: number }[] = [];
     let i = 0;
     for (;;) {
@@ -255,7 +299,8 @@ class Parser {
         while (i < s.length && isGoSpace(s[i]!)) i++;
         return { flags, rest: s.slice(i), restOffset: i };
       }
-      if (word !== '' || quote !== '' || s.slice(start, i).includes('"') || s.slice(start, i).includes("'")) flags.push({ word, column: col + start });
+      if (word !== '' || quote !== '' || s.slice(start, i).includes('"') || s.slice(start, i).includes("'"))
+        flags.push({ word, column: col + start });
     }
   }
 
@@ -271,20 +316,32 @@ class Parser {
       const spec = allowed[name];
       if (!spec) {
         const names = Object.keys(allowed);
-        throw this.err(`unknown flag: --${name}`, line, column, names.length ? `${keyword} accepts ${names.map((f) => `--${f}`).join(', ')}` : `${keyword} takes no flags`);
+        throw this.err(
+          `unknown flag: --${name}`,
+          line,
+          column,
+          names.length ? `${keyword} accepts ${names.map((f) => `--${f}`).join(', ')}` : `${keyword} takes no flags`,
+        );
       }
-      if (!spec.repeat && out.some((f) => f.name === name)) throw this.err(`duplicate flag specified: --${name}`, line, column);
+      if (!spec.repeat && out.some((f) => f.name === name))
+        throw this.err(`duplicate flag specified: --${name}`, line, column);
       if (spec.bool) {
         if (value === '') throw this.err(`missing a value on flag: --${name}`, line, column);
-        if (value !== undefined && !/^(true|false)$/i.test(value)) throw this.err(`expecting boolean value for flag ${name}, not: ${value}`, line, column);
-      } else if (value === undefined) throw this.err(`missing a value on flag: --${name}`, line, column, `use --${name}=VALUE`);
+        if (value !== undefined && !/^(true|false)$/i.test(value))
+          throw this.err(`expecting boolean value for flag ${name}, not: ${value}`, line, column);
+      } else if (value === undefined)
+        throw this.err(`missing a value on flag: --${name}`, line, column, `use --${name}=VALUE`);
       out.push({ name, value, position: { line, column } });
     }
     return out;
   }
 
   /** Heredoc bodies, in the order of their markers on the line (BuildKit's heredocsFromLine). */
-  private readHeredocs(text: string, next: number, l: LogicalLine): { heredocs: Heredoc[]; raw: string[]; next: number } {
+  private readHeredocs(
+    text: string,
+    next: number,
+    l: LogicalLine,
+  ): { heredocs: Heredoc[]; raw: string[]; next: number } {
     const heredocs: Heredoc[] = [];
     const raw: string[] = [];
     for (const w of rawWords(text) ?? []) {
@@ -361,11 +418,27 @@ class Parser {
     switch (keyword) {
       case 'FROM': {
         const words = splitWhitespace(rest);
-        if (words.length !== 1 && words.length !== 3) throw this.err('FROM requires either one or three arguments', line, restCol, 'FROM [--platform=…] IMAGE [AS NAME]');
-        if (words.length === 3 && words[1]!.text.toLowerCase() !== 'as') throw this.err('FROM requires either one or three arguments', line, at(words[1]!), `the second argument must be AS, not "${words[1]!.text}"`);
+        if (words.length !== 1 && words.length !== 3)
+          throw this.err(
+            'FROM requires either one or three arguments',
+            line,
+            restCol,
+            'FROM [--platform=…] IMAGE [AS NAME]',
+          );
+        if (words.length === 3 && words[1]!.text.toLowerCase() !== 'as')
+          throw this.err(
+            'FROM requires either one or three arguments',
+            line,
+            at(words[1]!),
+            `the second argument must be AS, not "${words[1]!.text}"`,
+          );
         const stageName = words.length === 3 ? words[2]!.text : undefined;
         if (stageName !== undefined && !/^[a-z][a-z0-9-_.]*$/.test(stageName.toLowerCase())) {
-          throw this.err(`invalid name for build stage: "${stageName}", name can't start with a number or contain symbols`, line, at(words[2]!));
+          throw this.err(
+            `invalid name for build stage: "${stageName}", name can't start with a number or contain symbols`,
+            line,
+            at(words[2]!),
+          );
         }
         return { kind: 'FROM', ...base, image: words[0]!.text, stageName, platform: flagValue('platform') };
       }
@@ -384,11 +457,19 @@ class Parser {
           });
         const network = flagValue('network');
         if (network !== undefined && !['default', 'none', 'host'].includes(network)) {
-          throw this.err(`unsupported network mode "${network}": expected default, none or host`, line, flag('network')!.position.column);
+          throw this.err(
+            `unsupported network mode "${network}": expected default, none or host`,
+            line,
+            flag('network')!.position.column,
+          );
         }
         const security = flagValue('security');
         if (security !== undefined && !['sandbox', 'insecure'].includes(security)) {
-          throw this.err(`unsupported security mode "${security}": expected sandbox or insecure`, line, flag('security')!.position.column);
+          throw this.err(
+            `unsupported security mode "${security}": expected sandbox or insecure`,
+            line,
+            flag('security')!.position.column,
+          );
         }
         return {
           kind: 'RUN',
@@ -426,13 +507,20 @@ class Parser {
         requireArgs();
         const { args } = this.list(rest, line, restCol);
         if (args.length === 0) throw this.err('VOLUME requires at least one argument', line, restCol);
-        if (args.some((p) => trimSpace(p) === '')) throw this.err('VOLUME specified can not be an empty string', line, restCol);
+        if (args.some((p) => trimSpace(p) === ''))
+          throw this.err('VOLUME specified can not be an empty string', line, restCol);
         return { kind: 'VOLUME', ...base, paths: args };
       }
       case 'COPY':
       case 'ADD': {
         const { args } = this.list(rest, line, restCol);
-        if (args.length < 2) throw this.err(`${keyword} requires at least two arguments, but only ${args.length === 0 ? 'none was' : 'one was'} provided. Destination could not be determined`, line, restCol, `${keyword} SRC… DEST`);
+        if (args.length < 2)
+          throw this.err(
+            `${keyword} requires at least two arguments, but only ${args.length === 0 ? 'none was' : 'one was'} provided. Destination could not be determined`,
+            line,
+            restCol,
+            `${keyword} SRC… DEST`,
+          );
         const dest = args[args.length - 1]!;
         if (safeMarker(dest)) throw this.err(`${keyword} cannot accept a heredoc as a destination`, line, restCol);
         const instr: Instruction = {
@@ -466,12 +554,22 @@ class Parser {
         return { kind: 'STOPSIGNAL', ...base, signal: rest };
       case 'MAINTAINER':
         requireArgs();
-        this.warnings.push({ message: 'MAINTAINER instruction is deprecated in favor of using label', line, rule: 'MaintainerDeprecated' });
+        this.warnings.push({
+          message: 'MAINTAINER instruction is deprecated in favor of using label',
+          line,
+          rule: 'MaintainerDeprecated',
+        });
         return { kind: 'MAINTAINER', ...base, name: rest };
       case 'SHELL': {
         const c = classifyJSON(rest);
         if (c.kind === 'not-strings') throw this.err(NOT_STRINGS, line, restCol);
-        if (c.kind !== 'json') throw this.err('SHELL requires the arguments to be in JSON form', line, restCol, 'SHELL ["executable", "param1"]');
+        if (c.kind !== 'json')
+          throw this.err(
+            'SHELL requires the arguments to be in JSON form',
+            line,
+            restCol,
+            'SHELL ["executable", "param1"]',
+          );
         if (c.args.length === 0) throw this.err('SHELL requires at least one argument', line, restCol);
         return { kind: 'SHELL', ...base, shell: c.args };
       }
@@ -480,7 +578,8 @@ class Parser {
         const t = WS.exec(rest);
         const trig = (t ? rest.slice(0, t.index) : rest).toUpperCase();
         if (trig === 'ONBUILD') throw this.err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", line, restCol);
-        if (trig === 'FROM' || trig === 'MAINTAINER') throw this.err(`${trig} isn't allowed as an ONBUILD trigger`, line, restCol);
+        if (trig === 'FROM' || trig === 'MAINTAINER')
+          throw this.err(`${trig} isn't allowed as an ONBUILD trigger`, line, restCol);
         const sub = this.parseSub({ text: rest, line, endLine: l.endLine, column: restCol }, heredocs, rawBodies);
         let expression = rest;
         heredocs.forEach((h, k) => (expression += `\n${rawBodies[k]}${h.name}`));
@@ -493,26 +592,37 @@ class Parser {
         const cmdCol = restCol + rest.length - m[2]!.length;
         if (typ === 'NONE') {
           if (m[2]!.trim() !== '') throw this.err('HEALTHCHECK NONE takes no arguments', line, cmdCol);
-          if (base.flags.length) throw this.err('HEALTHCHECK NONE takes no flags', line, base.flags[0]!.position.column);
+          if (base.flags.length)
+            throw this.err('HEALTHCHECK NONE takes no flags', line, base.flags[0]!.position.column);
           return { kind: 'HEALTHCHECK', ...base, none: true };
         }
         if (typ !== 'CMD') throw this.err(`Unknown type "${m[1]}" in HEALTHCHECK (try CMD)`, line, restCol);
         const command = this.command(m[2]!, [], line, cmdCol);
-        if ((command.form === 'shell' && command.command === '') || (command.form === 'exec' && command.args.length === 0)) {
+        if (
+          (command.form === 'shell' && command.command === '') ||
+          (command.form === 'exec' && command.args.length === 0)
+        ) {
           throw this.err('Missing command after HEALTHCHECK CMD', line, cmdCol);
         }
         const dur = (n: string) => {
           const f = flag(n);
           if (!f || f.value === '') return undefined;
           const d = parseDuration(f.value!);
-          if (d === undefined) throw this.err(`invalid duration for --${n}: "${f.value}"`, line, f.position.column, 'use a Go duration such as 30s, 1m30s, 500ms');
+          if (d === undefined)
+            throw this.err(
+              `invalid duration for --${n}: "${f.value}"`,
+              line,
+              f.position.column,
+              'use a Go duration such as 30s, 1m30s, 500ms',
+            );
           if (d !== 0 && d < 1e6) throw this.err(`Interval "${n}" cannot be less than 1ms`, line, f.position.column);
           return d;
         };
         let retries: number | undefined;
         const rf = flag('retries');
         if (rf && rf.value !== '') {
-          if (!/^[+-]?\d+$/.test(rf.value!) || Math.abs(Number(rf.value)) > 2 ** 31 - 1) throw this.err(`invalid --retries value "${rf.value}": expected an integer`, line, rf.position.column);
+          if (!/^[+-]?\d+$/.test(rf.value!) || Math.abs(Number(rf.value)) > 2 ** 31 - 1)
+            throw this.err(`invalid --retries value "${rf.value}": expected an integer`, line, rf.position.column);
           retries = Number(rf.value);
           if (retries < 0) throw this.err(`--retries cannot be negative (${retries})`, line, rf.position.column);
         }
@@ -538,7 +648,8 @@ class Parser {
     const m = WS.exec(trimmed);
     const word = m ? trimmed.slice(0, m.index) : trimmed;
     const keyword = word.toUpperCase();
-    if (!INSTRUCTIONS.includes(keyword)) throw this.err(`unknown instruction: ${word}`, l.line, l.column, suggest(keyword));
+    if (!INSTRUCTIONS.includes(keyword))
+      throw this.err(`unknown instruction: ${word}`, l.line, l.column, suggest(keyword));
     const argsText = m ? trimmed.slice(m.index + m[0].length) : '';
     const argsCol = l.column + (m ? m.index + m[0].length : trimmed.length);
     const ex = this.extractFlags(argsText, argsCol);
@@ -558,12 +669,21 @@ class Parser {
       const m = WS.exec(rest);
       if (!m) throw this.err(`${keyword} must have two arguments`, line, restCol, `use ${keyword} NAME=VALUE`);
       const key = rest.slice(0, m.index);
-      this.warnings.push({ message: `"${keyword} key=value" should be used instead of legacy "${keyword} key value" format`, line, rule: 'LegacyKeyValueFormat' });
+      this.warnings.push({
+        message: `"${keyword} key=value" should be used instead of legacy "${keyword} key value" format`,
+        line,
+        rule: 'LegacyKeyValueFormat',
+      });
       return [{ key, value: rest.slice(m.index + m[0].length) }];
     }
     return words.map((w) => {
       const eq = w.text.indexOf('=');
-      if (eq < 0) throw this.err(`Syntax error - can't find = in "${w.text}". Must be of the form: name=value`, line, restCol + w.offset);
+      if (eq < 0)
+        throw this.err(
+          `Syntax error - can't find = in "${w.text}". Must be of the form: name=value`,
+          line,
+          restCol + w.offset,
+        );
       const key = w.text.slice(0, eq);
       if (key === '') throw this.err(`${keyword} names can not be blank`, line, restCol + w.offset);
       return { key, value: w.text.slice(eq + 1) };
@@ -603,6 +723,11 @@ function editDistance(a: string, b: string): number {
   const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) dp[0]![j] = j;
   for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++) dp[i]![j] = Math.min(dp[i - 1]![j]! + 1, dp[i]![j - 1]! + 1, dp[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      dp[i]![j] = Math.min(
+        dp[i - 1]![j]! + 1,
+        dp[i]![j - 1]! + 1,
+        dp[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
   return dp[a.length]![b.length]!;
 }

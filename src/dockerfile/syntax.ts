@@ -8,16 +8,28 @@
  */
 import type { Dockerfile } from './ast.js';
 
-export type SyntaxVerdict = { kind: 'ok' } | { kind: 'warning'; message: string } | { kind: 'error'; message: string; hint: string };
+export type SyntaxVerdict =
+  { kind: 'ok' } | { kind: 'warning'; message: string } | { kind: 'error'; message: string; hint: string };
 
-const DOCKERFILE_FRONTEND = /^(?:(?:docker\.io|registry-1\.docker\.io)\/)?docker\/dockerfile(?:-upstream)?(?::([^@]+))?(?:@sha256:[a-f0-9]{64})?$/;
+const DOCKERFILE_FRONTEND =
+  /^(?:(?:docker\.io|registry-1\.docker\.io)\/)?docker\/dockerfile(?:-upstream)?(?::([^@]+))?(?:@sha256:[a-f0-9]{64})?$/;
 
 export function checkSyntax(value: string | undefined): SyntaxVerdict {
   if (value === undefined || value.trim() === '') return { kind: 'ok' };
   const m = DOCKERFILE_FRONTEND.exec(value.trim());
   const tag = m?.[1] ?? 'latest';
-  if (m && (tag === 'latest' || tag === 'master' || /^1(\.\d+)*(-[a-z0-9.]+)?$/.test(tag) || /^master(-[a-z0-9.]+)?$/.test(tag))) {
-    if (/labs/.test(tag)) return { kind: 'warning', message: `# syntax=${value}: kiln reads Dockerfiles as docker/dockerfile:1; the labs channel's own features are not there` };
+  if (
+    m &&
+    (tag === 'latest' ||
+      tag === 'master' ||
+      /^1(\.\d+)*(-[a-z0-9.]+)?$/.test(tag) ||
+      /^master(-[a-z0-9.]+)?$/.test(tag))
+  ) {
+    if (/labs/.test(tag))
+      return {
+        kind: 'warning',
+        message: `# syntax=${value}: kiln reads Dockerfiles as docker/dockerfile:1; the labs channel's own features are not there`,
+      };
     return { kind: 'ok' };
   }
   return {

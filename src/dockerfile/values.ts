@@ -27,7 +27,8 @@ export function parsePortSpecs(ports: string[]): string[] {
     if (hostPort !== '') {
       const h = parsePortRange(hostPort);
       if (!h) throw new Error(`invalid hostPort: ${hostPort}`);
-      if (range[1] - range[0] !== h[1] - h[0] && range[1] !== range[0]) throw new Error(`invalid ranges specified for container and host Ports: ${port} and ${hostPort}`);
+      if (range[1] - range[0] !== h[1] - h[0] && range[1] !== range[0])
+        throw new Error(`invalid ranges specified for container and host Ports: ${port} and ${hostPort}`);
     }
     for (let p = range[0]; p <= range[1]; p++) out.push(`${p}/${proto}`);
   }
@@ -50,10 +51,42 @@ function parsePortRange(s: string): [number, number] | undefined {
 
 /** Linux signal numbers by name (moby/sys/signal's SignalMap). */
 const SIGNALS: Record<string, number> = {
-  ABRT: 6, ALRM: 14, BUS: 7, CHLD: 17, CLD: 17, CONT: 18, FPE: 8, HUP: 1, ILL: 4, INT: 2, IO: 29, IOT: 6,
-  KILL: 9, PIPE: 13, POLL: 29, PROF: 27, PWR: 30, QUIT: 3, SEGV: 11, STKFLT: 16, STOP: 19, SYS: 31,
-  TERM: 15, TRAP: 5, TSTP: 20, TTIN: 21, TTOU: 22, URG: 23, USR1: 10, USR2: 12, VTALRM: 26, WINCH: 28,
-  XCPU: 24, XFSZ: 25, RTMIN: 34, RTMAX: 64,
+  ABRT: 6,
+  ALRM: 14,
+  BUS: 7,
+  CHLD: 17,
+  CLD: 17,
+  CONT: 18,
+  FPE: 8,
+  HUP: 1,
+  ILL: 4,
+  INT: 2,
+  IO: 29,
+  IOT: 6,
+  KILL: 9,
+  PIPE: 13,
+  POLL: 29,
+  PROF: 27,
+  PWR: 30,
+  QUIT: 3,
+  SEGV: 11,
+  STKFLT: 16,
+  STOP: 19,
+  SYS: 31,
+  TERM: 15,
+  TRAP: 5,
+  TSTP: 20,
+  TTIN: 21,
+  TTOU: 22,
+  URG: 23,
+  USR1: 10,
+  USR2: 12,
+  VTALRM: 26,
+  WINCH: 28,
+  XCPU: 24,
+  XFSZ: 25,
+  RTMIN: 34,
+  RTMAX: 64,
 };
 for (let i = 1; i <= 15; i++) {
   SIGNALS[`RTMIN+${i}`] = 34 + i;

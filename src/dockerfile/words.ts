@@ -144,7 +144,16 @@ export function splitCsv(s: string): string[] {
   }
 }
 
-const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1,
+  us: 1e3,
+  µs: 1e3,
+  μs: 1e3,
+  ms: 1e6,
+  s: 1e9,
+  m: 60e9,
+  h: 3600e9,
+};
 
 /**
  * Go's time.ParseDuration (HEALTHCHECK intervals): "1h2m3.5s", "300ms", ".5s", "-1s", "0".

@@ -2,7 +2,15 @@
 import { KilnError } from '../util/errors.js';
 import type { Descriptor, Platform } from './types.js';
 
-const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+const ARCH: Record<string, string> = {
+  x64: 'amd64',
+  arm64: 'arm64',
+  arm: 'arm',
+  ia32: '386',
+  ppc64: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+};
 
 export function parsePlatform(s: string): Platform {
   const parts = s.toLowerCase().split('/');

@@ -46,14 +46,22 @@ class Ref implements ImageReference {
   familiar(): string {
     let n = this.name();
     if (this.registry === DEFAULT_REGISTRY) {
-      n = this.repository.startsWith('library/') && this.repository.split('/').length === 2 ? this.repository.slice(8) : this.repository;
+      n =
+        this.repository.startsWith('library/') && this.repository.split('/').length === 2
+          ? this.repository.slice(8)
+          : this.repository;
     }
     return n + this.suffix();
   }
 }
 
 function invalid(s: string, why: string): KilnError {
-  return new KilnError('INVALID', `invalid reference format "${s}": ${why}`, { image: s }, { hint: 'an image reference looks like [registry[:port]/]name[:tag][@sha256:digest]' });
+  return new KilnError(
+    'INVALID',
+    `invalid reference format "${s}": ${why}`,
+    { image: s },
+    { hint: 'an image reference looks like [registry[:port]/]name[:tag][@sha256:digest]' },
+  );
 }
 
 /** Does the first path component name a registry (docker's rule)? */
@@ -71,7 +79,8 @@ export function parseReference(input: string): ImageReference {
   if (at >= 0) {
     const d = rest.slice(at + 1);
     if (!isDigest(d)) {
-      if (/^[a-z0-9]+:/.test(d)) throw invalid(input, `unsupported or malformed digest "${d}" (kiln knows sha256:<64 hex>)`);
+      if (/^[a-z0-9]+:/.test(d))
+        throw invalid(input, `unsupported or malformed digest "${d}" (kiln knows sha256:<64 hex>)`);
       throw invalid(input, `malformed digest "${d}"`);
     }
     digest = d;
@@ -82,7 +91,8 @@ export function parseReference(input: string): ImageReference {
   if (lastColon > rest.lastIndexOf('/')) {
     tag = rest.slice(lastColon + 1);
     rest = rest.slice(0, lastColon);
-    if (!TAG.test(tag)) throw invalid(input, `invalid tag "${tag}" (letters, digits, _ . -, at most 128, not starting with . or -)`);
+    if (!TAG.test(tag))
+      throw invalid(input, `invalid tag "${tag}" (letters, digits, _ . -, at most 128, not starting with . or -)`);
   }
   if (rest === '') throw invalid(input, 'the name is empty');
   const parts = rest.split('/');
@@ -90,25 +100,31 @@ export function parseReference(input: string): ImageReference {
   if (parts.length > 1 && isDomain(parts[0]!)) {
     registry = parts.shift()!;
     const [host, port, extra] = registry.replace(/^\[(.*)\](?=:|$)/, 'ipv6').split(':');
-    if (extra !== undefined || (port !== undefined && !/^\d+$/.test(port))) throw invalid(input, `invalid registry "${registry}"`);
-    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) throw invalid(input, `registry port ${port} is out of range (1-65535)`);
-    if (host !== 'ipv6' && !host!.split('.').every((c) => DOMAIN_COMPONENT.test(c))) throw invalid(input, `invalid registry host "${host}"`);
+    if (extra !== undefined || (port !== undefined && !/^\d+$/.test(port)))
+      throw invalid(input, `invalid registry "${registry}"`);
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535))
+      throw invalid(input, `registry port ${port} is out of range (1-65535)`);
+    if (host !== 'ipv6' && !host!.split('.').every((c) => DOMAIN_COMPONENT.test(c)))
+      throw invalid(input, `invalid registry host "${host}"`);
     if (registry === LEGACY_REGISTRY) registry = DEFAULT_REGISTRY;
   }
   for (const p of parts) {
-    if (p !== p.toLowerCase() && PATH_COMPONENT.test(p.toLowerCase())) throw invalid(input, 'repository name must be lowercase');
+    if (p !== p.toLowerCase() && PATH_COMPONENT.test(p.toLowerCase()))
+      throw invalid(input, 'repository name must be lowercase');
     if (!PATH_COMPONENT.test(p)) throw invalid(input, `invalid repository path component "${p}"`);
   }
   let repository = parts.join('/');
   if (registry === DEFAULT_REGISTRY && parts.length === 1) repository = `library/${repository}`;
-  if (`${registry}/${repository}`.length > MAX_NAME) throw invalid(input, `repository name must not be more than ${MAX_NAME} characters`);
+  if (`${registry}/${repository}`.length > MAX_NAME)
+    throw invalid(input, `repository name must not be more than ${MAX_NAME} characters`);
   return new Ref(registry, repository, tag, digest);
 }
 
 /** Full normalised name with `:latest` when neither tag nor digest is given (docker's default). */
 export function normalizeImageName(s: string): string {
   const r = parseReference(s);
-  if (r.tag === undefined && r.digest === undefined) return new Ref(r.registry, r.repository, 'latest', undefined).toString();
+  if (r.tag === undefined && r.digest === undefined)
+    return new Ref(r.registry, r.repository, 'latest', undefined).toString();
   return r.toString();
 }
 
@@ -127,7 +143,9 @@ export function familiarName(full: string): string {
  */
 export function contextKey(name: string): string | undefined {
   try {
-    return parseReference(name).familiar().replace(/:latest$/, '');
+    return parseReference(name)
+      .familiar()
+      .replace(/:latest$/, '');
   } catch {
     return undefined;
   }

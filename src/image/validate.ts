@@ -4,80 +4,126 @@
  */
 import * as z from 'zod/mini';
 import { KilnError } from '../util/errors.js';
-import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, type Descriptor, type ImageConfig, type Index, type Manifest } from './types.js';
+import {
+  INDEX_MEDIA_TYPES,
+  MANIFEST_MEDIA_TYPES,
+  type Descriptor,
+  type ImageConfig,
+  type Index,
+  type Manifest,
+} from './types.js';
 
 // zod/mini: the same checks as zod, a tenth of the code to load (every `kiln build` reads manifests).
 // Messages are written here: mini carries no locale.
 const str = () => z.string('expected a string');
 const opt = <T extends z.ZodMiniType>(t: T) => z.optional(t);
 const digest = z.string('expected a string').check(z.regex(/^sha256:[a-f0-9]{64}$/, 'expected sha256:<64 hex digits>'));
-const platform = z.looseObject({
-  architecture: str(),
-  os: str(),
-  'os.version': opt(str()),
-  'os.features': opt(z.array(str(), 'expected an array')),
-  variant: opt(str()),
-}, 'expected an object');
+const platform = z.looseObject(
+  {
+    architecture: str(),
+    os: str(),
+    'os.version': opt(str()),
+    'os.features': opt(z.array(str(), 'expected an array')),
+    variant: opt(str()),
+  },
+  'expected an object',
+);
 const annotations = z.record(str(), str(), 'expected an object of strings');
-const descriptor = z.looseObject({
-  mediaType: str().check(z.minLength(1, 'expected a non-empty string')),
-  digest,
-  size: z.int('expected an integer').check(z.nonnegative('expected a size of 0 or more')),
-  urls: opt(z.array(str(), 'expected an array')),
-  annotations: opt(annotations),
-  platform: opt(platform),
-  artifactType: opt(str()),
-}, 'expected an object');
+const descriptor = z.looseObject(
+  {
+    mediaType: str().check(z.minLength(1, 'expected a non-empty string')),
+    digest,
+    size: z.int('expected an integer').check(z.nonnegative('expected a size of 0 or more')),
+    urls: opt(z.array(str(), 'expected an array')),
+    annotations: opt(annotations),
+    platform: opt(platform),
+    artifactType: opt(str()),
+  },
+  'expected an object',
+);
 const schemaVersion2 = z.literal(2, 'expected 2');
-const manifest = z.looseObject({
-  schemaVersion: schemaVersion2,
-  mediaType: opt(str()),
-  artifactType: opt(str()),
-  config: descriptor,
-  layers: z.array(descriptor, 'expected an array'),
-  subject: opt(descriptor),
-  annotations: opt(annotations),
-}, 'expected an object');
-const index = z.looseObject({
-  schemaVersion: schemaVersion2,
-  mediaType: opt(str()),
-  artifactType: opt(str()),
-  manifests: z.array(descriptor, 'expected an array'),
-  subject: opt(descriptor),
-  annotations: opt(annotations),
-}, 'expected an object');
+const manifest = z.looseObject(
+  {
+    schemaVersion: schemaVersion2,
+    mediaType: opt(str()),
+    artifactType: opt(str()),
+    config: descriptor,
+    layers: z.array(descriptor, 'expected an array'),
+    subject: opt(descriptor),
+    annotations: opt(annotations),
+  },
+  'expected an object',
+);
+const index = z.looseObject(
+  {
+    schemaVersion: schemaVersion2,
+    mediaType: opt(str()),
+    artifactType: opt(str()),
+    manifests: z.array(descriptor, 'expected an array'),
+    subject: opt(descriptor),
+    annotations: opt(annotations),
+  },
+  'expected an object',
+);
 const stringList = opt(z.nullable(z.array(str(), 'expected an array of strings')));
 const emptyObjects = opt(z.nullable(z.record(str(), z.looseObject({}, 'expected an object'), 'expected an object')));
-const containerConfig = z.looseObject({
-  User: opt(str()),
-  ExposedPorts: emptyObjects,
-  Env: stringList,
-  Entrypoint: stringList,
-  Cmd: stringList,
-  Volumes: emptyObjects,
-  WorkingDir: opt(str()),
-  Labels: opt(z.nullable(z.record(str(), str(), 'expected an object of strings'))),
-  StopSignal: opt(str()),
-  Healthcheck: opt(z.looseObject({ Test: stringList }, 'expected an object')),
-  OnBuild: stringList,
-  Shell: stringList,
-}, 'expected an object');
-const imageConfig = z.looseObject({
-  created: opt(str()),
-  author: opt(str()),
-  architecture: str(),
-  os: str(),
-  variant: opt(str()),
-  config: opt(z.nullable(containerConfig)),
-  rootfs: z.looseObject({ type: z.literal('layers', 'expected "layers"'), diff_ids: z.array(digest, 'expected an array') }, 'expected an object'),
-  history: opt(z.array(z.looseObject({ created: opt(str()), created_by: opt(str()), comment: opt(str()), empty_layer: opt(z.boolean('expected true or false')) }, 'expected an object'), 'expected an array')),
-}, 'expected an object');
+const containerConfig = z.looseObject(
+  {
+    User: opt(str()),
+    ExposedPorts: emptyObjects,
+    Env: stringList,
+    Entrypoint: stringList,
+    Cmd: stringList,
+    Volumes: emptyObjects,
+    WorkingDir: opt(str()),
+    Labels: opt(z.nullable(z.record(str(), str(), 'expected an object of strings'))),
+    StopSignal: opt(str()),
+    Healthcheck: opt(z.looseObject({ Test: stringList }, 'expected an object')),
+    OnBuild: stringList,
+    Shell: stringList,
+  },
+  'expected an object',
+);
+const imageConfig = z.looseObject(
+  {
+    created: opt(str()),
+    author: opt(str()),
+    architecture: str(),
+    os: str(),
+    variant: opt(str()),
+    config: opt(z.nullable(containerConfig)),
+    rootfs: z.looseObject(
+      { type: z.literal('layers', 'expected "layers"'), diff_ids: z.array(digest, 'expected an array') },
+      'expected an object',
+    ),
+    history: opt(
+      z.array(
+        z.looseObject(
+          {
+            created: opt(str()),
+            created_by: opt(str()),
+            comment: opt(str()),
+            empty_layer: opt(z.boolean('expected true or false')),
+          },
+          'expected an object',
+        ),
+        'expected an array',
+      ),
+    ),
+  },
+  'expected an object',
+);
 
 function check<T>(schema: z.ZodMiniType, json: unknown, what: string, where?: string): T {
   const r = schema.safeParse(json);
   if (r.success) return r.data as T;
   const issue = r.error.issues[0]!;
-  const field = issue.path.length ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(document)';
+  const field = issue.path.length
+    ? issue.path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+        .join('')
+        .replace(/^\./, '')
+    : '(document)';
   throw new KilnError('INVALID', `malformed ${what}: field ${field}: ${issue.message}`, where ? { image: where } : {});
 }
 
@@ -102,7 +148,11 @@ export function parseJSONText(text: string | Buffer, what: string, where?: strin
   try {
     return JSON.parse(text.toString());
   } catch (e) {
-    throw new KilnError('INVALID', `malformed ${what}: not JSON (${(e as Error).message})`, where ? { image: where } : {});
+    throw new KilnError(
+      'INVALID',
+      `malformed ${what}: not JSON (${(e as Error).message})`,
+      where ? { image: where } : {},
+    );
   }
 }
 
@@ -113,8 +163,15 @@ export function parseManifestOrIndex(json: unknown, mediaType?: string, where?: 
   const own = (json as { mediaType?: unknown } | null)?.mediaType;
   const mt = typeof own === 'string' ? own : mediaType;
   if (mt !== undefined && INDEX_MEDIA_TYPES.includes(mt)) return { kind: 'index', index: parseIndex(json, where) };
-  if (mt !== undefined && MANIFEST_MEDIA_TYPES.includes(mt)) return { kind: 'manifest', manifest: parseManifest(json, where) };
-  if (json !== null && typeof json === 'object' && 'manifests' in json) return { kind: 'index', index: parseIndex(json, where) };
-  if (json !== null && typeof json === 'object' && 'config' in json) return { kind: 'manifest', manifest: parseManifest(json, where) };
-  throw new KilnError('INVALID', `unsupported manifest media type ${JSON.stringify(mt ?? null)}`, where ? { image: where } : {});
+  if (mt !== undefined && MANIFEST_MEDIA_TYPES.includes(mt))
+    return { kind: 'manifest', manifest: parseManifest(json, where) };
+  if (json !== null && typeof json === 'object' && 'manifests' in json)
+    return { kind: 'index', index: parseIndex(json, where) };
+  if (json !== null && typeof json === 'object' && 'config' in json)
+    return { kind: 'manifest', manifest: parseManifest(json, where) };
+  throw new KilnError(
+    'INVALID',
+    `unsupported manifest media type ${JSON.stringify(mt ?? null)}`,
+    where ? { image: where } : {},
+  );
 }

@@ -5,7 +5,17 @@
  * symlink (planted earlier in the same tar or already there), hard links to outside — such a tar
  * is refused with KilnError('UNSAFE') naming the entry.
  */
-import { promises as fsp, createWriteStream, chmodSync, closeSync, lstatSync, lutimesSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import {
+  promises as fsp,
+  createWriteStream,
+  chmodSync,
+  closeSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  writeSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -51,7 +61,12 @@ const SMALL_FILE = 1 << 20;
 const OPAQUE = '.wh..wh..opq';
 
 function unsafe(name: string, why: string): KilnError {
-  return new KilnError('UNSAFE', `refusing layer entry "${name}": ${why}`, { path: name }, { hint: 'the layer tar is malformed or hostile; nothing outside the target was written' });
+  return new KilnError(
+    'UNSAFE',
+    `refusing layer entry "${name}": ${why}`,
+    { path: name },
+    { hint: 'the layer tar is malformed or hostile; nothing outside the target was written' },
+  );
 }
 
 /** Clean an entry name to a relative path inside the root, or refuse it. */
@@ -78,12 +93,19 @@ export function cleanEntryNameAsDocker(name: string): string {
 }
 
 /** A hard link's target, cleaned like a name; a bad one is refused naming the link's entry. */
-export function checkHardLinkTarget(entry: string, linkname: string | undefined, names: 'strict' | 'docker' = 'strict'): string {
+export function checkHardLinkTarget(
+  entry: string,
+  linkname: string | undefined,
+  names: 'strict' | 'docker' = 'strict',
+): string {
   let target: string;
   try {
     target = (names === 'docker' ? cleanEntryNameAsDocker : cleanEntryName)(linkname ?? '');
   } catch (e) {
-    throw unsafe(entry, `hard link target "${linkname}": ${(e as KilnError).message.replace(/^refusing layer entry "[^"]*": /, '')}`);
+    throw unsafe(
+      entry,
+      `hard link target "${linkname}": ${(e as KilnError).message.replace(/^refusing layer entry "[^"]*": /, '')}`,
+    );
   }
   if (target === '') throw unsafe(entry, 'hard link without a target');
   return target;
@@ -117,9 +139,10 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
         // 0755 whatever kiln's umask (a directory an archive implies: BuildKit's, docker's mode).
         mkdirSync(cur, { mode: 0o755 });
         chmodSync(cur, 0o755);
-      }
-      else if (st.isSymbolicLink()) throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is a symbolic link`);
-      else if (!st.isDirectory()) throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is not a directory`);
+      } else if (st.isSymbolicLink())
+        throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is a symbolic link`);
+      else if (!st.isDirectory())
+        throw unsafe(name, `its parent "${parts.slice(0, i + 1).join('/')}" is not a directory`);
       realDirs.add(curRel);
     }
   };
@@ -142,7 +165,18 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     }
     const base = path.posix.basename(rel);
     const dirRel = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-    if (opts.only && !opts.only(base === OPAQUE ? dirRel : base.startsWith(WH) ? (dirRel ? `${dirRel}/${base.slice(WH.length)}` : base.slice(WH.length)) : rel)) {
+    if (
+      opts.only &&
+      !opts.only(
+        base === OPAQUE
+          ? dirRel
+          : base.startsWith(WH)
+            ? dirRel
+              ? `${dirRel}/${base.slice(WH.length)}`
+              : base.slice(WH.length)
+            : rel,
+      )
+    ) {
       for await (const _ of body) void _;
       continue;
     }
@@ -166,7 +200,8 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
         continue;
       }
       const target = base.slice(WH.length);
-      if (target === '' || target === '.' || target === '..' || target.includes('/')) throw unsafe(header.name, 'malformed whiteout');
+      if (target === '' || target === '.' || target === '..' || target.includes('/'))
+        throw unsafe(header.name, 'malformed whiteout');
       const abs = path.join(dirAbs, target);
       await removeExisting(abs, false);
       if (opts.whiteouts === 'overlay') await runChecked('mknod', ['-m', '000', abs, 'c', '0', '0']);
@@ -176,12 +211,21 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
     const abs = path.join(absRoot, rel);
     // A user namespace may make no device but overlay's 0/0 whiteout: skipped, as rootless docker
     // and buildah do (a RUN sees /dev from the runtime; the layer's blob keeps the entry).
-    if ((header.type === 'chardev' || header.type === 'blockdev') && userNamespace().nested && (header.devmajor ?? 0) + (header.devminor ?? 0) !== 0) {
+    if (
+      (header.type === 'chardev' || header.type === 'blockdev') &&
+      userNamespace().nested &&
+      (header.devmajor ?? 0) + (header.devminor ?? 0) !== 0
+    ) {
       for await (const _ of body) void _;
       continue;
     }
     // A partial unpack may have left a hard link's target out: the path is a file all the same.
-    const h = opts.only && header.type === 'hardlink' && !created.has(checkHardLinkTarget(header.name, header.linkname, opts.names)) ? { ...header, type: 'file' as const, size: 0 } : header;
+    const h =
+      opts.only &&
+      header.type === 'hardlink' &&
+      !created.has(checkHardLinkTarget(header.name, header.linkname, opts.names))
+        ? { ...header, type: 'file' as const, size: 0 }
+        : header;
     created.add(rel);
     await writeEntry(abs, rel, h, body, absRoot, removeExisting, opts.names ?? 'strict');
     if (header.type === 'directory') {
@@ -193,7 +237,10 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
   for (const [d, t] of dirTimes.reverse()) await fsp.utimes(d, t, t).catch(() => undefined);
   const diffId = hasher.digest();
   if (opts.expectedDiffId && diffId !== opts.expectedDiffId) {
-    throw new KilnError('DIGEST', `layer content does not match its diff_id: expected ${opts.expectedDiffId}, got ${diffId}`);
+    throw new KilnError(
+      'DIGEST',
+      `layer content does not match its diff_id: expected ${opts.expectedDiffId}, got ${diffId}`,
+    );
   }
   return { diffId };
 }
@@ -219,7 +266,7 @@ async function writeEntry(
         const fd = openSync(abs, 'wx', 0o600);
         try {
           for await (const chunk of body) {
-            for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+            for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off);
           }
         } finally {
           closeSync(fd);
@@ -241,7 +288,8 @@ async function writeEntry(
         cur = path.join(cur, parts[i]!);
         const st = await fsp.lstat(cur).catch(() => undefined);
         if (!st) throw unsafe(h.name, `hard link target "${target}" does not exist in the layer or below`);
-        if (i < parts.length - 1 && st.isSymbolicLink()) throw unsafe(h.name, `hard link target "${target}" goes through a symbolic link`);
+        if (i < parts.length - 1 && st.isSymbolicLink())
+          throw unsafe(h.name, `hard link target "${target}" goes through a symbolic link`);
         if (i === parts.length - 1 && st.isDirectory()) throw unsafe(h.name, 'hard link to a directory');
       }
       await fsp.link(tAbs, abs);
@@ -249,7 +297,12 @@ async function writeEntry(
     }
     case 'chardev':
     case 'blockdev': {
-      await runChecked('mknod', [abs, h.type === 'chardev' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)]);
+      await runChecked('mknod', [
+        abs,
+        h.type === 'chardev' ? 'c' : 'b',
+        String(h.devmajor ?? 0),
+        String(h.devminor ?? 0),
+      ]);
       break;
     }
     case 'fifo': {

@@ -51,7 +51,11 @@ const deflateRawAsync = promisify(deflateRaw) as (b: Buffer, o: ZlibOptions) => 
 async function incompressible(block: Buffer): Promise<boolean> {
   if (block.length < 8 * SLICE) return false;
   const step = Math.floor((block.length - SLICE) / 3);
-  const sizes = await Promise.all([0, 1, 2, 3].map((i) => deflateRawAsync(block.subarray(i * step, i * step + SLICE), { level: 1 }).then((b) => b.length)));
+  const sizes = await Promise.all(
+    [0, 1, 2, 3].map((i) =>
+      deflateRawAsync(block.subarray(i * step, i * step + SLICE), { level: 1 }).then((b) => b.length),
+    ),
+  );
   return sizes.every((n) => n >= SLICE * 0.97);
 }
 
@@ -139,7 +143,14 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     }
     await end(dest);
     const d = `sha256:${diff.digest('hex')}` as Digest;
-    return { diffId: d, digest: d, size: usize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayer };
+    return {
+      diffId: d,
+      digest: d,
+      size: usize,
+      uncompressedSize: usize,
+      ...sized(content),
+      mediaType: MediaType.OciLayer,
+    };
   }
   if (opts.compression === 'zstd') {
     const z = await zstdEncoder(opts.level ?? 3);
@@ -159,7 +170,14 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     await Promise.all([feeding, draining]);
     await z.finished();
     await end(dest);
-    return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayerZstd };
+    return {
+      diffId: `sha256:${diff.digest('hex')}`,
+      digest: `sha256:${comp.digest('hex')}`,
+      size: csize,
+      uncompressedSize: usize,
+      ...sized(content),
+      mediaType: MediaType.OciLayerZstd,
+    };
   }
   // gzip, parallel
   const threads = Math.max(1, opts.threads ?? availableParallelism());
@@ -201,7 +219,14 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     await Promise.allSettled(inflight);
   }
   await end(dest);
-  return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${comp.digest('hex')}`, size: csize, uncompressedSize: usize, ...sized(content), mediaType: MediaType.OciLayerGzip };
+  return {
+    diffId: `sha256:${diff.digest('hex')}`,
+    digest: `sha256:${comp.digest('hex')}`,
+    size: csize,
+    uncompressedSize: usize,
+    ...sized(content),
+    mediaType: MediaType.OciLayerGzip,
+  };
 }
 
 /**
@@ -222,13 +247,21 @@ async function zstdEncoder(level: number): Promise<{ input: Writable; output: Re
       input: child.stdin,
       output: child.stdout,
       finished: async () => {
-        if ((await exited) !== 0) throw new KilnError('INTERNAL', `zstd failed: ${Buffer.concat(errText).toString().trim()}`);
+        if ((await exited) !== 0)
+          throw new KilnError('INTERNAL', `zstd failed: ${Buffer.concat(errText).toString().trim()}`);
       },
     };
   }
   if (started.code !== 'ENOENT') throw started;
-  if (!nodeZstd.createZstdCompress) throw new KilnError('NOT_FOUND', 'zstd compression needs the zstd program (apt-get install zstd) or Node.js 22.15 or newer');
-  const z = nodeZstd.createZstdCompress({ chunkSize: 1 << 20, params: { [nodeZstd.constants.ZSTD_c_compressionLevel!]: level } });
+  if (!nodeZstd.createZstdCompress)
+    throw new KilnError(
+      'NOT_FOUND',
+      'zstd compression needs the zstd program (apt-get install zstd) or Node.js 22.15 or newer',
+    );
+  const z = nodeZstd.createZstdCompress({
+    chunkSize: 1 << 20,
+    params: { [nodeZstd.constants.ZSTD_c_compressionLevel!]: level },
+  });
   return { input: z, output: z, finished: async () => undefined };
 }
 

@@ -72,7 +72,12 @@ export class TarContentSize {
   }
 
   private onHeader(): void {
-    const d = decodeHeader(this.header, this.globalPax.size ? new Map([...this.globalPax, ...this.pax]) : this.pax, this.longName, this.longLink);
+    const d = decodeHeader(
+      this.header,
+      this.globalPax.size ? new Map([...this.globalPax, ...this.pax]) : this.pax,
+      this.longName,
+      this.longLink,
+    );
     if (d === undefined) {
       this.ended = true; // end-of-archive: what follows is padding
       return;

@@ -24,7 +24,13 @@ export function openLayer(blob: Readable): Readable {
       rest.pipe(g);
       dec = g;
       rest.on('error', (e) => g.destroy(e));
-    } else if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd && nodeZstd.createZstdDecompress) {
+    } else if (
+      first[0] === 0x28 &&
+      first[1] === 0xb5 &&
+      first[2] === 0x2f &&
+      first[3] === 0xfd &&
+      nodeZstd.createZstdDecompress
+    ) {
       // In process where node has zstd: no child process per layer, no need of the zstd program.
       const z = nodeZstd.createZstdDecompress({ chunkSize: 1 << 20 });
       rest.pipe(z);
@@ -33,20 +39,29 @@ export function openLayer(blob: Readable): Readable {
       dec = z;
     } else if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) {
       const z = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
-      z.on('error', (e) => out.destroy(new KilnError('NOT_FOUND', `cannot decompress a zstd layer: ${e.message} (apt-get install zstd)`)));
+      z.on('error', (e) =>
+        out.destroy(new KilnError('NOT_FOUND', `cannot decompress a zstd layer: ${e.message} (apt-get install zstd)`)),
+      );
       rest.pipe(z.stdin);
       rest.on('error', (e) => z.stdout.destroy(e));
       z.stdin.on('error', () => undefined);
       const errs: Buffer[] = [];
       z.stderr.on('data', (b: Buffer) => errs.push(b));
       z.on('close', (code) => {
-        if (code !== 0) out.destroy(new KilnError('INVALID', `corrupt zstd layer: ${Buffer.concat(errs).toString().trim()}`));
+        if (code !== 0)
+          out.destroy(new KilnError('INVALID', `corrupt zstd layer: ${Buffer.concat(errs).toString().trim()}`));
       });
       dec = z.stdout;
     } else {
       dec = rest;
     }
-    dec.on('error', (e) => out.destroy(e.message.includes('incorrect header') || (e as NodeJS.ErrnoException).code?.startsWith('Z_') ? new KilnError('INVALID', `corrupt gzip layer: ${e.message}`) : e));
+    dec.on('error', (e) =>
+      out.destroy(
+        e.message.includes('incorrect header') || (e as NodeJS.ErrnoException).code?.startsWith('Z_')
+          ? new KilnError('INVALID', `corrupt gzip layer: ${e.message}`)
+          : e,
+      ),
+    );
     dec.pipe(out);
   };
   // Peek the first bytes, then replay them in front of the rest.

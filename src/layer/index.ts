@@ -1,5 +1,13 @@
 /** Layer tars in and out: writing, compressing with digests, reading, applying. */
-export { tarDirectory, tarChanges, tarEntries, comparePaths, type Change, type EntrySpec, type TarOptions } from './write.js';
+export {
+  tarDirectory,
+  tarChanges,
+  tarEntries,
+  comparePaths,
+  type Change,
+  type EntrySpec,
+  type TarOptions,
+} from './write.js';
 export { encodeLayer, type LayerInfo, type EncodeOptions } from './compress.js';
 export { openLayer } from './decompress.js';
 export { applyLayer, cleanEntryName, type ApplyOptions } from './apply.js';

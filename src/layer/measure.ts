@@ -10,7 +10,9 @@ import { openLayer } from './decompress.js';
 import { readTar } from './tarstream.js';
 import { checkHardLinkTarget, cleanEntryName } from './apply.js';
 
-export async function measureLayer(blob: Readable): Promise<{ diffId: Digest; uncompressedSize: number; entries: number }> {
+export async function measureLayer(
+  blob: Readable,
+): Promise<{ diffId: Digest; uncompressedSize: number; entries: number }> {
   const tar = openLayer(blob);
   const hasher = new HashingStream();
   tar.on('error', (e) => hasher.destroy(e));

@@ -26,8 +26,26 @@ export interface TarHeader {
   xattrs?: Record<string, Buffer>;
 }
 
-const TYPEFLAG: Record<EntryType, string> = { file: '0', hardlink: '1', symlink: '2', chardev: '3', blockdev: '4', directory: '5', fifo: '6' };
-const FROM_TYPEFLAG: Record<string, EntryType> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'chardev', '4': 'blockdev', '5': 'directory', '6': 'fifo' };
+const TYPEFLAG: Record<EntryType, string> = {
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  chardev: '3',
+  blockdev: '4',
+  directory: '5',
+  fifo: '6',
+};
+const FROM_TYPEFLAG: Record<string, EntryType> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'chardev',
+  '4': 'blockdev',
+  '5': 'directory',
+  '6': 'fifo',
+};
 
 export const BLOCK = 512;
 
@@ -44,7 +62,13 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
-function rawHeader(name: Buffer, h: Omit<TarHeader, 'name'>, typeflag: string, size: number, linkname: Buffer | undefined): Buffer {
+function rawHeader(
+  name: Buffer,
+  h: Omit<TarHeader, 'name'>,
+  typeflag: string,
+  size: number,
+  linkname: Buffer | undefined,
+): Buffer {
   const b = Buffer.alloc(BLOCK);
   name.copy(b, 0, 0, Math.min(100, name.length));
   b.write(octal(h.mode & 0o7777, 8) ?? '0000000\0', 100, 'latin1');
@@ -77,13 +101,20 @@ export function encodeHeader(h: TarHeader): Buffer {
   if (octal(size, 12) === undefined) pax.push(paxRecord('size', Buffer.from(String(size))));
   if (octal(h.uid, 8) === undefined) pax.push(paxRecord('uid', Buffer.from(String(h.uid))));
   if (octal(h.gid, 8) === undefined) pax.push(paxRecord('gid', Buffer.from(String(h.gid))));
-  if (!Number.isInteger(h.mtime) || octal(h.mtime, 12) === undefined) pax.push(paxRecord('mtime', Buffer.from(h.mtime.toFixed(9).replace(/\.?0+$/, ''))));
+  if (!Number.isInteger(h.mtime) || octal(h.mtime, 12) === undefined)
+    pax.push(paxRecord('mtime', Buffer.from(h.mtime.toFixed(9).replace(/\.?0+$/, ''))));
   if (h.xattrs) for (const k of Object.keys(h.xattrs).sort()) pax.push(paxRecord(`SCHILY.xattr.${k}`, h.xattrs[k]!));
   const main = rawHeader(name, h, TYPEFLAG[h.type], size, link);
   if (pax.length === 0) return main;
   const body = Buffer.concat(pax);
   const paxName = Buffer.from(`PaxHeaders/${h.name}`.slice(0, 99), 'utf8');
-  const ph = rawHeader(paxName, { ...h, mode: 0o644, uid: 0, gid: 0, uname: '', gname: '' }, 'x', body.length, undefined);
+  const ph = rawHeader(
+    paxName,
+    { ...h, mode: 0o644, uid: 0, gid: 0, uname: '', gname: '' },
+    'x',
+    body.length,
+    undefined,
+  );
   return Buffer.concat([ph, body, padding(body.length), main]);
 }
 
@@ -118,7 +149,8 @@ function parseNumber(b: Buffer, off: number, len: number, field: string): number
   }
   const s = cstr(b, off, len).toString('latin1').trim();
   if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new KilnError('INVALID', `malformed tar header: field ${field} is not an octal number`);
+  if (!/^[0-7]+$/.test(s))
+    throw new KilnError('INVALID', `malformed tar header: field ${field} is not an octal number`);
   return parseInt(s, 8);
 }
 
@@ -134,7 +166,8 @@ export function parsePax(buf: Buffer, out: Map<string, Buffer>): void {
     const sp = buf.indexOf(0x20, pos);
     if (sp < 0 || sp - pos > 20) throw new KilnError('INVALID', 'malformed PAX header');
     const len = Number(buf.subarray(pos, sp).toString('latin1'));
-    if (!Number.isInteger(len) || len <= 0 || pos + len > buf.length) throw new KilnError('INVALID', 'malformed PAX header record length');
+    if (!Number.isInteger(len) || len <= 0 || pos + len > buf.length)
+      throw new KilnError('INVALID', 'malformed PAX header record length');
     const rec = buf.subarray(sp + 1, pos + len - 1); // drop trailing \n
     const eq = rec.indexOf(0x3d);
     if (eq < 0) throw new KilnError('INVALID', 'malformed PAX header record');
@@ -144,12 +177,18 @@ export function parsePax(buf: Buffer, out: Map<string, Buffer>): void {
 }
 
 /** Decode a main header block given the pending PAX/GNU overrides. Returns undefined for an all-zero block. */
-export function decodeHeader(b: Buffer, pax: Map<string, Buffer>, gnuLongName?: Buffer, gnuLongLink?: Buffer): { typeflag: string; header: TarHeader } | undefined {
+export function decodeHeader(
+  b: Buffer,
+  pax: Map<string, Buffer>,
+  gnuLongName?: Buffer,
+  gnuLongLink?: Buffer,
+): { typeflag: string; header: TarHeader } | undefined {
   if (b.every((x) => x === 0)) return undefined;
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : b[i]!;
   const want = parseNumber(b, 148, 8, 'chksum');
-  if (sum !== want) throw new KilnError('INVALID', 'malformed tar header: checksum mismatch (not a tar stream, or corrupt)');
+  if (sum !== want)
+    throw new KilnError('INVALID', 'malformed tar header: checksum mismatch (not a tar stream, or corrupt)');
   const typeflag = String.fromCharCode(b[156]!);
   let name = cstr(b, 0, 100);
   const magic = b.subarray(257, 263).toString('latin1');

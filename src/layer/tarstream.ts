@@ -37,7 +37,8 @@ class ByteReader {
   async *chunks(n: number): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      if (this.buf.length === 0 && !(await this.fill())) throw new KilnError('INVALID', 'unexpected end of tar stream inside an entry');
+      if (this.buf.length === 0 && !(await this.fill()))
+        throw new KilnError('INVALID', 'unexpected end of tar stream inside an entry');
       const take = this.buf.subarray(0, Math.min(left, this.buf.length));
       this.buf = this.buf.subarray(take.length);
       left -= take.length;
@@ -76,7 +77,11 @@ export async function* readTar(src: Readable | AsyncIterable<Buffer>): AsyncGene
     }
     const { typeflag, header } = d;
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
-      if (header.size > MAX_META) throw new KilnError('UNSAFE', `tar ${typeflag === 'x' || typeflag === 'g' ? 'PAX' : 'GNU long name'} header of ${header.size} bytes refused`);
+      if (header.size > MAX_META)
+        throw new KilnError(
+          'UNSAFE',
+          `tar ${typeflag === 'x' || typeflag === 'g' ? 'PAX' : 'GNU long name'} header of ${header.size} bytes refused`,
+        );
       const data = await r.read(header.size);
       if (data.length < header.size) throw new KilnError('INVALID', 'truncated tar extended header');
       await r.read((BLOCK - (header.size % BLOCK)) % BLOCK);
@@ -89,7 +94,12 @@ export async function* readTar(src: Readable | AsyncIterable<Buffer>): AsyncGene
     pax = new Map();
     longName = undefined;
     longLink = undefined;
-    const size = header.type === 'file' ? header.size : header.type === 'hardlink' || header.type === 'symlink' || header.type === 'directory' ? 0 : 0;
+    const size =
+      header.type === 'file'
+        ? header.size
+        : header.type === 'hardlink' || header.type === 'symlink' || header.type === 'directory'
+          ? 0
+          : 0;
     // Some writers give hard links a size; their data is not present in practice, but honour it.
     const dataSize = header.type === 'file' ? size : header.size;
     let consumed = false;

@@ -4,7 +4,17 @@
  * paths, parents before children, hard links written once then as links, optional
  * SOURCE_DATE_EPOCH clamping of every timestamp.
  */
-import { closeSync, createReadStream, lstatSync, openSync, readSync, readdirSync, readlinkSync, promises as fsp, type Stats } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  lstatSync,
+  openSync,
+  readSync,
+  readdirSync,
+  readlinkSync,
+  promises as fsp,
+  type Stats,
+} from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
@@ -12,7 +22,10 @@ import { KilnError } from '../util/errors.js';
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, type EntryType, type TarHeader } from './tarformat.js';
 
 const require = createRequire(import.meta.url);
-const xattr = require('fs-xattr') as { listAttributesSync(p: string): string[]; getAttributeSync(p: string, n: string): Buffer };
+const xattr = require('fs-xattr') as {
+  listAttributesSync(p: string): string[];
+  getAttributeSync(p: string, n: string): Buffer;
+};
 
 export interface TarOptions {
   /** Clamp every mtime above this (seconds) down to it: reproducible layers. */
@@ -120,7 +133,10 @@ async function* encodeEntries(entries: AsyncIterable<PendingEntry> | Iterable<Pe
     out.fill(0, pos, pos + n);
     pos += n;
   };
-  const iter = Symbol.asyncIterator in entries ? (entries as AsyncIterable<PendingEntry>) : syncToAsyncBatched(entries as Iterable<PendingEntry>);
+  const iter =
+    Symbol.asyncIterator in entries
+      ? (entries as AsyncIterable<PendingEntry>)
+      : syncToAsyncBatched(entries as Iterable<PendingEntry>);
   for await (const batch of iter as AsyncIterable<PendingEntry | PendingEntry[]>) {
     for (const e of Array.isArray(batch) ? batch : [batch]) {
       const head = put(encodeHeader(e.header));
@@ -184,7 +200,11 @@ async function* encodeEntries(entries: AsyncIterable<PendingEntry> | Iterable<Pe
 }
 
 function changedSize(e: PendingEntry, got: number): KilnError {
-  return new KilnError('INTERNAL', `${e.source ?? e.header.name} changed size while being archived (${got} of ${e.header.size} bytes)`, { path: e.source ?? e.header.name });
+  return new KilnError(
+    'INTERNAL',
+    `${e.source ?? e.header.name} changed size while being archived (${got} of ${e.header.size} bytes)`,
+    { path: e.source ?? e.header.name },
+  );
 }
 
 /** A synchronous entry source read in batches: one await per batch, not per entry. */
@@ -212,7 +232,13 @@ class HardlinkTracker {
   }
 }
 
-function entryFor(abs: string, name: string, st: Stats, links: HardlinkTracker, opts: TarOptions): PendingEntry | undefined {
+function entryFor(
+  abs: string,
+  name: string,
+  st: Stats,
+  links: HardlinkTracker,
+  opts: TarOptions,
+): PendingEntry | undefined {
   const type = typeOf(st);
   if (type === undefined) return undefined;
   const header: TarHeader = {
@@ -281,9 +307,21 @@ export function tarChanges(root: string, changes: Change[], opts: TarOptions = {
       const base = path.posix.basename(c.path);
       const epoch = opts.sourceDateEpoch ?? 0;
       if (c.kind === 'delete') {
-        yield { header: { name: dir === '.' ? `.wh.${base}` : `${dir}/.wh.${base}`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: epoch } };
+        yield {
+          header: {
+            name: dir === '.' ? `.wh.${base}` : `${dir}/.wh.${base}`,
+            type: 'file',
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: epoch,
+          },
+        };
       } else if (c.kind === 'opaque') {
-        yield { header: { name: `${c.path}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: epoch } };
+        yield {
+          header: { name: `${c.path}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: epoch },
+        };
       } else {
         const abs = path.join(root, c.path);
         const e = entryFor(abs, c.path, c.stats ?? lstatSync(abs), links, opts);
@@ -302,8 +340,17 @@ function rank(c: Change): number {
 export function tarEntries(entries: Iterable<EntrySpec> | AsyncIterable<EntrySpec>, opts: TarOptions = {}): Readable {
   async function* gen(): AsyncGenerator<PendingEntry> {
     for await (const s of entries) {
-      const header: TarHeader = { name: s.path.replace(/^\/+/, '').replace(/\/+$/, ''), type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, size: 0, mtime: clamp(s.mtime, opts) };
-      if (s.type === 'file') header.size = s.content?.length ?? s.size ?? (s.source ? (await fsp.stat(s.source)).size : 0);
+      const header: TarHeader = {
+        name: s.path.replace(/^\/+/, '').replace(/\/+$/, ''),
+        type: s.type,
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        size: 0,
+        mtime: clamp(s.mtime, opts),
+      };
+      if (s.type === 'file')
+        header.size = s.content?.length ?? s.size ?? (s.source ? (await fsp.stat(s.source)).size : 0);
       if (s.linkname !== undefined) header.linkname = s.linkname;
       if (s.xattrs) header.xattrs = s.xattrs;
       if (s.type === 'chardev' || s.type === 'blockdev') {
@@ -334,7 +381,10 @@ export interface SkeletonEntry {
  * /app exists and whose it is can be answered without reading the layer. Undefined when the
  * entries have no such shape (no common root, or more than a few outside it).
  */
-export function layerSkeleton(specs: EntrySpec[], opts: TarOptions = {}): { root: string; entries: SkeletonEntry[] } | undefined {
+export function layerSkeleton(
+  specs: EntrySpec[],
+  opts: TarOptions = {},
+): { root: string; entries: SkeletonEntry[] } | undefined {
   const clean = (p: string) => p.replace(/^\/+/, '').replace(/\/+$/, '');
   const paths = specs.map((s) => clean(s.path));
   const ancestors = new Set<string>();
@@ -358,7 +408,15 @@ export function layerSkeleton(specs: EntrySpec[], opts: TarOptions = {}): { root
     if (p.startsWith(`${r}/`)) continue;
     if (!(p === r || r.startsWith(`${p}/`))) return undefined;
     if (entries.length >= 64) return undefined;
-    entries.push({ path: p, type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, mtime: clamp(s.mtime, opts), ...(s.linkname !== undefined ? { linkname: s.linkname } : {}) });
+    entries.push({
+      path: p,
+      type: s.type,
+      mode: s.mode,
+      uid: s.uid,
+      gid: s.gid,
+      mtime: clamp(s.mtime, opts),
+      ...(s.linkname !== undefined ? { linkname: s.linkname } : {}),
+    });
   }
   return { root: r, entries };
 }

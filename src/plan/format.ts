@@ -22,7 +22,14 @@ function mountText(m: MountSpec): string {
       kv.push(['target', m.target], ['source', m.source], ['from', m.from], ['rw', m.readwrite || undefined]);
       break;
     case 'cache':
-      kv.push(['target', m.target], ['id', m.id], ['source', m.source], ['from', m.from], ['sharing', m.sharing === 'shared' ? undefined : m.sharing], ['ro', m.readonly || undefined]);
+      kv.push(
+        ['target', m.target],
+        ['id', m.id],
+        ['source', m.source],
+        ['from', m.from],
+        ['sharing', m.sharing === 'shared' ? undefined : m.sharing],
+        ['ro', m.readonly || undefined],
+      );
       kv.push(['mode', m.mode === undefined ? undefined : `0${m.mode.toString(8)}`], ['uid', m.uid], ['gid', m.gid]);
       break;
     case 'tmpfs':
@@ -32,7 +39,12 @@ function mountText(m: MountSpec): string {
     case 'ssh':
       kv.push(['id', m.id], ['target', m.target]);
       if (m.type === 'secret') kv.push(['env', m.env]);
-      kv.push(['required', m.required || undefined], ['mode', m.mode === undefined ? undefined : `0${m.mode.toString(8)}`], ['uid', m.uid], ['gid', m.gid]);
+      kv.push(
+        ['required', m.required || undefined],
+        ['mode', m.mode === undefined ? undefined : `0${m.mode.toString(8)}`],
+        ['uid', m.uid],
+        ['gid', m.gid],
+      );
       break;
   }
   return kv
@@ -107,9 +119,15 @@ function baseLabel(plan: BuildPlan, s: PlannedStage): string {
 export function formatPlanText(plan: BuildPlan): string {
   const out: string[] = [];
   const t = plan.stages[plan.target]!;
-  out.push(`${plan.file}: ${plan.stages.length} stage(s), target ${stageLabel(plan, t.index)}, platform ${plan.platform.target}`);
-  if (plan.syntax !== undefined) out.push(`syntax: ${plan.syntax} (read as docker/dockerfile:1, kiln's built-in frontend)`);
-  if (plan.globalArgs.length) out.push(`global args: ${plan.globalArgs.map((a) => (a.value === undefined ? a.name : `${a.name}=${a.value}`)).join(' ')}`);
+  out.push(
+    `${plan.file}: ${plan.stages.length} stage(s), target ${stageLabel(plan, t.index)}, platform ${plan.platform.target}`,
+  );
+  if (plan.syntax !== undefined)
+    out.push(`syntax: ${plan.syntax} (read as docker/dockerfile:1, kiln's built-in frontend)`);
+  if (plan.globalArgs.length)
+    out.push(
+      `global args: ${plan.globalArgs.map((a) => (a.value === undefined ? a.name : `${a.name}=${a.value}`)).join(' ')}`,
+    );
   out.push(`build order: ${plan.waves.map((w) => w.map((n) => stageLabel(plan, n)).join(' + ')).join(' -> ')}`);
   out.push('');
   const ordered = [...plan.order, ...plan.stages.filter((s) => !s.needed).map((s) => s.index)];
@@ -117,10 +135,17 @@ export function formatPlanText(plan: BuildPlan): string {
     const s = plan.stages[n]!;
     const deps = s.dependsOn.length ? `, needs ${s.dependsOn.map((d) => stageLabel(plan, d)).join(', ')}` : '';
     const imgs = s.images.length ? `, copies from ${s.images.join(', ')}` : '';
-    out.push(`stage ${stageLabel(plan, n)} FROM ${baseLabel(plan, s)}${s.platform ? ` --platform=${s.platform}` : ''}${deps}${imgs}${s.needed ? '' : '  [skipped]'}`);
-    for (const pi of s.onbuild ?? []) out.push(`  ${String(pi.instruction.range.start.line).padStart(4)}  (ONBUILD) ${pi.expanded.replace(/\n/g, '\n        ')}`);
-    for (const pi of s.instructions) out.push(`  ${String(pi.instruction.range.start.line).padStart(4)}  ${pi.expanded.replace(/\n/g, '\n        ')}`);
+    out.push(
+      `stage ${stageLabel(plan, n)} FROM ${baseLabel(plan, s)}${s.platform ? ` --platform=${s.platform}` : ''}${deps}${imgs}${s.needed ? '' : '  [skipped]'}`,
+    );
+    for (const pi of s.onbuild ?? [])
+      out.push(
+        `  ${String(pi.instruction.range.start.line).padStart(4)}  (ONBUILD) ${pi.expanded.replace(/\n/g, '\n        ')}`,
+      );
+    for (const pi of s.instructions)
+      out.push(`  ${String(pi.instruction.range.start.line).padStart(4)}  ${pi.expanded.replace(/\n/g, '\n        ')}`);
   }
-  for (const w of plan.warnings) out.push(`warning: ${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}`);
+  for (const w of plan.warnings)
+    out.push(`warning: ${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}`);
   return `${out.join('\n')}\n`;
 }

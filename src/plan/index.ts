@@ -9,4 +9,13 @@ export * from './types.js';
 export { createPlan, type PlanOptions } from './planner.js';
 export { StageScope, platformArgs, isPredefinedArg, PROXY_ARGS, PLATFORM_ARGS } from './scope.js';
 export { formatPlanText, formatInstruction } from './format.js';
-export { listTargets, outline, formatTargets, formatOutline, commentsAbove, describedBy, type TargetInfo, type Outline } from './subrequests.js';
+export {
+  listTargets,
+  outline,
+  formatTargets,
+  formatOutline,
+  commentsAbove,
+  describedBy,
+  type TargetInfo,
+  type Outline,
+} from './subrequests.js';

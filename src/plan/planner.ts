@@ -18,7 +18,14 @@ import { contextKey, parseReference } from '../image/reference.js';
 import { KilnError } from '../util/errors.js';
 import { formatInstruction } from './format.js';
 import { StageScope, isPredefinedArg, platformArgs } from './scope.js';
-import { PLAN_SCHEMA_VERSION, type BuildPlan, type PlannedInstruction, type PlannedStage, type SourceRef, type StageBase } from './types.js';
+import {
+  PLAN_SCHEMA_VERSION,
+  type BuildPlan,
+  type PlannedInstruction,
+  type PlannedStage,
+  type SourceRef,
+  type StageBase,
+} from './types.js';
 
 export interface PlanOptions {
   buildArgs?: Record<string, string> | Map<string, string>;
@@ -62,14 +69,20 @@ class Planner {
     private readonly df: Dockerfile,
     private readonly opts: PlanOptions,
   ) {
-    this.buildArgs = opts.buildArgs instanceof Map ? new Map(opts.buildArgs) : new Map(Object.entries(opts.buildArgs ?? {}));
+    this.buildArgs =
+      opts.buildArgs instanceof Map ? new Map(opts.buildArgs) : new Map(Object.entries(opts.buildArgs ?? {}));
     this.automatic = platformArgs(opts.platform ?? 'linux/amd64', opts.buildPlatform ?? 'linux/amd64');
     this.esc = df.directives.escape;
   }
 
   private err(message: string, at: Located | undefined, hint?: string): KilnError {
     const line = at?.range.start.line ?? 1;
-    return new KilnError('PLAN', message, { file: this.df.file, line, column: at?.range.start.column ?? 1, source: this.df.lines[line - 1] ?? '' }, { hint });
+    return new KilnError(
+      'PLAN',
+      message,
+      { file: this.df.file, line, column: at?.range.start.column ?? 1, source: this.df.lines[line - 1] ?? '' },
+      { hint },
+    );
   }
 
   /** Run an expansion; its errors become plan errors at the instruction. */
@@ -84,7 +97,13 @@ class Planner {
 
   plan(): BuildPlan {
     const instrs = this.df.instructions;
-    if (instrs.length === 0) throw new KilnError('PLAN', 'the Dockerfile is empty', { file: this.df.file, line: 1, column: 1 }, { hint: 'a Dockerfile starts with FROM IMAGE' });
+    if (instrs.length === 0)
+      throw new KilnError(
+        'PLAN',
+        'the Dockerfile is empty',
+        { file: this.df.file, line: 1, column: 1 },
+        { hint: 'a Dockerfile starts with FROM IMAGE' },
+      );
 
     // Global ARGs: before the first FROM.
     const globalArgs: { name: string; value?: string }[] = [];
@@ -92,18 +111,29 @@ class Planner {
     const fromLookup = StageScope.forFrom(this.globals, this.automatic);
     for (; i < instrs.length && instrs[i]!.kind !== 'FROM'; i++) {
       const ins = instrs[i]!;
-      if (ins.kind !== 'ARG') throw this.err(`${ins.kind} before the first FROM: only ARG may come before FROM`, ins, 'start the Dockerfile with FROM IMAGE (ARGs may precede it)');
+      if (ins.kind !== 'ARG')
+        throw this.err(
+          `${ins.kind} before the first FROM: only ARG may come before FROM`,
+          ins,
+          'start the Dockerfile with FROM IMAGE (ARGs may precede it)',
+        );
       for (const a of ins.args) {
         this.declared.add(a.name);
         let v: string | undefined;
         if (this.buildArgs.has(a.name)) v = this.buildArgs.get(a.name);
-        else if (a.default !== undefined) v = this.guard(ins, () => expandWord(a.default!, fromLookup, { escape: this.esc }));
+        else if (a.default !== undefined)
+          v = this.guard(ins, () => expandWord(a.default!, fromLookup, { escape: this.esc }));
         // Declared without a value: keeps an automatic value (ARG TARGETARCH), else stays unset.
         if (v !== undefined || !this.globals.has(a.name)) this.globals.set(a.name, v);
         globalArgs.push(v === undefined ? { name: a.name } : { name: a.name, value: v });
       }
     }
-    if (i === instrs.length) throw this.err('no FROM instruction: a Dockerfile needs at least one build stage', instrs[instrs.length - 1], 'add FROM IMAGE');
+    if (i === instrs.length)
+      throw this.err(
+        'no FROM instruction: a Dockerfile needs at least one build stage',
+        instrs[instrs.length - 1],
+        'add FROM IMAGE',
+      );
 
     // Stage names, all known up front (to tell "a later stage" from "an image").
     const froms = instrs.filter((x): x is FromInstruction => x.kind === 'FROM');
@@ -112,7 +142,12 @@ class Planner {
       if (f.stageName === undefined) return;
       const key = f.stageName.toLowerCase();
       const prev = this.byName.get(key);
-      if (prev !== undefined) throw this.err(`duplicate stage name "${f.stageName}"`, f, `stage ${prev} (line ${this.stageFrom(prev).range.start.line}) already has this name`);
+      if (prev !== undefined)
+        throw this.err(
+          `duplicate stage name "${f.stageName}"`,
+          f,
+          `stage ${prev} (line ${this.stageFrom(prev).range.start.line}) already has this name`,
+        );
       this.byName.set(key, idx);
     });
 
@@ -132,13 +167,18 @@ class Planner {
       const t = this.byName.get(this.opts.target.toLowerCase());
       if (t === undefined) {
         const names = this.stages.filter((s) => s.name).map((s) => s.name!);
-        throw new KilnError('PLAN', `target stage "${this.opts.target}" could not be found`, { file: this.df.file }, { hint: names.length ? `stages: ${names.join(', ')}` : 'no stage has a name (FROM IMAGE AS NAME)' });
+        throw new KilnError(
+          'PLAN',
+          `target stage "${this.opts.target}" could not be found`,
+          { file: this.df.file },
+          { hint: names.length ? `stages: ${names.join(', ')}` : 'no stage has a name (FROM IMAGE AS NAME)' },
+        );
       }
       target = t;
     }
     this.checkCycles();
     // Iterative walks (here and below): a chain of thousands of stages must not overflow the stack.
-    for (const stack = [target]; stack.length; ) {
+    for (const stack = [target]; stack.length;) {
       const s = this.stages[stack.pop()!]!;
       if (s.needed) continue;
       s.needed = true;
@@ -149,7 +189,11 @@ class Planner {
 
     const unusedBuildArgs = [...this.buildArgs.keys()].filter((k) => !this.declared.has(k) && !isPredefinedArg(k));
     const warnings = [...this.df.warnings, ...this.warnings];
-    if (unusedBuildArgs.length) warnings.push({ message: `one or more build args were not consumed: ${unusedBuildArgs.join(', ')}`, rule: 'UnusedBuildArg' });
+    if (unusedBuildArgs.length)
+      warnings.push({
+        message: `one or more build args were not consumed: ${unusedBuildArgs.join(', ')}`,
+        rule: 'UnusedBuildArg',
+      });
     return {
       schemaVersion: PLAN_SCHEMA_VERSION,
       file: this.df.file,
@@ -173,19 +217,25 @@ class Planner {
   private startStage(ins: FromInstruction, fromLookup: Lookup): { stage: PlannedStage; scope: StageScope } {
     const index = this.stages.length;
     const image = this.guard(ins, () => expandWord(ins.image, fromLookup, { escape: this.esc }));
-    if (image === '') throw this.err(`base name (${ins.image}) should not be blank`, ins, 'give the ARG a default or pass --build-arg');
+    if (image === '')
+      throw this.err(`base name (${ins.image}) should not be blank`, ins, 'give the ARG a default or pass --build-arg');
     let platform: string | undefined;
     if (ins.platform !== undefined) {
       platform = this.guard(ins, () => expandWord(ins.platform!, fromLookup, { escape: this.esc }));
       if (platform === '') throw this.err(`empty platform value from expression ${ins.platform}`, ins);
-      if (!/^[a-z0-9_.()-]+(\/[a-z0-9_.-]+){0,2}$/i.test(platform)) throw this.err(`invalid platform "${platform}"`, ins, 'use os/arch[/variant], e.g. linux/arm64');
+      if (!/^[a-z0-9_.()-]+(\/[a-z0-9_.-]+){0,2}$/i.test(platform))
+        throw this.err(`invalid platform "${platform}"`, ins, 'use os/arch[/variant], e.g. linux/arm64');
     }
     let base: StageBase;
     const ref = this.isNamedContext(image) ? undefined : this.byName.get(image.toLowerCase());
     if (this.isNamedContext(image)) base = { kind: 'image', ref: image };
     else if (ref !== undefined && ref < index) base = { kind: 'stage', index: ref };
     else if (ref !== undefined && ref > index) {
-      throw this.err(`FROM ${image}: stage "${image}" is defined later in the Dockerfile`, ins, `a stage can only be based on an earlier stage (for the image, write docker.io/library/${image})`);
+      throw this.err(
+        `FROM ${image}: stage "${image}" is defined later in the Dockerfile`,
+        ins,
+        `a stage can only be based on an earlier stage (for the image, write docker.io/library/${image})`,
+      );
     } else if (image.toLowerCase() === 'scratch') base = { kind: 'scratch' };
     else {
       // Its own name (FROM nginx AS nginx) or no stage: an image, as BuildKit.
@@ -198,7 +248,10 @@ class Planner {
       base = { kind: 'image', ref: image };
       this.warnIfTypo(image, ins);
     }
-    const scope = base.kind === 'stage' ? this.scopes[base.index]!.child() : new StageScope(this.globals, this.buildArgs, this.automatic);
+    const scope =
+      base.kind === 'stage'
+        ? this.scopes[base.index]!.child()
+        : new StageScope(this.globals, this.buildArgs, this.automatic);
     const stage: PlannedStage = {
       index,
       name: ins.stageName,
@@ -217,7 +270,9 @@ class Planner {
     if (base.kind === 'stage') {
       const triggers = this.stages[base.index]!.instructions.filter((p) => p.instruction.kind === 'ONBUILD');
       if (triggers.length) {
-        stage.onbuild = triggers.map((p) => this.planInstruction((p.instruction as Instruction & { kind: 'ONBUILD' }).trigger, stage, scope));
+        stage.onbuild = triggers.map((p) =>
+          this.planInstruction((p.instruction as Instruction & { kind: 'ONBUILD' }).trigger, stage, scope),
+        );
       }
     }
     return { stage, scope };
@@ -233,7 +288,8 @@ class Planner {
       try {
         parseReference(value);
       } catch (e) {
-        if (e instanceof KilnError) throw this.err(`${what}: "${value}" is neither a stage nor a valid image reference (${e.message})`, ins);
+        if (e instanceof KilnError)
+          throw this.err(`${what}: "${value}" is neither a stage nor a valid image reference (${e.message})`, ins);
         throw e;
       }
       this.warnIfTypo(value, ins);
@@ -241,9 +297,19 @@ class Planner {
     }
     const label = named !== undefined ? `stage "${value}"` : `stage ${index}`;
     const count = this.stageCount;
-    if (index >= count) throw this.err(`${what}: invalid stage index ${index}: the Dockerfile has ${count} stage(s)`, ins, 'a numeric --from is the index of an earlier stage (0 is the first)');
+    if (index >= count)
+      throw this.err(
+        `${what}: invalid stage index ${index}: the Dockerfile has ${count} stage(s)`,
+        ins,
+        'a numeric --from is the index of an earlier stage (0 is the first)',
+      );
     if (index === stage.index) throw this.err(`circular dependency: ${what} refers to its own ${label}`, ins);
-    if (index > stage.index) throw this.err(`${what}: ${label} is defined later in the Dockerfile; a stage can only use stages defined before it`, ins, 'move that stage above this one');
+    if (index > stage.index)
+      throw this.err(
+        `${what}: ${label} is defined later in the Dockerfile; a stage can only use stages defined before it`,
+        ins,
+        'move that stage above this one',
+      );
     return { kind: 'stage', index };
   }
 
@@ -259,7 +325,12 @@ class Planner {
     const n = name.toLowerCase();
     for (const stage of this.byName.keys()) {
       if (stage !== n && editDistance(stage, n) <= 2 && Math.min(stage.length, n.length) > 2) {
-        this.warnings.push({ message: `"${name}" is no stage of this Dockerfile, so it is used as an image: did you mean stage "${stage}"?`, line: ins.range.start.line, column: ins.range.start.column, rule: 'StageNameTypo' });
+        this.warnings.push({
+          message: `"${name}" is no stage of this Dockerfile, so it is used as an image: did you mean stage "${stage}"?`,
+          line: ins.range.start.line,
+          column: ins.range.start.column,
+          rule: 'StageNameTypo',
+        });
         return;
       }
     }
@@ -279,7 +350,8 @@ class Planner {
     const keepUnset = !this.fromScratch[stage.index];
     const opts = { escape: this.esc, keepUnset };
     // --from / from=: the stage's variables first, then the global ARGs (kiln goes beyond BuildKit).
-    const fromLookup: Lookup = (n) => scope.lookup(n) ?? this.globals.get(n) ?? (Object.hasOwn(this.automatic, n) ? this.automatic[n] : undefined);
+    const fromLookup: Lookup = (n) =>
+      scope.lookup(n) ?? this.globals.get(n) ?? (Object.hasOwn(this.automatic, n) ? this.automatic[n] : undefined);
     const fromOpts = { escape: this.esc };
     const planned: PlannedInstruction = { instruction: ins, expanded: ins.original };
     switch (ins.kind) {
@@ -287,7 +359,12 @@ class Planner {
         const parts: string[] = [];
         for (const a of ins.args) {
           this.declared.add(a.name);
-          scope.declareArg(a.name, a.default === undefined ? undefined : () => this.guard(ins, () => expandWord(a.default!, scope.lookup, opts)));
+          scope.declareArg(
+            a.name,
+            a.default === undefined
+              ? undefined
+              : () => this.guard(ins, () => expandWord(a.default!, scope.lookup, opts)),
+          );
           const v = scope.lookup(a.name);
           parts.push(v === undefined ? a.name : `${a.name}=${v}`);
         }
@@ -312,8 +389,18 @@ class Planner {
         const e = this.guard(ins, () => expandInstruction(ins, scope.lookup, { ...opts, fromLookup }));
         if (e.kind === 'ADD' && e.checksum !== undefined) {
           // BuildKit: "checksum can't be specified for non-HTTP(S) sources" (git sources take a commit).
-          const local = e.sources.find((src) => !/^\d*<</.test(src) && !src.includes('$') && !/^(https?:\/\/|git@|git:\/\/|ssh:\/\/)/.test(src) && !/\.git(#|$)/.test(src));
-          if (local !== undefined) throw this.err(`ADD --checksum can't be used with the local source "${local}": only HTTP(S) and git sources have a checksum`, ins);
+          const local = e.sources.find(
+            (src) =>
+              !/^\d*<</.test(src) &&
+              !src.includes('$') &&
+              !/^(https?:\/\/|git@|git:\/\/|ssh:\/\/)/.test(src) &&
+              !/\.git(#|$)/.test(src),
+          );
+          if (local !== undefined)
+            throw this.err(
+              `ADD --checksum can't be used with the local source "${local}": only HTTP(S) and git sources have a checksum`,
+              ins,
+            );
         }
         planned.expanded = formatInstruction(e);
         return planned;
@@ -329,7 +416,9 @@ class Planner {
           }
         }
         if (srcs.length) planned.sources = srcs;
-        planned.expanded = formatInstruction(this.guard(ins, () => expandInstruction(ins, scope.lookup, { ...opts, fromLookup })));
+        planned.expanded = formatInstruction(
+          this.guard(ins, () => expandInstruction(ins, scope.lookup, { ...opts, fromLookup })),
+        );
         return planned;
       }
       case 'EXPOSE': {
@@ -346,7 +435,8 @@ class Planner {
       }
       case 'STOPSIGNAL': {
         const e = this.guard(ins, () => expandInstruction(ins, scope.lookup, opts));
-        if (!e.signal.includes('$') && parseSignal(e.signal) === undefined) throw this.err(`invalid signal: ${e.signal}`, ins, 'a signal name (SIGTERM, TERM) or number');
+        if (!e.signal.includes('$') && parseSignal(e.signal) === undefined)
+          throw this.err(`invalid signal: ${e.signal}`, ins, 'a signal name (SIGTERM, TERM) or number');
         planned.expanded = formatInstruction(e);
         return planned;
       }
@@ -387,7 +477,12 @@ class Planner {
         if (state.get(d) === 'visiting') {
           const cycle = [...path.slice(path.indexOf(d)), d].map((k) => stages[k]!.name ?? String(k));
           const s = stages[d]!;
-          throw new KilnError('PLAN', `circular dependency between stages: ${cycle.join(' -> ')}`, { file: this.df.file, line: s.position.line, column: s.position.column, source: this.df.lines[s.position.line - 1] ?? '' });
+          throw new KilnError('PLAN', `circular dependency between stages: ${cycle.join(' -> ')}`, {
+            file: this.df.file,
+            line: s.position.line,
+            column: s.position.column,
+            source: this.df.lines[s.position.line - 1] ?? '',
+          });
         }
         state.set(d, 'visiting');
         path.push(d);
@@ -402,7 +497,8 @@ function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[b.length]!;
@@ -452,6 +548,11 @@ function computeWaves(stages: PlannedStage[], order: number[]): number[][] {
 /** The target stage and the stages it is based on (FROM <stage>), target first: the image's layers come from these. */
 export function shippedStages(plan: BuildPlan): number[] {
   const out: number[] = [];
-  for (let s: PlannedStage | undefined = plan.stages[plan.target]; s; s = s.base.kind === 'stage' ? plan.stages[s.base.index] : undefined) out.push(s.index);
+  for (
+    let s: PlannedStage | undefined = plan.stages[plan.target];
+    s;
+    s = s.base.kind === 'stage' ? plan.stages[s.base.index] : undefined
+  )
+    out.push(s.index);
   return out;
 }

@@ -16,12 +16,37 @@
  */
 import { expandWord, type Lookup } from '../dockerfile/expand.js';
 
-export const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
-export const PLATFORM_ARGS = ['TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT', 'BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT'];
+export const PROXY_ARGS = [
+  'HTTP_PROXY',
+  'http_proxy',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'FTP_PROXY',
+  'ftp_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'ALL_PROXY',
+  'all_proxy',
+];
+export const PLATFORM_ARGS = [
+  'TARGETPLATFORM',
+  'TARGETOS',
+  'TARGETARCH',
+  'TARGETVARIANT',
+  'BUILDPLATFORM',
+  'BUILDOS',
+  'BUILDARCH',
+  'BUILDVARIANT',
+];
 
 /** Build args BuildKit itself understands: never reported as unused. */
 export function isPredefinedArg(name: string): boolean {
-  return PROXY_ARGS.some((p) => p.toLowerCase() === name.toLowerCase()) || PLATFORM_ARGS.includes(name) || name.startsWith('BUILDKIT_') || name === 'SOURCE_DATE_EPOCH';
+  return (
+    PROXY_ARGS.some((p) => p.toLowerCase() === name.toLowerCase()) ||
+    PLATFORM_ARGS.includes(name) ||
+    name.startsWith('BUILDKIT_') ||
+    name === 'SOURCE_DATE_EPOCH'
+  );
 }
 
 /** Automatic platform ARG values for "os/arch[/variant]" target and build platforms. */
@@ -64,7 +89,10 @@ export class StageScope {
   }
 
   /** A lookup for FROM lines: the global ARGs, then the automatic platform ARGs. */
-  static forFrom(globals: ReadonlyMap<string, string | undefined>, automatic: Readonly<Record<string, string>>): Lookup {
+  static forFrom(
+    globals: ReadonlyMap<string, string | undefined>,
+    automatic: Readonly<Record<string, string>>,
+  ): Lookup {
     return (name) => globals.get(name) ?? (Object.hasOwn(automatic, name) ? automatic[name] : undefined);
   }
 
@@ -123,7 +151,8 @@ export class StageScope {
    */
   argEntries(): [string, string][] {
     const out: [string, string][] = [];
-    for (const [k, v] of this.args) if (v !== undefined && this.vars.get(k) === v && this.env.get(k) !== v) out.push([k, v]);
+    for (const [k, v] of this.args)
+      if (v !== undefined && this.vars.get(k) === v && this.env.get(k) !== v) out.push([k, v]);
     return out;
   }
 

@@ -53,7 +53,12 @@ export function listTargets(plan: BuildPlan, text: string): TargetInfo[] {
     name: s.name,
     default: s.index === plan.stages.length - 1,
     description: describedBy(commentsAbove(lines, s.position.line), s.name),
-    base: s.base.kind === 'image' ? s.base.ref : s.base.kind === 'scratch' ? 'scratch' : (plan.stages[s.base.index]!.name ?? String(s.base.index)),
+    base:
+      s.base.kind === 'image'
+        ? s.base.ref
+        : s.base.kind === 'scratch'
+          ? 'scratch'
+          : (plan.stages[s.base.index]!.name ?? String(s.base.index)),
     line: s.position.line,
   }));
 }
@@ -75,7 +80,11 @@ export function outline(plan: BuildPlan, text: string): Outline {
         for (const a of ins.args) {
           if (args.has(a.name)) continue;
           const value = plan.buildArgs[a.name] ?? a.default ?? globals.get(a.name);
-          args.set(a.name, { name: a.name, value, description: describedBy(commentsAbove(lines, ins.range.start.line), a.name) });
+          args.set(a.name, {
+            name: a.name,
+            value,
+            description: describedBy(commentsAbove(lines, ins.range.start.line), a.name),
+          });
         }
       } else if (ins.kind === 'RUN') {
         for (const m of ins.mounts) {
@@ -95,7 +104,11 @@ export function outline(plan: BuildPlan, text: string): Outline {
   for (const g of plan.globalArgs) {
     if (args.has(g.name) || !new RegExp(`\\$\\{?${g.name}\\b`).test(fromText)) continue;
     const declared = lines.findIndex((l) => new RegExp(`^\\s*ARG\\s+${g.name}\\b`, 'i').test(l));
-    args.set(g.name, { name: g.name, value: g.value, description: declared >= 0 ? describedBy(commentsAbove(lines, declared + 1), g.name) : undefined });
+    args.set(g.name, {
+      name: g.name,
+      value: g.value,
+      description: declared >= 0 ? describedBy(commentsAbove(lines, declared + 1), g.name) : undefined,
+    });
   }
   return {
     name: target.name,
@@ -109,20 +122,48 @@ export function outline(plan: BuildPlan, text: string): Outline {
 /** Columns as Go's tabwriter pads them (minwidth 0, padding `pad`, spaces). */
 function table(rows: string[][], pad: number): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]! + pad))).join('').trimEnd() + '\n').join('');
+  return rows
+    .map(
+      (r) =>
+        r
+          .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]! + pad)))
+          .join('')
+          .trimEnd() + '\n',
+    )
+    .join('');
 }
 
 /** As `docker buildx build --call=targets` prints it. */
 export function formatTargets(targets: TargetInfo[]): string {
   if (targets.length === 0) return 'No targets found\n';
-  return table([['TARGET', 'DESCRIPTION'], ...targets.map((t) => [t.default ? (t.name ? `${t.name} (default)` : '(default)') : (t.name ?? ''), t.description ?? ''])], 1);
+  return table(
+    [
+      ['TARGET', 'DESCRIPTION'],
+      ...targets.map((t) => [
+        t.default ? (t.name ? `${t.name} (default)` : '(default)') : (t.name ?? ''),
+        t.description ?? '',
+      ]),
+    ],
+    1,
+  );
 }
 
 /** As `docker buildx build --call=outline` prints it. */
 export function formatOutline(o: Outline): string {
-  let out = table([['TARGET:', o.name ?? '(default)'], ...(o.description ? [['DESCRIPTION:', o.description]] : [])], 1) + '\n';
-  if (o.args.length) out += table([['BUILD ARG', 'VALUE', 'DESCRIPTION'], ...o.args.map((a) => [a.name, a.value ?? '<null>', a.description ?? ''])], 3) + '\n';
-  if (o.secrets.length) out += table([['SECRET', 'REQUIRED'], ...o.secrets.map((s) => [s.name, s.required ? 'true' : ''])], 3) + '\n';
-  if (o.ssh.length) out += table([['SSH', 'REQUIRED'], ...o.ssh.map((s) => [s.name, s.required ? 'true' : ''])], 3) + '\n';
+  let out =
+    table([['TARGET:', o.name ?? '(default)'], ...(o.description ? [['DESCRIPTION:', o.description]] : [])], 1) + '\n';
+  if (o.args.length)
+    out +=
+      table(
+        [
+          ['BUILD ARG', 'VALUE', 'DESCRIPTION'],
+          ...o.args.map((a) => [a.name, a.value ?? '<null>', a.description ?? '']),
+        ],
+        3,
+      ) + '\n';
+  if (o.secrets.length)
+    out += table([['SECRET', 'REQUIRED'], ...o.secrets.map((s) => [s.name, s.required ? 'true' : ''])], 3) + '\n';
+  if (o.ssh.length)
+    out += table([['SSH', 'REQUIRED'], ...o.ssh.map((s) => [s.name, s.required ? 'true' : ''])], 3) + '\n';
   return out;
 }

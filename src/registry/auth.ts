@@ -71,39 +71,73 @@ export class TokenCache {
 
 async function fetchToken(r: TokenRequest): Promise<CachedToken> {
   const realm = r.challenge.realm;
-  if (!realm) throw new KilnError('AUTH', `${r.registry} asked for a bearer token without saying where to get one (no realm)`, { image: r.registry });
+  if (!realm)
+    throw new KilnError('AUTH', `${r.registry} asked for a bearer token without saying where to get one (no realm)`, {
+      image: r.registry,
+    });
   let url: URL;
   try {
     url = new URL(realm);
   } catch {
-    throw new KilnError('AUTH', `${r.registry} gave an invalid token realm ${JSON.stringify(realm)}`, { image: r.registry });
+    throw new KilnError('AUTH', `${r.registry} gave an invalid token realm ${JSON.stringify(realm)}`, {
+      image: r.registry,
+    });
   }
   const headers: Record<string, string> = { accept: 'application/json' };
   let res;
   if (r.creds?.identityToken) {
     // OAuth2 refresh-token grant (docker's identity tokens).
-    const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: r.creds.identityToken, client_id: 'kiln', service: r.challenge.service ?? '' });
+    const form = new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: r.creds.identityToken,
+      client_id: 'kiln',
+      service: r.challenge.service ?? '',
+    });
     form.set('scope', r.scopes.join(' '));
-    res = await httpRequest({ method: 'POST', url, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), tls: r.tls, signal: r.signal });
+    res = await httpRequest({
+      method: 'POST',
+      url,
+      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+      body: Buffer.from(form.toString()),
+      tls: r.tls,
+      signal: r.signal,
+    });
   } else {
     if (r.challenge.service) url.searchParams.set('service', r.challenge.service);
     for (const s of r.scopes) url.searchParams.append('scope', s);
-    if (r.creds) headers.authorization = `Basic ${Buffer.from(`${r.creds.username}:${r.creds.password}`).toString('base64')}`;
+    if (r.creds)
+      headers.authorization = `Basic ${Buffer.from(`${r.creds.username}:${r.creds.password}`).toString('base64')}`;
     res = await httpRequest({ method: 'GET', url, headers, tls: r.tls, signal: r.signal, followRedirects: true });
   }
   const body = await readBody(res, 1 << 20);
   if (res.status === 401 || res.status === 403) {
-    throw new KilnError('AUTH', `${r.registry}: the token server ${url.host} refused ${r.creds ? `the credentials of "${r.creds.username}"` : 'anonymous access'} for ${r.scopes.join(' ') || 'the registry'} (HTTP ${res.status})`, { image: r.registry }, { hint: r.creds ? `check them with 'kiln login ${r.registry}'` : `log in with 'kiln login ${r.registry}'` });
+    throw new KilnError(
+      'AUTH',
+      `${r.registry}: the token server ${url.host} refused ${r.creds ? `the credentials of "${r.creds.username}"` : 'anonymous access'} for ${r.scopes.join(' ') || 'the registry'} (HTTP ${res.status})`,
+      { image: r.registry },
+      { hint: r.creds ? `check them with 'kiln login ${r.registry}'` : `log in with 'kiln login ${r.registry}'` },
+    );
   }
-  if (res.status !== 200) throw new KilnError('AUTH', `${r.registry}: the token server ${url.host} answered HTTP ${res.status}: ${body.toString('utf8').slice(0, 200)}`, { image: r.registry });
+  if (res.status !== 200)
+    throw new KilnError(
+      'AUTH',
+      `${r.registry}: the token server ${url.host} answered HTTP ${res.status}: ${body.toString('utf8').slice(0, 200)}`,
+      { image: r.registry },
+    );
   let v: { token?: unknown; access_token?: unknown; expires_in?: unknown };
   try {
     v = JSON.parse(body.toString('utf8')) as typeof v;
   } catch {
-    throw new KilnError('AUTH', `${r.registry}: the token server ${url.host} did not answer JSON`, { image: r.registry });
+    throw new KilnError('AUTH', `${r.registry}: the token server ${url.host} did not answer JSON`, {
+      image: r.registry,
+    });
   }
-  const token = typeof v.token === 'string' && v.token ? v.token : typeof v.access_token === 'string' ? v.access_token : '';
-  if (!token) throw new KilnError('AUTH', `${r.registry}: the token server ${url.host} answered without a token`, { image: r.registry });
+  const token =
+    typeof v.token === 'string' && v.token ? v.token : typeof v.access_token === 'string' ? v.access_token : '';
+  if (!token)
+    throw new KilnError('AUTH', `${r.registry}: the token server ${url.host} answered without a token`, {
+      image: r.registry,
+    });
   // The spec's default lifetime is 60 s; renew a little early.
   const life = typeof v.expires_in === 'number' && v.expires_in > 0 ? v.expires_in : 60;
   return { token, expires: Date.now() + Math.max(5, life - 10) * 1000 };

@@ -18,7 +18,12 @@ import { TokenCache, parseChallenge, type Challenge } from './auth.js';
 import { getCredentials, type Credentials } from './credentials.js';
 import { drain, httpRequest, readBody, type HttpResponse, type TlsSettings } from './http.js';
 
-export const MANIFEST_ACCEPT = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest];
+export const MANIFEST_ACCEPT = [
+  MediaType.OciIndex,
+  MediaType.OciManifest,
+  MediaType.DockerManifestList,
+  MediaType.DockerManifest,
+];
 
 export interface ClientOptions {
   /** Hosts (host or host:port) that may be reached over plain HTTP or with unverified TLS. */
@@ -60,7 +65,18 @@ export interface RequestOptions {
   what: string;
 }
 
-const RETRIABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
+const RETRIABLE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ECONNABORTED',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
 
 export function isRetriableError(e: unknown): boolean {
   const err = e as NodeJS.ErrnoException;
@@ -81,7 +97,10 @@ export class RegistryClient {
   constructor(readonly opts: ClientOptions = {}) {}
 
   private allowInsecure(registry: string): boolean {
-    return isLoopback(registry) || (this.opts.insecure ?? []).some((h) => h === registry || h === registry.replace(/:\d+$/, ''));
+    return (
+      isLoopback(registry) ||
+      (this.opts.insecure ?? []).some((h) => h === registry || h === registry.replace(/:\d+$/, ''))
+    );
   }
 
   private credentialsFor(registry: string): Promise<Credentials | undefined> {
@@ -99,8 +118,13 @@ export class RegistryClient {
   }
 
   private async tlsFor(registry: string): Promise<TlsSettings> {
-    const dir = path.join(this.opts.certsDir ?? '/etc/docker/certs.d', registry.replace(/:/g, process.platform === 'win32' ? '_' : ':'));
-    const tls: TlsSettings = { verify: this.opts.tlsVerify !== false && !(this.opts.insecure ?? []).some((h) => h === registry) };
+    const dir = path.join(
+      this.opts.certsDir ?? '/etc/docker/certs.d',
+      registry.replace(/:/g, process.platform === 'win32' ? '_' : ':'),
+    );
+    const tls: TlsSettings = {
+      verify: this.opts.tlsVerify !== false && !(this.opts.insecure ?? []).some((h) => h === registry),
+    };
     let files: string[] = [];
     try {
       files = await fsp.readdir(dir);
@@ -112,7 +136,10 @@ export class RegistryClient {
       if (f.endsWith('.crt')) (tls.ca ??= []).push(await fsp.readFile(path.join(dir, f)));
       if (f.endsWith('.cert')) {
         const key = f.replace(/\.cert$/, '.key');
-        if (!files.includes(key)) throw new KilnError('INVALID', `client certificate ${path.join(dir, f)} has no ${key} beside it`, { path: dir });
+        if (!files.includes(key))
+          throw new KilnError('INVALID', `client certificate ${path.join(dir, f)} has no ${key} beside it`, {
+            path: dir,
+          });
         tls.cert = await fsp.readFile(path.join(dir, f));
         tls.key = await fsp.readFile(path.join(dir, key));
       }
@@ -138,12 +165,37 @@ export class RegistryClient {
     let lastError: unknown;
     for (const scheme of schemes) {
       const base = new URL(`${scheme}//${host}/v2/`);
-      const ep: Endpoint = { registry, base, tls: scheme === 'https:' && this.allowInsecure(registry) && !isLoopback(registry) ? { ...tls, verify: false } : tls, challenge: null };
+      const ep: Endpoint = {
+        registry,
+        base,
+        tls:
+          scheme === 'https:' && this.allowInsecure(registry) && !isLoopback(registry)
+            ? { ...tls, verify: false }
+            : tls,
+        challenge: null,
+      };
       try {
-        const res = await this.withRetries(registry, 'the API version check', () => httpRequest({ method: 'GET', url: base, tls: ep.tls, timeoutMs: this.opts.timeoutMs, signal: this.opts.signal, followRedirects: true }), scheme === 'https:' && schemes.length > 1);
+        const res = await this.withRetries(
+          registry,
+          'the API version check',
+          () =>
+            httpRequest({
+              method: 'GET',
+              url: base,
+              tls: ep.tls,
+              timeoutMs: this.opts.timeoutMs,
+              signal: this.opts.signal,
+              followRedirects: true,
+            }),
+          scheme === 'https:' && schemes.length > 1,
+        );
         drain(res);
-        if (res.status === 401) ep.challenge = parseChallenge(res.headers['www-authenticate'] as string | undefined) ?? null;
-        else if (res.status === 404) throw new KilnError('REGISTRY', `${registry} does not speak the registry API v2 (GET ${base.href} → 404)`, { image: registry });
+        if (res.status === 401)
+          ep.challenge = parseChallenge(res.headers['www-authenticate'] as string | undefined) ?? null;
+        else if (res.status === 404)
+          throw new KilnError('REGISTRY', `${registry} does not speak the registry API v2 (GET ${base.href} → 404)`, {
+            image: registry,
+          });
         return ep;
       } catch (e) {
         lastError = e;
@@ -160,15 +212,25 @@ export class RegistryClient {
     if (e instanceof KilnError) return e;
     const err = e as NodeJS.ErrnoException;
     const tlsIssue = /certificate|self.signed|SSL|TLS|wrong version number/i.test(`${err.code ?? ''} ${err.message}`);
-    return new KilnError('REGISTRY', `cannot reach registry ${registry} for ${what}: ${err.message}`, { image: registry }, {
-      hint: tlsIssue
-        ? `put the registry's CA in /etc/docker/certs.d/${registry}/ca.crt, or use --tls-verify=false / --insecure-registry ${registry} for a test registry`
-        : 'check the registry address and that it is running',
-    });
+    return new KilnError(
+      'REGISTRY',
+      `cannot reach registry ${registry} for ${what}: ${err.message}`,
+      { image: registry },
+      {
+        hint: tlsIssue
+          ? `put the registry's CA in /etc/docker/certs.d/${registry}/ca.crt, or use --tls-verify=false / --insecure-registry ${registry} for a test registry`
+          : 'check the registry address and that it is running',
+      },
+    );
   }
 
   /** Run one attempt-function with retries on connection errors (not on HTTP answers). */
-  private async withRetries(registry: string, what: string, attempt: () => Promise<HttpResponse>, noRetry = false): Promise<HttpResponse> {
+  private async withRetries(
+    registry: string,
+    what: string,
+    attempt: () => Promise<HttpResponse>,
+    noRetry = false,
+  ): Promise<HttpResponse> {
     const retries = noRetry ? 0 : (this.opts.retries ?? 4);
     for (let n = 0; ; n++) {
       try {
@@ -198,8 +260,16 @@ export class RegistryClient {
     const ch = ep.challenge;
     if (!ch) return undefined;
     const creds = await this.credentialsFor(ep.registry);
-    if (ch.scheme === 'basic') return creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
-    const token = await this.tokens.get({ challenge: ch, scopes, creds, tls: ep.tls, registry: ep.registry, signal: this.opts.signal });
+    if (ch.scheme === 'basic')
+      return creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
+    const token = await this.tokens.get({
+      challenge: ch,
+      scopes,
+      creds,
+      tls: ep.tls,
+      registry: ep.registry,
+      signal: this.opts.signal,
+    });
     return `Bearer ${token}`;
   }
 
@@ -214,15 +284,25 @@ export class RegistryClient {
     const replayable = o.body === undefined || Buffer.isBuffer(o.body) || typeof o.body === 'function';
     const retries = this.opts.retries ?? 4;
     let authRenewed = false;
-    for (let n = 0; ; ) {
+    for (let n = 0; ;) {
       const headers: Record<string, string> = { ...(o.headers ?? {}) };
       const auth = await this.authorization(ep, scopes);
       if (auth) headers.authorization = auth;
       let res: HttpResponse;
       try {
-        res = await httpRequest({ method: o.method, url, headers, body: o.body as never, tls: ep.tls, timeoutMs: this.opts.timeoutMs, signal: this.opts.signal, followRedirects: o.followRedirects });
+        res = await httpRequest({
+          method: o.method,
+          url,
+          headers,
+          body: o.body as never,
+          tls: ep.tls,
+          timeoutMs: this.opts.timeoutMs,
+          signal: this.opts.signal,
+          followRedirects: o.followRedirects,
+        });
       } catch (e) {
-        if (this.opts.signal?.aborted) throw new KilnError('REGISTRY', `interrupted: ${o.what} from ${ref.name()}`, { image: ref.toString() });
+        if (this.opts.signal?.aborted)
+          throw new KilnError('REGISTRY', `interrupted: ${o.what} from ${ref.name()}`, { image: ref.toString() });
         if (n < retries && replayable && isRetriableError(e)) {
           this.opts.onRetry?.({ registry: ref.registry, what: o.what, attempt: ++n, reason: (e as Error).message });
           await this.backoff(n - 1);
@@ -235,13 +315,23 @@ export class RegistryClient {
         const ch = parseChallenge(res.headers['www-authenticate'] as string | undefined);
         if (ch) {
           // Expired or narrower token, or the first challenge: learn it, forget the token, retry once.
-          if (ep.challenge) this.tokens.forget({ challenge: ep.challenge, scopes, creds: await this.credentialsFor(ep.registry), registry: ep.registry });
+          if (ep.challenge)
+            this.tokens.forget({
+              challenge: ep.challenge,
+              scopes,
+              creds: await this.credentialsFor(ep.registry),
+              registry: ep.registry,
+            });
           ep.challenge = ch;
           authRenewed = true;
           continue;
         }
       }
-      if ((res.status === 429 || (res.status >= 500 && res.status !== 501 && res.status !== 505)) && n < retries && replayable) {
+      if (
+        (res.status === 429 || (res.status >= 500 && res.status !== 501 && res.status !== 505)) &&
+        n < retries &&
+        replayable
+      ) {
         const ra = res.headers['retry-after'] as string | undefined;
         drain(res);
         this.opts.onRetry?.({ registry: ref.registry, what: o.what, attempt: ++n, reason: `HTTP ${res.status}` });
@@ -267,9 +357,12 @@ export class RegistryClient {
     const msg = `${what} on ${ref.registry}/${ref.repository}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`;
     const place = { image: ref.toString() };
     if (res.status === 401 || res.status === 403 || codes.includes('UNAUTHORIZED') || codes.includes('DENIED')) {
-      return new KilnError('AUTH', `access denied: ${msg}`, place, { hint: `log in with 'kiln login ${ref.registry === DEFAULT_REGISTRY ? '' : ref.registry}'`.replace(/ '$/, "'") });
+      return new KilnError('AUTH', `access denied: ${msg}`, place, {
+        hint: `log in with 'kiln login ${ref.registry === DEFAULT_REGISTRY ? '' : ref.registry}'`.replace(/ '$/, "'"),
+      });
     }
-    if (res.status === 404) return new KilnError('NOT_FOUND', `not found: ${msg}`, place, { hint: 'check the name and tag' });
+    if (res.status === 404)
+      return new KilnError('NOT_FOUND', `not found: ${msg}`, place, { hint: 'check the name and tag' });
     return new KilnError('REGISTRY', msg, place);
   }
 
@@ -288,27 +381,54 @@ export class RegistryClient {
       return 'bearer';
     }
     const res = await this.withRetries(registry, 'login', () =>
-      httpRequest({ method: 'GET', url: ep.base, headers: { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` }, tls: ep.tls, timeoutMs: this.opts.timeoutMs, signal: this.opts.signal }),
+      httpRequest({
+        method: 'GET',
+        url: ep.base,
+        headers: { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` },
+        tls: ep.tls,
+        timeoutMs: this.opts.timeoutMs,
+        signal: this.opts.signal,
+      }),
     );
     drain(res);
     if (res.status === 200) return 'basic';
-    if (res.status === 401 || res.status === 403) throw new KilnError('AUTH', `${registry} refused the login of "${creds.username}": wrong username or password`, { image: registry });
+    if (res.status === 401 || res.status === 403)
+      throw new KilnError('AUTH', `${registry} refused the login of "${creds.username}": wrong username or password`, {
+        image: registry,
+      });
     throw new KilnError('REGISTRY', `${registry} answered HTTP ${res.status} to the login check`, { image: registry });
   }
 
   // ---- manifests ----
 
-  async getManifest(ref: ImageReference, reference = ref.digest ?? ref.tag ?? 'latest'): Promise<{ mediaType: string; digest: Digest; body: Buffer }> {
+  async getManifest(
+    ref: ImageReference,
+    reference = ref.digest ?? ref.tag ?? 'latest',
+  ): Promise<{ mediaType: string; digest: Digest; body: Buffer }> {
     const what = `manifest ${reference}`;
-    const res = await this.request(ref, { method: 'GET', path: `manifests/${reference}`, headers: { accept: MANIFEST_ACCEPT.join(', ') }, actions: ['pull'], what });
+    const res = await this.request(ref, {
+      method: 'GET',
+      path: `manifests/${reference}`,
+      headers: { accept: MANIFEST_ACCEPT.join(', ') },
+      actions: ['pull'],
+      what,
+    });
     if (res.status !== 200) throw await this.fail(ref, res, `cannot get ${what}`);
     const body = await readBody(res, 4 << 20);
     const digest = sha256(body);
-    const expected = reference.startsWith('sha256:') ? reference : (res.headers['docker-content-digest'] as string | undefined);
+    const expected = reference.startsWith('sha256:')
+      ? reference
+      : (res.headers['docker-content-digest'] as string | undefined);
     if (expected && expected.startsWith('sha256:') && expected !== digest) {
-      throw new KilnError('DIGEST', `${what} from ${ref.name()} does not match its digest: expected ${expected}, got ${digest}`, { image: ref.toString() });
+      throw new KilnError(
+        'DIGEST',
+        `${what} from ${ref.name()} does not match its digest: expected ${expected}, got ${digest}`,
+        { image: ref.toString() },
+      );
     }
-    let mediaType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+    let mediaType = String(res.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim();
     try {
       const mt = (JSON.parse(body.toString('utf8')) as { mediaType?: unknown }).mediaType;
       if (typeof mt === 'string' && mt) mediaType = mt;
@@ -316,24 +436,47 @@ export class RegistryClient {
       throw new KilnError('INVALID', `${what} from ${ref.name()} is not JSON`, { image: ref.toString() });
     }
     if (/vnd\.docker\.distribution\.manifest\.v1/.test(mediaType)) {
-      throw new KilnError('UNSUPPORTED', `${ref.familiar()} is in the old schema 1 format`, { image: ref.toString() }, { hint: 'push it again with a current docker, or convert it with skopeo copy' });
+      throw new KilnError(
+        'UNSUPPORTED',
+        `${ref.familiar()} is in the old schema 1 format`,
+        { image: ref.toString() },
+        { hint: 'push it again with a current docker, or convert it with skopeo copy' },
+      );
     }
     return { mediaType, digest, body };
   }
 
   /** Does the registry have this manifest? Its descriptor, or undefined. */
   async headManifest(ref: ImageReference, reference: string): Promise<Descriptor | undefined> {
-    const res = await this.request(ref, { method: 'HEAD', path: `manifests/${reference}`, headers: { accept: MANIFEST_ACCEPT.join(', ') }, actions: ['pull'], what: `manifest ${reference}` });
+    const res = await this.request(ref, {
+      method: 'HEAD',
+      path: `manifests/${reference}`,
+      headers: { accept: MANIFEST_ACCEPT.join(', ') },
+      actions: ['pull'],
+      what: `manifest ${reference}`,
+    });
     drain(res);
     if (res.status === 404) return undefined;
     if (res.status !== 200) throw await this.fail(ref, res, `cannot check manifest ${reference}`);
-    return { mediaType: String(res.headers['content-type'] ?? ''), digest: res.headers['docker-content-digest'] as Digest, size: Number(res.headers['content-length'] ?? 0) };
+    return {
+      mediaType: String(res.headers['content-type'] ?? ''),
+      digest: res.headers['docker-content-digest'] as Digest,
+      size: Number(res.headers['content-length'] ?? 0),
+    };
   }
 
   async putManifest(ref: ImageReference, reference: string, body: Buffer, mediaType: string): Promise<Digest> {
     const what = `manifest ${reference}`;
-    const res = await this.request(ref, { method: 'PUT', path: `manifests/${reference}`, headers: { 'content-type': mediaType }, body, actions: ['pull', 'push'], what });
-    if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await this.fail(ref, res, `cannot push ${what}`);
+    const res = await this.request(ref, {
+      method: 'PUT',
+      path: `manifests/${reference}`,
+      headers: { 'content-type': mediaType },
+      body,
+      actions: ['pull', 'push'],
+      what,
+    });
+    if (res.status !== 201 && res.status !== 200 && res.status !== 202)
+      throw await this.fail(ref, res, `cannot push ${what}`);
     drain(res);
     return sha256(body);
   }
@@ -341,7 +484,13 @@ export class RegistryClient {
   // ---- blobs ----
 
   async hasBlob(ref: ImageReference, digest: Digest, actions = ['pull']): Promise<boolean> {
-    const res = await this.request(ref, { method: 'HEAD', path: `blobs/${digest}`, actions, what: `blob ${digest}`, followRedirects: true });
+    const res = await this.request(ref, {
+      method: 'HEAD',
+      path: `blobs/${digest}`,
+      actions,
+      what: `blob ${digest}`,
+      followRedirects: true,
+    });
     drain(res);
     if (res.status === 200) return true;
     if (res.status === 404) return false;
@@ -351,7 +500,14 @@ export class RegistryClient {
   /** GET a blob (from `start` with a Range request); 200 or 206, redirects followed. */
   async fetchBlob(ref: ImageReference, digest: Digest, start = 0): Promise<HttpResponse> {
     const headers: Record<string, string> = start > 0 ? { range: `bytes=${start}-` } : {};
-    const res = await this.request(ref, { method: 'GET', path: `blobs/${digest}`, headers, actions: ['pull'], what: `blob ${digest}`, followRedirects: true });
+    const res = await this.request(ref, {
+      method: 'GET',
+      path: `blobs/${digest}`,
+      headers,
+      actions: ['pull'],
+      what: `blob ${digest}`,
+      followRedirects: true,
+    });
     if (res.status !== 200 && res.status !== 206) throw await this.fail(ref, res, `cannot download blob ${digest}`);
     return res;
   }
@@ -360,13 +516,18 @@ export class RegistryClient {
    * Download a blob into the store: streamed, resumed with a Range request after a cut connection,
    * committed only when its digest and size check; nothing partial stays behind.
    */
-  async pullBlobToStore(store: Store, ref: ImageReference, desc: Descriptor, onBytes?: (n: number) => void): Promise<'present' | 'downloaded'> {
+  async pullBlobToStore(
+    store: Store,
+    ref: ImageReference,
+    desc: Descriptor,
+    onBytes?: (n: number) => void,
+  ): Promise<'present' | 'downloaded'> {
     if (await store.hasBlob(desc.digest)) return 'present';
     let w = await store.createBlobWriter();
     let got = 0;
     const retries = this.opts.retries ?? 4;
     try {
-      for (let n = 0; ; ) {
+      for (let n = 0; ;) {
         let res: HttpResponse | undefined;
         try {
           res = await this.fetchBlob(ref, desc.digest, got);
@@ -380,16 +541,30 @@ export class RegistryClient {
           for await (const chunk of res.body) {
             const b = chunk as Buffer;
             got += b.length;
-            if (got > desc.size) throw new KilnError('DIGEST', `blob ${desc.digest} from ${ref.name()} is larger than its ${desc.size} bytes`, { image: ref.toString() }, { hint: 'the registry serves different content than the manifest names' });
+            if (got > desc.size)
+              throw new KilnError(
+                'DIGEST',
+                `blob ${desc.digest} from ${ref.name()} is larger than its ${desc.size} bytes`,
+                { image: ref.toString() },
+                { hint: 'the registry serves different content than the manifest names' },
+              );
             if (!w.stream.write(b)) await new Promise<void>((r) => w.stream.once('drain', r));
             onBytes?.(b.length);
           }
-          if (got < desc.size) throw Object.assign(new Error(`connection closed after ${got} of ${desc.size} bytes`), { code: 'ECONNRESET' });
+          if (got < desc.size)
+            throw Object.assign(new Error(`connection closed after ${got} of ${desc.size} bytes`), {
+              code: 'ECONNRESET',
+            });
           break;
         } catch (e) {
           res?.body.destroy();
           if (n < retries && isRetriableError(e) && !this.opts.signal?.aborted) {
-            this.opts.onRetry?.({ registry: ref.registry, what: `blob ${desc.digest} (resuming at byte ${got})`, attempt: ++n, reason: (e as Error).message });
+            this.opts.onRetry?.({
+              registry: ref.registry,
+              what: `blob ${desc.digest} (resuming at byte ${got})`,
+              attempt: ++n,
+              reason: (e as Error).message,
+            });
             await this.backoff(n - 1);
             continue;
           }
@@ -398,7 +573,13 @@ export class RegistryClient {
         }
       }
       await w.commit({ digest: desc.digest, size: desc.size }).catch((e: unknown) => {
-        if (e instanceof KilnError && e.code === 'DIGEST') throw new KilnError('DIGEST', `blob ${desc.digest} from ${ref.name()} was refused: ${e.message}`, { image: ref.toString() }, { hint: 'the registry served corrupt or different content; nothing was kept' });
+        if (e instanceof KilnError && e.code === 'DIGEST')
+          throw new KilnError(
+            'DIGEST',
+            `blob ${desc.digest} from ${ref.name()} was refused: ${e.message}`,
+            { image: ref.toString() },
+            { hint: 'the registry served corrupt or different content; nothing was kept' },
+          );
         throw e;
       });
       return 'downloaded';
@@ -413,7 +594,12 @@ export class RegistryClient {
    * repository of the same registry is known to hold it, else one monolithic PUT (or PATCH
    * chunks of `chunkSize` bytes, then PUT). A failed upload is restarted from scratch.
    */
-  async pushBlobFromStore(store: Store, ref: ImageReference, desc: Descriptor, o: { mountFrom?: string[]; chunkSize?: number; onBytes?: (n: number) => void } = {}): Promise<'exists' | 'mounted' | 'uploaded'> {
+  async pushBlobFromStore(
+    store: Store,
+    ref: ImageReference,
+    desc: Descriptor,
+    o: { mountFrom?: string[]; chunkSize?: number; onBytes?: (n: number) => void } = {},
+  ): Promise<'exists' | 'mounted' | 'uploaded'> {
     if (await this.hasBlob(ref, desc.digest, ['pull', 'push'])) return 'exists';
     const file = store.blobPath(desc.digest);
     const retries = this.opts.retries ?? 4;
@@ -422,7 +608,14 @@ export class RegistryClient {
       try {
         const from = mountFrom[0];
         const q = from ? `?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from)}` : '';
-        const start = await this.request(ref, { method: 'POST', path: `blobs/uploads/${q}`, headers: { 'content-length': '0' }, actions: ['pull', 'push'], extraScopes: from ? [`repository:${from}:pull`] : [], what: `upload of blob ${desc.digest}` });
+        const start = await this.request(ref, {
+          method: 'POST',
+          path: `blobs/uploads/${q}`,
+          headers: { 'content-length': '0' },
+          actions: ['pull', 'push'],
+          extraScopes: from ? [`repository:${from}:pull`] : [],
+          what: `upload of blob ${desc.digest}`,
+        });
         if (start.status === 201 && from) {
           drain(start);
           return 'mounted';
@@ -438,7 +631,11 @@ export class RegistryClient {
             const res = await this.request(ref, {
               method: 'PATCH',
               path: location.href,
-              headers: { 'content-type': 'application/octet-stream', 'content-range': `${s0}-${end}`, 'content-length': String(end - s0 + 1) },
+              headers: {
+                'content-type': 'application/octet-stream',
+                'content-range': `${s0}-${end}`,
+                'content-length': String(end - s0 + 1),
+              },
               body: () => createReadStream(file, { start: s0, end }),
               actions: ['pull', 'push'],
               what: `chunk ${s0}-${end} of blob ${desc.digest}`,
@@ -450,7 +647,13 @@ export class RegistryClient {
             o.onBytes?.(end - s0 + 1);
           }
           location.searchParams.set('digest', desc.digest);
-          const fin = await this.request(ref, { method: 'PUT', path: location.href, headers: { 'content-length': '0' }, actions: ['pull', 'push'], what: `end of the upload of blob ${desc.digest}` });
+          const fin = await this.request(ref, {
+            method: 'PUT',
+            path: location.href,
+            headers: { 'content-length': '0' },
+            actions: ['pull', 'push'],
+            what: `end of the upload of blob ${desc.digest}`,
+          });
           if (fin.status !== 201) throw await this.fail(ref, fin, `cannot finish the upload of blob ${desc.digest}`);
           drain(fin);
         } else {
@@ -473,9 +676,16 @@ export class RegistryClient {
         return 'uploaded';
       } catch (e) {
         // A failed mount or upload session: start a fresh plain upload, a few times.
-        const retriable = isRetriableError(e) || (e instanceof KilnError && e.code === 'REGISTRY' && /HTTP (5\d\d|429)|cannot reach/.test(e.message));
+        const retriable =
+          isRetriableError(e) ||
+          (e instanceof KilnError && e.code === 'REGISTRY' && /HTTP (5\d\d|429)|cannot reach/.test(e.message));
         if (n < retries && retriable && !this.opts.signal?.aborted) {
-          this.opts.onRetry?.({ registry: ref.registry, what: `upload of blob ${desc.digest}`, attempt: n + 1, reason: (e as Error).message });
+          this.opts.onRetry?.({
+            registry: ref.registry,
+            what: `upload of blob ${desc.digest}`,
+            attempt: n + 1,
+            reason: (e as Error).message,
+          });
           mountFrom.length = 0;
           await this.backoff(n);
           continue;
@@ -493,7 +703,11 @@ export class RegistryClient {
    * retries. Its digest is unknown until the end, so the registry is not asked first whether it
    * has it.
    */
-  async pushBlobWhileMaking(store: Store, ref: ImageReference, make: (tee: (chunk: Buffer) => Promise<void>) => Promise<Descriptor>): Promise<Descriptor> {
+  async pushBlobWhileMaking(
+    store: Store,
+    ref: ImageReference,
+    make: (tee: (chunk: Buffer) => Promise<void>) => Promise<Descriptor>,
+  ): Promise<Descriptor> {
     const wire = new PassThrough({ highWaterMark: 1 << 20 });
     wire.on('error', () => undefined); // a stopped upload: the request sees it through its own listener
     let wireOk = true;
@@ -517,7 +731,13 @@ export class RegistryClient {
       });
     };
     const upload = (async (): Promise<URL | undefined> => {
-      const start = await this.request(ref, { method: 'POST', path: 'blobs/uploads/', headers: { 'content-length': '0' }, actions: ['pull', 'push'], what: 'upload of a new blob' });
+      const start = await this.request(ref, {
+        method: 'POST',
+        path: 'blobs/uploads/',
+        headers: { 'content-length': '0' },
+        actions: ['pull', 'push'],
+        what: 'upload of a new blob',
+      });
       if (start.status !== 202) throw await this.fail(ref, start, 'cannot start the upload of a blob');
       drain(start);
       const location = await this.uploadLocation(ref, start);
@@ -553,7 +773,13 @@ export class RegistryClient {
     const location = await upload;
     if (location && wireOk) {
       location.searchParams.set('digest', desc.digest);
-      const fin = await this.request(ref, { method: 'PUT', path: location.href, headers: { 'content-length': '0' }, actions: ['pull', 'push'], what: `end of the upload of blob ${desc.digest}` }).catch(() => undefined);
+      const fin = await this.request(ref, {
+        method: 'PUT',
+        path: location.href,
+        headers: { 'content-length': '0' },
+        actions: ['pull', 'push'],
+        what: `end of the upload of blob ${desc.digest}`,
+      }).catch(() => undefined);
       if (fin?.status === 201) {
         drain(fin);
         return desc;
@@ -566,7 +792,10 @@ export class RegistryClient {
 
   private async uploadLocation(ref: ImageReference, res: HttpResponse): Promise<URL> {
     const loc = res.headers.location;
-    if (!loc) throw new KilnError('REGISTRY', `${ref.registry} started an upload without a Location`, { image: ref.toString() });
+    if (!loc)
+      throw new KilnError('REGISTRY', `${ref.registry} started an upload without a Location`, {
+        image: ref.toString(),
+      });
     const ep = await this.endpoint(ref.registry);
     return new URL(loc, ep.base);
   }

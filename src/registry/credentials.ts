@@ -78,7 +78,12 @@ async function readConfig(): Promise<DockerConfigFile> {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
     return v as DockerConfigFile;
   } catch (e) {
-    throw new KilnError('INVALID', `${p} is not valid JSON: ${(e as Error).message}`, { path: p }, { hint: 'fix or remove the file (docker uses it too)' });
+    throw new KilnError(
+      'INVALID',
+      `${p} is not valid JSON: ${(e as Error).message}`,
+      { path: p },
+      { hint: 'fix or remove the file (docker uses it too)' },
+    );
   }
 }
 
@@ -90,7 +95,12 @@ function helperFor(cfg: DockerConfigFile, registry: string): string | undefined 
 async function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: string): Promise<string> {
   const prog = `docker-credential-${helper}`;
   const r = await runCapture(prog, [action], { input }).catch((e: NodeJS.ErrnoException) => {
-    throw new KilnError('AUTH', `credential helper ${prog} could not be run: ${e.code === 'ENOENT' ? 'not found on PATH' : e.message}`, {}, { hint: `install ${prog}, or remove "${helper}" from ${configPath()}` });
+    throw new KilnError(
+      'AUTH',
+      `credential helper ${prog} could not be run: ${e.code === 'ENOENT' ? 'not found on PATH' : e.message}`,
+      {},
+      { hint: `install ${prog}, or remove "${helper}" from ${configPath()}` },
+    );
   });
   if (r.code !== 0) {
     const msg = (r.stdout + r.stderr).trim();
@@ -119,10 +129,14 @@ export async function getCredentials(registry: string): Promise<Credentials | un
     if (a.auth) {
       const decoded = Buffer.from(a.auth, 'base64').toString('utf8');
       const i = decoded.indexOf(':');
-      if (i < 0) throw new KilnError('INVALID', `the "auth" entry for ${k} in ${configPath()} is not base64 of user:password`, { path: configPath() });
+      if (i < 0)
+        throw new KilnError('INVALID', `the "auth" entry for ${k} in ${configPath()} is not base64 of user:password`, {
+          path: configPath(),
+        });
       return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
     }
-    if (a.username !== undefined || a.password !== undefined) return { username: a.username ?? '', password: a.password ?? '' };
+    if (a.username !== undefined || a.password !== undefined)
+      return { username: a.username ?? '', password: a.password ?? '' };
   }
   return undefined;
 }
@@ -133,12 +147,19 @@ export async function storeCredentials(registry: string, creds: Credentials): Pr
   const helper = helperFor(cfg, registry);
   const key = configKey(registry);
   if (helper) {
-    await runHelper(helper, 'store', JSON.stringify({ ServerURL: key, Username: creds.username, Secret: creds.password }));
+    await runHelper(
+      helper,
+      'store',
+      JSON.stringify({ ServerURL: key, Username: creds.username, Secret: creds.password }),
+    );
     (cfg.auths ??= {})[key] ??= {};
     if (cfg.auths[key]!.auth) delete cfg.auths[key]!.auth;
   } else {
     cfg.auths ??= {};
-    cfg.auths[key] = { ...(cfg.auths[key] ?? {}), auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64') };
+    cfg.auths[key] = {
+      ...(cfg.auths[key] ?? {}),
+      auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64'),
+    };
     delete cfg.auths[key]!.username;
     delete cfg.auths[key]!.password;
   }

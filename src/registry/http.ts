@@ -99,17 +99,35 @@ function once(r: HttpRequest, url: URL, headers: Record<string, string>): Promis
     const mod = url.protocol === 'https:' ? https : http;
     // HTTP(S)_PROXY / NO_PROXY, as docker's daemon reads them (registry/proxy.ts).
     const proxy = proxyFor(url);
-    const req = mod.request(url, { method: r.method, headers: h, agent: agentFor(url, r.tls, proxy), signal: r.signal });
+    const req = mod.request(url, {
+      method: r.method,
+      headers: h,
+      agent: agentFor(url, r.tls, proxy),
+      signal: r.signal,
+    });
     const timeout = r.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    req.setTimeout(timeout, () => req.destroy(Object.assign(new Error(`no answer from ${url.host} for ${Math.round(timeout / 1000)} s`), { code: 'ETIMEDOUT' })));
+    req.setTimeout(timeout, () =>
+      req.destroy(
+        Object.assign(new Error(`no answer from ${url.host} for ${Math.round(timeout / 1000)} s`), {
+          code: 'ETIMEDOUT',
+        }),
+      ),
+    );
     req.on('error', (e: Error) => {
       // Say so when a proxy was in the way: its failures otherwise read as the server's.
-      if (proxy) e.message = `${e.message} (through the proxy ${proxy.host} from ${url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY'})`;
+      if (proxy)
+        e.message = `${e.message} (through the proxy ${proxy.host} from ${url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY'})`;
       reject(e);
     });
     req.on('response', (res) => {
       // The idle timeout keeps guarding the body while it streams.
-      res.setTimeout?.(timeout, () => res.destroy(Object.assign(new Error(`${url.host} stopped sending for ${Math.round(timeout / 1000)} s`), { code: 'ETIMEDOUT' })));
+      res.setTimeout?.(timeout, () =>
+        res.destroy(
+          Object.assign(new Error(`${url.host} stopped sending for ${Math.round(timeout / 1000)} s`), {
+            code: 'ETIMEDOUT',
+          }),
+        ),
+      );
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
     });
     if (body === undefined) req.end();
@@ -129,7 +147,9 @@ export async function readBody(res: HttpResponse, limit = 8 << 20): Promise<Buff
     n += (c as Buffer).length;
     if (n > limit) {
       res.body.destroy();
-      throw Object.assign(new Error(`response from ${res.url.host} is larger than ${limit} bytes`), { code: 'ETOOBIG' });
+      throw Object.assign(new Error(`response from ${res.url.host} is larger than ${limit} bytes`), {
+        code: 'ETOOBIG',
+      });
     }
     chunks.push(c as Buffer);
   }

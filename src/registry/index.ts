@@ -8,7 +8,14 @@
 export { RegistryClient, MANIFEST_ACCEPT, type ClientOptions } from './client.js';
 export { pull, resolveManifest, eachLimited, type PullOptions, type TransferEvent } from './pull.js';
 export { push, type PushOptions } from './push.js';
-export { getCredentials, storeCredentials, eraseCredentials, dockerConfigDir, configKey, type Credentials } from './credentials.js';
+export {
+  getCredentials,
+  storeCredentials,
+  eraseCredentials,
+  dockerConfigDir,
+  configKey,
+  type Credentials,
+} from './credentials.js';
 export { parseChallenge, type Challenge } from './auth.js';
 export { checkLogin, loginServer } from './login.js';
 export { closeIdleConnections } from './http.js';

@@ -21,7 +21,11 @@ export function loginServer(arg: string | undefined): string {
   return host;
 }
 
-export async function checkLogin(server: string | undefined, creds: Credentials, opts: ClientOptions = {}): Promise<{ registry: string; configFile: string }> {
+export async function checkLogin(
+  server: string | undefined,
+  creds: Credentials,
+  opts: ClientOptions = {},
+): Promise<{ registry: string; configFile: string }> {
   const registry = loginServer(server);
   const client = new RegistryClient(opts);
   await client.checkCredentials(registry, creds);

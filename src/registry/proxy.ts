@@ -35,9 +35,20 @@ export function proxyFor(url: URL, env: Env = process.env): URL | undefined {
   try {
     proxy = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
   } catch {
-    throw Object.assign(new Error(`invalid proxy address ${JSON.stringify(withoutCredentials(raw))} in ${url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY'}`), { code: 'EPROXY' });
+    throw Object.assign(
+      new Error(
+        `invalid proxy address ${JSON.stringify(withoutCredentials(raw))} in ${url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY'}`,
+      ),
+      { code: 'EPROXY' },
+    );
   }
-  if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:') throw Object.assign(new Error(`unsupported proxy scheme ${proxy.protocol} in ${withoutCredentials(raw)} (http:// and https:// proxies are supported)`), { code: 'EPROXY' });
+  if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:')
+    throw Object.assign(
+      new Error(
+        `unsupported proxy scheme ${proxy.protocol} in ${withoutCredentials(raw)} (http:// and https:// proxies are supported)`,
+      ),
+      { code: 'EPROXY' },
+    );
   return proxy;
 }
 

@@ -14,7 +14,13 @@ import { RegistryClient, type ClientOptions } from './client.js';
 
 export type TransferEvent =
   | { type: 'resolved'; ref: string; digest: string; layers: { digest: string; size: number }[] }
-  | { type: 'blob'; digest: string; state: 'present' | 'exists' | 'mounted' | 'downloading' | 'uploading' | 'done' | 'compressing'; current: number; total: number }
+  | {
+      type: 'blob';
+      digest: string;
+      state: 'present' | 'exists' | 'mounted' | 'downloading' | 'uploading' | 'done' | 'compressing';
+      current: number;
+      total: number;
+    }
   | { type: 'retry'; what: string; attempt: number; reason: string };
 
 export interface PullOptions extends ClientOptions {
@@ -47,11 +53,19 @@ export async function eachLimited<T>(items: T[], limit: number, fn: (t: T) => Pr
 
 export function clientFor(opts: PullOptions & { client?: RegistryClient }): RegistryClient {
   if (opts.client) return opts.client;
-  return new RegistryClient({ ...opts, onRetry: opts.onRetry ?? ((r) => opts.onProgress?.({ type: 'retry', what: r.what, attempt: r.attempt, reason: r.reason })) });
+  return new RegistryClient({
+    ...opts,
+    onRetry:
+      opts.onRetry ?? ((r) => opts.onProgress?.({ type: 'retry', what: r.what, attempt: r.attempt, reason: r.reason })),
+  });
 }
 
 /** Resolve a reference to one platform's manifest (descriptor + bytes), following an index. */
-export async function resolveManifest(client: RegistryClient, ref: ImageReference, platform: Platform): Promise<{ descriptor: Descriptor; body: Buffer; index?: Descriptor }> {
+export async function resolveManifest(
+  client: RegistryClient,
+  ref: ImageReference,
+  platform: Platform,
+): Promise<{ descriptor: Descriptor; body: Buffer; index?: Descriptor }> {
   let got = await client.getManifest(ref);
   let doc = parseManifestOrIndex(parseJSONText(got.body, 'manifest', ref.toString()), got.mediaType, ref.toString());
   let index: Descriptor | undefined;
@@ -60,30 +74,55 @@ export async function resolveManifest(client: RegistryClient, ref: ImageReferenc
     const m = matchPlatform(doc.index.manifests, platform);
     if (!m) {
       const have = doc.index.manifests.map((d) => (d.platform ? formatPlatform(d.platform) : '?')).join(', ');
-      throw new KilnError('NOT_FOUND', `${ref.familiar()} has no image for ${formatPlatform(platform)} (it has: ${have})`, { image: ref.toString() }, { hint: 'pick one with --platform' });
+      throw new KilnError(
+        'NOT_FOUND',
+        `${ref.familiar()} has no image for ${formatPlatform(platform)} (it has: ${have})`,
+        { image: ref.toString() },
+        { hint: 'pick one with --platform' },
+      );
     }
     got = await client.getManifest(ref, m.digest);
-    if (got.digest !== m.digest) throw new KilnError('DIGEST', `manifest ${m.digest} of ${ref.familiar()} does not match its digest`, { image: ref.toString() });
+    if (got.digest !== m.digest)
+      throw new KilnError('DIGEST', `manifest ${m.digest} of ${ref.familiar()} does not match its digest`, {
+        image: ref.toString(),
+      });
     doc = parseManifestOrIndex(parseJSONText(got.body, 'manifest', ref.toString()), got.mediaType, ref.toString());
-    if (doc.kind !== 'manifest') throw new KilnError('INVALID', `${ref.familiar()}: an index inside an index is not supported`, { image: ref.toString() });
+    if (doc.kind !== 'manifest')
+      throw new KilnError('INVALID', `${ref.familiar()}: an index inside an index is not supported`, {
+        image: ref.toString(),
+      });
   }
   return { descriptor: { mediaType: got.mediaType, digest: got.digest, size: got.body.length }, body: got.body, index };
 }
 
 export async function pull(store: Store, refText: string, opts: PullOptions = {}): Promise<LoadedImage> {
   const parsed = parseReference(refText);
-  const ref = parsed.tag === undefined && parsed.digest === undefined ? parseReference(`${parsed.name()}:latest`) : parsed;
+  const ref =
+    parsed.tag === undefined && parsed.digest === undefined ? parseReference(`${parsed.name()}:latest`) : parsed;
   const client = clientFor(opts);
   const platform = opts.platform ?? hostPlatform();
   const { descriptor, body, index } = await resolveManifest(client, ref, platform);
-  const doc = parseManifestOrIndex(parseJSONText(body, 'manifest', ref.toString()), descriptor.mediaType, ref.toString());
+  const doc = parseManifestOrIndex(
+    parseJSONText(body, 'manifest', ref.toString()),
+    descriptor.mediaType,
+    ref.toString(),
+  );
   if (doc.kind !== 'manifest') throw new KilnError('INTERNAL', 'expected a manifest');
   const manifest = doc.manifest;
-  opts.onProgress?.({ type: 'resolved', ref: ref.toString(), digest: descriptor.digest, layers: manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) });
+  opts.onProgress?.({
+    type: 'resolved',
+    ref: ref.toString(),
+    digest: descriptor.digest,
+    layers: manifest.layers.map((l) => ({ digest: l.digest, size: l.size })),
+  });
   const blobs = [manifest.config, ...manifest.layers];
   for (const b of blobs) {
     if (b.urls?.length && /foreign|nondistributable/.test(b.mediaType)) {
-      throw new KilnError('UNSUPPORTED', `${ref.familiar()} has a non-distributable layer ${b.digest} (served from ${b.urls[0]})`, { image: ref.toString() });
+      throw new KilnError(
+        'UNSUPPORTED',
+        `${ref.familiar()} has a non-distributable layer ${b.digest} (served from ${b.urls[0]})`,
+        { image: ref.toString() },
+      );
     }
   }
   const name = ref.toString();
@@ -108,7 +147,13 @@ export async function pull(store: Store, refText: string, opts: PullOptions = {}
       if (b === manifest.config) configFailed(e);
       throw e;
     }
-    opts.onProgress?.({ type: 'blob', digest: b.digest, state: state === 'present' ? 'present' : 'done', current: b.size, total: b.size });
+    opts.onProgress?.({
+      type: 'blob',
+      digest: b.digest,
+      state: state === 'present' ? 'present' : 'done',
+      current: b.size,
+      total: b.size,
+    });
     await store.noteBlobSource(b.digest, ref.name());
     if (b === manifest.config) return configHere();
     await config;
@@ -122,7 +167,12 @@ export async function pull(store: Store, refText: string, opts: PullOptions = {}
   const img = await store.verifyImage(descriptor, { where: name });
   // A single-platform image asked for another platform explicitly: refuse, as docker does.
   if (!index && opts.platform && (img.config.os !== platform.os || img.config.architecture !== platform.architecture)) {
-    throw new KilnError('NOT_FOUND', `${ref.familiar()} is for ${img.config.os}/${img.config.architecture}, not the requested ${formatPlatform(platform)}`, { image: name }, { hint: 'drop --platform, or pull a multi-platform image' });
+    throw new KilnError(
+      'NOT_FOUND',
+      `${ref.familiar()} is for ${img.config.os}/${img.config.architecture}, not the requested ${formatPlatform(platform)}`,
+      { image: name },
+      { hint: 'drop --platform, or pull a multi-platform image' },
+    );
   }
   if (opts.tag !== false) await store.setTag(name, descriptor, { allowDigest: true });
   return img;

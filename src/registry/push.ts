@@ -25,22 +25,46 @@ export interface PushOptions extends Omit<PullOptions, 'platform' | 'tag'> {
   compressionLevel?: number;
 }
 
-export async function push(store: Store, image: string, dest?: string, opts: PushOptions = {}): Promise<{ digest: Digest; size: number; ref: string }> {
+export async function push(
+  store: Store,
+  image: string,
+  dest?: string,
+  opts: PushOptions = {},
+): Promise<{ digest: Digest; size: number; ref: string }> {
   const local = await store.resolveImage(image);
   const target = dest ?? local.name;
-  if (!target) throw new KilnError('USAGE', `image ${image} has no name to push to`, { image }, { hint: `give a destination: kiln push ${image} REGISTRY/NAME:TAG` });
+  if (!target)
+    throw new KilnError(
+      'USAGE',
+      `image ${image} has no name to push to`,
+      { image },
+      { hint: `give a destination: kiln push ${image} REGISTRY/NAME:TAG` },
+    );
   let ref: ImageReference = parseReference(target);
   if (ref.tag === undefined && ref.digest === undefined) ref = parseReference(`${ref.name()}:latest`);
   const client = clientFor(opts);
   const copts = { compression: opts.compression ?? 'gzip', force: opts.forceCompression, level: opts.compressionLevel };
   const progress = opts.onProgress ?? (() => undefined);
   // The manifest's digest is known once every layer is compressed: the first line names the ref only.
-  progress({ type: 'resolved', ref: ref.toString(), digest: '', layers: local.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) });
+  progress({
+    type: 'resolved',
+    ref: ref.toString(),
+    digest: '',
+    layers: local.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })),
+  });
   /** A blob the store holds: skipped when the registry has it, mounted when another repository of it does, else uploaded. */
   const pushStored = async (b: Descriptor) => {
-    if (!(await store.hasBlob(b.digest))) throw new KilnError('NOT_FOUND', `blob ${b.digest} of ${image} is missing from the store`, { image }, { hint: 'the store lost it: pull or build the image again' });
+    if (!(await store.hasBlob(b.digest)))
+      throw new KilnError(
+        'NOT_FOUND',
+        `blob ${b.digest} of ${image} is missing from the store`,
+        { image },
+        { hint: 'the store lost it: pull or build the image again' },
+      );
     // Repositories of the same registry known to hold the blob (from earlier pulls and pushes).
-    const mountFrom = (await store.blobSources(b.digest)).filter((s) => s.startsWith(`${ref.registry}/`) && s !== ref.name()).map((s) => s.slice(ref.registry.length + 1));
+    const mountFrom = (await store.blobSources(b.digest))
+      .filter((s) => s.startsWith(`${ref.registry}/`) && s !== ref.name())
+      .map((s) => s.slice(ref.registry.length + 1));
     let current = 0;
     const state = await client.pushBlobFromStore(store, ref, b, {
       mountFrom,
@@ -50,7 +74,13 @@ export async function push(store: Store, image: string, dest?: string, opts: Pus
         progress({ type: 'blob', digest: b.digest, state: 'uploading', current, total: b.size });
       },
     });
-    progress({ type: 'blob', digest: b.digest, state: state === 'uploaded' ? 'done' : state, current: b.size, total: b.size });
+    progress({
+      type: 'blob',
+      digest: b.digest,
+      state: state === 'uploaded' ? 'done' : state,
+      current: b.size,
+      total: b.size,
+    });
     await store.noteBlobSource(b.digest, ref.name());
   };
   const ids = local.config.rootfs.diff_ids;
@@ -69,7 +99,9 @@ export async function push(store: Store, image: string, dest?: string, opts: Pus
       layers[i] = await encodeVariant(store, l, ids[i]!, copts);
       return pushStored(layers[i]!);
     }
-    const d = await client.pushBlobWhileMaking(store, ref, (tee) => encodeVariant(store, l, ids[i]!, { ...copts, tee }));
+    const d = await client.pushBlobWhileMaking(store, ref, (tee) =>
+      encodeVariant(store, l, ids[i]!, { ...copts, tee }),
+    );
     layers[i] = d;
     progress({ type: 'blob', digest: l.digest, state: 'done', current: d.size, total: d.size });
     await store.noteBlobSource(d.digest, ref.name());
@@ -78,7 +110,16 @@ export async function push(store: Store, image: string, dest?: string, opts: Pus
   const img = await withLayers(store, local, layers, copts.compression);
   const body = await store.readBlob(img.descriptor.digest);
   const reference = ref.tag ?? ref.digest!;
-  if (ref.digest && ref.digest !== img.descriptor.digest) throw new KilnError('USAGE', `cannot push ${image} as ${ref.digest}: its manifest digest is ${img.descriptor.digest}`, { image });
+  if (ref.digest && ref.digest !== img.descriptor.digest)
+    throw new KilnError(
+      'USAGE',
+      `cannot push ${image} as ${ref.digest}: its manifest digest is ${img.descriptor.digest}`,
+      { image },
+    );
   await client.putManifest(ref, reference, body, img.descriptor.mediaType);
-  return { digest: img.descriptor.digest, size: [img.manifest.config, ...img.manifest.layers].reduce((n, b) => n + b.size, 0) + body.length, ref: ref.toString() };
+  return {
+    digest: img.descriptor.digest,
+    size: [img.manifest.config, ...img.manifest.layers].reduce((n, b) => n + b.size, 0) + body.length,
+    ref: ref.toString(),
+  };
 }

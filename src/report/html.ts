@@ -21,7 +21,10 @@ export interface ReportInput {
 }
 
 export function esc(s: unknown): string {
-  return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return String(s ?? '').replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 }
 
 /** SI units, as docker prints sizes. */
@@ -38,12 +41,27 @@ export function human(n: number): string {
   return `${n < 0 ? '-' : ''}${s} ${u[i]}`;
 }
 
-const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+const PALETTE = [
+  '#4e79a7',
+  '#f28e2b',
+  '#59a14f',
+  '#e15759',
+  '#76b7b2',
+  '#edc948',
+  '#b07aa1',
+  '#ff9da7',
+  '#9c755f',
+  '#bab0ac',
+];
 
 /** "RUN /bin/sh -c apt-get ..." → the instruction as written, shortened. */
 export function shortCommand(createdBy: string, comment?: string): string {
   let s = createdBy.trim();
-  s = s.replace(/^\/bin\/sh -c #\(nop\)\s*/, '').replace(/^(?:RUN )?\/bin\/sh -c /, 'RUN ').replace(/^RUN \|\d+ [^ ]+ \/bin\/sh -c /, 'RUN ').replace(/\s*# buildkit$/, '');
+  s = s
+    .replace(/^\/bin\/sh -c #\(nop\)\s*/, '')
+    .replace(/^(?:RUN )?\/bin\/sh -c /, 'RUN ')
+    .replace(/^RUN \|\d+ [^ ]+ \/bin\/sh -c /, 'RUN ')
+    .replace(/\s*# buildkit$/, '');
   return s || (comment ? `(${comment})` : '(no command recorded)');
 }
 
@@ -92,7 +110,12 @@ function treemap(root: DirSize): string {
     const values = [...kids.map((k) => k.bytes), rest];
     const pad = depth === 0 ? 0 : 2;
     const head = depth === 0 ? 0 : 14;
-    const inner = { x: box.x + pad, y: box.y + head, w: Math.max(0, box.w - 2 * pad), h: Math.max(0, box.h - head - pad) };
+    const inner = {
+      x: box.x + pad,
+      y: box.y + head,
+      w: Math.max(0, box.w - 2 * pad),
+      h: Math.max(0, box.h - head - pad),
+    };
     const lay = squarify(values, inner);
     kids.forEach((k, i) => {
       const r = lay[i]!;
@@ -103,7 +126,9 @@ function treemap(root: DirSize): string {
       const full = `${name} ${human(k.bytes)}`;
       const text = r.h > 12 ? (full.length * 6 + 6 <= r.w ? full : name.length * 6 + 6 <= r.w ? name : '') : '';
       const label = text ? `<text x="${(r.x + 3).toFixed(1)}" y="${(r.y + 11).toFixed(1)}">${esc(text)}</text>` : '';
-      rects.push(`<g class="dir" data-path="${esc(k.path)}"><rect x="${r.x.toFixed(1)}" y="${r.y.toFixed(1)}" width="${r.w.toFixed(1)}" height="${r.h.toFixed(1)}" fill="${color}" fill-opacity="${(0.35 + 0.15 * depth).toFixed(2)}" stroke="#fff"><title>${esc(k.path)}: ${esc(human(k.bytes))}</title></rect>${label}</g>`);
+      rects.push(
+        `<g class="dir" data-path="${esc(k.path)}"><rect x="${r.x.toFixed(1)}" y="${r.y.toFixed(1)}" width="${r.w.toFixed(1)}" height="${r.h.toFixed(1)}" fill="${color}" fill-opacity="${(0.35 + 0.15 * depth).toFixed(2)}" stroke="#fff"><title>${esc(k.path)}: ${esc(human(k.bytes))}</title></rect>${label}</g>`,
+      );
       if (depth < 2 && r.w > 30 && r.h > 30) draw(k, r, depth + 1);
     });
   };
@@ -114,8 +139,16 @@ function treemap(root: DirSize): string {
 function wastedTable(a: ImageAnalysis, limit = 100): string {
   const list = a.efficiency.inefficiencies.slice(0, limit);
   if (!list.length) return '<p class="ok">No file is duplicated or removed across layers.</p>';
-  const rows = list.map((i) => `<tr><td class="num">${i.count}</td><td class="num">${esc(human(i.cumulativeSize))}</td><td><code>${esc(i.path)}</code></td><td>${i.layers.map((l) => l + 1).join(', ')}</td></tr>`).join('\n');
-  const more = a.efficiency.inefficiencies.length > limit ? `<p>… and ${a.efficiency.inefficiencies.length - limit} more.</p>` : '';
+  const rows = list
+    .map(
+      (i) =>
+        `<tr><td class="num">${i.count}</td><td class="num">${esc(human(i.cumulativeSize))}</td><td><code>${esc(i.path)}</code></td><td>${i.layers.map((l) => l + 1).join(', ')}</td></tr>`,
+    )
+    .join('\n');
+  const more =
+    a.efficiency.inefficiencies.length > limit
+      ? `<p>… and ${a.efficiency.inefficiencies.length - limit} more.</p>`
+      : '';
   return `<table id="wasted"><thead><tr><th>count</th><th>wasted</th><th>path</th><th>layers</th></tr></thead><tbody>
 ${rows}
 </tbody></table>${more}`;
@@ -126,7 +159,12 @@ function packageTable(a: ImageAnalysis): string {
   if (!pk.length) return '<p>No packages found (no dpkg/apk database, Python metadata or node_modules).</p>';
   const counts = new Map<string, number>();
   for (const p of pk) counts.set(p.type, (counts.get(p.type) ?? 0) + 1);
-  const rows = pk.map((p) => `<tr><td>${esc(p.name)}</td><td>${esc(p.version)}</td><td>${esc(p.type)}</td><td class="num">${p.layer + 1}</td><td>${esc(p.licenses.join(', '))}</td><td><code>/${esc(p.location)}</code></td></tr>`).join('\n');
+  const rows = pk
+    .map(
+      (p) =>
+        `<tr><td>${esc(p.name)}</td><td>${esc(p.version)}</td><td>${esc(p.type)}</td><td class="num">${p.layer + 1}</td><td>${esc(p.licenses.join(', '))}</td><td><code>/${esc(p.location)}</code></td></tr>`,
+    )
+    .join('\n');
   return `<p>${[...counts].map(([t, n]) => `${n} ${esc(t)}`).join(' · ')}</p>
 <input id="pkg-filter" type="search" placeholder="filter packages" aria-label="filter packages">
 <table id="packages"><thead><tr><th>name</th><th>version</th><th>type</th><th>layer</th><th>licence</th><th>location</th></tr></thead><tbody>
@@ -135,11 +173,17 @@ ${rows}
 }
 
 function scanSection(scan: ScanResult | undefined): string {
-  if (!scan) return '<p>Not scanned (run <code>kiln report --db DIR</code> with an OSV database to include vulnerabilities).</p>';
-  const sev = (['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'] as const).map((s) => `<span class="sev sev-${s.toLowerCase()}">${s}: ${scan.summary[s]}</span>`).join(' ');
+  if (!scan)
+    return '<p>Not scanned (run <code>kiln report --db DIR</code> with an OSV database to include vulnerabilities).</p>';
+  const sev = (['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'] as const)
+    .map((s) => `<span class="sev sev-${s.toLowerCase()}">${s}: ${scan.summary[s]}</span>`)
+    .join(' ');
   const rows = scan.findings
     .slice(0, 300)
-    .map((f) => `<tr><td><span class="sev sev-${f.severity.toLowerCase()}">${f.severity}</span></td><td>${esc(f.id)}</td><td>${esc(f.package)}</td><td>${esc(f.installedVersion)}</td><td>${esc(f.fixedVersion ?? '')}</td><td>${esc(f.title ?? '')}</td></tr>`)
+    .map(
+      (f) =>
+        `<tr><td><span class="sev sev-${f.severity.toLowerCase()}">${f.severity}</span></td><td>${esc(f.id)}</td><td>${esc(f.package)}</td><td>${esc(f.installedVersion)}</td><td>${esc(f.fixedVersion ?? '')}</td><td>${esc(f.title ?? '')}</td></tr>`,
+    )
     .join('\n');
   return `<p class="summary">Total: ${scan.total} ${sev}</p>
 ${scan.total ? `<table id="vulns"><thead><tr><th>severity</th><th>id</th><th>package</th><th>installed</th><th>fixed</th><th>title</th></tr></thead><tbody>\n${rows}\n</tbody></table>` : '<p class="ok">No known vulnerabilities in the database for these packages.</p>'}`;
@@ -154,7 +198,12 @@ export function stageContributions(a: ImageAnalysis, plan: BuildPlan): Map<numbe
     byName.set(String(s.index), s.index);
   }
   const chain = new Set<number>();
-  for (let s: BuildPlan['stages'][number] | undefined = plan.stages[plan.target]; s; s = s.base.kind === 'stage' ? plan.stages[s.base.index] : undefined) chain.add(s.index);
+  for (
+    let s: BuildPlan['stages'][number] | undefined = plan.stages[plan.target];
+    s;
+    s = s.base.kind === 'stage' ? plan.stages[s.base.index] : undefined
+  )
+    chain.add(s.index);
   for (const l of a.layers) {
     const m = /--from=("?)([^\s"]+)\1/.exec(l.createdBy);
     const from = m ? byName.get(m[2]!.toLowerCase()) : undefined;
@@ -182,13 +231,22 @@ function stageGraph(a: ImageAnalysis, plan: BuildPlan | undefined): string {
   for (const s of plan.stages) {
     const x = xOf(s.index);
     const y = 50;
-    const base = s.base.kind === 'image' ? s.base.ref : s.base.kind === 'scratch' ? 'scratch' : `stage ${plan.stages[s.base.index]?.name ?? s.base.index}`;
+    const base =
+      s.base.kind === 'image'
+        ? s.base.ref
+        : s.base.kind === 'scratch'
+          ? 'scratch'
+          : `stage ${plan.stages[s.base.index]?.name ?? s.base.index}`;
     const bytes = contrib.get(s.index);
-    boxes.push(`<g class="stage${s.needed ? '' : ' unused'}${s.index === plan.target ? ' target' : ''}"><rect x="${x}" y="${y}" width="${boxW}" height="${boxH}" rx="6"/><text x="${x + 8}" y="${y + 18}" class="stage-name">${esc(s.name ?? `stage ${s.index}`)}</text><text x="${x + 8}" y="${y + 36}">FROM ${esc(base.length > 26 ? `${base.slice(0, 25)}…` : base)}</text><text x="${x + 8}" y="${y + 54}">${s.needed ? (bytes !== undefined ? `→ final: ${esc(human(bytes))}` : '→ final: 0 B') : 'not built'}</text></g>`);
+    boxes.push(
+      `<g class="stage${s.needed ? '' : ' unused'}${s.index === plan.target ? ' target' : ''}"><rect x="${x}" y="${y}" width="${boxW}" height="${boxH}" rx="6"/><text x="${x + 8}" y="${y + 18}" class="stage-name">${esc(s.name ?? `stage ${s.index}`)}</text><text x="${x + 8}" y="${y + 36}">FROM ${esc(base.length > 26 ? `${base.slice(0, 25)}…` : base)}</text><text x="${x + 8}" y="${y + 54}">${s.needed ? (bytes !== undefined ? `→ final: ${esc(human(bytes))}` : '→ final: 0 B') : 'not built'}</text></g>`,
+    );
     for (const d of s.dependsOn) {
       const x1 = xOf(d) + boxW;
       const x2 = x;
-      edges.push(`<path d="M${x1},${y + boxH / 2} C${x1 + gap / 2},${y - 30} ${x2 - gap / 2},${y - 30} ${x2},${y + boxH / 2}" class="edge" marker-end="url(#arrow)"/>`);
+      edges.push(
+        `<path d="M${x1},${y + boxH / 2} C${x1 + gap / 2},${y - 30} ${x2 - gap / 2},${y - 30} ${x2},${y + boxH / 2}" class="edge" marker-end="url(#arrow)"/>`,
+      );
     }
   }
   return `<section id="stages"><h2>Stages</h2><svg class="stagegraph" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="stage graph"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>${edges.join('')}${boxes.join('')}</svg>
@@ -239,7 +297,20 @@ export function renderReport(input: ReportInput): string {
   const scanCard = input.scan
     ? `<div class="card"><b>${input.scan.total}</b><span>vulnerabilities (${input.scan.summary.CRITICAL} critical, ${input.scan.summary.HIGH} high)</span></div>`
     : '';
-  const data = { image: img, layers: a.layers.map((l) => ({ index: l.index, size: l.size, diffId: l.diffId, command: shortCommand(l.createdBy, l.comment) })), efficiency: { score: eff.efficiency, wastedBytes: eff.wastedBytes, userWastedPercent: Number.isFinite(eff.wastedUserPercent) ? eff.wastedUserPercent : null } };
+  const data = {
+    image: img,
+    layers: a.layers.map((l) => ({
+      index: l.index,
+      size: l.size,
+      diffId: l.diffId,
+      command: shortCommand(l.createdBy, l.comment),
+    })),
+    efficiency: {
+      score: eff.efficiency,
+      wastedBytes: eff.wastedBytes,
+      userWastedPercent: Number.isFinite(eff.wastedUserPercent) ? eff.wastedUserPercent : null,
+    },
+  };
   const json = JSON.stringify(data).replace(/</g, '\\u003c');
   return `<!DOCTYPE html>
 <html lang="en">

@@ -20,7 +20,10 @@ export function squarify(values: number[], box: Rect): Rect[] {
   const out: Rect[] = values.map(() => ({ x: box.x, y: box.y, w: 0, h: 0 }));
   if (total <= 0 || box.w <= 0 || box.h <= 0) return out;
   const scale = (box.w * box.h) / total;
-  const order = values.map((v, i) => ({ i, a: Math.max(0, v) * scale })).filter((o) => o.a > 0).sort((p, q) => q.a - p.a);
+  const order = values
+    .map((v, i) => ({ i, a: Math.max(0, v) * scale }))
+    .filter((o) => o.a > 0)
+    .sort((p, q) => q.a - p.a);
   let free = { ...box };
   let row: typeof order = [];
   const layoutRow = (r: typeof order) => {
@@ -48,7 +51,15 @@ export function squarify(values: number[], box: Rect): Rect[] {
   };
   for (const o of order) {
     const side = Math.min(free.w, free.h);
-    if (row.length === 0 || worst([...row.map((r) => r.a), o.a], side) <= worst(row.map((r) => r.a), side)) row.push(o);
+    if (
+      row.length === 0 ||
+      worst([...row.map((r) => r.a), o.a], side) <=
+        worst(
+          row.map((r) => r.a),
+          side,
+        )
+    )
+      row.push(o);
     else {
       layoutRow(row);
       row = [o];

@@ -21,7 +21,22 @@ import type { ProcessSpec, Runner } from './runtime.js';
 import { waitExit } from './wait.js';
 
 /** Docker's default capability set, as setpriv names it (runtime.ts's DEFAULT_CAPS). */
-const CAPS = ['chown', 'dac_override', 'fsetid', 'fowner', 'mknod', 'net_raw', 'setgid', 'setuid', 'setfcap', 'setpcap', 'net_bind_service', 'sys_chroot', 'kill', 'audit_write'];
+const CAPS = [
+  'chown',
+  'dac_override',
+  'fsetid',
+  'fowner',
+  'mknod',
+  'net_raw',
+  'setgid',
+  'setuid',
+  'setfcap',
+  'setpcap',
+  'net_bind_service',
+  'sys_chroot',
+  'kill',
+  'audit_write',
+];
 
 const PERL_ENTER = [
   'use POSIX ();',
@@ -49,14 +64,22 @@ export const BARE_DEVICES: [string, number, number][] = [
 
 /** Can this process make namespaces (the chroot backend's unshare)? undefined: yes; else why not. */
 export async function namespacesRefused(): Promise<string | undefined> {
-  const r = await runCapture('unshare', ['--mount', '--pid', '--fork', '--uts', '--ipc', 'true']).catch((e: Error) => ({ code: -1, stderr: e.message }));
+  const r = await runCapture('unshare', ['--mount', '--pid', '--fork', '--uts', '--ipc', 'true']).catch((e: Error) => ({
+    code: -1,
+    stderr: e.message,
+  }));
   return r.code === 0 ? undefined : r.stderr.trim() || `exit ${r.code}`;
 }
 
 export async function bareTools(): Promise<{ env: string; setpriv: string; perl: string }> {
   const [env, setpriv, perl] = await Promise.all(['env', 'setpriv', 'perl'].map((t) => which(t)));
   if (!env || !setpriv || !perl) {
-    throw new KilnError('SANDBOX', `the bare backend needs coreutils' env, util-linux's setpriv and perl (missing: ${[!env && 'env', !setpriv && 'setpriv', !perl && 'perl'].filter(Boolean).join(', ')})`, {}, { hint: 'apt-get install coreutils util-linux perl-base' });
+    throw new KilnError(
+      'SANDBOX',
+      `the bare backend needs coreutils' env, util-linux's setpriv and perl (missing: ${[!env && 'env', !setpriv && 'setpriv', !perl && 'perl'].filter(Boolean).join(', ')})`,
+      {},
+      { hint: 'apt-get install coreutils util-linux perl-base' },
+    );
   }
   return { env, setpriv, perl };
 }
@@ -100,10 +123,22 @@ export class BareRunner implements Runner {
 
   async run(rootfs: string, _bundleDir: string, _id: string, spec: ProcessSpec, signal?: AbortSignal): Promise<number> {
     if (spec.mounts?.length) {
-      throw new KilnError('SANDBOX', `mounts (${spec.mounts.map((m) => m.target).join(', ')}) need a mount namespace, which this host refuses (an unprivileged container): the bare backend runs with none`, {}, { hint: 'drop RUN --mount / -v here, or run kiln where user namespaces are allowed (rootless) or with --privileged' });
+      throw new KilnError(
+        'SANDBOX',
+        `mounts (${spec.mounts.map((m) => m.target).join(', ')}) need a mount namespace, which this host refuses (an unprivileged container): the bare backend runs with none`,
+        {},
+        {
+          hint: 'drop RUN --mount / -v here, or run kiln where user namespaces are allowed (rootless) or with --privileged',
+        },
+      );
     }
     if (spec.network === 'none') {
-      throw new KilnError('SANDBOX', 'network none needs a network namespace, which this host refuses (an unprivileged container): the bare backend shares the container\'s network', {}, { hint: 'drop --network=none here' });
+      throw new KilnError(
+        'SANDBOX',
+        "network none needs a network namespace, which this host refuses (an unprivileged container): the bare backend shares the container's network",
+        {},
+        { hint: 'drop --network=none here' },
+      );
     }
     const tools = await bareTools();
     const env = spec.env.filter((e) => e.indexOf('=') > 0);

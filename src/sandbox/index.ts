@@ -25,8 +25,27 @@
  */
 export { runStep, DEFAULT_PATH, type RunStepOptions, type RunOutcome } from './run.js';
 export type { Mount } from './mounts.js';
-export { selectRunner, probeRuntime, ociSpec, chrootScript, DEFAULT_CAPS, HOST_FILES, type ProcessSpec, type Ulimit, type RuntimeMount, type BackendKind, type Runner } from './runtime.js';
-export { canMountOverlay, diffUpper, diffTrees, snapshotTree, flattenLowerDirs, type SnapshotterKind } from './rootfs.js';
+export {
+  selectRunner,
+  probeRuntime,
+  ociSpec,
+  chrootScript,
+  DEFAULT_CAPS,
+  HOST_FILES,
+  type ProcessSpec,
+  type Ulimit,
+  type RuntimeMount,
+  type BackendKind,
+  type Runner,
+} from './runtime.js';
+export {
+  canMountOverlay,
+  diffUpper,
+  diffTrees,
+  snapshotTree,
+  flattenLowerDirs,
+  type SnapshotterKind,
+} from './rootfs.js';
 export { cleanupStaleRuns } from './rundir.js';
 export { makePrivateDir, sweepPrivateDirs } from './private-files.js';
 export { describeIsolation, type Isolation, type IsolationMode } from './isolation.js';

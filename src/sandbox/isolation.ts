@@ -21,11 +21,17 @@ export function describeIsolation(backend: BackendKind | string, snapshotter: Sn
       description: `chroot only: no namespace can be made here (an unprivileged container?); RUN shares this container's processes, network and hostname, has no /proc or /sys, and no mounts; ${snapshotter === 'overlay' ? 'overlay snapshots' : 'native snapshotter (copied root)'}`,
     };
   }
-  const runner = backend === 'oci' ? 'OCI runtime (pid, mount, ipc, uts namespaces)' : 'chroot backend (pid, mount, ipc, uts namespaces)';
+  const runner =
+    backend === 'oci'
+      ? 'OCI runtime (pid, mount, ipc, uts namespaces)'
+      : 'chroot backend (pid, mount, ipc, uts namespaces)';
   const fs = snapshotter === 'overlay' ? 'overlay snapshots' : 'native snapshotter (copied root)';
   if (!ns.nested) return { mode: 'root', description: `root, ${runner}, ${fs}` };
   if (singleIdMode()) {
-    return { mode: 'rootless-single-id', description: `rootless, single-id mode: files unpacked and made by RUN owned by root, RUN as root (no subordinate ids), ${runner}, ${fs}` };
+    return {
+      mode: 'rootless-single-id',
+      description: `rootless, single-id mode: files unpacked and made by RUN owned by root, RUN as root (no subordinate ids), ${runner}, ${fs}`,
+    };
   }
   const mapped = ns.uids.reduce((n, r) => n + r.count, 0);
   return { mode: 'rootless', description: `rootless (user namespace, ${mapped} ids mapped), ${runner}, ${fs}` };

@@ -44,14 +44,17 @@ export function mountsFile(m: Mount): boolean {
 export function validateMounts(mounts: Mount[]): void {
   const seen = new Set<string>();
   for (const m of mounts) {
-    if (!m.target.startsWith('/') || m.target.includes('\0')) throw new KilnError('USAGE', `mount target must be an absolute path: "${m.target}"`);
+    if (!m.target.startsWith('/') || m.target.includes('\0'))
+      throw new KilnError('USAGE', `mount target must be an absolute path: "${m.target}"`);
     const t = path.posix.normalize(m.target).replace(/\/+$/, '') || '/';
     if (t === '/') throw new KilnError('USAGE', 'cannot mount over the root directory "/"');
     if (seen.has(t)) throw new KilnError('USAGE', `duplicate mount point: ${t}`);
     seen.add(t);
     if (m.type === 'bind' || m.type === 'cache') {
-      if (!m.source || !path.isAbsolute(m.source)) throw new KilnError('USAGE', `${m.type} mount at ${t} needs an absolute host source path`);
-      if (m.type === 'bind' && !existsSync(m.source)) throw new KilnError('NOT_FOUND', `bind source path does not exist: ${m.source}`, { path: m.source });
+      if (!m.source || !path.isAbsolute(m.source))
+        throw new KilnError('USAGE', `${m.type} mount at ${t} needs an absolute host source path`);
+      if (m.type === 'bind' && !existsSync(m.source))
+        throw new KilnError('NOT_FOUND', `bind source path does not exist: ${m.source}`, { path: m.source });
     } else if (m.type !== 'tmpfs') {
       throw new KilnError('USAGE', `unknown mount type "${(m as { type: string }).type}"`);
     }
@@ -64,7 +67,12 @@ export function validateMounts(mounts: Mount[]): void {
  * its real path in the rootfs (the image's symlinks resolved). Whatever is mounted here lives under
  * `runDir` and goes with its teardown.
  */
-export async function prepareMounts(mounts: Mount[], runDir: string, overlay: boolean, realTarget: (t: string) => string): Promise<RuntimeMount[]> {
+export async function prepareMounts(
+  mounts: Mount[],
+  runDir: string,
+  overlay: boolean,
+  realTarget: (t: string) => string,
+): Promise<RuntimeMount[]> {
   const out: RuntimeMount[] = [];
   for (const [i, m] of mounts.entries()) {
     const target = realTarget(m.target);
@@ -96,11 +104,17 @@ export async function prepareMounts(mounts: Mount[], runDir: string, overlay: bo
     } else {
       const copy = path.join(dir, 'copy');
       const r = await runCapture('cp', ['-a', '--reflink=auto', '--', source, copy]);
-      if (r.code !== 0) throw new KilnError('SANDBOX', `cannot copy ${source} for a writable bind mount: ${r.stderr.trim()}`, { path: source });
+      if (r.code !== 0)
+        throw new KilnError('SANDBOX', `cannot copy ${source} for a writable bind mount: ${r.stderr.trim()}`, {
+          path: source,
+        });
       out.push({ type: 'bind', source: copy, target });
     }
   }
   // Parents before children (a bind under a tmpfs goes on top of it), as docker sorts them.
   const depth = (t: string) => t.split('/').filter(Boolean).length;
-  return out.map((m, i) => ({ m, i })).sort((a, b) => depth(a.m.target) - depth(b.m.target) || a.i - b.i).map((x) => x.m);
+  return out
+    .map((m, i) => ({ m, i }))
+    .sort((a, b) => depth(a.m.target) - depth(b.m.target) || a.i - b.i)
+    .map((x) => x.m);
 }

@@ -15,7 +15,18 @@
  * Mount points the runtime needs (/proc, /etc/hosts, RUN --mount targets…) that the image lacks
  * come from an extra top lower dir of stubs, so they never reach the upper dir or the layer.
  */
-import { lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync, lutimesSync, chmodSync, promises as fsp, type BigIntStats, type Stats } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  symlinkSync,
+  writeFileSync,
+  lutimesSync,
+  chmodSync,
+  promises as fsp,
+  type BigIntStats,
+  type Stats,
+} from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Change } from '../layer/write.js';
@@ -25,7 +36,10 @@ import { resolveInImage } from '../util/users.js';
 import { lchownInNamespace, overlayXattrPrefix, userNamespace } from '../util/userns.js';
 
 const require = createRequire(import.meta.url);
-const xattr = require('fs-xattr') as { getAttributeSync(p: string, n: string): Buffer; removeAttributeSync(p: string, n: string): void };
+const xattr = require('fs-xattr') as {
+  getAttributeSync(p: string, n: string): Buffer;
+  removeAttributeSync(p: string, n: string): void;
+};
 const xattrRemove = (p: string, n: string) => xattr.removeAttributeSync(p, n);
 
 export type SnapshotterKind = 'overlay' | 'native';
@@ -41,20 +55,37 @@ const userxattr = () => (userNamespace().nested ? ',userxattr' : '');
  * symlinks in `runDir` (mount resolves them relative to its working directory), so 127 layers fit
  * in the one page the kernel allows for mount options.
  */
-export async function mountOverlay(lowers: string[], runDir: string, upper: string, work: string, target: string): Promise<void> {
+export async function mountOverlay(
+  lowers: string[],
+  runDir: string,
+  upper: string,
+  work: string,
+  target: string,
+): Promise<void> {
   if (!lowers.length) throw new KilnError('INTERNAL', 'overlay needs a lower dir');
   const links = path.join(runDir, 'l');
   mkdirSync(links, { recursive: true });
   lowers.forEach((dir, i) => symlinkSync(dir, path.join(links, String(i))));
   // overlayfs lists lower dirs top first.
-  const lowerOpt = lowers.map((_, i) => `l/${i}`).reverse().join(':');
+  const lowerOpt = lowers
+    .map((_, i) => `l/${i}`)
+    .reverse()
+    .join(':');
   const rw = upper ? `,upperdir=${path.relative(runDir, upper)},workdir=${path.relative(runDir, work)}` : '';
-  const mount = (extra: string) => runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerOpt}${rw}${extra}`, target], { cwd: runDir });
+  const mount = (extra: string) =>
+    runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerOpt}${rw}${extra}`, target], {
+      cwd: runDir,
+    });
   let r = await mount(OVERLAY_OPTS + userxattr());
   // Kernels without these options (before 4.19) behave so by default.
   if (r.code !== 0 && /invalid argument|bad option|wrong fs type/i.test(r.stderr)) r = await mount(userxattr());
   if (r.code !== 0) {
-    throw new KilnError('SANDBOX', `cannot mount overlayfs: ${r.stderr.trim()}`, { path: target }, { hint: 'use --snapshotter native where overlayfs is not available (e.g. inside an unprivileged container)' });
+    throw new KilnError(
+      'SANDBOX',
+      `cannot mount overlayfs: ${r.stderr.trim()}`,
+      { path: target },
+      { hint: 'use --snapshotter native where overlayfs is not available (e.g. inside an unprivileged container)' },
+    );
   }
 }
 
@@ -62,7 +93,8 @@ export async function unmount(target: string): Promise<void> {
   const r = await runCapture('umount', [target]);
   if (r.code === 0 || /not mounted|no mount point/.test(r.stderr)) return;
   const lazy = await runCapture('umount', ['-l', target]);
-  if (lazy.code !== 0 && !/not mounted|no mount point/.test(lazy.stderr)) throw new KilnError('SANDBOX', `cannot unmount ${target}: ${lazy.stderr.trim()}`);
+  if (lazy.code !== 0 && !/not mounted|no mount point/.test(lazy.stderr))
+    throw new KilnError('SANDBOX', `cannot unmount ${target}: ${lazy.stderr.trim()}`);
 }
 
 const overlayUsable = new Map<string, Promise<boolean>>();
@@ -81,7 +113,14 @@ async function probeOverlay(scratch: string): Promise<boolean> {
   const d = path.join(scratch, `${process.pid}-overlay-probe`);
   try {
     for (const s of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(d, s), { recursive: true });
-    const r = await runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${d}/lower,upperdir=${d}/upper,workdir=${d}/work${userxattr()}`, `${d}/merged`]);
+    const r = await runCapture('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `lowerdir=${d}/lower,upperdir=${d}/upper,workdir=${d}/work${userxattr()}`,
+      `${d}/merged`,
+    ]);
     if (r.code !== 0) return false;
     await unmount(`${d}/merged`);
     return true;
@@ -110,7 +149,10 @@ export function diffUpper(upper: string): Change[] {
       const st = lstatSync(abs);
       // A whiteout: a 0/0 character device, or (kernels ≥ 6.7 in nested setups) an empty file
       // marked with trusted.overlay.whiteout.
-      if ((st.isCharacterDevice() && st.rdev === 0) || (st.isFile() && st.size === 0 && attr(abs, `${overlayXattrPrefix()}whiteout`) !== undefined)) {
+      if (
+        (st.isCharacterDevice() && st.rdev === 0) ||
+        (st.isFile() && st.size === 0 && attr(abs, `${overlayXattrPrefix()}whiteout`) !== undefined)
+      ) {
         out.push({ kind: 'delete', path: r });
         continue;
       }
@@ -271,8 +313,17 @@ export async function flattenLowerDirs(lowers: string[], dest: string): Promise<
     };
     walk('');
     for (const r of [...whiteouts, ...opaques]) await fsp.rm(path.join(dest, r), { recursive: true, force: true });
-    const r = await runCapture('sh', ['-c', 'tar -C "$1" --xattrs "--xattrs-include=*" -cf - . | tar -C "$2" --xattrs "--xattrs-include=*" --same-owner -xpf -', 'sh', layer, dest]);
-    if (r.code !== 0) throw new KilnError('SANDBOX', `cannot copy layer ${layer}: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`, { path: layer });
+    const r = await runCapture('sh', [
+      '-c',
+      'tar -C "$1" --xattrs "--xattrs-include=*" -cf - . | tar -C "$2" --xattrs "--xattrs-include=*" --same-owner -xpf -',
+      'sh',
+      layer,
+      dest,
+    ]);
+    if (r.code !== 0)
+      throw new KilnError('SANDBOX', `cannot copy layer ${layer}: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`, {
+        path: layer,
+      });
     for (const w of whiteouts) await fsp.rm(path.join(dest, w), { force: true });
     for (const d of opaques) {
       try {

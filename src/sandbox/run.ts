@@ -24,13 +24,27 @@ import { applyLayer } from '../layer/apply.js';
 import { measureLayer, type LayerInfo } from '../layer/compress.js';
 import { comparePaths, tarChanges, type Change } from '../layer/write.js';
 import type { Store } from '../store/store.js';
-import { canMountOverlay, diffTrees, diffUpper, flattenLowerDirs, makeStubs, mountOverlay, snapshotTree, unmount, type SnapshotterKind, type Stub } from './rootfs.js';
+import {
+  canMountOverlay,
+  diffTrees,
+  diffUpper,
+  flattenLowerDirs,
+  makeStubs,
+  mountOverlay,
+  snapshotTree,
+  unmount,
+  type SnapshotterKind,
+  type Stub,
+} from './rootfs.js';
 import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.js';
 import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind, type Ulimit } from './runtime.js';
 import { BARE_DEVICES } from './bare.js';
 import { cleanupStaleRuns, createRunDir, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
 
-const xattr = createRequire(import.meta.url)('fs-xattr') as { listAttributesSync(p: string): string[]; removeAttributeSync(p: string, n: string): void };
+const xattr = createRequire(import.meta.url)('fs-xattr') as {
+  listAttributesSync(p: string): string[];
+  removeAttributeSync(p: string, n: string): void;
+};
 
 /** docker's PATH when the image sets none. */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -97,7 +111,8 @@ export async function runStep(o: RunStepOptions): Promise<RunOutcome> {
   const mounts = o.mounts ?? [];
   validateMounts(mounts);
   if (!o.args.length) throw new KilnError('USAGE', 'no command to run');
-  if (!o.lowerDirs && (o.layers?.length ?? 0) !== (o.diffIds?.length ?? 0)) throw new KilnError('INVALID', `image has ${o.layers?.length ?? 0} layers but ${o.diffIds?.length ?? 0} diff_ids`);
+  if (!o.lowerDirs && (o.layers?.length ?? 0) !== (o.diffIds?.length ?? 0))
+    throw new KilnError('INVALID', `image has ${o.layers?.length ?? 0} layers but ${o.diffIds?.length ?? 0} diff_ids`);
   const store = o.store;
   return runWithCleanup(o.signal, async (signal) => {
     await cleanupStaleRuns(store.root);
@@ -121,7 +136,10 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   const interrupted = () => new KilnError('SANDBOX', 'interrupted');
   const runner = await selectRunner({ runtime: o.runtime, backend: o.backend, scratch: runDir });
 
-  const stubs: Stub[] = [...RUNTIME_MOUNT_POINTS.map((m) => ({ path: `/${m.path}`, kind: m.kind })), ...mounts.map((m) => ({ path: m.target, kind: mountsFile(m) ? ('file' as const) : ('dir' as const) }))];
+  const stubs: Stub[] = [
+    ...RUNTIME_MOUNT_POINTS.map((m) => ({ path: `/${m.path}`, kind: m.kind })),
+    ...mounts.map((m) => ({ path: m.target, kind: mountsFile(m) ? ('file' as const) : ('dir' as const) })),
+  ];
   let image: string | string[];
   let real: Map<string, string>;
   let before: Map<string, string> | undefined;
@@ -136,7 +154,9 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     await mountOverlay([...lowers, stubDir], runDir, upper, path.join(runDir, 'work'), rootfs);
   } else {
     if (o.lowerDirs) await flattenLowerDirs(o.lowerDirs, rootfs);
-    else for (const [i, l] of (o.layers ?? []).entries()) await applyLayer(store.openBlob(l.digest), rootfs, { whiteouts: 'apply', expectedDiffId: o.diffIds![i] });
+    else
+      for (const [i, l] of (o.layers ?? []).entries())
+        await applyLayer(store.openBlob(l.digest), rootfs, { whiteouts: 'apply', expectedDiffId: o.diffIds![i] });
     image = rootfs;
     if (runner.kind === 'bare') prepareBareRoot(rootfs, rootfs);
     real = makeStubs(rootfs, rootfs, stubs);
@@ -155,13 +175,33 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   const cwdReal = resolveInImage(rootfs, cwd).rel;
   if (!existsSync(path.join(rootfs, cwdReal))) mkdirSync(path.join(rootfs, cwdReal), { recursive: true, mode: 0o755 });
 
-  const runtimeMounts = await prepareMounts(mounts, runDir, overlayOk, (t) => `/${real.get(t) ?? t.replace(/^\/+/, '')}`);
+  const runtimeMounts = await prepareMounts(
+    mounts,
+    runDir,
+    overlayOk,
+    (t) => `/${real.get(t) ?? t.replace(/^\/+/, '')}`,
+  );
   if (signal.aborted) throw interrupted();
   const exitCode = await runner.run(
     rootfs,
     bundle,
     path.basename(runDir),
-    { args: o.args, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, network: o.network ?? 'host', hostname: o.hostname, mounts: runtimeMounts, extraHosts: o.extraHosts, shmSize: o.shmSize, ulimits: o.ulimits, onStdout: o.onStdout, onStderr: o.onStderr },
+    {
+      args: o.args,
+      env,
+      cwd,
+      uid: user.uid,
+      gid: user.gid,
+      additionalGids: user.additionalGids,
+      network: o.network ?? 'host',
+      hostname: o.hostname,
+      mounts: runtimeMounts,
+      extraHosts: o.extraHosts,
+      shmSize: o.shmSize,
+      ulimits: o.ulimits,
+      onStdout: o.onStdout,
+      onStderr: o.onStderr,
+    },
     signal,
   );
   if (signal.aborted) throw interrupted();
@@ -191,9 +231,14 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
         const keepUpper = snapshotter === 'overlay' && !o.lowerDirs && o.sourceDateEpoch === undefined;
         // overlayfs's bookkeeping xattrs, found while the tar lists every entry's xattrs.
         const internals: [string, string[]][] = [];
-        const onXattrNames = keepUpper ? (rel: string, names: string[]) => void (names.some(isOverlayInternal) && internals.push([rel, names])) : undefined;
+        const onXattrNames = keepUpper
+          ? (rel: string, names: string[]) => void (names.some(isOverlayInternal) && internals.push([rel, names]))
+          : undefined;
         const tar = tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch, onXattrNames });
-        layer = keepUpper && o.snapshotOnly ? await measureLayer(tar) : await store.putLayer(tar, { compression: o.compression, level: o.compressionLevel });
+        layer =
+          keepUpper && o.snapshotOnly
+            ? await measureLayer(tar)
+            : await store.putLayer(tar, { compression: o.compression, level: o.compressionLevel });
         await unmounted;
         if (keepUpper) {
           stripOverlayInternals(upper, internals);
@@ -220,8 +265,13 @@ function prepareBareRoot(dir: string, image: string | string[]): void {
   mkdirSync(dev, { recursive: true });
   for (const [name, major, minor] of BARE_DEVICES) {
     if (!missing(`/dev/${name}`)) continue;
-    const r = spawnSync('mknod', ['-m', '666', path.join(dev, name), 'c', String(major), String(minor)], { encoding: 'utf8' });
-    if (r.status !== 0) throw new KilnError('SANDBOX', `cannot make /dev/${name} for the bare backend: ${r.stderr.trim()}`, { path: path.join(dev, name) });
+    const r = spawnSync('mknod', ['-m', '666', path.join(dev, name), 'c', String(major), String(minor)], {
+      encoding: 'utf8',
+    });
+    if (r.status !== 0)
+      throw new KilnError('SANDBOX', `cannot make /dev/${name} for the bare backend: ${r.stderr.trim()}`, {
+        path: path.join(dev, name),
+      });
   }
   for (const f of ['hosts', 'resolv.conf']) {
     if (!missing(`/etc/${f}`) || !existsSync(`/etc/${f}`)) continue;

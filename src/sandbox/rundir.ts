@@ -71,7 +71,12 @@ export async function teardownRunDir(dir: string): Promise<void> {
   const rt = path.join(dir, 'bundle', 'runtime.json');
   if (existsSync(rt)) {
     try {
-      const { program, root, id, private: priv } = JSON.parse(readFileSync(rt, 'utf8')) as { program?: string; root?: string; id?: string; private?: string };
+      const {
+        program,
+        root,
+        id,
+        private: priv,
+      } = JSON.parse(readFileSync(rt, 'utf8')) as { program?: string; root?: string; id?: string; private?: string };
       if (program && root && id) await deleteContainer(program, root, id);
       removePrivateDir(priv);
     } catch {
@@ -85,7 +90,12 @@ export async function teardownRunDir(dir: string): Promise<void> {
 
 /** A run's private tmpfs dir (private-files.ts), only if it is one: runtime.json is not trusted further. */
 function removePrivateDir(priv: string | undefined): void {
-  if (typeof priv !== 'string' || !/^kiln-rt-\d+-[A-Za-z0-9]+$/.test(path.basename(priv)) || path.dirname(priv) !== tmpfsBase()) return;
+  if (
+    typeof priv !== 'string' ||
+    !/^kiln-rt-\d+-[A-Za-z0-9]+$/.test(path.basename(priv)) ||
+    path.dirname(priv) !== tmpfsBase()
+  )
+    return;
   rmSync(priv, { recursive: true, force: true });
 }
 
@@ -127,7 +137,10 @@ const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
  * SIGINT/SIGTERM/SIGHUP to this process; in that case, once `fn` has cleaned up, the signal is
  * raised again with nothing of ours listening (the process ends as it would have).
  */
-export async function runWithCleanup<T>(signal: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function runWithCleanup<T>(
+  signal: AbortSignal | undefined,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   if (signal) return fn(signal);
   const ac = new AbortController();
   let caught: NodeJS.Signals | undefined;

@@ -78,7 +78,22 @@ const DEFAULT_SHM = 64 << 20;
 export type BackendKind = 'oci' | 'chroot' | 'bare';
 
 /** Docker's default capability set (moby oci/caps/defaults.go). */
-export const DEFAULT_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
+export const DEFAULT_CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
 
 /** Files bind-mounted from the host into every run (relative to the root), never captured into a layer. */
 export const HOST_FILES = ['etc/hosts', 'etc/resolv.conf', 'etc/hostname'];
@@ -120,7 +135,10 @@ function hostFiles(bundleDir: string, spec: ProcessSpec): HostFiles {
     // The host's lines, then one line per --add-host ("IP<TAB>NAME", as BuildKit writes them).
     const own = path.join(bundleDir, 'hosts-extra');
     const base = readFileSync(hosts, 'utf8');
-    writeFileSync(own, `${base}${base && !base.endsWith('\n') ? '\n' : ''}${spec.extraHosts.map(([name, ip]) => `${ip}\t${name}\n`).join('')}`);
+    writeFileSync(
+      own,
+      `${base}${base && !base.endsWith('\n') ? '\n' : ''}${spec.extraHosts.map(([name, ip]) => `${ip}\t${name}\n`).join('')}`,
+    );
     hosts = own;
   }
   return { hosts, resolvConf: orEmpty('/etc/resolv.conf', 'resolv.conf'), hostname };
@@ -130,9 +148,24 @@ function hostFiles(bundleDir: string, spec: ProcessSpec): HostFiles {
 export function ociSpec(rootfs: string, spec: ProcessSpec, files: HostFiles): Record<string, unknown> {
   const mounts: unknown[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...devptsGid()] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${Math.floor((spec.shmSize ?? DEFAULT_SHM) / 1024)}k`] },
+    {
+      destination: '/dev',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+    },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...devptsGid()],
+    },
+    {
+      destination: '/dev/shm',
+      type: 'tmpfs',
+      source: 'shm',
+      options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${Math.floor((spec.shmSize ?? DEFAULT_SHM) / 1024)}k`],
+    },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     // A fresh sysfs shows the network namespace's devices; with the host's network it cannot be
     // mounted afresh and a read-only bind of the host's stands in (as docker for --network host).
@@ -144,8 +177,20 @@ export function ociSpec(rootfs: string, spec: ProcessSpec, files: HostFiles): Re
     { destination: '/etc/hostname', type: 'bind', source: files.hostname, options: ['rbind', 'ro'] },
   ];
   for (const m of spec.mounts ?? []) {
-    if (m.type === 'tmpfs') mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])] });
-    else mounts.push({ destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+    if (m.type === 'tmpfs')
+      mounts.push({
+        destination: m.target,
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])],
+      });
+    else
+      mounts.push({
+        destination: m.target,
+        type: 'bind',
+        source: m.source,
+        options: ['rbind', m.readonly ? 'ro' : 'rw'],
+      });
   }
   const namespaces: { type: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   // A new network namespace: runc brings its loopback up.
@@ -161,7 +206,9 @@ export function ociSpec(rootfs: string, spec: ProcessSpec, files: HostFiles): Re
       env: spec.env,
       cwd: spec.cwd,
       capabilities: { bounding: DEFAULT_CAPS, effective, permitted: effective, inheritable: [], ambient: [] },
-      ...(spec.ulimits?.length ? { rlimits: spec.ulimits.map((u) => ({ type: u.type, soft: u.soft, hard: u.hard })) } : {}),
+      ...(spec.ulimits?.length
+        ? { rlimits: spec.ulimits.map((u) => ({ type: u.type, soft: u.soft, hard: u.hard })) }
+        : {}),
       noNewPrivileges: false,
     },
     root: { path: rootfs, readonly: false },
@@ -169,7 +216,18 @@ export function ociSpec(rootfs: string, spec: ProcessSpec, files: HostFiles): Re
     mounts,
     linux: {
       namespaces,
-      maskedPaths: ['/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'],
+      maskedPaths: [
+        '/proc/asound',
+        '/proc/acpi',
+        '/proc/kcore',
+        '/proc/keys',
+        '/proc/latency_stats',
+        '/proc/timer_list',
+        '/proc/timer_stats',
+        '/proc/sched_debug',
+        '/proc/scsi',
+        '/sys/firmware',
+      ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
   };
@@ -199,18 +257,26 @@ export function chrootScript(rootfs: string, spec: ProcessSpec, files: HostFiles
     'mount --make-rprivate /',
     `mount -t proc -o nosuid,noexec,nodev proc ${R('/proc')}`,
     `mount -t tmpfs -o nosuid,strictatime,mode=755,size=65536k tmpfs ${R('/dev')}`,
-    ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((d) => `touch ${R(`/dev/${d}`)} && mount --bind /dev/${d} ${R(`/dev/${d}`)}`),
+    ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map(
+      (d) => `touch ${R(`/dev/${d}`)} && mount --bind /dev/${d} ${R(`/dev/${d}`)}`,
+    ),
     `mkdir -p ${R('/dev/pts')} ${R('/dev/shm')} ${R('/dev/mqueue')}`,
-    `mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620${devptsGid().map((g) => `,${g}`).join('')} devpts ${R('/dev/pts')}`,
+    `mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620${devptsGid()
+      .map((g) => `,${g}`)
+      .join('')} devpts ${R('/dev/pts')}`,
     `mount -t tmpfs -o nosuid,noexec,nodev,mode=1777,size=${Math.floor((spec.shmSize ?? DEFAULT_SHM) / 1024)}k shm ${R('/dev/shm')}`,
     `mount -t mqueue -o nosuid,noexec,nodev mqueue ${R('/dev/mqueue')} 2>/dev/null || true`,
     `ln -s /proc/self/fd ${R('/dev/fd')} && ln -s /proc/self/fd/0 ${R('/dev/stdin')} && ln -s /proc/self/fd/1 ${R('/dev/stdout')} && ln -s /proc/self/fd/2 ${R('/dev/stderr')} && ln -s pts/ptmx ${R('/dev/ptmx')}`,
-    spec.network === 'none' ? `mount -t sysfs -o ro,nosuid,noexec,nodev sysfs ${R('/sys')}` : `mount --rbind /sys ${R('/sys')} && mount -o remount,bind,ro,nosuid,noexec,nodev ${R('/sys')}`,
-    ...([
-      ['/etc/hosts', files.hosts],
-      ['/etc/resolv.conf', files.resolvConf],
-      ['/etc/hostname', files.hostname],
-    ] as const).map(([dst, src]) => `mount --bind ${q(src)} ${R(dst)} && mount -o remount,bind,ro ${R(dst)}`),
+    spec.network === 'none'
+      ? `mount -t sysfs -o ro,nosuid,noexec,nodev sysfs ${R('/sys')}`
+      : `mount --rbind /sys ${R('/sys')} && mount -o remount,bind,ro,nosuid,noexec,nodev ${R('/sys')}`,
+    ...(
+      [
+        ['/etc/hosts', files.hosts],
+        ['/etc/resolv.conf', files.resolvConf],
+        ['/etc/hostname', files.hostname],
+      ] as const
+    ).map(([dst, src]) => `mount --bind ${q(src)} ${R(dst)} && mount -o remount,bind,ro ${R(dst)}`),
     // Mount points exist in the rootfs already (stubs outside the layer); these only matter for a
     // mount inside an earlier one (e.g. a bind under a tmpfs), as runc creates them there too.
     ...(spec.mounts ?? []).map((m) =>
@@ -222,7 +288,9 @@ export function chrootScript(rootfs: string, spec: ProcessSpec, files: HostFiles
     `hostname ${q(spec.hostname ?? 'kiln')}`,
     ...(spec.network === 'none' && tools.ip ? [`${q(tools.ip)} link set lo up`] : []),
     // --ulimit: set on this shell (PID 1 here), which the process replaces.
-    ...(spec.ulimits ?? []).map((u) => `prlimit --pid $$ --${u.type.slice('RLIMIT_'.length).toLowerCase()}=${u.soft}:${u.hard}`),
+    ...(spec.ulimits ?? []).map(
+      (u) => `prlimit --pid $$ --${u.type.slice('RLIMIT_'.length).toLowerCase()}=${u.soft}:${u.hard}`,
+    ),
     'umask 022',
   ];
   const caps = DEFAULT_CAPS.map((c) => `+${c.slice(4).toLowerCase()}`).join(',');
@@ -271,7 +339,8 @@ async function deathWrapper(): Promise<string[]> {
 }
 
 /** What a runtime failure looks like (as opposed to the process's own exit code). */
-const RUNTIME_FAILURE = /cgroups in hybrid mode not supported|^crun: |level=error msg=|runc run failed|OCI runtime|unable to start container process/m;
+const RUNTIME_FAILURE =
+  /cgroups in hybrid mode not supported|^crun: |level=error msg=|runc run failed|OCI runtime|unable to start container process/m;
 
 export class OciRunner implements Runner {
   readonly kind = 'oci' as const;
@@ -285,11 +354,29 @@ export class OciRunner implements Runner {
     const state = path.join(priv, 'state');
     const specFile = writePrivateFile(priv, bundleDir, 'config.json', JSON.stringify(ociSpec(rootfs, spec, files)));
     // For the next kiln, should this one die: which runtime state to delete (rundir.ts).
-    writeFileSync(path.join(bundleDir, 'runtime.json'), JSON.stringify({ program: this.program, root: state, id, private: priv }));
+    writeFileSync(
+      path.join(bundleDir, 'runtime.json'),
+      JSON.stringify({ program: this.program, root: state, id, private: priv }),
+    );
     const wrapper = await deathWrapper();
     // The runtime runs as PID 1 of a PID namespace of its own: killing it (abort, or kiln's death
     // through pdeathsig) kills the container's processes too.
-    const argv = [...wrapper, 'unshare', '--mount', '--pid', '--fork', '--kill-child', '--mount-proc', this.program, '--root', state, 'run', '--bundle', bundleDir, id];
+    const argv = [
+      ...wrapper,
+      'unshare',
+      '--mount',
+      '--pid',
+      '--fork',
+      '--kill-child',
+      '--mount-proc',
+      this.program,
+      '--root',
+      state,
+      'run',
+      '--bundle',
+      bundleDir,
+      id,
+    ];
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const unwatch = removeOnceStarted(specFile, path.join(state, id));
     const tail = { text: '' };
@@ -300,10 +387,22 @@ export class OciRunner implements Runner {
       // The command itself could not be run: a shell's 127 / 126, as docker run reports them
       // (the runtime's message went to stderr already).
       // (runc logs in logfmt, its quotes escaped: exec: \"/x\": stat /x: no such file or directory)
-      if (code !== 0 && /exec: \\?"[^"]*": (executable file not found|stat [^\n]*: no such file or directory)|executable file `[^`]*` not found/.test(tail.text)) return 127;
-      if (code !== 0 && /exec: \\?"[^"]*": permission denied|exec `[^`]*`: Permission denied/i.test(tail.text)) return 126;
+      if (
+        code !== 0 &&
+        /exec: \\?"[^"]*": (executable file not found|stat [^\n]*: no such file or directory)|executable file `[^`]*` not found/.test(
+          tail.text,
+        )
+      )
+        return 127;
+      if (code !== 0 && /exec: \\?"[^"]*": permission denied|exec `[^`]*`: Permission denied/i.test(tail.text))
+        return 126;
       if (code !== 0 && RUNTIME_FAILURE.test(tail.text)) {
-        throw new KilnError('SANDBOX', `${path.basename(this.program)} could not start the process: ${tail.text.trim().split('\n').slice(-2).join(' ')}`, {}, { hint: 'try --backend chroot, or another --runtime' });
+        throw new KilnError(
+          'SANDBOX',
+          `${path.basename(this.program)} could not start the process: ${tail.text.trim().split('\n').slice(-2).join(' ')}`,
+          {},
+          { hint: 'try --backend chroot, or another --runtime' },
+        );
       }
       return code;
     } finally {
@@ -347,7 +446,15 @@ export class ChrootRunner implements Runner {
     writeFileSync(path.join(bundleDir, 'runtime.json'), JSON.stringify({ private: priv }));
     const scriptFile = writePrivateFile(priv, bundleDir, 'run.sh', script);
     const wrapper = await deathWrapper();
-    const nsArgs = ['--mount', '--pid', '--fork', '--uts', '--ipc', '--kill-child', ...(spec.network === 'none' ? ['--net'] : [])];
+    const nsArgs = [
+      '--mount',
+      '--pid',
+      '--fork',
+      '--uts',
+      '--ipc',
+      '--kill-child',
+      ...(spec.network === 'none' ? ['--net'] : []),
+    ];
     const argv = [...wrapper, tools.unshare, ...nsArgs, 'sh', scriptFile];
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const tail = { text: '' };
@@ -365,7 +472,12 @@ async function chrootTools(): Promise<ChrootTools> {
   if (tools) return tools;
   const [env, setpriv, unshare, ip] = await Promise.all(['env', 'setpriv', 'unshare', 'ip'].map((t) => which(t)));
   if (!env || !setpriv || !unshare) {
-    throw new KilnError('SANDBOX', `the chroot backend needs util-linux's unshare and setpriv and coreutils' env (missing: ${[!env && 'env', !setpriv && 'setpriv', !unshare && 'unshare'].filter(Boolean).join(', ')})`, {}, { hint: 'apt-get install util-linux, or install runc for the oci backend' });
+    throw new KilnError(
+      'SANDBOX',
+      `the chroot backend needs util-linux's unshare and setpriv and coreutils' env (missing: ${[!env && 'env', !setpriv && 'setpriv', !unshare && 'unshare'].filter(Boolean).join(', ')})`,
+      {},
+      { hint: 'apt-get install util-linux, or install runc for the oci backend' },
+    );
   }
   tools = { env, setpriv, unshare, ip };
   return tools;
@@ -402,7 +514,11 @@ async function probeOnce(program: string, scratch: string): Promise<string | und
       linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }] },
     };
     writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-    const r = await runCapture(program, ['--root', state, 'run', '--bundle', dir, id]).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    const r = await runCapture(program, ['--root', state, 'run', '--bundle', dir, id]).catch((e: Error) => ({
+      code: -1,
+      stdout: '',
+      stderr: e.message,
+    }));
     const text = `${r.stdout}\n${r.stderr}`;
     if (/kiln-probe/.test(text) && /no such file|not found/i.test(text)) return undefined;
     return text.trim().split('\n').filter(Boolean).slice(-1)[0] ?? `exit code ${r.code}`;
@@ -423,7 +539,12 @@ async function probeRemembered(program: string, scratch: string): Promise<string
   try {
     const st = statSync(program);
     const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const key = createHash('sha256').update(`${program} ${st.ino} ${st.size} ${st.mtimeMs} ${boot}${userNamespace().nested ? ` userns ${singleIdMode() ? 'single' : 'subids'}` : ''}`).digest('hex').slice(0, 32);
+    const key = createHash('sha256')
+      .update(
+        `${program} ${st.ino} ${st.size} ${st.mtimeMs} ${boot}${userNamespace().nested ? ` userns ${singleIdMode() ? 'single' : 'subids'}` : ''}`,
+      )
+      .digest('hex')
+      .slice(0, 32);
     if (base) marker = path.join(base, 'kiln', `runtime-works-${key}`);
   } catch {
     marker = undefined;
@@ -447,7 +568,11 @@ const RUNTIME_CANDIDATES = ['runc', 'crun'];
  * Pick the backend: the runtime at `runtime` (must work), else the first of runc and crun that
  * works here, else chroot (unless `backend: 'oci'` insists). `scratch`: a directory for probes.
  */
-export async function selectRunner(opts: { runtime?: string; backend?: BackendKind; scratch: string }): Promise<Runner> {
+export async function selectRunner(opts: {
+  runtime?: string;
+  backend?: BackendKind;
+  scratch: string;
+}): Promise<Runner> {
   if (opts.backend === 'bare' && !opts.runtime) {
     await bareTools();
     return new BareRunner();
@@ -460,7 +585,13 @@ export async function selectRunner(opts: { runtime?: string; backend?: BackendKi
     const p = existsSync(opts.runtime) ? path.resolve(opts.runtime) : await which(opts.runtime);
     if (!p) throw new KilnError('NOT_FOUND', `OCI runtime not found: ${opts.runtime}`, { path: opts.runtime });
     const why = await probeRuntime(p, opts.scratch);
-    if (why) throw new KilnError('SANDBOX', `OCI runtime ${opts.runtime} cannot start containers on this host: ${why}`, { path: p }, { hint: 'use another --runtime, or --backend chroot' });
+    if (why)
+      throw new KilnError(
+        'SANDBOX',
+        `OCI runtime ${opts.runtime} cannot start containers on this host: ${why}`,
+        { path: p },
+        { hint: 'use another --runtime, or --backend chroot' },
+      );
     return new OciRunner(p);
   }
   const refused: string[] = [];
@@ -472,7 +603,12 @@ export async function selectRunner(opts: { runtime?: string; backend?: BackendKi
     refused.push(`${name}: ${why}`);
   }
   if (opts.backend === 'oci') {
-    throw new KilnError('SANDBOX', `no working OCI runtime${refused.length ? ` (${refused.join('; ')})` : ' (neither runc nor crun is installed)'}`, {}, { hint: 'apt-get install runc, or use --backend chroot' });
+    throw new KilnError(
+      'SANDBOX',
+      `no working OCI runtime${refused.length ? ` (${refused.join('; ')})` : ' (neither runc nor crun is installed)'}`,
+      {},
+      { hint: 'apt-get install runc, or use --backend chroot' },
+    );
   }
   await chrootTools();
   // No namespace can be made here (an unprivileged container): chroot alone.

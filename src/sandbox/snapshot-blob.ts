@@ -13,8 +13,19 @@ import { exists } from '../util/fs.js';
 import { diffUpper } from './rootfs.js';
 
 /** Encode the top layer of `diffIds` from its snapshot into a blob. */
-export async function blobFromSnapshot(store: Store, diffIds: Digest[], compression: Compression = 'none', level?: number): Promise<LayerInfo> {
+export async function blobFromSnapshot(
+  store: Store,
+  diffIds: Digest[],
+  compression: Compression = 'none',
+  level?: number,
+): Promise<LayerInfo> {
   const dir = store.snapshotPath(diffIds);
-  if (!(await exists(dir))) throw new KilnError('NOT_FOUND', `layer ${diffIds.at(-1)} has neither a blob nor a snapshot in the store`, { path: store.root }, { hint: 'build again with --no-cache' });
+  if (!(await exists(dir)))
+    throw new KilnError(
+      'NOT_FOUND',
+      `layer ${diffIds.at(-1)} has neither a blob nor a snapshot in the store`,
+      { path: store.root },
+      { hint: 'build again with --no-cache' },
+    );
   return store.putLayer(tarChanges(dir, diffUpper(dir)), { compression, level, expectedDiffId: diffIds.at(-1) });
 }

@@ -34,7 +34,12 @@ export interface ViewOptions {
 }
 
 /** A read-only view of the image made of `layers` (empty for scratch). Close it when done. */
-export async function openView(store: Store, layers: Descriptor[], diffIds: Digest[], opts: ViewOptions = {}): Promise<View> {
+export async function openView(
+  store: Store,
+  layers: Descriptor[],
+  diffIds: Digest[],
+  opts: ViewOptions = {},
+): Promise<View> {
   await cleanupStaleRuns(store.root);
   const dir = createRunDir(store.root, 'view');
   const root = path.join(dir, 'rootfs');
@@ -70,7 +75,11 @@ export async function openView(store: Store, layers: Descriptor[], diffIds: Dige
             // Nothing of this layer lies on the wanted paths (its facts say where it writes): not read.
           } else {
             const part = path.join(dir, `part-${i}`);
-            await applyLayer(store.openBlob(l.digest), part, { whiteouts: 'overlay', expectedDiffId: diffIds[i], only });
+            await applyLayer(store.openBlob(l.digest), part, {
+              whiteouts: 'overlay',
+              expectedDiffId: diffIds[i],
+              only,
+            });
             lowers.push(part);
           }
         }
@@ -84,7 +93,8 @@ export async function openView(store: Store, layers: Descriptor[], diffIds: Dige
       await mountOverlay([empty, ...lowers], dir, '', '', root);
       return { root, close };
     }
-    for (const [i, l] of layers.entries()) await applyLayer(store.openBlob(l.digest), root, { whiteouts: 'apply', expectedDiffId: diffIds[i], only });
+    for (const [i, l] of layers.entries())
+      await applyLayer(store.openBlob(l.digest), root, { whiteouts: 'apply', expectedDiffId: diffIds[i], only });
     return { root, close };
   } catch (e) {
     await close();
@@ -112,7 +122,11 @@ function onlyFor(paths: string[]): (rel: string) => boolean {
  * The skeleton entries a partial view needs from a layer, or undefined when the skeleton cannot
  * tell (a wanted path lies inside its root, or a file on the way would need its content).
  */
-function skeletonAnswers(k: { root: string; entries: SkeletonEntry[] }, wanted: string[], only: (rel: string) => boolean): SkeletonEntry[] | undefined {
+function skeletonAnswers(
+  k: { root: string; entries: SkeletonEntry[] },
+  wanted: string[],
+  only: (rel: string) => boolean,
+): SkeletonEntry[] | undefined {
   if (wanted.some((w) => w.startsWith(`${k.root}/`))) return undefined;
   const needed = k.entries.filter((e) => only(e.path));
   return needed.every((e) => e.type === 'directory' || e.type === 'symlink') ? needed : undefined;
@@ -138,7 +152,8 @@ function makeSkeleton(dir: string, entries: SkeletonEntry[]): string {
 
 /** In a partial view: `p` resolves to itself (no symbolic link on the way, which could lead out of what the view holds). */
 export async function pathsAreLinkFree(root: string, paths: string[]): Promise<boolean> {
-  for (const p of paths) if ((await resolveInRoot(root, p)) !== path.posix.normalize(`/${p}`).slice(1).replace(/\/+$/, '')) return false;
+  for (const p of paths)
+    if ((await resolveInRoot(root, p)) !== path.posix.normalize(`/${p}`).slice(1).replace(/\/+$/, '')) return false;
   return true;
 }
 

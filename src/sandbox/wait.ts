@@ -8,7 +8,8 @@ import type { ChildProcess } from 'node:child_process';
  * PID namespace, and every process in it, goes with it) and only its exit is waited for.
  */
 export function waitExit(child: ChildProcess, signal?: AbortSignal): Promise<number> {
-  const status = (code: number | null, sig: NodeJS.Signals | null) => code ?? 128 + (sig ? (osConstants.signals[sig] ?? 9) : 9);
+  const status = (code: number | null, sig: NodeJS.Signals | null) =>
+    code ?? 128 + (sig ? (osConstants.signals[sig] ?? 9) : 9);
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, sig) => resolve(status(code, sig)));

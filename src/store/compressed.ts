@@ -48,16 +48,28 @@ export function parseCompression(name: string): Compression | undefined {
 }
 
 function variantPath(store: Store, diffId: Digest, compression: Compression, level: number | undefined): string {
-  return path.join(store.root, 'variants', `${digestHex(diffId)}.${compression}${level !== undefined ? `-${level}` : ''}.json`);
+  return path.join(
+    store.root,
+    'variants',
+    `${digestHex(diffId)}.${compression}${level !== undefined ? `-${level}` : ''}.json`,
+  );
 }
 
 /** The levels each compression takes (`compression-level`). */
 export function validLevel(compression: Compression, level: number): boolean {
-  return Number.isInteger(level) && (compression === 'gzip' ? level >= 1 && level <= 9 : compression === 'zstd' ? level >= 1 && level <= 19 : false);
+  return (
+    Number.isInteger(level) &&
+    (compression === 'gzip' ? level >= 1 && level <= 9 : compression === 'zstd' ? level >= 1 && level <= 19 : false)
+  );
 }
 
 /** The blob of `diffId` compressed with `compression`, if the store made it before and still has it. */
-async function knownVariant(store: Store, diffId: Digest, compression: Compression, level: number | undefined): Promise<Descriptor | undefined> {
+async function knownVariant(
+  store: Store,
+  diffId: Digest,
+  compression: Compression,
+  level: number | undefined,
+): Promise<Descriptor | undefined> {
   const t = await fsp.readFile(variantPath(store, diffId, compression, level), 'utf8').catch(() => undefined);
   if (!t) return undefined;
   try {
@@ -70,25 +82,55 @@ async function knownVariant(store: Store, diffId: Digest, compression: Compressi
 }
 
 /** A layer as `opts.compression` wants it: the same descriptor when it already is, else a blob made (or found) in the store. */
-export async function compressedLayer(store: Store, layer: Descriptor, diffId: Digest, opts: CompressOptions): Promise<Descriptor> {
+export async function compressedLayer(
+  store: Store,
+  layer: Descriptor,
+  diffId: Digest,
+  opts: CompressOptions,
+): Promise<Descriptor> {
   return (await readyLayer(store, layer, diffId, opts)) ?? encodeVariant(store, layer, diffId, opts);
 }
 
 /** The layer as `opts.compression` wants it without encoding anything (itself, or a variant made before); undefined: it needs encoding. */
-export async function readyLayer(store: Store, layer: Descriptor, diffId: Digest, opts: CompressOptions): Promise<Descriptor | undefined> {
+export async function readyLayer(
+  store: Store,
+  layer: Descriptor,
+  diffId: Digest,
+  opts: CompressOptions,
+): Promise<Descriptor | undefined> {
   const have = compressionOf(layer.mediaType);
   if (have === undefined || have === opts.compression || (have !== 'none' && !opts.force)) return layer;
   return knownVariant(store, diffId, opts.compression, opts.level);
 }
 
 /** Encode the layer as `opts.compression` into the store and remember it; `tee` sees the bytes as they are written. */
-export async function encodeVariant(store: Store, layer: Descriptor, diffId: Digest, opts: CompressOptions & { tee?: (chunk: Buffer) => Promise<void> }): Promise<Descriptor> {
+export async function encodeVariant(
+  store: Store,
+  layer: Descriptor,
+  diffId: Digest,
+  opts: CompressOptions & { tee?: (chunk: Buffer) => Promise<void> },
+): Promise<Descriptor> {
   opts.onLayer?.(layer);
   const facts = await store.layerFacts(layer.digest);
-  const info = await store.putLayer(openLayer(store.openBlob(layer.digest)), { compression: opts.compression, level: opts.level, expectedDiffId: diffId, tops: facts?.tops, skeleton: facts?.skeleton, tee: opts.tee }).catch((e: unknown) => {
-    if (e instanceof KilnError && e.code === 'DIGEST') throw new KilnError('DIGEST', `layer ${layer.digest} in the store is damaged: ${e.message}`, { path: store.blobPath(layer.digest) }, { hint: 'remove the image (kiln rmi), then pull or build it again' });
-    throw e;
-  });
+  const info = await store
+    .putLayer(openLayer(store.openBlob(layer.digest)), {
+      compression: opts.compression,
+      level: opts.level,
+      expectedDiffId: diffId,
+      tops: facts?.tops,
+      skeleton: facts?.skeleton,
+      tee: opts.tee,
+    })
+    .catch((e: unknown) => {
+      if (e instanceof KilnError && e.code === 'DIGEST')
+        throw new KilnError(
+          'DIGEST',
+          `layer ${layer.digest} in the store is damaged: ${e.message}`,
+          { path: store.blobPath(layer.digest) },
+          { hint: 'remove the image (kiln rmi), then pull or build it again' },
+        );
+      throw e;
+    });
   const d: Descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
   const file = variantPath(store, diffId, opts.compression, opts.level);
   await fsp.mkdir(path.dirname(file), { recursive: true });
@@ -111,7 +153,12 @@ export async function compressedImage(store: Store, img: LoadedImage, opts: Comp
 }
 
 /** The image with its layers replaced by these (the same contents, compressed as `compression`). */
-export async function withLayers(store: Store, img: LoadedImage, layers: Descriptor[], compression: Compression): Promise<LoadedImage> {
+export async function withLayers(
+  store: Store,
+  img: LoadedImage,
+  layers: Descriptor[],
+  compression: Compression,
+): Promise<LoadedImage> {
   // A layer that needed nothing is the very descriptor of the image (readyLayer returns it as is).
   if (layers.every((l, i) => l === img.manifest.layers[i])) return img;
   const docker = img.manifest.mediaType === MediaType.DockerManifest;
@@ -123,7 +170,11 @@ export async function withLayers(store: Store, img: LoadedImage, layers: Descrip
     layers: layers.map((l) => ({ ...l, mediaType: layerMediaType(l.mediaType, keepDocker) })),
   };
   const m = await store.putBlob(canonicalJSON(manifest));
-  return { ...img, descriptor: { mediaType: manifest.mediaType ?? MediaType.OciManifest, digest: m.digest, size: m.size }, manifest };
+  return {
+    ...img,
+    descriptor: { mediaType: manifest.mediaType ?? MediaType.OciManifest, digest: m.digest, size: m.size },
+    manifest,
+  };
 }
 
 /** A layer's media type in a docker (gzip) or an OCI manifest. */
@@ -145,7 +196,10 @@ export async function sweepVariants(root: string): Promise<void> {
     } catch {
       digest = undefined;
     }
-    const gone = typeof digest !== 'string' || !isDigest(digest) || !(await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(digest))).catch(() => undefined));
+    const gone =
+      typeof digest !== 'string' ||
+      !isDigest(digest) ||
+      !(await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(digest))).catch(() => undefined));
     if (gone) await fsp.rm(path.join(dir, f), { force: true });
   }
 }

@@ -25,7 +25,13 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeou
         await fsp.rm(file, { force: true });
         continue;
       }
-      if (Date.now() - start > timeoutMs) throw new KilnError('STORE', `the store is locked by process ${pid || '?'}`, { path: file }, { hint: 'another kiln is working on this store; wait for it or remove the lock file if no kiln runs' });
+      if (Date.now() - start > timeoutMs)
+        throw new KilnError(
+          'STORE',
+          `the store is locked by process ${pid || '?'}`,
+          { path: file },
+          { hint: 'another kiln is working on this store; wait for it or remove the lock file if no kiln runs' },
+        );
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 200);
     }

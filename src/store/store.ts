@@ -17,7 +17,17 @@ import { writeFileAtomic } from '../util/fs.js';
 import { canonicalJSON } from '../image/canonical.js';
 import { familiarName, normalizeImageName, parseReference } from '../image/reference.js';
 import { matchPlatform, hostPlatform } from '../image/platform.js';
-import { Annotation, INDEX_MEDIA_TYPES, MediaType, type Compression, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from '../image/types.js';
+import {
+  Annotation,
+  INDEX_MEDIA_TYPES,
+  MediaType,
+  type Compression,
+  type Descriptor,
+  type ImageConfig,
+  type Index,
+  type Manifest,
+  type Platform,
+} from '../image/types.js';
 import { parseImageConfig, parseIndex, parseJSONText, parseManifest, parseManifestOrIndex } from '../image/validate.js';
 import { applyLayer } from '../layer/apply.js';
 import { encodeLayer, type LayerInfo } from '../layer/compress.js';
@@ -90,8 +100,13 @@ export class Store {
     await fsp.mkdir(path.join(root, 'snapshots'), { recursive: true, mode: 0o700 });
     await lockDown(path.join(root, 'snapshots'));
     const layout = path.join(root, 'oci-layout');
-    if (!(await fsp.stat(layout).catch(() => undefined))) await writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    if (!(await fsp.stat(s.indexPath).catch(() => undefined))) await writeFileAtomic(s.indexPath, canonicalJSON({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
+    if (!(await fsp.stat(layout).catch(() => undefined)))
+      await writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    if (!(await fsp.stat(s.indexPath).catch(() => undefined)))
+      await writeFileAtomic(
+        s.indexPath,
+        canonicalJSON({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }),
+      );
     return s;
   }
 
@@ -119,7 +134,8 @@ export class Store {
   openBlob(d: Digest, opts: { start?: number } = {}): Readable {
     const s = createReadStream(this.blobPath(d), { start: opts.start, highWaterMark: 1 << 20 });
     return s.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') s.emit('error', new KilnError('NOT_FOUND', `blob ${d} is not in the store`, { path: this.root }));
+      if (e.code === 'ENOENT')
+        s.emit('error', new KilnError('NOT_FOUND', `blob ${d} is not in the store`, { path: this.root }));
     });
   }
 
@@ -127,7 +143,8 @@ export class Store {
     try {
       return await fsp.readFile(this.blobPath(d));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new KilnError('NOT_FOUND', `blob ${d} is not in the store`, { path: this.root });
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new KilnError('NOT_FOUND', `blob ${d} is not in the store`, { path: this.root });
       throw e;
     }
   }
@@ -168,11 +185,19 @@ export class Store {
         try {
           if (!input.writableEnded) input.end();
           await finished;
-          if (!hasher && expected.digest === undefined) throw new KilnError('INTERNAL', 'a producer-hashed blob needs its digest at commit');
+          if (!hasher && expected.digest === undefined)
+            throw new KilnError('INTERNAL', 'a producer-hashed blob needs its digest at commit');
           const digest = hasher ? hasher.digest() : expected.digest!;
           const size = hasher ? hasher.bytes : file.bytesWritten;
-          if (expected.size !== undefined && size !== expected.size) throw new KilnError('DIGEST', `blob size mismatch: expected ${expected.size} bytes, got ${size}`, {}, { hint: 'the source sent different content than it announced' });
-          if (expected.digest !== undefined && digest !== expected.digest) throw new KilnError('DIGEST', `blob digest mismatch: expected ${expected.digest}, got ${digest}`);
+          if (expected.size !== undefined && size !== expected.size)
+            throw new KilnError(
+              'DIGEST',
+              `blob size mismatch: expected ${expected.size} bytes, got ${size}`,
+              {},
+              { hint: 'the source sent different content than it announced' },
+            );
+          if (expected.digest !== undefined && digest !== expected.digest)
+            throw new KilnError('DIGEST', `blob digest mismatch: expected ${expected.digest}, got ${digest}`);
           const fh = await fsp.open(tmp, 'r');
           await fh.sync();
           await fh.close();
@@ -192,27 +217,48 @@ export class Store {
    * the layers it makes so, see compressed.ts), and remember its diff_id and size. With
    * `expectedDiffId`, a tar of other content is refused (nothing is stored).
    */
-  async putLayer(tar: Readable, opts: { compression?: Compression; expectedDiffId?: Digest; tops?: string[]; skeleton?: LayerFacts['skeleton']; tee?: (chunk: Buffer) => Promise<void>; level?: number } = {}): Promise<LayerInfo> {
+  async putLayer(
+    tar: Readable,
+    opts: {
+      compression?: Compression;
+      expectedDiffId?: Digest;
+      tops?: string[];
+      skeleton?: LayerFacts['skeleton'];
+      tee?: (chunk: Buffer) => Promise<void>;
+      level?: number;
+    } = {},
+  ): Promise<LayerInfo> {
     const w = await this.createBlobWriter({ hashedBy: 'producer' });
     let info: LayerInfo;
     try {
       // `tee`: every encoded chunk goes there too, as it is written (a push uploads it meanwhile).
       const dest = opts.tee ? teeTo(w.stream, opts.tee) : w.stream;
       info = await encodeLayer(tar, dest, { compression: opts.compression ?? 'none', level: opts.level });
-      if (opts.expectedDiffId !== undefined && info.diffId !== opts.expectedDiffId) throw new KilnError('DIGEST', `layer diff_id mismatch: expected ${opts.expectedDiffId}, got ${info.diffId}`);
+      if (opts.expectedDiffId !== undefined && info.diffId !== opts.expectedDiffId)
+        throw new KilnError('DIGEST', `layer diff_id mismatch: expected ${opts.expectedDiffId}, got ${info.diffId}`);
     } catch (e) {
       await w.abort();
       throw e;
     }
     await w.commit({ digest: info.digest, size: info.size });
-    await this.recordLayer(info.digest, { diffId: info.diffId, uncompressedSize: info.uncompressedSize, ...(info.contentSize !== undefined ? { contentSize: info.contentSize } : {}), ...(opts.tops ? { tops: opts.tops } : {}), ...(opts.skeleton ? { skeleton: opts.skeleton } : {}) });
+    await this.recordLayer(info.digest, {
+      diffId: info.diffId,
+      uncompressedSize: info.uncompressedSize,
+      ...(info.contentSize !== undefined ? { contentSize: info.contentSize } : {}),
+      ...(opts.tops ? { tops: opts.tops } : {}),
+      ...(opts.skeleton ? { skeleton: opts.skeleton } : {}),
+    });
     return info;
   }
 
-  async putBlob(data: Buffer | string, expected?: { digest?: Digest; size?: number }): Promise<{ digest: Digest; size: number }> {
+  async putBlob(
+    data: Buffer | string,
+    expected?: { digest?: Digest; size?: number },
+  ): Promise<{ digest: Digest; size: number }> {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     const digest = sha256(buf);
-    if (expected?.digest && expected.digest !== digest) throw new KilnError('DIGEST', `blob digest mismatch: expected ${expected.digest}, got ${digest}`);
+    if (expected?.digest && expected.digest !== digest)
+      throw new KilnError('DIGEST', `blob digest mismatch: expected ${expected.digest}, got ${digest}`);
     if (await this.hasBlob(digest)) return { digest, size: buf.length };
     const w = await this.createBlobWriter();
     w.stream.end(buf);
@@ -222,7 +268,10 @@ export class Store {
   // ---- images ----
 
   private async readIndex(): Promise<Index> {
-    return parseIndex(parseJSONText(await fsp.readFile(this.indexPath), 'store index.json', this.indexPath), this.indexPath);
+    return parseIndex(
+      parseJSONText(await fsp.readFile(this.indexPath), 'store index.json', this.indexPath),
+      this.indexPath,
+    );
   }
 
   async listImages(): Promise<ImageRecord[]> {
@@ -236,14 +285,17 @@ export class Store {
   async setTag(name: string, manifest: Descriptor, opts: { allowDigest?: boolean } = {}): Promise<void> {
     const full = normalizeImageName(name);
     // A pull by digest records NAME@DIGEST (docker's repo digest); a user cannot tag by digest.
-    if (!opts.allowDigest && parseReference(full).digest !== undefined && parseReference(full).tag === undefined) throw new KilnError('USAGE', `cannot tag by digest: ${name}`);
+    if (!opts.allowDigest && parseReference(full).digest !== undefined && parseReference(full).tag === undefined)
+      throw new KilnError('USAGE', `cannot tag by digest: ${name}`);
     await withFileLock(this.lockPath, async () => {
       const idx = await this.readIndex();
       const { annotations: _a, ...rest } = manifest;
       void _a;
       idx.manifests = idx.manifests.filter((d) => d.annotations?.[Annotation.RefName] !== full);
       idx.manifests.push({ ...rest, annotations: { ...(manifest.annotations ?? {}), [Annotation.RefName]: full } });
-      idx.manifests.sort((a, b) => (a.annotations?.[Annotation.RefName] ?? '').localeCompare(b.annotations?.[Annotation.RefName] ?? ''));
+      idx.manifests.sort((a, b) =>
+        (a.annotations?.[Annotation.RefName] ?? '').localeCompare(b.annotations?.[Annotation.RefName] ?? ''),
+      );
       await writeFileAtomic(this.indexPath, canonicalJSON(idx));
     });
   }
@@ -258,12 +310,21 @@ export class Store {
       try {
         full = normalizeImageName(t.name);
       } catch (e) {
-        throw new KilnError('INVALID', `invalid image name ${JSON.stringify(t.name)}: ${(e as Error).message}`, { image: t.name }, { hint: 'nothing was tagged' });
+        throw new KilnError(
+          'INVALID',
+          `invalid image name ${JSON.stringify(t.name)}: ${(e as Error).message}`,
+          { image: t.name },
+          { hint: 'nothing was tagged' },
+        );
       }
-      if (!opts.allowDigest && parseReference(full).digest !== undefined && parseReference(full).tag === undefined) throw new KilnError('USAGE', `cannot tag by digest: ${t.name}`);
+      if (!opts.allowDigest && parseReference(full).digest !== undefined && parseReference(full).tag === undefined)
+        throw new KilnError('USAGE', `cannot tag by digest: ${t.name}`);
       const { annotations: _a, ...rest } = t.descriptor;
       void _a;
-      return { ...rest, annotations: { ...(t.descriptor.annotations ?? {}), [Annotation.RefName]: full } } as Descriptor;
+      return {
+        ...rest,
+        annotations: { ...(t.descriptor.annotations ?? {}), [Annotation.RefName]: full },
+      } as Descriptor;
     });
     if (!entries.length) return;
     await withFileLock(this.lockPath, async () => {
@@ -273,7 +334,9 @@ export class Store {
       // A name given twice: the last one wins, as a sequence of tags would have it.
       const last = new Map(entries.map((d) => [d.annotations![Annotation.RefName]!, d]));
       idx.manifests.push(...last.values());
-      idx.manifests.sort((a, b) => (a.annotations?.[Annotation.RefName] ?? '').localeCompare(b.annotations?.[Annotation.RefName] ?? ''));
+      idx.manifests.sort((a, b) =>
+        (a.annotations?.[Annotation.RefName] ?? '').localeCompare(b.annotations?.[Annotation.RefName] ?? ''),
+      );
       await writeFileAtomic(this.indexPath, canonicalJSON(idx));
     });
   }
@@ -284,13 +347,21 @@ export class Store {
    * was checked against its digest on the way in) and every layer is a tar whose diff_id is the
    * config's. A layer is read once: what it measured is remembered in its facts.
    */
-  async verifyImage(desc: Descriptor, opts: { where?: string; platform?: Platform; concurrency?: number } = {}): Promise<LoadedImage> {
+  async verifyImage(
+    desc: Descriptor,
+    opts: { where?: string; platform?: Platform; concurrency?: number } = {},
+  ): Promise<LoadedImage> {
     const where = opts.where ?? desc.digest;
     const img = await this.loadImage(desc, { name: opts.where, platform: opts.platform });
     const { layers } = img.manifest;
     const diffIds = img.config.rootfs.diff_ids;
     if (diffIds.length !== layers.length) {
-      throw new KilnError('INVALID', `${where}: the config lists ${diffIds.length} layers (diff_ids), the manifest ${layers.length}`, { image: where }, { hint: 'the image is malformed; nothing was tagged' });
+      throw new KilnError(
+        'INVALID',
+        `${where}: the config lists ${diffIds.length} layers (diff_ids), the manifest ${layers.length}`,
+        { image: where },
+        { hint: 'the image is malformed; nothing was tagged' },
+      );
     }
     const chains = chainIds(diffIds);
     let next = 0;
@@ -317,17 +388,33 @@ export class Store {
     if (!(await this.hasBlob(layer.digest))) {
       // A snapshot-only layer (a builder's RUN layer kiln made): its snapshot stands for it.
       if (isPlainLayer(layer, diffId) && (await fsp.stat(snapshotDir(this.root, chain)).catch(() => undefined))) return;
-      throw new KilnError('NOT_FOUND', `${where}: layer ${layer.digest} is missing`, { image: where }, { hint: 'nothing was tagged' });
+      throw new KilnError(
+        'NOT_FOUND',
+        `${where}: layer ${layer.digest} is missing`,
+        { image: where },
+        { hint: 'nothing was tagged' },
+      );
     }
     let m: Awaited<ReturnType<typeof measureLayer>>;
     try {
       m = await measureLayer(this.openBlob(layer.digest));
     } catch (e) {
-      if (e instanceof KilnError) throw new KilnError(e.code === 'UNSAFE' ? 'UNSAFE' : 'INVALID', `${where}: layer ${layer.digest} is not a valid layer: ${e.message}`, { image: where }, { hint: 'nothing was tagged' });
+      if (e instanceof KilnError)
+        throw new KilnError(
+          e.code === 'UNSAFE' ? 'UNSAFE' : 'INVALID',
+          `${where}: layer ${layer.digest} is not a valid layer: ${e.message}`,
+          { image: where },
+          { hint: 'nothing was tagged' },
+        );
       throw e;
     }
     if (m.diffId !== diffId) {
-      throw new KilnError('DIGEST', `${where}: layer ${layer.digest} unpacks to ${m.diffId}, but the config says its diff_id is ${diffId}`, { image: where }, { hint: 'the image config does not describe its layers; nothing was tagged' });
+      throw new KilnError(
+        'DIGEST',
+        `${where}: layer ${layer.digest} unpacks to ${m.diffId}, but the config says its diff_id is ${diffId}`,
+        { image: where },
+        { hint: 'the image config does not describe its layers; nothing was tagged' },
+      );
     }
     if (!known) await this.recordLayer(layer.digest, { diffId: m.diffId, uncompressedSize: m.uncompressedSize });
   }
@@ -355,8 +442,13 @@ export class Store {
         return { name: opts.name, descriptor: d, manifest: doc.manifest, config, id: doc.manifest.config.digest };
       }
       const want = opts.platform ?? hostPlatform();
-      const m = matchPlatform(doc.index.manifests, want) ?? (doc.index.manifests.length === 1 ? doc.index.manifests[0] : undefined);
-      if (!m) throw new KilnError('NOT_FOUND', `no image for platform ${want.os}/${want.architecture} in ${where}`, { image: where });
+      const m =
+        matchPlatform(doc.index.manifests, want) ??
+        (doc.index.manifests.length === 1 ? doc.index.manifests[0] : undefined);
+      if (!m)
+        throw new KilnError('NOT_FOUND', `no image for platform ${want.os}/${want.architecture} in ${where}`, {
+          image: where,
+        });
       d = m;
     }
     throw new KilnError('INVALID', 'image indexes nested too deeply', { image: where });
@@ -376,7 +468,8 @@ export class Store {
     const hex = nameOrId.replace(/^sha256:/, '');
     if (/^[a-f0-9]{12,64}$/.test(hex)) {
       for (const i of images) {
-        if (digestHex(i.descriptor.digest).startsWith(hex)) return this.loadImage(i.descriptor, { ...opts, name: i.name });
+        if (digestHex(i.descriptor.digest).startsWith(hex))
+          return this.loadImage(i.descriptor, { ...opts, name: i.name });
         const img = await this.loadImage(i.descriptor, opts).catch(() => undefined);
         if (img && digestHex(img.id).startsWith(hex)) return { ...img, name: i.name };
       }
@@ -390,11 +483,20 @@ export class Store {
         }
       }
     }
-    throw new KilnError('NOT_FOUND', `no such image: ${nameOrId}`, { image: nameOrId }, { hint: "see 'kiln images'; 'kiln pull' or 'kiln import' brings one in" });
+    throw new KilnError(
+      'NOT_FOUND',
+      `no such image: ${nameOrId}`,
+      { image: nameOrId },
+      { hint: "see 'kiln images'; 'kiln pull' or 'kiln import' brings one in" },
+    );
   }
 
   /** Write config + manifest blobs for an image; returns the manifest descriptor. */
-  async writeImage(config: ImageConfig, layers: Descriptor[], opts: { annotations?: Record<string, string>; mediaTypes?: 'oci' | 'docker' } = {}): Promise<{ descriptor: Descriptor; manifest: Manifest; id: Digest }> {
+  async writeImage(
+    config: ImageConfig,
+    layers: Descriptor[],
+    opts: { annotations?: Record<string, string>; mediaTypes?: 'oci' | 'docker' } = {},
+  ): Promise<{ descriptor: Descriptor; manifest: Manifest; id: Digest }> {
     const docker = opts.mediaTypes === 'docker';
     const cfgBytes = canonicalJSON(config);
     const cfg = await this.putBlob(cfgBytes);
@@ -478,7 +580,12 @@ export class Store {
         // Pulled, loaded, or recorded before contentSize was kept: measure once by decompressing
         // (a layer kept only as a snapshot has no blob: its tar length stands in), then remember.
         const measured = (await this.hasBlob(l.digest)) ? await this.measureLayerBlob(l.digest) : undefined;
-        facts = { ...(facts ?? {}), diffId: facts?.diffId ?? img.config.rootfs.diff_ids[i]!, uncompressedSize: measured?.uncompressedSize ?? facts?.uncompressedSize ?? l.size, ...(measured?.contentSize !== undefined ? { contentSize: measured.contentSize } : {}) };
+        facts = {
+          ...(facts ?? {}),
+          diffId: facts?.diffId ?? img.config.rootfs.diff_ids[i]!,
+          uncompressedSize: measured?.uncompressedSize ?? facts?.uncompressedSize ?? l.size,
+          ...(measured?.contentSize !== undefined ? { contentSize: measured.contentSize } : {}),
+        };
         if (measured) await this.rewriteLayerFacts(l.digest, facts);
       }
       sizes.content += facts.contentSize ?? facts.uncompressedSize;
@@ -525,21 +632,26 @@ export class Store {
       await fsp.rename(dir, dest);
       return true;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      if ((e as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (e as NodeJS.ErrnoException).code === 'EEXIST')
+        return false;
       throw e;
     }
   }
 
   /** One unpacked directory per layer (overlay-marker form), bottom → top; made once, reused. */
   async snapshots(layers: Descriptor[], diffIds: Digest[]): Promise<string[]> {
-    if (layers.length !== diffIds.length) throw new KilnError('INVALID', `image has ${layers.length} layers but ${diffIds.length} diff_ids`);
+    if (layers.length !== diffIds.length)
+      throw new KilnError('INVALID', `image has ${layers.length} layers but ${diffIds.length} diff_ids`);
     const dirs: string[] = [];
     for (const [i, chain] of chainIds(diffIds).entries()) {
       const dir = snapshotDir(this.root, chain);
       if (!(await fsp.stat(dir).catch(() => undefined))) {
         const tmp = path.join(this.root, 'snapshots', `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
         try {
-          const r = await applyLayer(this.openBlob(layers[i]!.digest), tmp, { whiteouts: 'overlay', expectedDiffId: diffIds[i] });
+          const r = await applyLayer(this.openBlob(layers[i]!.digest), tmp, {
+            whiteouts: 'overlay',
+            expectedDiffId: diffIds[i],
+          });
           void r;
           await fsp.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
             // Another process made it meanwhile: theirs is as good as ours.
@@ -603,7 +715,9 @@ export class Store {
       for (const f of await fsp.readdir(snapDir)) {
         const st = await fsp.stat(path.join(snapDir, f)).catch(() => undefined);
         if (!st) continue;
-        const stale = f.startsWith('tmp-') ? now - st.mtimeMs > STALE_TMP_MS || !pidAlive(f) : !keepChains.has(f) && now - st.mtimeMs >= minAge;
+        const stale = f.startsWith('tmp-')
+          ? now - st.mtimeMs > STALE_TMP_MS || !pidAlive(f)
+          : !keepChains.has(f) && now - st.mtimeMs >= minAge;
         if (!stale) continue;
         await fsp.rm(path.join(snapDir, f), { recursive: true, force: true });
         snapshots++;
@@ -632,7 +746,8 @@ export class Store {
       for (const raw of t.split('\n')) {
         const line = raw.trim();
         if (isDigest(line)) out.blobs.push(digestHex(line));
-        else if (line.startsWith(SNAPSHOT_ROOT) && isDigest(line.slice(SNAPSHOT_ROOT.length))) out.snapshots.push(digestHex(line.slice(SNAPSHOT_ROOT.length)));
+        else if (line.startsWith(SNAPSHOT_ROOT) && isDigest(line.slice(SNAPSHOT_ROOT.length)))
+          out.snapshots.push(digestHex(line.slice(SNAPSHOT_ROOT.length)));
       }
     }
     return out;
@@ -645,7 +760,16 @@ function validSkeleton(k: unknown): boolean {
   return (
     typeof x?.root === 'string' &&
     Array.isArray(x.entries) &&
-    x.entries.every((e: Partial<SkeletonEntry>) => typeof e?.path === 'string' && typeof e.type === 'string' && num(e.mode) && num(e.uid) && num(e.gid) && num(e.mtime) && (e.linkname === undefined || typeof e.linkname === 'string'))
+    x.entries.every(
+      (e: Partial<SkeletonEntry>) =>
+        typeof e?.path === 'string' &&
+        typeof e.type === 'string' &&
+        num(e.mode) &&
+        num(e.uid) &&
+        num(e.gid) &&
+        num(e.mtime) &&
+        (e.linkname === undefined || typeof e.linkname === 'string'),
+    )
   );
 }
 
@@ -678,9 +802,15 @@ export async function layersPresentIn(root: string, layers: Descriptor[], diffId
   const chains = chainIds(diffIds);
   const each = await Promise.all(
     layers.map(async (l, i) => {
-      const blob = await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(l.digest))).then(() => true, () => false);
+      const blob = await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(l.digest))).then(
+        () => true,
+        () => false,
+      );
       if (blob || !isPlainLayer(l, diffIds[i]) || !chains[i]) return blob;
-      return fsp.stat(snapshotDir(root, chains[i])).then(() => true, () => false);
+      return fsp.stat(snapshotDir(root, chains[i])).then(
+        () => true,
+        () => false,
+      );
     }),
   );
   return layers.length === diffIds.length && each.every(Boolean);
@@ -713,7 +843,12 @@ function teeTo(dest: Writable, tee: (chunk: Buffer) => Promise<void>): Writable 
 async function refuseForeignDir(root: string): Promise<void> {
   const names = await fsp.readdir(root).catch(() => undefined);
   if (!names || names.length === 0 || names.includes('oci-layout') || names.includes('index.json')) return;
-  throw new KilnError('STORE', `${root} is not a kiln store (it holds other files): kiln would make it private to its owner`, { path: root }, { hint: 'give --root a new or empty directory, or an existing store' });
+  throw new KilnError(
+    'STORE',
+    `${root} is not a kiln store (it holds other files): kiln would make it private to its owner`,
+    { path: root },
+    { hint: 'give --root a new or empty directory, or an existing store' },
+  );
 }
 
 /**
@@ -727,12 +862,23 @@ async function refuseForeignDir(root: string): Promise<void> {
 async function lockDown(dir: string): Promise<void> {
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   const st = await fsp.stat(dir);
-  if (!st.isDirectory()) throw new KilnError('STORE', `the store root ${dir} is not a directory`, { path: dir }, { hint: 'give another --root' });
+  if (!st.isDirectory())
+    throw new KilnError(
+      'STORE',
+      `the store root ${dir} is not a directory`,
+      { path: dir },
+      { hint: 'give another --root' },
+    );
   if ((st.mode & 0o077) === 0) return;
   try {
     await fsp.chmod(dir, st.mode & 0o7700);
   } catch (e) {
-    throw new KilnError('STORE', `cannot make ${dir} private to its owner (mode ${(st.mode & 0o7777).toString(8)}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path: dir }, { hint: 'the store must be reachable by its owner only; use a --root you own' });
+    throw new KilnError(
+      'STORE',
+      `cannot make ${dir} private to its owner (mode ${(st.mode & 0o7777).toString(8)}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      { path: dir },
+      { hint: 'the store must be reachable by its owner only; use a --root you own' },
+    );
   }
 }
 

@@ -94,7 +94,8 @@ export function padEnd(s: string, width: number): string {
 
 // CSI (ESC [ … final), OSC (ESC ] … BEL or ST), and other two-byte escapes; C1 controls as well.
 // eslint-disable-next-line no-control-regex
-const ESCAPES = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[P^_][^\x1b]*(?:\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]/g;
+const ESCAPES =
+  /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[P^_][^\x1b]*(?:\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]/g;
 // eslint-disable-next-line no-control-regex
 const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
 
@@ -169,5 +170,10 @@ export function formatDuration(ms: number): string {
 /** First line of an instruction as written, with `…` when it has more. */
 export function firstLine(text: string): string {
   const nl = text.indexOf('\n');
-  return nl < 0 ? text : `${text.slice(0, nl).replace(/\\\s*$/, '').trimEnd()} …`;
+  return nl < 0
+    ? text
+    : `${text
+        .slice(0, nl)
+        .replace(/\\\s*$/, '')
+        .trimEnd()} …`;
 }

@@ -21,7 +21,11 @@ export interface TransferView {
   finish(): void;
 }
 
-export function transferView(kind: 'pull' | 'push', out: NodeJS.WriteStream, opts: { tty?: boolean; quiet?: boolean } = {}): TransferView {
+export function transferView(
+  kind: 'pull' | 'push',
+  out: NodeJS.WriteStream,
+  opts: { tty?: boolean; quiet?: boolean } = {},
+): TransferView {
   const tty = opts.tty ?? out.isTTY === true;
   const lines = new Map<string, string>();
   const order: string[] = [];
@@ -55,7 +59,10 @@ export function transferView(kind: 'pull' | 'push', out: NodeJS.WriteStream, opt
         return;
       }
       const word = WORDS[e.state]![kind];
-      const text = e.state === 'downloading' || e.state === 'uploading' ? `${short(e.digest)}: ${word} ${formatSize(e.current).padStart(8)}/${formatSize(e.total)}` : `${short(e.digest)}: ${word}`;
+      const text =
+        e.state === 'downloading' || e.state === 'uploading'
+          ? `${short(e.digest)}: ${word} ${formatSize(e.current).padStart(8)}/${formatSize(e.total)}`
+          : `${short(e.digest)}: ${word}`;
       if (!tty) {
         if (e.state !== 'downloading' && e.state !== 'uploading') out.write(`${text}\n`);
         return;

@@ -15,7 +15,8 @@ export function isDigest(s: unknown): s is Digest {
 
 /** Validate a digest read from outside; throws INVALID naming what carried it. */
 export function assertDigest(s: unknown, what = 'digest'): Digest {
-  if (!isDigest(s)) throw new KilnError('INVALID', `invalid ${what} ${JSON.stringify(s)}: expected sha256:<64 hex digits>`);
+  if (!isDigest(s))
+    throw new KilnError('INVALID', `invalid ${what} ${JSON.stringify(s)}: expected sha256:<64 hex digits>`);
   return s;
 }
 

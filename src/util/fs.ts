@@ -8,7 +8,10 @@ import * as os from 'node:os';
 
 /** A unique temp name beside `target` (same file system, so rename is atomic). */
 export function tempPathFor(target: string): string {
-  return path.join(path.dirname(target), `.tmp-${path.basename(target)}-${process.pid}-${randomBytes(6).toString('hex')}`);
+  return path.join(
+    path.dirname(target),
+    `.tmp-${path.basename(target)}-${process.pid}-${randomBytes(6).toString('hex')}`,
+  );
 }
 
 /** Write a file atomically: data goes to a temp file, is fsynced, then renamed over `target`. */
@@ -49,7 +52,9 @@ export async function makeTempDir(prefix = 'kiln-', parent = os.tmpdir()): Promi
  * A writable temp file beside `target`, opened before any work (so a missing directory or a
  * read-only one is one clear error naming `target`, never a raw ENOENT on a temp name).
  */
-export async function openOutputFile(target: string): Promise<{ stream: import('node:stream').Writable; commit(): Promise<void>; abort(): Promise<void> }> {
+export async function openOutputFile(
+  target: string,
+): Promise<{ stream: import('node:stream').Writable; commit(): Promise<void>; abort(): Promise<void> }> {
   const tmp = tempPathFor(target);
   let fh: import('node:fs/promises').FileHandle;
   try {
@@ -57,8 +62,20 @@ export async function openOutputFile(target: string): Promise<{ stream: import('
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const { KilnError } = await import('./errors.js');
-    const why = code === 'ENOENT' ? `the directory ${path.dirname(target)} does not exist` : code === 'EACCES' || code === 'EPERM' ? `no permission to write in ${path.dirname(target)}` : code === 'ENOTDIR' ? `${path.dirname(target)} is not a directory` : (e as Error).message;
-    throw new KilnError(code === 'ENOENT' ? 'NOT_FOUND' : 'USAGE', `cannot write ${target}: ${why}`, { path: target }, { hint: 'give -o a path in an existing, writable directory' });
+    const why =
+      code === 'ENOENT'
+        ? `the directory ${path.dirname(target)} does not exist`
+        : code === 'EACCES' || code === 'EPERM'
+          ? `no permission to write in ${path.dirname(target)}`
+          : code === 'ENOTDIR'
+            ? `${path.dirname(target)} is not a directory`
+            : (e as Error).message;
+    throw new KilnError(
+      code === 'ENOENT' ? 'NOT_FOUND' : 'USAGE',
+      `cannot write ${target}: ${why}`,
+      { path: target },
+      { hint: 'give -o a path in an existing, writable directory' },
+    );
   }
   const stream = fh.createWriteStream();
   return {

@@ -18,13 +18,21 @@ export interface RunResult {
  * `umask`: the program runs under this umask rather than kiln's (a tar or git that creates files
  * for an image must not take the mode of whoever runs kiln: BuildKit runs them under 022).
  */
-export async function runCapture(cmd: string, args: string[], opts: SpawnOptions & { input?: string | Buffer; umask?: number } = {}): Promise<RunResult> {
+export async function runCapture(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { input?: string | Buffer; umask?: number } = {},
+): Promise<RunResult> {
   const { umask, ...spawnOpts } = opts;
   if (umask === undefined) return capture(cmd, args, spawnOpts);
   // Node cannot set a child's umask: a shell sets it and execs the program (a missing program
   // still rejects with ENOENT, as spawn does).
   if ((await which(cmd)) === undefined) throw Object.assign(new Error(`spawn ${cmd} ENOENT`), { code: 'ENOENT' });
-  return capture('/bin/sh', ['-c', `umask ${umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, cmd, ...args], spawnOpts);
+  return capture(
+    '/bin/sh',
+    ['-c', `umask ${umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, cmd, ...args],
+    spawnOpts,
+  );
 }
 
 function capture(cmd: string, args: string[], opts: SpawnOptions & { input?: string | Buffer }): Promise<RunResult> {
@@ -36,7 +44,12 @@ function capture(cmd: string, args: string[], opts: SpawnOptions & { input?: str
     child.stderr!.on('data', (b: Buffer) => err.push(b));
     child.on('error', reject);
     child.on('close', (code, signal) =>
-      resolve({ code: code ?? -1, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
+      resolve({
+        code: code ?? -1,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      }),
     );
     if (opts.input !== undefined) child.stdin!.end(opts.input);
     else child.stdin!.end();
@@ -44,13 +57,20 @@ function capture(cmd: string, args: string[], opts: SpawnOptions & { input?: str
 }
 
 /** Run a program; throw a KilnError with its stderr when it fails. */
-export async function runChecked(cmd: string, args: string[], opts: SpawnOptions & { input?: string | Buffer } = {}): Promise<RunResult> {
+export async function runChecked(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { input?: string | Buffer } = {},
+): Promise<RunResult> {
   const r = await runCapture(cmd, args, opts).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') throw new KilnError('NOT_FOUND', `${cmd} is not installed`, { path: cmd });
     throw e;
   });
   if (r.code !== 0) {
-    throw new KilnError('INTERNAL', `${cmd} ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    throw new KilnError(
+      'INTERNAL',
+      `${cmd} ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
   }
   return r;
 }

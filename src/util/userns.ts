@@ -46,7 +46,8 @@ export function userNamespace(): UserNamespaceInfo {
   };
   const uids = read('/proc/self/uid_map');
   const gids = read('/proc/self/gid_map');
-  const identity = (m: IdRange[]) => m.length === 1 && m[0]!.inside === 0 && m[0]!.outside === 0 && m[0]!.count === 4294967295;
+  const identity = (m: IdRange[]) =>
+    m.length === 1 && m[0]!.inside === 0 && m[0]!.outside === 0 && m[0]!.count === 4294967295;
   cached = { nested: !identity(uids), uids, gids };
   return cached;
 }
@@ -84,8 +85,19 @@ export function lchownInNamespace(p: string, uid: number, gid: number): void {
     lchownSync(p, uid, gid);
   } catch (e) {
     const ns = userNamespace();
-    if ((e as NodeJS.ErrnoException).code === 'EINVAL' && ns.nested && (!idMapped(ns.uids, uid) || !idMapped(ns.gids, gid))) {
-      throw new KilnError('SANDBOX', `cannot own ${p} as ${uid}:${gid}: this rootless user namespace maps ids 0-${Math.max(...ns.uids.map((r) => r.inside + r.count)) - 1} only`, { path: p }, { hint: 'give the user a larger range in /etc/subuid and /etc/subgid (65536 ids at least; 2^31 for images with very high ids)' });
+    if (
+      (e as NodeJS.ErrnoException).code === 'EINVAL' &&
+      ns.nested &&
+      (!idMapped(ns.uids, uid) || !idMapped(ns.gids, gid))
+    ) {
+      throw new KilnError(
+        'SANDBOX',
+        `cannot own ${p} as ${uid}:${gid}: this rootless user namespace maps ids 0-${Math.max(...ns.uids.map((r) => r.inside + r.count)) - 1} only`,
+        { path: p },
+        {
+          hint: 'give the user a larger range in /etc/subuid and /etc/subgid (65536 ids at least; 2^31 for images with very high ids)',
+        },
+      );
     }
     throw e;
   }

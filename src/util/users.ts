@@ -96,7 +96,8 @@ function fastId(s: string): number | undefined {
 }
 
 function checkRange(n: number, spec: string): number {
-  if (n < 0 || n > MAX_ID) throw new KilnError('INVALID', `invalid user "${spec}": uids and gids must be in range 0-${MAX_ID}`);
+  if (n < 0 || n > MAX_ID)
+    throw new KilnError('INVALID', `invalid user "${spec}": uids and gids must be in range 0-${MAX_ID}`);
   return n;
 }
 
@@ -127,7 +128,9 @@ export function resolveInImage(root: UserFilesRoot, abs: string, opts: { followL
   const todo = abs.split('/').filter((x) => x && x !== '.');
   const done: string[] = [];
   let hops = 0;
-  let last: { host: string; stat: Stats } | undefined = stack ? undefined : { host: root as string, stat: lstatSync(root as string) };
+  let last: { host: string; stat: Stats } | undefined = stack
+    ? undefined
+    : { host: root as string, stat: lstatSync(root as string) };
   while (todo.length) {
     const part = todo.shift()!;
     if (part === '..') {
@@ -227,7 +230,8 @@ export function resolveUser(root: UserFilesRoot, spec: string): ResolvedUser {
   if (spec !== '' && rest !== undefined) {
     const u = fastId(userArg);
     const g = fastId(rest);
-    if (u !== undefined && g !== undefined) return { uid: checkRange(u, spec), gid: checkRange(g, spec), additionalGids: [], home: homeOf(u) };
+    if (u !== undefined && g !== undefined)
+      return { uid: checkRange(u, spec), gid: checkRange(g, spec), additionalGids: [], home: homeOf(u) };
   }
 
   const uidArg = atoi(userArg);
@@ -236,7 +240,9 @@ export function resolveUser(root: UserFilesRoot, spec: string): ResolvedUser {
   let gid = 0;
   let home = '/';
   let matched: string | undefined;
-  const users = (passwd ?? []).filter((u) => (userArg === '' ? u.uid === 0 : uidArg !== undefined ? u.uid === uidArg : u.name === userArg));
+  const users = (passwd ?? []).filter((u) =>
+    userArg === '' ? u.uid === 0 : uidArg !== undefined ? u.uid === uidArg : u.name === userArg,
+  );
   if (users.length) {
     matched = users[0]!.name;
     uid = users[0]!.uid;
@@ -244,7 +250,12 @@ export function resolveUser(root: UserFilesRoot, spec: string): ResolvedUser {
     home = users[0]!.home || '/';
   } else if (userArg !== '') {
     if (uidArg === undefined) {
-      throw new KilnError('NOT_FOUND', `unable to find user ${userArg}: no matching entries in passwd file`, {}, { hint: 'create the user in the image first (e.g. RUN useradd …) or use a numeric uid' });
+      throw new KilnError(
+        'NOT_FOUND',
+        `unable to find user ${userArg}: no matching entries in passwd file`,
+        {},
+        { hint: 'create the user in the image first (e.g. RUN useradd …) or use a numeric uid' },
+      );
     }
     uid = checkRange(uidArg, spec);
   }
@@ -256,7 +267,12 @@ export function resolveUser(root: UserFilesRoot, spec: string): ResolvedUser {
     const g = groups.find((x) => (gidArg !== undefined ? x.gid === gidArg : x.name === groupArg));
     if (g) gid = g.gid;
     else if (gidArg === undefined) {
-      throw new KilnError('NOT_FOUND', `unable to find group ${groupArg}: no matching entries in group file`, {}, { hint: 'create the group in the image first (e.g. RUN groupadd …) or use a numeric gid' });
+      throw new KilnError(
+        'NOT_FOUND',
+        `unable to find group ${groupArg}: no matching entries in group file`,
+        {},
+        { hint: 'create the group in the image first (e.g. RUN groupadd …) or use a numeric gid' },
+      );
     } else gid = checkRange(gidArg, spec);
   } else if (matched !== undefined) {
     // Supplementary groups only in the implicit form, as libcontainer.
@@ -270,7 +286,13 @@ export function resolveChown(root: UserFilesRoot, spec: string): { uid: number; 
   const colon = spec.indexOf(':');
   const u = colon < 0 ? spec : spec.slice(0, colon);
   const g = colon < 0 ? undefined : spec.slice(colon + 1);
-  if (u === '') throw new KilnError('INVALID', `invalid --chown "${spec}": a user is required`, {}, { hint: 'use --chown=user[:group] or --chown=uid[:gid]' });
+  if (u === '')
+    throw new KilnError(
+      'INVALID',
+      `invalid --chown "${spec}": a user is required`,
+      {},
+      { hint: 'use --chown=user[:group] or --chown=uid[:gid]' },
+    );
   let uid: number;
   let gid: number;
   if (/^\d+$/.test(u)) {
@@ -280,7 +302,12 @@ export function resolveChown(root: UserFilesRoot, spec: string): { uid: number; 
     const text = readImageFile(root, '/etc/passwd');
     const pw = text === undefined ? undefined : parsePasswd(text).find((p) => p.name === u);
     if (!pw) {
-      throw new KilnError('NOT_FOUND', `unable to convert uid/gid chown string to host mapping: can't find uid for user ${u}: no such user: ${u}`, {}, { hint: 'the user must exist in the destination image (/etc/passwd) or be given as a number' });
+      throw new KilnError(
+        'NOT_FOUND',
+        `unable to convert uid/gid chown string to host mapping: can't find uid for user ${u}: no such user: ${u}`,
+        {},
+        { hint: 'the user must exist in the destination image (/etc/passwd) or be given as a number' },
+      );
     }
     uid = pw.uid;
     gid = pw.gid;
@@ -292,7 +319,12 @@ export function resolveChown(root: UserFilesRoot, spec: string): { uid: number; 
       const text = readImageFile(root, '/etc/group');
       const gr = text === undefined ? undefined : parseGroup(text).find((x) => x.name === g);
       if (!gr) {
-        throw new KilnError('NOT_FOUND', `unable to convert uid/gid chown string to host mapping: can't find gid for group ${g}: no such group: ${g}`, {}, { hint: 'the group must exist in the destination image (/etc/group) or be given as a number' });
+        throw new KilnError(
+          'NOT_FOUND',
+          `unable to convert uid/gid chown string to host mapping: can't find gid for group ${g}: no such group: ${g}`,
+          {},
+          { hint: 'the group must exist in the destination image (/etc/group) or be given as a number' },
+        );
       }
       gid = gr.gid;
     }

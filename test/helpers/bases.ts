@@ -35,6 +35,7 @@ export async function ensureBaseTar(name: BaseName): Promise<string> {
     p.on('error', reject);
     p.on('close', (c) => resolve({ code: c, output }));
   });
-  if (code !== 0 || !existsSync(tar)) throw new Error(`scripts/make-base.sh ${basesDir} ${name} failed (exit ${code}): ${output.trim()}`);
+  if (code !== 0 || !existsSync(tar))
+    throw new Error(`scripts/make-base.sh ${basesDir} ${name} failed (exit ${code}): ${output.trim()}`);
   return tar;
 }

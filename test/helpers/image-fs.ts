@@ -49,7 +49,10 @@ export interface LayerEntry extends FsEntry {
 }
 
 export interface SavedImage {
-  config: Record<string, unknown> & { config?: Record<string, unknown>; history?: { created_by?: string; empty_layer?: boolean; comment?: string }[] };
+  config: Record<string, unknown> & {
+    config?: Record<string, unknown>;
+    history?: { created_by?: string; empty_layer?: boolean; comment?: string }[];
+  };
   /** Each layer's entries, bottom first. */
   layers: LayerEntry[][];
   /** The filesystem after applying every layer. */
@@ -81,7 +84,14 @@ export async function readLayer(file: string): Promise<LayerEntry[]> {
         size += b.length;
       });
       stream.on('end', () => {
-        const type = h.type === 'file' || h.type === 'contiguous-file' ? 'file' : h.type === 'directory' ? 'directory' : h.type === 'symlink' ? 'symlink' : 'other';
+        const type =
+          h.type === 'file' || h.type === 'contiguous-file'
+            ? 'file'
+            : h.type === 'directory'
+              ? 'directory'
+              : h.type === 'symlink'
+                ? 'symlink'
+                : 'other';
         out.push({
           path: clean(h.name),
           tarType: h.type,
@@ -144,7 +154,10 @@ export async function readSavedImage(archive: string): Promise<SavedImage> {
   try {
     const r = spawnSync('tar', ['-xf', archive, '-C', dir]);
     if (r.status !== 0) throw new Error(`tar -xf ${archive}: ${r.stderr}`);
-    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { Config: string; Layers: string[] }[];
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as {
+      Config: string;
+      Layers: string[];
+    }[];
     const m = manifest[0]!;
     const config = JSON.parse(readFileSync(path.join(dir, m.Config), 'utf8')) as SavedImage['config'];
     const layers: LayerEntry[][] = [];

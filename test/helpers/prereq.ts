@@ -21,7 +21,9 @@ export function needs(...reasons: (string | undefined | null | false)[]): string
   if (!missingAllowed && !reported.has(missing)) {
     reported.add(missing);
     test(`prerequisite: ${missing}`, () => {
-      throw new Error(`missing prerequisite: ${missing} (./scripts/setup.sh installs the packages; KILN_TEST_ALLOW_MISSING=1 turns this into a skip)`);
+      throw new Error(
+        `missing prerequisite: ${missing} (./scripts/setup.sh installs the packages; KILN_TEST_ALLOW_MISSING=1 turns this into a skip)`,
+      );
     });
   }
   return missing;

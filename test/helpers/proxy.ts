@@ -28,10 +28,19 @@ export async function startForwardProxy(): Promise<ForwardProxy> {
       res.writeHead(400).end('absolute URI expected');
       return;
     }
-    const up = http.request({ host: target(u.hostname), port: u.port || 80, path: `${u.pathname}${u.search}`, method: req.method, headers: { ...req.headers, host: u.host } }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
+    const up = http.request(
+      {
+        host: target(u.hostname),
+        port: u.port || 80,
+        path: `${u.pathname}${u.search}`,
+        method: req.method,
+        headers: { ...req.headers, host: u.host },
+      },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
     up.on('error', () => res.writeHead(502).end('bad gateway'));
     req.pipe(up);
   });

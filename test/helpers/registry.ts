@@ -12,13 +12,16 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 
 export function registryUnavailable(): string | undefined {
-  if (spawnSync('sh', ['-c', 'command -v docker-registry']).status !== 0) return 'docker-registry is not installed (apt-get install docker-registry)';
+  if (spawnSync('sh', ['-c', 'command -v docker-registry']).status !== 0)
+    return 'docker-registry is not installed (apt-get install docker-registry)';
   if (spawnSync('sh', ['-c', 'command -v openssl']).status !== 0) return 'openssl is not installed';
   return undefined;
 }
 
 export function htpasswdUnavailable(): string | undefined {
-  return spawnSync('sh', ['-c', 'command -v htpasswd']).status === 0 ? undefined : 'htpasswd is not installed (apt-get install apache2-utils)';
+  return spawnSync('sh', ['-c', 'command -v htpasswd']).status === 0
+    ? undefined
+    : 'htpasswd is not installed (apt-get install apache2-utils)';
 }
 
 export async function freePort(): Promise<number> {
@@ -47,11 +50,58 @@ export interface TestCA {
 /** A CA and a server certificate for 127.0.0.1 / localhost signed by it. */
 export function makeCA(dir: string): TestCA {
   mkdirSync(dir, { recursive: true });
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=kiln test CA'], dir);
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1'], dir);
-  writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n');
-  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'ext.cnf'], dir);
-  return { dir, caCert: path.join(dir, 'ca.crt'), serverCert: path.join(dir, 'server.crt'), serverKey: path.join(dir, 'server.key') };
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=kiln test CA',
+    ],
+    dir,
+  );
+  openssl(
+    ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1'],
+    dir,
+  );
+  writeFileSync(
+    path.join(dir, 'ext.cnf'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n',
+  );
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.crt',
+      '-days',
+      '2',
+      '-extfile',
+      'ext.cnf',
+    ],
+    dir,
+  );
+  return {
+    dir,
+    caCert: path.join(dir, 'ca.crt'),
+    serverCert: path.join(dir, 'server.crt'),
+    serverKey: path.join(dir, 'server.key'),
+  };
 }
 
 export interface TokenServer {
@@ -74,14 +124,41 @@ const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
  * credentials. Known users get every action asked; anonymous callers get `pull` only when
  * `anonymousPull`.
  */
-export async function startTokenServer(dir: string, opts: { users: Record<string, string>; service: string; issuer: string; anonymousPull?: boolean }): Promise<TokenServer> {
+export async function startTokenServer(
+  dir: string,
+  opts: { users: Record<string, string>; service: string; issuer: string; anonymousPull?: boolean },
+): Promise<TokenServer> {
   mkdirSync(dir, { recursive: true });
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'token.key', '-out', 'token.crt', '-days', '2', '-subj', '/CN=kiln test token signer'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'token.key',
+      '-out',
+      'token.crt',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=kiln test token signer',
+    ],
+    dir,
+  );
   const key = readFileSync(path.join(dir, 'token.key'), 'utf8');
   const certPem = readFileSync(path.join(dir, 'token.crt'), 'utf8');
   const certDer = Buffer.from(certPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
   const requests: TokenServer['requests'] = [];
-  const ts: TokenServer = { url: '', certFile: path.join(dir, 'token.crt'), requests, lifetime: 300, expiredNext: 0, stop: async () => undefined };
+  const ts: TokenServer = {
+    url: '',
+    certFile: path.join(dir, 'token.crt'),
+    requests,
+    lifetime: 300,
+    expiredNext: 0,
+    stop: async () => undefined,
+  };
   const server = http.createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     if (u.pathname !== '/token') {
@@ -103,7 +180,11 @@ export async function startTokenServer(dir: string, opts: { users: Record<string
     const access = scopes.flatMap((s) => {
       const [type, name, actions] = [s.split(':')[0]!, s.split(':').slice(1, -1).join(':'), s.split(':').at(-1)!];
       if (type !== 'repository') return [];
-      const granted = user ? actions.split(',') : opts.anonymousPull ? actions.split(',').filter((a) => a === 'pull') : [];
+      const granted = user
+        ? actions.split(',')
+        : opts.anonymousPull
+          ? actions.split(',').filter((a) => a === 'pull')
+          : [];
       return granted.length ? [{ type, name, actions: granted }] : [];
     });
     const now = Math.floor(Date.now() / 1000);
@@ -111,10 +192,21 @@ export async function startTokenServer(dir: string, opts: { users: Record<string
     const expired = ts.expiredNext > 0;
     if (expired) ts.expiredNext--;
     const exp = expired ? now - 3600 : now + ts.lifetime;
-    const claims = { iss: opts.issuer, sub: user ?? '', aud: u.searchParams.get('service') ?? opts.service, exp, nbf: Math.min(now, exp) - 10, iat: Math.min(now, exp), jti: randomBytes(8).toString('hex'), access };
+    const claims = {
+      iss: opts.issuer,
+      sub: user ?? '',
+      aud: u.searchParams.get('service') ?? opts.service,
+      exp,
+      nbf: Math.min(now, exp) - 10,
+      iat: Math.min(now, exp),
+      jti: randomBytes(8).toString('hex'),
+      access,
+    };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const sig = createSign('RSA-SHA256').update(input).sign(key);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${input}.${b64url(sig)}`, expires_in: 300, issued_at: new Date().toISOString() }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ token: `${input}.${b64url(sig)}`, expires_in: 300, issued_at: new Date().toISOString() }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   ts.url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/token`;
@@ -147,7 +239,12 @@ export async function startRegistry(o: RegistryOptions = {}): Promise<Registry> 
   let token: TokenServer | undefined;
   let auth = '';
   if (o.tokenAuth) {
-    token = await startTokenServer(path.join(dir, 'token'), { users: o.users ?? {}, service: 'kiln-test-registry', issuer: 'kiln-test-issuer', anonymousPull: o.anonymousPull });
+    token = await startTokenServer(path.join(dir, 'token'), {
+      users: o.users ?? {},
+      service: 'kiln-test-registry',
+      issuer: 'kiln-test-issuer',
+      anonymousPull: o.anonymousPull,
+    });
     auth = `auth:\n  token:\n    realm: ${token.url}\n    service: kiln-test-registry\n    issuer: kiln-test-issuer\n    rootcertbundle: ${token.certFile}\n`;
   } else if (o.users) {
     const lines = Object.entries(o.users).map(([u, p]) => {
@@ -163,7 +260,9 @@ export async function startRegistry(o: RegistryOptions = {}): Promise<Registry> 
     path.join(dir, 'config.yml'),
     `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: ${randomBytes(12).toString('hex')}\n${tls}${auth}`,
   );
-  const child: ChildProcess = spawn('docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn('docker-registry', ['serve', path.join(dir, 'config.yml')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let log = '';
   child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
   const stop = async () => {
@@ -236,7 +335,9 @@ export async function startFaultProxy(target: string, rules: FaultRule[] = []): 
   const proxy: FaultProxy = { host: '', rules, log, stop: async () => undefined };
   const server = http.createServer((req, res) => {
     const p = req.url ?? '/';
-    const rule = proxy.rules.find((r) => (!r.method || r.method === req.method) && r.path.test(p) && (left.get(r) ?? r.times ?? 1) > 0);
+    const rule = proxy.rules.find(
+      (r) => (!r.method || r.method === req.method) && r.path.test(p) && (left.get(r) ?? r.times ?? 1) > 0,
+    );
     const entry: FaultProxy['log'][number] = { method: req.method ?? '', path: p, range: req.headers.range };
     log.push(entry);
     if (rule) {
@@ -246,7 +347,9 @@ export async function startFaultProxy(target: string, rules: FaultRule[] = []): 
     if (rule?.action === 'status') {
       req.resume();
       entry.status = rule.status ?? 500;
-      res.writeHead(rule.status ?? 500, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}');
+      res
+        .writeHead(rule.status ?? 500, { 'content-type': 'application/json' })
+        .end('{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}');
       return;
     }
     const forward = () => {
@@ -306,7 +409,16 @@ export async function startFaultProxy(target: string, rules: FaultRule[] = []): 
 }
 
 /** Upload an image's blobs and manifest as given, unchecked (a hostile or broken image). */
-export async function pushRawImage(host: string, repo: string, tag: string, img: { config: Buffer; layers: Buffer[]; manifest?: (cfg: { digest: string; size: number }, layers: { digest: string; size: number }[]) => unknown }): Promise<void> {
+export async function pushRawImage(
+  host: string,
+  repo: string,
+  tag: string,
+  img: {
+    config: Buffer;
+    layers: Buffer[];
+    manifest?: (cfg: { digest: string; size: number }, layers: { digest: string; size: number }[]) => unknown;
+  },
+): Promise<void> {
   const { createHash } = await import('node:crypto');
   const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
   const put = async (b: Buffer) => {
@@ -321,13 +433,16 @@ export async function pushRawImage(host: string, repo: string, tag: string, img:
   const cfg = await put(img.config);
   const layers = [];
   for (const l of img.layers) layers.push(await put(l));
-  const manifest =
-    img.manifest?.(cfg, layers) ?? {
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg },
-      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
-    };
-  const r = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: JSON.stringify(manifest), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+  const manifest = img.manifest?.(cfg, layers) ?? {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg },
+    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
+  };
+  const r = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    body: JSON.stringify(manifest),
+    headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+  });
   if (r.status !== 201) throw new Error(`manifest: ${r.status} ${await r.text()}`);
 }

@@ -31,7 +31,10 @@ export async function ensureToolchainTar(): Promise<string> {
   try {
     if (ready()) return tar;
     const r = spawnSync('bash', [toolchainScript, tar], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`make-toolchain-base.sh failed (it needs root, mmdebstrap and Debian's mirror): ${r.stderr || r.stdout}`);
+    if (r.status !== 0)
+      throw new Error(
+        `make-toolchain-base.sh failed (it needs root, mmdebstrap and Debian's mirror): ${r.stderr || r.stdout}`,
+      );
     return tar;
   } finally {
     rmSync(lock, { recursive: true, force: true });

@@ -39,11 +39,15 @@ function sh(cmd: string, args: string[]): string {
 /** A new user; with subids, useradd gives it a free range of 65536 ids (login.defs' default). */
 export function createTestUser(name: string, opts: { subids: boolean }): TestUser {
   spawnSync('userdel', ['-r', name], { encoding: 'utf8' }); // a leftover of an interrupted run
-  const k = opts.subids ? ['-K', 'SUB_UID_COUNT=65536', '-K', 'SUB_GID_COUNT=65536'] : ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0'];
+  const k = opts.subids
+    ? ['-K', 'SUB_UID_COUNT=65536', '-K', 'SUB_GID_COUNT=65536']
+    : ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0'];
   sh('useradd', ['-m', '-s', '/bin/sh', ...k, name]);
   const uid = Number(sh('id', ['-u', name]).trim());
   const home = sh('getent', ['passwd', name]).split(':')[5]!;
-  const line = sh('cat', ['/etc/subuid']).split('\n').find((l) => l.startsWith(`${name}:`));
+  const line = sh('cat', ['/etc/subuid'])
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`));
   const subuid = line ? { start: Number(line.split(':')[1]), count: Number(line.split(':')[2]) } : undefined;
   if (opts.subids && !subuid) throw new Error(`useradd gave ${name} no subordinate ids`);
   if (!opts.subids && subuid) throw new Error(`${name} has subordinate ids: ${line}`);
@@ -58,8 +62,22 @@ export function removeTestUser(u: TestUser): void {
 }
 
 /** Run the kiln CLI as `user`, as a login shell would set HOME and XDG_DATA_HOME. */
-export function runKilnAs(user: TestUser, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<KilnResult> {
-  const env = [`HOME=${user.home}`, `USER=${user.name}`, `LOGNAME=${user.name}`, `PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, `XDG_DATA_HOME=${user.home}/.local/share`, ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`)];
-  const child = spawn('runuser', ['-u', user.name, '--', 'env', '-i', ...env, process.execPath, cliPath, ...args], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+export function runKilnAs(
+  user: TestUser,
+  args: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<KilnResult> {
+  const env = [
+    `HOME=${user.home}`,
+    `USER=${user.name}`,
+    `LOGNAME=${user.name}`,
+    `PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
+    `XDG_DATA_HOME=${user.home}/.local/share`,
+    ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+  ];
+  const child = spawn('runuser', ['-u', user.name, '--', 'env', '-i', ...env, process.execPath, cliPath, ...args], {
+    cwd: '/',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return collectResult(child, opts.timeoutMs);
 }

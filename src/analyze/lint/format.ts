@@ -8,7 +8,10 @@ export function formatLintText(r: LintResult): string {
     if (f.source !== undefined) out += `    ${f.source.trimEnd()}\n`;
   }
   const n = r.findings.length;
-  out += n === 0 ? `${r.file}: no problems found\n` : `${r.file}: ${r.errors} error${r.errors === 1 ? '' : 's'}, ${r.warnings} warning${r.warnings === 1 ? '' : 's'}${n - r.errors - r.warnings ? `, ${n - r.errors - r.warnings} info` : ''}\n`;
+  out +=
+    n === 0
+      ? `${r.file}: no problems found\n`
+      : `${r.file}: ${r.errors} error${r.errors === 1 ? '' : 's'}, ${r.warnings} warning${r.warnings === 1 ? '' : 's'}${n - r.errors - r.warnings ? `, ${n - r.errors - r.warnings} info` : ''}\n`;
   return out;
 }
 
@@ -31,7 +34,11 @@ export function formatLintSarif(r: LintResult, tool: { name: string; version: st
             informationUri: 'https://github.com/kiln-build/kiln',
             rules: used.map((id) => {
               const info = RULES[id];
-              const rule: Record<string, unknown> = { id, shortDescription: { text: info?.description ?? id }, defaultConfiguration: { level: level(info?.level ?? 'warning') } };
+              const rule: Record<string, unknown> = {
+                id,
+                shortDescription: { text: info?.description ?? id },
+                defaultConfiguration: { level: level(info?.level ?? 'warning') },
+              };
               if (info?.url) rule.helpUri = info.url;
               return rule;
             }),

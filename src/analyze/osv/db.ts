@@ -34,7 +34,13 @@ export class OsvDatabase {
 
   static async load(dir: string, opts: LoadOptions = {}): Promise<OsvDatabase> {
     const st = await fsp.stat(dir).catch(() => undefined);
-    if (!st) throw new KilnError('NOT_FOUND', 'vulnerability database directory does not exist', { path: dir }, { hint: 'give --db a directory of OSV JSON records or osv.dev all.zip exports' });
+    if (!st)
+      throw new KilnError(
+        'NOT_FOUND',
+        'vulnerability database directory does not exist',
+        { path: dir },
+        { hint: 'give --db a directory of OSV JSON records or osv.dev all.zip exports' },
+      );
     const db = new OsvDatabase();
     const files = st.isDirectory() ? await listFiles(dir) : [dir];
     for (const f of files) {

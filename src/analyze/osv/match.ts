@@ -53,7 +53,9 @@ export function ecosystemCovers(recordEco: string, queryEco: string): boolean {
 type Cmp = (a: string, b: string) => number;
 
 /** Order with OSV's special values: introduced "0" before everything, limit "*" after everything. */
-function eventVersion(e: OsvEvent): { kind: 'introduced' | 'fixed' | 'last_affected' | 'limit'; v: string } | undefined {
+function eventVersion(
+  e: OsvEvent,
+): { kind: 'introduced' | 'fixed' | 'last_affected' | 'limit'; v: string } | undefined {
   if (e.introduced !== undefined) return { kind: 'introduced', v: e.introduced };
   if (e.fixed !== undefined) return { kind: 'fixed', v: e.fixed };
   if (e.last_affected !== undefined) return { kind: 'last_affected', v: e.last_affected };
@@ -72,7 +74,11 @@ function compareWithSpecials(cmp: Cmp, a: { kind: string; v: string }, b: { kind
 }
 
 /** Evaluate one range; undefined when the range cannot be evaluated here (GIT, unknown order). */
-export function evaluateRange(range: OsvRange, version: string, ecosystem: string): { affected: boolean; fixed?: string; lastAffected?: string } | undefined {
+export function evaluateRange(
+  range: OsvRange,
+  version: string,
+  ecosystem: string,
+): { affected: boolean; fixed?: string; lastAffected?: string } | undefined {
   let cmp: VersionCompare | undefined;
   if (range.type === 'SEMVER') cmp = compareSemver;
   else if (range.type === 'ECOSYSTEM') cmp = versionOrderFor(ecosystem);

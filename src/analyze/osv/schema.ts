@@ -11,8 +11,14 @@ const str = () => z.string('expected a string');
 const opt = <T extends z.ZodMiniType>(t: T) => z.optional(t);
 const strings = () => z.array(str(), 'expected an array of strings');
 const severity = z.looseObject({ type: str(), score: str() }, 'expected an object');
-const event = z.looseObject({ introduced: opt(str()), fixed: opt(str()), last_affected: opt(str()), limit: opt(str()) }, 'expected an object');
-const range = z.looseObject({ type: str(), repo: opt(str()), events: z.array(event, 'expected an array') }, 'expected an object');
+const event = z.looseObject(
+  { introduced: opt(str()), fixed: opt(str()), last_affected: opt(str()), limit: opt(str()) },
+  'expected an object',
+);
+const range = z.looseObject(
+  { type: str(), repo: opt(str()), events: z.array(event, 'expected an array') },
+  'expected an object',
+);
 const jsonObject = z.record(str(), z.unknown(), 'expected an object');
 const affected = z.looseObject(
   {

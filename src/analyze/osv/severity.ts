@@ -49,7 +49,9 @@ export function severityFromLabel(label: string): Severity {
   }
 }
 
-function fromVectors(list: OsvSeverity[] | undefined): { severity: Severity; score?: number; vector?: string } | undefined {
+function fromVectors(
+  list: OsvSeverity[] | undefined,
+): { severity: Severity; score?: number; vector?: string } | undefined {
   if (!list) return undefined;
   // Prefer the newest scoring system kiln can compute.
   for (const type of ['CVSS_V3', 'CVSS_V2', 'Ubuntu']) {
@@ -98,6 +100,10 @@ export function severityOf(record: OsvRecord, affected: OsvAffected | undefined)
     if (s !== 'UNKNOWN') return { severity: s, source: where };
   }
   const v = fromVectors(affected?.severity) ?? fromVectors(record.severity);
-  if (v) return { ...v, source: v.score === undefined ? 'severity' : v.vector?.startsWith('CVSS:3') ? 'cvss_v3' : 'cvss_v2' };
+  if (v)
+    return {
+      ...v,
+      source: v.score === undefined ? 'severity' : v.vector?.startsWith('CVSS:3') ? 'cvss_v3' : 'cvss_v2',
+    };
   return { severity: 'UNKNOWN', source: 'none' };
 }

@@ -75,7 +75,8 @@ export class ZipReader {
       const members: ZipMember[] = [];
       let p = 0;
       for (let i = 0; i < count; i++) {
-        if (p + 46 > cd.length || cd.readUInt32LE(p) !== CENTRAL) throw bad(file, `central directory entry ${i} is malformed`);
+        if (p + 46 > cd.length || cd.readUInt32LE(p) !== CENTRAL)
+          throw bad(file, `central directory entry ${i} is malformed`);
         const method = cd.readUInt16LE(p + 10);
         let compressedSize = cd.readUInt32LE(p + 20);
         let usize = cd.readUInt32LE(p + 24);
@@ -92,8 +93,8 @@ export class ZipReader {
           const len = cd.readUInt16LE(x + 2);
           if (id === 1) {
             let q = x + 4;
-            if (usize === 0xffffffff) (usize = u64(cd, q)), (q += 8);
-            if (compressedSize === 0xffffffff) (compressedSize = u64(cd, q)), (q += 8);
+            if (usize === 0xffffffff) ((usize = u64(cd, q)), (q += 8));
+            if (compressedSize === 0xffffffff) ((compressedSize = u64(cd, q)), (q += 8));
             if (localHeaderOffset === 0xffffffff) localHeaderOffset = u64(cd, q);
           }
           x += 4 + len;
@@ -114,7 +115,8 @@ export class ZipReader {
     await this.fh.read(lh, 0, 30, m.localHeaderOffset);
     if (lh.readUInt32LE(0) !== LOCAL) throw bad(this.file, `member ${m.name}: local header missing`);
     const dataAt = m.localHeaderOffset + 30 + lh.readUInt16LE(26) + lh.readUInt16LE(28);
-    if (dataAt + m.compressedSize > this.fileSize) throw bad(this.file, `member ${m.name} runs past the end of the file`);
+    if (dataAt + m.compressedSize > this.fileSize)
+      throw bad(this.file, `member ${m.name} runs past the end of the file`);
     const data = Buffer.alloc(m.compressedSize);
     await this.fh.read(data, 0, m.compressedSize, dataAt);
     if (m.method === 0) return data;

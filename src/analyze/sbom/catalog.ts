@@ -14,11 +14,29 @@
  */
 import type { TarHeader } from '../../layer/tarformat.js';
 import { splitWhiteout } from '../filetree.js';
-import { parseApkInstalled, parseDebianCopyright, parseDpkgStatus, parseOsRelease, parsePackageJson, parsePackageLock, parsePythonMetadata } from './parsers.js';
+import {
+  parseApkInstalled,
+  parseDebianCopyright,
+  parseDpkgStatus,
+  parseOsRelease,
+  parsePackageJson,
+  parsePackageLock,
+  parsePythonMetadata,
+} from './parsers.js';
 import { makePurl } from './purl.js';
 import type { OsRelease, Package } from './types.js';
 
-type Kind = 'dpkg-status' | 'dpkg-status.d' | 'apk' | 'python' | 'npm' | 'npm-lock' | 'copyright' | 'doc-link' | 'os-release' | 'debian-version';
+type Kind =
+  | 'dpkg-status'
+  | 'dpkg-status.d'
+  | 'apk'
+  | 'python'
+  | 'npm'
+  | 'npm-lock'
+  | 'copyright'
+  | 'doc-link'
+  | 'os-release'
+  | 'debian-version';
 
 interface Item {
   key: string;
@@ -50,13 +68,23 @@ export function classifyPath(p: string, type: TarHeader['type']): Kind | undefin
   }
   if (type !== 'file') return undefined;
   if (p === 'var/lib/dpkg/status') return 'dpkg-status';
-  if (p.startsWith('var/lib/dpkg/status.d/') && !p.endsWith('.md5sums') && p.indexOf('/', 'var/lib/dpkg/status.d/'.length) < 0) return 'dpkg-status.d';
+  if (
+    p.startsWith('var/lib/dpkg/status.d/') &&
+    !p.endsWith('.md5sums') &&
+    p.indexOf('/', 'var/lib/dpkg/status.d/'.length) < 0
+  )
+    return 'dpkg-status.d';
   if (p === 'lib/apk/db/installed') return 'apk';
   if (p === 'etc/os-release' || p === 'usr/lib/os-release') return 'os-release';
   if (p === 'etc/debian_version') return 'debian-version';
   if (DOC_COPYRIGHT.test(p)) return 'copyright';
   if (p.endsWith('/package.json') && NPM_PKG.test(p)) return 'npm';
-  if (p.endsWith('package-lock.json') && (p === 'package-lock.json' || p.endsWith('/package-lock.json')) && !p.includes('node_modules/')) return 'npm-lock';
+  if (
+    p.endsWith('package-lock.json') &&
+    (p === 'package-lock.json' || p.endsWith('/package-lock.json')) &&
+    !p.includes('node_modules/')
+  )
+    return 'npm-lock';
   if (PY_META.test(p) || PY_EGG_FILE.test(p)) return 'python';
   return undefined;
 }
@@ -65,7 +93,14 @@ export function classifyPath(p: string, type: TarHeader['type']): Kind | undefin
 export const MAX_METADATA_BYTES = 64 << 20;
 
 /** dpkg states whose files are on disk (config-files / not-installed ones have none). */
-const DPKG_PRESENT = new Set(['installed', 'half-configured', 'unpacked', 'half-installed', 'triggers-awaited', 'triggers-pending']);
+const DPKG_PRESENT = new Set([
+  'installed',
+  'half-configured',
+  'unpacked',
+  'half-installed',
+  'triggers-awaited',
+  'triggers-pending',
+]);
 
 export class Cataloger {
   private readonly state = new Map<string, Capture>();
@@ -97,14 +132,23 @@ export class Cataloger {
     }
     if (!content) return;
     const text = content.toString('utf8');
-    this.pending.set(path, { kind, layer, items: this.parse(kind, path, text, layer), text: kind === 'os-release' || kind === 'debian-version' ? text : undefined });
+    this.pending.set(path, {
+      kind,
+      layer,
+      items: this.parse(kind, path, text, layer),
+      text: kind === 'os-release' || kind === 'debian-version' ? text : undefined,
+    });
   }
 
   private parse(kind: Kind, path: string, text: string, layer: number): Item[] {
     switch (kind) {
       case 'dpkg-status':
       case 'dpkg-status.d':
-        return parseDpkgStatus(text).map((e) => ({ key: `${e.name}:${e.arch ?? ''}@${e.version}`, layer, data: { ...e } }));
+        return parseDpkgStatus(text).map((e) => ({
+          key: `${e.name}:${e.arch ?? ''}@${e.version}`,
+          layer,
+          data: { ...e },
+        }));
       case 'apk':
         return parseApkInstalled(text).map((e) => ({ key: `${e.name}@${e.version}`, layer, data: { ...e } }));
       case 'python': {
@@ -130,7 +174,12 @@ export class Cataloger {
     for (const d of this.pendingDeletes) {
       const prefix = d.kind === 'whiteout' ? d.target : d.dir;
       for (const p of [...this.state.keys()]) {
-        if (d.kind === 'whiteout' ? p === prefix || p.startsWith(`${prefix}/`) : prefix === '' || p.startsWith(`${prefix}/`)) this.state.delete(p);
+        if (
+          d.kind === 'whiteout'
+            ? p === prefix || p.startsWith(`${prefix}/`)
+            : prefix === '' || p.startsWith(`${prefix}/`)
+        )
+          this.state.delete(p);
       }
     }
     for (const [p, cap] of this.pending) {
@@ -151,7 +200,9 @@ export class Cataloger {
       const c = this.state.get(p);
       if (!c || depth > 4) return undefined;
       if (c.linkname !== undefined) {
-        const target = c.linkname.startsWith('/') ? c.linkname.slice(1) : normalize(`${p.slice(0, p.lastIndexOf('/'))}/${c.linkname}`);
+        const target = c.linkname.startsWith('/')
+          ? c.linkname.slice(1)
+          : normalize(`${p.slice(0, p.lastIndexOf('/'))}/${c.linkname}`);
         return read(target, depth + 1);
       }
       return c.text;
@@ -174,7 +225,8 @@ export class Cataloger {
     const copyright = (name: string): string[] => {
       let dir = `usr/share/doc/${name}`;
       const link = this.state.get(dir);
-      if (link?.linkname) dir = link.linkname.startsWith('/') ? link.linkname.slice(1) : normalize(`usr/share/doc/${link.linkname}`);
+      if (link?.linkname)
+        dir = link.linkname.startsWith('/') ? link.linkname.slice(1) : normalize(`usr/share/doc/${link.linkname}`);
       const c = this.state.get(`${dir}/copyright`);
       return (c?.items[0]?.data.licenses as string[] | undefined) ?? [];
     };
@@ -194,7 +246,11 @@ export class Cataloger {
               type: 'deb',
               name,
               version,
-              purl: makePurl('deb', name, version, { os, arch: d.arch as string | undefined, upstream: d.sourceName && d.sourceName !== name ? (d.sourceName as string) : undefined }),
+              purl: makePurl('deb', name, version, {
+                os,
+                arch: d.arch as string | undefined,
+                upstream: d.sourceName && d.sourceName !== name ? (d.sourceName as string) : undefined,
+              }),
               licenses: copyright(name),
               location: p,
               ...at(it.layer),
@@ -209,7 +265,16 @@ export class Cataloger {
           case 'apk': {
             const name = d.name as string;
             const version = d.version as string;
-            const pkg: Package = { type: 'apk', name, version, purl: makePurl('apk', name, version, { os, arch: d.arch as string | undefined }), licenses: d.license ? [d.license as string] : [], location: p, ...at(it.layer), foundBy: 'apk-db' };
+            const pkg: Package = {
+              type: 'apk',
+              name,
+              version,
+              purl: makePurl('apk', name, version, { os, arch: d.arch as string | undefined }),
+              licenses: d.license ? [d.license as string] : [],
+              location: p,
+              ...at(it.layer),
+              foundBy: 'apk-db',
+            };
             if (d.arch) pkg.arch = d.arch as string;
             if (d.origin) pkg.sourceName = d.origin as string;
             out.push(pkg);
@@ -219,13 +284,31 @@ export class Cataloger {
             const name = d.name as string;
             const version = d.version as string;
             const loc = p.endsWith('/METADATA') || p.endsWith('/PKG-INFO') ? p.slice(0, p.lastIndexOf('/')) : p;
-            out.push({ type: 'python', name, version, purl: makePurl('python', name, version), licenses: d.licenses as string[], location: loc, ...at(it.layer), foundBy: 'python-metadata' });
+            out.push({
+              type: 'python',
+              name,
+              version,
+              purl: makePurl('python', name, version),
+              licenses: d.licenses as string[],
+              location: loc,
+              ...at(it.layer),
+              foundBy: 'python-metadata',
+            });
             break;
           }
           case 'npm': {
             const name = d.name as string;
             const version = d.version as string;
-            out.push({ type: 'npm', name, version, purl: makePurl('npm', name, version), licenses: d.licenses as string[], location: p.slice(0, -'/package.json'.length), ...at(it.layer), foundBy: 'npm-package.json' });
+            out.push({
+              type: 'npm',
+              name,
+              version,
+              purl: makePurl('npm', name, version),
+              licenses: d.licenses as string[],
+              location: p.slice(0, -'/package.json'.length),
+              ...at(it.layer),
+              foundBy: 'npm-package.json',
+            });
             break;
           }
           case 'npm-lock': {
@@ -235,7 +318,16 @@ export class Cataloger {
             if (installedNpm.has(loc)) break; // installed: reported from its package.json
             const name = d.name as string;
             const version = d.version as string;
-            out.push({ type: 'npm', name, version, purl: makePurl('npm', name, version), licenses: d.licenses as string[], location: loc, ...at(it.layer), foundBy: 'npm-package-lock' });
+            out.push({
+              type: 'npm',
+              name,
+              version,
+              purl: makePurl('npm', name, version),
+              licenses: d.licenses as string[],
+              location: loc,
+              ...at(it.layer),
+              foundBy: 'npm-package-lock',
+            });
             break;
           }
           default:
@@ -245,7 +337,10 @@ export class Cataloger {
     }
     const rank = { deb: 0, apk: 1, python: 2, npm: 3 };
     const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-    return out.sort((a, b) => rank[a.type] - rank[b.type] || cmp(a.name, b.name) || cmp(a.version, b.version) || cmp(a.location, b.location));
+    return out.sort(
+      (a, b) =>
+        rank[a.type] - rank[b.type] || cmp(a.name, b.name) || cmp(a.version, b.version) || cmp(a.location, b.location),
+    );
   }
 }
 

@@ -53,10 +53,22 @@ export function toCycloneDx(s: SbomSubject): unknown {
   const components: unknown[] = [];
   if (s.os.id) {
     const version = s.os.id === 'debian' ? (s.os.debianVersion ?? s.os.versionId) : s.os.versionId;
-    components.push({ type: 'operating-system', 'bom-ref': `os:${s.os.id}@${version ?? ''}`, name: s.os.id, version, description: s.os.prettyName });
+    components.push({
+      type: 'operating-system',
+      'bom-ref': `os:${s.os.id}@${version ?? ''}`,
+      name: s.os.id,
+      version,
+      description: s.os.prettyName,
+    });
   }
   for (const p of s.packages) {
-    const c: Record<string, unknown> = { type: 'library', 'bom-ref': ref(p.purl), name: p.name, version: p.version, purl: p.purl };
+    const c: Record<string, unknown> = {
+      type: 'library',
+      'bom-ref': ref(p.purl),
+      name: p.name,
+      version: p.version,
+      purl: p.purl,
+    };
     if (p.type === 'npm' && p.name.startsWith('@') && p.name.includes('/')) {
       c.group = p.name.slice(0, p.name.indexOf('/'));
       c.name = p.name.slice(p.name.indexOf('/') + 1);
@@ -121,7 +133,9 @@ export function toSpdx(s: SbomSubject): unknown {
       copyrightText: 'NOASSERTION',
     },
   ];
-  const relationships: unknown[] = [{ spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: imageId }];
+  const relationships: unknown[] = [
+    { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: imageId },
+  ];
   for (const p of s.packages) {
     let id = spdxId(`SPDXRef-Package-${p.type}-${p.name}-${p.version}`);
     for (let n = 2; used.has(id); n++) id = spdxId(`SPDXRef-Package-${p.type}-${p.name}-${p.version}-${n}`);
@@ -150,7 +164,12 @@ export function toSpdx(s: SbomSubject): unknown {
     packages,
     relationships,
   };
-  if (extracted.size) doc.hasExtractedLicensingInfos = [...extracted].map(([licenseId, name]) => ({ licenseId, name, extractedText: name }));
+  if (extracted.size)
+    doc.hasExtractedLicensingInfos = [...extracted].map(([licenseId, name]) => ({
+      licenseId,
+      name,
+      extractedText: name,
+    }));
   return doc;
 }
 

@@ -77,7 +77,8 @@ export function parseDebianCopyright(text: string): string[] {
     if (lic) seen.add(lic);
   }
   if (seen.size === 0) {
-    for (const m of text.matchAll(/\/usr\/share\/common-licenses\/([0-9A-Za-z_.+-]+?)(?=[.,;:)'"`]*(?:\s|$))/g)) seen.add(m[1]!);
+    for (const m of text.matchAll(/\/usr\/share\/common-licenses\/([0-9A-Za-z_.+-]+?)(?=[.,;:)'"`]*(?:\s|$))/g))
+      seen.add(m[1]!);
   }
   return [...seen];
 }
@@ -164,7 +165,12 @@ export function parsePythonMetadata(text: string): PythonMeta | undefined {
 
 /** The licence of a package.json: "license" (string or {type}), or the legacy "licenses" list. */
 export function npmLicenses(pkg: Record<string, unknown>): string[] {
-  const one = (l: unknown): string | undefined => (typeof l === 'string' ? l : l && typeof l === 'object' && typeof (l as { type?: unknown }).type === 'string' ? (l as { type: string }).type : undefined);
+  const one = (l: unknown): string | undefined =>
+    typeof l === 'string'
+      ? l
+      : l && typeof l === 'object' && typeof (l as { type?: unknown }).type === 'string'
+        ? (l as { type: string }).type
+        : undefined;
   const l = one(pkg.license);
   if (l) return [l];
   if (Array.isArray(pkg.licenses)) return pkg.licenses.map(one).filter((x): x is string => !!x);
@@ -208,7 +214,10 @@ export function parsePackageLock(text: string): LockPackage[] {
     return [];
   }
   if (!j || typeof j !== 'object') return [];
-  const lock = j as { packages?: Record<string, Record<string, unknown>>; dependencies?: Record<string, Record<string, unknown>> };
+  const lock = j as {
+    packages?: Record<string, Record<string, unknown>>;
+    dependencies?: Record<string, Record<string, unknown>>;
+  };
   const out: LockPackage[] = [];
   if (lock.packages && typeof lock.packages === 'object') {
     for (const [p, info] of Object.entries(lock.packages)) {
@@ -218,7 +227,13 @@ export function parsePackageLock(text: string): LockPackage[] {
       if (idx < 0) continue;
       const name = typeof info.name === 'string' ? info.name : p.slice(idx + 'node_modules/'.length);
       if (typeof info.version !== 'string') continue;
-      out.push({ name, version: info.version, path: p, dev: info.dev === true || info.devOptional === true, licenses: npmLicenses(info) });
+      out.push({
+        name,
+        version: info.version,
+        path: p,
+        dev: info.dev === true || info.devOptional === true,
+        licenses: npmLicenses(info),
+      });
     }
     return out;
   }
@@ -242,7 +257,8 @@ export function parseOsRelease(text: string): OsRelease {
     const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
     if (!m) continue;
     let val = m[2]!.trim();
-    if ((val.startsWith('"') && val.endsWith('"')) || (val.startsWith("'") && val.endsWith("'"))) val = val.slice(1, -1).replace(/\\(["\\$`])/g, '$1');
+    if ((val.startsWith('"') && val.endsWith('"')) || (val.startsWith("'") && val.endsWith("'")))
+      val = val.slice(1, -1).replace(/\\(["\\$`])/g, '$1');
     v.set(m[1]!, val);
   }
   const out: OsRelease = {};

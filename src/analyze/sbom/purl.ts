@@ -20,7 +20,12 @@ export function distroQualifier(os: OsRelease | undefined): string | undefined {
   return v ? `${os.id}-${v}` : os.id;
 }
 
-export function makePurl(type: PackageType, name: string, version: string, opts: { os?: OsRelease; arch?: string; upstream?: string } = {}): string {
+export function makePurl(
+  type: PackageType,
+  name: string,
+  version: string,
+  opts: { os?: OsRelease; arch?: string; upstream?: string } = {},
+): string {
   switch (type) {
     case 'deb': {
       const ns = opts.os?.id === 'ubuntu' ? 'ubuntu' : 'debian';

@@ -7,7 +7,17 @@
  * Strings that do not follow the scheme compare as plain strings after every valid version.
  */
 
-const SUFFIX_RANK: Record<string, number> = { alpha: -4, beta: -3, pre: -2, rc: -1, cvs: 1, svn: 2, git: 3, hg: 4, p: 5 };
+const SUFFIX_RANK: Record<string, number> = {
+  alpha: -4,
+  beta: -3,
+  pre: -2,
+  rc: -1,
+  cvs: 1,
+  svn: 2,
+  git: 3,
+  hg: 4,
+  p: 5,
+};
 
 interface ApkVersion {
   numbers: string[];
@@ -21,7 +31,10 @@ const RE = /^(\d+(?:\.\d+)*)([a-z])?((?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)\
 export function parseApkVersion(s: string): ApkVersion | undefined {
   const m = RE.exec(s.trim());
   if (!m) return undefined;
-  const suffixes = [...m[3]!.matchAll(/_(alpha|beta|pre|rc|cvs|svn|git|hg|p)(\d*)/g)].map((x) => ({ rank: SUFFIX_RANK[x[1]!]!, n: x[2] ? Number(x[2]) : 0 }));
+  const suffixes = [...m[3]!.matchAll(/_(alpha|beta|pre|rc|cvs|svn|git|hg|p)(\d*)/g)].map((x) => ({
+    rank: SUFFIX_RANK[x[1]!]!,
+    n: x[2] ? Number(x[2]) : 0,
+  }));
   return { numbers: m[1]!.split('.'), letter: m[2], suffixes, revision: m[4] ? Number(m[4]) : 0 };
 }
 

@@ -43,7 +43,11 @@ export function parsePep440(s: string): Pep440Version | undefined {
   }
   if (g.post) v.post = Number(g.post_n1 ?? g.post_n2 ?? 0);
   if (g.dev) v.dev = g.dev_n ? Number(g.dev_n) : 0;
-  if (g.local) v.local = g.local.toLowerCase().split(/[-_.]/).map((p) => (/^[0-9]+$/.test(p) ? Number(p) : p));
+  if (g.local)
+    v.local = g.local
+      .toLowerCase()
+      .split(/[-_.]/)
+      .map((p) => (/^[0-9]+$/.test(p) ? Number(p) : p));
   return v;
 }
 

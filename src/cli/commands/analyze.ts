@@ -64,7 +64,8 @@ function ratio(flag: string) {
   return (v: string): number | 'disabled' => {
     if (v === 'disabled') return 'disabled';
     const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new KilnError('USAGE', `invalid ${flag} "${v}": expected a number like 0.9, or "disabled"`);
+    if (!Number.isFinite(n) || n < 0)
+      throw new KilnError('USAGE', `invalid ${flag} "${v}": expected a number like 0.9, or "disabled"`);
     return n;
   };
 }
@@ -80,8 +81,18 @@ export function formatAnalysisText(a: ImageAnalysis, top: number): string {
   for (const l of a.layers) {
     const c = l.changes;
     const cell = (s: { count: number; bytes: number }) => (s.count ? `${s.count} (${human(s.bytes)})` : '0');
-    const cmdText = (l.createdBy || (l.comment ? `(${l.comment})` : '(no history)')).replace(/\s+/g, ' ').replace(/^\/bin\/sh -c #\(nop\)\s*/, '').replace(/^\/bin\/sh -c /, 'RUN ');
-    rows.push([String(l.index + 1), human(l.size), cell(c.added), cell(c.modified), cell(c.removed), cmdText.length > 80 ? `${cmdText.slice(0, 77)}...` : cmdText]);
+    const cmdText = (l.createdBy || (l.comment ? `(${l.comment})` : '(no history)'))
+      .replace(/\s+/g, ' ')
+      .replace(/^\/bin\/sh -c #\(nop\)\s*/, '')
+      .replace(/^\/bin\/sh -c /, 'RUN ');
+    rows.push([
+      String(l.index + 1),
+      human(l.size),
+      cell(c.added),
+      cell(c.modified),
+      cell(c.removed),
+      cmdText.length > 80 ? `${cmdText.slice(0, 77)}...` : cmdText,
+    ]);
   }
   lines.push(tableText(rows, '  '));
   const e = a.efficiency;
@@ -103,7 +114,9 @@ export function formatAnalysisText(a: ImageAnalysis, top: number): string {
 
 function tableText(rows: string[][], indent: string): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('')).join('\n');
+  return rows
+    .map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join(''))
+    .join('\n');
 }
 
 interface AnalyzeFlags {
@@ -120,21 +133,44 @@ interface AnalyzeFlags {
 export function register(program: Command): Command {
   return program
     .command('analyze')
-    .description("layer efficiency as dive computes it: files added/modified/removed per layer, wasted space, efficiency score; --ci gates on dive's thresholds")
-    .argument('<image>', 'image name or ID in the store, an image archive (docker save / OCI tar), or a registry reference')
-    .option('--ci', 'evaluate the CI rules and exit 1 when one fails (defaults as dive: lowest efficiency 0.9, highest user wasted percent 0.1)')
-    .option('--lowest-efficiency <ratio>', 'fail when the efficiency score is below this (0..1, or "disabled")', ratio('--lowest-efficiency'))
-    .option('--highest-wasted-bytes <size>', 'fail when more bytes than this are wasted (e.g. 20MB, 1GiB, or "disabled")')
-    .option('--highest-user-wasted-percent <ratio>', 'fail when wasted bytes / bytes of the non-base layers is above this (0..1, or "disabled")', ratio('--highest-user-wasted-percent'))
+    .description(
+      "layer efficiency as dive computes it: files added/modified/removed per layer, wasted space, efficiency score; --ci gates on dive's thresholds",
+    )
+    .argument(
+      '<image>',
+      'image name or ID in the store, an image archive (docker save / OCI tar), or a registry reference',
+    )
+    .option(
+      '--ci',
+      'evaluate the CI rules and exit 1 when one fails (defaults as dive: lowest efficiency 0.9, highest user wasted percent 0.1)',
+    )
+    .option(
+      '--lowest-efficiency <ratio>',
+      'fail when the efficiency score is below this (0..1, or "disabled")',
+      ratio('--lowest-efficiency'),
+    )
+    .option(
+      '--highest-wasted-bytes <size>',
+      'fail when more bytes than this are wasted (e.g. 20MB, 1GiB, or "disabled")',
+    )
+    .option(
+      '--highest-user-wasted-percent <ratio>',
+      'fail when wasted bytes / bytes of the non-base layers is above this (0..1, or "disabled")',
+      ratio('--highest-user-wasted-percent'),
+    )
     .option('--top <n>', 'how many of the largest wasted paths to list', '20')
     .option('--format <format>', 'text or json', 'text')
     .option('-o, --output <file>', 'write the result to FILE instead of stdout')
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image')
     .action(async (image: string, flags: AnalyzeFlags, cmd: Command) => {
-      if (flags.format !== 'text' && flags.format !== 'json') throw new KilnError('USAGE', `unknown --format "${flags.format}": use text or json`);
+      if (flags.format !== 'text' && flags.format !== 'json')
+        throw new KilnError('USAGE', `unknown --format "${flags.format}": use text or json`);
       const top = Number(flags.top);
       if (!Number.isInteger(top) || top < 0) throw new KilnError('USAGE', `invalid --top "${flags.top}"`);
-      const wasted = flags.highestWastedBytes === undefined || flags.highestWastedBytes === 'disabled' ? flags.highestWastedBytes : parseBytes(flags.highestWastedBytes);
+      const wasted =
+        flags.highestWastedBytes === undefined || flags.highestWastedBytes === 'disabled'
+          ? flags.highestWastedBytes
+          : parseBytes(flags.highestWastedBytes);
       const src = await openImageFromCli(cmd, image, flags.platform);
       const p = progress('analyze');
       let a: ImageAnalysis;
@@ -144,10 +180,12 @@ export function register(program: Command): Command {
         p.done();
         await src.close();
       }
-      const anyThreshold = flags.lowestEfficiency !== undefined || wasted !== undefined || flags.highestUserWastedPercent !== undefined;
+      const anyThreshold =
+        flags.lowestEfficiency !== undefined || wasted !== undefined || flags.highestUserWastedPercent !== undefined;
       let ci: ReturnType<typeof evaluateCi> | undefined;
       if (flags.ci || anyThreshold) {
-        const pick = <T,>(v: T | 'disabled' | undefined, dflt: T | undefined): T | undefined => (v === 'disabled' ? undefined : v ?? (flags.ci ? dflt : undefined));
+        const pick = <T>(v: T | 'disabled' | undefined, dflt: T | undefined): T | undefined =>
+          v === 'disabled' ? undefined : (v ?? (flags.ci ? dflt : undefined));
         const t: CiThresholds = {
           lowestEfficiency: pick(flags.lowestEfficiency, DIVE_CI_DEFAULTS.lowestEfficiency),
           highestWastedBytes: pick(wasted, undefined),
@@ -156,13 +194,21 @@ export function register(program: Command): Command {
         ci = evaluateCi(a.efficiency, t);
       }
       if (flags.format === 'json') {
-        const out = { ...a, efficiency: { ...a.efficiency, wastedUserPercent: Number.isFinite(a.efficiency.wastedUserPercent) ? a.efficiency.wastedUserPercent : null }, ci };
+        const out = {
+          ...a,
+          efficiency: {
+            ...a.efficiency,
+            wastedUserPercent: Number.isFinite(a.efficiency.wastedUserPercent) ? a.efficiency.wastedUserPercent : null,
+          },
+          ci,
+        };
         await emit(`${JSON.stringify(out, null, 2)}\n`, flags.output);
       } else {
         let text = formatAnalysisText(a, top);
         if (ci) {
           text += '\nResults:\n';
-          for (const r of ci.rules) text += `  ${r.status === 'pass' ? 'PASS' : r.status === 'fail' ? 'FAIL' : 'SKIP'}: ${r.rule}${r.message && r.status !== 'pass' ? `: ${r.message}` : ''}\n`;
+          for (const r of ci.rules)
+            text += `  ${r.status === 'pass' ? 'PASS' : r.status === 'fail' ? 'FAIL' : 'SKIP'}: ${r.rule}${r.message && r.status !== 'pass' ? `: ${r.message}` : ''}\n`;
           const n = (s: string) => ci!.rules.filter((r) => r.status === s).length;
           text += `Result:${ci.pass ? 'PASS' : 'FAIL'} [Total:${ci.rules.length}] [Passed:${n('pass')}] [Failed:${n('fail')}] [Warn:0] [Skipped:${n('skip')}]\n`;
         }

@@ -12,7 +12,13 @@ export function register(program: Command): Command {
     .argument('<image>', 'image name or ID')
     .option('-o, --output <file>', 'write to this file (default: stdout)')
     .action(async (image: string, flags: { output?: string }, cmd: Command) => {
-      if (!flags.output && process.stdout.isTTY) throw new KilnError('USAGE', 'refusing to write an archive to a terminal', {}, { hint: 'use -o FILE or redirect stdout' });
+      if (!flags.output && process.stdout.isTTY)
+        throw new KilnError(
+          'USAGE',
+          'refusing to write an archive to a terminal',
+          {},
+          { hint: 'use -o FILE or redirect stdout' },
+        );
       const store = await openStoreFromCli(cmd);
       const img = await store.resolveImage(image);
       if (!flags.output) return exportImage(store, img, process.stdout);

@@ -21,9 +21,11 @@ export function applyChanges(changes: string[]): ContainerConfig {
   for (const ch of changes) {
     const df = parseDockerfile(ch, { file: '--change' });
     for (const ins of df.instructions as Instruction[]) {
-      if (!ALLOWED.includes(ins.kind)) throw new KilnError('USAGE', `--change "${ch}": ${ins.kind} is not allowed (use one of ${ALLOWED.join(', ')})`);
+      if (!ALLOWED.includes(ins.kind))
+        throw new KilnError('USAGE', `--change "${ch}": ${ins.kind} is not allowed (use one of ${ALLOWED.join(', ')})`);
       const x = (w: string) => expandWord(w, lookup);
-      const cmdArgs = (c: { form: 'exec'; args: string[] } | { form: 'shell'; command: string }) => (c.form === 'exec' ? c.args : ['/bin/sh', '-c', c.command]);
+      const cmdArgs = (c: { form: 'exec'; args: string[] } | { form: 'shell'; command: string }) =>
+        c.form === 'exec' ? c.args : ['/bin/sh', '-c', c.command];
       switch (ins.kind) {
         case 'CMD':
           cfg.Cmd = cmdArgs(ins.command);
@@ -71,15 +73,26 @@ export function register(program: Command): Command {
     .description('create an image from a root filesystem tarball (plain, gzip or zstd; "-" reads stdin)')
     .argument('<file>', 'rootfs tar file, or - for stdin')
     .argument('[reference]', 'name[:tag] for the image')
-    .option('-c, --change <instruction>', 'apply a Dockerfile instruction to the config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR); repeatable', collect)
+    .option(
+      '-c, --change <instruction>',
+      'apply a Dockerfile instruction to the config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR); repeatable',
+      collect,
+    )
     .option('-m, --message <text>', 'commit message for the history entry')
-    .action(async (file: string, reference: string | undefined, flags: { change?: string[]; message?: string }, cmd: Command) => {
-      if (reference) normalizeImageName(reference); // a bad name fails before the work
-      if (file !== '-' && !existsSync(file)) throw new KilnError('NOT_FOUND', 'no such file', { path: file });
-      const config = applyChanges(flags.change ?? []);
-      const store = await openStoreFromCli(cmd);
-      const src = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
-      const img = await importRootfs(store, src, { name: reference, config, source: file, message: flags.message });
-      process.stdout.write(`${img.id}\n`);
-    });
+    .action(
+      async (
+        file: string,
+        reference: string | undefined,
+        flags: { change?: string[]; message?: string },
+        cmd: Command,
+      ) => {
+        if (reference) normalizeImageName(reference); // a bad name fails before the work
+        if (file !== '-' && !existsSync(file)) throw new KilnError('NOT_FOUND', 'no such file', { path: file });
+        const config = applyChanges(flags.change ?? []);
+        const store = await openStoreFromCli(cmd);
+        const src = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
+        const img = await importRootfs(store, src, { name: reference, config, source: file, message: flags.message });
+        process.stdout.write(`${img.id}\n`);
+      },
+    );
 }

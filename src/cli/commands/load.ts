@@ -13,10 +13,13 @@ export function register(program: Command): Command {
     .option('-i, --input <file>', 'read from this file (default: stdin)')
     .option('-q, --quiet', 'print nothing')
     .action(async (flags: { input?: string; quiet?: boolean }, cmd: Command) => {
-      if (flags.input && !existsSync(flags.input)) throw new KilnError('NOT_FOUND', 'no such file', { path: flags.input });
+      if (flags.input && !existsSync(flags.input))
+        throw new KilnError('NOT_FOUND', 'no such file', { path: flags.input });
       const store = await openStoreFromCli(cmd);
       const src = flags.input ? createReadStream(flags.input, { highWaterMark: 1 << 20 }) : process.stdin;
       const r = await loadArchive(store, src, flags.input ?? 'stdin');
-      if (!flags.quiet) for (const i of r.images) process.stdout.write(i.name ? `Loaded image: ${familiarName(i.name)}\n` : `Loaded image ID: ${i.id}\n`);
+      if (!flags.quiet)
+        for (const i of r.images)
+          process.stdout.write(i.name ? `Loaded image: ${familiarName(i.name)}\n` : `Loaded image ID: ${i.id}\n`);
     });
 }

@@ -11,7 +11,9 @@ import { addRegistryOptions, clientOptionsFrom, type RegistryFlags } from '../re
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 async function prompt(question: string, hidden: boolean): Promise<string> {
@@ -39,34 +41,52 @@ export function register(program: Command): Command {
     .option('-p, --password <password>', 'password (prefer --password-stdin)')
     .option('--password-stdin', 'read the password from stdin');
   addRegistryOptions(login);
-  login.action(async (server: string | undefined, flags: RegistryFlags & { username?: string; password?: string; passwordStdin?: boolean }) => {
-    let { username, password } = flags;
-    if (flags.passwordStdin) {
-      if (password !== undefined) throw new KilnError('USAGE', '--password and --password-stdin are mutually exclusive');
-      if (username === undefined) throw new KilnError('USAGE', '--password-stdin needs --username');
-      password = await readStdin();
-    } else if (password !== undefined) {
-      process.stderr.write('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
-    }
-    const interactive = process.stdin.isTTY === true;
-    if (username === undefined) {
-      if (!interactive) throw new KilnError('USAGE', 'no username given and stdin is not a terminal', {}, { hint: 'use --username and --password-stdin' });
-      username = (await prompt('Username: ', false)).trim();
-    }
-    if (password === undefined) {
-      if (!interactive) throw new KilnError('USAGE', 'no password given and stdin is not a terminal', {}, { hint: 'use --password-stdin' });
-      password = await prompt('Password: ', true);
-    }
-    if (!username) throw new KilnError('USAGE', 'the username is empty');
-    if (!password) throw new KilnError('USAGE', 'the password is empty');
-    try {
-      const r = await checkLogin(server, { username, password }, clientOptionsFrom(flags));
-      process.stderr.write(`Credentials saved in ${r.configFile}\n`);
-      process.stdout.write('Login Succeeded\n');
-    } finally {
-      closeIdleConnections();
-    }
-  });
+  login.action(
+    async (
+      server: string | undefined,
+      flags: RegistryFlags & { username?: string; password?: string; passwordStdin?: boolean },
+    ) => {
+      let { username, password } = flags;
+      if (flags.passwordStdin) {
+        if (password !== undefined)
+          throw new KilnError('USAGE', '--password and --password-stdin are mutually exclusive');
+        if (username === undefined) throw new KilnError('USAGE', '--password-stdin needs --username');
+        password = await readStdin();
+      } else if (password !== undefined) {
+        process.stderr.write('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
+      }
+      const interactive = process.stdin.isTTY === true;
+      if (username === undefined) {
+        if (!interactive)
+          throw new KilnError(
+            'USAGE',
+            'no username given and stdin is not a terminal',
+            {},
+            { hint: 'use --username and --password-stdin' },
+          );
+        username = (await prompt('Username: ', false)).trim();
+      }
+      if (password === undefined) {
+        if (!interactive)
+          throw new KilnError(
+            'USAGE',
+            'no password given and stdin is not a terminal',
+            {},
+            { hint: 'use --password-stdin' },
+          );
+        password = await prompt('Password: ', true);
+      }
+      if (!username) throw new KilnError('USAGE', 'the username is empty');
+      if (!password) throw new KilnError('USAGE', 'the password is empty');
+      try {
+        const r = await checkLogin(server, { username, password }, clientOptionsFrom(flags));
+        process.stderr.write(`Credentials saved in ${r.configFile}\n`);
+        process.stdout.write('Login Succeeded\n');
+      } finally {
+        closeIdleConnections();
+      }
+    },
+  );
   program
     .command('logout')
     .description('log out from a registry (removes the saved credentials)')

@@ -26,7 +26,10 @@ export function register(program: Command): Command {
       }
       const doc = JSON.parse(m.body.toString('utf8')) as unknown;
       // docker prints the document with a three-space indent.
-      if (flags.verbose) process.stdout.write(`${JSON.stringify({ Ref: ref.toString(), Descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.body.length }, Raw: doc }, null, 3)}\n`);
+      if (flags.verbose)
+        process.stdout.write(
+          `${JSON.stringify({ Ref: ref.toString(), Descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.body.length }, Raw: doc }, null, 3)}\n`,
+        );
       else process.stdout.write(`${JSON.stringify(doc, null, 3)}\n`);
     } finally {
       closeIdleConnections();

@@ -20,16 +20,27 @@ interface PlanFlags {
 export function register(program: Command): Command {
   return program
     .command('plan')
-    .description('show the resolved build: stages in execution order, bases, dependencies, skipped stages and expanded instructions')
+    .description(
+      'show the resolved build: stages in execution order, bases, dependencies, skipped stages and expanded instructions',
+    )
     .argument('[context]', 'build context directory (where the Dockerfile is looked up)', '.')
     .option('-f, --file <file>', 'Dockerfile to read ("-" reads stdin; default CONTEXT/Dockerfile)')
-    .option('--build-arg <key=value>', 'set a build-time variable (repeatable; KEY alone takes it from the environment)', collect)
+    .option(
+      '--build-arg <key=value>',
+      'set a build-time variable (repeatable; KEY alone takes it from the environment)',
+      collect,
+    )
     .option('--target <stage>', 'plan only the stages this stage needs')
-    .option('--platform <os/arch[/variant]>', 'target platform (TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT); default: this machine\'s')
+    .option(
+      '--platform <os/arch[/variant]>',
+      "target platform (TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT); default: this machine's",
+    )
     .option('--format <format>', 'output format: text or json (the schema is docs/plan-schema.md)', 'text')
     .action((context: string, flags: PlanFlags) => {
-      if (flags.format !== 'text' && flags.format !== 'json') throw new KilnError('USAGE', `unknown --format "${flags.format}": use text or json`);
-      if (flags.file !== '-' && !existsSync(context)) throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
+      if (flags.format !== 'text' && flags.format !== 'json')
+        throw new KilnError('USAGE', `unknown --format "${flags.format}": use text or json`);
+      if (flags.file !== '-' && !existsSync(context))
+        throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
       const input = readDockerfileInput(flags.file, path.resolve(context));
       const df = parseDockerfile(input.text, { file: input.display });
       const buildArgs = parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]);
@@ -38,6 +49,8 @@ export function register(program: Command): Command {
       const plan = createPlan(df, { buildArgs, target: flags.target, platform, buildPlatform: build });
       if (flags.format === 'json') process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
       else process.stdout.write(formatPlanText(plan));
-      for (const w of plan.warnings) if (flags.format === 'json') process.stderr.write(`warning: ${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}\n`);
+      for (const w of plan.warnings)
+        if (flags.format === 'json')
+          process.stderr.write(`warning: ${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}\n`);
     });
 }

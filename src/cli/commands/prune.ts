@@ -8,7 +8,7 @@
  * state and private tmpfs files.
  */
 import type { Command } from 'commander';
-import { pruneCacheMounts } from '../../build/run-mounts.js';
+import { pruneCacheMounts } from '../../engine/run-mounts.js';
 import { CacheIndex } from '../../cache/records.js';
 import { KilnError } from '../../util/errors.js';
 import { cleanupStaleRuns, sweepPrivateDirs } from '../../sandbox/index.js';
@@ -17,7 +17,13 @@ import { humanSize, openStoreFromCli } from '../store.js';
 /** Sizes as docker's --keep-storage takes them (go-units RAMInBytes: "512MB", "10g", "1.5GiB", bytes); units are 1024-based. */
 export function parseKeepStorage(s: string): number {
   const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*(?:([kmgtp])(?:i?b)?|(b))?\s*$/i.exec(s);
-  if (!m) throw new KilnError('USAGE', `invalid --keep-storage "${s}"`, {}, { hint: 'a size in bytes or with a unit: 500MB, 10GB, 1.5GiB' });
+  if (!m)
+    throw new KilnError(
+      'USAGE',
+      `invalid --keep-storage "${s}"`,
+      {},
+      { hint: 'a size in bytes or with a unit: 500MB, 10GB, 1.5GiB' },
+    );
   const exp = m[2] ? ' kmgtp'.indexOf(m[2].toLowerCase()) : 0;
   return Math.floor(Number(m[1]) * 1024 ** exp);
 }
@@ -33,10 +39,22 @@ export function register(program: Command): Command {
     .command('prune')
     .description('remove blobs, snapshots and temporary files that no tagged image or build-cache record references')
     .option('--all-ages', 'also remove what was written in the last 10 minutes (only when no build runs)')
-    .option('--cache', 'also drop the build cache (its records, context file digests and RUN --mount=type=cache directories)')
-    .option('--keep-storage <size>', 'with --cache: keep the most recently used cache records whose layers fit in SIZE (e.g. 5GB); mount caches are kept')
+    .option(
+      '--cache',
+      'also drop the build cache (its records, context file digests and RUN --mount=type=cache directories)',
+    )
+    .option(
+      '--keep-storage <size>',
+      'with --cache: keep the most recently used cache records whose layers fit in SIZE (e.g. 5GB); mount caches are kept',
+    )
     .action(async (flags: PruneFlags, cmd: Command) => {
-      if (flags.keepStorage !== undefined && !flags.cache) throw new KilnError('USAGE', '--keep-storage goes with --cache', {}, { hint: 'kiln prune --cache --keep-storage 5GB' });
+      if (flags.keepStorage !== undefined && !flags.cache)
+        throw new KilnError(
+          'USAGE',
+          '--keep-storage goes with --cache',
+          {},
+          { hint: 'kiln prune --cache --keep-storage 5GB' },
+        );
       const keepBytes = flags.keepStorage !== undefined ? parseKeepStorage(flags.keepStorage) : undefined;
       const store = await openStoreFromCli(cmd);
       // What killed kiln processes left: run and view dirs (mounts, runtime state), private tmpfs dirs.
@@ -52,9 +70,13 @@ export function register(program: Command): Command {
           const m = await pruneCacheMounts(store.root);
           if (m.dirs > 0) mounts = `, ${m.dirs} cache mount(s) (${humanSize(m.bytes)})`;
         }
-        process.stdout.write(`Deleted ${c.records} build-cache record(s)${mounts}; cache layers kept: ${humanSize(c.keptBytes)}\n`);
+        process.stdout.write(
+          `Deleted ${c.records} build-cache record(s)${mounts}; cache layers kept: ${humanSize(c.keptBytes)}\n`,
+        );
       }
       const r = await store.gc({ minAgeMs: flags.allAges ? 0 : undefined });
-      process.stdout.write(`Deleted ${r.blobs} blob(s) and ${r.snapshots} snapshot(s)\nTotal reclaimed space: ${humanSize(r.bytes)}\n`);
+      process.stdout.write(
+        `Deleted ${r.blobs} blob(s) and ${r.snapshots} snapshot(s)\nTotal reclaimed space: ${humanSize(r.bytes)}\n`,
+      );
     });
 }

@@ -28,7 +28,10 @@ export function register(program: Command): Command {
         },
       });
       view.finish();
-      if (!flags.quiet) process.stderr.write(`Digest: ${img.descriptor.digest}\nStatus: ${fetched ? 'Downloaded newer image for' : 'Image is up to date for'} ${familiarName(img.name ?? reference)}\n`);
+      if (!flags.quiet)
+        process.stderr.write(
+          `Digest: ${img.descriptor.digest}\nStatus: ${fetched ? 'Downloaded newer image for' : 'Image is up to date for'} ${familiarName(img.name ?? reference)}\n`,
+        );
       process.stdout.write(`${img.name ?? reference}\n`);
     } finally {
       closeIdleConnections();

@@ -25,11 +25,16 @@ interface ReportFlags {
 export function register(program: Command): Command {
   return program
     .command('report')
-    .description('write one self-contained HTML page about an image: layers (stacked bar with commands), treemap of the largest directories, wasted files, packages, vulnerability summary, and the stage graph when given the Dockerfile')
+    .description(
+      'write one self-contained HTML page about an image: layers (stacked bar with commands), treemap of the largest directories, wasted files, packages, vulnerability summary, and the stage graph when given the Dockerfile',
+    )
     .argument('<image>', 'image name or ID in the store, an image archive, or a registry reference')
     .requiredOption('-o, --output <file>', 'where to write the HTML page')
     .option('--db <dir>', 'OSV database directory: include the vulnerability scan')
-    .option('-f, --file <dockerfile>', 'the Dockerfile the image was built from: include the stage graph and what each stage contributed')
+    .option(
+      '-f, --file <dockerfile>',
+      'the Dockerfile the image was built from: include the stage graph and what each stage contributed',
+    )
     .option('--target <stage>', 'the target stage of that build (default: the last)')
     .option('--build-arg <key=value>', 'build-time variable of that build (repeatable)', collect)
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image')
@@ -37,7 +42,10 @@ export function register(program: Command): Command {
       let plan: BuildPlan | undefined;
       if (flags.file) {
         const input = readDockerfileInput(flags.file, path.dirname(path.resolve(flags.file)));
-        plan = createPlan(parseDockerfile(input.text, { file: input.display }), { target: flags.target, buildArgs: parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]) });
+        plan = createPlan(parseDockerfile(input.text, { file: input.display }), {
+          target: flags.target,
+          buildArgs: parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]),
+        });
       }
       const src = await openImageFromCli(cmd, image, flags.platform);
       const p = progress('report');
@@ -49,7 +57,13 @@ export function register(program: Command): Command {
         await src.close();
       }
       const scan = flags.db ? await scanWithDatabase(analysis.packages ?? [], analysis.os ?? {}, flags.db) : undefined;
-      const html = renderReport({ analysis, scan, plan, tool: { name: 'kiln', version: readPackageVersion() }, generated: new Date().toISOString() });
+      const html = renderReport({
+        analysis,
+        scan,
+        plan,
+        tool: { name: 'kiln', version: readPackageVersion() },
+        generated: new Date().toISOString(),
+      });
       await writeFileAtomic(flags.output, html);
       process.stderr.write(`wrote ${flags.output} (${Math.round(html.length / 1024)} kB)\n`);
     });

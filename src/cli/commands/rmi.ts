@@ -25,7 +25,11 @@ export function register(program: Command): Command {
             byName = undefined;
           }
           const targets = byName && sameImage.includes(byName) ? [byName] : sameImage;
-          if (targets.length > 1 && !flags.force) throw new KilnError('USAGE', `image ${ref} has ${targets.length} names (${targets.join(', ')}): remove them by name, or use -f`);
+          if (targets.length > 1 && !flags.force)
+            throw new KilnError(
+              'USAGE',
+              `image ${ref} has ${targets.length} names (${targets.join(', ')}): remove them by name, or use -f`,
+            );
           for (const t of targets) {
             await store.removeTag(t);
             process.stdout.write(`Untagged: ${t}\n`);

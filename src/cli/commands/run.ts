@@ -23,7 +23,12 @@ interface RunFlags {
 }
 
 /** docker's environment for a container: HOSTNAME, then the image's ENV, then -e (later wins). */
-export function containerEnv(imageEnv: string[], flags: string[], hostname: string, hostEnv: NodeJS.ProcessEnv = process.env): string[] {
+export function containerEnv(
+  imageEnv: string[],
+  flags: string[],
+  hostname: string,
+  hostEnv: NodeJS.ProcessEnv = process.env,
+): string[] {
   const env: string[] = [`HOSTNAME=${hostname}`];
   const set = (kv: string) => {
     const key = kv.slice(0, kv.indexOf('='));
@@ -48,9 +53,15 @@ export function parseVolume(v: string): Mount {
   if (parts.length < 2 || parts.length > 3 || !src || !dst || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
     throw new KilnError('USAGE', `invalid --volume "${v}": expected /host/path:/container/path[:ro]`);
   }
-  if (!dst.startsWith('/')) throw new KilnError('USAGE', `invalid --volume "${v}": the container path must be absolute`);
+  if (!dst.startsWith('/'))
+    throw new KilnError('USAGE', `invalid --volume "${v}": the container path must be absolute`);
   if (!src.startsWith('/') && !src.startsWith('.')) {
-    throw new KilnError('UNSUPPORTED', `invalid --volume "${v}": named volumes are not supported, give a host path`, {}, { hint: 'use ./dir for a directory here' });
+    throw new KilnError(
+      'UNSUPPORTED',
+      `invalid --volume "${v}": named volumes are not supported, give a host path`,
+      {},
+      { hint: 'use ./dir for a directory here' },
+    );
   }
   return { type: 'bind', source: path.resolve(src), target: dst, readonly: mode === 'ro' };
 }
@@ -58,33 +69,56 @@ export function parseVolume(v: string): Mount {
 export function register(program: Command): Command {
   return program
     .command('run')
-    .description("run a command in a new container from an image (the image's entrypoint and command by default), in the foreground like docker run; the container's changes are discarded")
+    .description(
+      "run a command in a new container from an image (the image's entrypoint and command by default), in the foreground like docker run; the container's changes are discarded",
+    )
     .argument('<image>', 'image name or ID')
     .argument('[command...]', 'command and arguments (replace the image CMD)')
     .option('--rm', 'remove the container when it exits (always the case: kiln keeps no containers)')
-    .option('-e, --env <key=value>', 'set an environment variable (repeatable; KEY alone takes it from this environment)', collect)
+    .option(
+      '-e, --env <key=value>',
+      'set an environment variable (repeatable; KEY alone takes it from this environment)',
+      collect,
+    )
     .option('-u, --user <user>', 'user[:group] or uid[:gid] to run as (names from the image)')
     .option('-w, --workdir <dir>', 'working directory inside the container (made when missing)')
     .option('--network <mode>', 'host or none', 'host')
     .option('-v, --volume <host:container[:ro]>', 'bind-mount a host directory or file (repeatable)', collect)
-    .option('--entrypoint <cmd>', "override the image's entrypoint (\"\" clears it)")
+    .option('--entrypoint <cmd>', 'override the image\'s entrypoint ("" clears it)')
     .option('--runtime <path>', 'OCI runtime to use (default: runc or crun, whichever works here)')
     .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
-    .option('--backend <kind>', 'oci, chroot or bare (chroot alone, no namespaces: unprivileged containers) (default: oci when a runtime works here, else chroot, else bare)')
+    .option(
+      '--backend <kind>',
+      'oci, chroot or bare (chroot alone, no namespaces: unprivileged containers) (default: oci when a runtime works here, else chroot, else bare)',
+    )
     .passThroughOptions()
     .action(async (image: string, command: string[], f: RunFlags, cmd: Command) => {
-      if (f.network !== 'host' && f.network !== 'none') throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
-      if (f.snapshotter && f.snapshotter !== 'overlay' && f.snapshotter !== 'native') throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay or native`);
-      if (f.backend && f.backend !== 'oci' && f.backend !== 'chroot' && f.backend !== 'bare') throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot or bare`);
-      if (f.workdir !== undefined && !f.workdir.startsWith('/')) throw new KilnError('USAGE', `the working directory "${f.workdir}" is invalid, it needs to be an absolute path`);
+      if (f.network !== 'host' && f.network !== 'none')
+        throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
+      if (f.snapshotter && f.snapshotter !== 'overlay' && f.snapshotter !== 'native')
+        throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay or native`);
+      if (f.backend && f.backend !== 'oci' && f.backend !== 'chroot' && f.backend !== 'bare')
+        throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot or bare`);
+      if (f.workdir !== undefined && !f.workdir.startsWith('/'))
+        throw new KilnError(
+          'USAGE',
+          `the working directory "${f.workdir}" is invalid, it needs to be an absolute path`,
+        );
       const mounts = (f.volume ?? []).map(parseVolume);
       const store = await openStoreFromCli(cmd);
       const img = await store.resolveImage(image);
       const c = img.config.config ?? {};
-      const entrypoint = f.entrypoint !== undefined ? (f.entrypoint === '' ? [] : [f.entrypoint]) : (c.Entrypoint ?? []);
+      const entrypoint =
+        f.entrypoint !== undefined ? (f.entrypoint === '' ? [] : [f.entrypoint]) : (c.Entrypoint ?? []);
       // docker: --entrypoint drops the image's CMD too.
       const args = [...entrypoint, ...(command.length ? command : f.entrypoint !== undefined ? [] : (c.Cmd ?? []))];
-      if (args.length === 0) throw new KilnError('USAGE', `no command specified: image ${image} has no ENTRYPOINT or CMD`, { image }, { hint: 'give one after the image name' });
+      if (args.length === 0)
+        throw new KilnError(
+          'USAGE',
+          `no command specified: image ${image} has no ENTRYPOINT or CMD`,
+          { image },
+          { hint: 'give one after the image name' },
+        );
       const hostname = randomBytes(6).toString('hex');
       const env = containerEnv(c.Env ?? [], f.env ?? [], hostname);
       for (const m of mounts) if (!existsSync(m.source!)) mkdirSync(m.source!, { recursive: true });

@@ -12,8 +12,15 @@ export function register(program: Command): Command {
     .option('-o, --output <file>', 'write to this file (default: stdout, which must not be a terminal)')
     .option('--format <format>', 'docker (docker load reads it) or oci (an OCI image layout)', 'docker')
     .action(async (images: string[], flags: { output?: string; format: string }, cmd: Command) => {
-      if (flags.format !== 'docker' && flags.format !== 'oci') throw new KilnError('USAGE', `unknown --format "${flags.format}": use docker or oci`);
-      if (!flags.output && process.stdout.isTTY) throw new KilnError('USAGE', 'refusing to write an archive to a terminal', {}, { hint: 'use -o FILE or redirect stdout' });
+      if (flags.format !== 'docker' && flags.format !== 'oci')
+        throw new KilnError('USAGE', `unknown --format "${flags.format}": use docker or oci`);
+      if (!flags.output && process.stdout.isTTY)
+        throw new KilnError(
+          'USAGE',
+          'refusing to write an archive to a terminal',
+          {},
+          { hint: 'use -o FILE or redirect stdout' },
+        );
       const store = await openStoreFromCli(cmd);
       const loaded = [];
       for (const i of images) loaded.push(await store.resolveImage(i));

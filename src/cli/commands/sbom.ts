@@ -11,13 +11,16 @@ const FORMATS = ['table', 'cyclonedx-json', 'spdx-json', 'json'];
 export function register(program: Command): Command {
   return program
     .command('sbom')
-    .description('list the packages in an image — dpkg (incl. distroless status.d), apk, Python dist-info/egg-info, node_modules and package-lock — with versions, purls, licences and the layer that brought each')
+    .description(
+      'list the packages in an image — dpkg (incl. distroless status.d), apk, Python dist-info/egg-info, node_modules and package-lock — with versions, purls, licences and the layer that brought each',
+    )
     .argument('<image>', 'image name or ID in the store, an image archive, or a registry reference')
     .option('--format <format>', `output format: ${FORMATS.join(', ')}`, 'table')
     .option('-o, --output <file>', 'write the SBOM to FILE instead of stdout')
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image')
     .action(async (image: string, flags: { format: string; output?: string; platform?: string }, cmd: Command) => {
-      if (!FORMATS.includes(flags.format)) throw new KilnError('USAGE', `unknown --format "${flags.format}": use ${FORMATS.join(', ')}`);
+      if (!FORMATS.includes(flags.format))
+        throw new KilnError('USAGE', `unknown --format "${flags.format}": use ${FORMATS.join(', ')}`);
       const src = await openImageFromCli(cmd, image, flags.platform);
       const p = progress('sbom');
       let r;
@@ -27,13 +30,25 @@ export function register(program: Command): Command {
         p.done();
         await src.close();
       }
-      const subject = { name: displayName(r.image), id: r.image.id, digest: r.image.digest, created: r.image.created, os: r.os, packages: r.packages, tool: { name: 'kiln', version: readPackageVersion() } };
-      if (flags.format === 'cyclonedx-json') return emit(`${JSON.stringify(toCycloneDx(subject), null, 2)}\n`, flags.output);
+      const subject = {
+        name: displayName(r.image),
+        id: r.image.id,
+        digest: r.image.digest,
+        created: r.image.created,
+        os: r.os,
+        packages: r.packages,
+        tool: { name: 'kiln', version: readPackageVersion() },
+      };
+      if (flags.format === 'cyclonedx-json')
+        return emit(`${JSON.stringify(toCycloneDx(subject), null, 2)}\n`, flags.output);
       if (flags.format === 'spdx-json') return emit(`${JSON.stringify(toSpdx(subject), null, 2)}\n`, flags.output);
-      if (flags.format === 'json') return emit(`${JSON.stringify({ image: r.image, os: r.os, packages: r.packages }, null, 2)}\n`, flags.output);
+      if (flags.format === 'json')
+        return emit(`${JSON.stringify({ image: r.image, os: r.os, packages: r.packages }, null, 2)}\n`, flags.output);
       const rows = sbomTableRows(r.packages);
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
-      let text = rows.map((x) => x.map((c, i) => (i === x.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('')).join('\n');
+      let text = rows
+        .map((x) => x.map((c, i) => (i === x.length - 1 ? c : c.padEnd(widths[i]! + 2))).join(''))
+        .join('\n');
       text += `\n${r.packages.length} packages${r.os.prettyName ? ` on ${r.os.prettyName}` : ''}\n`;
       return emit(text, flags.output);
     });

@@ -7,7 +7,7 @@
  *   quiet — nothing
  * `auto` is tty on a terminal that can move its cursor, plain otherwise.
  */
-import type { BuildEvent } from '../../build/events.js';
+import type { BuildEvent } from '../../engine/events.js';
 import { isKilnError } from '../../util/errors.js';
 import { JsonProgress, type ProgressError } from './json.js';
 import { PlainProgress } from './plain.js';
@@ -39,12 +39,20 @@ export function isProgressMode(s: string): s is ProgressMode {
 }
 
 /** The mode `auto` stands for on this stream. */
-export function resolveProgressMode(mode: ProgressMode, stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): Exclude<ProgressMode, 'auto'> {
+export function resolveProgressMode(
+  mode: ProgressMode,
+  stream: { isTTY?: boolean },
+  env: NodeJS.ProcessEnv = process.env,
+): Exclude<ProgressMode, 'auto'> {
   if (mode !== 'auto') return mode;
   return stream.isTTY === true && env.TERM !== 'dumb' ? 'tty' : 'plain';
 }
 
-export function progressDisplay(mode: ProgressMode, stream: Terminal & { isTTY?: boolean }, opts: { now?: () => number; env?: NodeJS.ProcessEnv } = {}): ProgressDisplay {
+export function progressDisplay(
+  mode: ProgressMode,
+  stream: Terminal & { isTTY?: boolean },
+  opts: { now?: () => number; env?: NodeJS.ProcessEnv } = {},
+): ProgressDisplay {
   const env = opts.env ?? process.env;
   const m = resolveProgressMode(mode, stream, env);
   switch (m) {

@@ -3,7 +3,7 @@
  * (docs/progress-json.md). Output bytes become text: each step's stdout and stderr are decoded as
  * UTF-8 streams (a character split between two chunks stays whole; invalid bytes become U+FFFD).
  */
-import type { BuildEvent } from '../../build/events.js';
+import type { BuildEvent } from '../../engine/events.js';
 import { TextDecoder } from 'node:util';
 
 /** Why a build failed, as the displays get it (see `progressError`). */
@@ -33,7 +33,9 @@ export class JsonRenderer {
           this.decoders.set(key, d);
         }
         const data = d.decode(e.data, { stream: true });
-        return data === '' ? [] : [JSON.stringify({ ...head, type: e.type, stage: e.stage, step: e.step, stream: e.stream, data })];
+        return data === ''
+          ? []
+          : [JSON.stringify({ ...head, type: e.type, stage: e.stage, step: e.step, stream: e.stream, data })];
       }
       case 'step-done':
       case 'step-error': {
@@ -45,7 +47,8 @@ export class JsonRenderer {
           if (!d) continue;
           this.decoders.delete(key);
           const data = d.decode();
-          if (data !== '') out.push(JSON.stringify({ ...head, type: 'step-output', stage: e.stage, step: e.step, stream, data }));
+          if (data !== '')
+            out.push(JSON.stringify({ ...head, type: 'step-output', stage: e.stage, step: e.step, stream, data }));
         }
         out.push(JSON.stringify({ ...head, ...e }));
         return out;

@@ -3,7 +3,7 @@
  * times, the last lines of each step's output, pulls, warnings, the result. Pure: the time of an
  * event is given by the caller, so renderers over this model are testable with a fake clock.
  */
-import type { BuildEvent } from '../../build/events.js';
+import type { BuildEvent } from '../../engine/events.js';
 import { LineSplitter, sanitizeLine } from '../text.js';
 
 export type StepState = 'waiting' | 'running' | 'cached' | 'done' | 'error';
@@ -133,7 +133,15 @@ export class ProgressModel {
   }
 
   private stepOf(stage: StageView, n: number, text = ''): StepView {
-    while (stage.steps.length < n) stage.steps.push({ stage: stage.stage, step: stage.steps.length + 1, text, state: 'waiting', tail: [], splitters: {} });
+    while (stage.steps.length < n)
+      stage.steps.push({
+        stage: stage.stage,
+        step: stage.steps.length + 1,
+        text,
+        state: 'waiting',
+        tail: [],
+        splitters: {},
+      });
     return stage.steps[n - 1]!;
   }
 
@@ -255,7 +263,14 @@ export class ProgressModel {
         return { pull: p };
       }
       case 'done':
-        this.summary = { imageId: e.imageId, manifestDigest: e.manifestDigest, ms: e.ms, layers: e.layers, size: e.size, ...(e.compressedSize !== undefined ? { compressedSize: e.compressedSize } : {}) };
+        this.summary = {
+          imageId: e.imageId,
+          manifestDigest: e.manifestDigest,
+          ms: e.ms,
+          layers: e.layers,
+          size: e.size,
+          ...(e.compressedSize !== undefined ? { compressedSize: e.compressedSize } : {}),
+        };
         this.end = now;
         return {};
     }

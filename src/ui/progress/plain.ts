@@ -9,7 +9,7 @@
  * No escape sequences; a step's output is cleaned of them (colours, cursor moves) and of control
  * characters, and a carriage-return progress bar shows as its last state.
  */
-import type { BuildEvent } from '../../build/events.js';
+import type { BuildEvent } from '../../engine/events.js';
 import { firstLine, formatDuration, formatSize } from '../text.js';
 import { ProgressModel, type PullView } from './model.js';
 
@@ -30,11 +30,14 @@ export class PlainRenderer {
     const m = this.model;
     const a = m.apply(e, now);
     const out: string[] = [];
-    if (a.fromDone?.id !== undefined && a.fromDone.start !== undefined) out.push(`#${a.fromDone.id} DONE ${formatDuration(now - a.fromDone.start)}`);
+    if (a.fromDone?.id !== undefined && a.fromDone.start !== undefined)
+      out.push(`#${a.fromDone.id} DONE ${formatDuration(now - a.fromDone.start)}`);
     switch (e.type) {
       case 'stage-start': {
         const s = a.stage!;
-        out.push(`#${s.id} [stage ${s.position}/${m.stageCount}${s.name !== undefined ? ` ${s.name}` : ''}] FROM ${m.baseLabel(s)}`);
+        out.push(
+          `#${s.id} [stage ${s.position}/${m.stageCount}${s.name !== undefined ? ` ${s.name}` : ''}] FROM ${m.baseLabel(s)}`,
+        );
         break;
       }
       case 'step-start': {
@@ -54,7 +57,9 @@ export class PlainRenderer {
         break;
       case 'step-error':
         out.push(...this.output(a.step!.id, a.step!.start, a.lines!, now));
-        out.push(`#${a.step!.id} ERROR: ${e.exitCode !== undefined ? `exit code ${e.exitCode}` : firstLine(e.message)}`);
+        out.push(
+          `#${a.step!.id} ERROR: ${e.exitCode !== undefined ? `exit code ${e.exitCode}` : firstLine(e.message)}`,
+        );
         break;
       case 'warning':
         out.push(`WARNING: ${e.message}`);
@@ -68,7 +73,9 @@ export class PlainRenderer {
       case 'done': {
         const id = m.newId();
         out.push(`#${id} writing image ${e.imageId} done`);
-        out.push(`Built ${e.imageId} in ${formatDuration(e.ms)}: ${e.layers} layer${e.layers === 1 ? '' : 's'}, ${formatSize(e.size)}${e.compressedSize !== undefined ? ` (${formatSize(e.compressedSize)} compressed)` : ''} (manifest ${e.manifestDigest})`);
+        out.push(
+          `Built ${e.imageId} in ${formatDuration(e.ms)}: ${e.layers} layer${e.layers === 1 ? '' : 's'}, ${formatSize(e.size)}${e.compressedSize !== undefined ? ` (${formatSize(e.compressedSize)} compressed)` : ''} (manifest ${e.manifestDigest})`,
+        );
         break;
       }
       default:
@@ -95,7 +102,10 @@ export class PlainRenderer {
       const last = this.pullPrinted.get(e.layer);
       // A layer's first line, one every PULL_LINE_EVERY while it downloads, and one when done.
       if (e.done || (e.current < e.total && (last === undefined || now - last >= PULL_LINE_EVERY))) {
-        if (!(e.done && last === -1)) out.push(`#${id} ${e.layer.replace(/^sha256:/, '').slice(0, 12)} ${formatSize(e.current)} / ${formatSize(e.total)}${e.done ? ' done' : ''}`);
+        if (!(e.done && last === -1))
+          out.push(
+            `#${id} ${e.layer.replace(/^sha256:/, '').slice(0, 12)} ${formatSize(e.current)} / ${formatSize(e.total)}${e.done ? ' done' : ''}`,
+          );
         this.pullPrinted.set(e.layer, e.done ? -1 : now);
       }
     } else if (e.done) {

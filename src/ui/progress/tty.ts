@@ -9,9 +9,17 @@
  * than the terminal so nothing wraps, and after a resize (SIGWINCH) counts how the old lines
  * wrapped at the new width to find the frame's top again.
  */
-import type { BuildEvent } from '../../build/events.js';
+import type { BuildEvent } from '../../engine/events.js';
 import { displayWidth, firstLine, formatDuration, formatSize, padEnd, truncate } from '../text.js';
-import { ProgressModel, TAIL_LINES, type PullView, type StageView, type StepView, type StepState, type StageState } from './model.js';
+import {
+  ProgressModel,
+  TAIL_LINES,
+  type PullView,
+  type StageView,
+  type StepView,
+  type StepState,
+  type StageState,
+} from './model.js';
 
 export interface FrameOptions {
   now: number;
@@ -40,8 +48,20 @@ interface Line {
   prio?: number;
 }
 
-const STATE_WORD: Record<StepState | StageState, string> = { waiting: 'waiting', running: 'running', cached: 'CACHED', done: 'done', error: 'ERROR' };
-const STATE_COLOR: Record<StepState | StageState, Color> = { waiting: 'dim', running: undefined, cached: 'blue', done: 'blue', error: 'red' };
+const STATE_WORD: Record<StepState | StageState, string> = {
+  waiting: 'waiting',
+  running: 'running',
+  cached: 'CACHED',
+  done: 'done',
+  error: 'ERROR',
+};
+const STATE_COLOR: Record<StepState | StageState, Color> = {
+  waiting: 'dim',
+  running: undefined,
+  cached: 'blue',
+  done: 'blue',
+  error: 'red',
+};
 const RIGHT = 14; // "running  12.3s"
 
 function row(left: string, state: string, time: string, width: number): string {
@@ -79,7 +99,11 @@ function stageLines(model: ProgressModel, s: StageView, o: FrameOptions, d: Deta
   const out: Line[] = [];
   const collapsed = d.collapseDone && s.state === 'done' && !o.final;
   const extra = collapsed && steps.length ? ` (${steps.length} step${steps.length === 1 ? '' : 's'})` : '';
-  out.push({ text: row(` => ${label} ${base}${extra}`, STATE_WORD[s.state], stageTime(model, s, o.now), w), color: STATE_COLOR[s.state], prio: s.state === 'running' ? 2 : 4 });
+  out.push({
+    text: row(` => ${label} ${base}${extra}`, STATE_WORD[s.state], stageTime(model, s, o.now), w),
+    color: STATE_COLOR[s.state],
+    prio: s.state === 'running' ? 2 : 4,
+  });
   for (const p of model.pulls.values()) {
     // A pull shows while it runs, and in the final frame as done.
     if ((p.done && !o.final) || model.pullStage(p) !== s) continue;
@@ -96,15 +120,21 @@ function stageLines(model: ProgressModel, s: StageView, o: FrameOptions, d: Deta
       continue;
     }
     const left = ` => ${st.state === 'cached' ? 'CACHED ' : ''}[${tag} ${st.step}/${steps.length}] ${firstLine(st.text)}`;
-    out.push({ text: row(left, STATE_WORD[st.state], stepTime(st, o.now), w), color: STATE_COLOR[st.state], prio: st.state === 'running' || st.state === 'error' ? 1 : 4 });
+    out.push({
+      text: row(left, STATE_WORD[st.state], stepTime(st, o.now), w),
+      color: STATE_COLOR[st.state],
+      prio: st.state === 'running' || st.state === 'error' ? 1 : 4,
+    });
     if (st.state === 'running' && d.tail > 0) {
-      for (const l of model.liveTail(st, d.tail)) out.push({ text: truncate(` => => # ${l}`, w - 1), color: 'dim', prio: 3 });
+      for (const l of model.liveTail(st, d.tail))
+        out.push({ text: truncate(` => => # ${l}`, w - 1), color: 'dim', prio: 3 });
     }
     if (st.state === 'error' && o.final) {
       for (const l of st.tail) out.push({ text: ` => => # ${l}`, color: 'dim', whole: true });
     }
   }
-  if (hidden) out.push({ text: truncate(` =>   … ${hidden} more step${hidden === 1 ? '' : 's'} waiting`, w - 1), color: 'dim' });
+  if (hidden)
+    out.push({ text: truncate(` =>   … ${hidden} more step${hidden === 1 ? '' : 's'} waiting`, w - 1), color: 'dim' });
   return out;
 }
 
@@ -112,18 +142,32 @@ function pullLine(model: ProgressModel, p: PullView, o: FrameOptions): Line {
   const t = model.pullTotals(p);
   const layers = t.layers ? ` (${t.layersDone}/${t.layers} layers)` : '';
   const bytes = t.total ? ` ${formatSize(t.current)} / ${formatSize(t.total)}` : '';
-  const what = p.done ? `pulled ${p.ref}${t.total ? ` ${formatSize(t.total)}` : ''}` : `pulling ${p.ref}${bytes}${layers}`;
-  return { text: row(` => => ${what}`, p.done ? 'done' : 'running', formatDuration(p.ms ?? o.now - p.start), o.width), color: p.done ? 'blue' : undefined, prio: 2 };
+  const what = p.done
+    ? `pulled ${p.ref}${t.total ? ` ${formatSize(t.total)}` : ''}`
+    : `pulling ${p.ref}${bytes}${layers}`;
+  return {
+    text: row(` => => ${what}`, p.done ? 'done' : 'running', formatDuration(p.ms ?? o.now - p.start), o.width),
+    color: p.done ? 'blue' : undefined,
+    prio: 2,
+  };
 }
 
 function build(model: ProgressModel, o: FrameOptions, d: Detail): Line[] {
   const { finished, total } = model.counts();
   const end = model.end ?? o.now;
   const status = o.final ? (model.failed !== undefined ? ' ERROR' : ' FINISHED') : '';
-  const lines: Line[] = [{ text: truncate(`[+] Building ${formatDuration(end - model.start)} (${finished}/${total})${status}`, o.width - 1), color: model.failed !== undefined && o.final ? 'red' : undefined, prio: 0 }];
+  const lines: Line[] = [
+    {
+      text: truncate(`[+] Building ${formatDuration(end - model.start)} (${finished}/${total})${status}`, o.width - 1),
+      color: model.failed !== undefined && o.final ? 'red' : undefined,
+      prio: 0,
+    },
+  ];
   // Pulls that belong to no stage (e.g. a COPY --from image) come first.
-  for (const p of model.pulls.values()) if ((!p.done || o.final) && !model.pullStage(p)) lines.push(pullLine(model, p, o));
-  if (model.sandbox) lines.push({ text: truncate(` => sandbox: ${model.sandbox}`, o.width - 1), color: 'dim', prio: 1 });
+  for (const p of model.pulls.values())
+    if ((!p.done || o.final) && !model.pullStage(p)) lines.push(pullLine(model, p, o));
+  if (model.sandbox)
+    lines.push({ text: truncate(` => sandbox: ${model.sandbox}`, o.width - 1), color: 'dim', prio: 1 });
   let waitingStages = 0;
   for (const s of model.stages.values()) {
     if (s.state === 'waiting' && d.hideWaitingStages && !o.final) {
@@ -132,16 +176,30 @@ function build(model: ProgressModel, o: FrameOptions, d: Detail): Line[] {
     }
     lines.push(...stageLines(model, s, o, d));
   }
-  if (waitingStages) lines.push({ text: truncate(` => ${waitingStages} more stage${waitingStages === 1 ? '' : 's'} waiting`, o.width - 1), color: 'dim' });
+  if (waitingStages)
+    lines.push({
+      text: truncate(` => ${waitingStages} more stage${waitingStages === 1 ? '' : 's'} waiting`, o.width - 1),
+      color: 'dim',
+    });
   if (!o.final) {
-    if (model.warnings.length) lines.push({ text: truncate(` ! ${model.warnings.length} warning${model.warnings.length === 1 ? '' : 's'} (shown at the end)`, o.width - 1), color: 'yellow' });
+    if (model.warnings.length)
+      lines.push({
+        text: truncate(
+          ` ! ${model.warnings.length} warning${model.warnings.length === 1 ? '' : 's'} (shown at the end)`,
+          o.width - 1,
+        ),
+        color: 'yellow',
+      });
     return lines;
   }
   for (const w of model.warnings) lines.push({ text: `WARNING: ${w}`, color: 'yellow', whole: true });
   const sum = model.summary;
   if (sum) {
     lines.push({ text: row(` => writing image ${sum.imageId}`, 'done', '', o.width), color: 'blue' });
-    lines.push({ text: `Built ${sum.imageId} in ${formatDuration(sum.ms)}: ${sum.layers} layer${sum.layers === 1 ? '' : 's'}, ${formatSize(sum.size)}${sum.compressedSize !== undefined ? ` (${formatSize(sum.compressedSize)} compressed)` : ''}`, whole: true });
+    lines.push({
+      text: `Built ${sum.imageId} in ${formatDuration(sum.ms)}: ${sum.layers} layer${sum.layers === 1 ? '' : 's'}, ${formatSize(sum.size)}${sum.compressedSize !== undefined ? ` (${formatSize(sum.compressedSize)} compressed)` : ''}`,
+      whole: true,
+    });
     lines.push({ text: `  manifest ${sum.manifestDigest}`, whole: true, color: 'dim' });
   }
   return lines;
@@ -174,7 +232,8 @@ export function renderFrame(model: ProgressModel, o: FrameOptions): string[] {
   // Still too tall: drop the least needed lines (from the bottom up), then keep the header and
   // the last lines.
   for (let p = 4; p >= 2 && lines.length > max; p--) {
-    for (let i = lines.length - 1; i > 0 && lines.length > max; i--) if ((lines[i]!.prio ?? 4) === p) lines.splice(i, 1);
+    for (let i = lines.length - 1; i > 0 && lines.length > max; i--)
+      if ((lines[i]!.prio ?? 4) === p) lines.splice(i, 1);
   }
   if (lines.length > max) lines = [lines[0]!, ...lines.slice(lines.length - (max - 1))];
   return lines.map((l) => paint(l, !!o.color));
@@ -266,8 +325,18 @@ export class TtyProgress {
     const running = [...this.model.stages.values()].some((s) => s.state === 'running');
     if (!this.dirty && !running) return;
     this.dirty = false;
-    const lines = renderFrame(this.model, { now: this.now(), width: this.width(), height: this.term.rows, color: this.opts.color });
-    if (lines.length === this.drawn.length && lines.every((l, i) => l === this.drawn[i]) && this.width() === this.drawnWidth) return;
+    const lines = renderFrame(this.model, {
+      now: this.now(),
+      width: this.width(),
+      height: this.term.rows,
+      color: this.opts.color,
+    });
+    if (
+      lines.length === this.drawn.length &&
+      lines.every((l, i) => l === this.drawn[i]) &&
+      this.width() === this.drawnWidth
+    )
+      return;
     this.frame(lines);
   }
 

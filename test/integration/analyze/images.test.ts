@@ -66,7 +66,10 @@ describe('on Debian-based images', { skip: noBases }, () => {
   test("SBOM's Debian packages equal dpkg-query -W inside the image (kiln run)", async () => {
     for (const image of ['debian-slim:bookworm', 'python-slim:bookworm']) {
       const s = await sbom(image);
-      const mine = s.packages.filter((p) => p.type === 'deb').map((p) => `${p.name}\t${p.version}`).sort();
+      const mine = s.packages
+        .filter((p) => p.type === 'deb')
+        .map((p) => `${p.name}\t${p.version}`)
+        .sort();
       const oracle = (await inImage(image, "dpkg-query -W -f '${Package}\\t${Version}\\n'")).trim().split('\n').sort();
       assert.ok(oracle.length > 50, `dpkg-query listed ${oracle.length} packages`);
       assert.deepEqual(mine, oracle, image);
@@ -88,15 +91,22 @@ describe('on Debian-based images', { skip: noBases }, () => {
         'RUN mkdir -p /usr/local/lib/python3.11/site-packages/gone-1.0.dist-info && printf "Name: gone\\nVersion: 1.0\\n" > /usr/local/lib/python3.11/site-packages/gone-1.0.dist-info/METADATA',
         'RUN rm -rf /usr/local/lib/python3.11/site-packages/gone-1.0.dist-info',
       ].join('\n'),
-      'demo/setup.py': "from setuptools import setup\nsetup(name='kiln-demo', version='1.2.3rc1', py_modules=['kiln_demo'], license='MIT')\n",
+      'demo/setup.py':
+        "from setuptools import setup\nsetup(name='kiln-demo', version='1.2.3rc1', py_modules=['kiln_demo'], license='MIT')\n",
       'demo/kiln_demo.py': 'X = 1\n',
     });
     await kiln(['build', '-t', 'venv:1', ctx]);
     const s = await sbom('venv:1');
     const venv = s.packages.filter((p) => p.type === 'python' && p.location.startsWith('venv/'));
-    const oracle = JSON.parse(await inImage('venv:1', '/venv/bin/pip list --format=json')) as { name: string; version: string }[];
+    const oracle = JSON.parse(await inImage('venv:1', '/venv/bin/pip list --format=json')) as {
+      name: string;
+      version: string;
+    }[];
     const norm = (n: string) => n.toLowerCase().replace(/[-_.]+/g, '-');
-    assert.deepEqual(venv.map((p) => `${norm(p.name)}==${p.version}`).sort(), oracle.map((p) => `${norm(p.name)}==${p.version}`).sort());
+    assert.deepEqual(
+      venv.map((p) => `${norm(p.name)}==${p.version}`).sort(),
+      oracle.map((p) => `${norm(p.name)}==${p.version}`).sort(),
+    );
     const demo = venv.find((p) => p.name === 'kiln-demo')!;
     assert.equal(demo.version, '1.2.3rc1');
     assert.equal(demo.layer, 3, 'installed by the fourth layer');
@@ -106,7 +116,8 @@ describe('on Debian-based images', { skip: noBases }, () => {
   });
 
   test("a node_modules tree's versions equal node's own resolution inside the image", async () => {
-    const pj = (name: string, version: string, deps: Record<string, string> = {}) => JSON.stringify({ name, version, license: 'MIT', main: 'index.js', dependencies: deps });
+    const pj = (name: string, version: string, deps: Record<string, string> = {}) =>
+      JSON.stringify({ name, version, license: 'MIT', main: 'index.js', dependencies: deps });
     const ctx = context('node', {
       Dockerfile: 'FROM node-slim:bookworm\nWORKDIR /app\nCOPY app/ /app/\n',
       'app/package.json': pj('demo-app', '0.1.0', { 'left-pad': '^1.3.0', '@kiln/util': '2.0.0-beta.3' }),
@@ -132,7 +143,10 @@ describe('on Debian-based images', { skip: noBases }, () => {
     await kiln(['build', '-t', 'node:1', ctx]);
     const s = await sbom('node:1');
     const npm = s.packages.filter((p) => p.type === 'npm');
-    const installed = npm.filter((p) => p.location.includes('node_modules/')).map((p) => `${p.location} ${p.name}@${p.version}`).sort();
+    const installed = npm
+      .filter((p) => p.location.includes('node_modules/'))
+      .map((p) => `${p.location} ${p.name}@${p.version}`)
+      .sort();
     assert.deepEqual(installed, [
       'app/node_modules/@kiln/util @kiln/util@2.0.0-beta.3',
       'app/node_modules/@kiln/util/node_modules/left-pad left-pad@1.1.3',
@@ -142,7 +156,10 @@ describe('on Debian-based images', { skip: noBases }, () => {
     const layers = JSON.parse((await kiln(['inspect', 'node:1'])).stdout)[0].RootFS.Layers.length;
     assert.equal(npm.find((p) => p.name === 'not-installed')!.layer, layers - 1, 'brought by the COPY layer');
     // The oracle: node's module resolution from /app and from inside @kiln/util.
-    const out = await inImage('node:1', 'cd /app && node -e \'console.log(require("left-pad/package.json").version, require("@kiln/util/package.json").version, require("@kiln/util"))\'');
+    const out = await inImage(
+      'node:1',
+      'cd /app && node -e \'console.log(require("left-pad/package.json").version, require("@kiln/util/package.json").version, require("@kiln/util"))\'',
+    );
     assert.equal(out.trim(), '1.3.0 2.0.0-beta.3 1.1.3');
     assert.ok(!npm.some((p) => p.name === 'jest'), 'dev dependencies of the lock are left out');
     const cdx = JSON.parse((await kiln(['sbom', 'node:1', '--format', 'cyclonedx-json'])).stdout);
@@ -176,7 +193,10 @@ describe('on Debian-based images', { skip: noBases }, () => {
     assert.equal(e.userSizeBytes, 2_400_000);
     assert.equal(e.wastedUserPercent, 2_100_000 / 2_400_000);
     // Σ sizes of the base layer, from GNU tar's own listing of the base rootfs.
-    const listing = spawnSync('tar', ['-tvf', await ensureBaseTar('debian-slim')], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout;
+    const listing = spawnSync('tar', ['-tvf', await ensureBaseTar('debian-slim')], {
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    }).stdout;
     let s0 = 0;
     for (const line of listing.split('\n')) {
       const m = /^(\S)\S*\s+\S+\s+(\d+)\s/.exec(line);
@@ -193,25 +213,49 @@ describe('on Debian-based images', { skip: noBases }, () => {
     const fail = await kiln(['analyze', 'waste:1', '--ci'], 1);
     assert.match(fail.stdout, /FAIL: highestUserWastedPercent/);
     assert.match(fail.stdout, /Result:FAIL/);
-    const pass = await kiln(['analyze', 'waste:1', '--ci', '--lowest-efficiency', '0.5', '--highest-user-wasted-percent', '0.9', '--highest-wasted-bytes', '2.1MB']);
+    const pass = await kiln([
+      'analyze',
+      'waste:1',
+      '--ci',
+      '--lowest-efficiency',
+      '0.5',
+      '--highest-user-wasted-percent',
+      '0.9',
+      '--highest-wasted-bytes',
+      '2.1MB',
+    ]);
     assert.match(pass.stdout, /Result:PASS/);
-    await kiln(['analyze', 'waste:1', '--ci', '--highest-user-wasted-percent', 'disabled', '--highest-wasted-bytes', '2MB'], 1);
+    await kiln(
+      ['analyze', 'waste:1', '--ci', '--highest-user-wasted-percent', 'disabled', '--highest-wasted-bytes', '2MB'],
+      1,
+    );
   });
 
   test('history and diff', async () => {
     const h = await kiln(['history', 'waste:1', '--format', 'json']);
-    const rows = h.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const rows = h.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(rows.length, 5);
     assert.match(rows[0].CreatedBy, /chmod 600 \/keep/);
-    assert.equal(rows[3].Size, 1_600_000, `the first RUN layer's files, as docker history counts them (not its tar): ${rows[3].Size}`);
+    assert.equal(
+      rows[3].Size,
+      1_600_000,
+      `the first RUN layer's files, as docker history counts them (not its tar): ${rows[3].Size}`,
+    );
     const d = JSON.parse((await kiln(['diff', 'debian-slim:bookworm', 'waste:1', '--format', 'json'])).stdout);
     assert.equal(d.sharedLayers, 1);
-    const files = new Map(d.files.filter((f: { type: string }) => f.type !== 'directory').map((f: { path: string }) => [f.path, f]));
+    const files = new Map(
+      d.files.filter((f: { type: string }) => f.type !== 'directory').map((f: { path: string }) => [f.path, f]),
+    );
     assert.deepEqual(files.get('keep'), { path: 'keep', kind: 'added', type: 'file', sizeB: 300_000 });
     assert.ok(!files.has('big') && !files.has('data/a'));
     assert.equal(d.summary.added.bytes, 300_000);
     assert.equal(d.packages.length, 0);
-    const py = JSON.parse((await kiln(['diff', 'debian-slim:bookworm', 'python-slim:bookworm', '--format', 'json'])).stdout);
+    const py = JSON.parse(
+      (await kiln(['diff', 'debian-slim:bookworm', 'python-slim:bookworm', '--format', 'json'])).stdout,
+    );
     assert.ok(py.packages.some((p: { kind: string; name: string }) => p.kind === 'added' && p.name === 'python3.11'));
     assert.ok(py.summary.added.bytes > 10_000_000);
   });
@@ -222,8 +266,33 @@ describe('on Debian-based images', { skip: noBases }, () => {
     const s = await sbom('debian-slim:bookworm');
     const bash = s.packages.find((p) => p.name === 'bash')!;
     // A record for the installed bash: unfixed (affected), and one fixed before it (not affected).
-    writeFileSync(path.join(db, 'a.json'), JSON.stringify({ id: 'DEBIAN-CVE-2099-0001', upstream: ['CVE-2099-0001'], affected: [{ package: { ecosystem: 'Debian:12', name: 'bash' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }] }], ecosystem_specific: { urgency: 'medium' } }] }));
-    writeFileSync(path.join(db, 'b.json'), JSON.stringify({ id: 'DEBIAN-CVE-2099-0002', upstream: ['CVE-2099-0002'], affected: [{ package: { ecosystem: 'Debian:12', name: 'bash' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '5.0-1' }] }] }] }));
+    writeFileSync(
+      path.join(db, 'a.json'),
+      JSON.stringify({
+        id: 'DEBIAN-CVE-2099-0001',
+        upstream: ['CVE-2099-0001'],
+        affected: [
+          {
+            package: { ecosystem: 'Debian:12', name: 'bash' },
+            ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }] }],
+            ecosystem_specific: { urgency: 'medium' },
+          },
+        ],
+      }),
+    );
+    writeFileSync(
+      path.join(db, 'b.json'),
+      JSON.stringify({
+        id: 'DEBIAN-CVE-2099-0002',
+        upstream: ['CVE-2099-0002'],
+        affected: [
+          {
+            package: { ecosystem: 'Debian:12', name: 'bash' },
+            ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '5.0-1' }] }],
+          },
+        ],
+      }),
+    );
     const r = await kiln(['scan', 'debian-slim:bookworm', '--db', db]);
     assert.match(r.stdout, /Total: 1 \(UNKNOWN: 0, LOW: 0, MEDIUM: 1, HIGH: 0, CRITICAL: 0\)/);
     assert.match(r.stdout, new RegExp(`bash\\s+CVE-2099-0001\\s+MEDIUM\\s+${bash.version.replace(/[+.]/g, '\\$&')}`));
@@ -233,11 +302,17 @@ describe('on Debian-based images', { skip: noBases }, () => {
     assert.equal(sarif.runs[0].results[0].ruleId, 'CVE-2099-0001');
     const fx = await kiln(['scan', 'debian-slim:bookworm', '--db', path.join(fixturesDir, 'osv'), '--format', 'json']);
     const j = JSON.parse(fx.stdout);
-    assert.ok(j.findings.every((f: { package: string }) => ['bash', 'libc6', 'zlib1g', 'libssl3'].includes(f.package)), 'only packages of this image');
+    assert.ok(
+      j.findings.every((f: { package: string }) => ['bash', 'libc6', 'zlib1g', 'libssl3'].includes(f.package)),
+      'only packages of this image',
+    );
     const libc = s.packages.find((p) => p.name === 'libc6')!;
     // The fixture's glibc fix is 2.36-9+deb12u4: affected exactly when the image's libc6 is older.
     const dpkgSays = spawnSync('dpkg', ['--compare-versions', libc.version, 'lt', '2.36-9+deb12u4']).status === 0;
-    assert.equal(j.findings.some((f: { id: string }) => f.id === 'CVE-2023-0001'), dpkgSays);
+    assert.equal(
+      j.findings.some((f: { id: string }) => f.id === 'CVE-2023-0001'),
+      dpkgSays,
+    );
   });
 
   test('an image archive is read in place (docker-archive and OCI)', async () => {
@@ -246,7 +321,10 @@ describe('on Debian-based images', { skip: noBases }, () => {
       await kiln(['save', '--format', format, '-o', file, 'waste:1']);
       const a = JSON.parse((await kiln(['analyze', file, '--format', 'json'])).stdout);
       assert.equal(a.efficiency.wastedBytes, 2_100_000, format);
-      const s = JSON.parse((await kiln(['sbom', `${format === 'docker' ? 'docker-archive' : 'oci-archive'}:${file}`, '--format', 'json'])).stdout);
+      const s = JSON.parse(
+        (await kiln(['sbom', `${format === 'docker' ? 'docker-archive' : 'oci-archive'}:${file}`, '--format', 'json']))
+          .stdout,
+      );
       assert.ok(s.packages.length > 50);
     }
   });

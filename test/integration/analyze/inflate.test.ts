@@ -18,7 +18,12 @@ test('multi-member gzip from encodeLayer: the pumped bytes hash to the diff_id; 
   const info = await encodeLayer(Readable.from([data]), createWriteStream(file), { compression: 'gzip' });
   const reader = new LayerReader();
   try {
-    const layer = { index: 0, diffId: info.diffId, file: { path: file, start: 0, end: statSync(file).size - 1 }, open: () => Readable.from([readFileSync(file)]) };
+    const layer = {
+      index: 0,
+      diffId: info.diffId,
+      file: { path: file, start: 0, end: statSync(file).size - 1 },
+      open: () => Readable.from([readFileSync(file)]),
+    };
     const h = createHash('sha256');
     let n = 0;
     await reader.pump(layer, (c) => {
@@ -31,12 +36,20 @@ test('multi-member gzip from encodeLayer: the pumped bytes hash to the diff_id; 
     const padded = path.join(work, 'padded');
     writeFileSync(padded, Buffer.concat([Buffer.from('HEAD'), readFileSync(file), Buffer.from('TAIL')]));
     const h2 = createHash('sha256');
-    await reader.pump({ ...layer, file: { path: padded, start: 4, end: 4 + statSync(file).size - 1 } }, (c) => h2.update(c));
+    await reader.pump({ ...layer, file: { path: padded, start: 4, end: 4 + statSync(file).size - 1 } }, (c) =>
+      h2.update(c),
+    );
     assert.equal(`sha256:${h2.digest('hex')}`, info.diffId);
     const bad = Buffer.from(readFileSync(file));
     bad.fill(0x55, 200, 4000);
     writeFileSync(path.join(work, 'bad.gz'), bad);
-    await assert.rejects(reader.pump({ ...layer, file: { path: path.join(work, 'bad.gz'), start: 0, end: bad.length - 1 } }, () => undefined), (e: Error & { code?: string }) => e.code === 'INVALID' && /corrupt gzip layer/.test(e.message));
+    await assert.rejects(
+      reader.pump(
+        { ...layer, file: { path: path.join(work, 'bad.gz'), start: 0, end: bad.length - 1 } },
+        () => undefined,
+      ),
+      (e: Error & { code?: string }) => e.code === 'INVALID' && /corrupt gzip layer/.test(e.message),
+    );
   } finally {
     await reader.close();
   }

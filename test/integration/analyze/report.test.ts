@@ -46,7 +46,16 @@ describe('kiln report in headless chromium', { skip }, () => {
       ].join('\n'),
     );
     await kiln(['build', '-t', 'report-demo:1', ctx]);
-    const r = await kiln(['report', 'report-demo:1', '-o', html, '--db', path.join(fixturesDir, 'osv'), '-f', path.join(ctx, 'Dockerfile')]);
+    const r = await kiln([
+      'report',
+      'report-demo:1',
+      '-o',
+      html,
+      '--db',
+      path.join(fixturesDir, 'osv'),
+      '-f',
+      path.join(ctx, 'Dockerfile'),
+    ]);
     assert.match(r.stderr, /wrote/);
   });
 
@@ -56,7 +65,15 @@ describe('kiln report in headless chromium', { skip }, () => {
     const browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
     try {
       const page = await browser.newPage();
@@ -78,7 +95,10 @@ describe('kiln report in headless chromium', { skip }, () => {
       assert.equal(await page.locator('svg.layerbar rect.layer-seg').count(), layerCount);
       const commands = await page.locator('#layers code.cmd').allTextContents();
       // BuildKit's history leaves --from out of COPY's created_by; kiln writes the same.
-      assert.ok(commands.some((c) => c.includes('COPY /out/app.bin /app/app.bin')), commands.join(' | '));
+      assert.ok(
+        commands.some((c) => c.includes('COPY /out/app.bin /app/app.bin')),
+        commands.join(' | '),
+      );
       assert.ok(commands.some((c) => c.includes('rm /tmp/junk')));
       // Hovering a row highlights its segment in the bar (the page's script runs).
       await page.locator('#layers tbody tr.layer-row').nth(1).hover();

@@ -25,22 +25,78 @@ async function buildArchive(name: string, entries: CraftEntry[] | Buffer) {
 
 /** What a refused archive must not have done: nothing beside the context, nothing in the store's tmp. */
 function nothingOutside(ctx: string): void {
-  for (const p of [path.join(ctx, '..', 'evil'), path.join(ctx, 'evil'), '/abs-evil', path.join(ws.dir, 'evil')]) assert.ok(!existsSync(p), `${p} was written`);
+  for (const p of [path.join(ctx, '..', 'evil'), path.join(ctx, 'evil'), '/abs-evil', path.join(ws.dir, 'evil')])
+    assert.ok(!existsSync(p), `${p} was written`);
   assert.deepEqual(readdirSync(path.join(ws.root, 'tmp')), [], 'no unpacked temp dir left');
 }
 
 describe('ADD of a hostile archive is refused, naming the entry', () => {
   const refused: [string, CraftEntry[], RegExp][] = [
-    ['dotdot', [{ name: 'ok', content: 'x' }, { name: '../evil', content: 'x' }], /ADD a\.tar: refusing archive entry "\.\.\/evil": path contains "\.\." that leaves the root/],
-    ['deep-dotdot', [{ name: 'a/b/../../../evil', content: 'x' }], /refusing archive entry "a\/b\/\.\.\/\.\.\/\.\.\/evil"/],
-    ['through-symlink', [{ name: 'l', type: 'symlink', linkname: '/tmp' }, { name: 'l/evil', content: 'x' }], /refusing archive entry "l\/evil": its parent "l" is a symbolic link/],
-    ['hardlink-out', [{ name: 'h', type: 'hardlink', linkname: '../../../../etc/passwd' }], /refusing archive entry "h": hard link target "\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd"/],
-    ['hardlink-absolute', [{ name: 'h', type: 'hardlink', linkname: '/etc/passwd' }], /refusing archive entry "h": hard link target "etc\/passwd" does not exist/],
-    ['hardlink-missing', [{ name: 'h', type: 'hardlink', linkname: 'nothing' }], /refusing archive entry "h": hard link target "nothing" does not exist/],
-    ['hardlink-dir', [{ name: 'd/', type: 'dir' }, { name: 'h', type: 'hardlink', linkname: 'd' }], /refusing archive entry "h": hard link to a directory/],
-    ['pax-huge', [{ name: 'p', content: 'x', pax: { comment: 'c'.repeat(2 << 20) } }], /ADD a\.tar: tar PAX header of \d+ bytes refused/],
-    ['symlink-dir-then-file', [{ name: 'd', type: 'symlink', linkname: '../../..' }, { name: 'd/evil', content: 'x' }], /refusing archive entry "d\/evil": its parent "d" is a symbolic link/],
-    ['hardlink-via-symlink', [{ name: 's', type: 'symlink', linkname: '/etc' }, { name: 'h', type: 'hardlink', linkname: 's/passwd' }], /refusing archive entry "h": hard link target "s\/passwd" goes through a symbolic link/],
+    [
+      'dotdot',
+      [
+        { name: 'ok', content: 'x' },
+        { name: '../evil', content: 'x' },
+      ],
+      /ADD a\.tar: refusing archive entry "\.\.\/evil": path contains "\.\." that leaves the root/,
+    ],
+    [
+      'deep-dotdot',
+      [{ name: 'a/b/../../../evil', content: 'x' }],
+      /refusing archive entry "a\/b\/\.\.\/\.\.\/\.\.\/evil"/,
+    ],
+    [
+      'through-symlink',
+      [
+        { name: 'l', type: 'symlink', linkname: '/tmp' },
+        { name: 'l/evil', content: 'x' },
+      ],
+      /refusing archive entry "l\/evil": its parent "l" is a symbolic link/,
+    ],
+    [
+      'hardlink-out',
+      [{ name: 'h', type: 'hardlink', linkname: '../../../../etc/passwd' }],
+      /refusing archive entry "h": hard link target "\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd"/,
+    ],
+    [
+      'hardlink-absolute',
+      [{ name: 'h', type: 'hardlink', linkname: '/etc/passwd' }],
+      /refusing archive entry "h": hard link target "etc\/passwd" does not exist/,
+    ],
+    [
+      'hardlink-missing',
+      [{ name: 'h', type: 'hardlink', linkname: 'nothing' }],
+      /refusing archive entry "h": hard link target "nothing" does not exist/,
+    ],
+    [
+      'hardlink-dir',
+      [
+        { name: 'd/', type: 'dir' },
+        { name: 'h', type: 'hardlink', linkname: 'd' },
+      ],
+      /refusing archive entry "h": hard link to a directory/,
+    ],
+    [
+      'pax-huge',
+      [{ name: 'p', content: 'x', pax: { comment: 'c'.repeat(2 << 20) } }],
+      /ADD a\.tar: tar PAX header of \d+ bytes refused/,
+    ],
+    [
+      'symlink-dir-then-file',
+      [
+        { name: 'd', type: 'symlink', linkname: '../../..' },
+        { name: 'd/evil', content: 'x' },
+      ],
+      /refusing archive entry "d\/evil": its parent "d" is a symbolic link/,
+    ],
+    [
+      'hardlink-via-symlink',
+      [
+        { name: 's', type: 'symlink', linkname: '/etc' },
+        { name: 'h', type: 'hardlink', linkname: 's/passwd' },
+      ],
+      /refusing archive entry "h": hard link target "s\/passwd" goes through a symbolic link/,
+    ],
   ];
   for (const [name, entries, message] of refused) {
     test(name, async () => {
@@ -56,7 +112,11 @@ describe('ADD of a hostile archive is refused, naming the entry', () => {
 
 describe('ADD of an unusual but sound archive is unpacked as docker does', () => {
   test('hard links inside the archive stay hard links', async () => {
-    const { r } = await buildArchive('links', [{ name: 'a', content: 'same\n' }, { name: 'sub/', type: 'dir' }, { name: 'sub/b', type: 'hardlink', linkname: 'a' }]);
+    const { r } = await buildArchive('links', [
+      { name: 'a', content: 'same\n' },
+      { name: 'sub/', type: 'dir' },
+      { name: 'sub/b', type: 'hardlink', linkname: 'a' },
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const img = await savedImage(ws, 'add/links:1');
     const layer = img.layers.at(-1)!;
@@ -102,7 +162,11 @@ describe('ADD of an unusual but sound archive is unpacked as docker does', () =>
   });
 
   test('names are cleaned as docker cleans them: a leading / and inner .. stay inside', async () => {
-    const { r, ctx } = await buildArchive('clean-names', [{ name: '/abs', content: 'a' }, { name: 'x/../inner', content: 'i' }, { name: '/../top', content: 't' }]);
+    const { r, ctx } = await buildArchive('clean-names', [
+      { name: '/abs', content: 'a' },
+      { name: 'x/../inner', content: 'i' },
+      { name: '/../top', content: 't' },
+    ]);
     assert.equal(r.code, 0, r.stderr);
     nothingOutside(ctx);
     const img = await savedImage(ws, 'add/clean-names:1');

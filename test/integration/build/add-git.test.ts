@@ -30,7 +30,15 @@ function git(cwd: string, ...args: string[]): string {
   const r = spawnSync('git', args, {
     cwd,
     encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e', GIT_AUTHOR_DATE: `@${COMMIT_TIME} +0000`, GIT_COMMITTER_DATE: `@${COMMIT_TIME} +0000` },
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 't',
+      GIT_AUTHOR_EMAIL: 't@e',
+      GIT_COMMITTER_NAME: 't',
+      GIT_COMMITTER_EMAIL: 't@e',
+      GIT_AUTHOR_DATE: `@${COMMIT_TIME} +0000`,
+      GIT_COMMITTER_DATE: `@${COMMIT_TIME} +0000`,
+    },
   });
   assert.equal(r.status, 0, `git ${args.join(' ')}: ${r.stderr}`);
   return r.stdout.trim();
@@ -64,7 +72,11 @@ before(async () => {
   mkdirSync(served);
   git(ws.dir, 'clone', '-q', '--bare', work, path.join(served, 'repo.git'));
   const port = await freePort();
-  daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${served}`, '--listen=127.0.0.1', `--port=${port}`, served], { stdio: 'ignore' });
+  daemon = spawn(
+    'git',
+    ['daemon', '--reuseaddr', '--export-all', `--base-path=${served}`, '--listen=127.0.0.1', `--port=${port}`, served],
+    { stdio: 'ignore' },
+  );
   // Ready when it answers ls-remote.
   url = `git://127.0.0.1:${port}/repo.git`;
   for (let i = 0; i < 50; i++) {
@@ -103,18 +115,21 @@ describe('ADD <git repository>', { skip }, () => {
       assert.ok(x, `${p} is in the image`);
       return x;
     };
-    assert.equal(await ws.sh('addgit:1', 'cat /tagged/README /head/README /withgit/README'), 'version one\nversion two\nversion two\n');
+    assert.equal(
+      await ws.sh('addgit:1', 'cat /tagged/README /head/README /withgit/README'),
+      'version one\nversion two\nversion two\n',
+    );
     const tool = e('/tagged/sub/tool.sh');
     assert.equal(tool.mode & 0o777, 0o755, 'the executable bit survives');
     assert.deepEqual([tool.uid, tool.gid], [0, 0]);
     assert.equal(tool.mtime, COMMIT_TIME, 'mtime is the commit time');
     assert.equal(e('/tagged/README').mode & 0o777, 0o644);
-    assert.equal(e('/tagged/sub').mode & 0o777, 0o755, 'directories 0755 whatever kiln\'s umask');
+    assert.equal(e('/tagged/sub').mode & 0o777, 0o755, "directories 0755 whatever kiln's umask");
     const link = e('/tagged/link');
     assert.equal(link.type, 'symlink');
     assert.equal(link.linkname, 'sub/tool.sh');
     assert.equal(img.fs.get('/tagged/.git'), undefined, 'no .git without --keep-git-dir');
-    assert.ok(e('/subdir/tool.sh'), 'the subdir\'s content');
+    assert.ok(e('/subdir/tool.sh'), "the subdir's content");
     assert.equal(img.fs.get('/subdir/README'), undefined);
     assert.equal(e('/withgit/.git').type, 'directory');
     assert.equal(await ws.sh('addgit:1', 'cat /withgit/.git/HEAD'), `${commits.main}\n`);
@@ -132,12 +147,23 @@ describe('ADD <git repository>', { skip }, () => {
     assert.equal(await layer('addgit:a'), await layer('addgit:b'), 'same layer from two checkouts of one commit');
 
     const cases: [string, RegExp][] = [
-      [`ADD ${url}#no-such-branch /x`, /Dockerfile:3.*ADD git:\/\/127\.0\.0\.1:\d+\/repo\.git#no-such-branch: git fetch failed/],
-      [`ADD --checksum=${commits.main} ${url}#v1 /x`, new RegExp(`Dockerfile:3.*the checkout is commit ${commits.v1}, not --checksum ${commits.main}`)],
+      [
+        `ADD ${url}#no-such-branch /x`,
+        /Dockerfile:3.*ADD git:\/\/127\.0\.0\.1:\d+\/repo\.git#no-such-branch: git fetch failed/,
+      ],
+      [
+        `ADD --checksum=${commits.main} ${url}#v1 /x`,
+        new RegExp(`Dockerfile:3.*the checkout is commit ${commits.v1}, not --checksum ${commits.main}`),
+      ],
       [`ADD ${url}#v1:nope /x`, /Dockerfile:3.*no directory "nope" in the repository/],
     ];
     for (const [line, re] of cases) {
-      const r = await ws.kiln(['build', ws.context(`git-bad-${cases.findIndex((c) => c[0] === line)}`, { Dockerfile: `FROM debian-slim:bookworm\nRUN true\n${line}\n` })]);
+      const r = await ws.kiln([
+        'build',
+        ws.context(`git-bad-${cases.findIndex((c) => c[0] === line)}`, {
+          Dockerfile: `FROM debian-slim:bookworm\nRUN true\n${line}\n`,
+        }),
+      ]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, re);
       assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/);

@@ -39,7 +39,10 @@ before(async () => {
       res.writeHead(404).end('not found');
       return;
     }
-    res.writeHead(200, { 'content-length': String(f.body.length), ...(f.lastModified ? { 'last-modified': f.lastModified } : {}) });
+    res.writeHead(200, {
+      'content-length': String(f.body.length),
+      ...(f.lastModified ? { 'last-modified': f.lastModified } : {}),
+    });
     res.end(f.body);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -53,7 +56,7 @@ after(() => {
 describe('ADD <url>', { skip }, () => {
   before(() => ws.importDebian());
 
-  test('downloads with docker\'s naming, mode 0600, Last-Modified mtime, --checksum, --chown/--chmod; archives stay packed', async () => {
+  test("downloads with docker's naming, mode 0600, Last-Modified mtime, --checksum, --chown/--chmod; archives stay packed", async () => {
     const hello = files['/files/hello.txt']!.body;
     const ctx = ws.context('add-url', {
       Dockerfile: [
@@ -98,11 +101,21 @@ describe('ADD <url>', { skip }, () => {
     });
     const r = await ws.kiln(['build', bad]);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, new RegExp(`Dockerfile:2.*ADD ${base.replace(/[.]/g, '\\.')}/files/hello\\.txt: checksum mismatch: got ${sha(files['/files/hello.txt']!.body)}, expected sha256:0{64}`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `Dockerfile:2.*ADD ${base.replace(/[.]/g, '\\.')}/files/hello\\.txt: checksum mismatch: got ${sha(files['/files/hello.txt']!.body)}, expected sha256:0{64}`,
+      ),
+    );
     assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/);
-    const missing = ws.context('add-url-404', { Dockerfile: `FROM debian-slim:bookworm\nRUN true\nADD ${base}/files/nope.txt /x\n` });
+    const missing = ws.context('add-url-404', {
+      Dockerfile: `FROM debian-slim:bookworm\nRUN true\nADD ${base}/files/nope.txt /x\n`,
+    });
     const m = await ws.kiln(['build', missing]);
     assert.notEqual(m.code, 0);
-    assert.match(m.stderr, /Dockerfile:3.*ADD http:\/\/127\.0\.0\.1:\d+\/files\/nope\.txt: the server answered HTTP 404/);
+    assert.match(
+      m.stderr,
+      /Dockerfile:3.*ADD http:\/\/127\.0\.0\.1:\d+\/files\/nope\.txt: the server answered HTTP 404/,
+    );
   });
 });

@@ -27,7 +27,11 @@ function context(name: string, files: Record<string, string>): string {
 async function inspect(name: string) {
   const r = await runKiln(['inspect', name], { root });
   assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout)[0] as { Config: Record<string, unknown>; RootFS: { Layers: string[] }; History: { created_by: string; empty_layer?: boolean }[] };
+  return JSON.parse(r.stdout)[0] as {
+    Config: Record<string, unknown>;
+    RootFS: { Layers: string[] };
+    History: { created_by: string; empty_layer?: boolean }[];
+  };
 }
 
 async function inImage(name: string, script: string): Promise<string> {
@@ -38,7 +42,10 @@ async function inImage(name: string, script: string): Promise<string> {
 
 describe('kiln build on the Debian base', { skip: noBases }, () => {
   before(async () => {
-    const r = await runKiln(['import', await ensureBaseTar('debian-slim'), 'debian-slim:bookworm', '--change', 'CMD ["bash"]'], { root });
+    const r = await runKiln(
+      ['import', await ensureBaseTar('debian-slim'), 'debian-slim:bookworm', '--change', 'CMD ["bash"]'],
+      { root },
+    );
     assert.equal(r.code, 0, r.stderr);
   });
 
@@ -101,12 +108,27 @@ describe('kiln build on the Debian base', { skip: noBases }, () => {
   });
 
   test('COPY rules: directory contents, trailing slash, wildcards, a symlink source followed', async () => {
-    const ctx = context('copy', { Dockerfile: ['FROM debian-slim:bookworm', 'COPY dir /d1', 'COPY dir /d2/', 'COPY *.txt /t/', 'COPY a.txt /renamed', 'COPY link /links/'].join('\n'), 'dir/x/y.txt': 'y', 'a.txt': 'a', 'b.txt': 'b' });
+    const ctx = context('copy', {
+      Dockerfile: [
+        'FROM debian-slim:bookworm',
+        'COPY dir /d1',
+        'COPY dir /d2/',
+        'COPY *.txt /t/',
+        'COPY a.txt /renamed',
+        'COPY link /links/',
+      ].join('\n'),
+      'dir/x/y.txt': 'y',
+      'a.txt': 'a',
+      'b.txt': 'b',
+    });
     symlinkSync('a.txt', path.join(ctx, 'link'));
     const r = await runKiln(['build', '-t', 'copy:1', ctx], { root });
     assert.equal(r.code, 0, r.stderr);
     // A named source that is a link is followed (BuildKit's FollowSymlinks): the file, under the link's name.
-    const out = await inImage('copy:1', 'cat /d1/x/y.txt /d2/x/y.txt /t/a.txt /t/b.txt /renamed; echo; cat /links/link; test -L /links/link || echo not-a-link');
+    const out = await inImage(
+      'copy:1',
+      'cat /d1/x/y.txt /d2/x/y.txt /t/a.txt /t/b.txt /renamed; echo; cat /links/link; test -L /links/link || echo not-a-link',
+    );
     assert.equal(out, 'yyaba\nanot-a-link\n');
   });
 
@@ -120,16 +142,24 @@ describe('kiln build on the Debian base', { skip: noBases }, () => {
   });
 
   test('errors: missing source, unknown base image, unknown instruction, bad build arg, missing context', async () => {
-    const missing = await runKiln(['build', context('miss', { Dockerfile: 'FROM debian-slim:bookworm\nCOPY nope.txt /\n' })], { root });
+    const missing = await runKiln(
+      ['build', context('miss', { Dockerfile: 'FROM debian-slim:bookworm\nCOPY nope.txt /\n' })],
+      { root },
+    );
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /Dockerfile:2:1: .*"nope\.txt" not found in the build context/);
     const nobase = await runKiln(['build', context('nobase', { Dockerfile: 'FROM no-such-image:1\n' })], { root });
     assert.equal(nobase.code, 1);
     assert.match(nobase.stderr, /base image no-such-image:1 is not in the store/);
-    const unknown = await runKiln(['build', context('unk', { Dockerfile: 'FROM debian-slim:bookworm\nCOPPY a b\n' })], { root });
+    const unknown = await runKiln(['build', context('unk', { Dockerfile: 'FROM debian-slim:bookworm\nCOPPY a b\n' })], {
+      root,
+    });
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /Dockerfile:2:1: unknown instruction: COPPY/);
-    const badArg = await runKiln(['build', '--build-arg', '=x', context('arg', { Dockerfile: 'FROM debian-slim:bookworm\n' })], { root });
+    const badArg = await runKiln(
+      ['build', '--build-arg', '=x', context('arg', { Dockerfile: 'FROM debian-slim:bookworm\n' })],
+      { root },
+    );
     assert.equal(badArg.code, 2);
     const noCtx = await runKiln(['build', path.join(work, 'does-not-exist')], { root });
     assert.equal(noCtx.code, 1);
@@ -140,7 +170,23 @@ describe('kiln build on the Debian base', { skip: noBases }, () => {
     const ctx = context('target', { 'a.txt': 'a' });
     const iid = path.join(work, 'iid');
     const out = path.join(work, 'out.tar');
-    const r = await runKiln(['build', '-f', '-', '--target', 'first', '--iidfile', iid, '--output', `type=docker,dest=${out}`, '-t', 'target:1', ctx], { root, input: 'FROM debian-slim:bookworm AS first\nCOPY a.txt /\nFROM first\nRUN exit 9\n' });
+    const r = await runKiln(
+      [
+        'build',
+        '-f',
+        '-',
+        '--target',
+        'first',
+        '--iidfile',
+        iid,
+        '--output',
+        `type=docker,dest=${out}`,
+        '-t',
+        'target:1',
+        ctx,
+      ],
+      { root, input: 'FROM debian-slim:bookworm AS first\nCOPY a.txt /\nFROM first\nRUN exit 9\n' },
+    );
     assert.equal(r.code, 0, r.stderr);
     const other = path.join(work, 'store-load');
     const l = await runKiln(['load', '-i', out], { root: other });
@@ -149,9 +195,18 @@ describe('kiln build on the Debian base', { skip: noBases }, () => {
   });
 
   test('two builds on one store at once both succeed', async () => {
-    const a = context('conc-a', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo a > /a && sleep 1\nCOPY x /x\n', x: 'a' });
-    const b = context('conc-b', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo b > /b && sleep 1\nCOPY x /x\n', x: 'b' });
-    const [ra, rb] = await Promise.all([runKiln(['build', '-q', '-t', 'conc:a', a], { root }), runKiln(['build', '-q', '-t', 'conc:b', b], { root })]);
+    const a = context('conc-a', {
+      Dockerfile: 'FROM debian-slim:bookworm\nRUN echo a > /a && sleep 1\nCOPY x /x\n',
+      x: 'a',
+    });
+    const b = context('conc-b', {
+      Dockerfile: 'FROM debian-slim:bookworm\nRUN echo b > /b && sleep 1\nCOPY x /x\n',
+      x: 'b',
+    });
+    const [ra, rb] = await Promise.all([
+      runKiln(['build', '-q', '-t', 'conc:a', a], { root }),
+      runKiln(['build', '-q', '-t', 'conc:b', b], { root }),
+    ]);
     assert.equal(ra.code, 0, ra.stderr);
     assert.equal(rb.code, 0, rb.stderr);
     assert.equal(await inImage('conc:a', 'cat /a /x'), 'a\na');
@@ -160,29 +215,58 @@ describe('kiln build on the Debian base', { skip: noBases }, () => {
 
   test('Ctrl-C during a RUN step: exit 130, nothing mounted or left running, the store still works', async () => {
     const ctx = context('intr', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo started && sleep 30\n' });
-    const child = spawn(process.execPath, [cliPath, 'build', ctx], { env: { ...process.env, KILN_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
-    await new Promise<void>((resolve) => child.stderr.on('data', (b: Buffer) => b.toString().includes('started') && resolve()));
+    const child = spawn(process.execPath, [cliPath, 'build', ctx], {
+      env: { ...process.env, KILN_ROOT: root },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await new Promise<void>((resolve) =>
+      child.stderr.on('data', (b: Buffer) => b.toString().includes('started') && resolve()),
+    );
     const t0 = Date.now();
     child.kill('SIGINT');
     const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
     assert.equal(code, 130);
     assert.ok(Date.now() - t0 < 15000, `the step is stopped at once, not waited for (${Date.now() - t0} ms)`);
-    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root)).length, 0, 'no mount left');
+    assert.equal(
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(root)).length,
+      0,
+      'no mount left',
+    );
     assert.deepEqual(readdirSync(path.join(root, 'run')), [], 'no run state left');
     const t1 = Date.now();
-    const again = await runKiln(['build', '-q', context('after', { Dockerfile: 'FROM debian-slim:bookworm\nRUN true\n' })], { root });
+    const again = await runKiln(
+      ['build', '-q', context('after', { Dockerfile: 'FROM debian-slim:bookworm\nRUN true\n' })],
+      { root },
+    );
     assert.ok(Date.now() - t1 < 15000, `the next build does not wait for the interrupted one (${Date.now() - t1} ms)`);
     assert.equal(again.code, 0, again.stderr);
   });
 
   test('ADD unpacks a local tar archive (gzip) keeping its ownership; other files are copied', async () => {
-    const ctx = context('add', { Dockerfile: 'FROM debian-slim:bookworm\nADD bundle.tar.gz /opt/\nADD plain.txt /opt/\n', 'plain.txt': 'p', 'src/pkg/file.txt': 'inside' });
+    const ctx = context('add', {
+      Dockerfile: 'FROM debian-slim:bookworm\nADD bundle.tar.gz /opt/\nADD plain.txt /opt/\n',
+      'plain.txt': 'p',
+      'src/pkg/file.txt': 'inside',
+    });
     const { spawnSync } = await import('node:child_process');
-    const t = spawnSync('tar', ['-czf', path.join(ctx, 'bundle.tar.gz'), '--owner=1000', '--group=1000', '-C', path.join(ctx, 'src'), 'pkg']);
+    const t = spawnSync('tar', [
+      '-czf',
+      path.join(ctx, 'bundle.tar.gz'),
+      '--owner=1000',
+      '--group=1000',
+      '-C',
+      path.join(ctx, 'src'),
+      'pkg',
+    ]);
     assert.equal(t.status, 0);
     const r = await runKiln(['build', '-q', '-t', 'add:1', ctx], { root });
     assert.equal(r.code, 0, r.stderr);
-    const out = await inImage('add:1', 'cat /opt/pkg/file.txt /opt/plain.txt; stat -c %u:%g /opt/pkg/file.txt; ls /opt');
+    const out = await inImage(
+      'add:1',
+      'cat /opt/pkg/file.txt /opt/plain.txt; stat -c %u:%g /opt/pkg/file.txt; ls /opt',
+    );
     assert.equal(out, 'insidep1000:1000\npkg\nplain.txt\n');
   });
 });

@@ -16,7 +16,19 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lutimesSync, mkdirSync, readdirSync, readFileSync, lstatSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  lstatSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { dockerdUnavailable, startDockerd, type Dockerd } from '../../helpers/dockerd.js';
@@ -87,7 +99,10 @@ async function buildBoth(c: Case): Promise<{ kiln: SavedImage; ref: SavedImage }
   writeFileSync(refFile, c.reference ?? c.dockerfile);
   const args = Object.entries(c.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
   const tag = `bkfs-${c.name}:1`;
-  const [k, r] = await Promise.all([ws.kiln(['build', '-q', '-t', tag, ...args, ctx]), docker(['build', '-q', '--network', 'host', '-f', refFile, '-t', tag, ...args, ctx])]);
+  const [k, r] = await Promise.all([
+    ws.kiln(['build', '-q', '-t', tag, ...args, ctx]),
+    docker(['build', '-q', '--network', 'host', '-f', refFile, '-t', tag, ...args, ctx]),
+  ]);
   assert.equal(r.code, 0, `BuildKit failed on ${c.name}: ${r.stderr}`);
   assert.equal(k.code, 0, `kiln failed on ${c.name}: ${k.stderr}`);
   const refTar = path.join(ws.dir, `${c.name}.docker.tar`);
@@ -103,14 +118,21 @@ async function buildBoth(c: Case): Promise<{ kiln: SavedImage; ref: SavedImage }
 /** Differences between the final filesystems, one line each (empty when they are the same). */
 function fsDiff(kiln: SavedImage, ref: SavedImage): string[] {
   const out: string[] = [];
-  const show = (e: { type: string; mode: number; uid: number; gid: number; size: number; sha256?: string; linkname?: string } | undefined) =>
-    e ? `${e.type} ${e.mode.toString(8)} ${e.uid}:${e.gid} size=${e.size}${e.sha256 ? ` sha=${e.sha256.slice(0, 12)}` : ''}${e.linkname ? ` -> ${e.linkname}` : ''}` : 'absent';
+  const show = (
+    e:
+      | { type: string; mode: number; uid: number; gid: number; size: number; sha256?: string; linkname?: string }
+      | undefined,
+  ) =>
+    e
+      ? `${e.type} ${e.mode.toString(8)} ${e.uid}:${e.gid} size=${e.size}${e.sha256 ? ` sha=${e.sha256.slice(0, 12)}` : ''}${e.linkname ? ` -> ${e.linkname}` : ''}`
+      : 'absent';
   for (const p of [...new Set([...kiln.fs.keys(), ...ref.fs.keys()])].sort()) {
     const a = kiln.fs.get(p);
     const b = ref.fs.get(p);
     if (show(a) !== show(b)) out.push(`${p}: kiln ${show(a)} | buildkit ${show(b)}`);
     // A file copied from the context keeps its mtime in both (directories: see the documented difference).
-    else if (a?.type === 'file' && (a.mtime === T0) !== (b!.mtime === T0)) out.push(`${p}: mtime kiln ${a.mtime} | buildkit ${b!.mtime}`);
+    else if (a?.type === 'file' && (a.mtime === T0) !== (b!.mtime === T0))
+      out.push(`${p}: mtime kiln ${a.mtime} | buildkit ${b!.mtime}`);
   }
   return out;
 }
@@ -131,7 +153,20 @@ function orphans(img: SavedImage): string[] {
   return out;
 }
 
-const CONFIG_KEYS = ['Env', 'Cmd', 'Entrypoint', 'WorkingDir', 'User', 'ExposedPorts', 'Labels', 'Volumes', 'StopSignal', 'Healthcheck', 'Shell', 'OnBuild'] as const;
+const CONFIG_KEYS = [
+  'Env',
+  'Cmd',
+  'Entrypoint',
+  'WorkingDir',
+  'User',
+  'ExposedPorts',
+  'Labels',
+  'Volumes',
+  'StopSignal',
+  'Healthcheck',
+  'Shell',
+  'OnBuild',
+] as const;
 
 function configOf(img: SavedImage): Record<string, unknown> {
   const c = (img.config.config ?? {}) as Record<string, unknown>;
@@ -139,7 +174,14 @@ function configOf(img: SavedImage): Record<string, unknown> {
   for (const k of CONFIG_KEYS) {
     const v = c[k];
     // Absent, null and empty are one thing to docker inspect.
-    if (v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v as object).length === 0)) continue;
+    if (
+      v === undefined ||
+      v === null ||
+      v === '' ||
+      (Array.isArray(v) && v.length === 0) ||
+      (typeof v === 'object' && Object.keys(v as object).length === 0)
+    )
+      continue;
     out[k] = v;
   }
   return out;
@@ -153,14 +195,21 @@ function configOf(img: SavedImage): Record<string, unknown> {
  */
 function historyOf(img: SavedImage): [string, number | null][] {
   let layer = 0;
-  return (img.config.history ?? []).map((h) => {
-    let by = h.created_by ?? '';
-    by = by.replace(/^((?:COPY|ADD)(?: --parents)?) (?:--chown=\S+ )?(?:--chmod=\S+ )?/, '$1 ');
-    if (by.startsWith('ARG ')) by = `ARG ${by.slice(4).split(' ').map((a) => a.split('=')[0]).join(' ')}`;
-    if (by.startsWith('EXPOSE ')) by = `EXPOSE ${(by.match(/\d+\/(?:tcp|udp|sctp)/g) ?? []).sort().join(' ')}`;
-    if (by.startsWith('HEALTHCHECK ')) by = 'HEALTHCHECK';
-    return [by, h.empty_layer ? null : img.layers[layer++]!.length] as [string, number | null];
-  }).slice(1);
+  return (img.config.history ?? [])
+    .map((h) => {
+      let by = h.created_by ?? '';
+      by = by.replace(/^((?:COPY|ADD)(?: --parents)?) (?:--chown=\S+ )?(?:--chmod=\S+ )?/, '$1 ');
+      if (by.startsWith('ARG '))
+        by = `ARG ${by
+          .slice(4)
+          .split(' ')
+          .map((a) => a.split('=')[0])
+          .join(' ')}`;
+      if (by.startsWith('EXPOSE ')) by = `EXPOSE ${(by.match(/\d+\/(?:tcp|udp|sctp)/g) ?? []).sort().join(' ')}`;
+      if (by.startsWith('HEALTHCHECK ')) by = 'HEALTHCHECK';
+      return [by, h.empty_layer ? null : img.layers[layer++]!.length] as [string, number | null];
+    })
+    .slice(1);
 }
 
 /**
@@ -176,7 +225,8 @@ function historyDiff(kiln: SavedImage, ref: SavedImage): string[] {
     const [ka, la] = a[i] ?? ['(none)', null];
     const [kb, lb] = b[i] ?? ['(none)', null];
     if (ka !== kb) out.push(`step ${i + 1}: kiln "${ka}" | buildkit "${kb}"`);
-    else if ((la === null) !== (lb === null || lb === 0)) out.push(`step ${i + 1} "${ka}": kiln layer ${la ?? 'none'} | buildkit layer ${lb ?? 'none'}`);
+    else if ((la === null) !== (lb === null || lb === 0))
+      out.push(`step ${i + 1} "${ka}": kiln layer ${la ?? 'none'} | buildkit layer ${lb ?? 'none'}`);
   }
   return out;
 }
@@ -263,7 +313,11 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
       files: { 'src/pkg/file.txt': 'inside\n', 'src/pkg/sub/s': 's\n', 'ctxdir/x': 'x\n' },
       setup: (dir) => {
         symlinkSync('file.txt', path.join(dir, 'src', 'pkg', 'l'));
-        const tar = (file: string, ...flags: string[]) => assert.equal(spawnSync('tar', ['-c', ...flags, '-f', path.join(dir, file), '-C', path.join(dir, 'src'), 'pkg']).status, 0);
+        const tar = (file: string, ...flags: string[]) =>
+          assert.equal(
+            spawnSync('tar', ['-c', ...flags, '-f', path.join(dir, file), '-C', path.join(dir, 'src'), 'pkg']).status,
+            0,
+          );
         tar('t.tar.gz', '-z', '--owner=1000', '--group=1000');
         tar('t.tar.bz2', '-j');
         tar('t.tar.xz', '-J');
@@ -347,13 +401,26 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     await same({
       name: 'entrypoint',
       files: {},
-      dockerfile: ['FROM debian-slim:bookworm AS base', 'CMD ["from-base"]', 'FROM base', 'ENTRYPOINT echo shell form', ''].join('\n'),
+      dockerfile: [
+        'FROM debian-slim:bookworm AS base',
+        'CMD ["from-base"]',
+        'FROM base',
+        'ENTRYPOINT echo shell form',
+        '',
+      ].join('\n'),
     });
   });
 
-  test('syntax Debian\'s BuildKit lacks (heredocs, --link, --parents, --exclude) gives the files its equivalent gives', async () => {
-    const files = { 'a.txt': 'hello\n', 'src/x/f.txt': '1\n', 'src/y/f.txt': '2\n', 'src/y/g.md': '3\n', 'hello.txt': 'hello world\n' };
-    for (const dir of ['dir2', 'dir2ex']) Object.assign(files, { [`${dir}/keep.txt`]: 'k\n', [`${dir}/sub/s.txt`]: 's\n' });
+  test("syntax Debian's BuildKit lacks (heredocs, --link, --parents, --exclude) gives the files its equivalent gives", async () => {
+    const files = {
+      'a.txt': 'hello\n',
+      'src/x/f.txt': '1\n',
+      'src/y/f.txt': '2\n',
+      'src/y/g.md': '3\n',
+      'hello.txt': 'hello world\n',
+    };
+    for (const dir of ['dir2', 'dir2ex'])
+      Object.assign(files, { [`${dir}/keep.txt`]: 'k\n', [`${dir}/sub/s.txt`]: 's\n' });
     Object.assign(files, { 'dir2/doc.md': 'm\n', 'dir2/sub/skip': 'skip\n' });
     await same({
       name: 'modern',
@@ -408,7 +475,8 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
         'whole2/sub/keep': 'k\n',
         'whole2/sub/no': 'n\n',
         'whole2/other/no': 'n\n',
-        '.dockerignore': 'ign/*\nign2/**\nign3/deep/*\n**/*.md\nmixed/*.log\nreinc/*\n!reinc/keep\nwhole\n!whole/keep\nwhole2\n!whole2/sub/keep\n',
+        '.dockerignore':
+          'ign/*\nign2/**\nign3/deep/*\n**/*.md\nmixed/*.log\nreinc/*\n!reinc/keep\nwhole\n!whole/keep\nwhole2\n!whole2/sub/keep\n',
       },
       dockerfile: [
         'FROM debian-slim:bookworm',
@@ -431,22 +499,30 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     });
   });
 
-  test('kiln\'s umask does not leak: cache mount mode= as given (BuildKit; dockerd\'s own BuildKit applies its umask 022), directories an archive implies are 0755', async () => {
+  test("kiln's umask does not leak: cache mount mode= as given (BuildKit; dockerd's own BuildKit applies its umask 022), directories an archive implies are 0755", async () => {
     // BuildKit's daemon clears its umask, so mode=0770 makes a 0770 directory; the BuildKit inside
     // dockerd runs under dockerd's umask 022 and makes 0750 (moby/moby#48258, moby/buildkit#6801:
     // "dockerd sets the umask of the process to 022 and buildkit clears the umask"). kiln follows
     // BuildKit, under any umask of its own: this kiln runs under 027.
     const ctx = ws.context('cache-mode', {
       'src/p/q/f': 'f\n',
-      Dockerfile: 'FROM debian-slim:bookworm\nRUN --mount=type=cache,id=cm,target=/cache,mode=0770 --mount=type=cache,id=cm2,target=/c2,mode=0777,uid=5 stat -c %a /cache /c2 > /modes\nADD nodirs.tar /u/\n',
+      Dockerfile:
+        'FROM debian-slim:bookworm\nRUN --mount=type=cache,id=cm,target=/cache,mode=0770 --mount=type=cache,id=cm2,target=/c2,mode=0777,uid=5 stat -c %a /cache /c2 > /modes\nADD nodirs.tar /u/\n',
     });
     // An archive with a file and no entries for its directories: the unpacker makes them.
-    assert.equal(spawnSync('tar', ['--no-recursion', '-cf', path.join(ctx, 'nodirs.tar'), '-C', path.join(ctx, 'src'), 'p/q/f']).status, 0);
+    assert.equal(
+      spawnSync('tar', ['--no-recursion', '-cf', path.join(ctx, 'nodirs.tar'), '-C', path.join(ctx, 'src'), 'p/q/f'])
+        .status,
+      0,
+    );
     const old = process.umask(0o027);
     let k: Awaited<ReturnType<typeof ws.kiln>>;
     let r: { code: number; stderr: string };
     try {
-      [k, r] = await Promise.all([ws.kiln(['build', '-q', '-t', 'cache-mode:1', ctx]), docker(['build', '-q', '--network', 'host', '-t', 'cache-mode:1', ctx])]);
+      [k, r] = await Promise.all([
+        ws.kiln(['build', '-q', '-t', 'cache-mode:1', ctx]),
+        docker(['build', '-q', '--network', 'host', '-t', 'cache-mode:1', ctx]),
+      ]);
     } finally {
       process.umask(old);
     }
@@ -458,7 +534,11 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     assert.equal(unpacked.stdout, '/u 755 0:0\n/u/p 755 0:0\n/u/p/q 755 0:0\n/u/p/q/f 644 0:0\n', 'BuildKit');
     assert.equal(await ws.sh('cache-mode:1', modes), unpacked.stdout, 'kiln as BuildKit');
     const ref = d!.docker(['run', '--rm', '--network', 'host', 'cache-mode:1', 'cat', '/modes']);
-    assert.equal(ref.stdout, '750\n755\n', "dockerd's BuildKit applies its umask 022 (if this changes, the reference has caught up)");
+    assert.equal(
+      ref.stdout,
+      '750\n755\n',
+      "dockerd's BuildKit applies its umask 022 (if this changes, the reference has caught up)",
+    );
   });
 
   test('outputs of files, not an image: -o type=local,dest=DIR (and -o DIR), type=tar,dest=FILE, -o - (stdout), with --target artifacts', async () => {
@@ -488,7 +568,17 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     }
     const runs = await Promise.all([
       ws.kiln(['build', '-q', '--target', 'artifacts', '-o', `type=local,dest=${out('k-local')}`, ctx]),
-      docker(['build', '-q', '--network', 'host', '--target', 'artifacts', '-o', `type=local,dest=${out('d-local')}`, ctx]),
+      docker([
+        'build',
+        '-q',
+        '--network',
+        'host',
+        '--target',
+        'artifacts',
+        '-o',
+        `type=local,dest=${out('d-local')}`,
+        ctx,
+      ]),
       ws.kiln(['build', '-q', '--target', 'artifacts', '-o', `type=tar,dest=${out('k.tar')}`, ctx]),
       docker(['build', '-q', '--network', 'host', '--target', 'artifacts', '-o', `type=tar,dest=${out('d.tar')}`, ctx]),
       ws.kiln(['build', '-q', '--target', 'artifacts', '-o', out('k-merge'), ctx]),
@@ -503,22 +593,48 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
         tarFile = `${fromDir}.as.tar`;
         assert.equal(spawnSync('tar', ['-cf', tarFile, '-C', fromDir, '.']).status, 0);
       }
-      const show = (e: LayerEntry) => `${e.path} ${e.type} ${e.mode.toString(8)} ${e.uid}:${e.gid} size=${e.size}${e.sha256 ? ` ${e.sha256.slice(0, 12)}` : ''}${e.linkname ? ` -> ${e.linkname}` : ''}${e.type === 'file' && e.mtime === T0 ? ' T0' : ''}`;
-      return (await readLayer(tarFile)).filter((e) => e.path !== '/').map(show).sort();
+      const show = (e: LayerEntry) =>
+        `${e.path} ${e.type} ${e.mode.toString(8)} ${e.uid}:${e.gid} size=${e.size}${e.sha256 ? ` ${e.sha256.slice(0, 12)}` : ''}${e.linkname ? ` -> ${e.linkname}` : ''}${e.type === 'file' && e.mtime === T0 ? ' T0' : ''}`;
+      return (await readLayer(tarFile))
+        .filter((e) => e.path !== '/')
+        .map(show)
+        .sort();
     };
     const kLocal = await entriesOf('', out('k-local'));
-    assert.deepEqual(kLocal, await entriesOf('', out('d-local')), 'type=local: the same files, modes, owners (the user building), link targets, context mtimes');
-    assert.ok(kLocal.some((l) => l.startsWith('/x.whl file 600 0:0')), kLocal.join('\n'));
+    assert.deepEqual(
+      kLocal,
+      await entriesOf('', out('d-local')),
+      'type=local: the same files, modes, owners (the user building), link targets, context mtimes',
+    );
+    assert.ok(
+      kLocal.some((l) => l.startsWith('/x.whl file 600 0:0')),
+      kLocal.join('\n'),
+    );
     assert.ok(!kLocal.some((l) => l.startsWith('/gone')), 'a file deleted in the stage is not there');
-    assert.equal(statSync(out('k-local')).mode & 0o777, statSync(out('d-local')).mode & 0o777, 'a directory made for the output has docker\'s mode (0700)');
-    assert.deepEqual(await entriesOf(out('k.tar')), await entriesOf(out('d.tar')), 'type=tar: the same entries, the image\'s owners');
+    assert.equal(
+      statSync(out('k-local')).mode & 0o777,
+      statSync(out('d-local')).mode & 0o777,
+      "a directory made for the output has docker's mode (0700)",
+    );
+    assert.deepEqual(
+      await entriesOf(out('k.tar')),
+      await entriesOf(out('d.tar')),
+      "type=tar: the same entries, the image's owners",
+    );
     assert.ok((await entriesOf(out('k.tar'))).some((l) => l.startsWith('/x.whl file 600 1000:1000')));
-    assert.deepEqual(await entriesOf('', out('k-merge')), await entriesOf('', out('d-merge')), 'an existing directory: merged as BuildKit merges');
+    assert.deepEqual(
+      await entriesOf('', out('k-merge')),
+      await entriesOf('', out('d-merge')),
+      'an existing directory: merged as BuildKit merges',
+    );
     assert.equal(readFileSync(path.join(out('k-merge'), 'mine.txt'), 'utf8'), 'mine\n');
     assert.equal(readFileSync(path.join(out('k-merge'), 'a.txt'), 'utf8'), 'a\n');
     assert.ok(existsSync(path.join(out('k-merge'), 'sub', 'also-mine')));
     // -o - : the tar on stdout (stdout is the tar only: no image ID).
-    const piped = spawnSync(process.execPath, [cliPath, 'build', '-q', '--target', 'artifacts', '-o', '-', ctx], { env: { ...process.env, KILN_ROOT: ws.root }, maxBuffer: 1 << 26 });
+    const piped = spawnSync(process.execPath, [cliPath, 'build', '-q', '--target', 'artifacts', '-o', '-', ctx], {
+      env: { ...process.env, KILN_ROOT: ws.root },
+      maxBuffer: 1 << 26,
+    });
     assert.equal(piped.status, 0, piped.stderr?.toString());
     writeFileSync(out('k-stdout.tar'), piped.stdout);
     assert.deepEqual(await entriesOf(out('k-stdout.tar')), await entriesOf(out('d.tar')));
@@ -535,9 +651,24 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     // Debian's BuildKit (0.8) takes --add-host; --shm-size and --ulimit reach BuildKit's RUN from
     // docker 23 (BuildKit 0.11) on ("--shm-size: size of /dev/shm", "--ulimit: ulimit options",
     // docs.docker.com/reference/cli/docker/buildx/build/); the old one ignores them.
-    const ctx = ws.context('sandbox-flags', { Dockerfile: 'FROM debian-slim:bookworm\nRUN tail -2 /etc/hosts > /hosts && df -k /dev/shm | tail -1 | awk \'{print $2}\' > /shm && (ulimit -Sn; ulimit -Hn) > /ul\n' });
-    const flags = ['--add-host', 'myhost:10.1.2.3', '--add-host', 'other:10.9.9.9', '--shm-size', '128m', '--ulimit', 'nofile=1024:2048'];
-    const [k, r] = await Promise.all([ws.kiln(['build', '-q', '-t', 'sandbox-flags:1', ...flags, ctx]), docker(['build', '-q', '--network', 'host', '-t', 'sandbox-flags:1', ...flags, ctx])]);
+    const ctx = ws.context('sandbox-flags', {
+      Dockerfile:
+        "FROM debian-slim:bookworm\nRUN tail -2 /etc/hosts > /hosts && df -k /dev/shm | tail -1 | awk '{print $2}' > /shm && (ulimit -Sn; ulimit -Hn) > /ul\n",
+    });
+    const flags = [
+      '--add-host',
+      'myhost:10.1.2.3',
+      '--add-host',
+      'other:10.9.9.9',
+      '--shm-size',
+      '128m',
+      '--ulimit',
+      'nofile=1024:2048',
+    ];
+    const [k, r] = await Promise.all([
+      ws.kiln(['build', '-q', '-t', 'sandbox-flags:1', ...flags, ctx]),
+      docker(['build', '-q', '--network', 'host', '-t', 'sandbox-flags:1', ...flags, ctx]),
+    ]);
     assert.equal(k.code, 0, k.stderr);
     assert.equal(r.code, 0, r.stderr);
     const ref = d!.docker(['run', '--rm', '--network', 'host', 'sandbox-flags:1', 'cat', '/hosts']);
@@ -559,13 +690,28 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
   test('errors both builders give: a missing source, a link out of the context or to nothing', async () => {
     const bad: [string, Record<string, string>, (dir: string) => void, string, RegExp][] = [
       ['missing', {}, () => undefined, 'FROM debian-slim:bookworm\nCOPY nope.txt /\n', /"nope\.txt" not found/],
-      ['escape', {}, (dir) => symlinkSync('/etc/passwd', path.join(dir, 'abslink')), 'FROM debian-slim:bookworm\nCOPY abslink /x\n', /"abslink" is a symbolic link to "\/etc\/passwd", which is not found/],
-      ['dangling', {}, (dir) => symlinkSync('nowhere', path.join(dir, 'dangling')), 'FROM debian-slim:bookworm\nCOPY dangling /x\n', /"dangling" is a symbolic link to "\/nowhere"/],
+      [
+        'escape',
+        {},
+        (dir) => symlinkSync('/etc/passwd', path.join(dir, 'abslink')),
+        'FROM debian-slim:bookworm\nCOPY abslink /x\n',
+        /"abslink" is a symbolic link to "\/etc\/passwd", which is not found/,
+      ],
+      [
+        'dangling',
+        {},
+        (dir) => symlinkSync('nowhere', path.join(dir, 'dangling')),
+        'FROM debian-slim:bookworm\nCOPY dangling /x\n',
+        /"dangling" is a symbolic link to "\/nowhere"/,
+      ],
     ];
     for (const [name, files, setup, text, message] of bad) {
       const ctx = ws.context(`bad-${name}`, { ...files, Dockerfile: text });
       setup(ctx);
-      const [k, r] = await Promise.all([ws.kiln(['build', '-q', ctx]), docker(['build', '-q', '--network', 'host', ctx])]);
+      const [k, r] = await Promise.all([
+        ws.kiln(['build', '-q', ctx]),
+        docker(['build', '-q', '--network', 'host', ctx]),
+      ]);
       assert.notEqual(r.code, 0, `BuildKit refuses ${name}`);
       assert.equal(k.code, 1, `kiln refuses ${name}: ${k.stdout}`);
       assert.match(k.stderr, /Dockerfile:2:1: /, name);
@@ -584,7 +730,8 @@ describe('documented differences (docs/dockerfile-differences.md)', { skip: need
       'dir/sub/f': 'f\n',
       'a.txt': 'a\n',
       'b.txt': 'b\n',
-      Dockerfile: 'FROM debian-slim:bookworm\nCOPY dir /d\nCOPY --link a.txt /usr/local/bin\nCOPY --link a.txt /var/run/x.txt\nWORKDIR /tmp\nRUN true\n',
+      Dockerfile:
+        'FROM debian-slim:bookworm\nCOPY dir /d\nCOPY --link a.txt /usr/local/bin\nCOPY --link a.txt /var/run/x.txt\nWORKDIR /tmp\nRUN true\n',
     });
     stampTree(ctx);
     await ws.build(ctx, 'diff-doc:1');
@@ -596,18 +743,45 @@ describe('documented differences (docs/dockerfile-differences.md)', { skip: need
     assert.equal(img.fs.get('/var/run')?.type, 'symlink', 'a symlinked destination parent is followed, not replaced');
     assert.equal(img.fs.get('/run/x.txt')?.type, 'file');
     const hist = (img.config.history ?? []).slice(-2);
-    assert.deepEqual(hist.map((h) => [h.created_by, h.empty_layer ?? false]), [['WORKDIR /tmp', true], ['RUN /bin/sh -c true # buildkit', true]]);
+    assert.deepEqual(
+      hist.map((h) => [h.created_by, h.empty_layer ?? false]),
+      [
+        ['WORKDIR /tmp', true],
+        ['RUN /bin/sh -c true # buildkit', true],
+      ],
+    );
     assert.equal(img.layers.length, 4, 'base and three COPY layers, no empty ones');
     // Not a difference from current BuildKit (0.23 and later): ADD --chown applies to an archive's
     // members. Debian's BuildKit keeps the archive's owners.
-    const tgz = ws.context('diff-add-chown', { 'pkg/f': 'f\n', Dockerfile: 'FROM debian-slim:bookworm\nADD --chown=1500:1600 --chmod=0600 pkg.tar.gz /opt/\n' });
-    assert.equal(spawnSync('tar', ['-czf', path.join(tgz, 'pkg.tar.gz'), '--owner=1000', '--group=1000', '-C', tgz, 'pkg']).status, 0);
+    const tgz = ws.context('diff-add-chown', {
+      'pkg/f': 'f\n',
+      Dockerfile: 'FROM debian-slim:bookworm\nADD --chown=1500:1600 --chmod=0600 pkg.tar.gz /opt/\n',
+    });
+    assert.equal(
+      spawnSync('tar', ['-czf', path.join(tgz, 'pkg.tar.gz'), '--owner=1000', '--group=1000', '-C', tgz, 'pkg']).status,
+      0,
+    );
     await ws.build(tgz, 'diff-add-chown:1');
     const added = await savedImage(ws, 'diff-add-chown:1');
-    assert.deepEqual([added.fs.get('/opt/pkg')?.uid, added.fs.get('/opt/pkg')?.gid, added.fs.get('/opt/pkg')?.mode], [1500, 1600, 0o755], 'owner from --chown, mode from the archive');
+    assert.deepEqual(
+      [added.fs.get('/opt/pkg')?.uid, added.fs.get('/opt/pkg')?.gid, added.fs.get('/opt/pkg')?.mode],
+      [1500, 1600, 0o755],
+      'owner from --chown, mode from the archive',
+    );
     assert.deepEqual([added.fs.get('/opt/pkg/f')?.uid, added.fs.get('/opt/pkg/f')?.mode], [1500, 0o644]);
-    const many = await ws.kiln(['build', '-q', ws.context('diff-many', { 'a.txt': 'a', 'b.txt': 'b', Dockerfile: 'FROM debian-slim:bookworm\nCOPY a.txt b.txt /file\n' })]);
+    const many = await ws.kiln([
+      'build',
+      '-q',
+      ws.context('diff-many', {
+        'a.txt': 'a',
+        'b.txt': 'b',
+        Dockerfile: 'FROM debian-slim:bookworm\nCOPY a.txt b.txt /file\n',
+      }),
+    ]);
     assert.equal(many.code, 1);
-    assert.match(many.stderr, /Dockerfile:2:1: when using COPY with more than one source file, the destination must be a directory and end with a \//);
+    assert.match(
+      many.stderr,
+      /Dockerfile:2:1: when using COPY with more than one source file, the destination must be a directory and end with a \//,
+    );
   });
 });

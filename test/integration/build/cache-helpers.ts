@@ -26,8 +26,17 @@ export function parseJsonProgress(stdout: string, stderr = '', tag = ''): Built 
   let id = '';
   for (const line of stdout.split('\n')) {
     if (!line.trim()) continue;
-    const e = JSON.parse(line) as { type: string; stage: number; step: number; text: string; imageId: string; message: string; layer?: { digest: string } };
-    if (e.type === 'step-start') steps.set(`${e.stage}/${e.step}`, { stage: e.stage, step: e.step, text: e.text.split('\n')[0]!, cached: false });
+    const e = JSON.parse(line) as {
+      type: string;
+      stage: number;
+      step: number;
+      text: string;
+      imageId: string;
+      message: string;
+      layer?: { digest: string };
+    };
+    if (e.type === 'step-start')
+      steps.set(`${e.stage}/${e.step}`, { stage: e.stage, step: e.step, text: e.text.split('\n')[0]!, cached: false });
     if (e.type === 'step-cached') steps.get(`${e.stage}/${e.step}`)!.cached = true;
     if (e.type === 'step-done' && e.layer) steps.get(`${e.stage}/${e.step}`)!.layer = e.layer.digest;
     if (e.type === 'warning') warnings.push(e.message);

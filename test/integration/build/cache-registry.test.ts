@@ -25,7 +25,11 @@ const newStore = () => path.join(work, `store-${++stores}`);
 async function build(root: string, ctx: string, extra: string[]): Promise<Built & { manifest: string }> {
   const r = await runKiln(['build', '--progress', 'json', '-t', 'app:1', ...extra, ctx], { root });
   assert.equal(r.code, 0, `build failed: ${r.stderr}\n${r.stdout.split('\n').slice(-5).join('\n')}`);
-  const done = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; manifestDigest?: string }).find((e) => e.type === 'done');
+  const done = r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { type: string; manifestDigest?: string })
+    .find((e) => e.type === 'done');
   return { ...parseJsonProgress(r.stdout, r.stderr, 'app:1'), manifest: done!.manifestDigest! };
 }
 const ran = (b: Built) => b.steps.filter((s) => !s.cached).map((s) => s.text);
@@ -37,7 +41,10 @@ describe('build cache in a registry', { skip }, () => {
     reg = await startRegistry();
     // The base lives in the registry: a fresh machine pulls it like any other.
     const a = path.join(work, 'seed');
-    let r = await runKiln(['import', await ensureBaseTar('debian-slim'), 'debian-slim:bookworm', '--change', 'CMD ["bash"]'], { root: a });
+    let r = await runKiln(
+      ['import', await ensureBaseTar('debian-slim'), 'debian-slim:bookworm', '--change', 'CMD ["bash"]'],
+      { root: a },
+    );
     assert.equal(r.code, 0, r.stderr);
     r = await runKiln(['push', 'debian-slim:bookworm', `${reg.host}/debian-slim:bookworm`], { root: a });
     assert.equal(r.code, 0, r.stderr);
@@ -68,7 +75,10 @@ describe('build cache in a registry', { skip }, () => {
     const a = newStore();
     const first = await build(a, ctx, ['--cache-to', `type=registry,ref=${cacheRef},mode=max`]);
     assert.equal(first.steps.length, 8);
-    assert.deepEqual(first.steps.filter((s) => s.cached), []);
+    assert.deepEqual(
+      first.steps.filter((s) => s.cached),
+      [],
+    );
 
     const b = newStore();
     const second = await build(b, ctx, ['--cache-from', `type=registry,ref=${cacheRef}`]);
@@ -97,7 +107,12 @@ describe('build cache in a registry', { skip }, () => {
     writeFileSync(path.join(ctx2, 'src', 'a.txt'), 'changed\n');
     const c = await build(newStore(), ctx2, ['--cache-from', cacheRef]);
     // (Stages run side by side: compared as a set, not in event order.)
-    assert.deepEqual(ran(c).map((t) => t.split(' ').slice(0, 2).join(' ')).sort(), ['COPY src/', 'RUN cat', 'COPY --from=builder', 'WORKDIR /app', 'CMD ["cat",'].sort());
+    assert.deepEqual(
+      ran(c)
+        .map((t) => t.split(' ').slice(0, 2).join(' '))
+        .sort(),
+      ['COPY src/', 'RUN cat', 'COPY --from=builder', 'WORKDIR /app', 'CMD ["cat",'].sort(),
+    );
   });
 
   test('mode=min exports the final stage line only: a stage it copies from runs again, what follows stays cached', async () => {
@@ -107,10 +122,21 @@ describe('build cache in a registry', { skip }, () => {
     const b = newStore();
     const second = await build(b, ctx, ['--cache-from', `type=registry,ref=${cacheRef}`]);
     const builderSteps = second.steps.filter((s) => s.stage === 0);
-    assert.ok(builderSteps.every((s) => !s.cached), 'builder: not in a min cache');
+    assert.ok(
+      builderSteps.every((s) => !s.cached),
+      'builder: not in a min cache',
+    );
     // The builder's RUNs write new times into /out: the COPY --from sees new content and runs.
-    assert.deepEqual(ran(second).filter((t) => !builderSteps.some((s) => s.text === t)).map((t) => t.split(' ')[0]), ['COPY', 'WORKDIR', 'CMD']);
-    assert.ok(second.steps.find((s) => s.text.startsWith('RUN echo "$GREETING'))!.cached, 'the final stage\'s RUN before the COPY comes from the registry');
+    assert.deepEqual(
+      ran(second)
+        .filter((t) => !builderSteps.some((s) => s.text === t))
+        .map((t) => t.split(' ')[0]),
+      ['COPY', 'WORKDIR', 'CMD'],
+    );
+    assert.ok(
+      second.steps.find((s) => s.text.startsWith('RUN echo "$GREETING'))!.cached,
+      "the final stage's RUN before the COPY comes from the registry",
+    );
     assert.notEqual(second.id, first.id);
   });
 
@@ -120,7 +146,10 @@ describe('build cache in a registry', { skip }, () => {
     await build(a, ctx, []);
     const exported = await build(a, ctx, ['--cache-to', `type=registry,ref=${cacheRef},mode=max`]);
     const builderRuns = exported.steps.filter((s) => s.stage === 0 && s.text.startsWith('RUN'));
-    assert.ok(builderRuns.every((s) => !s.cached), 'the builder RUNs (snapshot-only layers) ran again, as blobs');
+    assert.ok(
+      builderRuns.every((s) => !s.cached),
+      'the builder RUNs (snapshot-only layers) ran again, as blobs',
+    );
     const c = await build(newStore(), ctx, ['--cache-from', `type=registry,ref=${cacheRef}`]);
     assert.deepEqual(ran(c), [], 'every step from the exported cache');
     assert.equal(c.id, exported.id);
@@ -133,11 +162,20 @@ describe('build cache in a registry', { skip }, () => {
     writeFileSync(path.join(small, 'Dockerfile'), 'FROM scratch\nCOPY a.txt /a.txt\n');
     writeFileSync(path.join(small, 'a.txt'), 'a\n');
     const r = await build(newStore(), small, ['--cache-from', `type=registry,ref=${reg.host}/cache/none:missing`]);
-    assert.ok(r.warnings.some((w) => /cannot import the build cache from .*none:missing/.test(w)), r.warnings.join('\n'));
-    assert.deepEqual(r.steps.filter((s) => s.cached), []);
+    assert.ok(
+      r.warnings.some((w) => /cannot import the build cache from .*none:missing/.test(w)),
+      r.warnings.join('\n'),
+    );
+    assert.deepEqual(
+      r.steps.filter((s) => s.cached),
+      [],
+    );
     // An image is not a cache either.
     const img = await build(newStore(), small, ['--cache-from', `${reg.host}/debian-slim:bookworm`]);
-    assert.ok(img.warnings.some((w) => /not a kiln cache/.test(w)), img.warnings.join('\n'));
+    assert.ok(
+      img.warnings.some((w) => /not a kiln cache/.test(w)),
+      img.warnings.join('\n'),
+    );
   });
 
   test('bad --cache-to / --cache-from values are usage errors', async () => {

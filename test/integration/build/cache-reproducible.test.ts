@@ -54,7 +54,10 @@ describe('reproducible images', { skip }, () => {
   before(async () => {
     // The base, as one file both stores load (a base pinned by digest).
     const seed = path.join(work, 'seed');
-    let r = await runKiln(['import', await ensureBaseTar('debian-slim'), 'debian-slim:bookworm', '--change', 'CMD ["bash"]'], { root: seed });
+    let r = await runKiln(
+      ['import', await ensureBaseTar('debian-slim'), 'debian-slim:bookworm', '--change', 'CMD ["bash"]'],
+      { root: seed },
+    );
     assert.equal(r.code, 0, r.stderr);
     r = await runKiln(['save', '-o', baseTar, 'debian-slim:bookworm'], { root: seed });
     assert.equal(r.code, 0, r.stderr);
@@ -66,7 +69,8 @@ describe('reproducible images', { skip }, () => {
     // Checkout B: same content, other mtimes (newer than the epoch on both sides: clamped).
     cpSync(ctxA, ctxB, { recursive: true });
     const later = new Date(Date.now() + 7200_000);
-    for (const f of ['Dockerfile', 'app/main.txt', 'app/lib/util.txt', 'config.ini']) utimesSync(path.join(ctxB, f), later, later);
+    for (const f of ['Dockerfile', 'app/main.txt', 'app/lib/util.txt', 'config.ini'])
+      utimesSync(path.join(ctxB, f), later, later);
   });
 
   async function buildOn(name: string, ctx: string, extra: string[], env: NodeJS.ProcessEnv) {
@@ -75,11 +79,19 @@ describe('reproducible images', { skip }, () => {
     assert.equal(l.code, 0, l.stderr);
     const r = await runKiln(['build', '--progress', 'json', '-t', 'repro:1', ...extra, ctx], { root, env });
     assert.equal(r.code, 0, r.stderr);
-    const done = r.stdout.split('\n').filter(Boolean).map((x) => JSON.parse(x) as { type: string; manifestDigest?: string }).find((e) => e.type === 'done')!;
+    const done = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((x) => JSON.parse(x) as { type: string; manifestDigest?: string })
+      .find((e) => e.type === 'done')!;
     const built = parseJsonProgress(r.stdout, r.stderr, 'repro:1');
     // An empty store: every RUN runs (the final stage's `ARG SOURCE_DATE_EPOCH` may reuse the first
     // stage's: same base, same step).
-    assert.deepEqual(built.steps.filter((s) => s.cached && !s.text.startsWith('ARG')), [], 'an empty store: every step runs');
+    assert.deepEqual(
+      built.steps.filter((s) => s.cached && !s.text.startsWith('ARG')),
+      [],
+      'an empty store: every step runs',
+    );
     return { root, id: built.id, manifest: done.manifestDigest! };
   }
 
@@ -90,9 +102,25 @@ describe('reproducible images', { skip }, () => {
     assert.equal(b.id, a.id, 'same config digest');
     assert.equal(b.manifest, a.manifest, 'same manifest digest');
 
-    const inspect = JSON.parse((await runKiln(['inspect', 'repro:1'], { root: a.root })).stdout) as { Created: string; History?: { created?: string }[] }[];
+    const inspect = JSON.parse((await runKiln(['inspect', 'repro:1'], { root: a.root })).stdout) as {
+      Created: string;
+      History?: { created?: string }[];
+    }[];
     assert.equal(inspect[0]!.Created, new Date(EPOCH * 1000).toISOString());
-    const run = await runKiln(['run', '-u', '0', '--entrypoint', '', 'repro:1', 'sh', '-c', 'cat /opt/app/share/doc/stamp; grep ^app: /etc/shadow | cut -d: -f3; stat -c %Y /opt/app/old /opt/app/future /etc/motd'], { root: a.root });
+    const run = await runKiln(
+      [
+        'run',
+        '-u',
+        '0',
+        '--entrypoint',
+        '',
+        'repro:1',
+        'sh',
+        '-c',
+        'cat /opt/app/share/doc/stamp; grep ^app: /etc/shadow | cut -d: -f3; stat -c %Y /opt/app/old /opt/app/future /etc/motd',
+      ],
+      { root: a.root },
+    );
     assert.equal(run.code, 0, run.stderr);
     const [stamp, day, old, future, motd] = run.stdout.trim().split('\n');
     assert.equal(stamp, 'built at 2023-11-14', 'ARG SOURCE_DATE_EPOCH reaches RUN');

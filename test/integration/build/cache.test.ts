@@ -67,7 +67,7 @@ describe('build cache', { skip }, () => {
     assert.equal(await ws.sh(second.tag, 'cat /app/all.txt /app/app.txt'), 'one\ntwo\napp\n');
   });
 
-  test('a changed source file re-runs the steps from the COPY that takes it; mtime-only and .dockerignore\'d changes keep the cache', async () => {
+  test("a changed source file re-runs the steps from the COPY that takes it; mtime-only and .dockerignore'd changes keep the cache", async () => {
     const ctx = ws.context('edit', {
       Dockerfile: [
         'FROM debian-slim:bookworm',
@@ -82,7 +82,13 @@ describe('build cache', { skip }, () => {
       '.dockerignore': '*.log\n',
       'debug.log': 'x\n',
     });
-    const [RUN1, COPYA, RUN2, COPYB, COPYALL] = ['RUN echo "edit before', 'COPY a.txt', 'RUN echo "after', 'COPY b.txt', 'COPY . /ctx/'];
+    const [RUN1, COPYA, RUN2, COPYB, COPYALL] = [
+      'RUN echo "edit before',
+      'COPY a.txt',
+      'RUN echo "after',
+      'COPY b.txt',
+      'COPY . /ctx/',
+    ];
     const starts = (b: Built) => ran(b).map((t) => [RUN1, COPYA, RUN2, COPYB, COPYALL].find((p) => t.startsWith(p)));
     const first = await build(ctx);
     const L1 = await layers(ws, first);
@@ -99,7 +105,7 @@ describe('build cache', { skip }, () => {
     writeFileSync(path.join(ctx, 'debug.log'), 'a different log\n');
     writeFileSync(path.join(ctx, 'new.log'), 'new\n');
     const ignored = await build(ctx);
-    assert.deepEqual(ran(ignored), [], '.dockerignore\'d changes keep every step cached');
+    assert.deepEqual(ran(ignored), [], ".dockerignore'd changes keep every step cached");
     assert.equal(ignored.id, first.id);
     unlinkSync(path.join(ctx, 'new.log'));
 
@@ -111,7 +117,10 @@ describe('build cache', { skip }, () => {
     assert.equal(L2[base], L1[base], 'the RUN before the COPY did not run again (same layer)');
     assert.notEqual(L2[base + 1], L1[base + 1], 'the COPY layer holds the new a.txt');
     assert.notEqual(L2[base + 2], L1[base + 2], 'the RUN after the COPY ran again (new date in its layer)');
-    assert.equal(await ws.sh(editA.tag, 'cat /app/a.txt /ctx/a.txt; test ! -e /ctx/debug.log && echo no-log'), 'a2\na2\nno-log\n');
+    assert.equal(
+      await ws.sh(editA.tag, 'cat /app/a.txt /ctx/a.txt; test ! -e /ctx/debug.log && echo no-log'),
+      'a2\na2\nno-log\n',
+    );
 
     // b.txt: only the last two COPY steps.
     writeFileSync(path.join(ctx, 'b.txt'), 'b2\n');
@@ -129,17 +138,29 @@ describe('build cache', { skip }, () => {
 
   test('a changed --build-arg busts the steps that see it; an unused one changes nothing', async () => {
     const ctx = ws.context('args', {
-      Dockerfile: ['FROM debian-slim:bookworm', 'RUN echo "args first $(date +%s%N)" > /first', 'ARG USED=default', 'RUN echo "$USED $(date +%s%N)" > /used', 'CMD ["cat", "/used"]'].join('\n'),
+      Dockerfile: [
+        'FROM debian-slim:bookworm',
+        'RUN echo "args first $(date +%s%N)" > /first',
+        'ARG USED=default',
+        'RUN echo "$USED $(date +%s%N)" > /used',
+        'CMD ["cat", "/used"]',
+      ].join('\n'),
     });
     const b1 = await build(ctx, ['--build-arg', 'USED=1']);
     const b2 = await build(ctx, ['--build-arg', 'USED=1', '--build-arg', 'UNUSED=zzz']);
     assert.deepEqual(ran(b2), [], 'an undeclared build arg is in no key');
     assert.equal(b2.id, b1.id);
-    assert.ok(b2.warnings.some((w) => /UNUSED/.test(w)), `the unused arg is reported: ${b2.warnings.join('; ')}`);
+    assert.ok(
+      b2.warnings.some((w) => /UNUSED/.test(w)),
+      `the unused arg is reported: ${b2.warnings.join('; ')}`,
+    );
     const b3 = await build(ctx, ['--build-arg', 'USED=2']);
     // CMD too: it is a step whose parent state changed.
     assert.deepEqual(ran(b3), ['ARG USED=default', 'RUN echo "$USED $(date +%s%N)" > /used', 'CMD ["cat", "/used"]']);
-    assert.ok(cached(b3).some((t) => t.startsWith('RUN echo "args first')), 'the RUN before the ARG stays cached');
+    assert.ok(
+      cached(b3).some((t) => t.startsWith('RUN echo "args first')),
+      'the RUN before the ARG stays cached',
+    );
     assert.equal((await ws.sh(b3.tag, 'cat /used')).split(' ')[0], '2');
     const hist = (await ws.inspect(b3.tag)).History.map((h) => h.created_by);
     assert.ok(hist.includes('ARG USED=2'), `the history shows the value the ARG took: ${hist.join(' | ')}`);
@@ -184,7 +205,10 @@ describe('build cache', { skip }, () => {
 
     // The final stage (by index) only: its RUNs run, builder and other stay cached.
     const finalOnly = await build(ctx, ['--no-cache-filter', '2']);
-    assert.deepEqual(ran(finalOnly).map((t) => t.split(' ').slice(0, 2).join(' ')), ['RUN echo', 'COPY --from=builder', 'COPY --from=other', 'RUN echo']);
+    assert.deepEqual(
+      ran(finalOnly).map((t) => t.split(' ').slice(0, 2).join(' ')),
+      ['RUN echo', 'COPY --from=builder', 'COPY --from=other', 'RUN echo'],
+    );
     assert.ok(stageOf(finalOnly, 'RUN date +%s%N > /other')!.cached);
 
     const bad = await ws.kiln(['build', '--no-cache-filter', 'nosuch', ctx]);
@@ -193,7 +217,13 @@ describe('build cache', { skip }, () => {
   });
 
   test('two builds at once on one store both succeed and leave a complete cache', async () => {
-    const df = (n: string) => ['FROM debian-slim:bookworm', 'RUN echo "concurrent shared $(date +%s%N)" > /shared', `RUN echo "${n} $(date +%s%N)" > /own`, 'COPY f.txt /f.txt'].join('\n');
+    const df = (n: string) =>
+      [
+        'FROM debian-slim:bookworm',
+        'RUN echo "concurrent shared $(date +%s%N)" > /shared',
+        `RUN echo "${n} $(date +%s%N)" > /own`,
+        'COPY f.txt /f.txt',
+      ].join('\n');
     const a = ws.context('conc-a', { Dockerfile: df('a'), 'f.txt': 'a\n' });
     const b = ws.context('conc-b', { Dockerfile: df('b'), 'f.txt': 'b\n' });
     const [ra, rb, ra2] = await Promise.all([build(a), build(b), build(a)]);
@@ -211,8 +241,12 @@ describe('build cache', { skip }, () => {
     try {
       await w.importDebian();
       // Two images, each with an incompressible 300 kB layer.
-      const x = w.context('x', { Dockerfile: 'FROM debian-slim:bookworm\nRUN head -c 300000 /dev/urandom > /x.bin\nCMD ["true"]\n' });
-      const y = w.context('y', { Dockerfile: 'FROM debian-slim:bookworm\nRUN head -c 300000 /dev/urandom > /y.bin\nCMD ["true"]\n' });
+      const x = w.context('x', {
+        Dockerfile: 'FROM debian-slim:bookworm\nRUN head -c 300000 /dev/urandom > /x.bin\nCMD ["true"]\n',
+      });
+      const y = w.context('y', {
+        Dockerfile: 'FROM debian-slim:bookworm\nRUN head -c 300000 /dev/urandom > /y.bin\nCMD ["true"]\n',
+      });
       const x1 = await build(x, [], undefined, w);
       await new Promise((r) => setTimeout(r, 50));
       const y1 = await build(y, [], undefined, w);

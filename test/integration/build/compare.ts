@@ -28,7 +28,8 @@ export function fsDiff(kiln: SavedImage, ref: SavedImage, opts: FsDiffOptions = 
     const b = ref.fs.get(p);
     if (!a && b && opts.onlyInBuildKit?.(p, b)) continue;
     const content = !opts.contentMayDiffer?.(p);
-    if (show(a, content) !== show(b, content)) out.push(`${p}: kiln ${show(a, content)} | buildkit ${show(b, content)}`);
+    if (show(a, content) !== show(b, content))
+      out.push(`${p}: kiln ${show(a, content)} | buildkit ${show(b, content)}`);
   }
   return out;
 }
@@ -43,10 +44,28 @@ export function hardLinks(img: SavedImage, base: number): string[] {
 
 /** Bytes of file content the layers above the first `base` ones store (a hard link stores none). */
 export function storedBytes(img: SavedImage, base: number): number {
-  return img.layers.slice(base).reduce((n, l) => n + l.reduce((m, e) => m + (e.tarType === 'file' || e.tarType === 'contiguous-file' ? e.size : 0), 0), 0);
+  return img.layers
+    .slice(base)
+    .reduce(
+      (n, l) => n + l.reduce((m, e) => m + (e.tarType === 'file' || e.tarType === 'contiguous-file' ? e.size : 0), 0),
+      0,
+    );
 }
 
-const CONFIG_KEYS = ['Env', 'Cmd', 'Entrypoint', 'WorkingDir', 'User', 'ExposedPorts', 'Labels', 'Volumes', 'StopSignal', 'Healthcheck', 'Shell', 'OnBuild'] as const;
+const CONFIG_KEYS = [
+  'Env',
+  'Cmd',
+  'Entrypoint',
+  'WorkingDir',
+  'User',
+  'ExposedPorts',
+  'Labels',
+  'Volumes',
+  'StopSignal',
+  'Healthcheck',
+  'Shell',
+  'OnBuild',
+] as const;
 
 /**
  * The config's keys docker reads. Absent and null are one thing; so are absent and empty for the
@@ -59,7 +78,10 @@ export function configOf(img: SavedImage): Record<string, unknown> {
   for (const k of CONFIG_KEYS) {
     const v = c[k];
     if (v === undefined || v === null) continue;
-    const empty = v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v as object).length === 0);
+    const empty =
+      v === '' ||
+      (Array.isArray(v) && v.length === 0) ||
+      (typeof v === 'object' && Object.keys(v as object).length === 0);
     if (empty && k !== 'Cmd' && k !== 'Entrypoint') continue;
     out[k] = v;
   }

@@ -21,7 +21,13 @@ const PLAIN = 'application/vnd.oci.image.layer.v1.tar';
 const GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
 
-const skip = needs(basesUnavailable(), registryUnavailable(), spawnSync('sh', ['-c', 'command -v skopeo && command -v zstd']).status === 0 ? undefined : 'skopeo or zstd is not installed (apt-get install skopeo zstd)');
+const skip = needs(
+  basesUnavailable(),
+  registryUnavailable(),
+  spawnSync('sh', ['-c', 'command -v skopeo && command -v zstd']).status === 0
+    ? undefined
+    : 'skopeo or zstd is not installed (apt-get install skopeo zstd)',
+);
 const ws = new Workspace('kiln-compress-');
 after(() => rmSync(ws.dir, { recursive: true, force: true }));
 
@@ -35,7 +41,10 @@ interface RawManifest {
 function skopeoRaw(ref: string): RawManifest & { digest: string } {
   const r = spawnSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  return { ...(JSON.parse(r.stdout) as RawManifest), digest: `sha256:${createHash('sha256').update(r.stdout).digest('hex')}` };
+  return {
+    ...(JSON.parse(r.stdout) as RawManifest),
+    digest: `sha256:${createHash('sha256').update(r.stdout).digest('hex')}`,
+  };
 }
 
 /** Pull REF into a new store and run it: its output. */
@@ -59,7 +68,9 @@ function ociArchiveManifest(file: string): RawManifest {
   mkdirSync(dir, { recursive: true });
   assert.equal(spawnSync('tar', ['-xf', file, '-C', dir]).status, 0);
   const index = JSON.parse(readFileSync(path.join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-  return JSON.parse(readFileSync(path.join(dir, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as RawManifest;
+  return JSON.parse(
+    readFileSync(path.join(dir, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8'),
+  ) as RawManifest;
 }
 
 describe('layer compression: plain in the store, compressed on the way out', { skip }, () => {
@@ -69,7 +80,12 @@ describe('layer compression: plain in the store, compressed on the way out', { s
     await ws.importDebian();
     reg = await startRegistry();
     ctx = ws.context('app', {
-      Dockerfile: ['FROM debian-slim:bookworm', 'COPY a.txt /a.txt', 'RUN echo ran > /ran && cat /a.txt >> /ran', 'CMD ["cat", "/ran"]'].join('\n'),
+      Dockerfile: [
+        'FROM debian-slim:bookworm',
+        'COPY a.txt /a.txt',
+        'RUN echo ran > /ran && cat /a.txt >> /ran',
+        'CMD ["cat", "/ran"]',
+      ].join('\n'),
       'a.txt': 'hello\n',
     });
   });
@@ -88,7 +104,10 @@ describe('layer compression: plain in the store, compressed on the way out', { s
     assert.equal((first.stderr.match(/: Compressing\n/g) ?? []).length, 3, first.stderr);
     const sent = skopeoRaw(`${reg.host}/c/app:1`);
     assert.equal(sent.config.digest, id, 'same config: same image id');
-    assert.deepEqual(sent.layers.map((l) => l.mediaType), [GZIP, GZIP, GZIP]);
+    assert.deepEqual(
+      sent.layers.map((l) => l.mediaType),
+      [GZIP, GZIP, GZIP],
+    );
     assert.equal(first.stdout.trim(), sent.digest, 'push prints the digest on the registry');
     const second = await ws.kiln(['push', 'app:1', `${reg.host}/c/other:1`]);
     assert.equal(second.code, 0, second.stderr);
@@ -101,35 +120,68 @@ describe('layer compression: plain in the store, compressed on the way out', { s
   test('--output: registry and oci archives get gzip, compression=zstd / uncompressed where asked, force-compression re-encodes the base', async () => {
     const reg1 = await ws.kiln(['build', '-q', '--output', `type=registry,name=${reg.host}/c/out:gz`, ctx]);
     assert.equal(reg1.code, 0, reg1.stderr);
-    assert.deepEqual(skopeoRaw(`${reg.host}/c/out:gz`).layers.map((l) => l.mediaType), [GZIP, GZIP, GZIP]);
+    assert.deepEqual(
+      skopeoRaw(`${reg.host}/c/out:gz`).layers.map((l) => l.mediaType),
+      [GZIP, GZIP, GZIP],
+    );
     const oci = path.join(ws.dir, 'out.tar');
     const o1 = await ws.kiln(['build', '-q', '--output', `type=oci,dest=${oci}`, ctx]);
     assert.equal(o1.code, 0, o1.stderr);
-    assert.deepEqual(ociArchiveManifest(oci).layers.map((l) => l.mediaType), [GZIP, GZIP, GZIP]);
+    assert.deepEqual(
+      ociArchiveManifest(oci).layers.map((l) => l.mediaType),
+      [GZIP, GZIP, GZIP],
+    );
     // zstd without force: the layers this build makes (here from the cache: plain) are zstd; the
     // base, already gzip on a registry-pulled image, would stay — this base is plain, so it is zstd too.
     const zst = path.join(ws.dir, 'zstd.tar');
     const o2 = await ws.kiln(['build', '-q', '--output', `type=oci,dest=${zst},compression=zstd`, ctx]);
     assert.equal(o2.code, 0, o2.stderr);
-    assert.deepEqual(ociArchiveManifest(zst).layers.map((l) => l.mediaType), [ZSTD, ZSTD, ZSTD]);
+    assert.deepEqual(
+      ociArchiveManifest(zst).layers.map((l) => l.mediaType),
+      [ZSTD, ZSTD, ZSTD],
+    );
     // A base whose layer is gzip (pulled from the registry): kept without force, re-encoded with it.
     const gzBase = ws.context('on-gz-base', { Dockerfile: `FROM ${reg.host}/c/app:1\nRUN echo more >> /ran\n` });
     const keep = path.join(ws.dir, 'keep.tar');
     const o3 = await ws.kiln(['build', '-q', '--output', `type=oci,dest=${keep},compression=zstd`, gzBase]);
     assert.equal(o3.code, 0, o3.stderr);
-    assert.deepEqual(ociArchiveManifest(keep).layers.map((l) => l.mediaType), [GZIP, GZIP, GZIP, ZSTD]);
+    assert.deepEqual(
+      ociArchiveManifest(keep).layers.map((l) => l.mediaType),
+      [GZIP, GZIP, GZIP, ZSTD],
+    );
     const forced = path.join(ws.dir, 'forced.tar');
-    const o4 = await ws.kiln(['build', '-q', '--output', `type=oci,dest=${forced},compression=zstd,force-compression=true`, gzBase]);
+    const o4 = await ws.kiln([
+      'build',
+      '-q',
+      '--output',
+      `type=oci,dest=${forced},compression=zstd,force-compression=true`,
+      gzBase,
+    ]);
     assert.equal(o4.code, 0, o4.stderr);
-    assert.deepEqual(ociArchiveManifest(forced).layers.map((l) => l.mediaType), [ZSTD, ZSTD, ZSTD, ZSTD]);
+    assert.deepEqual(
+      ociArchiveManifest(forced).layers.map((l) => l.mediaType),
+      [ZSTD, ZSTD, ZSTD, ZSTD],
+    );
     assert.equal(o4.stdout.trim(), o3.stdout.trim(), 'one image id whatever the compression');
     // uncompressed to a registry; push --compression-format zstd.
-    const r2 = await ws.kiln(['build', '-q', '--output', `type=registry,name=${reg.host}/c/out:plain,compression=uncompressed`, ctx]);
+    const r2 = await ws.kiln([
+      'build',
+      '-q',
+      '--output',
+      `type=registry,name=${reg.host}/c/out:plain,compression=uncompressed`,
+      ctx,
+    ]);
     assert.equal(r2.code, 0, r2.stderr);
-    assert.deepEqual(skopeoRaw(`${reg.host}/c/out:plain`).layers.map((l) => l.mediaType), [PLAIN, PLAIN, PLAIN]);
+    assert.deepEqual(
+      skopeoRaw(`${reg.host}/c/out:plain`).layers.map((l) => l.mediaType),
+      [PLAIN, PLAIN, PLAIN],
+    );
     const pz = await ws.kiln(['push', '--compression-format', 'zstd', 'app:1', `${reg.host}/c/app:zstd`]);
     assert.equal(pz.code, 0, pz.stderr);
-    assert.deepEqual(skopeoRaw(`${reg.host}/c/app:zstd`).layers.map((l) => l.mediaType), [ZSTD, ZSTD, ZSTD]);
+    assert.deepEqual(
+      skopeoRaw(`${reg.host}/c/app:zstd`).layers.map((l) => l.mediaType),
+      [ZSTD, ZSTD, ZSTD],
+    );
     assert.equal(await runPulled(`${reg.host}/c/app:zstd`, 'zstd-store'), 'ran\nhello\n');
   });
 
@@ -141,17 +193,32 @@ describe('layer compression: plain in the store, compressed on the way out', { s
     assert.equal(quick.config.digest, dflt.config.digest, 'same image id');
     assert.notEqual(quick.digest, dflt.digest);
     const sizes = (m: RawManifest) => (m.layers as unknown as { size: number }[]).reduce((n, l) => n + l.size, 0);
-    assert.ok(sizes(quick) > sizes(dflt), `level 1 (${sizes(quick)} B) compresses less than level 6 (${sizes(dflt)} B)`);
+    assert.ok(
+      sizes(quick) > sizes(dflt),
+      `level 1 (${sizes(quick)} B) compresses less than level 6 (${sizes(dflt)} B)`,
+    );
     const oci = path.join(ws.dir, 'level.tar');
-    const o = await ws.kiln(['build', '-q', '--output', `type=oci,dest=${oci},compression=zstd,compression-level=19`, ctx]);
+    const o = await ws.kiln([
+      'build',
+      '-q',
+      '--output',
+      `type=oci,dest=${oci},compression=zstd,compression-level=19`,
+      ctx,
+    ]);
     assert.equal(o.code, 0, o.stderr);
-    assert.deepEqual(ociArchiveManifest(oci).layers.map((l) => l.mediaType), [ZSTD, ZSTD, ZSTD]);
+    assert.deepEqual(
+      ociArchiveManifest(oci).layers.map((l) => l.mediaType),
+      [ZSTD, ZSTD, ZSTD],
+    );
   });
 
   test('type=store,compression=gzip keeps gzip blobs locally', async () => {
     const r = await ws.kiln(['build', '-q', '-t', 'app:gz', '--output', 'type=store,compression=gzip', ctx]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual((await localManifest('app:gz')).layers.map((l) => l.mediaType), [GZIP, GZIP, GZIP]);
+    assert.deepEqual(
+      (await localManifest('app:gz')).layers.map((l) => l.mediaType),
+      [GZIP, GZIP, GZIP],
+    );
   });
 
   test('bad compression values are usage errors', async () => {
@@ -174,13 +241,20 @@ describe('layer compression: plain in the store, compressed on the way out', { s
 
   test('gc forgets a compressed variant when its blob goes', async () => {
     const store = await Store.open({ root: ws.root });
-    const variants = () => (existsSync(path.join(ws.root, 'variants')) ? readdirSync(path.join(ws.root, 'variants')) : []);
-    assert.ok(variants().some((f) => f.endsWith('.zstd.json')), 'the zstd outputs left variants');
+    const variants = () =>
+      existsSync(path.join(ws.root, 'variants')) ? readdirSync(path.join(ws.root, 'variants')) : [];
+    assert.ok(
+      variants().some((f) => f.endsWith('.zstd.json')),
+      'the zstd outputs left variants',
+    );
     for (const img of await store.listImages()) await store.removeTag(img.name);
     await store.gc({ minAgeMs: 0 });
     // The zstd blobs served outputs only: gone, and their variants with them. The gzip ones are
     // also the blobs of the image pulled back from the registry, which cache records still use.
-    assert.deepEqual(variants().filter((f) => f.endsWith('.zstd.json')), []);
+    assert.deepEqual(
+      variants().filter((f) => f.endsWith('.zstd.json')),
+      [],
+    );
     for (const f of variants()) {
       const d = (JSON.parse(readFileSync(path.join(ws.root, 'variants', f), 'utf8')) as { digest: string }).digest;
       assert.ok(await store.hasBlob(d as `sha256:${string}`), `variant ${f}: its blob is kept`);

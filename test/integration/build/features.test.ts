@@ -42,14 +42,23 @@ describe('engine features', { skip }, () => {
     const hist = i.History.map((h) => h.created_by);
     assert.ok(!hist.some((h) => h.startsWith('ONBUILD')), 'ONBUILD has no history entry (BuildKit)');
     assert.ok(hist.includes('RUN |1 A=1 /bin/sh -c echo onbuild-ran > /onbuild.txt # buildkit'), hist.join('\n'));
-    assert.ok(hist.includes('RUN |2 A=1 B=bee /bin/sh -c echo "A=$A E=$E B=$B E2=$E2" > /vars.txt # buildkit'), hist.join('\n'));
+    assert.ok(
+      hist.includes('RUN |2 A=1 B=bee /bin/sh -c echo "A=$A E=$E B=$B E2=$E2" > /vars.txt # buildkit'),
+      hist.join('\n'),
+    );
     assert.ok(hist.includes('ENTRYPOINT ["cat"]'));
   });
 
   test('ONBUILD triggers of a base image run first in the stage built on it', async () => {
-    const a = ws.context('onb-base', { Dockerfile: 'FROM debian-slim:bookworm\nONBUILD COPY hello.txt /from-trigger.txt\nONBUILD RUN echo ran > /trigger-run.txt\n' });
+    const a = ws.context('onb-base', {
+      Dockerfile:
+        'FROM debian-slim:bookworm\nONBUILD COPY hello.txt /from-trigger.txt\nONBUILD RUN echo ran > /trigger-run.txt\n',
+    });
     await ws.build(a, 'onb-base:1');
-    const b = ws.context('onb-child', { Dockerfile: 'FROM onb-base:1\nRUN cat /from-trigger.txt /trigger-run.txt > /both.txt\n', 'hello.txt': 'hello\n' });
+    const b = ws.context('onb-child', {
+      Dockerfile: 'FROM onb-base:1\nRUN cat /from-trigger.txt /trigger-run.txt > /both.txt\n',
+      'hello.txt': 'hello\n',
+    });
     await ws.build(b, 'onb-child:1');
     assert.equal(await ws.sh('onb-child:1', 'cat /both.txt'), 'hello\nran\n');
     assert.equal((await ws.inspect('onb-child:1')).Config.OnBuild ?? null, null);
@@ -91,14 +100,26 @@ describe('engine features', { skip }, () => {
       ].join('\n'),
     });
     await ws.build(ctx, 'heredoc:1');
-    const out = await ws.sh('heredoc:1', 'cat /script.txt /plain.txt /a.txt /b.txt /docs/X /docs/Y; stat -c "%a %u:%g %n" /docs/X /z.txt; cat /z.txt; test -e /dev/pipes && echo pipes-left || true');
-    assert.equal(out, 'script /dev/pipes/EOF bash\nplain world\nfirst world\nsecond\nhello world\nhello $NAME\n644 0:0 /docs/X\n600 1:2 /z.txt\nzz\n');
+    const out = await ws.sh(
+      'heredoc:1',
+      'cat /script.txt /plain.txt /a.txt /b.txt /docs/X /docs/Y; stat -c "%a %u:%g %n" /docs/X /z.txt; cat /z.txt; test -e /dev/pipes && echo pipes-left || true',
+    );
+    assert.equal(
+      out,
+      'script /dev/pipes/EOF bash\nplain world\nfirst world\nsecond\nhello world\nhello $NAME\n644 0:0 /docs/X\n600 1:2 /z.txt\nzz\n',
+    );
     const hist = (await ws.inspect('heredoc:1')).History.map((h) => h.created_by);
     assert.ok(hist.includes('COPY <<X <<Y /docs/ # buildkit'), hist.join('\n'));
     assert.ok(hist.includes('COPY --chown=1:2 --chmod=0600 <<Z /z.txt # buildkit'), hist.join('\n'));
     assert.ok(hist.includes('RUN |1 NAME=world /bin/sh -c /dev/pipes/EOF # buildkit'), hist.join('\n'));
     const img = await savedImage(ws, 'heredoc:1');
-    const added = img.layers.slice(1).flat().map((e) => e.path);
-    assert.ok(!added.some((p) => p === '/dev' || p.startsWith('/dev/')), `the script mount leaves nothing in a layer: ${added.join(' ')}`);
+    const added = img.layers
+      .slice(1)
+      .flat()
+      .map((e) => e.path);
+    assert.ok(
+      !added.some((p) => p === '/dev' || p.startsWith('/dev/')),
+      `the script mount leaves nothing in a layer: ${added.join(' ')}`,
+    );
   });
 });

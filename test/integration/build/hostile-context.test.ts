@@ -24,10 +24,22 @@ function context(name: string, dockerfileLine: string): string {
 
 describe('sources that lead out of the context are refused, naming them', () => {
   const cases: [string, string, RegExp][] = [
-    ['dotdot', 'COPY ../outside.txt /x', /Dockerfile:2:1: failed to compute cache key: "\.\.\/outside\.txt" not found in the build context/],
+    [
+      'dotdot',
+      'COPY ../outside.txt /x',
+      /Dockerfile:2:1: failed to compute cache key: "\.\.\/outside\.txt" not found in the build context/,
+    ],
     ['through-dir-link', 'COPY etclink/passwd /x', /"etclink\/passwd" not found in the build context/],
-    ['absolute-link', 'COPY filelink /x', /"filelink" is a symbolic link to "[^"]*outside\.txt", which is not found in the build context/],
-    ['relative-link', 'COPY sub/rel /x', /"sub\/rel" is a symbolic link to "\/outside\.txt", which is not found in the build context/],
+    [
+      'absolute-link',
+      'COPY filelink /x',
+      /"filelink" is a symbolic link to "[^"]*outside\.txt", which is not found in the build context/,
+    ],
+    [
+      'relative-link',
+      'COPY sub/rel /x',
+      /"sub\/rel" is a symbolic link to "\/outside\.txt", which is not found in the build context/,
+    ],
     ['add-link', 'ADD filelink /x', /"filelink" is a symbolic link to/],
   ];
   for (const [name, line, message] of cases) {

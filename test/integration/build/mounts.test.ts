@@ -70,13 +70,23 @@ describe('RUN --mount', { skip }, () => {
       ].join('\n'),
     });
     await ws.build(ctx, 'cache:1');
-    assert.equal(await ws.sh('cache:1', 'cat /count /owner.txt /shared.txt /private.txt'), '1\n1000:1001:710\nshared-same\nprivate-apart\n');
+    assert.equal(
+      await ws.sh('cache:1', 'cat /count /owner.txt /shared.txt /private.txt'),
+      '1\n1000:1001:710\nshared-same\nprivate-apart\n',
+    );
     // A second build that runs the step again (--no-cache) finds what the first left in the cache.
     await ws.build(ctx, 'cache:2', ['--no-cache']);
     assert.equal(await ws.sh('cache:2', 'cat /count'), '2\n');
-    assert.equal(await ws.sh('cache:2', 'ls -A /var/cache/app | wc -l'), '0\n', 'the image has only the (empty) mount point, if anything');
+    assert.equal(
+      await ws.sh('cache:2', 'ls -A /var/cache/app | wc -l'),
+      '0\n',
+      'the image has only the (empty) mount point, if anything',
+    );
     const paths = await layerPaths('cache:2');
-    assert.ok(!paths.some((p) => /var\/cache\/app\/n$|(^|\/)c2\/|^\/?a\/x$/.test(p)), `cache content in a layer: ${paths.filter((p) => /cache|c2|a\/x/.test(p)).join(' ')}`);
+    assert.ok(
+      !paths.some((p) => /var\/cache\/app\/n$|(^|\/)c2\/|^\/?a\/x$/.test(p)),
+      `cache content in a layer: ${paths.filter((p) => /cache|c2|a\/x/.test(p)).join(' ')}`,
+    );
     assert.ok(existsSync(path.join(ws.root, 'cache-mounts')), 'cache mounts live in the store');
   });
 
@@ -103,7 +113,7 @@ describe('RUN --mount', { skip }, () => {
         'FROM debian-slim:bookworm AS src',
         'RUN mkdir -p /data && echo from-stage > /data/s.txt',
         'FROM debian-slim:bookworm',
-        'RUN --mount=type=bind,from=src,source=/data,target=/mnt/s --mount=type=bind,target=/mnt/ctx --mount=type=bind,from=debian-slim:bookworm,source=/etc/debian_version,target=/mnt/dv sh -c \'cat /mnt/s/s.txt /mnt/ctx/c.txt > /out.txt; test -s /mnt/dv && echo dv-ok >> /out.txt; test ! -e /mnt/ctx/ignored.txt && echo ignored-absent >> /out.txt\'',
+        "RUN --mount=type=bind,from=src,source=/data,target=/mnt/s --mount=type=bind,target=/mnt/ctx --mount=type=bind,from=debian-slim:bookworm,source=/etc/debian_version,target=/mnt/dv sh -c 'cat /mnt/s/s.txt /mnt/ctx/c.txt > /out.txt; test -s /mnt/dv && echo dv-ok >> /out.txt; test ! -e /mnt/ctx/ignored.txt && echo ignored-absent >> /out.txt'",
         `RUN --mount=type=bind,source=dir,target=/mnt/rw,rw sh -c 'echo changed > /mnt/rw/f.txt; touch /mnt/rw/new; cat /mnt/rw/f.txt > /rw.txt'`,
         `RUN --mount=type=bind,source=dir,target=/mnt/rw sh -c 'cat /mnt/rw/f.txt; test ! -e /mnt/rw/new && echo new-gone; if touch /mnt/rw/x 2>/dev/null; then echo writable; else echo readonly; fi' > /ro.txt`,
         `RUN --mount=type=bind,source=dir/f.txt,target=/one-file.txt cat /one-file.txt > /file.txt`,
@@ -115,13 +125,21 @@ describe('RUN --mount', { skip }, () => {
     });
     await ws.build(ctx, 'bind:1');
     assert.equal(await ws.sh('bind:1', 'cat /out.txt'), 'from-stage\nctx\ndv-ok\nignored-absent\n');
-    assert.equal(await ws.sh('bind:1', 'cat /rw.txt /ro.txt /file.txt'), 'changed\noriginal\nnew-gone\nreadonly\noriginal\n');
+    assert.equal(
+      await ws.sh('bind:1', 'cat /rw.txt /ro.txt /file.txt'),
+      'changed\noriginal\nnew-gone\nreadonly\noriginal\n',
+    );
     assert.equal(readFileSync(path.join(ctx, 'dir/f.txt'), 'utf8'), 'original\n', 'the context is untouched');
     const paths = await layerPaths('bind:1');
-    assert.ok(!paths.some((p) => /^\/?mnt\/(s|ctx|rw|dv)\/./.test(p) || /one-file/.test(p)), `mounted content in a layer: ${paths.filter((p) => p.includes('mnt')).join(' ')}`);
+    assert.ok(
+      !paths.some((p) => /^\/?mnt\/(s|ctx|rw|dv)\/./.test(p) || /one-file/.test(p)),
+      `mounted content in a layer: ${paths.filter((p) => p.includes('mnt')).join(' ')}`,
+    );
 
     // A symlink in the context pointing out of it is resolved inside the context, never on the host.
-    const esc = ws.context('bind-escape', { Dockerfile: 'FROM debian-slim:bookworm\nRUN --mount=type=bind,source=escape/passwd,target=/p cat /p\n' });
+    const esc = ws.context('bind-escape', {
+      Dockerfile: 'FROM debian-slim:bookworm\nRUN --mount=type=bind,source=escape/passwd,target=/p cat /p\n',
+    });
     symlinkSync('/etc', path.join(esc, 'escape'));
     const r = await ws.kiln(['build', esc]);
     assert.notEqual(r.code, 0);
@@ -130,7 +148,10 @@ describe('RUN --mount', { skip }, () => {
 
   test('type=tmpfs: a fresh tmpfs, nothing of it in the layer', async () => {
     const ctx = ws.context('tmpfs', {
-      Dockerfile: ['FROM debian-slim:bookworm', `RUN --mount=type=tmpfs,target=/scratch,size=1m sh -c 'echo x > /scratch/f; grep " /scratch " /proc/mounts | cut -d" " -f3 > /t.txt'`].join('\n'),
+      Dockerfile: [
+        'FROM debian-slim:bookworm',
+        `RUN --mount=type=tmpfs,target=/scratch,size=1m sh -c 'echo x > /scratch/f; grep " /scratch " /proc/mounts | cut -d" " -f3 > /t.txt'`,
+      ].join('\n'),
     });
     await ws.build(ctx, 'tmpfs:1');
     assert.equal(await ws.sh('tmpfs:1', 'cat /t.txt'), 'tmpfs\n');
@@ -155,14 +176,30 @@ describe('RUN --mount', { skip }, () => {
       ].join('\n'),
     });
     const env = { MY_TOKEN: envSecret, KILN_ID_SECRET: idSecret };
-    await ws.build(ctx, 'secret:1', ['--secret', `id=tok,src=${secretFile}`, '--secret', 'id=tok2,env=MY_TOKEN', '--secret', 'id=KILN_ID_SECRET'], env);
-    assert.equal(await ws.sh('secret:1', 'cat /h1 /h2 /h3'), `${sha(fileSecret)}\n${sha(envSecret)}\n${sha(idSecret)}\n`);
+    await ws.build(
+      ctx,
+      'secret:1',
+      ['--secret', `id=tok,src=${secretFile}`, '--secret', 'id=tok2,env=MY_TOKEN', '--secret', 'id=KILN_ID_SECRET'],
+      env,
+    );
+    assert.equal(
+      await ws.sh('secret:1', 'cat /h1 /h2 /h3'),
+      `${sha(fileSecret)}\n${sha(envSecret)}\n${sha(idSecret)}\n`,
+    );
     assert.equal(await ws.sh('secret:1', 'cat /m1 /m2 /m3 /m4'), '400:0:0\nno-file\n440:1:2\nskipped\n');
     const paths = await layerPaths('secret:1');
-    assert.ok(!paths.some((p) => /run\/secrets\/|etc\/tok$/.test(p)), `secret mount points in a layer: ${paths.filter((p) => /secret|tok/.test(p)).join(' ')}`);
+    assert.ok(
+      !paths.some((p) => /run\/secrets\/|etc\/tok$/.test(p)),
+      `secret mount points in a layer: ${paths.filter((p) => /secret|tok/.test(p)).join(' ')}`,
+    );
     // History shows RUN as BuildKit writes it: the command, no mount flags, no secret.
     const hist = (await ws.inspect('secret:1')).History.map((h) => h.created_by);
-    assert.ok(hist.includes(`RUN /bin/sh -c sh -c 'printf %s "$TOK" | sha256sum | cut -c1-64 > /h2; test ! -e /run/secrets/tok2 && echo no-file > /m2' # buildkit`), hist.join('\n'));
+    assert.ok(
+      hist.includes(
+        `RUN /bin/sh -c sh -c 'printf %s "$TOK" | sha256sum | cut -c1-64 > /h2; test ! -e /run/secrets/tok2 && echo no-file > /m2' # buildkit`,
+      ),
+      hist.join('\n'),
+    );
     // Every file of the store — blobs (gunzipped too), configs, cache records, snapshots, cache
     // mounts — is searched for the secrets' bytes; a saved archive of the image as well.
     const needles = [fileSecret, envSecret, idSecret].map((s) => Buffer.from(s));
@@ -177,13 +214,32 @@ describe('RUN --mount', { skip }, () => {
     assert.deepEqual(filesContaining(saved, needles), []);
     // A rebuild hits the cache (the key holds no secret; a changed secret does not change it, as BuildKit).
     writeFileSync(secretFile, `${fileSecret}-changed`);
-    const again = await ws.kiln(['build', '-t', 'secret:2', '--progress', 'plain', '--secret', `id=tok,src=${secretFile}`, '--secret', 'id=tok2,env=MY_TOKEN', '--secret', 'id=KILN_ID_SECRET', ctx], { env });
+    const again = await ws.kiln(
+      [
+        'build',
+        '-t',
+        'secret:2',
+        '--progress',
+        'plain',
+        '--secret',
+        `id=tok,src=${secretFile}`,
+        '--secret',
+        'id=tok2,env=MY_TOKEN',
+        '--secret',
+        'id=KILN_ID_SECRET',
+        ctx,
+      ],
+      { env },
+    );
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /CACHED/);
   });
 
   test('type=secret,required with no such secret: an error naming the Dockerfile line', async () => {
-    const ctx = ws.context('secret-req', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo before\nRUN --mount=type=secret,id=needed,required cat /run/secrets/needed\n' });
+    const ctx = ws.context('secret-req', {
+      Dockerfile:
+        'FROM debian-slim:bookworm\nRUN echo before\nRUN --mount=type=secret,id=needed,required cat /run/secrets/needed\n',
+    });
     const r = await ws.kiln(['build', ctx]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /Dockerfile:3.*secret "needed" is required but was not given/);
@@ -193,7 +249,7 @@ describe('RUN --mount', { skip }, () => {
     assert.match(bad.stderr, /secret "x": cannot read/);
   });
 
-  test('type=ssh forwards the caller\'s agent socket (SSH_AUTH_SOCK set in RUN)', async () => {
+  test("type=ssh forwards the caller's agent socket (SSH_AUTH_SOCK set in RUN)", async () => {
     const sock = path.join(ws.dir, 'agent.sock');
     let agent: ChildProcess | undefined;
     let server: net.Server | undefined;
@@ -219,9 +275,14 @@ describe('RUN --mount', { skip }, () => {
         ].join('\n'),
       });
       await ws.build(ctx, 'ssh:1', ['--ssh', 'default', '--ssh', `other=${sock}`], { SSH_AUTH_SOCK: sock });
-      assert.equal(await ws.sh('ssh:1', 'cat /sock.txt /answer.txt /mode.txt'), '/run/buildkit/ssh_agent.0\n12\n12\n666\n');
+      assert.equal(
+        await ws.sh('ssh:1', 'cat /sock.txt /answer.txt /mode.txt'),
+        '/run/buildkit/ssh_agent.0\n12\n12\n666\n',
+      );
       assert.ok(!(await layerPaths('ssh:1')).some((p) => /ssh_agent|other\.sock/.test(p)));
-      const req = ws.context('ssh-req', { Dockerfile: 'FROM debian-slim:bookworm\nRUN --mount=type=ssh,id=gone,required true\n' });
+      const req = ws.context('ssh-req', {
+        Dockerfile: 'FROM debian-slim:bookworm\nRUN --mount=type=ssh,id=gone,required true\n',
+      });
       const r = await ws.kiln(['build', req]);
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /Dockerfile:2.*ssh agent "gone" is required/);

@@ -47,23 +47,48 @@ describe('named build contexts (--build-context)', { skip }, () => {
       ].join('\n'),
     });
     const r = await ws.kiln([
-      'build', '-q', '-t', 'named:1',
-      '--build-context', 'debian=docker-image://debian-slim:bookworm',
-      '--build-context', `extra=${extra}`,
-      '--build-context', `deps=${extra}`,
-      '--build-context', `layout=oci-layout://${layout}:bookworm`,
+      'build',
+      '-q',
+      '-t',
+      'named:1',
+      '--build-context',
+      'debian=docker-image://debian-slim:bookworm',
+      '--build-context',
+      `extra=${extra}`,
+      '--build-context',
+      `deps=${extra}`,
+      '--build-context',
+      `layout=oci-layout://${layout}:bookworm`,
       ctx,
     ]);
     assert.equal(r.code, 0, r.stderr);
     const img = await savedImage(ws, 'named:1');
     const e = img.fs.get('/e/sub/e.txt');
     assert.ok(e, 'COPY --from=<directory context>');
-    assert.deepEqual([e.uid, e.gid], [0, 0], 'files of a directory context are root\'s, as the main context\'s');
-    assert.equal(img.fs.get('/e/skip.log'), undefined, 'the context directory\'s own .dockerignore applies');
+    assert.deepEqual([e.uid, e.gid], [0, 0], "files of a directory context are root's, as the main context's");
+    assert.equal(img.fs.get('/e/skip.log'), undefined, "the context directory's own .dockerignore applies");
     assert.ok(img.fs.get('/d/e.txt'), 'the stage "deps" was replaced by the context (its RUN exit 1 never ran)');
-    assert.equal(await ws.sh('named:1', 'cat /mounted /fd.txt; grep -c . /mlist; head -1 /os-release'), 'e\ne\n4\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n');
+    assert.equal(
+      await ws.sh('named:1', 'cat /mounted /fd.txt; grep -c . /mlist; head -1 /os-release'),
+      'e\ne\n4\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n',
+    );
     // Same directory, same layer: the steps after it stay cached.
-    const again = await ws.kiln(['build', '--progress', 'plain', '-t', 'named:2', '--build-context', 'debian=docker-image://debian-slim:bookworm', '--build-context', `extra=${extra}`, '--build-context', `deps=${extra}`, '--build-context', `layout=oci-layout://${layout}:bookworm`, ctx]);
+    const again = await ws.kiln([
+      'build',
+      '--progress',
+      'plain',
+      '-t',
+      'named:2',
+      '--build-context',
+      'debian=docker-image://debian-slim:bookworm',
+      '--build-context',
+      `extra=${extra}`,
+      '--build-context',
+      `deps=${extra}`,
+      '--build-context',
+      `layout=oci-layout://${layout}:bookworm`,
+      ctx,
+    ]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /#(\d+) \[base 1\/3\] COPY --from=extra[\s\S]*#\1 CACHED/, again.stderr);
     assert.equal((await ws.inspect('named:2')).Id, (await ws.inspect('named:1')).Id);

@@ -22,7 +22,13 @@ const ws = new Workspace('kiln-progress-');
 after(() => rmSync(ws.dir, { recursive: true, force: true }));
 
 const ID = /^sha256:[0-9a-f]{64}$/;
-const DOCKERFILE = ['FROM debian-slim:bookworm', 'COPY hello.txt /hello.txt', 'RUN echo "progress-out $(cat /hello.txt)" && echo progress-err >&2', 'ENV DONE=1', ''].join('\n');
+const DOCKERFILE = [
+  'FROM debian-slim:bookworm',
+  'COPY hello.txt /hello.txt',
+  'RUN echo "progress-out $(cat /hello.txt)" && echo progress-err >&2',
+  'ENV DONE=1',
+  '',
+].join('\n');
 
 type Json = Record<string, unknown> & { type: string };
 
@@ -41,7 +47,10 @@ function onPty(args: string[], cols: number, rows: number): Promise<{ code: numb
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const cmd = `stty cols ${cols} rows ${rows}; exec ${[process.execPath, cliPath, ...args].map(quote).join(' ')}`;
   return new Promise((resolve, reject) => {
-    const child = spawn('script', ['-qefc', cmd, '/dev/null'], { env: { ...process.env, KILN_ROOT: ws.root, TERM: 'xterm', NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('script', ['-qefc', cmd, '/dev/null'], {
+      env: { ...process.env, KILN_ROOT: ws.root, TERM: 'xterm', NO_COLOR: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => out.push(b));
@@ -52,7 +61,8 @@ function onPty(args: string[], cols: number, rows: number): Promise<{ code: numb
 }
 
 function scriptUnavailable(): string | undefined {
-  if (spawnSync('sh', ['-c', 'command -v script']).status !== 0) return 'util-linux script is not installed (apt-get install bsdutils: a pseudo-terminal for the tty view)';
+  if (spawnSync('sh', ['-c', 'command -v script']).status !== 0)
+    return 'util-linux script is not installed (apt-get install bsdutils: a pseudo-terminal for the tty view)';
   const probe = spawnSync('script', ['-qefc', 'test -t 2', '/dev/null'], { stdio: 'ignore' });
   return probe.status === 0 ? undefined : 'script gives no terminal here';
 }
@@ -109,10 +119,20 @@ describe('build progress', { skip }, () => {
     assert.equal(done.layers, 2);
     const types = new Set(ev.map((e) => e.type));
     for (const t of ['stage-start', 'step-start', 'step-output', 'step-done', 'stage-done']) assert.ok(types.has(t), t);
-    const out = ev.filter((e) => e.type === 'step-output' && e.stream === 'stdout').map((e) => e.data).join('');
+    const out = ev
+      .filter((e) => e.type === 'step-output' && e.stream === 'stdout')
+      .map((e) => e.data)
+      .join('');
     assert.equal(out, 'progress-out hello\n');
     const starts = ev.filter((e) => e.type === 'step-start');
-    assert.deepEqual(starts.map((e) => [e.step, e.total, e.line]), [[1, 3, 2], [2, 3, 3], [3, 3, 4]]);
+    assert.deepEqual(
+      starts.map((e) => [e.step, e.total, e.line]),
+      [
+        [1, 3, 2],
+        [2, 3, 3],
+        [3, 3, 4],
+      ],
+    );
     const copyDone = ev.find((e) => e.type === 'step-done' && e.step === 1)!;
     assert.match(String((copyDone.layer as { digest: string }).digest), ID);
     // The id the JSON gives is the image's.
@@ -133,9 +153,13 @@ describe('build progress', { skip }, () => {
     const r = await ws.kiln(['build', '--progress=json', '--no-cache', '-t', 'progress:overlap', c]);
     assert.equal(r.code, 0, r.stderr);
     const ev = jsonLines(r.stdout);
-    const at = (type: string, stage: number, step: number) => Number(ev.find((e) => e.type === type && e.stage === stage && e.step === step)!.time);
+    const at = (type: string, stage: number, step: number) =>
+      Number(ev.find((e) => e.type === type && e.stage === stage && e.step === step)!.time);
     const builderRunDone = at('step-done', 0, 1);
-    assert.ok(at('step-done', 1, 2) < builderRunDone, 'the final stage\'s RUN and WORKDIR finished while the builder slept');
+    assert.ok(
+      at('step-done', 1, 2) < builderRunDone,
+      "the final stage's RUN and WORKDIR finished while the builder slept",
+    );
     assert.ok(at('step-done', 1, 3) >= builderRunDone, 'COPY --from finished after the builder');
     assert.equal(await ws.sh('progress:overlap', 'cat /own /app/out'), 'own-step\nbuilt\n');
   });
@@ -194,31 +218,38 @@ describe('build progress', { skip }, () => {
     assert.match(r.stderr, /auto, tty, plain, json, quiet/);
   });
 
-  test('tty (on a pseudo-terminal): the live view while running, then the final frame with the summary; cursor shown', { skip: needs(scriptUnavailable()) }, async () => {
-    const c = ws.context('tty', { Dockerfile: 'FROM debian-slim:bookworm AS one\nRUN echo tty-one && sleep 0.5\nFROM debian-slim:bookworm\nRUN echo tty-two && sleep 0.5\nCOPY --from=one /etc/hostname /h\n' });
-    const r = await onPty(['build', '--no-cache', '-t', 'progress:tty', c], 100, 40);
-    assert.equal(r.code, 0, r.out);
-    assert.ok(r.out.includes('\x1b[?25l'), 'the cursor is hidden while drawing');
-    assert.equal(r.out.lastIndexOf('\x1b[?25h') > r.out.lastIndexOf('\x1b[?25l'), true, 'and shown again');
-    assert.match(r.out, /\[\+\] Building \d+\.\ds \(\d\/3\)\x1b\[K/, 'live frames');
-    assert.match(r.out, /=> \[one 1\/1\] RUN echo tty-one && sleep 0\.5 +running +\d+\.\ds/);
-    // The final screen: the last frame drawn over the live ones, then the id on stdout.
-    const screen = emulate(r.out, 100).lines.map((l) => l.trimEnd());
-    const id = screen.at(-1)!;
-    assert.match(id, ID);
-    const fin = screen.findIndex((l) => /^\[\+\] Building \d+\.\ds \(3\/3\) FINISHED$/.test(l));
-    assert.ok(fin >= 0, screen.join('\n'));
-    const final = screen.slice(fin).join('\n');
-    assert.match(final, /=> \[stage 1\/2 one\] FROM debian-slim:bookworm +done/);
-    assert.match(final, /=> \[one 1\/1\] RUN echo tty-one && sleep 0\.5 +done +\d+\.\ds/);
-    assert.match(final, /=> \[stage-1 1\/2\] RUN echo tty-two && sleep 0\.5 +done/);
-    assert.match(final, /=> \[stage-1 2\/2\] COPY --from=one \/etc\/hostname \/h +done/);
-    assert.ok(final.includes(`Built ${id} in `), final);
-    assert.match(final, /\n  manifest sha256:[0-9a-f]{64}\n/);
-    assert.doesNotMatch(final, /running|waiting/);
-    // Nothing from the live frames is left above the final one (it was drawn over them).
-    assert.equal(screen.slice(0, fin).filter((l) => l !== '').length, 0, screen.slice(0, fin).join('\n'));
-  });
+  test(
+    'tty (on a pseudo-terminal): the live view while running, then the final frame with the summary; cursor shown',
+    { skip: needs(scriptUnavailable()) },
+    async () => {
+      const c = ws.context('tty', {
+        Dockerfile:
+          'FROM debian-slim:bookworm AS one\nRUN echo tty-one && sleep 0.5\nFROM debian-slim:bookworm\nRUN echo tty-two && sleep 0.5\nCOPY --from=one /etc/hostname /h\n',
+      });
+      const r = await onPty(['build', '--no-cache', '-t', 'progress:tty', c], 100, 40);
+      assert.equal(r.code, 0, r.out);
+      assert.ok(r.out.includes('\x1b[?25l'), 'the cursor is hidden while drawing');
+      assert.equal(r.out.lastIndexOf('\x1b[?25h') > r.out.lastIndexOf('\x1b[?25l'), true, 'and shown again');
+      assert.match(r.out, /\[\+\] Building \d+\.\ds \(\d\/3\)\x1b\[K/, 'live frames');
+      assert.match(r.out, /=> \[one 1\/1\] RUN echo tty-one && sleep 0\.5 +running +\d+\.\ds/);
+      // The final screen: the last frame drawn over the live ones, then the id on stdout.
+      const screen = emulate(r.out, 100).lines.map((l) => l.trimEnd());
+      const id = screen.at(-1)!;
+      assert.match(id, ID);
+      const fin = screen.findIndex((l) => /^\[\+\] Building \d+\.\ds \(3\/3\) FINISHED$/.test(l));
+      assert.ok(fin >= 0, screen.join('\n'));
+      const final = screen.slice(fin).join('\n');
+      assert.match(final, /=> \[stage 1\/2 one\] FROM debian-slim:bookworm +done/);
+      assert.match(final, /=> \[one 1\/1\] RUN echo tty-one && sleep 0\.5 +done +\d+\.\ds/);
+      assert.match(final, /=> \[stage-1 1\/2\] RUN echo tty-two && sleep 0\.5 +done/);
+      assert.match(final, /=> \[stage-1 2\/2\] COPY --from=one \/etc\/hostname \/h +done/);
+      assert.ok(final.includes(`Built ${id} in `), final);
+      assert.match(final, /\n  manifest sha256:[0-9a-f]{64}\n/);
+      assert.doesNotMatch(final, /running|waiting/);
+      // Nothing from the live frames is left above the final one (it was drawn over them).
+      assert.equal(screen.slice(0, fin).filter((l) => l !== '').length, 0, screen.slice(0, fin).join('\n'));
+    },
+  );
 
   test('tty on a narrow terminal: no line of the live view wraps', { skip: needs(scriptUnavailable()) }, async () => {
     const r = await onPty(['build', '--progress=tty', '--no-cache', ctx], 36, 12);
@@ -245,7 +276,7 @@ describe('build progress: a base image pulled from a registry', { skip: skip || 
     assert.equal(p.code, 0, p.stderr);
   });
 
-  test('plain and json show the pull in the build\'s own progress', async () => {
+  test("plain and json show the pull in the build's own progress", async () => {
     const ref = `${reg.host}/kiln/debian:1`;
     const ctx = pullWs.context('pull', { Dockerfile: `FROM ${ref}\nENV X=1\n` });
     const r = await pullWs.kiln(['build', '--progress=plain', ctx]);
@@ -254,7 +285,10 @@ describe('build progress: a base image pulled from a registry', { skip: skip || 
     assert.match(r.stderr, new RegExp(`^#1 pulling ${ref.replace(/\./g, '\\.')}$`, 'm'));
     assert.match(r.stderr, /^#1 [0-9a-f]{12} [\d.]+[kM]?B \/ [\d.]+[kM]?B done$/m);
     assert.match(r.stderr, new RegExp(`^#1 pulled ${ref.replace(/\./g, '\\.')} \\([\\d.]+MB\\) in \\d+\\.\\ds$`, 'm'));
-    assert.ok(r.stderr.indexOf('pulled') < r.stderr.indexOf('[stage-0 1/1] ENV X=1'), 'the pull comes before the first step');
+    assert.ok(
+      r.stderr.indexOf('pulled') < r.stderr.indexOf('[stage-0 1/1] ENV X=1'),
+      'the pull comes before the first step',
+    );
     // A new store pulls again: the JSON stream has the pull events.
     const j = await runKiln(['build', '--progress=json', ctx], { root: path.join(pullWs.dir, 'store2') });
     assert.equal(j.code, 0, j.stderr);

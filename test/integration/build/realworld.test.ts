@@ -76,13 +76,24 @@ interface Built {
 }
 
 /** Build `ctx` with both builders at once; undefined codes → both images read back. */
-async function buildBoth(name: string, ctx: string, extra: string[] = []): Promise<{ k: { code: number; stderr: string; seconds: number }; r: { code: number; stderr: string; seconds: number }; images?: Built }> {
+async function buildBoth(
+  name: string,
+  ctx: string,
+  extra: string[] = [],
+): Promise<{
+  k: { code: number; stderr: string; seconds: number };
+  r: { code: number; stderr: string; seconds: number };
+  images?: Built;
+}> {
   const tag = `rw-${name}:1`;
   const timed = async <T>(p: Promise<T>): Promise<T & { seconds: number }> => {
     const t0 = Date.now();
     return { ...(await p), seconds: (Date.now() - t0) / 1000 };
   };
-  const [k, r] = await Promise.all([timed(ws.kiln(['build', '-q', '-t', tag, ...extra, ctx])), timed(docker(['build', '-q', '--network', 'host', '-t', tag, ...extra, ctx]))]);
+  const [k, r] = await Promise.all([
+    timed(ws.kiln(['build', '-q', '-t', tag, ...extra, ctx])),
+    timed(docker(['build', '-q', '--network', 'host', '-t', tag, ...extra, ctx])),
+  ]);
   if (k.code !== 0 || r.code !== 0) return { k, r };
   const refTar = path.join(ws.dir, `${name}.docker.tar`);
   const s = d!.docker(['save', '-o', refTar, tag]);
@@ -102,7 +113,10 @@ async function buildBoth(name: string, ctx: string, extra: string[] = []): Promi
 
 /** The empty mount points BuildKit's runc leaves in a RUN layer of a scratch stage (documented). */
 function mountPointOnlyInBuildKit(ref: SavedImage): (p: string, e: FsEntry) => boolean {
-  return (p, e) => ['/dev', '/proc', '/sys', '/etc'].includes(p) && e.type === 'directory' && ![...ref.fs.keys()].some((k) => k.startsWith(`${p}/`));
+  return (p, e) =>
+    ['/dev', '/proc', '/sys', '/etc'].includes(p) &&
+    e.type === 'directory' &&
+    ![...ref.fs.keys()].some((k) => k.startsWith(`${p}/`));
 }
 
 const bytecode = (p: string) => p.endsWith('.pyc') || /\.dist-info\/RECORD$/.test(p);
@@ -111,10 +125,14 @@ const bytecode = (p: string) => p.endsWith('.pyc') || /\.dist-info\/RECORD$/.tes
 function differences(b: Built): string[] {
   const out = fsDiff(b.kiln, b.ref, { contentMayDiffer: bytecode, onlyInBuildKit: mountPointOnlyInBuildKit(b.ref) });
   const [lk, lr] = [hardLinks(b.kiln, b.base), hardLinks(b.ref, b.base)];
-  if (JSON.stringify(lk) !== JSON.stringify(lr)) out.push(`hard links: kiln ${lk.length} [${lk.slice(0, 5).join(', ')}…] | buildkit ${lr.length} [${lr.slice(0, 5).join(', ')}…]`);
+  if (JSON.stringify(lk) !== JSON.stringify(lr))
+    out.push(
+      `hard links: kiln ${lk.length} [${lk.slice(0, 5).join(', ')}…] | buildkit ${lr.length} [${lr.slice(0, 5).join(', ')}…]`,
+    );
   const [sk, sr] = [storedBytes(b.kiln, b.base), storedBytes(b.ref, b.base)];
   // The same files stored once each: equal, bar bytecode whose size may move by a few bytes.
-  if (Math.abs(sk - sr) > Math.max(4096, sr * 0.001)) out.push(`stored bytes above the base: kiln ${sk} | buildkit ${sr}`);
+  if (Math.abs(sk - sr) > Math.max(4096, sr * 0.001))
+    out.push(`stored bytes above the base: kiln ${sk} | buildkit ${sr}`);
   const [ck, cr] = [configOf(b.kiln), configOf(b.ref)];
   if (!isDeepStrictEqual(ck, cr)) out.push(`config: kiln ${JSON.stringify(ck)} | buildkit ${JSON.stringify(cr)}`);
   return out;
@@ -129,7 +147,11 @@ interface CorpusCase {
   buildArgs?: Record<string, string>;
 }
 
-const corpus = existsSync(corpusDir) ? readdirSync(corpusDir).filter((n) => existsSync(path.join(corpusDir, n, 'Dockerfile'))).sort() : [];
+const corpus = existsSync(corpusDir)
+  ? readdirSync(corpusDir)
+      .filter((n) => existsSync(path.join(corpusDir, n, 'Dockerfile')))
+      .sort()
+  : [];
 
 describe('real-world corpus: kiln against BuildKit', { skip }, () => {
   test('the corpus has at least 15 Dockerfiles, each citing its source', () => {
@@ -144,19 +166,27 @@ describe('real-world corpus: kiln against BuildKit', { skip }, () => {
   for (const name of corpus) {
     test(name, async (t) => {
       const c = JSON.parse(readFileSync(path.join(corpusDir, name, 'case.json'), 'utf8')) as CorpusCase;
-      const extra = [...(c.target ? ['--target', c.target] : []), ...Object.entries(c.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`])];
+      const extra = [
+        ...(c.target ? ['--target', c.target] : []),
+        ...Object.entries(c.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
+      ];
       const started = Date.now();
       const { k, r, images } = await buildBoth(name, path.join(corpusDir, name), extra);
       assert.equal(r.code, 0, `BuildKit failed on ${name}: ${r.stderr}`);
       assert.equal(k.code, 0, `kiln failed on ${name}: ${k.stderr}`);
       assert.deepEqual(differences(images!), [], `${name}: kiln's image differs from BuildKit's`);
       const tag = `rw-${name}:1`;
-      const [kr, rr] = await Promise.all([ws.kiln(['run', '--rm', tag, ...c.run]), docker(['run', '--rm', '--network', 'host', tag, ...c.run])]);
+      const [kr, rr] = await Promise.all([
+        ws.kiln(['run', '--rm', tag, ...c.run]),
+        docker(['run', '--rm', '--network', 'host', tag, ...c.run]),
+      ]);
       assert.equal(rr.code, 0, `docker run ${name}: ${rr.stderr}`);
       assert.equal(kr.code, 0, `kiln run ${name}: ${kr.stderr}`);
       assert.match(rr.stdout, new RegExp(c.expect), `${name}: BuildKit's image prints what case.json expects`);
       assert.equal(kr.stdout, rr.stdout, `${name}: the images print the same`);
-      t.diagnostic(`${name}: ${images!.kiln.layers.length} layers, ${storedBytes(images!.kiln, images!.base)} bytes above the base, ${hardLinks(images!.kiln, images!.base).length} hard links; builds: kiln ${k.seconds.toFixed(1)} s, BuildKit ${r.seconds.toFixed(1)} s; case ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      t.diagnostic(
+        `${name}: ${images!.kiln.layers.length} layers, ${storedBytes(images!.kiln, images!.base)} bytes above the base, ${hardLinks(images!.kiln, images!.base).length} hard links; builds: kiln ${k.seconds.toFixed(1)} s, BuildKit ${r.seconds.toFixed(1)} s; case ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
     });
   }
 });
@@ -225,7 +255,10 @@ describe('scratch stages: every instruction with zero, one and several layers be
     // inspect on both sides.
     const ctx = context('0-config', CONFIG_STEPS);
     const tag = 'rw-scratch-0-config:1';
-    const [k, r] = await Promise.all([ws.kiln(['build', '-q', '-t', tag, ctx]), docker(['build', '-q', '--network', 'host', '-t', tag, ctx])]);
+    const [k, r] = await Promise.all([
+      ws.kiln(['build', '-q', '-t', tag, ctx]),
+      docker(['build', '-q', '--network', 'host', '-t', tag, ctx]),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(k.code, 0, k.stderr);
     const ri = d!.docker(['image', 'inspect', tag]);
@@ -244,8 +277,9 @@ describe('scratch stages: every instruction with zero, one and several layers be
       // points behind"): BuildKit's RUN layer keeps the empty mount points runc made.
       const top = (img: SavedImage) => [...img.fs.keys()].filter((p) => p.split('/').length === 2).sort();
       assert.deepEqual(top(b.kiln), ['/bin', '/ran', '/var']);
-      for (const p of ['/dev', '/proc', '/sys']) assert.equal(b.ref.fs.get(p)?.type, 'directory', `BuildKit leaves ${p}`);
-      assert.deepEqual(hardLinks(b.kiln, 1), ['/var/lib/x/ran2 => /ran'], 'the RUN\'s hard link');
+      for (const p of ['/dev', '/proc', '/sys'])
+        assert.equal(b.ref.fs.get(p)?.type, 'directory', `BuildKit leaves ${p}`);
+      assert.deepEqual(hardLinks(b.kiln, 1), ['/var/lib/x/ran2 => /ran'], "the RUN's hard link");
     }
     await same('1-same-top', ['COPY a.txt /d/a', 'COPY dir /d/']);
     await same('1-config', [busybox, ...CONFIG_STEPS]);
@@ -256,6 +290,15 @@ describe('scratch stages: every instruction with zero, one and several layers be
     await same('n-all', steps);
     // A link made by a RUN of the scratch stage survives COPY --from of its directory; two
     // sources of one COPY are two files, linked or not (BuildKit keeps links within a source).
-    await same('n-from-stage', ['COPY a.txt /a', 'COPY dir /dir', busybox, 'RUN ["/bin/busybox", "ln", "/dir/b.txt", "/dir/sub/b2"]', 'FROM scratch', 'COPY --from=0 /dir /dir2', 'COPY --from=0 /dir/b.txt /dir/sub/b2 /pair/', 'COPY --from=0 /a /']);
+    await same('n-from-stage', [
+      'COPY a.txt /a',
+      'COPY dir /dir',
+      busybox,
+      'RUN ["/bin/busybox", "ln", "/dir/b.txt", "/dir/sub/b2"]',
+      'FROM scratch',
+      'COPY --from=0 /dir /dir2',
+      'COPY --from=0 /dir/b.txt /dir/sub/b2 /pair/',
+      'COPY --from=0 /a /',
+    ]);
   });
 });

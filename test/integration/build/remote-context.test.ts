@@ -56,7 +56,10 @@ function makeContext(): string {
   const ctx = ws.context('ctx', { 'sub/f': 'hello\n', 'top.txt': 'top\n', Dockerfile: DOCKERFILE });
   mkdirSync(path.join(ws.dir, 'served'), { recursive: true });
   assert.equal(spawnSync('tar', ['-czf', path.join(ws.dir, 'served', 'ctx.tgz'), '-C', ctx, '.']).status, 0);
-  writeFileSync(path.join(ws.dir, 'served', 'Dockerfile.txt'), 'FROM debian-slim:bookworm\nRUN echo only-a-dockerfile > /x\n');
+  writeFileSync(
+    path.join(ws.dir, 'served', 'Dockerfile.txt'),
+    'FROM debian-slim:bookworm\nRUN echo only-a-dockerfile > /x\n',
+  );
   return ctx;
 }
 
@@ -107,7 +110,9 @@ describe('remote and streamed build contexts', { skip }, () => {
     const f = await runKiln(['build', '-q', '-f', 'sub/../Dockerfile', `${base}/ctx.tgz`], { root: ws.root });
     assert.equal(f.code, 0, f.stderr);
     // Nothing fetched is left behind.
-    const left = spawnSync('sh', ['-c', `ls ${path.join(ws.root, 'tmp')} | grep context || true`], { encoding: 'utf8' }).stdout;
+    const left = spawnSync('sh', ['-c', `ls ${path.join(ws.root, 'tmp')} | grep context || true`], {
+      encoding: 'utf8',
+    }).stdout;
     assert.equal(left, '');
   });
 
@@ -116,7 +121,21 @@ describe('remote and streamed build contexts', { skip }, () => {
     mkdirSync(path.join(repo, 'app'), { recursive: true });
     writeFileSync(path.join(repo, 'app', 'Dockerfile'), 'FROM debian-slim:bookworm\nCOPY . /src/\n');
     writeFileSync(path.join(repo, 'app', 'main.txt'), 'v1\n');
-    const git = (...a: string[]) => assert.equal(spawnSync('git', a, { cwd: repo, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } }).status, 0, a.join(' '));
+    const git = (...a: string[]) =>
+      assert.equal(
+        spawnSync('git', a, {
+          cwd: repo,
+          env: {
+            ...process.env,
+            GIT_AUTHOR_NAME: 't',
+            GIT_AUTHOR_EMAIL: 't@e',
+            GIT_COMMITTER_NAME: 't',
+            GIT_COMMITTER_EMAIL: 't@e',
+          },
+        }).status,
+        0,
+        a.join(' '),
+      );
     git('init', '-q', '-b', 'main');
     git('add', '.');
     git('commit', '-q', '-m', 'one');
@@ -128,12 +147,29 @@ describe('remote and streamed build contexts', { skip }, () => {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
-    gitd = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${served}`, '--listen=127.0.0.1', `--port=${port}`, served], { stdio: 'ignore' });
+    gitd = spawn(
+      'git',
+      [
+        'daemon',
+        '--reuseaddr',
+        '--export-all',
+        `--base-path=${served}`,
+        '--listen=127.0.0.1',
+        `--port=${port}`,
+        served,
+      ],
+      { stdio: 'ignore' },
+    );
     const url = `git://127.0.0.1:${port}/repo.git`;
-    for (let i = 0; i < 50 && spawnSync('git', ['ls-remote', url], { stdio: 'ignore' }).status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && spawnSync('git', ['ls-remote', url], { stdio: 'ignore' }).status !== 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
     const r = await runKiln(['build', '-q', '-t', 'remote-git:1', `${url}#v1:app`], { root: ws.root });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(await ws.sh('remote-git:1', 'ls -a /src; cat /src/main.txt'), '.\n..\nDockerfile\nmain.txt\nv1\n', 'the subdir, without .git');
+    assert.equal(
+      await ws.sh('remote-git:1', 'ls -a /src; cat /src/main.txt'),
+      '.\n..\nDockerfile\nmain.txt\nv1\n',
+      'the subdir, without .git',
+    );
     const bad = await runKiln(['build', '-q', `${url}#nope`], { root: ws.root });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /#nope: git fetch failed/);

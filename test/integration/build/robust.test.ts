@@ -35,17 +35,23 @@ function processesWith(marker: string): string[] {
 /** What a build process may leave in the store: mounts, run state, its temporary files. */
 function leftovers(pid: number): string[] {
   const out: string[] = [];
-  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (l.includes(ws.root)) out.push(`mount: ${l.split(' ')[4]}`);
+  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n'))
+    if (l.includes(ws.root)) out.push(`mount: ${l.split(' ')[4]}`);
   const list = (d: string) => (existsSync(d) ? readdirSync(d) : []);
   for (const n of list(path.join(ws.root, 'run'))) out.push(`run state: ${n}`);
-  for (const n of list(path.join(ws.root, 'tmp'))) if (n.includes(`-${pid}-`) || n.includes(`-${pid}.`)) out.push(`tmp: ${n}`);
-  for (const n of list(path.join(ws.root, 'snapshots'))) if (n.startsWith('tmp-') && n.includes(String(pid))) out.push(`snapshot in progress: ${n}`);
+  for (const n of list(path.join(ws.root, 'tmp')))
+    if (n.includes(`-${pid}-`) || n.includes(`-${pid}.`)) out.push(`tmp: ${n}`);
+  for (const n of list(path.join(ws.root, 'snapshots')))
+    if (n.startsWith('tmp-') && n.includes(String(pid))) out.push(`snapshot in progress: ${n}`);
   return out;
 }
 
 /** Start a build; resolve `ready` when a JSON progress event matches. */
 function startBuild(ctx: string, ready: (e: { type: string; text?: string; data?: string }) => boolean) {
-  const child = spawn(process.execPath, [cliPath, 'build', '--progress=json', ctx], { env: { ...process.env, KILN_ROOT: ws.root }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, 'build', '--progress=json', ctx], {
+    env: { ...process.env, KILN_ROOT: ws.root },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<number>((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : -1))));
@@ -68,9 +74,11 @@ function startBuild(ctx: string, ready: (e: { type: string; text?: string; data?
 describe('kiln build robustness', { skip }, () => {
   before(() => ws.importDebian());
 
-  test('SIGTERM during a RUN: the step\'s processes are ended, nothing is left mounted or on disk, the next build works', async () => {
+  test("SIGTERM during a RUN: the step's processes are ended, nothing is left mounted or on disk, the next build works", async () => {
     const marker = '317.4159';
-    const ctx = ws.context('term-run', { Dockerfile: `FROM debian-slim:bookworm\nRUN (sleep ${marker} &) ; sleep ${marker} & echo started; wait\n` });
+    const ctx = ws.context('term-run', {
+      Dockerfile: `FROM debian-slim:bookworm\nRUN (sleep ${marker} &) ; sleep ${marker} & echo started; wait\n`,
+    });
     const b = startBuild(ctx, (e) => e.type === 'step-output' && (e.data ?? '').includes('started'));
     await b.started;
     assert.ok(processesWith(marker).length > 0, 'the step is running');
@@ -87,7 +95,9 @@ describe('kiln build robustness', { skip }, () => {
 
   test('SIGTERM during a COPY: no partial image or blob left, the store stays valid, the same build then succeeds', async () => {
     // Enough data that the COPY takes a moment (hashing and compressing); random, so it does not compress away.
-    const ctx = ws.context('term-copy', { Dockerfile: 'FROM debian-slim:bookworm\nCOPY big /big\nRUN test -s /big/0\n' });
+    const ctx = ws.context('term-copy', {
+      Dockerfile: 'FROM debian-slim:bookworm\nCOPY big /big\nRUN test -s /big/0\n',
+    });
     const { randomBytes } = await import('node:crypto');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(path.join(ctx, 'big'));
@@ -106,8 +116,14 @@ describe('kiln build robustness', { skip }, () => {
   });
 
   test('three builds at once on one store, two of them identical (the same blobs and snapshots written at the same time)', async () => {
-    const same = ws.context('race-same', { Dockerfile: 'FROM debian-slim:bookworm\nCOPY f /f\nRUN cat /f > /g && echo ran >> /g\nWORKDIR /w\n', f: 'same\n' });
-    const other = ws.context('race-other', { Dockerfile: 'FROM debian-slim:bookworm\nRUN echo other > /g\nCOPY f /f\n', f: 'other\n' });
+    const same = ws.context('race-same', {
+      Dockerfile: 'FROM debian-slim:bookworm\nCOPY f /f\nRUN cat /f > /g && echo ran >> /g\nWORKDIR /w\n',
+      f: 'same\n',
+    });
+    const other = ws.context('race-other', {
+      Dockerfile: 'FROM debian-slim:bookworm\nRUN echo other > /g\nCOPY f /f\n',
+      f: 'other\n',
+    });
     const [a, b, c] = await Promise.all([
       ws.kiln(['build', '-q', '-t', 'race:a', same]),
       ws.kiln(['build', '-q', '-t', 'race:b', same]),

@@ -83,7 +83,10 @@ describe('the seeds, end to end', { skip }, () => {
   test('seed 001: venv from a builder and assets from a node stage in a slim image', async () => {
     await build('py-venv', 'venv:1');
     assert.match(await run('venv:1'), /hello, multi-stage/);
-    const check = await sh('venv:1', 'ls /app/static_final | head -3; command -v node || echo no-node; command -v gcc || echo no-gcc');
+    const check = await sh(
+      'venv:1',
+      'ls /app/static_final | head -3; command -v node || echo no-node; command -v gcc || echo no-gcc',
+    );
     assert.match(check, /no-node/);
     assert.match(check, /no-gcc/);
   });
@@ -102,7 +105,10 @@ describe('the seeds, end to end', { skip }, () => {
   test('seed 002 (all in one): build tools stay in the image, the app runs through its entrypoint as root', async () => {
     await build('single-stage-fat', 'fat:1');
     assert.match(await run('fat:1'), /^hello, multi-stage \| total: 500500 \| app 1\.0\.0/);
-    assert.match(await sh('fat:1', 'id -u; command -v gcc >/dev/null && echo has-gcc; ls /app'), /^0\nhas-gcc\napp\nentrypoint\.sh\n$/);
+    assert.match(
+      await sh('fat:1', 'id -u; command -v gcc >/dev/null && echo has-gcc; ls /app'),
+      /^0\nhas-gcc\napp\nentrypoint\.sh\n$/,
+    );
   });
 
   test('many-files: a generated node_modules-like tree copied from a stage, every file there', async () => {
@@ -110,7 +116,10 @@ describe('the seeds, end to end', { skip }, () => {
     await build('many-files', 'many:1', [], scaled('many-files', [['/gen.py /out 30000', `/gen.py /out ${n}`]]));
     assert.equal((await run('many:1')).trim(), String(n));
     // Content as gen.py writes it, spot-checked.
-    assert.match(await sh('many:1', 'cat /app/node_modules/pkg-0000/dist/file-00000.js; ls /app'), /^module\.exports = '[0-9a-f]{64}';\ngen\.py\nnode_modules\n$/);
+    assert.match(
+      await sh('many:1', 'cat /app/node_modules/pkg-0000/dist/file-00000.js; ls /app'),
+      /^module\.exports = '[0-9a-f]{64}';\ngen\.py\nnode_modules\n$/,
+    );
   });
 
   test('big-layer: one large layer of incompressible data copied from a stage', async () => {

@@ -32,10 +32,14 @@ const ran = (b: Built) => b.steps.filter((s) => !s.cached).map((s) => s.text);
 
 /** The manifest of a tagged image, read from the store's OCI layout. */
 function manifestOf(tag: string): { layers: { mediaType: string; digest: string }[] } {
-  const index = JSON.parse(readFileSync(path.join(ws.root, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+  const index = JSON.parse(readFileSync(path.join(ws.root, 'index.json'), 'utf8')) as {
+    manifests: { digest: string; annotations?: Record<string, string> }[];
+  };
   const d = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name']?.endsWith(tag));
   assert.ok(d, `${tag} not in index.json`);
-  return JSON.parse(readFileSync(path.join(ws.root, 'blobs', 'sha256', hex(d.digest)), 'utf8')) as { layers: { mediaType: string; digest: string }[] };
+  return JSON.parse(readFileSync(path.join(ws.root, 'blobs', 'sha256', hex(d.digest)), 'utf8')) as {
+    layers: { mediaType: string; digest: string }[];
+  };
 }
 
 describe('builder-stage layers as snapshots only', { skip }, () => {
@@ -63,7 +67,10 @@ describe('builder-stage layers as snapshots only', { skip }, () => {
     const base = (await ws.inspect('debian-slim:bookworm')).RootFS.Layers;
     for (const [i, l] of [run1.layer, run2.layer].entries()) {
       assert.ok(!blob(l), `builder layer ${l}: no blob`);
-      assert.ok(snapshot([...base, ...[run1.layer, run2.layer].slice(0, i + 1)]), `builder layer ${l}: its snapshot (named by its diff_id chain)`);
+      assert.ok(
+        snapshot([...base, ...[run1.layer, run2.layer].slice(0, i + 1)]),
+        `builder layer ${l}: its snapshot (named by its diff_id chain)`,
+      );
     }
     // The final stage's own RUN layer ships: a blob, the plain tar (digest = diff_id) the store keeps.
     const shipped = b.steps.find((s) => s.text === 'RUN echo shipped > /shipped')!.layer!;
@@ -74,7 +81,10 @@ describe('builder-stage layers as snapshots only', { skip }, () => {
       assert.equal(l.digest, ids[i]);
       assert.ok(blob(l.digest), `manifest layer ${l.digest} in the store`);
     }
-    assert.equal(await ws.sh('app:1', 'cd /app && sha256sum -c SUMS >/dev/null && readlink link && cat /shipped'), 'r.bin\nshipped\n');
+    assert.equal(
+      await ws.sh('app:1', 'cd /app && sha256sum -c SUMS >/dev/null && readlink link && cat /shipped'),
+      'r.bin\nshipped\n',
+    );
   });
 
   test('--target of the builder stage later: its cached snapshot-only layers are encoded then, and match their diff_ids', async () => {
@@ -112,7 +122,10 @@ describe('builder-stage layers as snapshots only', { skip }, () => {
     assert.equal((await ws.kiln(['rmi', 'app:3'])).code, 0);
     const all = await ws.kiln(['prune', '--cache', '--all-ages']);
     assert.equal(all.code, 0, all.stderr);
-    assert.ok(readdirSync(path.join(ws.root, 'snapshots')).length < before, 'the builder snapshots went with the records');
+    assert.ok(
+      readdirSync(path.join(ws.root, 'snapshots')).length < before,
+      'the builder snapshots went with the records',
+    );
     const fresh = await build(ctx, 'app:4');
     assert.ok(fresh.steps.filter((s) => s.text.startsWith('RUN')).every((s) => !s.cached));
   });
@@ -149,12 +162,28 @@ describe('partial destination views', { skip }, () => {
     const partial = (await ws.inspect('partial:1')).RootFS.Layers;
     const whole = (await ws.inspect('whole:1')).RootFS.Layers;
     assert.deepEqual(partial, whole.slice(0, partial.length), 'every layer the same');
-    const facts = readdirSync(path.join(ws.root, 'layers')).map((f) => JSON.parse(readFileSync(path.join(ws.root, 'layers', f), 'utf8')) as { diffId: string; tops?: string[] });
-    assert.deepEqual(facts.find((f) => f.diffId === partial[partial.length - 7])?.tops, ['unrelated'], 'where the COPY layer writes, remembered');
-    const skeleton = (facts.find((f) => f.diffId === partial[partial.length - 2]) as { skeleton?: { root: string; entries: { path: string; uid: number }[] } } | undefined)?.skeleton;
+    const facts = readdirSync(path.join(ws.root, 'layers')).map(
+      (f) => JSON.parse(readFileSync(path.join(ws.root, 'layers', f), 'utf8')) as { diffId: string; tops?: string[] },
+    );
+    assert.deepEqual(
+      facts.find((f) => f.diffId === partial[partial.length - 7])?.tops,
+      ['unrelated'],
+      'where the COPY layer writes, remembered',
+    );
+    const skeleton = (
+      facts.find((f) => f.diffId === partial[partial.length - 2]) as
+        { skeleton?: { root: string; entries: { path: string; uid: number }[] } } | undefined
+    )?.skeleton;
     assert.equal(skeleton?.root, 'data/big');
-    assert.deepEqual(skeleton?.entries.map((e) => `${e.path} ${e.uid}`), ['data 1234', 'data/big 1234']);
-    const out = await ws.sh('partial:1', 'cat /opt/real/note.txt && stat -c "%U %a" /srv/app /srv/app/note.txt /srv/app/work /data && cat /srv/app/work/sub/note.txt /data/note.txt', ['--user', '0']);
+    assert.deepEqual(
+      skeleton?.entries.map((e) => `${e.path} ${e.uid}`),
+      ['data 1234', 'data/big 1234'],
+    );
+    const out = await ws.sh(
+      'partial:1',
+      'cat /opt/real/note.txt && stat -c "%U %a" /srv/app /srv/app/note.txt /srv/app/work /data && cat /srv/app/work/sub/note.txt /data/note.txt',
+      ['--user', '0'],
+    );
     assert.equal(out, 'note\nappuser 750\nappuser 644\nroot 755\nappuser 755\nnote\nnote\n');
   });
 });

@@ -25,7 +25,10 @@ export class Workspace {
 
   /** Import the Debian base as debian-slim:bookworm (CMD bash, like the real image). */
   async importDebian(): Promise<void> {
-    const r = await runKiln(['import', await ensureBaseTar('debian-slim'), 'debian-slim:bookworm', '--change', 'CMD ["bash"]'], { root: this.root });
+    const r = await runKiln(
+      ['import', await ensureBaseTar('debian-slim'), 'debian-slim:bookworm', '--change', 'CMD ["bash"]'],
+      { root: this.root },
+    );
     assert.equal(r.code, 0, r.stderr);
   }
 

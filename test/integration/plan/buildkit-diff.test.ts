@@ -50,12 +50,26 @@ function kilnConfig(text: string, buildArgs: Record<string, string>): Config {
   for (const n of plan.order) {
     const s = plan.stages[n]!;
     assert.notEqual(s.base.kind, 'image', 'FROM scratch or a stage only');
-    const scope = s.base.kind === 'stage' ? scopes[s.base.index]!.child() : new StageScope(globals, args, automatic, [[defaultPath.split('=')[0]!, defaultPath.slice(5)]]);
-    const c: Config = s.base.kind === 'stage' ? structuredClone(configs[s.base.index]!) : { Env: [], Labels: {}, WorkingDir: '/', User: '', ExposedPorts: [], Volumes: [], StopSignal: '' };
+    const scope =
+      s.base.kind === 'stage'
+        ? scopes[s.base.index]!.child()
+        : new StageScope(globals, args, automatic, [[defaultPath.split('=')[0]!, defaultPath.slice(5)]]);
+    const c: Config =
+      s.base.kind === 'stage'
+        ? structuredClone(configs[s.base.index]!)
+        : { Env: [], Labels: {}, WorkingDir: '/', User: '', ExposedPorts: [], Volumes: [], StopSignal: '' };
     for (const pi of s.instructions) {
       const ins = pi.instruction;
       if (ins.kind === 'ARG') {
-        for (const a of ins.args) scope.declareArg(a.name, a.default === undefined ? undefined : () => expandInstruction({ ...ins, args: [a] }, scope.lookup, { escape: df.directives.escape }).args[0]!.default);
+        for (const a of ins.args)
+          scope.declareArg(
+            a.name,
+            a.default === undefined
+              ? undefined
+              : () =>
+                  expandInstruction({ ...ins, args: [a] }, scope.lookup, { escape: df.directives.escape }).args[0]!
+                    .default,
+          );
         continue;
       }
       const x = expandInstruction(ins, scope.lookup, { escape: df.directives.escape });
@@ -97,9 +111,18 @@ function dockerConfig(name: string, text: string, buildArgs: Record<string, stri
   const dir = path.join(tmp, name);
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'Dockerfile'), text);
-  const b = d!.docker(['build', '-q', ...Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]), '-t', `kiln-diff:${name}`, dir]);
+  const b = d!.docker([
+    'build',
+    '-q',
+    ...Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
+    '-t',
+    `kiln-diff:${name}`,
+    dir,
+  ]);
   assert.equal(b.code, 0, b.stderr);
-  const raw = JSON.parse(d!.docker(['image', 'inspect', '--format', '{{json .Config}}', `kiln-diff:${name}`]).stdout) as Record<string, unknown>;
+  const raw = JSON.parse(
+    d!.docker(['image', 'inspect', '--format', '{{json .Config}}', `kiln-diff:${name}`]).stdout,
+  ) as Record<string, unknown>;
   return {
     Env: (raw.Env as string[] | null) ?? [],
     Labels: (raw.Labels as Record<string, string> | null) ?? {},
@@ -155,16 +178,53 @@ test('ARG/ENV scoping and stage inheritance match BuildKit', { skip }, () => {
 
 test('word expansion, quotes and escapes match BuildKit', { skip }, () => {
   const words = [
-    '$A', '${A}', 'x${A}y', '$NOPE', 'a$', '$-x', '$1abc', '${A:-dflt}', '${NOPE:-dflt}', '${E:-dflt}', '${A:+alt}', '${E:+alt}',
-    "'$A'", '"$A w"', '"a\\"b"', '"a\\$A"', '"a\\nb"', '\\$A', 'a\\ b', '"it\'s"', "'say \"hi\"'", '${NOPE:-"q w"}', '${NOPE:-${A}}', '"${NOPE:-x}"',
-    'C:\\\\path', '$$', '"\\\\"', "''", '""',
+    '$A',
+    '${A}',
+    'x${A}y',
+    '$NOPE',
+    'a$',
+    '$-x',
+    '$1abc',
+    '${A:-dflt}',
+    '${NOPE:-dflt}',
+    '${E:-dflt}',
+    '${A:+alt}',
+    '${E:+alt}',
+    "'$A'",
+    '"$A w"',
+    '"a\\"b"',
+    '"a\\$A"',
+    '"a\\nb"',
+    '\\$A',
+    'a\\ b',
+    '"it\'s"',
+    '\'say "hi"\'',
+    '${NOPE:-"q w"}',
+    '${NOPE:-${A}}',
+    '"${NOPE:-x}"',
+    'C:\\\\path',
+    '$$',
+    '"\\\\"',
+    "''",
+    '""',
   ];
   const text = ['FROM scratch', 'ARG A=hello', 'ARG E=', ...words.map((w, i) => `ENV W${i}=${w}`), ''].join('\n');
   same('words', text);
 });
 
 test('the backtick escape matches BuildKit', { skip }, () => {
-  same('backtick', ['# escape=`', 'FROM scratch', 'ARG A=x', 'ENV P=C:\\dir\\$A Q=`$A R="a`"b" `', '    S=done', 'WORKDIR C:\\w', ''].join('\n'));
+  same(
+    'backtick',
+    [
+      '# escape=`',
+      'FROM scratch',
+      'ARG A=x',
+      'ENV P=C:\\dir\\$A Q=`$A R="a`"b" `',
+      '    S=done',
+      'WORKDIR C:\\w',
+      '',
+    ].join('\n'),
+  );
 });
 
 test('continuations, comments, legacy ENV/LABEL forms and multi-ARG lines match BuildKit', { skip }, () => {

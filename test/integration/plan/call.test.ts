@@ -38,7 +38,16 @@ test('--call=targets lists every stage, the default last, descriptions from "# N
   writeFileSync(path.join(dir, 'Dockerfile'), DOCKERFILE);
   const r = await runKiln(['build', '--call', 'targets', dir]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, ['TARGET            DESCRIPTION', 'builder           compiles the app', 'test', 'release (default) is the image that ships', ''].join('\n'));
+  assert.equal(
+    r.stdout,
+    [
+      'TARGET            DESCRIPTION',
+      'builder           compiles the app',
+      'test',
+      'release (default) is the image that ships',
+      '',
+    ].join('\n'),
+  );
 });
 
 test('--call=outline: the target, its build args (value, description), secrets and ssh; --target and --build-arg count', async () => {
@@ -69,13 +78,17 @@ test('--call=outline: the target, its build args (value, description), secrets a
   assert.doesNotMatch(t.stdout, /PORT/, 'an ARG of a stage the target does not need is not listed');
 });
 
-test('--check (= --call=check): BuildKit\'s checks only, exit 1 when one fires; unknown --call is a usage error', async () => {
+test("--check (= --call=check): BuildKit's checks only, exit 1 when one fires; unknown --call is a usage error", async () => {
   writeFileSync(path.join(dir, 'Dockerfile'), 'FROM debian:12 as base\nMAINTAINER me\nRUN apt-get install -y gcc\n');
   const r = await runKiln(['build', '--check', dir]);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stdout, /Dockerfile:1:1: warning: .*\[FromAsCasing\]/);
   assert.match(r.stdout, /\[MaintainerDeprecated\]/);
-  assert.doesNotMatch(r.stdout, /AptListsNotCleaned|RootUserInFinalStage/, "kiln's own rules are kiln lint's, not BuildKit's checks");
+  assert.doesNotMatch(
+    r.stdout,
+    /AptListsNotCleaned|RootUserInFinalStage/,
+    "kiln's own rules are kiln lint's, not BuildKit's checks",
+  );
   writeFileSync(path.join(dir, 'Dockerfile'), 'FROM debian:12\nUSER nobody\n');
   const clean = await runKiln(['build', '--call=check', dir]);
   assert.equal(clean.code, 0, clean.stdout);
@@ -95,7 +108,10 @@ test('# check=skip=…;error=true honoured by kiln build; # syntax= read, shown 
   };
   const warned = await build('# check=skip=MaintainerDeprecated\nFROM scratch as x\nMAINTAINER me\nLABEL a=b\n');
   assert.equal(warned.code, 0, warned.stderr);
-  assert.match(warned.stderr, /WARNING: .*Dockerfile:2: 'as' and 'FROM' keywords' casing do not match \[FromAsCasing\]/);
+  assert.match(
+    warned.stderr,
+    /WARNING: .*Dockerfile:2: 'as' and 'FROM' keywords' casing do not match \[FromAsCasing\]/,
+  );
   assert.doesNotMatch(warned.stderr, /MAINTAINER instruction is deprecated/, 'skipped');
   const plain = await build('FROM scratch\nMAINTAINER me\n');
   assert.equal(plain.code, 0, plain.stderr);
@@ -107,18 +123,30 @@ test('# check=skip=…;error=true honoured by kiln build; # syntax= read, shown 
   const skippedAll = await build('# check=error=true;skip=all\nFROM scratch as x\n');
   assert.equal(skippedAll.code, 0, skippedAll.stderr);
 
-  for (const ok of ['docker/dockerfile:1', 'docker/dockerfile:1.7', 'docker.io/docker/dockerfile:1.4.3', `docker/dockerfile-upstream:master@sha256:${'a'.repeat(64)}`]) {
+  for (const ok of [
+    'docker/dockerfile:1',
+    'docker/dockerfile:1.7',
+    'docker.io/docker/dockerfile:1.4.3',
+    `docker/dockerfile-upstream:master@sha256:${'a'.repeat(64)}`,
+  ]) {
     const r = await build(`# syntax=${ok}\nFROM scratch\nLABEL a=b\n`);
     assert.equal(r.code, 0, `${ok}: ${r.stderr}`);
   }
   const labs = await build('# syntax=docker/dockerfile:1-labs\nFROM scratch\nLABEL a=b\n');
   assert.equal(labs.code, 0, labs.stderr);
-  assert.match(labs.stderr, /WARNING: .*Dockerfile:1: # syntax=docker\/dockerfile:1-labs: kiln reads Dockerfiles as docker\/dockerfile:1; the labs channel's own features are not there/);
+  assert.match(
+    labs.stderr,
+    /WARNING: .*Dockerfile:1: # syntax=docker\/dockerfile:1-labs: kiln reads Dockerfiles as docker\/dockerfile:1; the labs channel's own features are not there/,
+  );
   const other = await build('# syntax=ghcr.io/acme/frontend:2\nFROM scratch\n');
   assert.equal(other.code, 1);
   assert.match(other.stderr, /Dockerfile:1: # syntax=ghcr\.io\/acme\/frontend:2 names a frontend kiln does not have/);
   assert.match(other.stderr, /hint: remove the line/);
   const plan = await runKiln(['plan', '--format', 'json', dir]);
   assert.equal(plan.code, 0, plan.stderr);
-  assert.equal((JSON.parse(plan.stdout) as { syntax?: string }).syntax, 'ghcr.io/acme/frontend:2', 'kiln plan reports the line (and builds nothing)');
+  assert.equal(
+    (JSON.parse(plan.stdout) as { syntax?: string }).syntax,
+    'ghcr.io/acme/frontend:2',
+    'kiln plan reports the line (and builds nothing)',
+  );
 });

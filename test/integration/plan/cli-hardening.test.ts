@@ -54,7 +54,10 @@ test('a 64 MiB Dockerfile is refused at once with a clear message', async () => 
 
 test('a closed stdout (kiln … | head -1) ends quietly', async () => {
   const ctx = path.join(work, 'chain');
-  const child = spawn(process.execPath, [cliPath, 'plan', '--format', 'json', ctx], { env: { ...process.env, KILN_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, 'plan', '--format', 'json', ctx], {
+    env: { ...process.env, KILN_ROOT: root },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
   child.stderr.on('data', (b: Buffer) => (err += b.toString()));
   child.stdout.once('data', () => child.stdout.destroy());
@@ -76,8 +79,16 @@ test('bad values: one clear message, exit code 2 for usage, 1 otherwise', async 
     [['images', '--format', '{{.Bogus}}'], 2, /--format "\{\{\.Bogus\}\}": no field \.Bogus/],
     [['pull', 'localhost:99999/x'], 1, /registry port 99999 is out of range \(1-65535\)/],
     [['build', '/etc/passwd'], 2, /^error: \/etc\/passwd: the build context is not a directory/],
-    [['save', '-o', '/missing/x.tar', 'img:1'], 1, /cannot write \/missing\/x\.tar: the directory \/missing does not exist/],
-    [['export', 'img:1', '-o', '/missing/dir/x'], 1, /cannot write \/missing\/dir\/x: the directory \/missing\/dir does not exist/],
+    [
+      ['save', '-o', '/missing/x.tar', 'img:1'],
+      1,
+      /cannot write \/missing\/x\.tar: the directory \/missing does not exist/,
+    ],
+    [
+      ['export', 'img:1', '-o', '/missing/dir/x'],
+      1,
+      /cannot write \/missing\/dir\/x: the directory \/missing\/dir does not exist/,
+    ],
   ];
   for (const [args, code, message] of cases) {
     const r = await runKiln(args, { root });

@@ -15,7 +15,14 @@ interface PlanJSON {
   schemaVersion: number;
   file: string;
   target: number;
-  stages: { index: number; name?: string; needed: boolean; base: unknown; dependsOn: number[]; instructions: { expanded: string; instruction: { kind: string } }[] }[];
+  stages: {
+    index: number;
+    name?: string;
+    needed: boolean;
+    base: unknown;
+    dependsOn: number[];
+    instructions: { expanded: string; instruction: { kind: string } }[];
+  }[];
   order: number[];
   waves: number[][];
   globalArgs: { name: string; value?: string }[];
@@ -38,11 +45,25 @@ test('kiln plan --format json: seed 000 with SRC_FORMAT=clear skips the obfuscat
   assert.deepEqual(plan.waves, [[0], [1], [3], [4]]);
   assert.equal(plan.target, 4);
   assert.deepEqual(plan.stages[3]!.base, { kind: 'stage', index: 1 });
-  assert.equal(plan.platform.target, plan.platform.build, 'the default target platform is this machine\'s');
+  assert.equal(plan.platform.target, plan.platform.build, "the default target platform is this machine's");
   assert.match(plan.platform.build, /^linux\/[a-z0-9]+/);
   // Every field the schema documents is there.
-  for (const k of ['schemaVersion', 'file', 'target', 'stages', 'order', 'waves', 'globalArgs', 'buildArgs', 'unusedBuildArgs', 'warnings', 'platform']) assert.ok(k in plan, k);
-  for (const k of ['index', 'position', 'base', 'dependsOn', 'images', 'needed', 'instructions']) assert.ok(k in plan.stages[0]!, k);
+  for (const k of [
+    'schemaVersion',
+    'file',
+    'target',
+    'stages',
+    'order',
+    'waves',
+    'globalArgs',
+    'buildArgs',
+    'unusedBuildArgs',
+    'warnings',
+    'platform',
+  ])
+    assert.ok(k in plan, k);
+  for (const k of ['index', 'position', 'base', 'dependsOn', 'images', 'needed', 'instructions'])
+    assert.ok(k in plan.stages[0]!, k);
 });
 
 test('the bench workload py-obfuscate with SRC_FORMAT=clear keeps clear-code and skips obfuscated-code', async () => {
@@ -61,7 +82,10 @@ test('kiln plan text output: build order, skipped stages, expanded instructions,
   assert.match(r.stdout, /stage clear-code \(#1\).*\[skipped\]/);
   assert.match(r.stdout, /build order: base \(#0\) -> obfuscated-code \(#2\) -> copy-src \(#3\) -> final \(#4\)/);
   const df = path.join(tmp, 'Dockerfile.text');
-  writeFileSync(df, 'ARG V=1.2\nFROM alpine:$V AS a\nFROM busybox AS b\nFROM scratch\nARG V\nCOPY --from=a /x /x-$V\nCOPY --from=b /y /y\n');
+  writeFileSync(
+    df,
+    'ARG V=1.2\nFROM alpine:$V AS a\nFROM busybox AS b\nFROM scratch\nARG V\nCOPY --from=a /x /x-$V\nCOPY --from=b /y /y\n',
+  );
   const t = await runKiln(['plan', '-f', df, '--build-arg', 'NOPE=1', tmp]);
   assert.equal(t.code, 0, t.stderr);
   assert.match(t.stdout, /build order: a \(#0\) \+ b \(#1\) -> #2/, 'independent stages in one wave');
@@ -70,12 +94,17 @@ test('kiln plan text output: build order, skipped stages, expanded instructions,
 });
 
 test('stdin, the context directory, --target and --platform', async () => {
-  const r = await runKiln(['plan', '-f', '-', '--target', 'B', '--platform', 'linux/arm64', '--format', 'json'], { input: 'FROM x AS a\nFROM y AS b\nARG TARGETARCH\nWORKDIR /$TARGETARCH\nFROM z\n' });
+  const r = await runKiln(['plan', '-f', '-', '--target', 'B', '--platform', 'linux/arm64', '--format', 'json'], {
+    input: 'FROM x AS a\nFROM y AS b\nARG TARGETARCH\nWORKDIR /$TARGETARCH\nFROM z\n',
+  });
   assert.equal(r.code, 0, r.stderr);
   const plan = JSON.parse(r.stdout) as PlanJSON;
   assert.equal(plan.file, '-');
   assert.equal(plan.target, 1);
-  assert.deepEqual(plan.stages.map((s) => s.needed), [false, true, false]);
+  assert.deepEqual(
+    plan.stages.map((s) => s.needed),
+    [false, true, false],
+  );
   assert.equal(plan.stages[1]!.instructions[1]!.expanded, 'WORKDIR /arm64');
   const dir = path.join(tmp, 'ctx');
   rmSync(dir, { recursive: true, force: true });
@@ -118,7 +147,9 @@ test('errors: one line with file:line:column and the offending line, exit 1; usa
 });
 
 test('json mode keeps stdout pure JSON and sends warnings to stderr', async () => {
-  const r = await runKiln(['plan', '-f', '-', '--build-arg', 'NOPE=1', '--format', 'json'], { input: 'FROM a\nMAINTAINER me\n' });
+  const r = await runKiln(['plan', '-f', '-', '--build-arg', 'NOPE=1', '--format', 'json'], {
+    input: 'FROM a\nMAINTAINER me\n',
+  });
   assert.equal(r.code, 0, r.stderr);
   const plan = JSON.parse(r.stdout) as PlanJSON;
   assert.deepEqual(plan.unusedBuildArgs, ['NOPE']);

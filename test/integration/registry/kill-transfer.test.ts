@@ -12,7 +12,13 @@ import * as path from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
 import { cliPath } from '../../helpers/paths.js';
 import { craftTar } from '../../helpers/craft-tar.js';
-import { registryUnavailable, startFaultProxy, startRegistry, type FaultProxy, type Registry } from '../../helpers/registry.js';
+import {
+  registryUnavailable,
+  startFaultProxy,
+  startRegistry,
+  type FaultProxy,
+  type Registry,
+} from '../../helpers/registry.js';
 import { needs } from '../../helpers/prereq.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-kill-xfer-'));
@@ -20,11 +26,21 @@ after(() => rmSync(work, { recursive: true, force: true }));
 
 function blobsVerify(root: string): void {
   const dir = path.join(root, 'blobs', 'sha256');
-  for (const f of readdirSync(dir)) assert.equal(createHash('sha256').update(readFileSync(path.join(dir, f))).digest('hex'), f, `blob ${f} verifies`);
+  for (const f of readdirSync(dir))
+    assert.equal(
+      createHash('sha256')
+        .update(readFileSync(path.join(dir, f)))
+        .digest('hex'),
+      f,
+      `blob ${f} verifies`,
+    );
 }
 
 async function killWhen(args: string[], root: string, ready: () => boolean): Promise<void> {
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, KILN_ROOT: root }, stdio: 'ignore' });
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    env: { ...process.env, KILN_ROOT: root },
+    stdio: 'ignore',
+  });
   const end = Date.now() + 30_000;
   while (!ready()) {
     if (Date.now() > end) throw new Error(`kiln ${args.join(' ')} never reached the point to kill it`);
@@ -64,14 +80,18 @@ describe('kill -9 during transfers', { skip: needs(registryUnavailable()) }, () 
 
   test('during a pull: no tag, no temp blob after prune', async () => {
     const root = path.join(work, 'pull');
-    await killWhen(['pull', `${proxy.host}/kill/big:1`], root, () => proxy.log.some((l) => l.method === 'GET' && l.path.includes('/blobs/')));
+    await killWhen(['pull', `${proxy.host}/kill/big:1`], root, () =>
+      proxy.log.some((l) => l.method === 'GET' && l.path.includes('/blobs/')),
+    );
     const images = await runKiln(['images', '-q'], { root });
     assert.equal(images.stdout, '', 'nothing tagged');
     await pruneAndCheck(root);
   });
 
   test('during a push: the store is as it was, every blob verifies', async () => {
-    await killWhen(['push', 'big:1', `${proxy.host}/kill/other:1`], src, () => proxy.log.some((l) => (l.method === 'PATCH' || l.method === 'PUT') && l.path.includes('/uploads/')));
+    await killWhen(['push', 'big:1', `${proxy.host}/kill/other:1`], src, () =>
+      proxy.log.some((l) => (l.method === 'PATCH' || l.method === 'PUT') && l.path.includes('/uploads/')),
+    );
     await pruneAndCheck(src);
     const again = await runKiln(['images', '--format', '{{.Repository}}:{{.Tag}}'], { root: src });
     assert.equal(again.stdout, 'big:1\n');

@@ -19,10 +19,18 @@ import { startForwardProxy, type ForwardProxy } from '../../helpers/proxy.js';
 import { registryUnavailable, startRegistry, type Registry } from '../../helpers/registry.js';
 import { needs } from '../../helpers/prereq.js';
 
-const skip = needs(basesUnavailable(), registryUnavailable(), spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl is not installed (apt-get install openssl)');
+const skip = needs(
+  basesUnavailable(),
+  registryUnavailable(),
+  spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl is not installed (apt-get install openssl)',
+);
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-proxy-'));
 const root = path.join(work, 'store');
-const kiln = (args: string[], env: NodeJS.ProcessEnv) => runKiln(args, { root, env: { HTTP_PROXY: '', HTTPS_PROXY: '', NO_PROXY: '', http_proxy: '', https_proxy: '', no_proxy: '', ...env } });
+const kiln = (args: string[], env: NodeJS.ProcessEnv) =>
+  runKiln(args, {
+    root,
+    env: { HTTP_PROXY: '', HTTPS_PROXY: '', NO_PROXY: '', http_proxy: '', https_proxy: '', no_proxy: '', ...env },
+  });
 
 describe('proxies from the environment', { skip }, () => {
   let proxy: ForwardProxy;
@@ -34,7 +42,27 @@ describe('proxies from the environment', { skip }, () => {
 
   before(async () => {
     // A certificate for files.kiln.test, trusted by kiln through NODE_EXTRA_CA_CERTS.
-    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=files.kiln.test', '-addext', 'subjectAltName=DNS:files.kiln.test'], { cwd: work, encoding: 'utf8' });
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'key.pem',
+        '-out',
+        'cert.pem',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=files.kiln.test',
+        '-addext',
+        'subjectAltName=DNS:files.kiln.test',
+      ],
+      { cwd: work, encoding: 'utf8' },
+    );
     assert.equal(r.status, 0, r.stderr);
     caFile = path.join(work, 'cert.pem');
     const serve = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -65,10 +93,19 @@ describe('proxies from the environment', { skip }, () => {
   test('a registry pull goes through HTTP_PROXY (and a name only the proxy knows resolves)', async () => {
     const name = `registry.kiln.test:${reg.host.split(':')[1]}`;
     // Into an empty store: the manifest, the config and the layer all come through the proxy.
-    const r = await runKiln(['pull', '--insecure-registry', name, `${name}/debian-slim:bookworm`], { root: path.join(work, 'pulled'), env: { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: '' } });
+    const r = await runKiln(['pull', '--insecure-registry', name, `${name}/debian-slim:bookworm`], {
+      root: path.join(work, 'pulled'),
+      env: { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: '' },
+    });
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(proxy.log.some((l) => l.startsWith(`GET http://${name}/v2/debian-slim/manifests/bookworm`)), proxy.log.join('\n'));
-    assert.ok(proxy.log.filter((l) => l.startsWith(`GET http://${name}/v2/debian-slim/blobs/sha256:`)).length >= 2, proxy.log.join('\n'));
+    assert.ok(
+      proxy.log.some((l) => l.startsWith(`GET http://${name}/v2/debian-slim/manifests/bookworm`)),
+      proxy.log.join('\n'),
+    );
+    assert.ok(
+      proxy.log.filter((l) => l.startsWith(`GET http://${name}/v2/debian-slim/blobs/sha256:`)).length >= 2,
+      proxy.log.join('\n'),
+    );
   });
 
   test('ADD of an http URL through HTTP_PROXY, of an https URL through HTTPS_PROXY (a CONNECT tunnel)', async () => {
@@ -77,7 +114,16 @@ describe('proxies from the environment', { skip }, () => {
     const ctx = path.join(work, 'ctx');
     rmSync(ctx, { recursive: true, force: true });
     (await import('node:fs')).mkdirSync(ctx);
-    writeFileSync(path.join(ctx, 'Dockerfile'), [`FROM debian-slim:bookworm`, `ADD ${httpUrl} /plain.txt`, `ADD ${httpsUrl} /secure.txt`, 'CMD ["cat", "/plain.txt", "/secure.txt"]', ''].join('\n'));
+    writeFileSync(
+      path.join(ctx, 'Dockerfile'),
+      [
+        `FROM debian-slim:bookworm`,
+        `ADD ${httpUrl} /plain.txt`,
+        `ADD ${httpsUrl} /secure.txt`,
+        'CMD ["cat", "/plain.txt", "/secure.txt"]',
+        '',
+      ].join('\n'),
+    );
     const env = { HTTP_PROXY: proxy.url, https_proxy: proxy.url, NODE_EXTRA_CA_CERTS: caFile };
     const b = await kiln(['build', '-q', '-t', 'proxied:1', ctx], env);
     assert.equal(b.code, 0, b.stderr);
@@ -90,7 +136,10 @@ describe('proxies from the environment', { skip }, () => {
     // NO_PROXY sends the download direct: the name does not resolve, and the error says where.
     const direct = await kiln(['build', '--no-cache', '-q', ctx], { ...env, NO_PROXY: '.kiln.test' });
     assert.equal(direct.code, 1);
-    assert.match(direct.stderr, /Dockerfile:2.*ADD http:\/\/files\.kiln\.test:\d+\/hello\.txt: .*ENOTFOUND files\.kiln\.test/);
+    assert.match(
+      direct.stderr,
+      /Dockerfile:2.*ADD http:\/\/files\.kiln\.test:\d+\/hello\.txt: .*ENOTFOUND files\.kiln\.test/,
+    );
     // A proxy that is not there: the error names it.
     const gone = await kiln(['build', '--no-cache', '-q', ctx], { HTTP_PROXY: 'http://127.0.0.1:1' });
     assert.equal(gone.code, 1);

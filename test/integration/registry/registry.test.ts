@@ -13,7 +13,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
 import { cliPath } from '../../helpers/paths.js';
-import { certDirFor, htpasswdUnavailable, registryUnavailable, startFaultProxy, startRegistry, type Registry } from '../../helpers/registry.js';
+import {
+  certDirFor,
+  htpasswdUnavailable,
+  registryUnavailable,
+  startFaultProxy,
+  startRegistry,
+  type Registry,
+} from '../../helpers/registry.js';
 import { Store } from '../../../src/store/store.js';
 import { compressedImage } from '../../../src/store/compressed.js';
 import { canonicalJSON } from '../../../src/image/canonical.js';
@@ -21,7 +28,11 @@ import { sha256 } from '../../../src/util/digest.js';
 import { needs } from '../../helpers/prereq.js';
 
 const noRegistry = needs(registryUnavailable());
-const noSkopeo = needs(spawnSync('sh', ['-c', 'command -v skopeo']).status === 0 ? undefined : 'skopeo is not installed (apt-get install skopeo)');
+const noSkopeo = needs(
+  spawnSync('sh', ['-c', 'command -v skopeo']).status === 0
+    ? undefined
+    : 'skopeo is not installed (apt-get install skopeo)',
+);
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-registry-'));
 /** The store holding the test image (made once). */
 const srcRoot = path.join(work, 'src-store');
@@ -73,7 +84,9 @@ async function makeTestImage(): Promise<void> {
   const r = await runKiln(['import', tar, 'test/small:1', '--change', 'CMD ["/bin/true"]'], { root: srcRoot });
   assert.equal(r.code, 0, r.stderr);
   imageId = r.stdout.trim();
-  const insp = JSON.parse((await runKiln(['inspect', 'test/small:1'], { root: srcRoot })).stdout) as { Manifest: { Digest: string } }[];
+  const insp = JSON.parse((await runKiln(['inspect', 'test/small:1'], { root: srcRoot })).stdout) as {
+    Manifest: { Digest: string };
+  }[];
   manifestDigest = insp[0]!.Manifest.Digest;
   const store = await Store.open({ root: srcRoot });
   const local = await store.resolveImage('test/small:1');
@@ -125,36 +138,49 @@ describe('plain HTTP registry', { skip: noRegistry }, () => {
     const digestRoot = newRoot('bydigest');
     const byDigest = await runKiln(['pull', `${reg.host}/kiln/small@${manifestDigest}`], { root: digestRoot });
     assert.equal(byDigest.code, 0, byDigest.stderr);
-    const pinned = JSON.parse((await runKiln(['inspect', `${reg.host}/kiln/small@${manifestDigest}`], { root: digestRoot })).stdout)[0];
+    const pinned = JSON.parse(
+      (await runKiln(['inspect', `${reg.host}/kiln/small@${manifestDigest}`], { root: digestRoot })).stdout,
+    )[0];
     assert.equal(pinned.Id, imageId);
     const listed = await runKiln(['images'], { root: digestRoot });
     assert.match(listed.stdout, /kiln\/small\s+<none>/);
   });
 
-  test('skopeo agrees with kiln about what is on the registry, and what skopeo pushes pulls into kiln', { skip: noSkopeo }, async () => {
-    const ref = `${reg.host}/kiln/small:1`;
-    await runKiln(['push', 'test/small:1', ref], { root: srcRoot });
-    const s = skopeo(['inspect', '--tls-verify=false', `docker://${ref}`]);
-    assert.equal(s.code, 0, s.stderr);
-    const info = JSON.parse(s.stdout) as { Digest: string; Layers: string[] };
-    assert.equal(info.Digest, manifestDigest);
-    assert.deepEqual(info.Layers, [layerDigest]);
-    const raw = skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
-    const mine = await runKiln(['manifest', 'inspect', '--raw', ref]);
-    assert.equal(mine.code, 0, mine.stderr);
-    assert.equal(mine.stdout, raw.stdout);
-    assert.equal(sha256(mine.stdout), manifestDigest);
-    // skopeo copies from kiln's store (an OCI layout) to another repository; kiln pulls that.
-    const c = skopeo(['copy', '--dest-tls-verify=false', `oci:${srcRoot}:docker.io/test/small:1`, `docker://${reg.host}/skopeo/copied:2`]);
-    assert.equal(c.code, 0, c.stderr);
-    const sk = JSON.parse(skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/skopeo/copied:2`]).stdout) as { Digest: string };
-    const root = newRoot('skopeo');
-    const r = await runKiln(['pull', `${reg.host}/skopeo/copied:2`], { root });
-    assert.equal(r.code, 0, r.stderr);
-    const i = JSON.parse((await runKiln(['inspect', `${reg.host}/skopeo/copied:2`], { root })).stdout)[0];
-    assert.equal(i.Manifest.Digest, sk.Digest);
-    assert.equal(i.Id, imageId);
-  });
+  test(
+    'skopeo agrees with kiln about what is on the registry, and what skopeo pushes pulls into kiln',
+    { skip: noSkopeo },
+    async () => {
+      const ref = `${reg.host}/kiln/small:1`;
+      await runKiln(['push', 'test/small:1', ref], { root: srcRoot });
+      const s = skopeo(['inspect', '--tls-verify=false', `docker://${ref}`]);
+      assert.equal(s.code, 0, s.stderr);
+      const info = JSON.parse(s.stdout) as { Digest: string; Layers: string[] };
+      assert.equal(info.Digest, manifestDigest);
+      assert.deepEqual(info.Layers, [layerDigest]);
+      const raw = skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
+      const mine = await runKiln(['manifest', 'inspect', '--raw', ref]);
+      assert.equal(mine.code, 0, mine.stderr);
+      assert.equal(mine.stdout, raw.stdout);
+      assert.equal(sha256(mine.stdout), manifestDigest);
+      // skopeo copies from kiln's store (an OCI layout) to another repository; kiln pulls that.
+      const c = skopeo([
+        'copy',
+        '--dest-tls-verify=false',
+        `oci:${srcRoot}:docker.io/test/small:1`,
+        `docker://${reg.host}/skopeo/copied:2`,
+      ]);
+      assert.equal(c.code, 0, c.stderr);
+      const sk = JSON.parse(
+        skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/skopeo/copied:2`]).stdout,
+      ) as { Digest: string };
+      const root = newRoot('skopeo');
+      const r = await runKiln(['pull', `${reg.host}/skopeo/copied:2`], { root });
+      assert.equal(r.code, 0, r.stderr);
+      const i = JSON.parse((await runKiln(['inspect', `${reg.host}/skopeo/copied:2`], { root })).stdout)[0];
+      assert.equal(i.Manifest.Digest, sk.Digest);
+      assert.equal(i.Id, imageId);
+    },
+  );
 
   test('chunked upload (PATCH) and a cross-repository mount on the second push', async () => {
     const proxy = await startFaultProxy(reg.host);
@@ -163,7 +189,9 @@ describe('plain HTTP registry', { skip: noRegistry }, () => {
       // a fresh store knows no source repository: this push uploads, in 1 MiB chunks
       const tar = path.join(work, 'rootfs.tar');
       assert.equal((await runKiln(['import', tar, 'chunky:1'], { root })).code, 0);
-      const p = await runKiln(['push', '--chunk-size', String(1 << 20), 'chunky:1', `${proxy.host}/kiln/chunky:1`], { root });
+      const p = await runKiln(['push', '--chunk-size', String(1 << 20), 'chunky:1', `${proxy.host}/kiln/chunky:1`], {
+        root,
+      });
       assert.equal(p.code, 0, p.stderr);
       const patches = proxy.log.filter((l) => l.method === 'PATCH');
       assert.ok(patches.length >= 3, `expected several PATCH chunks, saw ${patches.length}`);
@@ -173,8 +201,14 @@ describe('plain HTTP registry', { skip: noRegistry }, () => {
       const m = await runKiln(['push', 'chunky:1', `${proxy.host}/other/chunky:1`], { root });
       assert.equal(m.code, 0, m.stderr);
       assert.match(m.stderr, /Mounted from another repository/);
-      assert.ok(proxy.log.some((l) => l.method === 'POST' && /mount=sha256/.test(l.path) && /from=kiln%2Fchunky/.test(l.path)), JSON.stringify(proxy.log));
-      assert.ok(!proxy.log.some((l) => l.method === 'PUT' && /blobs\/uploads/.test(l.path)), 'no blob was uploaded again');
+      assert.ok(
+        proxy.log.some((l) => l.method === 'POST' && /mount=sha256/.test(l.path) && /from=kiln%2Fchunky/.test(l.path)),
+        JSON.stringify(proxy.log),
+      );
+      assert.ok(
+        !proxy.log.some((l) => l.method === 'PUT' && /blobs\/uploads/.test(l.path)),
+        'no blob was uploaded again',
+      );
     } finally {
       await proxy.stop();
     }
@@ -193,7 +227,9 @@ describe('plain HTTP registry', { skip: noRegistry }, () => {
     assert.equal(pushedArm.code, 0, pushedArm.stderr);
     // The manifests as pushed (layers gzipped): what the index names.
     const sentAmd = (await compressedImage(store, img, { compression: 'gzip' })).descriptor;
-    const sentArm = (await compressedImage(store, await store.resolveImage('test/small:arm64'), { compression: 'gzip' })).descriptor;
+    const sentArm = (
+      await compressedImage(store, await store.resolveImage('test/small:arm64'), { compression: 'gzip' })
+    ).descriptor;
     assert.deepEqual([sentAmd.digest, sentArm.digest], [pushedAmd.stdout.trim(), pushedArm.stdout.trim()]);
     const index = {
       schemaVersion: 2,
@@ -223,12 +259,18 @@ describe('plain HTTP registry', { skip: noRegistry }, () => {
   test('clear errors: unknown tag, invalid reference, nothing listening', async () => {
     const missing = await runKiln(['pull', `${reg.host}/kiln/small:nope`], { root: newRoot('err') });
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /not found: cannot get manifest nope on 127\.0\.0\.1:\d+\/kiln\/small: HTTP 404 \(MANIFEST_UNKNOWN/);
+    assert.match(
+      missing.stderr,
+      /not found: cannot get manifest nope on 127\.0\.0\.1:\d+\/kiln\/small: HTTP 404 \(MANIFEST_UNKNOWN/,
+    );
     assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace');
     const bad = await runKiln(['pull', 'Bad//Name'], { root: newRoot('err') });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /invalid reference format/);
-    const closed = await runKiln(['pull', '127.0.0.1:9/x:1'], { root: newRoot('err'), env: { KILN_REGISTRY_TIMEOUT_MS: '3000' } });
+    const closed = await runKiln(['pull', '127.0.0.1:9/x:1'], {
+      root: newRoot('err'),
+      env: { KILN_REGISTRY_TIMEOUT_MS: '3000' },
+    });
     assert.equal(closed.code, 1);
     assert.match(closed.stderr, /cannot reach registry 127\.0\.0\.1:9/);
   });
@@ -267,18 +309,28 @@ describe('faults between kiln and the registry', { skip: noRegistry }, () => {
       const p = await runKiln(['push', 'test/small:1', `${ok.host}/kiln/streamed:1`], { root: newRootWithImage() });
       assert.equal(p.code, 0, p.stderr);
       assert.equal(p.stdout.trim(), manifestDigest, 'the same manifest as a push from stored gzip blobs');
-      const layerCalls = ok.log.filter((l) => /\/blobs\/uploads\//.test(l.path) && l.method !== 'POST').map((l) => l.method);
+      const layerCalls = ok.log
+        .filter((l) => /\/blobs\/uploads\//.test(l.path) && l.method !== 'POST')
+        .map((l) => l.method);
       assert.deepEqual(layerCalls.slice(0, 2), ['PATCH', 'PUT'], JSON.stringify(ok.log));
     } finally {
       await ok.stop();
     }
-    const bad = await startFaultProxy(reg.host, [{ method: 'PATCH', path: /\/blobs\/uploads\//, action: 'status', status: 500 }]);
+    const bad = await startFaultProxy(reg.host, [
+      { method: 'PATCH', path: /\/blobs\/uploads\//, action: 'status', status: 500 },
+    ]);
     try {
       const p = await runKiln(['push', 'test/small:1', `${bad.host}/kiln/fallback:1`], { root: newRootWithImage() });
       assert.equal(p.code, 0, p.stderr);
       assert.equal(p.stdout.trim(), manifestDigest);
-      assert.ok(bad.log.some((l) => l.method === 'PATCH' && l.fault === 'status'), 'the streamed upload was refused');
-      assert.ok(bad.log.some((l) => l.method === 'HEAD' && l.path.includes(layerDigest)), 'then the stored gzip blob was pushed');
+      assert.ok(
+        bad.log.some((l) => l.method === 'PATCH' && l.fault === 'status'),
+        'the streamed upload was refused',
+      );
+      assert.ok(
+        bad.log.some((l) => l.method === 'HEAD' && l.path.includes(layerDigest)),
+        'then the stored gzip blob was pushed',
+      );
       const s = skopeoOrUndefined(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/kiln/fallback:1`]);
       if (s) assert.equal(sha256(s), manifestDigest);
     } finally {
@@ -310,7 +362,9 @@ describe('faults between kiln and the registry', { skip: noRegistry }, () => {
   });
 
   test('a connection cut in the middle of a blob is resumed with a Range request', async () => {
-    const proxy = await startFaultProxy(reg.host, [{ method: 'GET', path: new RegExp(`/blobs/${layerDigest}`), action: 'cut' }]);
+    const proxy = await startFaultProxy(reg.host, [
+      { method: 'GET', path: new RegExp(`/blobs/${layerDigest}`), action: 'cut' },
+    ]);
     try {
       const root = newRoot('cut');
       const r = await runKiln(['pull', `${proxy.host}/kiln/small:1`], { root });
@@ -318,7 +372,10 @@ describe('faults between kiln and the registry', { skip: noRegistry }, () => {
       const gets = proxy.log.filter((l) => l.method === 'GET' && l.path.includes(layerDigest));
       assert.equal(gets[0]?.fault, 'cut');
       assert.match(gets[1]?.range ?? '', /^bytes=[1-9]\d*-$/, JSON.stringify(gets));
-      assert.equal(JSON.parse((await runKiln(['inspect', `${proxy.host}/kiln/small:1`], { root })).stdout)[0].Id, imageId);
+      assert.equal(
+        JSON.parse((await runKiln(['inspect', `${proxy.host}/kiln/small:1`], { root })).stdout)[0].Id,
+        imageId,
+      );
     } finally {
       await proxy.stop();
     }
@@ -337,7 +394,10 @@ describe('faults between kiln and the registry', { skip: noRegistry }, () => {
       assert.equal(gets[1]?.fault, 'no-range');
       assert.match(gets[1]?.range ?? '', /^bytes=[1-9]\d*-$/, 'kiln asked for the rest');
       assert.equal(gets[1]?.status, 200, 'and got the whole blob');
-      assert.equal(JSON.parse((await runKiln(['inspect', `${proxy.host}/kiln/small:1`], { root })).stdout)[0].Id, imageId);
+      assert.equal(
+        JSON.parse((await runKiln(['inspect', `${proxy.host}/kiln/small:1`], { root })).stdout)[0].Id,
+        imageId,
+      );
     } finally {
       await proxy.stop();
     }
@@ -358,12 +418,17 @@ describe('faults between kiln and the registry', { skip: noRegistry }, () => {
   });
 
   test('a blob whose bytes do not match its digest is refused, and nothing of it is kept', async () => {
-    const proxy = await startFaultProxy(reg.host, [{ method: 'GET', path: new RegExp(`/blobs/${layerDigest}`), action: 'corrupt', times: 10 }]);
+    const proxy = await startFaultProxy(reg.host, [
+      { method: 'GET', path: new RegExp(`/blobs/${layerDigest}`), action: 'corrupt', times: 10 },
+    ]);
     try {
       const root = newRoot('corrupt');
       const r = await runKiln(['pull', `${proxy.host}/kiln/small:1`], { root });
       assert.equal(r.code, 1);
-      assert.match(r.stderr, new RegExp(`blob ${layerDigest} from 127\\.0\\.0\\.1:\\d+/kiln/small was refused: blob digest mismatch`));
+      assert.match(
+        r.stderr,
+        new RegExp(`blob ${layerDigest} from 127\\.0\\.0\\.1:\\d+/kiln/small was refused: blob digest mismatch`),
+      );
       const left = storeFiles(root);
       assert.ok(!left.blobs.includes(layerDigest.slice(7)), 'the corrupt blob is not in the store');
       assert.deepEqual(left.tmp, [], 'no partial blob left');
@@ -391,19 +456,31 @@ describe('TLS registry with htpasswd Basic auth', { skip: noRegistry || needs(ht
     assert.equal(r.code, 1);
     assert.match(r.stderr, /cannot reach registry .*certificate/i);
     assert.match(r.stderr, /certs\.d/);
-    const withCa = await runKiln(['pull', '--cert-dir', certDirFor(reg), `${reg.host}/kiln/x:1`], { root: newRoot('tls'), env: env() });
+    const withCa = await runKiln(['pull', '--cert-dir', certDirFor(reg), `${reg.host}/kiln/x:1`], {
+      root: newRoot('tls'),
+      env: env(),
+    });
     assert.equal(withCa.code, 1);
     assert.match(withCa.stderr, /access denied|log in/i, 'past TLS, stopped by auth');
-    const noVerify = await runKiln(['pull', '--tls-verify=false', `${reg.host}/kiln/x:1`], { root: newRoot('tls'), env: env() });
+    const noVerify = await runKiln(['pull', '--tls-verify=false', `${reg.host}/kiln/x:1`], {
+      root: newRoot('tls'),
+      env: env(),
+    });
     assert.match(noVerify.stderr, /access denied|log in/i);
   });
 
-  test('login (wrong then right), push, pull, logout — in docker\'s config.json', async () => {
+  test("login (wrong then right), push, pull, logout — in docker's config.json", async () => {
     const certs = certDirFor(reg);
-    const wrong = await runKiln(['login', '--cert-dir', certs, '-u', 'alice', '--password-stdin', reg.host], { input: 'nope\n', env: env() });
+    const wrong = await runKiln(['login', '--cert-dir', certs, '-u', 'alice', '--password-stdin', reg.host], {
+      input: 'nope\n',
+      env: env(),
+    });
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /refused the login of "alice"/);
-    const ok = await runKiln(['login', '--cert-dir', certs, '-u', 'alice', '--password-stdin', reg.host], { input: 's3cret\n', env: env() });
+    const ok = await runKiln(['login', '--cert-dir', certs, '-u', 'alice', '--password-stdin', reg.host], {
+      input: 's3cret\n',
+      env: env(),
+    });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /Login Succeeded/);
     const cfg = JSON.parse(readFileSync(path.join(dockerConfig, 'config.json'), 'utf8'));
@@ -442,11 +519,17 @@ describe('token auth (the Docker Hub / GHCR flow)', { skip: noRegistry }, () => 
     assert.match(anon.stderr, /access denied|refused anonymous access/);
     const login = await runKiln(['login', '-u', 'bob', '--password-stdin', reg.host], { input: 'hunter2', env: env() });
     assert.equal(login.code, 0, login.stderr);
-    const bad = await runKiln(['login', '-u', 'bob', '--password-stdin', reg.host], { input: 'wrong', env: { DOCKER_CONFIG: path.join(work, 'unused') } });
+    const bad = await runKiln(['login', '-u', 'bob', '--password-stdin', reg.host], {
+      input: 'wrong',
+      env: { DOCKER_CONFIG: path.join(work, 'unused') },
+    });
     assert.equal(bad.code, 1);
     const p = await runKiln(['push', 'test/small:1', ref], { root: srcRoot, env: env() });
     assert.equal(p.code, 0, p.stderr);
-    assert.ok(reg.token!.requests.some((r) => r.user === 'bob' && r.scopes.includes('repository:team/small:pull,push')), JSON.stringify(reg.token!.requests));
+    assert.ok(
+      reg.token!.requests.some((r) => r.user === 'bob' && r.scopes.includes('repository:team/small:pull,push')),
+      JSON.stringify(reg.token!.requests),
+    );
     const root = newRoot('token');
     const r = await runKiln(['pull', ref], { root, env: env() });
     assert.equal(r.code, 0, r.stderr);
@@ -459,13 +542,22 @@ describe('token auth (the Docker Hub / GHCR flow)', { skip: noRegistry }, () => 
     const proxy = await startFaultProxy(reg.host, []);
     try {
       // Credentials are per registry host: log in to the proxy's address, which is what kiln talks to.
-      const login = await runKiln(['login', '-u', 'bob', '--password-stdin', proxy.host], { input: 'hunter2', env: env() });
+      const login = await runKiln(['login', '-u', 'bob', '--password-stdin', proxy.host], {
+        input: 'hunter2',
+        env: env(),
+      });
       assert.equal(login.code, 0, login.stderr);
       const before = reg.token!.requests.length;
       reg.token!.expiredNext = 1;
-      const p = await runKiln(['push', 'test/small:1', `${proxy.host}/team/slow:1`], { root: newRootWithImage(), env: env() });
+      const p = await runKiln(['push', 'test/small:1', `${proxy.host}/team/slow:1`], {
+        root: newRootWithImage(),
+        env: env(),
+      });
       assert.equal(p.code, 0, p.stderr);
-      assert.ok(proxy.log.some((l) => l.status === 401 && l.path !== '/v2/'), `the registry refused the expired token: ${JSON.stringify(proxy.log)}`);
+      assert.ok(
+        proxy.log.some((l) => l.status === 401 && l.path !== '/v2/'),
+        `the registry refused the expired token: ${JSON.stringify(proxy.log)}`,
+      );
       assert.ok(reg.token!.requests.length - before >= 2, 'a new token was fetched');
     } finally {
       reg.token!.expiredNext = 0;
@@ -477,7 +569,10 @@ describe('token auth (the Docker Hub / GHCR flow)', { skip: noRegistry }, () => 
 /** A store with the test image whose blobs have no known source repository (so nothing is mounted). */
 function newRootWithImage(): string {
   const root = newRoot('fresh');
-  const r = spawnSync(process.execPath, [cliPath, 'load', '-i', path.join(work, 'small.tar')], { env: { ...process.env, KILN_ROOT: root }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [cliPath, 'load', '-i', path.join(work, 'small.tar')], {
+    env: { ...process.env, KILN_ROOT: root },
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(r.stderr);
   return root;
 }

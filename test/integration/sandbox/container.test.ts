@@ -23,7 +23,9 @@ const missing =
   registryUnavailable() ??
   basesUnavailable() ??
   (existsSync(workloads) ? undefined : `no ${workloads}`) ??
-  (existsSync(path.join(repoRoot, 'node_modules', 'fs-xattr', 'build', 'Release', 'xattr.node')) ? undefined : 'node_modules/fs-xattr is not built: npm ci');
+  (existsSync(path.join(repoRoot, 'node_modules', 'fs-xattr', 'build', 'Release', 'xattr.node'))
+    ? undefined
+    : 'node_modules/fs-xattr is not built: npm ci');
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-container-'));
 const root = path.join(work, 'store');
 const boxStore = path.join(work, 'box-store');
@@ -71,11 +73,34 @@ describe('kiln in an unprivileged container', () => {
     // kiln builds its own image and pushes it. The context: what image/Dockerfile copies from the
     // repository (node_modules may be a link out of the worktree here; a context copies no link's target).
     const ctx = path.join(work, 'kiln-context');
-    for (const p of ['package.json', 'dist/bin', 'node_modules/fs-xattr/package.json', 'node_modules/fs-xattr/index.js', 'node_modules/fs-xattr/build/Release/xattr.node', 'node_modules/@balena/dockerignore']) {
+    for (const p of [
+      'package.json',
+      'dist/bin',
+      'node_modules/fs-xattr/package.json',
+      'node_modules/fs-xattr/index.js',
+      'node_modules/fs-xattr/build/Release/xattr.node',
+      'node_modules/@balena/dockerignore',
+    ]) {
       cpSync(path.join(repoRoot, p), path.join(ctx, p), { recursive: true, dereference: true });
     }
     kilnImage = `${reg}/kiln:test`;
-    const b = await runKiln(['build', '-q', '-f', path.join(repoRoot, 'image', 'Dockerfile'), '--build-arg', `BASE=${reg}/debian-slim:bookworm`, '--build-arg', `NODE_IMAGE=${reg}/node:20`, '-t', kilnImage, '--push', ctx], { root, timeoutMs: 900_000 });
+    const b = await runKiln(
+      [
+        'build',
+        '-q',
+        '-f',
+        path.join(repoRoot, 'image', 'Dockerfile'),
+        '--build-arg',
+        `BASE=${reg}/debian-slim:bookworm`,
+        '--build-arg',
+        `NODE_IMAGE=${reg}/node:20`,
+        '-t',
+        kilnImage,
+        '--push',
+        ctx,
+      ],
+      { root, timeoutMs: 900_000 },
+    );
     assert.equal(b.code, 0, `building the kiln image: ${b.stderr}`);
     dockerd = await startDockerd();
     const pull = dockerd.docker(['pull', '-q', kilnImage]);
@@ -83,7 +108,17 @@ describe('kiln in an unprivileged container', () => {
   });
 
   test('in the container (no --privileged), user namespaces and mounts are refused; kiln --version runs', () => {
-    const r = dockerd!.docker(['run', '--rm', '--network', 'host', '--entrypoint', 'sh', kilnImage, '-c', 'unshare --user --map-root-user true 2>&1; echo "userns=$?"; mkdir /m && mount -t tmpfs t /m 2>&1; echo "mount=$?"; kiln --version']);
+    const r = dockerd!.docker([
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      '--entrypoint',
+      'sh',
+      kilnImage,
+      '-c',
+      'unshare --user --map-root-user true 2>&1; echo "userns=$?"; mkdir /m && mount -t tmpfs t /m 2>&1; echo "mount=$?"; kiln --version',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /userns=[1-9]/);
     assert.match(r.stdout, /mount=[1-9]/);
@@ -110,9 +145,41 @@ describe('kiln in an unprivileged container', () => {
       ].join('\n'),
     );
     const reg = registry!.host;
-    const host = await runKiln(['build', '-q', '--snapshotter', 'native', '--build-arg', `REGISTRY=${reg}`, '-t', `${reg}/owners-host:1`, '--push', ctx], { root, env: { SOURCE_DATE_EPOCH: '1700000000' } });
+    const host = await runKiln(
+      [
+        'build',
+        '-q',
+        '--snapshotter',
+        'native',
+        '--build-arg',
+        `REGISTRY=${reg}`,
+        '-t',
+        `${reg}/owners-host:1`,
+        '--push',
+        ctx,
+      ],
+      { root, env: { SOURCE_DATE_EPOCH: '1700000000' } },
+    );
     assert.equal(host.code, 0, host.stderr);
-    const box = dockerd!.docker(['run', '--rm', '--network', 'host', '-e', 'SOURCE_DATE_EPOCH=1700000000', '-v', `${ctx}:/workspace`, kilnImage, 'build', '-q', '--build-arg', `REGISTRY=${reg}`, '-t', `${reg}/owners-box:1`, '--push', '/workspace']);
+    const box = dockerd!.docker([
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      '-e',
+      'SOURCE_DATE_EPOCH=1700000000',
+      '-v',
+      `${ctx}:/workspace`,
+      kilnImage,
+      'build',
+      '-q',
+      '--build-arg',
+      `REGISTRY=${reg}`,
+      '-t',
+      `${reg}/owners-box:1`,
+      '--push',
+      '/workspace',
+    ]);
     assert.equal(box.code, 0, box.stderr);
     const ids = ['owners-host', 'owners-box'].map((n) => {
       const p = dockerd!.docker(['pull', '-q', `${reg}/${n}:1`]);
@@ -120,8 +187,18 @@ describe('kiln in an unprivileged container', () => {
       return dockerd!.docker(['image', 'inspect', '-f', '{{.Id}}', `${reg}/${n}:1`]).stdout.trim();
     });
     assert.equal(ids[1], ids[0], 'the same image id (config digest: the same layers, the same history)');
-    const run = dockerd!.docker(['run', '--rm', `${reg}/owners-box:1`, 'sh', '-c', 'stat -c "%u:%g %n" /data /data/f.txt /home/app/f /home/app/g /x']);
-    assert.equal(run.stdout, '65532:65532 /data\n65532:65532 /data/f.txt\n1234:1234 /home/app/f\n1234:1234 /home/app/g\n0:0 /x\n');
+    const run = dockerd!.docker([
+      'run',
+      '--rm',
+      `${reg}/owners-box:1`,
+      'sh',
+      '-c',
+      'stat -c "%u:%g %n" /data /data/f.txt /home/app/f /home/app/g /x',
+    ]);
+    assert.equal(
+      run.stdout,
+      '65532:65532 /data\n65532:65532 /data/f.txt\n1234:1234 /home/app/f\n1234:1234 /home/app/g\n0:0 /x\n',
+    );
   });
 
   const seeds: [string, [string, string][], string[], RegExp][] = [
@@ -140,7 +217,26 @@ describe('kiln in an unprivileged container', () => {
       const ref = `${registry!.host}/c-${w}:1`;
       // One store volume for the seeds, as a CI runner keeps one between jobs: the bases are
       // pulled once (each build still runs every step: the workloads share no step).
-      const b = dockerd!.docker(['run', '--rm', '--network', 'host', '-v', `${ctx}:/workspace`, '-v', `${boxStore}:/var/lib/kiln`, kilnImage, 'build', '--progress', 'plain', '--build-arg', `REGISTRY=${registry!.host}`, '-t', ref, '--push', '/workspace']);
+      const b = dockerd!.docker([
+        'run',
+        '--rm',
+        '--network',
+        'host',
+        '-v',
+        `${ctx}:/workspace`,
+        '-v',
+        `${boxStore}:/var/lib/kiln`,
+        kilnImage,
+        'build',
+        '--progress',
+        'plain',
+        '--build-arg',
+        `REGISTRY=${registry!.host}`,
+        '-t',
+        ref,
+        '--push',
+        '/workspace',
+      ]);
       assert.equal(b.code, 0, `${w}: ${b.stderr.slice(-3000)}`);
       assert.match(b.stderr, /#0 sandbox: chroot only: no namespace can be made here/);
       const run = dockerd!.docker(['run', '--rm', '--network', 'host', ref, ...runArgs]);

@@ -31,14 +31,33 @@ function mountsUnder(dir: string): string[] {
 /** Files (not following mounts into image roots) under `dirs` whose content holds `needle`. */
 function filesHolding(needle: string, dirs: string[]): string[] {
   // --devices=skip: a fifo (an image's, another process's) must not block the search.
-  const r = spawnSync('grep', ['-rlsF', '--devices=skip', '--exclude-dir=rootfs', '--exclude-dir=snapshots', '--exclude-dir=blobs', needle, ...dirs.filter(existsSync)], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(
+    'grep',
+    [
+      '-rlsF',
+      '--devices=skip',
+      '--exclude-dir=rootfs',
+      '--exclude-dir=snapshots',
+      '--exclude-dir=blobs',
+      needle,
+      ...dirs.filter(existsSync),
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
   if (r.error) throw new Error(`searching for the secret: ${r.error.message}`);
   return r.stdout.split('\n').filter(Boolean);
 }
 
 function blobsVerify(root: string): void {
   const dir = path.join(root, 'blobs', 'sha256');
-  for (const f of readdirSync(dir)) assert.equal(createHash('sha256').update(readFileSync(path.join(dir, f))).digest('hex'), f, `blob ${f} verifies`);
+  for (const f of readdirSync(dir))
+    assert.equal(
+      createHash('sha256')
+        .update(readFileSync(path.join(dir, f)))
+        .digest('hex'),
+      f,
+      `blob ${f} verifies`,
+    );
 }
 
 async function waitFor(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
@@ -51,7 +70,11 @@ async function waitFor(what: string, cond: () => boolean, ms = 60_000): Promise<
 
 function startBuild(ctx: string, secret: string): { child: ChildProcess; out: () => string } {
   let out = '';
-  const child = spawn(process.execPath, [cliPath, 'build', '--progress', 'plain', '--secret', 'id=tok,env=KILL_TEST_SECRET', '-t', 'kill:1', ctx], { env: { ...process.env, KILN_ROOT: ws.root, KILL_TEST_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [cliPath, 'build', '--progress', 'plain', '--secret', 'id=tok,env=KILL_TEST_SECRET', '-t', 'kill:1', ctx],
+    { env: { ...process.env, KILN_ROOT: ws.root, KILL_TEST_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
   return { child, out: () => out };
@@ -64,27 +87,51 @@ async function killAndPrune(child: ChildProcess, secret: string): Promise<void> 
   assert.equal(p.code, 0, p.stderr);
   assert.deepEqual(mountsUnder(ws.root), [], 'no mount left under the store');
   assert.deepEqual(readdirSync(path.join(ws.root, 'run')), [], 'no run or view dir left (runtime state included)');
-  const shm = readdirSync('/dev/shm').filter((n) => n.startsWith('kiln-')).map((n) => path.join('/dev/shm', n));
-  assert.deepEqual(filesHolding(secret, [ws.root, ws.dir, ...shm, '/run/runc', '/run/crun']), [], 'no file holds the secret');
-  assert.deepEqual(readdirSync('/dev/shm').filter((n) => n.startsWith(`kiln-rt-${child.pid}-`) || n.startsWith(`kiln-run-${child.pid}-`)), [], 'no private tmpfs dir of the killed kiln');
+  const shm = readdirSync('/dev/shm')
+    .filter((n) => n.startsWith('kiln-'))
+    .map((n) => path.join('/dev/shm', n));
+  assert.deepEqual(
+    filesHolding(secret, [ws.root, ws.dir, ...shm, '/run/runc', '/run/crun']),
+    [],
+    'no file holds the secret',
+  );
+  assert.deepEqual(
+    readdirSync('/dev/shm').filter(
+      (n) => n.startsWith(`kiln-rt-${child.pid}-`) || n.startsWith(`kiln-run-${child.pid}-`),
+    ),
+    [],
+    'no private tmpfs dir of the killed kiln',
+  );
   blobsVerify(ws.root);
 }
 
 describe('kill -9 of kiln, then kiln prune', { skip: noBases }, () => {
   test('during a RUN with a secret: the secret is in no file while it runs; prune clears mount, container, state', async () => {
     const secret = `s3cr3t-${randomBytes(8).toString('hex')}`;
-    const ctx = ws.context('run-secret', { Dockerfile: `FROM debian-slim:bookworm\nRUN --mount=type=secret,id=tok,env=TOK echo started-${'$'}{#TOK} && sleep 60\n` });
+    const ctx = ws.context('run-secret', {
+      Dockerfile: `FROM debian-slim:bookworm\nRUN --mount=type=secret,id=tok,env=TOK echo started-${'$'}{#TOK} && sleep 60\n`,
+    });
     const { child, out } = startBuild(ctx, secret);
     await waitFor('the RUN to start', () => /started-\d+/.test(out()));
     assert.match(out(), new RegExp(`started-${secret.length}`), 'the process got the secret');
-    assert.ok(mountsUnder(path.join(ws.root, 'run')).length > 0, 'the run has its overlay mounted (the test sees what the kill leaves)');
-    assert.deepEqual(filesHolding(secret, [ws.root, ws.dir]), [], 'no file on disk holds the secret while the RUN runs');
+    assert.ok(
+      mountsUnder(path.join(ws.root, 'run')).length > 0,
+      'the run has its overlay mounted (the test sees what the kill leaves)',
+    );
+    assert.deepEqual(
+      filesHolding(secret, [ws.root, ws.dir]),
+      [],
+      'no file on disk holds the secret while the RUN runs',
+    );
     await killAndPrune(child, secret);
   });
 
   test('right after a RUN (while its layer is being written): prune leaves a sound store', async () => {
     const secret = `s3cr3t-${randomBytes(8).toString('hex')}`;
-    const ctx = ws.context('after-run', { Dockerfile: 'FROM debian-slim:bookworm\nRUN --mount=type=secret,id=tok,env=TOK head -c 30000000 /dev/urandom > /big && echo wrote\n' });
+    const ctx = ws.context('after-run', {
+      Dockerfile:
+        'FROM debian-slim:bookworm\nRUN --mount=type=secret,id=tok,env=TOK head -c 30000000 /dev/urandom > /big && echo wrote\n',
+    });
     const { child, out } = startBuild(ctx, secret);
     await waitFor('the RUN to end', () => /wrote/.test(out()));
     await killAndPrune(child, secret);

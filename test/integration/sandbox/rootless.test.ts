@@ -14,10 +14,17 @@ import * as path from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
 import { basesUnavailable, ensureBaseTar, type BaseName } from '../../helpers/bases.js';
 import { workloadsDir } from '../../helpers/paths.js';
-import { createTestUser, removeTestUser, rootlessPrerequisites, runKilnAs, type TestUser } from '../../helpers/users.js';
+import {
+  createTestUser,
+  removeTestUser,
+  rootlessPrerequisites,
+  runKilnAs,
+  type TestUser,
+} from '../../helpers/users.js';
 
 const workloads = workloadsDir;
-const missing = rootlessPrerequisites() ?? basesUnavailable() ?? (existsSync(workloads) ? undefined : `no ${workloads}`);
+const missing =
+  rootlessPrerequisites() ?? basesUnavailable() ?? (existsSync(workloads) ? undefined : `no ${workloads}`);
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-rootless-'));
 chmodSync(work, 0o755);
 const rootStore = path.join(work, 'root-store');
@@ -52,7 +59,12 @@ function owners(blob: string): string[] {
     });
 }
 
-async function rootBuild(context: string, t: string, args: string[] = [], env: Record<string, string> = {}): Promise<void> {
+async function rootBuild(
+  context: string,
+  t: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<void> {
   const r = await runKiln(['build', '-q', '-t', t, ...args, context], { root: rootStore, env });
   assert.equal(r.code, 0, `root build of ${context}: ${r.stderr}`);
 }
@@ -81,7 +93,9 @@ describe('rootless kiln on the host', () => {
       assert.equal(r.code, 0, r.stderr);
     }
     const archive = path.join(work, 'bases.tar');
-    const s = await runKiln(['save', '-o', archive, ...names.map((b) => `localhost:5000/${b}:bookworm`)], { root: rootStore });
+    const s = await runKiln(['save', '-o', archive, ...names.map((b) => `localhost:5000/${b}:bookworm`)], {
+      root: rootStore,
+    });
     assert.equal(s.code, 0, s.stderr);
     chmodSync(archive, 0o644);
     for (const u of [withIds, noIds]) {
@@ -116,9 +130,18 @@ describe('rootless kiln on the host', () => {
     assert.deepEqual(asUser.layers, asRoot.layers);
     // The store is the user's ($XDG_DATA_HOME/kiln), and runs show the owners.
     assert.ok(existsSync(path.join(userStoreBlobs(withIds!), asUser.layers.at(-1)!.slice(7))));
-    const run = await runKilnAs(withIds!, ['run', 'owners:1', 'sh', '-c', 'id -u; stat -c "%u:%g %n" /data /data/f.txt /home/app/f /home/app/g /x; cat /home/app/who']);
+    const run = await runKilnAs(withIds!, [
+      'run',
+      'owners:1',
+      'sh',
+      '-c',
+      'id -u; stat -c "%u:%g %n" /data /data/f.txt /home/app/f /home/app/g /x; cat /home/app/who',
+    ]);
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(run.stdout, '1234\n65532:65532 /data\n65532:65532 /data/f.txt\n1234:1234 /home/app/f\n1234:1234 /home/app/g\n0:0 /x\n1234\n');
+    assert.equal(
+      run.stdout,
+      '1234\n65532:65532 /data\n65532:65532 /data/f.txt\n1234:1234 /home/app/f\n1234:1234 /home/app/g\n0:0 /x\n1234\n',
+    );
   });
 
   // Each seed as in seeds.test.ts (scaled down): [workload, build args, scaling, run args, expected output].
@@ -126,7 +149,13 @@ describe('rootless kiln on the host', () => {
     ['py-wheels', [], [], [], /^hello, multi-stage \| total: 500500 \| app 1\.0\.0/],
     ['py-obfuscate', [], [], [], /hello, multi-stage/],
     ['py-venv', [], [], [], /hello, multi-stage/],
-    ['py-usrlocal-user', [], [], ['sh', '-c', './entrypoint.sh && id -un && stat -c %U /microblog/entrypoint.sh'], /hello, multi-stage[^]*\nmicroblog\nmicroblog\n$/],
+    [
+      'py-usrlocal-user',
+      [],
+      [],
+      ['sh', '-c', './entrypoint.sh && id -un && stat -c %U /microblog/entrypoint.sh'],
+      /hello, multi-stage[^]*\nmicroblog\nmicroblog\n$/,
+    ],
     ['node-distroless', [], [], ['index.js', '--once'], /^hello from 65532 — 1,234,567 requests served/],
     ['single-stage-fat', [], [], [], /^hello, multi-stage \| total: 500500 \| app 1\.0\.0/],
     ['many-files', [], [['/gen.py /out 30000', '/gen.py /out 3000']], [], /^3000\n$/],
@@ -138,7 +167,12 @@ describe('rootless kiln on the host', () => {
       await rootBuild(ctx, `${w}:1`, args);
       const b = await runKilnAs(withIds!, ['build', '-q', '-t', `${w}:1`, ...args, ctx]);
       assert.equal(b.code, 0, `${w}: ${b.stderr}`);
-      const run = await runKilnAs(withIds!, ['run', ...(runArgs[0] === 'sh' ? ['--entrypoint', ''] : []), `${w}:1`, ...runArgs]);
+      const run = await runKilnAs(withIds!, [
+        'run',
+        ...(runArgs[0] === 'sh' ? ['--entrypoint', ''] : []),
+        `${w}:1`,
+        ...runArgs,
+      ]);
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, expected);
       const asRoot = inspectOut((await runKiln(['inspect', `${w}:1`], { root: rootStore })).stdout);
@@ -155,11 +189,17 @@ describe('rootless kiln on the host', () => {
   test('a user without subordinate ids is told what to add, and builds in the single-id mode', async () => {
     const ctx = path.join(work, 'single');
     mkdirSync(ctx);
-    writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM localhost:5000/debian-slim:bookworm\nRUN useradd -m app && echo hi > /x\nUSER app\nRUN id -u > /tmp/who\n');
+    writeFileSync(
+      path.join(ctx, 'Dockerfile'),
+      'FROM localhost:5000/debian-slim:bookworm\nRUN useradd -m app && echo hi > /x\nUSER app\nRUN id -u > /tmp/who\n',
+    );
     spawnSync('chmod', ['-R', 'a+rX', ctx]);
     const r = await runKilnAs(noIds!, ['build', '--progress', 'plain', '-t', 'single:1', ctx]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, new RegExp(`single-id mode \\(no subordinate ids for ${noIds!.name} in /etc/subuid and /etc/subgid\\)`));
+    assert.match(
+      r.stderr,
+      new RegExp(`single-id mode \\(no subordinate ids for ${noIds!.name} in /etc/subuid and /etc/subgid\\)`),
+    );
     assert.match(r.stderr, new RegExp(`add "${noIds!.name}:100000:65536" to /etc/subuid and /etc/subgid`));
     assert.match(r.stderr, /#0 sandbox: rootless, single-id mode/);
     const run = await runKilnAs(noIds!, ['run', 'single:1', 'sh', '-c', 'cat /tmp/who; stat -c %u /x /home/app']);

@@ -18,7 +18,9 @@ chmodSync(work, 0o755);
 after(() => rmSync(work, { recursive: true, force: true }));
 
 function asNobody(cmd: string[]): { code: number; stderr: string } {
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', ...cmd], { encoding: 'utf8' });
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', ...cmd], {
+    encoding: 'utf8',
+  });
   if (r.error) throw new Error(`setpriv is needed for this test (apt-get install util-linux): ${r.error.message}`);
   return { code: r.status ?? -1, stderr: r.stderr };
 }
@@ -27,7 +29,13 @@ test('a setuid program of an image in the store cannot be reached by another use
   assert.equal(process.getuid?.(), 0, 'this test runs as root (it switches to nobody with setpriv)');
   const root = path.join(work, 'store');
   const tarFile = path.join(work, 'rootfs.tar');
-  writeFileSync(tarFile, craftTar([{ name: 'bin/', type: 'dir' }, { name: 'bin/suid-id', content: '#!/bin/sh\nid -u\n', mode: 0o4755 }]));
+  writeFileSync(
+    tarFile,
+    craftTar([
+      { name: 'bin/', type: 'dir' },
+      { name: 'bin/suid-id', content: '#!/bin/sh\nid -u\n', mode: 0o4755 },
+    ]),
+  );
   const r = await runKiln(['import', tarFile, 'suid:1'], { root });
   assert.equal(r.code, 0, r.stderr);
   const store = await Store.open({ root });
@@ -61,6 +69,18 @@ test('a store root kiln cannot make private is refused with a message naming it'
   await Store.open({ root });
   chmodSync(root, 0o755);
   spawnSync('chown', ['65534:65534', root]);
-  const r = spawnSync('setpriv', ['--reuid=65533', '--regid=65533', '--clear-groups', '--', process.execPath, '-e', `import('${new URL('../../../src/store/store.js', import.meta.url).href}').then(m => m.Store.open({ root: ${JSON.stringify(root)} })).then(() => console.log('opened'), e => { console.log(e.code + ': ' + e.message); })`], { encoding: 'utf8' });
+  const r = spawnSync(
+    'setpriv',
+    [
+      '--reuid=65533',
+      '--regid=65533',
+      '--clear-groups',
+      '--',
+      process.execPath,
+      '-e',
+      `import('${new URL('../../../src/store/store.js', import.meta.url).href}').then(m => m.Store.open({ root: ${JSON.stringify(root)} })).then(() => console.log('opened'), e => { console.log(e.code + ': ' + e.message); })`,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.match(r.stdout, /^STORE: cannot make .*not-mine private to its owner/m);
 });

@@ -23,10 +23,15 @@ const noBases = needs(basesUnavailable());
 before(async () => {
   if (noBases) return;
   baseTar = await ensureBaseTar('debian-slim');
-  const r = await runKiln(['import', baseTar, 'debian-slim:bookworm', '--change', 'CMD ["bash"]', '--change', 'ENV LANG=C.UTF-8'], { root });
+  const r = await runKiln(
+    ['import', baseTar, 'debian-slim:bookworm', '--change', 'CMD ["bash"]', '--change', 'ENV LANG=C.UTF-8'],
+    { root },
+  );
   assert.equal(r.code, 0, r.stderr);
   imageId = r.stdout.trim();
-  const insp = JSON.parse((await runKiln(['inspect', 'debian-slim:bookworm'], { root })).stdout) as { Manifest: { Digest: string } }[];
+  const insp = JSON.parse((await runKiln(['inspect', 'debian-slim:bookworm'], { root })).stdout) as {
+    Manifest: { Digest: string };
+  }[];
   manifestDigest = insp[0]!.Manifest.Digest;
 });
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -87,27 +92,42 @@ describe('store commands on an imported Debian base', { skip: noBases }, () => {
     const out = path.join(work, 'rootfs.tar');
     const r = await runKiln(['export', 'debian-slim:bookworm', '-o', out], { root });
     assert.equal(r.code, 0, r.stderr);
-    const names = spawnSync('tar', ['-tf', out], { maxBuffer: 1 << 26 }).stdout.toString().split('\n');
+    const names = spawnSync('tar', ['-tf', out], { maxBuffer: 1 << 26 })
+      .stdout.toString()
+      .split('\n');
     assert.ok(names.includes('etc/debian_version'));
     assert.ok(names.includes('usr/bin/bash') || names.includes('bin/bash'));
   });
 
-  test('skopeo and umoci read the store and the OCI archive directly', { skip: needs(which('skopeo') && which('umoci') ? false : 'skopeo and umoci are not installed (apt-get install skopeo umoci)') }, async () => {
-    const s = spawnSync('skopeo', ['inspect', `oci:${root}:docker.io/library/debian-slim:bookworm`]);
-    assert.equal(s.status, 0, s.stderr.toString());
-    const j = JSON.parse(s.stdout.toString()) as { Digest: string; Env: string[] };
-    assert.equal(j.Digest, manifestDigest);
-    assert.deepEqual(j.Env, ['LANG=C.UTF-8']);
-    const layout = path.join(work, 'oci-layout-dir');
-    mkdirSync(layout);
-    spawnSync('tar', ['-xf', path.join(work, 'img-oci.tar'), '-C', layout]);
-    const s2 = spawnSync('skopeo', ['inspect', `oci:${layout}:docker.io/library/debian-slim:bookworm`]);
-    assert.equal(s2.status, 0, s2.stderr.toString());
-    const u = spawnSync('umoci', ['unpack', '--image', `${root}:docker.io/library/debian-slim:bookworm`, path.join(work, 'bundle')]);
-    assert.equal(u.status, 0, u.stderr.toString());
-    assert.ok(readdirSync(path.join(work, 'bundle', 'rootfs')).includes('etc'));
-    assert.match(readFileSync(path.join(work, 'bundle', 'rootfs', 'etc', 'debian_version'), 'utf8'), /^12\./);
-  });
+  test(
+    'skopeo and umoci read the store and the OCI archive directly',
+    {
+      skip: needs(
+        which('skopeo') && which('umoci') ? false : 'skopeo and umoci are not installed (apt-get install skopeo umoci)',
+      ),
+    },
+    async () => {
+      const s = spawnSync('skopeo', ['inspect', `oci:${root}:docker.io/library/debian-slim:bookworm`]);
+      assert.equal(s.status, 0, s.stderr.toString());
+      const j = JSON.parse(s.stdout.toString()) as { Digest: string; Env: string[] };
+      assert.equal(j.Digest, manifestDigest);
+      assert.deepEqual(j.Env, ['LANG=C.UTF-8']);
+      const layout = path.join(work, 'oci-layout-dir');
+      mkdirSync(layout);
+      spawnSync('tar', ['-xf', path.join(work, 'img-oci.tar'), '-C', layout]);
+      const s2 = spawnSync('skopeo', ['inspect', `oci:${layout}:docker.io/library/debian-slim:bookworm`]);
+      assert.equal(s2.status, 0, s2.stderr.toString());
+      const u = spawnSync('umoci', [
+        'unpack',
+        '--image',
+        `${root}:docker.io/library/debian-slim:bookworm`,
+        path.join(work, 'bundle'),
+      ]);
+      assert.equal(u.status, 0, u.stderr.toString());
+      assert.ok(readdirSync(path.join(work, 'bundle', 'rootfs')).includes('etc'));
+      assert.match(readFileSync(path.join(work, 'bundle', 'rootfs', 'etc', 'debian_version'), 'utf8'), /^12\./);
+    },
+  );
 
   describe('a real Docker engine', { skip: needs(dockerdUnavailable()) }, () => {
     let d: Dockerd;
@@ -137,12 +157,15 @@ describe('store commands on an imported Debian base', { skip: noBases }, () => {
       // A many-files image like the bench workload: tar headers and padding are ~15 % of its layer.
       const ctx = path.join(work, 'sizes-ctx');
       mkdirSync(ctx, { recursive: true });
-      writeFileSync(path.join(ctx, 'Dockerfile'), [
-        'FROM debian-slim:bookworm',
-        `RUN mkdir -p /many/${'d'.repeat(120)} && cd /many && i=0; while [ $i -lt 4000 ]; do echo "module $i" > f$i.js; i=$((i+1)); done` +
-          ` && ln -s /etc/debian_version link && ln -s /${'t'.repeat(130)} long-link && ln f1.js hard1 && head -c 100000 /dev/urandom > ${'d'.repeat(120)}/blob && rm -rf /usr/share/doc/bash`,
-        'COPY Dockerfile /copied/',
-      ].join('\n'));
+      writeFileSync(
+        path.join(ctx, 'Dockerfile'),
+        [
+          'FROM debian-slim:bookworm',
+          `RUN mkdir -p /many/${'d'.repeat(120)} && cd /many && i=0; while [ $i -lt 4000 ]; do echo "module $i" > f$i.js; i=$((i+1)); done` +
+            ` && ln -s /etc/debian_version link && ln -s /${'t'.repeat(130)} long-link && ln f1.js hard1 && head -c 100000 /dev/urandom > ${'d'.repeat(120)}/blob && rm -rf /usr/share/doc/bash`,
+          'COPY Dockerfile /copied/',
+        ].join('\n'),
+      );
       const b = await runKiln(['build', '-q', '-t', 'sizes:1', ctx], { root });
       assert.equal(b.code, 0, b.stderr);
       const file = path.join(work, 'sizes.tar');
@@ -150,12 +173,21 @@ describe('store commands on an imported Debian base', { skip: noBases }, () => {
       const l = d.docker(['load', '-i', file]);
       assert.equal(l.code, 0, l.stderr);
       const dockerSize = Number(d.docker(['image', 'inspect', '-f', '{{.Size}}', 'sizes:1']).stdout.trim());
-      const kilnSize = (JSON.parse((await runKiln(['inspect', 'sizes:1'], { root })).stdout) as { Size: number }[])[0]!.Size;
+      const kilnSize = (JSON.parse((await runKiln(['inspect', 'sizes:1'], { root })).stdout) as { Size: number }[])[0]!
+        .Size;
       assert.ok(dockerSize > 0);
-      assert.ok(Math.abs(kilnSize - dockerSize) <= dockerSize * 0.01, `kiln inspect Size ${kilnSize} vs docker's ${dockerSize}: more than 1 % apart`);
+      assert.ok(
+        Math.abs(kilnSize - dockerSize) <= dockerSize * 0.01,
+        `kiln inspect Size ${kilnSize} vs docker's ${dockerSize}: more than 1 % apart`,
+      );
       // The listings agree too, as printed.
       const dockerListed = d.docker(['images', '--format', '{{.Size}}', 'sizes:1']).stdout.trim();
-      const kilnListed = (await runKiln(['images', 'sizes'], { root })).stdout.split('\n').find((x) => x.startsWith('sizes '))!.trim().split(/ +/).pop();
+      const kilnListed = (await runKiln(['images', 'sizes'], { root })).stdout
+        .split('\n')
+        .find((x) => x.startsWith('sizes '))!
+        .trim()
+        .split(/ +/)
+        .pop();
       assert.equal(kilnListed, dockerListed);
       // The tar bytes are the other measure, clearly larger for this image: what kiln no longer reports.
       const store = await Store.open({ root });
@@ -178,7 +210,9 @@ test('crash safety: a blob write killed mid-way leaves the store valid', async (
     process.stdout.write('writing\\n');
     for (let i = 0; i < 100000; i++) { if (!w.stream.write(chunk)) await new Promise(r => w.stream.once('drain', r)); }
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
   await new Promise((r) => setTimeout(r, 300));
   child.kill('SIGKILL');
@@ -194,7 +228,12 @@ test('crash safety: a blob write killed mid-way leaves the store valid', async (
   // Every blob in a store matches its name.
   const d = await Store.open({ root: croot });
   const b = await d.putBlob('hello');
-  assert.equal(createHash('sha256').update(readFileSync(d.blobPath(b.digest))).digest('hex'), b.digest.slice(7));
+  assert.equal(
+    createHash('sha256')
+      .update(readFileSync(d.blobPath(b.digest)))
+      .digest('hex'),
+    b.digest.slice(7),
+  );
   await assert.rejects(d.putBlob('x', { digest: `sha256:${'0'.repeat(64)}` }), /digest mismatch/);
 });
 
@@ -211,7 +250,9 @@ test('concurrent tag writers on one store both land', async () => {
           const s = await Store.open({ root: ${JSON.stringify(croot)} });
           for (let i = 0; i < 10; i++) await s.setTag('img${n}:t' + i, ${JSON.stringify(desc)});
         `;
-        spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' }).on('exit', (c) => resolve(c ?? 1));
+        spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' }).on('exit', (c) =>
+          resolve(c ?? 1),
+        );
       }),
   );
   assert.deepEqual(await Promise.all(procs), [0, 0, 0, 0]);

@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { computeEfficiency, evaluateCi, DIVE_CI_DEFAULTS, type LayerEntry } from '../../../src/analyze/efficiency.js';
 import { stackLayers, largestDirectories } from '../../../src/analyze/filetree.js';
 
-const f = (path: string, size: number, extra: Partial<LayerEntry> = {}): LayerEntry => ({ path, type: 'file', size, mode: 0o644, uid: 0, gid: 0, ...extra });
+const f = (path: string, size: number, extra: Partial<LayerEntry> = {}): LayerEntry => ({
+  path,
+  type: 'file',
+  size,
+  mode: 0o644,
+  uid: 0,
+  gid: 0,
+  ...extra,
+});
 const d = (path: string): LayerEntry => ({ path, type: 'directory', size: 0, mode: 0o755, uid: 0, gid: 0 });
 
 describe("dive's efficiency", () => {
@@ -15,7 +23,9 @@ describe("dive's efficiency", () => {
       [f('etc/.wh.nginx', 0)],
     ]);
     assert.equal(r.efficiency, 0.75);
-    assert.deepEqual(r.inefficiencies, [{ path: '/etc/nginx/nginx.conf', cumulativeSize: 7000, count: 2, layers: [0, 1] }]);
+    assert.deepEqual(r.inefficiencies, [
+      { path: '/etc/nginx/nginx.conf', cumulativeSize: 7000, count: 2, layers: [0, 1] },
+    ]);
   });
 
   test('scratch image with an empty file scores 1', () => {
@@ -41,7 +51,11 @@ describe("dive's efficiency", () => {
     assert.equal(r.wastedUserPercent, 9500 / 6500);
     assert.deepEqual(
       r.inefficiencies.map((i) => [i.path, i.cumulativeSize, i.count]),
-      [['/tmp/big', 5000, 2], ['/usr/a', 2500, 2], ['/usr/b', 2000, 2]],
+      [
+        ['/tmp/big', 5000, 2],
+        ['/usr/a', 2500, 2],
+        ['/usr/b', 2000, 2],
+      ],
     );
   });
 
@@ -71,8 +85,14 @@ describe("dive's efficiency", () => {
     assert.equal(ci.pass, true);
     const fail = evaluateCi(r, { lowestEfficiency: 0.9, highestWastedBytes: 9499, highestUserWastedPercent: 1.4 });
     assert.equal(fail.pass, false);
-    assert.deepEqual(fail.rules.map((x) => x.status), ['fail', 'fail', 'fail']);
-    assert.deepEqual(evaluateCi(r, {}).rules.map((x) => x.status), ['skip', 'skip', 'skip']);
+    assert.deepEqual(
+      fail.rules.map((x) => x.status),
+      ['fail', 'fail', 'fail'],
+    );
+    assert.deepEqual(
+      evaluateCi(r, {}).rules.map((x) => x.status),
+      ['skip', 'skip', 'skip'],
+    );
   });
 });
 
@@ -83,12 +103,22 @@ describe('stacked filesystem and per-layer changes', () => {
     assert.deepEqual(changes[1]!.added, { count: 1, bytes: 5000 });
     assert.deepEqual(changes[1]!.modified, { count: 1, bytes: 1500 });
     assert.deepEqual(changes[2]!.removed, { count: 2, bytes: 7000 });
-    assert.deepEqual(changes[2]!.removedPaths, [{ path: 'tmp/big', bytes: 5000 }, { path: 'usr/b', bytes: 2000 }]);
-    assert.deepEqual([...tree.walk()].map((n) => n.path()), ['etc', 'etc/c', 'tmp', 'usr', 'usr/a']);
+    assert.deepEqual(changes[2]!.removedPaths, [
+      { path: 'tmp/big', bytes: 5000 },
+      { path: 'usr/b', bytes: 2000 },
+    ]);
+    assert.deepEqual(
+      [...tree.walk()].map((n) => n.path()),
+      ['etc', 'etc/c', 'tmp', 'usr', 'usr/a'],
+    );
   });
 
   test('rewriting identical content is not a modification (hashes compared)', () => {
-    const { changes } = stackLayers([[f('x', 5, { hash: 'h1' })], [f('x', 5, { hash: 'h1' })], [f('x', 5, { hash: 'h2' })]]);
+    const { changes } = stackLayers([
+      [f('x', 5, { hash: 'h1' })],
+      [f('x', 5, { hash: 'h1' })],
+      [f('x', 5, { hash: 'h2' })],
+    ]);
     assert.equal(changes[1]!.modified.count, 0);
     assert.equal(changes[2]!.modified.count, 1);
   });
@@ -97,14 +127,23 @@ describe('stacked filesystem and per-layer changes', () => {
     const { tree, changes } = stackLayers([...layers3(), [d('usr'), f('usr/.wh..wh..opq', 0), f('usr/new', 10)]]);
     assert.deepEqual(changes[3]!.removed, { count: 1, bytes: 1500 });
     assert.deepEqual(changes[3]!.added, { count: 1, bytes: 10 });
-    assert.deepEqual([...tree.walk()].map((n) => n.path()), ['etc', 'etc/c', 'tmp', 'usr', 'usr/new']);
+    assert.deepEqual(
+      [...tree.walk()].map((n) => n.path()),
+      ['etc', 'etc/c', 'tmp', 'usr', 'usr/new'],
+    );
   });
 
   test('largest directories', () => {
     const { tree } = stackLayers(layers3());
     const top = largestDirectories(tree, { minFraction: 0 });
     assert.equal(top.bytes, 1800);
-    assert.deepEqual(top.children!.map((c) => [c.path, c.bytes]), [['/usr', 1500], ['/etc', 300]]);
+    assert.deepEqual(
+      top.children!.map((c) => [c.path, c.bytes]),
+      [
+        ['/usr', 1500],
+        ['/etc', 300],
+      ],
+    );
   });
 });
 

@@ -34,37 +34,68 @@ FROM --platform=$TARGETPLATFORM alpine:3.19 AS p1
 FROM --platform=linux/amd64 alpine:3.19 AS p2
 USER app
 `);
-    for (const want of ['1:StageNameCasing', '1:FromAsCasing', '2:ConsistentInstructionCasing', '2:ReservedStageName', '3:DuplicateStageName', '4:WorkdirRelativePath', '5:JSONArgsRecommended', '5:MultipleInstructionsDisallowed', '7:RedundantTargetPlatform', '8:FromPlatformFlagConstDisallowed']) {
+    for (const want of [
+      '1:StageNameCasing',
+      '1:FromAsCasing',
+      '2:ConsistentInstructionCasing',
+      '2:ReservedStageName',
+      '3:DuplicateStageName',
+      '4:WorkdirRelativePath',
+      '5:JSONArgsRecommended',
+      '5:MultipleInstructionsDisallowed',
+      '7:RedundantTargetPlatform',
+      '8:FromPlatformFlagConstDisallowed',
+    ]) {
       assert.ok(r.includes(want), `missing ${want} in ${r.join(' ')}`);
     }
     assert.ok(!r.includes('6:JSONArgsRecommended'));
   });
 
   test('shell-form CMD with a custom SHELL is fine (BuildKit skips it)', () => {
-    assert.equal(has('FROM alpine:3.19\nSHELL ["/bin/bash", "-c"]\nUSER 1\nCMD echo hi\n', 'JSONArgsRecommended').length, 0);
+    assert.equal(
+      has('FROM alpine:3.19\nSHELL ["/bin/bash", "-c"]\nUSER 1\nCMD echo hi\n', 'JSONArgsRecommended').length,
+      0,
+    );
     assert.equal(has('FROM alpine:3.19\nUSER 1\nENTRYPOINT exec app\n', 'JSONArgsRecommended').length, 1);
   });
 
   test('secrets through ARG/ENV: a literal value is an error, a bare ARG a warning', () => {
-    const f = lintDockerfile('FROM alpine:3.19\nARG GITHUB_TOKEN\nENV DB_PASSWORD=hunter2 PUBLIC_KEY=x AUTHOR=me\nARG SECRET_FILE=/run/s\nUSER 1\n').findings.filter((x) => x.rule === 'SecretsUsedInArgOrEnv');
-    assert.deepEqual(f.map((x) => [x.line, x.level, x.message]), [
-      [2, 'warning', 'Do not use ARG or ENV instructions for sensitive data (ARG "GITHUB_TOKEN")'],
-      [3, 'error', 'Do not use ARG or ENV instructions for sensitive data (ENV "DB_PASSWORD")'],
-    ]);
+    const f = lintDockerfile(
+      'FROM alpine:3.19\nARG GITHUB_TOKEN\nENV DB_PASSWORD=hunter2 PUBLIC_KEY=x AUTHOR=me\nARG SECRET_FILE=/run/s\nUSER 1\n',
+    ).findings.filter((x) => x.rule === 'SecretsUsedInArgOrEnv');
+    assert.deepEqual(
+      f.map((x) => [x.line, x.level, x.message]),
+      [
+        [2, 'warning', 'Do not use ARG or ENV instructions for sensitive data (ARG "GITHUB_TOKEN")'],
+        [3, 'error', 'Do not use ARG or ENV instructions for sensitive data (ENV "DB_PASSWORD")'],
+      ],
+    );
   });
 
   test('FROM with undeclared or empty ARGs', () => {
     const r = lintDockerfile('ARG TAG\nFROM alpine:${TAG}\nFROM ${IMAGE}\n');
     assert.ok(r.findings.some((f) => f.rule === 'InvalidDefaultArgInFrom' && f.line === 2));
-    assert.ok(r.findings.some((f) => f.rule === 'UndefinedArgInFrom' && f.line === 3 && f.message === "FROM argument 'IMAGE' is not declared"));
+    assert.ok(
+      r.findings.some(
+        (f) => f.rule === 'UndefinedArgInFrom' && f.line === 3 && f.message === "FROM argument 'IMAGE' is not declared",
+      ),
+    );
     assert.ok(r.errors >= 2);
   });
 
   test('final stage as root', () => {
     assert.equal(has('FROM debian:12\nCMD ["x"]\n', 'RootUserInFinalStage').length, 1);
     assert.equal(has('FROM debian:12\nUSER root\nCMD ["x"]\n', 'RootUserInFinalStage')[0]!.line, 2);
-    assert.equal(has('FROM debian:12 AS base\nUSER app\nFROM base\nCMD ["x"]\n', 'RootUserInFinalStage').length, 0, 'USER inherited from the base stage');
-    assert.equal(has('FROM debian:12 AS b\nUSER app\nFROM debian:12\nCOPY --from=b /x /x\n', 'RootUserInFinalStage').length, 1, 'a COPY --from stage does not give its USER');
+    assert.equal(
+      has('FROM debian:12 AS base\nUSER app\nFROM base\nCMD ["x"]\n', 'RootUserInFinalStage').length,
+      0,
+      'USER inherited from the base stage',
+    );
+    assert.equal(
+      has('FROM debian:12 AS b\nUSER app\nFROM debian:12\nCOPY --from=b /x /x\n', 'RootUserInFinalStage').length,
+      1,
+      'a COPY --from stage does not give its USER',
+    );
     assert.equal(has('FROM scratch\nCOPY app /\n', 'RootUserInFinalStage').length, 0);
   });
 
@@ -86,33 +117,66 @@ USER 1
       ['4:AptListsNotCleaned', '4:BuildToolsInFinalStage', '7:PackageCacheInFinalStage', '9:PackageCacheInFinalStage'],
     );
     assert.match(has(text, 'BuildToolsInFinalStage')[0]!.message, /gcc, libpq-dev/);
-    assert.equal(has('FROM golang:1.22\nUSER 1\nCMD ["app"]\n', 'BuildToolsInFinalStage').length, 1, 'toolchain image as the final base');
-    assert.equal(has('FROM debian:12\nENV PIP_NO_CACHE_DIR=1\nRUN pip install x\nUSER 1\n', 'PackageCacheInFinalStage').length, 0);
+    assert.equal(
+      has('FROM golang:1.22\nUSER 1\nCMD ["app"]\n', 'BuildToolsInFinalStage').length,
+      1,
+      'toolchain image as the final base',
+    );
+    assert.equal(
+      has('FROM debian:12\nENV PIP_NO_CACHE_DIR=1\nRUN pip install x\nUSER 1\n', 'PackageCacheInFinalStage').length,
+      0,
+    );
   });
 
   test('base image without a tag or latest; digests and scratch are fine', () => {
-    const r = has('FROM debian AS a\nFROM alpine:latest AS b\nFROM alpine@sha256:' + 'a'.repeat(64) + ' AS c\nFROM scratch\nCOPY --from=a /x /x\nCOPY --from=b /x /y\nCOPY --from=c /x /z\n', 'BaseImageLatestTag');
-    assert.deepEqual(r.map((f) => f.line), [1, 2]);
+    const r = has(
+      'FROM debian AS a\nFROM alpine:latest AS b\nFROM alpine@sha256:' +
+        'a'.repeat(64) +
+        ' AS c\nFROM scratch\nCOPY --from=a /x /x\nCOPY --from=b /x /y\nCOPY --from=c /x /z\n',
+      'BaseImageLatestTag',
+    );
+    assert.deepEqual(
+      r.map((f) => f.line),
+      [1, 2],
+    );
   });
 
   test('COPY . . before the dependency install', () => {
-    const f = has('FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci\nUSER node\nCMD ["node", "."]\n', 'CopyAllBeforeDependencyInstall');
+    const f = has(
+      'FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci\nUSER node\nCMD ["node", "."]\n',
+      'CopyAllBeforeDependencyInstall',
+    );
     assert.equal(f.length, 1);
     assert.equal(f[0]!.line, 4);
     assert.match(f[0]!.message, /on line 3/);
-    assert.equal(has('FROM node:20\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\nUSER node\n', 'CopyAllBeforeDependencyInstall').length, 0);
+    assert.equal(
+      has('FROM node:20\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\nUSER node\n', 'CopyAllBeforeDependencyInstall')
+        .length,
+      0,
+    );
   });
 
   test('unused stage, honouring --target', () => {
     const text = 'FROM alpine:3.19 AS a\nFROM alpine:3.19 AS b\nUSER 1\n';
-    assert.deepEqual(has(text, 'UnusedStage').map((f) => f.line), [1]);
-    assert.deepEqual(lintDockerfile(text, { target: 'a' }).findings.filter((f) => f.rule === 'UnusedStage').map((f) => f.line), [2]);
+    assert.deepEqual(
+      has(text, 'UnusedStage').map((f) => f.line),
+      [1],
+    );
+    assert.deepEqual(
+      lintDockerfile(text, { target: 'a' })
+        .findings.filter((f) => f.rule === 'UnusedStage')
+        .map((f) => f.line),
+      [2],
+    );
   });
 
   test('# check directive: skip and error=true', () => {
     const text = '# check=skip=JSONArgsRecommended,RootUserInFinalStage;error=true\nFROM alpine\nCMD echo\n';
     const r = lintDockerfile(text);
-    assert.deepEqual(r.findings.map((f) => [f.rule, f.level]), [['BaseImageLatestTag', 'error']]);
+    assert.deepEqual(
+      r.findings.map((f) => [f.rule, f.level]),
+      [['BaseImageLatestTag', 'error']],
+    );
     assert.equal(r.errors, 1);
   });
 
@@ -136,11 +200,19 @@ USER 1
       assert.equal(run.tool.driver.rules[res.ruleIndex].id, res.ruleId);
       assert.equal(res.locations[0].physicalLocation.artifactLocation.uri, 'app/Dockerfile');
     }
-    assert.equal(run.tool.driver.rules.find((x: { id: string }) => x.id === 'JSONArgsRecommended').helpUri, 'https://docs.docker.com/go/dockerfile/rule/json-args-recommended/');
+    assert.equal(
+      run.tool.driver.rules.find((x: { id: string }) => x.id === 'JSONArgsRecommended').helpUri,
+      'https://docs.docker.com/go/dockerfile/rule/json-args-recommended/',
+    );
   });
 
   test('installed package names from install commands', () => {
-    assert.deepEqual(installedPackages('apt-get update && apt-get install -y --no-install-recommends gcc=4:12 libc6-dev && apk add --no-cache musl-dev'), ['gcc', 'libc6-dev', 'musl-dev']);
+    assert.deepEqual(
+      installedPackages(
+        'apt-get update && apt-get install -y --no-install-recommends gcc=4:12 libc6-dev && apk add --no-cache musl-dev',
+      ),
+      ['gcc', 'libc6-dev', 'musl-dev'],
+    );
   });
 });
 
@@ -150,13 +222,18 @@ USER 1
 describe('lint: EXPOSE and definition descriptions, as BuildKit', () => {
   test('ExposeProtoCasing and ExposeInvalidFormat, words with variables left to the build', () => {
     const text = 'FROM alpine:3.19\nUSER 1\nEXPOSE 80/TCP 8080:80 127.0.0.1:53:53/udp $P/UDP 443/tcp 53/udp\n';
-    const found = lintDockerfile(text).findings.filter((f) => f.rule.startsWith('Expose')).map((f) => `${f.rule}: ${f.message}`);
+    const found = lintDockerfile(text)
+      .findings.filter((f) => f.rule.startsWith('Expose'))
+      .map((f) => `${f.rule}: ${f.message}`);
     assert.deepEqual(found, [
       "ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '8080:80'",
       "ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:53:53/udp'",
       "ExposeProtoCasing: Defined protocol '80/TCP' in EXPOSE instruction should be lowercase",
     ]);
-    assert.equal(has(text, 'ExposeProtoCasing')[0]!.url, 'https://docs.docker.com/go/dockerfile/rule/expose-proto-casing/');
+    assert.equal(
+      has(text, 'ExposeProtoCasing')[0]!.url,
+      'https://docs.docker.com/go/dockerfile/rule/expose-proto-casing/',
+    );
     assert.deepEqual(has('# check=skip=ExposeProtoCasing\nFROM alpine:3.19\nEXPOSE 80/TCP\n', 'ExposeProtoCasing'), []);
   });
 
@@ -178,11 +255,22 @@ describe('lint: EXPOSE and definition descriptions, as BuildKit', () => {
       '',
     ].join('\n');
     assert.deepEqual(has(body, 'InvalidDefinitionDescription'), [], 'experimental: off by default');
-    const on = lintDockerfile(`# check=experimental=InvalidDefinitionDescription\n${body}`).findings.filter((f) => f.rule === 'InvalidDefinitionDescription');
+    const on = lintDockerfile(`# check=experimental=InvalidDefinitionDescription\n${body}`).findings.filter(
+      (f) => f.rule === 'InvalidDefinitionDescription',
+    );
     assert.deepEqual(
       on.map((f) => `${f.line}: ${f.message}`),
-      ['5: Comment for build argument should follow the format: `# OTHER <description>`', '13: Comment for build stage should follow the format: `# release <description>`'],
+      [
+        '5: Comment for build argument should follow the format: `# OTHER <description>`',
+        '13: Comment for build stage should follow the format: `# release <description>`',
+      ],
     );
-    assert.equal(lintDockerfile('# check=experimental=all\nARG A\nFROM alpine:3.19\nUSER 1\n').findings.filter((f) => f.rule === 'InvalidDefinitionDescription').length, 0, 'the directive above is no description');
+    assert.equal(
+      lintDockerfile('# check=experimental=all\nARG A\nFROM alpine:3.19\nUSER 1\n').findings.filter(
+        (f) => f.rule === 'InvalidDefinitionDescription',
+      ).length,
+      0,
+      'the directive above is no description',
+    );
   });
 });

@@ -69,7 +69,10 @@ describe('Debian (dpkg order, source packages, releases)', () => {
   });
   test('another release does not match', () => {
     assert.deepEqual(scanOne(pkg('deb', 'curl', '7.74.0-1.3+deb11u1')), []);
-    const d11 = scanOne(pkg('deb', 'libc6', '2.31-13+deb11u5', { sourceName: 'glibc' }), { id: 'debian', versionId: '11' });
+    const d11 = scanOne(pkg('deb', 'libc6', '2.31-13+deb11u5', { sourceName: 'glibc' }), {
+      id: 'debian',
+      versionId: '11',
+    });
     assert.deepEqual(ids(d11), ['CVE-2023-0001']);
   });
 });
@@ -137,13 +140,21 @@ describe('Alpine (apk order)', () => {
 describe('summary and database', () => {
   test('counts by severity', () => {
     const r = scanPackages(
-      [pkg('deb', 'libc6', '2.36-9+deb12u3', { sourceName: 'glibc' }), pkg('deb', 'bash', '5.2.15-2'), pkg('npm', 'lodash', '4.17.20'), pkg('npm', 'left-pad', '1.0.0')],
+      [
+        pkg('deb', 'libc6', '2.36-9+deb12u3', { sourceName: 'glibc' }),
+        pkg('deb', 'bash', '5.2.15-2'),
+        pkg('npm', 'lodash', '4.17.20'),
+        pkg('npm', 'left-pad', '1.0.0'),
+      ],
       debian12,
       db,
     );
     assert.deepEqual(r.summary, { UNKNOWN: 1, LOW: 1, MEDIUM: 0, HIGH: 1, CRITICAL: 2 });
     assert.equal(r.total, 5);
-    assert.deepEqual(r.findings.map((f) => f.severity), ['CRITICAL', 'CRITICAL', 'HIGH', 'LOW', 'UNKNOWN']);
+    assert.deepEqual(
+      r.findings.map((f) => f.severity),
+      ['CRITICAL', 'CRITICAL', 'HIGH', 'LOW', 'UNKNOWN'],
+    );
   });
   test('only wanted records are kept in memory', async () => {
     const r = await scanWithDatabase([pkg('npm', 'lodash', '4.17.20')], debian12, osvDir);
@@ -153,7 +164,10 @@ describe('summary and database', () => {
   test('osv.dev all.zip exports are read (deflate and stored members)', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-osv-'));
     try {
-      const files = readdirSync(path.join(osvDir, 'debian')).map((n) => ({ name: n, data: readFileSync(path.join(osvDir, 'debian', n)) }));
+      const files = readdirSync(path.join(osvDir, 'debian')).map((n) => ({
+        name: n,
+        data: readFileSync(path.join(osvDir, 'debian', n)),
+      }));
       writeFileSync(path.join(dir, 'all.zip'), makeZip(files));
       const zdb = await OsvDatabase.load(dir);
       assert.equal(zdb.stats.records, files.length);
@@ -174,7 +188,10 @@ describe('summary and database', () => {
 
 describe('range evaluation details', () => {
   test('events given out of order are sorted first', () => {
-    const r = { type: 'SEMVER', events: [{ fixed: '2.0.0' }, { introduced: '1.0.0' }, { introduced: '3.0.0' }, { fixed: '3.1.0' }] };
+    const r = {
+      type: 'SEMVER',
+      events: [{ fixed: '2.0.0' }, { introduced: '1.0.0' }, { introduced: '3.0.0' }, { fixed: '3.1.0' }],
+    };
     assert.equal(evaluateRange(r, '1.5.0', 'npm')?.affected, true);
     assert.equal(evaluateRange(r, '2.5.0', 'npm')?.affected, false);
     assert.equal(evaluateRange(r, '3.0.5', 'npm')?.fixed, '3.1.0');
@@ -183,7 +200,12 @@ describe('range evaluation details', () => {
     assert.equal(evaluateRange({ type: 'GIT', events: [{ introduced: '0' }] }, 'abc', 'npm'), undefined);
   });
   test('a record without the package does not match', () => {
-    const rec = parseOsvRecord({ id: 'X', affected: [{ package: { ecosystem: 'npm', name: 'a' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }] }] }] });
+    const rec = parseOsvRecord({
+      id: 'X',
+      affected: [
+        { package: { ecosystem: 'npm', name: 'a' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }] }] },
+      ],
+    });
     assert.equal(matchRecord(rec, { ecosystem: 'npm', name: 'b', version: '1.0.0' }), undefined);
     assert.equal(matchRecord(rec, { ecosystem: 'PyPI', name: 'a', version: '1.0.0' }), undefined);
     assert.ok(matchRecord(rec, { ecosystem: 'npm', name: 'a', version: '1.0.0' }));

@@ -29,7 +29,9 @@ async function viaReadTar(buf: Buffer) {
   for await (const { header, body } of readTar(Readable.from([buf.subarray(0, buf.length - 1024)]))) {
     const h = createHash('sha256');
     for await (const c of body) h.update(c);
-    out.push(`${header.name} ${header.type} ${header.size} ${header.linkname ?? ''} ${Object.keys(header.xattrs ?? {}).join(',')} ${h.digest('hex')}`);
+    out.push(
+      `${header.name} ${header.type} ${header.size} ${header.linkname ?? ''} ${Object.keys(header.xattrs ?? {}).join(',')} ${h.digest('hex')}`,
+    );
   }
   return out;
 }
@@ -40,7 +42,10 @@ function viaScanner(buf: Buffer, chunk: number): string[] {
     const h = createHash('sha256');
     return {
       data: (c) => h.update(c),
-      end: () => out.push(`${header.name} ${header.type} ${header.size} ${header.linkname ?? ''} ${Object.keys(header.xattrs ?? {}).join(',')} ${h.digest('hex')}`),
+      end: () =>
+        out.push(
+          `${header.name} ${header.type} ${header.size} ${header.linkname ?? ''} ${Object.keys(header.xattrs ?? {}).join(',')} ${h.digest('hex')}`,
+        ),
     };
   });
   for (let i = 0; i < buf.length; i += chunk) s.write(buf.subarray(i, i + chunk));
@@ -51,7 +56,8 @@ function viaScanner(buf: Buffer, chunk: number): string[] {
 test('the push parser sees what readTar sees, whatever the chunk boundaries', async () => {
   const want = await viaReadTar(tar);
   assert.equal(want.length, 7);
-  for (const size of [1, 3, 100, 511, 512, 513, 4096, tar.length]) assert.deepEqual(viaScanner(tar, size), want, `chunks of ${size}`);
+  for (const size of [1, 3, 100, 511, 512, 513, 4096, tar.length])
+    assert.deepEqual(viaScanner(tar, size), want, `chunks of ${size}`);
 });
 
 test('bodies nobody asks for are skipped; a truncated entry is an error', () => {
@@ -84,7 +90,17 @@ test('the fast header path decodes exactly what decodeHeader does (property test
       (parts, type, mode, uid, size, mtime) => {
         const name = parts.join('/');
         const t = type as TarHeader['type'];
-        const h: TarHeader = { name, type: t, mode, uid, gid: uid, size: t === 'file' ? size : 0, mtime, uname: 'u', gname: 'g' };
+        const h: TarHeader = {
+          name,
+          type: t,
+          mode,
+          uid,
+          gid: uid,
+          size: t === 'file' ? size : 0,
+          mtime,
+          uname: 'u',
+          gname: 'g',
+        };
         if (t === 'symlink' || t === 'hardlink') h.linkname = `../${parts[0]}`;
         const enc = encodeHeader(h);
         const main = enc.subarray(enc.length - 512);

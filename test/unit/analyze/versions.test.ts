@@ -1,6 +1,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareDpkgVersions, comparePep440, compareSemver, compareApkVersions, normalizePep440, parsePep440 } from '../../../src/analyze/versions/index.js';
+import {
+  compareDpkgVersions,
+  comparePep440,
+  compareSemver,
+  compareApkVersions,
+  normalizePep440,
+  parsePep440,
+} from '../../../src/analyze/versions/index.js';
 
 /** Assert that `list` is strictly increasing under `cmp` (every pair, both directions). */
 function assertAscending(cmp: (a: string, b: string) => number, list: string[]): void {
@@ -39,8 +46,21 @@ describe('dpkg version order', () => {
 describe('PEP 440 order', () => {
   test('pre, post, dev releases in packaging order', () => {
     assertAscending(comparePep440, [
-      '1.0.dev0', '1.0.dev1', '1.0a1.dev1', '1.0a1', '1.0a2', '1.0b1', '1.0rc1', '1.0rc2.dev3', '1.0rc2',
-      '1.0', '1.0+local', '1.0.post1.dev1', '1.0.post1', '1.0.1', '1!0.1',
+      '1.0.dev0',
+      '1.0.dev1',
+      '1.0a1.dev1',
+      '1.0a1',
+      '1.0a2',
+      '1.0b1',
+      '1.0rc1',
+      '1.0rc2.dev3',
+      '1.0rc2',
+      '1.0',
+      '1.0+local',
+      '1.0.post1.dev1',
+      '1.0.post1',
+      '1.0.1',
+      '1!0.1',
     ]);
   });
   test('normalisation', () => {
@@ -63,7 +83,19 @@ describe('PEP 440 order', () => {
 
 describe('SemVer precedence', () => {
   test('spec example', () => {
-    assertAscending(compareSemver, ['1.0.0-alpha', '1.0.0-alpha.1', '1.0.0-alpha.beta', '1.0.0-beta', '1.0.0-beta.2', '1.0.0-beta.11', '1.0.0-rc.1', '1.0.0', '1.0.1', '1.10.0', '2.0.0']);
+    assertAscending(compareSemver, [
+      '1.0.0-alpha',
+      '1.0.0-alpha.1',
+      '1.0.0-alpha.beta',
+      '1.0.0-beta',
+      '1.0.0-beta.2',
+      '1.0.0-beta.11',
+      '1.0.0-rc.1',
+      '1.0.0',
+      '1.0.1',
+      '1.10.0',
+      '2.0.0',
+    ]);
   });
   test('build metadata ignored, v prefix tolerated', () => {
     assert.equal(compareSemver('1.0.0+build.5', '1.0.0'), 0);
@@ -74,7 +106,18 @@ describe('SemVer precedence', () => {
 
 describe('apk version order', () => {
   test('suffixes and revisions', () => {
-    assertAscending(compareApkVersions, ['1.0_alpha1', '1.0_beta', '1.0_rc1', '1.0', '1.0-r1', '1.0-r2', '1.0_p1', '1.0a', '1.0.1', '1.1']);
+    assertAscending(compareApkVersions, [
+      '1.0_alpha1',
+      '1.0_beta',
+      '1.0_rc1',
+      '1.0',
+      '1.0-r1',
+      '1.0-r2',
+      '1.0_p1',
+      '1.0a',
+      '1.0.1',
+      '1.1',
+    ]);
   });
   test('leading zeros make fractions', () => {
     assert.ok(compareApkVersions('1.01', '1.1') < 0);

@@ -1,6 +1,16 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  chmodSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BuildContext } from '../../../src/context/index.js';
@@ -32,10 +42,11 @@ function age(dir: string, rels: string[]): void {
  */
 const TRUST_ALL = -1000;
 
-const hash = (dir: string, sources: string[], files?: FileHashCache) => hashSelection(BuildContext.open(dir), sources, { files });
+const hash = (dir: string, sources: string[], files?: FileHashCache) =>
+  hashSelection(BuildContext.open(dir), sources, { files });
 
 test('content, names and modes count; mtimes do not', async () => {
-  const dir = makeContext('a', { 'src/a.py': 'print(1)\n', 'src/b.py': 'print(2)\n', 'README': 'r' });
+  const dir = makeContext('a', { 'src/a.py': 'print(1)\n', 'src/b.py': 'print(2)\n', README: 'r' });
   const h0 = await hash(dir, ['src']);
   assert.equal(await hash(dir, ['src']), h0);
   utimesSync(path.join(dir, 'src/a.py'), new Date(1000), new Date(1000));
@@ -60,7 +71,12 @@ test('content, names and modes count; mtimes do not', async () => {
 });
 
 test('.dockerignore: ignored files never count', async () => {
-  const dir = makeContext('ig', { '.dockerignore': '*.log\nbuild/\n', 'app.py': 'x', 'debug.log': '1', 'build/out': 'o' });
+  const dir = makeContext('ig', {
+    '.dockerignore': '*.log\nbuild/\n',
+    'app.py': 'x',
+    'debug.log': '1',
+    'build/out': 'o',
+  });
   const h0 = await hash(dir, ['.']);
   writeFileSync(path.join(dir, 'debug.log'), '2');
   writeFileSync(path.join(dir, 'build/out'), 'changed');
@@ -79,7 +95,11 @@ test('wildcards select like COPY; a missing source throws', async () => {
   assert.notEqual(await hash(dir, ['*.txt']), all);
   await assert.rejects(hash(dir, ['nope.txt']), /not found/);
   assert.notEqual(await hash(dir, ['a.txt', 'b.txt']), await hash(dir, ['b.txt', 'a.txt']), 'order of sources counts');
-  assert.match(await hash(dir, ['*.txt', 'none*']), /^sha256:/, 'a wildcard matching nothing selects nothing, as COPY (no error)');
+  assert.match(
+    await hash(dir, ['*.txt', 'none*']),
+    /^sha256:/,
+    'a wildcard matching nothing selects nothing, as COPY (no error)',
+  );
 });
 
 test('hard links within a copied directory count (COPY keeps them); across sources they do not', async () => {
@@ -87,12 +107,20 @@ test('hard links within a copied directory count (COPY keeps them); across sourc
   const copies = makeContext('hl2', { 'd/a': 'same', 'd/z': 'other', 'd/b': 'same' });
   linkSync(path.join(linked, 'd', 'a'), path.join(linked, 'd', 'b'));
   age(linked, ['d/a', 'd/b']);
-  assert.notEqual(await hash(linked, ['d']), await hash(copies, ['d']), 'the same bytes, linked or not: different layers');
-  assert.equal(await hash(linked, ['d/a', 'd/b']), await hash(copies, ['d/a', 'd/b']), 'two sources are two files either way');
+  assert.notEqual(
+    await hash(linked, ['d']),
+    await hash(copies, ['d']),
+    'the same bytes, linked or not: different layers',
+  );
+  assert.equal(
+    await hash(linked, ['d/a', 'd/b']),
+    await hash(copies, ['d/a', 'd/b']),
+    'two sources are two files either way',
+  );
 });
 
 test('ownership counts only when asked (sources whose owner reaches the layer)', async () => {
-  const dir = makeContext('own', { 'f': 'x' });
+  const dir = makeContext('own', { f: 'x' });
   const ctx = BuildContext.plain(dir);
   const a = await hashSelection(ctx, ['f'], { keepOwner: false });
   const b = await hashSelection(ctx, ['f'], { keepOwner: true });
@@ -100,7 +128,7 @@ test('ownership counts only when asked (sources whose owner reaches the layer)',
 });
 
 test('the file-digest cache: unchanged files are not read again, across instances', async () => {
-  const dir = makeContext('inc', { 'a': 'A'.repeat(1000), 'b': 'B'.repeat(2000), 'sub/c': 'C' });
+  const dir = makeContext('inc', { a: 'A'.repeat(1000), b: 'B'.repeat(2000), 'sub/c': 'C' });
   const file = fileHashCachePath(path.join(tmp, 'files'), dir);
   const c1 = new FileHashCache(file, TRUST_ALL);
   const h1 = await hash(dir, ['.'], c1);
@@ -123,7 +151,7 @@ test('the file-digest cache: unchanged files are not read again, across instance
 });
 
 test('a file changed just now is not remembered (same-tick rewrites would go unseen)', async () => {
-  const dir = makeContext('racy', { 'f': 'one' });
+  const dir = makeContext('racy', { f: 'one' });
   writeFileSync(path.join(dir, 'f'), 'two'); // fresh mtime/ctime
   const file = path.join(tmp, 'racy.json');
   const c1 = new FileHashCache(file, 60_000);
@@ -135,7 +163,7 @@ test('a file changed just now is not remembered (same-tick rewrites would go uns
 });
 
 test('a damaged cache file is ignored', async () => {
-  const dir = makeContext('dmg', { 'f': 'x' });
+  const dir = makeContext('dmg', { f: 'x' });
   const file = path.join(tmp, 'dmg.json');
   writeFileSync(file, '{not json');
   const c = new FileHashCache(file);

@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { instructionForKey, stateId, stepKey, timelessConfig, type StepKeyInput, type StepState } from '../../../src/cache/keys.js';
+import {
+  instructionForKey,
+  stateId,
+  stepKey,
+  timelessConfig,
+  type StepKeyInput,
+  type StepState,
+} from '../../../src/cache/keys.js';
 import { parseDockerfile } from '../../../src/dockerfile/parser.js';
 import { chainId, sha256, type Digest } from '../../../src/util/digest.js';
 
@@ -67,13 +74,22 @@ test('instruction keys ignore positions and spelling of the line, not its meanin
   const c = parseDockerfile('FROM x\nRUN echo ho\n', { file: 'c' }).instructions[1]!;
   assert.deepEqual(instructionForKey(a), instructionForKey(b));
   assert.notDeepEqual(instructionForKey(a), instructionForKey(c));
-  const json = JSON.stringify(instructionForKey(parseDockerfile('FROM x\nCOPY --chown=1:1 a b\n', { file: 'd' }).instructions[1]!));
+  const json = JSON.stringify(
+    instructionForKey(parseDockerfile('FROM x\nCOPY --chown=1:1 a b\n', { file: 'd' }).instructions[1]!),
+  );
   assert.ok(!json.includes('"line"') && !json.includes('original'), json);
 });
 
 test('stepKey changes with each of its inputs', () => {
   const ins = parseDockerfile('FROM x\nRUN make\n', { file: 'a' }).instructions[1]!;
-  const base: StepKeyInput = { parent: d('p'), instruction: ins, env: [['A', '1']], platform: 'linux/amd64', network: 'host', inputs: [d('src')] };
+  const base: StepKeyInput = {
+    parent: d('p'),
+    instruction: ins,
+    env: [['A', '1']],
+    platform: 'linux/amd64',
+    network: 'host',
+    inputs: [d('src')],
+  };
   const k = stepKey(base);
   assert.equal(stepKey({ ...base }), k);
   const variants: StepKeyInput[] = [

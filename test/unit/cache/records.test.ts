@@ -35,9 +35,25 @@ function record(key: string, layers: { digest: Digest; size: number }[], added =
     v: 1,
     key: sha256(key),
     created: '2024-01-01T00:00:00Z',
-    ...(added && last ? { layer: { mediaType: GZ, digest: last.digest, size: last.size, diffId: sha256(`diff ${last.digest}`), uncompressedSize: last.size * 2 } } : {}),
+    ...(added && last
+      ? {
+          layer: {
+            mediaType: GZ,
+            digest: last.digest,
+            size: last.size,
+            diffId: sha256(`diff ${last.digest}`),
+            uncompressedSize: last.size * 2,
+          },
+        }
+      : {}),
     state: {
-      config: { architecture: 'amd64', os: 'linux', config: { Labels: { extra } }, rootfs: { type: 'layers', diff_ids: layers.map((l) => sha256(`diff ${l.digest}`)) }, history: [] },
+      config: {
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Labels: { extra } },
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => sha256(`diff ${l.digest}`)) },
+        history: [],
+      },
       layers: layers.map((l) => ({ mediaType: GZ, digest: l.digest, size: l.size })),
       cmdSet: false,
       shell: ['/bin/sh', '-c'],
@@ -50,7 +66,7 @@ async function used(idx: CacheIndex, rec: CacheRecord, secondsAgo: number): Prom
   utimesSync(path.join(idx.recordsDir, `${digestHex(rec.key)}.json`), t, t);
 }
 
-test('put and get round-trip; the gc root lists the state\'s layers', async () => {
+test("put and get round-trip; the gc root lists the state's layers", async () => {
   const root = storeRoot();
   const idx = new CacheIndex(root);
   const base = blob(root, 'base', 1000);
@@ -58,7 +74,10 @@ test('put and get round-trip; the gc root lists the state\'s layers', async () =
   const r = record('k1', [base, l1]);
   assert.equal(await idx.put(r), r);
   assert.deepEqual(await idx.get(r.key), r);
-  assert.equal(readFileSync(path.join(root, 'gc-roots', `cache-${digestHex(r.key)}`), 'utf8'), `${base.digest}\n${l1.digest}\n`);
+  assert.equal(
+    readFileSync(path.join(root, 'gc-roots', `cache-${digestHex(r.key)}`), 'utf8'),
+    `${base.digest}\n${l1.digest}\n`,
+  );
   assert.deepEqual(readdirSync(path.join(root, 'gc-roots')), [`cache-${digestHex(r.key)}`], 'no temp files left');
   assert.equal(await idx.get(sha256('nothing')), undefined);
 });
@@ -73,7 +92,11 @@ test('the first record of a key wins unless replace; a record whose blobs are go
   await idx.put(first);
   const got = await idx.put(second);
   assert.deepEqual(got, first, 'a concurrent build that recorded first wins');
-  assert.equal(readFileSync(path.join(root, 'gc-roots', `cache-${digestHex(first.key)}`), 'utf8'), `${a.digest}\n`, "the winner's root stays");
+  assert.equal(
+    readFileSync(path.join(root, 'gc-roots', `cache-${digestHex(first.key)}`), 'utf8'),
+    `${a.digest}\n`,
+    "the winner's root stays",
+  );
   assert.equal(await idx.put(second, { replace: true }), second);
   assert.deepEqual(await idx.get(first.key), second);
   // The recorded blob disappears: a new result replaces the record.
@@ -115,7 +138,11 @@ test('prune --keep-storage: least recently used first, charging every cache-made
   assert.ok(await idx.get(yCmd.key));
   assert.equal(await idx.get(xRun.key), undefined);
   assert.equal(await idx.get(xCmd.key), undefined);
-  assert.deepEqual(readdirSync(path.join(root, 'gc-roots')).sort(), [yRun, yCmd].map((k) => `cache-${digestHex(k.key)}`).sort(), "x's gc roots went with its records");
+  assert.deepEqual(
+    readdirSync(path.join(root, 'gc-roots')).sort(),
+    [yRun, yCmd].map((k) => `cache-${digestHex(k.key)}`).sort(),
+    "x's gc roots went with its records",
+  );
   // Using x again makes it the most recent: now y goes.
   await idx.put(xRun);
   await idx.put(xCmd);
@@ -166,10 +193,28 @@ test('--keep-storage sizes as docker takes them (1024-based)', () => {
 });
 
 test('--cache-to / --cache-from specs as BuildKit writes them', () => {
-  assert.deepEqual(parseCacheSpec('type=registry,ref=reg.example/app:cache,mode=max', '--cache-to'), { type: 'registry', ref: 'reg.example/app:cache', mode: 'max', ignoreError: false });
-  assert.deepEqual(parseCacheSpec('type=registry,ref=reg.example/app:cache', '--cache-from'), { type: 'registry', ref: 'reg.example/app:cache', mode: 'min', ignoreError: false });
-  assert.deepEqual(parseCacheSpec('reg.example/app:cache', '--cache-from'), { type: 'registry', ref: 'reg.example/app:cache', mode: 'min', ignoreError: false });
-  assert.deepEqual(parseCacheSpec('ref=r.example/a:c,type=registry,ignore-error=true,oci-mediatypes=true', '--cache-to').ignoreError, true);
+  assert.deepEqual(parseCacheSpec('type=registry,ref=reg.example/app:cache,mode=max', '--cache-to'), {
+    type: 'registry',
+    ref: 'reg.example/app:cache',
+    mode: 'max',
+    ignoreError: false,
+  });
+  assert.deepEqual(parseCacheSpec('type=registry,ref=reg.example/app:cache', '--cache-from'), {
+    type: 'registry',
+    ref: 'reg.example/app:cache',
+    mode: 'min',
+    ignoreError: false,
+  });
+  assert.deepEqual(parseCacheSpec('reg.example/app:cache', '--cache-from'), {
+    type: 'registry',
+    ref: 'reg.example/app:cache',
+    mode: 'min',
+    ignoreError: false,
+  });
+  assert.deepEqual(
+    parseCacheSpec('ref=r.example/a:c,type=registry,ignore-error=true,oci-mediatypes=true', '--cache-to').ignoreError,
+    true,
+  );
   const bad: [string, '--cache-to' | '--cache-from', RegExp][] = [
     ['type=local,dest=/tmp/c', '--cache-to', /type=local is not supported/],
     ['type=gha', '--cache-from', /type=gha is not supported/],

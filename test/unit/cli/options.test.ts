@@ -17,7 +17,7 @@ test('--add-host NAME:IP and NAME=IP, IPv6 kept whole; host-gateway and non-addr
   usage(() => parseAddHost('gw:host-gateway'), /host-gateway/);
 });
 
-test('--shm-size in docker\'s units (1024s)', () => {
+test("--shm-size in docker's units (1024s)", () => {
   assert.equal(parseByteSize('64m', '--shm-size'), 64 << 20);
   assert.equal(parseByteSize('1g', '--shm-size'), 1 << 30);
   assert.equal(parseByteSize('512k', '--shm-size'), 512 << 10);
@@ -27,7 +27,7 @@ test('--shm-size in docker\'s units (1024s)', () => {
   usage(() => parseByteSize('0', '--shm-size'), /more than 0/);
 });
 
-test('--ulimit NAME=SOFT[:HARD] with docker\'s names', () => {
+test("--ulimit NAME=SOFT[:HARD] with docker's names", () => {
   assert.deepEqual(parseUlimit('nofile=1024:2048'), { type: 'RLIMIT_NOFILE', soft: 1024, hard: 2048 });
   assert.deepEqual(parseUlimit('nproc=100'), { type: 'RLIMIT_NPROC', soft: 100, hard: 100 });
   usage(() => parseUlimit('files=1'), /unknown limit "files"/);

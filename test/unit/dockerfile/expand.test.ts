@@ -1,12 +1,25 @@
 // Word expansion, checked against BuildKit's shell lexer behaviour (frontend/dockerfile/shell).
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { expandWord, expandWords, expandHeredoc, referencedNames, rawWords, parseHeredocMarker, ExpansionError } from '../../../src/dockerfile/expand.js';
+import {
+  expandWord,
+  expandWords,
+  expandHeredoc,
+  referencedNames,
+  rawWords,
+  parseHeredocMarker,
+  ExpansionError,
+} from '../../../src/dockerfile/expand.js';
 
 const env: Record<string, string> = { A: 'hello', E: '', P: '/usr/local/bin/python3.tar.gz', S: 'a b  c', D: 'x' };
 const L = (n: string) => env[n];
 const X = (w: string, e: Record<string, string> = env) => expandWord(w, (n) => e[n]);
-const fails = (w: string, re: RegExp, e: Record<string, string> = env) => assert.throws(() => X(w, e), (err: unknown) => err instanceof ExpansionError && re.test(err.message), w);
+const fails = (w: string, re: RegExp, e: Record<string, string> = env) =>
+  assert.throws(
+    () => X(w, e),
+    (err: unknown) => err instanceof ExpansionError && re.test(err.message),
+    w,
+  );
 
 describe('variables', () => {
   test('plain and braced; unset is empty', () => {
@@ -83,8 +96,14 @@ describe('modifiers', () => {
     assert.equal(X("${U:-'$A'}"), '$A');
     assert.equal(X('"${U:-"x"}"'), 'x');
     const rel = 'something-${VERSION}.${TARGETOS}-${TARGETARCH}${TARGETVARIANT:+-${TARGETVARIANT}}.tar.gz';
-    assert.equal(X(rel, { VERSION: 'v1.2.3', TARGETOS: 'linux', TARGETARCH: 'arm', TARGETVARIANT: 'v7' }), 'something-v1.2.3.linux-arm-v7.tar.gz');
-    assert.equal(X(rel, { VERSION: 'v1.2.3', TARGETOS: 'linux', TARGETARCH: 'amd64', TARGETVARIANT: '' }), 'something-v1.2.3.linux-amd64.tar.gz');
+    assert.equal(
+      X(rel, { VERSION: 'v1.2.3', TARGETOS: 'linux', TARGETARCH: 'arm', TARGETVARIANT: 'v7' }),
+      'something-v1.2.3.linux-arm-v7.tar.gz',
+    );
+    assert.equal(
+      X(rel, { VERSION: 'v1.2.3', TARGETOS: 'linux', TARGETARCH: 'amd64', TARGETVARIANT: '' }),
+      'something-v1.2.3.linux-amd64.tar.gz',
+    );
   });
   test('required: ${V:?msg} refuses unset and empty, ${V?msg} only unset; the message is expanded', () => {
     const set = { VAR: 'plain', ARG: 'x' };
@@ -150,7 +169,10 @@ describe('patterns', () => {
     fails('${P//}', /missing '\/'/);
     const f = { FOO: '/foo*/*/*.txt', NEEDLE: '\\*/' };
     assert.equal(X('${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}', f), '/foo.*/*.txt - /foo..*.txt');
-    assert.equal(X('${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}', { FOO: '/tmp/tmp/bar.txt', NEEDLE: '/tmp' }), '/tmp/bar.txt - /bar.txt');
+    assert.equal(
+      X('${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}', { FOO: '/tmp/tmp/bar.txt', NEEDLE: '/tmp' }),
+      '/tmp/bar.txt - /bar.txt',
+    );
     assert.equal(X('${FOO//\\//\\/}', { FOO: '/tmp/foo.txt' }), '\\/tmp\\/foo.txt', 'escaped separators');
     assert.equal(X('${FOO/$N/$R}', { FOO: 'http://google.de', N: 'http://', R: 'https://' }), 'https://google.de');
   });
@@ -172,7 +194,11 @@ describe('patterns', () => {
     assert.equal(X(`\${V//${'*a'.repeat(40)}b/x}`, { V: long }), long);
     assert.equal(X(`\${V%%${'*a'.repeat(40)}}`, { V: long }), '');
     assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
-    assert.throws(() => X(`${'${A:-'.repeat(5000)}x${'}'.repeat(5000)}`), ExpansionError, 'deep nesting is an error, not a stack overflow');
+    assert.throws(
+      () => X(`${'${A:-'.repeat(5000)}x${'}'.repeat(5000)}`),
+      ExpansionError,
+      'deep nesting is an error, not a stack overflow',
+    );
   });
 });
 

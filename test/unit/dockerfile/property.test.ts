@@ -12,11 +12,85 @@ import { KilnError } from '../../../src/util/errors.js';
 
 // Text made of Dockerfile-ish pieces, so the parser's deeper paths are reached, plus arbitrary strings.
 const piece = fc.constantFrom(
-  'FROM ', 'RUN ', 'COPY ', 'ADD ', 'ENV ', 'ARG ', 'LABEL ', 'HEALTHCHECK ', 'ONBUILD ', 'SHELL ', 'WORKDIR ', 'EXPOSE ',
-  'VOLUME ', 'USER ', 'STOPSIGNAL ', 'CMD ', 'ENTRYPOINT ', 'MAINTAINER ', ' AS ', 'scratch', 'a', '0', '1',
-  '--mount=', '--from=', '--chown=', '--platform=', '--interval=', '--network=', '--link', '--', 'type=cache,target=/x', 'type=secret', ',', 'from=',
-  '\\\n', '`\n', '\n', '\r\n', '# escape=`\n', '# syntax=x\n', '#', ' #c\n', '<<EOF', '<<-"E"', "<<'Q'", 'EOF\n', '\tE\n', 'Q\n', '"', "'", '\\', '`',
-  '${', '}', '$A', '$', ':-', ':?', ':+', '#', '##', '%', '%%', '/', '//', '*', '?', '[', ']', '["a", "b"]', '[1]', '=', 'x', ' ', '\t', 'NONE', '80/tcp', '1-2',
+  'FROM ',
+  'RUN ',
+  'COPY ',
+  'ADD ',
+  'ENV ',
+  'ARG ',
+  'LABEL ',
+  'HEALTHCHECK ',
+  'ONBUILD ',
+  'SHELL ',
+  'WORKDIR ',
+  'EXPOSE ',
+  'VOLUME ',
+  'USER ',
+  'STOPSIGNAL ',
+  'CMD ',
+  'ENTRYPOINT ',
+  'MAINTAINER ',
+  ' AS ',
+  'scratch',
+  'a',
+  '0',
+  '1',
+  '--mount=',
+  '--from=',
+  '--chown=',
+  '--platform=',
+  '--interval=',
+  '--network=',
+  '--link',
+  '--',
+  'type=cache,target=/x',
+  'type=secret',
+  ',',
+  'from=',
+  '\\\n',
+  '`\n',
+  '\n',
+  '\r\n',
+  '# escape=`\n',
+  '# syntax=x\n',
+  '#',
+  ' #c\n',
+  '<<EOF',
+  '<<-"E"',
+  "<<'Q'",
+  'EOF\n',
+  '\tE\n',
+  'Q\n',
+  '"',
+  "'",
+  '\\',
+  '`',
+  '${',
+  '}',
+  '$A',
+  '$',
+  ':-',
+  ':?',
+  ':+',
+  '#',
+  '##',
+  '%',
+  '%%',
+  '/',
+  '//',
+  '*',
+  '?',
+  '[',
+  ']',
+  '["a", "b"]',
+  '[1]',
+  '=',
+  'x',
+  ' ',
+  '\t',
+  'NONE',
+  '80/tcp',
+  '1-2',
 );
 const dockerfileish = fc.array(fc.oneof(piece, fc.string({ maxLength: 8 })), { maxLength: 40 }).map((a) => a.join(''));
 const wordish = fc.array(fc.oneof(piece, fc.string({ maxLength: 4 })), { maxLength: 16 }).map((a) => a.join(''));
@@ -30,8 +104,14 @@ function assertTypedOutcome(text: string, buildArgs: Record<string, string>): vo
     if (!(e instanceof KilnError)) throw new Error(`parse threw ${String(e)} for ${JSON.stringify(text)}`);
     assert.equal(e.code, 'PARSE');
     assert.equal(e.place.file, 'Dockerfile');
-    assert.ok(Number.isInteger(e.place.line) && e.place.line! >= 1, `a parse error has a line: ${JSON.stringify(text)}`);
-    assert.ok(Number.isInteger(e.place.column) && e.place.column! >= 1, `a parse error has a column: ${JSON.stringify(text)}`);
+    assert.ok(
+      Number.isInteger(e.place.line) && e.place.line! >= 1,
+      `a parse error has a line: ${JSON.stringify(text)}`,
+    );
+    assert.ok(
+      Number.isInteger(e.place.column) && e.place.column! >= 1,
+      `a parse error has a column: ${JSON.stringify(text)}`,
+    );
     assert.equal(typeof e.place.source, 'string');
     return;
   }
@@ -56,35 +136,84 @@ function assertTypedOutcome(text: string, buildArgs: Record<string, string>): vo
 
 test('on arbitrary text the parser and planner return a result or a typed KilnError with a position, quickly', () => {
   fc.assert(
-    fc.property(fc.oneof(dockerfileish, fc.string({ maxLength: 200 }), fc.string({ maxLength: 100, unit: 'grapheme' })), envs, (text, buildArgs) => {
-      const t0 = Date.now();
-      assertTypedOutcome(text, buildArgs);
-      assert.ok(Date.now() - t0 < 1000, 'a short text takes well under a second');
-    }),
+    fc.property(
+      fc.oneof(dockerfileish, fc.string({ maxLength: 200 }), fc.string({ maxLength: 100, unit: 'grapheme' })),
+      envs,
+      (text, buildArgs) => {
+        const t0 = Date.now();
+        assertTypedOutcome(text, buildArgs);
+        assert.ok(Date.now() - t0 < 1000, 'a short text takes well under a second');
+      },
+    ),
     { numRuns: 3000 },
   );
 });
 
 test('word expansion returns a string or an ExpansionError, never anything else', () => {
   fc.assert(
-    fc.property(fc.oneof(wordish, fc.string({ maxLength: 60 })), envs, fc.constantFrom('\\', '`'), fc.boolean(), (w, env, escape, keep) => {
-      const lookup = (n: string) => (Object.hasOwn(env, n) ? env[n] : undefined); // not Object.prototype's names
-      for (const f of [() => expandWord(w, lookup, { escape, keepUnset: keep }), () => expandWords(w, lookup, { escape }), () => expandHeredoc(w, lookup)]) {
-        try {
-          const r = f();
-          assert.ok(typeof r === 'string' || Array.isArray(r));
-        } catch (e) {
-          if (!(e instanceof ExpansionError)) throw e;
-          assert.ok(e.offset >= 0);
+    fc.property(
+      fc.oneof(wordish, fc.string({ maxLength: 60 })),
+      envs,
+      fc.constantFrom('\\', '`'),
+      fc.boolean(),
+      (w, env, escape, keep) => {
+        const lookup = (n: string) => (Object.hasOwn(env, n) ? env[n] : undefined); // not Object.prototype's names
+        for (const f of [
+          () => expandWord(w, lookup, { escape, keepUnset: keep }),
+          () => expandWords(w, lookup, { escape }),
+          () => expandHeredoc(w, lookup),
+        ]) {
+          try {
+            const r = f();
+            assert.ok(typeof r === 'string' || Array.isArray(r));
+          } catch (e) {
+            if (!(e instanceof ExpansionError)) throw e;
+            assert.ok(e.offset >= 0);
+          }
         }
-      }
-    }),
+      },
+    ),
     { numRuns: 3000 },
   );
 });
 
 test('--mount strings give a mount or a MountError', () => {
-  const mountish = fc.array(fc.constantFrom('type=', 'bind', 'cache', 'tmpfs', 'secret', 'ssh', 'nfs', 'target=', 'dst=', '/x', 'id=', 'from=', 'mode=', '0755', 'uid=', '1', 'size=', '1g', 'ro', 'rw', 'required', 'sharing=', 'locked', 'env=', ',', '"', '=', '$A', 'x'), { maxLength: 14 }).map((a) => a.join(''));
+  const mountish = fc
+    .array(
+      fc.constantFrom(
+        'type=',
+        'bind',
+        'cache',
+        'tmpfs',
+        'secret',
+        'ssh',
+        'nfs',
+        'target=',
+        'dst=',
+        '/x',
+        'id=',
+        'from=',
+        'mode=',
+        '0755',
+        'uid=',
+        '1',
+        'size=',
+        '1g',
+        'ro',
+        'rw',
+        'required',
+        'sharing=',
+        'locked',
+        'env=',
+        ',',
+        '"',
+        '=',
+        '$A',
+        'x',
+      ),
+      { maxLength: 14 },
+    )
+    .map((a) => a.join(''));
   fc.assert(
     fc.property(fc.oneof(mountish, fc.string({ maxLength: 40 })), fc.boolean(), (spec, lenient) => {
       try {

@@ -25,7 +25,9 @@ function fullName(cmd: Command): string {
 
 describe('docs/cli.md', () => {
   test('is what scripts/gen-cli-docs.mjs generates from the current CLI', () => {
-    const r = spawnSync(process.execPath, [path.join(repoRoot, 'scripts', 'gen-cli-docs.mjs'), '--check'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'scripts', 'gen-cli-docs.mjs'), '--check'], {
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, `docs/cli.md is stale — ${REGENERATE}\n${r.stderr}`);
   });
 
@@ -41,7 +43,10 @@ describe('docs/cli.md', () => {
       const section = next < 0 ? doc.slice(at) : doc.slice(at, at + 1 + next);
       for (const o of c.options) {
         if (o.hidden || o.long === '--help') continue;
-        assert.ok(section.includes(`\`${o.flags}`), `the "${name}" section of docs/cli.md does not list ${o.flags} — ${REGENERATE}`);
+        assert.ok(
+          section.includes(`\`${o.flags}`),
+          `the "${name}" section of docs/cli.md does not list ${o.flags} — ${REGENERATE}`,
+        );
       }
     }
   });

@@ -27,34 +27,89 @@ function rng(seed: number): () => number {
   };
 }
 
-const WORDS = ['a', '/x', '.', '$A', '${A}', '${A:-d}', '${A:+x}', '${A:?err}', '${A#*/}', '${A%%.*}', '${A/x/y}', '"q w"', "'s q'", '\\$', '*', '?', '[a-', 'x=y', '80/tcp', '&&', '|', ';', '#', 'é', '$S'];
+const WORDS = [
+  'a',
+  '/x',
+  '.',
+  '$A',
+  '${A}',
+  '${A:-d}',
+  '${A:+x}',
+  '${A:?err}',
+  '${A#*/}',
+  '${A%%.*}',
+  '${A/x/y}',
+  '"q w"',
+  "'s q'",
+  '\\$',
+  '*',
+  '?',
+  '[a-',
+  'x=y',
+  '80/tcp',
+  '&&',
+  '|',
+  ';',
+  '#',
+  'é',
+  '$S',
+];
 const BASES = ['scratch', 'debian:bookworm', '${BASE}', '$A', 'busybox@sha256:bad', 'x:${A:-1}', 'Bad/Name'];
-const MOUNTS = ['type=cache,target=/c', 'type=cache,id=$A,target=/c,sharing=locked', 'type=secret,id=s,env=S', 'type=secret,id=s,required', 'type=bind,from=s0,target=/b', 'type=bind,from=${S},source=/,target=/b', 'type=ssh', 'type=tmpfs,target=/t,size=1k', 'type=bogus', 'target'];
+const MOUNTS = [
+  'type=cache,target=/c',
+  'type=cache,id=$A,target=/c,sharing=locked',
+  'type=secret,id=s,env=S',
+  'type=secret,id=s,required',
+  'type=bind,from=s0,target=/b',
+  'type=bind,from=${S},source=/,target=/b',
+  'type=ssh',
+  'type=tmpfs,target=/t,size=1k',
+  'type=bogus',
+  'target',
+];
 
 /** One instruction of a stage: mostly well-formed (so the planner is reached), sometimes not. */
 function instruction(r: () => number, stage: number): string {
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)]!;
   const w = () => pick(WORDS);
-  const ref = () => pick([`s${Math.floor(r() * (stage + 2))}`, `${Math.floor(r() * (stage + 1))}`, '$S', 'debian:bookworm', 's-none']);
+  const ref = () =>
+    pick([`s${Math.floor(r() * (stage + 2))}`, `${Math.floor(r() * (stage + 1))}`, '$S', 'debian:bookworm', 's-none']);
   const cmd = () => (r() < 0.5 ? `echo ${w()} ${w()}` : `["sh", "-c", "echo ${w()}"]`);
   switch (Math.floor(r() * 17)) {
-    case 0: return `RUN ${r() < 0.4 ? `--mount=${r() < 0.95 ? pick(MOUNTS.slice(0, -2)) : pick(MOUNTS.slice(-2))} ` : ''}${r() < 0.2 ? `--network=${pick(['none', 'host', 'default'])} ` : ''}${r() < 0.15 ? '<<EOF\necho $A\nEOF' : cmd()}`;
-    case 1: return `COPY ${r() < 0.4 ? `--from=${ref()} ` : ''}${r() < 0.2 ? '--chown=1:$A ' : ''}${r() < 0.1 ? '--chmod=755 ' : ''}${r() < 0.1 ? '--link ' : ''}${r() < 0.1 ? '--parents ' : ''}${w()} ${r() < 0.2 ? '<<EOF /f\nx\nEOF' : w()}`;
-    case 2: return `ADD ${r() < 0.2 ? '--checksum=sha256:00 ' : ''}${r() < 0.1 ? '--keep-git-dir ' : ''}${pick(['https://example.com/x.tar', 'git@github.com:a/b.git', w()])} ${w()}`;
-    case 3: return `ENV ${pick(['A', 'B', 'S', 'PATH'])}=${w()}${r() < 0.3 ? ` C=${w()}` : ''}`;
-    case 4: return `ARG ${pick(['A', 'B', 'S', 'BASE'])}${r() < 0.5 ? `=${w()}` : ''}`;
-    case 5: return `LABEL ${pick(['a', '"b c"'])}=${w()}`;
-    case 6: return `WORKDIR ${w()}`;
-    case 7: return `USER ${pick(['1000', 'app:app', '$A', '0:0'])}`;
-    case 8: return `EXPOSE ${pick(['80', '80/tcp', '1-2/udp', '$A'])}`;
-    case 9: return `CMD ${cmd()}`;
-    case 10: return `ENTRYPOINT ${cmd()}`;
-    case 11: return `HEALTHCHECK ${(r() < 0.97 ? pick(['NONE', '--interval=5s CMD true', 'CMD ["true"]']) : pick(['--interval=x CMD true', 'CMD']))}`;
-    case 12: return `SHELL ${(r() < 0.97 ? '["/bin/bash", "-c"]' : pick(['["a",', 'sh']))}`;
-    case 13: return `ONBUILD ${(r() < 0.97 ? pick(['RUN true', 'COPY a b']) : pick(['ONBUILD RUN x', 'FROM x']))}`;
-    case 14: return `VOLUME ${pick(['/v', '["/a", "/b"]', '$A'])}`;
-    case 15: return `STOPSIGNAL ${pick(['SIGTERM', '9', '$A'])}`;
-    default: return `${r() < 0.95 ? pick(['RUN', 'run', 'Run']) : pick(['COPY', 'ENV', 'BOGUS'])} ${w()}${pick([' \\\n  ', ' ', '\t'])}${w()}`;
+    case 0:
+      return `RUN ${r() < 0.4 ? `--mount=${r() < 0.95 ? pick(MOUNTS.slice(0, -2)) : pick(MOUNTS.slice(-2))} ` : ''}${r() < 0.2 ? `--network=${pick(['none', 'host', 'default'])} ` : ''}${r() < 0.15 ? '<<EOF\necho $A\nEOF' : cmd()}`;
+    case 1:
+      return `COPY ${r() < 0.4 ? `--from=${ref()} ` : ''}${r() < 0.2 ? '--chown=1:$A ' : ''}${r() < 0.1 ? '--chmod=755 ' : ''}${r() < 0.1 ? '--link ' : ''}${r() < 0.1 ? '--parents ' : ''}${w()} ${r() < 0.2 ? '<<EOF /f\nx\nEOF' : w()}`;
+    case 2:
+      return `ADD ${r() < 0.2 ? '--checksum=sha256:00 ' : ''}${r() < 0.1 ? '--keep-git-dir ' : ''}${pick(['https://example.com/x.tar', 'git@github.com:a/b.git', w()])} ${w()}`;
+    case 3:
+      return `ENV ${pick(['A', 'B', 'S', 'PATH'])}=${w()}${r() < 0.3 ? ` C=${w()}` : ''}`;
+    case 4:
+      return `ARG ${pick(['A', 'B', 'S', 'BASE'])}${r() < 0.5 ? `=${w()}` : ''}`;
+    case 5:
+      return `LABEL ${pick(['a', '"b c"'])}=${w()}`;
+    case 6:
+      return `WORKDIR ${w()}`;
+    case 7:
+      return `USER ${pick(['1000', 'app:app', '$A', '0:0'])}`;
+    case 8:
+      return `EXPOSE ${pick(['80', '80/tcp', '1-2/udp', '$A'])}`;
+    case 9:
+      return `CMD ${cmd()}`;
+    case 10:
+      return `ENTRYPOINT ${cmd()}`;
+    case 11:
+      return `HEALTHCHECK ${r() < 0.97 ? pick(['NONE', '--interval=5s CMD true', 'CMD ["true"]']) : pick(['--interval=x CMD true', 'CMD'])}`;
+    case 12:
+      return `SHELL ${r() < 0.97 ? '["/bin/bash", "-c"]' : pick(['["a",', 'sh'])}`;
+    case 13:
+      return `ONBUILD ${r() < 0.97 ? pick(['RUN true', 'COPY a b']) : pick(['ONBUILD RUN x', 'FROM x'])}`;
+    case 14:
+      return `VOLUME ${pick(['/v', '["/a", "/b"]', '$A'])}`;
+    case 15:
+      return `STOPSIGNAL ${pick(['SIGTERM', '9', '$A'])}`;
+    default:
+      return `${r() < 0.95 ? pick(['RUN', 'run', 'Run']) : pick(['COPY', 'ENV', 'BOGUS'])} ${w()}${pick([' \\\n  ', ' ', '\t'])}${w()}`;
   }
 }
 
@@ -65,7 +120,8 @@ function generate(r: () => number): string {
   if (r() < 0.4) lines.push(`ARG ${pick(['A', 'B', 'S', 'BASE'])}${r() < 0.7 ? `=${pick(BASES)}` : ''}`);
   const stages = 1 + Math.floor(r() * 6);
   for (let s = 0; s < stages; s++) {
-    const base = r() < 0.4 && s > 0 ? `s${Math.floor(r() * (s + 2))}` : r() < 0.9 ? pick(BASES.slice(0, 2)) : pick(BASES);
+    const base =
+      r() < 0.4 && s > 0 ? `s${Math.floor(r() * (s + 2))}` : r() < 0.9 ? pick(BASES.slice(0, 2)) : pick(BASES);
     const platform = r() < 0.15 ? `--platform=${pick(['$BUILDPLATFORM', 'linux/arm64', '$A', 'bogus'])} ` : '';
     lines.push(`FROM ${platform}${base}${r() < 0.8 ? ` AS s${r() < 0.05 ? s - 1 : s}` : ''}`);
     const n = Math.floor(r() * 8);
@@ -84,7 +140,8 @@ function typedOnly(stage: string, text: string, fn: () => unknown): void {
   try {
     fn();
   } catch (e) {
-    if (!(e instanceof KilnError)) assert.fail(`${stage} threw ${(e as Error)?.stack ?? String(e)}\nseed ${SEED}, input ${JSON.stringify(text)}`);
+    if (!(e instanceof KilnError))
+      assert.fail(`${stage} threw ${(e as Error)?.stack ?? String(e)}\nseed ${SEED}, input ${JSON.stringify(text)}`);
   }
 }
 
@@ -96,7 +153,9 @@ test(`frontend fuzz: ${RUNS} generated Dockerfiles (seed ${SEED}), typed errors 
     const target = r() < 0.2 ? `s${Math.floor(r() * 4)}` : undefined;
     const once = () => {
       const t0 = performance.now();
-      typedOnly('parse/plan', text, () => createPlan(parseDockerfile(text, { file: 'Dockerfile' }), { buildArgs: { A: 'x/y.z', S: 's1' }, target }));
+      typedOnly('parse/plan', text, () =>
+        createPlan(parseDockerfile(text, { file: 'Dockerfile' }), { buildArgs: { A: 'x/y.z', S: 's1' }, target }),
+      );
       typedOnly('lint', text, () => lintDockerfile(text));
       return performance.now() - t0;
     };

@@ -34,8 +34,25 @@ test('registries with ports, localhost, digests', () => {
 });
 
 test('invalid references are refused with a clear message', () => {
-  for (const bad of ['', 'Debian', 'debian:', 'debian:-x', 'a//b', '-a', 'a@sha256:abc', 'a:b:c', 'a b', 'a/b_', `x:${'t'.repeat(129)}`, 'host:port/x']) {
-    assert.throws(() => parseReference(bad), (e: unknown) => e instanceof KilnError && e.code === 'INVALID' && /invalid reference format/.test(e.message), bad);
+  for (const bad of [
+    '',
+    'Debian',
+    'debian:',
+    'debian:-x',
+    'a//b',
+    '-a',
+    'a@sha256:abc',
+    'a:b:c',
+    'a b',
+    'a/b_',
+    `x:${'t'.repeat(129)}`,
+    'host:port/x',
+  ]) {
+    assert.throws(
+      () => parseReference(bad),
+      (e: unknown) => e instanceof KilnError && e.code === 'INVALID' && /invalid reference format/.test(e.message),
+      bad,
+    );
   }
   assert.throws(() => parseReference('Debian'), /must be lowercase/);
   // An upper-case first component names a registry, as docker decides.

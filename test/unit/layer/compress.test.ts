@@ -34,7 +34,10 @@ test('gzip layer: random blocks are stored, text blocks deflated; digests, sizes
   assert.equal(info.uncompressedSize, data.length);
   // Stored noise costs a few bytes per 64 KiB; deflated text shrinks to a few percent.
   const noiseOnly = (await encode(noise)).out.length;
-  assert.ok(noiseOnly <= noise.length * 1.00025, `random data is stored, not inflated by deflate (${noiseOnly} for ${noise.length})`);
+  assert.ok(
+    noiseOnly <= noise.length * 1.00025,
+    `random data is stored, not inflated by deflate (${noiseOnly} for ${noise.length})`,
+  );
   assert.ok(noiseOnly > noise.length, 'and not compressed either: it cannot be');
   const textOnly = (await encode(text)).out.length;
   assert.ok(textOnly < text.length / 20, `text is still deflated (${textOnly} for ${text.length})`);

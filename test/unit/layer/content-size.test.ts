@@ -65,8 +65,12 @@ for (const format of ['pax', 'gnu', 'ustar'] as const) {
       assert.equal(t.status, 0, t.stderr.toString());
       const want = directorySize(dir);
       assert.ok(want > 100_003 + 4096, 'the tree has content');
-      for (const n of [1, 7, 512, 1000, 1 << 20]) assert.equal(await tarContentSize(slices(t.stdout, n)), want, `${format}, chunks of ${n}`);
-      assert.ok(t.stdout.length > want * 1.5, 'the tar is much longer than its files (headers, padding): the two differ');
+      for (const n of [1, 7, 512, 1000, 1 << 20])
+        assert.equal(await tarContentSize(slices(t.stdout, n)), want, `${format}, chunks of ${n}`);
+      assert.ok(
+        t.stdout.length > want * 1.5,
+        'the tar is much longer than its files (headers, padding): the two differ',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

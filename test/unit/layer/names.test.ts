@@ -25,7 +25,10 @@ test("ADD archive names: cleaned as docker's unpacker, refused only when they le
 });
 
 test('a refused hard link names the link entry, and its target', () => {
-  refused(() => checkHardLinkTarget('link', '../../etc/shadow'), /^refusing layer entry "link": hard link target "\.\.\/\.\.\/etc\/shadow": path contains/);
+  refused(
+    () => checkHardLinkTarget('link', '../../etc/shadow'),
+    /^refusing layer entry "link": hard link target "\.\.\/\.\.\/etc\/shadow": path contains/,
+  );
   refused(() => checkHardLinkTarget('link', ''), /"link": hard link without a target/);
   assert.equal(checkHardLinkTarget('link', '/etc/passwd', 'docker'), 'etc/passwd');
 });
@@ -36,6 +39,12 @@ test('measureLayer: diff_id and size of a sound tar; what is no tar, or hostile,
   assert.equal(m.uncompressedSize, tar.length);
   assert.equal(m.entries, 1);
   await assert.rejects(measureLayer(Readable.from([Buffer.alloc(700, 'x')])), /malformed tar header/);
-  await assert.rejects(measureLayer(Readable.from([craftTar([{ name: '../x', content: 'x' }])])), /refusing layer entry "\.\.\/x"/);
-  await assert.rejects(measureLayer(Readable.from([craftTar([{ name: 'l', type: 'hardlink', linkname: '/etc/passwd' }])])), /refusing layer entry "l": hard link target "\/etc\/passwd": absolute path/);
+  await assert.rejects(
+    measureLayer(Readable.from([craftTar([{ name: '../x', content: 'x' }])])),
+    /refusing layer entry "\.\.\/x"/,
+  );
+  await assert.rejects(
+    measureLayer(Readable.from([craftTar([{ name: 'l', type: 'hardlink', linkname: '/etc/passwd' }])])),
+    /refusing layer entry "l": hard link target "\/etc\/passwd": absolute path/,
+  );
 });

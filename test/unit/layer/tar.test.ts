@@ -16,8 +16,26 @@ test('headers round-trip, including long and non-ASCII names, big ids and binary
   const cap = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x00, 0x30, 0x00, 0x00, 0xff, 0x00]);
   const entries: TarHeader[] = [
     { name: 'dir', type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1700000000 },
-    { name: `dir/${'long'.repeat(60)}`, type: 'file', mode: 0o4755, uid: 3000000, gid: 65534, size: 5, mtime: 1700000001, xattrs: { 'security.capability': cap } },
-    { name: 'dir/héllo wörld', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: `../${'x'.repeat(150)}` },
+    {
+      name: `dir/${'long'.repeat(60)}`,
+      type: 'file',
+      mode: 0o4755,
+      uid: 3000000,
+      gid: 65534,
+      size: 5,
+      mtime: 1700000001,
+      xattrs: { 'security.capability': cap },
+    },
+    {
+      name: 'dir/héllo wörld',
+      type: 'symlink',
+      mode: 0o777,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      mtime: 0,
+      linkname: `../${'x'.repeat(150)}`,
+    },
   ];
   const bufs: Buffer[] = [];
   for (const e of entries) {
@@ -45,7 +63,15 @@ test('GNU tar reads what we write (long names, PAX)', async () => {
   const tar = await collect(
     tarEntries([
       { path: 'a', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 1 },
-      { path: `a/${'n'.repeat(200)}`, type: 'file', content: Buffer.from('x\n'), mode: 0o644, uid: 1000, gid: 1000, mtime: 2 },
+      {
+        path: `a/${'n'.repeat(200)}`,
+        type: 'file',
+        content: Buffer.from('x\n'),
+        mode: 0o644,
+        uid: 1000,
+        gid: 1000,
+        mtime: 2,
+      },
       { path: 'a/l', type: 'symlink', linkname: 'target', mode: 0o777, uid: 0, gid: 0, mtime: 3 },
     ]),
   );
@@ -61,7 +87,15 @@ test('reading refuses corrupt headers and oversized metadata', async () => {
   await assert.rejects(async () => {
     for await (const _ of readTar(Readable.from([bad]))) void _;
   }, /checksum|octal/);
-  const hugePax = encodeHeader({ name: 'PaxHeaders/x', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 2 << 20, mtime: 0 });
+  const hugePax = encodeHeader({
+    name: 'PaxHeaders/x',
+    type: 'file',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: 2 << 20,
+    mtime: 0,
+  });
   hugePax[156] = 'x'.charCodeAt(0);
   let sum = 0;
   hugePax.fill(0x20, 148, 156);

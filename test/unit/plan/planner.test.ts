@@ -36,21 +36,38 @@ describe('ARG and ENV scoping', () => {
     // Not redeclared: not the global; it may still come from the base image's ENV, shown as written.
     assert.equal(ex(p, 0, 0), 'WORKDIR /$V');
     assert.equal(ex(p, 0, 2), 'WORKDIR /3.11');
-    assert.deepEqual(p.globalArgs, [{ name: 'V', value: '3.11' }, { name: 'IMG', value: 'python:3.11' }]);
+    assert.deepEqual(p.globalArgs, [
+      { name: 'V', value: '3.11' },
+      { name: 'IMG', value: 'python:3.11' },
+    ]);
   });
   test('--build-arg overrides global and stage defaults; an overridden default is not expanded', () => {
     const p = plan('ARG V=1\nFROM a:$V\nARG V\nARG W=x\nENV OUT=$V-$W', { buildArgs: { V: '2', W: 'y' } });
     assert.deepEqual(p.stages[0]!.base, { kind: 'image', ref: 'a:2' });
     assert.equal(ex(p, 0, 2), 'ENV OUT=2-y');
-    assert.equal(ex(plan('FROM a\nARG X="${NEED:?set it}"\nWORKDIR /$X', { buildArgs: { X: 'v' } }), 0, 1), 'WORKDIR /v');
+    assert.equal(
+      ex(plan('FROM a\nARG X="${NEED:?set it}"\nWORKDIR /$X', { buildArgs: { X: 'v' } }), 0, 1),
+      'WORKDIR /v',
+    );
     planError('FROM scratch\nARG X="${NEED:?set it}"', /NEED: set it/, {}, 2);
   });
   test('ENV and ARG: the one set last wins (BuildKit), ENV after ARG as the reference shows', () => {
-    const p = plan('FROM scratch\nARG X=arg\nWORKDIR /$X\nENV X=env\nWORKDIR /$X\nARG X=again\nWORKDIR /$X\nARG X\nWORKDIR /$X');
-    assert.deepEqual([ex(p, 0, 1), ex(p, 0, 3), ex(p, 0, 5), ex(p, 0, 7)], ['WORKDIR /arg', 'WORKDIR /env', 'WORKDIR /again', 'WORKDIR /again']);
-    const ref = plan('FROM ubuntu\nARG CONT_IMG_VER\nENV CONT_IMG_VER=v1.0.0\nRUN echo $CONT_IMG_VER\nWORKDIR /$CONT_IMG_VER', { buildArgs: { CONT_IMG_VER: 'v2.0.1' } });
+    const p = plan(
+      'FROM scratch\nARG X=arg\nWORKDIR /$X\nENV X=env\nWORKDIR /$X\nARG X=again\nWORKDIR /$X\nARG X\nWORKDIR /$X',
+    );
+    assert.deepEqual(
+      [ex(p, 0, 1), ex(p, 0, 3), ex(p, 0, 5), ex(p, 0, 7)],
+      ['WORKDIR /arg', 'WORKDIR /env', 'WORKDIR /again', 'WORKDIR /again'],
+    );
+    const ref = plan(
+      'FROM ubuntu\nARG CONT_IMG_VER\nENV CONT_IMG_VER=v1.0.0\nRUN echo $CONT_IMG_VER\nWORKDIR /$CONT_IMG_VER',
+      { buildArgs: { CONT_IMG_VER: 'v2.0.1' } },
+    );
     assert.equal(ex(ref, 0, 3), 'WORKDIR /v1.0.0', 'the Dockerfile reference example: ENV overrides the ARG');
-    const dflt = plan('FROM ubuntu\nARG CONT_IMG_VER\nENV CONT_IMG_VER=${CONT_IMG_VER:-v1.0.0}\nWORKDIR /$CONT_IMG_VER', { buildArgs: { CONT_IMG_VER: 'v2.0.1' } });
+    const dflt = plan(
+      'FROM ubuntu\nARG CONT_IMG_VER\nENV CONT_IMG_VER=${CONT_IMG_VER:-v1.0.0}\nWORKDIR /$CONT_IMG_VER',
+      { buildArgs: { CONT_IMG_VER: 'v2.0.1' } },
+    );
     assert.equal(ex(dflt, 0, 2), 'WORKDIR /v2.0.1');
   });
   test('ENV values on one line are expanded before any is set; keys are expanded too', () => {
@@ -61,35 +78,66 @@ describe('ARG and ENV scoping', () => {
     const p = plan('FROM a AS one\nENV E=e\nARG A=a\nFROM one\nWORKDIR /$E/$A/$Z');
     assert.equal(ex(p, 1, 0), 'WORKDIR /e/a/$Z');
     const other = plan('FROM a AS one\nARG A=a\nFROM b\nWORKDIR /$A');
-    assert.equal(ex(other, 1, 0), 'WORKDIR /$A', 'a stage based on an image does not see another stage\'s ARGs');
+    assert.equal(ex(other, 1, 0), 'WORKDIR /$A', "a stage based on an image does not see another stage's ARGs");
     const scratch = plan('ARG V=1\nFROM scratch AS one\nENV E=e\nFROM one\nWORKDIR /$E/$V');
     assert.equal(ex(scratch, 1, 0), 'WORKDIR /e/', 'from scratch every ENV is known: unknown names are empty');
   });
   test('names from the base image stay as written, modifiers included', () => {
     const p = plan('FROM python\nWORKDIR $HOME/app\nENV PATH=/venv/bin:$PATH\nUSER ${APP_USER:-app}');
-    assert.deepEqual([ex(p, 0, 0), ex(p, 0, 1), ex(p, 0, 2)], ['WORKDIR $HOME/app', 'ENV PATH=/venv/bin:$PATH', 'USER ${APP_USER:-app}']);
+    assert.deepEqual(
+      [ex(p, 0, 0), ex(p, 0, 1), ex(p, 0, 2)],
+      ['WORKDIR $HOME/app', 'ENV PATH=/venv/bin:$PATH', 'USER ${APP_USER:-app}'],
+    );
   });
   test('predefined platform ARGs: in FROM without declaration, in a stage once declared', () => {
-    const p = plan('FROM --platform=$BUILDPLATFORM img:$TARGETARCH\nARG TARGETOS\nWORKDIR /$TARGETOS/$TARGETARCH', { platform: 'linux/arm64' });
+    const p = plan('FROM --platform=$BUILDPLATFORM img:$TARGETARCH\nARG TARGETOS\nWORKDIR /$TARGETOS/$TARGETARCH', {
+      platform: 'linux/arm64',
+    });
     assert.equal(p.stages[0]!.platform, 'linux/amd64');
     assert.deepEqual(p.stages[0]!.base, { kind: 'image', ref: 'img:arm64' });
     assert.equal(ex(p, 0, 1), 'WORKDIR /linux/$TARGETARCH');
-    const g = plan('ARG TARGETARCH\nFROM img:$TARGETARCH\nARG TARGETARCH\nWORKDIR /$TARGETARCH', { platform: 'linux/arm/v7' });
-    assert.deepEqual(g.stages[0]!.base, { kind: 'image', ref: 'img:arm' }, 'a global ARG TARGETARCH without a value keeps the automatic one');
+    const g = plan('ARG TARGETARCH\nFROM img:$TARGETARCH\nARG TARGETARCH\nWORKDIR /$TARGETARCH', {
+      platform: 'linux/arm/v7',
+    });
+    assert.deepEqual(
+      g.stages[0]!.base,
+      { kind: 'image', ref: 'img:arm' },
+      'a global ARG TARGETARCH without a value keeps the automatic one',
+    );
     assert.equal(ex(g, 0, 1), 'WORKDIR /arm');
-    assert.equal(ex(plan('FROM scratch\nARG TARGETVARIANT\nWORKDIR /x$TARGETVARIANT', { platform: 'linux/arm/v7' }), 0, 1), 'WORKDIR /xv7');
+    assert.equal(
+      ex(plan('FROM scratch\nARG TARGETVARIANT\nWORKDIR /x$TARGETVARIANT', { platform: 'linux/arm/v7' }), 0, 1),
+      'WORKDIR /xv7',
+    );
   });
   test('unused build args are reported; predefined ones (proxies, platform, BUILDKIT_*) are not', () => {
-    const p = plan('ARG USED\nFROM a\nARG INSTAGE', { buildArgs: { USED: '1', INSTAGE: '2', UNUSED: '3', HTTP_PROXY: 'x', https_proxy: 'y', TARGETARCH: 'amd64', BUILDKIT_INLINE_CACHE: '1', SOURCE_DATE_EPOCH: '0' } });
+    const p = plan('ARG USED\nFROM a\nARG INSTAGE', {
+      buildArgs: {
+        USED: '1',
+        INSTAGE: '2',
+        UNUSED: '3',
+        HTTP_PROXY: 'x',
+        https_proxy: 'y',
+        TARGETARCH: 'amd64',
+        BUILDKIT_INLINE_CACHE: '1',
+        SOURCE_DATE_EPOCH: '0',
+      },
+    });
     assert.deepEqual(p.unusedBuildArgs, ['UNUSED']);
     assert.ok(p.warnings.some((w) => /UNUSED/.test(w.message)));
-    assert.deepEqual(plan('FROM a AS x\nARG SKIPPED\nFROM b', { buildArgs: { SKIPPED: '1' } }).unusedBuildArgs, [], 'declared in a skipped stage is still declared');
+    assert.deepEqual(
+      plan('FROM a AS x\nARG SKIPPED\nFROM b', { buildArgs: { SKIPPED: '1' } }).unusedBuildArgs,
+      [],
+      'declared in a skipped stage is still declared',
+    );
   });
 });
 
 describe('expanded instructions', () => {
   test('only the words BuildKit expands', () => {
-    const p = plan('FROM scratch\nARG V=1 P="80 443" S=TERM\nRUN echo $V\nCMD echo $V\nEXPOSE $P 9000-9001/udp\nLABEL a=$V "b c"="d $V"\nVOLUME /v$V\nUSER u$V\nSTOPSIGNAL SIG$S\nCOPY --chown=$V:$V --chmod=07$V$V a$V /d$V/');
+    const p = plan(
+      'FROM scratch\nARG V=1 P="80 443" S=TERM\nRUN echo $V\nCMD echo $V\nEXPOSE $P 9000-9001/udp\nLABEL a=$V "b c"="d $V"\nVOLUME /v$V\nUSER u$V\nSTOPSIGNAL SIG$S\nCOPY --chown=$V:$V --chmod=07$V$V a$V /d$V/',
+    );
     assert.equal(ex(p, 0, 1), 'RUN echo $V');
     assert.equal(ex(p, 0, 2), 'CMD echo $V');
     assert.equal(ex(p, 0, 3), 'EXPOSE 80 443 9000-9001/udp');
@@ -100,16 +148,27 @@ describe('expanded instructions', () => {
     assert.equal(ex(p, 0, 8), 'COPY --chown=1:1 --chmod=0711 a1 /d1/');
   });
   test('RUN mounts and COPY heredocs are expanded; quoted heredocs and RUN bodies are not', () => {
-    const p = plan("FROM scratch\nARG ID=pip\nRUN --mount=type=cache,id=$ID,target=/root/.cache/$ID pip install x\nCOPY <<A <<'B' /d/\n$ID\nA\n$ID\nB\nRUN <<EOF\necho $ID\nEOF");
+    const p = plan(
+      "FROM scratch\nARG ID=pip\nRUN --mount=type=cache,id=$ID,target=/root/.cache/$ID pip install x\nCOPY <<A <<'B' /d/\n$ID\nA\n$ID\nB\nRUN <<EOF\necho $ID\nEOF",
+    );
     assert.equal(ex(p, 0, 1), 'RUN --mount=type=cache,target=/root/.cache/pip,id=pip pip install x');
-    assert.equal(ex(p, 0, 2), 'COPY <<A <<\'B\' /d/\npip\nA\n$ID\nB');
+    assert.equal(ex(p, 0, 2), "COPY <<A <<'B' /d/\npip\nA\n$ID\nB");
     assert.equal(ex(p, 0, 3), 'RUN <<EOF\necho $ID\nEOF');
   });
   test('expansion errors point at the instruction', () => {
     planError('FROM scratch\nWORKDIR ${X:?needs X}', /X: needs X/, {}, 2);
     planError('FROM a\nENV A=${B', /missing '}'/, {}, 2);
-    assert.equal(ex(plan('FROM a\nWORKDIR ${X:?needs X}'), 0, 0), 'WORKDIR ${X:?needs X}', 'X may come from the base image');
-    planError('FROM scratch\nARG U=me\nRUN --mount=type=cache,target=/c,uid=$U true', /invalid value me for uid/, {}, 3);
+    assert.equal(
+      ex(plan('FROM a\nWORKDIR ${X:?needs X}'), 0, 0),
+      'WORKDIR ${X:?needs X}',
+      'X may come from the base image',
+    );
+    planError(
+      'FROM scratch\nARG U=me\nRUN --mount=type=cache,target=/c,uid=$U true',
+      /invalid value me for uid/,
+      {},
+      3,
+    );
   });
   test('values BuildKit checks are checked when known', () => {
     planError('FROM scratch\nEXPOSE 80/xtp', /invalid proto: xtp/, {}, 2);
@@ -122,29 +181,50 @@ describe('expanded instructions', () => {
     planError('ARG P=linux//x\nFROM --platform=$P a', /invalid platform/, {}, 2);
     planError('ARG P\nFROM --platform=$P a', /empty platform value/, {}, 2);
     planError('FROM UPPER/Case:tag', /invalid base image reference/, {}, 1);
-    planError('FROM scratch\nADD --checksum=sha256:abc local.tgz /x', /--checksum can't be used with the local source "local.tgz"/, {}, 2);
+    planError(
+      'FROM scratch\nADD --checksum=sha256:abc local.tgz /x',
+      /--checksum can't be used with the local source "local.tgz"/,
+      {},
+      2,
+    );
     plan('FROM scratch\nADD --checksum=sha256:abc https://example.com/a.tgz /x');
   });
 });
 
 describe('stage graph', () => {
   test('stages by name (case-insensitive) and index; bases and dependencies; external images', () => {
-    const p = plan('FROM a AS Build\nRUN x\nFROM b AS other\nFROM build AS t\nCOPY --from=OTHER /x /x\nCOPY --from=0 /y /y\nCOPY --from=nginx:1 /z /z\nRUN --mount=type=bind,from=other,target=/m --mount=type=cache,from=busybox,target=/c true');
+    const p = plan(
+      'FROM a AS Build\nRUN x\nFROM b AS other\nFROM build AS t\nCOPY --from=OTHER /x /x\nCOPY --from=0 /y /y\nCOPY --from=nginx:1 /z /z\nRUN --mount=type=bind,from=other,target=/m --mount=type=cache,from=busybox,target=/c true',
+    );
     const t = p.stages[2]!;
     assert.deepEqual(t.base, { kind: 'stage', index: 0 });
     assert.deepEqual(t.dependsOn, [0, 1]);
     assert.deepEqual(t.images, ['nginx:1', 'busybox']);
-    assert.deepEqual(t.instructions.map((i) => i.sources), [[{ kind: 'stage', index: 1 }], [{ kind: 'stage', index: 0 }], [{ kind: 'image', ref: 'nginx:1' }], [{ kind: 'stage', index: 1 }, { kind: 'image', ref: 'busybox' }]]);
+    assert.deepEqual(
+      t.instructions.map((i) => i.sources),
+      [
+        [{ kind: 'stage', index: 1 }],
+        [{ kind: 'stage', index: 0 }],
+        [{ kind: 'image', ref: 'nginx:1' }],
+        [
+          { kind: 'stage', index: 1 },
+          { kind: 'image', ref: 'busybox' },
+        ],
+      ],
+    );
     assert.deepEqual(p.order, [0, 1, 2]);
     assert.deepEqual(p.waves, [[0, 1], [2]]);
   });
   test('a bare image name close to a stage name gets a warning (a misspelt stage?)', () => {
     const p = plan('FROM golang AS builder\nFROM alpine\nCOPY --from=biulder /app /app\nCOPY --from=nginx /x /x');
     assert.deepEqual(p.stages[1]!.images, ['biulder', 'nginx']);
-    assert.deepEqual(p.warnings.map((w) => [w.rule, w.line]), [['StageNameTypo', 3]]);
+    assert.deepEqual(
+      p.warnings.map((w) => [w.rule, w.line]),
+      [['StageNameTypo', 3]],
+    );
     assert.match(p.warnings[0]!.message, /did you mean stage "builder"/);
   });
-  test('FROM a stage\'s own name is an image (FROM nginx AS nginx), as BuildKit', () => {
+  test("FROM a stage's own name is an image (FROM nginx AS nginx), as BuildKit", () => {
     const p = plan('FROM nginx AS nginx\nFROM nginx AS two');
     assert.deepEqual(p.stages[0]!.base, { kind: 'image', ref: 'nginx' });
     assert.deepEqual(p.stages[1]!.base, { kind: 'stage', index: 0 });
@@ -152,35 +232,57 @@ describe('stage graph', () => {
   test('--target keeps only what the target needs, the rest is skipped', () => {
     const p = plan('FROM a AS one\nFROM b AS two\nFROM one AS three\nFROM c AS four', { target: 'THREE' });
     assert.equal(p.target, 2);
-    assert.deepEqual(p.stages.map((s) => s.needed), [true, false, true, false]);
+    assert.deepEqual(
+      p.stages.map((s) => s.needed),
+      [true, false, true, false],
+    );
     assert.deepEqual(p.order, [0, 2]);
     assert.deepEqual(p.waves, [[0], [2]]);
   });
   test('independent stages share a wave (fixture parallel.Dockerfile)', () => {
-    const p = createPlan(parseDockerfile(fixture('dockerfiles', 'parallel.Dockerfile'), { file: 'parallel.Dockerfile' }));
+    const p = createPlan(
+      parseDockerfile(fixture('dockerfiles', 'parallel.Dockerfile'), { file: 'parallel.Dockerfile' }),
+    );
     const names = (w: number[]) => w.map((n) => p.stages[n]!.name);
     assert.deepEqual(p.waves.map(names), [['assets', 'deps'], ['app'], ['final']]);
     assert.equal(p.stages.find((s) => s.name === 'unused')!.needed, false);
     assert.deepEqual(p.stages.find((s) => s.name === 'final')!.dependsOn, [1, 3]);
   });
   test('stage-scoped ARG in COPY --from and --mount from= is resolved at plan time (beyond BuildKit)', () => {
-    const df = 'FROM a AS clear-code\nFROM a AS obfuscated-code\nFROM a\nARG SRC=obfuscated\nCOPY --from=${SRC}-code /app /app';
+    const df =
+      'FROM a AS clear-code\nFROM a AS obfuscated-code\nFROM a\nARG SRC=obfuscated\nCOPY --from=${SRC}-code /app /app';
     assert.deepEqual(plan(df).stages[2]!.dependsOn, [1]);
     assert.deepEqual(plan(df, { buildArgs: { SRC: 'clear' } }).stages[2]!.dependsOn, [0]);
-    assert.deepEqual(plan(df, { buildArgs: { SRC: 'clear' } }).stages.map((s) => s.needed), [true, false, true]);
+    assert.deepEqual(
+      plan(df, { buildArgs: { SRC: 'clear' } }).stages.map((s) => s.needed),
+      [true, false, true],
+    );
     const g = plan('ARG S=one\nFROM a AS one\nFROM b\nCOPY --from=$S /x /x');
     assert.deepEqual(g.stages[1]!.dependsOn, [0], 'a global ARG works in --from without redeclaring it');
     const m = plan('FROM a AS deps\nFROM b\nENV FROMSTAGE=deps\nRUN --mount=from=$FROMSTAGE,target=/d true');
     assert.deepEqual(m.stages[1]!.dependsOn, [0]);
     const f = fixture('dockerfiles', 'copy-from-arg.Dockerfile');
     const clear = createPlan(parseDockerfile(f), { buildArgs: { SRC_FORMAT: 'clear' } });
-    assert.deepEqual(clear.stages.map((s) => [s.name, s.needed]), [['base', true], ['clear-code', true], ['obfuscated-code', false], ['final', true]]);
+    assert.deepEqual(
+      clear.stages.map((s) => [s.name, s.needed]),
+      [
+        ['base', true],
+        ['clear-code', true],
+        ['obfuscated-code', false],
+        ['final', true],
+      ],
+    );
   });
   test('errors: unknown target, self reference, later stage, duplicates, bad index, empty --from', () => {
     const t = planError('FROM a AS x\nFROM b AS y', /target stage "nope" could not be found/, { target: 'nope' });
     assert.match(t.hint ?? '', /stages: x, y/);
     planError('FROM a AS x\nFROM x AS X', /duplicate stage name "X"/, {}, 2);
-    planError('FROM a AS x\nFROM b AS y\nCOPY --from=y /a /a', /circular dependency: --from=y refers to its own stage "y"/, {}, 3);
+    planError(
+      'FROM a AS x\nFROM b AS y\nCOPY --from=y /a /a',
+      /circular dependency: --from=y refers to its own stage "y"/,
+      {},
+      3,
+    );
     planError('FROM a\nCOPY --from=0 /a /b', /refers to its own stage 0/, {}, 2);
     planError('FROM later AS x\nFROM a AS later', /stage "later" is defined later/, {}, 1);
     planError('FROM a AS x\nCOPY --from=y /a /a\nFROM b AS y', /stage "y" is defined later/, {}, 2);
@@ -200,10 +302,17 @@ describe('stage graph', () => {
   test('ONBUILD triggers of a base stage are planned in the stages built on it', () => {
     const p = createPlan(parseDockerfile(fixture('dockerfiles', 'onbuild.Dockerfile')));
     const app = p.stages.find((s) => s.name === 'app')!;
-    assert.deepEqual(app.onbuild?.map((i) => i.expanded), ['COPY --from=tools /tools.txt /opt/', 'ARG FLAVOR=plain']);
+    assert.deepEqual(
+      app.onbuild?.map((i) => i.expanded),
+      ['COPY --from=tools /tools.txt /opt/', 'ARG FLAVOR=plain'],
+    );
     assert.deepEqual(app.dependsOn, [0, 1]);
     assert.deepEqual(p.waves, [[0, 1], [2]]);
-    assert.equal(p.stages.find((s) => s.name === 'template')!.onbuild, undefined, 'a stage does not run its own triggers');
+    assert.equal(
+      p.stages.find((s) => s.name === 'template')!.onbuild,
+      undefined,
+      'a stage does not run its own triggers',
+    );
   });
   test('the plan is JSON and deterministic', () => {
     const t = fixture('dockerfiles', 'kitchen-sink.Dockerfile');
@@ -215,18 +324,31 @@ describe('stage graph', () => {
 
 describe('fixtures', () => {
   test('kitchen-sink: every instruction and flag plans', () => {
-    const p = createPlan(parseDockerfile(fixture('dockerfiles', 'kitchen-sink.Dockerfile')), { platform: 'linux/arm64' });
+    const p = createPlan(parseDockerfile(fixture('dockerfiles', 'kitchen-sink.Dockerfile')), {
+      platform: 'linux/arm64',
+    });
     const build = p.stages[0]!;
     assert.deepEqual(build.base, { kind: 'image', ref: 'debian:bookworm-slim' });
     assert.equal(build.platform, 'linux/amd64');
     assert.equal(build.instructions[2]!.expanded, 'ENV GOOS=linux GOARCH=arm64 OUT=/out/app-1.2.3');
-    assert.match(build.instructions[4]!.expanded, /^RUN --mount=type=cache,target=\/var\/cache\/apt,id=apt-arm64,sharing=locked --mount=type=secret,id=token,env=TOKEN --mount=type=ssh --network=none apt-get/);
+    assert.match(
+      build.instructions[4]!.expanded,
+      /^RUN --mount=type=cache,target=\/var\/cache\/apt,id=apt-arm64,sharing=locked --mount=type=secret,id=token,env=TOKEN --mount=type=ssh --network=none apt-get/,
+    );
     assert.equal(p.stages[1]!.instructions.at(-1)!.expanded, 'CMD ["--serve"]');
     assert.deepEqual(p.stages[1]!.dependsOn, [0]);
   });
   test('windows: the backtick escape', () => {
     const p = createPlan(parseDockerfile(fixture('dockerfiles', 'windows.Dockerfile')));
-    assert.deepEqual(p.stages[0]!.instructions.map((i) => i.expanded), ['ENV APP_HOME=C:\\app', 'WORKDIR C:\\app\\bin', 'COPY testfile.txt c:\\ d:\\dest\\', 'RUN dir c:\\ &&     echo done']);
+    assert.deepEqual(
+      p.stages[0]!.instructions.map((i) => i.expanded),
+      [
+        'ENV APP_HOME=C:\\app',
+        'WORKDIR C:\\app\\bin',
+        'COPY testfile.txt c:\\ d:\\dest\\',
+        'RUN dir c:\\ &&     echo done',
+      ],
+    );
   });
 });
 
@@ -240,7 +362,10 @@ describe('the seeds plan', () => {
       const p = createPlan(parseDockerfile(fixture('seeds', f), { file: f }));
       assert.ok(p.stages.length >= 1);
       assert.ok(p.stages[p.target]!.needed);
-      assert.deepEqual(p.warnings.filter((w) => w.rule !== 'LegacyKeyValueFormat'), []);
+      assert.deepEqual(
+        p.warnings.filter((w) => w.rule !== 'LegacyKeyValueFormat'),
+        [],
+      );
     });
   }
   test('seed 000: SRC_FORMAT=clear keeps clear-code and skips obfuscated-code', () => {

@@ -15,12 +15,17 @@ import { KilnError } from '../../../src/util/errors.js';
 
 describe('parseChallenge', () => {
   test('Bearer with realm, service and scope (quoted, commas inside quotes, escapes)', () => {
-    assert.deepEqual(parseChallenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/debian:pull,push"'), {
-      scheme: 'bearer',
-      realm: 'https://auth.docker.io/token',
-      service: 'registry.docker.io',
-      scope: 'repository:library/debian:pull,push',
-    });
+    assert.deepEqual(
+      parseChallenge(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/debian:pull,push"',
+      ),
+      {
+        scheme: 'bearer',
+        realm: 'https://auth.docker.io/token',
+        service: 'registry.docker.io',
+        scope: 'repository:library/debian:pull,push',
+      },
+    );
     assert.equal(parseChallenge('Bearer realm="a\\"b", service=plain')?.realm, 'a"b');
     assert.equal(parseChallenge('Bearer realm="a\\"b", service=plain')?.service, 'plain');
   });
@@ -45,7 +50,10 @@ describe('loginServer', () => {
   });
 
   test('an invalid address is a usage error', () => {
-    assert.throws(() => loginServer('Bad_Host!:x'), (e: unknown) => e instanceof KilnError);
+    assert.throws(
+      () => loginServer('Bad_Host!:x'),
+      (e: unknown) => e instanceof KilnError,
+    );
   });
 });
 
@@ -69,8 +77,11 @@ describe('credentials in $DOCKER_CONFIG/config.json', () => {
     return path.join(d, 'config.json');
   };
 
-  test('store writes docker\'s format (base64 auth, Hub under its legacy URL, mode 0600); get and erase read it back', async () => {
-    const file = useConfig('plain', { auths: { 'other.example:443': { auth: Buffer.from('x:y').toString('base64') } }, currentContext: 'keep-me' });
+  test("store writes docker's format (base64 auth, Hub under its legacy URL, mode 0600); get and erase read it back", async () => {
+    const file = useConfig('plain', {
+      auths: { 'other.example:443': { auth: Buffer.from('x:y').toString('base64') } },
+      currentContext: 'keep-me',
+    });
     await storeCredentials('localhost:5000', { username: 'alice', password: 'pa:ss' });
     await storeCredentials('docker.io', { username: 'bob', password: 'hub' });
     const cfg = JSON.parse(readFileSync(file, 'utf8'));
@@ -95,7 +106,11 @@ describe('credentials in $DOCKER_CONFIG/config.json', () => {
       },
     });
     assert.deepEqual(await getCredentials('reg.example.com'), { username: 'u', password: 'p' });
-    assert.deepEqual(await getCredentials('tok.example.com'), { username: '', password: '', identityToken: 'refresh-me' });
+    assert.deepEqual(await getCredentials('tok.example.com'), {
+      username: '',
+      password: '',
+      identityToken: 'refresh-me',
+    });
   });
 
   test('credHelpers and credsStore run docker-credential-* programs (get, store, erase)', async () => {
@@ -129,7 +144,10 @@ esac
     assert.deepEqual(await getCredentials('any.example'), { username: 'dave', password: 'pw' });
 
     useConfig('missing', { credsStore: 'nosuchhelper' });
-    await assert.rejects(getCredentials('any.example'), /docker-credential-nosuchhelper could not be run: not found on PATH/);
+    await assert.rejects(
+      getCredentials('any.example'),
+      /docker-credential-nosuchhelper could not be run: not found on PATH/,
+    );
   });
 
   test('a broken config.json is a clear error naming the file', async () => {
@@ -137,6 +155,9 @@ esac
     mkdirSync(d);
     writeFileSync(path.join(d, 'config.json'), '{ not json');
     process.env.DOCKER_CONFIG = d;
-    await assert.rejects(getCredentials('x.example'), (e: unknown) => e instanceof KilnError && e.message.includes(path.join(d, 'config.json')));
+    await assert.rejects(
+      getCredentials('x.example'),
+      (e: unknown) => e instanceof KilnError && e.message.includes(path.join(d, 'config.json')),
+    );
   });
 });

@@ -10,18 +10,45 @@ import { parseDockerfile } from '../../../src/dockerfile/parser.js';
 const f = (path: string, size: number) => ({ path, type: 'file' as const, size, mode: 0o644, uid: 0, gid: 0 });
 
 function analysis(): ImageAnalysis {
-  const layers = [[f('usr/lib/a', 5000), f('usr/bin/b', 3000)], [f('app/bin', 2000), f('tmp/junk', 700)], [f('tmp/.wh.junk', 0)]];
+  const layers = [
+    [f('usr/lib/a', 5000), f('usr/bin/b', 3000)],
+    [f('app/bin', 2000), f('tmp/junk', 700)],
+    [f('tmp/.wh.junk', 0)],
+  ];
   const { tree, changes } = stackLayers(layers);
   const eff = computeEfficiency(layers);
   const cmds = ['', 'COPY --from=build /out/bin /app/bin # buildkit', 'RUN /bin/sh -c rm /tmp/junk # buildkit'];
   return {
-    image: { display: 'demo:1', name: 'docker.io/library/demo:1', id: 'sha256:' + 'a'.repeat(64), platform: 'linux/amd64' },
-    layers: layers.map((l, i) => ({ index: i, diffId: `sha256:${String(i).repeat(64)}`, size: eff.layerSizes[i]!, createdBy: cmds[i]!, comment: i === 0 ? 'Imported from base.tar' : undefined, entries: l.length, changes: changes[i]! })),
+    image: {
+      display: 'demo:1',
+      name: 'docker.io/library/demo:1',
+      id: 'sha256:' + 'a'.repeat(64),
+      platform: 'linux/amd64',
+    },
+    layers: layers.map((l, i) => ({
+      index: i,
+      diffId: `sha256:${String(i).repeat(64)}`,
+      size: eff.layerSizes[i]!,
+      createdBy: cmds[i]!,
+      comment: i === 0 ? 'Imported from base.tar' : undefined,
+      entries: l.length,
+      changes: changes[i]!,
+    })),
     efficiency: eff,
     directories: largestDirectories(tree),
     finalSize: 10000,
     fileCount: 3,
-    packages: [{ type: 'deb', name: 'libx<script>', version: '1.0', purl: 'pkg:deb/debian/libx@1.0', licenses: ['MIT'], location: 'var/lib/dpkg/status', layer: 0 }],
+    packages: [
+      {
+        type: 'deb',
+        name: 'libx<script>',
+        version: '1.0',
+        purl: 'pkg:deb/debian/libx@1.0',
+        licenses: ['MIT'],
+        location: 'var/lib/dpkg/status',
+        layer: 0,
+      },
+    ],
     os: { id: 'debian', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
   };
 }
@@ -43,7 +70,12 @@ describe('HTML report', () => {
   });
 
   test('stage graph and what each stage contributed', () => {
-    const plan = createPlan(parseDockerfile('FROM debian:12 AS build\nRUN make\nFROM debian:12 AS unused\nFROM debian:12\nCOPY --from=build /out/bin /app/bin\n', { file: 'Dockerfile' }));
+    const plan = createPlan(
+      parseDockerfile(
+        'FROM debian:12 AS build\nRUN make\nFROM debian:12 AS unused\nFROM debian:12\nCOPY --from=build /out/bin /app/bin\n',
+        { file: 'Dockerfile' },
+      ),
+    );
     const a = analysis();
     const c = stageContributions(a, plan);
     assert.equal(c.get(0), 2700); // the COPY --from=build layer
@@ -77,7 +109,9 @@ describe('HTML report', () => {
       for (let j = i + 1; j < rects.length; j++) {
         const a = rects[i]!;
         const b = rects[j]!;
-        const overlap = Math.max(0, Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x)) * Math.max(0, Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y));
+        const overlap =
+          Math.max(0, Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x)) *
+          Math.max(0, Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y));
         assert.ok(overlap < 1e-6, `${i} and ${j} overlap`);
       }
     }

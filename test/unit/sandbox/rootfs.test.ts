@@ -1,6 +1,20 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync, chmodSync, chownSync, utimesSync, symlinkSync, lstatSync, readFileSync, readdirSync, existsSync, linkSync } from 'node:fs';
+import {
+  mkdtempSync,
+  mkdirSync,
+  writeFileSync,
+  rmSync,
+  chmodSync,
+  chownSync,
+  utimesSync,
+  symlinkSync,
+  lstatSync,
+  readFileSync,
+  readdirSync,
+  existsSync,
+  linkSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
@@ -10,7 +24,10 @@ import type { Change } from '../../../src/layer/write.js';
 import { needs } from '../../helpers/prereq.js';
 
 const require = createRequire(import.meta.url);
-const xattr = require('fs-xattr') as { setAttributeSync(p: string, n: string, v: string): void; getAttributeSync(p: string, n: string): Buffer };
+const xattr = require('fs-xattr') as {
+  setAttributeSync(p: string, n: string, v: string): void;
+  getAttributeSync(p: string, n: string): Buffer;
+};
 const isRoot = process.getuid?.() === 0;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-rootfs-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -31,7 +48,20 @@ function tree(files: Record<string, string | null>): string {
 const fmt = (cs: Change[]) => cs.map((c) => `${c.kind} ${c.path}`).sort();
 
 test('native diff: adds, edits, metadata-only changes, deletions, replaced directories, parents included', () => {
-  const root = tree({ 'a/keep': '1', 'a/edit': '1', 'a/chmod': '1', 'a/gone': '1', 'tree/x/y': '1', 'tree/z': '1', 'repl/old': '1', 'f2d': 'file', 'untouched/u': '1', 'emptied/e1': '1', 'emptied/e2': '1', 'tmpdir/t': '1' });
+  const root = tree({
+    'a/keep': '1',
+    'a/edit': '1',
+    'a/chmod': '1',
+    'a/gone': '1',
+    'tree/x/y': '1',
+    'tree/z': '1',
+    'repl/old': '1',
+    f2d: 'file',
+    'untouched/u': '1',
+    'emptied/e1': '1',
+    'emptied/e2': '1',
+    'tmpdir/t': '1',
+  });
   const before = snapshotTree(root);
   writeFileSync(path.join(root, 'a/new'), 'n');
   writeFileSync(path.join(root, 'a/edit'), '2');
@@ -82,61 +112,93 @@ test('native diff: a new hard link reports both names (the inode changed)', () =
   assert.deepEqual(fmt(diffTrees(root, before)), ['add bin', 'add bin/a', 'add bin/b']);
 });
 
-test('upper dir diff: overlay whiteouts and opaque directories', { skip: needs(isRoot ? undefined : 'overlay markers need root (mknod, trusted xattrs): run the tests as root') }, () => {
-  const upper = tree({ 'etc/new': 'n', 'opq/inside': 'i', 'plain/x': 'x' });
-  execFileSync('mknod', [path.join(upper, 'etc/gone'), 'c', '0', '0']);
-  execFileSync('mknod', [path.join(upper, 'gonedir'), 'c', '0', '0']);
-  execFileSync('mknod', [path.join(upper, 'etc/null'), 'c', '1', '3']); // a real device stays a device
-  xattr.setAttributeSync(path.join(upper, 'opq'), 'trusted.overlay.opaque', 'y');
-  xattr.setAttributeSync(path.join(upper, 'plain'), 'trusted.overlay.opaque', 'x'); // "has xattr whiteouts", not opaque
-  writeFileSync(path.join(upper, 'etc/xwh'), '');
-  xattr.setAttributeSync(path.join(upper, 'etc/xwh'), 'trusted.overlay.whiteout', 'y');
-  assert.deepEqual(fmt(diffUpper(upper)), ['add etc', 'add etc/new', 'add etc/null', 'add opq', 'add opq/inside', 'add plain', 'add plain/x', 'delete etc/gone', 'delete etc/xwh', 'delete gonedir', 'opaque opq']);
-});
+test(
+  'upper dir diff: overlay whiteouts and opaque directories',
+  { skip: needs(isRoot ? undefined : 'overlay markers need root (mknod, trusted xattrs): run the tests as root') },
+  () => {
+    const upper = tree({ 'etc/new': 'n', 'opq/inside': 'i', 'plain/x': 'x' });
+    execFileSync('mknod', [path.join(upper, 'etc/gone'), 'c', '0', '0']);
+    execFileSync('mknod', [path.join(upper, 'gonedir'), 'c', '0', '0']);
+    execFileSync('mknod', [path.join(upper, 'etc/null'), 'c', '1', '3']); // a real device stays a device
+    xattr.setAttributeSync(path.join(upper, 'opq'), 'trusted.overlay.opaque', 'y');
+    xattr.setAttributeSync(path.join(upper, 'plain'), 'trusted.overlay.opaque', 'x'); // "has xattr whiteouts", not opaque
+    writeFileSync(path.join(upper, 'etc/xwh'), '');
+    xattr.setAttributeSync(path.join(upper, 'etc/xwh'), 'trusted.overlay.whiteout', 'y');
+    assert.deepEqual(fmt(diffUpper(upper)), [
+      'add etc',
+      'add etc/new',
+      'add etc/null',
+      'add opq',
+      'add opq/inside',
+      'add plain',
+      'add plain/x',
+      'delete etc/gone',
+      'delete etc/xwh',
+      'delete gonedir',
+      'opaque opq',
+    ]);
+  },
+);
 
-test('stubs: missing mount points made in a separate dir, parents copying the image\'s metadata, symlinks resolved', { skip: needs(isRoot ? undefined : 'stubs need root (chown): run the tests as root') }, () => {
-  const l1 = tree({ 'etc/passwd': 'x', 'var/run/.keep': '', proc: null });
-  chmodSync(path.join(l1, 'etc'), 0o710);
-  chownSync(path.join(l1, 'etc'), 7, 8);
-  utimesSync(path.join(l1, 'etc'), new Date(1_000_000), new Date(2_000_000));
-  symlinkSync('var/run', path.join(l1, 'run'));
-  const stubs = tree({});
-  const real = makeStubs(stubs, [l1], [
-    { path: '/proc', kind: 'dir' },
-    { path: '/etc/hosts', kind: 'file' },
-    { path: '/run/secrets/token', kind: 'file' },
-    { path: '/mnt/cache', kind: 'dir' },
-  ]);
-  assert.equal(real.get('/proc'), 'proc');
-  assert.equal(real.get('/run/secrets/token'), 'var/run/secrets/token');
-  assert.ok(!existsSync(path.join(stubs, 'proc')), 'the image has /proc: no stub');
-  const etc = lstatSync(path.join(stubs, 'etc'));
-  assert.equal(etc.mode & 0o7777, 0o710);
-  assert.equal(etc.uid, 7);
-  assert.equal(etc.gid, 8);
-  assert.equal(etc.mtimeMs, 2_000_000, 'times set after the children were made');
-  assert.ok(lstatSync(path.join(stubs, 'etc/hosts')).isFile());
-  assert.ok(lstatSync(path.join(stubs, 'var/run/secrets/token')).isFile());
-  assert.ok(lstatSync(path.join(stubs, 'mnt/cache')).isDirectory());
-  assert.deepEqual(readdirSync(stubs).sort(), ['etc', 'mnt', 'var']);
-});
+test(
+  "stubs: missing mount points made in a separate dir, parents copying the image's metadata, symlinks resolved",
+  { skip: needs(isRoot ? undefined : 'stubs need root (chown): run the tests as root') },
+  () => {
+    const l1 = tree({ 'etc/passwd': 'x', 'var/run/.keep': '', proc: null });
+    chmodSync(path.join(l1, 'etc'), 0o710);
+    chownSync(path.join(l1, 'etc'), 7, 8);
+    utimesSync(path.join(l1, 'etc'), new Date(1_000_000), new Date(2_000_000));
+    symlinkSync('var/run', path.join(l1, 'run'));
+    const stubs = tree({});
+    const real = makeStubs(
+      stubs,
+      [l1],
+      [
+        { path: '/proc', kind: 'dir' },
+        { path: '/etc/hosts', kind: 'file' },
+        { path: '/run/secrets/token', kind: 'file' },
+        { path: '/mnt/cache', kind: 'dir' },
+      ],
+    );
+    assert.equal(real.get('/proc'), 'proc');
+    assert.equal(real.get('/run/secrets/token'), 'var/run/secrets/token');
+    assert.ok(!existsSync(path.join(stubs, 'proc')), 'the image has /proc: no stub');
+    const etc = lstatSync(path.join(stubs, 'etc'));
+    assert.equal(etc.mode & 0o7777, 0o710);
+    assert.equal(etc.uid, 7);
+    assert.equal(etc.gid, 8);
+    assert.equal(etc.mtimeMs, 2_000_000, 'times set after the children were made');
+    assert.ok(lstatSync(path.join(stubs, 'etc/hosts')).isFile());
+    assert.ok(lstatSync(path.join(stubs, 'var/run/secrets/token')).isFile());
+    assert.ok(lstatSync(path.join(stubs, 'mnt/cache')).isDirectory());
+    assert.deepEqual(readdirSync(stubs).sort(), ['etc', 'mnt', 'var']);
+  },
+);
 
-test('flattening layer dirs: later layers win, whiteouts delete, opaque directories drop what was below', { skip: needs(isRoot ? undefined : 'overlay markers need root (mknod, trusted xattrs): run the tests as root') }, () => {
-  const l1 = tree({ 'a/1': 'one', 'a/2': 'two', 'b/old': 'old', 'c/deep/x': 'x', keep: 'k' });
-  const l2 = tree({ 'a/1': 'ONE', 'b/new': 'new', 'd/n': 'n' });
-  execFileSync('mknod', [path.join(l2, 'a/2'), 'c', '0', '0']);
-  execFileSync('mknod', [path.join(l2, 'c'), 'c', '0', '0']);
-  xattr.setAttributeSync(path.join(l2, 'b'), 'trusted.overlay.opaque', 'y');
-  chmodSync(path.join(l2, 'd'), 0o700);
-  const dest = path.join(tmp, 'flat');
-  return flattenLowerDirs([l1, l2], dest).then(() => {
-    const list = (d: string, rel = ''): string[] => readdirSync(path.join(d, rel)).flatMap((n) => {
-      const r = rel ? `${rel}/${n}` : n;
-      return lstatSync(path.join(d, r)).isDirectory() ? [`${r}/`, ...list(d, r)] : [r];
+test(
+  'flattening layer dirs: later layers win, whiteouts delete, opaque directories drop what was below',
+  { skip: needs(isRoot ? undefined : 'overlay markers need root (mknod, trusted xattrs): run the tests as root') },
+  () => {
+    const l1 = tree({ 'a/1': 'one', 'a/2': 'two', 'b/old': 'old', 'c/deep/x': 'x', keep: 'k' });
+    const l2 = tree({ 'a/1': 'ONE', 'b/new': 'new', 'd/n': 'n' });
+    execFileSync('mknod', [path.join(l2, 'a/2'), 'c', '0', '0']);
+    execFileSync('mknod', [path.join(l2, 'c'), 'c', '0', '0']);
+    xattr.setAttributeSync(path.join(l2, 'b'), 'trusted.overlay.opaque', 'y');
+    chmodSync(path.join(l2, 'd'), 0o700);
+    const dest = path.join(tmp, 'flat');
+    return flattenLowerDirs([l1, l2], dest).then(() => {
+      const list = (d: string, rel = ''): string[] =>
+        readdirSync(path.join(d, rel)).flatMap((n) => {
+          const r = rel ? `${rel}/${n}` : n;
+          return lstatSync(path.join(d, r)).isDirectory() ? [`${r}/`, ...list(d, r)] : [r];
+        });
+      assert.deepEqual(list(dest).sort(), ['a/', 'a/1', 'b/', 'b/new', 'd/', 'd/n', 'keep']);
+      assert.equal(readFileSync(path.join(dest, 'a/1'), 'utf8'), 'ONE');
+      assert.equal(lstatSync(path.join(dest, 'd')).mode & 0o777, 0o700);
+      assert.throws(
+        () => xattr.getAttributeSync(path.join(dest, 'b'), 'trusted.overlay.opaque'),
+        'no overlay marker in the flattened tree',
+      );
     });
-    assert.deepEqual(list(dest).sort(), ['a/', 'a/1', 'b/', 'b/new', 'd/', 'd/n', 'keep']);
-    assert.equal(readFileSync(path.join(dest, 'a/1'), 'utf8'), 'ONE');
-    assert.equal(lstatSync(path.join(dest, 'd')).mode & 0o777, 0o700);
-    assert.throws(() => xattr.getAttributeSync(path.join(dest, 'b'), 'trusted.overlay.opaque'), 'no overlay marker in the flattened tree');
-  });
-});
+  },
+);

@@ -21,13 +21,20 @@ test('a runtime that works is probed once per boot, not by every kiln process', 
     const log = path.join(dir, 'calls.log');
     const runtime = new URL('../../../src/sandbox/runtime.js', import.meta.url).href;
     const script = `const m = await import(${JSON.stringify(runtime)}); const r = await m.selectRunner({ scratch: ${JSON.stringify(dir)} }); console.log(r.kind);`;
-    const env = { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}`, XDG_RUNTIME_DIR: path.join(dir, 'xdg'), KILN_FAKE_RUNC_LOG: log };
+    const env = {
+      ...process.env,
+      PATH: `${path.join(dir, 'bin')}:${process.env.PATH}`,
+      XDG_RUNTIME_DIR: path.join(dir, 'xdg'),
+      KILN_FAKE_RUNC_LOG: log,
+    };
     for (let i = 0; i < 3; i++) {
       const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout.trim(), 'oci');
     }
-    const runs = readFileSync(log, 'utf8').split('\n').filter((l) => / run /.test(` ${l} `));
+    const runs = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => / run /.test(` ${l} `));
     assert.equal(runs.length, 1, `one probe for three processes:\n${readFileSync(log, 'utf8')}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -3,10 +3,25 @@ import assert from 'node:assert/strict';
 import { ociSpec, chrootScript, DEFAULT_CAPS, type ProcessSpec } from '../../../src/sandbox/runtime.js';
 
 const files = { hosts: '/etc/hosts', resolvConf: '/etc/resolv.conf', hostname: '/b/hostname' };
-const base: ProcessSpec = { args: ['/bin/sh', '-c', 'echo "it\'s" $X'], env: ['PATH=/usr/bin:/bin', 'X=a b', 'Q=it\'s'], cwd: '/w d', uid: 0, gid: 0, additionalGids: [], network: 'host' };
+const base: ProcessSpec = {
+  args: ['/bin/sh', '-c', 'echo "it\'s" $X'],
+  env: ['PATH=/usr/bin:/bin', 'X=a b', "Q=it's"],
+  cwd: '/w d',
+  uid: 0,
+  gid: 0,
+  additionalGids: [],
+  network: 'host',
+};
 
 type Spec = {
-  process: { user: { uid: number; gid: number; additionalGids: number[] }; capabilities: Record<string, string[]>; args: string[]; env: string[]; cwd: string; terminal: boolean };
+  process: {
+    user: { uid: number; gid: number; additionalGids: number[] };
+    capabilities: Record<string, string[]>;
+    args: string[];
+    env: string[];
+    cwd: string;
+    terminal: boolean;
+  };
   mounts: { destination: string; type: string; source: string; options: string[] }[];
   linux: { namespaces: { type: string }[] };
   root: { path: string; readonly: boolean };
@@ -42,7 +57,11 @@ test('OCI spec: process, root, namespaces, API file systems and host files', () 
   assert.equal(m.get('/dev/shm')?.type, 'tmpfs');
   assert.equal(m.get('/sys')?.type, 'bind');
   assert.ok(m.get('/sys')?.options.includes('ro'), 'read-only /sys');
-  for (const [dst, src] of [['/etc/hosts', '/etc/hosts'], ['/etc/resolv.conf', '/etc/resolv.conf'], ['/etc/hostname', '/b/hostname']]) {
+  for (const [dst, src] of <[string, string][]>[
+    ['/etc/hosts', '/etc/hosts'],
+    ['/etc/resolv.conf', '/etc/resolv.conf'],
+    ['/etc/hostname', '/b/hostname'],
+  ]) {
     assert.equal(m.get(dst)?.source, src);
     assert.ok(m.get(dst)?.options.includes('ro'), `${dst} read-only`);
   }
@@ -59,9 +78,27 @@ test('OCI spec: network none adds a network namespace and a fresh read-only sysf
 });
 
 test('OCI spec: extra mounts after the standard ones, in the order given', () => {
-  const s = ociSpec('/r', { ...base, mounts: [{ type: 'tmpfs', target: '/t', size: 1024 }, { type: 'bind', source: '/h', target: '/t/b', readonly: true }, { type: 'bind', source: '/c', target: '/cache' }] }, files) as unknown as Spec;
+  const s = ociSpec(
+    '/r',
+    {
+      ...base,
+      mounts: [
+        { type: 'tmpfs', target: '/t', size: 1024 },
+        { type: 'bind', source: '/h', target: '/t/b', readonly: true },
+        { type: 'bind', source: '/c', target: '/cache' },
+      ],
+    },
+    files,
+  ) as unknown as Spec;
   const extra = s.mounts.slice(-3);
-  assert.deepEqual(extra.map((x) => [x.destination, x.type, x.source]), [['/t', 'tmpfs', 'tmpfs'], ['/t/b', 'bind', '/h'], ['/cache', 'bind', '/c']]);
+  assert.deepEqual(
+    extra.map((x) => [x.destination, x.type, x.source]),
+    [
+      ['/t', 'tmpfs', 'tmpfs'],
+      ['/t/b', 'bind', '/h'],
+      ['/cache', 'bind', '/c'],
+    ],
+  );
   assert.ok(extra[0]!.options.includes('size=1024'));
   assert.ok(extra[1]!.options.includes('ro'));
   assert.ok(extra[2]!.options.includes('rw'));
@@ -72,8 +109,14 @@ const tools = { env: '/usr/bin/env', setpriv: '/usr/bin/setpriv', unshare: '/usr
 test('chroot script: enters the root as the user with groups, the bounding set and exactly the env', () => {
   const s = chrootScript('/run dir/rootfs', { ...base, uid: 1000, gid: 1001, additionalGids: [5, 2000] }, files, tools);
   const last = s.trim().split('\n').at(-1)!;
-  assert.match(last, /^exec '\/usr\/bin\/env' -i -- 'PATH=\/usr\/bin:\/bin' 'X=a b' 'Q=it'\\''s' '\/usr\/bin\/setpriv' --regid=1001 --groups=5,2000 --bounding-set=-all,\+chown,\+dac_override,/);
-  assert.match(last, /--inh-caps=-all -- '\/usr\/bin\/unshare' --root=''?\/run dir\/rootfs'? --wd='\/w d' --setuid=1000 -- '\/bin\/sh' '-c' 'echo "it'\\''s" \$X'$/);
+  assert.match(
+    last,
+    /^exec '\/usr\/bin\/env' -i -- 'PATH=\/usr\/bin:\/bin' 'X=a b' 'Q=it'\\''s' '\/usr\/bin\/setpriv' --regid=1001 --groups=5,2000 --bounding-set=-all,\+chown,\+dac_override,/,
+  );
+  assert.match(
+    last,
+    /--inh-caps=-all -- '\/usr\/bin\/unshare' --root=''?\/run dir\/rootfs'? --wd='\/w d' --setuid=1000 -- '\/bin\/sh' '-c' 'echo "it'\\''s" \$X'$/,
+  );
   for (const cap of DEFAULT_CAPS) assert.ok(last.includes(`+${cap.slice(4).toLowerCase()}`), cap);
   const rootRun = chrootScript('/r', base, files, tools).trim().split('\n').at(-1)!;
   assert.doesNotMatch(rootRun, /--setuid/, 'root stays root (and keeps the bounded capabilities)');
@@ -81,11 +124,24 @@ test('chroot script: enters the root as the user with groups, the bounding set a
 });
 
 test('chroot script: API file systems, read-only host files, network none brings lo up', () => {
-  const s = chrootScript('/r', { ...base, network: 'none', mounts: [{ type: 'tmpfs', target: '/t', size: 4096 }, { type: 'bind', source: '/h', target: '/m', readonly: true }] }, files, tools);
+  const s = chrootScript(
+    '/r',
+    {
+      ...base,
+      network: 'none',
+      mounts: [
+        { type: 'tmpfs', target: '/t', size: 4096 },
+        { type: 'bind', source: '/h', target: '/m', readonly: true },
+      ],
+    },
+    files,
+    tools,
+  );
   assert.match(s, /^set -e$/m);
   assert.match(s, /mount -t proc .*'\/r\/proc'/);
   assert.match(s, /mount -t tmpfs .*'\/r\/dev'$/m);
-  for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) assert.match(s, new RegExp(`mount --bind /dev/${d} '/r/dev/${d}'`));
+  for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty'])
+    assert.match(s, new RegExp(`mount --bind /dev/${d} '/r/dev/${d}'`));
   assert.match(s, /mount -t devpts .*'\/r\/dev\/pts'/);
   assert.match(s, /mount -t sysfs -o ro,.* sysfs '\/r\/sys'/);
   assert.match(s, /mount --bind '\/b\/hostname' '\/r\/etc\/hostname' && mount -o remount,bind,ro '\/r\/etc\/hostname'/);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { BUILD_EVENT_TYPES } from '../../../src/build/events.js';
+import { BUILD_EVENT_TYPES } from '../../../src/engine/events.js';
 import { JsonRenderer, progressError } from '../../../src/ui/progress/index.js';
 import { KilnError } from '../../../src/util/errors.js';
 import { repoRoot } from '../../helpers/paths.js';
@@ -59,7 +59,9 @@ test('the doc has the common fields and sections', () => {
 test('every event type the engine can emit is documented, and the error line too', () => {
   for (const t of BUILD_EVENT_TYPES) assert.ok(doc.events.has(t), `docs/progress-json.md has no section for "${t}"`);
   assert.ok(doc.events.has('error'));
-  const extra = [...doc.events.keys()].filter((t) => t !== 'error' && !(BUILD_EVENT_TYPES as readonly string[]).includes(t));
+  const extra = [...doc.events.keys()].filter(
+    (t) => t !== 'error' && !(BUILD_EVENT_TYPES as readonly string[]).includes(t),
+  );
   assert.deepEqual(extra, [], 'documented types the engine does not emit');
 });
 
@@ -70,7 +72,9 @@ test('every field of every line the JSON display writes is documented for its ty
   // Optional fields the scripts leave out.
   lines.push(...r.lines({ type: 'warning', message: 'w', stage: 0, step: 1 }, T0));
   lines.push(...r.lines({ type: 'pull', ref: 'r', current: 1, total: 1, done: true, stage: 0 }, T0));
-  lines.push(...r.lines({ type: 'sandbox', mode: 'rootless', backend: 'oci', snapshotter: 'overlay', description: 'd' }, T0));
+  lines.push(
+    ...r.lines({ type: 'sandbox', mode: 'rootless', backend: 'oci', snapshotter: 'overlay', description: 'd' }, T0),
+  );
   lines.push(r.error(progressError(new KilnError('BUILD', 'm', { file: 'Dockerfile', line: 3 }, { hint: 'h' })), T0));
   const seenTypes = new Set<string>();
   for (const l of lines) {

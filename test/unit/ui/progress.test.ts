@@ -1,16 +1,41 @@
 /** The build progress displays (tty, plain, json, quiet) fed scripted event sequences. */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BuildEvent } from '../../../src/build/events.js';
-import { progressDisplay, progressError, resolveProgressMode, isProgressMode, renderFrame, TtyProgress, PlainRenderer, JsonRenderer, ProgressModel } from '../../../src/ui/progress/index.js';
+import type { BuildEvent } from '../../../src/engine/events.js';
+import {
+  progressDisplay,
+  progressError,
+  resolveProgressMode,
+  isProgressMode,
+  renderFrame,
+  TtyProgress,
+  PlainRenderer,
+  JsonRenderer,
+  ProgressModel,
+} from '../../../src/ui/progress/index.js';
 import { PlainProgress } from '../../../src/ui/progress/plain.js';
 import { JsonProgress } from '../../../src/ui/progress/json.js';
 import { displayWidth } from '../../../src/ui/text.js';
 import { KilnError } from '../../../src/util/errors.js';
-import { clock, emulate, failureScript, FakeTerm, IMAGE_ID, MANIFEST, SGR, successScript, T0, type Script } from './script.js';
+import {
+  clock,
+  emulate,
+  failureScript,
+  FakeTerm,
+  IMAGE_ID,
+  MANIFEST,
+  SGR,
+  successScript,
+  T0,
+  type Script,
+} from './script.js';
 
 /** Feed a script to a tty view, drawing a frame after each event (as the 100 ms timer would). */
-function runTty(script: Script, term: FakeTerm, opts: { color?: boolean; error?: string; upTo?: number } = {}): { view: TtyProgress; frames: string[][] } {
+function runTty(
+  script: Script,
+  term: FakeTerm,
+  opts: { color?: boolean; error?: string; upTo?: number } = {},
+): { view: TtyProgress; frames: string[][] } {
   const c = clock();
   const view = new TtyProgress(term, { now: c.now, color: opts.color ?? false, timer: false });
   const frames: string[][] = [];
@@ -25,7 +50,7 @@ function runTty(script: Script, term: FakeTerm, opts: { color?: boolean; error?:
 }
 
 describe('tty view', () => {
-  test('stages and steps with numbers, states, times and the running step\'s last lines; parallel stages together', () => {
+  test("stages and steps with numbers, states, times and the running step's last lines; parallel stages together", () => {
     const term = new FakeTerm(100, 50);
     const { frames } = runTty(successScript(), term, { upTo: 80 });
     const text = frames[frames.length - 1]!.join('\n');
@@ -60,7 +85,10 @@ describe('tty view', () => {
     assert.match(text, /=> \[tools 1\/1\] RUN fetch-tools … +done +0\.1s/);
     assert.match(text, /=> \[stage-2 1\/1\] COPY --from=tools \/t \/t +done +0\.1s/);
     assert.match(text, /WARNING: Dockerfile:1: FROM uses a mutable tag/);
-    assert.match(text, /=> \[stage 1\/3 builder\] FROM registry\.test\/base:1 +done +1\.5s\n => => pulled registry\.test\/base:1 2\.00MB +done +0\.0s\n/);
+    assert.match(
+      text,
+      /=> \[stage 1\/3 builder\] FROM registry\.test\/base:1 +done +1\.5s\n => => pulled registry\.test\/base:1 2\.00MB +done +0\.0s\n/,
+    );
     assert.ok(text.includes(`\nBuilt ${IMAGE_ID} in 1.6s: 3 layers, 12.3MB\n  manifest ${MANIFEST}`), text);
     assert.doesNotMatch(text, /running|waiting/);
     assert.equal(screen.cursorVisible, true);
@@ -100,7 +128,8 @@ describe('tty view', () => {
       const { frames, view } = runTty(successScript(), term, { color: true, upTo: 1300 });
       for (const f of frames) {
         assert.ok(f.length <= 9, `height 10: ${f.length} lines`);
-        for (const l of f) assert.ok(displayWidth(l.replace(SGR, '')) <= width - 1, `width ${width}: ${JSON.stringify(l)}`);
+        for (const l of f)
+          assert.ok(displayWidth(l.replace(SGR, '')) <= width - 1, `width ${width}: ${JSON.stringify(l)}`);
       }
       view.finish();
       assert.ok(term.out.endsWith('\x1b[?25h'));
@@ -113,7 +142,7 @@ describe('tty view', () => {
     assert.match(last, /\[tools 1\/1\] RUN fetch-tools/);
   });
 
-  test('a failed build: ERROR, the failing step\'s output whole, cursor shown', () => {
+  test("a failed build: ERROR, the failing step's output whole, cursor shown", () => {
     const term = new FakeTerm(80, 24);
     const { view } = runTty(failureScript(), term);
     view.finish('RUN failed with exit code 2: ./configure');
@@ -200,9 +229,23 @@ describe('plain', () => {
 
   test("the summary line: the image's size as docker counts it, and its compressed size when its layers are compressed", () => {
     const r = new PlainRenderer(T0);
-    const plain = r.lines({ type: 'done', imageId: IMAGE_ID, manifestDigest: MANIFEST, ms: 1650, layers: 3, size: 194_534_963 }, T0);
+    const plain = r.lines(
+      { type: 'done', imageId: IMAGE_ID, manifestDigest: MANIFEST, ms: 1650, layers: 3, size: 194_534_963 },
+      T0,
+    );
     assert.match(plain.at(-1)!, /: 3 layers, 194\.5MB \(manifest /);
-    const gz = r.lines({ type: 'done', imageId: IMAGE_ID, manifestDigest: MANIFEST, ms: 1650, layers: 3, size: 194_534_963, compressedSize: 67_900_000 }, T0);
+    const gz = r.lines(
+      {
+        type: 'done',
+        imageId: IMAGE_ID,
+        manifestDigest: MANIFEST,
+        ms: 1650,
+        layers: 3,
+        size: 194_534_963,
+        compressedSize: 67_900_000,
+      },
+      T0,
+    );
     assert.match(gz.at(-1)!, /: 3 layers, 194\.5MB \(67\.9MB compressed\) \(manifest /);
   });
 
@@ -211,7 +254,16 @@ describe('plain', () => {
     const lines = [
       ...r.lines({ type: 'stage-start', stage: 0, base: 'x' }, T0),
       ...r.lines({ type: 'step-start', stage: 0, step: 1, total: 1, text: 'RUN x', line: 2 }, T0),
-      ...r.lines({ type: 'step-output', stage: 0, step: 1, stream: 'stdout', data: Buffer.from('\x1b]0;title\x07\x1b[1;32mok\x1b[0m\tcol\x00\x08\n') }, T0),
+      ...r.lines(
+        {
+          type: 'step-output',
+          stage: 0,
+          step: 1,
+          stream: 'stdout',
+          data: Buffer.from('\x1b]0;title\x07\x1b[1;32mok\x1b[0m\tcol\x00\x08\n'),
+        },
+        T0,
+      ),
     ];
     assert.equal(lines.at(-1), '#2 0.000 ok      col');
     for (const l of lines) assert.doesNotMatch(l, /[\x00-\x08\x0b-\x1f\x7f]/);
@@ -242,12 +294,30 @@ describe('json', () => {
       assert.equal(typeof o.time, 'number');
       assert.equal(typeof o.type, 'string');
     }
-    assert.deepEqual(objs.map((o) => o.type), successScript().map(([, e]) => e.type));
-    const output = objs.filter((o) => o.type === 'step-output' && o.stage === 0).map((o) => o.data).join('');
+    assert.deepEqual(
+      objs.map((o) => o.type),
+      successScript().map(([, e]) => e.type),
+    );
+    const output = objs
+      .filter((o) => o.type === 'step-output' && o.stage === 0)
+      .map((o) => o.data)
+      .join('');
     assert.equal(output, 'cc -c a.c\ncc -c b.c\nwarning: \x1b[31mred\x1b[0m\ncc -o app a.o b.o\nlinking');
     const done = objs.at(-1)!;
-    assert.deepEqual(done, { v: 1, time: T0 + 1650, type: 'done', imageId: IMAGE_ID, manifestDigest: MANIFEST, ms: 1650, layers: 3, size: 12_345_678 });
-    assert.deepEqual(objs.find((o) => o.type === 'step-done' && o.stage === 0 && o.step === 1), { v: 1, time: T0 + 1500, type: 'step-done', stage: 0, step: 1, ms: 1450 });
+    assert.deepEqual(done, {
+      v: 1,
+      time: T0 + 1650,
+      type: 'done',
+      imageId: IMAGE_ID,
+      manifestDigest: MANIFEST,
+      ms: 1650,
+      layers: 3,
+      size: 12_345_678,
+    });
+    assert.deepEqual(
+      objs.find((o) => o.type === 'step-done' && o.stage === 0 && o.step === 1),
+      { v: 1, time: T0 + 1500, type: 'step-done', stage: 0, step: 1, ms: 1450 },
+    );
   });
 
   test('a UTF-8 character split between two chunks stays whole; bad bytes become U+FFFD; a cut end is flushed', () => {
@@ -259,7 +329,10 @@ describe('json', () => {
     const c = r.lines(ev(euro.subarray(0, 1)), T0);
     const d = r.lines({ type: 'step-done', stage: 0, step: 1, ms: 1 }, T0);
     const data = [...a, ...b, ...c, ...d].map((l) => JSON.parse(l) as { type: string; data?: string });
-    assert.deepEqual(data.map((o) => o.data ?? o.type), ['x', '€\ufffd\n', '\ufffd', 'step-done']);
+    assert.deepEqual(
+      data.map((o) => o.data ?? o.type),
+      ['x', '€\ufffd\n', '\ufffd', 'step-done'],
+    );
   });
 
   test('a failed build ends with an error line; nothing after it', () => {
@@ -270,13 +343,39 @@ describe('json', () => {
       c.set(ms);
       p.onEvent(e);
     }
-    const err = new KilnError('BUILD', 'RUN failed with exit code 2: ./configure', { file: 'Dockerfile', line: 2, source: 'RUN ./configure' }, { hint: 'read the output above' });
+    const err = new KilnError(
+      'BUILD',
+      'RUN failed with exit code 2: ./configure',
+      { file: 'Dockerfile', line: 2, source: 'RUN ./configure' },
+      { hint: 'read the output above' },
+    );
     p.finish(progressError(err));
     p.finish(progressError(err));
     p.onEvent({ type: 'warning', message: 'late' });
-    const objs = sink.out.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual(objs.at(-2), { v: 1, time: T0 + 120, type: 'step-error', stage: 0, step: 1, ms: 118, message: 'RUN failed with exit code 2: ./configure', exitCode: 2 });
-    assert.deepEqual(objs.at(-1), { v: 1, time: T0 + 120, type: 'error', message: 'RUN failed with exit code 2: ./configure', code: 'BUILD', file: 'Dockerfile', line: 2, hint: 'read the output above' });
+    const objs = sink.out
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(objs.at(-2), {
+      v: 1,
+      time: T0 + 120,
+      type: 'step-error',
+      stage: 0,
+      step: 1,
+      ms: 118,
+      message: 'RUN failed with exit code 2: ./configure',
+      exitCode: 2,
+    });
+    assert.deepEqual(objs.at(-1), {
+      v: 1,
+      time: T0 + 120,
+      type: 'error',
+      message: 'RUN failed with exit code 2: ./configure',
+      code: 'BUILD',
+      file: 'Dockerfile',
+      line: 2,
+      hint: 'read the output above',
+    });
   });
 });
 
@@ -306,12 +405,18 @@ describe('modes', () => {
     }
   });
 
-  test('the model: ONBUILD triggers of an external base grow a stage\'s steps, plan texts move down', () => {
+  test("the model: ONBUILD triggers of an external base grow a stage's steps, plan texts move down", () => {
     const m = new ProgressModel(T0);
     m.apply({ type: 'plan', target: 0, stages: [{ stage: 0, base: 'img', steps: [{ text: 'RUN a', line: 2 }] }] }, T0);
     m.apply({ type: 'stage-start', stage: 0, base: 'img' }, T0);
     m.apply({ type: 'step-start', stage: 0, step: 1, total: 2, text: 'COPY . /app', line: 1 }, T0);
     const steps = m.stages.get(0)!.steps;
-    assert.deepEqual(steps.map((s) => [s.text, s.state]), [['COPY . /app', 'running'], ['RUN a', 'waiting']]);
+    assert.deepEqual(
+      steps.map((s) => [s.text, s.state]),
+      [
+        ['COPY . /app', 'running'],
+        ['RUN a', 'waiting'],
+      ],
+    );
   });
 });

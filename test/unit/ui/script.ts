@@ -3,14 +3,20 @@
  * two-stage build with a pull, parallel stages, output, a cached step), a fake clock, a fake
  * terminal, and a small terminal emulator to see what a sequence of frames leaves on the screen.
  */
-import type { BuildEvent } from '../../../src/build/events.js';
+import type { BuildEvent } from '../../../src/engine/events.js';
 
 export const T0 = 1_800_000_000_000;
 
 /** [ms since T0, event] */
 export type Script = [number, BuildEvent][];
 
-const out = (stage: number, step: number, s: string | Buffer, stream: 'stdout' | 'stderr' = 'stdout'): BuildEvent => ({ type: 'step-output', stage, step, stream, data: Buffer.isBuffer(s) ? s : Buffer.from(s) });
+const out = (stage: number, step: number, s: string | Buffer, stream: 'stdout' | 'stderr' = 'stdout'): BuildEvent => ({
+  type: 'step-output',
+  stage,
+  step,
+  stream,
+  data: Buffer.isBuffer(s) ? s : Buffer.from(s),
+});
 
 export const IMAGE_ID = 'sha256:' + 'ab'.repeat(32);
 export const MANIFEST = 'sha256:' + 'cd'.repeat(32);
@@ -23,17 +29,35 @@ const LAYER2 = 'sha256:' + '22'.repeat(32);
  */
 export function successScript(): Script {
   return [
-    [0, { type: 'plan', target: 2, stages: [
-      { stage: 0, name: 'builder', base: 'registry.test/base:1', steps: [{ text: 'RUN make all', line: 2 }, { text: 'COPY src /src', line: 3 }] },
-      { stage: 1, name: 'tools', base: 'scratch', steps: [{ text: 'RUN fetch-tools \\\n  --all', line: 5 }] },
-      { stage: 2, base: 'stage 0', steps: [{ text: 'COPY --from=tools /t /t', line: 8 }] },
-    ] }],
+    [
+      0,
+      {
+        type: 'plan',
+        target: 2,
+        stages: [
+          {
+            stage: 0,
+            name: 'builder',
+            base: 'registry.test/base:1',
+            steps: [
+              { text: 'RUN make all', line: 2 },
+              { text: 'COPY src /src', line: 3 },
+            ],
+          },
+          { stage: 1, name: 'tools', base: 'scratch', steps: [{ text: 'RUN fetch-tools \\\n  --all', line: 5 }] },
+          { stage: 2, base: 'stage 0', steps: [{ text: 'COPY --from=tools /t /t', line: 8 }] },
+        ],
+      },
+    ],
     [0, { type: 'warning', message: 'Dockerfile:1: FROM uses a mutable tag' }],
     [1, { type: 'stage-start', stage: 0, name: 'builder', base: 'registry.test/base:1' }],
     [1, { type: 'stage-start', stage: 1, name: 'tools', base: 'scratch' }],
     [20, { type: 'pull', ref: 'registry.test/base:1', layer: LAYER1, current: 500_000, total: 2_000_000, done: false }],
     [30, { type: 'step-start', stage: 1, step: 1, total: 1, text: 'RUN fetch-tools \\\n  --all', line: 5 }],
-    [40, { type: 'pull', ref: 'registry.test/base:1', layer: LAYER1, current: 2_000_000, total: 2_000_000, done: true }],
+    [
+      40,
+      { type: 'pull', ref: 'registry.test/base:1', layer: LAYER1, current: 2_000_000, total: 2_000_000, done: true },
+    ],
     [41, { type: 'pull', ref: 'registry.test/base:1', current: 2_000_000, total: 2_000_000, done: true }],
     [50, { type: 'step-start', stage: 0, step: 1, total: 2, text: 'RUN make all', line: 2 }],
     [60, out(1, 1, 'fetching 10%\rfetching 55%')],
@@ -59,12 +83,38 @@ export function successScript(): Script {
 /** One stage whose RUN fails with exit code 2 after some output. */
 export function failureScript(): Script {
   return [
-    [0, { type: 'plan', target: 0, stages: [{ stage: 0, base: 'debian', steps: [{ text: 'RUN ./configure', line: 2 }, { text: 'RUN make', line: 3 }] }] }],
+    [
+      0,
+      {
+        type: 'plan',
+        target: 0,
+        stages: [
+          {
+            stage: 0,
+            base: 'debian',
+            steps: [
+              { text: 'RUN ./configure', line: 2 },
+              { text: 'RUN make', line: 3 },
+            ],
+          },
+        ],
+      },
+    ],
     [1, { type: 'stage-start', stage: 0, base: 'debian' }],
     [2, { type: 'step-start', stage: 0, step: 1, total: 2, text: 'RUN ./configure', line: 2 }],
     [100, out(0, 1, 'checking for cc... no\n')],
     [110, out(0, 1, 'configure: error: no C compiler', 'stderr')],
-    [120, { type: 'step-error', stage: 0, step: 1, ms: 118, message: 'RUN failed with exit code 2: ./configure', exitCode: 2 }],
+    [
+      120,
+      {
+        type: 'step-error',
+        stage: 0,
+        step: 1,
+        ms: 118,
+        message: 'RUN failed with exit code 2: ./configure',
+        exitCode: 2,
+      },
+    ],
   ];
 }
 
@@ -112,7 +162,7 @@ export function emulate(out: string, width: number): { lines: string[]; cursorVi
   let col = 0;
   let cursorVisible = true;
   const line = () => (screen[row] ??= []);
-  for (let i = 0; i < out.length; ) {
+  for (let i = 0; i < out.length;) {
     const c = out[i]!;
     if (c === '\x1b') {
       // eslint-disable-next-line no-control-regex

@@ -1,7 +1,16 @@
 /** Terminal text helpers: widths, truncation, cleaning step output, line splitting, sizes, times. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { displayWidth, firstLine, formatDuration, formatSize, LineSplitter, padEnd, sanitizeLine, truncate } from '../../../src/ui/text.js';
+import {
+  displayWidth,
+  firstLine,
+  formatDuration,
+  formatSize,
+  LineSplitter,
+  padEnd,
+  sanitizeLine,
+  truncate,
+} from '../../../src/ui/text.js';
 
 test('display width: wide CJK and emoji take two columns, combining marks none', () => {
   assert.equal(displayWidth('abc'), 3);

@@ -20,6 +20,9 @@ test('Slots: never more than the limit at once, waiters served in arrival order,
   const results = await Promise.allSettled([job(0), job(1, true), job(2), job(3), job(4)]);
   assert.equal(peak, 2);
   assert.deepEqual(order, [0, 1, 2, 3, 4]);
-  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+  );
   assert.equal(await job(5), 5, 'slots are all free again');
 });

@@ -5,7 +5,14 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { resolveUser, resolveChown, parsePasswd, parseGroup, readImageFile, findInRoot } from '../../../src/util/users.js';
+import {
+  resolveUser,
+  resolveChown,
+  parsePasswd,
+  parseGroup,
+  readImageFile,
+  findInRoot,
+} from '../../../src/util/users.js';
 import { needs } from '../../helpers/prereq.js';
 
 const require = createRequire(import.meta.url);
@@ -33,7 +40,14 @@ const PASSWD = [
   'app:x:2222:2222:second app entry:/nowhere:/bin/sh',
   'nohome:x:3000:3000::::',
 ].join('\n');
-const GROUP = ['root:x:0:', 'appgrp:x:1001:app', 'extra:x:2000:app,other', 'nonroot:x:65532:', 'more:x:2001:other,app', 'bad:x:x:app'].join('\n');
+const GROUP = [
+  'root:x:0:',
+  'appgrp:x:1001:app',
+  'extra:x:2000:app,other',
+  'nonroot:x:65532:',
+  'more:x:2001:other,app',
+  'bad:x:x:app',
+].join('\n');
 const root = rootWith({ 'etc/passwd': PASSWD, 'etc/group': GROUP });
 
 test('parsing passwd and group as libcontainer: comments, blank lines and bad numbers skipped', () => {
@@ -41,23 +55,39 @@ test('parsing passwd and group as libcontainer: comments, blank lines and bad nu
     parsePasswd(PASSWD).map((p) => p.name),
     ['root', 'app', 'nonroot', 'app', 'nohome'],
   );
-  assert.deepEqual(parseGroup(GROUP).find((g) => g.name === 'extra'), { name: 'extra', gid: 2000, members: ['app', 'other'] });
+  assert.deepEqual(
+    parseGroup(GROUP).find((g) => g.name === 'extra'),
+    { name: 'extra', gid: 2000, members: ['app', 'other'] },
+  );
   assert.deepEqual(parseGroup('g:x:5:').at(0)?.members, []);
 });
 
 test('USER by name: passwd uid/gid/home, first entry wins, every group listing the user (primary included)', () => {
-  assert.deepEqual(resolveUser(root, 'app'), { uid: 1000, gid: 1001, additionalGids: [1001, 2000, 2001], home: '/home/app' });
+  assert.deepEqual(resolveUser(root, 'app'), {
+    uid: 1000,
+    gid: 1001,
+    additionalGids: [1001, 2000, 2001],
+    home: '/home/app',
+  });
   assert.deepEqual(resolveUser(root, 'nonroot'), { uid: 65532, gid: 65532, additionalGids: [], home: '/home/nonroot' });
-  assert.throws(() => resolveUser(root, 'ghost'), /^KilnError: unable to find user ghost: no matching entries in passwd file$/m);
+  assert.throws(
+    () => resolveUser(root, 'ghost'),
+    /^KilnError: unable to find user ghost: no matching entries in passwd file$/m,
+  );
 });
 
 test('USER by uid: its passwd entry when there is one, else gid 0 and HOME /', () => {
-  assert.deepEqual(resolveUser(root, '1000'), { uid: 1000, gid: 1001, additionalGids: [1001, 2000, 2001], home: '/home/app' });
+  assert.deepEqual(resolveUser(root, '1000'), {
+    uid: 1000,
+    gid: 1001,
+    additionalGids: [1001, 2000, 2001],
+    home: '/home/app',
+  });
   assert.deepEqual(resolveUser(root, '4242'), { uid: 4242, gid: 0, additionalGids: [], home: '/' });
   assert.equal(resolveUser(root, 'nohome').home, '/', 'an empty home field means /');
 });
 
-test('USER empty or root: uid 0 with root\'s entry', () => {
+test("USER empty or root: uid 0 with root's entry", () => {
   assert.deepEqual(resolveUser(root, ''), { uid: 0, gid: 0, additionalGids: [], home: '/root' });
   assert.deepEqual(resolveUser(root, 'root'), { uid: 0, gid: 0, additionalGids: [], home: '/root' });
   assert.deepEqual(resolveUser(rootWith({}), ''), { uid: 0, gid: 0, additionalGids: [], home: '/' });
@@ -66,10 +96,17 @@ test('USER empty or root: uid 0 with root\'s entry', () => {
 test('USER with a group: the group replaces the primary one and there are no supplementary groups', () => {
   assert.deepEqual(resolveUser(root, 'app:extra'), { uid: 1000, gid: 2000, additionalGids: [], home: '/home/app' });
   assert.deepEqual(resolveUser(root, 'app:2001'), { uid: 1000, gid: 2001, additionalGids: [], home: '/home/app' });
-  assert.deepEqual(resolveUser(root, 'app:7'), { uid: 1000, gid: 7, additionalGids: [], home: '/home/app' }, 'a numeric gid need not exist');
+  assert.deepEqual(
+    resolveUser(root, 'app:7'),
+    { uid: 1000, gid: 7, additionalGids: [], home: '/home/app' },
+    'a numeric gid need not exist',
+  );
   assert.deepEqual(resolveUser(root, 'app:'), resolveUser(root, 'app'), 'an empty group is no group');
   assert.deepEqual(resolveUser(root, ':extra'), { uid: 0, gid: 2000, additionalGids: [], home: '/root' });
-  assert.throws(() => resolveUser(root, 'app:ghosts'), /unable to find group ghosts: no matching entries in group file/);
+  assert.throws(
+    () => resolveUser(root, 'app:ghosts'),
+    /unable to find group ghosts: no matching entries in group file/,
+  );
   assert.equal(resolveUser(root, 'app:extra:ignored').gid, 2000, 'fields after the second are ignored');
 });
 
@@ -109,7 +146,11 @@ test('symlinks are followed inside the root, never out of it', () => {
   assert.equal(resolveUser(r, 'linked').uid, 42);
   const abs = rootWith({ 'etc/.keep': '' });
   symlinkSync(path.join(outside, 'secret/passwd'), path.join(abs, 'etc/passwd'));
-  assert.throws(() => resolveUser(abs, 'evil'), /unable to find user evil/, 'an absolute link resolves inside the root');
+  assert.throws(
+    () => resolveUser(abs, 'evil'),
+    /unable to find user evil/,
+    'an absolute link resolves inside the root',
+  );
   const dotdot = rootWith({ 'etc/.keep': '' });
   symlinkSync('../../../../../../../../' + path.join(outside, 'secret/passwd'), path.join(dotdot, 'etc/passwd'));
   assert.throws(() => resolveUser(dotdot, 'evil'), /unable to find user evil/, '.. stops at the root');
@@ -118,27 +159,39 @@ test('symlinks are followed inside the root, never out of it', () => {
   assert.equal(readImageFile(loop, '/etc/passwd'), undefined);
 });
 
-test('a stack of layer directories: the topmost file wins, whiteouts and opaque directories hide lower ones', { skip: needs(process.getuid?.() !== 0 ? 'overlay markers need root (mknod, trusted xattrs): run the tests as root' : undefined) }, () => {
-  const l1 = rootWith({ 'etc/passwd': 'base:x:1:1::/b:/bin/sh\n', 'etc/group': 'g1:x:10:base\n', 'opt/conf/passwd': 'x' });
-  const l2 = rootWith({ 'etc/passwd': 'base:x:1:1::/b:/bin/sh\nadded:x:2:2::/a:/bin/sh\n' });
-  assert.equal(resolveUser([l1, l2], 'added').uid, 2);
-  assert.deepEqual(resolveUser([l1, l2], 'base').additionalGids, [10], 'group from the lower layer');
-  // A whiteout of /etc/group in a higher layer hides the lower one.
-  const l3 = rootWith({ 'etc/.keep': '' });
-  execFileSync('mknod', [path.join(l3, 'etc/group'), 'c', '0', '0']);
-  assert.deepEqual(resolveUser([l1, l2, l3], 'base').additionalGids, []);
-  assert.equal(readImageFile([l1, l2, l3], '/etc/group'), undefined);
-  // An opaque /etc in a higher layer hides everything below it.
-  const l4 = rootWith({ 'etc/hostname': 'x' });
-  xattr.setAttributeSync(path.join(l4, 'etc'), 'trusted.overlay.opaque', 'y');
-  assert.throws(() => resolveUser([l1, l2, l4], 'added'), /unable to find user added/);
-  assert.equal(findInRoot([l1, l2, l4], '/etc/hostname'), path.join(l4, 'etc/hostname'));
-  // A file replacing a directory hides what the directory had below.
-  const l5 = rootWith({ opt: 'now a file' });
-  assert.equal(findInRoot([l1, l5], '/opt/conf/passwd'), undefined);
-  assert.equal(findInRoot([l1], '/opt/conf/passwd'), path.join(l1, 'opt/conf/passwd'));
-  // A symlink in an upper layer pointing into a lower one.
-  const l6 = rootWith({ 'etc/.keep': '' });
-  symlinkSync('/opt/conf/passwd', path.join(l6, 'etc/shadow'));
-  assert.equal(findInRoot([l1, l6], '/etc/shadow'), path.join(l1, 'opt/conf/passwd'));
-});
+test(
+  'a stack of layer directories: the topmost file wins, whiteouts and opaque directories hide lower ones',
+  {
+    skip: needs(
+      process.getuid?.() !== 0 ? 'overlay markers need root (mknod, trusted xattrs): run the tests as root' : undefined,
+    ),
+  },
+  () => {
+    const l1 = rootWith({
+      'etc/passwd': 'base:x:1:1::/b:/bin/sh\n',
+      'etc/group': 'g1:x:10:base\n',
+      'opt/conf/passwd': 'x',
+    });
+    const l2 = rootWith({ 'etc/passwd': 'base:x:1:1::/b:/bin/sh\nadded:x:2:2::/a:/bin/sh\n' });
+    assert.equal(resolveUser([l1, l2], 'added').uid, 2);
+    assert.deepEqual(resolveUser([l1, l2], 'base').additionalGids, [10], 'group from the lower layer');
+    // A whiteout of /etc/group in a higher layer hides the lower one.
+    const l3 = rootWith({ 'etc/.keep': '' });
+    execFileSync('mknod', [path.join(l3, 'etc/group'), 'c', '0', '0']);
+    assert.deepEqual(resolveUser([l1, l2, l3], 'base').additionalGids, []);
+    assert.equal(readImageFile([l1, l2, l3], '/etc/group'), undefined);
+    // An opaque /etc in a higher layer hides everything below it.
+    const l4 = rootWith({ 'etc/hostname': 'x' });
+    xattr.setAttributeSync(path.join(l4, 'etc'), 'trusted.overlay.opaque', 'y');
+    assert.throws(() => resolveUser([l1, l2, l4], 'added'), /unable to find user added/);
+    assert.equal(findInRoot([l1, l2, l4], '/etc/hostname'), path.join(l4, 'etc/hostname'));
+    // A file replacing a directory hides what the directory had below.
+    const l5 = rootWith({ opt: 'now a file' });
+    assert.equal(findInRoot([l1, l5], '/opt/conf/passwd'), undefined);
+    assert.equal(findInRoot([l1], '/opt/conf/passwd'), path.join(l1, 'opt/conf/passwd'));
+    // A symlink in an upper layer pointing into a lower one.
+    const l6 = rootWith({ 'etc/.keep': '' });
+    symlinkSync('/opt/conf/passwd', path.join(l6, 'etc/shadow'));
+    assert.equal(findInRoot([l1, l6], '/etc/shadow'), path.join(l1, 'opt/conf/passwd'));
+  },
+);

@@ -31,7 +31,11 @@ export function urlFileName(url: URL): string {
   return base === '' || base === '.' || base === '..' || base === '/' ? '__unnamed__' : base;
 }
 
-const ALGOS: Record<string, { hex: number; node: string }> = { sha256: { hex: 64, node: 'sha256' }, sha384: { hex: 96, node: 'sha384' }, sha512: { hex: 128, node: 'sha512' } };
+const ALGOS: Record<string, { hex: number; node: string }> = {
+  sha256: { hex: 64, node: 'sha256' },
+  sha384: { hex: 96, node: 'sha384' },
+  sha512: { hex: 128, node: 'sha512' },
+};
 
 export interface Download {
   /** A directory holding only the file (remove it when done). */
@@ -48,7 +52,13 @@ function shown(u: URL): string {
   return c.href;
 }
 
-export async function downloadUrl(o: { url: string; tmpDir: string; checksum?: string; place: ErrorPlace; signal?: AbortSignal }): Promise<Download> {
+export async function downloadUrl(o: {
+  url: string;
+  tmpDir: string;
+  checksum?: string;
+  place: ErrorPlace;
+  signal?: AbortSignal;
+}): Promise<Download> {
   let url: URL;
   try {
     url = new URL(o.url);
@@ -61,7 +71,10 @@ export async function downloadUrl(o: { url: string; tmpDir: string; checksum?: s
   if (o.checksum !== undefined) {
     const m = /^([a-z0-9]+):([0-9a-f]+)$/.exec(o.checksum);
     algo = m ? ALGOS[m[1]!] : undefined;
-    if (!m || !algo || m[2]!.length !== algo.hex) throw new KilnError('BUILD', `ADD ${what}: invalid --checksum "${o.checksum}"`, o.place, { hint: 'expected sha256:<64 hex digits> (or sha384:, sha512:)' });
+    if (!m || !algo || m[2]!.length !== algo.hex)
+      throw new KilnError('BUILD', `ADD ${what}: invalid --checksum "${o.checksum}"`, o.place, {
+        hint: 'expected sha256:<64 hex digits> (or sha384:, sha512:)',
+      });
     want = o.checksum;
   }
   const name = urlFileName(url);
@@ -71,7 +84,13 @@ export async function downloadUrl(o: { url: string; tmpDir: string; checksum?: s
   try {
     let res;
     try {
-      res = await httpRequest({ method: 'GET', url, followRedirects: true, signal: o.signal, headers: { accept: '*/*' } });
+      res = await httpRequest({
+        method: 'GET',
+        url,
+        followRedirects: true,
+        signal: o.signal,
+        headers: { accept: '*/*' },
+      });
     } catch (e) {
       throw new KilnError('BUILD', `ADD ${what}: ${(e as Error).message}`, o.place, { cause: e });
     }
@@ -92,7 +111,10 @@ export async function downloadUrl(o: { url: string; tmpDir: string; checksum?: s
       throw new KilnError('BUILD', `ADD ${what}: download failed: ${(e as Error).message}`, o.place, { cause: e });
     }
     const got = `${algo ? o.checksum!.slice(0, o.checksum!.indexOf(':')) : 'sha256'}:${hash.digest('hex')}`;
-    if (want !== undefined && got !== want) throw new KilnError('DIGEST', `ADD ${what}: checksum mismatch: got ${got}, expected ${want}`, o.place, { hint: 'the file at the URL changed, or --checksum is wrong' });
+    if (want !== undefined && got !== want)
+      throw new KilnError('DIGEST', `ADD ${what}: checksum mismatch: got ${got}, expected ${want}`, o.place, {
+        hint: 'the file at the URL changed, or --checksum is wrong',
+      });
     chmodSync(file, 0o600);
     const lm = res.headers['last-modified'];
     const t = lm ? Date.parse(lm) : NaN;

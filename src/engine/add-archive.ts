@@ -39,7 +39,9 @@ function readHead(file: string, n: number): Buffer {
 /** A tar archive by docker's ADD rule: compressed by a known method, or a ustar header. */
 export function isArchive(file: string): boolean {
   const head = readHead(file, 512);
-  return compressionOf(head) !== 'none' || (head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar');
+  return (
+    compressionOf(head) !== 'none' || (head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar')
+  );
 }
 
 /** The archive's tar stream, decompressed. */
@@ -57,10 +59,22 @@ function openArchive(file: string): Readable {
   const child = spawn(tool, ['-d', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const errs: Buffer[] = [];
   child.stderr.on('data', (b: Buffer) => errs.push(b));
-  child.on('error', (e) => out.destroy(new KilnError('NOT_FOUND', `cannot decompress a ${kind} archive: ${e.message}`, { path: file }, { hint: `apt-get install ${kind === 'bzip2' ? 'bzip2' : 'xz-utils'}` })));
+  child.on('error', (e) =>
+    out.destroy(
+      new KilnError(
+        'NOT_FOUND',
+        `cannot decompress a ${kind} archive: ${e.message}`,
+        { path: file },
+        { hint: `apt-get install ${kind === 'bzip2' ? 'bzip2' : 'xz-utils'}` },
+      ),
+    ),
+  );
   child.stdin.on('error', () => undefined);
   child.on('close', (code) => {
-    if (code !== 0) out.destroy(new KilnError('INVALID', `corrupt ${kind} archive: ${Buffer.concat(errs).toString().trim()}`, { path: file }));
+    if (code !== 0)
+      out.destroy(
+        new KilnError('INVALID', `corrupt ${kind} archive: ${Buffer.concat(errs).toString().trim()}`, { path: file }),
+      );
   });
   src.pipe(child.stdin);
   child.stdout.pipe(out);
@@ -94,14 +108,23 @@ async function startsAsTar(file: string): Promise<boolean> {
  * Unpack `file` (named `rel` in the context) into `dir`. 'copy' when it is no tar at all (the
  * caller copies it as it is). A hostile or broken archive: KilnError naming the archive and entry.
  */
-export async function unpackArchive(file: string, rel: string, dir: string, place: ErrorPlace, what = `ADD ${rel}`): Promise<'unpacked' | 'copy'> {
+export async function unpackArchive(
+  file: string,
+  rel: string,
+  dir: string,
+  place: ErrorPlace,
+  what = `ADD ${rel}`,
+): Promise<'unpacked' | 'copy'> {
   if (!(await startsAsTar(file))) return 'copy';
   try {
     await applyLayer(openArchive(file), dir, { whiteouts: 'none', uncompressed: true, names: 'docker' });
   } catch (e) {
     if (e instanceof KilnError) {
       const msg = e.message.replace(/^refusing layer entry/, 'refusing archive entry');
-      throw new KilnError(e.code === 'UNSAFE' ? 'UNSAFE' : 'BUILD', `${what}: ${msg}`, place, { hint: e.code === 'UNSAFE' ? 'the archive is malformed or hostile; nothing outside the build was written' : e.hint });
+      throw new KilnError(e.code === 'UNSAFE' ? 'UNSAFE' : 'BUILD', `${what}: ${msg}`, place, {
+        hint:
+          e.code === 'UNSAFE' ? 'the archive is malformed or hostile; nothing outside the build was written' : e.hint,
+      });
     }
     throw e;
   }

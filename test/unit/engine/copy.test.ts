@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { planCopy, type CopyRequest } from '../../../src/build/copy.js';
+import { planCopy, type CopyRequest } from '../../../src/engine/copy.js';
 import { BuildContext } from '../../../src/context/index.js';
 import type { EntrySpec } from '../../../src/layer/write.js';
 
@@ -27,10 +27,23 @@ function linkedContext(): string {
   return dir;
 }
 
-async function copy(ctxDir: string, patterns: string[], dest: string, extra: Partial<CopyRequest> = {}): Promise<string[]> {
+async function copy(
+  ctxDir: string,
+  patterns: string[],
+  dest: string,
+  extra: Partial<CopyRequest> = {},
+): Promise<string[]> {
   const ctx = BuildContext.open(ctxDir);
   const destRoot = mkdtempSync(path.join(tmp, 'dest-'));
-  const entries = await planCopy({ sources: patterns.map((pattern) => ({ ctx, pattern })), dest, workdir: '/', destRoot, keepOwner: false, place: {}, ...extra });
+  const entries = await planCopy({
+    sources: patterns.map((pattern) => ({ ctx, pattern })),
+    dest,
+    workdir: '/',
+    destRoot,
+    keepOwner: false,
+    place: {},
+    ...extra,
+  });
   return entries.map(show);
 }
 
@@ -39,17 +52,39 @@ function show(e: EntrySpec): string {
 }
 
 test('a copied tree keeps its hard links: the first path (in order) is the file, the others link to it', async () => {
-  assert.deepEqual(await copy(linkedContext(), ['.'], '/t/'), ['directory t', 'file t/a', 't/b => t/a', 'directory t/dir', 't/dir/c => t/a', 'file t/dir/d', 't/dir/e => t/dir/d', 'file t/f']);
+  assert.deepEqual(await copy(linkedContext(), ['.'], '/t/'), [
+    'directory t',
+    'file t/a',
+    't/b => t/a',
+    'directory t/dir',
+    't/dir/c => t/a',
+    'file t/dir/d',
+    't/dir/e => t/dir/d',
+    'file t/f',
+  ]);
 });
 
 test('links are kept within each source, not across the sources of one COPY (BuildKit copies each on its own)', async () => {
   const ctx = linkedContext();
   assert.deepEqual(await copy(ctx, ['a', 'b'], '/two/'), ['directory two', 'file two/a', 'file two/b']);
-  assert.deepEqual(await copy(ctx, ['a', 'dir'], '/mix/'), ['directory mix', 'file mix/a', 'file mix/c', 'file mix/d', 'mix/e => mix/d']);
+  assert.deepEqual(await copy(ctx, ['a', 'dir'], '/mix/'), [
+    'directory mix',
+    'file mix/a',
+    'file mix/c',
+    'file mix/d',
+    'mix/e => mix/d',
+  ]);
 });
 
 test('an excluded first link leaves the next path as the file', async () => {
-  assert.deepEqual(await copy(linkedContext(), ['.'], '/x/', { exclude: ['a', 'dir/d'] }), ['directory x', 'file x/b', 'directory x/dir', 'x/dir/c => x/b', 'file x/dir/e', 'file x/f']);
+  assert.deepEqual(await copy(linkedContext(), ['.'], '/x/', { exclude: ['a', 'dir/d'] }), [
+    'directory x',
+    'file x/b',
+    'directory x/dir',
+    'x/dir/c => x/b',
+    'file x/dir/e',
+    'file x/f',
+  ]);
 });
 
 test('a wildcard that matches nothing selects nothing; a literal that does not exist is an error', async () => {

@@ -77,7 +77,13 @@ function safeName(name: string): string {
  * Write the heredoc sources of a COPY/ADD as files in a new directory under `tmpDir`: returns the
  * directory and the file name of each heredoc source, in order.
  */
-export function materializeHeredocs(heredocs: Heredoc[], sources: string[], tmpDir: string, mtime: number, place: ErrorPlace): { dir: string; names: Map<string, string> } {
+export function materializeHeredocs(
+  heredocs: Heredoc[],
+  sources: string[],
+  tmpDir: string,
+  mtime: number,
+  place: ErrorPlace,
+): { dir: string; names: Map<string, string> } {
   const dir = scratchDir(tmpDir, 'heredoc');
   const names = new Map<string, string>();
   let k = 0;

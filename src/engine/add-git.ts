@@ -59,20 +59,34 @@ export interface GitCheckout {
 }
 
 /** `checksum`: the commit the ref must resolve to (BuildKit's --checksum for git); it lets the step be cached. */
-export async function checkoutGit(o: { source: GitSource; keepGitDir: boolean; checksum?: string; tmpDir: string; place: ErrorPlace }): Promise<GitCheckout> {
+export async function checkoutGit(o: {
+  source: GitSource;
+  keepGitDir: boolean;
+  checksum?: string;
+  tmpDir: string;
+  place: ErrorPlace;
+}): Promise<GitCheckout> {
   const { remote, ref, subdir } = o.source;
   const what = `ADD ${shown(remote)}${ref ? `#${ref}` : ''}`;
   const dir = path.join(o.tmpDir, `tmp-${process.pid}-addgit-${randomBytes(6).toString('hex')}`);
   const work = path.join(dir, 'checkout');
   mkdirSync(work, { recursive: true });
-  const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes' };
+  const env = {
+    ...process.env,
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: 'true',
+    GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes',
+  };
   const git = async (args: string[]) => {
     let r;
     try {
       // git checks files out as 0666/0777 minus the umask: BuildKit's 022, not kiln's own.
       r = await runCapture('git', ['-C', work, ...args], { env, umask: 0o022 });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new KilnError('NOT_FOUND', `${what}: ADD of a git repository needs the git program`, o.place, { hint: 'apt-get install git' });
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new KilnError('NOT_FOUND', `${what}: ADD of a git repository needs the git program`, o.place, {
+          hint: 'apt-get install git',
+        });
       throw e;
     }
     return r;
@@ -93,20 +107,36 @@ export async function checkoutGit(o: { source: GitSource; keepGitDir: boolean; c
     else if (ref && /^[0-9a-f]{7,64}$/i.test(ref)) {
       await must(['fetch', '-q', '--tags', 'origin'], 'git fetch');
       await must(['checkout', '-q', '--detach', ref], `git checkout ${ref}`);
-    } else throw new KilnError('BUILD', `${what}: git fetch failed: ${lastLine(shallow.stderr)}`, o.place, { hint: ref ? `is "${ref}" a branch, tag or commit of that repository?` : undefined });
-    if ((await git(['ls-files', '--stage', '--', '.gitmodules'])).stdout.trim()) await must(['submodule', 'update', '-q', '--init', '--recursive', '--depth', '1'], 'git submodule update');
+    } else
+      throw new KilnError('BUILD', `${what}: git fetch failed: ${lastLine(shallow.stderr)}`, o.place, {
+        hint: ref ? `is "${ref}" a branch, tag or commit of that repository?` : undefined,
+      });
+    if ((await git(['ls-files', '--stage', '--', '.gitmodules'])).stdout.trim())
+      await must(['submodule', 'update', '-q', '--init', '--recursive', '--depth', '1'], 'git submodule update');
     const commit = (await must(['rev-parse', 'HEAD'], 'git rev-parse')).trim();
     const pinned = o.checksum?.toLowerCase();
-    if (pinned !== undefined && !(pinned.length >= 7 && commit.startsWith(pinned))) throw new KilnError('DIGEST', `${what}: the checkout is commit ${commit}, not --checksum ${o.checksum}`, o.place, { hint: '--checksum of a git source is the commit id it must resolve to' });
+    if (pinned !== undefined && !(pinned.length >= 7 && commit.startsWith(pinned)))
+      throw new KilnError(
+        'DIGEST',
+        `${what}: the checkout is commit ${commit}, not --checksum ${o.checksum}`,
+        o.place,
+        { hint: '--checksum of a git source is the commit id it must resolve to' },
+      );
     const time = Number((await must(['log', '-1', '--format=%ct', 'HEAD'], 'git log')).trim());
     if (!o.keepGitDir) dropGitDirs(work);
     let root = work;
     if (subdir) {
       root = path.resolve(work, subdir.replace(/^\/+/, ''));
       const rel = path.relative(work, root);
-      if (rel.startsWith('..') || path.isAbsolute(rel)) throw new KilnError('BUILD', `${what}: subdir "${subdir}" is outside the repository`, o.place);
+      if (rel.startsWith('..') || path.isAbsolute(rel))
+        throw new KilnError('BUILD', `${what}: subdir "${subdir}" is outside the repository`, o.place);
       const st = lstatSync(root, { throwIfNoEntry: false });
-      if (!st?.isDirectory()) throw new KilnError('BUILD', `${what}: no directory "${subdir}" in the repository at ${commit.slice(0, 12)}`, o.place);
+      if (!st?.isDirectory())
+        throw new KilnError(
+          'BUILD',
+          `${what}: no directory "${subdir}" in the repository at ${commit.slice(0, 12)}`,
+          o.place,
+        );
     }
     setMtimes(work, time);
     return { dir, root, commit, time };
@@ -117,7 +147,10 @@ export async function checkoutGit(o: { source: GitSource; keepGitDir: boolean; c
 }
 
 function lastLine(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines.at(-1) ?? 'no output';
 }
 

@@ -32,7 +32,10 @@ export function isRemoteContext(spec: string): boolean {
   return spec === '-' || isHttpUrl(spec) || parseGitSource(spec) !== undefined;
 }
 
-export async function prepareRemoteContext(spec: string, o: { tmpDir: string; stdin: Readable; signal?: AbortSignal }): Promise<PreparedContext> {
+export async function prepareRemoteContext(
+  spec: string,
+  o: { tmpDir: string; stdin: Readable; signal?: AbortSignal },
+): Promise<PreparedContext> {
   const work = path.join(o.tmpDir, `tmp-${process.pid}-context-${randomBytes(6).toString('hex')}`);
   mkdirSync(work, { recursive: true });
   const cleanup = () => rmSync(work, { recursive: true, force: true });
@@ -55,12 +58,18 @@ export async function prepareRemoteContext(spec: string, o: { tmpDir: string; st
     if (!isArchive(file)) return { dir, dockerfileText: readFileSync(file, 'utf8'), cleanup };
     // kiln's safe applier, as for ADD: a hostile entry is refused, naming it; members keep their modes.
     const from = `the build context from ${spec === '-' ? 'stdin' : spec}`;
-    if ((await unpackArchive(file, spec, dir, {}, from)) === 'copy') throw new KilnError('BUILD', `${from} is not a readable archive`, {}, { hint: 'give a tar (plain, gzip, bzip2 or xz) or a Dockerfile' });
-    if (readdirSync(dir).length === 0) throw new KilnError('BUILD', `the build context from ${spec === '-' ? 'stdin' : spec} is an empty archive`);
+    if ((await unpackArchive(file, spec, dir, {}, from)) === 'copy')
+      throw new KilnError(
+        'BUILD',
+        `${from} is not a readable archive`,
+        {},
+        { hint: 'give a tar (plain, gzip, bzip2 or xz) or a Dockerfile' },
+      );
+    if (readdirSync(dir).length === 0)
+      throw new KilnError('BUILD', `the build context from ${spec === '-' ? 'stdin' : spec} is an empty archive`);
     return { dir, cleanup };
   } catch (e) {
     cleanup();
     throw e;
   }
 }
-

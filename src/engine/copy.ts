@@ -57,7 +57,9 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   const destIsDir = req.dest.endsWith('/') || req.dest === '.' || req.dest.endsWith('/.');
   /** e: the source with symlinks followed; name: its path as selected (the target's name comes from it). */
   const selected: { ctx: BuildContext; e: ContextEntry; name: string; keepOwner: boolean; unpacked: boolean }[] = [];
-  for (const s of req.sources) for (const { e, name } of await selectFollowed(s.ctx, s.pattern, req.place)) selected.push({ ctx: s.ctx, e, name, keepOwner: s.keepOwner ?? req.keepOwner, unpacked: s.unpacked ?? false });
+  for (const s of req.sources)
+    for (const { e, name } of await selectFollowed(s.ctx, s.pattern, req.place))
+      selected.push({ ctx: s.ctx, e, name, keepOwner: s.keepOwner ?? req.keepOwner, unpacked: s.unpacked ?? false });
   const excluded = (rel: string) => (req.exclude ?? []).some((p) => globMatch(p, rel));
   // A wildcard that matches one file is that file (BuildKit: `COPY *.md /x` makes the file /x).
   const many = selected.length > 1;
@@ -80,14 +82,21 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
     const m = meta(st);
     inodes.delete(target);
     if (st.isDirectory()) entries.set(target, { path: target, type: 'directory', ...m });
-    else if (st.isSymbolicLink()) entries.set(target, { path: target, type: 'symlink', linkname: readlinkSafe(e.abs), ...m, mode: 0o777 });
+    else if (st.isSymbolicLink())
+      entries.set(target, { path: target, type: 'symlink', linkname: readlinkSafe(e.abs), ...m, mode: 0o777 });
     else if (st.isFile()) {
       entries.set(target, { path: target, type: 'file', source: e.abs, size: st.size, ...m });
       if (st.nlink > 1) inodes.set(target, `${sourceNo}:${st.dev}:${st.ino}`);
     } else if (unpackedNow && (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO())) {
       // An archive's device nodes and fifos are kept, as docker's ADD keeps them.
       const type = st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'chardev' : 'blockdev';
-      entries.set(target, { path: target, type, ...m, devmajor: Math.floor(st.rdev / 256) & 0xfff, devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) });
+      entries.set(target, {
+        path: target,
+        type,
+        ...m,
+        devmajor: Math.floor(st.rdev / 256) & 0xfff,
+        devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
+      });
     }
     // sockets, devices and fifos in a context are not copied (BuildKit skips them too)
   };
@@ -103,7 +112,14 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
         // --parents copies the directory itself (its metadata); a directory's contents go into a
         // destination made as `mkdir -p` does: 0755, owned by --chown or root (BuildKit).
         if (req.parents) add(base, e);
-        else entries.set(base, { path: base, type: 'directory', mode: 0o755, ...(req.owner ?? { uid: 0, gid: 0 }), mtime: created });
+        else
+          entries.set(base, {
+            path: base,
+            type: 'directory',
+            mode: 0o755,
+            ...(req.owner ?? { uid: 0, gid: 0 }),
+            mtime: created,
+          });
       }
       for (const c of ctx.walk(e.rel)) {
         const sub = c.rel.slice(e.rel === '' ? 0 : e.rel.length + 1);
@@ -111,18 +127,30 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
         add(path.posix.join(base, sub), c);
       }
     } else {
-      const target = req.parents ? path.posix.join(destRel, name) : destIsDir || many || existingDir ? path.posix.join(destRel, path.posix.basename(name)) : destRel;
-      if (target === '') throw new KilnError('BUILD', `cannot copy file ${name} to the root directory itself`, req.place);
+      const target = req.parents
+        ? path.posix.join(destRel, name)
+        : destIsDir || many || existingDir
+          ? path.posix.join(destRel, path.posix.basename(name))
+          : destRel;
+      if (target === '')
+        throw new KilnError('BUILD', `cannot copy file ${name} to the root directory itself`, req.place);
       add(target, e);
     }
   }
   if (!destIsDir && !many && !existingDir && selected.length === 1 && !selected[0]!.e.stat.isDirectory()) {
     // single file to a file path: fine
   } else if (many && !destIsDir && !existingDir && selected.filter((s) => !s.e.stat.isDirectory()).length > 1) {
-    throw new KilnError('BUILD', `when using COPY with more than one source file, the destination must be a directory and end with a /`, req.place);
+    throw new KilnError(
+      'BUILD',
+      `when using COPY with more than one source file, the destination must be a directory and end with a /`,
+      req.place,
+    );
   }
   const parents = parentEntries(req.destRoot, entries.keys(), req.owner ?? { uid: 0, gid: 0 }, created, entries);
-  return hardLinked([...parents, ...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), inodes);
+  return hardLinked(
+    [...parents, ...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    inodes,
+  );
 }
 
 /**
@@ -154,10 +182,20 @@ export function hardLinked(sorted: EntrySpec[], inodes: Map<string, string>): En
  * snapshots, docker, containerd) makes a missing parent root-owned 0755, and that directory then
  * hides the real one below it.
  */
-export function parentEntries(root: string, paths: Iterable<string>, owner: { uid: number; gid: number }, mtime: number, have: Map<string, EntrySpec> = new Map()): EntrySpec[] {
+export function parentEntries(
+  root: string,
+  paths: Iterable<string>,
+  owner: { uid: number; gid: number },
+  mtime: number,
+  have: Map<string, EntrySpec> = new Map(),
+): EntrySpec[] {
   const out = new Map<string, EntrySpec>();
   for (const p of paths) {
-    for (let d = path.posix.dirname(p.replace(/^\/+/, '')); d !== '.' && d !== '/' && d !== ''; d = path.posix.dirname(d)) {
+    for (
+      let d = path.posix.dirname(p.replace(/^\/+/, ''));
+      d !== '.' && d !== '/' && d !== '';
+      d = path.posix.dirname(d)
+    ) {
       if (have.has(d) || out.has(d)) continue;
       let st: Stats | undefined;
       try {
@@ -166,7 +204,15 @@ export function parentEntries(root: string, paths: Iterable<string>, owner: { ui
         st = undefined;
       }
       if (!st) out.set(d, { path: d, type: 'directory', mode: 0o755, ...owner, mtime });
-      else if (st.isDirectory()) out.set(d, { path: d, type: 'directory', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000) });
+      else if (st.isDirectory())
+        out.set(d, {
+          path: d,
+          type: 'directory',
+          mode: st.mode & 0o7777,
+          uid: st.uid,
+          gid: st.gid,
+          mtime: Math.floor(st.mtimeMs / 1000),
+        });
     }
   }
   return [...out.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -179,7 +225,11 @@ export function parentEntries(root: string, paths: Iterable<string>, owner: { ui
  * root (an absolute link target is taken from the root, `..` stops there). A link to nothing (or
  * to an ignored path) is a missing source.
  */
-async function selectFollowed(ctx: BuildContext, pattern: string, place: ErrorPlace): Promise<{ e: ContextEntry; name: string }[]> {
+async function selectFollowed(
+  ctx: BuildContext,
+  pattern: string,
+  place: ErrorPlace,
+): Promise<{ e: ContextEntry; name: string }[]> {
   const clean = path.posix.normalize(`/${pattern}`).slice(1).replace(/\/+$/, '');
   const parts = clean === '' ? [] : clean.split('/');
   const wild = parts.findIndex((p) => hasWildcard(p));
@@ -193,7 +243,13 @@ async function selectFollowed(ctx: BuildContext, pattern: string, place: ErrorPl
       try {
         selected = ctx.select([real, ...parts.slice(prefixLen)].filter((p) => p !== '').join('/'), place);
       } catch (err) {
-        if (err instanceof KilnError) throw new KilnError('NOT_FOUND', `failed to compute cache key: "${pattern}" not found in the build context`, place, { hint: `"${literal}" leads to "${real || '.'}"` });
+        if (err instanceof KilnError)
+          throw new KilnError(
+            'NOT_FOUND',
+            `failed to compute cache key: "${pattern}" not found in the build context`,
+            place,
+            { hint: `"${literal}" leads to "${real || '.'}"` },
+          );
         throw err;
       }
     }
@@ -213,9 +269,14 @@ async function selectFollowed(ctx: BuildContext, pattern: string, place: ErrorPl
       stat = undefined;
     }
     if (!stat || ctx.ignores(real)) {
-      throw new KilnError('NOT_FOUND', `failed to compute cache key: "${e.rel}" is a symbolic link to "/${real}", which is not found in the build context`, place, {
-        hint: 'a COPY source that is a link is followed (inside the context or the stage), as BuildKit does',
-      });
+      throw new KilnError(
+        'NOT_FOUND',
+        `failed to compute cache key: "${e.rel}" is a symbolic link to "/${real}", which is not found in the build context`,
+        place,
+        {
+          hint: 'a COPY source that is a link is followed (inside the context or the stage), as BuildKit does',
+        },
+      );
     }
     out.push({ e: { rel: real, abs, stat }, name: e.rel });
   }
@@ -232,7 +293,14 @@ function globMatch(pattern: string, rel: string): boolean {
     `^${pattern
       .replace(/^\/+/, '')
       .split('/')
-      .map((seg) => (seg === '**' ? '.*' : seg.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')))
+      .map((seg) =>
+        seg === '**'
+          ? '.*'
+          : seg
+              .replace(/[.+^${}()|\\]/g, '\\$&')
+              .replace(/\*/g, '[^/]*')
+              .replace(/\?/g, '[^/]'),
+      )
       .join('/')}(/.*)?$`,
   );
   return re.test(rel);

@@ -56,14 +56,25 @@ export class BuildImages {
     }
     this.client ??= new RegistryClient(this.o.registry);
     try {
-      const img = await pull(store, ref, { client: this.client, platform: this.o.platform, onProgress: (e) => this.o.onProgress?.(ref, e) });
+      const img = await pull(store, ref, {
+        client: this.client,
+        platform: this.o.platform,
+        onProgress: (e) => this.o.onProgress?.(ref, e),
+      });
       this.o.onPulled?.(ref);
       return img;
     } catch (e) {
       if (e instanceof KilnError) {
-        const what = this.o.pull ? `base image ${ref}: pulling it failed: ${e.message}` : `base image ${ref} is not in the store, and pulling it failed: ${e.message}`;
+        const what = this.o.pull
+          ? `base image ${ref}: pulling it failed: ${e.message}`
+          : `base image ${ref} is not in the store, and pulling it failed: ${e.message}`;
         const bringIn = `bring it in with 'kiln pull ${ref}', 'kiln import ROOTFS.tar ${ref}' or 'kiln load'`;
-        throw new KilnError(e.code, what, { ...place, image: ref }, { hint: e.hint ? `${e.hint}; or ${bringIn}` : bringIn });
+        throw new KilnError(
+          e.code,
+          what,
+          { ...place, image: ref },
+          { hint: e.hint ? `${e.hint}; or ${bringIn}` : bringIn },
+        );
       }
       throw e;
     }

@@ -29,7 +29,14 @@ import type { Compression, ContainerConfig, Descriptor, HistoryEntry, ImageConfi
 import { isPlainLayer, type Store } from '../store/store.js';
 import { blobFromSnapshot } from '../sandbox/snapshot-blob.js';
 import { compressedImage, compressionOf } from '../store/compressed.js';
-import { DEFAULT_PATH, describeIsolation, runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
+import {
+  DEFAULT_PATH,
+  describeIsolation,
+  runStep,
+  type BackendKind,
+  type Mount,
+  type SnapshotterKind,
+} from '../sandbox/index.js';
 import { openView, pathsAreLinkFree, resolveInRoot, topOf, type View } from '../sandbox/view.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
@@ -120,14 +127,27 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   const df = parseDockerfile(o.dockerfileText, { file: o.dockerfileName });
   const syntax = checkSyntax(df.directives.syntax);
   const syntaxLine = Math.max(1, df.lines.findIndex((l) => /^\s*#\s*syntax\s*=/i.test(l)) + 1);
-  if (syntax.kind === 'error') throw new KilnError('BUILD', syntax.message, { file: df.file, line: syntaxLine, source: df.lines[syntaxLine - 1] ?? '' }, { hint: syntax.hint });
+  if (syntax.kind === 'error')
+    throw new KilnError(
+      'BUILD',
+      syntax.message,
+      { file: df.file, line: syntaxLine, source: df.lines[syntaxLine - 1] ?? '' },
+      { hint: syntax.hint },
+    );
   const platform = o.platform ?? 'linux/amd64';
-  const plan = createPlan(df, { buildArgs: o.buildArgs, target: o.target, platform, namedContexts: o.namedContexts?.map((c) => c.name) });
+  const plan = createPlan(df, {
+    buildArgs: o.buildArgs,
+    target: o.target,
+    platform,
+    namedContexts: o.namedContexts?.map((c) => c.name),
+  });
   emit({ type: 'plan', target: plan.target, stages: plan.order.map((n) => planStageInfo(plan.stages[n]!)) });
   if (syntax.kind === 'warning') emit({ type: 'warning', message: `${plan.file}:${syntaxLine}: ${syntax.message}` });
   // A warning that is a build check `# check=skip=` names is not shown (BuildKit).
   const skipped = checkDirective(df).skip;
-  for (const w of plan.warnings) if (!(w.rule && (skipped.has(w.rule) || skipped.has('all')))) emit({ type: 'warning', message: `${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}` });
+  for (const w of plan.warnings)
+    if (!(w.rule && (skipped.has(w.rule) || skipped.has('all'))))
+      emit({ type: 'warning', message: `${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}` });
   const ctx = BuildContext.open(o.contextDir, { dockerfile: o.dockerfilePath });
   const engine = new Engine(o, df, plan, ctx, emit);
   const results = new Map<number, Promise<StageState>>();
@@ -146,15 +166,33 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   const final = await stageResult(plan.target);
   await engine.cache.finish();
   const config = structuredClone(final.config);
-  if (o.labels && Object.keys(o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
+  if (o.labels && Object.keys(o.labels).length)
+    config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
   const written = await o.store.writeImage(config, await engine.shippedLayers(final));
   // Layers from the cache or a base image compressed otherwise are re-encoded where asked.
-  const img = await compressedImage(o.store, { descriptor: written.descriptor, manifest: written.manifest, config, id: written.id }, { compression: o.layerCompression ?? 'none', force: o.forceCompression, level: o.compressionLevel });
+  const img = await compressedImage(
+    o.store,
+    { descriptor: written.descriptor, manifest: written.manifest, config, id: written.id },
+    { compression: o.layerCompression ?? 'none', force: o.forceCompression, level: o.compressionLevel },
+  );
   for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
   const sizes = await o.store.imageSizes(img);
   const size = sizes.content;
-  const compressed = img.manifest.layers.length > 0 && img.manifest.layers.every((l) => { const c = compressionOf(l.mediaType); return c !== undefined && c !== 'none'; });
-  emit({ type: 'done', imageId: img.id, manifestDigest: img.descriptor.digest, ms: Date.now() - t0, layers: final.layers.length, size, ...(compressed ? { compressedSize: sizes.blobs } : {}) });
+  const compressed =
+    img.manifest.layers.length > 0 &&
+    img.manifest.layers.every((l) => {
+      const c = compressionOf(l.mediaType);
+      return c !== undefined && c !== 'none';
+    });
+  emit({
+    type: 'done',
+    imageId: img.id,
+    manifestDigest: img.descriptor.digest,
+    ms: Date.now() - t0,
+    layers: final.layers.length,
+    size,
+    ...(compressed ? { compressedSize: sizes.blobs } : {}),
+  });
   return { imageId: img.id, descriptor: img.descriptor, plan, size, cache: engine.cache.stats };
 }
 
@@ -206,7 +244,21 @@ class Engine {
       },
     });
     this.shipped = new Set(shippedStages(plan));
-    this.cache = new StepCache({ store: o.store, ctx, plan, escape: df.directives.escape, platform: plan.platform.target, sourceDateEpoch: o.sourceDateEpoch, network: o.network, noCache: o.noCache, noCacheFilter: o.noCacheFilter, from: o.cacheFrom, to: o.cacheTo, image: (ref) => this.images.get(ref, {}), runSandbox: runSandboxKey(o) });
+    this.cache = new StepCache({
+      store: o.store,
+      ctx,
+      plan,
+      escape: df.directives.escape,
+      platform: plan.platform.target,
+      sourceDateEpoch: o.sourceDateEpoch,
+      network: o.network,
+      noCache: o.noCache,
+      noCacheFilter: o.noCacheFilter,
+      from: o.cacheFrom,
+      to: o.cacheTo,
+      image: (ref) => this.images.get(ref, {}),
+      runSandbox: runSandboxKey(o),
+    });
   }
 
   private place(ins: Instruction): ErrorPlace {
@@ -244,7 +296,12 @@ class Engine {
   async buildStage(stage: PlannedStage, stageResult: (n: number) => Promise<StageState>): Promise<StageState> {
     const t0 = Date.now();
     let state: StageState;
-    const baseLabel = stage.base.kind === 'image' ? stage.base.ref : stage.base.kind === 'stage' ? `stage ${stage.base.index}` : 'scratch';
+    const baseLabel =
+      stage.base.kind === 'image'
+        ? stage.base.ref
+        : stage.base.kind === 'stage'
+          ? `stage ${stage.base.index}`
+          : 'scratch';
     this.emit({ type: 'stage-start', stage: stage.index, name: stage.name, base: baseLabel });
     if (stage.base.kind === 'stage') {
       state = structuredClone(await stageResult(stage.base.index));
@@ -252,13 +309,31 @@ class Engine {
     } else if (stage.base.kind === 'scratch') {
       const p = hostPlatform();
       // BuildKit's empty image: WorkingDir "/" (and the default PATH, added below).
-      state = { config: { architecture: p.architecture, os: p.os, config: { WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] }, layers: [], cmdSet: false, shell: ['/bin/sh', '-c'], argNames: [] };
+      state = {
+        config: {
+          architecture: p.architecture,
+          os: p.os,
+          config: { WorkingDir: '/' },
+          rootfs: { type: 'layers', diff_ids: [] },
+          history: [],
+        },
+        layers: [],
+        cmdSet: false,
+        shell: ['/bin/sh', '-c'],
+        argNames: [],
+      };
     } else {
       const ref = stage.base.ref;
       const img = await this.images.get(ref, this.placeOfStage(stage));
       const config = structuredClone(img.config);
       config.history ??= [];
-      state = { config, layers: [...img.manifest.layers], cmdSet: false, shell: config.config?.Shell ?? ['/bin/sh', '-c'], argNames: [] };
+      state = {
+        config,
+        layers: [...img.manifest.layers],
+        cmdSet: false,
+        shell: config.config?.Shell ?? ['/bin/sh', '-c'],
+        argNames: [],
+      };
     }
     // A base without PATH (e.g. an imported rootfs) gets the default one, as BuildKit does: in the
     // stage's ENV (so `ENV PATH=/x:$PATH` works) and in the image.
@@ -267,7 +342,14 @@ class Engine {
     const parentScope = stage.base.kind === 'stage' ? this.scopes.get(stage.base.index) : undefined;
     const scope = parentScope
       ? parentScope.child()
-      : new StageScope(this.globals, this.o.buildArgs ?? new Map(), this.automatic, (state.config.config?.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
+      : new StageScope(
+          this.globals,
+          this.o.buildArgs ?? new Map(),
+          this.automatic,
+          (state.config.config?.Env ?? []).map(
+            (e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string],
+          ),
+        );
     // ONBUILD triggers of the base run first, then are cleared: a base stage's as the planner
     // resolved them (their --from sources are known), an image's parsed from its config.
     const triggers: Instruction[] =
@@ -279,7 +361,14 @@ class Engine {
     for (const [i, ins] of instructions.entries()) {
       if (this.o.signal?.aborted) throw new KilnError('BUILD', 'build interrupted');
       const st = Date.now();
-      this.emit({ type: 'step-start', stage: stage.index, step: i + 1, total: instructions.length, text: ins.original, line: ins.range.start.line });
+      this.emit({
+        type: 'step-start',
+        stage: stage.index,
+        step: i + 1,
+        total: instructions.length,
+        text: ins.original,
+        line: ins.range.start.line,
+      });
       let layer: LayerInfo | undefined;
       try {
         const cached = await this.cache.lookup(ins, state, scope, stage, stageResult);
@@ -293,10 +382,23 @@ class Engine {
           await this.cache.record(cached, state, layer);
         }
       } catch (e) {
-        this.emit({ type: 'step-error', stage: stage.index, step: i + 1, ms: Date.now() - st, message: e instanceof Error ? e.message : String(e), ...stepExit(e) });
+        this.emit({
+          type: 'step-error',
+          stage: stage.index,
+          step: i + 1,
+          ms: Date.now() - st,
+          message: e instanceof Error ? e.message : String(e),
+          ...stepExit(e),
+        });
         throw e;
       }
-      this.emit({ type: 'step-done', stage: stage.index, step: i + 1, ms: Date.now() - st, layer: layer ? { digest: layer.digest, size: layer.size } : undefined });
+      this.emit({
+        type: 'step-done',
+        stage: stage.index,
+        step: i + 1,
+        ms: Date.now() - st,
+        layer: layer ? { digest: layer.digest, size: layer.size } : undefined,
+      });
     }
     this.emit({ type: 'stage-done', stage: stage.index, ms: Date.now() - t0 });
     this.scopes.set(stage.index, scope);
@@ -310,10 +412,15 @@ class Engine {
     try {
       ins = parseDockerfile(text, { file: `${this.df.file} (ONBUILD of the base image)` }).instructions[0];
     } catch (e) {
-      throw new KilnError('BUILD', `invalid ONBUILD trigger of the base image "${text}": ${(e as Error).message}`, place);
+      throw new KilnError(
+        'BUILD',
+        `invalid ONBUILD trigger of the base image "${text}": ${(e as Error).message}`,
+        place,
+      );
     }
     if (!ins) throw new KilnError('BUILD', `empty ONBUILD trigger in the base image`, place);
-    if (['FROM', 'ONBUILD', 'MAINTAINER'].includes(ins.kind)) throw new KilnError('BUILD', `${ins.kind} isn't allowed as an ONBUILD trigger`, place);
+    if (['FROM', 'ONBUILD', 'MAINTAINER'].includes(ins.kind))
+      throw new KilnError('BUILD', `${ins.kind} isn't allowed as an ONBUILD trigger`, place);
     // Report it at the FROM line: the trigger has no line of its own in this Dockerfile.
     return { ...ins, range: { start: stage.position, endLine: stage.position.line } } as Instruction;
   }
@@ -326,12 +433,18 @@ class Engine {
     const named = this.plan.stages.find((s) => s.name !== undefined && s.name.toLowerCase() === value.toLowerCase());
     const index = named?.index ?? (/^\d+$/.test(value) ? Number(value) : undefined);
     if (index === undefined) return { kind: 'image', ref: value };
-    if (index >= stage.index) throw new KilnError('BUILD', `--from=${value}: a stage can only use stages defined before it`, place);
+    if (index >= stage.index)
+      throw new KilnError('BUILD', `--from=${value}: a stage can only use stages defined before it`, place);
     return { kind: 'stage', index };
   }
 
   private placeOfStage(stage: PlannedStage): ErrorPlace {
-    return { file: this.df.file, line: stage.position.line, column: stage.position.column, source: this.df.lines[stage.position.line - 1] ?? '' };
+    return {
+      file: this.df.file,
+      line: stage.position.line,
+      column: stage.position.column,
+      source: this.df.lines[stage.position.line - 1] ?? '',
+    };
   }
 
   private cfg(state: StageState): ContainerConfig {
@@ -340,7 +453,10 @@ class Engine {
   }
 
   private history(state: StageState, createdBy: string, empty: boolean): void {
-    const created = this.o.sourceDateEpoch !== undefined ? new Date(this.o.sourceDateEpoch * 1000).toISOString() : new Date().toISOString();
+    const created =
+      this.o.sourceDateEpoch !== undefined
+        ? new Date(this.o.sourceDateEpoch * 1000).toISOString()
+        : new Date().toISOString();
     const h: HistoryEntry = { created, created_by: createdBy, comment: 'buildkit.dockerfile.v0' };
     if (empty) h.empty_layer = true;
     (state.config.history ??= []).push(h);
@@ -349,10 +465,22 @@ class Engine {
 
   /** A layer of known entries (COPY, ADD, WORKDIR): where it writes is remembered with it. */
   private async addLayer(state: StageState, entries: EntrySpec[], ins: Instruction): Promise<LayerInfo> {
-    if (state.layers.length >= MAX_LAYERS) throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, this.place(ins), { hint: 'merge RUN steps or use a multi-stage build' });
+    if (state.layers.length >= MAX_LAYERS)
+      throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, this.place(ins), {
+        hint: 'merge RUN steps or use a multi-stage build',
+      });
     const tops = [...new Set(entries.map((e) => topOf(e.path)))].sort();
     const opts = { sourceDateEpoch: this.o.sourceDateEpoch };
-    return this.pushLayer(state, await this.o.store.putLayer(tarEntries(entries, opts), { compression: this.compression, level: this.o.compressionLevel, tops, skeleton: layerSkeleton(entries, opts) }), ins);
+    return this.pushLayer(
+      state,
+      await this.o.store.putLayer(tarEntries(entries, opts), {
+        compression: this.compression,
+        level: this.o.compressionLevel,
+        tops,
+        skeleton: layerSkeleton(entries, opts),
+      }),
+      ins,
+    );
   }
 
   /**
@@ -360,12 +488,20 @@ class Engine {
    * what is there, its parents, the owner names): partial when it can be (sandbox/view.ts), whole
    * when a symbolic link on those paths could lead elsewhere.
    */
-  private async destinationView(state: StageState, paths: string[], stage: PlannedStage, ins: Instruction): Promise<View> {
+  private async destinationView(
+    state: StageState,
+    paths: string[],
+    stage: PlannedStage,
+    ins: Instruction,
+  ): Promise<View> {
     const ids = state.config.rootfs.diff_ids;
     // Where a RUN will need whole snapshots anyway (a later RUN of this stage, or another stage
     // built on it), unpack them now, once, rather than partly for each step before it.
     const at = stage.instructions.findIndex((p) => p.instruction === ins);
-    const snapshotsAhead = stage.index !== this.plan.target || at < 0 || stage.instructions.slice(at + 1).some((p) => p.instruction.kind === 'RUN');
+    const snapshotsAhead =
+      stage.index !== this.plan.target ||
+      at < 0 ||
+      stage.instructions.slice(at + 1).some((p) => p.instruction.kind === 'RUN');
     if (snapshotsAhead) return openView(this.o.store, state.layers, ids);
     const partial = await openView(this.o.store, state.layers, ids, { paths });
     // The user and group files too: --chown and USER names are read from them.
@@ -380,7 +516,12 @@ class Engine {
     return Promise.all(
       state.layers.map(async (l, i) => {
         if (!isPlainLayer(l, ids[i]) || (await this.o.store.hasBlob(l.digest))) return l;
-        const info = await blobFromSnapshot(this.o.store, ids.slice(0, i + 1), this.compression, this.o.compressionLevel);
+        const info = await blobFromSnapshot(
+          this.o.store,
+          ids.slice(0, i + 1),
+          this.compression,
+          this.o.compressionLevel,
+        );
         return { mediaType: info.mediaType, digest: info.digest, size: info.size };
       }),
     );
@@ -391,7 +532,8 @@ class Engine {
   }
 
   private pushLayer(state: StageState, info: LayerInfo, ins: Instruction): LayerInfo {
-    if (state.layers.length >= MAX_LAYERS) throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, this.place(ins));
+    if (state.layers.length >= MAX_LAYERS)
+      throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, this.place(ins));
     state.layers.push({ mediaType: info.mediaType, digest: info.digest, size: info.size });
     state.config.rootfs.diff_ids.push(info.diffId);
     return info;
@@ -410,12 +552,20 @@ class Engine {
     this.cfg(state).Env = env;
   }
 
-  private async step(ins: Instruction, state: StageState, scope: StageScope, stage: PlannedStage, stageResult: (n: number) => Promise<StageState>, stepNo: number): Promise<LayerInfo | undefined> {
+  private async step(
+    ins: Instruction,
+    state: StageState,
+    scope: StageScope,
+    stage: PlannedStage,
+    stageResult: (n: number) => Promise<StageState>,
+    stepNo: number,
+  ): Promise<LayerInfo | undefined> {
     const x = (w: string) => this.expand(w, scope, ins);
     const c = () => this.cfg(state);
     // `CMD []` and `ENTRYPOINT []` unset the value (null), as BuildKit's nil slice: docker treats
     // an empty list otherwise when a user passes arguments.
-    const cmdForm = (f: { form: 'exec'; args: string[] } | { form: 'shell'; command: string }) => (f.form === 'exec' ? (f.args.length ? f.args : null) : [...state.shell, f.command]);
+    const cmdForm = (f: { form: 'exec'; args: string[] } | { form: 'shell'; command: string }) =>
+      f.form === 'exec' ? (f.args.length ? f.args : null) : [...state.shell, f.command];
     switch (ins.kind) {
       case 'ARG': {
         // History shows each ARG with the value it took (a --build-arg, the expanded default, the
@@ -425,7 +575,9 @@ class Engine {
           let shown: string | undefined;
           scope.declareArg(a.name, a.default !== undefined ? () => (shown = x(a.default!)) : undefined);
           if (this.o.buildArgs?.has(a.name)) shown = this.o.buildArgs.get(a.name);
-          else if (a.default === undefined) shown = this.globals.get(a.name) ?? (Object.hasOwn(this.automatic, a.name) ? this.automatic[a.name] : undefined);
+          else if (a.default === undefined)
+            shown =
+              this.globals.get(a.name) ?? (Object.hasOwn(this.automatic, a.name) ? this.automatic[a.name] : undefined);
           if (!state.argNames.includes(a.name)) state.argNames.push(a.name);
           parts.push(shown === undefined ? a.name : `${a.name}=${shown}`);
         }
@@ -457,7 +609,9 @@ class Engine {
         try {
           specs = parsePortSpecs(ins.ports.flatMap((p) => this.expandFields(p, scope, ins)));
         } catch (e) {
-          throw new KilnError('BUILD', `EXPOSE: ${(e as Error).message}`, this.place(ins), { hint: 'EXPOSE PORT[/tcp|udp|sctp] or a range 8000-8010' });
+          throw new KilnError('BUILD', `EXPOSE: ${(e as Error).message}`, this.place(ins), {
+            hint: 'EXPOSE PORT[/tcp|udp|sctp] or a range 8000-8010',
+          });
         }
         for (const p of specs) ports[p] = {};
         this.history(state, `EXPOSE ${goList(specs)}`, true);
@@ -508,7 +662,11 @@ class Engine {
         }
         const h = c().Healthcheck!;
         const d = (n: number | undefined) => goDuration(n ?? 0);
-        this.history(state, `HEALTHCHECK {Test:${goList(h.Test ?? [])} Interval:${d(h.Interval)} Timeout:${d(h.Timeout)} StartPeriod:${d(h.StartPeriod)} StartInterval:${d(h.StartInterval)} Retries:${h.Retries ?? 0}}`, true);
+        this.history(
+          state,
+          `HEALTHCHECK {Test:${goList(h.Test ?? [])} Interval:${d(h.Interval)} Timeout:${d(h.Timeout)} StartPeriod:${d(h.StartPeriod)} StartInterval:${d(h.StartInterval)} Retries:${h.Retries ?? 0}}`,
+          true,
+        );
         return undefined;
       }
       case 'ONBUILD':
@@ -560,7 +718,13 @@ class Engine {
     return undefined;
   }
 
-  private async copy(ins: CopyInstruction, state: StageState, scope: StageScope, stage: PlannedStage, stageResult: (n: number) => Promise<StageState>): Promise<LayerInfo | undefined> {
+  private async copy(
+    ins: CopyInstruction,
+    state: StageState,
+    scope: StageScope,
+    stage: PlannedStage,
+    stageResult: (n: number) => Promise<StageState>,
+  ): Promise<LayerInfo | undefined> {
     const x = (w: string) => this.expand(w, scope, ins);
     const store = this.o.store;
     const place = this.place(ins);
@@ -585,14 +749,17 @@ class Engine {
     }
     // --parents reads the destination below its root too: a whole view then.
     const destAbs = path.posix.resolve(this.cfg(state).WorkingDir || '/', x(ins.dest));
-    const destView = ins.parents ? await openView(store, state.layers, state.config.rootfs.diff_ids) : await this.destinationView(state, [destAbs], stage, ins);
+    const destView = ins.parents
+      ? await openView(store, state.layers, state.config.rootfs.diff_ids)
+      : await this.destinationView(state, [destAbs], stage, ins);
     const cleanups: string[] = [];
     try {
       const owner = ins.chown !== undefined ? resolveChown(destView.root, x(ins.chown)) : undefined;
       let chmod: number | undefined;
       if (ins.chmod !== undefined) {
         const m = x(ins.chmod);
-        if (!/^[0-7]{3,4}$/.test(m)) throw new KilnError('BUILD', `invalid --chmod "${m}": expected an octal mode like 0755`, place);
+        if (!/^[0-7]{3,4}$/.test(m))
+          throw new KilnError('BUILD', `invalid --chmod "${m}": expected an octal mode like 0755`, place);
         chmod = parseInt(m, 8);
       }
       // ADD of a local tar archive (plain, gzip, bzip2, xz) unpacks it, keeping its ownership.
@@ -603,7 +770,13 @@ class Engine {
         // ADD of a git repository: a shallow checkout of the ref, copied like a directory (build/add-git.ts).
         const git = ins.kind === 'ADD' && ins.from === undefined ? parseGitSource(s) : undefined;
         if (git) {
-          const c = await checkoutGit({ source: git, keepGitDir: ins.keepGitDir ?? false, checksum: ins.checksum !== undefined ? x(ins.checksum) : undefined, tmpDir: store.tmpDir, place });
+          const c = await checkoutGit({
+            source: git,
+            keepGitDir: ins.keepGitDir ?? false,
+            checksum: ins.checksum !== undefined ? x(ins.checksum) : undefined,
+            tmpDir: store.tmpDir,
+            place,
+          });
           cleanups.push(c.dir);
           createdTime = c.time;
           sources.push({ ctx: BuildContext.plain(c.root), pattern: '.' });
@@ -611,7 +784,13 @@ class Engine {
         }
         // ADD of an http(s) URL: downloaded (never unpacked), then copied like a file (build/add-url.ts).
         if (ins.kind === 'ADD' && ins.from === undefined && isHttpUrl(s)) {
-          const d = await downloadUrl({ url: s, tmpDir: store.tmpDir, checksum: ins.checksum !== undefined ? x(ins.checksum) : undefined, place, signal: this.o.signal });
+          const d = await downloadUrl({
+            url: s,
+            tmpDir: store.tmpDir,
+            checksum: ins.checksum !== undefined ? x(ins.checksum) : undefined,
+            place,
+            signal: this.o.signal,
+          });
           cleanups.push(d.dir);
           sources.push({ ctx: BuildContext.plain(d.dir), pattern: d.name });
           continue;
@@ -625,7 +804,8 @@ class Engine {
               cleanups.push(dir);
               // kiln's safe applier, never GNU tar: a hostile entry fails the build, naming it. Not a
               // tar after all (e.g. a lone .gz file): docker copies it as it is.
-              if ((await unpackArchive(a.abs, a.rel, dir, place)) === 'copy') sources.push({ ctx: srcCtx, pattern: a.rel });
+              if ((await unpackArchive(a.abs, a.rel, dir, place)) === 'copy')
+                sources.push({ ctx: srcCtx, pattern: a.rel });
               else sources.push({ ctx: BuildContext.plain(dir), pattern: '.', keepOwner: true, unpacked: true });
             }
             const rest = srcCtx.select(s, place).filter((e) => !archives.some((a) => a.rel === e.rel));
@@ -636,8 +816,16 @@ class Engine {
         sources.push({ ctx: srcCtx, pattern: s });
       }
       if (heredocSources.length) {
-        const bodies = ins.heredocs.map((h) => (h.expand ? { ...h, content: this.expandBody(h.content, scope, ins) } : h));
-        const docs = materializeHeredocs(bodies, heredocSources, store.tmpDir, this.o.sourceDateEpoch ?? Math.floor(Date.now() / 1000), place);
+        const bodies = ins.heredocs.map((h) =>
+          h.expand ? { ...h, content: this.expandBody(h.content, scope, ins) } : h,
+        );
+        const docs = materializeHeredocs(
+          bodies,
+          heredocSources,
+          store.tmpDir,
+          this.o.sourceDateEpoch ?? Math.floor(Date.now() / 1000),
+          place,
+        );
         cleanups.push(docs.dir);
         const docCtx = BuildContext.plain(docs.dir);
         for (const src of heredocSources) sources.push({ ctx: docCtx, pattern: docs.names.get(src)! });
@@ -656,15 +844,16 @@ class Engine {
         place,
       });
       // BuildKit's commit message: flags it shows (not --from), path sources, heredocs, dest.
-      const text = [
-        ins.kind,
-        ...(ins.parents ? ['--parents'] : []),
-        ...(ins.chown !== undefined ? [`--chown=${x(ins.chown)}`] : []),
-        ...(ins.chmod !== undefined ? [`--chmod=${x(ins.chmod)}`] : []),
-        ...pathSources,
-        ...heredocSources.map((h) => `<<${heredocMarker(h)}`),
-        x(ins.dest),
-      ].join(' ') + ' # buildkit';
+      const text =
+        [
+          ins.kind,
+          ...(ins.parents ? ['--parents'] : []),
+          ...(ins.chown !== undefined ? [`--chown=${x(ins.chown)}`] : []),
+          ...(ins.chmod !== undefined ? [`--chmod=${x(ins.chmod)}`] : []),
+          ...pathSources,
+          ...heredocSources.map((h) => `<<${heredocMarker(h)}`),
+          x(ins.dest),
+        ].join(' ') + ' # buildkit';
       // Only wildcards that matched nothing: BuildKit goes on (an empty layer there; none here,
       // as for any step that changes nothing).
       if (entries.length === 0) {
@@ -681,7 +870,14 @@ class Engine {
     }
   }
 
-  private async run(ins: RunInstruction, state: StageState, scope: StageScope, stage: PlannedStage, stepNo: number, stageResult: (n: number) => Promise<StageState>): Promise<LayerInfo | undefined> {
+  private async run(
+    ins: RunInstruction,
+    state: StageState,
+    scope: StageScope,
+    stage: PlannedStage,
+    stepNo: number,
+    stageResult: (n: number) => Promise<StageState>,
+  ): Promise<LayerInfo | undefined> {
     const place = this.place(ins);
     const cmd = ins.command;
     const cfg = this.cfg(state);
@@ -703,34 +899,36 @@ class Engine {
     let out: Awaited<ReturnType<typeof runStep>>;
     let runMounts: RunMounts | undefined;
     try {
-     if (ins.mountFlags.length) {
-       runMounts = await this.runMounts(ins, scope, stage, stageResult, env, cfg.WorkingDir || '/');
-       mounts.push(...runMounts.mounts);
-     }
-     out = await this.runSlots.with(() => runStep({
-      store: this.o.store,
-      layers: state.layers,
-      diffIds: state.config.rootfs.diff_ids,
-      args,
-      env: runMounts?.env ?? env,
-      mounts,
-      cwd: cfg.WorkingDir || '/',
-      user: cfg.User ?? '',
-      network,
-      extraHosts: this.o.extraHosts,
-      shmSize: this.o.shmSize,
-      ulimits: this.o.ulimits,
-      capture: true,
-      snapshotter: this.o.snapshotter,
-      snapshotOnly: !this.shipped.has(stage.index) && !this.cache.needsBlobs,
-      compression: this.compression,
-      compressionLevel: this.o.compressionLevel,
-      backend: this.o.backend,
-      signal: this.o.signal,
-      sourceDateEpoch: this.o.sourceDateEpoch,
-      onStdout: (b) => keep(b, 'stdout'),
-      onStderr: (b) => keep(b, 'stderr'),
-     }));
+      if (ins.mountFlags.length) {
+        runMounts = await this.runMounts(ins, scope, stage, stageResult, env, cfg.WorkingDir || '/');
+        mounts.push(...runMounts.mounts);
+      }
+      out = await this.runSlots.with(() =>
+        runStep({
+          store: this.o.store,
+          layers: state.layers,
+          diffIds: state.config.rootfs.diff_ids,
+          args,
+          env: runMounts?.env ?? env,
+          mounts,
+          cwd: cfg.WorkingDir || '/',
+          user: cfg.User ?? '',
+          network,
+          extraHosts: this.o.extraHosts,
+          shmSize: this.o.shmSize,
+          ulimits: this.o.ulimits,
+          capture: true,
+          snapshotter: this.o.snapshotter,
+          snapshotOnly: !this.shipped.has(stage.index) && !this.cache.needsBlobs,
+          compression: this.compression,
+          compressionLevel: this.o.compressionLevel,
+          backend: this.o.backend,
+          signal: this.o.signal,
+          sourceDateEpoch: this.o.sourceDateEpoch,
+          onStdout: (b) => keep(b, 'stdout'),
+          onStderr: (b) => keep(b, 'stderr'),
+        }),
+      );
     } finally {
       for (const d of scratch) await rm(d, { recursive: true, force: true });
       await runMounts?.release();
@@ -738,12 +936,28 @@ class Engine {
     if (!this.sandboxShown) {
       this.sandboxShown = true;
       const iso = describeIsolation(out.backend, out.snapshotter);
-      this.emit({ type: 'sandbox', mode: iso.mode, backend: out.backend, snapshotter: out.snapshotter, description: iso.description });
+      this.emit({
+        type: 'sandbox',
+        mode: iso.mode,
+        backend: out.backend,
+        snapshotter: out.snapshotter,
+        description: iso.description,
+      });
     }
-    const createdBy = `RUN ${runHistoryText(args, state.argNames.map((n) => [n, scope.lookup(n) ?? '']))} # buildkit`;
+    const createdBy = `RUN ${runHistoryText(
+      args,
+      state.argNames.map((n) => [n, scope.lookup(n) ?? '']),
+    )} # buildkit`;
     if (out.exitCode !== 0) {
-      const last = tail.filter((l) => l.trim() !== '').slice(-10).join('\n      ');
-      const err = new KilnError('BUILD', `stage ${stage.name ?? stage.index}: RUN failed with exit code ${out.exitCode}: ${cmd.form === 'exec' ? JSON.stringify(cmd.args) : cmd.command}${last ? `\n    last output:\n      ${last}` : ''}`, place);
+      const last = tail
+        .filter((l) => l.trim() !== '')
+        .slice(-10)
+        .join('\n      ');
+      const err = new KilnError(
+        'BUILD',
+        `stage ${stage.name ?? stage.index}: RUN failed with exit code ${out.exitCode}: ${cmd.form === 'exec' ? JSON.stringify(cmd.args) : cmd.command}${last ? `\n    last output:\n      ${last}` : ''}`,
+        place,
+      );
       throw Object.assign(err, { stepExitCode: out.exitCode });
     }
     if (!out.layer) {
@@ -759,7 +973,14 @@ class Engine {
    * RUN --mount: the flags expanded with the stage's variables (as BuildKit), from= resolved as
    * the planner did (or now, for an ONBUILD trigger), then made ready (build/run-mounts.ts).
    */
-  private async runMounts(ins: RunInstruction, scope: StageScope, stage: PlannedStage, stageResult: (n: number) => Promise<StageState>, env: string[], workdir: string): Promise<RunMounts> {
+  private async runMounts(
+    ins: RunInstruction,
+    scope: StageScope,
+    stage: PlannedStage,
+    stageResult: (n: number) => Promise<StageState>,
+    env: string[],
+    workdir: string,
+  ): Promise<RunMounts> {
     const place = this.place(ins);
     const specs = ins.mountFlags.map((m) => {
       try {
@@ -779,7 +1000,18 @@ class Engine {
       const img = await this.images.get(src.ref, place);
       return { layers: img.manifest.layers, diffIds: img.config.rootfs.diff_ids };
     };
-    return prepareRunMounts({ specs, place, store: this.o.store, ctx: this.ctx, workdir, env, from, secrets: this.o.secrets, ssh: this.o.ssh, signal: this.o.signal });
+    return prepareRunMounts({
+      specs,
+      place,
+      store: this.o.store,
+      ctx: this.ctx,
+      workdir,
+      env,
+      from,
+      secrets: this.o.secrets,
+      ssh: this.o.ssh,
+      signal: this.o.signal,
+    });
   }
 }
 

@@ -20,7 +20,15 @@ import { BuildContext } from '../context/index.js';
 import { isHttpUrl } from './add-url.js';
 import { parseGitSource } from './add-git.js';
 import { FileHashCache, fileHashCachePath, hashSelection } from '../context/hash.js';
-import { CacheIndex, chainId, contentMemoKey, stateId, stepKey, type CacheRecord, type StepState } from '../cache/index.js';
+import {
+  CacheIndex,
+  chainId,
+  contentMemoKey,
+  stateId,
+  stepKey,
+  type CacheRecord,
+  type StepState,
+} from '../cache/index.js';
 import type { LayerInfo } from '../layer/compress.js';
 import type { LoadedImage, Store } from '../store/store.js';
 import { openView } from '../sandbox/view.js';
@@ -90,7 +98,14 @@ export class StepCache {
   /** Keys met in this build per stage, in step order (hits and recorded), for export. */
   private readonly used = new Map<number, Digest[]>();
   private readonly memosUsed = new Map<Digest, Digest>();
-  readonly stats: CacheStats = { hits: 0, misses: 0, uncacheable: 0, contextHashMs: 0, files: { hits: 0, misses: 0, bytesRead: 0 }, stageHashMs: 0 };
+  readonly stats: CacheStats = {
+    hits: 0,
+    misses: 0,
+    uncacheable: 0,
+    contextHashMs: 0,
+    files: { hits: 0, misses: 0, bytesRead: 0 },
+    stageHashMs: 0,
+  };
 
   constructor(private readonly o: StepCacheOptions) {
     this.index = CacheIndex.forStore(o.store);
@@ -99,14 +114,28 @@ export class StepCache {
     for (const f of o.noCacheFilter ?? []) {
       const name = f.trim().toLowerCase();
       if (name === '') continue;
-      const st = o.plan.stages.find((s) => s.name?.toLowerCase() === name) ?? (/^\d+$/.test(name) ? o.plan.stages[Number(name)] : undefined);
-      if (!st) throw new KilnError('USAGE', `--no-cache-filter: no stage named "${f}"`, {}, { hint: `stages: ${o.plan.stages.map((s) => s.name ?? String(s.index)).join(', ')}` });
+      const st =
+        o.plan.stages.find((s) => s.name?.toLowerCase() === name) ??
+        (/^\d+$/.test(name) ? o.plan.stages[Number(name)] : undefined);
+      if (!st)
+        throw new KilnError(
+          'USAGE',
+          `--no-cache-filter: no stage named "${f}"`,
+          {},
+          { hint: `stages: ${o.plan.stages.map((s) => s.name ?? String(s.index)).join(', ')}` },
+        );
       this.skipStages.add(st.index);
     }
   }
 
   /** The step's key and, unless caching is off for it, the recorded result. */
-  async lookup(ins: Instruction, state: StepState, scope: StageScope, stage: PlannedStage, stageResult: StageResult): Promise<StepLookup> {
+  async lookup(
+    ins: Instruction,
+    state: StepState,
+    scope: StageScope,
+    stage: PlannedStage,
+    stageResult: StageResult,
+  ): Promise<StepLookup> {
     const replayScope = ins.kind === 'ARG' || ins.kind === 'ENV';
     const out: StepLookup = { replayScope, stage: stage.index };
     try {
@@ -130,7 +159,12 @@ export class StepCache {
       if (rec) break;
       rec = await src.record(out.key, this.o.store).catch(() => undefined);
       if (rec) {
-        if (rec.layer) await this.o.store.recordLayer(rec.layer.digest, { diffId: rec.layer.diffId, uncompressedSize: rec.layer.uncompressedSize, ...(rec.layer.contentSize !== undefined ? { contentSize: rec.layer.contentSize } : {}) });
+        if (rec.layer)
+          await this.o.store.recordLayer(rec.layer.digest, {
+            diffId: rec.layer.diffId,
+            uncompressedSize: rec.layer.uncompressedSize,
+            ...(rec.layer.contentSize !== undefined ? { contentSize: rec.layer.contentSize } : {}),
+          });
         rec = await this.index.put(rec);
       }
     }
@@ -157,7 +191,18 @@ export class StepCache {
       v: 1,
       key: l.key,
       created: new Date().toISOString(),
-      ...(layer ? { layer: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, diffId: layer.diffId, uncompressedSize: layer.uncompressedSize, ...(layer.contentSize !== undefined ? { contentSize: layer.contentSize } : {}) } } : {}),
+      ...(layer
+        ? {
+            layer: {
+              mediaType: layer.mediaType,
+              digest: layer.digest,
+              size: layer.size,
+              diffId: layer.diffId,
+              uncompressedSize: layer.uncompressedSize,
+              ...(layer.contentSize !== undefined ? { contentSize: layer.contentSize } : {}),
+            },
+          }
+        : {}),
       state: { config: state.config, layers: state.layers, cmdSet: state.cmdSet, shell: state.shell },
     };
     // A concurrent build that recorded the same key first wins: carry on from its result, so the
@@ -213,7 +258,13 @@ export class StepCache {
     return (this.o.to?.length ?? 0) > 0;
   }
 
-  private async key(ins: Instruction, state: StepState, scope: StageScope, stage: PlannedStage, stageResult: StageResult): Promise<Digest | undefined> {
+  private async key(
+    ins: Instruction,
+    state: StepState,
+    scope: StageScope,
+    stage: PlannedStage,
+    stageResult: StageResult,
+  ): Promise<Digest | undefined> {
     const x = expandInstruction(ins, scope.lookup, { escape: this.o.escape });
     const planned = stage.instructions.find((p) => p.instruction === ins);
     const inputs: string[] = [];
@@ -260,7 +311,15 @@ export class StepCache {
       }
     }
     const env = scope.runEnv().filter(([k]) => !PROXY_ARGS.includes(k));
-    return stepKey({ parent: stateId(state), instruction: x, env, platform: this.o.platform, sourceDateEpoch: this.o.sourceDateEpoch, network, inputs });
+    return stepKey({
+      parent: stateId(state),
+      instruction: x,
+      env,
+      platform: this.o.platform,
+      sourceDateEpoch: this.o.sourceDateEpoch,
+      network,
+      inputs,
+    });
   }
 
   private async hashContext(sources: string[]): Promise<Digest> {

@@ -23,7 +23,24 @@
  *
  * Relative targets are relative to the working directory (BuildKit).
  */
-import { chmodSync, closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeSync, promises as fsp } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeSync,
+  promises as fsp,
+} from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -68,16 +85,29 @@ export function parseSecretFlag(spec: string): SecretSource {
   let type: string | undefined;
   for (const field of spec.split(',')) {
     const eq = field.indexOf('=');
-    if (eq < 0) throw new KilnError('USAGE', `invalid --secret "${spec}": "${field}" must be a key=value pair`, {}, { hint: '--secret id=ID,src=FILE or --secret id=ID,env=VAR' });
+    if (eq < 0)
+      throw new KilnError(
+        'USAGE',
+        `invalid --secret "${spec}": "${field}" must be a key=value pair`,
+        {},
+        { hint: '--secret id=ID,src=FILE or --secret id=ID,env=VAR' },
+      );
     const key = field.slice(0, eq).trim().toLowerCase();
     const value = field.slice(eq + 1);
     if (key === 'id') out.id = value;
     else if (key === 'src' || key === 'source') out.src = value;
     else if (key === 'env') out.env = value;
     else if (key === 'type') {
-      if (value !== 'file' && value !== 'env') throw new KilnError('USAGE', `invalid --secret "${spec}": type must be file or env`);
+      if (value !== 'file' && value !== 'env')
+        throw new KilnError('USAGE', `invalid --secret "${spec}": type must be file or env`);
       type = value;
-    } else throw new KilnError('USAGE', `invalid --secret "${spec}": unexpected key "${key}"`, {}, { hint: 'keys: id, src (or source), env, type' });
+    } else
+      throw new KilnError(
+        'USAGE',
+        `invalid --secret "${spec}": unexpected key "${key}"`,
+        {},
+        { hint: 'keys: id, src (or source), env, type' },
+      );
   }
   if (type === 'env' && out.env === undefined) {
     out.env = out.src;
@@ -87,7 +117,13 @@ export function parseSecretFlag(spec: string): SecretSource {
     // buildx: the id defaults to the file's base name or the variable's name.
     if (out.src) out.id = path.basename(out.src);
     else if (out.env) out.id = out.env;
-    else throw new KilnError('USAGE', `invalid --secret "${spec}": an id is needed`, {}, { hint: '--secret id=ID,src=FILE or --secret id=ID,env=VAR' });
+    else
+      throw new KilnError(
+        'USAGE',
+        `invalid --secret "${spec}": an id is needed`,
+        {},
+        { hint: '--secret id=ID,src=FILE or --secret id=ID,env=VAR' },
+      );
   }
   if (out.src === undefined && out.env === undefined) {
     if (process.env[out.id] !== undefined) out.env = out.id;
@@ -98,10 +134,16 @@ export function parseSecretFlag(spec: string): SecretSource {
     try {
       st = statSync(out.src);
     } catch {
-      throw new KilnError('NOT_FOUND', `secret "${out.id}": cannot read ${out.src}`, { path: out.src }, { hint: 'give an existing file with src=, or a variable with env=' });
+      throw new KilnError(
+        'NOT_FOUND',
+        `secret "${out.id}": cannot read ${out.src}`,
+        { path: out.src },
+        { hint: 'give an existing file with src=, or a variable with env=' },
+      );
     }
     if (!st.isFile()) throw new KilnError('USAGE', `secret "${out.id}": ${out.src} is not a file`, { path: out.src });
-    if (st.size > MAX_SECRET_SIZE) throw new KilnError('USAGE', `secret "${out.id}" is too big: at most 500 KiB`, { path: out.src });
+    if (st.size > MAX_SECRET_SIZE)
+      throw new KilnError('USAGE', `secret "${out.id}" is too big: at most 500 KiB`, { path: out.src });
     out.src = path.resolve(out.src);
   }
   return out;
@@ -111,17 +153,41 @@ export function parseSecretFlag(spec: string): SecretSource {
 export function parseSshFlag(spec: string): SshSource {
   const eq = spec.indexOf('=');
   const id = (eq < 0 ? spec : spec.slice(0, eq)).trim() || 'default';
-  const paths = eq < 0 ? [] : spec.slice(eq + 1).split(',').filter(Boolean);
-  if (paths.length > 1) throw new KilnError('UNSUPPORTED', `--ssh ${spec}: kiln forwards one agent socket per id`, {}, { hint: 'load the keys into an ssh-agent and give its socket' });
+  const paths =
+    eq < 0
+      ? []
+      : spec
+          .slice(eq + 1)
+          .split(',')
+          .filter(Boolean);
+  if (paths.length > 1)
+    throw new KilnError(
+      'UNSUPPORTED',
+      `--ssh ${spec}: kiln forwards one agent socket per id`,
+      {},
+      { hint: 'load the keys into an ssh-agent and give its socket' },
+    );
   const socket = paths[0] ?? process.env.SSH_AUTH_SOCK;
-  if (!socket) throw new KilnError('USAGE', `--ssh ${id}: no socket given and SSH_AUTH_SOCK is not set`, {}, { hint: 'start an ssh-agent, or give --ssh ID=/path/to/agent.sock' });
+  if (!socket)
+    throw new KilnError(
+      'USAGE',
+      `--ssh ${id}: no socket given and SSH_AUTH_SOCK is not set`,
+      {},
+      { hint: 'start an ssh-agent, or give --ssh ID=/path/to/agent.sock' },
+    );
   let st;
   try {
     st = statSync(socket);
   } catch {
     throw new KilnError('NOT_FOUND', `--ssh ${id}: ${socket} does not exist`, { path: socket });
   }
-  if (!st.isSocket()) throw new KilnError('UNSUPPORTED', `--ssh ${id}: ${socket} is not a socket (kiln forwards agent sockets, not key files)`, { path: socket }, { hint: 'ssh-add the key to an ssh-agent and give the agent socket' });
+  if (!st.isSocket())
+    throw new KilnError(
+      'UNSUPPORTED',
+      `--ssh ${id}: ${socket} is not a socket (kiln forwards agent sockets, not key files)`,
+      { path: socket },
+      { hint: 'ssh-add the key to an ssh-agent and give the agent socket' },
+    );
   return { id, socket: path.resolve(socket) };
 }
 
@@ -230,10 +296,12 @@ export async function prepareRunMounts(req: RunMountsRequest): Promise<RunMounts
             seed = await req.from(m.from, fromNo);
             keyParts.push(`from=${sha256(seed.diffIds.join(','))}`, `source=${normalSource(m.source)}`);
           } else if (m.source !== undefined) keyParts.push(`source=${normalSource(m.source)}`);
-          if (m.uid !== undefined || m.gid !== undefined || m.mode !== undefined) keyParts.push(`owner=${m.uid ?? 0}:${m.gid ?? 0}:${(m.mode ?? 0o755).toString(8)}`);
+          if (m.uid !== undefined || m.gid !== undefined || m.mode !== undefined)
+            keyParts.push(`owner=${m.uid ?? 0}:${m.gid ?? 0}:${(m.mode ?? 0o755).toString(8)}`);
           keyParts = keyParts.sort();
           if (m.sharing === 'locked') {
-            if (lockedKeys.has(keyParts.join('\n'))) throw err(`cache "${id}" is mounted twice with sharing=locked in one RUN: it would wait for itself`);
+            if (lockedKeys.has(keyParts.join('\n')))
+              throw err(`cache "${id}" is mounted twice with sharing=locked in one RUN: it would wait for itself`);
             lockedKeys.add(keyParts.join('\n'));
           }
           const hold = await holdCache(req.store.root, keyParts.join('\n'), id, m.sharing, req.signal);
@@ -273,11 +341,19 @@ export async function prepareRunMounts(req: RunMountsRequest): Promise<RunMounts
         case 'secret': {
           const id = m.id || (m.target ? path.posix.basename(m.target) : undefined);
           if (!id) throw err('secret mount needs an id or a target');
-          const target = m.target ? targetOf(m.target) : m.env === undefined ? `/run/secrets/${path.posix.basename(id)}` : undefined;
+          const target = m.target
+            ? targetOf(m.target)
+            : m.env === undefined
+              ? `/run/secrets/${path.posix.basename(id)}`
+              : undefined;
           const src = req.secrets?.find((s) => s.id === id);
           const bytes = src ? readSecret(src) : undefined;
           if (bytes === undefined) {
-            if (m.required) throw err(`secret "${id}" is required but was not given to the build`, `pass it with --secret id=${id},src=FILE or --secret id=${id},env=VAR`);
+            if (m.required)
+              throw err(
+                `secret "${id}" is required but was not given to the build`,
+                `pass it with --secret id=${id},src=FILE or --secret id=${id},env=VAR`,
+              );
             break; // optional and missing: no mount, no variable (BuildKit)
           }
           if (target) {
@@ -302,7 +378,11 @@ export async function prepareRunMounts(req: RunMountsRequest): Promise<RunMounts
           firstSsh ??= target;
           const src = req.ssh?.find((s) => s.id === id);
           if (!src) {
-            if (m.required) throw err(`ssh agent "${id}" is required but was not given to the build`, `pass it with --ssh ${id}[=SOCKET] (default: $SSH_AUTH_SOCK)`);
+            if (m.required)
+              throw err(
+                `ssh agent "${id}" is required but was not given to the build`,
+                `pass it with --ssh ${id}[=SOCKET] (default: $SSH_AUTH_SOCK)`,
+              );
             break;
           }
           const sock = path.join(priv(), `ssh-${sshIndex}.sock`);
@@ -329,7 +409,10 @@ export async function prepareRunMounts(req: RunMountsRequest): Promise<RunMounts
 }
 
 function normalSource(s: string | undefined): string {
-  return path.posix.normalize(`/${s ?? ''}`).slice(1).replace(/\/+$/, '');
+  return path.posix
+    .normalize(`/${s ?? ''}`)
+    .slice(1)
+    .replace(/\/+$/, '');
 }
 
 /** A path inside a stage's or image's filesystem, its symlinks resolved inside it. */
@@ -350,7 +433,13 @@ async function sourceIn(root: string, source: string | undefined, what: string, 
  * .dockerignore'd paths absent. A directory with ignored files inside is given as a filtered copy
  * (hard links where possible), as BuildKit only ever sees the files the context sends.
  */
-async function contextSource(ctx: BuildContext, source: string | undefined, tmpDir: string, place: ErrorPlace, releases: (() => Promise<void> | void)[]): Promise<string> {
+async function contextSource(
+  ctx: BuildContext,
+  source: string | undefined,
+  tmpDir: string,
+  place: ErrorPlace,
+  releases: (() => Promise<void> | void)[],
+): Promise<string> {
   let real: string;
   try {
     real = await resolveInRoot(ctx.root, `/${normalSource(source)}`);
@@ -365,7 +454,9 @@ async function contextSource(ctx: BuildContext, source: string | undefined, tmpD
     st = undefined;
   }
   if (!st || (real !== '' && ctx.ignores(real))) {
-    throw new KilnError('NOT_FOUND', `bind source "${source ?? '/'}" not found in the build context`, place, { hint: 'check the path (relative to the context) and .dockerignore' });
+    throw new KilnError('NOT_FOUND', `bind source "${source ?? '/'}" not found in the build context`, place, {
+      hint: 'check the path (relative to the context) and .dockerignore',
+    });
   }
   if (!st.isDirectory() || !anyIgnored(ctx, abs, real)) return abs;
   const copy = path.join(tmpDir, `tmp-${process.pid}-bind-${randomBytes(6).toString('hex')}`);
@@ -415,7 +506,8 @@ function readSecret(s: SecretSource): Buffer | undefined {
   } catch {
     return undefined;
   }
-  if (b.length > MAX_SECRET_SIZE) throw new KilnError('USAGE', `secret "${s.id}" is too big: at most 500 KiB`, { path: s.src });
+  if (b.length > MAX_SECRET_SIZE)
+    throw new KilnError('USAGE', `secret "${s.id}" is too big: at most 500 KiB`, { path: s.src });
   return b;
 }
 
@@ -517,7 +609,13 @@ async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * exclusively); private: the first instance nobody holds, a new one when all are busy; locked:
  * instance 0, waiting until nobody holds it.
  */
-async function holdCache(storeRoot: string, key: string, id: string, sharing: 'shared' | 'private' | 'locked', signal?: AbortSignal): Promise<{ dir: string; release(): void }> {
+async function holdCache(
+  storeRoot: string,
+  key: string,
+  id: string,
+  sharing: 'shared' | 'private' | 'locked',
+  signal?: AbortSignal,
+): Promise<{ dir: string; release(): void }> {
   const base = path.join(cacheMountsDir(storeRoot), digestHex(sha256(key)));
   mkdirSync(base, { recursive: true });
   const lock = path.join(base, '.lock');
@@ -534,7 +632,11 @@ async function holdCache(storeRoot: string, key: string, id: string, sharing: 's
           continue;
         }
         mkdirSync(path.join(instance, 'holders'), { recursive: true });
-        const file = path.join(instance, 'holders', `${process.pid}-${myStart}-${randomBytes(4).toString('hex')}.${sharing === 'shared' ? 'shared' : 'excl'}`);
+        const file = path.join(
+          instance,
+          'holders',
+          `${process.pid}-${myStart}-${randomBytes(4).toString('hex')}.${sharing === 'shared' ? 'shared' : 'excl'}`,
+        );
         closeSync(openSync(file, 'wx'));
         return { dir: instance, release: () => rmSync(file, { force: true }) };
       }

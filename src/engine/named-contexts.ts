@@ -29,24 +29,38 @@ import type { LoadedImage, Store } from '../store/store.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 
-export type NamedContext = { name: string; kind: 'dir'; dir: string } | { name: string; kind: 'image'; ref: string } | { name: string; kind: 'oci-layout'; dir: string; select?: { tag?: string; digest?: string } };
+export type NamedContext =
+  | { name: string; kind: 'dir'; dir: string }
+  | { name: string; kind: 'image'; ref: string }
+  | { name: string; kind: 'oci-layout'; dir: string; select?: { tag?: string; digest?: string } };
 
 export { contextKey };
 
 /** `NAME=VALUE` of --build-context. */
 export function parseBuildContextFlag(spec: string): NamedContext {
   const eq = spec.indexOf('=');
-  if (eq <= 0 || eq === spec.length - 1) throw new KilnError('USAGE', `invalid --build-context "${spec}": use NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG|@DIGEST]`);
+  if (eq <= 0 || eq === spec.length - 1)
+    throw new KilnError(
+      'USAGE',
+      `invalid --build-context "${spec}": use NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG|@DIGEST]`,
+    );
   const rawName = spec.slice(0, eq);
   const value = spec.slice(eq + 1);
   const name = contextKey(rawName);
-  if (name === undefined) throw new KilnError('USAGE', `invalid --build-context name "${rawName}": a name is written as an image name is (lowercase letters, digits, ".", "_", "-", "/")`);
+  if (name === undefined)
+    throw new KilnError(
+      'USAGE',
+      `invalid --build-context name "${rawName}": a name is written as an image name is (lowercase letters, digits, ".", "_", "-", "/")`,
+    );
   if (value.startsWith('docker-image://')) {
     const ref = value.slice('docker-image://'.length);
     try {
       parseReference(ref);
     } catch (e) {
-      throw new KilnError('USAGE', `--build-context ${rawName}: invalid image reference "${ref}"${e instanceof KilnError ? `: ${e.message}` : ''}`);
+      throw new KilnError(
+        'USAGE',
+        `--build-context ${rawName}: invalid image reference "${ref}"${e instanceof KilnError ? `: ${e.message}` : ''}`,
+      );
     }
     return { name, kind: 'image', ref };
   }
@@ -63,18 +77,38 @@ export function parseBuildContextFlag(spec: string): NamedContext {
       dir = rest.slice(0, colon);
       select = { tag: rest.slice(colon + 1) };
     }
-    if (!existsSync(path.join(dir, 'index.json'))) throw new KilnError('NOT_FOUND', `--build-context ${rawName}: ${dir} is not an OCI image layout (no index.json)`, { path: dir });
+    if (!existsSync(path.join(dir, 'index.json')))
+      throw new KilnError(
+        'NOT_FOUND',
+        `--build-context ${rawName}: ${dir} is not an OCI image layout (no index.json)`,
+        { path: dir },
+      );
     return { name, kind: 'oci-layout', dir: path.resolve(dir), select };
   }
   if (/^(https?|git|ssh):\/\/|^git@|\.git(#|$)/.test(value)) {
-    throw new KilnError('USAGE', `--build-context ${rawName}=${value}: git and URL contexts are not supported yet`, {}, { hint: 'clone or download it and give the directory, or use docker-image:// or oci-layout://' });
+    throw new KilnError(
+      'USAGE',
+      `--build-context ${rawName}=${value}: git and URL contexts are not supported yet`,
+      {},
+      { hint: 'clone or download it and give the directory, or use docker-image:// or oci-layout://' },
+    );
   }
-  if (!existsSync(value) || !lstatSync(value).isDirectory()) throw new KilnError('NOT_FOUND', `--build-context ${rawName}: ${value} is not a directory`, { path: value }, { hint: 'give a directory, docker-image://REF or oci-layout://PATH' });
+  if (!existsSync(value) || !lstatSync(value).isDirectory())
+    throw new KilnError(
+      'NOT_FOUND',
+      `--build-context ${rawName}: ${value} is not a directory`,
+      { path: value },
+      { hint: 'give a directory, docker-image://REF or oci-layout://PATH' },
+    );
   return { name, kind: 'dir', dir: path.resolve(value) };
 }
 
 /** The image a directory or OCI-layout context stands for, in the store. */
-export async function namedContextImage(store: Store, nc: NamedContext & { kind: 'dir' | 'oci-layout' }, platform: Platform): Promise<LoadedImage> {
+export async function namedContextImage(
+  store: Store,
+  nc: NamedContext & { kind: 'dir' | 'oci-layout' },
+  platform: Platform,
+): Promise<LoadedImage> {
   return nc.kind === 'dir' ? dirImage(store, nc.dir, platform) : ociLayoutImage(store, nc, platform);
 }
 
@@ -97,30 +131,56 @@ async function dirImage(store: Store, dir: string, platform: Platform): Promise<
     rootfs: { type: 'layers', diff_ids: [layer.diffId] },
     history: [{ created_by: `build context ${dir}`, comment: 'kiln --build-context' }],
   };
-  const written = await store.writeImage(config, [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }]);
+  const written = await store.writeImage(config, [
+    { mediaType: layer.mediaType, digest: layer.digest, size: layer.size },
+  ]);
   return store.loadImage(written.descriptor);
 }
 
-async function ociLayoutImage(store: Store, nc: NamedContext & { kind: 'oci-layout' }, platform: Platform): Promise<LoadedImage> {
+async function ociLayoutImage(
+  store: Store,
+  nc: NamedContext & { kind: 'oci-layout' },
+  platform: Platform,
+): Promise<LoadedImage> {
   const where = `${nc.dir}/index.json`;
   const index = parseIndex(parseJSONText(readFileSync(path.join(nc.dir, 'index.json')), where), where);
   const sel = nc.select;
-  const picked = index.manifests.filter((d) => (sel?.digest ? d.digest === sel.digest : sel?.tag ? refNameIs(d.annotations?.['org.opencontainers.image.ref.name'], sel.tag) : true));
+  const picked = index.manifests.filter((d) =>
+    sel?.digest
+      ? d.digest === sel.digest
+      : sel?.tag
+        ? refNameIs(d.annotations?.['org.opencontainers.image.ref.name'], sel.tag)
+        : true,
+  );
   if (picked.length !== 1) {
-    const what = sel?.digest ? `no manifest ${sel.digest}` : sel?.tag ? `no image tagged "${sel.tag}"` : `${index.manifests.length} images and no tag or digest to pick one`;
-    throw new KilnError('NOT_FOUND', `--build-context ${nc.name}: ${what} in the OCI layout ${nc.dir}`, { path: nc.dir }, { hint: 'oci-layout://PATH:TAG or oci-layout://PATH@sha256:…' });
+    const what = sel?.digest
+      ? `no manifest ${sel.digest}`
+      : sel?.tag
+        ? `no image tagged "${sel.tag}"`
+        : `${index.manifests.length} images and no tag or digest to pick one`;
+    throw new KilnError(
+      'NOT_FOUND',
+      `--build-context ${nc.name}: ${what} in the OCI layout ${nc.dir}`,
+      { path: nc.dir },
+      { hint: 'oci-layout://PATH:TAG or oci-layout://PATH@sha256:…' },
+    );
   }
   // Every blob the image needs, copied into the store and verified (the layout's index and
   // manifests are read through the store, once they are in it).
   const copyBlob = async (d: Descriptor) => {
     if (await store.hasBlob(d.digest)) return;
     const m = /^sha256:([a-f0-9]{64})$/.exec(d.digest);
-    if (!m) throw new KilnError('INVALID', `--build-context ${nc.name}: unsupported digest ${d.digest}`, { path: nc.dir });
+    if (!m)
+      throw new KilnError('INVALID', `--build-context ${nc.name}: unsupported digest ${d.digest}`, { path: nc.dir });
     const file = path.join(nc.dir, 'blobs', 'sha256', m[1]!);
-    if (!existsSync(file)) throw new KilnError('NOT_FOUND', `--build-context ${nc.name}: blob ${d.digest} is missing from the OCI layout`, { path: nc.dir });
+    if (!existsSync(file))
+      throw new KilnError('NOT_FOUND', `--build-context ${nc.name}: blob ${d.digest} is missing from the OCI layout`, {
+        path: nc.dir,
+      });
     const w = await store.createBlobWriter();
     try {
-      for await (const c of createReadStream(file)) if (!w.stream.write(c)) await new Promise((r) => w.stream.once('drain', r));
+      for await (const c of createReadStream(file))
+        if (!w.stream.write(c)) await new Promise((r) => w.stream.once('drain', r));
     } catch (e) {
       await w.abort();
       throw e;
@@ -132,7 +192,12 @@ async function ociLayoutImage(store: Store, nc: NamedContext & { kind: 'oci-layo
   if (/index|manifest\.list/.test(desc.mediaType)) {
     const inner = parseIndex(await store.readJSON(desc.digest), `${nc.dir} ${desc.digest}`);
     const match = matchPlatform(inner.manifests, platform);
-    if (!match) throw new KilnError('NOT_FOUND', `--build-context ${nc.name}: no ${platform.os}/${platform.architecture} image in the OCI layout's index`, { path: nc.dir });
+    if (!match)
+      throw new KilnError(
+        'NOT_FOUND',
+        `--build-context ${nc.name}: no ${platform.os}/${platform.architecture} image in the OCI layout's index`,
+        { path: nc.dir },
+      );
     desc = match;
     await copyBlob(desc);
   }

@@ -45,14 +45,36 @@ export type BuildEvent =
    * size: the bytes of the image's files, as `docker images` counts them. compressedSize: its
    * layers' compressed bytes (what a pull downloads), when every layer is compressed.
    */
-  | { type: 'done'; imageId: string; manifestDigest: string; ms: number; layers: number; size: number; compressedSize?: number };
+  | {
+      type: 'done';
+      imageId: string;
+      manifestDigest: string;
+      ms: number;
+      layers: number;
+      size: number;
+      compressedSize?: number;
+    };
 
 export type EventSink = (e: BuildEvent) => void;
 
 /** Every event type, in the order a build gives them (docs/progress-json.md documents each). */
-export const BUILD_EVENT_TYPES = ['plan', 'stage-start', 'step-start', 'step-output', 'step-cached', 'step-done', 'step-error', 'stage-done', 'warning', 'sandbox', 'pull', 'done'] as const satisfies readonly BuildEvent['type'][];
+export const BUILD_EVENT_TYPES = [
+  'plan',
+  'stage-start',
+  'step-start',
+  'step-output',
+  'step-cached',
+  'step-done',
+  'step-error',
+  'stage-done',
+  'warning',
+  'sandbox',
+  'pull',
+  'done',
+] as const satisfies readonly BuildEvent['type'][];
 // A type added to BuildEvent but not to the list above fails to compile here.
-const allListed: [Exclude<BuildEvent['type'], (typeof BUILD_EVENT_TYPES)[number]>] extends [never] ? true : false = true;
+const allListed: [Exclude<BuildEvent['type'], (typeof BUILD_EVENT_TYPES)[number]>] extends [never] ? true : false =
+  true;
 void allListed;
 
 /** What the registry client reports while pulling (structural: registry/ owns the real type). */
@@ -65,7 +87,11 @@ export type TransferProgress =
  * An `onProgress` callback for the registry's pull that turns its reports into `pull` events, and
  * `finish()` to call once the image is in the store.
  */
-export function pullProgress(ref: string, emit: EventSink, stage?: number): { onProgress: (e: TransferProgress) => void; finish: () => void } {
+export function pullProgress(
+  ref: string,
+  emit: EventSink,
+  stage?: number,
+): { onProgress: (e: TransferProgress) => void; finish: () => void } {
   const sizes = new Map<string, { current: number; total: number }>();
   const at = stage === undefined ? {} : { stage };
   const totals = () => {
@@ -99,8 +125,21 @@ export function pullProgress(ref: string, emit: EventSink, stage?: number): { on
 
 /** The `plan` event's description of a stage. */
 export function planStageInfo(stage: PlannedStage): PlanStageInfo {
-  const base = stage.base.kind === 'image' ? stage.base.ref : stage.base.kind === 'stage' ? `stage ${stage.base.index}` : 'scratch';
-  return { stage: stage.index, ...(stage.name !== undefined ? { name: stage.name } : {}), base, steps: [...(stage.onbuild ?? []), ...stage.instructions].map((p) => ({ text: p.instruction.original, line: p.instruction.range.start.line })) };
+  const base =
+    stage.base.kind === 'image'
+      ? stage.base.ref
+      : stage.base.kind === 'stage'
+        ? `stage ${stage.base.index}`
+        : 'scratch';
+  return {
+    stage: stage.index,
+    ...(stage.name !== undefined ? { name: stage.name } : {}),
+    base,
+    steps: [...(stage.onbuild ?? []), ...stage.instructions].map((p) => ({
+      text: p.instruction.original,
+      line: p.instruction.range.start.line,
+    })),
+  };
 }
 
 /** A failed RUN's exit code, which the engine attaches to its error as `stepExitCode`. */
