@@ -292,8 +292,7 @@ export class StepCache {
       // are in the step's history text, and every later step sees them.
       const probe = scope.child();
       for (const a of x.args) {
-        probe.declareArg(a.name, a.default);
-        const v = probe.runEnv().find(([k]) => k === a.name)?.[1];
+        const v = probe.declareArg(a.name, a.default);
         inputs.push(v === undefined ? `arg ${a.name}` : `arg ${a.name}=${v}`);
       }
     } else if (x.kind === 'RUN') {

@@ -572,12 +572,7 @@ class Engine {
         // global or automatic value), as BuildKit.
         const parts: string[] = [];
         for (const a of ins.args) {
-          let shown: string | undefined;
-          scope.declareArg(a.name, a.default !== undefined ? () => (shown = x(a.default!)) : undefined);
-          if (this.o.buildArgs?.has(a.name)) shown = this.o.buildArgs.get(a.name);
-          else if (a.default === undefined)
-            shown =
-              this.globals.get(a.name) ?? (Object.hasOwn(this.automatic, a.name) ? this.automatic[a.name] : undefined);
+          const shown = scope.declareArg(a.name, a.default !== undefined ? () => x(a.default!) : undefined);
           if (!state.argNames.includes(a.name)) state.argNames.push(a.name);
           parts.push(shown === undefined ? a.name : `${a.name}=${shown}`);
         }

@@ -359,13 +359,12 @@ class Planner {
         const parts: string[] = [];
         for (const a of ins.args) {
           this.declared.add(a.name);
-          scope.declareArg(
+          const v = scope.declareArg(
             a.name,
             a.default === undefined
               ? undefined
               : () => this.guard(ins, () => expandWord(a.default!, scope.lookup, opts)),
           );
-          const v = scope.lookup(a.name);
           parts.push(v === undefined ? a.name : `${a.name}=${v}`);
         }
         planned.expanded = `ARG ${parts.join(' ')}`;

@@ -121,17 +121,31 @@ export class StageScope {
   }
 
   /**
-   * `ARG name[=default]`. `def` is the default already expanded, or a function expanding it (only
-   * called when no --build-arg overrides it, as BuildKit does).
+   * The value `ARG name[=default]` takes here (BuildKit's rule, the one place it is written): the
+   * --build-arg, else the default, else the global ARG's value, else the automatic platform
+   * value; undefined when it has none (declared, unset). `def` is the default already expanded,
+   * or a function expanding it, only called when no --build-arg overrides it (as BuildKit). This
+   * is also the value the step's history shows (`ARG name=value`). Changes nothing.
    */
-  declareArg(name: string, def: string | undefined | (() => string | undefined)): void {
-    let v: string | undefined;
-    if (this.buildArgs.has(name)) v = this.buildArgs.get(name);
-    else if (def !== undefined) v = typeof def === 'function' ? def() : def;
-    else if (this.globals.get(name) !== undefined) v = this.globals.get(name);
-    else if (Object.hasOwn(this.automatic, name)) v = this.automatic[name];
-    this.args.set(name, v);
-    if (v !== undefined) this.vars.set(name, v);
+  argValue(name: string, def: string | undefined | (() => string | undefined)): string | undefined {
+    if (this.buildArgs.has(name)) return this.buildArgs.get(name);
+    if (def !== undefined) return typeof def === 'function' ? def() : def;
+    if (this.globals.get(name) !== undefined) return this.globals.get(name);
+    if (Object.hasOwn(this.automatic, name)) return this.automatic[name];
+    return undefined;
+  }
+
+  /** `ARG name[=default]`: declares it with `argValue`'s value, which it returns. */
+  declareArg(name: string, def: string | undefined | (() => string | undefined)): string | undefined {
+    const v = this.argValue(name, def);
+    this.setArg(name, v);
+    return v;
+  }
+
+  /** Declares an ARG with its effective value already computed (`argValue`). */
+  setArg(name: string, value: string | undefined): void {
+    this.args.set(name, value);
+    if (value !== undefined) this.vars.set(name, value);
   }
 
   /** `ENV key=value`. */
