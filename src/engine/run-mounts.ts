@@ -3,22 +3,21 @@
  *
  * - cache: a directory kept in the store between builds, STORE/cache-mounts/<sha256 of the key>/,
  *   the key being the id (default: the target) plus, as BuildKit, what the cache starts from
- *   (from=/source= and uid/gid/mode). Never part of a layer. Sharing: `shared` users share one
- *   directory; `locked` waits until nobody else uses it; `private` takes a directory nobody uses,
- *   a new one when all are busy. Holders are files naming the process (pid and start time), so a
- *   killed kiln never blocks a cache. `pruneCacheMounts` removes the ones nobody holds.
+ *   (from=/source= and uid/gid/mode). Never part of a layer. Sharing (shared, locked, private),
+ *   holders and pruning: cache-mounts.ts.
  * - bind: the build context (default), a stage or an image (`from=`), `source` (default the root)
  *   resolved inside it without following symlinks out of it; read-only unless `rw`, whose writes
  *   are thrown away. From the context, .dockerignore'd files are not there (as BuildKit).
  * - tmpfs: a fresh tmpfs (`size`).
- * - secret: `--secret id=ID[,src=FILE|,env=VAR]` of `kiln build`; a file (default
+ * - secret: `--secret id=ID[,src=FILE|,env=VAR]` of `kiln build` (run-flags.ts); a file (default
  *   /run/secrets/<id>, mode 0400, uid/gid 0) from a private tmpfs directory (/dev/shm), and/or an
  *   environment variable (`env=`). The bytes never reach a layer (mount points stay out of it),
  *   the config, the history (BuildKit's `RUN …` text has no mount flags) or a cache key (keys see
  *   the mount options, not the content). A missing secret is an error when `required`, else the
  *   mount is skipped.
  * - ssh: `--ssh ID[=SOCKET]` (default $SSH_AUTH_SOCK): a socket (default
- *   /run/buildkit/ssh_agent.N, mode 0600) that forwards each connection to the caller's agent;
+ *   /run/buildkit/ssh_agent.N, mode 0600) that forwards each connection to the caller's agent
+ *   (ssh-agent-proxy.ts);
  *   SSH_AUTH_SOCK points at the first one unless the stage sets it.
  *
  * Relative targets are relative to the working directory (BuildKit).
@@ -32,7 +31,6 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
-  readFileSync,
   readdirSync,
   readlinkSync,
   rmSync,
@@ -41,7 +39,6 @@ import {
   writeSync,
   promises as fsp,
 } from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { MountSpec } from '../dockerfile/ast.js';
@@ -50,146 +47,17 @@ import type { BuildContext } from '../context/index.js';
 import { makePrivateDir as makePrivateDirIn, sweepPrivateDirs, type Mount } from '../sandbox/index.js';
 import { openView, resolveInRoot } from '../sandbox/view.js';
 import type { Store } from '../store/store.js';
-import { withFileLock } from '../store/lock.js';
-import { sha256, digestHex, type Digest } from '../util/digest.js';
+import { sha256, type Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
-import { runCapture, processStartTime } from '../util/proc.js';
+import { runCapture } from '../util/proc.js';
 import { lchownInNamespace } from '../util/userns.js';
+import { holdCache } from './cache-mounts.js';
+import { readSecret, type SecretSource, type SshSource } from './run-flags.js';
+import { agentProxy } from './ssh-agent-proxy.js';
 
-/** A secret given to the build: `--secret id=ID[,src=FILE][,env=VAR]`. */
-export interface SecretSource {
-  id: string;
-  /** Read from this file… */
-  src?: string;
-  /** …or from this variable of kiln's environment. */
-  env?: string;
-}
-
-/** An SSH agent given to the build: `--ssh ID[=SOCKET]`. */
-export interface SshSource {
-  id: string;
-  /** The agent's socket. */
-  socket: string;
-}
-
-/** BuildKit's limit on one secret. */
-export const MAX_SECRET_SIZE = 500 * 1024;
-
-/**
- * `--secret` as docker buildx reads it: `id=ID[,type=file|env][,src|source=PATH][,env=VAR]`.
- * With only an id, the variable of that name when it is set, else the file of that name (BuildKit's
- * secretsprovider). Files must exist and be at most 500 KiB (checked here, before the build).
- */
-export function parseSecretFlag(spec: string): SecretSource {
-  const out: SecretSource = { id: '' };
-  let type: string | undefined;
-  for (const field of spec.split(',')) {
-    const eq = field.indexOf('=');
-    if (eq < 0)
-      throw new KilnError(
-        'USAGE',
-        `invalid --secret "${spec}": "${field}" must be a key=value pair`,
-        {},
-        { hint: '--secret id=ID,src=FILE or --secret id=ID,env=VAR' },
-      );
-    const key = field.slice(0, eq).trim().toLowerCase();
-    const value = field.slice(eq + 1);
-    if (key === 'id') out.id = value;
-    else if (key === 'src' || key === 'source') out.src = value;
-    else if (key === 'env') out.env = value;
-    else if (key === 'type') {
-      if (value !== 'file' && value !== 'env')
-        throw new KilnError('USAGE', `invalid --secret "${spec}": type must be file or env`);
-      type = value;
-    } else
-      throw new KilnError(
-        'USAGE',
-        `invalid --secret "${spec}": unexpected key "${key}"`,
-        {},
-        { hint: 'keys: id, src (or source), env, type' },
-      );
-  }
-  if (type === 'env' && out.env === undefined) {
-    out.env = out.src;
-    out.src = undefined;
-  }
-  if (out.id === '') {
-    // buildx: the id defaults to the file's base name or the variable's name.
-    if (out.src) out.id = path.basename(out.src);
-    else if (out.env) out.id = out.env;
-    else
-      throw new KilnError(
-        'USAGE',
-        `invalid --secret "${spec}": an id is needed`,
-        {},
-        { hint: '--secret id=ID,src=FILE or --secret id=ID,env=VAR' },
-      );
-  }
-  if (out.src === undefined && out.env === undefined) {
-    if (process.env[out.id] !== undefined) out.env = out.id;
-    else out.src = out.id;
-  }
-  if (out.src !== undefined) {
-    let st;
-    try {
-      st = statSync(out.src);
-    } catch {
-      throw new KilnError(
-        'NOT_FOUND',
-        `secret "${out.id}": cannot read ${out.src}`,
-        { path: out.src },
-        { hint: 'give an existing file with src=, or a variable with env=' },
-      );
-    }
-    if (!st.isFile()) throw new KilnError('USAGE', `secret "${out.id}": ${out.src} is not a file`, { path: out.src });
-    if (st.size > MAX_SECRET_SIZE)
-      throw new KilnError('USAGE', `secret "${out.id}" is too big: at most 500 KiB`, { path: out.src });
-    out.src = path.resolve(out.src);
-  }
-  return out;
-}
-
-/** `--ssh ID[=SOCKET]` (docker buildx); without a socket, $SSH_AUTH_SOCK. */
-export function parseSshFlag(spec: string): SshSource {
-  const eq = spec.indexOf('=');
-  const id = (eq < 0 ? spec : spec.slice(0, eq)).trim() || 'default';
-  const paths =
-    eq < 0
-      ? []
-      : spec
-          .slice(eq + 1)
-          .split(',')
-          .filter(Boolean);
-  if (paths.length > 1)
-    throw new KilnError(
-      'UNSUPPORTED',
-      `--ssh ${spec}: kiln forwards one agent socket per id`,
-      {},
-      { hint: 'load the keys into an ssh-agent and give its socket' },
-    );
-  const socket = paths[0] ?? process.env.SSH_AUTH_SOCK;
-  if (!socket)
-    throw new KilnError(
-      'USAGE',
-      `--ssh ${id}: no socket given and SSH_AUTH_SOCK is not set`,
-      {},
-      { hint: 'start an ssh-agent, or give --ssh ID=/path/to/agent.sock' },
-    );
-  let st;
-  try {
-    st = statSync(socket);
-  } catch {
-    throw new KilnError('NOT_FOUND', `--ssh ${id}: ${socket} does not exist`, { path: socket });
-  }
-  if (!st.isSocket())
-    throw new KilnError(
-      'UNSUPPORTED',
-      `--ssh ${id}: ${socket} is not a socket (kiln forwards agent sockets, not key files)`,
-      { path: socket },
-      { hint: 'ssh-add the key to an ssh-agent and give the agent socket' },
-    );
-  return { id, socket: path.resolve(socket) };
-}
+// Their owners' names, reachable from here as before (cli/ imports them from this module).
+export { cacheMountsDir, pruneCacheMounts } from './cache-mounts.js';
+export { MAX_SECRET_SIZE, parseSecretFlag, parseSshFlag, type SecretSource, type SshSource } from './run-flags.js';
 
 /** An image's filesystem a from= names. */
 export interface FromSource {
@@ -220,10 +88,6 @@ export interface RunMounts {
   env: string[];
   /** Unmount views, close agent proxies, remove secret files, release cache holds. Idempotent. */
   release(): Promise<void>;
-}
-
-export function cacheMountsDir(storeRoot: string): string {
-  return path.join(storeRoot, 'cache-mounts');
 }
 
 /** Turn a RUN's mount specs into sandbox mounts; release() once the RUN is over, also on error. */
@@ -494,23 +358,6 @@ function anyIgnored(ctx: BuildContext, abs: string, rel: string): boolean {
   return false;
 }
 
-function readSecret(s: SecretSource): Buffer | undefined {
-  if (s.env !== undefined) {
-    const v = process.env[s.env];
-    return v === undefined ? undefined : Buffer.from(v, 'utf8');
-  }
-  if (s.src === undefined) return undefined;
-  let b: Buffer;
-  try {
-    b = readFileSync(s.src);
-  } catch {
-    return undefined;
-  }
-  if (b.length > MAX_SECRET_SIZE)
-    throw new KilnError('USAGE', `secret "${s.id}" is too big: at most 500 KiB`, { path: s.src });
-  return b;
-}
-
 /**
  * A directory only root can enter, on a tmpfs when there is one (/dev/shm), for secret files and
  * agent sockets. Those of kiln processes that are gone are removed first.
@@ -518,168 +365,4 @@ function readSecret(s: SecretSource): Buffer | undefined {
 function makePrivateDir(): string {
   sweepPrivateDirs();
   return makePrivateDirIn('run');
-}
-
-function readdirSafe(d: string): string[] {
-  try {
-    return readdirSync(d);
-  } catch {
-    return [];
-  }
-}
-
-/** A unix socket at `at` whose connections are forwarded to the agent at `agent`. */
-function agentProxy(agent: string, at: string): Promise<{ close(): Promise<void> }> {
-  const conns = new Set<net.Socket>();
-  const server = net.createServer((c) => {
-    conns.add(c);
-    const up = net.connect(agent);
-    conns.add(up);
-    const end = () => {
-      c.destroy();
-      up.destroy();
-      conns.delete(c);
-      conns.delete(up);
-    };
-    c.on('error', end).on('close', end);
-    up.on('error', end).on('close', end);
-    c.pipe(up);
-    up.pipe(c);
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at, () => {
-      server.off('error', reject);
-      resolve({
-        close: () =>
-          new Promise<void>((res) => {
-            for (const c of conns) c.destroy();
-            server.close(() => res());
-          }),
-      });
-    });
-  });
-}
-
-// ---- cache mounts: holders and sharing ----
-
-const myStart = processStartTime(process.pid) ?? '0';
-
-interface Holder {
-  file: string;
-  exclusive: boolean;
-}
-
-/** The live holders of an instance directory (those of dead processes are removed). */
-function holders(instance: string): Holder[] {
-  const dir = path.join(instance, 'holders');
-  const out: Holder[] = [];
-  for (const name of readdirSafe(dir)) {
-    const m = /^(\d+)-(\d+)-[0-9a-f]+\.(shared|excl)$/.exec(name);
-    const file = path.join(dir, name);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    const liveProc = pid === process.pid ? m[2] === myStart : processStartTime(pid) === m[2];
-    if (!liveProc) {
-      rmSync(file, { force: true });
-      continue;
-    }
-    out.push({ file, exclusive: m[3] === 'excl' });
-  }
-  return out;
-}
-
-async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) throw new KilnError('BUILD', 'build interrupted');
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-  if (signal?.aborted) throw new KilnError('BUILD', 'build interrupted');
-}
-
-/**
- * Take a cache directory for one RUN: STORE/cache-mounts/<hex>/<n>/ (its content in data/).
- * shared: instance 0 unless someone holds it exclusively (then the first that nobody holds
- * exclusively); private: the first instance nobody holds, a new one when all are busy; locked:
- * instance 0, waiting until nobody holds it.
- */
-async function holdCache(
-  storeRoot: string,
-  key: string,
-  id: string,
-  sharing: 'shared' | 'private' | 'locked',
-  signal?: AbortSignal,
-): Promise<{ dir: string; release(): void }> {
-  const base = path.join(cacheMountsDir(storeRoot), digestHex(sha256(key)));
-  mkdirSync(base, { recursive: true });
-  const lock = path.join(base, '.lock');
-  let delay = 20;
-  for (;;) {
-    const got = await withFileLock(lock, async () => {
-      if (!existsSync(path.join(base, 'id'))) await fsp.writeFile(path.join(base, 'id'), `${id}\n`);
-      for (let n = 0; ; n++) {
-        const instance = path.join(base, String(n));
-        const hs = existsSync(instance) ? holders(instance) : [];
-        const ok = sharing === 'shared' ? !hs.some((h) => h.exclusive) : hs.length === 0;
-        if (!ok) {
-          if (sharing === 'locked') return undefined; // wait for instance 0
-          continue;
-        }
-        mkdirSync(path.join(instance, 'holders'), { recursive: true });
-        const file = path.join(
-          instance,
-          'holders',
-          `${process.pid}-${myStart}-${randomBytes(4).toString('hex')}.${sharing === 'shared' ? 'shared' : 'excl'}`,
-        );
-        closeSync(openSync(file, 'wx'));
-        return { dir: instance, release: () => rmSync(file, { force: true }) };
-      }
-    });
-    if (got) return got;
-    await sleep(delay, signal);
-    delay = Math.min(delay * 2, 500);
-  }
-}
-
-/**
- * `kiln prune` of cache mounts: remove every cache directory nobody holds (all of them when no
- * build runs). What was freed.
- */
-export async function pruneCacheMounts(storeRoot: string): Promise<{ dirs: number; bytes: number }> {
-  const root = cacheMountsDir(storeRoot);
-  let dirs = 0;
-  let bytes = 0;
-  for (const name of readdirSafe(root)) {
-    const base = path.join(root, name);
-    await withFileLock(path.join(base, '.lock'), async () => {
-      for (const n of readdirSafe(base)) {
-        if (!/^\d+$/.test(n)) continue;
-        const instance = path.join(base, n);
-        if (holders(instance).length) continue;
-        bytes += du(instance);
-        await fsp.rm(instance, { recursive: true, force: true });
-        dirs++;
-      }
-    });
-  }
-  return { dirs, bytes };
-}
-
-function du(p: string): number {
-  let st;
-  try {
-    st = lstatSync(p);
-  } catch {
-    return 0;
-  }
-  if (!st.isDirectory()) return st.size;
-  let n = 0;
-  for (const c of readdirSafe(p)) n += du(path.join(p, c));
-  return n;
 }
