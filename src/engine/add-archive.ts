@@ -10,12 +10,16 @@
  * copied as it is, as docker does; a tar that fails later fails the build.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, mkdirSync, openSync, readSync } from 'node:fs';
+import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { applyLayer } from '../layer/apply.js';
 import { decodeHeader } from '../layer/tarformat.js';
+import { BuildContext } from '../context/index.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
+import type { CopyRequest } from './copy.js';
 
 type Compression = 'gzip' | 'bzip2' | 'xz' | 'none';
 
@@ -129,4 +133,33 @@ export async function unpackArchive(
     throw e;
   }
   return 'unpacked';
+}
+
+/**
+ * The sources of `ADD <pattern>` from `ctx` when the pattern selects tar archives: each archive
+ * unpacked into a temp directory under `tmpDir` (pushed to `cleanups`) whose members keep their
+ * ownership, the other files matched as they are. Undefined when it selects no archive.
+ */
+export async function archiveSources(
+  ctx: BuildContext,
+  pattern: string,
+  tmpDir: string,
+  place: ErrorPlace,
+  cleanups: string[],
+): Promise<CopyRequest['sources'] | undefined> {
+  const archives = ctx.select(pattern, place).filter((e) => e.stat.isFile() && isArchive(e.abs));
+  if (!archives.length) return undefined;
+  const sources: CopyRequest['sources'] = [];
+  for (const a of archives) {
+    const dir = path.join(tmpDir, `tmp-${process.pid}-add-${randomBytes(6).toString('hex')}`);
+    mkdirSync(dir, { recursive: true });
+    cleanups.push(dir);
+    // kiln's safe applier, never GNU tar: a hostile entry fails the build, naming it. Not a tar
+    // after all (e.g. a lone .gz file): docker copies it as it is.
+    if ((await unpackArchive(a.abs, a.rel, dir, place)) === 'copy') sources.push({ ctx, pattern: a.rel });
+    else sources.push({ ctx: BuildContext.plain(dir), pattern: '.', keepOwner: true, unpacked: true });
+  }
+  const rest = ctx.select(pattern, place).filter((e) => !archives.some((a) => a.rel === e.rel));
+  for (const e of rest) sources.push({ ctx, pattern: e.rel });
+  return sources;
 }

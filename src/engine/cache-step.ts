@@ -11,8 +11,7 @@
  */
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { Instruction, MountSpec } from '../dockerfile/ast.js';
-import { expandInstruction } from '../dockerfile/expand-instruction.js';
+import type { MountSpec } from '../dockerfile/ast.js';
 import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
 import { shippedStages } from '../plan/planner.js';
 import { PROXY_ARGS, type StageScope } from '../plan/scope.js';
@@ -34,6 +33,7 @@ import type { LoadedImage, Store } from '../store/store.js';
 import { openView } from '../sandbox/view.js';
 import { sha256, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
+import type { Step } from './expand-step.js';
 
 /** A cache that records can also come from (an imported registry or OCI-layout cache). */
 export interface CacheSource {
@@ -53,7 +53,6 @@ export interface StepCacheOptions {
   store: Store;
   ctx: BuildContext;
   plan: BuildPlan;
-  escape: '\\' | '`';
   platform: string;
   sourceDateEpoch?: number;
   network?: 'host' | 'none';
@@ -128,18 +127,21 @@ export class StepCache {
     }
   }
 
-  /** The step's key and, unless caching is off for it, the recorded result. */
+  /**
+   * The key of the step (read once by expand-step.ts: the key describes exactly what runs) and,
+   * unless caching is off for it, the recorded result. `scope`: the stage's variables before it.
+   */
   async lookup(
-    ins: Instruction,
+    step: Step,
     state: StepState,
     scope: StageScope,
     stage: PlannedStage,
     stageResult: StageResult,
   ): Promise<StepLookup> {
-    const replayScope = ins.kind === 'ARG' || ins.kind === 'ENV';
+    const replayScope = step.ins.kind === 'ARG' || step.ins.kind === 'ENV';
     const out: StepLookup = { replayScope, stage: stage.index };
     try {
-      out.key = await this.key(ins, state, scope, stage, stageResult);
+      out.key = await this.key(step, state, scope, stageResult);
     } catch {
       out.key = undefined;
     }
@@ -259,14 +261,12 @@ export class StepCache {
   }
 
   private async key(
-    ins: Instruction,
+    step: Step,
     state: StepState,
     scope: StageScope,
-    stage: PlannedStage,
     stageResult: StageResult,
   ): Promise<Digest | undefined> {
-    const x = expandInstruction(ins, scope.lookup, { escape: this.o.escape });
-    const planned = stage.instructions.find((p) => p.instruction === ins);
+    const x = step.ins;
     const inputs: string[] = [];
     let network: string | undefined;
     if (x.kind === 'COPY' || x.kind === 'ADD') {
@@ -282,7 +282,7 @@ export class StepCache {
       }
       if (local.length) {
         if (x.from !== undefined) {
-          const src = planned?.sources?.[0];
+          const src = step.sources[0];
           if (!src) return undefined;
           inputs.push(await this.hashFromSource(src, local, stageResult));
         } else inputs.push(await this.hashContext(local));
@@ -290,17 +290,16 @@ export class StepCache {
     } else if (x.kind === 'ARG') {
       // The values the ARGs take (a --build-arg, the default, a global or automatic value): they
       // are in the step's history text, and every later step sees them.
-      const probe = scope.child();
-      for (const a of x.args) {
-        const v = probe.declareArg(a.name, a.default);
+      x.args.forEach((a, i) => {
+        const v = x.values[i];
         inputs.push(v === undefined ? `arg ${a.name}` : `arg ${a.name}=${v}`);
-      }
+      });
     } else if (x.kind === 'RUN') {
       network = x.network === 'none' ? 'none' : x.network === 'host' ? 'host' : (this.o.network ?? 'host');
       if (this.o.runSandbox) inputs.push(`sandbox ${this.o.runSandbox}`);
       let fromIndex = 0;
       for (const m of x.mounts) {
-        const from = 'from' in m && m.from !== undefined ? planned?.sources?.[fromIndex++] : undefined;
+        const from = 'from' in m && m.from !== undefined ? step.sources[fromIndex++] : undefined;
         if (m.type !== 'bind') continue;
         const source = bindSource(m);
         if ('from' in m && m.from !== undefined) {

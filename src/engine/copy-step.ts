@@ -1,0 +1,167 @@
+/**
+ * COPY and ADD of an expanded step (expand-step.ts): sources from the context, another stage or an
+ * image (--from), heredocs, and for ADD git repositories (add-git.ts), http(s) URLs (add-url.ts)
+ * and local tar archives (add-archive.ts); what lands where is copy.ts's planCopy, written straight
+ * into a layer tar. History text as BuildKit's.
+ */
+import { rm } from 'node:fs/promises';
+import * as path from 'node:path';
+import { BuildContext } from '../context/index.js';
+import type { CopyInstruction } from '../dockerfile/ast.js';
+import type { LayerInfo } from '../layer/compress.js';
+import { openView } from '../sandbox/view.js';
+import { KilnError } from '../util/errors.js';
+import { resolveChown } from '../util/users.js';
+import { archiveSources } from './add-archive.js';
+import { checkoutGit, parseGitSource } from './add-git.js';
+import { downloadUrl, isHttpUrl } from './add-url.js';
+import { historyEntry } from './config-step.js';
+import { planCopy, type CopyRequest } from './copy.js';
+import type { Step } from './expand-step.js';
+import { heredocMarker, materializeHeredocs } from './heredoc.js';
+import {
+  addLayer,
+  appendHistory,
+  destinationView,
+  historyTime,
+  type StageState,
+  type StepAt,
+  type StepEnv,
+} from './stage-state.js';
+
+/** COPY or ADD: its layer (none when only wildcards that matched nothing). */
+export async function copyStep(
+  env: StepEnv,
+  step: Step & { ins: CopyInstruction },
+  state: StageState,
+  at: StepAt,
+): Promise<LayerInfo | undefined> {
+  const { ins, place } = step;
+  const store = env.o.store;
+  // Heredoc sources (`<<EOF`) are markers, their bodies (expanded unless quoted) in ins.heredocs.
+  const heredocSources = ins.sources.filter((s) => heredocMarker(s) !== undefined);
+  const pathSources = ins.sources.filter((s) => heredocMarker(s) === undefined);
+  let srcView: { root: string; close(): Promise<void> } | undefined;
+  let srcCtx = env.ctx;
+  let keepOwner = false;
+  const cleanups: string[] = [];
+  try {
+    if (ins.from !== undefined) {
+      const src = step.sources[0];
+      if (!src) throw new KilnError('INTERNAL', `${ins.kind} --from=${ins.from}: no source resolved`, place);
+      if (src.kind === 'stage') {
+        const s = await env.stageResult(src.index);
+        srcView = await openView(store, s.layers, s.config.rootfs.diff_ids);
+      } else {
+        const img = await env.images.get(src.ref, place);
+        srcView = await openView(store, img.manifest.layers, img.config.rootfs.diff_ids);
+      }
+      srcCtx = BuildContext.plain(srcView.root);
+      keepOwner = true;
+    }
+    const workdir = (state.config.config ??= {}).WorkingDir || '/';
+    // --parents reads the destination below its root too: a whole view then.
+    const destAbs = path.posix.resolve(workdir, ins.dest);
+    const destView = ins.parents
+      ? await openView(store, state.layers, state.config.rootfs.diff_ids)
+      : await destinationView(store, state, [destAbs], at.snapshotsAhead);
+    try {
+      const owner = ins.chown !== undefined ? resolveChown(destView.root, ins.chown) : undefined;
+      let chmod: number | undefined;
+      if (ins.chmod !== undefined) {
+        if (!/^[0-7]{3,4}$/.test(ins.chmod))
+          throw new KilnError('BUILD', `invalid --chmod "${ins.chmod}": expected an octal mode like 0755`, place);
+        chmod = parseInt(ins.chmod, 8);
+      }
+      const sources: CopyRequest['sources'] = [];
+      // Directories a git checkout's copy makes take the commit's time: same commit, same layer.
+      let createdTime: number | undefined;
+      const remote = ins.kind === 'ADD' && ins.from === undefined;
+      for (const s of pathSources) {
+        // ADD of a git repository: a shallow checkout of the ref, copied like a directory (add-git.ts).
+        const git = remote ? parseGitSource(s) : undefined;
+        if (git) {
+          const c = await checkoutGit({
+            source: git,
+            keepGitDir: ins.keepGitDir ?? false,
+            checksum: ins.checksum,
+            tmpDir: store.tmpDir,
+            place,
+          });
+          cleanups.push(c.dir);
+          createdTime = c.time;
+          sources.push({ ctx: BuildContext.plain(c.root), pattern: '.' });
+          continue;
+        }
+        // ADD of an http(s) URL: downloaded (never unpacked), then copied like a file (add-url.ts).
+        if (remote && isHttpUrl(s)) {
+          const d = await downloadUrl({
+            url: s,
+            tmpDir: store.tmpDir,
+            checksum: ins.checksum,
+            place,
+            signal: env.o.signal,
+          });
+          cleanups.push(d.dir);
+          sources.push({ ctx: BuildContext.plain(d.dir), pattern: d.name });
+          continue;
+        }
+        // ADD of a local tar archive (plain, gzip, bzip2, xz) unpacks it, keeping its ownership.
+        const unpacked =
+          remote && ins.unpack !== false ? await archiveSources(srcCtx, s, store.tmpDir, place, cleanups) : undefined;
+        if (unpacked) sources.push(...unpacked);
+        else sources.push({ ctx: srcCtx, pattern: s });
+      }
+      if (heredocSources.length) {
+        const docs = materializeHeredocs(
+          ins.heredocs,
+          heredocSources,
+          store.tmpDir,
+          env.o.sourceDateEpoch ?? Math.floor(Date.now() / 1000),
+          place,
+        );
+        cleanups.push(docs.dir);
+        const docCtx = BuildContext.plain(docs.dir);
+        for (const src of heredocSources) sources.push({ ctx: docCtx, pattern: docs.names.get(src)! });
+      }
+      const entries = await planCopy({
+        sources,
+        dest: ins.dest,
+        workdir,
+        destRoot: destView.root,
+        owner,
+        keepOwner,
+        chmod,
+        exclude: ins.exclude,
+        parents: ins.parents,
+        createdTime,
+        place,
+      });
+      // BuildKit's commit message: flags it shows (not --from), path sources, heredocs, dest.
+      const text =
+        [
+          ins.kind,
+          ...(ins.parents ? ['--parents'] : []),
+          ...(ins.chown !== undefined ? [`--chown=${ins.chown}`] : []),
+          ...(ins.chmod !== undefined ? [`--chmod=${ins.chmod}`] : []),
+          ...pathSources,
+          ...heredocSources.map((h) => `<<${heredocMarker(h)}`),
+          ins.dest,
+        ].join(' ') + ' # buildkit';
+      // Only wildcards that matched nothing: BuildKit goes on (an empty layer there; none here,
+      // as for any step that changes nothing).
+      if (entries.length === 0) {
+        appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, true));
+        return undefined;
+      }
+      const l = await addLayer(env.o, state, entries, place);
+      appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, false));
+      return l;
+    } finally {
+      await destView.close();
+    }
+  } finally {
+    await srcView?.close();
+    for (const d of cleanups) await rm(d, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * RUN of an expanded step (expand-step.ts): the command in the sandbox on the stage's layers, with
+ * the stage's variables as BuildKit gives them, its --mount's made ready (run-mounts.ts), its
+ * output streamed as events; the layer of what it changed. History text as BuildKit's.
+ */
+import { rm } from 'node:fs/promises';
+import type { RunInstruction } from '../dockerfile/ast.js';
+import type { LayerInfo } from '../layer/compress.js';
+import type { StageScope } from '../plan/scope.js';
+import { runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
+import { KilnError } from '../util/errors.js';
+import type { Slots } from '../util/slots.js';
+import { historyEntry } from './config-step.js';
+import type { Step } from './expand-step.js';
+import { runArgs } from './heredoc.js';
+import { runHistoryText } from './history.js';
+import { prepareRunMounts, type FromSource, type RunMounts } from './run-mounts.js';
+import { appendHistory, historyTime, pushLayer, type StageState, type StepAt, type StepEnv } from './stage-state.js';
+
+/** What RUN uses from the build beyond other steps. */
+export interface RunEnv extends StepEnv {
+  /** RUN steps at once, across stages. */
+  readonly runSlots: Slots;
+  /** RUN layers of this stage are kept as snapshots only (no image ships them, no cache export needs them). */
+  snapshotOnly(stage: number): boolean;
+  /** The sandbox a RUN ran in (the engine shows it once). */
+  ranIn(backend: BackendKind, snapshotter: SnapshotterKind): void;
+}
+
+/** RUN: its layer (none when it changed nothing). A non-zero exit fails with the output's last lines. */
+export async function runInstruction(
+  env: RunEnv,
+  step: Step & { ins: RunInstruction },
+  state: StageState,
+  scope: StageScope,
+  at: StepAt,
+): Promise<LayerInfo | undefined> {
+  const { ins, place } = step;
+  const o = env.o;
+  const cmd = ins.command;
+  const cfg = (state.config.config ??= {});
+  const workdir = cfg.WorkingDir || '/';
+  // The stage's variables as BuildKit gives them to RUN: base ENV, ENV and ARG values (the last
+  // set wins), proxy build args; ARG values never reach the image config.
+  const vars = scope.runEnv().map(([k, v]) => `${k}=${v}`);
+  const prepared = runArgs(cmd, state.shell, o.store.tmpDir);
+  const args = prepared.args;
+  const mounts: Mount[] = [...prepared.mounts];
+  const tail: string[] = [];
+  const keep = (b: Buffer, stream: 'stdout' | 'stderr') => {
+    env.emit({ type: 'step-output', stage: at.stage.index, step: at.no, stream, data: b });
+    tail.push(...b.toString().split('\n'));
+    if (tail.length > 40) tail.splice(0, tail.length - 40);
+  };
+  const network = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : (o.network ?? 'host');
+  let out: Awaited<ReturnType<typeof runStep>>;
+  let runMounts: RunMounts | undefined;
+  try {
+    if (ins.mounts.length) {
+      // from= as the step resolved it, i-th source for the i-th mount with a from=.
+      const from = async (_value: string, i: number): Promise<FromSource> => {
+        const src = step.sources[i];
+        if (!src) throw new KilnError('INTERNAL', `RUN --mount from=${_value}: no source resolved`, place);
+        if (src.kind === 'stage') {
+          const s = await env.stageResult(src.index);
+          return { layers: s.layers, diffIds: s.config.rootfs.diff_ids };
+        }
+        const img = await env.images.get(src.ref, place);
+        return { layers: img.manifest.layers, diffIds: img.config.rootfs.diff_ids };
+      };
+      runMounts = await prepareRunMounts({
+        specs: ins.mounts,
+        place,
+        store: o.store,
+        ctx: env.ctx,
+        workdir,
+        env: vars,
+        from,
+        secrets: o.secrets,
+        ssh: o.ssh,
+        signal: o.signal,
+      });
+      mounts.push(...runMounts.mounts);
+    }
+    out = await env.runSlots.with(() =>
+      runStep({
+        store: o.store,
+        layers: state.layers,
+        diffIds: state.config.rootfs.diff_ids,
+        args,
+        env: runMounts?.env ?? vars,
+        mounts,
+        cwd: workdir,
+        user: cfg.User ?? '',
+        network,
+        extraHosts: o.extraHosts,
+        shmSize: o.shmSize,
+        ulimits: o.ulimits,
+        capture: true,
+        snapshotter: o.snapshotter,
+        snapshotOnly: env.snapshotOnly(at.stage.index),
+        compression: o.layerCompression ?? 'none',
+        compressionLevel: o.compressionLevel,
+        backend: o.backend,
+        signal: o.signal,
+        sourceDateEpoch: o.sourceDateEpoch,
+        onStdout: (b) => keep(b, 'stdout'),
+        onStderr: (b) => keep(b, 'stderr'),
+      }),
+    );
+  } finally {
+    for (const d of prepared.scratch) await rm(d, { recursive: true, force: true });
+    await runMounts?.release();
+  }
+  env.ranIn(out.backend, out.snapshotter);
+  const createdBy = `RUN ${runHistoryText(
+    args,
+    state.argNames.map((n) => [n, scope.lookup(n) ?? '']),
+  )} # buildkit`;
+  if (out.exitCode !== 0) {
+    const last = tail
+      .filter((l) => l.trim() !== '')
+      .slice(-10)
+      .join('\n      ');
+    const err = new KilnError(
+      'BUILD',
+      `stage ${at.stage.name ?? at.stage.index}: RUN failed with exit code ${out.exitCode}: ${cmd.form === 'exec' ? JSON.stringify(cmd.args) : cmd.command}${last ? `\n    last output:\n      ${last}` : ''}`,
+      place,
+    );
+    throw Object.assign(err, { stepExitCode: out.exitCode });
+  }
+  if (!out.layer) {
+    appendHistory(state, historyEntry(historyTime(o.sourceDateEpoch), createdBy, true));
+    return undefined;
+  }
+  pushLayer(state, out.layer, place);
+  appendHistory(state, historyEntry(historyTime(o.sourceDateEpoch), createdBy, false));
+  return out.layer;
+}

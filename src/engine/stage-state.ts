@@ -1,0 +1,131 @@
+/**
+ * A stage being built (its config, layers and shell), what the steps that write layers share
+ * (COPY/ADD in copy-step.ts, WORKDIR in workdir-step.ts, RUN in run-step.ts): the build's options
+ * and services, appending a layer or a history entry, a view of the stage's file system.
+ */
+import type { BuildContext } from '../context/index.js';
+import type { ClientOptions } from '../registry/client.js';
+import type { Compression, Descriptor, HistoryEntry } from '../image/types.js';
+import type { LayerInfo } from '../layer/compress.js';
+import { layerSkeleton, tarEntries, type EntrySpec } from '../layer/write.js';
+import type { PlannedStage } from '../plan/types.js';
+import type { BackendKind, SnapshotterKind, Ulimit } from '../sandbox/index.js';
+import { openView, pathsAreLinkFree, topOf, type View } from '../sandbox/view.js';
+import type { Store } from '../store/store.js';
+import { KilnError, type ErrorPlace } from '../util/errors.js';
+import type { BuildImages } from './base-image.js';
+import type { ConfigState } from './config-step.js';
+import type { EventSink } from './events.js';
+import type { SecretSource, SshSource } from './run-flags.js';
+
+/** A stage's state between steps (what the cache records, plus the ARG names). */
+export interface StageState extends ConfigState {
+  layers: Descriptor[];
+}
+
+/** The build options the steps read (engine.ts's BuildOptions has them all). */
+export interface StepOptions {
+  store: Store;
+  network?: 'host' | 'none';
+  snapshotter?: SnapshotterKind;
+  backend?: BackendKind;
+  layerCompression?: Compression;
+  compressionLevel?: number;
+  extraHosts?: [string, string][];
+  shmSize?: number;
+  ulimits?: Ulimit[];
+  signal?: AbortSignal;
+  sourceDateEpoch?: number;
+  registry?: ClientOptions;
+  secrets?: SecretSource[];
+  ssh?: SshSource[];
+}
+
+/** What a step that writes layers uses from the build. */
+export interface StepEnv {
+  readonly o: StepOptions;
+  readonly ctx: BuildContext;
+  /** External images (COPY --from, from=): from the store, or pulled. */
+  readonly images: BuildImages;
+  readonly emit: EventSink;
+  /** A stage's final state (built once; waits for it). */
+  stageResult(n: number): Promise<StageState>;
+}
+
+/** Where the step is in its stage. */
+export interface StepAt {
+  stage: PlannedStage;
+  /** The step's number in the stage (1-based, ONBUILD triggers first). */
+  no: number;
+  /**
+   * A RUN will need whole snapshots of this stage anyway (a later RUN of it, or another stage built
+   * on it): a destination view unpacks them now, once, rather than partly for each step before it.
+   */
+  snapshotsAhead: boolean;
+}
+
+export const MAX_LAYERS = 127;
+
+/** The time of a history entry: SOURCE_DATE_EPOCH's, else now. */
+export function historyTime(sourceDateEpoch: number | undefined): string {
+  return sourceDateEpoch !== undefined ? new Date(sourceDateEpoch * 1000).toISOString() : new Date().toISOString();
+}
+
+/** Append a step's history entry; the config's `created` is the last step's time. */
+export function appendHistory(state: StageState, h: HistoryEntry): void {
+  (state.config.history ??= []).push(h);
+  if (h.created !== undefined) state.config.created = h.created;
+}
+
+export function pushLayer(state: StageState, info: LayerInfo, place: ErrorPlace): LayerInfo {
+  if (state.layers.length >= MAX_LAYERS)
+    throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, place);
+  state.layers.push({ mediaType: info.mediaType, digest: info.digest, size: info.size });
+  state.config.rootfs.diff_ids.push(info.diffId);
+  return info;
+}
+
+/** A layer of known entries (COPY, ADD, WORKDIR): where it writes is remembered with it. */
+export async function addLayer(
+  o: StepOptions,
+  state: StageState,
+  entries: EntrySpec[],
+  place: ErrorPlace,
+): Promise<LayerInfo> {
+  if (state.layers.length >= MAX_LAYERS)
+    throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, place, {
+      hint: 'merge RUN steps or use a multi-stage build',
+    });
+  const tops = [...new Set(entries.map((e) => topOf(e.path)))].sort();
+  const opts = { sourceDateEpoch: o.sourceDateEpoch };
+  return pushLayer(
+    state,
+    await o.store.putLayer(tarEntries(entries, opts), {
+      compression: o.layerCompression ?? 'none',
+      level: o.compressionLevel,
+      tops,
+      skeleton: layerSkeleton(entries, opts),
+    }),
+    place,
+  );
+}
+
+/**
+ * A view of the stage's file system for questions about `paths` (a COPY or WORKDIR destination:
+ * what is there, its parents, the owner names): partial when it can be (sandbox/view.ts), whole
+ * when a symbolic link on those paths could lead elsewhere, or when snapshots are needed ahead.
+ */
+export async function destinationView(
+  store: Store,
+  state: StageState,
+  paths: string[],
+  snapshotsAhead: boolean,
+): Promise<View> {
+  const ids = state.config.rootfs.diff_ids;
+  if (snapshotsAhead) return openView(store, state.layers, ids);
+  const partial = await openView(store, state.layers, ids, { paths });
+  // The user and group files too: --chown and USER names are read from them.
+  if (await pathsAreLinkFree(partial.root, [...paths, '/etc/passwd', '/etc/group'])) return partial;
+  await partial.close();
+  return openView(store, state.layers, ids);
+}
