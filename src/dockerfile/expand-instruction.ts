@@ -1,8 +1,9 @@
 /**
  * Expansion of a whole instruction: every word BuildKit expands, and only those. The planner uses
- * it with what is known before building; the build engine calls it again for each instruction
+ * it with what is known before building; the build engine calls it once for each instruction
  * with the stage's variables at that point (the base image's ENV, then ENV/ARG as they come:
- * `StageScope.lookup`), which is BuildKit's semantics.
+ * `StageScope.lookup`), which is BuildKit's semantics, and both its cache key and the step use
+ * that one result (engine/expand-step.ts).
  *
  *   FROM        image, --platform                (the caller passes the global-ARG lookup)
  *   ENV, LABEL  keys and values

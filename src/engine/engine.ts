@@ -1,7 +1,9 @@
 /**
  * The build engine: walks the plan, builds the needed stages (independent ones in parallel, each
- * once), runs every instruction — RUN in the sandbox, COPY/ADD straight into layer tars, the rest
- * as config changes — and writes the target stage as an image in the store.
+ * once) and writes the target stage as an image in the store. Each instruction is read once
+ * (expand-step.ts) and that step is what the cache key describes and what is dispatched: config
+ * changes to config-step.ts (pure), WORKDIR's directory to workdir-step.ts, COPY/ADD to
+ * copy-step.ts, RUN to run-step.ts (its mounts: run-mounts.ts).
  */
 import { BuildImages } from './base-image.js';
 import type { ClientOptions } from '../registry/client.js';

@@ -16,7 +16,10 @@ export type StageBase =
 export type SourceRef = { kind: 'stage'; index: number } | { kind: 'image'; ref: string };
 
 export interface PlannedInstruction {
-  /** The instruction as parsed (words unexpanded): what the engine executes, re-expanding it. */
+  /**
+   * The instruction as parsed (words unexpanded). The engine reads it once with the stage's
+   * variables at build time (engine/expand-step.ts) and executes that.
+   */
   instruction: Instruction;
   /**
    * The instruction as text, with every word BuildKit expands expanded with what is known at plan
