@@ -51,6 +51,7 @@ import { makePrivateDir as makePrivateDirIn, sweepPrivateDirs, type Mount } from
 import { openView, resolveInRoot } from '../sandbox/view.js';
 import type { Store } from '../store/store.js';
 import { withFileLock } from '../store/lock.js';
+import { storeLayout } from '../store/layout.js';
 import { sha256, digestHex, type Digest } from '../util/digest.js';
 import { KilnError, type ErrorPlace } from '../util/errors.js';
 import { runCapture, processStartTime } from '../util/proc.js';
@@ -223,7 +224,7 @@ export interface RunMounts {
 }
 
 export function cacheMountsDir(storeRoot: string): string {
-  return path.join(storeRoot, 'cache-mounts');
+  return storeLayout(storeRoot).cacheMountsDir;
 }
 
 /** Turn a RUN's mount specs into sandbox mounts; release() once the RUN is over, also on error. */
