@@ -2,5 +2,13 @@
 export { importRootfs, type ImportOptions } from './import.js';
 export { saveImages, saveImagesToFile, type ArchiveFormat } from './save.js';
 export { loadArchive, type LoadResult } from './load.js';
+export {
+  openImageArchive,
+  indexTarFile,
+  type ImageArchive,
+  type ArchiveEntry,
+  type ArchiveFile,
+  type DockerManifestEntry,
+} from './read.js';
 export { exportImage } from './export.js';
 export { writeFilesystemOutput, type FilesystemOutput } from './fs-output.js';

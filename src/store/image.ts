@@ -91,5 +91,6 @@ export async function copyImageToStore(store: Store, image: Image): Promise<Load
     await copy(d, () => layer.open());
   }
   await copy(image.descriptor, () => image.rawManifest!());
-  return store.verifyImage(image.descriptor, { where: image.name ?? image.display });
+  const img = await store.verifyImage(image.descriptor, { where: image.name ?? image.display });
+  return { ...img, name: image.name };
 }
