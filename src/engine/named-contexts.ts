@@ -11,6 +11,8 @@
  *   - `docker-image://REF`: that image (from the store, else pulled);
  *   - `oci-layout://PATH[:TAG|@DIGEST]`: an image from an OCI image layout directory (the only
  *     one it holds, or the one with that tag or digest; an index picks the build's platform).
+ * A library caller may also give an `Image` it holds (image/image.ts: an archive's, a registry's),
+ * kind 'given': it is copied into the store and verified, as an oci-layout:// context's is.
  * Git and https:// contexts are not supported yet (a clear error).
  *
  * BuildKit looks the name up as the reference is written in the Dockerfile in its familiar form
@@ -26,13 +28,16 @@ import { parseIndex, parseJSONText } from '../image/validate.js';
 import { tarEntries, type EntrySpec } from '../layer/write.js';
 import type { LoadedImage, Store } from '../store/store.js';
 import { copyImageToStore } from '../store/image.js';
+import type { Image } from '../image/image.js';
 import { openImageArchive } from '../archive/read.js';
 import { KilnError } from '../util/errors.js';
 
 export type NamedContext =
   | { name: string; kind: 'dir'; dir: string }
   | { name: string; kind: 'image'; ref: string }
-  | { name: string; kind: 'oci-layout'; dir: string; select?: { tag?: string; digest?: string } };
+  | { name: string; kind: 'oci-layout'; dir: string; select?: { tag?: string; digest?: string } }
+  /** An `Image` a library caller holds (an archive's, a registry's, the store's): copied into the store, verified. */
+  | { name: string; kind: 'given'; image: Image };
 
 export { contextKey };
 
@@ -103,13 +108,22 @@ export function parseBuildContextFlag(spec: string): NamedContext {
   return { name, kind: 'dir', dir: path.resolve(value) };
 }
 
-/** The image a directory or OCI-layout context stands for, in the store. */
+/** The image a directory, OCI-layout or given-Image context stands for, in the store. */
 export async function namedContextImage(
   store: Store,
-  nc: NamedContext & { kind: 'dir' | 'oci-layout' },
+  nc: NamedContext & { kind: 'dir' | 'oci-layout' | 'given' },
   platform: Platform,
 ): Promise<LoadedImage> {
+  if (nc.kind === 'given') return givenImage(store, nc);
   return nc.kind === 'dir' ? dirImage(store, nc.dir, platform) : ociLayoutImage(store, nc, platform);
+}
+
+async function givenImage(store: Store, nc: NamedContext & { kind: 'given' }): Promise<LoadedImage> {
+  return copyImageToStore(store, nc.image).catch((e: unknown) => {
+    throw e instanceof KilnError
+      ? new KilnError(e.code, `--build-context ${nc.name}: ${e.message}`, { image: nc.image.display }, { hint: e.hint })
+      : e;
+  });
 }
 
 async function dirImage(store: Store, dir: string, platform: Platform): Promise<LoadedImage> {
