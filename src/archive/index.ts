@@ -1,4 +1,4 @@
-/** Image archives in and out: import (rootfs tar), save/load (docker-archive, OCI layout), export. */
+/** Image archives in and out: import (rootfs tar), save/load (docker-archive, OCI layout), export; read.ts is the one reader of archives (an archive image as an Image). */
 export { importRootfs, type ImportOptions } from './import.js';
 export { saveImages, saveImagesToFile, type ArchiveFormat } from './save.js';
 export { loadArchive, type LoadResult } from './load.js';
