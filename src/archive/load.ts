@@ -1,24 +1,27 @@
 /**
  * `kiln load`: a docker-archive (what `docker save` writes: manifest.json with config and layer
- * tars, legacy or Docker 25+ OCI-shaped) or an OCI layout archive → images in the store. Blobs are
- * streamed into the store and verified; legacy uncompressed `layer.tar`s are gzip-compressed on
- * the way in. Nothing is tagged unless the whole archive was read and every image in it verified (store.verifyImage);
- * then all its names are tagged at once.
+ * tars, legacy or Docker 25+ OCI-shaped) or an OCI layout archive → images in the store. The
+ * archive is read by archive/read.ts (the one reader of archives: a stream is spooled to the
+ * store's tmp/ first, a file is read in place); blobs are streamed into the store and verified;
+ * legacy `layer.tar`s are stored as the plain tars they are. Nothing is tagged unless the whole
+ * archive was read and every image in it verified (store.verifyImage); then all its names are
+ * tagged at once.
  */
-import { promises as fsp } from 'node:fs';
-import { Readable } from 'node:stream';
+import { createWriteStream, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { canonicalJSON } from '../image/canonical.js';
 import { normalizeImageName } from '../image/reference.js';
 import { Annotation, MediaType, type Descriptor, type Manifest } from '../image/types.js';
 import { parseImageConfig, parseIndex, parseJSONText } from '../image/validate.js';
-import { readTar } from '../layer/tarstream.js';
 import { cleanEntryName } from '../layer/apply.js';
 import { measureLayer } from '../layer/measure.js';
 import type { Store } from '../store/store.js';
-
-const MAX_META_FILE = 64 << 20;
+import { openImageArchive, type ImageArchive } from './read.js';
 
 interface StoredFile {
   digest: Digest;
@@ -31,59 +34,75 @@ export interface LoadResult {
   images: { name?: string; id: Digest; digest: Digest }[];
 }
 
-export async function loadArchive(store: Store, archive: Readable, where = 'archive'): Promise<LoadResult> {
-  const files = new Map<string, StoredFile>();
-  const small = new Map<string, Buffer>();
-  for await (const { header, body } of readTar(archive)) {
-    if (header.type !== 'file') continue;
-    const name = cleanEntryName(header.name);
-    const m = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(name);
-    if (m) {
-      const digest = `sha256:${m[1]}` as Digest;
-      if (!(await store.hasBlob(digest))) {
-        const w = await store.createBlobWriter();
-        try {
-          for await (const c of body) if (!w.stream.write(c)) await new Promise((r) => w.stream.once('drain', r));
-        } catch (e) {
-          await w.abort();
-          throw e;
-        }
-        await w.commit({ digest, size: header.size });
-      } else {
-        for await (const _ of body) void _;
-      }
-      files.set(name, { digest, size: header.size });
-      continue;
-    }
-    if (name.endsWith('layer.tar')) {
-      const info = await store.putLayer(Readable.from(body, { objectMode: false }));
-      // Its facts are recorded as it is stored, so verifyImage would trust it: read it through once
-      // now, as a layer (a tar, no entry the applier would refuse).
-      await measureLayer(store.openBlob(info.digest)).catch((e: unknown) => {
-        throw e instanceof KilnError
-          ? new KilnError(
-              e.code,
-              `${where}: layer ${name}: ${e.message}`,
-              { path: where },
-              { hint: 'nothing was tagged' },
-            )
-          : e;
-      });
-      files.set(name, { digest: info.digest, size: info.size, mediaType: info.mediaType, diffId: info.diffId });
-      continue;
-    }
-    if (header.size > MAX_META_FILE) {
-      for await (const _ of body) void _;
-      continue;
-    }
-    const chunks: Buffer[] = [];
-    for await (const c of body) chunks.push(c);
-    small.set(name, Buffer.concat(chunks));
+/** Load the archive in a file (read in place) or a stream (spooled to the store's tmp/ first). */
+export async function loadArchive(store: Store, archive: Readable | string, where = 'archive'): Promise<LoadResult> {
+  let spooled: string | undefined;
+  let file: string;
+  if (typeof archive === 'string') file = archive;
+  else {
+    spooled = path.join(store.tmpDir, `load-${process.pid}-${randomBytes(6).toString('hex')}.tar`);
+    await pipeline(archive, createWriteStream(spooled, { mode: 0o600 }));
+    file = spooled;
   }
+  try {
+    const a = await openImageArchive(file, { display: where, tmpDir: store.tmpDir });
+    try {
+      return await loadFrom(store, a, where);
+    } finally {
+      await a.close();
+    }
+  } finally {
+    if (spooled) await fsp.rm(spooled, { force: true });
+  }
+}
+
+async function loadFrom(store: Store, archive: ImageArchive, where: string): Promise<LoadResult> {
+  // Every blob of an OCI-shaped archive, into the store (verified by its digest).
+  const files = new Map<string, StoredFile>();
+  for (const name of archive.names()) {
+    const m = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(name);
+    const f = m ? archive.locate(name) : undefined;
+    if (!m || !f) continue;
+    const digest = `sha256:${m[1]}` as Digest;
+    if (!(await store.hasBlob(digest))) {
+      const w = await store.createBlobWriter();
+      try {
+        for await (const c of archive.open(name))
+          if (!w.stream.write(c)) await new Promise((r) => w.stream.once('drain', r));
+      } catch (e) {
+        await w.abort();
+        throw e;
+      }
+      await w.commit({ digest, size: f.size });
+    }
+    files.set(name, { digest, size: f.size });
+  }
+  /** A legacy `layer.tar`, stored as the plain tar it is (once, however many images list it). */
+  const putLegacyLayer = async (name: string): Promise<StoredFile> => {
+    const known = files.get(name);
+    if (known) return known;
+    const info = await store.putLayer(archive.open(name));
+    // Its facts are recorded as it is stored, so verifyImage would trust it: read it through once
+    // now, as a layer (a tar, no entry the applier would refuse).
+    await measureLayer(store.openBlob(info.digest)).catch((e: unknown) => {
+      throw e instanceof KilnError
+        ? new KilnError(
+            e.code,
+            `${where}: layer ${name}: ${e.message}`,
+            { path: where },
+            { hint: 'nothing was tagged' },
+          )
+        : e;
+    });
+    const f = { digest: info.digest, size: info.size, mediaType: info.mediaType, diffId: info.diffId };
+    files.set(name, f);
+    return f;
+  };
+  const readDocument = (name: string) => (archive.locate(name) ? archive.readDocument(name) : undefined);
 
   const result: LoadResult = { images: [] };
-  const indexBuf = small.get('index.json');
-  const manifestJson = small.get('manifest.json');
+  const indexBuf = await readDocument('index.json');
+  const manifestJson = await readDocument('manifest.json');
   // Prefer the OCI index when its manifests are all here: digests stay exactly as saved.
   if (indexBuf) {
     const index = parseIndex(parseJSONText(indexBuf, 'index.json', where), where);
@@ -140,9 +159,7 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
     const entry = e as { Config?: unknown; RepoTags?: unknown; Layers?: unknown };
     if (typeof entry.Config !== 'string' || !Array.isArray(entry.Layers))
       throw new KilnError('INVALID', `malformed manifest.json: entry ${i} needs Config and Layers`, { path: where });
-    const cfgName = cleanEntryName(entry.Config);
-    let cfgBytes = small.get(cfgName);
-    if (!cfgBytes && files.has(cfgName)) cfgBytes = await store.readBlob(files.get(cfgName)!.digest);
+    const cfgBytes = await readDocument(cleanEntryName(entry.Config));
     if (!cfgBytes) throw new KilnError('INVALID', `archive lacks the config ${entry.Config}`, { path: where });
     const config = parseImageConfig(parseJSONText(cfgBytes, 'image config', where), where);
     const cfg = await store.putBlob(cfgBytes);
@@ -150,7 +167,10 @@ export async function loadArchive(store: Store, archive: Readable, where = 'arch
     for (const [j, l] of (entry.Layers as unknown[]).entries()) {
       if (typeof l !== 'string')
         throw new KilnError('INVALID', `malformed manifest.json: entry ${i} layer ${j}`, { path: where });
-      const f = files.get(cleanEntryName(l));
+      const clean = cleanEntryName(l);
+      const f =
+        files.get(clean) ??
+        (clean.endsWith('layer.tar') && archive.locate(clean) ? await putLegacyLayer(clean) : undefined);
       if (!f) throw new KilnError('INVALID', `archive lacks the layer ${l}`, { path: where });
       layers.push({
         mediaType: f.mediaType ?? (await detectLayerMediaType(store, f.digest)),

@@ -1,15 +1,19 @@
 /**
  * `kiln save`: images → one tar. `docker` format is what `docker save` writes and `docker load`
  * reads (manifest.json + repositories), laid out as an OCI layout too (index.json, blobs/), as
- * Docker 25+ does; `oci` format is an OCI image layout alone. Blobs are streamed as stored
- * (compressed layers stay compressed: docker load and OCI readers both accept them).
+ * Docker 25+ does; `oci` format is an OCI image layout alone. Blobs are streamed as their
+ * holder keeps them (compressed layers stay compressed: docker load and OCI readers both accept
+ * them). An image is any `Image` (image/image.ts: the store's, an archive's, a registry's) or a
+ * loaded image of the store.
  */
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestHex, type Digest } from '../util/digest.js';
 import { canonicalJSON } from '../image/canonical.js';
 import { familiarName, parseReference } from '../image/reference.js';
-import { Annotation, MediaType, type Descriptor } from '../image/types.js';
+import { Annotation, MediaType, type Descriptor, type Manifest } from '../image/types.js';
+import type { Image } from '../image/image.js';
+import { KilnError } from '../util/errors.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../layer/tarformat.js';
 import type { LoadedImage, Store } from '../store/store.js';
 import { openOutputFile } from '../util/fs.js';
@@ -18,31 +22,70 @@ export type ArchiveFormat = 'docker' | 'oci';
 
 interface Item {
   name: string;
-  blob?: Digest;
+  open?: () => Readable | Promise<Buffer>;
   content?: Buffer;
   size: number;
 }
 
+function isImage(x: LoadedImage | Image): x is Image {
+  return 'kind' in x && 'layers' in x;
+}
+
+/** What save writes of an image: its manifest's descriptor and document, and where each blob comes from. */
+interface Saved {
+  name?: string;
+  id: Digest;
+  descriptor: Descriptor;
+  manifest: Manifest;
+  open: Map<Digest, () => Readable | Promise<Buffer>>;
+}
+
+function savedOf(store: Store, x: LoadedImage | Image): Saved {
+  if (!isImage(x)) {
+    const open = new Map<Digest, () => Readable | Promise<Buffer>>();
+    for (const d of [x.manifest.config, ...x.manifest.layers, x.descriptor])
+      open.set(d.digest, () => store.openBlob(d.digest));
+    return { name: x.name, id: x.id, descriptor: x.descriptor, manifest: x.manifest, open };
+  }
+  if (!x.manifest || !x.descriptor || !x.rawManifest)
+    throw new KilnError(
+      'UNSUPPORTED',
+      `${x.display} has no manifest (a legacy docker-archive): load it into the store first`,
+      { image: x.display },
+      { hint: 'kiln load -i ARCHIVE, then save the loaded image' },
+    );
+  const rawManifest = x.rawManifest.bind(x);
+  const open = new Map<Digest, () => Readable | Promise<Buffer>>([
+    [x.manifest.config.digest, () => x.rawConfig()],
+    [x.descriptor.digest, () => rawManifest()],
+  ]);
+  for (const l of x.layers) if (l.digest) open.set(l.digest, () => l.open());
+  return { name: x.name, id: x.id, descriptor: x.descriptor, manifest: x.manifest, open };
+}
+
 export async function saveImages(
   store: Store,
-  images: LoadedImage[],
+  given: (LoadedImage | Image)[],
   format: ArchiveFormat,
   out: Writable,
 ): Promise<void> {
+  const images = given.map((g) => savedOf(store, g));
   const items: Item[] = [];
   const seen = new Set<string>();
-  const addBlob = (d: Descriptor) => {
+  const addBlob = (d: Descriptor, img: Saved) => {
     if (seen.has(d.digest)) return;
     seen.add(d.digest);
-    items.push({ name: `blobs/sha256/${digestHex(d.digest)}`, blob: d.digest, size: d.size });
+    const open = img.open.get(d.digest);
+    if (!open) throw new KilnError('INVALID', `blob ${d.digest} of ${img.name ?? img.id} cannot be read`);
+    items.push({ name: `blobs/sha256/${digestHex(d.digest)}`, open, size: d.size });
   };
   const index: Descriptor[] = [];
   const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
   const repositories: Record<string, Record<string, string>> = {};
   for (const img of images) {
-    addBlob(img.manifest.config);
-    for (const l of img.manifest.layers) addBlob(l);
-    addBlob(img.descriptor);
+    addBlob(img.manifest.config, img);
+    for (const l of img.manifest.layers) addBlob(l, img);
+    addBlob(img.descriptor, img);
     const annotations: Record<string, string> = {};
     const tags: string[] = [];
     if (img.name) {
@@ -83,7 +126,21 @@ export async function saveImages(
     for (const it of [...items, ...meta]) {
       yield encodeHeader({ name: it.name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: it.size, mtime });
       if (it.content) yield it.content;
-      else for await (const c of store.openBlob(it.blob!)) yield c as Buffer;
+      else {
+        // A blob read from another holder than the store: a size other than its descriptor's would break the tar.
+        const src = it.open!();
+        let n = 0;
+        for await (const c of src instanceof Promise ? [await src] : src) {
+          n += (c as Buffer).length;
+          if (n > it.size) break;
+          yield c as Buffer;
+        }
+        if (n !== it.size)
+          throw new KilnError(
+            'DIGEST',
+            `${it.name} has ${n > it.size ? 'more' : 'fewer'} bytes than its descriptor's ${it.size}`,
+          );
+      }
       yield padding(it.size);
     }
     yield END_OF_ARCHIVE;
@@ -94,7 +151,7 @@ export async function saveImages(
 /** Save to a file atomically (temp + rename), so a failed save leaves no half archive. */
 export async function saveImagesToFile(
   store: Store,
-  images: LoadedImage[],
+  images: (LoadedImage | Image)[],
   format: ArchiveFormat,
   file: string,
 ): Promise<void> {

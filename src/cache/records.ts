@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import type { Descriptor } from '../image/types.js';
 import { parseDescriptor, parseImageConfig } from '../image/validate.js';
 import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store } from '../store/store.js';
+import { storeLayout } from '../store/layout.js';
 import { chainIds, digestHex, isDigest, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { exists, tempPathFor, writeFileAtomic } from '../util/fs.js';
@@ -48,7 +49,7 @@ export class CacheIndex {
 
   /** `storeRoot`: the store's root directory. */
   constructor(readonly storeRoot: string) {
-    this.dir = path.join(storeRoot, 'cache');
+    this.dir = storeLayout(storeRoot).cacheDir;
   }
 
   static forStore(store: Store): CacheIndex {
@@ -65,7 +66,7 @@ export class CacheIndex {
     return path.join(this.recordsDir, `${digestHex(key)}.json`);
   }
   private rootPath(key: Digest): string {
-    return path.join(this.storeRoot, 'gc-roots', `cache-${digestHex(key)}`);
+    return path.join(storeLayout(this.storeRoot).gcRootsDir, `cache-${digestHex(key)}`);
   }
   private memoPath(key: Digest): string {
     return path.join(this.dir, 'content', digestHex(key));
@@ -132,7 +133,7 @@ export class CacheIndex {
 
   /** gc roots whose record is gone, temp files of killed writers (a build killed between writes). */
   private async removeOrphanRoots(): Promise<void> {
-    const dir = path.join(this.storeRoot, 'gc-roots');
+    const dir = storeLayout(this.storeRoot).gcRootsDir;
     // Younger than a minute: it may belong to a record being written right now.
     const old = async (p: string) => {
       const st = await fsp.stat(p).catch(() => undefined);
@@ -307,8 +308,7 @@ async function gcRootText(storeRoot: string, state: StepState): Promise<string> 
   const chains = chainIds(ids);
   const lines = await Promise.all(
     state.layers.map(async (l, i) => {
-      const pin =
-        isPlainLayer(l, ids[i]) && !(await exists(path.join(storeRoot, 'blobs', 'sha256', digestHex(l.digest))));
+      const pin = isPlainLayer(l, ids[i]) && !(await exists(storeLayout(storeRoot).blobFile(l.digest)));
       return `${l.digest}\n${pin ? `${SNAPSHOT_ROOT}${chains[i]}\n` : ''}`;
     }),
   );

@@ -10,12 +10,13 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rmS
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { withFileLock } from '../store/lock.js';
+import { storeLayout } from '../store/layout.js';
 import { sha256, digestHex } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { processStartTime } from '../util/proc.js';
 
 export function cacheMountsDir(storeRoot: string): string {
-  return path.join(storeRoot, 'cache-mounts');
+  return storeLayout(storeRoot).cacheMountsDir;
 }
 
 const myStart = processStartTime(process.pid) ?? '0';

@@ -11,28 +11,33 @@
  *   - `docker-image://REF`: that image (from the store, else pulled);
  *   - `oci-layout://PATH[:TAG|@DIGEST]`: an image from an OCI image layout directory (the only
  *     one it holds, or the one with that tag or digest; an index picks the build's platform).
+ * A library caller may also give an `Image` it holds (image/image.ts: an archive's, a registry's),
+ * kind 'given': it is copied into the store and verified, as an oci-layout:// context's is.
  * Git and https:// contexts are not supported yet (a clear error).
  *
  * BuildKit looks the name up as the reference is written in the Dockerfile in its familiar form
  * without ":latest" (`FROM docker.io/library/alpine:latest` is `alpine`): `contextKey` does the
  * same on both sides.
  */
-import { createReadStream, existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { BuildContext } from '../context/index.js';
 import { contextKey, parseReference } from '../image/reference.js';
-import { matchPlatform } from '../image/platform.js';
-import type { Descriptor, ImageConfig, Platform } from '../image/types.js';
+import type { ImageConfig, Platform } from '../image/types.js';
 import { parseIndex, parseJSONText } from '../image/validate.js';
 import { tarEntries, type EntrySpec } from '../layer/write.js';
 import type { LoadedImage, Store } from '../store/store.js';
-import type { Digest } from '../util/digest.js';
+import { copyImageToStore } from '../store/image.js';
+import type { Image } from '../image/image.js';
+import { openImageArchive } from '../archive/read.js';
 import { KilnError } from '../util/errors.js';
 
 export type NamedContext =
   | { name: string; kind: 'dir'; dir: string }
   | { name: string; kind: 'image'; ref: string }
-  | { name: string; kind: 'oci-layout'; dir: string; select?: { tag?: string; digest?: string } };
+  | { name: string; kind: 'oci-layout'; dir: string; select?: { tag?: string; digest?: string } }
+  /** An `Image` a library caller holds (an archive's, a registry's, the store's): copied into the store, verified. */
+  | { name: string; kind: 'given'; image: Image };
 
 export { contextKey };
 
@@ -103,13 +108,22 @@ export function parseBuildContextFlag(spec: string): NamedContext {
   return { name, kind: 'dir', dir: path.resolve(value) };
 }
 
-/** The image a directory or OCI-layout context stands for, in the store. */
+/** The image a directory, OCI-layout or given-Image context stands for, in the store. */
 export async function namedContextImage(
   store: Store,
-  nc: NamedContext & { kind: 'dir' | 'oci-layout' },
+  nc: NamedContext & { kind: 'dir' | 'oci-layout' | 'given' },
   platform: Platform,
 ): Promise<LoadedImage> {
+  if (nc.kind === 'given') return givenImage(store, nc);
   return nc.kind === 'dir' ? dirImage(store, nc.dir, platform) : ociLayoutImage(store, nc, platform);
+}
+
+async function givenImage(store: Store, nc: NamedContext & { kind: 'given' }): Promise<LoadedImage> {
+  return copyImageToStore(store, nc.image).catch((e: unknown) => {
+    throw e instanceof KilnError
+      ? new KilnError(e.code, `--build-context ${nc.name}: ${e.message}`, { image: nc.image.display }, { hint: e.hint })
+      : e;
+  });
 }
 
 async function dirImage(store: Store, dir: string, platform: Platform): Promise<LoadedImage> {
@@ -142,69 +156,46 @@ async function ociLayoutImage(
   nc: NamedContext & { kind: 'oci-layout' },
   platform: Platform,
 ): Promise<LoadedImage> {
-  const where = `${nc.dir}/index.json`;
-  const index = parseIndex(parseJSONText(readFileSync(path.join(nc.dir, 'index.json')), where), where);
-  const sel = nc.select;
-  const picked = index.manifests.filter((d) =>
-    sel?.digest
-      ? d.digest === sel.digest
-      : sel?.tag
-        ? refNameIs(d.annotations?.['org.opencontainers.image.ref.name'], sel.tag)
-        : true,
-  );
-  if (picked.length !== 1) {
-    const what = sel?.digest
-      ? `no manifest ${sel.digest}`
-      : sel?.tag
-        ? `no image tagged "${sel.tag}"`
-        : `${index.manifests.length} images and no tag or digest to pick one`;
-    throw new KilnError(
-      'NOT_FOUND',
-      `--build-context ${nc.name}: ${what} in the OCI layout ${nc.dir}`,
-      { path: nc.dir },
-      { hint: 'oci-layout://PATH:TAG or oci-layout://PATH@sha256:…' },
+  // The layout is read by archive/'s reader, the image copied into the store blob by blob and verified.
+  const layout = await openImageArchive(nc.dir, { display: nc.dir });
+  try {
+    const where = `${nc.dir}/index.json`;
+    const index = parseIndex(parseJSONText(await layout.readDocument('index.json'), where), where);
+    const sel = nc.select;
+    const picked = index.manifests.flatMap((d, i) =>
+      (
+        sel?.digest
+          ? d.digest === sel.digest
+          : sel?.tag
+            ? refNameIs(d.annotations?.['org.opencontainers.image.ref.name'], sel.tag)
+            : true
+      )
+        ? [i]
+        : [],
     );
-  }
-  // Every blob the image needs, copied into the store and verified (the layout's index and
-  // manifests are read through the store, once they are in it).
-  const copyBlob = async (d: Descriptor) => {
-    if (await store.hasBlob(d.digest)) return;
-    const m = /^sha256:([a-f0-9]{64})$/.exec(d.digest);
-    if (!m)
-      throw new KilnError('INVALID', `--build-context ${nc.name}: unsupported digest ${d.digest}`, { path: nc.dir });
-    const file = path.join(nc.dir, 'blobs', 'sha256', m[1]!);
-    if (!existsSync(file))
-      throw new KilnError('NOT_FOUND', `--build-context ${nc.name}: blob ${d.digest} is missing from the OCI layout`, {
-        path: nc.dir,
-      });
-    const w = await store.createBlobWriter();
-    try {
-      for await (const c of createReadStream(file))
-        if (!w.stream.write(c)) await new Promise((r) => w.stream.once('drain', r));
-    } catch (e) {
-      await w.abort();
-      throw e;
-    }
-    await w.commit({ digest: d.digest as Digest, size: d.size });
-  };
-  let desc = picked[0]!;
-  await copyBlob(desc);
-  if (/index|manifest\.list/.test(desc.mediaType)) {
-    const inner = parseIndex(await store.readJSON(desc.digest), `${nc.dir} ${desc.digest}`);
-    const match = matchPlatform(inner.manifests, platform);
-    if (!match)
+    if (picked.length !== 1) {
+      const what = sel?.digest
+        ? `no manifest ${sel.digest}`
+        : sel?.tag
+          ? `no image tagged "${sel.tag}"`
+          : `${index.manifests.length} images and no tag or digest to pick one`;
       throw new KilnError(
         'NOT_FOUND',
-        `--build-context ${nc.name}: no ${platform.os}/${platform.architecture} image in the OCI layout's index`,
+        `--build-context ${nc.name}: ${what} in the OCI layout ${nc.dir}`,
         { path: nc.dir },
+        { hint: 'oci-layout://PATH:TAG or oci-layout://PATH@sha256:…' },
       );
-    desc = match;
-    await copyBlob(desc);
+    }
+    const image = await layout.image({ index: picked[0]!, platform });
+    const loaded = await copyImageToStore(store, image).catch((e: unknown) => {
+      throw e instanceof KilnError
+        ? new KilnError(e.code, `--build-context ${nc.name}: ${e.message}`, { path: nc.dir }, { hint: e.hint })
+        : e;
+    });
+    return { ...loaded, name: undefined };
+  } finally {
+    await layout.close();
   }
-  const manifest = (await store.readJSON(desc.digest)) as { config: Descriptor; layers: Descriptor[] };
-  await copyBlob(manifest.config);
-  for (const l of manifest.layers) await copyBlob(l);
-  return store.loadImage(desc, { platform });
 }
 
 /** An index entry's ref.name is a tag (the spec's use) or, as some tools write it, a whole reference. */

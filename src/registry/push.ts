@@ -8,6 +8,8 @@
  */
 import { parseReference, type ImageReference } from '../image/reference.js';
 import type { Store } from '../store/store.js';
+import { copyImageToStore } from '../store/image.js';
+import type { Image } from '../image/image.js';
 import type { Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { encodeVariant, readyLayer, withLayers } from '../store/compressed.js';
@@ -25,13 +27,19 @@ export interface PushOptions extends Omit<PullOptions, 'platform' | 'tag'> {
   compressionLevel?: number;
 }
 
+/**
+ * `image`: a name or id in the store, or an `Image` (image/image.ts): the store's, or one held
+ * elsewhere (an archive, another registry), which is copied into the store first (its layers are
+ * uploaded from there, compressed as the store's are).
+ */
 export async function push(
   store: Store,
-  image: string,
+  given: string | Image,
   dest?: string,
   opts: PushOptions = {},
 ): Promise<{ digest: Digest; size: number; ref: string }> {
-  const local = await store.resolveImage(image);
+  const image = typeof given === 'string' ? given : given.display;
+  const local = typeof given === 'string' ? await store.resolveImage(given) : await copyImageToStore(store, given);
   const target = dest ?? local.name;
   if (!target)
     throw new KilnError(

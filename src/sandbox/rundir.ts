@@ -16,6 +16,7 @@ import { deleteContainer } from './runtime.js';
 import { unmount } from './rootfs.js';
 import { processStartTime } from '../util/proc.js';
 import { tmpfsBase } from './private-files.js';
+import { storeLayout } from '../store/layout.js';
 
 interface Owner {
   pid: number;
@@ -28,8 +29,9 @@ const me: Owner = { pid: process.pid, start: processStartTime(process.pid) ?? ''
 const live = new Set<string>();
 let exitHook = false;
 
+/** The store's run-state directory (the store owns its root's layout). */
 export function runRoot(storeRoot: string): string {
-  return path.join(storeRoot, 'run');
+  return storeLayout(storeRoot).runDir;
 }
 
 /** A fresh run-state directory owned by this process. */

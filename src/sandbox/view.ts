@@ -11,7 +11,7 @@ import { exists } from '../util/fs.js';
 import { lchownInNamespace } from '../util/userns.js';
 import { applyLayer } from '../layer/apply.js';
 import type { SkeletonEntry } from '../layer/write.js';
-import { snapshotDir, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { canMountOverlay, mountOverlay } from './rootfs.js';
 import { cleanupStaleRuns, createRunDir, runRoot, teardownRunDir } from './rundir.js';
 
@@ -56,7 +56,7 @@ export async function openView(
         const wantedTops = new Set(wanted.map(topOf));
         const chains = chainIds(diffIds);
         for (const [i, l] of layers.entries()) {
-          const snapshot = snapshotDir(store.root, chains[i]!);
+          const snapshot = store.snapshotDir(chains[i]!);
           if (await exists(snapshot)) {
             lowers.push(snapshot);
             continue;

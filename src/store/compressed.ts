@@ -16,6 +16,7 @@ import { digestHex, isDigest, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { LoadedImage, Store } from './store.js';
+import { storeLayout } from './layout.js';
 
 export interface CompressOptions {
   compression: Compression;
@@ -49,8 +50,7 @@ export function parseCompression(name: string): Compression | undefined {
 
 function variantPath(store: Store, diffId: Digest, compression: Compression, level: number | undefined): string {
   return path.join(
-    store.root,
-    'variants',
+    store.layout.variantsDir,
     `${digestHex(diffId)}.${compression}${level !== undefined ? `-${level}` : ''}.json`,
   );
 }
@@ -187,7 +187,8 @@ function layerMediaType(mediaType: string, docker: boolean): string {
 
 /** Forget compressed variants whose blob is gone (gc calls this after removing blobs). */
 export async function sweepVariants(root: string): Promise<void> {
-  const dir = path.join(root, 'variants');
+  const layout = storeLayout(root);
+  const dir = layout.variantsDir;
   for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
     const t = await fsp.readFile(path.join(dir, f), 'utf8').catch(() => '');
     let digest: unknown;
@@ -199,7 +200,7 @@ export async function sweepVariants(root: string): Promise<void> {
     const gone =
       typeof digest !== 'string' ||
       !isDigest(digest) ||
-      !(await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(digest))).catch(() => undefined));
+      !(await fsp.stat(layout.blobFile(digest)).catch(() => undefined));
     if (gone) await fsp.rm(path.join(dir, f), { force: true });
   }
 }

@@ -38,6 +38,7 @@ import { measureLayer } from '../layer/measure.js';
 import { withFileLock } from './lock.js';
 import { processAlive } from '../util/proc.js';
 import { sweepVariants } from './compressed.js';
+import { StoreLayout, storeLayout } from './layout.js';
 
 /** What the store remembers of a layer, so nothing has to read it again. */
 export interface LayerFacts {
@@ -88,18 +89,23 @@ export function defaultStoreRoot(): string {
 const STALE_TMP_MS = 24 * 3600 * 1000;
 
 export class Store {
-  private constructor(readonly root: string) {}
+  /** Where each kind of state lives under the root: the store hands these places out. */
+  readonly layout: StoreLayout;
+
+  private constructor(readonly root: string) {
+    this.layout = new StoreLayout(root);
+  }
 
   static async open(opts: { root?: string } = {}): Promise<Store> {
     const root = path.resolve(opts.root ?? defaultStoreRoot());
     const s = new Store(root);
     await refuseForeignDir(root);
     await lockDown(root);
-    await fsp.mkdir(path.join(root, 'blobs', 'sha256'), { recursive: true });
+    await fsp.mkdir(s.layout.blobsDir, { recursive: true });
     await fsp.mkdir(s.tmpDir, { recursive: true });
-    await fsp.mkdir(path.join(root, 'snapshots'), { recursive: true, mode: 0o700 });
-    await lockDown(path.join(root, 'snapshots'));
-    const layout = path.join(root, 'oci-layout');
+    await fsp.mkdir(s.layout.snapshotsDir, { recursive: true, mode: 0o700 });
+    await lockDown(s.layout.snapshotsDir);
+    const layout = s.layout.ociLayoutFile;
     if (!(await fsp.stat(layout).catch(() => undefined)))
       await writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     if (!(await fsp.stat(s.indexPath).catch(() => undefined)))
@@ -111,20 +117,40 @@ export class Store {
   }
 
   get tmpDir(): string {
-    return path.join(this.root, 'tmp');
+    return this.layout.tmpDir;
+  }
+  /** Run-state directories of containers and views (sandbox/rundir.ts makes one per run). */
+  get runDir(): string {
+    return this.layout.runDir;
+  }
+  /** The build cache's directory (cache/records.ts). */
+  get cacheDir(): string {
+    return this.layout.cacheDir;
+  }
+  /** RUN --mount=type=cache directories. */
+  get cacheMountsDir(): string {
+    return this.layout.cacheMountsDir;
+  }
+  /** Where the files naming what gc must keep besides tagged images go. */
+  get gcRootsDir(): string {
+    return this.layout.gcRootsDir;
+  }
+  /** The snapshot directory of a chain id. */
+  snapshotDir(chain: Digest): string {
+    return this.layout.snapshotDir(chain);
   }
   private get indexPath(): string {
-    return path.join(this.root, 'index.json');
+    return this.layout.indexFile;
   }
   private get lockPath(): string {
-    return path.join(this.root, 'store.lock');
+    return this.layout.lockFile;
   }
 
   // ---- blobs ----
 
   blobPath(d: Digest): string {
     if (!isDigest(d)) throw new KilnError('INVALID', `invalid digest ${JSON.stringify(d)}`);
-    return path.join(this.root, 'blobs', 'sha256', digestHex(d));
+    return this.layout.blobFile(d);
   }
 
   async hasBlob(d: Digest): Promise<boolean> {
@@ -387,7 +413,7 @@ export class Store {
     if (known?.diffId === diffId) return;
     if (!(await this.hasBlob(layer.digest))) {
       // A snapshot-only layer (a builder's RUN layer kiln made): its snapshot stands for it.
-      if (isPlainLayer(layer, diffId) && (await fsp.stat(snapshotDir(this.root, chain)).catch(() => undefined))) return;
+      if (isPlainLayer(layer, diffId) && (await fsp.stat(this.snapshotDir(chain)).catch(() => undefined))) return;
       throw new KilnError(
         'NOT_FOUND',
         `${where}: layer ${layer.digest} is missing`,
@@ -515,13 +541,13 @@ export class Store {
 
   /** Remember a layer's diff_id and uncompressed size (docker's image SIZE is uncompressed). */
   async recordLayer(digest: Digest, info: LayerFacts): Promise<void> {
-    const p = path.join(this.root, 'layers', `${digestHex(digest)}.json`);
+    const p = this.layout.layerFactsFile(digest);
     if (await fsp.stat(p).catch(() => undefined)) return;
     await writeFileAtomic(p, JSON.stringify(info));
   }
 
   async layerFacts(digest: Digest): Promise<LayerFacts | undefined> {
-    const p = path.join(this.root, 'layers', `${digestHex(digest)}.json`);
+    const p = this.layout.layerFactsFile(digest);
     const t = await fsp.readFile(p, 'utf8').catch(() => undefined);
     if (!t) return undefined;
     try {
@@ -540,7 +566,7 @@ export class Store {
    * another repository of the same registry can mount it instead of uploading it.
    */
   async noteBlobSource(digest: Digest, repository: string): Promise<void> {
-    const p = path.join(this.root, 'sources', `${digestHex(digest)}.json`);
+    const p = this.layout.blobSourcesFile(digest);
     const known = await this.blobSources(digest);
     if (known.includes(repository)) return;
     await fsp.mkdir(path.dirname(p), { recursive: true });
@@ -548,7 +574,7 @@ export class Store {
   }
 
   async blobSources(digest: Digest): Promise<string[]> {
-    const p = path.join(this.root, 'sources', `${digestHex(digest)}.json`);
+    const p = this.layout.blobSourcesFile(digest);
     const t = await fsp.readFile(p, 'utf8').catch(() => undefined);
     if (!t) return [];
     try {
@@ -607,7 +633,7 @@ export class Store {
 
   /** Replace what is remembered of a layer (recordLayer keeps the first record). */
   private async rewriteLayerFacts(digest: Digest, info: LayerFacts): Promise<void> {
-    await writeFileAtomic(path.join(this.root, 'layers', `${digestHex(digest)}.json`), JSON.stringify(info));
+    await writeFileAtomic(this.layout.layerFactsFile(digest), JSON.stringify(info));
   }
 
   /** Where the snapshot of the top layer of a chain (bottom → top diff_ids) lives. */
@@ -644,9 +670,9 @@ export class Store {
       throw new KilnError('INVALID', `image has ${layers.length} layers but ${diffIds.length} diff_ids`);
     const dirs: string[] = [];
     for (const [i, chain] of chainIds(diffIds).entries()) {
-      const dir = snapshotDir(this.root, chain);
+      const dir = this.snapshotDir(chain);
       if (!(await fsp.stat(dir).catch(() => undefined))) {
-        const tmp = path.join(this.root, 'snapshots', `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+        const tmp = path.join(this.layout.snapshotsDir, `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
         try {
           const r = await applyLayer(this.openBlob(layers[i]!.digest), tmp, {
             whiteouts: 'overlay',
@@ -698,20 +724,20 @@ export class Store {
       const now = Date.now();
       let blobs = 0;
       let bytes = 0;
-      const blobDir = path.join(this.root, 'blobs', 'sha256');
+      const blobDir = this.layout.blobsDir;
       for (const f of await fsp.readdir(blobDir)) {
         if (keep.has(f)) continue;
         const st = await fsp.stat(path.join(blobDir, f)).catch(() => undefined);
         if (!st || now - st.mtimeMs < minAge) continue;
         await fsp.rm(path.join(blobDir, f), { force: true });
-        await fsp.rm(path.join(this.root, 'layers', `${f}.json`), { force: true });
-        await fsp.rm(path.join(this.root, 'sources', `${f}.json`), { force: true });
+        await fsp.rm(this.layout.layerFactsFile(f), { force: true });
+        await fsp.rm(this.layout.blobSourcesFile(f), { force: true });
         blobs++;
         bytes += st.size;
       }
       await sweepVariants(this.root);
       let snapshots = 0;
-      const snapDir = path.join(this.root, 'snapshots');
+      const snapDir = this.layout.snapshotsDir;
       for (const f of await fsp.readdir(snapDir)) {
         const st = await fsp.stat(path.join(snapDir, f)).catch(() => undefined);
         if (!st) continue;
@@ -739,7 +765,7 @@ export class Store {
    * blob digest a line, or `snapshot CHAIN-ID` for a snapshot-only layer.
    */
   private async gcRoots(): Promise<{ blobs: string[]; snapshots: string[] }> {
-    const dir = path.join(this.root, 'gc-roots');
+    const dir = this.layout.gcRootsDir;
     const out = { blobs: [] as string[], snapshots: [] as string[] };
     for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
       const t = await fsp.readFile(path.join(dir, f), 'utf8').catch(() => '');
@@ -785,7 +811,7 @@ export function snapshotPathIn(root: string, diffIds: Digest[]): string {
 
 /** The snapshot directory of a chain id. */
 export function snapshotDir(root: string, chain: Digest): string {
-  return path.join(root, 'snapshots', digestHex(chain));
+  return storeLayout(root).snapshotDir(chain);
 }
 
 /**
@@ -802,7 +828,7 @@ export async function layersPresentIn(root: string, layers: Descriptor[], diffId
   const chains = chainIds(diffIds);
   const each = await Promise.all(
     layers.map(async (l, i) => {
-      const blob = await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(l.digest))).then(
+      const blob = await fsp.stat(storeLayout(root).blobFile(l.digest)).then(
         () => true,
         () => false,
       );

@@ -1,0 +1,93 @@
+/**
+ * The layout of a store's root: where each kind of state lives. The store is its only owner; the
+ * folders that keep state in it (sandbox's run dirs, the build cache, RUN cache mounts) ask the
+ * store (or this layout, when all they hold is the root's path) for their place and never join a
+ * path onto the root themselves. The layout is the one stores have always had: an existing store
+ * keeps working.
+ *
+ *   oci-layout, index.json, store.lock   the OCI image layout and the lock of its index
+ *   blobs/sha256/<hex>                   blobs by digest
+ *   layers/<hex>.json                    per-layer facts
+ *   sources/<hex>.json                   repositories known to hold a blob (cross-repo mounts)
+ *   variants/<diff_id hex>.<c>.json      compressed variants of plain layers
+ *   snapshots/<chain id hex>/            unpacked layer stacks
+ *   cache/                               build-cache records (cache/records.ts)
+ *   cache-mounts/                        RUN --mount=type=cache directories
+ *   gc-roots/                            what gc keeps besides tagged images
+ *   run/                                 run-state dirs of containers and views (sandbox/rundir.ts)
+ *   tmp/                                 temp files, renamed into place when complete
+ */
+import * as path from 'node:path';
+import { digestHex, type Digest } from '../util/digest.js';
+
+export class StoreLayout {
+  constructor(readonly root: string) {}
+
+  get ociLayoutFile(): string {
+    return path.join(this.root, 'oci-layout');
+  }
+  get indexFile(): string {
+    return path.join(this.root, 'index.json');
+  }
+  get lockFile(): string {
+    return path.join(this.root, 'store.lock');
+  }
+  get blobsDir(): string {
+    return path.join(this.root, 'blobs', 'sha256');
+  }
+  /** The blob's file (the digest is not checked here: Store.blobPath does). */
+  blobFile(d: Digest): string {
+    return path.join(this.blobsDir, digestHex(d));
+  }
+  get layerFactsDir(): string {
+    return path.join(this.root, 'layers');
+  }
+  layerFactsFile(blob: Digest | string): string {
+    return path.join(this.layerFactsDir, `${hexOf(blob)}.json`);
+  }
+  get blobSourcesDir(): string {
+    return path.join(this.root, 'sources');
+  }
+  blobSourcesFile(blob: Digest | string): string {
+    return path.join(this.blobSourcesDir, `${hexOf(blob)}.json`);
+  }
+  get variantsDir(): string {
+    return path.join(this.root, 'variants');
+  }
+  get snapshotsDir(): string {
+    return path.join(this.root, 'snapshots');
+  }
+  /** The snapshot directory of a chain id. */
+  snapshotDir(chain: Digest): string {
+    return path.join(this.snapshotsDir, digestHex(chain));
+  }
+  /** Build-cache records and memos (owned by cache/records.ts). */
+  get cacheDir(): string {
+    return path.join(this.root, 'cache');
+  }
+  /** RUN --mount=type=cache directories, kept between builds. */
+  get cacheMountsDir(): string {
+    return path.join(this.root, 'cache-mounts');
+  }
+  /** Files naming blobs and snapshots gc must keep besides tagged images. */
+  get gcRootsDir(): string {
+    return path.join(this.root, 'gc-roots');
+  }
+  /** Run-state directories of containers and views being run. */
+  get runDir(): string {
+    return path.join(this.root, 'run');
+  }
+  get tmpDir(): string {
+    return path.join(this.root, 'tmp');
+  }
+}
+
+/** The layout of the store rooted at `root`, for code that holds only the root's path. */
+export function storeLayout(root: string): StoreLayout {
+  return new StoreLayout(root);
+}
+
+/** A digest's hex, or a hex name as it is (gc walks file names). */
+function hexOf(d: Digest | string): string {
+  return d.startsWith('sha256:') ? digestHex(d as Digest) : d;
+}
