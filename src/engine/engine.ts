@@ -53,6 +53,7 @@ import { expandMount } from '../dockerfile/expand-instruction.js';
 import { MountError } from '../dockerfile/mounts.js';
 import type { NamedContext } from './named-contexts.js';
 import type { Ulimit } from '../sandbox/index.js';
+import { proveBuildHasNoSecrets, type MadeLayer } from './secret-proof.js';
 
 export interface BuildOptions {
   store: Store;
@@ -100,6 +101,8 @@ export interface BuildOptions {
   secrets?: SecretSource[];
   /** SSH agent sockets for RUN --mount=type=ssh (--ssh ID[=SOCKET]). */
   ssh?: SshSource[];
+  /** Keep an image in which the secret proof found a secret (a warning, not an error; see secret-proof.ts). */
+  allowSecretInImage?: boolean;
 }
 
 export interface BuildResult {
@@ -164,7 +167,6 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   // steps overlap its builders. RUN steps, the CPU-heavy part, are bounded by the CPU count.
   await Promise.all(plan.order.map(stageResult));
   const final = await stageResult(plan.target);
-  await engine.cache.finish();
   const config = structuredClone(final.config);
   if (o.labels && Object.keys(o.labels).length)
     config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
@@ -175,6 +177,16 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     { descriptor: written.descriptor, manifest: written.manifest, config, id: written.id },
     { compression: o.layerCompression ?? 'none', force: o.forceCompression, level: o.compressionLevel },
   );
+  // Before anything leaves the machine (a cache export here, a push or an output after): no secret in it.
+  await proveBuildHasNoSecrets({
+    ...o,
+    allow: o.allowSecretInImage,
+    shippedStages: engine.shipped,
+    made: engine.made,
+    image: img,
+    warn: (message) => emit({ type: 'warning', message }),
+  });
+  await engine.cache.finish();
   for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
   const sizes = await o.store.imageSizes(img);
   const size = sizes.content;
@@ -213,7 +225,9 @@ class Engine {
    * stages' RUN layers are kept as snapshots only: no image ships them, so compressing them into
    * blobs would be wasted (BuildKit does not either). A cache export needs blobs of every stage.
    */
-  private readonly shipped: Set<number>;
+  readonly shipped: Set<number>;
+  /** The layers this build's steps made or took from the cache, by diff id: what the secret proof searches. */
+  readonly made = new Map<Digest, MadeLayer>();
   /** The sandbox event was sent (once, after the first RUN). */
   private sandboxShown = false;
 
@@ -392,6 +406,8 @@ class Engine {
         });
         throw e;
       }
+      if (layer)
+        this.made.set(layer.diffId, { layer, stage: stage.index, step: { ...this.place(ins), text: ins.original } });
       this.emit({
         type: 'step-done',
         stage: stage.index,

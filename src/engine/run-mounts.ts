@@ -494,7 +494,7 @@ function anyIgnored(ctx: BuildContext, abs: string, rel: string): boolean {
   return false;
 }
 
-function readSecret(s: SecretSource): Buffer | undefined {
+export function readSecret(s: SecretSource): Buffer | undefined {
   if (s.env !== undefined) {
     const v = process.env[s.env];
     return v === undefined ? undefined : Buffer.from(v, 'utf8');

@@ -65,6 +65,7 @@ interface BuildFlags extends RegistryFlags {
   ulimit?: string[];
   call?: string;
   check?: boolean;
+  allowSecretInImage?: boolean;
 }
 
 /** --cache-from / --cache-to: registry cache sources and sinks sharing one registry client. */
@@ -166,6 +167,10 @@ export function register(program: Command): Command {
       '--ssh <spec>',
       'an SSH agent for RUN --mount=type=ssh: ID[=SOCKET] ("default": $SSH_AUTH_SOCK); repeatable',
       collect,
+    )
+    .option(
+      '--allow-secret-in-image',
+      'keep an image in which a --secret value was found (a warning instead of an error; see docs/security.md)',
     )
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
       if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default')
@@ -422,6 +427,7 @@ export function register(program: Command): Command {
             registry: clientOptionsFrom(f),
             secrets,
             ssh,
+            allowSecretInImage: f.allowSecretInImage,
             namedContexts,
             extraHosts,
             shmSize,
