@@ -111,6 +111,8 @@ export interface BuildResult {
   plan: BuildPlan;
   size: number;
   cache?: CacheStats;
+  /** The layers the steps made or took from the cache, by diff id, with the step (file:line). */
+  made?: Map<Digest, MadeLayer>;
 }
 
 interface StageState {
@@ -205,7 +207,7 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     size,
     ...(compressed ? { compressedSize: sizes.blobs } : {}),
   });
-  return { imageId: img.id, descriptor: img.descriptor, plan, size, cache: engine.cache.stats };
+  return { imageId: img.id, descriptor: img.descriptor, plan, size, cache: engine.cache.stats, made: engine.made };
 }
 
 class Engine {
