@@ -80,3 +80,55 @@ test(`values shorter than ${MIN_SECRET_BYTES} bytes are not searched (they would
 test('unrelated data does not match', () => {
   assert.deepEqual(found(secret, randomBytes(100000)), []);
 });
+
+test('TarWalker names the file an offset of a layer lies in: data, long names (PAX), xattrs, any chunking', async () => {
+  const { tarEntries } = await import('../../../src/layer/write.js');
+  const { TarWalker } = await import('../../../src/engine/secret-proof.js');
+  const longDir = `deep/${'d'.repeat(150)}`;
+  const marker = (s: string) => Buffer.from(`<<${s}>>`);
+  const entries = [
+    { path: 'etc', type: 'directory' as const, mode: 0o755, uid: 0, gid: 0, mtime: 1 },
+    {
+      path: 'etc/a',
+      type: 'file' as const,
+      content: Buffer.concat([randomBytes(700), marker('a')]),
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 1,
+    },
+    { path: `${longDir}/b`, type: 'file' as const, content: marker('b'), mode: 0o644, uid: 0, gid: 0, mtime: 1 },
+    {
+      path: 'x',
+      type: 'file' as const,
+      content: Buffer.alloc(0),
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 1,
+      xattrs: { 'user.k': marker('x') },
+    },
+    {
+      path: 'z',
+      type: 'file' as const,
+      content: Buffer.concat([marker('z'), randomBytes(5000)]),
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 1,
+    },
+  ];
+  const parts: Buffer[] = [];
+  for await (const c of tarEntries(entries)) parts.push(c as Buffer);
+  const tar = Buffer.concat(parts);
+  const want: Record<string, string> = { a: '/etc/a', b: `/${longDir}/b`, x: '/x', z: '/z' };
+  for (const size of [1, 100, 512, 513, 4096, tar.length]) {
+    const w = new TarWalker();
+    for (let i = 0; i < tar.length; i += size) w.push(tar.subarray(i, i + size));
+    for (const [k, p] of Object.entries(want)) {
+      const at = tar.indexOf(marker(k));
+      assert.ok(at > 0, k);
+      assert.equal(w.pathAt(at), p, `${k} with chunks of ${size}`);
+    }
+  }
+});
