@@ -178,16 +178,21 @@ export async function searchForSecrets(
   }
   for (const layer of layers) {
     // One pass over the layer's bytes — headers, PAX records (xattrs, long names), file data, the
-    // files a later layer deleted — with the tar's structure followed beside it to name the file
-    // a match lies in. No per-file work: a layer of 30,000 small files costs what its bytes cost.
+    // files a later layer deleted — as one stream: no per-file work, so a layer of 30,000 small
+    // files costs what its bytes cost. Only a layer with a match is read again, with the tar's
+    // structure followed beside the search to name the file each match lies in.
+    const scan = async (walker?: TarWalker) => {
+      const found: { start: number; pattern: number }[] = [];
+      search.reset();
+      for await (const chunk of openLayer(store.openBlob(layer.descriptor.digest)) as AsyncIterable<Buffer>) {
+        search.feed(chunk, (m) => found.push({ start: m.end - patterns[m.pattern]!.bytes.length, pattern: m.pattern }));
+        walker?.push(chunk);
+      }
+      return found;
+    };
+    if (!(await scan()).length) continue;
     const walker = new TarWalker();
-    const found: { start: number; pattern: number }[] = [];
-    search.reset();
-    for await (const chunk of openLayer(store.openBlob(layer.descriptor.digest)) as AsyncIterable<Buffer>) {
-      search.feed(chunk, (m) => found.push({ start: m.end - patterns[m.pattern]!.bytes.length, pattern: m.pattern }));
-      walker.push(chunk);
-    }
-    for (const f of found) onMatch(f.pattern, { in: 'layer', layer, path: walker.pathAt(f.start) });
+    for (const f of await scan(walker)) onMatch(f.pattern, { in: 'layer', layer, path: walker.pathAt(f.start) });
   }
   return hits;
 }
