@@ -11,8 +11,7 @@
  * searched. Files a later layer deleted are still in their layer's blob, and are found there.
  */
 import type { Descriptor, ImageConfig } from '../image/types.js';
-import { openLayer } from '../layer/index.js';
-import { BLOCK, decodeHeader, parsePax } from '../layer/tarformat.js';
+import { BLOCK, decodeHeader, openLayer, parsePax } from '../layer/index.js';
 import type { Store } from '../store/store.js';
 import type { Digest } from '../util/digest.js';
 import { MultiSearch } from '../util/byte-search.js';

@@ -13,10 +13,10 @@ import { createHash } from 'node:crypto';
 import { copyFile, link, mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { parseDockerfile } from '../dockerfile/parser.js';
+import { parseDockerfile } from '../dockerfile/index.js';
 import type { Descriptor, ImageConfig } from '../image/types.js';
 import { openLayer, readTar, type TarHeader } from '../layer/index.js';
-import { createPlan } from '../plan/planner.js';
+import { createPlan } from '../plan/index.js';
 import { Store, type LoadedImage } from '../store/store.js';
 import type { Digest } from '../util/digest.js';
 import type { ErrorPlace } from '../util/errors.js';
@@ -262,6 +262,8 @@ export function guessCause(
     return "Python bytecode: it embeds the source file's mtime unless SOURCE_DATE_EPOCH reaches the RUN (ARG SOURCE_DATE_EPOCH) or --invalidation-mode checked-hash is used";
   if (/\.(gz|tgz)$/.test(pathName) && a.length > 8 && b.length > 8 && a.subarray(4, 8).compare(b.subarray(4, 8)) !== 0)
     return 'a gzip header time: gzip writes the time unless -n';
+  if (a.subarray(0, 4).toString('latin1') === 'PK\x03\x04')
+    return "a zip archive (wheel, jar, zip): it stores each member's mtime; give the tool SOURCE_DATE_EPOCH (ARG SOURCE_DATE_EPOCH in that stage: pip, setuptools and zip-based tools honour it) or normalise the times";
   let at = 0;
   while (at < a.length && at < b.length && a[at] === b[at]) at++;
   const around = (x: Buffer) => x.subarray(Math.max(0, at - 24), at + 40).toString('latin1');
@@ -271,8 +273,10 @@ export function guessCause(
   const lb = b.toString('latin1').split('\n');
   if (la.length > 2 && la.length === lb.length && [...la].sort().join('\n') === [...lb].sort().join('\n'))
     return 'an unsorted listing: the same lines in another order (ls -U, find, a directory read without sorting, a hash map)';
-  if (RANDOM_PART.test(around(a)) && RANDOM_PART.test(around(b)))
-    return `random data or an id: "${around(a).trim()}" vs "${around(b).trim()}"`;
+  const id = /[0-9a-f]{8,}|[0-9A-F]{8,}/;
+  const text = (x: string) => /^[\x20-\x7e\t\n\r]*$/.test(x);
+  if (text(around(a)) && text(around(b)) && id.test(around(a)) && id.test(around(b)))
+    return `a random id (a UUID, a hash of something that changes): "${around(a).trim()}" vs "${around(b).trim()}"`;
   return undefined;
 }
 

@@ -37,3 +37,23 @@ test('an mtime difference is a time a tool set (newer ones are clamped)', () => 
 test('no guess rather than a wrong one', () => {
   assert.equal(guessCause('content', 'bin/app', b('\x7fELF\x01'), b('\x7fELF\x02')), undefined);
 });
+
+test('a zip (a wheel) whose member times differ is named as such, not as random data', () => {
+  const zip = (t: number) =>
+    Buffer.concat([
+      Buffer.from('PK\x03\x04\x14\x00\x00\x00\x08\x00', 'latin1'),
+      Buffer.from([t, 0x5d, 0x6d, 0x12]),
+      Buffer.from('fastsum/_csum.cpython'),
+    ]);
+  assert.match(
+    guessCause('content', 'tmp/wheels/fastsum-1.2.0-cp311-cp311-linux_x86_64.whl', zip(1), zip(2))!,
+    /^a zip archive/,
+  );
+});
+
+test('a changed hex id in text: a random id', () => {
+  assert.match(
+    guessCause('content', 'etc/machine-id', b('id=3f9a0c1e77d24b0a\n'), b('id=8b21e4f09c3a5d17\n'))!,
+    /^a random id/,
+  );
+});
