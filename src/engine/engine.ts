@@ -37,6 +37,7 @@ import { copyStep } from './copy-step.js';
 import { runInstruction, type RunEnv } from './run-step.js';
 import { makeWorkdir } from './workdir-step.js';
 import { appendHistory, historyTime, type StageState, type StepAt } from './stage-state.js';
+import { proveBuildHasNoSecrets, type MadeLayer } from './secret-proof.js';
 
 export interface BuildOptions {
   store: Store;
@@ -84,6 +85,8 @@ export interface BuildOptions {
   secrets?: SecretSource[];
   /** SSH agent sockets for RUN --mount=type=ssh (--ssh ID[=SOCKET]). */
   ssh?: SshSource[];
+  /** Keep an image in which the secret proof found a secret (a warning, not an error; see secret-proof.ts). */
+  allowSecretInImage?: boolean;
 }
 
 export interface BuildResult {
@@ -92,6 +95,8 @@ export interface BuildResult {
   plan: BuildPlan;
   size: number;
   cache?: CacheStats;
+  /** The layers the steps made or took from the cache, by diff id, with the step (file:line). */
+  made?: Map<Digest, MadeLayer>;
 }
 
 export async function build(o: BuildOptions, emit: EventSink = () => undefined): Promise<BuildResult> {
@@ -127,7 +132,6 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   // steps overlap its builders. RUN steps, the CPU-heavy part, are bounded by the CPU count.
   await Promise.all(plan.order.map((n) => engine.stageResult(n)));
   const final = await engine.stageResult(plan.target);
-  await engine.cache.finish();
   const config = structuredClone(final.config);
   if (o.labels && Object.keys(o.labels).length)
     config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
@@ -138,6 +142,16 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     { descriptor: written.descriptor, manifest: written.manifest, config, id: written.id },
     { compression: o.layerCompression ?? 'none', force: o.forceCompression, level: o.compressionLevel },
   );
+  // Before anything leaves the machine (a cache export here, a push or an output after): no secret in it.
+  await proveBuildHasNoSecrets({
+    ...o,
+    allow: o.allowSecretInImage,
+    shippedStages: engine.shipped,
+    made: engine.made,
+    image: img,
+    warn: (message) => emit({ type: 'warning', message }),
+  });
+  await engine.cache.finish();
   for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
   const sizes = await o.store.imageSizes(img);
   const size = sizes.content;
@@ -156,7 +170,7 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     size,
     ...(compressed ? { compressedSize: sizes.blobs } : {}),
   });
-  return { imageId: img.id, descriptor: img.descriptor, plan, size, cache: engine.cache.stats };
+  return { imageId: img.id, descriptor: img.descriptor, plan, size, cache: engine.cache.stats, made: engine.made };
 }
 
 /**
@@ -184,7 +198,9 @@ class Engine implements RunEnv {
    * stages' RUN layers are kept as snapshots only: no image ships them, so compressing them into
    * blobs would be wasted (BuildKit does not either). A cache export needs blobs of every stage.
    */
-  private readonly shipped: Set<number>;
+  readonly shipped: Set<number>;
+  /** The layers this build's steps made or took from the cache, by diff id: what the secret proof searches. */
+  readonly made = new Map<Digest, MadeLayer>();
   /** The sandbox event was sent (once, after the first RUN). */
   private sandboxShown = false;
 
@@ -368,6 +384,8 @@ class Engine implements RunEnv {
         });
         throw e;
       }
+      if (layer)
+        this.made.set(layer.diffId, { layer, stage: stage.index, step: { ...this.place(ins), text: ins.original } });
       this.emit({
         type: 'step-done',
         stage: stage.index,

@@ -14,3 +14,4 @@ export { applyLayer, cleanEntryName, type ApplyOptions } from './apply.js';
 export { readTar, type TarEntry } from './tarstream.js';
 export { measureLayer } from './measure.js';
 export type { TarHeader, EntryType } from './tarformat.js';
+export { BLOCK, decodeHeader, parsePax } from './tarformat.js';

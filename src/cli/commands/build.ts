@@ -9,7 +9,9 @@ import type { CacheSink, CacheSource } from '../../engine/cache-step.js';
 import type { Command } from 'commander';
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { build } from '../../engine/engine.js';
+import { build, type BuildOptions, type BuildResult } from '../../engine/engine.js';
+import type { EventSink } from '../../engine/events.js';
+import { formatVerifyResult, verifyReproducible } from '../../engine/verify-reproducible.js';
 import { parseSecretFlag, parseSshFlag } from '../../engine/run-mounts.js';
 import { parseBuildContextFlag } from '../../engine/named-contexts.js';
 import {
@@ -65,6 +67,8 @@ interface BuildFlags extends RegistryFlags {
   ulimit?: string[];
   call?: string;
   check?: boolean;
+  allowSecretInImage?: boolean;
+  verifyReproducible?: boolean;
 }
 
 /** --cache-from / --cache-to: registry cache sources and sinks sharing one registry client. */
@@ -166,6 +170,14 @@ export function register(program: Command): Command {
       '--ssh <spec>',
       'an SSH agent for RUN --mount=type=ssh: ID[=SOCKET] ("default": $SSH_AUTH_SOCK); repeatable',
       collect,
+    )
+    .option(
+      '--allow-secret-in-image',
+      'keep an image in which a --secret value was found (a warning instead of an error; see docs/security.md)',
+    )
+    .option(
+      '--verify-reproducible',
+      'build the target twice, each on a clean scratch store, with the same SOURCE_DATE_EPOCH (given, else chosen and printed); exit 1 naming the first differing file, its layer and step when the images differ (see docs/reproducible.md)',
     )
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
       if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default')
@@ -331,6 +343,7 @@ export function register(program: Command): Command {
         (v) => v !== undefined && v !== '',
       );
       if (sde !== undefined && !buildArgs.has('SOURCE_DATE_EPOCH')) buildArgs.set('SOURCE_DATE_EPOCH', sde);
+      const verify = f.verifyReproducible ? verifyFlags(f, output.type, sde, buildArgs) : undefined;
       const cacheSpecs = {
         from: (f.cacheFrom ?? []).map((s) => parseCacheSpec(s, '--cache-from')),
         to: (f.cacheTo ?? []).map((s) => parseCacheSpec(s, '--cache-to')),
@@ -393,7 +406,7 @@ export function register(program: Command): Command {
         );
       }
       try {
-        const r = await build(
+        const r = await (verify ? buildVerified(verify, quiet) : build)(
           {
             store,
             contextDir,
@@ -413,7 +426,7 @@ export function register(program: Command): Command {
             compressionLevel: output.compressionLevel,
             backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
             signal: ac.signal,
-            sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
+            sourceDateEpoch: verify?.sourceDateEpoch ?? (sde !== undefined ? Number(sde) : undefined),
             noCache: f.cache === false,
             noCacheFilter: (Array.isArray(f.cacheFilter) ? f.cacheFilter : [])
               .flatMap((s) => s.split(','))
@@ -422,6 +435,7 @@ export function register(program: Command): Command {
             registry: clientOptionsFrom(f),
             secrets,
             ssh,
+            allowSecretInImage: f.allowSecretInImage,
             namedContexts,
             extraHosts,
             shmSize,
@@ -475,6 +489,53 @@ export function register(program: Command): Command {
         process.off('SIGTERM', onSig);
       }
     });
+}
+
+/** --verify-reproducible: what it cannot be combined with, and the SOURCE_DATE_EPOCH (chosen when none was given). */
+function verifyFlags(
+  f: BuildFlags,
+  outputType: string,
+  sde: string | undefined,
+  buildArgs: Map<string, string>,
+): { sourceDateEpoch: number } {
+  if (outputType !== 'store')
+    throw new KilnError(
+      'USAGE',
+      '--verify-reproducible builds into the store',
+      {},
+      { hint: 'verify first, then push or export the image (kiln push, kiln save)' },
+    );
+  if (f.cacheFrom?.length || f.cacheTo?.length)
+    throw new KilnError('USAGE', '--verify-reproducible builds without any cache: drop --cache-from/--cache-to');
+  if (sde !== undefined) return { sourceDateEpoch: Number(sde) };
+  const chosen = Math.floor(Date.now() / 1000);
+  buildArgs.set('SOURCE_DATE_EPOCH', String(chosen));
+  process.stderr.write(`--verify-reproducible: SOURCE_DATE_EPOCH=${chosen} (none was given: chosen now)\n`);
+  return { sourceDateEpoch: chosen };
+}
+
+/**
+ * build() for --verify-reproducible: two builds on scratch stores, compared; the image tagged in
+ * the store when they agree, a BUILD error naming the first difference when they do not.
+ */
+function buildVerified(verify: { sourceDateEpoch: number }, quiet: boolean) {
+  return async (o: BuildOptions, emit: EventSink): Promise<BuildResult> => {
+    const r = await verifyReproducible({ ...o, sourceDateEpoch: verify.sourceDateEpoch }, emit);
+    const report = formatVerifyResult(r);
+    if (!r.reproducible) {
+      const d = r.difference;
+      const step = d && 'step' in d ? d.step : undefined;
+      throw new KilnError(
+        'BUILD',
+        `the build is not reproducible\n${report.trimEnd()}`,
+        step ? { file: step.file, line: step.line, column: step.column } : {},
+        { hint: 'docs/reproducible.md lists what to pin; kiln diff compares two images file by file' },
+      );
+    }
+    for (const t of o.tags ?? []) await o.store.setTag(t, r.builds[0].descriptor);
+    if (!quiet) process.stderr.write(report);
+    return r.builds[0];
+  };
 }
 
 /** BuildKit's checks of a Dockerfile (not kiln lint's own rules) and whether `# check=error=true` makes them fatal. */
