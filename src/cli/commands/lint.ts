@@ -5,9 +5,9 @@ import * as path from 'node:path';
 import { lintDockerfile } from '../../analyze/lint/index.js';
 import { formatLintJson, formatLintSarif, formatLintText } from '../../analyze/lint/format.js';
 import { KilnError } from '../../util/errors.js';
-import { readDockerfileInput } from '../dockerfile-input.js';
+import { readDockerfileInput } from '../../api/dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
-import { readPackageVersion } from '../version.js';
+import { readPackageVersion } from '../../util/version.js';
 import { emit } from './analyze.js';
 
 export function register(program: Command): Command {

@@ -6,7 +6,7 @@ import { parseDockerfile } from '../../dockerfile/parser.js';
 import { createPlan, formatPlanText } from '../../plan/index.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../../image/platform.js';
 import { KilnError } from '../../util/errors.js';
-import { readDockerfileInput } from '../dockerfile-input.js';
+import { readDockerfileInput } from '../../api/dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
 
 interface PlanFlags {

@@ -8,9 +8,9 @@ import { createPlan } from '../../plan/index.js';
 import type { BuildPlan } from '../../plan/types.js';
 import { renderReport } from '../../report/html.js';
 import { writeFileAtomic } from '../../util/fs.js';
-import { readDockerfileInput } from '../dockerfile-input.js';
+import { readDockerfileInput } from '../../api/dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
-import { readPackageVersion } from '../version.js';
+import { readPackageVersion } from '../../util/version.js';
 import { openImageFromCli, progress } from './analyze.js';
 
 interface ReportFlags {

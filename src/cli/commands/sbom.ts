@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { catalogImage, displayName } from '../../analyze/analyze.js';
 import { sbomTableRows, toCycloneDx, toSpdx } from '../../analyze/sbom/format.js';
 import { KilnError } from '../../util/errors.js';
-import { readPackageVersion } from '../version.js';
+import { readPackageVersion } from '../../util/version.js';
 import { emit, openImageFromCli, progress } from './analyze.js';
 
 const FORMATS = ['table', 'cyclonedx-json', 'spdx-json', 'json'];

@@ -9,7 +9,7 @@ import { SEVERITIES, filterSeverities, scanWithDatabase, type Finding, type Scan
 import { severityRank, type Severity } from '../../analyze/osv/severity.js';
 import type { OsRelease } from '../../analyze/sbom/types.js';
 import { KilnError } from '../../util/errors.js';
-import { readPackageVersion } from '../version.js';
+import { readPackageVersion } from '../../util/version.js';
 import { emit, openImageFromCli, progress } from './analyze.js';
 
 function parseSeverity(s: string, flag: string): Severity {
