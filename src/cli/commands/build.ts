@@ -8,7 +8,7 @@ import type { CacheSink, CacheSource } from '../../engine/cache-step.js';
 import type { Command } from 'commander';
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { buildWithOutputs } from '../../engine/build-outputs.js';
+import { build } from '../../api/index.js';
 import { isFilesOutput, parseOutputSpec, type OutputSpec } from '../../engine/outputs.js';
 import { parseSecretFlag, parseSshFlag } from '../../engine/run-mounts.js';
 import { parseBuildContextFlag } from '../../engine/named-contexts.js';
@@ -322,52 +322,50 @@ export function register(program: Command): Command {
         );
       }
       try {
-        const r = await buildWithOutputs(
-          {
-            store,
-            contextDir,
-            dockerfileText: input.text,
-            dockerfileName: input.display,
-            dockerfilePath: input.path,
-            buildArgs,
-            target: f.target,
-            tags: f.tag,
-            outputs: [output],
-            labels,
-            network: f.network === 'none' ? 'none' : 'host',
-            platform: 'linux/amd64',
-            snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
-            backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
-            signal: ac.signal,
-            sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
-            noCache: f.cache === false,
-            noCacheFilter: (Array.isArray(f.cacheFilter) ? f.cacheFilter : [])
-              .flatMap((s) => s.split(','))
-              .filter(Boolean),
-            pull: f.pull,
-            registry: clientOptionsFrom(f),
-            secrets,
-            ssh,
-            namedContexts,
-            extraHosts,
-            shmSize,
-            ulimits,
-            ...registryCache(cacheSpecs, clientOptionsFrom(f), (message) =>
-              display.onEvent({ type: 'warning', message }),
-            ),
-            onPush: quiet ? undefined : (_ref, e) => pushView.onEvent(e),
-            onOutput: (o) => {
-              if (o.type !== 'registry') return;
-              pushView.finish();
-              if (!quiet) process.stderr.write(`pushed ${o.ref}@${o.digest}\n`);
-            },
+        const r = await build({
+          store,
+          context: contextDir,
+          dockerfileText: input.text,
+          dockerfileName: input.display,
+          file: input.path,
+          buildArgs,
+          target: f.target,
+          tags: f.tag,
+          outputs: [output],
+          labels,
+          network: f.network === 'none' ? 'none' : 'host',
+          platform: 'linux/amd64',
+          snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
+          backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
+          signal: ac.signal,
+          sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
+          noCache: f.cache === false,
+          noCacheFilter: (Array.isArray(f.cacheFilter) ? f.cacheFilter : [])
+            .flatMap((s) => s.split(','))
+            .filter(Boolean),
+          pull: f.pull,
+          registry: clientOptionsFrom(f),
+          secrets,
+          ssh,
+          namedContexts,
+          extraHosts,
+          shmSize,
+          ulimits,
+          ...registryCache(cacheSpecs, clientOptionsFrom(f), (message) =>
+            display.onEvent({ type: 'warning', message }),
+          ),
+          onPush: quiet ? undefined : (_ref, e) => pushView.onEvent(e),
+          onOutput: (o) => {
+            if (o.type !== 'registry') return;
+            pushView.finish();
+            if (!quiet) process.stderr.write(`pushed ${o.ref}@${o.digest}\n`);
           },
-          (e) => {
+          onEvent: (e) => {
             display.onEvent(e);
             // The build's view ends with the image; a push's progress follows it.
             if (e.type === 'done') display.finish();
           },
-        );
+        });
         if (f.iidfile) writeFileSync(f.iidfile, r.imageId);
         // With files as the output, docker prints no image ID (and stdout may be the tar).
         if (mode !== 'json' && !isFilesOutput(output)) process.stdout.write(`${r.imageId}\n`);
