@@ -23,7 +23,7 @@ import { normalizeImageName } from '../../image/reference.js';
 import { KilnError } from '../../util/errors.js';
 import { readDockerfileInput, type DockerfileInput } from '../../api/dockerfile-input.js';
 import { isRemoteContext, prepareRemoteContext, type PreparedContext } from '../../engine/remote-context.js';
-import { checkDirective, lintDockerfile, RULES, type LintFinding } from '../../analyze/lint/index.js';
+import { buildChecks, checkCall } from '../../analyze/index.js';
 import { formatLintText } from '../../analyze/lint/format.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
@@ -229,16 +229,9 @@ export function register(program: Command): Command {
         const args = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
         if (call === 'check') {
           // BuildKit's checks only (kiln lint adds its own multi-stage rules on top).
-          const r = lintDockerfile(input.text, { file: input.display, target: f.target, buildArgs: args });
-          const findings = r.findings.filter((x) => RULES[x.rule]?.origin !== 'kiln' || x.rule === 'InvalidDockerfile');
-          const shown = {
-            ...r,
-            findings,
-            errors: findings.filter((x) => x.level === 'error').length,
-            warnings: findings.filter((x) => x.level === 'warning').length,
-          };
+          const shown = checkCall(input.text, { file: input.display, target: f.target, buildArgs: args });
           process.stdout.write(formatLintText(shown));
-          if (findings.length) process.exitCode = 1;
+          if (shown.findings.length) process.exitCode = 1;
           return;
         }
         const plan = createPlan(parseDockerfile(input.text, { file: input.display }), {
@@ -385,32 +378,4 @@ export function register(program: Command): Command {
         process.off('SIGTERM', onSig);
       }
     });
-}
-
-/** BuildKit's checks of a Dockerfile (not kiln lint's own rules) and whether `# check=error=true` makes them fatal. */
-function buildChecks(
-  text: string,
-  file: string,
-  target: string | undefined,
-  buildArgs: Map<string, string>,
-): { findings: LintFinding[]; all: LintFinding[]; fail: boolean } {
-  const r = lintDockerfile(text, { file, target, buildArgs });
-  // A file that does not parse or plan fails the build with its own error.
-  // The parser's own warnings (NoEmptyContinuation, MaintainerDeprecated, LegacyKeyValueFormat)
-  // come with the build's events already.
-  const fromParser = new Set<string>();
-  try {
-    for (const w of parseDockerfile(text, { file }).warnings) if (w.rule) fromParser.add(w.rule);
-  } catch {
-    // reported by the build
-  }
-  const all = r.findings.filter((x) => RULES[x.rule]?.origin === 'buildkit');
-  const findings = all.filter((x) => !fromParser.has(x.rule));
-  let fail = false;
-  try {
-    fail = checkDirective(parseDockerfile(text, { file })).error;
-  } catch {
-    fail = false;
-  }
-  return { findings, all, fail };
 }
