@@ -76,3 +76,4 @@ export {
   type LintOptions,
 } from './lint/index.js';
 export { formatLintText, formatLintJson, formatLintSarif } from './lint/format.js';
+export { buildChecks, checkCall } from './lint/build-checks.js';

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { loadCommands, type RegisterCommand } from './commands/index.js';
 import { KilnError, formatError, isKilnError } from '../util/errors.js';
-import { readPackageVersion } from './version.js';
+import { readPackageVersion } from '../util/version.js';
 import { runInUserNamespace } from './rootless.js';
 
 /** The program with every command (for help and the generated docs). */

@@ -25,6 +25,7 @@
  */
 export { runStep, DEFAULT_PATH, type RunStepOptions, type RunOutcome } from './run.js';
 export type { Mount } from './mounts.js';
+export { containerArgs, containerEnv, parseVolume } from './container.js';
 export {
   selectRunner,
   probeRuntime,

@@ -1,5 +1,4 @@
 /** `kiln build`: a Dockerfile and a context → an image, with docker build's flags. */
-import { push } from '../../registry/push.js';
 import { closeIdleConnections } from '../../registry/http.js';
 import { transferView } from '../../ui/transfer.js';
 import { clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
@@ -9,9 +8,8 @@ import type { CacheSink, CacheSource } from '../../engine/cache-step.js';
 import type { Command } from 'commander';
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { build, type BuildOptions, type BuildResult } from '../../engine/engine.js';
-import type { EventSink } from '../../engine/events.js';
-import { formatVerifyResult, verifyReproducible } from '../../engine/verify-reproducible.js';
+import { build } from '../../api/index.js';
+import { isFilesOutput, parseOutputSpec, type OutputSpec } from '../../engine/outputs.js';
 import { parseSecretFlag, parseSshFlag } from '../../engine/run-mounts.js';
 import { parseBuildContextFlag } from '../../engine/named-contexts.js';
 import {
@@ -21,15 +19,11 @@ import {
   resolveProgressMode,
   PROGRESS_MODES,
 } from '../../ui/progress/index.js';
-import { saveImagesToFile } from '../../archive/save.js';
-import { writeFilesystemOutput, type FilesystemOutput } from '../../archive/fs-output.js';
 import { normalizeImageName } from '../../image/reference.js';
-import type { Compression } from '../../image/types.js';
-import { parseCompression, validLevel } from '../../store/compressed.js';
 import { KilnError } from '../../util/errors.js';
-import { readDockerfileInput, type DockerfileInput } from '../dockerfile-input.js';
+import { readDockerfileInput, type DockerfileInput } from '../../api/dockerfile-input.js';
 import { isRemoteContext, prepareRemoteContext, type PreparedContext } from '../../engine/remote-context.js';
-import { checkDirective, lintDockerfile, RULES, type LintFinding } from '../../analyze/lint/index.js';
+import { buildChecks, checkCall } from '../../analyze/index.js';
 import { formatLintText } from '../../analyze/lint/format.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
@@ -192,72 +186,10 @@ export function register(program: Command): Command {
           {},
           { hint: `use one of ${PROGRESS_MODES.join(', ')}` },
         );
-      let output: {
-        type: string;
-        dest?: string;
-        name?: string;
-        compression?: Compression;
-        forceCompression?: boolean;
-        compressionLevel?: number;
-      } = { type: 'store' };
-      if (f.push) {
-        if (f.output && !/(^|,)type=(registry|image)(,|$)/.test(f.output))
-          throw new KilnError('USAGE', `--push and --output "${f.output}" name two outputs: use one`);
-        if (!f.output) f.output = 'type=registry';
-      }
-      if (f.output) {
-        // docker's shorthands: `-o DIR` is type=local,dest=DIR, `-o -` a tar on stdout.
-        const spec =
-          f.output === '-' ? 'type=tar,dest=-' : !f.output.includes('=') ? `type=local,dest=${f.output}` : f.output;
-        const kv = Object.fromEntries(spec.split(',').map((p) => p.split('=', 2) as [string, string]));
-        if (!['store', 'docker', 'oci', 'registry', 'image', 'local', 'tar'].includes(kv.type ?? ''))
-          throw new KilnError(
-            'USAGE',
-            `unsupported --output "${f.output}": use type=store, type=docker,dest=FILE, type=oci,dest=FILE, type=registry[,name=REF], type=local,dest=DIR or type=tar,dest=FILE`,
-          );
-        if (kv.type === 'local' && kv.dest === '-')
-          throw new KilnError(
-            'USAGE',
-            '--output type=local needs a directory, not "-"',
-            {},
-            { hint: 'type=tar,dest=- writes the files as a tar on stdout' },
-          );
-        if (kv.type === 'image' && kv.push !== 'true') kv.type = 'store';
-        if (kv.type === 'image') kv.type = 'registry';
-        if (kv.type !== 'store' && kv.type !== 'registry' && !kv.dest)
-          throw new KilnError('USAGE', `--output type=${kv.type} needs dest=${kv.type === 'local' ? 'DIR' : 'FILE'}`);
-        if (kv.type === 'registry' && !kv.name && !f.tag?.length)
-          throw new KilnError('USAGE', '--output type=registry needs a name: -t REF or name=REF');
-        output = { type: kv.type!, dest: kv.dest, name: kv.name };
-        if (kv.compression !== undefined) {
-          output.compression = parseCompression(kv.compression);
-          if (!output.compression)
-            throw new KilnError(
-              'USAGE',
-              `unknown compression "${kv.compression}" in --output`,
-              {},
-              { hint: 'use compression=uncompressed, gzip or zstd' },
-            );
-        }
-        if (kv['force-compression'] !== undefined && !['true', 'false'].includes(kv['force-compression']))
-          throw new KilnError(
-            'USAGE',
-            `invalid force-compression "${kv['force-compression']}" in --output: true or false`,
-          );
-        output.forceCompression = kv['force-compression'] === 'true';
-        if (kv['compression-level'] !== undefined) output.compressionLevel = Number(kv['compression-level']);
-      }
-      // The store keeps layers as plain tars (a push compresses them); a registry or an archive
-      // gets gzip unless told otherwise, as with BuildKit.
-      const layerCompression: Compression =
-        output.compression ?? (['store', 'local', 'tar'].includes(output.type) ? 'none' : 'gzip');
-      if (output.compressionLevel !== undefined && !validLevel(layerCompression, output.compressionLevel))
-        throw new KilnError(
-          'USAGE',
-          `invalid compression-level in --output for ${layerCompression === 'none' ? 'uncompressed layers' : layerCompression}`,
-          {},
-          { hint: 'gzip takes 1-9, zstd 1-19' },
-        );
+      if (f.push && f.output && !/(^|,)type=(registry|image)(,|$)/.test(f.output))
+        throw new KilnError('USAGE', `--push and --output "${f.output}" name two outputs: use one`);
+      const outputText = f.output ?? (f.push ? 'type=registry' : undefined);
+      const parsed: OutputSpec = outputText ? parseOutputSpec(outputText, f.tag ?? []) : { type: 'store' };
       if (f.snapshotter && f.snapshotter !== 'overlay' && f.snapshotter !== 'native')
         throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay or native`);
       if (f.backend && f.backend !== 'oci' && f.backend !== 'chroot' && f.backend !== 'bare')
@@ -307,16 +239,9 @@ export function register(program: Command): Command {
         const args = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
         if (call === 'check') {
           // BuildKit's checks only (kiln lint adds its own multi-stage rules on top).
-          const r = lintDockerfile(input.text, { file: input.display, target: f.target, buildArgs: args });
-          const findings = r.findings.filter((x) => RULES[x.rule]?.origin !== 'kiln' || x.rule === 'InvalidDockerfile');
-          const shown = {
-            ...r,
-            findings,
-            errors: findings.filter((x) => x.level === 'error').length,
-            warnings: findings.filter((x) => x.level === 'warning').length,
-          };
+          const shown = checkCall(input.text, { file: input.display, target: f.target, buildArgs: args });
           process.stdout.write(formatLintText(shown));
-          if (findings.length) process.exitCode = 1;
+          if (shown.findings.length) process.exitCode = 1;
           return;
         }
         const plan = createPlan(parseDockerfile(input.text, { file: input.display }), {
@@ -343,7 +268,6 @@ export function register(program: Command): Command {
         (v) => v !== undefined && v !== '',
       );
       if (sde !== undefined && !buildArgs.has('SOURCE_DATE_EPOCH')) buildArgs.set('SOURCE_DATE_EPOCH', sde);
-      const verify = f.verifyReproducible ? verifyFlags(f, output.type, sde, buildArgs) : undefined;
       const cacheSpecs = {
         from: (f.cacheFrom ?? []).map((s) => parseCacheSpec(s, '--cache-from')),
         to: (f.cacheTo ?? []).map((s) => parseCacheSpec(s, '--cache-to')),
@@ -357,15 +281,10 @@ export function register(program: Command): Command {
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
       const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);
-      const filesOut: FilesystemOutput | undefined =
-        output.type === 'local'
-          ? { type: 'local', dest: output.dest! }
-          : output.type === 'tar'
-            ? output.dest === '-'
-              ? { type: 'tar', stream: process.stdout }
-              : { type: 'tar', dest: output.dest! }
-            : undefined;
-      if (filesOut && 'stream' in filesOut) {
+      // `dest=-`: the final stage's files as a tar on stdout.
+      const toStdout = parsed.type === 'tar' && 'dest' in parsed && parsed.dest === '-';
+      const output: OutputSpec = toStdout ? { type: 'tar', stream: process.stdout } : parsed;
+      if (toStdout) {
         if (mode === 'json')
           throw new KilnError(
             'USAGE',
@@ -406,73 +325,56 @@ export function register(program: Command): Command {
         );
       }
       try {
-        const r = await (verify ? buildVerified(verify, quiet) : build)(
-          {
-            store,
-            contextDir,
-            dockerfileText: input.text,
-            dockerfileName: input.display,
-            dockerfilePath: input.path,
-            buildArgs,
-            target: f.target,
-            // The files are the product, not an image: nothing is tagged (as BuildKit).
-            tags: filesOut ? undefined : f.tag,
-            labels,
-            network: f.network === 'none' ? 'none' : 'host',
-            platform: 'linux/amd64',
-            snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
-            layerCompression,
-            forceCompression: output.forceCompression,
-            compressionLevel: output.compressionLevel,
-            backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
-            signal: ac.signal,
-            sourceDateEpoch: verify?.sourceDateEpoch ?? (sde !== undefined ? Number(sde) : undefined),
-            noCache: f.cache === false,
-            noCacheFilter: (Array.isArray(f.cacheFilter) ? f.cacheFilter : [])
-              .flatMap((s) => s.split(','))
-              .filter(Boolean),
-            pull: f.pull,
-            registry: clientOptionsFrom(f),
-            secrets,
-            ssh,
-            allowSecretInImage: f.allowSecretInImage,
-            namedContexts,
-            extraHosts,
-            shmSize,
-            ulimits,
-            ...registryCache(cacheSpecs, clientOptionsFrom(f), (message) =>
-              display.onEvent({ type: 'warning', message }),
-            ),
-          },
-          (e) => display.onEvent(e),
-        );
-        display.finish();
-        if (output.type === 'registry') {
-          const names = output.name ? output.name.split(/[,;]/).filter(Boolean) : (f.tag ?? []);
-          for (const n of names) {
-            const pushed = await push(store, r.descriptor.digest, n, {
-              ...clientOptionsFrom(f),
-              compression: layerCompression,
-              compressionLevel: output.compressionLevel,
-              onProgress: quiet ? undefined : (e) => pushView.onEvent(e),
-            });
+        const r = await build({
+          store,
+          context: contextDir,
+          dockerfileText: input.text,
+          dockerfileName: input.display,
+          file: input.path,
+          buildArgs,
+          target: f.target,
+          tags: f.tag,
+          outputs: [output],
+          labels,
+          network: f.network === 'none' ? 'none' : 'host',
+          platform: 'linux/amd64',
+          snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
+          backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
+          signal: ac.signal,
+          sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
+          noCache: f.cache === false,
+          noCacheFilter: (Array.isArray(f.cacheFilter) ? f.cacheFilter : [])
+            .flatMap((s) => s.split(','))
+            .filter(Boolean),
+          pull: f.pull,
+          registry: clientOptionsFrom(f),
+          secrets,
+          ssh,
+          allowSecretInImage: f.allowSecretInImage,
+          verifyReproducible: f.verifyReproducible,
+          onVerified: quiet ? undefined : (report) => process.stderr.write(report),
+          namedContexts,
+          extraHosts,
+          shmSize,
+          ulimits,
+          ...registryCache(cacheSpecs, clientOptionsFrom(f), (message) =>
+            display.onEvent({ type: 'warning', message }),
+          ),
+          onPush: quiet ? undefined : (_ref, e) => pushView.onEvent(e),
+          onOutput: (o) => {
+            if (o.type !== 'registry') return;
             pushView.finish();
-            if (!quiet) process.stderr.write(`pushed ${pushed.ref}@${pushed.digest}\n`);
-          }
-        } else if (filesOut) {
-          await writeFilesystemOutput(store, await store.resolveImage(r.descriptor.digest), filesOut);
-        } else if (output.type !== 'store') {
-          const img = await store.resolveImage(r.descriptor.digest);
-          await saveImagesToFile(
-            store,
-            [{ ...img, name: f.tag?.[0] ? normalizeImageName(f.tag[0]) : undefined }],
-            output.type as 'docker' | 'oci',
-            output.dest!,
-          );
-        }
+            if (!quiet) process.stderr.write(`pushed ${o.ref}@${o.digest}\n`);
+          },
+          onEvent: (e) => {
+            display.onEvent(e);
+            // The build's view ends with the image; a push's progress follows it.
+            if (e.type === 'done') display.finish();
+          },
+        });
         if (f.iidfile) writeFileSync(f.iidfile, r.imageId);
         // With files as the output, docker prints no image ID (and stdout may be the tar).
-        if (mode !== 'json' && !filesOut) process.stdout.write(`${r.imageId}\n`);
+        if (mode !== 'json' && !isFilesOutput(output)) process.stdout.write(`${r.imageId}\n`);
       } catch (e) {
         display.finish(progressError(e));
         if (ac.signal.aborted) {
@@ -489,79 +391,4 @@ export function register(program: Command): Command {
         process.off('SIGTERM', onSig);
       }
     });
-}
-
-/** --verify-reproducible: what it cannot be combined with, and the SOURCE_DATE_EPOCH (chosen when none was given). */
-function verifyFlags(
-  f: BuildFlags,
-  outputType: string,
-  sde: string | undefined,
-  buildArgs: Map<string, string>,
-): { sourceDateEpoch: number } {
-  if (outputType !== 'store')
-    throw new KilnError(
-      'USAGE',
-      '--verify-reproducible builds into the store',
-      {},
-      { hint: 'verify first, then push or export the image (kiln push, kiln save)' },
-    );
-  if (f.cacheFrom?.length || f.cacheTo?.length)
-    throw new KilnError('USAGE', '--verify-reproducible builds without any cache: drop --cache-from/--cache-to');
-  if (sde !== undefined) return { sourceDateEpoch: Number(sde) };
-  const chosen = Math.floor(Date.now() / 1000);
-  buildArgs.set('SOURCE_DATE_EPOCH', String(chosen));
-  process.stderr.write(`--verify-reproducible: SOURCE_DATE_EPOCH=${chosen} (none was given: chosen now)\n`);
-  return { sourceDateEpoch: chosen };
-}
-
-/**
- * build() for --verify-reproducible: two builds on scratch stores, compared; the image tagged in
- * the store when they agree, a BUILD error naming the first difference when they do not.
- */
-function buildVerified(verify: { sourceDateEpoch: number }, quiet: boolean) {
-  return async (o: BuildOptions, emit: EventSink): Promise<BuildResult> => {
-    const r = await verifyReproducible({ ...o, sourceDateEpoch: verify.sourceDateEpoch }, emit);
-    const report = formatVerifyResult(r);
-    if (!r.reproducible) {
-      const d = r.difference;
-      const step = d && 'step' in d ? d.step : undefined;
-      throw new KilnError(
-        'BUILD',
-        `the build is not reproducible\n${report.trimEnd()}`,
-        step ? { file: step.file, line: step.line, column: step.column } : {},
-        { hint: 'docs/reproducible.md lists what to pin; kiln diff compares two images file by file' },
-      );
-    }
-    for (const t of o.tags ?? []) await o.store.setTag(t, r.builds[0].descriptor);
-    if (!quiet) process.stderr.write(report);
-    return r.builds[0];
-  };
-}
-
-/** BuildKit's checks of a Dockerfile (not kiln lint's own rules) and whether `# check=error=true` makes them fatal. */
-function buildChecks(
-  text: string,
-  file: string,
-  target: string | undefined,
-  buildArgs: Map<string, string>,
-): { findings: LintFinding[]; all: LintFinding[]; fail: boolean } {
-  const r = lintDockerfile(text, { file, target, buildArgs });
-  // A file that does not parse or plan fails the build with its own error.
-  // The parser's own warnings (NoEmptyContinuation, MaintainerDeprecated, LegacyKeyValueFormat)
-  // come with the build's events already.
-  const fromParser = new Set<string>();
-  try {
-    for (const w of parseDockerfile(text, { file }).warnings) if (w.rule) fromParser.add(w.rule);
-  } catch {
-    // reported by the build
-  }
-  const all = r.findings.filter((x) => RULES[x.rule]?.origin === 'buildkit');
-  const findings = all.filter((x) => !fromParser.has(x.rule));
-  let fail = false;
-  try {
-    fail = checkDirective(parseDockerfile(text, { file })).error;
-  } catch {
-    fail = false;
-  }
-  return { findings, all, fail };
 }

@@ -1,9 +1,9 @@
 /** `kiln history IMAGE`: one row per history entry, newest first — layer, created, created by, size (docker history). */
 import type { Command } from 'commander';
-import { imageHistory } from '../../analyze/history.js';
+import { history } from '../../api/index.js';
+import { humanAgo, humanSize, printTable } from '../../ui/table.js';
 import { KilnError } from '../../util/errors.js';
-import { humanAgo, humanSize, printTable } from '../store.js';
-import { openImageFromCli } from './analyze.js';
+import { openStoreFromCli } from '../store.js';
 
 export function register(program: Command): Command {
   return program
@@ -23,13 +23,7 @@ export function register(program: Command): Command {
       ) => {
         if (flags.format !== 'table' && flags.format !== 'json')
           throw new KilnError('USAGE', `unknown --format "${flags.format}": use table or json`);
-        const src = await openImageFromCli(cmd, image, flags.platform);
-        let rows;
-        try {
-          rows = await imageHistory(src);
-        } finally {
-          await src.close();
-        }
+        const rows = await history(image, { store: await openStoreFromCli(cmd), platform: flags.platform });
         const human = flags.human !== 'false';
         const layerId = (d: string | undefined) =>
           d ? (flags.trunc ? d.replace(/^sha256:/, '').slice(0, 12) : d) : '<missing>';

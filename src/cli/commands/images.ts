@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { digestHex } from '../../util/digest.js';
 import { parseReference, familiarName, normalizeImageName } from '../../image/reference.js';
-import { humanAgo, humanSize, openStoreFromCli, printTable } from '../store.js';
+import { humanAgo, humanSize, printTable } from '../../ui/table.js';
+import { openStoreFromCli } from '../store.js';
 import { KilnError } from '../../util/errors.js';
 
 const FIELDS = ['Repository', 'Tag', 'ID', 'Digest', 'CreatedAt', 'CreatedSince', 'Size'];

@@ -1,14 +1,12 @@
 /** `kiln lint`: Dockerfile checks (BuildKit's build checks plus kiln's multi-stage rules); exit 1 on errors. */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import * as path from 'node:path';
-import { lintDockerfile } from '../../analyze/lint/index.js';
+import { lint } from '../../api/index.js';
 import { formatLintJson, formatLintSarif, formatLintText } from '../../analyze/lint/format.js';
 import { KilnError } from '../../util/errors.js';
-import { readDockerfileInput } from '../dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
-import { readPackageVersion } from '../version.js';
-import { emit } from './analyze.js';
+import { readPackageVersion } from '../../util/version.js';
+import { emit } from '../output.js';
 
 export function register(program: Command): Command {
   return program
@@ -34,9 +32,12 @@ export function register(program: Command): Command {
           throw new KilnError('USAGE', `unknown --format "${flags.format}": use text, json or sarif`);
         if (flags.file !== '-' && flags.file === undefined && !existsSync(context))
           throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
-        const input = readDockerfileInput(flags.file, path.resolve(context));
-        const buildArgs = parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]);
-        const r = lintDockerfile(input.text, { file: input.display, target: flags.target, buildArgs });
+        const r = lint({
+          context,
+          file: flags.file,
+          target: flags.target,
+          buildArgs: parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]),
+        });
         const text =
           flags.format === 'json'
             ? formatLintJson(r)

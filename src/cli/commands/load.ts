@@ -1,7 +1,7 @@
 /** `kiln load -i FILE`: images from a docker-archive or OCI layout tar into the store. */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { loadArchive } from '../../archive/load.js';
+import { load } from '../../api/index.js';
 import { familiarName } from '../../image/reference.js';
 import { KilnError } from '../../util/errors.js';
 import { openStoreFromCli } from '../store.js';
@@ -16,7 +16,9 @@ export function register(program: Command): Command {
       if (flags.input && !existsSync(flags.input))
         throw new KilnError('NOT_FOUND', 'no such file', { path: flags.input });
       const store = await openStoreFromCli(cmd);
-      const r = await loadArchive(store, flags.input ?? process.stdin, flags.input ?? 'stdin');
+      const r = await load(
+        flags.input ? { store, input: flags.input } : { store, stream: process.stdin, where: 'stdin' },
+      );
       if (!flags.quiet)
         for (const i of r.images)
           process.stdout.write(i.name ? `Loaded image: ${familiarName(i.name)}\n` : `Loaded image ID: ${i.id}\n`);

@@ -1,12 +1,9 @@
 /** `kiln plan`: print the resolved build (stages, order, expanded instructions) without building. */
 import type { Command } from 'commander';
-import * as path from 'node:path';
 import { existsSync } from 'node:fs';
-import { parseDockerfile } from '../../dockerfile/parser.js';
-import { createPlan, formatPlanText } from '../../plan/index.js';
-import { formatPlatform, hostPlatform, parsePlatform } from '../../image/platform.js';
+import { plan } from '../../api/index.js';
+import { formatPlanText } from '../../plan/index.js';
 import { KilnError } from '../../util/errors.js';
-import { readDockerfileInput } from '../dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
 
 interface PlanFlags {
@@ -41,16 +38,17 @@ export function register(program: Command): Command {
         throw new KilnError('USAGE', `unknown --format "${flags.format}": use text or json`);
       if (flags.file !== '-' && !existsSync(context))
         throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
-      const input = readDockerfileInput(flags.file, path.resolve(context));
-      const df = parseDockerfile(input.text, { file: input.display });
-      const buildArgs = parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]);
-      const build = formatPlatform(hostPlatform());
-      const platform = flags.platform === undefined ? build : formatPlatform(parsePlatform(flags.platform));
-      const plan = createPlan(df, { buildArgs, target: flags.target, platform, buildPlatform: build });
-      if (flags.format === 'json') process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
-      else process.stdout.write(formatPlanText(plan));
-      for (const w of plan.warnings)
+      const buildPlan = plan({
+        context,
+        file: flags.file,
+        buildArgs: parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]),
+        target: flags.target,
+        platform: flags.platform,
+      });
+      if (flags.format === 'json') process.stdout.write(`${JSON.stringify(buildPlan, null, 2)}\n`);
+      else process.stdout.write(formatPlanText(buildPlan));
+      for (const w of buildPlan.warnings)
         if (flags.format === 'json')
-          process.stderr.write(`warning: ${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}\n`);
+          process.stderr.write(`warning: ${w.line !== undefined ? `${buildPlan.file}:${w.line}: ` : ''}${w.message}\n`);
     });
 }

@@ -12,7 +12,8 @@ import { pruneCacheMounts } from '../../engine/run-mounts.js';
 import { CacheIndex } from '../../cache/records.js';
 import { KilnError } from '../../util/errors.js';
 import { cleanupStaleRuns, sweepPrivateDirs } from '../../sandbox/index.js';
-import { humanSize, openStoreFromCli } from '../store.js';
+import { humanSize } from '../../ui/table.js';
+import { openStoreFromCli } from '../store.js';
 
 /** Sizes as docker's --keep-storage takes them (go-units RAMInBytes: "512MB", "10g", "1.5GiB", bytes); units are 1024-based. */
 export function parseKeepStorage(s: string): number {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { familiarName } from '../../image/reference.js';
 import { closeIdleConnections } from '../../registry/http.js';
-import { pull } from '../../registry/pull.js';
+import { pull } from '../../api/index.js';
 import { transferView } from '../../ui/transfer.js';
 import { addRegistryOptions, clientOptionsFrom, platformFrom, type RegistryFlags } from '../registry-options.js';
 import { openStoreFromCli } from '../store.js';
@@ -19,7 +19,8 @@ export function register(program: Command): Command {
     const view = transferView('pull', process.stderr, { quiet: flags.quiet });
     try {
       let fetched = 0;
-      const img = await pull(store, reference, {
+      const img = await pull(reference, {
+        store,
         ...clientOptionsFrom(flags),
         platform: platformFrom(flags),
         onProgress: (e) => {

@@ -1,7 +1,7 @@
 /** `kiln push IMAGE [DEST]`: an image of the store to a registry, as `docker push` (+ skopeo's DEST). */
 import type { Command } from 'commander';
 import { closeIdleConnections } from '../../registry/http.js';
-import { push } from '../../registry/push.js';
+import { push } from '../../api/index.js';
 import { parseCompression, validLevel } from '../../store/compressed.js';
 import { transferView } from '../../ui/transfer.js';
 import { KilnError } from '../../util/errors.js';
@@ -66,7 +66,9 @@ export function register(program: Command): Command {
       const store = await openStoreFromCli(c);
       const view = transferView('push', process.stderr, { quiet: flags.quiet });
       try {
-        const r = await push(store, image, destination, {
+        const r = await push(image, {
+          store,
+          destination,
           ...clientOptionsFrom(flags),
           chunkSize,
           compression,

@@ -1,17 +1,11 @@
 /** `kiln report IMAGE -o report.html`: one self-contained HTML page about an image. */
 import type { Command } from 'commander';
 import * as path from 'node:path';
-import { analyzeImage } from '../../analyze/analyze.js';
-import { scanWithDatabase } from '../../analyze/scan.js';
-import { parseDockerfile } from '../../dockerfile/parser.js';
-import { createPlan } from '../../plan/index.js';
-import type { BuildPlan } from '../../plan/types.js';
-import { renderReport } from '../../report/html.js';
+import { plan, report } from '../../api/index.js';
 import { writeFileAtomic } from '../../util/fs.js';
-import { readDockerfileInput } from '../dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
-import { readPackageVersion } from '../version.js';
-import { openImageFromCli, progress } from './analyze.js';
+import { progress } from '../output.js';
+import { openStoreFromCli } from '../store.js';
 
 interface ReportFlags {
   output: string;
@@ -39,31 +33,28 @@ export function register(program: Command): Command {
     .option('--build-arg <key=value>', 'build-time variable of that build (repeatable)', collect)
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image')
     .action(async (image: string, flags: ReportFlags, cmd: Command) => {
-      let plan: BuildPlan | undefined;
-      if (flags.file) {
-        const input = readDockerfileInput(flags.file, path.dirname(path.resolve(flags.file)));
-        plan = createPlan(parseDockerfile(input.text, { file: input.display }), {
-          target: flags.target,
-          buildArgs: parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]),
-        });
-      }
-      const src = await openImageFromCli(cmd, image, flags.platform);
+      // The Dockerfile is read where it is (its directory as the context).
+      const buildPlan = flags.file
+        ? plan({
+            context: path.dirname(path.resolve(flags.file)),
+            file: flags.file,
+            target: flags.target,
+            buildArgs: parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]),
+          })
+        : undefined;
       const p = progress('report');
-      let analysis;
+      let html: string;
       try {
-        analysis = await analyzeImage(src, { packages: true, onLayer: p.onLayer });
+        html = await report(image, {
+          store: await openStoreFromCli(cmd),
+          db: flags.db,
+          plan: buildPlan,
+          platform: flags.platform,
+          onLayer: p.onLayer,
+        });
       } finally {
         p.done();
-        await src.close();
       }
-      const scan = flags.db ? await scanWithDatabase(analysis.packages ?? [], analysis.os ?? {}, flags.db) : undefined;
-      const html = renderReport({
-        analysis,
-        scan,
-        plan,
-        tool: { name: 'kiln', version: readPackageVersion() },
-        generated: new Date().toISOString(),
-      });
       await writeFileAtomic(flags.output, html);
       process.stderr.write(`wrote ${flags.output} (${Math.round(html.length / 1024)} kB)\n`);
     });

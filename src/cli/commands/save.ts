@@ -1,6 +1,6 @@
 /** `kiln save -o FILE IMAGE…`: images to a docker-archive (docker load reads it) or an OCI layout tar. */
 import type { Command } from 'commander';
-import { saveImages, saveImagesToFile } from '../../archive/save.js';
+import { save } from '../../api/index.js';
 import { KilnError } from '../../util/errors.js';
 import { openStoreFromCli } from '../store.js';
 
@@ -22,9 +22,10 @@ export function register(program: Command): Command {
           { hint: 'use -o FILE or redirect stdout' },
         );
       const store = await openStoreFromCli(cmd);
-      const loaded = [];
-      for (const i of images) loaded.push(await store.resolveImage(i));
-      if (flags.output) await saveImagesToFile(store, loaded, flags.format, flags.output);
-      else await saveImages(store, loaded, flags.format, process.stdout);
+      await save(images, {
+        store,
+        format: flags.format,
+        ...(flags.output ? { dest: flags.output } : { stream: process.stdout }),
+      });
     });
 }

@@ -1,10 +1,13 @@
 /** `kiln sbom IMAGE`: the packages in an image (Debian, Alpine, Python, Node) as CycloneDX, SPDX or a table. */
 import type { Command } from 'commander';
-import { catalogImage, displayName } from '../../analyze/analyze.js';
-import { sbomTableRows, toCycloneDx, toSpdx } from '../../analyze/sbom/format.js';
+import { displayName } from '../../analyze/analyze.js';
+import { toCycloneDx, toSpdx } from '../../analyze/sbom/format.js';
+import { sbom } from '../../api/index.js';
+import { formatSbomTable } from '../../ui/analysis.js';
 import { KilnError } from '../../util/errors.js';
-import { readPackageVersion } from '../version.js';
-import { emit, openImageFromCli, progress } from './analyze.js';
+import { readPackageVersion } from '../../util/version.js';
+import { emit, progress } from '../output.js';
+import { openStoreFromCli } from '../store.js';
 
 const FORMATS = ['table', 'cyclonedx-json', 'spdx-json', 'json'];
 
@@ -21,14 +24,12 @@ export function register(program: Command): Command {
     .action(async (image: string, flags: { format: string; output?: string; platform?: string }, cmd: Command) => {
       if (!FORMATS.includes(flags.format))
         throw new KilnError('USAGE', `unknown --format "${flags.format}": use ${FORMATS.join(', ')}`);
-      const src = await openImageFromCli(cmd, image, flags.platform);
       const p = progress('sbom');
       let r;
       try {
-        r = await catalogImage(src, { onLayer: p.onLayer });
+        r = await sbom(image, { store: await openStoreFromCli(cmd), platform: flags.platform, onLayer: p.onLayer });
       } finally {
         p.done();
-        await src.close();
       }
       const subject = {
         name: displayName(r.image),
@@ -44,12 +45,6 @@ export function register(program: Command): Command {
       if (flags.format === 'spdx-json') return emit(`${JSON.stringify(toSpdx(subject), null, 2)}\n`, flags.output);
       if (flags.format === 'json')
         return emit(`${JSON.stringify({ image: r.image, os: r.os, packages: r.packages }, null, 2)}\n`, flags.output);
-      const rows = sbomTableRows(r.packages);
-      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
-      let text = rows
-        .map((x) => x.map((c, i) => (i === x.length - 1 ? c : c.padEnd(widths[i]! + 2))).join(''))
-        .join('\n');
-      text += `\n${r.packages.length} packages${r.os.prettyName ? ` on ${r.os.prettyName}` : ''}\n`;
-      return emit(text, flags.output);
+      return emit(formatSbomTable(r.packages, r.os), flags.output);
     });
 }

@@ -4,7 +4,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync, statSync, readFileSync }
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { validateMounts, prepareMounts, mountsFile } from '../../../src/sandbox/mounts.js';
-import { containerEnv, parseVolume } from '../../../src/cli/commands/run.js';
+import { containerEnv, parseVolume } from '../../../src/sandbox/container.js';
 import { needs } from '../../helpers/prereq.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-mounts-'));

@@ -1,0 +1,209 @@
+/**
+ * The library's image operations on a store: `pull` and `push` (registries), `save` and `load`
+ * (docker-archive and OCI-layout tars), `inspect` (docker inspect's fields) and `run` (a
+ * container from an image, as docker run).
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import { loadArchive, type LoadResult } from '../archive/load.js';
+import { saveImages, saveImagesToFile, type ArchiveFormat } from '../archive/save.js';
+import { parsePlatform } from '../image/platform.js';
+import { familiarName, parseReference } from '../image/reference.js';
+import type { ContainerConfig, Descriptor, HistoryEntry, Platform } from '../image/types.js';
+import type { PullOptions as RegistryPullOptions } from '../registry/pull.js';
+import { pull as registryPull } from '../registry/pull.js';
+import { push as registryPush, type PushOptions as RegistryPushOptions } from '../registry/push.js';
+import {
+  containerArgs,
+  containerEnv,
+  runStep,
+  type BackendKind,
+  type Mount,
+  type SnapshotterKind,
+} from '../sandbox/index.js';
+import type { LoadedImage } from '../store/store.js';
+import type { Digest } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
+import { openStore, type StoreOptions } from './store.js';
+
+export interface PullOptions extends StoreOptions, Omit<RegistryPullOptions, 'platform'> {
+  /** The platform to pick from a multi-platform image: os/arch[/variant] or a Platform (default: this machine's). */
+  platform?: string | Platform;
+}
+
+/** Pulls an image from a registry into the store (tagged under its full name); progress through `onProgress`. */
+export async function pull(reference: string, o: PullOptions = {}): Promise<LoadedImage> {
+  const { root: _r, store: _s, platform, ...rest } = o;
+  return registryPull(await openStore(o), reference, {
+    ...rest,
+    platform: typeof platform === 'string' ? parsePlatform(platform) : platform,
+  });
+}
+
+export interface PushOptions extends StoreOptions, RegistryPushOptions {
+  /** Where to push (default: the image's name). */
+  destination?: string;
+}
+
+export interface PushResult {
+  ref: string;
+  digest: Digest;
+  size: number;
+}
+
+/** Pushes an image of the store (name or id) to a registry, its plain layers compressed (gzip unless told). */
+export async function push(image: string, o: PushOptions = {}): Promise<PushResult> {
+  const { root: _r, store: _s, destination, ...rest } = o;
+  return registryPush(await openStore(o), image, destination, rest);
+}
+
+export interface SaveOptions extends StoreOptions {
+  /** docker (default: `docker load` reads it) or oci (an OCI image layout). */
+  format?: ArchiveFormat;
+  /** The file to write (atomically), or… */
+  dest?: string;
+  /** …a stream to write the tar to. */
+  stream?: Writable;
+}
+
+/** Saves images of the store (names or ids) to one archive. */
+export async function save(images: string[], o: SaveOptions): Promise<void> {
+  const store = await openStore(o);
+  const format = o.format ?? 'docker';
+  if (format !== 'docker' && format !== 'oci')
+    throw new KilnError('USAGE', `unknown archive format "${String(format)}": use docker or oci`);
+  const loaded: LoadedImage[] = [];
+  for (const i of images) loaded.push(await store.resolveImage(i));
+  if (o.dest !== undefined) await saveImagesToFile(store, loaded, format, o.dest);
+  else if (o.stream) await saveImages(store, loaded, format, o.stream);
+  else throw new KilnError('USAGE', 'save needs a dest file or a stream');
+}
+
+export interface LoadOptions extends StoreOptions {
+  /** The archive file, or… */
+  input?: string;
+  /** …a stream of it (named `where` in messages). */
+  stream?: Readable;
+  where?: string;
+}
+
+/** Loads the images of a docker-archive or OCI-layout tar into the store. */
+export async function load(o: LoadOptions): Promise<LoadResult> {
+  if (o.input !== undefined && !existsSync(o.input))
+    throw new KilnError('NOT_FOUND', 'no such file', { path: o.input });
+  // A file is read in place (archive/read.ts); a stream is spooled to the store's tmp/ first.
+  const src = o.input ?? o.stream;
+  if (!src) throw new KilnError('USAGE', 'load needs an input file or a stream');
+  return loadArchive(await openStore(o), src, o.where ?? o.input ?? 'stream');
+}
+
+/** An image as `docker inspect` shows it, plus its manifest. */
+export interface ImageInspect {
+  Id: string;
+  RepoTags: string[];
+  RepoDigests: string[];
+  Created?: string;
+  Author: string;
+  Architecture: string;
+  Variant?: string;
+  Os: string;
+  Size: number;
+  Config: ContainerConfig;
+  RootFS: { Type: string; Layers: string[] };
+  History: HistoryEntry[];
+  Manifest: { Digest: string; MediaType: string; Layers: Descriptor[] };
+}
+
+/** docker inspect's view of images of the store (names or ids). */
+export async function inspect(images: string[], o: StoreOptions = {}): Promise<ImageInspect[]> {
+  const store = await openStore(o);
+  const out: ImageInspect[] = [];
+  for (const ref of images) {
+    const img = await store.resolveImage(ref);
+    const records = (await store.listImages()).filter((r) => r.descriptor.digest === img.descriptor.digest);
+    const c = img.config;
+    out.push({
+      Id: img.id,
+      RepoTags: records.map((r) => familiarName(r.name)),
+      RepoDigests: records.map((r) => `${familiarName(parseReference(r.name).name())}@${img.descriptor.digest}`),
+      Created: c.created,
+      Author: c.author ?? '',
+      Architecture: c.architecture,
+      Variant: c.variant,
+      Os: c.os,
+      Size: await store.imageSize(img),
+      Config: c.config ?? {},
+      RootFS: { Type: c.rootfs.type, Layers: c.rootfs.diff_ids },
+      History: c.history ?? [],
+      Manifest: { Digest: img.descriptor.digest, MediaType: img.descriptor.mediaType, Layers: img.manifest.layers },
+    });
+  }
+  return out;
+}
+
+export interface RunOptions extends StoreOptions {
+  /** The command and its arguments (default: the image's CMD). */
+  command?: string[];
+  /** KEY=VALUE, or KEY (taken from `hostEnv`), as docker run -e. */
+  env?: string[];
+  /** Where a bare -e KEY takes its value (default process.env). */
+  hostEnv?: NodeJS.ProcessEnv;
+  /** user[:group] or uid[:gid], names from the image. */
+  user?: string;
+  /** Absolute working directory (made when missing). */
+  workdir?: string;
+  network?: 'host' | 'none';
+  /** Bind mounts (`parseVolume` reads docker's -v HOST:CONTAINER[:ro]); missing host directories are made. */
+  volumes?: Mount[];
+  /** Replace the image's entrypoint ("" clears it; the image's CMD is dropped too, as docker). */
+  entrypoint?: string;
+  runtime?: string;
+  snapshotter?: SnapshotterKind;
+  backend?: BackendKind;
+  signal?: AbortSignal;
+  /** The container's output (default: discarded). */
+  onStdout?: (b: Buffer) => void;
+  onStderr?: (b: Buffer) => void;
+}
+
+/** Runs a container from an image of the store in the foreground, as docker run; its changes are discarded. */
+export async function run(image: string, o: RunOptions = {}): Promise<{ exitCode: number }> {
+  if (o.workdir !== undefined && !o.workdir.startsWith('/'))
+    throw new KilnError('USAGE', `the working directory "${o.workdir}" is invalid, it needs to be an absolute path`);
+  const store = await openStore(o);
+  const img = await store.resolveImage(image);
+  const c = img.config.config ?? {};
+  const args = containerArgs(c, o.command ?? [], o.entrypoint);
+  if (args.length === 0)
+    throw new KilnError(
+      'USAGE',
+      `no command specified: image ${image} has no ENTRYPOINT or CMD`,
+      { image },
+      { hint: 'give one after the image name' },
+    );
+  const hostname = randomBytes(6).toString('hex');
+  const env = containerEnv(c.Env ?? [], o.env ?? [], hostname, o.hostEnv);
+  const mounts = o.volumes ?? [];
+  for (const m of mounts) if (m.source && !existsSync(m.source)) mkdirSync(m.source, { recursive: true });
+  const r = await runStep({
+    store,
+    layers: img.manifest.layers,
+    diffIds: img.config.rootfs.diff_ids,
+    args,
+    env,
+    cwd: o.workdir ?? (c.WorkingDir || '/'),
+    user: o.user ?? c.User ?? '',
+    network: o.network ?? 'host',
+    mounts,
+    hostname,
+    capture: false,
+    snapshotter: o.snapshotter,
+    backend: o.backend,
+    runtime: o.runtime,
+    onStdout: o.onStdout ?? (() => undefined),
+    onStderr: o.onStderr ?? (() => undefined),
+    signal: o.signal,
+  });
+  return { exitCode: r.exitCode };
+}

@@ -1,0 +1,125 @@
+/**
+ * The library's image reading: `analyze` (dive's efficiency and CI rules), `sbom`, `scan`,
+ * `diff`, `history` and `report` (one HTML page). IMAGE is what the CLI takes: a name or id in
+ * the store, an image archive (docker save / OCI tar), or a registry reference (pulled then).
+ */
+import { analyzeImage, catalogImage, type ImageAnalysis, type SbomResult } from '../analyze/analyze.js';
+import { diffImages, type ImageDiff } from '../analyze/diff.js';
+import { evaluateCi, type CiRuleResult, type CiThresholds } from '../analyze/efficiency.js';
+import { imageHistory, type HistoryRow } from '../analyze/history.js';
+import type { Severity } from '../analyze/osv/severity.js';
+import { filterSeverities, scanWithDatabase, type ScanResult } from '../analyze/scan.js';
+import { openImageSource, type ImageSource } from '../analyze/source.js';
+import { parsePlatform } from '../image/platform.js';
+import type { BuildPlan } from '../plan/types.js';
+import { renderReport } from '../report/html.js';
+import { readPackageVersion } from '../util/version.js';
+import { openStore, type StoreOptions } from './store.js';
+
+export interface ReadOptions extends StoreOptions {
+  /** The platform to pick from a multi-platform image (os/arch[/variant]). */
+  platform?: string;
+  /** Progress: layer `index` of `count` is being read. */
+  onLayer?: (index: number, count: number) => void;
+}
+
+/** Opens IMAGE (store, archive or registry) for reading; close it when done. */
+export async function openImage(image: string, o: StoreOptions & { platform?: string } = {}): Promise<ImageSource> {
+  return openImageSource(image, {
+    store: await openStore(o),
+    platform: o.platform ? parsePlatform(o.platform) : undefined,
+  });
+}
+
+async function reading<T>(image: string, o: ReadOptions, f: (src: ImageSource) => Promise<T>): Promise<T> {
+  const src = await openImage(image, o);
+  try {
+    return await f(src);
+  } finally {
+    await src.close();
+  }
+}
+
+export interface AnalyzeOptions extends ReadOptions {
+  /** Evaluate dive's CI rules with these thresholds (undefined: a rule is skipped). */
+  ci?: CiThresholds;
+}
+
+export interface AnalyzeResult extends ImageAnalysis {
+  ci?: { pass: boolean; rules: CiRuleResult[] };
+}
+
+/** dive's analysis of an image: per layer the files added, modified, removed; wasted space; efficiency. */
+export async function analyze(image: string, o: AnalyzeOptions = {}): Promise<AnalyzeResult> {
+  const a = await reading(image, o, (src) => analyzeImage(src, { onLayer: o.onLayer }));
+  return o.ci ? { ...a, ci: evaluateCi(a.efficiency, o.ci) } : a;
+}
+
+/** The packages in an image (dpkg, apk, Python, node), with the layer that brought each. */
+export function sbom(image: string, o: ReadOptions = {}): Promise<SbomResult> {
+  return reading(image, o, (src) => catalogImage(src, { onLayer: o.onLayer }));
+}
+
+export interface ScanOptions extends ReadOptions {
+  /** Directory of OSV records (JSON files, or osv.dev all.zip exports per ecosystem). */
+  db: string;
+  /** Only report these severities. */
+  severities?: Severity[];
+}
+
+export type ScanReport = ScanResult & Pick<SbomResult, 'image' | 'os'>;
+
+/** Known vulnerabilities of an image's packages, from an offline OSV database. */
+export async function scan(image: string, o: ScanOptions): Promise<ScanReport> {
+  const cat = await sbom(image, o);
+  let r = await scanWithDatabase(cat.packages, cat.os, o.db);
+  if (o.severities) r = filterSeverities(r, new Set(o.severities));
+  return { image: cat.image, os: cat.os, ...r };
+}
+
+export interface DiffOptions extends StoreOptions {
+  platform?: string;
+  onLayer?: (image: 'a' | 'b', index: number, count: number) => void;
+}
+
+/** Files and packages added, removed and changed from image A to image B. */
+export async function diff(a: string, b: string, o: DiffOptions = {}): Promise<ImageDiff> {
+  const sa = await openImage(a, o);
+  const sb = await openImage(b, o).catch(async (e: unknown) => {
+    await sa.close();
+    throw e;
+  });
+  try {
+    return await diffImages(sa, sb, { onLayer: o.onLayer });
+  } finally {
+    await sa.close();
+    await sb.close();
+  }
+}
+
+/** docker history's rows of an image, newest first. */
+export function history(image: string, o: ReadOptions = {}): Promise<HistoryRow[]> {
+  return reading(image, o, (src) => imageHistory(src));
+}
+
+export interface ReportOptions extends ReadOptions {
+  /** OSV database directory: include the vulnerability scan. */
+  db?: string;
+  /** The plan of the build that made the image (`plan()`): include the stage graph. */
+  plan?: BuildPlan;
+  /** When the report was made (ISO; default now). */
+  generated?: string;
+}
+
+/** One self-contained HTML page about an image: layers, treemap, wasted files, packages, vulnerabilities, stages. */
+export async function report(image: string, o: ReportOptions = {}): Promise<string> {
+  const analysis = await reading(image, o, (src) => analyzeImage(src, { packages: true, onLayer: o.onLayer }));
+  const scanned = o.db ? await scanWithDatabase(analysis.packages ?? [], analysis.os ?? {}, o.db) : undefined;
+  return renderReport({
+    analysis,
+    scan: scanned,
+    plan: o.plan,
+    tool: { name: 'kiln', version: readPackageVersion() },
+    generated: o.generated ?? new Date().toISOString(),
+  });
+}
