@@ -2,7 +2,7 @@
  * Layer encoding on the critical path of every build: compress (gzip or zstd) and compute the
  * uncompressed digest (diff_id), the compressed digest and size in one streaming pass.
  *
- * gzip runs on all cores, as pigz does: the tar is cut into 128 KiB blocks, each deflated on its
+ * gzip runs on all cores, as pigz does: the tar is cut into 512 KiB blocks, each deflated on its
  * own with the 32 KiB before it as dictionary (gzip-block.ts), in worker threads (deflate-pool.ts);
  * the blocks, written in order, make one gzip member. The bytes depend only on the input and the
  * level, never on the number of threads. Memory stays bounded: a fixed window of blocks per core
@@ -48,8 +48,8 @@ export interface EncodeOptions {
   level?: number;
 }
 
-/** Blocks encoded in process (on libuv's pool) before a layer is worth the workers: 512 KiB. */
-const INLINE_BLOCKS = 4;
+/** Blocks encoded in process (on libuv's pool) before a layer is worth the workers: 1 MiB. */
+const INLINE_BLOCKS = 2;
 /** Blocks in flight per thread: enough to keep every worker busy while the tar is read. */
 const WINDOW_PER_THREAD = 4;
 const inline = makeBlockEncoder(zlib);

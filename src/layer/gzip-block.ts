@@ -8,8 +8,8 @@
  */
 import * as zlib from 'node:zlib';
 
-/** Bytes of input per block (pigz's default). */
-export const GZIP_BLOCK = 128 * 1024;
+/** Bytes of input per block (pigz takes 128 KiB; four times that halves the per-block costs on data that does not compress). */
+export const GZIP_BLOCK = 512 * 1024;
 /** The deflate window: a block's dictionary is the end of the input before it. */
 export const GZIP_DICTIONARY = 32 * 1024;
 
