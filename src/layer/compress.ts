@@ -2,28 +2,33 @@
  * Layer encoding on the critical path of every build: compress (gzip or zstd) and compute the
  * uncompressed digest (diff_id), the compressed digest and size in one streaming pass.
  *
- * gzip runs in parallel on all cores: the tar is cut into 1 MiB blocks, each compressed on libuv's
- * thread pool (zlib's async calls) into an independent gzip member; members are written in order.
- * Concatenated gzip members are one valid gzip stream that every client decompresses (RFC 1952).
- * Memory stays bounded: at most two blocks per core are in flight. No worker threads: starting
- * them cost ~40 ms per layer, more than a small layer's whole encoding.
- *
- * A block that does not compress (random data, media, archives already compressed) is stored, not
- * deflated: a quick probe deflates a few slices of it at level 1 first. Deflating incompressible data
- * at level 6 costs ~26 ms/MiB and gains nothing; storing it costs ~2 ms/MiB and gives a smaller
- * member. The choice depends only on the block's bytes, so the output stays reproducible.
+ * gzip runs on all cores, as pigz does: the tar is cut into 512 KiB blocks, each deflated on its
+ * own with the 32 KiB before it as dictionary (gzip-block.ts), in worker threads (deflate-pool.ts);
+ * the blocks, written in order, make one gzip member. The bytes depend only on the input and the
+ * level, never on the number of threads. Memory stays bounded: a fixed window of blocks per core
+ * is in flight. A layer's first blocks are encoded on libuv's pool instead (zlib's async calls), so
+ * a small layer never waits for workers to start; with one core there are no workers at all.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Writable, type Readable } from 'node:stream';
-import { promisify } from 'node:util';
-import { crc32, deflateRaw, gzip, type ZlibOptions } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { KilnError } from '../util/errors.js';
 import type { Digest } from '../util/digest.js';
 import { MediaType, type Compression } from '../image/types.js';
 import { TarContentSize } from './content-size.js';
 import { nodeZstd } from './decompress.js';
+import { deflatePool } from './deflate-pool.js';
+import {
+  GZIP_BLOCK,
+  GZIP_DICTIONARY,
+  crc32Combine,
+  gzipEnd,
+  gzipHeader,
+  makeBlockEncoder,
+  type EncodedBlock,
+} from './gzip-block.js';
 
 export interface LayerInfo {
   diffId: Digest;
@@ -37,60 +42,17 @@ export interface LayerInfo {
 
 export interface EncodeOptions {
   compression: Compression;
+  /** gzip: worker threads (default: os.availableParallelism(); 1: none). The output is the same whatever the number. */
   threads?: number;
   /** gzip level 1-9 (default 6, as docker and pigz); zstd level 1-19 (default 3) */
   level?: number;
 }
 
-const BLOCK = 1 << 20;
-const SLICE = 16384;
-const gzipAsync = promisify(gzip) as (b: Buffer, o: ZlibOptions) => Promise<Buffer>;
-const deflateRawAsync = promisify(deflateRaw) as (b: Buffer, o: ZlibOptions) => Promise<Buffer>;
-
-/** Incompressible: each of four slices spread over the block stays above 97% of its size at level 1. */
-async function incompressible(block: Buffer): Promise<boolean> {
-  if (block.length < 8 * SLICE) return false;
-  const step = Math.floor((block.length - SLICE) / 3);
-  const sizes = await Promise.all(
-    [0, 1, 2, 3].map((i) =>
-      deflateRawAsync(block.subarray(i * step, i * step + SLICE), { level: 1 }).then((b) => b.length),
-    ),
-  );
-  return sizes.every((n) => n >= SLICE * 0.97);
-}
-
-async function gzipBlock(block: Buffer, level: number): Promise<Buffer> {
-  if (await incompressible(block)) return storedMember(block);
-  // One output chunk bigger than the worst case: the pool thread returns once, not every 16 KiB.
-  const chunkSize = block.length + (block.length >> 8) + 1024;
-  return gzipAsync(block, { level, chunkSize });
-}
-
-const STORED_MAX = 65535;
-/** gzip header: deflate, no name or mtime, "fastest" (as zlib writes for levels 0 and 1), Unix. */
-const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 3]);
-
-/**
- * A gzip member holding `block` in deflate stored blocks (RFC 1951 §3.2.4), written here rather
- * than by zlib at level 0: the same format without a trip through the thread pool; the crc is
- * zlib's own (zlib.crc32, Node ≥ 20.15).
- */
-function storedMember(block: Buffer): Buffer {
-  const parts = Math.max(1, Math.ceil(block.length / STORED_MAX));
-  const out = Buffer.allocUnsafe(GZIP_HEADER.length + parts * 5 + block.length + 8);
-  let pos = GZIP_HEADER.copy(out, 0);
-  for (let off = 0, i = 0; i < parts; i++, off += STORED_MAX) {
-    const len = Math.min(STORED_MAX, block.length - off);
-    out[pos] = i === parts - 1 ? 1 : 0; // BFINAL on the last; BTYPE 00 (stored)
-    out.writeUInt16LE(len, pos + 1);
-    out.writeUInt16LE(~len & 0xffff, pos + 3);
-    pos += 5;
-    pos += block.copy(out, pos, off, off + len);
-  }
-  out.writeUInt32LE(crc32(block) >>> 0, pos);
-  out.writeUInt32LE(block.length >>> 0, pos + 4);
-  return out;
-}
+/** Blocks encoded in process (on libuv's pool) before a layer is worth the workers: 1 MiB. */
+const INLINE_BLOCKS = 2;
+/** Blocks in flight per thread: enough to keep every worker busy while the tar is read. */
+const WINDOW_PER_THREAD = 4;
+const inline = makeBlockEncoder(zlib);
 
 function write(dest: Writable, b: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -179,20 +141,42 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
       mediaType: MediaType.OciLayerZstd,
     };
   }
-  // gzip, parallel
+  // gzip, pigz-style
   const threads = Math.max(1, opts.threads ?? availableParallelism());
   const level = opts.level ?? 6;
-  const inflight: Promise<Buffer>[] = [];
+  const pool = threads > 1 ? deflatePool(threads) : undefined;
+  const window = threads * WINDOW_PER_THREAD;
+  const inflight: { length: number; done: Promise<EncodedBlock> }[] = [];
   let blocks = 0;
+  let crc = 0;
+  let dictionary: Buffer | undefined;
   let pending: Buffer[] = [];
   let pendingLen = 0;
+  const settle = async () => {
+    const { length, done } = inflight.shift()!;
+    const r = await done;
+    crc = crc32Combine(crc, r.crc, length);
+    await emit(r.data);
+  };
   try {
-    const submit = async (block: Buffer) => {
+    await emit(gzipHeader(level));
+    const submit = async () => {
+      // A copy of exactly the block: it owns its memory, which moves to a worker.
+      const block = Buffer.allocUnsafeSlow(pendingLen);
+      let at = 0;
+      for (const p of pending) at += p.copy(block, at);
+      pending = [];
+      pendingLen = 0;
+      const length = block.length; // read before the block moves to a worker
+      const dict = dictionary;
+      dictionary =
+        block.length >= GZIP_DICTIONARY ? Buffer.from(block.subarray(block.length - GZIP_DICTIONARY)) : undefined;
+      const done =
+        pool && blocks >= INLINE_BLOCKS ? pool.encode(block, dict, level) : inline.encode(block, dict, level);
       blocks++;
-      const done = gzipBlock(block, level);
       done.catch(() => undefined); // awaited in order below; a failure is not unhandled meanwhile
-      inflight.push(done);
-      if (inflight.length >= threads * 2) await emit(await inflight.shift()!);
+      inflight.push({ length, done });
+      if (inflight.length >= window) await settle();
     };
     for await (const chunk of tar) {
       let b = chunk as Buffer;
@@ -200,23 +184,19 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
       content.update(b);
       usize += b.length;
       while (b.length > 0) {
-        const take = Math.min(BLOCK - pendingLen, b.length);
+        const take = Math.min(GZIP_BLOCK - pendingLen, b.length);
         pending.push(b.subarray(0, take));
         pendingLen += take;
         b = b.subarray(take);
-        if (pendingLen === BLOCK) {
-          const block = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen);
-          pending = [];
-          pendingLen = 0;
-          await submit(block);
-        }
+        if (pendingLen === GZIP_BLOCK) await submit();
       }
     }
-    if (pendingLen > 0 || blocks === 0) await submit(Buffer.concat(pending, pendingLen));
-    while (inflight.length) await emit(await inflight.shift()!);
+    if (pendingLen > 0) await submit();
+    while (inflight.length) await settle();
+    await emit(gzipEnd(crc, usize));
   } finally {
     // On failure, let blocks still compressing finish before the caller drops their buffers.
-    await Promise.allSettled(inflight);
+    await Promise.allSettled(inflight.map((f) => f.done));
   }
   await end(dest);
   return {

@@ -89,6 +89,15 @@ function isLoopback(registry: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+/**
+ * Sees a blob's bytes as they download, in order (a pull measures a layer's diff_id meanwhile,
+ * instead of reading the blob again afterwards). `restart`: the download starts over from byte 0.
+ */
+export interface DownloadTee {
+  write(chunk: Buffer): Promise<void>;
+  restart(): void;
+}
+
 export class RegistryClient {
   private readonly endpoints = new Map<string, Promise<Endpoint>>();
   private readonly creds = new Map<string, Promise<Credentials | undefined>>();
@@ -521,6 +530,7 @@ export class RegistryClient {
     ref: ImageReference,
     desc: Descriptor,
     onBytes?: (n: number) => void,
+    tee?: DownloadTee,
   ): Promise<'present' | 'downloaded'> {
     if (await store.hasBlob(desc.digest)) return 'present';
     let w = await store.createBlobWriter();
@@ -535,6 +545,7 @@ export class RegistryClient {
             // The server ignored the Range and sends the whole blob: take it from its first byte.
             await w.abort();
             w = await store.createBlobWriter();
+            tee?.restart();
             onBytes?.(-got);
             got = 0;
           }
@@ -549,6 +560,7 @@ export class RegistryClient {
                 { hint: 'the registry serves different content than the manifest names' },
               );
             if (!w.stream.write(b)) await new Promise<void>((r) => w.stream.once('drain', r));
+            await tee?.write(b);
             onBytes?.(b.length);
           }
           if (got < desc.size)

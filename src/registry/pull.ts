@@ -9,6 +9,7 @@ import type { Descriptor, Platform } from '../image/types.js';
 import { parseImageConfig, parseManifestOrIndex, parseJSONText } from '../image/validate.js';
 import { chainIds } from '../util/digest.js';
 import type { LoadedImage, Store } from '../store/store.js';
+import { IncomingLayer } from '../store/compressed.js';
 import { KilnError } from '../util/errors.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 
@@ -138,11 +139,19 @@ export async function pull(store: Store, refText: string, opts: PullOptions = {}
   await eachLimited(blobs, opts.concurrency ?? 4, async (b) => {
     let current = 0;
     let state: Awaited<ReturnType<RegistryClient['pullBlobToStore']>>;
+    // A layer is decompressed and hashed as it downloads: its diff_id is known when the last byte is here.
+    const incoming = b === manifest.config ? undefined : new IncomingLayer();
     try {
-      state = await client.pullBlobToStore(store, ref, b, (n) => {
-        current += n;
-        opts.onProgress?.({ type: 'blob', digest: b.digest, state: 'downloading', current, total: b.size });
-      });
+      state = await client.pullBlobToStore(
+        store,
+        ref,
+        b,
+        (n) => {
+          current += n;
+          opts.onProgress?.({ type: 'blob', digest: b.digest, state: 'downloading', current, total: b.size });
+        },
+        incoming,
+      );
     } catch (e) {
       if (b === manifest.config) configFailed(e);
       throw e;
@@ -160,7 +169,14 @@ export async function pull(store: Store, refText: string, opts: PullOptions = {}
     const diffIds = parseImageConfig(await store.readJSON(manifest.config.digest), name).rootfs.diff_ids;
     const i = manifest.layers.indexOf(b);
     // A config that does not match the manifest is reported by verifyImage, with the whole picture.
-    if (diffIds.length === manifest.layers.length) await store.verifyLayer(b, diffIds[i]!, chainIds(diffIds)[i]!, name);
+    if (diffIds.length !== manifest.layers.length) return;
+    // The blob's digest was checked as it was stored; what it unpacks to was measured meanwhile.
+    // When that is the config's diff_id, the store knows it and verifyLayer reads nothing again;
+    // else verifyLayer reads the blob and reports what is wrong.
+    const measured = state === 'downloaded' ? await incoming?.measured() : undefined;
+    if (measured !== undefined && measured.diffId === diffIds[i])
+      await store.recordLayer(b.digest, { diffId: measured.diffId, uncompressedSize: measured.uncompressedSize });
+    await store.verifyLayer(b, diffIds[i]!, chainIds(diffIds)[i]!, name);
   });
   await store.putBlob(body, { digest: descriptor.digest, size: descriptor.size });
   // The whole image is checked (config against manifest, every layer's diff_id) before the tag moves.

@@ -7,11 +7,14 @@
  * push compresses nothing and gives the same digests; the encoder is deterministic, so a layer
  * compressed here is the very blob a build that compressed it at once would have made.
  */
+import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { canonicalJSON } from '../image/canonical.js';
 import { MediaType, type Compression, type Descriptor, type Manifest } from '../image/types.js';
 import { openLayer } from '../layer/decompress.js';
+import { measureLayer } from '../layer/measure.js';
 import { digestHex, isDigest, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -202,5 +205,55 @@ export async function sweepVariants(root: string): Promise<void> {
       !isDigest(digest) ||
       !(await fsp.stat(layout.blobFile(digest)).catch(() => undefined));
     if (gone) await fsp.rm(path.join(dir, f), { force: true });
+  }
+}
+
+/** What a layer blob unpacks to: its diff_id and the size of its tar. */
+export interface LayerMeasure {
+  diffId: Digest;
+  uncompressedSize: number;
+}
+
+/**
+ * A layer blob measured as it arrives (a pull's download): decompressed and hashed in the same pass
+ * that writes it to the store, so it need not be read again to be checked against its config's
+ * diff_id. Its bytes are given in order by `write`; `restart` when they start over from the first.
+ * A blob that does not read as a layer gives no measure (`measured()` is undefined): the store's
+ * verifyLayer then reads it and says what is wrong with it, as for any blob.
+ */
+export class IncomingLayer {
+  private input = new PassThrough({ highWaterMark: 1 << 20 });
+  private result: Promise<LayerMeasure | undefined> = this.measure(this.input);
+  private failed = false;
+
+  private measure(input: PassThrough): Promise<LayerMeasure | undefined> {
+    return measureLayer(input).then(
+      (m) => ({ diffId: m.diffId, uncompressedSize: m.uncompressedSize }),
+      () => {
+        if (this.input === input) this.failed = true; // not fed any more
+        input.destroy();
+        return undefined;
+      },
+    );
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failed) return;
+    const input = this.input;
+    // Backpressure from the decompressor; a measure that failed does not hold the download.
+    if (!input.write(chunk)) await Promise.race([once(input, 'drain').catch(() => undefined), this.result]);
+  }
+
+  restart(): void {
+    this.input.destroy();
+    this.failed = false;
+    this.input = new PassThrough({ highWaterMark: 1 << 20 });
+    this.result = this.measure(this.input);
+  }
+
+  /** Every byte was written: what the blob unpacks to, or undefined when it is no layer. */
+  measured(): Promise<LayerMeasure | undefined> {
+    if (!this.failed) this.input.end();
+    return this.result;
   }
 }

@@ -1,0 +1,111 @@
+/**
+ * Worker threads that encode gzip blocks (gzip-block.ts) for every layer of the process. Started
+ * on first use, when a layer is big enough to pay their start-up (~40 ms), and kept: a build's
+ * later layers and a push's next layer reuse them. An idle worker does not keep the process alive.
+ *
+ * The workers run makeBlockEncoder's own source text (no separate file to find beside a bundle),
+ * so a block encodes to the same bytes in a worker and in the main thread.
+ */
+import { Worker } from 'node:worker_threads';
+import { makeBlockEncoder, type EncodedBlock } from './gzip-block.js';
+
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const encoder = (${makeBlockEncoder.toString()})(require('node:zlib'));
+parentPort.on('message', (m) => {
+  try {
+    const view = (u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+    const r = encoder.encodeSync(view(m.block), m.dictionary ? view(m.dictionary) : undefined, m.level);
+    const data = new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+    parentPort.postMessage({ data, crc: r.crc }, [data.buffer]);
+  } catch (e) {
+    parentPort.postMessage({ error: String((e && e.message) || e) });
+  }
+});
+`;
+
+interface Job {
+  block: Buffer;
+  dictionary: Buffer | undefined;
+  level: number;
+  resolve: (r: EncodedBlock) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  job?: Job;
+}
+
+export class DeflatePool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+
+  constructor(readonly size: number) {}
+
+  /**
+   * Encode one block in a worker. `block` must own its whole ArrayBuffer: it is transferred (the
+   * caller must not use it afterwards). `dictionary` is copied.
+   */
+  encode(block: Buffer, dictionary: Buffer | undefined, level: number): Promise<EncodedBlock> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ block, dictionary, level, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      let slot = this.slots.find((s) => !s.job);
+      if (!slot) {
+        if (this.slots.length >= this.size) return;
+        slot = this.start();
+      }
+      const job = this.queue.shift()!;
+      slot.job = job;
+      slot.worker.ref();
+      const transfer = job.block.byteOffset === 0 && job.block.byteLength === job.block.buffer.byteLength;
+      slot.worker.postMessage(
+        { block: job.block, dictionary: job.dictionary, level: job.level },
+        transfer ? [job.block.buffer as ArrayBuffer] : [],
+      );
+    }
+  }
+
+  private start(): Slot {
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const slot: Slot = { worker };
+    worker.on('message', (m: { data?: Uint8Array; crc?: number; error?: string }) => {
+      const job = slot.job;
+      slot.job = undefined;
+      worker.unref();
+      if (job) {
+        if (m.error !== undefined || !m.data || m.crc === undefined)
+          job.reject(new Error(`gzip worker: ${m.error ?? 'no result'}`));
+        else job.resolve({ data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), crc: m.crc });
+      }
+      this.dispatch();
+    });
+    const fail = (e: Error) => {
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      slot.job?.reject(e);
+      slot.job = undefined;
+      this.dispatch();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`gzip worker exited (${code})`)));
+    worker.unref();
+    this.slots.push(slot);
+    return slot;
+  }
+}
+
+const pools = new Map<number, DeflatePool>();
+
+/** The process's pool of `size` workers. */
+export function deflatePool(size: number): DeflatePool {
+  let p = pools.get(size);
+  if (!p) pools.set(size, (p = new DeflatePool(size)));
+  return p;
+}

@@ -1,0 +1,139 @@
+/**
+ * The pieces of a pigz-style gzip stream: the input is cut into fixed blocks; each block is
+ * deflated on its own (raw deflate, the previous block's last 32 KiB as its dictionary, ended by a
+ * sync flush so the next block starts on a byte boundary), and the blocks concatenated form the
+ * body of one gzip member, closed by an empty final block and the trailer (CRC-32 of the whole
+ * input, combined from the blocks' CRCs, and its size). A block's bytes depend only on its input,
+ * its dictionary and the level, so the stream is the same whoever compressed which block.
+ */
+import * as zlib from 'node:zlib';
+
+/** Bytes of input per block (pigz takes 128 KiB; four times that halves the per-block costs on data that does not compress). */
+export const GZIP_BLOCK = 512 * 1024;
+/** The deflate window: a block's dictionary is the end of the input before it. */
+export const GZIP_DICTIONARY = 32 * 1024;
+
+export interface EncodedBlock {
+  /** Raw deflate blocks, not final, ending on a byte boundary. */
+  data: Buffer;
+  /** CRC-32 of the block's input. */
+  crc: number;
+}
+
+export interface BlockEncoder {
+  encodeSync(block: Buffer, dictionary: Buffer | undefined, level: number): EncodedBlock;
+  encode(block: Buffer, dictionary: Buffer | undefined, level: number): Promise<EncodedBlock>;
+}
+
+/**
+ * The block encoder, given node:zlib. Self-contained on purpose (it uses nothing outside itself):
+ * the worker threads run its source text (deflate-pool.ts), so workers and the main thread encode
+ * a block with the very same code.
+ *
+ * A block that does not compress (random data, media, archives already compressed) is stored, not
+ * deflated: a quick probe deflates four slices of it at level 1 first. Deflating incompressible
+ * data at level 6 costs ~26 ms/MiB and gains nothing; storing it costs next to nothing and gives a
+ * smaller stream. The choice depends only on the block's bytes, so the output stays reproducible.
+ */
+export function makeBlockEncoder(z: typeof zlib): BlockEncoder {
+  const SLICE = 8192;
+  const STORED_MAX = 65535;
+  const slices = (block: Buffer): Buffer[] => {
+    if (block.length < 8 * SLICE) return [];
+    const step = Math.floor((block.length - SLICE) / 3);
+    return [0, 1, 2, 3].map((i) => block.subarray(i * step, i * step + SLICE));
+  };
+  const incompressible = (sizes: number[]): boolean => sizes.length > 0 && sizes.every((n) => n >= SLICE * 0.97);
+  /** Deflate stored blocks (RFC 1951 §3.2.4), none final; each starts on a byte boundary. */
+  const stored = (block: Buffer): Buffer => {
+    const parts = Math.max(1, Math.ceil(block.length / STORED_MAX));
+    const out = Buffer.allocUnsafe(parts * 5 + block.length);
+    let pos = 0;
+    for (let off = 0, i = 0; i < parts; i++, off += STORED_MAX) {
+      const len = Math.min(STORED_MAX, block.length - off);
+      out[pos] = 0; // BFINAL 0, BTYPE 00 (stored), then padding to the byte boundary
+      out.writeUInt16LE(len, pos + 1);
+      out.writeUInt16LE(~len & 0xffff, pos + 3);
+      pos += 5;
+      pos += block.copy(out, pos, off, off + len);
+    }
+    return out;
+  };
+  const options = (block: Buffer, dictionary: Buffer | undefined, level: number): zlib.ZlibOptions => ({
+    level,
+    finishFlush: z.constants.Z_SYNC_FLUSH,
+    // One output chunk bigger than the worst case: zlib returns once, not every 16 KiB.
+    chunkSize: Math.max(64, block.length + (block.length >> 8) + 1024),
+    ...(dictionary && dictionary.length > 0 ? { dictionary } : {}),
+  });
+  /** An exact-size copy when zlib's result is a view of a bigger buffer (it is transferred whole). */
+  const own = (b: Buffer): Buffer =>
+    b.byteOffset === 0 && b.byteLength === b.buffer.byteLength
+      ? b
+      : Buffer.from(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  const deflateAsync = (b: Buffer, o: zlib.ZlibOptions): Promise<Buffer> =>
+    new Promise((resolve, reject) => z.deflateRaw(b, o, (e, r) => (e ? reject(e) : resolve(r))));
+  return {
+    encodeSync(block, dictionary, level) {
+      const crc = z.crc32(block) >>> 0;
+      const probe = slices(block).map((s) => z.deflateRawSync(s, { level: 1 }).length);
+      if (incompressible(probe)) return { data: stored(block), crc };
+      return { data: own(z.deflateRawSync(block, options(block, dictionary, level))), crc };
+    },
+    async encode(block, dictionary, level) {
+      const probe = await Promise.all(slices(block).map((s) => deflateAsync(s, { level: 1 }).then((b) => b.length)));
+      const crc = z.crc32(block) >>> 0;
+      if (incompressible(probe)) return { data: stored(block), crc };
+      return { data: own(await deflateAsync(block, options(block, dictionary, level))), crc };
+    },
+  };
+}
+
+/** The gzip header (RFC 1952): deflate, no name, no mtime (reproducible), XFL as zlib sets it for the level, Unix. */
+export function gzipHeader(level: number): Buffer {
+  const xfl = level >= 9 ? 2 : level === 1 ? 4 : 0;
+  return Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]);
+}
+
+/** An empty final block with fixed codes (BFINAL 1, BTYPE 01, end-of-block), then the trailer: CRC-32 and size mod 2^32. */
+export function gzipEnd(crc: number, size: number): Buffer {
+  const out = Buffer.alloc(10);
+  out[0] = 0x03;
+  out[1] = 0x00;
+  out.writeUInt32LE(crc >>> 0, 2);
+  out.writeUInt32LE(size % 0x1_0000_0000, 6);
+  return out;
+}
+
+// CRC-32 combination (zlib's crc32_combine): polynomials over GF(2) modulo the CRC's, reflected.
+const POLY = 0xedb88320;
+
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ POLY : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+/** x^(2^k) mod p for k = 0..31. */
+const X2N: number[] = (() => {
+  const t = [0x40000000];
+  for (let k = 1; k < 32; k++) t.push(multModP(t[k - 1]!, t[k - 1]!));
+  return t;
+})();
+
+/** The CRC-32 of A followed by B, from crc(A), crc(B) and B's length. */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  // x^(8·lengthB) mod p: bytes → bits is k starting at 3.
+  let p = 0x80000000;
+  let k = 3;
+  for (let n = lengthB; n > 0; n = Math.floor(n / 2), k++) if (n % 2 === 1) p = multModP(X2N[k & 31]!, p);
+  return (multModP(p, crcA >>> 0) ^ crcB) >>> 0;
+}
