@@ -314,3 +314,17 @@ async function gcRootText(storeRoot: string, state: StepState): Promise<string> 
   );
   return lines.join('');
 }
+
+/** A cache that records can also come from (an imported registry or OCI-layout cache). */
+export interface CacheSource {
+  /** The record for a key, its layer blobs made present in `store` first; undefined when absent. */
+  record(key: Digest, store: Store): Promise<CacheRecord | undefined>;
+  memo(key: Digest): Promise<Digest | undefined>;
+}
+
+/** Where the records a build used go at its end (a registry or an OCI-layout cache). */
+export interface CacheSink {
+  /** mode max: every stage's records; min: the target stage and the stages it is based on. */
+  mode: 'min' | 'max';
+  export(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<void>;
+}

@@ -39,8 +39,7 @@ import { compressedLayer } from '../store/compressed.js';
 import type { Store } from '../store/store.js';
 import { isDigest, sha256, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
-import { parseRecord, type CacheRecord } from './records.js';
-import type { CacheSink, CacheSource } from '../engine/cache-step.js';
+import { parseRecord, type CacheRecord, type CacheSink, type CacheSource } from './records.js';
 
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.kiln.cacheconfig.v1+json';
 /** A cache config bigger than this is refused (a record is a few kB; 64 MiB is tens of thousands). */

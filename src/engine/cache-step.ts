@@ -27,6 +27,8 @@ import {
   stateId,
   stepKey,
   type CacheRecord,
+  type CacheSink,
+  type CacheSource,
   type StepState,
 } from '../cache/index.js';
 import type { LayerInfo } from '../layer/compress.js';
@@ -35,19 +37,8 @@ import { openView } from '../sandbox/view.js';
 import { sha256, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 
-/** A cache that records can also come from (an imported registry or OCI-layout cache). */
-export interface CacheSource {
-  /** The record for a key, its layer blobs made present in `store` first; undefined when absent. */
-  record(key: Digest, store: Store): Promise<CacheRecord | undefined>;
-  memo(key: Digest): Promise<Digest | undefined>;
-}
-
-/** Where the records a build used go at its end (a registry or an OCI-layout cache). */
-export interface CacheSink {
-  /** mode max: every stage's records; min: the target stage and the stages it is based on. */
-  mode: 'min' | 'max';
-  export(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<void>;
-}
+// Where records also come from and go (registry caches): cache/'s types, as the engine takes them.
+export type { CacheSink, CacheSource } from '../cache/index.js';
 
 export interface StepCacheOptions {
   store: Store;

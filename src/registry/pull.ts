@@ -10,18 +10,10 @@ import { parseImageConfig, parseManifestOrIndex, parseJSONText } from '../image/
 import { chainIds } from '../util/digest.js';
 import type { LoadedImage, Store } from '../store/store.js';
 import { KilnError } from '../util/errors.js';
+import type { TransferEvent } from '../image/transfer.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 
-export type TransferEvent =
-  | { type: 'resolved'; ref: string; digest: string; layers: { digest: string; size: number }[] }
-  | {
-      type: 'blob';
-      digest: string;
-      state: 'present' | 'exists' | 'mounted' | 'downloading' | 'uploading' | 'done' | 'compressing';
-      current: number;
-      total: number;
-    }
-  | { type: 'retry'; what: string; attempt: number; reason: string };
+export type { TransferEvent } from '../image/transfer.js';
 
 export interface PullOptions extends ClientOptions {
   platform?: Platform;

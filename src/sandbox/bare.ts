@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { KilnError } from '../util/errors.js';
 import { runCapture, which } from '../util/proc.js';
-import type { ProcessSpec, Runner } from './runtime.js';
+import type { ProcessSpec, Runner } from './process.js';
 import { waitExit } from './wait.js';
 
 /** Docker's default capability set, as setpriv names it (runtime.ts's DEFAULT_CAPS). */

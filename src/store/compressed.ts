@@ -12,10 +12,11 @@ import * as path from 'node:path';
 import { canonicalJSON } from '../image/canonical.js';
 import { MediaType, type Compression, type Descriptor, type Manifest } from '../image/types.js';
 import { openLayer } from '../layer/decompress.js';
-import { digestHex, isDigest, type Digest } from '../util/digest.js';
+import { isDigest, type Digest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { LoadedImage, Store } from './store.js';
+import { variantPath } from './variants.js';
 
 export interface CompressOptions {
   compression: Compression;
@@ -47,14 +48,6 @@ export function parseCompression(name: string): Compression | undefined {
   return ({ uncompressed: 'none', none: 'none', gzip: 'gzip', zstd: 'zstd' } as Record<string, Compression>)[name];
 }
 
-function variantPath(store: Store, diffId: Digest, compression: Compression, level: number | undefined): string {
-  return path.join(
-    store.root,
-    'variants',
-    `${digestHex(diffId)}.${compression}${level !== undefined ? `-${level}` : ''}.json`,
-  );
-}
-
 /** The levels each compression takes (`compression-level`). */
 export function validLevel(compression: Compression, level: number): boolean {
   return (
@@ -70,7 +63,7 @@ async function knownVariant(
   compression: Compression,
   level: number | undefined,
 ): Promise<Descriptor | undefined> {
-  const t = await fsp.readFile(variantPath(store, diffId, compression, level), 'utf8').catch(() => undefined);
+  const t = await fsp.readFile(variantPath(store.root, diffId, compression, level), 'utf8').catch(() => undefined);
   if (!t) return undefined;
   try {
     const d = JSON.parse(t) as Descriptor;
@@ -132,7 +125,7 @@ export async function encodeVariant(
       throw e;
     });
   const d: Descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
-  const file = variantPath(store, diffId, opts.compression, opts.level);
+  const file = variantPath(store.root, diffId, opts.compression, opts.level);
   await fsp.mkdir(path.dirname(file), { recursive: true });
   await writeFileAtomic(file, JSON.stringify(d));
   return d;
@@ -183,23 +176,4 @@ function layerMediaType(mediaType: string, docker: boolean): string {
   if (mediaType === MediaType.DockerLayerGzip) return MediaType.OciLayerGzip;
   if (mediaType === MediaType.DockerLayerForeignGzip) return MediaType.OciLayerNondistributableGzip;
   return mediaType;
-}
-
-/** Forget compressed variants whose blob is gone (gc calls this after removing blobs). */
-export async function sweepVariants(root: string): Promise<void> {
-  const dir = path.join(root, 'variants');
-  for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
-    const t = await fsp.readFile(path.join(dir, f), 'utf8').catch(() => '');
-    let digest: unknown;
-    try {
-      digest = (JSON.parse(t) as { digest?: unknown }).digest;
-    } catch {
-      digest = undefined;
-    }
-    const gone =
-      typeof digest !== 'string' ||
-      !isDigest(digest) ||
-      !(await fsp.stat(path.join(root, 'blobs', 'sha256', digestHex(digest))).catch(() => undefined));
-    if (gone) await fsp.rm(path.join(dir, f), { force: true });
-  }
 }

@@ -37,7 +37,7 @@ import { TarContentSize } from '../layer/content-size.js';
 import { measureLayer } from '../layer/measure.js';
 import { withFileLock } from './lock.js';
 import { processAlive } from '../util/proc.js';
-import { sweepVariants } from './compressed.js';
+import { sweepVariants } from './variants.js';
 
 /** What the store remembers of a layer, so nothing has to read it again. */
 export interface LayerFacts {

@@ -4,8 +4,14 @@ import { closeIdleConnections } from '../../registry/http.js';
 import { transferView } from '../../ui/transfer.js';
 import { clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
 import { RegistryClient, type ClientOptions } from '../../registry/client.js';
-import { parseCacheSpec, RegistryCacheSink, RegistryCacheSource, type CacheSpec } from '../../cache/registry.js';
-import type { CacheSink, CacheSource } from '../../engine/cache-step.js';
+import {
+  parseCacheSpec,
+  RegistryCacheSink,
+  RegistryCacheSource,
+  type CacheSink,
+  type CacheSource,
+  type CacheSpec,
+} from '../../cache/index.js';
 import type { Command } from 'commander';
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
