@@ -11,16 +11,23 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import type { Digest } from '../util/digest.js';
-import { isDigest, sha256 } from '../util/digest.js';
-import { KilnError, isKilnError } from '../util/errors.js';
-import { hostPlatform, matchPlatform } from '../image/platform.js';
-import { normalizeImageName } from '../image/reference.js';
-import type { Descriptor, HistoryEntry, ImageConfig, Manifest, Platform } from '../image/types.js';
-import { parseImageConfig, parseJSONText, parseManifestOrIndex } from '../image/validate.js';
-import { BLOCK, decodeHeader, parsePax, type TarHeader } from '../layer/tarformat.js';
-import type { Store } from '../store/store.js';
-import { pull } from '../registry/pull.js';
+import { type Digest, isDigest, sha256, KilnError, isKilnError } from '../util/index.js';
+import {
+  hostPlatform,
+  matchPlatform,
+  normalizeImageName,
+  type Descriptor,
+  type HistoryEntry,
+  type ImageConfig,
+  type Manifest,
+  type Platform,
+  parseImageConfig,
+  parseJSONText,
+  parseManifestOrIndex,
+} from '../image/index.js';
+import { BLOCK, decodeHeader, parsePax, type TarHeader } from '../layer/index.js';
+import { type Store } from '../store/index.js';
+import { pull } from '../registry/index.js';
 
 export interface LayerRef {
   index: number;

@@ -7,16 +7,20 @@
  */
 import { promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { canonicalJSON } from '../image/canonical.js';
-import { normalizeImageName } from '../image/reference.js';
-import { Annotation, MediaType, type Descriptor, type Manifest } from '../image/types.js';
-import { parseImageConfig, parseIndex, parseJSONText } from '../image/validate.js';
-import { readTar } from '../layer/tarstream.js';
-import { cleanEntryName } from '../layer/apply.js';
-import { measureLayer } from '../layer/measure.js';
-import type { Store } from '../store/store.js';
+import { type Digest, KilnError } from '../util/index.js';
+import {
+  canonicalJSON,
+  normalizeImageName,
+  Annotation,
+  MediaType,
+  type Descriptor,
+  type Manifest,
+  parseImageConfig,
+  parseIndex,
+  parseJSONText,
+} from '../image/index.js';
+import { readTar, cleanEntryName, measureLayer } from '../layer/index.js';
+import { type Store } from '../store/index.js';
 
 const MAX_META_FILE = 64 << 20;
 

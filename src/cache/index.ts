@@ -4,7 +4,7 @@
  * The engine uses it through engine/cache-step.ts; `CacheSource`/`CacheSink` are the interfaces a
  * remote cache implements (here, as registry.ts implements them: the engine imports cache/, not back).
  */
-export { chainId } from '../util/digest.js';
+export { chainId } from '../util/index.js';
 export {
   CACHE_KEY_VERSION,
   contentMemoKey,

@@ -15,12 +15,18 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { Descriptor } from '../image/types.js';
-import { parseDescriptor, parseImageConfig } from '../image/validate.js';
-import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store } from '../store/store.js';
-import { chainIds, digestHex, isDigest, type Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { exists, tempPathFor, writeFileAtomic } from '../util/fs.js';
+import { type Descriptor, parseDescriptor, parseImageConfig } from '../image/index.js';
+import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store } from '../store/index.js';
+import {
+  chainIds,
+  digestHex,
+  isDigest,
+  type Digest,
+  KilnError,
+  exists,
+  tempPathFor,
+  writeFileAtomic,
+} from '../util/index.js';
 import type { StepState } from './keys.js';
 
 export interface CacheRecord {

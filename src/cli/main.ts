@@ -8,7 +8,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { loadCommands, type RegisterCommand } from './commands/index.js';
-import { KilnError, formatError, isKilnError } from '../util/errors.js';
+import { KilnError, formatError, isKilnError } from '../util/index.js';
 import { readPackageVersion } from './version.js';
 import { runInUserNamespace } from './rootless.js';
 

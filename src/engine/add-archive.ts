@@ -13,9 +13,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { applyLayer } from '../layer/apply.js';
-import { decodeHeader } from '../layer/tarformat.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { applyLayer, decodeHeader } from '../layer/index.js';
+import { KilnError, type ErrorPlace } from '../util/index.js';
 
 type Compression = 'gzip' | 'bzip2' | 'xz' | 'none';
 

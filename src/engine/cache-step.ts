@@ -11,15 +11,18 @@
  */
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { Instruction, MountSpec } from '../dockerfile/ast.js';
-import { expandInstruction } from '../dockerfile/expand-instruction.js';
-import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
-import { shippedStages } from '../plan/planner.js';
-import { PROXY_ARGS, type StageScope } from '../plan/scope.js';
-import { BuildContext } from '../context/index.js';
+import { type Instruction, type MountSpec, expandInstruction } from '../dockerfile/index.js';
+import {
+  type BuildPlan,
+  type PlannedStage,
+  type SourceRef,
+  shippedStages,
+  PROXY_ARGS,
+  type StageScope,
+} from '../plan/index.js';
+import { FileHashCache, fileHashCachePath, hashSelection, BuildContext } from '../context/index.js';
 import { isHttpUrl } from './add-url.js';
 import { parseGitSource } from './add-git.js';
-import { FileHashCache, fileHashCachePath, hashSelection } from '../context/hash.js';
 import {
   CacheIndex,
   chainId,
@@ -31,11 +34,10 @@ import {
   type CacheSource,
   type StepState,
 } from '../cache/index.js';
-import type { LayerInfo } from '../layer/compress.js';
-import type { LoadedImage, Store } from '../store/store.js';
-import { openView } from '../sandbox/view.js';
-import { sha256, type Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
+import { type LayerInfo } from '../layer/index.js';
+import { type LoadedImage, type Store } from '../store/index.js';
+import { openView } from '../sandbox/index.js';
+import { sha256, type Digest, KilnError } from '../util/index.js';
 
 // Where records also come from and go (registry caches): cache/'s types, as the engine takes them.
 export type { CacheSink, CacheSource } from '../cache/index.js';

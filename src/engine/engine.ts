@@ -5,31 +5,56 @@
  */
 import { BuildImages } from './base-image.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
-import type { ClientOptions } from '../registry/client.js';
-import type { TransferEvent } from '../registry/pull.js';
+import { type ClientOptions, type TransferEvent } from '../registry/index.js';
 import { lstatSync, mkdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { Slots } from '../util/slots.js';
+import { Slots, type Digest, KilnError, type ErrorPlace, resolveChown } from '../util/index.js';
 import * as path from 'node:path';
-import type { CopyInstruction, Dockerfile, Instruction, RunInstruction } from '../dockerfile/ast.js';
-import { expandHeredoc, expandWord, expandWords, ExpansionError } from '../dockerfile/expand.js';
-import { parsePortSpecs } from '../dockerfile/values.js';
-import { parseDockerfile } from '../dockerfile/parser.js';
-import { checkDirective, checkSyntax } from '../dockerfile/syntax.js';
-import { createPlan, shippedStages } from '../plan/planner.js';
-import { StageScope, platformArgs } from '../plan/scope.js';
-import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
-import { BuildContext } from '../context/index.js';
-import type { LayerInfo } from '../layer/compress.js';
-import { layerSkeleton, tarEntries, type EntrySpec } from '../layer/write.js';
-import { hostPlatform } from '../image/platform.js';
-import type { Compression, ContainerConfig, Descriptor, HistoryEntry, ImageConfig } from '../image/types.js';
-import { isPlainLayer, type Store } from '../store/store.js';
-import { blobFromSnapshot } from '../sandbox/snapshot-blob.js';
-import { compressedImage, compressionOf } from '../store/compressed.js';
 import {
+  type CopyInstruction,
+  type Dockerfile,
+  type Instruction,
+  type RunInstruction,
+  expandHeredoc,
+  expandWord,
+  expandWords,
+  ExpansionError,
+  parsePortSpecs,
+  parseDockerfile,
+  checkDirective,
+  checkSyntax,
+  expandMount,
+  MountError,
+} from '../dockerfile/index.js';
+import {
+  createPlan,
+  shippedStages,
+  StageScope,
+  platformArgs,
+  type BuildPlan,
+  type PlannedStage,
+  type SourceRef,
+} from '../plan/index.js';
+import { BuildContext } from '../context/index.js';
+import { type LayerInfo, layerSkeleton, tarEntries, type EntrySpec } from '../layer/index.js';
+import {
+  hostPlatform,
+  type Compression,
+  type ContainerConfig,
+  type Descriptor,
+  type HistoryEntry,
+  type ImageConfig,
+} from '../image/index.js';
+import { isPlainLayer, type Store, compressedImage, compressionOf } from '../store/index.js';
+import {
+  blobFromSnapshot,
+  openView,
+  pathsAreLinkFree,
+  resolveInRoot,
+  topOf,
+  type View,
   DEFAULT_PATH,
   describeIsolation,
   runStep,
@@ -37,10 +62,6 @@ import {
   type Mount,
   type SnapshotterKind,
 } from '../sandbox/index.js';
-import { openView, pathsAreLinkFree, resolveInRoot, topOf, type View } from '../sandbox/view.js';
-import type { Digest } from '../util/digest.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
-import { resolveChown } from '../util/users.js';
 import { parentEntries, planCopy, type CopyRequest } from './copy.js';
 import { materializeHeredocs, heredocMarker, runArgs } from './heredoc.js';
 import { goDuration, goList, goQuoteList, runHistoryText } from './history.js';
@@ -49,8 +70,6 @@ import { StepCache, type CacheSink, type CacheSource, type CacheStats } from './
 import { prepareRunMounts, type FromSource, type RunMounts, type SecretSource, type SshSource } from './run-mounts.js';
 import { isArchive, unpackArchive } from './add-archive.js';
 import { downloadUrl, isHttpUrl } from './add-url.js';
-import { expandMount } from '../dockerfile/expand-instruction.js';
-import { MountError } from '../dockerfile/mounts.js';
 import type { NamedContext } from './named-contexts.js';
 import type { Ulimit } from '../sandbox/index.js';
 
@@ -683,7 +702,7 @@ class Engine {
         c().WorkingDir = wd;
         // Created if missing, owned by the current USER (as BuildKit does).
         const view = await this.destinationView(state, [dir], stage, ins);
-        let entries: EntrySpec[] = [];
+        const entries: EntrySpec[] = [];
         try {
           const real = await resolveInRoot(view.root, dir);
           // BuildKit's mkdir takes USER as a file operation's owner (--chown rules: "1000" is 1000:1000).
@@ -704,7 +723,6 @@ class Engine {
         }
         const l = await this.addLayer(state, entries, ins);
         this.history(state, `WORKDIR ${wd}`, false);
-        entries = [];
         return l;
       }
       case 'COPY':

@@ -20,14 +20,19 @@
 import { createReadStream, existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { BuildContext } from '../context/index.js';
-import { contextKey, parseReference } from '../image/reference.js';
-import { matchPlatform } from '../image/platform.js';
-import type { Descriptor, ImageConfig, Platform } from '../image/types.js';
-import { parseIndex, parseJSONText } from '../image/validate.js';
-import { tarEntries, type EntrySpec } from '../layer/write.js';
-import type { LoadedImage, Store } from '../store/store.js';
-import type { Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
+import {
+  contextKey,
+  parseReference,
+  matchPlatform,
+  type Descriptor,
+  type ImageConfig,
+  type Platform,
+  parseIndex,
+  parseJSONText,
+} from '../image/index.js';
+import { tarEntries, type EntrySpec } from '../layer/index.js';
+import { type LoadedImage, type Store } from '../store/index.js';
+import { type Digest, KilnError } from '../util/index.js';
 
 export type NamedContext =
   | { name: string; kind: 'dir'; dir: string }

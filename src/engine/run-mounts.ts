@@ -44,17 +44,27 @@ import {
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { MountSpec } from '../dockerfile/ast.js';
-import type { Descriptor } from '../image/types.js';
+import { type MountSpec } from '../dockerfile/index.js';
+import { type Descriptor } from '../image/index.js';
 import type { BuildContext } from '../context/index.js';
-import { makePrivateDir as makePrivateDirIn, sweepPrivateDirs, type Mount } from '../sandbox/index.js';
-import { openView, resolveInRoot } from '../sandbox/view.js';
-import type { Store } from '../store/store.js';
-import { withFileLock } from '../store/lock.js';
-import { sha256, digestHex, type Digest } from '../util/digest.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
-import { runCapture, processStartTime } from '../util/proc.js';
-import { lchownInNamespace } from '../util/userns.js';
+import {
+  openView,
+  resolveInRoot,
+  makePrivateDir as makePrivateDirIn,
+  sweepPrivateDirs,
+  type Mount,
+} from '../sandbox/index.js';
+import { type Store, withFileLock } from '../store/index.js';
+import {
+  sha256,
+  digestHex,
+  type Digest,
+  KilnError,
+  type ErrorPlace,
+  runCapture,
+  processStartTime,
+  lchownInNamespace,
+} from '../util/index.js';
 
 /** A secret given to the build: `--secret id=ID[,src=FILE][,env=VAR]`. */
 export interface SecretSource {

@@ -19,9 +19,8 @@ import { availableParallelism } from 'node:os';
 import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { crc32, deflateRaw, gzip, type ZlibOptions } from 'node:zlib';
-import { KilnError } from '../util/errors.js';
-import type { Digest } from '../util/digest.js';
-import { MediaType, type Compression } from '../image/types.js';
+import { KilnError, type Digest } from '../util/index.js';
+import { MediaType, type Compression } from '../image/index.js';
 import { TarContentSize } from './content-size.js';
 import { nodeZstd } from './decompress.js';
 
@@ -269,7 +268,7 @@ async function zstdEncoder(level: number): Promise<{ input: Writable; output: Re
  * The identity of a layer tar without keeping it: its diff_id and size (the uncompressed tar's
  * descriptor). For a layer kept only as a snapshot.
  */
-export function measureLayer(tar: Readable): Promise<LayerInfo> {
+export function plainLayerInfo(tar: Readable): Promise<LayerInfo> {
   const discard = new Writable({ write: (_chunk, _enc, cb) => cb() });
   return encodeLayer(tar, discard, { compression: 'none' });
 }

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { deleteContainer } from './runtime.js';
 import { unmount } from './rootfs.js';
-import { processStartTime } from '../util/proc.js';
+import { processStartTime } from '../util/index.js';
 import { tmpfsBase } from './private-files.js';
 
 interface Owner {
@@ -53,7 +53,7 @@ export function createRunDir(storeRoot: string, kind: string): string {
 
 /** Mount points under `dir` in this mount namespace, deepest first. */
 export function mountsUnder(dir: string): string[] {
-  let info = '';
+  let info: string;
   try {
     info = readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {

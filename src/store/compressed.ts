@@ -9,12 +9,9 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { canonicalJSON } from '../image/canonical.js';
-import { MediaType, type Compression, type Descriptor, type Manifest } from '../image/types.js';
-import { openLayer } from '../layer/decompress.js';
-import { isDigest, type Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { canonicalJSON, MediaType, type Compression, type Descriptor, type Manifest } from '../image/index.js';
+import { openLayer } from '../layer/index.js';
+import { isDigest, type Digest, KilnError, writeFileAtomic } from '../util/index.js';
 import type { LoadedImage, Store } from './store.js';
 import { variantPath } from './variants.js';
 

@@ -5,8 +5,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { Compression } from '../image/types.js';
-import { digestHex, isDigest, type Digest } from '../util/digest.js';
+import { type Compression } from '../image/index.js';
+import { digestHex, isDigest, type Digest } from '../util/index.js';
 
 /** The record of a layer's variant for one compression (and level) under the store root. */
 export function variantPath(root: string, diffId: Digest, compression: Compression, level: number | undefined): string {

@@ -5,12 +5,18 @@
  * Also the helpers the other image-reading commands share (opening IMAGE, progress, output).
  */
 import type { Command } from 'commander';
-import { analyzeImage, displayName, type ImageAnalysis } from '../../analyze/analyze.js';
-import { DIVE_CI_DEFAULTS, evaluateCi, type CiThresholds } from '../../analyze/efficiency.js';
-import { openImageSource, type ImageSource } from '../../analyze/source.js';
-import { parsePlatform } from '../../image/platform.js';
-import { KilnError } from '../../util/errors.js';
-import { writeFileAtomic } from '../../util/fs.js';
+import {
+  analyzeImage,
+  displayName,
+  type ImageAnalysis,
+  DIVE_CI_DEFAULTS,
+  evaluateCi,
+  type CiThresholds,
+  openImageSource,
+  type ImageSource,
+} from '../../analyze/index.js';
+import { parsePlatform } from '../../image/index.js';
+import { KilnError, writeFileAtomic } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
 
 /** IMAGE as the user gave it: a store name or id, an archive file, or a registry reference. */

@@ -1,9 +1,14 @@
 /** `kiln build`: a Dockerfile and a context → an image, with docker build's flags. */
-import { push } from '../../registry/push.js';
-import { closeIdleConnections } from '../../registry/http.js';
-import { transferView } from '../../ui/transfer.js';
+import { push, closeIdleConnections, RegistryClient, type ClientOptions } from '../../registry/index.js';
+import {
+  transferView,
+  isProgressMode,
+  progressDisplay,
+  progressError,
+  resolveProgressMode,
+  PROGRESS_MODES,
+} from '../../ui/index.js';
 import { clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
-import { RegistryClient, type ClientOptions } from '../../registry/client.js';
 import {
   parseCacheSpec,
   RegistryCacheSink,
@@ -15,26 +20,21 @@ import {
 import type { Command } from 'commander';
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { build } from '../../engine/engine.js';
-import { parseSecretFlag, parseSshFlag } from '../../engine/run-mounts.js';
-import { parseBuildContextFlag } from '../../engine/named-contexts.js';
 import {
-  isProgressMode,
-  progressDisplay,
-  progressError,
-  resolveProgressMode,
-  PROGRESS_MODES,
-} from '../../ui/progress/index.js';
-import { saveImagesToFile } from '../../archive/save.js';
-import { writeFilesystemOutput, type FilesystemOutput } from '../../archive/fs-output.js';
-import { normalizeImageName } from '../../image/reference.js';
-import type { Compression } from '../../image/types.js';
-import { parseCompression, validLevel } from '../../store/compressed.js';
-import { KilnError } from '../../util/errors.js';
+  build,
+  parseSecretFlag,
+  parseSshFlag,
+  parseBuildContextFlag,
+  isRemoteContext,
+  prepareRemoteContext,
+  type PreparedContext,
+} from '../../engine/index.js';
+import { saveImagesToFile, writeFilesystemOutput, type FilesystemOutput } from '../../archive/index.js';
+import { normalizeImageName, type Compression } from '../../image/index.js';
+import { parseCompression, validLevel } from '../../store/index.js';
+import { KilnError } from '../../util/index.js';
 import { readDockerfileInput, type DockerfileInput } from '../dockerfile-input.js';
-import { isRemoteContext, prepareRemoteContext, type PreparedContext } from '../../engine/remote-context.js';
-import { checkDirective, lintDockerfile, RULES, type LintFinding } from '../../analyze/lint/index.js';
-import { formatLintText } from '../../analyze/lint/format.js';
+import { checkDirective, lintDockerfile, RULES, type LintFinding, formatLintText } from '../../analyze/index.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
 import { collect, parseAddHost, parseByteSize, parseKeyValues, parseUlimit } from '../options.js';
@@ -502,7 +502,7 @@ function buildChecks(
   }
   const all = r.findings.filter((x) => RULES[x.rule]?.origin === 'buildkit');
   const findings = all.filter((x) => !fromParser.has(x.rule));
-  let fail = false;
+  let fail: boolean;
   try {
     fail = checkDirective(parseDockerfile(text, { file })).error;
   } catch {

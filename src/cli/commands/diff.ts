@@ -1,8 +1,7 @@
 /** `kiln diff IMAGE_A IMAGE_B`: files and packages added, removed and changed between two images, with sizes. */
 import type { Command } from 'commander';
-import { displayName } from '../../analyze/analyze.js';
-import { diffImages, type ImageDiff } from '../../analyze/diff.js';
-import { KilnError } from '../../util/errors.js';
+import { displayName, diffImages, type ImageDiff } from '../../analyze/index.js';
+import { KilnError } from '../../util/index.js';
 import { emit, human, openImageFromCli, progress } from './analyze.js';
 
 export function formatDiffText(d: ImageDiff, limit: number): string {

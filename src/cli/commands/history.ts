@@ -1,7 +1,7 @@
 /** `kiln history IMAGE`: one row per history entry, newest first — layer, created, created by, size (docker history). */
 import type { Command } from 'commander';
-import { imageHistory } from '../../analyze/history.js';
-import { KilnError } from '../../util/errors.js';
+import { imageHistory } from '../../analyze/index.js';
+import { KilnError } from '../../util/index.js';
 import { humanAgo, humanSize, printTable } from '../store.js';
 import { openImageFromCli } from './analyze.js';
 

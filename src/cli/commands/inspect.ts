@@ -1,6 +1,6 @@
 /** `kiln inspect IMAGE…`: JSON with docker inspect's field names, plus the manifest. */
 import type { Command } from 'commander';
-import { familiarName, parseReference } from '../../image/reference.js';
+import { familiarName, parseReference } from '../../image/index.js';
 import { openStoreFromCli } from '../store.js';
 
 export function register(program: Command): Command {

@@ -2,9 +2,8 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { lintDockerfile } from '../../analyze/lint/index.js';
-import { formatLintJson, formatLintSarif, formatLintText } from '../../analyze/lint/format.js';
-import { KilnError } from '../../util/errors.js';
+import { lintDockerfile, formatLintJson, formatLintSarif, formatLintText } from '../../analyze/index.js';
+import { KilnError } from '../../util/index.js';
 import { readDockerfileInput } from '../dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
 import { readPackageVersion } from '../version.js';

@@ -1,9 +1,9 @@
 /** `kiln load -i FILE`: images from a docker-archive or OCI layout tar into the store. */
 import type { Command } from 'commander';
 import { createReadStream, existsSync } from 'node:fs';
-import { loadArchive } from '../../archive/load.js';
-import { familiarName } from '../../image/reference.js';
-import { KilnError } from '../../util/errors.js';
+import { loadArchive } from '../../archive/index.js';
+import { familiarName } from '../../image/index.js';
+import { KilnError } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
 
 export function register(program: Command): Command {

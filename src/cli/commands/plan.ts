@@ -2,10 +2,10 @@
 import type { Command } from 'commander';
 import * as path from 'node:path';
 import { existsSync } from 'node:fs';
-import { parseDockerfile } from '../../dockerfile/parser.js';
+import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatPlanText } from '../../plan/index.js';
-import { formatPlatform, hostPlatform, parsePlatform } from '../../image/platform.js';
-import { KilnError } from '../../util/errors.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../../image/index.js';
+import { KilnError } from '../../util/index.js';
 import { readDockerfileInput } from '../dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
 

@@ -8,9 +8,9 @@
  * state and private tmpfs files.
  */
 import type { Command } from 'commander';
-import { pruneCacheMounts } from '../../engine/run-mounts.js';
-import { CacheIndex } from '../../cache/records.js';
-import { KilnError } from '../../util/errors.js';
+import { pruneCacheMounts } from '../../engine/index.js';
+import { CacheIndex } from '../../cache/index.js';
+import { KilnError } from '../../util/index.js';
 import { cleanupStaleRuns, sweepPrivateDirs } from '../../sandbox/index.js';
 import { humanSize, openStoreFromCli } from '../store.js';
 

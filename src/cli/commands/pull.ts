@@ -1,9 +1,8 @@
 /** `kiln pull REF`: an image from a registry into the store, as `docker pull`. */
 import type { Command } from 'commander';
-import { familiarName } from '../../image/reference.js';
-import { closeIdleConnections } from '../../registry/http.js';
-import { pull } from '../../registry/pull.js';
-import { transferView } from '../../ui/transfer.js';
+import { familiarName } from '../../image/index.js';
+import { closeIdleConnections, pull } from '../../registry/index.js';
+import { transferView } from '../../ui/index.js';
 import { addRegistryOptions, clientOptionsFrom, platformFrom, type RegistryFlags } from '../registry-options.js';
 import { openStoreFromCli } from '../store.js';
 

@@ -1,10 +1,9 @@
 /** `kiln push IMAGE [DEST]`: an image of the store to a registry, as `docker push` (+ skopeo's DEST). */
 import type { Command } from 'commander';
-import { closeIdleConnections } from '../../registry/http.js';
-import { push } from '../../registry/push.js';
-import { parseCompression, validLevel } from '../../store/compressed.js';
-import { transferView } from '../../ui/transfer.js';
-import { KilnError } from '../../util/errors.js';
+import { closeIdleConnections, push } from '../../registry/index.js';
+import { parseCompression, validLevel } from '../../store/index.js';
+import { transferView } from '../../ui/index.js';
+import { KilnError, writeFileAtomic } from '../../util/index.js';
 import { addRegistryOptions, clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
 import { openStoreFromCli } from '../store.js';
 
@@ -76,7 +75,6 @@ export function register(program: Command): Command {
         });
         view.finish();
         if (flags.digestfile) {
-          const { writeFileAtomic } = await import('../../util/fs.js');
           await writeFileAtomic(flags.digestfile, r.digest);
         }
         if (!flags.quiet) process.stderr.write(`${r.ref}: digest: ${r.digest} size: ${r.size}\n`);

@@ -1,13 +1,11 @@
 /** `kiln report IMAGE -o report.html`: one self-contained HTML page about an image. */
 import type { Command } from 'commander';
 import * as path from 'node:path';
-import { analyzeImage } from '../../analyze/analyze.js';
-import { scanWithDatabase } from '../../analyze/scan.js';
-import { parseDockerfile } from '../../dockerfile/parser.js';
-import { createPlan } from '../../plan/index.js';
-import type { BuildPlan } from '../../plan/types.js';
-import { renderReport } from '../../report/html.js';
-import { writeFileAtomic } from '../../util/fs.js';
+import { analyzeImage, scanWithDatabase } from '../../analyze/index.js';
+import { parseDockerfile } from '../../dockerfile/index.js';
+import { type BuildPlan, createPlan } from '../../plan/index.js';
+import { renderReport } from '../../report/index.js';
+import { writeFileAtomic } from '../../util/index.js';
 import { readDockerfileInput } from '../dockerfile-input.js';
 import { collect, parseKeyValues } from '../options.js';
 import { readPackageVersion } from '../version.js';

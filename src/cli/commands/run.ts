@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { runStep, type Mount } from '../../sandbox/index.js';
-import { KilnError } from '../../util/errors.js';
+import { KilnError } from '../../util/index.js';
 import { collect } from '../options.js';
 import { openStoreFromCli } from '../store.js';
 

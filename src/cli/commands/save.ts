@@ -1,7 +1,7 @@
 /** `kiln save -o FILE IMAGE…`: images to a docker-archive (docker load reads it) or an OCI layout tar. */
 import type { Command } from 'commander';
-import { saveImages, saveImagesToFile } from '../../archive/save.js';
-import { KilnError } from '../../util/errors.js';
+import { saveImages, saveImagesToFile } from '../../archive/index.js';
+import { KilnError } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
 
 export function register(program: Command): Command {

@@ -1,8 +1,7 @@
 /** `kiln sbom IMAGE`: the packages in an image (Debian, Alpine, Python, Node) as CycloneDX, SPDX or a table. */
 import type { Command } from 'commander';
-import { catalogImage, displayName } from '../../analyze/analyze.js';
-import { sbomTableRows, toCycloneDx, toSpdx } from '../../analyze/sbom/format.js';
-import { KilnError } from '../../util/errors.js';
+import { catalogImage, displayName, sbomTableRows, toCycloneDx, toSpdx } from '../../analyze/index.js';
+import { KilnError } from '../../util/index.js';
 import { readPackageVersion } from '../version.js';
 import { emit, openImageFromCli, progress } from './analyze.js';
 

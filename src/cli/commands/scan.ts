@@ -4,11 +4,19 @@
  * trivy prints them; table, JSON or SARIF.
  */
 import type { Command } from 'commander';
-import { catalogImage, displayName } from '../../analyze/analyze.js';
-import { SEVERITIES, filterSeverities, scanWithDatabase, type Finding, type ScanResult } from '../../analyze/scan.js';
-import { severityRank, type Severity } from '../../analyze/osv/severity.js';
-import type { OsRelease } from '../../analyze/sbom/types.js';
-import { KilnError } from '../../util/errors.js';
+import {
+  catalogImage,
+  displayName,
+  SEVERITIES,
+  filterSeverities,
+  scanWithDatabase,
+  type Finding,
+  type ScanResult,
+  severityRank,
+  type Severity,
+  type OsRelease,
+} from '../../analyze/index.js';
+import { KilnError } from '../../util/index.js';
 import { readPackageVersion } from '../version.js';
 import { emit, openImageFromCli, progress } from './analyze.js';
 
