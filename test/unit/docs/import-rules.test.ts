@@ -109,4 +109,23 @@ describe('import rules (dependency-cruiser over docs/design.md)', () => {
     assert.notEqual(r.status, 0);
     assert.match(r.output, /row report\/: no folder "plann"/);
   });
+
+  test("architecture.md's map shows the directions design.md's table sets (the ones enforced)", () => {
+    /** folder → a column of its row, in a markdown table whose rows start with `folder/`. */
+    const column = (file: string, header: string): Map<string, string> => {
+      const out = new Map<string, string>();
+      let at = -1;
+      for (const line of readFileSync(path.join(repoRoot, 'docs', file), 'utf8').split('\n')) {
+        const cells = line.split(/(?<!\\)\|/).map((c) => c.trim());
+        if (cells[1] === 'folder') at = cells.indexOf(header);
+        const m = /^`([a-z][a-z0-9-]*)\/`/.exec(cells[1] ?? '');
+        if (m && at > 0) out.set(m[1]!, cells[at] ?? '');
+      }
+      return out;
+    };
+    const design = column('design.md', 'may import');
+    const map = column('architecture.md', 'may import (enforced)');
+    assert.ok(design.size >= 10, 'design.md: no folder table with a "may import" column');
+    assert.deepEqual([...map].sort(), [...design].sort(), "update docs/architecture.md's folder table");
+  });
 });
