@@ -27,7 +27,7 @@ if (onlyUnit) kinds = ['unit'];
 
 function walk(dir) {
   let out = [];
-  let entries = [];
+  let entries;
   try {
     entries = readdirSync(dir);
   } catch {

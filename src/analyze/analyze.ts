@@ -3,7 +3,7 @@
  * pass over an image's layers, then dive's efficiency, per-layer changes, the largest
  * directories and the packages.
  */
-import { familiarName } from '../image/reference.js';
+import { familiarName } from '../image/index.js';
 import { computeEfficiency, type EfficiencyResult } from './efficiency.js';
 import { largestDirectories, type DirSize, type LayerChanges } from './filetree.js';
 import type { OsRelease, Package } from './sbom/types.js';

@@ -19,7 +19,7 @@
  * counting the rest of that layer (an error it only logs); kiln counts that whiteout as 0 bytes
  * and goes on.
  */
-import type { EntryType } from '../layer/tarformat.js';
+import { type EntryType } from '../layer/index.js';
 
 export interface LayerEntry {
   /** Cleaned tar entry name (no leading "/" or "./"). Whiteouts keep their ".wh." names. */
@@ -56,6 +56,7 @@ class DiveNode {
   /** dive's Path(): "/a/b", the whiteout prefix trimmed from the node's own name. */
   path(): string {
     const names: string[] = [];
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the walk up starts at this node; nothing captures it
     for (let n: DiveNode | undefined = this; n?.parent; n = n.parent)
       names.push(n === this && n.name.startsWith(WH) ? n.name.slice(WH.length) : n.name);
     return `/${names.reverse().join('/')}`;

@@ -6,7 +6,7 @@
  * added, modified (present below and different) and removed, with bytes.
  */
 import type { LayerEntry } from './efficiency.js';
-import type { EntryType } from '../layer/tarformat.js';
+import { type EntryType } from '../layer/index.js';
 
 export interface FileInfo {
   type: EntryType;
@@ -29,6 +29,7 @@ export class FsNode {
   ) {}
   path(): string {
     const names: string[] = [];
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the walk up starts at this node; nothing captures it
     for (let n: FsNode | undefined = this; n?.parent; n = n.parent) names.push(n.name);
     return names.reverse().join('/');
   }

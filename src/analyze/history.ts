@@ -1,8 +1,7 @@
 /** `kiln history`: the image's history entries with their layers' sizes, newest first (docker history). */
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { openLayer } from '../layer/decompress.js';
-import { TarContentSize } from '../layer/content-size.js';
+import { openLayer, TarContentSize } from '../layer/index.js';
 import type { ImageSource, LayerRef } from './source.js';
 
 export interface HistoryRow {

@@ -59,7 +59,7 @@ export {
 export { OsvDatabase } from './osv/db.js';
 export { parseOsvRecord, type OsvRecord } from './osv/schema.js';
 export { matchRecord, evaluateRange, type PackageQuery } from './osv/match.js';
-export { severityOf, type Severity, SEVERITIES } from './osv/severity.js';
+export { severityOf, type Severity, SEVERITIES, severityRank } from './osv/severity.js';
 export { cvss3BaseScore, cvss2BaseScore } from './osv/cvss.js';
 export {
   compareDpkgVersions,
@@ -74,6 +74,8 @@ export {
   type LintFinding,
   type LintResult,
   type LintOptions,
+  checkDirective,
+  RULES,
 } from './lint/index.js';
 export { formatLintText, formatLintJson, formatLintSarif } from './lint/format.js';
 export { buildChecks, checkCall } from './lint/build-checks.js';

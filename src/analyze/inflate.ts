@@ -6,8 +6,8 @@
 import { existsSync, openSync, readSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { KilnError } from '../util/errors.js';
-import { openLayer } from '../layer/decompress.js';
+import { KilnError } from '../util/index.js';
+import { openLayer } from '../layer/index.js';
 import type { LayerRef } from './source.js';
 
 function isGzipFile(path: string, start: number): boolean {

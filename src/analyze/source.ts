@@ -7,17 +7,14 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { KilnError, isKilnError } from '../util/errors.js';
-import { normalizeImageName } from '../image/reference.js';
-import type { Image, Layer } from '../image/image.js';
-import type { Platform } from '../image/types.js';
-import type { Store } from '../store/store.js';
-import { openStoreImage } from '../store/image.js';
-import { pull } from '../registry/pull.js';
-import { openImageArchive } from '../archive/read.js';
+import { KilnError, isKilnError } from '../util/index.js';
+import { normalizeImageName, type Image, type Layer, type Platform } from '../image/index.js';
+import { type Store, openStoreImage } from '../store/index.js';
+import { pull } from '../registry/index.js';
+import { openImageArchive } from '../archive/index.js';
 
-export { layerHistory } from '../image/image.js';
-export { indexTarFile } from '../archive/read.js';
+export { layerHistory } from '../image/index.js';
+export { indexTarFile } from '../archive/index.js';
 
 /** An image's layer as analyze reads it: image/'s `Layer`. */
 export type LayerRef = Layer;

@@ -5,8 +5,8 @@
  * nobody wants are skipped by counting bytes. No promise per entry, no buffering beyond one
  * header: memory stays flat whatever the layer holds.
  */
-import { KilnError } from '../util/errors.js';
-import { BLOCK, decodeHeader, parsePax, type TarHeader } from '../layer/tarformat.js';
+import { KilnError } from '../util/index.js';
+import { BLOCK, decodeHeader, parsePax, type TarHeader } from '../layer/index.js';
 
 export interface BodySink {
   data(chunk: Buffer): void;

@@ -5,10 +5,9 @@
  * modified file from a rewritten identical one), and the package catalogers.
  */
 import { createHash } from 'node:crypto';
-import { KilnError, isKilnError } from '../util/errors.js';
-import { cleanEntryName } from '../layer/apply.js';
+import { KilnError, isKilnError } from '../util/index.js';
+import { cleanEntryName, type TarHeader } from '../layer/index.js';
 import { LayerReader } from './inflate.js';
-import type { TarHeader } from '../layer/tarformat.js';
 import { TarScanner, type BodySink } from './tarscan.js';
 import type { LayerEntry } from './efficiency.js';
 import { FsTree, applyLayerEntries, splitWhiteout, type LayerChanges } from './filetree.js';

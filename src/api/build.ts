@@ -3,17 +3,16 @@
  * stage graph, without building) and `lint` (checks of the Dockerfile).
  */
 import * as path from 'node:path';
-import { lintDockerfile, type LintResult } from '../analyze/lint/index.js';
+import { lintDockerfile, type LintResult } from '../analyze/index.js';
 import {
   buildWithOutputs,
   type BuildWithOutputsOptions,
   type BuildWithOutputsResult,
-} from '../engine/build-outputs.js';
-import type { EventSink } from '../engine/events.js';
-import { parseDockerfile } from '../dockerfile/parser.js';
-import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform.js';
-import { createPlan } from '../plan/planner.js';
-import type { BuildPlan } from '../plan/types.js';
+  type EventSink,
+} from '../engine/index.js';
+import { parseDockerfile } from '../dockerfile/index.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../image/index.js';
+import { createPlan, type BuildPlan } from '../plan/index.js';
 import { readDockerfileInput, type DockerfileInput } from './dockerfile-input.js';
 import { openStore, type StoreOptions } from './store.js';
 

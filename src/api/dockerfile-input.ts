@@ -4,8 +4,8 @@
  */
 import { existsSync, readFileSync, readSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { KilnError } from '../util/errors.js';
-import { MAX_DOCKERFILE_BYTES, tooBig } from '../dockerfile/parser.js';
+import { KilnError } from '../util/index.js';
+import { MAX_DOCKERFILE_BYTES, tooBig } from '../dockerfile/index.js';
 
 export interface DockerfileInput {
   /** Path as shown in messages (what the user typed, or "CONTEXT/Dockerfile"). */

@@ -6,14 +6,22 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { loadArchive, type LoadResult } from '../archive/load.js';
-import { saveImages, saveImagesToFile, type ArchiveFormat } from '../archive/save.js';
-import { parsePlatform } from '../image/platform.js';
-import { familiarName, parseReference } from '../image/reference.js';
-import type { ContainerConfig, Descriptor, HistoryEntry, Platform } from '../image/types.js';
-import type { PullOptions as RegistryPullOptions } from '../registry/pull.js';
-import { pull as registryPull } from '../registry/pull.js';
-import { push as registryPush, type PushOptions as RegistryPushOptions } from '../registry/push.js';
+import { loadArchive, type LoadResult, saveImages, saveImagesToFile, type ArchiveFormat } from '../archive/index.js';
+import {
+  parsePlatform,
+  familiarName,
+  parseReference,
+  type ContainerConfig,
+  type Descriptor,
+  type HistoryEntry,
+  type Platform,
+} from '../image/index.js';
+import {
+  type PullOptions as RegistryPullOptions,
+  pull as registryPull,
+  push as registryPush,
+  type PushOptions as RegistryPushOptions,
+} from '../registry/index.js';
 import {
   containerArgs,
   containerEnv,
@@ -22,9 +30,8 @@ import {
   type Mount,
   type SnapshotterKind,
 } from '../sandbox/index.js';
-import type { LoadedImage } from '../store/store.js';
-import type { Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
+import { type LoadedImage } from '../store/index.js';
+import { type Digest, KilnError } from '../util/index.js';
 import { openStore, type StoreOptions } from './store.js';
 
 export interface PullOptions extends StoreOptions, Omit<RegistryPullOptions, 'platform'> {

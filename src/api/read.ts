@@ -3,17 +3,29 @@
  * `diff`, `history` and `report` (one HTML page). IMAGE is what the CLI takes: a name or id in
  * the store, an image archive (docker save / OCI tar), or a registry reference (pulled then).
  */
-import { analyzeImage, catalogImage, type ImageAnalysis, type SbomResult } from '../analyze/analyze.js';
-import { diffImages, type ImageDiff } from '../analyze/diff.js';
-import { evaluateCi, type CiRuleResult, type CiThresholds } from '../analyze/efficiency.js';
-import { imageHistory, type HistoryRow } from '../analyze/history.js';
-import type { Severity } from '../analyze/osv/severity.js';
-import { filterSeverities, scanWithDatabase, type ScanResult } from '../analyze/scan.js';
-import { openImageSource, type ImageSource } from '../analyze/source.js';
-import { parsePlatform } from '../image/platform.js';
-import type { BuildPlan } from '../plan/types.js';
-import { renderReport } from '../report/html.js';
-import { readPackageVersion } from '../util/version.js';
+import {
+  analyzeImage,
+  catalogImage,
+  type ImageAnalysis,
+  type SbomResult,
+  diffImages,
+  type ImageDiff,
+  evaluateCi,
+  type CiRuleResult,
+  type CiThresholds,
+  imageHistory,
+  type HistoryRow,
+  type Severity,
+  filterSeverities,
+  scanWithDatabase,
+  type ScanResult,
+  openImageSource,
+  type ImageSource,
+} from '../analyze/index.js';
+import { parsePlatform } from '../image/index.js';
+import { type BuildPlan } from '../plan/index.js';
+import { renderReport } from '../report/index.js';
+import { readPackageVersion } from '../util/index.js';
 import { openStore, type StoreOptions } from './store.js';
 
 export interface ReadOptions extends StoreOptions {

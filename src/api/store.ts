@@ -1,5 +1,5 @@
 /** The store an API call works on: one the caller opened, else the one at `root` (default: the CLI's). */
-import { Store } from '../store/store.js';
+import { Store } from '../store/index.js';
 
 export interface StoreOptions {
   /**

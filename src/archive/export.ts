@@ -4,9 +4,8 @@ import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import { applyLayer } from '../layer/apply.js';
-import { tarDirectory } from '../layer/write.js';
-import type { LoadedImage, Store } from '../store/store.js';
+import { applyLayer, tarDirectory } from '../layer/index.js';
+import { type LoadedImage, type Store } from '../store/index.js';
 
 /** Flatten the image's layers into a temp dir under the store, then stream it as a tar. */
 export async function exportImage(store: Store, img: LoadedImage, out: Writable): Promise<void> {

@@ -18,11 +18,9 @@ import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import { applyLayer } from '../layer/apply.js';
-import { tarDirectory } from '../layer/write.js';
-import type { LoadedImage, Store } from '../store/store.js';
-import { KilnError } from '../util/errors.js';
-import { tempPathFor } from '../util/fs.js';
+import { applyLayer, tarDirectory } from '../layer/index.js';
+import { type LoadedImage, type Store } from '../store/index.js';
+import { KilnError, tempPathFor } from '../util/index.js';
 
 /** Where the files go: a directory, a tar file, or a tar on a stream (stdout for `dest=-`). */
 export type FilesystemOutput =

@@ -1,11 +1,9 @@
 /** `kiln import`: a root filesystem tar (plain or compressed) becomes a one-layer image, as `docker import`. */
 import type { Readable } from 'node:stream';
-import { openLayer } from '../layer/decompress.js';
-import { measureLayer } from '../layer/measure.js';
-import { KilnError } from '../util/errors.js';
-import { hostPlatform } from '../image/platform.js';
-import type { ContainerConfig, ImageConfig } from '../image/types.js';
-import type { LoadedImage, Store } from '../store/store.js';
+import { openLayer, measureLayer } from '../layer/index.js';
+import { KilnError } from '../util/index.js';
+import { hostPlatform, type ContainerConfig, type ImageConfig } from '../image/index.js';
+import { type LoadedImage, type Store } from '../store/index.js';
 
 export interface ImportOptions {
   name?: string;

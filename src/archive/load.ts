@@ -12,15 +12,20 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import type { Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { canonicalJSON } from '../image/canonical.js';
-import { normalizeImageName } from '../image/reference.js';
-import { Annotation, MediaType, type Descriptor, type Manifest } from '../image/types.js';
-import { parseImageConfig, parseIndex, parseJSONText } from '../image/validate.js';
-import { cleanEntryName } from '../layer/apply.js';
-import { measureLayer } from '../layer/measure.js';
-import type { Store } from '../store/store.js';
+import { type Digest, KilnError } from '../util/index.js';
+import {
+  canonicalJSON,
+  normalizeImageName,
+  Annotation,
+  MediaType,
+  type Descriptor,
+  type Manifest,
+  parseImageConfig,
+  parseIndex,
+  parseJSONText,
+} from '../image/index.js';
+import { cleanEntryName, measureLayer } from '../layer/index.js';
+import { type Store } from '../store/index.js';
 import { openImageArchive, type ImageArchive } from './read.js';
 
 interface StoredFile {

@@ -13,16 +13,22 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import type { Digest } from '../util/digest.js';
-import { isDigest, sha256 } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { layerHistory, type Image, type Layer } from '../image/image.js';
-import { hostPlatform, matchPlatform } from '../image/platform.js';
-import { normalizeImageName } from '../image/reference.js';
-import type { Descriptor, Platform } from '../image/types.js';
-import { parseImageConfig, parseIndex, parseJSONText, parseManifestOrIndex } from '../image/validate.js';
-import { cleanEntryName } from '../layer/apply.js';
-import { BLOCK, decodeHeader, parsePax, type TarHeader } from '../layer/tarformat.js';
+import { type Digest, isDigest, sha256, KilnError } from '../util/index.js';
+import {
+  layerHistory,
+  type Image,
+  type Layer,
+  hostPlatform,
+  matchPlatform,
+  normalizeImageName,
+  type Descriptor,
+  type Platform,
+  parseImageConfig,
+  parseIndex,
+  parseJSONText,
+  parseManifestOrIndex,
+} from '../image/index.js';
+import { cleanEntryName, BLOCK, decodeHeader, parsePax, type TarHeader } from '../layer/index.js';
 
 /** The largest image document (index, manifest, config, manifest.json) read into memory. */
 const MAX_DOCUMENT = 64 << 20;

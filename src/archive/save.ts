@@ -8,15 +8,19 @@
  */
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { digestHex, type Digest } from '../util/digest.js';
-import { canonicalJSON } from '../image/canonical.js';
-import { familiarName, parseReference } from '../image/reference.js';
-import { Annotation, MediaType, type Descriptor, type Manifest } from '../image/types.js';
-import type { Image } from '../image/image.js';
-import { KilnError } from '../util/errors.js';
-import { END_OF_ARCHIVE, encodeHeader, padding } from '../layer/tarformat.js';
-import type { LoadedImage, Store } from '../store/store.js';
-import { openOutputFile } from '../util/fs.js';
+import { digestHex, type Digest, KilnError, openOutputFile } from '../util/index.js';
+import {
+  canonicalJSON,
+  familiarName,
+  parseReference,
+  Annotation,
+  MediaType,
+  type Descriptor,
+  type Manifest,
+  type Image,
+} from '../image/index.js';
+import { END_OF_ARCHIVE, encodeHeader, padding } from '../layer/index.js';
+import { type LoadedImage, type Store } from '../store/index.js';
 
 export type ArchiveFormat = 'docker' | 'oci';
 

@@ -13,9 +13,8 @@
  *   - the content digests of what it reads from outside the state: COPY/ADD sources from the
  *     context or another stage, RUN --mount=type=bind sources. Secrets never enter a key.
  */
-import { canonicalJSON } from '../image/canonical.js';
-import type { Descriptor, ImageConfig } from '../image/types.js';
-import { sha256, type Digest } from '../util/digest.js';
+import { canonicalJSON, type Descriptor, type ImageConfig } from '../image/index.js';
+import { sha256, type Digest } from '../util/index.js';
 
 export const CACHE_KEY_VERSION = 'kiln-cache-v2';
 

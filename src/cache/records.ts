@@ -15,13 +15,18 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { Descriptor } from '../image/types.js';
-import { parseDescriptor, parseImageConfig } from '../image/validate.js';
-import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store } from '../store/store.js';
-import { storeLayout } from '../store/layout.js';
-import { chainIds, digestHex, isDigest, type Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { exists, tempPathFor, writeFileAtomic } from '../util/fs.js';
+import { type Descriptor, parseDescriptor, parseImageConfig } from '../image/index.js';
+import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store, storeLayout } from '../store/index.js';
+import {
+  chainIds,
+  digestHex,
+  isDigest,
+  type Digest,
+  KilnError,
+  exists,
+  tempPathFor,
+  writeFileAtomic,
+} from '../util/index.js';
 import type { StepState } from './keys.js';
 
 export interface CacheRecord {
@@ -313,4 +318,18 @@ async function gcRootText(storeRoot: string, state: StepState): Promise<string> 
     }),
   );
   return lines.join('');
+}
+
+/** A cache that records can also come from (an imported registry or OCI-layout cache). */
+export interface CacheSource {
+  /** The record for a key, its layer blobs made present in `store` first; undefined when absent. */
+  record(key: Digest, store: Store): Promise<CacheRecord | undefined>;
+  memo(key: Digest): Promise<Digest | undefined>;
+}
+
+/** Where the records a build used go at its end (a registry or an OCI-layout cache). */
+export interface CacheSink {
+  /** mode max: every stage's records; min: the target stage and the stages it is based on. */
+  mode: 'min' | 'max';
+  export(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<void>;
 }

@@ -28,19 +28,18 @@
  * the record's layer blobs it lacks (only those: a build that misses early pulls nothing).
  * A remote cache is trusted as a local one is: whoever can push to REF decides what a key maps to.
  */
-import { canonicalJSON } from '../image/canonical.js';
-import { parseReference, type ImageReference } from '../image/reference.js';
-import { MediaType, type Descriptor } from '../image/types.js';
-import { parseDescriptor } from '../image/validate.js';
-import type { RegistryClient } from '../registry/client.js';
-import { readBody } from '../registry/http.js';
-import { eachLimited } from '../registry/pull.js';
-import { compressedLayer } from '../store/compressed.js';
-import type { Store } from '../store/store.js';
-import { isDigest, sha256, type Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { parseRecord, type CacheRecord } from './records.js';
-import type { CacheSink, CacheSource } from '../engine/cache-step.js';
+import {
+  canonicalJSON,
+  parseReference,
+  type ImageReference,
+  MediaType,
+  type Descriptor,
+  parseDescriptor,
+} from '../image/index.js';
+import { type RegistryClient, readBody, eachLimited } from '../registry/index.js';
+import { compressedLayer, type Store } from '../store/index.js';
+import { isDigest, sha256, type Digest, KilnError } from '../util/index.js';
+import { parseRecord, type CacheRecord, type CacheSink, type CacheSource } from './records.js';
 
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.kiln.cacheconfig.v1+json';
 /** A cache config bigger than this is refused (a record is a few kB; 64 MiB is tens of thousands). */

@@ -8,8 +8,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { loadCommands, type RegisterCommand } from './commands/index.js';
-import { KilnError, formatError, isKilnError } from '../util/errors.js';
-import { readPackageVersion } from '../util/version.js';
+import { KilnError, formatError, isKilnError, readPackageVersion } from '../util/index.js';
 import { runInUserNamespace } from './rootless.js';
 
 /** The program with every command (for help and the generated docs). */

@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { isIP } from 'node:net';
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 
 export interface GlobalOptions {
   root?: string;

@@ -1,5 +1,5 @@
 /** What the image-reading commands share: "reading layer i/n" on a terminal, and -o FILE or stdout. */
-import { writeFileAtomic } from '../util/fs.js';
+import { writeFileAtomic } from '../util/index.js';
 
 /** "layer 2/5" on stderr while reading, when stderr is a terminal. */
 export function progress(label: string): { onLayer: (i: number, n: number) => void; done: () => void } {

@@ -1,9 +1,8 @@
 /** Flags every registry-facing command shares (--insecure-registry, --tls-verify, --platform). */
 import { Option, type Command } from 'commander';
-import type { ClientOptions } from '../registry/client.js';
-import { parsePlatform } from '../image/platform.js';
-import type { Platform } from '../image/types.js';
-import { KilnError } from '../util/errors.js';
+import { type ClientOptions } from '../registry/index.js';
+import { parsePlatform, type Platform } from '../image/index.js';
+import { KilnError } from '../util/index.js';
 import { collect } from './options.js';
 
 export interface RegistryFlags {

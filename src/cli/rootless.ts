@@ -16,9 +16,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { constants as osConstants } from 'node:os';
-import { KilnError } from '../util/errors.js';
-import { runCapture, which } from '../util/proc.js';
-import { defaultStoreRoot } from '../store/store.js';
+import { KilnError, runCapture, which } from '../util/index.js';
+import { defaultStoreRoot } from '../store/index.js';
 
 /** Commands that work without the store (or only with the registry): run as they are. */
 const WITHOUT_STORE = new Set(['plan', 'lint', 'login', 'logout', 'help']);

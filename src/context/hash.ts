@@ -13,10 +13,8 @@
 import { promises as fsp, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import type { BuildContext, ContextEntry } from './index.js';
-import type { ErrorPlace } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fs.js';
-import type { Digest } from '../util/digest.js';
+import type { BuildContext, ContextEntry } from './build-context.js';
+import { type ErrorPlace, writeFileAtomic, type Digest } from '../util/index.js';
 
 /** A stat younger than this is not remembered (racy: a same-tick rewrite keeps mtime). */
 const RACY_MS = 2000;

@@ -11,7 +11,7 @@
  *   parsePortSpecs(ports) / parseSignal(s)   EXPOSE / STOPSIGNAL values, BuildKit's checks
  */
 export * from './ast.js';
-export { parseDockerfile, type ParseOptions } from './parser.js';
+export { parseDockerfile, type ParseOptions, MAX_DOCKERFILE_BYTES, tooBig } from './parser.js';
 export {
   expandWord,
   expandWords,

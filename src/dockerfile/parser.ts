@@ -7,7 +7,7 @@
  * Untrusted input: every failure is a KilnError('PARSE') with file:line:column and the line; the
  * work is linear in the size of the text.
  */
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 import type { CommandForm, Directives, Dockerfile, Flag, Heredoc, Instruction, KeyValue, Warning } from './ast.js';
 import { ExpansionError, isGoSpace, parseHeredocMarker, rawWords } from './expand.js';
 import { MountError, parseMount } from './mounts.js';

@@ -15,10 +15,9 @@ import { closeSync, createReadStream, mkdirSync, openSync, readSync } from 'node
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { applyLayer } from '../layer/apply.js';
-import { decodeHeader } from '../layer/tarformat.js';
+import { applyLayer, decodeHeader } from '../layer/index.js';
 import { BuildContext } from '../context/index.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { KilnError, type ErrorPlace } from '../util/index.js';
 import type { CopyRequest } from './copy.js';
 
 type Compression = 'gzip' | 'bzip2' | 'xz' | 'none';

@@ -12,8 +12,7 @@
 import { mkdirSync, lstatSync, readdirSync, rmSync, lutimesSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { runCapture } from '../util/proc.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { runCapture, KilnError, type ErrorPlace } from '../util/index.js';
 
 export interface GitSource {
   /** What git fetches from (the URL without its fragment). */

@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { httpRequest, drain } from '../registry/http.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { httpRequest, drain } from '../registry/index.js';
+import { KilnError, type ErrorPlace } from '../util/index.js';
 
 export function isHttpUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);

@@ -3,14 +3,11 @@
  * else pulled through the registry client; with --pull always re-resolved on the registry (once
  * per build and reference, however many stages use it).
  */
-import type { ClientOptions } from '../registry/client.js';
-import { pull, type TransferEvent } from '../registry/pull.js';
-import { RegistryClient } from '../registry/client.js';
-import type { Platform } from '../image/types.js';
-import type { LoadedImage, Store } from '../store/store.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { type ClientOptions, pull, type TransferEvent, RegistryClient } from '../registry/index.js';
+import { type Platform, hostPlatform } from '../image/index.js';
+import { type LoadedImage, type Store } from '../store/index.js';
+import { KilnError, type ErrorPlace } from '../util/index.js';
 import { contextKey, namedContextImage, type NamedContext } from './named-contexts.js';
-import { hostPlatform } from '../image/platform.js';
 
 export interface ImageSourceOptions {
   store: Store;

@@ -5,7 +5,7 @@
  */
 import { build, type BuildOptions, type BuildResult } from './engine.js';
 import type { EventSink } from './events.js';
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 import { formatVerifyResult, verifyReproducible } from './verify-reproducible.js';
 import {
   checkOutputSpec,

@@ -9,11 +9,8 @@
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { withFileLock } from '../store/lock.js';
-import { storeLayout } from '../store/layout.js';
-import { sha256, digestHex } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { processStartTime } from '../util/proc.js';
+import { withFileLock, storeLayout } from '../store/index.js';
+import { sha256, digestHex, KilnError, processStartTime } from '../util/index.js';
 
 export function cacheMountsDir(storeRoot: string): string {
   return storeLayout(storeRoot).cacheMountsDir;

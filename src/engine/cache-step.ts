@@ -11,14 +11,18 @@
  */
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { MountSpec } from '../dockerfile/ast.js';
-import type { BuildPlan, PlannedStage, SourceRef } from '../plan/types.js';
-import { shippedStages } from '../plan/planner.js';
-import { PROXY_ARGS, type StageScope } from '../plan/scope.js';
-import { BuildContext } from '../context/index.js';
+import { type MountSpec } from '../dockerfile/index.js';
+import {
+  type BuildPlan,
+  type PlannedStage,
+  type SourceRef,
+  shippedStages,
+  PROXY_ARGS,
+  type StageScope,
+} from '../plan/index.js';
+import { FileHashCache, fileHashCachePath, hashSelection, BuildContext } from '../context/index.js';
 import { isHttpUrl } from './add-url.js';
 import { parseGitSource } from './add-git.js';
-import { FileHashCache, fileHashCachePath, hashSelection } from '../context/hash.js';
 import {
   CacheIndex,
   chainId,
@@ -26,28 +30,18 @@ import {
   stateId,
   stepKey,
   type CacheRecord,
+  type CacheSink,
+  type CacheSource,
   type StepState,
 } from '../cache/index.js';
-import type { LayerInfo } from '../layer/compress.js';
-import type { LoadedImage, Store } from '../store/store.js';
-import { openView } from '../sandbox/view.js';
-import { sha256, type Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
+import { type LayerInfo } from '../layer/index.js';
+import { type LoadedImage, type Store } from '../store/index.js';
+import { openView } from '../sandbox/index.js';
+import { sha256, type Digest, KilnError } from '../util/index.js';
 import type { Step } from './expand-step.js';
 
-/** A cache that records can also come from (an imported registry or OCI-layout cache). */
-export interface CacheSource {
-  /** The record for a key, its layer blobs made present in `store` first; undefined when absent. */
-  record(key: Digest, store: Store): Promise<CacheRecord | undefined>;
-  memo(key: Digest): Promise<Digest | undefined>;
-}
-
-/** Where the records a build used go at its end (a registry or an OCI-layout cache). */
-export interface CacheSink {
-  /** mode max: every stage's records; min: the target stage and the stages it is based on. */
-  mode: 'min' | 'max';
-  export(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<void>;
-}
+// Where records also come from and go (registry caches): cache/'s types, as the engine takes them.
+export type { CacheSink, CacheSource } from '../cache/index.js';
 
 export interface StepCacheOptions {
   store: Store;

@@ -7,10 +7,9 @@
  * the walker's (engine.ts).
  */
 import * as path from 'node:path';
-import { parsePortSpecs } from '../dockerfile/values.js';
-import type { CommandForm } from '../dockerfile/ast.js';
-import type { ContainerConfig, HistoryEntry, ImageConfig } from '../image/types.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { parsePortSpecs, type CommandForm } from '../dockerfile/index.js';
+import { type ContainerConfig, type HistoryEntry, type ImageConfig } from '../image/index.js';
+import { KilnError, type ErrorPlace } from '../util/index.js';
 import type { ExpandedInstruction } from './expand-step.js';
 import { goDuration, goList, goQuoteList } from './history.js';
 

@@ -7,11 +7,10 @@
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BuildContext } from '../context/index.js';
-import type { CopyInstruction } from '../dockerfile/ast.js';
-import type { LayerInfo } from '../layer/compress.js';
-import { openView } from '../sandbox/view.js';
-import { KilnError } from '../util/errors.js';
-import { resolveChown } from '../util/users.js';
+import { type CopyInstruction } from '../dockerfile/index.js';
+import { type LayerInfo } from '../layer/index.js';
+import { openView } from '../sandbox/index.js';
+import { KilnError, resolveChown } from '../util/index.js';
 import { archiveSources } from './add-archive.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
 import { downloadUrl, isHttpUrl } from './add-url.js';

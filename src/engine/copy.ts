@@ -15,10 +15,10 @@
  */
 import { lstatSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
-import type { EntrySpec } from '../layer/write.js';
+import { type EntrySpec } from '../layer/index.js';
 import { hasWildcard, type BuildContext, type ContextEntry } from '../context/index.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
-import { resolveInRoot } from '../sandbox/view.js';
+import { KilnError, type ErrorPlace } from '../util/index.js';
+import { resolveInRoot } from '../sandbox/index.js';
 
 export interface CopyRequest {
   /**

@@ -6,26 +6,37 @@
  * copy-step.ts, RUN to run-step.ts (its mounts: run-mounts.ts).
  */
 import { BuildImages } from './base-image.js';
-import type { ClientOptions } from '../registry/client.js';
-import type { TransferEvent } from '../registry/pull.js';
+import { type ClientOptions, type TransferEvent } from '../registry/index.js';
 import { availableParallelism } from 'node:os';
-import { Slots } from '../util/slots.js';
-import type { Dockerfile, Instruction } from '../dockerfile/ast.js';
-import { parseDockerfile } from '../dockerfile/parser.js';
-import { checkDirective, checkSyntax } from '../dockerfile/syntax.js';
-import { createPlan, shippedStages } from '../plan/planner.js';
-import { StageScope, platformArgs } from '../plan/scope.js';
-import type { BuildPlan, PlannedInstruction, PlannedStage, SourceRef } from '../plan/types.js';
+import { Slots, type Digest, KilnError, type ErrorPlace } from '../util/index.js';
+import {
+  type Dockerfile,
+  type Instruction,
+  parseDockerfile,
+  checkDirective,
+  checkSyntax,
+} from '../dockerfile/index.js';
+import {
+  createPlan,
+  shippedStages,
+  StageScope,
+  platformArgs,
+  type BuildPlan,
+  type PlannedInstruction,
+  type PlannedStage,
+  type SourceRef,
+} from '../plan/index.js';
 import { BuildContext } from '../context/index.js';
-import type { LayerInfo } from '../layer/compress.js';
-import { hostPlatform } from '../image/platform.js';
-import type { Compression, Descriptor } from '../image/types.js';
-import { isPlainLayer, type Store } from '../store/store.js';
-import { blobFromSnapshot } from '../sandbox/snapshot-blob.js';
-import { compressedImage, compressionOf } from '../store/compressed.js';
-import { DEFAULT_PATH, describeIsolation, type BackendKind, type SnapshotterKind } from '../sandbox/index.js';
-import type { Digest } from '../util/digest.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { type LayerInfo } from '../layer/index.js';
+import { hostPlatform, type Compression, type Descriptor } from '../image/index.js';
+import { isPlainLayer, type Store, compressedImage, compressionOf } from '../store/index.js';
+import {
+  blobFromSnapshot,
+  DEFAULT_PATH,
+  describeIsolation,
+  type BackendKind,
+  type SnapshotterKind,
+} from '../sandbox/index.js';
 import { planStageInfo, pullProgress, stepExit, type EventSink } from './events.js';
 import { StepCache, type CacheSink, type CacheSource, type CacheStats } from './cache-step.js';
 import type { SecretSource, SshSource } from './run-flags.js';

@@ -6,7 +6,7 @@
  * fails). Stages: `stage-start` … `stage-done`. Independent stages run at once, so events of two
  * stages interleave. The schema of their JSON form is docs/progress-json.md.
  */
-import type { PlannedStage } from '../plan/types.js';
+import { type PlannedStage } from '../plan/index.js';
 
 export interface PlanStageInfo {
   stage: number;

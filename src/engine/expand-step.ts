@@ -10,13 +10,17 @@
  * line, and only when no --build-arg overrides them; the expanded ARG carries the value each name
  * takes (StageScope.argValue), which its history text shows and every later step sees.
  */
-import type { ArgInstruction, Instruction } from '../dockerfile/ast.js';
-import { expandWord, ExpansionError, type Lookup } from '../dockerfile/expand.js';
-import { expandInstruction } from '../dockerfile/expand-instruction.js';
-import { MountError } from '../dockerfile/mounts.js';
-import type { StageScope } from '../plan/scope.js';
-import type { PlannedInstruction, SourceRef } from '../plan/types.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import {
+  type ArgInstruction,
+  type Instruction,
+  expandWord,
+  ExpansionError,
+  type Lookup,
+  expandInstruction,
+  MountError,
+} from '../dockerfile/index.js';
+import { type StageScope, type PlannedInstruction, type SourceRef } from '../plan/index.js';
+import { KilnError, type ErrorPlace } from '../util/index.js';
 
 /** An ARG after expansion: its defaults expanded, and the value each name takes. */
 export interface ExpandedArg extends ArgInstruction {

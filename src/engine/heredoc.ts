@@ -12,10 +12,9 @@
 import { chmodSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { CommandForm, Heredoc } from '../dockerfile/ast.js';
-import { parseHeredocMarker } from '../dockerfile/expand.js';
+import { type CommandForm, type Heredoc, parseHeredocMarker } from '../dockerfile/index.js';
 import type { Mount } from '../sandbox/index.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { KilnError, type ErrorPlace } from '../util/index.js';
 
 /** Where BuildKit mounts the script of a `RUN <<EOF` whose body starts with `#!`. */
 export const HEREDOC_SCRIPT_DIR = '/dev/pipes';

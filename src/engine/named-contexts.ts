@@ -22,15 +22,19 @@
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { BuildContext } from '../context/index.js';
-import { contextKey, parseReference } from '../image/reference.js';
-import type { ImageConfig, Platform } from '../image/types.js';
-import { parseIndex, parseJSONText } from '../image/validate.js';
-import { tarEntries, type EntrySpec } from '../layer/write.js';
-import type { LoadedImage, Store } from '../store/store.js';
-import { copyImageToStore } from '../store/image.js';
-import type { Image } from '../image/image.js';
-import { openImageArchive } from '../archive/read.js';
-import { KilnError } from '../util/errors.js';
+import {
+  contextKey,
+  parseReference,
+  type ImageConfig,
+  type Platform,
+  parseIndex,
+  parseJSONText,
+  type Image,
+} from '../image/index.js';
+import { tarEntries, type EntrySpec } from '../layer/index.js';
+import { type LoadedImage, type Store, copyImageToStore } from '../store/index.js';
+import { openImageArchive } from '../archive/index.js';
+import { KilnError } from '../util/index.js';
 
 export type NamedContext =
   | { name: string; kind: 'dir'; dir: string }

@@ -6,17 +6,11 @@
  * is in the store (engine/build-outputs.ts).
  */
 import type { Writable } from 'node:stream';
-import { saveImagesToFile } from '../archive/save.js';
-import { writeFilesystemOutput } from '../archive/fs-output.js';
-import { normalizeImageName } from '../image/reference.js';
-import type { Compression } from '../image/types.js';
-import type { ClientOptions } from '../registry/client.js';
-import type { TransferEvent } from '../registry/pull.js';
-import { push } from '../registry/push.js';
-import { parseCompression, validLevel } from '../store/compressed.js';
-import type { LoadedImage, Store } from '../store/store.js';
-import type { Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
+import { saveImagesToFile, writeFilesystemOutput } from '../archive/index.js';
+import { normalizeImageName, type Compression } from '../image/index.js';
+import { type ClientOptions, type TransferEvent, push } from '../registry/index.js';
+import { parseCompression, validLevel, type LoadedImage, type Store } from '../store/index.js';
+import { type Digest, KilnError } from '../util/index.js';
 
 /** How layers leave the machine (registry, archives): BuildKit's compression options. */
 export interface LayerCompressionOptions {

@@ -5,7 +5,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 
 /** A secret given to the build: `--secret id=ID[,src=FILE][,env=VAR]`. */
 export interface SecretSource {

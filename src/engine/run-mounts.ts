@@ -41,16 +41,18 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { MountSpec } from '../dockerfile/ast.js';
-import type { Descriptor } from '../image/types.js';
+import { type MountSpec } from '../dockerfile/index.js';
+import { type Descriptor } from '../image/index.js';
 import type { BuildContext } from '../context/index.js';
-import { makePrivateDir as makePrivateDirIn, sweepPrivateDirs, type Mount } from '../sandbox/index.js';
-import { openView, resolveInRoot } from '../sandbox/view.js';
-import type { Store } from '../store/store.js';
-import { sha256, type Digest } from '../util/digest.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
-import { runCapture } from '../util/proc.js';
-import { lchownInNamespace } from '../util/userns.js';
+import {
+  openView,
+  resolveInRoot,
+  makePrivateDir as makePrivateDirIn,
+  sweepPrivateDirs,
+  type Mount,
+} from '../sandbox/index.js';
+import { type Store } from '../store/index.js';
+import { sha256, type Digest, KilnError, type ErrorPlace, runCapture, lchownInNamespace } from '../util/index.js';
 import { holdCache } from './cache-mounts.js';
 import { readSecret, type SecretSource, type SshSource } from './run-flags.js';
 import { agentProxy } from './ssh-agent-proxy.js';

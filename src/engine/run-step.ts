@@ -4,12 +4,11 @@
  * output streamed as events; the layer of what it changed. History text as BuildKit's.
  */
 import { rm } from 'node:fs/promises';
-import type { RunInstruction } from '../dockerfile/ast.js';
-import type { LayerInfo } from '../layer/compress.js';
-import type { StageScope } from '../plan/scope.js';
+import { type RunInstruction } from '../dockerfile/index.js';
+import { type LayerInfo } from '../layer/index.js';
+import { type StageScope } from '../plan/index.js';
 import { runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
-import { KilnError } from '../util/errors.js';
-import type { Slots } from '../util/slots.js';
+import { KilnError, type Slots } from '../util/index.js';
 import { historyEntry } from './config-step.js';
 import type { Step } from './expand-step.js';
 import { runArgs } from './heredoc.js';

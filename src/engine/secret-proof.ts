@@ -10,12 +10,10 @@
  * image nor an exported cache record carries never leaves the machine: it is not a leak, and not
  * searched. Files a later layer deleted are still in their layer's blob, and are found there.
  */
-import type { Descriptor, ImageConfig } from '../image/types.js';
+import { type Descriptor, type ImageConfig } from '../image/index.js';
 import { BLOCK, decodeHeader, openLayer, parsePax } from '../layer/index.js';
-import type { Store } from '../store/store.js';
-import type { Digest } from '../util/digest.js';
-import { MultiSearch } from '../util/byte-search.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { type Store } from '../store/index.js';
+import { type Digest, MultiSearch, KilnError, type ErrorPlace } from '../util/index.js';
 import { readSecret, type SecretSource, type SshSource } from './run-flags.js';
 
 /** Shorter values would give false hits (a word, a small number): they are not searched, with a warning. */

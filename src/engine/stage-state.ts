@@ -4,15 +4,21 @@
  * and services, appending a layer or a history entry, a view of the stage's file system.
  */
 import type { BuildContext } from '../context/index.js';
-import type { ClientOptions } from '../registry/client.js';
-import type { Compression, Descriptor, HistoryEntry } from '../image/types.js';
-import type { LayerInfo } from '../layer/compress.js';
-import { layerSkeleton, tarEntries, type EntrySpec } from '../layer/write.js';
-import type { PlannedStage } from '../plan/types.js';
-import type { BackendKind, SnapshotterKind, Ulimit } from '../sandbox/index.js';
-import { openView, pathsAreLinkFree, topOf, type View } from '../sandbox/view.js';
-import type { Store } from '../store/store.js';
-import { KilnError, type ErrorPlace } from '../util/errors.js';
+import { type ClientOptions } from '../registry/index.js';
+import { type Compression, type Descriptor, type HistoryEntry } from '../image/index.js';
+import { type LayerInfo, layerSkeleton, tarEntries, type EntrySpec } from '../layer/index.js';
+import { type PlannedStage } from '../plan/index.js';
+import {
+  openView,
+  pathsAreLinkFree,
+  topOf,
+  type View,
+  type BackendKind,
+  type SnapshotterKind,
+  type Ulimit,
+} from '../sandbox/index.js';
+import { type Store } from '../store/index.js';
+import { KilnError, type ErrorPlace } from '../util/index.js';
 import type { BuildImages } from './base-image.js';
 import type { ConfigState } from './config-step.js';
 import type { EventSink } from './events.js';

@@ -14,12 +14,11 @@ import { copyFile, link, mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promi
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { parseDockerfile } from '../dockerfile/index.js';
-import type { Descriptor, ImageConfig } from '../image/types.js';
+import { type Descriptor, type ImageConfig } from '../image/index.js';
 import { openLayer, readTar, type TarHeader } from '../layer/index.js';
 import { createPlan } from '../plan/index.js';
-import { Store, type LoadedImage } from '../store/store.js';
-import type { Digest } from '../util/digest.js';
-import type { ErrorPlace } from '../util/errors.js';
+import { Store, type LoadedImage } from '../store/index.js';
+import { type Digest, type ErrorPlace } from '../util/index.js';
 import { build, type BuildOptions, type BuildResult } from './engine.js';
 import type { EventSink } from './events.js';
 

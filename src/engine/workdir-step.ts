@@ -4,11 +4,9 @@
  */
 import { lstatSync } from 'node:fs';
 import * as path from 'node:path';
-import type { LayerInfo } from '../layer/compress.js';
-import type { EntrySpec } from '../layer/write.js';
-import { resolveInRoot } from '../sandbox/view.js';
-import type { ErrorPlace } from '../util/errors.js';
-import { resolveChown } from '../util/users.js';
+import { type LayerInfo, type EntrySpec } from '../layer/index.js';
+import { resolveInRoot } from '../sandbox/index.js';
+import { type ErrorPlace, resolveChown } from '../util/index.js';
 import { parentEntries } from './copy.js';
 import { addLayer, destinationView, type StageState, type StepOptions } from './stage-state.js';
 

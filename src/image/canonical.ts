@@ -2,7 +2,7 @@
  * Canonical JSON: object keys sorted, no insignificant whitespace, so the same image always has
  * the same bytes and the same digest.
  */
-import { sha256, type Digest } from '../util/digest.js';
+import { sha256, type Digest } from '../util/index.js';
 
 export function canonicalJSON(value: unknown): string {
   return JSON.stringify(sortKeys(value));

@@ -6,7 +6,7 @@
  * the engine's image inputs take it. Pure types: opening a layer is the implementation's business.
  */
 import type { Readable } from 'node:stream';
-import type { Digest } from '../util/digest.js';
+import { type Digest } from '../util/index.js';
 import type { Descriptor, HistoryEntry, ImageConfig, Manifest } from './types.js';
 
 /** One layer of an image, in the order of the config's diff_ids. */

@@ -1,5 +1,5 @@
 /** Platforms: "os/arch[/variant]" strings, the host's, and choosing one from an index. */
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 import type { Descriptor, Platform } from './types.js';
 
 const ARCH: Record<string, string> = {

@@ -3,8 +3,7 @@
  * and docker's "familiar" normalisation): `debian` → `docker.io/library/debian:latest`,
  * `localhost:5000/x:y`, `ghcr.io/o/r@sha256:…`.
  */
-import { KilnError } from '../util/errors.js';
-import { isDigest, type Digest } from '../util/digest.js';
+import { KilnError, isDigest, type Digest } from '../util/index.js';
 
 export const DEFAULT_REGISTRY = 'docker.io';
 const LEGACY_REGISTRY = 'index.docker.io';

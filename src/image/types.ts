@@ -2,7 +2,7 @@
  * The OCI image spec and Docker's v2 schema 2, as TypeScript types. Field names are the wire
  * names. Validation of documents read from outside lives in ./validate.ts.
  */
-import type { Digest } from '../util/digest.js';
+import { type Digest } from '../util/index.js';
 
 export const MediaType = {
   OciManifest: 'application/vnd.oci.image.manifest.v1+json',

@@ -3,7 +3,7 @@
  * document is a KilnError('INVALID') naming the field, never a crash. Unknown fields are kept.
  */
 import * as z from 'zod/mini';
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 import {
   INDEX_MEDIA_TYPES,
   MANIFEST_MEDIA_TYPES,

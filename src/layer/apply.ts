@@ -20,10 +20,15 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createRequire } from 'node:module';
-import { HashingStream, type Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { runChecked } from '../util/proc.js';
-import { lchownInNamespace, overlayXattrPrefix, userNamespace } from '../util/userns.js';
+import {
+  HashingStream,
+  type Digest,
+  KilnError,
+  runChecked,
+  lchownInNamespace,
+  overlayXattrPrefix,
+  userNamespace,
+} from '../util/index.js';
 import { openLayer } from './decompress.js';
 import { readTar } from './tarstream.js';
 import type { TarHeader } from './tarformat.js';

@@ -14,9 +14,8 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Writable, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { KilnError } from '../util/errors.js';
-import type { Digest } from '../util/digest.js';
-import { MediaType, type Compression } from '../image/types.js';
+import { KilnError, type Digest } from '../util/index.js';
+import { MediaType, type Compression } from '../image/index.js';
 import { TarContentSize } from './content-size.js';
 import { nodeZstd } from './decompress.js';
 import { deflatePool } from './deflate-pool.js';
@@ -249,7 +248,7 @@ async function zstdEncoder(level: number): Promise<{ input: Writable; output: Re
  * The identity of a layer tar without keeping it: its diff_id and size (the uncompressed tar's
  * descriptor). For a layer kept only as a snapshot.
  */
-export function measureLayer(tar: Readable): Promise<LayerInfo> {
+export function plainLayerInfo(tar: Readable): Promise<LayerInfo> {
   const discard = new Writable({ write: (_chunk, _enc, cb) => cb() });
   return encodeLayer(tar, discard, { compression: 'none' });
 }

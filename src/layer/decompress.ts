@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { createGunzip } from 'node:zlib';
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 
 /** node:zlib's zstd (Node 22.15+, 23.8+); undefined on older lines, where the zstd program does it. */
 export const nodeZstd = zlib as unknown as {

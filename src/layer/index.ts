@@ -7,11 +7,14 @@ export {
   type Change,
   type EntrySpec,
   type TarOptions,
+  layerSkeleton,
+  type SkeletonEntry,
 } from './write.js';
-export { encodeLayer, type LayerInfo, type EncodeOptions } from './compress.js';
+export { encodeLayer, type LayerInfo, type EncodeOptions, plainLayerInfo } from './compress.js';
 export { openLayer } from './decompress.js';
 export { applyLayer, cleanEntryName, type ApplyOptions } from './apply.js';
 export { readTar, type TarEntry } from './tarstream.js';
 export { measureLayer } from './measure.js';
 export type { TarHeader, EntryType } from './tarformat.js';
-export { BLOCK, decodeHeader, parsePax } from './tarformat.js';
+export { TarContentSize } from './content-size.js';
+export { BLOCK, decodeHeader, encodeHeader, END_OF_ARCHIVE, padding, parsePax } from './tarformat.js';

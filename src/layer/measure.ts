@@ -5,7 +5,7 @@
  * `..` name, a hard link leaving the root).
  */
 import type { Readable } from 'node:stream';
-import { HashingStream, type Digest } from '../util/digest.js';
+import { HashingStream, type Digest } from '../util/index.js';
 import { openLayer } from './decompress.js';
 import { readTar } from './tarstream.js';
 import { checkHardLinkTarget, cleanEntryName } from './apply.js';

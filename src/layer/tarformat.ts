@@ -4,7 +4,7 @@
  * security.capability), exact control of what is written (determinism), and strict, bounded
  * parsing of hostile input.
  */
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 
 export type EntryType = 'file' | 'hardlink' | 'symlink' | 'chardev' | 'blockdev' | 'directory' | 'fifo';
 

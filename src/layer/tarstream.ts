@@ -4,7 +4,7 @@
  * header sizes are bounded (PAX and GNU long names up to 1 MiB).
  */
 import type { Readable } from 'node:stream';
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 import { BLOCK, decodeHeader, parsePax, type TarHeader } from './tarformat.js';
 
 const MAX_META = 1 << 20;

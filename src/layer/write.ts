@@ -18,7 +18,7 @@ import {
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, type EntryType, type TarHeader } from './tarformat.js';
 
 const require = createRequire(import.meta.url);

@@ -1,5 +1,5 @@
 /** Rendering plans and instructions as text (`kiln plan --format text`, PlannedInstruction.expanded). */
-import type { CommandForm, Heredoc, Instruction, MountSpec } from '../dockerfile/ast.js';
+import { type CommandForm, type Heredoc, type Instruction, type MountSpec } from '../dockerfile/index.js';
 import type { BuildPlan, PlannedStage } from './types.js';
 
 /** A value as a Dockerfile word: bare when it is one, JSON-quoted otherwise. */

@@ -6,7 +6,7 @@
  *   formatPlanText(plan) / formatInstruction(ins)                    text renderings
  */
 export * from './types.js';
-export { createPlan, type PlanOptions } from './planner.js';
+export { createPlan, type PlanOptions, shippedStages } from './planner.js';
 export { StageScope, platformArgs, isPredefinedArg, PROXY_ARGS, PLATFORM_ARGS } from './scope.js';
 export { formatPlanText, formatInstruction } from './format.js';
 export {

@@ -9,13 +9,22 @@
  * (BuildKit refuses a later one when it dispatches). Going beyond BuildKit, `--from` may use an
  * ARG declared in the stage (BuildKit only allows global ARGs through an extra FROM stage).
  */
-import type { Dockerfile, FromInstruction, Instruction, Warning } from '../dockerfile/ast.js';
-import { ExpansionError, expandWord, type Lookup } from '../dockerfile/expand.js';
-import { expandInstruction, expandMount } from '../dockerfile/expand-instruction.js';
-import { MountError } from '../dockerfile/mounts.js';
-import { parsePortSpecs, parseSignal } from '../dockerfile/values.js';
-import { contextKey, parseReference } from '../image/reference.js';
-import { KilnError } from '../util/errors.js';
+import {
+  type Dockerfile,
+  type FromInstruction,
+  type Instruction,
+  type Warning,
+  ExpansionError,
+  expandWord,
+  type Lookup,
+  expandInstruction,
+  expandMount,
+  MountError,
+  parsePortSpecs,
+  parseSignal,
+} from '../dockerfile/index.js';
+import { contextKey, parseReference } from '../image/index.js';
+import { KilnError } from '../util/index.js';
 import { formatInstruction } from './format.js';
 import { StageScope, isPredefinedArg, platformArgs } from './scope.js';
 import {

@@ -14,7 +14,7 @@
  * - a stage based on another stage (`FROM build`) inherits its ENV and its ARGs;
  * - proxy build args (HTTP_PROXY family) reach RUN without being declared.
  */
-import { expandWord, type Lookup } from '../dockerfile/expand.js';
+import { expandWord, type Lookup } from '../dockerfile/index.js';
 
 export const PROXY_ARGS = [
   'HTTP_PROXY',

@@ -8,7 +8,7 @@
  * or argument's name (`# builder compiles the app` above `FROM … AS builder`), as BuildKit's
  * parser keeps it: a blank line or an empty `#` between them ends the comment block. Pure.
  */
-import type { Instruction } from '../dockerfile/ast.js';
+import { type Instruction } from '../dockerfile/index.js';
 import type { BuildPlan } from './types.js';
 
 export interface TargetInfo {

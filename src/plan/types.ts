@@ -2,7 +2,7 @@
  * The resolved build: what `kiln plan` prints and the build engine executes. Stable schema
  * (docs/plan-schema.md); bump PLAN_SCHEMA_VERSION on any incompatible change.
  */
-import type { Instruction, Position, Warning } from '../dockerfile/ast.js';
+import { type Instruction, type Position, type Warning } from '../dockerfile/index.js';
 
 export const PLAN_SCHEMA_VERSION = 1;
 

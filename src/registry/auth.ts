@@ -4,7 +4,7 @@
  * per set of scopes from the realm, with Basic credentials when there are some (or an OAuth refresh
  * token), cached until shortly before it expires.
  */
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 import type { Credentials } from './credentials.js';
 import { httpRequest, readBody, type TlsSettings } from './http.js';
 

@@ -9,11 +9,9 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_REGISTRY, type ImageReference } from '../image/reference.js';
-import { MediaType, type Descriptor } from '../image/types.js';
-import type { Store } from '../store/store.js';
-import { sha256, type Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
+import { DEFAULT_REGISTRY, type ImageReference, MediaType, type Descriptor } from '../image/index.js';
+import { type Store } from '../store/index.js';
+import { sha256, type Digest, KilnError } from '../util/index.js';
 import { TokenCache, parseChallenge, type Challenge } from './auth.js';
 import { getCredentials, type Credentials } from './credentials.js';
 import { drain, httpRequest, readBody, type HttpResponse, type TlsSettings } from './http.js';
@@ -134,7 +132,7 @@ export class RegistryClient {
     const tls: TlsSettings = {
       verify: this.opts.tlsVerify !== false && !(this.opts.insecure ?? []).some((h) => h === registry),
     };
-    let files: string[] = [];
+    let files: string[];
     try {
       files = await fsp.readdir(dir);
     } catch {
@@ -354,7 +352,7 @@ export class RegistryClient {
   /** An error from an unexpected answer, with the registry's own error codes and messages. */
   async fail(ref: ImageReference, res: HttpResponse, what: string): Promise<KilnError> {
     const body = await readBody(res, 1 << 16).catch(() => Buffer.alloc(0));
-    let detail = '';
+    let detail: string;
     let codes: string[] = [];
     try {
       const v = JSON.parse(body.toString('utf8')) as { errors?: { code?: string; message?: string }[] };

@@ -8,10 +8,8 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { KilnError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fs.js';
-import { runCapture } from '../util/proc.js';
-import { DEFAULT_REGISTRY } from '../image/reference.js';
+import { KilnError, writeFileAtomic, runCapture } from '../util/index.js';
+import { DEFAULT_REGISTRY } from '../image/index.js';
 
 export interface Credentials {
   username: string;
@@ -52,7 +50,7 @@ export function configKey(registry: string): string {
 
 /** Does a config.json key (possibly a URL, possibly the legacy Hub URL) name this registry? */
 function keyMatches(key: string, registry: string): boolean {
-  let host = key;
+  let host: string;
   if (/^[a-z]+:\/\//i.test(key)) {
     try {
       host = new URL(key).host;

@@ -7,13 +7,20 @@
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { createHash } from 'node:crypto';
-import type { Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { layerHistory, type Image, type Layer } from '../image/image.js';
-import { hostPlatform } from '../image/platform.js';
-import { parseReference, type ImageReference } from '../image/reference.js';
-import type { Descriptor, Platform } from '../image/types.js';
-import { parseImageConfig, parseJSONText, parseManifestOrIndex } from '../image/validate.js';
+import { type Digest, KilnError } from '../util/index.js';
+import {
+  layerHistory,
+  type Image,
+  type Layer,
+  hostPlatform,
+  parseReference,
+  type ImageReference,
+  type Descriptor,
+  type Platform,
+  parseImageConfig,
+  parseJSONText,
+  parseManifestOrIndex,
+} from '../image/index.js';
 import type { RegistryClient } from './client.js';
 import { clientFor, resolveManifest, type PullOptions } from './pull.js';
 

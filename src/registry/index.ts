@@ -20,4 +20,4 @@ export {
 } from './credentials.js';
 export { parseChallenge, type Challenge } from './auth.js';
 export { checkLogin, loginServer } from './login.js';
-export { closeIdleConnections } from './http.js';
+export { closeIdleConnections, drain, httpRequest, readBody } from './http.js';

@@ -1,13 +1,13 @@
 /** `kiln login`: check credentials against the registry, then save them where docker does. */
-import { DEFAULT_REGISTRY, parseReference } from '../image/reference.js';
-import { KilnError } from '../util/errors.js';
+import { DEFAULT_REGISTRY, parseReference } from '../image/index.js';
+import { KilnError } from '../util/index.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { storeCredentials, type Credentials } from './credentials.js';
 
 /** The registry host a `docker login` argument names (a host, a URL, or nothing for Docker Hub). */
 export function loginServer(arg: string | undefined): string {
   if (!arg) return DEFAULT_REGISTRY;
-  let host = arg;
+  let host: string;
   if (/^[a-z]+:\/\//i.test(arg)) {
     try {
       host = new URL(arg).host;

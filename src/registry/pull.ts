@@ -3,26 +3,24 @@
  * into the store in parallel, each verified; then the whole image is checked (every layer's
  * diff_id against the config) and only then tagged under its full name.
  */
-import { parseReference, type ImageReference } from '../image/reference.js';
-import { formatPlatform, hostPlatform, matchPlatform } from '../image/platform.js';
-import type { Descriptor, Platform } from '../image/types.js';
-import { parseImageConfig, parseManifestOrIndex, parseJSONText } from '../image/validate.js';
-import { chainIds } from '../util/digest.js';
-import type { LoadedImage, Store } from '../store/store.js';
-import { IncomingLayer } from '../store/compressed.js';
-import { KilnError } from '../util/errors.js';
+import {
+  parseReference,
+  type ImageReference,
+  formatPlatform,
+  hostPlatform,
+  matchPlatform,
+  type Descriptor,
+  type Platform,
+  parseImageConfig,
+  parseManifestOrIndex,
+  parseJSONText,
+  type TransferEvent,
+} from '../image/index.js';
+import { chainIds, KilnError } from '../util/index.js';
+import { type LoadedImage, type Store, IncomingLayer } from '../store/index.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 
-export type TransferEvent =
-  | { type: 'resolved'; ref: string; digest: string; layers: { digest: string; size: number }[] }
-  | {
-      type: 'blob';
-      digest: string;
-      state: 'present' | 'exists' | 'mounted' | 'downloading' | 'uploading' | 'done' | 'compressing';
-      current: number;
-      total: number;
-    }
-  | { type: 'retry'; what: string; attempt: number; reason: string };
+export { type TransferEvent } from '../image/index.js';
 
 export interface PullOptions extends ClientOptions {
   platform?: Platform;

@@ -6,14 +6,9 @@
  * one returned. An image whose layers are compressed already (a pulled one) goes as it is: the
  * digest on the registry is the store's.
  */
-import { parseReference, type ImageReference } from '../image/reference.js';
-import type { Store } from '../store/store.js';
-import { copyImageToStore } from '../store/image.js';
-import type { Image } from '../image/image.js';
-import type { Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { encodeVariant, readyLayer, withLayers } from '../store/compressed.js';
-import type { Compression, Descriptor } from '../image/types.js';
+import { parseReference, type ImageReference, type Image, type Compression, type Descriptor } from '../image/index.js';
+import { type Store, copyImageToStore, encodeVariant, readyLayer, withLayers } from '../store/index.js';
+import { type Digest, KilnError } from '../util/index.js';
 import { clientFor, eachLimited, type PullOptions } from './pull.js';
 
 export interface PushOptions extends Omit<PullOptions, 'platform' | 'tag'> {

@@ -5,10 +5,8 @@
  * Dockerfile) the stage graph with what each stage contributed to the final image. Drawing is
  * done here (SVG and tables); the page's script only filters tables and highlights layers.
  */
-import { displayName, type ImageAnalysis } from '../analyze/analyze.js';
-import type { DirSize } from '../analyze/filetree.js';
-import type { ScanResult } from '../analyze/scan.js';
-import type { BuildPlan } from '../plan/types.js';
+import { displayName, type ImageAnalysis, type DirSize, type ScanResult } from '../analyze/index.js';
+import { type BuildPlan } from '../plan/index.js';
 import { squarify, type Rect } from './treemap.js';
 
 export interface ReportInput {

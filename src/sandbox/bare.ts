@@ -15,9 +15,8 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { KilnError } from '../util/errors.js';
-import { runCapture, which } from '../util/proc.js';
-import type { ProcessSpec, Runner } from './runtime.js';
+import { KilnError, runCapture, which } from '../util/index.js';
+import type { ProcessSpec, Runner } from './process.js';
 import { waitExit } from './wait.js';
 
 /** Docker's default capability set, as setpriv names it (runtime.ts's DEFAULT_CAPS). */
@@ -93,7 +92,7 @@ export async function bareTools(): Promise<{ env: string; setpriv: string; perl:
 function killLeftovers(sid: number, rootfs: string): void {
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
-    let ours = false;
+    let ours: boolean;
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       // pid (comm) state ppid pgrp session …: comm may hold spaces and parentheses.

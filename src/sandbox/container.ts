@@ -4,7 +4,7 @@
  * its bind mounts (-v HOST:CONTAINER[:ro]). `kiln run` and the library's `run()` share them.
  */
 import * as path from 'node:path';
-import { KilnError } from '../util/errors.js';
+import { KilnError } from '../util/index.js';
 import type { Mount } from './mounts.js';
 
 /** docker's environment for a container: HOSTNAME, then the image's ENV, then -e (later wins). */

@@ -50,4 +50,5 @@ export {
 export { cleanupStaleRuns } from './rundir.js';
 export { makePrivateDir, sweepPrivateDirs } from './private-files.js';
 export { describeIsolation, type Isolation, type IsolationMode } from './isolation.js';
-export { openView, resolveInRoot, type View } from './view.js';
+export { openView, resolveInRoot, type View, pathsAreLinkFree, topOf } from './view.js';
+export { blobFromSnapshot } from './snapshot-blob.js';

@@ -2,7 +2,7 @@
  * What a RUN step's isolation is here, in one line for the progress output (and the mode's name
  * for machines). docs/rootless.md says what each mode isolates and what it does not.
  */
-import { singleIdMode, userNamespace } from '../util/userns.js';
+import { singleIdMode, userNamespace } from '../util/index.js';
 import type { BackendKind } from './runtime.js';
 import type { SnapshotterKind } from './rootfs.js';
 

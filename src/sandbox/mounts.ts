@@ -12,9 +12,7 @@
  */
 import { existsSync, mkdirSync, chmodSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { KilnError } from '../util/errors.js';
-import { runCapture } from '../util/proc.js';
-import { lchownInNamespace } from '../util/userns.js';
+import { KilnError, runCapture, lchownInNamespace } from '../util/index.js';
 import { mountOverlay } from './rootfs.js';
 import type { RuntimeMount } from './runtime.js';
 

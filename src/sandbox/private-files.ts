@@ -10,7 +10,7 @@
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { processAlive } from '../util/proc.js';
+import { processAlive } from '../util/index.js';
 
 /** /dev/shm when it is a usable tmpfs, else the temp dir (then at least private). */
 export function tmpfsBase(): string {
@@ -48,7 +48,7 @@ export function writePrivateFile(privateDir: string, bundleDir: string, name: st
 export function sweepPrivateDirs(): number {
   const base = tmpfsBase();
   let n = 0;
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(base);
   } catch {

@@ -29,11 +29,15 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import type { Change } from '../layer/write.js';
-import { runCapture } from '../util/proc.js';
-import { KilnError } from '../util/errors.js';
-import { resolveInImage } from '../util/users.js';
-import { lchownInNamespace, overlayXattrPrefix, userNamespace } from '../util/userns.js';
+import { type Change } from '../layer/index.js';
+import {
+  runCapture,
+  KilnError,
+  resolveInImage,
+  lchownInNamespace,
+  overlayXattrPrefix,
+  userNamespace,
+} from '../util/index.js';
 
 const require = createRequire(import.meta.url);
 const xattr = require('fs-xattr') as {

@@ -15,15 +15,17 @@ import { copyFileSync, mkdirSync, existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import type { Compression, Descriptor } from '../image/types.js';
-import type { Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { resolveInImage, resolveUser } from '../util/users.js';
-import { overlayXattrPrefix, singleIdMode } from '../util/userns.js';
-import { applyLayer } from '../layer/apply.js';
-import { measureLayer, type LayerInfo } from '../layer/compress.js';
-import { comparePaths, tarChanges, type Change } from '../layer/write.js';
-import type { Store } from '../store/store.js';
+import { type Compression, type Descriptor } from '../image/index.js';
+import {
+  type Digest,
+  KilnError,
+  resolveInImage,
+  resolveUser,
+  overlayXattrPrefix,
+  singleIdMode,
+} from '../util/index.js';
+import { plainLayerInfo, type LayerInfo, applyLayer, type Change, comparePaths, tarChanges } from '../layer/index.js';
+import { type Store } from '../store/index.js';
 import {
   canMountOverlay,
   diffTrees,
@@ -237,7 +239,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
         const tar = tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch, onXattrNames });
         layer =
           keepUpper && o.snapshotOnly
-            ? await measureLayer(tar)
+            ? await plainLayerInfo(tar)
             : await store.putLayer(tar, { compression: o.compression, level: o.compressionLevel });
         await unmounted;
         if (keepUpper) {

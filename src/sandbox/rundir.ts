@@ -14,9 +14,9 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { deleteContainer } from './runtime.js';
 import { unmount } from './rootfs.js';
-import { processStartTime } from '../util/proc.js';
+import { processStartTime } from '../util/index.js';
 import { tmpfsBase } from './private-files.js';
-import { storeLayout } from '../store/layout.js';
+import { storeLayout } from '../store/index.js';
 
 interface Owner {
   pid: number;
@@ -55,7 +55,7 @@ export function createRunDir(storeRoot: string, kind: string): string {
 
 /** Mount points under `dir` in this mount namespace, deepest first. */
 export function mountsUnder(dir: string): string[] {
-  let info = '';
+  let info: string;
   try {
     info = readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {

@@ -22,60 +22,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, promises as fsp, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { KilnError } from '../util/errors.js';
-import { runCapture, which } from '../util/proc.js';
+import { KilnError, runCapture, which, idMapped, singleIdMode, userNamespace } from '../util/index.js';
 import { makePrivateDir, writePrivateFile } from './private-files.js';
-import { idMapped, singleIdMode, userNamespace } from '../util/userns.js';
 import { BareRunner, bareTools, namespacesRefused } from './bare.js';
 import { waitExit } from './wait.js';
+import type { BackendKind, ProcessSpec, Runner } from './process.js';
+
+export type { BackendKind, ProcessSpec, Runner, RuntimeMount, Ulimit } from './process.js';
 
 /** devpts's tty group (5), as docker mounts it, where this user namespace maps it. */
 function devptsGid(): string[] {
   return idMapped(userNamespace().gids, 5) ? ['gid=5'] : [];
 }
 
-/** A mount as the backends see it: host paths ready to bind (see mounts.ts for what callers give). */
-export interface RuntimeMount {
-  type: 'bind' | 'tmpfs';
-  source?: string;
-  /** Absolute path inside the container. */
-  target: string;
-  readonly?: boolean;
-  /** tmpfs size in bytes */
-  size?: number;
-}
-
-export interface ProcessSpec {
-  args: string[];
-  /** KEY=VALUE, exactly the environment the process gets. */
-  env: string[];
-  cwd: string;
-  uid: number;
-  gid: number;
-  additionalGids: number[];
-  network: 'host' | 'none';
-  hostname?: string;
-  mounts?: RuntimeMount[];
-  /** `--add-host`: [name, address] lines added to /etc/hosts. */
-  extraHosts?: [string, string][];
-  /** `--shm-size`: bytes of /dev/shm (default 64 MiB, as docker). */
-  shmSize?: number;
-  /** `--ulimit`: resource limits of the process (`RLIMIT_NOFILE`…, as the OCI spec names them). */
-  ulimits?: Ulimit[];
-  onStdout?: (b: Buffer) => void;
-  onStderr?: (b: Buffer) => void;
-}
-
-export interface Ulimit {
-  type: string;
-  soft: number;
-  hard: number;
-}
-
 const DEFAULT_SHM = 64 << 20;
-
-/** oci: runc/crun; chroot: util-linux namespaces + chroot; bare: chroot alone (sandbox/bare.ts). */
-export type BackendKind = 'oci' | 'chroot' | 'bare';
 
 /** Docker's default capability set (moby oci/caps/defaults.go). */
 export const DEFAULT_CAPS = [
@@ -105,14 +65,6 @@ export const RUNTIME_MOUNT_POINTS: { path: string; kind: 'dir' | 'file' }[] = [
   { path: 'dev', kind: 'dir' },
   ...HOST_FILES.map((p) => ({ path: p, kind: 'file' as const })),
 ];
-
-export interface Runner {
-  kind: BackendKind;
-  /** The runtime binary (oci) or 'unshare' (chroot). */
-  program: string;
-  /** Run to completion; the exit code of the process (128+N when killed by signal N). */
-  run(rootfs: string, bundleDir: string, id: string, spec: ProcessSpec, signal?: AbortSignal): Promise<number>;
-}
 
 /** Host files the process sees at /etc/hosts, /etc/resolv.conf, /etc/hostname. */
 export interface HostFiles {

@@ -3,13 +3,10 @@
  * its snapshot), made when an image comes to need it: the snapshot is an overlay upper dir, so
  * its tar is the one the RUN step's upper gave, byte for byte; the diff_id proves it.
  */
-import type { Compression } from '../image/types.js';
-import type { LayerInfo } from '../layer/compress.js';
-import { tarChanges } from '../layer/write.js';
-import type { Store } from '../store/store.js';
-import type { Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { exists } from '../util/fs.js';
+import { type Compression } from '../image/index.js';
+import { type LayerInfo, tarChanges } from '../layer/index.js';
+import { type Store } from '../store/index.js';
+import { type Digest, KilnError, exists } from '../util/index.js';
 import { diffUpper } from './rootfs.js';
 
 /** Encode the top layer of `diffIds` from its snapshot into a blob. */

@@ -5,13 +5,10 @@
  */
 import { chmodSync, lutimesSync, mkdirSync, symlinkSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { Descriptor } from '../image/types.js';
-import { chainIds, type Digest } from '../util/digest.js';
-import { exists } from '../util/fs.js';
-import { lchownInNamespace } from '../util/userns.js';
-import { applyLayer } from '../layer/apply.js';
-import type { SkeletonEntry } from '../layer/write.js';
-import type { Store } from '../store/store.js';
+import { type Descriptor } from '../image/index.js';
+import { chainIds, type Digest, exists, lchownInNamespace } from '../util/index.js';
+import { applyLayer, type SkeletonEntry } from '../layer/index.js';
+import { type Store } from '../store/index.js';
 import { canMountOverlay, mountOverlay } from './rootfs.js';
 import { cleanupStaleRuns, createRunDir, runRoot, teardownRunDir } from './rundir.js';
 

@@ -11,15 +11,11 @@ import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { canonicalJSON } from '../image/canonical.js';
-import { MediaType, type Compression, type Descriptor, type Manifest } from '../image/types.js';
-import { openLayer } from '../layer/decompress.js';
-import { measureLayer } from '../layer/measure.js';
-import { digestHex, isDigest, type Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { canonicalJSON, MediaType, type Compression, type Descriptor, type Manifest } from '../image/index.js';
+import { openLayer, measureLayer } from '../layer/index.js';
+import { isDigest, type Digest, KilnError, writeFileAtomic } from '../util/index.js';
 import type { LoadedImage, Store } from './store.js';
-import { storeLayout } from './layout.js';
+import { variantPath } from './variants.js';
 
 export interface CompressOptions {
   compression: Compression;
@@ -51,13 +47,6 @@ export function parseCompression(name: string): Compression | undefined {
   return ({ uncompressed: 'none', none: 'none', gzip: 'gzip', zstd: 'zstd' } as Record<string, Compression>)[name];
 }
 
-function variantPath(store: Store, diffId: Digest, compression: Compression, level: number | undefined): string {
-  return path.join(
-    store.layout.variantsDir,
-    `${digestHex(diffId)}.${compression}${level !== undefined ? `-${level}` : ''}.json`,
-  );
-}
-
 /** The levels each compression takes (`compression-level`). */
 export function validLevel(compression: Compression, level: number): boolean {
   return (
@@ -73,7 +62,7 @@ async function knownVariant(
   compression: Compression,
   level: number | undefined,
 ): Promise<Descriptor | undefined> {
-  const t = await fsp.readFile(variantPath(store, diffId, compression, level), 'utf8').catch(() => undefined);
+  const t = await fsp.readFile(variantPath(store.root, diffId, compression, level), 'utf8').catch(() => undefined);
   if (!t) return undefined;
   try {
     const d = JSON.parse(t) as Descriptor;
@@ -135,7 +124,7 @@ export async function encodeVariant(
       throw e;
     });
   const d: Descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
-  const file = variantPath(store, diffId, opts.compression, opts.level);
+  const file = variantPath(store.root, diffId, opts.compression, opts.level);
   await fsp.mkdir(path.dirname(file), { recursive: true });
   await writeFileAtomic(file, JSON.stringify(d));
   return d;
@@ -186,26 +175,6 @@ function layerMediaType(mediaType: string, docker: boolean): string {
   if (mediaType === MediaType.DockerLayerGzip) return MediaType.OciLayerGzip;
   if (mediaType === MediaType.DockerLayerForeignGzip) return MediaType.OciLayerNondistributableGzip;
   return mediaType;
-}
-
-/** Forget compressed variants whose blob is gone (gc calls this after removing blobs). */
-export async function sweepVariants(root: string): Promise<void> {
-  const layout = storeLayout(root);
-  const dir = layout.variantsDir;
-  for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
-    const t = await fsp.readFile(path.join(dir, f), 'utf8').catch(() => '');
-    let digest: unknown;
-    try {
-      digest = (JSON.parse(t) as { digest?: unknown }).digest;
-    } catch {
-      digest = undefined;
-    }
-    const gone =
-      typeof digest !== 'string' ||
-      !isDigest(digest) ||
-      !(await fsp.stat(layout.blobFile(digest)).catch(() => undefined));
-    if (gone) await fsp.rm(path.join(dir, f), { force: true });
-  }
 }
 
 /** What a layer blob unpacks to: its diff_id and the size of its tar. */

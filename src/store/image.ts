@@ -3,10 +3,9 @@
  * place, with the facts the store keeps of them (uncompressed and content sizes) so that nothing
  * is read again to know them.
  */
-import { KilnError } from '../util/errors.js';
-import { layerHistory, type Image } from '../image/image.js';
+import { KilnError } from '../util/index.js';
+import { layerHistory, type Image, type Descriptor, type Platform } from '../image/index.js';
 import type { Readable } from 'node:stream';
-import type { Descriptor, Platform } from '../image/types.js';
 import type { LoadedImage, Store } from './store.js';
 
 /** A loaded image of the store (store.resolveImage, store.loadImage) as an Image. */

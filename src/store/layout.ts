@@ -18,7 +18,7 @@
  *   tmp/                                 temp files, renamed into place when complete
  */
 import * as path from 'node:path';
-import { digestHex, type Digest } from '../util/digest.js';
+import { digestHex, type Digest } from '../util/index.js';
 
 export class StoreLayout {
   constructor(readonly root: string) {}

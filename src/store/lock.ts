@@ -4,8 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { KilnError } from '../util/errors.js';
-import { processAlive } from '../util/proc.js';
+import { KilnError, processAlive } from '../util/index.js';
 
 export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
   await fsp.mkdir(path.dirname(file), { recursive: true });

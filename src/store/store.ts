@@ -11,13 +11,25 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Writable, type Readable } from 'node:stream';
-import { HashingStream, chainId, chainIds, digestHex, isDigest, sha256, type Digest } from '../util/digest.js';
-import { KilnError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fs.js';
-import { canonicalJSON } from '../image/canonical.js';
-import { familiarName, normalizeImageName, parseReference } from '../image/reference.js';
-import { matchPlatform, hostPlatform } from '../image/platform.js';
 import {
+  HashingStream,
+  chainId,
+  chainIds,
+  digestHex,
+  isDigest,
+  sha256,
+  type Digest,
+  KilnError,
+  writeFileAtomic,
+  processAlive,
+} from '../util/index.js';
+import {
+  canonicalJSON,
+  familiarName,
+  normalizeImageName,
+  parseReference,
+  matchPlatform,
+  hostPlatform,
   Annotation,
   INDEX_MEDIA_TYPES,
   MediaType,
@@ -27,17 +39,23 @@ import {
   type Index,
   type Manifest,
   type Platform,
-} from '../image/types.js';
-import { parseImageConfig, parseIndex, parseJSONText, parseManifest, parseManifestOrIndex } from '../image/validate.js';
-import { applyLayer } from '../layer/apply.js';
-import { encodeLayer, type LayerInfo } from '../layer/compress.js';
-import type { SkeletonEntry } from '../layer/write.js';
-import { openLayer } from '../layer/decompress.js';
-import { TarContentSize } from '../layer/content-size.js';
-import { measureLayer } from '../layer/measure.js';
+  parseImageConfig,
+  parseIndex,
+  parseJSONText,
+  parseManifest,
+  parseManifestOrIndex,
+} from '../image/index.js';
+import {
+  applyLayer,
+  encodeLayer,
+  type LayerInfo,
+  type SkeletonEntry,
+  openLayer,
+  TarContentSize,
+  measureLayer,
+} from '../layer/index.js';
 import { withFileLock } from './lock.js';
-import { processAlive } from '../util/proc.js';
-import { sweepVariants } from './compressed.js';
+import { sweepVariants } from './variants.js';
 import { StoreLayout, storeLayout } from './layout.js';
 
 /** What the store remembers of a layer, so nothing has to read it again. */

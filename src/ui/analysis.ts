@@ -2,13 +2,19 @@
  * Text of the image-reading commands: dive's analysis and CI lines, the diff of two images, the
  * SBOM table, trivy's vulnerability table and SARIF. Pure: results in, text out.
  */
-import { displayName, type ImageAnalysis } from '../analyze/analyze.js';
-import type { ImageDiff } from '../analyze/diff.js';
-import type { CiRuleResult } from '../analyze/efficiency.js';
-import type { Severity } from '../analyze/osv/severity.js';
-import type { OsRelease, Package } from '../analyze/sbom/types.js';
-import { sbomTableRows } from '../analyze/sbom/format.js';
-import { SEVERITIES, type Finding, type ScanResult } from '../analyze/scan.js';
+import {
+  displayName,
+  type ImageAnalysis,
+  type ImageDiff,
+  type CiRuleResult,
+  type Severity,
+  type OsRelease,
+  type Package,
+  sbomTableRows,
+  SEVERITIES,
+  type Finding,
+  type ScanResult,
+} from '../analyze/index.js';
 
 /** SI units as docker and dive print them ("1.2 MB"). */
 export function human(n: number): string {

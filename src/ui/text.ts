@@ -11,6 +11,7 @@
 import { TextDecoder } from 'node:util';
 
 const ASCII_PRINTABLE = /^[\x20-\x7e]*$/;
+// eslint-disable-next-line no-misleading-character-class -- variation selectors (U+FE00–FE0F) alone, on purpose
 const ZERO_WIDTH = /^[\p{Mn}\p{Me}\p{Cf}\u200b\u2028\u2029\ufe00-\ufe0f]$/u;
 const WIDE_EMOJI = /\p{Emoji_Presentation}|\ufe0f/u;
 // East Asian Wide (W) and Fullwidth (F) blocks.
@@ -93,10 +94,8 @@ export function padEnd(s: string, width: number): string {
 }
 
 // CSI (ESC [ … final), OSC (ESC ] … BEL or ST), and other two-byte escapes; C1 controls as well.
-// eslint-disable-next-line no-control-regex
 const ESCAPES =
   /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[P^_][^\x1b]*(?:\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]/g;
-// eslint-disable-next-line no-control-regex
 const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
 
 /** One line of a step's output made safe to show: escapes and control characters removed, tabs expanded. */

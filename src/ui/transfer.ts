@@ -3,7 +3,7 @@
  * Downloading  12.3MB/45.6MB`), redrawn at most 10 times a second; otherwise plain lines when a
  * blob starts, is skipped and is done.
  */
-import type { TransferEvent } from '../registry/pull.js';
+import { type TransferEvent } from '../image/index.js';
 import { formatSize } from './text.js';
 
 const WORDS: Record<string, { pull: string; push: string }> = {

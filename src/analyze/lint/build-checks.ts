@@ -2,7 +2,7 @@
  * The checks `kiln build` runs, as BuildKit: with every build, its build checks (not kiln lint's
  * own rules), warnings unless `# check=error=true`; `--call=check`, the same checks as a result.
  */
-import { parseDockerfile } from '../../dockerfile/parser.js';
+import { parseDockerfile } from '../../dockerfile/index.js';
 import { checkDirective, lintDockerfile, RULES, type LintFinding, type LintOptions, type LintResult } from './index.js';
 
 /** `--call=check`: BuildKit's checks only (kiln lint adds its own multi-stage rules on top). */
@@ -36,7 +36,7 @@ export function buildChecks(
   }
   const all = r.findings.filter((x) => RULES[x.rule]?.origin === 'buildkit');
   const findings = all.filter((x) => !fromParser.has(x.rule));
-  let fail = false;
+  let fail: boolean;
   try {
     fail = checkDirective(parseDockerfile(text, { file })).error;
   } catch {

@@ -4,15 +4,27 @@
  * kiln's multi-stage rules: what reaches the final image (root user, build tools, caches, apt
  * lists), unpinned bases, cache-busting COPY order, unused stages.
  */
-import { checkDirective } from '../../dockerfile/syntax.js';
-import { parseDockerfile } from '../../dockerfile/parser.js';
-import { expandWord, referencedNames } from '../../dockerfile/expand.js';
-import type { CommandForm, Dockerfile, FromInstruction, Instruction, RunInstruction } from '../../dockerfile/ast.js';
-import { commentsAbove, createPlan, describedBy } from '../../plan/index.js';
-import { PLATFORM_ARGS } from '../../plan/scope.js';
-import type { BuildPlan, PlannedStage } from '../../plan/types.js';
-import { parseReference } from '../../image/reference.js';
-import { isKilnError } from '../../util/errors.js';
+import {
+  checkDirective,
+  parseDockerfile,
+  expandWord,
+  referencedNames,
+  type CommandForm,
+  type Dockerfile,
+  type FromInstruction,
+  type Instruction,
+  type RunInstruction,
+} from '../../dockerfile/index.js';
+import {
+  PLATFORM_ARGS,
+  type BuildPlan,
+  type PlannedStage,
+  commentsAbove,
+  createPlan,
+  describedBy,
+} from '../../plan/index.js';
+import { parseReference } from '../../image/index.js';
+import { isKilnError } from '../../util/index.js';
 import { RULES, type LintLevel } from './rules.js';
 
 export { RULES, type LintLevel, type RuleInfo } from './rules.js';
@@ -261,7 +273,7 @@ function checkStages(
         report(ctx, 'UndefinedArgInFrom', `FROM argument '${n}' is not declared`, pos(from), 'error');
     }
     if (referencedNames(from.image, ctx.df.directives.escape).length) {
-      let expanded = '';
+      let expanded: string;
       try {
         expanded = expandWord(
           from.image,

@@ -6,7 +6,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { KilnError } from '../../util/errors.js';
+import { KilnError } from '../../util/index.js';
 import { ecosystemBase, normalizePackageName } from './match.js';
 import { parseOsvRecord, type OsvRecord } from './schema.js';
 import { ZipReader } from './zip.js';

@@ -4,7 +4,7 @@
  * naming the file and the field.
  */
 import * as z from 'zod/mini';
-import { KilnError } from '../../util/errors.js';
+import { KilnError } from '../../util/index.js';
 
 // zod/mini, as image/validate.ts: messages are written here (mini carries no locale).
 const str = () => z.string('expected a string');

@@ -6,7 +6,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
-import { KilnError } from '../../util/errors.js';
+import { KilnError } from '../../util/index.js';
 
 export interface ZipMember {
   name: string;
@@ -93,8 +93,14 @@ export class ZipReader {
           const len = cd.readUInt16LE(x + 2);
           if (id === 1) {
             let q = x + 4;
-            if (usize === 0xffffffff) ((usize = u64(cd, q)), (q += 8));
-            if (compressedSize === 0xffffffff) ((compressedSize = u64(cd, q)), (q += 8));
+            if (usize === 0xffffffff) {
+              usize = u64(cd, q);
+              q += 8;
+            }
+            if (compressedSize === 0xffffffff) {
+              compressedSize = u64(cd, q);
+              q += 8;
+            }
             if (localHeaderOffset === 0xffffffff) localHeaderOffset = u64(cd, q);
           }
           x += 4 + len;

@@ -12,7 +12,7 @@
  * directory hides what was below. Each package is attributed to the layer that first had it at
  * its current version (a layer that rewrites the same version, e.g. by chown, does not take it).
  */
-import type { TarHeader } from '../../layer/tarformat.js';
+import { type TarHeader } from '../../layer/index.js';
 import { splitWhiteout } from '../filetree.js';
 import {
   parseApkInstalled,

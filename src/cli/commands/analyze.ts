@@ -4,11 +4,10 @@
  * paths — and dive's CI rules (`--ci` exits 1 when one is broken).
  */
 import type { Command } from 'commander';
-import { DIVE_CI_DEFAULTS, type CiThresholds } from '../../analyze/efficiency.js';
+import { DIVE_CI_DEFAULTS, type CiThresholds } from '../../analyze/index.js';
 import { analyze, type AnalyzeResult } from '../../api/index.js';
-import { formatAnalysisText, formatCiText } from '../../ui/analysis.js';
-import { parseBytes } from '../../util/bytes.js';
-import { KilnError } from '../../util/errors.js';
+import { formatAnalysisText, formatCiText } from '../../ui/index.js';
+import { parseBytes, KilnError } from '../../util/index.js';
 import { emit, progress } from '../output.js';
 import { openStoreFromCli } from '../store.js';
 

@@ -1,30 +1,35 @@
 /** `kiln build`: a Dockerfile and a context → an image, with docker build's flags. */
-import { closeIdleConnections } from '../../registry/http.js';
-import { transferView } from '../../ui/transfer.js';
-import { clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
-import { RegistryClient, type ClientOptions } from '../../registry/client.js';
-import { parseCacheSpec, RegistryCacheSink, RegistryCacheSource, type CacheSpec } from '../../cache/registry.js';
-import type { CacheSink, CacheSource } from '../../engine/cache-step.js';
-import type { Command } from 'commander';
-import { existsSync, writeFileSync } from 'node:fs';
-import * as path from 'node:path';
-import { build } from '../../api/index.js';
-import { isFilesOutput, parseOutputSpec, type OutputSpec } from '../../engine/outputs.js';
-import { parseSecretFlag, parseSshFlag } from '../../engine/run-mounts.js';
-import { parseBuildContextFlag } from '../../engine/named-contexts.js';
+import { closeIdleConnections, RegistryClient, type ClientOptions } from '../../registry/index.js';
 import {
+  transferView,
   isProgressMode,
   progressDisplay,
   progressError,
   resolveProgressMode,
   PROGRESS_MODES,
-} from '../../ui/progress/index.js';
-import { normalizeImageName } from '../../image/reference.js';
-import { KilnError } from '../../util/errors.js';
-import { readDockerfileInput, type DockerfileInput } from '../../api/dockerfile-input.js';
-import { isRemoteContext, prepareRemoteContext, type PreparedContext } from '../../engine/remote-context.js';
-import { buildChecks, checkCall } from '../../analyze/index.js';
-import { formatLintText } from '../../analyze/lint/format.js';
+} from '../../ui/index.js';
+import { clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
+import { parseCacheSpec, RegistryCacheSink, RegistryCacheSource, type CacheSpec } from '../../cache/index.js';
+import {
+  type CacheSink,
+  type CacheSource,
+  isFilesOutput,
+  parseOutputSpec,
+  type OutputSpec,
+  parseSecretFlag,
+  parseSshFlag,
+  parseBuildContextFlag,
+  isRemoteContext,
+  prepareRemoteContext,
+  type PreparedContext,
+} from '../../engine/index.js';
+import type { Command } from 'commander';
+import { existsSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { readDockerfileInput, type DockerfileInput, build } from '../../api/index.js';
+import { normalizeImageName } from '../../image/index.js';
+import { KilnError } from '../../util/index.js';
+import { formatLintText, buildChecks, checkCall } from '../../analyze/index.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
 import { collect, parseAddHost, parseByteSize, parseKeyValues, parseUlimit } from '../options.js';

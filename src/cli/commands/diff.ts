@@ -1,9 +1,9 @@
 /** `kiln diff IMAGE_A IMAGE_B`: files and packages added, removed and changed between two images, with sizes. */
 import type { Command } from 'commander';
-import type { ImageDiff } from '../../analyze/diff.js';
+import { type ImageDiff } from '../../analyze/index.js';
 import { diff } from '../../api/index.js';
-import { formatDiffText } from '../../ui/analysis.js';
-import { KilnError } from '../../util/errors.js';
+import { formatDiffText } from '../../ui/index.js';
+import { KilnError } from '../../util/index.js';
 import { emit, progress } from '../output.js';
 import { openStoreFromCli } from '../store.js';
 

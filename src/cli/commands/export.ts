@@ -1,8 +1,7 @@
 /** `kiln export IMAGE -o rootfs.tar`: the image's flattened filesystem. */
 import type { Command } from 'commander';
-import { exportImage } from '../../archive/export.js';
-import { KilnError } from '../../util/errors.js';
-import { openOutputFile } from '../../util/fs.js';
+import { exportImage } from '../../archive/index.js';
+import { KilnError, openOutputFile } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
 
 export function register(program: Command): Command {

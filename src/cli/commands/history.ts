@@ -1,8 +1,8 @@
 /** `kiln history IMAGE`: one row per history entry, newest first — layer, created, created by, size (docker history). */
 import type { Command } from 'commander';
 import { history } from '../../api/index.js';
-import { humanAgo, humanSize, printTable } from '../../ui/table.js';
-import { KilnError } from '../../util/errors.js';
+import { humanAgo, humanSize, printTable } from '../../ui/index.js';
+import { KilnError } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
 
 export function register(program: Command): Command {

@@ -1,10 +1,9 @@
 /** `kiln images`: the tagged images in the store, as `docker images` lists them. */
 import type { Command } from 'commander';
-import { digestHex } from '../../util/digest.js';
-import { parseReference, familiarName, normalizeImageName } from '../../image/reference.js';
-import { humanAgo, humanSize, printTable } from '../../ui/table.js';
+import { digestHex, KilnError } from '../../util/index.js';
+import { parseReference, familiarName, normalizeImageName } from '../../image/index.js';
+import { humanAgo, humanSize, printTable } from '../../ui/index.js';
 import { openStoreFromCli } from '../store.js';
-import { KilnError } from '../../util/errors.js';
 
 const FIELDS = ['Repository', 'Tag', 'ID', 'Digest', 'CreatedAt', 'CreatedSince', 'Size'];
 const HEADERS: Record<string, string> = {

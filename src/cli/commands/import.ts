@@ -1,13 +1,10 @@
 /** `kiln import FILE|- NAME[:TAG]`: a root filesystem tar becomes an image, as `docker import`. */
 import type { Command } from 'commander';
 import { createReadStream, existsSync } from 'node:fs';
-import { importRootfs } from '../../archive/import.js';
-import { parseDockerfile } from '../../dockerfile/parser.js';
-import { expandWord } from '../../dockerfile/expand.js';
-import type { Instruction } from '../../dockerfile/ast.js';
-import type { ContainerConfig } from '../../image/types.js';
-import { normalizeImageName } from '../../image/reference.js';
-import { KilnError } from '../../util/errors.js';
+import { importRootfs } from '../../archive/index.js';
+import { parseDockerfile, expandWord, type Instruction } from '../../dockerfile/index.js';
+import { type ContainerConfig, normalizeImageName } from '../../image/index.js';
+import { KilnError } from '../../util/index.js';
 import { collect } from '../options.js';
 import { openStoreFromCli } from '../store.js';
 

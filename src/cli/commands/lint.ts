@@ -2,10 +2,9 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { lint } from '../../api/index.js';
-import { formatLintJson, formatLintSarif, formatLintText } from '../../analyze/lint/format.js';
-import { KilnError } from '../../util/errors.js';
+import { formatLintJson, formatLintSarif, formatLintText } from '../../analyze/index.js';
+import { KilnError, readPackageVersion } from '../../util/index.js';
 import { collect, parseKeyValues } from '../options.js';
-import { readPackageVersion } from '../../util/version.js';
 import { emit } from '../output.js';
 
 export function register(program: Command): Command {

@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { load } from '../../api/index.js';
-import { familiarName } from '../../image/reference.js';
-import { KilnError } from '../../util/errors.js';
+import { familiarName } from '../../image/index.js';
+import { KilnError } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
 
 export function register(program: Command): Command {

@@ -1,11 +1,9 @@
 /** `kiln login` / `kiln logout`: docker's login file, shared with docker. */
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
-import { familiarName } from '../../image/reference.js';
-import { eraseCredentials } from '../../registry/credentials.js';
-import { closeIdleConnections } from '../../registry/http.js';
-import { checkLogin, loginServer } from '../../registry/login.js';
-import { KilnError } from '../../util/errors.js';
+import { familiarName } from '../../image/index.js';
+import { eraseCredentials, closeIdleConnections, checkLogin, loginServer } from '../../registry/index.js';
+import { KilnError } from '../../util/index.js';
 import { addRegistryOptions, clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
 
 async function readStdin(): Promise<string> {

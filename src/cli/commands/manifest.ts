@@ -1,8 +1,7 @@
 /** `kiln manifest inspect REF`: the raw manifest or index on the registry, as `docker manifest inspect`. */
 import type { Command } from 'commander';
-import { parseReference } from '../../image/reference.js';
-import { RegistryClient } from '../../registry/client.js';
-import { closeIdleConnections } from '../../registry/http.js';
+import { parseReference } from '../../image/index.js';
+import { RegistryClient, closeIdleConnections } from '../../registry/index.js';
 import { addRegistryOptions, clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
 
 export function register(program: Command): Command {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { plan } from '../../api/index.js';
 import { formatPlanText } from '../../plan/index.js';
-import { KilnError } from '../../util/errors.js';
+import { KilnError } from '../../util/index.js';
 import { collect, parseKeyValues } from '../options.js';
 
 interface PlanFlags {

@@ -8,11 +8,11 @@
  * state and private tmpfs files.
  */
 import type { Command } from 'commander';
-import { pruneCacheMounts } from '../../engine/run-mounts.js';
-import { CacheIndex } from '../../cache/records.js';
-import { KilnError } from '../../util/errors.js';
+import { pruneCacheMounts } from '../../engine/index.js';
+import { CacheIndex } from '../../cache/index.js';
+import { KilnError } from '../../util/index.js';
 import { cleanupStaleRuns, sweepPrivateDirs } from '../../sandbox/index.js';
-import { humanSize } from '../../ui/table.js';
+import { humanSize } from '../../ui/index.js';
 import { openStoreFromCli } from '../store.js';
 
 /** Sizes as docker's --keep-storage takes them (go-units RAMInBytes: "512MB", "10g", "1.5GiB", bytes); units are 1024-based. */

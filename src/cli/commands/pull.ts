@@ -1,9 +1,9 @@
 /** `kiln pull REF`: an image from a registry into the store, as `docker pull`. */
 import type { Command } from 'commander';
-import { familiarName } from '../../image/reference.js';
-import { closeIdleConnections } from '../../registry/http.js';
+import { familiarName } from '../../image/index.js';
+import { closeIdleConnections } from '../../registry/index.js';
 import { pull } from '../../api/index.js';
-import { transferView } from '../../ui/transfer.js';
+import { transferView } from '../../ui/index.js';
 import { addRegistryOptions, clientOptionsFrom, platformFrom, type RegistryFlags } from '../registry-options.js';
 import { openStoreFromCli } from '../store.js';
 

@@ -1,10 +1,10 @@
 /** `kiln push IMAGE [DEST]`: an image of the store to a registry, as `docker push` (+ skopeo's DEST). */
 import type { Command } from 'commander';
-import { closeIdleConnections } from '../../registry/http.js';
+import { closeIdleConnections } from '../../registry/index.js';
 import { push } from '../../api/index.js';
-import { parseCompression, validLevel } from '../../store/compressed.js';
-import { transferView } from '../../ui/transfer.js';
-import { KilnError } from '../../util/errors.js';
+import { parseCompression, validLevel } from '../../store/index.js';
+import { transferView } from '../../ui/index.js';
+import { KilnError, writeFileAtomic } from '../../util/index.js';
 import { addRegistryOptions, clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
 import { openStoreFromCli } from '../store.js';
 
@@ -78,7 +78,6 @@ export function register(program: Command): Command {
         });
         view.finish();
         if (flags.digestfile) {
-          const { writeFileAtomic } = await import('../../util/fs.js');
           await writeFileAtomic(flags.digestfile, r.digest);
         }
         if (!flags.quiet) process.stderr.write(`${r.ref}: digest: ${r.digest} size: ${r.size}\n`);

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import * as path from 'node:path';
 import { plan, report } from '../../api/index.js';
-import { writeFileAtomic } from '../../util/fs.js';
+import { writeFileAtomic } from '../../util/index.js';
 import { collect, parseKeyValues } from '../options.js';
 import { progress } from '../output.js';
 import { openStoreFromCli } from '../store.js';

@@ -1,7 +1,7 @@
 /** `kiln rmi IMAGE…`: remove tags; the data goes with the next `kiln prune`. */
 import type { Command } from 'commander';
-import { normalizeImageName } from '../../image/reference.js';
-import { KilnError } from '../../util/errors.js';
+import { normalizeImageName } from '../../image/index.js';
+import { KilnError } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
 
 export function register(program: Command): Command {

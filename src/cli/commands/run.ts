@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { run } from '../../api/index.js';
 import { parseVolume } from '../../sandbox/index.js';
-import { KilnError } from '../../util/errors.js';
+import { KilnError } from '../../util/index.js';
 import { collect } from '../options.js';
 import { openStoreFromCli } from '../store.js';
 

@@ -1,7 +1,7 @@
 /** `kiln save -o FILE IMAGE…`: images to a docker-archive (docker load reads it) or an OCI layout tar. */
 import type { Command } from 'commander';
 import { save } from '../../api/index.js';
-import { KilnError } from '../../util/errors.js';
+import { KilnError } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
 
 export function register(program: Command): Command {

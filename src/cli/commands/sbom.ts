@@ -1,11 +1,9 @@
 /** `kiln sbom IMAGE`: the packages in an image (Debian, Alpine, Python, Node) as CycloneDX, SPDX or a table. */
 import type { Command } from 'commander';
-import { displayName } from '../../analyze/analyze.js';
-import { toCycloneDx, toSpdx } from '../../analyze/sbom/format.js';
+import { displayName, toCycloneDx, toSpdx } from '../../analyze/index.js';
 import { sbom } from '../../api/index.js';
-import { formatSbomTable } from '../../ui/analysis.js';
-import { KilnError } from '../../util/errors.js';
-import { readPackageVersion } from '../../util/version.js';
+import { formatSbomTable } from '../../ui/index.js';
+import { KilnError, readPackageVersion } from '../../util/index.js';
 import { emit, progress } from '../output.js';
 import { openStoreFromCli } from '../store.js';
 

@@ -4,13 +4,10 @@
  * trivy prints them; table, JSON or SARIF.
  */
 import type { Command } from 'commander';
-import { displayName } from '../../analyze/analyze.js';
-import { SEVERITIES } from '../../analyze/scan.js';
+import { displayName, SEVERITIES, severityRank, type Severity } from '../../analyze/index.js';
 import { scan } from '../../api/index.js';
-import { formatScanSarif, formatScanTable } from '../../ui/analysis.js';
-import { severityRank, type Severity } from '../../analyze/osv/severity.js';
-import { KilnError } from '../../util/errors.js';
-import { readPackageVersion } from '../../util/version.js';
+import { formatScanSarif, formatScanTable } from '../../ui/index.js';
+import { KilnError, readPackageVersion } from '../../util/index.js';
 import { emit, progress } from '../output.js';
 import { openStoreFromCli } from '../store.js';
 

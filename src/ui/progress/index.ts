@@ -7,8 +7,8 @@
  *   quiet — nothing
  * `auto` is tty on a terminal that can move its cursor, plain otherwise.
  */
-import type { BuildEvent } from '../../engine/events.js';
-import { isKilnError } from '../../util/errors.js';
+import { type BuildEvent } from '../../engine/index.js';
+import { isKilnError } from '../../util/index.js';
 import { JsonProgress, type ProgressError } from './json.js';
 import { PlainProgress } from './plain.js';
 import { TtyProgress, type Terminal } from './tty.js';

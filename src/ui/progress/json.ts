@@ -3,7 +3,7 @@
  * (docs/progress-json.md). Output bytes become text: each step's stdout and stderr are decoded as
  * UTF-8 streams (a character split between two chunks stays whole; invalid bytes become U+FFFD).
  */
-import type { BuildEvent } from '../../engine/events.js';
+import { type BuildEvent } from '../../engine/index.js';
 import { TextDecoder } from 'node:util';
 
 /** Why a build failed, as the displays get it (see `progressError`). */

@@ -3,7 +3,7 @@
  * times, the last lines of each step's output, pulls, warnings, the result. Pure: the time of an
  * event is given by the caller, so renderers over this model are testable with a fake clock.
  */
-import type { BuildEvent } from '../../engine/events.js';
+import { type BuildEvent } from '../../engine/index.js';
 import { LineSplitter, sanitizeLine } from '../text.js';
 
 export type StepState = 'waiting' | 'running' | 'cached' | 'done' | 'error';

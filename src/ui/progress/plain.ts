@@ -9,7 +9,7 @@
  * No escape sequences; a step's output is cleaned of them (colours, cursor moves) and of control
  * characters, and a carriage-return progress bar shows as its last state.
  */
-import type { BuildEvent } from '../../engine/events.js';
+import { type BuildEvent } from '../../engine/index.js';
 import { firstLine, formatDuration, formatSize } from '../text.js';
 import { ProgressModel, type PullView } from './model.js';
 

@@ -9,7 +9,7 @@
  * than the terminal so nothing wraps, and after a resize (SIGWINCH) counts how the old lines
  * wrapped at the new width to find the frame's top again.
  */
-import type { BuildEvent } from '../../engine/events.js';
+import { type BuildEvent } from '../../engine/index.js';
 import { displayWidth, firstLine, formatDuration, formatSize, padEnd, truncate } from '../text.js';
 import {
   ProgressModel,
@@ -257,7 +257,6 @@ export interface TtyOptions {
   timer?: boolean;
 }
 
-// eslint-disable-next-line no-control-regex
 const SGR = /\x1b\[[0-9;]*m/g;
 
 export class TtyProgress {

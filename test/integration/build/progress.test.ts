@@ -244,7 +244,7 @@ describe('build progress', { skip }, () => {
       assert.match(final, /=> \[stage-1 1\/2\] RUN echo tty-two && sleep 0\.5 +done/);
       assert.match(final, /=> \[stage-1 2\/2\] COPY --from=one \/etc\/hostname \/h +done/);
       assert.ok(final.includes(`Built ${id} in `), final);
-      assert.match(final, /\n  manifest sha256:[0-9a-f]{64}\n/);
+      assert.match(final, /\n {2}manifest sha256:[0-9a-f]{64}\n/);
       assert.doesNotMatch(final, /running|waiting/);
       // Nothing from the live frames is left above the final one (it was drawn over them).
       assert.equal(screen.slice(0, fin).filter((l) => l !== '').length, 0, screen.slice(0, fin).join('\n'));

@@ -42,7 +42,6 @@ function makeTree(dir: string): void {
   symlinkSync('../bin-tool', path.join(dir, 'etc/app/link'));
   spawnSync('mknod', [path.join(dir, 'null'), 'c', '1', '3']);
   spawnSync('mkfifo', [path.join(dir, 'pipe')]);
-  fsp.chown; // (sync variants below)
   spawnSync('chown', ['-h', '1234:5678', path.join(dir, 'etc/app/conf'), path.join(dir, 'etc/app/link')]);
   xattr.setAttributeSync(
     path.join(dir, 'bin-tool'),

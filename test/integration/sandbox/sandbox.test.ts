@@ -436,7 +436,7 @@ describe('sandbox on an imported Debian base', { skip: noBases }, () => {
     assert.match(bad.stderr, /needs to be an absolute path/);
   });
 
-  test('runtime probing: a runtime that cannot start containers here is refused with its reason', async (t) => {
+  test('runtime probing: a runtime that cannot start containers here is refused with its reason', async () => {
     const crun = spawnSync('sh', ['-c', 'command -v crun'], { encoding: 'utf8' }).stdout.trim();
     assert.ok(crun, 'crun is not installed (apt-get install crun)');
     const probe = await runKiln(['run', '--runtime', crun, 'debian-slim:bookworm', 'echo', 'crun-works'], { root });

@@ -101,7 +101,8 @@ function assertTypedOutcome(text: string, buildArgs: Record<string, string>): vo
   try {
     df = parseDockerfile(text, { file: 'Dockerfile' });
   } catch (e) {
-    if (!(e instanceof KilnError)) throw new Error(`parse threw ${String(e)} for ${JSON.stringify(text)}`);
+    if (!(e instanceof KilnError))
+      throw new Error(`parse threw ${String(e)} for ${JSON.stringify(text)}`, { cause: e });
     assert.equal(e.code, 'PARSE');
     assert.equal(e.place.file, 'Dockerfile');
     assert.ok(
@@ -128,7 +129,7 @@ function assertTypedOutcome(text: string, buildArgs: Record<string, string>): vo
         }
       }
   } catch (e) {
-    if (!(e instanceof KilnError)) throw new Error(`plan threw ${String(e)} for ${JSON.stringify(text)}`);
+    if (!(e instanceof KilnError)) throw new Error(`plan threw ${String(e)} for ${JSON.stringify(text)}`, { cause: e });
     assert.equal(e.code, 'PLAN');
     assert.equal(e.place.file, 'Dockerfile');
   }

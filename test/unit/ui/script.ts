@@ -148,7 +148,6 @@ export class FakeTerm {
   }
 }
 
-// eslint-disable-next-line no-control-regex
 export const SGR = /\x1b\[[0-9;]*m/g;
 
 /**
@@ -165,7 +164,6 @@ export function emulate(out: string, width: number): { lines: string[]; cursorVi
   for (let i = 0; i < out.length;) {
     const c = out[i]!;
     if (c === '\x1b') {
-      // eslint-disable-next-line no-control-regex
       const m = /^\x1b\[(\??)([0-9;]*)([A-Za-z])/.exec(out.slice(i));
       if (!m) throw new Error(`unknown escape at ${i}: ${JSON.stringify(out.slice(i, i + 8))}`);
       const [all, q, arg, fin] = m;

@@ -1,0 +1,24 @@
+/** store/: its entry for other folders (they import from here only; see docs/design.md). */
+export {
+  defaultStoreRoot,
+  isPlainLayer,
+  layersPresentIn,
+  type LoadedImage,
+  SNAPSHOT_ROOT,
+  snapshotDir,
+  Store,
+} from './store.js';
+export {
+  compressedImage,
+  compressedLayer,
+  compressionOf,
+  encodeVariant,
+  parseCompression,
+  readyLayer,
+  validLevel,
+  withLayers,
+  IncomingLayer,
+} from './compressed.js';
+export { withFileLock } from './lock.js';
+export { copyImageToStore, openStoreImage } from './image.js';
+export { storeLayout } from './layout.js';

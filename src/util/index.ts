@@ -1,0 +1,11 @@
+/** util/: its entry for other folders (they import from here only; see docs/design.md). */
+export { type ErrorCode, type ErrorPlace, formatError, isKilnError, KilnError } from './errors.js';
+export { chainId, chainIds, type Digest, digestHex, HashingStream, isDigest, sha256 } from './digest.js';
+export { exists, openOutputFile, tempPathFor, writeFileAtomic } from './fs.js';
+export { processAlive, processStartTime, runCapture, runChecked, which } from './proc.js';
+export { Slots } from './slots.js';
+export { resolveChown, resolveInImage, resolveUser } from './users.js';
+export { idMapped, lchownInNamespace, overlayXattrPrefix, singleIdMode, userNamespace } from './userns.js';
+export { readPackageVersion } from './version.js';
+export { parseBytes } from './bytes.js';
+export { MultiSearch } from './byte-search.js';
