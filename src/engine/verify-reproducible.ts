@@ -17,6 +17,7 @@ import { parseDockerfile } from '../dockerfile/index.js';
 import { type Descriptor, type ImageConfig } from '../image/index.js';
 import { openLayer, readTar, type TarHeader } from '../layer/index.js';
 import { createPlan } from '../plan/index.js';
+import { canMountOverlay } from '../sandbox/index.js';
 import { Store, type LoadedImage } from '../store/index.js';
 import { type Digest, type ErrorPlace } from '../util/index.js';
 import { build, type BuildOptions, type BuildResult } from './engine.js';
@@ -125,13 +126,17 @@ export async function verifyReproducible(o: VerifyOptions, emit: EventSink = () 
       for (const ref of refs) await seedImage(o.store, s, ref, o.platform);
       stores.push(s);
     }
+    // One snapshotter for both builds, chosen once: overlay and native layers differ where a RUN opened
+    // a file for writing and left it unchanged (overlay copies it up: docs/rootless.md), so two builds
+    // that fell back differently would differ for kiln's reason, not the Dockerfile's.
+    const snapshotter = o.snapshotter ?? ((await canMountOverlay(o.store.runDir)) ? 'overlay' : 'native');
     const parallel = !o.sequential && availableParallelism() >= 4;
     const one = async (i: number): Promise<[BuildResult, number]> => {
       const t0 = Date.now();
       // The first build's events are the progress shown; the second's only its warnings and errors.
       const sink: EventSink =
         i === 0 ? emit : (e) => (e.type === 'step-error' || e.type === 'warning' ? emit(e) : undefined);
-      const r = await build({ ...o, store: stores[i]!, noCache: true, tags: undefined }, sink);
+      const r = await build({ ...o, snapshotter, store: stores[i]!, noCache: true, tags: undefined }, sink);
       return [r, Date.now() - t0];
     };
     const results = parallel ? await Promise.all([one(0), one(1)]) : [await one(0), await one(1)];

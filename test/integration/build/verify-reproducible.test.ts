@@ -82,7 +82,8 @@ describe('build --verify-reproducible', { skip }, () => {
       Dockerfile: [
         'FROM debian-slim:bookworm',
         'RUN echo same > /same',
-        'RUN date > /built',
+        // Nanoseconds: two builds in the same second would otherwise write the same date.
+        'RUN date +%FT%T.%N > /built',
         'RUN echo after > /after',
       ].join('\n'),
     });
@@ -91,7 +92,7 @@ describe('build --verify-reproducible', { skip }, () => {
     assert.match(r.stderr, /Dockerfile:3:1: the build is not reproducible/);
     assert.match(
       r.stderr,
-      /first difference: \/built \(content\) in layer 3 \(sha256:\w+ vs sha256:\w+\), made by \S+Dockerfile:3\n +RUN date > \/built/,
+      /first difference: \/built \(content\) in layer 3 \(sha256:\w+ vs sha256:\w+\), made by \S+Dockerfile:3\n +RUN date \+%FT%T\.%N > \/built/,
     );
     assert.match(r.stderr, /likely cause \(a heuristic guess\): a timestamp written by a tool/);
     assert.equal((await ws.kiln(['inspect', 'date:1'])).code, 1, 'not tagged');
