@@ -22,6 +22,12 @@ export { type TransferEvent } from './registry/index.js';
 export { type BuildPlan, type PlannedStage } from './plan/index.js';
 export { type Store, type LoadedImage } from './store/index.js';
 export { type LoadResult } from './archive/index.js';
+// An image, whoever holds it (image/image.ts): the store's, an archive's, a registry's; any of them
+// can be copied into a store, pushed, saved, analyzed, or given to a build as a named context.
+export { type Image, type Layer } from './image/index.js';
+export { openStoreImage, copyImageToStore } from './store/index.js';
+export { openImageArchive } from './archive/index.js';
+export { openRemoteImage, type RemoteImageOptions } from './registry/index.js';
 export type { Mount } from './sandbox/index.js';
 export { parseVolume } from './sandbox/index.js';
 export { type ImageAnalysis, type SbomResult, type ImageSummary } from './analyze/index.js';
