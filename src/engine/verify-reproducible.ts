@@ -9,12 +9,12 @@
  * main store's copy stays as it was), their unpacked snapshots symlinked (read-only lower dirs);
  * what the main store lacks, each build pulls for itself.
  */
-import { createHash } from 'node:crypto';
-import { copyFile, link, mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFile, link, mkdir, mkdtemp, rename, rm, stat, symlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { parseDockerfile } from '../dockerfile/index.js';
-import { type Descriptor, type ImageConfig } from '../image/index.js';
+import { parsePlatform, type Descriptor, type ImageConfig } from '../image/index.js';
 import { openLayer, readTar, type TarHeader } from '../layer/index.js';
 import { createPlan } from '../plan/index.js';
 import { canMountOverlay } from '../sandbox/index.js';
@@ -81,7 +81,20 @@ async function linkBlob(from: Store, to: Store, d: Digest): Promise<void> {
   try {
     await link(from.blobPath(d), dest);
   } catch {
-    await copyFile(from.blobPath(d), dest);
+    // Another filesystem: a copy, atomically (temp + rename) as every store write.
+    const tmp = `${dest}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+    await copyFile(from.blobPath(d), tmp);
+    await rename(tmp, dest);
+  }
+}
+
+/** `img`'s blobs (manifest, config, layers) and its layers' facts, from one store into another. */
+async function linkImage(from: Store, to: Store, img: LoadedImage): Promise<void> {
+  for (const d of [img.descriptor.digest, img.manifest.config.digest, ...img.manifest.layers.map((l) => l.digest)])
+    await linkBlob(from, to, d);
+  for (const l of img.manifest.layers) {
+    const facts = await from.layerFacts(l.digest);
+    if (facts) await to.recordLayer(l.digest, facts);
   }
 }
 
@@ -89,17 +102,11 @@ async function linkBlob(from: Store, to: Store, d: Digest): Promise<void> {
 async function seedImage(from: Store, to: Store, ref: string, platform?: string): Promise<boolean> {
   let img: LoadedImage;
   try {
-    const [os, architecture] = (platform ?? 'linux/amd64').split('/');
-    img = await from.resolveImage(ref, { platform: { os: os!, architecture: architecture! } });
+    img = await from.resolveImage(ref, { platform: parsePlatform(platform ?? 'linux/amd64') });
   } catch {
     return false; // not in the main store: each build pulls it
   }
-  for (const d of [img.descriptor.digest, img.manifest.config.digest, ...img.manifest.layers.map((l) => l.digest)])
-    await linkBlob(from, to, d);
-  for (const l of img.manifest.layers) {
-    const facts = await from.layerFacts(l.digest);
-    if (facts) await to.recordLayer(l.digest, facts);
-  }
+  await linkImage(from, to, img);
   // The base's unpacked snapshots too, when the main store has them: overlay mounts them as read-only
   // lower dirs and nothing writes a snapshot once made, so both builds may share them (unpacking a
   // 500 MB base twice would be most of a small build's time).
@@ -156,13 +163,7 @@ export async function verifyReproducible(o: VerifyOptions, emit: EventSink = () 
       Object.assign(out, await firstDifference(stores[0]!, ia, stores[1]!, ib, a[0].made));
     } else {
       // The image the user asked for: into the main store (blobs linked), as a normal build would.
-      const img = await stores[0]!.loadImage(a[0].descriptor);
-      for (const d of [img.descriptor.digest, img.manifest.config.digest, ...img.manifest.layers.map((l) => l.digest)])
-        await linkBlob(stores[0]!, o.store, d);
-      for (const l of img.manifest.layers) {
-        const facts = await stores[0]!.layerFacts(l.digest);
-        if (facts) await o.store.recordLayer(l.digest, facts);
-      }
+      await linkImage(stores[0]!, o.store, await stores[0]!.loadImage(a[0].descriptor));
     }
     return out;
   } finally {

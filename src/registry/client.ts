@@ -656,14 +656,7 @@ export class RegistryClient {
             sent = end + 1;
             o.onBytes?.(end - s0 + 1);
           }
-          location.searchParams.set('digest', desc.digest);
-          const fin = await this.request(ref, {
-            method: 'PUT',
-            path: location.href,
-            headers: { 'content-length': '0' },
-            actions: ['pull', 'push'],
-            what: `end of the upload of blob ${desc.digest}`,
-          });
+          const fin = await this.closeUpload(ref, location, desc.digest);
           if (fin.status !== 201) throw await this.fail(ref, fin, `cannot finish the upload of blob ${desc.digest}`);
           drain(fin);
         } else {
@@ -782,14 +775,7 @@ export class RegistryClient {
     wire.end();
     const location = await upload;
     if (location && wireOk) {
-      location.searchParams.set('digest', desc.digest);
-      const fin = await this.request(ref, {
-        method: 'PUT',
-        path: location.href,
-        headers: { 'content-length': '0' },
-        actions: ['pull', 'push'],
-        what: `end of the upload of blob ${desc.digest}`,
-      }).catch(() => undefined);
+      const fin = await this.closeUpload(ref, location, desc.digest).catch(() => undefined);
       if (fin?.status === 201) {
         drain(fin);
         return desc;
@@ -798,6 +784,18 @@ export class RegistryClient {
     }
     await this.pushBlobFromStore(store, ref, desc);
     return desc;
+  }
+
+  /** The PUT that ends a blob upload session (201 when the registry took the blob). */
+  private closeUpload(ref: ImageReference, location: URL, digest: Digest): Promise<HttpResponse> {
+    location.searchParams.set('digest', digest);
+    return this.request(ref, {
+      method: 'PUT',
+      path: location.href,
+      headers: { 'content-length': '0' },
+      actions: ['pull', 'push'],
+      what: `end of the upload of blob ${digest}`,
+    });
   }
 
   private async uploadLocation(ref: ImageReference, res: HttpResponse): Promise<URL> {

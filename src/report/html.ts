@@ -8,6 +8,7 @@
 import { displayName, type ImageAnalysis, type DirSize, type ScanResult } from '../analyze/index.js';
 import { type BuildPlan } from '../plan/index.js';
 import { squarify, type Rect } from './treemap.js';
+import { human } from '../util/index.js';
 
 export interface ReportInput {
   analysis: ImageAnalysis;
@@ -23,20 +24,6 @@ export function esc(s: unknown): string {
     /[&<>"']/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
   );
-}
-
-/** SI units, as docker prints sizes. */
-export function human(n: number): string {
-  if (!Number.isFinite(n)) return String(n);
-  const u = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = Math.abs(n);
-  while (v >= 1000 && i < u.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  const s = i === 0 ? String(v) : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0);
-  return `${n < 0 ? '-' : ''}${s} ${u[i]}`;
 }
 
 const PALETTE = [

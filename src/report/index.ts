@@ -1,3 +1,4 @@
 /** Self-contained HTML reports from analyze's results. */
-export { renderReport, stageContributions, shortCommand, human, type ReportInput } from './html.js';
+export { renderReport, stageContributions, shortCommand, type ReportInput } from './html.js';
+export { human } from '../util/index.js';
 export { squarify, type Rect } from './treemap.js';

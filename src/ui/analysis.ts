@@ -15,19 +15,7 @@ import {
   type Finding,
   type ScanResult,
 } from '../analyze/index.js';
-
-/** SI units as docker and dive print them ("1.2 MB"). */
-export function human(n: number): string {
-  if (!Number.isFinite(n)) return String(n);
-  const u = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = Math.abs(n);
-  while (v >= 1000 && i < u.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${n < 0 ? '-' : ''}${i === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${u[i]}`;
-}
+import { human } from '../util/index.js';
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(4).replace(/\.?0+$/, '')} %` : String(x));
 

@@ -8,3 +8,16 @@ export function parseBytes(s: string): number {
   const base = m[3] ? 1024 : 1000;
   return Math.round(Number(m[1]) * base ** exp);
 }
+
+/** A size in SI units, as docker and dive print them ("1.2 MB", "512 B"). */
+export function human(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  const u = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = Math.abs(n);
+  while (v >= 1000 && i < u.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${n < 0 ? '-' : ''}${i === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${u[i]}`;
+}

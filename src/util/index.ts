@@ -7,5 +7,5 @@ export { Slots } from './slots.js';
 export { resolveChown, resolveInImage, resolveUser } from './users.js';
 export { idMapped, lchownInNamespace, overlayXattrPrefix, singleIdMode, userNamespace } from './userns.js';
 export { readPackageVersion } from './version.js';
-export { parseBytes } from './bytes.js';
+export { human, parseBytes } from './bytes.js';
 export { MultiSearch } from './byte-search.js';
