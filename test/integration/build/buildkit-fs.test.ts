@@ -34,6 +34,7 @@ import { basesUnavailable } from '../../helpers/bases.js';
 import { dockerdUnavailable, startDockerd, type Dockerd } from '../../helpers/dockerd.js';
 import { readLayer, readSavedImage, type LayerEntry, type SavedImage } from '../../helpers/image-fs.js';
 import { savedImage, Workspace } from './util.js';
+import { configOf } from './compare.js';
 import { needs } from '../../helpers/prereq.js';
 import { cliPath } from '../../helpers/paths.js';
 
@@ -150,40 +151,6 @@ function orphans(img: SavedImage): string[] {
       if (dir !== '/' && !have.has(dir)) out.push(`layer ${i + 1}: ${e.path} without ${dir}`);
     }
   });
-  return out;
-}
-
-const CONFIG_KEYS = [
-  'Env',
-  'Cmd',
-  'Entrypoint',
-  'WorkingDir',
-  'User',
-  'ExposedPorts',
-  'Labels',
-  'Volumes',
-  'StopSignal',
-  'Healthcheck',
-  'Shell',
-  'OnBuild',
-] as const;
-
-function configOf(img: SavedImage): Record<string, unknown> {
-  const c = (img.config.config ?? {}) as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const k of CONFIG_KEYS) {
-    const v = c[k];
-    // Absent, null and empty are one thing to docker inspect.
-    if (
-      v === undefined ||
-      v === null ||
-      v === '' ||
-      (Array.isArray(v) && v.length === 0) ||
-      (typeof v === 'object' && Object.keys(v as object).length === 0)
-    )
-      continue;
-    out[k] = v;
-  }
   return out;
 }
 
