@@ -30,3 +30,18 @@ export {
   RegistryCacheSource,
   type CacheSpec,
 } from './registry.js';
+export {
+  EXPLAIN_MAX_FILES,
+  explainMiss,
+  pruneExplain,
+  readExplain,
+  stepIdentity,
+  writeExplain,
+  type ExplainContext,
+  type ExplainFile,
+  type ExplainInput,
+  type ExplainReason,
+  type ExplainRecord,
+  type Explanation,
+  type StepParts,
+} from './explain.js';

@@ -28,6 +28,7 @@ import {
   writeFileAtomic,
 } from '../util/index.js';
 import type { StepState } from './keys.js';
+import { pruneExplain } from './explain.js';
 
 export interface CacheRecord {
   v: 1;
@@ -220,10 +221,12 @@ export class CacheIndex {
       }
       await fsp.rm(path.join(this.dir, 'content'), { recursive: true, force: true });
       await fsp.rm(this.filesDir, { recursive: true, force: true });
+      await pruneExplain(this.dir);
       return { records, bytes: total, keptBytes: 0 };
     }
     // Most recent first: keep a record while the cache-made layers kept so far, with its own, fit.
     const kept = new Set<string>();
+    const keptKeys = new Set<string>();
     let keptBytes = 0;
     for (const r of all) {
       const extra = [...new Set(r.layers.map((l) => l.digest))].filter((d) => made.has(d) && !kept.has(d));
@@ -231,11 +234,14 @@ export class CacheIndex {
       if (keptBytes + cost <= opts.keepBytes) {
         keptBytes += cost;
         for (const d of extra) kept.add(d);
+        keptKeys.add(r.key);
         continue;
       }
       await this.remove(r.key);
       records++;
     }
+    // What a step's last key was made of lives as long as that key's record (cache/explain.ts).
+    await pruneExplain(this.dir, keptKeys);
     return { records, bytes: total - keptBytes, keptBytes };
   }
 }
@@ -322,6 +328,8 @@ async function gcRootText(storeRoot: string, state: StepState): Promise<string> 
 
 /** A cache that records can also come from (an imported registry or OCI-layout cache). */
 export interface CacheSource {
+  /** How `build --explain` names a record from here (the cache's reference). */
+  readonly name?: string;
   /** The record for a key, its layer blobs made present in `store` first; undefined when absent. */
   record(key: Digest, store: Store): Promise<CacheRecord | undefined>;
   memo(key: Digest): Promise<Digest | undefined>;

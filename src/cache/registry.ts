@@ -140,6 +140,10 @@ export class RegistryCacheSource implements CacheSource {
     this.ref = cacheRef(ref);
   }
 
+  get name(): string {
+    return this.ref.toString();
+  }
+
   /** The cache's records (empty, with a warning, when it cannot be read: a first build has none). */
   load(): Promise<Imported> {
     this.loaded ??= this.fetch().catch((e: unknown) => {

@@ -113,6 +113,17 @@ export interface SelectionOptions {
   keepOwner?: boolean;
   /** Remember file digests between builds (context sources). */
   files?: FileHashCache;
+  /** Told each entry hashed (for `build --explain`: what a selection was, file by file). */
+  onEntry?: (e: SelectedEntry) => void;
+}
+
+/** An entry of a selection as it was hashed: content is a file's digest (hex) or a symlink's target. */
+export interface SelectedEntry {
+  path: string;
+  type: 'f' | 'd' | 'l';
+  mode: string;
+  size?: number;
+  content?: string;
 }
 
 /**
@@ -150,11 +161,17 @@ async function hashEntry(
   const owner = opts.keepOwner ? ` ${st.uid}:${st.gid}` : '';
   const perm = (st.mode & 0o7777).toString(8);
   const name = JSON.stringify(e.rel);
-  if (st.isDirectory()) h.update(`d ${name} ${perm}${owner}\n`);
-  else if (st.isSymbolicLink()) h.update(`l ${name}${owner} ${JSON.stringify(readlinkSync(e.abs))}\n`);
-  else if (st.isFile()) {
+  if (st.isDirectory()) {
+    h.update(`d ${name} ${perm}${owner}\n`);
+    opts.onEntry?.({ path: e.rel, type: 'd', mode: perm });
+  } else if (st.isSymbolicLink()) {
+    const target = readlinkSync(e.abs);
+    h.update(`l ${name}${owner} ${JSON.stringify(target)}\n`);
+    opts.onEntry?.({ path: e.rel, type: 'l', mode: perm, content: target });
+  } else if (st.isFile()) {
     const d = opts.files ? await opts.files.digest(e.abs, st) : await hashFile(e.abs, st.size);
     h.update(`f ${name} ${perm}${owner} ${st.size} ${d}\n`);
+    opts.onEntry?.({ path: e.rel, type: 'f', mode: perm, size: st.size, content: d });
     if (st.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const first = inodes.get(key);

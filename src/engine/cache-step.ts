@@ -27,8 +27,18 @@ import {
   CacheIndex,
   chainId,
   contentMemoKey,
+  EXPLAIN_MAX_FILES,
+  explainMiss,
+  instructionForKey,
+  readExplain,
   stateId,
+  stepIdentity,
   stepKey,
+  writeExplain,
+  type ExplainFile,
+  type ExplainInput,
+  type Explanation,
+  type StepParts,
   type CacheRecord,
   type CacheSink,
   type CacheSource,
@@ -37,6 +47,7 @@ import {
 import { type LayerInfo } from '../layer/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
 import { openView } from '../sandbox/index.js';
+import { canonicalJSON } from '../image/index.js';
 import { sha256, type Digest, KilnError } from '../util/index.js';
 import type { Step } from './expand-step.js';
 
@@ -60,6 +71,8 @@ export interface StepCacheOptions {
   image?: (ref: string) => Promise<LoadedImage>;
   /** RUN's sandbox options (--add-host, --shm-size, --ulimit) as text: in every RUN key when not empty. */
   runSandbox?: string;
+  /** The Dockerfile's part of a step's identity (cache/explain.ts): its absolute path. */
+  dockerfileId?: string;
 }
 
 export interface StepLookup {
@@ -69,6 +82,11 @@ export interface StepLookup {
   /** ARG and ENV change the stage's variables: the engine runs them even on a hit. */
   replayScope: boolean;
   stage: number;
+  /** Why the step missed, or where its hit came from (`build --explain`). */
+  explain: Explanation;
+  /** What went into the key, kept for the next build's explanation once the step is done. */
+  parts?: StepParts;
+  identity: string;
 }
 
 export interface CacheStats {
@@ -91,6 +109,10 @@ export class StepCache {
   /** Keys met in this build per stage, in step order (hits and recorded), for export. */
   private readonly used = new Map<number, Digest[]>();
   private readonly memosUsed = new Map<Digest, Digest>();
+  /** Per stage: its base as explanations name it, and the first step that missed for a cause of its own. */
+  private readonly bases = new Map<number, string>();
+  private readonly firstChanged = new Map<number, { step: number; text: string }>();
+  private readonly changedStages = new Set<number>();
   readonly stats: CacheStats = {
     hits: 0,
     misses: 0,
@@ -131,30 +153,49 @@ export class StepCache {
     scope: StageScope,
     stage: PlannedStage,
     stageResult: StageResult,
+    no = 0,
   ): Promise<StepLookup> {
     const replayScope = step.ins.kind === 'ARG' || step.ins.kind === 'ENV';
-    const out: StepLookup = { replayScope, stage: stage.index };
+    const identity = stepIdentity(this.o.dockerfileId ?? this.o.plan.file, stageLabel(stage), no);
+    const out: StepLookup = {
+      replayScope,
+      stage: stage.index,
+      identity,
+      explain: {
+        reason: 'uncacheable',
+        text: 'not cacheable (a source is missing, or an ADD URL has no --checksum)',
+        changes: [],
+      },
+    };
     try {
-      out.key = await this.key(step, state, scope, stageResult);
+      const k = await this.key(step, state, scope, stageResult, stage);
+      out.key = k?.key;
+      out.parts = k?.parts;
     } catch {
       out.key = undefined;
     }
     if (out.key === undefined) {
       this.stats.uncacheable++;
+      this.changed(stage.index, no, step);
       return out;
     }
     this.note(stage.index, out.key);
-    if (this.o.noCache || this.skipStages.has(stage.index)) {
+    const skip = this.o.noCache ? 'all' : this.skipStages.has(stage.index) ? 'stage' : undefined;
+    if (skip) {
       this.stats.misses++;
+      out.explain = await this.explain(out, stage, no, skip);
+      this.changed(stage.index, no, step, out.explain);
       return out;
     }
     let rec = await this.index.get(out.key);
     if (rec && !(await this.blobsPresent(rec))) rec = undefined;
     if (rec) await this.index.touch(out.key);
+    let from = 'local';
     for (const src of this.o.from ?? []) {
       if (rec) break;
       rec = await src.record(out.key, this.o.store).catch(() => undefined);
       if (rec) {
+        from = src.name ?? 'a --cache-from cache';
         if (rec.layer)
           await this.o.store.recordLayer(rec.layer.digest, {
             diffId: rec.layer.diffId,
@@ -167,8 +208,59 @@ export class StepCache {
     if (rec) {
       this.stats.hits++;
       out.record = rec;
-    } else this.stats.misses++;
+      out.explain = {
+        reason: 'hit',
+        text: `cache hit: ${from === 'local' ? 'local record' : `record from ${from}`} ${rec.key.slice(7, 19)}${rec.created ? ` (built ${rec.created})` : ''}`,
+        changes: [],
+        record: from,
+      };
+      await this.remember(out);
+    } else {
+      this.stats.misses++;
+      out.explain = await this.explain(out, stage, no);
+      this.changed(stage.index, no, step, out.explain);
+    }
     return out;
+  }
+
+  /** The stage's base as an explanation names it (the engine tells it once the base is resolved). */
+  noteBase(stage: number, base: string): void {
+    this.bases.set(stage, base);
+  }
+
+  private async explain(l: StepLookup, stage: PlannedStage, no: number, skip?: 'all' | 'stage'): Promise<Explanation> {
+    const prev = await readExplain(this.index.dir, l.identity);
+    const stages = new Map<number, { label: string; changed: boolean }>();
+    for (const s of this.o.plan.stages)
+      stages.set(s.index, { label: stageLabel(s), changed: this.changedStages.has(s.index) });
+    const first = no === 1;
+    return explainMiss(prev, l.key!, l.parts!, {
+      ...(skip ? { noCache: skip } : {}),
+      ...(this.firstChanged.has(stage.index) ? { firstChangedStep: this.firstChanged.get(stage.index)! } : {}),
+      ...(stage.base.kind === 'stage' ? { baseStage: stages.get(stage.base.index)! } : {}),
+      stages,
+      first,
+    });
+  }
+
+  /** A step that missed: later steps of its stage and stages built on it name it as their cause. */
+  private changed(stage: number, no: number, step: Step, e?: Explanation): void {
+    this.changedStages.add(stage);
+    if (this.firstChanged.has(stage)) return;
+    if (e && (e.reason === 'earlier-step' || e.reason === 'base-stage')) return;
+    this.firstChanged.set(stage, { step: no, text: truncate(step.ins.original ?? '', 40) });
+  }
+
+  /** Keep what went into the step's key for the next build's explanation (best effort). */
+  private async remember(l: StepLookup): Promise<void> {
+    if (!l.parts || !l.key) return;
+    await writeExplain(this.index.dir, {
+      v: 1,
+      identity: l.identity,
+      key: l.key,
+      time: new Date().toISOString(),
+      parts: l.parts,
+    }).catch(() => undefined);
   }
 
   /** Put the recorded state in place of the engine's (in place: the engine holds the object). */
@@ -183,6 +275,7 @@ export class StepCache {
   /** Record what a step that ran produced. */
   async record(l: StepLookup, state: StepState, layer: LayerInfo | undefined): Promise<void> {
     if (l.key === undefined) return;
+    await this.remember(l);
     const rec: CacheRecord = {
       v: 1,
       key: l.key,
@@ -259,9 +352,15 @@ export class StepCache {
     state: StepState,
     scope: StageScope,
     stageResult: StageResult,
-  ): Promise<Digest | undefined> {
+    stage: PlannedStage,
+  ): Promise<{ key: Digest; parts: StepParts } | undefined> {
     const x = step.ins;
     const inputs: string[] = [];
+    const parts: ExplainInput[] = [];
+    const other = (text: string) => {
+      inputs.push(text);
+      parts.push({ kind: 'other', label: text, digest: sha256(text) });
+    };
     let network: string | undefined;
     if (x.kind === 'COPY' || x.kind === 'ADD') {
       const local: string[] = [];
@@ -269,7 +368,7 @@ export class StepCache {
         if (/^\d*<</.test(s)) continue; // a heredoc: its body is in the instruction
         if (x.kind === 'ADD' && (isHttpUrl(s) || parseGitSource(s) !== undefined)) {
           if (x.checksum === undefined) return undefined; // remote content unknown until fetched
-          inputs.push(`url ${s} ${x.checksum}`);
+          other(`url ${s} ${x.checksum}`);
           continue;
         }
         local.push(s);
@@ -278,19 +377,19 @@ export class StepCache {
         if (x.from !== undefined) {
           const src = step.sources[0];
           if (!src) return undefined;
-          inputs.push(await this.hashFromSource(src, local, stageResult));
-        } else inputs.push(await this.hashContext(local));
+          inputs.push(await this.hashFromSource(src, local, stageResult, parts));
+        } else inputs.push(await this.hashContext(local, parts));
       }
     } else if (x.kind === 'ARG') {
       // The values the ARGs take (a --build-arg, the default, a global or automatic value): they
       // are in the step's history text, and every later step sees them.
       x.args.forEach((a, i) => {
         const v = x.values[i];
-        inputs.push(v === undefined ? `arg ${a.name}` : `arg ${a.name}=${v}`);
+        other(v === undefined ? `arg ${a.name}` : `arg ${a.name}=${v}`);
       });
     } else if (x.kind === 'RUN') {
       network = x.network === 'none' ? 'none' : x.network === 'host' ? 'host' : (this.o.network ?? 'host');
-      if (this.o.runSandbox) inputs.push(`sandbox ${this.o.runSandbox}`);
+      if (this.o.runSandbox) other(`sandbox ${this.o.runSandbox}`);
       let fromIndex = 0;
       for (const m of x.mounts) {
         const from = 'from' in m && m.from !== undefined ? step.sources[fromIndex++] : undefined;
@@ -298,13 +397,14 @@ export class StepCache {
         const source = bindSource(m);
         if ('from' in m && m.from !== undefined) {
           if (!from) return undefined;
-          inputs.push(await this.hashFromSource(from, [source], stageResult));
-        } else inputs.push(await this.hashContext([source]));
+          inputs.push(await this.hashFromSource(from, [source], stageResult, parts));
+        } else inputs.push(await this.hashContext([source], parts));
       }
     }
     const env = scope.runEnv().filter(([k]) => !PROXY_ARGS.includes(k));
-    return stepKey({
-      parent: stateId(state),
+    const parent = stateId(state);
+    const key = stepKey({
+      parent,
       instruction: x,
       env,
       platform: this.o.platform,
@@ -312,19 +412,58 @@ export class StepCache {
       network,
       inputs,
     });
+    const argNames = new Set(scope.argEntries().map(([k]) => k));
+    return {
+      key,
+      parts: {
+        parent,
+        base: this.bases.get(stage.index) ?? baseLabel(stage),
+        // An ARG's values are its inputs (above): compared there, to name the build arg.
+        instruction: canonicalJSON(instructionForKey(x.kind === 'ARG' ? { ...x, values: undefined } : x)),
+        text: x.original ?? '',
+        env,
+        args: env.map(([k]) => k).filter((k) => argNames.has(k)),
+        platform: this.o.platform,
+        sourceDateEpoch: this.o.sourceDateEpoch ?? null,
+        network: network ?? null,
+        inputs: parts,
+      },
+    };
   }
 
-  private async hashContext(sources: string[]): Promise<Digest> {
+  private async hashContext(sources: string[], parts: ExplainInput[]): Promise<Digest> {
     const t = performance.now();
+    let files: ExplainFile[] | undefined = [];
+    const onEntry = (e: ExplainFile) => {
+      if (files && files.length >= EXPLAIN_MAX_FILES) files = undefined;
+      files?.push(e);
+    };
     try {
-      return await hashSelection(this.o.ctx, sources, { files: this.files });
+      const digest = await hashSelection(this.o.ctx, sources, { files: this.files, onEntry });
+      parts.push({ kind: 'context', label: sources.join(' '), digest, ...(files ? { files } : {}) });
+      return digest;
     } finally {
       this.stats.contextHashMs += performance.now() - t;
     }
   }
 
   /** Content of paths in another stage's or an image's file system, remembered per chain id. */
-  private async hashFromSource(src: SourceRef, sources: string[], stageResult: StageResult): Promise<Digest> {
+  private async hashFromSource(
+    src: SourceRef,
+    sources: string[],
+    stageResult: StageResult,
+    parts: ExplainInput[],
+  ): Promise<Digest> {
+    const d = await this.hashFromSourceOnly(src, sources, stageResult);
+    parts.push(
+      src.kind === 'stage'
+        ? { kind: 'stage', label: `${sources.join(' ')} of stage ${src.index}`, digest: d, stage: src.index }
+        : { kind: 'image', label: `${sources.join(' ')} of ${src.ref}`, digest: d },
+    );
+    return d;
+  }
+
+  private async hashFromSourceOnly(src: SourceRef, sources: string[], stageResult: StageResult): Promise<Digest> {
     let layers;
     let diffIds: Digest[];
     if (src.kind === 'stage') {
@@ -359,6 +498,18 @@ export class StepCache {
     this.memosUsed.set(memoKey, d);
     return d;
   }
+}
+
+function stageLabel(s: PlannedStage): string {
+  return s.name ?? String(s.index);
+}
+
+function baseLabel(s: PlannedStage): string {
+  return s.base.kind === 'image' ? s.base.ref : s.base.kind === 'stage' ? `stage ${s.base.index}` : 'scratch';
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
 
 /** The source path of a bind mount (BuildKit: the root of the context or stage by default). */

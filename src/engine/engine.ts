@@ -8,6 +8,7 @@
 import { BuildImages } from './base-image.js';
 import { type ClientOptions, type TransferEvent } from '../registry/index.js';
 import { availableParallelism } from 'node:os';
+import * as path from 'node:path';
 import { Slots, type Digest, KilnError, type ErrorPlace } from '../util/index.js';
 import {
   type Dockerfile,
@@ -255,6 +256,8 @@ class Engine implements RunEnv {
       to: o.cacheTo,
       image: (ref) => this.images.get(ref, {}),
       runSandbox: runSandboxKey(o),
+      // A step's identity for --explain starts with the Dockerfile: where it is (stdin: the context's).
+      dockerfileId: path.resolve(o.dockerfilePath ?? path.join(o.contextDir, o.dockerfileName)),
     });
   }
 
@@ -316,6 +319,7 @@ class Engine implements RunEnv {
     } else {
       const ref = stage.base.ref;
       const img = await this.images.get(ref, this.placeOfStage(stage));
+      this.cache.noteBase(stage.index, `${ref}@${img.descriptor.digest}`);
       const config = structuredClone(img.config);
       config.history ??= [];
       state = {
@@ -374,7 +378,19 @@ class Engine implements RunEnv {
           resolveFrom: (value) => this.resolveFrom(value, stage, place),
         });
         const at: StepAt = { stage, no: i + 1, snapshotsAhead: this.snapshotsAhead(stage, i - triggers.length) };
-        const cached = await this.cache.lookup(step, state, scope, stage, (n) => this.stageResult(n));
+        const cached = await this.cache.lookup(step, state, scope, stage, (n) => this.stageResult(n), i + 1);
+        const x = cached.explain;
+        this.emit({
+          type: 'explain',
+          stage: stage.index,
+          step: i + 1,
+          cached: cached.record !== undefined,
+          reason: x.reason,
+          text: x.text,
+          changes: x.changes,
+          ...(x.record !== undefined ? { record: x.record } : {}),
+          ...(x.causeStep !== undefined ? { causeStep: x.causeStep } : {}),
+        });
         if (cached.record) {
           if (cached.replayScope) await this.dispatch(step, state, scope, at);
           this.cache.restore(cached, state);

@@ -1,12 +1,13 @@
 /**
  * Typed build events: the engine emits them, ui/ (and library users) decide how they look.
  *
- * Order for one step: `step-start`, then any `step-output`/`pull`/`warning`, then exactly one of
+ * Order for one step: `step-start`, `explain` (once the cache was consulted), then any `step-output`/`pull`/`warning`, then exactly one of
  * `step-done` (ran, or came from the cache after a `step-cached`) or `step-error` (the build then
  * fails). Stages: `stage-start` … `stage-done`. Independent stages run at once, so events of two
  * stages interleave. The schema of their JSON form is docs/progress-json.md.
  */
 import { type PlannedStage } from '../plan/index.js';
+import { type ExplainReason } from '../cache/index.js';
 
 export interface PlanStageInfo {
   stage: number;
@@ -26,6 +27,22 @@ export type BuildEvent =
   | { type: 'stage-start'; stage: number; name?: string; base: string }
   | { type: 'step-start'; stage: number; step: number; total: number; text: string; line: number }
   | { type: 'step-output'; stage: number; step: number; stream: 'stdout' | 'stderr'; data: Buffer }
+  /**
+   * Why the step is not a cache hit — what changed since the last build of the same step on this
+   * store (cache/explain.ts) — or, for a hit, which record it came from (`record`: `local` or the
+   * --cache-from reference). Once per step, before `step-cached` or the step's output.
+   */
+  | {
+      type: 'explain';
+      stage: number;
+      step: number;
+      cached: boolean;
+      reason: ExplainReason;
+      text: string;
+      changes: string[];
+      record?: string;
+      causeStep?: number;
+    }
   /** The step's result comes from the build cache (its `step-done` follows). */
   | { type: 'step-cached'; stage: number; step: number }
   | { type: 'step-done'; stage: number; step: number; ms: number; layer?: { digest: string; size: number } }
@@ -62,6 +79,7 @@ export const BUILD_EVENT_TYPES = [
   'plan',
   'stage-start',
   'step-start',
+  'explain',
   'step-output',
   'step-cached',
   'step-done',

@@ -4,6 +4,7 @@ import {
   transferView,
   isProgressMode,
   progressDisplay,
+  ExplainTable,
   progressError,
   resolveProgressMode,
   PROGRESS_MODES,
@@ -68,6 +69,7 @@ interface BuildFlags extends RegistryFlags {
   check?: boolean;
   allowSecretInImage?: boolean;
   verifyReproducible?: boolean;
+  explain?: boolean;
 }
 
 /** --cache-from / --cache-to: registry cache sources and sinks sharing one registry client. */
@@ -121,6 +123,10 @@ export function register(program: Command): Command {
     .option('--platform <os/arch>', 'target platform', 'linux/amd64')
     .option('--iidfile <file>', 'write the image ID to this file')
     .option('-q, --quiet', 'print only the image ID (no progress)')
+    .option(
+      '--explain',
+      'after the build, say for each step why it ran (what changed since its last build on this store) or which cache record it came from',
+    )
     .option(
       '--progress <mode>',
       `progress display: ${PROGRESS_MODES.join(', ')} (auto: tty on a terminal, else plain; json: JSON lines on stdout, see docs/progress-json.md)`,
@@ -306,6 +312,7 @@ export function register(program: Command): Command {
           );
       }
       const quiet = mode === 'quiet';
+      const explain = f.explain ? new ExplainTable() : undefined;
       const display = progressDisplay(mode, mode === 'json' ? process.stdout : process.stderr);
       const pushView = transferView('push', process.stderr, { tty: false });
       const ac = new AbortController();
@@ -373,6 +380,7 @@ export function register(program: Command): Command {
           },
           onEvent: (e) => {
             display.onEvent(e);
+            explain?.onEvent(e);
             // The build's view ends with the image; a push's progress follows it.
             if (e.type === 'done') display.finish();
           },
@@ -390,6 +398,8 @@ export function register(program: Command): Command {
         throw e;
       } finally {
         display.finish();
+        // After the build's own output, on stderr (stdout has the image id, or JSON lines).
+        if (explain) process.stderr.write(explain.format());
         remote?.cleanup();
         closeIdleConnections();
         process.off('SIGINT', onSig);

@@ -26,6 +26,8 @@ export interface StepView {
   layer?: { digest: string; size: number };
   error?: string;
   exitCode?: number;
+  /** Why it ran, or where its cache hit came from (the `explain` event). */
+  explain?: { cached: boolean; text: string; changes: string[] };
   /** Last complete output lines (sanitized), at most TAIL_LINES. */
   tail: string[];
   splitters: Partial<Record<'stdout' | 'stderr', LineSplitter>>;
@@ -205,6 +207,12 @@ export class ProgressModel {
         const lines = sp.push(e.data).map(sanitizeLine);
         this.keep(st, lines);
         return { step: st, stage: s, lines };
+      }
+      case 'explain': {
+        const s = this.stageOf(e.stage);
+        const st = this.stepOf(s, e.step);
+        st.explain = { cached: e.cached, text: e.text, changes: e.changes };
+        return { step: st, stage: s };
       }
       case 'step-cached': {
         const s = this.stageOf(e.stage);

@@ -75,6 +75,22 @@ test('every field of every line the JSON display writes is documented for its ty
   lines.push(
     ...r.lines({ type: 'sandbox', mode: 'rootless', backend: 'oci', snapshotter: 'overlay', description: 'd' }, T0),
   );
+  lines.push(
+    ...r.lines(
+      {
+        type: 'explain',
+        stage: 0,
+        step: 2,
+        cached: false,
+        reason: 'earlier-step',
+        text: 'because step 1 changed',
+        changes: ['a: content'],
+        record: 'local',
+        causeStep: 1,
+      },
+      T0,
+    ),
+  );
   lines.push(r.error(progressError(new KilnError('BUILD', 'm', { file: 'Dockerfile', line: 3 }, { hint: 'h' })), T0));
   const seenTypes = new Set<string>();
   for (const l of lines) {
