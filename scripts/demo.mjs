@@ -15,7 +15,10 @@
 //     the packages the build added beyond the final stage's base image (seed 002: the multi-stage
 //     image adds no Debian package); for python-obfuscated, how many of the app's .py sources are
 //     in the image's layers;
-//  5. writes the HTML report of one image (kiln report).
+//  5. writes the HTML report of one image (kiln report);
+//  6. rebuilds that image with --explain (why each step ran, or which cache record it came from),
+//     and gates its single-stage twin against it as if the twin were the next release
+//     (kiln diff --ci --baseline: size growth, new packages… exit 1).
 // Up to --jobs (default 2) base images, builds and measurements run at once. Needs root (mmdebstrap,
 // runc). Build logs go to DIR/../logs.
 import { spawn, spawnSync } from 'node:child_process';
@@ -496,6 +499,47 @@ if (reported) {
       ? `   kiln report ${reported.tag} -f ${path.relative(repo, path.join(reported.ctx, reported.file))} -o ${reportFile}`
       : `   kiln report failed: ${r.stderr.trim()}`,
   );
+}
+
+// ---- 6. --explain and the CI gate (docs/cache.md, docs/ci-gate.md)
+const twin = reported && images.find((i) => i.ex === reported.ex && i.kind === 'single' && i.built);
+if (reported) {
+  step('why each step ran (kiln build --explain) and the CI gate (kiln diff --ci)', 'explain+gate');
+  const r = kilnSync(
+    [
+      'build',
+      '--explain',
+      '-q',
+      '-f',
+      path.join(reported.ctx, reported.file),
+      ...reported.args,
+      '-t',
+      reported.tag,
+      reported.ctx,
+    ],
+    { allowFail: true },
+  );
+  console.log(`   kiln build --explain ${reported.tag} (a rebuild: every step names its record)`);
+  console.log(
+    r.stderr
+      .trim()
+      .split('\n')
+      .slice(0, 8)
+      .map((l) => `     ${l.length > 150 ? `${l.slice(0, 149)}…` : l}`)
+      .join('\n'),
+  );
+  if (twin) {
+    const g = kilnSync(['diff', '--ci', '--baseline', reported.tag, twin.tag], { allowFail: true });
+    console.log(`\n   kiln diff --ci --baseline ${reported.tag} ${twin.tag}   → exit ${g.status}`);
+    console.log(
+      g.stdout
+        .trim()
+        .split('\n')
+        .filter((l) => /^(PASS|FAIL|SKIP|Result)/.test(l))
+        .map((l) => `     ${l}`)
+        .join('\n'),
+    );
+  }
 }
 
 const failed = images.filter((i) => !i.built || !i.ran || i.measureError);

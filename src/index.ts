@@ -32,6 +32,7 @@ export type { Mount } from './sandbox/index.js';
 export { parseVolume } from './sandbox/index.js';
 export { type ImageAnalysis, type SbomResult, type ImageSummary } from './analyze/index.js';
 export { type ImageDiff } from './analyze/index.js';
+export { type GateResult, type GateRuleResult, type GateRuleId, type GateFinding } from './analyze/index.js';
 export { type HistoryRow } from './analyze/index.js';
 export { type CiThresholds, type CiRuleResult } from './analyze/index.js';
 export { type ScanResult, type Finding } from './analyze/index.js';

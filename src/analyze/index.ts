@@ -24,6 +24,20 @@ export {
 } from './analyze.js';
 export { imageHistory, layerUncompressedSize, type HistoryRow } from './history.js';
 export { diffImages, type ImageDiff, type FileChange, type PackageChange } from './diff.js';
+export {
+  baseLayersFromHistory,
+  DEFAULT_MAX_GROWTH_BYTES,
+  DEFAULT_MAX_GROWTH_PERCENT,
+  GATE_RULE_DESCRIPTIONS,
+  GATE_RULES,
+  gateImages,
+  isRootUser,
+  type GateFinding,
+  type GateOptions,
+  type GateResult,
+  type GateRuleId,
+  type GateRuleResult,
+} from './gate.js';
 export { walkImage, type WalkOptions, type WalkResult } from './walk.js';
 export {
   computeEfficiency,

@@ -21,6 +21,9 @@ import {
   type ScanResult,
   openImageSource,
   type ImageSource,
+  gateImages,
+  type GateResult,
+  type GateRuleId,
 } from '../analyze/index.js';
 import { parsePlatform } from '../image/index.js';
 import { type BuildPlan } from '../plan/index.js';
@@ -109,6 +112,56 @@ export async function diff(a: string, b: string, o: DiffOptions = {}): Promise<I
   }
 }
 
+export interface GateOptions extends StoreOptions {
+  platform?: string;
+  /** Size growth limits (percent of the baseline, bytes); null: no limit. Defaults 10 % and 50 MB. */
+  maxGrowthPercent?: number | null;
+  maxGrowthBytes?: number | null;
+  skip?: GateRuleId[];
+  /** OSV database directory: check new vulnerabilities. */
+  db?: string;
+  /**
+   * IMAGE's base image: the layers IMAGE shares with it (from the bottom) are "the base image's"
+   * for vulnerabilities. Default: read from IMAGE's history (analyze/gate.ts).
+   */
+  base?: string;
+  onLayer?: (image: 'baseline' | 'image', index: number, count: number) => void;
+}
+
+/** The CI gate: IMAGE against BASELINE under the rules (analyze/gate.ts); `pass` false when one breaks. */
+export async function gate(baseline: string, image: string, o: GateOptions = {}): Promise<GateResult> {
+  const opened: ImageSource[] = [];
+  try {
+    const sa = await openImage(baseline, o);
+    opened.push(sa);
+    const sb = await openImage(image, o);
+    opened.push(sb);
+    let baseLayers: number | undefined;
+    if (o.base !== undefined) {
+      const base = await openImage(o.base, o);
+      opened.push(base);
+      baseLayers = 0;
+      while (
+        baseLayers < base.layers.length &&
+        baseLayers < sb.layers.length &&
+        base.layers[baseLayers]!.diffId === sb.layers[baseLayers]!.diffId
+      )
+        baseLayers++;
+    }
+    const db = o.db;
+    return await gateImages(sa, sb, {
+      maxGrowthPercent: o.maxGrowthPercent,
+      maxGrowthBytes: o.maxGrowthBytes,
+      skip: o.skip,
+      ...(baseLayers !== undefined ? { baseLayers } : {}),
+      ...(db !== undefined ? { scan: (packages, os) => scanWithDatabase(packages, os, db) } : {}),
+      onLayer: o.onLayer,
+    });
+  } finally {
+    for (const s of opened) await s.close();
+  }
+}
+
 /** docker history's rows of an image, newest first. */
 export function history(image: string, o: ReadOptions = {}): Promise<HistoryRow[]> {
   return reading(image, o, (src) => imageHistory(src));
@@ -121,15 +174,27 @@ export interface ReportOptions extends ReadOptions {
   plan?: BuildPlan;
   /** When the report was made (ISO; default now). */
   generated?: string;
+  /** Compare with this image under the CI gate's rules (`gate()`, default limits; `db` too). */
+  baseline?: string;
 }
 
 /** One self-contained HTML page about an image: layers, treemap, wasted files, packages, vulnerabilities, stages. */
 export async function report(image: string, o: ReportOptions = {}): Promise<string> {
   const analysis = await reading(image, o, (src) => analyzeImage(src, { packages: true, onLayer: o.onLayer }));
   const scanned = o.db ? await scanWithDatabase(analysis.packages ?? [], analysis.os ?? {}, o.db) : undefined;
+  const baseline =
+    o.baseline !== undefined
+      ? await gate(o.baseline, image, {
+          ...(o.root !== undefined ? { root: o.root } : {}),
+          ...(o.store !== undefined ? { store: o.store } : {}),
+          platform: o.platform,
+          db: o.db,
+        })
+      : undefined;
   return renderReport({
     analysis,
     scan: scanned,
+    ...(baseline ? { baseline } : {}),
     plan: o.plan,
     tool: { name: 'kiln', version: readPackageVersion() },
     generated: o.generated ?? new Date().toISOString(),

@@ -5,7 +5,8 @@
  * Dockerfile) the stage graph with what each stage contributed to the final image. Drawing is
  * done here (SVG and tables); the page's script only filters tables and highlights layers.
  */
-import { displayName, type ImageAnalysis, type DirSize, type ScanResult } from '../analyze/index.js';
+import { displayName, type ImageAnalysis, type DirSize, type GateResult, type ScanResult } from '../analyze/index.js';
+import { baselineSection } from './baseline.js';
 import { type BuildPlan } from '../plan/index.js';
 import { squarify, type Rect } from './treemap.js';
 import { human } from '../util/index.js';
@@ -14,6 +15,8 @@ export interface ReportInput {
   analysis: ImageAnalysis;
   scan?: ScanResult;
   plan?: BuildPlan;
+  /** The CI gate's comparison with a baseline (`kiln report --baseline`). */
+  baseline?: GateResult;
   tool: { name: string; version: string };
   /** When the report was made (ISO); defaults to the image's creation time for reproducibility. */
   generated?: string;
@@ -319,6 +322,7 @@ export function renderReport(input: ReportInput): string {
 ${scanCard}
 </div>
 </header>
+${baselineSection(input.baseline, esc)}
 <section id="layers-section"><h2>Layers</h2>
 ${layerBar(a)}
 ${layerTable(a)}

@@ -17,3 +17,4 @@ export {
 } from './analysis.js';
 export { humanAgo, humanSize, printTable } from './table.js';
 export { ExplainTable } from './explain.js';
+export { formatGateSarif, formatGateText } from './gate.js';

@@ -14,6 +14,7 @@ interface ReportFlags {
   target?: string;
   buildArg?: string[];
   platform?: string;
+  baseline?: string;
 }
 
 export function register(program: Command): Command {
@@ -32,6 +33,10 @@ export function register(program: Command): Command {
     .option('--target <stage>', 'the target stage of that build (default: the last)')
     .option('--build-arg <key=value>', 'build-time variable of that build (repeatable)', collect)
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image')
+    .option(
+      '--baseline <ref>',
+      'compare with this image (the last release) under the rules of kiln diff --ci, shown first on the page',
+    )
     .action(async (image: string, flags: ReportFlags, cmd: Command) => {
       // The Dockerfile is read where it is (its directory as the context).
       const buildPlan = flags.file
@@ -50,6 +55,7 @@ export function register(program: Command): Command {
           db: flags.db,
           plan: buildPlan,
           platform: flags.platform,
+          baseline: flags.baseline,
           onLayer: p.onLayer,
         });
       } finally {
