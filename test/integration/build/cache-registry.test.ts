@@ -22,7 +22,11 @@ after(() => rmSync(work, { recursive: true, force: true }));
 let stores = 0;
 const newStore = () => path.join(work, `store-${++stores}`);
 
-async function build(root: string, ctx: string, extra: string[]): Promise<Built & { manifest: string }> {
+async function build(
+  root: string,
+  ctx: string,
+  extra: string[],
+): Promise<Built & { manifest: string; records: (string | undefined)[] }> {
   const r = await runKiln(['build', '--progress', 'json', '-t', 'app:1', ...extra, ctx], { root });
   assert.equal(r.code, 0, `build failed: ${r.stderr}\n${r.stdout.split('\n').slice(-5).join('\n')}`);
   const done = r.stdout
@@ -30,7 +34,14 @@ async function build(root: string, ctx: string, extra: string[]): Promise<Built 
     .filter(Boolean)
     .map((l) => JSON.parse(l) as { type: string; manifestDigest?: string })
     .find((e) => e.type === 'done');
-  return { ...parseJsonProgress(r.stdout, r.stderr, 'app:1'), manifest: done!.manifestDigest! };
+  // Where each hit's record came from (the `explain` events, build --explain).
+  const records = r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { type: string; cached?: boolean; record?: string })
+    .filter((e) => e.type === 'explain' && e.cached)
+    .map((e) => e.record);
+  return { ...parseJsonProgress(r.stdout, r.stderr, 'app:1'), manifest: done!.manifestDigest!, records };
 }
 const ran = (b: Built) => b.steps.filter((s) => !s.cached).map((s) => s.text);
 
@@ -85,6 +96,11 @@ describe('build cache in a registry', { skip }, () => {
     assert.equal(second.steps.length, 8);
     assert.deepEqual(ran(second), [], 'every step CACHED on the empty store');
     assert.equal(second.id, first.id, 'same image id: no RUN ran (each writes the time)');
+    assert.deepEqual(
+      second.records,
+      second.steps.map(() => cacheRef),
+      '--explain names the registry cache each hit came from',
+    );
     // A holds its layers as plain tars, B the cache's gzip blobs: local manifests differ by that
     // alone. Pushed, both give one manifest (the same gzip bytes).
     const pushedA = await runKiln(['push', 'app:1', `${reg.host}/pushed/app:a`], { root: a });
@@ -99,6 +115,10 @@ describe('build cache in a registry', { skip }, () => {
     // What was imported is in B's own cache now: no --cache-from needed.
     const third = await build(b, ctx, []);
     assert.deepEqual(ran(third), []);
+    assert.deepEqual(
+      third.records,
+      third.steps.map(() => 'local'),
+    );
     assert.equal(third.id, first.id);
     // A changed source on yet another machine: the steps before its COPY come from the registry.
     const { writeFileSync } = await import('node:fs');
