@@ -8,6 +8,8 @@
  *                                  (keyed by chain id + paths), so a rebuild need not unpack a
  *                                  source stage again just to hash what COPY --from takes.
  *   cache/files/<ctx id>.json      file digests of a build context (context/hash.ts FileHashCache).
+ *   cache/explain/<id hex>.json    what went into each step's last key, by step identity
+ *                                  (explain.ts: `build --explain`); pruned with the records.
  *   gc-roots/cache-<key hex>       the layer digests of a record's state, one a line, and the chain
  *                                  ids of its snapshot-only layers: the store's gc keeps them
  *                                  (written before the record, removed after it).
