@@ -35,7 +35,10 @@ export class ExplainTable {
 
   /** The table (empty when no step started). */
   format(): string {
-    const rows = [...this.rows.values()].filter((r) => r.why !== undefined);
+    // Stages run side by side: rows in Dockerfile order (stage, then step), not in start order.
+    const rows = [...this.rows.values()]
+      .filter((r) => r.why !== undefined)
+      .sort((a, b) => a.stage - b.stage || a.step - b.step);
     if (!rows.length) return '';
     const head = rows.map((r) => `${this.names.get(r.stage) ?? r.stage} ${r.step}`);
     const texts = rows.map((r) => firstLine(r.text, 40));
