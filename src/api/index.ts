@@ -43,3 +43,4 @@ export {
   type DiffOptions,
   type ReportOptions,
 } from './read.js';
+export { debug, keptSteps, removeKeptSteps, type DebugOptions, type KeptStep } from './debug.js';
