@@ -31,6 +31,7 @@ export {
   analyze,
   sbom,
   scan,
+  scanSecrets,
   diff,
   history,
   report,
@@ -40,6 +41,8 @@ export {
   type AnalyzeResult,
   type ScanOptions,
   type ScanReport,
+  type SecretScanOptions,
+  type SecretScanReport,
   type DiffOptions,
   type ReportOptions,
 } from './read.js';
