@@ -93,3 +93,11 @@ export {
 } from './lint/index.js';
 export { formatLintText, formatLintJson, formatLintSarif } from './lint/format.js';
 export { buildChecks, checkCall } from './lint/build-checks.js';
+export {
+  scanImageSecrets,
+  maskSecret,
+  type SecretFinding,
+  type SecretScanOptions,
+  type SecretScanResult,
+  type SkippedFile,
+} from './secrets.js';

@@ -31,6 +31,7 @@ export {
   analyze,
   sbom,
   scan,
+  scanSecrets,
   diff,
   gate,
   history,
@@ -42,6 +43,9 @@ export {
   type AnalyzeResult,
   type ScanOptions,
   type ScanReport,
+  type SecretScanOptions,
+  type SecretScanReport,
   type DiffOptions,
   type ReportOptions,
 } from './read.js';
+export { debug, keptSteps, removeKeptSteps, type DebugOptions, type KeptStep } from './debug.js';

@@ -24,6 +24,8 @@ import {
   gateImages,
   type GateResult,
   type GateRuleId,
+  scanImageSecrets,
+  type SecretScanResult,
 } from '../analyze/index.js';
 import { parsePlatform } from '../image/index.js';
 import { type BuildPlan } from '../plan/index.js';
@@ -90,6 +92,27 @@ export async function scan(image: string, o: ScanOptions): Promise<ScanReport> {
   let r = await scanWithDatabase(cat.packages, cat.os, o.db);
   if (o.severities) r = filterSeverities(r, new Set(o.severities));
   return { image: cat.image, os: cat.os, ...r };
+}
+
+export interface SecretScanOptions extends ReadOptions {
+  /** Binary files larger than this are skipped, and listed as skipped (default 10 MB). */
+  maxFileSize?: number;
+}
+
+export interface SecretScanReport extends SecretScanResult {
+  image: string;
+}
+
+/**
+ * Credential patterns (private keys, cloud and SaaS tokens, .npmrc/.pypirc/.netrc/.git-credentials,
+ * docker config.json auths) in every layer — files a later layer deleted too — and in the config's
+ * env, labels and history; masked, with the layer, path, line and step of each.
+ */
+export function scanSecrets(image: string, o: SecretScanOptions = {}): Promise<SecretScanReport> {
+  return reading(image, o, async (src) => ({
+    image: src.name ?? src.display,
+    ...(await scanImageSecrets(src, { maxFileSize: o.maxFileSize, onLayer: o.onLayer })),
+  }));
 }
 
 export interface DiffOptions extends StoreOptions {

@@ -97,6 +97,12 @@ export interface BuildOptions {
   secrets?: SecretSource[];
   /** SSH agent sockets for RUN --mount=type=ssh (--ssh ID[=SOCKET]). */
   ssh?: SshSource[];
+  /**
+   * A failing RUN: fail the build (default), or keep the step's state first — the filesystem it
+   * left, the one before it, its mounts and settings — for `kiln debug` (engine/kept-step.ts); the
+   * error then has `keptStep` (its id) and says how to enter it.
+   */
+  onError?: 'fail' | 'keep';
   /** Keep an image in which the secret proof found a secret (a warning, not an error; see secret-proof.ts). */
   allowSecretInImage?: boolean;
 }

@@ -18,3 +18,12 @@ export {
   type StoreOutput,
   type TarOutput,
 } from './outputs.js';
+export {
+  debugKeptStep,
+  findKeptStep,
+  listKeptSteps,
+  pruneKeptSteps,
+  removeKeptStep,
+  type DebugOptions as DebugStepOptions,
+  type KeptStep,
+} from './kept-step.js';

@@ -4,14 +4,16 @@
  * output streamed as events; the layer of what it changed. History text as BuildKit's.
  */
 import { rm } from 'node:fs/promises';
-import { type RunInstruction } from '../dockerfile/index.js';
+import * as path from 'node:path';
+import { type MountSpec, type RunInstruction } from '../dockerfile/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { type StageScope } from '../plan/index.js';
 import { runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
-import { KilnError, type Slots } from '../util/index.js';
+import { KilnError, type ErrorPlace, type Slots } from '../util/index.js';
 import { historyEntry } from './config-step.js';
 import type { Step } from './expand-step.js';
 import { runArgs } from './heredoc.js';
+import { discardKeptStepSlot, keptStepSlot, recordKeptStep, type KeptStepSlot } from './kept-step.js';
 import { runHistoryText } from './history.js';
 import { prepareRunMounts, type FromSource, type RunMounts } from './run-mounts.js';
 import { appendHistory, historyTime, pushLayer, type StageState, type StepAt, type StepEnv } from './stage-state.js';
@@ -54,10 +56,13 @@ export async function runInstruction(
   const network = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : (o.network ?? 'host');
   let out: Awaited<ReturnType<typeof runStep>>;
   let runMounts: RunMounts | undefined;
+  // --on-error=keep: where the filesystem of a failing command goes (kept-step.ts).
+  const slot = o.onError === 'keep' ? keptStepSlot(o.store) : undefined;
+  const fromSources: FromSource[] = [];
   try {
     if (ins.mounts.length) {
       // from= as the step resolved it, i-th source for the i-th mount with a from=.
-      const from = async (_value: string, i: number): Promise<FromSource> => {
+      let from = async (_value: string, i: number): Promise<FromSource> => {
         const src = step.sources[i];
         if (!src) throw new KilnError('INTERNAL', `RUN --mount from=${_value}: no source resolved`, place);
         if (src.kind === 'stage') {
@@ -67,6 +72,8 @@ export async function runInstruction(
         const img = await env.images.get(src.ref, place);
         return { layers: img.manifest.layers, diffIds: img.config.rootfs.diff_ids };
       };
+      const resolveFrom = from;
+      from = async (value: string, i: number) => (fromSources[i] = await resolveFrom(value, i));
       runMounts = await prepareRunMounts({
         specs: ins.mounts,
         place,
@@ -105,8 +112,12 @@ export async function runInstruction(
         sourceDateEpoch: o.sourceDateEpoch,
         onStdout: (b) => keep(b, 'stdout'),
         onStderr: (b) => keep(b, 'stderr'),
+        keepFailed: slot?.fsDir,
       }),
     );
+  } catch (e) {
+    if (slot) await discardKeptStepSlot(slot);
+    throw e;
   } finally {
     for (const d of prepared.scratch) await rm(d, { recursive: true, force: true });
     await runMounts?.release();
@@ -121,13 +132,36 @@ export async function runInstruction(
       .filter((l) => l.trim() !== '')
       .slice(-10)
       .join('\n      ');
+    const shown = cmd.form === 'exec' ? JSON.stringify(cmd.args) : cmd.command;
+    const kept =
+      slot && out.kept
+        ? await keepFailedStep(env, slot, {
+            place,
+            stage: `${at.stage.name ?? at.stage.index}`,
+            command: shown,
+            args,
+            exitCode: out.exitCode,
+            env: vars,
+            user: cfg.User ?? '',
+            workdir,
+            network,
+            backend: out.backend,
+            snapshotter: out.snapshotter,
+            kept: out.kept,
+            state,
+            mounts: ins.mounts,
+            fromSources,
+          })
+        : undefined;
     const err = new KilnError(
       'BUILD',
-      `stage ${at.stage.name ?? at.stage.index}: RUN failed with exit code ${out.exitCode}: ${cmd.form === 'exec' ? JSON.stringify(cmd.args) : cmd.command}${last ? `\n    last output:\n      ${last}` : ''}`,
+      `stage ${at.stage.name ?? at.stage.index}: RUN failed with exit code ${out.exitCode}: ${shown}${last ? `\n    last output:\n      ${last}` : ''}`,
       place,
+      kept ? { hint: `the failed step is kept: kiln debug ${kept} (--before: the state before it)` } : {},
     );
-    throw Object.assign(err, { stepExitCode: out.exitCode });
+    throw Object.assign(err, { stepExitCode: out.exitCode }, kept ? { keptStep: kept } : {});
   }
+  if (slot) await discardKeptStepSlot(slot);
   if (!out.layer) {
     appendHistory(state, historyEntry(historyTime(o.sourceDateEpoch), createdBy, true));
     return undefined;
@@ -135,4 +169,68 @@ export async function runInstruction(
   pushLayer(state, out.layer, place);
   appendHistory(state, historyEntry(historyTime(o.sourceDateEpoch), createdBy, false));
   return out.layer;
+}
+
+/** Record a failed RUN kept in `slot` (kept-step.ts): its id, or undefined when it could not be kept (a warning). */
+async function keepFailedStep(
+  env: RunEnv,
+  slot: KeptStepSlot,
+  s: {
+    place: ErrorPlace;
+    stage: string;
+    command: string;
+    args: string[];
+    exitCode: number;
+    env: string[];
+    user: string;
+    workdir: string;
+    network: 'host' | 'none';
+    backend: BackendKind;
+    snapshotter: SnapshotterKind;
+    kept: 'upper' | 'tree';
+    state: StageState;
+    mounts: MountSpec[];
+    fromSources: FromSource[];
+  },
+): Promise<string | undefined> {
+  const o = env.o;
+  // Sources only (a file's absolute path, a variable's name): never a secret's bytes.
+  const ids = new Set(s.mounts.map((m) => (m.type === 'secret' ? m.id || path.posix.basename(m.target ?? '') : '')));
+  const sshIds = new Set(s.mounts.map((m) => (m.type === 'ssh' ? m.id || 'default' : '')));
+  try {
+    const rec = await recordKeptStep(o.store, slot, {
+      created: new Date().toISOString(),
+      file: s.place.file,
+      line: s.place.line,
+      stage: s.stage,
+      command: s.command,
+      args: s.args,
+      exitCode: s.exitCode,
+      env: s.env,
+      user: s.user,
+      workdir: s.workdir,
+      network: s.network,
+      backend: s.backend,
+      snapshotter: s.snapshotter,
+      kept: s.kept,
+      layers: s.state.layers,
+      diffIds: s.state.config.rootfs.diff_ids,
+      mounts: s.mounts,
+      fromSources: s.fromSources,
+      contextDir: env.ctx.root,
+      dockerfilePath: o.dockerfilePath,
+      secrets: (o.secrets ?? [])
+        .filter((x) => ids.has(x.id))
+        .map((x) => ({ id: x.id, ...(x.src !== undefined ? { src: path.resolve(x.src) } : { env: x.env }) })),
+      ssh: (o.ssh ?? []).filter((x) => sshIds.has(x.id)).map((x) => ({ id: x.id, socket: path.resolve(x.socket) })),
+      extraHosts: o.extraHosts,
+      shmSize: o.shmSize,
+      ulimits: o.ulimits,
+    });
+    return rec.id;
+  } catch (e) {
+    await discardKeptStepSlot(slot);
+    env.emit({ type: 'warning', message: `the failed step could not be kept: ${(e as Error).message}` });
+    return undefined;
+  }
 }

@@ -45,6 +45,10 @@ export interface StepOptions {
   registry?: ClientOptions;
   secrets?: SecretSource[];
   ssh?: SshSource[];
+  /** A failing RUN: fail the build (default), or keep its state for `kiln debug` first (kept-step.ts). */
+  onError?: 'fail' | 'keep';
+  /** The Dockerfile's path (a kept step's .dockerignore). */
+  dockerfilePath?: string;
 }
 
 /** What a step that writes layers uses from the build. */

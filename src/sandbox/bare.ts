@@ -160,7 +160,7 @@ export class BareRunner implements Runner {
       ...spec.args,
     ];
     // A session of its own (setsid): what it leaves running is found by its session id.
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [spec.stdin ?? 'ignore', 'pipe', 'pipe'], detached: true });
     // No PID namespace ends what the process left running: its exit does (their output pipes
     // would hold the close back), and so does an abort.
     const sid = child.pid!;

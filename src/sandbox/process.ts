@@ -35,6 +35,8 @@ export interface ProcessSpec {
   ulimits?: Ulimit[];
   onStdout?: (b: Buffer) => void;
   onStderr?: (b: Buffer) => void;
+  /** 'inherit': the process reads kiln's own stdin (`kiln debug`'s shell); default: closed. */
+  stdin?: 'inherit';
 }
 
 export interface Ulimit {

@@ -11,7 +11,7 @@
  *     into the store;
  *  5. everything unmounted and removed, also on abort (signal) or SIGINT/SIGTERM/SIGHUP.
  */
-import { copyFileSync, mkdirSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdirSync, existsSync, readdirSync, renameSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -41,7 +41,7 @@ import {
 import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.js';
 import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind, type Ulimit } from './runtime.js';
 import { BARE_DEVICES } from './bare.js';
-import { cleanupStaleRuns, createRunDir, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
+import { cleanupStaleRuns, createRunDir, mountsUnder, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
 
 const xattr = createRequire(import.meta.url)('fs-xattr') as {
   listAttributesSync(p: string): string[];
@@ -94,6 +94,15 @@ export interface RunStepOptions {
   runtime?: string;
   onStdout?: (b: Buffer) => void;
   onStderr?: (b: Buffer) => void;
+  /** 'inherit': the process reads kiln's stdin (`kiln debug`); default: closed, as a RUN's. */
+  stdin?: 'inherit';
+  /**
+   * When the process fails (non-zero exit), keep the filesystem it left at this path (which must
+   * not exist; on the store's file system) instead of capturing a layer: the overlay's upper dir
+   * (the changes, in the snapshots' own form: a lower on top of the step's layers) or, with the
+   * native snapshotter, the whole tree. Mounts are never in it (their points are stubs).
+   */
+  keepFailed?: string;
   /** Abort: the process is killed, everything torn down, runStep rejects (KilnError SANDBOX "interrupted"). */
   signal?: AbortSignal;
 }
@@ -107,6 +116,8 @@ export interface RunOutcome {
   changes: Change[];
   backend: BackendKind;
   snapshotter: SnapshotterKind;
+  /** keepFailed: what was kept there — the overlay's changes (`upper`) or the whole tree (`tree`). */
+  kept?: 'upper' | 'tree';
 }
 
 export async function runStep(o: RunStepOptions): Promise<RunOutcome> {
@@ -203,10 +214,15 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
       ulimits: o.ulimits,
       onStdout: o.onStdout,
       onStderr: o.onStderr,
+      stdin: o.stdin,
     },
     signal,
   );
   if (signal.aborted) throw interrupted();
+  if (exitCode !== 0 && o.keepFailed) {
+    const kept = await keepFilesystem(snapshotter === 'overlay' ? upper : rootfs, rootfs, o.keepFailed);
+    return { exitCode, changes: [], backend: runner.kind, snapshotter, kept };
+  }
 
   let changes: Change[] = [];
   let layer: LayerInfo | undefined;
@@ -252,6 +268,40 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     }
   }
   return { exitCode, layer, changes, backend: runner.kind, snapshotter };
+}
+
+/**
+ * Move a failed run's filesystem to `dest`: unmounted first (the overlay, or whatever a backend
+ * left mounted inside the native tree), then renamed (same file system: the store's). An upper dir
+ * loses overlayfs's bookkeeping xattrs, as a snapshot does, since it becomes a lower.
+ */
+async function keepFilesystem(src: string, rootfs: string, dest: string): Promise<'upper' | 'tree'> {
+  for (const p of mountsUnder(rootfs)) await unmount(p);
+  mkdirSync(path.dirname(dest), { recursive: true });
+  renameSync(src, dest);
+  if (src === rootfs) return 'tree';
+  stripOverlayTree(dest);
+  return 'upper';
+}
+
+/** stripOverlayInternals over a whole tree (a kept upper dir: no tar listed its entries). */
+function stripOverlayTree(dir: string): void {
+  const marked: [string, string[]][] = [];
+  const walk = (rel: string) => {
+    for (const d of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${d.name}` : d.name;
+      if (d.isSymbolicLink()) continue;
+      try {
+        const names = xattr.listAttributesSync(path.join(dir, r));
+        if (names.some(isOverlayInternal)) marked.push([r, names]);
+      } catch {
+        // no xattrs here
+      }
+      if (d.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  stripOverlayInternals(dir, marked);
 }
 
 /**

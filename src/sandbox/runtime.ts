@@ -329,7 +329,7 @@ export class OciRunner implements Runner {
       bundleDir,
       id,
     ];
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [spec.stdin ?? 'ignore', 'pipe', 'pipe'] });
     const unwatch = removeOnceStarted(specFile, path.join(state, id));
     const tail = { text: '' };
     pipeOutput(child, spec, tail);
@@ -408,7 +408,7 @@ export class ChrootRunner implements Runner {
       ...(spec.network === 'none' ? ['--net'] : []),
     ];
     const argv = [...wrapper, tools.unshare, ...nsArgs, 'sh', scriptFile];
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [spec.stdin ?? 'ignore', 'pipe', 'pipe'] });
     const tail = { text: '' };
     pipeOutput(child, spec, tail);
     try {

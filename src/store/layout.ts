@@ -15,6 +15,7 @@
  *   cache-mounts/                        RUN --mount=type=cache directories
  *   gc-roots/                            what gc keeps besides tagged images
  *   run/                                 run-state dirs of containers and views (sandbox/rundir.ts)
+ *   kept-steps/<id>/                     failed RUN steps kept by --on-error=keep (engine/kept-step.ts)
  *   tmp/                                 temp files, renamed into place when complete
  */
 import * as path from 'node:path';
@@ -72,6 +73,10 @@ export class StoreLayout {
   /** Files naming blobs and snapshots gc must keep besides tagged images. */
   get gcRootsDir(): string {
     return path.join(this.root, 'gc-roots');
+  }
+  /** Failed RUN steps kept for `kiln debug` (engine/kept-step.ts): one directory each. */
+  get keptStepsDir(): string {
+    return path.join(this.root, 'kept-steps');
   }
   /** Run-state directories of containers and views being run. */
   get runDir(): string {

@@ -18,3 +18,4 @@ export {
 export { humanAgo, humanSize, printTable } from './table.js';
 export { ExplainTable } from './explain.js';
 export { formatGateSarif, formatGateText } from './gate.js';
+export { formatSecretsText } from './secrets.js';

@@ -27,9 +27,9 @@ import {
 import type { Command } from 'commander';
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { readDockerfileInput, type DockerfileInput, build } from '../../api/index.js';
+import { readDockerfileInput, type DockerfileInput, build, debug } from '../../api/index.js';
 import { normalizeImageName } from '../../image/index.js';
-import { KilnError } from '../../util/index.js';
+import { formatError, KilnError } from '../../util/index.js';
 import { formatLintText, buildChecks, checkCall } from '../../analyze/index.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
@@ -70,6 +70,7 @@ interface BuildFlags extends RegistryFlags {
   allowSecretInImage?: boolean;
   verifyReproducible?: boolean;
   explain?: boolean;
+  onError?: string;
 }
 
 /** --cache-from / --cache-to: registry cache sources and sinks sharing one registry client. */
@@ -184,7 +185,13 @@ export function register(program: Command): Command {
       '--verify-reproducible',
       'build the target twice, each on a clean scratch store, with the same SOURCE_DATE_EPOCH (given, else chosen and printed); exit 1 naming the first differing file, its layer and step when the images differ (see docs/reproducible.md)',
     )
+    .option(
+      '--on-error <mode>',
+      'when a RUN fails: fail (default), keep (keep the step for kiln debug), shell (keep it and open a shell in it when stdin is a terminal); see docs/debug.md',
+    )
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
+      if (f.onError !== undefined && !['fail', 'keep', 'shell'].includes(f.onError))
+        throw new KilnError('USAGE', `unknown --on-error "${f.onError}": use fail, keep or shell`);
       if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default')
         throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
       if (f.platform !== 'linux/amd64' && f.platform !== 'linux/x86_64')
@@ -364,6 +371,7 @@ export function register(program: Command): Command {
           ssh,
           allowSecretInImage: f.allowSecretInImage,
           verifyReproducible: f.verifyReproducible,
+          onError: f.onError === 'keep' || f.onError === 'shell' ? 'keep' : 'fail',
           onVerified: quiet ? undefined : (report) => process.stderr.write(report),
           namedContexts,
           extraHosts,
@@ -393,6 +401,20 @@ export function register(program: Command): Command {
         if (ac.signal.aborted) {
           process.stderr.write('build interrupted\n');
           process.exitCode = 130;
+          return;
+        }
+        const kept = (e as { keptStep?: string }).keptStep;
+        if (f.onError === 'shell' && kept && process.stdin.isTTY && e instanceof KilnError) {
+          display.finish();
+          process.stderr.write(`${formatError(e)}\nopening a shell in the failed step (exit ends it)\n`);
+          await debug({
+            store,
+            id: kept,
+            stdin: 'inherit',
+            onStdout: (b) => process.stdout.write(b),
+            onStderr: (b) => process.stderr.write(b),
+          });
+          process.exitCode = 1;
           return;
         }
         throw e;

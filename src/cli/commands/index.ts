@@ -21,6 +21,7 @@ export const commandLoaders: [string, () => Promise<RegisterCommand>][] = [
   ['inspect', async () => (await import('./inspect.js')).register],
   ['run', async () => (await import('./run.js')).register],
   ['build', async () => (await import('./build.js')).register],
+  ['debug', async () => (await import('./debug.js')).register],
   ['history', async () => (await import('./history.js')).register],
   ['analyze', async () => (await import('./analyze.js')).register],
   ['diff', async () => (await import('./diff.js')).register],

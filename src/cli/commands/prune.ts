@@ -5,10 +5,10 @@
  * layers the cache made fit in SIZE — and, when dropping everything, RUN --mount=type=cache
  * directories (STORE/cache-mounts) too. Then the gc frees the blobs nothing references any more.
  * First of all, what a killed kiln left behind is torn down: its runs' and views' mounts, runtime
- * state and private tmpfs files.
+ * state and private tmpfs files; and the failed steps `--on-error=keep` kept (kiln debug) go.
  */
 import type { Command } from 'commander';
-import { pruneCacheMounts } from '../../engine/index.js';
+import { pruneCacheMounts, pruneKeptSteps } from '../../engine/index.js';
 import { CacheIndex } from '../../cache/index.js';
 import { KilnError } from '../../util/index.js';
 import { cleanupStaleRuns, sweepPrivateDirs } from '../../sandbox/index.js';
@@ -38,7 +38,9 @@ interface PruneFlags {
 export function register(program: Command): Command {
   return program
     .command('prune')
-    .description('remove blobs, snapshots and temporary files that no tagged image or build-cache record references')
+    .description(
+      'remove failed steps kept for kiln debug, and blobs, snapshots and temporary files that no tagged image or build-cache record references',
+    )
     .option('--all-ages', 'also remove what was written in the last 10 minutes (only when no build runs)')
     .option(
       '--cache',
@@ -62,6 +64,9 @@ export function register(program: Command): Command {
       const runs = await cleanupStaleRuns(store.root);
       sweepPrivateDirs();
       if (runs > 0) process.stdout.write(`Cleaned up ${runs} run(s) left by stopped kiln processes\n`);
+      // Failed steps kept for kiln debug: their gc roots go with them, so the gc below frees their snapshots.
+      const kept = await pruneKeptSteps(store.root);
+      if (kept > 0) process.stdout.write(`Deleted ${kept} kept failed step(s)\n`);
       if (flags.cache) {
         const c = await CacheIndex.forStore(store).prune({ keepBytes });
         let mounts = '';
