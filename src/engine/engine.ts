@@ -268,6 +268,10 @@ class Engine implements RunEnv {
     return p;
   }
 
+  stageName(n: number): string | undefined {
+    return this.plan.stages[n]?.name;
+  }
+
   snapshotOnly(stage: number): boolean {
     return !this.shipped.has(stage) && !this.cache.needsBlobs;
   }
