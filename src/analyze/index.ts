@@ -79,3 +79,15 @@ export {
 } from './lint/index.js';
 export { formatLintText, formatLintJson, formatLintSarif } from './lint/format.js';
 export { buildChecks, checkCall } from './lint/build-checks.js';
+export {
+  imageProvenance,
+  traceImage,
+  copiedPackages,
+  analyzeCopies,
+  copiedBytesByStage,
+  fromLabel,
+  RARELY_NEEDED,
+  type TraceResult,
+  type CopyReport,
+  type CopyFinding,
+} from './provenance.js';

@@ -34,6 +34,8 @@ export {
   diff,
   history,
   report,
+  trace,
+  copies,
   openImage,
   type ReadOptions,
   type AnalyzeOptions,

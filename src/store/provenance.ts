@@ -40,7 +40,9 @@ export type ProvenanceFrom =
   | { kind: 'context' }
   | { kind: 'stage'; index: number; name?: string }
   | { kind: 'image'; ref: string }
-  | { kind: 'remote'; what: string };
+  | { kind: 'remote'; what: string }
+  /** A RUN or WORKDIR layer: made in the stage, not brought from anywhere. */
+  | { kind: 'none' };
 
 /** One file (or link) the layer holds: its path in the image, where it came from, its owner there. */
 export interface ProvenanceFile {
@@ -56,10 +58,14 @@ export interface ProvenanceFile {
   via?: ProvenanceHop[];
 }
 
+/**
+ * A layer's record. COPY/ADD list their files; RUN and WORKDIR layers are recorded too, without
+ * files, so that `kiln trace` can name the Dockerfile line of any layer a build wrote.
+ */
 export interface CopyProvenance {
   version: number;
   diffId: Digest;
-  kind: 'COPY' | 'ADD';
+  kind: 'COPY' | 'ADD' | 'RUN' | 'WORKDIR';
   step: ProvenanceStep;
   from: ProvenanceFrom;
   /** The instruction's --exclude patterns. */
@@ -73,7 +79,7 @@ export function parseProvenance(v: unknown): CopyProvenance | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   const r = v as Partial<CopyProvenance>;
   if (r.version !== PROVENANCE_VERSION || typeof r.diffId !== 'string' || !isDigest(r.diffId)) return undefined;
-  if (r.kind !== 'COPY' && r.kind !== 'ADD') return undefined;
+  if (!['COPY', 'ADD', 'RUN', 'WORKDIR'].includes(r.kind as string)) return undefined;
   if (!r.step || typeof r.step.line !== 'number' || typeof r.step.text !== 'string') return undefined;
   if (!r.from || typeof r.from.kind !== 'string') return undefined;
   if (!Array.isArray(r.packages) || !Array.isArray(r.files)) return undefined;

@@ -16,3 +16,4 @@ export {
   formatScanTable,
 } from './analysis.js';
 export { humanAgo, humanSize, printTable } from './table.js';
+export { formatTraceText, formatCopiesText } from './provenance.js';
