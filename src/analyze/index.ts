@@ -84,6 +84,7 @@ export {
   traceImage,
   copiedPackages,
   analyzeCopies,
+  recordsFromDockerfile,
   copiedBytesByStage,
   fromLabel,
   RARELY_NEEDED,

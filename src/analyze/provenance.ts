@@ -21,6 +21,8 @@ import type {
   Store,
 } from '../store/index.js';
 import type { Digest } from '../util/index.js';
+import type { Instruction } from '../dockerfile/index.js';
+import type { BuildPlan } from '../plan/index.js';
 
 /** The records of an image's layers (undefined where none was recorded), bottom first. */
 export async function imageProvenance(
@@ -261,6 +263,60 @@ export function copiedBytesByStage(records: (CopyProvenance | undefined)[]): Map
     const bytes = rec.files.reduce((s, f) => s + f.size, 0);
     for (const key of [String(rec.from.index), ...(rec.from.name ? [rec.from.name.toLowerCase()] : [])])
       out.set(key, (out.get(key) ?? 0) + bytes);
+  }
+  return out;
+}
+
+/**
+ * Records for an image no build of this store recorded, from the Dockerfile it was built from: the
+ * target stage's COPY/ADD --from instructions, matched from the end with the image's COPY/ADD
+ * history entries that made a layer; each gets its layer's files (their image paths stand for the
+ * source paths, no packages). Where the store has a record, it is kept.
+ */
+export async function recordsFromDockerfile(
+  src: ImageSource,
+  plan: BuildPlan,
+  recorded: (CopyProvenance | undefined)[],
+): Promise<(CopyProvenance | undefined)[]> {
+  const target = plan.stages[plan.target];
+  if (!target) return recorded;
+  const copies = target.instructions
+    .map((p) => p.instruction)
+    .filter((i): i is Instruction & { kind: 'COPY' | 'ADD' } => i.kind === 'COPY' || i.kind === 'ADD');
+  // Layer index of each history entry that made a layer and reads as a COPY/ADD.
+  const layers: number[] = [];
+  let n = 0;
+  for (const h of src.config.history ?? []) {
+    if (h.empty_layer) continue;
+    if (/^(?:COPY|ADD)\b/.test(h.created_by ?? '')) layers.push(n);
+    n++;
+  }
+  const walked = await walkImage(src, { entries: true, hash: 'none' });
+  const out = [...recorded];
+  for (let k = 1; k <= Math.min(copies.length, layers.length); k++) {
+    const ins = copies[copies.length - k]!;
+    const layer = layers[layers.length - k]!;
+    if (!ins.from || out[layer]) continue;
+    const named = plan.stages.find((s) => s.name?.toLowerCase() === ins.from!.toLowerCase());
+    const entries = walked.layers[layer]?.entries ?? [];
+    out[layer] = {
+      version: 1,
+      diffId: (walked.layers[layer]?.diffId ?? '') as Digest,
+      kind: ins.kind,
+      step: {
+        file: plan.file,
+        line: ins.range.start.line,
+        text: ins.original,
+        stage: { index: target.index, ...(target.name ? { name: target.name } : {}) },
+      },
+      from: named
+        ? { kind: 'stage', index: named.index, ...(named.name ? { name: named.name } : {}) }
+        : { kind: 'image', ref: ins.from },
+      packages: [],
+      files: entries
+        .filter((e) => e.type !== 'directory' && !e.path.split('/').pop()!.startsWith('.wh.'))
+        .map((e) => ({ path: e.path, source: e.path, size: e.type === 'file' ? e.size : 0 })),
+    };
   }
   return out;
 }

@@ -44,4 +44,5 @@ export {
   type ScanReport,
   type DiffOptions,
   type ReportOptions,
+  type CopiesOptions,
 } from './read.js';

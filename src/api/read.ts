@@ -25,6 +25,7 @@ import {
   copiedPackages,
   traceImage,
   analyzeCopies,
+  recordsFromDockerfile,
   type TraceResult,
   type CopyReport,
 } from '../analyze/index.js';
@@ -93,12 +94,21 @@ export async function trace(image: string, paths: string[], o: ReadOptions = {})
   return reading(image, { ...o, store }, (src) => traceImage(src, store, paths));
 }
 
-/** Each COPY --from of an image (as this store's build recorded it): size, what a runtime rarely needs, savings. */
-export async function copies(image: string, o: ReadOptions = {}): Promise<CopyReport[]> {
+export interface CopiesOptions extends ReadOptions {
+  /** The plan of the build that made the image (`plan()`): its COPY --from steps where nothing was recorded. */
+  plan?: BuildPlan;
+}
+
+/**
+ * Each COPY --from of an image: size, what a runtime rarely needs, savings. From the provenance
+ * this store's build recorded, else (given the Dockerfile's plan) from the image's layers.
+ */
+export async function copies(image: string, o: CopiesOptions = {}): Promise<CopyReport[]> {
   const store = await openStore(o);
-  return reading(image, { ...o, store }, async (src) =>
-    analyzeCopies(await imageProvenance(store, src.config.rootfs.diff_ids)),
-  );
+  return reading(image, { ...o, store }, async (src) => {
+    const recorded = await imageProvenance(store, src.config.rootfs.diff_ids);
+    return analyzeCopies(o.plan ? await recordsFromDockerfile(src, o.plan, recorded) : recorded);
+  });
 }
 
 export interface ScanOptions extends ReadOptions {

@@ -5,7 +5,9 @@
  */
 import type { Command } from 'commander';
 import { DIVE_CI_DEFAULTS, type CiThresholds } from '../../analyze/index.js';
-import { analyze, copies, type AnalyzeResult } from '../../api/index.js';
+import * as path from 'node:path';
+import { analyze, copies, plan, type AnalyzeResult } from '../../api/index.js';
+import { collect, parseKeyValues } from '../options.js';
 import { formatAnalysisText, formatCiText, formatCopiesText } from '../../ui/index.js';
 import { parseBytes, KilnError } from '../../util/index.js';
 import { emit, progress } from '../output.js';
@@ -31,6 +33,9 @@ interface AnalyzeFlags {
   platform?: string;
   output?: string;
   copies?: boolean;
+  file?: string;
+  target?: string;
+  buildArg?: string[];
 }
 
 export function register(program: Command): Command {
@@ -65,6 +70,12 @@ export function register(program: Command): Command {
       '--copies',
       'for each COPY --from of the image (as the build recorded it): its size and what it carries that a runtime rarely needs (tests, docs, man pages, headers, static libraries, __pycache__, .git, caches, dev dependencies), with the --exclude or step that would save it',
     )
+    .option(
+      '-f, --file <dockerfile>',
+      "with --copies: the Dockerfile the image was built from, for an image this store's build did not record",
+    )
+    .option('--target <stage>', 'with --file: the target stage of that build (default: the last)')
+    .option('--build-arg <key=value>', 'with --file: build-time variable of that build (repeatable)', collect)
     .option('--top <n>', 'how many of the largest wasted paths to list', '20')
     .option('--format <format>', 'text or json', 'text')
     .option('-o, --output <file>', 'write the result to FILE instead of stdout')
@@ -95,7 +106,20 @@ export function register(program: Command): Command {
           throw new KilnError('USAGE', '--copies cannot be combined with --ci or its thresholds', undefined, {
             hint: 'run `kiln analyze --copies IMAGE` and `kiln analyze --ci IMAGE` separately',
           });
-        const r = await copies(image, { store: await openStoreFromCli(cmd), platform: flags.platform });
+        // The Dockerfile is read where it is (its directory as the context), as `kiln report -f`.
+        const buildPlan = flags.file
+          ? plan({
+              context: path.dirname(path.resolve(flags.file)),
+              file: flags.file,
+              target: flags.target,
+              buildArgs: parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]),
+            })
+          : undefined;
+        const r = await copies(image, {
+          store: await openStoreFromCli(cmd),
+          platform: flags.platform,
+          plan: buildPlan,
+        });
         return emit(flags.format === 'json' ? `${JSON.stringify(r, null, 2)}\n` : formatCopiesText(r), flags.output);
       }
       const p = progress('analyze');
