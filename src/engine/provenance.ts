@@ -72,7 +72,7 @@ export class SourceOwners {
       pkgs.set(name, p);
       if (arch) pkgs.set(`${name}:${arch}`, p);
     }
-    let lists: string[] = [];
+    let lists: string[];
     try {
       lists = readdirSync(path.join(this.root, 'var/lib/dpkg/info')).filter((n) => n.endsWith('.list'));
     } catch {
@@ -106,7 +106,7 @@ export class SourceOwners {
     if (this.sitesRead.has('*')) return;
     this.sitesRead.add('*');
     for (const lib of ['usr/local/lib', 'usr/lib']) {
-      let names: string[] = [];
+      let names: string[];
       try {
         names = readdirSync(path.join(this.root, lib)).filter((n) => /^python3(\.\d+)?$/.test(n));
       } catch {
@@ -119,7 +119,7 @@ export class SourceOwners {
   private loadSite(site: string): void {
     if (this.sitesRead.has(site)) return;
     this.sitesRead.add(site);
-    let names: string[] = [];
+    let names: string[];
     try {
       names = readdirSync(path.join(this.root, site)).filter((n) => n.endsWith('.dist-info'));
     } catch {
