@@ -486,7 +486,7 @@ console.log(`
 // ---- 4b. where files came from (issue 21): kiln trace, analyze --copies, lint's BroadCopyFromStage
 const traced = [
   { ex: 'python-usrlocal-user', find: 'find /usr/local/lib -path "*-packages/*/__init__.py" | sort | head -1' },
-  { ex: 'node-distroless', find: 'find /app/node_modules -name package.json | sort | sed -n 2p' },
+  { ex: 'node-distroless', find: 'find /app/node_modules -mindepth 2 -maxdepth 2 -name "*.js" | sort | head -1' },
   { ex: 'python-venv' },
 ]
   .map((t) => ({ ...t, im: images.find((i) => i.ex === t.ex && i.kind === 'multi' && i.built) }))
@@ -513,7 +513,12 @@ if (traced.length) {
     }
     const l = kilnSync(['lint', '-f', path.join(im.ctx, im.file), im.ctx], { allowFail: true });
     for (const line of `${l.stdout}`.split('\n').filter((x) => x.includes('BroadCopyFromStage')))
-      console.log(`   kiln lint: ${line.replace(`${repo}/`, '').slice(0, 160)}`);
+      console.log(
+        `   kiln lint: ${line
+          .replace(`${repo}/`, '')
+          .replace(/: "[^"]*" copies all/, ' BroadCopyFromStage: copies all')
+          .slice(0, 150)}…`,
+      );
   }
 }
 
