@@ -486,6 +486,45 @@ console.log(`
    the final stage's base image (${L}/python-slim, ${L}/nodejs-runtime, or the full image for a
    single-stage build). app .py in layers: python-obfuscated's sources in any layer of the image.`);
 
+// ---- 4b. where files came from (issue 21): kiln trace, analyze --copies, lint's BroadCopyFromStage
+const traced = [
+  { ex: 'python-usrlocal-user', find: 'find /usr/local/lib -path "*-packages/*/__init__.py" | sort | head -1' },
+  { ex: 'node-distroless', find: 'find /app/node_modules -mindepth 2 -maxdepth 2 -name "*.js" | sort | head -1' },
+  { ex: 'python-venv' },
+]
+  .map((t) => ({ ...t, im: images.find((i) => i.ex === t.ex && i.kind === 'multi' && i.built) }))
+  .filter((t) => t.im);
+if (traced.length) {
+  step('where files came from: kiln trace, kiln analyze --copies, kiln lint', 'provenance');
+  for (const { im, find } of traced) {
+    if (find) {
+      const f = kilnSync(['run', '--entrypoint', '', im.tag, 'sh', '-c', find], { allowFail: true }).stdout.trim();
+      if (f) {
+        console.log(`   kiln trace ${im.tag} ${f}`);
+        const t = kilnSync(['trace', im.tag, f], { allowFail: true });
+        for (const line of t.stdout.trim().split('\n').slice(1)) console.log(`     ${line}`);
+      }
+    }
+    const c = kilnSync(['analyze', '--copies', im.tag], { allowFail: true });
+    console.log(`   kiln analyze --copies ${im.tag}`);
+    for (const line of c.stdout
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('Total'))) {
+      const short = line.replace(`${repo}/`, '');
+      console.log(`     ${short.length > 120 ? `${short.slice(0, 117)}…` : short}`);
+    }
+    const l = kilnSync(['lint', '-f', path.join(im.ctx, im.file), im.ctx], { allowFail: true });
+    for (const line of `${l.stdout}`.split('\n').filter((x) => x.includes('BroadCopyFromStage')))
+      console.log(
+        `   kiln lint: ${line
+          .replace(`${repo}/`, '')
+          .replace(/: "[^"]*" copies all/, ' BroadCopyFromStage: copies all')
+          .slice(0, 150)}…`,
+      );
+  }
+}
+
 // ---- 5. the report
 const reported = images.find((i) => i.report && i.built) ?? images.find((i) => i.kind === 'multi' && i.built);
 if (reported) {

@@ -37,6 +37,8 @@ export { type HistoryRow } from './analyze/index.js';
 export { type CiThresholds, type CiRuleResult } from './analyze/index.js';
 export { type ScanResult, type Finding } from './analyze/index.js';
 export { type LintResult, type LintFinding } from './analyze/index.js';
+export { type TraceResult, type CopyReport, type CopyFinding } from './analyze/index.js';
+export { type CopyProvenance, type ProvenancePackage } from './store/index.js';
 // Lower-level pieces: the Dockerfile frontend, the planner, the HTML renderer, the SBOM documents.
 export * as dockerfile from './dockerfile/index.js';
 export { parseDockerfile } from './dockerfile/index.js';

@@ -101,3 +101,16 @@ export {
   type SecretScanResult,
   type SkippedFile,
 } from './secrets.js';
+export {
+  imageProvenance,
+  traceImage,
+  copiedPackages,
+  analyzeCopies,
+  recordsFromDockerfile,
+  copiedBytesByStage,
+  fromLabel,
+  RARELY_NEEDED,
+  type TraceResult,
+  type CopyReport,
+  type CopyFinding,
+} from './provenance.js';

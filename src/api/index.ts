@@ -36,6 +36,8 @@ export {
   gate,
   history,
   report,
+  trace,
+  copies,
   openImage,
   type GateOptions,
   type ReadOptions,
@@ -47,5 +49,6 @@ export {
   type SecretScanReport,
   type DiffOptions,
   type ReportOptions,
+  type CopiesOptions,
 } from './read.js';
 export { debug, keptSteps, removeKeptSteps, type DebugOptions, type KeptStep } from './debug.js';

@@ -26,6 +26,13 @@ import {
   type GateRuleId,
   scanImageSecrets,
   type SecretScanResult,
+  imageProvenance,
+  copiedPackages,
+  traceImage,
+  analyzeCopies,
+  recordsFromDockerfile,
+  type TraceResult,
+  type CopyReport,
 } from '../analyze/index.js';
 import { parsePlatform } from '../image/index.js';
 import { type BuildPlan } from '../plan/index.js';
@@ -72,9 +79,41 @@ export async function analyze(image: string, o: AnalyzeOptions = {}): Promise<An
   return o.ci ? { ...a, ci: evaluateCi(a.efficiency, o.ci) } : a;
 }
 
-/** The packages in an image (dpkg, apk, Python, node), with the layer that brought each. */
-export function sbom(image: string, o: ReadOptions = {}): Promise<SbomResult> {
-  return reading(image, o, (src) => catalogImage(src, { onLayer: o.onLayer }));
+/**
+ * The packages in an image (dpkg, apk, Python, node), with the layer that brought each; and, from
+ * the provenance this store's builds recorded, the packages a COPY --from brought without their
+ * metadata (marked `copied`).
+ */
+export async function sbom(image: string, o: ReadOptions = {}): Promise<SbomResult> {
+  const store = await openStore(o);
+  return reading(image, { ...o, store }, async (src) => {
+    const r = await catalogImage(src, { onLayer: o.onLayer });
+    const records = await imageProvenance(store, src.config.rootfs.diff_ids);
+    return { ...r, packages: [...r.packages, ...copiedPackages(records, r.packages, r.os)] };
+  });
+}
+
+/** Where each PATH of an image came from: layer, Dockerfile line, COPY --from chain, owning package. */
+export async function trace(image: string, paths: string[], o: ReadOptions = {}): Promise<TraceResult[]> {
+  const store = await openStore(o);
+  return reading(image, { ...o, store }, (src) => traceImage(src, store, paths));
+}
+
+export interface CopiesOptions extends ReadOptions {
+  /** The plan of the build that made the image (`plan()`): its COPY --from steps where nothing was recorded. */
+  plan?: BuildPlan;
+}
+
+/**
+ * Each COPY --from of an image: size, what a runtime rarely needs, savings. From the provenance
+ * this store's build recorded, else (given the Dockerfile's plan) from the image's layers.
+ */
+export async function copies(image: string, o: CopiesOptions = {}): Promise<CopyReport[]> {
+  const store = await openStore(o);
+  return reading(image, { ...o, store }, async (src) => {
+    const recorded = await imageProvenance(store, src.config.rootfs.diff_ids);
+    return analyzeCopies(o.plan ? await recordsFromDockerfile(src, o.plan, recorded) : recorded);
+  });
 }
 
 export interface ScanOptions extends ReadOptions {
@@ -203,13 +242,18 @@ export interface ReportOptions extends ReadOptions {
 
 /** One self-contained HTML page about an image: layers, treemap, wasted files, packages, vulnerabilities, stages. */
 export async function report(image: string, o: ReportOptions = {}): Promise<string> {
-  const analysis = await reading(image, o, (src) => analyzeImage(src, { packages: true, onLayer: o.onLayer }));
+  const store = await openStore(o);
+  let copiedFrom: (string | undefined)[] = [];
+  const analysis = await reading(image, { ...o, store }, async (src) => {
+    const records = await imageProvenance(store, src.config.rootfs.diff_ids);
+    copiedFrom = records.map((r) => (r?.from.kind === 'stage' ? (r.from.name ?? String(r.from.index)) : undefined));
+    return analyzeImage(src, { packages: true, onLayer: o.onLayer });
+  });
   const scanned = o.db ? await scanWithDatabase(analysis.packages ?? [], analysis.os ?? {}, o.db) : undefined;
   const baseline =
     o.baseline !== undefined
       ? await gate(o.baseline, image, {
-          ...(o.root !== undefined ? { root: o.root } : {}),
-          ...(o.store !== undefined ? { store: o.store } : {}),
+          store,
           platform: o.platform,
           db: o.db,
         })
@@ -219,6 +263,7 @@ export async function report(image: string, o: ReportOptions = {}): Promise<stri
     scan: scanned,
     ...(baseline ? { baseline } : {}),
     plan: o.plan,
+    copiedFrom,
     tool: { name: 'kiln', version: readPackageVersion() },
     generated: o.generated ?? new Date().toISOString(),
   });

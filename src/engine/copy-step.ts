@@ -10,7 +10,7 @@ import { BuildContext } from '../context/index.js';
 import { type CopyInstruction } from '../dockerfile/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { openView } from '../sandbox/index.js';
-import { KilnError, resolveChown } from '../util/index.js';
+import { type Digest, KilnError, resolveChown } from '../util/index.js';
 import { archiveSources } from './add-archive.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
 import { downloadUrl, isHttpUrl } from './add-url.js';
@@ -18,6 +18,8 @@ import { historyEntry } from './config-step.js';
 import { planCopy, type CopyRequest } from './copy.js';
 import type { Step } from './expand-step.js';
 import { heredocMarker, materializeHeredocs } from './heredoc.js';
+import { recordCopy, SourceOwners } from './provenance.js';
+import { type ProvenanceFrom } from '../store/index.js';
 import {
   addLayer,
   appendHistory,
@@ -42,6 +44,9 @@ export async function copyStep(
   const pathSources = ins.sources.filter((s) => heredocMarker(s) === undefined);
   let srcView: { root: string; close(): Promise<void> } | undefined;
   let srcCtx = env.ctx;
+  // Where the files come from, for the layer's provenance record (provenance.ts).
+  let from: ProvenanceFrom = { kind: 'context' };
+  let sourceDiffIds: Digest[] | undefined;
   let keepOwner = false;
   const cleanups: string[] = [];
   try {
@@ -51,9 +56,14 @@ export async function copyStep(
       if (src.kind === 'stage') {
         const s = await env.stageResult(src.index);
         srcView = await openView(store, s.layers, s.config.rootfs.diff_ids);
+        const name = env.stageName(src.index);
+        from = { kind: 'stage', index: src.index, ...(name !== undefined ? { name } : {}) };
+        sourceDiffIds = s.config.rootfs.diff_ids;
       } else {
         const img = await env.images.get(src.ref, place);
         srcView = await openView(store, img.manifest.layers, img.config.rootfs.diff_ids);
+        from = { kind: 'image', ref: src.ref };
+        sourceDiffIds = img.config.rootfs.diff_ids;
       }
       srcCtx = BuildContext.plain(srcView.root);
       keepOwner = true;
@@ -89,6 +99,7 @@ export async function copyStep(
           });
           cleanups.push(c.dir);
           createdTime = c.time;
+          from = { kind: 'remote', what: s };
           sources.push({ ctx: BuildContext.plain(c.root), pattern: '.' });
           continue;
         }
@@ -102,6 +113,7 @@ export async function copyStep(
             signal: env.o.signal,
           });
           cleanups.push(d.dir);
+          from = { kind: 'remote', what: s };
           sources.push({ ctx: BuildContext.plain(d.dir), pattern: d.name });
           continue;
         }
@@ -123,7 +135,9 @@ export async function copyStep(
         const docCtx = BuildContext.plain(docs.dir);
         for (const src of heredocSources) sources.push({ ctx: docCtx, pattern: docs.names.get(src)! });
       }
+      const copied = new Map<string, string>();
       const entries = await planCopy({
+        provenance: copied,
         sources,
         dest: ins.dest,
         workdir,
@@ -155,6 +169,25 @@ export async function copyStep(
       }
       const l = await addLayer(env.o, state, entries, place);
       appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, false));
+      const stageName = env.stageName(at.stage.index);
+      await recordCopy({
+        store,
+        diffId: l.diffId,
+        kind: ins.kind,
+        step: {
+          file: place.file ?? 'Dockerfile',
+          line: place.line ?? 0,
+          text: ins.original,
+          stage: { index: at.stage.index, ...(stageName !== undefined ? { name: stageName } : {}) },
+        },
+        from,
+        exclude: ins.exclude,
+        entries,
+        sources: copied,
+        sourceRoot: srcCtx.root,
+        owners: srcView ? new SourceOwners(srcView.root) : undefined,
+        sourceDiffIds,
+      });
       return l;
     } finally {
       await destView.close();

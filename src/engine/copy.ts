@@ -41,6 +41,8 @@ export interface CopyRequest {
   /** mtime (seconds) of the directories the copy makes (default: now); a git commit's time for ADD of a repository. */
   createdTime?: number;
   place: ErrorPlace;
+  /** Filled with each target's source file (absolute path), for the layer's provenance (provenance.ts). */
+  provenance?: Map<string, string>;
 }
 
 function isDirIn(root: string, rel: string): boolean {
@@ -81,6 +83,7 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
     const st = e.stat;
     const m = meta(st);
     inodes.delete(target);
+    req.provenance?.set(target, e.abs);
     if (st.isDirectory()) entries.set(target, { path: target, type: 'directory', ...m });
     else if (st.isSymbolicLink())
       entries.set(target, { path: target, type: 'symlink', linkname: readlinkSafe(e.abs), ...m, mode: 0o777 });

@@ -30,7 +30,7 @@ import {
 import { BuildContext } from '../context/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { hostPlatform, type Compression, type Descriptor } from '../image/index.js';
-import { isPlainLayer, type Store, compressedImage, compressionOf } from '../store/index.js';
+import { isPlainLayer, type Store, compressedImage, compressionOf, PROVENANCE_VERSION } from '../store/index.js';
 import {
   blobFromSnapshot,
   DEFAULT_PATH,
@@ -277,6 +277,10 @@ class Engine implements RunEnv {
     return p;
   }
 
+  stageName(n: number): string | undefined {
+    return this.plan.stages[n]?.name;
+  }
+
   snapshotOnly(stage: number): boolean {
     return !this.shipped.has(stage) && !this.cache.needsBlobs;
   }
@@ -405,6 +409,22 @@ class Engine implements RunEnv {
         } else {
           layer = await this.dispatch(step, state, scope, at);
           await this.cache.record(cached, state, layer);
+          // A COPY/ADD layer's record lists its files (copy-step.ts); the others name their step only.
+          if (layer && (step.ins.kind === 'RUN' || step.ins.kind === 'WORKDIR'))
+            await this.o.store.putProvenance({
+              version: PROVENANCE_VERSION,
+              diffId: layer.diffId,
+              kind: step.ins.kind,
+              step: {
+                file: place.file ?? 'Dockerfile',
+                line: place.line ?? 0,
+                text: ins.original,
+                stage: { index: stage.index, ...(stage.name !== undefined ? { name: stage.name } : {}) },
+              },
+              from: { kind: 'none' },
+              packages: [],
+              files: [],
+            });
         }
       } catch (e) {
         this.emit({

@@ -60,6 +60,8 @@ export interface StepEnv {
   readonly emit: EventSink;
   /** A stage's final state (built once; waits for it). */
   stageResult(n: number): Promise<StageState>;
+  /** A stage's name (AS …), if it has one. */
+  stageName(n: number): string | undefined;
 }
 
 /** Where the step is in its stage. */

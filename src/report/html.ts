@@ -17,6 +17,12 @@ export interface ReportInput {
   plan?: BuildPlan;
   /** The CI gate's comparison with a baseline (`kiln report --baseline`). */
   baseline?: GateResult;
+  /**
+   * Per layer of the image (bottom first), the stage its COPY --from copied from (name or index),
+   * as the build's provenance records say: BuildKit's history text omits --from, so without it a
+   * stage's copies are only found in a docker-style history ("COPY --from=builder …").
+   */
+  copiedFrom?: (string | undefined)[];
   tool: { name: string; version: string };
   /** When the report was made (ISO); defaults to the image's creation time for reproducibility. */
   generated?: string;
@@ -178,7 +184,11 @@ ${scan.total ? `<table id="vulns"><thead><tr><th>severity</th><th>id</th><th>pac
 }
 
 /** Bytes each stage put into the final image: its own layers (the FROM chain) or COPY --from it. */
-export function stageContributions(a: ImageAnalysis, plan: BuildPlan): Map<number, number> {
+export function stageContributions(
+  a: ImageAnalysis,
+  plan: BuildPlan,
+  copiedFrom: (string | undefined)[] = [],
+): Map<number, number> {
   const out = new Map<number, number>();
   const byName = new Map<string, number>();
   for (const s of plan.stages) {
@@ -194,7 +204,8 @@ export function stageContributions(a: ImageAnalysis, plan: BuildPlan): Map<numbe
     chain.add(s.index);
   for (const l of a.layers) {
     const m = /--from=("?)([^\s"]+)\1/.exec(l.createdBy);
-    const from = m ? byName.get(m[2]!.toLowerCase()) : undefined;
+    const recorded = copiedFrom[l.index];
+    const from = byName.get((recorded ?? m?.[2] ?? '').toLowerCase());
     if (from !== undefined) out.set(from, (out.get(from) ?? 0) + l.size);
   }
   // The rest of the final image's bytes came with the target's FROM chain (base image and its steps).
@@ -205,9 +216,9 @@ export function stageContributions(a: ImageAnalysis, plan: BuildPlan): Map<numbe
   return out;
 }
 
-function stageGraph(a: ImageAnalysis, plan: BuildPlan | undefined): string {
+function stageGraph(a: ImageAnalysis, plan: BuildPlan | undefined, copiedFrom?: (string | undefined)[]): string {
   if (!plan) return '';
-  const contrib = stageContributions(a, plan);
+  const contrib = stageContributions(a, plan, copiedFrom);
   const boxW = 200;
   const boxH = 64;
   const gap = 60;
@@ -327,7 +338,7 @@ ${baselineSection(input.baseline, esc)}
 ${layerBar(a)}
 ${layerTable(a)}
 </section>
-${stageGraph(a, input.plan)}
+${stageGraph(a, input.plan, input.copiedFrom)}
 <section id="directories"><h2>Largest directories</h2>
 ${treemap(a.directories)}
 </section>

@@ -22,3 +22,13 @@ export {
 export { withFileLock } from './lock.js';
 export { copyImageToStore, openStoreImage } from './image.js';
 export { storeLayout } from './layout.js';
+export {
+  PROVENANCE_VERSION,
+  parseProvenance,
+  type CopyProvenance,
+  type ProvenanceFile,
+  type ProvenanceFrom,
+  type ProvenanceHop,
+  type ProvenancePackage,
+  type ProvenanceStep,
+} from './provenance.js';

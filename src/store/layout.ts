@@ -9,6 +9,7 @@
  *   blobs/sha256/<hex>                   blobs by digest
  *   layers/<hex>.json                    per-layer facts
  *   sources/<hex>.json                   repositories known to hold a blob (cross-repo mounts)
+ *   provenance/<diff_id hex>.json        what a COPY/ADD layer brought in (store/provenance.ts)
  *   variants/<diff_id hex>.<c>.json      compressed variants of plain layers
  *   snapshots/<chain id hex>/            unpacked layer stacks
  *   cache/                               build-cache records (cache/records.ts)
@@ -51,6 +52,13 @@ export class StoreLayout {
   }
   blobSourcesFile(blob: Digest | string): string {
     return path.join(this.blobSourcesDir, `${hexOf(blob)}.json`);
+  }
+  get provenanceDir(): string {
+    return path.join(this.root, 'provenance');
+  }
+  /** What a COPY/ADD layer brought in, by the layer's diff_id. */
+  provenanceFile(diffId: Digest | string): string {
+    return path.join(this.provenanceDir, `${hexOf(diffId)}.json`);
   }
   get variantsDir(): string {
     return path.join(this.root, 'variants');

@@ -55,6 +55,7 @@ import {
   measureLayer,
 } from '../layer/index.js';
 import { withFileLock } from './lock.js';
+import { parseProvenance, type CopyProvenance } from './provenance.js';
 import { sweepVariants } from './variants.js';
 import { StoreLayout, storeLayout } from './layout.js';
 
@@ -579,6 +580,25 @@ export class Store {
     }
   }
 
+  /** Record what a COPY/ADD layer brought in (the latest build that wrote the layer wins). */
+  async putProvenance(rec: CopyProvenance): Promise<void> {
+    const p = this.layout.provenanceFile(rec.diffId);
+    await fsp.mkdir(path.dirname(p), { recursive: true });
+    await writeFileAtomic(p, JSON.stringify(rec));
+  }
+
+  /** What a COPY/ADD layer brought in, when a build of this store recorded it. */
+  async provenance(diffId: Digest): Promise<CopyProvenance | undefined> {
+    const t = await fsp.readFile(this.layout.provenanceFile(diffId), 'utf8').catch(() => undefined);
+    if (!t) return undefined;
+    try {
+      const r = parseProvenance(JSON.parse(t));
+      return r && r.diffId === diffId ? r : undefined;
+    } catch {
+      return undefined; // damaged: as if unknown
+    }
+  }
+
   /**
    * Remember that a registry repository (registry/repository) holds a blob, so a later push to
    * another repository of the same registry can mount it instead of uploading it.
@@ -750,6 +770,8 @@ export class Store {
         await fsp.rm(path.join(blobDir, f), { force: true });
         await fsp.rm(this.layout.layerFactsFile(f), { force: true });
         await fsp.rm(this.layout.blobSourcesFile(f), { force: true });
+        // A plain layer's blob is named by its diff_id: its provenance goes with it.
+        await fsp.rm(this.layout.provenanceFile(f), { force: true });
         blobs++;
         bytes += st.size;
       }

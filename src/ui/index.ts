@@ -19,3 +19,4 @@ export { humanAgo, humanSize, printTable } from './table.js';
 export { ExplainTable } from './explain.js';
 export { formatGateSarif, formatGateText } from './gate.js';
 export { formatSecretsText } from './secrets.js';
+export { formatTraceText, formatCopiesText } from './provenance.js';

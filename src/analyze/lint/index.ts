@@ -459,6 +459,20 @@ function checkPlan(ctx: Ctx, plan: BuildPlan, stages: { from: FromInstruction; b
       pos(user.ins),
     );
   }
+  // COPY --from of a whole tree into the final image, nothing excluded (kiln analyze --copies measures it).
+  for (const s of chain)
+    for (const pi of s.instructions) {
+      const ins = pi.instruction;
+      if ((ins.kind !== 'COPY' && ins.kind !== 'ADD') || !ins.from || ins.exclude?.length) continue;
+      const broad = ins.sources.find((src) => BROAD_COPY.test(src));
+      if (broad === undefined) continue;
+      report(
+        ctx,
+        'BroadCopyFromStage',
+        `"${ins.original.trim()}" copies all of ${broad} from ${ins.from}: headers, docs, man pages, static libraries, caches and dev dependencies come along; copy only what the runtime needs (e.g. its lib/ and bin/) or add --exclude (kiln analyze --copies IMAGE measures what it would save)`,
+        pos(ins),
+      );
+    }
   // Toolchain images as the final base.
   if (rootOf.base.kind === 'image') {
     const ref = rootOf.base.ref.toLowerCase();
@@ -561,6 +575,9 @@ function checkPlan(ctx: Ctx, plan: BuildPlan, stages: { from: FromInstruction; b
  * `127.0.0.1:80:80`) and ExposeProtoCasing (`80/TCP`). Words with variables are left alone (their
  * value is known at build time only).
  */
+/** A COPY --from source that is a whole tree: the root, /usr, /usr/local, /opt, a node_modules. */
+const BROAD_COPY = /^(?:\/?\.?\/?|\/usr\/?|\/usr\/local\/?|\/opt\/?|(?:.*\/)?node_modules\/?)$/;
+
 function checkExpose(ctx: Ctx, ins: Instruction & { kind: 'EXPOSE' }): void {
   for (const p of ins.ports) {
     if (p.includes('$')) continue;

@@ -130,6 +130,10 @@ export const RULES: Record<string, RuleInfo> = Object.fromEntries(
       'COPY of the whole context before the dependency install: any source change re-runs the install',
     ),
     kiln('UnusedStage', 'A stage that the target does not need is never built'),
+    kiln(
+      'BroadCopyFromStage',
+      'COPY --from of a whole tree (/, /usr, /usr/local, /opt, a node_modules) without --exclude into the final image: headers, docs, man pages, static libraries, caches and dev dependencies come along',
+    ),
     kiln('InvalidDockerfile', 'The Dockerfile cannot be parsed or planned', 'error'),
   ].map((r) => [r.name, r]),
 );

@@ -83,6 +83,14 @@ export function toCycloneDx(s: SbomSubject): unknown {
     if (p.layerDiffId) props.push({ name: 'kiln:layer:diffID', value: p.layerDiffId });
     if (p.sourceName) props.push({ name: 'kiln:package:source', value: p.sourceName });
     if (p.sourceVersion) props.push({ name: 'kiln:package:sourceVersion', value: p.sourceVersion });
+    // Copied from a builder without its package metadata (syft and trivy cannot see it): marked so.
+    if (p.copied)
+      props.push(
+        { name: 'kiln:copied', value: 'true' },
+        { name: 'kiln:copied:from', value: p.copied.from },
+        { name: 'kiln:copied:step', value: p.copied.step },
+        ...p.copied.files.map((f) => ({ name: 'kiln:copied:file', value: f })),
+      );
     c.properties = props;
     components.push(c);
   }
@@ -149,7 +157,21 @@ export function toSpdx(s: SbomSubject): unknown {
       licenseConcluded: 'NOASSERTION',
       licenseDeclared: declared(p),
       copyrightText: 'NOASSERTION',
-      sourceInfo: `found in /${p.location} (layer ${p.layer}${p.layerDiffId ? ` ${p.layerDiffId}` : ''})`,
+      sourceInfo: p.copied
+        ? `copied from ${p.copied.from} by ${p.copied.step} without its package metadata: ${p.copied.files.join(', ')} (layer ${p.layer}${p.layerDiffId ? ` ${p.layerDiffId}` : ''})`
+        : `found in /${p.location} (layer ${p.layer}${p.layerDiffId ? ` ${p.layerDiffId}` : ''})`,
+      ...(p.copied
+        ? {
+            annotations: [
+              {
+                annotationType: 'OTHER',
+                annotator: `Tool: ${s.tool.name}-${s.tool.version}`,
+                annotationDate: timestamp(s),
+                comment: `kiln:copied from=${p.copied.from} step=${p.copied.step}`,
+              },
+            ],
+          }
+        : {}),
       externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: p.purl }],
     });
     relationships.push({ spdxElementId: imageId, relationshipType: 'CONTAINS', relatedSpdxElement: id });
@@ -179,7 +201,8 @@ export function sbomTableRows(packages: Package[]): string[][] {
   for (const p of packages) {
     let lic = p.licenses.slice(0, 3).join(', ') + (p.licenses.length > 3 ? `, +${p.licenses.length - 3}` : '');
     if (lic.length > 40) lic = `${lic.slice(0, 39)}…`;
-    rows.push([p.name, p.version, p.type, String(p.layer), lic || '-', `/${p.location}`]);
+    const where = p.copied ? `/${p.location} (copied from ${p.copied.from})` : `/${p.location}`;
+    rows.push([p.name, p.version, p.type, String(p.layer), lic || '-', where]);
   }
   return rows;
 }

@@ -21,7 +21,19 @@ export interface Package {
   sourceVersion?: string;
   arch?: string;
   /** npm from a package-lock only (not installed in node_modules). */
-  foundBy?: 'dpkg-status' | 'dpkg-status.d' | 'apk-db' | 'python-metadata' | 'npm-package.json' | 'npm-package-lock';
+  foundBy?:
+    | 'dpkg-status'
+    | 'dpkg-status.d'
+    | 'apk-db'
+    | 'python-metadata'
+    | 'npm-package.json'
+    | 'npm-package-lock'
+    | 'kiln-provenance';
+  /**
+   * Copied into the image from another stage or image without its package metadata (the build's
+   * provenance record says which package owned the files there): from where, by which step, the files.
+   */
+  copied?: { from: string; step: string; files: string[] };
 }
 
 export interface OsRelease {

@@ -5,8 +5,10 @@
  */
 import type { Command } from 'commander';
 import { DIVE_CI_DEFAULTS, type CiThresholds } from '../../analyze/index.js';
-import { analyze, type AnalyzeResult } from '../../api/index.js';
-import { formatAnalysisText, formatCiText } from '../../ui/index.js';
+import * as path from 'node:path';
+import { analyze, copies, plan, type AnalyzeResult } from '../../api/index.js';
+import { collect, parseKeyValues } from '../options.js';
+import { formatAnalysisText, formatCiText, formatCopiesText } from '../../ui/index.js';
 import { parseBytes, KilnError } from '../../util/index.js';
 import { emit, progress } from '../output.js';
 import { openStoreFromCli } from '../store.js';
@@ -30,6 +32,10 @@ interface AnalyzeFlags {
   top: string;
   platform?: string;
   output?: string;
+  copies?: boolean;
+  file?: string;
+  target?: string;
+  buildArg?: string[];
 }
 
 export function register(program: Command): Command {
@@ -60,6 +66,16 @@ export function register(program: Command): Command {
       'fail when wasted bytes / bytes of the non-base layers is above this (0..1, or "disabled")',
       ratio('--highest-user-wasted-percent'),
     )
+    .option(
+      '--copies',
+      'for each COPY --from of the image (as the build recorded it): its size and what it carries that a runtime rarely needs (tests, docs, man pages, headers, static libraries, __pycache__, .git, caches, dev dependencies), with the --exclude or step that would save it',
+    )
+    .option(
+      '-f, --file <dockerfile>',
+      "with --copies: the Dockerfile the image was built from, for an image this store's build did not record",
+    )
+    .option('--target <stage>', 'with --file: the target stage of that build (default: the last)')
+    .option('--build-arg <key=value>', 'with --file: build-time variable of that build (repeatable)', collect)
     .option('--top <n>', 'how many of the largest wasted paths to list', '20')
     .option('--format <format>', 'text or json', 'text')
     .option('-o, --output <file>', 'write the result to FILE instead of stdout')
@@ -84,6 +100,27 @@ export function register(program: Command): Command {
           highestWastedBytes: pick(wasted, undefined),
           highestUserWastedPercent: pick(flags.highestUserWastedPercent, DIVE_CI_DEFAULTS.highestUserWastedPercent),
         };
+      }
+      if (flags.copies) {
+        if (flags.ci || anyThreshold)
+          throw new KilnError('USAGE', '--copies cannot be combined with --ci or its thresholds', undefined, {
+            hint: 'run `kiln analyze --copies IMAGE` and `kiln analyze --ci IMAGE` separately',
+          });
+        // The Dockerfile is read where it is (its directory as the context), as `kiln report -f`.
+        const buildPlan = flags.file
+          ? plan({
+              context: path.dirname(path.resolve(flags.file)),
+              file: flags.file,
+              target: flags.target,
+              buildArgs: parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]),
+            })
+          : undefined;
+        const r = await copies(image, {
+          store: await openStoreFromCli(cmd),
+          platform: flags.platform,
+          plan: buildPlan,
+        });
+        return emit(flags.format === 'json' ? `${JSON.stringify(r, null, 2)}\n` : formatCopiesText(r), flags.output);
       }
       const p = progress('analyze');
       let a: AnalyzeResult;

@@ -29,6 +29,7 @@ export const commandLoaders: [string, () => Promise<RegisterCommand>][] = [
   ['scan', async () => (await import('./scan.js')).register],
   ['lint', async () => (await import('./lint.js')).register],
   ['report', async () => (await import('./report.js')).register],
+  ['trace', async () => (await import('./trace.js')).register],
   ['pull', async () => (await import('./pull.js')).register],
   ['push', async () => (await import('./push.js')).register],
   ['login', async () => (await import('./login.js')).register],

@@ -11,7 +11,7 @@ export function register(program: Command): Command {
   return program
     .command('lint')
     .description(
-      "check a Dockerfile: BuildKit's build checks (same names) and multi-stage rules — root final stage, build tools/caches/apt lists in the final image, unpinned bases, COPY . before installs, unused stages, shell-form CMD, secrets in ARG/ENV",
+      "check a Dockerfile: BuildKit's build checks (same names) and multi-stage rules — root final stage, build tools/caches/apt lists in the final image, unpinned bases, COPY . before installs, whole-tree COPY --from (/usr/local, node_modules) without --exclude, unused stages, shell-form CMD, secrets in ARG/ENV",
     )
     .argument('[context]', 'build context directory (where the Dockerfile is looked up)', '.')
     .option('-f, --file <file>', 'Dockerfile to check ("-" reads stdin; default CONTEXT/Dockerfile)')

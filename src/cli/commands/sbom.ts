@@ -13,7 +13,7 @@ export function register(program: Command): Command {
   return program
     .command('sbom')
     .description(
-      'list the packages in an image — dpkg (incl. distroless status.d), apk, Python dist-info/egg-info, node_modules and package-lock — with versions, purls, licences and the layer that brought each',
+      'list the packages in an image — dpkg (incl. distroless status.d), apk, Python dist-info/egg-info, node_modules and package-lock — with versions, purls, licences and the layer that brought each; and what a COPY --from brought without its package metadata (a library out of a builder), marked copied',
     )
     .argument('<image>', 'image name or ID in the store, an image archive, or a registry reference')
     .option('--format <format>', `output format: ${FORMATS.join(', ')}`, 'table')

@@ -13,7 +13,7 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 
 FROM python:3.12-slim
-COPY --from=build /usr/local /usr/local
+COPY --from=build /usr/local/lib/python3.12/site-packages /usr/local/lib/python3.12/site-packages
 USER 10001
 CMD ["python", "-m", "app"]
 `;
@@ -152,6 +152,36 @@ USER 1
     assert.equal(
       has('FROM node:20\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\nUSER node\n', 'CopyAllBeforeDependencyInstall')
         .length,
+      0,
+    );
+  });
+
+  test('BroadCopyFromStage: a whole /usr/local, / or node_modules copied from a stage without --exclude', () => {
+    const df = (copy: string) => `FROM node:20 AS build\nRUN make\nFROM debian:12\n${copy}\nUSER 1\n`;
+    for (const copy of [
+      'COPY --from=build /usr/local/ /usr/local/',
+      'COPY --from=build /usr/local /usr/local',
+      'COPY --from=build / /',
+      'COPY --from=build /app/node_modules /app/node_modules',
+    ]) {
+      const f = has(df(copy), 'BroadCopyFromStage');
+      assert.equal(f.length, 1, copy);
+      assert.equal(f[0]!.line, 4);
+      assert.match(f[0]!.message, /kiln analyze --copies/);
+    }
+    for (const copy of [
+      'COPY --from=build --exclude=**/include /usr/local/ /usr/local/',
+      'COPY --from=build /usr/local/lib /usr/local/lib',
+      'COPY /usr/local /usr/local',
+      'COPY --from=build /app/dist /app/dist',
+    ])
+      assert.equal(has(df(copy), 'BroadCopyFromStage').length, 0, copy);
+    // Only what reaches the final image: a builder copying from another builder is its own business.
+    assert.equal(
+      has(
+        'FROM debian:12 AS a\nRUN x\nFROM debian:12 AS b\nCOPY --from=a / /\nFROM debian:12\nCOPY --from=b /x /x\nUSER 1\n',
+        'BroadCopyFromStage',
+      ).length,
       0,
     );
   });

@@ -1,0 +1,279 @@
+/**
+ * Provenance of a COPY/ADD layer, recorded when the layer is written (copy-step.ts): for each file
+ * the layer holds, where it came from (the context, a stage or an image, and its path there), the
+ * package that owned it there, and for a stage whose file was itself copied in from another stage,
+ * that chain. The owner is looked up now, in the source's file system (the builder view), because
+ * a builder stage's layers may be gone when `kiln trace` or `kiln sbom` asks:
+ *   Debian  var/lib/dpkg/info/*.list (with /usr-merged aliases) and var/lib/dpkg/status versions
+ *   Python  *.dist-info/RECORD of the site-packages / dist-packages the copy touches (and the
+ *           usual system ones), name and version from METADATA
+ *   Node    the nearest node_modules/<name>/package.json; "dev" from the project's lockfile
+ *           (node_modules/.package-lock.json, else package-lock.json)
+ * The record goes to the store by the layer's diff_id (store/provenance.ts).
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { type EntrySpec } from '../layer/index.js';
+import {
+  PROVENANCE_VERSION,
+  type CopyProvenance,
+  type ProvenanceFile,
+  type ProvenanceFrom,
+  type ProvenancePackage,
+  type ProvenanceStep,
+  type Store,
+} from '../store/index.js';
+import { type Digest } from '../util/index.js';
+
+/** The files a package owns in a source file system, looked up lazily and cached per kind. */
+export class SourceOwners {
+  private dpkg: Map<string, ProvenancePackage> | undefined;
+  private readonly python = new Map<string, ProvenancePackage>();
+  private readonly sitesRead = new Set<string>();
+  private readonly npmDirs = new Map<string, ProvenancePackage | undefined>();
+  private readonly npmLocks = new Map<string, Record<string, { dev?: boolean }> | undefined>();
+
+  constructor(private readonly root: string) {}
+
+  /** The package that owns `rel` (no leading '/') in the source, if any says so. */
+  owner(rel: string): ProvenancePackage | undefined {
+    return this.npmOwner(rel) ?? this.pythonOwner(rel) ?? this.dpkgOwner(rel);
+  }
+
+  private read(rel: string): string | undefined {
+    try {
+      return readFileSync(path.join(this.root, rel), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  private dpkgOwner(rel: string): ProvenancePackage | undefined {
+    this.dpkg ??= this.loadDpkg();
+    return this.dpkg.get(rel);
+  }
+
+  private loadDpkg(): Map<string, ProvenancePackage> {
+    const out = new Map<string, ProvenancePackage>();
+    const status = this.read('var/lib/dpkg/status');
+    if (status === undefined) return out;
+    const pkgs = new Map<string, ProvenancePackage>();
+    for (const para of status.split(/\n\s*\n/)) {
+      const f = new Map<string, string>();
+      for (const line of para.split('\n')) {
+        const m = /^([A-Za-z-]+):\s*(.*)$/.exec(line);
+        if (m) f.set(m[1]!.toLowerCase(), m[2]!.trim());
+      }
+      const name = f.get('package');
+      const version = f.get('version');
+      if (!name || !version || !/\binstalled$/.test(f.get('status') ?? 'installed')) continue;
+      const arch = f.get('architecture');
+      const p: ProvenancePackage = { type: 'deb', name, version, ...(arch ? { arch } : {}) };
+      pkgs.set(name, p);
+      if (arch) pkgs.set(`${name}:${arch}`, p);
+    }
+    let lists: string[];
+    try {
+      lists = readdirSync(path.join(this.root, 'var/lib/dpkg/info')).filter((n) => n.endsWith('.list'));
+    } catch {
+      return out;
+    }
+    for (const l of lists.sort()) {
+      const key = l.slice(0, -'.list'.length);
+      const p = pkgs.get(key) ?? pkgs.get(key.split(':')[0]!);
+      if (!p) continue;
+      for (const line of (this.read(`var/lib/dpkg/info/${l}`) ?? '').split('\n')) {
+        const abs = line.trim();
+        if (!abs.startsWith('/') || abs === '/.') continue;
+        const rel = abs.slice(1);
+        out.set(rel, p);
+        // Debian's merged /usr: /lib/x is /usr/lib/x; a list may name either.
+        const alias = usrMergedAlias(rel);
+        if (alias && !out.has(alias)) out.set(alias, p);
+      }
+    }
+    return out;
+  }
+
+  private pythonOwner(rel: string): ProvenancePackage | undefined {
+    const m = /^(.*?(?:site|dist)-packages)\//.exec(rel);
+    if (m) this.loadSite(m[1]!);
+    else this.loadStandardSites();
+    return this.python.get(rel);
+  }
+
+  private loadStandardSites(): void {
+    if (this.sitesRead.has('*')) return;
+    this.sitesRead.add('*');
+    for (const lib of ['usr/local/lib', 'usr/lib']) {
+      let names: string[];
+      try {
+        names = readdirSync(path.join(this.root, lib)).filter((n) => /^python3(\.\d+)?$/.test(n));
+      } catch {
+        continue;
+      }
+      for (const n of names) for (const s of ['site-packages', 'dist-packages']) this.loadSite(`${lib}/${n}/${s}`);
+    }
+  }
+
+  private loadSite(site: string): void {
+    if (this.sitesRead.has(site)) return;
+    this.sitesRead.add(site);
+    let names: string[];
+    try {
+      names = readdirSync(path.join(this.root, site)).filter((n) => n.endsWith('.dist-info'));
+    } catch {
+      return;
+    }
+    for (const d of names) {
+      const meta = this.read(`${site}/${d}/METADATA`) ?? '';
+      const name = /^Name:\s*(.+)$/m.exec(meta)?.[1]?.trim();
+      const version = /^Version:\s*(.+)$/m.exec(meta)?.[1]?.trim();
+      if (!name || !version) continue;
+      const p: ProvenancePackage = { type: 'python', name, version };
+      for (const line of (this.read(`${site}/${d}/RECORD`) ?? '').split('\n')) {
+        const file = recordPath(line);
+        if (!file) continue;
+        const rel = path.posix.normalize(`${site}/${file}`);
+        if (!rel.startsWith('..')) this.python.set(rel, p);
+      }
+    }
+  }
+
+  private npmOwner(rel: string): ProvenancePackage | undefined {
+    const m = /^(.*?)node_modules\/(.*)$/.exec(rel);
+    if (!m) return undefined;
+    // The innermost package directory: …/node_modules/(@scope/)name
+    const parts = rel.split('/');
+    let dir: string | undefined;
+    for (let i = parts.length - 2; i >= 0; i--) {
+      if (parts[i] !== 'node_modules') continue;
+      const name = parts[i + 1]!.startsWith('@') ? parts.slice(i + 1, i + 3) : parts.slice(i + 1, i + 2);
+      if (name.length === (parts[i + 1]!.startsWith('@') ? 2 : 1) && i + name.length < parts.length - 1) {
+        dir = [...parts.slice(0, i + 1), ...name].join('/');
+        break;
+      }
+    }
+    if (dir === undefined) return undefined;
+    if (!this.npmDirs.has(dir)) this.npmDirs.set(dir, this.npmPackage(dir, m[1]!));
+    return this.npmDirs.get(dir);
+  }
+
+  private npmPackage(dir: string, project: string): ProvenancePackage | undefined {
+    let j: { name?: unknown; version?: unknown };
+    try {
+      j = JSON.parse(this.read(`${dir}/package.json`) ?? '') as typeof j;
+    } catch {
+      return undefined;
+    }
+    if (typeof j.name !== 'string' || typeof j.version !== 'string') return undefined;
+    if (!this.npmLocks.has(project)) this.npmLocks.set(project, this.npmLock(project));
+    const dev = this.npmLocks.get(project)?.[dir.slice(project.length)]?.dev === true;
+    return { type: 'npm', name: j.name, version: j.version, ...(dev ? { dev } : {}) };
+  }
+
+  private npmLock(project: string): Record<string, { dev?: boolean }> | undefined {
+    for (const f of [`${project}node_modules/.package-lock.json`, `${project}package-lock.json`]) {
+      try {
+        const j = JSON.parse(this.read(f) ?? '') as { packages?: Record<string, { dev?: boolean }> };
+        if (j.packages) return j.packages;
+      } catch {
+        /* next */
+      }
+    }
+    return undefined;
+  }
+}
+
+/** /lib/x ↔ /usr/lib/x (bin, sbin, lib*): the other name of a path on a /usr-merged system. */
+export function usrMergedAlias(rel: string): string | undefined {
+  if (/^(bin|sbin|lib|lib32|lib64|libx32)\//.test(rel)) return `usr/${rel}`;
+  if (/^usr\/(bin|sbin|lib|lib32|lib64|libx32)\//.test(rel)) return rel.slice(4);
+  return undefined;
+}
+
+/** The path of a RECORD line (CSV: path,hash,size; the path may be quoted). */
+function recordPath(line: string): string | undefined {
+  const l = line.trim();
+  if (!l) return undefined;
+  if (l.startsWith('"')) {
+    const end = l.indexOf('",');
+    return end > 0 ? l.slice(1, end).replace(/""/g, '"') : undefined;
+  }
+  const i = l.indexOf(',');
+  return i > 0 ? l.slice(0, i) : l;
+}
+
+export interface CopyRecordInput {
+  store: Store;
+  diffId: Digest;
+  kind: 'COPY' | 'ADD';
+  step: ProvenanceStep;
+  from: ProvenanceFrom;
+  exclude?: string[];
+  /** The layer's entries (planCopy's, with sizes). */
+  entries: EntrySpec[];
+  /** Each target's source file, absolute (planCopy's `provenance` map). */
+  sources: Map<string, string>;
+  /** The root the sources are relative to (the context, or the stage's / image's view). */
+  sourceRoot: string;
+  /** A stage's or image's view: look owners up there. */
+  owners?: SourceOwners;
+  /** The source stage's or image's layers (diff_ids, bottom first): their records give chains. */
+  sourceDiffIds?: Digest[];
+}
+
+/** Writes the layer's provenance record to the store. */
+export async function recordCopy(i: CopyRecordInput): Promise<CopyProvenance> {
+  // Files that reached the source through a copy there: that copy's record (the top one wins).
+  const upstream = new Map<string, { rec: CopyProvenance; file: ProvenanceFile }>();
+  for (const d of [...(i.sourceDiffIds ?? [])].reverse()) {
+    const rec = await i.store.provenance(d);
+    if (!rec) continue;
+    for (const f of rec.files) if (!upstream.has(f.path)) upstream.set(f.path, { rec, file: f });
+  }
+  const packages: ProvenancePackage[] = [];
+  const pkgIndex = new Map<string, number>();
+  const indexOf = (p: ProvenancePackage): number => {
+    const key = `${p.type}:${p.name}@${p.version}:${p.arch ?? ''}`;
+    let n = pkgIndex.get(key);
+    if (n === undefined) {
+      n = packages.push(p) - 1;
+      pkgIndex.set(key, n);
+    }
+    return n;
+  };
+  const rootPrefix = i.sourceRoot.endsWith('/') ? i.sourceRoot : `${i.sourceRoot}/`;
+  const files: ProvenanceFile[] = [];
+  for (const e of i.entries) {
+    if (e.type === 'directory') continue;
+    const abs = i.sources.get(e.path);
+    if (abs === undefined) continue;
+    const source = abs.startsWith(rootPrefix) ? abs.slice(rootPrefix.length) : path.basename(abs);
+    const f: ProvenanceFile = { path: e.path, source, size: e.type === 'file' ? (e.size ?? 0) : 0 };
+    if (e.type === 'symlink' || e.type === 'hardlink') f.link = true;
+    const up = upstream.get(source);
+    if (up) {
+      f.via = [{ ...up.rec.step, from: up.rec.from, source: up.file.source }, ...(up.file.via ?? [])];
+      const p = up.file.pkg !== undefined ? up.rec.packages[up.file.pkg] : undefined;
+      if (p) f.pkg = indexOf(p);
+    }
+    if (f.pkg === undefined && i.owners) {
+      const p = i.owners.owner(source);
+      if (p) f.pkg = indexOf(p);
+    }
+    files.push(f);
+  }
+  const rec: CopyProvenance = {
+    version: PROVENANCE_VERSION,
+    diffId: i.diffId,
+    kind: i.kind,
+    step: i.step,
+    from: i.from,
+    ...(i.exclude?.length ? { exclude: i.exclude } : {}),
+    packages,
+    files,
+  };
+  await i.store.putProvenance(rec);
+  return rec;
+}

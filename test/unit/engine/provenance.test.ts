@@ -1,0 +1,181 @@
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { recordCopy, SourceOwners, usrMergedAlias } from '../../../src/engine/provenance.js';
+import { Store } from '../../../src/store/index.js';
+import { analyzeCopies, copiedPackages, copiedBytesByStage } from '../../../src/analyze/index.js';
+import type { Digest } from '../../../src/util/index.js';
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-prov-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function tree(name: string, files: Record<string, string>): string {
+  const root = path.join(work, name);
+  for (const [p, c] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
+    writeFileSync(path.join(root, p), c);
+  }
+  return root;
+}
+
+const builder = tree('builder', {
+  'var/lib/dpkg/status':
+    'Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n',
+  'var/lib/dpkg/info/zlib1g:amd64.list':
+    '/.\n/lib\n/lib/x86_64-linux-gnu/libz.so.1.2.13\n/lib/x86_64-linux-gnu/libz.so.1\n',
+  'usr/lib/x86_64-linux-gnu/libz.so.1.2.13': 'ELF',
+  'usr/local/lib/python3.11/site-packages/flask/__init__.py': 'x',
+  'usr/local/lib/python3.11/site-packages/flask/__pycache__/__init__.cpython-311.pyc': 'xx',
+  'usr/local/lib/python3.11/site-packages/Flask-3.0.0.dist-info/METADATA':
+    'Metadata-Version: 2.1\nName: Flask\nVersion: 3.0.0\n',
+  'usr/local/lib/python3.11/site-packages/Flask-3.0.0.dist-info/RECORD':
+    'flask/__init__.py,sha256=x,1\nflask/__pycache__/__init__.cpython-311.pyc,,\n../../../bin/flask,sha256=y,2\n',
+  'usr/local/bin/flask': 'script',
+  'usr/local/include/python3.11/Python.h': 'hhhh',
+  'app/node_modules/express/package.json': '{"name":"express","version":"4.18.2"}',
+  'app/node_modules/express/index.js': 'module.exports=1',
+  'app/node_modules/jest/package.json': '{"name":"jest","version":"29.0.0"}',
+  'app/node_modules/jest/build/index.js': 'dev code here',
+  'app/node_modules/@scope/pkg/package.json': '{"name":"@scope/pkg","version":"1.0.0"}',
+  'app/node_modules/@scope/pkg/lib/a.js': 'a',
+  'app/node_modules/.package-lock.json': JSON.stringify({
+    packages: { 'node_modules/express': {}, 'node_modules/jest': { dev: true }, 'node_modules/@scope/pkg': {} },
+  }),
+});
+
+describe('provenance: the owners of a source file system', () => {
+  const owners = new SourceOwners(builder);
+  test('dpkg lists, with /usr-merged aliases; packages not installed are not owners', () => {
+    assert.deepEqual(owners.owner('usr/lib/x86_64-linux-gnu/libz.so.1.2.13'), {
+      type: 'deb',
+      name: 'zlib1g',
+      version: '1:1.2.13.dfsg-1',
+      arch: 'amd64',
+    });
+    assert.equal(owners.owner('lib/x86_64-linux-gnu/libz.so.1')?.name, 'zlib1g');
+    assert.equal(owners.owner('usr/bin/nothing'), undefined);
+    assert.equal(usrMergedAlias('usr/sbin/x'), 'sbin/x');
+    assert.equal(usrMergedAlias('etc/x'), undefined);
+  });
+  test('Python RECORD, including scripts outside site-packages', () => {
+    assert.equal(owners.owner('usr/local/lib/python3.11/site-packages/flask/__init__.py')?.name, 'Flask');
+    assert.deepEqual(owners.owner('usr/local/bin/flask'), { type: 'python', name: 'Flask', version: '3.0.0' });
+  });
+  test('node_modules: the innermost package, scoped names, dev from the hidden lockfile', () => {
+    assert.deepEqual(owners.owner('app/node_modules/express/index.js'), {
+      type: 'npm',
+      name: 'express',
+      version: '4.18.2',
+    });
+    assert.equal(owners.owner('app/node_modules/@scope/pkg/lib/a.js')?.name, '@scope/pkg');
+    assert.equal(owners.owner('app/node_modules/jest/build/index.js')?.dev, true);
+    assert.equal(owners.owner('app/node_modules/.package-lock.json'), undefined);
+  });
+});
+
+describe('provenance: a record, and what reads it', async () => {
+  const store = await Store.open({ root: path.join(work, 'store') });
+  const d = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}` as Digest;
+  const step = (line: number, text: string, stage: number, name?: string) => ({
+    file: 'Dockerfile',
+    line,
+    text,
+    stage: { index: stage, ...(name ? { name } : {}) },
+  });
+  const files = [
+    'usr/local/lib/python3.11/site-packages/flask/__init__.py',
+    'usr/local/lib/python3.11/site-packages/flask/__pycache__/__init__.cpython-311.pyc',
+    'usr/local/bin/flask',
+    'usr/local/include/python3.11/Python.h',
+  ];
+  const sources = new Map(files.map((f) => [f, path.join(builder, f)]));
+  const entries = files.map((f) => ({
+    path: f,
+    type: 'file' as const,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    mtime: 0,
+    size: 10,
+  }));
+
+  test('recordCopy: source paths and owners, stored by diff_id and read back', async () => {
+    const rec = await recordCopy({
+      store,
+      diffId: d(1),
+      kind: 'COPY',
+      step: step(9, 'COPY --from=builder /usr/local/ /usr/local/', 1),
+      from: { kind: 'stage', index: 0, name: 'builder' },
+      entries,
+      sources,
+      sourceRoot: builder,
+      owners: new SourceOwners(builder),
+    });
+    assert.deepEqual(await store.provenance(d(1)), rec);
+    assert.equal(rec.files.length, 4);
+    assert.equal(rec.files[2]!.source, 'usr/local/bin/flask');
+    assert.equal(rec.packages[rec.files[2]!.pkg!]!.name, 'Flask');
+    assert.equal(rec.files[3]!.pkg, undefined);
+  });
+
+  test('a COPY --from of a stage whose file came by a copy there: the chain, and its package', async () => {
+    const rec = await recordCopy({
+      store,
+      diffId: d(2),
+      kind: 'COPY',
+      step: step(14, 'COPY --from=mid /usr/local/bin/flask /bin/', 2),
+      from: { kind: 'stage', index: 1, name: 'mid' },
+      entries: [{ path: 'bin/flask', type: 'file', mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 6 }],
+      sources: new Map([['bin/flask', path.join(work, 'mid', 'usr/local/bin/flask')]]),
+      sourceRoot: path.join(work, 'mid'),
+      sourceDiffIds: [d(3), d(1)],
+    });
+    const f = rec.files[0]!;
+    assert.equal(f.source, 'usr/local/bin/flask');
+    assert.equal(f.via?.[0]?.line, 9);
+    assert.deepEqual(f.via?.[0]?.from, { kind: 'stage', index: 0, name: 'builder' });
+    assert.equal(rec.packages[f.pkg!]!.name, 'Flask');
+  });
+
+  test('analyzeCopies: sizes, what a runtime rarely needs, the saving', async () => {
+    const [r] = analyzeCopies([undefined, await store.provenance(d(1))]);
+    assert.equal(r!.layer, 1);
+    assert.equal(r!.bytes, 40);
+    assert.deepEqual(
+      r!.findings.map((f) => [f.kind, f.bytes, f.suggestion]),
+      [
+        ['__pycache__', 10, '--exclude=**/__pycache__'],
+        ['headers', 10, '--exclude=**/include'],
+      ],
+    );
+    assert.equal(r!.saving, 20);
+    assert.deepEqual(
+      r!.narrower?.map((n) => n.path),
+      ['/usr/local/lib', '/usr/local/bin', '/usr/local/include'],
+    );
+    assert.deepEqual(
+      [...copiedBytesByStage([await store.provenance(d(1))])],
+      [
+        ['0', 40],
+        ['builder', 40],
+      ],
+    );
+  });
+
+  test('copiedPackages: only what the image does not catalog itself, marked copied', async () => {
+    const recs = [await store.provenance(d(1))];
+    const pkgs = copiedPackages(recs, [], {});
+    assert.equal(pkgs.length, 1);
+    assert.equal(pkgs[0]!.name, 'Flask');
+    assert.deepEqual(pkgs[0]!.copied?.files, [
+      '/usr/local/lib/python3.11/site-packages/flask/__init__.py',
+      '/usr/local/lib/python3.11/site-packages/flask/__pycache__/__init__.cpython-311.pyc',
+      '/usr/local/bin/flask',
+    ]);
+    assert.equal(pkgs[0]!.copied?.from, 'stage builder');
+    const cataloged = { ...pkgs[0]!, copied: undefined };
+    assert.equal(copiedPackages(recs, [cataloged], {}).length, 0);
+  });
+});
