@@ -43,3 +43,15 @@ export {
   type DiffOptions,
   type ReportOptions,
 } from './read.js';
+export {
+  manifestAnnotate,
+  manifestCreate,
+  manifestInspect,
+  manifestPush,
+  manifestRemove,
+  type ManifestAnnotateOptions,
+  type ManifestCreateOptions,
+  type ManifestListEntry,
+  type ManifestListResult,
+  type ManifestPushOptions,
+} from './manifests.js';
