@@ -8,6 +8,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { loadArchive, type LoadResult, saveImages, saveImagesToFile, type ArchiveFormat } from '../archive/index.js';
 import {
+  formatPlatform,
+  normalizePlatform,
   parsePlatform,
   familiarName,
   parseReference,
@@ -172,6 +174,8 @@ export interface RunOptions extends StoreOptions {
   /** The container's output (default: discarded). */
   onStdout?: (b: Buffer) => void;
   onStderr?: (b: Buffer) => void;
+  /** The image of a multi-platform image to run (os/arch[/variant]; default this machine's), as docker run --platform. */
+  platform?: string | Platform;
 }
 
 /** Runs a container from an image of the store in the foreground, as docker run; its changes are discarded. */
@@ -179,7 +183,9 @@ export async function run(image: string, o: RunOptions = {}): Promise<{ exitCode
   if (o.workdir !== undefined && !o.workdir.startsWith('/'))
     throw new KilnError('USAGE', `the working directory "${o.workdir}" is invalid, it needs to be an absolute path`);
   const store = await openStore(o);
-  const img = await store.resolveImage(image);
+  const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
+  const img = await store.resolveImage(image, { platform });
+  if (platform) refuseOtherPlatform(image, img, platform);
   const c = img.config.config ?? {};
   const args = containerArgs(c, o.command ?? [], o.entrypoint);
   if (args.length === 0)
@@ -213,4 +219,26 @@ export async function run(image: string, o: RunOptions = {}): Promise<{ exitCode
     signal: o.signal,
   });
   return { exitCode: r.exitCode };
+}
+
+/** An image of the store asked for by platform that is for another one: docker run --platform's refusal. */
+export function refuseOtherPlatform(image: string, img: LoadedImage, want: Platform): void {
+  const have = normalizePlatform({
+    os: img.config.os,
+    architecture: img.config.architecture,
+    ...(img.config.variant ? { variant: img.config.variant } : {}),
+  });
+  const w = normalizePlatform(want);
+  if (
+    have.os === w.os &&
+    have.architecture === w.architecture &&
+    (want.variant === undefined || have.variant === w.variant)
+  )
+    return;
+  throw new KilnError(
+    'NOT_FOUND',
+    `image with reference ${image} was found but does not match the specified platform: wanted ${formatPlatform(want)}, actual: ${formatPlatform(have)}`,
+    { image },
+    { hint: `pull the image for ${formatPlatform(want)} (kiln pull --platform ${formatPlatform(want)} …)` },
+  );
 }
