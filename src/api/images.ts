@@ -125,17 +125,26 @@ export interface ImageInspect {
 }
 
 /** docker inspect's view of images of the store (names or ids). */
-export async function inspect(images: string[], o: StoreOptions = {}): Promise<ImageInspect[]> {
+export async function inspect(
+  images: string[],
+  o: StoreOptions & { platform?: string | Platform } = {},
+): Promise<ImageInspect[]> {
   const store = await openStore(o);
+  const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
   const out: ImageInspect[] = [];
   for (const ref of images) {
-    const img = await store.resolveImage(ref);
-    const records = (await store.listImages()).filter((r) => r.descriptor.digest === img.descriptor.digest);
+    const img = await store.resolveImage(ref, { platform });
+    if (platform) refuseOtherPlatform(ref, img, platform);
+    // Its names: the tags of the image, and those of a multi-platform image holding it when named so.
+    const given = await store.tagged(ref);
+    const records = (await store.listImages()).filter(
+      (r) => r.descriptor.digest === img.descriptor.digest || (given && r.descriptor.digest === given.digest),
+    );
     const c = img.config;
     out.push({
       Id: img.id,
       RepoTags: records.map((r) => familiarName(r.name)),
-      RepoDigests: records.map((r) => `${familiarName(parseReference(r.name).name())}@${img.descriptor.digest}`),
+      RepoDigests: records.map((r) => `${familiarName(parseReference(r.name).name())}@${r.descriptor.digest}`),
       Created: c.created,
       Author: c.author ?? '',
       Architecture: c.architecture,

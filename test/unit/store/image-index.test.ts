@@ -84,3 +84,22 @@ test('writeIndex refuses no image, a manifest not in the store, and an index as 
     (e: KilnError) => e.code === 'USAGE',
   );
 });
+
+test('gc keeps the images of an index tag once their own tags are gone', async () => {
+  const store = await Store.open({ root: path.join(tmp, 'gc') });
+  const a = await writeSmallImage(store, 'example.com/gc:amd64', [{ 'a.txt': 'x86' }], 'gzip', { platform: amd64 });
+  const b = await writeSmallImage(store, 'example.com/gc:arm64', [{ 'a.txt': 'arm' }], 'gzip', { platform: arm64 });
+  const loose = await writeSmallImage(store, 'example.com/gc:loose', [{ 'l.txt': 'loose' }]);
+  const idx = await writeIndex(store, [
+    { descriptor: a.descriptor, platform: amd64 },
+    { descriptor: b.descriptor, platform: arm64 },
+  ]);
+  await store.setTag('example.com/gc:multi', idx);
+  for (const t of ['example.com/gc:amd64', 'example.com/gc:arm64', 'example.com/gc:loose']) await store.removeTag(t);
+  await store.gc({ minAgeMs: 0 });
+  for (const img of [a, b])
+    for (const d of [img.descriptor, img.manifest.config, ...img.manifest.layers])
+      assert.ok(await store.hasBlob(d.digest), `${d.digest} was kept`);
+  assert.ok(await store.hasBlob(idx.digest));
+  assert.equal(await store.hasBlob(loose.descriptor.digest), false);
+});
