@@ -74,6 +74,8 @@ export interface SaveOptions extends StoreOptions {
   dest?: string;
   /** …a stream to write the tar to. */
   stream?: Writable;
+  /** The image of a multi-platform image to save (default: this machine's); an archive holds one image per name. */
+  platform?: string | Platform;
 }
 
 /** Saves images of the store (names or ids) to one archive. */
@@ -83,7 +85,8 @@ export async function save(images: string[], o: SaveOptions): Promise<void> {
   if (format !== 'docker' && format !== 'oci')
     throw new KilnError('USAGE', `unknown archive format "${String(format)}": use docker or oci`);
   const loaded: LoadedImage[] = [];
-  for (const i of images) loaded.push(await store.resolveImage(i));
+  const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
+  for (const i of images) loaded.push(await store.resolveImage(i, { platform }));
   if (o.dest !== undefined) await saveImagesToFile(store, loaded, format, o.dest);
   else if (o.stream) await saveImages(store, loaded, format, o.stream);
   else throw new KilnError('USAGE', 'save needs a dest file or a stream');

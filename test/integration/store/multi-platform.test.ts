@@ -94,3 +94,19 @@ test('kiln rmi of an index tag removes that tag only', async () => {
   const ls = await runKiln(['images', '--format', '{{.Tag}}', 'local/m'], { root });
   assert.deepEqual(ls.stdout.trim().split('\n').sort(), ['arm64', 'host', 'multi', 's390x']);
 });
+
+test('kiln save of an index tag: the one platform image (this machine, or --platform), loadable under the name', async () => {
+  for (const [flags, want] of [
+    [[], a],
+    [['--platform', 'linux/arm64'], b],
+  ] as const) {
+    const out = path.join(work, `save-${flags.length}.tar`);
+    const s = await runKiln(['save', ...flags, '-o', out, 'local/m:multi'], { root });
+    assert.equal(s.code, 0, s.stderr);
+    const other = path.join(work, `load-${flags.length}`);
+    const l = await runKiln(['load', '-i', out], { root: other });
+    assert.equal(l.code, 0, l.stderr);
+    const i = JSON.parse((await runKiln(['inspect', 'local/m:multi'], { root: other })).stdout) as { Id: string }[];
+    assert.equal(i[0]!.Id, want.id);
+  }
+});
