@@ -36,6 +36,8 @@ export async function openImageSource(ref: string, opts: OpenOptions = {}): Prom
     return await openStoreImage(opts.store, ref, opts);
   } catch (e) {
     if (!(isKilnError(e) && e.code === 'NOT_FOUND')) throw e;
+    // A name of the store without the platform (an index of others): no pull, the store's answer.
+    if (await opts.store.tagged(ref)) throw e;
     const pulled = await tryPull(opts.store, ref, opts);
     if (pulled) return pulled;
     throw e;

@@ -8,6 +8,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { loadArchive, type LoadResult, saveImages, saveImagesToFile, type ArchiveFormat } from '../archive/index.js';
 import {
+  formatPlatform,
+  normalizePlatform,
   parsePlatform,
   familiarName,
   parseReference,
@@ -72,6 +74,8 @@ export interface SaveOptions extends StoreOptions {
   dest?: string;
   /** …a stream to write the tar to. */
   stream?: Writable;
+  /** The image of a multi-platform image to save (default: this machine's); an archive holds one image per name. */
+  platform?: string | Platform;
 }
 
 /** Saves images of the store (names or ids) to one archive. */
@@ -81,7 +85,8 @@ export async function save(images: string[], o: SaveOptions): Promise<void> {
   if (format !== 'docker' && format !== 'oci')
     throw new KilnError('USAGE', `unknown archive format "${String(format)}": use docker or oci`);
   const loaded: LoadedImage[] = [];
-  for (const i of images) loaded.push(await store.resolveImage(i));
+  const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
+  for (const i of images) loaded.push(await store.resolveImage(i, { platform }));
   if (o.dest !== undefined) await saveImagesToFile(store, loaded, format, o.dest);
   else if (o.stream) await saveImages(store, loaded, format, o.stream);
   else throw new KilnError('USAGE', 'save needs a dest file or a stream');
@@ -123,17 +128,26 @@ export interface ImageInspect {
 }
 
 /** docker inspect's view of images of the store (names or ids). */
-export async function inspect(images: string[], o: StoreOptions = {}): Promise<ImageInspect[]> {
+export async function inspect(
+  images: string[],
+  o: StoreOptions & { platform?: string | Platform } = {},
+): Promise<ImageInspect[]> {
   const store = await openStore(o);
+  const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
   const out: ImageInspect[] = [];
   for (const ref of images) {
-    const img = await store.resolveImage(ref);
-    const records = (await store.listImages()).filter((r) => r.descriptor.digest === img.descriptor.digest);
+    const img = await store.resolveImage(ref, { platform });
+    if (platform) refuseOtherPlatform(ref, img, platform);
+    // Its names: the tags of the image, and those of a multi-platform image holding it when named so.
+    const given = await store.tagged(ref);
+    const records = (await store.listImages()).filter(
+      (r) => r.descriptor.digest === img.descriptor.digest || (given && r.descriptor.digest === given.digest),
+    );
     const c = img.config;
     out.push({
       Id: img.id,
       RepoTags: records.map((r) => familiarName(r.name)),
-      RepoDigests: records.map((r) => `${familiarName(parseReference(r.name).name())}@${img.descriptor.digest}`),
+      RepoDigests: records.map((r) => `${familiarName(parseReference(r.name).name())}@${r.descriptor.digest}`),
       Created: c.created,
       Author: c.author ?? '',
       Architecture: c.architecture,
@@ -172,6 +186,8 @@ export interface RunOptions extends StoreOptions {
   /** The container's output (default: discarded). */
   onStdout?: (b: Buffer) => void;
   onStderr?: (b: Buffer) => void;
+  /** The image of a multi-platform image to run (os/arch[/variant]; default this machine's), as docker run --platform. */
+  platform?: string | Platform;
 }
 
 /** Runs a container from an image of the store in the foreground, as docker run; its changes are discarded. */
@@ -179,7 +195,9 @@ export async function run(image: string, o: RunOptions = {}): Promise<{ exitCode
   if (o.workdir !== undefined && !o.workdir.startsWith('/'))
     throw new KilnError('USAGE', `the working directory "${o.workdir}" is invalid, it needs to be an absolute path`);
   const store = await openStore(o);
-  const img = await store.resolveImage(image);
+  const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
+  const img = await store.resolveImage(image, { platform });
+  if (platform) refuseOtherPlatform(image, img, platform);
   const c = img.config.config ?? {};
   const args = containerArgs(c, o.command ?? [], o.entrypoint);
   if (args.length === 0)
@@ -213,4 +231,26 @@ export async function run(image: string, o: RunOptions = {}): Promise<{ exitCode
     signal: o.signal,
   });
   return { exitCode: r.exitCode };
+}
+
+/** An image of the store asked for by platform that is for another one: docker run --platform's refusal. */
+export function refuseOtherPlatform(image: string, img: LoadedImage, want: Platform): void {
+  const have = normalizePlatform({
+    os: img.config.os,
+    architecture: img.config.architecture,
+    ...(img.config.variant ? { variant: img.config.variant } : {}),
+  });
+  const w = normalizePlatform(want);
+  if (
+    have.os === w.os &&
+    have.architecture === w.architecture &&
+    (want.variant === undefined || have.variant === w.variant)
+  )
+    return;
+  throw new KilnError(
+    'NOT_FOUND',
+    `image with reference ${image} was found but does not match the specified platform: wanted ${formatPlatform(want)}, actual: ${formatPlatform(have)}`,
+    { image },
+    { hint: `pull the image for ${formatPlatform(want)} (kiln pull --platform ${formatPlatform(want)} …)` },
+  );
 }

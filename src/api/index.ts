@@ -52,3 +52,15 @@ export {
   type CopiesOptions,
 } from './read.js';
 export { debug, keptSteps, removeKeptSteps, type DebugOptions, type KeptStep } from './debug.js';
+export {
+  manifestAnnotate,
+  manifestCreate,
+  manifestInspect,
+  manifestPush,
+  manifestRemove,
+  type ManifestAnnotateOptions,
+  type ManifestCreateOptions,
+  type ManifestListEntry,
+  type ManifestListResult,
+  type ManifestPushOptions,
+} from './manifests.js';

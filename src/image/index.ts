@@ -7,7 +7,14 @@ export {
   normalizeImageName,
   parseReference,
 } from './reference.js';
-export { formatPlatform, hostPlatform, matchPlatform, parsePlatform } from './platform.js';
+export {
+  formatPlatform,
+  hostPlatform,
+  matchPlatform,
+  normalizePlatform,
+  parsePlatform,
+  platformsOf,
+} from './platform.js';
 export {
   Annotation,
   type Compression,
@@ -17,6 +24,7 @@ export {
   type ImageConfig,
   type Index,
   INDEX_MEDIA_TYPES,
+  MANIFEST_MEDIA_TYPES,
   type Manifest,
   MediaType,
   type Platform,

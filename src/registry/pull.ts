@@ -15,8 +15,9 @@ import {
   parseManifestOrIndex,
   parseJSONText,
   type TransferEvent,
+  MANIFEST_MEDIA_TYPES,
 } from '../image/index.js';
-import { chainIds, KilnError } from '../util/index.js';
+import { chainIds, type Digest, KilnError } from '../util/index.js';
 import { type LoadedImage, type Store, IncomingLayer } from '../store/index.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 
@@ -30,6 +31,11 @@ export interface PullOptions extends ClientOptions {
   onProgress?: (e: TransferEvent) => void;
   /** Tag the result in the store (default true). */
   tag?: boolean;
+  /**
+   * A multi-platform reference: pull every image of its index and tag the index (docker pull
+   * --all-platforms); the image returned is `platform`'s (default this machine's, else the first).
+   */
+  allPlatforms?: boolean;
 }
 
 /** Run `fn` over items with at most `limit` at once; the first failure stops new starts. */
@@ -100,6 +106,15 @@ export async function pull(store: Store, refText: string, opts: PullOptions = {}
     parsed.tag === undefined && parsed.digest === undefined ? parseReference(`${parsed.name()}:latest`) : parsed;
   const client = clientFor(opts);
   const platform = opts.platform ?? hostPlatform();
+  if (opts.allPlatforms) {
+    const got = await client.getManifest(ref);
+    const top = parseManifestOrIndex(
+      parseJSONText(got.body, 'manifest', ref.toString()),
+      got.mediaType,
+      ref.toString(),
+    );
+    if (top.kind === 'index') return pullIndex(store, ref, got, top.index.manifests, { ...opts, client });
+  }
   const { descriptor, body, index } = await resolveManifest(client, ref, platform);
   const doc = parseManifestOrIndex(
     parseJSONText(body, 'manifest', ref.toString()),
@@ -190,4 +205,31 @@ export async function pull(store: Store, refText: string, opts: PullOptions = {}
   }
   if (opts.tag !== false) await store.setTag(name, descriptor, { allowDigest: true });
   return img;
+}
+
+/**
+ * Every image of an index (each pulled by digest, verified, untagged), then the index itself, byte
+ * for byte, tagged under the reference: the store can push it again with the same digest.
+ */
+async function pullIndex(
+  store: Store,
+  ref: ImageReference,
+  got: { mediaType: string; digest: Digest; body: Buffer },
+  manifests: Descriptor[],
+  opts: PullOptions & { client: RegistryClient },
+): Promise<LoadedImage> {
+  const name = ref.toString();
+  for (const m of manifests) {
+    if (!MANIFEST_MEDIA_TYPES.includes(m.mediaType))
+      throw new KilnError('UNSUPPORTED', `${ref.familiar()}: an index inside an index is not supported`, {
+        image: name,
+      });
+    await pull(store, `${ref.name()}@${m.digest}`, { ...opts, allPlatforms: false, platform: undefined, tag: false });
+  }
+  const descriptor: Descriptor = { mediaType: got.mediaType, digest: got.digest, size: got.body.length };
+  await store.putBlob(got.body, { digest: got.digest, size: got.body.length });
+  if (opts.tag !== false) await store.setTag(name, descriptor, { allowDigest: true });
+  const want = matchPlatform(manifests, opts.platform ?? hostPlatform()) ?? manifests[0];
+  if (!want) throw new KilnError('INVALID', `${ref.familiar()} is an empty index`, { image: name });
+  return { ...(await store.loadImage(want, { name })), name };
 }

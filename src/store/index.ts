@@ -32,3 +32,4 @@ export {
   type ProvenancePackage,
   type ProvenanceStep,
 } from './provenance.js';
+export { isIndexDescriptor, platformOfManifest, readIndexBlob, writeIndex, type IndexEntry } from './image-index.js';

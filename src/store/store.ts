@@ -30,6 +30,8 @@ import {
   parseReference,
   matchPlatform,
   hostPlatform,
+  formatPlatform,
+  platformsOf,
   Annotation,
   INDEX_MEDIA_TYPES,
   MediaType,
@@ -326,6 +328,17 @@ export class Store {
       .map((d) => ({ name: d.annotations![Annotation.RefName]!, descriptor: d }));
   }
 
+  /** The descriptor NAME (any docker spelling) points at: a manifest's or an index's; undefined when untagged. */
+  async tagged(name: string): Promise<Descriptor | undefined> {
+    let full: string;
+    try {
+      full = normalizeImageName(name);
+    } catch {
+      return undefined;
+    }
+    return (await this.listImages()).find((i) => i.name === full)?.descriptor;
+  }
+
   /** Point NAME at a manifest (or index) descriptor; replaces an existing tag. */
   async setTag(name: string, manifest: Descriptor, opts: { allowDigest?: boolean } = {}): Promise<void> {
     const full = normalizeImageName(name);
@@ -487,13 +500,16 @@ export class Store {
         return { name: opts.name, descriptor: d, manifest: doc.manifest, config, id: doc.manifest.config.digest };
       }
       const want = opts.platform ?? hostPlatform();
-      const m =
-        matchPlatform(doc.index.manifests, want) ??
-        (doc.index.manifests.length === 1 ? doc.index.manifests[0] : undefined);
+      // An index of one image that names no platform (some OCI layouts): that image.
+      const only = doc.index.manifests.length === 1 ? doc.index.manifests[0] : undefined;
+      const m = matchPlatform(doc.index.manifests, want) ?? (only && !only.platform ? only : undefined);
       if (!m)
-        throw new KilnError('NOT_FOUND', `no image for platform ${want.os}/${want.architecture} in ${where}`, {
-          image: where,
-        });
+        throw new KilnError(
+          'NOT_FOUND',
+          `${where} has no image for ${formatPlatform(want)} (it has: ${platformsOf(doc.index.manifests)})`,
+          { image: where },
+          { hint: opts.platform ? 'pick one of its platforms' : 'pick one of its platforms with --platform' },
+        );
       d = m;
     }
     throw new KilnError('INVALID', 'image indexes nested too deeply', { image: where });

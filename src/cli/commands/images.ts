@@ -1,11 +1,12 @@
 /** `kiln images`: the tagged images in the store, as `docker images` lists them. */
 import type { Command } from 'commander';
 import { digestHex, KilnError } from '../../util/index.js';
-import { parseReference, familiarName, normalizeImageName } from '../../image/index.js';
+import { parseReference, familiarName, formatPlatform, normalizeImageName } from '../../image/index.js';
+import { isIndexDescriptor, readIndexBlob } from '../../store/index.js';
 import { humanAgo, humanSize, printTable } from '../../ui/index.js';
 import { openStoreFromCli } from '../store.js';
 
-const FIELDS = ['Repository', 'Tag', 'ID', 'Digest', 'CreatedAt', 'CreatedSince', 'Size'];
+const FIELDS = ['Repository', 'Tag', 'ID', 'Digest', 'CreatedAt', 'CreatedSince', 'Size', 'Platforms'];
 const HEADERS: Record<string, string> = {
   Repository: 'REPOSITORY',
   Tag: 'TAG',
@@ -14,6 +15,7 @@ const HEADERS: Record<string, string> = {
   CreatedAt: 'CREATED AT',
   CreatedSince: 'CREATED',
   Size: 'SIZE',
+  Platforms: 'PLATFORMS',
 };
 
 /**
@@ -70,14 +72,15 @@ export function register(program: Command): Command {
     .argument('[reference]', 'only images matching this name (repository or repository:tag)')
     .option('-q, --quiet', 'only show image IDs')
     .option('--no-trunc', "don't truncate image IDs")
+    .option('--tree', 'a row per platform under each multi-platform image')
     .option(
       '--format <format>',
-      "table (default), json, or a Go template as docker's: '{{.Repository}}:{{.Tag}}' (fields: Repository, Tag, ID, Digest, CreatedAt, CreatedSince, Size; 'table ' prefix adds a header)",
+      "table (default), json, or a Go template as docker's: '{{.Repository}}:{{.Tag}}' (fields: Repository, Tag, ID, Digest, CreatedAt, CreatedSince, Size, Platforms; 'table ' prefix adds a header)",
     )
     .action(
       async (
         reference: string | undefined,
-        flags: { quiet?: boolean; trunc: boolean; format?: string },
+        flags: { quiet?: boolean; trunc: boolean; format?: string; tree?: boolean },
         cmd: Command,
       ) => {
         // A bad format fails before any work, and never falls back to the table.
@@ -101,10 +104,44 @@ export function register(program: Command): Command {
           created: string | undefined;
           size: number;
           digest: string;
+          platforms: string[];
+          /** An index's images (for --tree): platform, image id, size. */
+          children: { platform: string; id: string; size: number }[];
         }[] = [];
         for (const r of records) {
-          const img = await store.loadImage(r.descriptor, { name: r.name });
           const ref = parseReference(r.name);
+          if (isIndexDescriptor(r.descriptor)) {
+            // An index (multi-platform image): its digest is its ID, as docker's containerd store shows it.
+            const index = await readIndexBlob(store, r.descriptor, r.name);
+            const children: (typeof rows)[number]['children'] = [];
+            let created: string | undefined;
+            for (const m of index.manifests) {
+              const platform = m.platform ? formatPlatform(m.platform) : 'unknown';
+              if (!(await store.hasBlob(m.digest))) continue;
+              const img = await store.loadImage(m, { name: r.name }).catch(() => undefined);
+              if (!img) continue;
+              const size = await store.imageSize(img);
+              children.push({ platform, id: img.id, size });
+              if (img.config.created && (!created || img.config.created > created)) created = img.config.created;
+            }
+            rows.push({
+              repository: familiarName(ref.name()),
+              tag: ref.tag ?? '<none>',
+              id: r.descriptor.digest,
+              created,
+              size: children.reduce((n, c) => n + c.size, 0),
+              digest: r.descriptor.digest,
+              platforms: index.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')),
+              children,
+            });
+            continue;
+          }
+          const img = await store.loadImage(r.descriptor, { name: r.name });
+          const platform = formatPlatform({
+            os: img.config.os,
+            architecture: img.config.architecture,
+            ...(img.config.variant ? { variant: img.config.variant } : {}),
+          });
           rows.push({
             repository: familiarName(ref.name()),
             tag: ref.tag ?? '<none>',
@@ -112,6 +149,8 @@ export function register(program: Command): Command {
             created: img.config.created,
             size: await store.imageSize(img),
             digest: r.descriptor.digest,
+            platforms: [platform],
+            children: [],
           });
         }
         if (flags.quiet) {
@@ -122,7 +161,7 @@ export function register(program: Command): Command {
         if (flags.format === 'json') {
           for (const r of rows)
             process.stdout.write(
-              `${JSON.stringify({ Repository: r.repository, Tag: r.tag, ID: r.id, Digest: r.digest, CreatedAt: r.created, Size: r.size })}\n`,
+              `${JSON.stringify({ Repository: r.repository, Tag: r.tag, ID: r.id, Digest: r.digest, CreatedAt: r.created, Size: r.size, Platforms: r.platforms })}\n`,
             );
           return;
         }
@@ -135,24 +174,36 @@ export function register(program: Command): Command {
             CreatedAt: r.created ?? '',
             CreatedSince: humanAgo(r.created),
             Size: humanSize(r.size),
+            Platforms: r.platforms.join(','),
           });
           if (template.table) process.stdout.write(`${template.header}\n`);
           for (const r of rows)
             process.stdout.write(
-              `${template.render(fields(r), JSON.stringify({ Repository: r.repository, Tag: r.tag, ID: r.id, Digest: r.digest, CreatedAt: r.created, Size: r.size }))}\n`,
+              `${template.render(fields(r), JSON.stringify({ Repository: r.repository, Tag: r.tag, ID: r.id, Digest: r.digest, CreatedAt: r.created, Size: r.size, Platforms: r.platforms }))}\n`,
             );
           return;
         }
-        printTable([
-          ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'],
-          ...rows.map((r) => [
+        // A PLATFORMS column when a multi-platform image is listed: its row is the index (one tag,
+        // one row, as docker images shows it); --tree adds a row per platform, as docker 25's.
+        const multi = rows.some((r) => r.children.length > 0 || r.platforms.length > 1);
+        const id = (x: string) => (flags.trunc ? digestHex(x).slice(0, 12) : x);
+        const table: string[][] = [
+          ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', ...(multi ? ['PLATFORMS'] : [])],
+        ];
+        for (const r of rows) {
+          table.push([
             r.repository,
             r.tag,
-            flags.trunc ? digestHex(r.id).slice(0, 12) : r.id,
+            id(r.id),
             humanAgo(r.created),
             humanSize(r.size),
-          ]),
-        ]);
+            ...(multi ? [r.platforms.join(',')] : []),
+          ]);
+          if (flags.tree)
+            for (const c of r.children)
+              table.push([`└─ ${c.platform}`, '', id(c.id), '', humanSize(c.size), ...(multi ? [''] : [])]);
+        }
+        printTable(table);
       },
     );
 }

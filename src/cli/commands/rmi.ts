@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { normalizeImageName } from '../../image/index.js';
 import { KilnError } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
+import { isIndexDescriptor } from '../../store/index.js';
 
 export function register(program: Command): Command {
   return program
@@ -15,6 +16,14 @@ export function register(program: Command): Command {
       let failed = 0;
       for (const ref of images) {
         try {
+          // A tag naming a multi-platform image (an index) goes by its name, whatever this machine's platform.
+          const tagged = await store.tagged(ref);
+          if (tagged && isIndexDescriptor(tagged)) {
+            const name = normalizeImageName(ref);
+            await store.removeTag(name);
+            process.stdout.write(`Untagged: ${name}\n`);
+            continue;
+          }
           const img = await store.resolveImage(ref);
           const records = await store.listImages();
           const sameImage = records.filter((r) => r.descriptor.digest === img.descriptor.digest).map((r) => r.name);

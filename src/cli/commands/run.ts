@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { run } from '../../api/index.js';
+import { parsePlatform } from '../../image/index.js';
 import { parseVolume } from '../../sandbox/index.js';
 import { KilnError } from '../../util/index.js';
 import { collect } from '../options.js';
@@ -18,6 +19,7 @@ interface RunFlags {
   runtime?: string;
   snapshotter?: string;
   backend?: string;
+  platform?: string;
 }
 
 export function register(program: Command): Command {
@@ -37,6 +39,7 @@ export function register(program: Command): Command {
     .option('-u, --user <user>', 'user[:group] or uid[:gid] to run as (names from the image)')
     .option('-w, --workdir <dir>', 'working directory inside the container (made when missing)')
     .option('--network <mode>', 'host or none', 'host')
+    .option('--platform <os/arch[/variant]>', 'the image of a multi-platform image to run (default: this machine)')
     .option('-v, --volume <host:container[:ro]>', 'bind-mount a host directory or file (repeatable)', collect)
     .option('--entrypoint <cmd>', 'override the image\'s entrypoint ("" clears it)')
     .option('--runtime <path>', 'OCI runtime to use (default: runc or crun, whichever works here)')
@@ -80,6 +83,7 @@ export function register(program: Command): Command {
           runtime: f.runtime,
           snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
           backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
+          platform: f.platform === undefined ? undefined : parsePlatform(f.platform),
           onStdout: (b) => process.stdout.write(b),
           onStderr: (b) => process.stderr.write(b),
           signal: ac.signal,

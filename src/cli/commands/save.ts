@@ -1,5 +1,6 @@
 /** `kiln save -o FILE IMAGE…`: images to a docker-archive (docker load reads it) or an OCI layout tar. */
 import type { Command } from 'commander';
+import { parsePlatform } from '../../image/index.js';
 import { save } from '../../api/index.js';
 import { KilnError } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
@@ -11,7 +12,11 @@ export function register(program: Command): Command {
     .argument('<images...>', 'image names or IDs')
     .option('-o, --output <file>', 'write to this file (default: stdout, which must not be a terminal)')
     .option('--format <format>', 'docker (docker load reads it) or oci (an OCI image layout)', 'docker')
-    .action(async (images: string[], flags: { output?: string; format: string }, cmd: Command) => {
+    .option(
+      '--platform <os/arch[/variant]>',
+      'the image to save of a multi-platform image (default: this machine); an archive holds one image per name',
+    )
+    .action(async (images: string[], flags: { output?: string; format: string; platform?: string }, cmd: Command) => {
       if (flags.format !== 'docker' && flags.format !== 'oci')
         throw new KilnError('USAGE', `unknown --format "${flags.format}": use docker or oci`);
       if (!flags.output && process.stdout.isTTY)
@@ -25,6 +30,7 @@ export function register(program: Command): Command {
       await save(images, {
         store,
         format: flags.format,
+        platform: flags.platform === undefined ? undefined : parsePlatform(flags.platform),
         ...(flags.output ? { dest: flags.output } : { stream: process.stdout }),
       });
     });
