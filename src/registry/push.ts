@@ -6,9 +6,28 @@
  * one returned. An image whose layers are compressed already (a pulled one) goes as it is: the
  * digest on the registry is the store's.
  */
-import { parseReference, type ImageReference, type Image, type Compression, type Descriptor } from '../image/index.js';
-import { type Store, copyImageToStore, encodeVariant, readyLayer, withLayers } from '../store/index.js';
+import {
+  canonicalJSON,
+  formatPlatform,
+  normalizeImageName,
+  parseReference,
+  type ImageReference,
+  type Image,
+  type Compression,
+  type Descriptor,
+} from '../image/index.js';
+import {
+  type LoadedImage,
+  type Store,
+  copyImageToStore,
+  encodeVariant,
+  isIndexDescriptor,
+  readIndexBlob,
+  readyLayer,
+  withLayers,
+} from '../store/index.js';
 import { type Digest, KilnError } from '../util/index.js';
+import { type RegistryClient } from './client.js';
 import { clientFor, eachLimited, type PullOptions } from './pull.js';
 
 export interface PushOptions extends Omit<PullOptions, 'platform' | 'tag'> {
@@ -34,19 +53,12 @@ export async function push(
   opts: PushOptions = {},
 ): Promise<{ digest: Digest; size: number; ref: string }> {
   const image = typeof given === 'string' ? given : given.display;
+  // A tag naming an index (a multi-platform image): every image, then the index.
+  const tagged = typeof given === 'string' ? await store.tagged(given) : undefined;
+  if (tagged && isIndexDescriptor(tagged)) return pushIndex(store, given as string, tagged, dest, opts);
   const local = typeof given === 'string' ? await store.resolveImage(given) : await copyImageToStore(store, given);
-  const target = dest ?? local.name;
-  if (!target)
-    throw new KilnError(
-      'USAGE',
-      `image ${image} has no name to push to`,
-      { image },
-      { hint: `give a destination: kiln push ${image} REGISTRY/NAME:TAG` },
-    );
-  let ref: ImageReference = parseReference(target);
-  if (ref.tag === undefined && ref.digest === undefined) ref = parseReference(`${ref.name()}:latest`);
+  const ref = targetRef(image, dest ?? local.name);
   const client = clientFor(opts);
-  const copts = { compression: opts.compression ?? 'gzip', force: opts.forceCompression, level: opts.compressionLevel };
   const progress = opts.onProgress ?? (() => undefined);
   // The manifest's digest is known once every layer is compressed: the first line names the ref only.
   progress({
@@ -55,6 +67,119 @@ export async function push(
     digest: '',
     layers: local.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })),
   });
+  const img = await pushImageBlobs(store, client, ref, local, image, opts);
+  const body = await store.readBlob(img.descriptor.digest);
+  const reference = ref.tag ?? ref.digest!;
+  if (ref.digest && ref.digest !== img.descriptor.digest)
+    throw new KilnError(
+      'USAGE',
+      `cannot push ${image} as ${ref.digest}: its manifest digest is ${img.descriptor.digest}`,
+      { image },
+    );
+  await client.putManifest(ref, reference, body, img.descriptor.mediaType);
+  return {
+    digest: img.descriptor.digest,
+    size: [img.manifest.config, ...img.manifest.layers].reduce((n, b) => n + b.size, 0) + body.length,
+    ref: ref.toString(),
+  };
+}
+
+/** The reference to push to: `target` (a name without tag or digest gets :latest). */
+function targetRef(image: string, target: string | undefined): ImageReference {
+  if (!target)
+    throw new KilnError(
+      'USAGE',
+      `image ${image} has no name to push to`,
+      { image },
+      { hint: `give a destination: kiln push ${image} REGISTRY/NAME:TAG` },
+    );
+  const ref = parseReference(target);
+  return ref.tag === undefined && ref.digest === undefined ? parseReference(`${ref.name()}:latest`) : ref;
+}
+
+/**
+ * Push an index of the store: each of its images (layers, config, then its manifest by digest),
+ * then the index under the tag. An image whose plain layers were compressed for the push has
+ * another manifest digest: the pushed index names the pushed manifests (and is kept in the store
+ * too); when no image changed, the index goes byte for byte as the store holds it, so the
+ * registry's digest is the store's.
+ */
+async function pushIndex(
+  store: Store,
+  image: string,
+  desc: Descriptor,
+  dest: string | undefined,
+  opts: PushOptions,
+): Promise<{ digest: Digest; size: number; ref: string }> {
+  const name = normalizeImageName(image);
+  const ref = targetRef(image, dest ?? name);
+  const client = clientFor(opts);
+  const progress = opts.onProgress ?? (() => undefined);
+  const index = await readIndexBlob(store, desc, image);
+  const missing = [];
+  for (const m of index.manifests) if (!(await store.hasBlob(m.digest))) missing.push(m);
+  if (missing.length)
+    throw new KilnError(
+      'NOT_FOUND',
+      `${image} is an index whose image${missing.length > 1 ? 's' : ''} ${missing.map(describeEntry).join(', ')} ${missing.length > 1 ? 'are' : 'is'} not in the store`,
+      { image },
+      { hint: 'pull the index with --all-platforms, or build every platform, before pushing it' },
+    );
+  const images = [];
+  for (const m of index.manifests) images.push(await store.loadImage(m, { name: `${image} (${describeEntry(m)})` }));
+  const seen = new Set<string>();
+  progress({
+    type: 'resolved',
+    ref: ref.toString(),
+    digest: '',
+    layers: images
+      .flatMap((i) => i.manifest.layers)
+      .filter((l) => !seen.has(l.digest) && seen.add(l.digest))
+      .map((l) => ({ digest: l.digest, size: l.size })),
+  });
+  let size = 0;
+  const manifests: Descriptor[] = [];
+  for (const [i, m] of index.manifests.entries()) {
+    const local = images[i]!;
+    const img = await pushImageBlobs(store, client, ref, local, image, opts);
+    const body = await store.readBlob(img.descriptor.digest);
+    await client.putManifest(ref, img.descriptor.digest, body, img.descriptor.mediaType);
+    size += [img.manifest.config, ...img.manifest.layers].reduce((n, b) => n + b.size, 0) + body.length;
+    manifests.push({ ...m, mediaType: img.descriptor.mediaType, digest: img.descriptor.digest, size: body.length });
+  }
+  const same = manifests.every((m, i) => m.digest === index.manifests[i]!.digest);
+  const body = same ? await store.readBlob(desc.digest) : Buffer.from(canonicalJSON({ ...index, manifests }));
+  const pushed = same ? desc : { mediaType: desc.mediaType, ...(await store.putBlob(body)) };
+  if (ref.digest && ref.digest !== pushed.digest)
+    throw new KilnError(
+      'USAGE',
+      `cannot push ${image} as ${ref.digest}: the pushed index's digest is ${pushed.digest}`,
+      {
+        image,
+      },
+    );
+  await client.putManifest(ref, ref.tag ?? ref.digest!, body, desc.mediaType);
+  return { digest: pushed.digest, size: size + body.length, ref: ref.toString() };
+}
+
+function describeEntry(d: Descriptor): string {
+  return d.platform ? formatPlatform(d.platform) : d.digest;
+}
+
+/**
+ * Upload an image's config and layers (plain layers compressed as `opts` says) to `ref`'s
+ * repository; returns the image as pushed (its manifest written to the store, not to the registry).
+ */
+async function pushImageBlobs(
+  store: Store,
+  client: RegistryClient,
+  ref: ImageReference,
+  local: LoadedImage,
+  image: string,
+  opts: PushOptions,
+): Promise<LoadedImage> {
+  const copts = { compression: opts.compression ?? 'gzip', force: opts.forceCompression, level: opts.compressionLevel };
+  const progress = opts.onProgress ?? (() => undefined);
   /** A blob the store holds: skipped when the registry has it, mounted when another repository of it does, else uploaded. */
   const pushStored = async (b: Descriptor) => {
     if (!(await store.hasBlob(b.digest)))
@@ -110,19 +235,5 @@ export async function push(
     await store.noteBlobSource(d.digest, ref.name());
   });
   await pushStored(local.manifest.config);
-  const img = await withLayers(store, local, layers, copts.compression);
-  const body = await store.readBlob(img.descriptor.digest);
-  const reference = ref.tag ?? ref.digest!;
-  if (ref.digest && ref.digest !== img.descriptor.digest)
-    throw new KilnError(
-      'USAGE',
-      `cannot push ${image} as ${ref.digest}: its manifest digest is ${img.descriptor.digest}`,
-      { image },
-    );
-  await client.putManifest(ref, reference, body, img.descriptor.mediaType);
-  return {
-    digest: img.descriptor.digest,
-    size: [img.manifest.config, ...img.manifest.layers].reduce((n, b) => n + b.size, 0) + body.length,
-    ref: ref.toString(),
-  };
+  return withLayers(store, local, layers, copts.compression);
 }

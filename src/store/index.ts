@@ -22,3 +22,4 @@ export {
 export { withFileLock } from './lock.js';
 export { copyImageToStore, openStoreImage } from './image.js';
 export { storeLayout } from './layout.js';
+export { isIndexDescriptor, platformOfManifest, readIndexBlob, writeIndex, type IndexEntry } from './image-index.js';

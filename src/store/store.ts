@@ -325,6 +325,17 @@ export class Store {
       .map((d) => ({ name: d.annotations![Annotation.RefName]!, descriptor: d }));
   }
 
+  /** The descriptor NAME (any docker spelling) points at: a manifest's or an index's; undefined when untagged. */
+  async tagged(name: string): Promise<Descriptor | undefined> {
+    let full: string;
+    try {
+      full = normalizeImageName(name);
+    } catch {
+      return undefined;
+    }
+    return (await this.listImages()).find((i) => i.name === full)?.descriptor;
+  }
+
   /** Point NAME at a manifest (or index) descriptor; replaces an existing tag. */
   async setTag(name: string, manifest: Descriptor, opts: { allowDigest?: boolean } = {}): Promise<void> {
     const full = normalizeImageName(name);

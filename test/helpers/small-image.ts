@@ -1,9 +1,10 @@
 /**
  * A small image written into a store for the tests of the Image implementations: one layer per
- * given file map (gzip or plain, as asked), a config with a history entry per layer, tagged.
+ * given file map (gzip or plain, as asked), a config with a history entry per layer (for the host's
+ * platform unless `opts.platform` says another), tagged.
  */
 import { tarEntries, type EntrySpec } from '../../src/layer/write.js';
-import type { Compression, Descriptor, ImageConfig } from '../../src/image/types.js';
+import type { Compression, Descriptor, ImageConfig, Platform } from '../../src/image/types.js';
 import type { Digest } from '../../src/util/digest.js';
 import type { LoadedImage, Store } from '../../src/store/store.js';
 import { hostPlatform } from '../../src/image/platform.js';
@@ -13,6 +14,7 @@ export async function writeSmallImage(
   name: string,
   layers: Record<string, string>[],
   compression: Compression = 'gzip',
+  opts: { platform?: Platform } = {},
 ): Promise<LoadedImage> {
   const descs: Descriptor[] = [];
   const diffIds: Digest[] = [];
@@ -32,8 +34,9 @@ export async function writeSmallImage(
     diffIds.push(info.diffId);
   }
   const config: ImageConfig = {
-    architecture: hostPlatform().architecture,
-    os: 'linux',
+    architecture: opts.platform?.architecture ?? hostPlatform().architecture,
+    os: opts.platform?.os ?? 'linux',
+    ...(opts.platform?.variant ? { variant: opts.platform.variant } : {}),
     config: { Env: ['PATH=/usr/bin:/bin'] },
     rootfs: { type: 'layers', diff_ids: diffIds },
     history: [
