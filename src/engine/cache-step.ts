@@ -135,7 +135,7 @@ export class StepCache {
     const replayScope = step.ins.kind === 'ARG' || step.ins.kind === 'ENV';
     const out: StepLookup = { replayScope, stage: stage.index };
     try {
-      out.key = await this.key(step, state, scope, stageResult);
+      out.key = await this.key(step, state, scope, stage.runsOn, stageResult);
     } catch {
       out.key = undefined;
     }
@@ -258,6 +258,8 @@ export class StepCache {
     step: Step,
     state: StepState,
     scope: StageScope,
+    /** The stage's platform (not the build's target: a FROM --platform=$BUILDPLATFORM stage is the same for every target). */
+    platform: string,
     stageResult: StageResult,
   ): Promise<Digest | undefined> {
     const x = step.ins;
@@ -307,7 +309,7 @@ export class StepCache {
       parent: stateId(state),
       instruction: x,
       env,
-      platform: this.o.platform,
+      platform,
       sourceDateEpoch: this.o.sourceDateEpoch,
       network,
       inputs,

@@ -28,12 +28,14 @@ import {
 } from '../plan/index.js';
 import { BuildContext } from '../context/index.js';
 import { type LayerInfo } from '../layer/index.js';
-import { hostPlatform, type Compression, type Descriptor } from '../image/index.js';
+import { formatPlatform, hostPlatform, parsePlatform, type Compression, type Descriptor } from '../image/index.js';
 import { isPlainLayer, type Store, compressedImage, compressionOf } from '../store/index.js';
 import {
   blobFromSnapshot,
   DEFAULT_PATH,
   describeIsolation,
+  ensureEmulation,
+  hostArchitecture,
   type BackendKind,
   type SnapshotterKind,
 } from '../sandbox/index.js';
@@ -122,11 +124,13 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
       { file: df.file, line: syntaxLine, source: df.lines[syntaxLine - 1] ?? '' },
       { hint: syntax.hint },
     );
-  const platform = o.platform ?? 'linux/amd64';
+  const buildPlatform = formatPlatform(hostPlatform());
+  const platform = o.platform ?? buildPlatform;
   const plan = createPlan(df, {
     buildArgs: o.buildArgs,
     target: o.target,
     platform,
+    buildPlatform,
     namedContexts: o.namedContexts?.map((c) => c.name),
   });
   emit({ type: 'plan', target: plan.target, stages: plan.order.map((n) => planStageInfo(plan.stages[n]!)) });
@@ -136,6 +140,16 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   for (const w of plan.warnings)
     if (!(w.rule && (skipped.has(w.rule) || skipped.has('all'))))
       emit({ type: 'warning', message: `${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}` });
+  // A RUN for another architecture needs QEMU in binfmt_misc: without it, fail now, not at the
+  // first such RUN (and never run the wrong architecture).
+  for (const n of plan.order) {
+    const stage = plan.stages[n]!;
+    if (!stage.instructions.some((p) => p.instruction.kind === 'RUN')) continue;
+    ensureEmulation(
+      parsePlatform(stage.runsOn).architecture,
+      `the RUN steps of stage ${stage.name ?? n} (${stage.runsOn}, on this ${buildPlatform} machine)`,
+    );
+  }
   const ctx = BuildContext.open(o.contextDir, { dockerfile: o.dockerfilePath });
   const engine = new Engine(o, df, plan, ctx, emit);
   // Every needed stage starts at once, as BuildKit's solver does: a stage waits for another only
@@ -227,6 +241,7 @@ class Engine implements RunEnv {
     // Pulls show in the build's progress as `pull` events (and go to onPull as they come).
     this.images = new BuildImages({
       store: o.store,
+      platform: parsePlatform(plan.platform.target),
       namedContexts: o.namedContexts,
       pull: o.pull,
       registry: o.registry,
@@ -293,17 +308,27 @@ class Engine implements RunEnv {
         : stage.base.kind === 'stage'
           ? `stage ${stage.base.index}`
           : 'scratch';
-    this.emit({ type: 'stage-start', stage: stage.index, name: stage.name, base: baseLabel });
+    const platform = parsePlatform(stage.runsOn);
+    const emulated = platform.architecture !== hostArchitecture();
+    this.emit({
+      type: 'stage-start',
+      stage: stage.index,
+      name: stage.name,
+      base: baseLabel,
+      platform: stage.runsOn,
+      ...(emulated ? { emulated } : {}),
+    });
     if (stage.base.kind === 'stage') {
       state = structuredClone(await this.stageResult(stage.base.index));
       state.cmdSet = false;
     } else if (stage.base.kind === 'scratch') {
-      const p = hostPlatform();
-      // BuildKit's empty image: WorkingDir "/" (and the default PATH, added below).
+      const p = platform;
+      // BuildKit's empty image: WorkingDir "/" (and the default PATH, added below), for the stage's platform.
       state = {
         config: {
           architecture: p.architecture,
           os: p.os,
+          ...(p.variant ? { variant: p.variant } : {}),
           config: { WorkingDir: '/' },
           rootfs: { type: 'layers', diff_ids: [] },
           history: [],
@@ -315,7 +340,7 @@ class Engine implements RunEnv {
       };
     } else {
       const ref = stage.base.ref;
-      const img = await this.images.get(ref, this.placeOfStage(stage));
+      const img = await this.images.get(ref, this.placeOfStage(stage), platform);
       const config = structuredClone(img.config);
       config.history ??= [];
       state = {
@@ -362,6 +387,7 @@ class Engine implements RunEnv {
         total: steps.length,
         text: ins.original,
         line: ins.range.start.line,
+        ...(emulated && ins.kind === 'RUN' ? { emulated: stage.runsOn } : {}),
       });
       let layer: LayerInfo | undefined;
       try {
