@@ -25,6 +25,7 @@ import {
 import {
   containerArgs,
   containerEnv,
+  ensureEmulation,
   runStep,
   type BackendKind,
   type Mount,
@@ -168,6 +169,8 @@ export interface RunOptions extends StoreOptions {
   runtime?: string;
   snapshotter?: SnapshotterKind;
   backend?: BackendKind;
+  /** The image of a multi-platform index to run (os/arch[/variant]; default: this machine's); another architecture runs under QEMU (binfmt_misc). */
+  platform?: string;
   signal?: AbortSignal;
   /** The container's output (default: discarded). */
   onStdout?: (b: Buffer) => void;
@@ -179,7 +182,9 @@ export async function run(image: string, o: RunOptions = {}): Promise<{ exitCode
   if (o.workdir !== undefined && !o.workdir.startsWith('/'))
     throw new KilnError('USAGE', `the working directory "${o.workdir}" is invalid, it needs to be an absolute path`);
   const store = await openStore(o);
-  const img = await store.resolveImage(image);
+  const img = await store.resolveImage(image, { platform: o.platform ? parsePlatform(o.platform) : undefined });
+  // Never the wrong architecture silently: a foreign one needs QEMU registered (with F) first.
+  ensureEmulation(img.config.architecture, `the image ${image} (${img.config.os}/${img.config.architecture})`);
   const c = img.config.config ?? {};
   const args = containerArgs(c, o.command ?? [], o.entrypoint);
   if (args.length === 0)

@@ -60,6 +60,12 @@ export interface StepCacheOptions {
   image?: (ref: string) => Promise<LoadedImage>;
   /** RUN's sandbox options (--add-host, --shm-size, --ulimit) as text: in every RUN key when not empty. */
   runSandbox?: string;
+  /**
+   * Steps another build of this process is running now, by key (the builds of a multi-platform
+   * build share it): a lookup of such a key waits for that step, then finds its record, so a stage
+   * that is the same for every platform (FROM --platform=$BUILDPLATFORM) runs once.
+   */
+  inflight?: Map<Digest, Promise<void>>;
 }
 
 export interface StepLookup {
@@ -69,6 +75,8 @@ export interface StepLookup {
   /** ARG and ENV change the stage's variables: the engine runs them even on a hit. */
   replayScope: boolean;
   stage: number;
+  /** Set on a miss under `inflight`: call once the step is recorded (or failed), to let waiters look again. */
+  release?: () => void;
 }
 
 export interface CacheStats {
@@ -148,6 +156,8 @@ export class StepCache {
       this.stats.misses++;
       return out;
     }
+    const inflight = this.o.inflight;
+    for (let running = inflight?.get(out.key); running; running = inflight?.get(out.key)) await running;
     let rec = await this.index.get(out.key);
     if (rec && !(await this.blobsPresent(rec))) rec = undefined;
     if (rec) await this.index.touch(out.key);
@@ -167,7 +177,18 @@ export class StepCache {
     if (rec) {
       this.stats.hits++;
       out.record = rec;
-    } else this.stats.misses++;
+    } else {
+      this.stats.misses++;
+      if (inflight) {
+        const key = out.key;
+        let done = () => undefined as void;
+        inflight.set(key, new Promise<void>((r) => (done = r)));
+        out.release = () => {
+          inflight.delete(key);
+          done();
+        };
+      }
+    }
     return out;
   }
 

@@ -100,6 +100,10 @@ export interface BuildOptions {
   ssh?: SshSource[];
   /** Keep an image in which the secret proof found a secret (a warning, not an error; see secret-proof.ts). */
   allowSecretInImage?: boolean;
+  /** RUN slots shared with other builds (a multi-platform build's platforms); default: one per CPU for this build. */
+  runSlots?: Slots;
+  /** Steps being run by other builds of this process (a multi-platform build's platforms): see cache-step.ts. */
+  inflight?: Map<Digest, Promise<void>>;
 }
 
 export interface BuildResult {
@@ -217,7 +221,7 @@ class Engine implements RunEnv {
   /** Pulls in progress, by reference: their `pull` events. */
   private readonly pulls = new Map<string, ReturnType<typeof pullProgress>>();
   /** RUN steps at once, across stages: one per CPU. */
-  readonly runSlots = new Slots(availableParallelism());
+  readonly runSlots: Slots;
   /**
    * Stages whose layers the image is made of: the target and the stages it is based on. The other
    * stages' RUN layers are kept as snapshots only: no image ships them, so compressing them into
@@ -237,6 +241,7 @@ class Engine implements RunEnv {
     readonly emit: EventSink,
   ) {
     this.automatic = platformArgs(plan.platform.target, plan.platform.build);
+    this.runSlots = o.runSlots ?? new Slots(availableParallelism());
     this.globals = new Map(plan.globalArgs.map((a) => [a.name, a.value]));
     // Pulls show in the build's progress as `pull` events (and go to onPull as they come).
     this.images = new BuildImages({
@@ -270,6 +275,7 @@ class Engine implements RunEnv {
       to: o.cacheTo,
       image: (ref) => this.images.get(ref, {}),
       runSandbox: runSandboxKey(o),
+      inflight: o.inflight,
     });
   }
 
@@ -407,8 +413,12 @@ class Engine implements RunEnv {
           this.emit({ type: 'step-cached', stage: stage.index, step: i + 1 });
           layer = cached.record.layer;
         } else {
-          layer = await this.dispatch(step, state, scope, at);
-          await this.cache.record(cached, state, layer);
+          try {
+            layer = await this.dispatch(step, state, scope, at);
+            await this.cache.record(cached, state, layer);
+          } finally {
+            cached.release?.();
+          }
         }
       } catch (e) {
         this.emit({

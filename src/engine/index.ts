@@ -18,3 +18,4 @@ export {
   type StoreOutput,
   type TarOutput,
 } from './outputs.js';
+export { buildPlatforms, parsePlatforms, type PlatformEvent, type PlatformBuild } from './multi-platform.js';

@@ -18,6 +18,7 @@ interface RunFlags {
   runtime?: string;
   snapshotter?: string;
   backend?: string;
+  platform?: string;
 }
 
 export function register(program: Command): Command {
@@ -44,6 +45,10 @@ export function register(program: Command): Command {
     .option(
       '--backend <kind>',
       'oci, chroot or bare (chroot alone, no namespaces: unprivileged containers) (default: oci when a runtime works here, else chroot, else bare)',
+    )
+    .option(
+      '--platform <os/arch[/variant]>',
+      "the image of a multi-platform index to run (default: this machine's); another architecture runs under QEMU",
     )
     .passThroughOptions()
     .action(async (image: string, command: string[], f: RunFlags, cmd: Command) => {
@@ -80,6 +85,7 @@ export function register(program: Command): Command {
           runtime: f.runtime,
           snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
           backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
+          platform: f.platform,
           onStdout: (b) => process.stdout.write(b),
           onStderr: (b) => process.stderr.write(b),
           signal: ac.signal,
