@@ -158,37 +158,44 @@ export class StepCache {
     }
     const inflight = this.o.inflight;
     for (let running = inflight?.get(out.key); running; running = inflight?.get(out.key)) await running;
-    let rec = await this.index.get(out.key);
-    if (rec && !(await this.blobsPresent(rec))) rec = undefined;
-    if (rec) await this.index.touch(out.key);
-    for (const src of this.o.from ?? []) {
-      if (rec) break;
-      rec = await src.record(out.key, this.o.store).catch(() => undefined);
-      if (rec) {
-        if (rec.layer)
-          await this.o.store.recordLayer(rec.layer.digest, {
-            diffId: rec.layer.diffId,
-            uncompressedSize: rec.layer.uncompressedSize,
-            ...(rec.layer.contentSize !== undefined ? { contentSize: rec.layer.contentSize } : {}),
-          });
-        rec = await this.index.put(rec);
+    // Claimed before the next await: another build looking this key up now waits for this one.
+    if (inflight) {
+      const key = out.key;
+      let done = () => undefined as void;
+      inflight.set(key, new Promise<void>((r) => (done = r)));
+      out.release = () => {
+        inflight.delete(key);
+        done();
+      };
+    }
+    let rec: CacheRecord | undefined;
+    try {
+      rec = await this.index.get(out.key);
+      if (rec && !(await this.blobsPresent(rec))) rec = undefined;
+      if (rec) await this.index.touch(out.key);
+      for (const src of this.o.from ?? []) {
+        if (rec) break;
+        rec = await src.record(out.key, this.o.store).catch(() => undefined);
+        if (rec) {
+          if (rec.layer)
+            await this.o.store.recordLayer(rec.layer.digest, {
+              diffId: rec.layer.diffId,
+              uncompressedSize: rec.layer.uncompressedSize,
+              ...(rec.layer.contentSize !== undefined ? { contentSize: rec.layer.contentSize } : {}),
+            });
+          rec = await this.index.put(rec);
+        }
       }
+    } catch (e) {
+      out.release?.();
+      throw e;
     }
     if (rec) {
       this.stats.hits++;
       out.record = rec;
-    } else {
-      this.stats.misses++;
-      if (inflight) {
-        const key = out.key;
-        let done = () => undefined as void;
-        inflight.set(key, new Promise<void>((r) => (done = r)));
-        out.release = () => {
-          inflight.delete(key);
-          done();
-        };
-      }
-    }
+      out.release?.();
+      delete out.release;
+    } else this.stats.misses++;
     return out;
   }
 
