@@ -12,6 +12,13 @@
 #                python3-dev, build-essential, git
 #   node-slim    minbase + nodejs                              (~ node:18-slim / distroless runtime)
 #   node-full    node-slim + npm + build-essential             (~ node:18)
+#   cross-gcc    minbase + gcc, libc6-dev, the aarch64 cross     (~ a cross-compiling builder image)
+#                compiler (gcc-aarch64-linux-gnu, libc6-dev-arm64-cross) and file
+#
+# NAME-ARCH (e.g. python-slim-arm64, debian-slim-amd64) makes the same base for another Debian
+# architecture (mmdebstrap --arch ARCH): a foreign one runs its maintainer scripts through QEMU, so it
+# needs qemu-user-static registered in binfmt_misc (scripts/setup.sh does that). A NAME without an
+# architecture is the machine's own.
 #
 # Output: OUTDIR/NAME.tar. Existing tarballs are kept (delete one to make it again). Makers of the
 # same NAME in OUTDIR take turns (a mkdir lock OUTDIR/.NAME.lock, the one the test helpers use), so
@@ -20,14 +27,19 @@
 set -euo pipefail
 out=${1:?usage: make-base.sh OUTDIR [NAME...]}; shift
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(debian-slim python-slim python-full node-slim node-full)
+arches="amd64 arm64 armhf i386 ppc64el s390x riscv64"
+# arch_of NAME: the Debian architecture a NAME-ARCH asks for, or nothing for the machine's own.
+arch_of() { local a; for a in $arches; do [ "${1%-"$a"}" != "$1" ] && { echo "$a"; return; }; done; }
+base_of() { local a; a=$(arch_of "$1"); [ -n "$a" ] && echo "${1%-"$a"}" || echo "$1"; }
 pkgs_for() {
-  case "$1" in
+  case "$(base_of "$1")" in
     debian-slim) echo "" ;;
     python-slim) echo "python3,python3-venv,ca-certificates" ;;
     python-full) echo "python3,python3-venv,python3-pip,python3-setuptools,python3-wheel,python3-dev,build-essential,git,ca-certificates" ;;
     node-slim)   echo "nodejs,ca-certificates" ;;
     node-full)   echo "nodejs,npm,build-essential,python3,git,ca-certificates" ;;
-    *) echo "make-base.sh: unknown base \"$1\" (known: debian-slim python-slim python-full node-slim node-full)" >&2; return 1 ;;
+    cross-gcc)   echo "gcc,libc6-dev,gcc-aarch64-linux-gnu,libc6-dev-arm64-cross,file" ;;
+    *) echo "make-base.sh: unknown base \"$1\" (known: debian-slim python-slim python-full node-slim node-full cross-gcc, each also as NAME-ARCH with ARCH one of: $arches)" >&2; return 1 ;;
   esac
 }
 for n in "${names[@]}"; do pkgs_for "$n" >/dev/null || exit 2; done
@@ -41,9 +53,11 @@ command -v mmdebstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noni
 # make_one NAME OUT.tar: mmdebstrap with its temporary chroot in a directory of ours, so that what
 # it leaves behind when it fails (a /proc still mounted) can be unmounted and removed.
 make_one() {
-  local p inc=() work rc=0
+  local p a inc=() work rc=0
   p=$(pkgs_for "$1")
   [ -n "$p" ] && inc=(--include="$p")
+  a=$(arch_of "$1")
+  [ -n "$a" ] && inc+=(--arch="$a")
   work="$out/.work.$1.$$"
   mkdir -p "$work"
   # Deterministic enough for fixtures: a fixed mirror snapshot is not reachable, so only the suite

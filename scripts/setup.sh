@@ -26,7 +26,11 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)
 #   apache2-utils     htpasswd (bcrypt) for the registry's Basic-auth tests
 #   chromium          headless browser tests of the HTML report
 #   git               ADD of git repositories (its tests serve one with git daemon)
-pkgs=(runc crun util-linux uidmap fuse-overlayfs zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl apache2-utils ca-certificates git python3 chromium)
+#   qemu-user-static  RUN steps for a foreign architecture (multi-platform builds) through binfmt_misc;
+#   binfmt-support    update-binfmts registers its interpreters; arch-test lets mmdebstrap make the
+#   arch-test         arm64 test bases on an x86-64 machine
+#   file              the multi-platform tests check which architecture every ELF file was built for
+pkgs=(runc crun util-linux uidmap fuse-overlayfs zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl apache2-utils ca-certificates git python3 chromium qemu-user-static binfmt-support arch-test file)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -37,6 +41,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Foreign-architecture RUN steps: the kernel's binfmt_misc must be mounted and QEMU's aarch64 (and
+# x86-64, on an arm64 machine) interpreter registered with the F flag (the kernel opens the static
+# interpreter now, so it works inside a sandbox's root where /usr/libexec/qemu-binfmt is absent).
+# Debian's qemu-user-static registers them with F through binfmt-support; a container or a machine
+# without systemd may not have run that, so do it here.
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+[ -e /proc/sys/fs/binfmt_misc/status ] || $SUDO mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+for q in qemu-aarch64 qemu-x86_64; do
+  [ -e "/usr/share/binfmts/$q" ] || continue   # the machine's own architecture has none
+  [ -e "/proc/sys/fs/binfmt_misc/$q" ] || $SUDO update-binfmts --enable "$q" || $SUDO update-binfmts --import "$q"
+  grep -q '^flags:.*F' "/proc/sys/fs/binfmt_misc/$q" \
+    || { echo "binfmt_misc: $q is registered without the F flag; run: update-binfmts --disable $q && update-binfmts --enable $q" >&2; exit 1; }
+done
 
 npm ci --no-audit --no-fund
 npm run build

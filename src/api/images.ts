@@ -27,6 +27,7 @@ import {
 import {
   containerArgs,
   containerEnv,
+  ensureEmulation,
   runStep,
   type BackendKind,
   type Mount,
@@ -186,7 +187,8 @@ export interface RunOptions extends StoreOptions {
   /** The container's output (default: discarded). */
   onStdout?: (b: Buffer) => void;
   onStderr?: (b: Buffer) => void;
-  /** The image of a multi-platform image to run (os/arch[/variant]; default this machine's), as docker run --platform. */
+  /** The image of a multi-platform image to run (os/arch[/variant]; default this machine's), as docker run --platform;
+   * another architecture runs under QEMU (binfmt_misc). */
   platform?: string | Platform;
 }
 
@@ -198,6 +200,8 @@ export async function run(image: string, o: RunOptions = {}): Promise<{ exitCode
   const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
   const img = await store.resolveImage(image, { platform });
   if (platform) refuseOtherPlatform(image, img, platform);
+  // Never the wrong architecture silently: a foreign one needs QEMU registered (with F) first.
+  ensureEmulation(img.config.architecture, `the image ${image} (${img.config.os}/${img.config.architecture})`);
   const c = img.config.config ?? {};
   const args = containerArgs(c, o.command ?? [], o.entrypoint);
   if (args.length === 0)

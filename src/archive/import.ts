@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import { openLayer, measureLayer } from '../layer/index.js';
 import { KilnError } from '../util/index.js';
-import { hostPlatform, type ContainerConfig, type ImageConfig } from '../image/index.js';
+import { hostPlatform, type ContainerConfig, type ImageConfig, type Platform } from '../image/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
 
 export interface ImportOptions {
@@ -13,6 +13,8 @@ export interface ImportOptions {
   source?: string;
   message?: string;
   created?: Date;
+  /** The platform the config records (default: this machine's), as `docker import --platform`. */
+  platform?: Platform;
 }
 
 export async function importRootfs(store: Store, tar: Readable, opts: ImportOptions = {}): Promise<LoadedImage> {
@@ -36,11 +38,12 @@ export async function importRootfs(store: Store, tar: Readable, opts: ImportOpti
       { hint: 'kiln import reads a tar (plain, gzip or zstd), e.g. from docker export or tar -C rootfs -c .' },
     );
   const created = (opts.created ?? new Date()).toISOString();
-  const p = hostPlatform();
+  const p = opts.platform ?? hostPlatform();
   const config: ImageConfig = {
     created,
     architecture: p.architecture,
     os: p.os,
+    ...(p.variant ? { variant: p.variant } : {}),
     config: opts.config ?? {},
     rootfs: { type: 'layers', diff_ids: [info.diffId] },
     history: [{ created, created_by: '', comment: opts.message ?? `Imported from ${opts.source ?? '-'}` }],

@@ -4,7 +4,7 @@
  * per build and reference, however many stages use it).
  */
 import { type ClientOptions, pull, type TransferEvent, RegistryClient } from '../registry/index.js';
-import { type Platform, hostPlatform } from '../image/index.js';
+import { type Platform, formatPlatform, hostPlatform } from '../image/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
 import { KilnError, type ErrorPlace } from '../util/index.js';
 import { contextKey, namedContextImage, type NamedContext } from './named-contexts.js';
@@ -28,25 +28,29 @@ export class BuildImages {
 
   constructor(private readonly o: ImageSourceOptions) {}
 
-  get(ref: string, place: ErrorPlace): Promise<LoadedImage> {
+  /**
+   * The image `ref` names, for `platform` (a stage's: its manifest is chosen from an index; default
+   * the build's), loaded once per reference and platform.
+   */
+  get(ref: string, place: ErrorPlace, platform: Platform | undefined = this.o.platform): Promise<LoadedImage> {
     const key = contextKey(ref);
     const named = key === undefined ? undefined : this.o.namedContexts?.find((c) => c.name === key);
-    const pendingKey = named ? `context:${named.name}` : ref;
+    const pendingKey = `${named ? `context:${named.name}` : ref} ${platform ? formatPlatform(platform) : ''}`;
     let p = this.pending.get(pendingKey);
     if (!p) {
-      if (!named) p = this.load(ref, place);
-      else if (named.kind === 'image') p = this.load(named.ref, place);
-      else p = namedContextImage(this.o.store, named, this.o.platform ?? hostPlatform());
+      if (!named) p = this.load(ref, place, platform);
+      else if (named.kind === 'image') p = this.load(named.ref, place, platform);
+      else p = namedContextImage(this.o.store, named, platform ?? hostPlatform());
       this.pending.set(pendingKey, p);
     }
     return p;
   }
 
-  private async load(ref: string, place: ErrorPlace): Promise<LoadedImage> {
+  private async load(ref: string, place: ErrorPlace, platform: Platform | undefined): Promise<LoadedImage> {
     const store = this.o.store;
     if (!this.o.pull) {
       try {
-        return await store.resolveImage(ref, { platform: this.o.platform });
+        return await store.resolveImage(ref, { platform });
       } catch (e) {
         if (!(e instanceof KilnError && e.code === 'NOT_FOUND')) throw e;
       }
@@ -55,7 +59,7 @@ export class BuildImages {
     try {
       const img = await pull(store, ref, {
         client: this.client,
-        platform: this.o.platform,
+        platform,
         onProgress: (e) => this.o.onProgress?.(ref, e),
       });
       this.o.onPulled?.(ref);

@@ -7,6 +7,7 @@ import { build, type BuildOptions, type BuildResult } from './engine.js';
 import type { EventSink } from './events.js';
 import { KilnError } from '../util/index.js';
 import { formatVerifyResult, verifyReproducible } from './verify-reproducible.js';
+import { buildPlatforms, type PlatformBuild, type PlatformEvent } from './multi-platform.js';
 import {
   checkOutputSpec,
   isFilesOutput,
@@ -36,10 +37,18 @@ export interface BuildWithOutputsOptions extends Omit<
   verifyReproducible?: boolean;
   /** The comparison's report (text) of a reproducible build. */
   onVerified?: (report: string) => void;
+  /**
+   * Build for each of these platforms (normalized, see multi-platform.ts's parsePlatforms) and make
+   * one OCI index of the images: the tags, a registry output and the result name the index. One
+   * platform is the same as `platform`. Events carry a `platform` field then.
+   */
+  platforms?: string[];
 }
 
 export interface BuildWithOutputsResult extends BuildResult {
   outputs: OutputResult[];
+  /** A multi-platform build: each platform's image (the result's descriptor and imageId are the index's). */
+  platforms?: PlatformBuild[];
 }
 
 export async function buildWithOutputs(
@@ -53,7 +62,55 @@ export async function buildWithOutputs(
   // them (a registry, an archive), so that its push or save finds them ready.
   const shipping = outputs.find((s) => s.type !== 'store' && !isFilesOutput(s)) ?? outputs[0]!;
   const c: LayerCompressionOptions = shipping.type === 'local' || shipping.type === 'tar' ? {} : shipping;
-  const { outputs: _o, onPush, onOutput, verifyReproducible: verify, onVerified, ...engineOptions } = o;
+  const { outputs: _o, onPush, onOutput, verifyReproducible: verify, onVerified, platforms, ...engineOptions } = o;
+  if (platforms && platforms.length > 1) {
+    if (verify)
+      throw new KilnError(
+        'USAGE',
+        '--verify-reproducible builds one platform',
+        {},
+        { hint: 'verify each platform: --platform linux/amd64, then --platform linux/arm64' },
+      );
+    const other = outputs.find((s) => s.type !== 'store' && s.type !== 'registry');
+    if (other)
+      throw new KilnError(
+        'USAGE',
+        `--output type=${other.type} writes one image; a multi-platform build makes an index`,
+        {},
+        {
+          hint: `push it (--push or type=registry) or keep it in the store; or export each platform: --platform ${platforms[0]} -o type=${other.type},…`,
+        },
+      );
+    const m = await buildPlatforms(
+      {
+        ...engineOptions,
+        layerCompression: layerCompression(shipping),
+        forceCompression: c.forceCompression,
+        compressionLevel: c.compressionLevel,
+      },
+      platforms,
+      emit as (e: PlatformEvent) => void,
+    );
+    const first = m.builds[0]!.result;
+    const written = await writeOutputs(outputs, {
+      store: o.store,
+      image: await o.store.resolveImage(first.descriptor.digest),
+      index: m.index,
+      tags,
+      registry: o.registry,
+      onPush,
+      onOutput,
+    });
+    return {
+      ...first,
+      imageId: m.index.digest,
+      descriptor: m.index,
+      size: m.builds.reduce((n, b) => n + b.result.size, 0),
+      outputs: written,
+      platforms: m.builds,
+    };
+  }
+  if (platforms?.length === 1) engineOptions.platform = platforms[0];
   const r = await (verify ? verifiedBuild(outputs, onVerified) : build)(
     {
       ...engineOptions,

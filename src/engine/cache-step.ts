@@ -73,6 +73,12 @@ export interface StepCacheOptions {
   runSandbox?: string;
   /** The Dockerfile's part of a step's identity (cache/explain.ts): its absolute path. */
   dockerfileId?: string;
+  /**
+   * Steps another build of this process is running now, by key (the builds of a multi-platform
+   * build share it): a lookup of such a key waits for that step, then finds its record, so a stage
+   * that is the same for every platform (FROM --platform=$BUILDPLATFORM) runs once.
+   */
+  inflight?: Map<Digest, Promise<void>>;
 }
 
 export interface StepLookup {
@@ -87,6 +93,8 @@ export interface StepLookup {
   /** What went into the key, kept for the next build's explanation once the step is done. */
   parts?: StepParts;
   identity: string;
+  /** Set on a miss under `inflight`: call once the step is recorded (or failed), to let waiters look again. */
+  release?: () => void;
 }
 
 export interface CacheStats {
@@ -156,7 +164,9 @@ export class StepCache {
     no = 0,
   ): Promise<StepLookup> {
     const replayScope = step.ins.kind === 'ARG' || step.ins.kind === 'ENV';
-    const identity = stepIdentity(this.o.dockerfileId ?? this.o.plan.file, stageLabel(stage), no);
+    // The platforms of a multi-platform build (sharing `inflight`) each keep their own last key.
+    const label = this.o.inflight ? `${stageLabel(stage)} [${this.o.platform}]` : stageLabel(stage);
+    const identity = stepIdentity(this.o.dockerfileId ?? this.o.plan.file, label, no);
     const out: StepLookup = {
       replayScope,
       stage: stage.index,
@@ -168,7 +178,7 @@ export class StepCache {
       },
     };
     try {
-      const k = await this.key(step, state, scope, stageResult, stage);
+      const k = await this.key(step, state, scope, stage.runsOn, stageResult, stage);
       out.key = k?.key;
       out.parts = k?.parts;
     } catch {
@@ -187,27 +197,47 @@ export class StepCache {
       this.changed(stage.index, no, step, out.explain);
       return out;
     }
-    let rec = await this.index.get(out.key);
-    if (rec && !(await this.blobsPresent(rec))) rec = undefined;
-    if (rec) await this.index.touch(out.key);
+    const inflight = this.o.inflight;
+    for (let running = inflight?.get(out.key); running; running = inflight?.get(out.key)) await running;
+    // Claimed before the next await: another build looking this key up now waits for this one.
+    if (inflight) {
+      const key = out.key;
+      let done = () => undefined as void;
+      inflight.set(key, new Promise<void>((r) => (done = r)));
+      out.release = () => {
+        inflight.delete(key);
+        done();
+      };
+    }
+    let rec: CacheRecord | undefined;
     let from = 'local';
-    for (const src of this.o.from ?? []) {
-      if (rec) break;
-      rec = await src.record(out.key, this.o.store).catch(() => undefined);
-      if (rec) {
-        from = src.name ?? 'a --cache-from cache';
-        if (rec.layer)
-          await this.o.store.recordLayer(rec.layer.digest, {
-            diffId: rec.layer.diffId,
-            uncompressedSize: rec.layer.uncompressedSize,
-            ...(rec.layer.contentSize !== undefined ? { contentSize: rec.layer.contentSize } : {}),
-          });
-        rec = await this.index.put(rec);
+    try {
+      rec = await this.index.get(out.key);
+      if (rec && !(await this.blobsPresent(rec))) rec = undefined;
+      if (rec) await this.index.touch(out.key);
+      for (const src of this.o.from ?? []) {
+        if (rec) break;
+        rec = await src.record(out.key, this.o.store).catch(() => undefined);
+        if (rec) {
+          from = src.name ?? 'a --cache-from cache';
+          if (rec.layer)
+            await this.o.store.recordLayer(rec.layer.digest, {
+              diffId: rec.layer.diffId,
+              uncompressedSize: rec.layer.uncompressedSize,
+              ...(rec.layer.contentSize !== undefined ? { contentSize: rec.layer.contentSize } : {}),
+            });
+          rec = await this.index.put(rec);
+        }
       }
+    } catch (e) {
+      out.release?.();
+      throw e;
     }
     if (rec) {
       this.stats.hits++;
       out.record = rec;
+      out.release?.();
+      delete out.release;
       out.explain = {
         reason: 'hit',
         text: `cache hit: ${from === 'local' ? 'local record' : `record from ${from}`} ${rec.key.slice(7, 19)}${rec.created ? ` (built ${rec.created})` : ''}`,
@@ -351,6 +381,8 @@ export class StepCache {
     step: Step,
     state: StepState,
     scope: StageScope,
+    /** The stage's platform (not the build's target: a FROM --platform=$BUILDPLATFORM stage is the same for every target). */
+    platform: string,
     stageResult: StageResult,
     stage: PlannedStage,
   ): Promise<{ key: Digest; parts: StepParts } | undefined> {
@@ -407,7 +439,7 @@ export class StepCache {
       parent,
       instruction: x,
       env,
-      platform: this.o.platform,
+      platform,
       sourceDateEpoch: this.o.sourceDateEpoch,
       network,
       inputs,

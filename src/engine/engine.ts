@@ -29,12 +29,14 @@ import {
 } from '../plan/index.js';
 import { BuildContext } from '../context/index.js';
 import { type LayerInfo } from '../layer/index.js';
-import { hostPlatform, type Compression, type Descriptor } from '../image/index.js';
+import { formatPlatform, hostPlatform, parsePlatform, type Compression, type Descriptor } from '../image/index.js';
 import { isPlainLayer, type Store, compressedImage, compressionOf, PROVENANCE_VERSION } from '../store/index.js';
 import {
   blobFromSnapshot,
   DEFAULT_PATH,
   describeIsolation,
+  ensureEmulation,
+  hostArchitecture,
   type BackendKind,
   type SnapshotterKind,
 } from '../sandbox/index.js';
@@ -105,6 +107,10 @@ export interface BuildOptions {
   onError?: 'fail' | 'keep';
   /** Keep an image in which the secret proof found a secret (a warning, not an error; see secret-proof.ts). */
   allowSecretInImage?: boolean;
+  /** RUN slots shared with other builds (a multi-platform build's platforms); default: one per CPU for this build. */
+  runSlots?: Slots;
+  /** Steps being run by other builds of this process (a multi-platform build's platforms): see cache-step.ts. */
+  inflight?: Map<Digest, Promise<void>>;
 }
 
 export interface BuildResult {
@@ -129,11 +135,13 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
       { file: df.file, line: syntaxLine, source: df.lines[syntaxLine - 1] ?? '' },
       { hint: syntax.hint },
     );
-  const platform = o.platform ?? 'linux/amd64';
+  const buildPlatform = formatPlatform(hostPlatform());
+  const platform = o.platform ?? buildPlatform;
   const plan = createPlan(df, {
     buildArgs: o.buildArgs,
     target: o.target,
     platform,
+    buildPlatform,
     namedContexts: o.namedContexts?.map((c) => c.name),
   });
   emit({ type: 'plan', target: plan.target, stages: plan.order.map((n) => planStageInfo(plan.stages[n]!)) });
@@ -143,6 +151,16 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   for (const w of plan.warnings)
     if (!(w.rule && (skipped.has(w.rule) || skipped.has('all'))))
       emit({ type: 'warning', message: `${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}` });
+  // A RUN for another architecture needs QEMU in binfmt_misc: without it, fail now, not at the
+  // first such RUN (and never run the wrong architecture).
+  for (const n of plan.order) {
+    const stage = plan.stages[n]!;
+    if (!stage.instructions.some((p) => p.instruction.kind === 'RUN')) continue;
+    ensureEmulation(
+      parsePlatform(stage.runsOn).architecture,
+      `the RUN steps of stage ${stage.name ?? n} (${stage.runsOn}, on this ${buildPlatform} machine)`,
+    );
+  }
   const ctx = BuildContext.open(o.contextDir, { dockerfile: o.dockerfilePath });
   const engine = new Engine(o, df, plan, ctx, emit);
   // Every needed stage starts at once, as BuildKit's solver does: a stage waits for another only
@@ -210,7 +228,7 @@ class Engine implements RunEnv {
   /** Pulls in progress, by reference: their `pull` events. */
   private readonly pulls = new Map<string, ReturnType<typeof pullProgress>>();
   /** RUN steps at once, across stages: one per CPU. */
-  readonly runSlots = new Slots(availableParallelism());
+  readonly runSlots: Slots;
   /**
    * Stages whose layers the image is made of: the target and the stages it is based on. The other
    * stages' RUN layers are kept as snapshots only: no image ships them, so compressing them into
@@ -230,10 +248,12 @@ class Engine implements RunEnv {
     readonly emit: EventSink,
   ) {
     this.automatic = platformArgs(plan.platform.target, plan.platform.build);
+    this.runSlots = o.runSlots ?? new Slots(availableParallelism());
     this.globals = new Map(plan.globalArgs.map((a) => [a.name, a.value]));
     // Pulls show in the build's progress as `pull` events (and go to onPull as they come).
     this.images = new BuildImages({
       store: o.store,
+      platform: parsePlatform(plan.platform.target),
       namedContexts: o.namedContexts,
       pull: o.pull,
       registry: o.registry,
@@ -264,6 +284,7 @@ class Engine implements RunEnv {
       runSandbox: runSandboxKey(o),
       // A step's identity for --explain starts with the Dockerfile: where it is (stdin: the context's).
       dockerfileId: path.resolve(o.dockerfilePath ?? path.join(o.contextDir, o.dockerfileName)),
+      inflight: o.inflight,
     });
   }
 
@@ -306,17 +327,27 @@ class Engine implements RunEnv {
         : stage.base.kind === 'stage'
           ? `stage ${stage.base.index}`
           : 'scratch';
-    this.emit({ type: 'stage-start', stage: stage.index, name: stage.name, base: baseLabel });
+    const platform = parsePlatform(stage.runsOn);
+    const emulated = platform.architecture !== hostArchitecture();
+    this.emit({
+      type: 'stage-start',
+      stage: stage.index,
+      name: stage.name,
+      base: baseLabel,
+      platform: stage.runsOn,
+      ...(emulated ? { emulated } : {}),
+    });
     if (stage.base.kind === 'stage') {
       state = structuredClone(await this.stageResult(stage.base.index));
       state.cmdSet = false;
     } else if (stage.base.kind === 'scratch') {
-      const p = hostPlatform();
-      // BuildKit's empty image: WorkingDir "/" (and the default PATH, added below).
+      const p = platform;
+      // BuildKit's empty image: WorkingDir "/" (and the default PATH, added below), for the stage's platform.
       state = {
         config: {
           architecture: p.architecture,
           os: p.os,
+          ...(p.variant ? { variant: p.variant } : {}),
           config: { WorkingDir: '/' },
           rootfs: { type: 'layers', diff_ids: [] },
           history: [],
@@ -328,7 +359,7 @@ class Engine implements RunEnv {
       };
     } else {
       const ref = stage.base.ref;
-      const img = await this.images.get(ref, this.placeOfStage(stage));
+      const img = await this.images.get(ref, this.placeOfStage(stage), platform);
       this.cache.noteBase(stage.index, `${ref}@${img.descriptor.digest}`);
       const config = structuredClone(img.config);
       config.history ??= [];
@@ -376,6 +407,7 @@ class Engine implements RunEnv {
         total: steps.length,
         text: ins.original,
         line: ins.range.start.line,
+        ...(emulated && ins.kind === 'RUN' ? { emulated: stage.runsOn } : {}),
       });
       let layer: LayerInfo | undefined;
       try {
@@ -407,8 +439,12 @@ class Engine implements RunEnv {
           this.emit({ type: 'step-cached', stage: stage.index, step: i + 1 });
           layer = cached.record.layer;
         } else {
-          layer = await this.dispatch(step, state, scope, at);
-          await this.cache.record(cached, state, layer);
+          try {
+            layer = await this.dispatch(step, state, scope, at);
+            await this.cache.record(cached, state, layer);
+          } finally {
+            cached.release?.();
+          }
           // A COPY/ADD layer's record lists its files (copy-step.ts); the others name their step only.
           if (layer && (step.ins.kind === 'RUN' || step.ins.kind === 'WORKDIR'))
             await this.o.store.putProvenance({

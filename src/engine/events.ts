@@ -24,8 +24,18 @@ export interface PlanStageInfo {
 export type BuildEvent =
   /** First event: the stages that will be built (only the needed ones), in build order. */
   | { type: 'plan'; stages: PlanStageInfo[]; target: number }
-  | { type: 'stage-start'; stage: number; name?: string; base: string }
-  | { type: 'step-start'; stage: number; step: number; total: number; text: string; line: number }
+  /** platform: what the stage is built for (its FROM --platform, else the target); emulated: not this machine's architecture. */
+  | { type: 'stage-start'; stage: number; name?: string; base: string; platform?: string; emulated?: boolean }
+  /** emulated: a RUN that executes under QEMU (binfmt_misc), with the platform it runs as. */
+  | {
+      type: 'step-start';
+      stage: number;
+      step: number;
+      total: number;
+      text: string;
+      line: number;
+      emulated?: string;
+    }
   | { type: 'step-output'; stage: number; step: number; stream: 'stdout' | 'stderr'; data: Buffer }
   /**
    * Why the step is not a cache hit — what changed since the last build of the same step on this

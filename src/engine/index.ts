@@ -27,3 +27,4 @@ export {
   type DebugOptions as DebugStepOptions,
   type KeptStep,
 } from './kept-step.js';
+export { buildPlatforms, parsePlatforms, type PlatformEvent, type PlatformBuild } from './multi-platform.js';

@@ -7,7 +7,7 @@
  */
 import type { Writable } from 'node:stream';
 import { saveImagesToFile, writeFilesystemOutput } from '../archive/index.js';
-import { normalizeImageName, type Compression } from '../image/index.js';
+import { normalizeImageName, type Compression, type Descriptor } from '../image/index.js';
 import { type ClientOptions, type TransferEvent, push } from '../registry/index.js';
 import { parseCompression, validLevel, type LoadedImage, type Store } from '../store/index.js';
 import { type Digest, KilnError } from '../util/index.js';
@@ -59,8 +59,10 @@ export type OutputResult =
 
 export interface OutputContext {
   store: Store;
-  /** The built image, in the store. */
+  /** The built image, in the store (a multi-platform build's first platform's). */
   image: LoadedImage;
+  /** A multi-platform build's index of its images (in the store): what a registry output pushes. */
+  index?: Descriptor;
   /** The build's tags (`-t`). */
   tags: string[];
   /** Registry client settings, for a push. */
@@ -88,7 +90,9 @@ const registryWriter: OutputWriter<RegistryOutput> = {
       throw new KilnError('USAGE', 'the registry output needs a name: a tag or name=REF', {}, { hint: '-t REF' });
     const out: OutputResult[] = [];
     for (const n of names) {
-      const r = await push(ctx.store, ctx.image.descriptor.digest, n, {
+      // An index is pushed by a name the store gives it (push sends every image, then the index).
+      if (ctx.index && !ctx.tags.includes(n)) await ctx.store.setTag(n, ctx.index);
+      const r = await push(ctx.store, ctx.index ? n : ctx.image.descriptor.digest, n, {
         ...ctx.registry,
         compression: layerCompression(spec),
         compressionLevel: spec.compressionLevel,

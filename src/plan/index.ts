@@ -7,7 +7,7 @@
  */
 export * from './types.js';
 export { createPlan, type PlanOptions, shippedStages } from './planner.js';
-export { StageScope, platformArgs, isPredefinedArg, PROXY_ARGS, PLATFORM_ARGS } from './scope.js';
+export { StageScope, normalizePlatform, platformArgs, isPredefinedArg, PROXY_ARGS, PLATFORM_ARGS } from './scope.js';
 export { formatPlanText, formatInstruction } from './format.js';
 export {
   listTargets,

@@ -26,7 +26,7 @@ import {
 import { contextKey, parseReference } from '../image/index.js';
 import { KilnError } from '../util/index.js';
 import { formatInstruction } from './format.js';
-import { StageScope, isPredefinedArg, platformArgs } from './scope.js';
+import { StageScope, isPredefinedArg, normalizePlatform, platformArgs } from './scope.js';
 import {
   PLAN_SCHEMA_VERSION,
   type BuildPlan,
@@ -234,6 +234,7 @@ class Planner {
       if (platform === '') throw this.err(`empty platform value from expression ${ins.platform}`, ins);
       if (!/^[a-z0-9_.()-]+(\/[a-z0-9_.-]+){0,2}$/i.test(platform))
         throw this.err(`invalid platform "${platform}"`, ins, 'use os/arch[/variant], e.g. linux/arm64');
+      platform = normalizePlatform(platform);
     }
     let base: StageBase;
     const ref = this.isNamedContext(image) ? undefined : this.byName.get(image.toLowerCase());
@@ -267,6 +268,7 @@ class Planner {
       position: ins.range.start,
       base,
       platform,
+      runsOn: platform ?? (base.kind === 'stage' ? this.stages[base.index]!.runsOn : this.automatic.TARGETPLATFORM!),
       dependsOn: base.kind === 'stage' ? [base.index] : [],
       images: [],
       needed: false,

@@ -49,8 +49,33 @@ export function isPredefinedArg(name: string): boolean {
   );
 }
 
-/** Automatic platform ARG values for "os/arch[/variant]" target and build platforms. */
+/**
+ * "os/arch[/variant]" as BuildKit normalizes it (containerd's platforms.Normalize): lower case,
+ * x86_64 → amd64, aarch64 → arm64 (its v8 variant dropped), armhf/armel → arm/v7, arm/v6; an os
+ * alone gets no architecture here (the caller validates the shape).
+ */
+export function normalizePlatform(p: string): string {
+  const [os = '', arch = '', variant = ''] = p.toLowerCase().split('/');
+  let a = arch;
+  let v = variant;
+  if (a === 'x86_64' || a === 'x86-64') a = 'amd64';
+  else if (a === 'i386') a = '386';
+  else if (a === 'aarch64' || a === 'arm64') {
+    a = 'arm64';
+    if (v === '8' || v === 'v8') v = '';
+  } else if (a === 'armhf') [a, v] = ['arm', 'v7'];
+  else if (a === 'armel') [a, v] = ['arm', 'v6'];
+  else if (a === 'arm') {
+    if (v === '' || v === '7') v = 'v7';
+    else if (/^\d$/.test(v)) v = `v${v}`;
+  }
+  return [os, a, v].filter(Boolean).join('/');
+}
+
+/** Automatic platform ARG values for "os/arch[/variant]" target and build platforms (BuildKit's). */
 export function platformArgs(target: string, build: string): Record<string, string> {
+  target = normalizePlatform(target);
+  build = normalizePlatform(build);
   const [tos = 'linux', tarch = 'amd64', tvar = ''] = target.split('/');
   const [bos = 'linux', barch = 'amd64', bvar = ''] = build.split('/');
   return {

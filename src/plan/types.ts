@@ -39,8 +39,14 @@ export interface PlannedStage {
   name?: string;
   position: Position;
   base: StageBase;
-  /** FROM --platform after expansion. */
+  /** FROM --platform after expansion (normalized: linux/arm64, not linux/aarch64). */
   platform?: string;
+  /**
+   * The platform the stage is built for, as BuildKit decides it: its FROM --platform, else the
+   * platform of the stage it is based on, else the build's target. It picks the base image's
+   * manifest from an index and is the architecture its RUN steps execute (emulated when foreign).
+   */
+  runsOn: string;
   /** Stages this one needs (base stage, COPY --from, mounts), sorted. */
   dependsOn: number[];
   /** External images used by COPY --from / RUN --mount from= (not the base). */

@@ -52,3 +52,4 @@ export { makePrivateDir, sweepPrivateDirs } from './private-files.js';
 export { describeIsolation, type Isolation, type IsolationMode } from './isolation.js';
 export { openView, resolveInRoot, type View, pathsAreLinkFree, topOf } from './view.js';
 export { blobFromSnapshot } from './snapshot-blob.js';
+export { emulationStatus, ensureEmulation, hostArchitecture, type EmulationStatus } from './emulation.js';

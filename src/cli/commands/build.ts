@@ -22,6 +22,7 @@ import {
   parseBuildContextFlag,
   isRemoteContext,
   prepareRemoteContext,
+  parsePlatforms,
   type PreparedContext,
 } from '../../engine/index.js';
 import type { Command } from 'commander';
@@ -50,7 +51,7 @@ interface BuildFlags extends RegistryFlags {
   pull?: boolean;
   network: string;
   label?: string[];
-  platform: string;
+  platform?: string;
   iidfile?: string;
   quiet?: boolean;
   progress: string;
@@ -121,7 +122,10 @@ export function register(program: Command): Command {
     )
     .option('--network <mode>', 'network for RUN steps: host or none', 'host')
     .option('--label <key=value>', 'set a label on the image (repeatable)', collect)
-    .option('--platform <os/arch>', 'target platform', 'linux/amd64')
+    .option(
+      '--platform <os/arch[,os/arch…]>',
+      "target platform(s); several (comma-separated) build one image each and an OCI index of them under the tags (see docs/multi-platform.md); default: this machine's",
+    )
     .option('--iidfile <file>', 'write the image ID to this file')
     .option('-q, --quiet', 'print only the image ID (no progress)')
     .option(
@@ -194,8 +198,7 @@ export function register(program: Command): Command {
         throw new KilnError('USAGE', `unknown --on-error "${f.onError}": use fail, keep or shell`);
       if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default')
         throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
-      if (f.platform !== 'linux/amd64' && f.platform !== 'linux/x86_64')
-        throw new KilnError('USAGE', `--platform ${f.platform}: kiln builds for linux/amd64 only so far`);
+      const platforms = f.platform === undefined ? undefined : parsePlatforms(f.platform);
       for (const t of f.tag ?? []) normalizeImageName(t);
       if (!isProgressMode(f.progress))
         throw new KilnError(
@@ -343,6 +346,7 @@ export function register(program: Command): Command {
           { hint: 'fix them, or skip rules with # check=skip=RULE (error=true makes every check an error)' },
         );
       }
+      let platformsDone = 0;
       try {
         const r = await build({
           store,
@@ -356,7 +360,7 @@ export function register(program: Command): Command {
           outputs: [output],
           labels,
           network: f.network === 'none' ? 'none' : 'host',
-          platform: 'linux/amd64',
+          platforms,
           snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
           backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
           signal: ac.signal,
@@ -390,7 +394,9 @@ export function register(program: Command): Command {
             display.onEvent(e);
             explain?.onEvent(e);
             // The build's view ends with the image; a push's progress follows it.
-            if (e.type === 'done') display.finish();
+            // (a multi-platform build: the last platform's, its events carry their platform)
+            if (e.type === 'done' && (!('platform' in e) || ++platformsDone === (platforms?.length ?? 1)))
+              display.finish();
           },
         });
         if (f.iidfile) writeFileSync(f.iidfile, r.imageId);

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { createReadStream, existsSync } from 'node:fs';
 import { importRootfs } from '../../archive/index.js';
 import { parseDockerfile, expandWord, type Instruction } from '../../dockerfile/index.js';
-import { type ContainerConfig, normalizeImageName } from '../../image/index.js';
+import { type ContainerConfig, normalizeImageName, parsePlatform } from '../../image/index.js';
 import { KilnError } from '../../util/index.js';
 import { collect } from '../options.js';
 import { openStoreFromCli } from '../store.js';
@@ -76,19 +76,27 @@ export function register(program: Command): Command {
       collect,
     )
     .option('-m, --message <text>', 'commit message for the history entry')
+    .option('--platform <os/arch[/variant]>', "the platform the image is for (default: this machine's)")
     .action(
       async (
         file: string,
         reference: string | undefined,
-        flags: { change?: string[]; message?: string },
+        flags: { change?: string[]; message?: string; platform?: string },
         cmd: Command,
       ) => {
         if (reference) normalizeImageName(reference); // a bad name fails before the work
         if (file !== '-' && !existsSync(file)) throw new KilnError('NOT_FOUND', 'no such file', { path: file });
+        const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
         const config = applyChanges(flags.change ?? []);
         const store = await openStoreFromCli(cmd);
         const src = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
-        const img = await importRootfs(store, src, { name: reference, config, source: file, message: flags.message });
+        const img = await importRootfs(store, src, {
+          name: reference,
+          config,
+          source: file,
+          message: flags.message,
+          platform,
+        });
         process.stdout.write(`${img.id}\n`);
       },
     );

@@ -39,7 +39,6 @@ export function register(program: Command): Command {
     .option('-u, --user <user>', 'user[:group] or uid[:gid] to run as (names from the image)')
     .option('-w, --workdir <dir>', 'working directory inside the container (made when missing)')
     .option('--network <mode>', 'host or none', 'host')
-    .option('--platform <os/arch[/variant]>', 'the image of a multi-platform image to run (default: this machine)')
     .option('-v, --volume <host:container[:ro]>', 'bind-mount a host directory or file (repeatable)', collect)
     .option('--entrypoint <cmd>', 'override the image\'s entrypoint ("" clears it)')
     .option('--runtime <path>', 'OCI runtime to use (default: runc or crun, whichever works here)')
@@ -47,6 +46,10 @@ export function register(program: Command): Command {
     .option(
       '--backend <kind>',
       'oci, chroot or bare (chroot alone, no namespaces: unprivileged containers) (default: oci when a runtime works here, else chroot, else bare)',
+    )
+    .option(
+      '--platform <os/arch[/variant]>',
+      "the image of a multi-platform index to run (default: this machine's); another architecture runs under QEMU",
     )
     .passThroughOptions()
     .action(async (image: string, command: string[], f: RunFlags, cmd: Command) => {

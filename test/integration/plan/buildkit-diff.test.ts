@@ -248,3 +248,35 @@ test('continuations, comments, legacy ENV/LABEL forms and multi-ARG lines match 
     ].join('\n'),
   );
 });
+
+test(
+  "the automatic platform ARGs match BuildKit's (global scope, stage scope once declared, FROM --platform)",
+  { skip },
+  () => {
+    const all = [
+      'TARGETPLATFORM',
+      'TARGETOS',
+      'TARGETARCH',
+      'TARGETVARIANT',
+      'BUILDPLATFORM',
+      'BUILDOS',
+      'BUILDARCH',
+      'BUILDVARIANT',
+    ];
+    const labels = (prefix: string) => all.map((a) => `${prefix}${a.toLowerCase()}="$${a}"`).join(' ');
+    same(
+      'platform-args',
+      [
+        'ARG BUILDOS=global-default',
+        'FROM --platform=$BUILDPLATFORM scratch AS builder',
+        `LABEL ${labels('undeclared_')}`,
+        `ARG ${all.join(' ')}`,
+        `LABEL ${labels('declared_')}`,
+        'FROM builder',
+        'ARG BUILDPLATFORM=overridden',
+        'LABEL child="$TARGETARCH-$BUILDPLATFORM"',
+        '',
+      ].join('\n'),
+    );
+  },
+);

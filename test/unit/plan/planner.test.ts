@@ -110,6 +110,40 @@ describe('ARG and ENV scoping', () => {
       'WORKDIR /xv7',
     );
   });
+  test("each stage's platform (runsOn): FROM --platform, else its base stage's, else the target; normalized", () => {
+    const p = plan(
+      [
+        'FROM --platform=$BUILDPLATFORM gcc AS build',
+        'FROM build AS tests',
+        'FROM debian AS final',
+        'FROM --platform=linux/aarch64 debian AS pinned',
+        'FROM pinned AS onpinned',
+        'FROM --platform=linux/x86_64 scratch AS x',
+      ].join('\n'),
+      { platform: 'linux/arm64', buildPlatform: 'linux/amd64' },
+    );
+    assert.deepEqual(
+      p.stages.map((s) => s.runsOn),
+      ['linux/amd64', 'linux/amd64', 'linux/arm64', 'linux/arm64', 'linux/arm64', 'linux/amd64'],
+    );
+    assert.equal(p.stages[3]!.platform, 'linux/arm64', 'aarch64 is arm64 (containerd normalizes it)');
+    assert.deepEqual(p.platform, { target: 'linux/arm64', build: 'linux/amd64' });
+  });
+  test('automatic platform ARGs as BuildKit gives them (aliases normalized, arm64 has no variant, arm is v7)', () => {
+    const values = (platform: string) => {
+      const p = plan(
+        'FROM scratch\nARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDOS BUILDARCH BUILDVARIANT\n' +
+          'WORKDIR /$TARGETPLATFORM,$TARGETOS,$TARGETARCH,$TARGETVARIANT,$BUILDPLATFORM,$BUILDOS,$BUILDARCH,$BUILDVARIANT',
+        { platform, buildPlatform: 'linux/amd64' },
+      );
+      return ex(p, 0, 1);
+    };
+    assert.equal(values('linux/arm64'), 'WORKDIR /linux/arm64,linux,arm64,,linux/amd64,linux,amd64,');
+    assert.equal(values('linux/aarch64'), 'WORKDIR /linux/arm64,linux,arm64,,linux/amd64,linux,amd64,');
+    assert.equal(values('linux/arm64/v8'), 'WORKDIR /linux/arm64,linux,arm64,,linux/amd64,linux,amd64,');
+    assert.equal(values('linux/arm'), 'WORKDIR /linux/arm/v7,linux,arm,v7,linux/amd64,linux,amd64,');
+    assert.equal(values('linux/x86_64'), 'WORKDIR /linux/amd64,linux,amd64,,linux/amd64,linux,amd64,');
+  });
   test('unused build args are reported; predefined ones (proxies, platform, BUILDKIT_*) are not', () => {
     const p = plan('ARG USED\nFROM a\nARG INSTAGE', {
       buildArgs: {

@@ -1,0 +1,66 @@
+/**
+ * A build for several platforms (`--platform linux/amd64,linux/arm64`): the engine builds the
+ * target once per platform, all at once, sharing the machine's RUN slots and the steps whose cache
+ * key is the same for several platforms (a FROM --platform=$BUILDPLATFORM stage that does not read
+ * TARGET* runs once: the other platforms wait for it and take its cache record), then one OCI
+ * index of the images, with their platforms, is written to the store (store.writeIndex).
+ */
+import { availableParallelism } from 'node:os';
+import { build, type BuildOptions, type BuildResult } from './engine.js';
+import type { BuildEvent, EventSink } from './events.js';
+import { formatPlatform, parsePlatform, type Descriptor } from '../image/index.js';
+import { normalizePlatform } from '../plan/index.js';
+import { writeIndex } from '../store/index.js';
+import { KilnError, Slots, type Digest } from '../util/index.js';
+
+/** A build event of one platform of a multi-platform build. */
+export type PlatformEvent = BuildEvent & { platform: string };
+
+export interface PlatformBuild {
+  platform: string;
+  result: BuildResult;
+}
+
+export interface MultiPlatformResult {
+  /** The index (what the tags name). */
+  index: Descriptor;
+  builds: PlatformBuild[];
+}
+
+/** "a,b" or ["a", "b,c"] → normalized, distinct platforms in the order given; a USAGE error for a bad one. */
+export function parsePlatforms(given: string | string[]): string[] {
+  const out: string[] = [];
+  for (const p of (Array.isArray(given) ? given : [given]).flatMap((s) => s.split(',')).map((s) => s.trim())) {
+    if (p === '') continue;
+    const n = normalizePlatform(formatPlatform(parsePlatform(p)));
+    if (!out.includes(n)) out.push(n);
+  }
+  if (!out.length) throw new KilnError('USAGE', '--platform needs at least one os/arch, e.g. linux/amd64,linux/arm64');
+  return out;
+}
+
+/**
+ * Builds `o` for each of `platforms` (events tagged with their platform) and writes the index of the
+ * images; `o.tags` name the index. Nothing is tagged when a platform fails.
+ */
+export async function buildPlatforms(
+  o: BuildOptions,
+  platforms: string[],
+  emit: (e: PlatformEvent) => void = () => undefined,
+): Promise<MultiPlatformResult> {
+  const runSlots = o.runSlots ?? new Slots(availableParallelism());
+  const inflight = o.inflight ?? new Map<Digest, Promise<void>>();
+  const builds = await Promise.all(
+    platforms.map(async (platform) => {
+      const sink: EventSink = (e) => emit({ ...e, platform });
+      const result = await build({ ...o, platform, tags: undefined, runSlots, inflight }, sink);
+      return { platform, result };
+    }),
+  );
+  const index = await writeIndex(
+    o.store,
+    builds.map((b) => ({ descriptor: b.result.descriptor, platform: parsePlatform(b.platform) })),
+  );
+  for (const t of o.tags ?? []) await o.store.setTag(t, index);
+  return { index, builds };
+}
