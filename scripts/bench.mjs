@@ -14,7 +14,7 @@
 //     --out FILE           run-peers.sh's TSV (default /var/tmp/kiln-bench/run-peers.tsv)
 // The peer run builds each workload cold, no-op and incremental with every builder: with all
 // workloads and 3 repetitions it takes long on 2 cores; pick workloads and --reps 1 for a quick look.
-import { readdirSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -144,7 +144,15 @@ if (doPeers) {
       avail.push('buildkit', 'classic');
     if (has('buildah')) avail.push('buildah');
     args.push('-b', builders || [...avail, 'kiln'].join(','));
-    const env = { ...process.env, KILN: `${process.execPath} ${cli}`, KILN_ROOT: path.join(benchDir, 'store') };
+    // Every kiln call of the run appends its phases (KILN_PROFILE, src/util/profile.ts) here.
+    const profileFile = path.join(benchDir, 'profile.jsonl');
+    rmSync(profileFile, { force: true });
+    const env = {
+      ...process.env,
+      KILN: `${process.execPath} ${cli}`,
+      KILN_ROOT: path.join(benchDir, 'store'),
+      KILN_PROFILE: profileFile,
+    };
     console.log(`== peers: run-peers.sh ${args.join(' ')}   (KILN_ROOT=${env.KILN_ROOT})`);
     const t0 = Date.now();
     const r = await runTee('bash', [path.join(peersDir, 'run-peers.sh'), ...args], env);
@@ -162,6 +170,7 @@ if (doPeers) {
       spawnSync('docker', ['image', 'prune', '-f'], { env: denv, stdio: 'ignore' });
     }
     if (existsSync(out)) peerRows(readFileSync(out, 'utf8'));
+    if (existsSync(profileFile)) printProfiles(readFileSync(profileFile, 'utf8'));
   }
 } else if (!noPeers && !peersAvailable) {
   console.log(
@@ -206,6 +215,53 @@ function peerRows(tsv) {
         `${p.builder} ${ps ? `${(ps / 1e6).toFixed(0)} MB` : p.size}, ${p.layers} layers`,
         ks && ps ? ps / ks : undefined,
       ]);
+    }
+  }
+}
+
+/**
+ * kiln's phases per workload and kind of build (cold: --no-cache; then no-op and incremental
+ * alternate, as run-peers.sh runs them): the median CPU time and wall time, and the median of each
+ * phase's sum, largest first.
+ */
+function printProfiles(jsonl) {
+  const runs = new Map();
+  for (const line of jsonl.trim().split('\n')) {
+    let r;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (r.argv[0] !== 'build') continue;
+    const w = path.basename(r.argv[r.argv.length - 1]);
+    const list = runs.get(w) ?? [];
+    list.push(r);
+    runs.set(w, list);
+  }
+  const median = (v) => {
+    const s = [...v].sort((a, b) => a - b);
+    return s.length ? (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2 : 0;
+  };
+  console.log('\n== kiln per phase (KILN_PROFILE; medians; ms)');
+  for (const [w, list] of runs) {
+    const kinds = { cold: [], noop: [], incr: [] };
+    let warm = 0;
+    for (const r of list) {
+      if (r.argv.includes('--no-cache')) kinds.cold.push(r);
+      else (warm++ % 2 === 0 ? kinds.noop : kinds.incr).push(r);
+    }
+    for (const [kind, rs] of Object.entries(kinds)) {
+      if (!rs.length) continue;
+      const names = [...new Set(rs.flatMap((r) => Object.keys(r.byName)))];
+      const phases = names
+        .map((n) => [n, median(rs.map((r) => r.byName[n]?.ms ?? 0)), median(rs.map((r) => r.byName[n]?.count ?? 0))])
+        .sort((a, b) => b[1] - a[1]);
+      console.log(
+        `   ${w} ${kind} (${rs.length} runs): wall ${median(rs.map((r) => r.totalMs)).toFixed(0)}, CPU ${median(rs.map((r) => r.cpuMs)).toFixed(0)}, peak RSS ${median(rs.map((r) => r.maxRssMB)).toFixed(0)} MB, load ${median(rs.map((r) => r.loadavg[0] ?? 0)).toFixed(1)}`,
+      );
+      for (const [n, ms, count] of phases.slice(0, 12))
+        console.log(`      ${ms.toFixed(1).padStart(9)}  ${n}${count > 1 ? ` (×${count})` : ''}`);
     }
   }
 }

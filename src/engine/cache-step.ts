@@ -37,7 +37,7 @@ import {
 import { type LayerInfo } from '../layer/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
 import { openView } from '../sandbox/index.js';
-import { sha256, type Digest, KilnError } from '../util/index.js';
+import { sha256, type Digest, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
 
 // Where records also come from and go (registry caches): cache/'s types, as the engine takes them.
@@ -148,9 +148,11 @@ export class StepCache {
       this.stats.misses++;
       return out;
     }
+    const t = phaseStart();
     let rec = await this.index.get(out.key);
     if (rec && !(await this.blobsPresent(rec))) rec = undefined;
     if (rec) await this.index.touch(out.key);
+    phaseDone('cache record read', t);
     for (const src of this.o.from ?? []) {
       if (rec) break;
       rec = await src.record(out.key, this.o.store).catch(() => undefined);
@@ -320,6 +322,7 @@ export class StepCache {
       return await hashSelection(this.o.ctx, sources, { files: this.files });
     } finally {
       this.stats.contextHashMs += performance.now() - t;
+      phaseDone('context hashed', t);
     }
   }
 
@@ -353,6 +356,7 @@ export class StepCache {
       } finally {
         await view.close();
         this.stats.stageHashMs += performance.now() - t;
+        phaseDone('stage paths hashed', t);
       }
       await this.index.putMemo(memoKey, d);
     }

@@ -23,6 +23,8 @@ import {
   resolveUser,
   overlayXattrPrefix,
   singleIdMode,
+  phaseDone,
+  phaseStart,
 } from '../util/index.js';
 import { plainLayerInfo, type LayerInfo, applyLayer, type Change, comparePaths, tarChanges } from '../layer/index.js';
 import { type Store } from '../store/index.js';
@@ -132,6 +134,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   const rootfs = path.join(runDir, 'rootfs');
   const upper = path.join(runDir, 'upper');
   const bundle = path.join(runDir, 'bundle');
+  let t = phaseStart();
   for (const d of [rootfs, bundle]) mkdirSync(d, { recursive: true });
   const overlayOk = await canMountOverlay(runRoot(store.root));
   const snapshotter: SnapshotterKind = o.snapshotter ?? (overlayOk ? 'overlay' : 'native');
@@ -164,6 +167,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     real = makeStubs(rootfs, rootfs, stubs);
     before = snapshotTree(rootfs);
   }
+  phaseDone(`base snapshot (${snapshotter})`, t);
   if (signal.aborted) throw interrupted();
 
   const resolved = resolveUser(image, o.user ?? '');
@@ -184,6 +188,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     (t) => `/${real.get(t) ?? t.replace(/^\/+/, '')}`,
   );
   if (signal.aborted) throw interrupted();
+  t = phaseStart();
   const exitCode = await runner.run(
     rootfs,
     bundle,
@@ -206,6 +211,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     },
     signal,
   );
+  phaseDone(`RUN process (${runner.kind}: runtime start, process, runtime delete)`, t);
   if (signal.aborted) throw interrupted();
 
   let changes: Change[] = [];
@@ -215,6 +221,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     // The overlay is unmounted while its upper dir is read: nothing writes to it any more, and the
     // unmount's teardown (about 0.2 s for 30,000 new files) overlaps the diff and the tar.
     let unmounted: Promise<void> | undefined;
+    t = phaseStart();
     if (snapshotter === 'overlay') {
       unmounted = unmount(rootfs);
       unmounted.catch(() => undefined); // awaited below
@@ -226,6 +233,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     }
     try {
       changes.sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
+      phaseDone('diff', t);
       if (changes.length) {
         // The upper dir is the new layer in the snapshots' own form (whiteout devices, opaque
         // markers): keep it as the snapshot, as BuildKit keeps a RUN's snapshot. Not with
@@ -236,16 +244,21 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
         const onXattrNames = keepUpper
           ? (rel: string, names: string[]) => void (names.some(isOverlayInternal) && internals.push([rel, names]))
           : undefined;
+        t = phaseStart();
         const tar = tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch, onXattrNames });
         layer =
           keepUpper && o.snapshotOnly
             ? await plainLayerInfo(tar)
             : await store.putLayer(tar, { compression: o.compression, level: o.compressionLevel });
+        // One stream: the tar is written, hashed (diff_id, digest) and stored as it is read.
+        phaseDone(keepUpper && o.snapshotOnly ? 'tar + hash (snapshot only)' : 'tar + hash + blob stored', t);
+        t = phaseStart();
         await unmounted;
         if (keepUpper) {
           stripOverlayInternals(upper, internals);
           await store.adoptSnapshot([...(o.diffIds ?? []), layer.diffId], upper);
         }
+        phaseDone('snapshot commit', t);
       }
     } finally {
       await unmounted;

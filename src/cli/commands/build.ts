@@ -28,7 +28,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { readDockerfileInput, type DockerfileInput, build } from '../../api/index.js';
 import { normalizeImageName } from '../../image/index.js';
-import { KilnError } from '../../util/index.js';
+import { KilnError, mark } from '../../util/index.js';
 import { formatLintText, buildChecks, checkCall } from '../../analyze/index.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
@@ -179,6 +179,7 @@ export function register(program: Command): Command {
       'build the target twice, each on a clean scratch store, with the same SOURCE_DATE_EPOCH (given, else chosen and printed); exit 1 naming the first differing file, its layer and step when the images differ (see docs/reproducible.md)',
     )
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
+      mark('CLI parsed');
       if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default')
         throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
       if (f.platform !== 'linux/amd64' && f.platform !== 'linux/x86_64')
@@ -282,7 +283,9 @@ export function register(program: Command): Command {
       // BuildKit runs its build checks with every build: warnings, or a failed build when the
       // Dockerfile says `# check=error=true` (skip= honoured in both).
       const checks = buildChecks(input.text, input.display, f.target, buildArgs);
+      mark('Dockerfile read, build checks');
       const store = early ?? (await openStoreFromCli(cmd));
+      mark('store opened');
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
       const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);
