@@ -102,9 +102,13 @@ function codeCache(st) {
           writeSync(fd, s.createCachedData());
           closeSync(fd);
           renameSync(tmp, name);
-          // The code of earlier builds is of no use any more.
-          for (const f of readdirSync(dir))
-            if (f.endsWith('.bin') && path.join(dir, f) !== name) rmSync(path.join(dir, f), { force: true });
+          // The code of earlier builds (or nodes) not written for a week: of no use any more. Not
+          // sooner: two installs of kiln run by one user would otherwise evict each other's.
+          const weekAgo = Date.now() - 7 * 24 * 3600 * 1000;
+          for (const f of readdirSync(dir)) {
+            const p = path.join(dir, f);
+            if (f.endsWith('.bin') && p !== name && statSync(p).mtimeMs < weekAgo) rmSync(p, { force: true });
+          }
         } catch {
           // no cache: slower start-up only
         }

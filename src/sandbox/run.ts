@@ -13,7 +13,6 @@
  */
 import { copyFileSync, mkdirSync, existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { type Compression, type Descriptor } from '../image/index.js';
 import {
@@ -25,6 +24,7 @@ import {
   singleIdMode,
   phaseDone,
   phaseStart,
+  xattr,
 } from '../util/index.js';
 import { plainLayerInfo, type LayerInfo, applyLayer, type Change, comparePaths, tarChanges } from '../layer/index.js';
 import { type Store } from '../store/index.js';
@@ -44,11 +44,6 @@ import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.
 import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind, type Ulimit } from './runtime.js';
 import { BARE_DEVICES } from './bare.js';
 import { cleanupStaleRuns, createRunDir, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
-
-const xattr = createRequire(import.meta.url)('fs-xattr') as {
-  listAttributesSync(p: string): string[];
-  removeAttributeSync(p: string, n: string): void;
-};
 
 /** docker's PATH when the image sets none. */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -317,7 +312,7 @@ function stripOverlayInternals(upper: string, marked: [string, string[]][]): voi
   // The upper's root too (no entry of the layer): the kernel marks it (uuid, impure).
   let rootNames: string[] = [];
   try {
-    rootNames = xattr.listAttributesSync(upper);
+    rootNames = xattr().listAttributesSync(upper);
   } catch {
     // no xattr support: nothing to strip
   }
@@ -325,7 +320,7 @@ function stripOverlayInternals(upper: string, marked: [string, string[]][]): voi
     const p = path.join(upper, rel);
     for (const n of names.filter(isOverlayInternal)) {
       try {
-        xattr.removeAttributeSync(p, n);
+        xattr().removeAttributeSync(p, n);
       } catch {
         // vanished or not removable: the snapshot keeps it, overlayfs ignores it on a lower
       }

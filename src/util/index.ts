@@ -21,3 +21,4 @@ export {
   timed,
   type ProfilePhase,
 } from './profile.js';
+export { xattr, type Xattr } from './xattr.js';
