@@ -63,14 +63,20 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 const file = path.join(path.dirname(fileURLToPath(import.meta.url)), 'kiln-cli.cjs');
-// As node wraps a CommonJS module (main.ts's #! line, kept by esbuild, is no JavaScript).
-const source = \`(function (exports, require, module, __filename, __dirname) { \${readFileSync(file, 'utf8').replace(/^#!.*/, '')}\n});\`;
-const cache = codeCache(statSync(file));
-const script = new Script(source, { filename: file, cachedData: cache?.read() });
-const module = { exports: {} };
-script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file));
-process.exitCode = await module.exports.runProgram(process.argv.slice(2));
-if (cache && (cache.missing || script.cachedDataRejected)) cache.write(script);
+if (process.argv.includes('--debug')) {
+  // Stack traces name dist/src files: node's loader reads the bundle's source map (not a vm script's).
+  process.setSourceMapsEnabled(true);
+  process.exitCode = await createRequire(import.meta.url)(file).runProgram(process.argv.slice(2));
+} else {
+  // As node wraps a CommonJS module (main.ts's #! line, kept by esbuild, is no JavaScript).
+  const source = \`(function (exports, require, module, __filename, __dirname) { \${readFileSync(file, 'utf8').replace(/^#!.*/, '')}\n});\`;
+  const cache = codeCache(statSync(file));
+  const script = new Script(source, { filename: file, cachedData: cache?.read() });
+  const module = { exports: {} };
+  script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file));
+  process.exitCode = await module.exports.runProgram(process.argv.slice(2));
+  if (cache && (cache.missing || script.cachedDataRejected)) cache.write(script);
+}
 
 /** The code cache of this build of the CLI for this node, in a directory only this user can write. */
 function codeCache(st) {
