@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// The `kiln` executable: dist/bin/kiln.js, bundled by esbuild from tsc's output (dist/src). One
-// bundle per command plus shared chunks, so a CLI call still loads only its command, from a few
-// files instead of ~150 modules: start-up, part of every command's time, drops by ~60 ms.
+// The `kiln` executable: dist/bin/kiln.js, a launcher, and dist/bin/kiln-cli.cjs, the CLI bundled
+// by esbuild from tsc's output (dist/src) into one CommonJS file. One file, so the launcher can
+// compile it with V8's code cache (node 20 has no module compile cache): a no-op rebuild spent
+// ~30 % of its CPU compiling ~150 modules from a dozen chunks. Lazy all the same: esbuild keeps
+// each dynamically imported module (the commands, cli/commands/index.ts) behind an initializer
+// that runs on first import, so a CLI call still evaluates only its command's modules.
 // dist/src stays the library (package.json "main") and what the unit tests import.
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -11,47 +14,116 @@ import { build } from 'esbuild';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = path.join(root, 'dist', 'bin');
 rmSync(outdir, { recursive: true, force: true }); // no stale chunks from an earlier build
-await build({
-  entryPoints: [
-    { in: path.join(root, 'dist/src/cli/main.js'), out: 'kiln-main' },
-    // Found beside the module that starts it (analyze/inflate.ts): a chunk in the same directory.
-    { in: path.join(root, 'dist/src/analyze/gunzip-worker.js'), out: 'gunzip-worker' },
-  ],
-  outdir,
+const common = {
   bundle: true,
-  splitting: true,
-  format: 'esm',
   platform: 'node',
   target: 'node20',
-  chunkNames: '[name]-[hash]',
   // A native addon: loaded from node_modules at run time.
   external: ['fs-xattr'],
-  // Bundled CommonJS dependencies (commander, tar-stream) call require() for node's modules.
-  banner: {
-    js: "import { createRequire as __kilnRequire } from 'node:module'; const require = __kilnRequire(import.meta.url);",
-  },
   // Read only under --debug (main.ts turns source maps on): stack traces then name dist/src files.
   sourcemap: true,
   minifyWhitespace: true,
   minifySyntax: true,
   logLevel: 'warning',
+};
+await build({
+  ...common,
+  entryPoints: [path.join(root, 'dist/src/cli/main.js')],
+  outfile: path.join(outdir, 'kiln-cli.cjs'),
+  format: 'cjs',
+  // import.meta.url (createRequire, files found beside the module) is the bundle's own URL.
+  define: { 'import.meta.url': '__kilnModuleUrl' },
+  banner: { js: "var __kilnModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
+// Found beside the module that starts it (analyze/inflate.ts): a file in the same directory.
+await build({
+  ...common,
+  entryPoints: [path.join(root, 'dist/src/analyze/gunzip-worker.js')],
+  outfile: path.join(outdir, 'gunzip-worker.js'),
+  format: 'esm',
+  // Bundled CommonJS dependencies call require() for node's modules.
+  banner: {
+    js: "import { createRequire as __kilnRequire } from 'node:module'; const require = __kilnRequire(import.meta.url);",
+  },
 });
 
-// dist/bin/kiln.js, the launcher: node's module compile cache (Node 22.1+; kept in the OS's temp
-// directory, keyed by file contents) has to be on before the CLI's modules are compiled, so the
-// launcher turns it on, then loads the CLI. On Node 20 it starts without the cache.
+// dist/bin/kiln.js, the launcher: compiles kiln-cli.cjs with the code V8 made for it the last
+// time (cachedData, in a directory of the user's own: code cache is trusted input to V8), runs
+// it, and saves the code after a run that had none or whose cache V8 rejected (another node, a
+// new build: the key names both). Any failure of the cache only costs start-up time.
 writeFileSync(
   path.join(outdir, 'kiln.js'),
   `#!/usr/bin/env node
-// kiln's executable (scripts/bundle.mjs): turns on the module compile cache where node has one, then runs the CLI.
-import module from 'node:module';
-try {
-  module.enableCompileCache?.();
-} catch {
-  // no cache: slower start-up only
+// kiln's executable (scripts/bundle.mjs): runs the CLI bundle, compiled with V8's code cache.
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
+
+const file = path.join(path.dirname(fileURLToPath(import.meta.url)), 'kiln-cli.cjs');
+if (process.argv.includes('--debug')) {
+  // Stack traces name dist/src files: node's loader reads the bundle's source map (not a vm script's).
+  process.setSourceMapsEnabled(true);
+  process.exitCode = await createRequire(import.meta.url)(file).runProgram(process.argv.slice(2));
+} else {
+  // As node wraps a CommonJS module (main.ts's #! line, kept by esbuild, is no JavaScript).
+  const source = \`(function (exports, require, module, __filename, __dirname) { \${readFileSync(file, 'utf8').replace(/^#!.*/, '')}\n});\`;
+  const cache = codeCache(statSync(file));
+  const script = new Script(source, { filename: file, cachedData: cache?.read() });
+  const module = { exports: {} };
+  script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file));
+  process.exitCode = await module.exports.runProgram(process.argv.slice(2));
+  if (cache && (cache.missing || script.cachedDataRejected)) cache.write(script);
 }
-const { runProgram } = await import('./kiln-main.js');
-process.exitCode = await runProgram(process.argv.slice(2));
+
+/** The code cache of this build of the CLI for this node, in a directory only this user can write. */
+function codeCache(st) {
+  if (process.env.KILN_NO_CODE_CACHE) return undefined;
+  try {
+    const uid = process.getuid?.() ?? 0;
+    const dir = path.join(process.env.XDG_CACHE_HOME || tmpdir(), \`kiln-code-cache-\${uid}\`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const d = statSync(dir);
+    if (d.uid !== uid || (d.mode & 0o022) !== 0) return undefined;
+    const name = path.join(dir, \`\${process.version}-\${process.arch}-\${st.size}-\${Math.trunc(st.mtimeMs)}.bin\`);
+    let missing = false;
+    return {
+      get missing() {
+        return missing;
+      },
+      read() {
+        try {
+          return readFileSync(name);
+        } catch {
+          missing = true;
+          return undefined;
+        }
+      },
+      write(s) {
+        try {
+          const tmp = \`\${name}.\${process.pid}.tmp\`;
+          const fd = openSync(tmp, 'w', 0o600);
+          writeSync(fd, s.createCachedData());
+          closeSync(fd);
+          renameSync(tmp, name);
+          // The code of earlier builds (or nodes) not written for a week: of no use any more. Not
+          // sooner: two installs of kiln run by one user would otherwise evict each other's.
+          const weekAgo = Date.now() - 7 * 24 * 3600 * 1000;
+          for (const f of readdirSync(dir)) {
+            const p = path.join(dir, f);
+            if (f.endsWith('.bin') && p !== name && statSync(p).mtimeMs < weekAgo) rmSync(p, { force: true });
+          }
+        } catch {
+          // no cache: slower start-up only
+        }
+      },
+    };
+  } catch {
+    return undefined;
+  }
+}
 `,
 );
 chmodSync(path.join(outdir, 'kiln.js'), 0o755);

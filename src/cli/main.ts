@@ -8,7 +8,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { loadCommands, type RegisterCommand } from './commands/index.js';
-import { KilnError, formatError, isKilnError, readPackageVersion } from '../util/index.js';
+import { KilnError, formatError, isKilnError, mark, readPackageVersion, startProfile } from '../util/index.js';
 import { runInUserNamespace } from './rootless.js';
 
 /** The program with every command (for help and the generated docs). */
@@ -24,6 +24,7 @@ function programWith(commands: RegisterCommand[]): Command {
     .version(readPackageVersion(), '-V, --version', 'print the version')
     .option('--root <dir>', 'store directory (default: $KILN_ROOT, /var/lib/kiln for root, else $XDG_DATA_HOME/kiln)')
     .option('--debug', 'print stack traces and debug details on errors')
+    .option('--profile', 'print where the time went, phase by phase, on stderr at exit (also KILN_PROFILE=1, or =FILE)')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true })
     // Options after `kiln run IMAGE` belong to the command run in the container.
@@ -47,6 +48,11 @@ function commandName(argv: string[]): string | undefined {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // --profile is a global option: before the command's name (after it, it would be the command's).
+  const cmdAt = argv.indexOf(commandName(argv) ?? '');
+  const profileAt = argv.indexOf('--profile');
+  startProfile(profileAt >= 0 && (cmdAt < 0 || profileAt < cmdAt));
+  mark('kiln modules loaded');
   const debug = argv.includes('--debug');
   // The CLI runs bundled (dist/bin): map stack traces back to the modules for whoever debugs.
   if (debug) process.setSourceMapsEnabled(true);
@@ -56,6 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     if (inNamespace !== undefined) return inNamespace;
     // Only the module of the command being run is loaded (all of them for help or a typo).
     const program = programWith(await loadCommands(commandName(argv)));
+    mark('command module loaded');
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (e) {

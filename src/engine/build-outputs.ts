@@ -5,7 +5,7 @@
  */
 import { build, type BuildOptions, type BuildResult } from './engine.js';
 import type { EventSink } from './events.js';
-import { KilnError } from '../util/index.js';
+import { KilnError, mark } from '../util/index.js';
 import { formatVerifyResult, verifyReproducible } from './verify-reproducible.js';
 import { buildPlatforms, type PlatformBuild, type PlatformEvent } from './multi-platform.js';
 import {
@@ -131,6 +131,7 @@ export async function buildWithOutputs(
     onPush,
     onOutput,
   });
+  mark(`outputs written (${outputs.map((x) => x.type).join(', ')})`);
   return { ...r, outputs: written };
 }
 

@@ -48,7 +48,7 @@ import { type LayerInfo } from '../layer/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
 import { openView } from '../sandbox/index.js';
 import { canonicalJSON } from '../image/index.js';
-import { sha256, type Digest, KilnError } from '../util/index.js';
+import { sha256, type Digest, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
 
 // Where records also come from and go (registry caches): cache/'s types, as the engine takes them.
@@ -212,9 +212,11 @@ export class StepCache {
     let rec: CacheRecord | undefined;
     let from = 'local';
     try {
+      const t = phaseStart();
       rec = await this.index.get(out.key);
       if (rec && !(await this.blobsPresent(rec))) rec = undefined;
       if (rec) await this.index.touch(out.key);
+      phaseDone('cache record read', t);
       for (const src of this.o.from ?? []) {
         if (rec) break;
         rec = await src.record(out.key, this.o.store).catch(() => undefined);
@@ -476,6 +478,7 @@ export class StepCache {
       return digest;
     } finally {
       this.stats.contextHashMs += performance.now() - t;
+      phaseDone('context hashed', t);
     }
   }
 
@@ -524,6 +527,7 @@ export class StepCache {
       } finally {
         await view.close();
         this.stats.stageHashMs += performance.now() - t;
+        phaseDone('stage paths hashed', t);
       }
       await this.index.putMemo(memoKey, d);
     }

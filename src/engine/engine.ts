@@ -9,7 +9,7 @@ import { BuildImages } from './base-image.js';
 import { type ClientOptions, type TransferEvent } from '../registry/index.js';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { Slots, type Digest, KilnError, type ErrorPlace } from '../util/index.js';
+import { Slots, type Digest, KilnError, type ErrorPlace, inStep, mark, timed } from '../util/index.js';
 import {
   type Dockerfile,
   type Instruction,
@@ -144,6 +144,7 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     buildPlatform,
     namedContexts: o.namedContexts?.map((c) => c.name),
   });
+  mark('Dockerfile parsed and planned');
   emit({ type: 'plan', target: plan.target, stages: plan.order.map((n) => planStageInfo(plan.stages[n]!)) });
   if (syntax.kind === 'warning') emit({ type: 'warning', message: `${plan.file}:${syntaxLine}: ${syntax.message}` });
   // A warning that is a build check `# check=skip=` names is not shown (BuildKit).
@@ -163,21 +164,28 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   }
   const ctx = BuildContext.open(o.contextDir, { dockerfile: o.dockerfilePath });
   const engine = new Engine(o, df, plan, ctx, emit);
+  mark('context opened, cache index ready');
   // Every needed stage starts at once, as BuildKit's solver does: a stage waits for another only
   // at the step that uses it (FROM, COPY --from, RUN --mount from=), so a final stage's own early
   // steps overlap its builders. RUN steps, the CPU-heavy part, are bounded by the CPU count.
   await Promise.all(plan.order.map((n) => engine.stageResult(n)));
   const final = await engine.stageResult(plan.target);
+  mark('steps (stages in parallel)');
   const config = structuredClone(final.config);
   if (o.labels && Object.keys(o.labels).length)
     config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
-  const written = await o.store.writeImage(config, await engine.shippedLayers(final));
-  // Layers from the cache or a base image compressed otherwise are re-encoded where asked.
-  const img = await compressedImage(
-    o.store,
-    { descriptor: written.descriptor, manifest: written.manifest, config, id: written.id },
-    { compression: o.layerCompression ?? 'none', force: o.forceCompression, level: o.compressionLevel },
+  const written = await timed('image written (manifest, config)', async () =>
+    o.store.writeImage(config, await engine.shippedLayers(final)),
   );
+  // Layers from the cache or a base image compressed otherwise are re-encoded where asked.
+  const img = await timed('layers compressed where asked', () =>
+    compressedImage(
+      o.store,
+      { descriptor: written.descriptor, manifest: written.manifest, config, id: written.id },
+      { compression: o.layerCompression ?? 'none', force: o.forceCompression, level: o.compressionLevel },
+    ),
+  );
+  mark('image written');
   // Before anything leaves the machine (a cache export here, a push or an output after): no secret in it.
   await proveBuildHasNoSecrets({
     ...o,
@@ -187,9 +195,13 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     image: img,
     warn: (message) => emit({ type: 'warning', message }),
   });
+  mark('secret proof');
   await engine.cache.finish();
+  mark('file digests saved, cache exported');
   for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
+  mark('tagged');
   const sizes = await o.store.imageSizes(img);
+  mark('sized');
   const size = sizes.content;
   const compressed =
     img.manifest.layers.length > 0 &&
@@ -420,7 +432,11 @@ class Engine implements RunEnv {
           resolveFrom: (value) => this.resolveFrom(value, stage, place),
         });
         const at: StepAt = { stage, no: i + 1, snapshotsAhead: this.snapshotsAhead(stage, i - triggers.length) };
-        const cached = await this.cache.lookup(step, state, scope, stage, (n) => this.stageResult(n), i + 1);
+        // --profile: the phases of this step carry it (stage/step).
+        const label = `${stage.index}/${i + 1} ${ins.kind}`;
+        const cached = await inStep(label, () =>
+          timed('cache lookup', () => this.cache.lookup(step, state, scope, stage, (n) => this.stageResult(n), i + 1)),
+        );
         const x = cached.explain;
         this.emit({
           type: 'explain',
@@ -440,8 +456,8 @@ class Engine implements RunEnv {
           layer = cached.record.layer;
         } else {
           try {
-            layer = await this.dispatch(step, state, scope, at);
-            await this.cache.record(cached, state, layer);
+            layer = await inStep(label, () => timed(`${ins.kind} step`, () => this.dispatch(step, state, scope, at)));
+            await inStep(label, () => timed('cache record', () => this.cache.record(cached, state, layer)));
           } finally {
             cached.release?.();
           }

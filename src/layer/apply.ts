@@ -19,7 +19,6 @@ import {
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createRequire } from 'node:module';
 import {
   HashingStream,
   type Digest,
@@ -28,13 +27,11 @@ import {
   lchownInNamespace,
   overlayXattrPrefix,
   userNamespace,
+  xattr,
 } from '../util/index.js';
 import { openLayer } from './decompress.js';
 import { readTar } from './tarstream.js';
 import type { TarHeader } from './tarformat.js';
-
-const require = createRequire(import.meta.url);
-const xattr = require('fs-xattr') as { setAttributeSync(p: string, n: string, v: Buffer | string): void };
 
 export interface ApplyOptions {
   /**
@@ -191,7 +188,7 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
       if (base === OPAQUE) {
         if (opts.whiteouts === 'overlay') {
           await fsp.mkdir(dirAbs, { recursive: true });
-          xattr.setAttributeSync(dirAbs, `${overlayXattrPrefix()}opaque`, 'y');
+          xattr().setAttributeSync(dirAbs, `${overlayXattrPrefix()}opaque`, 'y');
         } else {
           for (const child of await fsp.readdir(dirAbs).catch(() => [] as string[])) {
             const childRel = dirRel ? `${dirRel}/${child}` : child;
@@ -318,7 +315,7 @@ async function writeEntry(
   lchownInNamespace(abs, h.uid, h.gid);
   if (h.type !== 'symlink') {
     chmodSync(abs, h.mode & 0o7777);
-    if (h.xattrs) for (const [k, v] of Object.entries(h.xattrs)) xattr.setAttributeSync(abs, k, v);
+    if (h.xattrs) for (const [k, v] of Object.entries(h.xattrs)) xattr().setAttributeSync(abs, k, v);
   }
   void rel;
 }

@@ -145,7 +145,9 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
   const level = opts.level ?? 6;
   const pool = threads > 1 ? deflatePool(threads) : undefined;
   const window = threads * WINDOW_PER_THREAD;
-  const inflight: { length: number; done: Promise<EncodedBlock> }[] = [];
+  const inflight: { length: number; done: Promise<EncodedBlock & { spare?: Buffer }> }[] = [];
+  // Full blocks' memory, back from the workers: reused, so no block is garbage (see deflate-pool.ts).
+  const spares: Buffer[] = [];
   let blocks = 0;
   let crc = 0;
   let dictionary: Buffer | undefined;
@@ -154,6 +156,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
   const settle = async () => {
     const { length, done } = inflight.shift()!;
     const r = await done;
+    if (r.spare && r.spare.length === GZIP_BLOCK && spares.length < window) spares.push(r.spare);
     crc = crc32Combine(crc, r.crc, length);
     await emit(r.data);
   };
@@ -161,7 +164,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     await emit(gzipHeader(level));
     const submit = async () => {
       // A copy of exactly the block: it owns its memory, which moves to a worker.
-      const block = Buffer.allocUnsafeSlow(pendingLen);
+      const block = (pendingLen === GZIP_BLOCK && spares.pop()) || Buffer.allocUnsafeSlow(pendingLen);
       let at = 0;
       for (const p of pending) at += p.copy(block, at);
       pending = [];

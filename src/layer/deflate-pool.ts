@@ -17,18 +17,25 @@ parentPort.on('message', (m) => {
     const view = (u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
     const r = encoder.encodeSync(view(m.block), m.dictionary ? view(m.dictionary) : undefined, m.level);
     const data = new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength);
-    parentPort.postMessage({ data, crc: r.crc }, [data.buffer]);
+    // The block goes back for the next one: dead blocks would pile up here, in a heap too small
+    // to be collected often (up to V8's external memory limit, ~64 MB per worker).
+    parentPort.postMessage({ data, crc: r.crc, block: m.block }, [data.buffer, m.block.buffer]);
   } catch (e) {
     parentPort.postMessage({ error: String((e && e.message) || e) });
   }
 });
 `;
 
+/** A block encoded by a worker, with the input block's memory given back (for the next block). */
+export interface PooledBlock extends EncodedBlock {
+  spare?: Buffer;
+}
+
 interface Job {
   block: Buffer;
   dictionary: Buffer | undefined;
   level: number;
-  resolve: (r: EncodedBlock) => void;
+  resolve: (r: PooledBlock) => void;
   reject: (e: Error) => void;
 }
 
@@ -47,7 +54,7 @@ export class DeflatePool {
    * Encode one block in a worker. `block` must own its whole ArrayBuffer: it is transferred (the
    * caller must not use it afterwards). `dictionary` is copied.
    */
-  encode(block: Buffer, dictionary: Buffer | undefined, level: number): Promise<EncodedBlock> {
+  encode(block: Buffer, dictionary: Buffer | undefined, level: number): Promise<PooledBlock> {
     return new Promise((resolve, reject) => {
       this.queue.push({ block, dictionary, level, resolve, reject });
       this.dispatch();
@@ -75,14 +82,19 @@ export class DeflatePool {
   private start(): Slot {
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     const slot: Slot = { worker };
-    worker.on('message', (m: { data?: Uint8Array; crc?: number; error?: string }) => {
+    worker.on('message', (m: { data?: Uint8Array; crc?: number; block?: Uint8Array; error?: string }) => {
       const job = slot.job;
       slot.job = undefined;
       worker.unref();
       if (job) {
         if (m.error !== undefined || !m.data || m.crc === undefined)
           job.reject(new Error(`gzip worker: ${m.error ?? 'no result'}`));
-        else job.resolve({ data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), crc: m.crc });
+        else
+          job.resolve({
+            data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength),
+            crc: m.crc,
+            ...(m.block ? { spare: Buffer.from(m.block.buffer, m.block.byteOffset, m.block.byteLength) } : {}),
+          });
       }
       this.dispatch();
     });

@@ -17,15 +17,8 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { createRequire } from 'node:module';
-import { KilnError } from '../util/index.js';
+import { KilnError, xattr } from '../util/index.js';
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, type EntryType, type TarHeader } from './tarformat.js';
-
-const require = createRequire(import.meta.url);
-const xattr = require('fs-xattr') as {
-  listAttributesSync(p: string): string[];
-  getAttributeSync(p: string, n: string): Buffer;
-};
 
 export interface TarOptions {
   /** Clamp every mtime above this (seconds) down to it: reproducible layers. */
@@ -63,7 +56,7 @@ const KEPT_XATTR = /^(security\.capability|user\.(?!overlay\.)|trusted\.(?!overl
 function readXattrs(p: string, onNames?: (names: string[]) => void): Record<string, Buffer> | undefined {
   let names: string[];
   try {
-    names = xattr.listAttributesSync(p);
+    names = xattr().listAttributesSync(p);
   } catch {
     return undefined; // links on some file systems, or no xattr support
   }
@@ -73,7 +66,7 @@ function readXattrs(p: string, onNames?: (names: string[]) => void): Record<stri
   for (const n of names.sort()) {
     if (!KEPT_XATTR.test(n)) continue;
     try {
-      out[n] = xattr.getAttributeSync(p, n);
+      out[n] = xattr().getAttributeSync(p, n);
       any = true;
     } catch {
       // vanished or unreadable: skip it

@@ -8,8 +8,8 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import type { Readable } from 'node:stream';
-import { HttpProxyAgent } from 'http-proxy-agent';
-import { HttpsProxyAgent } from 'https-proxy-agent';
+import type { HttpProxyAgent } from 'http-proxy-agent';
+import type { HttpsProxyAgent } from 'https-proxy-agent';
 import { proxyFor } from './proxy.js';
 
 export interface TlsSettings {
@@ -46,6 +46,14 @@ export interface HttpResponse {
 const DEFAULT_TIMEOUT_MS = Number(process.env.KILN_REGISTRY_TIMEOUT_MS) || 60_000;
 const agents = new Map<string, http.Agent>();
 
+/** The proxy agents, loaded the first time a proxy is used (most commands never need them). */
+let proxyAgents: { http: typeof HttpProxyAgent; https: typeof HttpsProxyAgent } | undefined;
+async function loadProxyAgents(): Promise<void> {
+  if (proxyAgents) return;
+  const [h, s] = await Promise.all([import('http-proxy-agent'), import('https-proxy-agent')]);
+  proxyAgents = { http: h.HttpProxyAgent, https: s.HttpsProxyAgent };
+}
+
 function agentFor(url: URL, settings: TlsSettings | undefined, proxy: URL | undefined): http.Agent {
   const secure = url.protocol === 'https:';
   const key = `${secure ? `https|${settings?.verify ?? true}|${(settings?.ca ?? []).map((c) => c.length + c.subarray(0, 64).toString('base64')).join(',')}|${settings?.cert?.length ?? 0}` : 'http'}|${proxy?.href ?? ''}`;
@@ -57,8 +65,8 @@ function agentFor(url: URL, settings: TlsSettings | undefined, proxy: URL | unde
       const ca = settings?.ca?.length ? [...tls.rootCertificates, ...settings.ca.map((c) => c.toString())] : undefined;
       const target = { ca, cert: settings?.cert, key: settings?.key, rejectUnauthorized: settings?.verify ?? true };
       // Through a proxy: a CONNECT tunnel, TLS with the target inside it.
-      a = proxy ? new HttpsProxyAgent(proxy, { ...common, ...target }) : new https.Agent({ ...common, ...target });
-    } else a = proxy ? new HttpProxyAgent(proxy, common) : new http.Agent(common);
+      a = proxy ? new proxyAgents!.https(proxy, { ...common, ...target }) : new https.Agent({ ...common, ...target });
+    } else a = proxy ? new proxyAgents!.http(proxy, common) : new http.Agent(common);
     agents.set(key, a);
   }
   return a;
@@ -74,6 +82,7 @@ export async function httpRequest(r: HttpRequest): Promise<HttpResponse> {
   let url = r.url;
   let headers = { ...(r.headers ?? {}) };
   for (let hop = 0; hop < 10; hop++) {
+    if (proxyFor(url)) await loadProxyAgents();
     const res = await once(r, url, headers);
     const loc = res.headers.location;
     if (r.followRedirects && [301, 302, 303, 307, 308].includes(res.status) && loc) {

@@ -28,7 +28,6 @@ import {
   type Stats,
 } from 'node:fs';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
 import { type Change } from '../layer/index.js';
 import {
   runCapture,
@@ -37,14 +36,10 @@ import {
   lchownInNamespace,
   overlayXattrPrefix,
   userNamespace,
+  xattr,
 } from '../util/index.js';
 
-const require = createRequire(import.meta.url);
-const xattr = require('fs-xattr') as {
-  getAttributeSync(p: string, n: string): Buffer;
-  removeAttributeSync(p: string, n: string): void;
-};
-const xattrRemove = (p: string, n: string) => xattr.removeAttributeSync(p, n);
+const xattrRemove = (p: string, n: string) => xattr().removeAttributeSync(p, n);
 
 export type SnapshotterKind = 'overlay' | 'native';
 
@@ -137,7 +132,7 @@ async function probeOverlay(scratch: string): Promise<boolean> {
 
 function attr(p: string, name: string): string | undefined {
   try {
-    return xattr.getAttributeSync(p, name).toString();
+    return xattr().getAttributeSync(p, name).toString();
   } catch {
     return undefined;
   }

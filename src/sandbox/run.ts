@@ -13,7 +13,6 @@
  */
 import { copyFileSync, mkdirSync, existsSync, readdirSync, renameSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { type Compression, type Descriptor } from '../image/index.js';
 import {
@@ -23,6 +22,9 @@ import {
   resolveUser,
   overlayXattrPrefix,
   singleIdMode,
+  phaseDone,
+  phaseStart,
+  xattr,
 } from '../util/index.js';
 import { plainLayerInfo, type LayerInfo, applyLayer, type Change, comparePaths, tarChanges } from '../layer/index.js';
 import { type Store } from '../store/index.js';
@@ -42,11 +44,6 @@ import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.
 import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind, type Ulimit } from './runtime.js';
 import { BARE_DEVICES } from './bare.js';
 import { cleanupStaleRuns, createRunDir, mountsUnder, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
-
-const xattr = createRequire(import.meta.url)('fs-xattr') as {
-  listAttributesSync(p: string): string[];
-  removeAttributeSync(p: string, n: string): void;
-};
 
 /** docker's PATH when the image sets none. */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -143,6 +140,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   const rootfs = path.join(runDir, 'rootfs');
   const upper = path.join(runDir, 'upper');
   const bundle = path.join(runDir, 'bundle');
+  let t = phaseStart();
   for (const d of [rootfs, bundle]) mkdirSync(d, { recursive: true });
   const overlayOk = await canMountOverlay(runRoot(store.root));
   const snapshotter: SnapshotterKind = o.snapshotter ?? (overlayOk ? 'overlay' : 'native');
@@ -175,6 +173,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     real = makeStubs(rootfs, rootfs, stubs);
     before = snapshotTree(rootfs);
   }
+  phaseDone(`base snapshot (${snapshotter})`, t);
   if (signal.aborted) throw interrupted();
 
   const resolved = resolveUser(image, o.user ?? '');
@@ -195,6 +194,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     (t) => `/${real.get(t) ?? t.replace(/^\/+/, '')}`,
   );
   if (signal.aborted) throw interrupted();
+  t = phaseStart();
   const exitCode = await runner.run(
     rootfs,
     bundle,
@@ -218,6 +218,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     },
     signal,
   );
+  phaseDone(`RUN process (${runner.kind}: runtime start, process, runtime delete)`, t);
   if (signal.aborted) throw interrupted();
   if (exitCode !== 0 && o.keepFailed) {
     const kept = await keepFilesystem(snapshotter === 'overlay' ? upper : rootfs, rootfs, o.keepFailed);
@@ -231,6 +232,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     // The overlay is unmounted while its upper dir is read: nothing writes to it any more, and the
     // unmount's teardown (about 0.2 s for 30,000 new files) overlaps the diff and the tar.
     let unmounted: Promise<void> | undefined;
+    t = phaseStart();
     if (snapshotter === 'overlay') {
       unmounted = unmount(rootfs);
       unmounted.catch(() => undefined); // awaited below
@@ -242,6 +244,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     }
     try {
       changes.sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
+      phaseDone('diff', t);
       if (changes.length) {
         // The upper dir is the new layer in the snapshots' own form (whiteout devices, opaque
         // markers): keep it as the snapshot, as BuildKit keeps a RUN's snapshot. Not with
@@ -252,16 +255,21 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
         const onXattrNames = keepUpper
           ? (rel: string, names: string[]) => void (names.some(isOverlayInternal) && internals.push([rel, names]))
           : undefined;
+        t = phaseStart();
         const tar = tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch, onXattrNames });
         layer =
           keepUpper && o.snapshotOnly
             ? await plainLayerInfo(tar)
             : await store.putLayer(tar, { compression: o.compression, level: o.compressionLevel });
+        // One stream: the tar is written, hashed (diff_id, digest) and stored as it is read.
+        phaseDone(keepUpper && o.snapshotOnly ? 'tar + hash (snapshot only)' : 'tar + hash + blob stored', t);
+        t = phaseStart();
         await unmounted;
         if (keepUpper) {
           stripOverlayInternals(upper, internals);
           await store.adoptSnapshot([...(o.diffIds ?? []), layer.diffId], upper);
         }
+        phaseDone('snapshot commit', t);
       }
     } finally {
       await unmounted;
@@ -292,7 +300,7 @@ function stripOverlayTree(dir: string): void {
       const r = rel ? `${rel}/${d.name}` : d.name;
       if (d.isSymbolicLink()) continue;
       try {
-        const names = xattr.listAttributesSync(path.join(dir, r));
+        const names = xattr().listAttributesSync(path.join(dir, r));
         if (names.some(isOverlayInternal)) marked.push([r, names]);
       } catch {
         // no xattrs here
@@ -354,7 +362,7 @@ function stripOverlayInternals(upper: string, marked: [string, string[]][]): voi
   // The upper's root too (no entry of the layer): the kernel marks it (uuid, impure).
   let rootNames: string[] = [];
   try {
-    rootNames = xattr.listAttributesSync(upper);
+    rootNames = xattr().listAttributesSync(upper);
   } catch {
     // no xattr support: nothing to strip
   }
@@ -362,7 +370,7 @@ function stripOverlayInternals(upper: string, marked: [string, string[]][]): voi
     const p = path.join(upper, rel);
     for (const n of names.filter(isOverlayInternal)) {
       try {
-        xattr.removeAttributeSync(p, n);
+        xattr().removeAttributeSync(p, n);
       } catch {
         // vanished or not removable: the snapshot keeps it, overlayfs ignores it on a lower
       }

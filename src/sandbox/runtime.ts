@@ -22,7 +22,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, promises as fsp, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { KilnError, runCapture, which, idMapped, singleIdMode, userNamespace } from '../util/index.js';
+import {
+  KilnError,
+  runCapture,
+  which,
+  idMapped,
+  singleIdMode,
+  userNamespace,
+  phaseDone,
+  phaseStart,
+} from '../util/index.js';
 import { makePrivateDir, writePrivateFile } from './private-files.js';
 import { BareRunner, bareTools, namespacesRefused } from './bare.js';
 import { waitExit } from './wait.js';
@@ -329,8 +338,11 @@ export class OciRunner implements Runner {
       bundleDir,
       id,
     ];
+    const started = phaseStart();
     const child = spawn(argv[0]!, argv.slice(1), { stdio: [spec.stdin ?? 'ignore', 'pipe', 'pipe'] });
-    const unwatch = removeOnceStarted(specFile, path.join(state, id));
+    const unwatch = removeOnceStarted(specFile, path.join(state, id), () =>
+      phaseDone('RUN start (runtime up, seen by a 20 ms poll)', started),
+    );
     const tail = { text: '' };
     pipeOutput(child, spec, tail);
     try {
@@ -369,11 +381,12 @@ export class OciRunner implements Runner {
  * The runtime reads the spec before it makes the container's state: once that state exists, the
  * spec (and the secrets in it) is removed. Returns a function that stops watching.
  */
-function removeOnceStarted(specFile: string, stateDir: string): () => void {
+function removeOnceStarted(specFile: string, stateDir: string, onStarted?: () => void): () => void {
   const timer = setInterval(() => {
     if (!existsSync(stateDir)) return;
     rmSync(specFile, { force: true });
     clearInterval(timer);
+    onStarted?.();
   }, 20);
   return () => clearInterval(timer);
 }

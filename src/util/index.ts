@@ -9,3 +9,16 @@ export { idMapped, lchownInNamespace, overlayXattrPrefix, singleIdMode, userName
 export { readPackageVersion } from './version.js';
 export { human, parseBytes } from './bytes.js';
 export { MultiSearch } from './byte-search.js';
+export {
+  formatProfile,
+  inStep,
+  mark,
+  phaseDone,
+  phaseStart,
+  profilePhases,
+  profiling,
+  startProfile,
+  timed,
+  type ProfilePhase,
+} from './profile.js';
+export { xattr, type Xattr } from './xattr.js';

@@ -19,13 +19,10 @@
  * root, never out of it.
  */
 import { lstatSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { KilnError } from './errors.js';
 import { overlayXattrPrefix } from './userns.js';
-
-const require = createRequire(import.meta.url);
-const xattr = require('fs-xattr') as { getAttributeSync(p: string, n: string): Buffer };
+import { xattr } from './xattr.js';
 
 export interface ResolvedUser {
   uid: number;
@@ -103,7 +100,7 @@ function checkRange(n: number, spec: string): number {
 
 function isOpaque(p: string): boolean {
   try {
-    return xattr.getAttributeSync(p, `${overlayXattrPrefix()}opaque`).toString() === 'y';
+    return xattr().getAttributeSync(p, `${overlayXattrPrefix()}opaque`).toString() === 'y';
   } catch {
     return false;
   }

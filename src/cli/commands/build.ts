@@ -30,7 +30,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { readDockerfileInput, type DockerfileInput, build, debug } from '../../api/index.js';
 import { normalizeImageName } from '../../image/index.js';
-import { formatError, KilnError } from '../../util/index.js';
+import { formatError, KilnError, mark } from '../../util/index.js';
 import { formatLintText, buildChecks, checkCall } from '../../analyze/index.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
@@ -196,6 +196,7 @@ export function register(program: Command): Command {
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
       if (f.onError !== undefined && !['fail', 'keep', 'shell'].includes(f.onError))
         throw new KilnError('USAGE', `unknown --on-error "${f.onError}": use fail, keep or shell`);
+      mark('CLI parsed');
       if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default')
         throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
       const platforms = f.platform === undefined ? undefined : parsePlatforms(f.platform);
@@ -298,7 +299,9 @@ export function register(program: Command): Command {
       // BuildKit runs its build checks with every build: warnings, or a failed build when the
       // Dockerfile says `# check=error=true` (skip= honoured in both).
       const checks = buildChecks(input.text, input.display, f.target, buildArgs);
+      mark('Dockerfile read, build checks');
       const store = early ?? (await openStoreFromCli(cmd));
+      mark('store opened');
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
       const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);

@@ -7,6 +7,7 @@ import { crc32, gunzipSync, inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { encodeLayer } from '../../../src/layer/compress.js';
 import { crc32Combine, GZIP_BLOCK } from '../../../src/layer/gzip-block.js';
+import { DeflatePool } from '../../../src/layer/deflate-pool.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -148,4 +149,18 @@ test('parallel gzip (property): any mix of runs, random and text, any chunking: 
     ),
     { numRuns: 15 },
   );
+});
+
+test('deflate pool: a block comes back from its worker as a spare of the same size, its bytes as they were', async () => {
+  const pool = new DeflatePool(1);
+  const input = randomBytes(GZIP_BLOCK);
+  const block = Buffer.allocUnsafeSlow(GZIP_BLOCK);
+  input.copy(block);
+  const r = await pool.encode(block, undefined, 6);
+  assert.equal(block.buffer.byteLength, 0, 'the block moved to the worker');
+  assert.ok(r.spare, 'the block came back');
+  assert.equal(r.spare.length, GZIP_BLOCK);
+  assert.ok(r.spare.equals(input));
+  assert.ok(inflateRawSync(r.data, { finishFlush: 2 }).equals(input));
+  assert.equal(r.crc, crc32(input));
 });

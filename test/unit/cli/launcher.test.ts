@@ -1,0 +1,52 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { cliPath } from '../../helpers/paths.js';
+
+const kiln = (cacheHome: string, ...args: string[]) =>
+  spawnSync(process.execPath, [cliPath, ...args], {
+    env: { ...process.env, XDG_CACHE_HOME: cacheHome, KILN_NO_CODE_CACHE: '' },
+    encoding: 'utf8',
+  });
+
+test('the launcher keeps V8 code for the bundle in a private directory, reuses it, and rewrites a damaged one', () => {
+  const home = mkdtempSync(path.join(tmpdir(), 'kiln-launcher-'));
+  try {
+    const first = kiln(home, '--version');
+    assert.equal(first.status, 0, first.stderr);
+    const dir = path.join(home, `kiln-code-cache-${process.getuid?.() ?? 0}`);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.bin'));
+    assert.equal(files.length, 1, 'one cache file, for this node and this build of the bundle');
+    const file = path.join(dir, files[0]!);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.ok(statSync(file).size > 10_000, 'code was written');
+    const again = kiln(home, '--version');
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(again.stdout, first.stdout);
+    // Damaged (or from another V8): rejected by V8, the command still runs, and the file is rewritten.
+    writeFileSync(file, 'not v8 code');
+    const damaged = kiln(home, '--version');
+    assert.equal(damaged.status, 0, damaged.stderr);
+    assert.equal(damaged.stdout, first.stdout);
+    assert.ok(statSync(file).size > 10_000, 'the cache was rewritten');
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('the launcher uses no cache directory another user could write', () => {
+  const home = mkdtempSync(path.join(tmpdir(), 'kiln-launcher-'));
+  try {
+    const dir = path.join(home, `kiln-code-cache-${process.getuid?.() ?? 0}`);
+    spawnSync('mkdir', ['-m', '777', dir]);
+    const r = kiln(home, '--version');
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(readdirSync(dir), [], 'nothing read from or written to a world-writable directory');
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
