@@ -23,6 +23,10 @@ import {
   writeFileSync,
   lutimesSync,
   chmodSync,
+  openSync,
+  readSync,
+  closeSync,
+  readlinkSync,
   promises as fsp,
   type BigIntStats,
   type Stats,
@@ -42,6 +46,7 @@ import {
 const require = createRequire(import.meta.url);
 const xattr = require('fs-xattr') as {
   getAttributeSync(p: string, n: string): Buffer;
+  listAttributesSync(p: string): string[];
   removeAttributeSync(p: string, n: string): void;
 };
 const xattrRemove = (p: string, n: string) => xattr.removeAttributeSync(p, n);
@@ -143,10 +148,22 @@ function attr(p: string, name: string): string | undefined {
   }
 }
 
-/** Changes recorded in an overlay upper dir (read after unmounting): no walk of the lower filesystem. */
-export function diffUpper(upper: string): Change[] {
+/**
+ * Changes recorded in an overlay upper dir (read after unmounting): no walk of the lower filesystem.
+ *
+ * `lowers` (the image's layer dirs, bottom → top): an entry overlay copied up but left as it was
+ * (a file opened for writing and not written, as useradd's /etc/.pwd.lock; a directory copied up
+ * only for such a file) is not a change, as BuildKit's overlay differ (`sameDirent`) and the native
+ * snapshotter say: the layer is the same whichever snapshotter made it.
+ */
+export function diffUpper(upper: string, lowers: string[] = []): Change[] {
   const out: Change[] = [];
-  const walk = (rel: string) => {
+  const top = [...lowers].reverse();
+  const prefix = overlayXattrPrefix();
+  // Returns whether anything under `rel` was recorded. `inLower`: the directory may have entries
+  // below it (false under a directory that is new or opaque: nothing of it was copied up).
+  const walk = (rel: string, inLower: boolean): boolean => {
+    let any = false;
     for (const name of readdirSync(path.join(upper, rel))) {
       const r = rel ? `${rel}/${name}` : name;
       const abs = path.join(upper, r);
@@ -155,20 +172,107 @@ export function diffUpper(upper: string): Change[] {
       // marked with trusted.overlay.whiteout.
       if (
         (st.isCharacterDevice() && st.rdev === 0) ||
-        (st.isFile() && st.size === 0 && attr(abs, `${overlayXattrPrefix()}whiteout`) !== undefined)
+        (st.isFile() && st.size === 0 && attr(abs, `${prefix}whiteout`) !== undefined)
       ) {
         out.push({ kind: 'delete', path: r });
+        any = true;
         continue;
       }
-      out.push({ kind: 'add', path: r, stats: st });
+      const lower = inLower ? lowerEntry(top, r) : undefined;
+      const add: Change = { kind: 'add', path: r, stats: st };
       if (st.isDirectory()) {
-        if (attr(abs, `${overlayXattrPrefix()}opaque`) === 'y') out.push({ kind: 'opaque', path: r });
-        walk(r);
+        const opaque = attr(abs, `${prefix}opaque`) === 'y';
+        const i = out.length;
+        const below = walk(r, !!lower && !opaque);
+        if (opaque || below || !lower || !sameEntry(abs, st, lower.host, lower.stat)) {
+          out.splice(i, 0, add, ...(opaque ? [{ kind: 'opaque' as const, path: r }] : []));
+          any = true;
+        }
+        continue;
       }
+      if (lower && sameEntry(abs, st, lower.host, lower.stat)) continue; // an unchanged copy-up
+      out.push(add);
+      any = true;
     }
+    return any;
   };
-  walk('');
+  walk('', top.length > 0);
   return out;
+}
+
+/** The entry at `rel` in the topmost of `top` (layer dirs, top first) that has it, unless a layer above hides it. */
+function lowerEntry(top: string[], rel: string): { host: string; stat: Stats } | undefined {
+  const parts = rel.split('/');
+  for (const layer of top) {
+    const host = path.join(layer, rel);
+    const st = lstatOrUndefined(host);
+    if (st) return st.isCharacterDevice() && st.rdev === 0 ? undefined : { host, stat: st };
+    // Not here: does this layer hide the ones below (a whiteout, a non-directory or an opaque
+    // directory on the way)?
+    for (let i = 1; i < parts.length; i++) {
+      const dir = path.join(layer, ...parts.slice(0, i));
+      const d = lstatOrUndefined(dir);
+      if (!d) break;
+      if (!d.isDirectory() || attr(dir, `${overlayXattrPrefix()}opaque`) === 'y') return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * BuildKit's sameDirent (util/overlay): same type, mode, owner, device, xattrs (capabilities…);
+ * for a non-directory the same size and mtime, and when both mtimes are whole seconds (as a
+ * layer's tar leaves them, so a rewrite in the same second cannot be told by time) the same
+ * content or link target. A directory's mtime counts too, as the native snapshotter counts it.
+ */
+export function sameEntry(a: string, sa: Stats, b: string, sb: Stats): boolean {
+  if (sa.mode !== sb.mode || sa.uid !== sb.uid || sa.gid !== sb.gid || sa.rdev !== sb.rdev) return false;
+  if (!sameXattrs(a, b, sa.isSymbolicLink())) return false;
+  const ma = lstatSync(a, { bigint: true }).mtimeNs;
+  const mb = lstatSync(b, { bigint: true }).mtimeNs;
+  if (ma !== mb) return false;
+  if (sa.isDirectory()) return true;
+  if (sa.size !== sb.size) return false;
+  if (ma % 1_000_000_000n !== 0n) return true;
+  if (sa.isSymbolicLink()) return readlinkSync(a) === readlinkSync(b);
+  return !sa.isFile() || sa.size === 0 || sameContent(a, b);
+}
+
+/** The xattrs of both, overlayfs's own left out (a copy-up adds origin, impure…). */
+function sameXattrs(a: string, b: string, symlink: boolean): boolean {
+  if (symlink) return true; // the calls would follow the link; layers carry no symlink xattrs
+  const read = (p: string) => {
+    let names: string[];
+    try {
+      names = xattr.listAttributesSync(p);
+    } catch {
+      return '';
+    }
+    return names
+      .filter((n) => !n.startsWith('trusted.overlay.') && !n.startsWith('user.overlay.'))
+      .sort()
+      .map((n) => `${n}=${attr(p, n) ?? ''}`)
+      .join('\0');
+  };
+  return read(a) === read(b);
+}
+
+function sameContent(a: string, b: string): boolean {
+  const fa = openSync(a, 'r');
+  const fb = openSync(b, 'r');
+  try {
+    const ba = Buffer.allocUnsafe(1 << 16);
+    const bb = Buffer.allocUnsafe(1 << 16);
+    for (;;) {
+      const na = readSync(fa, ba, 0, ba.length, null);
+      const nb = readSync(fb, bb, 0, bb.length, null);
+      if (na !== nb || !ba.subarray(0, na).equals(bb.subarray(0, nb))) return false;
+      if (na === 0) return true;
+    }
+  } finally {
+    closeSync(fa);
+    closeSync(fb);
+  }
 }
 
 /** What the native snapshotter remembers of each path before the process runs. */

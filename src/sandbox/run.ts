@@ -145,8 +145,9 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   let image: string | string[];
   let real: Map<string, string>;
   let before: Map<string, string> | undefined;
+  let lowers: string[] = [];
   if (snapshotter === 'overlay') {
-    const lowers = o.lowerDirs ?? (await store.snapshots(o.layers ?? [], o.diffIds ?? []));
+    lowers = o.lowerDirs ?? (await store.snapshots(o.layers ?? [], o.diffIds ?? []));
     image = lowers;
     const stubDir = path.join(runDir, 'stubs');
     mkdirSync(stubDir);
@@ -218,7 +219,8 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     if (snapshotter === 'overlay') {
       unmounted = unmount(rootfs);
       unmounted.catch(() => undefined); // awaited below
-      changes = diffUpper(upper);
+      // Compared with the image's layers: unchanged copy-ups are no change (BuildKit's differ).
+      changes = diffUpper(upper, lowers);
       src = upper;
     } else {
       changes = diffTrees(rootfs, before!);
