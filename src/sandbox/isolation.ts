@@ -13,19 +13,26 @@ export interface Isolation {
   description: string;
 }
 
-export function describeIsolation(backend: BackendKind | string, snapshotter: SnapshotterKind | string): Isolation {
+export function describeIsolation(
+  backend: BackendKind | string,
+  snapshotter: SnapshotterKind | string,
+  overlayRefused?: string,
+): Isolation {
   const ns = userNamespace();
+  const fs =
+    snapshotter === 'overlay'
+      ? 'overlay snapshots'
+      : `native snapshotter (copied root${overlayRefused ? `; overlay refused: ${overlayRefused}` : ''})`;
   if (backend === 'bare') {
     return {
       mode: 'chroot-only',
-      description: `chroot only: no namespace can be made here (an unprivileged container?); RUN shares this container's processes, network and hostname, has no /proc or /sys, and no mounts; ${snapshotter === 'overlay' ? 'overlay snapshots' : 'native snapshotter (copied root)'}`,
+      description: `chroot only: no namespace can be made here (an unprivileged container?); RUN shares this container's processes, network and hostname, has no /proc or /sys, and no mounts; ${fs}`,
     };
   }
   const runner =
     backend === 'oci'
       ? 'OCI runtime (pid, mount, ipc, uts namespaces)'
       : 'chroot backend (pid, mount, ipc, uts namespaces)';
-  const fs = snapshotter === 'overlay' ? 'overlay snapshots' : 'native snapshotter (copied root)';
   if (!ns.nested) return { mode: 'root', description: `root, ${runner}, ${fs}` };
   if (singleIdMode()) {
     return {

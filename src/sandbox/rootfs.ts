@@ -106,18 +106,23 @@ export async function unmount(target: string): Promise<void> {
     throw new KilnError('SANDBOX', `cannot unmount ${target}: ${lazy.stderr.trim()}`);
 }
 
-const overlayUsable = new Map<string, Promise<boolean>>();
+const overlayProbes = new Map<string, Promise<string | undefined>>();
 /** Can this process mount overlayfs with its upper dir in `scratch`? (probed once per directory) */
-export function canMountOverlay(scratch: string): Promise<boolean> {
-  let p = overlayUsable.get(scratch);
+export async function canMountOverlay(scratch: string): Promise<boolean> {
+  return (await overlayRefusal(scratch)) === undefined;
+}
+
+/** Why overlayfs cannot be mounted with its upper dir in `scratch`; undefined when it can (probed once per directory). */
+export function overlayRefusal(scratch: string): Promise<string | undefined> {
+  let p = overlayProbes.get(scratch);
   if (!p) {
     p = probeOverlay(scratch);
-    overlayUsable.set(scratch, p);
+    overlayProbes.set(scratch, p);
   }
   return p;
 }
 
-async function probeOverlay(scratch: string): Promise<boolean> {
+async function probeOverlay(scratch: string): Promise<string | undefined> {
   // Named <pid>-… so that another kiln's stale-run cleanup sees its owner alive (sandbox/rundir.ts).
   const d = path.join(scratch, `${process.pid}-overlay-probe`);
   try {
@@ -130,14 +135,23 @@ async function probeOverlay(scratch: string): Promise<boolean> {
       `lowerdir=${d}/lower,upperdir=${d}/upper,workdir=${d}/work${userxattr()}`,
       `${d}/merged`,
     ]);
-    if (r.code !== 0) return false;
+    if (r.code !== 0) return mountError(r.stderr, `${d}/merged`) || `mount exited with ${r.code}`;
     await unmount(`${d}/merged`);
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
   } finally {
-    await fsp.rm(d, { recursive: true, force: true });
+    await fsp.rm(d, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** mount(8)'s complaint in a few words: its last line, without "mount: <target>: ". */
+function mountError(stderr: string, target: string): string {
+  const line = stderr.trim().split('\n').at(-1) ?? '';
+  return line
+    .replace(/^mount: /, '')
+    .replace(`${target}: `, '')
+    .trim();
 }
 
 function attr(p: string, name: string): string | undefined {

@@ -27,7 +27,7 @@ import {
 import { plainLayerInfo, type LayerInfo, applyLayer, type Change, comparePaths, tarChanges } from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import {
-  canMountOverlay,
+  overlayRefusal,
   diffTrees,
   diffUpper,
   flattenLowerDirs,
@@ -107,6 +107,8 @@ export interface RunOutcome {
   changes: Change[];
   backend: BackendKind;
   snapshotter: SnapshotterKind;
+  /** Why overlayfs could not be mounted, when the native snapshotter was chosen for that reason. */
+  overlayRefused?: string;
 }
 
 export async function runStep(o: RunStepOptions): Promise<RunOutcome> {
@@ -133,7 +135,16 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   const upper = path.join(runDir, 'upper');
   const bundle = path.join(runDir, 'bundle');
   for (const d of [rootfs, bundle]) mkdirSync(d, { recursive: true });
-  const overlayOk = await canMountOverlay(runRoot(store.root));
+  const overlayRefused = await overlayRefusal(runRoot(store.root));
+  const overlayOk = overlayRefused === undefined;
+  if (o.snapshotter === 'overlay' && !overlayOk) {
+    throw new KilnError(
+      'SANDBOX',
+      `the overlay snapshotter cannot be used here: overlayfs cannot be mounted (${overlayRefused})`,
+      { path: runRoot(store.root) },
+      { hint: 'use --snapshotter native, or leave --snapshotter out (kiln then picks native by itself)' },
+    );
+  }
   const snapshotter: SnapshotterKind = o.snapshotter ?? (overlayOk ? 'overlay' : 'native');
   const interrupted = () => new KilnError('SANDBOX', 'interrupted');
   const runner = await selectRunner({ runtime: o.runtime, backend: o.backend, scratch: runDir });
@@ -253,7 +264,14 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
       await unmounted;
     }
   }
-  return { exitCode, layer, changes, backend: runner.kind, snapshotter };
+  return {
+    exitCode,
+    layer,
+    changes,
+    backend: runner.kind,
+    snapshotter,
+    ...(o.snapshotter === undefined && overlayRefused !== undefined ? { overlayRefused } : {}),
+  };
 }
 
 /**
