@@ -6,7 +6,7 @@ import { singleIdMode, userNamespace } from '../util/index.js';
 import type { BackendKind } from './runtime.js';
 import type { SnapshotterKind } from './rootfs.js';
 
-export type IsolationMode = 'root' | 'rootless' | 'rootless-single-id' | 'chroot-only';
+export type IsolationMode = 'root' | 'rootless' | 'rootless-single-id' | 'chroot-only' | 'host-root';
 
 export interface Isolation {
   mode: IsolationMode;
@@ -23,6 +23,12 @@ export function describeIsolation(
     snapshotter === 'overlay'
       ? 'overlay snapshots'
       : `native snapshotter (copied root${overlayRefused ? `; overlay refused: ${overlayRefused}` : ''})`;
+  if (backend === 'host-root') {
+    return {
+      mode: 'host-root',
+      description: `HOST ROOT (kaniko-like), NOT ISOLATED: no namespace and no chroot can be made here; each RUN runs in this container's own / after kiln replaced its files with the stage's root: a RUN can see and change the container, use only in a throwaway container; ${fs}`,
+    };
+  }
   if (backend === 'bare') {
     return {
       mode: 'chroot-only',

@@ -305,11 +305,13 @@ function identity(fp: string): string {
   return `${f[0]} ${f[7]} ${f[8]}`;
 }
 
-export function snapshotTree(root: string): TreeState {
+/** `skip`: paths (relative) left out with what is below them (the host-root backend's kept paths). */
+export function snapshotTree(root: string, skip?: (rel: string) => boolean): TreeState {
   const state: TreeState = new Map();
   const walk = (rel: string) => {
     for (const name of readdirSync(path.join(root, rel))) {
       const r = rel ? `${rel}/${name}` : name;
+      if (skip?.(r)) continue;
       const st = lstatSync(path.join(root, r), { bigint: true });
       state.set(r, fingerprint(st));
       if (st.isDirectory()) walk(r);
@@ -323,8 +325,8 @@ export function snapshotTree(root: string): TreeState {
  * Native snapshotter: the changes between the tree's state before the run and now, as overlay
  * would record them.
  */
-export function diffTrees(root: string, before: TreeState): Change[] {
-  const after = snapshotTree(root);
+export function diffTrees(root: string, before: TreeState, skip?: (rel: string) => boolean): Change[] {
+  const after = snapshotTree(root, skip);
   const added = new Set<string>();
   const addWithParents = (p: string) => {
     for (let cur = p; cur !== '.' && cur !== ''; cur = path.posix.dirname(cur)) {

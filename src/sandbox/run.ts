@@ -39,7 +39,8 @@ import {
   type Stub,
 } from './rootfs.js';
 import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.js';
-import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind, type Ulimit } from './runtime.js';
+import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind, type Runner, type Ulimit } from './runtime.js';
+import { emptyRoot, hostRootKeep, hostRootTurn, keepTests } from './host-root.js';
 import { BARE_DEVICES } from './bare.js';
 import { cleanupStaleRuns, createRunDir, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
 
@@ -136,7 +137,14 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   const bundle = path.join(runDir, 'bundle');
   for (const d of [rootfs, bundle]) mkdirSync(d, { recursive: true });
   const overlayRefused = await overlayRefusal(runRoot(store.root));
-  const overlayOk = overlayRefused === undefined;
+  const runner = await selectRunner({ runtime: o.runtime, backend: o.backend, scratch: runDir });
+  // The host-root backend unpacks the image into / and finds its changes there: native only.
+  const overlayOk = overlayRefused === undefined && runner.kind !== 'host-root';
+  if (o.snapshotter === 'overlay' && runner.kind === 'host-root')
+    throw new KilnError(
+      'USAGE',
+      'the host-root backend works with the native snapshotter only: drop --snapshotter overlay',
+    );
   if (o.snapshotter === 'overlay' && !overlayOk) {
     throw new KilnError(
       'SANDBOX',
@@ -147,7 +155,10 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   }
   const snapshotter: SnapshotterKind = o.snapshotter ?? (overlayOk ? 'overlay' : 'native');
   const interrupted = () => new KilnError('SANDBOX', 'interrupted');
-  const runner = await selectRunner({ runtime: o.runtime, backend: o.backend, scratch: runDir });
+  if (runner.kind === 'host-root') {
+    if (o.lowerDirs) throw new KilnError('UNSUPPORTED', 'the host-root backend runs images of the store only');
+    return hostRootTurn(() => runInHostRoot(runDir, o, runner, signal, overlayRefused));
+  }
 
   const stubs: Stub[] = [
     ...RUNTIME_MOUNT_POINTS.map((m) => ({ path: `/${m.path}`, kind: m.kind })),
@@ -270,6 +281,78 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     changes,
     backend: runner.kind,
     snapshotter,
+    ...(o.snapshotter === undefined && overlayRefused !== undefined ? { overlayRefused } : {}),
+  };
+}
+
+/**
+ * The host-root backend (kaniko's model): `/` emptied but for what it must keep, the image
+ * unpacked there, the process run in it, the changes found by the native snapshotter. Called in
+ * turn (hostRootTurn): one RUN owns `/` at a time.
+ */
+async function runInHostRoot(
+  runDir: string,
+  o: RunStepOptions,
+  runner: Runner,
+  signal: AbortSignal,
+  overlayRefused: string | undefined,
+): Promise<RunOutcome> {
+  const { store } = o;
+  const keep = hostRootKeep(store.root);
+  const { kept, above } = keepTests(keep);
+  emptyRoot('/', keep);
+  for (const [i, l] of (o.layers ?? []).entries())
+    await applyLayer(store.openBlob(l.digest), '/', {
+      whiteouts: 'apply',
+      expectedDiffId: o.diffIds![i],
+      only: (rel) => !kept(rel) && !above(rel),
+    });
+  if (signal.aborted) throw new KilnError('SANDBOX', 'interrupted');
+  const before = snapshotTree('/', kept);
+  const resolved = resolveUser('/', o.user ?? '');
+  const user = singleIdMode() && resolved.uid !== 0 ? { ...resolved, uid: 0, gid: 0, additionalGids: [] } : resolved;
+  const env = o.env.filter((e) => e.indexOf('=') > 0);
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
+  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+  const cwd = path.posix.resolve('/', o.cwd || '/');
+  const cwdReal = resolveInImage('/', cwd).rel;
+  if (!existsSync(path.join('/', cwdReal))) mkdirSync(path.join('/', cwdReal), { recursive: true, mode: 0o755 });
+  const exitCode = await runner.run(
+    '/',
+    path.join(runDir, 'bundle'),
+    path.basename(runDir),
+    {
+      args: o.args,
+      env,
+      cwd,
+      uid: user.uid,
+      gid: user.gid,
+      additionalGids: user.additionalGids,
+      network: o.network ?? 'host',
+      hostname: o.hostname,
+      mounts: (o.mounts ?? []).map((m) => ({ type: 'bind' as const, target: m.target })),
+      onStdout: o.onStdout,
+      onStderr: o.onStderr,
+    },
+    signal,
+  );
+  if (signal.aborted) throw new KilnError('SANDBOX', 'interrupted');
+  let changes: Change[] = [];
+  let layer: LayerInfo | undefined;
+  if (o.capture !== false) {
+    changes = diffTrees('/', before, kept).sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
+    if (changes.length)
+      layer = await store.putLayer(tarChanges('/', changes, { sourceDateEpoch: o.sourceDateEpoch }), {
+        compression: o.compression,
+        level: o.compressionLevel,
+      });
+  }
+  return {
+    exitCode,
+    layer,
+    changes,
+    backend: runner.kind,
+    snapshotter: 'native',
     ...(o.snapshotter === undefined && overlayRefused !== undefined ? { overlayRefused } : {}),
   };
 }

@@ -270,4 +270,48 @@ describe('kiln in an unprivileged container', () => {
       assert.match(run.stdout, expected);
     });
   }
+
+  // Where even chroot is refused (no CAP_SYS_CHROOT), kiln runs each RUN in the container's own /
+  // after unpacking the stage's root there (kaniko's model), loudly labelled.
+  test('without CAP_SYS_CHROOT: the host-root backend builds a seed in the container own /, and the image runs', () => {
+    const probe = dockerd!.docker([
+      'run',
+      '--rm',
+      '--cap-drop',
+      'SYS_CHROOT',
+      '--entrypoint',
+      'sh',
+      kilnImage,
+      '-c',
+      'chroot / true 2>&1; echo "chroot=$?"',
+    ]);
+    assert.match(probe.stdout, /chroot=[1-9]/, `chroot is refused: ${probe.stdout}${probe.stderr}`);
+    const ctx = scaled('py-wheels', []);
+    const ref = `${registry!.host}/h-py-wheels:1`;
+    const b = dockerd!.docker([
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      '--cap-drop',
+      'SYS_CHROOT',
+      '-v',
+      `${ctx}:/workspace`,
+      kilnImage,
+      'build',
+      '--progress',
+      'plain',
+      '--build-arg',
+      `REGISTRY=${registry!.host}`,
+      '-t',
+      ref,
+      '--push',
+      '/workspace',
+    ]);
+    assert.equal(b.code, 0, `host-root py-wheels: ${b.stderr.slice(-3000)}`);
+    assert.match(b.stderr, /#0 sandbox: HOST ROOT \(kaniko-like\), NOT ISOLATED: .*use only in a throwaway container/);
+    const run = dockerd!.docker(['run', '--rm', '--network', 'host', ref]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^hello, multi-stage \| total: 500500 \| app 1\.0\.0/);
+  });
 });
