@@ -134,7 +134,10 @@ export function register(program: Command): Command {
       '--push',
       'push the image to its registry (-t names it): --output type=registry, as docker buildx build --push',
     )
-    .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
+    .option(
+      '--snapshotter <kind>',
+      "overlay or native (default: overlay when it can be mounted, else native, and the sandbox line says why overlay was refused); overlay where it cannot be mounted fails with the mount's reason",
+    )
     .option(
       '--backend <kind>',
       'oci, chroot, bare (chroot alone, no namespaces: unprivileged containers) or host-root (no chroot: RUN in the / of this container, only in a container) (default: oci when a runtime works, else chroot, else bare, else host-root in a container)',

@@ -40,7 +40,10 @@ export function register(program: Command): Command {
     .option('-v, --volume <host:container[:ro]>', 'bind-mount a host directory or file (repeatable)', collect)
     .option('--entrypoint <cmd>', 'override the image\'s entrypoint ("" clears it)')
     .option('--runtime <path>', 'OCI runtime to use (default: runc or crun, whichever works here)')
-    .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
+    .option(
+      '--snapshotter <kind>',
+      "overlay or native (default: overlay when it can be mounted, else native, and the sandbox line says why overlay was refused); overlay where it cannot be mounted fails with the mount's reason",
+    )
     .option(
       '--backend <kind>',
       'oci, chroot, bare (chroot alone, no namespaces: unprivileged containers) or host-root (no chroot: RUN in the / of this container, only in a container) (default: oci when a runtime works here, else chroot, else bare, else host-root in a container)',
