@@ -145,12 +145,14 @@ async function probeOverlay(scratch: string): Promise<string | undefined> {
   }
 }
 
-/** mount(8)'s complaint in a few words: its last line, without "mount: <target>: ". */
-function mountError(stderr: string, target: string): string {
-  const line = stderr.trim().split('\n').at(-1) ?? '';
+/** mount(8)'s complaint in a few words: its first line, without "mount: <target>: " (the next ones point at dmesg). */
+export function mountError(stderr: string, target: string): string {
+  const line = stderr.split('\n').find((l) => l.trim()) ?? '';
   return line
+    .trim()
     .replace(/^mount: /, '')
     .replace(`${target}: `, '')
+    .replace(/\.$/, '')
     .trim();
 }
 

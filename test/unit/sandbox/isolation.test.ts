@@ -32,3 +32,10 @@ test('the overlay probe gives the reason it failed', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("mount's complaint is its first line, without the target and the dmesg pointer", async () => {
+  const { mountError } = await import('../../../src/sandbox/rootfs.js');
+  const stderr =
+    'mount: /s/run/1-overlay-probe/merged: permission denied.\n       dmesg(1) may have more information after failed mount system call.\n';
+  assert.equal(mountError(stderr, '/s/run/1-overlay-probe/merged'), 'permission denied');
+});
