@@ -15,6 +15,7 @@ import { formatPlatform, hostPlatform, parsePlatform } from '../image/index.js';
 import { createPlan, type BuildPlan } from '../plan/index.js';
 import { readDockerfileInput, type DockerfileInput } from './dockerfile-input.js';
 import { openStore, type StoreOptions } from './store.js';
+import { requireSandboxPrivileges } from './privilege.js';
 
 /** Which Dockerfile, and the variables and target it is read with. */
 export interface DockerfileOptions {
@@ -67,6 +68,7 @@ export type BuildResult = BuildWithOutputsResult;
  * `outputs` (default: the store, tagged with `tags`).
  */
 export async function build(o: BuildOptions): Promise<BuildResult> {
+  requireSandboxPrivileges('build');
   const input = dockerfileInput(o);
   const { root: _root, context, file: _file, dockerfileText: _t, dockerfileName: _n, onEvent, ...rest } = o;
   return buildWithOutputs(

@@ -36,6 +36,7 @@ import {
 import { type LoadedImage } from '../store/index.js';
 import { type Digest, KilnError } from '../util/index.js';
 import { openStore, type StoreOptions } from './store.js';
+import { requireSandboxPrivileges } from './privilege.js';
 
 export interface PullOptions extends StoreOptions, Omit<RegistryPullOptions, 'platform'> {
   /** The platform to pick from a multi-platform image: os/arch[/variant] or a Platform (default: this machine's). */
@@ -194,6 +195,7 @@ export interface RunOptions extends StoreOptions {
 
 /** Runs a container from an image of the store in the foreground, as docker run; its changes are discarded. */
 export async function run(image: string, o: RunOptions = {}): Promise<{ exitCode: number }> {
+  requireSandboxPrivileges('run');
   if (o.workdir !== undefined && !o.workdir.startsWith('/'))
     throw new KilnError('USAGE', `the working directory "${o.workdir}" is invalid, it needs to be an absolute path`);
   const store = await openStore(o);

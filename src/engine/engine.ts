@@ -318,11 +318,18 @@ class Engine implements RunEnv {
     return !this.shipped.has(stage) && !this.cache.needsBlobs;
   }
 
-  ranIn(backend: BackendKind, snapshotter: SnapshotterKind): void {
+  ranIn(backend: BackendKind, snapshotter: SnapshotterKind, overlayRefused?: string): void {
     if (this.sandboxShown) return;
     this.sandboxShown = true;
-    const iso = describeIsolation(backend, snapshotter);
-    this.emit({ type: 'sandbox', mode: iso.mode, backend, snapshotter, description: iso.description });
+    const iso = describeIsolation(backend, snapshotter, overlayRefused);
+    this.emit({
+      type: 'sandbox',
+      mode: iso.mode,
+      backend,
+      snapshotter,
+      ...(overlayRefused !== undefined ? { overlayRefused } : {}),
+      description: iso.description,
+    });
   }
 
   private place(ins: Instruction): ErrorPlace {

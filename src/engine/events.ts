@@ -61,7 +61,15 @@ export type BuildEvent =
   | { type: 'stage-done'; stage: number; ms: number }
   | { type: 'warning'; message: string; stage?: number; step?: number }
   /** How the first RUN step was isolated (once per build; sandbox/isolation.ts describes each mode). */
-  | { type: 'sandbox'; mode: string; backend: string; snapshotter: string; description: string }
+  | {
+      type: 'sandbox';
+      mode: string;
+      backend: string;
+      snapshotter: string;
+      /** Why overlayfs could not be mounted (the native snapshotter was chosen for it). */
+      overlayRefused?: string;
+      description: string;
+    }
   /**
    * Progress of pulling an image (a base or a `--from` image): one event per update of a layer
    * (`layer` is its digest; `current`/`total` in bytes), and one without `layer` with `done` when

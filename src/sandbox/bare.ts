@@ -85,11 +85,11 @@ export async function bareTools(): Promise<{ env: string; setpriv: string; perl:
 
 /**
  * Kill what a RUN left running: every process of the session it was started in (its own: the
- * runner starts it as a session leader), and every other process whose root directory is `rootfs`
+ * runner starts it as a session leader), and (given `rootfs`) every other process whose root directory is `rootfs`
  * (one that left the session; its root is readable when it runs as root — another user's needs
  * CAP_SYS_PTRACE, which containers lack).
  */
-function killLeftovers(sid: number, rootfs: string): void {
+export function killSession(sid: number, rootfs?: string): void {
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     let ours: boolean;
@@ -102,7 +102,7 @@ function killLeftovers(sid: number, rootfs: string): void {
       continue; // gone
     }
     try {
-      ours ||= readlinkSync(`/proc/${pid}/root`) === rootfs;
+      ours ||= rootfs !== undefined && readlinkSync(`/proc/${pid}/root`) === rootfs;
     } catch {
       // not ours to see
     }
@@ -164,13 +164,13 @@ export class BareRunner implements Runner {
     // No PID namespace ends what the process left running: its exit does (their output pipes
     // would hold the close back), and so does an abort.
     const sid = child.pid!;
-    child.once('exit', () => killLeftovers(sid, rootfs));
+    child.once('exit', () => killSession(sid, rootfs));
     child.stdout.on('data', (b: Buffer) => spec.onStdout?.(b));
     child.stderr.on('data', (b: Buffer) => spec.onStderr?.(b));
     try {
       return await waitExit(child, signal);
     } finally {
-      killLeftovers(sid, rootfs);
+      killSession(sid, rootfs);
     }
   }
 }

@@ -41,6 +41,7 @@ export {
 } from './runtime.js';
 export {
   canMountOverlay,
+  overlayRefusal,
   diffUpper,
   diffTrees,
   snapshotTree,

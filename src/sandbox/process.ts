@@ -45,8 +45,11 @@ export interface Ulimit {
   hard: number;
 }
 
-/** oci: runc/crun; chroot: util-linux namespaces + chroot; bare: chroot alone (sandbox/bare.ts). */
-export type BackendKind = 'oci' | 'chroot' | 'bare';
+/**
+ * oci: runc/crun; chroot: util-linux namespaces + chroot; bare: chroot alone (sandbox/bare.ts);
+ * host-root: no chroot, the container's own / (sandbox/host-root.ts).
+ */
+export type BackendKind = 'oci' | 'chroot' | 'bare' | 'host-root';
 
 export interface Runner {
   kind: BackendKind;

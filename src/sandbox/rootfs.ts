@@ -23,6 +23,10 @@ import {
   writeFileSync,
   lutimesSync,
   chmodSync,
+  openSync,
+  readSync,
+  closeSync,
+  readlinkSync,
   promises as fsp,
   type BigIntStats,
   type Stats,
@@ -96,18 +100,23 @@ export async function unmount(target: string): Promise<void> {
     throw new KilnError('SANDBOX', `cannot unmount ${target}: ${lazy.stderr.trim()}`);
 }
 
-const overlayUsable = new Map<string, Promise<boolean>>();
+const overlayProbes = new Map<string, Promise<string | undefined>>();
 /** Can this process mount overlayfs with its upper dir in `scratch`? (probed once per directory) */
-export function canMountOverlay(scratch: string): Promise<boolean> {
-  let p = overlayUsable.get(scratch);
+export async function canMountOverlay(scratch: string): Promise<boolean> {
+  return (await overlayRefusal(scratch)) === undefined;
+}
+
+/** Why overlayfs cannot be mounted with its upper dir in `scratch`; undefined when it can (probed once per directory). */
+export function overlayRefusal(scratch: string): Promise<string | undefined> {
+  let p = overlayProbes.get(scratch);
   if (!p) {
     p = probeOverlay(scratch);
-    overlayUsable.set(scratch, p);
+    overlayProbes.set(scratch, p);
   }
   return p;
 }
 
-async function probeOverlay(scratch: string): Promise<boolean> {
+async function probeOverlay(scratch: string): Promise<string | undefined> {
   // Named <pid>-… so that another kiln's stale-run cleanup sees its owner alive (sandbox/rundir.ts).
   const d = path.join(scratch, `${process.pid}-overlay-probe`);
   try {
@@ -120,14 +129,25 @@ async function probeOverlay(scratch: string): Promise<boolean> {
       `lowerdir=${d}/lower,upperdir=${d}/upper,workdir=${d}/work${userxattr()}`,
       `${d}/merged`,
     ]);
-    if (r.code !== 0) return false;
+    if (r.code !== 0) return mountError(r.stderr, `${d}/merged`) || `mount exited with ${r.code}`;
     await unmount(`${d}/merged`);
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
   } finally {
-    await fsp.rm(d, { recursive: true, force: true });
+    await fsp.rm(d, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** mount(8)'s complaint in a few words: its first line, without "mount: <target>: " (the next ones point at dmesg). */
+export function mountError(stderr: string, target: string): string {
+  const line = stderr.split('\n').find((l) => l.trim()) ?? '';
+  return line
+    .trim()
+    .replace(/^mount: /, '')
+    .replace(`${target}: `, '')
+    .replace(/\.$/, '')
+    .trim();
 }
 
 function attr(p: string, name: string): string | undefined {
@@ -138,10 +158,22 @@ function attr(p: string, name: string): string | undefined {
   }
 }
 
-/** Changes recorded in an overlay upper dir (read after unmounting): no walk of the lower filesystem. */
-export function diffUpper(upper: string): Change[] {
+/**
+ * Changes recorded in an overlay upper dir (read after unmounting): no walk of the lower filesystem.
+ *
+ * `lowers` (the image's layer dirs, bottom → top): an entry overlay copied up but left as it was
+ * (a file opened for writing and not written, as useradd's /etc/.pwd.lock; a directory copied up
+ * only for such a file) is not a change, as BuildKit's overlay differ (`sameDirent`) and the native
+ * snapshotter say: the layer is the same whichever snapshotter made it.
+ */
+export function diffUpper(upper: string, lowers: string[] = []): Change[] {
   const out: Change[] = [];
-  const walk = (rel: string) => {
+  const top = [...lowers].reverse();
+  const prefix = overlayXattrPrefix();
+  // Returns whether anything under `rel` was recorded. `inLower`: the directory may have entries
+  // below it (false under a directory that is new or opaque: nothing of it was copied up).
+  const walk = (rel: string, inLower: boolean): boolean => {
+    let any = false;
     for (const name of readdirSync(path.join(upper, rel))) {
       const r = rel ? `${rel}/${name}` : name;
       const abs = path.join(upper, r);
@@ -150,20 +182,107 @@ export function diffUpper(upper: string): Change[] {
       // marked with trusted.overlay.whiteout.
       if (
         (st.isCharacterDevice() && st.rdev === 0) ||
-        (st.isFile() && st.size === 0 && attr(abs, `${overlayXattrPrefix()}whiteout`) !== undefined)
+        (st.isFile() && st.size === 0 && attr(abs, `${prefix}whiteout`) !== undefined)
       ) {
         out.push({ kind: 'delete', path: r });
+        any = true;
         continue;
       }
-      out.push({ kind: 'add', path: r, stats: st });
+      const lower = inLower ? lowerEntry(top, r) : undefined;
+      const add: Change = { kind: 'add', path: r, stats: st };
       if (st.isDirectory()) {
-        if (attr(abs, `${overlayXattrPrefix()}opaque`) === 'y') out.push({ kind: 'opaque', path: r });
-        walk(r);
+        const opaque = attr(abs, `${prefix}opaque`) === 'y';
+        const i = out.length;
+        const below = walk(r, !!lower && !opaque);
+        if (opaque || below || !lower || !sameEntry(abs, st, lower.host, lower.stat)) {
+          out.splice(i, 0, add, ...(opaque ? [{ kind: 'opaque' as const, path: r }] : []));
+          any = true;
+        }
+        continue;
       }
+      if (lower && sameEntry(abs, st, lower.host, lower.stat)) continue; // an unchanged copy-up
+      out.push(add);
+      any = true;
     }
+    return any;
   };
-  walk('');
+  walk('', top.length > 0);
   return out;
+}
+
+/** The entry at `rel` in the topmost of `top` (layer dirs, top first) that has it, unless a layer above hides it. */
+function lowerEntry(top: string[], rel: string): { host: string; stat: Stats } | undefined {
+  const parts = rel.split('/');
+  for (const layer of top) {
+    const host = path.join(layer, rel);
+    const st = lstatOrUndefined(host);
+    if (st) return st.isCharacterDevice() && st.rdev === 0 ? undefined : { host, stat: st };
+    // Not here: does this layer hide the ones below (a whiteout, a non-directory or an opaque
+    // directory on the way)?
+    for (let i = 1; i < parts.length; i++) {
+      const dir = path.join(layer, ...parts.slice(0, i));
+      const d = lstatOrUndefined(dir);
+      if (!d) break;
+      if (!d.isDirectory() || attr(dir, `${overlayXattrPrefix()}opaque`) === 'y') return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * BuildKit's sameDirent (util/overlay): same type, mode, owner, device, xattrs (capabilities…);
+ * for a non-directory the same size and mtime, and when both mtimes are whole seconds (as a
+ * layer's tar leaves them, so a rewrite in the same second cannot be told by time) the same
+ * content or link target. A directory's mtime counts too, as the native snapshotter counts it.
+ */
+export function sameEntry(a: string, sa: Stats, b: string, sb: Stats): boolean {
+  if (sa.mode !== sb.mode || sa.uid !== sb.uid || sa.gid !== sb.gid || sa.rdev !== sb.rdev) return false;
+  if (!sameXattrs(a, b, sa.isSymbolicLink())) return false;
+  const ma = lstatSync(a, { bigint: true }).mtimeNs;
+  const mb = lstatSync(b, { bigint: true }).mtimeNs;
+  if (ma !== mb) return false;
+  if (sa.isDirectory()) return true;
+  if (sa.size !== sb.size) return false;
+  if (ma % 1_000_000_000n !== 0n) return true;
+  if (sa.isSymbolicLink()) return readlinkSync(a) === readlinkSync(b);
+  return !sa.isFile() || sa.size === 0 || sameContent(a, b);
+}
+
+/** The xattrs of both, overlayfs's own left out (a copy-up adds origin, impure…). */
+function sameXattrs(a: string, b: string, symlink: boolean): boolean {
+  if (symlink) return true; // the calls would follow the link; layers carry no symlink xattrs
+  const read = (p: string) => {
+    let names: string[];
+    try {
+      names = xattr().listAttributesSync(p);
+    } catch {
+      return '';
+    }
+    return names
+      .filter((n) => !n.startsWith('trusted.overlay.') && !n.startsWith('user.overlay.'))
+      .sort()
+      .map((n) => `${n}=${attr(p, n) ?? ''}`)
+      .join('\0');
+  };
+  return read(a) === read(b);
+}
+
+function sameContent(a: string, b: string): boolean {
+  const fa = openSync(a, 'r');
+  const fb = openSync(b, 'r');
+  try {
+    const ba = Buffer.allocUnsafe(1 << 16);
+    const bb = Buffer.allocUnsafe(1 << 16);
+    for (;;) {
+      const na = readSync(fa, ba, 0, ba.length, null);
+      const nb = readSync(fb, bb, 0, bb.length, null);
+      if (na !== nb || !ba.subarray(0, na).equals(bb.subarray(0, nb))) return false;
+      if (na === 0) return true;
+    }
+  } finally {
+    closeSync(fa);
+    closeSync(fb);
+  }
 }
 
 /** What the native snapshotter remembers of each path before the process runs. */
@@ -182,11 +301,13 @@ function identity(fp: string): string {
   return `${f[0]} ${f[7]} ${f[8]}`;
 }
 
-export function snapshotTree(root: string): TreeState {
+/** `skip`: paths (relative) left out with what is below them (the host-root backend's kept paths). */
+export function snapshotTree(root: string, skip?: (rel: string) => boolean): TreeState {
   const state: TreeState = new Map();
   const walk = (rel: string) => {
     for (const name of readdirSync(path.join(root, rel))) {
       const r = rel ? `${rel}/${name}` : name;
+      if (skip?.(r)) continue;
       const st = lstatSync(path.join(root, r), { bigint: true });
       state.set(r, fingerprint(st));
       if (st.isDirectory()) walk(r);
@@ -200,8 +321,8 @@ export function snapshotTree(root: string): TreeState {
  * Native snapshotter: the changes between the tree's state before the run and now, as overlay
  * would record them.
  */
-export function diffTrees(root: string, before: TreeState): Change[] {
-  const after = snapshotTree(root);
+export function diffTrees(root: string, before: TreeState, skip?: (rel: string) => boolean): Change[] {
+  const after = snapshotTree(root, skip);
   const added = new Set<string>();
   const addWithParents = (p: string) => {
     for (let cur = p; cur !== '.' && cur !== ''; cur = path.posix.dirname(cur)) {

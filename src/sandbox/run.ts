@@ -29,7 +29,7 @@ import {
 import { plainLayerInfo, type LayerInfo, applyLayer, type Change, comparePaths, tarChanges } from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import {
-  canMountOverlay,
+  overlayRefusal,
   diffTrees,
   diffUpper,
   flattenLowerDirs,
@@ -41,7 +41,8 @@ import {
   type Stub,
 } from './rootfs.js';
 import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.js';
-import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind, type Ulimit } from './runtime.js';
+import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind, type Runner, type Ulimit } from './runtime.js';
+import { emptyRoot, hostRootKeep, hostRootTurn, keepTests } from './host-root.js';
 import { BARE_DEVICES } from './bare.js';
 import { cleanupStaleRuns, createRunDir, mountsUnder, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
 
@@ -115,6 +116,8 @@ export interface RunOutcome {
   snapshotter: SnapshotterKind;
   /** keepFailed: what was kept there — the overlay's changes (`upper`) or the whole tree (`tree`). */
   kept?: 'upper' | 'tree';
+  /** Why overlayfs could not be mounted, when the native snapshotter was chosen for that reason. */
+  overlayRefused?: string;
 }
 
 export async function runStep(o: RunStepOptions): Promise<RunOutcome> {
@@ -142,10 +145,29 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   const bundle = path.join(runDir, 'bundle');
   let t = phaseStart();
   for (const d of [rootfs, bundle]) mkdirSync(d, { recursive: true });
-  const overlayOk = await canMountOverlay(runRoot(store.root));
+  const overlayRefused = await overlayRefusal(runRoot(store.root));
+  const runner = await selectRunner({ runtime: o.runtime, backend: o.backend, scratch: runDir });
+  // The host-root backend unpacks the image into / and finds its changes there: native only.
+  const overlayOk = overlayRefused === undefined && runner.kind !== 'host-root';
+  if (o.snapshotter === 'overlay' && runner.kind === 'host-root')
+    throw new KilnError(
+      'USAGE',
+      'the host-root backend works with the native snapshotter only: drop --snapshotter overlay',
+    );
+  if (o.snapshotter === 'overlay' && !overlayOk) {
+    throw new KilnError(
+      'SANDBOX',
+      `the overlay snapshotter cannot be used here: overlayfs cannot be mounted (${overlayRefused})`,
+      { path: runRoot(store.root) },
+      { hint: 'use --snapshotter native, or leave --snapshotter out (kiln then picks native by itself)' },
+    );
+  }
   const snapshotter: SnapshotterKind = o.snapshotter ?? (overlayOk ? 'overlay' : 'native');
   const interrupted = () => new KilnError('SANDBOX', 'interrupted');
-  const runner = await selectRunner({ runtime: o.runtime, backend: o.backend, scratch: runDir });
+  if (runner.kind === 'host-root') {
+    if (o.lowerDirs) throw new KilnError('UNSUPPORTED', 'the host-root backend runs images of the store only');
+    return hostRootTurn(() => runInHostRoot(runDir, o, runner, signal, overlayRefused));
+  }
 
   const stubs: Stub[] = [
     ...RUNTIME_MOUNT_POINTS.map((m) => ({ path: `/${m.path}`, kind: m.kind })),
@@ -154,8 +176,9 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   let image: string | string[];
   let real: Map<string, string>;
   let before: Map<string, string> | undefined;
+  let lowers: string[] = [];
   if (snapshotter === 'overlay') {
-    const lowers = o.lowerDirs ?? (await store.snapshots(o.layers ?? [], o.diffIds ?? []));
+    lowers = o.lowerDirs ?? (await store.snapshots(o.layers ?? [], o.diffIds ?? []));
     image = lowers;
     const stubDir = path.join(runDir, 'stubs');
     mkdirSync(stubDir);
@@ -236,7 +259,8 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     if (snapshotter === 'overlay') {
       unmounted = unmount(rootfs);
       unmounted.catch(() => undefined); // awaited below
-      changes = diffUpper(upper);
+      // Compared with the image's layers: unchanged copy-ups are no change (BuildKit's differ).
+      changes = diffUpper(upper, lowers);
       src = upper;
     } else {
       changes = diffTrees(rootfs, before!);
@@ -275,7 +299,86 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
       await unmounted;
     }
   }
-  return { exitCode, layer, changes, backend: runner.kind, snapshotter };
+  return {
+    exitCode,
+    layer,
+    changes,
+    backend: runner.kind,
+    snapshotter,
+    ...(o.snapshotter === undefined && overlayRefused !== undefined ? { overlayRefused } : {}),
+  };
+}
+
+/**
+ * The host-root backend (kaniko's model): `/` emptied but for what it must keep, the image
+ * unpacked there, the process run in it, the changes found by the native snapshotter. Called in
+ * turn (hostRootTurn): one RUN owns `/` at a time.
+ */
+async function runInHostRoot(
+  runDir: string,
+  o: RunStepOptions,
+  runner: Runner,
+  signal: AbortSignal,
+  overlayRefused: string | undefined,
+): Promise<RunOutcome> {
+  const { store } = o;
+  const keep = hostRootKeep(store.root);
+  const { kept, above } = keepTests(keep);
+  emptyRoot('/', keep);
+  for (const [i, l] of (o.layers ?? []).entries())
+    await applyLayer(store.openBlob(l.digest), '/', {
+      whiteouts: 'apply',
+      expectedDiffId: o.diffIds![i],
+      only: (rel) => !kept(rel) && !above(rel),
+    });
+  if (signal.aborted) throw new KilnError('SANDBOX', 'interrupted');
+  const before = snapshotTree('/', kept);
+  const resolved = resolveUser('/', o.user ?? '');
+  const user = singleIdMode() && resolved.uid !== 0 ? { ...resolved, uid: 0, gid: 0, additionalGids: [] } : resolved;
+  const env = o.env.filter((e) => e.indexOf('=') > 0);
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
+  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+  const cwd = path.posix.resolve('/', o.cwd || '/');
+  const cwdReal = resolveInImage('/', cwd).rel;
+  if (!existsSync(path.join('/', cwdReal))) mkdirSync(path.join('/', cwdReal), { recursive: true, mode: 0o755 });
+  const exitCode = await runner.run(
+    '/',
+    path.join(runDir, 'bundle'),
+    path.basename(runDir),
+    {
+      args: o.args,
+      env,
+      cwd,
+      uid: user.uid,
+      gid: user.gid,
+      additionalGids: user.additionalGids,
+      network: o.network ?? 'host',
+      hostname: o.hostname,
+      mounts: (o.mounts ?? []).map((m) => ({ type: 'bind' as const, target: m.target })),
+      onStdout: o.onStdout,
+      onStderr: o.onStderr,
+    },
+    signal,
+  );
+  if (signal.aborted) throw new KilnError('SANDBOX', 'interrupted');
+  let changes: Change[] = [];
+  let layer: LayerInfo | undefined;
+  if (o.capture !== false) {
+    changes = diffTrees('/', before, kept).sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
+    if (changes.length)
+      layer = await store.putLayer(tarChanges('/', changes, { sourceDateEpoch: o.sourceDateEpoch }), {
+        compression: o.compression,
+        level: o.compressionLevel,
+      });
+  }
+  return {
+    exitCode,
+    layer,
+    changes,
+    backend: runner.kind,
+    snapshotter: 'native',
+    ...(o.snapshotter === undefined && overlayRefused !== undefined ? { overlayRefused } : {}),
+  };
 }
 
 /**

@@ -34,6 +34,7 @@ import {
 } from '../util/index.js';
 import { makePrivateDir, writePrivateFile } from './private-files.js';
 import { BareRunner, bareTools, namespacesRefused } from './bare.js';
+import { HostRootRunner, assertHostRootAllowed, chrootRefused, inContainer } from './host-root.js';
 import { waitExit } from './wait.js';
 import type { BackendKind, ProcessSpec, Runner } from './process.js';
 
@@ -538,6 +539,10 @@ export async function selectRunner(opts: {
   backend?: BackendKind;
   scratch: string;
 }): Promise<Runner> {
+  if (opts.backend === 'host-root' && !opts.runtime) {
+    assertHostRootAllowed();
+    return new HostRootRunner();
+  }
   if (opts.backend === 'bare' && !opts.runtime) {
     await bareTools();
     return new BareRunner();
@@ -559,6 +564,8 @@ export async function selectRunner(opts: {
       );
     return new OciRunner(p);
   }
+  // Once the host-root backend was chosen, / is an image's: the host's tools may be gone.
+  if (hostRootChosen && !opts.backend) return new HostRootRunner();
   const refused: string[] = [];
   for (const name of RUNTIME_CANDIDATES) {
     const p = await which(name);
@@ -576,12 +583,35 @@ export async function selectRunner(opts: {
     );
   }
   await chrootTools();
-  // No namespace can be made here (an unprivileged container): chroot alone.
+  // No namespace can be made here (an unprivileged container): chroot alone; where even chroot
+  // is refused (no CAP_SYS_CHROOT), in a container, its own / (kaniko's model).
   if (await namespacesRefusedOnce()) {
+    const noChroot = await chrootRefusedOnce();
+    if (noChroot) {
+      if (!inContainer() && process.env.KILN_ALLOW_HOST_ROOT !== '1') {
+        throw new KilnError(
+          'SANDBOX',
+          `no namespace can be made here and chroot is refused (${noChroot}): RUN steps cannot be isolated`,
+          {},
+          {
+            hint: 'run kiln as root, rootless with user namespaces, or in a throwaway container (the host-root backend)',
+          },
+        );
+      }
+      hostRootChosen = true;
+      return new HostRootRunner();
+    }
     await bareTools();
     return new BareRunner();
   }
   return new ChrootRunner();
+}
+
+let hostRootChosen = false;
+let chrootRefusal: Promise<string | undefined> | undefined;
+function chrootRefusedOnce(): Promise<string | undefined> {
+  chrootRefusal ??= chrootRefused();
+  return chrootRefusal;
 }
 
 let refusal: Promise<string | undefined> | undefined;

@@ -145,10 +145,13 @@ export function register(program: Command): Command {
       '--push',
       'push the image to its registry (-t names it): --output type=registry, as docker buildx build --push',
     )
-    .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
+    .option(
+      '--snapshotter <kind>',
+      "overlay or native (default: overlay when it can be mounted, else native, and the sandbox line says why overlay was refused); overlay where it cannot be mounted fails with the mount's reason",
+    )
     .option(
       '--backend <kind>',
-      'oci, chroot or bare (chroot alone, no namespaces: unprivileged containers) (default: oci when a runtime works, else chroot, else bare)',
+      'oci, chroot, bare (chroot alone, no namespaces: unprivileged containers) or host-root (no chroot: RUN in the / of this container, only in a container) (default: oci when a runtime works, else chroot, else bare, else host-root in a container)',
     )
     .option('--insecure-registry <host>', 'allow plain HTTP and unverified TLS for this registry (repeatable)', collect)
     .option('--tls-verify [bool]', 'verify registry TLS certificates (default true)')
@@ -214,8 +217,8 @@ export function register(program: Command): Command {
       const parsed: OutputSpec = outputText ? parseOutputSpec(outputText, f.tag ?? []) : { type: 'store' };
       if (f.snapshotter && f.snapshotter !== 'overlay' && f.snapshotter !== 'native')
         throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay or native`);
-      if (f.backend && f.backend !== 'oci' && f.backend !== 'chroot' && f.backend !== 'bare')
-        throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot or bare`);
+      if (f.backend && !['oci', 'chroot', 'bare', 'host-root'].includes(f.backend))
+        throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot, bare or host-root`);
       // A context to fetch (`-`, a git repository, a URL) lands in a directory under the store first.
       let remote: PreparedContext | undefined;
       let early: Awaited<ReturnType<typeof openStoreFromCli>> | undefined;
@@ -365,7 +368,7 @@ export function register(program: Command): Command {
           network: f.network === 'none' ? 'none' : 'host',
           platforms,
           snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
-          backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
+          backend: f.backend as 'oci' | 'chroot' | 'bare' | 'host-root' | undefined,
           signal: ac.signal,
           sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
           noCache: f.cache === false,

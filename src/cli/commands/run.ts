@@ -42,10 +42,13 @@ export function register(program: Command): Command {
     .option('-v, --volume <host:container[:ro]>', 'bind-mount a host directory or file (repeatable)', collect)
     .option('--entrypoint <cmd>', 'override the image\'s entrypoint ("" clears it)')
     .option('--runtime <path>', 'OCI runtime to use (default: runc or crun, whichever works here)')
-    .option('--snapshotter <kind>', 'overlay or native (default: overlay when it can be mounted)')
+    .option(
+      '--snapshotter <kind>',
+      "overlay or native (default: overlay when it can be mounted, else native, and the sandbox line says why overlay was refused); overlay where it cannot be mounted fails with the mount's reason",
+    )
     .option(
       '--backend <kind>',
-      'oci, chroot or bare (chroot alone, no namespaces: unprivileged containers) (default: oci when a runtime works here, else chroot, else bare)',
+      'oci, chroot, bare (chroot alone, no namespaces: unprivileged containers) or host-root (no chroot: RUN in the / of this container, only in a container) (default: oci when a runtime works here, else chroot, else bare, else host-root in a container)',
     )
     .option(
       '--platform <os/arch[/variant]>',
@@ -57,8 +60,8 @@ export function register(program: Command): Command {
         throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
       if (f.snapshotter && f.snapshotter !== 'overlay' && f.snapshotter !== 'native')
         throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay or native`);
-      if (f.backend && f.backend !== 'oci' && f.backend !== 'chroot' && f.backend !== 'bare')
-        throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot or bare`);
+      if (f.backend && !['oci', 'chroot', 'bare', 'host-root'].includes(f.backend))
+        throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot, bare or host-root`);
       if (f.workdir !== undefined && !f.workdir.startsWith('/'))
         throw new KilnError(
           'USAGE',
@@ -85,7 +88,7 @@ export function register(program: Command): Command {
           entrypoint: f.entrypoint,
           runtime: f.runtime,
           snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
-          backend: f.backend as 'oci' | 'chroot' | 'bare' | undefined,
+          backend: f.backend as 'oci' | 'chroot' | 'bare' | 'host-root' | undefined,
           platform: f.platform === undefined ? undefined : parsePlatform(f.platform),
           onStdout: (b) => process.stdout.write(b),
           onStderr: (b) => process.stderr.write(b),

@@ -125,10 +125,10 @@ describe('kiln in an unprivileged container', () => {
     assert.match(r.stdout, /^\d+\.\d+\.\d+$/m);
   });
 
-  // The container has no overlayfs: its RUN layers come from the native snapshotter, as root's
-  // do on the host with --snapshotter native. (An overlay layer also lists a file a RUN opened for
-  // writing and left unchanged, e.g. useradd's /etc/.pwd.lock: docs/rootless.md.)
-  test('with SOURCE_DATE_EPOCH, the image built in the container is the image root builds on the host with the same snapshotter (owners root, 65532, a useradded user)', async () => {
+  // The container has no overlayfs: its RUN layers come from the native snapshotter, root's on the
+  // host from overlay; an overlay copy-up left unchanged (useradd's /etc/.pwd.lock) is no change,
+  // so the layers are the same (docs/rootless.md).
+  test('with SOURCE_DATE_EPOCH, the image built in the container (native snapshotter) is the image root builds on the host (overlay) (owners root, 65532, a useradded user)', async () => {
     const ctx = path.join(work, 'owners');
     mkdirSync(ctx);
     writeFileSync(path.join(ctx, 'f.txt'), 'copied\n');
@@ -150,7 +150,7 @@ describe('kiln in an unprivileged container', () => {
         'build',
         '-q',
         '--snapshotter',
-        'native',
+        'overlay',
         '--build-arg',
         `REGISTRY=${reg}`,
         '-t',
@@ -201,6 +201,31 @@ describe('kiln in an unprivileged container', () => {
     );
   });
 
+  test('in the container, --snapshotter overlay fails with the reason overlayfs cannot be mounted', () => {
+    const ctx = path.join(work, 'ovl');
+    mkdirSync(ctx);
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${registry!.host}/debian-slim:bookworm\nRUN true\n`);
+    const b = dockerd!.docker([
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      '-v',
+      `${ctx}:/workspace`,
+      kilnImage,
+      'build',
+      '--progress',
+      'plain',
+      '--snapshotter',
+      'overlay',
+      '/workspace',
+    ]);
+    assert.equal(b.code, 1, b.stderr);
+    assert.match(b.stderr, /the overlay snapshotter cannot be used here: overlayfs cannot be mounted \(.+\)/);
+    assert.match(b.stderr, /--snapshotter native/);
+    assert.doesNotMatch(b.stderr, /\n\s+at /, 'no stack trace');
+  });
+
   const seeds: [string, [string, string][], string[], RegExp][] = [
     ['py-wheels', [], [], /^hello, multi-stage \| total: 500500 \| app 1\.0\.0/],
     ['py-obfuscate', [], [], /hello, multi-stage/],
@@ -239,9 +264,54 @@ describe('kiln in an unprivileged container', () => {
       ]);
       assert.equal(b.code, 0, `${w}: ${b.stderr.slice(-3000)}`);
       assert.match(b.stderr, /#0 sandbox: chroot only: no namespace can be made here/);
+      assert.match(b.stderr, /native snapshotter \(copied root; overlay refused: [^)]+\)/);
       const run = dockerd!.docker(['run', '--rm', '--network', 'host', ref, ...runArgs]);
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, expected);
     });
   }
+
+  // Where even chroot is refused (no CAP_SYS_CHROOT), kiln runs each RUN in the container's own /
+  // after unpacking the stage's root there (kaniko's model), loudly labelled.
+  test('without CAP_SYS_CHROOT: the host-root backend builds a seed in the container own /, and the image runs', () => {
+    const probe = dockerd!.docker([
+      'run',
+      '--rm',
+      '--cap-drop',
+      'SYS_CHROOT',
+      '--entrypoint',
+      'sh',
+      kilnImage,
+      '-c',
+      'chroot / true 2>&1; echo "chroot=$?"',
+    ]);
+    assert.match(probe.stdout, /chroot=[1-9]/, `chroot is refused: ${probe.stdout}${probe.stderr}`);
+    const ctx = scaled('py-wheels', []);
+    const ref = `${registry!.host}/h-py-wheels:1`;
+    const b = dockerd!.docker([
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      '--cap-drop',
+      'SYS_CHROOT',
+      '-v',
+      `${ctx}:/workspace`,
+      kilnImage,
+      'build',
+      '--progress',
+      'plain',
+      '--build-arg',
+      `REGISTRY=${registry!.host}`,
+      '-t',
+      ref,
+      '--push',
+      '/workspace',
+    ]);
+    assert.equal(b.code, 0, `host-root py-wheels: ${b.stderr.slice(-3000)}`);
+    assert.match(b.stderr, /#0 sandbox: HOST ROOT \(kaniko-like\), NOT ISOLATED: .*use only in a throwaway container/);
+    const run = dockerd!.docker(['run', '--rm', '--network', 'host', ref]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^hello, multi-stage \| total: 500500 \| app 1\.0\.0/);
+  });
 });

@@ -202,3 +202,60 @@ test(
     });
   },
 );
+
+test('upper dir diff against the lower layers: unchanged copy-ups are no change (BuildKit sameDirent)', () => {
+  const lower = tree({
+    'etc/.pwd.lock': '',
+    'etc/passwd': 'root\n',
+    'etc/group': 'g\n',
+    'etc/cap': 'c',
+    'var/log/x': 'x',
+  });
+  const whole = new Date(1_700_000_000_000); // whole seconds, as a layer's tar leaves mtimes
+  for (const f of ['etc/.pwd.lock', 'etc/passwd', 'etc/group', 'etc/cap', 'var/log/x', 'etc', 'var/log', 'var'])
+    utimesSync(path.join(lower, f), whole, whole);
+  // What overlay's copy-up makes: the same entries, metadata and times kept.
+  const upper = mkdtempSync(path.join(tmp, 'u-'));
+  for (const d of ['etc', 'var']) execFileSync('cp', ['-a', path.join(lower, d), upper]);
+  // Changed: the content in the same (whole) second, an xattr, a new file in var/log (its mtime moves).
+  writeFileSync(path.join(upper, 'etc/group'), 'h\n');
+  utimesSync(path.join(upper, 'etc/group'), whole, whole);
+  xattr.setAttributeSync(path.join(upper, 'etc/cap'), 'user.kiln', '1');
+  writeFileSync(path.join(upper, 'var/log/new'), 'n');
+  assert.deepEqual(fmt(diffUpper(upper, [lower])), [
+    'add etc',
+    'add etc/cap',
+    'add etc/group',
+    'add var',
+    'add var/log',
+    'add var/log/new',
+  ]);
+  // Nothing changed at all: no change.
+  const same = mkdtempSync(path.join(tmp, 'u-'));
+  execFileSync('cp', ['-a', path.join(lower, 'etc'), same]);
+  assert.deepEqual(fmt(diffUpper(same, [lower])), []);
+  // A sub-second mtime that differs, or a mode: a change; without lowers every entry is one.
+  utimesSync(path.join(same, 'etc/passwd'), whole, new Date(1_700_000_000_500));
+  chmodSync(path.join(same, 'etc/.pwd.lock'), 0o600);
+  assert.deepEqual(fmt(diffUpper(same, [lower])), ['add etc', 'add etc/.pwd.lock', 'add etc/passwd']);
+  assert.equal(diffUpper(same).length, 5);
+});
+
+test(
+  'upper dir diff against the lower layers: what a higher layer hides is not compared with',
+  { skip: needs(isRoot ? undefined : 'overlay markers need root (trusted xattrs): run the tests as root') },
+  () => {
+    const bottom = tree({ 'etc/passwd': 'root\n' });
+    const whole = new Date(1_700_000_000_000);
+    utimesSync(path.join(bottom, 'etc/passwd'), whole, whole);
+    utimesSync(path.join(bottom, 'etc'), whole, whole);
+    const middle = tree({ etc: null });
+    xattr.setAttributeSync(path.join(middle, 'etc'), 'trusted.overlay.opaque', 'y');
+    utimesSync(path.join(middle, 'etc'), whole, whole);
+    const upper = mkdtempSync(path.join(tmp, 'u-'));
+    execFileSync('cp', ['-a', path.join(bottom, 'etc'), upper]);
+    // Under the opaque etc/ of the middle layer, passwd is new: the same bytes as the bottom's count.
+    assert.deepEqual(fmt(diffUpper(upper, [bottom, middle])), ['add etc', 'add etc/passwd']);
+    assert.deepEqual(fmt(diffUpper(upper, [bottom])), []);
+  },
+);
