@@ -39,6 +39,7 @@ import { type LoadedImage, type Store } from '../store/index.js';
 import { openView } from '../sandbox/index.js';
 import { sha256, type Digest, KilnError } from '../util/index.js';
 import type { Step } from './expand-step.js';
+import { linkedIndependently } from './copy-step.js';
 
 // Where records also come from and go (registry caches): cache/'s types, as the engine takes them.
 export type { CacheSink, CacheSource } from '../cache/index.js';
@@ -69,6 +70,11 @@ export interface StepLookup {
   /** ARG and ENV change the stage's variables: the engine runs them even on a hit. */
   replayScope: boolean;
   stage: number;
+  /**
+   * A `COPY --link` keyed without the layers below (BuildKit's rebase): a hit puts the recorded
+   * layer on top of the stage as it is now, instead of replacing the stage's state.
+   */
+  rebase: boolean;
 }
 
 export interface CacheStats {
@@ -133,7 +139,8 @@ export class StepCache {
     stageResult: StageResult,
   ): Promise<StepLookup> {
     const replayScope = step.ins.kind === 'ARG' || step.ins.kind === 'ENV';
-    const out: StepLookup = { replayScope, stage: stage.index };
+    const rebase = (step.ins.kind === 'COPY' || step.ins.kind === 'ADD') && linkedIndependently(step.ins);
+    const out: StepLookup = { replayScope, stage: stage.index, rebase };
     try {
       out.key = await this.key(step, state, scope, stageResult);
     } catch {
@@ -149,7 +156,7 @@ export class StepCache {
       return out;
     }
     let rec = await this.index.get(out.key);
-    if (rec && !(await this.blobsPresent(rec))) rec = undefined;
+    if (rec && !(await this.blobsPresent(rec, rebase))) rec = undefined;
     if (rec) await this.index.touch(out.key);
     for (const src of this.o.from ?? []) {
       if (rec) break;
@@ -171,8 +178,25 @@ export class StepCache {
     return out;
   }
 
-  /** Put the recorded state in place of the engine's (in place: the engine holds the object). */
+  /**
+   * Put the recorded state in place of the engine's (in place: the engine holds the object); for a
+   * rebased `--link` step, the recorded layer and history entry on top of the engine's state: only
+   * the diff_id chain and the config change, the layer is reused as it is.
+   */
   restore(l: StepLookup, state: StepState): void {
+    if (l.rebase) {
+      const rec = l.record!;
+      if (rec.layer) {
+        state.layers.push({ mediaType: rec.layer.mediaType, digest: rec.layer.digest, size: rec.layer.size });
+        state.config.rootfs.diff_ids.push(rec.layer.diffId);
+      }
+      const h = rec.state.config.history?.at(-1);
+      if (h) {
+        (state.config.history ??= []).push(structuredClone(h));
+        if (h.created !== undefined) state.config.created = h.created;
+      }
+      return;
+    }
     const s = structuredClone(l.record!.state);
     state.config = s.config;
     state.layers = s.layers;
@@ -206,7 +230,8 @@ export class StepCache {
     // Under --cache-to, a step that ran replaces a record whose layers are snapshot-only.
     const replace = this.o.noCache === true || this.skipStages.has(l.stage) || this.needsBlobs;
     const inEffect = await this.index.put(rec, { replace });
-    if (inEffect !== rec) this.restore({ ...l, record: inEffect }, state);
+    // A rebased step's layer is the same files whoever recorded it first: keep the one just made.
+    if (inEffect !== rec && !l.rebase) this.restore({ ...l, record: inEffect }, state);
   }
 
   /** End of a successful build: remember file digests, export records where asked. */
@@ -243,7 +268,9 @@ export class StepCache {
    * A record is usable while its layers are: blobs, or snapshots for snapshot-only layers — but
    * only blobs when the records go to a cache export, which carries blobs.
    */
-  private async blobsPresent(rec: CacheRecord): Promise<boolean> {
+  private async blobsPresent(rec: CacheRecord, rebase: boolean): Promise<boolean> {
+    // A rebased step needs its own layer only (a COPY's layer is always a blob).
+    if (rebase) return rec.layer === undefined || this.o.store.hasBlob(rec.layer.digest);
     if (!this.needsBlobs) return this.o.store.layersPresent(rec.state.layers, rec.state.config.rootfs.diff_ids);
     const have = await Promise.all(rec.state.layers.map((l) => this.o.store.hasBlob(l.digest)));
     return have.every(Boolean);
@@ -303,10 +330,14 @@ export class StepCache {
       }
     }
     const env = scope.runEnv().filter(([k]) => !PROXY_ARGS.includes(k));
+    // COPY --link: its layer is made from its sources alone (copy-step.ts), so neither the layers
+    // below nor the variables (already expanded into the instruction) are in its key; the working
+    // directory is, as a relative destination depends on it.
+    const linked = (x.kind === 'COPY' || x.kind === 'ADD') && linkedIndependently(x);
     return stepKey({
-      parent: stateId(state),
+      parent: linked ? sha256(`kiln-link workdir=${state.config.config?.WorkingDir || '/'}`) : stateId(state),
       instruction: x,
-      env,
+      env: linked ? [] : env,
       platform: this.o.platform,
       sourceDateEpoch: this.o.sourceDateEpoch,
       network,
