@@ -49,6 +49,7 @@ import { runInstruction, type RunEnv } from './run-step.js';
 import { makeWorkdir } from './workdir-step.js';
 import { appendHistory, historyTime, type StageState, type StepAt } from './stage-state.js';
 import { proveBuildHasNoSecrets, type MadeLayer } from './secret-proof.js';
+import { squashImage } from './squash.js';
 
 export interface BuildOptions {
   store: Store;
@@ -98,6 +99,11 @@ export interface BuildOptions {
   ssh?: SshSource[];
   /** Keep an image in which the secret proof found a secret (a warning, not an error; see secret-proof.ts). */
   allowSecretInImage?: boolean;
+  /**
+   * `--squash` ('new': the layers above the final stage's base image into one, as podman's
+   * --squash) or `--squash-all` ('all': every layer into one); see squash.ts.
+   */
+  squash?: 'new' | 'all';
 }
 
 export interface BuildResult {
@@ -143,10 +149,32 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   // steps overlap its builders. RUN steps, the CPU-heavy part, are bounded by the CPU count.
   await Promise.all(plan.order.map((n) => engine.stageResult(n)));
   const final = await engine.stageResult(plan.target);
-  const config = structuredClone(final.config);
+  let config = structuredClone(final.config);
   if (o.labels && Object.keys(o.labels).length)
     config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
-  const written = await o.store.writeImage(config, await engine.shippedLayers(final));
+  let layers = await engine.shippedLayers(final);
+  if (o.squash) {
+    const base = o.squash === 'all' ? { layers: 0, history: 0 } : await engine.baseImageOf(plan.target);
+    const r = await squashImage(config, layers, {
+      store: o.store,
+      keep: base.layers,
+      baseHistory: base.history,
+      compression: o.layerCompression ?? 'none',
+      level: o.compressionLevel,
+      created: historyTime(o.sourceDateEpoch),
+      createdBy: o.squash === 'all' ? 'kiln build --squash-all' : 'kiln build --squash',
+    });
+    config = r.config;
+    layers = r.layers;
+    // The merged layer holds what the build's layers held: the secret proof searches it as theirs.
+    if (r.squashed)
+      engine.made.set(r.squashed.diffId, {
+        layer: r.squashed,
+        stage: plan.target,
+        step: { file: plan.file, text: o.squash === 'all' ? '--squash-all' : '--squash' },
+      });
+  }
+  const written = await o.store.writeImage(config, layers);
   // Layers from the cache or a base image compressed otherwise are re-encoded where asked.
   const img = await compressedImage(
     o.store,
@@ -177,7 +205,7 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     imageId: img.id,
     manifestDigest: img.descriptor.digest,
     ms: Date.now() - t0,
-    layers: final.layers.length,
+    layers: layers.length,
     size,
     ...(compressed ? { compressedSize: sizes.blobs } : {}),
   });
@@ -478,6 +506,18 @@ class Engine implements RunEnv {
     if (index >= stage.index)
       throw new KilnError('BUILD', `--from=${value}: a stage can only use stages defined before it`, place);
     return { kind: 'stage', index };
+  }
+
+  /**
+   * The image a stage is ultimately based on (through base stages): how many layers and history
+   * entries are its (none for scratch). What `--squash` keeps.
+   */
+  async baseImageOf(n: number): Promise<{ layers: number; history: number }> {
+    let stage = this.plan.stages[n]!;
+    while (stage.base.kind === 'stage') stage = this.plan.stages[stage.base.index]!;
+    if (stage.base.kind !== 'image') return { layers: 0, history: 0 };
+    const img = await this.images.get(stage.base.ref, this.placeOfStage(stage));
+    return { layers: img.manifest.layers.length, history: img.config.history?.length ?? 0 };
   }
 
   private placeOfStage(stage: PlannedStage): ErrorPlace {

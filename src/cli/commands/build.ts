@@ -68,6 +68,8 @@ interface BuildFlags extends RegistryFlags {
   check?: boolean;
   allowSecretInImage?: boolean;
   verifyReproducible?: boolean;
+  squash?: boolean;
+  squashAll?: boolean;
 }
 
 /** --cache-from / --cache-to: registry cache sources and sinks sharing one registry client. */
@@ -171,6 +173,11 @@ export function register(program: Command): Command {
       collect,
     )
     .option(
+      '--squash',
+      "merge the layers the build adds above the final stage's base image into one (podman's --squash)",
+    )
+    .option('--squash-all', "merge all of the image's layers, the base image's too, into one (podman's --squash-all)")
+    .option(
       '--allow-secret-in-image',
       'keep an image in which a --secret value was found (a warning instead of an error; see docs/security.md)',
     )
@@ -190,6 +197,13 @@ export function register(program: Command): Command {
           `unknown --progress "${f.progress}"`,
           {},
           { hint: `use one of ${PROGRESS_MODES.join(', ')}` },
+        );
+      if (f.squash && f.squashAll)
+        throw new KilnError(
+          'USAGE',
+          '--squash and --squash-all: use one',
+          {},
+          { hint: "--squash-all merges the base image's layers too" },
         );
       if (f.push && f.output && !/(^|,)type=(registry|image)(,|$)/.test(f.output))
         throw new KilnError('USAGE', `--push and --output "${f.output}" name two outputs: use one`);
@@ -356,6 +370,7 @@ export function register(program: Command): Command {
           secrets,
           ssh,
           allowSecretInImage: f.allowSecretInImage,
+          squash: f.squashAll ? 'all' : f.squash ? 'new' : undefined,
           verifyReproducible: f.verifyReproducible,
           onVerified: quiet ? undefined : (report) => process.stderr.write(report),
           namedContexts,
