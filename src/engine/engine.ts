@@ -256,6 +256,7 @@ class Engine implements RunEnv {
     this.images = new BuildImages({
       store: o.store,
       namedContexts: o.namedContexts,
+      signal: o.signal,
       pull: o.pull,
       registry: o.registry,
       onProgress: (ref, e) => {

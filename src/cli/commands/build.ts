@@ -152,7 +152,7 @@ export function register(program: Command): Command {
     )
     .option(
       '--build-context <name=value>',
-      'a named context for FROM NAME, COPY --from=NAME, RUN --mount from=NAME (it also replaces an image or a stage of that name): NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG|@DIGEST]; repeatable',
+      'a named context for FROM NAME, COPY --from=NAME, RUN --mount from=NAME (it also replaces an image or a stage of that name): NAME=DIR, NAME=docker-image://REF, NAME=oci-layout://PATH[:TAG|@DIGEST], NAME=https://…/x.tar.gz (unpacked) or NAME=GIT-URL#REF:SUBDIR; repeatable',
       collect,
     )
     .option(
