@@ -40,7 +40,7 @@ import {
 import { planStageInfo, pullProgress, stepExit, type EventSink } from './events.js';
 import { StepCache, type CacheSink, type CacheSource, type CacheStats } from './cache-step.js';
 import type { SecretSource, SshSource } from './run-flags.js';
-import type { NamedContext } from './named-contexts.js';
+import { contextKey, type NamedContext } from './named-contexts.js';
 import type { Ulimit } from '../sandbox/index.js';
 import { expandStep, type Step } from './expand-step.js';
 import { applyConfig, historyEntry, isConfigInstruction, setEnvVar } from './config-step.js';
@@ -497,10 +497,13 @@ class Engine implements RunEnv {
   }
 
   /**
-   * A --from / from= the planner did not see (an ONBUILD trigger of a base image): a stage built
-   * before this one, by name or index, else an image.
+   * A --from / from= the planner did not see (an ONBUILD trigger of a base image): a named context
+   * (--build-context), else a stage built before this one, by name or index, else an image.
    */
   private resolveFrom(value: string, stage: PlannedStage, place: ErrorPlace): SourceRef {
+    // A --build-context of that name wins over a stage of that name, as in the planner (BuildKit).
+    const key = contextKey(value);
+    if (key !== undefined && this.o.namedContexts?.some((c) => c.name === key)) return { kind: 'image', ref: value };
     const named = this.plan.stages.find((s) => s.name !== undefined && s.name.toLowerCase() === value.toLowerCase());
     const index = named?.index ?? (/^\d+$/.test(value) ? Number(value) : undefined);
     if (index === undefined) return { kind: 'image', ref: value };

@@ -94,6 +94,32 @@ describe('named build contexts (--build-context)', { skip }, () => {
     assert.equal((await ws.inspect('named:2')).Id, (await ws.inspect('named:1')).Id);
   });
 
+  test('ONBUILD COPY --from=NAME of a base image and of a base stage see the named context, over a stage of that name', async () => {
+    const extra = ws.context('ob-extra', { f: 'from the context\n' });
+    const base = ws.context('ob-base', {
+      Dockerfile: 'FROM debian-slim:bookworm\nONBUILD COPY --from=extra /f /from-image-trigger\n',
+    });
+    await ws.build(base, 'onbuild-base');
+    const app = ws.context('ob-app', {
+      Dockerfile: [
+        // A stage named as the context: the context wins, as for a --from the planner sees.
+        'FROM debian-slim:bookworm AS extra',
+        'RUN echo from the stage > /f',
+        'FROM debian-slim:bookworm AS b',
+        'ONBUILD COPY --from=extra /f /from-stage-trigger',
+        'FROM b AS withstage',
+        'FROM onbuild-base',
+        'COPY --from=withstage /from-stage-trigger /',
+        '',
+      ].join('\n'),
+    });
+    await ws.build(app, 'onbuild-app', ['--build-context', `extra=${extra}`]);
+    assert.equal(
+      await ws.sh('onbuild-app', 'cat /from-image-trigger /from-stage-trigger'),
+      'from the context\nfrom the context\n',
+    );
+  });
+
   test('errors: a name that is no reference, a missing directory, a layout without the tag, a scheme kiln cannot fetch', async () => {
     const ctx = ws.context('err', { Dockerfile: 'FROM debian-slim:bookworm\nCOPY --from=other / /o/\n' });
     const cases: [string, number, RegExp][] = [
