@@ -2,7 +2,9 @@
  * The library's Dockerfile side: `build` (an image, written to its outputs), `plan` (the resolved
  * stage graph, without building) and `lint` (checks of the Dockerfile).
  */
+import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { BuildContext } from '../context/index.js';
 import { lintDockerfile, type LintResult } from '../analyze/index.js';
 import {
   buildWithOutputs,
@@ -102,5 +104,21 @@ export type LintOptions = DockerfileOptions;
 /** BuildKit's build checks and kiln's multi-stage rules over a Dockerfile. */
 export function lint(o: LintOptions): LintResult {
   const input = dockerfileInput(o);
-  return lintDockerfile(input.text, { file: input.display, target: o.target, buildArgs: argMap(o.buildArgs) });
+  return lintDockerfile(input.text, {
+    file: input.display,
+    target: o.target,
+    buildArgs: argMap(o.buildArgs),
+    ignored: contextIgnores(o.context, input.path),
+  });
+}
+
+/**
+ * Whether the context's .dockerignore (FILE.dockerignore beside the Dockerfile first) excludes a
+ * path: what the lint's CopyIgnoredFile asks. Undefined when the context is no directory.
+ */
+function contextIgnores(context: string, dockerfilePath: string | undefined): ((rel: string) => boolean) | undefined {
+  const dir = path.resolve(context);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
+  const ctx = BuildContext.open(dir, { dockerfile: dockerfilePath });
+  return (rel) => ctx.ignores(rel);
 }

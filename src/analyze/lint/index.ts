@@ -47,6 +47,12 @@ export interface LintOptions {
   /** The stage being built (default: the last). */
   target?: string;
   buildArgs?: Map<string, string>;
+  /**
+   * The build context's `.dockerignore` (or FILE.dockerignore): whether a path relative to the
+   * context (or one of its parents) is excluded. Given, COPY/ADD sources are checked against it
+   * (BuildKit's CopyIgnoredFile); the caller opens the context (analyze/ does not read it).
+   */
+  ignored?: (rel: string) => boolean;
 }
 
 export interface LintResult {
@@ -110,7 +116,8 @@ function report(
   at: { line: number; column?: number; endLine?: number },
   level?: LintLevel,
 ): void {
-  if (ctx.skip.has(rule) || ctx.skip.has('all')) return;
+  // An experimental check asked for by name runs even under skip=all (BuildKit).
+  if (ctx.skip.has(rule) || (ctx.skip.has('all') && !ctx.experimental.has(rule))) return;
   const info = RULES[rule]!;
   if (info.experimental && !ctx.experimental.has(rule) && !ctx.experimental.has('all')) return;
   const f: LintFinding = {
@@ -180,6 +187,7 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): LintResult
   for (const ins of df.instructions) checkSecrets(ctx, ins);
   for (const ins of df.instructions) if (ins.kind === 'EXPOSE') checkExpose(ctx, ins);
   checkDescriptions(ctx);
+  if (opts.ignored) checkIgnoredSources(ctx, opts.ignored);
 
   let plan: BuildPlan | undefined;
   try {
@@ -598,5 +606,31 @@ function checkDescriptions(ctx: Ctx): void {
         `Comment for ${what} should follow the format: \`# ${name} <description>\``,
         pos(ins),
       );
+  }
+}
+
+/**
+ * CopyIgnoredFile (experimental in BuildKit): a COPY/ADD source from the build context that its
+ * `.dockerignore` excludes (the path or a parent), so the copy fails or copies less than it says.
+ * Sources with variables, heredocs, `--from` and ADD's URLs are not checked.
+ */
+function checkIgnoredSources(ctx: Ctx, ignored: (rel: string) => boolean): void {
+  for (const ins of ctx.df.instructions) {
+    if ((ins.kind !== 'COPY' && ins.kind !== 'ADD') || ins.from !== undefined) continue;
+    for (const src of ins.sources) {
+      if (/^\d*<</.test(src) || src.includes('$') || /^[a-z][a-z0-9+.-]*:\/\/|^git@/i.test(src)) continue;
+      const rel = src.replace(/^(\.?\/)+/, '').replace(/\/+$/, '');
+      if (rel === '' || rel === '.') continue;
+      let hit = false;
+      for (let p = rel; p !== '.' && p !== '' && !hit; p = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '')
+        hit = ignored(p);
+      if (hit)
+        report(
+          ctx,
+          'CopyIgnoredFile',
+          `Attempting to ${ins.kind === 'COPY' ? 'Copy' : 'Add'} file "${src}" that is excluded by .dockerignore`,
+          pos(ins),
+        );
+    }
   }
 }

@@ -114,6 +114,13 @@ export const RULES: Record<string, RuleInfo> = Object.fromEntries(
       'warning',
       true,
     ),
+    bk(
+      'CopyIgnoredFile',
+      'copy-ignored-file',
+      'Attempting to Copy file that is excluded by .dockerignore',
+      'warning',
+      true,
+    ),
     kiln('RootUserInFinalStage', 'The final stage runs as root: add a USER with an unprivileged user'),
     kiln(
       'BuildToolsInFinalStage',

@@ -24,7 +24,8 @@ import {
   type PreparedContext,
 } from '../../engine/index.js';
 import type { Command } from 'commander';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { BuildContext } from '../../context/index.js';
 import * as path from 'node:path';
 import { readDockerfileInput, type DockerfileInput, build } from '../../api/index.js';
 import { normalizeImageName } from '../../image/index.js';
@@ -254,11 +255,18 @@ export function register(program: Command): Command {
       const call = f.check ? 'check' : (f.call ?? 'build');
       if (!['build', 'check', 'outline', 'targets'].includes(call))
         throw new KilnError('USAGE', `unknown --call "${f.call}": use build, check, outline or targets`);
+      // The context's .dockerignore, for the CopyIgnoredFile check.
+      const ignored = contextIgnores(contextDir, input.path);
       if (call !== 'build') {
         const args = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
         if (call === 'check') {
           // BuildKit's checks only (kiln lint adds its own multi-stage rules on top).
-          const shown = checkCall(input.text, { file: input.display, target: f.target, buildArgs: args });
+          const shown = checkCall(input.text, {
+            file: input.display,
+            target: f.target,
+            buildArgs: args,
+            ignored,
+          });
           process.stdout.write(formatLintText(shown));
           if (shown.findings.length) process.exitCode = 1;
           return;
@@ -295,7 +303,7 @@ export function register(program: Command): Command {
         throw new KilnError('USAGE', `invalid SOURCE_DATE_EPOCH "${sde}": expected seconds since 1970`);
       // BuildKit runs its build checks with every build: warnings, or a failed build when the
       // Dockerfile says `# check=error=true` (skip= honoured in both).
-      const checks = buildChecks(input.text, input.display, f.target, buildArgs);
+      const checks = buildChecks(input.text, input.display, f.target, buildArgs, ignored);
       const store = early ?? (await openStoreFromCli(cmd));
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
@@ -411,4 +419,11 @@ export function register(program: Command): Command {
         process.off('SIGTERM', onSig);
       }
     });
+}
+
+/** Whether the context's .dockerignore (FILE.dockerignore first) excludes a path: for the CopyIgnoredFile check. */
+function contextIgnores(dir: string, dockerfilePath: string | undefined): ((rel: string) => boolean) | undefined {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
+  const ctx = BuildContext.open(path.resolve(dir), { dockerfile: dockerfilePath });
+  return (rel) => ctx.ignores(rel);
 }

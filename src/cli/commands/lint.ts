@@ -13,7 +13,11 @@ export function register(program: Command): Command {
     .description(
       "check a Dockerfile: BuildKit's build checks (same names) and multi-stage rules — root final stage, build tools/caches/apt lists in the final image, unpinned bases, COPY . before installs, unused stages, shell-form CMD, secrets in ARG/ENV",
     )
-    .argument('[context]', 'build context directory (where the Dockerfile is looked up)', '.')
+    .argument(
+      '[context]',
+      'build context directory (where the Dockerfile is looked up; its .dockerignore for CopyIgnoredFile)',
+      '.',
+    )
     .option('-f, --file <file>', 'Dockerfile to check ("-" reads stdin; default CONTEXT/Dockerfile)')
     .option('--format <format>', 'text, json or sarif', 'text')
     .option(
