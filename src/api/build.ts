@@ -5,7 +5,13 @@
 import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { BuildContext } from '../context/index.js';
-import { lintDockerfile, type LintResult } from '../analyze/index.js';
+import {
+  baseImageFacts,
+  baseImageRefs,
+  lintDockerfile,
+  type BaseImageFacts,
+  type LintResult,
+} from '../analyze/index.js';
 import {
   buildWithOutputs,
   type BuildWithOutputsOptions,
@@ -99,7 +105,21 @@ export function plan(o: PlanOptions): BuildPlan {
   return createPlan(df, { buildArgs: argMap(o.buildArgs), target: o.target, platform, buildPlatform });
 }
 
-export type LintOptions = DockerfileOptions;
+export interface LintOptions extends DockerfileOptions {
+  /**
+   * The base images' ENV names and platforms (from `lintBaseImages`), for UndefinedVar and
+   * InvalidBaseImagePlatform; without them a stage on an external image is not checked for UndefinedVar.
+   */
+  baseImages?: Map<string, BaseImageFacts>;
+}
+
+/** What the store has of the Dockerfile's base images (nothing is pulled), for `lint`'s `baseImages`. */
+export async function lintBaseImages(o: DockerfileOptions & StoreOptions): Promise<Map<string, BaseImageFacts>> {
+  const input = dockerfileInput(o);
+  const refs = baseImageRefs(input.text, { file: input.display, target: o.target, buildArgs: argMap(o.buildArgs) });
+  if (!refs.length) return new Map();
+  return baseImageFacts(await openStore(o), refs);
+}
 
 /** BuildKit's build checks and kiln's multi-stage rules over a Dockerfile. */
 export function lint(o: LintOptions): LintResult {
@@ -109,6 +129,7 @@ export function lint(o: LintOptions): LintResult {
     target: o.target,
     buildArgs: argMap(o.buildArgs),
     ignored: contextIgnores(o.context, input.path),
+    baseImages: o.baseImages,
   });
 }
 

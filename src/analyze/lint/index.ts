@@ -26,8 +26,10 @@ import {
 import { parseReference } from '../../image/index.js';
 import { isKilnError } from '../../util/index.js';
 import { RULES, type LintLevel } from './rules.js';
+import { checkVariables, type BaseImageFacts } from './variables.js';
 
 export { RULES, type LintLevel, type RuleInfo } from './rules.js';
+export type { BaseImageFacts } from './variables.js';
 
 export interface LintFinding {
   rule: string;
@@ -53,6 +55,14 @@ export interface LintOptions {
    * (BuildKit's CopyIgnoredFile); the caller opens the context (analyze/ does not read it).
    */
   ignored?: (rel: string) => boolean;
+  /**
+   * What the store knows of the base images, by the reference as planned (`baseImageRefs`): their
+   * ENV names for UndefinedVar and their platform for InvalidBaseImagePlatform. A stage whose base
+   * image is missing here is not checked for UndefinedVar (its names could come from that image).
+   */
+  baseImages?: Map<string, BaseImageFacts>;
+  /** The platform being built, for InvalidBaseImagePlatform (default linux/amd64). */
+  platform?: string;
 }
 
 export interface LintResult {
@@ -198,7 +208,11 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): LintResult
     if (!/duplicate stage name/.test(e.message))
       report(ctx, 'InvalidDockerfile', e.message, { line: e.place.line ?? 1, column: e.place.column }, 'error');
   }
-  if (plan) checkPlan(ctx, plan, stages);
+  if (plan) {
+    checkPlan(ctx, plan, stages);
+    for (const f of checkVariables(stages, plan, df.directives.escape, opts.baseImages, opts.platform ?? 'linux/amd64'))
+      report(ctx, f.rule, f.message, pos(f.ins));
+  }
 
   const findings = ctx.findings.sort(
     (a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0) || (a.rule < b.rule ? -1 : 1),
@@ -209,6 +223,20 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): LintResult
     errors: findings.filter((f) => f.level === 'error').length,
     warnings: findings.filter((f) => f.level === 'warning').length,
   };
+}
+
+/** The external base images a Dockerfile's stages start from (as planned), for `LintOptions.baseImages`. */
+export function baseImageRefs(text: string, opts: Pick<LintOptions, 'file' | 'target' | 'buildArgs'> = {}): string[] {
+  try {
+    const plan = createPlan(parseDockerfile(text, { file: opts.file ?? 'Dockerfile' }), {
+      target: opts.target,
+      buildArgs: opts.buildArgs,
+    });
+    return [...new Set(plan.stages.flatMap((s) => (s.base.kind === 'image' ? [s.base.ref] : [])))];
+  } catch (e) {
+    if (!isKilnError(e)) throw e;
+    return [];
+  }
 }
 
 function checkCasing(ctx: Ctx): void {

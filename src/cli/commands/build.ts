@@ -30,7 +30,15 @@ import * as path from 'node:path';
 import { readDockerfileInput, type DockerfileInput, build } from '../../api/index.js';
 import { normalizeImageName } from '../../image/index.js';
 import { KilnError } from '../../util/index.js';
-import { formatLintText, buildChecks, checkCall } from '../../analyze/index.js';
+import {
+  formatLintText,
+  buildChecks,
+  checkCall,
+  baseImageFacts,
+  baseImageRefs,
+  type BaseImageFacts,
+} from '../../analyze/index.js';
+import type { Store } from '../../store/index.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
 import { collect, parseAddHost, parseByteSize, parseKeyValues, parseUlimit } from '../options.js';
@@ -266,6 +274,7 @@ export function register(program: Command): Command {
             target: f.target,
             buildArgs: args,
             ignored,
+            baseImages: await baseImagesInStore(early ?? (await openStoreFromCli(cmd)), input, f.target, args),
           });
           process.stdout.write(formatLintText(shown));
           if (shown.findings.length) process.exitCode = 1;
@@ -303,8 +312,17 @@ export function register(program: Command): Command {
         throw new KilnError('USAGE', `invalid SOURCE_DATE_EPOCH "${sde}": expected seconds since 1970`);
       // BuildKit runs its build checks with every build: warnings, or a failed build when the
       // Dockerfile says `# check=error=true` (skip= honoured in both).
-      const checks = buildChecks(input.text, input.display, f.target, buildArgs, ignored);
+      // The base images already in the store give UndefinedVar their ENV and InvalidBaseImagePlatform
+      // their platform (one pulled by this build is not waited for).
       const store = early ?? (await openStoreFromCli(cmd));
+      const checks = buildChecks(
+        input.text,
+        input.display,
+        f.target,
+        buildArgs,
+        ignored,
+        await baseImagesInStore(store, input, f.target, buildArgs),
+      );
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
       const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);
@@ -419,6 +437,16 @@ export function register(program: Command): Command {
         process.off('SIGTERM', onSig);
       }
     });
+}
+
+/** What the store has of the Dockerfile's base images (nothing pulled), for UndefinedVar and InvalidBaseImagePlatform. */
+function baseImagesInStore(
+  store: Store,
+  input: DockerfileInput,
+  target: string | undefined,
+  buildArgs: Map<string, string>,
+): Promise<Map<string, BaseImageFacts>> {
+  return baseImageFacts(store, baseImageRefs(input.text, { file: input.display, target, buildArgs }));
 }
 
 /** Whether the context's .dockerignore (FILE.dockerignore first) excludes a path: for the CopyIgnoredFile check. */
