@@ -153,6 +153,9 @@ export async function copyStep(
         owner,
         keepOwner,
         chmod,
+        // On the empty root of --link every parent is "made": plain 0755, not --chmod's mode, or
+        // the layer would change the base's /usr, /etc… (BuildKit does not link a --chmod copy).
+        plainMadeDirs: ins.link,
         exclude: ins.exclude,
         parents: ins.parents,
         createdTime,

@@ -263,6 +263,9 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
         'COPY --chown=1234 a.txt /own/c',
         'COPY --chown=7:8 a.txt /own2/x/d',
         'COPY --chown=100:200 ldir /chowned',
+        // Into an existing directory: Debian's BuildKit (0.8) makes a missing destination 0755,
+        // current BuildKit (and kiln) with --chmod's mode (test/unit/engine/copy.test.ts).
+        'RUN mkdir /cm',
         'COPY --chmod=0700 dir /cm',
         'COPY --chmod=0640 ldir/f /chm',
         'WORKDIR rel/wd',
