@@ -5,6 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { BuildContext } from '../context/index.js';
+import { defaultStoreRoot } from '../store/index.js';
 import {
   baseImageFacts,
   baseImageRefs,
@@ -117,7 +118,8 @@ export interface LintOptions extends DockerfileOptions {
 export async function lintBaseImages(o: DockerfileOptions & StoreOptions): Promise<Map<string, BaseImageFacts>> {
   const input = dockerfileInput(o);
   const refs = baseImageRefs(input.text, { file: input.display, target: o.target, buildArgs: argMap(o.buildArgs) });
-  if (!refs.length) return new Map();
+  // No store yet: nothing to read (and a lint does not create one).
+  if (!refs.length || (!o.store && !existsSync(o.root ?? defaultStoreRoot()))) return new Map();
   return baseImageFacts(await openStore(o), refs);
 }
 
