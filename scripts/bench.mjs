@@ -97,6 +97,13 @@ function ratioRows(name, text) {
         r[2] = `buildah commit ${m[1]} s`;
         r[3] = Number(m[1]) / parseFloat(r[1]);
       }
+    } else if ((m = /^copy-link: .* (\d+) files: --link ([\d.]+) s, without --link ([\d.]+) s/.exec(line))) {
+      table.push([
+        `base change under COPY --link of ${m[1]} files`,
+        `${m[2]} s`,
+        `without --link ${m[3]} s`,
+        Number(m[3]) / Number(m[2]),
+      ]);
     } else if ((m = /^parse\+plan (\d+)-line Dockerfile .*median ([\d.]+) ms/.exec(line))) {
       table.push([`parse+plan ${m[1]}-line Dockerfile`, `${m[2]} ms`, '(no peer measured)', undefined]);
     } else if ((m = /^(\S+)\s+kiln (sbom|analyze)\s+median ([\d.]+) s .*peak RSS (\d+) MB/.exec(line))) {

@@ -90,7 +90,10 @@ export {
   type LintOptions,
   checkDirective,
   RULES,
+  baseImageRefs,
+  type BaseImageFacts,
 } from './lint/index.js';
+export { baseImageFacts } from './lint/base-facts.js';
 export { formatLintText, formatLintJson, formatLintSarif } from './lint/format.js';
 export { buildChecks, checkCall } from './lint/build-checks.js';
 export {

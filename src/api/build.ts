@@ -2,8 +2,17 @@
  * The library's Dockerfile side: `build` (an image, written to its outputs), `plan` (the resolved
  * stage graph, without building) and `lint` (checks of the Dockerfile).
  */
+import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { lintDockerfile, type LintResult } from '../analyze/index.js';
+import { BuildContext } from '../context/index.js';
+import { defaultStoreRoot } from '../store/index.js';
+import {
+  baseImageFacts,
+  baseImageRefs,
+  lintDockerfile,
+  type BaseImageFacts,
+  type LintResult,
+} from '../analyze/index.js';
 import {
   buildWithOutputs,
   type BuildWithOutputsOptions,
@@ -99,10 +108,42 @@ export function plan(o: PlanOptions): BuildPlan {
   return createPlan(df, { buildArgs: argMap(o.buildArgs), target: o.target, platform, buildPlatform });
 }
 
-export type LintOptions = DockerfileOptions;
+export interface LintOptions extends DockerfileOptions {
+  /**
+   * The base images' ENV names and platforms (from `lintBaseImages`), for UndefinedVar and
+   * InvalidBaseImagePlatform; without them a stage on an external image is not checked for UndefinedVar.
+   */
+  baseImages?: Map<string, BaseImageFacts>;
+}
+
+/** What the store has of the Dockerfile's base images (nothing is pulled), for `lint`'s `baseImages`. */
+export async function lintBaseImages(o: DockerfileOptions & StoreOptions): Promise<Map<string, BaseImageFacts>> {
+  const input = dockerfileInput(o);
+  const refs = baseImageRefs(input.text, { file: input.display, target: o.target, buildArgs: argMap(o.buildArgs) });
+  // No store yet: nothing to read (and a lint does not create one).
+  if (!refs.length || (!o.store && !existsSync(o.root ?? defaultStoreRoot()))) return new Map();
+  return baseImageFacts(await openStore(o), refs);
+}
 
 /** BuildKit's build checks and kiln's multi-stage rules over a Dockerfile. */
 export function lint(o: LintOptions): LintResult {
   const input = dockerfileInput(o);
-  return lintDockerfile(input.text, { file: input.display, target: o.target, buildArgs: argMap(o.buildArgs) });
+  return lintDockerfile(input.text, {
+    file: input.display,
+    target: o.target,
+    buildArgs: argMap(o.buildArgs),
+    ignored: contextIgnores(o.context, input.path),
+    baseImages: o.baseImages,
+  });
+}
+
+/**
+ * Whether the context's .dockerignore (FILE.dockerignore beside the Dockerfile first) excludes a
+ * path: what the lint's CopyIgnoredFile asks. Undefined when the context is no directory.
+ */
+function contextIgnores(context: string, dockerfilePath: string | undefined): ((rel: string) => boolean) | undefined {
+  const dir = path.resolve(context);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
+  const ctx = BuildContext.open(dir, { dockerfile: dockerfilePath });
+  return (rel) => ctx.ignores(rel);
 }

@@ -4,6 +4,7 @@ export {
   build,
   plan,
   lint,
+  lintBaseImages,
   dockerfileInput,
   type BuildOptions,
   type BuildResult,

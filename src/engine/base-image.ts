@@ -15,6 +15,8 @@ export interface ImageSourceOptions {
   pull?: boolean;
   registry?: ClientOptions;
   platform?: Platform;
+  /** Stops the fetch of a remote named context. */
+  signal?: AbortSignal;
   onProgress?: (ref: string, e: TransferEvent) => void;
   /** A pull finished: the image is in the store. */
   onPulled?: (ref: string) => void;
@@ -40,7 +42,7 @@ export class BuildImages {
     if (!p) {
       if (!named) p = this.load(ref, place, platform);
       else if (named.kind === 'image') p = this.load(named.ref, place, platform);
-      else p = namedContextImage(this.o.store, named, platform ?? hostPlatform());
+      else p = namedContextImage(this.o.store, named, platform ?? hostPlatform(), this.o.signal);
       this.pending.set(pendingKey, p);
     }
     return p;

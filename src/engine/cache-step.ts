@@ -50,6 +50,7 @@ import { openView } from '../sandbox/index.js';
 import { canonicalJSON } from '../image/index.js';
 import { sha256, type Digest, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
+import { linkedIndependently } from './copy-step.js';
 
 // Where records also come from and go (registry caches): cache/'s types, as the engine takes them.
 export type { CacheSink, CacheSource } from '../cache/index.js';
@@ -95,6 +96,11 @@ export interface StepLookup {
   identity: string;
   /** Set on a miss under `inflight`: call once the step is recorded (or failed), to let waiters look again. */
   release?: () => void;
+  /**
+   * A `COPY --link` keyed without the layers below (BuildKit's rebase): a hit puts the recorded
+   * layer on top of the stage as it is now, instead of replacing the stage's state.
+   */
+  rebase: boolean;
 }
 
 export interface CacheStats {
@@ -167,9 +173,11 @@ export class StepCache {
     // The platforms of a multi-platform build (sharing `inflight`) each keep their own last key.
     const label = this.o.inflight ? `${stageLabel(stage)} [${this.o.platform}]` : stageLabel(stage);
     const identity = stepIdentity(this.o.dockerfileId ?? this.o.plan.file, label, no);
+    const rebase = (step.ins.kind === 'COPY' || step.ins.kind === 'ADD') && linkedIndependently(step.ins);
     const out: StepLookup = {
       replayScope,
       stage: stage.index,
+      rebase,
       identity,
       explain: {
         reason: 'uncacheable',
@@ -214,7 +222,7 @@ export class StepCache {
     try {
       const t = phaseStart();
       rec = await this.index.get(out.key);
-      if (rec && !(await this.blobsPresent(rec))) rec = undefined;
+      if (rec && !(await this.blobsPresent(rec, rebase))) rec = undefined;
       if (rec) await this.index.touch(out.key);
       phaseDone('cache record read', t);
       for (const src of this.o.from ?? []) {
@@ -295,8 +303,25 @@ export class StepCache {
     }).catch(() => undefined);
   }
 
-  /** Put the recorded state in place of the engine's (in place: the engine holds the object). */
+  /**
+   * Put the recorded state in place of the engine's (in place: the engine holds the object); for a
+   * rebased `--link` step, the recorded layer and history entry on top of the engine's state: only
+   * the diff_id chain and the config change, the layer is reused as it is.
+   */
   restore(l: StepLookup, state: StepState): void {
+    if (l.rebase) {
+      const rec = l.record!;
+      if (rec.layer) {
+        state.layers.push({ mediaType: rec.layer.mediaType, digest: rec.layer.digest, size: rec.layer.size });
+        state.config.rootfs.diff_ids.push(rec.layer.diffId);
+      }
+      const h = rec.state.config.history?.at(-1);
+      if (h) {
+        (state.config.history ??= []).push(structuredClone(h));
+        if (h.created !== undefined) state.config.created = h.created;
+      }
+      return;
+    }
     const s = structuredClone(l.record!.state);
     state.config = s.config;
     state.layers = s.layers;
@@ -331,7 +356,8 @@ export class StepCache {
     // Under --cache-to, a step that ran replaces a record whose layers are snapshot-only.
     const replace = this.o.noCache === true || this.skipStages.has(l.stage) || this.needsBlobs;
     const inEffect = await this.index.put(rec, { replace });
-    if (inEffect !== rec) this.restore({ ...l, record: inEffect }, state);
+    // A rebased step's layer is the same files whoever recorded it first: keep the one just made.
+    if (inEffect !== rec && !l.rebase) this.restore({ ...l, record: inEffect }, state);
   }
 
   /** End of a successful build: remember file digests, export records where asked. */
@@ -368,7 +394,9 @@ export class StepCache {
    * A record is usable while its layers are: blobs, or snapshots for snapshot-only layers — but
    * only blobs when the records go to a cache export, which carries blobs.
    */
-  private async blobsPresent(rec: CacheRecord): Promise<boolean> {
+  private async blobsPresent(rec: CacheRecord, rebase: boolean): Promise<boolean> {
+    // A rebased step needs its own layer only (a COPY's layer is always a blob).
+    if (rebase) return rec.layer === undefined || this.o.store.hasBlob(rec.layer.digest);
     if (!this.needsBlobs) return this.o.store.layersPresent(rec.state.layers, rec.state.config.rootfs.diff_ids);
     const have = await Promise.all(rec.state.layers.map((l) => this.o.store.hasBlob(l.digest)));
     return have.every(Boolean);
@@ -436,11 +464,16 @@ export class StepCache {
       }
     }
     const env = scope.runEnv().filter(([k]) => !PROXY_ARGS.includes(k));
-    const parent = stateId(state);
+    // COPY --link: its layer is made from its sources alone (copy-step.ts), so neither the layers
+    // below nor the variables (already expanded into the instruction) are in its key; the working
+    // directory is, as a relative destination depends on it.
+    const linked = (x.kind === 'COPY' || x.kind === 'ADD') && linkedIndependently(x);
+    const parent = linked ? sha256(`kiln-link workdir=${state.config.config?.WorkingDir || '/'}`) : stateId(state);
+    const keyEnv = linked ? [] : env;
     const key = stepKey({
       parent,
       instruction: x,
-      env,
+      env: keyEnv,
       platform,
       sourceDateEpoch: this.o.sourceDateEpoch,
       network,
@@ -455,9 +488,9 @@ export class StepCache {
         // An ARG's values are its inputs (above): compared there, to name the build arg.
         instruction: canonicalJSON(instructionForKey(x.kind === 'ARG' ? { ...x, values: undefined } : x)),
         text: x.original ?? '',
-        env,
-        args: env.map(([k]) => k).filter((k) => argNames.has(k)),
-        platform: this.o.platform,
+        env: keyEnv,
+        args: keyEnv.map(([k]) => k).filter((k) => argNames.has(k)),
+        platform,
         sourceDateEpoch: this.o.sourceDateEpoch ?? null,
         network: network ?? null,
         inputs: parts,

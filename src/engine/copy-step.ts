@@ -4,7 +4,7 @@
  * and local tar archives (add-archive.ts); what lands where is copy.ts's planCopy, written straight
  * into a layer tar. History text as BuildKit's.
  */
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BuildContext } from '../context/index.js';
 import { type CopyInstruction } from '../dockerfile/index.js';
@@ -29,6 +29,17 @@ import {
   type StepAt,
   type StepEnv,
 } from './stage-state.js';
+
+/**
+ * A `--link` COPY/ADD whose layer depends on nothing below it (BuildKit's meaning): its sources
+ * are copied onto an empty root, so the destination's parents are made as plain directories (0755,
+ * root or --chown), a symlink or an existing directory of the image is not looked at. Only a
+ * `--chown` by name still reads the image (its /etc/passwd and /etc/group): such a step is keyed
+ * on the layers below (cache-step.ts), as it then depends on them.
+ */
+export function linkedIndependently(ins: CopyInstruction): boolean {
+  return ins.link && (ins.chown === undefined || /^\d+(:\d+)?$/.test(ins.chown));
+}
 
 /** COPY or ADD: its layer (none when only wildcards that matched nothing). */
 export async function copyStep(
@@ -71,11 +82,22 @@ export async function copyStep(
     const workdir = (state.config.config ??= {}).WorkingDir || '/';
     // --parents reads the destination below its root too: a whole view then.
     const destAbs = path.posix.resolve(workdir, ins.dest);
-    const destView = ins.parents
-      ? await openView(store, state.layers, state.config.rootfs.diff_ids)
-      : await destinationView(store, state, [destAbs], at.snapshotsAhead);
+    // --link: the layer is made on an empty root (the image below is not read; see linkedIndependently).
+    const destView = ins.link
+      ? await emptyView(store.tmpDir)
+      : ins.parents
+        ? await openView(store, state.layers, state.config.rootfs.diff_ids)
+        : await destinationView(store, state, [destAbs], at.snapshotsAhead);
     try {
-      const owner = ins.chown !== undefined ? resolveChown(destView.root, ins.chown) : undefined;
+      let owner: { uid: number; gid: number } | undefined;
+      if (ins.chown !== undefined && ins.link && !linkedIndependently(ins)) {
+        const users = await destinationView(store, state, ['/etc/passwd', '/etc/group'], at.snapshotsAhead);
+        try {
+          owner = resolveChown(users.root, ins.chown);
+        } finally {
+          await users.close();
+        }
+      } else if (ins.chown !== undefined) owner = resolveChown(destView.root, ins.chown);
       let chmod: number | undefined;
       if (ins.chmod !== undefined) {
         if (!/^[0-7]{3,4}$/.test(ins.chmod))
@@ -145,6 +167,9 @@ export async function copyStep(
         owner,
         keepOwner,
         chmod,
+        // On the empty root of --link every parent is "made": plain 0755, not --chmod's mode, or
+        // the layer would change the base's /usr, /etc… (BuildKit does not link a --chmod copy).
+        plainMadeDirs: ins.link,
         exclude: ins.exclude,
         parents: ins.parents,
         createdTime,
@@ -196,4 +221,10 @@ export async function copyStep(
     await srcView?.close();
     for (const d of cleanups) await rm(d, { recursive: true, force: true });
   }
+}
+
+/** An empty directory standing for the root a `--link` step copies onto. */
+async function emptyView(tmpDir: string): Promise<{ root: string; close(): Promise<void> }> {
+  const root = await mkdtemp(path.join(tmpDir, 'link-'));
+  return { root, close: () => rm(root, { recursive: true, force: true }) };
 }

@@ -11,7 +11,9 @@
  *   - --chmod on what is copied; mtimes kept;
  *   - destination parents that do not exist are created (0755, owned by --chown or 0:0); so is
  *     the destination of a directory's contents (fsutil's MkdirAll: it does not take the source
- *     directory's mode, owner or mtime).
+ *     directory's mode, owner or mtime). With --chmod, those directories get its permission bits
+ *     instead, as current BuildKit (fsutil#228, umask-free since buildkit#6801); an archive ADD
+ *     unpacks keeps 0755 (BuildKit's unpacker makes its destination without the mode).
  */
 import { lstatSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
@@ -36,6 +38,8 @@ export interface CopyRequest {
   /** Keep source ownership (COPY --from a stage or image). */
   keepOwner: boolean;
   chmod?: number;
+  /** The directories the copy makes are 0755 even with --chmod (a --link copy onto an empty root). */
+  plainMadeDirs?: boolean;
   exclude?: string[];
   parents?: boolean;
   /** mtime (seconds) of the directories the copy makes (default: now); a git commit's time for ADD of a repository. */
@@ -68,6 +72,10 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   // The real destination directory inside the image (symlinked parents followed, as the container would).
   const destRel = await resolveInRoot(req.destRoot, destAbs);
   const existingDir = isDirIn(req.destRoot, destRel);
+  // The directories this copy creates: --chmod's permission bits (BuildKit gives MkdirAll the mode),
+  // 0755 without it or when only archives are unpacked.
+  const madeDirMode =
+    req.chmod !== undefined && !req.plainMadeDirs && selected.some((s) => !s.unpacked) ? req.chmod & 0o777 : 0o755;
   const entries = new Map<string, EntrySpec>();
   let keepOwner = req.keepOwner;
   let chmod = req.chmod;
@@ -113,13 +121,13 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
       const base = req.parents ? path.posix.join(destRel, name) : destRel;
       if (!isDirIn(req.destRoot, base) && base !== '') {
         // --parents copies the directory itself (its metadata); a directory's contents go into a
-        // destination made as `mkdir -p` does: 0755, owned by --chown or root (BuildKit).
+        // destination made as `mkdir -p` does: 0755 (or --chmod's), owned by --chown or root (BuildKit).
         if (req.parents) add(base, e);
         else
           entries.set(base, {
             path: base,
             type: 'directory',
-            mode: 0o755,
+            mode: madeDirMode,
             ...(req.owner ?? { uid: 0, gid: 0 }),
             mtime: created,
           });
@@ -149,7 +157,14 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
       req.place,
     );
   }
-  const parents = parentEntries(req.destRoot, entries.keys(), req.owner ?? { uid: 0, gid: 0 }, created, entries);
+  const parents = parentEntries(
+    req.destRoot,
+    entries.keys(),
+    req.owner ?? { uid: 0, gid: 0 },
+    created,
+    entries,
+    madeDirMode,
+  );
   return hardLinked(
     [...parents, ...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
     inodes,
@@ -180,7 +195,7 @@ export function hardLinked(sorted: EntrySpec[], inodes: Map<string, string>): En
 
 /**
  * The parent directories a layer holding `paths` needs, as BuildKit's layers have them: one that
- * does not exist in the image is created (0755, `owner`, `mtime`); one that exists is repeated
+ * does not exist in the image is created (`mode`, default 0755, `owner`, `mtime`); one that exists is repeated
  * with its metadata as it is. Leaving an existing parent out is not neutral: an unpacker (kiln's
  * snapshots, docker, containerd) makes a missing parent root-owned 0755, and that directory then
  * hides the real one below it.
@@ -191,6 +206,7 @@ export function parentEntries(
   owner: { uid: number; gid: number },
   mtime: number,
   have: Map<string, EntrySpec> = new Map(),
+  mode = 0o755,
 ): EntrySpec[] {
   const out = new Map<string, EntrySpec>();
   for (const p of paths) {
@@ -206,7 +222,7 @@ export function parentEntries(
       } catch {
         st = undefined;
       }
-      if (!st) out.set(d, { path: d, type: 'directory', mode: 0o755, ...owner, mtime });
+      if (!st) out.set(d, { path: d, type: 'directory', mode, ...owner, mtime });
       else if (st.isDirectory())
         out.set(d, {
           path: d,

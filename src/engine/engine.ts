@@ -43,7 +43,7 @@ import {
 import { planStageInfo, pullProgress, stepExit, type EventSink } from './events.js';
 import { StepCache, type CacheSink, type CacheSource, type CacheStats } from './cache-step.js';
 import type { SecretSource, SshSource } from './run-flags.js';
-import type { NamedContext } from './named-contexts.js';
+import { contextKey, type NamedContext } from './named-contexts.js';
 import type { Ulimit } from '../sandbox/index.js';
 import { expandStep, type Step } from './expand-step.js';
 import { applyConfig, historyEntry, isConfigInstruction, setEnvVar } from './config-step.js';
@@ -52,6 +52,7 @@ import { runInstruction, type RunEnv } from './run-step.js';
 import { makeWorkdir } from './workdir-step.js';
 import { appendHistory, historyTime, type StageState, type StepAt } from './stage-state.js';
 import { proveBuildHasNoSecrets, type MadeLayer } from './secret-proof.js';
+import { squashImage } from './squash.js';
 
 export interface BuildOptions {
   store: Store;
@@ -111,6 +112,11 @@ export interface BuildOptions {
   runSlots?: Slots;
   /** Steps being run by other builds of this process (a multi-platform build's platforms): see cache-step.ts. */
   inflight?: Map<Digest, Promise<void>>;
+  /**
+   * `--squash` ('new': the layers above the final stage's base image into one, as podman's
+   * --squash) or `--squash-all` ('all': every layer into one); see squash.ts.
+   */
+  squash?: 'new' | 'all';
 }
 
 export interface BuildResult {
@@ -171,12 +177,32 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   await Promise.all(plan.order.map((n) => engine.stageResult(n)));
   const final = await engine.stageResult(plan.target);
   mark('steps (stages in parallel)');
-  const config = structuredClone(final.config);
+  let config = structuredClone(final.config);
   if (o.labels && Object.keys(o.labels).length)
     config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...o.labels } };
-  const written = await timed('image written (manifest, config)', async () =>
-    o.store.writeImage(config, await engine.shippedLayers(final)),
-  );
+  let layers = await engine.shippedLayers(final);
+  if (o.squash) {
+    const base = o.squash === 'all' ? { layers: 0, history: 0 } : await engine.baseImageOf(plan.target);
+    const r = await squashImage(config, layers, {
+      store: o.store,
+      keep: base.layers,
+      baseHistory: base.history,
+      compression: o.layerCompression ?? 'none',
+      level: o.compressionLevel,
+      created: historyTime(o.sourceDateEpoch),
+      createdBy: o.squash === 'all' ? 'kiln build --squash-all' : 'kiln build --squash',
+    });
+    config = r.config;
+    layers = r.layers;
+    // The merged layer holds what the build's layers held: the secret proof searches it as theirs.
+    if (r.squashed)
+      engine.made.set(r.squashed.diffId, {
+        layer: r.squashed,
+        stage: plan.target,
+        step: { file: plan.file, text: o.squash === 'all' ? '--squash-all' : '--squash' },
+      });
+  }
+  const written = await timed('image written (manifest, config)', async () => o.store.writeImage(config, layers));
   // Layers from the cache or a base image compressed otherwise are re-encoded where asked.
   const img = await timed('layers compressed where asked', () =>
     compressedImage(
@@ -214,7 +240,7 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     imageId: img.id,
     manifestDigest: img.descriptor.digest,
     ms: Date.now() - t0,
-    layers: final.layers.length,
+    layers: layers.length,
     size,
     ...(compressed ? { compressedSize: sizes.blobs } : {}),
   });
@@ -267,6 +293,7 @@ class Engine implements RunEnv {
       store: o.store,
       platform: parsePlatform(plan.platform.target),
       namedContexts: o.namedContexts,
+      signal: o.signal,
       pull: o.pull,
       registry: o.registry,
       onProgress: (ref, e) => {
@@ -569,16 +596,31 @@ class Engine implements RunEnv {
   }
 
   /**
-   * A --from / from= the planner did not see (an ONBUILD trigger of a base image): a stage built
-   * before this one, by name or index, else an image.
+   * A --from / from= the planner did not see (an ONBUILD trigger of a base image): a named context
+   * (--build-context), else a stage built before this one, by name or index, else an image.
    */
   private resolveFrom(value: string, stage: PlannedStage, place: ErrorPlace): SourceRef {
+    // A --build-context of that name wins over a stage of that name, as in the planner (BuildKit).
+    const key = contextKey(value);
+    if (key !== undefined && this.o.namedContexts?.some((c) => c.name === key)) return { kind: 'image', ref: value };
     const named = this.plan.stages.find((s) => s.name !== undefined && s.name.toLowerCase() === value.toLowerCase());
     const index = named?.index ?? (/^\d+$/.test(value) ? Number(value) : undefined);
     if (index === undefined) return { kind: 'image', ref: value };
     if (index >= stage.index)
       throw new KilnError('BUILD', `--from=${value}: a stage can only use stages defined before it`, place);
     return { kind: 'stage', index };
+  }
+
+  /**
+   * The image a stage is ultimately based on (through base stages): how many layers and history
+   * entries are its (none for scratch). What `--squash` keeps.
+   */
+  async baseImageOf(n: number): Promise<{ layers: number; history: number }> {
+    let stage = this.plan.stages[n]!;
+    while (stage.base.kind === 'stage') stage = this.plan.stages[stage.base.index]!;
+    if (stage.base.kind !== 'image') return { layers: 0, history: 0 };
+    const img = await this.images.get(stage.base.ref, this.placeOfStage(stage));
+    return { layers: img.manifest.layers.length, history: img.config.history?.length ?? 0 };
   }
 
   private placeOfStage(stage: PlannedStage): ErrorPlace {

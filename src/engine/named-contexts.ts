@@ -11,9 +11,12 @@
  *   - `docker-image://REF`: that image (from the store, else pulled);
  *   - `oci-layout://PATH[:TAG|@DIGEST]`: an image from an OCI image layout directory (the only
  *     one it holds, or the one with that tag or digest; an index picks the build's platform).
+ *   - a git repository (`https://host/repo.git#ref:subdir`, `git://…`, `git@host:repo.git`) or an
+ *     `http(s)://` URL of a tarball: fetched as the main context is (remote-context.ts: a shallow
+ *     checkout without .git, an unpacked archive) when the build first needs it, then taken as a
+ *     directory (BuildKit: a URL context is a directory for `COPY --from=NAME`).
  * A library caller may also give an `Image` it holds (image/image.ts: an archive's, a registry's),
  * kind 'given': it is copied into the store and verified, as an oci-layout:// context's is.
- * Git and https:// contexts are not supported yet (a clear error).
  *
  * BuildKit looks the name up as the reference is written in the Dockerfile in its familiar form
  * without ":latest" (`FROM docker.io/library/alpine:latest` is `alpine`): `contextKey` does the
@@ -35,11 +38,14 @@ import { tarEntries, type EntrySpec } from '../layer/index.js';
 import { type LoadedImage, type Store, copyImageToStore } from '../store/index.js';
 import { openImageArchive } from '../archive/index.js';
 import { KilnError } from '../util/index.js';
+import { isRemoteContext, prepareRemoteContext } from './remote-context.js';
 
 export type NamedContext =
   | { name: string; kind: 'dir'; dir: string }
   | { name: string; kind: 'image'; ref: string }
   | { name: string; kind: 'oci-layout'; dir: string; select?: { tag?: string; digest?: string } }
+  /** A git repository or an http(s) tarball, fetched when first needed. */
+  | { name: string; kind: 'remote'; url: string }
   /** An `Image` a library caller holds (an archive's, a registry's, the store's): copied into the store, verified. */
   | { name: string; kind: 'given'; image: Image };
 
@@ -51,7 +57,7 @@ export function parseBuildContextFlag(spec: string): NamedContext {
   if (eq <= 0 || eq === spec.length - 1)
     throw new KilnError(
       'USAGE',
-      `invalid --build-context "${spec}": use NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG|@DIGEST]`,
+      `invalid --build-context "${spec}": use NAME=DIR, NAME=docker-image://REF, NAME=oci-layout://PATH[:TAG|@DIGEST], NAME=https://…tar.gz or NAME=GIT-URL#REF:SUBDIR`,
     );
   const rawName = spec.slice(0, eq);
   const value = spec.slice(eq + 1);
@@ -94,14 +100,14 @@ export function parseBuildContextFlag(spec: string): NamedContext {
       );
     return { name, kind: 'oci-layout', dir: path.resolve(dir), select };
   }
-  if (/^(https?|git|ssh):\/\/|^git@|\.git(#|$)/.test(value)) {
+  if (value !== '-' && isRemoteContext(value)) return { name, kind: 'remote', url: value };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value))
     throw new KilnError(
       'USAGE',
-      `--build-context ${rawName}=${value}: git and URL contexts are not supported yet`,
+      `--build-context ${rawName}=${value}: not a context kiln can fetch`,
       {},
-      { hint: 'clone or download it and give the directory, or use docker-image:// or oci-layout://' },
+      { hint: 'give a directory, docker-image://REF, oci-layout://PATH, a git URL or an http(s) URL of a tarball' },
     );
-  }
   if (!existsSync(value) || !lstatSync(value).isDirectory())
     throw new KilnError(
       'NOT_FOUND',
@@ -112,13 +118,15 @@ export function parseBuildContextFlag(spec: string): NamedContext {
   return { name, kind: 'dir', dir: path.resolve(value) };
 }
 
-/** The image a directory, OCI-layout or given-Image context stands for, in the store. */
+/** The image a directory, OCI-layout, remote or given-Image context stands for, in the store. */
 export async function namedContextImage(
   store: Store,
-  nc: NamedContext & { kind: 'dir' | 'oci-layout' | 'given' },
+  nc: NamedContext & { kind: 'dir' | 'oci-layout' | 'given' | 'remote' },
   platform: Platform,
+  signal?: AbortSignal,
 ): Promise<LoadedImage> {
   if (nc.kind === 'given') return givenImage(store, nc);
+  if (nc.kind === 'remote') return remoteImage(store, nc, platform, signal);
   return nc.kind === 'dir' ? dirImage(store, nc.dir, platform) : ociLayoutImage(store, nc, platform);
 }
 
@@ -130,7 +138,36 @@ async function givenImage(store: Store, nc: NamedContext & { kind: 'given' }): P
   });
 }
 
-async function dirImage(store: Store, dir: string, platform: Platform): Promise<LoadedImage> {
+/** A git or tarball context: fetched into the store's temporary space, made an image as a directory is, removed. */
+async function remoteImage(
+  store: Store,
+  nc: NamedContext & { kind: 'remote' },
+  platform: Platform,
+  signal?: AbortSignal,
+): Promise<LoadedImage> {
+  let fetched;
+  try {
+    fetched = await prepareRemoteContext(nc.url, { tmpDir: store.tmpDir, stdin: process.stdin, signal });
+  } catch (e) {
+    throw e instanceof KilnError
+      ? new KilnError(e.code, `--build-context ${nc.name}=${nc.url}: ${e.message}`, e.place, { hint: e.hint })
+      : e;
+  }
+  try {
+    if (fetched.dockerfileText !== undefined)
+      throw new KilnError(
+        'BUILD',
+        `--build-context ${nc.name}=${nc.url}: the URL gives a file, not an archive`,
+        {},
+        { hint: 'a URL context is a tarball (plain, gzip, bzip2 or xz) or a git repository' },
+      );
+    return await dirImage(store, fetched.dir, platform, nc.url);
+  } finally {
+    fetched.cleanup();
+  }
+}
+
+async function dirImage(store: Store, dir: string, platform: Platform, shown = dir): Promise<LoadedImage> {
   const ctx = BuildContext.open(dir);
   function* entries(): Generator<EntrySpec> {
     for (const e of ctx.walk('')) {
@@ -147,7 +184,7 @@ async function dirImage(store: Store, dir: string, platform: Platform): Promise<
     os: platform.os,
     config: {},
     rootfs: { type: 'layers', diff_ids: [layer.diffId] },
-    history: [{ created_by: `build context ${dir}`, comment: 'kiln --build-context' }],
+    history: [{ created_by: `build context ${shown}`, comment: 'kiln --build-context' }],
   };
   const written = await store.writeImage(config, [
     { mediaType: layer.mediaType, digest: layer.digest, size: layer.size },

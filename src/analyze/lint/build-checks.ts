@@ -23,8 +23,10 @@ export function buildChecks(
   file: string,
   target: string | undefined,
   buildArgs: Map<string, string>,
+  ignored?: (rel: string) => boolean,
+  baseImages?: LintOptions['baseImages'],
 ): { findings: LintFinding[]; all: LintFinding[]; fail: boolean } {
-  const r = lintDockerfile(text, { file, target, buildArgs });
+  const r = lintDockerfile(text, { file, target, buildArgs, ignored, baseImages });
   // A file that does not parse or plan fails the build with its own error.
   // The parser's own warnings (NoEmptyContinuation, MaintainerDeprecated, LegacyKeyValueFormat)
   // come with the build's events already.

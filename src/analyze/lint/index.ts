@@ -26,8 +26,10 @@ import {
 import { parseReference } from '../../image/index.js';
 import { isKilnError } from '../../util/index.js';
 import { RULES, type LintLevel } from './rules.js';
+import { checkVariables, type BaseImageFacts } from './variables.js';
 
 export { RULES, type LintLevel, type RuleInfo } from './rules.js';
+export type { BaseImageFacts } from './variables.js';
 
 export interface LintFinding {
   rule: string;
@@ -47,6 +49,20 @@ export interface LintOptions {
   /** The stage being built (default: the last). */
   target?: string;
   buildArgs?: Map<string, string>;
+  /**
+   * The build context's `.dockerignore` (or FILE.dockerignore): whether a path relative to the
+   * context (or one of its parents) is excluded. Given, COPY/ADD sources are checked against it
+   * (BuildKit's CopyIgnoredFile); the caller opens the context (analyze/ does not read it).
+   */
+  ignored?: (rel: string) => boolean;
+  /**
+   * What the store knows of the base images, by the reference as planned (`baseImageRefs`): their
+   * ENV names for UndefinedVar and their platform for InvalidBaseImagePlatform. A stage whose base
+   * image is missing here is not checked for UndefinedVar (its names could come from that image).
+   */
+  baseImages?: Map<string, BaseImageFacts>;
+  /** The platform being built, for InvalidBaseImagePlatform (default linux/amd64). */
+  platform?: string;
 }
 
 export interface LintResult {
@@ -110,7 +126,8 @@ function report(
   at: { line: number; column?: number; endLine?: number },
   level?: LintLevel,
 ): void {
-  if (ctx.skip.has(rule) || ctx.skip.has('all')) return;
+  // An experimental check asked for by name runs even under skip=all (BuildKit).
+  if (ctx.skip.has(rule) || (ctx.skip.has('all') && !ctx.experimental.has(rule))) return;
   const info = RULES[rule]!;
   if (info.experimental && !ctx.experimental.has(rule) && !ctx.experimental.has('all')) return;
   const f: LintFinding = {
@@ -180,6 +197,7 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): LintResult
   for (const ins of df.instructions) checkSecrets(ctx, ins);
   for (const ins of df.instructions) if (ins.kind === 'EXPOSE') checkExpose(ctx, ins);
   checkDescriptions(ctx);
+  if (opts.ignored) checkIgnoredSources(ctx, opts.ignored);
 
   let plan: BuildPlan | undefined;
   try {
@@ -190,7 +208,11 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): LintResult
     if (!/duplicate stage name/.test(e.message))
       report(ctx, 'InvalidDockerfile', e.message, { line: e.place.line ?? 1, column: e.place.column }, 'error');
   }
-  if (plan) checkPlan(ctx, plan, stages);
+  if (plan) {
+    checkPlan(ctx, plan, stages);
+    for (const f of checkVariables(stages, plan, df.directives.escape, opts.baseImages, opts.platform ?? 'linux/amd64'))
+      report(ctx, f.rule, f.message, pos(f.ins));
+  }
 
   const findings = ctx.findings.sort(
     (a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0) || (a.rule < b.rule ? -1 : 1),
@@ -201,6 +223,20 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): LintResult
     errors: findings.filter((f) => f.level === 'error').length,
     warnings: findings.filter((f) => f.level === 'warning').length,
   };
+}
+
+/** The external base images a Dockerfile's stages start from (as planned), for `LintOptions.baseImages`. */
+export function baseImageRefs(text: string, opts: Pick<LintOptions, 'file' | 'target' | 'buildArgs'> = {}): string[] {
+  try {
+    const plan = createPlan(parseDockerfile(text, { file: opts.file ?? 'Dockerfile' }), {
+      target: opts.target,
+      buildArgs: opts.buildArgs,
+    });
+    return [...new Set(plan.stages.flatMap((s) => (s.base.kind === 'image' ? [s.base.ref] : [])))];
+  } catch (e) {
+    if (!isKilnError(e)) throw e;
+    return [];
+  }
 }
 
 function checkCasing(ctx: Ctx): void {
@@ -615,5 +651,31 @@ function checkDescriptions(ctx: Ctx): void {
         `Comment for ${what} should follow the format: \`# ${name} <description>\``,
         pos(ins),
       );
+  }
+}
+
+/**
+ * CopyIgnoredFile (experimental in BuildKit): a COPY/ADD source from the build context that its
+ * `.dockerignore` excludes (the path or a parent), so the copy fails or copies less than it says.
+ * Sources with variables, heredocs, `--from` and ADD's URLs are not checked.
+ */
+function checkIgnoredSources(ctx: Ctx, ignored: (rel: string) => boolean): void {
+  for (const ins of ctx.df.instructions) {
+    if ((ins.kind !== 'COPY' && ins.kind !== 'ADD') || ins.from !== undefined) continue;
+    for (const src of ins.sources) {
+      if (/^\d*<</.test(src) || src.includes('$') || /^[a-z][a-z0-9+.-]*:\/\/|^git@/i.test(src)) continue;
+      const rel = src.replace(/^(\.?\/)+/, '').replace(/\/+$/, '');
+      if (rel === '' || rel === '.') continue;
+      let hit = false;
+      for (let p = rel; p !== '.' && p !== '' && !hit; p = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '')
+        hit = ignored(p);
+      if (hit)
+        report(
+          ctx,
+          'CopyIgnoredFile',
+          `Attempting to ${ins.kind === 'COPY' ? 'Copy' : 'Add'} file "${src}" that is excluded by .dockerignore`,
+          pos(ins),
+        );
+    }
   }
 }

@@ -114,6 +114,21 @@ export const RULES: Record<string, RuleInfo> = Object.fromEntries(
       'warning',
       true,
     ),
+    bk(
+      'CopyIgnoredFile',
+      'copy-ignored-file',
+      'Attempting to Copy file that is excluded by .dockerignore',
+      'warning',
+      true,
+    ),
+    bk('UndefinedVar', 'undefined-var', 'Variables should be defined before their use'),
+    // BuildKit's rule has no documentation URL.
+    {
+      name: 'InvalidBaseImagePlatform',
+      description: 'Base image platform does not match expected target platform',
+      level: 'warning' as const,
+      origin: 'buildkit' as const,
+    },
     kiln('RootUserInFinalStage', 'The final stage runs as root: add a USER with an unprivileged user'),
     kiln(
       'BuildToolsInFinalStage',

@@ -26,12 +26,21 @@ import {
   type PreparedContext,
 } from '../../engine/index.js';
 import type { Command } from 'commander';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { BuildContext } from '../../context/index.js';
 import * as path from 'node:path';
 import { readDockerfileInput, type DockerfileInput, build, debug } from '../../api/index.js';
 import { normalizeImageName } from '../../image/index.js';
 import { formatError, KilnError, mark } from '../../util/index.js';
-import { formatLintText, buildChecks, checkCall } from '../../analyze/index.js';
+import {
+  formatLintText,
+  buildChecks,
+  checkCall,
+  baseImageFacts,
+  baseImageRefs,
+  type BaseImageFacts,
+} from '../../analyze/index.js';
+import type { Store } from '../../store/index.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
 import { collect, parseAddHost, parseByteSize, parseKeyValues, parseUlimit } from '../options.js';
@@ -72,6 +81,8 @@ interface BuildFlags extends RegistryFlags {
   verifyReproducible?: boolean;
   explain?: boolean;
   onError?: string;
+  squash?: boolean;
+  squashAll?: boolean;
 }
 
 /** --cache-from / --cache-to: registry cache sources and sinks sharing one registry client. */
@@ -164,7 +175,7 @@ export function register(program: Command): Command {
     )
     .option(
       '--build-context <name=value>',
-      'a named context for FROM NAME, COPY --from=NAME, RUN --mount from=NAME (it also replaces an image or a stage of that name): NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG|@DIGEST]; repeatable',
+      'a named context for FROM NAME, COPY --from=NAME, RUN --mount from=NAME (it also replaces an image or a stage of that name): NAME=DIR, NAME=docker-image://REF, NAME=oci-layout://PATH[:TAG|@DIGEST], NAME=https://…/x.tar.gz (unpacked) or NAME=GIT-URL#REF:SUBDIR; repeatable',
       collect,
     )
     .option(
@@ -184,6 +195,11 @@ export function register(program: Command): Command {
       'an SSH agent for RUN --mount=type=ssh: ID[=SOCKET] ("default": $SSH_AUTH_SOCK); repeatable',
       collect,
     )
+    .option(
+      '--squash',
+      "merge the layers the build adds above the final stage's base image into one (podman's --squash)",
+    )
+    .option('--squash-all', "merge all of the image's layers, the base image's too, into one (podman's --squash-all)")
     .option(
       '--allow-secret-in-image',
       'keep an image in which a --secret value was found (a warning instead of an error; see docs/security.md)',
@@ -210,6 +226,13 @@ export function register(program: Command): Command {
           `unknown --progress "${f.progress}"`,
           {},
           { hint: `use one of ${PROGRESS_MODES.join(', ')}` },
+        );
+      if (f.squash && f.squashAll)
+        throw new KilnError(
+          'USAGE',
+          '--squash and --squash-all: use one',
+          {},
+          { hint: "--squash-all merges the base image's layers too" },
         );
       if (f.push && f.output && !/(^|,)type=(registry|image)(,|$)/.test(f.output))
         throw new KilnError('USAGE', `--push and --output "${f.output}" name two outputs: use one`);
@@ -260,11 +283,19 @@ export function register(program: Command): Command {
       const call = f.check ? 'check' : (f.call ?? 'build');
       if (!['build', 'check', 'outline', 'targets'].includes(call))
         throw new KilnError('USAGE', `unknown --call "${f.call}": use build, check, outline or targets`);
+      // The context's .dockerignore, for the CopyIgnoredFile check.
+      const ignored = contextIgnores(contextDir, input.path);
       if (call !== 'build') {
         const args = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
         if (call === 'check') {
           // BuildKit's checks only (kiln lint adds its own multi-stage rules on top).
-          const shown = checkCall(input.text, { file: input.display, target: f.target, buildArgs: args });
+          const shown = checkCall(input.text, {
+            file: input.display,
+            target: f.target,
+            buildArgs: args,
+            ignored,
+            baseImages: await baseImagesInStore(early ?? (await openStoreFromCli(cmd)), input, f.target, args),
+          });
           process.stdout.write(formatLintText(shown));
           if (shown.findings.length) process.exitCode = 1;
           return;
@@ -301,10 +332,19 @@ export function register(program: Command): Command {
         throw new KilnError('USAGE', `invalid SOURCE_DATE_EPOCH "${sde}": expected seconds since 1970`);
       // BuildKit runs its build checks with every build: warnings, or a failed build when the
       // Dockerfile says `# check=error=true` (skip= honoured in both).
-      const checks = buildChecks(input.text, input.display, f.target, buildArgs);
-      mark('Dockerfile read, build checks');
+      // The base images already in the store give UndefinedVar their ENV and InvalidBaseImagePlatform
+      // their platform (one pulled by this build is not waited for).
       const store = early ?? (await openStoreFromCli(cmd));
       mark('store opened');
+      const checks = buildChecks(
+        input.text,
+        input.display,
+        f.target,
+        buildArgs,
+        ignored,
+        await baseImagesInStore(store, input, f.target, buildArgs),
+      );
+      mark('Dockerfile read, build checks');
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
       const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);
@@ -380,6 +420,7 @@ export function register(program: Command): Command {
           secrets,
           ssh,
           allowSecretInImage: f.allowSecretInImage,
+          squash: f.squashAll ? 'all' : f.squash ? 'new' : undefined,
           verifyReproducible: f.verifyReproducible,
           onError: f.onError === 'keep' || f.onError === 'shell' ? 'keep' : 'fail',
           onVerified: quiet ? undefined : (report) => process.stderr.write(report),
@@ -440,4 +481,21 @@ export function register(program: Command): Command {
         process.off('SIGTERM', onSig);
       }
     });
+}
+
+/** What the store has of the Dockerfile's base images (nothing pulled), for UndefinedVar and InvalidBaseImagePlatform. */
+function baseImagesInStore(
+  store: Store,
+  input: DockerfileInput,
+  target: string | undefined,
+  buildArgs: Map<string, string>,
+): Promise<Map<string, BaseImageFacts>> {
+  return baseImageFacts(store, baseImageRefs(input.text, { file: input.display, target, buildArgs }));
+}
+
+/** Whether the context's .dockerignore (FILE.dockerignore first) excludes a path: for the CopyIgnoredFile check. */
+function contextIgnores(dir: string, dockerfilePath: string | undefined): ((rel: string) => boolean) | undefined {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
+  const ctx = BuildContext.open(path.resolve(dir), { dockerfile: dockerfilePath });
+  return (rel) => ctx.ignores(rel);
 }

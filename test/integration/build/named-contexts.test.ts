@@ -94,14 +94,40 @@ describe('named build contexts (--build-context)', { skip }, () => {
     assert.equal((await ws.inspect('named:2')).Id, (await ws.inspect('named:1')).Id);
   });
 
-  test('errors: a name that is no reference, a missing directory, a layout without the tag, git and URL contexts not yet', async () => {
+  test('ONBUILD COPY --from=NAME of a base image and of a base stage see the named context, over a stage of that name', async () => {
+    const extra = ws.context('ob-extra', { f: 'from the context\n' });
+    const base = ws.context('ob-base', {
+      Dockerfile: 'FROM debian-slim:bookworm\nONBUILD COPY --from=extra /f /from-image-trigger\n',
+    });
+    await ws.build(base, 'onbuild-base');
+    const app = ws.context('ob-app', {
+      Dockerfile: [
+        // A stage named as the context: the context wins, as for a --from the planner sees.
+        'FROM debian-slim:bookworm AS extra',
+        'RUN echo from the stage > /f',
+        'FROM debian-slim:bookworm AS b',
+        'ONBUILD COPY --from=extra /f /from-stage-trigger',
+        'FROM b AS withstage',
+        'FROM onbuild-base',
+        'COPY --from=withstage /from-stage-trigger /',
+        '',
+      ].join('\n'),
+    });
+    await ws.build(app, 'onbuild-app', ['--build-context', `extra=${extra}`]);
+    assert.equal(
+      await ws.sh('onbuild-app', 'cat /from-image-trigger /from-stage-trigger'),
+      'from the context\nfrom the context\n',
+    );
+  });
+
+  test('errors: a name that is no reference, a missing directory, a layout without the tag, a scheme kiln cannot fetch', async () => {
     const ctx = ws.context('err', { Dockerfile: 'FROM debian-slim:bookworm\nCOPY --from=other / /o/\n' });
     const cases: [string, number, RegExp][] = [
       ['Bad=.', 2, /invalid --build-context name "Bad"/],
       ['noequals', 2, /invalid --build-context "noequals"/],
       [`other=${path.join(ws.dir, 'nope')}`, 1, /--build-context other: .*nope is not a directory/],
       [`other=oci-layout://${ws.dir}`, 1, /is not an OCI image layout/],
-      ['other=https://example.com/x.git#main', 2, /git and URL contexts are not supported yet/],
+      ['other=ftp://example.com/x', 2, /--build-context other=ftp:\/\/example.com\/x: not a context kiln can fetch/],
     ];
     for (const [spec, code, message] of cases) {
       const r = await ws.kiln(['build', '-q', '--build-context', spec, ctx]);

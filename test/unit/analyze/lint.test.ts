@@ -267,6 +267,39 @@ describe('lint: EXPOSE and definition descriptions, as BuildKit', () => {
     assert.deepEqual(has('# check=skip=ExposeProtoCasing\nFROM alpine:3.19\nEXPOSE 80/TCP\n', 'ExposeProtoCasing'), []);
   });
 
+  // BuildKit's testCopyIgnoredFiles (frontend/dockerfile/dockerfile_lint_test.go): experimental,
+  // "Copy"/"Add" in the message, reported even under skip=all when asked for by name, never for --from.
+  test('CopyIgnoredFile (experimental): a COPY/ADD source the context ignores, or under an ignored directory', () => {
+    const ignored = (rel: string) => rel === 'Dockerfile' || rel === 'secret' || rel === 'foobar';
+    const lint = (text: string) =>
+      lintDockerfile(text, { ignored })
+        .findings.filter((f) => f.rule === 'CopyIgnoredFile')
+        .map((f) => `${f.line}: ${f.message} ${f.url}`);
+    const body = 'FROM scratch\nCOPY Dockerfile .\nADD Dockerfile /windy\nCOPY ./secret/key ok.txt /d/\nCOPY $X /x\n';
+    assert.deepEqual(lint(body), [], 'experimental: off by default');
+    const url = 'https://docs.docker.com/go/dockerfile/rule/copy-ignored-file/';
+    const expected = [
+      `3: Attempting to Copy file "Dockerfile" that is excluded by .dockerignore ${url}`,
+      `4: Attempting to Add file "Dockerfile" that is excluded by .dockerignore ${url}`,
+      `5: Attempting to Copy file "./secret/key" that is excluded by .dockerignore ${url}`,
+    ];
+    assert.deepEqual(lint(`# check=experimental=CopyIgnoredFile\n${body}`), expected);
+    assert.deepEqual(lint(`# check=skip=all;experimental=CopyIgnoredFile\n${body}`), expected);
+    assert.deepEqual(lint(`# check=experimental=all;skip=CopyIgnoredFile\n${body}`), []);
+    assert.deepEqual(
+      lint(
+        '# check=experimental=CopyIgnoredFile\nFROM scratch AS base\nCOPY Dockerfile /foobar\nFROM base\nCOPY --from=base /foobar /Dockerfile\n',
+      ),
+      ['3: Attempting to Copy file "Dockerfile" that is excluded by .dockerignore ' + url],
+    );
+    assert.equal(
+      lintDockerfile(`# check=experimental=CopyIgnoredFile;error=true\n${body}`, { ignored }).findings.find(
+        (f) => f.rule === 'CopyIgnoredFile',
+      )?.level,
+      'error',
+    );
+  });
+
   test('InvalidDefinitionDescription only when asked (experimental); "# NAME …" is a description, a blank line ends the block, directives are no comments', () => {
     const body = [
       '# GO_VERSION the Go version',

@@ -93,3 +93,40 @@ test('a wildcard that matches nothing selects nothing; a literal that does not e
   assert.deepEqual(await copy(ctx, ['nomatch*'], '/y/'), []);
   await assert.rejects(copy(ctx, ['nomatch'], '/w/'), /"nomatch" not found in the build context/);
 });
+
+// COPY --chmod and the directories the copy makes: current BuildKit gives fsutil's MkdirAll the
+// mode (fsutil copy.go: `perm = *ci.Mode` for the destination's missing parents and for the
+// destination of a directory's contents; tonistiigi/fsutil#228 for moby/buildkit#4945, applied
+// without the umask since moby/buildkit#6801); copied directories take it too; existing parents
+// keep theirs; an archive ADD unpacks is made without it (buildkit solver/llbsolver/file/backend.go).
+test('--chmod: made parents and copied directories get its permission bits, existing parents keep theirs', async () => {
+  const ctxDir = linkedContext();
+  const modes = async (patterns: string[], dest: string, extra: Partial<CopyRequest>, destRoot?: string) => {
+    const ctx = BuildContext.open(ctxDir);
+    const root = destRoot ?? mkdtempSync(path.join(tmp, 'dest-'));
+    const entries = await planCopy({
+      sources: patterns.map((pattern) => ({ ctx, pattern })),
+      dest,
+      workdir: '/',
+      destRoot: root,
+      keepOwner: false,
+      place: {},
+      ...extra,
+    });
+    return Object.fromEntries(entries.map((e) => [e.path, (e.mode ?? 0).toString(8)]));
+  };
+  assert.deepEqual(await modes(['f'], '/a/b/f', { chmod: 0o640 }), { a: '640', 'a/b': '640', 'a/b/f': '640' });
+  assert.deepEqual(await modes(['f'], '/a/f', { chmod: 0o4755 }), { a: '755', 'a/f': '4755' });
+  assert.deepEqual(await modes(['f'], '/a/b/f', {}), { a: '755', 'a/b': '755', 'a/b/f': '644' });
+  const d = await modes(['dir'], '/cm', { chmod: 0o700 });
+  assert.deepEqual([d.cm, d['cm/d']], ['700', '700']);
+  const sub = await modes(['.'], '/t/', { chmod: 0o750 });
+  assert.deepEqual([sub.t, sub['t/dir'], sub['t/f']], ['750', '750', '750']);
+  // An existing parent is repeated as it is.
+  const root = mkdtempSync(path.join(tmp, 'dest-'));
+  mkdirSync(path.join(root, 'etc'), { mode: 0o755 });
+  const ex = await modes(['f'], '/etc/ssh/f', { chmod: 0o600 }, root);
+  assert.deepEqual([ex.etc, ex['etc/ssh'], ex['etc/ssh/f']], ['755', '600', '600']);
+  // --link's empty root: every parent is made, plainly 0755.
+  assert.deepEqual(await modes(['f'], '/a/f', { chmod: 0o600, plainMadeDirs: true }), { a: '755', 'a/f': '600' });
+});
