@@ -307,6 +307,13 @@ export interface SecretProofRequest {
 
 const MAX_LISTED = 10;
 
+/** What the hits are in: the image, the exported cache (its layers or config), or both. */
+function carrier(hits: SecretHit[]): string {
+  const inCache = (h: SecretHit) => h.in === 'cache-config' || h.layer?.shippedIn === 'in the exported cache';
+  const cache = hits.filter(inCache).length;
+  return cache === 0 ? 'the image' : cache === hits.length ? 'the exported cache' : 'the image and the exported cache';
+}
+
 /**
  * Search, then fail the build on a hit (at the step that made the first layer found), or warn
  * when the user allowed it. Values too short to search are named in a warning.
@@ -322,7 +329,7 @@ export async function proveNoSecrets(r: SecretProofRequest): Promise<SecretHit[]
   const lines = hits.slice(0, MAX_LISTED).map((h) => `  ${describeHit(h)}`);
   if (hits.length > MAX_LISTED) lines.push(`  … and ${hits.length - MAX_LISTED} more`);
   if (r.allow) {
-    r.warn(`--allow-secret-in-image: the image carries a build secret:\n${lines.join('\n')}`);
+    r.warn(`--allow-secret-in-image: ${carrier(hits)} carries a build secret:\n${lines.join('\n')}`);
     return hits;
   }
   const stepOf = (h: SecretHit) => h.layer?.step ?? h.record?.step;
@@ -330,7 +337,7 @@ export async function proveNoSecrets(r: SecretProofRequest): Promise<SecretHit[]
   const step = stepOf(first);
   throw new KilnError(
     'BUILD',
-    `a build secret would leave the machine in the image:\n${lines.join('\n')}`,
+    `a build secret would leave the machine in ${carrier(hits)}:\n${lines.join('\n')}`,
     step ? { file: step.file, line: step.line, column: step.column, source: step.source } : { path: first.path },
     {
       hint: 'read the secret where it is needed without writing it to a file the layer keeps (RUN --mount=type=secret), or pass --allow-secret-in-image if it is meant to be there',

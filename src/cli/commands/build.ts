@@ -186,7 +186,7 @@ export function register(program: Command): Command {
     )
     .option(
       '--allow-secret-in-image',
-      'keep an image in which a --secret value was found (a warning instead of an error; see docs/security.md)',
+      'keep an image (and a --cache-to export) in which a --secret value was found (a warning instead of an error; see docs/security.md)',
     )
     .option(
       '--verify-reproducible',
