@@ -21,6 +21,7 @@ export {
   type CacheRecord,
   type CacheSink,
   type CacheSource,
+  type PreparedCacheExport,
   type RecordInfo,
 } from './records.js';
 export {

@@ -341,5 +341,21 @@ export interface CacheSource {
 export interface CacheSink {
   /** mode max: every stage's records; min: the target stage and the stages it is based on. */
   mode: 'min' | 'max';
-  export(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<void>;
+  /**
+   * Make the export ready without sending anything (layers compressed, the cache config document
+   * serialized): the secret proof searches that document before `push` sends it. Undefined when
+   * it failed and the sink was told to ignore errors (it warned).
+   */
+  prepare(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<PreparedCacheExport | undefined>;
+}
+
+/** An export ready to go: exactly the bytes `push` sends. */
+export interface PreparedCacheExport {
+  /** Where it goes (the cache's reference), for messages. */
+  readonly name: string;
+  /** The cache config document, as it will be pushed. */
+  readonly config: Buffer;
+  /** The records the document holds, in its order, as serialized there. */
+  readonly records: CacheRecord[];
+  push(): Promise<void>;
 }

@@ -39,7 +39,13 @@ import {
 import { type RegistryClient, readBody, eachLimited } from '../registry/index.js';
 import { compressedLayer, type Store } from '../store/index.js';
 import { isDigest, sha256, type Digest, KilnError } from '../util/index.js';
-import { parseRecord, type CacheRecord, type CacheSink, type CacheSource } from './records.js';
+import {
+  parseRecord,
+  type CacheRecord,
+  type CacheSink,
+  type CacheSource,
+  type PreparedCacheExport,
+} from './records.js';
 
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.kiln.cacheconfig.v1+json';
 /** A cache config bigger than this is refused (a record is a few kB; 64 MiB is tens of thousands). */
@@ -251,16 +257,39 @@ export class RegistryCacheSink implements CacheSink {
       throw new KilnError('USAGE', `--cache-to ref ${ref}: a cache is written under a tag, not a digest`);
   }
 
-  async export(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<void> {
+  async prepare(
+    store: Store,
+    records: CacheRecord[],
+    memos: Map<Digest, Digest>,
+  ): Promise<PreparedCacheExport | undefined> {
+    let ready: { cfgBytes: Buffer; kept: CacheRecord[]; layers: Map<Digest, Descriptor> };
     try {
-      await this.write(store, records, memos);
+      ready = await this.document(store, records, memos);
     } catch (e) {
-      if (!this.opts.ignoreError) throw e;
-      this.opts.warn?.(`cannot export the build cache to ${this.ref.toString()}: ${(e as Error).message}`);
+      this.failed(e);
+      return undefined;
     }
+    return {
+      name: this.ref.toString(),
+      config: ready.cfgBytes,
+      records: ready.kept,
+      push: async () => {
+        try {
+          await this.write(store, ready.cfgBytes, ready.kept, ready.layers);
+        } catch (e) {
+          this.failed(e);
+        }
+      },
+    };
   }
 
-  private async write(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>): Promise<void> {
+  private failed(e: unknown): void {
+    if (!this.opts.ignoreError) throw e;
+    this.opts.warn?.(`cannot export the build cache to ${this.ref.toString()}: ${(e as Error).message}`);
+  }
+
+  /** The cache config document (the bytes pushed) and the layer blobs it names; nothing is sent. */
+  private async document(store: Store, records: CacheRecord[], memos: Map<Digest, Digest>) {
     const layers = new Map<Digest, Descriptor>();
     const kept: CacheRecord[] = [];
     for (const r of records) {
@@ -285,6 +314,15 @@ export class RegistryCacheSink implements CacheSink {
     const memoObj: Record<string, Digest> = {};
     for (const k of [...memos.keys()].sort()) memoObj[k] = memos.get(k)!;
     const cfgBytes = Buffer.from(canonicalJSON({ kilnCache: 1, records: kept, memos: memoObj }));
+    return { cfgBytes, kept, layers };
+  }
+
+  private async write(
+    store: Store,
+    cfgBytes: Buffer,
+    kept: CacheRecord[],
+    layers: Map<Digest, Descriptor>,
+  ): Promise<void> {
     const cfg = await store.putBlob(cfgBytes);
     const config: Descriptor = { mediaType: CACHE_CONFIG_MEDIA_TYPE, digest: cfg.digest, size: cfg.size };
     const blobs = [config, ...layers.values()];

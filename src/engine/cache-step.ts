@@ -42,13 +42,14 @@ import {
   type CacheRecord,
   type CacheSink,
   type CacheSource,
+  type PreparedCacheExport,
   type StepState,
 } from '../cache/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
 import { openView } from '../sandbox/index.js';
 import { canonicalJSON } from '../image/index.js';
-import { sha256, type Digest, KilnError, phaseDone, phaseStart } from '../util/index.js';
+import { sha256, type Digest, type ErrorPlace, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
 import { linkedIndependently } from './copy-step.js';
 
@@ -80,6 +81,18 @@ export interface StepCacheOptions {
    * that is the same for every platform (FROM --platform=$BUILDPLATFORM) runs once.
    */
   inflight?: Map<Digest, Promise<void>>;
+}
+
+/** The stage and step a cache record is the state after. */
+export interface RecordStep {
+  stage: number;
+  step: ErrorPlace & { text?: string };
+}
+
+/** A cache export made ready: its document and push (cache/), and the step of each record by key. */
+export interface CacheExport {
+  ready: PreparedCacheExport;
+  steps: ReadonlyMap<Digest, RecordStep>;
 }
 
 export interface StepLookup {
@@ -123,6 +136,8 @@ export class StepCache {
   /** Keys met in this build per stage, in step order (hits and recorded), for export. */
   private readonly used = new Map<number, Digest[]>();
   private readonly memosUsed = new Map<Digest, Digest>();
+  /** The step each key met in this build belongs to (the secret proof names it). */
+  private readonly steps = new Map<Digest, RecordStep>();
   /** Per stage: its base as explanations name it, and the first step that missed for a cause of its own. */
   private readonly bases = new Map<number, string>();
   private readonly firstChanged = new Map<number, { step: number; text: string }>();
@@ -197,7 +212,7 @@ export class StepCache {
       this.changed(stage.index, no, step);
       return out;
     }
-    this.note(stage.index, out.key);
+    this.note(stage.index, out.key, step);
     const skip = this.o.noCache ? 'all' : this.skipStages.has(stage.index) ? 'stage' : undefined;
     if (skip) {
       this.stats.misses++;
@@ -360,9 +375,12 @@ export class StepCache {
     if (inEffect !== rec && !l.rebase) this.restore({ ...l, record: inEffect }, state);
   }
 
-  /** End of a successful build: remember file digests, export records where asked. */
-  async finish(): Promise<void> {
-    await this.files.save().catch(() => undefined);
+  /**
+   * End of a successful build, first half: the exports made ready (layers compressed, each cache
+   * config document serialized), nothing sent: what the secret proof searches before `finish`.
+   */
+  async prepareExports(): Promise<CacheExport[]> {
+    const out: CacheExport[] = [];
     for (const sink of this.o.to ?? []) {
       const stages = sink.mode === 'max' ? [...this.used.keys()] : shippedStages(this.o.plan);
       const records: CacheRecord[] = [];
@@ -375,8 +393,16 @@ export class StepCache {
           if (r) records.push(r);
         }
       }
-      await sink.export(this.o.store, records, this.memosUsed);
+      const ready = await sink.prepare(this.o.store, records, this.memosUsed);
+      if (ready) out.push({ ready, steps: this.steps });
     }
+    return out;
+  }
+
+  /** End of a successful build: remember file digests, send the exports `prepareExports` made ready. */
+  async finish(exports: CacheExport[]): Promise<void> {
+    await this.files.save().catch(() => undefined);
+    for (const e of exports) await e.ready.push();
   }
 
   /** Save what was learned even when the build failed. */
@@ -384,7 +410,8 @@ export class StepCache {
     await this.files.save().catch(() => undefined);
   }
 
-  private note(stage: number, key: Digest): void {
+  private note(stage: number, key: Digest, step: Step): void {
+    if (!this.steps.has(key)) this.steps.set(key, { stage, step: { ...step.place, text: step.ins.original } });
     const list = this.used.get(stage) ?? [];
     list.push(key);
     this.used.set(stage, list);

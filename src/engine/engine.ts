@@ -212,6 +212,9 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     ),
   );
   mark('image written');
+  // The cache exports made ready, nothing sent: the proof searches the documents they will push.
+  const cacheExports = await engine.cache.prepareExports();
+  mark('cache exports made ready');
   // Before anything leaves the machine (a cache export here, a push or an output after): no secret in it.
   await proveBuildHasNoSecrets({
     ...o,
@@ -219,10 +222,12 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
     shippedStages: engine.shipped,
     made: engine.made,
     image: img,
+    cacheExports,
+    stageLabel: (n) => plan.stages[n]?.name ?? String(n),
     warn: (message) => emit({ type: 'warning', message }),
   });
   mark('secret proof');
-  await engine.cache.finish();
+  await engine.cache.finish(cacheExports);
   mark('file digests saved, cache exported');
   for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
   mark('tagged');

@@ -6,15 +6,20 @@
  *
  * What is searched: every layer of the final image that this build made or reused from its cache
  * (the base images' layers were not made with the secrets), every layer a `--cache-to` export
- * carries, and the image config (env, labels, history). A builder stage's layer that neither the
- * image nor an exported cache record carries never leaves the machine: it is not a leak, and not
- * searched. Files a later layer deleted are still in their layer's blob, and are found there.
+ * carries, the image config (env, labels, history), and the config document each `--cache-to`
+ * export will push (every record's state: its image config with env, labels and history) — the
+ * very bytes the exporter made ready, searched before it sends them. A builder stage's layer that
+ * neither the image nor an exported cache record carries never leaves the machine: it is not a
+ * leak, and not searched. Files a later layer deleted are still in their layer's blob, and are
+ * found there.
  */
-import { type Descriptor, type ImageConfig } from '../image/index.js';
+import { type CacheRecord } from '../cache/index.js';
+import { canonicalJSON, type Descriptor, type ImageConfig } from '../image/index.js';
 import { BLOCK, decodeHeader, openLayer, parsePax } from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import { type Digest, MultiSearch, KilnError, type ErrorPlace } from '../util/index.js';
 import { readSecret, type SecretSource, type SshSource } from './run-flags.js';
+import { type CacheExport, type RecordStep } from './cache-step.js';
 
 /** Shorter values would give false hits (a word, a small number): they are not searched, with a warning. */
 export const MIN_SECRET_BYTES = 8;
@@ -141,11 +146,87 @@ export interface LayerToSearch {
 export interface SecretHit {
   secret: string;
   encoding: string;
-  /** `layer` (a file, its name, a link target or an xattr) or `config`. */
-  in: 'layer' | 'config';
+  /** `layer` (a file, its name, a link target or an xattr), `config`, or an exported cache config. */
+  in: 'layer' | 'config' | 'cache-config';
   layer?: LayerToSearch;
-  /** The path inside the layer (with a leading /), or what part of the config. */
+  /** The path inside the layer (with a leading /), what part of the config, or the cache's reference. */
   path: string;
+  /** A cache config hit: the record's stage and step, and the field (env NAME, label KEY, history line N). */
+  record?: { stage: string; step?: RecordStep['step']; field: string };
+}
+
+/** A cache config document an export will push, and the records it holds. */
+export interface CacheConfigToSearch {
+  /** The cache's reference. */
+  name: string;
+  /** Exactly the bytes the export pushes. */
+  bytes: Buffer;
+  /** Its records in document order, each with its stage (as messages name it) and step when known. */
+  records: { record: CacheRecord; stage: string; step?: RecordStep['step'] }[];
+}
+
+/** The fields of a record that a value can lie in, each as serialized (JSON) in the document. */
+function recordFields(r: CacheRecord): { field: string; bytes: Buffer }[] {
+  const out: { field: string; bytes: Buffer }[] = [];
+  const c = r.state.config;
+  for (const e of c.config?.Env ?? []) {
+    const eq = e.indexOf('=');
+    out.push({ field: `env ${eq < 0 ? e : e.slice(0, eq)}`, bytes: Buffer.from(JSON.stringify(e)) });
+  }
+  for (const [k, v] of Object.entries(c.config?.Labels ?? {}))
+    out.push({ field: `label ${k}`, bytes: Buffer.from(`${JSON.stringify(k)}:${JSON.stringify(v)}`) });
+  (c.history ?? []).forEach((h, i) =>
+    out.push({ field: `history line ${i + 1}`, bytes: Buffer.from(canonicalJSON(h)) }),
+  );
+  // Anything else (the shell, a command, a workdir, a user…): the record as a whole.
+  out.push({ field: 'record', bytes: Buffer.from(canonicalJSON(r)) });
+  return out;
+}
+
+/**
+ * Search a cache config document — the bytes as they will be pushed — and, where it matches,
+ * name the record (its stage and step) and the field each match lies in: the first record of a
+ * stage that carries it (later records of the stage repeat the state they inherit).
+ */
+function searchCacheConfig(
+  search: MultiSearch,
+  patterns: SecretPattern[],
+  c: CacheConfigToSearch,
+  note: (h: SecretHit) => void,
+): void {
+  const inDocument = new Set(search.findAll(c.bytes).map((m) => m.pattern));
+  if (!inDocument.size) return;
+  const where = `exported cache config (${c.name})`;
+  const named = new Set<number>();
+  const seen = new Set<string>();
+  for (const { record, stage, step } of c.records) {
+    let inFields = false;
+    for (const f of recordFields(record)) {
+      if (f.field === 'record' && inFields) break; // the record's hits are named by field already
+      for (const m of search.findAll(f.bytes)) {
+        if (!inDocument.has(m.pattern)) continue;
+        inFields = true;
+        named.add(m.pattern);
+        const p = patterns[m.pattern]!;
+        const k = `${p.secret}\0${stage}\0${f.field}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        note({
+          secret: p.secret,
+          encoding: p.encoding,
+          in: 'cache-config',
+          path: where,
+          record: { stage, ...(step ? { step } : {}), field: f.field },
+        });
+      }
+    }
+  }
+  // A match no record field holds (outside the records): still a hit, on the document.
+  for (const pattern of inDocument)
+    if (!named.has(pattern)) {
+      const p = patterns[pattern]!;
+      note({ secret: p.secret, encoding: p.encoding, in: 'cache-config', path: where });
+    }
 }
 
 /** Search the layers (streamed: blob → decompress → tar entries) and the configs for the patterns. */
@@ -154,13 +235,14 @@ export async function searchForSecrets(
   patterns: SecretPattern[],
   layers: LayerToSearch[],
   configs: { name: string; config: ImageConfig }[],
+  cacheConfigs: CacheConfigToSearch[] = [],
 ): Promise<SecretHit[]> {
   if (!patterns.length) return [];
   const search = new MultiSearch(patterns.map((p) => p.bytes));
   const hits: SecretHit[] = [];
   const seen = new Set<string>();
   const note = (h: SecretHit) => {
-    const k = `${h.secret}\0${h.layer?.diffId ?? 'config'}\0${h.path}`;
+    const k = `${h.secret}\0${h.layer?.diffId ?? 'config'}\0${h.path}\0${h.record?.stage ?? ''}\0${h.record?.field ?? ''}`;
     if (seen.has(k)) return; // one hit per value and file is enough
     seen.add(k);
     hits.push(h);
@@ -173,6 +255,7 @@ export async function searchForSecrets(
     const json = Buffer.from(JSON.stringify(c.config));
     for (const m of search.findAll(json)) onMatch(m.pattern, { in: 'config', path: c.name });
   }
+  for (const c of cacheConfigs) searchCacheConfig(search, patterns, c, note);
   for (const layer of layers) {
     // One pass over the layer's bytes — headers, PAX records (xattrs, long names), file data, the
     // files a later layer deleted — as one stream: no per-file work, so a layer of 30,000 small
@@ -198,6 +281,13 @@ export async function searchForSecrets(
 export function describeHit(h: SecretHit): string {
   const enc = h.encoding === 'as-is' ? '' : ` (${h.encoding})`;
   if (h.in === 'config') return `${h.secret}${enc} in the ${h.path}`;
+  if (h.in === 'cache-config') {
+    const r = h.record;
+    if (!r) return `${h.secret}${enc} in the ${h.path}`;
+    const step =
+      r.step?.line !== undefined ? `, ${r.step.file}:${r.step.line}${r.step.text ? ` ${r.step.text}` : ''}` : '';
+    return `${h.secret}${enc} in the ${h.path}: ${r.field} of the record of stage ${r.stage}${step}`;
+  }
   const l = h.layer!;
   const step =
     l.step?.line !== undefined ? ` made by ${l.step.file}:${l.step.line}${l.step.text ? ` ${l.step.text}` : ''}` : '';
@@ -209,12 +299,20 @@ export interface SecretProofRequest {
   values: SecretValue[];
   layers: LayerToSearch[];
   configs: { name: string; config: ImageConfig }[];
+  cacheConfigs?: CacheConfigToSearch[];
   /** --allow-secret-in-image: hits are warnings, not an error. */
   allow?: boolean;
   warn: (message: string) => void;
 }
 
 const MAX_LISTED = 10;
+
+/** What the hits are in: the image, the exported cache (its layers or config), or both. */
+function carrier(hits: SecretHit[]): string {
+  const inCache = (h: SecretHit) => h.in === 'cache-config' || h.layer?.shippedIn === 'in the exported cache';
+  const cache = hits.filter(inCache).length;
+  return cache === 0 ? 'the image' : cache === hits.length ? 'the exported cache' : 'the image and the exported cache';
+}
 
 /**
  * Search, then fail the build on a hit (at the step that made the first layer found), or warn
@@ -226,19 +324,20 @@ export async function proveNoSecrets(r: SecretProofRequest): Promise<SecretHit[]
     r.warn(
       `${v.name} is shorter than ${MIN_SECRET_BYTES} bytes: not searched for in the image (it would match by chance)`,
     );
-  const hits = await searchForSecrets(r.store, patterns, r.layers, r.configs);
+  const hits = await searchForSecrets(r.store, patterns, r.layers, r.configs, r.cacheConfigs);
   if (!hits.length) return hits;
   const lines = hits.slice(0, MAX_LISTED).map((h) => `  ${describeHit(h)}`);
   if (hits.length > MAX_LISTED) lines.push(`  … and ${hits.length - MAX_LISTED} more`);
   if (r.allow) {
-    r.warn(`--allow-secret-in-image: the image carries a build secret:\n${lines.join('\n')}`);
+    r.warn(`--allow-secret-in-image: ${carrier(hits)} carries a build secret:\n${lines.join('\n')}`);
     return hits;
   }
-  const first = hits.find((h) => h.layer?.step?.line !== undefined) ?? hits[0]!;
-  const step = first.layer?.step;
+  const stepOf = (h: SecretHit) => h.layer?.step ?? h.record?.step;
+  const first = hits.find((h) => stepOf(h)?.line !== undefined) ?? hits[0]!;
+  const step = stepOf(first);
   throw new KilnError(
     'BUILD',
-    `a build secret would leave the machine in the image:\n${lines.join('\n')}`,
+    `a build secret would leave the machine in ${carrier(hits)}:\n${lines.join('\n')}`,
     step ? { file: step.file, line: step.line, column: step.column, source: step.source } : { path: first.path },
     {
       hint: 'read the secret where it is needed without writing it to a file the layer keeps (RUN --mount=type=secret), or pass --allow-secret-in-image if it is meant to be there',
@@ -294,6 +393,10 @@ export interface BuildSecretProof {
   shippedStages: Set<number>;
   made: Map<Digest, MadeLayer>;
   image: { manifest: { layers: Descriptor[] }; config: ImageConfig };
+  /** The `--cache-to` exports made ready (their config documents are searched before they are sent). */
+  cacheExports?: CacheExport[];
+  /** How messages name a stage (its name, or its index). */
+  stageLabel?: (stage: number) => string;
   allow?: boolean;
   warn: (message: string) => void;
 }
@@ -321,6 +424,18 @@ export async function proveBuildHasNoSecrets(b: BuildSecretProof): Promise<Secre
     values,
     layers,
     configs: [{ name: 'image config (env, labels, history)', config: b.image.config }],
+    cacheConfigs: (b.cacheExports ?? []).map((e) => ({
+      name: e.ready.name,
+      bytes: e.ready.config,
+      records: e.ready.records.map((record) => {
+        const at = e.steps.get(record.key);
+        return {
+          record,
+          stage: at ? (b.stageLabel?.(at.stage) ?? String(at.stage)) : '(unknown)',
+          ...(at ? { step: at.step } : {}),
+        };
+      }),
+    })),
     allow: b.allow,
     warn: b.warn,
   });

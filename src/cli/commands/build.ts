@@ -202,7 +202,7 @@ export function register(program: Command): Command {
     .option('--squash-all', "merge all of the image's layers, the base image's too, into one (podman's --squash-all)")
     .option(
       '--allow-secret-in-image',
-      'keep an image in which a --secret value was found (a warning instead of an error; see docs/security.md)',
+      'keep an image (and a --cache-to export) in which a --secret value was found (a warning instead of an error; see docs/security.md)',
     )
     .option(
       '--verify-reproducible',

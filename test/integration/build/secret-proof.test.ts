@@ -174,12 +174,71 @@ describe('secret proof', { skip }, () => {
       ];
       const r = await buildWith(lines, ['--cache-to', `type=registry,ref=${cacheRef},mode=max`]);
       assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /a build secret would leave the machine in the exported cache:/);
       assert.match(r.stderr, /secret "t" in \/token, layer .*\/Dockerfile:2 .*\(in the exported cache\)/);
       const res = await fetch(`http://${reg.host}/v2/cache/app/tags/list`);
       assert.equal(res.status, 404, 'no cache was exported');
       // mode=min exports the image's stages only: the builder's layer stays here, no leak.
       const min = await buildWith(lines, ['--cache-to', `type=registry,ref=${reg.host}/cache/app:min,mode=min`]);
       assert.equal(min.code, 0, min.stderr);
+    });
+
+    test('--cache-to mode=max: a builder ENV holding the value fails the build on the exported cache config, before any push', async () => {
+      // The image does not carry the builder's ENV; the builder's cache records do (their state's config).
+      const lines = [
+        'FROM debian-slim:bookworm AS builder',
+        'ARG TOKEN',
+        'ENV TOKEN_ENV=$TOKEN',
+        'RUN echo built > /artifact',
+        'FROM debian-slim:bookworm',
+        'COPY --from=builder /artifact /artifact',
+      ];
+      const args = ['--build-arg', `TOKEN=${secret}`];
+      const oci = { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } };
+      const cacheRef = `${reg.host}/cachecfg/app:max`;
+      const r = await buildWith(lines, [...args, '--cache-to', `type=registry,ref=${cacheRef},mode=max`]);
+      assert.equal(r.code, 1, r.stderr);
+      const error = r.stderr.slice(r.stderr.indexOf('error:'));
+      // The first record that carries it: the ARG's (its history line holds the value given).
+      assert.match(error, /\/Dockerfile:2:1: a build secret would leave the machine in the exported cache:/);
+      assert.match(
+        error,
+        new RegExp(
+          `secret "t" in the exported cache config \\(${cacheRef.replace(/[.]/g, '\\.')}\\): env TOKEN_ENV of the record of stage builder, .*/Dockerfile:3 ENV TOKEN_ENV=\\$TOKEN`,
+        ),
+      );
+      assert.match(
+        error,
+        /secret "t" in the exported cache config .*: history line 2 of the record of stage builder, .*\/Dockerfile:2 ARG TOKEN\n/,
+      );
+      assert.equal(error.match(/history line 2 /g)?.length, 1, 'once, not again for each later record of the stage');
+      assert.doesNotMatch(error, /in \/artifact|\(in the image/, 'no layer and not the image config');
+      assert.ok(!r.stderr.includes(secret), 'the message does not show the value');
+      assert.equal(await tagged(r.tag), false);
+      const res = await fetch(`http://${reg.host}/v2/cachecfg/app/tags/list`);
+      assert.equal(res.status, 404, 'nothing was pushed: not the config, not a layer');
+      // --allow-secret-in-image: a warning naming the same record, and the cache is exported.
+      const allowed = await buildWith(lines, [
+        ...args,
+        '--allow-secret-in-image',
+        '--cache-to',
+        `type=registry,ref=${cacheRef},mode=max`,
+      ]);
+      assert.equal(allowed.code, 0, allowed.stderr);
+      assert.match(
+        allowed.stderr,
+        /--allow-secret-in-image: the exported cache carries a build secret:\n(.*\n)*.*env TOKEN_ENV of the record of stage builder/,
+      );
+      assert.equal((await fetch(`http://${reg.host}/v2/cachecfg/app/manifests/max`, oci)).status, 200);
+      // mode=min exports the image's stages only: the builder's records, and its ENV, stay here.
+      const min = await buildWith(lines, [
+        ...args,
+        '--cache-to',
+        `type=registry,ref=${reg.host}/cachecfg/app:min,mode=min`,
+      ]);
+      assert.equal(min.code, 0, min.stderr);
+      assert.doesNotMatch(min.stderr, /build secret/);
+      assert.equal((await fetch(`http://${reg.host}/v2/cachecfg/app/manifests/min`, oci)).status, 200, 'min exported');
     });
   });
 });

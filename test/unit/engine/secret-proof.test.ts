@@ -3,7 +3,20 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { MultiSearch } from '../../../src/util/byte-search.js';
-import { base64Inner, MIN_SECRET_BYTES, secretPatterns } from '../../../src/engine/secret-proof.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { type CacheRecord } from '../../../src/cache/index.js';
+import { canonicalJSON } from '../../../src/image/index.js';
+import { Store } from '../../../src/store/index.js';
+import { type Digest } from '../../../src/util/index.js';
+import {
+  base64Inner,
+  describeHit,
+  MIN_SECRET_BYTES,
+  searchForSecrets,
+  secretPatterns,
+} from '../../../src/engine/secret-proof.js';
 
 /** Which encodings of the secret the patterns find in `hay`. */
 function found(secret: string | Buffer, hay: Buffer | string): string[] {
@@ -130,5 +143,79 @@ test('TarWalker names the file an offset of a layer lies in: data, long names (P
       assert.ok(at > 0, k);
       assert.equal(w.pathAt(at), p, `${k} with chunks of ${size}`);
     }
+  }
+});
+
+test('an exported cache config is searched as serialized: the record, its stage and step, the field, any encoding', async () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'kiln-proof-'));
+  try {
+    const store = await Store.open({ root: path.join(work, 'store') });
+    const quoted = `q"${secret}`; // a value with a quote: JSON-escaped in the document, found as such
+    const rec = (key: string, env: string[], labels: Record<string, string>, history: string[]): CacheRecord => ({
+      v: 1,
+      key: `sha256:${key.repeat(64)}` as Digest,
+      created: '2024-01-01T00:00:00Z',
+      state: {
+        config: {
+          architecture: 'amd64',
+          os: 'linux',
+          config: { Env: env, Labels: labels },
+          rootfs: { type: 'layers', diff_ids: [] },
+          history: history.map((created_by) => ({ created_by, empty_layer: true })),
+        },
+        layers: [],
+        cmdSet: false,
+        shell: ['/bin/sh', '-c'],
+      },
+    });
+    const records = [
+      rec('a', ['PATH=/bin'], {}, ['ARG TOKEN']),
+      rec('b', ['PATH=/bin', `TOKEN_ENV=${quoted}`], {}, ['ARG TOKEN', `ENV TOKEN_ENV=${quoted}`]),
+      rec('c', ['PATH=/bin', `TOKEN_ENV=${quoted}`], { enc: Buffer.from(quoted).toString('base64') }, [
+        'ARG TOKEN',
+        `ENV TOKEN_ENV=${quoted}`,
+        'LABEL enc=…',
+      ]),
+      rec('d', ['PATH=/bin'], {}, ['RUN true']),
+    ];
+    const bytes = Buffer.from(canonicalJSON({ kilnCache: 1, records, memos: {} }));
+    const step = (line: number) => ({ file: 'Dockerfile', line, text: `step ${line}` });
+    const { patterns } = secretPatterns([{ name: 'secret "t"', bytes: Buffer.from(quoted) }]);
+    const hits = await searchForSecrets(
+      store,
+      patterns,
+      [],
+      [],
+      [
+        {
+          name: 'reg/cache:max',
+          bytes,
+          records: records.map((record, i) => ({ record, stage: i < 3 ? 'builder' : '1', step: step(i + 2) })),
+        },
+      ],
+    );
+    assert.deepEqual(hits.map(describeHit).sort(), [
+      'secret "t" (base64) in the exported cache config (reg/cache:max): label enc of the record of stage builder, Dockerfile:4 step 4',
+      'secret "t" (json-escaped) in the exported cache config (reg/cache:max): env TOKEN_ENV of the record of stage builder, Dockerfile:3 step 3',
+      'secret "t" (json-escaped) in the exported cache config (reg/cache:max): history line 2 of the record of stage builder, Dockerfile:3 step 3',
+    ]);
+    // The same records without the value: nothing.
+    const clean = [records[0]!, records[3]!];
+    const none = await searchForSecrets(
+      store,
+      patterns,
+      [],
+      [],
+      [
+        {
+          name: 'reg/cache:max',
+          bytes: Buffer.from(canonicalJSON({ kilnCache: 1, records: clean, memos: {} })),
+          records: clean.map((record) => ({ record, stage: 'builder' })),
+        },
+      ],
+    );
+    assert.deepEqual(none, []);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
 });
