@@ -200,7 +200,9 @@ export function diffUpper(upper: string, lowers: string[] = []): Change[] {
         }
         continue;
       }
-      if (lower && sameEntry(abs, st, lower.host, lower.stat)) continue; // an unchanged copy-up
+      // An unchanged copy-up is no change, unless the step hard-linked it (`ln a b`: the upper's inode
+      // has other names): the layer keeps it so the new name stays a link, as BuildKit's image has it.
+      if (lower && !(st.isFile() && st.nlink > 1) && sameEntry(abs, st, lower.host, lower.stat)) continue;
       out.push(add);
       any = true;
     }
