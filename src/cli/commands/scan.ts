@@ -42,7 +42,7 @@ export function register(program: Command): Command {
     .option('--db <dir>', 'directory of OSV records (JSON files, or osv.dev all.zip exports per ecosystem)')
     .option(
       '--secrets',
-      'find credentials instead: private keys, AWS/GCP/GitHub/GitLab/Slack/npm tokens, .npmrc/.pypirc/.netrc/.git-credentials/docker config.json credentials, in every layer (deleted files too) and the config; exit 1 when any is found (see docs/secrets.md)',
+      'find credentials instead: private keys, AWS/GCP/GitHub/GitLab/Slack/npm tokens, .npmrc/.pypirc/.netrc/.git-credentials/docker config.json credentials, in every layer (deleted files too) and the config; exit 1 when any is found (see docs/security.md)',
     )
     .option('--exit-code <n>', 'with --secrets: the exit code when credentials are found (0: do not fail)', '1')
     .option('--max-file-size <size>', 'with --secrets: skip binary files larger than this (listed as skipped)', '10MB')
