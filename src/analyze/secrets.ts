@@ -10,12 +10,12 @@
  * `maxFileSize` that looks binary (a NUL in its first bytes) is skipped and reported as skipped.
  * Matches are masked: a finding never shows a credential whole.
  */
-import { KilnError, isKilnError } from '../util/index.js';
 import { cleanEntryName } from '../layer/index.js';
 import { LayerReader } from './inflate.js';
 import { TarScanner, type BodySink } from './tarscan.js';
 import { splitWhiteout } from './filetree.js';
 import type { ImageSource } from './source.js';
+import { inLayer } from './walk.js';
 
 export interface SecretFinding {
   /** The rule: private-key, aws-access-key, … */
@@ -293,14 +293,7 @@ export async function scanImageSecrets(src: ImageSource, opts: SecretScanOptions
         await reader.pump(layer, (c) => scanner.write(c));
         scanner.end();
       } catch (e) {
-        if (isKilnError(e))
-          throw new KilnError(
-            e.code,
-            `layer ${layer.index + 1} (${layer.diffId.slice(0, 19)}): ${e.message}`,
-            { image: src.display },
-            { hint: e.hint, cause: e },
-          );
-        throw e;
+        throw inLayer(e, layer, src);
       }
     }
   } finally {

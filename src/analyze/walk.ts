@@ -121,14 +121,7 @@ export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promi
         await reader.pump(layer, (c) => scanner.write(c));
         scanner.end();
       } catch (e) {
-        if (isKilnError(e))
-          throw new KilnError(
-            e.code,
-            `layer ${layer.index + 1} (${layer.diffId.slice(0, 19)}): ${e.message}`,
-            { image: src.display },
-            { hint: e.hint, cause: e },
-          );
-        throw e;
+        throw inLayer(e, layer, src);
       }
       cat?.endLayer();
       const wl: WalkedLayer = { index: layer.index, diffId: layer.diffId, unsafeEntries };
@@ -143,4 +136,15 @@ export async function walkImage(src: ImageSource, opts: WalkOptions = {}): Promi
   }
   const diffIds = src.layers.map((l) => l.diffId);
   return { layers, tree, packages: cat ? cat.packages(diffIds) : [], os: cat ? cat.osRelease() : {} };
+}
+
+/** A layer's read error, prefixed with the layer (number and diff_id) and the image it belongs to. */
+export function inLayer(e: unknown, layer: { index: number; diffId: string }, src: { display: string }): unknown {
+  if (!isKilnError(e)) return e;
+  return new KilnError(
+    e.code,
+    `layer ${layer.index + 1} (${layer.diffId.slice(0, 19)}): ${e.message}`,
+    { image: src.display },
+    { hint: e.hint, cause: e },
+  );
 }

@@ -5,7 +5,7 @@
  */
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
-import { type MountSpec, type RunInstruction } from '../dockerfile/index.js';
+import { type RunInstruction } from '../dockerfile/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { type StageScope } from '../plan/index.js';
 import { runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
@@ -13,7 +13,7 @@ import { KilnError, type ErrorPlace, type Slots } from '../util/index.js';
 import { historyEntry } from './config-step.js';
 import type { Step } from './expand-step.js';
 import { runArgs } from './heredoc.js';
-import { discardKeptStepSlot, keptStepSlot, recordKeptStep, type KeptStepSlot } from './kept-step.js';
+import { discardKeptStepSlot, keptStepSlot, recordKeptStep, type KeptStep, type KeptStepSlot } from './kept-step.js';
 import { runHistoryText } from './history.js';
 import { prepareRunMounts, type FromSource, type RunMounts } from './run-mounts.js';
 import { appendHistory, historyTime, pushLayer, type StageState, type StepAt, type StepEnv } from './stage-state.js';
@@ -175,23 +175,23 @@ export async function runInstruction(
 async function keepFailedStep(
   env: RunEnv,
   slot: KeptStepSlot,
-  s: {
-    place: ErrorPlace;
-    stage: string;
-    command: string;
-    args: string[];
-    exitCode: number;
-    env: string[];
-    user: string;
-    workdir: string;
-    network: 'host' | 'none';
-    backend: BackendKind;
-    snapshotter: SnapshotterKind;
-    kept: 'upper' | 'tree';
-    state: StageState;
-    mounts: MountSpec[];
-    fromSources: FromSource[];
-  },
+  // What the step was, as the record keeps it; the rest (sources, context, sandbox flags) comes from the build.
+  s: Pick<
+    KeptStep,
+    | 'stage'
+    | 'command'
+    | 'args'
+    | 'exitCode'
+    | 'env'
+    | 'user'
+    | 'workdir'
+    | 'network'
+    | 'backend'
+    | 'snapshotter'
+    | 'kept'
+    | 'mounts'
+    | 'fromSources'
+  > & { place: ErrorPlace; state: StageState },
 ): Promise<string | undefined> {
   const o = env.o;
   // Sources only (a file's absolute path, a variable's name): never a secret's bytes.
