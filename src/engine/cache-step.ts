@@ -269,7 +269,9 @@ export class StepCache {
         changes: [],
         record: from,
       };
-      await this.remember(out);
+      // A hit is the no-op rebuild's hot path: rewrite the step's explain record only when it names
+      // another key (a hit on an older record), not on every build.
+      if ((await readExplain(this.index.dir, out.identity))?.key !== out.key) await this.remember(out);
     } else {
       this.stats.misses++;
       out.explain = await this.explain(out, stage, no);
