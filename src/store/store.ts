@@ -345,12 +345,18 @@ export class Store {
     // A pull by digest records NAME@DIGEST (docker's repo digest); a user cannot tag by digest.
     if (!opts.allowDigest && parseReference(full).digest !== undefined && parseReference(full).tag === undefined)
       throw new KilnError('USAGE', `cannot tag by digest: ${name}`);
+    const { annotations: _a, ...rest } = manifest;
+    void _a;
+    const entry: Descriptor = { ...rest, annotations: { ...(manifest.annotations ?? {}), [Annotation.RefName]: full } };
+    // The name already says exactly this (a rebuild of the same image): no lock, no write, no fsync.
+    // index.json is replaced atomically, so this read sees a whole index; a concurrent retag of the
+    // name is then ordered after this one, as if it had been written.
+    const named = (await this.readIndex()).manifests.find((d) => d.annotations?.[Annotation.RefName] === full);
+    if (named && canonicalJSON(named) === canonicalJSON(entry)) return;
     await withFileLock(this.lockPath, async () => {
       const idx = await this.readIndex();
-      const { annotations: _a, ...rest } = manifest;
-      void _a;
       idx.manifests = idx.manifests.filter((d) => d.annotations?.[Annotation.RefName] !== full);
-      idx.manifests.push({ ...rest, annotations: { ...(manifest.annotations ?? {}), [Annotation.RefName]: full } });
+      idx.manifests.push(entry);
       idx.manifests.sort((a, b) =>
         (a.annotations?.[Annotation.RefName] ?? '').localeCompare(b.annotations?.[Annotation.RefName] ?? ''),
       );

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Store } from '../../../src/store/store.js';
@@ -88,4 +88,23 @@ test('copyImageToStore: an Image held elsewhere lands in another store with the 
   };
   await assert.rejects(copyImageToStore(c, lying), (e: unknown) => e instanceof KilnError && e.code === 'DIGEST');
   assert.equal(await c.hasBlob(img.layers[1]!.digest!), false);
+});
+
+test('setTag: a name that already says this descriptor is left as it is (no write); another one moves', async () => {
+  const store = await Store.open({ root: path.join(tmp, 'retag') });
+  const a = await writeSmallImage(store, 'example.com/re:a', [{ 'a.txt': 'a' }]);
+  const b = await writeSmallImage(store, 'example.com/re:b', [{ 'b.txt': 'b' }]);
+  await store.setTag('example.com/re:x', a.descriptor);
+  const index = path.join(store.root, 'index.json');
+  const before = statSync(index);
+  await store.setTag('example.com/re:x', a.descriptor);
+  const same = statSync(index);
+  assert.equal(same.ino, before.ino, 'index.json not replaced');
+  assert.equal(same.mtimeMs, before.mtimeMs);
+  await store.setTag('example.com/re:x', b.descriptor);
+  assert.notEqual(statSync(index).ino, before.ino);
+  assert.equal((await store.tagged('example.com/re:x'))?.digest, b.descriptor.digest);
+  // Other annotations are part of what the name says: a different set is written.
+  await store.setTag('example.com/re:x', { ...b.descriptor, annotations: { 'org.example.n': '1' } });
+  assert.equal((await store.tagged('example.com/re:x'))?.annotations?.['org.example.n'], '1');
 });
