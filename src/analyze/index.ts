@@ -95,7 +95,14 @@ export {
 } from './lint/index.js';
 export { baseImageFacts } from './lint/base-facts.js';
 export { formatLintText, formatLintJson, formatLintSarif } from './lint/format.js';
-export { buildChecks, checkCall } from './lint/build-checks.js';
+export {
+  buildChecks,
+  buildChecksKey,
+  cachedBuildChecks,
+  checkCall,
+  type BuildChecks,
+  type BuildChecksInput,
+} from './lint/build-checks.js';
 export {
   scanImageSecrets,
   maskSecret,

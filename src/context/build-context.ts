@@ -28,8 +28,10 @@ export class BuildContext {
 
   private constructor(
     readonly root: string,
-    patterns: string[],
+    /** The .dockerignore patterns in effect, in order (comments and blank lines dropped). */
+    readonly ignorePatterns: string[],
   ) {
+    const patterns = ignorePatterns;
     if (patterns.length) {
       const ig = dockerignore();
       ig.add(patterns);

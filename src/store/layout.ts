@@ -13,6 +13,7 @@
  *   variants/<diff_id hex>.<c>.json      compressed variants of plain layers
  *   snapshots/<chain id hex>/            unpacked layer stacks
  *   cache/                               build-cache records (cache/records.ts)
+ *   checks/<key hex>.json                build checks' results (analyze/lint/build-checks.ts)
  *   cache-mounts/                        RUN --mount=type=cache directories
  *   gc-roots/                            what gc keeps besides tagged images
  *   run/                                 run-state dirs of containers and views (sandbox/rundir.ts)
@@ -73,6 +74,10 @@ export class StoreLayout {
   /** Build-cache records and memos (owned by cache/records.ts). */
   get cacheDir(): string {
     return path.join(this.root, 'cache');
+  }
+  /** The build checks' result for one key (analyze/lint/build-checks.ts): a rebuild reads it instead of linting. */
+  buildChecksFile(key: Digest | string): string {
+    return path.join(this.root, 'checks', `${hexOf(key)}.json`);
   }
   /** RUN --mount=type=cache directories, kept between builds. */
   get cacheMountsDir(): string {

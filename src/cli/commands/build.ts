@@ -34,7 +34,7 @@ import { normalizeImageName } from '../../image/index.js';
 import { formatError, KilnError, mark } from '../../util/index.js';
 import {
   formatLintText,
-  buildChecks,
+  cachedBuildChecks,
   checkCall,
   baseImageFacts,
   baseImageRefs,
@@ -284,7 +284,8 @@ export function register(program: Command): Command {
       if (!['build', 'check', 'outline', 'targets'].includes(call))
         throw new KilnError('USAGE', `unknown --call "${f.call}": use build, check, outline or targets`);
       // The context's .dockerignore, for the CopyIgnoredFile check.
-      const ignored = contextIgnores(contextDir, input.path);
+      const ctx = contextIgnores(contextDir, input.path);
+      const ignored = ctx ? (rel: string) => ctx.ignores(rel) : undefined;
       if (call !== 'build') {
         const args = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
         if (call === 'check') {
@@ -336,14 +337,16 @@ export function register(program: Command): Command {
       // their platform (one pulled by this build is not waited for).
       const store = early ?? (await openStoreFromCli(cmd));
       mark('store opened');
-      const checks = buildChecks(
-        input.text,
-        input.display,
-        f.target,
+      // Remembered in the store: a rebuild of the same Dockerfile, args, ignore file and bases reads them.
+      const checks = await cachedBuildChecks(store, {
+        text: input.text,
+        file: input.display,
+        target: f.target,
         buildArgs,
+        ignorePatterns: ctx?.ignorePatterns,
         ignored,
-        await baseImagesInStore(store, input, f.target, buildArgs),
-      );
+        baseImages: await baseImagesInStore(store, input, f.target, buildArgs),
+      });
       mark('Dockerfile read, build checks');
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
@@ -493,9 +496,8 @@ function baseImagesInStore(
   return baseImageFacts(store, baseImageRefs(input.text, { file: input.display, target, buildArgs }));
 }
 
-/** Whether the context's .dockerignore (FILE.dockerignore first) excludes a path: for the CopyIgnoredFile check. */
-function contextIgnores(dir: string, dockerfilePath: string | undefined): ((rel: string) => boolean) | undefined {
+/** The context with its .dockerignore (FILE.dockerignore first), for the CopyIgnoredFile check; undefined when no directory. */
+function contextIgnores(dir: string, dockerfilePath: string | undefined): BuildContext | undefined {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
-  const ctx = BuildContext.open(path.resolve(dir), { dockerfile: dockerfilePath });
-  return (rel) => ctx.ignores(rel);
+  return BuildContext.open(path.resolve(dir), { dockerfile: dockerfilePath });
 }
