@@ -4,13 +4,22 @@
  * (blob downloads are often redirected to object storage; credentials never follow to another
  * origin), an idle timeout and abort, and the environment's HTTP(S)_PROXY / NO_PROXY.
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
-import * as tls from 'node:tls';
+import type * as http from 'node:http';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { HttpProxyAgent } from 'http-proxy-agent';
 import type { HttpsProxyAgent } from 'https-proxy-agent';
 import { proxyFor } from './proxy.js';
+
+// node:http, https and tls (with net and their parsers) are loaded at the first request, not with
+// the module: a build answered from its cache, or any command that never talks to a registry,
+// does not pay for them at start-up.
+const nodeRequire = createRequire(import.meta.url);
+let nodeHttp: typeof import('node:http') | undefined;
+let nodeHttps: typeof import('node:https') | undefined;
+const httpModule = () => (nodeHttp ??= nodeRequire('node:http') as typeof import('node:http'));
+const httpsModule = () => (nodeHttps ??= nodeRequire('node:https') as typeof import('node:https'));
+const tlsModule = () => nodeRequire('node:tls') as typeof import('node:tls');
 
 export interface TlsSettings {
   /** Extra trusted CAs (PEM), added to the system's. */
@@ -62,11 +71,15 @@ function agentFor(url: URL, settings: TlsSettings | undefined, proxy: URL | unde
     const common = { keepAlive: true, maxSockets: 16, scheduling: 'lifo' as const };
     if (secure) {
       // Node's default CAs plus the registry's own: `ca` replaces the defaults, so add them back.
-      const ca = settings?.ca?.length ? [...tls.rootCertificates, ...settings.ca.map((c) => c.toString())] : undefined;
+      const ca = settings?.ca?.length
+        ? [...tlsModule().rootCertificates, ...settings.ca.map((c) => c.toString())]
+        : undefined;
       const target = { ca, cert: settings?.cert, key: settings?.key, rejectUnauthorized: settings?.verify ?? true };
       // Through a proxy: a CONNECT tunnel, TLS with the target inside it.
-      a = proxy ? new proxyAgents!.https(proxy, { ...common, ...target }) : new https.Agent({ ...common, ...target });
-    } else a = proxy ? new proxyAgents!.http(proxy, common) : new http.Agent(common);
+      a = proxy
+        ? new proxyAgents!.https(proxy, { ...common, ...target })
+        : new (httpsModule().Agent)({ ...common, ...target });
+    } else a = proxy ? new proxyAgents!.http(proxy, common) : new (httpModule().Agent)(common);
     agents.set(key, a);
   }
   return a;
@@ -105,7 +118,7 @@ function once(r: HttpRequest, url: URL, headers: Record<string, string>): Promis
     const body = typeof r.body === 'function' ? r.body() : r.body;
     const h: Record<string, string> = { 'user-agent': 'kiln/0.1', ...headers };
     if (Buffer.isBuffer(body)) h['content-length'] = String(body.length);
-    const mod = url.protocol === 'https:' ? https : http;
+    const mod = url.protocol === 'https:' ? httpsModule() : httpModule();
     // HTTP(S)_PROXY / NO_PROXY, as docker's daemon reads them (registry/proxy.ts).
     const proxy = proxyFor(url);
     const req = mod.request(url, {
