@@ -76,8 +76,11 @@ export class StoreLayout {
     return path.join(this.root, 'cache');
   }
   /** The build checks' result for one key (analyze/lint/build-checks.ts): a rebuild reads it instead of linting. */
+  get buildChecksDir(): string {
+    return path.join(this.root, 'checks');
+  }
   buildChecksFile(key: Digest | string): string {
-    return path.join(this.root, 'checks', `${hexOf(key)}.json`);
+    return path.join(this.buildChecksDir, `${hexOf(key)}.json`);
   }
   /** RUN --mount=type=cache directories, kept between builds. */
   get cacheMountsDir(): string {

@@ -818,6 +818,12 @@ export class Store {
           bytes += st.isFile() ? st.size : 0;
         }
       }
+      // Build checks' results: remembered only to spare a rebuild the lint; the next build redoes one.
+      const checksDir = this.layout.buildChecksDir;
+      for (const f of await fsp.readdir(checksDir).catch(() => [] as string[])) {
+        const st = await fsp.stat(path.join(checksDir, f)).catch(() => undefined);
+        if (st && now - st.mtimeMs >= minAge) await fsp.rm(path.join(checksDir, f), { force: true });
+      }
       return { blobs, snapshots, bytes };
     });
   }

@@ -92,4 +92,8 @@ test('cachedBuildChecks: the first build lints and keeps the result, the next re
   writeFileSync(kept, 'not json');
   assert.deepEqual(await cachedBuildChecks(store, input()), want);
   assert.deepEqual(JSON.parse((await import('node:fs')).readFileSync(kept, 'utf8')), JSON.parse(JSON.stringify(want)));
+  // kiln prune (store gc) drops them: the next build lints again.
+  await store.gc({ minAgeMs: 0 });
+  assert.deepEqual(readdirSync(dir), []);
+  assert.deepEqual(await cachedBuildChecks(store, input()), want);
 });
