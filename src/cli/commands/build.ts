@@ -338,6 +338,8 @@ export function register(program: Command): Command {
       const store = early ?? (await openStoreFromCli(cmd));
       mark('store opened');
       // Remembered in the store: a rebuild of the same Dockerfile, args, ignore file and bases reads them.
+      const baseImages = await baseImagesInStore(store, input, f.target, buildArgs);
+      mark('base images read (for the checks)');
       const checks = await cachedBuildChecks(store, {
         text: input.text,
         file: input.display,
@@ -345,7 +347,7 @@ export function register(program: Command): Command {
         buildArgs,
         ignorePatterns: ctx?.ignorePatterns,
         ignored,
-        baseImages: await baseImagesInStore(store, input, f.target, buildArgs),
+        baseImages,
       });
       mark('Dockerfile read, build checks');
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
