@@ -38,7 +38,7 @@ export function register(program: Command): Command {
         for (const s of saved)
           if (s.platforms)
             process.stderr.write(
-              `note: ${s.name ? familiarName(s.name) : s.digest} is a multi-platform image: the archive holds all its platforms (${s.platforms.join(', ')}) in its OCI index; docker load with docker's classic image store loads ${s.dockerPlatform} (--platform picks another, --format oci writes the index alone)\n`,
+              `note: ${s.name ? familiarName(s.name) : s.digest} is a multi-platform image: the archive holds all its platforms (${s.platforms.join(', ')}) in its OCI index; its manifest.json names the ${s.dockerPlatform} image, the one docker's classic image store loads (--platform P saves P's image alone)\n`,
             );
     });
 }

@@ -220,7 +220,7 @@ describe('a multi-platform image in OCI and docker archives', { skip }, () => {
     const dockerTar = path.join(work, 'docker.tar');
     const d = await runKiln(['save', '-o', dockerTar, ref], { root });
     assert.equal(d.code, 0, d.stderr);
-    assert.match(d.stderr, new RegExp(`note: .*multi-platform.*loads linux/${hostArch}`));
+    assert.match(d.stderr, new RegExp(`note: .*multi-platform.*manifest.json names the linux/${hostArch} image`));
     const dockerTop = JSON.parse(spawnSync('tar', ['-xOf', dockerTar, 'index.json']).stdout.toString()) as IndexDoc;
     assert.equal(dockerTop.manifests[0]!.digest, stored);
     const manifestJson = JSON.parse(spawnSync('tar', ['-xOf', dockerTar, 'manifest.json']).stdout.toString()) as {
