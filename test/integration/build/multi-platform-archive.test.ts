@@ -3,7 +3,8 @@
  * type=oci,dest=…` writes an OCI layout whose index.json names the image index (BuildKit's oci
  * exporter), read back by skopeo (each platform's image, a copy of all of them to a real registry
  * that keeps the index digest); `type=docker` is refused as BuildKit refuses it; `kiln save` of an
- * index writes it whole and `kiln load` into an empty store brings back the same index.
+ * index writes it whole and `kiln load` into an empty store brings back the same index; docker's
+ * classic image store loads the docker-archive's one image.
  */
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,12 +17,19 @@ import { runKiln } from '../../helpers/kiln.js';
 import { basesUnavailable, emulationUnavailable, ensureMultiPlatformBase, hostArch } from '../../helpers/bases.js';
 import { registryUnavailable, startRegistry, type Registry } from '../../helpers/registry.js';
 import { needs } from '../../helpers/prereq.js';
+import { dockerdUnavailable, startDockerd } from '../../helpers/dockerd.js';
 
 const skopeoUnavailable = () =>
   spawnSync('sh', ['-c', 'command -v skopeo']).status === 0
     ? undefined
     : 'skopeo is not installed (apt-get install skopeo)';
-const skip = needs(basesUnavailable(), emulationUnavailable('arm64'), registryUnavailable(), skopeoUnavailable());
+const skip = needs(
+  basesUnavailable(),
+  emulationUnavailable('arm64'),
+  registryUnavailable(),
+  skopeoUnavailable(),
+  dockerdUnavailable(),
+);
 const work = mkdtempSync(path.join(os.tmpdir(), 'kiln-mp-archive-'));
 const root = path.join(work, 'store');
 let reg: Registry | undefined;
@@ -233,5 +241,17 @@ describe('a multi-platform image in OCI and docker archives', { skip }, () => {
       architecture: string;
     };
     assert.equal(config.architecture, hostArch);
+
+    // Docker's classic image store (overlay2) loads that image from it under the name.
+    const dockerd = await startDockerd();
+    try {
+      const dl = dockerd.docker(['load', '-i', dockerTar]);
+      assert.equal(dl.code, 0, dl.stderr);
+      const di = dockerd.docker(['image', 'inspect', '-f', '{{.Architecture}} {{.Id}}', 'localhost/mp-archive:1']);
+      assert.equal(di.code, 0, di.stderr);
+      assert.equal(di.stdout.trim(), `${hostArch} sha256:${manifestJson[0]!.Config.slice('blobs/sha256/'.length)}`);
+    } finally {
+      await dockerd.stop();
+    }
   });
 });
