@@ -21,7 +21,7 @@ export { BUILD_EVENT_TYPES, type BuildEvent, type EventSink, type PlanStageInfo 
 export { type TransferEvent } from './registry/index.js';
 export { type BuildPlan, type PlannedStage } from './plan/index.js';
 export { type Store, type LoadedImage } from './store/index.js';
-export { type LoadResult } from './archive/index.js';
+export { type LoadResult, type SavedEntry } from './archive/index.js';
 // An image, whoever holds it (image/image.ts): the store's, an archive's, a registry's; any of them
 // can be copied into a store, pushed, saved, analyzed, or given to a build as a named context.
 export { type Image, type Layer } from './image/index.js';

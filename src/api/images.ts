@@ -6,12 +6,21 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { loadArchive, type LoadResult, saveImages, saveImagesToFile, type ArchiveFormat } from '../archive/index.js';
+import {
+  loadArchive,
+  type LoadResult,
+  saveImages,
+  saveImagesToFile,
+  type ArchiveFormat,
+  type SaveInput,
+  type SavedEntry,
+} from '../archive/index.js';
 import {
   formatPlatform,
   normalizePlatform,
   parsePlatform,
   familiarName,
+  normalizeImageName,
   parseReference,
   type ContainerConfig,
   type Descriptor,
@@ -33,7 +42,7 @@ import {
   type Mount,
   type SnapshotterKind,
 } from '../sandbox/index.js';
-import { type LoadedImage } from '../store/index.js';
+import { isIndexDescriptor, type LoadedImage } from '../store/index.js';
 import { type Digest, KilnError } from '../util/index.js';
 import { openStore, type StoreOptions } from './store.js';
 import { requireSandboxPrivileges } from './privilege.js';
@@ -76,22 +85,36 @@ export interface SaveOptions extends StoreOptions {
   dest?: string;
   /** …a stream to write the tar to. */
   stream?: Writable;
-  /** The image of a multi-platform image to save (default: this machine's); an archive holds one image per name. */
+  /** Of a multi-platform image, save this platform's image only (default: the index, every platform). */
   platform?: string | Platform;
 }
 
-/** Saves images of the store (names or ids) to one archive. */
-export async function save(images: string[], o: SaveOptions): Promise<void> {
+/**
+ * Saves images of the store (names or ids) to one archive. A name of a multi-platform image saves
+ * its index and every platform's image (with `platform`: that one image only); in a docker-archive
+ * manifest.json then names this machine's image of it (else its first), as Docker 25+ writes it:
+ * each entry of the result says which.
+ */
+export async function save(images: string[], o: SaveOptions): Promise<SavedEntry[]> {
   const store = await openStore(o);
   const format = o.format ?? 'docker';
   if (format !== 'docker' && format !== 'oci')
     throw new KilnError('USAGE', `unknown archive format "${String(format)}": use docker or oci`);
-  const loaded: LoadedImage[] = [];
+  if (o.dest === undefined && !o.stream) throw new KilnError('USAGE', 'save needs a dest file or a stream');
+  const inputs: SaveInput[] = [];
   const platform = typeof o.platform === 'string' ? parsePlatform(o.platform) : o.platform;
-  for (const i of images) loaded.push(await store.resolveImage(i, { platform }));
-  if (o.dest !== undefined) await saveImagesToFile(store, loaded, format, o.dest);
-  else if (o.stream) await saveImages(store, loaded, format, o.stream);
-  else throw new KilnError('USAGE', 'save needs a dest file or a stream');
+  for (const i of images) {
+    const tagged = platform ? undefined : await store.tagged(i);
+    if (tagged && isIndexDescriptor(tagged))
+      inputs.push({
+        name: normalizeImageName(i),
+        index: { mediaType: tagged.mediaType, digest: tagged.digest, size: tagged.size },
+      });
+    else inputs.push(await store.resolveImage(i, { platform }));
+  }
+  return o.dest !== undefined
+    ? saveImagesToFile(store, inputs, format, o.dest)
+    : saveImages(store, inputs, format, o.stream!);
 }
 
 export interface LoadOptions extends StoreOptions {

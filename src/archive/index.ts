@@ -1,6 +1,13 @@
 /** Image archives in and out: import (rootfs tar), save/load (docker-archive, OCI layout), export; read.ts is the one reader of archives (an archive image as an Image). */
 export { importRootfs, type ImportOptions } from './import.js';
-export { saveImages, saveImagesToFile, type ArchiveFormat } from './save.js';
+export {
+  saveImages,
+  saveImagesToFile,
+  type ArchiveFormat,
+  type IndexToSave,
+  type SaveInput,
+  type SavedEntry,
+} from './save.js';
 export { loadArchive, type LoadResult } from './load.js';
 export {
   openImageArchive,

@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import { type Digest, KilnError } from '../util/index.js';
 import {
   canonicalJSON,
+  formatPlatform,
   normalizeImageName,
   Annotation,
   MediaType,
@@ -25,7 +26,7 @@ import {
   parseJSONText,
 } from '../image/index.js';
 import { cleanEntryName, measureLayer } from '../layer/index.js';
-import { type Store } from '../store/index.js';
+import { isIndexDescriptor, readIndexBlob, type Store } from '../store/index.js';
 import { openImageArchive, type ImageArchive } from './read.js';
 
 interface StoredFile {
@@ -111,14 +112,18 @@ async function loadFrom(store: Store, archive: ImageArchive, where: string): Pro
   // Prefer the OCI index when its manifests are all here: digests stay exactly as saved.
   if (indexBuf) {
     const index = parseIndex(parseJSONText(indexBuf, 'index.json', where), where);
-    const usable = await Promise.all(index.manifests.map((d) => store.hasBlob(d.digest)));
+    const usable = await Promise.all(index.manifests.map((d) => whole(store, d, where)));
     if (usable.every(Boolean) && index.manifests.length) {
       const tags: { name: string; descriptor: Descriptor }[] = [];
       for (const d of index.manifests) {
         const name = nameFromAnnotations(d);
-        const img = await store.verifyImage(d, { where: name ? `${where} (${name})` : where });
+        const at = name ? `${where} (${name})` : where;
+        // A multi-platform image: every platform's image is checked, and the name tags the index.
+        const id = isIndexDescriptor(d)
+          ? (await verifyIndex(store, d, at), d.digest)
+          : (await store.verifyImage(d, { where: at })).id;
         if (name) tags.push({ name, descriptor: stripAnnotations(d) });
-        result.images.push({ name, id: img.id, digest: d.digest });
+        result.images.push({ name, id, digest: d.digest });
       }
       await store.setTags(tags);
       return result;
@@ -212,6 +217,39 @@ async function loadFrom(store: Store, archive: ImageArchive, where: string): Pro
   }
   await store.setTags(tags);
   return result;
+}
+
+/** Whether the archive brought a descriptor's document, and each image of an index. */
+async function whole(store: Store, d: Descriptor, where: string): Promise<boolean> {
+  if (!(await store.hasBlob(d.digest))) return false;
+  if (!isIndexDescriptor(d)) return true;
+  const index = await readIndexBlob(store, d, where);
+  const present = await Promise.all(index.manifests.map((m) => store.hasBlob(m.digest)));
+  return present.every(Boolean);
+}
+
+/** Every image of an index verified (store.verifyImage), before anything is tagged. */
+async function verifyIndex(store: Store, d: Descriptor, where: string): Promise<void> {
+  const index = await readIndexBlob(store, d, where);
+  if (!index.manifests.length)
+    throw new KilnError(
+      'INVALID',
+      `${where}: the image index lists no image`,
+      { path: where },
+      { hint: 'nothing was tagged' },
+    );
+  for (const m of index.manifests) {
+    if (isIndexDescriptor(m))
+      throw new KilnError(
+        'UNSUPPORTED',
+        `${where}: an index inside an index (${m.digest})`,
+        { path: where },
+        { hint: 'nothing was tagged' },
+      );
+    // BuildKit's attestations (provenance, SBOM: in-toto documents, not layers) are kept as the blobs they are.
+    if (m.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest') continue;
+    await store.verifyImage(m, { where: `${where}, ${m.platform ? formatPlatform(m.platform) : m.digest}` });
+  }
 }
 
 function nameFromAnnotations(d: Descriptor): string | undefined {

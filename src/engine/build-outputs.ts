@@ -12,6 +12,7 @@ import {
   checkOutputSpec,
   isFilesOutput,
   layerCompression,
+  refuseDockerArchiveOfIndex,
   writeOutputs,
   type LayerCompressionOptions,
   type OutputContext,
@@ -71,14 +72,15 @@ export async function buildWithOutputs(
         {},
         { hint: 'verify each platform: --platform linux/amd64, then --platform linux/arm64' },
       );
-    const other = outputs.find((s) => s.type !== 'store' && s.type !== 'registry');
-    if (other)
+    if (outputs.some((s) => s.type === 'docker')) refuseDockerArchiveOfIndex(platforms);
+    const files = outputs.find(isFilesOutput);
+    if (files)
       throw new KilnError(
         'USAGE',
-        `--output type=${other.type} writes one image; a multi-platform build makes an index`,
+        `--output type=${files.type} writes one image's files; a multi-platform build makes an index`,
         {},
         {
-          hint: `push it (--push or type=registry) or keep it in the store; or export each platform: --platform ${platforms[0]} -o type=${other.type},…`,
+          hint: `keep the index (the store, --push, -o type=oci,dest=FILE); or export each platform's files: --platform ${platforms[0]} -o type=${files.type},…`,
         },
       );
     const m = await buildPlatforms(

@@ -31,7 +31,7 @@ export interface RegistryOutput extends LayerCompressionOptions {
   type: 'registry';
   name?: string;
 }
-/** The image as a docker-archive (`docker load` reads it) or an OCI-layout tar. */
+/** The image as a docker-archive (`docker load` reads it) or an OCI-layout tar (a multi-platform build's: its index, every platform). */
 export interface ArchiveOutput extends LayerCompressionOptions {
   type: 'docker' | 'oci';
   dest: string;
@@ -61,7 +61,7 @@ export interface OutputContext {
   store: Store;
   /** The built image, in the store (a multi-platform build's first platform's). */
   image: LoadedImage;
-  /** A multi-platform build's index of its images (in the store): what a registry output pushes. */
+  /** A multi-platform build's index of its images (in the store): what a registry or an OCI archive output writes. */
   index?: Descriptor;
   /** The build's tags (`-t`). */
   tags: string[];
@@ -106,12 +106,30 @@ const registryWriter: OutputWriter<RegistryOutput> = {
   },
 };
 
+/**
+ * A docker-archive (manifest.json) names one image per name and has no place for an index: a
+ * multi-platform build's is refused, as BuildKit's docker exporter refuses to export a manifest list.
+ */
+export function refuseDockerArchiveOfIndex(platforms: readonly string[]): never {
+  throw new KilnError(
+    'UNSUPPORTED',
+    '--output type=docker writes a docker-archive, which cannot hold the index of a multi-platform build',
+    {},
+    {
+      hint: `use -o type=oci,dest=FILE (every platform in one OCI layout), or build one platform (--platform ${platforms[0] ?? 'os/arch'}); kiln save --platform os/arch NAME saves one platform of the index as a docker-archive`,
+    },
+  );
+}
+
 const archiveWriter: OutputWriter<ArchiveOutput> = {
   async write(spec, ctx) {
-    const name = spec.name ?? ctx.tags[0];
+    const given = spec.name ?? ctx.tags[0];
+    const name = given ? normalizeImageName(given) : undefined;
+    // A multi-platform build's archive is its index, with every platform's image (BuildKit's oci exporter).
+    if (ctx.index && spec.type === 'docker') refuseDockerArchiveOfIndex([]);
     await saveImagesToFile(
       ctx.store,
-      [{ ...ctx.image, name: name ? normalizeImageName(name) : undefined }],
+      [ctx.index ? { name, index: ctx.index } : { ...ctx.image, name }],
       spec.type,
       spec.dest,
     );

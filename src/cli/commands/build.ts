@@ -150,7 +150,7 @@ export function register(program: Command): Command {
     )
     .option(
       '-o, --output <spec>',
-      "type=store (default), type=docker,dest=FILE, type=oci,dest=FILE, type=registry[,name=REF] (push); compression=uncompressed|gzip|zstd[,compression-level=N][,force-compression=true]; or the final stage's files, not an image: type=local,dest=DIR (or just DIR), type=tar,dest=FILE (dest=- or just -: stdout)",
+      "type=store (default), type=docker,dest=FILE (one platform), type=oci,dest=FILE (several platforms: their index), type=registry[,name=REF] (push); compression=uncompressed|gzip|zstd[,compression-level=N][,force-compression=true]; or the final stage's files, not an image: type=local,dest=DIR (or just DIR), type=tar,dest=FILE (dest=- or just -: stdout)",
     )
     .option(
       '--push',

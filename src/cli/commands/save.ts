@@ -1,6 +1,6 @@
 /** `kiln save -o FILE IMAGE…`: images to a docker-archive (docker load reads it) or an OCI layout tar. */
 import type { Command } from 'commander';
-import { parsePlatform } from '../../image/index.js';
+import { familiarName, parsePlatform } from '../../image/index.js';
 import { save } from '../../api/index.js';
 import { KilnError } from '../../util/index.js';
 import { openStoreFromCli } from '../store.js';
@@ -14,7 +14,7 @@ export function register(program: Command): Command {
     .option('--format <format>', 'docker (docker load reads it) or oci (an OCI image layout)', 'docker')
     .option(
       '--platform <os/arch[/variant]>',
-      'the image to save of a multi-platform image (default: this machine); an archive holds one image per name',
+      "save only this platform's image of a multi-platform image (default: its index, every platform)",
     )
     .action(async (images: string[], flags: { output?: string; format: string; platform?: string }, cmd: Command) => {
       if (flags.format !== 'docker' && flags.format !== 'oci')
@@ -27,11 +27,18 @@ export function register(program: Command): Command {
           { hint: 'use -o FILE or redirect stdout' },
         );
       const store = await openStoreFromCli(cmd);
-      await save(images, {
+      const saved = await save(images, {
         store,
         format: flags.format,
         platform: flags.platform === undefined ? undefined : parsePlatform(flags.platform),
         ...(flags.output ? { dest: flags.output } : { stream: process.stdout }),
       });
+      // A docker-archive's manifest.json names one image per name: say which platform of an index it is.
+      if (flags.format === 'docker')
+        for (const s of saved)
+          if (s.platforms)
+            process.stderr.write(
+              `note: ${s.name ? familiarName(s.name) : s.digest} is a multi-platform image: the archive holds all its platforms (${s.platforms.join(', ')}) in its OCI index; its manifest.json names the ${s.dockerPlatform} image, the one docker's classic image store loads (--platform P saves P's image alone)\n`,
+            );
     });
 }

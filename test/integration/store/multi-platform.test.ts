@@ -1,7 +1,7 @@
 /**
  * A multi-platform image (an index tag) in the store, through the CLI: `kiln images` (PLATFORMS
  * column, --tree), `kiln inspect --platform`, the analysis commands' refusal of an index without
- * this machine's platform, `kiln rmi` of the index tag.
+ * this machine's platform, `kiln rmi` of the index tag, `kiln save`/`kiln load` of it.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -95,7 +95,9 @@ test('kiln rmi of an index tag removes that tag only', async () => {
   assert.deepEqual(ls.stdout.trim().split('\n').sort(), ['arm64', 'host', 'multi', 's390x']);
 });
 
-test('kiln save of an index tag: the one platform image (this machine, or --platform), loadable under the name', async () => {
+test('kiln save of an index tag: the whole index (manifest.json names this machine), or --platform: one image; loadable under the name', async () => {
+  const store = await Store.open({ root });
+  const index = (await store.tagged('local/m:multi'))!.digest;
   for (const [flags, want] of [
     [[], a],
     [['--platform', 'linux/arm64'], b],
@@ -108,5 +110,7 @@ test('kiln save of an index tag: the one platform image (this machine, or --plat
     assert.equal(l.code, 0, l.stderr);
     const i = JSON.parse((await runKiln(['inspect', 'local/m:multi'], { root: other })).stdout) as { Id: string }[];
     assert.equal(i[0]!.Id, want.id);
+    const loaded = await (await Store.open({ root: other })).tagged('local/m:multi');
+    assert.equal(loaded!.digest, flags.length ? b.descriptor.digest : index);
   }
 });
