@@ -79,20 +79,22 @@ wheels_once() {
   awk -v l="$l" '{printf "%.1f %.1f %s\n", $1, $2 + $3, l}' "$work/time"
 }
 
-# The compile step's time for platform $1 (no cache, its base in the store): "step_s load".
+# The compile step's time for platform $1 (no cache, its base in the store), and the CPU time of
+# the whole build (the step's gcc is nearly all of it): "step_s cpu_s load".
 compile_once() {
   local l
   fresh
   l=$(load)
-  kiln "$work/store" build --progress=json --no-cache --platform "$1" -t bench/compile "$ctx" >"$work/events" 2>"$work/err" ||
-    { cat "$work/err" >&2; exit 1; }
+  { time kiln "$work/store" build --progress=json --no-cache --platform "$1" -t bench/compile "$ctx" >"$work/events" 2>"$work/err"; } \
+    2>"$work/time" || { cat "$work/err" >&2; exit 1; }
   node -e '
     const ev = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
     const run = ev.find((e) => e.type === "step-start" && /^RUN gcc/.test(e.text ?? ""));
     const done = run && ev.find((e) => e.type === "step-done" && e.stage === run.stage && e.step === run.step);
     if (!done) { console.error("no RUN gcc step-done event"); process.exit(1); }
-    console.log((done.ms / 1000).toFixed(1), process.argv[2]);
-  ' "$work/events" "$l"
+    const [, user, sys] = require("fs").readFileSync(process.argv[2], "utf8").trim().split(" ").map(Number);
+    console.log((done.ms / 1000).toFixed(1), (user + sys).toFixed(1), process.argv[3]);
+  ' "$work/events" "$work/time" "$l"
 }
 
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load average at start: $(cut -d' ' -f1-3 /proc/loadavg); REPS=$reps"
@@ -109,15 +111,15 @@ if [[ " $parts " == *" wheels "* ]]; then
   done
 fi
 if [[ " $parts " == *" compile "* ]]; then
-  printf 'gcc -O2 step (%s functions)\tplatform\tstep_s (median)\tstep_s (each run)\tload (each run)\n' "$funcs"
+  printf 'gcc -O2 step (%s functions)\tplatform\tstep_s (median)\tstep_s (each run)\tcpu_s (each build)\tload (each run)\n' "$funcs"
   for p in linux/amd64 linux/arm64; do
-    steps=() loads=()
+    steps=() cpus=() loads=()
     for _ in $(seq "$reps"); do
       r=$(compile_once "$p")
-      read -r t l <<<"$r"
-      steps+=("$t") loads+=("$l")
+      read -r t c l <<<"$r"
+      steps+=("$t") cpus+=("$c") loads+=("$l")
     done
-    printf 'compile\t%s\t%s\t%s\t%s\n' "$p" "$(printf '%s\n' "${steps[@]}" | median)" "${steps[*]}" "${loads[*]}"
+    printf 'compile\t%s\t%s\t%s\t%s\t%s\n' "$p" "$(printf '%s\n' "${steps[@]}" | median)" "${steps[*]}" "${cpus[*]}" "${loads[*]}"
   done
 fi
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
