@@ -130,7 +130,7 @@ export const COLUMNS = [
 
 /**
  * Measure every point with every builder; returns the rows of this run (objects keyed by COLUMNS).
- * opts: { cli, benchDir, files: string[], sizes: string[], reps, builders: string[], log }
+ * opts: { cli, benchDir, files: string[], sizes: string[], reps, builders: string[], runAlone, log }
  */
 export async function measure(opts) {
   const { cli, benchDir, reps, builders, log } = opts;
@@ -218,12 +218,15 @@ export async function measure(opts) {
       }
       clean();
       // The workload's own process alone, in a container of the base (start-up included).
-      const alone = await run(
-        b === 'kiln'
-          ? kiln('run', '--network', 'none', base, 'sh', '-c', gen)
-          : docker('run', '--rm', '--network', 'none', base, 'sh', '-c', gen),
-      );
-      log(`   ${kind} ${point} ${b}: RUN alone ${alone.secs.toFixed(2)} s`);
+      const alone =
+        opts.runAlone === false
+          ? undefined
+          : await run(
+              b === 'kiln'
+                ? kiln('run', '--network', 'none', base, 'sh', '-c', gen)
+                : docker('run', '--rm', '--network', 'none', base, 'sh', '-c', gen),
+            );
+      if (alone) log(`   ${kind} ${point} ${b}: RUN alone ${alone.secs.toFixed(2)} s`);
       if (b === 'kiln') quiet(...kiln('prune', '--all-ages'));
       rows.push({
         kind,
@@ -232,7 +235,7 @@ export async function measure(opts) {
         builder: b,
         cold_s: median(cold.map((r) => r.secs)).toFixed(2),
         incr_s: median(incr.map((r) => r.secs)).toFixed(2),
-        run_alone_s: alone.secs.toFixed(2),
+        run_alone_s: alone ? alone.secs.toFixed(2) : '',
         cold_rss_mb: (Math.max(...cold.map((r) => r.peak)) / 1e6).toFixed(0),
         incr_rss_mb: (Math.max(...incr.map((r) => r.peak)) / 1e6).toFixed(0),
         reps: String(reps),
@@ -294,7 +297,7 @@ export function toMarkdown(rows) {
   ];
   for (const { k, p, cold, incr } of pairs(rows)) {
     lines.push(
-      `| ${label(k.kind, Number(k.n))} | ${k.cold_s} s | ${p ? `${p.cold_s} s` : 'n/a'} | ${x(cold)} | ${k.incr_s} s | ${p ? `${p.incr_s} s` : 'n/a'} | ${x(incr)} | ${k.run_alone_s} / ${p?.run_alone_s ?? 'n/a'} s | ${k.cold_rss_mb} / ${k.incr_rss_mb} MB | ${p ? `${p.cold_rss_mb} / ${p.incr_rss_mb} MB` : 'n/a'} | ${k.load1} |`,
+      `| ${label(k.kind, Number(k.n))} | ${k.cold_s} s | ${p ? `${p.cold_s} s` : 'n/a'} | ${x(cold)} | ${k.incr_s} s | ${p ? `${p.incr_s} s` : 'n/a'} | ${x(incr)} | ${k.run_alone_s || 'n/a'} / ${p?.run_alone_s || 'n/a'} s | ${k.cold_rss_mb} / ${k.incr_rss_mb} MB | ${p ? `${p.cold_rss_mb} / ${p.incr_rss_mb} MB` : 'n/a'} | ${k.load1} |`,
     );
   }
   return lines.join('\n') + '\n';

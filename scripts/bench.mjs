@@ -17,6 +17,7 @@
 //                          scaling.md and scaling.svg in --scaling-dir (default docs/img)
 //       --files 1k,10k,…   file counts (default 1k,10k,100k,300k)
 //       --sizes 100M,1G,…  sizes of the one file (default 100M,1G,4G); "--files ''" or "--sizes ''": none
+//       --no-run-alone     skip timing the RUN's generator alone in a container (long at 300k files)
 //       --builders, --reps as above (default kiln,buildkit; 3); no point at all: the table and the
 //                          chart redrawn from the TSV
 // The peer run builds each workload cold, no-op and incremental with every builder: with all
@@ -53,6 +54,7 @@ const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'igno
 const scalingMode = flag('--scaling');
 const scalingFiles = opt('--files', '1k,10k,100k,300k');
 const scalingSizes = opt('--sizes', '100M,1G,4G');
+const runAlone = !flag('--no-run-alone');
 const scalingDir = path.resolve(opt('--scaling-dir', path.join(root, 'docs', 'img')));
 const noMicro = flag('--no-micro') || scalingMode;
 const wantPeers = flag('--peers');
@@ -249,6 +251,7 @@ async function runScaling() {
       sizes,
       reps: Number(reps),
       builders: which,
+      runAlone,
       outDir: scalingDir,
       log: (s) => console.log(s),
     });
