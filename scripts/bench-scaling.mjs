@@ -292,12 +292,12 @@ export function pairs(rows) {
 export function toMarkdown(rows) {
   const x = (r) => (r === undefined ? 'n/a' : `${r.toFixed(2)}×`);
   const lines = [
-    '| point | cold: kiln | BuildKit | ratio | incremental: kiln | BuildKit | ratio | RUN alone: kiln / docker run | peak RSS: kiln (cold / incr.) | dockerd growth (cold / incr.) | load |',
+    '| point | cold: kiln | BuildKit | ratio | incremental: kiln | BuildKit | ratio | RUN alone: kiln / docker run | peak RSS: kiln (cold / incr.) | dockerd growth (cold / incr.) | load: kiln / BuildKit |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const { k, p, cold, incr } of pairs(rows)) {
     lines.push(
-      `| ${label(k.kind, Number(k.n))} | ${k.cold_s} s | ${p ? `${p.cold_s} s` : 'n/a'} | ${x(cold)} | ${k.incr_s} s | ${p ? `${p.incr_s} s` : 'n/a'} | ${x(incr)} | ${k.run_alone_s || 'n/a'} / ${p?.run_alone_s || 'n/a'} s | ${k.cold_rss_mb} / ${k.incr_rss_mb} MB | ${p ? `${p.cold_rss_mb} / ${p.incr_rss_mb} MB` : 'n/a'} | ${k.load1} |`,
+      `| ${label(k.kind, Number(k.n))} | ${k.cold_s} s | ${p ? `${p.cold_s} s` : 'n/a'} | ${x(cold)} | ${k.incr_s} s | ${p ? `${p.incr_s} s` : 'n/a'} | ${x(incr)} | ${k.run_alone_s || p?.run_alone_s ? `${k.run_alone_s || 'n/a'} / ${p?.run_alone_s || 'n/a'} s` : 'not run'} | ${k.cold_rss_mb} / ${k.incr_rss_mb} MB | ${p ? `${p.cold_rss_mb} / ${p.incr_rss_mb} MB` : 'n/a'} | ${k.load1} / ${p?.load1 ?? 'n/a'} |`,
     );
   }
   return lines.join('\n') + '\n';
