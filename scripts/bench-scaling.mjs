@@ -158,6 +158,8 @@ export async function measure(opts) {
         : docker('build', '-q', '--network', 'none', '--no-cache', '-t', 'scaling-warm-up:latest', warm);
     if (quiet(cmd, args, env).status !== 0)
       throw new Error(`${b}: the warm-up build failed (${cmd} ${args.join(' ')})`);
+    if (b === 'kiln') quiet(...kiln('rmi', 'scaling-warm-up:latest'));
+    else quiet(...docker('rmi', '-f', 'scaling-warm-up:latest'));
   }
   rmSync(warm, { recursive: true, force: true });
   const treeRss = (pid) => tree(pid).reduce((s, p) => s + rssOf(p), 0);
@@ -191,6 +193,8 @@ export async function measure(opts) {
           quiet(...kiln('prune', '--cache', '--all-ages'));
         } else {
           quiet(...docker('rmi', '-f', tag));
+          // The incremental build left the cold one's image dangling (1 GB at the 1 GB point).
+          quiet(...docker('image', 'prune', '-f'));
           quiet(...docker('builder', 'prune', '-af'));
         }
       };
