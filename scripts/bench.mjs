@@ -12,6 +12,14 @@
 //     --builders a,b       buildkit,classic,buildah,kiln (default: those available, and kiln)
 //     --reps N             repetitions per measurement in run-peers.sh (default 3; the median is kept)
 //     --out FILE           run-peers.sh's TSV (default /var/tmp/kiln-bench/run-peers.tsv)
+//     --scaling            instead: the scaling curves (scripts/bench-scaling.mjs), kiln and BuildKit
+//                          as one RUN makes more files or one bigger file; writes scaling.tsv,
+//                          scaling.md and scaling.svg in --scaling-dir (default docs/img)
+//       --files 1k,10k,…   file counts (default 1k,10k,100k,300k)
+//       --sizes 100M,1G,…  sizes of the one file (default 100M,1G,4G); "--files ''" or "--sizes ''": none
+//       --no-run-alone     skip timing the RUN's generator alone in a container (long at 300k files)
+//       --builders, --reps as above (default kiln,buildkit; 3); no point at all: the table and the
+//                          chart redrawn from the TSV
 // The peer run builds each workload cold, no-op and incremental with every builder: with all
 // workloads and 3 repetitions it takes long on 2 cores; pick workloads and --reps 1 for a quick look.
 import { readdirSync, readFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -43,7 +51,12 @@ function die(msg) {
 }
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 
-const noMicro = flag('--no-micro');
+const scalingMode = flag('--scaling');
+const scalingFiles = opt('--files', '1k,10k,100k,300k');
+const scalingSizes = opt('--sizes', '100M,1G,4G');
+const runAlone = !flag('--no-run-alone');
+const scalingDir = path.resolve(opt('--scaling-dir', path.join(root, 'docs', 'img')));
+const noMicro = flag('--no-micro') || scalingMode;
 const wantPeers = flag('--peers');
 const noPeers = flag('--no-peers');
 const workloads = opt('--workloads', '');
@@ -139,7 +152,7 @@ if (!noMicro) {
 
 // ---- peers
 const peersAvailable = has('dockerd') || has('buildah');
-const doPeers = !noPeers && (wantPeers || (peersAvailable && filters.length === 0));
+const doPeers = !scalingMode && !noPeers && (wantPeers || (peersAvailable && filters.length === 0));
 if (doPeers) {
   if (process.getuid?.() !== 0)
     die('the peer comparison starts dockerd and a registry: run as root (or pass --no-peers)');
@@ -193,10 +206,89 @@ if (doPeers) {
     if (existsSync(out)) peerRows(readFileSync(out, 'utf8'));
     if (existsSync(profileFile)) printProfiles(readFileSync(profileFile, 'utf8'));
   }
+} else if (scalingMode) {
+  await runScaling();
 } else if (!noPeers && !peersAvailable) {
   console.log(
     '\n(peer comparison skipped: neither dockerd nor buildah is installed; bench/peers/peers-up.sh installs them)',
   );
+}
+
+/** The scaling curves: peers-up.sh (dockerd, the registry of bases), then scripts/bench-scaling.mjs. */
+async function runScaling() {
+  if (process.getuid?.() !== 0)
+    die('the scaling curves start dockerd and a registry, and kiln runs RUN steps: run as root');
+  const list = (s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+  const which = list(builders || 'kiln,buildkit');
+  const bad = which.find((b) => b !== 'kiln' && b !== 'buildkit');
+  if (bad) die(`--scaling compares kiln and buildkit, not ${bad}`);
+  const { scaling, pairs } = await import('./bench-scaling.mjs');
+  const files = list(scalingFiles);
+  const sizes = list(scalingSizes);
+  // No point (--files '' --sizes ''): only the table and the chart redrawn from the TSV.
+  const up =
+    files.length + sizes.length
+      ? (console.log('== scaling: bench/peers/peers-up.sh'),
+        spawnSync('bash', [path.join(peersDir, 'peers-up.sh')], { stdio: 'inherit' }))
+      : { status: 0 };
+  if (up.status !== 0) {
+    failed++;
+    return console.log(`   peers-up.sh failed (exit ${up.status}): no scaling curves`);
+  }
+  console.log(
+    `== scaling: files ${files.join(',') || '-'}, sizes ${sizes.join(',') || '-'}, builders ${which.join(',')}, ${reps} rep(s)`,
+  );
+  let result;
+  try {
+    result = await scaling({
+      cli,
+      benchDir,
+      files,
+      sizes,
+      reps: Number(reps),
+      builders: which,
+      runAlone,
+      outDir: scalingDir,
+      log: (s) => console.log(s),
+    });
+  } catch (e) {
+    failed++;
+    return console.log(`   scaling failed: ${e instanceof Error ? e.message : e}`);
+  }
+  console.log(`   wrote ${path.join(scalingDir, 'scaling.tsv')}, scaling.md, scaling.svg\n`);
+  console.log(result.md.replace(/^/gm, '   '));
+  // This run's points only: the table and the targets speak for what was measured now.
+  const key = (r) => `${r.kind} ${r.point}`;
+  const now = new Set(result.fresh.map(key));
+  for (const { k, p, cold, incr } of pairs(result.rows).filter(({ k }) => now.has(key(k)))) {
+    const what = k.kind === 'files' ? `${k.point} files in one RUN` : `one ${k.point}B file in one RUN`;
+    table.push([`${what}: cold`, `${k.cold_s} s`, p ? `buildkit ${p.cold_s} s` : 'n/a', cold]);
+    table.push([`${what}: incremental`, `${k.incr_s} s`, p ? `buildkit ${p.incr_s} s` : 'n/a', incr]);
+    const rss = Math.max(Number(k.cold_rss_mb), Number(k.incr_rss_mb));
+    table.push([
+      `${what}: peak RSS`,
+      `${rss} MB`,
+      p ? `dockerd +${Math.max(Number(p.cold_rss_mb), Number(p.incr_rss_mb))} MB` : 'n/a',
+      undefined,
+    ]);
+    goals.push(['kiln peak RSS < 256 MB', what, `${rss} MB`, rss < 256]);
+    if (p) {
+      for (const [phase, r] of [
+        ['cold', cold],
+        ['incremental', incr],
+      ])
+        goals.push([
+          'kiln ≥ BuildKit',
+          `${what}, ${phase}`,
+          r === undefined ? 'n/a' : `${r.toFixed(2)}×`,
+          r !== undefined && r >= 1,
+        ]);
+    }
+  }
 }
 
 /** Bytes from run-peers' size column: bytes, or buildah's human form ("202MB", "1.2GB"). */

@@ -17,8 +17,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 export DOCKER_HOST=unix:///tmp/dockerd.sock
 if ! docker version >/dev/null 2>&1; then
+  # No bridge, no iptables rules: the host's network is left alone (no docker0); builds need no network.
   (setsid dockerd --host "$DOCKER_HOST" --data-root /tmp/docker-data --exec-root /tmp/docker-exec \
-     --pidfile /tmp/dockerd.pid >/tmp/dockerd.log 2>&1 &)
+     --pidfile /tmp/dockerd.pid --bridge none --iptables=false --ip6tables=false >/tmp/dockerd.log 2>&1 &)
   for _ in $(seq 60); do docker version >/dev/null 2>&1 && break; sleep 1; done
 fi
 if ! curl -sf http://127.0.0.1:5000/v2/ >/dev/null; then

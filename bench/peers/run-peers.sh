@@ -40,8 +40,9 @@ prepare() { # make the bases present locally in builder $1
 build() { # builder tag ctx [--no-cache]
   local b=$1 t=$2 c=$3; shift 3
   case $b in
-    buildkit) DOCKER_BUILDKIT=1 $D build -q "$@" --build-arg REGISTRY="$REGISTRY" -t "$t" "$c" ;;
-    classic)  DOCKER_BUILDKIT=0 $D build -q "$@" --build-arg REGISTRY="$REGISTRY" -t "$t" "$c" ;;
+    # peers-up.sh's dockerd has no bridge (the host's network is left alone): RUN steps get none.
+    buildkit) DOCKER_BUILDKIT=1 $D build -q --network none "$@" --build-arg REGISTRY="$REGISTRY" -t "$t" "$c" ;;
+    classic)  DOCKER_BUILDKIT=0 $D build -q --network none "$@" --build-arg REGISTRY="$REGISTRY" -t "$t" "$c" ;;
     buildah)  buildah bud -q --layers --tls-verify=false --runtime /usr/sbin/runc "$@" --build-arg REGISTRY="$REGISTRY" -t "$t" "$c" ;;
     kiln)     $KILN build -q "$@" --build-arg REGISTRY="$REGISTRY" -t "$t" "$c" ;;
   esac

@@ -5,6 +5,7 @@ export {
   tarEntries,
   comparePaths,
   type Change,
+  LeanStats,
   type EntrySpec,
   type TarOptions,
   layerSkeleton,

@@ -13,6 +13,7 @@ import {
   readdirSync,
   readlinkSync,
   promises as fsp,
+  constants as fsConstants,
   type Stats,
 } from 'node:fs';
 import * as path from 'node:path';
@@ -28,7 +29,76 @@ export interface TarOptions {
 }
 
 /** A path the layer adds, deletes (whiteout) or makes opaque; `stats`: its lstat when the differ had it. */
-export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string; stats?: Stats };
+export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string; stats?: EntryStats };
+
+/** What the tar writer reads of an lstat: an fs.Stats has it, and so has a LeanStats. */
+export type EntryStats = Pick<
+  Stats,
+  | 'mode'
+  | 'uid'
+  | 'gid'
+  | 'size'
+  | 'mtimeMs'
+  | 'rdev'
+  | 'dev'
+  | 'ino'
+  | 'nlink'
+  | 'isFile'
+  | 'isDirectory'
+  | 'isSymbolicLink'
+  | 'isCharacterDevice'
+  | 'isBlockDevice'
+  | 'isFIFO'
+>;
+
+/**
+ * The fields of an lstat the tar writer needs, kept by a differ for each change until the tar is
+ * written. An fs.Stats holds ~900 bytes with its path and change: 92 MB of heap for a RUN that adds
+ * 100,000 files (peak RSS 263 MB), against ~250 bytes for this (the type methods on the prototype).
+ */
+export class LeanStats implements EntryStats {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly rdev: number;
+  readonly dev: number;
+  readonly ino: number;
+  readonly nlink: number;
+  constructor(st: Stats) {
+    this.mode = st.mode;
+    this.uid = st.uid;
+    this.gid = st.gid;
+    this.size = st.size;
+    this.mtimeMs = st.mtimeMs;
+    this.rdev = st.rdev;
+    this.dev = st.dev;
+    this.ino = st.ino;
+    this.nlink = st.nlink;
+  }
+  private is(type: number): boolean {
+    return (this.mode & fsConstants.S_IFMT) === type;
+  }
+  isFile(): boolean {
+    return this.is(fsConstants.S_IFREG);
+  }
+  isDirectory(): boolean {
+    return this.is(fsConstants.S_IFDIR);
+  }
+  isSymbolicLink(): boolean {
+    return this.is(fsConstants.S_IFLNK);
+  }
+  isCharacterDevice(): boolean {
+    return this.is(fsConstants.S_IFCHR);
+  }
+  isBlockDevice(): boolean {
+    return this.is(fsConstants.S_IFBLK);
+  }
+  isFIFO(): boolean {
+    return this.is(fsConstants.S_IFIFO);
+  }
+}
 
 export interface EntrySpec {
   path: string;
@@ -81,7 +151,7 @@ interface PendingEntry {
   content?: Buffer;
 }
 
-function typeOf(st: Stats): EntryType | undefined {
+function typeOf(st: EntryStats): EntryType | undefined {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'directory';
   if (st.isSymbolicLink()) return 'symlink';
@@ -216,7 +286,7 @@ async function* syncToAsyncBatched(entries: Iterable<PendingEntry>): AsyncGenera
 class HardlinkTracker {
   private readonly seen = new Map<string, string>();
   /** The first path of this inode, when it was already written. */
-  check(st: Stats, name: string): string | undefined {
+  check(st: EntryStats, name: string): string | undefined {
     if (st.isDirectory() || st.nlink < 2) return undefined;
     const key = `${st.dev}:${st.ino}`;
     const first = this.seen.get(key);
@@ -228,7 +298,7 @@ class HardlinkTracker {
 function entryFor(
   abs: string,
   name: string,
-  st: Stats,
+  st: EntryStats,
   links: HardlinkTracker,
   opts: TarOptions,
 ): PendingEntry | undefined {

@@ -32,7 +32,7 @@ import {
   type Stats,
 } from 'node:fs';
 import * as path from 'node:path';
-import { type Change } from '../layer/index.js';
+import { type Change, LeanStats } from '../layer/index.js';
 import {
   runCapture,
   KilnError,
@@ -189,7 +189,8 @@ export function diffUpper(upper: string, lowers: string[] = []): Change[] {
         continue;
       }
       const lower = inLower ? lowerEntry(top, r) : undefined;
-      const add: Change = { kind: 'add', path: r, stats: st };
+      // Kept until the tar is written: the lean copy (~250 B, not ~900 B per entry at 100,000 files).
+      const add: Change = { kind: 'add', path: r, stats: new LeanStats(st) };
       if (st.isDirectory()) {
         const opaque = attr(abs, `${prefix}opaque`) === 'y';
         const i = out.length;
