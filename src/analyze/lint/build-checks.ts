@@ -25,8 +25,22 @@ export function buildChecks(
   buildArgs: Map<string, string>,
   ignored?: (rel: string) => boolean,
   baseImages?: LintOptions['baseImages'],
+  /** The build's target platforms (default: linux/amd64): InvalidBaseImagePlatform is checked for each. */
+  platforms: string[] = [],
 ): { findings: LintFinding[]; all: LintFinding[]; fail: boolean } {
-  const r = lintDockerfile(text, { file, target, buildArgs, ignored, baseImages });
+  const [first, ...others] = platforms;
+  const r = lintDockerfile(text, { file, target, buildArgs, ignored, baseImages, platform: first });
+  // A base image of another platform concerns each target it does not match: one finding per
+  // such platform (its message names the platform expected).
+  for (const platform of others) {
+    const more = lintDockerfile(text, { file, target, buildArgs, ignored, baseImages, platform });
+    for (const x of more.findings)
+      if (
+        x.rule === 'InvalidBaseImagePlatform' &&
+        !r.findings.some((y) => y.rule === x.rule && y.line === x.line && y.message === x.message)
+      )
+        r.findings.push(x);
+  }
   // A file that does not parse or plan fails the build with its own error.
   // The parser's own warnings (NoEmptyContinuation, MaintainerDeprecated, LegacyKeyValueFormat)
   // come with the build's events already.
