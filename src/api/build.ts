@@ -15,13 +15,14 @@ import {
 } from '../analyze/index.js';
 import {
   buildWithOutputs,
+  parsePlatforms,
   type BuildWithOutputsOptions,
   type BuildWithOutputsResult,
   type EventSink,
 } from '../engine/index.js';
 import { parseDockerfile } from '../dockerfile/index.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../image/index.js';
-import { createPlan, type BuildPlan } from '../plan/index.js';
+import { createPlan, multiPlatformPlan, type BuildPlan, type MultiPlatformPlan } from '../plan/index.js';
 import { readDockerfileInput, type DockerfileInput } from './dockerfile-input.js';
 import { openStore, type StoreOptions } from './store.js';
 import { requireSandboxPrivileges } from './privilege.js';
@@ -106,6 +107,17 @@ export function plan(o: PlanOptions): BuildPlan {
   const buildPlatform = formatPlatform(hostPlatform());
   const platform = o.platform === undefined ? buildPlatform : formatPlatform(parsePlatform(o.platform));
   return createPlan(df, { buildArgs: argMap(o.buildArgs), target: o.target, platform, buildPlatform });
+}
+
+/**
+ * The plan for several target platforms (`kiln plan --platform a,b`): each platform's plan and
+ * which stages a multi-platform build runs once for all of them (plan/platforms.ts).
+ */
+export function planPlatforms(o: Omit<PlanOptions, 'platform'> & { platforms: string[] }): MultiPlatformPlan {
+  const { platforms, ...rest } = o;
+  const input = dockerfileInput(rest);
+  const text = { ...rest, dockerfileText: input.text, file: undefined, dockerfileName: input.display };
+  return multiPlatformPlan(parsePlatforms(platforms).map((platform) => plan({ ...text, platform })));
 }
 
 export interface LintOptions extends DockerfileOptions {

@@ -3,6 +3,7 @@ export { openStore, type StoreOptions } from './store.js';
 export {
   build,
   plan,
+  planPlatforms,
   lint,
   lintBaseImages,
   dockerfileInput,

@@ -438,6 +438,18 @@ class Engine implements RunEnv {
             (e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string],
           ),
         );
+    // The architecture the stage's programs are: its base's (a single-platform image of another
+    // architecture than the stage's platform — BuildKit's InvalidBaseImagePlatform, a build check
+    // — is what its RUN steps execute, so under that architecture's emulator, checked now: never
+    // as if it were the stage's).
+    const runsAs = state.config.architecture || platform.architecture;
+    const runPlatform = runsAs === platform.architecture ? stage.runsOn : `${platform.os}/${runsAs}`;
+    if (runsAs !== platform.architecture && stage.instructions.some((p) => p.instruction.kind === 'RUN'))
+      ensureEmulation(
+        runsAs,
+        `the RUN steps of stage ${stage.name ?? stage.index} (its base ${baseLabel} is ${runPlatform}, not ${stage.runsOn})`,
+      );
+    const runEmulated = runsAs !== hostArchitecture();
     // ONBUILD triggers of the base run first, then are cleared: a base stage's as the planner
     // resolved them (their --from sources are known), an image's parsed from its config (their
     // --from resolved when they are expanded).
@@ -458,7 +470,7 @@ class Engine implements RunEnv {
         total: steps.length,
         text: ins.original,
         line: ins.range.start.line,
-        ...(emulated && ins.kind === 'RUN' ? { emulated: stage.runsOn } : {}),
+        ...(runEmulated && ins.kind === 'RUN' ? { emulated: runPlatform } : {}),
       });
       let layer: LayerInfo | undefined;
       try {
@@ -467,7 +479,7 @@ class Engine implements RunEnv {
         const step = expandStep(planned, scope, {
           escape: this.df.directives.escape,
           place,
-          globals: StageScope.forFrom(this.globals, this.automatic),
+          globals: StageScope.forFrom(this.globals, this.automatic, this.o.buildArgs),
           resolveFrom: (value) => this.resolveFrom(value, stage, place),
         });
         const at: StepAt = { stage, no: i + 1, snapshotsAhead: this.snapshotsAhead(stage, i - triggers.length) };

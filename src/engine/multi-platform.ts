@@ -4,10 +4,15 @@
  * key is the same for several platforms (a FROM --platform=$BUILDPLATFORM stage that does not read
  * TARGET* runs once: the other platforms wait for it and take its cache record), then one OCI
  * index of the images, with their platforms, is written to the store (store.writeIndex).
+ *
+ * A `--cache-to` export is one for the whole build, as BuildKit's: each platform's build makes its
+ * export ready (the secret proof searches that document) but sends nothing; once every platform
+ * has built, one document of every platform's records (shared steps once) goes to each REF.
  */
 import { availableParallelism } from 'node:os';
 import { build, type BuildOptions, type BuildResult } from './engine.js';
 import type { BuildEvent, EventSink } from './events.js';
+import type { CacheRecord, CacheSink, PreparedCacheExport } from '../cache/index.js';
 import { formatPlatform, parsePlatform, type Descriptor } from '../image/index.js';
 import { normalizePlatform } from '../plan/index.js';
 import { writeIndex } from '../store/index.js';
@@ -50,17 +55,55 @@ export async function buildPlatforms(
 ): Promise<MultiPlatformResult> {
   const runSlots = o.runSlots ?? new Slots(availableParallelism());
   const inflight = o.inflight ?? new Map<Digest, Promise<void>>();
+  const exports = (o.cacheTo ?? []).map((sink) => new WholeBuildExport(sink));
   const builds = await Promise.all(
     platforms.map(async (platform) => {
       const sink: EventSink = (e) => emit({ ...e, platform });
-      const result = await build({ ...o, platform, tags: undefined, runSlots, inflight }, sink);
+      const cacheTo = exports.map((x) => x.platformSink(platforms.indexOf(platform)));
+      const result = await build({ ...o, platform, tags: undefined, runSlots, inflight, cacheTo }, sink);
       return { platform, result };
     }),
   );
+  for (const x of exports) await x.push(o.store);
   const index = await writeIndex(
     o.store,
     builds.map((b) => ({ descriptor: b.result.descriptor, platform: parsePlatform(b.platform) })),
   );
   for (const t of o.tags ?? []) await o.store.setTag(t, index);
   return { index, builds };
+}
+
+/**
+ * One `--cache-to` export for every platform of the build: the sink each platform's build gets
+ * gathers its records and makes its document ready (for that build's secret proof: the whole
+ * document holds the same records, serialized the same way), and pushes nothing; `push` then
+ * sends one document of all of them, so no platform's export replaces another's.
+ */
+class WholeBuildExport {
+  /** Each platform's records and memos, by its place in the build's platforms (the document's order). */
+  private readonly gathered: { records: CacheRecord[]; memos: Map<Digest, Digest> }[] = [];
+
+  constructor(private readonly sink: CacheSink) {}
+
+  platformSink(i: number): CacheSink {
+    return {
+      mode: this.sink.mode,
+      prepare: async (store, records, memos): Promise<PreparedCacheExport | undefined> => {
+        this.gathered[i] = { records, memos };
+        const ready = await this.sink.prepare(store, records, memos);
+        return ready && { name: ready.name, config: ready.config, records: ready.records, push: async () => undefined };
+      },
+    };
+  }
+
+  async push(store: BuildOptions['store']): Promise<void> {
+    const records = new Map<Digest, CacheRecord>();
+    const memos = new Map<Digest, Digest>();
+    for (const g of this.gathered) {
+      for (const r of g?.records ?? []) if (!records.has(r.key)) records.set(r.key, r);
+      for (const [k, v] of g?.memos ?? []) memos.set(k, v);
+    }
+    const ready = await this.sink.prepare(store, [...records.values()], memos);
+    await ready?.push();
+  }
 }

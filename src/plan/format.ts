@@ -1,6 +1,7 @@
 /** Rendering plans and instructions as text (`kiln plan --format text`, PlannedInstruction.expanded). */
 import { type CommandForm, type Heredoc, type Instruction, type MountSpec } from '../dockerfile/index.js';
 import type { BuildPlan, PlannedStage } from './types.js';
+import type { MultiPlatformPlan } from './platforms.js';
 
 /** A value as a Dockerfile word: bare when it is one, JSON-quoted otherwise. */
 function word(v: string): string {
@@ -147,5 +148,20 @@ export function formatPlanText(plan: BuildPlan): string {
   }
   for (const w of plan.warnings)
     out.push(`warning: ${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}`);
+  return `${out.join('\n')}\n`;
+}
+
+/**
+ * `kiln plan --platform a,b`: which stages run once and which per platform, then each platform's
+ * plan (their expanded instructions differ where a stage reads TARGET*).
+ */
+export function formatMultiPlatformPlanText(mp: MultiPlatformPlan): string {
+  const first = mp.plans[0]!;
+  const out = [`platforms: ${mp.platforms.join(', ')}`];
+  for (const s of mp.stages)
+    out.push(
+      `  stage ${stageLabel(first, s.index)}: ${s.runs === 'once' ? `once, on ${s.runsOn[0]}` : `per platform, on ${s.runsOn.join(', ')}`}`,
+    );
+  for (const p of mp.plans) out.push('', `# ${p.platform.target}`, formatPlanText(p).trimEnd());
   return `${out.join('\n')}\n`;
 }

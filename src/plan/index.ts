@@ -8,7 +8,8 @@
 export * from './types.js';
 export { createPlan, type PlanOptions, shippedStages } from './planner.js';
 export { StageScope, normalizePlatform, platformArgs, isPredefinedArg, PROXY_ARGS, PLATFORM_ARGS } from './scope.js';
-export { formatPlanText, formatInstruction } from './format.js';
+export { formatPlanText, formatInstruction, formatMultiPlatformPlanText } from './format.js';
+export { stagesRunOnce, multiPlatformPlan, type MultiPlatformPlan } from './platforms.js';
 export {
   listTargets,
   outline,

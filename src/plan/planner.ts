@@ -117,7 +117,7 @@ class Planner {
     // Global ARGs: before the first FROM.
     const globalArgs: { name: string; value?: string }[] = [];
     let i = 0;
-    const fromLookup = StageScope.forFrom(this.globals, this.automatic);
+    const fromLookup = StageScope.forFrom(this.globals, this.automatic, this.buildArgs);
     for (; i < instrs.length && instrs[i]!.kind !== 'FROM'; i++) {
       const ins = instrs[i]!;
       if (ins.kind !== 'ARG')
@@ -362,7 +362,7 @@ class Planner {
     const opts = { escape: this.esc, keepUnset };
     // --from / from=: the stage's variables first, then the global ARGs (kiln goes beyond BuildKit).
     const fromLookup: Lookup = (n) =>
-      scope.lookup(n) ?? this.globals.get(n) ?? (Object.hasOwn(this.automatic, n) ? this.automatic[n] : undefined);
+      scope.lookup(n) ?? StageScope.forFrom(this.globals, this.automatic, this.buildArgs)(n);
     const fromOpts = { escape: this.esc };
     const planned: PlannedInstruction = { instruction: ins, expanded: ins.original };
     switch (ins.kind) {

@@ -117,8 +117,13 @@ export class StageScope {
   static forFrom(
     globals: ReadonlyMap<string, string | undefined>,
     automatic: Readonly<Record<string, string>>,
+    buildArgs: ReadonlyMap<string, string> = new Map(),
   ): Lookup {
-    return (name) => globals.get(name) ?? (Object.hasOwn(automatic, name) ? automatic[name] : undefined);
+    // An automatic platform arg takes a --build-arg of its name even where no ARG declares it
+    // (BuildKit's defaultArgs: `--build-arg TARGETARCH=x` makes FROM img-$TARGETARCH img-x); the
+    // stage's platform stays the target's.
+    return (name) =>
+      globals.get(name) ?? (Object.hasOwn(automatic, name) ? (buildArgs.get(name) ?? automatic[name]) : undefined);
   }
 
   /** The scope of a stage based on this one (`FROM <this stage>`): ENV and ARGs are inherited. */

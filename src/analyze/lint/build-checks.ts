@@ -45,8 +45,22 @@ export function buildChecks(
   buildArgs: Map<string, string>,
   ignored?: (rel: string) => boolean,
   baseImages?: LintOptions['baseImages'],
+  /** The build's target platforms (default: linux/amd64): InvalidBaseImagePlatform is checked for each. */
+  platforms: string[] = [],
 ): BuildChecks {
-  const r = lintDockerfile(text, { file, target, buildArgs, ignored, baseImages });
+  const [first, ...others] = platforms;
+  const r = lintDockerfile(text, { file, target, buildArgs, ignored, baseImages, platform: first });
+  // A base image of another platform concerns each target it does not match: one finding per
+  // such platform (its message names the platform expected).
+  for (const platform of others) {
+    const more = lintDockerfile(text, { file, target, buildArgs, ignored, baseImages, platform });
+    for (const x of more.findings)
+      if (
+        x.rule === 'InvalidBaseImagePlatform' &&
+        !r.findings.some((y) => y.rule === x.rule && y.line === x.line && y.message === x.message)
+      )
+        r.findings.push(x);
+  }
   // A file that does not parse or plan fails the build with its own error.
   // The parser's own warnings (NoEmptyContinuation, MaintainerDeprecated, LegacyKeyValueFormat)
   // come with the build's events already.
@@ -78,6 +92,8 @@ export interface BuildChecksInput {
   /** Whether a context path is ignored by those patterns. */
   ignored: ((rel: string) => boolean) | undefined;
   baseImages: Map<string, BaseImageFacts>;
+  /** The build's target platforms (InvalidBaseImagePlatform is checked for each); empty: linux/amd64. */
+  platforms: string[];
 }
 
 /**
@@ -97,6 +113,7 @@ export function buildChecksKey(input: Omit<BuildChecksInput, 'ignored'>, code: s
       buildArgs: sorted(input.buildArgs),
       ignorePatterns: input.ignorePatterns ?? null,
       baseImages: sorted(input.baseImages),
+      platforms: input.platforms,
     }),
   );
 }
@@ -126,7 +143,15 @@ export async function cachedBuildChecks(store: Store, input: BuildChecksInput): 
       .catch(() => undefined);
     if (isBuildChecks(kept)) return kept;
   }
-  const r = buildChecks(input.text, input.file, input.target, input.buildArgs, input.ignored, input.baseImages);
+  const r = buildChecks(
+    input.text,
+    input.file,
+    input.target,
+    input.buildArgs,
+    input.ignored,
+    input.baseImages,
+    input.platforms,
+  );
   if (file) await writeFileAtomic(file, JSON.stringify(r), 0o600).catch(() => undefined);
   return r;
 }

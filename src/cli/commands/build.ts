@@ -30,7 +30,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { BuildContext } from '../../context/index.js';
 import * as path from 'node:path';
 import { readDockerfileInput, type DockerfileInput, build, debug } from '../../api/index.js';
-import { normalizeImageName } from '../../image/index.js';
+import { formatPlatform, hostPlatform, normalizeImageName } from '../../image/index.js';
 import { formatError, KilnError, mark } from '../../util/index.js';
 import {
   formatLintText,
@@ -348,6 +348,7 @@ export function register(program: Command): Command {
         ignorePatterns: ctx?.ignorePatterns,
         ignored,
         baseImages,
+        platforms: platforms ?? [formatPlatform(hostPlatform())],
       });
       mark('Dockerfile read, build checks');
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is

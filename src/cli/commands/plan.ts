@@ -1,8 +1,8 @@
 /** `kiln plan`: print the resolved build (stages, order, expanded instructions) without building. */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { plan } from '../../api/index.js';
-import { formatPlanText } from '../../plan/index.js';
+import { plan, planPlatforms } from '../../api/index.js';
+import { formatMultiPlatformPlanText, formatPlanText } from '../../plan/index.js';
 import { KilnError } from '../../util/index.js';
 import { collect, parseKeyValues } from '../options.js';
 
@@ -29,8 +29,8 @@ export function register(program: Command): Command {
     )
     .option('--target <stage>', 'plan only the stages this stage needs')
     .option(
-      '--platform <os/arch[/variant]>',
-      "target platform (TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT); default: this machine's",
+      '--platform <os/arch[/variant],…>',
+      "target platform (TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT); default: this machine's. Several, comma-separated: each platform's plan and which stages run once for all of them",
     )
     .option('--format <format>', 'output format: text or json (the schema is docs/plan-schema.md)', 'text')
     .action((context: string, flags: PlanFlags) => {
@@ -38,13 +38,23 @@ export function register(program: Command): Command {
         throw new KilnError('USAGE', `unknown --format "${flags.format}": use text or json`);
       if (flags.file !== '-' && !existsSync(context))
         throw new KilnError('NOT_FOUND', 'build context does not exist', { path: context });
-      const buildPlan = plan({
+      const dockerfile = {
         context,
         file: flags.file,
         buildArgs: parseKeyValues(flags.buildArg, '--build-arg', (k) => process.env[k]),
         target: flags.target,
-        platform: flags.platform,
-      });
+      };
+      if (flags.platform?.includes(',')) {
+        const mp = planPlatforms({ ...dockerfile, platforms: [flags.platform] });
+        if (flags.format === 'json') process.stdout.write(`${JSON.stringify(mp, null, 2)}\n`);
+        else process.stdout.write(formatMultiPlatformPlanText(mp));
+        const first = mp.plans[0]!;
+        for (const w of first.warnings)
+          if (flags.format === 'json')
+            process.stderr.write(`warning: ${w.line !== undefined ? `${first.file}:${w.line}: ` : ''}${w.message}\n`);
+        return;
+      }
+      const buildPlan = plan({ ...dockerfile, platform: flags.platform });
       if (flags.format === 'json') process.stdout.write(`${JSON.stringify(buildPlan, null, 2)}\n`);
       else process.stdout.write(formatPlanText(buildPlan));
       for (const w of buildPlan.warnings)

@@ -27,6 +27,7 @@ const input = (over: Partial<BuildChecksInput> = {}): BuildChecksInput => ({
   ignorePatterns: ['*.log'],
   ignored: undefined,
   baseImages: new Map([['alpine', { env: ['PATH'], os: 'linux', architecture: 'amd64' }]]),
+  platforms: ['linux/amd64'],
   ...over,
 });
 
@@ -66,6 +67,7 @@ test('buildChecksKey: every input the checks read is in the key; map order is no
     buildChecksKey(input({ ignorePatterns: undefined }), 'code-1'),
     buildChecksKey(input({ baseImages: new Map() }), 'code-1'),
     buildChecksKey(input({ baseImages: new Map([['alpine', { env: ['PATH', 'HOME'] }]]) }), 'code-1'),
+    buildChecksKey(input({ platforms: ['linux/amd64', 'linux/arm64'] }), 'code-1'),
   ];
   assert.equal(new Set([key, ...others]).size, others.length + 1, 'each change makes another key');
 });

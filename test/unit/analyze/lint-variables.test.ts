@@ -8,7 +8,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { lintDockerfile, type BaseImageFacts } from '../../../src/analyze/lint/index.js';
 import { suggestName } from '../../../src/analyze/lint/variables.js';
-import { checkCall } from '../../../src/analyze/lint/build-checks.js';
+import { buildChecks, checkCall } from '../../../src/analyze/lint/build-checks.js';
 
 const ALPINE: BaseImageFacts = { env: ['PATH'], os: 'linux', architecture: 'amd64' };
 const bases = new Map<string, BaseImageFacts>([
@@ -110,5 +110,22 @@ describe('lint InvalidBaseImagePlatform (BuildKit testBaseImagePlatformMismatch)
     )!;
     assert.equal(f.url, undefined);
     assert.equal(f.level, 'warning');
+  });
+});
+
+describe("kiln build's checks: InvalidBaseImagePlatform for each target platform", () => {
+  const found = (text: string, platforms: string[]) =>
+    buildChecks(text, 'Dockerfile', undefined, new Map(), undefined, bases, platforms)
+      .findings.filter((f) => f.rule === 'InvalidBaseImagePlatform')
+      .map((f) => f.message);
+  test('a single-platform base concerns the targets it does not match, once each', () => {
+    assert.deepEqual(found('FROM alpine\nRUN x\n', ['linux/amd64', 'linux/arm64']), [
+      'Base image alpine was pulled with platform "linux/amd64", expected "linux/arm64" for current build',
+    ]);
+    assert.deepEqual(found('FROM armimg\nRUN x\n', ['linux/amd64', 'linux/arm64', 'linux/riscv64']), [
+      'Base image armimg was pulled with platform "linux/arm64", expected "linux/amd64" for current build',
+      'Base image armimg was pulled with platform "linux/arm64", expected "linux/riscv64" for current build',
+    ]);
+    assert.deepEqual(found('FROM armimg\n', ['linux/arm64']), []);
   });
 });

@@ -89,6 +89,36 @@ describe('ARG and ENV scoping', () => {
       ['WORKDIR $HOME/app', 'ENV PATH=/venv/bin:$PATH', 'USER ${APP_USER:-app}'],
     );
   });
+  test('global ARG TARGETARCH (BuildKit dockerfile2llb: defaultArgs, buildMetaArgs, dispatchArg)', () => {
+    const o = { platform: 'linux/arm64', buildPlatform: 'linux/amd64' };
+    const x = { ...o, buildArgs: { TARGETARCH: 'x' } };
+    const base = (p: BuildPlan) => p.stages[0]!.base;
+    // Declared before FROM without a value: the automatic value, in FROM and once redeclared.
+    let p = plan('ARG TARGETARCH\nFROM image-${TARGETARCH}\nARG TARGETARCH\nWORKDIR /$TARGETARCH', o);
+    assert.deepEqual(base(p), { kind: 'image', ref: 'image-arm64' });
+    assert.deepEqual([ex(p, 0, 0), ex(p, 0, 1)], ['ARG TARGETARCH=arm64', 'WORKDIR /arm64']);
+    assert.deepEqual(p.globalArgs, [{ name: 'TARGETARCH' }]);
+    // A default replaces the automatic value, in FROM and in the stage that redeclares it.
+    p = plan('ARG TARGETARCH=foo\nFROM image-${TARGETARCH}\nARG TARGETARCH\nWORKDIR /$TARGETARCH', o);
+    assert.deepEqual(base(p), { kind: 'image', ref: 'image-foo' });
+    assert.equal(ex(p, 0, 0), 'ARG TARGETARCH=foo');
+    // --build-arg TARGETARCH=x wins everywhere: declared or not (BuildKit's defaultArgs take the
+    // build args as overrides), in FROM and in a stage; the stage's platform stays the target's.
+    for (const df of [
+      'FROM image-${TARGETARCH}\nARG TARGETARCH\nWORKDIR /$TARGETARCH',
+      'ARG TARGETARCH\nFROM image-${TARGETARCH}\nARG TARGETARCH\nWORKDIR /$TARGETARCH',
+      'ARG TARGETARCH=foo\nFROM image-${TARGETARCH}\nARG TARGETARCH\nWORKDIR /$TARGETARCH',
+    ]) {
+      p = plan(df, x);
+      assert.deepEqual(base(p), { kind: 'image', ref: 'image-x' }, df);
+      assert.equal(ex(p, 0, 1), 'WORKDIR /x', df);
+      assert.equal(p.stages[0]!.runsOn, 'linux/arm64', df);
+      assert.deepEqual(p.unusedBuildArgs, []);
+    }
+    // Not redeclared in the stage: not visible there (only FROM sees the global scope).
+    p = plan('ARG TARGETARCH\nFROM image-${TARGETARCH}\nWORKDIR /$TARGETARCH', o);
+    assert.equal(ex(p, 0, 0), 'WORKDIR /$TARGETARCH');
+  });
   test('predefined platform ARGs: in FROM without declaration, in a stage once declared', () => {
     const p = plan('FROM --platform=$BUILDPLATFORM img:$TARGETARCH\nARG TARGETOS\nWORKDIR /$TARGETOS/$TARGETARCH', {
       platform: 'linux/arm64',
