@@ -372,7 +372,9 @@ export function diffTrees(
   for (const p of before.keys()) {
     if (after.has(p)) continue;
     const parent = path.posix.dirname(p);
-    if (parent !== '.' && !after.has(parent)) continue; // the whole parent went: its whiteout covers this
+    // The whole parent went (its whiteout covers this) or is no directory now (a file replaced it:
+    // no whiteout can be under a file, and the file hides what was there).
+    if (parent !== '.' && !after.get(parent)?.startsWith('d ')) continue;
     if (underOpaque(p)) continue;
     out.push({ kind: 'delete', path: p });
     if (parent !== '.') addWithParents(parent);

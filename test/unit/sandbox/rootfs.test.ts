@@ -105,6 +105,14 @@ test('native diff: nothing changed, nothing reported; a touched directory is rep
   assert.deepEqual(fmt(diffTrees(root, before).changes), ['add d']);
 });
 
+test('native diff: a directory replaced by a file is the file alone (no whiteout under a file)', () => {
+  const root = tree({ 'bd/x': 'x', 'bd/sub/y': 'y' });
+  const before = snapshotTree(root);
+  rmSync(path.join(root, 'bd'), { recursive: true });
+  writeFileSync(path.join(root, 'bd'), 'now a file');
+  assert.deepEqual(fmt(diffTrees(root, before).changes), ['add bd']);
+});
+
 test('native diff: a new hard link reports both names (the inode changed)', () => {
   const root = tree({ 'bin/a': 'x' });
   const before = snapshotTree(root);
