@@ -40,7 +40,8 @@ const chains = [
   `RUN (${look('/e /newdir /var/cache /mnt /etc/issue')} ; ls -A /) > /seen1`,
   'COPY f.txt /e/copied',
   'WORKDIR /w/x',
-  `RUN cat /e/copied >> /e/k && ln /e/copied /e/copied2 && (${look('/e /w')}) > /seen2`,
+  // seen before the changes (what a RUN changes itself has the time of the run, in every mode)
+  `RUN (${look('/e /w')}) > /seen2 && cat /e/copied >> /e/k && ln /e/copied /e/copied2`,
   'FROM debian-slim:bookworm AS b',
   'RUN echo b1 > /b1 && mkdir /bd && touch /bd/x',
   'RUN rm -rf /bd && echo b2 > /bd',
