@@ -44,7 +44,7 @@ import { planStageInfo, pullProgress, stepExit, type EventSink } from './events.
 import { StepCache, type CacheSink, type CacheSource, type CacheStats } from './cache-step.js';
 import type { SecretSource, SshSource } from './run-flags.js';
 import { contextKey, type NamedContext } from './named-contexts.js';
-import type { Ulimit } from '../sandbox/index.js';
+import { KeptRoots, type Ulimit } from '../sandbox/index.js';
 import { expandStep, type Step } from './expand-step.js';
 import { applyConfig, historyEntry, isConfigInstruction, setEnvVar } from './config-step.js';
 import { copyStep } from './copy-step.js';
@@ -174,8 +174,13 @@ export async function build(o: BuildOptions, emit: EventSink = () => undefined):
   // Every needed stage starts at once, as BuildKit's solver does: a stage waits for another only
   // at the step that uses it (FROM, COPY --from, RUN --mount from=), so a final stage's own early
   // steps overlap its builders. RUN steps, the CPU-heavy part, are bounded by the CPU count.
-  await Promise.all(plan.order.map((n) => engine.stageResult(n)));
-  const final = await engine.stageResult(plan.target);
+  let final: StageState;
+  try {
+    await Promise.all(plan.order.map((n) => engine.stageResult(n)));
+    final = await engine.stageResult(plan.target);
+  } finally {
+    await engine.keptRoots.close();
+  }
   mark('steps (stages in parallel)');
   let config = structuredClone(final.config);
   if (o.labels && Object.keys(o.labels).length)
@@ -273,6 +278,11 @@ class Engine implements RunEnv {
   /** RUN steps at once, across stages: one per CPU. */
   readonly runSlots: Slots;
   /**
+   * The native snapshotter's roots kept between RUN steps (sandbox/kept-root.ts): at most four
+   * (each is a stage's whole filesystem), dropped when the steps are over.
+   */
+  readonly keptRoots: KeptRoots;
+  /**
    * Stages whose layers the image is made of: the target and the stages it is based on. The other
    * stages' RUN layers are kept as snapshots only: no image ships them, so compressing them into
    * blobs would be wasted (BuildKit does not either). A cache export needs blobs of every stage.
@@ -292,6 +302,7 @@ class Engine implements RunEnv {
   ) {
     this.automatic = platformArgs(plan.platform.target, plan.platform.build);
     this.runSlots = o.runSlots ?? new Slots(availableParallelism());
+    this.keptRoots = new KeptRoots(o.store.root, 4);
     this.globals = new Map(plan.globalArgs.map((a) => [a.name, a.value]));
     // Pulls show in the build's progress as `pull` events (and go to onPull as they come).
     this.images = new BuildImages({

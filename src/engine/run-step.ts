@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { type RunInstruction } from '../dockerfile/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { type StageScope } from '../plan/index.js';
-import { runStep, type BackendKind, type Mount, type SnapshotterKind } from '../sandbox/index.js';
+import { runStep, type BackendKind, type KeptRoots, type Mount, type SnapshotterKind } from '../sandbox/index.js';
 import { KilnError, type ErrorPlace, type Slots } from '../util/index.js';
 import { historyEntry } from './config-step.js';
 import type { Step } from './expand-step.js';
@@ -22,6 +22,8 @@ import { appendHistory, historyTime, pushLayer, type StageState, type StepAt, ty
 export interface RunEnv extends StepEnv {
   /** RUN steps at once, across stages. */
   readonly runSlots: Slots;
+  /** The build's kept native roots: a RUN starts from the root the RUN before it left (sandbox/kept-root.ts). */
+  readonly keptRoots: KeptRoots;
   /** RUN layers of this stage are kept as snapshots only (no image ships them, no cache export needs them). */
   snapshotOnly(stage: number): boolean;
   /** The sandbox a RUN ran in (the engine shows it once). */
@@ -113,6 +115,7 @@ export async function runInstruction(
         onStdout: (b) => keep(b, 'stdout'),
         onStderr: (b) => keep(b, 'stderr'),
         keepFailed: slot?.fsDir,
+        keptRoots: env.keptRoots,
       }),
     );
   } catch (e) {

@@ -4,6 +4,7 @@ export {
   tarChanges,
   tarEntries,
   comparePaths,
+  layerKeepsXattr,
   type Change,
   LeanStats,
   type EntrySpec,

@@ -123,6 +123,11 @@ export interface EntrySpec {
  */
 const KEPT_XATTR = /^(security\.capability|user\.(?!overlay\.)|trusted\.(?!overlay\.)|security\.(?!selinux))/;
 
+/** Whether a layer carries this xattr (the native snapshotter drops the others from a root it keeps). */
+export function layerKeepsXattr(name: string): boolean {
+  return KEPT_XATTR.test(name);
+}
+
 function readXattrs(p: string, onNames?: (names: string[]) => void): Record<string, Buffer> | undefined {
   let names: string[];
   try {

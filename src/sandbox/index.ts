@@ -8,6 +8,8 @@
  *             snapshotter?, backend?, runtime?, onStdout?, onStderr?, signal? })
  *     → { exitCode, layer?: LayerInfo (blob committed to the store and recorded; undefined when
  *         nothing changed or capture is false), changes: Change[], backend, snapshotter }
+ *   keptRoots (a build's KeptRoots): with the native snapshotter, the root a RUN leaves is kept for
+ *   the next RUN on its layers (kept-root.ts) instead of flattening the stage again.
  *   A non-zero exit code is a result, not an error; setup failures throw KilnError('SANDBOX'…),
  *   an unknown USER throws KilnError('NOT_FOUND'), an abort rejects with KilnError('SANDBOX', 'interrupted').
  *
@@ -24,6 +26,7 @@
  *   call it; a CLI start may too).
  */
 export { runStep, DEFAULT_PATH, type RunStepOptions, type RunOutcome } from './run.js';
+export { KeptRoots } from './kept-root.js';
 export type { Mount } from './mounts.js';
 export { containerArgs, containerEnv, parseVolume } from './container.js';
 export {

@@ -321,10 +321,33 @@ export function snapshotTree(root: string, skip?: (rel: string) => boolean): Tre
 }
 
 /**
- * Native snapshotter: the changes between the tree's state before the run and now, as overlay
- * would record them.
+ * The state of `rels` (paths relative to `root`) read again into `state`: what a walk would now
+ * find there, without the walk (a path gone is dropped, with what the state had below it when it
+ * was a directory). For the few paths a caller changed in a tree whose state it holds.
  */
-export function diffTrees(root: string, before: TreeState, skip?: (rel: string) => boolean): Change[] {
+export function refreshState(root: string, state: TreeState, rels: Iterable<string>): void {
+  for (const r of rels) {
+    if (r === '' || r === '.') continue; // the root itself is no entry
+    const st = lstatSync(path.join(root, r), { bigint: true, throwIfNoEntry: false });
+    if (st) {
+      state.set(r, fingerprint(st));
+      continue;
+    }
+    state.delete(r);
+    for (const k of state.keys()) if (k.startsWith(`${r}/`)) state.delete(k);
+  }
+}
+
+/**
+ * Native snapshotter: the changes between the tree's state before the run and now, as overlay
+ * would record them, and the state now (the walk that found them: the state before the next run
+ * of a root that is kept).
+ */
+export function diffTrees(
+  root: string,
+  before: TreeState,
+  skip?: (rel: string) => boolean,
+): { changes: Change[]; after: TreeState } {
   const after = snapshotTree(root, skip);
   const added = new Set<string>();
   const addWithParents = (p: string) => {
@@ -350,14 +373,16 @@ export function diffTrees(root: string, before: TreeState, skip?: (rel: string) 
   for (const p of before.keys()) {
     if (after.has(p)) continue;
     const parent = path.posix.dirname(p);
-    if (parent !== '.' && !after.has(parent)) continue; // the whole parent went: its whiteout covers this
+    // The whole parent went (its whiteout covers this) or is no directory now (a file replaced it:
+    // no whiteout can be under a file, and the file hides what was there).
+    if (parent !== '.' && !after.get(parent)?.startsWith('d ')) continue;
     if (underOpaque(p)) continue;
     out.push({ kind: 'delete', path: p });
     if (parent !== '.') addWithParents(parent);
   }
   for (const p of added) out.push({ kind: 'add', path: p });
   for (const p of opaque) out.push({ kind: 'opaque', path: p });
-  return out;
+  return { changes: out, after };
 }
 
 export interface Stub {
@@ -372,9 +397,15 @@ export interface Stub {
  *   the image's directories on the way keep their mode, owner and times, so the merged view shows
  *   the image's, and nothing reaches the upper dir (or the layer);
  * - native: `dir` is the rootfs itself (`image` the same dir), remembered before the run.
+ * `onMake` is told each path (relative) just before it is made: a kept native root loses them again.
  * Returns the real paths of the mount points (relative to the root), for the runtime.
  */
-export function makeStubs(dir: string, image: string | string[], stubs: Stub[]): Map<string, string> {
+export function makeStubs(
+  dir: string,
+  image: string | string[],
+  stubs: Stub[],
+  onMake?: (rel: string) => void,
+): Map<string, string> {
   const real = new Map<string, string>();
   const times: { host: string; atime: Date; mtime: Date }[] = [];
   for (const s of stubs) {
@@ -388,6 +419,7 @@ export function makeStubs(dir: string, image: string | string[], stubs: Stub[]):
       if (lstatOrUndefined(here)) continue;
       const img = resolveInImage(image, `/${rel}`, { followLast: false }).stat;
       if (img && !img.isDirectory()) break; // a non-directory of the image is in the way: the runtime will say so
+      onMake?.(rel);
       if (img) {
         mkdirSync(here);
         chmodSync(here, img.mode & 0o7777);

@@ -26,7 +26,15 @@ import {
   phaseStart,
   xattr,
 } from '../util/index.js';
-import { plainLayerInfo, type LayerInfo, applyLayer, type Change, comparePaths, tarChanges } from '../layer/index.js';
+import {
+  plainLayerInfo,
+  type LayerInfo,
+  applyLayer,
+  type Change,
+  comparePaths,
+  layerKeepsXattr,
+  tarChanges,
+} from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import {
   overlayRefusal,
@@ -35,13 +43,32 @@ import {
   flattenLowerDirs,
   makeStubs,
   mountOverlay,
+  refreshState,
   snapshotTree,
   unmount,
   type SnapshotterKind,
   type Stub,
+  type TreeState,
 } from './rootfs.js';
+import {
+  compareRoots,
+  compareState,
+  placeKeptRoot,
+  settleKeptRoot,
+  unmountInside,
+  Scaffold,
+  type KeptRoot,
+  type KeptRoots,
+} from './kept-root.js';
 import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.js';
-import { RUNTIME_MOUNT_POINTS, selectRunner, type BackendKind, type Runner, type Ulimit } from './runtime.js';
+import {
+  RUNTIME_MOUNT_POINTS,
+  selectRunner,
+  type BackendKind,
+  type ProcessSpec,
+  type Runner,
+  type Ulimit,
+} from './runtime.js';
 import { emptyRoot, hostRootKeep, hostRootTurn, keepTests } from './host-root.js';
 import { BARE_DEVICES } from './bare.js';
 import { cleanupStaleRuns, createRunDir, mountsUnder, runRoot, runWithCleanup, teardownRunDir } from './rundir.js';
@@ -103,6 +130,12 @@ export interface RunStepOptions {
   keepFailed?: string;
   /** Abort: the process is killed, everything torn down, runStep rejects (KilnError SANDBOX "interrupted"). */
   signal?: AbortSignal;
+  /**
+   * The build's kept native roots (kept-root.ts): with the native snapshotter, a RUN on `layers`
+   * takes the root a RUN before it left when it holds these layers (or the first of them), and
+   * leaves its own there. Without it, every RUN flattens its layers afresh.
+   */
+  keptRoots?: KeptRoots;
 }
 
 export interface RunOutcome {
@@ -175,8 +208,19 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   ];
   let image: string | string[];
   let real: Map<string, string>;
-  let before: Map<string, string> | undefined;
+  let before: TreeState | undefined;
   let lowers: string[] = [];
+  // The native root is kept for the next RUN (kept-root.ts): what was made in it before the run.
+  const chain = o.diffIds ?? [];
+  // KILN_NATIVE_FRESH_ROOT=1: every RUN flattens its layers afresh (as before roots were kept).
+  const keeping =
+    snapshotter === 'native' &&
+    !!o.keptRoots &&
+    !o.lowerDirs &&
+    o.capture !== false &&
+    process.env.KILN_NATIVE_FRESH_ROOT !== '1';
+  const scaffold = new Scaffold(rootfs);
+  let reused: KeptRoot | undefined;
   if (snapshotter === 'overlay') {
     lowers = o.lowerDirs ?? (await store.snapshots(o.layers ?? [], o.diffIds ?? []));
     image = lowers;
@@ -187,29 +231,32 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     for (const d of [upper, path.join(runDir, 'work')]) mkdirSync(d);
     await mountOverlay([...lowers, stubDir], runDir, upper, path.join(runDir, 'work'), rootfs);
   } else {
+    reused = keeping ? o.keptRoots!.take(chain) : undefined;
+    if (reused) placeKeptRoot(reused, rootfs);
+    // A kept root holds the first layers already: the others (COPY, ADD, WORKDIR, cached steps
+    // since) are applied over it, as a fresh flatten applies them.
     if (o.lowerDirs) await flattenLowerDirs(o.lowerDirs, rootfs);
-    else
-      for (const [i, l] of (o.layers ?? []).entries())
-        await applyLayer(store.openBlob(l.digest), rootfs, { whiteouts: 'apply', expectedDiffId: o.diffIds![i] });
+    else await applyLayers(o, rootfs, reused?.chain.length ?? 0);
+    if (reused && process.env.KILN_CHECK_KEPT_ROOT === '1') {
+      const fresh = path.join(runDir, 'check');
+      await applyLayers(o, fresh, 0);
+      const d = compareRoots(rootfs, fresh);
+      if (d) throw new KilnError('INTERNAL', `the kept native root differs from its layers' flatten: ${d}`);
+    }
     image = rootfs;
-    if (runner.kind === 'bare') prepareBareRoot(rootfs, rootfs);
-    real = makeStubs(rootfs, rootfs, stubs);
-    before = snapshotTree(rootfs);
+    if (runner.kind === 'bare') prepareBareRoot(rootfs, rootfs, scaffold.making);
+    real = makeStubs(rootfs, rootfs, stubs, scaffold.making);
+    // The state of a kept root taken as it is: the last run's walk, read again where stubs were made.
+    if (reused && reused.chain.length === chain.length) {
+      before = reused.state;
+      refreshState(rootfs, before, scaffold.touched());
+      checkState(rootfs, before);
+    } else before = snapshotTree(rootfs);
   }
-  phaseDone(`base snapshot (${snapshotter})`, t);
+  phaseDone(`base snapshot (${snapshotter}${reused ? ', kept root' : ''})`, t);
   if (signal.aborted) throw interrupted();
 
-  const resolved = resolveUser(image, o.user ?? '');
-  // The single-id mode maps root alone: a RUN as another user runs as root (as the mode says).
-  const user = singleIdMode() && resolved.uid !== 0 ? { ...resolved, uid: 0, gid: 0, additionalGids: [] } : resolved;
-  const env = o.env.filter((e) => e.indexOf('=') > 0);
-  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
-  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
-  const cwd = path.posix.resolve('/', o.cwd || '/');
-  // A missing working directory is made (root-owned 0755, part of the layer), inside the root.
-  const cwdReal = resolveInImage(rootfs, cwd).rel;
-  if (!existsSync(path.join(rootfs, cwdReal))) mkdirSync(path.join(rootfs, cwdReal), { recursive: true, mode: 0o755 });
-
+  const spec = processSpec(o, image, rootfs);
   const runtimeMounts = await prepareMounts(
     mounts,
     runDir,
@@ -218,29 +265,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   );
   if (signal.aborted) throw interrupted();
   t = phaseStart();
-  const exitCode = await runner.run(
-    rootfs,
-    bundle,
-    path.basename(runDir),
-    {
-      args: o.args,
-      env,
-      cwd,
-      uid: user.uid,
-      gid: user.gid,
-      additionalGids: user.additionalGids,
-      network: o.network ?? 'host',
-      hostname: o.hostname,
-      mounts: runtimeMounts,
-      extraHosts: o.extraHosts,
-      shmSize: o.shmSize,
-      ulimits: o.ulimits,
-      onStdout: o.onStdout,
-      onStderr: o.onStderr,
-      stdin: o.stdin,
-    },
-    signal,
-  );
+  const exitCode = await runner.run(rootfs, bundle, path.basename(runDir), { ...spec, mounts: runtimeMounts }, signal);
   phaseDone(`RUN process (${runner.kind}: runtime start, process, runtime delete)`, t);
   if (signal.aborted) throw interrupted();
   if (exitCode !== 0 && o.keepFailed) {
@@ -250,6 +275,9 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
 
   let changes: Change[] = [];
   let layer: LayerInfo | undefined;
+  let after: TreeState | undefined;
+  // Entries with xattrs no layer carries: a kept root loses them (the next RUN sees the layer's).
+  const foreign: [string, string[]][] = [];
   if (o.capture !== false) {
     let src: string;
     // The overlay is unmounted while its upper dir is read: nothing writes to it any more, and the
@@ -263,7 +291,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
       changes = diffUpper(upper, lowers);
       src = upper;
     } else {
-      changes = diffTrees(rootfs, before!);
+      ({ changes, after } = diffTrees(rootfs, before!));
       src = rootfs;
     }
     try {
@@ -278,7 +306,10 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
         const internals: [string, string[]][] = [];
         const onXattrNames = keepUpper
           ? (rel: string, names: string[]) => void (names.some(isOverlayInternal) && internals.push([rel, names]))
-          : undefined;
+          : keeping
+            ? (rel: string, names: string[]) =>
+                void (names.some((n) => !layerKeepsXattr(n)) && foreign.push([rel, names]))
+            : undefined;
         t = phaseStart();
         const tar = tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch, onXattrNames });
         layer =
@@ -299,6 +330,19 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
       await unmounted;
     }
   }
+  // The root is the stage's next state once settled: kept for the next RUN (a failed one's is not).
+  if (keeping && exitCode === 0 && after && !signal.aborted) {
+    t = phaseStart();
+    await unmountInside(rootfs);
+    const state = settleKeptRoot(rootfs, changes, after, {
+      scaffold,
+      sourceDateEpoch: o.sourceDateEpoch,
+      foreignXattrs: foreign,
+    });
+    checkState(rootfs, state);
+    await o.keptRoots!.keep(rootfs, layer ? [...chain, layer.diffId] : [...chain], state);
+    phaseDone('native root kept', t);
+  }
   return {
     exitCode,
     layer,
@@ -308,6 +352,27 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     ...(o.snapshotter === undefined && overlayRefused !== undefined ? { overlayRefused } : {}),
   };
 }
+
+/** The image's layers from `from` on, applied over `root` from their blobs (the native snapshotter). */
+async function applyLayers(o: RunStepOptions, root: string, from: number, only?: (rel: string) => boolean) {
+  for (const [i, l] of (o.layers ?? []).entries())
+    if (i >= from)
+      await applyLayer(o.store.openBlob(l.digest), root, {
+        whiteouts: 'apply',
+        expectedDiffId: o.diffIds![i],
+        ...(only ? { only } : {}),
+      });
+}
+
+/** KILN_CHECK_KEPT_ROOT: a state derived without a walk is the walk's. */
+function checkState(root: string, state: TreeState, skip?: (rel: string) => boolean): void {
+  if (process.env.KILN_CHECK_KEPT_ROOT !== '1') return;
+  const d = compareState(root, state, skip);
+  if (d) throw new KilnError('INTERNAL', `the kept native root's state differs from a walk: ${d}`);
+}
+
+/** The stage root the last host-root RUN left in `/`, settled, for the next RUN of its build. */
+let hostRootLeft: { owner: KeptRoots; keep: string; chain: Digest[]; state: TreeState } | undefined;
 
 /**
  * The host-root backend (kaniko's model): `/` emptied but for what it must keep, the image
@@ -324,52 +389,69 @@ async function runInHostRoot(
   const { store } = o;
   const keep = hostRootKeep(store.root);
   const { kept, above } = keepTests(keep);
-  emptyRoot('/', keep);
-  for (const [i, l] of (o.layers ?? []).entries())
-    await applyLayer(store.openBlob(l.digest), '/', {
-      whiteouts: 'apply',
-      expectedDiffId: o.diffIds![i],
-      only: (rel) => !kept(rel) && !above(rel),
-    });
+  // The stage root the RUN before this one left in / (settled), when this RUN's layers start with
+  // its: / is not emptied and filled again (kept-root.ts, the same rules).
+  const chain = o.diffIds ?? [];
+  const keeping = !!o.keptRoots && o.capture !== false && process.env.KILN_NATIVE_FRESH_ROOT !== '1';
+  const left = hostRootLeft;
+  hostRootLeft = undefined; // / is this RUN's now: unless it succeeds, it holds no known state
+  const reused =
+    keeping &&
+    left &&
+    left.owner === o.keptRoots &&
+    !left.owner.isClosed &&
+    left.keep === keep.join('\0') &&
+    left.chain.length <= chain.length &&
+    left.chain.every((d, i) => d === chain[i])
+      ? left
+      : undefined;
+  if (!reused) emptyRoot('/', keep);
+  await applyLayers(o, '/', reused?.chain.length ?? 0, (rel) => !kept(rel) && !above(rel));
   if (signal.aborted) throw new KilnError('SANDBOX', 'interrupted');
-  const before = snapshotTree('/', kept);
-  const resolved = resolveUser('/', o.user ?? '');
-  const user = singleIdMode() && resolved.uid !== 0 ? { ...resolved, uid: 0, gid: 0, additionalGids: [] } : resolved;
-  const env = o.env.filter((e) => e.indexOf('=') > 0);
-  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
-  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
-  const cwd = path.posix.resolve('/', o.cwd || '/');
-  const cwdReal = resolveInImage('/', cwd).rel;
-  if (!existsSync(path.join('/', cwdReal))) mkdirSync(path.join('/', cwdReal), { recursive: true, mode: 0o755 });
+  let before: TreeState;
+  if (reused && reused.chain.length === chain.length) {
+    before = reused.state;
+    checkState('/', before, kept);
+  } else before = snapshotTree('/', kept);
+  // The runner refuses mounts (none can be made here): their targets say which.
+  const spec = processSpec(o, '/', '/');
+  const mounts = (o.mounts ?? []).map((m) => ({ type: 'bind' as const, target: m.target }));
   const exitCode = await runner.run(
     '/',
     path.join(runDir, 'bundle'),
     path.basename(runDir),
-    {
-      args: o.args,
-      env,
-      cwd,
-      uid: user.uid,
-      gid: user.gid,
-      additionalGids: user.additionalGids,
-      network: o.network ?? 'host',
-      hostname: o.hostname,
-      mounts: (o.mounts ?? []).map((m) => ({ type: 'bind' as const, target: m.target })),
-      onStdout: o.onStdout,
-      onStderr: o.onStderr,
-    },
+    { ...spec, mounts },
     signal,
   );
   if (signal.aborted) throw new KilnError('SANDBOX', 'interrupted');
   let changes: Change[] = [];
   let layer: LayerInfo | undefined;
+  let after: TreeState | undefined;
+  const foreign: [string, string[]][] = [];
   if (o.capture !== false) {
-    changes = diffTrees('/', before, kept).sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
+    ({ changes, after } = diffTrees('/', before, kept));
+    changes.sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
+    const onXattrNames = (rel: string, names: string[]) =>
+      void (names.some((n) => !layerKeepsXattr(n)) && foreign.push([rel, names]));
     if (changes.length)
-      layer = await store.putLayer(tarChanges('/', changes, { sourceDateEpoch: o.sourceDateEpoch }), {
+      layer = await store.putLayer(tarChanges('/', changes, { sourceDateEpoch: o.sourceDateEpoch, onXattrNames }), {
         compression: o.compression,
         level: o.compressionLevel,
       });
+  }
+  if (keeping && exitCode === 0 && after && !signal.aborted) {
+    const state = settleKeptRoot('/', changes, after, {
+      sourceDateEpoch: o.sourceDateEpoch,
+      foreignXattrs: foreign,
+      timesAsFound: above,
+    });
+    checkState('/', state, kept);
+    hostRootLeft = {
+      owner: o.keptRoots!,
+      keep: keep.join('\0'),
+      chain: layer ? [...chain, layer.diffId] : chain,
+      state,
+    };
   }
   return {
     exitCode,
@@ -378,6 +460,40 @@ async function runInHostRoot(
     backend: runner.kind,
     snapshotter: 'native',
     ...(o.snapshotter === undefined && overlayRefused !== undefined ? { overlayRefused } : {}),
+  };
+}
+
+/**
+ * The process of a run, as both paths (a rootfs, or the host-root backend's /) give it to their
+ * runner: the user resolved in the image's own /etc/passwd and /etc/group (`image`: the rootfs, or
+ * overlay's layer dirs), PATH and HOME defaulted as docker does, the working directory made in
+ * `root` when missing (root-owned 0755, part of the layer, as BuildKit). Mounts are the caller's.
+ */
+function processSpec(o: RunStepOptions, image: string | string[], root: string): Omit<ProcessSpec, 'mounts'> {
+  const resolved = resolveUser(image, o.user ?? '');
+  // The single-id mode maps root alone: a RUN as another user runs as root (as the mode says).
+  const user = singleIdMode() && resolved.uid !== 0 ? { ...resolved, uid: 0, gid: 0, additionalGids: [] } : resolved;
+  const env = o.env.filter((e) => e.indexOf('=') > 0);
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
+  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+  const cwd = path.posix.resolve('/', o.cwd || '/');
+  const cwdReal = resolveInImage(root, cwd).rel;
+  if (!existsSync(path.join(root, cwdReal))) mkdirSync(path.join(root, cwdReal), { recursive: true, mode: 0o755 });
+  return {
+    args: o.args,
+    env,
+    cwd,
+    uid: user.uid,
+    gid: user.gid,
+    additionalGids: user.additionalGids,
+    network: o.network ?? 'host',
+    hostname: o.hostname,
+    extraHosts: o.extraHosts,
+    shmSize: o.shmSize,
+    ulimits: o.ulimits,
+    onStdout: o.onStdout,
+    onStderr: o.onStderr,
+    stdin: o.stdin,
   };
 }
 
@@ -421,13 +537,20 @@ function stripOverlayTree(dir: string): void {
  * so never part of the layer: docker's device nodes in /dev and the host's /etc/hosts and
  * /etc/resolv.conf. An /etc/hostname the image lacks stays empty.
  */
-function prepareBareRoot(dir: string, image: string | string[]): void {
+function prepareBareRoot(dir: string, image: string | string[], onMake?: (rel: string) => void): void {
   const missing = (p: string) => !resolveInImage(image, p).stat;
-  if (missing('/dev')) mkdirSync(path.join(dir, 'dev'), { recursive: true, mode: 0o755 });
-  const dev = path.join(dir, resolveInImage(image, '/dev').rel);
+  const made = (rel: string) => existsSync(path.join(dir, rel)) || onMake?.(rel);
+  if (missing('/dev')) {
+    made('dev');
+    mkdirSync(path.join(dir, 'dev'), { recursive: true, mode: 0o755 });
+  }
+  const devRel = resolveInImage(image, '/dev').rel;
+  const dev = path.join(dir, devRel);
+  if (!existsSync(dev)) made(devRel);
   mkdirSync(dev, { recursive: true });
   for (const [name, major, minor] of BARE_DEVICES) {
     if (!missing(`/dev/${name}`)) continue;
+    made(`${devRel}/${name}`);
     const r = spawnSync('mknod', ['-m', '666', path.join(dev, name), 'c', String(major), String(minor)], {
       encoding: 'utf8',
     });
@@ -439,9 +562,13 @@ function prepareBareRoot(dir: string, image: string | string[]): void {
   for (const f of ['hosts', 'resolv.conf']) {
     if (!missing(`/etc/${f}`) || !existsSync(`/etc/${f}`)) continue;
     const etc = path.join(dir, 'etc');
-    if (missing('/etc')) mkdirSync(etc, { recursive: true, mode: 0o755 });
-    else mkdirSync(path.join(dir, resolveInImage(image, '/etc').rel), { recursive: true });
-    copyFileSync(`/etc/${f}`, path.join(dir, resolveInImage(image, '/etc').rel || 'etc', f));
+    if (missing('/etc')) {
+      made('etc');
+      mkdirSync(etc, { recursive: true, mode: 0o755 });
+    } else mkdirSync(path.join(dir, resolveInImage(image, '/etc').rel), { recursive: true });
+    const etcRel = resolveInImage(image, '/etc').rel || 'etc';
+    made(`${etcRel}/${f}`);
+    copyFileSync(`/etc/${f}`, path.join(dir, etcRel, f));
   }
 }
 

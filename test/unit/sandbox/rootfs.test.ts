@@ -78,7 +78,7 @@ test('native diff: adds, edits, metadata-only changes, deletions, replaced direc
   rmSync(path.join(root, 'emptied/e2'));
   writeFileSync(path.join(root, 'tmpdir/scratch'), 'x');
   rmSync(path.join(root, 'tmpdir/scratch'));
-  assert.deepEqual(fmt(diffTrees(root, before)), [
+  assert.deepEqual(fmt(diffTrees(root, before).changes), [
     'add a',
     'add a/chmod',
     'add a/edit',
@@ -100,16 +100,24 @@ test('native diff: adds, edits, metadata-only changes, deletions, replaced direc
 test('native diff: nothing changed, nothing reported; a touched directory is reported', () => {
   const root = tree({ 'd/f': '1' });
   const before = snapshotTree(root);
-  assert.deepEqual(diffTrees(root, before), []);
+  assert.deepEqual(diffTrees(root, before).changes, []);
   utimesSync(path.join(root, 'd'), new Date(1000), new Date(1000));
-  assert.deepEqual(fmt(diffTrees(root, before)), ['add d']);
+  assert.deepEqual(fmt(diffTrees(root, before).changes), ['add d']);
+});
+
+test('native diff: a directory replaced by a file is the file alone (no whiteout under a file)', () => {
+  const root = tree({ 'bd/x': 'x', 'bd/sub/y': 'y' });
+  const before = snapshotTree(root);
+  rmSync(path.join(root, 'bd'), { recursive: true });
+  writeFileSync(path.join(root, 'bd'), 'now a file');
+  assert.deepEqual(fmt(diffTrees(root, before).changes), ['add bd']);
 });
 
 test('native diff: a new hard link reports both names (the inode changed)', () => {
   const root = tree({ 'bin/a': 'x' });
   const before = snapshotTree(root);
   linkSync(path.join(root, 'bin/a'), path.join(root, 'bin/b'));
-  assert.deepEqual(fmt(diffTrees(root, before)), ['add bin', 'add bin/a', 'add bin/b']);
+  assert.deepEqual(fmt(diffTrees(root, before).changes), ['add bin', 'add bin/a', 'add bin/b']);
 });
 
 test(
