@@ -287,12 +287,22 @@ export function comparePaths(a: string, b: string): number {
   return as.length - bs.length;
 }
 
+/** Names in byte order (each name's UTF-8 made once, not at every comparison). */
+function byteOrder(names: string[]): string[] {
+  return names
+    .map((n) => ({ n, b: Buffer.from(n) }))
+    .sort((x, y) => Buffer.compare(x.b, y.b))
+    .map((x) => x.n);
+}
+
 function* walk(root: string, rel: string, links: HardlinkTracker, opts: TarOptions): Generator<PendingEntry> {
   // Synchronous metadata reads: a tree walk is thousands of tiny calls, each a thread-pool hop when async.
-  const names = readdirSync(path.join(root, rel)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const dir = path.join(root, rel);
+  const names = byteOrder(readdirSync(dir));
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
   for (const n of names) {
     const r = rel ? `${rel}/${n}` : n;
-    const abs = path.join(root, r);
+    const abs = prefix + n; // path.join(root, r): dir is normalized, a name from readdir has no slash
     const st = lstatSync(abs);
     const e = entryFor(abs, r, st, links, opts);
     if (e) yield e;
