@@ -16,7 +16,7 @@ import { Writable, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { KilnError, type Digest } from '../util/index.js';
 import { MediaType, type Compression } from '../image/index.js';
-import { TarContentSize } from './content-size.js';
+import { TarContentSize, announcedContentSize } from './content-size.js';
 import { nodeZstd } from './decompress.js';
 import { deflatePool } from './deflate-pool.js';
 import {
@@ -79,13 +79,26 @@ function end(dest: Writable): Promise<void> {
   });
 }
 
-const sized = (c: TarContentSize): { contentSize?: number } => (c.size === undefined ? {} : { contentSize: c.size });
+/** The content size as the tar's writer counted it, else as the parser read it (undefined: no tar). */
+class ContentSize {
+  private readonly parser: TarContentSize | undefined;
+  constructor(private readonly announced: (() => number) | undefined) {
+    this.parser = announced ? undefined : new TarContentSize();
+  }
+  update(b: Buffer): void {
+    this.parser?.update(b);
+  }
+  result(): { contentSize?: number } {
+    const size = this.announced ? this.announced() : this.parser!.size;
+    return size === undefined ? {} : { contentSize: size };
+  }
+}
 
 /** Compress `tar` into `dest`, returning both digests and sizes. `dest` is ended. */
 export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOptions): Promise<LayerInfo> {
   const diff = createHash('sha256');
   const comp = createHash('sha256');
-  const content = new TarContentSize();
+  const content = new ContentSize(announcedContentSize(tar));
   let usize = 0;
   let csize = 0;
   const emit = async (b: Buffer) => {
@@ -109,7 +122,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
       digest: d,
       size: usize,
       uncompressedSize: usize,
-      ...sized(content),
+      ...content.result(),
       mediaType: MediaType.OciLayer,
     };
   }
@@ -136,7 +149,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
       digest: `sha256:${comp.digest('hex')}`,
       size: csize,
       uncompressedSize: usize,
-      ...sized(content),
+      ...content.result(),
       mediaType: MediaType.OciLayerZstd,
     };
   }
@@ -206,7 +219,7 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     digest: `sha256:${comp.digest('hex')}`,
     size: csize,
     uncompressedSize: usize,
-    ...sized(content),
+    ...content.result(),
     mediaType: MediaType.OciLayerGzip,
   };
 }

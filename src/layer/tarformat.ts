@@ -62,6 +62,26 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
+/**
+ * Write `n` as `octal(n, width)` spells it (zero-padded digits and a NUL) at `off`; false when it
+ * does not fit. Byte by byte: a header of many small files' layer is written per file, and the
+ * string round trip was most of its cost.
+ */
+function putOctal(b: Buffer, off: number, n: number, width: number): boolean {
+  let v = Math.floor(n);
+  if (!(v >= 0) || v >= 8 ** (width - 1))
+    return octal(n, width) !== undefined && b.write(octal(n, width)!, off, 'latin1') > 0;
+  b[off + width - 1] = 0;
+  for (let i = off + width - 2; i >= off; i--) {
+    b[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
+  return true;
+}
+
+const ZERO8 = '0000000\0';
+const ZERO12 = '00000000000\0';
+
 function rawHeader(
   name: Buffer,
   h: Omit<TarHeader, 'name'>,
@@ -71,24 +91,27 @@ function rawHeader(
 ): Buffer {
   const b = Buffer.alloc(BLOCK);
   name.copy(b, 0, 0, Math.min(100, name.length));
-  b.write(octal(h.mode & 0o7777, 8) ?? '0000000\0', 100, 'latin1');
-  b.write(octal(h.uid, 8) ?? '0000000\0', 108, 'latin1');
-  b.write(octal(h.gid, 8) ?? '0000000\0', 116, 'latin1');
-  b.write(octal(size, 12) ?? '00000000000\0', 124, 'latin1');
-  b.write(octal(Math.floor(h.mtime), 12) ?? '00000000000\0', 136, 'latin1');
-  b.write('        ', 148, 'latin1');
-  b.write(typeflag, 156, 'latin1');
+  putOctal(b, 100, h.mode & 0o7777, 8);
+  if (!putOctal(b, 108, h.uid, 8)) b.write(ZERO8, 108, 'latin1');
+  if (!putOctal(b, 116, h.gid, 8)) b.write(ZERO8, 116, 'latin1');
+  if (!putOctal(b, 124, size, 12)) b.write(ZERO12, 124, 'latin1');
+  if (!putOctal(b, 136, Math.floor(h.mtime), 12)) b.write(ZERO12, 136, 'latin1');
+  b.fill(0x20, 148, 156);
+  b[156] = typeflag.charCodeAt(0);
   if (linkname) linkname.copy(b, 157, 0, Math.min(100, linkname.length));
-  b.write('ustar\0' + '00', 257, 'latin1');
+  USTAR.copy(b, 257);
   if (h.uname) b.write(h.uname.slice(0, 31), 265, 'utf8');
   if (h.gname) b.write(h.gname.slice(0, 31), 297, 'utf8');
-  b.write(octal(h.devmajor ?? 0, 8)!, 329, 'latin1');
-  b.write(octal(h.devminor ?? 0, 8)!, 337, 'latin1');
+  if (!putOctal(b, 329, h.devmajor ?? 0, 8)) b.write(octal(h.devmajor ?? 0, 8)!, 329, 'latin1');
+  if (!putOctal(b, 337, h.devminor ?? 0, 8)) b.write(octal(h.devminor ?? 0, 8)!, 337, 'latin1');
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += b[i]!;
-  b.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  putOctal(b, 148, sum, 7);
+  b[155] = 0x20;
   return b;
 }
+
+const USTAR = Buffer.from('ustar\0' + '00', 'latin1');
 
 /** Header block(s) for one entry: a PAX extended header first when a field does not fit ustar. */
 export function encodeHeader(h: TarHeader): Buffer {

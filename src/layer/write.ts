@@ -19,6 +19,7 @@ import {
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { KilnError, xattr } from '../util/index.js';
+import { announceContentSize } from './content-size.js';
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, type EntryType, type TarHeader } from './tarformat.js';
 
 export interface TarOptions {
@@ -178,7 +179,10 @@ const OUT_CHUNK = 1 << 20;
  * straight into the chunk being filled (one open/read/close per file, no per-file buffers): for
  * trees of many small files the per-file overhead, not the bytes, is the cost. Large files stream.
  */
-async function* encodeEntries(entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>): AsyncGenerator<Buffer> {
+async function* encodeEntries(
+  entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>,
+  counted: { contentSize: number },
+): AsyncGenerator<Buffer> {
   let out = Buffer.allocUnsafe(OUT_CHUNK);
   let pos = 0;
   const flush = (): Buffer | undefined => {
@@ -209,6 +213,9 @@ async function* encodeEntries(entries: AsyncIterable<PendingEntry> | Iterable<Pe
     for (const e of Array.isArray(batch) ? batch : [batch]) {
       const head = put(encodeHeader(e.header));
       if (head) yield head;
+      // As content-size.ts reads it back: files' sizes, symlinks' targets; hard links, directories 0.
+      if (e.header.type === 'file') counted.contentSize += e.header.size;
+      else if (e.header.type === 'symlink') counted.contentSize += Buffer.byteLength(e.header.linkname ?? '');
       const size = e.header.type === 'file' ? e.header.size : 0;
       if (size === 0) continue;
       const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
@@ -273,6 +280,14 @@ function changedSize(e: PendingEntry, got: number): KilnError {
     `${e.source ?? e.header.name} changed size while being archived (${got} of ${e.header.size} bytes)`,
     { path: e.source ?? e.header.name },
   );
+}
+
+/** The tar stream of `entries`, announcing its content size (content-size.ts) to the encoder. */
+function tarStream(entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>): Readable {
+  const counted = { contentSize: 0 };
+  return announceContentSize(Readable.from(encodeEntries(entries, counted), { objectMode: false }), () => {
+    return counted.contentSize;
+  });
 }
 
 /** A synchronous entry source read in batches: one await per batch, not per entry. */
@@ -347,12 +362,22 @@ export function comparePaths(a: string, b: string): number {
   return as.length - bs.length;
 }
 
+/** Names in byte order (each name's UTF-8 made once, not at every comparison). */
+function byteOrder(names: string[]): string[] {
+  return names
+    .map((n) => ({ n, b: Buffer.from(n) }))
+    .sort((x, y) => Buffer.compare(x.b, y.b))
+    .map((x) => x.n);
+}
+
 function* walk(root: string, rel: string, links: HardlinkTracker, opts: TarOptions): Generator<PendingEntry> {
   // Synchronous metadata reads: a tree walk is thousands of tiny calls, each a thread-pool hop when async.
-  const names = readdirSync(path.join(root, rel)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const dir = path.join(root, rel);
+  const names = byteOrder(readdirSync(dir));
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
   for (const n of names) {
     const r = rel ? `${rel}/${n}` : n;
-    const abs = path.join(root, r);
+    const abs = prefix + n; // path.join(root, r): dir is normalized, a name from readdir has no slash
     const st = lstatSync(abs);
     const e = entryFor(abs, r, st, links, opts);
     if (e) yield e;
@@ -362,7 +387,7 @@ function* walk(root: string, rel: string, links: HardlinkTracker, opts: TarOptio
 
 /** The whole tree under `root` as a layer tar. */
 export function tarDirectory(root: string, opts: TarOptions = {}): Readable {
-  return Readable.from(encodeEntries(walk(root, '', new HardlinkTracker(), opts)), { objectMode: false });
+  return tarStream(walk(root, '', new HardlinkTracker(), opts));
 }
 
 /** The given changes under `root` as a layer tar (adds with their metadata, deletes as whiteouts). */
@@ -397,7 +422,7 @@ export function tarChanges(root: string, changes: Change[], opts: TarOptions = {
       }
     }
   }
-  return Readable.from(encodeEntries(gen()), { objectMode: false });
+  return tarStream(gen());
 }
 // A directory's own entry comes before its opaque marker; a whiteout sorts as its own name.
 function rank(c: Change): number {
@@ -428,7 +453,7 @@ export function tarEntries(entries: Iterable<EntrySpec> | AsyncIterable<EntrySpe
       yield { header, source: s.source, content: s.content };
     }
   }
-  return Readable.from(encodeEntries(gen()), { objectMode: false });
+  return tarStream(gen());
 }
 
 /** One entry of a layer's skeleton: what an unpacker makes of it (times clamped as in the tar). */

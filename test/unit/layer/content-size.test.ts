@@ -11,6 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { TarContentSize, tarContentSize } from '../../../src/layer/content-size.js';
 import { encodeLayer } from '../../../src/layer/compress.js';
+import { announcedContentSize } from '../../../src/layer/content-size.js';
+import { tarChanges, tarDirectory } from '../../../src/layer/write.js';
 import { PassThrough, Readable } from 'node:stream';
 
 /** directory.Size: regular files' and symlinks' lstat size, each inode once, directories 0. */
@@ -89,6 +91,33 @@ test('encodeLayer reports the content size beside the tar size, for every compre
       assert.equal(info.contentSize, want, compression);
       assert.equal(info.uncompressedSize, t.stdout.length, compression);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("kiln's own tar writer counts the content size as it writes, the same as the parser reads it back", async () => {
+  const dir = makeTree();
+  try {
+    const want = directorySize(dir);
+    const tar = tarDirectory(dir);
+    assert.ok(announcedContentSize(tar), 'tarDirectory announces its content size');
+    const chunks: Buffer[] = [];
+    const dest = new PassThrough();
+    dest.on('data', (b: Buffer) => chunks.push(b));
+    const info = await encodeLayer(tar, dest, { compression: 'none' });
+    assert.equal(info.contentSize, want, 'the count of the writer');
+    assert.equal(await tarContentSize([Buffer.concat(chunks)]), want, 'the parser, on the same bytes');
+    // Whiteouts and an opaque marker count 0.
+    const changes = tarChanges(dir, [
+      { kind: 'add', path: 'f4096' },
+      { kind: 'delete', path: 'gone' },
+      { kind: 'opaque', path: 'a'.repeat(60) },
+      { kind: 'add', path: 'short-link' },
+    ]);
+    const out = new PassThrough();
+    out.resume();
+    assert.equal((await encodeLayer(changes, out, { compression: 'gzip' })).contentSize, 4096 + 'f512'.length);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
