@@ -361,16 +361,17 @@ class Engine implements RunEnv {
     return !this.shipped.has(stage) && !this.cache.needsBlobs;
   }
 
-  ranIn(backend: BackendKind, snapshotter: SnapshotterKind, overlayRefused?: string): void {
+  ranIn(backend: BackendKind, snapshotter: SnapshotterKind, overlayRefused?: string, fuseRefused?: string): void {
     if (this.sandboxShown) return;
     this.sandboxShown = true;
-    const iso = describeIsolation(backend, snapshotter, overlayRefused);
+    const iso = describeIsolation(backend, snapshotter, overlayRefused, fuseRefused);
     this.emit({
       type: 'sandbox',
       mode: iso.mode,
       backend,
       snapshotter,
       ...(overlayRefused !== undefined ? { overlayRefused } : {}),
+      ...(fuseRefused !== undefined ? { fuseRefused } : {}),
       description: iso.description,
     });
   }

@@ -66,8 +66,10 @@ export type BuildEvent =
       mode: string;
       backend: string;
       snapshotter: string;
-      /** Why overlayfs could not be mounted (the native snapshotter was chosen for it). */
+      /** Why overlayfs could not be mounted (fuse-overlayfs or the native snapshotter was chosen for it). */
       overlayRefused?: string;
+      /** Why fuse-overlayfs could not be mounted either (the native snapshotter was chosen for it). */
+      fuseRefused?: string;
       description: string;
     }
   /**

@@ -27,7 +27,7 @@ export interface RunEnv extends StepEnv {
   /** RUN layers of this stage are kept as snapshots only (no image ships them, no cache export needs them). */
   snapshotOnly(stage: number): boolean;
   /** The sandbox a RUN ran in (the engine shows it once). */
-  ranIn(backend: BackendKind, snapshotter: SnapshotterKind, overlayRefused?: string): void;
+  ranIn(backend: BackendKind, snapshotter: SnapshotterKind, overlayRefused?: string, fuseRefused?: string): void;
 }
 
 /** RUN: its layer (none when it changed nothing). A non-zero exit fails with the output's last lines. */
@@ -125,7 +125,7 @@ export async function runInstruction(
     for (const d of prepared.scratch) await rm(d, { recursive: true, force: true });
     await runMounts?.release();
   }
-  env.ranIn(out.backend, out.snapshotter, out.overlayRefused);
+  env.ranIn(out.backend, out.snapshotter, out.overlayRefused, out.fuseRefused);
   const createdBy = `RUN ${runHistoryText(
     args,
     state.argNames.map((n) => [n, scope.lookup(n) ?? '']),

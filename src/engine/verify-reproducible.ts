@@ -17,7 +17,7 @@ import { parseDockerfile } from '../dockerfile/index.js';
 import { parsePlatform, type Descriptor, type ImageConfig } from '../image/index.js';
 import { openLayer, readTar, type TarHeader } from '../layer/index.js';
 import { createPlan } from '../plan/index.js';
-import { canMountOverlay } from '../sandbox/index.js';
+import { pickSnapshotter } from '../sandbox/index.js';
 import { Store, type LoadedImage } from '../store/index.js';
 import { type Digest, type ErrorPlace } from '../util/index.js';
 import { build, type BuildOptions, type BuildResult } from './engine.js';
@@ -136,7 +136,8 @@ export async function verifyReproducible(o: VerifyOptions, emit: EventSink = () 
     // One snapshotter for both builds, chosen once: overlay and native layers differ where a RUN opened
     // a file for writing and left it unchanged (overlay copies it up: docs/rootless.md), so two builds
     // that fell back differently would differ for kiln's reason, not the Dockerfile's.
-    const snapshotter = o.snapshotter ?? ((await canMountOverlay(o.store.runDir)) ? 'overlay' : 'native');
+    const snapshotter =
+      o.snapshotter ?? (await pickSnapshotter(o.store.runDir, undefined, o.backend === 'host-root')).kind;
     const parallel = !o.sequential && availableParallelism() >= 4;
     const one = async (i: number): Promise<[BuildResult, number]> => {
       const t0 = Date.now();

@@ -120,9 +120,11 @@ export interface EntrySpec {
 
 /**
  * xattrs images carry; others (e.g. overlay's own markers: trusted.overlay.* on the host,
- * user.overlay.* in a rootless user namespace; selinux labels) stay out.
+ * user.overlay.* in a rootless user namespace, fuse-overlayfs' user.fuseoverlayfs.*; selinux
+ * labels) stay out.
  */
-const KEPT_XATTR = /^(security\.capability|user\.(?!overlay\.)|trusted\.(?!overlay\.)|security\.(?!selinux))/;
+const KEPT_XATTR =
+  /^(security\.capability|user\.(?!overlay\.|fuseoverlayfs\.)|trusted\.(?!overlay\.)|security\.(?!selinux))/;
 
 /** Whether a layer carries this xattr (the native snapshotter drops the others from a root it keeps). */
 export function layerKeepsXattr(name: string): boolean {

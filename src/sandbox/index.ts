@@ -1,5 +1,5 @@
 /**
- * The sandbox: root filesystems (overlay or native snapshotter) and running a process in them
+ * The sandbox: root filesystems (overlay, fuse-overlayfs or native snapshotter) and running a process in them
  * (oci runtime or chroot backend), capturing what it changed as a layer. The build engine calls
  * runStep for RUN; `kiln run` too.
  *
@@ -51,6 +51,8 @@ export {
   flattenLowerDirs,
   type SnapshotterKind,
 } from './rootfs.js';
+export { fuseRefusal } from './fuse-overlay.js';
+export { chooseSnapshotter, pickSnapshotter, type SnapshotterChoice } from './snapshotter.js';
 export { cleanupStaleRuns } from './rundir.js';
 export { makePrivateDir, sweepPrivateDirs } from './private-files.js';
 export { describeIsolation, type Isolation, type IsolationMode } from './isolation.js';

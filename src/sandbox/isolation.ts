@@ -17,12 +17,15 @@ export function describeIsolation(
   backend: BackendKind | string,
   snapshotter: SnapshotterKind | string,
   overlayRefused?: string,
+  fuseRefused?: string,
 ): Isolation {
   const ns = userNamespace();
   const fs =
     snapshotter === 'overlay'
       ? 'overlay snapshots'
-      : `native snapshotter (copied root${overlayRefused ? `; overlay refused: ${overlayRefused}` : ''})`;
+      : snapshotter === 'fuse-overlayfs'
+        ? `fuse-overlayfs snapshots (overlay in user space${overlayRefused ? `; kernel overlay refused: ${overlayRefused}` : ''})`
+        : `native snapshotter (copied root${overlayRefused ? `; overlay refused: ${overlayRefused}` : ''}${fuseRefused ? `; fuse-overlayfs refused: ${fuseRefused}` : ''})`;
   if (backend === 'host-root') {
     return {
       mode: 'host-root',

@@ -45,7 +45,14 @@ import {
 
 const xattrRemove = (p: string, n: string) => xattr().removeAttributeSync(p, n);
 
-export type SnapshotterKind = 'overlay' | 'native';
+export type SnapshotterKind = 'overlay' | 'fuse-overlayfs' | 'native';
+
+/** The form an upper dir's markers take: the kernel's, or fuse-overlayfs' (see diffUpper). */
+export type UpperFormat = 'overlay' | 'fuse-overlayfs';
+
+/** fuse-overlayfs' whiteout-file prefix and its opaque-directory marker file (the OCI layer names). */
+const WH = '.wh.';
+const WH_OPAQUE = '.wh..wh..opq';
 
 const OVERLAY_OPTS = ',index=off,metacopy=off,redirect_dir=off';
 
@@ -165,37 +172,77 @@ function attr(p: string, name: string): string | undefined {
  * (a file opened for writing and not written, as useradd's /etc/.pwd.lock; a directory copied up
  * only for such a file) is not a change, as BuildKit's overlay differ (`sameDirent`) and the native
  * snapshotter say: the layer is the same whichever snapshotter made it.
+ *
+ * An opaque marker on a directory the lower layers do not have (fuse-overlayfs marks every
+ * directory it makes) hides nothing: it is no change, as the native snapshotter says.
+ *
+ * `format` 'fuse-overlayfs' (its main.c, v1.10): a deleted path is a 0/0 character device when it
+ * could mknod one, else an empty file `.wh.NAME`; an opaque directory has the xattr
+ * trusted.overlay.opaque=y (root), user.fuseoverlayfs.opaque=y (where trusted.* is refused: a user
+ * namespace) and always a `.wh..wh..opq` file; other `.wh.`-prefixed entries are its own
+ * bookkeeping. A copy-up keeps mode, owner, times and xattrs (not its user.fuseoverlayfs.origin);
+ * `ln` of a lower file copies it up and links the copy, as the kernel does.
  */
-export function diffUpper(upper: string, lowers: string[] = []): Change[] {
+export function diffUpper(upper: string, lowers: string[] = [], format: UpperFormat = 'overlay'): Change[] {
   const out: Change[] = [];
   const top = [...lowers].reverse();
   const prefix = overlayXattrPrefix();
+  const fuse = format === 'fuse-overlayfs';
+  // Does a lower layer have `r` (inLower: its parent may have entries below)? Without lowers (not
+  // known), every marker counts.
+  const hides = (r: string, inLower: boolean) => !top.length || (inLower && !!lowerEntry(top, r));
+  const isOpaque = (abs: string) =>
+    fuse
+      ? ['trusted.overlay.opaque', 'user.overlay.opaque', 'user.fuseoverlayfs.opaque'].some(
+          (n) => attr(abs, n) === 'y',
+        ) || lstatOrUndefined(path.join(abs, WH_OPAQUE)) !== undefined
+      : attr(abs, `${prefix}opaque`) === 'y';
   // Returns whether anything under `rel` was recorded. `inLower`: the directory may have entries
   // below it (false under a directory that is new or opaque: nothing of it was copied up).
   const walk = (rel: string, inLower: boolean): boolean => {
     let any = false;
-    for (const name of readdirSync(path.join(upper, rel))) {
+    const names = readdirSync(path.join(upper, rel));
+    // fuse-overlayfs' whiteout files, and a character-device whiteout may say the same path again.
+    const deleted = new Set<string>();
+    const del = (r: string) => {
+      if (deleted.has(r)) return;
+      deleted.add(r);
+      out.push({ kind: 'delete', path: r });
+      any = true;
+    };
+    for (const name of names) {
       const r = rel ? `${rel}/${name}` : name;
       const abs = path.join(upper, r);
+      if (fuse && name.startsWith(WH)) {
+        const hidden = name.slice(WH.length);
+        // `.wh..wh..opq` (read with its directory), and whiteouts of such names, are markers.
+        if (hidden && !hidden.startsWith(WH) && lstatSync(abs).isFile() && hides(join(rel, hidden), inLower))
+          del(join(rel, hidden));
+        continue;
+      }
       const st = lstatSync(abs);
       // A whiteout: a 0/0 character device, or (kernels ≥ 6.7 in nested setups) an empty file
       // marked with trusted.overlay.whiteout.
       if (
         (st.isCharacterDevice() && st.rdev === 0) ||
-        (st.isFile() && st.size === 0 && attr(abs, `${prefix}whiteout`) !== undefined)
+        (!fuse && st.isFile() && st.size === 0 && attr(abs, `${prefix}whiteout`) !== undefined)
       ) {
-        out.push({ kind: 'delete', path: r });
-        any = true;
+        // A whiteout of what no lower layer has hides nothing (fuse-overlayfs leaves them where a
+        // step made and removed a file, as useradd's /etc/passwd.lock): no change, as native says.
+        if (hides(r, inLower)) del(r);
         continue;
       }
       const lower = inLower ? lowerEntry(top, r) : undefined;
       // Kept until the tar is written: the lean copy (~250 B, not ~900 B per entry at 100,000 files).
       const add: Change = { kind: 'add', path: r, stats: new LeanStats(st) };
       if (st.isDirectory()) {
-        const opaque = attr(abs, `${prefix}opaque`) === 'y';
+        const opaque = (!top.length || !!lower) && isOpaque(abs);
         const i = out.length;
         const below = walk(r, !!lower && !opaque);
-        if (opaque || below || !lower || !sameEntry(abs, st, lower.host, lower.stat)) {
+        // fuse-overlayfs moves each copy-up into its directory (the kernel then restores the
+        // directory's times): a directory with entries has its mtime from that, not from the step.
+        const sameDir = () => sameEntry(abs, st, lower!.host, lower!.stat, fuse && readdirSync(abs).length > 0);
+        if (opaque || below || !lower || !sameDir()) {
           out.splice(i, 0, add, ...(opaque ? [{ kind: 'opaque' as const, path: r }] : []));
           any = true;
         }
@@ -212,6 +259,8 @@ export function diffUpper(upper: string, lowers: string[] = []): Change[] {
   walk('', top.length > 0);
   return out;
 }
+
+const join = (rel: string, name: string) => (rel ? `${rel}/${name}` : name);
 
 /** The entry at `rel` in the topmost of `top` (layer dirs, top first) that has it, unless a layer above hides it. */
 function lowerEntry(top: string[], rel: string): { host: string; stat: Stats } | undefined {
@@ -236,11 +285,13 @@ function lowerEntry(top: string[], rel: string): { host: string; stat: Stats } |
  * BuildKit's sameDirent (util/overlay): same type, mode, owner, device, xattrs (capabilities…);
  * for a non-directory the same size and mtime, and when both mtimes are whole seconds (as a
  * layer's tar leaves them, so a rewrite in the same second cannot be told by time) the same
- * content or link target. A directory's mtime counts too, as the native snapshotter counts it.
+ * content or link target. A directory's mtime counts too, as the native snapshotter counts it,
+ * unless `anyDirMtime` (fuse-overlayfs' upper dir with copied-up entries: its mtime is theirs).
  */
-export function sameEntry(a: string, sa: Stats, b: string, sb: Stats): boolean {
+export function sameEntry(a: string, sa: Stats, b: string, sb: Stats, anyDirMtime = false): boolean {
   if (sa.mode !== sb.mode || sa.uid !== sb.uid || sa.gid !== sb.gid || sa.rdev !== sb.rdev) return false;
   if (!sameXattrs(a, b, sa.isSymbolicLink())) return false;
+  if (sa.isDirectory() && anyDirMtime) return true;
   const ma = lstatSync(a, { bigint: true }).mtimeNs;
   const mb = lstatSync(b, { bigint: true }).mtimeNs;
   if (ma !== mb) return false;
@@ -262,7 +313,10 @@ function sameXattrs(a: string, b: string, symlink: boolean): boolean {
       return '';
     }
     return names
-      .filter((n) => !n.startsWith('trusted.overlay.') && !n.startsWith('user.overlay.'))
+      .filter(
+        (n) =>
+          !n.startsWith('trusted.overlay.') && !n.startsWith('user.overlay.') && !n.startsWith('user.fuseoverlayfs.'),
+      )
       .sort()
       .map((n) => `${n}=${attr(p, n) ?? ''}`)
       .join('\0');

@@ -24,6 +24,7 @@ import {
   singleIdMode,
   phaseDone,
   phaseStart,
+  runCapture,
   xattr,
 } from '../util/index.js';
 import {
@@ -60,6 +61,8 @@ import {
   type KeptRoot,
   type KeptRoots,
 } from './kept-root.js';
+import { mountFuseOverlay } from './fuse-overlay.js';
+import { pickSnapshotter } from './snapshotter.js';
 import { mountsFile, prepareMounts, validateMounts, type Mount } from './mounts.js';
 import {
   RUNTIME_MOUNT_POINTS,
@@ -111,7 +114,7 @@ export interface RunStepOptions {
   snapshotOnly?: boolean;
   /** Clamp timestamps in the layer (SOURCE_DATE_EPOCH). */
   sourceDateEpoch?: number;
-  /** Default: overlay when it can be mounted here, else native. */
+  /** Default: overlay when it can be mounted here, else fuse-overlayfs when it can, else native. */
   snapshotter?: SnapshotterKind;
   /** Default: oci when runc or crun works here, else chroot. */
   backend?: BackendKind;
@@ -149,8 +152,10 @@ export interface RunOutcome {
   snapshotter: SnapshotterKind;
   /** keepFailed: what was kept there — the overlay's changes (`upper`) or the whole tree (`tree`). */
   kept?: 'upper' | 'tree';
-  /** Why overlayfs could not be mounted, when the native snapshotter was chosen for that reason. */
+  /** Why overlayfs could not be mounted, when another snapshotter was chosen for that reason. */
   overlayRefused?: string;
+  /** Why fuse-overlayfs could not be mounted, when the native snapshotter was chosen for that reason. */
+  fuseRefused?: string;
 }
 
 export async function runStep(o: RunStepOptions): Promise<RunOutcome> {
@@ -178,28 +183,18 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   const bundle = path.join(runDir, 'bundle');
   let t = phaseStart();
   for (const d of [rootfs, bundle]) mkdirSync(d, { recursive: true });
-  const overlayRefused = await overlayRefusal(runRoot(store.root));
   const runner = await selectRunner({ runtime: o.runtime, backend: o.backend, scratch: runDir });
   // The host-root backend unpacks the image into / and finds its changes there: native only.
-  const overlayOk = overlayRefused === undefined && runner.kind !== 'host-root';
-  if (o.snapshotter === 'overlay' && runner.kind === 'host-root')
-    throw new KilnError(
-      'USAGE',
-      'the host-root backend works with the native snapshotter only: drop --snapshotter overlay',
-    );
-  if (o.snapshotter === 'overlay' && !overlayOk) {
-    throw new KilnError(
-      'SANDBOX',
-      `the overlay snapshotter cannot be used here: overlayfs cannot be mounted (${overlayRefused})`,
-      { path: runRoot(store.root) },
-      { hint: 'use --snapshotter native, or leave --snapshotter out (kiln then picks native by itself)' },
-    );
-  }
-  const snapshotter: SnapshotterKind = o.snapshotter ?? (overlayOk ? 'overlay' : 'native');
+  const choice = await pickSnapshotter(runRoot(store.root), o.snapshotter, runner.kind === 'host-root');
+  const snapshotter: SnapshotterKind = choice.kind;
+  const refused = { overlayRefused: choice.overlayRefused, fuseRefused: choice.fuseRefused };
+  // Kernel overlay also serves writable bind mounts (RUN --mount=type=bind,rw): a copy otherwise.
+  const overlayOk = runner.kind !== 'host-root' && (await overlayRefusal(runRoot(store.root))) === undefined;
+  const layered = snapshotter !== 'native';
   const interrupted = () => new KilnError('SANDBOX', 'interrupted');
   if (runner.kind === 'host-root') {
     if (o.lowerDirs) throw new KilnError('UNSUPPORTED', 'the host-root backend runs images of the store only');
-    return hostRootTurn(() => runInHostRoot(runDir, o, runner, signal, overlayRefused));
+    return hostRootTurn(() => runInHostRoot(runDir, o, runner, signal, refused));
   }
 
   const stubs: Stub[] = [
@@ -221,7 +216,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     process.env.KILN_NATIVE_FRESH_ROOT !== '1';
   const scaffold = new Scaffold(rootfs);
   let reused: KeptRoot | undefined;
-  if (snapshotter === 'overlay') {
+  if (layered) {
     lowers = o.lowerDirs ?? (await store.snapshots(o.layers ?? [], o.diffIds ?? []));
     image = lowers;
     const stubDir = path.join(runDir, 'stubs');
@@ -229,7 +224,9 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     if (runner.kind === 'bare') prepareBareRoot(stubDir, lowers);
     real = makeStubs(stubDir, lowers, stubs);
     for (const d of [upper, path.join(runDir, 'work')]) mkdirSync(d);
-    await mountOverlay([...lowers, stubDir], runDir, upper, path.join(runDir, 'work'), rootfs);
+    if (snapshotter === 'overlay')
+      await mountOverlay([...lowers, stubDir], runDir, upper, path.join(runDir, 'work'), rootfs);
+    else await mountFuseOverlay([...lowers, stubDir], upper, path.join(runDir, 'work'), rootfs);
   } else {
     reused = keeping ? o.keptRoots!.take(chain) : undefined;
     if (reused) placeKeptRoot(reused, rootfs);
@@ -269,7 +266,11 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   phaseDone(`RUN process (${runner.kind}: runtime start, process, runtime delete)`, t);
   if (signal.aborted) throw interrupted();
   if (exitCode !== 0 && o.keepFailed) {
-    const kept = await keepFilesystem(snapshotter === 'overlay' ? upper : rootfs, rootfs, o.keepFailed);
+    // fuse-overlayfs' upper dir has its own markers (rootfs.ts): the merged tree is kept instead.
+    const kept =
+      snapshotter === 'fuse-overlayfs'
+        ? await keepMergedTree(rootfs, o.keepFailed)
+        : await keepFilesystem(snapshotter === 'overlay' ? upper : rootfs, rootfs, o.keepFailed);
     return { exitCode, changes: [], backend: runner.kind, snapshotter, kept };
   }
 
@@ -289,6 +290,11 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
       unmounted.catch(() => undefined); // awaited below
       // Compared with the image's layers: unchanged copy-ups are no change (BuildKit's differ).
       changes = diffUpper(upper, lowers);
+      src = upper;
+    } else if (snapshotter === 'fuse-overlayfs') {
+      // Unmounted first: the fuse-overlayfs process then has ended, nothing writes to the upper.
+      await unmount(rootfs);
+      changes = diffUpper(upper, lowers, 'fuse-overlayfs');
       src = upper;
     } else {
       ({ changes, after } = diffTrees(rootfs, before!));
@@ -349,7 +355,17 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     changes,
     backend: runner.kind,
     snapshotter,
-    ...(o.snapshotter === undefined && overlayRefused !== undefined ? { overlayRefused } : {}),
+    ...definedOnly(refused),
+  };
+}
+
+function definedOnly(r: { overlayRefused?: string; fuseRefused?: string }): {
+  overlayRefused?: string;
+  fuseRefused?: string;
+} {
+  return {
+    ...(r.overlayRefused !== undefined ? { overlayRefused: r.overlayRefused } : {}),
+    ...(r.fuseRefused !== undefined ? { fuseRefused: r.fuseRefused } : {}),
   };
 }
 
@@ -384,7 +400,7 @@ async function runInHostRoot(
   o: RunStepOptions,
   runner: Runner,
   signal: AbortSignal,
-  overlayRefused: string | undefined,
+  refused: { overlayRefused?: string; fuseRefused?: string },
 ): Promise<RunOutcome> {
   const { store } = o;
   const keep = hostRootKeep(store.root);
@@ -459,7 +475,7 @@ async function runInHostRoot(
     changes,
     backend: runner.kind,
     snapshotter: 'native',
-    ...(o.snapshotter === undefined && overlayRefused !== undefined ? { overlayRefused } : {}),
+    ...definedOnly(refused),
   };
 }
 
@@ -509,6 +525,20 @@ async function keepFilesystem(src: string, rootfs: string, dest: string): Promis
   if (src === rootfs) return 'tree';
   stripOverlayTree(dest);
   return 'upper';
+}
+
+/**
+ * A failed fuse-overlayfs run's filesystem: the merged view copied to `dest` as a whole tree (what the
+ * native snapshotter keeps), then unmounted.
+ */
+async function keepMergedTree(rootfs: string, dest: string): Promise<'tree'> {
+  for (const p of mountsUnder(rootfs).filter((m) => m !== rootfs)) await unmount(p);
+  mkdirSync(path.dirname(dest), { recursive: true });
+  const r = await runCapture('cp', ['-a', '--reflink=auto', '--', rootfs, dest]);
+  if (r.code !== 0)
+    throw new KilnError('SANDBOX', `cannot keep the failed step's filesystem: ${r.stderr.trim()}`, { path: dest });
+  await unmount(rootfs);
+  return 'tree';
 }
 
 /** stripOverlayInternals over a whole tree (a kept upper dir: no tar listed its entries). */

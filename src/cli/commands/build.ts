@@ -158,7 +158,7 @@ export function register(program: Command): Command {
     )
     .option(
       '--snapshotter <kind>',
-      "overlay or native (default: overlay when it can be mounted, else native, and the sandbox line says why overlay was refused); overlay where it cannot be mounted fails with the mount's reason",
+      'overlay, fuse-overlayfs or native (default: overlay when it can be mounted, else fuse-overlayfs when it can, else native; the sandbox line says why each was refused); one that cannot be mounted here fails with the reason',
     )
     .option(
       '--backend <kind>',
@@ -238,8 +238,8 @@ export function register(program: Command): Command {
         throw new KilnError('USAGE', `--push and --output "${f.output}" name two outputs: use one`);
       const outputText = f.output ?? (f.push ? 'type=registry' : undefined);
       const parsed: OutputSpec = outputText ? parseOutputSpec(outputText, f.tag ?? []) : { type: 'store' };
-      if (f.snapshotter && f.snapshotter !== 'overlay' && f.snapshotter !== 'native')
-        throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay or native`);
+      if (f.snapshotter && !['overlay', 'fuse-overlayfs', 'native'].includes(f.snapshotter))
+        throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay, fuse-overlayfs or native`);
       if (f.backend && !['oci', 'chroot', 'bare', 'host-root'].includes(f.backend))
         throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot, bare or host-root`);
       // A context to fetch (`-`, a git repository, a URL) lands in a directory under the store first.
@@ -413,7 +413,7 @@ export function register(program: Command): Command {
           labels,
           network: f.network === 'none' ? 'none' : 'host',
           platforms,
-          snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
+          snapshotter: f.snapshotter as 'overlay' | 'fuse-overlayfs' | 'native' | undefined,
           backend: f.backend as 'oci' | 'chroot' | 'bare' | 'host-root' | undefined,
           signal: ac.signal,
           sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,

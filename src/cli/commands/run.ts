@@ -44,7 +44,7 @@ export function register(program: Command): Command {
     .option('--runtime <path>', 'OCI runtime to use (default: runc or crun, whichever works here)')
     .option(
       '--snapshotter <kind>',
-      "overlay or native (default: overlay when it can be mounted, else native, and the sandbox line says why overlay was refused); overlay where it cannot be mounted fails with the mount's reason",
+      'overlay, fuse-overlayfs or native (default: overlay when it can be mounted, else fuse-overlayfs when it can, else native; the sandbox line says why each was refused); one that cannot be mounted here fails with the reason',
     )
     .option(
       '--backend <kind>',
@@ -58,8 +58,8 @@ export function register(program: Command): Command {
     .action(async (image: string, command: string[], f: RunFlags, cmd: Command) => {
       if (f.network !== 'host' && f.network !== 'none')
         throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
-      if (f.snapshotter && f.snapshotter !== 'overlay' && f.snapshotter !== 'native')
-        throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay or native`);
+      if (f.snapshotter && !['overlay', 'fuse-overlayfs', 'native'].includes(f.snapshotter))
+        throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay, fuse-overlayfs or native`);
       if (f.backend && !['oci', 'chroot', 'bare', 'host-root'].includes(f.backend))
         throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot, bare or host-root`);
       if (f.workdir !== undefined && !f.workdir.startsWith('/'))
@@ -87,7 +87,7 @@ export function register(program: Command): Command {
           volumes,
           entrypoint: f.entrypoint,
           runtime: f.runtime,
-          snapshotter: f.snapshotter as 'overlay' | 'native' | undefined,
+          snapshotter: f.snapshotter as 'overlay' | 'fuse-overlayfs' | 'native' | undefined,
           backend: f.backend as 'oci' | 'chroot' | 'bare' | 'host-root' | undefined,
           platform: f.platform === undefined ? undefined : parsePlatform(f.platform),
           onStdout: (b) => process.stdout.write(b),

@@ -39,3 +39,18 @@ test("mount's complaint is its first line, without the target and the dmesg poin
     'mount: /s/run/1-overlay-probe/merged: permission denied.\n       dmesg(1) may have more information after failed mount system call.\n';
   assert.equal(mountError(stderr, '/s/run/1-overlay-probe/merged'), 'permission denied');
 });
+
+test('the sandbox line names fuse-overlayfs, and both refusals when the native snapshotter stands in', () => {
+  assert.match(
+    describeIsolation('oci', 'fuse-overlayfs', 'permission denied').description,
+    /, fuse-overlayfs snapshots \(overlay in user space; kernel overlay refused: permission denied\)$/,
+  );
+  assert.match(
+    describeIsolation('oci', 'fuse-overlayfs').description,
+    /, fuse-overlayfs snapshots \(overlay in user space\)$/,
+  );
+  assert.match(
+    describeIsolation('oci', 'native', 'permission denied', '/dev/fuse is absent').description,
+    /native snapshotter \(copied root; overlay refused: permission denied; fuse-overlayfs refused: \/dev\/fuse is absent\)$/,
+  );
+});

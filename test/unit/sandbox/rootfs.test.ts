@@ -267,3 +267,63 @@ test(
     assert.deepEqual(fmt(diffUpper(upper, [bottom])), []);
   },
 );
+
+test("upper dir diff, fuse-overlayfs' form: .wh. files, opaque markers, no-op whiteouts, copy-up mtimes of directories", () => {
+  const whole = new Date(1_700_000_000_000);
+  const lower = tree({ 't/gone/f': '1', 't/del': '1', 't/redo/old': '1', 't/keep/k': '1', 'etc/x': 'x' });
+  for (const f of ['t/gone/f', 't/del', 't/redo/old', 't/keep/k', 'etc/x', 't/gone', 't/redo', 't/keep', 't', 'etc'])
+    utimesSync(path.join(lower, f), whole, whole);
+  const upper = mkdtempSync(path.join(tmp, 'u-'));
+  // etc/x copied up unchanged (opened for append): fuse-overlayfs moved it into etc/, whose mtime moved.
+  execFileSync('cp', ['-a', path.join(lower, 'etc'), upper]);
+  utimesSync(path.join(upper, 'etc'), new Date(), new Date());
+  xattr.setAttributeSync(path.join(upper, 'etc/x'), 'user.fuseoverlayfs.origin', 'etc/x');
+  mkdirSync(path.join(upper, 't'));
+  // Deleted without mknod: empty .wh.NAME files; one for a name no lower has (made and removed).
+  for (const w of ['.wh.del', '.wh.gone', '.wh.never']) writeFileSync(path.join(upper, 't', w), '');
+  // Removed and made again: opaque (the unprivileged xattr and the marker file); a new directory is
+  // marked too, but hides nothing.
+  for (const d of ['t/redo', 't/new']) {
+    mkdirSync(path.join(upper, d));
+    writeFileSync(path.join(upper, d, '.wh..wh..opq'), '');
+    xattr.setAttributeSync(path.join(upper, d), 'user.fuseoverlayfs.opaque', 'y');
+    writeFileSync(path.join(upper, d, 'n'), 'n');
+  }
+  assert.deepEqual(fmt(diffUpper(upper, [lower], 'fuse-overlayfs')), [
+    'add t',
+    'add t/new',
+    'add t/new/n',
+    'add t/redo',
+    'add t/redo/n',
+    'delete t/del',
+    'delete t/gone',
+    'opaque t/redo',
+  ]);
+  // The marker file alone says opaque too (where xattrs are not supported).
+  xattr.setAttributeSync(path.join(upper, 't/redo'), 'user.fuseoverlayfs.opaque', 'n');
+  assert.ok(fmt(diffUpper(upper, [lower], 'fuse-overlayfs')).includes('opaque t/redo'));
+  // In the kernel's form the same names are plain files, and a moved directory mtime is a change.
+  assert.ok(fmt(diffUpper(upper, [lower])).includes('add t/.wh.del'));
+  assert.ok(fmt(diffUpper(upper, [lower])).includes('add etc'));
+});
+
+test(
+  "upper dir diff, fuse-overlayfs' form: 0/0 device whiteouts count only for what a lower layer has; its own .wh. devices never",
+  { skip: needs(isRoot ? undefined : 'whiteout devices need root (mknod): run the tests as root') },
+  () => {
+    const lower = tree({ 'etc/passwd': 'p', d: null });
+    const upper = mkdtempSync(path.join(tmp, 'u-'));
+    mkdirSync(path.join(upper, 'etc'));
+    mkdirSync(path.join(upper, 'd'));
+    writeFileSync(path.join(upper, 'd/.wh..wh..opq'), '');
+    xattr.setAttributeSync(path.join(upper, 'd'), 'trusted.overlay.opaque', 'y');
+    for (const p of ['etc/passwd', 'etc/passwd.lock', 'd/.wh..opq'])
+      execFileSync('mknod', ['-m', '000', path.join(upper, p), 'c', '0', '0']);
+    assert.deepEqual(fmt(diffUpper(upper, [lower], 'fuse-overlayfs')), [
+      'add d',
+      'add etc',
+      'delete etc/passwd',
+      'opaque d',
+    ]);
+  },
+);
