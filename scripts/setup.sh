@@ -17,6 +17,7 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)
 #   util-linux        unshare/mount for the chroot sandbox backend
 #   uidmap            newuidmap/newgidmap: rootless builds map the user's subordinate ids (/etc/subuid)
 #   fuse-overlayfs    rootless overlay where the kernel refuses overlayfs in a user namespace
+#   acl               setfacl: the fuse-overlayfs test gives a test user /dev/fuse for its run only
 #   zstd, pigz        zstd layer compression; pigz as a benchmark reference
 #   skopeo, umoci     interop tests: other tools must read what kiln writes
 #   docker-registry   the real distribution registry, for registry tests
@@ -30,7 +31,7 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)
 #   binfmt-support    update-binfmts registers its interpreters; arch-test lets mmdebstrap make the
 #   arch-test         arm64 test bases on an x86-64 machine
 #   file              the multi-platform tests check which architecture every ELF file was built for
-pkgs=(runc crun util-linux uidmap fuse-overlayfs zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl apache2-utils ca-certificates git python3 chromium qemu-user-static binfmt-support arch-test file)
+pkgs=(runc crun util-linux uidmap fuse-overlayfs acl zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl apache2-utils ca-certificates git python3 chromium qemu-user-static binfmt-support arch-test file)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
