@@ -21,7 +21,8 @@
 # architecture is the machine's own.
 #
 # Output: OUTDIR/NAME.tar. Existing tarballs are kept (delete one to make it again). Makers of the
-# same NAME in OUTDIR take turns (a mkdir lock OUTDIR/.NAME.lock, the one the test helpers use), so
+# same NAME in OUTDIR take turns (a mkdir lock OUTDIR/.NAME.lock, the one the test helpers use, touched
+# every minute while its maker works; one untouched for 15 minutes is taken over), so
 # tests, the demo and the benchmark can ask for the same base at once.
 # Needs: root, mmdebstrap (apt-get install mmdebstrap), access to Debian's package mirror.
 set -euo pipefail
@@ -72,12 +73,17 @@ make_one() {
   return "$rc"
 }
 
-locks=()
-cleanup() { for l in "${locks[@]}"; do rm -rf "$l"; done; rm -f "$out"/*.tar.tmp.$$; }
+locks=() heartbeat=
+cleanup() {
+  [ -n "$heartbeat" ] && kill "$heartbeat" 2>/dev/null
+  for l in "${locks[@]}"; do rm -rf "$l"; done
+  rm -f "$out"/*.tar.tmp.$$
+}
 trap cleanup EXIT
 for n in "${todo[@]}"; do
   t="$out/$n.tar" lock="$out/.$n.lock"
-  # Another maker of the same base: wait for it (a lock older than 15 minutes is a dead maker's).
+  # Another maker of the same base: wait for it (its heartbeat touches the lock every minute, so a lock
+  # untouched for 15 minutes is a dead maker's).
   until mkdir "$lock" 2>/dev/null; do
     have "$n" && break
     [ -n "$(find "$lock" -maxdepth 0 -mmin +15 2>/dev/null)" ] && rm -rf "$lock"
@@ -85,6 +91,17 @@ for n in "${todo[@]}"; do
   done
   if have "$n"; then echo "have $t"; rm -rf "$lock" 2>/dev/null || true; continue; fi
   locks+=("$lock")
+  # Heartbeat: a foreign-architecture base takes 30-80 minutes under QEMU, so the lock is touched every
+  # minute while we make it; a lock untouched for 15 minutes then really is a dead maker's.
+  # (Its sleep is waited for, so that killing the heartbeat ends the sleep too and leaves nothing behind.)
+  (
+    trap 'kill $! 2>/dev/null; exit 0' TERM
+    while :; do
+      sleep 60 & wait $!
+      touch "$lock" 2>/dev/null || exit 0
+    done
+  ) &
+  heartbeat=$!
   # One retry: mmdebstrap now and then fails to unmount its chroot's /proc ("target is busy") on a
   # busy machine, and gives up; a second run goes through.
   for attempt in 1 2; do
@@ -93,6 +110,7 @@ for n in "${todo[@]}"; do
     echo "make-base.sh: mmdebstrap failed for $n; trying again" >&2
   done
   mv "$t.tmp.$$" "$t"
+  kill "$heartbeat" 2>/dev/null || true; wait "$heartbeat" 2>/dev/null || true; heartbeat=
   rm -rf "$lock"
   echo "made $t ($(du -h "$t" | cut -f1))"
 done

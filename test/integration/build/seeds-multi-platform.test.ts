@@ -6,7 +6,7 @@
  * header of each and confirmed by `file` on one per layer; each image runs (the arm64 one under
  * QEMU) and prints what the seed's app prints.
  *
- * The arm64 RUN steps (pip compiling the fastsum C extension, npm, useradd) run under QEMU: this
+ * The arm64 RUN steps (pip compiling the fastsum C extension, node, npm, useradd) run under QEMU: this
  * file takes minutes. One store for the file; each seed is built once and every check reads it.
  */
 import { test, after, describe } from 'node:test';
@@ -231,6 +231,30 @@ describe('the seeds, built for linux/amd64 and linux/arm64', { skip }, () => {
       elfsMadeBy: /^COPY .*\/usr\/local\/ \/usr\/local\//,
       script: 'id -un',
       shows: () => /\nmicroblog\n$/,
+    });
+  });
+
+  test('seed 001 (py-venv): node assets, a venv with the C extension made by RUN, both copied into slim', async () => {
+    // The assets stage is FROM node-full with no --platform: it is built (under QEMU too) for each platform.
+    await buildSeed('py-venv', 'venv:mp', ['node-full', 'python-full', 'python-slim']);
+    await checkSeed('venv:mp', {
+      output: /hello, multi-stage/,
+      elfsMadeBy: /^COPY .*\/venv \/venv/,
+      script:
+        'ls /venv/lib/python3*/site-packages/fastsum/; ls /app/static_final | head -3; command -v node || echo no-node; command -v gcc || echo no-gcc',
+      shows: (m) => new RegExp(`\\n_csum\\.cpython-3\\d+-${m}-linux-gnu\\.so\\n[^]*\\nno-node\\nno-gcc\\n$`),
+    });
+  });
+
+  test('seed 003 (TP, node-distroless): npm install in node-full, a nonroot user made by RUN in node-slim', async () => {
+    await buildSeed('node-distroless', 'distroless:mp', ['node-full', 'node-slim']);
+    // No ELF is made here (the one dependency is plain JavaScript): node itself, from the base, says its machine.
+    const nodeArch: Record<string, string> = { x86_64: 'x64', aarch64: 'arm64' };
+    await checkSeed('distroless:mp', {
+      output: /^hello from 65532 — 1,234,567 requests served/,
+      args: ['index.js', '--once'],
+      script: 'node -p process.arch; id -un',
+      shows: (m) => new RegExp(`\\n${nodeArch[m]}\\nnonroot\\n$`),
     });
   });
 });
