@@ -27,6 +27,7 @@ import {
   readSync,
   closeSync,
   readlinkSync,
+  renameSync,
   promises as fsp,
   type BigIntStats,
   type Stats,
@@ -346,7 +347,8 @@ function sameContent(a: string, b: string): boolean {
 export type TreeState = Map<string, string>;
 
 function fingerprint(st: BigIntStats): string {
-  const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
+  // 'h': a file with other names (separateHardLinks finds them in the state, without a walk).
+  const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? (st.nlink > 1 ? 'h' : 'f') : 'o';
   // A directory's ctime moves when an entry is added or removed (then a descendant changed and the
   // directory is included anyway, as overlay copies it up) or when its own metadata changes.
   return `${type} ${st.mode} ${st.uid} ${st.gid} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino} ${st.birthtimeNs} ${st.rdev}`;
@@ -356,6 +358,37 @@ function fingerprint(st: BigIntStats): string {
 function identity(fp: string): string {
   const f = fp.split(' ');
   return `${f[0]} ${f[7]} ${f[8]}`;
+}
+
+/**
+ * overlayfs with index=off (kiln's mounts, and containerd's, so BuildKit's) copies up one name of a
+ * lower file that has several: a write, chmod or touch through it leaves the other names as they
+ * were. In a native root the names share one inode, so each such file is given its own copy before
+ * a RUN (its directory's times kept): the RUN changes what it would change under overlay, and the
+ * layer says it as overlay's does. `state`: the tree's (type 'h' in it), brought up to date.
+ * Returns the paths (relative) copied and their directories.
+ */
+export async function separateHardLinks(root: string, state: TreeState): Promise<string[]> {
+  const linked = [...state].filter(([, fp]) => fp.startsWith('h ')).map(([r]) => r);
+  const touched = new Set<string>();
+  for (const r of linked) {
+    const abs = path.join(root, r);
+    const dir = path.dirname(abs);
+    const ns = lstatSync(dir, { bigint: true }).mtimeNs;
+    const mtime = `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
+    const tmp = path.join(dir, `.kiln-own-copy-${path.basename(abs)}`);
+    const c = await runCapture('cp', ['-a', '--', abs, tmp]);
+    if (c.code !== 0)
+      throw new KilnError('SANDBOX', `cannot copy the hard-linked file /${r}: ${c.stderr.trim()}`, { path: abs });
+    renameSync(tmp, abs);
+    const t = await runCapture('touch', ['-h', '-m', '-d', mtime, '--', dir]);
+    if (t.code !== 0)
+      throw new KilnError('SANDBOX', `cannot set the time of /${path.posix.dirname(r)}: ${t.stderr.trim()}`);
+    touched.add(r);
+    if (path.posix.dirname(r) !== '.') touched.add(path.posix.dirname(r));
+  }
+  refreshState(root, state, touched);
+  return [...touched];
 }
 
 /** `skip`: paths (relative) left out with what is below them (the host-root backend's kept paths). */

@@ -45,6 +45,7 @@ import {
   makeStubs,
   mountOverlay,
   refreshState,
+  separateHardLinks,
   snapshotTree,
   unmount,
   type SnapshotterKind,
@@ -244,11 +245,14 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     if (runner.kind === 'bare') prepareBareRoot(rootfs, rootfs, scaffold.making);
     real = makeStubs(rootfs, rootfs, stubs, scaffold.making);
     // The state of a kept root taken as it is: the last run's walk, read again where stubs were made.
-    if (reused && reused.chain.length === chain.length) {
-      before = reused.state;
+    const asItIs = !!reused && reused.chain.length === chain.length;
+    if (asItIs) {
+      before = reused!.state;
       refreshState(rootfs, before, scaffold.touched());
-      checkState(rootfs, before);
     } else before = snapshotTree(rootfs);
+    // Each name of a hard-linked file its own file, as overlay's copy-up makes it (rootfs.ts).
+    await separateHardLinks(rootfs, before);
+    if (asItIs) checkState(rootfs, before);
   }
   phaseDone(`base snapshot (${snapshotter}${reused ? ', kept root' : ''})`, t);
   if (signal.aborted) throw interrupted();

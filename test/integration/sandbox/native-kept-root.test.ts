@@ -28,10 +28,11 @@ const look = (dirs: string) =>
 
 const chains = [
   'FROM debian-slim:bookworm AS a',
-  'RUN mkdir -p /d/sub && echo 1 > /d/sub/f && echo keep > /d/k && ln /d/k /d/hard && mkfifo /d/fifo',
-  // delete then recreate (opaque directory), rename a directory, a mode-only change
+  'RUN mkdir -p /d/sub && echo 1 > /d/sub/f && echo keep > /d/k && mkfifo /d/fifo',
+  // delete then recreate (opaque directory), rename a directory, a mode-only change, a hard link
   'RUN rm -rf /d/sub && mkdir /d/sub && echo 2 > /d/sub/g',
-  'RUN mv /d /e && chmod 0700 /e/k',
+  'RUN mv /d /e && chmod 0700 /e/k && ln /e/k /e/hard',
+  // through one name of a file linked in an earlier layer: overlay copies up that name alone
   'RUN chmod 0600 /e/hard && touch -d @1600000000 /e/sub/g && ln /etc/debian_version /e/dv',
   // a socket no layer carries, RUN --mount stubs (one under a directory the RUN writes in)
   `RUN perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Local => "/e/sock", Listen => 1) or die' && rm /etc/issue`,
@@ -83,9 +84,7 @@ describe('the native snapshotter keeps a stage root between RUN steps, exactly',
     ctx = ws.context('chains', { Dockerfile: chains, 'f.txt': 'copied\n' });
   });
 
-  // Not compared with overlay: native and overlay already differ on stage a of this Dockerfile
-  // with a fresh root per RUN (to be looked into); the retry test below compares with overlay.
-  test('RUN chains: kept roots and fresh roots per RUN give the same layers and image id', async () => {
+  test('RUN chains: kept roots, fresh roots per RUN and overlay give the same layers and image id', async () => {
     const kept = await nativeBuild(ctx, 'chains:kept', {}, ['--no-cache']);
     const fresh = await nativeBuild(ctx, 'chains:fresh', { KILN_NATIVE_FRESH_ROOT: '1' }, ['--no-cache']);
     assert.equal(fresh.kept, 0, 'KILN_NATIVE_FRESH_ROOT=1 flattens every RUN afresh');
@@ -95,6 +94,15 @@ describe('the native snapshotter keeps a stage root between RUN steps, exactly',
     const [k, f] = [await ws.inspect('chains:kept'), await ws.inspect('chains:fresh')];
     assert.deepEqual(k.RootFS.Layers, f.RootFS.Layers, 'kept roots: the same layers as fresh roots');
     assert.equal(kept.id, fresh.id);
+    const overlay = await ws.build(ctx, 'chains:overlay', ['--no-cache', '--snapshotter', 'overlay'], EPOCH);
+    const o = await ws.inspect('chains:overlay');
+    assert.deepEqual(k.RootFS.Layers, o.RootFS.Layers, 'native: the same layers as overlay');
+    assert.equal(kept.id, overlay);
+    // The chmod through /e/hard changed that name alone (overlay copies up one name of a file linked
+    // in a lower layer): /e/k kept its mode.
+    const seen2 = await ws.sh('chains:kept', 'cat /out/a/seen2');
+    assert.match(seen2, /^\/e\/k f 700 /m, seen2);
+    assert.match(seen2, /^\/e\/hard f 600 /m, seen2);
     // What the RUNs saw: no socket, no stub, no mtime of the run (all clamped to the epoch or older).
     const seen = await ws.sh('chains:kept', 'cat /out/a/seen1 /out/a/seen2 /out/c/seen-c /out/b/seen-b');
     assert.doesNotMatch(seen, /\/e\/sock|nothere|\/newdir\/tmp|\/mnt\/ctx/, seen);

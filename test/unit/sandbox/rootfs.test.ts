@@ -19,7 +19,14 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { snapshotTree, diffTrees, diffUpper, makeStubs, flattenLowerDirs } from '../../../src/sandbox/rootfs.js';
+import {
+  snapshotTree,
+  diffTrees,
+  diffUpper,
+  makeStubs,
+  flattenLowerDirs,
+  separateHardLinks,
+} from '../../../src/sandbox/rootfs.js';
 import type { Change } from '../../../src/layer/write.js';
 import { needs } from '../../helpers/prereq.js';
 
@@ -118,6 +125,34 @@ test('native diff: a new hard link reports both names (the inode changed)', () =
   const before = snapshotTree(root);
   linkSync(path.join(root, 'bin/a'), path.join(root, 'bin/b'));
   assert.deepEqual(fmt(diffTrees(root, before).changes), ['add bin', 'add bin/a', 'add bin/b']);
+});
+
+test('native root: a file linked from an earlier layer changes through one name only, as overlay copies it up', async () => {
+  const root = tree({ 'e/k': 'keep\n', 'e/other': 'o' });
+  const [k, hard] = [path.join(root, 'e/k'), path.join(root, 'e/hard')];
+  linkSync(k, hard);
+  chmodSync(k, 0o700);
+  utimesSync(k, 1600000000, 1600000000);
+  utimesSync(path.join(root, 'e'), 1500000000.25, 1500000000.25);
+  const dirTime = lstatSync(path.join(root, 'e'), { bigint: true }).mtimeNs;
+  const state = snapshotTree(root);
+  assert.deepEqual((await separateHardLinks(root, state)).sort(), ['e', 'e/hard', 'e/k']);
+  assert.deepEqual(state, snapshotTree(root), 'the state brought up to date');
+  for (const p of [k, hard]) {
+    const st = lstatSync(p);
+    assert.deepEqual(
+      [st.nlink, st.mode & 0o7777, st.mtimeMs, readFileSync(p, 'utf8')],
+      [1, 0o700, 1600000000000, 'keep\n'],
+    );
+  }
+  assert.notEqual(lstatSync(k).ino, lstatSync(hard).ino);
+  assert.equal(lstatSync(path.join(root, 'e'), { bigint: true }).mtimeNs, dirTime, "the directory's time is kept");
+  assert.deepEqual(readdirSync(path.join(root, 'e')).sort(), ['hard', 'k', 'other'], 'no temporary left');
+  // The RUN's chmod through one name: the layer carries that name alone, the other keeps its mode.
+  chmodSync(hard, 0o600);
+  assert.deepEqual(fmt(diffTrees(root, state).changes), ['add e', 'add e/hard']);
+  assert.equal(lstatSync(k).mode & 0o7777, 0o700);
+  assert.deepEqual(await separateHardLinks(root, snapshotTree(root)), [], 'nothing linked: nothing copied');
 });
 
 test(
