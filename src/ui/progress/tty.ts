@@ -92,8 +92,7 @@ function stageTime(model: ProgressModel, s: StageView, now: number): string {
 
 function stageLines(model: ProgressModel, s: StageView, o: FrameOptions, d: Detail): Line[] {
   const w = o.width;
-  const n = model.stageCount;
-  const label = `[stage ${s.position}/${n}${s.name !== undefined ? ` ${s.name}` : ''}]`;
+  const label = `[${model.stageHeader(s)}]`;
   const base = s.base ? `FROM ${model.baseLabel(s)}` : '';
   const steps = s.steps;
   const out: Line[] = [];
