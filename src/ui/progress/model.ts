@@ -63,6 +63,8 @@ export interface StageView {
 }
 
 export interface BuildSummary {
+  /** The platform whose image it is, in a multi-platform build. */
+  platform?: string;
   imageId: string;
   manifestDigest: string;
   ms: number;
@@ -81,6 +83,8 @@ export interface Applied {
   pull?: PullView;
   /** A stage's FROM finished with this event (its first step started, or the stage ended). */
   fromDone?: StageView;
+  /** A warning to show (not one another platform's build of a multi-platform build gave already). */
+  warning?: string;
 }
 
 /** Where a stage or pull of a platform's build is kept: a multi-platform build's events carry their platform. */
@@ -96,7 +100,9 @@ export class ProgressModel {
   readonly warnings: string[] = [];
   /** How RUN steps are isolated (the sandbox event). */
   sandbox?: string;
+  /** The image built: the last one, and every platform's in a multi-platform build (in the order they ended). */
   summary?: BuildSummary;
+  readonly summaries: BuildSummary[] = [];
   failed?: string;
   end?: number;
   private nextId = 1;
@@ -292,8 +298,10 @@ export class ProgressModel {
         return { stage: s, fromDone };
       }
       case 'warning':
+        // Every platform's build checks the same Dockerfile: its warnings are shown once.
+        if (platform !== undefined && this.warnings.includes(e.message)) return {};
         this.warnings.push(e.message);
-        return {};
+        return { warning: e.message };
       case 'sandbox':
         this.sandbox = e.description;
         return {};
@@ -319,6 +327,7 @@ export class ProgressModel {
       }
       case 'done':
         this.summary = {
+          ...(platform !== undefined ? { platform } : {}),
           imageId: e.imageId,
           manifestDigest: e.manifestDigest,
           ms: e.ms,
@@ -326,7 +335,9 @@ export class ProgressModel {
           size: e.size,
           ...(e.compressedSize !== undefined ? { compressedSize: e.compressedSize } : {}),
         };
-        this.end = now;
+        this.summaries.push(this.summary);
+        // A multi-platform build goes on until every platform's image is made.
+        if (this.summaries.length >= this.platforms.size) this.end = now;
         return {};
     }
   }

@@ -60,7 +60,7 @@ export class PlainRenderer {
         );
         break;
       case 'warning':
-        out.push(`WARNING: ${e.message}`);
+        if (a.warning !== undefined) out.push(`WARNING: ${a.warning}`);
         break;
       case 'sandbox':
         out.push(`#0 sandbox: ${e.description}`);
@@ -70,9 +70,10 @@ export class PlainRenderer {
         break;
       case 'done': {
         const id = m.newId();
-        out.push(`#${id} writing image ${e.imageId} done`);
+        const platform = m.summary?.platform !== undefined ? ` (${m.summary.platform})` : '';
+        out.push(`#${id} ${platform && `[${m.summary!.platform}] `}writing image ${e.imageId} done`);
         out.push(
-          `Built ${e.imageId} in ${formatDuration(e.ms)}: ${e.layers} layer${e.layers === 1 ? '' : 's'}, ${formatSize(e.size)}${e.compressedSize !== undefined ? ` (${formatSize(e.compressedSize)} compressed)` : ''} (manifest ${e.manifestDigest})`,
+          `Built ${e.imageId}${platform} in ${formatDuration(e.ms)}: ${e.layers} layer${e.layers === 1 ? '' : 's'}, ${formatSize(e.size)}${e.compressedSize !== undefined ? ` (${formatSize(e.compressedSize)} compressed)` : ''} (manifest ${e.manifestDigest})`,
         );
         break;
       }

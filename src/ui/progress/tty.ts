@@ -192,11 +192,12 @@ function build(model: ProgressModel, o: FrameOptions, d: Detail): Line[] {
     return lines;
   }
   for (const w of model.warnings) lines.push({ text: `WARNING: ${w}`, color: 'yellow', whole: true });
-  const sum = model.summary;
-  if (sum) {
-    lines.push({ text: row(` => writing image ${sum.imageId}`, 'done', '', o.width), color: 'blue' });
+  for (const sum of model.summaries) {
+    const platform = sum.platform !== undefined ? ` (${sum.platform})` : '';
+    const tag = sum.platform !== undefined ? `[${sum.platform}] ` : '';
+    lines.push({ text: row(` => ${tag}writing image ${sum.imageId}`, 'done', '', o.width), color: 'blue' });
     lines.push({
-      text: `Built ${sum.imageId} in ${formatDuration(sum.ms)}: ${sum.layers} layer${sum.layers === 1 ? '' : 's'}, ${formatSize(sum.size)}${sum.compressedSize !== undefined ? ` (${formatSize(sum.compressedSize)} compressed)` : ''}`,
+      text: `Built ${sum.imageId}${platform} in ${formatDuration(sum.ms)}: ${sum.layers} layer${sum.layers === 1 ? '' : 's'}, ${formatSize(sum.size)}${sum.compressedSize !== undefined ? ` (${formatSize(sum.compressedSize)} compressed)` : ''}`,
       whole: true,
     });
     lines.push({ text: `  manifest ${sum.manifestDigest}`, whole: true, color: 'dim' });

@@ -14,6 +14,8 @@ const AMD = 'linux/amd64';
 const ARM = 'linux/arm64';
 const L_AMD = 'sha256:' + 'a1'.repeat(32);
 const L_ARM = 'sha256:' + 'b2'.repeat(32);
+const ARM_IMAGE = 'sha256:' + 'e5'.repeat(32);
+const WARNING = 'Dockerfile:1: FROM uses a mutable tag';
 
 /** An event of one platform's build, as buildPlatforms passes it on. */
 function of(platform: string, e: BuildEvent): BuildEvent {
@@ -40,7 +42,9 @@ function twoPlatformScript(): Script {
     });
   const s: Script = [
     [0, plan(AMD)],
+    [0, of(AMD, { type: 'warning', message: WARNING })],
     [0, plan(ARM)],
+    [0, of(ARM, { type: 'warning', message: WARNING })],
   ];
   for (const p of [AMD, ARM])
     s.push([1, of(p, { type: 'stage-start', stage: 0, name: 'builder', base: 'registry.test/base:1', platform: p })]);
@@ -63,6 +67,7 @@ function twoPlatformScript(): Script {
     [22, of(ARM, { type: 'step-start', stage: 1, step: 1, total: 1, text: 'COPY --from=builder /app /app', line: 4 })],
     [25, of(ARM, { type: 'step-done', stage: 1, step: 1, ms: 3 })],
     [25, of(ARM, { type: 'stage-done', stage: 1, ms: 4 })],
+    [26, of(ARM, { type: 'done', imageId: ARM_IMAGE, manifestDigest: MANIFEST, ms: 26, layers: 2, size: 2000 })],
     [30, of(AMD, { type: 'step-done', stage: 0, step: 1, ms: 18 })],
     [30, of(AMD, { type: 'stage-done', stage: 0, ms: 29 })],
     [31, of(AMD, { type: 'stage-start', stage: 1, base: 'scratch', platform: AMD })],
@@ -70,6 +75,7 @@ function twoPlatformScript(): Script {
     [33, of(AMD, { type: 'step-cached', stage: 1, step: 1 })],
     [33, of(AMD, { type: 'step-done', stage: 1, step: 1, ms: 1 })],
     [33, of(AMD, { type: 'stage-done', stage: 1, ms: 2 })],
+    [40, of(AMD, { type: 'done', imageId: IMAGE_ID, manifestDigest: MANIFEST, ms: 40, layers: 2, size: 1000 })],
   );
   return s;
 }
@@ -79,6 +85,7 @@ describe('multi-platform progress', () => {
     const r = new PlainRenderer(T0);
     const lines = twoPlatformScript().flatMap(([ms, e]) => r.lines(e, T0 + ms));
     assert.deepEqual(lines, [
+      `WARNING: ${WARNING}`,
       '#1 [linux/amd64 stage 1/2 builder] FROM registry.test/base:1',
       '#2 [linux/arm64 stage 1/2 builder] FROM registry.test/base:1',
       '#1 pulling registry.test/base:1',
@@ -102,11 +109,15 @@ describe('multi-platform progress', () => {
       '#5 DONE 0.0s',
       '#6 [linux/arm64 stage-1 1/1] COPY --from=builder /app /app',
       '#6 DONE 0.0s',
+      `#7 [linux/arm64] writing image ${ARM_IMAGE} done`,
+      `Built ${ARM_IMAGE} (linux/arm64) in 0.0s: 2 layers, 2.00kB (manifest ${MANIFEST})`,
       '#4 DONE 0.0s',
-      '#7 [linux/amd64 stage 2/2] FROM scratch',
-      '#7 DONE 0.0s',
-      '#8 [linux/amd64 stage-1 1/1] COPY --from=builder /app /app',
-      '#8 CACHED',
+      '#8 [linux/amd64 stage 2/2] FROM scratch',
+      '#8 DONE 0.0s',
+      '#9 [linux/amd64 stage-1 1/1] COPY --from=builder /app /app',
+      '#9 CACHED',
+      `#10 [linux/amd64] writing image ${IMAGE_ID} done`,
+      `Built ${IMAGE_ID} (linux/amd64) in 0.0s: 2 layers, 1.00kB (manifest ${MANIFEST})`,
     ]);
   });
 
@@ -124,6 +135,15 @@ describe('multi-platform progress', () => {
     );
     assert.deepEqual(m.counts(), { finished: 4, total: 4 });
     assert.equal(m.pulls.size, 2, "each platform's pull of the base is its own");
+    assert.deepEqual(m.warnings, [WARNING], "a warning of every platform's build is one");
+    assert.deepEqual(
+      m.summaries.map((x) => [x.platform, x.imageId]),
+      [
+        [ARM, ARM_IMAGE],
+        [AMD, IMAGE_ID],
+      ],
+    );
+    assert.equal(m.end, T0 + 40, 'the build ends with the last platform');
   });
 
   test("tty: each platform's stages and steps under their own platform, a running step's output under it", () => {
@@ -134,6 +154,11 @@ describe('multi-platform progress', () => {
       c.set(ms);
       view.onEvent(e);
       view.draw();
+      if (ms === 30) {
+        // One platform's image is made: the other's build goes on, the clock too.
+        assert.equal(view.model.end, undefined);
+        assert.match(renderFrame(view.model, { now: c.now(), width: 100 })[0]!, /^\[\+\] Building 0\.0s \(3\/4\)$/);
+      }
       if (ms === 14) {
         // Both RUNs running: each shows its own platform's output.
         const text = renderFrame(view.model, { now: c.now(), width: 100, height: 40 }).join('\n');
@@ -148,6 +173,20 @@ describe('multi-platform progress', () => {
     }
     view.finish();
     const screen = emulate(term.out, term.columns).lines.join('\n');
+    assert.match(screen, /^\[\+\] Building 0\.0s \(4\/4\) FINISHED$/m);
+    assert.equal(screen.match(/WARNING: /g)?.length, 1);
+    assert.match(
+      screen,
+      new RegExp(
+        `=> \\[linux/arm64\\] writing image sha256:e5e5[^\n]* +done *\nBuilt ${ARM_IMAGE} \\(linux/arm64\\) in`,
+      ),
+    );
+    assert.match(
+      screen,
+      new RegExp(
+        `=> \\[linux/amd64\\] writing image sha256:abab[^\n]* +done *\nBuilt ${IMAGE_ID} \\(linux/amd64\\) in`,
+      ),
+    );
     for (const [p, copy] of [
       [AMD, 'CACHED '],
       [ARM, ''],
