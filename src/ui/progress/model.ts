@@ -35,6 +35,8 @@ export interface StepView {
 
 export interface PullView {
   ref: string;
+  /** The platform whose build pulls it (a multi-platform build). */
+  platform?: string;
   stage?: number;
   layers: Map<string, { current: number; total: number; done: boolean }>;
   done: boolean;
@@ -47,10 +49,12 @@ export interface PullView {
 
 export interface StageView {
   stage: number;
+  /** The target platform whose build it is, in a multi-platform build (each platform has its stages). */
+  platform?: string;
   name?: string;
   base: string;
   state: StageState;
-  /** 1-based position among the stages being built. */
+  /** 1-based position among the stages being built (for its platform). */
   position: number;
   id?: number;
   start?: number;
@@ -59,6 +63,8 @@ export interface StageView {
 }
 
 export interface BuildSummary {
+  /** The platform whose image it is, in a multi-platform build. */
+  platform?: string;
   imageId: string;
   manifestDigest: string;
   ms: number;
@@ -77,19 +83,38 @@ export interface Applied {
   pull?: PullView;
   /** A stage's FROM finished with this event (its first step started, or the stage ended). */
   fromDone?: StageView;
+  /** A warning to show (not one another platform's build of a multi-platform build gave already). */
+  warning?: string;
+}
+
+/** Where a stage or pull of a platform's build is kept: a multi-platform build's events carry their platform. */
+function keyOf(platform: string | undefined, what: number | string): string {
+  return platform === undefined ? String(what) : `${platform} ${what}`;
 }
 
 export class ProgressModel {
-  readonly stages = new Map<number, StageView>();
+  /** By platform and stage number (see keyOf): two platforms' stage 0 are two stages. */
+  readonly stages = new Map<string, StageView>();
+  /** By platform and image reference. */
   readonly pulls = new Map<string, PullView>();
   readonly warnings: string[] = [];
   /** How RUN steps are isolated (the sandbox event). */
   sandbox?: string;
+  /** The image built: the last one, and every platform's in a multi-platform build (in the order they ended). */
   summary?: BuildSummary;
+  readonly summaries: BuildSummary[] = [];
   failed?: string;
   end?: number;
   private nextId = 1;
-  private planned = 0;
+  /** Stages planned, and seen so far, per platform (undefined: a single-platform build). */
+  private readonly planned = new Map<string | undefined, number>();
+  private readonly seen = new Map<string | undefined, number>();
+  /**
+   * The target platforms of a multi-platform build, from their `plan` events. Only then does an
+   * event's `platform` say whose build it is (a single-platform build's `stage-start` has a
+   * `platform` too: the stage's).
+   */
+  private readonly platforms = new Set<string>();
 
   constructor(readonly start: number) {}
 
@@ -98,20 +123,27 @@ export class ProgressModel {
     return this.nextId++;
   }
 
-  /** Number of stages being built (from the plan, or as seen so far). */
-  get stageCount(): number {
-    return Math.max(this.planned, this.stages.size);
+  /** Number of stages being built for the stage's platform (from the plan, or as seen so far). */
+  stageCount(s: Pick<StageView, 'platform'>): number {
+    return Math.max(this.planned.get(s.platform) ?? 0, this.seen.get(s.platform) ?? 0);
   }
 
+  /** The stage's name (or `stage-N`), after its platform in a multi-platform build (buildx's `[linux/arm64 builder 2/3]`). */
   stageLabel(s: StageView): string {
-    return s.name ?? `stage-${s.stage}`;
+    return `${s.platform !== undefined ? `${s.platform} ` : ''}${stageName(s)}`;
+  }
+
+  /** What a stage's FROM line is tagged with: `stage 1/3 builder`, after its platform in a multi-platform build. */
+  stageHeader(s: StageView): string {
+    const platform = s.platform !== undefined ? `${s.platform} ` : '';
+    return `${platform}stage ${s.position}/${this.stageCount(s)}${s.name !== undefined ? ` ${s.name}` : ''}`;
   }
 
   /** What the stage's FROM names, with a base stage by its name (`FROM builder`, not `stage 0`). */
   baseLabel(s: StageView): string {
     const m = /^stage (\d+)$/.exec(s.base);
-    const b = m ? this.stages.get(Number(m[1])) : undefined;
-    return b ? this.stageLabel(b) : s.base;
+    const b = m ? this.stages.get(keyOf(s.platform, Number(m[1]))) : undefined;
+    return b ? stageName(b) : s.base;
   }
 
   /** Steps finished (done or cached) and known in all. */
@@ -125,11 +157,29 @@ export class ProgressModel {
     return { finished, total };
   }
 
-  private stageOf(n: number): StageView {
-    let s = this.stages.get(n);
+  /** The platform whose build an event belongs to (undefined in a single-platform build). */
+  private platformOf(e: BuildEvent): string | undefined {
+    const p = (e as { platform?: unknown }).platform;
+    if (typeof p !== 'string') return undefined;
+    if (e.type === 'plan') this.platforms.add(p);
+    return this.platforms.has(p) ? p : undefined;
+  }
+
+  private stageOf(n: number, platform: string | undefined): StageView {
+    const key = keyOf(platform, n);
+    let s = this.stages.get(key);
     if (!s) {
-      s = { stage: n, base: '', state: 'waiting', position: this.stages.size + 1, steps: [] };
-      this.stages.set(n, s);
+      const position = (this.seen.get(platform) ?? 0) + 1;
+      this.seen.set(platform, position);
+      s = {
+        stage: n,
+        ...(platform !== undefined ? { platform } : {}),
+        base: '',
+        state: 'waiting',
+        position,
+        steps: [],
+      };
+      this.stages.set(key, s);
     }
     return s;
   }
@@ -153,11 +203,12 @@ export class ProgressModel {
   }
 
   apply(e: BuildEvent, now: number): Applied {
+    const platform = this.platformOf(e);
     switch (e.type) {
       case 'plan': {
-        this.planned = e.stages.length;
+        this.planned.set(platform, e.stages.length);
         for (const p of e.stages) {
-          const s = this.stageOf(p.stage);
+          const s = this.stageOf(p.stage, platform);
           s.name = p.name;
           s.base = p.base;
           p.steps.forEach((t, i) => {
@@ -169,7 +220,7 @@ export class ProgressModel {
         return {};
       }
       case 'stage-start': {
-        const s = this.stageOf(e.stage);
+        const s = this.stageOf(e.stage, platform);
         s.name = e.name;
         s.base = e.base;
         s.state = 'running';
@@ -178,7 +229,7 @@ export class ProgressModel {
         return { stage: s };
       }
       case 'step-start': {
-        const s = this.stageOf(e.stage);
+        const s = this.stageOf(e.stage, platform);
         const fromDone = this.finishFrom(s);
         // ONBUILD triggers of an external base are only known now: the total grows, and the
         // texts the plan gave move down.
@@ -201,7 +252,7 @@ export class ProgressModel {
         return { step: st, stage: s, fromDone };
       }
       case 'step-output': {
-        const s = this.stageOf(e.stage);
+        const s = this.stageOf(e.stage, platform);
         const st = this.stepOf(s, e.step);
         const sp = (st.splitters[e.stream] ??= new LineSplitter());
         const lines = sp.push(e.data).map(sanitizeLine);
@@ -209,13 +260,13 @@ export class ProgressModel {
         return { step: st, stage: s, lines };
       }
       case 'explain': {
-        const s = this.stageOf(e.stage);
+        const s = this.stageOf(e.stage, platform);
         const st = this.stepOf(s, e.step);
         st.explain = { cached: e.cached, text: e.text, changes: e.changes };
         return { step: st, stage: s };
       }
       case 'step-cached': {
-        const s = this.stageOf(e.stage);
+        const s = this.stageOf(e.stage, platform);
         const st = this.stepOf(s, e.step);
         st.state = 'cached';
         st.start ??= now;
@@ -223,7 +274,7 @@ export class ProgressModel {
       }
       case 'step-done':
       case 'step-error': {
-        const s = this.stageOf(e.stage);
+        const s = this.stageOf(e.stage, platform);
         const st = this.stepOf(s, e.step);
         const lines = this.flush(st);
         st.ms = e.ms;
@@ -240,23 +291,27 @@ export class ProgressModel {
         return { step: st, stage: s, lines };
       }
       case 'stage-done': {
-        const s = this.stageOf(e.stage);
+        const s = this.stageOf(e.stage, platform);
         const fromDone = this.finishFrom(s);
         s.state = 'done';
         s.ms = e.ms;
         return { stage: s, fromDone };
       }
       case 'warning':
+        // Every platform's build checks the same Dockerfile: its warnings are shown once.
+        if (platform !== undefined && this.warnings.includes(e.message)) return {};
         this.warnings.push(e.message);
-        return {};
+        return { warning: e.message };
       case 'sandbox':
         this.sandbox = e.description;
         return {};
       case 'pull': {
-        let p = this.pulls.get(e.ref);
+        const key = keyOf(platform, e.ref);
+        let p = this.pulls.get(key);
         if (!p) {
           p = { ref: e.ref, stage: e.stage, layers: new Map(), done: false, start: now, current: 0, total: 0 };
-          this.pulls.set(e.ref, p);
+          if (platform !== undefined) p.platform = platform;
+          this.pulls.set(key, p);
         }
         if (e.layer !== undefined) {
           p.layers.set(e.layer, { current: e.current, total: e.total, done: e.done });
@@ -272,6 +327,7 @@ export class ProgressModel {
       }
       case 'done':
         this.summary = {
+          ...(platform !== undefined ? { platform } : {}),
           imageId: e.imageId,
           manifestDigest: e.manifestDigest,
           ms: e.ms,
@@ -279,7 +335,9 @@ export class ProgressModel {
           size: e.size,
           ...(e.compressedSize !== undefined ? { compressedSize: e.compressedSize } : {}),
         };
-        this.end = now;
+        this.summaries.push(this.summary);
+        // A multi-platform build goes on until every platform's image is made.
+        if (this.summaries.length >= this.platforms.size) this.end = now;
         return {};
     }
   }
@@ -314,9 +372,14 @@ export class ProgressModel {
 
   /** The stage a pull belongs to: the one it names, or the one whose FROM is that image. */
   pullStage(p: PullView): StageView | undefined {
-    if (p.stage !== undefined) return this.stages.get(p.stage);
-    for (const s of this.stages.values()) if (s.base === p.ref) return s;
+    if (p.stage !== undefined) return this.stages.get(keyOf(p.platform, p.stage));
+    for (const s of this.stages.values()) if (s.base === p.ref && s.platform === p.platform) return s;
     return undefined;
+  }
+
+  /** Where a pull is kept (and a renderer's memory of it). */
+  pullKey(p: PullView): string {
+    return keyOf(p.platform, p.ref);
   }
 
   private keep(st: StepView, lines: string[]): void {
@@ -348,4 +411,9 @@ export class ProgressModel {
     }
     return [...st.tail, ...partials].slice(-n);
   }
+}
+
+/** A stage's name, or `stage-N` (BuildKit's name of an unnamed stage). */
+function stageName(s: StageView): string {
+  return s.name ?? `stage-${s.stage}`;
 }

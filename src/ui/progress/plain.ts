@@ -35,9 +35,7 @@ export class PlainRenderer {
     switch (e.type) {
       case 'stage-start': {
         const s = a.stage!;
-        out.push(
-          `#${s.id} [stage ${s.position}/${m.stageCount}${s.name !== undefined ? ` ${s.name}` : ''}] FROM ${m.baseLabel(s)}`,
-        );
+        out.push(`#${s.id} [${m.stageHeader(s)}] FROM ${m.baseLabel(s)}`);
         break;
       }
       case 'step-start': {
@@ -62,7 +60,7 @@ export class PlainRenderer {
         );
         break;
       case 'warning':
-        out.push(`WARNING: ${e.message}`);
+        if (a.warning !== undefined) out.push(`WARNING: ${a.warning}`);
         break;
       case 'sandbox':
         out.push(`#0 sandbox: ${e.description}`);
@@ -72,9 +70,10 @@ export class PlainRenderer {
         break;
       case 'done': {
         const id = m.newId();
-        out.push(`#${id} writing image ${e.imageId} done`);
+        const platform = m.summary?.platform !== undefined ? ` (${m.summary.platform})` : '';
+        out.push(`#${id} ${platform && `[${m.summary!.platform}] `}writing image ${e.imageId} done`);
         out.push(
-          `Built ${e.imageId} in ${formatDuration(e.ms)}: ${e.layers} layer${e.layers === 1 ? '' : 's'}, ${formatSize(e.size)}${e.compressedSize !== undefined ? ` (${formatSize(e.compressedSize)} compressed)` : ''} (manifest ${e.manifestDigest})`,
+          `Built ${e.imageId}${platform} in ${formatDuration(e.ms)}: ${e.layers} layer${e.layers === 1 ? '' : 's'}, ${formatSize(e.size)}${e.compressedSize !== undefined ? ` (${formatSize(e.compressedSize)} compressed)` : ''} (manifest ${e.manifestDigest})`,
         );
         break;
       }
@@ -91,22 +90,24 @@ export class PlainRenderer {
 
   private pull(p: PullView, e: Extract<BuildEvent, { type: 'pull' }>, now: number): string[] {
     const out: string[] = [];
-    let id = this.pullIds.get(p.ref);
+    const key = this.model.pullKey(p);
+    let id = this.pullIds.get(key);
     if (id === undefined) {
       const stage = this.model.pullStage(p);
       id = stage?.id ?? this.model.newId();
-      this.pullIds.set(p.ref, id);
+      this.pullIds.set(key, id);
       out.push(`#${id} pulling ${p.ref}`);
     }
     if (e.layer !== undefined) {
-      const last = this.pullPrinted.get(e.layer);
+      const layerKey = `${key} ${e.layer}`;
+      const last = this.pullPrinted.get(layerKey);
       // A layer's first line, one every PULL_LINE_EVERY while it downloads, and one when done.
       if (e.done || (e.current < e.total && (last === undefined || now - last >= PULL_LINE_EVERY))) {
         if (!(e.done && last === -1))
           out.push(
             `#${id} ${e.layer.replace(/^sha256:/, '').slice(0, 12)} ${formatSize(e.current)} / ${formatSize(e.total)}${e.done ? ' done' : ''}`,
           );
-        this.pullPrinted.set(e.layer, e.done ? -1 : now);
+        this.pullPrinted.set(layerKey, e.done ? -1 : now);
       }
     } else if (e.done) {
       out.push(`#${id} pulled ${p.ref} (${formatSize(e.total)}) in ${formatDuration(p.ms ?? 0)}`);

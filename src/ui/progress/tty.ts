@@ -92,8 +92,7 @@ function stageTime(model: ProgressModel, s: StageView, now: number): string {
 
 function stageLines(model: ProgressModel, s: StageView, o: FrameOptions, d: Detail): Line[] {
   const w = o.width;
-  const n = model.stageCount;
-  const label = `[stage ${s.position}/${n}${s.name !== undefined ? ` ${s.name}` : ''}]`;
+  const label = `[${model.stageHeader(s)}]`;
   const base = s.base ? `FROM ${model.baseLabel(s)}` : '';
   const steps = s.steps;
   const out: Line[] = [];
@@ -193,11 +192,12 @@ function build(model: ProgressModel, o: FrameOptions, d: Detail): Line[] {
     return lines;
   }
   for (const w of model.warnings) lines.push({ text: `WARNING: ${w}`, color: 'yellow', whole: true });
-  const sum = model.summary;
-  if (sum) {
-    lines.push({ text: row(` => writing image ${sum.imageId}`, 'done', '', o.width), color: 'blue' });
+  for (const sum of model.summaries) {
+    const platform = sum.platform !== undefined ? ` (${sum.platform})` : '';
+    const tag = sum.platform !== undefined ? `[${sum.platform}] ` : '';
+    lines.push({ text: row(` => ${tag}writing image ${sum.imageId}`, 'done', '', o.width), color: 'blue' });
     lines.push({
-      text: `Built ${sum.imageId} in ${formatDuration(sum.ms)}: ${sum.layers} layer${sum.layers === 1 ? '' : 's'}, ${formatSize(sum.size)}${sum.compressedSize !== undefined ? ` (${formatSize(sum.compressedSize)} compressed)` : ''}`,
+      text: `Built ${sum.imageId}${platform} in ${formatDuration(sum.ms)}: ${sum.layers} layer${sum.layers === 1 ? '' : 's'}, ${formatSize(sum.size)}${sum.compressedSize !== undefined ? ` (${formatSize(sum.compressedSize)} compressed)` : ''}`,
       whole: true,
     });
     lines.push({ text: `  manifest ${sum.manifestDigest}`, whole: true, color: 'dim' });

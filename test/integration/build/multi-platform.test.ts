@@ -380,3 +380,50 @@ describe('multi-platform builds (linux/amd64 + linux/arm64)', { skip }, () => {
     assert.match(arm.stderr, /does not match the specified platform: wanted linux\/arm64, actual: linux\/amd64/);
   });
 });
+
+// FROM scratch and COPY only: two platforms with no base and no emulation.
+describe('plain progress of a multi-platform build', () => {
+  test('every stage and step line names its platform; each step id stays with its platform', async () => {
+    const ctx = context('plain-progress', {
+      Dockerfile: [
+        '# check=skip=all',
+        'FROM scratch AS files',
+        'COPY a.txt /a.txt',
+        'FROM scratch',
+        'COPY --from=files /a.txt /b.txt',
+        '',
+      ].join('\n'),
+      'a.txt': 'a\n',
+    });
+    const r = await runKiln(
+      ['build', '--progress=plain', '--platform', 'linux/amd64,linux/arm64', '-t', 'plain:1', ctx],
+      {
+        root,
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stderr.split('\n');
+    const titled = new Map<string, string>(); // step id → its line
+    for (const l of lines) {
+      const m = /^(#\d+) \[[^\]\s]+ /.exec(l); // not `#N [linux/arm64] writing image`
+      if (m) titled.set(m[1]!, l);
+    }
+    for (const p of ['linux/amd64', 'linux/arm64']) {
+      for (const want of [
+        `[${p} stage 1/2 files] FROM scratch`,
+        `[${p} files 1/1] COPY a.txt /a.txt`,
+        `[${p} stage 2/2] FROM scratch`,
+        `[${p} stage-1 1/1] COPY --from=files /a.txt /b.txt`,
+      ])
+        assert.equal([...titled.values()].filter((l) => l.endsWith(` ${want}`)).length, 1, `${want}\n${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^#\\d+ \\[${p}\\] writing image sha256:[0-9a-f]{64} done$`, 'm'));
+    }
+    assert.equal(titled.size, 8, 'a step id per stage and step of each platform');
+    // A line of a step (its DONE or CACHED) follows the line that titled it.
+    for (const l of lines) {
+      const m = /^(#\d+) (DONE|CACHED)/.exec(l);
+      if (m) assert.ok(titled.has(m[1]!), `${l} is a step's:\n${r.stderr}`);
+    }
+    assert.doesNotMatch(r.stderr, /\[(stage|files|stage-1) /, 'no step line without its platform');
+  });
+});

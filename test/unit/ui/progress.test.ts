@@ -410,7 +410,7 @@ describe('modes', () => {
     m.apply({ type: 'plan', target: 0, stages: [{ stage: 0, base: 'img', steps: [{ text: 'RUN a', line: 2 }] }] }, T0);
     m.apply({ type: 'stage-start', stage: 0, base: 'img' }, T0);
     m.apply({ type: 'step-start', stage: 0, step: 1, total: 2, text: 'COPY . /app', line: 1 }, T0);
-    const steps = m.stages.get(0)!.steps;
+    const steps = m.stages.get('0')!.steps;
     assert.deepEqual(
       steps.map((s) => [s.text, s.state]),
       [
