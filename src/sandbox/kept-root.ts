@@ -27,9 +27,6 @@ import {
   lstatSync,
   lutimesSync,
   mkdirSync,
-  openSync,
-  readSync,
-  closeSync,
   readlinkSync,
   readdirSync,
   renameSync,
@@ -40,7 +37,7 @@ import {
 import * as path from 'node:path';
 import { type Change, comparePaths, layerKeepsXattr } from '../layer/index.js';
 import { type Digest, KilnError, xattr } from '../util/index.js';
-import { refreshState, snapshotTree, unmount, type TreeState } from './rootfs.js';
+import { refreshState, sameContent, snapshotTree, unmount, type TreeState } from './rootfs.js';
 import { createRunDir, mountsUnder, teardownRunDir } from './rundir.js';
 
 /** Nothing may stay mounted in a root that is kept (a backend's leftovers are unmounted). */
@@ -246,7 +243,7 @@ export function compareRoots(root: string, fresh: string): string | undefined {
       }
       const xa = carriedXattrs(pa);
       if (xa !== carriedXattrs(pb)) return `/${r}: xattrs differ (${xa} kept)`;
-      if (sa.isFile() && !sameBytes(pa, pb)) return `/${r}: contents differ`;
+      if (sa.isFile() && !sameContent(pa, pb)) return `/${r}: contents differ`;
       if (sa.isDirectory()) {
         const d = walk(r);
         if (d) return d;
@@ -277,22 +274,6 @@ function carriedXattrs(p: string): string {
     .sort()
     .map((n) => `${n}=${xattr().getAttributeSync(p, n).toString('hex')}`)
     .join(',');
-}
-
-function sameBytes(a: string, b: string): boolean {
-  const [fa, fb] = [openSync(a, 'r'), openSync(b, 'r')];
-  try {
-    const [ba, bb] = [Buffer.allocUnsafe(1 << 16), Buffer.allocUnsafe(1 << 16)];
-    for (;;) {
-      const na = readSync(fa, ba, 0, ba.length, null);
-      const nb = readSync(fb, bb, 0, bb.length, null);
-      if (na !== nb || !ba.subarray(0, na).equals(bb.subarray(0, nb))) return false;
-      if (na === 0) return true;
-    }
-  } finally {
-    closeSync(fa);
-    closeSync(fb);
-  }
 }
 
 /** Move a kept root into place as a run's rootfs (an empty directory made for it, or none). */
