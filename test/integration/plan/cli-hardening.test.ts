@@ -74,7 +74,11 @@ test('bad values: one clear message, exit code 2 for usage, 1 otherwise', async 
   writeFileSync(tarFile, craftTar([{ name: 'f', content: 'x' }]));
   assert.equal((await runKiln(['import', tarFile, 'img:1'], { root })).code, 0);
   const cases: [string[], number, RegExp][] = [
-    [['build', '--snapshotter', 'bogus', ctx], 2, /unknown --snapshotter "bogus": use overlay, fuse-overlayfs or native/],
+    [
+      ['build', '--snapshotter', 'bogus', ctx],
+      2,
+      /unknown --snapshotter "bogus": use overlay, fuse-overlayfs or native/,
+    ],
     [['build', '--backend', 'bogus', ctx], 2, /unknown --backend "bogus": use oci, chroot, bare or host-root/],
     [['images', '--format', '{{.Bogus}}'], 2, /--format "\{\{\.Bogus\}\}": no field \.Bogus/],
     [['pull', 'localhost:99999/x'], 1, /registry port 99999 is out of range \(1-65535\)/],
