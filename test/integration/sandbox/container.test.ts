@@ -222,7 +222,7 @@ describe('kiln in an unprivileged container', () => {
     ]);
     assert.equal(b.code, 1, b.stderr);
     assert.match(b.stderr, /the overlay snapshotter cannot be used here: overlayfs cannot be mounted \(.+\)/);
-    assert.match(b.stderr, /--snapshotter native/);
+    assert.match(b.stderr, /use --snapshotter fuse-overlayfs or native/);
     assert.doesNotMatch(b.stderr, /\n\s+at /, 'no stack trace');
   });
 
