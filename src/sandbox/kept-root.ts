@@ -37,7 +37,7 @@ import {
 import * as path from 'node:path';
 import { type Change, comparePaths, layerKeepsXattr } from '../layer/index.js';
 import { type Digest, KilnError, xattr } from '../util/index.js';
-import { refreshState, sameContent, snapshotTree, unmount, type TreeState } from './rootfs.js';
+import { refreshState, sameContent, snapshotTree, unmount, xattrFingerprint, type TreeState } from './rootfs.js';
 import { createRunDir, mountsUnder, teardownRunDir } from './rundir.js';
 
 /** Nothing may stay mounted in a root that is kept (a backend's leftovers are unmounted). */
@@ -241,8 +241,8 @@ export function compareRoots(root: string, fresh: string): string | undefined {
         if (readlinkSync(pa) !== readlinkSync(pb)) return `/${r}: link targets differ`;
         continue;
       }
-      const xa = carriedXattrs(pa);
-      if (xa !== carriedXattrs(pb)) return `/${r}: xattrs differ (${xa} kept)`;
+      const xa = xattrFingerprint(pa, layerKeepsXattr);
+      if (xa !== xattrFingerprint(pb, layerKeepsXattr)) return `/${r}: xattrs differ (${xa} kept)`;
       if (sa.isFile() && !sameContent(pa, pb)) return `/${r}: contents differ`;
       if (sa.isDirectory()) {
         const d = walk(r);
@@ -260,20 +260,6 @@ export function compareState(root: string, state: TreeState, skip?: (rel: string
   for (const [p, fp] of walked) if (state.get(p) !== fp) return `/${p}: ${state.get(p) ?? 'absent'} vs ${fp} (walk)`;
   for (const p of state.keys()) if (!walked.has(p)) return `/${p}: in the state, not in the tree`;
   return undefined;
-}
-
-function carriedXattrs(p: string): string {
-  let names: string[];
-  try {
-    names = xattr().listAttributesSync(p);
-  } catch {
-    return '';
-  }
-  return names
-    .filter(layerKeepsXattr)
-    .sort()
-    .map((n) => `${n}=${xattr().getAttributeSync(p, n).toString('hex')}`)
-    .join(',');
 }
 
 /** Move a kept root into place as a run's rootfs (an empty directory made for it, or none). */

@@ -303,26 +303,34 @@ export function sameEntry(a: string, sa: Stats, b: string, sb: Stats, anyDirMtim
   return !sa.isFile() || sa.size === 0 || sameContent(a, b);
 }
 
+/** The xattrs of `p` whose names `keep` takes, as one comparable string ('' when none or unreadable). */
+export function xattrFingerprint(p: string, keep: (name: string) => boolean): string {
+  let names: string[];
+  try {
+    names = xattr().listAttributesSync(p);
+  } catch {
+    return '';
+  }
+  return names
+    .filter(keep)
+    .sort()
+    .map((n) => {
+      try {
+        return `${n}=${xattr().getAttributeSync(p, n).toString('hex')}`;
+      } catch {
+        return `${n}?`;
+      }
+    })
+    .join('\0');
+}
+
+const notOverlayInternal = (n: string) =>
+  !n.startsWith('trusted.overlay.') && !n.startsWith('user.overlay.') && !n.startsWith('user.fuseoverlayfs.');
+
 /** The xattrs of both, overlayfs's own left out (a copy-up adds origin, impure…). */
 function sameXattrs(a: string, b: string, symlink: boolean): boolean {
   if (symlink) return true; // the calls would follow the link; layers carry no symlink xattrs
-  const read = (p: string) => {
-    let names: string[];
-    try {
-      names = xattr().listAttributesSync(p);
-    } catch {
-      return '';
-    }
-    return names
-      .filter(
-        (n) =>
-          !n.startsWith('trusted.overlay.') && !n.startsWith('user.overlay.') && !n.startsWith('user.fuseoverlayfs.'),
-      )
-      .sort()
-      .map((n) => `${n}=${attr(p, n) ?? ''}`)
-      .join('\0');
-  };
-  return read(a) === read(b);
+  return xattrFingerprint(a, notOverlayInternal) === xattrFingerprint(b, notOverlayInternal);
 }
 
 /** Whether two regular files have the same bytes (read side by side, 64 KiB at a time). */
