@@ -10,7 +10,7 @@
 import { accessSync, constants as fsConstants, mkdirSync, statSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { KilnError, runCapture, userNamespace, which } from '../util/index.js';
-import { unmount } from './rootfs.js';
+import { probedOnce, unmount } from './rootfs.js';
 
 /**
  * Mount fuse-overlayfs at `target`: lower dirs bottom → top, `upper` and `work` as kernel overlay
@@ -89,20 +89,13 @@ export function fusePrerequisiteRefusal(binary: string | undefined, dev: FuseDev
   return undefined;
 }
 
-const fuseProbes = new Map<string, Promise<string | undefined>>();
-
 /**
  * Why fuse-overlayfs cannot be mounted with its upper dir in `scratch`; undefined when it can
  * (probed once per directory: the binary, /dev/fuse, then a real mount).
  */
-export function fuseRefusal(scratch: string): Promise<string | undefined> {
-  let p = fuseProbes.get(scratch);
-  if (!p) {
-    p = probeFuse(scratch);
-    fuseProbes.set(scratch, p);
-  }
-  return p;
-}
+export const fuseRefusal: (scratch: string) => Promise<string | undefined> = probedOnce((scratch) =>
+  probeFuse(scratch),
+);
 
 async function probeFuse(scratch: string): Promise<string | undefined> {
   const ns = userNamespace();

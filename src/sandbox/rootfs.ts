@@ -108,21 +108,30 @@ export async function unmount(target: string): Promise<void> {
     throw new KilnError('SANDBOX', `cannot unmount ${target}: ${lazy.stderr.trim()}`);
 }
 
-const overlayProbes = new Map<string, Promise<string | undefined>>();
+/** `probe(dir)` run once per directory: later calls share the first one's answer. */
+export function probedOnce(
+  probe: (dir: string) => Promise<string | undefined>,
+): (dir: string) => Promise<string | undefined> {
+  const answers = new Map<string, Promise<string | undefined>>();
+  return (dir) => {
+    let p = answers.get(dir);
+    if (!p) {
+      p = probe(dir);
+      answers.set(dir, p);
+    }
+    return p;
+  };
+}
+
 /** Can this process mount overlayfs with its upper dir in `scratch`? (probed once per directory) */
 export async function canMountOverlay(scratch: string): Promise<boolean> {
   return (await overlayRefusal(scratch)) === undefined;
 }
 
 /** Why overlayfs cannot be mounted with its upper dir in `scratch`; undefined when it can (probed once per directory). */
-export function overlayRefusal(scratch: string): Promise<string | undefined> {
-  let p = overlayProbes.get(scratch);
-  if (!p) {
-    p = probeOverlay(scratch);
-    overlayProbes.set(scratch, p);
-  }
-  return p;
-}
+export const overlayRefusal: (scratch: string) => Promise<string | undefined> = probedOnce((scratch) =>
+  probeOverlay(scratch),
+);
 
 async function probeOverlay(scratch: string): Promise<string | undefined> {
   // Named <pid>-… so that another kiln's stale-run cleanup sees its owner alive (sandbox/rundir.ts).
