@@ -12,6 +12,9 @@
 //     --builders a,b       buildkit,classic,buildah,kiln (default: those available, and kiln)
 //     --reps N             repetitions per measurement in run-peers.sh (default 3; the median is kept)
 //     --out FILE           run-peers.sh's TSV (default /var/tmp/kiln-bench/run-peers.tsv)
+//     --binfmt-off         turn binfmt_misc off (/proc/sys/fs/binfmt_misc/status) for the peer run, restored
+//                          after: BuildKit (docker 20.10) probes every registered QEMU emulator on each build
+//                          (~0.25 s here), which is not its best case; without it the targets show "qemu"
 //     --scaling            instead: the scaling curves (scripts/bench-scaling.mjs), kiln and BuildKit
 //                          as one RUN makes more files or one bigger file; writes scaling.tsv,
 //                          scaling.md and scaling.svg in --scaling-dir (default docs/img)
@@ -22,7 +25,7 @@
 //                          chart redrawn from the TSV
 // The peer run builds each workload cold, no-op and incremental with every builder: with all
 // workloads and 3 repetitions it takes long on 2 cores; pick workloads and --reps 1 for a quick look.
-import { readdirSync, readFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -62,6 +65,7 @@ const noPeers = flag('--no-peers');
 const workloads = opt('--workloads', '');
 const builders = opt('--builders', '');
 const reps = opt('--reps', '3');
+const binfmtOff = flag('--binfmt-off');
 const benchDir = process.env.KILN_BENCH_DIR ?? '/var/tmp/kiln-bench';
 const out = path.resolve(opt('--out', path.join(benchDir, 'run-peers.tsv')));
 const unknown = argv.find((a) => a.startsWith('--'));
@@ -77,6 +81,8 @@ const cores = os.cpus().length;
 const loads = [os.loadavg()[0]];
 setInterval(() => loads.push(os.loadavg()[0]), 5000).unref();
 let failed = 0;
+/** Set when BuildKit's figures include its probe of the QEMU emulators binfmt_misc has registered. */
+let buildkitProbedQemu = false;
 
 // ---- micro-benchmarks
 function ratioRows(name, text) {
@@ -188,8 +194,19 @@ if (doPeers) {
       KILN_PROFILE: profileFile,
     };
     console.log(`== peers: run-peers.sh ${args.join(' ')}   (KILN_ROOT=${env.KILN_ROOT})`);
+    const qemu = binfmtQemu();
+    const withBuildkit = args[args.length - 1].split(',').includes('buildkit');
+    const restoreBinfmt = binfmtOff && qemu.enabled ? disableBinfmt() : () => undefined;
+    if (withBuildkit && qemu.enabled && !binfmtOff) {
+      buildkitProbedQemu = true;
+      console.log(
+        `   note: binfmt_misc has ${qemu.entries} QEMU emulator(s) registered and enabled: BuildKit (docker 20.10) runs` +
+          ` a probe binary for each on every build (~0.25 s a build here), so its times are not its best case;` +
+          ` --binfmt-off turns binfmt_misc off for the run (restored after)`,
+      );
+    }
     const t0 = Date.now();
-    const r = await runTee('bash', [path.join(peersDir, 'run-peers.sh'), ...args], env);
+    const r = await runTee('bash', [path.join(peersDir, 'run-peers.sh'), ...args], env).finally(restoreBinfmt);
     console.log(`   run-peers.sh took ${((Date.now() - t0) / 60000).toFixed(1)} min`);
     if (r.code !== 0) failed++;
     // Every cold build leaves layers behind (big-layer: 300 MB a build): left alone, a few runs
@@ -321,11 +338,13 @@ function peerRows(tsv) {
             noop: ['no-op ≤ BuildKit', 1],
             incr: ['incremental ≤ BuildKit', 1],
           }[phase];
+          // The issue bounds the no-op at 0.10 s on this machine (BuildKit's warm daemon) as well.
+          const within = phase !== 'noop' || kv <= 0.1;
           goals.push([
-            goal,
+            phase === 'noop' ? 'no-op ≤ BuildKit, ≤ 0.10 s' : goal,
             w,
             ratio === undefined ? 'n/a' : `${ratio.toFixed(2)}× (kiln ${k?.[phase]} s, BuildKit ${p[phase]} s)`,
-            ratio !== undefined && ratio >= min,
+            ratio !== undefined && ratio >= min && within,
           ]);
         }
       }
@@ -426,16 +445,57 @@ function printGoals() {
     `   load average (1 min) during the run: median ${median.toFixed(1)}, max ${max.toFixed(1)} on ${cores} cores` +
       (high ? ': too high to claim a target (met ones show "load"; run again on a quiet machine)' : ': quiet'),
   );
+  if (buildkitProbedQemu)
+    console.log(
+      '   BuildKit probed the QEMU emulators on every build: a target met against it shows "qemu", not ✔ (run with --binfmt-off)',
+    );
   if (goals.length === 0) return console.log('   (no target measured in this run)');
-  const rows = [
-    ['target', 'measure', 'value', ''],
-    ...goals.map(([g, m, v, ok]) => [g, m, v, ok ? (high ? 'load' : '✔') : '✘']),
-  ];
+  const mark = (g, ok) => {
+    if (!ok) return '✘';
+    if (high) return 'load';
+    return buildkitProbedQemu && g.includes('BuildKit') ? 'qemu' : '✔';
+  };
+  const rows = [['target', 'measure', 'value', ''], ...goals.map(([g, m, v, ok]) => [g, m, v, mark(g, ok)])];
   const w = [0, 1, 2].map((c) => Math.max(...rows.map((r) => r[c].length)));
   for (const [i, r] of rows.entries()) {
     console.log(`   ${r[0].padEnd(w[0])}  ${r[1].padEnd(w[1])}  ${r[2].padStart(w[2])}  ${r[3]}`);
     if (i === 0) console.log(`   ${w.map((n) => '-'.repeat(n)).join('  ')}  ----`);
   }
+}
+
+/** binfmt_misc's state: on, and how many QEMU emulators it has registered and enabled. */
+function binfmtQemu() {
+  const dir = '/proc/sys/fs/binfmt_misc';
+  try {
+    if (readFileSync(path.join(dir, 'status'), 'utf8').trim() !== 'enabled') return { enabled: false, entries: 0 };
+    const entries = readdirSync(dir).filter(
+      (f) => f.startsWith('qemu-') && readFileSync(path.join(dir, f), 'utf8').startsWith('enabled'),
+    ).length;
+    return { enabled: entries > 0, entries };
+  } catch {
+    return { enabled: false, entries: 0 };
+  }
+}
+
+/** Turn binfmt_misc off (host-wide) until the returned function runs; also restored if the bench is killed. */
+function disableBinfmt() {
+  const status = '/proc/sys/fs/binfmt_misc/status';
+  const restore = () => {
+    try {
+      writeFileSync(status, '1');
+    } catch {
+      /* already restored, or not ours to restore */
+    }
+  };
+  writeFileSync(status, '0');
+  console.log('   binfmt_misc turned off for the peer run (--binfmt-off); it is turned on again after');
+  process.once('exit', restore);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+    process.once(sig, () => {
+      restore();
+      process.exit(130);
+    });
+  return restore;
 }
 
 /** Run a command with its output shown and kept. */
