@@ -35,6 +35,28 @@ await build({
   define: { 'import.meta.url': '__kilnModuleUrl' },
   banner: { js: "var __kilnModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+// The no-op memo (cli/noop-memo.ts), alone: the launcher asks it before it loads the CLI bundle.
+await build({
+  ...common,
+  entryPoints: [path.join(root, 'dist/src/cli/noop-memo.js')],
+  outfile: path.join(outdir, 'kiln-memo.cjs'),
+  format: 'cjs',
+  // Small: of the folders' index.ts re-exports only what the memo calls is kept (our modules do
+  // nothing on load that the memo needs), not the store's or util's other modules.
+  plugins: [
+    {
+      name: 'kiln-modules-without-side-effects',
+      setup(b) {
+        b.onResolve({ filter: /^\.\.?\// }, (args) => ({
+          path: path.resolve(args.resolveDir, args.path),
+          sideEffects: false,
+        }));
+      },
+    },
+  ],
+  define: { 'import.meta.url': '__kilnModuleUrl' },
+  banner: { js: "var __kilnModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
 // Found beside the module that starts it (analyze/inflate.ts): a file in the same directory.
 await build({
   ...common,
@@ -63,19 +85,35 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 const file = path.join(path.dirname(fileURLToPath(import.meta.url)), 'kiln-cli.cjs');
-if (process.argv.includes('--debug')) {
+const argv = process.argv.slice(2);
+const st = statSync(file);
+// This build of the CLI for this node: the key of build's no-op memos (cli/noop-memo.ts).
+const identity = \`\${process.version}-\${process.arch}-\${st.size}-\${st.mtimeMs}-\${st.ino}\`;
+if (argv.includes('build') && !argv.includes('--debug') && serveNoopMemo()) {
+  process.exitCode = 0;
+} else if (argv.includes('--debug')) {
   // Stack traces name dist/src files: node's loader reads the bundle's source map (not a vm script's).
   process.setSourceMapsEnabled(true);
-  process.exitCode = await createRequire(import.meta.url)(file).runProgram(process.argv.slice(2));
+  process.exitCode = await createRequire(import.meta.url)(file).runProgram(argv, { identity });
 } else {
   // As node wraps a CommonJS module (main.ts's #! line, kept by esbuild, is no JavaScript).
   const source = \`(function (exports, require, module, __filename, __dirname) { \${readFileSync(file, 'utf8').replace(/^#!.*/, '')}\n});\`;
-  const cache = codeCache(statSync(file));
+  const cache = codeCache(st);
   const script = new Script(source, { filename: file, cachedData: cache?.read() });
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file));
-  process.exitCode = await module.exports.runProgram(process.argv.slice(2));
+  process.exitCode = await module.exports.runProgram(argv, { identity });
   if (cache && (cache.missing || script.cachedDataRejected)) cache.write(script);
+}
+
+/** A \`kiln build\` answered by its no-op memo, without the CLI bundle; any failure: the full path. */
+function serveNoopMemo() {
+  if (process.env.KILN_NO_MEMO && process.env.KILN_NO_MEMO !== '0') return false;
+  try {
+    return createRequire(import.meta.url)('./kiln-memo.cjs').serveNoopMemo(identity, argv) === true;
+  } catch {
+    return false;
+  }
 }
 
 /** The code cache of this build of the CLI for this node, in a directory only this user can write. */
