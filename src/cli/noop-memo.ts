@@ -11,7 +11,7 @@
  * index rule (mode, size, mtime, ctime and inode of each path of the context the walk does not
  * ignore, its directories too, so an added or removed file is seen; the Dockerfile and
  * .dockerignore by content digest as well; paths that must stay absent), the store's state (the
- * digest of index.json — tags, bases —, the directory of cache records, the image's blobs), and
+ * digest of index.json — tags, bases —, the cache records the build used, the image's blobs), and
  * the bytes the build wrote to stdout and stderr, in order.
  *
  * Only ever an optimisation: anything unknown, unreadable or different is a miss, silently, and
@@ -28,6 +28,7 @@ import {
   renameSync,
   statSync,
   writeFileSync,
+  utimesSync,
   writeSync,
 } from 'node:fs';
 import { isatty } from 'node:tty';
@@ -50,12 +51,14 @@ export interface PathIdentity {
 export interface NoopMemo {
   v: number;
   key: string;
-  /** Paths whose identity must be unchanged: the context's, the Dockerfile, the cache records' directory. */
+  /** Paths whose identity must be unchanged: the context's and the Dockerfile. */
   paths: PathIdentity[];
   /** Files whose content must be unchanged (sha256 hex): the Dockerfile, .dockerignore, index.json. */
   digests: { path: string; sha256: string }[];
   /** Paths that must exist (the image's blobs). */
   present: string[];
+  /** The cache records the build used: they must exist, and a hit marks them used (LRU), as the full path does. */
+  records: string[];
   /** Paths that must not exist (a .dockerignore that would be read first). */
   absent: string[];
   /** What the build wrote, in order: fd 1 or 2 and the text. */
@@ -164,6 +167,7 @@ export function memoHolds(memo: NoopMemo): boolean {
     if (memo.v !== MEMO_VERSION) return false;
     for (const p of memo.paths) if (!sameIdentity(p)) return false;
     for (const p of memo.present) statSync(p);
+    for (const p of memo.records) statSync(p);
     for (const p of memo.absent) if (!missing(p)) return false;
     for (const d of memo.digests) if (fileSha256(d.path) !== d.sha256) return false;
     return true;
@@ -209,6 +213,9 @@ export function serveNoopMemo(identity: string, argv: string[]): boolean {
     // As the full path writes it (writeFileSync: not atomic, the umask's mode).
     if (memo.iidfile) writeFileSync(path.resolve(inv.cwd, memo.iidfile.path), memo.iidfile.imageId);
     for (const o of memo.output) writeSync(o.fd, o.text);
+    // As the full path's cache hits do (cache/records.ts touch): the records stay recently used.
+    const now = new Date();
+    for (const p of memo.records) utimesSync(p, now, now);
     mark('no-op memo hit');
     return true;
   } catch {
@@ -308,34 +315,42 @@ export class MemoRecorder {
   /**
    * Writes the memo of a successful build whose every step was cached. `watched`: the context's
    * paths and the Dockerfile; `digested`: files read whole (Dockerfile, .dockerignore, index.json);
-   * `absent`: files whose appearance changes the build; `stable`: store paths by identity (the
-   * cache records' directory); `present`: the image's blobs. Failures only cost the memo.
+   * `absent`: files whose appearance changes the build; `present`: the image's blobs; `records`:
+   * the cache records' files — those the build used are those it touched (mtime not older than
+   * the build's start), one per cached step. Failures only cost the memo.
    */
-  record(state: {
-    watched: string[];
-    digested: string[];
-    absent: string[];
-    stable: string[];
-    present: string[];
-    iidfile?: { path: string; imageId: string };
-  }): boolean {
+  record(
+    stateOf: () => {
+      watched: string[];
+      digested: string[];
+      absent: string[];
+      present: string[];
+      records: string[];
+      iidfile?: { path: string; imageId: string };
+    },
+  ): boolean {
     this.stop();
     try {
+      const state = stateOf();
       if (this.steps !== this.cachedSteps) return false;
+      const records = state.records.filter((p) => lstatSync(p, { bigint: true }).mtimeNs >= this.since);
+      if (records.length < this.cachedSteps) return false;
       const watched = state.watched.map(identityOf);
       if (watched.some((p) => BigInt(p.mtimeNs) >= this.since || BigInt(p.ctimeNs) >= this.since)) return false;
       const memo: NoopMemo = {
         v: MEMO_VERSION,
         key: this.target.key,
-        paths: [...watched, ...state.stable.map(identityOf)],
+        paths: watched,
         digests: state.digested.map((p) => ({ path: p, sha256: fileSha256(p) })),
         present: state.present,
+        records,
         absent: state.absent,
         output: this.output,
         ...(state.iidfile ? { iidfile: state.iidfile } : {}),
       };
       if (!memo.absent.every(missing)) return false;
       for (const p of memo.present) statSync(p);
+      for (const p of memo.records) statSync(p);
       writeMemo(this.target.file, memo);
       return true;
     } catch {

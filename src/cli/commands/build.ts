@@ -32,7 +32,7 @@ import {
   type PreparedContext,
 } from '../../engine/index.js';
 import type { Command } from 'commander';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { BuildContext } from '../../context/index.js';
 import * as path from 'node:path';
 import { readDockerfileInput, type DockerfileInput, build, debug } from '../../api/index.js';
@@ -514,8 +514,10 @@ export function register(program: Command): Command {
           process.off('SIGINT', onSig);
           process.off('SIGTERM', onSig);
         }
-        if (memo && result && input.path !== undefined)
-          memo.record(memoState(store, contextDir, input.path, result, f.iidfile));
+        const built = result;
+        const dockerfile = input.path;
+        if (memo && built && dockerfile !== undefined)
+          memo.record(() => memoState(store, contextDir, dockerfile, built, f.iidfile));
       } finally {
         memo?.stop();
       }
@@ -556,19 +558,22 @@ function memoState(
   dockerfile: string,
   result: { imageId: string; descriptor: { digest: string } },
   iidfile: string | undefined,
-): Parameters<MemoRecorder['record']>[0] {
+): ReturnType<Parameters<MemoRecorder['record']>[0]> {
   const root = path.resolve(contextDir);
   const ctx = BuildContext.open(root, { dockerfile });
   // BuildContext.open's order: FILE.dockerignore beside the Dockerfile first, then CONTEXT/.dockerignore.
   const ignoreFiles = [`${dockerfile}.dockerignore`, path.join(root, '.dockerignore')];
   const used = ignoreFiles.findIndex((c) => existsSync(c));
+  const recordsDir = CacheIndex.forStore(store).recordsDir;
   const manifestFile = store.layout.blobFile(result.descriptor.digest as Digest);
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { layers?: { digest: string }[] };
   return {
     watched: [...ctx.watchedPaths().map((rel) => path.join(root, rel)), path.resolve(dockerfile)],
     digested: [path.resolve(dockerfile), ...(used >= 0 ? [ignoreFiles[used]!] : []), store.layout.indexFile],
     absent: used >= 0 ? ignoreFiles.slice(0, used) : ignoreFiles,
-    stable: [CacheIndex.forStore(store).recordsDir],
+    records: readdirSync(recordsDir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => path.join(recordsDir, f)),
     present: [manifestFile, store.layout.blobFile(result.imageId as Digest)].concat(
       (manifest.layers ?? []).map((l) => store.layout.blobFile(l.digest as Digest)),
     ),
