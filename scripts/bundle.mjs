@@ -51,6 +51,8 @@ await build({
           path: path.resolve(args.resolveDir, args.path),
           sideEffects: false,
         }));
+        // node's own modules too: one imported for what the memo does not call is not loaded.
+        b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, external: true, sideEffects: false }));
       },
     },
   ],

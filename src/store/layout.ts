@@ -95,7 +95,10 @@ export class StoreLayout {
   /** RUN --mount=type=cache directories, kept between builds. */
   /** The no-op memo of one `kiln build` invocation (cli/noop-memo.ts): read before the CLI is loaded. */
   noopMemoFile(key: string): string {
-    return path.join(this.root, 'noop', `${key}.json`);
+    return path.join(this.noopMemoDir, `${key}.json`);
+  }
+  get noopMemoDir(): string {
+    return path.join(this.root, 'noop');
   }
   get cacheMountsDir(): string {
     return path.join(this.root, 'cache-mounts');

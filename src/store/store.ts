@@ -810,12 +810,12 @@ export class Store {
           bytes += st.isFile() ? st.size : 0;
         }
       }
-      // Build checks' results: remembered only to spare a rebuild the lint; the next build redoes one.
-      const checksDir = this.layout.buildChecksDir;
-      for (const f of await fsp.readdir(checksDir).catch(() => [] as string[])) {
-        const st = await fsp.stat(path.join(checksDir, f)).catch(() => undefined);
-        if (st && now - st.mtimeMs >= minAge) await fsp.rm(path.join(checksDir, f), { force: true });
-      }
+      // Build checks' results and no-op memos: remembered only to spare a rebuild work; the next build redoes it.
+      for (const dir of [this.layout.buildChecksDir, this.layout.noopMemoDir])
+        for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
+          const st = await fsp.stat(path.join(dir, f)).catch(() => undefined);
+          if (st && now - st.mtimeMs >= minAge) await fsp.rm(path.join(dir, f), { force: true });
+        }
       return { blobs, snapshots, bytes };
     });
   }

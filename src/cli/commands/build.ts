@@ -60,6 +60,8 @@ interface BuildFlags extends RegistryFlags {
   target?: string;
   /** commander's --no-cache sets cache=false */
   cache?: boolean;
+  /** --no-memo sets memo=false */
+  memo?: boolean;
   /** --no-cache-filter: commander names a `--no-…` option after what follows `no-` (true when not given). */
   cacheFilter?: string[] | boolean;
   cacheFrom?: string[];
@@ -119,6 +121,10 @@ export function register(program: Command): Command {
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect)
     .option('--target <stage>', 'build this stage (and what it needs) only')
     .option('--no-cache', 'do not use the build cache: run every step (results are still recorded for later builds)')
+    .option(
+      '--no-memo',
+      'do not answer a rebuild of nothing changed from its no-op memo, nor record one (also KILN_NO_MEMO=1; see docs/cache.md)',
+    )
     .option(
       '--no-cache-filter <stages>',
       'do not use the build cache for these stages (names or indexes, comma-separated; repeatable)',
@@ -534,6 +540,7 @@ function memoEligible(f: BuildFlags, context: string): boolean {
     !isRemoteContext(context) &&
     f.file !== '-' &&
     f.cache !== false &&
+    f.memo !== false &&
     !Array.isArray(f.cacheFilter) &&
     !f.cacheFrom?.length &&
     !f.cacheTo?.length &&
