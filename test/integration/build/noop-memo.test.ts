@@ -125,11 +125,15 @@ describe('no-op memo', { skip }, () => {
     assert.equal(r.id, before.id);
     await settle(ctx);
 
-    // A context file edited with its size and mtime kept (utimes back; its ctime still moves).
-    const st = statSync(a);
+    // A context file edited with its size and mtime kept (utimes back; its ctime still moves). Whole
+    // seconds first: a time utimes puts back to the nanosecond; then a memo of that state.
+    utimesSync(a, 1_700_000_000, 1_700_000_000);
+    await settle(ctx);
+    const st = statSync(a, { bigint: true });
     writeFileSync(a, 'HELLO\n');
-    utimesSync(a, st.atime, st.mtime);
-    assert.equal(statSync(a).size, st.size);
+    utimesSync(a, 1_700_000_000, 1_700_000_000);
+    const after = statSync(a, { bigint: true });
+    assert.deepEqual([after.size, after.mtimeNs, after.ino], [st.size, st.mtimeNs, st.ino]);
     r = await build(ctx);
     assert.equal(r.hit, false, 'a.txt edited, size and mtime kept');
     assert.notEqual(r.id, before.id);

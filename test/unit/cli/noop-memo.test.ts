@@ -61,6 +61,8 @@ function fixture(): { dir: string; memo: NoopMemo; cleanup: () => void } {
   const dir = mkdtempSync(path.join(tmpdir(), 'kiln-memo-'));
   mkdirSync(path.join(dir, 'ctx/sub'), { recursive: true });
   writeFileSync(path.join(dir, 'ctx/a.txt'), 'hello');
+  // Whole seconds: a time utimes can put back exactly (to the nanosecond).
+  utimesSync(path.join(dir, 'ctx/a.txt'), 1_700_000_000, 1_700_000_000);
   writeFileSync(path.join(dir, 'ctx/sub/b.txt'), 'b');
   writeFileSync(path.join(dir, 'ctx/Dockerfile'), 'FROM x\n');
   writeFileSync(path.join(dir, 'blob'), '{}');
@@ -85,9 +87,11 @@ test('a memo holds while nothing it names changed, and not after any one change'
       'a file edited keeping its size and mtime (ctime moves)',
       (d) => {
         const f = path.join(d, 'ctx/a.txt');
-        const st = statSync(f);
+        const st = statSync(f, { bigint: true });
         writeFileSync(f, 'HELLO');
-        utimesSync(f, st.atime, st.mtime);
+        utimesSync(f, 1_700_000_000, 1_700_000_000);
+        const now = statSync(f, { bigint: true });
+        assert.deepEqual([now.size, now.mtimeNs, now.ino], [st.size, st.mtimeNs, st.ino]);
       },
     ],
     ['a file added', (d) => writeFileSync(path.join(d, 'ctx/sub/c.txt'), '')],
