@@ -304,6 +304,8 @@ export function writeMemo(file: string, memo: NoopMemo): void {
 
 /** Margin for the file system's coarse clock: a path changed this close to the build's start is "racy". */
 const RACY_MS = 20;
+/** The most context paths a memo watches. */
+const MAX_WATCHED = 20_000;
 
 /**
  * Records the memo of one `kiln build` (cli/commands/build.ts drives it): captures what the
@@ -379,6 +381,9 @@ export class MemoRecorder {
       if (this.steps !== this.cachedSteps) return false;
       const records = state.records.filter((p) => lstatSync(p, { bigint: true }).mtimeNs >= this.since);
       if (records.length < this.cachedSteps) return false;
+      // A context this large costs the check more than the full path's no-op (a stat and ~150 bytes
+      // of memo per path, ~1 µs + parsing each): the full path then.
+      if (state.watched.length > MAX_WATCHED) return false;
       const watched = state.watched.map(identityOf);
       if (watched.some((p) => BigInt(p.mtimeNs) >= this.since || BigInt(p.ctimeNs) >= this.since)) return false;
       const memo: NoopMemo = {

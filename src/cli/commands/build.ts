@@ -226,307 +226,300 @@ export function register(program: Command): Command {
       'when a RUN fails: fail (default), keep (keep the step for kiln debug), shell (keep it and open a shell in it when stdin is a terminal); see docs/debug.md',
     )
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
-      // The no-op memo (cli/noop-memo.ts): what this build writes, recorded when it was a no-op.
+      // The no-op memo (cli/noop-memo.ts): what this build writes, recorded when it was a no-op
+      // (a usage error ends the command: its capture with it).
       let memo = memoEligible(f, context)
         ? MemoRecorder.start(process.argv.slice(2), path.resolve(globalOptions(cmd).root ?? defaultStoreRoot()))
         : undefined;
-      try {
-        if (f.onError !== undefined && !['fail', 'keep', 'shell'].includes(f.onError))
-          throw new KilnError('USAGE', `unknown --on-error "${f.onError}": use fail, keep or shell`);
-        mark('CLI parsed');
-        if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default')
-          throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
-        const platforms = f.platform === undefined ? undefined : parsePlatforms(f.platform);
-        for (const t of f.tag ?? []) normalizeImageName(t);
-        if (!isProgressMode(f.progress))
+      if (f.onError !== undefined && !['fail', 'keep', 'shell'].includes(f.onError))
+        throw new KilnError('USAGE', `unknown --on-error "${f.onError}": use fail, keep or shell`);
+      mark('CLI parsed');
+      if (f.network !== 'host' && f.network !== 'none' && f.network !== 'default')
+        throw new KilnError('USAGE', `unknown --network "${f.network}": use host or none`);
+      const platforms = f.platform === undefined ? undefined : parsePlatforms(f.platform);
+      for (const t of f.tag ?? []) normalizeImageName(t);
+      if (!isProgressMode(f.progress))
+        throw new KilnError(
+          'USAGE',
+          `unknown --progress "${f.progress}"`,
+          {},
+          { hint: `use one of ${PROGRESS_MODES.join(', ')}` },
+        );
+      if (f.squash && f.squashAll)
+        throw new KilnError(
+          'USAGE',
+          '--squash and --squash-all: use one',
+          {},
+          { hint: "--squash-all merges the base image's layers too" },
+        );
+      if (f.push && f.output && !/(^|,)type=(registry|image)(,|$)/.test(f.output))
+        throw new KilnError('USAGE', `--push and --output "${f.output}" name two outputs: use one`);
+      const outputText = f.output ?? (f.push ? 'type=registry' : undefined);
+      const parsed: OutputSpec = outputText ? parseOutputSpec(outputText, f.tag ?? []) : { type: 'store' };
+      if (f.snapshotter && !['overlay', 'fuse-overlayfs', 'native'].includes(f.snapshotter))
+        throw new KilnError('USAGE', `unknown --snapshotter "${f.snapshotter}": use overlay, fuse-overlayfs or native`);
+      if (f.backend && !['oci', 'chroot', 'bare', 'host-root'].includes(f.backend))
+        throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot, bare or host-root`);
+      // A context to fetch (`-`, a git repository, a URL) lands in a directory under the store first.
+      let remote: PreparedContext | undefined;
+      let early: Awaited<ReturnType<typeof openStoreFromCli>> | undefined;
+      let contextDir = context;
+      let input: DockerfileInput;
+      if (isRemoteContext(context)) {
+        if (context === '-' && f.file === '-')
           throw new KilnError(
             'USAGE',
-            `unknown --progress "${f.progress}"`,
+            'stdin cannot be both the build context and the Dockerfile',
             {},
-            { hint: `use one of ${PROGRESS_MODES.join(', ')}` },
+            { hint: 'give the context as a directory, or the Dockerfile with -f FILE' },
           );
-        if (f.squash && f.squashAll)
+        early = await openStoreFromCli(cmd);
+        remote = await prepareRemoteContext(context, { tmpDir: early.tmpDir, stdin: process.stdin });
+        const fetched = remote;
+        process.once('exit', () => fetched.cleanup());
+        contextDir = remote.dir;
+        // -f names a file inside a fetched context (docker's rule); stdin or a URL may be the Dockerfile itself.
+        if (remote.dockerfileText !== undefined && f.file === undefined)
+          input = { display: 'Dockerfile', text: remote.dockerfileText };
+        else
+          input = readDockerfileInput(
+            f.file === undefined || f.file === '-' ? f.file : path.join(remote.dir, f.file),
+            remote.dir,
+          );
+      } else {
+        if (!existsSync(context))
           throw new KilnError(
-            'USAGE',
-            '--squash and --squash-all: use one',
-            {},
-            { hint: "--squash-all merges the base image's layers too" },
+            'NOT_FOUND',
+            'build context does not exist',
+            { path: context },
+            {
+              hint: 'give a directory, a git repository URL, an http(s) URL of a tarball or a Dockerfile, or - (a tar on stdin)',
+            },
           );
-        if (f.push && f.output && !/(^|,)type=(registry|image)(,|$)/.test(f.output))
-          throw new KilnError('USAGE', `--push and --output "${f.output}" name two outputs: use one`);
-        const outputText = f.output ?? (f.push ? 'type=registry' : undefined);
-        const parsed: OutputSpec = outputText ? parseOutputSpec(outputText, f.tag ?? []) : { type: 'store' };
-        if (f.snapshotter && !['overlay', 'fuse-overlayfs', 'native'].includes(f.snapshotter))
-          throw new KilnError(
-            'USAGE',
-            `unknown --snapshotter "${f.snapshotter}": use overlay, fuse-overlayfs or native`,
-          );
-        if (f.backend && !['oci', 'chroot', 'bare', 'host-root'].includes(f.backend))
-          throw new KilnError('USAGE', `unknown --backend "${f.backend}": use oci, chroot, bare or host-root`);
-        // A context to fetch (`-`, a git repository, a URL) lands in a directory under the store first.
-        let remote: PreparedContext | undefined;
-        let early: Awaited<ReturnType<typeof openStoreFromCli>> | undefined;
-        let contextDir = context;
-        let input: DockerfileInput;
-        if (isRemoteContext(context)) {
-          if (context === '-' && f.file === '-')
-            throw new KilnError(
-              'USAGE',
-              'stdin cannot be both the build context and the Dockerfile',
-              {},
-              { hint: 'give the context as a directory, or the Dockerfile with -f FILE' },
-            );
-          early = await openStoreFromCli(cmd);
-          remote = await prepareRemoteContext(context, { tmpDir: early.tmpDir, stdin: process.stdin });
-          const fetched = remote;
-          process.once('exit', () => fetched.cleanup());
-          contextDir = remote.dir;
-          // -f names a file inside a fetched context (docker's rule); stdin or a URL may be the Dockerfile itself.
-          if (remote.dockerfileText !== undefined && f.file === undefined)
-            input = { display: 'Dockerfile', text: remote.dockerfileText };
-          else
-            input = readDockerfileInput(
-              f.file === undefined || f.file === '-' ? f.file : path.join(remote.dir, f.file),
-              remote.dir,
-            );
-        } else {
-          if (!existsSync(context))
-            throw new KilnError(
-              'NOT_FOUND',
-              'build context does not exist',
-              { path: context },
-              {
-                hint: 'give a directory, a git repository URL, an http(s) URL of a tarball or a Dockerfile, or - (a tar on stdin)',
-              },
-            );
-          input = readDockerfileInput(f.file, path.resolve(context));
-        }
-        const call = f.check ? 'check' : (f.call ?? 'build');
-        if (!['build', 'check', 'outline', 'targets'].includes(call))
-          throw new KilnError('USAGE', `unknown --call "${f.call}": use build, check, outline or targets`);
-        // The context's .dockerignore, for the CopyIgnoredFile check.
-        const ctx = contextIgnores(contextDir, input.path);
-        const ignored = ctx ? (rel: string) => ctx.ignores(rel) : undefined;
-        if (call !== 'build') {
-          const args = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
-          if (call === 'check') {
-            // BuildKit's checks only (kiln lint adds its own multi-stage rules on top).
-            const shown = checkCall(input.text, {
-              file: input.display,
-              target: f.target,
-              buildArgs: args,
-              ignored,
-              baseImages: await baseImagesInStore(early ?? (await openStoreFromCli(cmd)), input, f.target, args),
-            });
-            process.stdout.write(formatLintText(shown));
-            if (shown.findings.length) process.exitCode = 1;
-            return;
-          }
-          const plan = createPlan(parseDockerfile(input.text, { file: input.display }), {
-            buildArgs: args,
+        input = readDockerfileInput(f.file, path.resolve(context));
+      }
+      const call = f.check ? 'check' : (f.call ?? 'build');
+      if (!['build', 'check', 'outline', 'targets'].includes(call))
+        throw new KilnError('USAGE', `unknown --call "${f.call}": use build, check, outline or targets`);
+      // The context's .dockerignore, for the CopyIgnoredFile check.
+      const ctx = contextIgnores(contextDir, input.path);
+      const ignored = ctx ? (rel: string) => ctx.ignores(rel) : undefined;
+      if (call !== 'build') {
+        const args = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
+        if (call === 'check') {
+          // BuildKit's checks only (kiln lint adds its own multi-stage rules on top).
+          const shown = checkCall(input.text, {
+            file: input.display,
             target: f.target,
-            namedContexts: (f.buildContext ?? []).map((c) => parseBuildContextFlag(c).name),
+            buildArgs: args,
+            ignored,
+            baseImages: await baseImagesInStore(early ?? (await openStoreFromCli(cmd)), input, f.target, args),
           });
-          process.stdout.write(
-            call === 'targets'
-              ? formatTargets(listTargets(plan, input.text))
-              : formatOutline(outline(plan, input.text)),
-          );
+          process.stdout.write(formatLintText(shown));
+          if (shown.findings.length) process.exitCode = 1;
           return;
         }
-        const buildArgs = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
-        const labels = Object.fromEntries(parseKeyValues(f.label, '--label'));
-        const secrets = (f.secret ?? []).map(parseSecretFlag);
-        const ssh = (f.ssh ?? []).map(parseSshFlag);
-        const namedContexts = (f.buildContext ?? []).map(parseBuildContextFlag);
-        const extraHosts = (f.addHost ?? []).map(parseAddHost);
-        const shmSize = f.shmSize !== undefined ? parseByteSize(f.shmSize, '--shm-size') : undefined;
-        const ulimits = (f.ulimit ?? []).map(parseUlimit);
-        // SOURCE_DATE_EPOCH as BuildKit takes it: the flag, a --build-arg, the environment (empty:
-        // unset); it is also a build arg then, so a stage with `ARG SOURCE_DATE_EPOCH` shows it to RUN.
-        const sde = [f.sourceDateEpoch, buildArgs.get('SOURCE_DATE_EPOCH'), process.env.SOURCE_DATE_EPOCH].find(
-          (v) => v !== undefined && v !== '',
-        );
-        if (sde !== undefined && !buildArgs.has('SOURCE_DATE_EPOCH')) buildArgs.set('SOURCE_DATE_EPOCH', sde);
-        const cacheSpecs = {
-          from: (f.cacheFrom ?? []).map((s) => parseCacheSpec(s, '--cache-from')),
-          to: (f.cacheTo ?? []).map((s) => parseCacheSpec(s, '--cache-to')),
-        };
-        if (sde !== undefined && !/^\d+$/.test(sde))
-          throw new KilnError('USAGE', `invalid SOURCE_DATE_EPOCH "${sde}": expected seconds since 1970`);
-        // BuildKit runs its build checks with every build: warnings, or a failed build when the
-        // Dockerfile says `# check=error=true` (skip= honoured in both).
-        // The base images already in the store give UndefinedVar their ENV and InvalidBaseImagePlatform
-        // their platform (one pulled by this build is not waited for).
-        const store = early ?? (await openStoreFromCli(cmd));
-        mark('store opened');
-        // Remembered in the store: a rebuild of the same Dockerfile, args, ignore file and bases reads them.
-        const baseImages = await baseImagesInStore(store, input, f.target, buildArgs);
-        mark('base images read (for the checks)');
-        const checks = await cachedBuildChecks(store, {
-          text: input.text,
-          file: input.display,
+        const plan = createPlan(parseDockerfile(input.text, { file: input.display }), {
+          buildArgs: args,
           target: f.target,
-          buildArgs,
-          ignorePatterns: ctx?.ignorePatterns,
-          ignored,
-          baseImages,
-          platforms: platforms ?? [formatPlatform(hostPlatform())],
+          namedContexts: (f.buildContext ?? []).map((c) => parseBuildContextFlag(c).name),
         });
-        mark('Dockerfile read, build checks');
-        // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
-        // in the `done` event); -q shows nothing but the id.
-        const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);
-        // The memo replays plain and quiet output only (tty redraws, json has times); no ADD of a URL or git (fetched again).
-        if (
-          memo &&
-          ((mode !== 'plain' && mode !== 'quiet') || /^\s*(ONBUILD\s+)?ADD\b.*(:\/\/|git@)/im.test(input.text))
-        ) {
-          memo.stop();
-          memo = undefined;
-        }
-        // `dest=-`: the final stage's files as a tar on stdout.
-        const toStdout = parsed.type === 'tar' && 'dest' in parsed && parsed.dest === '-';
-        const output: OutputSpec = toStdout ? { type: 'tar', stream: process.stdout } : parsed;
-        if (toStdout) {
-          if (mode === 'json')
-            throw new KilnError(
-              'USAGE',
-              '--progress json writes to stdout, where --output dest=- writes the tar',
-              {},
-              { hint: 'write the tar to a file (dest=FILE) or use --progress plain' },
-            );
-          if (process.stdout.isTTY)
-            throw new KilnError(
-              'USAGE',
-              'refusing to write a tar to a terminal',
-              {},
-              { hint: 'redirect stdout or use dest=FILE' },
-            );
-        }
-        const quiet = mode === 'quiet';
-        const explain = f.explain ? new ExplainTable() : undefined;
-        const display = progressDisplay(mode, mode === 'json' ? process.stdout : process.stderr);
-        const pushView = transferView('push', process.stderr, { tty: false });
-        const ac = new AbortController();
-        const onSig = () => {
-          ac.abort();
-          // The live view stops (and shows the cursor again) at once, not when the steps have ended.
-          display.finish({ message: 'build interrupted', code: 'INTERRUPTED' });
-        };
-        process.once('SIGINT', onSig);
-        process.once('SIGTERM', onSig);
-        for (const c of checks.findings)
-          display.onEvent({ type: 'warning', message: `${c.file}:${c.line}: ${c.message} [${c.rule}]` });
-        if (checks.fail && checks.all.length) {
-          const rules = [...new Set(checks.all.map((c) => c.rule))].join(', ');
-          const first = checks.all[0]!;
-          display.finish();
-          throw new KilnError(
-            'BUILD',
-            `lint violation found for rules: ${rules}`,
-            { file: first.file, line: first.line, column: first.column, source: first.source },
-            { hint: 'fix them, or skip rules with # check=skip=RULE (error=true makes every check an error)' },
-          );
-        }
-        let platformsDone = 0;
-        let result: { imageId: string; descriptor: { digest: string } } | undefined;
-        try {
-          const r = await build({
-            store,
-            context: contextDir,
-            dockerfileText: input.text,
-            dockerfileName: input.display,
-            file: input.path,
-            buildArgs,
-            target: f.target,
-            tags: f.tag,
-            outputs: [output],
-            labels,
-            network: f.network === 'none' ? 'none' : 'host',
-            platforms,
-            snapshotter: f.snapshotter as 'overlay' | 'fuse-overlayfs' | 'native' | undefined,
-            backend: f.backend as 'oci' | 'chroot' | 'bare' | 'host-root' | undefined,
-            signal: ac.signal,
-            sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
-            noCache: f.cache === false,
-            noCacheFilter: (Array.isArray(f.cacheFilter) ? f.cacheFilter : [])
-              .flatMap((s) => s.split(','))
-              .filter(Boolean),
-            pull: f.pull,
-            registry: clientOptionsFrom(f),
-            secrets,
-            ssh,
-            allowSecretInImage: f.allowSecretInImage,
-            squash: f.squashAll ? 'all' : f.squash ? 'new' : undefined,
-            verifyReproducible: f.verifyReproducible,
-            onError: f.onError === 'keep' || f.onError === 'shell' ? 'keep' : 'fail',
-            onVerified: quiet ? undefined : (report) => process.stderr.write(report),
-            namedContexts,
-            extraHosts,
-            shmSize,
-            ulimits,
-            ...registryCache(cacheSpecs, clientOptionsFrom(f), (message) =>
-              display.onEvent({ type: 'warning', message }),
-            ),
-            onPush: quiet ? undefined : (_ref, e) => pushView.onEvent(e),
-            onOutput: (o) => {
-              if (o.type !== 'registry') return;
-              pushView.finish();
-              if (!quiet) process.stderr.write(`pushed ${o.ref}@${o.digest}\n`);
-            },
-            onEvent: (e) => {
-              memo?.onEvent(e);
-              display.onEvent(e);
-              explain?.onEvent(e);
-              // The build's view ends with the image; a push's progress follows it.
-              // (a multi-platform build: the last platform's, its events carry their platform)
-              if (e.type === 'done' && (!('platform' in e) || ++platformsDone === (platforms?.length ?? 1)))
-                display.finish();
-            },
-          });
-          result = r;
-          if (f.iidfile) writeFileSync(f.iidfile, r.imageId);
-          // With files as the output, docker prints no image ID (and stdout may be the tar).
-          if (mode !== 'json' && !isFilesOutput(output)) process.stdout.write(`${r.imageId}\n`);
-        } catch (e) {
-          display.finish(progressError(e));
-          if (ac.signal.aborted) {
-            process.stderr.write('build interrupted\n');
-            process.exitCode = 130;
-            return;
-          }
-          const kept = (e as { keptStep?: string }).keptStep;
-          if (f.onError === 'shell' && kept && process.stdin.isTTY && e instanceof KilnError) {
-            display.finish();
-            process.stderr.write(`${formatError(e)}\nopening a shell in the failed step (exit ends it)\n`);
-            await debug({
-              store,
-              id: kept,
-              stdin: 'inherit',
-              onStdout: (b) => process.stdout.write(b),
-              onStderr: (b) => process.stderr.write(b),
-            });
-            process.exitCode = 1;
-            return;
-          }
-          throw e;
-        } finally {
-          display.finish();
-          // After the build's own output, on stderr (stdout has the image id, or JSON lines).
-          if (explain) process.stderr.write(explain.format());
-          remote?.cleanup();
-          closeIdleConnections();
-          process.off('SIGINT', onSig);
-          process.off('SIGTERM', onSig);
-        }
-        const built = result;
-        const dockerfile = input.path;
-        if (memo && built && dockerfile !== undefined)
-          memo.record(() => memoState(store, contextDir, dockerfile, built, f.iidfile));
-      } finally {
-        memo?.stop();
+        process.stdout.write(
+          call === 'targets' ? formatTargets(listTargets(plan, input.text)) : formatOutline(outline(plan, input.text)),
+        );
+        return;
       }
+      const buildArgs = parseKeyValues(f.buildArg, '--build-arg', (k) => process.env[k]);
+      const labels = Object.fromEntries(parseKeyValues(f.label, '--label'));
+      const secrets = (f.secret ?? []).map(parseSecretFlag);
+      const ssh = (f.ssh ?? []).map(parseSshFlag);
+      const namedContexts = (f.buildContext ?? []).map(parseBuildContextFlag);
+      const extraHosts = (f.addHost ?? []).map(parseAddHost);
+      const shmSize = f.shmSize !== undefined ? parseByteSize(f.shmSize, '--shm-size') : undefined;
+      const ulimits = (f.ulimit ?? []).map(parseUlimit);
+      // SOURCE_DATE_EPOCH as BuildKit takes it: the flag, a --build-arg, the environment (empty:
+      // unset); it is also a build arg then, so a stage with `ARG SOURCE_DATE_EPOCH` shows it to RUN.
+      const sde = [f.sourceDateEpoch, buildArgs.get('SOURCE_DATE_EPOCH'), process.env.SOURCE_DATE_EPOCH].find(
+        (v) => v !== undefined && v !== '',
+      );
+      if (sde !== undefined && !buildArgs.has('SOURCE_DATE_EPOCH')) buildArgs.set('SOURCE_DATE_EPOCH', sde);
+      const cacheSpecs = {
+        from: (f.cacheFrom ?? []).map((s) => parseCacheSpec(s, '--cache-from')),
+        to: (f.cacheTo ?? []).map((s) => parseCacheSpec(s, '--cache-to')),
+      };
+      if (sde !== undefined && !/^\d+$/.test(sde))
+        throw new KilnError('USAGE', `invalid SOURCE_DATE_EPOCH "${sde}": expected seconds since 1970`);
+      // BuildKit runs its build checks with every build: warnings, or a failed build when the
+      // Dockerfile says `# check=error=true` (skip= honoured in both).
+      // The base images already in the store give UndefinedVar their ENV and InvalidBaseImagePlatform
+      // their platform (one pulled by this build is not waited for).
+      const store = early ?? (await openStoreFromCli(cmd));
+      mark('store opened');
+      // Remembered in the store: a rebuild of the same Dockerfile, args, ignore file and bases reads them.
+      const baseImages = await baseImagesInStore(store, input, f.target, buildArgs);
+      mark('base images read (for the checks)');
+      const checks = await cachedBuildChecks(store, {
+        text: input.text,
+        file: input.display,
+        target: f.target,
+        buildArgs,
+        ignorePatterns: ctx?.ignorePatterns,
+        ignored,
+        baseImages,
+        platforms: platforms ?? [formatPlatform(hostPlatform())],
+      });
+      mark('Dockerfile read, build checks');
+      // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
+      // in the `done` event); -q shows nothing but the id.
+      const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);
+      // The memo replays plain and quiet output only (tty redraws, json has times); no ADD of a URL or git (fetched again).
+      if (
+        memo &&
+        ((mode !== 'plain' && mode !== 'quiet') || /^\s*(ONBUILD\s+)?ADD\b.*(:\/\/|git@)/im.test(input.text))
+      ) {
+        memo.stop();
+        memo = undefined;
+      }
+      // `dest=-`: the final stage's files as a tar on stdout.
+      const toStdout = parsed.type === 'tar' && 'dest' in parsed && parsed.dest === '-';
+      const output: OutputSpec = toStdout ? { type: 'tar', stream: process.stdout } : parsed;
+      if (toStdout) {
+        if (mode === 'json')
+          throw new KilnError(
+            'USAGE',
+            '--progress json writes to stdout, where --output dest=- writes the tar',
+            {},
+            { hint: 'write the tar to a file (dest=FILE) or use --progress plain' },
+          );
+        if (process.stdout.isTTY)
+          throw new KilnError(
+            'USAGE',
+            'refusing to write a tar to a terminal',
+            {},
+            { hint: 'redirect stdout or use dest=FILE' },
+          );
+      }
+      const quiet = mode === 'quiet';
+      const explain = f.explain ? new ExplainTable() : undefined;
+      const display = progressDisplay(mode, mode === 'json' ? process.stdout : process.stderr);
+      const pushView = transferView('push', process.stderr, { tty: false });
+      const ac = new AbortController();
+      const onSig = () => {
+        ac.abort();
+        // The live view stops (and shows the cursor again) at once, not when the steps have ended.
+        display.finish({ message: 'build interrupted', code: 'INTERRUPTED' });
+      };
+      process.once('SIGINT', onSig);
+      process.once('SIGTERM', onSig);
+      for (const c of checks.findings)
+        display.onEvent({ type: 'warning', message: `${c.file}:${c.line}: ${c.message} [${c.rule}]` });
+      if (checks.fail && checks.all.length) {
+        const rules = [...new Set(checks.all.map((c) => c.rule))].join(', ');
+        const first = checks.all[0]!;
+        display.finish();
+        throw new KilnError(
+          'BUILD',
+          `lint violation found for rules: ${rules}`,
+          { file: first.file, line: first.line, column: first.column, source: first.source },
+          { hint: 'fix them, or skip rules with # check=skip=RULE (error=true makes every check an error)' },
+        );
+      }
+      let platformsDone = 0;
+      let result: { imageId: string; descriptor: { digest: string } } | undefined;
+      try {
+        const r = await build({
+          store,
+          context: contextDir,
+          dockerfileText: input.text,
+          dockerfileName: input.display,
+          file: input.path,
+          buildArgs,
+          target: f.target,
+          tags: f.tag,
+          outputs: [output],
+          labels,
+          network: f.network === 'none' ? 'none' : 'host',
+          platforms,
+          snapshotter: f.snapshotter as 'overlay' | 'fuse-overlayfs' | 'native' | undefined,
+          backend: f.backend as 'oci' | 'chroot' | 'bare' | 'host-root' | undefined,
+          signal: ac.signal,
+          sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
+          noCache: f.cache === false,
+          noCacheFilter: (Array.isArray(f.cacheFilter) ? f.cacheFilter : [])
+            .flatMap((s) => s.split(','))
+            .filter(Boolean),
+          pull: f.pull,
+          registry: clientOptionsFrom(f),
+          secrets,
+          ssh,
+          allowSecretInImage: f.allowSecretInImage,
+          squash: f.squashAll ? 'all' : f.squash ? 'new' : undefined,
+          verifyReproducible: f.verifyReproducible,
+          onError: f.onError === 'keep' || f.onError === 'shell' ? 'keep' : 'fail',
+          onVerified: quiet ? undefined : (report) => process.stderr.write(report),
+          namedContexts,
+          extraHosts,
+          shmSize,
+          ulimits,
+          ...registryCache(cacheSpecs, clientOptionsFrom(f), (message) =>
+            display.onEvent({ type: 'warning', message }),
+          ),
+          onPush: quiet ? undefined : (_ref, e) => pushView.onEvent(e),
+          onOutput: (o) => {
+            if (o.type !== 'registry') return;
+            pushView.finish();
+            if (!quiet) process.stderr.write(`pushed ${o.ref}@${o.digest}\n`);
+          },
+          onEvent: (e) => {
+            memo?.onEvent(e);
+            display.onEvent(e);
+            explain?.onEvent(e);
+            // The build's view ends with the image; a push's progress follows it.
+            // (a multi-platform build: the last platform's, its events carry their platform)
+            if (e.type === 'done' && (!('platform' in e) || ++platformsDone === (platforms?.length ?? 1)))
+              display.finish();
+          },
+        });
+        result = r;
+        if (f.iidfile) writeFileSync(f.iidfile, r.imageId);
+        // With files as the output, docker prints no image ID (and stdout may be the tar).
+        if (mode !== 'json' && !isFilesOutput(output)) process.stdout.write(`${r.imageId}\n`);
+      } catch (e) {
+        memo?.stop();
+        display.finish(progressError(e));
+        if (ac.signal.aborted) {
+          process.stderr.write('build interrupted\n');
+          process.exitCode = 130;
+          return;
+        }
+        const kept = (e as { keptStep?: string }).keptStep;
+        if (f.onError === 'shell' && kept && process.stdin.isTTY && e instanceof KilnError) {
+          display.finish();
+          process.stderr.write(`${formatError(e)}\nopening a shell in the failed step (exit ends it)\n`);
+          await debug({
+            store,
+            id: kept,
+            stdin: 'inherit',
+            onStdout: (b) => process.stdout.write(b),
+            onStderr: (b) => process.stderr.write(b),
+          });
+          process.exitCode = 1;
+          return;
+        }
+        throw e;
+      } finally {
+        display.finish();
+        // After the build's own output, on stderr (stdout has the image id, or JSON lines).
+        if (explain) process.stderr.write(explain.format());
+        remote?.cleanup();
+        closeIdleConnections();
+        process.off('SIGINT', onSig);
+        process.off('SIGTERM', onSig);
+      }
+      const built = result;
+      const dockerfile = input.path;
+      if (memo && built && dockerfile !== undefined)
+        memo.record(() => memoState(store, contextDir, dockerfile, built, f.iidfile));
     });
 }
 
