@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { loadCommands, type RegisterCommand } from './commands/index.js';
 import { KilnError, formatError, isKilnError, mark, readPackageVersion, startProfile } from '../util/index.js';
 import { runInUserNamespace } from './rootless.js';
+import { setLauncherIdentity } from './noop-memo.js';
 
 /** The program with every command (for help and the generated docs). */
 export async function buildProgram(): Promise<Command> {
@@ -120,8 +121,13 @@ function quietOnClosedOutput(): void {
   }
 }
 
-/** kiln as a program: main() with the process's outputs handled as a command-line tool's. */
-export function runProgram(argv: string[]): Promise<number> {
+/**
+ * kiln as a program: main() with the process's outputs handled as a command-line tool's.
+ * `launcher.identity`: the launcher's identity of this CLI (dist/bin/kiln.js), the key under which
+ * `kiln build` records its no-op memo (cli/noop-memo.ts); without it, no memo is recorded.
+ */
+export function runProgram(argv: string[], launcher: { identity?: string } = {}): Promise<number> {
+  setLauncherIdentity(launcher.identity);
   quietOnClosedOutput();
   return main(argv);
 }

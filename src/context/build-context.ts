@@ -138,6 +138,30 @@ export class BuildContext {
     }
   }
 
+  /**
+   * Every path a walk of the whole context looks at, relative ('' the root): the paths it does not
+   * ignore and the ignored directories it reads for re-included children (cli/noop-memo.ts watches
+   * them all: a file added or removed changes its directory).
+   */
+  watchedPaths(): string[] {
+    const out = [''];
+    const visit = (rel: string): void => {
+      for (const name of readdirSync(path.join(this.root, rel)).sort()) {
+        const r = rel ? `${rel}/${name}` : name;
+        const dir = lstatSync(path.join(this.root, r)).isDirectory();
+        if (!this.ignores(r)) {
+          out.push(r);
+          if (dir) visit(r);
+        } else if (dir && this.mayReinclude()) {
+          out.push(r);
+          visit(r);
+        }
+      }
+    };
+    visit('');
+    return out;
+  }
+
   private mayReinclude(): boolean {
     return this.ig !== undefined;
   }

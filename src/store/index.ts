@@ -1,13 +1,5 @@
 /** store/: its entry for other folders (they import from here only; see docs/design.md). */
-export {
-  defaultStoreRoot,
-  isPlainLayer,
-  layersPresentIn,
-  type LoadedImage,
-  SNAPSHOT_ROOT,
-  snapshotDir,
-  Store,
-} from './store.js';
+export { isPlainLayer, layersPresentIn, type LoadedImage, SNAPSHOT_ROOT, snapshotDir, Store } from './store.js';
 export {
   compressedImage,
   compressedLayer,
@@ -21,7 +13,7 @@ export {
 } from './compressed.js';
 export { withFileLock } from './lock.js';
 export { copyImageToStore, openStoreImage } from './image.js';
-export { storeLayout } from './layout.js';
+export { defaultStoreRoot, storeLayout } from './layout.js';
 export {
   PROVENANCE_VERSION,
   parseProvenance,

@@ -14,14 +14,24 @@
  *   snapshots/<chain id hex>/            unpacked layer stacks
  *   cache/                               build-cache records (cache/records.ts)
  *   checks/<key hex>.json                build checks' results (analyze/lint/build-checks.ts)
+ *   noop/<key hex>.json                  no-op memos of `kiln build` invocations (cli/noop-memo.ts)
  *   cache-mounts/                        RUN --mount=type=cache directories
  *   gc-roots/                            what gc keeps besides tagged images
  *   run/                                 run-state dirs of containers and views (sandbox/rundir.ts)
  *   kept-steps/<id>/                     failed RUN steps kept by --on-error=keep (engine/kept-step.ts)
  *   tmp/                                 temp files, renamed into place when complete
  */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { digestHex, type Digest } from '../util/index.js';
+
+/** The store a command works on when none is named: KILN_ROOT, /var/lib/kiln for root, else the user's data directory. */
+export function defaultStoreRoot(): string {
+  if (process.env.KILN_ROOT) return process.env.KILN_ROOT;
+  if (process.getuid?.() === 0) return '/var/lib/kiln';
+  const data = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(data, 'kiln');
+}
 
 export class StoreLayout {
   constructor(readonly root: string) {}
@@ -83,6 +93,13 @@ export class StoreLayout {
     return path.join(this.buildChecksDir, `${hexOf(key)}.json`);
   }
   /** RUN --mount=type=cache directories, kept between builds. */
+  /** The no-op memo of one `kiln build` invocation (cli/noop-memo.ts): read before the CLI is loaded. */
+  noopMemoFile(key: string): string {
+    return path.join(this.noopMemoDir, `${key}.json`);
+  }
+  get noopMemoDir(): string {
+    return path.join(this.root, 'noop');
+  }
   get cacheMountsDir(): string {
     return path.join(this.root, 'cache-mounts');
   }

@@ -7,7 +7,6 @@
  * happen under a cross-process lock; snapshots are made in a temp dir and renamed into place.
  */
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Writable, type Readable } from 'node:stream';
@@ -59,7 +58,7 @@ import {
 import { withFileLock } from './lock.js';
 import { parseProvenance, type CopyProvenance } from './provenance.js';
 import { sweepVariants } from './variants.js';
-import { StoreLayout, storeLayout } from './layout.js';
+import { defaultStoreRoot, StoreLayout, storeLayout } from './layout.js';
 
 /** What the store remembers of a layer, so nothing has to read it again. */
 export interface LayerFacts {
@@ -98,13 +97,6 @@ export interface LoadedImage {
   manifest: Manifest;
   config: ImageConfig;
   id: Digest;
-}
-
-export function defaultStoreRoot(): string {
-  if (process.env.KILN_ROOT) return process.env.KILN_ROOT;
-  if (process.getuid?.() === 0) return '/var/lib/kiln';
-  const data = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
-  return path.join(data, 'kiln');
 }
 
 const STALE_TMP_MS = 24 * 3600 * 1000;
@@ -818,12 +810,12 @@ export class Store {
           bytes += st.isFile() ? st.size : 0;
         }
       }
-      // Build checks' results: remembered only to spare a rebuild the lint; the next build redoes one.
-      const checksDir = this.layout.buildChecksDir;
-      for (const f of await fsp.readdir(checksDir).catch(() => [] as string[])) {
-        const st = await fsp.stat(path.join(checksDir, f)).catch(() => undefined);
-        if (st && now - st.mtimeMs >= minAge) await fsp.rm(path.join(checksDir, f), { force: true });
-      }
+      // Build checks' results and no-op memos: remembered only to spare a rebuild work; the next build redoes it.
+      for (const dir of [this.layout.buildChecksDir, this.layout.noopMemoDir])
+        for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
+          const st = await fsp.stat(path.join(dir, f)).catch(() => undefined);
+          if (st && now - st.mtimeMs >= minAge) await fsp.rm(path.join(dir, f), { force: true });
+        }
       return { blobs, snapshots, bytes };
     });
   }

@@ -13,6 +13,7 @@ export {
   formatProfile,
   inStep,
   mark,
+  phaseBetween,
   phaseDone,
   phaseStart,
   profilePhases,

@@ -54,6 +54,12 @@ export function phaseDone(name: string, start: number, step: string | undefined 
   phases.push({ name, start, ms: performance.now() - start, ...(step !== undefined ? { step } : {}) });
 }
 
+/** A phase measured before profiling was known to be on (both `performance.now()` values). */
+export function phaseBetween(name: string, start: number, end: number): void {
+  if (!enabled) return;
+  phases.push({ name, start, ms: end - start });
+}
+
 /** A point in time: a phase from the previous mark (or node's start-up) to now. */
 export function mark(name: string): void {
   if (!enabled) return;

@@ -10,7 +10,13 @@ import {
   PROGRESS_MODES,
 } from '../../ui/index.js';
 import { clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
-import { parseCacheSpec, RegistryCacheSink, RegistryCacheSource, type CacheSpec } from '../../cache/index.js';
+import {
+  CacheIndex,
+  parseCacheSpec,
+  RegistryCacheSink,
+  RegistryCacheSource,
+  type CacheSpec,
+} from '../../cache/index.js';
 import {
   type CacheSink,
   type CacheSource,
@@ -26,12 +32,12 @@ import {
   type PreparedContext,
 } from '../../engine/index.js';
 import type { Command } from 'commander';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { BuildContext } from '../../context/index.js';
 import * as path from 'node:path';
 import { readDockerfileInput, type DockerfileInput, build, debug } from '../../api/index.js';
 import { formatPlatform, hostPlatform, normalizeImageName } from '../../image/index.js';
-import { formatError, KilnError, mark } from '../../util/index.js';
+import { type Digest, formatError, KilnError, mark } from '../../util/index.js';
 import {
   formatLintText,
   cachedBuildChecks,
@@ -40,10 +46,11 @@ import {
   baseImageRefs,
   type BaseImageFacts,
 } from '../../analyze/index.js';
-import type { Store } from '../../store/index.js';
+import { defaultStoreRoot, type Store } from '../../store/index.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
-import { collect, parseAddHost, parseByteSize, parseKeyValues, parseUlimit } from '../options.js';
+import { collect, globalOptions, parseAddHost, parseByteSize, parseKeyValues, parseUlimit } from '../options.js';
+import { MemoRecorder } from '../noop-memo.js';
 import { openStoreFromCli } from '../store.js';
 
 interface BuildFlags extends RegistryFlags {
@@ -53,6 +60,8 @@ interface BuildFlags extends RegistryFlags {
   target?: string;
   /** commander's --no-cache sets cache=false */
   cache?: boolean;
+  /** --no-memo sets memo=false */
+  memo?: boolean;
   /** --no-cache-filter: commander names a `--no-…` option after what follows `no-` (true when not given). */
   cacheFilter?: string[] | boolean;
   cacheFrom?: string[];
@@ -112,6 +121,10 @@ export function register(program: Command): Command {
     .option('--build-arg <key=value>', 'set a build-time variable (repeatable)', collect)
     .option('--target <stage>', 'build this stage (and what it needs) only')
     .option('--no-cache', 'do not use the build cache: run every step (results are still recorded for later builds)')
+    .option(
+      '--no-memo',
+      'do not answer a rebuild of nothing changed from its no-op memo, nor record one (also KILN_NO_MEMO=1; see docs/cache.md)',
+    )
     .option(
       '--no-cache-filter <stages>',
       'do not use the build cache for these stages (names or indexes, comma-separated; repeatable)',
@@ -213,6 +226,11 @@ export function register(program: Command): Command {
       'when a RUN fails: fail (default), keep (keep the step for kiln debug), shell (keep it and open a shell in it when stdin is a terminal); see docs/debug.md',
     )
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
+      // The no-op memo (cli/noop-memo.ts): what this build writes, recorded when it was a no-op
+      // (a usage error ends the command: its capture with it).
+      let memo = memoEligible(f, context)
+        ? MemoRecorder.start(process.argv.slice(2), path.resolve(globalOptions(cmd).root ?? defaultStoreRoot()))
+        : undefined;
       if (f.onError !== undefined && !['fail', 'keep', 'shell'].includes(f.onError))
         throw new KilnError('USAGE', `unknown --on-error "${f.onError}": use fail, keep or shell`);
       mark('CLI parsed');
@@ -354,6 +372,14 @@ export function register(program: Command): Command {
       // Progress on stderr (stdout keeps the image id), JSON lines on stdout (for tools: the id is
       // in the `done` event); -q shows nothing but the id.
       const mode = f.quiet ? 'quiet' : resolveProgressMode(f.progress, process.stderr);
+      // The memo replays plain and quiet output only (tty redraws, json has times); no ADD of a URL or git (fetched again).
+      if (
+        memo &&
+        ((mode !== 'plain' && mode !== 'quiet') || /^\s*(ONBUILD\s+)?ADD\b.*(:\/\/|git@)/im.test(input.text))
+      ) {
+        memo.stop();
+        memo = undefined;
+      }
       // `dest=-`: the final stage's files as a tar on stdout.
       const toStdout = parsed.type === 'tar' && 'dest' in parsed && parsed.dest === '-';
       const output: OutputSpec = toStdout ? { type: 'tar', stream: process.stdout } : parsed;
@@ -399,6 +425,7 @@ export function register(program: Command): Command {
         );
       }
       let platformsDone = 0;
+      let result: { imageId: string; descriptor: { digest: string } } | undefined;
       try {
         const r = await build({
           store,
@@ -444,6 +471,7 @@ export function register(program: Command): Command {
             if (!quiet) process.stderr.write(`pushed ${o.ref}@${o.digest}\n`);
           },
           onEvent: (e) => {
+            memo?.onEvent(e);
             display.onEvent(e);
             explain?.onEvent(e);
             // The build's view ends with the image; a push's progress follows it.
@@ -452,10 +480,12 @@ export function register(program: Command): Command {
               display.finish();
           },
         });
+        result = r;
         if (f.iidfile) writeFileSync(f.iidfile, r.imageId);
         // With files as the output, docker prints no image ID (and stdout may be the tar).
         if (mode !== 'json' && !isFilesOutput(output)) process.stdout.write(`${r.imageId}\n`);
       } catch (e) {
+        memo?.stop();
         display.finish(progressError(e));
         if (ac.signal.aborted) {
           process.stderr.write('build interrupted\n');
@@ -486,7 +516,69 @@ export function register(program: Command): Command {
         process.off('SIGINT', onSig);
         process.off('SIGTERM', onSig);
       }
+      const built = result;
+      const dockerfile = input.path;
+      if (memo && built && dockerfile !== undefined)
+        memo.record(() => memoState(store, contextDir, dockerfile, built, f.iidfile));
     });
+}
+
+/**
+ * Whether the flags allow a no-op memo: a local context and Dockerfile, the store as the only
+ * output, the build cache as the only source of steps, nothing read from outside at build time
+ * (secrets, ssh, named contexts, registries), one platform, no second view (--explain).
+ */
+function memoEligible(f: BuildFlags, context: string): boolean {
+  return (
+    !isRemoteContext(context) &&
+    f.file !== '-' &&
+    f.cache !== false &&
+    f.memo !== false &&
+    !Array.isArray(f.cacheFilter) &&
+    !f.cacheFrom?.length &&
+    !f.cacheTo?.length &&
+    !f.pull &&
+    !f.push &&
+    f.output === undefined &&
+    f.platform === undefined &&
+    !f.secret?.length &&
+    !f.ssh?.length &&
+    !f.buildContext?.length &&
+    !f.verifyReproducible &&
+    !f.explain &&
+    !f.check &&
+    (f.call ?? 'build') === 'build'
+  );
+}
+
+/** What a no-op build's result depends on, for its memo (cli/noop-memo.ts). */
+function memoState(
+  store: Store,
+  contextDir: string,
+  dockerfile: string,
+  result: { imageId: string; descriptor: { digest: string } },
+  iidfile: string | undefined,
+): ReturnType<Parameters<MemoRecorder['record']>[0]> {
+  const root = path.resolve(contextDir);
+  const ctx = BuildContext.open(root, { dockerfile });
+  // BuildContext.open's order: FILE.dockerignore beside the Dockerfile first, then CONTEXT/.dockerignore.
+  const ignoreFiles = [`${dockerfile}.dockerignore`, path.join(root, '.dockerignore')];
+  const used = ignoreFiles.findIndex((c) => existsSync(c));
+  const recordsDir = CacheIndex.forStore(store).recordsDir;
+  const manifestFile = store.layout.blobFile(result.descriptor.digest as Digest);
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { layers?: { digest: string }[] };
+  return {
+    watched: [...ctx.watchedPaths().map((rel) => path.join(root, rel)), path.resolve(dockerfile)],
+    digested: [path.resolve(dockerfile), ...(used >= 0 ? [ignoreFiles[used]!] : []), store.layout.indexFile],
+    absent: used >= 0 ? ignoreFiles.slice(0, used) : ignoreFiles,
+    records: readdirSync(recordsDir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => path.join(recordsDir, f)),
+    present: [manifestFile, store.layout.blobFile(result.imageId as Digest)].concat(
+      (manifest.layers ?? []).map((l) => store.layout.blobFile(l.digest as Digest)),
+    ),
+    ...(iidfile !== undefined ? { iidfile: { path: iidfile, imageId: result.imageId } } : {}),
+  };
 }
 
 /** What the store has of the Dockerfile's base images (nothing pulled), for UndefinedVar and InvalidBaseImagePlatform. */
