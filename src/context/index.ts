@@ -3,4 +3,13 @@
  * rules (build-context.ts), and content hashes of what a step copies, for its cache key (hash.ts).
  */
 export { BuildContext, globSegment, hasWildcard, type ContextEntry } from './build-context.js';
-export { FileHashCache, fileHashCachePath, hashSelection, type SelectedEntry, type SelectionOptions } from './hash.js';
+export {
+  FileHashCache,
+  fileHashCachePath,
+  hashSelection,
+  RecordedFileDigests,
+  type FileDigester,
+  type RecordedFile,
+  type SelectedEntry,
+  type SelectionOptions,
+} from './hash.js';

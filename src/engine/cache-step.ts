@@ -20,7 +20,14 @@ import {
   PROXY_ARGS,
   type StageScope,
 } from '../plan/index.js';
-import { FileHashCache, fileHashCachePath, hashSelection, BuildContext } from '../context/index.js';
+import {
+  FileHashCache,
+  fileHashCachePath,
+  hashSelection,
+  BuildContext,
+  RecordedFileDigests,
+  type RecordedFile,
+} from '../context/index.js';
 import { isHttpUrl } from './add-url.js';
 import { parseGitSource } from './add-git.js';
 import {
@@ -49,7 +56,7 @@ import { type LayerInfo } from '../layer/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
 import { openView } from '../sandbox/index.js';
 import { canonicalJSON } from '../image/index.js';
-import { sha256, type Digest, type ErrorPlace, KilnError, phaseDone, phaseStart } from '../util/index.js';
+import { chainIds, sha256, type Digest, type ErrorPlace, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
 import { linkedIndependently } from './copy-step.js';
 
@@ -81,6 +88,11 @@ export interface StepCacheOptions {
    * that is the same for every platform (FROM --platform=$BUILDPLATFORM) runs once.
    */
   inflight?: Map<Digest, Promise<void>>;
+  /**
+   * The file digests this build's RUN layers recorded as they were tarred, by the chain id of the
+   * layer (engine: run-step.ts): a `COPY --from` key over a stage's files reads only the others.
+   */
+  recordedDigests?: ReadonlyMap<Digest, ReadonlyMap<string, RecordedFile>>;
 }
 
 /** The stage and step a cache record is the state after. */
@@ -584,8 +596,16 @@ export class StepCache {
     if (!d) {
       const t = performance.now();
       const view = await openView(this.o.store, layers, diffIds);
+      // The stage's files whose RUN layer recorded their digests (the top layer's first) are not read.
+      const recorded = chainIds(diffIds)
+        .reverse()
+        .flatMap((c) => this.o.recordedDigests?.get(c) ?? []);
       try {
-        d = await hashSelection(BuildContext.plain(view.root), sources, { keepOwner: true });
+        const files = recorded.length ? new RecordedFileDigests(recorded) : undefined;
+        d = await hashSelection(BuildContext.plain(view.root), sources, {
+          keepOwner: true,
+          ...(files ? { files } : {}),
+        });
       } finally {
         await view.close();
         this.stats.stageHashMs += performance.now() - t;

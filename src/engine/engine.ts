@@ -28,7 +28,7 @@ import {
   type SourceRef,
 } from '../plan/index.js';
 import { BuildContext } from '../context/index.js';
-import { type LayerInfo } from '../layer/index.js';
+import { type FileDigestRecord, type LayerInfo } from '../layer/index.js';
 import { formatPlatform, hostPlatform, parsePlatform, type Compression, type Descriptor } from '../image/index.js';
 import { isPlainLayer, type Store, compressedImage, compressionOf, PROVENANCE_VERSION } from '../store/index.js';
 import {
@@ -290,6 +290,8 @@ class Engine implements RunEnv {
   readonly shipped: Set<number>;
   /** The layers this build's steps made or took from the cache, by diff id: what the secret proof searches. */
   readonly made = new Map<Digest, MadeLayer>();
+  /** Digests of the files builder stages' RUN layers recorded as they were tarred, by the layer's chain id (cache-step.ts keys COPY --from with them). */
+  readonly fileDigests = new Map<Digest, ReadonlyMap<string, FileDigestRecord>>();
   /** The sandbox event was sent (once, after the first RUN). */
   private sandboxShown = false;
 
@@ -337,6 +339,7 @@ class Engine implements RunEnv {
       to: o.cacheTo,
       image: (ref) => this.images.get(ref, {}),
       runSandbox: runSandboxKey(o),
+      recordedDigests: this.fileDigests,
       // A step's identity for --explain starts with the Dockerfile: where it is (stdin: the context's).
       dockerfileId: path.resolve(o.dockerfilePath ?? path.join(o.contextDir, o.dockerfileName)),
       inflight: o.inflight,

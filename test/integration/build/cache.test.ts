@@ -6,7 +6,7 @@
  */
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { Workspace } from './util.js';
@@ -283,5 +283,47 @@ describe('build cache', { skip }, () => {
     } finally {
       rmSync(w.dir, { recursive: true, force: true });
     }
+  });
+
+  test("a COPY --from key taken from the digests a builder's RUN layers recorded as they were tarred is the key of reading its files", async () => {
+    // Files of both RUN layers (an earlier layer's, one the later layer changed or chmod'ed), an
+    // empty one, one too large to be recorded, a hard link, a symlink, and /etc mixing the base's
+    // files with the RUN's.
+    const ctx = ws.context('recorded-digests', {
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS builder',
+        'RUN mkdir -p /out/a /out/b && for i in $(seq 1 200); do echo "file $i" > /out/a/f$i; done' +
+          ' && : > /out/empty && head -c 300000 /dev/zero | tr "\\0" x > /out/big' +
+          ' && ln /out/a/f1 /out/a/link1 && ln -s f2 /out/a/sym2',
+        'RUN echo changed > /out/a/f3 && echo new > /out/b/n && chmod 600 /out/a/f4 && mkdir /etc/gen && echo g > /etc/gen/x',
+        'FROM debian-slim:bookworm',
+        'COPY --from=builder /out /out',
+        'COPY --from=builder /out/a/f5 /f5',
+        'COPY --from=builder /etc /etc2',
+      ].join('\n'),
+    });
+    // The stage inputs of the last build's keys, by label (what cache-step.ts hashed).
+    const stageInputs = () => {
+      const dir = path.join(ws.root, 'cache', 'explain');
+      const out = new Map<string, string>();
+      for (const f of readdirSync(dir)) {
+        const rec = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as {
+          identity: string;
+          parts: { inputs: { kind: string; label: string; digest: string }[] };
+        };
+        if (!rec.identity.startsWith(path.join(ctx, 'Dockerfile'))) continue;
+        for (const i of rec.parts.inputs) if (i.kind === 'stage') out.set(i.label, i.digest);
+      }
+      return out;
+    };
+    // Without SOURCE_DATE_EPOCH the builder's upper dirs become its snapshots: the keys use the
+    // digests recorded while tarring. With it, the layers are clamped and unpacked anew: the keys
+    // read every file. Contents are the same (timestamps are not in a content key).
+    const recorded = await build(ctx, ['--no-cache']);
+    const fromRecorded = stageInputs();
+    assert.equal(fromRecorded.size, 3, JSON.stringify([...fromRecorded]));
+    const read = await build(ctx, ['--no-cache'], { ...process.env, SOURCE_DATE_EPOCH: '1700000000' });
+    assert.deepEqual(stageInputs(), fromRecorded);
+    assert.notEqual(read.id, recorded.id);
   });
 });
