@@ -27,6 +27,7 @@ import {
   BuildContext,
   RecordedFileDigests,
   type RecordedFile,
+  type WalkListings,
 } from '../context/index.js';
 import { isHttpUrl } from './add-url.js';
 import { parseGitSource } from './add-git.js';
@@ -93,6 +94,8 @@ export interface StepCacheOptions {
    * layer (engine: run-step.ts): a `COPY --from` key over a stage's files reads only the others.
    */
   recordedDigests?: ReadonlyMap<Digest, ReadonlyMap<string, RecordedFile>>;
+  /** What walks of a stage's or an image's files found, by chain id: the copy after the key walks them from it. */
+  walkListings?: (chain: string) => WalkListings;
 }
 
 /** The stage and step a cache record is the state after. */
@@ -602,7 +605,7 @@ export class StepCache {
         .flatMap((c) => this.o.recordedDigests?.get(c) ?? []);
       try {
         const files = recorded.length ? new RecordedFileDigests(recorded) : undefined;
-        d = await hashSelection(BuildContext.plain(view.root), sources, {
+        d = await hashSelection(BuildContext.plain(view.root, this.o.walkListings?.(chain)), sources, {
           keepOwner: true,
           ...(files ? { files } : {}),
         });
