@@ -523,18 +523,15 @@ export function layerSkeleton(
   const paths = specs.map((s) => clean(s.path));
   const ancestors = new Set<string>();
   for (const p of paths) for (let i = p.indexOf('/'); i > 0; i = p.indexOf('/', i + 1)) ancestors.add(p.slice(0, i));
-  let root: string[] | undefined;
+  // The leaves' longest common leading components, shortened in place (no split per path).
+  let r: string | undefined;
   for (const p of paths) {
     if (ancestors.has(p)) continue; // not a leaf
-    const parts = p.split('/');
-    if (!root) root = parts;
-    else {
-      let n = 0;
-      while (n < root.length && n < parts.length && root[n] === parts[n]) n++;
-      root = root.slice(0, n);
-    }
+    if (r === undefined) r = p;
+    while (r !== '' && !(p === r || (p.startsWith(r) && p.charCodeAt(r.length) === 0x2f)))
+      r = r.slice(0, Math.max(r.lastIndexOf('/'), 0));
   }
-  const r = (root ?? []).join('/');
+  r ??= '';
   if (r === '') return undefined;
   const entries: SkeletonEntry[] = [];
   for (const [i, s] of specs.entries()) {
