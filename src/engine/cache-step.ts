@@ -25,6 +25,7 @@ import {
   fileHashCachePath,
   hashSelection,
   BuildContext,
+  hasWildcard,
   RecordedFileDigests,
   type RecordedFile,
   type WalkListings,
@@ -55,7 +56,7 @@ import {
 } from '../cache/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
-import { openView } from '../sandbox/index.js';
+import { openView, topLayerRoot } from '../sandbox/index.js';
 import { canonicalJSON } from '../image/index.js';
 import { chainIds, sha256, type Digest, type ErrorPlace, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
@@ -600,19 +601,24 @@ export class StepCache {
       const t = performance.now();
       const view = await openView(this.o.store, layers, diffIds);
       // The stage's files whose RUN layer recorded their digests (the top layer's first) are not read.
+      let inTopLayer = false;
       const recorded = chainIds(diffIds)
         .reverse()
         .flatMap((c) => this.o.recordedDigests?.get(c) ?? []);
       try {
         const files = recorded.length ? new RecordedFileDigests(recorded) : undefined;
-        d = await hashSelection(BuildContext.plain(view.root, this.o.walkListings?.(chain)), sources, {
+        // Sources wholly in the top layer (a builder's output directory) are walked in its snapshot.
+        const literal = sources.every((src) => !hasWildcard(src));
+        const top = literal ? topLayerRoot(this.o.store, diffIds, sources, view.root) : undefined;
+        inTopLayer = top !== undefined;
+        d = await hashSelection(BuildContext.plain(top ?? view.root, this.o.walkListings?.(chain)), sources, {
           keepOwner: true,
           ...(files ? { files } : {}),
         });
       } finally {
         await view.close();
         this.stats.stageHashMs += performance.now() - t;
-        phaseDone('stage paths hashed', t);
+        phaseDone(inTopLayer ? "stage paths hashed (in the top layer's snapshot)" : 'stage paths hashed', t);
       }
       await this.index.putMemo(memoKey, d);
     }

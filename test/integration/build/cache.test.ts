@@ -33,6 +33,21 @@ async function layers(w: Workspace, b: Built): Promise<string[]> {
   return (await w.inspect(b.tag)).RootFS.Layers;
 }
 
+/** The stage inputs of the last build's keys of the Dockerfile in `ctx`, by label (what cache-step.ts hashed). */
+function stageInputs(ctx: string): Map<string, string> {
+  const dir = path.join(ws.root, 'cache', 'explain');
+  const out = new Map<string, string>();
+  for (const f of readdirSync(dir)) {
+    const rec = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as {
+      identity: string;
+      parts: { inputs: { kind: string; label: string; digest: string }[] };
+    };
+    if (!rec.identity.startsWith(path.join(ctx, 'Dockerfile'))) continue;
+    for (const i of rec.parts.inputs) if (i.kind === 'stage') out.set(i.label, i.digest);
+  }
+  return out;
+}
+
 describe('build cache', { skip }, () => {
   before(() => ws.importDebian());
 
@@ -302,28 +317,40 @@ describe('build cache', { skip }, () => {
         'COPY --from=builder /etc /etc2',
       ].join('\n'),
     });
-    // The stage inputs of the last build's keys, by label (what cache-step.ts hashed).
-    const stageInputs = () => {
-      const dir = path.join(ws.root, 'cache', 'explain');
-      const out = new Map<string, string>();
-      for (const f of readdirSync(dir)) {
-        const rec = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as {
-          identity: string;
-          parts: { inputs: { kind: string; label: string; digest: string }[] };
-        };
-        if (!rec.identity.startsWith(path.join(ctx, 'Dockerfile'))) continue;
-        for (const i of rec.parts.inputs) if (i.kind === 'stage') out.set(i.label, i.digest);
-      }
-      return out;
-    };
     // Without SOURCE_DATE_EPOCH the builder's upper dirs become its snapshots: the keys use the
     // digests recorded while tarring. With it, the layers are clamped and unpacked anew: the keys
     // read every file. Contents are the same (timestamps are not in a content key).
     const recorded = await build(ctx, ['--no-cache']);
-    const fromRecorded = stageInputs();
+    const fromRecorded = stageInputs(ctx);
     assert.equal(fromRecorded.size, 3, JSON.stringify([...fromRecorded]));
     const read = await build(ctx, ['--no-cache'], { ...process.env, SOURCE_DATE_EPOCH: '1700000000' });
-    assert.deepEqual(stageInputs(), fromRecorded);
+    assert.deepEqual(stageInputs(ctx), fromRecorded);
     assert.notEqual(read.id, recorded.id);
+  });
+
+  test("a COPY --from of a directory only the stage's top layer holds is keyed in its snapshot, as through the view", async () => {
+    const dockerfile = (above: string[]) =>
+      [
+        'FROM debian-slim:bookworm AS builder',
+        'RUN mkdir -p /top/d/e && for i in $(seq 1 50); do echo "top $i" > /top/d/f$i; done' +
+          ' && ln -s d/f1 /top/link && ln /top/d/f3 /top/d/e/hard3 && chown 7:7 /top/d/f2 && chmod 700 /top/d/e',
+        ...above,
+        'FROM debian-slim:bookworm',
+        'COPY --from=builder /top /top',
+      ].join('\n');
+    // /top held by the top layer only: walked in its snapshot. With a RUN above it: through the view.
+    const inTop = ws.context('top-layer', { Dockerfile: dockerfile([]) });
+    const below = ws.context('top-layer-below', { Dockerfile: dockerfile(['RUN mkdir /elsewhere']) });
+    const profiled = async (ctx: string) => {
+      const r = await ws.kiln(['--profile', 'build', '--no-cache', '-q', ctx]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stderr;
+    };
+    assert.match(await profiled(inTop), /stage paths hashed \(in the top layer's snapshot\)/);
+    const direct = stageInputs(inTop).get('/top of stage 0');
+    assert.doesNotMatch(await profiled(below), /in the top layer's snapshot/);
+    const viewed = stageInputs(below).get('/top of stage 0');
+    assert.ok(direct !== undefined && viewed !== undefined);
+    assert.equal(direct, viewed);
   });
 });
