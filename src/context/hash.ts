@@ -22,11 +22,22 @@ const CHUNK = 1 << 20;
 
 type Remembered = [size: number, mtimeMs: number, ctimeMs: number, ino: number, digest: string];
 
+/** Where a selection's file digests come from: remembered ones when a file's identity is unchanged, else its bytes. */
+export interface FileDigester {
+  /** sha256 (hex) of the regular file `abs`, which is `rel` in its root, whose lstat is `st`. */
+  digest(abs: string, st: Stats, rel: string): Promise<string>;
+}
+
+/** The identity rule of a remembered digest: same size, mtime, ctime and inode as when it was read. */
+function sameFile(r: { size: number; mtimeMs: number; ctimeMs: number; ino: number }, st: Stats): boolean {
+  return r.size === st.size && r.mtimeMs === st.mtimeMs && r.ctimeMs === st.ctimeMs && r.ino === st.ino;
+}
+
 /**
  * File digests remembered between builds, one JSON file per context root (the caller chooses
  * where, e.g. under the store). Safe to share: a lost or stale file only costs re-reading.
  */
-export class FileHashCache {
+export class FileHashCache implements FileDigester {
   private map = new Map<string, Remembered>();
   private dirty = false;
   private loaded = false;
@@ -57,7 +68,7 @@ export class FileHashCache {
   async digest(abs: string, st: Stats): Promise<string> {
     this.load();
     const r = this.map.get(abs);
-    if (r && r[0] === st.size && r[1] === st.mtimeMs && r[2] === st.ctimeMs && r[3] === st.ino) {
+    if (r && sameFile({ size: r[0], mtimeMs: r[1], ctimeMs: r[2], ino: r[3] }, st)) {
       this.stats.hits++;
       return r[4];
     }
@@ -82,6 +93,39 @@ export class FileHashCache {
     for (const [k, r] of this.map) files[k] = r;
     await writeFileAtomic(this.file, JSON.stringify({ v: 1, files }));
     this.dirty = false;
+  }
+}
+
+/** A file's digest as a layer's tar read it (sandbox's recordFileDigests): its identity then, and sha256 hex. */
+export interface RecordedFile {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  digest: string;
+}
+
+/**
+ * The digests a stage's RUN layers recorded as they were tarred, by path in the stage's file
+ * system (`recorded`: one map per layer, any order). A file of a view of those layers whose lstat
+ * has the identity it was read under (overlayfs shows a lower file's own inode and times) is that
+ * file, unchanged since: its recorded digest is its content's. Any other is read.
+ */
+export class RecordedFileDigests implements FileDigester {
+  /** Counters for the profile and tests. */
+  readonly stats = { hits: 0, misses: 0 };
+  constructor(private readonly recorded: ReadonlyMap<string, RecordedFile>[]) {}
+
+  async digest(abs: string, st: Stats, rel: string): Promise<string> {
+    for (const m of this.recorded) {
+      const r = m.get(rel);
+      if (r && sameFile(r, st)) {
+        this.stats.hits++;
+        return r.digest;
+      }
+    }
+    this.stats.misses++;
+    return hashFile(abs, st.size);
   }
 }
 
@@ -111,8 +155,8 @@ export interface SelectionOptions {
   place?: ErrorPlace;
   /** Include uid/gid (sources whose ownership reaches the layer: another stage, an image). */
   keepOwner?: boolean;
-  /** Remember file digests between builds (context sources). */
-  files?: FileHashCache;
+  /** Digests known without reading (remembered between builds for context sources, recorded by a stage's RUN layers). */
+  files?: FileDigester;
   /** Told each entry hashed (for `build --explain`: what a selection was, file by file). */
   onEntry?: (e: SelectedEntry) => void;
 }
@@ -169,7 +213,7 @@ async function hashEntry(
     h.update(`l ${name}${owner} ${JSON.stringify(target)}\n`);
     opts.onEntry?.({ path: e.rel, type: 'l', mode: perm, content: target });
   } else if (st.isFile()) {
-    const d = opts.files ? await opts.files.digest(e.abs, st) : await hashFile(e.abs, st.size);
+    const d = opts.files ? await opts.files.digest(e.abs, st, e.rel) : await hashFile(e.abs, st.size);
     h.update(`f ${name} ${perm}${owner} ${st.size} ${d}\n`);
     opts.onEntry?.({ path: e.rel, type: 'f', mode: perm, size: st.size, content: d });
     if (st.nlink > 1) {

@@ -20,7 +20,16 @@ import {
   PROXY_ARGS,
   type StageScope,
 } from '../plan/index.js';
-import { FileHashCache, fileHashCachePath, hashSelection, BuildContext } from '../context/index.js';
+import {
+  FileHashCache,
+  fileHashCachePath,
+  hashSelection,
+  BuildContext,
+  hasWildcard,
+  RecordedFileDigests,
+  type RecordedFile,
+  type WalkListings,
+} from '../context/index.js';
 import { isHttpUrl } from './add-url.js';
 import { parseGitSource } from './add-git.js';
 import {
@@ -47,9 +56,9 @@ import {
 } from '../cache/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
-import { openView } from '../sandbox/index.js';
+import { openView, topLayerRoot } from '../sandbox/index.js';
 import { canonicalJSON } from '../image/index.js';
-import { sha256, type Digest, type ErrorPlace, KilnError, phaseDone, phaseStart } from '../util/index.js';
+import { chainIds, sha256, type Digest, type ErrorPlace, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
 import { linkedIndependently } from './copy-step.js';
 
@@ -81,6 +90,13 @@ export interface StepCacheOptions {
    * that is the same for every platform (FROM --platform=$BUILDPLATFORM) runs once.
    */
   inflight?: Map<Digest, Promise<void>>;
+  /**
+   * The file digests this build's RUN layers recorded as they were tarred, by the chain id of the
+   * layer (engine: run-step.ts): a `COPY --from` key over a stage's files reads only the others.
+   */
+  recordedDigests?: ReadonlyMap<Digest, ReadonlyMap<string, RecordedFile>>;
+  /** What walks of a stage's or an image's files found, by chain id: the copy after the key walks them from it. */
+  walkListings?: (chain: string) => WalkListings;
 }
 
 /** The stage and step a cache record is the state after. */
@@ -584,12 +600,25 @@ export class StepCache {
     if (!d) {
       const t = performance.now();
       const view = await openView(this.o.store, layers, diffIds);
+      // The stage's files whose RUN layer recorded their digests (the top layer's first) are not read.
+      let inTopLayer = false;
+      const recorded = chainIds(diffIds)
+        .reverse()
+        .flatMap((c) => this.o.recordedDigests?.get(c) ?? []);
       try {
-        d = await hashSelection(BuildContext.plain(view.root), sources, { keepOwner: true });
+        const files = recorded.length ? new RecordedFileDigests(recorded) : undefined;
+        // Sources wholly in the top layer (a builder's output directory) are walked in its snapshot.
+        const literal = sources.every((src) => !hasWildcard(src));
+        const top = literal ? topLayerRoot(this.o.store, diffIds, sources, view.root) : undefined;
+        inTopLayer = top !== undefined;
+        d = await hashSelection(BuildContext.plain(top ?? view.root, this.o.walkListings?.(chain)), sources, {
+          keepOwner: true,
+          ...(files ? { files } : {}),
+        });
       } finally {
         await view.close();
         this.stats.stageHashMs += performance.now() - t;
-        phaseDone('stage paths hashed', t);
+        phaseDone(inTopLayer ? "stage paths hashed (in the top layer's snapshot)" : 'stage paths hashed', t);
       }
       await this.index.putMemo(memoKey, d);
     }

@@ -10,7 +10,7 @@ import { BuildContext } from '../context/index.js';
 import { type CopyInstruction } from '../dockerfile/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { openView } from '../sandbox/index.js';
-import { type Digest, KilnError, resolveChown } from '../util/index.js';
+import { chainId, type Digest, KilnError, resolveChown } from '../util/index.js';
 import { archiveSources } from './add-archive.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
 import { downloadUrl, isHttpUrl } from './add-url.js';
@@ -76,7 +76,8 @@ export async function copyStep(
         from = { kind: 'image', ref: src.ref };
         sourceDiffIds = img.config.rootfs.diff_ids;
       }
-      srcCtx = BuildContext.plain(srcView.root);
+      // The key's walk of the same layers (cache-step.ts) lists the tree: not walked again.
+      srcCtx = BuildContext.plain(srcView.root, env.walkListings(chainId(sourceDiffIds)));
       keepOwner = true;
     }
     const workdir = (state.config.config ??= {}).WorkingDir || '/';

@@ -198,7 +198,7 @@ export function hardLinked(sorted: EntrySpec[], inodes: Map<string, string>): En
  * does not exist in the image is created (`mode`, default 0755, `owner`, `mtime`); one that exists is repeated
  * with its metadata as it is. Leaving an existing parent out is not neutral: an unpacker (kiln's
  * snapshots, docker, containerd) makes a missing parent root-owned 0755, and that directory then
- * hides the real one below it.
+ * hides the real one below it. `have`: entries the layer has anyway, each one of `paths`.
  */
 export function parentEntries(
   root: string,
@@ -215,7 +215,8 @@ export function parentEntries(
       d !== '.' && d !== '/' && d !== '';
       d = path.posix.dirname(d)
     ) {
-      if (have.has(d) || out.has(d)) continue;
+      // Done already: d's parents were seen with it (in `out`), or will be as a path of its own (`have`).
+      if (have.has(d) || out.has(d)) break;
       let st: Stats | undefined;
       try {
         st = lstatSync(path.join(root, d));

@@ -27,8 +27,8 @@ import {
   type PlannedStage,
   type SourceRef,
 } from '../plan/index.js';
-import { BuildContext } from '../context/index.js';
-import { type LayerInfo } from '../layer/index.js';
+import { BuildContext, WalkListings } from '../context/index.js';
+import { type FileDigestRecord, type LayerInfo } from '../layer/index.js';
 import { formatPlatform, hostPlatform, parsePlatform, type Compression, type Descriptor } from '../image/index.js';
 import { isPlainLayer, type Store, compressedImage, compressionOf, PROVENANCE_VERSION } from '../store/index.js';
 import {
@@ -290,6 +290,10 @@ class Engine implements RunEnv {
   readonly shipped: Set<number>;
   /** The layers this build's steps made or took from the cache, by diff id: what the secret proof searches. */
   readonly made = new Map<Digest, MadeLayer>();
+  /** Digests of the files builder stages' RUN layers recorded as they were tarred, by the layer's chain id (cache-step.ts keys COPY --from with them). */
+  readonly fileDigests = new Map<Digest, ReadonlyMap<string, FileDigestRecord>>();
+  /** What walks of a stage's or an image's files found, by chain id (a COPY --from key's walk, then its copy's). */
+  private readonly listings = new Map<string, WalkListings>();
   /** The sandbox event was sent (once, after the first RUN). */
   private sandboxShown = false;
 
@@ -337,6 +341,8 @@ class Engine implements RunEnv {
       to: o.cacheTo,
       image: (ref) => this.images.get(ref, {}),
       runSandbox: runSandboxKey(o),
+      recordedDigests: this.fileDigests,
+      walkListings: (chain) => this.walkListings(chain),
       // A step's identity for --explain starts with the Dockerfile: where it is (stdin: the context's).
       dockerfileId: path.resolve(o.dockerfilePath ?? path.join(o.contextDir, o.dockerfileName)),
       inflight: o.inflight,
@@ -351,6 +357,12 @@ class Engine implements RunEnv {
       this.results.set(n, p);
     }
     return p;
+  }
+
+  walkListings(chain: string): WalkListings {
+    let l = this.listings.get(chain);
+    if (!l) this.listings.set(chain, (l = new WalkListings()));
+    return l;
   }
 
   stageName(n: number): string | undefined {

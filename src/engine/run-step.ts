@@ -6,10 +6,10 @@
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { type RunInstruction } from '../dockerfile/index.js';
-import { type LayerInfo } from '../layer/index.js';
+import { type FileDigestRecord, type LayerInfo } from '../layer/index.js';
 import { type StageScope } from '../plan/index.js';
 import { runStep, type BackendKind, type KeptRoots, type Mount, type SnapshotterKind } from '../sandbox/index.js';
-import { KilnError, type ErrorPlace, type Slots } from '../util/index.js';
+import { chainIds, type Digest, KilnError, type ErrorPlace, type Slots } from '../util/index.js';
 import { historyEntry } from './config-step.js';
 import type { Step } from './expand-step.js';
 import { runArgs } from './heredoc.js';
@@ -26,6 +26,8 @@ export interface RunEnv extends StepEnv {
   readonly keptRoots: KeptRoots;
   /** RUN layers of this stage are kept as snapshots only (no image ships them, no cache export needs them). */
   snapshotOnly(stage: number): boolean;
+  /** Where a builder stage's RUN layer leaves the digests of its files, by the layer's chain id (cache-step.ts reads them). */
+  readonly fileDigests: Map<Digest, ReadonlyMap<string, FileDigestRecord>>;
   /** The sandbox a RUN ran in (the engine shows it once). */
   ranIn(backend: BackendKind, snapshotter: SnapshotterKind, overlayRefused?: string, fuseRefused?: string): void;
 }
@@ -107,6 +109,8 @@ export async function runInstruction(
         capture: true,
         snapshotter: o.snapshotter,
         snapshotOnly: env.snapshotOnly(at.stage.index),
+        // A builder stage is there to be copied from: its files' digests key that copy.
+        recordFileDigests: env.snapshotOnly(at.stage.index),
         compression: o.layerCompression ?? 'none',
         compressionLevel: o.compressionLevel,
         backend: o.backend,
@@ -170,6 +174,7 @@ export async function runInstruction(
     return undefined;
   }
   pushLayer(state, out.layer, place);
+  if (out.fileDigests) env.fileDigests.set(chainIds(state.config.rootfs.diff_ids).at(-1)!, out.fileDigests);
   appendHistory(state, historyEntry(historyTime(o.sourceDateEpoch), createdBy, false));
   return out.layer;
 }

@@ -3,7 +3,7 @@
  * (COPY/ADD in copy-step.ts, WORKDIR in workdir-step.ts, RUN in run-step.ts): the build's options
  * and services, appending a layer or a history entry, a view of the stage's file system.
  */
-import type { BuildContext } from '../context/index.js';
+import type { BuildContext, WalkListings } from '../context/index.js';
 import { type ClientOptions } from '../registry/index.js';
 import { type Compression, type Descriptor, type HistoryEntry } from '../image/index.js';
 import { type LayerInfo, layerSkeleton, tarEntries, type EntrySpec } from '../layer/index.js';
@@ -62,6 +62,8 @@ export interface StepEnv {
   stageResult(n: number): Promise<StageState>;
   /** A stage's name (AS …), if it has one. */
   stageName(n: number): string | undefined;
+  /** What walks of the file system of these layers found (by chain id): a `COPY --from` key's walk serves the copy. */
+  walkListings(chain: string): WalkListings;
 }
 
 /** Where the step is in its stage. */

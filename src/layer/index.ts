@@ -8,6 +8,8 @@ export {
   type Change,
   LeanStats,
   type EntrySpec,
+  type EntryStats,
+  type FileDigestRecord,
   type TarOptions,
   layerSkeleton,
   type SkeletonEntry,

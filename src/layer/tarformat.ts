@@ -54,6 +54,12 @@ function octal(n: number, width: number): string | undefined {
   return s.length <= width - 1 ? `${s.padStart(width - 1, '0')}\0` : undefined;
 }
 
+/** Whether `octal(n, width)` is defined, without making its string (every header asks four times). */
+function fitsOctal(n: number, width: number): boolean {
+  const v = Math.floor(n);
+  return v >= 0 && v < 8 ** (width - 1) ? true : octal(n, width) !== undefined;
+}
+
 function paxRecord(key: string, value: Buffer): Buffer {
   // "%d %s=%s\n" where %d counts the whole record, itself included.
   const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
@@ -121,10 +127,10 @@ export function encodeHeader(h: TarHeader): Buffer {
   const pax: Buffer[] = [];
   if (name.length > 100 || !isAscii(name)) pax.push(paxRecord('path', name));
   if (link && (link.length > 100 || !isAscii(link))) pax.push(paxRecord('linkpath', link));
-  if (octal(size, 12) === undefined) pax.push(paxRecord('size', Buffer.from(String(size))));
-  if (octal(h.uid, 8) === undefined) pax.push(paxRecord('uid', Buffer.from(String(h.uid))));
-  if (octal(h.gid, 8) === undefined) pax.push(paxRecord('gid', Buffer.from(String(h.gid))));
-  if (!Number.isInteger(h.mtime) || octal(h.mtime, 12) === undefined)
+  if (!fitsOctal(size, 12)) pax.push(paxRecord('size', Buffer.from(String(size))));
+  if (!fitsOctal(h.uid, 8)) pax.push(paxRecord('uid', Buffer.from(String(h.uid))));
+  if (!fitsOctal(h.gid, 8)) pax.push(paxRecord('gid', Buffer.from(String(h.gid))));
+  if (!Number.isInteger(h.mtime) || !fitsOctal(h.mtime, 12))
     pax.push(paxRecord('mtime', Buffer.from(h.mtime.toFixed(9).replace(/\.?0+$/, ''))));
   if (h.xattrs) for (const k of Object.keys(h.xattrs).sort()) pax.push(paxRecord(`SCHILY.xattr.${k}`, h.xattrs[k]!));
   const main = rawHeader(name, h, TYPEFLAG[h.type], size, link);

@@ -16,6 +16,7 @@ import {
   constants as fsConstants,
   type Stats,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { KilnError, xattr } from '../util/index.js';
@@ -27,6 +28,23 @@ export interface TarOptions {
   sourceDateEpoch?: number;
   /** Every xattr name an entry has (kept in the tar or not), as it is read: one listing serves the caller too. */
   onXattrNames?: (name: string, xattrs: string[]) => void;
+  /**
+   * Told the sha256 (hex) of each small regular file's bytes as they are put in the tar, with the
+   * lstat they were read under: a builder stage's RUN layer records them so that a `COPY --from`
+   * of its files is keyed without opening them again (context/hash.ts, RecordedFileDigests).
+   * Files larger than SMALL_FILE are not told: reading them costs their bytes either way.
+   */
+  onFileDigest?: (name: string, st: EntryStats, digest: string) => void;
+}
+
+/** A regular file of a layer as read into its tar: its identity (the lstat it was read under) and content digest. */
+export interface FileDigestRecord {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  /** sha256 of the bytes, hex. */
+  digest: string;
 }
 
 /** A path the layer adds, deletes (whiteout) or makes opaque; `stats`: its lstat when the differ had it. */
@@ -40,6 +58,7 @@ export type EntryStats = Pick<
   | 'gid'
   | 'size'
   | 'mtimeMs'
+  | 'ctimeMs'
   | 'rdev'
   | 'dev'
   | 'ino'
@@ -63,6 +82,7 @@ export class LeanStats implements EntryStats {
   readonly gid: number;
   readonly size: number;
   readonly mtimeMs: number;
+  readonly ctimeMs: number;
   readonly rdev: number;
   readonly dev: number;
   readonly ino: number;
@@ -73,6 +93,7 @@ export class LeanStats implements EntryStats {
     this.gid = st.gid;
     this.size = st.size;
     this.mtimeMs = st.mtimeMs;
+    this.ctimeMs = st.ctimeMs;
     this.rdev = st.rdev;
     this.dev = st.dev;
     this.ino = st.ino;
@@ -157,7 +178,11 @@ interface PendingEntry {
   header: TarHeader;
   source?: string;
   content?: Buffer;
+  /** Told the sha256 (hex) of a small file's bytes, as read from `source`. */
+  onDigest?: (digest: string) => void;
 }
+
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 function typeOf(st: EntryStats): EntryType | undefined {
   if (st.isFile()) return 'file';
@@ -219,7 +244,10 @@ async function* encodeEntries(
       if (e.header.type === 'file') counted.contentSize += e.header.size;
       else if (e.header.type === 'symlink') counted.contentSize += Buffer.byteLength(e.header.linkname ?? '');
       const size = e.header.type === 'file' ? e.header.size : 0;
-      if (size === 0) continue;
+      if (size === 0) {
+        e.onDigest?.(EMPTY_SHA256);
+        continue;
+      }
       const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
       if (e.content !== undefined) {
         const c = put(e.content.length > size ? e.content.subarray(0, size) : e.content);
@@ -251,6 +279,11 @@ async function* encodeEntries(
           closeSync(fd);
         }
         if (got !== size) throw changedSize(e, got);
+        e.onDigest?.(
+          createHash('sha256')
+            .update(out.subarray(pos, pos + size))
+            .digest('hex'),
+        );
         pos += size;
         pad(size);
         continue;
@@ -351,7 +384,13 @@ function entryFor(
     const x = readXattrs(abs, opts.onXattrNames && ((names) => opts.onXattrNames!(name, names)));
     if (x) header.xattrs = x;
   }
-  return { header, source: type === 'file' ? abs : undefined };
+  if (type !== 'file') return { header };
+  const told = opts.onFileDigest;
+  return {
+    header,
+    source: abs,
+    ...(told && st.size <= SMALL_FILE ? { onDigest: (d: string) => told(name, st, d) } : {}),
+  };
 }
 
 /** Byte-wise path order with parents before children (a/b before a.b before a/…). */
@@ -484,18 +523,15 @@ export function layerSkeleton(
   const paths = specs.map((s) => clean(s.path));
   const ancestors = new Set<string>();
   for (const p of paths) for (let i = p.indexOf('/'); i > 0; i = p.indexOf('/', i + 1)) ancestors.add(p.slice(0, i));
-  let root: string[] | undefined;
+  // The leaves' longest common leading components, shortened in place (no split per path).
+  let r: string | undefined;
   for (const p of paths) {
     if (ancestors.has(p)) continue; // not a leaf
-    const parts = p.split('/');
-    if (!root) root = parts;
-    else {
-      let n = 0;
-      while (n < root.length && n < parts.length && root[n] === parts[n]) n++;
-      root = root.slice(0, n);
-    }
+    if (r === undefined) r = p;
+    while (r !== '' && !(p === r || (p.startsWith(r) && p.charCodeAt(r.length) === 0x2f)))
+      r = r.slice(0, Math.max(r.lastIndexOf('/'), 0));
   }
-  const r = (root ?? []).join('/');
+  r ??= '';
   if (r === '') return undefined;
   const entries: SkeletonEntry[] = [];
   for (const [i, s] of specs.entries()) {

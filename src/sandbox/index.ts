@@ -56,6 +56,6 @@ export { chooseSnapshotter, pickSnapshotter, type SnapshotterChoice } from './sn
 export { cleanupStaleRuns } from './rundir.js';
 export { makePrivateDir, sweepPrivateDirs } from './private-files.js';
 export { describeIsolation, type Isolation, type IsolationMode } from './isolation.js';
-export { openView, resolveInRoot, type View, pathsAreLinkFree, topOf } from './view.js';
+export { openView, resolveInRoot, type View, pathsAreLinkFree, topOf, topLayerRoot } from './view.js';
 export { blobFromSnapshot } from './snapshot-blob.js';
 export { emulationStatus, ensureEmulation, hostArchitecture, type EmulationStatus } from './emulation.js';

@@ -35,6 +35,8 @@ import {
   comparePaths,
   layerKeepsXattr,
   tarChanges,
+  type EntryStats,
+  type FileDigestRecord,
 } from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import {
@@ -113,6 +115,13 @@ export interface RunStepOptions {
    * isPlainLayer). The layer is then the uncompressed tar's descriptor.
    */
   snapshotOnly?: boolean;
+  /**
+   * Record the content digest of each small file the captured layer adds, read as it is tarred,
+   * when the layer's snapshot is the upper directory itself (the files then keep the identity —
+   * inode, size, mtime, ctime — they were read under): `fileDigests` of the outcome. A builder
+   * stage's `COPY --from` key is then computed without opening them again.
+   */
+  recordFileDigests?: boolean;
   /** Clamp timestamps in the layer (SOURCE_DATE_EPOCH). */
   sourceDateEpoch?: number;
   /** Default: overlay when it can be mounted here, else fuse-overlayfs when it can, else native. */
@@ -149,6 +158,8 @@ export interface RunOutcome {
   layer?: LayerInfo;
   /** What changed, in layer order ([] when not captured). */
   changes: Change[];
+  /** recordFileDigests: the layer's small files (path in the layer → identity and digest), when recorded. */
+  fileDigests?: Map<string, FileDigestRecord>;
   backend: BackendKind;
   snapshotter: SnapshotterKind;
   /** keepFailed: what was kept there — the overlay's changes (`upper`) or the whole tree (`tree`). */
@@ -280,6 +291,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
 
   let changes: Change[] = [];
   let layer: LayerInfo | undefined;
+  let fileDigests: Map<string, FileDigestRecord> | undefined;
   let after: TreeState | undefined;
   // Entries with xattrs no layer carries: a kept root loses them (the next RUN sees the layer's).
   const foreign: [string, string[]][] = [];
@@ -320,8 +332,22 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
             ? (rel: string, names: string[]) =>
                 void (names.some((n) => !layerKeepsXattr(n)) && foreign.push([rel, names]))
             : undefined;
+        // The files stay where they were read (the upper becomes the snapshot): their digests, as
+        // tarred, serve the next key over them. A cap keeps memory bounded for huge layers.
+        const recorded = keepUpper && o.recordFileDigests ? new Map<string, FileDigestRecord>() : undefined;
+        const onFileDigest =
+          recorded &&
+          ((name: string, st: EntryStats, digest: string) =>
+            void (
+              recorded.size < MAX_RECORDED_DIGESTS &&
+              recorded.set(name, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, digest })
+            ));
         t = phaseStart();
-        const tar = tarChanges(src, changes, { sourceDateEpoch: o.sourceDateEpoch, onXattrNames });
+        const tar = tarChanges(src, changes, {
+          sourceDateEpoch: o.sourceDateEpoch,
+          onXattrNames,
+          ...(onFileDigest ? { onFileDigest } : {}),
+        });
         layer =
           keepUpper && o.snapshotOnly
             ? await plainLayerInfo(tar)
@@ -333,6 +359,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
         if (keepUpper) {
           stripOverlayInternals(upper, internals);
           await store.adoptSnapshot([...(o.diffIds ?? []), layer.diffId], upper);
+          fileDigests = recorded;
         }
         phaseDone('snapshot commit', t);
       }
@@ -357,11 +384,15 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     exitCode,
     layer,
     changes,
+    ...(fileDigests ? { fileDigests } : {}),
     backend: runner.kind,
     snapshotter,
     ...definedOnly(refused),
   };
 }
+
+/** recordFileDigests keeps at most this many files' digests (about 25 MB): past it, a key reads them. */
+const MAX_RECORDED_DIGESTS = 100_000;
 
 function definedOnly(r: { overlayRefused?: string; fuseRefused?: string }): {
   overlayRefused?: string;

@@ -3,7 +3,7 @@
  * checking what exists before COPY/WORKDIR): a lower-dirs-only overlay of its snapshots, or a
  * flattened copy where overlayfs cannot be mounted.
  */
-import { chmodSync, lutimesSync, mkdirSync, symlinkSync, promises as fsp } from 'node:fs';
+import { chmodSync, lstatSync, lutimesSync, mkdirSync, symlinkSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { type Descriptor } from '../image/index.js';
 import { chainIds, type Digest, exists, lchownInNamespace } from '../util/index.js';
@@ -99,9 +99,58 @@ export async function openView(
   }
 }
 
+/**
+ * The top layer's snapshot directory, when each of `paths` (relative, literal) is a directory the
+ * top layer holds (its parents real directories there) and no layer below holds at all: such a
+ * directory is not merged with anything, so its tree in a view of these layers is the snapshot's own
+ * (same entries, same lstat but st_dev; no whiteout can lie in it, as nothing below it was deleted).
+ * Walking it there spares a fresh overlay mount's lookups: 30,000 lstats cost about 0.14 s of CPU
+ * on the snapshot, 0.25 s through the overlay. Undefined when any of that is not so, or a snapshot is
+ * missing. `viewRoot`: an open view of the layers, which must show the snapshot's directory.
+ */
+export function topLayerRoot(store: Store, diffIds: Digest[], paths: string[], viewRoot: string): string | undefined {
+  const chains = chainIds(diffIds);
+  const top = chains.at(-1);
+  if (top === undefined || paths.length === 0) return undefined;
+  const topDir = store.snapshotDir(top);
+  const lstat = (p: string) => {
+    try {
+      return lstatSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  for (const p of paths) {
+    const parts = path.posix.normalize(`/${p}`).slice(1).replace(/\/+$/, '').split('/');
+    if (parts[0] === '' || parts.some((c) => c === '..' || c === '.')) return undefined;
+    // Every component a real directory in the top layer (no link to follow).
+    for (let i = 1; i <= parts.length; i++)
+      if (!lstat(path.join(topDir, ...parts.slice(0, i)))?.isDirectory()) return undefined;
+    // Held by no layer below: each stops at a missing or non-directory component on the way.
+    for (const c of chains.slice(0, -1)) {
+      const dir = store.snapshotDir(c);
+      if (!lstat(dir)?.isDirectory()) return undefined;
+      for (let i = 1; i <= parts.length; i++) {
+        const st = lstat(path.join(dir, ...parts.slice(0, i)));
+        if (!st || (i < parts.length && !st.isDirectory())) break;
+        if (i === parts.length) return undefined;
+      }
+    }
+    // And the view shows that very directory.
+    const inView = lstat(path.join(viewRoot, ...parts));
+    const inTop = lstat(path.join(topDir, ...parts));
+    if (!inView?.isDirectory() || !inTop || inView.ino !== inTop.ino) return undefined;
+  }
+  return topDir;
+}
+
 /** The first component of a path ("" for the root). */
 export function topOf(p: string): string {
-  return p.replace(/^\/+/, '').split('/')[0] ?? '';
+  // Called for every entry of a layer (its facts' top-level names): no regex, no split.
+  let start = 0;
+  while (p.charCodeAt(start) === 0x2f) start++;
+  const end = p.indexOf('/', start);
+  return end < 0 ? p.slice(start) : p.slice(start, end);
 }
 
 /** The paths a partial view answers for (relative): the given ones, the user and group files. */

@@ -6,7 +6,7 @@
  */
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { basesUnavailable } from '../../helpers/bases.js';
 import { Workspace } from './util.js';
@@ -31,6 +31,21 @@ const cached = (b: Built) => b.steps.filter((s) => s.cached).map((s) => s.text);
 
 async function layers(w: Workspace, b: Built): Promise<string[]> {
   return (await w.inspect(b.tag)).RootFS.Layers;
+}
+
+/** The stage inputs of the last build's keys of the Dockerfile in `ctx`, by label (what cache-step.ts hashed). */
+function stageInputs(ctx: string): Map<string, string> {
+  const dir = path.join(ws.root, 'cache', 'explain');
+  const out = new Map<string, string>();
+  for (const f of readdirSync(dir)) {
+    const rec = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as {
+      identity: string;
+      parts: { inputs: { kind: string; label: string; digest: string }[] };
+    };
+    if (!rec.identity.startsWith(path.join(ctx, 'Dockerfile'))) continue;
+    for (const i of rec.parts.inputs) if (i.kind === 'stage') out.set(i.label, i.digest);
+  }
+  return out;
 }
 
 describe('build cache', { skip }, () => {
@@ -283,5 +298,59 @@ describe('build cache', { skip }, () => {
     } finally {
       rmSync(w.dir, { recursive: true, force: true });
     }
+  });
+
+  test("a COPY --from key taken from the digests a builder's RUN layers recorded as they were tarred is the key of reading its files", async () => {
+    // Files of both RUN layers (an earlier layer's, one the later layer changed or chmod'ed), an
+    // empty one, one too large to be recorded, a hard link, a symlink, and /etc mixing the base's
+    // files with the RUN's.
+    const ctx = ws.context('recorded-digests', {
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS builder',
+        'RUN mkdir -p /out/a /out/b && for i in $(seq 1 200); do echo "file $i" > /out/a/f$i; done' +
+          ' && : > /out/empty && head -c 300000 /dev/zero | tr "\\0" x > /out/big' +
+          ' && ln /out/a/f1 /out/a/link1 && ln -s f2 /out/a/sym2',
+        'RUN echo changed > /out/a/f3 && echo new > /out/b/n && chmod 600 /out/a/f4 && mkdir /etc/gen && echo g > /etc/gen/x',
+        'FROM debian-slim:bookworm',
+        'COPY --from=builder /out /out',
+        'COPY --from=builder /out/a/f5 /f5',
+        'COPY --from=builder /etc /etc2',
+      ].join('\n'),
+    });
+    // Without SOURCE_DATE_EPOCH the builder's upper dirs become its snapshots: the keys use the
+    // digests recorded while tarring. With it, the layers are clamped and unpacked anew: the keys
+    // read every file. Contents are the same (timestamps are not in a content key).
+    const recorded = await build(ctx, ['--no-cache']);
+    const fromRecorded = stageInputs(ctx);
+    assert.equal(fromRecorded.size, 3, JSON.stringify([...fromRecorded]));
+    const read = await build(ctx, ['--no-cache'], { ...process.env, SOURCE_DATE_EPOCH: '1700000000' });
+    assert.deepEqual(stageInputs(ctx), fromRecorded);
+    assert.notEqual(read.id, recorded.id);
+  });
+
+  test("a COPY --from of a directory only the stage's top layer holds is keyed in its snapshot, as through the view", async () => {
+    const dockerfile = (above: string[]) =>
+      [
+        'FROM debian-slim:bookworm AS builder',
+        'RUN mkdir -p /top/d/e && for i in $(seq 1 50); do echo "top $i" > /top/d/f$i; done' +
+          ' && ln -s d/f1 /top/link && ln /top/d/f3 /top/d/e/hard3 && chown 7:7 /top/d/f2 && chmod 700 /top/d/e',
+        ...above,
+        'FROM debian-slim:bookworm',
+        'COPY --from=builder /top /top',
+      ].join('\n');
+    // /top held by the top layer only: walked in its snapshot. With a RUN above it: through the view.
+    const inTop = ws.context('top-layer', { Dockerfile: dockerfile([]) });
+    const below = ws.context('top-layer-below', { Dockerfile: dockerfile(['RUN mkdir /elsewhere']) });
+    const profiled = async (ctx: string) => {
+      const r = await ws.kiln(['--profile', 'build', '--no-cache', '-q', ctx]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stderr;
+    };
+    assert.match(await profiled(inTop), /stage paths hashed \(in the top layer's snapshot\)/);
+    const direct = stageInputs(inTop).get('/top of stage 0');
+    assert.doesNotMatch(await profiled(below), /in the top layer's snapshot/);
+    const viewed = stageInputs(below).get('/top of stage 0');
+    assert.ok(direct !== undefined && viewed !== undefined);
+    assert.equal(direct, viewed);
   });
 });
