@@ -22,6 +22,7 @@ import {
   KilnError,
   writeFileAtomic,
   processAlive,
+  removeTree,
 } from '../util/index.js';
 import {
   canonicalJSON,
@@ -741,11 +742,11 @@ export class Store {
           void r;
           await fsp.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
             // Another process made it meanwhile: theirs is as good as ours.
-            if (e.code === 'ENOTEMPTY' || e.code === 'EEXIST') await fsp.rm(tmp, { recursive: true, force: true });
+            if (e.code === 'ENOTEMPTY' || e.code === 'EEXIST') await removeTree(tmp);
             else throw e;
           });
         } catch (e) {
-          await fsp.rm(tmp, { recursive: true, force: true });
+          await removeTree(tmp);
           throw e;
         }
       }
@@ -807,7 +808,7 @@ export class Store {
           ? now - st.mtimeMs > STALE_TMP_MS || !pidAlive(f)
           : !keepChains.has(f) && now - st.mtimeMs >= minAge;
         if (!stale) continue;
-        await fsp.rm(path.join(snapDir, f), { recursive: true, force: true });
+        await removeTree(path.join(snapDir, f));
         snapshots++;
       }
       for (const f of await fsp.readdir(this.tmpDir)) {
