@@ -2,7 +2,7 @@
  * File-system helpers: atomic writes (temp + rename), existence checks, temp directories.
  */
 import { randomBytes } from 'node:crypto';
-import { type Dirent, lstatSync, promises as fsp, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { type Dirent, lstatSync, promises as fsp, readdirSync, rmdirSync } from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 
@@ -91,23 +91,18 @@ export async function openOutputFile(
   };
 }
 
-/** Entries removed between two turns of the event loop: long enough to be cheap, short enough not to stall it. */
-const REMOVE_TURN = 512;
+/** Unlinks in flight at once: the disk's queue kept busy (a sequential removal is 4× slower in wall time). */
+const REMOVE_WINDOW = 512;
 
 /**
  * `rm -rf path` in bounded memory. Node 20's `fs.promises.rm(…, { recursive: true })` starts an
  * unlink for every entry of a directory at once, and every directory at once: ~245 MB of RSS for
  * a tree of 100,000 files (a RUN's upper dir). This walks depth first, one directory's names at a
- * time, with synchronous calls (no thread-pool round trip per entry), and yields to the event loop
- * every REMOVE_TURN entries so that parallel stages keep running. A missing path is no error.
+ * time, with at most REMOVE_WINDOW unlinks in flight. A missing path is no error.
  */
 export async function removeTree(p: string): Promise<void> {
   const gone = (e: unknown) => {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  };
-  let count = 0;
-  const turn = async () => {
-    if (++count % REMOVE_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
   };
   const removeDir = async (dir: string): Promise<void> => {
     let entries: Dirent[] = [];
@@ -116,24 +111,22 @@ export async function removeTree(p: string): Promise<void> {
     } catch (e) {
       gone(e);
     }
+    let files: string[] = [];
+    const unlinkAll = async () => {
+      await Promise.all(files.map((f) => fsp.unlink(f).catch(gone)));
+      files = [];
+    };
     for (const d of entries) {
       const q = `${dir}/${d.name}`;
       if (d.isDirectory()) await removeDir(q);
-      else {
-        try {
-          unlinkSync(q);
-        } catch (e) {
-          gone(e);
-        }
-        await turn();
-      }
+      else if (files.push(q) >= REMOVE_WINDOW) await unlinkAll();
     }
+    await unlinkAll();
     try {
       rmdirSync(dir);
     } catch (e) {
       gone(e);
     }
-    await turn();
   };
   const root = p.length > 1 ? p.replace(/\/+$/, '') : p;
   let isDir: boolean;
@@ -143,11 +136,5 @@ export async function removeTree(p: string): Promise<void> {
     return gone(e);
   }
   if (isDir) await removeDir(root);
-  else {
-    try {
-      unlinkSync(root);
-    } catch (e) {
-      gone(e);
-    }
-  }
+  else await fsp.unlink(root).catch(gone);
 }
