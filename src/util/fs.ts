@@ -15,12 +15,18 @@ export function tempPathFor(target: string): string {
 }
 
 /** Write a file atomically: data goes to a temp file, is fsynced, then renamed over `target`. */
-export async function writeFileAtomic(target: string, data: string | Buffer, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  target: string,
+  data: string | Buffer | Iterable<string>,
+  mode = 0o644,
+): Promise<void> {
   await fsp.mkdir(path.dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
   const fh = await fsp.open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(data);
+    // Pieces (a large JSON document made as it is written): never the whole text at once.
+    if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
+    else for (const piece of data) await fh.write(piece);
     await fh.sync();
   } finally {
     await fh.close();
