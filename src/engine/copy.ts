@@ -79,10 +79,14 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   const entries = new Map<string, EntrySpec>();
   let keepOwner = req.keepOwner;
   let chmod = req.chmod;
-  const meta = (st: Stats) => {
-    const own = req.owner ?? (keepOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
-    return { ...own, mode: chmod ?? st.mode & 0o7777, mtime: Math.floor(st.mtimeMs / 1000) };
-  };
+  // One object of one shape per entry, without spreads (a spread gives each entry a larger object
+  // with its own property store: a COPY of 100,000 files holds them all until its layer is written).
+  const meta = (st: Stats) => ({
+    uid: req.owner ? req.owner.uid : keepOwner ? st.uid : 0,
+    gid: req.owner ? req.owner.gid : keepOwner ? st.gid : 0,
+    mode: chmod ?? st.mode & 0o7777,
+    mtime: Math.floor(st.mtimeMs / 1000),
+  });
   /** target → the inode it was copied from, scoped to its source (see hardLinked). */
   const inodes = new Map<string, string>();
   let sourceNo = 0;
@@ -92,11 +96,29 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
     const m = meta(st);
     inodes.delete(target);
     req.provenance?.set(target, e.abs);
-    if (st.isDirectory()) entries.set(target, { path: target, type: 'directory', ...m });
+    if (st.isDirectory())
+      entries.set(target, { path: target, type: 'directory', uid: m.uid, gid: m.gid, mode: m.mode, mtime: m.mtime });
     else if (st.isSymbolicLink())
-      entries.set(target, { path: target, type: 'symlink', linkname: readlinkSafe(e.abs), ...m, mode: 0o777 });
+      entries.set(target, {
+        path: target,
+        type: 'symlink',
+        linkname: readlinkSafe(e.abs),
+        uid: m.uid,
+        gid: m.gid,
+        mode: 0o777,
+        mtime: m.mtime,
+      });
     else if (st.isFile()) {
-      entries.set(target, { path: target, type: 'file', source: e.abs, size: st.size, ...m });
+      entries.set(target, {
+        path: target,
+        type: 'file',
+        source: e.abs,
+        size: st.size,
+        uid: m.uid,
+        gid: m.gid,
+        mode: m.mode,
+        mtime: m.mtime,
+      });
       if (st.nlink > 1) inodes.set(target, `${sourceNo}:${st.dev}:${st.ino}`);
     } else if (unpackedNow && (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO())) {
       // An archive's device nodes and fifos are kept, as docker's ADD keeps them.

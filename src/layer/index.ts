@@ -2,6 +2,8 @@
 export {
   tarDirectory,
   tarChanges,
+  tarChangesInOrder,
+  compareChanges,
   tarEntries,
   comparePaths,
   layerKeepsXattr,

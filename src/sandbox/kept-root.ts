@@ -32,11 +32,10 @@ import {
   renameSync,
   rmdirSync,
   unlinkSync,
-  promises as fsp,
 } from 'node:fs';
 import * as path from 'node:path';
 import { type Change, comparePaths, layerKeepsXattr } from '../layer/index.js';
-import { type Digest, KilnError, xattr } from '../util/index.js';
+import { type Digest, KilnError, removeTree, xattr } from '../util/index.js';
 import { refreshState, sameContent, snapshotTree, unmount, xattrFingerprint, type TreeState } from './rootfs.js';
 import { createRunDir, mountsUnder, teardownRunDir } from './rundir.js';
 
@@ -92,7 +91,7 @@ export class KeptRoots {
     this.roots.push({ dir, chain, state });
     while (this.roots.length > this.limit) {
       const old = this.roots.shift()!;
-      await fsp.rm(old.dir, { recursive: true, force: true });
+      await removeTree(old.dir);
     }
     return true;
   }

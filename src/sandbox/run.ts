@@ -32,9 +32,9 @@ import {
   type LayerInfo,
   applyLayer,
   type Change,
-  comparePaths,
+  compareChanges,
   layerKeepsXattr,
-  tarChanges,
+  tarChangesInOrder,
   type EntryStats,
   type FileDigestRecord,
 } from '../layer/index.js';
@@ -42,7 +42,7 @@ import { type Store } from '../store/index.js';
 import {
   overlayRefusal,
   diffTrees,
-  diffUpper,
+  upperChanges,
   flattenLowerDirs,
   makeStubs,
   mountOverlay,
@@ -105,6 +105,12 @@ export interface RunStepOptions {
   ulimits?: Ulimit[];
   /** Capture the changes as a layer blob in the store (RUN: default); false for `kiln run`. */
   capture?: boolean;
+  /**
+   * Also return the captured changes in RunOutcome.changes (tests, tools). Off, the overlay
+   * snapshotters stream them from the diff into the tar and hold none (a RUN making 300,000 files
+   * stays in flat memory); the native snapshotter's list is returned either way (it settles the kept root).
+   */
+  listChanges?: boolean;
   /** Compression of the captured layer (default gzip). */
   compression?: Compression;
   /** Its level (gzip 1-9, zstd 1-19). */
@@ -156,7 +162,7 @@ export interface RunOutcome {
   exitCode: number;
   /** The new layer, its blob committed to the store (and recorded): undefined when nothing changed or not captured. */
   layer?: LayerInfo;
-  /** What changed, in layer order ([] when not captured). */
+  /** What changed, in layer order ([] when not captured; with overlay snapshotters only when listChanges). */
   changes: Change[];
   /** recordFileDigests: the layer's small files (path in the layer → identity and digest), when recorded. */
   fileDigests?: Map<string, FileDigestRecord>;
@@ -297,6 +303,10 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   const foreign: [string, string[]][] = [];
   if (o.capture !== false) {
     let src: string;
+    // The changes in the layer's order. The overlay differs walk in that order and hand each change
+    // to the tar writer as they find it (nothing held per path: a RUN of 300,000 files); the
+    // native differ's list is needed again to settle the kept root.
+    let found: Iterator<Change, void>;
     // The overlay is unmounted while its upper dir is read: nothing writes to it any more, and the
     // unmount's teardown (about 0.2 s for 30,000 new files) overlaps the diff and the tar.
     let unmounted: Promise<void> | undefined;
@@ -305,21 +315,23 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
       unmounted = unmount(rootfs);
       unmounted.catch(() => undefined); // awaited below
       // Compared with the image's layers: unchanged copy-ups are no change (BuildKit's differ).
-      changes = diffUpper(upper, lowers);
+      found = upperChanges(upper, lowers);
       src = upper;
     } else if (snapshotter === 'fuse-overlayfs') {
       // Unmounted first: the fuse-overlayfs process then has ended, nothing writes to the upper.
       await unmount(rootfs);
-      changes = diffUpper(upper, lowers, 'fuse-overlayfs');
+      found = upperChanges(upper, lowers, 'fuse-overlayfs');
       src = upper;
     } else {
       ({ changes, after } = diffTrees(rootfs, before!));
+      changes.sort(compareChanges);
+      found = changes[Symbol.iterator]();
       src = rootfs;
     }
     try {
-      changes.sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
-      phaseDone('diff', t);
-      if (changes.length) {
+      const first = found.next();
+      phaseDone(layered ? 'diff (to the first change)' : 'diff', t);
+      if (!first.done) {
         // The upper dir is the new layer in the snapshots' own form (whiteout devices, opaque
         // markers): keep it as the snapshot, as BuildKit keeps a RUN's snapshot. Not with
         // SOURCE_DATE_EPOCH: the layer's mtimes are clamped, the upper's are not.
@@ -342,8 +354,15 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
               recorded.size < MAX_RECORDED_DIGESTS &&
               recorded.set(name, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, digest })
             ));
+        const listed = layered && o.listChanges ? changes : undefined;
+        function* all(): Generator<Change, void, undefined> {
+          for (let n: IteratorResult<Change, void> = first; !n.done; n = found.next()) {
+            listed?.push(n.value);
+            yield n.value;
+          }
+        }
         t = phaseStart();
-        const tar = tarChanges(src, changes, {
+        const tar = tarChangesInOrder(src, all(), {
           sourceDateEpoch: o.sourceDateEpoch,
           onXattrNames,
           ...(onFileDigest ? { onFileDigest } : {}),
@@ -352,8 +371,12 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
           keepUpper && o.snapshotOnly
             ? await plainLayerInfo(tar)
             : await store.putLayer(tar, { compression: o.compression, level: o.compressionLevel });
-        // One stream: the tar is written, hashed (diff_id, digest) and stored as it is read.
-        phaseDone(keepUpper && o.snapshotOnly ? 'tar + hash (snapshot only)' : 'tar + hash + blob stored', t);
+        // One stream: the changes found, the tar written, hashed (diff_id, digest) and stored as it is read.
+        const diffed = layered ? 'diff + ' : '';
+        phaseDone(
+          `${diffed}${keepUpper && o.snapshotOnly ? 'tar + hash (snapshot only)' : 'tar + hash + blob stored'}`,
+          t,
+        );
         t = phaseStart();
         await unmounted;
         if (keepUpper) {
@@ -481,14 +504,17 @@ async function runInHostRoot(
   const foreign: [string, string[]][] = [];
   if (o.capture !== false) {
     ({ changes, after } = diffTrees('/', before, kept));
-    changes.sort((a, b) => comparePaths(a.path, b.path) || rank(a) - rank(b));
+    changes.sort(compareChanges);
     const onXattrNames = (rel: string, names: string[]) =>
       void (names.some((n) => !layerKeepsXattr(n)) && foreign.push([rel, names]));
     if (changes.length)
-      layer = await store.putLayer(tarChanges('/', changes, { sourceDateEpoch: o.sourceDateEpoch, onXattrNames }), {
-        compression: o.compression,
-        level: o.compressionLevel,
-      });
+      layer = await store.putLayer(
+        tarChangesInOrder('/', changes, { sourceDateEpoch: o.sourceDateEpoch, onXattrNames }),
+        {
+          compression: o.compression,
+          level: o.compressionLevel,
+        },
+      );
   }
   if (keeping && exitCode === 0 && after && !signal.aborted) {
     const state = settleKeptRoot('/', changes, after, {
@@ -641,10 +667,6 @@ function prepareBareRoot(dir: string, image: string | string[], onMake?: (rel: s
 function isOverlayInternal(name: string): boolean {
   const p = overlayXattrPrefix();
   return name.startsWith(p) && name !== `${p}opaque` && name !== `${p}whiteout`;
-}
-
-function rank(c: Change): number {
-  return c.kind === 'add' ? 0 : c.kind === 'opaque' ? 1 : 2;
 }
 
 /**

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { deleteContainer } from './runtime.js';
 import { unmount } from './rootfs.js';
-import { processStartTime } from '../util/index.js';
+import { processStartTime, removeTree } from '../util/index.js';
 import { tmpfsBase } from './private-files.js';
 import { storeLayout } from '../store/index.js';
 
@@ -86,7 +86,7 @@ export async function teardownRunDir(dir: string): Promise<void> {
     }
   }
   for (const p of mountsUnder(dir)) await unmount(p).catch(() => undefined);
-  await fsp.rm(dir, { recursive: true, force: true });
+  await removeTree(dir);
   live.delete(dir);
 }
 

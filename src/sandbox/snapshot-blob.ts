@@ -4,10 +4,10 @@
  * its tar is the one the RUN step's upper gave, byte for byte; the diff_id proves it.
  */
 import { type Compression } from '../image/index.js';
-import { type LayerInfo, tarChanges } from '../layer/index.js';
+import { type LayerInfo, tarChangesInOrder } from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import { type Digest, KilnError, exists } from '../util/index.js';
-import { diffUpper } from './rootfs.js';
+import { upperChanges } from './rootfs.js';
 
 /** Encode the top layer of `diffIds` from its snapshot into a blob. */
 export async function blobFromSnapshot(
@@ -24,5 +24,9 @@ export async function blobFromSnapshot(
       { path: store.root },
       { hint: 'build again with --no-cache' },
     );
-  return store.putLayer(tarChanges(dir, diffUpper(dir)), { compression, level, expectedDiffId: diffIds.at(-1) });
+  return store.putLayer(tarChangesInOrder(dir, upperChanges(dir)), {
+    compression,
+    level,
+    expectedDiffId: diffIds.at(-1),
+  });
 }

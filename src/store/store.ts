@@ -21,6 +21,7 @@ import {
   KilnError,
   writeFileAtomic,
   processAlive,
+  removeTree,
 } from '../util/index.js';
 import {
   canonicalJSON,
@@ -598,7 +599,7 @@ export class Store {
   async putProvenance(rec: CopyProvenance): Promise<void> {
     const p = this.layout.provenanceFile(rec.diffId);
     await fsp.mkdir(path.dirname(p), { recursive: true });
-    await writeFileAtomic(p, JSON.stringify(rec));
+    await writeFileAtomic(p, provenanceJson(rec));
   }
 
   /** What a COPY/ADD layer brought in, when a build of this store recorded it. */
@@ -733,11 +734,11 @@ export class Store {
           void r;
           await fsp.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
             // Another process made it meanwhile: theirs is as good as ours.
-            if (e.code === 'ENOTEMPTY' || e.code === 'EEXIST') await fsp.rm(tmp, { recursive: true, force: true });
+            if (e.code === 'ENOTEMPTY' || e.code === 'EEXIST') await removeTree(tmp);
             else throw e;
           });
         } catch (e) {
-          await fsp.rm(tmp, { recursive: true, force: true });
+          await removeTree(tmp);
           throw e;
         }
       }
@@ -799,7 +800,7 @@ export class Store {
           ? now - st.mtimeMs > STALE_TMP_MS || !pidAlive(f)
           : !keepChains.has(f) && now - st.mtimeMs >= minAge;
         if (!stale) continue;
-        await fsp.rm(path.join(snapDir, f), { recursive: true, force: true });
+        await removeTree(path.join(snapDir, f));
         snapshots++;
       }
       for (const f of await fsp.readdir(this.tmpDir)) {
@@ -975,3 +976,32 @@ function pidAlive(name: string): boolean {
 }
 
 export { familiarName, parseManifest };
+
+/**
+ * JSON.stringify(rec), byte for byte, in pieces of about a megabyte: the record of a COPY of
+ * 300,000 files is ~25 MB of JSON, which was held whole (and again as the bytes written) beside
+ * the build's other per-file state.
+ */
+export function* provenanceJson(rec: CopyProvenance): Generator<string> {
+  let out = '{';
+  let first = true;
+  for (const [k, v] of Object.entries(rec) as [string, unknown][]) {
+    if (v === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(k)}:`;
+    first = false;
+    if (k !== 'files' || !Array.isArray(v)) {
+      out += JSON.stringify(v);
+      continue;
+    }
+    out += '[';
+    for (let i = 0; i < v.length; i++) {
+      out += `${i ? ',' : ''}${JSON.stringify(v[i]) ?? 'null'}`;
+      if (out.length >= 1 << 20) {
+        yield out;
+        out = '';
+      }
+    }
+    out += ']';
+  }
+  yield `${out}}`;
+}

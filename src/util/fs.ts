@@ -2,7 +2,7 @@
  * File-system helpers: atomic writes (temp + rename), existence checks, temp directories.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { type Dirent, lstatSync, promises as fsp, readdirSync, rmdirSync } from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 
@@ -15,12 +15,18 @@ export function tempPathFor(target: string): string {
 }
 
 /** Write a file atomically: data goes to a temp file, is fsynced, then renamed over `target`. */
-export async function writeFileAtomic(target: string, data: string | Buffer, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  target: string,
+  data: string | Buffer | Iterable<string>,
+  mode = 0o644,
+): Promise<void> {
   await fsp.mkdir(path.dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
   const fh = await fsp.open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(data);
+    // Pieces (a large JSON document made as it is written): never the whole text at once.
+    if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
+    else for (const piece of data) await fh.write(piece);
     await fh.sync();
   } finally {
     await fh.close();
@@ -89,4 +95,52 @@ export async function openOutputFile(
       await fsp.rm(tmp, { force: true });
     },
   };
+}
+
+/** Unlinks in flight at once: the disk's queue kept busy (a sequential removal is 4× slower in wall time). */
+const REMOVE_WINDOW = 512;
+
+/**
+ * `rm -rf path` in bounded memory. Node 20's `fs.promises.rm(…, { recursive: true })` starts an
+ * unlink for every entry of a directory at once, and every directory at once: ~245 MB of RSS for
+ * a tree of 100,000 files (a RUN's upper dir). This walks depth first, one directory's names at a
+ * time, with at most REMOVE_WINDOW unlinks in flight. A missing path is no error.
+ */
+export async function removeTree(p: string): Promise<void> {
+  const gone = (e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  };
+  const removeDir = async (dir: string): Promise<void> => {
+    let entries: Dirent[] = [];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch (e) {
+      gone(e);
+    }
+    let files: string[] = [];
+    const unlinkAll = async () => {
+      await Promise.all(files.map((f) => fsp.unlink(f).catch(gone)));
+      files = [];
+    };
+    for (const d of entries) {
+      const q = `${dir}/${d.name}`;
+      if (d.isDirectory()) await removeDir(q);
+      else if (files.push(q) >= REMOVE_WINDOW) await unlinkAll();
+    }
+    await unlinkAll();
+    try {
+      rmdirSync(dir);
+    } catch (e) {
+      gone(e);
+    }
+  };
+  const root = p.length > 1 ? p.replace(/\/+$/, '') : p;
+  let isDir: boolean;
+  try {
+    isDir = lstatSync(root).isDirectory();
+  } catch (e) {
+    return gone(e);
+  }
+  if (isDir) await removeDir(root);
+  else await fsp.unlink(root).catch(gone);
 }

@@ -38,6 +38,7 @@ async function run(
     env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'FOO=bar'],
     backend: 'bare',
     snapshotter: 'native',
+    listChanges: true,
     onStdout: (b) => (out += b.toString()),
     onStderr: (b) => (err += b.toString()),
     ...o,

@@ -95,7 +95,15 @@ function run(
 ) {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  const p = runStep({ store, ...image, env: [], onStdout: (b) => out.push(b), onStderr: (b) => err.push(b), ...o });
+  const p = runStep({
+    store,
+    ...image,
+    env: [],
+    listChanges: true,
+    onStdout: (b) => out.push(b),
+    onStderr: (b) => err.push(b),
+    ...o,
+  });
   return p.then((r) => ({ ...r, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
 }
 

@@ -23,11 +23,12 @@ import {
   snapshotTree,
   diffTrees,
   diffUpper,
+  upperChanges,
   makeStubs,
   flattenLowerDirs,
   separateHardLinks,
 } from '../../../src/sandbox/rootfs.js';
-import type { Change } from '../../../src/layer/write.js';
+import { compareChanges, type Change } from '../../../src/layer/write.js';
 import { needs } from '../../helpers/prereq.js';
 
 const require = createRequire(import.meta.url);
@@ -362,3 +363,36 @@ test(
     ]);
   },
 );
+
+test('upper dir diff, streamed: the changes come in the layer order as the walk finds them; a lower directory is held back until a change below it', () => {
+  const whole = new Date(1_700_000_000_000);
+  const lower = tree({ 'usr/lib/x': 'x', 'usr/share/doc/y': 'y', 'a.b/k': 'k' });
+  for (const f of ['usr/lib/x', 'usr/share/doc/y', 'a.b/k', 'usr/share/doc', 'usr/share', 'usr/lib', 'usr', 'a.b'])
+    utimesSync(path.join(lower, f), whole, whole);
+  const upper = mkdtempSync(path.join(tmp, 'u-'));
+  execFileSync('cp', ['-a', path.join(lower, 'usr'), path.join(lower, 'a.b'), upper]);
+  // Deep in copied-up, unchanged directories: one new file; beside it names whose byte order is
+  // not their locale order, and a fuse-overlayfs whiteout file sorted by the name it deletes.
+  writeFileSync(path.join(upper, 'usr/share/doc/new'), 'n');
+  for (const n of ['Zz', 'a', 'a-', 'é']) writeFileSync(path.join(upper, 'usr', n), n);
+  writeFileSync(path.join(upper, 'usr/.wh.lib'), '');
+  mkdirSync(path.join(upper, 'usr/lib.d'));
+  const seen: string[] = [];
+  for (const c of upperChanges(upper, [lower], 'fuse-overlayfs')) seen.push(`${c.kind} ${c.path}`);
+  assert.deepEqual(seen, [
+    'add usr',
+    'add usr/Zz',
+    'add usr/a',
+    'add usr/a-',
+    'delete usr/lib',
+    'add usr/lib.d',
+    'add usr/share',
+    'add usr/share/doc',
+    'add usr/share/doc/new',
+    'add usr/é',
+  ]);
+  const listed = diffUpper(upper, [lower], 'fuse-overlayfs');
+  assert.deepEqual([...listed].sort(compareChanges), listed, 'in the order the tar writer sorts into');
+  // Nothing changed below a copied-up directory: nothing emitted for it (a.b, usr/lib's copy-up).
+  assert.ok(!seen.some((s) => s.startsWith('add a.b')));
+});
