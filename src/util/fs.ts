@@ -14,14 +14,24 @@ export function tempPathFor(target: string): string {
   );
 }
 
-/** Write a file atomically: data goes to a temp file, is fsynced, then renamed over `target`. */
-export async function writeFileAtomic(target: string, data: string | Buffer, mode = 0o644): Promise<void> {
+/**
+ * Write a file atomically: data goes to a temp file, is fsynced, then renamed over `target`.
+ * `durable: false` skips the fsync, for files a crash may lose or leave empty because every reader
+ * validates them and treats a damaged one as absent (cache records): the rename still makes the
+ * write all or nothing for a concurrent reader.
+ */
+export async function writeFileAtomic(
+  target: string,
+  data: string | Buffer,
+  mode = 0o644,
+  opts: { durable?: boolean } = {},
+): Promise<void> {
   await fsp.mkdir(path.dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
   const fh = await fsp.open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (opts.durable !== false) await fh.sync();
   } finally {
     await fh.close();
   }
