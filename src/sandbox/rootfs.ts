@@ -17,6 +17,7 @@
  */
 import {
   lstatSync,
+  statSync,
   mkdirSync,
   readdirSync,
   symlinkSync,
@@ -32,7 +33,9 @@ import {
   type BigIntStats,
   type Stats,
 } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { rememberedSuccess } from './remembered.js';
 import { type Change, LeanStats } from '../layer/index.js';
 import {
   runCapture,
@@ -128,10 +131,24 @@ export async function canMountOverlay(scratch: string): Promise<boolean> {
   return (await overlayRefusal(scratch)) === undefined;
 }
 
-/** Why overlayfs cannot be mounted with its upper dir in `scratch`; undefined when it can (probed once per directory). */
+/**
+ * Why overlayfs cannot be mounted with its upper dir in `scratch`; undefined when it can (probed
+ * once per directory, and a success remembered until the next boot for the directory's file
+ * system, the kernel and the user: remembered.ts).
+ */
 export const overlayRefusal: (scratch: string) => Promise<string | undefined> = probedOnce((scratch) =>
-  probeOverlay(scratch),
+  rememberedSuccess('overlay-works', dirFacts(scratch), () => probeOverlay(scratch)),
 );
+
+/** What overlay's answer for `scratch` depends on: where it is, its file system, the kernel. */
+function dirFacts(dir: string): string | undefined {
+  try {
+    const st = statSync(dir);
+    return `${path.resolve(dir)} dev ${st.dev} ino ${st.ino} kernel ${os.release()}`;
+  } catch {
+    return undefined; // made by the probe: remembered from the next process on
+  }
+}
 
 async function probeOverlay(scratch: string): Promise<string | undefined> {
   // Named <pid>-… so that another kiln's stale-run cleanup sees its owner alive (sandbox/rundir.ts).
