@@ -36,6 +36,7 @@ import {
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { rememberedSuccess } from './remembered.js';
+import { mountTool } from './mount-shell.js';
 import { type Change, LeanStats } from '../layer/index.js';
 import {
   runCapture,
@@ -87,9 +88,7 @@ export async function mountOverlay(
     .join(':');
   const rw = upper ? `,upperdir=${path.relative(runDir, upper)},workdir=${path.relative(runDir, work)}` : '';
   const mount = (extra: string) =>
-    runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerOpt}${rw}${extra}`, target], {
-      cwd: runDir,
-    });
+    mountTool('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerOpt}${rw}${extra}`, target], runDir);
   let r = await mount(OVERLAY_OPTS + userxattr());
   // Kernels without these options (before 4.19) behave so by default.
   if (r.code !== 0 && /invalid argument|bad option|wrong fs type/i.test(r.stderr)) r = await mount(userxattr());
@@ -104,9 +103,9 @@ export async function mountOverlay(
 }
 
 export async function unmount(target: string): Promise<void> {
-  const r = await runCapture('umount', [target]);
+  const r = await mountTool('umount', [target]);
   if (r.code === 0 || /not mounted|no mount point/.test(r.stderr)) return;
-  const lazy = await runCapture('umount', ['-l', target]);
+  const lazy = await mountTool('umount', ['-l', target]);
   if (lazy.code !== 0 && !/not mounted|no mount point/.test(lazy.stderr))
     throw new KilnError('SANDBOX', `cannot unmount ${target}: ${lazy.stderr.trim()}`);
 }
@@ -155,7 +154,7 @@ async function probeOverlay(scratch: string): Promise<string | undefined> {
   const d = path.join(scratch, `${process.pid}-overlay-probe`);
   try {
     for (const s of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(d, s), { recursive: true });
-    const r = await runCapture('mount', [
+    const r = await mountTool('mount', [
       '-t',
       'overlay',
       'overlay',

@@ -85,3 +85,33 @@ test('overlayfs that mounts is probed once per boot; a refusal is probed again b
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('mount and umount through the long-lived shell: words quoted, cwd, output and exit code; kiln exits when idle', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-mount-shell-'));
+  try {
+    mkdirSync(path.join(dir, 'bin'));
+    mkdirSync(path.join(dir, "a dir's"));
+    // Says where it runs and its words, one a line; fails when asked to.
+    const tool = `#!/bin/sh\npwd >&2\nfor a in "$@"; do echo "[$a]"; done\n[ "$1" = fail ] && exit 3\nexit 0\n`;
+    for (const t of ['mount', 'umount']) writeFileSync(path.join(dir, 'bin', t), tool, { mode: 0o755 });
+    const shellMod = new URL('../../../src/sandbox/mount-shell.js', import.meta.url).href;
+    const script = `const { mountTool } = await import(${JSON.stringify(shellMod)});
+      const out = await Promise.all([
+        mountTool('mount', ['-o', "it's a b", '$HOME', '\`x\`'], ${JSON.stringify(path.join(dir, "a dir's"))}),
+        mountTool('umount', ['fail']),
+      ]);
+      console.log(JSON.stringify(out.map((r) => [r.code, r.stderr])));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), [
+      [0, `${path.join(dir, "a dir's")}\n[-o]\n[it's a b]\n[$HOME]\n[\`x\`]\n`],
+      [3, `${process.cwd()}\n[fail]\n`],
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
