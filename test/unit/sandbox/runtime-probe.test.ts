@@ -95,12 +95,14 @@ test('mount and umount through the long-lived shell: words quoted, cwd, output a
     const tool = `#!/bin/sh\npwd >&2\nfor a in "$@"; do echo "[$a]"; done\n[ "$1" = fail ] && exit 3\nexit 0\n`;
     for (const t of ['mount', 'umount']) writeFileSync(path.join(dir, 'bin', t), tool, { mode: 0o755 });
     const shellMod = new URL('../../../src/sandbox/mount-shell.js', import.meta.url).href;
+    // In turn (the shell runs both), then two at once (the second is spawned directly meanwhile).
     const script = `const { mountTool } = await import(${JSON.stringify(shellMod)});
-      const out = await Promise.all([
-        mountTool('mount', ['-o', "it's a b", '$HOME', '\`x\`'], ${JSON.stringify(path.join(dir, "a dir's"))}),
-        mountTool('umount', ['fail']),
-      ]);
-      console.log(JSON.stringify(out.map((r) => [r.code, r.stderr])));`;
+      const out = [
+        await mountTool('mount', ['-o', "it's a b", '$HOME', '\`x\`'], ${JSON.stringify(path.join(dir, "a dir's"))}),
+        await mountTool('umount', ['fail']),
+      ];
+      const both = await Promise.all([mountTool('umount', ['fail']), mountTool('mount', ['ok'])]);
+      console.log(JSON.stringify([...out.map((r) => [r.code, r.stderr]), both.map((r) => r.code)]));`;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
       env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` },
       encoding: 'utf8',
@@ -110,6 +112,7 @@ test('mount and umount through the long-lived shell: words quoted, cwd, output a
     assert.deepEqual(JSON.parse(r.stdout), [
       [0, `${path.join(dir, "a dir's")}\n[-o]\n[it's a b]\n[$HOME]\n[\`x\`]\n`],
       [3, `${process.cwd()}\n[fail]\n`],
+      [3, 0],
     ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
