@@ -100,7 +100,8 @@ export async function readExplain(cacheDir: string, identity: string): Promise<E
 }
 
 export async function writeExplain(cacheDir: string, rec: ExplainRecord): Promise<void> {
-  await writeFileAtomic(explainPath(cacheDir, rec.identity), JSON.stringify(rec));
+  // Not fsynced: a lost or damaged explain record only makes `--explain` say less (see readExplain).
+  await writeFileAtomic(explainPath(cacheDir, rec.identity), JSON.stringify(rec), 0o644, { durable: false });
 }
 
 /**

@@ -25,9 +25,15 @@ import {
 } from '../store/index.js';
 import { type Digest } from '../util/index.js';
 
+/** dpkg owner lookups searched in the lists' text before the whole map is made. */
+const DPKG_SEARCHES = 32;
+
 /** The files a package owns in a source file system, looked up lazily and cached per kind. */
 export class SourceOwners {
   private dpkg: Map<string, ProvenancePackage> | undefined;
+  private dpkgPkgs: Map<string, ProvenancePackage> | undefined;
+  private lists: { key: string; text: string }[] | undefined;
+  private dpkgLookups = 0;
   private readonly python = new Map<string, ProvenancePackage>();
   private readonly sitesRead = new Set<string>();
   private readonly npmDirs = new Map<string, ProvenancePackage | undefined>();
@@ -49,15 +55,24 @@ export class SourceOwners {
   }
 
   private dpkgOwner(rel: string): ProvenancePackage | undefined {
-    this.dpkg ??= this.loadDpkg();
-    return this.dpkg.get(rel);
+    if (this.dpkg) return this.dpkg.get(rel);
+    // A few lookups (a COPY of an application's files, which no package owns): each is searched for
+    // in the lists' text, not the ~60,000-line map of a full Debian image made (~70 ms, most of a
+    // small COPY --from). Many: the map, once.
+    if (++this.dpkgLookups > DPKG_SEARCHES) {
+      this.dpkg = this.loadDpkg();
+      return this.dpkg.get(rel);
+    }
+    return this.searchDpkg(rel);
   }
 
-  private loadDpkg(): Map<string, ProvenancePackage> {
-    const out = new Map<string, ProvenancePackage>();
-    const status = this.read('var/lib/dpkg/status');
-    if (status === undefined) return out;
+  /** The dpkg status's installed packages, by name and name:arch. */
+  private dpkgPackages(): Map<string, ProvenancePackage> {
+    if (this.dpkgPkgs) return this.dpkgPkgs;
     const pkgs = new Map<string, ProvenancePackage>();
+    this.dpkgPkgs = pkgs;
+    const status = this.read('var/lib/dpkg/status');
+    if (status === undefined) return pkgs;
     for (const para of status.split(/\n\s*\n/)) {
       const f = new Map<string, string>();
       for (const line of para.split('\n')) {
@@ -72,17 +87,56 @@ export class SourceOwners {
       pkgs.set(name, p);
       if (arch) pkgs.set(`${name}:${arch}`, p);
     }
-    let lists: string[];
+    return pkgs;
+  }
+
+  /** The .list files (sorted: a later list's claim on a path wins), read once; their package is looked up when needed. */
+  private dpkgLists(): { key: string; text: string }[] {
+    if (this.lists) return this.lists;
+    this.lists = [];
+    if (this.read('var/lib/dpkg/status') === undefined) return this.lists;
+    let names: string[];
     try {
-      lists = readdirSync(path.join(this.root, 'var/lib/dpkg/info')).filter((n) => n.endsWith('.list'));
+      names = readdirSync(path.join(this.root, 'var/lib/dpkg/info')).filter((n) => n.endsWith('.list'));
     } catch {
-      return out;
+      return this.lists;
     }
-    for (const l of lists.sort()) {
-      const key = l.slice(0, -'.list'.length);
-      const p = pkgs.get(key) ?? pkgs.get(key.split(':')[0]!);
+    for (const l of names.sort())
+      this.lists.push({ key: l.slice(0, -'.list'.length), text: this.read(`var/lib/dpkg/info/${l}`) ?? '' });
+    return this.lists;
+  }
+
+  /** A list's installed package (none: the list is not an owner). */
+  private listPackage(key: string): ProvenancePackage | undefined {
+    const pkgs = this.dpkgPackages();
+    return pkgs.get(key) ?? pkgs.get(key.split(':')[0]!);
+  }
+
+  /**
+   * loadDpkg's answer for one path without its map: the last list naming the path itself, else the
+   * first naming its merged-/usr alias (the map sets a path over anything, an alias only where
+   * nothing is yet). The status is read only when some list names the path.
+   */
+  private searchDpkg(rel: string): ProvenancePackage | undefined {
+    if (rel === '.') return undefined; // the map skips "/."
+    const alias = usrMergedAlias(rel);
+    const names = (text: string, want: string) =>
+      text.includes(`/${want}`) && text.split('\n').some((line) => line.trim() === `/${want}`);
+    let direct: ProvenancePackage | undefined;
+    let aliased: ProvenancePackage | undefined;
+    for (const { key, text } of this.dpkgLists()) {
+      if (names(text, rel)) direct = this.listPackage(key) ?? direct;
+      else if (alias && !aliased && names(text, alias)) aliased = this.listPackage(key);
+    }
+    return direct ?? aliased;
+  }
+
+  private loadDpkg(): Map<string, ProvenancePackage> {
+    const out = new Map<string, ProvenancePackage>();
+    for (const { key, text } of this.dpkgLists()) {
+      const p = this.listPackage(key);
       if (!p) continue;
-      for (const line of (this.read(`var/lib/dpkg/info/${l}`) ?? '').split('\n')) {
+      for (const line of text.split('\n')) {
         const abs = line.trim();
         if (!abs.startsWith('/') || abs === '/.') continue;
         const rel = abs.slice(1);

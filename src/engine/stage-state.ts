@@ -127,7 +127,8 @@ export async function addLayer(
 /**
  * A view of the stage's file system for questions about `paths` (a COPY or WORKDIR destination:
  * what is there, its parents, the owner names): partial when it can be (sandbox/view.ts), whole
- * when a symbolic link on those paths could lead elsewhere, or when snapshots are needed ahead.
+ * when a symbolic link on those paths could lead elsewhere. When snapshots are needed ahead, they
+ * are made first and the partial view is merged from them.
  */
 export async function destinationView(
   store: Store,
@@ -136,8 +137,7 @@ export async function destinationView(
   snapshotsAhead: boolean,
 ): Promise<View> {
   const ids = state.config.rootfs.diff_ids;
-  if (snapshotsAhead) return openView(store, state.layers, ids);
-  const partial = await openView(store, state.layers, ids, { paths });
+  const partial = await openView(store, state.layers, ids, { paths, snapshotsAhead });
   // The user and group files too: --chown and USER names are read from them.
   if (await pathsAreLinkFree(partial.root, [...paths, '/etc/passwd', '/etc/group'])) return partial;
   await partial.close();

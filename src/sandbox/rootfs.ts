@@ -17,6 +17,7 @@
  */
 import {
   lstatSync,
+  statSync,
   mkdirSync,
   readdirSync,
   symlinkSync,
@@ -32,7 +33,10 @@ import {
   type BigIntStats,
   type Stats,
 } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { rememberedSuccess } from './remembered.js';
+import { mountTool } from './mount-shell.js';
 import { type Change, LeanStats } from '../layer/index.js';
 import {
   runCapture,
@@ -84,9 +88,7 @@ export async function mountOverlay(
     .join(':');
   const rw = upper ? `,upperdir=${path.relative(runDir, upper)},workdir=${path.relative(runDir, work)}` : '';
   const mount = (extra: string) =>
-    runCapture('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerOpt}${rw}${extra}`, target], {
-      cwd: runDir,
-    });
+    mountTool('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerOpt}${rw}${extra}`, target], runDir);
   let r = await mount(OVERLAY_OPTS + userxattr());
   // Kernels without these options (before 4.19) behave so by default.
   if (r.code !== 0 && /invalid argument|bad option|wrong fs type/i.test(r.stderr)) r = await mount(userxattr());
@@ -101,9 +103,9 @@ export async function mountOverlay(
 }
 
 export async function unmount(target: string): Promise<void> {
-  const r = await runCapture('umount', [target]);
+  const r = await mountTool('umount', [target]);
   if (r.code === 0 || /not mounted|no mount point/.test(r.stderr)) return;
-  const lazy = await runCapture('umount', ['-l', target]);
+  const lazy = await mountTool('umount', ['-l', target]);
   if (lazy.code !== 0 && !/not mounted|no mount point/.test(lazy.stderr))
     throw new KilnError('SANDBOX', `cannot unmount ${target}: ${lazy.stderr.trim()}`);
 }
@@ -128,17 +130,31 @@ export async function canMountOverlay(scratch: string): Promise<boolean> {
   return (await overlayRefusal(scratch)) === undefined;
 }
 
-/** Why overlayfs cannot be mounted with its upper dir in `scratch`; undefined when it can (probed once per directory). */
+/**
+ * Why overlayfs cannot be mounted with its upper dir in `scratch`; undefined when it can (probed
+ * once per directory, and a success remembered until the next boot for the directory's file
+ * system, the kernel and the user: remembered.ts).
+ */
 export const overlayRefusal: (scratch: string) => Promise<string | undefined> = probedOnce((scratch) =>
-  probeOverlay(scratch),
+  rememberedSuccess('overlay-works', dirFacts(scratch), () => probeOverlay(scratch)),
 );
+
+/** What overlay's answer for `scratch` depends on: where it is, its file system, the kernel. */
+function dirFacts(dir: string): string | undefined {
+  try {
+    const st = statSync(dir);
+    return `${path.resolve(dir)} dev ${st.dev} ino ${st.ino} kernel ${os.release()}`;
+  } catch {
+    return undefined; // made by the probe: remembered from the next process on
+  }
+}
 
 async function probeOverlay(scratch: string): Promise<string | undefined> {
   // Named <pid>-… so that another kiln's stale-run cleanup sees its owner alive (sandbox/rundir.ts).
   const d = path.join(scratch, `${process.pid}-overlay-probe`);
   try {
     for (const s of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(d, s), { recursive: true });
-    const r = await runCapture('mount', [
+    const r = await mountTool('mount', [
       '-t',
       'overlay',
       'overlay',

@@ -107,8 +107,12 @@ function ownerAlive(dir: string): boolean {
     owner = JSON.parse(readFileSync(path.join(dir, 'owner.json'), 'utf8')) as Owner;
   } catch {
     // No owner file: made by an older kiln or torn mid-creation; alive only if its pid prefix is.
+    // This process's own are its overlay and fuse-overlayfs probes (rootfs.ts, fuse-overlay.ts),
+    // which a cleanup of another stage's run must not remove while they mount (one of an earlier
+    // process that had this pid is left to the next kiln).
     const pid = Number(path.basename(dir).split('-')[0]);
-    return pid > 0 && pid !== process.pid && processStartTime(pid) !== undefined;
+    if (pid === process.pid) return true;
+    return pid > 0 && processStartTime(pid) !== undefined;
   }
   if (owner.pid === me.pid && owner.start === me.start) return live.has(dir);
   return processStartTime(owner.pid) === owner.start;

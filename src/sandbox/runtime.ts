@@ -21,18 +21,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, promises as fsp, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
-import {
-  KilnError,
-  runCapture,
-  which,
-  idMapped,
-  singleIdMode,
-  userNamespace,
-  phaseDone,
-  phaseStart,
-} from '../util/index.js';
+import { randomBytes } from 'node:crypto';
+import { KilnError, runCapture, which, idMapped, userNamespace, phaseDone, phaseStart } from '../util/index.js';
 import { makePrivateDir, writePrivateFile } from './private-files.js';
+import { rememberedSuccess } from './remembered.js';
 import { BareRunner, bareTools, namespacesRefused } from './bare.js';
 import { HostRootRunner, assertHostRootAllowed, chrootRefused, inContainer } from './host-root.js';
 import { waitExit } from './wait.js';
@@ -291,12 +283,17 @@ function pipeOutput(child: ChildProcess, spec: ProcessSpec, errTail: { text: str
 }
 
 let pdeathsig: string[] | undefined;
-/** `setpriv --pdeathsig KILL`: the wrapper dies with kiln, whatever kills kiln. */
+/** `setpriv --pdeathsig KILL`: the wrapper dies with kiln, whatever kills kiln (probed once per boot: remembered.ts). */
 async function deathWrapper(): Promise<string[]> {
   if (pdeathsig) return pdeathsig;
   const setpriv = await which('setpriv');
-  const ok = setpriv && (await runCapture(setpriv, ['--pdeathsig', 'KILL', 'true']).catch(() => undefined))?.code === 0;
-  pdeathsig = ok ? [setpriv!, '--pdeathsig', 'KILL'] : [];
+  const why = setpriv
+    ? await rememberedSuccess('pdeathsig-works', fileFacts(setpriv), async () => {
+        const r = await runCapture(setpriv, ['--pdeathsig', 'KILL', 'true']).catch(() => undefined);
+        return r?.code === 0 ? undefined : `setpriv --pdeathsig exited with ${r?.code}`;
+      })
+    : 'no setpriv';
+  pdeathsig = why === undefined ? [setpriv!, '--pdeathsig', 'KILL'] : [];
   return pdeathsig;
 }
 
@@ -495,37 +492,21 @@ async function probeOnce(program: string, scratch: string): Promise<string | und
 }
 
 /**
- * probeRuntime, remembered across kiln processes until the next boot: a marker per runtime binary
- * (path, inode, size, mtime) and boot in $XDG_RUNTIME_DIR/kiln, or /run/kiln for root — tmpfs,
- * gone at reboot. Only success is remembered (a refusal is probed again). Spares each build ~50 ms.
+ * probeRuntime, remembered across kiln processes until the next boot (remembered.ts), per runtime
+ * binary (path, inode, size, mtime). Spares each build ~50 ms.
  */
-async function probeRemembered(program: string, scratch: string): Promise<string | undefined> {
-  const base = process.env.XDG_RUNTIME_DIR || (process.getuid?.() === 0 ? '/run' : undefined);
-  let marker: string | undefined;
+function probeRemembered(program: string, scratch: string): Promise<string | undefined> {
+  return rememberedSuccess('runtime-works', fileFacts(program), () => probeRuntime(program, scratch));
+}
+
+/** A binary as remembered.ts keys it: path, inode, size, mtime (undefined when it cannot be read). */
+function fileFacts(file: string): string | undefined {
   try {
-    const st = statSync(program);
-    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const key = createHash('sha256')
-      .update(
-        `${program} ${st.ino} ${st.size} ${st.mtimeMs} ${boot}${userNamespace().nested ? ` userns ${singleIdMode() ? 'single' : 'subids'}` : ''}`,
-      )
-      .digest('hex')
-      .slice(0, 32);
-    if (base) marker = path.join(base, 'kiln', `runtime-works-${key}`);
+    const st = statSync(file);
+    return `${file} ${st.ino} ${st.size} ${st.mtimeMs}`;
   } catch {
-    marker = undefined;
+    return undefined;
   }
-  if (marker && existsSync(marker)) return undefined;
-  const why = await probeRuntime(program, scratch);
-  if (!why && marker) {
-    try {
-      mkdirSync(path.dirname(marker), { recursive: true, mode: 0o700 });
-      writeFileSync(marker, '');
-    } catch {
-      // No place to remember it: probed again next time.
-    }
-  }
-  return why;
 }
 
 const RUNTIME_CANDIDATES = ['runc', 'crun'];

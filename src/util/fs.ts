@@ -14,11 +14,17 @@ export function tempPathFor(target: string): string {
   );
 }
 
-/** Write a file atomically: data goes to a temp file, is fsynced, then renamed over `target`. */
+/**
+ * Write a file atomically: data goes to a temp file, is fsynced, then renamed over `target`.
+ * `durable: false` skips the fsync, for files a crash may lose or leave empty because every reader
+ * validates them and treats a damaged one as absent (cache records): the rename still makes the
+ * write all or nothing for a concurrent reader.
+ */
 export async function writeFileAtomic(
   target: string,
   data: string | Buffer | Iterable<string>,
   mode = 0o644,
+  opts: { durable?: boolean } = {},
 ): Promise<void> {
   await fsp.mkdir(path.dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
@@ -27,7 +33,7 @@ export async function writeFileAtomic(
     // Pieces (a large JSON document made as it is written): never the whole text at once.
     if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
     else for (const piece of data) await fh.write(piece);
-    await fh.sync();
+    if (opts.durable !== false) await fh.sync();
   } finally {
     await fh.close();
   }

@@ -116,6 +116,25 @@ test('damaged records read as misses', async () => {
   assert.equal(await idx.get(r.key), undefined, 'a record under another key');
 });
 
+// Records are written without fsync (records.ts writeTemp): a crash may leave one empty, as ext4
+// does with a renamed file whose data never reached the disk. It must read as a miss and be
+// replaced by the next build's record, even one that does not replace (the first record wins).
+test('a record a crash left empty is a miss, and the next put replaces it', async () => {
+  const root = storeRoot();
+  const idx = new CacheIndex(root);
+  const r = record('crash', [blob(root, 'y', 1)]);
+  await idx.put(r);
+  writeFileSync(path.join(idx.recordsDir, `${digestHex(r.key)}.json`), '');
+  writeFileSync(path.join(root, 'gc-roots', `cache-${digestHex(r.key)}`), '');
+  assert.equal(await idx.get(r.key), undefined);
+  assert.equal(await idx.put(r), r);
+  assert.deepEqual(await idx.get(r.key), r);
+  assert.equal(
+    readFileSync(path.join(root, 'gc-roots', `cache-${digestHex(r.key)}`), 'utf8'),
+    `${r.state.layers[0]!.digest}\n`,
+  );
+});
+
 test('prune --keep-storage: least recently used first, charging every cache-made layer a record pins', async () => {
   const root = storeRoot();
   const idx = new CacheIndex(root);

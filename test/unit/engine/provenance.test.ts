@@ -75,6 +75,36 @@ describe('provenance: the owners of a source file system', () => {
   });
 });
 
+// A few lookups are searched in the lists' text, many use the map of every listed path: the same
+// answers either way, where lists disagree (a later list wins a path; an alias only fills a gap).
+test('dpkg owners: searched one by one or from the whole map, the same answers', () => {
+  const lists: Record<string, string> = {
+    'var/lib/dpkg/status': ['a', 'b', 'c', 'd']
+      .map((n) => `Package: ${n}\nStatus: install ok installed\nVersion: 1.${n}\n`)
+      .join('\n'),
+    // a and b both list /usr/bin/x (b is later: b wins it; bin/x, its alias, is a's, the first);
+    // a lists /bin/y, c lists /usr/bin/y (each path its own list's, not the other's alias); d
+    // lists /lib/z only (its alias usr/lib/z) and /etc/d/f; b's "/usr/bin/xx " has a blank.
+    'var/lib/dpkg/info/a.list': '/.\n/usr\n/usr/bin\n/usr/bin/x\n/bin\n/bin/y\n',
+    'var/lib/dpkg/info/b.list': '/.\n/usr\n/usr/bin\n/usr/bin/x\n/usr/bin/xx \n',
+    'var/lib/dpkg/info/c.list': '/.\n/usr/bin/y\n',
+    'var/lib/dpkg/info/d.list': '/.\n/lib\n/lib/z\n/etc\n/etc/d\n/etc/d/f\n',
+    'var/lib/dpkg/info/gone.list': '/usr/bin/x\n',
+  };
+  const root = tree('dpkg-search', lists);
+  const paths = ['usr/bin/x', 'bin/x', 'usr/bin/xx', 'usr/bin/y', 'bin/y', 'lib/z', 'usr/lib/z', 'etc/d/f', 'etc/d'];
+  paths.push('usr', 'etc', '.', 'app/x', 'usr/bin/x/', 'usr/bin', 'sbin/q');
+  const searched = new SourceOwners(root);
+  const one = paths.map((p) => searched.owner(p)?.name ?? '-');
+  // Past the search limit every lookup is answered from the map.
+  const mapped = new SourceOwners(root);
+  for (let i = 0; i < 40; i++) mapped.owner('app/warm-up');
+  const all = paths.map((p) => mapped.owner(p)?.name ?? '-');
+  assert.deepEqual(one, all);
+  // bin/x: a's alias came first and stays; bin/y: a's own path.
+  assert.deepEqual(one.slice(0, 9), ['b', 'a', 'b', 'c', 'a', 'd', 'd', 'd', 'd']);
+});
+
 describe('provenance: a record, and what reads it', async () => {
   const store = await Store.open({ root: path.join(work, 'store') });
   const d = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}` as Digest;
