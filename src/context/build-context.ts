@@ -107,10 +107,18 @@ export class WalkStat implements EntryStat {
 export class WalkListings {
   private readonly dirs = new Map<string, [name: string, stat: WalkStat][]>();
   private entries = 0;
+  /**
+   * The walk to come is the last one (the stage's last copy): each directory's listing is dropped as
+   * it is served, so the copy's own entries take the place of what it has walked. A directory asked
+   * for again is read from the disk.
+   */
+  draining = false;
   constructor(private readonly maxEntries = 200_000) {}
 
   get(rel: string): readonly [string, WalkStat][] | undefined {
-    return this.dirs.get(rel);
+    const list = this.dirs.get(rel);
+    if (list && this.draining) this.dirs.delete(rel);
+    return list;
   }
 
   /** Remember a directory's entries, unless the tree is too large to keep in memory. */

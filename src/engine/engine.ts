@@ -413,8 +413,12 @@ class Engine implements RunEnv {
       const left = (ahead.get(n) ?? 0) - 1;
       ahead.set(n, left);
       const result = this.results.get(n);
-      if (left > 0 || !result) continue;
+      if (!result) continue;
       const chains = chainIds((await result).config.rootfs.diff_ids);
+      // Keyed, the last copy of the stage is the last walk of its listings: they go as it walks.
+      const listing = done === 'key' && this.copiesAhead.get(n) === 1 && this.listings.get(chains.at(-1) ?? '');
+      if (listing) listing.draining = true;
+      if (left > 0) continue;
       if (done === 'copy') {
         const top = chains.at(-1);
         if (top !== undefined) this.listings.delete(top);
