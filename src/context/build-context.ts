@@ -5,7 +5,7 @@
  * directory stay links; a source that is itself a link is followed by build/copy.ts (as BuildKit),
  * never out of the context.
  */
-import { existsSync, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
+import { constants as fsConstants, existsSync, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { KilnError, type ErrorPlace } from '../util/index.js';
@@ -20,7 +20,83 @@ export interface ContextEntry {
   /** Path relative to the context root, '/'-separated ('' for the root itself). */
   rel: string;
   abs: string;
-  stat: Stats;
+  stat: EntryStat;
+}
+
+/** What readers of a context entry take of its lstat: an fs.Stats has it, and so has a WalkStat. */
+export type EntryStat = Pick<
+  Stats,
+  | 'mode'
+  | 'uid'
+  | 'gid'
+  | 'size'
+  | 'mtimeMs'
+  | 'ctimeMs'
+  | 'rdev'
+  | 'dev'
+  | 'ino'
+  | 'nlink'
+  | 'isFile'
+  | 'isDirectory'
+  | 'isSymbolicLink'
+  | 'isCharacterDevice'
+  | 'isBlockDevice'
+  | 'isFIFO'
+  | 'isSocket'
+>;
+
+/**
+ * The fields of an lstat a WalkListings keeps until the build ends. An fs.Stats of Node 20 holds
+ * four Date objects and ~20 numbers (~850 bytes of heap): 85 MB for a stage's 100,000 files,
+ * against ~100 bytes for this (the type tests on the prototype).
+ */
+export class WalkStat implements EntryStat {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly rdev: number;
+  readonly dev: number;
+  readonly ino: number;
+  readonly nlink: number;
+  constructor(st: Stats) {
+    this.mode = st.mode;
+    this.uid = st.uid;
+    this.gid = st.gid;
+    this.size = st.size;
+    this.mtimeMs = st.mtimeMs;
+    this.ctimeMs = st.ctimeMs;
+    this.rdev = st.rdev;
+    this.dev = st.dev;
+    this.ino = st.ino;
+    this.nlink = st.nlink;
+  }
+  private is(type: number): boolean {
+    return (this.mode & fsConstants.S_IFMT) === type;
+  }
+  isFile(): boolean {
+    return this.is(fsConstants.S_IFREG);
+  }
+  isDirectory(): boolean {
+    return this.is(fsConstants.S_IFDIR);
+  }
+  isSymbolicLink(): boolean {
+    return this.is(fsConstants.S_IFLNK);
+  }
+  isCharacterDevice(): boolean {
+    return this.is(fsConstants.S_IFCHR);
+  }
+  isBlockDevice(): boolean {
+    return this.is(fsConstants.S_IFBLK);
+  }
+  isFIFO(): boolean {
+    return this.is(fsConstants.S_IFIFO);
+  }
+  isSocket(): boolean {
+    return this.is(fsConstants.S_IFSOCK);
+  }
 }
 
 /**
@@ -29,16 +105,24 @@ export interface ContextEntry {
  * tree once. Only for trees that cannot change (a stage's or an image's layers, by chain id).
  */
 export class WalkListings {
-  private readonly dirs = new Map<string, [name: string, stat: Stats][]>();
+  private readonly dirs = new Map<string, [name: string, stat: WalkStat][]>();
   private entries = 0;
+  /**
+   * The walk to come is the last one (the stage's last copy): each directory's listing is dropped as
+   * it is served, so the copy's own entries take the place of what it has walked. A directory asked
+   * for again is read from the disk.
+   */
+  draining = false;
   constructor(private readonly maxEntries = 200_000) {}
 
-  get(rel: string): readonly [string, Stats][] | undefined {
-    return this.dirs.get(rel);
+  get(rel: string): readonly [string, WalkStat][] | undefined {
+    const list = this.dirs.get(rel);
+    if (list && this.draining) this.dirs.delete(rel);
+    return list;
   }
 
   /** Remember a directory's entries, unless the tree is too large to keep in memory. */
-  put(rel: string, list: [string, Stats][]): void {
+  put(rel: string, list: [string, WalkStat][]): void {
     if (this.entries + list.length > this.maxEntries) return;
     this.entries += list.length;
     this.dirs.set(rel, list);
@@ -162,7 +246,7 @@ export class BuildContext {
       }
       return;
     }
-    const list: [string, Stats][] | undefined = this.listings && !this.ig ? [] : undefined;
+    const list: [string, WalkStat][] | undefined = this.listings && !this.ig ? [] : undefined;
     for (const name of readdirSync(dir).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const abs = prefix + name;
@@ -172,8 +256,13 @@ export class BuildContext {
         if (st.isDirectory() && this.mayReinclude()) yield* this.walkReincluded(r);
         continue;
       }
-      const st = lstatSync(abs);
-      list?.push([name, st]);
+      // A listed entry keeps a compact copy of its lstat (the walk's consumers get that same one).
+      let st: EntryStat = lstatSync(abs);
+      if (list) {
+        const kept = new WalkStat(st as Stats);
+        list.push([name, kept]);
+        st = kept;
+      }
       yield { rel: r, abs, stat: st };
       if (st.isDirectory()) yield* this.walk(r);
     }

@@ -10,10 +10,10 @@
  * whose stat is unchanged is not read again. Entries whose mtime/ctime are too recent to be
  * trusted (a write in the same clock tick would not change them) are not remembered.
  */
-import { promises as fsp, readFileSync, readlinkSync, type Stats } from 'node:fs';
+import { promises as fsp, readFileSync, readlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import type { BuildContext, ContextEntry } from './build-context.js';
+import type { BuildContext, ContextEntry, EntryStat } from './build-context.js';
 import { type ErrorPlace, writeFileAtomic, type Digest } from '../util/index.js';
 
 /** A stat younger than this is not remembered (racy: a same-tick rewrite keeps mtime). */
@@ -25,11 +25,11 @@ type Remembered = [size: number, mtimeMs: number, ctimeMs: number, ino: number, 
 /** Where a selection's file digests come from: remembered ones when a file's identity is unchanged, else its bytes. */
 export interface FileDigester {
   /** sha256 (hex) of the regular file `abs`, which is `rel` in its root, whose lstat is `st`. */
-  digest(abs: string, st: Stats, rel: string): Promise<string>;
+  digest(abs: string, st: EntryStat, rel: string): Promise<string>;
 }
 
 /** The identity rule of a remembered digest: same size, mtime, ctime and inode as when it was read. */
-function sameFile(r: { size: number; mtimeMs: number; ctimeMs: number; ino: number }, st: Stats): boolean {
+function sameFile(r: { size: number; mtimeMs: number; ctimeMs: number; ino: number }, st: EntryStat): boolean {
   return r.size === st.size && r.mtimeMs === st.mtimeMs && r.ctimeMs === st.ctimeMs && r.ino === st.ino;
 }
 
@@ -65,7 +65,7 @@ export class FileHashCache implements FileDigester {
   }
 
   /** The digest of a regular file, from memory when its stat is unchanged. */
-  async digest(abs: string, st: Stats): Promise<string> {
+  async digest(abs: string, st: EntryStat): Promise<string> {
     this.load();
     const r = this.map.get(abs);
     if (r && sameFile({ size: r[0], mtimeMs: r[1], ctimeMs: r[2], ino: r[3] }, st)) {
@@ -116,7 +116,7 @@ export class RecordedFileDigests implements FileDigester {
   readonly stats = { hits: 0, misses: 0 };
   constructor(private readonly recorded: ReadonlyMap<string, RecordedFile>[]) {}
 
-  async digest(abs: string, st: Stats, rel: string): Promise<string> {
+  async digest(abs: string, st: EntryStat, rel: string): Promise<string> {
     for (const m of this.recorded) {
       const r = m.get(rel);
       if (r && sameFile(r, st)) {

@@ -18,7 +18,7 @@
 import { lstatSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { type EntrySpec } from '../layer/index.js';
-import { hasWildcard, type BuildContext, type ContextEntry } from '../context/index.js';
+import { hasWildcard, type BuildContext, type ContextEntry, type EntryStat } from '../context/index.js';
 import { KilnError, type ErrorPlace } from '../util/index.js';
 import { resolveInRoot } from '../sandbox/index.js';
 
@@ -81,7 +81,7 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   let chmod = req.chmod;
   // One object of one shape per entry, without spreads (a spread gives each entry a larger object
   // with its own property store: a COPY of 100,000 files holds them all until its layer is written).
-  const meta = (st: Stats) => ({
+  const meta = (st: EntryStat) => ({
     uid: req.owner ? req.owner.uid : keepOwner ? st.uid : 0,
     gid: req.owner ? req.owner.gid : keepOwner ? st.gid : 0,
     mode: chmod ?? st.mode & 0o7777,

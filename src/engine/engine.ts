@@ -9,7 +9,7 @@ import { BuildImages } from './base-image.js';
 import { type ClientOptions, type TransferEvent } from '../registry/index.js';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { Slots, type Digest, KilnError, type ErrorPlace, inStep, mark, timed } from '../util/index.js';
+import { chainIds, Slots, type Digest, KilnError, type ErrorPlace, inStep, mark, timed } from '../util/index.js';
 import {
   type Dockerfile,
   type Instruction,
@@ -294,6 +294,14 @@ class Engine implements RunEnv {
   readonly fileDigests = new Map<Digest, ReadonlyMap<string, FileDigestRecord>>();
   /** What walks of a stage's or an image's files found, by chain id (a COPY --from key's walk, then its copy's). */
   private readonly listings = new Map<string, WalkListings>();
+  /**
+   * `COPY/ADD --from` steps still to run, by the stage they copy from and each stage it is based on:
+   * keys still to make (a stage's recorded digests are freed when it comes to 0) and copies still to
+   * make (its walk listings, freed then). They serve those steps only; 100,000 files' worth is ~45 MB
+   * of heap, which the copy's own entries would come on top of. See releaseCopied.
+   */
+  private readonly keysAhead = new Map<number, number>();
+  private readonly copiesAhead = new Map<number, number>();
   /** The sandbox event was sent (once, after the first RUN). */
   private sandboxShown = false;
 
@@ -328,6 +336,13 @@ class Engine implements RunEnv {
       },
     });
     this.shipped = new Set(shippedStages(plan));
+    for (const st of plan.stages)
+      if (st.needed)
+        for (const p of [...(st.onbuild ?? []), ...st.instructions])
+          for (const n of this.copiedStages(p)) {
+            this.keysAhead.set(n, (this.keysAhead.get(n) ?? 0) + 1);
+            this.copiesAhead.set(n, (this.copiesAhead.get(n) ?? 0) + 1);
+          }
     this.cache = new StepCache({
       store: o.store,
       ctx,
@@ -363,6 +378,57 @@ class Engine implements RunEnv {
     let l = this.listings.get(chain);
     if (!l) this.listings.set(chain, (l = new WalkListings()));
     return l;
+  }
+
+  /** Whether a later `COPY/ADD --from` copies this stage (or one based on it): its RUN layers then record digests. */
+  copiedLater(stage: number): boolean {
+    return (this.keysAhead.get(stage) ?? 0) > 0;
+  }
+
+  /** The stages a planned COPY/ADD copies from, each with the stages it is based on. */
+  private copiedStages(p: Pick<PlannedInstruction, 'instruction' | 'sources'>): number[] {
+    if (p.instruction.kind !== 'COPY' && p.instruction.kind !== 'ADD') return [];
+    const out: number[] = [];
+    for (const src of p.sources ?? [])
+      for (let n: number | undefined = src.kind === 'stage' ? src.index : undefined; n !== undefined;) {
+        out.push(n);
+        const base = this.plan.stages[n]?.base;
+        n = base?.kind === 'stage' ? base.index : undefined;
+      }
+    return out;
+  }
+
+  /**
+   * A planned COPY/ADD --from has its key (`done` 'key': the stages it copies drop the digests their
+   * RUN layers recorded, once no later key wants them) or is done ('copy': they drop the listings of
+   * their files' walks). A stage drops its own layers' digests (those of its base stage go with that
+   * one). A later step that still wanted either would only read the files again.
+   */
+  private async releaseCopied(
+    p: Pick<PlannedInstruction, 'instruction' | 'sources'>,
+    done: 'key' | 'copy',
+  ): Promise<void> {
+    const ahead = done === 'key' ? this.keysAhead : this.copiesAhead;
+    for (const n of this.copiedStages(p)) {
+      const left = (ahead.get(n) ?? 0) - 1;
+      ahead.set(n, left);
+      const result = this.results.get(n);
+      if (!result) continue;
+      const chains = chainIds((await result).config.rootfs.diff_ids);
+      // Keyed, the last copy of the stage is the last walk of its listings: they go as it walks.
+      const listing = done === 'key' && this.copiesAhead.get(n) === 1 && this.listings.get(chains.at(-1) ?? '');
+      if (listing) listing.draining = true;
+      if (left > 0) continue;
+      if (done === 'copy') {
+        const top = chains.at(-1);
+        if (top !== undefined) this.listings.delete(top);
+        continue;
+      }
+      const base = this.plan.stages[n]?.base;
+      const baseResult = base?.kind === 'stage' ? this.results.get(base.index) : undefined;
+      const own = baseResult ? (await baseResult).config.rootfs.diff_ids.length : 0;
+      for (const c of chains.slice(own)) this.fileDigests.delete(c);
+    }
   }
 
   stageName(n: number): string | undefined {
@@ -512,6 +578,7 @@ class Engine implements RunEnv {
         const cached = await inStep(label, () =>
           timed('cache lookup', () => this.cache.lookup(step, state, scope, stage, (n) => this.stageResult(n), i + 1)),
         );
+        await this.releaseCopied(planned, 'key');
         const x = cached.explain;
         this.emit({
           type: 'explain',
@@ -564,6 +631,7 @@ class Engine implements RunEnv {
         });
         throw e;
       }
+      await this.releaseCopied(planned, 'copy');
       if (layer)
         this.made.set(layer.diffId, { layer, stage: stage.index, step: { ...this.place(ins), text: ins.original } });
       this.emit({

@@ -26,6 +26,8 @@ export interface RunEnv extends StepEnv {
   readonly keptRoots: KeptRoots;
   /** RUN layers of this stage are kept as snapshots only (no image ships them, no cache export needs them). */
   snapshotOnly(stage: number): boolean;
+  /** A later `COPY/ADD --from` copies this stage (or one based on it). */
+  copiedLater(stage: number): boolean;
   /** Where a builder stage's RUN layer leaves the digests of its files, by the layer's chain id (cache-step.ts reads them). */
   readonly fileDigests: Map<Digest, ReadonlyMap<string, FileDigestRecord>>;
   /** The sandbox a RUN ran in (the engine shows it once). */
@@ -110,7 +112,7 @@ export async function runInstruction(
         snapshotter: o.snapshotter,
         snapshotOnly: env.snapshotOnly(at.stage.index),
         // A builder stage is there to be copied from: its files' digests key that copy.
-        recordFileDigests: env.snapshotOnly(at.stage.index),
+        recordFileDigests: env.snapshotOnly(at.stage.index) && env.copiedLater(at.stage.index),
         compression: o.layerCompression ?? 'none',
         compressionLevel: o.compressionLevel,
         backend: o.backend,
