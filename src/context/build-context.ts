@@ -5,10 +5,10 @@
  * directory stay links; a source that is itself a link is followed by build/copy.ts (as BuildKit),
  * never out of the context.
  */
-import { constants as fsConstants, existsSync, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { KilnError, type ErrorPlace } from '../util/index.js';
+import { KilnError, LeanStats, type ErrorPlace } from '../util/index.js';
 
 const require = createRequire(import.meta.url);
 const dockerignore = require('@balena/dockerignore') as (opts?: { ignorecase?: boolean }) => {
@@ -23,7 +23,7 @@ export interface ContextEntry {
   stat: EntryStat;
 }
 
-/** What readers of a context entry take of its lstat: an fs.Stats has it, and so has a WalkStat. */
+/** What readers of a context entry take of its lstat: an fs.Stats has it, and so has a LeanStats. */
 export type EntryStat = Pick<
   Stats,
   | 'mode'
@@ -46,66 +46,12 @@ export type EntryStat = Pick<
 >;
 
 /**
- * The fields of an lstat a WalkListings keeps until the build ends. An fs.Stats of Node 20 holds
- * four Date objects and ~20 numbers (~850 bytes of heap): 85 MB for a stage's 100,000 files,
- * against ~100 bytes for this (the type tests on the prototype).
- */
-export class WalkStat implements EntryStat {
-  readonly mode: number;
-  readonly uid: number;
-  readonly gid: number;
-  readonly size: number;
-  readonly mtimeMs: number;
-  readonly ctimeMs: number;
-  readonly rdev: number;
-  readonly dev: number;
-  readonly ino: number;
-  readonly nlink: number;
-  constructor(st: Stats) {
-    this.mode = st.mode;
-    this.uid = st.uid;
-    this.gid = st.gid;
-    this.size = st.size;
-    this.mtimeMs = st.mtimeMs;
-    this.ctimeMs = st.ctimeMs;
-    this.rdev = st.rdev;
-    this.dev = st.dev;
-    this.ino = st.ino;
-    this.nlink = st.nlink;
-  }
-  private is(type: number): boolean {
-    return (this.mode & fsConstants.S_IFMT) === type;
-  }
-  isFile(): boolean {
-    return this.is(fsConstants.S_IFREG);
-  }
-  isDirectory(): boolean {
-    return this.is(fsConstants.S_IFDIR);
-  }
-  isSymbolicLink(): boolean {
-    return this.is(fsConstants.S_IFLNK);
-  }
-  isCharacterDevice(): boolean {
-    return this.is(fsConstants.S_IFCHR);
-  }
-  isBlockDevice(): boolean {
-    return this.is(fsConstants.S_IFBLK);
-  }
-  isFIFO(): boolean {
-    return this.is(fsConstants.S_IFIFO);
-  }
-  isSocket(): boolean {
-    return this.is(fsConstants.S_IFSOCK);
-  }
-}
-
-/**
  * What walks of one immutable tree found, directory by directory (its entries in walk order, with
  * their lstat): two views of the same layers (a `COPY --from` key's, then the copy's) list the
  * tree once. Only for trees that cannot change (a stage's or an image's layers, by chain id).
  */
 export class WalkListings {
-  private readonly dirs = new Map<string, [name: string, stat: WalkStat][]>();
+  private readonly dirs = new Map<string, [name: string, stat: LeanStats][]>();
   private entries = 0;
   /**
    * The walk to come is the last one (the stage's last copy): each directory's listing is dropped as
@@ -115,14 +61,14 @@ export class WalkListings {
   draining = false;
   constructor(private readonly maxEntries = 200_000) {}
 
-  get(rel: string): readonly [string, WalkStat][] | undefined {
+  get(rel: string): readonly [string, LeanStats][] | undefined {
     const list = this.dirs.get(rel);
     if (list && this.draining) this.dirs.delete(rel);
     return list;
   }
 
   /** Remember a directory's entries, unless the tree is too large to keep in memory. */
-  put(rel: string, list: [string, WalkStat][]): void {
+  put(rel: string, list: [string, LeanStats][]): void {
     if (this.entries + list.length > this.maxEntries) return;
     this.entries += list.length;
     this.dirs.set(rel, list);
@@ -246,7 +192,7 @@ export class BuildContext {
       }
       return;
     }
-    const list: [string, WalkStat][] | undefined = this.listings && !this.ig ? [] : undefined;
+    const list: [string, LeanStats][] | undefined = this.listings && !this.ig ? [] : undefined;
     for (const name of readdirSync(dir).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const abs = prefix + name;
@@ -259,7 +205,7 @@ export class BuildContext {
       // A listed entry keeps a compact copy of its lstat (the walk's consumers get that same one).
       let st: EntryStat = lstatSync(abs);
       if (list) {
-        const kept = new WalkStat(st as Stats);
+        const kept = new LeanStats(st as Stats);
         list.push([name, kept]);
         st = kept;
       }
