@@ -23,11 +23,11 @@
 // so the curve can be measured in pieces), a markdown table and an SVG chart (our own generator
 // below: no dependency) in the output directory (docs/img by default).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { rssOf, tree } from './proc-tree.mjs';
 
-const PAGE = 4096;
 const registry = 'localhost:5000';
 const base = `${registry}/debian-slim:bookworm`;
 const dockerHost = 'unix:///tmp/dockerd.sock';
@@ -52,36 +52,6 @@ function generator(kind, n) {
     `mkdir /files && cd /files && for d in $(seq ${dirs}); do mkdir $d; ` +
     `seq $([ $d = ${dirs} ] && echo ${last} || echo 1000) | split -l 1 -a 4 -d - $d/f; done`
   );
-}
-
-/** RSS of pid in bytes, or 0 when it is gone. */
-function rssOf(pid) {
-  try {
-    return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * PAGE;
-  } catch {
-    return 0;
-  }
-}
-
-/** pid and all its descendants, from the parent pids in /proc/ * /stat. */
-function tree(pid) {
-  const children = new Map();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const list = children.get(ppid) ?? [];
-    list.push(Number(e));
-    children.set(ppid, list);
-  }
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]) ?? []));
-  return out;
 }
 
 /**

@@ -4,34 +4,7 @@
 // one process, wall, user, sys). PEAK_RSS_TRACE=1 also prints "seconds:MB" every 0.5 s.
 // Used for docs/benchmarks.md's "Peak RSS after" (the scaling bench samples the same way).
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
-
-const PAGE = 4096;
-const rss = (pid) => {
-  try {
-    return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * PAGE;
-  } catch {
-    return 0;
-  }
-};
-function tree(pid) {
-  const children = new Map();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (!children.has(ppid)) children.set(ppid, []);
-    children.get(ppid).push(Number(e));
-  }
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]) ?? []));
-  return out;
-}
+import { rssOf, tree } from './proc-tree.mjs';
 
 const [cmd, ...args] = process.argv.slice(2);
 if (!cmd) {
@@ -49,7 +22,7 @@ let n = 0;
 const trace = [];
 const sample = () => {
   let sum = 0;
-  for (const pid of tree(p.pid).slice(1)) sum += rss(pid); // not /usr/bin/time itself
+  for (const pid of tree(p.pid).slice(1)) sum += rssOf(pid); // not /usr/bin/time itself
   peak = Math.max(peak, sum);
   if (process.env.PEAK_RSS_TRACE && n++ % 10 === 0)
     trace.push(`${((Date.now() - t0) / 1000).toFixed(1)}:${(sum / 1048576).toFixed(0)}`);
