@@ -8,7 +8,7 @@
 import { existsSync, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { KilnError, LeanStats, type ErrorPlace } from '../util/index.js';
+import { KilnError, LeanStats, type ErrorPlace, type LstatFields } from '../util/index.js';
 
 const require = createRequire(import.meta.url);
 const dockerignore = require('@balena/dockerignore') as (opts?: { ignorecase?: boolean }) => {
@@ -24,26 +24,7 @@ export interface ContextEntry {
 }
 
 /** What readers of a context entry take of its lstat: an fs.Stats has it, and so has a LeanStats. */
-export type EntryStat = Pick<
-  Stats,
-  | 'mode'
-  | 'uid'
-  | 'gid'
-  | 'size'
-  | 'mtimeMs'
-  | 'ctimeMs'
-  | 'rdev'
-  | 'dev'
-  | 'ino'
-  | 'nlink'
-  | 'isFile'
-  | 'isDirectory'
-  | 'isSymbolicLink'
-  | 'isCharacterDevice'
-  | 'isBlockDevice'
-  | 'isFIFO'
-  | 'isSocket'
->;
+export type EntryStat = LstatFields;
 
 /**
  * What walks of one immutable tree found, directory by directory (its entries in walk order, with

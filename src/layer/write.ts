@@ -13,12 +13,11 @@ import {
   readdirSync,
   readlinkSync,
   promises as fsp,
-  type Stats,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { KilnError, LeanStats, xattr } from '../util/index.js';
+import { KilnError, LeanStats, type LstatFields, xattr } from '../util/index.js';
 import { announceContentSize } from './content-size.js';
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, type EntryType, type TarHeader } from './tarformat.js';
 
@@ -50,25 +49,7 @@ export interface FileDigestRecord {
 export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string; stats?: EntryStats };
 
 /** What the tar writer reads of an lstat: an fs.Stats has it, and so has a LeanStats (util/lean-stats.ts). */
-export type EntryStats = Pick<
-  Stats,
-  | 'mode'
-  | 'uid'
-  | 'gid'
-  | 'size'
-  | 'mtimeMs'
-  | 'ctimeMs'
-  | 'rdev'
-  | 'dev'
-  | 'ino'
-  | 'nlink'
-  | 'isFile'
-  | 'isDirectory'
-  | 'isSymbolicLink'
-  | 'isCharacterDevice'
-  | 'isBlockDevice'
-  | 'isFIFO'
->;
+export type EntryStats = LstatFields;
 
 // The differs' lean lstat, for the layer's users (sandbox/rootfs.ts).
 export { LeanStats };
