@@ -1,0 +1,126 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { encodeLayer } from '../../../src/layer/compress.js';
+import { tarChanges, type Change } from '../../../src/layer/write.js';
+
+/**
+ * The gzip blobs kiln pushes and exports are named by their digest: for the same input and level
+ * they must stay the very bytes they were (a registry and a cache would otherwise hold every layer
+ * twice), whatever the number of threads and whatever the encoder's internals become. The digests
+ * below were made by kiln at f9216d4 (Node 20's bundled zlib); a change of them is a change of
+ * every pushed layer's digest, never a side effect.
+ */
+const GOLDEN: Record<number, string> = {
+  1: 'sha256:0d136df866650864b9e9e71577dc266fbf8e573cc4a110e59389a7312fbfb118',
+  6: 'sha256:22f2bfa5cac0dbaa586065434eafbee42bcef73d174b67ea5e5e827fa6d836bb',
+  9: 'sha256:c96e82e7d7c0463115b06876488bb881e6f5c6c6d46a0792379e1532e028f84b',
+};
+
+const TREE = {
+  diffId: 'sha256:d5bba56e877da85e13124eaaf2b19f658d9141db6879b73ed63e19f5d536807f',
+  digest: 'sha256:36e471ad376d95bef071e961d8f881115a8c9e5e14f72b02b166dbec83f43804',
+};
+
+/** A fixed input of ~2.6 MB: text (deflated), pseudo-random bytes (stored), a run of zeros, more text; blocks straddled. */
+function fixedInput(): Buffer {
+  const text: string[] = [];
+  for (let i = 0, len = 0; len < 1_300_000; i++) {
+    const l = `${i} ${(i * 7919) % 1013} usr/lib/python3/dist-packages/pkg${i % 97}/module${i % 13}.py\n`;
+    text.push(l);
+    len += l.length;
+  }
+  const noise: Buffer[] = [];
+  for (let i = 0; noise.length * 32 < 700_000; i++) noise.push(createHash('sha256').update(`kiln ${i}`).digest());
+  return Buffer.concat([
+    Buffer.from(text.join('')),
+    Buffer.concat(noise),
+    Buffer.alloc(300_000),
+    Buffer.from(text.slice(0, 2000).join('')),
+  ]);
+}
+
+async function digestOf(data: Buffer, threads: number, level: number): Promise<string> {
+  const dest = new PassThrough();
+  dest.resume();
+  const parts: Buffer[] = [];
+  for (let i = 0; i < data.length; i += 65_537) parts.push(data.subarray(i, i + 65_537));
+  return (await encodeLayer(Readable.from(parts), dest, { compression: 'gzip', threads, level })).digest;
+}
+
+test('gzip layers: the same digest with 1 and 2 workers, and the digest kiln has always given for a fixed input', async () => {
+  const data = fixedInput();
+  for (const level of [1, 6, 9]) {
+    const one = await digestOf(data, 1, level);
+    const two = await digestOf(data, 2, level);
+    assert.equal(two, one, `level ${level}: the same bytes with 1 and 2 threads`);
+    assert.equal(one, GOLDEN[level], `level ${level}: the digest kiln gave for this input at f9216d4`);
+  }
+});
+
+/** An lstat with fixed owners and times (the tree's own would be the test runner's), for tarChanges. */
+function stats(type: 'file' | 'dir' | 'link', size: number, i: number): NonNullable<Change['stats']> {
+  const mode = (type === 'dir' ? 0o040755 : type === 'link' ? 0o120777 : 0o100644) | (i % 3 === 0 ? 0o4000 : 0);
+  return {
+    mode,
+    uid: i % 5 === 0 ? 70_000_000 : 1000 + (i % 4),
+    gid: i % 7 === 0 ? 0 : 100,
+    size,
+    mtimeMs: 1_700_000_000_000 + i * 1_000_003,
+    ctimeMs: 0,
+    rdev: 0,
+    dev: 1,
+    ino: 1000 + i,
+    nlink: 1,
+    isFile: () => type === 'file',
+    isDirectory: () => type === 'dir',
+    isSymbolicLink: () => type === 'link',
+    isCharacterDevice: () => false,
+    isBlockDevice: () => false,
+    isFIFO: () => false,
+    isSocket: () => false,
+  };
+}
+
+test('layer tars: the same diff_id and gzip digest for a fixed tree as kiln has always written (small, large, long and non-ASCII names, PAX)', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'kiln-golden-'));
+  try {
+    const changes: Change[] = [];
+    const add = (p: string, type: 'file' | 'dir' | 'link', content?: Buffer | string) => {
+      const abs = path.join(root, p);
+      if (type === 'dir') mkdirSync(abs);
+      else if (type === 'link') symlinkSync(content as string, abs);
+      else writeFileSync(abs, content!);
+      const size = type === 'file' ? Buffer.byteLength(content!) : 0;
+      changes.push({ kind: 'add', path: p, stats: stats(type, size, changes.length) });
+    };
+    add('app', 'dir');
+    for (let i = 0; i < 400; i++) add(`app/f${i}.py`, 'file', `# ${i}\n${'x = 1\n'.repeat(i % 250)}`);
+    add(
+      'app/big.bin',
+      'file',
+      Buffer.concat(Array.from({ length: 11_000 }, (_, i) => createHash('sha256').update(`b${i}`).digest())),
+    );
+    add('app/empty', 'file', '');
+    add('app/link', 'link', 'f1.py');
+    add(`app/${'long-name-'.repeat(14)}.txt`, 'file', 'long\n');
+    add('app/naïve-ünïcode.txt', 'file', 'ü\n');
+    changes.push({ kind: 'delete', path: 'app/gone' }, { kind: 'opaque', path: 'app' });
+    const encode = async (threads: number) => {
+      const dest = new PassThrough();
+      dest.resume();
+      return encodeLayer(tarChanges(root, changes), dest, { compression: 'gzip', threads });
+    };
+    const one = await encode(1);
+    const two = await encode(2);
+    assert.deepEqual(two, one, 'the same layer with 1 and 2 threads');
+    assert.equal(one.diffId, TREE.diffId, 'the tar is the one kiln wrote at f9216d4');
+    assert.equal(one.digest, TREE.digest, 'its gzip is the one kiln wrote at f9216d4');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
