@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { KilnError, LeanStats, type LstatFields, xattr } from '../util/index.js';
 import { announceContentSize } from './content-size.js';
-import { BLOCK, END_OF_ARCHIVE, encodeHeader, type EntryType, type TarHeader } from './tarformat.js';
+import { BLOCK, END_OF_ARCHIVE, encodeHeader, encodeHeaderInto, type EntryType, type TarHeader } from './tarformat.js';
 
 export interface TarOptions {
   /** Clamp every mtime above this (seconds) down to it: reproducible layers. */
@@ -170,8 +170,11 @@ async function* encodeEntries(
       : syncToAsyncBatched(entries as Iterable<PendingEntry>);
   for await (const batch of iter as AsyncIterable<PendingEntry | PendingEntry[]>) {
     for (const e of Array.isArray(batch) ? batch : [batch]) {
-      const head = put(encodeHeader(e.header));
-      if (head) yield head;
+      if (encodeHeaderInto(e.header, out, pos)) pos += BLOCK;
+      else {
+        const head = put(encodeHeader(e.header));
+        if (head) yield head;
+      }
       // As content-size.ts reads it back: files' sizes, symlinks' targets; hard links, directories 0.
       if (e.header.type === 'file') counted.contentSize += e.header.size;
       else if (e.header.type === 'symlink') counted.contentSize += Buffer.byteLength(e.header.linkname ?? '');
