@@ -595,11 +595,15 @@ export class Store {
     }
   }
 
-  /** Record what a COPY/ADD layer brought in (the latest build that wrote the layer wins). */
+  /**
+   * Record what a COPY/ADD layer brought in (the latest build that wrote the layer wins). Not
+   * fsynced: a crash may leave the record empty or torn, and `provenance` (its only reader) then
+   * fails to parse or validate it and answers "not recorded", as for a layer built elsewhere.
+   */
   async putProvenance(rec: CopyProvenance): Promise<void> {
     const p = this.layout.provenanceFile(rec.diffId);
     await fsp.mkdir(path.dirname(p), { recursive: true });
-    await writeFileAtomic(p, provenanceJson(rec));
+    await writeFileAtomic(p, provenanceJson(rec), 0o644, { durable: false });
   }
 
   /** What a COPY/ADD layer brought in, when a build of this store recorded it. */
