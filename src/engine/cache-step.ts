@@ -56,7 +56,7 @@ import {
 } from '../cache/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
-import { openView, topLayerRoot } from '../sandbox/index.js';
+import { closeViewLater, openView, topLayerRoot } from '../sandbox/index.js';
 import { canonicalJSON } from '../image/index.js';
 import { chainIds, sha256, type Digest, type ErrorPlace, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
@@ -616,7 +616,7 @@ export class StepCache {
           ...(files ? { files } : {}),
         });
       } finally {
-        await view.close();
+        closeViewLater(view);
         this.stats.stageHashMs += performance.now() - t;
         phaseDone(inTopLayer ? "stage paths hashed (in the top layer's snapshot)" : 'stage paths hashed', t);
       }
