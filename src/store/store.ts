@@ -558,8 +558,8 @@ export class Store {
     opts: { annotations?: Record<string, string>; mediaTypes?: 'oci' | 'docker' } = {},
   ): Promise<{ descriptor: Descriptor; manifest: Manifest; id: Digest }> {
     const docker = opts.mediaTypes === 'docker';
-    const cfgBytes = canonicalJSON(config);
-    const cfg = await this.putBlob(cfgBytes);
+    const cfgBytes = Buffer.from(canonicalJSON(config));
+    const cfg = { digest: sha256(cfgBytes), size: cfgBytes.length };
     const manifest: Manifest = {
       schemaVersion: 2,
       mediaType: docker ? MediaType.DockerManifest : MediaType.OciManifest,
@@ -567,7 +567,9 @@ export class Store {
       layers,
     };
     if (opts.annotations && Object.keys(opts.annotations).length) manifest.annotations = opts.annotations;
-    const m = await this.putBlob(canonicalJSON(manifest));
+    // Both written (and fsynced) at once: the manifest names the config by its digest, and nothing
+    // names the manifest before both are stored (the caller tags it once this returns).
+    const [, m] = await Promise.all([this.putBlob(cfgBytes), this.putBlob(canonicalJSON(manifest))]);
     return { descriptor: { mediaType: manifest.mediaType!, digest: m.digest, size: m.size }, manifest, id: cfg.digest };
   }
 
