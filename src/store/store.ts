@@ -701,8 +701,8 @@ export class Store {
   }
 
   /** Whether every layer of a stack can be had, as a blob or as a snapshot-only layer (see layersPresentIn). */
-  layersPresent(layers: Descriptor[], diffIds: Digest[]): Promise<boolean> {
-    return layersPresentIn(this.root, layers, diffIds);
+  layersPresent(layers: Descriptor[], diffIds: Digest[], known?: Set<string>): Promise<boolean> {
+    return layersPresentIn(this.root, layers, diffIds, known);
   }
 
   /**
@@ -891,19 +891,29 @@ export function isPlainLayer(layer: Descriptor, diffId: Digest | undefined): boo
 }
 
 /** Every layer of a stack is present: its blob, or for a plain layer without one its snapshot. */
-export async function layersPresentIn(root: string, layers: Descriptor[], diffIds: Digest[]): Promise<boolean> {
+export async function layersPresentIn(
+  root: string,
+  layers: Descriptor[],
+  diffIds: Digest[],
+  /** Layers (digest and chain id) found present before: not looked at again; those found now are added. */
+  known?: Set<string>,
+): Promise<boolean> {
   const chains = chainIds(diffIds);
   const each = await Promise.all(
     layers.map(async (l, i) => {
-      const blob = await fsp.stat(storeLayout(root).blobFile(l.digest)).then(
+      const id = `${l.digest} ${chains[i] ?? ''}`;
+      if (known?.has(id)) return true;
+      let present = await fsp.stat(storeLayout(root).blobFile(l.digest)).then(
         () => true,
         () => false,
       );
-      if (blob || !isPlainLayer(l, diffIds[i]) || !chains[i]) return blob;
-      return fsp.stat(snapshotDir(root, chains[i])).then(
-        () => true,
-        () => false,
-      );
+      if (!present && isPlainLayer(l, diffIds[i]) && chains[i])
+        present = await fsp.stat(snapshotDir(root, chains[i])).then(
+          () => true,
+          () => false,
+        );
+      if (present) known?.add(id);
+      return present;
     }),
   );
   return layers.length === diffIds.length && each.every(Boolean);
