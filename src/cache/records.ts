@@ -196,8 +196,12 @@ export class CacheIndex {
     return isDigest(t) ? t : undefined;
   }
 
+  /**
+   * Not fsynced: a crash may leave the memo empty (it is one small write), and getMemo then finds
+   * no digest in it and the paths are hashed again, as for a memo never written.
+   */
   async putMemo(key: Digest, value: Digest): Promise<void> {
-    await writeFileAtomic(this.memoPath(key), value);
+    await writeFileAtomic(this.memoPath(key), value, 0o644, { durable: false });
   }
 
   /**

@@ -96,7 +96,7 @@ export async function buildWithOutputs(
     const first = m.builds[0]!.result;
     const written = await writeOutputs(outputs, {
       store: o.store,
-      image: await o.store.resolveImage(first.descriptor.digest),
+      image: await o.store.loadImage(first.descriptor),
       index: m.index,
       tags,
       registry: o.registry,
@@ -124,7 +124,9 @@ export async function buildWithOutputs(
     },
     emit,
   );
-  const image = await o.store.resolveImage(r.descriptor.digest);
+  // The manifest the build just wrote, read by its descriptor: not looked for among the store's
+  // images (resolveImage by digest reads every listed image until one matches).
+  const image = await o.store.loadImage(r.descriptor);
   const written = await writeOutputs(outputs, {
     store: o.store,
     image,

@@ -56,7 +56,7 @@ import {
 } from '../cache/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
-import { openView, topLayerRoot } from '../sandbox/index.js';
+import { closeViewLater, openView, topLayerRoot } from '../sandbox/index.js';
 import { canonicalJSON } from '../image/index.js';
 import { chainIds, sha256, type Digest, type ErrorPlace, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
@@ -158,6 +158,12 @@ export class StepCache {
   private readonly bases = new Map<number, string>();
   private readonly firstChanged = new Map<number, { step: number; text: string }>();
   private readonly changedStages = new Set<number>();
+  /**
+   * Layers a lookup of this build found in the store (digest and chain id): the records of one
+   * stage share their lower layers, so each is looked at once per build, not once per hit (the
+   * stats of ~130 layers in a 13-step rebuild, ~30 ms of CPU). The build uses them moments later.
+   */
+  private readonly layersFound = new Set<string>();
   readonly stats: CacheStats = {
     hits: 0,
     misses: 0,
@@ -442,7 +448,8 @@ export class StepCache {
   private async blobsPresent(rec: CacheRecord, rebase: boolean): Promise<boolean> {
     // A rebased step needs its own layer only (a COPY's layer is always a blob).
     if (rebase) return rec.layer === undefined || this.o.store.hasBlob(rec.layer.digest);
-    if (!this.needsBlobs) return this.o.store.layersPresent(rec.state.layers, rec.state.config.rootfs.diff_ids);
+    if (!this.needsBlobs)
+      return this.o.store.layersPresent(rec.state.layers, rec.state.config.rootfs.diff_ids, this.layersFound);
     const have = await Promise.all(rec.state.layers.map((l) => this.o.store.hasBlob(l.digest)));
     return have.every(Boolean);
   }
@@ -616,7 +623,7 @@ export class StepCache {
           ...(files ? { files } : {}),
         });
       } finally {
-        await view.close();
+        closeViewLater(view);
         this.stats.stageHashMs += performance.now() - t;
         phaseDone(inTopLayer ? "stage paths hashed (in the top layer's snapshot)" : 'stage paths hashed', t);
       }

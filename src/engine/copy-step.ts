@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { BuildContext } from '../context/index.js';
 import { type CopyInstruction } from '../dockerfile/index.js';
 import { type LayerInfo } from '../layer/index.js';
-import { openView } from '../sandbox/index.js';
+import { closeViewLater, openView } from '../sandbox/index.js';
 import { chainId, type Digest, KilnError, resolveChown } from '../util/index.js';
 import { archiveSources } from './add-archive.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
@@ -216,10 +216,11 @@ export async function copyStep(
       });
       return l;
     } finally {
-      await destView.close();
+      // Torn down while the next steps run (the build settles them before it returns).
+      closeViewLater(destView);
     }
   } finally {
-    await srcView?.close();
+    if (srcView) closeViewLater(srcView);
     for (const d of cleanups) await rm(d, { recursive: true, force: true });
   }
 }

@@ -44,7 +44,7 @@ import { planStageInfo, pullProgress, stepExit, type EventSink } from './events.
 import { StepCache, type CacheSink, type CacheSource, type CacheStats } from './cache-step.js';
 import type { SecretSource, SshSource } from './run-flags.js';
 import { contextKey, type NamedContext } from './named-contexts.js';
-import { KeptRoots, type Ulimit } from '../sandbox/index.js';
+import { KeptRoots, settleViews, type Ulimit } from '../sandbox/index.js';
 import { expandStep, type Step } from './expand-step.js';
 import { applyConfig, historyEntry, isConfigInstruction, setEnvVar } from './config-step.js';
 import { copyStep } from './copy-step.js';
@@ -130,6 +130,20 @@ export interface BuildResult {
 }
 
 export async function build(o: BuildOptions, emit: EventSink = () => undefined): Promise<BuildResult> {
+  // The views steps closed (closeViewLater) are torn down while the build goes on: all of them
+  // before it returns, failed or not.
+  let result: BuildResult;
+  try {
+    result = await buildImage(o, emit);
+  } catch (e) {
+    await settleViews().catch(() => undefined);
+    throw e;
+  }
+  await settleViews();
+  return result;
+}
+
+async function buildImage(o: BuildOptions, emit: EventSink): Promise<BuildResult> {
   const t0 = Date.now();
   const df = parseDockerfile(o.dockerfileText, { file: o.dockerfileName });
   const syntax = checkSyntax(df.directives.syntax);

@@ -23,7 +23,8 @@ import {
   type ProvenanceStep,
   type Store,
 } from '../store/index.js';
-import { type Digest } from '../util/index.js';
+import { canonicalJSON } from '../image/index.js';
+import { chainId, type Digest } from '../util/index.js';
 
 /** dpkg owner lookups searched in the lists' text before the whole map is made. */
 const DPKG_SEARCHES = 32;
@@ -277,8 +278,25 @@ export interface CopyRecordInput {
   sourceDiffIds?: Digest[];
 }
 
-/** Writes the layer's provenance record to the store. */
+/**
+ * Writes the layer's provenance record to the store, unless the store has it already: the same
+ * layer (diff_id: the same files), written by the same step from the same source (the context, or
+ * a stage or image of the same chain id) has the same record. That is a rebuild whose COPY --from
+ * reruns only because a layer below it changed (`COPY app.js` then `COPY --from=build
+ * node_modules`): the owners' lookup in the source (its dpkg lists, ~50 ms) is not done again.
+ */
 export async function recordCopy(i: CopyRecordInput): Promise<CopyProvenance> {
+  const sourceChain = i.sourceDiffIds?.length ? chainId(i.sourceDiffIds) : undefined;
+  const known = await i.store.provenance(i.diffId);
+  if (
+    known &&
+    known.kind === i.kind &&
+    known.sourceChain === sourceChain &&
+    canonicalJSON(known.step) === canonicalJSON(i.step) &&
+    canonicalJSON(known.from) === canonicalJSON(i.from) &&
+    canonicalJSON(known.exclude ?? []) === canonicalJSON(i.exclude ?? [])
+  )
+    return known;
   // Files that reached the source through a copy there: that copy's record (the top one wins).
   const upstream = new Map<string, { rec: CopyProvenance; file: ProvenanceFile }>();
   for (const d of [...(i.sourceDiffIds ?? [])].reverse()) {
@@ -325,6 +343,7 @@ export async function recordCopy(i: CopyRecordInput): Promise<CopyProvenance> {
     step: i.step,
     from: i.from,
     ...(i.exclude?.length ? { exclude: i.exclude } : {}),
+    ...(sourceChain !== undefined ? { sourceChain } : {}),
     packages,
     files,
   };

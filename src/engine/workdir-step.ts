@@ -5,7 +5,7 @@
 import { lstatSync } from 'node:fs';
 import * as path from 'node:path';
 import { type LayerInfo, type EntrySpec } from '../layer/index.js';
-import { resolveInRoot } from '../sandbox/index.js';
+import { closeViewLater, resolveInRoot } from '../sandbox/index.js';
 import { type ErrorPlace, resolveChown } from '../util/index.js';
 import { parentEntries } from './copy.js';
 import { addLayer, destinationView, type StageState, type StepOptions } from './stage-state.js';
@@ -33,7 +33,7 @@ export async function makeWorkdir(
     // Its existing parents go in the layer as they are (else an unpacker makes them root's).
     if (entries.length) entries.unshift(...parentEntries(view.root, [entries[0]!.path], owner, mtime));
   } finally {
-    await view.close();
+    closeViewLater(view);
   }
   return entries.length ? addLayer(o, state, entries, place) : undefined;
 }

@@ -22,6 +22,7 @@
  *
  *   openView(store, layers, diffIds) → { root, close() }: a read-only view of an image's
  *   filesystem (COPY --from, USER/--chown lookups, WORKDIR checks); resolveInRoot(root, path).
+ *   closeViewLater(view): its teardown off the caller's path; settleViews() awaits every such one.
  *   cleanupStaleRuns(storeRoot): tear down what killed kiln processes left (runStep and openView
  *   call it; a CLI start may too).
  */
@@ -56,6 +57,15 @@ export { chooseSnapshotter, pickSnapshotter, type SnapshotterChoice } from './sn
 export { cleanupStaleRuns } from './rundir.js';
 export { makePrivateDir, sweepPrivateDirs } from './private-files.js';
 export { describeIsolation, type Isolation, type IsolationMode } from './isolation.js';
-export { openView, resolveInRoot, type View, pathsAreLinkFree, topOf, topLayerRoot } from './view.js';
+export {
+  openView,
+  closeViewLater,
+  settleViews,
+  resolveInRoot,
+  type View,
+  pathsAreLinkFree,
+  topOf,
+  topLayerRoot,
+} from './view.js';
 export { blobFromSnapshot } from './snapshot-blob.js';
 export { emulationStatus, ensureEmulation, hostArchitecture, type EmulationStatus } from './emulation.js';

@@ -123,6 +123,31 @@ export async function openView(
   }
 }
 
+/** Views closed by closeViewLater whose teardown has not finished. */
+const closing = new Set<Promise<void>>();
+let closeError: unknown;
+
+/**
+ * Close a view off the caller's path: a build step is done with it, and its teardown (a read-only
+ * overlay's unmount waits for the kernel's RCU grace period, 10-80 ms on a busy machine; then the
+ * run dir's removal) overlaps the next steps instead of delaying them. settleViews awaits it.
+ */
+export function closeViewLater(view: View): void {
+  const p: Promise<void> = view
+    .close()
+    .catch((e: unknown) => void (closeError ??= e))
+    .finally(() => closing.delete(p));
+  closing.add(p);
+}
+
+/** Every view closeViewLater took torn down; the first teardown that failed throws (once). */
+export async function settleViews(): Promise<void> {
+  while (closing.size) await Promise.all([...closing]);
+  const e = closeError;
+  closeError = undefined;
+  if (e !== undefined) throw e;
+}
+
 /** A layer dir's entry as the merge met it. */
 interface Met {
   host: string;

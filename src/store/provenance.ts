@@ -70,6 +70,11 @@ export interface CopyProvenance {
   from: ProvenanceFrom;
   /** The instruction's --exclude patterns. */
   exclude?: string[];
+  /**
+   * The chain id of the stage or image the files were copied from (a COPY --from): a later build
+   * writing the same layer from the same source by the same step finds its owners here unchanged.
+   */
+  sourceChain?: string;
   packages: ProvenancePackage[];
   files: ProvenanceFile[];
 }
@@ -82,6 +87,7 @@ export function parseProvenance(v: unknown): CopyProvenance | undefined {
   if (!['COPY', 'ADD', 'RUN', 'WORKDIR'].includes(r.kind as string)) return undefined;
   if (!r.step || typeof r.step.line !== 'number' || typeof r.step.text !== 'string') return undefined;
   if (!r.from || typeof r.from.kind !== 'string') return undefined;
+  if (r.sourceChain !== undefined && typeof r.sourceChain !== 'string') return undefined;
   if (!Array.isArray(r.packages) || !Array.isArray(r.files)) return undefined;
   const okPkg = (p: ProvenancePackage) =>
     typeof p === 'object' && p !== null && typeof p.name === 'string' && typeof p.version === 'string';

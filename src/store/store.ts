@@ -558,8 +558,8 @@ export class Store {
     opts: { annotations?: Record<string, string>; mediaTypes?: 'oci' | 'docker' } = {},
   ): Promise<{ descriptor: Descriptor; manifest: Manifest; id: Digest }> {
     const docker = opts.mediaTypes === 'docker';
-    const cfgBytes = canonicalJSON(config);
-    const cfg = await this.putBlob(cfgBytes);
+    const cfgBytes = Buffer.from(canonicalJSON(config));
+    const cfg = { digest: sha256(cfgBytes), size: cfgBytes.length };
     const manifest: Manifest = {
       schemaVersion: 2,
       mediaType: docker ? MediaType.DockerManifest : MediaType.OciManifest,
@@ -567,7 +567,9 @@ export class Store {
       layers,
     };
     if (opts.annotations && Object.keys(opts.annotations).length) manifest.annotations = opts.annotations;
-    const m = await this.putBlob(canonicalJSON(manifest));
+    // Both written (and fsynced) at once: the manifest names the config by its digest, and nothing
+    // names the manifest before both are stored (the caller tags it once this returns).
+    const [, m] = await Promise.all([this.putBlob(cfgBytes), this.putBlob(canonicalJSON(manifest))]);
     return { descriptor: { mediaType: manifest.mediaType!, digest: m.digest, size: m.size }, manifest, id: cfg.digest };
   }
 
@@ -595,11 +597,15 @@ export class Store {
     }
   }
 
-  /** Record what a COPY/ADD layer brought in (the latest build that wrote the layer wins). */
+  /**
+   * Record what a COPY/ADD layer brought in (the latest build that wrote the layer wins). Not
+   * fsynced: a crash may leave the record empty or torn, and `provenance` (its only reader) then
+   * fails to parse or validate it and answers "not recorded", as for a layer built elsewhere.
+   */
   async putProvenance(rec: CopyProvenance): Promise<void> {
     const p = this.layout.provenanceFile(rec.diffId);
     await fsp.mkdir(path.dirname(p), { recursive: true });
-    await writeFileAtomic(p, provenanceJson(rec));
+    await writeFileAtomic(p, provenanceJson(rec), 0o644, { durable: false });
   }
 
   /** What a COPY/ADD layer brought in, when a build of this store recorded it. */
@@ -695,8 +701,8 @@ export class Store {
   }
 
   /** Whether every layer of a stack can be had, as a blob or as a snapshot-only layer (see layersPresentIn). */
-  layersPresent(layers: Descriptor[], diffIds: Digest[]): Promise<boolean> {
-    return layersPresentIn(this.root, layers, diffIds);
+  layersPresent(layers: Descriptor[], diffIds: Digest[], known?: Set<string>): Promise<boolean> {
+    return layersPresentIn(this.root, layers, diffIds, known);
   }
 
   /**
@@ -885,19 +891,29 @@ export function isPlainLayer(layer: Descriptor, diffId: Digest | undefined): boo
 }
 
 /** Every layer of a stack is present: its blob, or for a plain layer without one its snapshot. */
-export async function layersPresentIn(root: string, layers: Descriptor[], diffIds: Digest[]): Promise<boolean> {
+export async function layersPresentIn(
+  root: string,
+  layers: Descriptor[],
+  diffIds: Digest[],
+  /** Layers (digest and chain id) found present before: not looked at again; those found now are added. */
+  known?: Set<string>,
+): Promise<boolean> {
   const chains = chainIds(diffIds);
   const each = await Promise.all(
     layers.map(async (l, i) => {
-      const blob = await fsp.stat(storeLayout(root).blobFile(l.digest)).then(
+      const id = `${l.digest} ${chains[i] ?? ''}`;
+      if (known?.has(id)) return true;
+      let present = await fsp.stat(storeLayout(root).blobFile(l.digest)).then(
         () => true,
         () => false,
       );
-      if (blob || !isPlainLayer(l, diffIds[i]) || !chains[i]) return blob;
-      return fsp.stat(snapshotDir(root, chains[i])).then(
-        () => true,
-        () => false,
-      );
+      if (!present && isPlainLayer(l, diffIds[i]) && chains[i])
+        present = await fsp.stat(snapshotDir(root, chains[i])).then(
+          () => true,
+          () => false,
+        );
+      if (present) known?.add(id);
+      return present;
     }),
   );
   return layers.length === diffIds.length && each.every(Boolean);

@@ -169,6 +169,31 @@ describe('provenance: a record, and what reads it', async () => {
     assert.equal(rec.packages[f.pkg!]!.name, 'Flask');
   });
 
+  test('the same layer by the same step from the same source: the stored record, owners not looked up again', async () => {
+    const copy = (sourceDiffIds: Digest[], owners: SourceOwners) =>
+      recordCopy({
+        store,
+        diffId: d(5),
+        kind: 'COPY',
+        step: step(20, 'COPY --from=builder /usr/local/ /usr/local/', 3),
+        from: { kind: 'stage', index: 0, name: 'builder' },
+        entries,
+        sources,
+        sourceRoot: builder,
+        owners,
+        sourceDiffIds,
+      });
+    const first = await copy([d(7)], new SourceOwners(builder));
+    assert.equal(first.packages[first.files[2]!.pkg!]!.name, 'Flask');
+    // Owners over an empty tree would find none: the record comes from the store, not from them.
+    const empty = tree('empty-source', { 'etc/hostname': 'x' });
+    assert.deepEqual(await copy([d(7)], new SourceOwners(empty)), first);
+    // Another source (its chain id differs): looked up again, in that source.
+    const other = await copy([d(8)], new SourceOwners(empty));
+    assert.equal(other.files[2]!.pkg, undefined);
+    assert.deepEqual(await store.provenance(d(5)), other);
+  });
+
   test('analyzeCopies: sizes, what a runtime rarely needs, the saving', async () => {
     const [r] = analyzeCopies([undefined, await store.provenance(d(1))]);
     assert.equal(r!.layer, 1);
