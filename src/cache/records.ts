@@ -91,6 +91,24 @@ export class CacheIndex {
   }
 
   /**
+   * A record with its file and that file's inode, read through one descriptor (the inode is the
+   * record's: a record is replaced by rename, never rewritten in place). Undefined: absent or damaged.
+   */
+  async readWithInode(key: Digest): Promise<{ record: CacheRecord; path: string; ino: string } | undefined> {
+    const file = this.recordPath(key);
+    const fh = await fsp.open(file, 'r').catch(() => undefined);
+    if (!fh) return undefined;
+    try {
+      const [st, text] = await Promise.all([fh.stat({ bigint: true }), fh.readFile('utf8')]);
+      return { record: parseRecord(JSON.parse(text), key), path: file, ino: String(st.ino) };
+    } catch {
+      return undefined;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /**
    * Store a record; returns the record in effect for its key. Without `replace` (a step that ran
    * because the cache had nothing for it) the first record of a key wins: when a concurrent build
    * recorded the same key meanwhile, that record is kept and returned, and the caller carries on
