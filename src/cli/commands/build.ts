@@ -117,7 +117,7 @@ export function register(program: Command): Command {
     .option('--no-cache', 'do not use the build cache: run every step (results are still recorded for later builds)')
     .option(
       '--no-memo',
-      'do not answer a rebuild of nothing changed from its no-op memo, nor record one (also KILN_NO_MEMO=1; see docs/cache.md)',
+      'do not answer a rebuild of nothing changed from its no-op memo, nor record one (a --no-cache -q build records that of its run without --no-cache; also KILN_NO_MEMO=1; see docs/cache.md)',
     )
     .option(
       '--no-cache-filter <stages>',
