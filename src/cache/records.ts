@@ -15,7 +15,7 @@
  *                                  (written before the record, removed after it).
  * Concurrent builds share everything: a record is complete or absent.
  */
-import { promises as fsp } from 'node:fs';
+import { closeSync, fstatSync, openSync, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { type Descriptor, parseDescriptor, parseImageConfig } from '../image/index.js';
 import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store, storeLayout } from '../store/index.js';
@@ -93,18 +93,19 @@ export class CacheIndex {
   /**
    * A record with its file and that file's inode, read through one descriptor (the inode is the
    * record's: a record is replaced by rename, never rewritten in place). Undefined: absent or damaged.
+   * Synchronous: a few KB each, read once a build is over (no thread-pool round trips per record).
    */
-  async readWithInode(key: Digest): Promise<{ record: CacheRecord; path: string; ino: string } | undefined> {
+  readWithInode(key: Digest): { record: CacheRecord; path: string; ino: string } | undefined {
     const file = this.recordPath(key);
-    const fh = await fsp.open(file, 'r').catch(() => undefined);
-    if (!fh) return undefined;
+    let fd: number | undefined;
     try {
-      const [st, text] = await Promise.all([fh.stat({ bigint: true }), fh.readFile('utf8')]);
-      return { record: parseRecord(JSON.parse(text), key), path: file, ino: String(st.ino) };
+      fd = openSync(file, 'r');
+      const ino = String(fstatSync(fd, { bigint: true }).ino);
+      return { record: parseRecord(JSON.parse(readFileSync(fd, 'utf8')), key), path: file, ino };
     } catch {
       return undefined;
     } finally {
-      await fh.close();
+      if (fd !== undefined) closeSync(fd);
     }
   }
 

@@ -423,7 +423,7 @@ export class StepCache {
     for (const u of this.uses) {
       let read = out.get(u.key);
       if (!read) {
-        const r = await this.index.readWithInode(u.key);
+        const r = this.index.readWithInode(u.key);
         if (!r) return undefined;
         out.set(u.key, (read = { path: r.path, ino: r.ino, rec: r.record }));
       }

@@ -514,8 +514,11 @@ export function register(program: Command): Command {
       }
       const built = result;
       const dockerfile = input.path;
-      if (memo && built && dockerfile !== undefined)
+      if (memo && built && dockerfile !== undefined) {
+        mark('image id printed');
         memo.record(await memoState(store, contextDir, dockerfile, built, quiet, f.iidfile).catch(() => undefined));
+        mark('no-op memo recorded');
+      }
     });
 }
 
