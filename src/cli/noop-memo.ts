@@ -1,8 +1,9 @@
 /**
- * The no-op memo of `kiln build` (docs/caching.md "The no-op memo"): after a build whose every
- * step came from the cache, the CLI records what made it a no-op and what it printed, under a key
- * of the whole invocation; the launcher (dist/bin/kiln.js) asks `serveNoopMemo` before it loads
- * the CLI bundle, and a memo that still holds answers the rebuild without it.
+ * The no-op memo of `kiln build` (docs/cache.md "The no-op memo"): after a build whose next run
+ * is a no-op (every step from the cache: see MemoRecorder), the CLI records what that run depends
+ * on and prints, under a key of its whole invocation; the launcher (dist/bin/kiln.js) asks
+ * `serveNoopMemo` before it loads the CLI bundle, and a memo that still holds answers the rebuild
+ * without it.
  *
  * The key: this build of kiln (the CLI bundle's identity, and node's), the working directory, the
  * argv (less a global --profile), the user, whether stdout and stderr are terminals, and the whole
@@ -11,7 +12,7 @@
  * index rule (mode, size, mtime, ctime and inode of each path of the context the walk does not
  * ignore, its directories too, so an added or removed file is seen; the Dockerfile and
  * .dockerignore by content digest as well; paths that must stay absent), the store's state (the
- * digest of index.json — tags, bases —, the cache records the build used, the image's blobs), and
+ * digest of index.json — tags, bases —, the cache records a rebuild reads, the image's blobs), and
  * the bytes the build wrote to stdout and stderr, in order.
  *
  * Only ever an optimisation: anything unknown, unreadable or different is a miss, silently, and
