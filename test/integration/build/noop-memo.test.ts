@@ -316,6 +316,15 @@ describe('no-op memo recorded by a build that ran steps', { skip }, () => {
     assert.equal((await build(ctx, tag)).hit, false, 'the run after a plain --no-cache build');
   });
 
+  test('--squash: each build dates its merged layer, so no rebuild is the same image: never a memo', async () => {
+    const first = await build(ctx, ['-t', 'memo:squash', '-q', '--squash']);
+    // (the history's `created` has milliseconds: two builds never share it)
+    const second = await build(ctx, ['-t', 'memo:squash', '-q', '--squash']);
+    assert.equal(second.hit, false);
+    assert.notEqual(second.id, first.id, 'a fully cached --squash rebuild makes another image');
+    assert.equal((await build(ctx, ['-t', 'memo:squash', '-q', '--squash'])).hit, false);
+  });
+
   test('a step two stages ran under --no-cache, whose record keeps one of the two results: no memo', async () => {
     const twin = ws.context('twin', {
       Dockerfile: [
