@@ -15,7 +15,7 @@
  *                                  (written before the record, removed after it).
  * Concurrent builds share everything: a record is complete or absent.
  */
-import { promises as fsp } from 'node:fs';
+import { closeSync, fstatSync, openSync, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { type Descriptor, parseDescriptor, parseImageConfig } from '../image/index.js';
 import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store, storeLayout } from '../store/index.js';
@@ -87,6 +87,25 @@ export class CacheIndex {
       return parseRecord(JSON.parse(text), key);
     } catch {
       return undefined; // damaged record: a miss (the next run rewrites it)
+    }
+  }
+
+  /**
+   * A record with its file and that file's inode, read through one descriptor (the inode is the
+   * record's: a record is replaced by rename, never rewritten in place). Undefined: absent or damaged.
+   * Synchronous: a few KB each, read once a build is over (no thread-pool round trips per record).
+   */
+  readWithInode(key: Digest): { record: CacheRecord; path: string; ino: string } | undefined {
+    const file = this.recordPath(key);
+    let fd: number | undefined;
+    try {
+      fd = openSync(file, 'r');
+      const ino = String(fstatSync(fd, { bigint: true }).ino);
+      return { record: parseRecord(JSON.parse(readFileSync(fd, 'utf8')), key), path: file, ino };
+    } catch {
+      return undefined;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   }
 

@@ -1,8 +1,9 @@
 /**
- * The no-op memo of `kiln build` (docs/caching.md "The no-op memo"): after a build whose every
- * step came from the cache, the CLI records what made it a no-op and what it printed, under a key
- * of the whole invocation; the launcher (dist/bin/kiln.js) asks `serveNoopMemo` before it loads
- * the CLI bundle, and a memo that still holds answers the rebuild without it.
+ * The no-op memo of `kiln build` (docs/cache.md "The no-op memo"): after a build whose next run
+ * is a no-op (every step from the cache: see MemoRecorder), the CLI records what that run depends
+ * on and prints, under a key of its whole invocation; the launcher (dist/bin/kiln.js) asks
+ * `serveNoopMemo` before it loads the CLI bundle, and a memo that still holds answers the rebuild
+ * without it.
  *
  * The key: this build of kiln (the CLI bundle's identity, and node's), the working directory, the
  * argv (less a global --profile), the user, whether stdout and stderr are terminals, and the whole
@@ -11,7 +12,7 @@
  * index rule (mode, size, mtime, ctime and inode of each path of the context the walk does not
  * ignore, its directories too, so an added or removed file is seen; the Dockerfile and
  * .dockerignore by content digest as well; paths that must stay absent), the store's state (the
- * digest of index.json — tags, bases —, the cache records the build used, the image's blobs), and
+ * digest of index.json — tags, bases —, the cache records a rebuild reads, the image's blobs), and
  * the bytes the build wrote to stdout and stderr, in order.
  *
  * Only ever an optimisation: anything unknown, unreadable or different is a miss, silently, and
@@ -38,7 +39,7 @@ import { performance } from 'node:perf_hooks';
 import { mark, phaseBetween, startProfile } from '../util/index.js';
 import { defaultStoreRoot, storeLayout } from '../store/index.js';
 
-export const MEMO_VERSION = 1;
+export const MEMO_VERSION = 2;
 
 /** A path's identity, git's index rule (ns times and inode as decimal strings). */
 export interface PathIdentity {
@@ -59,8 +60,12 @@ export interface NoopMemo {
   digests: { path: string; sha256: string }[];
   /** Paths that must exist (the image's blobs). */
   present: string[];
-  /** The cache records the build used: they must exist, and a hit marks them used (LRU), as the full path does. */
-  records: string[];
+  /**
+   * The cache records a rebuild reads, with the inode each had when the build found it held what
+   * it used (a record replaced since is another inode): they must be those, and a hit marks them
+   * used (LRU), as the full path does.
+   */
+  records: { path: string; ino: string }[];
   /** Paths that must not exist (a .dockerignore that would be read first). */
   absent: string[];
   /** What the build wrote, in order: fd 1 or 2 and the text. */
@@ -169,7 +174,7 @@ export function memoHolds(memo: NoopMemo): boolean {
     if (memo.v !== MEMO_VERSION) return false;
     for (const p of memo.paths) if (!sameIdentity(p)) return false;
     for (const p of memo.present) statSync(p);
-    for (const p of memo.records) statSync(p);
+    for (const r of memo.records) if (String(statSync(r.path, { bigint: true }).ino) !== r.ino) return false;
     for (const p of memo.absent) if (!missing(p)) return false;
     for (const d of memo.digests) if (fileSha256(d.path) !== d.sha256) return false;
     return true;
@@ -241,7 +246,7 @@ export function serveNoopMemo(identity: string, argv: string[]): boolean {
     for (const o of memo.output) writeAll(o.fd, o.text);
     // As the full path's cache hits do (cache/records.ts touch): the records stay recently used.
     const now = new Date();
-    for (const p of memo.records) utimesSync(p, now, now);
+    for (const r of memo.records) utimesSync(r.path, now, now);
   } catch {
     // nothing more to say
   }
@@ -285,7 +290,10 @@ export function setLauncherIdentity(identity: string | undefined): void {
   launcherIdentity = identity;
 }
 
-/** The key and file of this process's invocation, when a memo may be recorded for it. */
+/**
+ * The key and file of a memo recorded by this process, when one may be: for `argv`, the invocation
+ * the memo answers (this process's own argv, or that of its next run: see MemoRecorder.start).
+ */
 export function memoTarget(argv: string[], storeRoot: string): { key: string; file: string } | undefined {
   if (launcherIdentity === undefined || memoDisabled()) return undefined;
   // In a rootless re-run the launcher's environment is not this process's: never a hit, so none.
@@ -308,11 +316,53 @@ const RACY_MS = 20;
 const MAX_WATCHED = 20_000;
 
 /**
+ * The argv of the run after a `--no-cache` build that would be its no-op: the same, without the
+ * flag (that spelling only: one `--no-cache` token, the rest in its order); undefined when the
+ * argv has none or several.
+ */
+export function withoutNoCache(argv: string[]): string[] | undefined {
+  const at = argv.indexOf('--no-cache');
+  if (at < 0 || argv.indexOf('--no-cache', at + 1) >= 0) return undefined;
+  return [...argv.slice(0, at), ...argv.slice(at + 1)];
+}
+
+/** What a build's result depends on and what it made, for its memo (cli/commands/build.ts gathers it). */
+export interface MemoState {
+  /** The context's paths and the Dockerfile. */
+  watched: string[];
+  /** Files read whole (Dockerfile, .dockerignore, index.json). */
+  digested: string[];
+  /** Files whose appearance changes the build. */
+  absent: string[];
+  /** The image's blobs. */
+  present: string[];
+  /**
+   * The cache records a rebuild reads (engine's BuildResult.rebuildRecords): undefined when a
+   * rebuild would not take every step from them, or would not make this image.
+   */
+  records: { path: string; ino: string }[] | undefined;
+  /** The image the build made. */
+  imageId: string;
+  /** Whether the build printed the image id alone (-q): the no-op's output is then known. */
+  quiet: boolean;
+  iidfile?: { path: string; imageId: string };
+}
+
+/**
  * Records the memo of one `kiln build` (cli/commands/build.ts drives it): captures what the
- * command writes to stdout and stderr from its start, and at its end, when the build was a no-op
- * the memo can answer, writes the memo. `since` is the build's start: a path whose mtime or ctime
- * is not older than it (less the clock's margin) may have changed while the build read it, or may
- * change again within the same clock tick unseen — git's "racy clean" — and then no memo is written.
+ * command writes to stdout and stderr from its start, and at its end, when the build's next run
+ * is a no-op the memo can answer, writes the memo. `since` is the build's start: a path whose mtime
+ * or ctime is not older than it (less the clock's margin) may have changed while the build read
+ * it, or may change again within the same clock tick unseen — git's "racy clean" — and then no memo
+ * is written.
+ *
+ * Which run the memo answers: a build whose every step came from the cache records the memo of
+ * its own invocation, with what it printed (its next run prints the same). A build that ran steps
+ * records it too when its next run is a full cache hit whose output is known without running it:
+ * the image id alone (`-q`, and --iidfile) — the progress of a build that ran steps is not the
+ * no-op's. A `--no-cache` build's next run with the same argv runs every step again: its memo
+ * answers the same argv without `--no-cache` (withoutNoCache), whose steps then all hit the
+ * records this build wrote.
  */
 export class MemoRecorder {
   private readonly since = BigInt(Date.now() - RACY_MS) * 1_000_000n;
@@ -321,7 +371,10 @@ export class MemoRecorder {
   private steps = 0;
   private cachedSteps = 0;
 
-  private constructor(private readonly target: { key: string; file: string }) {
+  private constructor(
+    private readonly target: { key: string; file: string },
+    private readonly noCache: boolean,
+  ) {
     for (const [fd, stream] of [
       [1, process.stdout],
       [2, process.stderr],
@@ -341,13 +394,17 @@ export class MemoRecorder {
     }
   }
 
-  /** A recorder for this invocation, or undefined when no memo can be recorded for it. */
-  static start(argv: string[], storeRoot: string): MemoRecorder | undefined {
-    const target = memoTarget(argv, storeRoot);
-    return target ? new MemoRecorder(target) : undefined;
+  /**
+   * A recorder for this invocation, or undefined when no memo can be recorded for it. `noCache`:
+   * the build runs every step (--no-cache); its memo is that of the same argv without the flag.
+   */
+  static start(argv: string[], storeRoot: string, opts: { noCache?: boolean } = {}): MemoRecorder | undefined {
+    const next = opts.noCache ? withoutNoCache(argv) : argv;
+    const target = next && memoTarget(next, storeRoot);
+    return target ? new MemoRecorder(target, opts.noCache === true) : undefined;
   }
 
-  /** Counts the steps and those that came from the cache: a memo only for a build of cached steps. */
+  /** Counts the steps and those that came from the cache: whether the build ran any. */
   onEvent(e: { type: string }): void {
     if (e.type === 'step-start') this.steps++;
     else if (e.type === 'step-cached') this.cachedSteps++;
@@ -359,28 +416,22 @@ export class MemoRecorder {
   }
 
   /**
-   * Writes the memo of a successful build whose every step was cached. `watched`: the context's
-   * paths and the Dockerfile; `digested`: files read whole (Dockerfile, .dockerignore, index.json);
-   * `absent`: files whose appearance changes the build; `present`: the image's blobs; `records`:
-   * the cache records' files — those the build used are those it touched (mtime not older than
-   * the build's start), one per cached step. Failures only cost the memo.
+   * Writes the memo of a successful build whose next run (the target's invocation) is a no-op
+   * (see the class). Failures only cost the memo.
    */
-  record(
-    stateOf: () => {
-      watched: string[];
-      digested: string[];
-      absent: string[];
-      present: string[];
-      records: string[];
-      iidfile?: { path: string; imageId: string };
-    },
-  ): boolean {
+  record(state: MemoState | undefined): boolean {
     this.stop();
     try {
-      const state = stateOf();
-      if (this.steps !== this.cachedSteps) return false;
-      const records = state.records.filter((p) => lstatSync(p, { bigint: true }).mtimeNs >= this.since);
-      if (records.length < this.cachedSteps) return false;
+      if (!state?.records) return false;
+      let output = this.output;
+      if (this.noCache || this.steps !== this.cachedSteps) {
+        // The no-op's output is known only when it is the image id alone, and this build printed
+        // nothing else (no warning, no notice a no-op might not print).
+        const id = [{ fd: 1 as const, text: `${state.imageId}\n` }];
+        if (!state.quiet || output.some((o) => o.fd !== 1) || output.map((o) => o.text).join('') !== id[0]!.text)
+          return false;
+        output = id;
+      }
       // A context this large costs the check more than the full path's no-op (a stat and ~150 bytes
       // of memo per path, ~1 µs + parsing each): the full path then.
       if (state.watched.length > MAX_WATCHED) return false;
@@ -392,14 +443,13 @@ export class MemoRecorder {
         paths: watched,
         digests: state.digested.map((p) => ({ path: p, sha256: fileSha256(p) })),
         present: state.present,
-        records,
+        records: state.records,
         absent: state.absent,
-        output: this.output,
+        output,
         ...(state.iidfile ? { iidfile: state.iidfile } : {}),
       };
       if (!memo.absent.every(missing)) return false;
       for (const p of memo.present) statSync(p);
-      for (const p of memo.records) statSync(p);
       writeMemo(this.target.file, memo);
       return true;
     } catch {

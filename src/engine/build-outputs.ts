@@ -105,6 +105,8 @@ export async function buildWithOutputs(
     });
     return {
       ...first,
+      // One platform's records say nothing of the index.
+      rebuildRecords: undefined,
       imageId: m.index.digest,
       descriptor: m.index,
       size: m.builds.reduce((n, b) => n + b.result.size, 0),
@@ -180,6 +182,7 @@ function verifiedBuild(outputs: OutputSpec[], onVerified: ((report: string) => v
     }
     for (const t of o.tags ?? []) await o.store.setTag(t, r.builds[0].descriptor);
     onVerified?.(report);
-    return r.builds[0];
+    // Built on a scratch store: its records are not this store's.
+    return { ...r.builds[0], rebuildRecords: undefined };
   };
 }

@@ -62,6 +62,14 @@ import { chainIds, sha256, type Digest, type ErrorPlace, KilnError, phaseDone, p
 import type { Step } from './expand-step.js';
 import { linkedIndependently } from './copy-step.js';
 
+/**
+ * What a step takes from a record: its whole state, or for a rebased `--link` step its layer and
+ * history entry (cache-step's restore), as canonical JSON.
+ */
+function recordUse(rec: CacheRecord, rebase: boolean): string {
+  return canonicalJSON(rebase ? { layer: rec.layer, history: rec.state.config.history?.at(-1) } : rec.state);
+}
+
 // Where records also come from and go (registry caches): cache/'s types, as the engine takes them.
 export type { CacheSink, CacheSource } from '../cache/index.js';
 
@@ -164,6 +172,12 @@ export class StepCache {
    * stats of ~130 layers in a 13-step rebuild, ~30 ms of CPU). The build uses them moments later.
    */
   private readonly layersFound = new Set<string>();
+  /**
+   * Per step of this build that had a key, in order: the key, and what the step took from its
+   * record (a hit) or left in it and carried on with (a step that ran), as `recordUse` says it:
+   * what `rebuildRecords` compares with the records once the build is done.
+   */
+  private readonly uses: { key: Digest; rebase: boolean; used: string }[] = [];
   readonly stats: CacheStats = {
     hits: 0,
     misses: 0,
@@ -283,6 +297,7 @@ export class StepCache {
     if (rec) {
       this.stats.hits++;
       out.record = rec;
+      this.uses.push({ key: out.key, rebase, used: recordUse(rec, rebase) });
       out.release?.();
       delete out.release;
       out.explain = {
@@ -397,6 +412,30 @@ export class StepCache {
     const inEffect = await this.index.put(rec, { replace });
     // A rebased step's layer is the same files whoever recorded it first: keep the one just made.
     if (inEffect !== rec && !l.rebase) this.restore({ ...l, record: inEffect }, state);
+    this.uses.push({ key: l.key, rebase: l.rebase, used: recordUse(l.rebase ? rec : inEffect, l.rebase) });
+  }
+
+  /**
+   * What a rebuild of the same inputs would read, when it would take every step from the cache and
+   * make the image this build made: every step had a key, and each key's record now holds exactly
+   * what this build's step took from it or carried on with (not so when a record was replaced
+   * since, e.g. by two stages of this build running the same step under --no-cache, or by another
+   * build). Then the records' files, each with its inode as read here (records are replaced by
+   * rename, never rewritten in place: the same inode is the same record). Reads the records again.
+   */
+  async rebuildRecords(): Promise<{ path: string; ino: string }[] | undefined> {
+    if (this.stats.uncacheable > 0) return undefined;
+    const out = new Map<Digest, { path: string; ino: string; rec: CacheRecord }>();
+    for (const u of this.uses) {
+      let read = out.get(u.key);
+      if (!read) {
+        const r = this.index.readWithInode(u.key);
+        if (!r) return undefined;
+        out.set(u.key, (read = { path: r.path, ino: r.ino, rec: r.record }));
+      }
+      if (recordUse(read.rec, u.rebase) !== u.used) return undefined;
+    }
+    return [...out.values()].map(({ path, ino }) => ({ path, ino }));
   }
 
   /**

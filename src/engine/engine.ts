@@ -127,6 +127,13 @@ export interface BuildResult {
   cache?: CacheStats;
   /** The layers the steps made or took from the cache, by diff id, with the step (file:line). */
   made?: Map<Digest, MadeLayer>;
+  /**
+   * Whether a rebuild of the same inputs takes every step from the build cache and makes this
+   * same image, and the records it reads then: each record's file and inode, when every step had
+   * a cache key and each key's record holds what this build took from it or carried on with;
+   * undefined when not. Reads the records again (call it only when wanted; the CLI's no-op memo does).
+   */
+  rebuildRecords?: () => Promise<{ path: string; ino: string }[] | undefined>;
 }
 
 export async function build(o: BuildOptions, emit: EventSink = () => undefined): Promise<BuildResult> {
@@ -268,7 +275,16 @@ async function buildImage(o: BuildOptions, emit: EventSink): Promise<BuildResult
     size,
     ...(compressed ? { compressedSize: sizes.blobs } : {}),
   });
-  return { imageId: img.id, descriptor: img.descriptor, plan, size, cache: engine.cache.stats, made: engine.made };
+  return {
+    imageId: img.id,
+    descriptor: img.descriptor,
+    plan,
+    size,
+    cache: engine.cache.stats,
+    made: engine.made,
+    // --squash's merged layer and history entry are made anew at each build (its time): no rebuild is the same.
+    ...(o.squash ? {} : { rebuildRecords: () => engine.cache.rebuildRecords() }),
+  };
 }
 
 /**

@@ -10,13 +10,7 @@ import {
   PROGRESS_MODES,
 } from '../../ui/index.js';
 import { clientOptionsFrom, type RegistryFlags } from '../registry-options.js';
-import {
-  CacheIndex,
-  parseCacheSpec,
-  RegistryCacheSink,
-  RegistryCacheSource,
-  type CacheSpec,
-} from '../../cache/index.js';
+import { parseCacheSpec, RegistryCacheSink, RegistryCacheSource, type CacheSpec } from '../../cache/index.js';
 import {
   type CacheSink,
   type CacheSource,
@@ -32,10 +26,10 @@ import {
   type PreparedContext,
 } from '../../engine/index.js';
 import type { Command } from 'commander';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { BuildContext } from '../../context/index.js';
 import * as path from 'node:path';
-import { readDockerfileInput, type DockerfileInput, build, debug } from '../../api/index.js';
+import { readDockerfileInput, type BuildResult, type DockerfileInput, build, debug } from '../../api/index.js';
 import { formatPlatform, hostPlatform, normalizeImageName } from '../../image/index.js';
 import { type Digest, formatError, KilnError, mark } from '../../util/index.js';
 import {
@@ -50,7 +44,7 @@ import { defaultStoreRoot, type Store } from '../../store/index.js';
 import { parseDockerfile } from '../../dockerfile/index.js';
 import { createPlan, formatOutline, formatTargets, listTargets, outline } from '../../plan/index.js';
 import { collect, globalOptions, parseAddHost, parseByteSize, parseKeyValues, parseUlimit } from '../options.js';
-import { MemoRecorder } from '../noop-memo.js';
+import { MemoRecorder, type MemoState } from '../noop-memo.js';
 import { openStoreFromCli } from '../store.js';
 
 interface BuildFlags extends RegistryFlags {
@@ -123,7 +117,7 @@ export function register(program: Command): Command {
     .option('--no-cache', 'do not use the build cache: run every step (results are still recorded for later builds)')
     .option(
       '--no-memo',
-      'do not answer a rebuild of nothing changed from its no-op memo, nor record one (also KILN_NO_MEMO=1; see docs/cache.md)',
+      'do not answer a rebuild of nothing changed from its no-op memo, nor record one (a --no-cache -q build records that of its run without --no-cache; also KILN_NO_MEMO=1; see docs/cache.md)',
     )
     .option(
       '--no-cache-filter <stages>',
@@ -226,10 +220,12 @@ export function register(program: Command): Command {
       'when a RUN fails: fail (default), keep (keep the step for kiln debug), shell (keep it and open a shell in it when stdin is a terminal); see docs/debug.md',
     )
     .action(async (context: string, f: BuildFlags, cmd: Command) => {
-      // The no-op memo (cli/noop-memo.ts): what this build writes, recorded when it was a no-op
-      // (a usage error ends the command: its capture with it).
+      // The no-op memo (cli/noop-memo.ts): what this build writes, recorded when its next run is a
+      // no-op — that of the same argv, or without --no-cache (a usage error ends the command: its capture with it).
       let memo = memoEligible(f, context)
-        ? MemoRecorder.start(process.argv.slice(2), path.resolve(globalOptions(cmd).root ?? defaultStoreRoot()))
+        ? MemoRecorder.start(process.argv.slice(2), path.resolve(globalOptions(cmd).root ?? defaultStoreRoot()), {
+            noCache: f.cache === false,
+          })
         : undefined;
       if (f.onError !== undefined && !['fail', 'keep', 'shell'].includes(f.onError))
         throw new KilnError('USAGE', `unknown --on-error "${f.onError}": use fail, keep or shell`);
@@ -425,7 +421,7 @@ export function register(program: Command): Command {
         );
       }
       let platformsDone = 0;
-      let result: { imageId: string; descriptor: { digest: string } } | undefined;
+      let result: BuildResult | undefined;
       try {
         const r = await build({
           store,
@@ -518,21 +514,24 @@ export function register(program: Command): Command {
       }
       const built = result;
       const dockerfile = input.path;
-      if (memo && built && dockerfile !== undefined)
-        memo.record(() => memoState(store, contextDir, dockerfile, built, f.iidfile));
+      if (memo && built && dockerfile !== undefined) {
+        mark('image id printed');
+        memo.record(await memoState(store, contextDir, dockerfile, built, quiet, f.iidfile).catch(() => undefined));
+        mark('no-op memo recorded');
+      }
     });
 }
 
 /**
  * Whether the flags allow a no-op memo: a local context and Dockerfile, the store as the only
  * output, the build cache as the only source of steps, nothing read from outside at build time
- * (secrets, ssh, named contexts, registries), one platform, no second view (--explain).
+ * (secrets, ssh, named contexts, registries), one platform, no second view (--explain). A
+ * --no-cache build records the memo of its run without --no-cache (cli/noop-memo.ts).
  */
 function memoEligible(f: BuildFlags, context: string): boolean {
   return (
     !isRemoteContext(context) &&
     f.file !== '-' &&
-    f.cache !== false &&
     f.memo !== false &&
     !Array.isArray(f.cacheFilter) &&
     !f.cacheFrom?.length &&
@@ -551,29 +550,30 @@ function memoEligible(f: BuildFlags, context: string): boolean {
   );
 }
 
-/** What a no-op build's result depends on, for its memo (cli/noop-memo.ts). */
-function memoState(
+/** What the build's result depends on, for its memo (cli/noop-memo.ts). */
+async function memoState(
   store: Store,
   contextDir: string,
   dockerfile: string,
-  result: { imageId: string; descriptor: { digest: string } },
+  result: Pick<BuildResult, 'imageId' | 'descriptor' | 'rebuildRecords'>,
+  quiet: boolean,
   iidfile: string | undefined,
-): ReturnType<Parameters<MemoRecorder['record']>[0]> {
+): Promise<MemoState> {
+  const records = await result.rebuildRecords?.();
   const root = path.resolve(contextDir);
   const ctx = BuildContext.open(root, { dockerfile });
   // BuildContext.open's order: FILE.dockerignore beside the Dockerfile first, then CONTEXT/.dockerignore.
   const ignoreFiles = [`${dockerfile}.dockerignore`, path.join(root, '.dockerignore')];
   const used = ignoreFiles.findIndex((c) => existsSync(c));
-  const recordsDir = CacheIndex.forStore(store).recordsDir;
   const manifestFile = store.layout.blobFile(result.descriptor.digest as Digest);
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { layers?: { digest: string }[] };
   return {
     watched: [...ctx.watchedPaths().map((rel) => path.join(root, rel)), path.resolve(dockerfile)],
     digested: [path.resolve(dockerfile), ...(used >= 0 ? [ignoreFiles[used]!] : []), store.layout.indexFile],
     absent: used >= 0 ? ignoreFiles.slice(0, used) : ignoreFiles,
-    records: readdirSync(recordsDir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => path.join(recordsDir, f)),
+    records,
+    imageId: result.imageId,
+    quiet,
     present: [manifestFile, store.layout.blobFile(result.imageId as Digest)].concat(
       (manifest.layers ?? []).map((l) => store.layout.blobFile(l.digest as Digest)),
     ),

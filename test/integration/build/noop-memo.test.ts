@@ -214,3 +214,140 @@ describe('no-op memo', { skip }, () => {
     }
   });
 });
+
+/**
+ * The memo recorded by a build that ran steps, for its next run: the same argv (-q), or a
+ * --no-cache build's argv without the flag. What proves it right: that next run answered by the
+ * memo prints what the full path prints (KILN_NO_MEMO=1) and names the same image, which is the
+ * image the build made — with RUN steps whose output differs at each run (a time), so a step that
+ * ran again would give another image.
+ */
+describe('no-op memo recorded by a build that ran steps', { skip }, () => {
+  let ctx: string;
+  const tag = ['-t', 'memo:ran'];
+  before(async () => {
+    await ws.importDebian();
+    ctx = ws.context('ran', {
+      // Two stages in parallel; an ARG's default in ENV; a RUN whose layer is empty; WORKDIR's layer.
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS build',
+        'COPY a.txt /a.txt',
+        'RUN cat /a.txt > /b.txt && date +%s%N > /stamp',
+        'FROM debian-slim:bookworm AS other',
+        'RUN date +%s%N > /other',
+        'FROM debian-slim:bookworm',
+        'ARG V=1',
+        'ENV X=$V',
+        'COPY --from=build /b.txt /stamp /',
+        'COPY --from=other /other /',
+        'RUN true',
+        'WORKDIR /w',
+        '',
+      ].join('\n'),
+      'a.txt': 'hello\n',
+    });
+    await new Promise((r) => setTimeout(r, 50));
+  });
+
+  /** The next run (`extra`), answered by the memo, then the full path told not to use it: the same. */
+  async function hitMatchesFullPath(extra: string[], made: Run): Promise<void> {
+    const hit = await build(ctx, [...tag, ...extra]);
+    assert.equal(hit.hit, true, `the run after the build is a memo hit: ${extra.join(' ')}`);
+    assert.equal(hit.id, made.id, 'the image the build made');
+    const full = await build(ctx, [...tag, ...extra], { KILN_NO_MEMO: '1' });
+    assert.equal(full.hit, false);
+    assert.deepEqual([full.stdout, full.stderr], [hit.stdout, hit.stderr], 'the full path prints the same');
+    assert.equal(full.id, made.id);
+    assert.equal((await ws.inspect('memo:ran')).Id, made.id);
+  }
+
+  test('a cold --no-cache -q build: the same build without --no-cache is a memo hit, its image', async () => {
+    const cold = await build(ctx, [...tag, '-q', '--no-cache']);
+    assert.equal(cold.hit, false);
+    assert.match(cold.stdout, /^sha256:[a-f0-9]{64}\n$/);
+    assert.equal(cold.stderr, '');
+    await hitMatchesFullPath(['-q'], cold);
+    // The --no-cache invocation itself is never answered: it runs its steps again (another image).
+    const again = await build(ctx, [...tag, '-q', '--no-cache']);
+    assert.equal(again.hit, false);
+    assert.notEqual(again.id, cold.id);
+    await hitMatchesFullPath(['-q'], again);
+    // --iidfile with -q: written by the hit as by the full path.
+    const iid = path.join(ws.dir, 'iid-ran');
+    const withIid = await build(ctx, [...tag, '-q', '--no-cache', '--iidfile', iid]);
+    rmSync(iid);
+    const hit = await build(ctx, [...tag, '-q', '--iidfile', iid]);
+    assert.equal(hit.hit, true);
+    assert.equal(readFileSync(iid, 'utf8'), withIid.id);
+  });
+
+  test('a -q build that ran some steps (one file changed): its rerun is a memo hit, its image', async () => {
+    const a = path.join(ctx, 'a.txt');
+    writeFileSync(a, 'changed\n');
+    const ran = await build(ctx, [...tag, '-q']);
+    assert.equal(ran.hit, false);
+    await hitMatchesFullPath(['-q'], ran);
+    // A file changed after that build: the full path, which runs the steps the change reaches.
+    writeFileSync(a, 'changed again\n');
+    const changed = await build(ctx, [...tag, '-q']);
+    assert.equal(changed.hit, false, 'a.txt changed after the build');
+    assert.notEqual(changed.id, ran.id);
+    await hitMatchesFullPath(['-q'], changed);
+    writeFileSync(a, 'hello\n');
+  });
+
+  test('a build that ran steps with plain progress records nothing for its next run', async () => {
+    const a = path.join(ctx, 'a.txt');
+    writeFileSync(a, 'plain\n');
+    await new Promise((r) => setTimeout(r, 50));
+    const ran = await build(ctx, tag);
+    assert.match(ran.stderr, /#\d+ DONE/);
+    // Its progress is not the no-op's (DONE, not CACHED): the next run takes the full path …
+    const next = await build(ctx, tag);
+    assert.equal(next.hit, false, 'the run after a plain build that ran steps');
+    assert.equal(next.id, ran.id);
+    assert.doesNotMatch(next.stderr.replace(/#\d+ DONE \d+\.\ds\n/g, ''), /DONE/);
+    // … which was a no-op and records the memo of its own output.
+    const hit = await build(ctx, tag);
+    assert.equal(hit.hit, true);
+    assert.deepEqual([hit.stdout, hit.stderr], [next.stdout, next.stderr]);
+    // --no-cache with plain progress: its next run takes the full path too.
+    await build(ctx, [...tag, '--no-cache']);
+    assert.equal((await build(ctx, tag)).hit, false, 'the run after a plain --no-cache build');
+  });
+
+  test('--squash: each build dates its merged layer, so no rebuild is the same image: never a memo', async () => {
+    const first = await build(ctx, ['-t', 'memo:squash', '-q', '--squash']);
+    // (the history's `created` has milliseconds: two builds never share it)
+    const second = await build(ctx, ['-t', 'memo:squash', '-q', '--squash']);
+    assert.equal(second.hit, false);
+    assert.notEqual(second.id, first.id, 'a fully cached --squash rebuild makes another image');
+    assert.equal((await build(ctx, ['-t', 'memo:squash', '-q', '--squash'])).hit, false);
+  });
+
+  test('a step two stages ran under --no-cache, whose record keeps one of the two results: no memo', async () => {
+    const twin = ws.context('twin', {
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS a',
+        'RUN date +%s%N > /t',
+        'FROM debian-slim:bookworm AS b',
+        'RUN date +%s%N > /t',
+        'FROM debian-slim:bookworm',
+        'COPY --from=a /t /a',
+        'COPY --from=b /t /b',
+        '',
+      ].join('\n'),
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const cold = await build(twin, ['-t', 'memo:twin', '-q', '--no-cache']);
+    // The record of the twin RUN holds the result of the stage that recorded last: the rebuild
+    // takes it for both stages, another image than the --no-cache build's — which no memo may claim.
+    const next = await build(twin, ['-t', 'memo:twin', '-q']);
+    assert.equal(next.hit, false, 'no memo for a build whose records do not give its image');
+    assert.notEqual(next.id, cold.id);
+    // That rebuild took every step from the cache: its rerun is a hit with its image.
+    const hit = await build(twin, ['-t', 'memo:twin', '-q']);
+    assert.equal(hit.hit, true);
+    assert.equal(hit.id, next.id);
+  });
+});

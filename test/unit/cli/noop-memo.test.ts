@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
@@ -13,6 +13,7 @@ import {
   MEMO_VERSION,
   type Invocation,
   type NoopMemo,
+  withoutNoCache,
 } from '../../../src/cli/noop-memo.js';
 
 const base: Invocation = {
@@ -74,7 +75,7 @@ function fixture(): { dir: string; memo: NoopMemo; cleanup: () => void } {
     paths: watched.map(identityOf),
     digests: [{ path: path.join(dir, 'ctx/Dockerfile'), sha256: fileSha256(path.join(dir, 'ctx/Dockerfile')) }],
     present: [path.join(dir, 'blob')],
-    records: [path.join(dir, 'record.json')],
+    records: [{ path: path.join(dir, 'record.json'), ino: String(statSync(path.join(dir, 'record.json')).ino) }],
     absent: [path.join(dir, 'ctx/.dockerignore')],
     output: [{ fd: 2, text: 'x\n' }],
   };
@@ -108,6 +109,13 @@ test('a memo holds while nothing it names changed, and not after any one change'
     ['a .dockerignore appears', (d) => writeFileSync(path.join(d, 'ctx/.dockerignore'), 'a.txt\n')],
     ['a blob removed', (d) => unlinkSync(path.join(d, 'blob'))],
     ['a cache record removed', (d) => unlinkSync(path.join(d, 'record.json'))],
+    [
+      'a cache record replaced (by rename, as a --no-cache build or a damaged record does)',
+      (d) => {
+        writeFileSync(path.join(d, 'record.tmp'), '{}');
+        renameSync(path.join(d, 'record.tmp'), path.join(d, 'record.json'));
+      },
+    ],
   ];
   for (const [what, change] of changes) {
     const { dir, memo, cleanup } = fixture();
@@ -132,4 +140,12 @@ test('a memo holds while nothing it names changed, and not after any one change'
   } finally {
     cleanup();
   }
+});
+
+test('the run after a --no-cache build: the same argv without the flag, one spelling only', () => {
+  assert.deepEqual(withoutNoCache(['build', '-q', '--no-cache', '-t', 'x', '.']), ['build', '-q', '-t', 'x', '.']);
+  assert.deepEqual(withoutNoCache(['--root', 'r', 'build', '.', '--no-cache']), ['--root', 'r', 'build', '.']);
+  assert.equal(withoutNoCache(['build', '-q', '.']), undefined, 'no --no-cache');
+  assert.equal(withoutNoCache(['build', '--no-cache', '--no-cache', '.']), undefined, 'twice');
+  assert.equal(withoutNoCache(['build', '--no-cache=true', '.']), undefined, 'another spelling');
 });
