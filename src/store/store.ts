@@ -930,20 +930,31 @@ export async function layersPresentIn(root: string, layers: Descriptor[], diffId
  */
 export async function snapshotPresent(root: string, chain: Digest): Promise<boolean> {
   const dir = snapshotDir(root, chain);
-  if (!(await fsp.stat(dir).catch(() => undefined))) return false;
+  const st = await fsp.stat(dir).catch(() => undefined);
+  if (!st) return false;
   const made = await fsp
     .readFile(`${dir}${BOOT_MARKER}`, 'utf8')
     .catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : ''));
   if (made === undefined || (made !== '' && made === bootId())) return true;
   // Another boot's: out of the way first (a rename), then gone; a concurrent look-up finds it absent.
-  const away = path.join(path.dirname(dir), `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   // The marker stays: the next snapshot of the chain writes its own before it is renamed in.
+  const away = path.join(path.dirname(dir), `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
     await fsp.rename(dir, away);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw e;
   }
+  // Another process of this boot may have dropped it and made it again meanwhile (between the
+  // stat and the rename): that one is put back, not removed under the RUN using it.
+  if (
+    (await fsp.stat(away)).ino !== st.ino &&
+    (await fsp.rename(away, dir).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return true;
   await removeTree(away);
   return false;
 }
