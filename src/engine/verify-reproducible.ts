@@ -114,7 +114,7 @@ async function seedImage(from: Store, to: Store, ref: string, platform?: string)
   for (let i = 1; i <= ids.length; i++) {
     const have = from.snapshotPath(ids.slice(0, i));
     const dest = to.snapshotPath(ids.slice(0, i));
-    if (!(await stat(have).catch(() => undefined)) || (await stat(dest).catch(() => undefined))) continue;
+    if (!(await from.hasSnapshot(ids.slice(0, i))) || (await stat(dest).catch(() => undefined))) continue;
     await mkdir(path.dirname(dest), { recursive: true });
     await symlink(have, dest);
   }

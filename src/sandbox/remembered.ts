@@ -6,9 +6,9 @@
  * and mounts (the overlay probe ~30 ms, the runtime's ~50 ms): a small build paid them every time.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { singleIdMode, userNamespace } from '../util/index.js';
+import { bootId, singleIdMode, userNamespace } from '../util/index.js';
 
 /**
  * `probe`'s answer (undefined: it works; else why not), or undefined at once when a marker says
@@ -37,8 +37,9 @@ export async function rememberedSuccess(
 function markerPath(kind: string, facts: string): string | undefined {
   const base = process.env.XDG_RUNTIME_DIR || (process.getuid?.() === 0 ? '/run' : undefined);
   if (!base) return undefined;
+  const boot = bootId();
+  if (!boot) return undefined;
   try {
-    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     const ns = userNamespace().nested ? ` userns ${singleIdMode() ? 'single' : 'subids'}` : '';
     const key = createHash('sha256')
       .update(`${facts} ${boot} uid ${process.getuid?.() ?? ''}${ns}`)

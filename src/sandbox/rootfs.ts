@@ -87,11 +87,11 @@ export async function mountOverlay(
     .reverse()
     .join(':');
   const rw = upper ? `,upperdir=${path.relative(runDir, upper)},workdir=${path.relative(runDir, work)}` : '';
-  const mount = (extra: string) =>
-    mountTool('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerOpt}${rw}${extra}`, target], runDir);
-  let r = await mount(OVERLAY_OPTS + userxattr());
-  // Kernels without these options (before 4.19) behave so by default.
-  if (r.code !== 0 && /invalid argument|bad option|wrong fs type/i.test(r.stderr)) r = await mount(userxattr());
+  const r = await mountWithFallback(
+    (opts) =>
+      mountTool('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerOpt}${rw}${opts}`, target], runDir),
+    !!upper,
+  );
   if (r.code !== 0) {
     throw new KilnError(
       'SANDBOX',
@@ -100,6 +100,54 @@ export async function mountOverlay(
       { hint: 'use --snapshotter native where overlayfs is not available (e.g. inside an unprivileged container)' },
     );
   }
+}
+
+type MountResult = { code: number | null; stderr: string };
+
+/** A refusal of an option (as opposed to a missing dir, a permission…): mount(8)'s words for EINVAL. */
+const refusedOption = /invalid argument|bad option|wrong fs type|unknown|unrecognized/i;
+
+/**
+ * Whether this process found the kernel refusing overlayfs' `volatile` (before 5.10, or a user
+ * namespace or build that refuses it): then RUN overlays are mounted without it, not tried again.
+ */
+let volatileRefused = false;
+
+/**
+ * Mount with the options kiln wants, falling back to fewer where the kernel refuses them.
+ *
+ * `writable` (an upper dir: a RUN's root, a throw-away RUN --mount): `volatile` (Linux ≥ 5.10).
+ * Unmounting a non-volatile overlay syncs its upper dir's whole file system (the store's, every
+ * dirty page of the build so far: 1.6 s measured on a cold many-files build); a volatile one does
+ * not, and fsync/syncfs inside the RUN (dpkg, pip, npm) are no-ops on it. The upper is either
+ * thrown away or adopted as a snapshot, which the store distrusts after a reboot (store.ts
+ * snapshotPresent): nothing relies on the sync. A refusal is remembered for the process.
+ *
+ * Then index=off,metacopy=off,redirect_dir=off (kernels before 4.19 refuse them, and behave so
+ * by default), and userxattr in a user namespace.
+ */
+export async function mountWithFallback(
+  attempt: (opts: string) => Promise<MountResult>,
+  writable: boolean,
+): Promise<MountResult> {
+  const tryVolatile = writable && !volatileRefused;
+  let r = await attempt(OVERLAY_OPTS + (tryVolatile ? ',volatile' : '') + userxattr());
+  if (r.code === 0 || !refusedOption.test(r.stderr)) return r;
+  if (tryVolatile) r = await attempt(OVERLAY_OPTS + userxattr());
+  if (r.code !== 0 && refusedOption.test(r.stderr)) r = await attempt(userxattr());
+  // Mounted once `volatile` was left out: the kernel refuses it.
+  if (tryVolatile && r.code === 0) volatileRefused = true;
+  return r;
+}
+
+/** Whether RUN overlays of this process are mounted `volatile` (not refused so far). */
+export function overlayVolatile(): boolean {
+  return !volatileRefused;
+}
+
+/** Tests: forget what mountWithFallback learnt of the kernel. */
+export function forgetVolatileRefusal(): void {
+  volatileRefused = false;
 }
 
 export async function unmount(target: string): Promise<void> {

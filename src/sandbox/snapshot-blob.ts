@@ -6,7 +6,7 @@
 import { type Compression } from '../image/index.js';
 import { type LayerInfo, tarChangesInOrder } from '../layer/index.js';
 import { type Store } from '../store/index.js';
-import { type Digest, KilnError, exists } from '../util/index.js';
+import { type Digest, KilnError } from '../util/index.js';
 import { upperChanges } from './rootfs.js';
 
 /** Encode the top layer of `diffIds` from its snapshot into a blob. */
@@ -17,7 +17,7 @@ export async function blobFromSnapshot(
   level?: number,
 ): Promise<LayerInfo> {
   const dir = store.snapshotPath(diffIds);
-  if (!(await exists(dir)))
+  if (!(await store.hasSnapshot(diffIds)))
     throw new KilnError(
       'NOT_FOUND',
       `layer ${diffIds.at(-1)} has neither a blob nor a snapshot in the store`,

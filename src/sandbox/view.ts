@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { type Descriptor } from '../image/index.js';
-import { chainIds, type Digest, exists, lchownInNamespace, overlayXattrPrefix, xattr } from '../util/index.js';
+import { chainIds, type Digest, lchownInNamespace, overlayXattrPrefix, xattr } from '../util/index.js';
 import { applyLayer, type SkeletonEntry } from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import { canMountOverlay, mountOverlay } from './rootfs.js';
@@ -71,7 +71,7 @@ export async function openView(
         const chains = chainIds(diffIds);
         for (const [i, l] of layers.entries()) {
           const snapshot = store.snapshotDir(chains[i]!);
-          if (await exists(snapshot)) {
+          if (await store.hasSnapshot(diffIds.slice(0, i + 1))) {
             lowers.push(snapshot);
             continue;
           }

@@ -22,6 +22,7 @@ import {
   writeFileAtomic,
   processAlive,
   removeTree,
+  bootId,
 } from '../util/index.js';
 import {
   canonicalJSON,
@@ -444,7 +445,7 @@ export class Store {
     if (known?.diffId === diffId) return;
     if (!(await this.hasBlob(layer.digest))) {
       // A snapshot-only layer (a builder's RUN layer kiln made): its snapshot stands for it.
-      if (isPlainLayer(layer, diffId) && (await fsp.stat(this.snapshotDir(chain)).catch(() => undefined))) return;
+      if (isPlainLayer(layer, diffId) && (await snapshotPresent(this.root, chain))) return;
       throw new KilnError(
         'NOT_FOUND',
         `${where}: layer ${layer.digest} is missing`,
@@ -700,6 +701,12 @@ export class Store {
     return snapshotPathIn(this.root, diffIds);
   }
 
+  /** Whether the top layer of `diffIds` has a snapshot that can be trusted (snapshotPresent). */
+  hasSnapshot(diffIds: Digest[]): Promise<boolean> {
+    const chain = chainId(diffIds);
+    return chain === '' ? Promise.resolve(false) : snapshotPresent(this.root, chain as Digest);
+  }
+
   /** Whether every layer of a stack can be had, as a blob or as a snapshot-only layer (see layersPresentIn). */
   layersPresent(layers: Descriptor[], diffIds: Digest[], known?: Set<string>): Promise<boolean> {
     return layersPresentIn(this.root, layers, diffIds, known);
@@ -712,8 +719,9 @@ export class Store {
    */
   async adoptSnapshot(diffIds: Digest[], dir: string): Promise<boolean> {
     const dest = this.snapshotPath(diffIds);
-    if (await fsp.stat(dest).catch(() => undefined)) return false;
+    if (await this.hasSnapshot(diffIds)) return false;
     try {
+      await markUnsynced(dest);
       await fsp.rename(dir, dest);
       return true;
     } catch (e) {
@@ -730,7 +738,7 @@ export class Store {
     const dirs: string[] = [];
     for (const [i, chain] of chainIds(diffIds).entries()) {
       const dir = this.snapshotDir(chain);
-      if (!(await fsp.stat(dir).catch(() => undefined))) {
+      if (!(await snapshotPresent(this.root, chain))) {
         const tmp = path.join(this.layout.snapshotsDir, `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
         try {
           const r = await applyLayer(this.openBlob(layers[i]!.digest), tmp, {
@@ -738,6 +746,7 @@ export class Store {
             expectedDiffId: diffIds[i],
           });
           void r;
+          await markUnsynced(dir);
           await fsp.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
             // Another process made it meanwhile: theirs is as good as ours.
             if (e.code === 'ENOTEMPTY' || e.code === 'EEXIST') await removeTree(tmp);
@@ -802,12 +811,14 @@ export class Store {
       for (const f of await fsp.readdir(snapDir)) {
         const st = await fsp.stat(path.join(snapDir, f)).catch(() => undefined);
         if (!st) continue;
+        // A snapshot's boot marker (CHAIN.boot) goes with its snapshot.
+        const marker = f.endsWith(BOOT_MARKER);
         const stale = f.startsWith('tmp-')
           ? now - st.mtimeMs > STALE_TMP_MS || !pidAlive(f)
-          : !keepChains.has(f) && now - st.mtimeMs >= minAge;
+          : !keepChains.has(marker ? f.slice(0, -BOOT_MARKER.length) : f) && now - st.mtimeMs >= minAge;
         if (!stale) continue;
         await removeTree(path.join(snapDir, f));
-        snapshots++;
+        if (!marker) snapshots++;
       }
       for (const f of await fsp.readdir(this.tmpDir)) {
         const st = await fsp.stat(path.join(this.tmpDir, f)).catch(() => undefined);
@@ -907,16 +918,69 @@ export async function layersPresentIn(
         () => true,
         () => false,
       );
-      if (!present && isPlainLayer(l, diffIds[i]) && chains[i])
-        present = await fsp.stat(snapshotDir(root, chains[i])).then(
-          () => true,
-          () => false,
-        );
+      if (!present && isPlainLayer(l, diffIds[i]) && chains[i]) present = await snapshotPresent(root, chains[i]);
       if (present) known?.add(id);
       return present;
     }),
   );
   return layers.length === diffIds.length && each.every(Boolean);
+}
+
+/**
+ * Snapshots are written without a sync: a layer unpacked from its blob, and a RUN's overlay upper
+ * dir adopted as its layer's snapshot (the builder stages' RUN layers are kept as nothing else:
+ * isPlainLayer). Syncing them would cost what RUN overlays are mounted `volatile` to avoid (the
+ * unmount's sync of the whole file system, sandbox/rootfs.ts). Within the boot that wrote them the
+ * page cache is the truth; after a power loss they could be empty or torn while the cache records
+ * and images naming them survived. So each such snapshot carries a marker beside it, CHAIN.boot,
+ * holding the boot id it was made in, written before the snapshot is renamed into place (a
+ * journaling file system keeps those two in order; the marker's bytes may be lost, and a marker
+ * that does not say this boot counts as another boot's). A snapshot whose marker names another
+ * boot is dropped at its first look-up (this function, the one place presence is decided: the
+ * cache's layersPresent, verifyImage, snapshots(), adoptSnapshot): a layer with a blob is unpacked
+ * again, a snapshot-only layer is missing, so its cached step misses and runs again. The price is
+ * once per reboot; a verification by re-tar + diff_id would keep the builder's cache across a
+ * clean reboot but read every snapshot (sandbox's differ, which the store cannot import). A
+ * snapshot without a marker (made by a kiln whose unmounts synced) is trusted as before.
+ */
+export async function snapshotPresent(root: string, chain: Digest): Promise<boolean> {
+  const dir = snapshotDir(root, chain);
+  const st = await fsp.stat(dir).catch(() => undefined);
+  if (!st) return false;
+  const made = await fsp
+    .readFile(`${dir}${BOOT_MARKER}`, 'utf8')
+    .catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : ''));
+  if (made === undefined || (made !== '' && made === bootId())) return true;
+  // Another boot's: out of the way first (a rename), then gone; a concurrent look-up finds it absent.
+  // The marker stays: the next snapshot of the chain writes its own before it is renamed in.
+  const away = path.join(path.dirname(dir), `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  try {
+    await fsp.rename(dir, away);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+  // Another process of this boot may have dropped it and made it again meanwhile (between the
+  // stat and the rename): that one is put back, not removed under the RUN using it.
+  if (
+    (await fsp.stat(away)).ino !== st.ino &&
+    (await fsp.rename(away, dir).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return true;
+  await removeTree(away);
+  return false;
+}
+
+/** The marker beside a snapshot made without a sync: CHAIN.boot (snapshotPresent). */
+const BOOT_MARKER = '.boot';
+
+/** Mark the snapshot about to be renamed to `dir` as made in this boot, not synced (snapshotPresent). */
+async function markUnsynced(dir: string): Promise<void> {
+  // No boot id to be read (no /proc): nothing to compare with later; trusted, as before markers.
+  if (bootId()) await fsp.writeFile(`${dir}${BOOT_MARKER}`, bootId());
 }
 
 /** A writable that writes to `dest` and hands each chunk to `tee` (both awaited before the next). */

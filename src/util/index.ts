@@ -3,7 +3,7 @@ export { type ErrorCode, type ErrorPlace, formatError, isKilnError, KilnError } 
 export { chainId, chainIds, type Digest, digestHex, HashingStream, isDigest, sha256 } from './digest.js';
 export { exists, openOutputFile, removeTree, tempPathFor, writeFileAtomic } from './fs.js';
 export { LeanStats, type LstatFields } from './lean-stats.js';
-export { processAlive, processStartTime, runCapture, runChecked, which } from './proc.js';
+export { bootId, processAlive, processStartTime, runCapture, runChecked, which } from './proc.js';
 export { Slots } from './slots.js';
 export { resolveChown, resolveInImage, resolveUser } from './users.js';
 export { idMapped, lchownInNamespace, overlayXattrPrefix, singleIdMode, userNamespace } from './userns.js';

@@ -116,3 +116,20 @@ export function processStartTime(pid: number): string | undefined {
     return undefined;
   }
 }
+
+let boot: string | undefined;
+
+/**
+ * This boot's id (/proc/sys/kernel/random/boot_id, new at each boot): what was written without a
+ * sync is only known to be on disk within the boot that wrote it. '' where it cannot be read.
+ */
+export function bootId(): string {
+  if (boot === undefined) {
+    try {
+      boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      boot = '';
+    }
+  }
+  return boot;
+}

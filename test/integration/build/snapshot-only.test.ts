@@ -6,7 +6,7 @@
  */
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { basesUnavailable } from '../../helpers/bases.js';
@@ -128,6 +128,31 @@ describe('builder-stage layers as snapshots only', { skip }, () => {
     );
     const fresh = await build(ctx, 'app:4');
     assert.ok(fresh.steps.filter((s) => s.text.startsWith('RUN')).every((s) => !s.cached));
+  });
+
+  test('after a reboot, snapshots made without a sync are not trusted: the builder steps run again, the base is unpacked again, the image is whole', async () => {
+    const first = await build(ctx, 'app:5');
+    const [run1] = first.steps.filter((s) => s.stage === 0 && s.text.startsWith('RUN'));
+    const base = (await ws.inspect('debian-slim:bookworm')).RootFS.Layers;
+    const snapDir = path.join(ws.root, 'snapshots');
+    const builderSnap = path.join(snapDir, hex(chainId([...base, run1!.layer!] as Digest[])));
+    const markers = readdirSync(snapDir).filter((f) => f.endsWith('.boot'));
+    assert.ok(markers.includes(`${path.basename(builderSnap)}.boot`), 'the adopted upper carries its boot');
+    assert.ok(markers.includes(`${hex(chainId(base as Digest[]))}.boot`), 'the unpacked base carries its boot');
+    // Another boot, and the builder's file as a power loss may leave it (allocated, never written).
+    for (const m of markers) writeFileSync(path.join(snapDir, m), 'a-boot-before-this-one');
+    writeFileSync(path.join(builderSnap, 'out', 'r.bin'), '');
+    const again = await build(ctx, 'app:6');
+    assert.ok(
+      again.steps.filter((s) => s.stage === 0 && s.text.startsWith('RUN')).every((s) => !s.cached),
+      `the builder's RUNs ran again: ${ran(again).join(' | ')}`,
+    );
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    assert.equal(readFileSync(path.join(snapDir, `${hex(chainId(base as Digest[]))}.boot`), 'utf8'), boot);
+    assert.equal(
+      await ws.sh('app:6', 'cd /app && sha256sum -c SUMS >/dev/null && wc -c < r.bin && cat /shipped'),
+      '300000\nshipped\n',
+    );
   });
 });
 

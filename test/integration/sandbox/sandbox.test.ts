@@ -256,6 +256,27 @@ describe('sandbox on an imported Debian base', { skip: noBases }, () => {
     assert.deepEqual(found, ['etc/apt/apt.conf.d trusted.overlay.opaque']);
   });
 
+  test("overlay: the RUN's root and its throw-away RUN --mount overlays are mounted volatile (their unmount syncs nothing); the upper kept as the snapshot carries this boot", async () => {
+    const ctx = mkdtempSync(path.join(work, 'rwbind-'));
+    writeFileSync(path.join(ctx, 'f'), 'context');
+    const out = await run({
+      args: ['/bin/sh', '-c', "grep -E ' (/|/ctx) rw' /proc/self/mountinfo | sed 's/.* - //' && touch /made"],
+      snapshotter: 'overlay',
+      mounts: [{ type: 'bind', source: ctx, target: '/ctx', discardWrites: true }],
+    });
+    assert.equal(out.exitCode, 0, out.stderr);
+    const lines = out.stdout.trim().split('\n');
+    const overlays = lines.filter((l) => l.startsWith('overlay '));
+    assert.equal(overlays.length, 2, `the root and the rw bind mount's overlay: ${out.stdout}`);
+    for (const l of overlays) assert.match(l, /,(fsync=)?volatile(,|$)/, l);
+    const snap = store.snapshotPath([...base.config.rootfs.diff_ids, out.layer!.diffId]);
+    assert.ok(existsSync(path.join(snap, 'made')), 'the upper became the snapshot');
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    assert.equal(readFileSync(`${snap}.boot`, 'utf8'), boot, 'marked as made without a sync in this boot');
+    assert.deepEqual(mountsUnderWork(), [], 'nothing left mounted');
+    assert.deepEqual(runDirs(), [], 'no run state left');
+  });
+
   let withUser: { layers: Descriptor[]; diffIds: Digest[] };
   test("a captured layer is the next step's base: a user with supplementary groups", async () => {
     const out = await run({

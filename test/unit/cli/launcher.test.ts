@@ -38,6 +38,27 @@ test('the launcher keeps V8 code for the bundle in a private directory, reuses i
   }
 });
 
+test('kiln build has its own code cache: a lighter command run first after an install does not leave builds without theirs', () => {
+  const home = mkdtempSync(path.join(tmpdir(), 'kiln-launcher-'));
+  try {
+    const dir = path.join(home, `kiln-code-cache-${process.getuid?.() ?? 0}`);
+    assert.equal(kiln(home, '--version').status, 0);
+    const [other] = readdirSync(dir);
+    assert.ok(other && !other.endsWith('-build.bin'), `${other}: the other commands' cache`);
+    const before = statSync(path.join(dir, other));
+    const r = kiln(home, 'build', '--help');
+    assert.equal(r.status, 0, r.stderr);
+    const files = readdirSync(dir).sort();
+    const build = files.find((f) => f.endsWith('-build.bin'));
+    assert.ok(build, `a cache of its own written by the first build: ${files.join(' ')}`);
+    assert.equal(build, other.replace(/\.bin$/, '-build.bin'), 'the same node and bundle');
+    assert.ok(statSync(path.join(dir, build)).size > 10_000);
+    assert.equal(statSync(path.join(dir, other)).mtimeMs, before.mtimeMs, "the other commands' cache left alone");
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
 test('the launcher uses no cache directory another user could write', () => {
   const home = mkdtempSync(path.join(tmpdir(), 'kiln-launcher-'));
   try {

@@ -27,6 +27,10 @@ import {
   makeStubs,
   flattenLowerDirs,
   separateHardLinks,
+  mountWithFallback,
+  overlayVolatile,
+  forgetVolatileRefusal,
+  unmount,
 } from '../../../src/sandbox/rootfs.js';
 import { compareChanges, type Change } from '../../../src/layer/write.js';
 import { needs } from '../../helpers/prereq.js';
@@ -396,3 +400,96 @@ test('upper dir diff, streamed: the changes come in the layer order as the walk 
   // Nothing changed below a copied-up directory: nothing emitted for it (a.b, usr/lib's copy-up).
   assert.ok(!seen.some((s) => s.startsWith('add a.b')));
 });
+
+test(
+  'a RUN overlay mounts volatile where the kernel takes it; a kernel that refuses it gets the mount without it, and is not asked again in this process',
+  { skip: needs(isRoot ? undefined : 'overlay mounts need root: run the tests as root') },
+  async () => {
+    const d = mkdtempSync(path.join(tmp, 'volatile-'));
+    for (const s of ['lower', 'upper', 'work', 'merged', 'work2', 'upper2']) mkdirSync(path.join(d, s));
+    writeFileSync(path.join(d, 'lower', 'f'), 'lower');
+    const mountinfo = () =>
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .find((l) => l.split(' ')[4] === path.join(d, 'merged'))
+        ?.split(' - ')[1];
+    // The real mount(8) of a real overlay; `refuse` makes the kernel refuse `volatile` as a kernel
+    // before 5.10 does (an unknown option: EINVAL, mount's "wrong fs type, bad option…").
+    const tried: string[] = [];
+    const attempt = (upper: string, work: string, refuse: boolean) => async (opts: string) => {
+      tried.push(opts);
+      const o = refuse ? opts.replace(',volatile', ',volatile_refused_here') : opts;
+      return execMount([
+        '-t',
+        'overlay',
+        'overlay',
+        '-o',
+        `lowerdir=${d}/lower,upperdir=${upper},workdir=${work}${o}`,
+        `${d}/merged`,
+      ]);
+    };
+    forgetVolatileRefusal();
+    try {
+      let r = await mountWithFallback(attempt(`${d}/upper`, `${d}/work`, false), true);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(mountinfo() ?? '', VOLATILE, 'mounted volatile');
+      assert.equal(tried.length, 1);
+      await unmount(`${d}/merged`);
+      // overlayfs' rule: the volatile work dir marks its pair (work/incompat/volatile).
+      assert.ok(
+        existsSync(path.join(d, 'work', 'work', 'incompat', 'volatile')) ||
+          existsSync(path.join(d, 'work', 'incompat', 'volatile')),
+      );
+
+      tried.length = 0;
+      r = await mountWithFallback(attempt(`${d}/upper2`, `${d}/work2`, true), true);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(mountinfo() ?? '', VOLATILE);
+      assert.equal(readFileSync(path.join(d, 'merged', 'f'), 'utf8'), 'lower');
+      assert.deepEqual(
+        tried.map((o) => o.includes('volatile')),
+        [true, false],
+        'refused with volatile, mounted without',
+      );
+      assert.equal(overlayVolatile(), false, 'the refusal is remembered');
+      await unmount(`${d}/merged`);
+      tried.length = 0;
+      rmSync(path.join(d, 'work2'), { recursive: true, force: true });
+      mkdirSync(path.join(d, 'work2'));
+      r = await mountWithFallback(attempt(`${d}/upper2`, `${d}/work2`, true), true);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(
+        tried.map((o) => o.includes('volatile')),
+        [false],
+        'not asked again',
+      );
+      await unmount(`${d}/merged`);
+      // A read-only view (no upper) never asks for it.
+      forgetVolatileRefusal();
+      tried.length = 0;
+      r = await mountWithFallback(async (opts) => {
+        tried.push(opts);
+        return execMount(['-t', 'overlay', 'overlay', '-o', `lowerdir=${d}/lower:${d}/upper${opts}`, `${d}/merged`]);
+      }, false);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(!tried.some((o) => o.includes('volatile')));
+      await unmount(`${d}/merged`);
+    } finally {
+      forgetVolatileRefusal();
+      await unmount(`${d}/merged`).catch(() => undefined);
+    }
+  },
+);
+
+/** overlayfs' volatile in a mount's super options (6.x kernels show it as fsync=volatile). */
+const VOLATILE = /,(fsync=)?volatile(,|$)/;
+
+function execMount(args: string[]): Promise<{ code: number; stderr: string }> {
+  try {
+    execFileSync('mount', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    return Promise.resolve({ code: 0, stderr: '' });
+  } catch (e) {
+    const err = e as { status?: number; stderr?: Buffer };
+    return Promise.resolve({ code: err.status ?? 1, stderr: err.stderr?.toString() ?? '' });
+  }
+}
