@@ -9,6 +9,7 @@
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { Writable, type Readable } from 'node:stream';
 import {
   HashingStream,
@@ -938,10 +939,10 @@ export async function layersPresentIn(
  * that does not say this boot counts as another boot's). A snapshot whose marker names another
  * boot is dropped at its first look-up (this function, the one place presence is decided: the
  * cache's layersPresent, verifyImage, snapshots(), adoptSnapshot): a layer with a blob is unpacked
- * again, a snapshot-only layer is missing, so its cached step misses and runs again. The price is
- * once per reboot; a verification by re-tar + diff_id would keep the builder's cache across a
- * clean reboot but read every snapshot (sandbox's differ, which the store cannot import). A
- * snapshot without a marker (made by a kiln whose unmounts synced) is trusted as before.
+ * again, a snapshot-only layer is missing, so its cached step misses and runs again. Once the
+ * process that made them exits, a detached child syncs the file system and removes their markers
+ * (syncSnapshotsLater): only a crash before that sync ends costs them. A snapshot without a marker
+ * (synced so, or made by a kiln whose unmounts synced) is trusted.
  */
 export async function snapshotPresent(root: string, chain: Digest): Promise<boolean> {
   const dir = snapshotDir(root, chain);
@@ -980,7 +981,53 @@ const BOOT_MARKER = '.boot';
 /** Mark the snapshot about to be renamed to `dir` as made in this boot, not synced (snapshotPresent). */
 async function markUnsynced(dir: string): Promise<void> {
   // No boot id to be read (no /proc): nothing to compare with later; trusted, as before markers.
-  if (bootId()) await fsp.writeFile(`${dir}${BOOT_MARKER}`, bootId());
+  if (!bootId()) return;
+  const marker = `${dir}${BOOT_MARKER}`;
+  await fsp.writeFile(marker, bootId());
+  const st = await fsp.stat(marker, { bigint: true });
+  if (!unsyncedMarkers.length && process.env.KILN_SNAPSHOT_SYNC !== '0') process.once('exit', syncSnapshotsLater);
+  unsyncedMarkers.push(`${st.ino}:${st.mtimeNs}:${marker}`);
+}
+
+/** The markers this process wrote, as `ino:mtimeNs:path` (syncSnapshotsLater). */
+const unsyncedMarkers: string[] = [];
+
+/**
+ * When this process exits, a detached child syncs the store's file system (`sync -f`, syncfs(2))
+ * and then removes the markers this process wrote: those snapshots are on disk, trusted after a
+ * reboot as an older kiln's synced ones are. Off the build's critical path (the sync a RUN
+ * overlay's unmount used to make it wait for, sandbox/rootfs.ts); only a crash before the child's
+ * sync ends costs the markers' snapshots. A marker is removed only if it is the same file, unchanged
+ * (inode and mtime): one written again meanwhile (its snapshot dropped and made again, perhaps
+ * after the sync began) stays. Its data were written before it (snapshot files, then the marker,
+ * then the rename), so a marker older than the sync covers its snapshot. KILN_SNAPSHOT_SYNC=0:
+ * no child, the markers stay (the snapshots are dropped after a reboot).
+ */
+function syncSnapshotsLater(): void {
+  const markers = unsyncedMarkers.splice(0);
+  const root = markers[0]?.split(':').slice(2).join(':');
+  if (!root) return;
+  const script = `'use strict';
+const { execFileSync } = require('node:child_process');
+const { statSync, unlinkSync } = require('node:fs');
+const [root, ...markers] = process.argv.slice(1);
+try { execFileSync('sync', ['-f', root], { stdio: 'ignore' }); } catch { process.exit(0); }
+for (const m of markers) {
+  const [ino, mtime, ...p] = m.split(':');
+  const file = p.join(':');
+  try {
+    const st = statSync(file, { bigint: true });
+    if (String(st.ino) === ino && String(st.mtimeNs) === mtime) unlinkSync(file);
+  } catch {}
+}`;
+  try {
+    spawn(process.execPath, ['-e', script, path.dirname(root), ...markers], {
+      detached: true,
+      stdio: 'ignore',
+    }).unref();
+  } catch {
+    // No child: the markers stay, and those snapshots are made again after a reboot.
+  }
 }
 
 /** A writable that writes to `dest` and hands each chunk to `tee` (both awaited before the next). */
