@@ -6,7 +6,7 @@
  * Every write is atomic (temp file + fsync + rename, after the digest checks); index.json changes
  * happen under a cross-process lock; snapshots are made in a temp dir and renamed into place.
  */
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -986,48 +986,58 @@ async function markUnsynced(dir: string): Promise<void> {
   await fsp.writeFile(marker, bootId());
   const st = await fsp.stat(marker, { bigint: true });
   if (!unsyncedMarkers.length && process.env.KILN_SNAPSHOT_SYNC !== '0') process.once('exit', syncSnapshotsLater);
-  unsyncedMarkers.push(`${st.ino}:${st.mtimeNs}:${marker}`);
+  const ns = st.mtimeNs % 1_000_000_000n;
+  unsyncedMarkers.push(`${st.ino}:${st.mtimeNs / 1_000_000_000n}.${String(ns).padStart(9, '0')}:${marker}`);
 }
 
-/** The markers this process wrote, as `ino:mtimeNs:path` (syncSnapshotsLater). */
+/** The markers this process wrote, as `ino:mtime:path` (mtime as stat(1)'s %.9Y; syncSnapshotsLater). */
 const unsyncedMarkers: string[] = [];
 
 /**
- * When this process exits, a detached child syncs the store's file system (`sync -f`, syncfs(2))
- * and then removes the markers this process wrote: those snapshots are on disk, trusted after a
- * reboot as an older kiln's synced ones are. Off the build's critical path (the sync a RUN
- * overlay's unmount used to make it wait for, sandbox/rootfs.ts); only a crash before the child's
- * sync ends costs the markers' snapshots. A marker is removed only if it is the same file, unchanged
- * (inode and mtime): one written again meanwhile (its snapshot dropped and made again, perhaps
- * after the sync began) stays. Its data were written before it (snapshot files, then the marker,
- * then the rename), so a marker older than the sync covers its snapshot. KILN_SNAPSHOT_SYNC=0:
- * no child, the markers stay (the snapshots are dropped after a reboot).
+ * When this process exits, a detached shell waits until the kernel's writeback has had its chance
+ * (dirty_expire_centisecs + 5 s, at most 60 s), syncs the store's file system (`sync -f`,
+ * syncfs(2): nearly free by then) and removes the markers this process wrote: those snapshots are
+ * on disk, trusted after a reboot as an older kiln's synced ones are. Off the build's critical path
+ * (the sync a RUN overlay's unmount made it wait for, sandbox/rootfs.ts), and not racing the next
+ * build for the disk; only a crash before the sync ends costs the markers' snapshots. A marker is
+ * removed only if it is the same file, unchanged (inode, mtime): one written again meanwhile (its
+ * snapshot dropped and made again, perhaps after the sync began) stays. Snapshot files are written
+ * before their marker, so a marker older than the sync covers its snapshot.
+ * KILN_SNAPSHOT_SYNC=0: no child, the markers stay (those snapshots are dropped after a reboot);
+ * KILN_SNAPSHOT_SYNC_DELAY=S: wait S seconds instead.
  */
 function syncSnapshotsLater(): void {
   const markers = unsyncedMarkers.splice(0);
-  const root = markers[0]?.split(':').slice(2).join(':');
-  if (!root) return;
-  const script = `'use strict';
-const { execFileSync } = require('node:child_process');
-const { statSync, unlinkSync } = require('node:fs');
-const [root, ...markers] = process.argv.slice(1);
-try { execFileSync('sync', ['-f', root], { stdio: 'ignore' }); } catch { process.exit(0); }
-for (const m of markers) {
-  const [ino, mtime, ...p] = m.split(':');
-  const file = p.join(':');
+  const first = markers[0]?.split(':').slice(2).join(':');
+  if (!first) return;
+  const script = `sleep "$1"; sync -f "$2" || exit 0; shift 2
+for m; do i=\${m%%:*}; r=\${m#*:}; t=\${r%%:*}; f=\${r#*:}
+  [ "$(stat -c %i:%.9Y -- "$f" 2>/dev/null)" = "$i:$t" ] && rm -f -- "$f"; done`;
   try {
-    const st = statSync(file, { bigint: true });
-    if (String(st.ino) === ino && String(st.mtimeNs) === mtime) unlinkSync(file);
-  } catch {}
-}`;
-  try {
-    spawn(process.execPath, ['-e', script, path.dirname(root), ...markers], {
-      detached: true,
-      stdio: 'ignore',
-    }).unref();
+    spawn(
+      '/bin/sh',
+      ['-c', script, 'kiln-snapshot-sync', String(syncDelaySeconds()), path.dirname(first), ...markers],
+      {
+        detached: true,
+        stdio: 'ignore',
+      },
+    ).unref();
   } catch {
     // No child: the markers stay, and those snapshots are made again after a reboot.
   }
+}
+
+/** How long the background sync waits: the kernel's own writeback of dirty pages, plus its 5 s period. */
+function syncDelaySeconds(): number {
+  const set = Number(process.env.KILN_SNAPSHOT_SYNC_DELAY);
+  if (process.env.KILN_SNAPSHOT_SYNC_DELAY && Number.isFinite(set) && set >= 0) return set;
+  try {
+    const expire = Number(readFileSync('/proc/sys/vm/dirty_expire_centisecs', 'utf8')) / 100;
+    if (Number.isFinite(expire)) return Math.min(60, Math.ceil(expire) + 5);
+  } catch {
+    /* no /proc: the default below */
+  }
+  return 35;
 }
 
 /** A writable that writes to `dest` and hands each chunk to `tee` (both awaited before the next). */
