@@ -189,7 +189,10 @@ if (doPeers) {
     rmSync(profileFile, { force: true });
     const env = {
       ...process.env,
-      KILN: `${process.execPath} ${cli}`,
+      // kiln's executable, as users run it (`kiln`): its shell line spares node's start-up the load of
+      // NODE_EXTRA_CA_CERTS (scripts/bundle.mjs); the node running this bench first on its PATH.
+      KILN: cli,
+      PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`,
       KILN_ROOT: path.join(benchDir, 'store'),
       KILN_PROFILE: profileFile,
     };

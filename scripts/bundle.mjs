@@ -78,12 +78,24 @@ writeFileSync(path.join(outdir, 'package.json'), `${JSON.stringify({ type: 'comm
 // runs it, and saves the code after a run that had none or whose cache V8 rejected (another node,
 // a new build: the key names both; \`kiln build\` and the other commands each have theirs). Any
 // failure of the memo or of the cache only costs time.
+//
+// Its first two lines are a shell script as well as JavaScript: node loads the whole file named by
+// NODE_EXTRA_CA_CERTS at start-up, before any JavaScript runs (~55 ms for a system bundle such as
+// /etc/ssl/certs/ca-certificates.crt, on every command); the shell starts node without it and hands
+// it over in KILN_EXTRA_CA_CERTS, put back at once for kiln's registry client (registry/http.ts adds
+// those CAs when it first makes a TLS connection) and for the programs kiln starts. \`node kiln.js\`
+// skips the shell line (a string and a comment to JavaScript) and loads them as before.
 writeFileSync(
   path.join(outdir, 'kiln.js'),
-  `#!/usr/bin/env node
+  `#!/bin/sh
+':' //; exec /usr/bin/env -u NODE_EXTRA_CA_CERTS \${NODE_EXTRA_CA_CERTS+"KILN_EXTRA_CA_CERTS=\$NODE_EXTRA_CA_CERTS"} node "\$0" "\$@"
 // kiln's executable (scripts/bundle.mjs): answers a no-op rebuild from its memo, else runs the CLI
 // bundle, compiled with V8's code cache. CommonJS (dist/bin/package.json): no ES module loader.
 'use strict';
+if (process.env.KILN_EXTRA_CA_CERTS !== undefined) {
+  process.env.NODE_EXTRA_CA_CERTS = process.env.KILN_EXTRA_CA_CERTS;
+  delete process.env.KILN_EXTRA_CA_CERTS;
+}
 const { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } = require('node:fs');
 const path = require('node:path');
 

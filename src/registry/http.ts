@@ -5,6 +5,7 @@
  * origin), an idle timeout and abort, and the environment's HTTP(S)_PROXY / NO_PROXY.
  */
 import type * as http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { HttpProxyAgent } from 'http-proxy-agent';
@@ -70,10 +71,17 @@ function agentFor(url: URL, settings: TlsSettings | undefined, proxy: URL | unde
   if (!a) {
     const common = { keepAlive: true, maxSockets: 16, scheduling: 'lifo' as const };
     if (secure) {
-      // Node's default CAs plus the registry's own: `ca` replaces the defaults, so add them back.
-      const ca = settings?.ca?.length
-        ? [...tlsModule().rootCertificates, ...settings.ca.map((c) => c.toString())]
-        : undefined;
+      // Node's default CAs, NODE_EXTRA_CA_CERTS's and the registry's own: `ca` replaces the
+      // defaults, so they are added back.
+      const extra = extraCaCerts();
+      const ca =
+        settings?.ca?.length || extra
+          ? [
+              ...tlsModule().rootCertificates,
+              ...(extra ? [extra] : []),
+              ...(settings?.ca ?? []).map((c) => c.toString()),
+            ]
+          : undefined;
       const target = { ca, cert: settings?.cert, key: settings?.key, rejectUnauthorized: settings?.verify ?? true };
       // Through a proxy: a CONNECT tunnel, TLS with the target inside it.
       a = proxy
@@ -83,6 +91,27 @@ function agentFor(url: URL, settings: TlsSettings | undefined, proxy: URL | unde
     agents.set(key, a);
   }
   return a;
+}
+
+let extraCas: string | undefined | null = null;
+
+/**
+ * The CAs of the file NODE_EXTRA_CA_CERTS names (PEM), read the first time a TLS agent is made.
+ * kiln's executable starts node without that variable (node would read the file at start-up, ~55 ms,
+ * for every command: scripts/bundle.mjs) and puts it back for this; a node that did read it (`node
+ * kiln.js`) only has them twice. Unreadable: node's words, as a warning, once; the other CAs serve.
+ */
+function extraCaCerts(): string | undefined {
+  if (extraCas !== null) return extraCas;
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  extraCas = undefined;
+  if (!file) return extraCas;
+  try {
+    extraCas = readFileSync(file, 'utf8');
+  } catch (e) {
+    process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${(e as Error).message}`);
+  }
+  return extraCas;
 }
 
 /** Close idle keep-alive sockets (so a CLI process can exit promptly). */

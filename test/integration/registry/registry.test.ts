@@ -469,6 +469,30 @@ describe('TLS registry with htpasswd Basic auth', { skip: noRegistry || needs(ht
     assert.match(noVerify.stderr, /access denied|log in/i);
   });
 
+  test("NODE_EXTRA_CA_CERTS: kiln's executable starts node without it (no start-up load) and still trusts its CAs", async () => {
+    // node reads the file at start-up (a missing one: a warning before any JavaScript runs); the
+    // executable's shell line hands it to kiln instead, which adds its CAs to TLS connections.
+    const missing = { ...process.env, NODE_EXTRA_CA_CERTS: path.join(work, 'no-such-ca.pem') };
+    const viaNode = spawnSync(process.execPath, [cliPath, '--version'], { env: missing, encoding: 'utf8' });
+    assert.match(viaNode.stderr, /Ignoring extra certs/, 'node itself loads it at start-up');
+    const viaExe = spawnSync(cliPath, ['--version'], { env: missing, encoding: 'utf8' });
+    assert.equal(viaExe.status, 0, viaExe.stderr);
+    assert.doesNotMatch(viaExe.stderr, /Ignoring extra certs/, 'not at start-up');
+    const pull = (extra: NodeJS.ProcessEnv) =>
+      spawnSync(cliPath, ['pull', `${reg.host}/kiln/x:1`], {
+        env: { ...process.env, KILN_ROOT: newRoot('extra-ca'), DOCKER_CONFIG: dockerConfig, ...extra },
+        encoding: 'utf8',
+      });
+    const trusted = pull({ NODE_EXTRA_CA_CERTS: reg.ca!.caCert });
+    assert.equal(trusted.status, 1);
+    assert.match(trusted.stderr, /access denied|log in/i, `past TLS, stopped by auth: ${trusted.stderr}`);
+    const untrusted = pull({ NODE_EXTRA_CA_CERTS: '' });
+    assert.match(untrusted.stderr, /cannot reach registry .*certificate/i);
+    const unreadable = pull({ NODE_EXTRA_CA_CERTS: path.join(work, 'no-such-ca.pem') });
+    assert.match(unreadable.stderr, /Ignoring extra certs from .*no-such-ca\.pem/, 'said when it is needed');
+    assert.match(unreadable.stderr, /cannot reach registry .*certificate/i);
+  });
+
   test("login (wrong then right), push, pull, logout — in docker's config.json", async () => {
     const certs = certDirFor(reg);
     const wrong = await runKiln(['login', '--cert-dir', certs, '-u', 'alice', '--password-stdin', reg.host], {
