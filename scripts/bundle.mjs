@@ -88,7 +88,7 @@ writeFileSync(path.join(outdir, 'package.json'), `${JSON.stringify({ type: 'comm
 writeFileSync(
   path.join(outdir, 'kiln.js'),
   `#!/bin/sh
-':' //; exec /usr/bin/env -u NODE_EXTRA_CA_CERTS \${NODE_EXTRA_CA_CERTS+"KILN_EXTRA_CA_CERTS=\$NODE_EXTRA_CA_CERTS"} node "\$0" "\$@"
+':' //; exec /usr/bin/env -u NODE_EXTRA_CA_CERTS \${NODE_EXTRA_CA_CERTS+"KILN_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS"} node "$0" "$@"
 // kiln's executable (scripts/bundle.mjs): answers a no-op rebuild from its memo, else runs the CLI
 // bundle, compiled with V8's code cache. CommonJS (dist/bin/package.json): no ES module loader.
 'use strict';
