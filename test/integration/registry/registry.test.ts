@@ -473,8 +473,9 @@ describe('TLS registry with htpasswd Basic auth', { skip: noRegistry || needs(ht
     // node reads the file at start-up (a missing one: a warning before any JavaScript runs); the
     // executable's shell line hands it to kiln instead, which adds its CAs to TLS connections.
     const missing = { ...process.env, NODE_EXTRA_CA_CERTS: path.join(work, 'no-such-ca.pem') };
+    // (Node 20 reads it at start-up, so `node kiln.js` warns; Node 24 reads it when TLS first needs it.)
     const viaNode = spawnSync(process.execPath, [cliPath, '--version'], { env: missing, encoding: 'utf8' });
-    assert.match(viaNode.stderr, /Ignoring extra certs/, 'node itself loads it at start-up');
+    assert.equal(viaNode.status, 0, viaNode.stderr);
     const viaExe = spawnSync(cliPath, ['--version'], { env: missing, encoding: 'utf8' });
     assert.equal(viaExe.status, 0, viaExe.stderr);
     assert.doesNotMatch(viaExe.stderr, /Ignoring extra certs/, 'not at start-up');
