@@ -780,6 +780,7 @@ class Engine implements RunEnv {
         const info = await blobFromSnapshot(
           this.o.store,
           ids.slice(0, i + 1),
+          state.layers.slice(0, i),
           this.compression,
           this.o.compressionLevel,
         );

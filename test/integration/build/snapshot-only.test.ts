@@ -130,6 +130,25 @@ describe('builder-stage layers as snapshots only', { skip }, () => {
     assert.ok(fresh.steps.filter((s) => s.text.startsWith('RUN')).every((s) => !s.cached));
   });
 
+  test('--target of a builder whose RUN copied up a file and left it as it was (useradd: /etc/.pwd.lock): the layer is encoded as the RUN made it', async () => {
+    const users = ws.context('users', {
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS builder',
+        'RUN useradd -u 1234 appuser && echo hi > /hello',
+        'FROM debian-slim:bookworm',
+        'COPY --from=builder /hello /hello',
+      ].join('\n'),
+    });
+    const full = await build(users, 'users:1');
+    const [run] = full.steps.filter((s) => s.stage === 0 && s.text.startsWith('RUN'));
+    assert.ok(run?.layer && !blob(run.layer), 'the builder RUN layer is snapshot-only');
+    const b = await build(users, 'users-builder:1', ['--target', 'builder']);
+    assert.deepEqual(ran(b), [], 'every builder step from the cache');
+    assert.equal((await ws.inspect('users-builder:1')).RootFS.Layers.at(-1), run.layer);
+    assert.ok(blob(run.layer), 'encoded: its blob is the tar its diff_id names');
+    assert.equal(await ws.sh('users-builder:1', 'id -u appuser && cat /hello'), '1234\nhi\n');
+  });
+
   test('after a reboot, snapshots made without a sync are not trusted: the builder steps run again, the base is unpacked again, the image is whole', async (t) => {
     // The markers as a crash before the background sync leaves them (KILN_SNAPSHOT_SYNC=0: no sync).
     process.env.KILN_SNAPSHOT_SYNC = '0';
