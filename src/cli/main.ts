@@ -48,7 +48,11 @@ function commandName(argv: string[]): string | undefined {
   return undefined;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * `commandLoaded`: called once the command's modules are loaded, before it runs (the launcher takes
+ * V8's code for the start-up path there: cli/launcher in scripts/bundle.mjs).
+ */
+export async function main(argv: string[], commandLoaded?: () => void): Promise<number> {
   // --profile is a global option: before the command's name (after it, it would be the command's).
   const cmdAt = argv.indexOf(commandName(argv) ?? '');
   const profileAt = argv.indexOf('--profile');
@@ -64,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
     // Only the module of the command being run is loaded (all of them for help or a typo).
     const program = programWith(await loadCommands(commandName(argv)));
     mark('command module loaded');
+    commandLoaded?.();
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (e) {
@@ -125,11 +130,15 @@ function quietOnClosedOutput(): void {
  * kiln as a program: main() with the process's outputs handled as a command-line tool's.
  * `launcher.identity`: the launcher's identity of this CLI (dist/bin/kiln.js), the key under which
  * `kiln build` records its no-op memo (cli/noop-memo.ts); without it, no memo is recorded.
+ * `launcher.commandLoaded`: see main().
  */
-export function runProgram(argv: string[], launcher: { identity?: string } = {}): Promise<number> {
+export function runProgram(
+  argv: string[],
+  launcher: { identity?: string; commandLoaded?: () => void } = {},
+): Promise<number> {
   setLauncherIdentity(launcher.identity);
   quietOnClosedOutput();
-  return main(argv);
+  return main(argv, launcher.commandLoaded);
 }
 
 if (runAsProgram()) {

@@ -59,6 +59,45 @@ test('kiln build has its own code cache: a lighter command run first after an in
   }
 });
 
+test('after a long run, only the start-up code is kept (V8 had dropped it), until a short run writes the whole', () => {
+  const home = mkdtempSync(path.join(tmpdir(), 'kiln-launcher-'));
+  try {
+    const root = path.join(home, 'store');
+    const dir = path.join(home, `kiln-code-cache-${process.getuid?.() ?? 0}`);
+    // A "long" run: full GCs while the command runs (the same V8 flags in every run: V8's code
+    // cache is only valid for the flags it was made with).
+    const gcs = path.join(home, 'gcs.cjs');
+    writeFileSync(gcs, 'setImmediate(() => { for (let i = 0; i < 8; i++) gc(); });\n');
+    const run = (long: boolean) =>
+      spawnSync(process.execPath, ['--expose-gc', ...(long ? ['-r', gcs] : []), cliPath, '--root', root, 'images'], {
+        env: { ...process.env, XDG_CACHE_HOME: home, KILN_NO_CODE_CACHE: '' },
+        encoding: 'utf8',
+      });
+    const long = run(true);
+    assert.equal(long.status, 0, long.stderr);
+    const files = readdirSync(dir);
+    assert.equal(files.length, 1, files.join(' '));
+    assert.match(files[0]!, /\.early\.bin$/, 'the start-up code only');
+    const early = path.join(dir, files[0]!);
+    assert.ok(statSync(early).size > 10_000);
+    const mtime = statSync(early).mtimeMs;
+    const again = run(true);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(again.stdout, long.stdout);
+    assert.equal(statSync(early).mtimeMs, mtime, 'used, not written again by another long run');
+    const short = run(false);
+    assert.equal(short.status, 0, short.stderr);
+    assert.equal(short.stdout, long.stdout);
+    assert.deepEqual(
+      readdirSync(dir),
+      [files[0]!.replace(/\.early\.bin$/, '.bin')],
+      'the whole, and no start-up code left',
+    );
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
 test('the launcher uses no cache directory another user could write', () => {
   const home = mkdtempSync(path.join(tmpdir(), 'kiln-launcher-'));
   try {
