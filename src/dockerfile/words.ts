@@ -169,7 +169,8 @@ export function parseDuration(s: string): number | undefined {
   if (rest === '0') return 0;
   if (rest === '') return undefined;
   let total = 0;
-  const re = /^(\d*)(?:\.(\d*))?([a-zµμ]+)/u;
+  // µ (micro sign) and μ (Greek mu) escaped: the CLI bundle stays ASCII (scripts/bundle.mjs).
+  const re = /^(\d*)(?:\.(\d*))?([a-z\u00b5\u03bc]+)/u;
   while (rest !== '') {
     const m = re.exec(rest);
     if (!m || (m[1] === '' && (m[2] ?? '') === '')) return undefined;

@@ -372,6 +372,9 @@ describe('instructions', () => {
     });
     assert.equal(only<HealthcheckInstruction>('FROM a\nHEALTHCHECK NONE').none, true);
     assert.equal(only<HealthcheckInstruction>('FROM a\nHEALTHCHECK --interval=0 CMD x').interval, 0);
+    // Go's two spellings of micro (micro sign, Greek mu): 1,500,000 µs is 1.5 s.
+    assert.equal(only<HealthcheckInstruction>('FROM a\nHEALTHCHECK --interval=1500000\u00b5s CMD x').interval, 1.5e9);
+    assert.equal(only<HealthcheckInstruction>('FROM a\nHEALTHCHECK --interval=1000000\u03bcs CMD x').interval, 1e9);
     parseError('FROM a\nHEALTHCHECK --interval=soon CMD x', /invalid duration for --interval/, 2, 13);
     parseError('FROM a\nHEALTHCHECK --interval=10us CMD x', /cannot be less than 1ms/);
     parseError('FROM a\nHEALTHCHECK --interval=-1s CMD x', /cannot be less than 1ms/);
