@@ -142,12 +142,13 @@ async function* encodeEntries(
   entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>,
   counted: { contentSize: number },
 ): AsyncGenerator<Buffer> {
-  let out = Buffer.allocUnsafe(OUT_CHUNK);
+  // Zeroed chunks: a header's unused fields and a file's padding are already zero (not cleared per entry).
+  let out = Buffer.alloc(OUT_CHUNK);
   let pos = 0;
   const flush = (): Buffer | undefined => {
     if (pos === 0) return undefined;
     const full = out.subarray(0, pos);
-    out = Buffer.allocUnsafe(OUT_CHUNK);
+    out = Buffer.alloc(OUT_CHUNK);
     pos = 0;
     return full;
   };
@@ -160,9 +161,7 @@ async function* encodeEntries(
     return flushed;
   };
   const pad = (size: number): void => {
-    const n = (BLOCK - (size % BLOCK)) % BLOCK;
-    out.fill(0, pos, pos + n);
-    pos += n;
+    pos += (BLOCK - (size % BLOCK)) % BLOCK; // zero already: out is written once, front to back
   };
   const iter =
     Symbol.asyncIterator in entries
@@ -170,7 +169,7 @@ async function* encodeEntries(
       : syncToAsyncBatched(entries as Iterable<PendingEntry>);
   for await (const batch of iter as AsyncIterable<PendingEntry | PendingEntry[]>) {
     for (const e of Array.isArray(batch) ? batch : [batch]) {
-      if (encodeHeaderInto(e.header, out, pos)) pos += BLOCK;
+      if (encodeHeaderInto(e.header, out, pos, true)) pos += BLOCK;
       else {
         const head = put(encodeHeader(e.header));
         if (head) yield head;

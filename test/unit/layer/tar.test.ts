@@ -105,3 +105,55 @@ test('reading refuses corrupt headers and oversized metadata', async () => {
     for await (const _ of readTar(Readable.from([hugePax, Buffer.alloc(4096)]))) void _;
   }, /refused/);
 });
+
+test('a header written in place (encodeHeaderInto) is the very bytes encodeHeader makes, or nothing', async () => {
+  const { encodeHeaderInto } = await import('../../../src/layer/tarformat.js');
+  const types = ['file', 'directory', 'symlink', 'hardlink', 'chardev', 'blockdev', 'fifo'] as const;
+  const names = [
+    'a',
+    'dir/sub/f.js',
+    'x'.repeat(100),
+    'y'.repeat(99),
+    'z'.repeat(101),
+    'héllo',
+    'tab\there',
+    '~!@#$%^&*()',
+  ];
+  const numbers = [0, 1, 7, 8, 0o777, 65534, 0x7fff_ffff, 0x8000_0000, 0o7777777, 0o10000000, 1700000000, 2 ** 33 - 1];
+  let seed = 42;
+  const pick = <T>(xs: readonly T[]): T => xs[(seed = (seed * 1103515245 + 12345) % 2 ** 31) % xs.length]!;
+  let inPlace = 0;
+  for (let i = 0; i < 3000; i++) {
+    const type = pick(types);
+    const h: TarHeader = {
+      name: pick(names),
+      type,
+      mode: pick([0o644, 0o755, 0o4755, 0o1777, 0o100644]),
+      uid: pick(numbers),
+      gid: pick(numbers),
+      size: type === 'file' ? pick([...numbers, 8 ** 11, 8 ** 11 - 1]) : 0,
+      mtime: pick([...numbers, 8 ** 11 - 1, 8 ** 11, 1700000000.5]),
+    };
+    if (type === 'symlink' || type === 'hardlink') h.linkname = pick(names);
+    if (type === 'chardev' || type === 'blockdev') {
+      h.devmajor = pick([0, 1, 259, 0o7777777]);
+      h.devminor = pick([0, 5, 0xfffff]);
+    }
+    if (i % 7 === 0) h.uname = 'root';
+    if (i % 11 === 0) h.xattrs = { 'user.a': Buffer.from('b') };
+    const want = encodeHeader(h);
+    for (const zeroed of [true, false]) {
+      const out = zeroed ? Buffer.alloc(1024) : Buffer.alloc(1024, 0xa5);
+      if (!encodeHeaderInto(h, out, 256, zeroed)) {
+        assert.ok(zeroed ? out.equals(Buffer.alloc(1024)) : out.equals(Buffer.alloc(1024, 0xa5)), 'nothing written');
+        continue;
+      }
+      inPlace++;
+      assert.equal(want.length, 512, `${JSON.stringify(h)} needs PAX, yet was written in place`);
+      assert.deepEqual(out.subarray(256, 768), want, JSON.stringify(h));
+      assert.equal(out[255], zeroed ? 0 : 0xa5);
+      assert.equal(out[768], zeroed ? 0 : 0xa5);
+    }
+  }
+  assert.ok(inPlace > 1000, `${inPlace} headers written in place`);
+});
