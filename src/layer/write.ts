@@ -91,7 +91,8 @@ function readXattrs(p: string, onNames?: (names: string[]) => void): Record<stri
   } catch {
     return undefined; // links on some file systems, or no xattr support
   }
-  if (names.length) onNames?.(names);
+  if (names.length === 0) return undefined; // most entries: nothing more to make
+  onNames?.(names);
   const out: Record<string, Buffer> = {};
   let any = false;
   for (const n of names.sort()) {
@@ -337,13 +338,20 @@ export function comparePaths(a: string, b: string): number {
   return as.length - bs.length;
 }
 
-/** Names in byte order (each name's UTF-8 made once, not at every comparison). */
+/**
+ * Names in byte order. UTF-16 order is UTF-8's (code point order) unless a name has a surrogate
+ * (a character above U+FFFF): most directories sort as strings, the others with each name's UTF-8
+ * made once, not at every comparison.
+ */
 function byteOrder(names: string[]): string[] {
+  if (!names.some((n) => SURROGATE.test(n))) return names.sort();
   return names
     .map((n) => ({ n, b: Buffer.from(n) }))
     .sort((x, y) => Buffer.compare(x.b, y.b))
     .map((x) => x.n);
 }
+
+const SURROGATE = /[\ud800-\udfff]/;
 
 function* walk(root: string, rel: string, links: HardlinkTracker, opts: TarOptions): Generator<PendingEntry> {
   // Synchronous metadata reads: a tree walk is thousands of tiny calls, each a thread-pool hop when async.

@@ -157,3 +157,39 @@ test('a header written in place (encodeHeaderInto) is the very bytes encodeHeade
   }
   assert.ok(inPlace > 1000, `${inPlace} headers written in place`);
 });
+
+test('a directory walk writes names in byte order (astral names too) and still records a kept xattr', async () => {
+  const { mkdtempSync, writeFileSync, rmSync, mkdirSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createRequire } = await import('node:module');
+  const { tarDirectory } = await import('../../../src/layer/write.js');
+  const xattr = createRequire(import.meta.url)('fs-xattr') as {
+    setAttributeSync(p: string, n: string, v: string): void;
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-walk-'));
+  try {
+    // UTF-16 order puts U+1F600 (a surrogate pair) before U+FFFD; UTF-8's bytes put it after.
+    const names = ['b\u{1F600}', 'b\uFFFD', 'a', 'B', 'é', 'a.b', 'a-b'];
+    for (const n of names) writeFileSync(join(dir, n), n);
+    mkdirSync(join(dir, 'd'));
+    writeFileSync(join(dir, 'd', 'x'), 'x');
+    xattr.setAttributeSync(join(dir, 'a'), 'user.kiln-test', 'kept');
+    xattr.setAttributeSync(join(dir, 'd'), 'user.kiln-dir', 'kept too');
+    const got: { name: string; xattrs?: Record<string, Buffer> }[] = [];
+    for await (const e of readTar(tarDirectory(dir))) {
+      got.push({ name: e.header.name, ...(e.header.xattrs ? { xattrs: e.header.xattrs } : {}) });
+      for await (const _ of e.body) void _;
+    }
+    const want = [...names, 'd', 'd/x'].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    assert.deepEqual(
+      got.map((g) => g.name),
+      want,
+    );
+    assert.equal(got.find((g) => g.name === 'a')?.xattrs?.['user.kiln-test']?.toString(), 'kept');
+    assert.equal(got.find((g) => g.name === 'd')?.xattrs?.['user.kiln-dir']?.toString(), 'kept too');
+    assert.equal(got.filter((g) => g.xattrs).length, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
