@@ -193,3 +193,29 @@ test('a directory walk writes names in byte order (astral names too) and still r
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('onFileDigest tells each small file its sha256 as put in the tar (an empty file too), with its lstat', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createHash } = await import('node:crypto');
+  const { tarDirectory } = await import('../../../src/layer/write.js');
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-digest-'));
+  try {
+    const files: Record<string, Buffer> = {
+      empty: Buffer.alloc(0),
+      small: Buffer.from('hello\n'),
+      kb: Buffer.alloc(1000, 'x'),
+      edge: Buffer.alloc(256 << 10, 'y'),
+    };
+    for (const [n, b] of Object.entries(files)) writeFileSync(join(dir, n), b);
+    const told = new Map<string, { digest: string; size: number }>();
+    for await (const c of tarDirectory(dir, { onFileDigest: (n, st, d) => told.set(n, { digest: d, size: st.size }) }))
+      void c;
+    for (const [n, b] of Object.entries(files))
+      assert.deepEqual(told.get(n), { digest: createHash('sha256').update(b).digest('hex'), size: b.length }, n);
+    assert.equal(told.size, 4);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
