@@ -12,6 +12,7 @@ import {
   readSync,
   readdirSync,
   readlinkSync,
+  statSync,
   promises as fsp,
 } from 'node:fs';
 import { createHash, hash } from 'node:crypto';
@@ -429,29 +430,47 @@ function rank(c: Change): number {
 
 /** Explicit entries (the build engine gives each one's final metadata) as a layer tar. */
 export function tarEntries(entries: Iterable<EntrySpec> | AsyncIterable<EntrySpec>, opts: TarOptions = {}): Readable {
+  const sizeOf = (s: EntrySpec, stat: (p: string) => number): number =>
+    s.type === 'file' ? (s.content?.length ?? s.size ?? (s.source ? stat(s.source) : 0)) : 0;
+  if (Symbol.iterator in entries) {
+    // A list (a COPY's entries): read in batches (syncToAsyncBatched), not one await per entry.
+    const list = entries;
+    function* gen(): Generator<PendingEntry> {
+      for (const s of list)
+        yield pendingOf(
+          s,
+          sizeOf(s, (p) => statSync(p).size),
+          opts,
+        );
+    }
+    return tarStream(gen());
+  }
   async function* gen(): AsyncGenerator<PendingEntry> {
     for await (const s of entries) {
-      const header: TarHeader = {
-        name: s.path.replace(/^\/+/, '').replace(/\/+$/, ''),
-        type: s.type,
-        mode: s.mode,
-        uid: s.uid,
-        gid: s.gid,
-        size: 0,
-        mtime: clamp(s.mtime, opts),
-      };
-      if (s.type === 'file')
-        header.size = s.content?.length ?? s.size ?? (s.source ? (await fsp.stat(s.source)).size : 0);
-      if (s.linkname !== undefined) header.linkname = s.linkname;
-      if (s.xattrs) header.xattrs = s.xattrs;
-      if (s.type === 'chardev' || s.type === 'blockdev') {
-        header.devmajor = s.devmajor ?? 0;
-        header.devminor = s.devminor ?? 0;
-      }
-      yield { header, source: s.source, content: s.content };
+      const toStat = s.type === 'file' && s.content === undefined && s.size === undefined ? s.source : undefined;
+      yield pendingOf(s, toStat ? (await fsp.stat(toStat)).size : sizeOf(s, () => 0), opts);
     }
   }
   return tarStream(gen());
+}
+
+function pendingOf(s: EntrySpec, size: number, opts: TarOptions): PendingEntry {
+  const header: TarHeader = {
+    name: s.path.replace(/^\/+/, '').replace(/\/+$/, ''),
+    type: s.type,
+    mode: s.mode,
+    uid: s.uid,
+    gid: s.gid,
+    size,
+    mtime: clamp(s.mtime, opts),
+  };
+  if (s.linkname !== undefined) header.linkname = s.linkname;
+  if (s.xattrs) header.xattrs = s.xattrs;
+  if (s.type === 'chardev' || s.type === 'blockdev') {
+    header.devmajor = s.devmajor ?? 0;
+    header.devminor = s.devminor ?? 0;
+  }
+  return { header, source: s.source, content: s.content };
 }
 
 /** One entry of a layer's skeleton: what an unpacker makes of it (times clamped as in the tar). */

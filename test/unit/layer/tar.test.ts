@@ -219,3 +219,50 @@ test('onFileDigest tells each small file its sha256 as put in the tar (an empty 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('tarEntries: a list and an async source of the same entries give the same bytes (a file without a size is stat-ed)', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-entries-'));
+  try {
+    writeFileSync(join(dir, 'a'), 'alpha\n');
+    writeFileSync(join(dir, 'b'), Buffer.alloc(3000, 'b'));
+    const specs = [
+      { path: '/app/', type: 'directory' as const, mode: 0o755, uid: 0, gid: 0, mtime: 5 },
+      { path: '/app/a', type: 'file' as const, source: join(dir, 'a'), mode: 0o644, uid: 1, gid: 1, mtime: 5 },
+      {
+        path: 'app/b',
+        type: 'file' as const,
+        source: join(dir, 'b'),
+        size: 3000,
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+        mtime: 6,
+      },
+      { path: 'app/c', type: 'file' as const, content: Buffer.from('c'), mode: 0o644, uid: 0, gid: 0, mtime: 7 },
+      { path: 'app/l', type: 'symlink' as const, linkname: 'a', mode: 0o777, uid: 0, gid: 0, mtime: 8 },
+    ];
+    async function* later() {
+      for (const s of specs) yield s;
+    }
+    const fromList = await collect(tarEntries(specs));
+    const fromAsync = await collect(tarEntries(later()));
+    assert.ok(fromList.equals(fromAsync));
+    const names: [string, number][] = [];
+    for await (const e of readTar(Readable.from([fromList]))) {
+      names.push([e.header.name, e.header.size]);
+      for await (const _ of e.body) void _;
+    }
+    assert.deepEqual(names, [
+      ['app', 0],
+      ['app/a', 6],
+      ['app/b', 3000],
+      ['app/c', 1],
+      ['app/l', 0],
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
