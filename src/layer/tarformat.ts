@@ -132,27 +132,91 @@ function rawHeaderAt(
   b[o + 155] = 0x20;
 }
 
-/** Printable ASCII, as isAscii tests a name's bytes: such a string's UTF-8 is its latin1, one byte a character. */
-const PLAIN_NAME = /^[\x20-\x7e]*$/;
+/**
+ * The sum of a plain name's bytes (printable ASCII, as isAscii tests them: such a string's UTF-8
+ * is its latin1, one byte a character), or -1 when it is not plain or longer than 100.
+ */
+function plainNameSum(s: string): number {
+  if (s.length > 100) return -1;
+  let sum = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return -1;
+    sum += c;
+  }
+  return sum;
+}
+
+/**
+ * `n` (a whole number that fits: fitsOctal) written as putOctal writes it, returning the sum of
+ * the bytes written. Shifts below 2^31, where they are exact: most numbers of a header are.
+ */
+function putOctalSum(b: Buffer, off: number, n: number, width: number): number {
+  let v = n;
+  let sum = 0;
+  b[off + width - 1] = 0;
+  for (let i = off + width - 2; i >= off; i--) {
+    const d = v < 0x8000_0000 ? 0x30 + (v & 7) : 0x30 + (v % 8);
+    b[i] = d;
+    sum += d;
+    v = v < 0x8000_0000 ? v >>> 3 : Math.floor(v / 8);
+  }
+  return sum;
+}
+
+/** The bytes of the ustar magic and version, summed (every header's checksum counts them). */
+const USTAR_SUM = 0x75 + 0x73 + 0x74 + 0x61 + 0x72 + 0x30 + 0x30;
+/** The checksum field counts as eight spaces while the sum is made. */
+const CHECKSUM_SPACES = 8 * 0x20;
 
 /**
  * The header of an entry that needs no PAX header (the common case), written straight into `out`
  * at `pos` as encodeHeader would make it, without a buffer of its own: for layers of many small
- * files the per-header allocation and copy were a tenth of the tar writer's time. False (nothing
- * written) when it needs PAX or there is no room: encodeHeader then.
+ * files the per-header allocation and copy were a tenth of the tar writer's time. Its checksum is
+ * summed as the fields are written (not read back from 512 bytes), and when `zeroed` says the 512
+ * bytes at `pos` are already zero they are not cleared again. False (nothing written) when it
+ * needs PAX or there is no room: encodeHeader then.
  */
-export function encodeHeaderInto(h: TarHeader, out: Buffer, pos: number): boolean {
+export function encodeHeaderInto(h: TarHeader, out: Buffer, pos: number, zeroed = false): boolean {
   if (pos + BLOCK > out.length || h.xattrs) return false;
   const name = h.type === 'directory' ? `${h.name}/` : h.name;
-  if (name.length > 100 || !PLAIN_NAME.test(name)) return false;
+  const nameSum = plainNameSum(name);
+  if (nameSum < 0) return false;
   const link = h.linkname;
-  if (link !== undefined && (link.length > 100 || !PLAIN_NAME.test(link))) return false;
+  const linkSum = link === undefined ? 0 : plainNameSum(link);
+  if (linkSum < 0) return false;
   const size = h.type === 'file' ? h.size : 0;
-  if (!fitsOctal(size, 12) || !fitsOctal(h.uid, 8) || !fitsOctal(h.gid, 8)) return false;
-  if (!Number.isInteger(h.mtime) || !fitsOctal(h.mtime, 12)) return false;
-  out.fill(0, pos, pos + BLOCK);
-  rawHeaderAt(out, pos, name, h, TYPEFLAG[h.type], size, link);
+  const major = h.devmajor ?? 0;
+  const minor = h.devminor ?? 0;
+  if (!fitsWhole(size, 12) || !fitsWhole(h.uid, 8) || !fitsWhole(h.gid, 8) || !fitsWhole(h.mtime, 12)) return false;
+  if (!fitsWhole(major, 8) || !fitsWhole(minor, 8)) return false;
+  if (!zeroed) out.fill(0, pos, pos + BLOCK);
+  if (h.uname || h.gname) {
+    rawHeaderAt(out, pos, name, h, TYPEFLAG[h.type], size, link);
+    return true;
+  }
+  out.write(name, pos, 'latin1');
+  let sum = nameSum + linkSum + USTAR_SUM + CHECKSUM_SPACES;
+  sum += putOctalSum(out, pos + 100, h.mode & 0o7777, 8);
+  sum += putOctalSum(out, pos + 108, h.uid, 8);
+  sum += putOctalSum(out, pos + 116, h.gid, 8);
+  sum += putOctalSum(out, pos + 124, size, 12);
+  sum += putOctalSum(out, pos + 136, h.mtime, 12);
+  const typeflag = TYPEFLAG[h.type].charCodeAt(0);
+  out[pos + 156] = typeflag;
+  sum += typeflag;
+  if (link !== undefined) out.write(link, pos + 157, 'latin1');
+  USTAR.copy(out, pos + 257);
+  sum += putOctalSum(out, pos + 329, major, 8);
+  sum += putOctalSum(out, pos + 337, minor, 8);
+  putOctal(out, pos + 148, sum, 7);
+  out[pos + 155] = 0x20;
   return true;
+}
+
+/** A whole number that octal() writes in `width` bytes (fractional and negative ones are not). */
+function fitsWhole(n: number, width: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n < 8 ** (width - 1);
 }
 
 const USTAR = Buffer.from('ustar\0' + '00', 'latin1');
