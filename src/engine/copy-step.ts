@@ -10,7 +10,7 @@ import { BuildContext } from '../context/index.js';
 import { type CopyInstruction } from '../dockerfile/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { closeViewLater, openView } from '../sandbox/index.js';
-import { chainId, type Digest, KilnError, resolveChown } from '../util/index.js';
+import { chainId, type Digest, KilnError, phaseDone, phaseStart, resolveChown } from '../util/index.js';
 import { archiveSources } from './add-archive.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
 import { downloadUrl, isHttpUrl } from './add-url.js';
@@ -60,6 +60,7 @@ export async function copyStep(
   let sourceDiffIds: Digest[] | undefined;
   let keepOwner = false;
   const cleanups: string[] = [];
+  let t = phaseStart();
   try {
     if (ins.from !== undefined) {
       const src = step.sources[0];
@@ -79,16 +80,19 @@ export async function copyStep(
       // The key's walk of the same layers (cache-step.ts) lists the tree: not walked again.
       srcCtx = BuildContext.plain(srcView.root, env.walkListings(chainId(sourceDiffIds)));
       keepOwner = true;
+      phaseDone('COPY source view opened', t);
     }
     const workdir = (state.config.config ??= {}).WorkingDir || '/';
     // --parents reads the destination below its root too: a whole view then.
     const destAbs = path.posix.resolve(workdir, ins.dest);
     // --link: the layer is made on an empty root (the image below is not read; see linkedIndependently).
+    t = phaseStart();
     const destView = ins.link
       ? await emptyView(store.tmpDir)
       : ins.parents
         ? await openView(store, state.layers, state.config.rootfs.diff_ids)
         : await destinationView(store, state, [destAbs], at.snapshotsAhead);
+    phaseDone('COPY destination view opened', t);
     try {
       let owner: { uid: number; gid: number } | undefined;
       if (ins.chown !== undefined && ins.link && !linkedIndependently(ins)) {
@@ -159,6 +163,7 @@ export async function copyStep(
         for (const src of heredocSources) sources.push({ ctx: docCtx, pattern: docs.names.get(src)! });
       }
       const copied = new Map<string, string>();
+      t = phaseStart();
       const entries = await planCopy({
         provenance: copied,
         sources,
@@ -176,6 +181,7 @@ export async function copyStep(
         createdTime,
         place,
       });
+      phaseDone('COPY planned', t);
       // BuildKit's commit message: flags it shows (not --from), path sources, heredocs, dest.
       const text =
         [
@@ -193,9 +199,12 @@ export async function copyStep(
         appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, true));
         return undefined;
       }
+      t = phaseStart();
       const l = await addLayer(env.o, state, entries, place);
+      phaseDone('COPY layer written', t);
       appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, false));
       const stageName = env.stageName(at.stage.index);
+      t = phaseStart();
       await recordCopy({
         store,
         diffId: l.diffId,
@@ -214,6 +223,7 @@ export async function copyStep(
         owners: srcView ? new SourceOwners(srcView.root) : undefined,
         sourceDiffIds,
       });
+      phaseDone('COPY provenance recorded', t);
       return l;
     } finally {
       // Torn down while the next steps run (the build settles them before it returns).
