@@ -6,10 +6,10 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import * as path from 'node:path';
-import { BuildContext } from '../context/index.js';
+import { BuildContext, hasWildcard } from '../context/index.js';
 import { type CopyInstruction } from '../dockerfile/index.js';
 import { type LayerInfo } from '../layer/index.js';
-import { closeViewLater, openView } from '../sandbox/index.js';
+import { closeViewLater, openView, snapshotSource } from '../sandbox/index.js';
 import { chainId, type Digest, KilnError, phaseDone, phaseStart, resolveChown } from '../util/index.js';
 import { archiveSources } from './add-archive.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
@@ -54,6 +54,8 @@ export async function copyStep(
   const heredocSources = ins.sources.filter((s) => heredocMarker(s) !== undefined);
   const pathSources = ins.sources.filter((s) => heredocMarker(s) === undefined);
   let srcView: { root: string; close(): Promise<void> } | undefined;
+  // Who owns a copied file in the source (--from): its packages, for the provenance record.
+  let owners: SourceOwners | undefined;
   let srcCtx = env.ctx;
   // Where the files come from, for the layer's provenance record (provenance.ts).
   let from: ProvenanceFrom = { kind: 'context' };
@@ -65,20 +67,31 @@ export async function copyStep(
     if (ins.from !== undefined) {
       const src = step.sources[0];
       if (!src) throw new KilnError('INTERNAL', `${ins.kind} --from=${ins.from}: no source resolved`, place);
+      let srcRoot: string;
       if (src.kind === 'stage') {
         const s = await env.stageResult(src.index);
-        srcView = await openView(store, s.layers, s.config.rootfs.diff_ids);
+        sourceDiffIds = s.config.rootfs.diff_ids;
+        // A builder's output directory (sources the top layer alone holds: literal paths, no
+        // wildcard) is read from that layer's snapshot, the rest of the stage (provenance's
+        // lookups) from its layers' snapshots: no view mounted and unmounted.
+        const direct = pathSources.some(hasWildcard)
+          ? undefined
+          : await snapshotSource(store, s.layers, sourceDiffIds, pathSources);
+        if (direct) owners = new SourceOwners(direct.tree);
+        else srcView = await openView(store, s.layers, sourceDiffIds);
+        srcRoot = direct?.root ?? srcView!.root;
         const name = env.stageName(src.index);
         from = { kind: 'stage', index: src.index, ...(name !== undefined ? { name } : {}) };
-        sourceDiffIds = s.config.rootfs.diff_ids;
       } else {
         const img = await env.images.get(src.ref, place);
         srcView = await openView(store, img.manifest.layers, img.config.rootfs.diff_ids);
+        srcRoot = srcView.root;
         from = { kind: 'image', ref: src.ref };
         sourceDiffIds = img.config.rootfs.diff_ids;
       }
+      owners ??= new SourceOwners(srcRoot);
       // The key's walk of the same layers (cache-step.ts) lists the tree: not walked again.
-      srcCtx = BuildContext.plain(srcView.root, env.walkListings(chainId(sourceDiffIds)));
+      srcCtx = BuildContext.plain(srcRoot, env.walkListings(chainId(sourceDiffIds)));
       keepOwner = true;
       phaseDone('COPY source view opened', t);
     }
@@ -220,7 +233,7 @@ export async function copyStep(
         entries,
         sources: copied,
         sourceRoot: srcCtx.root,
-        owners: srcView ? new SourceOwners(srcView.root) : undefined,
+        owners,
         sourceDiffIds,
       });
       phaseDone('COPY provenance recorded', t);
