@@ -93,7 +93,7 @@ export async function copyStep(
       // The key's walk of the same layers (cache-step.ts) lists the tree: not walked again.
       srcCtx = BuildContext.plain(srcRoot, env.walkListings(chainId(sourceDiffIds)));
       keepOwner = true;
-      phaseDone('COPY source view opened', t);
+      phaseDone(srcView ? 'COPY source view opened' : "COPY source read in the top layer's snapshot", t);
     }
     const workdir = (state.config.config ??= {}).WorkingDir || '/';
     // --parents reads the destination below its root too: a whole view then.
