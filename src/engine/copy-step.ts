@@ -4,6 +4,7 @@
  * and local tar archives (add-archive.ts); what lands where is copy.ts's planCopy, written straight
  * into a layer tar. History text as BuildKit's.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BuildContext, hasWildcard } from '../context/index.js';
@@ -77,7 +78,14 @@ export async function copyStep(
         const direct = pathSources.some(hasWildcard)
           ? undefined
           : await snapshotSource(store, s.layers, sourceDiffIds, pathSources);
-        if (direct) owners = new SourceOwners(direct.tree);
+        // No dpkg list names what the top layer made when that layer did not touch dpkg's database.
+        if (direct)
+          owners = new SourceOwners(
+            direct.tree,
+            existsSync(path.join(direct.root, 'var/lib/dpkg'))
+              ? []
+              : pathSources.map((p) => path.posix.normalize(`/${p}`).slice(1).replace(/\/+$/, '')),
+          );
         else srcView = await openView(store, s.layers, sourceDiffIds);
         srcRoot = direct?.root ?? srcView!.root;
         const name = env.stageName(src.index);

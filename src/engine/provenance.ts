@@ -42,8 +42,17 @@ export class SourceOwners {
 
   private readonly fs: { readFile(rel: string): string | undefined; readdir(rel: string): string[] };
 
-  /** `source`: the source's root directory (a view), or a reader of its layers (sandbox's layeredTree). */
-  constructor(source: string | { readFile(rel: string): string | undefined; readdir(rel: string): string[] }) {
+  /**
+   * `source`: the source's root directory (a view), or a reader of its layers (sandbox's layeredTree).
+   * `undpkged`: directories (relative) whose files no dpkg list names: directories only the source's
+   * top layer holds, made by a step that left dpkg's database alone (no var/lib/dpkg in that layer).
+   * dpkg lists the files it unpacks, so a file there was unpacked by no package: its lists (several
+   * MB of text in a full Debian image, ~15-20 ms a COPY --from) are not searched for it.
+   */
+  constructor(
+    source: string | { readFile(rel: string): string | undefined; readdir(rel: string): string[] },
+    private readonly undpkged: string[] = [],
+  ) {
     this.fs =
       typeof source === 'string'
         ? {
@@ -70,6 +79,7 @@ export class SourceOwners {
 
   private dpkgOwner(rel: string): ProvenancePackage | undefined {
     if (this.dpkg) return this.dpkg.get(rel);
+    if (this.undpkged.some((d) => rel.startsWith(`${d}/`))) return undefined;
     // A few lookups (a COPY of an application's files, which no package owns): each is searched for
     // in the lists' text, not the ~60,000-line map of a full Debian image made (~70 ms, most of a
     // small COPY --from). Many: the map, once.
