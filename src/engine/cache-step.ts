@@ -56,7 +56,7 @@ import {
 } from '../cache/index.js';
 import { type LayerInfo } from '../layer/index.js';
 import { type LoadedImage, type Store } from '../store/index.js';
-import { closeViewLater, openView, topLayerRoot } from '../sandbox/index.js';
+import { closeViewLater, openView, snapshotSource, topLayerRoot } from '../sandbox/index.js';
 import { canonicalJSON } from '../image/index.js';
 import { chainIds, sha256, type Digest, type ErrorPlace, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
@@ -645,7 +645,11 @@ export class StepCache {
     }
     if (!d) {
       const t = performance.now();
-      const view = await openView(this.o.store, layers, diffIds);
+      // Sources wholly in the top layer (a builder's output directory) are walked in its snapshot,
+      // with no view mounted when none is needed to tell (sandbox's snapshotSource).
+      const literal = sources.every((src) => !hasWildcard(src));
+      const direct = literal ? await snapshotSource(this.o.store, layers, diffIds, sources) : undefined;
+      const view = direct ? undefined : await openView(this.o.store, layers, diffIds);
       // The stage's files whose RUN layer recorded their digests (the top layer's first) are not read.
       let inTopLayer = false;
       const recorded = chainIds(diffIds)
@@ -653,16 +657,14 @@ export class StepCache {
         .flatMap((c) => this.o.recordedDigests?.get(c) ?? []);
       try {
         const files = recorded.length ? new RecordedFileDigests(recorded) : undefined;
-        // Sources wholly in the top layer (a builder's output directory) are walked in its snapshot.
-        const literal = sources.every((src) => !hasWildcard(src));
-        const top = literal ? topLayerRoot(this.o.store, diffIds, sources, view.root) : undefined;
+        const top = direct?.root ?? (literal ? topLayerRoot(this.o.store, diffIds, sources, view!.root) : undefined);
         inTopLayer = top !== undefined;
-        d = await hashSelection(BuildContext.plain(top ?? view.root, this.o.walkListings?.(chain)), sources, {
+        d = await hashSelection(BuildContext.plain(top ?? view!.root, this.o.walkListings?.(chain)), sources, {
           keepOwner: true,
           ...(files ? { files } : {}),
         });
       } finally {
-        closeViewLater(view);
+        if (view) closeViewLater(view);
         this.stats.stageHashMs += performance.now() - t;
         phaseDone(inTopLayer ? "stage paths hashed (in the top layer's snapshot)" : 'stage paths hashed', t);
       }

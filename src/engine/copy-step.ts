@@ -4,13 +4,14 @@
  * and local tar archives (add-archive.ts); what lands where is copy.ts's planCopy, written straight
  * into a layer tar. History text as BuildKit's.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import * as path from 'node:path';
-import { BuildContext } from '../context/index.js';
+import { BuildContext, hasWildcard } from '../context/index.js';
 import { type CopyInstruction } from '../dockerfile/index.js';
 import { type LayerInfo } from '../layer/index.js';
-import { closeViewLater, openView } from '../sandbox/index.js';
-import { chainId, type Digest, KilnError, resolveChown } from '../util/index.js';
+import { closeViewLater, openView, snapshotSource } from '../sandbox/index.js';
+import { chainId, type Digest, KilnError, phaseDone, phaseStart, resolveChown } from '../util/index.js';
 import { archiveSources } from './add-archive.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
 import { downloadUrl, isHttpUrl } from './add-url.js';
@@ -54,41 +55,65 @@ export async function copyStep(
   const heredocSources = ins.sources.filter((s) => heredocMarker(s) !== undefined);
   const pathSources = ins.sources.filter((s) => heredocMarker(s) === undefined);
   let srcView: { root: string; close(): Promise<void> } | undefined;
+  // Who owns a copied file in the source (--from): its packages, for the provenance record.
+  let owners: SourceOwners | undefined;
   let srcCtx = env.ctx;
   // Where the files come from, for the layer's provenance record (provenance.ts).
   let from: ProvenanceFrom = { kind: 'context' };
   let sourceDiffIds: Digest[] | undefined;
   let keepOwner = false;
   const cleanups: string[] = [];
+  let t = phaseStart();
   try {
     if (ins.from !== undefined) {
       const src = step.sources[0];
       if (!src) throw new KilnError('INTERNAL', `${ins.kind} --from=${ins.from}: no source resolved`, place);
+      let srcRoot: string;
       if (src.kind === 'stage') {
         const s = await env.stageResult(src.index);
-        srcView = await openView(store, s.layers, s.config.rootfs.diff_ids);
+        sourceDiffIds = s.config.rootfs.diff_ids;
+        // A builder's output directory (sources the top layer alone holds: literal paths, no
+        // wildcard) is read from that layer's snapshot, the rest of the stage (provenance's
+        // lookups) from its layers' snapshots: no view mounted and unmounted.
+        const direct = pathSources.some(hasWildcard)
+          ? undefined
+          : await snapshotSource(store, s.layers, sourceDiffIds, pathSources);
+        // No dpkg list names what the top layer made when that layer did not touch dpkg's database.
+        if (direct)
+          owners = new SourceOwners(
+            direct.tree,
+            existsSync(path.join(direct.root, 'var/lib/dpkg'))
+              ? []
+              : pathSources.map((p) => path.posix.normalize(`/${p}`).slice(1).replace(/\/+$/, '')),
+          );
+        else srcView = await openView(store, s.layers, sourceDiffIds);
+        srcRoot = direct?.root ?? srcView!.root;
         const name = env.stageName(src.index);
         from = { kind: 'stage', index: src.index, ...(name !== undefined ? { name } : {}) };
-        sourceDiffIds = s.config.rootfs.diff_ids;
       } else {
         const img = await env.images.get(src.ref, place);
         srcView = await openView(store, img.manifest.layers, img.config.rootfs.diff_ids);
+        srcRoot = srcView.root;
         from = { kind: 'image', ref: src.ref };
         sourceDiffIds = img.config.rootfs.diff_ids;
       }
+      owners ??= new SourceOwners(srcRoot);
       // The key's walk of the same layers (cache-step.ts) lists the tree: not walked again.
-      srcCtx = BuildContext.plain(srcView.root, env.walkListings(chainId(sourceDiffIds)));
+      srcCtx = BuildContext.plain(srcRoot, env.walkListings(chainId(sourceDiffIds)));
       keepOwner = true;
+      phaseDone(srcView ? 'COPY source view opened' : "COPY source read in the top layer's snapshot", t);
     }
     const workdir = (state.config.config ??= {}).WorkingDir || '/';
     // --parents reads the destination below its root too: a whole view then.
     const destAbs = path.posix.resolve(workdir, ins.dest);
     // --link: the layer is made on an empty root (the image below is not read; see linkedIndependently).
+    t = phaseStart();
     const destView = ins.link
       ? await emptyView(store.tmpDir)
       : ins.parents
         ? await openView(store, state.layers, state.config.rootfs.diff_ids)
         : await destinationView(store, state, [destAbs], at.snapshotsAhead);
+    phaseDone('COPY destination view opened', t);
     try {
       let owner: { uid: number; gid: number } | undefined;
       if (ins.chown !== undefined && ins.link && !linkedIndependently(ins)) {
@@ -159,6 +184,7 @@ export async function copyStep(
         for (const src of heredocSources) sources.push({ ctx: docCtx, pattern: docs.names.get(src)! });
       }
       const copied = new Map<string, string>();
+      t = phaseStart();
       const entries = await planCopy({
         provenance: copied,
         sources,
@@ -176,6 +202,7 @@ export async function copyStep(
         createdTime,
         place,
       });
+      phaseDone('COPY planned', t);
       // BuildKit's commit message: flags it shows (not --from), path sources, heredocs, dest.
       const text =
         [
@@ -193,9 +220,12 @@ export async function copyStep(
         appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, true));
         return undefined;
       }
+      t = phaseStart();
       const l = await addLayer(env.o, state, entries, place);
+      phaseDone('COPY layer written', t);
       appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, false));
       const stageName = env.stageName(at.stage.index);
+      t = phaseStart();
       await recordCopy({
         store,
         diffId: l.diffId,
@@ -211,9 +241,10 @@ export async function copyStep(
         entries,
         sources: copied,
         sourceRoot: srcCtx.root,
-        owners: srcView ? new SourceOwners(srcView.root) : undefined,
+        owners,
         sourceDiffIds,
       });
+      phaseDone('COPY provenance recorded', t);
       return l;
     } finally {
       // Torn down while the next steps run (the build settles them before it returns).

@@ -40,7 +40,33 @@ export class SourceOwners {
   private readonly npmDirs = new Map<string, ProvenancePackage | undefined>();
   private readonly npmLocks = new Map<string, Record<string, { dev?: boolean }> | undefined>();
 
-  constructor(private readonly root: string) {}
+  private readonly fs: { readFile(rel: string): string | undefined; readdir(rel: string): string[] };
+
+  /**
+   * `source`: the source's root directory (a view), or a reader of its layers (sandbox's layeredTree).
+   * `undpkged`: directories (relative) whose files no dpkg list names: directories only the source's
+   * top layer holds, made by a step that left dpkg's database alone (no var/lib/dpkg in that layer).
+   * dpkg lists the files it unpacks, so a file there was unpacked by no package: its lists (several
+   * MB of text in a full Debian image, ~15-20 ms a COPY --from) are not searched for it.
+   */
+  constructor(
+    source: string | { readFile(rel: string): string | undefined; readdir(rel: string): string[] },
+    private readonly undpkged: string[] = [],
+  ) {
+    this.fs =
+      typeof source === 'string'
+        ? {
+            readFile: (rel) => {
+              try {
+                return readFileSync(path.join(source, rel), 'utf8');
+              } catch {
+                return undefined;
+              }
+            },
+            readdir: (rel) => readdirSync(path.join(source, rel)),
+          }
+        : source;
+  }
 
   /** The package that owns `rel` (no leading '/') in the source, if any says so. */
   owner(rel: string): ProvenancePackage | undefined {
@@ -48,15 +74,12 @@ export class SourceOwners {
   }
 
   private read(rel: string): string | undefined {
-    try {
-      return readFileSync(path.join(this.root, rel), 'utf8');
-    } catch {
-      return undefined;
-    }
+    return this.fs.readFile(rel);
   }
 
   private dpkgOwner(rel: string): ProvenancePackage | undefined {
     if (this.dpkg) return this.dpkg.get(rel);
+    if (this.undpkged.some((d) => rel.startsWith(`${d}/`))) return undefined;
     // A few lookups (a COPY of an application's files, which no package owns): each is searched for
     // in the lists' text, not the ~60,000-line map of a full Debian image made (~70 ms, most of a
     // small COPY --from). Many: the map, once.
@@ -98,7 +121,7 @@ export class SourceOwners {
     if (this.read('var/lib/dpkg/status') === undefined) return this.lists;
     let names: string[];
     try {
-      names = readdirSync(path.join(this.root, 'var/lib/dpkg/info')).filter((n) => n.endsWith('.list'));
+      names = this.fs.readdir('var/lib/dpkg/info').filter((n) => n.endsWith('.list'));
     } catch {
       return this.lists;
     }
@@ -163,7 +186,7 @@ export class SourceOwners {
     for (const lib of ['usr/local/lib', 'usr/lib']) {
       let names: string[];
       try {
-        names = readdirSync(path.join(this.root, lib)).filter((n) => /^python3(\.\d+)?$/.test(n));
+        names = this.fs.readdir(lib).filter((n) => /^python3(\.\d+)?$/.test(n));
       } catch {
         continue;
       }
@@ -176,7 +199,7 @@ export class SourceOwners {
     this.sitesRead.add(site);
     let names: string[];
     try {
-      names = readdirSync(path.join(this.root, site)).filter((n) => n.endsWith('.dist-info'));
+      names = this.fs.readdir(site).filter((n) => n.endsWith('.dist-info'));
     } catch {
       return;
     }

@@ -23,6 +23,8 @@
  *   openView(store, layers, diffIds) → { root, close() }: a read-only view of an image's
  *   filesystem (COPY --from, USER/--chown lookups, WORKDIR checks); resolveInRoot(root, path).
  *   closeViewLater(view): its teardown off the caller's path; settleViews() awaits every such one.
+ *   snapshotSource(store, layers, diffIds, paths) → { root, tree } | undefined: a COPY --from whose
+ *   sources the top layer alone holds, read from its snapshot with no view (layered-tree.ts).
  *   cleanupStaleRuns(storeRoot): tear down what killed kiln processes left (runStep and openView
  *   call it; a CLI start may too).
  */
@@ -67,5 +69,6 @@ export {
   topOf,
   topLayerRoot,
 } from './view.js';
+export { layeredTree, snapshotSource, type TreeReader } from './layered-tree.js';
 export { blobFromSnapshot } from './snapshot-blob.js';
 export { emulationStatus, ensureEmulation, hostArchitecture, type EmulationStatus } from './emulation.js';

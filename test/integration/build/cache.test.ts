@@ -353,4 +353,36 @@ describe('build cache', { skip }, () => {
     assert.ok(direct !== undefined && viewed !== undefined);
     assert.equal(direct, viewed);
   });
+
+  test("a COPY --from of a directory only the stage's top layer holds is copied from its snapshot: the layer a view gives", async () => {
+    // Links, a hard link, owners, modes, an empty dir, a fifo, a file the RUN wrote and removed,
+    // and under /etc (merged with the base's) a copy that needs the view.
+    const dockerfile = (above: string[]) =>
+      [
+        'FROM debian-slim:bookworm AS builder',
+        'RUN mkdir -p /top/d/e /top/empty /top/node_modules/m && for i in $(seq 1 20); do echo "top $i" > /top/d/f$i; done' +
+          ' && ln -s d/f1 /top/link && ln /top/d/f3 /top/d/e/hard3 && chown 7:8 /top/d/f2 && chmod 700 /top/d/e' +
+          ' && mkfifo /top/d/fifo && echo gone > /top/d/gone && rm /top/d/gone' +
+          ' && echo \'{"name":"m","version":"1.2.3"}\' > /top/node_modules/m/package.json && echo x > /top/node_modules/m/i.js',
+        ...above,
+        'FROM debian-slim:bookworm',
+        'COPY --from=builder /top /copied',
+        'COPY --from=builder /top/d/ /top/node_modules /two/',
+      ].join('\n');
+    const epoch = { ...process.env, SOURCE_DATE_EPOCH: '1700000000' };
+    const inTop = ws.context('top-layer-copy', { Dockerfile: dockerfile([]) });
+    const below = ws.context('top-layer-copy-below', { Dockerfile: dockerfile(['RUN mkdir /elsewhere']) });
+    const r = await ws.kiln(['--profile', 'build', '--no-cache', '-q', '-t', 'top-copy:direct', inTop], { env: epoch });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((r.stderr.match(/COPY source read in the top layer's snapshot \[/g) ?? []).length, 2, r.stderr);
+    const v = await ws.kiln(['--profile', 'build', '--no-cache', '-q', '-t', 'top-copy:view', below], { env: epoch });
+    assert.equal(v.code, 0, v.stderr);
+    assert.doesNotMatch(v.stderr, /COPY source read in the top layer's snapshot/);
+    const [direct, viewed] = [
+      (await ws.inspect('top-copy:direct')).RootFS.Layers,
+      (await ws.inspect('top-copy:view')).RootFS.Layers,
+    ];
+    assert.equal(direct.length, viewed.length);
+    assert.deepEqual(direct.slice(-2), viewed.slice(-2), 'the copies wrote the same layers');
+  });
 });

@@ -1,6 +1,6 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { recordCopy, SourceOwners, usrMergedAlias } from '../../../src/engine/provenance.js';
@@ -103,6 +103,25 @@ test('dpkg owners: searched one by one or from the whole map, the same answers',
   assert.deepEqual(one, all);
   // bin/x: a's alias came first and stays; bin/y: a's own path.
   assert.deepEqual(one.slice(0, 9), ['b', 'a', 'b', 'c', 'a', 'd', 'd', 'd', 'd']);
+});
+
+test("SourceOwners: a directory said to hold no dpkg-unpacked file (a builder's output) is not searched in the lists", () => {
+  const root = tree('dpkg-undpkged', {
+    'var/lib/dpkg/status': 'Package: a\nStatus: install ok installed\nVersion: 1\n',
+    'var/lib/dpkg/info/a.list': '/.\n/usr\n/usr/bin\n/usr/bin/x\n/out\n/out/f\n',
+    'out/f': 'f',
+    'usr/bin/x': 'x',
+  });
+  assert.equal(new SourceOwners(root).owner('out/f')?.name, 'a');
+  const owners = new SourceOwners(root, ['out']);
+  assert.equal(owners.owner('out/f'), undefined);
+  assert.equal(owners.owner('usr/bin/x')?.name, 'a', 'elsewhere the lists are searched');
+  // A reader of the layers serves as the root directory does.
+  const viaReader = new SourceOwners({
+    readFile: (rel) => (existsSync(path.join(root, rel)) ? readFileSync(path.join(root, rel), 'utf8') : undefined),
+    readdir: (rel) => readdirSync(path.join(root, rel)),
+  });
+  assert.equal(viaReader.owner('out/f')?.name, 'a');
 });
 
 describe('provenance: a record, and what reads it', async () => {
