@@ -6,7 +6,7 @@
  * Every write is atomic (temp file + fsync + rename, after the digest checks); index.json changes
  * happen under a cross-process lock; snapshots are made in a temp dir and renamed into place.
  */
-import { createReadStream, createWriteStream, readFileSync, promises as fsp } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, statSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -911,14 +911,14 @@ export async function layersPresentIn(
   known?: Set<string>,
 ): Promise<boolean> {
   const chains = chainIds(diffIds);
+  const layout = storeLayout(root);
+  // Synchronous stats (~5 µs each): a cache lookup asks this of every layer of a record's state,
+  // on the build's critical path, where each trip through the thread pool waited behind layer I/O.
   const each = await Promise.all(
     layers.map(async (l, i) => {
       const id = `${l.digest} ${chains[i] ?? ''}`;
       if (known?.has(id)) return true;
-      let present = await fsp.stat(storeLayout(root).blobFile(l.digest)).then(
-        () => true,
-        () => false,
-      );
+      let present = statSync(layout.blobFile(l.digest), { throwIfNoEntry: false }) !== undefined;
       if (!present && isPlainLayer(l, diffIds[i]) && chains[i]) present = await snapshotPresent(root, chains[i]);
       if (present) known?.add(id);
       return present;
@@ -946,11 +946,15 @@ export async function layersPresentIn(
  */
 export async function snapshotPresent(root: string, chain: Digest): Promise<boolean> {
   const dir = snapshotDir(root, chain);
-  const st = await fsp.stat(dir).catch(() => undefined);
+  // Synchronous: a stat and a read of a few bytes, on a cache lookup's critical path (layersPresentIn).
+  const st = statSync(dir, { throwIfNoEntry: false });
   if (!st) return false;
-  const made = await fsp
-    .readFile(`${dir}${BOOT_MARKER}`, 'utf8')
-    .catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : ''));
+  let made: string | undefined;
+  try {
+    made = readFileSync(`${dir}${BOOT_MARKER}`, 'utf8');
+  } catch (e) {
+    made = (e as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : '';
+  }
   if (made === undefined || (made !== '' && made === bootId())) return true;
   // Another boot's: out of the way first (a rename), then gone; a concurrent look-up finds it absent.
   // The marker stays: the next snapshot of the chain writes its own before it is renamed in.
