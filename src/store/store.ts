@@ -6,7 +6,19 @@
  * Every write is atomic (temp file + fsync + rename, after the digest checks); index.json changes
  * happen under a cross-process lock; snapshots are made in a temp dir and renamed into place.
  */
-import { createReadStream, createWriteStream, readFileSync, statSync, promises as fsp } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+  promises as fsp,
+} from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -21,6 +33,7 @@ import {
   type Digest,
   KilnError,
   writeFileAtomic,
+  tempPathFor,
   processAlive,
   removeTree,
   bootId,
@@ -310,10 +323,54 @@ export class Store {
   // ---- images ----
 
   private async readIndex(): Promise<Index> {
-    return parseIndex(
-      parseJSONText(await fsp.readFile(this.indexPath), 'store index.json', this.indexPath),
-      this.indexPath,
-    );
+    return this.parseIndexText(this.readIndexText());
+  }
+
+  /**
+   * index.json's bytes. Synchronous: a few KB, read on a build's critical path (tag, base images),
+   * where a trip through the thread pool waited behind the layer I/O of other work.
+   */
+  private readIndexText(): Buffer {
+    return readFileSync(this.indexPath);
+  }
+
+  private parseIndexText(text: Buffer): Index {
+    return parseIndex(parseJSONText(text, 'store index.json', this.indexPath), this.indexPath);
+  }
+
+  /**
+   * Replace index.json (under the store's lock): temp file, one fsync, rename. The one fsync of a
+   * tag: index.json is the root of every tagged image, and a crash must leave it whole, the old or
+   * the new one (the directory is not synced: a crash may undo the rename, i.e. the tag).
+   */
+  private writeIndexFile(idx: Index): void {
+    const tmp = tempPathFor(this.indexPath);
+    const fd = openSync(tmp, 'wx', 0o644);
+    try {
+      const buf = Buffer.from(canonicalJSON(idx));
+      for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off);
+      fsyncSync(fd);
+    } catch (e) {
+      closeSync(fd);
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    closeSync(fd);
+    try {
+      renameSync(tmp, this.indexPath);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * index.json as it is now, under the lock: `before` (its bytes and what they parsed to, read
+   * before the lock was taken) again when nothing changed it since, without parsing it twice.
+   */
+  private indexUnderLock(before?: { text: Buffer; idx: Index }): Index {
+    const text = this.readIndexText();
+    return before && text.equals(before.text) ? before.idx : this.parseIndexText(text);
   }
 
   async listImages(): Promise<ImageRecord[]> {
@@ -346,16 +403,18 @@ export class Store {
     // The name already says exactly this (a rebuild of the same image): no lock, no write, no fsync.
     // index.json is replaced atomically, so this read sees a whole index; a concurrent retag of the
     // name is then ordered after this one, as if it had been written.
-    const named = (await this.readIndex()).manifests.find((d) => d.annotations?.[Annotation.RefName] === full);
+    const text = this.readIndexText();
+    const before = { text, idx: this.parseIndexText(text) };
+    const named = before.idx.manifests.find((d) => d.annotations?.[Annotation.RefName] === full);
     if (named && canonicalJSON(named) === canonicalJSON(entry)) return;
     await withFileLock(this.lockPath, async () => {
-      const idx = await this.readIndex();
+      const idx = this.indexUnderLock(before);
       idx.manifests = idx.manifests.filter((d) => d.annotations?.[Annotation.RefName] !== full);
       idx.manifests.push(entry);
       idx.manifests.sort((a, b) =>
         (a.annotations?.[Annotation.RefName] ?? '').localeCompare(b.annotations?.[Annotation.RefName] ?? ''),
       );
-      await writeFileAtomic(this.indexPath, canonicalJSON(idx));
+      this.writeIndexFile(idx);
     });
   }
 
@@ -387,7 +446,7 @@ export class Store {
     });
     if (!entries.length) return;
     await withFileLock(this.lockPath, async () => {
-      const idx = await this.readIndex();
+      const idx = this.indexUnderLock();
       const names = new Set(entries.map((d) => d.annotations![Annotation.RefName]));
       idx.manifests = idx.manifests.filter((d) => !names.has(d.annotations?.[Annotation.RefName] ?? ''));
       // A name given twice: the last one wins, as a sequence of tags would have it.
@@ -396,7 +455,7 @@ export class Store {
       idx.manifests.sort((a, b) =>
         (a.annotations?.[Annotation.RefName] ?? '').localeCompare(b.annotations?.[Annotation.RefName] ?? ''),
       );
-      await writeFileAtomic(this.indexPath, canonicalJSON(idx));
+      this.writeIndexFile(idx);
     });
   }
 
@@ -481,11 +540,11 @@ export class Store {
   async removeTag(name: string): Promise<boolean> {
     const full = normalizeImageName(name);
     return withFileLock(this.lockPath, async () => {
-      const idx = await this.readIndex();
+      const idx = this.indexUnderLock();
       const before = idx.manifests.length;
       idx.manifests = idx.manifests.filter((d) => d.annotations?.[Annotation.RefName] !== full);
       if (idx.manifests.length === before) return false;
-      await writeFileAtomic(this.indexPath, canonicalJSON(idx));
+      this.writeIndexFile(idx);
       return true;
     });
   }
