@@ -61,6 +61,7 @@ import {
   type Manifest,
   type Platform,
   parseImageConfig,
+  parseOwnImageConfig,
   parseIndex,
   parseJSONText,
   parseManifest,
@@ -586,7 +587,7 @@ export class Store {
     for (let depth = 0; depth < 4; depth++) {
       const doc = parseManifestOrIndex(await this.readJSON(d.digest), d.mediaType, where);
       if (doc.kind === 'manifest') {
-        const config = parseImageConfig(await this.readJSON(doc.manifest.config.digest), where);
+        const config = parseOwnImageConfig(await this.readJSON(doc.manifest.config.digest), where);
         return { name: opts.name, descriptor: d, manifest: doc.manifest, config, id: doc.manifest.config.digest };
       }
       const want = opts.platform ?? hostPlatform();
