@@ -189,8 +189,9 @@ export class Store {
     return this.layout.blobFile(d);
   }
 
+  /** Synchronous (a stat, ~5 µs): asked of every layer of an image as a build ends, where a trip through the thread pool queued behind other I/O. */
   async hasBlob(d: Digest): Promise<boolean> {
-    return (await fsp.stat(this.blobPath(d)).catch(() => undefined)) !== undefined;
+    return statSync(this.blobPath(d), { throwIfNoEntry: false }) !== undefined;
   }
 
   openBlob(d: Digest, opts: { start?: number } = {}): Readable {
