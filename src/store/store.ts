@@ -695,7 +695,14 @@ export class Store {
 
   async layerFacts(digest: Digest): Promise<LayerFacts | undefined> {
     const p = this.layout.layerFactsFile(digest);
-    const t = await fsp.readFile(p, 'utf8').catch(() => undefined);
+    // Synchronous: a few hundred bytes, read for every layer of an image as a build ends (its
+    // size), where four trips through the thread pool per file queued behind other I/O.
+    let t: string | undefined;
+    try {
+      t = readFileSync(p, 'utf8');
+    } catch {
+      t = undefined;
+    }
     if (!t) return undefined;
     try {
       const v = JSON.parse(t) as LayerFacts;
