@@ -583,6 +583,8 @@ export class Store {
 
   /** A manifest descriptor → the image (an index is resolved to the platform's manifest). */
   async loadImage(desc: Descriptor, opts: { platform?: Platform; name?: string } = {}): Promise<LoadedImage> {
+    const mine = this.written.get(desc.digest);
+    if (mine) return { ...structuredClone(mine), descriptor: { ...desc }, name: opts.name };
     let d = desc;
     const where = opts.name ?? desc.digest;
     for (let depth = 0; depth < 4; depth++) {
@@ -624,6 +626,12 @@ export class Store {
   }
 
   private readonly loaded = new Map<string, LoadedImage>();
+
+  /**
+   * The images this Store wrote (writeImage), by manifest digest: a blob is named by its digest,
+   * so what it holds is what was written (loadImage gives each caller its own copy).
+   */
+  private readonly written = new Map<string, Omit<LoadedImage, 'name'>>();
 
   /** By name (any docker spelling), image id (config digest, full or ≥12-hex prefix) or manifest digest. */
   async resolveImage(nameOrId: string, opts: { platform?: Platform } = {}): Promise<LoadedImage> {
@@ -681,7 +689,10 @@ export class Store {
     // Both written (and fsynced) at once: the manifest names the config by its digest, and nothing
     // names the manifest before both are stored (the caller tags it once this returns).
     const [, m] = await Promise.all([this.putBlob(cfgBytes), this.putBlob(canonicalJSON(manifest))]);
-    return { descriptor: { mediaType: manifest.mediaType!, digest: m.digest, size: m.size }, manifest, id: cfg.digest };
+    const descriptor: Descriptor = { mediaType: manifest.mediaType!, digest: m.digest, size: m.size };
+    // The build's outputs load it again by its descriptor: from here, not read and validated again.
+    this.written.set(m.digest, structuredClone({ descriptor, manifest, config, id: cfg.digest }));
+    return { descriptor, manifest, id: cfg.digest };
   }
 
   // ---- layer facts and snapshots ----

@@ -90,3 +90,17 @@ test('cachedBaseImageFacts: remembered while each name points at the same image,
   const missing = await cachedBaseImageFacts(s, input, () => ['absent:1']);
   assert.equal(missing.size, 0);
 });
+
+test('an image this Store wrote loads as written, each caller with its own copy', async () => {
+  const root = path.join(tmp, 'written');
+  const s = await Store.open({ root });
+  const img = await writeSmallImage(s, 'mine:1', [{ f: '1' }]);
+  const one = await s.loadImage(img.descriptor);
+  const fresh = await (await Store.open({ root })).loadImage(img.descriptor);
+  assert.deepEqual({ ...one, name: undefined }, { ...fresh, name: undefined }, 'as another Store reads it from disk');
+  one.config.history!.push({ created_by: 'changed' });
+  one.manifest.layers.length = 0;
+  const two = await s.loadImage(img.descriptor);
+  assert.equal(two.manifest.layers.length, 1);
+  assert.equal(two.config.history!.length, 2);
+});
