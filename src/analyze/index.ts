@@ -93,7 +93,7 @@ export {
   baseImageRefs,
   type BaseImageFacts,
 } from './lint/index.js';
-export { baseImageFacts } from './lint/base-facts.js';
+export { baseImageFacts, cachedBaseImageFacts } from './lint/base-facts.js';
 export { formatLintText, formatLintJson, formatLintSarif } from './lint/format.js';
 export {
   buildChecks,

@@ -14,9 +14,10 @@
  * (at most EXPLAIN_MAX_FILES context files listed per step; beyond that only their digest),
  * written atomically; `kiln prune` removes them with the cache records they describe.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { sha256, writeFileAtomic, type Digest } from '../util/index.js';
+import { sha256, type Digest } from '../util/index.js';
+import { replaceFile } from './small-files.js';
 
 export const EXPLAIN_VERSION = 1;
 /** Context files listed per step input; a larger selection keeps only its digest. */
@@ -85,8 +86,14 @@ function explainPath(cacheDir: string, identity: string): string {
 }
 
 export async function readExplain(cacheDir: string, identity: string): Promise<ExplainRecord | undefined> {
-  const text = await fsp.readFile(explainPath(cacheDir, identity), 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
+  // Synchronous: a few KB, read on every cache hit (the critical path), where a trip through the
+  // thread pool waited behind the layer I/O of the stages running beside it.
+  let text: string;
+  try {
+    text = readFileSync(explainPath(cacheDir, identity), 'utf8');
+  } catch {
+    return undefined;
+  }
   try {
     const r = JSON.parse(text) as ExplainRecord;
     // Our own file, but a damaged or foreign one is simply "no previous build".
@@ -101,7 +108,7 @@ export async function readExplain(cacheDir: string, identity: string): Promise<E
 
 export async function writeExplain(cacheDir: string, rec: ExplainRecord): Promise<void> {
   // Not fsynced: a lost or damaged explain record only makes `--explain` say less (see readExplain).
-  await writeFileAtomic(explainPath(cacheDir, rec.identity), JSON.stringify(rec), 0o644, { durable: false });
+  replaceFile(explainPath(cacheDir, rec.identity), JSON.stringify(rec));
 }
 
 /**

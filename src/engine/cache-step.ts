@@ -9,6 +9,7 @@
  * A step whose key cannot be computed (a source missing, an ADD URL without --checksum) simply
  * runs uncached; the step itself then reports the error if there is one.
  */
+import { statSync } from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type MountSpec } from '../dockerfile/index.js';
@@ -177,7 +178,7 @@ export class StepCache {
    * record (a hit) or left in it and carried on with (a step that ran), as `recordUse` says it:
    * what `rebuildRecords` compares with the records once the build is done.
    */
-  private readonly uses: { key: Digest; rebase: boolean; used: string }[] = [];
+  private readonly uses: { key: Digest; rebase: boolean; used: string; ino?: string }[] = [];
   readonly stats: CacheStats = {
     hits: 0,
     misses: 0,
@@ -297,7 +298,9 @@ export class StepCache {
     if (rec) {
       this.stats.hits++;
       out.record = rec;
-      this.uses.push({ key: out.key, rebase, used: recordUse(rec, rebase) });
+      // The inode of the record read: a file still there at the build's end holds what `used` says.
+      const ino = from === 'local' ? this.index.inodeOf(out.key) : undefined;
+      this.uses.push({ key: out.key, rebase, used: recordUse(rec, rebase), ...(ino ? { ino } : {}) });
       out.release?.();
       delete out.release;
       out.explain = {
@@ -412,7 +415,14 @@ export class StepCache {
     const inEffect = await this.index.put(rec, { replace });
     // A rebased step's layer is the same files whoever recorded it first: keep the one just made.
     if (inEffect !== rec && !l.rebase) this.restore({ ...l, record: inEffect }, state);
-    this.uses.push({ key: l.key, rebase: l.rebase, used: recordUse(l.rebase ? rec : inEffect, l.rebase) });
+    // The record file now holds what `used` says unless a rebased step kept its own layer over another's.
+    const ino = l.rebase && inEffect !== rec ? undefined : this.index.inodeOf(l.key);
+    this.uses.push({
+      key: l.key,
+      rebase: l.rebase,
+      used: recordUse(l.rebase ? rec : inEffect, l.rebase),
+      ...(ino ? { ino } : {}),
+    });
   }
 
   /**
@@ -421,21 +431,25 @@ export class StepCache {
    * what this build's step took from it or carried on with (not so when a record was replaced
    * since, e.g. by two stages of this build running the same step under --no-cache, or by another
    * build). Then the records' files, each with its inode as read here (records are replaced by
-   * rename, never rewritten in place: the same inode is the same record). Reads the records again.
+   * rename, never rewritten in place: the same inode is the same record). Reads again only a record whose file is not the one this build read or wrote.
    */
   async rebuildRecords(): Promise<{ path: string; ino: string }[] | undefined> {
     if (this.stats.uncacheable > 0) return undefined;
-    const out = new Map<Digest, { path: string; ino: string; rec: CacheRecord }>();
+    const out = new Map<Digest, { path: string; ino: string }>();
     for (const u of this.uses) {
-      let read = out.get(u.key);
-      if (!read) {
-        const r = this.index.readWithInode(u.key);
-        if (!r) return undefined;
-        out.set(u.key, (read = { path: r.path, ino: r.ino, rec: r.record }));
+      let file = out.get(u.key);
+      if (!file) {
+        const p = this.index.recordFile(u.key);
+        const st = statSync(p, { bigint: true, throwIfNoEntry: false });
+        if (!st) return undefined;
+        out.set(u.key, (file = { path: p, ino: String(st.ino) }));
       }
-      if (recordUse(read.rec, u.rebase) !== u.used) return undefined;
+      // Still the file this build read or wrote, whose record `used` was taken from: not read again.
+      if (u.ino === file.ino) continue;
+      const r = this.index.readWithInode(u.key);
+      if (!r || r.ino !== file.ino || recordUse(r.record, u.rebase) !== u.used) return undefined;
     }
-    return [...out.values()].map(({ path, ino }) => ({ path, ino }));
+    return [...out.values()];
   }
 
   /**

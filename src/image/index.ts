@@ -32,6 +32,7 @@ export {
 export {
   parseDescriptor,
   parseImageConfig,
+  parseOwnImageConfig,
   parseIndex,
   parseJSONText,
   parseManifest,

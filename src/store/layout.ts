@@ -14,6 +14,7 @@
  *   snapshots/<chain id hex>/            unpacked layer stacks
  *   cache/                               build-cache records (cache/records.ts)
  *   checks/<key hex>.json                build checks' results (analyze/lint/build-checks.ts)
+ *   checks/base-<key hex>.json           facts of a Dockerfile's base images (analyze/lint/base-facts.ts)
  *   noop/<key hex>.json                  no-op memos of `kiln build` invocations (cli/noop-memo.ts)
  *   cache-mounts/                        RUN --mount=type=cache directories
  *   gc-roots/                            what gc keeps besides tagged images
@@ -91,6 +92,10 @@ export class StoreLayout {
   }
   buildChecksFile(key: Digest | string): string {
     return path.join(this.buildChecksDir, `${hexOf(key)}.json`);
+  }
+  /** What the store knew of a Dockerfile's base images (analyze/lint/base-facts.ts), pruned with the checks. */
+  baseFactsFile(key: Digest | string): string {
+    return path.join(this.buildChecksDir, `base-${hexOf(key)}.json`);
   }
   /** RUN --mount=type=cache directories, kept between builds. */
   /** The no-op memo of one `kiln build` invocation (cli/noop-memo.ts): read before the CLI is loaded. */

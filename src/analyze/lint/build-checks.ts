@@ -119,7 +119,7 @@ export function buildChecksKey(input: Omit<BuildChecksInput, 'ignored'>, code: s
 }
 
 /** This build of kiln's checks: the module's own file (the CLI bundle, or dist/src) by size and time. */
-async function codeIdentity(): Promise<string | undefined> {
+export async function codeIdentity(): Promise<string | undefined> {
   try {
     const st = await stat(fileURLToPath(import.meta.url));
     return `${st.size}:${st.mtimeMs}:${st.ino}`;

@@ -36,7 +36,7 @@ import {
   formatLintText,
   cachedBuildChecks,
   checkCall,
-  baseImageFacts,
+  cachedBaseImageFacts,
   baseImageRefs,
   type BaseImageFacts,
 } from '../../analyze/index.js';
@@ -588,7 +588,10 @@ function baseImagesInStore(
   target: string | undefined,
   buildArgs: Map<string, string>,
 ): Promise<Map<string, BaseImageFacts>> {
-  return baseImageFacts(store, baseImageRefs(input.text, { file: input.display, target, buildArgs }));
+  // Remembered in the store (by the Dockerfile, target, args and index.json): a rebuild reads one file.
+  return cachedBaseImageFacts(store, { text: input.text, target, buildArgs }, () =>
+    baseImageRefs(input.text, { file: input.display, target, buildArgs }),
+  );
 }
 
 /** The context with its .dockerignore (FILE.dockerignore first), for the CopyIgnoredFile check; undefined when no directory. */

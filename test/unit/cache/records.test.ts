@@ -1,6 +1,15 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CacheIndex, type CacheRecord } from '../../../src/cache/records.js';
@@ -251,4 +260,33 @@ test('--cache-to / --cache-from specs as BuildKit writes them', () => {
       spec,
     );
   }
+});
+
+// The engine's rebuildRecords trusts a record file still at the inode this process read or wrote
+// (records.ts `seen`): a record replaced since is another file, and is read again.
+test('inodeOf: the inode of the record file this process last read or wrote; a replaced record is another inode', async () => {
+  const root = storeRoot();
+  const idx = new CacheIndex(root);
+  const r = record('inode', [blob(root, 'i', 1)]);
+  assert.equal(idx.inodeOf(r.key), undefined);
+  await idx.put(r);
+  const file = path.join(idx.recordsDir, `${digestHex(r.key)}.json`);
+  const written = idx.inodeOf(r.key);
+  assert.equal(written, String(statSync(file, { bigint: true }).ino));
+  assert.equal(idx.recordFile(r.key), file);
+  // Another process replaces it (a --no-cache build): a fresh index reads the new file's inode.
+  const other = new CacheIndex(root);
+  await other.put(r, { replace: true });
+  assert.notEqual(other.inodeOf(r.key), written);
+  assert.equal(idx.readWithInode(r.key)?.ino, other.inodeOf(r.key));
+  assert.equal(idx.inodeOf(r.key), other.inodeOf(r.key), 'what this process read last');
+  // No temp file is left beside the records or the gc roots.
+  assert.deepEqual(
+    readdirSync(idx.recordsDir).filter((f) => f.startsWith('.tmp-')),
+    [],
+  );
+  assert.deepEqual(
+    readdirSync(path.join(root, 'gc-roots')).filter((f) => f.startsWith('.tmp-')),
+    [],
+  );
 });

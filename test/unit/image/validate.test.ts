@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseImageConfig, parseManifest, parseManifestOrIndex, parseJSONText } from '../../../src/image/validate.js';
+import {
+  parseImageConfig,
+  parseOwnImageConfig,
+  parseManifest,
+  parseManifestOrIndex,
+  parseJSONText,
+} from '../../../src/image/validate.js';
 import { canonicalJSON, canonicalDigest } from '../../../src/image/canonical.js';
 import { KilnError } from '../../../src/util/errors.js';
 
@@ -58,4 +64,106 @@ test('manifest vs index by media type or shape', () => {
     'manifest',
   );
   assert.throws(() => parseManifestOrIndex({ foo: 1 }), /unsupported manifest media type/);
+});
+
+// parseOwnImageConfig checks a config by hand before the schema: it must accept only what the
+// schema accepts, and give what the schema gives. Every field of a full config, each replaced by
+// values of every kind, with unknown fields and nulls: the two agree on each of them.
+test('parseOwnImageConfig: the hand check accepts only what the schema accepts, and returns what it returns', () => {
+  const full = {
+    created: '2024-01-01T00:00:00Z',
+    author: 'me',
+    architecture: 'amd64',
+    os: 'linux',
+    variant: 'v8',
+    extra: { kept: [1, 2] },
+    config: {
+      User: 'app',
+      ExposedPorts: { '80/tcp': {} },
+      Env: ['A=1'],
+      Entrypoint: ['/bin/sh'],
+      Cmd: ['-c', 'true'],
+      Volumes: { '/data': {} },
+      WorkingDir: '/app',
+      Labels: { a: 'b' },
+      StopSignal: 'SIGTERM',
+      Healthcheck: { Test: ['CMD', 'true'], Interval: 5 },
+      OnBuild: ['RUN true'],
+      Shell: ['/bin/sh', '-c'],
+      Other: 1,
+    },
+    rootfs: { type: 'layers', diff_ids: [D] },
+    history: [{ created: '2024-01-01T00:00:00Z', created_by: 'RUN x', comment: 'c', empty_layer: true, x: 1 }],
+  };
+  const values: unknown[] = [
+    undefined,
+    null,
+    'text',
+    '',
+    0,
+    1.5,
+    true,
+    [],
+    ['a'],
+    [1],
+    [null],
+    {},
+    { k: 'v' },
+    { k: {} },
+    { k: 1 },
+    [{}],
+    D,
+    'sha256:short',
+    'layers',
+    JSON.parse('{"__proto__": {"x": 1}}'),
+  ];
+  const samples: unknown[] = [full, null, [], 'x', { ...full, config: null }];
+  const paths: string[][] = [];
+  const walk = (v: unknown, at: string[]) => {
+    if (typeof v !== 'object' || v === null) return;
+    for (const [k, x] of Object.entries(v)) {
+      paths.push([...at, k]);
+      walk(x, [...at, k]);
+    }
+  };
+  walk(full, []);
+  for (const p of paths)
+    for (const value of values) {
+      const s = structuredClone(full) as Record<string, unknown>;
+      let o = s;
+      for (const k of p.slice(0, -1)) o = o[k] as Record<string, unknown>;
+      if (value === undefined) delete o[p.at(-1)!];
+      else o[p.at(-1)!] = structuredClone(value);
+      samples.push(s);
+    }
+  let accepted = 0;
+  for (const sample of samples) {
+    let schema: unknown;
+    let schemaError: unknown;
+    try {
+      schema = parseImageConfig(structuredClone(sample));
+    } catch (e) {
+      schemaError = e;
+    }
+    let own: unknown;
+    let ownError: unknown;
+    try {
+      own = parseOwnImageConfig(structuredClone(sample));
+    } catch (e) {
+      ownError = e;
+    }
+    const what = JSON.stringify(sample);
+    if (schemaError) {
+      assert.ok(
+        ownError instanceof KilnError,
+        `the schema refuses, so must the hand check: ${what} (${String(ownError)} / ${String(schemaError)})`,
+      );
+      assert.equal((ownError as Error).message, (schemaError as Error).message, what);
+    } else {
+      accepted++;
+      assert.equal(ownError, undefined, what);
+      assert.equal(canonicalJSON(own), canonicalJSON(schema), what);
+    }
+  }
+  assert.ok(accepted > 100 && accepted < samples.length, `${accepted} of ${samples.length} accepted`);
 });
