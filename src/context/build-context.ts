@@ -158,6 +158,21 @@ export class BuildContext {
     return out;
   }
 
+  /**
+   * One directory's entries (sorted by name, with their lstat), for a walk in another order
+   * (engine/copy.ts walks a tree in its layer's order); from an earlier walk's listing when there is
+   * one (taken as walk() takes it). Not for a context with .dockerignore patterns: nothing is ignored.
+   */
+  list(rel: string): readonly (readonly [string, EntryStat])[] {
+    const listed = this.listings?.get(rel);
+    if (listed) return listed;
+    const dir = path.join(this.root, rel);
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+    return readdirSync(dir)
+      .sort()
+      .map((name) => [name, lstatSync(prefix + name)] as const);
+  }
+
   /** Everything under a directory entry (depth-first, sorted), minus ignored paths. */
   *walk(rel: string): Generator<ContextEntry> {
     const dir = path.join(this.root, rel);

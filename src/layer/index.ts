@@ -14,6 +14,7 @@ export {
   type FileDigestRecord,
   type TarOptions,
   layerSkeleton,
+  SkeletonTracker,
   type SkeletonEntry,
 } from './write.js';
 export { encodeLayer, type LayerInfo, type EncodeOptions, plainLayerInfo } from './compress.js';

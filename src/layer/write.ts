@@ -462,6 +462,71 @@ export interface SkeletonEntry {
 }
 
 /**
+ * layerSkeleton's answer for entries read one at a time, in the layer's order, without holding them:
+ * an entry strictly inside the leaves' common root so far stays inside it (the root only shortens),
+ * so only the few others are kept. The caller says which paths are leaves (a file, a link, a
+ * directory with nothing under it in the layer), when it knows.
+ */
+export class SkeletonTracker {
+  private root: string | undefined;
+  private kept: EntrySpec[] = [];
+  private none = false;
+
+  entry(s: EntrySpec): void {
+    if (this.none) return;
+    const p = cleanPath(s.path);
+    if (this.root !== undefined && p.length > this.root.length + 1 && p.startsWith(`${this.root}/`)) return;
+    // Thousands of entries outside the root: not a layer of that shape (layerSkeleton stops at 64).
+    if (this.kept.length >= 4096) {
+      this.giveUp();
+      return;
+    }
+    this.kept.push(s);
+  }
+
+  leaf(path: string): void {
+    if (this.none) return;
+    const p = cleanPath(path);
+    let r = this.root ?? p;
+    while (r !== '' && !(p === r || (p.startsWith(r) && p.charCodeAt(r.length) === 0x2f)))
+      r = r.slice(0, Math.max(r.lastIndexOf('/'), 0));
+    this.root = r;
+    if (r === '') this.giveUp();
+  }
+
+  private giveUp(): void {
+    this.none = true;
+    this.kept = [];
+  }
+
+  result(opts: TarOptions = {}): { root: string; entries: SkeletonEntry[] } | undefined {
+    const r = this.root;
+    if (this.none || r === undefined || r === '') return undefined;
+    const entries: SkeletonEntry[] = [];
+    for (const s of this.kept) {
+      const p = cleanPath(s.path);
+      if (p.startsWith(`${r}/`)) continue;
+      if (!(p === r || r.startsWith(`${p}/`))) return undefined;
+      if (entries.length >= 64) return undefined;
+      entries.push({
+        path: p,
+        type: s.type,
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        mtime: clamp(s.mtime, opts),
+        ...(s.linkname !== undefined ? { linkname: s.linkname } : {}),
+      });
+    }
+    return { root: r, entries };
+  }
+}
+
+function cleanPath(p: string): string {
+  return p.replace(/^\/+/, '').replace(/\/+$/, '');
+}
+
+/**
  * A layer of known entries, summed up for partial views (sandbox/view.ts): every entry is either
  * strictly inside `root` or one of `entries` (root itself and its parents). A COPY of a tree to
  * /app/node_modules has root "app/node_modules" and the entries app, app/node_modules: whether
