@@ -12,6 +12,8 @@ export {
   type EntrySpec,
   type EntryStats,
   type FileDigestRecord,
+  type FileDigestLookup,
+  FileDigestTable,
   type TarOptions,
   layerSkeleton,
   SkeletonTracker,
