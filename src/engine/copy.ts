@@ -330,6 +330,8 @@ async function planStreamed(req: CopyRequest, selected: Selected[], tmpDir: stri
   const tops = new Set<string>();
   const skeleton = new SkeletonTracker();
   const spill = new LineSpill(tmpDir);
+  const prefix = base === '' ? '' : `${base}/`;
+  const skip = e.rel === '' ? 0 : e.rel.length + 1;
   function* entries(): Generator<EntrySpec> {
     const seen = (spec: EntrySpec) => {
       tops.add(topOf(spec.path));
@@ -346,8 +348,6 @@ async function planStreamed(req: CopyRequest, selected: Selected[], tmpDir: stri
     }
     /** The first path of each inode (hardLinked's rule, in the same order: the layer's). */
     const firstOfInode = new Map<string, string>();
-    const prefix = base === '' ? '' : `${base}/`;
-    const skip = e.rel === '' ? 0 : e.rel.length + 1;
     for (const c of layerOrder(ctx, e.rel, top)) {
       if (typeof c === 'string') {
         skeleton.leaf(prefix + c.slice(skip));
@@ -374,9 +374,12 @@ async function planStreamed(req: CopyRequest, selected: Selected[], tmpDir: stri
       seen(spec);
       if (spec.type !== 'directory') {
         skeleton.leaf(target);
-        spill.push(
-          JSON.stringify([target, c.abs, spec.type === 'file' ? (spec.size ?? 0) : 0, spec.type === 'file' ? 0 : 1]),
-        );
+        // "f<size> <sub>" or "l0 <sub>": the target and its source are the same path under two
+        // prefixes (a name with a newline in it, rare: as JSON).
+        const sub = c.rel.slice(skip);
+        const kind = spec.type === 'file' ? 'f' : 'l';
+        const size = spec.type === 'file' ? (spec.size ?? 0) : 0;
+        spill.push(sub.includes('\n') ? `j${JSON.stringify([kind, size, sub])}` : `${kind}${size} ${sub}`);
       }
       yield spec;
     }
@@ -386,9 +389,17 @@ async function planStreamed(req: CopyRequest, selected: Selected[], tmpDir: stri
     empty: false,
     facts: (opts) => ({ tops: [...tops].sort(), skeleton: skeleton.result(opts) }),
     async *copied() {
+      const sourcePrefix = `${ctx.root.endsWith('/') ? ctx.root : `${ctx.root}/`}${e.rel === '' ? '' : `${e.rel}/`}`;
       for await (const line of spill.lines()) {
-        const [p, abs, size, link] = JSON.parse(line) as [string, string, number, number];
-        yield { path: p, abs, size, link: link === 1 };
+        let kind: string, size: number, sub: string;
+        if (line.startsWith('j')) [kind, size, sub] = JSON.parse(line.slice(1)) as [string, number, string];
+        else {
+          const space = line.indexOf(' ');
+          kind = line[0]!;
+          size = Number(line.slice(1, space));
+          sub = line.slice(space + 1);
+        }
+        yield { path: prefix + sub, abs: sourcePrefix + sub, size, link: kind === 'l' };
       }
     },
     dispose: () => spill.dispose(),

@@ -578,7 +578,10 @@ export class SkeletonTracker {
 }
 
 function cleanPath(p: string): string {
-  return p.replace(/^\/+/, '').replace(/\/+$/, '');
+  // Called for every entry: most have no slash to strip.
+  return p.charCodeAt(0) === 0x2f || p.charCodeAt(p.length - 1) === 0x2f
+    ? p.replace(/^\/+/, '').replace(/\/+$/, '')
+    : p;
 }
 
 /**

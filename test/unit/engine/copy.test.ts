@@ -150,6 +150,7 @@ function awkwardTree(): string {
     'sp ace/h',
     'ü/i',
     'a/x/z/f-2',
+    'new\nline',
   ])
     writeFileSync(path.join(src, f), `${f}\n`);
   linkSync(path.join(src, 'a0'), path.join(src, 'a-b', 'a0-link'));
