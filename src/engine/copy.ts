@@ -17,7 +17,7 @@
  */
 import { lstatSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
-import { layerSkeleton, SkeletonTracker, type EntrySpec, type SkeletonEntry } from '../layer/index.js';
+import { keptXattrs, layerSkeleton, SkeletonTracker, type EntrySpec, type SkeletonEntry } from '../layer/index.js';
 import { hasWildcard, type BuildContext, type ContextEntry, type EntryStat } from '../context/index.js';
 import { KilnError, type ErrorPlace } from '../util/index.js';
 import { resolveInRoot, topOf } from '../sandbox/index.js';
@@ -109,46 +109,12 @@ async function planSelected(req: CopyRequest, selected: Selected[]): Promise<Ent
   let sourceNo = 0;
   let unpackedNow = false;
   const add = (target: string, e: ContextEntry) => {
-    const st = e.stat;
-    const m = meta(st);
     inodes.delete(target);
     req.provenance?.set(target, e.abs);
-    if (st.isDirectory())
-      entries.set(target, { path: target, type: 'directory', uid: m.uid, gid: m.gid, mode: m.mode, mtime: m.mtime });
-    else if (st.isSymbolicLink())
-      entries.set(target, {
-        path: target,
-        type: 'symlink',
-        linkname: readlinkSafe(e.abs),
-        uid: m.uid,
-        gid: m.gid,
-        mode: 0o777,
-        mtime: m.mtime,
-      });
-    else if (st.isFile()) {
-      entries.set(target, {
-        path: target,
-        type: 'file',
-        source: e.abs,
-        size: st.size,
-        uid: m.uid,
-        gid: m.gid,
-        mode: m.mode,
-        mtime: m.mtime,
-      });
-      if (st.nlink > 1) inodes.set(target, `${sourceNo}:${st.dev}:${st.ino}`);
-    } else if (unpackedNow && (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO())) {
-      // An archive's device nodes and fifos are kept, as docker's ADD keeps them.
-      const type = st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'chardev' : 'blockdev';
-      entries.set(target, {
-        path: target,
-        type,
-        ...m,
-        devmajor: Math.floor(st.rdev / 256) & 0xfff,
-        devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
-      });
-    }
-    // sockets, devices and fifos in a context are not copied (BuildKit skips them too)
+    const spec = entryOf(target, e, meta(e.stat), unpackedNow);
+    if (!spec) return;
+    entries.set(target, spec);
+    if (spec.type === 'file' && e.stat.nlink > 1) inodes.set(target, `${sourceNo}:${e.stat.dev}:${e.stat.ino}`);
   };
   for (const { ctx, e, name, keepOwner: keep, unpacked } of selected) {
     sourceNo++;
@@ -423,6 +389,22 @@ function entryOf(
   m: { uid: number; gid: number; mode: number; mtime: number },
   unpacked: boolean,
 ): EntrySpec | undefined {
+  const spec = plainEntryOf(target, e, m, unpacked);
+  // A copy keeps the xattrs a layer carries (security.capability, user.*…), as BuildKit's copier;
+  // not a symlink's (a RUN layer's writer reads none either).
+  if (spec && spec.type !== 'symlink') {
+    const x = keptXattrs(e.abs);
+    if (x) spec.xattrs = x;
+  }
+  return spec;
+}
+
+function plainEntryOf(
+  target: string,
+  e: ContextEntry,
+  m: { uid: number; gid: number; mode: number; mtime: number },
+  unpacked: boolean,
+): EntrySpec | undefined {
   const st = e.stat;
   if (st.isDirectory())
     return { path: target, type: 'directory', uid: m.uid, gid: m.gid, mode: m.mode, mtime: m.mtime };
@@ -509,7 +491,8 @@ export function hardLinked(sorted: EntrySpec[], inodes: Map<string, string>): En
       first.set(key, e.path);
       return e;
     }
-    const { source: _source, size: _size, ...rest } = e;
+    // A link's header carries no xattrs (the file's does), as a RUN layer's (layer/write.ts).
+    const { source: _source, size: _size, xattrs: _xattrs, ...rest } = e;
     return { ...rest, type: 'hardlink', linkname: target };
   });
 }

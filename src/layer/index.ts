@@ -16,6 +16,7 @@ export {
   FileDigestTable,
   type TarOptions,
   layerSkeleton,
+  keptXattrs,
   SkeletonTracker,
   type SkeletonEntry,
 } from './write.js';

@@ -139,6 +139,11 @@ export function layerKeepsXattr(name: string): boolean {
   return KEPT_XATTR.test(name);
 }
 
+/** The xattrs of a file (not followed) that a layer carries, by name; undefined when it has none. */
+export function keptXattrs(p: string): Record<string, Buffer> | undefined {
+  return readXattrs(p);
+}
+
 function readXattrs(p: string, onNames?: (names: string[]) => void): Record<string, Buffer> | undefined {
   let names: string[];
   try {

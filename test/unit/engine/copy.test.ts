@@ -11,6 +11,7 @@ import { planCopy, planCopyLayer, type CopiedFile, type CopyRequest } from '../.
 import { BuildContext, WalkListings } from '../../../src/context/index.js';
 import { layerSkeleton, type EntrySpec } from '../../../src/layer/write.js';
 import { topOf } from '../../../src/sandbox/index.js';
+import { xattr } from '../../../src/util/index.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-copy-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -244,4 +245,46 @@ test('a streamed copy of an empty directory into one that exists has no entries;
   const made = await plan('/new/dir');
   assert.deepEqual([...made.entries].map(show), ['directory new', 'directory new/dir']);
   assert.deepEqual(made.facts({}).skeleton?.root, 'new/dir');
+});
+
+// BuildKit's copier keeps a file's xattrs: checked on docker 20.10's BuildKit, `COPY --from` of a
+// file with security.capability and user.note set (a directory's contents and the file alone)
+// gives both, same values.
+test('a copy keeps the xattrs a layer carries (file capabilities, user.*), streamed or not; a link has none', async () => {
+  const ctxDir = mkdtempSync(path.join(tmp, 'xattr-'));
+  mkdirSync(path.join(ctxDir, 'out', 'd'), { recursive: true });
+  const file = path.join(ctxDir, 'out', 'ping');
+  writeFileSync(file, 'hi\n');
+  const cap = Buffer.from('0100000200040000000000000000000000000000', 'hex');
+  xattr().setAttributeSync(file, 'security.capability', cap);
+  xattr().setAttributeSync(file, 'user.note', 'x');
+  xattr().setAttributeSync(path.join(ctxDir, 'out', 'd'), 'user.dir', 'y');
+  linkSync(file, path.join(ctxDir, 'out', 'pong'));
+  symlinkSync('ping', path.join(ctxDir, 'out', 'sym'));
+  const destRoot = mkdtempSync(path.join(tmp, 'dest-'));
+  const req = (pattern: string, dest: string): CopyRequest => ({
+    sources: [{ ctx: BuildContext.open(ctxDir), pattern }],
+    dest,
+    workdir: '/',
+    destRoot,
+    keepOwner: true,
+    place: {},
+  });
+  const xattrsOf = (entries: EntrySpec[]) =>
+    Object.fromEntries(
+      entries.map((e) => [
+        e.path,
+        Object.fromEntries(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, v.toString('hex')])),
+      ]),
+    );
+  const want = {
+    app: {},
+    'app/d': { 'user.dir': Buffer.from('y').toString('hex') },
+    'app/ping': { 'security.capability': cap.toString('hex'), 'user.note': Buffer.from('x').toString('hex') },
+    'app/pong': {},
+    'app/sym': {},
+  };
+  assert.deepEqual(xattrsOf(await planCopy(req('out', '/app'))), want);
+  assert.deepEqual(xattrsOf([...(await planCopyLayer(req('out', '/app'), tmp)).entries]), want);
+  assert.deepEqual(xattrsOf(await planCopy(req('out/ping', '/single'))), { single: want['app/ping'] });
 });
