@@ -114,7 +114,7 @@ export interface RecordedFile {
 export class RecordedFileDigests implements FileDigester {
   /** Counters for the profile and tests. */
   readonly stats = { hits: 0, misses: 0 };
-  constructor(private readonly recorded: ReadonlyMap<string, RecordedFile>[]) {}
+  constructor(private readonly recorded: { get(rel: string): RecordedFile | undefined }[]) {}
 
   async digest(abs: string, st: EntryStat, rel: string): Promise<string> {
     for (const m of this.recorded) {

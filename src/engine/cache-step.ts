@@ -103,7 +103,7 @@ export interface StepCacheOptions {
    * The file digests this build's RUN layers recorded as they were tarred, by the chain id of the
    * layer (engine: run-step.ts): a `COPY --from` key over a stage's files reads only the others.
    */
-  recordedDigests?: ReadonlyMap<Digest, ReadonlyMap<string, RecordedFile>>;
+  recordedDigests?: ReadonlyMap<Digest, { get(name: string): RecordedFile | undefined }>;
   /** What walks of a stage's or an image's files found, by chain id: the copy after the key walks them from it. */
   walkListings?: (chain: string) => WalkListings;
 }

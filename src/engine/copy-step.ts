@@ -16,13 +16,13 @@ import { archiveSources } from './add-archive.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
 import { downloadUrl, isHttpUrl } from './add-url.js';
 import { historyEntry } from './config-step.js';
-import { planCopy, type CopyRequest } from './copy.js';
+import { planCopyLayer, type CopyRequest } from './copy.js';
 import type { Step } from './expand-step.js';
 import { heredocMarker, materializeHeredocs } from './heredoc.js';
-import { recordCopy, SourceOwners } from './provenance.js';
+import { recordCopied, SourceOwners } from './provenance.js';
 import { type ProvenanceFrom } from '../store/index.js';
 import {
-  addLayer,
+  addPlannedLayer,
   appendHistory,
   destinationView,
   historyTime,
@@ -183,25 +183,26 @@ export async function copyStep(
         const docCtx = BuildContext.plain(docs.dir);
         for (const src of heredocSources) sources.push({ ctx: docCtx, pattern: docs.names.get(src)! });
       }
-      const copied = new Map<string, string>();
       t = phaseStart();
-      const entries = await planCopy({
-        provenance: copied,
-        sources,
-        dest: ins.dest,
-        workdir,
-        destRoot: destView.root,
-        owner,
-        keepOwner,
-        chmod,
-        // On the empty root of --link every parent is "made": plain 0755, not --chmod's mode, or
-        // the layer would change the base's /usr, /etc… (BuildKit does not link a --chmod copy).
-        plainMadeDirs: ins.link,
-        exclude: ins.exclude,
-        parents: ins.parents,
-        createdTime,
-        place,
-      });
+      const plan = await planCopyLayer(
+        {
+          sources,
+          dest: ins.dest,
+          workdir,
+          destRoot: destView.root,
+          owner,
+          keepOwner,
+          chmod,
+          // On the empty root of --link every parent is "made": plain 0755, not --chmod's mode, or
+          // the layer would change the base's /usr, /etc… (BuildKit does not link a --chmod copy).
+          plainMadeDirs: ins.link,
+          exclude: ins.exclude,
+          parents: ins.parents,
+          createdTime,
+          place,
+        },
+        store.tmpDir,
+      );
       phaseDone('COPY planned', t);
       // BuildKit's commit message: flags it shows (not --from), path sources, heredocs, dest.
       const text =
@@ -216,36 +217,41 @@ export async function copyStep(
         ].join(' ') + ' # buildkit';
       // Only wildcards that matched nothing: BuildKit goes on (an empty layer there; none here,
       // as for any step that changes nothing).
-      if (entries.length === 0) {
+      if (plan.empty) {
         appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, true));
         return undefined;
       }
-      t = phaseStart();
-      const l = await addLayer(env.o, state, entries, place);
-      phaseDone('COPY layer written', t);
-      appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, false));
-      const stageName = env.stageName(at.stage.index);
-      t = phaseStart();
-      await recordCopy({
-        store,
-        diffId: l.diffId,
-        kind: ins.kind,
-        step: {
-          file: place.file ?? 'Dockerfile',
-          line: place.line ?? 0,
-          text: ins.original,
-          stage: { index: at.stage.index, ...(stageName !== undefined ? { name: stageName } : {}) },
-        },
-        from,
-        exclude: ins.exclude,
-        entries,
-        sources: copied,
-        sourceRoot: srcCtx.root,
-        owners,
-        sourceDiffIds,
-      });
-      phaseDone('COPY provenance recorded', t);
-      return l;
+      // The plan's spill of its files' sources goes when the record is written (or the store had it).
+      try {
+        t = phaseStart();
+        const l = await addPlannedLayer(env.o, state, plan, place);
+        phaseDone('COPY layer written', t);
+        appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, false));
+        const stageName = env.stageName(at.stage.index);
+        t = phaseStart();
+        await recordCopied({
+          store,
+          tmpDir: store.tmpDir,
+          diffId: l.diffId,
+          kind: ins.kind,
+          step: {
+            file: place.file ?? 'Dockerfile',
+            line: place.line ?? 0,
+            text: ins.original,
+            stage: { index: at.stage.index, ...(stageName !== undefined ? { name: stageName } : {}) },
+          },
+          from,
+          exclude: ins.exclude,
+          copied: plan.copied(),
+          sourceRoot: srcCtx.root,
+          owners,
+          sourceDiffIds,
+        });
+        phaseDone('COPY provenance recorded', t);
+        return l;
+      } finally {
+        plan.dispose();
+      }
     } finally {
       // Torn down while the next steps run (the build settles them before it returns).
       closeViewLater(destView);

@@ -17,10 +17,11 @@
  */
 import { lstatSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
-import { type EntrySpec } from '../layer/index.js';
+import { keptXattrs, layerSkeleton, SkeletonTracker, type EntrySpec, type SkeletonEntry } from '../layer/index.js';
 import { hasWildcard, type BuildContext, type ContextEntry, type EntryStat } from '../context/index.js';
 import { KilnError, type ErrorPlace } from '../util/index.js';
-import { resolveInRoot } from '../sandbox/index.js';
+import { resolveInRoot, topOf } from '../sandbox/index.js';
+import { LineSpill } from './spill.js';
 
 export interface CopyRequest {
   /**
@@ -57,15 +58,31 @@ function isDirIn(root: string, rel: string): boolean {
   }
 }
 
-export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
-  const destAbs = path.posix.resolve('/', req.workdir || '/', req.dest);
-  const created = req.createdTime ?? Math.floor(Date.now() / 1000);
-  const destIsDir = req.dest.endsWith('/') || req.dest === '.' || req.dest.endsWith('/.');
-  /** e: the source with symlinks followed; name: its path as selected (the target's name comes from it). */
-  const selected: { ctx: BuildContext; e: ContextEntry; name: string; keepOwner: boolean; unpacked: boolean }[] = [];
+/** A selected source. e: the source with symlinks followed; name: its path as selected (the target's name comes from it). */
+interface Selected {
+  ctx: BuildContext;
+  e: ContextEntry;
+  name: string;
+  keepOwner: boolean;
+  unpacked: boolean;
+}
+
+async function selectSources(req: CopyRequest): Promise<Selected[]> {
+  const selected: Selected[] = [];
   for (const s of req.sources)
     for (const { e, name } of await selectFollowed(s.ctx, s.pattern, req.place))
       selected.push({ ctx: s.ctx, e, name, keepOwner: s.keepOwner ?? req.keepOwner, unpacked: s.unpacked ?? false });
+  return selected;
+}
+
+export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
+  return planSelected(req, await selectSources(req));
+}
+
+async function planSelected(req: CopyRequest, selected: Selected[]): Promise<EntrySpec[]> {
+  const destAbs = path.posix.resolve('/', req.workdir || '/', req.dest);
+  const created = req.createdTime ?? Math.floor(Date.now() / 1000);
+  const destIsDir = req.dest.endsWith('/') || req.dest === '.' || req.dest.endsWith('/.');
   const excluded = (rel: string) => (req.exclude ?? []).some((p) => globMatch(p, rel));
   // A wildcard that matches one file is that file (BuildKit: `COPY *.md /x` makes the file /x).
   const many = selected.length > 1;
@@ -92,46 +109,12 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   let sourceNo = 0;
   let unpackedNow = false;
   const add = (target: string, e: ContextEntry) => {
-    const st = e.stat;
-    const m = meta(st);
     inodes.delete(target);
     req.provenance?.set(target, e.abs);
-    if (st.isDirectory())
-      entries.set(target, { path: target, type: 'directory', uid: m.uid, gid: m.gid, mode: m.mode, mtime: m.mtime });
-    else if (st.isSymbolicLink())
-      entries.set(target, {
-        path: target,
-        type: 'symlink',
-        linkname: readlinkSafe(e.abs),
-        uid: m.uid,
-        gid: m.gid,
-        mode: 0o777,
-        mtime: m.mtime,
-      });
-    else if (st.isFile()) {
-      entries.set(target, {
-        path: target,
-        type: 'file',
-        source: e.abs,
-        size: st.size,
-        uid: m.uid,
-        gid: m.gid,
-        mode: m.mode,
-        mtime: m.mtime,
-      });
-      if (st.nlink > 1) inodes.set(target, `${sourceNo}:${st.dev}:${st.ino}`);
-    } else if (unpackedNow && (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO())) {
-      // An archive's device nodes and fifos are kept, as docker's ADD keeps them.
-      const type = st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'chardev' : 'blockdev';
-      entries.set(target, {
-        path: target,
-        type,
-        ...m,
-        devmajor: Math.floor(st.rdev / 256) & 0xfff,
-        devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
-      });
-    }
-    // sockets, devices and fifos in a context are not copied (BuildKit skips them too)
+    const spec = entryOf(target, e, meta(e.stat), unpackedNow);
+    if (!spec) return;
+    entries.set(target, spec);
+    if (spec.type === 'file' && e.stat.nlink > 1) inodes.set(target, `${sourceNo}:${e.stat.dev}:${e.stat.ino}`);
   };
   for (const { ctx, e, name, keepOwner: keep, unpacked } of selected) {
     sourceNo++;
@@ -193,6 +176,304 @@ export async function planCopy(req: CopyRequest): Promise<EntrySpec[]> {
   );
 }
 
+/** A non-directory entry of a COPY layer and the file it was copied from (the provenance record's input). */
+export interface CopiedFile {
+  path: string;
+  /** The source, absolute. */
+  abs: string;
+  /** A regular file's size (0 for a link). */
+  size: number;
+  /** A symlink or a hard link. */
+  link: boolean;
+}
+
+/**
+ * A COPY/ADD layer's plan: its entries in the layer's order, and once they are read, what the
+ * layer's facts and provenance record take of them. A copy of one directory (the `COPY --from=build
+ * /out /app` of many files) is streamed: its tree is walked in the layer's order as the tar is
+ * written, and nothing is held per file (the files' sources are spilled for the record).
+ */
+export interface CopyPlan {
+  /** The entries, in the layer's order; read once. */
+  entries: Iterable<EntrySpec>;
+  /** Whether there are no entries (known before they are read). */
+  empty: boolean;
+  /** After the entries were read: the layer's top-level names (sorted) and skeleton (layer/write.ts). */
+  facts(opts: { sourceDateEpoch?: number }): {
+    tops: string[];
+    skeleton: { root: string; entries: SkeletonEntry[] } | undefined;
+  };
+  /** After the entries were read: the entries with a source file, in the layer's order; read once. */
+  copied(): AsyncIterable<CopiedFile>;
+  /** Drops what the plan holds (when its copied files are not read). */
+  dispose(): void;
+}
+
+/**
+ * planCopy as a CopyPlan: streamed when the request copies the contents of one directory (no
+ * --exclude, no .dockerignore, no archive), else planCopy's list. `tmpDir`: where a streamed plan
+ * spills its sources.
+ */
+export async function planCopyLayer(req: CopyRequest, tmpDir: string): Promise<CopyPlan> {
+  const selected = await selectSources(req);
+  const streamed = await planStreamed(req, selected, tmpDir);
+  if (streamed) return streamed;
+  const provenance = new Map<string, string>();
+  const entries = await planSelected({ ...req, provenance }, selected);
+  return {
+    entries,
+    empty: entries.length === 0,
+    facts: (opts) => ({
+      tops: [...new Set(entries.map((e) => topOf(e.path)))].sort(),
+      skeleton: layerSkeleton(entries, opts),
+    }),
+    async *copied() {
+      for (const e of entries) {
+        if (e.type === 'directory') continue;
+        const abs = provenance.get(e.path);
+        if (abs === undefined) continue;
+        yield {
+          path: e.path,
+          abs,
+          size: e.type === 'file' ? (e.size ?? 0) : 0,
+          link: e.type === 'symlink' || e.type === 'hardlink',
+        };
+      }
+    },
+    dispose: () => undefined,
+  };
+}
+
+/** One selected directory, copied whole: its plan streamed (planCopyLayer), or undefined when the request is not so. */
+async function planStreamed(req: CopyRequest, selected: Selected[], tmpDir: string): Promise<CopyPlan | undefined> {
+  if (selected.length !== 1 || req.exclude?.length) return undefined;
+  const { ctx, e, name, keepOwner, unpacked } = selected[0]!;
+  if (unpacked || ctx.ignorePatterns.length || !e.stat.isDirectory()) return undefined;
+  const destAbs = path.posix.resolve('/', req.workdir || '/', req.dest);
+  const created = req.createdTime ?? Math.floor(Date.now() / 1000);
+  const destRel = await resolveInRoot(req.destRoot, destAbs);
+  const madeDirMode = req.chmod !== undefined && !req.plainMadeDirs ? req.chmod & 0o777 : 0o755;
+  const meta = (st: EntryStat) => ({
+    uid: req.owner ? req.owner.uid : keepOwner ? st.uid : 0,
+    gid: req.owner ? req.owner.gid : keepOwner ? st.gid : 0,
+    mode: req.chmod ?? st.mode & 0o7777,
+    mtime: Math.floor(st.mtimeMs / 1000),
+  });
+  const base = req.parents ? path.posix.join(destRel, name) : destRel;
+  // As planCopy: the destination directory is an entry when the image does not have it.
+  let baseEntry: EntrySpec | undefined;
+  if (!isDirIn(req.destRoot, base) && base !== '') {
+    if (req.parents) baseEntry = entryOf(base, e, meta(e.stat), false);
+    else
+      baseEntry = {
+        path: base,
+        type: 'directory',
+        mode: madeDirMode,
+        ...(req.owner ?? { uid: 0, gid: 0 }),
+        mtime: created,
+      };
+  }
+  const top = ctx.list(e.rel);
+  const copiesSomething = top.some(([, st]) => copiedType(st, false));
+  if (!baseEntry && !copiesSomething)
+    return {
+      entries: [],
+      empty: true,
+      facts: () => ({ tops: [], skeleton: undefined }),
+      copied: async function* () {},
+      dispose: () => undefined,
+    };
+  // The parents of what the layer holds are base's (everything else is under base, its directories entries).
+  const have = new Map<string, EntrySpec>(baseEntry ? [[base, baseEntry]] : []);
+  const parents = parentEntries(
+    req.destRoot,
+    [baseEntry ? base : `${base}/\0`],
+    req.owner ?? { uid: 0, gid: 0 },
+    created,
+    have,
+    madeDirMode,
+  );
+  const tops = new Set<string>();
+  const skeleton = new SkeletonTracker();
+  const spill = new LineSpill(tmpDir);
+  const prefix = base === '' ? '' : `${base}/`;
+  const skip = e.rel === '' ? 0 : e.rel.length + 1;
+  function* entries(): Generator<EntrySpec> {
+    const seen = (spec: EntrySpec) => {
+      tops.add(topOf(spec.path));
+      skeleton.entry(spec);
+    };
+    for (const p of parents) {
+      seen(p);
+      yield p;
+    }
+    if (baseEntry) {
+      seen(baseEntry);
+      if (!copiesSomething) skeleton.leaf(baseEntry.path);
+      yield baseEntry;
+    }
+    /** The first path of each inode (hardLinked's rule, in the same order: the layer's). */
+    const firstOfInode = new Map<string, string>();
+    for (const c of layerOrder(ctx, e.rel, top)) {
+      if (typeof c === 'string') {
+        skeleton.leaf(prefix + c.slice(skip));
+        continue;
+      }
+      const target = prefix + c.rel.slice(skip);
+      let spec = entryOf(target, c, meta(c.stat), false);
+      if (!spec) continue;
+      if (spec.type === 'file' && c.stat.nlink > 1) {
+        const key = `${c.stat.dev}:${c.stat.ino}`;
+        const first = firstOfInode.get(key);
+        if (first === undefined) firstOfInode.set(key, target);
+        else
+          spec = {
+            path: target,
+            type: 'hardlink',
+            linkname: first,
+            uid: spec.uid,
+            gid: spec.gid,
+            mode: spec.mode,
+            mtime: spec.mtime,
+          };
+      }
+      seen(spec);
+      if (spec.type !== 'directory') {
+        skeleton.leaf(target);
+        // "f<size> <sub>" or "l0 <sub>": the target and its source are the same path under two
+        // prefixes (a name with a newline in it, rare: as JSON).
+        const sub = c.rel.slice(skip);
+        const kind = spec.type === 'file' ? 'f' : 'l';
+        const size = spec.type === 'file' ? (spec.size ?? 0) : 0;
+        spill.push(sub.includes('\n') ? `j${JSON.stringify([kind, size, sub])}` : `${kind}${size} ${sub}`);
+      }
+      yield spec;
+    }
+  }
+  return {
+    entries: entries(),
+    empty: false,
+    facts: (opts) => ({ tops: [...tops].sort(), skeleton: skeleton.result(opts) }),
+    async *copied() {
+      const sourcePrefix = `${ctx.root.endsWith('/') ? ctx.root : `${ctx.root}/`}${e.rel === '' ? '' : `${e.rel}/`}`;
+      for await (const line of spill.lines()) {
+        let kind: string, size: number, sub: string;
+        if (line.startsWith('j')) [kind, size, sub] = JSON.parse(line.slice(1)) as [string, number, string];
+        else {
+          const space = line.indexOf(' ');
+          kind = line[0]!;
+          size = Number(line.slice(1, space));
+          sub = line.slice(space + 1);
+        }
+        yield { path: prefix + sub, abs: sourcePrefix + sub, size, link: kind === 'l' };
+      }
+    },
+    dispose: () => spill.dispose(),
+  };
+}
+
+/** Whether an entry of this type is copied (planCopy's add: an archive's devices and fifos only). */
+function copiedType(st: EntryStat, unpacked: boolean): boolean {
+  return (
+    st.isDirectory() ||
+    st.isSymbolicLink() ||
+    st.isFile() ||
+    (unpacked && (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()))
+  );
+}
+
+/** The layer entry of a source entry (planCopy's rules), or undefined for what is not copied (sockets…). */
+function entryOf(
+  target: string,
+  e: ContextEntry,
+  m: { uid: number; gid: number; mode: number; mtime: number },
+  unpacked: boolean,
+): EntrySpec | undefined {
+  const spec = plainEntryOf(target, e, m, unpacked);
+  // A copy keeps the xattrs a layer carries (security.capability, user.*…), as BuildKit's copier;
+  // not a symlink's (a RUN layer's writer reads none either).
+  if (spec && spec.type !== 'symlink') {
+    const x = keptXattrs(e.abs);
+    if (x) spec.xattrs = x;
+  }
+  return spec;
+}
+
+function plainEntryOf(
+  target: string,
+  e: ContextEntry,
+  m: { uid: number; gid: number; mode: number; mtime: number },
+  unpacked: boolean,
+): EntrySpec | undefined {
+  const st = e.stat;
+  if (st.isDirectory())
+    return { path: target, type: 'directory', uid: m.uid, gid: m.gid, mode: m.mode, mtime: m.mtime };
+  if (st.isSymbolicLink())
+    return {
+      path: target,
+      type: 'symlink',
+      linkname: readlinkSafe(e.abs),
+      uid: m.uid,
+      gid: m.gid,
+      mode: 0o777,
+      mtime: m.mtime,
+    };
+  if (st.isFile())
+    return {
+      path: target,
+      type: 'file',
+      source: e.abs,
+      size: st.size,
+      uid: m.uid,
+      gid: m.gid,
+      mode: m.mode,
+      mtime: m.mtime,
+    };
+  if (unpacked && (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO())) {
+    // An archive's device nodes and fifos are kept, as docker's ADD keeps them.
+    const type = st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'chardev' : 'blockdev';
+    return {
+      path: target,
+      type,
+      ...m,
+      devmajor: Math.floor(st.rdev / 256) & 0xfff,
+      devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
+    };
+  }
+  // sockets, devices and fifos in a context are not copied (BuildKit skips them too)
+  return undefined;
+}
+
+/**
+ * A directory's tree in its layer's order (paths sorted as whole strings: `a`, `a-b`, `a/c`), one
+ * listing per level held: a directory's entry sorts by its name, its contents by its name and "/".
+ * An empty directory is also told as its path (a leaf, for the layer's skeleton).
+ */
+function* layerOrder(
+  ctx: BuildContext,
+  rel: string,
+  listing: readonly (readonly [string, EntryStat])[],
+): Generator<ContextEntry | string> {
+  // Nothing under it in the layer (sockets are not copied): a leaf.
+  if (!listing.some(([, st]) => copiedType(st, false))) {
+    yield rel;
+    return;
+  }
+  const dirPrefix = rel === '' ? '' : `${rel}/`;
+  const absPrefix = ctx.root.endsWith('/') ? `${ctx.root}${dirPrefix}` : `${ctx.root}/${dirPrefix}`;
+  const items: { key: string; name: string; stat: EntryStat; contents: boolean }[] = [];
+  for (const [name, stat] of listing) {
+    items.push({ key: name, name, stat, contents: false });
+    if (stat.isDirectory()) items.push({ key: `${name}/`, name, stat, contents: true });
+  }
+  items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const it of items) {
+    const r = dirPrefix + it.name;
+    if (it.contents) yield* layerOrder(ctx, r, ctx.list(r));
+    else yield { rel: r, abs: absPrefix + it.name, stat: it.stat };
+  }
+}
+
 /**
  * Files that are one inode in a copied source stay one in the layer: the first (in path order) is
  * written, the others as hard links to it. BuildKit's copier (fsutil) keeps links within each
@@ -210,7 +491,8 @@ export function hardLinked(sorted: EntrySpec[], inodes: Map<string, string>): En
       first.set(key, e.path);
       return e;
     }
-    const { source: _source, size: _size, ...rest } = e;
+    // A link's header carries no xattrs (the file's does), as a RUN layer's (layer/write.ts).
+    const { source: _source, size: _size, xattrs: _xattrs, ...rest } = e;
     return { ...rest, type: 'hardlink', linkname: target };
   });
 }

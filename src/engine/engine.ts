@@ -28,7 +28,7 @@ import {
   type SourceRef,
 } from '../plan/index.js';
 import { BuildContext, WalkListings } from '../context/index.js';
-import { type FileDigestRecord, type LayerInfo } from '../layer/index.js';
+import { type FileDigestLookup, type LayerInfo } from '../layer/index.js';
 import { formatPlatform, hostPlatform, parsePlatform, type Compression, type Descriptor } from '../image/index.js';
 import { isPlainLayer, type Store, compressedImage, compressionOf, PROVENANCE_VERSION } from '../store/index.js';
 import {
@@ -321,7 +321,7 @@ class Engine implements RunEnv {
   /** The layers this build's steps made or took from the cache, by diff id: what the secret proof searches. */
   readonly made = new Map<Digest, MadeLayer>();
   /** Digests of the files builder stages' RUN layers recorded as they were tarred, by the layer's chain id (cache-step.ts keys COPY --from with them). */
-  readonly fileDigests = new Map<Digest, ReadonlyMap<string, FileDigestRecord>>();
+  readonly fileDigests = new Map<Digest, FileDigestLookup>();
   /** What walks of a stage's or an image's files found, by chain id (a COPY --from key's walk, then its copy's). */
   private readonly listings = new Map<string, WalkListings>();
   /**

@@ -25,6 +25,8 @@ import {
 } from '../store/index.js';
 import { canonicalJSON } from '../image/index.js';
 import { chainId, type Digest } from '../util/index.js';
+import type { CopiedFile } from './copy.js';
+import { LineSpill } from './spill.js';
 
 /** dpkg owner lookups searched in the lists' text before the whole map is made. */
 const DPKG_SEARCHES = 32;
@@ -301,16 +303,47 @@ export interface CopyRecordInput {
   sourceDiffIds?: Digest[];
 }
 
+/** recordCopy of a list of entries and their sources; the record as stored. */
+export async function recordCopy(i: CopyRecordInput): Promise<CopyProvenance> {
+  const { entries, sources, ...rest } = i;
+  async function* copied(): AsyncGenerator<CopiedFile> {
+    for (const e of entries) {
+      if (e.type === 'directory') continue;
+      const abs = sources.get(e.path);
+      if (abs === undefined) continue;
+      yield {
+        path: e.path,
+        abs,
+        size: e.type === 'file' ? (e.size ?? 0) : 0,
+        link: e.type === 'symlink' || e.type === 'hardlink',
+      };
+    }
+  }
+  await recordCopied({ ...rest, copied: copied(), tmpDir: i.store.tmpDir });
+  const rec = await i.store.provenance(i.diffId);
+  if (!rec) throw new Error(`the provenance record of ${i.diffId} was not stored`);
+  return rec;
+}
+
+export interface CopiedRecordInput extends Omit<CopyRecordInput, 'entries' | 'sources'> {
+  /** The layer's files and links with their sources, in the layer's order (copy.ts CopyPlan.copied). */
+  copied: AsyncIterable<CopiedFile>;
+  /** Where the record's file list is spilled while its packages are found. */
+  tmpDir: string;
+}
+
 /**
  * Writes the layer's provenance record to the store, unless the store has it already: the same
  * layer (diff_id: the same files), written by the same step from the same source (the context, or
  * a stage or image of the same chain id) has the same record. That is a rebuild whose COPY --from
  * reruns only because a layer below it changed (`COPY app.js` then `COPY --from=build
  * node_modules`): the owners' lookup in the source (its dpkg lists, ~50 ms) is not done again.
+ * Nothing is held per file: the files are read as they come, their JSON spilled (spill.ts) until
+ * the packages, written before them, are known.
  */
-export async function recordCopy(i: CopyRecordInput): Promise<CopyProvenance> {
+export async function recordCopied(i: CopiedRecordInput): Promise<void> {
   const sourceChain = i.sourceDiffIds?.length ? chainId(i.sourceDiffIds) : undefined;
-  const known = await i.store.provenance(i.diffId);
+  const known = await i.store.provenanceHead(i.diffId);
   if (
     known &&
     known.kind === i.kind &&
@@ -319,7 +352,7 @@ export async function recordCopy(i: CopyRecordInput): Promise<CopyProvenance> {
     canonicalJSON(known.from) === canonicalJSON(i.from) &&
     canonicalJSON(known.exclude ?? []) === canonicalJSON(i.exclude ?? [])
   )
-    return known;
+    return;
   // Files that reached the source through a copy there: that copy's record (the top one wins).
   const upstream = new Map<string, { rec: CopyProvenance; file: ProvenanceFile }>();
   for (const d of [...(i.sourceDiffIds ?? [])].reverse()) {
@@ -339,37 +372,36 @@ export async function recordCopy(i: CopyRecordInput): Promise<CopyProvenance> {
     return n;
   };
   const rootPrefix = i.sourceRoot.endsWith('/') ? i.sourceRoot : `${i.sourceRoot}/`;
-  const files: ProvenanceFile[] = [];
-  for (const e of i.entries) {
-    if (e.type === 'directory') continue;
-    const abs = i.sources.get(e.path);
-    if (abs === undefined) continue;
-    const source = abs.startsWith(rootPrefix) ? abs.slice(rootPrefix.length) : path.basename(abs);
-    const f: ProvenanceFile = { path: e.path, source, size: e.type === 'file' ? (e.size ?? 0) : 0 };
-    if (e.type === 'symlink' || e.type === 'hardlink') f.link = true;
-    const up = upstream.get(source);
-    if (up) {
-      f.via = [{ ...up.rec.step, from: up.rec.from, source: up.file.source }, ...(up.file.via ?? [])];
-      const p = up.file.pkg !== undefined ? up.rec.packages[up.file.pkg] : undefined;
-      if (p) f.pkg = indexOf(p);
+  const files = new LineSpill(i.tmpDir);
+  try {
+    for await (const c of i.copied) {
+      const source = c.abs.startsWith(rootPrefix) ? c.abs.slice(rootPrefix.length) : path.basename(c.abs);
+      const f: ProvenanceFile = { path: c.path, source, size: c.size };
+      if (c.link) f.link = true;
+      const up = upstream.get(source);
+      if (up) {
+        f.via = [{ ...up.rec.step, from: up.rec.from, source: up.file.source }, ...(up.file.via ?? [])];
+        const p = up.file.pkg !== undefined ? up.rec.packages[up.file.pkg] : undefined;
+        if (p) f.pkg = indexOf(p);
+      }
+      if (f.pkg === undefined && i.owners) {
+        const p = i.owners.owner(source);
+        if (p) f.pkg = indexOf(p);
+      }
+      files.push(JSON.stringify(f));
     }
-    if (f.pkg === undefined && i.owners) {
-      const p = i.owners.owner(source);
-      if (p) f.pkg = indexOf(p);
-    }
-    files.push(f);
+    const head: Omit<CopyProvenance, 'files'> = {
+      version: PROVENANCE_VERSION,
+      diffId: i.diffId,
+      kind: i.kind,
+      step: i.step,
+      from: i.from,
+      ...(i.exclude?.length ? { exclude: i.exclude } : {}),
+      ...(sourceChain !== undefined ? { sourceChain } : {}),
+      packages,
+    };
+    await i.store.putProvenanceParts(head, files.lines());
+  } finally {
+    files.dispose();
   }
-  const rec: CopyProvenance = {
-    version: PROVENANCE_VERSION,
-    diffId: i.diffId,
-    kind: i.kind,
-    step: i.step,
-    from: i.from,
-    ...(i.exclude?.length ? { exclude: i.exclude } : {}),
-    ...(sourceChain !== undefined ? { sourceChain } : {}),
-    packages,
-    files,
-  };
-  await i.store.putProvenance(rec);
-  return rec;
 }

@@ -6,7 +6,7 @@
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { type RunInstruction } from '../dockerfile/index.js';
-import { type FileDigestRecord, type LayerInfo } from '../layer/index.js';
+import { type FileDigestLookup, type LayerInfo } from '../layer/index.js';
 import { type StageScope } from '../plan/index.js';
 import { runStep, type BackendKind, type KeptRoots, type Mount, type SnapshotterKind } from '../sandbox/index.js';
 import { chainIds, type Digest, KilnError, type ErrorPlace, type Slots } from '../util/index.js';
@@ -29,7 +29,7 @@ export interface RunEnv extends StepEnv {
   /** A later `COPY/ADD --from` copies this stage (or one based on it). */
   copiedLater(stage: number): boolean;
   /** Where a builder stage's RUN layer leaves the digests of its files, by the layer's chain id (cache-step.ts reads them). */
-  readonly fileDigests: Map<Digest, ReadonlyMap<string, FileDigestRecord>>;
+  readonly fileDigests: Map<Digest, FileDigestLookup>;
   /** The sandbox a RUN ran in (the engine shows it once). */
   ranIn(backend: BackendKind, snapshotter: SnapshotterKind, overlayRefused?: string, fuseRefused?: string): void;
 }

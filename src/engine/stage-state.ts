@@ -20,6 +20,7 @@ import {
 import { type Store } from '../store/index.js';
 import { KilnError, type ErrorPlace } from '../util/index.js';
 import type { BuildImages } from './base-image.js';
+import type { CopyPlan } from './copy.js';
 import type { ConfigState } from './config-step.js';
 import type { EventSink } from './events.js';
 import type { SecretSource, SshSource } from './run-flags.js';
@@ -119,6 +120,29 @@ export async function addLayer(
       level: o.compressionLevel,
       tops,
       skeleton: layerSkeleton(entries, opts),
+    }),
+    place,
+  );
+}
+
+/** A COPY/ADD layer of a plan (copy.ts): its entries written as they are planned, its facts after. */
+export async function addPlannedLayer(
+  o: StepOptions,
+  state: StageState,
+  plan: CopyPlan,
+  place: ErrorPlace,
+): Promise<LayerInfo> {
+  if (state.layers.length >= MAX_LAYERS)
+    throw new KilnError('BUILD', `this step would give the image more than ${MAX_LAYERS} layers`, place, {
+      hint: 'merge RUN steps or use a multi-stage build',
+    });
+  const opts = { sourceDateEpoch: o.sourceDateEpoch };
+  return pushLayer(
+    state,
+    await o.store.putLayer(tarEntries(plan.entries, opts), {
+      compression: o.layerCompression ?? 'none',
+      level: o.compressionLevel,
+      factsAfter: () => plan.facts(opts),
     }),
     place,
   );

@@ -12,8 +12,12 @@ export {
   type EntrySpec,
   type EntryStats,
   type FileDigestRecord,
+  type FileDigestLookup,
+  FileDigestTable,
   type TarOptions,
   layerSkeleton,
+  keptXattrs,
+  SkeletonTracker,
   type SkeletonEntry,
 } from './write.js';
 export { encodeLayer, type LayerInfo, type EncodeOptions, plainLayerInfo } from './compress.js';

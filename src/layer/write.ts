@@ -46,6 +46,61 @@ export interface FileDigestRecord {
   digest: string;
 }
 
+/** Recorded file digests looked up by path (a FileDigestTable, or a Map). */
+export interface FileDigestLookup {
+  get(name: string): FileDigestRecord | undefined;
+}
+
+/**
+ * A RUN layer's recorded file digests, packed: each file's numbers in a Float64Array and its
+ * sha256 in a Buffer, by path (~130 bytes a file instead of ~280 as an object and a hex string):
+ * a builder stage of 100,000 files holds them until its `COPY --from` is keyed.
+ */
+export class FileDigestTable implements FileDigestLookup {
+  private readonly index = new Map<string, number>();
+  private nums = new Float64Array(4 * 256);
+  private digests = Buffer.alloc(32 * 256);
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  set(name: string, r: FileDigestRecord): void {
+    let i = this.index.get(name);
+    if (i === undefined) {
+      i = this.index.size;
+      if ((i + 1) * 32 > this.digests.length) {
+        const nums = new Float64Array(this.nums.length * 2);
+        nums.set(this.nums);
+        this.nums = nums;
+        const digests = Buffer.alloc(this.digests.length * 2);
+        this.digests.copy(digests);
+        this.digests = digests;
+      }
+      this.index.set(name, i);
+    }
+    const o = i * 4;
+    this.nums[o] = r.size;
+    this.nums[o + 1] = r.mtimeMs;
+    this.nums[o + 2] = r.ctimeMs;
+    this.nums[o + 3] = r.ino;
+    this.digests.write(r.digest, i * 32, 32, 'hex');
+  }
+
+  get(name: string): FileDigestRecord | undefined {
+    const i = this.index.get(name);
+    if (i === undefined) return undefined;
+    const o = i * 4;
+    return {
+      size: this.nums[o]!,
+      mtimeMs: this.nums[o + 1]!,
+      ctimeMs: this.nums[o + 2]!,
+      ino: this.nums[o + 3]!,
+      digest: this.digests.toString('hex', i * 32, i * 32 + 32),
+    };
+  }
+}
+
 /** A path the layer adds, deletes (whiteout) or makes opaque; `stats`: its lstat when the differ had it. */
 export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string; stats?: EntryStats };
 
@@ -83,6 +138,11 @@ const KEPT_XATTR =
 /** Whether a layer carries this xattr (the native snapshotter drops the others from a root it keeps). */
 export function layerKeepsXattr(name: string): boolean {
   return KEPT_XATTR.test(name);
+}
+
+/** The xattrs of a file (not followed) that a layer carries, by name; undefined when it has none. */
+export function keptXattrs(p: string): Record<string, Buffer> | undefined {
+  return readXattrs(p);
 }
 
 function readXattrs(p: string, onNames?: (names: string[]) => void): Record<string, Buffer> | undefined {
@@ -482,6 +542,74 @@ export interface SkeletonEntry {
   gid: number;
   mtime: number;
   linkname?: string;
+}
+
+/**
+ * layerSkeleton's answer for entries read one at a time, in the layer's order, without holding them:
+ * an entry strictly inside the leaves' common root so far stays inside it (the root only shortens),
+ * so only the few others are kept. The caller says which paths are leaves (a file, a link, a
+ * directory with nothing under it in the layer), when it knows.
+ */
+export class SkeletonTracker {
+  private root: string | undefined;
+  private kept: EntrySpec[] = [];
+  private none = false;
+
+  entry(s: EntrySpec): void {
+    if (this.none) return;
+    const p = cleanPath(s.path);
+    if (this.root !== undefined && p.length > this.root.length + 1 && p.startsWith(`${this.root}/`)) return;
+    // Thousands of entries outside the root: not a layer of that shape (layerSkeleton stops at 64).
+    if (this.kept.length >= 4096) {
+      this.giveUp();
+      return;
+    }
+    this.kept.push(s);
+  }
+
+  leaf(path: string): void {
+    if (this.none) return;
+    const p = cleanPath(path);
+    let r = this.root ?? p;
+    while (r !== '' && !(p === r || (p.startsWith(r) && p.charCodeAt(r.length) === 0x2f)))
+      r = r.slice(0, Math.max(r.lastIndexOf('/'), 0));
+    this.root = r;
+    if (r === '') this.giveUp();
+  }
+
+  private giveUp(): void {
+    this.none = true;
+    this.kept = [];
+  }
+
+  result(opts: TarOptions = {}): { root: string; entries: SkeletonEntry[] } | undefined {
+    const r = this.root;
+    if (this.none || r === undefined || r === '') return undefined;
+    const entries: SkeletonEntry[] = [];
+    for (const s of this.kept) {
+      const p = cleanPath(s.path);
+      if (p.startsWith(`${r}/`)) continue;
+      if (!(p === r || r.startsWith(`${p}/`))) return undefined;
+      if (entries.length >= 64) return undefined;
+      entries.push({
+        path: p,
+        type: s.type,
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        mtime: clamp(s.mtime, opts),
+        ...(s.linkname !== undefined ? { linkname: s.linkname } : {}),
+      });
+    }
+    return { root: r, entries };
+  }
+}
+
+function cleanPath(p: string): string {
+  // Called for every entry: most have no slash to strip.
+  return p.charCodeAt(0) === 0x2f || p.charCodeAt(p.length - 1) === 0x2f
+    ? p.replace(/^\/+/, '').replace(/\/+$/, '')
+    : p;
 }
 
 /**

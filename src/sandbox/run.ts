@@ -36,7 +36,7 @@ import {
   layerKeepsXattr,
   tarChangesInOrder,
   type EntryStats,
-  type FileDigestRecord,
+  FileDigestTable,
 } from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import {
@@ -165,7 +165,7 @@ export interface RunOutcome {
   /** What changed, in layer order ([] when not captured; with overlay snapshotters only when listChanges). */
   changes: Change[];
   /** recordFileDigests: the layer's small files (path in the layer → identity and digest), when recorded. */
-  fileDigests?: Map<string, FileDigestRecord>;
+  fileDigests?: FileDigestTable;
   backend: BackendKind;
   snapshotter: SnapshotterKind;
   /** keepFailed: what was kept there — the overlay's changes (`upper`) or the whole tree (`tree`). */
@@ -297,7 +297,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
 
   let changes: Change[] = [];
   let layer: LayerInfo | undefined;
-  let fileDigests: Map<string, FileDigestRecord> | undefined;
+  let fileDigests: FileDigestTable | undefined;
   let after: TreeState | undefined;
   // Entries with xattrs no layer carries: a kept root loses them (the next RUN sees the layer's).
   const foreign: [string, string[]][] = [];
@@ -346,7 +346,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
             : undefined;
         // The files stay where they were read (the upper becomes the snapshot): their digests, as
         // tarred, serve the next key over them. A cap keeps memory bounded for huge layers.
-        const recorded = keepUpper && o.recordFileDigests ? new Map<string, FileDigestRecord>() : undefined;
+        const recorded = keepUpper && o.recordFileDigests ? new FileDigestTable() : undefined;
         const onFileDigest =
           recorded &&
           ((name: string, st: EntryStats, digest: string) =>

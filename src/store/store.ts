@@ -287,6 +287,8 @@ export class Store {
       expectedDiffId?: Digest;
       tops?: string[];
       skeleton?: LayerFacts['skeleton'];
+      /** tops and skeleton known once the tar was read (a layer whose entries were streamed into it). */
+      factsAfter?: () => { tops?: string[]; skeleton?: LayerFacts['skeleton'] };
       tee?: (chunk: Buffer) => Promise<void>;
       level?: number;
     } = {},
@@ -304,12 +306,13 @@ export class Store {
       throw e;
     }
     await w.commit({ digest: info.digest, size: info.size });
+    const { tops, skeleton } = opts.factsAfter?.() ?? opts;
     await this.recordLayer(info.digest, {
       diffId: info.diffId,
       uncompressedSize: info.uncompressedSize,
       ...(info.contentSize !== undefined ? { contentSize: info.contentSize } : {}),
-      ...(opts.tops ? { tops: opts.tops } : {}),
-      ...(opts.skeleton ? { skeleton: opts.skeleton } : {}),
+      ...(tops ? { tops } : {}),
+      ...(skeleton ? { skeleton } : {}),
     });
     return info;
   }
@@ -735,6 +738,64 @@ export class Store {
     const p = this.layout.provenanceFile(rec.diffId);
     await fsp.mkdir(path.dirname(p), { recursive: true });
     await writeFileAtomic(p, provenanceJson(rec), 0o644, { durable: false });
+  }
+
+  /**
+   * putProvenance for a record whose files are many: its fields but the files, then each file's
+   * JSON as it comes (the same bytes as putProvenance of the whole record).
+   */
+  async putProvenanceParts(head: Omit<CopyProvenance, 'files'>, files: AsyncIterable<string>): Promise<void> {
+    const p = this.layout.provenanceFile(head.diffId);
+    await fsp.mkdir(path.dirname(p), { recursive: true });
+    async function* pieces(): AsyncGenerator<string> {
+      let out = `${JSON.stringify(head).slice(0, -1)},"files":[`;
+      let first = true;
+      for await (const f of files) {
+        out += first ? f : `,${f}`;
+        first = false;
+        if (out.length >= 1 << 20) {
+          yield out;
+          out = '';
+        }
+      }
+      yield `${out}]}`;
+    }
+    await writeFileAtomic(p, pieces(), 0o644, { durable: false });
+  }
+
+  /**
+   * A provenance record's fields but its files and packages, read without its file list (a
+   * 300,000-file record is ~25 MB of JSON): whether a build writing the same layer has it already.
+   */
+  async provenanceHead(diffId: Digest): Promise<Omit<CopyProvenance, 'files' | 'packages'> | undefined> {
+    const file = this.layout.provenanceFile(diffId);
+    let fh;
+    try {
+      fh = await fsp.open(file, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const size = (await fh.stat()).size;
+      const tail = Buffer.alloc(2);
+      // A record written whole ends so (a torn one is as if unknown, as provenance() has it).
+      if (size < 2 || (await fh.read(tail, 0, 2, size - 2)).bytesRead !== 2 || tail.toString() !== ']}')
+        return undefined;
+      // Keys are written in order, packages before files; in a string value a quote is escaped.
+      const buf = Buffer.alloc(Math.min(size, 1 << 20));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      const text = buf.toString('utf8', 0, bytesRead);
+      const at = text.indexOf(',"packages":');
+      if (at < 0) return (await this.provenance(diffId)) ?? undefined;
+      const r = parseProvenance(JSON.parse(`${text.slice(0, at)},"packages":[],"files":[]}`));
+      if (!r || r.diffId !== diffId) return undefined;
+      const { files: _files, packages: _packages, ...head } = r;
+      return head;
+    } catch {
+      return undefined;
+    } finally {
+      await fh.close();
+    }
   }
 
   /** What a COPY/ADD layer brought in, when a build of this store recorded it. */

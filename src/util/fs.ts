@@ -22,7 +22,7 @@ export function tempPathFor(target: string): string {
  */
 export async function writeFileAtomic(
   target: string,
-  data: string | Buffer | Iterable<string>,
+  data: string | Buffer | Iterable<string> | AsyncIterable<string>,
   mode = 0o644,
   opts: { durable?: boolean } = {},
 ): Promise<void> {
@@ -32,7 +32,7 @@ export async function writeFileAtomic(
   try {
     // Pieces (a large JSON document made as it is written): never the whole text at once.
     if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
-    else for (const piece of data) await fh.write(piece);
+    else for await (const piece of data) await fh.write(piece);
     if (opts.durable !== false) await fh.sync();
   } finally {
     await fh.close();

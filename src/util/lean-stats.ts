@@ -39,7 +39,9 @@ export class LeanStats implements LstatFields {
   readonly dev: number;
   readonly ino: number;
   readonly nlink: number;
-  constructor(st: Stats) {
+  constructor(
+    st: Pick<Stats, 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'ctimeMs' | 'rdev' | 'dev' | 'ino' | 'nlink'>,
+  ) {
     this.mode = st.mode;
     this.uid = st.uid;
     this.gid = st.gid;
@@ -51,6 +53,41 @@ export class LeanStats implements LstatFields {
     this.ino = st.ino;
     this.nlink = st.nlink;
   }
+  /** The numbers a packed LeanStats takes in a Float64Array (exact: each field is a double in an fs.Stats). */
+  static readonly PACKED = 10;
+
+  /** Write the fields at entry `i` of `into` (PACKED numbers an entry). */
+  pack(into: Float64Array, i: number): void {
+    const o = i * LeanStats.PACKED;
+    into[o] = this.mode;
+    into[o + 1] = this.uid;
+    into[o + 2] = this.gid;
+    into[o + 3] = this.size;
+    into[o + 4] = this.mtimeMs;
+    into[o + 5] = this.ctimeMs;
+    into[o + 6] = this.rdev;
+    into[o + 7] = this.dev;
+    into[o + 8] = this.ino;
+    into[o + 9] = this.nlink;
+  }
+
+  /** The LeanStats packed at entry `i`. */
+  static unpack(from: Float64Array, i: number): LeanStats {
+    const o = i * LeanStats.PACKED;
+    return new LeanStats({
+      mode: from[o]!,
+      uid: from[o + 1]!,
+      gid: from[o + 2]!,
+      size: from[o + 3]!,
+      mtimeMs: from[o + 4]!,
+      ctimeMs: from[o + 5]!,
+      rdev: from[o + 6]!,
+      dev: from[o + 7]!,
+      ino: from[o + 8]!,
+      nlink: from[o + 9]!,
+    });
+  }
+
   private is(type: number): boolean {
     return (this.mode & fsConstants.S_IFMT) === type;
   }

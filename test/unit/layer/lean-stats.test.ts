@@ -47,3 +47,14 @@ test('a layer written from LeanStats is the layer written from fresh lstats, byt
   assert.ok(fresh.includes(Buffer.from('hello\n')));
   assert.deepEqual(lean, fresh);
 });
+
+test('packed into a Float64Array and back, a LeanStats keeps every field (a WalkListings keeps them so)', () => {
+  const st = lstatSync(os.tmpdir());
+  const lean = new LeanStats(st);
+  const packed = new Float64Array(3 * LeanStats.PACKED);
+  lean.pack(packed, 2);
+  const back = LeanStats.unpack(packed, 2);
+  for (const k of ['mode', 'uid', 'gid', 'size', 'mtimeMs', 'ctimeMs', 'rdev', 'dev', 'ino', 'nlink'] as const)
+    assert.equal(back[k], st[k], k);
+  assert.equal(back.isDirectory(), true);
+});
