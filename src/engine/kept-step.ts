@@ -117,7 +117,10 @@ export async function listKeptSteps(storeRoot: string): Promise<KeptStep[]> {
       // unreadable record: prune removes it
     }
   }
-  return out.sort((a, b) => b.created.localeCompare(a.created) || a.id.localeCompare(b.id));
+  // In code units (ISO times, hex ids): localeCompare's first call loads ICU's collator (~9 ms).
+  return out.sort((a, b) =>
+    a.created !== b.created ? (a.created < b.created ? 1 : -1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
+  );
 }
 
 function parseRecord(text: string, id: string): KeptStep {

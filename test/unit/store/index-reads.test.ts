@@ -104,3 +104,26 @@ test('an image this Store wrote loads as written, each caller with its own copy'
   assert.equal(two.manifest.layers.length, 1);
   assert.equal(two.config.history!.length, 2);
 });
+
+test("index.json lists its names in code-unit order (not the host's collation), with setTag and setTags alike", async () => {
+  const root = path.join(tmp, 'order');
+  const s = await Store.open({ root });
+  const img = await writeSmallImage(s, 'app:b', [{ f: '1' }]);
+  await s.setTag('app:B', img.descriptor);
+  await s.setTags([
+    { name: 'app:a', descriptor: img.descriptor },
+    { name: 'app-x:1', descriptor: img.descriptor },
+  ]);
+  const names = (
+    JSON.parse(readFileSync(path.join(root, 'index.json'), 'utf8')) as {
+      manifests: { annotations: Record<string, string> }[];
+    }
+  ).manifests.map((d) => d.annotations['org.opencontainers.image.ref.name']);
+  // ICU's collation (localeCompare) gives app-x:1, app:a, app:b, app:B.
+  assert.deepEqual(names, [
+    'docker.io/library/app-x:1',
+    'docker.io/library/app:B',
+    'docker.io/library/app:a',
+    'docker.io/library/app:b',
+  ]);
+});
