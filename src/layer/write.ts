@@ -585,23 +585,13 @@ export class SkeletonTracker {
   result(opts: TarOptions = {}): { root: string; entries: SkeletonEntry[] } | undefined {
     const r = this.root;
     if (this.none || r === undefined || r === '') return undefined;
-    const entries: SkeletonEntry[] = [];
-    for (const s of this.kept) {
-      const p = cleanPath(s.path);
-      if (p.startsWith(`${r}/`)) continue;
-      if (!(p === r || r.startsWith(`${p}/`))) return undefined;
-      if (entries.length >= 64) return undefined;
-      entries.push({
-        path: p,
-        type: s.type,
-        mode: s.mode,
-        uid: s.uid,
-        gid: s.gid,
-        mtime: clamp(s.mtime, opts),
-        ...(s.linkname !== undefined ? { linkname: s.linkname } : {}),
-      });
-    }
-    return { root: r, entries };
+    const entries = skeletonEntries(
+      r,
+      this.kept.map((s) => cleanPath(s.path)),
+      this.kept,
+      opts,
+    );
+    return entries && { root: r, entries };
   }
 }
 
@@ -637,11 +627,26 @@ export function layerSkeleton(
   }
   r ??= '';
   if (r === '') return undefined;
+  const entries = skeletonEntries(r, paths, specs, opts);
+  return entries && { root: r, entries };
+}
+
+/**
+ * The skeleton's entries of a layer whose leaves lie under `root`: those outside it (root itself
+ * and its parents), at most 64; undefined when one lies elsewhere. `paths[i]` is `specs[i]`'s path,
+ * cleaned.
+ */
+function skeletonEntries(
+  root: string,
+  paths: string[],
+  specs: EntrySpec[],
+  opts: TarOptions,
+): SkeletonEntry[] | undefined {
   const entries: SkeletonEntry[] = [];
   for (const [i, s] of specs.entries()) {
     const p = paths[i]!;
-    if (p.startsWith(`${r}/`)) continue;
-    if (!(p === r || r.startsWith(`${p}/`))) return undefined;
+    if (p.startsWith(`${root}/`)) continue;
+    if (!(p === root || root.startsWith(`${p}/`))) return undefined;
     if (entries.length >= 64) return undefined;
     entries.push({
       path: p,
@@ -653,5 +658,5 @@ export function layerSkeleton(
       ...(s.linkname !== undefined ? { linkname: s.linkname } : {}),
     });
   }
-  return { root: r, entries };
+  return entries;
 }
