@@ -187,6 +187,21 @@ export interface CopiedFile {
   link: boolean;
 }
 
+/** A list of entries' non-directory ones with their source (`sources`: entry path → absolute source), in order. */
+export async function* copiedFiles(entries: EntrySpec[], sources: Map<string, string>): AsyncGenerator<CopiedFile> {
+  for (const e of entries) {
+    if (e.type === 'directory') continue;
+    const abs = sources.get(e.path);
+    if (abs === undefined) continue;
+    yield {
+      path: e.path,
+      abs,
+      size: e.type === 'file' ? (e.size ?? 0) : 0,
+      link: e.type === 'symlink' || e.type === 'hardlink',
+    };
+  }
+}
+
 /**
  * A COPY/ADD layer's plan: its entries in the layer's order, and once they are read, what the
  * layer's facts and provenance record take of them. A copy of one directory (the `COPY --from=build
@@ -227,19 +242,7 @@ export async function planCopyLayer(req: CopyRequest, tmpDir: string): Promise<C
       tops: [...new Set(entries.map((e) => topOf(e.path)))].sort(),
       skeleton: layerSkeleton(entries, opts),
     }),
-    async *copied() {
-      for (const e of entries) {
-        if (e.type === 'directory') continue;
-        const abs = provenance.get(e.path);
-        if (abs === undefined) continue;
-        yield {
-          path: e.path,
-          abs,
-          size: e.type === 'file' ? (e.size ?? 0) : 0,
-          link: e.type === 'symlink' || e.type === 'hardlink',
-        };
-      }
-    },
+    copied: () => copiedFiles(entries, provenance),
     dispose: () => undefined,
   };
 }

@@ -25,7 +25,7 @@ import {
 } from '../store/index.js';
 import { canonicalJSON } from '../image/index.js';
 import { chainId, type Digest } from '../util/index.js';
-import type { CopiedFile } from './copy.js';
+import { copiedFiles, type CopiedFile } from './copy.js';
 import { LineSpill } from './spill.js';
 
 /** dpkg owner lookups searched in the lists' text before the whole map is made. */
@@ -306,20 +306,7 @@ export interface CopyRecordInput {
 /** recordCopy of a list of entries and their sources; the record as stored. */
 export async function recordCopy(i: CopyRecordInput): Promise<CopyProvenance> {
   const { entries, sources, ...rest } = i;
-  async function* copied(): AsyncGenerator<CopiedFile> {
-    for (const e of entries) {
-      if (e.type === 'directory') continue;
-      const abs = sources.get(e.path);
-      if (abs === undefined) continue;
-      yield {
-        path: e.path,
-        abs,
-        size: e.type === 'file' ? (e.size ?? 0) : 0,
-        link: e.type === 'symlink' || e.type === 'hardlink',
-      };
-    }
-  }
-  await recordCopied({ ...rest, copied: copied(), tmpDir: i.store.tmpDir });
+  await recordCopied({ ...rest, copied: copiedFiles(entries, sources), tmpDir: i.store.tmpDir });
   const rec = await i.store.provenance(i.diffId);
   if (!rec) throw new Error(`the provenance record of ${i.diffId} was not stored`);
   return rec;
