@@ -12,6 +12,9 @@
 //     --builders a,b       buildkit,classic,buildah,kiln (default: those available, and kiln)
 //     --reps N             repetitions per measurement in run-peers.sh (default 3; the median is kept)
 //     --out FILE           run-peers.sh's TSV (default /var/tmp/kiln-bench/run-peers.tsv)
+//     --floor              after the peer run: bench/process-floor.sh (the workloads' RUN commands run natively in
+//                          a chroot, no builder) on the workloads it knows; a cold target whose floor is above
+//                          BuildKit's build ÷ 1.1 says so (no builder running those commands can meet it)
 //     --binfmt-off         turn binfmt_misc off (/proc/sys/fs/binfmt_misc/status) for the peer run, restored
 //                          after: BuildKit (docker 20.10) probes every registered QEMU emulator on each build
 //                          (~0.25 s here), which is not its best case; without it the targets show "qemu"
@@ -66,6 +69,7 @@ const workloads = opt('--workloads', '');
 const builders = opt('--builders', '');
 const reps = opt('--reps', '3');
 const binfmtOff = flag('--binfmt-off');
+const wantFloor = flag('--floor');
 const benchDir = process.env.KILN_BENCH_DIR ?? '/var/tmp/kiln-bench';
 const out = path.resolve(opt('--out', path.join(benchDir, 'run-peers.tsv')));
 const unknown = argv.find((a) => a.startsWith('--'));
@@ -223,7 +227,8 @@ if (doPeers) {
       // BuildKit's many-files twice as slow (11.6 s instead of 5.5 s) on a later run.
       spawnSync('docker', ['image', 'prune', '-f'], { env: denv, stdio: 'ignore' });
     }
-    if (existsSync(out)) peerRows(readFileSync(out, 'utf8'));
+    const floors = wantFloor ? processFloors(workloads) : new Map();
+    if (existsSync(out)) peerRows(readFileSync(out, 'utf8'), floors);
     if (existsSync(profileFile)) printProfiles(readFileSync(profileFile, 'utf8'));
   }
 } else if (scalingMode) {
@@ -318,7 +323,28 @@ function bytes(s) {
   const unit = { B: 1, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 }[m[2] ?? 'B'] ?? 1;
   return Number(m[1]) * unit;
 }
-function peerRows(tsv) {
+/**
+ * bench/process-floor.sh on the workloads it knows (of those asked): workload → the median ms of
+ * their longest chain's RUN commands run natively, with no builder.
+ */
+function processFloors(asked) {
+  const known = ['py-wheels', 'py-obfuscate', 'single-stage-fat'];
+  const list = asked ? asked.split(',').filter((w) => known.includes(w)) : known;
+  const floors = new Map();
+  if (!list.length) return floors;
+  console.log(`== floor: bench/process-floor.sh ${list.join(' ')}`);
+  const r = spawnSync('bash', [path.join(root, 'bench', 'process-floor.sh'), ...list], { encoding: 'utf8' });
+  process.stdout.write((r.stdout ?? '').replace(/^/gm, '   '));
+  if (r.status !== 0) {
+    failed++;
+    console.log(`   process-floor.sh failed (exit ${r.status}): ${(r.stderr ?? '').trim()}`);
+  }
+  for (const m of (r.stdout ?? '').matchAll(/^(\S+): the RUN commands alone, natively: median (\d+) ms/gm))
+    floors.set(m[1], Number(m[2]));
+  return floors;
+}
+
+function peerRows(tsv, floors = new Map()) {
   const rows = tsv
     .trim()
     .split('\n')
@@ -343,10 +369,19 @@ function peerRows(tsv) {
           }[phase];
           // The issue bounds the no-op at 0.10 s on this machine (BuildKit's warm daemon) as well.
           const within = phase !== 'noop' || kv <= 0.1;
+          // Where the user's commands alone, natively, take longer than BuildKit's build ÷ 1.1, no
+          // builder that runs them can meet the cold target: the cell says so.
+          const floor = phase === 'cold' ? floors.get(w) : undefined;
+          const beyond =
+            floor !== undefined && pv > 0 && floor / 1000 > pv / min
+              ? `; out of reach: its RUN commands alone take ${(floor / 1000).toFixed(2)} s natively > ${(pv / min).toFixed(2)} s`
+              : '';
           goals.push([
             phase === 'noop' ? 'no-op ≤ BuildKit, ≤ 0.10 s' : goal,
             w,
-            ratio === undefined ? 'n/a' : `${ratio.toFixed(2)}× (kiln ${k?.[phase]} s, BuildKit ${p[phase]} s)`,
+            ratio === undefined
+              ? 'n/a'
+              : `${ratio.toFixed(2)}× (kiln ${k?.[phase]} s, BuildKit ${p[phase]} s${beyond})`,
             ratio !== undefined && ratio >= min && within,
           ]);
         }
