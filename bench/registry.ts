@@ -5,10 +5,11 @@
  * destination), so nothing is skipped as already present. skopeo reads the very same blobs: kiln's
  * store is an OCI image layout (its ref names are normalized: docker.io/library/…). Target: kiln at least 1.0× skopeo's speed (ratio = skopeo / kiln).
  * A third line pushes the image as a build leaves it in the store (a plain tar layer): both tools
- * compress it on the way (kiln's compressed copy is forgotten before each run).
+ * compress it on the way (kiln's compressed copy is forgotten before each run). Each line is followed by
+ * the CPU time (user + system) of both tools, the fairer figure on a shared machine.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureBaseTar, basesUnavailable } from '../test/helpers/bases.js';
@@ -17,13 +18,15 @@ import { registryUnavailable, startRegistry, type Registry } from '../test/helpe
 import { Store } from '../src/store/store.js';
 import { compressedImage } from '../src/store/compressed.js';
 
-const RUNS = 3;
+/** Runs of each (KILN_BENCH_RUNS: more where the machine is shared). */
+const RUNS = Number(process.env.KILN_BENCH_RUNS ?? 3);
 const TARGET_RATIO = 1.0;
 
 const why =
   basesUnavailable() ??
   registryUnavailable() ??
-  (spawnOk('skopeo', ['--version']) ? undefined : 'skopeo is not installed (apt-get install skopeo)');
+  (spawnOk('skopeo', ['--version']) ? undefined : 'skopeo is not installed (apt-get install skopeo)') ??
+  (spawnOk('/usr/bin/time', ['true']) ? undefined : 'GNU time is not installed (apt-get install time)');
 if (why) {
   console.log(`skipped: ${why}`);
   process.exit(0);
@@ -36,23 +39,34 @@ function spawnOk(cmd: string, args: string[]): boolean {
 const work = mkdtempSync(path.join(process.env.KILN_BENCH_DIR ?? '/var/tmp', 'kiln-bench-registry-'));
 const srcRoot = path.join(work, 'src-store');
 
-/** Run a command (async: the registry is a child process, but keep the event loop free anyway). */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
+/** CPU seconds (user + system) of each run's process tree, by label: on a shared machine the fairer figure. */
+const cpu: Record<string, number[]> = {};
+const timeFile = path.join(work, 'time.txt');
+
+/**
+ * Run a command (async: the registry is a child process, but keep the event loop free anyway);
+ * its wall seconds; its CPU (GNU time's user + system, children included) goes to cpu[label].
+ */
+function run(label: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, cmd, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     c.stderr.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
     c.on('error', reject);
-    c.on('exit', (code) =>
-      code === 0
-        ? resolve((performance.now() - t0) / 1000)
-        : reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err}`)),
-    );
+    c.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err}`));
+      const [user, sys] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+      (cpu[label] ??= []).push(user! + sys!);
+      resolve((performance.now() - t0) / 1000);
+    });
   });
 }
-const kiln = (args: string[], root: string) =>
-  run(process.execPath, [cliPath, ...args], { KILN_ROOT: root, KILN_NO_PROGRESS: '1' });
+const kiln = (label: string, args: string[], root: string) =>
+  run(label, process.execPath, [cliPath, ...args], { KILN_ROOT: root, KILN_NO_PROGRESS: '1' });
 
 async function withRegistry<T>(f: (reg: Registry) => Promise<T>): Promise<T> {
   const reg = await startRegistry();
@@ -70,7 +84,7 @@ try {
   const tar = await ensureBaseTar('python-full');
   // The store keeps an imported layer as a plain tar; the gzip one (as a pulled image has it) is
   // tagged python-full:bench, the plain one python-full:plain.
-  await kiln(['import', tar, 'python-full:plain'], srcRoot);
+  await kiln('import', ['import', tar, 'python-full:plain'], srcRoot);
   {
     const store = await Store.open({ root: srcRoot });
     const gz = await compressedImage(store, await store.resolveImage('python-full:plain'), { compression: 'gzip' });
@@ -88,9 +102,11 @@ try {
   for (let i = 0; i < RUNS; i++) {
     await withRegistry(async (reg) => {
       rmSync(path.join(srcRoot, 'variants'), { recursive: true, force: true });
-      times.kilnPlain.push(await kiln(['push', 'python-full:plain', `${reg.host}/bench/plain:kiln`], srcRoot));
+      times.kilnPlain.push(
+        await kiln('kilnPlain', ['push', 'python-full:plain', `${reg.host}/bench/plain:kiln`], srcRoot),
+      );
       times.skopeoPlain.push(
-        await run('skopeo', [
+        await run('skopeoPlain', 'skopeo', [
           'copy',
           '-q',
           '--dest-tls-verify=false',
@@ -100,14 +116,14 @@ try {
       );
     });
     await withRegistry(async (reg) => {
-      times.kilnPush.push(await kiln(['push', 'python-full:bench', `${reg.host}/bench/py:kiln`], srcRoot));
+      times.kilnPush.push(await kiln('kilnPush', ['push', 'python-full:bench', `${reg.host}/bench/py:kiln`], srcRoot));
       const pullRoot = path.join(work, `pull-${i}`);
-      times.kilnPull.push(await kiln(['pull', `${reg.host}/bench/py:kiln`], pullRoot));
+      times.kilnPull.push(await kiln('kilnPull', ['pull', `${reg.host}/bench/py:kiln`], pullRoot));
       rmSync(pullRoot, { recursive: true, force: true });
     });
     await withRegistry(async (reg) => {
       times.skopeoPush.push(
-        await run('skopeo', [
+        await run('skopeoPush', 'skopeo', [
           'copy',
           '-q',
           '--dest-tls-verify=false',
@@ -117,7 +133,7 @@ try {
       );
       const dest = path.join(work, `skopeo-${i}`);
       times.skopeoPull.push(
-        await run('skopeo', [
+        await run('skopeoPull', 'skopeo', [
           'copy',
           '-q',
           '--src-tls-verify=false',
@@ -129,14 +145,22 @@ try {
     });
   }
   for (const op of ['push', 'pull', 'push-plain'] as const) {
-    const k = median(op === 'push' ? times.kilnPush : op === 'pull' ? times.kilnPull : times.kilnPlain);
-    const s = median(op === 'push' ? times.skopeoPush : op === 'pull' ? times.skopeoPull : times.skopeoPlain);
+    const which = op === 'push' ? 'Push' : op === 'pull' ? 'Pull' : 'Plain';
+    const k = median(times[`kiln${which}`]);
+    const s = median(times[`skopeo${which}`]);
+    const kc = median(cpu[`kiln${which}`]!);
+    const sc = median(cpu[`skopeo${which}`]!);
     const ratio = s / k;
     const ok = ratio >= TARGET_RATIO;
     if (!ok) failed = true;
     console.log(
       `python-full ${op.padEnd(10)} kiln median ${k.toFixed(2)} s, skopeo copy ${s.toFixed(2)} s: ${ratio.toFixed(2)}× skopeo ` +
         `[${(layerBytes / 1e6).toFixed(0)} MB rootfs, ${RUNS} runs, fresh registry each]  ${ok ? 'OK' : `MISSED target ≥ ${TARGET_RATIO}×`}`,
+    );
+    console.log(
+      `python-full ${op.padEnd(10)} CPU (user + system) kiln median ${kc.toFixed(2)} s, skopeo ${sc.toFixed(2)} s: ` +
+        `${(sc / kc).toFixed(2)}× skopeo; per run kiln ${cpu[`kiln${which}`]!.map((x) => x.toFixed(2)).join(' ')}, ` +
+        `skopeo ${cpu[`skopeo${which}`]!.map((x) => x.toFixed(2)).join(' ')}`,
     );
   }
   console.log(

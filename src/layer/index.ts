@@ -26,5 +26,5 @@ export { applyLayer, cleanEntryName, type ApplyOptions } from './apply.js';
 export { readTar, type TarEntry } from './tarstream.js';
 export { measureLayer } from './measure.js';
 export type { TarHeader, EntryType } from './tarformat.js';
-export { TarContentSize } from './content-size.js';
+export { TarContentSize, announceContentSize } from './content-size.js';
 export { BLOCK, decodeHeader, encodeHeader, END_OF_ARCHIVE, padding, parsePax } from './tarformat.js';

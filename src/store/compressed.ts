@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { canonicalJSON, MediaType, type Compression, type Descriptor, type Manifest } from '../image/index.js';
-import { openLayer, measureLayer } from '../layer/index.js';
+import { announceContentSize, openLayer, measureLayer } from '../layer/index.js';
 import { isDigest, type Digest, KilnError, writeFileAtomic } from '../util/index.js';
 import type { LoadedImage, Store } from './store.js';
 import { variantPath } from './variants.js';
@@ -104,8 +104,12 @@ export async function encodeVariant(
 ): Promise<Descriptor> {
   opts.onLayer?.(layer);
   const facts = await store.layerFacts(layer.digest);
+  const tar = openLayer(store.openBlob(layer.digest));
+  // The content size the store knows already: the encoder need not parse every tar header again.
+  const contentSize = facts?.contentSize;
+  if (contentSize !== undefined) announceContentSize(tar, () => contentSize);
   const info = await store
-    .putLayer(openLayer(store.openBlob(layer.digest)), {
+    .putLayer(tar, {
       compression: opts.compression,
       level: opts.level,
       expectedDiffId: diffId,
