@@ -28,7 +28,7 @@ import {
   utimesSync,
 } from 'node:fs';
 import * as path from 'node:path';
-import { type Descriptor, parseDescriptor, parseOwnImageConfig } from '../image/index.js';
+import { type Descriptor, parseOwnDescriptor, parseOwnImageConfig } from '../image/index.js';
 import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store, storeLayout } from '../store/index.js';
 import { chainIds, digestHex, isDigest, type Digest, KilnError, writeFileAtomic } from '../util/index.js';
 import type { StepState } from './keys.js';
@@ -318,14 +318,14 @@ export function parseRecord(json: unknown, key?: Digest): CacheRecord {
     typeof s.cmdSet !== 'boolean'
   )
     throw bad('bad state');
-  const layers = s.layers.map((l) => parseDescriptor(l, 'cache record'));
+  const layers = s.layers.map((l) => parseOwnDescriptor(l, 'cache record'));
   // The document is the caller's own, just parsed: checked by hand, the schema only when that fails.
   const config = parseOwnImageConfig(s.config, 'cache record');
   if (config.rootfs.diff_ids.length !== layers.length) throw bad('layers and diff_ids differ in number');
   let layer: CacheRecord['layer'];
   if (r.layer !== undefined) {
     const l = r.layer as Record<string, unknown>;
-    const d = parseDescriptor(l, 'cache record');
+    const d = parseOwnDescriptor(l, 'cache record');
     if (!isDigest(l.diffId)) throw bad('bad diffId');
     if (typeof l.uncompressedSize !== 'number' || !Number.isSafeInteger(l.uncompressedSize) || l.uncompressedSize < 0)
       throw bad('bad uncompressedSize');

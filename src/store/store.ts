@@ -62,10 +62,10 @@ import {
   type Platform,
   parseImageConfig,
   parseOwnImageConfig,
-  parseIndex,
+  parseOwnIndex,
+  parseOwnManifestOrIndex,
   parseJSONText,
   parseManifest,
-  parseManifestOrIndex,
 } from '../image/index.js';
 import {
   applyLayer,
@@ -368,7 +368,7 @@ export class Store {
   }
 
   private parseIndexText(text: Buffer): Index {
-    return parseIndex(parseJSONText(text, 'store index.json', this.indexPath), this.indexPath);
+    return parseOwnIndex(parseJSONText(text, 'store index.json', this.indexPath), this.indexPath);
   }
 
   /**
@@ -587,7 +587,7 @@ export class Store {
     let d = desc;
     const where = opts.name ?? desc.digest;
     for (let depth = 0; depth < 4; depth++) {
-      const doc = parseManifestOrIndex(await this.readJSON(d.digest), d.mediaType, where);
+      const doc = parseOwnManifestOrIndex(await this.readJSON(d.digest), d.mediaType, where);
       if (doc.kind === 'manifest') {
         const config = parseOwnImageConfig(await this.readJSON(doc.manifest.config.digest), where);
         return { name: opts.name, descriptor: d, manifest: doc.manifest, config, id: doc.manifest.config.digest };
@@ -961,7 +961,7 @@ export class Store {
       const keepChains = new Set<string>();
       const visit = async (d: Descriptor) => {
         keep.add(digestHex(d.digest));
-        const doc = parseManifestOrIndex(await this.readJSON(d.digest), d.mediaType);
+        const doc = parseOwnManifestOrIndex(await this.readJSON(d.digest), d.mediaType);
         if (doc.kind === 'index') for (const m of doc.index.manifests) if (await this.hasBlob(m.digest)) await visit(m);
         if (doc.kind === 'manifest') {
           keep.add(digestHex(doc.manifest.config.digest));
