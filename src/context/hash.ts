@@ -14,7 +14,7 @@ import { promises as fsp, readFileSync, readlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { BuildContext, ContextEntry, EntryStat } from './build-context.js';
-import { type ErrorPlace, writeFileAtomic, type Digest } from '../util/index.js';
+import { type ErrorPlace, writeFileAtomic, type Digest, joinPath } from '../util/index.js';
 
 /** A stat younger than this is not remembered (racy: a same-tick rewrite keeps mtime). */
 const RACY_MS = 2000;
@@ -229,5 +229,5 @@ async function hashEntry(
 /** Where a context's file digests are remembered under `dir` (one file per context root). */
 export function fileHashCachePath(dir: string, contextRoot: string): string {
   const id = createHash('sha256').update(path.resolve(contextRoot)).digest('hex').slice(0, 32);
-  return path.join(dir, `${id}.json`);
+  return joinPath(dir, `${id}.json`);
 }

@@ -5,10 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { type Dirent, lstatSync, promises as fsp, readdirSync, rmdirSync } from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
+import { joinPath } from './paths.js';
 
 /** A unique temp name beside `target` (same file system, so rename is atomic). */
 export function tempPathFor(target: string): string {
-  return path.join(
+  return joinPath(
     path.dirname(target),
     `.tmp-${path.basename(target)}-${process.pid}-${randomBytes(6).toString('hex')}`,
   );
@@ -57,7 +58,7 @@ export async function exists(p: string): Promise<boolean> {
 /** Make a fresh temp directory under `parent` (default: os.tmpdir()). */
 export async function makeTempDir(prefix = 'kiln-', parent = os.tmpdir()): Promise<string> {
   await fsp.mkdir(parent, { recursive: true });
-  return fsp.mkdtemp(path.join(parent, prefix));
+  return fsp.mkdtemp(joinPath(parent, prefix));
 }
 
 /**

@@ -31,7 +31,7 @@ import { BuildContext } from '../../context/index.js';
 import * as path from 'node:path';
 import { readDockerfileInput, type BuildResult, type DockerfileInput, build, debug } from '../../api/index.js';
 import { formatPlatform, hostPlatform, normalizeImageName } from '../../image/index.js';
-import { type Digest, formatError, KilnError, mark } from '../../util/index.js';
+import { type Digest, formatError, KilnError, mark, joinPath } from '../../util/index.js';
 import {
   formatLintText,
   cachedBuildChecks,
@@ -279,7 +279,7 @@ export function register(program: Command): Command {
           input = { display: 'Dockerfile', text: remote.dockerfileText };
         else
           input = readDockerfileInput(
-            f.file === undefined || f.file === '-' ? f.file : path.join(remote.dir, f.file),
+            f.file === undefined || f.file === '-' ? f.file : joinPath(remote.dir, f.file),
             remote.dir,
           );
       } else {
@@ -563,12 +563,12 @@ async function memoState(
   const root = path.resolve(contextDir);
   const ctx = BuildContext.open(root, { dockerfile });
   // BuildContext.open's order: FILE.dockerignore beside the Dockerfile first, then CONTEXT/.dockerignore.
-  const ignoreFiles = [`${dockerfile}.dockerignore`, path.join(root, '.dockerignore')];
+  const ignoreFiles = [`${dockerfile}.dockerignore`, joinPath(root, '.dockerignore')];
   const used = ignoreFiles.findIndex((c) => existsSync(c));
   const manifestFile = store.layout.blobFile(result.descriptor.digest as Digest);
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { layers?: { digest: string }[] };
   return {
-    watched: [...ctx.watchedPaths().map((rel) => path.join(root, rel)), path.resolve(dockerfile)],
+    watched: [...ctx.watchedPaths().map((rel) => joinPath(root, rel)), path.resolve(dockerfile)],
     digested: [path.resolve(dockerfile), ...(used >= 0 ? [ignoreFiles[used]!] : []), store.layout.indexFile],
     absent: used >= 0 ? ignoreFiles.slice(0, used) : ignoreFiles,
     records,
