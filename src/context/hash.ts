@@ -86,12 +86,16 @@ export class FileHashCache implements FileDigester {
     return d;
   }
 
-  /** Write what was learned (atomic; the last concurrent writer wins, which is fine for a cache). */
+  /**
+   * Write what was learned (atomic; the last concurrent writer wins, which is fine for a cache).
+   * Not fsynced (an fsync at every build's end that changed a file): a crash may leave the file
+   * empty or cut short, which `load` takes for none — every file is read again, never a wrong digest.
+   */
   async save(): Promise<void> {
     if (!this.dirty || !this.file) return;
     const files: Record<string, Remembered> = {};
     for (const [k, r] of this.map) files[k] = r;
-    await writeFileAtomic(this.file, JSON.stringify({ v: 1, files }));
+    await writeFileAtomic(this.file, JSON.stringify({ v: 1, files }), 0o644, { durable: false });
     this.dirty = false;
   }
 }

@@ -516,7 +516,9 @@ export function register(program: Command): Command {
       const dockerfile = input.path;
       if (memo && built && dockerfile !== undefined) {
         mark('image id printed');
-        memo.record(await memoState(store, contextDir, dockerfile, built, quiet, f.iidfile).catch(() => undefined));
+        memo.record(
+          await memoState(store, contextDir, ctx, dockerfile, built, quiet, f.iidfile).catch(() => undefined),
+        );
         mark('no-op memo recorded');
       }
     });
@@ -554,6 +556,8 @@ function memoEligible(f: BuildFlags, context: string): boolean {
 async function memoState(
   store: Store,
   contextDir: string,
+  /** The context as the build opened it (contextIgnores): its walk is the memo's, not made again. */
+  opened: BuildContext | undefined,
   dockerfile: string,
   result: Pick<BuildResult, 'imageId' | 'descriptor' | 'rebuildRecords'>,
   quiet: boolean,
@@ -561,7 +565,7 @@ async function memoState(
 ): Promise<MemoState> {
   const records = await result.rebuildRecords?.();
   const root = path.resolve(contextDir);
-  const ctx = BuildContext.open(root, { dockerfile });
+  const ctx = opened?.root === root ? opened : BuildContext.open(root, { dockerfile });
   // BuildContext.open's order: FILE.dockerignore beside the Dockerfile first, then CONTEXT/.dockerignore.
   const ignoreFiles = [`${dockerfile}.dockerignore`, joinPath(root, '.dockerignore')];
   const used = ignoreFiles.findIndex((c) => existsSync(c));
