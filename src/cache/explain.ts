@@ -15,8 +15,7 @@
  * written atomically; `kiln prune` removes them with the cache records they describe.
  */
 import { promises as fsp, readFileSync } from 'node:fs';
-import * as path from 'node:path';
-import { sha256, type Digest } from '../util/index.js';
+import { sha256, type Digest, joinPath } from '../util/index.js';
 import { replaceFile } from './small-files.js';
 
 export const EXPLAIN_VERSION = 1;
@@ -82,7 +81,7 @@ export function stepIdentity(dockerfile: string, stage: string, step: number): s
 }
 
 function explainPath(cacheDir: string, identity: string): string {
-  return path.join(cacheDir, 'explain', `${sha256(identity).slice('sha256:'.length)}.json`);
+  return joinPath(cacheDir, 'explain', `${sha256(identity).slice('sha256:'.length)}.json`);
 }
 
 export async function readExplain(cacheDir: string, identity: string): Promise<ExplainRecord | undefined> {
@@ -116,10 +115,10 @@ export async function writeExplain(cacheDir: string, rec: ExplainRecord): Promis
  * lives as long as the cache record it describes.
  */
 export async function pruneExplain(cacheDir: string, keep?: Set<string>): Promise<number> {
-  const dir = path.join(cacheDir, 'explain');
+  const dir = joinPath(cacheDir, 'explain');
   let n = 0;
   for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
-    const p = path.join(dir, f);
+    const p = joinPath(dir, f);
     if (keep !== undefined && /^[a-f0-9]{64}\.json$/.test(f)) {
       const key = await fsp
         .readFile(p, 'utf8')

@@ -27,10 +27,9 @@ import {
   statSync,
   utimesSync,
 } from 'node:fs';
-import * as path from 'node:path';
-import { type Descriptor, parseDescriptor, parseOwnImageConfig } from '../image/index.js';
+import { type Descriptor, parseOwnDescriptor, parseOwnImageConfig } from '../image/index.js';
 import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store, storeLayout } from '../store/index.js';
-import { chainIds, digestHex, isDigest, type Digest, KilnError, writeFileAtomic } from '../util/index.js';
+import { chainIds, digestHex, isDigest, type Digest, KilnError, writeFileAtomic, joinPath } from '../util/index.js';
 import type { StepState } from './keys.js';
 import { pruneExplain } from './explain.js';
 import { writeTemp } from './small-files.js';
@@ -80,19 +79,19 @@ export class CacheIndex {
   }
 
   get recordsDir(): string {
-    return path.join(this.dir, 'records');
+    return joinPath(this.dir, 'records');
   }
   get filesDir(): string {
-    return path.join(this.dir, 'files');
+    return joinPath(this.dir, 'files');
   }
   private recordPath(key: Digest): string {
-    return path.join(this.recordsDir, `${digestHex(key)}.json`);
+    return joinPath(this.recordsDir, `${digestHex(key)}.json`);
   }
   private rootPath(key: Digest): string {
-    return path.join(storeLayout(this.storeRoot).gcRootsDir, `cache-${digestHex(key)}`);
+    return joinPath(storeLayout(this.storeRoot).gcRootsDir, `cache-${digestHex(key)}`);
   }
   private memoPath(key: Digest): string {
-    return path.join(this.dir, 'content', digestHex(key));
+    return joinPath(this.dir, 'content', digestHex(key));
   }
 
   async get(key: Digest): Promise<CacheRecord | undefined> {
@@ -199,17 +198,17 @@ export class CacheIndex {
     };
     for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
       if (f.startsWith('.tmp-cache-')) {
-        if (await old(path.join(dir, f))) await fsp.rm(path.join(dir, f), { force: true });
+        if (await old(joinPath(dir, f))) await fsp.rm(joinPath(dir, f), { force: true });
         continue;
       }
       const m = /^cache-([a-f0-9]{64})$/.exec(f);
       if (!m) continue;
-      const rec = await fsp.stat(path.join(this.recordsDir, `${m[1]}.json`)).catch(() => undefined);
-      if (!rec && (await old(path.join(dir, f)))) await fsp.rm(path.join(dir, f), { force: true });
+      const rec = await fsp.stat(joinPath(this.recordsDir, `${m[1]}.json`)).catch(() => undefined);
+      if (!rec && (await old(joinPath(dir, f)))) await fsp.rm(joinPath(dir, f), { force: true });
     }
     for (const f of await fsp.readdir(this.recordsDir).catch(() => [] as string[])) {
-      if (f.startsWith('.tmp-') && (await old(path.join(this.recordsDir, f))))
-        await fsp.rm(path.join(this.recordsDir, f), { force: true });
+      if (f.startsWith('.tmp-') && (await old(joinPath(this.recordsDir, f))))
+        await fsp.rm(joinPath(this.recordsDir, f), { force: true });
     }
   }
 
@@ -217,7 +216,7 @@ export class CacheIndex {
     const out: RecordInfo[] = [];
     for (const f of await fsp.readdir(this.recordsDir).catch(() => [] as string[])) {
       if (!/^[a-f0-9]{64}\.json$/.test(f)) continue;
-      const p = path.join(this.recordsDir, f);
+      const p = joinPath(this.recordsDir, f);
       const [st, text] = await Promise.all([
         fsp.stat(p).catch(() => undefined),
         fsp.readFile(p, 'utf8').catch(() => undefined),
@@ -275,7 +274,7 @@ export class CacheIndex {
         await this.remove(r.key);
         records++;
       }
-      await fsp.rm(path.join(this.dir, 'content'), { recursive: true, force: true });
+      await fsp.rm(joinPath(this.dir, 'content'), { recursive: true, force: true });
       await fsp.rm(this.filesDir, { recursive: true, force: true });
       await pruneExplain(this.dir);
       return { records, bytes: total, keptBytes: 0 };
@@ -318,14 +317,14 @@ export function parseRecord(json: unknown, key?: Digest): CacheRecord {
     typeof s.cmdSet !== 'boolean'
   )
     throw bad('bad state');
-  const layers = s.layers.map((l) => parseDescriptor(l, 'cache record'));
+  const layers = s.layers.map((l) => parseOwnDescriptor(l, 'cache record'));
   // The document is the caller's own, just parsed: checked by hand, the schema only when that fails.
   const config = parseOwnImageConfig(s.config, 'cache record');
   if (config.rootfs.diff_ids.length !== layers.length) throw bad('layers and diff_ids differ in number');
   let layer: CacheRecord['layer'];
   if (r.layer !== undefined) {
     const l = r.layer as Record<string, unknown>;
-    const d = parseDescriptor(l, 'cache record');
+    const d = parseOwnDescriptor(l, 'cache record');
     if (!isDigest(l.diffId)) throw bad('bad diffId');
     if (typeof l.uncompressedSize !== 'number' || !Number.isSafeInteger(l.uncompressedSize) || l.uncompressedSize < 0)
       throw bad('bad uncompressedSize');

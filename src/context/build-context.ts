@@ -8,7 +8,7 @@
 import { existsSync, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { KilnError, LeanStats, type ErrorPlace, type LstatFields } from '../util/index.js';
+import { KilnError, LeanStats, type ErrorPlace, type LstatFields, joinPath } from '../util/index.js';
 
 const require = createRequire(import.meta.url);
 const dockerignore = require('@balena/dockerignore') as (opts?: { ignorecase?: boolean }) => {
@@ -93,7 +93,7 @@ export class BuildContext {
       );
     const candidates = [
       opts.dockerfile ? `${opts.dockerfile}.dockerignore` : undefined,
-      path.join(root, '.dockerignore'),
+      joinPath(root, '.dockerignore'),
     ].filter((x): x is string => !!x);
     const file = candidates.find((c) => existsSync(c));
     const patterns = file
@@ -129,7 +129,7 @@ export class BuildContext {
     for (const part of parts) {
       const next: string[] = [];
       for (const base of found) {
-        const absBase = path.join(this.root, base);
+        const absBase = joinPath(this.root, base);
         let st: Stats;
         try {
           st = lstatSync(absBase);
@@ -142,14 +142,14 @@ export class BuildContext {
           for (const name of readdirSync(absBase).sort()) if (re.test(name)) next.push(base ? `${base}/${name}` : name);
         } else {
           const cand = base ? `${base}/${part}` : part;
-          if (existsSync(path.join(this.root, cand)) || isLink(path.join(this.root, cand))) next.push(cand);
+          if (existsSync(joinPath(this.root, cand)) || isLink(joinPath(this.root, cand))) next.push(cand);
         }
       }
       found = next;
     }
     const out = found
       .filter((rel) => !this.ignores(rel))
-      .map((rel) => ({ rel, abs: path.join(this.root, rel), stat: lstatSync(path.join(this.root, rel)) }));
+      .map((rel) => ({ rel, abs: joinPath(this.root, rel), stat: lstatSync(joinPath(this.root, rel)) }));
     // A wildcard that matches nothing selects nothing, as BuildKit (its copy allows empty
     // wildcards): `COPY package.json yarn.lock* package-lock.json* ./` copies the lock file there is.
     if (out.length === 0 && hasWildcard(clean)) return out;
@@ -174,7 +174,7 @@ export class BuildContext {
   list(rel: string): readonly (readonly [string, EntryStat])[] {
     const listed = this.listings?.get(rel);
     if (listed) return listed;
-    const dir = path.join(this.root, rel);
+    const dir = joinPath(this.root, rel);
     const prefix = dir.endsWith('/') ? dir : `${dir}/`;
     return readdirSync(dir)
       .sort()
@@ -183,7 +183,7 @@ export class BuildContext {
 
   /** Everything under a directory entry (depth-first, sorted), minus ignored paths. */
   *walk(rel: string): Generator<ContextEntry> {
-    const dir = path.join(this.root, rel);
+    const dir = joinPath(this.root, rel);
     // A name from readdir has no slash and is never . or ..: joined by hand (path.join per entry
     // is a measurable part of walking 30,000 files).
     const prefix = dir.endsWith('/') ? dir : `${dir}/`;
@@ -228,9 +228,9 @@ export class BuildContext {
   watchedPaths(): string[] {
     const out = [''];
     const visit = (rel: string): void => {
-      for (const name of readdirSync(path.join(this.root, rel)).sort()) {
+      for (const name of readdirSync(joinPath(this.root, rel)).sort()) {
         const r = rel ? `${rel}/${name}` : name;
-        const dir = lstatSync(path.join(this.root, r)).isDirectory();
+        const dir = lstatSync(joinPath(this.root, r)).isDirectory();
         if (!this.ignores(r)) {
           out.push(r);
           if (dir) visit(r);
@@ -249,11 +249,11 @@ export class BuildContext {
   }
 
   private *walkReincluded(rel: string): Generator<ContextEntry> {
-    for (const name of readdirSync(path.join(this.root, rel)).sort()) {
+    for (const name of readdirSync(joinPath(this.root, rel)).sort()) {
       const r = `${rel}/${name}`;
-      const st = lstatSync(path.join(this.root, r));
+      const st = lstatSync(joinPath(this.root, r));
       if (!this.ignores(r)) {
-        yield { rel: r, abs: path.join(this.root, r), stat: st };
+        yield { rel: r, abs: joinPath(this.root, r), stat: st };
         if (st.isDirectory()) yield* this.walk(r);
       } else if (st.isDirectory()) yield* this.walkReincluded(r);
     }

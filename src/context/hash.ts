@@ -14,7 +14,7 @@ import { promises as fsp, readFileSync, readlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { BuildContext, ContextEntry, EntryStat } from './build-context.js';
-import { type ErrorPlace, writeFileAtomic, type Digest } from '../util/index.js';
+import { type ErrorPlace, writeFileAtomic, type Digest, joinPath } from '../util/index.js';
 
 /** A stat younger than this is not remembered (racy: a same-tick rewrite keeps mtime). */
 const RACY_MS = 2000;
@@ -86,12 +86,16 @@ export class FileHashCache implements FileDigester {
     return d;
   }
 
-  /** Write what was learned (atomic; the last concurrent writer wins, which is fine for a cache). */
+  /**
+   * Write what was learned (atomic; the last concurrent writer wins, which is fine for a cache).
+   * Not fsynced (an fsync at every build's end that changed a file): a crash may leave the file
+   * empty or cut short, which `load` takes for none — every file is read again, never a wrong digest.
+   */
   async save(): Promise<void> {
     if (!this.dirty || !this.file) return;
     const files: Record<string, Remembered> = {};
     for (const [k, r] of this.map) files[k] = r;
-    await writeFileAtomic(this.file, JSON.stringify({ v: 1, files }));
+    await writeFileAtomic(this.file, JSON.stringify({ v: 1, files }), 0o644, { durable: false });
     this.dirty = false;
   }
 }
@@ -229,5 +233,5 @@ async function hashEntry(
 /** Where a context's file digests are remembered under `dir` (one file per context root). */
 export function fileHashCachePath(dir: string, contextRoot: string): string {
   const id = createHash('sha256').update(path.resolve(contextRoot)).digest('hex').slice(0, 32);
-  return path.join(dir, `${id}.json`);
+  return joinPath(dir, `${id}.json`);
 }

@@ -71,6 +71,11 @@ function recordUse(rec: CacheRecord, rebase: boolean): string {
   return canonicalJSON(rebase ? { layer: rec.layer, history: rec.state.config.history?.at(-1) } : rec.state);
 }
 
+/** A function returning `value` (taken now: the state a record was made from changes as the build goes on). */
+function constant(value: string): () => string {
+  return () => value;
+}
+
 // Where records also come from and go (registry caches): cache/'s types, as the engine takes them.
 export type { CacheSink, CacheSource } from '../cache/index.js';
 
@@ -178,7 +183,7 @@ export class StepCache {
    * record (a hit) or left in it and carried on with (a step that ran), as `recordUse` says it:
    * what `rebuildRecords` compares with the records once the build is done.
    */
-  private readonly uses: { key: Digest; rebase: boolean; used: string; ino?: string }[] = [];
+  private readonly uses: { key: Digest; rebase: boolean; used: () => string; ino?: string }[] = [];
   readonly stats: CacheStats = {
     hits: 0,
     misses: 0,
@@ -300,7 +305,11 @@ export class StepCache {
       out.record = rec;
       // The inode of the record read: a file still there at the build's end holds what `used` says.
       const ino = from === 'local' ? this.index.inodeOf(out.key) : undefined;
-      this.uses.push({ key: out.key, rebase, used: recordUse(rec, rebase), ...(ino ? { ino } : {}) });
+      // What it took, as canonical JSON only if rebuildRecords must compare it (a record replaced
+      // since): not on every hit. The record read is this build's own object, never changed (restore
+      // copies it); were it changed, the comparison would only fail, and no memo be recorded.
+      const read = rec;
+      this.uses.push({ key: out.key, rebase, used: () => recordUse(read, rebase), ...(ino ? { ino } : {}) });
       out.release?.();
       delete out.release;
       out.explain = {
@@ -420,7 +429,7 @@ export class StepCache {
     this.uses.push({
       key: l.key,
       rebase: l.rebase,
-      used: recordUse(l.rebase ? rec : inEffect, l.rebase),
+      used: constant(recordUse(l.rebase ? rec : inEffect, l.rebase)),
       ...(ino ? { ino } : {}),
     });
   }
@@ -447,7 +456,7 @@ export class StepCache {
       // Still the file this build read or wrote, whose record `used` was taken from: not read again.
       if (u.ino === file.ino) continue;
       const r = this.index.readWithInode(u.key);
-      if (!r || r.ino !== file.ino || recordUse(r.record, u.rebase) !== u.used) return undefined;
+      if (!r || r.ino !== file.ino || recordUse(r.record, u.rebase) !== u.used()) return undefined;
     }
     return [...out.values()];
   }

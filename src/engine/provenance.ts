@@ -24,7 +24,7 @@ import {
   type Store,
 } from '../store/index.js';
 import { canonicalJSON } from '../image/index.js';
-import { chainId, type Digest } from '../util/index.js';
+import { chainId, type Digest, joinPath, normalizePath } from '../util/index.js';
 import { copiedFiles, type CopiedFile } from './copy.js';
 import { LineSpill } from './spill.js';
 
@@ -37,6 +37,7 @@ export class SourceOwners {
   private dpkgPkgs: Map<string, ProvenancePackage> | undefined;
   private lists: { key: string; text: string }[] | undefined;
   private dpkgLookups = 0;
+  private readonly dirsNamed = new Map<string, boolean>();
   private readonly python = new Map<string, ProvenancePackage>();
   private readonly sitesRead = new Set<string>();
   private readonly npmDirs = new Map<string, ProvenancePackage | undefined>();
@@ -60,12 +61,12 @@ export class SourceOwners {
         ? {
             readFile: (rel) => {
               try {
-                return readFileSync(path.join(source, rel), 'utf8');
+                return readFileSync(joinPath(source, rel), 'utf8');
               } catch {
                 return undefined;
               }
             },
-            readdir: (rel) => readdirSync(path.join(source, rel)),
+            readdir: (rel) => readdirSync(joinPath(source, rel)),
           }
         : source;
   }
@@ -82,6 +83,10 @@ export class SourceOwners {
   private dpkgOwner(rel: string): ProvenancePackage | undefined {
     if (this.dpkg) return this.dpkg.get(rel);
     if (this.undpkged.some((d) => rel.startsWith(`${d}/`))) return undefined;
+    // A directory no list names a path in (an application's, e.g. /usr/src/app): none of its files
+    // is owned, told by one search of the lists per directory, and not counted as a lookup.
+    const alias = rel === '.' ? undefined : usrMergedAlias(rel);
+    if (!this.listsNameIn(rel) && !(alias && this.listsNameIn(alias))) return undefined;
     // A few lookups (a COPY of an application's files, which no package owns): each is searched for
     // in the lists' text, not the ~60,000-line map of a full Debian image made (~70 ms, most of a
     // small COPY --from). Many: the map, once.
@@ -90,6 +95,22 @@ export class SourceOwners {
       return this.dpkg.get(rel);
     }
     return this.searchDpkg(rel);
+  }
+
+  /**
+   * Whether some list has a line in the directory of `rel` (a list naming /D/F has "/D/" in its
+   * text: without it, no list names any file of D). Searched once per directory.
+   */
+  private listsNameIn(rel: string): boolean {
+    const at = rel.lastIndexOf('/');
+    if (at <= 0) return true; // at the root: the lists are searched as before
+    const dir = `/${rel.slice(0, at)}/`;
+    let named = this.dirsNamed.get(dir);
+    if (named === undefined) {
+      named = this.dpkgLists().some((l) => l.text.includes(dir));
+      this.dirsNamed.set(dir, named);
+    }
+    return named;
   }
 
   /** The dpkg status's installed packages, by name and name:arch. */
@@ -214,7 +235,7 @@ export class SourceOwners {
       for (const line of (this.read(`${site}/${d}/RECORD`) ?? '').split('\n')) {
         const file = recordPath(line);
         if (!file) continue;
-        const rel = path.posix.normalize(`${site}/${file}`);
+        const rel = normalizePath(`${site}/${file}`);
         if (!rel.startsWith('..')) this.python.set(rel, p);
       }
     }

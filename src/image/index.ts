@@ -32,7 +32,11 @@ export {
 export {
   parseDescriptor,
   parseImageConfig,
+  parseOwnDescriptor,
   parseOwnImageConfig,
+  parseOwnIndex,
+  parseOwnManifest,
+  parseOwnManifestOrIndex,
   parseIndex,
   parseJSONText,
   parseManifest,

@@ -23,105 +23,104 @@
  *   tmp/                                 temp files, renamed into place when complete
  */
 import * as os from 'node:os';
-import * as path from 'node:path';
-import { digestHex, type Digest } from '../util/index.js';
+import { digestHex, type Digest, joinPath } from '../util/index.js';
 
 /** The store a command works on when none is named: KILN_ROOT, /var/lib/kiln for root, else the user's data directory. */
 export function defaultStoreRoot(): string {
   if (process.env.KILN_ROOT) return process.env.KILN_ROOT;
   if (process.getuid?.() === 0) return '/var/lib/kiln';
-  const data = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
-  return path.join(data, 'kiln');
+  const data = process.env.XDG_DATA_HOME || joinPath(os.homedir(), '.local', 'share');
+  return joinPath(data, 'kiln');
 }
 
 export class StoreLayout {
   constructor(readonly root: string) {}
 
   get ociLayoutFile(): string {
-    return path.join(this.root, 'oci-layout');
+    return joinPath(this.root, 'oci-layout');
   }
   get indexFile(): string {
-    return path.join(this.root, 'index.json');
+    return joinPath(this.root, 'index.json');
   }
   get lockFile(): string {
-    return path.join(this.root, 'store.lock');
+    return joinPath(this.root, 'store.lock');
   }
   get blobsDir(): string {
-    return path.join(this.root, 'blobs', 'sha256');
+    return joinPath(this.root, 'blobs', 'sha256');
   }
   /** The blob's file (the digest is not checked here: Store.blobPath does). */
   blobFile(d: Digest): string {
-    return path.join(this.blobsDir, digestHex(d));
+    return joinPath(this.blobsDir, digestHex(d));
   }
   get layerFactsDir(): string {
-    return path.join(this.root, 'layers');
+    return joinPath(this.root, 'layers');
   }
   layerFactsFile(blob: Digest | string): string {
-    return path.join(this.layerFactsDir, `${hexOf(blob)}.json`);
+    return joinPath(this.layerFactsDir, `${hexOf(blob)}.json`);
   }
   get blobSourcesDir(): string {
-    return path.join(this.root, 'sources');
+    return joinPath(this.root, 'sources');
   }
   blobSourcesFile(blob: Digest | string): string {
-    return path.join(this.blobSourcesDir, `${hexOf(blob)}.json`);
+    return joinPath(this.blobSourcesDir, `${hexOf(blob)}.json`);
   }
   get provenanceDir(): string {
-    return path.join(this.root, 'provenance');
+    return joinPath(this.root, 'provenance');
   }
   /** What a COPY/ADD layer brought in, by the layer's diff_id. */
   provenanceFile(diffId: Digest | string): string {
-    return path.join(this.provenanceDir, `${hexOf(diffId)}.json`);
+    return joinPath(this.provenanceDir, `${hexOf(diffId)}.json`);
   }
   get variantsDir(): string {
-    return path.join(this.root, 'variants');
+    return joinPath(this.root, 'variants');
   }
   get snapshotsDir(): string {
-    return path.join(this.root, 'snapshots');
+    return joinPath(this.root, 'snapshots');
   }
   /** The snapshot directory of a chain id. */
   snapshotDir(chain: Digest): string {
-    return path.join(this.snapshotsDir, digestHex(chain));
+    return joinPath(this.snapshotsDir, digestHex(chain));
   }
   /** Build-cache records and memos (owned by cache/records.ts). */
   get cacheDir(): string {
-    return path.join(this.root, 'cache');
+    return joinPath(this.root, 'cache');
   }
   /** The build checks' result for one key (analyze/lint/build-checks.ts): a rebuild reads it instead of linting. */
   get buildChecksDir(): string {
-    return path.join(this.root, 'checks');
+    return joinPath(this.root, 'checks');
   }
   buildChecksFile(key: Digest | string): string {
-    return path.join(this.buildChecksDir, `${hexOf(key)}.json`);
+    return joinPath(this.buildChecksDir, `${hexOf(key)}.json`);
   }
   /** What the store knew of a Dockerfile's base images (analyze/lint/base-facts.ts), pruned with the checks. */
   baseFactsFile(key: Digest | string): string {
-    return path.join(this.buildChecksDir, `base-${hexOf(key)}.json`);
+    return joinPath(this.buildChecksDir, `base-${hexOf(key)}.json`);
   }
   /** RUN --mount=type=cache directories, kept between builds. */
   /** The no-op memo of one `kiln build` invocation (cli/noop-memo.ts): read before the CLI is loaded. */
   noopMemoFile(key: string): string {
-    return path.join(this.noopMemoDir, `${key}.json`);
+    return joinPath(this.noopMemoDir, `${key}.json`);
   }
   get noopMemoDir(): string {
-    return path.join(this.root, 'noop');
+    return joinPath(this.root, 'noop');
   }
   get cacheMountsDir(): string {
-    return path.join(this.root, 'cache-mounts');
+    return joinPath(this.root, 'cache-mounts');
   }
   /** Files naming blobs and snapshots gc must keep besides tagged images. */
   get gcRootsDir(): string {
-    return path.join(this.root, 'gc-roots');
+    return joinPath(this.root, 'gc-roots');
   }
   /** Failed RUN steps kept for `kiln debug` (engine/kept-step.ts): one directory each. */
   get keptStepsDir(): string {
-    return path.join(this.root, 'kept-steps');
+    return joinPath(this.root, 'kept-steps');
   }
   /** Run-state directories of containers and views being run. */
   get runDir(): string {
-    return path.join(this.root, 'run');
+    return joinPath(this.root, 'run');
   }
   get tmpDir(): string {
-    return path.join(this.root, 'tmp');
+    return joinPath(this.root, 'tmp');
   }
 }
 

@@ -12,7 +12,6 @@ import {
   createReadStream,
   createWriteStream,
   fsync,
-  fsyncSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -41,6 +40,7 @@ import {
   processAlive,
   removeTree,
   bootId,
+  joinPath,
 } from '../util/index.js';
 import {
   canonicalJSON,
@@ -62,10 +62,10 @@ import {
   type Platform,
   parseImageConfig,
   parseOwnImageConfig,
-  parseIndex,
+  parseOwnIndex,
+  parseOwnManifestOrIndex,
   parseJSONText,
   parseManifest,
-  parseManifestOrIndex,
 } from '../image/index.js';
 import {
   applyLayer,
@@ -222,7 +222,7 @@ export class Store {
    * digest, and commit checks the size only, sparing a second sha256 pass over every layer.
    */
   async createBlobWriter(opts: { hashedBy?: 'store' | 'producer' } = {}): Promise<BlobWriter> {
-    const tmp = path.join(this.tmpDir, `blob-${process.pid}-${randomBytes(8).toString('hex')}`);
+    const tmp = joinPath(this.tmpDir, `blob-${process.pid}-${randomBytes(8).toString('hex')}`);
     const file = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
     const hasher = opts.hashedBy === 'producer' ? undefined : new HashingStream();
     hasher?.pipe(file);
@@ -329,7 +329,7 @@ export class Store {
     // A document in memory (a manifest, a config: a few KB, on a build's critical path): written
     // with synchronous calls, and fsynced through the thread pool (the one wait: a build's config
     // and manifest are synced side by side), not streamed through a hashing writer (~8 round trips).
-    const tmp = path.join(this.tmpDir, `blob-${process.pid}-${randomBytes(8).toString('hex')}`);
+    const tmp = joinPath(this.tmpDir, `blob-${process.pid}-${randomBytes(8).toString('hex')}`);
     const fd = openSync(tmp, 'wx', 0o644);
     try {
       for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off);
@@ -368,7 +368,7 @@ export class Store {
   }
 
   private parseIndexText(text: Buffer): Index {
-    return parseIndex(parseJSONText(text, 'store index.json', this.indexPath), this.indexPath);
+    return parseOwnIndex(parseJSONText(text, 'store index.json', this.indexPath), this.indexPath);
   }
 
   /**
@@ -376,13 +376,16 @@ export class Store {
    * tag: index.json is the root of every tagged image, and a crash must leave it whole, the old or
    * the new one (the directory is not synced: a crash may undo the rename, i.e. the tag).
    */
-  private writeIndexFile(idx: Index): void {
+  private async writeIndexFile(idx: Index): Promise<void> {
     const tmp = tempPathFor(this.indexPath);
     const fd = openSync(tmp, 'wx', 0o644);
     try {
       const buf = Buffer.from(canonicalJSON(idx));
       for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off);
-      fsyncSync(fd);
+      // Through the thread pool (as putBlob's): the fsync waits for the disk (2-10 ms at a build's
+      // end), while the build's one JavaScript thread goes on with what runs beside it (the views
+      // of its last steps torn down).
+      await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
     } catch (e) {
       closeSync(fd);
       rmSync(tmp, { force: true });
@@ -447,7 +450,7 @@ export class Store {
       idx.manifests = idx.manifests.filter((d) => d.annotations?.[Annotation.RefName] !== full);
       idx.manifests.push(entry);
       idx.manifests.sort(byRefName);
-      this.writeIndexFile(idx);
+      await this.writeIndexFile(idx);
     });
   }
 
@@ -486,7 +489,7 @@ export class Store {
       const last = new Map(entries.map((d) => [d.annotations![Annotation.RefName]!, d]));
       idx.manifests.push(...last.values());
       idx.manifests.sort(byRefName);
-      this.writeIndexFile(idx);
+      await this.writeIndexFile(idx);
     });
   }
 
@@ -575,7 +578,7 @@ export class Store {
       const before = idx.manifests.length;
       idx.manifests = idx.manifests.filter((d) => d.annotations?.[Annotation.RefName] !== full);
       if (idx.manifests.length === before) return false;
-      this.writeIndexFile(idx);
+      await this.writeIndexFile(idx);
       return true;
     });
   }
@@ -587,7 +590,7 @@ export class Store {
     let d = desc;
     const where = opts.name ?? desc.digest;
     for (let depth = 0; depth < 4; depth++) {
-      const doc = parseManifestOrIndex(await this.readJSON(d.digest), d.mediaType, where);
+      const doc = parseOwnManifestOrIndex(await this.readJSON(d.digest), d.mediaType, where);
       if (doc.kind === 'manifest') {
         const config = parseOwnImageConfig(await this.readJSON(doc.manifest.config.digest), where);
         return { name: opts.name, descriptor: d, manifest: doc.manifest, config, id: doc.manifest.config.digest };
@@ -924,7 +927,7 @@ export class Store {
     for (const [i, chain] of chainIds(diffIds).entries()) {
       const dir = this.snapshotDir(chain);
       if (!(await snapshotPresent(this.root, chain))) {
-        const tmp = path.join(this.layout.snapshotsDir, `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+        const tmp = joinPath(this.layout.snapshotsDir, `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
         try {
           const r = await applyLayer(this.openBlob(layers[i]!.digest), tmp, {
             whiteouts: 'overlay',
@@ -961,7 +964,7 @@ export class Store {
       const keepChains = new Set<string>();
       const visit = async (d: Descriptor) => {
         keep.add(digestHex(d.digest));
-        const doc = parseManifestOrIndex(await this.readJSON(d.digest), d.mediaType);
+        const doc = parseOwnManifestOrIndex(await this.readJSON(d.digest), d.mediaType);
         if (doc.kind === 'index') for (const m of doc.index.manifests) if (await this.hasBlob(m.digest)) await visit(m);
         if (doc.kind === 'manifest') {
           keep.add(digestHex(doc.manifest.config.digest));
@@ -980,9 +983,9 @@ export class Store {
       const blobDir = this.layout.blobsDir;
       for (const f of await fsp.readdir(blobDir)) {
         if (keep.has(f)) continue;
-        const st = await fsp.stat(path.join(blobDir, f)).catch(() => undefined);
+        const st = await fsp.stat(joinPath(blobDir, f)).catch(() => undefined);
         if (!st || now - st.mtimeMs < minAge) continue;
-        await fsp.rm(path.join(blobDir, f), { force: true });
+        await fsp.rm(joinPath(blobDir, f), { force: true });
         await fsp.rm(this.layout.layerFactsFile(f), { force: true });
         await fsp.rm(this.layout.blobSourcesFile(f), { force: true });
         // A plain layer's blob is named by its diff_id: its provenance goes with it.
@@ -994,7 +997,7 @@ export class Store {
       let snapshots = 0;
       const snapDir = this.layout.snapshotsDir;
       for (const f of await fsp.readdir(snapDir)) {
-        const st = await fsp.stat(path.join(snapDir, f)).catch(() => undefined);
+        const st = await fsp.stat(joinPath(snapDir, f)).catch(() => undefined);
         if (!st) continue;
         // A snapshot's boot marker (CHAIN.boot) goes with its snapshot.
         const marker = f.endsWith(BOOT_MARKER);
@@ -1002,22 +1005,22 @@ export class Store {
           ? now - st.mtimeMs > STALE_TMP_MS || !pidAlive(f)
           : !keepChains.has(marker ? f.slice(0, -BOOT_MARKER.length) : f) && now - st.mtimeMs >= minAge;
         if (!stale) continue;
-        await removeTree(path.join(snapDir, f));
+        await removeTree(joinPath(snapDir, f));
         if (!marker) snapshots++;
       }
       for (const f of await fsp.readdir(this.tmpDir)) {
-        const st = await fsp.stat(path.join(this.tmpDir, f)).catch(() => undefined);
+        const st = await fsp.stat(joinPath(this.tmpDir, f)).catch(() => undefined);
         if (!st) continue;
         if (now - st.mtimeMs > STALE_TMP_MS || !pidAlive(f)) {
-          await fsp.rm(path.join(this.tmpDir, f), { recursive: true, force: true });
+          await fsp.rm(joinPath(this.tmpDir, f), { recursive: true, force: true });
           bytes += st.isFile() ? st.size : 0;
         }
       }
       // Build checks' results and no-op memos: remembered only to spare a rebuild work; the next build redoes it.
       for (const dir of [this.layout.buildChecksDir, this.layout.noopMemoDir])
         for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
-          const st = await fsp.stat(path.join(dir, f)).catch(() => undefined);
-          if (st && now - st.mtimeMs >= minAge) await fsp.rm(path.join(dir, f), { force: true });
+          const st = await fsp.stat(joinPath(dir, f)).catch(() => undefined);
+          if (st && now - st.mtimeMs >= minAge) await fsp.rm(joinPath(dir, f), { force: true });
         }
       return { blobs, snapshots, bytes };
     });
@@ -1031,7 +1034,7 @@ export class Store {
     const dir = this.layout.gcRootsDir;
     const out = { blobs: [] as string[], snapshots: [] as string[] };
     for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
-      const t = await fsp.readFile(path.join(dir, f), 'utf8').catch(() => '');
+      const t = await fsp.readFile(joinPath(dir, f), 'utf8').catch(() => '');
       for (const raw of t.split('\n')) {
         const line = raw.trim();
         if (isDigest(line)) out.blobs.push(digestHex(line));
@@ -1142,7 +1145,7 @@ export async function snapshotPresent(root: string, chain: Digest): Promise<bool
   if (made === undefined || (made !== '' && made === bootId())) return true;
   // Another boot's: out of the way first (a rename), then gone; a concurrent look-up finds it absent.
   // The marker stays: the next snapshot of the chain writes its own before it is renamed in.
-  const away = path.join(path.dirname(dir), `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const away = joinPath(path.dirname(dir), `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
     await fsp.rename(dir, away);
   } catch (e) {

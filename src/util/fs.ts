@@ -2,13 +2,14 @@
  * File-system helpers: atomic writes (temp + rename), existence checks, temp directories.
  */
 import { randomBytes } from 'node:crypto';
-import { type Dirent, lstatSync, promises as fsp, readdirSync, rmdirSync } from 'node:fs';
+import { type Dirent, lstatSync, promises as fsp, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
+import { joinPath } from './paths.js';
 
 /** A unique temp name beside `target` (same file system, so rename is atomic). */
 export function tempPathFor(target: string): string {
-  return path.join(
+  return joinPath(
     path.dirname(target),
     `.tmp-${path.basename(target)}-${process.pid}-${randomBytes(6).toString('hex')}`,
   );
@@ -57,7 +58,7 @@ export async function exists(p: string): Promise<boolean> {
 /** Make a fresh temp directory under `parent` (default: os.tmpdir()). */
 export async function makeTempDir(prefix = 'kiln-', parent = os.tmpdir()): Promise<string> {
   await fsp.mkdir(parent, { recursive: true });
-  return fsp.mkdtemp(path.join(parent, prefix));
+  return fsp.mkdtemp(joinPath(parent, prefix));
 }
 
 /**
@@ -134,11 +135,10 @@ export async function removeTree(p: string): Promise<void> {
       else if (files.push(q) >= REMOVE_WINDOW) await unlinkAll();
     }
     await unlinkAll();
-    try {
-      rmdirSync(dir);
-    } catch (e) {
-      gone(e);
-    }
+    // Through the thread pool: the rmdir of a directory something was mounted on (a COPY view's
+    // rootfs and parts, torn down while the next steps run) takes 1–6 ms in the kernel, which a
+    // synchronous call took from the build's one JavaScript thread.
+    await fsp.rmdir(dir).catch(gone);
   };
   const root = p.length > 1 ? p.replace(/\/+$/, '') : p;
   let isDir: boolean;

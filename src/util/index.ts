@@ -2,6 +2,7 @@
 export { type ErrorCode, type ErrorPlace, formatError, isKilnError, KilnError } from './errors.js';
 export { chainId, chainIds, type Digest, digestHex, HashingStream, isDigest, sha256 } from './digest.js';
 export { exists, openOutputFile, removeTree, tempPathFor, writeFileAtomic } from './fs.js';
+export { joinPath, normalizePath } from './paths.js';
 export { LeanStats, type LstatFields } from './lean-stats.js';
 export { bootId, processAlive, processStartTime, runCapture, runChecked, which } from './proc.js';
 export { Slots } from './slots.js';

@@ -31,7 +31,7 @@ import { BuildContext } from '../../context/index.js';
 import * as path from 'node:path';
 import { readDockerfileInput, type BuildResult, type DockerfileInput, build, debug } from '../../api/index.js';
 import { formatPlatform, hostPlatform, normalizeImageName } from '../../image/index.js';
-import { type Digest, formatError, KilnError, mark } from '../../util/index.js';
+import { type Digest, formatError, KilnError, mark, joinPath } from '../../util/index.js';
 import {
   formatLintText,
   cachedBuildChecks,
@@ -279,7 +279,7 @@ export function register(program: Command): Command {
           input = { display: 'Dockerfile', text: remote.dockerfileText };
         else
           input = readDockerfileInput(
-            f.file === undefined || f.file === '-' ? f.file : path.join(remote.dir, f.file),
+            f.file === undefined || f.file === '-' ? f.file : joinPath(remote.dir, f.file),
             remote.dir,
           );
       } else {
@@ -516,7 +516,9 @@ export function register(program: Command): Command {
       const dockerfile = input.path;
       if (memo && built && dockerfile !== undefined) {
         mark('image id printed');
-        memo.record(await memoState(store, contextDir, dockerfile, built, quiet, f.iidfile).catch(() => undefined));
+        memo.record(
+          await memoState(store, contextDir, ctx, dockerfile, built, quiet, f.iidfile).catch(() => undefined),
+        );
         mark('no-op memo recorded');
       }
     });
@@ -554,6 +556,8 @@ function memoEligible(f: BuildFlags, context: string): boolean {
 async function memoState(
   store: Store,
   contextDir: string,
+  /** The context as the build opened it (contextIgnores): its walk is the memo's, not made again. */
+  opened: BuildContext | undefined,
   dockerfile: string,
   result: Pick<BuildResult, 'imageId' | 'descriptor' | 'rebuildRecords'>,
   quiet: boolean,
@@ -561,14 +565,14 @@ async function memoState(
 ): Promise<MemoState> {
   const records = await result.rebuildRecords?.();
   const root = path.resolve(contextDir);
-  const ctx = BuildContext.open(root, { dockerfile });
+  const ctx = opened?.root === root ? opened : BuildContext.open(root, { dockerfile });
   // BuildContext.open's order: FILE.dockerignore beside the Dockerfile first, then CONTEXT/.dockerignore.
-  const ignoreFiles = [`${dockerfile}.dockerignore`, path.join(root, '.dockerignore')];
+  const ignoreFiles = [`${dockerfile}.dockerignore`, joinPath(root, '.dockerignore')];
   const used = ignoreFiles.findIndex((c) => existsSync(c));
   const manifestFile = store.layout.blobFile(result.descriptor.digest as Digest);
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { layers?: { digest: string }[] };
   return {
-    watched: [...ctx.watchedPaths().map((rel) => path.join(root, rel)), path.resolve(dockerfile)],
+    watched: [...ctx.watchedPaths().map((rel) => joinPath(root, rel)), path.resolve(dockerfile)],
     digested: [path.resolve(dockerfile), ...(used >= 0 ? [ignoreFiles[used]!] : []), store.layout.indexFile],
     absent: used >= 0 ? ignoreFiles.slice(0, used) : ignoreFiles,
     records,

@@ -93,12 +93,20 @@ test('dpkg owners: searched one by one or from the whole map, the same answers',
   };
   const root = tree('dpkg-search', lists);
   const paths = ['usr/bin/x', 'bin/x', 'usr/bin/xx', 'usr/bin/y', 'bin/y', 'lib/z', 'usr/lib/z', 'etc/d/f', 'etc/d'];
-  paths.push('usr', 'etc', '.', 'app/x', 'usr/bin/x/', 'usr/bin', 'sbin/q');
+  paths.push('usr', 'etc', '.', 'app/x', 'usr/bin/x/', 'usr/bin', 'sbin/q', 'usr/src/app/x', 'lib/none/q', 'etc/d/g');
   const searched = new SourceOwners(root);
   const one = paths.map((p) => searched.owner(p)?.name ?? '-');
-  // Past the search limit every lookup is answered from the map.
+  // Past the search limit every lookup is answered from the map. (A file of a directory no list
+  // names, such as app/, is answered without a search and does not count: the warm-up is in usr/bin.)
   const mapped = new SourceOwners(root);
-  for (let i = 0; i < 40; i++) mapped.owner('app/warm-up');
+  for (let i = 0; i < 40; i++) mapped.owner(`usr/bin/warm-up-${i}`);
+  // Many files of an application's directory: none owned, and the lookups after them still right.
+  const app = new SourceOwners(root);
+  for (let i = 0; i < 40; i++) assert.equal(app.owner(`usr/src/app/f${i}`), undefined);
+  assert.deepEqual(
+    paths.map((p) => app.owner(p)?.name ?? '-'),
+    one,
+  );
   const all = paths.map((p) => mapped.owner(p)?.name ?? '-');
   assert.deepEqual(one, all);
   // bin/x: a's alias came first and stays; bin/y: a's own path.

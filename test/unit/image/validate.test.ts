@@ -1,8 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  parseDescriptor,
   parseImageConfig,
+  parseIndex,
+  parseOwnDescriptor,
   parseOwnImageConfig,
+  parseOwnIndex,
+  parseOwnManifest,
+  parseOwnManifestOrIndex,
   parseManifest,
   parseManifestOrIndex,
   parseJSONText,
@@ -166,4 +172,143 @@ test('parseOwnImageConfig: the hand check accepts only what the schema accepts, 
     }
   }
   assert.ok(accepted > 100 && accepted < samples.length, `${accepted} of ${samples.length} accepted`);
+});
+
+/**
+ * Every field of `full`, each replaced by values of every kind (or removed): `own` accepts exactly
+ * what `schema` accepts, gives what it gives, and refuses with its message. Returns how many it accepted.
+ */
+function agreeOnVariants(
+  full: object,
+  schema: (json: unknown) => unknown,
+  own: (json: unknown) => unknown,
+  extraValues: unknown[] = [],
+): { accepted: number; samples: number } {
+  const values: unknown[] = [
+    undefined,
+    null,
+    'text',
+    '',
+    0,
+    -1,
+    1.5,
+    2,
+    2 ** 53,
+    true,
+    [],
+    ['a'],
+    [1],
+    [null],
+    {},
+    { k: 'v' },
+    { k: {} },
+    { k: 1 },
+    [{}],
+    D,
+    'sha256:short',
+    structuredClone(desc),
+    [structuredClone(desc)],
+    JSON.parse('{"__proto__": {"x": 1}}'),
+    ...extraValues,
+  ];
+  const samples: unknown[] = [full, null, [], 'x'];
+  const paths: string[][] = [];
+  const walk = (v: unknown, at: string[]) => {
+    if (typeof v !== 'object' || v === null) return;
+    for (const [k, x] of Object.entries(v)) {
+      paths.push([...at, k]);
+      walk(x, [...at, k]);
+    }
+  };
+  walk(full, []);
+  for (const p of paths)
+    for (const value of values) {
+      const s = structuredClone(full) as Record<string, unknown>;
+      let o = s;
+      for (const k of p.slice(0, -1)) o = o[k] as Record<string, unknown>;
+      if (value === undefined) delete o[p.at(-1)!];
+      else o[p.at(-1)!] = structuredClone(value);
+      samples.push(s);
+    }
+  let accepted = 0;
+  for (const sample of samples) {
+    let fromSchema: unknown;
+    let schemaError: unknown;
+    try {
+      fromSchema = schema(structuredClone(sample));
+    } catch (e) {
+      schemaError = e;
+    }
+    let fromOwn: unknown;
+    let ownError: unknown;
+    try {
+      fromOwn = own(structuredClone(sample));
+    } catch (e) {
+      ownError = e;
+    }
+    const what = JSON.stringify(sample);
+    if (schemaError) {
+      assert.ok(
+        ownError instanceof KilnError,
+        `the schema refuses, so must the hand check: ${what} (${String(ownError)})`,
+      );
+      assert.equal((ownError as Error).message, (schemaError as Error).message, what);
+    } else {
+      accepted++;
+      assert.equal(ownError, undefined, what);
+      assert.equal(canonicalJSON(fromOwn), canonicalJSON(fromSchema), what);
+    }
+  }
+  return { accepted, samples: samples.length };
+}
+
+const fullDescriptor = {
+  mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  digest: D,
+  size: 3,
+  urls: ['https://example.com/x'],
+  annotations: { 'org.opencontainers.image.ref.name': 'x:1' },
+  platform: { architecture: 'amd64', os: 'linux', 'os.version': '1', 'os.features': ['f'], variant: 'v8', x: 1 },
+  artifactType: 'application/x',
+  extra: { kept: [1] },
+};
+
+test('parseOwnDescriptor, parseOwnManifest, parseOwnIndex: the hand checks accept only what the schemas accept, and return what they return', () => {
+  const d = agreeOnVariants(fullDescriptor, parseDescriptor, parseOwnDescriptor);
+  assert.ok(d.accepted > 30 && d.accepted < d.samples, `descriptor: ${d.accepted} of ${d.samples} accepted`);
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    artifactType: 'application/x',
+    config: { ...desc, mediaType: 'application/vnd.oci.image.config.v1+json' },
+    layers: [desc, { ...desc, size: 0 }],
+    subject: desc,
+    annotations: { a: 'b' },
+    extra: 1,
+  };
+  const m = agreeOnVariants(manifest, parseManifest, parseOwnManifest);
+  assert.ok(m.accepted > 30 && m.accepted < m.samples, `manifest: ${m.accepted} of ${m.samples} accepted`);
+  const index = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [fullDescriptor, desc],
+    subject: desc,
+    annotations: { a: 'b' },
+  };
+  const i = agreeOnVariants(index, parseIndex, parseOwnIndex);
+  assert.ok(i.accepted > 30 && i.accepted < i.samples, `index: ${i.accepted} of ${i.samples} accepted`);
+  // Both kinds, told apart as parseManifestOrIndex tells them.
+  for (const [doc, mt] of [
+    [manifest, undefined],
+    [index, undefined],
+    [{ ...manifest, mediaType: undefined }, 'application/vnd.docker.distribution.manifest.v2+json'],
+    [{ ...index, mediaType: undefined }, undefined],
+  ] as const)
+    assert.equal(
+      canonicalJSON(parseOwnManifestOrIndex(structuredClone(doc), mt)),
+      canonicalJSON(parseManifestOrIndex(structuredClone(doc), mt)),
+    );
+  // What passes the hand check is the caller's own document, not a copy.
+  const own = structuredClone(fullDescriptor);
+  assert.equal(parseOwnDescriptor(own), own);
 });
