@@ -10,7 +10,15 @@ import * as path from 'node:path';
 import { BuildContext, hasWildcard } from '../context/index.js';
 import { type CopyInstruction } from '../dockerfile/index.js';
 import { type LayerInfo } from '../layer/index.js';
-import { closeViewLater, openView, snapshotSource } from '../sandbox/index.js';
+import {
+  closeViewLater,
+  type Destination,
+  dirFs,
+  openView,
+  snapshotSource,
+  undpkgedPaths,
+  type View,
+} from '../sandbox/index.js';
 import { chainId, type Digest, KilnError, phaseDone, phaseStart, resolveChown } from '../util/index.js';
 import { archiveSources } from './add-archive.js';
 import { checkoutGit, parseGitSource } from './add-git.js';
@@ -97,7 +105,12 @@ export async function copyStep(
         from = { kind: 'image', ref: src.ref };
         sourceDiffIds = img.config.rootfs.diff_ids;
       }
-      owners ??= new SourceOwners(srcRoot);
+      // Directories whose files no dpkg list names (the layers that wrote there left dpkg alone): their
+      // files are not searched for in the lists.
+      owners ??= new SourceOwners(
+        srcRoot,
+        pathSources.some(hasWildcard) ? [] : undpkgedPaths(store, sourceDiffIds, pathSources),
+      );
       // The key's walk of the same layers (cache-step.ts) lists the tree: not walked again.
       srcCtx = BuildContext.plain(srcRoot, env.walkListings(chainId(sourceDiffIds)));
       keepOwner = true;
@@ -108,22 +121,22 @@ export async function copyStep(
     const destAbs = path.posix.resolve(workdir, ins.dest);
     // --link: the layer is made on an empty root (the image below is not read; see linkedIndependently).
     t = phaseStart();
-    const destView = ins.link
+    const destView: Destination = ins.link
       ? await emptyView(store.tmpDir)
       : ins.parents
-        ? await openView(store, state.layers, state.config.rootfs.diff_ids)
+        ? viewFs(await openView(store, state.layers, state.config.rootfs.diff_ids))
         : await destinationView(store, state, [destAbs], at.snapshotsAhead);
-    phaseDone('COPY destination view opened', t);
+    phaseDone(destView.layered ? 'COPY destination read from the layers' : 'COPY destination view opened', t);
     try {
       let owner: { uid: number; gid: number } | undefined;
       if (ins.chown !== undefined && ins.link && !linkedIndependently(ins)) {
         const users = await destinationView(store, state, ['/etc/passwd', '/etc/group'], at.snapshotsAhead);
         try {
-          owner = resolveChown(users.root, ins.chown);
+          owner = resolveChown(users.fs, ins.chown);
         } finally {
           await users.close();
         }
-      } else if (ins.chown !== undefined) owner = resolveChown(destView.root, ins.chown);
+      } else if (ins.chown !== undefined) owner = resolveChown(destView.fs, ins.chown);
       let chmod: number | undefined;
       if (ins.chmod !== undefined) {
         if (!/^[0-7]{3,4}$/.test(ins.chmod))
@@ -189,7 +202,7 @@ export async function copyStep(
           sources,
           dest: ins.dest,
           workdir,
-          destRoot: destView.root,
+          destRoot: destView.fs,
           owner,
           keepOwner,
           chmod,
@@ -263,7 +276,12 @@ export async function copyStep(
 }
 
 /** An empty directory standing for the root a `--link` step copies onto. */
-async function emptyView(tmpDir: string): Promise<{ root: string; close(): Promise<void> }> {
+async function emptyView(tmpDir: string): Promise<Destination> {
   const root = await mkdtemp(path.join(tmpDir, 'link-'));
-  return { root, close: () => rm(root, { recursive: true, force: true }) };
+  return { fs: dirFs(root), close: () => rm(root, { recursive: true, force: true }) };
+}
+
+/** A view as a destination (its root read as a directory). */
+function viewFs(v: View): Destination {
+  return { fs: dirFs(v.root), close: () => v.close() };
 }

@@ -15,12 +15,12 @@
  *     instead, as current BuildKit (fsutil#228, umask-free since buildkit#6801); an archive ADD
  *     unpacks keeps 0755 (BuildKit's unpacker makes its destination without the mode).
  */
-import { lstatSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, readlinkSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { keptXattrs, layerSkeleton, SkeletonTracker, type EntrySpec, type SkeletonEntry } from '../layer/index.js';
 import { hasWildcard, type BuildContext, type ContextEntry, type EntryStat } from '../context/index.js';
 import { KilnError, type ErrorPlace } from '../util/index.js';
-import { resolveInRoot, topOf } from '../sandbox/index.js';
+import { dirFs, isDirInFs, resolveInFs, resolveInRoot, type RootFs, topOf } from '../sandbox/index.js';
 import { LineSpill } from './spill.js';
 
 export interface CopyRequest {
@@ -33,8 +33,8 @@ export interface CopyRequest {
   /** Destination as written after expansion; relative to workdir. */
   dest: string;
   workdir: string;
-  /** Root of the destination image's current filesystem (a read-only view). */
-  destRoot: string;
+  /** The destination image's current file system: a read-only view's root, or a reader of its layers. */
+  destRoot: string | RootFs;
   owner?: { uid: number; gid: number };
   /** Keep source ownership (COPY --from a stage or image). */
   keepOwner: boolean;
@@ -50,12 +50,13 @@ export interface CopyRequest {
   provenance?: Map<string, string>;
 }
 
-function isDirIn(root: string, rel: string): boolean {
-  try {
-    return statSync(path.join(root, rel)).isDirectory();
-  } catch {
-    return false;
-  }
+/** A directory's path as a RootFs (a test's or a view's root); a RootFs as it is. */
+function fsOf(root: string | RootFs): RootFs {
+  return typeof root === 'string' ? dirFs(root) : root;
+}
+
+function isDirIn(root: string | RootFs, rel: string): boolean {
+  return isDirInFs(fsOf(root), rel);
 }
 
 /** A selected source. e: the source with symlinks followed; name: its path as selected (the target's name comes from it). */
@@ -87,7 +88,7 @@ async function planSelected(req: CopyRequest, selected: Selected[]): Promise<Ent
   // A wildcard that matches one file is that file (BuildKit: `COPY *.md /x` makes the file /x).
   const many = selected.length > 1;
   // The real destination directory inside the image (symlinked parents followed, as the container would).
-  const destRel = await resolveInRoot(req.destRoot, destAbs);
+  const destRel = resolveInFs(fsOf(req.destRoot), destAbs);
   const existingDir = isDirIn(req.destRoot, destRel);
   // The directories this copy creates: --chmod's permission bits (BuildKit gives MkdirAll the mode),
   // 0755 without it or when only archives are unpacked.
@@ -254,7 +255,7 @@ async function planStreamed(req: CopyRequest, selected: Selected[], tmpDir: stri
   if (unpacked || ctx.ignorePatterns.length || !e.stat.isDirectory()) return undefined;
   const destAbs = path.posix.resolve('/', req.workdir || '/', req.dest);
   const created = req.createdTime ?? Math.floor(Date.now() / 1000);
-  const destRel = await resolveInRoot(req.destRoot, destAbs);
+  const destRel = resolveInFs(fsOf(req.destRoot), destAbs);
   const madeDirMode = req.chmod !== undefined && !req.plainMadeDirs ? req.chmod & 0o777 : 0o755;
   const meta = (st: EntryStat) => ({
     uid: req.owner ? req.owner.uid : keepOwner ? st.uid : 0,
@@ -508,13 +509,14 @@ export function hardLinked(sorted: EntrySpec[], inodes: Map<string, string>): En
  * hides the real one below it. `have`: entries the layer has anyway, each one of `paths`.
  */
 export function parentEntries(
-  root: string,
+  root: string | RootFs,
   paths: Iterable<string>,
   owner: { uid: number; gid: number },
   mtime: number,
   have: Map<string, EntrySpec> = new Map(),
   mode = 0o755,
 ): EntrySpec[] {
+  const fs = fsOf(root);
   const out = new Map<string, EntrySpec>();
   for (const p of paths) {
     for (
@@ -524,12 +526,7 @@ export function parentEntries(
     ) {
       // Done already: d's parents were seen with it (in `out`), or will be as a path of its own (`have`).
       if (have.has(d) || out.has(d)) break;
-      let st: Stats | undefined;
-      try {
-        st = lstatSync(path.join(root, d));
-      } catch {
-        st = undefined;
-      }
+      const st = fs.lstat(d);
       if (!st) out.set(d, { path: d, type: 'directory', mode, ...owner, mtime });
       else if (st.isDirectory())
         out.set(d, {

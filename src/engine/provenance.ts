@@ -351,6 +351,10 @@ export interface CopiedRecordInput extends Omit<CopyRecordInput, 'entries' | 'so
  */
 export async function recordCopied(i: CopiedRecordInput): Promise<void> {
   const sourceChain = i.sourceDiffIds?.length ? chainId(i.sourceDiffIds) : undefined;
+  // The source layers' records read meanwhile, all at once: one file open each (most are absent,
+  // a base image's layers), in turn ~1 ms apiece through a busy thread pool.
+  const sourceRecords = Promise.all([...(i.sourceDiffIds ?? [])].reverse().map((d) => i.store.provenance(d)));
+  sourceRecords.catch(() => undefined); // awaited below unless the record is known: not unhandled then
   const known = await i.store.provenanceHead(i.diffId);
   if (
     known &&
@@ -363,8 +367,7 @@ export async function recordCopied(i: CopiedRecordInput): Promise<void> {
     return;
   // Files that reached the source through a copy there: that copy's record (the top one wins).
   const upstream = new Map<string, { rec: CopyProvenance; file: ProvenanceFile }>();
-  for (const d of [...(i.sourceDiffIds ?? [])].reverse()) {
-    const rec = await i.store.provenance(d);
+  for (const rec of await sourceRecords) {
     if (!rec) continue;
     for (const f of rec.files) if (!upstream.has(f.path)) upstream.set(f.path, { rec, file: f });
   }

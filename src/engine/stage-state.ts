@@ -9,6 +9,9 @@ import { type Compression, type Descriptor, type HistoryEntry } from '../image/i
 import { type LayerInfo, layerSkeleton, tarEntries, type EntrySpec } from '../layer/index.js';
 import { type PlannedStage } from '../plan/index.js';
 import {
+  type Destination,
+  dirFs,
+  layeredDestination,
   openView,
   pathsAreLinkFree,
   topOf,
@@ -149,21 +152,26 @@ export async function addPlannedLayer(
 }
 
 /**
- * A view of the stage's file system for questions about `paths` (a COPY or WORKDIR destination:
- * what is there, its parents, the owner names): partial when it can be (sandbox/view.ts), whole
- * when a symbolic link on those paths could lead elsewhere. When snapshots are needed ahead, they
- * are made first and the partial view is merged from them.
+ * The stage's file system for questions about `paths` (a COPY or WORKDIR destination: what is
+ * there, its parents, the owner names): read from its layers with no view when they can answer
+ * (sandbox/view.ts's layeredDestination), else a view, partial when it can be, whole when a
+ * symbolic link on those paths could lead elsewhere. When snapshots are needed ahead, they are
+ * made first.
  */
 export async function destinationView(
   store: Store,
   state: StageState,
   paths: string[],
   snapshotsAhead: boolean,
-): Promise<View> {
+): Promise<Destination> {
   const ids = state.config.rootfs.diff_ids;
+  const layered = await layeredDestination(store, state.layers, ids, paths, snapshotsAhead);
+  if (layered !== undefined && layered !== 'links') return layered;
+  const viewFs = (v: View): Destination => ({ fs: dirFs(v.root), close: () => v.close() });
+  if (layered === 'links') return viewFs(await openView(store, state.layers, ids));
   const partial = await openView(store, state.layers, ids, { paths, snapshotsAhead });
   // The user and group files too: --chown and USER names are read from them.
-  if (await pathsAreLinkFree(partial.root, [...paths, '/etc/passwd', '/etc/group'])) return partial;
+  if (await pathsAreLinkFree(partial.root, [...paths, '/etc/passwd', '/etc/group'])) return viewFs(partial);
   await partial.close();
-  return openView(store, state.layers, ids);
+  return viewFs(await openView(store, state.layers, ids));
 }

@@ -23,6 +23,10 @@
  *   openView(store, layers, diffIds) → { root, close() }: a read-only view of an image's
  *   filesystem (COPY --from, USER/--chown lookups, WORKDIR checks); resolveInRoot(root, path).
  *   closeViewLater(view): its teardown off the caller's path; settleViews() awaits every such one.
+ *   layeredDestination(store, layers, diffIds, paths, snapshotsAhead) → { fs: RootFs, close() } |
+ *   'links' | undefined: what a partial view of `paths` shows, read from the layers with nothing
+ *   mounted or made (COPY and WORKDIR destinations); RootFs: dirFs(root), layeredFs(layers),
+ *   resolveInFs(fs, path), isDirInFs(fs, rel).
  *   snapshotSource(store, layers, diffIds, paths) → { root, tree } | undefined: a COPY --from whose
  *   sources the top layer alone holds, read from its snapshot with no view (layered-tree.ts).
  *   cleanupStaleRuns(storeRoot): tear down what killed kiln processes left (runStep and openView
@@ -61,6 +65,8 @@ export { makePrivateDir, sweepPrivateDirs } from './private-files.js';
 export { describeIsolation, type Isolation, type IsolationMode } from './isolation.js';
 export {
   openView,
+  layeredDestination,
+  type Destination,
   closeViewLater,
   settleViews,
   resolveInRoot,
@@ -69,6 +75,7 @@ export {
   topOf,
   topLayerRoot,
 } from './view.js';
-export { layeredTree, snapshotSource, type TreeReader } from './layered-tree.js';
+export { layeredTree, snapshotSource, undpkgedPaths, type TreeReader } from './layered-tree.js';
+export { dirFs, isDirInFs, layeredFs, resolveInFs, type FsLayer, type FsStat, type RootFs } from './root-fs.js';
 export { blobFromSnapshot } from './snapshot-blob.js';
 export { emulationStatus, ensureEmulation, hostArchitecture, type EmulationStatus } from './emulation.js';

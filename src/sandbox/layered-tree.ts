@@ -8,7 +8,8 @@
 import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { type Descriptor } from '../image/index.js';
 import { type Store } from '../store/index.js';
-import { type Digest, overlayXattrPrefix, xattr } from '../util/index.js';
+import { chainIds, type Digest } from '../util/index.js';
+import { overlayMarkers } from './root-fs.js';
 import { canMountOverlay } from './rootfs.js';
 import { runRoot } from './rundir.js';
 import { topLayerRoot } from './view.js';
@@ -19,27 +20,6 @@ export interface TreeReader {
   readFile(rel: string): string | undefined;
   /** A directory's entry names (merged, hidden ones left out); throws ENOENT/ENOTDIR as readdirSync does. */
   readdir(rel: string): string[];
-}
-
-/** overlayfs' markers in a layer dir: a whiteout (a 0/0 character device, or an empty file marked so), an opaque dir. */
-export function overlayMarkers(): {
-  isWhiteout(host: string, st: Stats): boolean;
-  isOpaque(host: string): boolean;
-} {
-  const prefix = overlayXattrPrefix();
-  const marked = (p: string, name: string): string | undefined => {
-    try {
-      return xattr().getAttributeSync(p, `${prefix}${name}`).toString();
-    } catch {
-      return undefined;
-    }
-  };
-  return {
-    isWhiteout: (host, st) =>
-      (st.isCharacterDevice() && st.rdev === 0) ||
-      (st.isFile() && st.size === 0 && marked(host, 'whiteout') !== undefined),
-    isOpaque: (host) => marked(host, 'opaque') === 'y',
-  };
 }
 
 /**
@@ -171,4 +151,41 @@ export async function snapshotSource(
   const dirs = await store.snapshots(layers, diffIds);
   const root = topLayerRoot(store, diffIds, paths);
   return root === undefined ? undefined : { root, tree: layeredTree([...dirs].reverse()) };
+}
+
+/**
+ * Of `paths` (literal, relative or absolute), those no dpkg list of the image can name a file
+ * under, normalized (relative): every layer that holds the path (each component a real directory
+ * there, the last anything) left dpkg's database alone (no var/lib/dpkg in its snapshot). dpkg
+ * lists the files it unpacks in the step that unpacks them: a step that wrote under the path and
+ * not the database installed no package there. A COPY --from of an application's directory then
+ * does not search a full Debian image's lists (several MB of text, ~15-25 ms) for each of its
+ * files (provenance.ts's SourceOwners `undpkged`). A path is left out when a snapshot is missing.
+ */
+export function undpkgedPaths(store: Store, diffIds: Digest[], paths: string[]): string[] {
+  const dirs = chainIds(diffIds).map((c) => store.snapshotDir(c));
+  const exists = (p: string) => {
+    try {
+      return lstatSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  if (dirs.length === 0 || dirs.some((d) => !exists(d)?.isDirectory())) return [];
+  const touchedDpkg = dirs.map((d) => exists(`${d}/var/lib/dpkg`) !== undefined);
+  const out: string[] = [];
+  for (const p of paths) {
+    const rel = p.split('/').filter((x) => x && x !== '.');
+    if (rel.length === 0 || rel.includes('..')) continue;
+    const holds = (d: string) => {
+      for (let i = 1; i <= rel.length; i++) {
+        const st = exists(`${d}/${rel.slice(0, i).join('/')}`);
+        if (!st) return false;
+        if (i < rel.length && !st.isDirectory()) return false;
+      }
+      return true;
+    };
+    if (dirs.every((d, i) => !touchedDpkg[i] || !holds(d))) out.push(rel.join('/'));
+  }
+  return out;
 }

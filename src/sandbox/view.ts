@@ -22,6 +22,7 @@ import { applyLayer, type SkeletonEntry } from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import { canMountOverlay, mountOverlay } from './rootfs.js';
 import { cleanupStaleRuns, createRunDir, runRoot, teardownRunDir } from './rundir.js';
+import { type FsLayer, layeredFs, resolveInFs, type RootFs } from './root-fs.js';
 
 export interface View {
   root: string;
@@ -123,6 +124,82 @@ export async function openView(
   }
 }
 
+/** What a COPY or WORKDIR reads of the image below it: its file system, closed when done. */
+export interface Destination {
+  fs: RootFs;
+  close(): Promise<void>;
+  /** Read from the layers (layeredDestination), no view made. */
+  layered?: boolean;
+}
+
+/**
+ * The file system a partial view of `paths` shows (openView with `paths`), read straight from the
+ * layers (root-fs.ts's layeredFs) with nothing made on disk and nothing to tear down: a view's
+ * run dir, its merged entries and their removal cost 5-20 ms a COPY or WORKDIR on a small build's
+ * critical path. Each layer is read as openView would read it: its snapshot; its skeleton (a
+ * layer kiln wrote, not unpacked yet, whose facts answer for the paths); nothing (a layer that
+ * writes elsewhere); a base image's layer gets its snapshot made. It answers for `paths`, their
+ * parents and the user and group files alone, as a partial view; when a symbolic link is met on
+ * them (destinationView then opens a whole view), the whole file system if every layer is a
+ * snapshot (links followed anywhere in it, as through a whole view), else 'links': open a whole
+ * view. Undefined when a layer would have to be unpacked, or where overlayfs is not what views
+ * use (the snapshots are not in its marker form): open a view.
+ */
+export async function layeredDestination(
+  store: Store,
+  layers: Descriptor[],
+  diffIds: Digest[],
+  paths: string[],
+  snapshotsAhead: boolean,
+): Promise<Destination | 'links' | undefined> {
+  const close = () => Promise.resolve();
+  if (layers.length === 0) return { fs: layeredFs([]), close, layered: true };
+  if (!(await canMountOverlay(runRoot(store.root)))) return undefined;
+  if (snapshotsAhead) await store.snapshots(layers, diffIds);
+  const wanted = wantedPaths(paths);
+  const wantedTops = new Set(wanted.map(topOf));
+  const only = onlyFor(paths);
+  const chains = chainIds(diffIds);
+  const lowers: FsLayer[] = [];
+  let whole = true;
+  for (const [i, l] of layers.entries()) {
+    if (await store.hasSnapshot(diffIds.slice(0, i + 1))) {
+      lowers.push(store.snapshotDir(chains[i]!));
+      continue;
+    }
+    const facts = await store.layerFacts(l.digest);
+    const tops = facts?.tops;
+    const skeleton = facts?.skeleton && skeletonAnswers(facts.skeleton, wanted, only);
+    if (skeleton) {
+      whole = false;
+      if (skeleton.length) lowers.push(skeleton);
+    } else if (tops && tops.every((t) => !wantedTops.has(t))) whole = false;
+    else if (!tops || (whole && l.size <= SNAPSHOT_FOR_DESTINATION))
+      // A base image's layer, or a small one of kiln's (a WORKDIR's directory, a COPY of a few
+      // files: a few KB) on the paths, every layer below a snapshot: its snapshot is worth making,
+      // once, for this build and the next ones (a rebuild's COPY onto it then reads it as it is).
+      lowers.push((await store.snapshots(layers.slice(0, i + 1), diffIds.slice(0, i + 1))).at(-1)!);
+    else return undefined;
+  }
+  const top = lowers.reverse();
+  // As a partial view, then pathsAreLinkFree on it: it answers for the wanted paths alone; a link
+  // on the way may lead where it knows nothing: the whole file system then, as a whole view.
+  const fs = layeredFs(top, only);
+  for (const w of wanted) {
+    let real: string | undefined;
+    try {
+      real = resolveInFs(fs, `/${w}`);
+    } catch {
+      real = undefined;
+    }
+    if (real !== w) return whole ? { fs: layeredFs(top), close, layered: true } : 'links';
+  }
+  return { fs, close, layered: true };
+}
+
+/** The largest layer of kiln's a destination's read makes a snapshot of (bytes of its blob). */
+const SNAPSHOT_FOR_DESTINATION = 256 * 1024;
+
 /** Views closed by closeViewLater whose teardown has not finished. */
 const closing = new Set<Promise<void>>();
 let closeError: unknown;
@@ -132,7 +209,7 @@ let closeError: unknown;
  * overlay's unmount waits for the kernel's RCU grace period, 10-80 ms on a busy machine; then the
  * run dir's removal) overlaps the next steps instead of delaying them. settleViews awaits it.
  */
-export function closeViewLater(view: View): void {
+export function closeViewLater(view: { close(): Promise<void> }): void {
   const p: Promise<void> = view
     .close()
     .catch((e: unknown) => void (closeError ??= e))

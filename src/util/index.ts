@@ -6,7 +6,7 @@ export { joinPath, normalizePath } from './paths.js';
 export { LeanStats, type LstatFields } from './lean-stats.js';
 export { bootId, processAlive, processStartTime, runCapture, runChecked, which } from './proc.js';
 export { Slots } from './slots.js';
-export { resolveChown, resolveInImage, resolveUser } from './users.js';
+export { readImageFile, resolveChown, resolveInImage, resolveUser, type UserFiles } from './users.js';
 export { idMapped, lchownInNamespace, overlayXattrPrefix, singleIdMode, userNamespace } from './userns.js';
 export { readPackageVersion } from './version.js';
 export { human, parseBytes } from './bytes.js';

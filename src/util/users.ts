@@ -49,6 +49,9 @@ export interface GroupEntry {
 /** A root directory, or layer directories bottom → top (the order store.snapshots returns). */
 export type UserFilesRoot = string | string[];
 
+/** Where /etc/passwd and /etc/group are read: a root or layer dirs, or a reader of the image's files (sandbox's RootFs). */
+export type UserFiles = UserFilesRoot | { readImageFile(abs: string): string | undefined };
+
 const MAX_ID = 2147483647;
 
 /** Lines as libcontainer reads them: colon-separated, blank lines and comments skipped, bad numbers skipped. */
@@ -202,7 +205,8 @@ function hiddenBelow(layer: string, dirParts: string[]): boolean {
 }
 
 /** Contents of a file of the image, or undefined when it does not exist (or is not a readable file). */
-export function readImageFile(root: UserFilesRoot, abs: string): string | undefined {
+export function readImageFile(root: UserFiles, abs: string): string | undefined {
+  if (typeof root === 'object' && !Array.isArray(root)) return root.readImageFile(abs);
   const host = findInRoot(root, abs);
   if (!host) return undefined;
   try {
@@ -214,7 +218,7 @@ export function readImageFile(root: UserFilesRoot, abs: string): string | undefi
 }
 
 /** USER semantics (RUN, `kiln run -u`): see the module comment. */
-export function resolveUser(root: UserFilesRoot, spec: string): ResolvedUser {
+export function resolveUser(root: UserFiles, spec: string): ResolvedUser {
   const colon = spec.indexOf(':');
   const userArg = colon < 0 ? spec : spec.slice(0, colon);
   const rest = colon < 0 ? undefined : spec.slice(colon + 1);
@@ -279,7 +283,7 @@ export function resolveUser(root: UserFilesRoot, spec: string): ResolvedUser {
 }
 
 /** COPY/ADD --chown semantics: see the module comment. */
-export function resolveChown(root: UserFilesRoot, spec: string): { uid: number; gid: number } {
+export function resolveChown(root: UserFiles, spec: string): { uid: number; gid: number } {
   const colon = spec.indexOf(':');
   const u = colon < 0 ? spec : spec.slice(0, colon);
   const g = colon < 0 ? undefined : spec.slice(colon + 1);

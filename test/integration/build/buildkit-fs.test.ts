@@ -657,6 +657,37 @@ describe('kiln build against BuildKit: final filesystem, config, history', { ski
     assert.equal(await step([...flags.slice(0, 6), '--ulimit', 'nofile=1000:2048']), 'ran');
   });
 
+  test('COPY and WORKDIR destinations read from the layers (no view): whiteouts, opaque directories, links in and out of the root, --chown/--chmod, WORKDIR through a link', async () => {
+    await same({
+      name: 'layered-dest',
+      files: { 'a.txt': 'a\n' },
+      dockerfile: [
+        'FROM debian-slim:bookworm',
+        'RUN mkdir -p /data/old /keep/sub /w/in /afile.d && echo x > /data/old/f && touch /w/in/f /afile && ln -s /keep /abslink && ln -s ../../../../keep /uplink && ln -s keep/sub /rellink && chmod 750 /keep/sub && chown 5:6 /keep/sub',
+        // /data opaque (replaced whole), /w and /afile.d whiteouts
+        'RUN rm -rf /data /w /afile.d && mkdir -p /data/new',
+        'COPY a.txt /data/old/',
+        'COPY a.txt /w/in/',
+        'COPY a.txt /afile.d',
+        'COPY a.txt /abslink/viaabs',
+        'COPY a.txt /uplink/viaup',
+        'COPY a.txt /rellink/',
+        // (--chmod into an existing directory: Debian's BuildKit makes missing parents 0755, kiln
+        // as current BuildKit with --chmod's mode, a documented difference)
+        'COPY --chown=7:8 --chmod=0640 a.txt /keep/sub/x',
+        'COPY --chown=7:8 a.txt /keep/sub/deep/',
+        'WORKDIR /rellink/wd',
+        'COPY a.txt in-wd',
+        'WORKDIR /abslink/sub',
+        'COPY a.txt .',
+        'WORKDIR /data/new/made',
+        'USER 5:6',
+        'WORKDIR /w/owned',
+        '',
+      ].join('\n'),
+    });
+  });
+
   test('errors both builders give: a missing source, a link out of the context or to nothing', async () => {
     const bad: [string, Record<string, string>, (dir: string) => void, string, RegExp][] = [
       ['missing', {}, () => undefined, 'FROM debian-slim:bookworm\nCOPY nope.txt /\n', /"nope\.txt" not found/],

@@ -155,3 +155,30 @@ test(
     assert.equal(tree.readFile('loop/x'), undefined);
   },
 );
+
+test('undpkgedPaths: a source directory only layers that left dpkg alone wrote in; not when one also changed dpkg', async () => {
+  const { Store } = await import('../../../src/store/index.js');
+  const { chainIds } = await import('../../../src/util/index.js');
+  const { undpkgedPaths } = await import('../../../src/sandbox/layered-tree.js');
+  const store = await Store.open({ root: path.join(tmp, 'store-undpkged') });
+  const ids = ['a', 'b', 'c', 'd'].map((c) => `sha256:${c.repeat(64)}` as `sha256:${string}`);
+  const dirs = chainIds(ids).map((c) => store.snapshotDir(c));
+  const make = (i: number, rels: string[]) => {
+    mkdirSync(dirs[i]!, { recursive: true });
+    for (const r of rels) mkdirSync(path.join(dirs[i]!, r), { recursive: true });
+  };
+  // 0: a base (dpkg, /usr/src); 1: the app's files; 2: a package installed into /opt/pkg; 3: the app again.
+  make(0, ['var/lib/dpkg/info', 'usr/src', 'usr/bin']);
+  make(1, ['usr/src/app/sub']);
+  make(2, ['var/lib/dpkg/info', 'opt/pkg/bin']);
+  make(3, ['usr/src/app', 'opt/pkg']);
+  writeFileSync(path.join(dirs[3]!, 'afile'), '');
+  assert.deepEqual(
+    undpkgedPaths(store, ids, ['/usr/src/app/', 'opt/pkg', '/usr/src', 'usr/bin', '/nothere', '/afile/x']),
+    ['usr/src/app', 'nothere', 'afile/x'],
+  );
+  // A path a dpkg-changing layer holds (the base's /usr/src, layer 2's /opt/pkg) is searched.
+  // A snapshot missing: nothing is said.
+  rmSync(dirs[1]!, { recursive: true });
+  assert.deepEqual(undpkgedPaths(store, ids, ['/usr/src/app']), []);
+});
