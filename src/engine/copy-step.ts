@@ -235,35 +235,53 @@ export async function copyStep(
         return undefined;
       }
       // The plan's spill of its files' sources goes when the record is written (or the store had it).
+      let recording = false;
       try {
         t = phaseStart();
         const l = await addPlannedLayer(env.o, state, plan, place);
         phaseDone('COPY layer written', t);
         appendHistory(state, historyEntry(historyTime(env.o.sourceDateEpoch), text, false));
         const stageName = env.stageName(at.stage.index);
-        t = phaseStart();
-        await recordCopied({
-          store,
-          tmpDir: store.tmpDir,
-          diffId: l.diffId,
-          kind: ins.kind,
-          step: {
-            file: place.file ?? 'Dockerfile',
-            line: place.line ?? 0,
-            text: ins.original,
-            stage: { index: at.stage.index, ...(stageName !== undefined ? { name: stageName } : {}) },
+        // The provenance record is read after the build (kiln trace, sbom) or by a later copy from
+        // this stage (which waits for it): written while the next steps run. It holds the plan's
+        // spill and the source view until it is written.
+        const view = srcView;
+        env.background.start(
+          l.diffId,
+          async () => {
+            const t = phaseStart();
+            try {
+              await recordCopied({
+                store,
+                tmpDir: store.tmpDir,
+                diffId: l.diffId,
+                kind: ins.kind,
+                step: {
+                  file: place.file ?? 'Dockerfile',
+                  line: place.line ?? 0,
+                  text: ins.original,
+                  stage: { index: at.stage.index, ...(stageName !== undefined ? { name: stageName } : {}) },
+                },
+                from,
+                exclude: ins.exclude,
+                copied: plan.copied(),
+                sourceRoot: srcCtx.root,
+                owners,
+                sourceDiffIds,
+              });
+              phaseDone('COPY provenance recorded (in the background)', t);
+            } finally {
+              plan.dispose();
+              if (view) closeViewLater(view);
+            }
           },
-          from,
-          exclude: ins.exclude,
-          copied: plan.copied(),
-          sourceRoot: srcCtx.root,
-          owners,
           sourceDiffIds,
-        });
-        phaseDone('COPY provenance recorded', t);
+        );
+        recording = true;
+        srcView = undefined;
         return l;
       } finally {
-        plan.dispose();
+        if (!recording) plan.dispose();
       }
     } finally {
       // Torn down while the next steps run (the build settles them before it returns).

@@ -5,6 +5,7 @@
  * changes to config-step.ts (pure), WORKDIR's directory to workdir-step.ts, COPY/ADD to
  * copy-step.ts, RUN to run-step.ts (its mounts: run-mounts.ts).
  */
+import { BackgroundJobs } from './background.js';
 import { BuildImages } from './base-image.js';
 import { type ClientOptions, type TransferEvent } from '../registry/index.js';
 import { availableParallelism } from 'node:os';
@@ -199,7 +200,11 @@ async function buildImage(o: BuildOptions, emit: EventSink): Promise<BuildResult
   try {
     await Promise.all(plan.order.map((n) => engine.stageResult(n)));
     final = await engine.stageResult(plan.target);
+    // What the steps left to finish (provenance records): a failure there fails the build.
+    await engine.background.settle();
   } finally {
+    await engine.background.drain();
+    await engine.forgetUnfinishedRecords();
     await engine.keptRoots.close();
   }
   mark('steps (stages in parallel)');
@@ -332,6 +337,10 @@ class Engine implements RunEnv {
    */
   private readonly keysAhead = new Map<number, number>();
   private readonly copiesAhead = new Map<number, number>();
+  /** Work steps left to finish while the next steps run (background.ts). */
+  readonly background = new BackgroundJobs();
+  /** The cache keys recorded for the layers this build's steps made, by diff id: see forgetUnfinishedRecords. */
+  private readonly layerRecords = new Map<Digest, Digest[]>();
   /** The sandbox event was sent (once, after the first RUN). */
   private sandboxShown = false;
 
@@ -402,6 +411,16 @@ class Engine implements RunEnv {
       this.results.set(n, p);
     }
     return p;
+  }
+
+  /**
+   * A layer whose provenance record failed to be written (in the background, after its cache record
+   * was) is not left in the cache: a rebuild hitting that record would ship the layer with no record
+   * of where its files came from. Its step runs again next time.
+   */
+  async forgetUnfinishedRecords(): Promise<void> {
+    for (const diffId of this.background.failed)
+      for (const key of this.layerRecords.get(diffId) ?? []) await this.cache.index.remove(key).catch(() => undefined);
   }
 
   walkListings(chain: string): WalkListings {
@@ -630,25 +649,33 @@ class Engine implements RunEnv {
           try {
             layer = await inStep(label, () => timed(`${ins.kind} step`, () => this.dispatch(step, state, scope, at)));
             await inStep(label, () => timed('cache record', () => this.cache.record(cached, state, layer)));
+            if (layer && cached.key)
+              this.layerRecords.set(layer.diffId, [...(this.layerRecords.get(layer.diffId) ?? []), cached.key]);
           } finally {
             cached.release?.();
           }
-          // A COPY/ADD layer's record lists its files (copy-step.ts); the others name their step only.
-          if (layer && (step.ins.kind === 'RUN' || step.ins.kind === 'WORKDIR'))
-            await this.o.store.putProvenance({
-              version: PROVENANCE_VERSION,
-              diffId: layer.diffId,
-              kind: step.ins.kind,
-              step: {
-                file: place.file ?? 'Dockerfile',
-                line: place.line ?? 0,
-                text: ins.original,
-                stage: { index: stage.index, ...(stage.name !== undefined ? { name: stage.name } : {}) },
-              },
-              from: { kind: 'none' },
-              packages: [],
-              files: [],
-            });
+          // A COPY/ADD layer's record lists its files (copy-step.ts); the others name their step only
+          // (written while the next steps run, as a COPY's).
+          const kind = step.ins.kind;
+          if (layer && (kind === 'RUN' || kind === 'WORKDIR')) {
+            const diffId = layer.diffId;
+            this.background.start(diffId, () =>
+              this.o.store.putProvenance({
+                version: PROVENANCE_VERSION,
+                diffId,
+                kind,
+                step: {
+                  file: place.file ?? 'Dockerfile',
+                  line: place.line ?? 0,
+                  text: ins.original,
+                  stage: { index: stage.index, ...(stage.name !== undefined ? { name: stage.name } : {}) },
+                },
+                from: { kind: 'none' },
+                packages: [],
+                files: [],
+              }),
+            );
+          }
         }
       } catch (e) {
         this.emit({

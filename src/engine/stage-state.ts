@@ -22,6 +22,7 @@ import {
 } from '../sandbox/index.js';
 import { type Store } from '../store/index.js';
 import { KilnError, type ErrorPlace } from '../util/index.js';
+import type { BackgroundJobs } from './background.js';
 import type { BuildImages } from './base-image.js';
 import type { CopyPlan } from './copy.js';
 import type { ConfigState } from './config-step.js';
@@ -68,6 +69,8 @@ export interface StepEnv {
   stageName(n: number): string | undefined;
   /** What walks of the file system of these layers found (by chain id): a `COPY --from` key's walk serves the copy. */
   walkListings(chain: string): WalkListings;
+  /** Work a step leaves to finish while the next steps run (a COPY's provenance record): background.ts. */
+  readonly background: BackgroundJobs;
 }
 
 /** Where the step is in its stage. */

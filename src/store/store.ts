@@ -11,8 +11,10 @@ import {
   closeSync,
   createReadStream,
   createWriteStream,
+  fdatasync,
   fsync,
   mkdirSync,
+  open,
   openSync,
   readdirSync,
   readFileSync,
@@ -217,13 +219,14 @@ export class Store {
   }
 
   /**
-   * A temp file that becomes a blob on commit. It hashes what it is given, unless `hashedBy:
+   * A temp file that becomes a blob on commit (fsynced, then renamed). It hashes what it is given, unless `hashedBy:
    * 'producer'`: then the producer (the layer encoder, which hashes every byte it emits) names the
    * digest, and commit checks the size only, sparing a second sha256 pass over every layer.
    */
   async createBlobWriter(opts: { hashedBy?: 'store' | 'producer' } = {}): Promise<BlobWriter> {
     const tmp = joinPath(this.tmpDir, `blob-${process.pid}-${randomBytes(8).toString('hex')}`);
     const file = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
+    const writeback = new EarlyWriteback(file, tmp);
     const hasher = opts.hashedBy === 'producer' ? undefined : new HashingStream();
     hasher?.pipe(file);
     const input: Writable = hasher ?? file;
@@ -236,6 +239,7 @@ export class Store {
     let done = false;
     const abort = async () => {
       done = true;
+      await writeback.stop();
       hasher?.destroy();
       file.destroy();
       await fsp.rm(tmp, { force: true });
@@ -248,6 +252,7 @@ export class Store {
         try {
           if (!input.writableEnded) input.end();
           await finished;
+          await writeback.stop();
           if (!hasher && expected.digest === undefined)
             throw new KilnError('INTERNAL', 'a producer-hashed blob needs its digest at commit');
           const digest = hasher ? hasher.digest() : expected.digest!;
@@ -1347,4 +1352,55 @@ function byRefName(a: Descriptor, b: Descriptor): number {
   const x = a.annotations?.[Annotation.RefName] ?? '';
   const y = b.annotations?.[Annotation.RefName] ?? '';
   return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * The writeback of a blob being written, started as it grows: every few MB written, an fdatasync
+ * of what is there (in the thread pool, while the producer makes the rest), so the commit's fsync
+ * waits for the tail only, not for a whole layer's pages (~30 ms for 23 MB here) on the step's
+ * critical path. The same durability: the commit still syncs the whole file before the rename.
+ * Synced through a descriptor of its own (the stream closes its own when it ends).
+ */
+class EarlyWriteback {
+  private static readonly EVERY = 4 << 20;
+  private fd: number | undefined;
+  private stopped = false;
+  private synced = 0;
+  private inFlight: Promise<void> | undefined;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly file: ReturnType<typeof createWriteStream>,
+    tmp: string,
+  ) {
+    file.once('open', () =>
+      open(tmp, 'r', (e, fd) => {
+        if (e) return;
+        if (this.stopped) closeSync(fd);
+        else this.fd = fd;
+      }),
+    );
+    this.timer = setInterval(() => this.poll(), 10);
+    this.timer.unref();
+  }
+
+  private poll(): void {
+    const written = this.file.bytesWritten;
+    if (this.fd === undefined || this.inFlight || written - this.synced < EarlyWriteback.EVERY) return;
+    this.synced = written;
+    const fd = this.fd;
+    // Best effort: the commit's fsync is the one that counts (and reports).
+    this.inFlight = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).finally(
+      () => (this.inFlight = undefined),
+    );
+  }
+
+  /** No more syncs: the one in flight ended, the descriptor closed. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.inFlight;
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
 }
