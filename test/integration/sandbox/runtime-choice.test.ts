@@ -150,3 +150,24 @@ test("the runtime's own failures are told from the process's exit code, under ei
     assert.match(broken.stderr, /hint: try --backend chroot, or another --runtime/);
   }
 });
+
+test("kiln build --runtime forces the RUN steps' runtime; one that is missing is a one-line error", async () => {
+  const runc = which('runc');
+  assert.ok(runc, 'runc is not installed (apt-get install runc)');
+  const ctx = path.join(work, 'ctx');
+  mkdirSync(ctx, { recursive: true });
+  writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM debian-slim:bookworm\nRUN cat /proc/self/cgroup > /cgroup\n');
+  const out = path.join(work, 'out-runc');
+  const r = await runKiln(
+    ['build', '-q', '--no-cache', '--runtime', 'runc', '--output', `type=local,dest=${out}`, ctx],
+    {
+      root,
+    },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(readFileSync(path.join(out, 'cgroup'), 'utf8'), /-run-[0-9a-f]+/, "runc's cgroup, named after the run");
+  const missing = await runKiln(['build', '-q', '--no-cache', '--runtime', '/no/such/runtime', ctx], { root });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /OCI runtime not found: \/no\/such\/runtime/);
+  assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace');
+});
