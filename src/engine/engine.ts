@@ -70,6 +70,8 @@ export interface BuildOptions {
   platform?: string;
   snapshotter?: SnapshotterKind;
   backend?: BackendKind;
+  /** The OCI runtime of RUN steps (name or path; it must work here): default crun, else runc (sandbox/runtime.ts). */
+  runtime?: string;
   /**
    * How the layers the build writes are stored (default none: plain tars, as docker's image store
    * keeps them; a push or an export compresses them then, see store/compressed.ts).

@@ -116,6 +116,7 @@ export async function runInstruction(
         compression: o.layerCompression ?? 'none',
         compressionLevel: o.compressionLevel,
         backend: o.backend,
+        runtime: o.runtime,
         signal: o.signal,
         sourceDateEpoch: o.sourceDateEpoch,
         onStdout: (b) => keep(b, 'stdout'),

@@ -40,6 +40,8 @@ export interface StepOptions {
   network?: 'host' | 'none';
   snapshotter?: SnapshotterKind;
   backend?: BackendKind;
+  /** The OCI runtime of RUN steps (name or path). */
+  runtime?: string;
   layerCompression?: Compression;
   compressionLevel?: number;
   extraHosts?: [string, string][];

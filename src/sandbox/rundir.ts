@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, promises as
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { deleteContainer } from './runtime.js';
+import { deleteContainer, RUNTIME_OPTIONS } from './runtime.js';
 import { unmount } from './rootfs.js';
 import { processStartTime, removeTree } from '../util/index.js';
 import { tmpfsBase } from './private-files.js';
@@ -78,8 +78,27 @@ export async function teardownRunDir(dir: string): Promise<void> {
         root,
         id,
         private: priv,
-      } = JSON.parse(readFileSync(rt, 'utf8')) as { program?: string; root?: string; id?: string; private?: string };
-      if (program && root && id) await deleteContainer(program, root, id);
+        options,
+        detachUnified,
+      } = JSON.parse(readFileSync(rt, 'utf8')) as {
+        program?: string;
+        root?: string;
+        id?: string;
+        private?: string;
+        options?: unknown;
+        detachUnified?: unknown;
+      };
+      // Invoked as the run did (crun's options, a hybrid host's unmount): only options kiln gives.
+      if (typeof program === 'string' && root && id)
+        await deleteContainer(
+          {
+            program,
+            options: Array.isArray(options) ? options.filter((o) => RUNTIME_OPTIONS.includes(o as string)) : [],
+            detachUnified: detachUnified === true,
+          },
+          root,
+          id,
+        );
       removePrivateDir(priv);
     } catch {
       // unreadable: nothing to delete

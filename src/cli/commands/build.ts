@@ -71,6 +71,7 @@ interface BuildFlags extends RegistryFlags {
   push?: boolean;
   snapshotter?: string;
   backend?: string;
+  runtime?: string;
   sourceDateEpoch?: string;
   secret?: string[];
   ssh?: string[];
@@ -171,6 +172,7 @@ export function register(program: Command): Command {
       '--backend <kind>',
       'oci, chroot, bare (chroot alone, no namespaces: unprivileged containers) or host-root (no chroot: RUN in the / of this container, only in a container) (default: oci when a runtime works, else chroot, else bare, else host-root in a container)',
     )
+    .option('--runtime <path>', 'OCI runtime of RUN steps (default: crun, else runc, whichever works here first)')
     .option('--insecure-registry <host>', 'allow plain HTTP and unverified TLS for this registry (repeatable)', collect)
     .option('--tls-verify [bool]', 'verify registry TLS certificates (default true)')
     .option('--cert-dir <dir>', 'per-registry CA certificates (default /etc/docker/certs.d)')
@@ -438,6 +440,7 @@ export function register(program: Command): Command {
           platforms,
           snapshotter: f.snapshotter as 'overlay' | 'fuse-overlayfs' | 'native' | undefined,
           backend: f.backend as 'oci' | 'chroot' | 'bare' | 'host-root' | undefined,
+          runtime: f.runtime,
           signal: ac.signal,
           sourceDateEpoch: sde !== undefined ? Number(sde) : undefined,
           noCache: f.cache === false,

@@ -41,7 +41,7 @@ export function register(program: Command): Command {
     .option('--network <mode>', 'host or none', 'host')
     .option('-v, --volume <host:container[:ro]>', 'bind-mount a host directory or file (repeatable)', collect)
     .option('--entrypoint <cmd>', 'override the image\'s entrypoint ("" clears it)')
-    .option('--runtime <path>', 'OCI runtime to use (default: runc or crun, whichever works here)')
+    .option('--runtime <path>', 'OCI runtime to use (default: crun, else runc, whichever works here first)')
     .option(
       '--snapshotter <kind>',
       'overlay, fuse-overlayfs or native (default: overlay when it can be mounted, else fuse-overlayfs when it can, else native; the sandbox line says why each was refused); one that cannot be mounted here fails with the reason',

@@ -1,6 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ociSpec, chrootScript, DEFAULT_CAPS, type ProcessSpec } from '../../../src/sandbox/runtime.js';
+import { readFileSync } from 'node:fs';
+import {
+  ociSpec,
+  chrootScript,
+  cgroupMode,
+  runtimeArgv,
+  runtimeInvocation,
+  DEFAULT_CAPS,
+  type ProcessSpec,
+} from '../../../src/sandbox/runtime.js';
 
 const files = { hosts: '/etc/hosts', resolvConf: '/etc/resolv.conf', hostname: '/b/hostname' };
 const base: ProcessSpec = {
@@ -150,4 +159,49 @@ test('chroot script: API file systems, read-only host files, network none brings
   assert.match(s, /'\/sbin\/ip' link set lo up/);
   assert.doesNotMatch(chrootScript('/r', base, files, tools), /link set lo up/);
   assert.match(chrootScript('/r', base, files, tools), /mount --rbind \/sys '\/r\/sys' && mount -o remount,bind,ro/);
+});
+
+test('runtime invocation: crun makes no cgroup and, on a hybrid host only, unmounts cgroup2 first; runc as is', () => {
+  assert.deepEqual(runtimeInvocation('/usr/sbin/runc', 'hybrid'), {
+    program: '/usr/sbin/runc',
+    options: [],
+    detachUnified: false,
+  });
+  for (const mode of ['unified', 'legacy'] as const)
+    assert.deepEqual(runtimeInvocation('/usr/bin/crun', mode), {
+      program: '/usr/bin/crun',
+      options: ['--cgroup-manager=disabled'],
+      detachUnified: false,
+    });
+  const hybrid = runtimeInvocation('/usr/bin/crun', 'hybrid');
+  assert.equal(hybrid.detachUnified, true);
+  const args = ['--root', '/s', 'delete', '--force', 'x'];
+  assert.deepEqual(runtimeArgv(runtimeInvocation('/usr/sbin/runc', 'hybrid'), args, 'host'), [
+    '/usr/sbin/runc',
+    ...args,
+  ]);
+  // In kiln's run wrapper (a private mount namespace already): the unmount, then the runtime.
+  const inWrapper = runtimeArgv(hybrid, args, 'private');
+  assert.deepEqual(inWrapper.slice(0, 2), ['sh', '-c']);
+  assert.match(inWrapper[2]!, /^umount -l \/sys\/fs\/cgroup\/unified && exec "\$0" "\$@"$/);
+  assert.deepEqual(inWrapper.slice(3), ['/usr/bin/crun', '--cgroup-manager=disabled', ...args]);
+  // Elsewhere (probe, delete): in a private mount namespace of its own, never the host's.
+  assert.deepEqual(runtimeArgv(hybrid, args, 'host'), ['unshare', '--mount', '--propagation', 'private', ...inWrapper]);
+});
+
+test("cgroupMode: this host's layout as its mount table tells it", () => {
+  // Mount point and file system type of each mount (mountinfo: field 5, and the one after " - ").
+  const mounts = new Map(
+    readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => [l.split(' ')[4]!, l.split(' - ')[1]!.split(' ')[0]!] as const),
+  );
+  const expected =
+    mounts.get('/sys/fs/cgroup') === 'cgroup2'
+      ? 'unified'
+      : mounts.get('/sys/fs/cgroup') === 'tmpfs' && mounts.get('/sys/fs/cgroup/unified') === 'cgroup2'
+        ? 'hybrid'
+        : 'legacy';
+  assert.equal(cgroupMode(), expected);
 });
