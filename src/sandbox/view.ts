@@ -12,7 +12,6 @@ import {
   readlinkSync,
   symlinkSync,
   writeFileSync,
-  promises as fsp,
   type Stats,
 } from 'node:fs';
 import * as path from 'node:path';
@@ -22,7 +21,7 @@ import { applyLayer, type SkeletonEntry } from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import { canMountOverlay, mountOverlay } from './rootfs.js';
 import { cleanupStaleRuns, createRunDir, runRoot, teardownRunDir } from './rundir.js';
-import { type FsLayer, layeredFs, resolveInFs, type RootFs } from './root-fs.js';
+import { dirFs, type FsLayer, layeredFs, resolveInFs, type RootFs } from './root-fs.js';
 
 export interface View {
   root: string;
@@ -415,35 +414,9 @@ export async function pathsAreLinkFree(root: string, paths: string[]): Promise<b
 
 /**
  * Resolve `p` (absolute, inside the image) following symlinks the way the container would, but
- * never leaving `root`: the real path inside the image, as a path relative to root.
+ * never leaving `root`: the real path inside the image, as a path relative to root (root-fs.ts's
+ * walk, on the directory).
  */
 export async function resolveInRoot(root: string, p: string): Promise<string> {
-  const parts = p.split('/').filter((x) => x && x !== '.');
-  const out: string[] = [];
-  let hops = 0;
-  while (parts.length) {
-    const part = parts.shift()!;
-    if (part === '..') {
-      out.pop();
-      continue;
-    }
-    const cand = path.join(root, ...out, part);
-    let st;
-    try {
-      st = await fsp.lstat(cand);
-    } catch {
-      out.push(part, ...parts);
-      break;
-    }
-    if (st.isSymbolicLink()) {
-      if (++hops > 40) throw new Error(`too many levels of symbolic links in ${p}`);
-      const target = await fsp.readlink(cand);
-      const tparts = target.split('/').filter((x) => x && x !== '.');
-      if (target.startsWith('/')) out.length = 0;
-      parts.unshift(...tparts);
-      continue;
-    }
-    out.push(part);
-  }
-  return out.join('/');
+  return resolveInFs(dirFs(root), p);
 }
