@@ -38,7 +38,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { KilnError, runCapture, which, idMapped, userNamespace, phaseDone, phaseStart } from '../util/index.js';
 import { makePrivateDir, writePrivateFile } from './private-files.js';
-import { rememberedSuccess } from './remembered.js';
+import { rememberRefusal, rememberedSuccess } from './remembered.js';
 import { BareRunner, bareTools, namespacesRefused } from './bare.js';
 import { HostRootRunner, assertHostRootAllowed, chrootRefused, inContainer } from './host-root.js';
 import { waitExit } from './wait.js';
@@ -674,10 +674,13 @@ async function probeOnce(inv: RuntimeInvocation, scratch: string): Promise<strin
  * binary (path, inode, size, mtime) and invocation. Spares each build ~20-50 ms.
  */
 function probeRemembered(inv: RuntimeInvocation, scratch: string): Promise<string | undefined> {
+  return rememberedSuccess('runtime-works', rememberedFacts(inv), () => probeRuntime(inv, scratch));
+}
+
+/** What a runtime's remembered answer is keyed by (undefined: its binary cannot be read). */
+function rememberedFacts(inv: RuntimeInvocation): string | undefined {
   const facts = fileFacts(inv.program);
-  return rememberedSuccess('runtime-works', facts && `${facts} ${invocationFacts(inv)}`, () =>
-    probeRuntime(inv, scratch),
-  );
+  return facts && `${facts} ${invocationFacts(inv)}`;
 }
 
 /** A binary as remembered.ts keys it: path, inode, size, mtime (undefined when it cannot be read). */
@@ -736,13 +739,22 @@ export async function selectRunner(opts: {
   // Once the host-root backend was chosen, / is an image's: the host's tools may be gone.
   if (hostRootChosen && !opts.backend) return new HostRootRunner();
   const refused: string[] = [];
+  const refusedHere: { inv: RuntimeInvocation; why: string }[] = [];
   for (const name of RUNTIME_CANDIDATES) {
     const p = await which(name);
     if (!p) continue;
     const inv = runtimeInvocation(p);
     const why = await probeRemembered(inv, opts.scratch);
-    if (!why) return new OciRunner(p, inv);
+    if (!why) {
+      // The ones before it refused while this one works: the host is as it will stay until the
+      // next boot (or an upgrade of their binaries), so they are not probed again by every kiln
+      // (a host where crun cannot run paid its probe on each build). No runtime working: all are
+      // probed again next time.
+      for (const r of refusedHere) rememberRefusal('runtime-works', rememberedFacts(r.inv), r.why);
+      return new OciRunner(p, inv);
+    }
     refused.push(`${name}: ${why}`);
+    refusedHere.push({ inv, why });
   }
   if (opts.backend === 'oci') {
     throw new KilnError(

@@ -43,6 +43,44 @@ test('a runtime that works is probed once per boot, not by every kiln process', 
   }
 });
 
+// A stand-in crun that refuses every container, as crun does on a host it cannot run on.
+const REFUSING_CRUN = `#!/bin/sh
+echo "$(basename "$0") $*" >> "$KILN_FAKE_RUNC_LOG"
+case "$*" in *" run "*) echo 'crun: this host is refused' >&2; exit 1;; esac
+exit 0
+`;
+
+test('a runtime refused where the next one works is probed once per boot too', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-probe-'));
+  try {
+    mkdirSync(path.join(dir, 'bin'));
+    writeFileSync(path.join(dir, 'bin', 'crun'), REFUSING_CRUN, { mode: 0o755 });
+    writeFileSync(path.join(dir, 'bin', 'runc'), FAKE_RUNC, { mode: 0o755 });
+    const log = path.join(dir, 'calls.log');
+    const runtime = new URL('../../../src/sandbox/runtime.js', import.meta.url).href;
+    const script = `const m = await import(${JSON.stringify(runtime)}); const r = await m.selectRunner({ scratch: ${JSON.stringify(dir)} }); console.log(r.kind, r.program.split('/').pop());`;
+    const env = {
+      ...process.env,
+      PATH: `${path.join(dir, 'bin')}:${process.env.PATH}`,
+      XDG_RUNTIME_DIR: path.join(dir, 'xdg'),
+      KILN_FAKE_RUNC_LOG: log,
+    };
+    for (let i = 0; i < 3; i++) {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), 'oci runc', 'crun refused: runc, in every process');
+    }
+    const runs = (name: string) =>
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith(`${name} `) && / run /.test(` ${l} `)).length;
+    assert.equal(runs('crun'), 1, `crun's refusal probed once for three processes:\n${readFileSync(log, 'utf8')}`);
+    assert.equal(runs('runc'), 1, `runc probed once for three processes:\n${readFileSync(log, 'utf8')}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // A stand-in mount(8)/umount(8) that logs its calls and succeeds, or fails as a kernel refusing
 // overlayfs does (KILN_FAKE_MOUNT_FAIL=1).
 const FAKE_MOUNT = `#!/bin/sh
