@@ -16,12 +16,12 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { type Descriptor } from '../image/index.js';
-import { chainIds, type Digest, lchownInNamespace, overlayXattrPrefix, xattr } from '../util/index.js';
+import { chainIds, type Digest, lchownInNamespace } from '../util/index.js';
 import { applyLayer, type SkeletonEntry } from '../layer/index.js';
 import { type Store } from '../store/index.js';
 import { canMountOverlay, mountOverlay } from './rootfs.js';
 import { cleanupStaleRuns, createRunDir, runRoot, teardownRunDir } from './rundir.js';
-import { dirFs, type FsLayer, layeredFs, resolveInFs, type RootFs } from './root-fs.js';
+import { dirFs, type FsLayer, layeredFs, overlayMarkers, resolveInFs, type RootFs } from './root-fs.js';
 
 export interface View {
   root: string;
@@ -240,17 +240,8 @@ interface Met {
  * is made as a link: pathsAreLinkFree then asks for a whole view).
  */
 export function mergeWanted(top: string[], root: string, wanted: string[]): void {
-  const prefix = overlayXattrPrefix();
-  const marked = (p: string, name: string): string | undefined => {
-    try {
-      return xattr().getAttributeSync(p, `${prefix}${name}`).toString();
-    } catch {
-      return undefined;
-    }
-  };
-  const isWhiteout = (m: Met) =>
-    (m.stat.isCharacterDevice() && m.stat.rdev === 0) ||
-    (m.stat.isFile() && m.stat.size === 0 && marked(m.host, 'whiteout') !== undefined);
+  const markers = overlayMarkers();
+  const isWhiteout = (m: Met) => markers.isWhiteout(m.host, m.stat);
   // rel → the layers its directory merges (top first); undefined: no directory there.
   const stacks = new Map<string, string[] | undefined>([['', top]]);
   const made: { rel: string; stat: Stats }[] = [];
@@ -277,7 +268,7 @@ export function mergeWanted(top: string[], root: string, wanted: string[]): void
           stack = [layer];
         } else if (!st.isDirectory()) break;
         else stack!.push(layer);
-        if (marked(host, 'opaque') === 'y') break;
+        if (markers.isOpaque(host)) break;
       }
     }
     stacks.set(rel, stack);
