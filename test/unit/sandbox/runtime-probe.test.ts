@@ -13,29 +13,38 @@ case "$*" in *" run "*) echo 'exec: "/kiln-probe": no such file or directory' >&
 exit 0
 `;
 
+/**
+ * Three kiln processes choosing a runtime with stand-in `crun` and `runc` scripts on PATH and a
+ * marker dir of their own: what each chose, and the calls the stand-ins logged.
+ */
+function chooseThrice(dir: string, scripts: { crun: string; runc: string }): { chosen: string[]; calls: string } {
+  mkdirSync(path.join(dir, 'bin'));
+  for (const [name, text] of Object.entries(scripts)) writeFileSync(path.join(dir, 'bin', name), text, { mode: 0o755 });
+  const log = path.join(dir, 'calls.log');
+  const runtime = new URL('../../../src/sandbox/runtime.js', import.meta.url).href;
+  const script = `const m = await import(${JSON.stringify(runtime)}); const r = await m.selectRunner({ scratch: ${JSON.stringify(dir)} }); console.log(r.kind, r.program.split('/').pop());`;
+  const env = {
+    ...process.env,
+    PATH: `${path.join(dir, 'bin')}:${process.env.PATH}`,
+    XDG_RUNTIME_DIR: path.join(dir, 'xdg'),
+    KILN_FAKE_RUNC_LOG: log,
+  };
+  const chosen: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    chosen.push(r.stdout.trim());
+  }
+  return { chosen, calls: readFileSync(log, 'utf8') };
+}
+
 test('a runtime that works is probed once per boot, not by every kiln process', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-probe-'));
   try {
-    mkdirSync(path.join(dir, 'bin'));
-    for (const name of ['crun', 'runc']) writeFileSync(path.join(dir, 'bin', name), FAKE_RUNC, { mode: 0o755 });
-    const log = path.join(dir, 'calls.log');
-    const runtime = new URL('../../../src/sandbox/runtime.js', import.meta.url).href;
-    const script = `const m = await import(${JSON.stringify(runtime)}); const r = await m.selectRunner({ scratch: ${JSON.stringify(dir)} }); console.log(r.kind, r.program.split('/').pop());`;
-    const env = {
-      ...process.env,
-      PATH: `${path.join(dir, 'bin')}:${process.env.PATH}`,
-      XDG_RUNTIME_DIR: path.join(dir, 'xdg'),
-      KILN_FAKE_RUNC_LOG: log,
-    };
-    for (let i = 0; i < 3; i++) {
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-      assert.equal(r.stdout.trim(), 'oci crun', 'crun first');
-    }
-    const runs = readFileSync(log, 'utf8')
-      .split('\n')
-      .filter((l) => / run /.test(` ${l} `));
-    assert.equal(runs.length, 1, `one probe for three processes:\n${readFileSync(log, 'utf8')}`);
+    const { chosen, calls } = chooseThrice(dir, { crun: FAKE_RUNC, runc: FAKE_RUNC });
+    assert.deepEqual(chosen, ['oci crun', 'oci crun', 'oci crun'], 'crun first');
+    const runs = calls.split('\n').filter((l) => / run /.test(` ${l} `));
+    assert.equal(runs.length, 1, `one probe for three processes:\n${calls}`);
     // crun is asked to make no cgroup (runtime.ts says why).
     assert.match(runs[0]!, /^crun --cgroup-manager=disabled --root /);
   } finally {
@@ -53,29 +62,12 @@ exit 0
 test('a runtime refused where the next one works is probed once per boot too', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-probe-'));
   try {
-    mkdirSync(path.join(dir, 'bin'));
-    writeFileSync(path.join(dir, 'bin', 'crun'), REFUSING_CRUN, { mode: 0o755 });
-    writeFileSync(path.join(dir, 'bin', 'runc'), FAKE_RUNC, { mode: 0o755 });
-    const log = path.join(dir, 'calls.log');
-    const runtime = new URL('../../../src/sandbox/runtime.js', import.meta.url).href;
-    const script = `const m = await import(${JSON.stringify(runtime)}); const r = await m.selectRunner({ scratch: ${JSON.stringify(dir)} }); console.log(r.kind, r.program.split('/').pop());`;
-    const env = {
-      ...process.env,
-      PATH: `${path.join(dir, 'bin')}:${process.env.PATH}`,
-      XDG_RUNTIME_DIR: path.join(dir, 'xdg'),
-      KILN_FAKE_RUNC_LOG: log,
-    };
-    for (let i = 0; i < 3; i++) {
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-      assert.equal(r.stdout.trim(), 'oci runc', 'crun refused: runc, in every process');
-    }
+    const { chosen, calls } = chooseThrice(dir, { crun: REFUSING_CRUN, runc: FAKE_RUNC });
+    assert.deepEqual(chosen, ['oci runc', 'oci runc', 'oci runc'], 'crun refused: runc, in every process');
     const runs = (name: string) =>
-      readFileSync(log, 'utf8')
-        .split('\n')
-        .filter((l) => l.startsWith(`${name} `) && / run /.test(` ${l} `)).length;
-    assert.equal(runs('crun'), 1, `crun's refusal probed once for three processes:\n${readFileSync(log, 'utf8')}`);
-    assert.equal(runs('runc'), 1, `runc probed once for three processes:\n${readFileSync(log, 'utf8')}`);
+      calls.split('\n').filter((l) => l.startsWith(`${name} `) && / run /.test(` ${l} `)).length;
+    assert.equal(runs('crun'), 1, `crun's refusal probed once for three processes:\n${calls}`);
+    assert.equal(runs('runc'), 1, `runc probed once for three processes:\n${calls}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
