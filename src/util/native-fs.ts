@@ -1,0 +1,139 @@
+/**
+ * kiln's native file-system helper (native/, the `kiln-native` package, built by node-gyp at
+ * `npm ci`): a directory read with every entry's lstat and whether it has xattrs, in one call, and
+ * a small file read into a caller's buffer in one call. A layer of 30,000 small files spent most of
+ * its main thread in Node's per-file calls (an lstat's Stats with four Dates, fs-xattr's two
+ * listxattr calls, open/read/close). Loaded on first use, like fs-xattr (util/xattr.ts).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import * as path from 'node:path';
+import { KilnError } from './errors.js';
+import { LeanStats } from './lean-stats.js';
+
+/** The addon's calls (native/src/fswalk.c). */
+interface Addon {
+  readDirectory(dir: string): { names: string[]; stats: Float64Array } | null;
+  readFileInto(file: string, into: Uint8Array, offset: number, length: number): number;
+}
+
+/** A directory's entries in byte order, each with its lstat (undefined: lstat it with Node's fs) and an xattr hint. */
+export interface DirectoryListing {
+  names: string[];
+  /** The entry's lstat, or undefined when it must be read with Node's lstatSync (which raises the error). */
+  stats(i: number): LeanStats | undefined;
+  /** False when the entry certainly has no xattrs (listxattr found none); true: read them as usual. */
+  mayHaveXattrs(i: number): boolean;
+}
+
+export interface NativeFs {
+  /** The entries of `dir` (not . and ..), or undefined: read it with Node's fs (an error, or a name that is not UTF-8). */
+  readDirectory(dir: string): DirectoryListing | undefined;
+  /**
+   * Read up to `length` bytes of `file` from its start into `into` at `offset`: the bytes read
+   * (fewer at its end), or -1: read it with Node's fs (which raises the error).
+   */
+  readFileInto(file: string, into: Uint8Array, offset: number, length: number): number;
+}
+
+/** Numbers per entry in the addon's `stats` (fswalk.c's FIELDS). */
+const FIELDS = 13;
+
+/** An lstat time in ms, computed as Node's fs computes it from seconds and nanoseconds (the same double). */
+const ms = (sec: number, nsec: number): number => sec * 1000 + nsec / 1e6;
+
+class Listing implements DirectoryListing {
+  constructor(
+    readonly names: string[],
+    private readonly f: Float64Array,
+  ) {}
+  stats(i: number): LeanStats | undefined {
+    const f = this.f;
+    const o = i * FIELDS;
+    if (f[o]! < 0) return undefined;
+    return new LeanStats({
+      mode: f[o]!,
+      uid: f[o + 1]!,
+      gid: f[o + 2]!,
+      size: f[o + 3]!,
+      mtimeMs: ms(f[o + 4]!, f[o + 5]!),
+      ctimeMs: ms(f[o + 6]!, f[o + 7]!),
+      rdev: f[o + 8]!,
+      dev: f[o + 9]!,
+      ino: f[o + 10]!,
+      nlink: f[o + 11]!,
+    });
+  }
+  mayHaveXattrs(i: number): boolean {
+    return this.f[i * FIELDS + 12] !== 0;
+  }
+}
+
+let loaded: NativeFs | undefined;
+let enabled = true;
+
+/** Every call answered "use Node's fs" (useNativeFs(false)): the same steps as without the helper. */
+const NODE_FS_ONLY: NativeFs = { readDirectory: () => undefined, readFileInto: () => -1 };
+
+/** The helper; a KilnError naming what to install when it cannot be loaded. */
+export function nativeFs(): NativeFs {
+  return enabled ? (loaded ??= load()) : NODE_FS_ONLY;
+}
+
+/**
+ * Whether nativeFs() uses the addon (the default) or answers every call with "use Node's fs":
+ * the tests compare what the two ways write.
+ */
+export function useNativeFs(on: boolean): void {
+  enabled = on;
+}
+
+const ADDON = path.join('build', 'Release', 'kiln_native.node');
+
+/**
+ * Where the addon was built: the `kiln-native` package in the nearest node_modules up from here
+ * (npm links it to native/), else native/ of the checkout itself (a worktree sharing another's
+ * node_modules).
+ */
+function addonCandidates(): string[] {
+  const found: string[] = [];
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    for (const pkg of [path.join(dir, 'node_modules', 'kiln-native'), path.join(dir, 'native')])
+      if (existsSync(path.join(pkg, ADDON))) found.push(path.join(pkg, ADDON));
+    if (found.length > 0 || path.dirname(dir) === dir) return found;
+  }
+}
+
+function load(): NativeFs {
+  const require = createRequire(import.meta.url);
+  const candidates = addonCandidates();
+  let addon: Addon | undefined;
+  let failure = 'not built (no native/build/Release/kiln_native.node)';
+  for (const file of candidates) {
+    try {
+      addon = require(file) as Addon;
+      break;
+    } catch (e) {
+      failure = `${file}: ${(e as Error).message}`;
+    }
+  }
+  if (!addon)
+    throw new KilnError(
+      'NOT_FOUND',
+      `kiln's native file-system helper (kiln-native) could not be loaded: ${failure}. It is built by node-gyp ` +
+        'when kiln is installed: install python3, make and a C compiler (apt-get install python3 make g++) and ' +
+        "Node.js's headers, then run `npm rebuild kiln-native` (or `npm ci`) in kiln's directory",
+    );
+  const a = addon;
+  return {
+    readDirectory: (dir) => {
+      const r = a.readDirectory(dir);
+      return r ? new Listing(r.names, r.stats) : undefined;
+    },
+    readFileInto: (file, into, offset, length) => {
+      const n = a.readFileInto(file, into, offset, length);
+      return n < 0 ? -1 : n;
+    },
+  };
+}
