@@ -49,6 +49,13 @@ const FROM_TYPEFLAG: Record<string, EntryType> = {
 
 export const BLOCK = 512;
 
+/**
+ * The first number a field of `width` bytes (octal digits and a NUL) cannot hold, 8 to the power
+ * width - 1: ustar's two widths as constants (`**` is a call to pow, six per header of every entry).
+ */
+const octalLimit = (width: number): number =>
+  width === 8 ? 0o10000000 : width === 12 ? 0o100000000000 : 8 ** (width - 1);
+
 function octal(n: number, width: number): string | undefined {
   const s = Math.floor(n).toString(8);
   return s.length <= width - 1 ? `${s.padStart(width - 1, '0')}\0` : undefined;
@@ -57,7 +64,7 @@ function octal(n: number, width: number): string | undefined {
 /** Whether `octal(n, width)` is defined, without making its string (every header asks four times). */
 function fitsOctal(n: number, width: number): boolean {
   const v = Math.floor(n);
-  return v >= 0 && v < 8 ** (width - 1) ? true : octal(n, width) !== undefined;
+  return v >= 0 && v < octalLimit(width) ? true : octal(n, width) !== undefined;
 }
 
 function paxRecord(key: string, value: Buffer): Buffer {
@@ -75,7 +82,7 @@ function paxRecord(key: string, value: Buffer): Buffer {
  */
 function putOctal(b: Buffer, off: number, n: number, width: number): boolean {
   let v = Math.floor(n);
-  if (!(v >= 0) || v >= 8 ** (width - 1))
+  if (!(v >= 0) || v >= octalLimit(width))
     return octal(n, width) !== undefined && b.write(octal(n, width)!, off, 'latin1') > 0;
   b[off + width - 1] = 0;
   for (let i = off + width - 2; i >= off; i--) {
@@ -216,7 +223,7 @@ export function encodeHeaderInto(h: TarHeader, out: Buffer, pos: number, zeroed 
 
 /** A whole number that octal() writes in `width` bytes (fractional and negative ones are not). */
 function fitsWhole(n: number, width: number): boolean {
-  return Number.isInteger(n) && n >= 0 && n < 8 ** (width - 1);
+  return Number.isInteger(n) && n >= 0 && n < octalLimit(width);
 }
 
 const USTAR = Buffer.from('ustar\0' + '00', 'latin1');
