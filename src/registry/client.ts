@@ -82,6 +82,9 @@ export function isRetriableError(e: unknown): boolean {
   return RETRIABLE_CODES.has(err?.code ?? '') || /socket hang up|aborted|premature close/i.test(err?.message ?? '');
 }
 
+/** How long the plain-HTTP question to a loopback registry may take before HTTPS is tried (ms). */
+const PLAIN_PROBE_TIMEOUT_MS = 3000;
+
 function isLoopback(registry: string): boolean {
   const host = registry.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -168,6 +171,8 @@ export class RegistryClient {
   private async discover(registry: string): Promise<Endpoint> {
     const host = registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
     const tls = await this.tlsFor(registry);
+    const plain = await this.plainLoopback(registry, host, tls);
+    if (plain) return plain;
     const schemes = this.allowInsecure(registry) ? ['https:', 'http:'] : ['https:'];
     let lastError: unknown;
     for (const scheme of schemes) {
@@ -213,6 +218,35 @@ export class RegistryClient {
       }
     }
     throw this.networkError(registry, 'the API version check', lastError);
+  }
+
+  /**
+   * A loopback registry without TLS settings of its own (no certs.d directory) is asked over plain
+   * HTTP first, once and briefly: a registry answer (200 or 401) settles it. Making a TLS context
+   * to find out that a local test registry speaks plain HTTP cost 70-90 ms of CPU on the test
+   * machine (with NODE_EXTRA_CA_CERTS set, every CA is parsed into it), the failed handshake more. Anything else (a TLS server's 400,
+   * a closed connection, no answer) leads to the usual order, HTTPS first. Loopback traffic never
+   * leaves the host, so taking plain HTTP where the port offers it gives nothing away.
+   */
+  private async plainLoopback(registry: string, host: string, tls: TlsSettings): Promise<Endpoint | undefined> {
+    if (!isLoopback(registry) || tls.ca || tls.cert) return undefined;
+    const base = new URL(`http://${host}/v2/`);
+    try {
+      const res = await httpRequest({
+        method: 'GET',
+        url: base,
+        tls,
+        timeoutMs: Math.min(this.opts.timeoutMs ?? PLAIN_PROBE_TIMEOUT_MS, PLAIN_PROBE_TIMEOUT_MS),
+        signal: this.opts.signal,
+      });
+      drain(res);
+      if (res.status !== 200 && res.status !== 401) return undefined;
+      const challenge =
+        res.status === 401 ? (parseChallenge(res.headers['www-authenticate'] as string | undefined) ?? null) : null;
+      return { registry, base, tls, challenge };
+    } catch {
+      return undefined; // (an abort too: the usual path then says so as it always has)
+    }
   }
 
   private networkError(registry: string, what: string, e: unknown): KilnError {
