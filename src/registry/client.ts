@@ -738,12 +738,13 @@ export class RegistryClient {
    * end, as docker pushes. Compression and upload overlap. `make` must also keep the blob in the
    * store: if the streamed upload fails, the blob goes up again from there, with the usual
    * retries. Its digest is unknown until the end, so the registry is not asked first whether it
-   * has it.
+   * has it. `make` calls `encoded` once every byte went through `tee` and the blob is checked:
+   * the upload is ended then, while the store still commits its copy (a few fsyncs).
    */
   async pushBlobWhileMaking(
     store: Store,
     ref: ImageReference,
-    make: (tee: (chunk: Buffer) => Promise<void>) => Promise<Descriptor>,
+    make: (tee: (chunk: Buffer) => Promise<void>, encoded: (blob: Descriptor) => void) => Promise<Descriptor>,
   ): Promise<Descriptor> {
     const wire = new PassThrough({ highWaterMark: 1 << 20 });
     wire.on('error', () => undefined); // a stopped upload: the request sees it through its own listener
@@ -798,24 +799,30 @@ export class RegistryClient {
       stopWire();
       return undefined;
     });
+    /** The end of the streamed upload: true when the registry took the blob under `digest`. */
+    let closing: Promise<boolean> | undefined;
+    const close = (digest: Digest) => {
+      wire.end();
+      closing = (async () => {
+        const location = await upload;
+        if (!location || !wireOk) return false;
+        const fin = await this.closeUpload(ref, location, digest).catch(() => undefined);
+        if (fin) drain(fin);
+        return fin?.status === 201;
+      })();
+    };
     let desc: Descriptor;
     try {
-      desc = await make(tee);
+      desc = await make(tee, (blob) => close(blob.digest));
     } catch (e) {
       stopWire();
       await upload;
+      await closing; // an upload ended already: its answer is not left pending
       throw e;
     }
-    wire.end();
-    const location = await upload;
-    if (location && wireOk) {
-      const fin = await this.closeUpload(ref, location, desc.digest).catch(() => undefined);
-      if (fin?.status === 201) {
-        drain(fin);
-        return desc;
-      }
-      if (fin) drain(fin);
-    }
+    // `make` that never said the blob was encoded: ended here, as the store holds it.
+    if (!closing) close(desc.digest);
+    if (await closing) return desc;
     await this.pushBlobFromStore(store, ref, desc);
     return desc;
   }

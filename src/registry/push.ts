@@ -232,8 +232,8 @@ async function pushImageBlobs(
       layers[i] = await encodeVariant(store, l, ids[i]!, copts);
       return pushStored(layers[i]!);
     }
-    const d = await client.pushBlobWhileMaking(store, ref, (tee) =>
-      encodeVariant(store, l, ids[i]!, { ...copts, tee }),
+    const d = await client.pushBlobWhileMaking(store, ref, (tee, encoded) =>
+      encodeVariant(store, l, ids[i]!, { ...copts, tee, encoded }),
     );
     layers[i] = d;
     progress({ type: 'blob', digest: l.digest, state: 'done', current: d.size, total: d.size });
