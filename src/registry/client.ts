@@ -1,9 +1,9 @@
 /**
  * The distribution-spec client: one per command (it caches endpoints, challenges and tokens).
  * Finds how to talk to a registry (HTTPS with the system CAs plus docker's
- * /etc/docker/certs.d/HOST/; plain HTTP only for loopback or --insecure-registry hosts), answers
- * auth challenges, retries with backoff on connection errors, 429 and 5xx, and gives the
- * manifest and blob operations pull and push are made of.
+ * /etc/docker/certs.d/HOST/; plain HTTP only for loopback or --insecure-registry hosts, and asked
+ * first on loopback), answers auth challenges, retries with backoff on connection errors, 429 and
+ * 5xx, and gives the manifest and blob operations pull and push are made of.
  */
 import { createReadStream, promises as fsp } from 'node:fs';
 import { PassThrough } from 'node:stream';
