@@ -50,6 +50,8 @@ export interface TokenRequest {
 /** Tokens cached per realm, service, scopes and user; renewed when near expiry or refused. */
 export class TokenCache {
   private readonly tokens = new Map<string, CachedToken>();
+  /** Tokens being fetched: requests that start together (a push's blobs) share one fetch. */
+  private readonly fetching = new Map<string, Promise<CachedToken>>();
 
   private key(r: TokenRequest): string {
     return [r.challenge.realm, r.challenge.service, [...r.scopes].sort().join(' '), r.creds?.username ?? ''].join('|');
@@ -63,9 +65,22 @@ export class TokenCache {
     const k = this.key(r);
     const c = this.tokens.get(k);
     if (c && c.expires > Date.now()) return c.token;
-    const t = await fetchToken(r);
-    this.tokens.set(k, t);
-    return t.token;
+    let f = this.fetching.get(k);
+    if (!f) {
+      f = fetchToken(r).then(
+        (t) => {
+          this.fetching.delete(k);
+          this.tokens.set(k, t);
+          return t;
+        },
+        (e: unknown) => {
+          this.fetching.delete(k);
+          throw e;
+        },
+      );
+      this.fetching.set(k, f);
+    }
+    return (await f).token;
   }
 }
 

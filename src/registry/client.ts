@@ -1,9 +1,9 @@
 /**
  * The distribution-spec client: one per command (it caches endpoints, challenges and tokens).
  * Finds how to talk to a registry (HTTPS with the system CAs plus docker's
- * /etc/docker/certs.d/HOST/; plain HTTP only for loopback or --insecure-registry hosts), answers
- * auth challenges, retries with backoff on connection errors, 429 and 5xx, and gives the
- * manifest and blob operations pull and push are made of.
+ * /etc/docker/certs.d/HOST/; plain HTTP only for loopback or --insecure-registry hosts, and asked
+ * first on loopback), answers auth challenges, retries with backoff on connection errors, 429 and
+ * 5xx, and gives the manifest and blob operations pull and push are made of.
  */
 import { createReadStream, promises as fsp } from 'node:fs';
 import { PassThrough } from 'node:stream';
@@ -81,6 +81,9 @@ export function isRetriableError(e: unknown): boolean {
   if (e instanceof KilnError) return false;
   return RETRIABLE_CODES.has(err?.code ?? '') || /socket hang up|aborted|premature close/i.test(err?.message ?? '');
 }
+
+/** How long the plain-HTTP question to a loopback registry may take before HTTPS is tried (ms). */
+const PLAIN_PROBE_TIMEOUT_MS = 3000;
 
 function isLoopback(registry: string): boolean {
   const host = registry.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
@@ -168,6 +171,8 @@ export class RegistryClient {
   private async discover(registry: string): Promise<Endpoint> {
     const host = registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
     const tls = await this.tlsFor(registry);
+    const plain = await this.plainLoopback(registry, host, tls);
+    if (plain) return plain;
     const schemes = this.allowInsecure(registry) ? ['https:', 'http:'] : ['https:'];
     let lastError: unknown;
     for (const scheme of schemes) {
@@ -213,6 +218,35 @@ export class RegistryClient {
       }
     }
     throw this.networkError(registry, 'the API version check', lastError);
+  }
+
+  /**
+   * A loopback registry without TLS settings of its own (no certs.d directory) is asked over plain
+   * HTTP first, once and briefly: a registry answer (200 or 401) settles it. Making a TLS context
+   * to find out that a local test registry speaks plain HTTP cost 70-90 ms of CPU on the test
+   * machine (with NODE_EXTRA_CA_CERTS set, every CA is parsed into it), the failed handshake more. Anything else (a TLS server's 400,
+   * a closed connection, no answer) leads to the usual order, HTTPS first. Loopback traffic never
+   * leaves the host, so taking plain HTTP where the port offers it gives nothing away.
+   */
+  private async plainLoopback(registry: string, host: string, tls: TlsSettings): Promise<Endpoint | undefined> {
+    if (!isLoopback(registry) || tls.ca || tls.cert) return undefined;
+    const base = new URL(`http://${host}/v2/`);
+    try {
+      const res = await httpRequest({
+        method: 'GET',
+        url: base,
+        tls,
+        timeoutMs: Math.min(this.opts.timeoutMs ?? PLAIN_PROBE_TIMEOUT_MS, PLAIN_PROBE_TIMEOUT_MS),
+        signal: this.opts.signal,
+      });
+      drain(res);
+      if (res.status !== 200 && res.status !== 401) return undefined;
+      const challenge =
+        res.status === 401 ? (parseChallenge(res.headers['www-authenticate'] as string | undefined) ?? null) : null;
+      return { registry, base, tls, challenge };
+    } catch {
+      return undefined; // (an abort too: the usual path then says so as it always has)
+    }
   }
 
   private networkError(registry: string, what: string, e: unknown): KilnError {
@@ -704,12 +738,13 @@ export class RegistryClient {
    * end, as docker pushes. Compression and upload overlap. `make` must also keep the blob in the
    * store: if the streamed upload fails, the blob goes up again from there, with the usual
    * retries. Its digest is unknown until the end, so the registry is not asked first whether it
-   * has it.
+   * has it. `make` calls `encoded` once every byte went through `tee` and the blob is checked:
+   * the upload is ended then, while the store still commits its copy (a few fsyncs).
    */
   async pushBlobWhileMaking(
     store: Store,
     ref: ImageReference,
-    make: (tee: (chunk: Buffer) => Promise<void>) => Promise<Descriptor>,
+    make: (tee: (chunk: Buffer) => Promise<void>, encoded: (blob: Descriptor) => void) => Promise<Descriptor>,
   ): Promise<Descriptor> {
     const wire = new PassThrough({ highWaterMark: 1 << 20 });
     wire.on('error', () => undefined); // a stopped upload: the request sees it through its own listener
@@ -764,24 +799,30 @@ export class RegistryClient {
       stopWire();
       return undefined;
     });
+    /** The end of the streamed upload: true when the registry took the blob under `digest`. */
+    let closing: Promise<boolean> | undefined;
+    const close = (digest: Digest) => {
+      wire.end();
+      closing = (async () => {
+        const location = await upload;
+        if (!location || !wireOk) return false;
+        const fin = await this.closeUpload(ref, location, digest).catch(() => undefined);
+        if (fin) drain(fin);
+        return fin?.status === 201;
+      })();
+    };
     let desc: Descriptor;
     try {
-      desc = await make(tee);
+      desc = await make(tee, (blob) => close(blob.digest));
     } catch (e) {
       stopWire();
       await upload;
+      await closing; // an upload ended already: its answer is not left pending
       throw e;
     }
-    wire.end();
-    const location = await upload;
-    if (location && wireOk) {
-      const fin = await this.closeUpload(ref, location, desc.digest).catch(() => undefined);
-      if (fin?.status === 201) {
-        drain(fin);
-        return desc;
-      }
-      if (fin) drain(fin);
-    }
+    // `make` that never said the blob was encoded: ended here, as the store holds it.
+    if (!closing) close(desc.digest);
+    if (await closing) return desc;
     await this.pushBlobFromStore(store, ref, desc);
     return desc;
   }

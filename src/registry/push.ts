@@ -211,9 +211,14 @@ async function pushImageBlobs(
     });
     await store.noteBlobSource(b.digest, ref.name());
   };
+  // The config goes up beside the layers, not after them: compression never changes it (the
+  // diff_ids are the uncompressed tars'), and blobs may go in any order as long as the manifest
+  // comes last.
+  const config = pushStored(local.manifest.config);
+  config.catch(() => undefined); // heard below, after the layers: no unhandled rejection meanwhile
   const ids = local.config.rootfs.diff_ids;
   const layers: Descriptor[] = [];
-  await eachLimited([...local.manifest.layers.keys()], opts.concurrency ?? 4, async (i) => {
+  const uploaded = eachLimited([...local.manifest.layers.keys()], opts.concurrency ?? 4, async (i) => {
     const l = local.manifest.layers[i]!;
     const ready = await readyLayer(store, l, ids[i]!, copts);
     if (ready) {
@@ -227,13 +232,19 @@ async function pushImageBlobs(
       layers[i] = await encodeVariant(store, l, ids[i]!, copts);
       return pushStored(layers[i]!);
     }
-    const d = await client.pushBlobWhileMaking(store, ref, (tee) =>
-      encodeVariant(store, l, ids[i]!, { ...copts, tee }),
+    const d = await client.pushBlobWhileMaking(store, ref, (tee, encoded) =>
+      encodeVariant(store, l, ids[i]!, { ...copts, tee, encoded }),
     );
     layers[i] = d;
     progress({ type: 'blob', digest: l.digest, state: 'done', current: d.size, total: d.size });
     await store.noteBlobSource(d.digest, ref.name());
   });
-  await pushStored(local.manifest.config);
+  try {
+    await uploaded;
+  } catch (e) {
+    await config.catch(() => undefined); // not left running behind the layer's error
+    throw e;
+  }
+  await config;
   return withLayers(store, local, layers, copts.compression);
 }

@@ -100,7 +100,11 @@ export async function encodeVariant(
   store: Store,
   layer: Descriptor,
   diffId: Digest,
-  opts: CompressOptions & { tee?: (chunk: Buffer) => Promise<void> },
+  opts: CompressOptions & {
+    tee?: (chunk: Buffer) => Promise<void>;
+    /** The blob's descriptor as soon as it is encoded and checked, before the store has committed it. */
+    encoded?: (blob: Descriptor) => void;
+  },
 ): Promise<Descriptor> {
   opts.onLayer?.(layer);
   const facts = await store.layerFacts(layer.digest);
@@ -116,6 +120,7 @@ export async function encodeVariant(
       tops: facts?.tops,
       skeleton: facts?.skeleton,
       tee: opts.tee,
+      encoded: opts.encoded && ((i) => opts.encoded!({ mediaType: i.mediaType, digest: i.digest, size: i.size })),
     })
     .catch((e: unknown) => {
       if (e instanceof KilnError && e.code === 'DIGEST')

@@ -295,6 +295,8 @@ export class Store {
       /** tops and skeleton known once the tar was read (a layer whose entries were streamed into it). */
       factsAfter?: () => { tops?: string[]; skeleton?: LayerFacts['skeleton'] };
       tee?: (chunk: Buffer) => Promise<void>;
+      /** Called once the layer is encoded and checked, before the blob is committed (a push ends its upload meanwhile). */
+      encoded?: (info: LayerInfo) => void;
       level?: number;
     } = {},
   ): Promise<LayerInfo> {
@@ -306,6 +308,7 @@ export class Store {
       info = await encodeLayer(tar, dest, { compression: opts.compression ?? 'none', level: opts.level });
       if (opts.expectedDiffId !== undefined && info.diffId !== opts.expectedDiffId)
         throw new KilnError('DIGEST', `layer diff_id mismatch: expected ${opts.expectedDiffId}, got ${info.diffId}`);
+      opts.encoded?.(info);
     } catch (e) {
       await w.abort();
       throw e;
