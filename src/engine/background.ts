@@ -36,6 +36,19 @@ export class BackgroundJobs {
     this.all.add(done);
   }
 
+  /**
+   * Work already under way that writes nothing a step reads (a RUN's run dir torn down): the build
+   * waits for it, and its failure fails the build, as a job's does; no record is dropped for it.
+   */
+  track(work: Promise<void>): void {
+    const done = work
+      .catch((e: unknown) => {
+        this.failure ??= { error: e };
+      })
+      .finally(() => this.all.delete(done));
+    this.all.add(done);
+  }
+
   /** Wait until every job started (also those started meanwhile) has ended; throws the first failure. */
   async settle(): Promise<void> {
     while (this.all.size) await Promise.all(this.all);

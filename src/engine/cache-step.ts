@@ -62,6 +62,7 @@ import { canonicalJSON } from '../image/index.js';
 import { chainIds, sha256, type Digest, type ErrorPlace, KilnError, phaseDone, phaseStart } from '../util/index.js';
 import type { Step } from './expand-step.js';
 import { linkedIndependently } from './copy-step.js';
+import { type LeftSourceViews } from './source-views.js';
 
 /**
  * What a step takes from a record: its whole state, or for a rebased `--link` step its layer and
@@ -111,6 +112,8 @@ export interface StepCacheOptions {
   recordedDigests?: ReadonlyMap<Digest, { get(name: string): RecordedFile | undefined }>;
   /** What walks of a stage's or an image's files found, by chain id: the copy after the key walks them from it. */
   walkListings?: (chain: string) => WalkListings;
+  /** A `COPY/ADD --from` key's view of its source, left for the step's copy (source-views.ts); else closed. */
+  leftViews?: LeftSourceViews;
 }
 
 /** The stage and step a cache record is the state after. */
@@ -553,7 +556,7 @@ export class StepCache {
         if (x.from !== undefined) {
           const src = step.sources[0];
           if (!src) return undefined;
-          inputs.push(await this.hashFromSource(src, local, stageResult, parts));
+          inputs.push(await this.hashFromSource(src, local, stageResult, parts, x));
         } else inputs.push(await this.hashContext(local, parts));
       }
     } else if (x.kind === 'ARG') {
@@ -635,8 +638,10 @@ export class StepCache {
     sources: string[],
     stageResult: StageResult,
     parts: ExplainInput[],
+    /** The COPY/ADD whose copy reads the same source next: a view mounted here is left for it. */
+    copy?: object,
   ): Promise<Digest> {
-    const d = await this.hashFromSourceOnly(src, sources, stageResult);
+    const d = await this.hashFromSourceOnly(src, sources, stageResult, copy);
     parts.push(
       src.kind === 'stage'
         ? { kind: 'stage', label: `${sources.join(' ')} of stage ${src.index}`, digest: d, stage: src.index }
@@ -645,7 +650,12 @@ export class StepCache {
     return d;
   }
 
-  private async hashFromSourceOnly(src: SourceRef, sources: string[], stageResult: StageResult): Promise<Digest> {
+  private async hashFromSourceOnly(
+    src: SourceRef,
+    sources: string[],
+    stageResult: StageResult,
+    copy?: object,
+  ): Promise<Digest> {
     let layers;
     let diffIds: Digest[];
     if (src.kind === 'stage') {
@@ -687,7 +697,10 @@ export class StepCache {
           ...(files ? { files } : {}),
         });
       } finally {
-        if (view) closeViewLater(view);
+        if (view) {
+          if (copy && this.o.leftViews) this.o.leftViews.leave(copy, chain, view);
+          else closeViewLater(view);
+        }
         this.stats.stageHashMs += performance.now() - t;
         phaseDone(inTopLayer ? "stage paths hashed (in the top layer's snapshot)" : 'stage paths hashed', t);
       }

@@ -94,13 +94,17 @@ export async function copyStep(
               ? []
               : pathSources.map((p) => path.posix.normalize(`/${p}`).slice(1).replace(/\/+$/, '')),
           );
-        else srcView = await openView(store, s.layers, sourceDiffIds);
+        // The key's view of the same layers, when it mounted one (source-views.ts).
+        else
+          srcView = env.leftViews.take(ins, chainId(sourceDiffIds)) ?? (await openView(store, s.layers, sourceDiffIds));
         srcRoot = direct?.root ?? srcView!.root;
         const name = env.stageName(src.index);
         from = { kind: 'stage', index: src.index, ...(name !== undefined ? { name } : {}) };
       } else {
         const img = await env.images.get(src.ref, place);
-        srcView = await openView(store, img.manifest.layers, img.config.rootfs.diff_ids);
+        srcView =
+          env.leftViews.take(ins, chainId(img.config.rootfs.diff_ids)) ??
+          (await openView(store, img.manifest.layers, img.config.rootfs.diff_ids));
         srcRoot = srcView.root;
         from = { kind: 'image', ref: src.ref };
         sourceDiffIds = img.config.rootfs.diff_ids;

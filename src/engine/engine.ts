@@ -6,6 +6,7 @@
  * copy-step.ts, RUN to run-step.ts (its mounts: run-mounts.ts).
  */
 import { BackgroundJobs } from './background.js';
+import { LeftSourceViews } from './source-views.js';
 import { BuildImages } from './base-image.js';
 import { type ClientOptions, type TransferEvent } from '../registry/index.js';
 import { availableParallelism } from 'node:os';
@@ -205,6 +206,7 @@ async function buildImage(o: BuildOptions, emit: EventSink): Promise<BuildResult
     // What the steps left to finish (provenance records): a failure there fails the build.
     await engine.background.settle();
   } finally {
+    engine.leftViews.closeAll();
     await engine.background.drain();
     await engine.forgetUnfinishedRecords();
     await engine.keptRoots.close();
@@ -341,6 +343,8 @@ class Engine implements RunEnv {
   private readonly copiesAhead = new Map<number, number>();
   /** Work steps left to finish while the next steps run (background.ts). */
   readonly background = new BackgroundJobs();
+  /** A `COPY/ADD --from` key's view of its source, left for the step's copy (source-views.ts). */
+  readonly leftViews = new LeftSourceViews();
   /** The cache keys recorded for the layers this build's steps made, by diff id: see forgetUnfinishedRecords. */
   private readonly layerRecords = new Map<Digest, Digest[]>();
   /** The sandbox event was sent (once, after the first RUN). */
@@ -399,6 +403,7 @@ class Engine implements RunEnv {
       runSandbox: runSandboxKey(o),
       recordedDigests: this.fileDigests,
       walkListings: (chain) => this.walkListings(chain),
+      leftViews: this.leftViews,
       // A step's identity for --explain starts with the Dockerfile: where it is (stdin: the context's).
       dockerfileId: path.resolve(o.dockerfilePath ?? path.join(o.contextDir, o.dockerfileName)),
       inflight: o.inflight,
@@ -614,6 +619,8 @@ class Engine implements RunEnv {
         ...(runEmulated && ins.kind === 'RUN' ? { emulated: runPlatform } : {}),
       });
       let layer: LayerInfo | undefined;
+      // The step's expanded instruction: what its key left for its copy is named by it.
+      let expanded: object | undefined;
       try {
         // Read once: the cache key describes exactly the step that runs.
         const place = this.place(ins);
@@ -623,6 +630,7 @@ class Engine implements RunEnv {
           globals: StageScope.forFrom(this.globals, this.automatic, this.o.buildArgs),
           resolveFrom: (value) => this.resolveFrom(value, stage, place),
         });
+        expanded = step.ins;
         const at: StepAt = { stage, no: i + 1, snapshotsAhead: this.snapshotsAhead(stage, i - triggers.length) };
         // --profile: the phases of this step carry it (stage/step).
         const label = `${stage.index}/${i + 1} ${ins.kind}`;
@@ -689,6 +697,9 @@ class Engine implements RunEnv {
           ...stepExit(e),
         });
         throw e;
+      } finally {
+        // A view the key left that the copy did not take (a cache hit, a failure).
+        if (expanded) this.leftViews.closeLeft(expanded);
       }
       await this.releaseCopied(planned, 'copy');
       if (layer)

@@ -123,6 +123,8 @@ export async function runInstruction(
         onStderr: (b) => keep(b, 'stderr'),
         keepFailed: slot?.fsDir,
         keptRoots: env.keptRoots,
+        // The run dir's removal overlaps the next steps; the build waits for it before it returns.
+        tearDownLater: (tornDown) => env.background.track(tornDown),
       }),
     );
   } catch (e) {

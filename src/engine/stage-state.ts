@@ -28,6 +28,7 @@ import type { CopyPlan } from './copy.js';
 import type { ConfigState } from './config-step.js';
 import type { EventSink } from './events.js';
 import type { SecretSource, SshSource } from './run-flags.js';
+import type { LeftSourceViews } from './source-views.js';
 
 /** A stage's state between steps (what the cache records, plus the ARG names). */
 export interface StageState extends ConfigState {
@@ -73,6 +74,8 @@ export interface StepEnv {
   walkListings(chain: string): WalkListings;
   /** Work a step leaves to finish while the next steps run (a COPY's provenance record): background.ts. */
   readonly background: BackgroundJobs;
+  /** A `COPY/ADD --from` key's view of its source, left for the step's copy (source-views.ts). */
+  readonly leftViews: LeftSourceViews;
 }
 
 /** Where the step is in its stage. */

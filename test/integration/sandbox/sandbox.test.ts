@@ -277,6 +277,36 @@ describe('sandbox on an imported Debian base', { skip: noBases }, () => {
     assert.deepEqual(runDirs(), [], 'no run state left');
   });
 
+  test('tearDownLater: runStep returns with the layer and its snapshot whole, the run dir torn down after it; a run that throws tears it down first', async () => {
+    let tornDown: Promise<void> | undefined;
+    const out = await run({
+      args: ['/bin/sh', '-c', 'echo later > /later'],
+      snapshotter: 'overlay',
+      snapshotOnly: true,
+      tearDownLater: (p) => void (tornDown = p),
+    });
+    assert.equal(out.exitCode, 0, out.stderr);
+    assert.ok(tornDown, 'the teardown was handed over before runStep returned');
+    const snap = store.snapshotPath([...base.config.rootfs.diff_ids, out.layer!.diffId]);
+    assert.equal(readFileSync(path.join(snap, 'later'), 'utf8'), 'later\n', 'the upper became the snapshot');
+    await tornDown;
+    assert.deepEqual(mountsUnderWork(), [], 'nothing left mounted');
+    assert.deepEqual(runDirs(), [], 'no run state left');
+    let handed = false;
+    await assert.rejects(
+      run({
+        args: ['/bin/true'],
+        snapshotter: 'overlay',
+        signal: AbortSignal.abort(),
+        tearDownLater: () => void (handed = true),
+      }),
+      /interrupted/,
+    );
+    assert.equal(handed, false);
+    assert.deepEqual(mountsUnderWork(), [], 'nothing left mounted');
+    assert.deepEqual(runDirs(), [], 'no run state left');
+  });
+
   let withUser: { layers: Descriptor[]; diffIds: Digest[] };
   test("a captured layer is the next step's base: a user with supplementary groups", async () => {
     const out = await run({

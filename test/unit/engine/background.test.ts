@@ -73,3 +73,22 @@ test('drain waits like settle but never throws; jobs started while settling are 
   assert.equal(second, true);
   await assert.rejects(jobs.settle(), /boom/);
 });
+
+test('tracked work (a run dir torn down): settle waits for it; its failure fails settle but drops no name', async () => {
+  const jobs = new BackgroundJobs();
+  let done = false;
+  jobs.track(sleep(30).then(() => void (done = true)));
+  assert.equal(done, false);
+  await jobs.settle();
+  assert.equal(done, true);
+  const err = new KilnError('SANDBOX', 'cannot remove the run dir: busy');
+  let laterEnded = false;
+  jobs.track(sleep(5).then(() => Promise.reject(err)));
+  jobs.start(A, async () => {
+    await sleep(40);
+    laterEnded = true;
+  });
+  await assert.rejects(jobs.settle(), (e) => e === err);
+  assert.equal(laterEnded, true);
+  assert.equal(jobs.failed.size, 0);
+});
