@@ -60,3 +60,52 @@ test('a commit whose size is not the one written fails as before, and leaves not
   assert.deepEqual(readdirSync(store.tmpDir), []);
   assert.equal(openFds(), fds);
 });
+
+// A writer with `heldUpTo` (putLayer's, for a one-file COPY's tiny layer): written whole at commit
+// when it stays under the limit, streamed like any other once it outgrows it.
+const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
+
+test('a held blob under the limit is the bytes given, named by its hash, with no temp file or descriptor left', async () => {
+  const store = await Store.open({ root: path.join(tmp, 'held1') });
+  const fds = openFds();
+  const chunks = [Buffer.from('a'.repeat(700)), Buffer.alloc(0), Buffer.from('tail')];
+  const w = await store.createBlobWriter({ heldUpTo: 1024 });
+  for (const c of chunks) w.stream.write(c);
+  // A producer may reuse its buffer once the write called back: the blob keeps what was written.
+  chunks[0]!.fill(0x7a);
+  const whole = Buffer.concat([Buffer.from('a'.repeat(700)), Buffer.from('tail')]);
+  assert.deepEqual(await w.commit(), { digest: digestOf(whole), size: whole.length });
+  assert.ok(readFileSync(store.blobPath(digestOf(whole))).equals(whole));
+  assert.deepEqual(readdirSync(store.tmpDir), []);
+  assert.equal(openFds(), fds);
+});
+
+test('a held blob that outgrows its limit streams to its file and is committed whole', async () => {
+  const store = await Store.open({ root: path.join(tmp, 'held2') });
+  const fds = openFds();
+  const chunks = Array.from({ length: 6 }, (_, i) => Buffer.alloc(300 << 10, i + 1));
+  const w = await store.createBlobWriter({ hashedBy: 'producer', heldUpTo: 1 << 20 });
+  await writeSlowly(w, chunks);
+  const whole = Buffer.concat(chunks);
+  const digest = digestOf(whole);
+  assert.deepEqual(await w.commit({ digest, size: whole.length }), { digest, size: whole.length });
+  assert.ok(readFileSync(store.blobPath(digest)).equals(whole));
+  assert.deepEqual(readdirSync(store.tmpDir), []);
+  assert.equal(openFds(), fds);
+});
+
+test('a held blob refuses a wrong size or digest and leaves nothing; an aborted one neither', async () => {
+  const store = await Store.open({ root: path.join(tmp, 'held3') });
+  const small = Buffer.from('small layer');
+  const w1 = await store.createBlobWriter({ hashedBy: 'producer', heldUpTo: 1024 });
+  w1.stream.end(small);
+  await assert.rejects(w1.commit({ digest: digestOf(small), size: 1 }), /blob size mismatch/);
+  const w2 = await store.createBlobWriter({ heldUpTo: 1024 });
+  w2.stream.end(small);
+  await assert.rejects(w2.commit({ digest: `sha256:${'0'.repeat(64)}` as Digest }), /blob digest mismatch/);
+  const w3 = await store.createBlobWriter({ hashedBy: 'producer', heldUpTo: 1024 });
+  await writeSlowly(w3, [Buffer.alloc(4096, 1)]); // spilled to its temp file
+  await w3.abort();
+  assert.deepEqual(readdirSync(store.tmpDir), []);
+  assert.equal(readdirSync(path.dirname(store.blobPath(digestOf(small)))).length, 0);
+});
