@@ -1,6 +1,6 @@
 /**
  * Small files of the store written whole: a blob that turned out small (a one-file COPY's layer, a
- * few KB) and the facts beside it. Streaming such a file cost ~10 trips through the thread pool
+ * few KB), the facts beside it, a small provenance record. Streaming such a file cost ~10 trips through the thread pool
  * (open, writes, the early writeback's second descriptor, close, open to sync, sync, close, rename,
  * then as many for its facts file): 5-10 ms of a one-file rebuild on a loaded machine, for bytes
  * the encoder had already made. Here they are written with synchronous calls (~10 µs each) and
@@ -17,16 +17,9 @@ import { tempPathFor } from '../util/index.js';
  * temp place (the store's tmp/ for blobs). A missing directory of `target` is made.
  */
 export async function writeFileDurably(target: string, data: Buffer, tmp = tempPathFor(target)): Promise<void> {
-  let fd: number;
+  const fd = openTemp(tmp);
   try {
-    fd = openSync(tmp, 'wx', 0o644);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    mkdirSync(path.dirname(tmp), { recursive: true });
-    fd = openSync(tmp, 'wx', 0o644);
-  }
-  try {
-    for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
+    writeAll(fd, data);
     await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
   } catch (e) {
     closeSync(fd);
@@ -34,6 +27,44 @@ export async function writeFileDurably(target: string, data: Buffer, tmp = tempP
     throw e;
   }
   closeSync(fd);
+  renameInPlace(tmp, target);
+}
+
+/**
+ * Replace `target` with `data`, all or nothing for a concurrent reader (temp + rename), not fsynced:
+ * for records every reader validates, a damaged or lost one reading as absent.
+ */
+export function replaceFileSync(target: string, data: Buffer | string): void {
+  const tmp = tempPathFor(target);
+  const fd = openTemp(tmp);
+  try {
+    writeAll(fd, typeof data === 'string' ? Buffer.from(data) : data);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameInPlace(tmp, target);
+}
+
+function writeAll(fd: number, data: Buffer): void {
+  for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
+}
+
+/** A new temp file (its directory made when missing). */
+function openTemp(tmp: string): number {
+  try {
+    return openSync(tmp, 'wx', 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    mkdirSync(path.dirname(tmp), { recursive: true });
+    return openSync(tmp, 'wx', 0o644);
+  }
+}
+
+/** Rename a written temp file over `target` (its directory made when missing), or remove it. */
+function renameInPlace(tmp: string, target: string): void {
   try {
     try {
       renameSync(tmp, target);

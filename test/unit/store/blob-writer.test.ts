@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -108,4 +108,18 @@ test('a held blob refuses a wrong size or digest and leaves nothing; an aborted 
   await w3.abort();
   assert.deepEqual(readdirSync(store.tmpDir), []);
   assert.equal(readdirSync(path.dirname(store.blobPath(digestOf(small)))).length, 0);
+});
+
+test('a held blob already in the store is not written again (its file, synced when it came, stays)', async () => {
+  const store = await Store.open({ root: path.join(tmp, 'held4') });
+  const small = Buffer.from('the same small layer');
+  const w1 = await store.createBlobWriter({ heldUpTo: 1024 });
+  w1.stream.end(small);
+  const { digest } = await w1.commit();
+  const before = statSync(store.blobPath(digest)).ino;
+  const w2 = await store.createBlobWriter({ heldUpTo: 1024 });
+  w2.stream.end(small);
+  assert.deepEqual(await w2.commit(), { digest, size: small.length });
+  assert.equal(statSync(store.blobPath(digest)).ino, before);
+  assert.deepEqual(readdirSync(store.tmpDir), []);
 });
