@@ -330,6 +330,13 @@ export class Store {
           const digest = hasher ? hasher.digest() : expected.digest!;
           const size = hasher ? hasher.bytes : file.bytesWritten;
           checkBlob(expected, digest, size);
+          // Already stored (a layer made again with the same bytes, e.g. a COPY --from after an
+          // earlier step changed): that file was synced before it was renamed in; no second fsync.
+          if (statSync(this.blobPath(digest), { throwIfNoEntry: false })) {
+            await fsp.rm(tmp, { force: true });
+            done = true;
+            return { digest, size };
+          }
           const fh = await fsp.open(tmp, 'r');
           await fh.sync();
           await fh.close();

@@ -123,3 +123,21 @@ test('a held blob already in the store is not written again (its file, synced wh
   assert.equal(statSync(store.blobPath(digest)).ino, before);
   assert.deepEqual(readdirSync(store.tmpDir), []);
 });
+
+test('a streamed blob already in the store is not synced or renamed again, and its temp file goes', async () => {
+  const store = await Store.open({ root: path.join(tmp, 'stream-again') });
+  const chunks = Array.from({ length: 3 }, (_, i) => Buffer.alloc(1 << 20, i + 3));
+  const whole = Buffer.concat(chunks);
+  const digest = digestOf(whole);
+  const w1 = await store.createBlobWriter({ hashedBy: 'producer' });
+  await writeSlowly(w1, chunks);
+  await w1.commit({ digest, size: whole.length });
+  const before = statSync(store.blobPath(digest)).ino;
+  const fds = openFds();
+  const w2 = await store.createBlobWriter();
+  await writeSlowly(w2, chunks);
+  assert.deepEqual(await w2.commit({ size: whole.length }), { digest, size: whole.length });
+  assert.equal(statSync(store.blobPath(digest)).ino, before);
+  assert.deepEqual(readdirSync(store.tmpDir), []);
+  assert.equal(openFds(), fds);
+});
