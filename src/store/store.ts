@@ -763,8 +763,11 @@ export class Store {
   async recordLayer(digest: Digest, info: LayerFacts): Promise<void> {
     const p = this.layout.layerFactsFile(digest);
     if (statSync(p, { throwIfNoEntry: false })) return;
-    // A few hundred bytes after every layer a build makes: written whole, only the fsync waits.
-    await writeFileDurably(p, Buffer.from(JSON.stringify(info)));
+    // A few hundred bytes after every layer a build makes, on its path: written whole (temp +
+    // rename), not fsynced. Every reader takes a missing or damaged file for none (layerFacts) and
+    // does without: the snapshot made or the blob measured again, as for a pulled layer; so a crash
+    // costs that work once, where an fsync here cost every new layer a wait for the disk.
+    replaceFileSync(p, JSON.stringify(info));
   }
 
   async layerFacts(digest: Digest): Promise<LayerFacts | undefined> {

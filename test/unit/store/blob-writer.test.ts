@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -140,4 +140,27 @@ test('a streamed blob already in the store is not synced or renamed again, and i
   assert.equal(statSync(store.blobPath(digest)).ino, before);
   assert.deepEqual(readdirSync(store.tmpDir), []);
   assert.equal(openFds(), fds);
+});
+
+test('putLayer of a small layer: the blob and its facts written whole, no temp file left; facts lost read as none', async () => {
+  const { tarEntries } = await import('../../../src/layer/index.js');
+  const store = await Store.open({ root: path.join(tmp, 'small-layer') });
+  const tar = tarEntries([
+    { path: 'app/util.py', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, content: Buffer.from('x = 1\n') },
+  ]);
+  const info = await store.putLayer(tar, { tops: ['app'] });
+  assert.equal(info.digest, info.diffId);
+  assert.equal(readFileSync(store.blobPath(info.digest)).length, info.size);
+  assert.deepEqual(await store.layerFacts(info.digest), {
+    diffId: info.diffId,
+    uncompressedSize: info.uncompressedSize,
+    contentSize: 6,
+    tops: ['app'],
+  });
+  assert.deepEqual(readdirSync(store.tmpDir), []);
+  const factsDir = path.join(store.root, 'layers');
+  assert.deepEqual(readdirSync(factsDir), [`${info.digest.slice('sha256:'.length)}.json`]);
+  // Not fsynced: a crash may leave it empty, which reads as no facts (the callers do without).
+  writeFileSync(path.join(factsDir, readdirSync(factsDir)[0]!), '');
+  assert.equal(await store.layerFacts(info.digest), undefined);
 });
