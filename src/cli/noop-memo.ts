@@ -27,6 +27,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
   utimesSync,
@@ -280,6 +281,10 @@ function writeFileSync0600(file: string, data: string): void {
   } finally {
     closeSync(fd);
   }
+  // Not renamed over the old memo: ext4 would start the new file's writeback inside the rename
+  // (auto_da_alloc), several ms on a busy disk at the build's end. A reader finding no memo for a
+  // moment runs the build.
+  rmSync(file, { force: true });
   renameSync(tmp, file);
 }
 

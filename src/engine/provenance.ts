@@ -351,10 +351,9 @@ export interface CopiedRecordInput extends Omit<CopyRecordInput, 'entries' | 'so
  */
 export async function recordCopied(i: CopiedRecordInput): Promise<void> {
   const sourceChain = i.sourceDiffIds?.length ? chainId(i.sourceDiffIds) : undefined;
-  // The source layers' records read meanwhile, all at once: one file open each (most are absent,
-  // a base image's layers), in turn ~1 ms apiece through a busy thread pool.
-  const sourceRecords = Promise.all([...(i.sourceDiffIds ?? [])].reverse().map((d) => i.store.provenance(d)));
-  sourceRecords.catch(() => undefined); // awaited below unless the record is known: not unhandled then
+  // The head first (a few synchronous reads): a rebuild making the same layer from the same source
+  // finds its record and reads none of the source layers' (a RUN layer's can be megabytes of JSON,
+  // parsed for nothing, at a one-file rebuild's end).
   const known = await i.store.provenanceHead(i.diffId);
   if (
     known &&
@@ -366,8 +365,11 @@ export async function recordCopied(i: CopiedRecordInput): Promise<void> {
   )
     return;
   // Files that reached the source through a copy there: that copy's record (the top one wins).
+  // All read at once: one file open each (most are absent, a base image's layers), in turn ~1 ms
+  // apiece through a busy thread pool.
+  const sourceRecords = await Promise.all([...(i.sourceDiffIds ?? [])].reverse().map((d) => i.store.provenance(d)));
   const upstream = new Map<string, { rec: CopyProvenance; file: ProvenanceFile }>();
-  for (const rec of await sourceRecords) {
+  for (const rec of sourceRecords) {
     if (!rec) continue;
     for (const f of rec.files) if (!upstream.has(f.path)) upstream.set(f.path, { rec, file: f });
   }

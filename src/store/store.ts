@@ -10,6 +10,8 @@ import {
   chmodSync,
   closeSync,
   createReadStream,
+  fstatSync,
+  readSync,
   createWriteStream,
   fdatasync,
   fsync,
@@ -79,6 +81,7 @@ import {
   measureLayer,
 } from '../layer/index.js';
 import { withFileLock } from './lock.js';
+import { MemoryFirstWritable, replaceFileSync, writeFileDurably } from './small-blob.js';
 import { parseProvenance, type CopyProvenance } from './provenance.js';
 import { sweepVariants } from './variants.js';
 import { defaultStoreRoot, StoreLayout, storeLayout } from './layout.js';
@@ -123,6 +126,11 @@ export interface LoadedImage {
 }
 
 const STALE_TMP_MS = 24 * 3600 * 1000;
+/**
+ * A layer up to this size is held in memory while it is encoded and written whole (small-blob.ts):
+ * the tar encoder's own chunk is this size, so memory stays what streaming it took.
+ */
+const SMALL_LAYER = 1 << 20;
 
 export class Store {
   /** Where each kind of state lives under the root: the store hands these places out. */
@@ -223,8 +231,72 @@ export class Store {
    * 'producer'`: then the producer (the layer encoder, which hashes every byte it emits) names the
    * digest, and commit checks the size only, sparing a second sha256 pass over every layer.
    */
-  async createBlobWriter(opts: { hashedBy?: 'store' | 'producer' } = {}): Promise<BlobWriter> {
-    const tmp = joinPath(this.tmpDir, `blob-${process.pid}-${randomBytes(8).toString('hex')}`);
+  async createBlobWriter(opts: { hashedBy?: 'store' | 'producer'; heldUpTo?: number } = {}): Promise<BlobWriter> {
+    return opts.heldUpTo ? this.heldBlobWriter(opts.heldUpTo, opts) : this.streamingBlobWriter(opts);
+  }
+
+  /** A blob's temp file. */
+  private blobTempPath(): string {
+    return joinPath(this.tmpDir, `blob-${process.pid}-${randomBytes(8).toString('hex')}`);
+  }
+
+  /**
+   * createBlobWriter with `heldUpTo`: a blob of at most that many bytes is held in memory and
+   * written whole at commit (small-blob.ts: a tiny layer no longer pays a stream's trips through the
+   * thread pool); a bigger one streams to its temp file as soon as it outgrows the limit.
+   */
+  private async heldBlobWriter(limit: number, opts: { hashedBy?: 'store' | 'producer' }): Promise<BlobWriter> {
+    let inner: BlobWriter | undefined;
+    let done = false;
+    const stream = new MemoryFirstWritable(limit, async () => {
+      if (done) throw new KilnError('INTERNAL', 'blob writer already finished');
+      inner = await this.streamingBlobWriter(opts);
+      return inner.stream;
+    });
+    const finished = new Promise<void>((resolve, reject) => {
+      stream.on('finish', resolve);
+      stream.on('error', reject);
+    });
+    finished.catch(() => undefined);
+    const abort = async () => {
+      done = true;
+      stream.destroy();
+      await inner?.abort();
+    };
+    return {
+      stream,
+      abort,
+      commit: async (expected = {}) => {
+        if (done) throw new KilnError('INTERNAL', 'blob writer already finished');
+        try {
+          if (!stream.writableEnded) stream.end();
+          await finished;
+          if (inner) {
+            done = true;
+            return await inner.commit(expected); // it cleans up after itself when it fails
+          }
+          const buf = stream.held();
+          if (opts.hashedBy === 'producer' && expected.digest === undefined)
+            throw new KilnError('INTERNAL', 'a producer-hashed blob needs its digest at commit');
+          const digest = opts.hashedBy === 'producer' ? expected.digest! : sha256(buf);
+          checkBlob(expected, digest, buf.length);
+          // Already stored (e.g. the same small COPY layer made again after an earlier step changed):
+          // that file was synced before it was renamed in, so it is whole; no second fsync.
+          if (!statSync(this.blobPath(digest), { throwIfNoEntry: false }))
+            await writeFileDurably(this.blobPath(digest), buf, this.blobTempPath());
+          done = true;
+          return { digest, size: buf.length };
+        } catch (e) {
+          await abort();
+          throw e;
+        }
+      },
+    };
+  }
+
+  /** createBlobWriter's stream to a temp file, synced as it grows (EarlyWriteback). */
+  private async streamingBlobWriter(opts: { hashedBy?: 'store' | 'producer' }): Promise<BlobWriter> {
+    const tmp = this.blobTempPath();
     const file = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
     const writeback = new EarlyWriteback(file, tmp);
     const hasher = opts.hashedBy === 'producer' ? undefined : new HashingStream();
@@ -257,15 +329,14 @@ export class Store {
             throw new KilnError('INTERNAL', 'a producer-hashed blob needs its digest at commit');
           const digest = hasher ? hasher.digest() : expected.digest!;
           const size = hasher ? hasher.bytes : file.bytesWritten;
-          if (expected.size !== undefined && size !== expected.size)
-            throw new KilnError(
-              'DIGEST',
-              `blob size mismatch: expected ${expected.size} bytes, got ${size}`,
-              {},
-              { hint: 'the source sent different content than it announced' },
-            );
-          if (expected.digest !== undefined && digest !== expected.digest)
-            throw new KilnError('DIGEST', `blob digest mismatch: expected ${expected.digest}, got ${digest}`);
+          checkBlob(expected, digest, size);
+          // Already stored (a layer made again with the same bytes, e.g. a COPY --from after an
+          // earlier step changed): that file was synced before it was renamed in; no second fsync.
+          if (statSync(this.blobPath(digest), { throwIfNoEntry: false })) {
+            await fsp.rm(tmp, { force: true });
+            done = true;
+            return { digest, size };
+          }
           const fh = await fsp.open(tmp, 'r');
           await fh.sync();
           await fh.close();
@@ -300,7 +371,7 @@ export class Store {
       level?: number;
     } = {},
   ): Promise<LayerInfo> {
-    const w = await this.createBlobWriter({ hashedBy: 'producer' });
+    const w = await this.createBlobWriter({ hashedBy: 'producer', heldUpTo: SMALL_LAYER });
     let info: LayerInfo;
     try {
       // `tee`: every encoded chunk goes there too, as it is written (a push uploads it meanwhile).
@@ -337,23 +408,7 @@ export class Store {
     // A document in memory (a manifest, a config: a few KB, on a build's critical path): written
     // with synchronous calls, and fsynced through the thread pool (the one wait: a build's config
     // and manifest are synced side by side), not streamed through a hashing writer (~8 round trips).
-    const tmp = joinPath(this.tmpDir, `blob-${process.pid}-${randomBytes(8).toString('hex')}`);
-    const fd = openSync(tmp, 'wx', 0o644);
-    try {
-      for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off);
-      await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
-    } catch (e) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw e;
-    }
-    closeSync(fd);
-    try {
-      renameSync(tmp, this.blobPath(digest));
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      throw e;
-    }
+    await writeFileDurably(this.blobPath(digest), buf, this.blobTempPath());
     return { digest, size: buf.length };
   }
 
@@ -710,8 +765,12 @@ export class Store {
   /** Remember a layer's diff_id and uncompressed size (docker's image SIZE is uncompressed). */
   async recordLayer(digest: Digest, info: LayerFacts): Promise<void> {
     const p = this.layout.layerFactsFile(digest);
-    if (await fsp.stat(p).catch(() => undefined)) return;
-    await writeFileAtomic(p, JSON.stringify(info));
+    if (statSync(p, { throwIfNoEntry: false })) return;
+    // A few hundred bytes after every layer a build makes, on its path: written whole (temp +
+    // rename), not fsynced. Every reader takes a missing or damaged file for none (layerFacts) and
+    // does without: the snapshot made or the blob measured again, as for a pulled layer; so a crash
+    // costs that work once, where an fsync here cost every new layer a wait for the disk.
+    replaceFileSync(p, JSON.stringify(info));
   }
 
   async layerFacts(digest: Digest): Promise<LayerFacts | undefined> {
@@ -753,7 +812,6 @@ export class Store {
    */
   async putProvenanceParts(head: Omit<CopyProvenance, 'files'>, files: AsyncIterable<string>): Promise<void> {
     const p = this.layout.provenanceFile(head.diffId);
-    await fsp.mkdir(path.dirname(p), { recursive: true });
     async function* pieces(): AsyncGenerator<string> {
       let out = `${JSON.stringify(head).slice(0, -1)},"files":[`;
       let first = true;
@@ -767,7 +825,19 @@ export class Store {
       }
       yield `${out}]}`;
     }
-    await writeFileAtomic(p, pieces(), 0o644, { durable: false });
+    const it = pieces();
+    const first = await it.next();
+    const second = first.done ? first : await it.next();
+    // One piece (under 1 MiB: a COPY of a few files, the common case): written with synchronous
+    // calls, where the streamed write's ~6 trips through the thread pool held up the build's end.
+    if (second.done) return replaceFileSync(p, first.done ? '' : first.value);
+    await fsp.mkdir(path.dirname(p), { recursive: true });
+    async function* all(): AsyncGenerator<string> {
+      yield first.value as string;
+      yield second.value as string;
+      yield* it;
+    }
+    await writeFileAtomic(p, all(), 0o644, { durable: false });
   }
 
   /**
@@ -776,21 +846,22 @@ export class Store {
    */
   async provenanceHead(diffId: Digest): Promise<Omit<CopyProvenance, 'files' | 'packages'> | undefined> {
     const file = this.layout.provenanceFile(diffId);
-    let fh;
+    // Synchronous: at most 1 MiB read from the page cache, in a build's background job, where
+    // five trips through a busy thread pool held up the build's end.
+    let fd: number;
     try {
-      fh = await fsp.open(file, 'r');
+      fd = openSync(file, 'r');
     } catch {
       return undefined;
     }
     try {
-      const size = (await fh.stat()).size;
+      const size = fstatSync(fd).size;
       const tail = Buffer.alloc(2);
       // A record written whole ends so (a torn one is as if unknown, as provenance() has it).
-      if (size < 2 || (await fh.read(tail, 0, 2, size - 2)).bytesRead !== 2 || tail.toString() !== ']}')
-        return undefined;
+      if (size < 2 || readSync(fd, tail, 0, 2, size - 2) !== 2 || tail.toString() !== ']}') return undefined;
       // Keys are written in order, packages before files; in a string value a quote is escaped.
       const buf = Buffer.alloc(Math.min(size, 1 << 20));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      const bytesRead = readSync(fd, buf, 0, buf.length, 0);
       const text = buf.toString('utf8', 0, bytesRead);
       const at = text.indexOf(',"packages":');
       if (at < 0) return (await this.provenance(diffId)) ?? undefined;
@@ -801,7 +872,7 @@ export class Store {
     } catch {
       return undefined;
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
@@ -1406,4 +1477,17 @@ class EarlyWriteback {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
+}
+
+/** A blob's digest and size against what its writer's caller expected. */
+function checkBlob(expected: { digest?: Digest; size?: number }, digest: Digest, size: number): void {
+  if (expected.size !== undefined && size !== expected.size)
+    throw new KilnError(
+      'DIGEST',
+      `blob size mismatch: expected ${expected.size} bytes, got ${size}`,
+      {},
+      { hint: 'the source sent different content than it announced' },
+    );
+  if (expected.digest !== undefined && digest !== expected.digest)
+    throw new KilnError('DIGEST', `blob digest mismatch: expected ${expected.digest}, got ${digest}`);
 }

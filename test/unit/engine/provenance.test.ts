@@ -261,3 +261,42 @@ describe('provenance: a record, and what reads it', async () => {
     assert.equal(copiedPackages(recs, [cataloged], {}).length, 0);
   });
 });
+
+test("recordCopied: a layer whose record is known (same step, same source chain) reads none of the source layers' records", async () => {
+  const { recordCopied } = await import('../../../src/engine/provenance.js');
+  const store = await Store.open({ root: path.join(work, 'known-store') });
+  const diffId = `sha256:${'1'.repeat(64)}` as Digest;
+  const sourceDiffIds = [`sha256:${'2'.repeat(64)}`, `sha256:${'3'.repeat(64)}`] as Digest[];
+  const input = {
+    store,
+    tmpDir: store.tmpDir,
+    diffId,
+    kind: 'COPY' as const,
+    step: {
+      file: 'Dockerfile',
+      line: 9,
+      text: 'COPY --from=base /app/node_modules /app/node_modules',
+      stage: { index: 1 },
+    },
+    from: { kind: 'stage' as const, index: 0, name: 'base' },
+    exclude: undefined,
+    sourceRoot: '/nonexistent',
+    owners: undefined,
+    sourceDiffIds,
+  };
+  async function* copied() {
+    yield { path: '/app/node_modules/x.js', abs: '/nonexistent/app/node_modules/x.js', size: 1, link: false };
+  }
+  let reads = 0;
+  const provenance = store.provenance.bind(store);
+  store.provenance = async (d: Digest) => {
+    reads++;
+    return provenance(d);
+  };
+  await recordCopied({ ...input, copied: copied() });
+  assert.equal(reads, sourceDiffIds.length, 'a new record looks for upstream copies in every source layer');
+  assert.equal((await store.provenanceHead(diffId))?.sourceChain !== undefined, true);
+  reads = 0;
+  await recordCopied({ ...input, copied: copied() });
+  assert.equal(reads, 0, 'the same record again: no source layer read');
+});
