@@ -264,8 +264,7 @@ export function guessCause(
     return undefined;
   }
   if (kind !== 'content' || !a || !b) return undefined;
-  if (pathName.endsWith('.pyc'))
-    return "Python bytecode: it embeds the source file's mtime unless SOURCE_DATE_EPOCH reaches the RUN (ARG SOURCE_DATE_EPOCH) or --invalidation-mode checked-hash is used";
+  if (pathName.endsWith('.pyc')) return pycCause(a, b);
   if (/\.(gz|tgz)$/.test(pathName) && a.length > 8 && b.length > 8 && a.subarray(4, 8).compare(b.subarray(4, 8)) !== 0)
     return 'a gzip header time: gzip writes the time unless -n';
   if (a.subarray(0, 4).toString('latin1') === 'PK\x03\x04')
@@ -284,6 +283,26 @@ export function guessCause(
   if (text(around(a)) && text(around(b)) && id.test(around(a)) && id.test(around(b)))
     return `a random id (a UUID, a hash of something that changes): "${around(a).trim()}" vs "${around(b).trim()}"`;
   return undefined;
+}
+
+const PYC_GENERIC =
+  "Python bytecode: it embeds the source file's mtime unless SOURCE_DATE_EPOCH reaches the RUN (ARG SOURCE_DATE_EPOCH) or --invalidation-mode checked-hash is used";
+
+/**
+ * A .pyc's 16-byte header (PEP 552): magic, flags, then for flags 0 (timestamp mode) the source's
+ * mtime and size. When only that mtime differs, say so with the two times: the source file's own
+ * mtime is clamped in the layer, the copy of it inside the .pyc is not (it is the file's bytes).
+ */
+function pycCause(a: Buffer, b: Buffer): string {
+  if (a.length < 16 || b.length < 16 || a.length !== b.length) return PYC_GENERIC;
+  const sameOutside = a.subarray(0, 8).equals(b.subarray(0, 8)) && a.subarray(12).equals(b.subarray(12));
+  if (a.readUInt32LE(4) !== 0 || !sameOutside) return PYC_GENERIC;
+  const when = (x: Buffer) => new Date(x.readUInt32LE(8) * 1000).toISOString().replace('.000Z', 'Z');
+  return (
+    `Python bytecode in timestamp mode: only bytes 8-11 differ, the source's mtime when it was compiled (${when(a)} vs ${when(b)}); ` +
+    'pip install, python -m venv (ensurepip) and compileall write .pyc files even with PYTHONDONTWRITEBYTECODE=1. ' +
+    'Declare ARG SOURCE_DATE_EPOCH in the stage that runs them (Python then writes hash-checked .pyc files) or compile with --invalidation-mode checked-hash'
+  );
 }
 
 /** The first differing layer (in image order), and in it the first differing file. */
@@ -390,6 +409,12 @@ function configDifference(a: ImageConfig, b: ImageConfig): { config: string; fir
   return walk(a, b, '') ?? { config: '.', first: '', second: '' };
 }
 
+/** The stage or image a COPY --from step copied from (`builder`), from the step's text. */
+export function copiedFrom(stepText: string | undefined): string | undefined {
+  const m = stepText ? /^\s*(?:COPY|ADD)\s(?:.*?\s)?--from=("?)([^\s"]+)\1(?:\s|$)/i.exec(stepText) : null;
+  return m?.[2];
+}
+
 /** The report, in lines, for the CLI. */
 export function formatVerifyResult(r: VerifyResult): string {
   const lines: string[] = [];
@@ -417,6 +442,11 @@ export function formatVerifyResult(r: VerifyResult): string {
     lines.push(`    first build:  ${d.first}`);
     lines.push(`    second build: ${d.second}`);
     if (d.likelyCause) lines.push(`  likely cause (a heuristic guess): ${d.likelyCause}`);
+    const from = copiedFrom(d.step?.text);
+    if (from)
+      lines.push(
+        `  the layer copied it (--from=${from}): the step that wrote the file is in ${from}, and that stage is where ARG SOURCE_DATE_EPOCH goes`,
+      );
     if ((r.layersDiffering ?? 0) > 1) lines.push(`  ${r.layersDiffering} layers differ in all`);
   }
   return lines.join('\n') + '\n';
