@@ -64,7 +64,12 @@ test('a provenance record that cannot be written fails the build with its messag
   try {
     const r = await ws.kiln(['build', '-q', '-t', 'fails:1', ctx]);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /^error: EEXIST: file already exists, mkdir '.*\/provenance'\n/);
+    // A record is written through a temp file in the directory: which call meets the file first
+    // (the temp file's open, or a mkdir) depends on the record's size.
+    assert.match(
+      r.stderr,
+      /^error: (EEXIST: file already exists, mkdir|ENOTDIR: not a directory, open) '.*\/provenance[/']/,
+    );
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
     assert.deepEqual(records(), before, 'the failed steps left no cache record');
     assert.deepEqual(readdirSync(path.join(ws.root, 'tmp')), []);

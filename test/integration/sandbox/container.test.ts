@@ -83,6 +83,12 @@ describe('kiln in an unprivileged container', () => {
     ]) {
       cpSync(path.join(repoRoot, p), path.join(ctx, p), { recursive: true, dereference: true });
     }
+    // kiln's native helper, built by npm ci where node_modules/kiln-native links to (native/ of the
+    // checkout whose node_modules it is); the image takes it from native/.
+    const addon = path.join('build', 'Release', 'kiln_native.node');
+    cpSync(path.join(repoRoot, 'node_modules', 'kiln-native', addon), path.join(ctx, 'native', addon), {
+      dereference: true,
+    });
     kilnImage = `${reg}/kiln:test`;
     const b = await runKiln(
       [
