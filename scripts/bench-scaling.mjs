@@ -151,6 +151,11 @@ export async function measure(opts) {
       `# kiln's scaling benchmark (scripts/bench-scaling.mjs): ${kind === 'files' ? `${n} files` : `${n} bytes`} in one RUN\n` +
         `FROM ${base}\nRUN ${gen}\nCOPY marker.txt /marker.txt\n`,
     );
+    // The builders take turns, rep by rep (and which goes first alternates): creating many small
+    // files on this machine's ext4 (mounted with discard) was seen to take 3x longer from one minute to
+    // the next (the same `docker run` of the 10k-file generator: 2.1 s, then 5.1 s), so a builder's
+    // reps run back to back would measure the disk's mood as much as the builder.
+    const state = new Map();
     for (const b of builders) {
       const tag = `scaling-${kind}-${point.toLowerCase()}-${b}:latest`;
       const build = (...flags) =>
@@ -174,23 +179,27 @@ export async function measure(opts) {
         if (r.code !== 0) throw new Error(`${b} ${args.slice(1, 3).join(' ')} ${kind} ${point} failed:\n${r.err}`);
         return r;
       };
-      const cold = [];
-      const incr = [];
-      const loads = [];
-      for (let i = 0; i < reps; i++) {
+      state.set(b, { build, clean, run, cold: [], incr: [], loads: [] });
+    }
+    for (let i = 0; i < reps; i++) {
+      for (const b of i % 2 === 0 ? builders : [...builders].reverse()) {
+        const { build, clean, run, cold, incr, loads } = state.get(b);
         clean();
-        writeFileSync(path.join(ctx, 'marker.txt'), `cold ${i} ${Date.now()}\n`);
+        writeFileSync(path.join(ctx, 'marker.txt'), `cold ${i} ${b} ${Date.now()}\n`);
         loads.push(os.loadavg()[0]);
         cold.push(await run(build('--no-cache')));
-        writeFileSync(path.join(ctx, 'marker.txt'), `incremental ${i} ${Date.now()}\n`);
+        writeFileSync(path.join(ctx, 'marker.txt'), `incremental ${i} ${b} ${Date.now()}\n`);
         loads.push(os.loadavg()[0]);
         incr.push(await run(build()));
         log(
           `   ${kind} ${point} ${b}: cold ${cold[i].secs.toFixed(2)} s (${(cold[i].peak / 1e6).toFixed(0)} MB), ` +
             `incremental ${incr[i].secs.toFixed(2)} s (${(incr[i].peak / 1e6).toFixed(0)} MB), load ${loads.at(-1).toFixed(1)}`,
         );
+        clean();
       }
-      clean();
+    }
+    for (const b of builders) {
+      const { run, cold, incr, loads } = state.get(b);
       // The workload's own process alone, in a container of the base (start-up included).
       const alone =
         opts.runAlone === false
