@@ -17,9 +17,8 @@ import { tempPathFor } from '../util/index.js';
  * temp place (the store's tmp/ for blobs). A missing directory of `target` is made.
  */
 export async function writeFileDurably(target: string, data: Buffer, tmp = tempPathFor(target)): Promise<void> {
-  const fd = openTemp(tmp);
+  const fd = writeTemp(tmp, data);
   try {
-    writeAll(fd, data);
     await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
   } catch (e) {
     closeSync(fd);
@@ -36,16 +35,21 @@ export async function writeFileDurably(target: string, data: Buffer, tmp = tempP
  */
 export function replaceFileSync(target: string, data: Buffer | string): void {
   const tmp = tempPathFor(target);
+  closeSync(writeTemp(tmp, typeof data === 'string' ? Buffer.from(data) : data));
+  renameInPlace(tmp, target);
+}
+
+/** A new temp file holding `data`, still open (its descriptor); removed when the write fails. */
+function writeTemp(tmp: string, data: Buffer): number {
   const fd = openTemp(tmp);
   try {
-    writeAll(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    writeAll(fd, data);
   } catch (e) {
     closeSync(fd);
     rmSync(tmp, { force: true });
     throw e;
   }
-  closeSync(fd);
-  renameInPlace(tmp, target);
+  return fd;
 }
 
 function writeAll(fd: number, data: Buffer): void {

@@ -14,16 +14,12 @@ import {
   readSync,
   createWriteStream,
   fdatasync,
-  fsync,
   mkdirSync,
   open,
   openSync,
   readdirSync,
   readFileSync,
-  renameSync,
-  rmSync,
   statSync,
-  writeSync,
   promises as fsp,
 } from 'node:fs';
 import * as path from 'node:path';
@@ -40,7 +36,6 @@ import {
   type Digest,
   KilnError,
   writeFileAtomic,
-  tempPathFor,
   processAlive,
   removeTree,
   bootId,
@@ -440,27 +435,9 @@ export class Store {
    * the new one (the directory is not synced: a crash may undo the rename, i.e. the tag).
    */
   private async writeIndexFile(idx: Index): Promise<void> {
-    const tmp = tempPathFor(this.indexPath);
-    const fd = openSync(tmp, 'wx', 0o644);
-    try {
-      const buf = Buffer.from(canonicalJSON(idx));
-      for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off);
-      // Through the thread pool (as putBlob's): the fsync waits for the disk (2-10 ms at a build's
-      // end), while the build's one JavaScript thread goes on with what runs beside it (the views
-      // of its last steps torn down).
-      await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
-    } catch (e) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw e;
-    }
-    closeSync(fd);
-    try {
-      renameSync(tmp, this.indexPath);
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      throw e;
-    }
+    // The fsync through the thread pool (writeFileDurably): it waits for the disk (2-10 ms at a
+    // build's end), while the build's one JavaScript thread goes on with what runs beside it.
+    await writeFileDurably(this.indexPath, Buffer.from(canonicalJSON(idx)));
   }
 
   /**
