@@ -5,6 +5,7 @@
  * changes to config-step.ts (pure), WORKDIR's directory to workdir-step.ts, COPY/ADD to
  * copy-step.ts, RUN to run-step.ts (its mounts: run-mounts.ts).
  */
+import { withStop, settleAll } from './fail-fast.js';
 import { BackgroundJobs } from './background.js';
 import { LeftSourceViews } from './source-views.js';
 import { BuildImages } from './base-image.js';
@@ -121,6 +122,11 @@ export interface BuildOptions {
    * --squash) or `--squash-all` ('all': every layer into one); see squash.ts.
    */
   squash?: 'new' | 'all';
+  /**
+   * Aborted when another part of the build failed first (a multi-platform build's other platform):
+   * `signal` is aborted with it; the steps it stops are reported canceled, not failed.
+   */
+  stopped?: AbortSignal;
 }
 
 export interface BuildResult {
@@ -194,14 +200,20 @@ async function buildImage(o: BuildOptions, emit: EventSink): Promise<BuildResult
     );
   }
   const ctx = BuildContext.open(o.contextDir, { dockerfile: o.dockerfilePath });
-  const engine = new Engine(o, df, plan, ctx, emit);
+  // The first stage to fail stops the others (fail-fast.ts).
+  const stopOthers = new AbortController();
+  const stopped = withStop(o.stopped, stopOthers);
+  const engine = new Engine({ ...o, signal: withStop(o.signal, stopOthers), stopped }, df, plan, ctx, emit);
   mark('context opened, cache index ready');
   // Every needed stage starts at once, as BuildKit's solver does: a stage waits for another only
   // at the step that uses it (FROM, COPY --from, RUN --mount from=), so a final stage's own early
   // steps overlap its builders. RUN steps, the CPU-heavy part, are bounded by the CPU count.
   let final: StageState;
   try {
-    await Promise.all(plan.order.map((n) => engine.stageResult(n)));
+    await settleAll(
+      plan.order.map((n) => engine.stageResult(n)),
+      stopOthers,
+    );
     final = await engine.stageResult(plan.target);
     // What the steps left to finish (provenance records): a failure there fails the build.
     await engine.background.settle();
@@ -695,6 +707,8 @@ class Engine implements RunEnv {
           ms: Date.now() - st,
           message: e instanceof Error ? e.message : String(e),
           ...stepExit(e),
+          // Stopped because another stage failed first (not by the user's interrupt).
+          ...(this.o.stopped?.aborted ? { canceled: true as const } : {}),
         });
         throw e;
       } finally {

@@ -56,8 +56,11 @@ export type BuildEvent =
   /** The step's result comes from the build cache (its `step-done` follows). */
   | { type: 'step-cached'; stage: number; step: number }
   | { type: 'step-done'; stage: number; step: number; ms: number; layer?: { digest: string; size: number } }
-  /** The step failed; the build fails with this error right after. */
-  | { type: 'step-error'; stage: number; step: number; ms: number; message: string; exitCode?: number }
+  /**
+   * The step failed; the build fails with this error right after. `canceled`: it did not fail of
+   * itself, it was stopped because a step of another stage failed first (BuildKit's CANCELED).
+   */
+  | { type: 'step-error'; stage: number; step: number; ms: number; message: string; exitCode?: number; canceled?: true }
   | { type: 'stage-done'; stage: number; ms: number }
   | { type: 'warning'; message: string; stage?: number; step?: number }
   /** How the first RUN step was isolated (once per build; sandbox/isolation.ts describes each mode). */

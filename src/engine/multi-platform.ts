@@ -9,6 +9,7 @@
  * export ready (the secret proof searches that document) but sends nothing; once every platform
  * has built, one document of every platform's records (shared steps once) goes to each REF.
  */
+import { withStop, settleAll } from './fail-fast.js';
 import { availableParallelism } from 'node:os';
 import { build, type BuildOptions, type BuildResult } from './engine.js';
 import type { BuildEvent, EventSink } from './events.js';
@@ -56,13 +57,21 @@ export async function buildPlatforms(
   const runSlots = o.runSlots ?? new Slots(availableParallelism());
   const inflight = o.inflight ?? new Map<Digest, Promise<void>>();
   const exports = (o.cacheTo ?? []).map((sink) => new WholeBuildExport(sink));
-  const builds = await Promise.all(
+  // The first platform to fail stops the others (fail-fast.ts).
+  const stopOthers = new AbortController();
+  const signal = withStop(o.signal, stopOthers);
+  const stopped = withStop(o.stopped, stopOthers);
+  const builds = await settleAll(
     platforms.map(async (platform) => {
       const sink: EventSink = (e) => emit({ ...e, platform });
       const cacheTo = exports.map((x) => x.platformSink(platforms.indexOf(platform)));
-      const result = await build({ ...o, platform, tags: undefined, runSlots, inflight, cacheTo }, sink);
+      const result = await build(
+        { ...o, platform, tags: undefined, runSlots, inflight, cacheTo, signal, stopped },
+        sink,
+      );
       return { platform, result };
     }),
+    stopOthers,
   );
   for (const x of exports) await x.push(o.store);
   const index = await writeIndex(

@@ -6,7 +6,7 @@
 import { type BuildEvent } from '../../engine/index.js';
 import { LineSplitter, sanitizeLine } from '../text.js';
 
-export type StepState = 'waiting' | 'running' | 'cached' | 'done' | 'error';
+export type StepState = 'waiting' | 'running' | 'cached' | 'done' | 'error' | 'canceled';
 export type StageState = 'waiting' | 'running' | 'done' | 'error';
 
 /** Lines of output kept per step (the tty view shows the last few of the running step). */
@@ -281,6 +281,9 @@ export class ProgressModel {
         if (e.type === 'step-done') {
           if (st.state !== 'cached') st.state = 'done';
           st.layer = e.layer;
+        } else if (e.canceled) {
+          st.state = 'canceled';
+          s.state = 'error';
         } else {
           st.state = 'error';
           st.error = e.message;

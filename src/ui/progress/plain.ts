@@ -56,7 +56,9 @@ export class PlainRenderer {
       case 'step-error':
         out.push(...this.output(a.step!.id, a.step!.start, a.lines!, now));
         out.push(
-          `#${a.step!.id} ERROR: ${e.exitCode !== undefined ? `exit code ${e.exitCode}` : firstLine(e.message)}`,
+          e.canceled
+            ? `#${a.step!.id} CANCELED`
+            : `#${a.step!.id} ERROR: ${e.exitCode !== undefined ? `exit code ${e.exitCode}` : firstLine(e.message)}`,
         );
         break;
       case 'warning':

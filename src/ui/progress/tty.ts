@@ -54,6 +54,7 @@ const STATE_WORD: Record<StepState | StageState, string> = {
   cached: 'CACHED',
   done: 'done',
   error: 'ERROR',
+  canceled: 'CANCELED',
 };
 const STATE_COLOR: Record<StepState | StageState, Color> = {
   waiting: 'dim',
@@ -61,6 +62,7 @@ const STATE_COLOR: Record<StepState | StageState, Color> = {
   cached: 'blue',
   done: 'blue',
   error: 'red',
+  canceled: 'dim',
 };
 const RIGHT = 14; // "running  12.3s"
 

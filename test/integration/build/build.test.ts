@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync } from 'node
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { cliPath } from '../../helpers/paths.js';
 import { basesUnavailable, ensureBaseTar } from '../../helpers/bases.js';
@@ -139,6 +139,34 @@ describe('kiln build on the Debian base', { skip: noBases }, () => {
     assert.match(r.stderr, /Dockerfile:2:1: stage b: RUN failed with exit code 3: echo about to fail && exit 3/);
     assert.match(r.stderr, /about to fail/);
     assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/);
+  });
+
+  test('errors: the first stage to fail stops the others (their RUN killed, shown CANCELED), as BuildKit', async () => {
+    const ctx = context('fail-fast', {
+      Dockerfile: [
+        'FROM debian-slim:bookworm AS slow',
+        'RUN sleep 60 && touch /slow',
+        'FROM debian-slim:bookworm AS bad',
+        'RUN sleep 1 && exit 4',
+        'FROM debian-slim:bookworm',
+        'COPY --from=slow /slow /slow',
+        'COPY --from=bad /etc/hostname /bad',
+      ].join('\n'),
+    });
+    const t0 = Date.now();
+    const r = await runKiln(['build', '--progress', 'plain', ctx], { root });
+    const took = Date.now() - t0;
+    assert.equal(r.code, 1);
+    // The first failure is the error, not the "interrupted" of the stage it stopped.
+    assert.match(r.stderr, /Dockerfile:4:1: stage bad: RUN failed with exit code 4: sleep 1 && exit 4/);
+    assert.match(r.stderr, /^#\d+ CANCELED$/m);
+    assert.doesNotMatch(r.stderr, /interrupted/);
+    // Not the sibling's 60 s (a generous bound: a loaded CI machine).
+    assert.ok(took < 40_000, `the build took ${took} ms: the sibling stage was not stopped`);
+    // The slow stage's process is gone and its run dir cleaned up.
+    const left = spawnSync('pgrep', ['-f', 'sleep 60 && touch /slow'], { encoding: 'utf8' });
+    assert.equal(left.stdout, '', 'the stopped stage left its process running');
+    assert.deepEqual(readdirSync(path.join(root, 'run')), []);
   });
 
   test('errors: missing source, unknown base image, unknown instruction, bad build arg, missing context', async () => {
