@@ -16,7 +16,6 @@ import { Writable, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { KilnError, type Digest } from '../util/index.js';
 import { MediaType, type Compression } from '../image/index.js';
-import { chunkReturn } from './chunk-return.js';
 import { TarContentSize, announcedContentSize } from './content-size.js';
 import { nodeZstd } from './decompress.js';
 import { deflatePool } from './deflate-pool.js';
@@ -176,10 +175,6 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
   let dictionary: Buffer | undefined;
   let pending: Buffer[] = [];
   let pendingLen = 0;
-  // The tar's chunks go back to its writer once copied into blocks (chunk-return.ts); `held`: those
-  // with bytes still in `pending`.
-  const giveBack = chunkReturn(tar);
-  const held: Buffer[] = [];
   const settle = async () => {
     const { length, done } = inflight.shift()!;
     const r = await done;
@@ -196,7 +191,6 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
       for (const p of pending) at += p.copy(block, at);
       pending = [];
       pendingLen = 0;
-      if (giveBack) for (const c of held.splice(0)) giveBack(c);
       const length = block.length; // read before the block moves to a worker
       const dict = dictionary;
       dictionary =
@@ -219,10 +213,6 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
         pendingLen += take;
         b = b.subarray(take);
         if (pendingLen === GZIP_BLOCK) await submit();
-      }
-      if (giveBack) {
-        if (pendingLen > 0) held.push(chunk as Buffer);
-        else giveBack(chunk as Buffer);
       }
     }
     if (pendingLen > 0) await submit();

@@ -19,7 +19,6 @@ import { createHash, hash } from 'node:crypto';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { KilnError, LeanStats, type LstatFields, nativeFs, xattr } from '../util/index.js';
-import { offerChunkReturn } from './chunk-return.js';
 import { announceContentSize } from './content-size.js';
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, encodeHeaderInto, type EntryType, type TarHeader } from './tarformat.js';
 
@@ -195,37 +194,6 @@ function clamp(mtime: number, opts: TarOptions): number {
 
 const SMALL_FILE = 256 << 10;
 const OUT_CHUNK = 1 << 20;
-/** Chunks handed back and kept for reuse: the encoder returns each at its next block, so a few suffice. */
-const KEPT_CHUNKS = 4;
-
-/**
- * The tar writer's output chunks: OUT_CHUNK long and zeroed. A chunk handed back by the reader
- * (chunk-return.ts) is zeroed again over the bytes it was lent with (nothing was written past
- * them) and reused; only chunks made here and lent out are taken back, each once.
- */
-class OutChunks {
-  /** Chunks out with the reader, by their memory: the length they were lent with. */
-  private readonly lent = new WeakMap<ArrayBuffer, number>();
-  private readonly free: Buffer[] = [];
-
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.alloc(OUT_CHUNK);
-  }
-
-  /** `chunk`'s first `length` bytes, lent to the reader. */
-  lend(chunk: Buffer, length: number): Buffer {
-    this.lent.set(chunk.buffer as ArrayBuffer, length);
-    return chunk.subarray(0, length);
-  }
-
-  /** Only a whole chunk as it was lent comes back (a part could leave written bytes unzeroed). */
-  readonly giveBack = (b: Buffer): void => {
-    const memory = b.buffer as ArrayBuffer;
-    if (b.byteOffset !== 0 || this.lent.get(memory) !== b.length) return;
-    this.lent.delete(memory);
-    if (this.free.length < KEPT_CHUNKS) this.free.push(Buffer.from(memory, 0, OUT_CHUNK).fill(0, 0, b.length));
-  };
-}
 
 /**
  * Tar entries → tar byte stream in chunks of about OUT_CHUNK. Headers and small files are packed
@@ -235,15 +203,14 @@ class OutChunks {
 async function* encodeEntries(
   entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>,
   counted: { contentSize: number },
-  chunks: OutChunks,
 ): AsyncGenerator<Buffer> {
   // Zeroed chunks: a header's unused fields and a file's padding are already zero (not cleared per entry).
-  let out = chunks.take();
+  let out = Buffer.alloc(OUT_CHUNK);
   let pos = 0;
   const flush = (): Buffer | undefined => {
     if (pos === 0) return undefined;
-    const full = chunks.lend(out, pos);
-    out = chunks.take();
+    const full = out.subarray(0, pos);
+    out = Buffer.alloc(OUT_CHUNK);
     pos = 0;
     return full;
   };
@@ -351,18 +318,12 @@ function changedSize(e: PendingEntry, got: number): KilnError {
   );
 }
 
-/**
- * The tar stream of `entries`, announcing its content size (content-size.ts) to the encoder and
- * taking its chunks back from it (chunk-return.ts).
- */
+/** The tar stream of `entries`, announcing its content size (content-size.ts) to the encoder. */
 function tarStream(entries: AsyncIterable<PendingEntry> | Iterable<PendingEntry>): Readable {
   const counted = { contentSize: 0 };
-  const chunks = new OutChunks();
-  const tar = Readable.from(encodeEntries(entries, counted, chunks), { objectMode: false });
-  return offerChunkReturn(
-    announceContentSize(tar, () => counted.contentSize),
-    chunks.giveBack,
-  );
+  return announceContentSize(Readable.from(encodeEntries(entries, counted), { objectMode: false }), () => {
+    return counted.contentSize;
+  });
 }
 
 /** A synchronous entry source read in batches: one await per batch, not per entry. */
