@@ -3,21 +3,18 @@
  * on 30,000 small files, against `tar -c | pigz -p 2 | sha256sum` and single-threaded `tar -cz`;
  * medians of KILN_BENCH_RUNS (3) alternating runs, wall and CPU time (user + system of every process
  * and thread, start-up included). kiln encodes at its default gzip level (4), pigz at its own (6).
+ * Each kiln encode is a process of its own running layer-encode.ts bundled as kiln ships.
  * Target: ≥ 0.9× the pigz pipeline's throughput, peak RSS < 256 MB.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeLayer, tarDirectory } from '../src/layer/index.js';
+import { build } from 'esbuild';
 
-const work =
-  process.argv[2] === '--encode'
-    ? ''
-    : mkdtempSync(path.join(process.env.KILN_BENCH_DIR ?? os.tmpdir(), 'kiln-bench-layer-'));
+const here = path.dirname(fileURLToPath(import.meta.url));
 function makeBig(dir: string): number {
   const fd = openSync(path.join(dir, 'blob.bin'), 'w');
   const chunk = 8 << 20;
@@ -55,13 +52,37 @@ function timeShell(cmd: string): { s: number; cpu: number } {
   return { s, cpu: um! * 60 + us! + sm! * 60 + ss! };
 }
 /**
- * One encode in a process of its own (this file with --encode DIR): its time, and its peak RSS as
- * the kernel counts it (process.resourceUsage().maxRSS: every thread, the gzip workers too), not
- * raised by an earlier workload of this benchmark.
+ * layer-encode.js bundled as kiln ships (scripts/bundle.mjs's options for dist/bin/kiln-cli.cjs:
+ * one CommonJS file, imports tree-shaken), beside it so that the native addons are found from it
+ * as from dist/bin. `node dist/bench/layer-encode.cjs DIR` is then one encode as a kiln process.
  */
-function timeKiln(dir: string): { s: number; cpu: number; rss: number } {
+async function bundleEncoder(): Promise<string> {
+  const outfile = path.join(here, 'layer-encode.cjs');
+  await build({
+    entryPoints: [path.join(here, 'layer-encode.js')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external: ['fs-xattr'],
+    minifyWhitespace: true,
+    minifySyntax: true,
+    logLevel: 'warning',
+    define: { 'import.meta.url': '__kilnModuleUrl' },
+    banner: { js: "var __kilnModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  });
+  return outfile;
+}
+
+/**
+ * One encode in a process of its own (the bundle above): its time, and its peak RSS as the kernel
+ * counts it (process.resourceUsage().maxRSS: every thread, the gzip workers too), not raised by an
+ * earlier workload of this benchmark.
+ */
+function timeKiln(encoder: string, dir: string): { s: number; cpu: number; rss: number } {
   spawnSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true']);
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--encode', dir], {
+  const r = spawnSync(process.execPath, [encoder, dir], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -69,24 +90,15 @@ function timeKiln(dir: string): { s: number; cpu: number; rss: number } {
   return JSON.parse(r.stdout) as { s: number; cpu: number; rss: number };
 }
 
-async function encodeOnce(dir: string): Promise<void> {
-  const t0 = process.hrtime.bigint();
-  const sink = new Writable({ write: (_c, _e, cb) => cb() });
-  await encodeLayer(tarDirectory(dir), sink, { compression: 'gzip' });
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  // CPU of the whole process (every thread, node's start-up and the modules' loading included), as the pipeline's.
-  const used = process.cpuUsage();
-  const cpu = (used.user + used.system) / 1e6;
-  process.stdout.write(JSON.stringify({ s, cpu, rss: process.resourceUsage().maxRSS * 1024 }));
-}
-
 const RUNS = Number(process.env.KILN_BENCH_RUNS ?? 3);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-if (process.argv[2] === '--encode') {
-  await encodeOnce(process.argv[3]!);
+const encoder = await bundleEncoder();
+if (process.argv[2] === '--bundle') {
+  process.stdout.write(`${encoder}\n`);
   process.exit(0);
 }
+const work = mkdtempSync(path.join(process.env.KILN_BENCH_DIR ?? os.tmpdir(), 'kiln-bench-layer-'));
 try {
   for (const [name, make] of [
     ['300MB-incompressible', makeBig],
@@ -99,7 +111,7 @@ try {
     const kilnRuns: { s: number; cpu: number; rss: number }[] = [];
     const pigzRuns: { s: number; cpu: number }[] = [];
     for (let i = 0; i < RUNS; i++) {
-      kilnRuns.push(timeKiln(dir));
+      kilnRuns.push(timeKiln(encoder, dir));
       pigzRuns.push(timeShell(`tar -C ${dir} -c . | pigz -p 2 | sha256sum >/dev/null`));
     }
     const single = timeShell(`tar -C ${dir} -cz . | sha256sum >/dev/null`).s;
