@@ -8,8 +8,8 @@
  *
  * Two deflaters: libdeflate (kiln's addon, native/src/deflate.c) by default, and Node's zlib for a
  * level asked for explicitly (`compression-level=N` keeps the bytes zlib gave at that level).
- * libdeflate deflates about twice as fast as zlib for blobs as small, but takes no dictionary: its
- * blocks start afresh (which costs less than 1 % of python-full's blob).
+ * libdeflate's level 2 costs a quarter less CPU than zlib's level 4 for a smaller blob, but takes no
+ * dictionary: its blocks start afresh (which costs ~0.3 % of python-full's blob).
  */
 import * as zlib from 'node:zlib';
 

@@ -17,7 +17,7 @@ import { tarChanges, type Change } from '../../../src/layer/write.js';
  * s33E, zlib's memLevel 9 (7-9 % less CPU at every level) and the default level 4 (no bigger than
  * skopeo's default gzip, for less CPU); in branch s35A, the default (no level asked for) became
  * libdeflate's level 2 (Debian 12's libdeflate 1.14, through kiln's addon; compress.ts,
- * GZIP_DEFAULT): blobs no bigger than zlib 4's for about half its CPU. An explicit level is still
+ * GZIP_DEFAULT): blobs no bigger than zlib 4's for a quarter less CPU. An explicit level is still
  * zlib's, with zlib's bytes (GOLDEN below, unchanged).
  */
 const GOLDEN: Record<number, string> = {
