@@ -2,8 +2,8 @@
  * Benchmark: layer export (tar + gzip + diff_id + digest) on ~300 MB of incompressible data and
  * on 30,000 small files, against `tar -c | pigz -p 2 | sha256sum` and single-threaded `tar -cz`;
  * medians of KILN_BENCH_RUNS (3) alternating runs, wall and CPU time (user + system of every process
- * and thread, start-up included). kiln encodes at its default gzip level (4), pigz at its own (6).
- * Each kiln encode is a process of its own running layer-encode.ts bundled as kiln ships.
+ * and thread, start-up included). kiln encodes at its default gzip (libdeflate's level 2), pigz at its
+ * own (6). Each kiln encode is a process of its own running layer-encode.ts bundled as kiln ships.
  * Target: ≥ 0.9× the pigz pipeline's throughput, peak RSS < 256 MB.
  */
 import { spawnSync } from 'node:child_process';
@@ -122,7 +122,7 @@ try {
     };
     const pigz = { s: median(pigzRuns.map((r) => r.s)), cpu: median(pigzRuns.map((r) => r.cpu)) };
     const mb = bytes / 1e6;
-    // kiln at its default gzip level (GZIP_DEFAULT_LEVEL, 4), pigz at its own (6), as the issue names it.
+    // kiln at its default gzip (GZIP_DEFAULT: libdeflate's level 2), pigz at its own (6), as the issue names it.
     console.log(
       `${name}: kiln ${kiln.s.toFixed(2)} s, CPU ${kiln.cpu.toFixed(2)} s (${(mb / kiln.s).toFixed(0)} MB/s, peak RSS ${(kiln.rss / 1e6).toFixed(0)} MB) | ` +
         `tar|pigz -p2|sha256sum ${pigz.s.toFixed(2)} s, CPU ${pigz.cpu.toFixed(2)} s | tar -cz ${single.toFixed(2)} s | ` +

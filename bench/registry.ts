@@ -6,7 +6,7 @@
  * store is an OCI image layout (its ref names are normalized: docker.io/library/…). Target: kiln at least 1.0× skopeo's speed (ratio = skopeo / kiln).
  * A third line pushes the image as a build leaves it in the store (a plain tar layer): both tools
  * compress it on the way (kiln's compressed copy is forgotten before each run): kiln at its default gzip
- * level (4: a blob no bigger than skopeo's), skopeo at its own default (klauspost/pgzip). Each line is
+ * (libdeflate's level 2: a blob no bigger than skopeo's), skopeo at its own default (klauspost/pgzip). Each line is
  * followed by the CPU time (user + system) of both tools' process trees (the registry's own is not
  * counted for either), the fairer figure on a shared machine. Both tools run as users run them: kiln
  * by its executable, skopeo copy with the registry's TLS check off (it is plain HTTP).

@@ -2,9 +2,10 @@
   "targets": [
     {
       "target_name": "kiln_native",
-      "sources": ["src/fswalk.c"],
+      "sources": ["src/addon.c", "src/fswalk.c", "src/deflate.c", "src/deflate_walk.c"],
       "defines": ["NAPI_VERSION=8"],
-      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"],
+      "libraries": ["-ldeflate"]
     }
   ]
 }

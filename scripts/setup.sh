@@ -32,7 +32,7 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)
 #   arch-test         arm64 test bases on an x86-64 machine
 #   file              the multi-platform tests check which architecture every ELF file was built for
 #   python3, make, g++  node-gyp builds the native addons at npm ci (fs-xattr; kiln's own native/)
-pkgs=(runc crun util-linux uidmap fuse-overlayfs acl zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl apache2-utils ca-certificates git python3 make g++ chromium qemu-user-static binfmt-support arch-test file)
+pkgs=(runc crun util-linux uidmap fuse-overlayfs acl zstd pigz skopeo umoci docker-registry docker.io mmdebstrap openssl apache2-utils ca-certificates git python3 make g++ libdeflate-dev chromium qemu-user-static binfmt-support arch-test file)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

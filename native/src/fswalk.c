@@ -23,6 +23,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fswalk.h"
+
 /* Numbers per entry of readDirectory's `stats` (src/util/native-fs.ts reads the same layout). */
 #define FIELDS 13
 /* libuv's statx mask for lstat (STATX_BASIC_STATS | STATX_BTIME): the same fields as Node's lstatSync. */
@@ -167,7 +169,7 @@ static void stat_entry(int dirfd, const char *dir, size_t dirlen, const struct n
 
 /* readDirectory(dir): { names: string[], stats: Float64Array } in byte order, or null (read it the
  * usual way: it cannot be opened or read, or a name is not UTF-8). */
-static napi_value read_directory(napi_env env, napi_callback_info info) {
+napi_value read_directory(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result, null_value;
   napi_get_null(env, &null_value);
@@ -219,7 +221,7 @@ static napi_value read_directory(napi_env env, napi_callback_info info) {
 
 /* readFileInto(path, into, offset, length): the bytes read (fewer at end of file; at most length)
  * into `into` at `offset`, or -errno (read it the usual way, which raises the error). */
-static napi_value read_file_into(napi_env env, napi_callback_info info) {
+napi_value read_file_into(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4], out;
   int64_t got = -EINVAL;
@@ -255,13 +257,4 @@ static napi_value read_file_into(napi_env env, napi_callback_info info) {
 done:
   napi_create_int64(env, got, &out);
   return out;
-}
-
-NAPI_MODULE_INIT() {
-  napi_property_descriptor props[] = {
-      {"readDirectory", NULL, read_directory, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"readFileInto", NULL, read_file_into, NULL, NULL, NULL, napi_enumerable, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  return exports;
 }

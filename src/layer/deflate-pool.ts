@@ -7,15 +7,19 @@
  * so a block encodes to the same bytes in a worker and in the main thread.
  */
 import { Worker } from 'node:worker_threads';
-import { makeBlockEncoder, type EncodedBlock } from './gzip-block.js';
+import { nativeAddon } from '../util/index.js';
+import { makeBlockEncoder, type DeflateMethod, type EncodedBlock } from './gzip-block.js';
 
+// workerData.addon: the path of kiln's addon (its deflater), loaded when a libdeflate block comes.
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const encoder = (${makeBlockEncoder.toString()})(require('node:zlib'));
+const { parentPort, workerData } = require('node:worker_threads');
+let addon;
+const native = (input, level) => (addon ??= require(workerData.addon)).deflateBlock(input, level);
+const encoder = (${makeBlockEncoder.toString()})(require('node:zlib'), native);
 parentPort.on('message', (m) => {
   try {
     const view = (u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-    const r = encoder.encodeSync(view(m.block), m.dictionary ? view(m.dictionary) : undefined, m.level);
+    const r = encoder.encodeSync(view(m.block), m.dictionary ? view(m.dictionary) : undefined, m.method);
     const data = new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength);
     // The block goes back for the next one: dead blocks would pile up here, in a heap too small
     // to be collected often (up to V8's external memory limit, ~64 MB per worker).
@@ -34,7 +38,7 @@ export interface PooledBlock extends EncodedBlock {
 interface Job {
   block: Buffer;
   dictionary: Buffer | undefined;
-  level: number;
+  method: DeflateMethod;
   resolve: (r: PooledBlock) => void;
   reject: (e: Error) => void;
 }
@@ -54,9 +58,9 @@ export class DeflatePool {
    * Encode one block in a worker. `block` must own its whole ArrayBuffer: it is transferred (the
    * caller must not use it afterwards). `dictionary` is copied.
    */
-  encode(block: Buffer, dictionary: Buffer | undefined, level: number): Promise<PooledBlock> {
+  encode(block: Buffer, dictionary: Buffer | undefined, method: DeflateMethod): Promise<PooledBlock> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ block, dictionary, level, resolve, reject });
+      this.queue.push({ block, dictionary, method, resolve, reject });
       this.dispatch();
     });
   }
@@ -73,14 +77,15 @@ export class DeflatePool {
       slot.worker.ref();
       const transfer = job.block.byteOffset === 0 && job.block.byteLength === job.block.buffer.byteLength;
       slot.worker.postMessage(
-        { block: job.block, dictionary: job.dictionary, level: job.level },
+        { block: job.block, dictionary: job.dictionary, method: job.method },
         transfer ? [job.block.buffer as ArrayBuffer] : [],
       );
     }
   }
 
   private start(): Slot {
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    // The addon's path, found (and loaded, or its error raised) here: a worker cannot search for it.
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { addon: nativeAddon().file } });
     const slot: Slot = { worker };
     worker.on('message', (m: { data?: Uint8Array; crc?: number; block?: Uint8Array; error?: string }) => {
       const job = slot.job;

@@ -1,10 +1,15 @@
 /**
  * The pieces of a pigz-style gzip stream: the input is cut into fixed blocks; each block is
- * deflated on its own (raw deflate, the previous block's last 32 KiB as its dictionary, ended by a
- * sync flush so the next block starts on a byte boundary), and the blocks concatenated form the
- * body of one gzip member, closed by an empty final block and the trailer (CRC-32 of the whole
- * input, combined from the blocks' CRCs, and its size). A block's bytes depend only on its input,
- * its dictionary and the level, so the stream is the same whoever compressed which block.
+ * deflated on its own (raw deflate ended on a byte boundary, not final, so the next block simply
+ * follows), and the blocks concatenated form the body of one gzip member, closed by an empty final
+ * block and the trailer (CRC-32 of the whole input, combined from the blocks' CRCs, and its size).
+ * A block's bytes depend only on its input, the deflater and its level (and, for zlib, the block's
+ * dictionary), so the stream is the same whoever compressed which block.
+ *
+ * Two deflaters: libdeflate (kiln's addon, native/src/deflate.c) by default, and Node's zlib for a
+ * level asked for explicitly (`compression-level=N` keeps the bytes zlib gave at that level).
+ * libdeflate's level 2 costs a quarter less CPU than zlib's level 4 for a smaller blob, but takes no
+ * dictionary: its blocks start afresh (which costs ~0.3 % of python-full's blob).
  */
 import * as zlib from 'node:zlib';
 
@@ -20,13 +25,28 @@ export interface EncodedBlock {
   crc: number;
 }
 
+/** Which deflater and its level. */
+export interface DeflateMethod {
+  library: 'zlib' | 'libdeflate';
+  level: number;
+}
+
+/** kiln's addon's block deflater (native-addon.ts's deflateBlock). */
+export type NativeDeflate = (input: Uint8Array, level: number) => Buffer;
+
 export interface BlockEncoder {
-  encodeSync(block: Buffer, dictionary: Buffer | undefined, level: number): EncodedBlock;
-  encode(block: Buffer, dictionary: Buffer | undefined, level: number): Promise<EncodedBlock>;
+  encodeSync(block: Buffer, dictionary: Buffer | undefined, method: DeflateMethod): EncodedBlock;
+  encode(block: Buffer, dictionary: Buffer | undefined, method: DeflateMethod): Promise<EncodedBlock>;
+}
+
+/** Whether a block deflated by `method` takes the previous block's end as its dictionary (libdeflate's do not). */
+export function usesDictionary(method: DeflateMethod): boolean {
+  return method.library === 'zlib';
 }
 
 /**
- * The block encoder, given node:zlib. Self-contained on purpose (it uses nothing outside itself):
+ * The block encoder, given node:zlib and kiln's addon's deflater (needed for libdeflate only).
+ * Self-contained on purpose (it uses nothing outside itself):
  * the worker threads run its source text (deflate-pool.ts), so workers and the main thread encode
  * a block with the very same code.
  *
@@ -36,7 +56,7 @@ export interface BlockEncoder {
  * data at level 6 costs ~26 ms/MiB and gains nothing; storing it costs next to nothing and gives a
  * smaller stream. The choice depends only on the block's bytes, so the output stays reproducible.
  */
-export function makeBlockEncoder(z: typeof zlib): BlockEncoder {
+export function makeBlockEncoder(z: typeof zlib, native: NativeDeflate | undefined): BlockEncoder {
   const SLICE = 8192;
   const STORED_MAX = 65535;
   const slices = (block: Buffer): Buffer[] => {
@@ -78,29 +98,39 @@ export function makeBlockEncoder(z: typeof zlib): BlockEncoder {
       : Buffer.from(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   const deflateAsync = (b: Buffer, o: zlib.ZlibOptions): Promise<Buffer> =>
     new Promise((resolve, reject) => z.deflateRaw(b, o, (e, r) => (e ? reject(e) : resolve(r))));
+  const libdeflate = (block: Buffer, level: number): Buffer => {
+    if (!native) throw new Error("libdeflate's deflater (kiln's native addon) was not given");
+    return native(block, level);
+  };
+  const encodeSync: BlockEncoder['encodeSync'] = (block, dictionary, method) => {
+    const crc = z.crc32(block) >>> 0;
+    // Slice by slice: most blocks compress, and the first slice that does decides (3 probes of 4 saved).
+    const probe = slices(block);
+    if (probe.length > 0 && probe.every((s) => incompressibleSlice(z.deflateRawSync(s, { level: 1 }).length)))
+      return { data: stored(block), crc };
+    if (method.library === 'libdeflate') return { data: libdeflate(block, method.level), crc };
+    return { data: own(z.deflateRawSync(block, options(block, dictionary, method.level))), crc };
+  };
   return {
-    encodeSync(block, dictionary, level) {
-      const crc = z.crc32(block) >>> 0;
-      // Slice by slice: most blocks compress, and the first slice that does decides (3 probes of 4 saved).
-      const probe = slices(block);
-      if (probe.length > 0 && probe.every((s) => incompressibleSlice(z.deflateRawSync(s, { level: 1 }).length)))
-        return { data: stored(block), crc };
-      return { data: own(z.deflateRawSync(block, options(block, dictionary, level))), crc };
-    },
-    async encode(block, dictionary, level) {
+    encodeSync,
+    async encode(block, dictionary, method) {
+      // libdeflate runs here, on the calling thread (a 512 KiB block takes a few ms): only a layer's
+      // first blocks, or every block with one core, are encoded outside the workers.
+      if (method.library === 'libdeflate') return encodeSync(block, dictionary, method);
       const probe = slices(block);
       let stores = probe.length > 0;
       for (const s of probe) if (!(stores = incompressibleSlice((await deflateAsync(s, { level: 1 })).length))) break;
       const crc = z.crc32(block) >>> 0;
       if (stores) return { data: stored(block), crc };
-      return { data: own(await deflateAsync(block, options(block, dictionary, level))), crc };
+      return { data: own(await deflateAsync(block, options(block, dictionary, method.level))), crc };
     },
   };
 }
 
-/** The gzip header (RFC 1952): deflate, no name, no mtime (reproducible), XFL as zlib sets it for the level, Unix. */
-export function gzipHeader(level: number): Buffer {
-  const xfl = level >= 9 ? 2 : level === 1 ? 4 : 0;
+/** The gzip header (RFC 1952): deflate, no name, no mtime (reproducible), XFL as zlib (or libdeflate) sets it for the level, Unix. */
+export function gzipHeader(method: DeflateMethod): Buffer {
+  const { level } = method;
+  const xfl = method.library === 'zlib' ? (level >= 9 ? 2 : level === 1 ? 4 : 0) : level >= 8 ? 2 : level < 2 ? 4 : 0;
   return Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]);
 }
 

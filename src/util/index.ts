@@ -26,3 +26,4 @@ export {
 } from './profile.js';
 export { xattr, type Xattr } from './xattr.js';
 export { nativeFs, useNativeFs, type NativeFs, type DirectoryListing } from './native-fs.js';
+export { nativeAddon, type NativeAddon } from './native-addon.js';

@@ -3,20 +3,10 @@
  * `npm ci`): a directory read with every entry's lstat and whether it has xattrs, in one call, and
  * a small file read into a caller's buffer in one call. A layer of 30,000 small files spent most of
  * its main thread in Node's per-file calls (an lstat's Stats with four Dates, fs-xattr's two
- * listxattr calls, open/read/close). Loaded on first use, like fs-xattr (util/xattr.ts).
+ * listxattr calls, open/read/close). Loaded on first use, like fs-xattr (util/xattr.ts), by native-addon.ts.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import * as path from 'node:path';
-import { KilnError } from './errors.js';
 import { LeanStats } from './lean-stats.js';
-
-/** The addon's calls (native/src/fswalk.c). */
-interface Addon {
-  readDirectory(dir: string): { names: string[]; stats: Float64Array } | null;
-  readFileInto(file: string, into: Uint8Array, offset: number, length: number): number;
-}
+import { nativeAddon } from './native-addon.js';
 
 /** A directory's entries in byte order, each with its lstat (undefined: lstat it with Node's fs) and an xattr hint. */
 export interface DirectoryListing {
@@ -89,43 +79,8 @@ export function useNativeFs(on: boolean): void {
   enabled = on;
 }
 
-const ADDON = path.join('build', 'Release', 'kiln_native.node');
-
-/**
- * Where the addon was built: the `kiln-native` package in the nearest node_modules up from here
- * (npm links it to native/), else native/ of the checkout itself (a worktree sharing another's
- * node_modules).
- */
-function addonCandidates(): string[] {
-  const found: string[] = [];
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
-    for (const pkg of [path.join(dir, 'node_modules', 'kiln-native'), path.join(dir, 'native')])
-      if (existsSync(path.join(pkg, ADDON))) found.push(path.join(pkg, ADDON));
-    if (found.length > 0 || path.dirname(dir) === dir) return found;
-  }
-}
-
 function load(): NativeFs {
-  const require = createRequire(import.meta.url);
-  const candidates = addonCandidates();
-  let addon: Addon | undefined;
-  let failure = 'not built (no native/build/Release/kiln_native.node)';
-  for (const file of candidates) {
-    try {
-      addon = require(file) as Addon;
-      break;
-    } catch (e) {
-      failure = `${file}: ${(e as Error).message}`;
-    }
-  }
-  if (!addon)
-    throw new KilnError(
-      'NOT_FOUND',
-      `kiln's native file-system helper (kiln-native) could not be loaded: ${failure}. It is built by node-gyp ` +
-        'when kiln is installed: install python3, make and a C compiler (apt-get install python3 make g++) and ' +
-        "Node.js's headers, then run `npm rebuild kiln-native` (or `npm ci`) in kiln's directory",
-    );
-  const a = addon;
+  const a = nativeAddon().addon;
   return {
     readDirectory: (dir) => {
       const r = a.readDirectory(dir);

@@ -23,7 +23,7 @@ export function register(program: Command): Command {
     )
     .option(
       '--compression-level <n>',
-      "its level: gzip 1-9 (default 4: blobs no bigger than skopeo's default gzip, for a third less CPU than level 6), zstd 1-19 (default 3)",
+      "its level: gzip 1-9, zlib's (default: libdeflate's level 2, blobs no bigger than zlib's level 4 or skopeo's default gzip, for a quarter less CPU), zstd 1-19 (default 3)",
     )
     .option(
       '--force-compression',

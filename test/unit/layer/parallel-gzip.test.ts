@@ -3,10 +3,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
+import * as zlib from 'node:zlib';
 import { crc32, gunzipSync, inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { encodeLayer } from '../../../src/layer/compress.js';
-import { crc32Combine, GZIP_BLOCK } from '../../../src/layer/gzip-block.js';
+import { crc32Combine, GZIP_BLOCK, makeBlockEncoder } from '../../../src/layer/gzip-block.js';
+import { nativeAddon } from '../../../src/util/index.js';
 import { DeflatePool } from '../../../src/layer/deflate-pool.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -88,7 +90,7 @@ test('parallel gzip: 1, 2 and 4 threads write the same bytes, one gzip member th
 
 test('parallel gzip: compresses as gzip does at the same level (dictionary across blocks), stores what does not compress', async () => {
   const data = text(4 << 20);
-  // The default level (4) and level 6, each against GNU gzip at that level.
+  // The default (libdeflate's level 2, no bigger than zlib's 4) and zlib's level 6, each against GNU gzip at 4 and 6.
   for (const level of [undefined, 6]) {
     const { out } = await gzip(data, 2, 70_001, level);
     const ref = spawnSync('gzip', [`-${level ?? 4}`, '-c'], { input: data, maxBuffer: 1 << 28 }).stdout;
@@ -168,11 +170,28 @@ test('deflate pool: a block comes back from its worker as a spare of the same si
   const input = randomBytes(GZIP_BLOCK);
   const block = Buffer.allocUnsafeSlow(GZIP_BLOCK);
   input.copy(block);
-  const r = await pool.encode(block, undefined, 6);
+  const r = await pool.encode(block, undefined, { library: 'zlib', level: 6 });
   assert.equal(block.buffer.byteLength, 0, 'the block moved to the worker');
   assert.ok(r.spare, 'the block came back');
   assert.equal(r.spare.length, GZIP_BLOCK);
   assert.ok(r.spare.equals(input));
   assert.ok(inflateRawSync(r.data, { finishFlush: 2 }).equals(input));
   assert.equal(r.crc, crc32(input));
+});
+
+test("deflate pool: a worker deflates with libdeflate (kiln's addon) to the bytes the main thread gives", async () => {
+  const pool = new DeflatePool(1);
+  const input = text(GZIP_BLOCK);
+  const block = Buffer.allocUnsafeSlow(GZIP_BLOCK);
+  input.copy(block);
+  const method = { library: 'libdeflate' as const, level: 2 };
+  const r = await pool.encode(block, undefined, method);
+  const here = makeBlockEncoder(zlib, (b, l) => nativeAddon().addon.deflateBlock(b, l)).encodeSync(
+    input,
+    undefined,
+    method,
+  );
+  assert.ok(r.data.equals(here.data), 'the same bytes in a worker and here');
+  assert.equal(r.crc, here.crc);
+  assert.ok(inflateRawSync(r.data, { finishFlush: 2 }).equals(input));
 });

@@ -1,0 +1,60 @@
+/**
+ * kiln's native addon (native/, the `kiln-native` package, built by node-gyp at `npm ci`): found and
+ * loaded once per thread, for the file-system helper (native-fs.ts) and the block deflater
+ * (layer/gzip-block.ts; the gzip worker threads load the same file by its path).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import * as path from 'node:path';
+import { KilnError } from './errors.js';
+
+/** The addon's calls (native/src/fswalk.c, native/src/deflate.c). */
+export interface NativeAddon {
+  readDirectory(dir: string): { names: string[]; stats: Float64Array } | null;
+  readFileInto(file: string, into: Uint8Array, offset: number, length: number): number;
+  /** Raw deflate of `input` by libdeflate at `level` (0-12): not final, ending on a byte boundary. */
+  deflateBlock(input: Uint8Array, level: number): Buffer;
+}
+
+const ADDON = path.join('build', 'Release', 'kiln_native.node');
+
+/**
+ * Where the addon was built: the `kiln-native` package in the nearest node_modules up from here
+ * (npm links it to native/), else native/ of the checkout itself (a worktree sharing another's
+ * node_modules).
+ */
+function addonCandidates(): string[] {
+  const found: string[] = [];
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    for (const pkg of [path.join(dir, 'node_modules', 'kiln-native'), path.join(dir, 'native')])
+      if (existsSync(path.join(pkg, ADDON))) found.push(path.join(pkg, ADDON));
+    if (found.length > 0 || path.dirname(dir) === dir) return found;
+  }
+}
+
+let loaded: { file: string; addon: NativeAddon } | undefined;
+
+/** The addon and the file it was loaded from; a KilnError naming what to install when it cannot be loaded. */
+export function nativeAddon(): { file: string; addon: NativeAddon } {
+  return (loaded ??= load());
+}
+
+function load(): { file: string; addon: NativeAddon } {
+  const require = createRequire(import.meta.url);
+  let failure = 'not built (no native/build/Release/kiln_native.node)';
+  for (const file of addonCandidates()) {
+    try {
+      return { file, addon: require(file) as NativeAddon };
+    } catch (e) {
+      failure = `${file}: ${(e as Error).message}`;
+    }
+  }
+  throw new KilnError(
+    'NOT_FOUND',
+    `kiln's native addon (kiln-native) could not be loaded: ${failure}. It is built by node-gyp when kiln ` +
+      'is installed and links libdeflate: install python3, make, a C compiler and libdeflate ' +
+      '(apt-get install python3 make g++ libdeflate-dev; at run time libdeflate0 is enough) and ' +
+      "Node.js's headers, then run `npm rebuild kiln-native` (or `npm ci`) in kiln's directory",
+  );
+}
