@@ -25,4 +25,4 @@ export {
   type ProfilePhase,
 } from './profile.js';
 export { xattr, type Xattr } from './xattr.js';
-export { nativeFs, useNativeFs, type NativeFs, type DirectoryListing } from './native-fs.js';
+export { nativeFs, nativeFsLoaded, useNativeFs, type NativeFs, type DirectoryListing } from './native-fs.js';
