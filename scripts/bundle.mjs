@@ -114,13 +114,6 @@ if (process.env.KILN_EXTRA_CA_CERTS !== undefined) {
 const { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } = require('node:fs');
 const path = require('node:path');
 
-// Once nothing is left to run (the event loop empty: every write, child and background job of the
-// command settled), exit at once: node's own end then tears its environment and V8's heap down a
-// mapping at a time (FreeEnvironment, Isolate::Dispose: 15-30 ms of a one-file rebuild's wall on a
-// busy machine, between the 'exit' event and the process gone), memory the kernel frees whole.
-// 'exit' listeners run as before (process.exit emits it); the code is process.exitCode.
-process.once('beforeExit', () => process.exit());
-
 const file = path.join(__dirname, 'kiln-cli.cjs');
 const argv = process.argv.slice(2);
 const st = statSync(file);
