@@ -18,7 +18,7 @@ import {
 import { createHash, hash } from 'node:crypto';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { KilnError, LeanStats, type LstatFields, nativeFs, xattr } from '../util/index.js';
+import { KilnError, LeanStats, type LstatFields, nativeFs, nativeFsLoaded, xattr } from '../util/index.js';
 import { announceContentSize } from './content-size.js';
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, encodeHeaderInto, type EntryType, type TarHeader } from './tarformat.js';
 
@@ -207,10 +207,12 @@ async function* encodeEntries(
   // Zeroed chunks: a header's unused fields and a file's padding are already zero (not cleared per entry).
   let out = Buffer.alloc(OUT_CHUNK);
   let pos = 0;
-  const flush = (): Buffer | undefined => {
+  // `last`: the end of the archive, after which nothing is packed: no next chunk is allocated (a
+  // zeroed MiB, counted by V8 as external memory, for each layer a one-file COPY writes).
+  const flush = (last = false): Buffer | undefined => {
     if (pos === 0) return undefined;
     const full = out.subarray(0, pos);
-    out = Buffer.alloc(OUT_CHUNK);
+    if (!last) out = Buffer.alloc(OUT_CHUNK);
     pos = 0;
     return full;
   };
@@ -263,8 +265,9 @@ async function* encodeEntries(
           const f = flush();
           if (f) yield f;
         }
-        // One native call (open, read, close); -1: Node's fs again, which raises the error.
-        let got = nativeFs().readFileInto(e.source, out, pos, size);
+        // One native call (open, read, close); -1: Node's fs again, which raises the error. The
+        // first few files of a process are read with Node's fs (NODE_READS_BEFORE_NATIVE).
+        let got = useNativeReads() ? nativeFs().readFileInto(e.source, out, pos, size) : -1;
         if (got < 0) got = readSmallFile(e.source, out, pos, size);
         if (got !== size) throw changedSize(e, got);
         // crypto.hash: one call, a third of createHash's cost on a 1 KB file (a RUN layer tells every one).
@@ -290,8 +293,21 @@ async function* encodeEntries(
   }
   const end = put(END_OF_ARCHIVE);
   if (end) yield end;
-  const last = flush();
+  const last = flush(true);
   if (last) yield last;
+}
+
+/**
+ * Small files a process reads with Node's fs (open, read, close: ~3 calls more per file) before it
+ * loads the native helper for the rest: loading it (dlopen, 1-4 ms of CPU) costs more than a few
+ * hundred such reads, and a one-file rebuild's COPY reads one to a few files. Once loaded (by a
+ * directory walk, or past this count), it reads every file.
+ */
+const NODE_READS_BEFORE_NATIVE = 64;
+let nodeReads = 0;
+
+function useNativeReads(): boolean {
+  return nativeFsLoaded() || ++nodeReads > NODE_READS_BEFORE_NATIVE;
 }
 
 /** Up to `size` bytes of `file` into `out` at `pos` with Node's fs: the bytes read. */

@@ -25,5 +25,5 @@ export {
   type ProfilePhase,
 } from './profile.js';
 export { xattr, type Xattr } from './xattr.js';
-export { nativeFs, useNativeFs, type NativeFs, type DirectoryListing } from './native-fs.js';
+export { nativeFs, nativeFsLoaded, useNativeFs, type NativeFs, type DirectoryListing } from './native-fs.js';
 export { nativeAddon, type NativeAddon } from './native-addon.js';

@@ -72,6 +72,14 @@ export function nativeFs(): NativeFs {
 }
 
 /**
+ * Whether the helper is loaded already (or turned off): a caller with only a few calls to make uses
+ * it then, and Node's fs before (util/xattr.ts likewise loads its addon on first use only).
+ */
+export function nativeFsLoaded(): boolean {
+  return loaded !== undefined || !enabled;
+}
+
+/**
  * Whether nativeFs() uses the addon (the default) or answers every call with "use Node's fs":
  * the tests compare what the two ways write.
  */
