@@ -34,9 +34,6 @@ export interface RunEnv extends StepEnv {
   ranIn(backend: BackendKind, snapshotter: SnapshotterKind, overlayRefused?: string, fuseRefused?: string): void;
 }
 
-/** How long a RUN's process runs before the layer hashing thread is started (see runInstruction). */
-const WARM_HASH_AFTER_MS = 1000;
-
 /** RUN: its layer (none when it changed nothing). A non-zero exit fails with the output's last lines. */
 export async function runInstruction(
   env: RunEnv,
@@ -68,7 +65,6 @@ export async function runInstruction(
   // --on-error=keep: where the filesystem of a failing command goes (kept-step.ts).
   const slot = o.onError === 'keep' ? keptStepSlot(o.store) : undefined;
   const fromSources: FromSource[] = [];
-  let warming: NodeJS.Timeout | undefined;
   try {
     if (ins.mounts.length) {
       // from= as the step resolved it, i-th source for the i-th mount with a from=.
@@ -99,11 +95,8 @@ export async function runInstruction(
       mounts.push(...runMounts.mounts);
     }
     // The layer's hash may go to its worker thread (layer/sha256-thread.ts): started while the
-    // process runs, so a big layer does not wait for it after; only once the process has run a
-    // while (a pip or npm install, a compile: the RUNs that make big layers), so a short RUN
-    // (useradd, rm) does not pay the thread's start-up (~50 ms of CPU).
-    if ((o.layerCompression ?? 'none') === 'none')
-      warming = setTimeout(() => void warmHashThread(), WARM_HASH_AFTER_MS);
+    // process runs, so a big layer does not wait for it after.
+    if ((o.layerCompression ?? 'none') === 'none') void warmHashThread();
     out = await env.runSlots.with(() =>
       runStep({
         store: o.store,
@@ -141,7 +134,6 @@ export async function runInstruction(
     if (slot) await discardKeptStepSlot(slot);
     throw e;
   } finally {
-    clearTimeout(warming);
     for (const d of prepared.scratch) await rm(d, { recursive: true, force: true });
     await runMounts?.release();
   }
