@@ -6,7 +6,7 @@
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { type RunInstruction } from '../dockerfile/index.js';
-import { type FileDigestLookup, type LayerInfo, warmHashThread } from '../layer/index.js';
+import { type FileDigestLookup, type LayerInfo } from '../layer/index.js';
 import { type StageScope } from '../plan/index.js';
 import { runStep, type BackendKind, type KeptRoots, type Mount, type SnapshotterKind } from '../sandbox/index.js';
 import { chainIds, type Digest, KilnError, type ErrorPlace, type Slots } from '../util/index.js';
@@ -94,9 +94,6 @@ export async function runInstruction(
       });
       mounts.push(...runMounts.mounts);
     }
-    // The layer's hash may go to its worker thread (layer/sha256-thread.ts): started while the
-    // process runs, so a big layer does not wait for it after.
-    if ((o.layerCompression ?? 'none') === 'none') void warmHashThread();
     out = await env.runSlots.with(() =>
       runStep({
         store: o.store,

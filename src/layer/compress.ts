@@ -19,7 +19,6 @@ import { MediaType, type Compression } from '../image/index.js';
 import { TarContentSize, announcedContentSize } from './content-size.js';
 import { nodeZstd } from './decompress.js';
 import { deflatePool } from './deflate-pool.js';
-import { LayerSha256 } from './sha256-thread.js';
 import {
   GZIP_BLOCK,
   GZIP_DICTIONARY,
@@ -117,23 +116,16 @@ export async function encodeLayer(tar: Readable, dest: Writable, opts: EncodeOpt
     await write(dest, b);
   };
   if (opts.compression === 'none') {
-    // The blob is the tar: one hash is both digests, in the hashing thread for a big layer.
-    const sha = new LayerSha256();
-    let d: Digest;
-    try {
-      for await (const chunk of tar) {
-        const b = chunk as Buffer;
-        await sha.update(b); // resolves at once unless the worker has a full window
-        content.update(b);
-        usize += b.length;
-        await write(dest, b);
-      }
-      await end(dest);
-      d = `sha256:${await sha.digest()}` as Digest;
-    } catch (e) {
-      sha.abandon();
-      throw e;
+    // The blob is the tar: one hash is both digests.
+    for await (const chunk of tar) {
+      const b = chunk as Buffer;
+      diff.update(b);
+      content.update(b);
+      usize += b.length;
+      await write(dest, b);
     }
+    await end(dest);
+    const d = `sha256:${diff.digest('hex')}` as Digest;
     return {
       diffId: d,
       digest: d,

@@ -21,7 +21,6 @@ export {
   type SkeletonEntry,
 } from './write.js';
 export { encodeLayer, type LayerInfo, type EncodeOptions, plainLayerInfo } from './compress.js';
-export { warmHashThread } from './sha256-thread.js';
 export { openLayer } from './decompress.js';
 export { applyLayer, cleanEntryName, type ApplyOptions } from './apply.js';
 export { readTar, type TarEntry } from './tarstream.js';
