@@ -19,6 +19,15 @@
 // the peak RSS of the dockerd process during the build minus its RSS just before it (the docker
 // client, containerd and the RUN's process are not counted).
 //
+// Fair ground for many-file points (see docs/benchmarks.md, "Scaling"): kiln's store lies beside
+// dockerd's data root (same parent directory: `kiln-scaling-store`), and each cold build or RUN
+// alone starts `--settle` seconds (default 61) after the last removal of a point's files and a
+// `sync`. This machine's ext4 has no journal; there ext4's inode allocator skips inodes freed less
+// than 60 s ago (360 s while their inode table block is dirty: `recently_deleted()` in
+// fs/ext4/ialloc.c), probing the buffer cache once per skipped inode for every file it creates —
+// a cost quadratic in the files the bench's own clean-up just removed in the same block groups,
+// which is not either builder's work (perf: 36–68 % of a 10k-file RUN's samples when it is paid).
+//
 // Results: a TSV (one row per point and builder; rows of earlier runs for other points are kept,
 // so the curve can be measured in pieces), a markdown table and an SVG chart (our own generator
 // below: no dependency) in the output directory (docs/img by default).
@@ -77,6 +86,26 @@ function timed(cmd, args, env, memory) {
   });
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+/**
+ * How long to wait before a measurement that creates many files: until `settleSecs` after the last
+ * removal of many files (`removedAt`, ms, taken after the `sync` that wrote the freed inodes' table
+ * blocks). 0 when that is past, or when nothing was removed yet.
+ */
+export function settleWait(removedAt, settleSecs, now = Date.now()) {
+  if (removedAt === undefined || !(settleSecs > 0)) return 0;
+  return Math.max(0, removedAt + settleSecs * 1000 - now);
+}
+
+/**
+ * Where the bench's kiln store lies: beside dockerd's data root (the same parent directory), so
+ * that both builders' files go to the same part of the disk; without dockerd, in the bench dir.
+ */
+export function kilnStoreBeside(dockerRoot, benchDir) {
+  return dockerRoot ? path.join(path.dirname(dockerRoot), 'kiln-scaling-store') : path.join(benchDir, 'store');
+}
+
 const median = (v) => {
   const s = v.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   return s.length ? (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2 : NaN;
@@ -100,13 +129,29 @@ export const COLUMNS = [
 
 /**
  * Measure every point with every builder; returns the rows of this run (objects keyed by COLUMNS).
- * opts: { cli, benchDir, files: string[], sizes: string[], reps, builders: string[], runAlone, log }
+ * opts: { cli, benchDir, files: string[], sizes: string[], reps, builders: string[], runAlone, log,
+ *   settle?: seconds (default 61), kilnStore?: path (default beside dockerd's data root) }
  */
 export async function measure(opts) {
   const { cli, benchDir, reps, builders, log } = opts;
   if (opts.files.length + opts.sizes.length === 0) return [];
-  const kilnEnv = { ...process.env, KILN_ROOT: path.join(benchDir, 'store') };
   const dockerEnv = { ...process.env, DOCKER_HOST: dockerHost, DOCKER_BUILDKIT: '1' };
+  const dockerRoot = builders.includes('buildkit')
+    ? spawnSync(D, ['info', '-f', '{{.DockerRootDir}}'], { env: dockerEnv, encoding: 'utf8' }).stdout?.trim()
+    : undefined;
+  const kilnStore = opts.kilnStore ?? kilnStoreBeside(dockerRoot || undefined, benchDir);
+  log(`   kiln's store: ${kilnStore}${dockerRoot ? ` (dockerd's data root: ${dockerRoot})` : ''}`);
+  const kilnEnv = { ...process.env, KILN_ROOT: kilnStore };
+  const settleSecs = opts.settle ?? 61;
+  // When many files were last removed (after a sync); each builder's clean-up sets it.
+  let removedAt;
+  const removed = () => {
+    quiet('sync', []);
+    removedAt = Date.now();
+  };
+  const settle = async (kind) => {
+    if (kind === 'files') await sleep(settleWait(removedAt, settleSecs));
+  };
   const kiln = (...a) => [process.execPath, [cli, ...a], kilnEnv];
   const docker = (...a) => [D, a, dockerEnv];
   let dockerdPid;
@@ -172,6 +217,7 @@ export async function measure(opts) {
           quiet(...docker('image', 'prune', '-f'));
           quiet(...docker('builder', 'prune', '-af'));
         }
+        removed();
       };
       const run = async ([cmd, args, env]) => {
         const before = b === 'buildkit' ? rssOf(dockerdPid) : 0;
@@ -186,6 +232,7 @@ export async function measure(opts) {
         const { build, clean, run, cold, incr, loads } = state.get(b);
         clean();
         writeFileSync(path.join(ctx, 'marker.txt'), `cold ${i} ${b} ${Date.now()}\n`);
+        await settle(kind);
         loads.push(os.loadavg()[0]);
         cold.push(await run(build('--no-cache')));
         writeFileSync(path.join(ctx, 'marker.txt'), `incremental ${i} ${b} ${Date.now()}\n`);
@@ -200,7 +247,9 @@ export async function measure(opts) {
     }
     for (const b of builders) {
       const { run, cold, incr, loads } = state.get(b);
-      // The workload's own process alone, in a container of the base (start-up included).
+      // The workload's own process alone, in a container of the base (start-up included); both
+      // remove the container's files when it ends.
+      if (opts.runAlone !== false) await settle(kind);
       const alone =
         opts.runAlone === false
           ? undefined
@@ -211,6 +260,7 @@ export async function measure(opts) {
             );
       if (alone) log(`   ${kind} ${point} ${b}: RUN alone ${alone.secs.toFixed(2)} s`);
       if (b === 'kiln') quiet(...kiln('prune', '--all-ages'));
+      if (alone || b === 'kiln') removed();
       rows.push({
         kind,
         point,

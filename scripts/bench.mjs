@@ -24,6 +24,11 @@
 //       --files 1k,10k,…   file counts (default 1k,10k,100k,300k)
 //       --sizes 100M,1G,…  sizes of the one file (default 100M,1G,4G); "--files ''" or "--sizes ''": none
 //       --no-run-alone     skip timing the RUN's generator alone in a container (long at 300k files)
+//       --settle S         before each cold build and RUN alone of a many-file point: S seconds (default
+//                          61) after the last clean-up and a sync (ext4 without a journal skips inodes
+//                          freed < 60 s ago, at a cost per file created); 0: no wait. kiln's store lies
+//                          beside dockerd's data root (kiln-scaling-store in the same parent directory)
+//       --scaling-store DIR  kiln's store for the scaling curves instead (default: beside dockerd's data root)
 //       --builders, --reps as above (default kiln,buildkit; 3); no point at all: the table and the
 //                          chart redrawn from the TSV
 // The peer run builds each workload cold, no-op and incremental with every builder: with all
@@ -61,6 +66,9 @@ const scalingMode = flag('--scaling');
 const scalingFiles = opt('--files', '1k,10k,100k,300k');
 const scalingSizes = opt('--sizes', '100M,1G,4G');
 const runAlone = !flag('--no-run-alone');
+const settle = Number(opt('--settle', '61'));
+if (!(settle >= 0)) die('--settle needs a number of seconds (0: no wait)');
+const scalingStore = opt('--scaling-store', '');
 const scalingDir = path.resolve(opt('--scaling-dir', path.join(root, 'docs', 'img')));
 const noMicro = flag('--no-micro') || scalingMode;
 const wantPeers = flag('--peers');
@@ -277,6 +285,8 @@ async function runScaling() {
       reps: Number(reps),
       builders: which,
       runAlone,
+      settle,
+      kilnStore: scalingStore ? path.resolve(scalingStore) : undefined,
       outDir: scalingDir,
       log: (s) => console.log(s),
     });
