@@ -10,11 +10,23 @@ import { Worker } from 'node:worker_threads';
 import { nativeAddon } from '../util/index.js';
 import { makeBlockEncoder, type DeflateMethod, type EncodedBlock } from './gzip-block.js';
 
-// workerData.addon: the path of kiln's addon (its deflater), loaded when a libdeflate block comes.
-const WORKER_SOURCE = `
+// workerData.addon: the path of kiln's addon (its deflater), loaded when a libdeflate block comes;
+// workerData.fd: that file, opened by the main thread: when the path is gone from this view of /
+// (the host-root backend empties / around each RUN), the same file is loaded through /proc.
+export const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+const load = () => {
+  try {
+    return require(workerData.addon);
+  } catch (e) {
+    if (!e || e.code !== 'MODULE_NOT_FOUND') throw e;
+    const m = { exports: {} };
+    process.dlopen(m, '/proc/self/fd/' + workerData.fd);
+    return m.exports;
+  }
+};
 let addon;
-const native = (input, level) => (addon ??= require(workerData.addon)).deflateBlock(input, level);
+const native = (input, level) => (addon ??= load()).deflateBlock(input, level);
 const encoder = (${makeBlockEncoder.toString()})(require('node:zlib'), native);
 parentPort.on('message', (m) => {
   try {
@@ -85,7 +97,8 @@ export class DeflatePool {
 
   private start(): Slot {
     // The addon's path, found (and loaded, or its error raised) here: a worker cannot search for it.
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { addon: nativeAddon().file } });
+    const { file, fd } = nativeAddon();
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { addon: file, fd } });
     const slot: Slot = { worker };
     worker.on('message', (m: { data?: Uint8Array; crc?: number; block?: Uint8Array; error?: string }) => {
       const job = slot.job;

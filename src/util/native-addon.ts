@@ -3,7 +3,7 @@
  * loaded once per thread, for the file-system helper (native-fs.ts) and the block deflater
  * (layer/gzip-block.ts; the gzip worker threads load the same file by its path).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as path from 'node:path';
@@ -33,19 +33,31 @@ function addonCandidates(): string[] {
   }
 }
 
-let loaded: { file: string; addon: NativeAddon } | undefined;
+/**
+ * The addon, the file it was loaded from, and that file kept open (`fd`): a gzip worker started
+ * while the host-root backend has emptied `/` around a RUN cannot find the file by its path, and
+ * loads it through /proc/self/fd/`fd` (deflate-pool.ts).
+ */
+export interface LoadedAddon {
+  file: string;
+  fd: number;
+  addon: NativeAddon;
+}
 
-/** The addon and the file it was loaded from; a KilnError naming what to install when it cannot be loaded. */
-export function nativeAddon(): { file: string; addon: NativeAddon } {
+let loaded: LoadedAddon | undefined;
+
+/** The addon; a KilnError naming what to install when it cannot be loaded. */
+export function nativeAddon(): LoadedAddon {
   return (loaded ??= load());
 }
 
-function load(): { file: string; addon: NativeAddon } {
+function load(): LoadedAddon {
   const require = createRequire(import.meta.url);
   let failure = 'not built (no native/build/Release/kiln_native.node)';
   for (const file of addonCandidates()) {
     try {
-      return { file, addon: require(file) as NativeAddon };
+      const addon = require(file) as NativeAddon;
+      return { file, fd: openSync(file, 'r'), addon };
     } catch (e) {
       failure = `${file}: ${(e as Error).message}`;
     }
