@@ -55,8 +55,9 @@ export interface EncodeOptions {
  * no bigger than zlib's level 4 (kiln's default before; itself chosen as no bigger than skopeo's
  * and podman's default, klauspost/pgzip's): python-full's 516 MB tar gives 183.0 MB (zlib 4: 185.6
  * MB, skopeo 187.1 MB), node-full's 651 MB 214.4 MB (216.8 MB, 218.3 MB), for a quarter less
- * deflate CPU than zlib 4 (7.2 → 5.3 s for python-full, one thread, the block walk included). libdeflate's level 1 gives 191.0 MB. `--compression-level` (and `compression-level=`)
- * choose a zlib level, whose bytes are the ones zlib gave.
+ * deflate CPU than zlib 4 (7.2 → 5.3 s for python-full, one thread, the block walk included).
+ * libdeflate's level 1 gives 191.0 MB. `--compression-level` (and `compression-level=`) choose a
+ * zlib level, whose bytes are the ones zlib gave.
  */
 export const GZIP_DEFAULT: DeflateMethod = { library: 'libdeflate', level: 2 };
 

@@ -46,6 +46,11 @@ export interface LoadedAddon {
 
 let loaded: LoadedAddon | undefined;
 
+/** Whether the addon is loaded in this thread already (by the file-system helper or the deflater). */
+export function nativeAddonLoaded(): boolean {
+  return loaded !== undefined;
+}
+
 /** The addon; a KilnError naming what to install when it cannot be loaded. */
 export function nativeAddon(): LoadedAddon {
   return (loaded ??= load());

@@ -6,7 +6,7 @@
  * listxattr calls, open/read/close). Loaded on first use, like fs-xattr (util/xattr.ts), by native-addon.ts.
  */
 import { LeanStats } from './lean-stats.js';
-import { nativeAddon } from './native-addon.js';
+import { nativeAddon, nativeAddonLoaded } from './native-addon.js';
 
 /** A directory's entries in byte order, each with its lstat (undefined: lstat it with Node's fs) and an xattr hint. */
 export interface DirectoryListing {
@@ -72,11 +72,12 @@ export function nativeFs(): NativeFs {
 }
 
 /**
- * Whether the helper is loaded already (or turned off): a caller with only a few calls to make uses
- * it then, and Node's fs before (util/xattr.ts likewise loads its addon on first use only).
+ * Whether the helper costs nothing more to use: the addon is loaded already (by a directory walk or
+ * the gzip deflater), or the helper is turned off. A caller with only a few calls to make uses it
+ * then, and Node's fs before (util/xattr.ts likewise loads its addon on first use only).
  */
 export function nativeFsLoaded(): boolean {
-  return loaded !== undefined || !enabled;
+  return loaded !== undefined || !enabled || nativeAddonLoaded();
 }
 
 /**
