@@ -14,6 +14,11 @@
 //                on top (the user's everyday rebuild above a heavy dependency step).
 //   RUN alone    the same generator in a container of the base (`kiln run` / `docker run`): the
 //                part of a cold build that is the workload's own process, not the builder's.
+//   outside the RUN  a cold build's time less its RUN step's process (kiln: the profile's "RUN
+//                process" phase, KILN_PROFILE; BuildKit: the RUN step's `DONE` time in
+//                --progress=plain): the builder's own work — the layer's diff, tar and hash, the
+//                image — apart from the files' creation, which this machine's file system makes
+//                depend on where they land (below).
 // Peak memory: kiln — the peak of the summed RSS of the CLI process and all its descendants (the
 // runtime, the RUN's process), sampled from /proc every 100 ms; BuildKit (embedded in dockerd) —
 // the peak RSS of the dockerd process during the build minus its RSS just before it (the docker
@@ -67,12 +72,12 @@ function generator(kind, n) {
  * Run a command, timed; meanwhile sample memory every 100 ms: `memory(pid)` → bytes. Resolves to
  * { secs, peak, code, err }.
  */
-function timed(cmd, args, env, memory) {
+function timed(cmd, args, env, memory, keepStderr = false) {
   return new Promise((resolve) => {
     const t0 = process.hrtime.bigint();
     const p = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    p.stderr.on('data', (b) => (err = (err + b).slice(-4000)));
+    p.stderr.on('data', (b) => (err = keepStderr ? err + b : (err + b).slice(-4000)));
     let peak = 0;
     const sample = () => {
       if (p.pid !== undefined) peak = Math.max(peak, memory(p.pid));
@@ -106,6 +111,28 @@ export function kilnStoreBeside(dockerRoot, benchDir) {
   return dockerRoot ? path.join(path.dirname(dockerRoot), 'kiln-scaling-store') : path.join(benchDir, 'store');
 }
 
+/**
+ * Seconds of a BuildKit build's RUN steps, from its `--progress=plain` output (`#5 [2/3] RUN …`, then
+ * `#5 DONE 7.1s`); undefined when none is found.
+ */
+export function buildkitRunSecs(progress) {
+  const open = new Set();
+  let total;
+  for (const line of progress.split('\n')) {
+    const head = /^#(\d+) \[[^\]]*\] RUN /.exec(line);
+    if (head) open.add(head[1]);
+    const done = /^#(\d+) DONE (\d+(?:\.\d+)?)s\s*$/.exec(line);
+    if (done && open.delete(done[1])) total = (total ?? 0) + Number(done[2]);
+  }
+  return total;
+}
+
+/** Seconds of kiln's RUN processes, from its KILN_PROFILE record (src/util/profile.ts); undefined when none ran. */
+export function kilnRunSecs(record) {
+  const runs = Object.entries(record?.byName ?? {}).filter(([name]) => name.startsWith('RUN process'));
+  return runs.length ? runs.reduce((s, [, v]) => s + v.ms, 0) / 1000 : undefined;
+}
+
 const median = (v) => {
   const s = v.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   return s.length ? (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2 : NaN;
@@ -120,6 +147,8 @@ export const COLUMNS = [
   'cold_s',
   'incr_s',
   'run_alone_s',
+  'cold_run_s',
+  'cold_outside_run_s',
   'cold_rss_mb',
   'incr_rss_mb',
   'reps',
@@ -219,27 +248,41 @@ export async function measure(opts) {
         }
         removed();
       };
-      const run = async ([cmd, args, env]) => {
+      const run = async ([cmd, args, env], keepStderr = false) => {
         const before = b === 'buildkit' ? rssOf(dockerdPid) : 0;
-        const r = await timed(cmd, args, env, b === 'kiln' ? treeRss : dockerdGrowth(before));
+        const r = await timed(cmd, args, env, b === 'kiln' ? treeRss : dockerdGrowth(before), keepStderr);
         if (r.code !== 0) throw new Error(`${b} ${args.slice(1, 3).join(' ')} ${kind} ${point} failed:\n${r.err}`);
         return r;
       };
-      state.set(b, { build, clean, run, cold: [], incr: [], loads: [] });
+      // A cold build, with how long its RUN's process took (r.runSecs): kiln's profile, BuildKit's progress.
+      const coldBuild = async () => {
+        const [cmd, args, env] = build('--no-cache');
+        if (b === 'kiln') {
+          const profile = path.join(benchDir, 'scaling', `profile-${process.pid}.jsonl`);
+          rmSync(profile, { force: true });
+          const r = await run([cmd, args, { ...env, KILN_PROFILE: profile }]);
+          const last = existsSync(profile) ? readFileSync(profile, 'utf8').trim().split('\n').at(-1) : undefined;
+          rmSync(profile, { force: true });
+          return { ...r, runSecs: last ? kilnRunSecs(JSON.parse(last)) : undefined };
+        }
+        const r = await run([cmd, args.map((a) => (a === '-q' ? '--progress=plain' : a)), env], true);
+        return { ...r, runSecs: buildkitRunSecs(r.err) };
+      };
+      state.set(b, { build, coldBuild, clean, run, cold: [], incr: [], loads: [] });
     }
     for (let i = 0; i < reps; i++) {
       for (const b of i % 2 === 0 ? builders : [...builders].reverse()) {
-        const { build, clean, run, cold, incr, loads } = state.get(b);
+        const { build, coldBuild, clean, run, cold, incr, loads } = state.get(b);
         clean();
         writeFileSync(path.join(ctx, 'marker.txt'), `cold ${i} ${b} ${Date.now()}\n`);
         await settle(kind);
         loads.push(os.loadavg()[0]);
-        cold.push(await run(build('--no-cache')));
+        cold.push(await coldBuild());
         writeFileSync(path.join(ctx, 'marker.txt'), `incremental ${i} ${b} ${Date.now()}\n`);
         loads.push(os.loadavg()[0]);
         incr.push(await run(build()));
         log(
-          `   ${kind} ${point} ${b}: cold ${cold[i].secs.toFixed(2)} s (${(cold[i].peak / 1e6).toFixed(0)} MB), ` +
+          `   ${kind} ${point} ${b}: cold ${cold[i].secs.toFixed(2)} s (${(cold[i].peak / 1e6).toFixed(0)} MB; its RUN ${cold[i].runSecs?.toFixed(2) ?? '?'} s), ` +
             `incremental ${incr[i].secs.toFixed(2)} s (${(incr[i].peak / 1e6).toFixed(0)} MB), load ${loads.at(-1).toFixed(1)}`,
         );
         clean();
@@ -269,6 +312,10 @@ export async function measure(opts) {
         cold_s: median(cold.map((r) => r.secs)).toFixed(2),
         incr_s: median(incr.map((r) => r.secs)).toFixed(2),
         run_alone_s: alone ? alone.secs.toFixed(2) : '',
+        cold_run_s: cold.every((r) => r.runSecs !== undefined) ? median(cold.map((r) => r.runSecs)).toFixed(2) : '',
+        cold_outside_run_s: cold.every((r) => r.runSecs !== undefined)
+          ? median(cold.map((r) => r.secs - r.runSecs)).toFixed(2)
+          : '',
         cold_rss_mb: (Math.max(...cold.map((r) => r.peak)) / 1e6).toFixed(0),
         incr_rss_mb: (Math.max(...incr.map((r) => r.peak)) / 1e6).toFixed(0),
         reps: String(reps),
@@ -317,7 +364,13 @@ export function pairs(rows) {
   for (const k of rows.filter((r) => r.builder === 'kiln')) {
     const p = rows.find((r) => r.builder === 'buildkit' && r.kind === k.kind && r.point === k.point);
     const ratio = (a, b) => (Number(a) > 0 && Number(b) > 0 ? Number(b) / Number(a) : undefined);
-    out.push({ k, p, cold: ratio(k.cold_s, p?.cold_s), incr: ratio(k.incr_s, p?.incr_s) });
+    out.push({
+      k,
+      p,
+      cold: ratio(k.cold_s, p?.cold_s),
+      incr: ratio(k.incr_s, p?.incr_s),
+      outside: ratio(k.cold_outside_run_s, p?.cold_outside_run_s),
+    });
   }
   return out;
 }
@@ -325,12 +378,16 @@ export function pairs(rows) {
 export function toMarkdown(rows) {
   const x = (r) => (r === undefined ? 'n/a' : `${r.toFixed(2)}×`);
   const lines = [
-    '| point | cold: kiln | BuildKit | ratio | incremental: kiln | BuildKit | ratio | RUN alone: kiln / docker run | peak RSS: kiln (cold / incr.) | dockerd growth (cold / incr.) | load: kiln / BuildKit |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| point | cold: kiln | BuildKit | ratio | cold outside the RUN: kiln / BuildKit | ratio | incremental: kiln | BuildKit | ratio | RUN alone: kiln / docker run | peak RSS: kiln (cold / incr.) | dockerd growth (cold / incr.) | load: kiln / BuildKit |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
-  for (const { k, p, cold, incr } of pairs(rows)) {
+  for (const { k, p, cold, incr, outside } of pairs(rows)) {
+    const outsideRun =
+      k.cold_outside_run_s || p?.cold_outside_run_s
+        ? `${k.cold_outside_run_s || 'n/a'} / ${p?.cold_outside_run_s || 'n/a'} s`
+        : 'not measured';
     lines.push(
-      `| ${label(k.kind, Number(k.n))} | ${k.cold_s} s | ${p ? `${p.cold_s} s` : 'n/a'} | ${x(cold)} | ${k.incr_s} s | ${p ? `${p.incr_s} s` : 'n/a'} | ${x(incr)} | ${k.run_alone_s || p?.run_alone_s ? `${k.run_alone_s || 'n/a'} / ${p?.run_alone_s || 'n/a'} s` : 'not run'} | ${k.cold_rss_mb} / ${k.incr_rss_mb} MB | ${p ? `${p.cold_rss_mb} / ${p.incr_rss_mb} MB` : 'n/a'} | ${k.load1} / ${p?.load1 ?? 'n/a'} |`,
+      `| ${label(k.kind, Number(k.n))} | ${k.cold_s} s | ${p ? `${p.cold_s} s` : 'n/a'} | ${x(cold)} | ${outsideRun} | ${x(outside)} | ${k.incr_s} s | ${p ? `${p.incr_s} s` : 'n/a'} | ${x(incr)} | ${k.run_alone_s || p?.run_alone_s ? `${k.run_alone_s || 'n/a'} / ${p?.run_alone_s || 'n/a'} s` : 'not run'} | ${k.cold_rss_mb} / ${k.incr_rss_mb} MB | ${p ? `${p.cold_rss_mb} / ${p.incr_rss_mb} MB` : 'n/a'} | ${k.load1} / ${p?.load1 ?? 'n/a'} |`,
     );
   }
   return lines.join('\n') + '\n';
@@ -362,6 +419,15 @@ const SERIES = [
   { builder: 'kiln', phase: 'incr', color: '#c2410c', dash: '6 4', name: 'kiln incremental' },
   { builder: 'buildkit', phase: 'cold', color: '#1d4ed8', dash: '', name: 'BuildKit cold' },
   { builder: 'buildkit', phase: 'incr', color: '#1d4ed8', dash: '6 4', name: 'BuildKit incremental' },
+  // Time panels only (no memory of its own): the cold build less its RUN's process.
+  { builder: 'kiln', phase: 'cold_outside_run', color: '#c2410c', dash: '1 3', name: 'kiln cold, outside the RUN' },
+  {
+    builder: 'buildkit',
+    phase: 'cold_outside_run',
+    color: '#1d4ed8',
+    dash: '1 3',
+    name: 'BuildKit cold, outside the RUN',
+  },
 ];
 
 function panel({ x0, y0, w, h, title, xs, series, xlabel, ylog, yfmt, xfmt, limit }) {
@@ -480,10 +546,11 @@ export function toSvg(rows, subtitle) {
     );
   });
   const legend = SERIES.map((s, i) => {
-    const x = 110 + i * 200;
+    const x = 110 + (i % 4) * 200;
+    const y = 62 + Math.floor(i / 4) * 18;
     return (
-      `<line x1="${x}" x2="${x + 30}" y1="62" y2="62" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>` +
-      `<text x="${x + 36}" y="62" dominant-baseline="middle">${esc(s.name)}</text>`
+      `<line x1="${x}" x2="${x + 30}" y1="${y}" y2="${y}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>` +
+      `<text x="${x + 36}" y="${y}" dominant-baseline="middle">${esc(s.name)}</text>`
     );
   }).join('\n');
   const H = 110 + 2 * ph + 110 + 70;
