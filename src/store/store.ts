@@ -217,8 +217,21 @@ export class Store {
     }
   }
 
+  /**
+   * A JSON blob (a manifest, a config, an index: a few KB, read whole and parsed at once anyway),
+   * read with a synchronous call: each stage of a build reads its base image's on its path, where
+   * each of readFile's four trips through the thread pool waited behind the other stages' I/O.
+   */
   async readJSON(d: Digest): Promise<unknown> {
-    return parseJSONText(await this.readBlob(d), `blob ${d}`);
+    let text: Buffer;
+    try {
+      text = readFileSync(this.blobPath(d));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new KilnError('NOT_FOUND', `blob ${d} is not in the store`, { path: this.root });
+      throw e;
+    }
+    return parseJSONText(text, `blob ${d}`);
   }
 
   /**

@@ -127,3 +127,15 @@ test("index.json lists its names in code-unit order (not the host's collation), 
     'docker.io/library/app:b',
   ]);
 });
+
+test('a JSON blob reads as what was stored; a missing one is NOT_FOUND, a damaged one INVALID', async () => {
+  const root = path.join(tmp, 'json-blobs');
+  const s = await Store.open({ root });
+  const doc = { schemaVersion: 2, note: 'a document' };
+  const { digest } = await s.putBlob(JSON.stringify(doc));
+  assert.deepEqual(await s.readJSON(digest), doc);
+  const missing = `sha256:${'0'.repeat(64)}` as const;
+  await assert.rejects(s.readJSON(missing), (e: Error & { code?: string }) => e.code === 'NOT_FOUND');
+  const damaged = await s.putBlob('{"cut short');
+  await assert.rejects(s.readJSON(damaged.digest), (e: Error & { code?: string }) => e.code === 'INVALID');
+});
