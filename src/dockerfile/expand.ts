@@ -183,13 +183,8 @@ export function isGoSpace(ch: string): boolean {
   );
 }
 const isSpace = isGoSpace;
-// Made once: esbuild writes a \p{…} literal (not in its target's syntax) as `new RegExp(…)`,
-// which in the arrow functions compiled a Unicode property pattern for every character of every
-// variable name expanded.
-const DIGIT = /^\p{Nd}$/u;
-const LETTER = /^\p{L}$/u;
-const isDigit = (ch: string) => DIGIT.test(ch);
-const isLetter = (ch: string) => LETTER.test(ch);
+const isDigit = (ch: string) => /^\p{Nd}$/u.test(ch);
+const isLetter = (ch: string) => /^\p{L}$/u.test(ch);
 
 class ShellWord {
   private readonly chars: string[];
