@@ -119,6 +119,8 @@ const argv = process.argv.slice(2);
 const st = statSync(file);
 // This build of the CLI for this node: the key of build's no-op memos (cli/noop-memo.ts).
 const identity = \`\${process.version}-\${process.arch}-\${st.size}-\${st.mtimeMs}-\${st.ino}\`;
+// codeCacheDir's answer ('' : none), before the memo and the CLI ask for it.
+let cacheDir;
 
 if (argv.includes('build') && !argv.includes('--debug') && serveNoopMemo()) {
   process.exitCode = 0;
@@ -140,12 +142,10 @@ async function run() {
     process.setSourceMapsEnabled(true);
     return require(file).runProgram(argv, { identity });
   }
-  const { Script } = require('node:vm');
-  // As node wraps a CommonJS module (main.ts's #! line, kept by esbuild, is no JavaScript).
-  const source = \`(function (exports, require, module, __filename, __dirname) { \${readFileSync(file, 'utf8').replace(/^#!.*/, '')}\n});\`;
-  const cache = codeCache(st);
+  // (\`kiln build\` has a cache of its own: see codeCache.)
+  const cache = codeCache(st, argv.includes('build') ? '-build' : '');
   const cached = cache?.read();
-  const script = new Script(source, { filename: file, cachedData: cached });
+  const script = compiled(file, cached);
   // Written again when there was none, V8 rejected it, or it was only the start-up's (below).
   const rewrite = cache !== undefined && (cached === undefined || script.cachedDataRejected || cache.early);
   const majorGcs = rewrite ? majorGcCounter() : undefined;
@@ -188,30 +188,64 @@ function majorGcCounter() {
   };
 }
 
-/** A \`kiln build\` answered by its no-op memo, without the CLI bundle; any failure: the full path. */
+/**
+ * A \`kiln build\` answered by its no-op memo, without the CLI bundle; any failure: the full path.
+ * The memo module is compiled with V8's code cache too (its own file): every build asks it, hit or
+ * miss, and compiling its 13 KB and the functions it runs took ~2-3 ms of CPU per build.
+ */
 function serveNoopMemo() {
   if (process.env.KILN_NO_MEMO && process.env.KILN_NO_MEMO !== '0') return false;
   try {
-    return require('./kiln-memo.cjs').serveNoopMemo(identity, argv) === true;
+    const memoFile = path.join(__dirname, 'kiln-memo.cjs');
+    const memoSt = statSync(memoFile);
+    const cache = codeCache(memoSt, '-memo');
+    const cached = cache?.read();
+    const script = compiled(memoFile, cached);
+    const module = { exports: {} };
+    // The memo requires node's modules only: the launcher's require resolves them as its own would.
+    script.runInThisContext()(module.exports, require, module, memoFile, __dirname);
+    const answered = module.exports.serveNoopMemo(identity, argv) === true;
+    // Written once (none, or rejected: another node), with the code of what ran (a hit's or a miss's).
+    if (cache !== undefined && (cached === undefined || script.cachedDataRejected)) cache.write(script.createCachedData(), false);
+    return answered;
   } catch {
     return false;
   }
 }
 
-/** The code cache of this build of the CLI for this node, in a directory only this user can write. */
-function codeCache(st) {
+/** A CommonJS file as a vm script, compiled with \`cachedData\` (V8's code from an earlier run) when given. */
+function compiled(file, cachedData) {
+  const { Script } = require('node:vm');
+  // As node wraps a CommonJS module (main.ts's #! line, kept by esbuild, is no JavaScript).
+  const source = \`(function (exports, require, module, __filename, __dirname) { \${readFileSync(file, 'utf8').replace(/^#!.*/, '')}\n});\`;
+  return new Script(source, { filename: file, cachedData });
+}
+
+/** The launcher's code cache directory, only this user can write (undefined: none); looked at once. */
+function codeCacheDir() {
+  if (cacheDir !== undefined) return cacheDir || undefined;
+  cacheDir = '';
+  const uid = process.getuid?.() ?? 0;
+  const dir = path.join(process.env.XDG_CACHE_HOME || require('node:os').tmpdir(), \`kiln-code-cache-\${uid}\`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const d = statSync(dir);
+  if (d.uid !== uid || (d.mode & 0o022) !== 0) return undefined;
+  return (cacheDir = dir);
+}
+
+/**
+ * The code cache of a file of this build of kiln (\`st\`: its stat; the CLI bundle, or the memo
+ * module with kind \`-memo\`) for this node, in a directory only this user can write.
+ */
+function codeCache(st, kind) {
   if (process.env.KILN_NO_CODE_CACHE) return undefined;
   try {
-    const uid = process.getuid?.() ?? 0;
-    const dir = path.join(process.env.XDG_CACHE_HOME || require('node:os').tmpdir(), \`kiln-code-cache-\${uid}\`);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const d = statSync(dir);
-    if (d.uid !== uid || (d.mode & 0o022) !== 0) return undefined;
+    const dir = codeCacheDir();
+    if (dir === undefined) return undefined;
     // V8 keeps the code of the functions the run that wrote the cache compiled: \`build\` has its
     // own (written by the first \`kiln build\`), else a \`kiln pull\` or \`import\` run first after an
     // install made every later build compile most of the engine again (~30 ms of CPU, and as much
     // on the critical path before its first RUN, measured on node-distroless).
-    const kind = argv.includes('build') ? '-build' : '';
     const name = path.join(dir, \`\${process.version}-\${process.arch}-\${st.size}-\${Math.trunc(st.mtimeMs)}\${kind}.bin\`);
     // Only the start-up's code, written after a long run (run() above): used until the whole is.
     const earlyName = name.replace(/\\.bin$/, '.early.bin');

@@ -29,7 +29,7 @@ import {
 } from 'node:fs';
 import { type Descriptor, parseOwnDescriptor, parseOwnImageConfig } from '../image/index.js';
 import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store, storeLayout } from '../store/index.js';
-import { chainIds, digestHex, isDigest, type Digest, KilnError, writeFileAtomic, joinPath } from '../util/index.js';
+import { chainIds, digestHex, isDigest, type Digest, KilnError, joinPath } from '../util/index.js';
 import type { StepState } from './keys.js';
 import { pruneExplain } from './explain.js';
 import { writeTemp } from './small-files.js';
@@ -240,17 +240,34 @@ export class CacheIndex {
     return out;
   }
 
+  /**
+   * Synchronous, as the records (a digest's 71 bytes): read by a `COPY --from` key on the build's
+   * critical path, where each of readFile's four trips through the thread pool waited its turn.
+   */
   async getMemo(key: Digest): Promise<Digest | undefined> {
-    const t = (await fsp.readFile(this.memoPath(key), 'utf8').catch(() => '')).trim();
+    let t: string;
+    try {
+      t = readFileSync(this.memoPath(key), 'utf8').trim();
+    } catch {
+      return undefined;
+    }
     return isDigest(t) ? t : undefined;
   }
 
   /**
    * Not fsynced: a crash may leave the memo empty (it is one small write), and getMemo then finds
-   * no digest in it and the paths are hashed again, as for a memo never written.
+   * no digest in it and the paths are hashed again, as for a memo never written. Temp + rename,
+   * with synchronous calls (small-files.ts).
    */
   async putMemo(key: Digest, value: Digest): Promise<void> {
-    await writeFileAtomic(this.memoPath(key), value, 0o644, { durable: false });
+    const target = this.memoPath(key);
+    const tmp = writeTemp(target, value).path;
+    try {
+      renameSync(tmp, target);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
   }
 
   /**

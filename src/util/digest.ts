@@ -24,10 +24,30 @@ export function sha256(data: Buffer | string): Digest {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/**
+ * Chain ids computed so far, by the text each is the sha256 of (`PARENT DIFF_ID`): a build asks for
+ * the chain ids of the same few stacks over and over (each cache lookup's layers, each snapshot's
+ * path, each COPY --from key), a sha256 per layer each time. Bounded: emptied when full.
+ */
+const chainSteps = new Map<string, Digest>();
+const CHAIN_STEPS_MAX = 4096;
+
 /** OCI chain ids of every prefix of a layer stack (bottom → top diff_ids): [0] is the bottom layer's. */
 export function chainIds(diffIds: readonly Digest[]): Digest[] {
   const out: Digest[] = [];
-  for (const d of diffIds) out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]} ${d}`));
+  for (const d of diffIds) {
+    if (out.length === 0) {
+      out.push(d);
+      continue;
+    }
+    const text = `${out[out.length - 1]} ${d}`;
+    let chain = chainSteps.get(text);
+    if (chain === undefined) {
+      if (chainSteps.size >= CHAIN_STEPS_MAX) chainSteps.clear();
+      chainSteps.set(text, (chain = sha256(text)));
+    }
+    out.push(chain);
+  }
   return out;
 }
 

@@ -290,3 +290,22 @@ test('inodeOf: the inode of the record file this process last read or wrote; a r
     [],
   );
 });
+
+test('content memos: written and read back, a damaged or absent one reads as none, no temp file left', async () => {
+  const root = storeRoot();
+  const idx = new CacheIndex(root);
+  const key = sha256('chain + sources');
+  assert.equal(await idx.getMemo(key), undefined, 'absent (and no cache directory yet)');
+  await idx.putMemo(key, sha256('content'));
+  assert.equal(await idx.getMemo(key), sha256('content'));
+  const dir = path.join(idx.dir, 'content');
+  assert.deepEqual(readdirSync(dir), [digestHex(key)], 'only the memo: its temp file was renamed');
+  // Written again (a concurrent build): the same answer.
+  await idx.putMemo(key, sha256('content'));
+  assert.equal(await idx.getMemo(key), sha256('content'));
+  // A crash's empty or cut-short file: no digest in it, so none (the paths are hashed again).
+  writeFileSync(path.join(dir, digestHex(key)), '');
+  assert.equal(await idx.getMemo(key), undefined);
+  writeFileSync(path.join(dir, digestHex(key)), sha256('content').slice(0, 30));
+  assert.equal(await idx.getMemo(key), undefined);
+});

@@ -59,6 +59,45 @@ test('kiln build has its own code cache: a lighter command run first after an in
   }
 });
 
+test("a build's no-op memo check is compiled with a code cache of its own: written once, reused, rewritten when rejected", () => {
+  const home = mkdtempSync(path.join(tmpdir(), 'kiln-launcher-'));
+  try {
+    const dir = path.join(home, `kiln-code-cache-${process.getuid?.() ?? 0}`);
+    // Any `kiln build` asks the memo first (here it has none to answer from: the CLI runs).
+    const first = kiln(home, '--root', path.join(home, 'store'), 'build', '--help');
+    assert.equal(first.status, 0, first.stderr);
+    const memo = readdirSync(dir).filter((f) => f.endsWith('-memo.bin'));
+    assert.equal(memo.length, 1, readdirSync(dir).join(' '));
+    const file = path.join(dir, memo[0]!);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.ok(statSync(file).size > 1_000, 'code was written');
+    const written = statSync(file).mtimeMs;
+    const again = kiln(home, '--root', path.join(home, 'store'), 'build', '--help');
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(again.stdout, first.stdout);
+    assert.equal(statSync(file).mtimeMs, written, 'read, not written again');
+    writeFileSync(file, 'not v8 code');
+    const damaged = kiln(home, '--root', path.join(home, 'store'), 'build', '--help');
+    assert.equal(damaged.status, 0, damaged.stderr);
+    assert.equal(damaged.stdout, first.stdout);
+    assert.ok(statSync(file).size > 1_000, 'rejected by V8, so written again');
+    // Other commands do not ask the memo: no such cache from them.
+    const other = mkdtempSync(path.join(tmpdir(), 'kiln-launcher-'));
+    try {
+      assert.equal(kiln(other, '--version').status, 0);
+      const otherDir = path.join(other, `kiln-code-cache-${process.getuid?.() ?? 0}`);
+      assert.deepEqual(
+        readdirSync(otherDir).filter((f) => f.endsWith('-memo.bin')),
+        [],
+      );
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
 test('after a long run, only the start-up code is kept (V8 had dropped it), until a short run writes the whole', () => {
   const home = mkdtempSync(path.join(tmpdir(), 'kiln-launcher-'));
   try {
