@@ -249,13 +249,7 @@ async function buildImage(o: BuildOptions, emit: EventSink): Promise<BuildResult
         step: { file: plan.file, text: o.squash === 'all' ? '--squash-all' : '--squash' },
       });
   }
-  // Tagged as it is written (index.json's fsync beside the blobs') when nothing after can fail the
-  // build or change the image: no secret to prove absent, no cache to export, the layers as stored.
-  const tagNow =
-    !o.secrets?.length && !o.cacheTo?.length && (o.layerCompression ?? 'none') === 'none' && !o.forceCompression;
-  const written = await timed('image written (manifest, config)', async () =>
-    o.store.writeImage(config, layers, tagNow ? { tags: o.tags } : {}),
-  );
+  const written = await timed('image written (manifest, config)', async () => o.store.writeImage(config, layers));
   // Layers from the cache or a base image compressed otherwise are re-encoded where asked.
   const img = await timed('layers compressed where asked', () =>
     compressedImage(
@@ -282,7 +276,7 @@ async function buildImage(o: BuildOptions, emit: EventSink): Promise<BuildResult
   mark('secret proof');
   await engine.cache.finish(cacheExports);
   mark('file digests saved, cache exported');
-  if (!tagNow) for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
+  for (const t of o.tags ?? []) await o.store.setTag(t, img.descriptor);
   mark('tagged');
   const sizes = await o.store.imageSizes(img);
   mark('sized');

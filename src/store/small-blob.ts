@@ -17,23 +17,6 @@ import { tempPathFor } from '../util/index.js';
  * temp place (the store's tmp/ for blobs). A missing directory of `target` is made.
  */
 export async function writeFileDurably(target: string, data: Buffer, tmp = tempPathFor(target)): Promise<void> {
-  (await prepareDurably(target, data, tmp)).commit();
-}
-
-/** A durable write made ready (prepareDurably): its temp file is on disk, not yet in place. */
-export interface PreparedFile {
-  /** Rename it over the target: the write is done. */
-  commit(): void;
-  /** Remove it: nothing was written. */
-  abandon(): void;
-}
-
-/**
- * writeFileDurably in two steps: the temp file written and fsynced now, renamed over `target` by
- * `commit`. A file that must land after others (index.json after the blobs it names) has its fsync
- * overlap theirs, and is renamed once they are in place.
- */
-export async function prepareDurably(target: string, data: Buffer, tmp = tempPathFor(target)): Promise<PreparedFile> {
   const fd = writeTemp(tmp, data);
   try {
     await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
@@ -43,10 +26,7 @@ export async function prepareDurably(target: string, data: Buffer, tmp = tempPat
     throw e;
   }
   closeSync(fd);
-  return {
-    commit: () => renameInPlace(tmp, target),
-    abandon: () => rmSync(tmp, { force: true }),
-  };
+  renameInPlace(tmp, target);
 }
 
 /**

@@ -76,7 +76,7 @@ import {
   measureLayer,
 } from '../layer/index.js';
 import { withFileLock } from './lock.js';
-import { MemoryFirstWritable, prepareDurably, replaceFileSync, writeFileDurably } from './small-blob.js';
+import { MemoryFirstWritable, replaceFileSync, writeFileDurably } from './small-blob.js';
 import { parseProvenance, type CopyProvenance } from './provenance.js';
 import { sweepVariants } from './variants.js';
 import { defaultStoreRoot, StoreLayout, storeLayout } from './layout.js';
@@ -486,13 +486,24 @@ export class Store {
 
   /** Point NAME at a manifest (or index) descriptor; replaces an existing tag. */
   async setTag(name: string, manifest: Descriptor, opts: { allowDigest?: boolean } = {}): Promise<void> {
-    const entry = tagEntry(name, manifest, opts);
+    const full = normalizeImageName(name);
+    // A pull by digest records NAME@DIGEST (docker's repo digest); a user cannot tag by digest.
+    if (!opts.allowDigest && parseReference(full).digest !== undefined && parseReference(full).tag === undefined)
+      throw new KilnError('USAGE', `cannot tag by digest: ${name}`);
+    const { annotations: _a, ...rest } = manifest;
+    void _a;
+    const entry: Descriptor = { ...rest, annotations: { ...(manifest.annotations ?? {}), [Annotation.RefName]: full } };
     // The name already says exactly this (a rebuild of the same image): no lock, no write, no fsync.
     // index.json is replaced atomically, so this read sees a whole index; a concurrent retag of the
     // name is then ordered after this one, as if it had been written.
-    if (await this.namesAlready([entry])) return;
+    const named = (await this.readIndex()).manifests.find((d) => d.annotations?.[Annotation.RefName] === full);
+    if (named && canonicalJSON(named) === canonicalJSON(entry)) return;
     await withFileLock(this.lockPath, async () => {
-      await this.writeIndexFile(withTags(this.indexUnderLock(this.lastIndex), [entry]));
+      const idx = this.indexUnderLock(this.lastIndex);
+      idx.manifests = idx.manifests.filter((d) => d.annotations?.[Annotation.RefName] !== full);
+      idx.manifests.push(entry);
+      idx.manifests.sort(byRefName);
+      await this.writeIndexFile(idx);
     });
   }
 
@@ -502,8 +513,9 @@ export class Store {
    */
   async setTags(tags: { name: string; descriptor: Descriptor }[], opts: { allowDigest?: boolean } = {}): Promise<void> {
     const entries = tags.map((t) => {
+      let full: string;
       try {
-        normalizeImageName(t.name);
+        full = normalizeImageName(t.name);
       } catch (e) {
         throw new KilnError(
           'INVALID',
@@ -512,21 +524,25 @@ export class Store {
           { hint: 'nothing was tagged' },
         );
       }
-      return tagEntry(t.name, t.descriptor, opts);
+      if (!opts.allowDigest && parseReference(full).digest !== undefined && parseReference(full).tag === undefined)
+        throw new KilnError('USAGE', `cannot tag by digest: ${t.name}`);
+      const { annotations: _a, ...rest } = t.descriptor;
+      void _a;
+      return {
+        ...rest,
+        annotations: { ...(t.descriptor.annotations ?? {}), [Annotation.RefName]: full },
+      } as Descriptor;
     });
     if (!entries.length) return;
     await withFileLock(this.lockPath, async () => {
-      await this.writeIndexFile(withTags(this.indexUnderLock(), entries));
-    });
-  }
-
-  /** Whether index.json already names each entry's name exactly so (a rebuild of the same image). */
-  private async namesAlready(entries: Descriptor[]): Promise<boolean> {
-    const idx = await this.readIndex();
-    return entries.every((e) => {
-      const name = e.annotations![Annotation.RefName];
-      const named = idx.manifests.find((d) => d.annotations?.[Annotation.RefName] === name);
-      return named !== undefined && canonicalJSON(named) === canonicalJSON(e);
+      const idx = this.indexUnderLock();
+      const names = new Set(entries.map((d) => d.annotations![Annotation.RefName]));
+      idx.manifests = idx.manifests.filter((d) => !names.has(d.annotations?.[Annotation.RefName] ?? ''));
+      // A name given twice: the last one wins, as a sequence of tags would have it.
+      const last = new Map(entries.map((d) => [d.annotations![Annotation.RefName]!, d]));
+      idx.manifests.push(...last.values());
+      idx.manifests.sort(byRefName);
+      await this.writeIndexFile(idx);
     });
   }
 
@@ -713,12 +729,7 @@ export class Store {
   async writeImage(
     config: ImageConfig,
     layers: Descriptor[],
-    opts: {
-      annotations?: Record<string, string>;
-      mediaTypes?: 'oci' | 'docker';
-      /** Names to point at the image, in the same change of index.json once its blobs are stored (setTags). */
-      tags?: string[];
-    } = {},
+    opts: { annotations?: Record<string, string>; mediaTypes?: 'oci' | 'docker' } = {},
   ): Promise<{ descriptor: Descriptor; manifest: Manifest; id: Digest }> {
     const docker = opts.mediaTypes === 'docker';
     const cfgBytes = Buffer.from(canonicalJSON(config));
@@ -730,35 +741,12 @@ export class Store {
       layers,
     };
     if (opts.annotations && Object.keys(opts.annotations).length) manifest.annotations = opts.annotations;
-    const manifestBytes = Buffer.from(canonicalJSON(manifest));
-    const descriptor: Descriptor = {
-      mediaType: manifest.mediaType!,
-      digest: sha256(manifestBytes),
-      size: manifestBytes.length,
-    };
     // Both written (and fsynced) at once: the manifest names the config by its digest, and nothing
-    // names the manifest before both are stored.
-    const blobs = () => Promise.all([this.putBlob(cfgBytes), this.putBlob(manifestBytes)]).then(() => undefined);
-    const entries = (opts.tags ?? []).map((t) => tagEntry(t, descriptor));
-    if (!entries.length || (await this.namesAlready(entries))) await blobs();
-    else
-      await withFileLock(this.lockPath, async () => {
-        // The tags in the same round of fsyncs as the blobs (index.json's temp file written and
-        // synced beside them), renamed in once both blobs are: one wait for the disk, not two.
-        const idx = withTags(this.indexUnderLock(this.lastIndex), entries);
-        const [index, written] = await Promise.allSettled([
-          prepareDurably(this.indexPath, Buffer.from(canonicalJSON(idx))),
-          blobs(),
-        ]);
-        if (written.status === 'rejected') {
-          if (index.status === 'fulfilled') index.value.abandon();
-          throw written.reason;
-        }
-        if (index.status === 'rejected') throw index.reason;
-        index.value.commit();
-      });
+    // names the manifest before both are stored (the caller tags it once this returns).
+    const [, m] = await Promise.all([this.putBlob(cfgBytes), this.putBlob(canonicalJSON(manifest))]);
+    const descriptor: Descriptor = { mediaType: manifest.mediaType!, digest: m.digest, size: m.size };
     // The build's outputs load it again by its descriptor: from here, not read and validated again.
-    this.written.set(descriptor.digest, structuredClone({ descriptor, manifest, config, id: cfg.digest }));
+    this.written.set(m.digest, structuredClone({ descriptor, manifest, config, id: cfg.digest }));
     return { descriptor, manifest, id: cfg.digest };
   }
 
@@ -1424,26 +1412,6 @@ export function* provenanceJson(rec: CopyProvenance): Generator<string> {
  * index.json's order: by name, in code units. Not localeCompare: its first call loads ICU's collator
  * (~9 ms, on every build's tag), and its order would depend on the host's ICU data.
  */
-/** index.json's entry naming `manifest` NAME (any docker spelling; by digest only with allowDigest). */
-function tagEntry(name: string, manifest: Descriptor, opts: { allowDigest?: boolean } = {}): Descriptor {
-  const full = normalizeImageName(name);
-  // A pull by digest records NAME@DIGEST (docker's repo digest); a user cannot tag by digest.
-  if (!opts.allowDigest && parseReference(full).digest !== undefined && parseReference(full).tag === undefined)
-    throw new KilnError('USAGE', `cannot tag by digest: ${name}`);
-  const { annotations: _a, ...rest } = manifest;
-  void _a;
-  return { ...rest, annotations: { ...(manifest.annotations ?? {}), [Annotation.RefName]: full } };
-}
-
-/** The index with `entries` in place of what named their names before (a name given twice: the last wins). */
-function withTags(idx: Index, entries: Descriptor[]): Index {
-  const last = new Map(entries.map((d) => [d.annotations![Annotation.RefName]!, d]));
-  idx.manifests = idx.manifests.filter((d) => !last.has(d.annotations?.[Annotation.RefName] ?? ''));
-  idx.manifests.push(...last.values());
-  idx.manifests.sort(byRefName);
-  return idx;
-}
-
 function byRefName(a: Descriptor, b: Descriptor): number {
   const x = a.annotations?.[Annotation.RefName] ?? '';
   const y = b.annotations?.[Annotation.RefName] ?? '';

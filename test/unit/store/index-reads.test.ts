@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Store } from '../../../src/store/store.js';
@@ -138,54 +138,4 @@ test('a JSON blob reads as what was stored; a missing one is NOT_FOUND, a damage
   await assert.rejects(s.readJSON(missing), (e: Error & { code?: string }) => e.code === 'NOT_FOUND');
   const damaged = await s.putBlob('{"cut short');
   await assert.rejects(s.readJSON(damaged.digest), (e: Error & { code?: string }) => e.code === 'INVALID');
-});
-
-test('an image written with its tags: named in one change of index.json once its blobs are stored; the same again writes nothing', async () => {
-  const root = path.join(tmp, 'write-with-tags');
-  const s = await Store.open({ root });
-  const config = (n: string) => ({
-    architecture: 'amd64',
-    os: 'linux',
-    config: { Env: [`N=${n}`] },
-    rootfs: { type: 'layers' as const, diff_ids: [] },
-  });
-  const a = await s.writeImage(config('a'), [], { tags: ['app:1', 'app:2'] });
-  const named = async () =>
-    Object.fromEntries((await s.listImages()).map((i) => [i.name, i.descriptor.digest] as [string, string]));
-  assert.deepEqual(await named(), {
-    'docker.io/library/app:1': a.descriptor.digest,
-    'docker.io/library/app:2': a.descriptor.digest,
-  });
-  // What the tags name is stored, and is what was written.
-  assert.deepEqual((await s.loadImage(a.descriptor)).config, config('a'));
-  assert.ok(statSync(path.join(root, 'blobs', 'sha256', a.descriptor.digest.slice(7))).isFile());
-  assert.ok(statSync(path.join(root, 'blobs', 'sha256', a.id.slice(7))).isFile());
-  assert.equal(a.descriptor.size, statSync(path.join(root, 'blobs', 'sha256', a.descriptor.digest.slice(7))).size);
-  const index = path.join(root, 'index.json');
-  const before = { bytes: readFileSync(index), mtime: statSync(index).mtimeMs, ino: statSync(index).ino };
-  // A rebuild of the same image: index.json untouched.
-  const again = await s.writeImage(config('a'), [], { tags: ['app:1', 'app:2'] });
-  assert.deepEqual(again.descriptor, a.descriptor);
-  assert.ok(readFileSync(index).equals(before.bytes));
-  assert.equal(statSync(index).ino, before.ino, 'not replaced');
-  // Another image under one of the names: that name moves, the other stays.
-  const b = await s.writeImage(config('b'), [], { tags: ['app:2'] });
-  assert.deepEqual(await named(), {
-    'docker.io/library/app:1': a.descriptor.digest,
-    'docker.io/library/app:2': b.descriptor.digest,
-  });
-  // No tags: index.json untouched.
-  const bytes = readFileSync(index);
-  await s.writeImage(config('c'), []);
-  assert.ok(readFileSync(index).equals(bytes));
-  // A name one cannot tag with fails before anything is written.
-  await assert.rejects(
-    s.writeImage(config('d'), [], { tags: [`app@sha256:${'0'.repeat(64)}`] }),
-    /cannot tag by digest/,
-  );
-  assert.deepEqual(
-    readdirSync(root).filter((f) => f.startsWith('.tmp-')),
-    [],
-    'no temp file left',
-  );
 });
