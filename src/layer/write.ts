@@ -101,8 +101,11 @@ export class FileDigestTable implements FileDigestLookup {
   }
 }
 
-/** A path the layer adds, deletes (whiteout) or makes opaque; `stats`: its lstat when the differ had it. */
-export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string; stats?: EntryStats };
+/**
+ * A path the layer adds, deletes (whiteout) or makes opaque; `stats`: its lstat when the differ had
+ * it; `noXattrs`: the differ found it has no xattrs (listxattr), so the tar writer lists none.
+ */
+export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string; stats?: EntryStats; noXattrs?: boolean };
 
 /** What the tar writer reads of an lstat: an fs.Stats has it, and so has a LeanStats (util/lean-stats.ts). */
 export type EntryStats = LstatFields;
@@ -518,7 +521,7 @@ export function tarChangesInOrder(root: string, changes: Iterable<Change>, opts:
         };
       } else {
         const abs = path.join(root, c.path);
-        const e = entryFor(abs, c.path, c.stats ?? lstatSync(abs), links, opts);
+        const e = entryFor(abs, c.path, c.stats ?? lstatSync(abs), links, opts, c.noXattrs !== true);
         if (e) yield e;
       }
     }
