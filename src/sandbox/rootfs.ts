@@ -310,17 +310,16 @@ export function* upperChanges(
         ) || lstatOrUndefined(path.join(abs, WH_OPAQUE)) !== undefined
       : attr(abs, `${prefix}opaque`) === 'y';
   // Directories of the lower layers not yet decided, outermost first: emitted before the first
-  // change below them.
+  // change below them (each `yield` of a change is preceded by theirs).
   const held: Change[] = [];
-  function* emit(...cs: Change[]): Generator<Change, void, undefined> {
-    if (held.length) yield* held.splice(0);
-    yield* cs;
-  }
+  // The upper dir with a slash: paths below it are joined by hand (path.join per entry was a
+  // measurable part of a many-file layer's tar).
+  const base = upper.endsWith('/') ? upper : `${upper}/`;
   // `inLower`: the directory may have entries below it (false under a directory that is new or
   // opaque: nothing of it was copied up). `whole`: no lower layer has it nor anything below it (a
   // directory made by the step, under no opaque one): its listing may be handed on (onListing).
   function* walk(rel: string, inLower: boolean, whole: boolean): Generator<Change, void, undefined> {
-    const dir = path.join(upper, rel);
+    const dir = rel ? base + rel : upper;
     const listing = nativeFs().readDirectory(dir);
     // Each name with the path it changes (a fuse-overlayfs whiteout file `.wh.NAME` deletes NAME),
     // in byte order of that path; of one path, the entry itself before a whiteout file. The native
@@ -351,12 +350,13 @@ export function* upperChanges(
     let lastDeleted: string | undefined;
     for (const { name, wh, i } of items) {
       const r = rel ? `${rel}/${name}` : name;
-      const abs = path.join(upper, r);
+      const abs = base + r;
       if (wh) {
         const d = join(rel, name.slice(WH.length));
         if (d !== lastDeleted && lstatSync(abs).isFile() && hides(d, inLower)) {
           lastDeleted = d;
-          yield* emit({ kind: 'delete', path: d });
+          if (held.length) yield* held.splice(0);
+          yield { kind: 'delete', path: d };
         }
         continue;
       }
@@ -379,7 +379,8 @@ export function* upperChanges(
         // step made and removed a file, as useradd's /etc/passwd.lock): no change, as native says.
         if (hides(r, inLower)) {
           lastDeleted = r;
-          yield* emit({ kind: 'delete', path: r });
+          if (held.length) yield* held.splice(0);
+          yield { kind: 'delete', path: r };
         }
         continue;
       }
@@ -394,7 +395,9 @@ export function* upperChanges(
       if (st.isDirectory()) {
         const opaque = (!top.length || !!lower) && (fuse || xattrs) && isOpaque(abs);
         if (opaque || !lower) {
-          yield* emit(add, ...(opaque ? [{ kind: 'opaque' as const, path: r }] : []));
+          if (held.length) yield* held.splice(0);
+          yield add;
+          if (opaque) yield { kind: 'opaque', path: r };
           // Made by the step (under a directory that is, or one the lower layers have): whole.
           yield* walk(r, false, !opaque && (whole || inLower));
           continue;
@@ -405,13 +408,18 @@ export function* upperChanges(
         held.pop();
         // fuse-overlayfs moves each copy-up into its directory (the kernel then restores the
         // directory's times): a directory with entries has its mtime from that, not from the step.
-        if (!sameEntry(abs, st, lower.host, lower.stat, fuse && readdirSync(abs).length > 0)) yield* emit(add);
+        if (!sameEntry(abs, st, lower.host, lower.stat, fuse && readdirSync(abs).length > 0)) {
+          if (held.length) yield* held.splice(0);
+          yield add;
+        }
         continue;
       }
       // An unchanged copy-up is no change, unless the step hard-linked it (`ln a b`: the upper's inode
       // has other names): the layer keeps it so the new name stays a link, as BuildKit's image has it.
       if (lower && !(st.isFile() && st.nlink > 1) && sameEntry(abs, st, lower.host, lower.stat)) continue;
-      yield* emit(add);
+      // Directories of the lower layers held so far come first (emitted by the first change below them).
+      if (held.length) yield* held.splice(0);
+      yield add;
     }
     if (handed && names) onListing!(rel, { names, stats: handed });
   }
