@@ -39,8 +39,10 @@ import { rememberedSuccess } from './remembered.js';
 import { mountTool } from './mount-shell.js';
 import { type Change, LeanStats } from '../layer/index.js';
 import {
+  type DirectoryListing,
   type LstatFields,
   nativeFs,
+  nativeFsLoaded,
   type PackedListing,
   runCapture,
   KilnError,
@@ -287,8 +289,9 @@ export interface UpperWalkOptions {
  * change below it emits it, else it is a change only when it differs from the lower one.
  *
  * Each directory is read with the native helper when it can (every entry's lstat and whether it
- * has xattrs, in one call, already in byte order): an entry with no xattrs is not asked for
- * markers, and its change says so (`noXattrs`), so the tar writer does not list them again.
+ * has xattrs, in one call, already in byte order; see NATIVE_LISTING_FROM): an entry with no
+ * xattrs is not asked for markers, and its change says so (`noXattrs`), so the tar writer does not
+ * list them again.
  */
 export function* upperChanges(
   upper: string,
@@ -320,7 +323,7 @@ export function* upperChanges(
   // directory made by the step, under no opaque one): its listing may be handed on (onListing).
   function* walk(rel: string, inLower: boolean, whole: boolean): Generator<Change, void, undefined> {
     const dir = rel ? base + rel : upper;
-    const listing = nativeFs().readDirectory(dir);
+    const { names: read, listing } = readUpperDirectory(dir);
     // Each name with the path it changes (a fuse-overlayfs whiteout file `.wh.NAME` deletes NAME),
     // in byte order of that path; of one path, the entry itself before a whiteout file. The native
     // listing is in byte order already, and the kernel's upper dir has no whiteout files.
@@ -328,7 +331,7 @@ export function* upperChanges(
     if (listing && !fuse) listing.names.forEach((name, i) => items.push({ name, wh: false, i }));
     else {
       const keyed: { name: string; key: Buffer; wh: boolean; i: number }[] = [];
-      (listing?.names ?? readdirSync(dir)).forEach((name, i) => {
+      read.forEach((name, i) => {
         if (fuse && name.startsWith(WH)) {
           const hidden = name.slice(WH.length);
           // `.wh..wh..opq` (read with its directory), and whiteouts of such names, are markers.
@@ -424,6 +427,24 @@ export function* upperChanges(
     if (handed && names) onListing!(rel, { names, stats: handed });
   }
   yield* walk('', top.length > 0, false);
+}
+
+/**
+ * Entries a directory has at least before the differ loads the native helper to read it: its
+ * dlopen (1–2 ms of CPU) is more than a few dozen lstats, and a RUN that changed a few files (a
+ * one-file rebuild's) need not pay it. Once loaded (by a large directory, the tar's file reads, the
+ * deflater), every directory is read with it.
+ */
+const NATIVE_LISTING_FROM = 32;
+
+/** A directory of the upper dir: its names (byte order when `listing`, the native helper's, is there). */
+function readUpperDirectory(dir: string): { names: string[]; listing?: DirectoryListing } {
+  if (!nativeFsLoaded()) {
+    const names = readdirSync(dir);
+    if (names.length < NATIVE_LISTING_FROM) return { names };
+  }
+  const listing = nativeFs().readDirectory(dir);
+  return listing ? { names: listing.names, listing } : { names: readdirSync(dir) };
 }
 
 /** A character of a name above U+FFFF: its names then sort as strings in another order than as bytes. */

@@ -257,6 +257,8 @@ describe('sandbox on an imported Debian base', { skip: noBases }, () => {
   });
 
   test("overlay, recordListings: the listings of the directories a RUN made are what a walk of the committed snapshot reads; none where a moved file lost its overlay xattrs, a whiteout, or a lower layer's", async () => {
+    // Loaded, as a RUN of many files has it: the differ reads these few entries with it too.
+    (await import('../../../src/util/native-fs.js')).nativeFs();
     const out = await run({
       args: [
         '/bin/sh',

@@ -34,7 +34,7 @@ import {
 } from '../../../src/sandbox/rootfs.js';
 import { compareChanges, type Change } from '../../../src/layer/write.js';
 import { LeanStats, type PackedListing } from '../../../src/util/lean-stats.js';
-import { useNativeFs } from '../../../src/util/native-fs.js';
+import { nativeFs, nativeFsLoaded, useNativeFs } from '../../../src/util/native-fs.js';
 import { needs } from '../../helpers/prereq.js';
 
 const require = createRequire(import.meta.url);
@@ -60,6 +60,17 @@ function tree(files: Record<string, string | null>): string {
 }
 
 const fmt = (cs: Change[]) => cs.map((c) => `${c.kind} ${c.path}`).sort();
+
+// First in this file: nothing before it has loaded the native helper.
+test('upper dir diff of a few changed files does not load the native helper (its dlopen costs more than their lstats); a large directory does', () => {
+  assert.equal(nativeFsLoaded(), false, 'not loaded by importing the modules');
+  const upper = tree({ 'etc/a': 'a', 'etc/b': 'b', 'new/c': 'c' });
+  assert.deepEqual(fmt(diffUpper(upper)), ['add etc', 'add etc/a', 'add etc/b', 'add new', 'add new/c']);
+  assert.equal(nativeFsLoaded(), false);
+  const big = tree(Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`many/f${i}`, `${i}`])));
+  assert.equal(diffUpper(big).length, 41);
+  assert.equal(nativeFsLoaded(), true);
+});
 
 test('native diff: adds, edits, metadata-only changes, deletions, replaced directories, parents included', () => {
   const root = tree({
@@ -437,6 +448,7 @@ test(
     execFileSync('mknod', [path.join(upper, 'gone'), 'c', '0', '0']);
     linkSync(path.join(upper, 'out/linked/one'), path.join(upper, 'out/linked/two'));
     xattr.setAttributeSync(path.join(upper, 'opq'), 'trusted.overlay.opaque', 'y');
+    nativeFs(); // loaded, as a RUN of many files has it: its small directories are read with it too
     const handed = new Map<string, PackedListing>();
     const changes = [...upperChanges(upper, [lower], 'overlay', { onListing: (rel, l) => void handed.set(rel, l) })];
     assert.deepEqual([...handed.keys()].sort(), [
