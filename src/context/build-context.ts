@@ -8,7 +8,14 @@
 import { existsSync, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { KilnError, LeanStats, type ErrorPlace, type LstatFields, joinPath } from '../util/index.js';
+import {
+  KilnError,
+  LeanStats,
+  type ErrorPlace,
+  type LstatFields,
+  type PackedListing,
+  joinPath,
+} from '../util/index.js';
 
 const require = createRequire(import.meta.url);
 const dockerignore = require('@balena/dockerignore') as (opts?: { ignorecase?: boolean }) => {
@@ -33,7 +40,7 @@ export type EntryStat = LstatFields;
  */
 export class WalkListings {
   /** Each directory's names, and their lstat fields packed (LeanStats.pack): ~100 bytes an entry, not ~350 as objects. */
-  private readonly dirs = new Map<string, { names: string[]; stats: Float64Array }>();
+  private readonly dirs = new Map<string, PackedListing>();
   private entries = 0;
   /**
    * The walk to come is the last one (the stage's last copy): each directory's listing is dropped as
@@ -53,14 +60,25 @@ export class WalkListings {
   /** Remember a directory's entries, unless the tree is too large to keep in memory. */
   put(rel: string, list: [string, LeanStats][]): void {
     if (this.entries + list.length > this.maxEntries) return;
-    this.entries += list.length;
     const stats = new Float64Array(list.length * LeanStats.PACKED);
     const names: string[] = [];
     for (const [i, [name, st]] of list.entries()) {
       names.push(name);
       st.pack(stats, i);
     }
-    this.dirs.set(rel, { names, stats });
+    this.adopt(rel, { names, stats });
+  }
+
+  /**
+   * Remember a directory's entries as another reader listed them (a RUN's differ, the directories it
+   * made: sandbox's recordListings), in this walk's order — names sorted as strings — with what
+   * lstat says now; unless the tree is too large to keep in memory.
+   */
+  adopt(rel: string, listing: PackedListing): void {
+    const n = listing.names.length;
+    if (this.dirs.has(rel) || this.entries + n > this.maxEntries) return;
+    this.entries += n;
+    this.dirs.set(rel, listing);
   }
 }
 

@@ -184,7 +184,7 @@ export async function hashSelection(
   sources: string[],
   opts: SelectionOptions = {},
 ): Promise<Digest> {
-  const h = createHash('sha256');
+  const h = new LineHash();
   h.update('kiln-selection-v1\n');
   for (const s of sources) {
     h.update(`source ${JSON.stringify(s)}\n`);
@@ -196,11 +196,35 @@ export async function hashSelection(
       if (e.stat.isDirectory()) for (const c of ctx.walk(e.rel)) await hashEntry(h, c, opts, inodes);
     }
   }
-  return `sha256:${h.digest('hex')}`;
+  return `sha256:${h.digest()}`;
+}
+
+/**
+ * sha256 of a selection's lines, handed to the hash 16 KB at a time: the digest of the lines one
+ * after the other, as one update per line made it (each line ends with a newline and holds no lone
+ * surrogate — JSON.stringify escapes them —, so the UTF-8 of the whole is the lines' UTF-8 end to
+ * end); an update per line cost more than hashing its bytes (30,000 files' lines: ~15 ms).
+ */
+class LineHash {
+  private readonly h = createHash('sha256');
+  private pending = '';
+  update(line: string): void {
+    this.pending += line;
+    if (this.pending.length >= 1 << 14) this.flush();
+  }
+  digest(): string {
+    this.flush();
+    return this.h.digest('hex');
+  }
+  private flush(): void {
+    if (this.pending === '') return;
+    this.h.update(this.pending);
+    this.pending = '';
+  }
 }
 
 async function hashEntry(
-  h: ReturnType<typeof createHash>,
+  h: LineHash,
   e: ContextEntry,
   opts: SelectionOptions,
   inodes: Map<string, string>,

@@ -487,14 +487,16 @@ class Engine implements RunEnv {
       const listing = done === 'key' && this.copiesAhead.get(n) === 1 && this.listings.get(chains.at(-1) ?? '');
       if (listing) listing.draining = true;
       if (left > 0) continue;
-      if (done === 'copy') {
-        const top = chains.at(-1);
-        if (top !== undefined) this.listings.delete(top);
-        continue;
-      }
       const base = this.plan.stages[n]?.base;
       const baseResult = base?.kind === 'stage' ? this.results.get(base.index) : undefined;
       const own = baseResult ? (await baseResult).config.rootfs.diff_ids.length : 0;
+      if (done === 'copy') {
+        // With its top's, the listings its RUN layers handed on (run-step.ts): an earlier RUN's too.
+        const top = chains.at(-1);
+        if (top !== undefined) this.listings.delete(top);
+        for (const c of chains.slice(own)) this.listings.delete(c);
+        continue;
+      }
       for (const c of chains.slice(own)) this.fileDigests.delete(c);
     }
   }

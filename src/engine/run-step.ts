@@ -111,8 +111,10 @@ export async function runInstruction(
         capture: true,
         snapshotter: o.snapshotter,
         snapshotOnly: env.snapshotOnly(at.stage.index),
-        // A builder stage is there to be copied from: its files' digests key that copy.
+        // A builder stage is there to be copied from: its files' digests key that copy, and the
+        // listings of the directories it made serve that key's walk and the copy's.
         recordFileDigests: env.snapshotOnly(at.stage.index) && env.copiedLater(at.stage.index),
+        recordListings: env.snapshotOnly(at.stage.index) && env.copiedLater(at.stage.index),
         compression: o.layerCompression ?? 'none',
         compressionLevel: o.compressionLevel,
         backend: o.backend,
@@ -179,7 +181,12 @@ export async function runInstruction(
     return undefined;
   }
   pushLayer(state, out.layer, place);
-  if (out.fileDigests) env.fileDigests.set(chainIds(state.config.rootfs.diff_ids).at(-1)!, out.fileDigests);
+  const chain = chainIds(state.config.rootfs.diff_ids).at(-1)!;
+  if (out.fileDigests) env.fileDigests.set(chain, out.fileDigests);
+  if (out.listings) {
+    const walked = env.walkListings(chain);
+    for (const [rel, listing] of out.listings) walked.adopt(rel, listing);
+  }
   appendHistory(state, historyEntry(historyTime(o.sourceDateEpoch), createdBy, false));
   return out.layer;
 }

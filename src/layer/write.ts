@@ -101,8 +101,11 @@ export class FileDigestTable implements FileDigestLookup {
   }
 }
 
-/** A path the layer adds, deletes (whiteout) or makes opaque; `stats`: its lstat when the differ had it. */
-export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string; stats?: EntryStats };
+/**
+ * A path the layer adds, deletes (whiteout) or makes opaque; `stats`: its lstat when the differ had
+ * it; `noXattrs`: the differ found it has no xattrs (listxattr), so the tar writer lists none.
+ */
+export type Change = { kind: 'add' | 'delete' | 'opaque'; path: string; stats?: EntryStats; noXattrs?: boolean };
 
 /** What the tar writer reads of an lstat: an fs.Stats has it, and so has a LeanStats (util/lean-stats.ts). */
 export type EntryStats = LstatFields;
@@ -411,8 +414,30 @@ function entryFor(
   };
 }
 
-/** Byte-wise path order with parents before children (a/b before a.b before a/…). */
+/**
+ * Byte-wise path order with parents before children (a/b before a.b before a/…): component by
+ * component, each compared as UTF-8 bytes, a prefix first. In one pass over the code units: at the
+ * first difference, a component that ends there ('/' or the path's end) is the shorter one, and
+ * other code units order as their UTF-8 does unless one is a surrogate (a character above U+FFFF,
+ * which UTF-16 orders below U+E000–U+FFFF and UTF-8 above): then component by component, as bytes.
+ * Every change of a RUN layer is compared with the one before it (tarChangesInOrder): the split and
+ * the Buffers per call were a measurable part of a many-file layer's tar.
+ */
 export function comparePaths(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  if (i === n) return a.length - b.length;
+  const ca = a.charCodeAt(i);
+  const cb = b.charCodeAt(i);
+  if (ca === 0x2f) return -1;
+  if (cb === 0x2f) return 1;
+  if ((ca < 0xd800 || ca > 0xdfff) && (cb < 0xd800 || cb > 0xdfff)) return ca - cb;
+  return compareComponents(a, b);
+}
+
+/** comparePaths the long way: each pair of components as UTF-8 bytes. */
+function compareComponents(a: string, b: string): number {
   const as = a.split('/');
   const bs = b.split('/');
   for (let i = 0; i < Math.min(as.length, bs.length); i++) {
@@ -493,14 +518,18 @@ export function tarChangesInOrder(root: string, changes: Iterable<Change>, opts:
   function* gen(): Generator<PendingEntry> {
     const links = new HardlinkTracker();
     const epoch = opts.sourceDateEpoch ?? 0;
+    // Paths below the root joined by hand (a change's path is clean and relative): path.join per
+    // entry was a measurable part of a many-file layer's tar.
+    const clean = path.normalize(root);
+    const rootSlash = clean.endsWith('/') ? clean : `${clean}/`;
     let previous: Change | undefined;
     for (const c of changes) {
       if (previous && compareChanges(previous, c) > 0)
         throw new KilnError('INTERNAL', `layer changes out of order: ${c.kind} ${c.path} after ${previous.path}`);
       previous = c;
-      const dir = path.posix.dirname(c.path);
-      const base = path.posix.basename(c.path);
       if (c.kind === 'delete') {
+        const dir = path.posix.dirname(c.path);
+        const base = path.posix.basename(c.path);
         yield {
           header: {
             name: dir === '.' ? `.wh.${base}` : `${dir}/.wh.${base}`,
@@ -517,8 +546,8 @@ export function tarChangesInOrder(root: string, changes: Iterable<Change>, opts:
           header: { name: `${c.path}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: epoch },
         };
       } else {
-        const abs = path.join(root, c.path);
-        const e = entryFor(abs, c.path, c.stats ?? lstatSync(abs), links, opts);
+        const abs = rootSlash + c.path;
+        const e = entryFor(abs, c.path, c.stats ?? lstatSync(abs), links, opts, c.noXattrs !== true);
         if (e) yield e;
       }
     }

@@ -39,6 +39,11 @@ import { rememberedSuccess } from './remembered.js';
 import { mountTool } from './mount-shell.js';
 import { type Change, LeanStats } from '../layer/index.js';
 import {
+  type DirectoryListing,
+  type LstatFields,
+  nativeFs,
+  nativeFsLoaded,
+  type PackedListing,
   runCapture,
   KilnError,
   resolveInImage,
@@ -261,6 +266,20 @@ export function diffUpper(upper: string, lowers: string[] = [], format: UpperFor
   return [...upperChanges(upper, lowers, format)];
 }
 
+/** What upperChanges is told besides the changes. */
+export interface UpperWalkOptions {
+  /**
+   * Told the listing of each directory the upper dir holds whole — one no lower layer has, under no
+   * opaque directory (a builder's output directory) — as a walk of the upper dir read it: its names
+   * sorted as strings, with their lstat fields packed (LeanStats.pack). Only a directory read in
+   * one native call (so in byte order) whose names sort the same both ways, and with no overlay
+   * marker (whiteout), no socket and no file with other names in it: what a fresh walk of it finds,
+   * in a view of the layers as in the upper dir (a hard link's device number would differ there).
+   * Told when its entries have been walked (its subdirectories' before it).
+   */
+  onListing?: (rel: string, listing: PackedListing) => void;
+}
+
 /**
  * diffUpper's changes one at a time, in the layer's order (write.ts comparePaths, a directory's
  * entry before its opaque marker), as the walk finds them: nothing is held for the whole layer.
@@ -268,15 +287,22 @@ export function diffUpper(upper: string, lowers: string[] = [], format: UpperFor
  * directory's names are sorted and emitted as they are read. A directory the lower layers have
  * is held back (on `held`, with its ancestors that are held too) until it is decided: the first
  * change below it emits it, else it is a change only when it differs from the lower one.
+ *
+ * Each directory is read with the native helper when it can (every entry's lstat and whether it
+ * has xattrs, in one call, already in byte order; see NATIVE_LISTING_FROM): an entry with no
+ * xattrs is not asked for markers, and its change says so (`noXattrs`), so the tar writer does not
+ * list them again.
  */
 export function* upperChanges(
   upper: string,
   lowers: string[] = [],
   format: UpperFormat = 'overlay',
+  opts: UpperWalkOptions = {},
 ): Generator<Change, void, undefined> {
   const top = [...lowers].reverse();
   const prefix = overlayXattrPrefix();
   const fuse = format === 'fuse-overlayfs';
+  const onListing = opts.onListing;
   // Does a lower layer have `r` (inLower: its parent may have entries below)? Without lowers (not
   // known), every marker counts.
   const hides = (r: string, inLower: boolean) => !top.length || (inLower && !!lowerEntry(top, r));
@@ -287,83 +313,142 @@ export function* upperChanges(
         ) || lstatOrUndefined(path.join(abs, WH_OPAQUE)) !== undefined
       : attr(abs, `${prefix}opaque`) === 'y';
   // Directories of the lower layers not yet decided, outermost first: emitted before the first
-  // change below them.
+  // change below them (each `yield` of a change is preceded by theirs).
   const held: Change[] = [];
-  function* emit(...cs: Change[]): Generator<Change, void, undefined> {
-    if (held.length) yield* held.splice(0);
-    yield* cs;
-  }
+  // The upper dir with a slash: paths below it are joined by hand (path.join per entry was a
+  // measurable part of a many-file layer's tar).
+  const base = upper.endsWith('/') ? upper : `${upper}/`;
   // `inLower`: the directory may have entries below it (false under a directory that is new or
-  // opaque: nothing of it was copied up).
-  function* walk(rel: string, inLower: boolean): Generator<Change, void, undefined> {
+  // opaque: nothing of it was copied up). `whole`: no lower layer has it nor anything below it (a
+  // directory made by the step, under no opaque one): its listing may be handed on (onListing).
+  function* walk(rel: string, inLower: boolean, whole: boolean): Generator<Change, void, undefined> {
+    const dir = rel ? base + rel : upper;
+    const { names: read, listing } = readUpperDirectory(dir);
     // Each name with the path it changes (a fuse-overlayfs whiteout file `.wh.NAME` deletes NAME),
-    // in byte order of that path; of one path, the entry itself before a whiteout file.
-    const items: { name: string; key: Buffer; wh: boolean }[] = [];
-    for (const name of readdirSync(path.join(upper, rel))) {
-      if (fuse && name.startsWith(WH)) {
-        const hidden = name.slice(WH.length);
-        // `.wh..wh..opq` (read with its directory), and whiteouts of such names, are markers.
-        if (hidden && !hidden.startsWith(WH)) items.push({ name, key: Buffer.from(hidden), wh: true });
-        continue;
-      }
-      items.push({ name, key: Buffer.from(name), wh: false });
+    // in byte order of that path; of one path, the entry itself before a whiteout file. The native
+    // listing is in byte order already, and the kernel's upper dir has no whiteout files.
+    const items: { name: string; wh: boolean; i: number }[] = [];
+    if (listing && !fuse) listing.names.forEach((name, i) => items.push({ name, wh: false, i }));
+    else {
+      const keyed: { name: string; key: Buffer; wh: boolean; i: number }[] = [];
+      read.forEach((name, i) => {
+        if (fuse && name.startsWith(WH)) {
+          const hidden = name.slice(WH.length);
+          // `.wh..wh..opq` (read with its directory), and whiteouts of such names, are markers.
+          if (hidden && !hidden.startsWith(WH)) keyed.push({ name, key: Buffer.from(hidden), wh: true, i });
+          return;
+        }
+        keyed.push({ name, key: Buffer.from(name), wh: false, i });
+      });
+      keyed.sort((a, b) => Buffer.compare(a.key, b.key) || Number(a.wh) - Number(b.wh));
+      items.push(...keyed);
     }
-    items.sort((a, b) => Buffer.compare(a.key, b.key) || Number(a.wh) - Number(b.wh));
+    // The listing handed on (onListing), while every entry is one a fresh walk reads as it is here.
+    const names = listing?.names;
+    let handed: Float64Array | undefined =
+      onListing && whole && !fuse && names && !names.some((n) => SURROGATE.test(n))
+        ? new Float64Array(names.length * LeanStats.PACKED)
+        : undefined;
     // fuse-overlayfs' whiteout files, and a character-device whiteout may say the same path again.
     let lastDeleted: string | undefined;
-    for (const { name, wh } of items) {
+    for (const { name, wh, i } of items) {
       const r = rel ? `${rel}/${name}` : name;
-      const abs = path.join(upper, r);
+      const abs = base + r;
       if (wh) {
         const d = join(rel, name.slice(WH.length));
         if (d !== lastDeleted && lstatSync(abs).isFile() && hides(d, inLower)) {
           lastDeleted = d;
-          yield* emit({ kind: 'delete', path: d });
+          if (held.length) yield* held.splice(0);
+          yield { kind: 'delete', path: d };
         }
         continue;
       }
-      const st = lstatSync(abs);
+      const listed = listing?.stats(i);
+      const st: LstatFields = listed ?? lstatSync(abs);
+      // Without the helper's answer, an entry may have xattrs.
+      const xattrs = !listing || listing.mayHaveXattrs(i);
+      if (handed) {
+        if (!listed || st.isSocket() || (!st.isDirectory() && st.nlink > 1)) handed = undefined;
+        else listed.pack(handed, i);
+      }
       // A whiteout: a 0/0 character device, or (kernels ≥ 6.7 in nested setups) an empty file
       // marked with trusted.overlay.whiteout.
       if (
         (st.isCharacterDevice() && st.rdev === 0) ||
-        (!fuse && st.isFile() && st.size === 0 && attr(abs, `${prefix}whiteout`) !== undefined)
+        (!fuse && st.isFile() && st.size === 0 && xattrs && attr(abs, `${prefix}whiteout`) !== undefined)
       ) {
+        handed = undefined;
         // A whiteout of what no lower layer has hides nothing (fuse-overlayfs leaves them where a
         // step made and removed a file, as useradd's /etc/passwd.lock): no change, as native says.
         if (hides(r, inLower)) {
           lastDeleted = r;
-          yield* emit({ kind: 'delete', path: r });
+          if (held.length) yield* held.splice(0);
+          yield { kind: 'delete', path: r };
         }
         continue;
       }
       const lower = inLower ? lowerEntry(top, r) : undefined;
       // Handed to the tar writer at once: the lean copy (~250 B, not ~900 B) only while it is held.
-      const add: Change = { kind: 'add', path: r, stats: new LeanStats(st) };
+      const add: Change = {
+        kind: 'add',
+        path: r,
+        stats: listed ?? new LeanStats(st),
+        ...(xattrs ? {} : { noXattrs: true }),
+      };
       if (st.isDirectory()) {
-        const opaque = (!top.length || !!lower) && isOpaque(abs);
+        const opaque = (!top.length || !!lower) && (fuse || xattrs) && isOpaque(abs);
         if (opaque || !lower) {
-          yield* emit(add, ...(opaque ? [{ kind: 'opaque' as const, path: r }] : []));
-          yield* walk(r, false);
+          if (held.length) yield* held.splice(0);
+          yield add;
+          if (opaque) yield { kind: 'opaque', path: r };
+          // Made by the step (under a directory that is, or one the lower layers have): whole.
+          yield* walk(r, false, !opaque && (whole || inLower));
           continue;
         }
         held.push(add);
-        yield* walk(r, true);
+        yield* walk(r, true, false);
         if (held.at(-1) !== add) continue; // a change below emitted it
         held.pop();
         // fuse-overlayfs moves each copy-up into its directory (the kernel then restores the
         // directory's times): a directory with entries has its mtime from that, not from the step.
-        if (!sameEntry(abs, st, lower.host, lower.stat, fuse && readdirSync(abs).length > 0)) yield* emit(add);
+        if (!sameEntry(abs, st, lower.host, lower.stat, fuse && readdirSync(abs).length > 0)) {
+          if (held.length) yield* held.splice(0);
+          yield add;
+        }
         continue;
       }
       // An unchanged copy-up is no change, unless the step hard-linked it (`ln a b`: the upper's inode
       // has other names): the layer keeps it so the new name stays a link, as BuildKit's image has it.
       if (lower && !(st.isFile() && st.nlink > 1) && sameEntry(abs, st, lower.host, lower.stat)) continue;
-      yield* emit(add);
+      // Directories of the lower layers held so far come first (emitted by the first change below them).
+      if (held.length) yield* held.splice(0);
+      yield add;
     }
+    if (handed && names) onListing!(rel, { names, stats: handed });
   }
-  yield* walk('', top.length > 0);
+  yield* walk('', top.length > 0, false);
 }
+
+/**
+ * Entries a directory has at least before the differ loads the native helper to read it: its
+ * dlopen (1–2 ms of CPU) is more than a few dozen lstats, and a RUN that changed a few files (a
+ * one-file rebuild's) need not pay it. Once loaded (by a large directory, the tar's file reads, the
+ * deflater), every directory is read with it.
+ */
+const NATIVE_LISTING_FROM = 32;
+
+/** A directory of the upper dir: its names (byte order when `listing`, the native helper's, is there). */
+function readUpperDirectory(dir: string): { names: string[]; listing?: DirectoryListing } {
+  if (!nativeFsLoaded()) {
+    const names = readdirSync(dir);
+    if (names.length < NATIVE_LISTING_FROM) return { names };
+  }
+  const listing = nativeFs().readDirectory(dir);
+  return listing ? { names: listing.names, listing } : { names: readdirSync(dir) };
+}
+
+/** A character of a name above U+FFFF: its names then sort as strings in another order than as bytes. */
+const SURROGATE = /[\ud800-\udfff]/;
 
 const join = (rel: string, name: string) => (rel ? `${rel}/${name}` : name);
 
@@ -393,7 +478,7 @@ function lowerEntry(top: string[], rel: string): { host: string; stat: Stats } |
  * content or link target. A directory's mtime counts too, as the native snapshotter counts it,
  * unless `anyDirMtime` (fuse-overlayfs' upper dir with copied-up entries: its mtime is theirs).
  */
-export function sameEntry(a: string, sa: Stats, b: string, sb: Stats, anyDirMtime = false): boolean {
+export function sameEntry(a: string, sa: LstatFields, b: string, sb: LstatFields, anyDirMtime = false): boolean {
   if (sa.mode !== sb.mode || sa.uid !== sb.uid || sa.gid !== sb.gid || sa.rdev !== sb.rdev) return false;
   if (!sameXattrs(a, b, sa.isSymbolicLink())) return false;
   if (sa.isDirectory() && anyDirMtime) return true;

@@ -11,13 +11,15 @@
  *     into the store;
  *  5. everything unmounted and removed, also on abort (signal) or SIGINT/SIGTERM/SIGHUP.
  */
-import { copyFileSync, mkdirSync, existsSync, readdirSync, renameSync } from 'node:fs';
+import { copyFileSync, mkdirSync, existsSync, lstatSync, readdirSync, renameSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { type Compression, type Descriptor } from '../image/index.js';
 import {
   type Digest,
   KilnError,
+  LeanStats,
+  type PackedListing,
   resolveInImage,
   resolveUser,
   overlayXattrPrefix,
@@ -128,6 +130,13 @@ export interface RunStepOptions {
    * stage's `COPY --from` key is then computed without opening them again.
    */
   recordFileDigests?: boolean;
+  /**
+   * Return in `listings` what the differ read of the directories the step made whole (a builder's
+   * output directory: sandbox/rootfs.ts onListing), when the upper dir becomes the layer's snapshot:
+   * each as a fresh walk of the snapshot would list it. The `COPY --from` key's walk of them, and
+   * the copy's, then read no directory again.
+   */
+  recordListings?: boolean;
   /** Clamp timestamps in the layer (SOURCE_DATE_EPOCH). */
   sourceDateEpoch?: number;
   /** Default: overlay when it can be mounted here, else fuse-overlayfs when it can, else native. */
@@ -174,6 +183,8 @@ export interface RunOutcome {
   changes: Change[];
   /** recordFileDigests: the layer's small files (path in the layer → identity and digest), when recorded. */
   fileDigests?: FileDigestTable;
+  /** recordListings: directories of the layer's snapshot (path in it → its entries, as a walk lists them), when recorded. */
+  listings?: Map<string, PackedListing>;
   backend: BackendKind;
   snapshotter: SnapshotterKind;
   /** keepFailed: what was kept there — the overlay's changes (`upper`) or the whole tree (`tree`). */
@@ -311,6 +322,7 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
   let changes: Change[] = [];
   let layer: LayerInfo | undefined;
   let fileDigests: FileDigestTable | undefined;
+  let listings: Map<string, PackedListing> | undefined;
   let after: TreeState | undefined;
   // Entries with xattrs no layer carries: a kept root loses them (the next RUN sees the layer's).
   const foreign: [string, string[]][] = [];
@@ -323,12 +335,18 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     // The overlay is unmounted while its upper dir is read: nothing writes to it any more, and the
     // unmount's teardown (about 0.2 s for 30,000 new files) overlaps the diff and the tar.
     let unmounted: Promise<void> | undefined;
+    // The upper dir is the new layer in the snapshots' own form (whiteout devices, opaque
+    // markers): keep it as the snapshot, as BuildKit keeps a RUN's snapshot. Not with
+    // SOURCE_DATE_EPOCH: the layer's mtimes are clamped, the upper's are not.
+    const keepUpper = snapshotter === 'overlay' && !o.lowerDirs && o.sourceDateEpoch === undefined;
+    // The listings of the directories the step made, as the differ reads them (bounded, as the digests).
+    const handed = keepUpper && o.recordListings ? new HandedListings(MAX_RECORDED_DIGESTS) : undefined;
     t = phaseStart();
     if (snapshotter === 'overlay') {
       unmounted = unmount(rootfs);
       unmounted.catch(() => undefined); // awaited below
       // Compared with the image's layers: unchanged copy-ups are no change (BuildKit's differ).
-      found = upperChanges(upper, lowers);
+      found = upperChanges(upper, lowers, 'overlay', handed ? { onListing: (rel, l) => handed.add(rel, l) } : {});
       src = upper;
     } else if (snapshotter === 'fuse-overlayfs') {
       // Unmounted first: the fuse-overlayfs process then has ended, nothing writes to the upper.
@@ -345,10 +363,6 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
       const first = found.next();
       phaseDone(layered ? 'diff (to the first change)' : 'diff', t);
       if (!first.done) {
-        // The upper dir is the new layer in the snapshots' own form (whiteout devices, opaque
-        // markers): keep it as the snapshot, as BuildKit keeps a RUN's snapshot. Not with
-        // SOURCE_DATE_EPOCH: the layer's mtimes are clamped, the upper's are not.
-        const keepUpper = snapshotter === 'overlay' && !o.lowerDirs && o.sourceDateEpoch === undefined;
         // overlayfs's bookkeeping xattrs, found while the tar lists every entry's xattrs.
         const internals: [string, string[]][] = [];
         const onXattrNames = keepUpper
@@ -394,8 +408,16 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
         await unmounted;
         if (keepUpper) {
           stripOverlayInternals(upper, internals);
-          await store.adoptSnapshot([...(o.diffIds ?? []), layer.diffId], upper);
+          // Stripping an xattr moved the entry's ctime: its directory is read again when walked.
+          for (const [rel] of internals) handed?.drop(path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel));
+          const snapshot = [...(o.diffIds ?? []), layer.diffId];
+          // Not adopted: the same layer's snapshot was there already (other files, other inodes).
+          const adopted = await store.adoptSnapshot(snapshot, upper);
           fileDigests = recorded;
+          if (adopted && handed?.size) {
+            listings = handed.listings;
+            if (process.env.KILN_CHECK_HANDED_LISTINGS === '1') checkListings(store.snapshotPath(snapshot), listings);
+          }
         }
         phaseDone('snapshot commit', t);
       }
@@ -421,10 +443,46 @@ async function runIn(runDir: string, o: RunStepOptions, mounts: Mount[], signal:
     layer,
     changes,
     ...(fileDigests ? { fileDigests } : {}),
+    ...(listings ? { listings } : {}),
     backend: runner.kind,
     snapshotter,
     ...definedOnly(refused),
   };
+}
+
+/** The differ's listings of a RUN's new directories, up to `max` entries in all (past it, a walk reads the others). */
+class HandedListings {
+  readonly listings = new Map<string, PackedListing>();
+  private entries = 0;
+  constructor(private readonly max: number) {}
+  get size(): number {
+    return this.listings.size;
+  }
+  add(rel: string, l: PackedListing): void {
+    if (this.entries + l.names.length > this.max) return;
+    this.entries += l.names.length;
+    this.listings.set(rel, l);
+  }
+  drop(rel: string): void {
+    this.listings.delete(rel);
+  }
+}
+
+/** KILN_CHECK_HANDED_LISTINGS: each listing handed on is what a walk of the committed snapshot reads. */
+function checkListings(snapshot: string, listings: Map<string, PackedListing>): void {
+  for (const [rel, l] of listings) {
+    const dir = path.join(snapshot, rel);
+    const names = readdirSync(dir).sort();
+    const stats = new Float64Array(names.length * LeanStats.PACKED);
+    names.forEach((n, i) => new LeanStats(lstatSync(path.join(dir, n))).pack(stats, i));
+    const at = stats.findIndex((v, i) => !Object.is(v, l.stats[i]));
+    if (names.join('/') !== l.names.join('/') || stats.length !== l.stats.length || at >= 0)
+      throw new KilnError(
+        'INTERNAL',
+        `the RUN's listing of /${rel} differs from a walk of its snapshot` +
+          (at >= 0 ? ` (${names[Math.floor(at / LeanStats.PACKED)]}, field ${at % LeanStats.PACKED})` : ' (names)'),
+      );
+  }
 }
 
 /** recordFileDigests keeps at most this many files' digests (about 25 MB): past it, a key reads them. */

@@ -3,7 +3,7 @@ export { type ErrorCode, type ErrorPlace, formatError, isKilnError, KilnError } 
 export { chainId, chainIds, type Digest, digestHex, HashingStream, isDigest, sha256 } from './digest.js';
 export { exists, openOutputFile, removeTree, tempPathFor, writeFileAtomic } from './fs.js';
 export { joinPath, normalizePath } from './paths.js';
-export { LeanStats, type LstatFields } from './lean-stats.js';
+export { LeanStats, type LstatFields, type PackedListing } from './lean-stats.js';
 export { bootId, processAlive, processStartTime, runCapture, runChecked, which } from './proc.js';
 export { Slots } from './slots.js';
 export { readImageFile, resolveChown, resolveInImage, resolveUser, type UserFiles } from './users.js';

@@ -256,6 +256,56 @@ describe('sandbox on an imported Debian base', { skip: noBases }, () => {
     assert.deepEqual(found, ['etc/apt/apt.conf.d trusted.overlay.opaque']);
   });
 
+  test("overlay, recordListings: the listings of the directories a RUN made are what a walk of the committed snapshot reads; none where a moved file lost its overlay xattrs, a whiteout, or a lower layer's", async () => {
+    // Loaded, as a RUN of many files has it: the differ reads these few entries with it too.
+    (await import('../../../src/util/native-fs.js')).nativeFs();
+    const out = await run({
+      args: [
+        '/bin/sh',
+        '-c',
+        [
+          'set -e',
+          'mkdir -p /out/a/lib /out/b /out/empty && echo 1 > /out/a/lib/x.js && echo 22 > /out/a/y.js && ln -s x.js /out/a/lib/l',
+          'echo q > /out/b/q && mkfifo /out/b/fifo && chmod 700 /out/b',
+          'mkdir /etc/new && mv /etc/host.conf /etc/new/',
+          'rm /etc/issue.net && rm -rf /etc/apt/apt.conf.d && mkdir /etc/apt/apt.conf.d && echo o > /etc/apt/apt.conf.d/only',
+        ].join(' && '),
+      ],
+      snapshotter: 'overlay',
+      snapshotOnly: true,
+      recordFileDigests: true,
+      recordListings: true,
+    });
+    assert.equal(out.exitCode, 0, out.stderr);
+    const snap = store.snapshotPath([...base.config.rootfs.diff_ids, out.layer!.diffId]);
+    const { LeanStats } = await import('../../../src/util/lean-stats.js');
+    const { lstatSync } = await import('node:fs');
+    assert.deepEqual([...(out.listings?.keys() ?? [])].sort(), ['out', 'out/a', 'out/a/lib', 'out/b', 'out/empty']);
+    for (const [rel, l] of out.listings!) {
+      const names = readdirSync(path.join(snap, rel)).sort();
+      assert.deepEqual(l.names, names, rel);
+      const fresh = new Float64Array(names.length * LeanStats.PACKED);
+      names.forEach((n, i) => new LeanStats(lstatSync(path.join(snap, rel, n))).pack(fresh, i));
+      assert.deepEqual([...l.stats], [...fresh], rel);
+    }
+    // The same layer again (its snapshot is there already): the upper is not adopted, nothing is handed on.
+    const again = await run({
+      args: ['/bin/sh', '-c', 'mkdir -p /out && echo x > /out/x && touch -d @0 /out/x /out'],
+      snapshotter: 'overlay',
+      snapshotOnly: true,
+      recordListings: true,
+    });
+    const twice = await run({
+      args: ['/bin/sh', '-c', 'mkdir -p /out && echo x > /out/x && touch -d @0 /out/x /out'],
+      snapshotter: 'overlay',
+      snapshotOnly: true,
+      recordListings: true,
+    });
+    assert.equal(twice.layer!.diffId, again.layer!.diffId);
+    assert.deepEqual([...(again.listings?.keys() ?? [])], ['out']);
+    assert.equal(twice.listings, undefined);
+  });
+
   test("overlay: the RUN's root and its throw-away RUN --mount overlays are mounted volatile (their unmount syncs nothing); the upper kept as the snapshot carries this boot", async () => {
     const ctx = mkdtempSync(path.join(work, 'rwbind-'));
     writeFileSync(path.join(ctx, 'f'), 'context');

@@ -4,7 +4,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { compareChanges, tarChanges, tarChangesInOrder, type Change } from '../../../src/layer/write.js';
+import { compareChanges, comparePaths, tarChanges, tarChangesInOrder, type Change } from '../../../src/layer/write.js';
 import { readTar } from '../../../src/layer/tarstream.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-changes-order-'));
@@ -55,4 +55,37 @@ test('compareChanges is the order tarChanges sorts into; tarChangesInOrder strea
 test('tarChangesInOrder refuses a change out of the layer order (the layer would not be reproducible)', async () => {
   const swapped = [ordered[1]!, ordered[0]!];
   await assert.rejects(bytes(tarChangesInOrder(dir, swapped)), /out of order: add Z after a/);
+});
+
+test('comparePaths: the order of its components as UTF-8 bytes, parents first, for any pair of paths (astral characters too)', () => {
+  // The definition: component by component, each compared as bytes; a path that is a prefix of the other first.
+  const reference = (a: string, b: string) => {
+    const as = a.split('/');
+    const bs = b.split('/');
+    for (let i = 0; i < Math.min(as.length, bs.length); i++)
+      if (as[i] !== bs[i]) return Buffer.compare(Buffer.from(as[i]!), Buffer.from(bs[i]!));
+    return as.length - bs.length;
+  };
+  const parts = ['a', 'b', '-', '.', ' ', 'Z', 'é', '\uFFFD', '\uE000', '\u{1F600}', '\u{10FFFF}', 'ab', 'a.b'];
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const path = () =>
+    Array.from({ length: 1 + rnd(3) }, () =>
+      Array.from({ length: 1 + rnd(3) }, () => parts[rnd(parts.length)]).join(''),
+    ).join('/');
+  for (let k = 0; k < 20_000; k++) {
+    const a = path();
+    const b = rnd(4) === 0 ? `${a}/${path()}` : path();
+    assert.equal(
+      Math.sign(comparePaths(a, b)),
+      Math.sign(reference(a, b)),
+      `${JSON.stringify(a)} vs ${JSON.stringify(b)}`,
+    );
+    assert.equal(
+      Math.sign(comparePaths(b, a)),
+      Math.sign(reference(b, a)),
+      `${JSON.stringify(b)} vs ${JSON.stringify(a)}`,
+    );
+  }
+  assert.equal(comparePaths('a/b', 'a/b'), 0);
 });

@@ -33,6 +33,8 @@ import {
   unmount,
 } from '../../../src/sandbox/rootfs.js';
 import { compareChanges, type Change } from '../../../src/layer/write.js';
+import { LeanStats, type PackedListing } from '../../../src/util/lean-stats.js';
+import { nativeFs, nativeFsLoaded, useNativeFs } from '../../../src/util/native-fs.js';
 import { needs } from '../../helpers/prereq.js';
 
 const require = createRequire(import.meta.url);
@@ -58,6 +60,17 @@ function tree(files: Record<string, string | null>): string {
 }
 
 const fmt = (cs: Change[]) => cs.map((c) => `${c.kind} ${c.path}`).sort();
+
+// First in this file: nothing before it has loaded the native helper.
+test('upper dir diff of a few changed files does not load the native helper (its dlopen costs more than their lstats); a large directory does', () => {
+  assert.equal(nativeFsLoaded(), false, 'not loaded by importing the modules');
+  const upper = tree({ 'etc/a': 'a', 'etc/b': 'b', 'new/c': 'c' });
+  assert.deepEqual(fmt(diffUpper(upper)), ['add etc', 'add etc/a', 'add etc/b', 'add new', 'add new/c']);
+  assert.equal(nativeFsLoaded(), false);
+  const big = tree(Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`many/f${i}`, `${i}`])));
+  assert.equal(diffUpper(big).length, 41);
+  assert.equal(nativeFsLoaded(), true);
+});
 
 test('native diff: adds, edits, metadata-only changes, deletions, replaced directories, parents included', () => {
   const root = tree({
@@ -400,6 +413,83 @@ test('upper dir diff, streamed: the changes come in the layer order as the walk 
   // Nothing changed below a copied-up directory: nothing emitted for it (a.b, usr/lib's copy-up).
   assert.ok(!seen.some((s) => s.startsWith('add a.b')));
 });
+
+/** What a fresh walk of `dir` (BuildContext.walk's way: names sorted as strings, each lstat'ed) reads, packed. */
+function walkedListing(dir: string): PackedListing {
+  const names = readdirSync(dir).sort();
+  const stats = new Float64Array(names.length * LeanStats.PACKED);
+  names.forEach((n, i) => new LeanStats(lstatSync(path.join(dir, n))).pack(stats, i));
+  return { names, stats };
+}
+
+test(
+  "upper dir diff hands on the listings of the directories the step made whole, each as a fresh walk reads it; none with a marker, a hard link, a name above U+FFFF, or anything of a lower layer's",
+  { skip: needs(isRoot ? undefined : 'overlay markers need root (mknod, trusted xattrs): run the tests as root') },
+  () => {
+    const lower = tree({ 'etc/passwd': 'p', 'usr/lib/x': 'x', 'gone/old': 'o', 'opq/old': 'o' });
+    const upper = tree({
+      'out/pkg-1/lib/a.js': 'a',
+      'out/pkg-1/lib/b.js': 'bb',
+      'out/pkg-1/dist/c.js': 'c',
+      'out/pkg-2/d.js': 'd',
+      'out/empty': null,
+      'out/xattrs/f': 'f',
+      'out/wh/kept': 'k',
+      'out/linked/one': '1',
+      'out/wide/\u{1F600}': 'smile',
+      'etc/new/made': 'm',
+      'usr/lib/y': 'y',
+      'opq/fresh/z': 'z',
+    });
+    symlinkSync('a.js', path.join(upper, 'out/pkg-1/lib/link'));
+    // A user xattr on an entry (the tar carries it): the listing does not carry xattrs, a walk does not read them.
+    xattr.setAttributeSync(path.join(upper, 'out/xattrs/f'), 'user.kiln', 'v');
+    execFileSync('mknod', [path.join(upper, 'out/wh/gone'), 'c', '0', '0']);
+    execFileSync('mknod', [path.join(upper, 'gone'), 'c', '0', '0']);
+    linkSync(path.join(upper, 'out/linked/one'), path.join(upper, 'out/linked/two'));
+    xattr.setAttributeSync(path.join(upper, 'opq'), 'trusted.overlay.opaque', 'y');
+    nativeFs(); // loaded, as a RUN of many files has it: its small directories are read with it too
+    const handed = new Map<string, PackedListing>();
+    const changes = [...upperChanges(upper, [lower], 'overlay', { onListing: (rel, l) => void handed.set(rel, l) })];
+    assert.deepEqual([...handed.keys()].sort(), [
+      'etc/new',
+      'out',
+      'out/empty',
+      'out/pkg-1',
+      'out/pkg-1/dist',
+      'out/pkg-1/lib',
+      'out/pkg-2',
+      'out/xattrs',
+    ]);
+    for (const [rel, l] of handed) {
+      const walked = walkedListing(path.join(upper, rel));
+      assert.deepEqual(l.names, walked.names, rel);
+      assert.deepEqual([...l.stats], [...walked.stats], rel);
+    }
+    // The changes are the same as without the native helper's listings (and no xattrs are read
+    // again where it found none).
+    const noXattrs = changes.filter((c) => c.noXattrs).map((c) => c.path);
+    assert.ok(noXattrs.includes('out/pkg-1/lib/a.js'));
+    assert.ok(!noXattrs.includes('out/xattrs/f'));
+    assert.ok(!noXattrs.includes('opq'));
+    useNativeFs(false);
+    try {
+      const slow: Change[] = [];
+      const none = new Map<string, PackedListing>();
+      for (const c of upperChanges(upper, [lower], 'overlay', { onListing: (rel, l) => void none.set(rel, l) }))
+        slow.push(c);
+      assert.deepEqual(
+        slow.map((c) => `${c.kind} ${c.path}`),
+        changes.map((c) => `${c.kind} ${c.path}`),
+      );
+      const fields = (c: Change) => c.stats && { ...c.stats };
+      assert.deepEqual(slow.map(fields), changes.map(fields));
+      assert.equal(none.size, 0, 'only what the native helper read in one call is handed on');
+    } finally {
+      useNativeFs(true);
+    }
+  },
+);
 
 test(
   'a RUN overlay mounts volatile where the kernel takes it; a kernel that refuses it gets the mount without it, and is not asked again in this process',
