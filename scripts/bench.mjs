@@ -145,12 +145,15 @@ function ratioRows(name, text) {
   void name;
 }
 
+/** Scripts in dist/bench that another benchmark runs (with arguments), not benchmarks themselves. */
+const HELPERS = new Set(['layer-encode.js']);
+
 if (!noMicro) {
   const dir = path.join(root, 'dist', 'bench');
   let files = [];
   try {
     files = readdirSync(dir)
-      .filter((f) => f.endsWith('.js'))
+      .filter((f) => f.endsWith('.js') && !HELPERS.has(f))
       .sort();
   } catch {
     /* none built */
