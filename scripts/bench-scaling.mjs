@@ -254,33 +254,37 @@ export async function measure(opts) {
         if (r.code !== 0) throw new Error(`${b} ${args.slice(1, 3).join(' ')} ${kind} ${point} failed:\n${r.err}`);
         return r;
       };
-      // A cold build, with how long its RUN's process took (r.runSecs): kiln's profile, BuildKit's progress.
-      const coldBuild = async () => {
-        const [cmd, args, env] = build('--no-cache');
+      // A build, with how long its RUN's process took (r.runSecs): kiln's profile, BuildKit's progress.
+      // kiln's peak is also at least its own process's (the profile's maxRSS): a rebuild of ~0.1 s
+      // can end before the 100 ms sampler sees the process grown.
+      const profiledBuild = async (...flags) => {
+        const [cmd, args, env] = build(...flags);
         if (b === 'kiln') {
           const profile = path.join(benchDir, 'scaling', `profile-${process.pid}.jsonl`);
           rmSync(profile, { force: true });
           const r = await run([cmd, args, { ...env, KILN_PROFILE: profile }]);
           const last = existsSync(profile) ? readFileSync(profile, 'utf8').trim().split('\n').at(-1) : undefined;
           rmSync(profile, { force: true });
-          return { ...r, runSecs: last ? kilnRunSecs(JSON.parse(last)) : undefined };
+          const record = last ? JSON.parse(last) : undefined;
+          const own = Number(record?.maxRssMB) * 2 ** 20; // the profile's MB are MiB (maxRSS / 1024)
+          return { ...r, peak: Math.max(r.peak, Number.isFinite(own) ? own : 0), runSecs: kilnRunSecs(record) };
         }
         const r = await run([cmd, args.map((a) => (a === '-q' ? '--progress=plain' : a)), env], true);
         return { ...r, runSecs: buildkitRunSecs(r.err) };
       };
-      state.set(b, { build, coldBuild, clean, run, cold: [], incr: [], loads: [] });
+      state.set(b, { build, profiledBuild, clean, run, cold: [], incr: [], loads: [] });
     }
     for (let i = 0; i < reps; i++) {
       for (const b of i % 2 === 0 ? builders : [...builders].reverse()) {
-        const { build, coldBuild, clean, run, cold, incr, loads } = state.get(b);
+        const { profiledBuild, clean, cold, incr, loads } = state.get(b);
         clean();
         writeFileSync(path.join(ctx, 'marker.txt'), `cold ${i} ${b} ${Date.now()}\n`);
         await settle(kind);
         loads.push(os.loadavg()[0]);
-        cold.push(await coldBuild());
+        cold.push(await profiledBuild('--no-cache'));
         writeFileSync(path.join(ctx, 'marker.txt'), `incremental ${i} ${b} ${Date.now()}\n`);
         loads.push(os.loadavg()[0]);
-        incr.push(await run(build()));
+        incr.push(await profiledBuild());
         log(
           `   ${kind} ${point} ${b}: cold ${cold[i].secs.toFixed(2)} s (${(cold[i].peak / 1e6).toFixed(0)} MB; its RUN ${cold[i].runSecs?.toFixed(2) ?? '?'} s), ` +
             `incremental ${incr[i].secs.toFixed(2)} s (${(incr[i].peak / 1e6).toFixed(0)} MB), load ${loads.at(-1).toFixed(1)}`,
