@@ -28,7 +28,14 @@ import {
   utimesSync,
 } from 'node:fs';
 import { type Descriptor, parseOwnDescriptor, parseOwnImageConfig } from '../image/index.js';
-import { SNAPSHOT_ROOT, isPlainLayer, layersPresentIn, type Store, storeLayout } from '../store/index.js';
+import {
+  SNAPSHOT_ROOT,
+  isPlainLayer,
+  layersPresentIn,
+  replaceFileSync,
+  type Store,
+  storeLayout,
+} from '../store/index.js';
 import { chainIds, digestHex, isDigest, type Digest, KilnError, joinPath } from '../util/index.js';
 import type { StepState } from './keys.js';
 import { pruneExplain } from './explain.js';
@@ -257,17 +264,10 @@ export class CacheIndex {
   /**
    * Not fsynced: a crash may leave the memo empty (it is one small write), and getMemo then finds
    * no digest in it and the paths are hashed again, as for a memo never written. Temp + rename,
-   * with synchronous calls (small-files.ts).
+   * with synchronous calls (store's replaceFileSync).
    */
   async putMemo(key: Digest, value: Digest): Promise<void> {
-    const target = this.memoPath(key);
-    const tmp = writeTemp(target, value).path;
-    try {
-      renameSync(tmp, target);
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      throw e;
-    }
+    replaceFileSync(this.memoPath(key), value);
   }
 
   /**

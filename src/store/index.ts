@@ -12,6 +12,7 @@ export {
   IncomingLayer,
 } from './compressed.js';
 export { withFileLock } from './lock.js';
+export { replaceFileSync } from './small-blob.js';
 export { copyImageToStore, openStoreImage } from './image.js';
 export { defaultStoreRoot, storeLayout } from './layout.js';
 export {

@@ -211,10 +211,15 @@ export class Store {
     try {
       return await fsp.readFile(this.blobPath(d));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
-        throw new KilnError('NOT_FOUND', `blob ${d} is not in the store`, { path: this.root });
-      throw e;
+      throw this.blobReadError(d, e);
     }
+  }
+
+  /** A blob's read error as the store reports it: a missing blob is NOT_FOUND. */
+  private blobReadError(d: Digest, e: unknown): unknown {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT'
+      ? new KilnError('NOT_FOUND', `blob ${d} is not in the store`, { path: this.root })
+      : e;
   }
 
   /**
@@ -227,9 +232,7 @@ export class Store {
     try {
       text = readFileSync(this.blobPath(d));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
-        throw new KilnError('NOT_FOUND', `blob ${d} is not in the store`, { path: this.root });
-      throw e;
+      throw this.blobReadError(d, e);
     }
     return parseJSONText(text, `blob ${d}`);
   }
