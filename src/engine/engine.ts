@@ -672,8 +672,6 @@ class Engine implements RunEnv {
         } else {
           try {
             layer = await inStep(label, () => timed(`${ins.kind} step`, () => this.dispatch(step, state, scope, at)));
-            if (layer && ins.kind !== 'RUN' && at.snapshotsAhead && steps.slice(i + 1).some(readsSnapshots))
-              this.unpackAhead(state);
             await inStep(label, () => timed('cache record', () => this.cache.record(cached, state, layer)));
             if (layer && cached.key)
               this.layerRecords.set(layer.diffId, [...(this.layerRecords.get(layer.diffId) ?? []), cached.key]);
@@ -758,22 +756,6 @@ class Engine implements RunEnv {
     if (r.history)
       appendHistory(state, layer ? historyEntry(r.history.created!, r.history.created_by!, false) : r.history);
     return layer;
-  }
-
-  /**
-   * Start making the snapshots of the stage's layers (the one a COPY, ADD or WORKDIR just wrote)
-   * while the next steps run: the next COPY's destination reads the new layer's skeleton meanwhile,
-   * and the RUN that needs them waits only for what is left (store.snapshots shares the making).
-   * A failure is left to that RUN's own call, which makes the snapshot again and fails with its error.
-   */
-  private unpackAhead(state: StageState): void {
-    const made = this.o.store.snapshots([...state.layers], [...state.config.rootfs.diff_ids]);
-    this.background.track(
-      made.then(
-        () => undefined,
-        () => undefined,
-      ),
-    );
   }
 
   /**
@@ -866,12 +848,6 @@ class Engine implements RunEnv {
   private get compression(): Compression {
     return this.o.layerCompression ?? 'none';
   }
-}
-
-/** A step that reads the snapshots of the stage's layers when a RUN is ahead (its destination, its root). */
-function readsSnapshots(p: Pick<PlannedInstruction, 'instruction'>): boolean {
-  const k = p.instruction.kind;
-  return k === 'RUN' || k === 'COPY' || k === 'ADD' || k === 'WORKDIR';
 }
 
 /** What of RUN's sandbox the options change (BuildKit keys ExecOp's extra hosts, shm size and ulimits): '' when nothing. */

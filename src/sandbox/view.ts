@@ -143,11 +143,6 @@ export interface Destination {
  * snapshot (links followed anywhere in it, as through a whole view), else 'links': open a whole
  * view. Undefined when a layer would have to be unpacked, or where overlayfs is not what views
  * use (the snapshots are not in its marker form): open a view.
- *
- * `snapshotsAhead` (a RUN of the stage will need every layer's snapshot): the snapshots the engine
- * started making after the steps before (they overlap this step) are not waited for while the
- * layers' skeletons answer; when they do not (a link on the paths, a layer without a skeleton),
- * every snapshot is made and the layers read again from them alone, as a whole.
  */
 export async function layeredDestination(
   store: Store,
@@ -156,22 +151,10 @@ export async function layeredDestination(
   paths: string[],
   snapshotsAhead: boolean,
 ): Promise<Destination | 'links' | undefined> {
-  if (layers.length === 0) return { fs: layeredFs([]), close: () => Promise.resolve(), layered: true };
-  if (!(await canMountOverlay(runRoot(store.root)))) return undefined;
-  const read = await readLayers(store, layers, diffIds, paths);
-  if (!snapshotsAhead || (read !== undefined && read !== 'links')) return read;
-  await store.snapshots(layers, diffIds);
-  return readLayers(store, layers, diffIds, paths);
-}
-
-/** layeredDestination's read of the layers as they are now: snapshots, skeletons, or unpacked. */
-async function readLayers(
-  store: Store,
-  layers: Descriptor[],
-  diffIds: Digest[],
-  paths: string[],
-): Promise<Destination | 'links' | undefined> {
   const close = () => Promise.resolve();
+  if (layers.length === 0) return { fs: layeredFs([]), close, layered: true };
+  if (!(await canMountOverlay(runRoot(store.root)))) return undefined;
+  if (snapshotsAhead) await store.snapshots(layers, diffIds);
   const wanted = wantedPaths(paths);
   const wantedTops = new Set(wanted.map(topOf));
   const only = onlyFor(paths);

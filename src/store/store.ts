@@ -991,47 +991,35 @@ export class Store {
     }
   }
 
-  /**
-   * One unpacked directory per layer (overlay-marker form), bottom → top; made once, reused. A
-   * snapshot being made by this process (a step's, started ahead by the engine) is waited for, not
-   * made a second time.
-   */
+  /** One unpacked directory per layer (overlay-marker form), bottom → top; made once, reused. */
   async snapshots(layers: Descriptor[], diffIds: Digest[]): Promise<string[]> {
     if (layers.length !== diffIds.length)
       throw new KilnError('INVALID', `image has ${layers.length} layers but ${diffIds.length} diff_ids`);
     const dirs: string[] = [];
     for (const [i, chain] of chainIds(diffIds).entries()) {
-      let making = this.snapshotsMaking.get(chain);
-      if (!making) {
-        making = this.makeSnapshot(chain, layers[i]!, diffIds[i]!).finally(() => this.snapshotsMaking.delete(chain));
-        this.snapshotsMaking.set(chain, making);
+      const dir = this.snapshotDir(chain);
+      if (!(await snapshotPresent(this.root, chain))) {
+        const tmp = joinPath(this.layout.snapshotsDir, `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+        try {
+          const r = await applyLayer(this.openBlob(layers[i]!.digest), tmp, {
+            whiteouts: 'overlay',
+            expectedDiffId: diffIds[i],
+          });
+          void r;
+          await markUnsynced(dir);
+          await fsp.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
+            // Another process made it meanwhile: theirs is as good as ours.
+            if (e.code === 'ENOTEMPTY' || e.code === 'EEXIST') await removeTree(tmp);
+            else throw e;
+          });
+        } catch (e) {
+          await removeTree(tmp);
+          throw e;
+        }
       }
-      await making;
-      dirs.push(this.snapshotDir(chain));
+      dirs.push(dir);
     }
     return dirs;
-  }
-
-  /** Snapshots this process is making, by chain id: a second caller waits for the first one's. */
-  private readonly snapshotsMaking = new Map<string, Promise<void>>();
-
-  /** The snapshot of the top layer of `chain` unpacked and renamed in, unless present. */
-  private async makeSnapshot(chain: Digest, layer: Descriptor, diffId: Digest): Promise<void> {
-    const dir = this.snapshotDir(chain);
-    if (await snapshotPresent(this.root, chain)) return;
-    const tmp = joinPath(this.layout.snapshotsDir, `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-    try {
-      await applyLayer(this.openBlob(layer.digest), tmp, { whiteouts: 'overlay', expectedDiffId: diffId });
-      await markUnsynced(dir);
-      await fsp.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
-        // Another process made it meanwhile: theirs is as good as ours.
-        if (e.code === 'ENOTEMPTY' || e.code === 'EEXIST') await removeTree(tmp);
-        else throw e;
-      });
-    } catch (e) {
-      await removeTree(tmp);
-      throw e;
-    }
   }
 
   // ---- locking and garbage collection ----
