@@ -262,7 +262,8 @@ export async function measure(opts) {
         if (b === 'kiln') {
           const profile = path.join(benchDir, 'scaling', `profile-${process.pid}.jsonl`);
           rmSync(profile, { force: true });
-          const r = await run([cmd, args, { ...env, KILN_PROFILE: profile }]);
+          // Without the phases' steps (their AsyncLocalStorage is the profile's own cost: src/util/profile.ts).
+          const r = await run([cmd, args, { ...env, KILN_PROFILE: profile, KILN_PROFILE_STEPS: '0' }]);
           const last = existsSync(profile) ? readFileSync(profile, 'utf8').trim().split('\n').at(-1) : undefined;
           rmSync(profile, { force: true });
           const record = last ? JSON.parse(last) : undefined;

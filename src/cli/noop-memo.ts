@@ -7,7 +7,7 @@
  *
  * The key: this build of kiln (the CLI bundle's identity, and node's), the working directory, the
  * argv (less a global --profile), the user, whether stdout and stderr are terminals, and the whole
- * environment (less what only says how to report: KILN_PROFILE, KILN_NO_CODE_CACHE, and the
+ * environment (less what only says how to report: KILN_PROFILE, KILN_PROFILE_STEPS, KILN_NO_CODE_CACHE, and the
  * shell's own _, OLDPWD, SHLVL). The memo: every path the build's result depends on, by git's
  * index rule (mode, size, mtime, ctime and inode of each path of the context the walk does not
  * ignore, its directories too, so an added or removed file is seen; the Dockerfile and
@@ -76,7 +76,7 @@ export interface NoopMemo {
 }
 
 /** Environment variables that change how kiln reports, never what it builds. */
-const ENV_IGNORED = new Set(['KILN_PROFILE', 'KILN_NO_CODE_CACHE', '_', 'OLDPWD', 'SHLVL']);
+const ENV_IGNORED = new Set(['KILN_PROFILE', 'KILN_PROFILE_STEPS', 'KILN_NO_CODE_CACHE', '_', 'OLDPWD', 'SHLVL']);
 
 /** What the launcher knows of the invocation (the key's inputs). */
 export interface Invocation {

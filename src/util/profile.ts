@@ -2,6 +2,10 @@
  * Where a command's time goes (`--profile`, or KILN_PROFILE=1 to print the phases on stderr at
  * exit; KILN_PROFILE=FILE appends them to FILE as one JSON line, what `npm run bench` collects).
  * Off, every call is one boolean test: the phases are marked on the hot paths of every build.
+ * KILN_PROFILE_STEPS=0: the phases without their build step. The step is carried by an
+ * AsyncLocalStorage, whose hooks run at every promise of the build: ~30 ms of CPU on the one thread
+ * of a small cold build (node-distroless: ~190 against ~160 ms), which a benchmark of the build's
+ * time must not add (the benchmarks sum phases by name, not by step).
  *
  * A phase is a name, when it started (ms since the process started: node's performance time
  * origin) and how long it took; phases of a build step carry the step (`stage/step`), so their
@@ -23,6 +27,8 @@ export interface ProfilePhase {
 
 const phases: ProfilePhase[] = [];
 let enabled = false;
+/** Phases carry their build step (KILN_PROFILE_STEPS not 0). */
+let withSteps = true;
 let sink: string | undefined;
 let hooked = false;
 let lastMark = 0;
@@ -34,6 +40,7 @@ export function startProfile(flag = false): void {
   const env = process.env.KILN_PROFILE;
   if (!flag && (env === undefined || env === '' || env === '0')) return;
   enabled = true;
+  withSteps = process.env.KILN_PROFILE_STEPS !== '0';
   sink = env && env !== '1' && env !== 'true' ? env : undefined;
   if (hooked) return;
   hooked = true;
@@ -81,7 +88,7 @@ export async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
 
 /** Runs `fn` as build step `step` ('stage/step'): the phases inside it carry the step. */
 export function inStep<T>(step: string, fn: () => T): T {
-  return enabled ? currentStep.run(step, fn) : fn();
+  return enabled && withSteps ? currentStep.run(step, fn) : fn();
 }
 
 /** `performance.now()` when profiling, else 0 (no clock read on the hot path). */

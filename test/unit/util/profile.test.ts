@@ -58,3 +58,18 @@ test('KILN_PROFILE=1 prints the phases on stderr; unset, nothing', () => {
   const quiet = run({ KILN_PROFILE: '' });
   assert.equal(quiet.stderr, '');
 });
+
+test('KILN_PROFILE_STEPS=0: the same phases without their build step (no AsyncLocalStorage at every promise)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kiln-profile-'));
+  try {
+    const file = path.join(dir, 'p.jsonl');
+    assert.equal(run({ KILN_PROFILE: file, KILN_PROFILE_STEPS: '0' }).status, 0);
+    const r = JSON.parse(readFileSync(file, 'utf8').trim());
+    const slow = r.phases.find((p: { name: string }) => p.name === 'slow part');
+    assert.ok(slow.ms >= 25, `slow part took ${slow.ms} ms`);
+    assert.equal(slow.step, undefined);
+    assert.equal(r.byName['slow part'].count, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
