@@ -18,9 +18,8 @@ import {
 import { createHash, hash } from 'node:crypto';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { KilnError, LeanStats, type LstatFields, nativeFs, nativeFsLoaded, xattr } from '../util/index.js';
+import { KilnError, LeanStats, type LstatFields, nativeFs, nativeFsLoaded, ReadAhead, xattr } from '../util/index.js';
 import { announceContentSize } from './content-size.js';
-import { ReadAhead } from './read-ahead.js';
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, encodeHeaderInto, type EntryType, type TarHeader } from './tarformat.js';
 
 export interface TarOptions {

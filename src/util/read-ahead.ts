@@ -1,19 +1,20 @@
 /**
- * When a layer's tar reads small files ahead of itself. The tar writer (write.ts encodeEntries)
- * reads each small file synchronously, one at a time: the fastest way when the files are in the
- * page cache (a RUN layer just written, a COPY of a context just edited), and one disk latency per
- * file when they are not (an export, push or save of an older image, a context on a cold disk).
- * Then the next files of the walk are handed to the addon's read-ahead thread (native/src/
- * prefetch.c), which has the kernel read them into the page cache, many at a time, so that the
- * writer's own read (still the source of truth) finds them there.
+ * When a reader of many small files has them read ahead of itself: the tar writer
+ * (layer/write.ts encodeEntries) and the build context's content hash (context/hash.ts) read
+ * each small file synchronously, one at a time: the fastest way when the files are in the page
+ * cache (a RUN layer just written, a context just edited), and one disk latency per file when
+ * they are not (an export, push or save of an older image, a context on a cold disk). Then the
+ * next files of the walk are handed to the addon's read-ahead thread (native/src/prefetch.c),
+ * which has the kernel read them into the page cache, many at a time, so that the reader's own
+ * read (still the source of truth) finds them there.
  *
- * Adaptive, so that cached files cost nothing: off at first; turned on when the writer's reads are
- * seen to wait on the disk (the addon counts reads that found their file not cached: coldReads);
- * turned off again when the thread has looked at WARM_TO_STOP files since it last found one not
- * cached. The window is the walk's batch being written (at most 256 entries; syncToAsyncBatched):
- * paths only, never file contents.
+ * Adaptive, so that cached files cost nothing: off at first; turned on when the reads are seen to
+ * wait on the disk (the addon counts readFileInto calls that found their file not cached:
+ * coldReads); turned off again when the thread has looked at WARM_TO_STOP files since it last
+ * found one not cached. The window is what the reader hands: a batch of its walk (at most 256
+ * entries) and the next one; paths only, never file contents.
  */
-import type { NativeFs } from '../util/index.js';
+import type { NativeFs } from './native-fs.js';
 
 /** The addon's calls this uses (a test hands its own). */
 export type ReadAheadFs = Pick<NativeFs, 'coldReads' | 'prefetch' | 'prefetchStats'>;

@@ -1,17 +1,11 @@
 /**
- * The tar writer's read-ahead switch (layer/read-ahead.ts) on a scripted addon: off while reads
+ * The read-ahead switch of the tar writer and the context hash (util/read-ahead.ts) on a scripted addon: off while reads
  * find their files cached, on once they wait on the disk, off again once the thread finds every
  * file cached; the window handed is what the caller gives (a batch), nothing when off.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  CHECK_EVERY,
-  COLD_TO_START,
-  ReadAhead,
-  WARM_TO_STOP,
-  type ReadAheadFs,
-} from '../../../src/layer/read-ahead.js';
+import { CHECK_EVERY, COLD_TO_START, ReadAhead, WARM_TO_STOP, type ReadAheadFs } from '../../../src/util/read-ahead.js';
 
 /** An addon whose counts the test sets; it records what it was handed. */
 class ScriptedFs implements ReadAheadFs {
