@@ -234,96 +234,75 @@ async function* encodeEntries(
     Symbol.asyncIterator in entries
       ? (entries as AsyncIterable<PendingEntry>)
       : syncToAsyncBatched(entries as Iterable<PendingEntry>);
-  // Created on the first small file the addon reads: it reads the next ones ahead when reads wait on the disk.
-  let readAhead: ReadAhead | undefined;
-  const source = (iter as AsyncIterable<PendingEntry | PendingEntry[]>)[Symbol.asyncIterator]();
-  const listOf = (b: PendingEntry | PendingEntry[]): PendingEntry[] => (Array.isArray(b) ? b : [b]);
-  try {
-    let current = await source.next();
-    let handed = false; // whether current's files were handed to the read-ahead already
-    while (current.done !== true) {
-      const list = listOf(current.value);
-      // While reading ahead, the next batch is walked before this one is written and handed to the
-      // thread too: its first files are on their way when this batch ends (else each batch's first
-      // read waited on the disk).
-      let upcoming: IteratorResult<PendingEntry | PendingEntry[]> | undefined;
-      if (readAhead?.active) {
-        if (!handed) readAhead.ahead(smallFileSources(list, 0));
-        upcoming = await source.next();
-        if (upcoming.done !== true) readAhead.ahead(smallFileSources(listOf(upcoming.value), 0));
+  // The read-ahead, made on the first small file the addon reads: it has the next ones read into
+  // the page cache once reads are seen to wait on the disk (util/read-ahead.ts).
+  const reading: { ahead?: ReadAhead } = {};
+  for await (const list of readingAhead(iter as AsyncIterable<PendingEntry | PendingEntry[]>, reading)) {
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!;
+      if (encodeHeaderInto(e.header, out, pos, true)) pos += BLOCK;
+      else {
+        const head = put(encodeHeader(e.header));
+        if (head) yield head;
       }
-      for (let i = 0; i < list.length; i++) {
-        const e = list[i]!;
-        if (encodeHeaderInto(e.header, out, pos, true)) pos += BLOCK;
-        else {
-          const head = put(encodeHeader(e.header));
-          if (head) yield head;
+      // As content-size.ts reads it back: files' sizes, symlinks' targets; hard links, directories 0.
+      if (e.header.type === 'file') counted.contentSize += e.header.size;
+      else if (e.header.type === 'symlink') counted.contentSize += Buffer.byteLength(e.header.linkname ?? '');
+      const size = e.header.type === 'file' ? e.header.size : 0;
+      if (size === 0) {
+        e.onDigest?.(EMPTY_SHA256);
+        continue;
+      }
+      const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
+      if (e.content !== undefined) {
+        const c = put(e.content.length > size ? e.content.subarray(0, size) : e.content);
+        if (c) yield c;
+        if (e.content.length < size) throw new KilnError('INTERNAL', `${e.header.name}: content shorter than its size`);
+        if (pos + padded - size > out.length) {
+          const f = flush();
+          if (f) yield f;
         }
-        // As content-size.ts reads it back: files' sizes, symlinks' targets; hard links, directories 0.
-        if (e.header.type === 'file') counted.contentSize += e.header.size;
-        else if (e.header.type === 'symlink') counted.contentSize += Buffer.byteLength(e.header.linkname ?? '');
-        const size = e.header.type === 'file' ? e.header.size : 0;
-        if (size === 0) {
-          e.onDigest?.(EMPTY_SHA256);
-          continue;
-        }
-        const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
-        if (e.content !== undefined) {
-          const c = put(e.content.length > size ? e.content.subarray(0, size) : e.content);
-          if (c) yield c;
-          if (e.content.length < size)
-            throw new KilnError('INTERNAL', `${e.header.name}: content shorter than its size`);
-          if (pos + padded - size > out.length) {
-            const f = flush();
-            if (f) yield f;
-          }
-          pad(size);
-          continue;
-        }
-        if (e.source === undefined) throw new KilnError('INTERNAL', `${e.header.name}: a file entry without content`);
-        if (size <= SMALL_FILE) {
-          // Synchronous on purpose: for many small files the thread-pool round trips dominate.
-          if (pos + padded > out.length) {
-            const f = flush();
-            if (f) yield f;
-          }
-          // One native call (open, read, close); -1: Node's fs again, which raises the error. The
-          // first few files of a process are read with Node's fs (NODE_READS_BEFORE_NATIVE).
-          let got = -1;
-          if (useNativeReads()) {
-            readAhead ??= new ReadAhead(nativeFs());
-            got = nativeFs().readFileInto(e.source, out, pos, size);
-            // Reads now seen to wait on the disk: the rest of this batch is read ahead, then every next batch.
-            if (readAhead.read()) readAhead.ahead(smallFileSources(list, i + 1));
-          }
-          if (got < 0) got = readSmallFile(e.source, out, pos, size);
-          if (got !== size) throw changedSize(e, got);
-          // crypto.hash: one call, a third of createHash's cost on a 1 KB file (a RUN layer tells every one).
-          e.onDigest?.(hash('sha256', out.subarray(pos, pos + size), 'hex'));
-          pos += size;
-          pad(size);
-          continue;
-        }
-        const f = flush();
-        if (f) yield f;
-        let written = 0;
-        for await (const chunk of createReadStream(e.source, { highWaterMark: 1 << 20 })) {
-          const b = chunk as Buffer;
-          const room = size - written;
-          if (room <= 0) break;
-          const part = b.length > room ? b.subarray(0, room) : b;
-          written += part.length;
-          yield part;
-        }
-        if (written !== size) throw changedSize(e, written);
         pad(size);
+        continue;
       }
-      handed = upcoming !== undefined;
-      current = upcoming ?? (await source.next());
+      if (e.source === undefined) throw new KilnError('INTERNAL', `${e.header.name}: a file entry without content`);
+      if (size <= SMALL_FILE) {
+        // Synchronous on purpose: for many small files the thread-pool round trips dominate.
+        if (pos + padded > out.length) {
+          const f = flush();
+          if (f) yield f;
+        }
+        // One native call (open, read, close); -1: Node's fs again, which raises the error. The
+        // first few files of a process are read with Node's fs (NODE_READS_BEFORE_NATIVE).
+        let got = -1;
+        if (useNativeReads()) {
+          reading.ahead ??= new ReadAhead(nativeFs());
+          got = nativeFs().readFileInto(e.source, out, pos, size);
+          // Reads now seen to wait on the disk: the rest of this batch is read ahead, then every next one.
+          if (reading.ahead.read()) reading.ahead.ahead(smallFileSources(list, i + 1));
+        }
+        if (got < 0) got = readSmallFile(e.source, out, pos, size);
+        if (got !== size) throw changedSize(e, got);
+        // crypto.hash: one call, a third of createHash's cost on a 1 KB file (a RUN layer tells every one).
+        e.onDigest?.(hash('sha256', out.subarray(pos, pos + size), 'hex'));
+        pos += size;
+        pad(size);
+        continue;
+      }
+      const f = flush();
+      if (f) yield f;
+      let written = 0;
+      for await (const chunk of createReadStream(e.source, { highWaterMark: 1 << 20 })) {
+        const b = chunk as Buffer;
+        const room = size - written;
+        if (room <= 0) break;
+        const part = b.length > room ? b.subarray(0, room) : b;
+        written += part.length;
+        yield part;
+      }
+      if (written !== size) throw changedSize(e, written);
+      pad(size);
     }
-  } finally {
-    // Stopped early (an error, the reader gone): the walk's generator ends too, as for-await ended it.
-    await source.return?.();
   }
   const end = put(END_OF_ARCHIVE);
   if (end) yield end;
@@ -342,6 +321,40 @@ let nodeReads = 0;
 
 function useNativeReads(): boolean {
   return nativeFsLoaded() || ++nodeReads > NODE_READS_BEFORE_NATIVE;
+}
+
+/**
+ * The entries' batches (a lone entry as a list of one), in order. While the read-ahead is on, the
+ * next batch is walked before this one is written, and the small files of both are handed to it:
+ * the next batch's first files are on their way when this one ends (else each batch's first reads
+ * waited on the disk). At most two batches of paths are held.
+ */
+async function* readingAhead(
+  entries: AsyncIterable<PendingEntry | PendingEntry[]>,
+  reading: { ahead?: ReadAhead },
+): AsyncGenerator<PendingEntry[]> {
+  const listOf = (b: PendingEntry | PendingEntry[]): PendingEntry[] => (Array.isArray(b) ? b : [b]);
+  const source = entries[Symbol.asyncIterator]();
+  try {
+    let current = await source.next();
+    let handed = false; // whether current's files were handed already
+    while (current.done !== true) {
+      const list = listOf(current.value);
+      let upcoming: IteratorResult<PendingEntry | PendingEntry[]> | undefined;
+      const ra = reading.ahead;
+      if (ra?.active) {
+        if (!handed) ra.ahead(smallFileSources(list, 0));
+        upcoming = await source.next();
+        if (upcoming.done !== true) ra.ahead(smallFileSources(listOf(upcoming.value), 0));
+      }
+      yield list;
+      handed = upcoming !== undefined;
+      current = upcoming ?? (await source.next());
+    }
+  } finally {
+    // Stopped early (an error, the reader gone): the walk ends too, as for-await ends it.
+    await source.return?.();
+  }
 }
 
 /** The files of `list` from `from` on that encodeEntries reads whole and synchronously (small ones), in order. */
