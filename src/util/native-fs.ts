@@ -8,6 +8,7 @@
  * (util/xattr.ts), by native-addon.ts.
  */
 import { LeanStats } from './lean-stats.js';
+import { KilnError } from './errors.js';
 import { nativeAddon, nativeAddonLoaded } from './native-addon.js';
 
 /** A directory's entries in byte order, each with its lstat (undefined: lstat it with Node's fs) and an xattr hint. */
@@ -110,7 +111,15 @@ export function useNativeFs(on: boolean): void {
 }
 
 function load(): NativeFs {
-  const a = nativeAddon().addon;
+  const { addon: a, file } = nativeAddon();
+  // An addon built from an older checkout (native/ not rebuilt after a pull): said now, not as a
+  // TypeError in the middle of a layer.
+  if (typeof a.prefetchFiles !== 'function' || typeof a.coldReads !== 'function')
+    throw new KilnError(
+      'NOT_FOUND',
+      `kiln's native addon (${file}) was built from an older kiln: it has no read-ahead. Rebuild it: ` +
+        "`npm rebuild kiln-native` (or `npm ci`) in kiln's directory",
+    );
   return {
     readDirectory: (dir) => {
       const r = a.readDirectory(dir);
