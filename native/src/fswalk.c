@@ -259,7 +259,7 @@ napi_value read_file_into(napi_env env, napi_callback_info info) {
   got = 0;
   if (want > 0 && nowait_reads) {
     /* The first read asks for cached pages only: the same one call when the file is cached; when it
-     * is not, the read is counted (coldReads: src/layer/read-ahead.ts starts reading ahead) and
+     * is not, the read is counted (coldReads: src/util/read-ahead.ts starts reading ahead) and
      * made again the usual way (the kernel has started reading it already). */
     struct iovec v = {at, (size_t)want};
     ssize_t n = preadv2(fd, &v, 1, 0, RWF_NOWAIT);

@@ -9,7 +9,7 @@
  * is used: the main thread's read stays the source of truth, and every error here is ignored.
  *
  * The thread is started on the first paths handed to it (never for a tar whose files are cached:
- * src/layer/read-ahead.ts decides), ends after IDLE_MS without work, and is stopped and waited
+ * src/util/read-ahead.ts decides), ends after IDLE_MS without work, and is stopped and waited
  * for when the Node.js environment that started it is torn down (no thread outlives the process's
  * need, none holds its exit). The queue is bounded (QUEUE_CAP paths; more are dropped).
  */

@@ -2,7 +2,7 @@
  * kiln's native file-system helper (native/, the `kiln-native` package, built by node-gyp at
  * `npm ci`): a directory read with every entry's lstat and whether it has xattrs, in one call; a
  * small file read into a caller's buffer in one call; and a read-ahead of small files into the page
- * cache by a background thread (layer/read-ahead.ts decides when). A layer of 30,000 small files
+ * cache by a background thread (util/read-ahead.ts decides when). A layer of 30,000 small files
  * spent most of its main thread in Node's per-file calls (an lstat's Stats with four Dates,
  * fs-xattr's two listxattr calls, open/read/close). Loaded on first use, like fs-xattr
  * (util/xattr.ts), by native-addon.ts.
