@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -219,6 +220,19 @@ napi_value read_directory(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Small-file reads that found their file's first pages not in the page cache (RWF_NOWAIT's EAGAIN). */
+static uint64_t cold_reads;
+/* Cleared when the file system refuses RWF_NOWAIT: plain reads then, and none is counted cold. */
+static int nowait_reads = 1;
+
+/* coldReads(): how many readFileInto calls of this process found their file not cached. */
+napi_value cold_reads_count(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_double(env, (double)__atomic_load_n(&cold_reads, __ATOMIC_RELAXED), &out);
+  return out;
+}
+
 /* readFileInto(path, into, offset, length): the bytes read (fewer at end of file; at most length)
  * into `into` at `offset`, or -errno (read it the usual way, which raises the error). */
 napi_value read_file_into(napi_env env, napi_callback_info info) {
@@ -243,6 +257,16 @@ napi_value read_file_into(napi_env env, napi_callback_info info) {
   }
   char *at = (char *)data + offset;
   got = 0;
+  if (want > 0 && nowait_reads) {
+    /* The first read asks for cached pages only: the same one call when the file is cached; when it
+     * is not, the read is counted (coldReads: src/util/read-ahead.ts starts reading ahead) and
+     * made again the usual way (the kernel has started reading it already). */
+    struct iovec v = {at, (size_t)want};
+    ssize_t n = preadv2(fd, &v, 1, 0, RWF_NOWAIT);
+    if (n > 0) got = n;
+    else if (n < 0 && errno == EAGAIN) __atomic_add_fetch(&cold_reads, 1, __ATOMIC_RELAXED);
+    else if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) nowait_reads = 0;
+  }
   while (got < want) {
     ssize_t n = pread(fd, at + got, (size_t)(want - got), (off_t)got);
     if (n < 0 && errno == EINTR) continue;

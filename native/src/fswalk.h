@@ -5,5 +5,6 @@
 
 napi_value read_directory(napi_env env, napi_callback_info info);
 napi_value read_file_into(napi_env env, napi_callback_info info);
+napi_value cold_reads_count(napi_env env, napi_callback_info info);
 
 #endif

@@ -14,7 +14,15 @@ import { promises as fsp, readFileSync, readlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { BuildContext, ContextEntry, EntryStat } from './build-context.js';
-import { type ErrorPlace, writeFileAtomic, type Digest, joinPath } from '../util/index.js';
+import {
+  type ErrorPlace,
+  writeFileAtomic,
+  type Digest,
+  joinPath,
+  nativeFs,
+  nativeFsLoaded,
+  ReadAhead,
+} from '../util/index.js';
 
 /** A stat younger than this is not remembered (racy: a same-tick rewrite keeps mtime). */
 const RACY_MS = 2000;
@@ -26,6 +34,8 @@ type Remembered = [size: number, mtimeMs: number, ctimeMs: number, ino: number, 
 export interface FileDigester {
   /** sha256 (hex) of the regular file `abs`, which is `rel` in its root, whose lstat is `st`. */
   digest(abs: string, st: EntryStat, rel: string): Promise<string>;
+  /** Whether digest() answers without reading the file (it is not read ahead). */
+  remembers?(abs: string, st: EntryStat, rel: string): boolean;
 }
 
 /** The identity rule of a remembered digest: same size, mtime, ctime and inode as when it was read. */
@@ -62,6 +72,12 @@ export class FileHashCache implements FileDigester {
     } catch {
       // missing or damaged: start empty
     }
+  }
+
+  remembers(abs: string, st: EntryStat): boolean {
+    this.load();
+    const r = this.map.get(abs);
+    return r !== undefined && sameFile({ size: r[0], mtimeMs: r[1], ctimeMs: r[2], ino: r[3] }, st);
   }
 
   /** The digest of a regular file, from memory when its stat is unchanged. */
@@ -120,6 +136,13 @@ export class RecordedFileDigests implements FileDigester {
   readonly stats = { hits: 0, misses: 0 };
   constructor(private readonly recorded: { get(rel: string): RecordedFile | undefined }[]) {}
 
+  remembers(_abs: string, st: EntryStat, rel: string): boolean {
+    return this.recorded.some((m) => {
+      const r = m.get(rel);
+      return r !== undefined && sameFile(r, st);
+    });
+  }
+
   async digest(abs: string, st: EntryStat, rel: string): Promise<string> {
     for (const m of this.recorded) {
       const r = m.get(rel);
@@ -137,7 +160,8 @@ export class RecordedFileDigests implements FileDigester {
 export async function hashFile(abs: string, size: number): Promise<string> {
   const h = createHash('sha256');
   if (size <= CHUNK) {
-    h.update(readFileSync(abs));
+    // Hashed before any await: the scratch buffer is this call's alone.
+    h.update(readSmallFile(abs, size) ?? readFileSync(abs));
     return h.digest('hex');
   }
   const fh = await fsp.open(abs, 'r');
@@ -152,6 +176,84 @@ export async function hashFile(abs: string, size: number): Promise<string> {
     await fh.close();
   }
   return h.digest('hex');
+}
+
+/** Files up to this size are read by the native helper once it is loaded (as the tar writer's small files). */
+const SMALL_FILE = 256 << 10;
+/**
+ * Small files a process hashes with Node's fs before it loads the native helper: loading it costs
+ * more than a few such reads (a one-file COPY's key reads one), as in layer/write.ts.
+ */
+const NODE_READS_BEFORE_NATIVE = 64;
+let nodeReads = 0;
+let scratch: Buffer | undefined;
+/** The process's context-hash read-ahead (util/read-ahead.ts), made on the first native read. */
+let readAhead: ReadAhead | undefined;
+
+/**
+ * A small file's bytes as readFileSync reads them (to its end), read by the native helper in one
+ * call, which also tells whether the read waited on the disk; undefined: read it with Node's fs
+ * (an error, which Node raises; a file grown since its lstat; the first few of a process).
+ */
+function readSmallFile(abs: string, size: number): Buffer | undefined {
+  if (size === 0 || size > SMALL_FILE) return undefined;
+  if (!nativeFsLoaded() && ++nodeReads <= NODE_READS_BEFORE_NATIVE) return undefined;
+  scratch ??= Buffer.allocUnsafe(SMALL_FILE + 1);
+  readAhead ??= new ReadAhead(nativeFs());
+  // One byte more than its lstat's size: a file that has grown is read by Node's fs, whole.
+  const got = nativeFs().readFileInto(abs, scratch, 0, size + 1);
+  readAhead.read();
+  return got >= 0 && got <= size ? scratch.subarray(0, got) : undefined;
+}
+
+/** How many entries of a walk are taken at a time: the read-ahead's window is this batch and the next. */
+const BATCH = 256;
+
+/**
+ * A walk's entries, unchanged and in order. While the read-ahead is on (the hash's reads were seen
+ * to wait on the disk), taken BATCH at a time, and each batch's small files that will be read (no
+ * remembered digest) handed to it a batch before they are hashed; else one at a time, as walked.
+ */
+function* readingAhead(walk: Iterable<ContextEntry>, files: FileDigester | undefined): Generator<ContextEntry> {
+  const it = walk[Symbol.iterator]();
+  const take = (): ContextEntry[] => {
+    const batch: ContextEntry[] = [];
+    while (batch.length < BATCH) {
+      const r = it.next();
+      if (r.done === true) break;
+      batch.push(r.value);
+    }
+    return batch;
+  };
+  const toRead = (batch: ContextEntry[]): string[] => {
+    const paths: string[] = [];
+    for (const e of batch)
+      if (e.stat.isFile() && e.stat.size > 0 && e.stat.size <= SMALL_FILE && !files?.remembers?.(e.abs, e.stat, e.rel))
+        paths.push(e.abs);
+    return paths;
+  };
+  try {
+    let pending: ContextEntry[] = []; // taken and handed to the read-ahead, not yet hashed
+    for (;;) {
+      if (pending.length === 0 && readAhead?.active !== true) {
+        const r = it.next();
+        if (r.done === true) return;
+        yield r.value;
+        continue;
+      }
+      let batch = pending;
+      if (batch.length === 0) {
+        batch = take();
+        readAhead!.ahead(toRead(batch));
+        if (batch.length === 0) return;
+      }
+      pending = readAhead?.active === true ? take() : [];
+      if (pending.length > 0) readAhead!.ahead(toRead(pending));
+      yield* batch;
+    }
+  } finally {
+    it.return?.();
+  }
 }
 
 export interface SelectionOptions {
@@ -193,7 +295,8 @@ export async function hashSelection(
       // hard links per source, build/copy.ts): the links are part of what the step makes.
       const inodes = new Map<string, string>();
       await hashEntry(h, e, opts, inodes);
-      if (e.stat.isDirectory()) for (const c of ctx.walk(e.rel)) await hashEntry(h, c, opts, inodes);
+      if (e.stat.isDirectory())
+        for (const c of readingAhead(ctx.walk(e.rel), opts.files)) await hashEntry(h, c, opts, inodes);
     }
   }
   return `sha256:${h.digest()}`;

@@ -18,7 +18,7 @@ import {
 import { createHash, hash } from 'node:crypto';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { KilnError, LeanStats, type LstatFields, nativeFs, nativeFsLoaded, xattr } from '../util/index.js';
+import { KilnError, LeanStats, type LstatFields, nativeFs, nativeFsLoaded, ReadAhead, xattr } from '../util/index.js';
 import { announceContentSize } from './content-size.js';
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, encodeHeaderInto, type EntryType, type TarHeader } from './tarformat.js';
 
@@ -234,8 +234,12 @@ async function* encodeEntries(
     Symbol.asyncIterator in entries
       ? (entries as AsyncIterable<PendingEntry>)
       : syncToAsyncBatched(entries as Iterable<PendingEntry>);
-  for await (const batch of iter as AsyncIterable<PendingEntry | PendingEntry[]>) {
-    for (const e of Array.isArray(batch) ? batch : [batch]) {
+  // The read-ahead, made on the first small file the addon reads: it has the next ones read into
+  // the page cache once reads are seen to wait on the disk (util/read-ahead.ts).
+  const reading: { ahead?: ReadAhead } = {};
+  for await (const list of readingAhead(iter as AsyncIterable<PendingEntry | PendingEntry[]>, reading)) {
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!;
       if (encodeHeaderInto(e.header, out, pos, true)) pos += BLOCK;
       else {
         const head = put(encodeHeader(e.header));
@@ -270,7 +274,13 @@ async function* encodeEntries(
         }
         // One native call (open, read, close); -1: Node's fs again, which raises the error. The
         // first few files of a process are read with Node's fs (NODE_READS_BEFORE_NATIVE).
-        let got = useNativeReads() ? nativeFs().readFileInto(e.source, out, pos, size) : -1;
+        let got = -1;
+        if (useNativeReads()) {
+          reading.ahead ??= new ReadAhead(nativeFs());
+          got = nativeFs().readFileInto(e.source, out, pos, size);
+          // Reads now seen to wait on the disk: the rest of this batch is read ahead, then every next one.
+          if (reading.ahead.read()) reading.ahead.ahead(smallFileSources(list, i + 1));
+        }
         if (got < 0) got = readSmallFile(e.source, out, pos, size);
         if (got !== size) throw changedSize(e, got);
         // crypto.hash: one call, a third of createHash's cost on a 1 KB file (a RUN layer tells every one).
@@ -311,6 +321,52 @@ let nodeReads = 0;
 
 function useNativeReads(): boolean {
   return nativeFsLoaded() || ++nodeReads > NODE_READS_BEFORE_NATIVE;
+}
+
+/**
+ * The entries' batches (a lone entry as a list of one), in order. While the read-ahead is on, the
+ * next batch is walked before this one is written, and the small files of both are handed to it:
+ * the next batch's first files are on their way when this one ends (else each batch's first reads
+ * waited on the disk). At most two batches of paths are held.
+ */
+async function* readingAhead(
+  entries: AsyncIterable<PendingEntry | PendingEntry[]>,
+  reading: { ahead?: ReadAhead },
+): AsyncGenerator<PendingEntry[]> {
+  const listOf = (b: PendingEntry | PendingEntry[]): PendingEntry[] => (Array.isArray(b) ? b : [b]);
+  const source = entries[Symbol.asyncIterator]();
+  try {
+    let current = await source.next();
+    let handed = false; // whether current's files were handed already
+    while (current.done !== true) {
+      const list = listOf(current.value);
+      let upcoming: IteratorResult<PendingEntry | PendingEntry[]> | undefined;
+      const ra = reading.ahead;
+      if (ra?.active) {
+        if (!handed) ra.ahead(smallFileSources(list, 0));
+        upcoming = await source.next();
+        if (upcoming.done !== true) ra.ahead(smallFileSources(listOf(upcoming.value), 0));
+      }
+      yield list;
+      handed = upcoming !== undefined;
+      current = upcoming ?? (await source.next());
+    }
+  } finally {
+    // Stopped early (an error, the reader gone): the walk ends too, as for-await ends it.
+    await source.return?.();
+  }
+}
+
+/** The files of `list` from `from` on that encodeEntries reads whole and synchronously (small ones), in order. */
+function smallFileSources(list: PendingEntry[], from: number): string[] {
+  const paths: string[] = [];
+  for (let i = from; i < list.length; i++) {
+    const e = list[i]!;
+    const size = e.header.size;
+    if (e.header.type === 'file' && e.source !== undefined && e.content === undefined && size > 0 && size <= SMALL_FILE)
+      paths.push(e.source);
+  }
+  return paths;
 }
 
 /** Up to `size` bytes of `file` into `out` at `pos` with Node's fs: the bytes read. */

@@ -27,3 +27,4 @@ export {
 export { xattr, type Xattr } from './xattr.js';
 export { nativeFs, nativeFsLoaded, useNativeFs, type NativeFs, type DirectoryListing } from './native-fs.js';
 export { nativeAddon, type NativeAddon } from './native-addon.js';
+export { ReadAhead, type ReadAheadFs } from './read-ahead.js';

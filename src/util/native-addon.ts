@@ -9,10 +9,16 @@ import { fileURLToPath } from 'node:url';
 import * as path from 'node:path';
 import { KilnError } from './errors.js';
 
-/** The addon's calls (native/src/fswalk.c, native/src/deflate.c). */
+/** The addon's calls (native/src/fswalk.c, native/src/prefetch.c, native/src/deflate.c). */
 export interface NativeAddon {
   readDirectory(dir: string): { names: string[]; stats: Float64Array } | null;
   readFileInto(file: string, into: Uint8Array, offset: number, length: number): number;
+  /** How many readFileInto calls of this process found their file not in the page cache. */
+  coldReads(): number;
+  /** Paths handed to the read-ahead thread (native/src/prefetch.c): how many were queued. */
+  prefetchFiles(paths: string[]): number;
+  /** [files the read-ahead thread looked at, of them not in the page cache, 1 while it runs]. */
+  prefetchStats(): [number, number, number];
   /** Raw deflate of `input` by libdeflate at `level` (0-12): not final, ending on a byte boundary. */
   deflateBlock(input: Uint8Array, level: number): Buffer;
 }

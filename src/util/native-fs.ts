@@ -1,11 +1,14 @@
 /**
  * kiln's native file-system helper (native/, the `kiln-native` package, built by node-gyp at
- * `npm ci`): a directory read with every entry's lstat and whether it has xattrs, in one call, and
- * a small file read into a caller's buffer in one call. A layer of 30,000 small files spent most of
- * its main thread in Node's per-file calls (an lstat's Stats with four Dates, fs-xattr's two
- * listxattr calls, open/read/close). Loaded on first use, like fs-xattr (util/xattr.ts), by native-addon.ts.
+ * `npm ci`): a directory read with every entry's lstat and whether it has xattrs, in one call; a
+ * small file read into a caller's buffer in one call; and a read-ahead of small files into the page
+ * cache by a background thread (util/read-ahead.ts decides when). A layer of 30,000 small files
+ * spent most of its main thread in Node's per-file calls (an lstat's Stats with four Dates,
+ * fs-xattr's two listxattr calls, open/read/close). Loaded on first use, like fs-xattr
+ * (util/xattr.ts), by native-addon.ts.
  */
 import { LeanStats } from './lean-stats.js';
+import { KilnError } from './errors.js';
 import { nativeAddon, nativeAddonLoaded } from './native-addon.js';
 
 /** A directory's entries in byte order, each with its lstat (undefined: lstat it with Node's fs) and an xattr hint. */
@@ -25,6 +28,19 @@ export interface NativeFs {
    * (fewer at its end), or -1: read it with Node's fs (which raises the error).
    */
   readFileInto(file: string, into: Uint8Array, offset: number, length: number): number;
+  /**
+   * How many readFileInto calls of this process found their file not in the page cache (they waited
+   * on the disk); 0 on a file system that cannot tell.
+   */
+  coldReads(): number;
+  /**
+   * Ask a background thread to have the kernel read these files into the page cache (open
+   * without following a symlink, regular files only; errors ignored; nothing is read for the
+   * caller): how many were queued (the queue is bounded).
+   */
+  prefetch(paths: string[]): number;
+  /** Of the files handed to prefetch so far: how many the thread looked at, and how many of them were not cached. */
+  prefetchStats(): { probed: number; cold: number };
 }
 
 /** Numbers per entry in the addon's `stats` (fswalk.c's FIELDS). */
@@ -64,7 +80,13 @@ let loaded: NativeFs | undefined;
 let enabled = true;
 
 /** Every call answered "use Node's fs" (useNativeFs(false)): the same steps as without the helper. */
-const NODE_FS_ONLY: NativeFs = { readDirectory: () => undefined, readFileInto: () => -1 };
+const NODE_FS_ONLY: NativeFs = {
+  readDirectory: () => undefined,
+  readFileInto: () => -1,
+  coldReads: () => 0,
+  prefetch: () => 0,
+  prefetchStats: () => ({ probed: 0, cold: 0 }),
+};
 
 /** The helper; a KilnError naming what to install when it cannot be loaded. */
 export function nativeFs(): NativeFs {
@@ -89,7 +111,15 @@ export function useNativeFs(on: boolean): void {
 }
 
 function load(): NativeFs {
-  const a = nativeAddon().addon;
+  const { addon: a, file } = nativeAddon();
+  // An addon built from an older checkout (native/ not rebuilt after a pull): said now, not as a
+  // TypeError in the middle of a layer.
+  if (typeof a.prefetchFiles !== 'function' || typeof a.coldReads !== 'function')
+    throw new KilnError(
+      'NOT_FOUND',
+      `kiln's native addon (${file}) was built from an older kiln: it has no read-ahead. Rebuild it: ` +
+        "`npm rebuild kiln-native` (or `npm ci`) in kiln's directory",
+    );
   return {
     readDirectory: (dir) => {
       const r = a.readDirectory(dir);
@@ -98,6 +128,12 @@ function load(): NativeFs {
     readFileInto: (file, into, offset, length) => {
       const n = a.readFileInto(file, into, offset, length);
       return n < 0 ? -1 : n;
+    },
+    coldReads: () => a.coldReads(),
+    prefetch: (paths) => a.prefetchFiles(paths),
+    prefetchStats: () => {
+      const [probed, cold] = a.prefetchStats();
+      return { probed, cold };
     },
   };
 }
