@@ -250,7 +250,9 @@ napi_value read_file_into(napi_env env, napi_callback_info info) {
       napi_get_value_int64(env, argv[3], &want) != napi_ok || offset < 0 || want < 0 ||
       (uint64_t)offset + (uint64_t)want > length)
     goto done;
-  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  /* O_NOFOLLOW: the walk saw a regular file here; a symbolic link put in its place since is not
+   * followed (ELOOP: Node's fs then raises it, opened the same way by the caller). */
+  int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     got = -errno;
     goto done;

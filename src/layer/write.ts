@@ -6,6 +6,7 @@
  */
 import {
   closeSync,
+  constants as fsConstants,
   createReadStream,
   lstatSync,
   openSync,
@@ -281,7 +282,7 @@ async function* encodeEntries(
           // Reads now seen to wait on the disk: the rest of this batch is read ahead, then every next one.
           if (reading.ahead.read()) reading.ahead.ahead(smallFileSources(list, i + 1));
         }
-        if (got < 0) got = readSmallFile(e.source, out, pos, size);
+        if (got < 0) got = readSmallFile(e, out, pos, size);
         if (got !== size) throw changedSize(e, got);
         // crypto.hash: one call, a third of createHash's cost on a 1 KB file (a RUN layer tells every one).
         e.onDigest?.(hash('sha256', out.subarray(pos, pos + size), 'hex'));
@@ -292,13 +293,19 @@ async function* encodeEntries(
       const f = flush();
       if (f) yield f;
       let written = 0;
-      for await (const chunk of createReadStream(e.source, { highWaterMark: 1 << 20 })) {
-        const b = chunk as Buffer;
-        const room = size - written;
-        if (room <= 0) break;
-        const part = b.length > room ? b.subarray(0, room) : b;
-        written += part.length;
-        yield part;
+      try {
+        // Opened here (not by the stream) so that no link is followed: the stream's flags are a string.
+        const fd = openSync(e.source, READ_NO_FOLLOW);
+        for await (const chunk of createReadStream('', { fd, highWaterMark: 1 << 20 })) {
+          const b = chunk as Buffer;
+          const room = size - written;
+          if (room <= 0) break;
+          const part = b.length > room ? b.subarray(0, room) : b;
+          written += part.length;
+          yield part;
+        }
+      } catch (err) {
+        throw becameLink(e, err);
       }
       if (written !== size) throw changedSize(e, written);
       pad(size);
@@ -369,9 +376,32 @@ function smallFileSources(list: PendingEntry[], from: number): string[] {
   return paths;
 }
 
+/**
+ * How a file entry's source is opened: never through a symbolic link at its end. The walk saw a
+ * regular file there; a link put in its place since (a context being edited, another user's
+ * directory) would have the layer carry whatever it points at, the host's files included.
+ */
+const READ_NO_FOLLOW = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW;
+
+/** An entry's read error; ELOOP (its source is a symbolic link now) said as what happened. */
+function becameLink(e: PendingEntry, err: unknown): unknown {
+  if ((err as NodeJS.ErrnoException)?.code !== 'ELOOP') return err;
+  return new KilnError(
+    'INTERNAL',
+    `${e.source ?? e.header.name} changed while being archived: it is a symbolic link now, not the file it was`,
+    { path: e.source ?? e.header.name },
+  );
+}
+
 /** Up to `size` bytes of `file` into `out` at `pos` with Node's fs: the bytes read. */
-function readSmallFile(file: string, out: Buffer, pos: number, size: number): number {
-  const fd = openSync(file, 'r');
+function readSmallFile(e: PendingEntry, out: Buffer, pos: number, size: number): number {
+  const file = e.source!;
+  let fd: number;
+  try {
+    fd = openSync(file, READ_NO_FOLLOW);
+  } catch (err) {
+    throw becameLink(e, err);
+  }
   let got = 0;
   try {
     while (got < size) {
