@@ -102,7 +102,7 @@ function ratioRows(name, text) {
   let m;
   for (const line of text.split('\n')) {
     if (
-      (m = /^(\S+): kiln ([\d.]+) s\b.*\| tar\|pigz -p2\|sha256sum ([\d.]+) s .*kiln\/pigz throughput ([\d.]+)x/.exec(
+      (m = /^(\S+): kiln ([\d.]+) s\b.*\| tar\|pigz -p2\|sha256sum ([\d.]+) s\b.*kiln\/pigz throughput ([\d.]+)x/.exec(
         line,
       ))
     ) {
