@@ -7,28 +7,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { closeSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuildContext } from '../../../src/context/build-context.js';
 import { FileHashCache, hashFile, hashSelection } from '../../../src/context/hash.js';
 import { nativeFs, useNativeFs } from '../../../src/util/native-fs.js';
-
-function writeSynced(file: string, body: string): void {
-  writeFileSync(file, body);
-  const fd = openSync(file, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-}
-
-/** Drop `files`' pages from the page cache (POSIX_FADV_DONTNEED through dd). */
-function evict(files: string[]): void {
-  for (const f of files) execFileSync('dd', [`if=${f}`, 'iflag=nocache', 'count=0', 'status=none']);
-}
+import { evict, writeSynced } from '../../helpers/page-cache.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const base = mkdtempSync(join(tmpdir(), 'kiln-hash-ahead-'));
+// On a disk's file system (/var/tmp; /tmp may be a tmpfs, whose pages cannot be evicted).
+const base = mkdtempSync(join(process.env.KILN_TEST_DISK_DIR ?? '/var/tmp', 'kiln-hash-ahead-'));
 test.after(() => rmSync(base, { recursive: true, force: true }));
 
 /** A tree of `n` small files in directories of 100; their paths. */

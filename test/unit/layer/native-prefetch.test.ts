@@ -7,41 +7,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  symlinkSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { tarDirectory, tarEntries, type EntrySpec } from '../../../src/layer/write.js';
 import { nativeFs, useNativeFs } from '../../../src/util/native-fs.js';
+import { evict, writeSynced } from '../../helpers/page-cache.js';
 
 async function collect(r: Readable): Promise<Buffer> {
   const out: Buffer[] = [];
   for await (const c of r) out.push(c as Buffer);
   return Buffer.concat(out);
-}
-
-/** Write `body` to `file` and make it reach the disk (clean pages can be evicted). */
-function writeSynced(file: string, body: string): void {
-  writeFileSync(file, body);
-  const fd = openSync(file, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-}
-
-/** Drop `files`' pages from the page cache (POSIX_FADV_DONTNEED through dd). */
-function evict(files: string[]): void {
-  for (const f of files) execFileSync('dd', [`if=${f}`, 'iflag=nocache', 'count=0', 'status=none']);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,12 +33,21 @@ function evictable(dir: string): boolean {
   return nativeFs().coldReads() === before + 1;
 }
 
-const base = mkdtempSync(join(process.env.KILN_TEST_DISK_DIR ?? tmpdir(), 'kiln-prefetch-'));
-const skip = evictable(base) ? false : 'the temp dir is on a file system whose pages cannot be evicted (tmpfs)';
+// On a disk's file system (/var/tmp; /tmp may be a tmpfs, whose pages cannot be evicted).
+const base = mkdtempSync(join(process.env.KILN_TEST_DISK_DIR ?? '/var/tmp', 'kiln-prefetch-'));
+const evictableBase = evictable(base);
+/** Each test first: what these tests need, said as what to do when it is missing. */
+function needsEvictable(): void {
+  assert.ok(
+    evictableBase,
+    `${base} is on a file system whose pages cannot be evicted (tmpfs?): set KILN_TEST_DISK_DIR to a directory on a disk`,
+  );
+}
 
 test.after(() => rmSync(base, { recursive: true, force: true }));
 
-test('readFileInto counts a read that waited on the disk, once; the bytes are the file', { skip }, () => {
+test('readFileInto counts a read that waited on the disk, once; the bytes are the file', () => {
+  needsEvictable();
   const f = join(base, 'one');
   writeSynced(f, 'hello, disk\n');
   evict([f]);
@@ -75,122 +61,114 @@ test('readFileInto counts a read that waited on the disk, once; the bytes are th
   assert.equal(fs.coldReads(), c0 + 1, 'cached now');
 });
 
-test(
-  'prefetch reads a regular file into the page cache; never through a symlink; errors ignored',
-  { skip },
-  async () => {
-    const dir = join(base, 'hostile');
-    mkdirSync(dir);
-    const target = join(dir, 'target');
-    writeSynced(target, 'x'.repeat(10000));
-    symlinkSync(target, join(dir, 'link'));
-    execFileSync('mkfifo', [join(dir, 'fifo')]);
-    mkdirSync(join(dir, 'subdir'));
-    evict([target]);
-    const fs = nativeFs();
-    const s0 = fs.prefetchStats();
-    // A symlink to the evicted file, a FIFO (no writer: a blocking open would hang), a directory, a missing path.
-    const odd = [join(dir, 'link'), join(dir, 'fifo'), join(dir, 'subdir'), join(dir, 'missing')];
-    assert.equal(fs.prefetch(odd), odd.length);
-    for (let i = 0; i < 200 && fs.prefetchStats().probed < s0.probed + odd.length; i++) await sleep(5);
-    const s1 = fs.prefetchStats();
-    assert.equal(s1.probed, s0.probed + odd.length);
-    assert.equal(s1.cold, s0.cold, 'nothing opened and found cold: the symlink was not followed');
-    // The evicted file itself: found cold, and read into the cache (the writer's read then does not wait).
-    fs.prefetch([target]);
-    for (let i = 0; i < 200 && fs.prefetchStats().probed < s1.probed + 1; i++) await sleep(5);
-    assert.equal(fs.prefetchStats().cold, s1.cold + 1);
-    // WILLNEED's reads complete shortly after it returns: then the writer's read does not wait.
-    await sleep(200);
-    const c0 = fs.coldReads();
-    const into = Buffer.alloc(10000);
-    assert.equal(fs.readFileInto(target, into, 0, 10000), 10000);
-    assert.equal(fs.coldReads(), c0, 'the prefetched file was read from the page cache');
-    assert.ok(into.equals(Buffer.alloc(10000, 'x')));
-  },
-);
+test('prefetch reads a regular file into the page cache; never through a symlink; errors ignored', async () => {
+  needsEvictable();
+  const dir = join(base, 'hostile');
+  mkdirSync(dir);
+  const target = join(dir, 'target');
+  writeSynced(target, 'x'.repeat(10000));
+  symlinkSync(target, join(dir, 'link'));
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  mkdirSync(join(dir, 'subdir'));
+  evict([target]);
+  const fs = nativeFs();
+  const s0 = fs.prefetchStats();
+  // A symlink to the evicted file, a FIFO (no writer: a blocking open would hang), a directory, a missing path.
+  const odd = [join(dir, 'link'), join(dir, 'fifo'), join(dir, 'subdir'), join(dir, 'missing')];
+  assert.equal(fs.prefetch(odd), odd.length);
+  for (let i = 0; i < 200 && fs.prefetchStats().probed < s0.probed + odd.length; i++) await sleep(5);
+  const s1 = fs.prefetchStats();
+  assert.equal(s1.probed, s0.probed + odd.length);
+  assert.equal(s1.cold, s0.cold, 'nothing opened and found cold: the symlink was not followed');
+  // The evicted file itself: found cold, and read into the cache (the writer's read then does not wait).
+  fs.prefetch([target]);
+  for (let i = 0; i < 200 && fs.prefetchStats().probed < s1.probed + 1; i++) await sleep(5);
+  assert.equal(fs.prefetchStats().cold, s1.cold + 1);
+  // WILLNEED's reads complete shortly after it returns: then the writer's read does not wait.
+  await sleep(200);
+  const c0 = fs.coldReads();
+  const into = Buffer.alloc(10000);
+  assert.equal(fs.readFileInto(target, into, 0, 10000), 10000);
+  assert.equal(fs.coldReads(), c0, 'the prefetched file was read from the page cache');
+  assert.ok(into.equals(Buffer.alloc(10000, 'x')));
+});
 
-test(
-  'a tar of evicted small files reads them ahead and writes the same bytes as from the cache',
-  { skip },
-  async () => {
-    const dir = join(base, 'tree');
-    const files: string[] = [];
-    for (let d = 0; d < 6; d++) {
-      mkdirSync(join(dir, `d${d}`), { recursive: true });
-      for (let f = 0; f < 100; f++) {
-        const file = join(dir, `d${d}`, `f${f}.txt`);
-        writeSynced(file, `${d}/${f} `.repeat(1 + ((d * 100 + f) % 50)));
-        files.push(file);
-      }
+test('a tar of evicted small files reads them ahead and writes the same bytes as from the cache', async () => {
+  needsEvictable();
+  const dir = join(base, 'tree');
+  const files: string[] = [];
+  for (let d = 0; d < 6; d++) {
+    mkdirSync(join(dir, `d${d}`), { recursive: true });
+    for (let f = 0; f < 100; f++) {
+      const file = join(dir, `d${d}`, `f${f}.txt`);
+      writeSynced(file, `${d}/${f} `.repeat(1 + ((d * 100 + f) % 50)));
+      files.push(file);
     }
-    const cached = await collect(tarDirectory(dir, { sourceDateEpoch: 0 }));
-    evict(files);
-    const fs = nativeFs();
-    const s0 = fs.prefetchStats();
-    const cold = await collect(tarDirectory(dir, { sourceDateEpoch: 0 }));
-    assert.ok(cold.equals(cached), 'the same tar');
-    await sleep(50);
-    const s1 = fs.prefetchStats();
-    assert.ok(s1.probed - s0.probed >= 256, `files were handed to the read-ahead (${s1.probed - s0.probed})`);
-    assert.ok(s1.cold > s0.cold, 'and found not cached');
-    // Cached now: a second tar hands nothing.
-    const s2 = fs.prefetchStats();
-    const again = await collect(tarDirectory(dir, { sourceDateEpoch: 0 }));
-    assert.ok(again.equals(cached));
-    await sleep(50);
-    assert.equal(fs.prefetchStats().probed, s2.probed, 'no read-ahead of cached files');
-  },
-);
+  }
+  const cached = await collect(tarDirectory(dir, { sourceDateEpoch: 0 }));
+  evict(files);
+  const fs = nativeFs();
+  const s0 = fs.prefetchStats();
+  const cold = await collect(tarDirectory(dir, { sourceDateEpoch: 0 }));
+  assert.ok(cold.equals(cached), 'the same tar');
+  await sleep(50);
+  const s1 = fs.prefetchStats();
+  assert.ok(s1.probed - s0.probed >= 256, `files were handed to the read-ahead (${s1.probed - s0.probed})`);
+  assert.ok(s1.cold > s0.cold, 'and found not cached');
+  // Cached now: a second tar hands nothing.
+  const s2 = fs.prefetchStats();
+  const again = await collect(tarDirectory(dir, { sourceDateEpoch: 0 }));
+  assert.ok(again.equals(cached));
+  await sleep(50);
+  assert.equal(fs.prefetchStats().probed, s2.probed, 'no read-ahead of cached files');
+});
 
-test(
-  'a file that vanished or shrank after the walk fails the tar as it does without the read-ahead',
-  { skip },
-  async () => {
-    const dir = join(base, 'changing');
-    mkdirSync(dir);
-    const specs: EntrySpec[] = [];
-    for (let f = 0; f < 700; f++) {
-      const file = join(dir, `f${String(f).padStart(3, '0')}`);
-      writeSynced(file, `${f}\n`.repeat(20));
-      specs.push({
-        path: `f${f}`,
-        type: 'file',
-        source: file,
-        size: `${f}\n`.length * 20,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        mtime: 0,
-      });
-    }
-    // Well past the first batch, so that the read-ahead is on (the first batch's reads waited) and was handed them.
-    unlinkSync(specs[600]!.source!);
-    const errorOf = async (): Promise<string> => {
-      evict(specs.filter((s) => s !== specs[600]).map((s) => s.source!));
-      const p0 = nativeFs().prefetchStats().probed;
-      const e = await collect(tarEntries(specs)).then(
-        () => 'no error',
-        (err: NodeJS.ErrnoException) => `${err.code}: ${err.message}`,
-      );
-      return `${e} (read ahead: ${nativeFs().prefetchStats().probed > p0})`;
-    };
-    const withReadAhead = await errorOf();
-    assert.match(withReadAhead, /^ENOENT: .*f600.*\(read ahead: true\)$/);
-    useNativeFs(false);
-    try {
-      assert.equal(await errorOf(), withReadAhead.replace('read ahead: true', 'read ahead: false'));
-    } finally {
-      useNativeFs(true);
-    }
-    // Shorter than the walk saw it: the same error as ever.
-    writeSynced(specs[600]!.source!, 'short');
-    const shrank = await errorOf();
-    assert.match(shrank, /changed size while being archived \(5 of \d+ bytes\).*\(read ahead: true\)$/);
-  },
-);
+test('a file that vanished or shrank after the walk fails the tar as it does without the read-ahead', async () => {
+  needsEvictable();
+  const dir = join(base, 'changing');
+  mkdirSync(dir);
+  const specs: EntrySpec[] = [];
+  for (let f = 0; f < 700; f++) {
+    const file = join(dir, `f${String(f).padStart(3, '0')}`);
+    writeSynced(file, `${f}\n`.repeat(20));
+    specs.push({
+      path: `f${f}`,
+      type: 'file',
+      source: file,
+      size: `${f}\n`.length * 20,
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 0,
+    });
+  }
+  // Well past the first batch, so that the read-ahead is on (the first batch's reads waited) and was handed them.
+  unlinkSync(specs[600]!.source!);
+  const errorOf = async (): Promise<string> => {
+    evict(specs.filter((s) => s !== specs[600]).map((s) => s.source!));
+    const p0 = nativeFs().prefetchStats().probed;
+    const e = await collect(tarEntries(specs)).then(
+      () => 'no error',
+      (err: NodeJS.ErrnoException) => `${err.code}: ${err.message}`,
+    );
+    return `${e} (read ahead: ${nativeFs().prefetchStats().probed > p0})`;
+  };
+  const withReadAhead = await errorOf();
+  assert.match(withReadAhead, /^ENOENT: .*f600.*\(read ahead: true\)$/);
+  useNativeFs(false);
+  try {
+    assert.equal(await errorOf(), withReadAhead.replace('read ahead: true', 'read ahead: false'));
+  } finally {
+    useNativeFs(true);
+  }
+  // Shorter than the walk saw it: the same error as ever.
+  writeSynced(specs[600]!.source!, 'short');
+  const shrank = await errorOf();
+  assert.match(shrank, /changed size while being archived \(5 of \d+ bytes\).*\(read ahead: true\)$/);
+});
 
-test('the thread ends when idle, and a process that used it exits at once', { skip }, async () => {
+test('the thread ends when idle, and a process that used it exits at once', async () => {
+  needsEvictable();
   const fs = nativeFs();
   fs.prefetch([join(base, 'missing-1')]);
   await sleep(600);
