@@ -20,8 +20,9 @@ import {
   type Digest,
   joinPath,
   nativeFs,
-  nativeFsLoaded,
+  nativeSmallRead,
   ReadAhead,
+  SMALL_FILE,
 } from '../util/index.js';
 
 /** A stat younger than this is not remembered (racy: a same-tick rewrite keeps mtime). */
@@ -178,14 +179,6 @@ export async function hashFile(abs: string, size: number): Promise<string> {
   return h.digest('hex');
 }
 
-/** Files up to this size are read by the native helper once it is loaded (as the tar writer's small files). */
-const SMALL_FILE = 256 << 10;
-/**
- * Small files a process hashes with Node's fs before it loads the native helper: loading it costs
- * more than a few such reads (a one-file COPY's key reads one), as in layer/write.ts.
- */
-const NODE_READS_BEFORE_NATIVE = 64;
-let nodeReads = 0;
 let scratch: Buffer | undefined;
 /** The process's context-hash read-ahead (util/read-ahead.ts), made on the first native read. */
 let readAhead: ReadAhead | undefined;
@@ -197,7 +190,7 @@ let readAhead: ReadAhead | undefined;
  */
 function readSmallFile(abs: string, size: number): Buffer | undefined {
   if (size === 0 || size > SMALL_FILE) return undefined;
-  if (!nativeFsLoaded() && ++nodeReads <= NODE_READS_BEFORE_NATIVE) return undefined;
+  if (!nativeSmallRead()) return undefined;
   scratch ??= Buffer.allocUnsafe(SMALL_FILE + 1);
   readAhead ??= new ReadAhead(nativeFs());
   // One byte more than its lstat's size: a file that has grown is read by Node's fs, whole.

@@ -19,7 +19,16 @@ import {
 import { createHash, hash } from 'node:crypto';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { KilnError, LeanStats, type LstatFields, nativeFs, nativeFsLoaded, ReadAhead, xattr } from '../util/index.js';
+import {
+  KilnError,
+  LeanStats,
+  type LstatFields,
+  nativeFs,
+  nativeSmallRead,
+  ReadAhead,
+  SMALL_FILE,
+  xattr,
+} from '../util/index.js';
 import { announceContentSize } from './content-size.js';
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, encodeHeaderInto, type EntryType, type TarHeader } from './tarformat.js';
 
@@ -196,7 +205,6 @@ function clamp(mtime: number, opts: TarOptions): number {
   return opts.sourceDateEpoch !== undefined && mtime > opts.sourceDateEpoch ? opts.sourceDateEpoch : mtime;
 }
 
-const SMALL_FILE = 256 << 10;
 const OUT_CHUNK = 1 << 20;
 
 /**
@@ -274,9 +282,9 @@ async function* encodeEntries(
           if (f) yield f;
         }
         // One native call (open, read, close); -1: Node's fs again, which raises the error. The
-        // first few files of a process are read with Node's fs (NODE_READS_BEFORE_NATIVE).
+        // first few files of a process are read with Node's fs (util/native-fs.ts nativeSmallRead).
         let got = -1;
-        if (useNativeReads()) {
+        if (nativeSmallRead()) {
           reading.ahead ??= new ReadAhead(nativeFs());
           got = nativeFs().readFileInto(e.source, out, pos, size);
           // Reads now seen to wait on the disk: the rest of this batch is read ahead, then every next one.
@@ -315,19 +323,6 @@ async function* encodeEntries(
   if (end) yield end;
   const last = flush(true);
   if (last) yield last;
-}
-
-/**
- * Small files a process reads with Node's fs (open, read, close: ~3 calls more per file) before it
- * loads the native helper for the rest: loading it (dlopen, 1-4 ms of CPU) costs more than a few
- * hundred such reads, and a one-file rebuild's COPY reads one to a few files. Once loaded (by a
- * directory walk, or past this count), it reads every file.
- */
-const NODE_READS_BEFORE_NATIVE = 64;
-let nodeReads = 0;
-
-function useNativeReads(): boolean {
-  return nativeFsLoaded() || ++nodeReads > NODE_READS_BEFORE_NATIVE;
 }
 
 /**

@@ -25,6 +25,14 @@ export {
   type ProfilePhase,
 } from './profile.js';
 export { xattr, type Xattr } from './xattr.js';
-export { nativeFs, nativeFsLoaded, useNativeFs, type NativeFs, type DirectoryListing } from './native-fs.js';
+export {
+  nativeFs,
+  nativeFsLoaded,
+  nativeSmallRead,
+  SMALL_FILE,
+  useNativeFs,
+  type NativeFs,
+  type DirectoryListing,
+} from './native-fs.js';
 export { nativeAddon, type NativeAddon } from './native-addon.js';
 export { ReadAhead, type ReadAheadFs } from './read-ahead.js';

@@ -88,6 +88,26 @@ const NODE_FS_ONLY: NativeFs = {
   prefetchStats: () => ({ probed: 0, cold: 0 }),
 };
 
+/**
+ * Files up to this size are read whole, synchronously, in one native call (readFileInto) by the
+ * readers of many small files: the tar writer (layer/write.ts) and the context hash (context/hash.ts).
+ */
+export const SMALL_FILE = 256 << 10;
+
+/**
+ * Small files a process reads with Node's fs (open, read, close: ~3 calls more per file) before it
+ * loads the native helper for the rest: loading it (dlopen, 1-4 ms of CPU) costs more than a few
+ * hundred such reads, and a one-file rebuild's COPY (its key's hash, its tar) reads one to a few
+ * files. Once loaded (by a directory walk, or past this count), it reads every small file.
+ */
+const NODE_READS_BEFORE_NATIVE = 64;
+let nodeReads = 0;
+
+/** Whether this small-file read goes through the native helper (else Node's fs): counts the reads before it is loaded. */
+export function nativeSmallRead(): boolean {
+  return nativeFsLoaded() || ++nodeReads > NODE_READS_BEFORE_NATIVE;
+}
+
 /** The helper; a KilnError naming what to install when it cannot be loaded. */
 export function nativeFs(): NativeFs {
   return enabled ? (loaded ??= load()) : NODE_FS_ONLY;
